@@ -1,0 +1,60 @@
+"""A site opened for work: its settings, its clock and its database, bound to the models.
+
+The CLI, the tick loop, the worker and the Python API all go through here, so they find the bench, the site
+and the database the same way (DESIGN §2, §7).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import peewee as pw
+
+from . import db as dbmod
+from .config import Bench, Site, load_bench, load_site, load_sites
+from .timing import SiteClock
+
+
+@dataclass
+class SiteContext:
+    """One site and (lazily) its connected database."""
+
+    site: Site
+    _db: pw.Database | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.site.name
+
+    @property
+    def bench(self) -> Bench:
+        return self.site.bench
+
+    @property
+    def clock(self) -> SiteClock:
+        return SiteClock.for_site(self.site.name, self.site.time_zone, self.site.tick_interval)
+
+    def database(self, create: bool = False, require_schema: bool = True) -> pw.Database:
+        """Connect (once) and bind the models to this site's database."""
+        if self._db is None or self._db.is_closed():
+            self._db = dbmod.connect(self.site.db_url, base_dir=self.bench.path, create=create)
+            if require_schema:
+                dbmod.bind(self._db)
+                dbmod.require_schema(self._db)
+        dbmod.bind(self._db)
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None and not self._db.is_closed():
+            self._db.close()
+        self._db = None
+
+
+def open_site(bench: str | None = None, site: str | None = None, overrides: dict[str, Any] | None = None) -> SiteContext:
+    return SiteContext(load_site(load_bench(bench), site, overrides))
+
+
+def open_sites(bench: str | None = None, site: str | None = None,
+               overrides: dict[str, Any] | None = None) -> list[SiteContext]:
+    return [SiteContext(s) for s in load_sites(load_bench(bench), site, overrides)]

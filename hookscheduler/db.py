@@ -1,0 +1,179 @@
+"""Opening a site's database, binding the models to it, and its versioned schema.
+
+SQLite is the zero-config default: WAL mode and a long busy timeout let several tick processes share one file;
+transactions that write are opened ``IMMEDIATE`` (see :func:`write_txn`) so that a reader never has to upgrade
+to a writer mid-transaction, which in WAL mode fails at once instead of waiting. The SQLite file and its
+folder are created owner-only (0700 / 0600): the table can hold tracebacks with secrets in them.
+
+The schema is versioned in ``scheduler_state.schema_version`` and brought up to date only by ``migrate``;
+other commands refuse to run on an outdated schema with a hint, rather than fail on a missing column.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import peewee as pw
+
+from .exceptions import ConfigError, SchemaError, ServiceUnavailable
+from .models import ALL_MODELS, SchedulerState, database_proxy, utcnow
+
+_PASSWORD_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]*)@", re.I)
+
+
+def redact(text: str) -> str:
+    """Replace the password of every URL in ``text`` with ``***``: secrets never reach any output."""
+    return _PASSWORD_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+
+
+def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
+    """A peewee database for ``sqlite:///path`` or ``postgresql://user:pass@host:port/db``, not yet connected."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        raw = unquote(url.split("://", 1)[1])
+        # SQLAlchemy's convention: sqlite:///relative/path, sqlite:////absolute/path
+        if raw.startswith("/"):
+            raw = raw[1:]
+        if raw in ("", ":memory:"):
+            return pw.SqliteDatabase(":memory:", pragmas=_SQLITE_PRAGMAS)
+        path = Path(raw)
+        if not path.is_absolute():
+            path = (base_dir or Path.cwd()) / path
+        return pw.SqliteDatabase(str(path), pragmas=_SQLITE_PRAGMAS, timeout=30)
+    if scheme in ("postgresql", "postgres"):
+        options: dict[str, Any] = dict(parse_qsl(parts.query))
+        dbname = unquote(parts.path.lstrip("/"))
+        if not dbname:
+            raise ConfigError(f"db_url {redact(url)} names no database; use postgresql://user:pass@host:port/db")
+        return pw.PostgresqlDatabase(
+            dbname,
+            user=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            host=parts.hostname or None,
+            port=parts.port,
+            autorollback=True,
+            **options,
+        )
+    raise ConfigError(
+        f"db_url {redact(url)}: unsupported scheme {parts.scheme!r}; use sqlite:///path or postgresql://..."
+    )
+
+
+_SQLITE_PRAGMAS = {"journal_mode": "wal", "busy_timeout": 30000, "foreign_keys": 1, "synchronous": "normal"}
+
+
+def _prepare_sqlite_path(db: pw.Database) -> None:
+    if not isinstance(db, pw.SqliteDatabase) or db.database == ":memory:":
+        return
+    path = Path(db.database)
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+
+
+def connect(url: str, base_dir: Path | None = None, create: bool = False) -> pw.Database:
+    """Open and connect; ``create`` allows making a new SQLite file (only ``migrate`` does)."""
+    db = open_database(url, base_dir)
+    if isinstance(db, pw.SqliteDatabase) and db.database != ":memory:":
+        if not create and not Path(db.database).exists():
+            raise SchemaError(
+                f"database {db.database} does not exist yet; run `hookscheduler migrate` to create it"
+            )
+        _prepare_sqlite_path(db)
+        old_umask = os.umask(0o077)  # the -wal and -shm files are created owner-only too
+        try:
+            db.connect(reuse_if_open=True)
+        finally:
+            os.umask(old_umask)
+        return db
+    try:
+        db.connect(reuse_if_open=True)
+    except pw.OperationalError as exc:
+        first = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        raise ServiceUnavailable(
+            f"cannot connect to database {redact(url)}: {first}; check db_url and that the server is up"
+        ) from None
+    return db
+
+
+def bind(db: pw.Database) -> pw.Database:
+    """Point the models at ``db`` (one site at a time per process)."""
+    database_proxy.initialize(db)
+    return db
+
+
+@contextlib.contextmanager
+def write_txn(db: pw.Database) -> Iterator[None]:
+    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, a normal one on PostgreSQL."""
+    ctx = db.atomic("IMMEDIATE") if isinstance(db, pw.SqliteDatabase) else db.atomic()
+    with ctx:
+        yield
+
+
+# --- versioned schema -------------------------------------------------------------------------------
+
+def _v1(db: pw.Database) -> None:
+    db.create_tables(list(ALL_MODELS), safe=True)
+
+
+#: Schema migrations in order; index + 1 is the version each one produces. Append, never edit.
+MIGRATIONS: list[Callable[[pw.Database], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(db: pw.Database) -> int:
+    """0 when the tables do not exist yet."""
+    if not db.table_exists(SchedulerState._meta.table_name):
+        return 0
+    row = SchedulerState.get_or_none(SchedulerState.key == "schema_version")
+    return int(row.value) if row and row.value else 0
+
+
+def ensure_schema(db: pw.Database) -> int:
+    """Create or upgrade the tables (idempotent); returns how many steps ran. Called by ``migrate``."""
+    bind(db)
+    current = schema_version(db)
+    if current > SCHEMA_VERSION:
+        raise SchemaError(
+            f"database schema version {current} is newer than this hookscheduler ({SCHEMA_VERSION}); upgrade it"
+        )
+    steps = 0
+    with write_txn(db):
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[version - 1](db)
+            steps += 1
+        if steps:
+            set_state("schema_version", str(SCHEMA_VERSION))
+    return steps
+
+
+def require_schema(db: pw.Database) -> None:
+    """Refuse to work on a database whose schema ``migrate`` has not brought up to date."""
+    version = schema_version(db)
+    if version != SCHEMA_VERSION:
+        raise SchemaError(
+            f"database schema is at version {version}, expected {SCHEMA_VERSION}; run `hookscheduler migrate`"
+        )
+
+
+def get_state(key: str, default: str | None = None) -> str | None:
+    row = SchedulerState.get_or_none(SchedulerState.key == key)
+    return row.value if row is not None else default
+
+
+def set_state(key: str, value: str | None) -> None:
+    (
+        SchedulerState.insert(key=key, value=value, modified_at=utcnow())
+        .on_conflict(conflict_target=[SchedulerState.key], update={SchedulerState.value: value,
+                                                                   SchedulerState.modified_at: utcnow()})
+        .execute()
+    )

@@ -1,0 +1,55 @@
+"""The error hierarchy.
+
+Every error the CLI can show derives from :class:`HookSchedulerError`; its message is one line that says what
+went wrong, where, and how to fix it. ``exit_code`` is what the CLI exits with (DESIGN §6: 1 = an operation
+failed, 2 = bad usage or invalid input).
+"""
+
+from __future__ import annotations
+
+
+class HookSchedulerError(Exception):
+    """Base class; the message is shown to the user as is."""
+
+    exit_code = 1
+
+
+class ConfigError(HookSchedulerError):
+    """A config file or setting is malformed (names the file and the key)."""
+
+    exit_code = 2
+
+
+class BenchError(HookSchedulerError):
+    """The bench or site cannot be found or is ambiguous."""
+
+    exit_code = 2
+
+
+class HookError(HookSchedulerError):
+    """One or more apps declare invalid ``scheduler_events``; every problem is listed."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        head = f"{len(self.problems)} problem(s) in scheduler_events; nothing was written"
+        super().__init__(head + ":\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class JobNotFound(HookSchedulerError, LookupError):
+    """No Scheduled Job Type by that name."""
+
+
+class QueueNotFound(HookSchedulerError, LookupError):
+    """A queue name that is neither built in nor configured under ``workers``."""
+
+    exit_code = 2
+
+
+class ServiceUnavailable(HookSchedulerError):
+    """Redis or the database cannot be reached."""
+
+
+class SchemaError(HookSchedulerError):
+    """The site's database has no (or an outdated) schema: run ``hookscheduler migrate``."""

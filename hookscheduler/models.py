@@ -1,0 +1,112 @@
+"""The tables (DESIGN §4). Their names and columns are a contract: operators query and edit them with SQL.
+
+Models are bound late through :data:`database_proxy`, so importing this module opens no connection; the CLI
+(or :func:`hookscheduler.db.bind`) binds the site's database. Every timestamp is a naive datetime in UTC.
+
+Column ownership (kept by ``migrate``):
+
+* hooks own the definition: ``app``, ``method``, ``frequency``, ``cron_format``, ``queue``, ``timeout``,
+  ``catchup``, ``catchup_limit``, ``overlap``;
+* operators own ``stopped`` and ``stopped_note`` / ``stopped_by`` / ``stopped_at``;
+* the runtime owns ``last_execution``, ``next_execution`` and the log.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import peewee as pw
+
+database_proxy: Any = pw.DatabaseProxy()
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: the storage format of every timestamp column."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class ScheduledJobType(BaseModel):
+    """One row per declared job."""
+
+    name = pw.CharField(max_length=255, unique=True)
+    app = pw.CharField(max_length=140)
+    method = pw.CharField(max_length=255)
+    frequency = pw.CharField(max_length=32)
+    cron_format = pw.CharField(max_length=140, default="")
+    queue = pw.CharField(max_length=64)
+    timeout = pw.IntegerField()
+    catchup = pw.CharField(max_length=8, default="once")
+    catchup_limit = pw.IntegerField(default=10)
+    overlap = pw.CharField(max_length=8, default="skip")
+    stopped = pw.BooleanField(default=False)
+    stopped_note = pw.TextField(null=True)
+    stopped_by = pw.CharField(max_length=140, null=True)
+    stopped_at = pw.DateTimeField(null=True)
+    removed = pw.BooleanField(default=False)
+    removed_at = pw.DateTimeField(null=True)
+    last_execution = pw.DateTimeField(null=True)
+    next_execution = pw.DateTimeField(null=True, index=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    modified_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "scheduled_job_type"
+
+
+class ScheduledJobLog(BaseModel):
+    """The run history and slot ledger: one row per slot (or run of slots) the scheduler decided about."""
+
+    id = pw.BigAutoField()
+    job = pw.ForeignKeyField(ScheduledJobType, backref="logs", on_delete="CASCADE", column_name="job_id")
+    job_name = pw.CharField(max_length=255)
+    scheduled_for = pw.DateTimeField()
+    trigger = pw.CharField(max_length=16)  # schedule | manual | event | catch-up
+    status = pw.CharField(max_length=16)  # queued | started | complete | failed | missed | skipped
+    reason = pw.TextField(null=True)
+    slots = pw.IntegerField(default=1)
+    first_slot = pw.DateTimeField(null=True)
+    last_slot = pw.DateTimeField(null=True)
+    queue = pw.CharField(max_length=64, null=True)
+    rq_job_id = pw.CharField(max_length=255, null=True, unique=True)
+    enqueued_at = pw.DateTimeField(null=True)
+    started_at = pw.DateTimeField(null=True)
+    finished_at = pw.DateTimeField(null=True)
+    duration = pw.FloatField(null=True)
+    worker = pw.CharField(max_length=255, null=True)
+    traceback = pw.TextField(null=True)
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+    modified_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "scheduled_job_log"
+        indexes = (
+            (("job", "scheduled_for"), False),
+            (("job", "status"), False),
+            (("status", "enqueued_at"), False),
+        )
+
+
+class SchedulerState(BaseModel):
+    """Scheduler-level state of a site (schema version, enabled flag and its note)."""
+
+    key = pw.CharField(max_length=64, primary_key=True)
+    value = pw.TextField(null=True)
+    modified_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "scheduler_state"
+
+
+ALL_MODELS: tuple[type[BaseModel], ...] = (ScheduledJobType, ScheduledJobLog, SchedulerState)
+
+#: Statuses of a run that is not over yet (it blocks the next slot under overlap ``skip``).
+ACTIVE_STATUSES = ("queued", "started")
+LOG_STATUSES = ("queued", "started", "complete", "failed", "missed", "skipped")
+TRIGGERS = ("schedule", "manual", "event", "catch-up")

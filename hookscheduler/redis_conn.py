@@ -1,0 +1,63 @@
+"""Connecting to the Redis that RQ uses (``redis_queue``), with ACL credentials and TLS (``rediss://``).
+
+Connection errors become :class:`ServiceUnavailable` with a one-line hint and the password redacted; a wrong
+password is told apart from an unreachable server because the fixes differ.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from .config import Site
+from .db import redact
+from .exceptions import ServiceUnavailable
+
+_CACHE: dict[tuple[str, str | None, str | None], redis.Redis] = {}
+
+
+def redis_for(site: Site, username: str | None = None, password: str | None = None) -> redis.Redis:
+    """The (cached) client for a site's ``redis_queue``; explicit credentials beat ``rq_username``/``rq_password``."""
+    user = username or site.get("rq_username")
+    pwd = password or site.get("rq_password")
+    return connect_redis(site.redis_url, user, pwd)
+
+
+def connect_redis(url: str, username: str | None = None, password: str | None = None) -> redis.Redis:
+    key = (url, username, password)
+    client = _CACHE.get(key)
+    if client is None:
+        kwargs: dict[str, Any] = {"socket_connect_timeout": 5, "socket_timeout": 30, "health_check_interval": 30}
+        if username:
+            kwargs["username"] = username
+        if password:
+            kwargs["password"] = password
+        try:
+            client = redis.Redis.from_url(url, **kwargs)
+        except ValueError as exc:
+            raise ServiceUnavailable(f"redis_queue {redact(url)} is not a valid Redis URL ({exc})") from None
+        _CACHE[key] = client
+    return client
+
+
+def check_redis(client: redis.Redis, url: str) -> str:
+    """Ping; return the server version or raise a one-line ServiceUnavailable."""
+    try:
+        info = client.info("server")
+    except redis.exceptions.AuthenticationError as exc:
+        raise ServiceUnavailable(
+            f"Redis at {redact(url)} refused the credentials ({exc}); check rq_username/rq_password"
+        ) from None
+    except redis.exceptions.ResponseError as exc:
+        if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc) or "NOPERM" in str(exc):
+            raise ServiceUnavailable(
+                f"Redis at {redact(url)} refused the credentials ({exc}); check rq_username/rq_password"
+            ) from None
+        raise ServiceUnavailable(f"Redis at {redact(url)}: {exc}") from None
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+        raise ServiceUnavailable(
+            f"cannot reach Redis at {redact(url)} ({redact(str(exc).splitlines()[0] if str(exc) else 'error')}); "
+            "start redis-server or fix redis_queue / $HOOKSCHEDULER_REDIS_URL"
+        ) from None
+    return str(info.get("redis_version", "?"))

@@ -1,0 +1,237 @@
+"""Cron and interval slot maths: when a job fires, as UTC instants. Pure: no I/O, time is always a parameter.
+
+A cron is read in the site's local wall time, but the scheduler stores and compares UTC, so every DST decision
+is made here, once, under one contract:
+
+* a repeated local time (fall-back) fires at its first occurrence only, because a daily 01:30 job must not run
+  twice;
+* unless the hour field is exactly ``*``: such a job means "every real hour / quarter hour", so it fires in
+  both copies of the repeated hour (they are different real hours) and never twice in the same one;
+* a local time that does not exist (spring-forward) fires once, at the first instant after the gap.
+
+croniter 7 with a ``ZoneInfo`` start already yields both copies of a repeated time and moves gap times to the
+gap's end; we keep the instants it names, skip second copies, and re-check existence and monotonicity
+ourselves so that a change in croniter's DST handling cannot make the scheduler fire twice or go backwards.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from itertools import islice
+from zoneinfo import ZoneInfo
+
+from croniter import CroniterBadDateError, CroniterError, croniter
+
+UTC = timezone.utc
+_ONE_SECOND = timedelta(seconds=1)
+# A fixed, clock-free start for "does this expression ever fire?" (croniter searches 50 years from it).
+_REFERENCE = datetime(2000, 1, 1)
+# Consecutive croniter candidates we may discard (duplicates) before deciding something is wrong.
+_MAX_DISCARDS = 1000
+_FIELDS_HINT = (
+    "fields are minute(0-59) hour(0-23) day-of-month(1-31) month(1-12) day-of-week(0-6), "
+    "optionally a 6th seconds(0-59) field, e.g. '15 18 * * *'"
+)
+_ALIASES = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
+            "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
+_HASHED = re.compile(r"^[hr](\(|$)", re.IGNORECASE)
+
+
+class CronError(ValueError):
+    """A cron expression the scheduler cannot use; the message is one line: what is wrong and how to fix it."""
+
+
+def validate_cron(expr: str) -> str:
+    """Return ``expr`` with whitespace collapsed, or raise :class:`CronError`.
+
+    Only 5 fields, or 6 with croniter's trailing seconds field, are accepted: croniter's 7th (year) field,
+    ``@daily``-style aliases and hashed/random ``H``/``R`` values are refused because Frappe does not know them
+    and ``R`` would give every process a different schedule. An expression that can never fire (``0 0 30 2 *``)
+    is refused here, at load time, rather than surfacing on the first tick.
+    """
+    fields = expr.split()
+    norm = " ".join(fields)
+    if norm.lower() in _ALIASES:
+        raise CronError(f"cron {norm!r} is an alias; write it out as {_ALIASES[norm.lower()]!r}")
+    if len(fields) not in (5, 6):
+        raise CronError(f"cron {norm!r} has {len(fields)} field(s), expected 5 or 6; {_FIELDS_HINT}")
+    if any(_HASHED.match(tok) for field in fields for tok in re.split(r"[,/-]", field)):
+        raise CronError(f"cron {norm!r} uses hashed/random values (H or R); give explicit values; {_FIELDS_HINT}")
+    try:
+        croniter.expand(norm)
+    except (CroniterError, ValueError) as exc:
+        lines = str(exc).strip().splitlines()
+        reason = lines[-1] if lines else type(exc).__name__
+        raise CronError(f"cron {norm!r} is invalid ({reason}); {_FIELDS_HINT}") from None
+    try:
+        croniter(norm, _REFERENCE).get_next(datetime)
+    except CroniterBadDateError:
+        raise CronError(
+            f"cron {norm!r} never fires (no date matches its day/month fields); check day-of-month against month"
+        ) from None
+    return norm
+
+
+def maintenance_offset(site: str) -> int:
+    """The site's minute offset (0-59) for ``*_maintenance`` jobs, identical to Frappe's.
+
+    Spreading maintenance over the hour keeps many sites on one host from running it at the same minute;
+    matching Frappe exactly means a migrated site keeps its maintenance window.
+    """
+    return int(hashlib.sha1(site.encode()).hexdigest(), 16) % 60
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(cron: str) -> tuple[croniter[datetime], bool]:
+    """Validated, parsed croniter prototype for ``cron`` and whether its hour field is exactly ``*``.
+
+    Parsing costs about as much as a ``get_next`` call and the tick asks for thousands of slots per pass, so we
+    parse once and hand each call a shallow copy (croniter copies what it mutates; the copy keeps calls
+    independent, including across threads).
+    """
+    norm = validate_cron(cron)
+    return croniter(norm, _REFERENCE, ret_type=datetime), norm.split()[1] == "*"
+
+
+def _aware(name: str, dt: datetime) -> None:
+    """Refuse naive datetimes: ``astimezone`` would silently read them as the host's local time."""
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, got naive {dt.isoformat()}")
+
+
+def _transition(lo: datetime, hi: datetime, tz: ZoneInfo) -> datetime:
+    """First whole-second UTC instant in ``(lo, hi]`` whose offset in ``tz`` equals ``hi``'s.
+
+    zoneinfo exposes no transition table, so we bisect (about 12 steps); this runs only around DST changes.
+    """
+    target = hi.astimezone(tz).utcoffset()
+    a, b = int(lo.timestamp()), int(hi.timestamp())
+    while b - a > 1:
+        mid = (a + b) // 2
+        if datetime.fromtimestamp(mid, tz).utcoffset() == target:
+            b = mid
+        else:
+            a = mid
+    return datetime.fromtimestamp(b, UTC)
+
+
+def _base_slots(cron: str, after: datetime, tz: ZoneInfo) -> Iterator[datetime]:
+    """Cron slots strictly after ``after``, as strictly increasing UTC instants, under the DST contract.
+
+    Each croniter candidate's wall time is classified by its two readings (fold 0 and fold 1): equal means an
+    ordinary time; fold 0 later than fold 1 means a gap time (moved to the gap's end, croniter re-seated
+    there); fold 0 earlier means a repeated time, whose second copy is skipped unless the hour is ``*``.
+    Skipping jumps croniter to the end of the repeated span so a per-second cron costs one step, not 3600.
+    """
+    proto, every_real_hour = _parsed(cron)
+    it = copy.copy(proto)
+    it.set_current(after.astimezone(tz), force=True)
+    last = after.astimezone(UTC)
+    discards = 0
+    while True:
+        try:
+            cand = it.get_next(datetime)
+        except CroniterBadDateError:
+            raise CronError(f"cron {cron!r} has no slot within 50 years after {after.isoformat()}") from None
+        wall = cand.replace(tzinfo=None)
+        t0 = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+        t1 = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+        inst = cand.astimezone(UTC)
+        if t0 > t1:  # wall time inside a spring-forward gap
+            inst = _transition(t1, t0, tz)
+            it.set_current(inst.astimezone(tz), force=True)
+        elif t0 < t1 and inst != t0 and not every_real_hour:  # second copy of a repeated wall time
+            span_end = _transition(t0, t1, tz) + (t1 - t0)
+            it.set_current((span_end - _ONE_SECOND).astimezone(tz), force=True)
+            continue
+        if inst <= last:
+            discards += 1
+            if discards > _MAX_DISCARDS:
+                raise CronError(f"cron {cron!r} does not advance after {last.isoformat()}; please report this")
+            continue
+        discards = 0
+        last = inst
+        yield inst
+
+
+def _slots(cron: str, after: datetime, tz: ZoneInfo, offset_minutes: int) -> Iterator[datetime]:
+    """Base slots plus the maintenance offset, strictly after ``after`` (base slots after ``after - offset``)."""
+    _aware("after", after)
+    if not 0 <= offset_minutes <= 59:
+        raise ValueError(f"offset_minutes must be 0-59, got {offset_minutes}")
+    offset = timedelta(minutes=offset_minutes)
+    return (base + offset for base in _base_slots(cron, after - offset, tz))
+
+
+def next_fire(cron: str, after: datetime, tz: ZoneInfo, offset_minutes: int = 0) -> datetime:
+    """The first slot strictly after ``after`` (aware, any zone), as an aware UTC datetime.
+
+    ``cron`` is read in ``tz``'s wall time; ``offset_minutes`` shifts every slot (maintenance jobs).
+    """
+    return next(_slots(cron, after, tz, offset_minutes))
+
+
+def fire_times(cron: str, after: datetime, tz: ZoneInfo, count: int, offset_minutes: int = 0) -> list[datetime]:
+    """The next ``count`` slots strictly after ``after``, ascending, UTC-aware."""
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    return list(islice(_slots(cron, after, tz, offset_minutes), count))
+
+
+def slots_until(cron: str, after: datetime, until: datetime, tz: ZoneInfo, offset_minutes: int = 0,
+                limit: int = 1000) -> list[datetime]:
+    """Slots ``s`` with ``after < s <= until``, ascending, at most ``limit``.
+
+    The cap bounds work after long downtime; a result of exactly ``limit`` items tells the caller it was capped.
+    """
+    _aware("until", until)
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    out: list[datetime] = []
+    if limit == 0 or until <= after:
+        return out
+    for slot in _slots(cron, after, tz, offset_minutes):
+        if slot > until:
+            break
+        out.append(slot)
+        if len(out) == limit:
+            break
+    return out
+
+
+def _interval(interval_seconds: int) -> timedelta:
+    if interval_seconds <= 0:
+        raise ValueError(f"interval_seconds must be > 0, got {interval_seconds}")
+    return timedelta(seconds=interval_seconds)
+
+
+def next_interval_slot(anchor: datetime, interval_seconds: int, after: datetime) -> datetime:
+    """The first ``anchor + k * interval`` (k >= 1) strictly after ``after``, UTC-aware.
+
+    Computed with one floor division rather than stepping, so a year of downtime costs the same as a minute,
+    and the result stays on the anchor's grid (no drift from "now + interval").
+    """
+    _aware("anchor", anchor)
+    _aware("after", after)
+    step = _interval(interval_seconds)
+    k = max((after - anchor) // step + 1, 1)
+    return (anchor + k * step).astimezone(UTC)
+
+
+def interval_slots_until(anchor: datetime, interval_seconds: int, after: datetime, until: datetime,
+                         limit: int = 1000) -> list[datetime]:
+    """Grid slots ``s`` with ``after < s <= until``, ascending, at most ``limit`` (O(limit), not O(downtime))."""
+    _aware("until", until)
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    first = next_interval_slot(anchor, interval_seconds, after)
+    if first > until:
+        return []
+    step = _interval(interval_seconds)
+    count = min(limit, (until - first) // step + 1)
+    return [first + i * step for i in range(count)]

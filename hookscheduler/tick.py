@@ -1,0 +1,341 @@
+"""One scheduling pass for one site at an explicit ``now``: select due rows, decide, claim, record, send.
+
+Why a slot fires exactly once
+=============================
+
+1. *Claim by compare-and-set.* A row's slots are served by one statement per batch::
+
+       UPDATE scheduled_job_type SET next_execution = <next> WHERE id = <id> AND next_execution = <served>
+
+   Only a process that saw ``next_execution = <served>`` can move it, and the database serialises the
+   writes: once one process has moved it, the others' ``WHERE`` no longer matches (PostgreSQL re-checks the
+   condition after waiting for the row lock; SQLite runs writers one at a time, ``BEGIN IMMEDIATE``). So N
+   tick processes cannot both claim a slot. On PostgreSQL due rows are selected ``FOR UPDATE SKIP LOCKED``
+   so concurrent processes split the due rows between them instead of queueing behind each other.
+
+2. *Outbox.* The claim and the slot's log row (``status='queued'``, ``enqueued_at IS NULL``) commit in the
+   same transaction, *before* anything is sent to Redis. Every pass first re-sends every claimed-but-unsent
+   row (:func:`resend_outbox`). So a process killed at any point leaves one of:
+
+   * before the commit: nothing (the rollback undoes the claim), and the slot is still due: the next pass
+     claims it;
+   * after the commit, before or during the send: an unsent outbox row, sent by the next pass of any process;
+   * after the send, before marking it sent: a row sent twice at worst, which RQ stores once (below).
+
+3. *Deterministic, unique RQ job id* per (bench, site, job, slot), written with RQ's atomic unique-enqueue
+   script: a second send of the same run is refused by Redis itself. And the worker moves the ledger row
+   ``queued -> started`` with a compare-and-set of its own, so even a duplicate delivery (e.g. after RQ
+   forgot the first job) cannot run a slot a second time. None of this depends on how long RQ keeps
+   finished jobs, on lock TTLs, or on clocks agreeing.
+
+Nothing is lost silently: every slot the pass decides about gets a log row in the claim transaction, whether
+it runs (``queued``), was ``missed`` (no pass ran while it was due) or was ``skipped`` (job stopped,
+scheduler paused / disabled / in maintenance, previous run still active), with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import peewee as pw
+import redis
+
+from . import dispatch
+from .context import SiteContext
+from .db import get_state, write_txn
+from .decide import Decision, Entry, JobState, Slots, decide
+from .models import ACTIVE_STATUSES, ScheduledJobLog, ScheduledJobType, utcnow
+from .naming import scheduled_job_id
+from .reconcile import Verdict, judge
+
+log = logging.getLogger("hookscheduler.tick")
+
+DEFAULT_BATCH = 2000
+CHUNK = 500  # rows per batched statement (well under SQLite's 32k parameter limit)
+
+
+@dataclass
+class PassResult:
+    """What one pass did, for logs, tests and benchmarks."""
+
+    site: str
+    now: datetime
+    due: int = 0
+    fired: int = 0
+    skipped: int = 0
+    missed: int = 0
+    lost_claims: int = 0  # due rows another process claimed first
+    resent: int = 0
+    sent_ids: list[str] = field(default_factory=list)
+    send_error: str | None = None
+    inactive: str | None = None
+
+
+def grace_seconds(ctx: SiteContext) -> float:
+    """How late a slot may be served and still count as on time (one tick interval, at least a minute)."""
+    return float(max(ctx.site.tick_interval, 60))
+
+
+def inactive_reason(ctx: SiteContext) -> str | None:
+    """Why the site's scheduler is not firing, re-read every pass (config files and the state table)."""
+    reason = ctx.site.inactive_reason
+    if reason:
+        return f"scheduler inactive: {reason}"
+    if get_state("scheduler_enabled", "1") == "0":
+        note = get_state("scheduler_disabled_note")
+        return "scheduler disabled" + (f": {note}" if note else "")
+    return None
+
+
+def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
+             batch: int = DEFAULT_BATCH) -> PassResult:
+    """One pass over the site's due rows at ``now`` (naive UTC)."""
+    now = now or utcnow()
+    db = ctx.database()
+    result = PassResult(site=ctx.name, now=now)
+    result.resent = resend_outbox(ctx, conn, result)
+    result.inactive = inactive_reason(ctx)
+    memo: dict[tuple[str, str, datetime], Slots] = {}
+    for _ in range(1000):  # bounded: each round moves every row it selected past `now`
+        with write_txn(db):
+            rows = select_due(db, now, batch)
+            if not rows:
+                break
+            result.due += len(rows)
+            verdicts = active_runs(rows, conn, now)
+            decisions = [
+                decide(JobState(r.id, r.name, r.frequency, r.cron_format, r.next_execution, r.stopped,
+                                r.catchup, r.catchup_limit, r.overlap),
+                       now, ctx.clock, grace=grace_seconds(ctx), inactive=result.inactive,
+                       blocked=_blocking(verdicts.get(r.id)), memo=memo)
+                for r in rows
+            ]
+            won = claim(db, decisions)
+            result.lost_claims += len(decisions) - len(won)
+            runs = record(ctx, [d for d in decisions if d.job.id in won], {r.id: r for r in rows}, now, result)
+        _send(ctx, conn, runs, result)
+        if any(v.resend for vs in verdicts.values() for v in vs):
+            result.resent += resend_outbox(ctx, conn, result)
+        if len(rows) < batch:
+            break
+    return result
+
+
+def select_due(db: pw.Database, now: datetime, limit: int) -> list[ScheduledJobType]:
+    """Due rows through the ``next_execution`` index: the cost follows the due rows, not the table."""
+    query = (ScheduledJobType.select()
+             .where((ScheduledJobType.next_execution <= now) & (ScheduledJobType.removed == False))  # noqa: E712
+             .order_by(ScheduledJobType.next_execution, ScheduledJobType.id)
+             .limit(limit))
+    if isinstance(db, pw.PostgresqlDatabase):
+        query = query.for_update("FOR UPDATE SKIP LOCKED")
+    return list(query)
+
+
+def _blocking(verdicts: list[Verdict] | None) -> str | None:
+    for v in verdicts or ():
+        if v.active:
+            return v.blocking_reason
+    return None
+
+
+def active_runs(rows: Sequence[ScheduledJobType], conn: redis.Redis, now: datetime) -> dict[int, list[Verdict]]:
+    """For due rows with ``overlap='skip'``: their queued/started runs, judged against RQ (and settled in the
+    ledger when RQ says they are over, abandoned or lost)."""
+    ids = [r.id for r in rows if r.overlap == "skip" and not r.stopped]
+    if not ids:
+        return {}
+    timeouts = {r.id: r.timeout for r in rows}
+    active: list[ScheduledJobLog] = []
+    for i in range(0, len(ids), CHUNK):
+        active += list(ScheduledJobLog.select().where(ScheduledJobLog.job.in_(ids[i:i + CHUNK])
+                                                      & ScheduledJobLog.status.in_(ACTIVE_STATUSES)))
+    return settle(active, conn, now, timeouts)
+
+
+def settle(active: list[ScheduledJobLog], conn: redis.Redis, now: datetime,
+           timeouts: dict[int, int]) -> dict[int, list[Verdict]]:
+    """Judge each active ledger row against RQ and write the outcome of the ones that are over."""
+    if not active:
+        return {}
+    statuses = dispatch.job_statuses(conn, [a.rq_job_id for a in active if a.rq_job_id])
+    out: dict[int, list[Verdict]] = {}
+    for row in active:
+        verdict = judge(db_status=row.status, enqueued_at=row.enqueued_at, started_at=row.started_at,
+                        rq_status=statuses.get(row.rq_job_id) if row.rq_job_id else None,
+                        timeout=timeouts.get(row.job_id, 300), now=now, rq_job_id=row.rq_job_id)
+        out.setdefault(row.job_id, []).append(verdict)
+        if verdict.resend:
+            (ScheduledJobLog.update(enqueued_at=None, modified_at=now,
+                                    reason="re-sent: Redis lost the job before it started")
+             .where((ScheduledJobLog.id == row.id) & (ScheduledJobLog.status == "queued")).execute())
+        elif not verdict.active:
+            values: dict[Any, Any] = {"status": verdict.status, "reason": verdict.reason, "modified_at": now}
+            if row.finished_at is None:
+                values["finished_at"] = now
+            (ScheduledJobLog.update(values)
+             .where((ScheduledJobLog.id == row.id) & ScheduledJobLog.status.in_(ACTIVE_STATUSES)).execute())
+    return out
+
+
+def _sql_dt(db: pw.Database, value: datetime) -> Any:
+    # the same text form peewee stores in SQLite, so equality in the claim compares like with like
+    return value.isoformat(sep=" ") if isinstance(db, pw.SqliteDatabase) else value
+
+
+def claim(db: pw.Database, decisions: Sequence[Decision]) -> set[int]:
+    """Compare-and-set every decision's row from the slot it served to its next slot; returns the won ids."""
+    won: set[int] = set()
+    table = ScheduledJobType._meta.table_name
+    for i in range(0, len(decisions), CHUNK):
+        chunk = decisions[i:i + CHUNK]
+        params: list[Any] = []
+        for d in chunk:
+            params += [d.job.id, _sql_dt(db, d.job.next_execution), _sql_dt(db, d.next_execution)]
+        values = ", ".join(["(%s, %s, %s)"] * len(chunk))
+        if isinstance(db, pw.PostgresqlDatabase):
+            sql = (f"UPDATE {table} AS t SET next_execution = v.new_next "
+                   f"FROM (VALUES {values}) AS v(id, old, new_next) "
+                   f"WHERE t.id = v.id AND t.next_execution = v.old RETURNING t.id")
+        else:
+            sql = (f"UPDATE {table} SET next_execution = v.column3 FROM (VALUES {values.replace('%s', '?')}) AS v "
+                   f"WHERE {table}.id = v.column1 AND {table}.next_execution = v.column2 RETURNING {table}.id")
+        won.update(row[0] for row in db.execute_sql(sql, params).fetchall())
+    return won
+
+
+def record(ctx: SiteContext, decisions: Sequence[Decision], rows: dict[int, ScheduledJobType], now: datetime,
+           result: PassResult) -> list[dispatch.Run]:
+    """Write the claimed decisions' log rows (same transaction as the claim); return the runs to send."""
+    bench_id = ctx.bench.bench_id
+    inserts: list[dict[str, Any]] = []
+    runs: list[dispatch.Run] = []
+    extend = _skips_to_extend(decisions)
+    for d in decisions:
+        row = rows[d.job.id]
+        for e in d.entries:
+            if e.status == "skipped":
+                result.skipped += e.slots
+            elif e.status == "missed":
+                result.missed += e.slots
+            if e.status == "skipped" and d.job.id in extend:
+                _extend_skip(extend[d.job.id], e, now)
+                continue
+            rq_id = scheduled_job_id(bench_id, ctx.name, row.name, e.scheduled_for, e.trigger) \
+                if e.status == "queued" else None
+            inserts.append(_log_values(row, e, rq_id, now))
+            if rq_id:
+                result.fired += 1
+                runs.append(dispatch.Run(rq_id, ctx.name, row.name, row.method, row.queue, row.timeout,
+                                         e.scheduled_for, e.trigger))
+    for i in range(0, len(inserts), CHUNK):
+        ScheduledJobLog.insert_many(inserts[i:i + CHUNK]).execute()
+    return runs
+
+
+def _log_values(row: ScheduledJobType, e: Entry, rq_id: str | None, now: datetime) -> dict[str, Any]:
+    return {
+        "job": row.id, "job_name": row.name, "scheduled_for": e.scheduled_for, "trigger": e.trigger,
+        "status": e.status, "reason": e.reason, "slots": e.slots, "first_slot": e.first_slot or e.scheduled_for,
+        "last_slot": e.last_slot or e.scheduled_for, "queue": row.queue, "rq_job_id": rq_id,
+        "created_at": now, "modified_at": now,
+    }
+
+
+def _skips_to_extend(decisions: Sequence[Decision]) -> dict[int, ScheduledJobLog]:
+    """A job that stays stopped (or a scheduler that stays paused) extends one ``skipped`` row per stretch
+    instead of writing a row per slot: the latest row of the job, if it is a skip for the same reason."""
+    candidates = {d.job.id: d.entries[0].reason for d in decisions
+                  if len(d.entries) == 1 and d.entries[0].status == "skipped"}
+    if not candidates:
+        return {}
+    ids = list(candidates)
+    latest: dict[int, ScheduledJobLog] = {}
+    for i in range(0, len(ids), CHUNK):
+        newest = (ScheduledJobLog.select(pw.fn.MAX(ScheduledJobLog.id))
+                  .where(ScheduledJobLog.job.in_(ids[i:i + CHUNK])).group_by(ScheduledJobLog.job))
+        for log_row in ScheduledJobLog.select().where(ScheduledJobLog.id.in_(newest)):
+            latest[log_row.job_id] = log_row
+    return {jid: lr for jid, lr in latest.items() if lr.status == "skipped" and lr.reason == candidates[jid]}
+
+
+def _extend_skip(row: ScheduledJobLog, e: Entry, now: datetime) -> None:
+    (ScheduledJobLog.update(slots=ScheduledJobLog.slots + e.slots, last_slot=e.last_slot or e.scheduled_for,
+                            scheduled_for=e.scheduled_for, modified_at=now)
+     .where(ScheduledJobLog.id == row.id).execute())
+
+
+def _send(ctx: SiteContext, conn: redis.Redis, runs: list[dispatch.Run], result: PassResult) -> None:
+    """Send committed runs; on a Redis error they stay in the outbox for the next pass (nothing is lost)."""
+    if not runs:
+        return
+    try:
+        sent = dispatch.send_runs(conn, ctx.bench.bench_id, runs, **_ttls(ctx))
+    except redis.exceptions.RedisError as exc:
+        result.send_error = f"{type(exc).__name__}: {exc}"
+        log.warning("site %s: could not send %d run(s) to Redis (%s); they stay in the outbox",
+                    ctx.name, len(runs), result.send_error)
+        return
+    mark_sent(sent, utcnow())
+    result.sent_ids += sent
+
+
+def _ttls(ctx: SiteContext) -> dict[str, int]:
+    return {"result_ttl": int(ctx.site.get("rq_results_ttl") or dispatch.DEFAULT_RESULT_TTL),
+            "failure_ttl": int(ctx.site.get("rq_job_failure_ttl") or dispatch.DEFAULT_FAILURE_TTL)}
+
+
+def mark_sent(rq_ids: list[str], now: datetime) -> None:
+    for i in range(0, len(rq_ids), CHUNK):
+        (ScheduledJobLog.update(enqueued_at=now)
+         .where(ScheduledJobLog.rq_job_id.in_(rq_ids[i:i + CHUNK]) & ScheduledJobLog.enqueued_at.is_null())
+         .execute())
+
+
+def resend_outbox(ctx: SiteContext, conn: redis.Redis, result: PassResult | None = None,
+                  limit: int = 5000) -> int:
+    """Send every claimed-but-unsent run (a previous sender died, or Redis was down, or lost it)."""
+    pending = list(
+        ScheduledJobLog.select(ScheduledJobLog, ScheduledJobType.method, ScheduledJobType.timeout)
+        .join(ScheduledJobType)
+        .where((ScheduledJobLog.status == "queued") & ScheduledJobLog.enqueued_at.is_null()
+               & ScheduledJobLog.rq_job_id.is_null(False))
+        .order_by(ScheduledJobLog.id).limit(limit)
+    )
+    if not pending:
+        return 0
+    runs = [dispatch.Run(p.rq_job_id, ctx.name, p.job_name, p.job.method, p.queue or "default", p.job.timeout,
+                         p.scheduled_for, p.trigger) for p in pending]
+    scratch = result or PassResult(site=ctx.name, now=utcnow())
+    before = len(scratch.sent_ids)
+    _send(ctx, conn, runs, scratch)
+    return len(scratch.sent_ids) - before
+
+
+def reconcile_active(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None, limit: int = 5000) -> int:
+    """Settle every queued/started ledger row that RQ says is over, abandoned or lost, whether or not its
+    job is due (a monthly job's dead run must not read ``started`` for a month). Returns rows settled."""
+    now = now or utcnow()
+    db = ctx.database()
+    with write_txn(db):
+        active = list(ScheduledJobLog.select(ScheduledJobLog, ScheduledJobType.timeout).join(ScheduledJobType)
+                      .where(ScheduledJobLog.status.in_(ACTIVE_STATUSES)).order_by(ScheduledJobLog.id).limit(limit))
+        verdicts = settle(active, conn, now, {a.job_id: a.job.timeout for a in active})
+    settled = sum(1 for vs in verdicts.values() for v in vs if not v.active or v.resend)
+    if any(v.resend for vs in verdicts.values() for v in vs):
+        resend_outbox(ctx, conn)
+    return settled
+
+
+def earliest_next(ctx: SiteContext) -> datetime | None:
+    """The next moment this site has something due (one indexed MIN)."""
+    ctx.database()
+    value = (ScheduledJobType.select(pw.fn.MIN(ScheduledJobType.next_execution))
+             .where(ScheduledJobType.removed == False).scalar())  # noqa: E712
+    if isinstance(value, str):  # SQLite aggregates lose the column type
+        return datetime.fromisoformat(value)
+    return value  # type: ignore[no-any-return]
