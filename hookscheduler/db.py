@@ -58,7 +58,6 @@ def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
             password=unquote(parts.password) if parts.password else None,
             host=parts.hostname or None,
             port=parts.port,
-            autorollback=True,
             **options,
         )
     raise ConfigError(

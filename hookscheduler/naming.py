@@ -50,11 +50,19 @@ def user_job_id(bench_id: str, site: str, job_id: str) -> str:
     return f"{site_prefix(bench_id, site)}{safe[:160]}"
 
 
-def heartbeat_key(bench_id: str) -> str:
-    return f"hookscheduler:{bench_id}:scheduler:heartbeat"
+def heartbeat_key(bench_id: str, instance: str) -> str:
+    """One key per running ``schedule`` process (``instance`` = host:pid), set with a TTL while it lives.
+    Value: JSON ``{"host", "pid", "at" (ISO UTC), "sites": [...]}``."""
+    return f"hookscheduler:{bench_id}:scheduler:heartbeat:{instance}"
+
+
+def heartbeat_pattern(bench_id: str) -> str:
+    """SCAN pattern matching every live scheduler process of the bench."""
+    return f"hookscheduler:{bench_id}:scheduler:heartbeat:*"
 
 
 def last_tick_key(bench_id: str, site: str) -> str:
+    """ISO UTC time of the site's last completed scheduling pass (by any process)."""
     return f"hookscheduler:{bench_id}:{site_tag(site)}:last_tick"
 
 

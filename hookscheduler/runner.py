@@ -45,7 +45,7 @@ class JobContext:
 
 
 _CURRENT: ContextVar[JobContext | None] = ContextVar("hookscheduler_job", default=None)
-_SITES: dict[str, SiteContext] = {}
+_SITES: dict[tuple[str | None, str | None, str], SiteContext] = {}
 
 
 def job_context() -> JobContext | None:
@@ -64,11 +64,12 @@ def bound_context(ctx: JobContext) -> Iterator[None]:
 
 def worker_site(site: str) -> SiteContext:
     """The site as the worker sees it: its own bench ($HOOKSCHEDULER_BENCH or the working directory)."""
-    ctx = _SITES.get(site)
+    key = (os.environ.get("HOOKSCHEDULER_BENCH"), os.environ.get("HOOKSCHEDULER_DB_URL"), site)
+    ctx = _SITES.get(key)
     if ctx is None:
-        ctx = open_site(os.environ.get("HOOKSCHEDULER_BENCH"), site)
+        ctx = open_site(key[0], site)
         ensure_apps_on_path(ctx.bench)
-        _SITES[site] = ctx
+        _SITES[key] = ctx
     return ctx
 
 

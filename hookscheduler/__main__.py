@@ -1,0 +1,6 @@
+"""``python -m hookscheduler`` is the ``hookscheduler`` command."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    main()
