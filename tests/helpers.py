@@ -155,5 +155,8 @@ def env_for(bench: Path, **extra: str) -> dict[str, str]:
     """An environment for a subprocess CLI call on ``bench`` (inherits os.environ, as monkeypatched)."""
     env = dict(os.environ)
     env["HOOKSCHEDULER_BENCH"] = str(bench)
+    # subprocesses import this checkout's package (python -m hookscheduler), whatever is pip-installed
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.update(extra)
     return env
