@@ -1,17 +1,16 @@
-"""Cron and interval slot maths: when a job fires, as UTC instants. Pure: no I/O, time is always a parameter.
+"""Cron and interval slot maths: when a job fires, as UTC instants. Pure: no I/O, time is a parameter.
 
-A cron is read in the site's local wall time, but the scheduler stores and compares UTC, so every DST decision
-is made here, once, under one contract:
+A cron is read in the site's local wall time, but the scheduler stores and compares UTC, so every DST
+decision is made here, once, under one contract:
 
-* a repeated local time (fall-back) fires at its first occurrence only, because a daily 01:30 job must not run
-  twice;
-* unless the hour field is exactly ``*``: such a job means "every real hour / quarter hour", so it fires in
-  both copies of the repeated hour (they are different real hours) and never twice in the same one;
+* a repeated local time (fall-back) fires at its first occurrence only: a daily 01:30 job runs once;
+* unless the hour field is exactly ``*``: that means "every real hour / quarter hour", so it fires in both
+  copies of the repeated hour (they are different real hours) and never twice in the same one;
 * a local time that does not exist (spring-forward) fires once, at the first instant after the gap.
 
-croniter 7 with a ``ZoneInfo`` start already yields both copies of a repeated time and moves gap times to the
-gap's end; we keep the instants it names, skip second copies, and re-check existence and monotonicity
-ourselves so that a change in croniter's DST handling cannot make the scheduler fire twice or go backwards.
+croniter 7 with a ``ZoneInfo`` start yields both copies of a repeated time and moves gap times to the gap's
+end; we skip second copies and re-check existence and monotonicity ourselves, so a change in croniter's DST
+handling cannot make the scheduler fire twice or go backwards.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from croniter import CroniterBadDateError, CroniterError, croniter
 
 UTC = timezone.utc
 _ONE_SECOND = timedelta(seconds=1)
-# A fixed, clock-free start for "does this expression ever fire?" (croniter searches 50 years from it).
+# A fixed, clock-free start for "does it ever fire?" (croniter searches 50 years from it).
 _REFERENCE = datetime(2000, 1, 1)
 # Consecutive croniter candidates we may discard (duplicates) before deciding something is wrong.
 _MAX_DISCARDS = 1000
@@ -37,22 +36,29 @@ _FIELDS_HINT = (
     "fields are minute(0-59) hour(0-23) day-of-month(1-31) month(1-12) day-of-week(0-6), "
     "optionally a 6th seconds(0-59) field, e.g. '15 18 * * *'"
 )
-_ALIASES = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
-            "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
+_ALIASES = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
 _HASHED = re.compile(r"^[hr](\(|$)", re.IGNORECASE)
 
 
 class CronError(ValueError):
-    """A cron expression the scheduler cannot use; the message is one line: what is wrong and how to fix it."""
+    """A cron expression the scheduler cannot use; the one-line message says what is wrong and the fix."""
 
 
 def validate_cron(expr: str) -> str:
     """Return ``expr`` with whitespace collapsed, or raise :class:`CronError`.
 
-    Only 5 fields, or 6 with croniter's trailing seconds field, are accepted: croniter's 7th (year) field,
-    ``@daily``-style aliases and hashed/random ``H``/``R`` values are refused because Frappe does not know them
-    and ``R`` would give every process a different schedule. An expression that can never fire (``0 0 30 2 *``)
-    is refused here, at load time, rather than surfacing on the first tick.
+    Only 5 fields, or 6 with croniter's trailing seconds field: croniter's 7th (year) field, ``@daily``
+    aliases and hashed/random ``H``/``R`` values are refused because Frappe does not know them and ``R``
+    would give every process a different schedule. An expression that never fires (``0 0 30 2 *``) is
+    refused here, at load time, rather than on the first tick.
     """
     fields = expr.split()
     norm = " ".join(fields)
@@ -61,7 +67,7 @@ def validate_cron(expr: str) -> str:
     if len(fields) not in (5, 6):
         raise CronError(f"cron {norm!r} has {len(fields)} field(s), expected 5 or 6; {_FIELDS_HINT}")
     if any(_HASHED.match(tok) for field in fields for tok in re.split(r"[,/-]", field)):
-        raise CronError(f"cron {norm!r} uses hashed/random values (H or R); give explicit values; {_FIELDS_HINT}")
+        raise CronError(f"cron {norm!r} uses hashed/random H or R values; give explicit ones; {_FIELDS_HINT}")
     try:
         croniter.expand(norm)
     except (CroniterError, ValueError) as exc:
@@ -71,9 +77,7 @@ def validate_cron(expr: str) -> str:
     try:
         croniter(norm, _REFERENCE).get_next(datetime)
     except CroniterBadDateError:
-        raise CronError(
-            f"cron {norm!r} never fires (no date matches its day/month fields); check day-of-month against month"
-        ) from None
+        raise CronError(f"cron {norm!r} never fires (no date matches); check day-of-month against month") from None
     return norm
 
 
@@ -90,18 +94,23 @@ def maintenance_offset(site: str) -> int:
 def _parsed(cron: str) -> tuple[croniter[datetime], bool]:
     """Validated, parsed croniter prototype for ``cron`` and whether its hour field is exactly ``*``.
 
-    Parsing costs about as much as a ``get_next`` call and the tick asks for thousands of slots per pass, so we
-    parse once and hand each call a shallow copy (croniter copies what it mutates; the copy keeps calls
-    independent, including across threads).
+    Parsing costs about as much as a ``get_next`` and the tick asks for thousands of slots per pass, so we
+    parse once and give each call a shallow copy (croniter copies what it mutates, so calls stay independent,
+    also across threads).
     """
     norm = validate_cron(cron)
     return croniter(norm, _REFERENCE, ret_type=datetime), norm.split()[1] == "*"
 
 
-def _aware(name: str, dt: datetime) -> None:
-    """Refuse naive datetimes: ``astimezone`` would silently read them as the host's local time."""
+def _utc(name: str, dt: datetime) -> datetime:
+    """``dt`` in UTC; naive is refused because ``astimezone`` would read it as host-local time.
+
+    All arithmetic happens in UTC: ``+``/``-`` on a datetime in a DST zone is wall-clock arithmetic that
+    drops ``fold`` and would shift results by the DST delta.
+    """
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime, got naive {dt.isoformat()}")
+    return dt.astimezone(UTC)
 
 
 def _transition(lo: datetime, hi: datetime, tz: ZoneInfo) -> datetime:
@@ -123,10 +132,10 @@ def _transition(lo: datetime, hi: datetime, tz: ZoneInfo) -> datetime:
 def _base_slots(cron: str, after: datetime, tz: ZoneInfo) -> Iterator[datetime]:
     """Cron slots strictly after ``after``, as strictly increasing UTC instants, under the DST contract.
 
-    Each croniter candidate's wall time is classified by its two readings (fold 0 and fold 1): equal means an
-    ordinary time; fold 0 later than fold 1 means a gap time (moved to the gap's end, croniter re-seated
-    there); fold 0 earlier means a repeated time, whose second copy is skipped unless the hour is ``*``.
-    Skipping jumps croniter to the end of the repeated span so a per-second cron costs one step, not 3600.
+    A candidate's wall time is classified by its two readings (fold 0 and 1): equal is an ordinary time;
+    fold 0 later is a gap time (moved to the gap's end, croniter re-seated there); fold 0 earlier is a
+    repeated time, whose second copy is skipped unless the hour is ``*``. Skipping jumps croniter to the end
+    of the repeated span, so a per-second cron costs one step there, not 3600.
     """
     proto, every_real_hour = _parsed(cron)
     it = copy.copy(proto)
@@ -152,20 +161,39 @@ def _base_slots(cron: str, after: datetime, tz: ZoneInfo) -> Iterator[datetime]:
         if inst <= last:
             discards += 1
             if discards > _MAX_DISCARDS:
-                raise CronError(f"cron {cron!r} does not advance after {last.isoformat()}; please report this")
+                raise CronError(f"cron {cron!r} does not advance after {last.isoformat()}; report this")
             continue
+        if every_real_hour and inst.astimezone(tz).utcoffset() != last.astimezone(tz).utcoffset():
+            yield from _missed_second_copies(proto, last, inst, tz)
         discards = 0
         last = inst
         yield inst
 
 
+def _missed_second_copies(proto: croniter[datetime], lo: datetime, hi: datetime, tz: ZoneInfo) -> Iterator[datetime]:
+    """Second copies of repeated wall times strictly between ``lo`` and ``hi`` (UTC), for ``*``-hour crons.
+
+    croniter 7 drops some when the shift is not a whole hour (Lord Howe's 30 minutes: ``*/20 * * * *``
+    loses 01:40 +10:30), so after a fall-back we re-walk the repeated span in naive wall time ourselves.
+    """
+    before, after_ = lo.astimezone(tz).utcoffset(), hi.astimezone(tz).utcoffset()
+    if before is None or after_ is None or after_ >= before:  # not a fall-back: nothing repeats
+        return
+    change = _transition(lo, hi, tz)
+    span_start = change.astimezone(tz).replace(tzinfo=None)  # first repeated wall time
+    walker = copy.copy(proto)
+    walker.set_current(span_start - _ONE_SECOND, force=True)
+    while (wall := walker.get_next(datetime)) < span_start + (before - after_):
+        if lo < (inst := change + (wall - span_start)) < hi:
+            yield inst
+
+
 def _slots(cron: str, after: datetime, tz: ZoneInfo, offset_minutes: int) -> Iterator[datetime]:
-    """Base slots plus the maintenance offset, strictly after ``after`` (base slots after ``after - offset``)."""
-    _aware("after", after)
+    """Base slots plus the maintenance offset: base slots after ``after - offset``, shifted by it."""
     if not 0 <= offset_minutes <= 59:
         raise ValueError(f"offset_minutes must be 0-59, got {offset_minutes}")
     offset = timedelta(minutes=offset_minutes)
-    return (base + offset for base in _base_slots(cron, after - offset, tz))
+    return (base + offset for base in _base_slots(cron, _utc("after", after) - offset, tz))
 
 
 def next_fire(cron: str, after: datetime, tz: ZoneInfo, offset_minutes: int = 0) -> datetime:
@@ -183,17 +211,18 @@ def fire_times(cron: str, after: datetime, tz: ZoneInfo, count: int, offset_minu
     return list(islice(_slots(cron, after, tz, offset_minutes), count))
 
 
-def slots_until(cron: str, after: datetime, until: datetime, tz: ZoneInfo, offset_minutes: int = 0,
-                limit: int = 1000) -> list[datetime]:
+def slots_until(
+    cron: str, after: datetime, until: datetime, tz: ZoneInfo, offset_minutes: int = 0, limit: int = 1000
+) -> list[datetime]:
     """Slots ``s`` with ``after < s <= until``, ascending, at most ``limit``.
 
-    The cap bounds work after long downtime; a result of exactly ``limit`` items tells the caller it was capped.
+    The cap bounds work after long downtime; exactly ``limit`` items tells the caller it was capped.
     """
-    _aware("until", until)
+    until = _utc("until", until)
     if limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
     out: list[datetime] = []
-    if limit == 0 or until <= after:
+    if limit == 0 or until <= _utc("after", after):
         return out
     for slot in _slots(cron, after, tz, offset_minutes):
         if slot > until:
@@ -216,17 +245,17 @@ def next_interval_slot(anchor: datetime, interval_seconds: int, after: datetime)
     Computed with one floor division rather than stepping, so a year of downtime costs the same as a minute,
     and the result stays on the anchor's grid (no drift from "now + interval").
     """
-    _aware("anchor", anchor)
-    _aware("after", after)
+    anchor, after = _utc("anchor", anchor), _utc("after", after)
     step = _interval(interval_seconds)
     k = max((after - anchor) // step + 1, 1)
-    return (anchor + k * step).astimezone(UTC)
+    return anchor + k * step
 
 
-def interval_slots_until(anchor: datetime, interval_seconds: int, after: datetime, until: datetime,
-                         limit: int = 1000) -> list[datetime]:
-    """Grid slots ``s`` with ``after < s <= until``, ascending, at most ``limit`` (O(limit), not O(downtime))."""
-    _aware("until", until)
+def interval_slots_until(
+    anchor: datetime, interval_seconds: int, after: datetime, until: datetime, limit: int = 1000
+) -> list[datetime]:
+    """Grid slots ``s`` with ``after < s <= until``, ascending, at most ``limit``; O(limit), not O(downtime)."""
+    until = _utc("until", until)
     if limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
     first = next_interval_slot(anchor, interval_seconds, after)

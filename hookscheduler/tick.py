@@ -48,6 +48,7 @@ from . import dispatch
 from .context import SiteContext
 from .db import get_state, write_txn
 from .decide import Decision, Entry, JobState, Slots, decide
+from .faults import failpoint
 from .models import ACTIVE_STATUSES, ScheduledJobLog, ScheduledJobType, utcnow
 from .naming import scheduled_job_id
 from .reconcile import Verdict, judge
@@ -114,9 +115,12 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
                        blocked=_blocking(verdicts.get(r.id)), memo=memo)
                 for r in rows
             ]
+            failpoint("before_claim")
             won = claim(db, decisions)
             result.lost_claims += len(decisions) - len(won)
             runs = record(ctx, [d for d in decisions if d.job.id in won], {r.id: r for r in rows}, now, result)
+            failpoint("after_claim")  # claimed and logged, not committed: the rollback must undo both
+        failpoint("after_commit")  # committed, nothing sent: the outbox must send it later
         _send(ctx, conn, runs, result)
         if any(v.resend for vs in verdicts.values() for v in vs):
             result.resent += resend_outbox(ctx, conn, result)
@@ -275,6 +279,7 @@ def _send(ctx: SiteContext, conn: redis.Redis, runs: list[dispatch.Run], result:
         return
     try:
         sent = dispatch.send_runs(conn, ctx.bench.bench_id, runs, **_ttls(ctx))
+        failpoint("after_send")  # in Redis, not marked sent: a re-send must not double it
     except redis.exceptions.RedisError as exc:
         result.send_error = f"{type(exc).__name__}: {exc}"
         log.warning("site %s: could not send %d run(s) to Redis (%s); they stay in the outbox",

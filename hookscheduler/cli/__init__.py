@@ -18,6 +18,7 @@ from .base import CliState, cli, run_cli
 COMMAND_MODULES = (
     "migrate_cmd",
     "jobs",
+    "schedule_cmd",
 )
 
 for _mod in COMMAND_MODULES:

@@ -1,0 +1,61 @@
+"""``hookscheduler schedule`` (the loop) and ``hookscheduler tick`` (one pass over the sites, then exit)."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from ..loop import Scheduler
+from ..redis_conn import redis_for
+from ..tick import reconcile_active, run_pass
+from .base import CliState, cli, echo, pass_state, stderr
+from .output import format_option, to_json
+
+
+@cli.command()
+@click.option("--verbose", "-v", is_flag=True, help="Log every pass that fires or skips something.")
+@pass_state
+def schedule(state: CliState, verbose: bool) -> None:
+    """Run the scheduler loop in the foreground (SIGTERM / Ctrl-C stop it cleanly).
+
+    Several `schedule` processes may run at once (on several hosts): each slot still fires once."""
+    logging.getLogger("hookscheduler").setLevel(logging.INFO if verbose else logging.WARNING)
+    scheduler = Scheduler(bench=state.bench, site=state.site)
+    scheduler.refresh_sites()  # fail fast, with exit 2, on a broken bench before looping
+    stderr(f"hookscheduler: scheduling {', '.join(scheduler.runners)} (pid {scheduler.instance})")
+    scheduler.run()
+
+
+@cli.command()
+@format_option
+@pass_state
+def tick(state: CliState, fmt: str) -> int:
+    """One scheduling pass over every site (or --site), then exit: for system cron or a Kubernetes CronJob."""
+    results, failed = [], 0
+    for ctx in state.each():
+        try:
+            conn = redis_for(ctx.site)
+            result = run_pass(ctx, conn)
+            reconcile_active(ctx, conn)
+        except Exception as exc:  # one bad site does not stop the others; the exit status says so
+            failed += 1
+            stderr(f"Error: site {ctx.name}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}")
+            continue
+        finally:
+            ctx.close()
+        results.append(result)
+        if result.send_error:
+            failed += 1
+            stderr(f"Error: site {ctx.name}: runs claimed but not sent ({result.send_error}); "
+                   "they stay in the outbox and are sent by the next pass")
+    if fmt == "json":
+        echo(to_json([{"site": r.site, "now": r.now, "due": r.due, "fired": r.fired, "skipped": r.skipped,
+                       "missed": r.missed, "resent": r.resent, "lost_claims": r.lost_claims,
+                       "inactive": r.inactive} for r in results]))
+    else:
+        for r in results:
+            echo(f"site {r.site}: {r.due} due, {r.fired} fired, {r.skipped} skipped, {r.missed} missed"
+                 + (f", {r.resent} re-sent" if r.resent else "")
+                 + (f" ({r.inactive})" if r.inactive else ""))
+    return 1 if failed else 0
