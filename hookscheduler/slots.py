@@ -21,7 +21,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from itertools import islice
+from itertools import islice, takewhile
 from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, CroniterError, croniter
@@ -36,15 +36,6 @@ _FIELDS_HINT = (
     "fields are minute(0-59) hour(0-23) day-of-month(1-31) month(1-12) day-of-week(0-6), "
     "optionally a 6th seconds(0-59) field, e.g. '15 18 * * *'"
 )
-_ALIASES = {
-    "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *",
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-}
 _HASHED = re.compile(r"^[hr](\(|$)", re.IGNORECASE)
 
 
@@ -62,8 +53,8 @@ def validate_cron(expr: str) -> str:
     """
     fields = expr.split()
     norm = " ".join(fields)
-    if norm.lower() in _ALIASES:
-        raise CronError(f"cron {norm!r} is an alias; write it out as {_ALIASES[norm.lower()]!r}")
+    if norm.startswith("@"):
+        raise CronError(f"cron {norm!r} is an alias; write out its fields, e.g. '0 0 * * *' for @daily")
     if len(fields) not in (5, 6):
         raise CronError(f"cron {norm!r} has {len(fields)} field(s), expected 5 or 6; {_FIELDS_HINT}")
     if any(_HASHED.match(tok) for field in fields for tok in re.split(r"[,/-]", field)):
@@ -77,7 +68,8 @@ def validate_cron(expr: str) -> str:
     try:
         croniter(norm, _REFERENCE).get_next(datetime)
     except CroniterBadDateError:
-        raise CronError(f"cron {norm!r} never fires (no date matches); check day-of-month against month") from None
+        hint = "check the day-of-month against the month"
+        raise CronError(f"cron {norm!r} never fires (no date matches it); {hint}") from None
     return norm
 
 
@@ -164,13 +156,13 @@ def _base_slots(cron: str, after: datetime, tz: ZoneInfo) -> Iterator[datetime]:
                 raise CronError(f"cron {cron!r} does not advance after {last.isoformat()}; report this")
             continue
         if every_real_hour and inst.astimezone(tz).utcoffset() != last.astimezone(tz).utcoffset():
-            yield from _missed_second_copies(proto, last, inst, tz)
+            yield from _missed_copies(proto, last, inst, tz)
         discards = 0
         last = inst
         yield inst
 
 
-def _missed_second_copies(proto: croniter[datetime], lo: datetime, hi: datetime, tz: ZoneInfo) -> Iterator[datetime]:
+def _missed_copies(proto: croniter[datetime], lo: datetime, hi: datetime, tz: ZoneInfo) -> Iterator[datetime]:
     """Second copies of repeated wall times strictly between ``lo`` and ``hi`` (UTC), for ``*``-hour crons.
 
     croniter 7 drops some when the shift is not a whole hour (Lord Howe's 30 minutes: ``*/20 * * * *``
@@ -204,7 +196,13 @@ def next_fire(cron: str, after: datetime, tz: ZoneInfo, offset_minutes: int = 0)
     return next(_slots(cron, after, tz, offset_minutes))
 
 
-def fire_times(cron: str, after: datetime, tz: ZoneInfo, count: int, offset_minutes: int = 0) -> list[datetime]:
+def fire_times(
+    cron: str,
+    after: datetime,
+    tz: ZoneInfo,
+    count: int,
+    offset_minutes: int = 0,
+) -> list[datetime]:
     """The next ``count`` slots strictly after ``after``, ascending, UTC-aware."""
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
@@ -221,16 +219,7 @@ def slots_until(
     until = _utc("until", until)
     if limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
-    out: list[datetime] = []
-    if limit == 0 or until <= _utc("after", after):
-        return out
-    for slot in _slots(cron, after, tz, offset_minutes):
-        if slot > until:
-            break
-        out.append(slot)
-        if len(out) == limit:
-            break
-    return out
+    return list(islice(takewhile(lambda s: s <= until, _slots(cron, after, tz, offset_minutes)), limit))
 
 
 def _interval(interval_seconds: int) -> timedelta:
@@ -254,7 +243,7 @@ def next_interval_slot(anchor: datetime, interval_seconds: int, after: datetime)
 def interval_slots_until(
     anchor: datetime, interval_seconds: int, after: datetime, until: datetime, limit: int = 1000
 ) -> list[datetime]:
-    """Grid slots ``s`` with ``after < s <= until``, ascending, at most ``limit``; O(limit), not O(downtime)."""
+    """Grid slots ``s`` with ``after < s <= until``, ascending, at most ``limit``; O(limit), not O(gap)."""
     until = _utc("until", until)
     if limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")

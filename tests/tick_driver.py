@@ -1,0 +1,33 @@
+"""Run scheduling passes at given instants in a separate process (for concurrency and crash tests).
+
+usage: python -m tests.tick_driver BENCH START_ISO STEP_SECONDS COUNT
+Prints one JSON line with the totals. HOOKSCHEDULER_FAILPOINTS makes it die at a chosen point.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timedelta
+
+from hookscheduler.context import open_site
+from hookscheduler.redis_conn import redis_for
+from hookscheduler.tick import run_pass
+
+
+def main() -> None:
+    bench, start, step, count = sys.argv[1], datetime.fromisoformat(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+    ctx = open_site(bench)
+    conn = redis_for(ctx.site)
+    totals = {"fired": 0, "lost_claims": 0, "resent": 0, "passes": 0}
+    for i in range(count):
+        r = run_pass(ctx, conn, now=start + timedelta(seconds=step * i))
+        totals["fired"] += r.fired
+        totals["lost_claims"] += r.lost_claims
+        totals["resent"] += r.resent
+        totals["passes"] += 1
+    print(json.dumps(totals))
+
+
+if __name__ == "__main__":
+    main()
