@@ -141,11 +141,9 @@ def read_out(bench: Path) -> list[dict[str, Any]]:
 
 def drain(bench_id: str, conn: redis.Redis, queues: tuple[str, ...] = ("short", "default", "long")) -> None:
     """Run every queued job to completion with a real RQ worker, in this process (SimpleWorker, burst)."""
-    from rq import SimpleWorker
+    from rq import Queue, SimpleWorker
 
     from hookscheduler.naming import queue_name
-
-    from rq import Queue
 
     qs = [Queue(queue_name(bench_id, q), connection=conn) for q in queues]
     SimpleWorker(qs, connection=conn).work(burst=True, logging_level="WARNING")

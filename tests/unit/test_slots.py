@@ -1,4 +1,4 @@
-"""hookscheduler.slots: cron validation, Frappe's frequencies, maintenance offsets, the DST contract, intervals."""
+"""hookscheduler.slots: cron validation, Frappe frequencies, maintenance offsets, DST contract, intervals."""
 
 from __future__ import annotations
 
@@ -33,15 +33,16 @@ def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> datetim
     return datetime(y, mo, d, h, mi, s, tzinfo=UTC)
 
 
-def local(tz: ZoneInfo, y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0, fold: int = 0) -> datetime:
-    return datetime(y, mo, d, h, mi, s, tzinfo=tz, fold=fold)
+def local(tz: ZoneInfo, y: int, mo: int, d: int, h: int = 0, mi: int = 0, fold: int = 0) -> datetime:
+    """A wall time in ``tz``; ``fold=1`` picks the second copy of a repeated time."""
+    return datetime(y, mo, d, h, mi, tzinfo=tz, fold=fold)
 
 
 def walls(slots: list[datetime], tz: ZoneInfo) -> list[str]:
     return [s.astimezone(tz).strftime("%m-%d %H:%M:%S%z") for s in slots]
 
 
-# --- validate_cron ---------------------------------------------------------------------------------------------
+# --- validate_cron --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -91,7 +92,7 @@ def test_validate_cron_refuses_with_one_line_message(expr: str, says: str) -> No
     assert isinstance(info.value, ValueError)
 
 
-# --- maintenance offset ----------------------------------------------------------------------------------------
+# --- maintenance offset ---------------------------------------------------------------------------
 
 
 def test_maintenance_offset_matches_frappe() -> None:
@@ -108,7 +109,7 @@ def test_maintenance_offsets_spread_sites() -> None:
     assert len({maintenance_offset(f"site{i}.test") for i in range(200)}) > 40
 
 
-# --- Frappe's frequencies, evaluated in UTC --------------------------------------------------------------------
+# --- Frappe's frequencies, evaluated in UTC -------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -158,7 +159,7 @@ def test_fire_times_count_and_order() -> None:
     assert fire_times("*/10 * * * *", utc(2026, 5, 6, 10, 7), Z_UTC, 0) == []
 
 
-# --- maintenance ----------------------------------------------------------------------------------------------
+# --- maintenance ----------------------------------------------------------------------------------
 
 
 def test_hourly_maintenance_slots_with_offset() -> None:
@@ -193,7 +194,7 @@ def test_offset_out_of_range_is_refused(offset: int) -> None:
         next_fire("0 * * * *", utc(2019, 1, 1), Z_UTC, offset)
 
 
-# --- DST ------------------------------------------------------------------------------------------------------
+# --- DST ------------------------------------------------------------------------------------------
 
 # (zone, spring-forward day, fall-back day, a wall time in the repeated hour, a wall time in the gap)
 DST_ZONES = [
@@ -281,7 +282,7 @@ def test_daily_job_fires_once_per_local_day_across_a_dst_month(tz: ZoneInfo, mon
 
 
 def test_per_second_cron_skips_the_whole_repeated_hour_cheaply() -> None:
-    after = local(NY, 2026, 11, 1, 1, 59, 50)
+    after = utc(2026, 11, 1, 5, 59, 50)  # 01:59:50 EDT
     got = fire_times("* 1 * * * *", after, NY, 12)
     assert walls(got, NY)[:9][-1] == "11-01 01:59:59-0400"
     assert walls(got, NY)[9:] == ["11-02 01:00:00-0500", "11-02 01:00:01-0500", "11-02 01:00:02-0500"]
@@ -294,6 +295,24 @@ def test_per_second_cron_skips_the_whole_repeated_hour_cheaply() -> None:
 )
 def test_starting_inside_the_repeated_hour_does_not_refire(after: datetime) -> None:
     assert next_fire("30 1 * * *", after, NY) == local(NY, 2026, 11, 2, 1, 30).astimezone(UTC)
+
+
+def test_maintenance_offset_across_dst_is_every_real_hour() -> None:
+    after = local(NY, 2026, 10, 31, 12).astimezone(UTC)  # in UTC so that + 48 h is 48 real hours
+    got = slots_until("0 * * * *", after, after + timedelta(hours=48), NY, offset_minutes=38)
+    assert len(got) == 48
+    assert all(b - a == HOUR for a, b in pairwise(got))
+    assert {s.astimezone(NY).minute for s in got} == {38}
+
+
+def test_local_zone_inputs_use_real_time_not_wall_arithmetic() -> None:
+    # 01:10 EST (fold=1) is 06:10Z; subtracting an offset must not silently turn it into 01:10 EDT (05:10Z).
+    after = local(NY, 2026, 11, 1, 1, 10, fold=1)
+    assert next_fire("0 * * * *", after, NY, offset_minutes=5) == utc(2026, 11, 1, 7, 5)
+    assert slots_until("*/30 * * * *", after, local(NY, 2026, 11, 1, 2, 0), NY) == [
+        utc(2026, 11, 1, 6, 30),
+        utc(2026, 11, 1, 7, 0),
+    ]
 
 
 def reference_slots(cron: str, tz: ZoneInfo, after: datetime, until: datetime) -> list[datetime]:
@@ -321,16 +340,21 @@ def reference_slots(cron: str, tz: ZoneInfo, after: datetime, until: datetime) -
         (NY, utc(2026, 11, 1, 6)),
         (BERLIN, utc(2026, 3, 29, 1)),
         (BERLIN, utc(2026, 10, 25, 1)),
-        (ZoneInfo("Australia/Lord_Howe"), utc(2026, 4, 4, 15)),  # 30-minute DST shift
+        # A 30-minute shift: croniter alone loses some second copies here (e.g. 01:40 +10:30 for */20).
+        (ZoneInfo("Australia/Lord_Howe"), utc(2026, 4, 4, 15)),
+        (ZoneInfo("Australia/Lord_Howe"), utc(2026, 10, 3, 15, 30)),
     ],
 )
-@pytest.mark.parametrize("cron", ["*/20 * * * *", "45 * * * *", "*/10 1-3 * * *", "0,30 2 * * *", "15 2,3 * * *"])
+@pytest.mark.parametrize(
+    "cron",
+    ["*/20 * * * *", "*/7 * * * *", "45 * * * *", "*/10 1-3 * * *", "0,30 2 * * *", "15 2,3 * * *"],
+)
 def test_matches_minute_by_minute_reference(tz: ZoneInfo, change: datetime, cron: str) -> None:
     after, until = change - timedelta(hours=5), change + timedelta(hours=5)
     assert slots_until(cron, after, until, tz) == reference_slots(cron, tz, after, until)
 
 
-# --- limits, edges, never-firing crons ------------------------------------------------------------------------
+# --- limits, edges, never-firing crons ------------------------------------------------------------
 
 
 def test_slots_until_limit_and_order() -> None:
@@ -375,7 +399,7 @@ def test_naive_datetimes_are_refused() -> None:
         next_interval_slot(datetime(2026, 1, 1), 60, utc(2026, 1, 1))
 
 
-# --- the 'all' interval grid ----------------------------------------------------------------------------------
+# --- the 'all' interval grid ----------------------------------------------------------------------
 
 ANCHOR = utc(2026, 1, 1, 0, 0, 0)
 
@@ -407,6 +431,16 @@ def test_next_interval_slot_after_a_year_of_downtime_is_on_grid() -> None:
     assert next_interval_slot(ANCHOR, 1, far) == ANCHOR + timedelta(days=36500, seconds=1)
 
 
+def test_interval_grid_across_dst_uses_real_seconds() -> None:
+    anchor = local(NY, 2026, 11, 1, 0, 0)  # 04:00Z; a 2 h grid: 06:00Z, 08:00Z, 10:00Z ...
+    got = next_interval_slot(anchor, 7200, local(NY, 2026, 11, 1, 3, 0))  # 08:00Z, 4 real hours later
+    assert got == utc(2026, 11, 1, 10, 0)
+    assert interval_slots_until(anchor, 7200, anchor, local(NY, 2026, 11, 1, 4, 0)) == [
+        utc(2026, 11, 1, 6),
+        utc(2026, 11, 1, 8),
+    ]
+
+
 def test_next_interval_slot_anchor_in_another_zone() -> None:
     anchor = ANCHOR.astimezone(NY)
     assert next_interval_slot(anchor, 60, ANCHOR) == ANCHOR + timedelta(minutes=1)
@@ -418,7 +452,7 @@ def test_interval_slots_until_grid_and_limit() -> None:
     assert got[0] == ANCHOR + timedelta(minutes=1)
     assert all(b - a == timedelta(minutes=1) for a, b in pairwise(got))
     full = interval_slots_until(ANCHOR, 60, ANCHOR + timedelta(seconds=30), ANCHOR + timedelta(minutes=10))
-    assert full == [ANCHOR + timedelta(minutes=i) for i in range(1, 11)]  # until is inclusive, after exclusive
+    assert full == [ANCHOR + timedelta(minutes=i) for i in range(1, 11)]  # until inclusive, after exclusive
     assert interval_slots_until(ANCHOR, 60, ANCHOR, ANCHOR + timedelta(seconds=59)) == []
     year_later = ANCHOR + timedelta(days=365)
     tail = interval_slots_until(ANCHOR, 240, year_later, year_later + timedelta(hours=1), limit=5)

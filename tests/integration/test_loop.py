@@ -1,0 +1,178 @@
+"""The scheduler loop: outages of Redis, a worker killed mid-run, and the real `schedule` process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from rq import Queue
+
+from hookscheduler.context import open_site
+from hookscheduler.hooks_loader import load_job_specs
+from hookscheduler.loop import Scheduler
+from hookscheduler.migrate import migrate_site
+from hookscheduler.models import ScheduledJobLog, ScheduledJobType
+from hookscheduler.naming import heartbeat_pattern, last_tick_key, queue_name
+from hookscheduler.redis_conn import redis_for
+from hookscheduler.tick import reconcile_active, run_pass
+from tests.helpers import drain, env_for
+
+pytestmark = pytest.mark.slow
+T0 = datetime(2026, 1, 5, 10, 7)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PrivateRedis:
+    """A redis-server of the test's own, to stop and start without disturbing anyone else."""
+
+    def __init__(self, tmp: Path):
+        self.port = _free_port()
+        self.dir = tmp
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(self.dir)], stdout=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        assert self.proc
+        self.proc.kill()
+        self.proc.wait()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    if not shutil.which("redis-server"):
+        pytest.fail("redis-server must be on PATH for this test")
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    if server.proc and server.proc.poll() is None:
+        server.stop()
+
+
+def _migrated(bench_factory, db_kind, events, **make):
+    bench = bench_factory.make({"app1": events}, db=db_kind, **make)
+    ctx = open_site(str(bench))
+    db = ctx.database(create=True, require_schema=False)
+    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.clock, now=T0)
+    ctx.close()
+    return bench
+
+
+def test_redis_outage_is_survived_reported_once_and_slots_fire_once(bench_factory, db_kind, private_redis, caplog):
+    bench = _migrated(bench_factory, db_kind, {"hourly": ["app1.tasks.ok"]}, common={"redis_queue": private_redis.url})
+    clock = {"now": datetime(2026, 1, 5, 11, 0, 1)}
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock["now"])
+    sched.step()
+    ctx = sched.runners["default"].ctx
+    conn = redis_for(ctx.site)
+    drain(ctx.bench.bench_id, conn)
+    private_redis.stop()
+    caplog.set_level(logging.ERROR, logger="hookscheduler.loop")
+    for second in range(1, 6):  # the 12:00 slot comes while Redis is down: every attempt fails
+        clock["now"] = datetime(2026, 1, 5, 12, 0, second)
+        sched.runners["default"].retry_at = None  # do not wait for the back-off in a test
+        sched.step()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, "an outage is reported once, not on every attempt"
+    assert sched.runners["default"].failures == 5
+    private_redis.start()
+    clock["now"] = datetime(2026, 1, 5, 12, 0, 30)
+    sched.runners["default"].retry_at = None
+    sched.step()
+    assert sched.runners["default"].failures == 0
+    ctx.database()
+    assert [(r.scheduled_for.hour, r.status) for r in ScheduledJobLog.select().order_by(ScheduledJobLog.id)] == [
+        (11, "complete"), (12, "queued")]
+    ids = Queue(queue_name(ctx.bench.bench_id, "default"), connection=conn).get_job_ids()
+    assert len(ids) == 1
+    assert conn.get(last_tick_key(ctx.bench.bench_id, "default")) is not None
+
+
+def test_sleeps_until_the_next_slot_capped_by_the_tick_interval(bench_factory):
+    bench = _migrated(bench_factory, "sqlite", {"cron": {"* * * * * */10": ["app1.tasks.ok"]}},
+                      common={"scheduler_tick_interval": 30})
+    clock = {"now": datetime(2026, 1, 5, 10, 7, 3)}
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock["now"])
+    assert sched.step() == pytest.approx(7.0)  # next slot at :10
+    clock["now"] = datetime(2026, 1, 5, 10, 7, 10, 2000)
+    assert sched.step() == pytest.approx(9.998)
+    assert sched.runners["default"].next_due == datetime(2026, 1, 5, 10, 7, 20)
+
+
+def test_worker_killed_mid_run_does_not_wedge_its_job(bench_factory, db_kind):
+    bench = _migrated(bench_factory, db_kind, {"hourly": [{"method": "app1.tasks.slow", "timeout": 60}]})
+    ctx = open_site(str(bench))
+    conn = redis_for(ctx.site)
+    run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 0, 1))
+    env = env_for(bench, HS_TEST_SLOW="120")
+    worker = subprocess.Popen([sys.executable, "-m", "rq.cli", "worker", "--url", ctx.site.redis_url, "--burst",
+                               queue_name(ctx.bench.bench_id, "default")], env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while ScheduledJobLog.get().status != "started":  # wait for the run to start (not for a slot)
+        assert time.monotonic() < deadline, "the worker never started the run"
+        time.sleep(0.1)
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    started = ScheduledJobLog.get().started_at
+    # within timeout + 60 s the run still blocks its job (it might be alive) ...
+    r = run_pass(ctx, conn, now=datetime(2026, 1, 5, 12, 0, 1))
+    assert r.skipped == 1 and "still running" in ScheduledJobLog.get(ScheduledJobLog.status == "skipped").reason
+    # ... after it, the run is declared abandoned and the job fires again: no "found in queue" wedge
+    later = max(started + timedelta(seconds=60 + 61), datetime(2026, 1, 5, 13, 0, 1))
+    assert reconcile_active(ctx, conn, now=later) == 1
+    dead = ScheduledJobLog.select().where(ScheduledJobLog.scheduled_for == datetime(2026, 1, 5, 11)).get()
+    assert dead.status == "failed" and "abandoned" in dead.reason
+    job = ScheduledJobType.get()
+    ScheduledJobType.update(next_execution=later - timedelta(seconds=1)).where(ScheduledJobType.id == job.id).execute()
+    assert run_pass(ctx, conn, now=later).fired == 1
+
+
+def test_schedule_process_stops_cleanly_on_sigterm(bench_factory):
+    bench = _migrated(bench_factory, "sqlite", {"all": ["app1.tasks.ok"]})
+    env = env_for(bench)
+    proc = subprocess.Popen([sys.executable, "-m", "hookscheduler", "schedule"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    conn = redis.Redis.from_url(bench_factory.redis_url)
+    bench_id = bench_factory.bench_ids[-1]
+    deadline = time.monotonic() + 20
+    while not list(conn.scan_iter(match=heartbeat_pattern(bench_id))):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no heartbeat from the schedule process"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert not list(conn.scan_iter(match=heartbeat_pattern(bench_id))), "the heartbeat is removed on exit"
