@@ -63,8 +63,9 @@ def ensure_apps_on_path(bench: Bench) -> None:
         sys.path.insert(0, apps_path)
 
 
-def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True) -> list[JobSpec]:
-    """Every job declared by the bench's installed apps, in install order; raise HookError listing all problems."""
+def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, builtin: bool = False) -> list[JobSpec]:
+    """Every job declared by the bench's installed apps, in install order (plus hookscheduler's own jobs when
+    ``builtin``, as ``migrate`` asks); raise HookError listing all problems."""
     ensure_apps_on_path(bench)
     if fresh:
         _purge_app_modules(bench.apps)
@@ -74,6 +75,9 @@ def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True) 
         events, hooks_file = _read_events(bench, app, problems)
         if events is not None:
             specs.extend(_normalise_app(app, hooks_file, events, queues, problems))
+    if builtin:
+        from .builtin import builtin_specs  # late: builtin imports JobSpec from here
+        specs.extend(builtin_specs(queues))
     _check_duplicates(specs, problems)
     if problems:
         raise HookError(problems)

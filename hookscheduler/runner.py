@@ -1,40 +1,66 @@
-"""What an RQ worker runs for a scheduled slot: resolve the method, record the run, expose the job context.
+"""What an RQ work horse runs: the wrapper around every scheduled run and every background job.
 
-The RQ job calls :func:`run_scheduled_job` with the site and the job name. It finds its ledger row by its own
-RQ job id, moves it ``queued -> started`` (refusing a duplicate delivery), advances ``last_execution``, runs
-the method inside a transaction on the site's database (committed on success, rolled back on failure), and
-records ``complete`` or ``failed`` with the traceback. Exceptions are re-raised so RQ's failed registry has
-them too (Frappe swallows them). A timeout (RQ's ``JobTimeoutException``) is recorded as failed with that
-reason before RQ sees it.
+Two entry points, both called by RQ with keyword arguments:
+
+* :func:`run_scheduled_job` (scheduled, manual and event-triggered runs, sent by the tick): it finds its ledger
+  row by its own RQ job id, moves it ``queued -> started`` (a compare-and-set that refuses a duplicate
+  delivery), advances ``last_execution``, runs the method, and records ``complete`` or ``failed`` with the
+  traceback (a timeout is recorded as failed with that reason before RQ sees it);
+* :func:`execute_job` (``hookscheduler.enqueue``): runs the method with its keyword arguments.
+
+Both resolve the method in the worker, bind the site's database, expose :func:`job_context` to the running
+code, run the method in a transaction on the site's database (committed on success, rolled back on failure),
+publish started / finished / failed events (:mod:`hookscheduler.events`), and re-raise every exception so
+that RQ's failed registry holds it too (Frappe swallows them).
+
+The ledger is never a reason for a job not to run (Frappe #41245): each ledger write is its own short
+transaction, retried once on a fresh connection, and a write that still fails is logged and skipped. If the
+database cannot be reached at all, the job still runs (without a transaction); the tick later settles its
+row from RQ's outcome (:func:`hookscheduler.tick.reconcile_active`).
+
+Per-job cost matters (a worker forks a horse per job): site contexts are cached per process and warmed in
+the worker before it forks (:func:`preload`), the database is connected in the horse, never in the parent,
+and the schema check is skipped in the horse (a stale schema shows up as a logged ledger error instead).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import socket
+import sys
 import traceback as tb
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cached_property
+from typing import Any, TypeVar
 
+import peewee as pw
 from rq import get_current_job
+from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
-from . import runlog
+from . import events, runlog
 from .context import SiteContext, open_site
-from .hooks_loader import ensure_apps_on_path, resolve_method
-from .models import utcnow
+from .exceptions import HookSchedulerError
+from .hooks_loader import ensure_apps_on_path
+from .models import ScheduledJobType, utcnow
+from .naming import short_queue
 
 log = logging.getLogger("hookscheduler.runner")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class JobContext:
-    """What a running job may ask about itself (``hookscheduler.job_context()``)."""
+    """What a running job may ask about itself (``hookscheduler.job_context()``).
+
+    ``kind`` is ``scheduled`` for runs of a Scheduled Job Type (``slot`` is the slot it serves, naive UTC)
+    and ``background`` for ``enqueue`` jobs (``trigger`` ``enqueue``, or ``inline`` for ``now=True``)."""
 
     site: str
     job_name: str
@@ -42,6 +68,21 @@ class JobContext:
     trigger: str
     slot: datetime | None
     rq_job_id: str | None
+    queue: str | None = None
+    kind: str = "scheduled"
+
+    @cached_property
+    def frequency(self) -> str | None:
+        """The job's frequency (``Hourly``, ``Cron``, ...) for scheduled runs; read on first use only."""
+        if self.kind != "scheduled":
+            return None
+        try:
+            value = (ScheduledJobType.select(ScheduledJobType.frequency)
+                     .where(ScheduledJobType.name == self.job_name).scalar())
+        except (pw.PeeweeException, HookSchedulerError) as exc:
+            log.warning("could not read the frequency of %s: %s", self.job_name, exc)
+            return None
+        return str(value) if value is not None else None
 
 
 _CURRENT: ContextVar[JobContext | None] = ContextVar("hookscheduler_job", default=None)
@@ -49,7 +90,7 @@ _SITES: dict[tuple[str | None, str | None, str], SiteContext] = {}
 
 
 def job_context() -> JobContext | None:
-    """The context of the job running in this process, or None outside a job."""
+    """The context of the job running in this process (or thread), or None outside a job."""
     return _CURRENT.get()
 
 
@@ -73,40 +114,182 @@ def worker_site(site: str) -> SiteContext:
     return ctx
 
 
-def worker_name() -> str:
-    job = get_current_job()
-    name = getattr(job, "worker_name", None) if job else None
+def preload(sites: list[str]) -> None:
+    """Warm the per-process caches before a worker forks: site settings, and this module's imports.
+    Never connects to a database (a connection inherited across fork() is shared, and breaks)."""
+    for site in sites:
+        worker_site(site)
+
+
+def worker_name(rq_job: Job | None) -> str:
+    name = getattr(rq_job, "worker_name", None) if rq_job else None
     return str(name) if name else f"{socket.gethostname()}.{os.getpid()}"
 
+
+def import_path(path: str) -> Any:
+    """``pkg.module.func`` or ``pkg.module.Class.method``: the longest importable module, then attributes."""
+    parts = path.split(".")
+    if len(parts) < 2 or not all(parts):
+        raise ImportError(f"{path!r} is not a dotted path (module.function)")
+    for cut in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:cut])
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+                continue  # this prefix is not a module: try a shorter one
+            raise
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(f"no module found for {path!r}")
+
+
+# --- the site's database in the horse --------------------------------------------------------------
+
+def _connect(ctx: SiteContext) -> pw.Database | None:
+    """The site's database, connected and bound, or None (logged) when it cannot be reached."""
+    try:
+        return ctx.database(require_schema=False)
+    except (pw.PeeweeException, HookSchedulerError) as exc:
+        log.error("site %s: database unavailable (%s); the job runs without it", ctx.name, _one_line(exc))
+        return None
+
+
+def _ledger(what: str, ctx: SiteContext, fn: Callable[[pw.Database], T]) -> T | None:
+    """A ledger write: best effort, retried once on a fresh connection (the job's may have been dropped)."""
+    for attempt in (1, 2):
+        db = _connect(ctx)
+        if db is None:
+            return None
+        try:
+            return fn(db)
+        except (pw.OperationalError, pw.InterfaceError) as exc:
+            if attempt == 2:
+                log.error("could not %s: %s: %s (the job is not affected)", what, type(exc).__name__, exc)
+                return None
+            ctx.close()
+        except Exception as exc:
+            log.error("could not %s: %s: %s (the job is not affected)", what, type(exc).__name__, exc)
+            return None
+    return None
+
+
+@contextlib.contextmanager
+def job_transaction(db: pw.Database | None) -> Iterator[None]:
+    """The job's own transaction: committed when it returns, rolled back when it raises. A rollback that
+    fails (the connection is gone) is logged and does not hide the job's own exception."""
+    if db is None:
+        yield
+        return
+    txn = db.atomic()
+    txn.__enter__()
+    try:
+        yield
+    except BaseException:
+        try:
+            txn.__exit__(*sys.exc_info())
+        except Exception as exc:
+            log.warning("rollback after the job's failure failed too: %s", _one_line(exc))
+        raise
+    txn.__exit__(None, None, None)
+
+
+# --- entry points ---------------------------------------------------------------------------------
 
 def run_scheduled_job(site: str, job_name: str, method: str, slot: str, trigger: str) -> Any:
     """The RQ entry point of every scheduled, manual and event-triggered run."""
     rq_job = get_current_job()
     rq_id = rq_job.id if rq_job else None
     ctx = worker_site(site)
-    db = ctx.database()
     started = utcnow()
+    who = worker_name(rq_job)
     if rq_id:
-        state = runlog.best_effort("record the start", lambda: runlog.mark_started(db, rq_id, worker_name(), started))
+        state = _ledger("record the start", ctx, lambda db: runlog.mark_started(db, rq_id, who, started))
         if state == "duplicate":
             log.warning("site %s: %s (%s) already started or finished; not running it twice", site, job_name, rq_id)
             return {"skipped": "duplicate delivery: this run already started"}
-    runlog.best_effort("advance last_execution", lambda: runlog.advance_last_execution(db, job_name, started))
-    jctx = JobContext(site, job_name, method, trigger, datetime.fromisoformat(slot) if slot else None, rq_id)
+    _ledger("advance last_execution", ctx, lambda db: runlog.advance_last_execution(db, job_name, started))
+    queue = short_queue(rq_job.origin, ctx.bench.bench_id) if rq_job else None
+    jctx = JobContext(site, job_name, method, trigger, datetime.fromisoformat(slot) if slot else None, rq_id,
+                      queue=queue, kind="scheduled")
+    return _perform(ctx, rq_job, jctx, lambda: import_path(method)(), started)
+
+
+def execute_job(site: str, method: str, job_name: str | None = None, kwargs: dict[str, Any] | None = None) -> Any:
+    """The RQ entry point of ``hookscheduler.enqueue``: ``method(**kwargs)`` on ``site``."""
+    rq_job = get_current_job()
+    ctx = worker_site(site)
+    queue = short_queue(rq_job.origin, ctx.bench.bench_id) if rq_job else None
+    jctx = JobContext(site, job_name or method, method, "enqueue", None, rq_job.id if rq_job else None,
+                      queue=queue, kind="background")
+    return _perform(ctx, rq_job, jctx, lambda: import_path(method)(**(kwargs or {})), utcnow())
+
+
+def run_doc_method(doc_model: str, doc_name: Any, doc_method: str, doc_kwargs: dict[str, Any] | None = None) -> Any:
+    """``enqueue_doc``'s worker side: load the record by primary key and call one of its methods."""
+    model = import_path(doc_model)
+    record = model.get_by_id(doc_name)
+    return getattr(record, doc_method)(**(doc_kwargs or {}))
+
+
+def _perform(ctx: SiteContext, rq_job: Job | None, jctx: JobContext, call: Callable[[], Any],
+             started: datetime) -> Any:
+    """Run ``call`` in the job's context and transaction; record, publish and re-raise its outcome."""
+    scheduled = jctx.kind == "scheduled"
+    _publish(ctx, rq_job, jctx, "started")
+    db = _connect(ctx)
     try:
-        with bound_context(jctx), db.atomic():
-            result = resolve_method(method)()
-    except JobTimeoutException as exc:
-        _finish(db, rq_id, "failed", tb.format_exc(), f"timed out: {exc}")
+        with bound_context(jctx), job_transaction(db):
+            result = call()
+    except BaseException as exc:
+        timed_out = isinstance(exc, JobTimeoutException)
+        reason = f"timed out: {exc}" if timed_out else None
+        if scheduled and jctx.rq_job_id:
+            _finish(ctx, jctx.rq_job_id, "failed", tb.format_exc(), reason)
+        _publish(ctx, rq_job, jctx, "failed", started=started, error=_one_line(exc), timed_out=timed_out)
+        _bound_failed_registry(ctx, rq_job)
         raise
-    except BaseException:
-        _finish(db, rq_id, "failed", tb.format_exc(), None)
-        raise
-    _finish(db, rq_id, "complete", None, None)
+    if scheduled and jctx.rq_job_id:
+        _finish(ctx, jctx.rq_job_id, "complete", None, None)
+    _publish(ctx, rq_job, jctx, "finished", started=started)
     return result
 
 
-def _finish(db: Any, rq_id: str | None, status: str, trace: str | None, reason: str | None) -> None:
-    if rq_id:
-        runlog.best_effort(f"record the outcome ({status})",
-                           lambda: runlog.mark_finished(db, rq_id, status, utcnow(), traceback=trace, reason=reason))
+def _finish(ctx: SiteContext, rq_id: str, status: str, trace: str | None, reason: str | None) -> None:
+    _ledger(f"record the outcome ({status})", ctx,
+            lambda db: runlog.mark_finished(db, rq_id, status, utcnow(), traceback=trace, reason=reason))
+
+
+def _publish(ctx: SiteContext, rq_job: Job | None, jctx: JobContext, event: str, started: datetime | None = None,
+             error: str | None = None, timed_out: bool = False) -> None:
+    if rq_job is None:
+        return
+    fields: dict[str, Any] = {
+        "job_id": jctx.rq_job_id, "job_name": jctx.job_name, "method": jctx.method, "kind": jctx.kind,
+        "trigger": jctx.trigger, "queue": jctx.queue, "slot": jctx.slot, "worker": worker_name(rq_job),
+    }
+    if started is not None:
+        fields["duration"] = round((utcnow() - started).total_seconds(), 6)
+    if error is not None:
+        fields["error"] = error
+    if timed_out:
+        fields["timed_out"] = True
+    events.publish(rq_job.connection, ctx.bench.bench_id, ctx.name, event, **fields)
+
+
+def _bound_failed_registry(ctx: SiteContext, rq_job: Job | None) -> None:
+    if rq_job is None:
+        return
+    from .retention import trim_failed_registry  # late: retention imports this module
+
+    try:
+        trim_failed_registry(rq_job.connection, rq_job.origin, ctx.site.get("rq_failed_jobs_limit"))
+    except Exception as exc:  # bounding the registry is housekeeping; it never masks the job's failure
+        log.warning("could not bound the failed registry of %s: %s", rq_job.origin, _one_line(exc))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "migrate_cmd",
     "jobs",
     "schedule_cmd",
+    "worker_cmd",
 )
 
 for _mod in COMMAND_MODULES:

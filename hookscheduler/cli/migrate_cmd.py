@@ -20,7 +20,7 @@ def migrate(state: CliState, dry_run: bool, prune: bool, fmt: str) -> None:
     contexts = state.each()
     plans: list[Plan] = []
     # Validate everything before touching any site: a refused migrate writes nothing anywhere.
-    specs_by_site = {ctx.name: load_job_specs(ctx.bench, ctx.site.queues) for ctx in contexts}
+    specs_by_site = {ctx.name: load_job_specs(ctx.bench, ctx.site.queues, builtin=True) for ctx in contexts}
     for ctx in contexts:
         db = ctx.database(create=not dry_run, require_schema=False) if not dry_run else _maybe_db(ctx)
         if db is None:

@@ -1,0 +1,84 @@
+"""``hookscheduler worker``, ``worker-pool``, ``start`` and ``job-status``: running and watching background jobs."""
+
+from __future__ import annotations
+
+import click
+
+from .. import supervisor
+from ..config import load_bench, load_sites
+from ..enqueue import describe_job
+from ..exceptions import JobNotFound
+from ..workers import STRATEGIES, start_worker, start_worker_pool
+from .base import CliState, cli, echo, pass_state
+from .output import format_option, iso_utc, local, to_json
+
+QUEUE_HELP = "Comma-separated queues, in priority order (default: short,default,long, then the custom queues)."
+
+
+@cli.command()
+@click.option("--queue", metavar="a,b", help=QUEUE_HELP)
+@click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="default", show_default=True,
+              help="Dequeue order: queue priority, round robin, or random.")
+@click.option("--quiet", is_flag=True, help="Log warnings and errors only.")
+@click.option("-u", "--rq-username", metavar="U", help="Redis ACL user (default: rq_username).")
+@click.option("-p", "--rq-password", metavar="P", help="Redis ACL password (default: rq_password).")
+@pass_state
+def worker(state: CliState, queue: str | None, burst: bool, strategy: str, quiet: bool, rq_username: str | None,
+           rq_password: str | None) -> None:
+    """Run an RQ worker for every site of the bench (Ctrl-C: finish the current job and stop)."""
+    start_worker(queue=queue, quiet=quiet, rq_username=rq_username, rq_password=rq_password, burst=burst,
+                 strategy=strategy, bench=state.bench, site=state.site)
+
+
+@cli.command("worker-pool")
+@click.option("--queue", metavar="a,b", help=QUEUE_HELP)
+@click.option("--num-workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="How many workers to run.")
+@click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
+@click.option("--quiet", is_flag=True, help="Log warnings and errors only.")
+@pass_state
+def worker_pool(state: CliState, queue: str | None, num_workers: int, burst: bool, quiet: bool) -> None:
+    """Run RQ's WorkerPool: N workers, respawned if one dies."""
+    start_worker_pool(queue=queue, num_workers=num_workers, quiet=quiet, burst=burst, bench=state.bench,
+                      site=state.site)
+
+
+@cli.command()
+@click.option("--no-scheduler", is_flag=True, help="Workers only (the scheduler runs elsewhere).")
+@pass_state
+def start(state: CliState, no_scheduler: bool) -> int:
+    """Development: the scheduler and workers for every queue (and a private redis-server if no Redis
+    answers), with prefixed logs; Ctrl-C stops them all."""
+    bench = load_bench(state.bench)
+    return supervisor.start(bench, load_sites(bench, state.site), scheduler=not no_scheduler, site=state.site)
+
+
+@cli.command("job-status")
+@click.argument("job_id")
+@format_option
+@pass_state
+def job_status(state: CliState, job_id: str, fmt: str) -> None:
+    """Status of a background job or scheduled run: JOB_ID as enqueue returned it, or as the app chose it."""
+    ctx = state.one()
+    info = describe_job(job_id, ctx)
+    if info is None:
+        raise JobNotFound(f"job {job_id!r} not found on site {ctx.name}: never enqueued, or Redis dropped it "
+                          "after rq_results_ttl / rq_job_failure_ttl (scheduled runs stay in `jobs history`)")
+    if fmt == "json":
+        echo(to_json(info))
+        return
+    tz = ctx.site.time_zone
+    echo(f"{info['job_id']}: {info['status']}")
+    if "queue" in info:
+        echo(f"  {info['job_name'] or info['method']} ({info['method']}) on queue {info['queue']}")
+        echo(f"  enqueued {local(info['enqueued_at'], tz)}, started {local(info['started_at'], tz)}, "
+             f"ended {local(info['ended_at'], tz)}" + (f", worker {info['worker']}" if info["worker"] else ""))
+        if info.get("error"):
+            echo(f"  error: {info['error']}")
+        if info.get("result") not in (None, "None"):
+            echo(f"  result: {info['result']}")
+    log = info.get("log")
+    if log:
+        echo(f"  log: {log['status']} ({log['trigger']} run of {log['job']} for {iso_utc(log['scheduled_for'])})"
+             + (f": {log['reason']}" if log["reason"] else ""))
