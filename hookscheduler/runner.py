@@ -46,7 +46,7 @@ from rq.timeouts import JobTimeoutException
 
 from . import events, runlog
 from .context import SiteContext, open_site
-from .exceptions import HookSchedulerError
+from .exceptions import HookSchedulerError, SchemaError
 from .hooks_loader import ensure_apps_on_path
 from .models import ScheduledJobType, utcnow
 from .naming import short_queue
@@ -151,6 +151,9 @@ def _connect(ctx: SiteContext) -> pw.Database | None:
     """The site's database, connected and bound, or None (logged) when it cannot be reached."""
     try:
         return ctx.database(require_schema=False)
+    except SchemaError:  # an SQLite site never migrated: background jobs still run, without a transaction
+        log.debug("site %s has no database yet; the job runs without it", ctx.name)
+        return None
     except (pw.PeeweeException, HookSchedulerError) as exc:
         log.error("site %s: database unavailable (%s); the job runs without it", ctx.name, _one_line(exc))
         return None
