@@ -40,6 +40,10 @@ def note(_task, **fields):
         fh.write(json.dumps(row) + "\\n")
 
 
+def seen():
+    note("seen")
+
+
 def add(a, b):
     note("add", a=a, b=b)
     return a + b
@@ -124,6 +128,16 @@ def write_row(name):
 def write_row_then_fail(name):
     Invoice.create(name=name, status="written")
     raise RuntimeError("failed after writing " + name)
+
+
+def write_for_slot():
+    from hookscheduler import job_context
+    Invoice.create(name="slot " + job_context().slot.isoformat(), status="written")
+
+
+def write_for_slot_then_fail():
+    write_for_slot()
+    raise RuntimeError("failed after writing")
 
 
 def kill_own_db_connection():

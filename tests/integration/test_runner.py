@@ -1,0 +1,121 @@
+"""The worker-side wrapper of scheduled runs: the Scheduled Job Log, the transaction, and log-write failures."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from rq import Queue
+from rq.job import Job
+
+from hookscheduler.models import ScheduledJobLog, ScheduledJobType
+from hookscheduler.naming import queue_name
+from hookscheduler.tick import reconcile_active, run_pass
+from tests.helpers import drain
+from tests.integration.bgjobs_support import create_invoice_table, make_bench, out_rows, site
+
+SLOT = datetime(2026, 1, 5, 11, 0)
+AFTER_SLOT = datetime(2026, 1, 5, 11, 0, 1)
+
+
+def _fire(bench_factory, db_kind, method, **entry):
+    bench = make_bench(bench_factory, db_kind, {"hourly": [{"method": method, **entry}]})
+    ctx, conn = site(bench)
+    result = run_pass(ctx, conn, now=AFTER_SLOT)
+    assert result.fired == 1
+    return bench, ctx, conn, result.sent_ids[0]
+
+
+def test_success_is_logged_complete_with_times_worker_and_last_execution(bench_factory, db_kind):
+    bench, ctx, conn, rq_id = _fire(bench_factory, db_kind, "bgapp.tasks.seen")
+    drain(ctx.bench.bench_id, conn)
+    ctx.database()
+    row = ScheduledJobLog.get()
+    assert (row.status, row.rq_job_id, row.trigger, row.traceback) == ("complete", rq_id, "schedule", None)
+    assert row.started_at <= row.finished_at and row.duration >= 0 and row.worker
+    assert ScheduledJobType.get().last_execution == row.started_at
+    [seen] = out_rows(bench, "seen")
+    assert (seen["kind"], seen["trigger"], seen["frequency"], seen["queue"], seen["rq_job_id"]) == (
+        "scheduled", "schedule", "Hourly", "default", rq_id)
+    assert Job.fetch(rq_id, connection=conn).get_status() == "finished"
+
+
+def test_failure_is_logged_with_the_traceback_and_reaches_rqs_failed_registry(bench_factory, db_kind):
+    _, ctx, conn, rq_id = _fire(bench_factory, db_kind, "bgapp.tasks.boom")
+    drain(ctx.bench.bench_id, conn)
+    ctx.database()
+    row = ScheduledJobLog.get()
+    assert row.status == "failed" and "RuntimeError: boom: the task failed on purpose" in row.traceback
+    assert row.finished_at is not None and row.duration is not None
+    assert ScheduledJobType.get().last_execution == row.started_at  # advanced when the run started
+    failed = Queue(queue_name(ctx.bench.bench_id, "default"), connection=conn).failed_job_registry
+    assert rq_id in failed.get_job_ids()
+    assert "RuntimeError: boom" in Job.fetch(rq_id, connection=conn).latest_result().exc_string
+
+
+def test_the_run_commits_its_writes_and_rolls_them_back_on_failure(bench_factory, db_kind):
+    bench = make_bench(bench_factory, db_kind, {"hourly": ["bgapp.tasks.write_for_slot",
+                                                           "bgapp.tasks.write_for_slot_then_fail"]})
+    ctx, conn = site(bench)
+    invoice = create_invoice_table(ctx)
+    assert run_pass(ctx, conn, now=AFTER_SLOT).fired == 2
+    drain(ctx.bench.bench_id, conn)
+    ctx.database()
+    assert [r.name for r in invoice.select()] == ["slot 2026-01-05T11:00:00"]  # one row: the failed run's is gone
+    assert sorted(r.status for r in ScheduledJobLog.select()) == ["complete", "failed"]
+
+
+def test_a_duplicate_delivery_does_not_run_the_slot_twice(bench_factory, db_kind):
+    bench, ctx, conn, rq_id = _fire(bench_factory, db_kind, "bgapp.tasks.seen")
+    drain(ctx.bench.bench_id, conn)
+    q = Queue(queue_name(ctx.bench.bench_id, "default"), connection=conn)
+    q.enqueue_job(Job.fetch(rq_id, connection=conn))  # RQ hands the same run out again
+    drain(ctx.bench.bench_id, conn)
+    assert len(out_rows(bench, "seen")) == 1
+    ctx.database()
+    assert ScheduledJobLog.get().status == "complete"
+
+
+def test_a_broken_log_table_does_not_stop_the_run_nor_last_execution(bench_factory, db_kind):
+    """Frappe #41245: the job must run and its next/last execution move even when the log cannot be written."""
+    bench, ctx, conn, rq_id = _fire(bench_factory, db_kind, "bgapp.tasks.seen")
+    db = ctx.database()
+    db.execute_sql("ALTER TABLE scheduled_job_log RENAME TO scheduled_job_log_away")
+    ctx.close()
+    before = datetime.utcnow() - timedelta(seconds=1)
+    drain(ctx.bench.bench_id, conn)
+    assert len(out_rows(bench, "seen")) == 1
+    assert Job.fetch(rq_id, connection=conn).get_status() == "finished"
+    db = ctx.database()
+    assert ScheduledJobType.get().last_execution >= before
+    db.execute_sql("ALTER TABLE scheduled_job_log_away RENAME TO scheduled_job_log")
+    assert ScheduledJobLog.get().status == "queued"  # the worker could not write it ...
+    assert reconcile_active(ctx, conn, now=AFTER_SLOT + timedelta(minutes=1)) == 1
+    row = ScheduledJobLog.get()  # ... the tick settles it from RQ's outcome
+    assert row.status == "complete" and "outcome taken from RQ" in row.reason
+
+
+def test_an_unreachable_database_does_not_stop_the_run(bench_factory, db_kind, monkeypatch):
+    bench, ctx, conn, rq_id = _fire(bench_factory, db_kind, "bgapp.tasks.boom")
+    ctx.close()
+    unreachable = ("sqlite:////nonexistent-dir/site.sqlite3" if db_kind == "sqlite"
+                   else "postgresql://postgres@127.0.0.1:1/nowhere")
+    with monkeypatch.context() as env:
+        env.setenv("HOOKSCHEDULER_DB_URL", unreachable)  # what the worker sees
+        drain(ctx.bench.bench_id, conn)
+    assert len(out_rows(bench, "boom")) == 1  # it ran
+    assert Job.fetch(rq_id, connection=conn).get_status() == "failed"  # and RQ has its outcome
+    ctx, conn = site(bench)
+    assert reconcile_active(ctx, conn, now=AFTER_SLOT + timedelta(minutes=1)) == 1
+    assert ScheduledJobLog.get().status == "failed"
+
+
+@pytest.mark.postgres
+def test_a_connection_dropped_during_the_run_still_gets_its_outcome_logged(bench_factory):
+    bench, ctx, conn, rq_id = _fire(bench_factory, "postgres", "bgapp.tasks.kill_own_db_connection")
+    drain(ctx.bench.bench_id, conn)
+    assert len(out_rows(bench, "kill_own_db_connection")) == 1
+    ctx.database()
+    row = ScheduledJobLog.get()
+    assert row.status == "failed" and "server closed the connection" in row.traceback  # written on a new connection
+    assert row.started_at is not None and ScheduledJobType.get().last_execution == row.started_at
