@@ -1,0 +1,220 @@
+"""``hookscheduler worker`` / ``worker-pool`` as real subprocesses: queues, strategies, timeouts, SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timedelta
+
+import pytest
+from rq import Queue
+from rq.job import Job
+
+import hookscheduler
+from hookscheduler import enqueue
+from hookscheduler.events import listen, subscribe
+from hookscheduler.models import ScheduledJobLog
+from hookscheduler.naming import queue_name
+from hookscheduler.tick import reconcile_active, run_pass
+from tests.helpers import env_for
+from tests.integration.bgjobs_support import cli, make_bench, out_rows, pid_alive, site, spawn, wait_for
+
+AFTER_SLOT = datetime(2026, 1, 5, 11, 0, 1)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_api():
+    hookscheduler.init()
+    yield
+    hookscheduler.init()
+
+
+def _order(bench):
+    return [r["a"] for r in out_rows(bench, "add")]
+
+
+def _fill(spec):
+    """Enqueue add(a=label) on each queue, in the order given."""
+    for queue, label in spec:
+        enqueue("bgapp.tasks.add", queue=queue, a=label, b=0)
+
+
+def test_burst_worker_runs_scheduled_and_background_jobs_then_quits(bench_factory, db_kind):
+    bench = make_bench(bench_factory, db_kind, {"hourly": ["bgapp.tasks.seen"]})
+    ctx, conn = site(bench)
+    run_pass(ctx, conn, now=AFTER_SLOT)
+    job = enqueue("bgapp.tasks.add", a=1, b=2)
+    done = cli(bench, "worker", "--burst")
+    assert done.returncode == 0, done.stderr
+    assert "quitting" in done.stderr and "Traceback" not in done.stderr
+    assert job.return_value(refresh=True) == 3
+    ctx.database()
+    row = ScheduledJobLog.get()
+    assert row.status == "complete" and row.worker in done.stderr
+
+
+def test_default_strategy_follows_queue_priority(bench_factory):
+    bench = make_bench(bench_factory)
+    _fill([("long", "L1"), ("default", "D1"), ("short", "S1"), ("long", "L2"), ("short", "S2")])
+    assert cli(bench, "worker", "--burst", "--quiet").returncode == 0
+    assert _order(bench) == ["S1", "S2", "D1", "L1", "L2"]
+
+
+def test_round_robin_strategy_takes_turns(bench_factory):
+    bench = make_bench(bench_factory)
+    _fill([("short", "S1"), ("short", "S2"), ("default", "D1"), ("default", "D2"), ("long", "L1")])
+    assert cli(bench, "worker", "--burst", "--strategy", "round_robin").returncode == 0
+    assert _order(bench) == ["S1", "D1", "L1", "S2", "D2"]
+
+
+def test_random_strategy_runs_everything(bench_factory):
+    bench = make_bench(bench_factory)
+    labels = [(q, f"{q}{i}") for i in range(4) for q in ("short", "default", "long")]
+    _fill(labels)
+    assert cli(bench, "worker", "--burst", "--strategy", "random").returncode == 0
+    assert sorted(_order(bench)) == sorted(label for _, label in labels)
+
+
+def test_queue_option_chooses_queues_and_their_order(bench_factory):
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    _fill([("short", "S1"), ("default", "D1"), ("long", "L1")])
+    assert cli(bench, "worker", "--burst", "--queue", "long,short").returncode == 0
+    assert _order(bench) == ["L1", "S1"]
+    assert Queue(queue_name(ctx.bench.bench_id, "default"), connection=conn).count == 1
+
+
+def test_unknown_queue_is_refused_with_the_valid_ones(bench_factory):
+    bench = make_bench(bench_factory, common={"workers": {"bulk": {"timeout": 60}}})
+    done = cli(bench, "worker", "--burst", "--queue", "short,nope")
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("Error: unknown queue 'nope'; valid queues: short, default, long, bulk (custom "
+                                   "queues are declared under 'workers' in common_site_config.json)")
+
+
+def test_custom_queues_from_config_are_served_last(bench_factory):
+    bench = make_bench(bench_factory, common={"workers": {"bulk": {"timeout": 60}, "mail": {"timeout": 30}}})
+    _fill([("mail", "M1"), ("bulk", "B1"), ("long", "L1")])
+    done = cli(bench, "worker", "--burst")
+    assert done.returncode == 0
+    assert ":short, " in done.stderr and ":long, " in done.stderr and ":bulk, " in done.stderr
+    assert _order(bench) == ["L1", "B1", "M1"]
+
+
+def test_quiet_hides_the_per_job_lines(bench_factory):
+    bench = make_bench(bench_factory)
+    _fill([("default", "D1")])
+    done = cli(bench, "worker", "--burst", "--quiet")
+    assert done.returncode == 0 and "Job OK" not in done.stderr and _order(bench) == ["D1"]
+
+
+def test_the_worker_exports_the_bench_for_its_horses(bench_factory, tmp_path):
+    bench = make_bench(bench_factory, events={"hourly": ["bgapp.tasks.seen"]})
+    ctx, conn = site(bench)
+    run_pass(ctx, conn, now=AFTER_SLOT)
+    env = env_for(bench)
+    del env["HOOKSCHEDULER_BENCH"]
+    done = subprocess.run([sys.executable, "-m", "hookscheduler", "--bench", str(bench), "worker", "--burst"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    ctx.database()
+    assert ScheduledJobLog.get().status == "complete"
+
+
+def test_a_run_past_its_timeout_is_killed_and_logged_failed(bench_factory, db_kind):
+    bench = make_bench(bench_factory, db_kind, {"hourly": [{"method": "bgapp.tasks.sleeper", "timeout": 1}]})
+    ctx, conn = site(bench)
+    rq_id = run_pass(ctx, conn, now=AFTER_SLOT).sent_ids[0]
+    background = enqueue("bgapp.tasks.sleeper", timeout=1)
+    done = cli(bench, "worker", "--burst", HS_TEST_SLOW="30")
+    assert done.returncode == 0
+    ctx.database()
+    row = ScheduledJobLog.get()
+    assert row.status == "failed" and row.reason.startswith("timed out") and "JobTimeoutException" in row.traceback
+    assert row.duration < 10
+    failed = Queue(queue_name(ctx.bench.bench_id, "default"), connection=conn).failed_job_registry
+    assert {rq_id, background.id} <= set(failed.get_job_ids())
+    assert "JobTimeoutException" in Job.fetch(background.id, connection=conn).latest_result().exc_string
+
+
+def test_a_worker_killed_mid_run_leaves_a_row_that_says_so(bench_factory, db_kind):
+    """SIGKILL of the worker and its horse: the row is not ``started`` for ever; after timeout + 60 s the
+    tick's reconciliation declares it abandoned."""
+    bench = make_bench(bench_factory, db_kind, {"hourly": [{"method": "bgapp.tasks.sleeper", "timeout": 60}]})
+    ctx, conn = site(bench)
+    run_pass(ctx, conn, now=AFTER_SLOT)
+    worker = spawn(bench, "worker", "--burst", HS_TEST_SLOW="300")
+    try:
+        [seen] = wait_for(lambda: out_rows(bench, "sleeper"), 30, "the run to start", worker)
+        wait_for(lambda: ScheduledJobLog.get().status == "started", 10, "the started row")
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker ...
+        os.kill(seen["pid"], signal.SIGKILL)  # ... and its horse (RQ puts it in its own process group)
+        worker.wait()
+    wait_for(lambda: not pid_alive(seen["pid"]), 10, "the horse to die")
+    row = ScheduledJobLog.get()
+    assert row.status == "started"
+    assert reconcile_active(ctx, conn, now=row.started_at + timedelta(seconds=60)) == 0  # might still be alive
+    assert reconcile_active(ctx, conn, now=row.started_at + timedelta(seconds=60 + 61)) == 1
+    row = ScheduledJobLog.get()
+    assert row.status == "failed" and row.reason.startswith("abandoned") and row.finished_at is not None
+
+
+def test_a_killed_horse_is_recorded_by_its_worker_in_rq_and_announced(bench_factory, db_kind):
+    bench = make_bench(bench_factory, db_kind, {"hourly": [{"method": "bgapp.tasks.sleeper", "timeout": 60}]})
+    ctx, conn = site(bench)
+    rq_id = run_pass(ctx, conn, now=AFTER_SLOT).sent_ids[0]
+    pubsub = subscribe(conn, ctx.bench.bench_id, ctx.name)
+    worker = spawn(bench, "worker", "--burst", HS_TEST_SLOW="300")
+    try:
+        [seen] = wait_for(lambda: out_rows(bench, "sleeper"), 30, "the run to start", worker)
+        os.kill(seen["pid"], signal.SIGKILL)  # the horse only: the worker sees it die
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+    assert Job.fetch(rq_id, connection=conn).get_status() == "failed"
+    events = [e["event"] for e in listen(pubsub, timeout=2)]
+    pubsub.close()
+    assert events == ["started", "failed"]
+    ctx.database()
+    assert reconcile_active(ctx, conn, now=AFTER_SLOT + timedelta(minutes=1)) == 1  # no need to wait
+    row = ScheduledJobLog.get()
+    assert row.status == "failed" and "failed in RQ" in row.reason
+
+
+def test_worker_pool_runs_n_jobs_on_n_workers_at_once(bench_factory):
+    bench = make_bench(bench_factory)
+    key = f"hs-barrier-{uuid.uuid4().hex}"
+    for _ in range(3):
+        enqueue("bgapp.tasks.barrier")
+    done = cli(bench, "worker-pool", "--num-workers", "3", "--burst", timeout=120,
+               HS_TEST_REDIS=bench_factory.redis_url, HS_TEST_BARRIER_KEY=key, HS_TEST_BARRIER_N="3")
+    assert done.returncode == 0, done.stderr
+    rows = out_rows(bench, "barrier")
+    assert len(rows) == 3 and len({r["worker"] for r in rows}) == 3 and len({r["pid"] for r in rows}) == 3
+
+
+def test_worker_pool_refuses_an_unknown_queue(bench_factory):
+    bench = make_bench(bench_factory)
+    done = cli(bench, "worker-pool", "--queue", "nope", "--burst")
+    assert done.returncode == 2 and "valid queues: short, default, long" in done.stderr
+
+
+def test_rq_username_and_password(bench_factory, redis_client):
+    bench = make_bench(bench_factory)
+    user, password = f"hs_test_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    redis_client.acl_setuser(user, enabled=True, passwords=[f"+{password}"], keys=["*"], channels=["*"],
+                             commands=["+@all"])
+    try:
+        _fill([("default", "D1")])
+        wrong = cli(bench, "worker", "--burst", "--rq-username", user, "--rq-password", "wrong")
+        assert wrong.returncode == 1 and "refused the credentials" in wrong.stderr and "wrong" not in wrong.stderr
+        right = cli(bench, "worker", "--burst", "-u", user, "-p", password)
+        assert right.returncode == 0, right.stderr
+        assert _order(bench) == ["D1"]
+    finally:
+        redis_client.acl_deluser(user)
