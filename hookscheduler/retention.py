@@ -48,9 +48,11 @@ def prune_site_logs(db: pw.Database, retention_days: int, now: datetime | None =
             return total
 
 
-def trim_failed_registry(conn: redis.Redis, full_queue_name: str, limit: int | None = None) -> int:
-    """Keep at most ``limit`` jobs in the queue's failed registry (the newest); returns how many were deleted."""
-    keep = int(limit or DEFAULT_FAILED_JOBS_LIMIT)
+def trim_failed_registry(conn: redis.Redis, full_queue_name: str, limit: int | None = None, room: int = 0) -> int:
+    """Keep at most ``limit`` jobs in the queue's failed registry, the newest (RQ scores them by the second:
+    among failures of the same second the order is arbitrary); ``room`` leaves space for jobs about to be added
+    (a failing job is added after its own failure handling). Returns how many were deleted."""
+    keep = max(int(limit or DEFAULT_FAILED_JOBS_LIMIT) - room, 0)
     registry = FailedJobRegistry(full_queue_name, connection=conn)
     excess = int(conn.zcard(registry.key)) - keep
     if excess <= 0:
@@ -76,7 +78,7 @@ def trim_failed_registries(conn: redis.Redis, bench_id: str, queues: Iterable[st
 
 def truncate_failed_registry(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
     """RQ ``on_failure`` callback (Frappe's name): bound the failed registry of the job's queue."""
-    trim_failed_registry(connection, job.origin)
+    trim_failed_registry(connection, job.origin, room=1)
 
 
 def prune_logs() -> dict[str, int]:

@@ -287,7 +287,7 @@ def _bound_failed_registry(ctx: SiteContext, rq_job: Job | None) -> None:
     from .retention import trim_failed_registry  # late: retention imports this module
 
     try:
-        trim_failed_registry(rq_job.connection, rq_job.origin, ctx.site.get("rq_failed_jobs_limit"))
+        trim_failed_registry(rq_job.connection, rq_job.origin, ctx.site.get("rq_failed_jobs_limit"), room=1)
     except Exception as exc:  # bounding the registry is housekeeping; it never masks the job's failure
         log.warning("could not bound the failed registry of %s: %s", rq_job.origin, _one_line(exc))
 

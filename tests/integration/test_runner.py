@@ -112,7 +112,7 @@ def test_an_unreachable_database_does_not_stop_the_run(bench_factory, db_kind, m
 
 @pytest.mark.postgres
 def test_a_connection_dropped_during_the_run_still_gets_its_outcome_logged(bench_factory):
-    bench, ctx, conn, rq_id = _fire(bench_factory, "postgres", "bgapp.tasks.kill_own_db_connection")
+    bench, ctx, conn, _ = _fire(bench_factory, "postgres", "bgapp.tasks.kill_own_db_connection")
     drain(ctx.bench.bench_id, conn)
     assert len(out_rows(bench, "kill_own_db_connection")) == 1
     ctx.database()

@@ -1,0 +1,79 @@
+"""Job started / finished / failed events on the site's Redis pub/sub channel."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+import hookscheduler
+from hookscheduler import enqueue
+from hookscheduler.events import listen, publish, subscribe
+from hookscheduler.naming import events_channel
+from hookscheduler.tick import run_pass
+from tests.helpers import drain
+from tests.integration.bgjobs_support import make_bench, site
+
+
+@pytest.fixture(autouse=True)
+def _fresh_api():
+    hookscheduler.init()
+    yield
+    hookscheduler.init()
+
+
+def test_background_jobs_announce_start_and_outcome(bench_factory):
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    pubsub = subscribe(conn, ctx.bench.bench_id, ctx.name)
+    ok = enqueue("bgapp.tasks.add", a=1, b=1, job_name="adding")
+    bad = enqueue("bgapp.tasks.fail_with", message="nope")
+    drain(ctx.bench.bench_id, conn)
+    events = list(listen(pubsub, timeout=1))
+    pubsub.close()
+    assert [(e["event"], e["job_id"]) for e in events] == [
+        ("started", ok.id), ("finished", ok.id), ("started", bad.id), ("failed", bad.id)]
+    finished, failed = events[1], events[3]
+    assert (finished["site"], finished["kind"], finished["job_name"], finished["method"], finished["queue"]) == (
+        "default", "background", "adding", "bgapp.tasks.add", "default")
+    assert finished["duration"] >= 0 and finished["at"].endswith("Z") and finished["worker"]
+    assert failed["error"] == "ValueError: nope" and "timed_out" not in failed
+
+
+def test_scheduled_runs_announce_their_job_and_slot(bench_factory, db_kind):
+    bench = make_bench(bench_factory, db_kind, {"hourly": ["bgapp.tasks.seen", "bgapp.tasks.boom"]})
+    ctx, conn = site(bench)
+    pubsub = subscribe(conn, ctx.bench.bench_id, ctx.name)
+    run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 0, 1))
+    drain(ctx.bench.bench_id, conn)
+    events = list(listen(pubsub, timeout=1))
+    pubsub.close()
+    by_job = {(e["job_name"], e["event"]): e for e in events}
+    assert set(by_job) == {("bgapp.tasks.seen", "started"), ("bgapp.tasks.seen", "finished"),
+                           ("bgapp.tasks.boom", "started"), ("bgapp.tasks.boom", "failed")}
+    done = by_job[("bgapp.tasks.seen", "finished")]
+    assert (done["kind"], done["trigger"], done["slot"]) == ("scheduled", "schedule", "2026-01-05T11:00:00Z")
+    assert "RuntimeError: boom" in by_job[("bgapp.tasks.boom", "failed")]["error"]
+
+
+def test_events_are_per_site(bench_factory):
+    bench = make_bench(bench_factory, sites={"one.local": {}, "two.local": {}})
+    ctx, conn = site(bench, "one.local")
+    mine, theirs = subscribe(conn, ctx.bench.bench_id, "one.local"), subscribe(conn, ctx.bench.bench_id, "two.local")
+    hookscheduler.init(bench=bench, site="two.local")
+    enqueue("bgapp.tasks.ok")
+    drain(ctx.bench.bench_id, conn)
+    assert [e["event"] for e in listen(theirs, timeout=1)] == ["started", "finished"]
+    assert list(listen(mine, timeout=0.2)) == []
+    mine.close()
+    theirs.close()
+
+
+def test_the_channel_name_and_json_are_what_a_front_end_subscribes_to(redis_client):
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("hookscheduler:benchx:site.local:events")
+    assert events_channel("benchx", "site.local") == "hookscheduler:benchx:site.local:events"
+    publish(redis_client, "benchx", "site.local", "finished", job_id="j1", duration=0.5)
+    [payload] = list(listen(pubsub, timeout=0.5))
+    pubsub.close()
+    assert payload["event"] == "finished" and payload["job_id"] == "j1" and payload["site"] == "site.local"
