@@ -1,0 +1,217 @@
+"""``hookscheduler start``: the development supervisor (scheduler + workers + a private Redis if needed)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+
+import pytest
+import redis
+from rq import Queue
+
+import hookscheduler
+from hookscheduler import enqueue, get_job_status
+from hookscheduler.config import load_bench, load_sites
+from hookscheduler.models import ScheduledJobLog
+from hookscheduler.naming import queue_name
+from hookscheduler.supervisor import Proc, Supervisor, free_port, plan
+from tests.helpers import env_for
+from tests.integration.bgjobs_support import cli, make_bench, out_rows, pid_alive, site, spawn, wait_for
+
+
+@pytest.fixture(autouse=True)
+def _fresh_api():
+    hookscheduler.init()
+    yield
+    hookscheduler.init()
+
+
+class Output:
+    """Collects a supervisor subprocess's output in a thread, so the test can wait for lines."""
+
+    def __init__(self, proc):
+        self.proc, self.lines = proc, []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def has(self, text):
+        return any(text in line for line in self.lines)
+
+    def text(self):
+        return "\n".join(self.lines)
+
+
+def _child_pids(lines):
+    """The pids the supervisor announced (``started NAME (pid N): ...``)."""
+    return [int(line.split("(pid ")[1].split(")")[0]) for line in lines if "| started " in line and "(pid " in line]
+
+
+def test_plan_runs_the_scheduler_a_worker_and_background_workers_per_custom_queue(bench_factory):
+    bench = make_bench(bench_factory, migrate=False,
+                       common={"workers": {"bulk": {"timeout": 900, "background_workers": 2}, "mail": {}}})
+    b = load_bench(bench)
+    procs = plan(b, load_sites(b), python="py")
+    assert [(p.name, p.argv[5:]) for p in procs] == [
+        ("scheduler", ["schedule", "--verbose"]),
+        ("worker", ["worker", "--queue", "short,default,long"]),
+        ("worker_bulk.1", ["worker", "--queue", "bulk"]),
+        ("worker_bulk.2", ["worker", "--queue", "bulk"]),
+        ("worker_mail", ["worker", "--queue", "mail"]),
+    ]
+    assert procs[0].argv[:5] == ["py", "-m", "hookscheduler", "--bench", str(b.path)]
+    assert next(p.name for p in plan(b, load_sites(b), scheduler=False)) == "worker"
+
+
+def test_start_runs_workers_for_every_queue_and_stops_them_all_on_sigterm(bench_factory):
+    bench = make_bench(bench_factory, common={"workers": {"bulk": {"timeout": 60, "background_workers": 2}}})
+    proc = spawn(bench, "start", "--no-scheduler")
+    out = Output(proc)
+    try:
+        wait_for(lambda: sum("*** Listening on" in line for line in out.lines) == 3, 60, "three workers", proc)
+        job = enqueue("bgapp.tasks.add", a=1, b=1)
+        bulk = enqueue("bgapp.tasks.add", queue="bulk", a=2, b=2)
+        wait_for(lambda: get_job_status(job.id) == "finished" and get_job_status(bulk.id) == "finished", 30,
+                 "the jobs to run", proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    out.thread.join(5)
+    text = out.text()
+    assert "Traceback" not in text
+    names = {line.split()[1] for line in out.lines if " | " in line}
+    assert {"system", "worker", "worker_bulk.1", "worker_bulk.2"} <= names
+    assert any(line.split()[1] == "worker_bulk.1" and "*** Listening on" in line and ":bulk" in line
+               for line in out.lines)
+    pids = _child_pids(out.lines)
+    assert len(pids) == 3 and not any(pid_alive(p) for p in pids)
+
+
+def test_start_with_the_scheduler_runs_the_example_end_to_end(bench_factory):
+    bench = make_bench(bench_factory, events={"all": ["bgapp.tasks.seen"]}, migrate=False,
+                       common={"scheduler_tick_interval": 1})
+    assert cli(bench, "migrate").returncode == 0
+    proc = spawn(bench, "start")
+    out = Output(proc)
+    try:
+        wait_for(lambda: len(out_rows(bench, "seen")) >= 2, 60, "two runs of the `all` job", proc)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        assert proc.wait(timeout=40) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    out.thread.join(5)
+    assert any(line.split()[1] == "scheduler" for line in out.lines if " | " in line), out.text()
+    site(bench)
+    done = list(ScheduledJobLog.select().where(ScheduledJobLog.status == "complete"))
+    assert len(done) >= 2 and all(r.worker for r in done)
+
+
+def test_a_child_that_exits_stops_the_others_and_the_status_says_so(bench_factory):
+    bench = make_bench(bench_factory)
+    sink = io.StringIO()
+    sup = Supervisor([
+        Proc("scheduler", [sys.executable, "-c", "print('scheduler says hello', flush=True); raise SystemExit(3)"]),
+        Proc("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"]),
+    ], env=env_for(bench), out=sink, stop_grace=5)
+    assert sup.run() == 3
+    text = sink.getvalue()
+    assert "scheduler exited with status 3; stopping the others" in text
+    assert all(p.poll() is not None for _, p in sup._running)
+
+
+def test_an_injected_scheduler_and_a_real_worker_under_one_supervisor(bench_factory):
+    """The scheduler process is a parameter: here a stand-in that enqueues one job, as the tick would."""
+    bench = make_bench(bench_factory)
+    stand_in = ("import hookscheduler, time; job = hookscheduler.enqueue('bgapp.tasks.add', a=5, b=5); "
+                "print('enqueued', job.id, flush=True); time.sleep(60)")
+    b = load_bench(bench)
+    procs = [Proc("scheduler", [sys.executable, "-c", stand_in]), *plan(b, load_sites(b), scheduler=False)]
+    sink = io.StringIO()
+    sup = Supervisor(procs, env=env_for(bench), out=sink, stop_grace=10)
+    watcher = threading.Thread(target=lambda: (wait_for(lambda: out_rows(bench, "add"), 60, "the job"), sup.stop()),
+                               daemon=True)
+    watcher.start()
+    assert sup.run() == 0
+    watcher.join(5)
+    lines = sink.getvalue().splitlines()
+    assert any(line.split()[1] == "scheduler" and "| enqueued " in line for line in lines)
+    assert out_rows(bench, "add")[0]["a"] == 5
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server on PATH")
+def test_start_brings_a_private_redis_when_none_answers(bench_factory):
+    port = free_port()
+    bench = make_bench(bench_factory, common={"redis_queue": f"redis://127.0.0.1:{port}/0"})
+    proc = spawn(bench, "start", "--no-scheduler")
+    out = Output(proc)
+    private = None
+    try:
+        line = wait_for(lambda: next((x for x in out.lines if "started a private redis-server at" in x), None), 30,
+                        "the private redis", proc)
+        url = line.split("started a private redis-server at ")[1].split()[0]
+        assert url != f"redis://127.0.0.1:{port}/0"
+        assert (bench / ".hookscheduler" / "redis").is_dir()
+        wait_for(lambda: out.has("*** Listening on"), 60, "the worker", proc)
+        private = redis.Redis.from_url(url)
+        q = Queue(queue_name(bench_factory.bench_ids[-1], "default"), connection=private)
+        job = q.enqueue("bgapp.tasks.add", a=7, b=0)
+        wait_for(lambda: job.get_status() == "finished", 30, "the job on the private redis", proc)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=40) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    with pytest.raises(redis.exceptions.ConnectionError):
+        private.ping()  # stopped with the supervisor
+
+
+def test_start_without_redis_or_redis_server_says_how_to_get_redis(bench_factory, tmp_path):
+    port = free_port()
+    bench = make_bench(bench_factory, common={"redis_queue": f"redis://user:secret@127.0.0.1:{port}/0"})
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    done = cli(bench, "start", PATH=str(empty))
+    assert done.returncode == 1
+    message = done.stderr.strip()
+    assert message.startswith(f"Error: cannot reach Redis at redis://user:***@127.0.0.1:{port}/0")
+    assert "redis-server is not on PATH" in message and "apt install redis-server" in message
+    assert "secret" not in done.stdout + done.stderr and len(message.splitlines()) == 1
+
+
+def test_job_status_command(bench_factory):
+    bench = make_bench(bench_factory)
+    job = enqueue("bgapp.tasks.fail_with", job_id="report", message="broken")
+    queued = cli(bench, "job-status", "report")
+    assert queued.returncode == 0 and queued.stdout.startswith(f"{job.id}: queued")
+    assert cli(bench, "worker", "--burst").returncode == 0
+    failed = json.loads(cli(bench, "job-status", job.id, "--format", "json").stdout)
+    assert (failed["status"], failed["error"], failed["queue"]) == ("failed", "ValueError: broken", "default")
+    missing = cli(bench, "job-status", "nope")
+    assert missing.returncode == 1 and missing.stderr.startswith("Error: job 'nope' not found on site default")
+
+
+def test_job_status_of_a_scheduled_run_shows_its_log_row(bench_factory):
+    from datetime import datetime
+
+    from hookscheduler.tick import run_pass
+
+    bench = make_bench(bench_factory, events={"hourly": ["bgapp.tasks.seen"]})
+    ctx, conn = site(bench)
+    rq_id = run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 0, 1)).sent_ids[0]
+    assert cli(bench, "worker", "--burst").returncode == 0
+    conn.delete(f"rq:job:{rq_id}")  # RQ forgot it (results expire); the ledger has not
+    shown = cli(bench, "job-status", rq_id)
+    assert shown.returncode == 0
+    assert shown.stdout.splitlines() == [f"{rq_id}: complete",
+                                         "  log: complete (schedule run of bgapp.tasks.seen for 2026-01-05T11:00:00Z)"]
