@@ -2,8 +2,13 @@
 
 Each transition is its own short transaction, separate from the job's work, so that a job's rollback never
 erases its own log row, and a failing log write never stops the job (Frappe #41245): callers wrap these in
-:func:`best_effort`. ``queued -> started`` is a compare-and-set: a second delivery of a run that already
-started (or finished) finds no ``queued`` row and is not run again.
+:func:`best_effort` (or, in the worker, ``runner._ledger``). ``queued -> started`` is a compare-and-set: a second
+delivery of a run that already started (or finished) finds no ``queued`` row and is not run again.
+
+The statements are plain SQL with parameters rather than peewee queries: they run once or twice per job in a
+freshly forked work horse, where building a query touches (and so copies) many pages of the parent's memory;
+plain SQL costs a fraction of that, and worker throughput is a stated goal. They use only the columns and
+values the models define, in the storage format peewee uses (naive UTC; ISO text on SQLite).
 """
 
 from __future__ import annotations
@@ -16,10 +21,21 @@ from typing import Any, TypeVar
 import peewee as pw
 
 from .db import write_txn
-from .models import ScheduledJobLog, ScheduledJobType
 
 log = logging.getLogger("hookscheduler.runlog")
 T = TypeVar("T")
+
+_START = ("UPDATE scheduled_job_log SET status = 'started', started_at = {p}, worker = {p}, modified_at = {p}, "
+          "enqueued_at = COALESCE(enqueued_at, {p}) WHERE rq_job_id = {p} AND status = 'queued'")
+_EXISTS = "SELECT 1 FROM scheduled_job_log WHERE rq_job_id = {p}"
+_LAST_EXECUTION = ("UPDATE scheduled_job_type SET last_execution = {p} "
+                   "WHERE name = {p} AND (last_execution IS NULL OR last_execution < {p})")
+_STARTED_AT = "SELECT started_at FROM scheduled_job_log WHERE rq_job_id = {p}"
+_FINISH = ("UPDATE scheduled_job_log SET status = {p}, finished_at = {p}, modified_at = {p}, "
+           "duration = COALESCE({p}, duration), traceback = COALESCE({p}, traceback), "
+           "reason = CASE WHEN {p} IS NOT NULL THEN {p} WHEN status = 'failed' AND {p} = 'complete' THEN {p} "
+           "ELSE reason END WHERE rq_job_id = {p}")
+LATE_COMPLETION = "completed after the scheduler had declared it abandoned"
 
 
 def best_effort(what: str, fn: Callable[[], T]) -> T | None:
@@ -31,43 +47,52 @@ def best_effort(what: str, fn: Callable[[], T]) -> T | None:
         return None
 
 
+def _run(db: pw.Database, template: str, params: tuple[Any, ...]) -> Any:
+    """Execute one statement (``{p}`` placeholders in the database's parameter style); returns the cursor."""
+    return db.execute_sql(template.format(p=db.param), params)  # type: ignore[no-untyped-call]
+
+
+def _dt(db: pw.Database, value: datetime | None) -> Any:
+    """A timestamp as peewee stores it: ISO text on SQLite (so comparisons are like with like)."""
+    if value is None:
+        return None
+    return value.isoformat(sep=" ") if isinstance(db, pw.SqliteDatabase) else value
+
+
 def mark_started(db: pw.Database, rq_job_id: str, worker: str | None, now: datetime) -> str:
     """``started`` when this delivery owns the run; ``duplicate`` when the run already started or ended;
     ``unknown`` when the ledger has no row for it (not a scheduled run, or its history was pruned)."""
+    at = _dt(db, now)
     with write_txn(db):
-        n = (ScheduledJobLog.update(status="started", started_at=now, worker=worker, modified_at=now,
-                                    enqueued_at=pw.fn.COALESCE(ScheduledJobLog.enqueued_at, now))
-             .where((ScheduledJobLog.rq_job_id == rq_job_id) & (ScheduledJobLog.status == "queued"))
-             .execute())
-        if n:
+        if _run(db, _START, (at, worker, at, at, rq_job_id)).rowcount:
             return "started"
-        exists = ScheduledJobLog.select(ScheduledJobLog.id).where(ScheduledJobLog.rq_job_id == rq_job_id).exists()
+        exists = _run(db, _EXISTS, (rq_job_id,)).fetchone() is not None
     return "duplicate" if exists else "unknown"
 
 
 def advance_last_execution(db: pw.Database, job_name: str, started: datetime) -> None:
     """``last_execution`` is the start of the latest run; it never moves backwards."""
+    at = _dt(db, started)
     with write_txn(db):
-        (ScheduledJobType.update(last_execution=started)
-         .where((ScheduledJobType.name == job_name)
-                & (ScheduledJobType.last_execution.is_null() | (ScheduledJobType.last_execution < started)))
-         .execute())
+        _run(db, _LAST_EXECUTION, (at, job_name, at))
 
 
 def mark_finished(db: pw.Database, rq_job_id: str, status: str, now: datetime, *, traceback: str | None = None,
-                  reason: str | None = None) -> None:
-    """Record the outcome; it overrides an earlier verdict of the tick (e.g. "abandoned"): the worker knows."""
+                  reason: str | None = None, started: datetime | None = None) -> None:
+    """Record the outcome; it overrides an earlier verdict of the tick (e.g. "abandoned"): the worker knows.
+    ``started``: when the caller started the run itself (saves reading the row back for the duration)."""
     with write_txn(db):
-        row = ScheduledJobLog.get_or_none(ScheduledJobLog.rq_job_id == rq_job_id)
-        if row is None:
-            return
-        values: dict[Any, Any] = {"status": status, "finished_at": now, "modified_at": now}
-        if row.started_at is not None:
-            values["duration"] = max((now - row.started_at).total_seconds(), 0.0)
-        if traceback is not None:
-            values["traceback"] = traceback
-        if reason is not None:
-            values["reason"] = reason
-        elif row.status == "failed" and status == "complete":
-            values["reason"] = "completed after the scheduler had declared it abandoned"
-        ScheduledJobLog.update(values).where(ScheduledJobLog.id == row.id).execute()
+        if started is None:
+            row = _run(db, _STARTED_AT, (rq_job_id,)).fetchone()
+            if row is None:
+                return
+            started = _parse(row[0])
+        duration = max((now - started).total_seconds(), 0.0) if started is not None else None
+        _run(db, _FINISH, (status, _dt(db, now), _dt(db, now), duration, traceback, reason, reason, status,
+                           LATE_COMPLETION, rq_job_id))
+
+
+def _parse(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))

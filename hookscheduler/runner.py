@@ -46,6 +46,7 @@ from rq.timeouts import JobTimeoutException
 
 from . import events, runlog
 from .context import SiteContext, open_site
+from .db import write_txn
 from .exceptions import HookSchedulerError, SchemaError
 from .hooks_loader import ensure_apps_on_path
 from .models import ScheduledJobType, utcnow
@@ -207,16 +208,31 @@ def run_scheduled_job(site: str, job_name: str, method: str, slot: str, trigger:
     ctx = worker_site(site)
     started = utcnow()
     who = worker_name(rq_job)
-    if rq_id:
-        state = _ledger("record the start", ctx, lambda db: runlog.mark_started(db, rq_id, who, started))
-        if state == "duplicate":
-            log.warning("site %s: %s (%s) already started or finished; not running it twice", site, job_name, rq_id)
-            return {"skipped": "duplicate delivery: this run already started"}
-    _ledger("advance last_execution", ctx, lambda db: runlog.advance_last_execution(db, job_name, started))
+    state = _ledger("record the start", ctx, lambda db: _record_start(db, rq_id, job_name, who, started))
+    if state == "duplicate":
+        log.warning("site %s: %s (%s) already started or finished; not running it twice", site, job_name, rq_id)
+        return {"skipped": "duplicate delivery: this run already started"}
     queue = short_queue(rq_job.origin, ctx.bench.bench_id) if rq_job else None
     jctx = JobContext(site, job_name, method, trigger, datetime.fromisoformat(slot) if slot else None, rq_id,
                       queue=queue, kind="scheduled")
-    return _perform(ctx, rq_job, jctx, lambda: import_path(method)(), started)
+    owned = started if state == "started" else None  # the row's started_at is ours: no need to read it back
+    return _perform(ctx, rq_job, jctx, lambda: import_path(method)(), started, owned)
+
+
+def _record_start(db: pw.Database, rq_id: str | None, job_name: str, who: str, started: datetime) -> str | None:
+    """One transaction for both start writes (each run pays for one commit, not two). The log row's
+    ``queued -> started`` runs in a savepoint of its own: a broken log table must not stop ``last_execution``
+    from advancing (Frappe #41245)."""
+    state = None
+    with write_txn(db):
+        if rq_id:
+            try:
+                state = runlog.mark_started(db, rq_id, who, started)  # nested: a savepoint
+            except pw.DatabaseError as exc:
+                log.error("could not record the start: %s (the job is not affected)", _one_line(exc))
+        if state != "duplicate":
+            runlog.advance_last_execution(db, job_name, started)
+    return state
 
 
 def execute_job(site: str, method: str, job_name: str | None = None, kwargs: dict[str, Any] | None = None) -> Any:
@@ -237,7 +253,7 @@ def run_doc_method(doc_model: str, doc_name: Any, doc_method: str, doc_kwargs: d
 
 
 def _perform(ctx: SiteContext, rq_job: Job | None, jctx: JobContext, call: Callable[[], Any],
-             started: datetime) -> Any:
+             started: datetime, owned: datetime | None = None) -> Any:
     """Run ``call`` in the job's context and transaction; record, publish and re-raise its outcome."""
     scheduled = jctx.kind == "scheduled"
     _publish(ctx, rq_job, jctx, "started")
@@ -249,19 +265,21 @@ def _perform(ctx: SiteContext, rq_job: Job | None, jctx: JobContext, call: Calla
         timed_out = isinstance(exc, JobTimeoutException)
         reason = f"timed out: {exc}" if timed_out else None
         if scheduled and jctx.rq_job_id:
-            _finish(ctx, jctx.rq_job_id, "failed", tb.format_exc(), reason)
+            _finish(ctx, jctx.rq_job_id, "failed", tb.format_exc(), reason, owned)
         _publish(ctx, rq_job, jctx, "failed", started=started, error=_one_line(exc), timed_out=timed_out)
         _bound_failed_registry(ctx, rq_job)
         raise
     if scheduled and jctx.rq_job_id:
-        _finish(ctx, jctx.rq_job_id, "complete", None, None)
+        _finish(ctx, jctx.rq_job_id, "complete", None, None, owned)
     _publish(ctx, rq_job, jctx, "finished", started=started)
     return result
 
 
-def _finish(ctx: SiteContext, rq_id: str, status: str, trace: str | None, reason: str | None) -> None:
+def _finish(ctx: SiteContext, rq_id: str, status: str, trace: str | None, reason: str | None,
+            started: datetime | None) -> None:
     _ledger(f"record the outcome ({status})", ctx,
-            lambda db: runlog.mark_finished(db, rq_id, status, utcnow(), traceback=trace, reason=reason))
+            lambda db: runlog.mark_finished(db, rq_id, status, utcnow(), traceback=trace, reason=reason,
+                                            started=started))
 
 
 def _publish(ctx: SiteContext, rq_job: Job | None, jctx: JobContext, event: str, started: datetime | None = None,

@@ -14,6 +14,7 @@ horse per job, RQ's timeouts, heartbeats and registries. What this module adds i
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -125,6 +126,10 @@ def prepare(bench: str | None = None, site: str | None = None, queue: str | None
     check_redis(conn, sites[0].redis_url)
     runner.preload([s.name for s in sites])
     _import_app_jobs(b, bench_queues(sites))
+    # What the parent holds now is shared with every horse: keep the horses' garbage collector off it, or
+    # each collection in a horse writes to (and so copies) every page of it.
+    gc.collect()
+    gc.freeze()
     return WorkerSetup(b, sites, conn, queues)
 
 
