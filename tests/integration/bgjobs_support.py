@@ -79,6 +79,13 @@ def fan_out(n):
         enqueue("bgapp.tasks.add", a=i, b=100)
 
 
+def enqueue_after_commit_then(fail=False):
+    from hookscheduler import enqueue
+    enqueue("bgapp.tasks.add", enqueue_after_commit=True, a=99, b=0)
+    if fail:
+        raise RuntimeError("the job failed: its deferred enqueue is dropped with its transaction")
+
+
 def sleeper():
     note("sleeper")
     time.sleep(float(os.environ.get("HS_TEST_SLOW", "3")))

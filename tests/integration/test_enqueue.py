@@ -50,6 +50,7 @@ def test_now_and_is_async_false_run_inline_and_return_the_result(bench_factory):
     assert enqueue("bgapp.tasks.ctx_info", now=True) == {"site": "default", "job": "bgapp.tasks.ctx_info",
                                                          "trigger": "inline", "kind": "background"}
     assert enqueue(lambda x: x * 2, now=True, x=21) == 42  # inline needs no importable path
+    assert enqueue("bgapp.tasks.add", a=1, b=1, **{"async": False}) == 2  # Frappe's legacy spelling
     assert _queue(ctx, conn).count == 0
 
 
@@ -133,6 +134,17 @@ def test_enqueue_after_commit_waits_for_the_transaction_and_is_dropped_on_rollba
     assert q.count == 3
     drain(ctx.bench.bench_id, conn)
     assert sorted(r["a"] for r in out_rows(bench, "add")) == [1, 2, 4]
+
+
+def test_enqueue_after_commit_inside_a_job_follows_the_jobs_transaction(bench_factory, db_kind):
+    bench = make_bench(bench_factory, db_kind)
+    ctx, conn = site(bench)
+    enqueue("bgapp.tasks.enqueue_after_commit_then", fail=True)
+    drain(ctx.bench.bench_id, conn)
+    assert out_rows(bench, "add") == []  # the failed job's transaction was rolled back: nothing was sent
+    enqueue("bgapp.tasks.enqueue_after_commit_then")
+    drain(ctx.bench.bench_id, conn)
+    assert [r["a"] for r in out_rows(bench, "add")] == [99]
 
 
 def test_at_front(bench_factory):

@@ -87,6 +87,16 @@ def test_the_builtin_daily_job_is_synced_and_prunes_its_site(bench_factory, db_k
     assert ScheduledJobLog.get(ScheduledJobLog.rq_job_id == rq_id).status == "complete"
 
 
+def test_migrate_syncs_the_builtin_job(bench_factory):
+    from tests.integration.bgjobs_support import cli
+
+    bench = make_bench(bench_factory, events={"hourly": ["bgapp.tasks.ok"]}, migrate=False)
+    done = cli(bench, "migrate")
+    assert done.returncode == 0, done.stderr
+    assert "+ hookscheduler.retention.prune_logs  [Daily Maintenance, queue long]" in done.stdout
+    assert "0 added" in cli(bench, "migrate").stdout  # and keeps it
+
+
 def test_failed_registry_is_bounded(bench_factory):
     bench = make_bench(bench_factory, common={"rq_failed_jobs_limit": 3})
     ctx, conn = site(bench)
