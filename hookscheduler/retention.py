@@ -84,7 +84,7 @@ def truncate_failed_registry(job: Job, connection: redis.Redis, *exc_info: Any) 
 def prune_logs() -> dict[str, int]:
     """The built-in daily maintenance job of every site (runs in a worker, as a scheduled job)."""
     from .redis_conn import redis_for
-    from .runner import job_context, worker_site  # late: the runner imports this module lazily too
+    from .runner import job_context, worker_site  # late: the runner imports this module
 
     jctx = job_context()
     if jctx is None:

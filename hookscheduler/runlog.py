@@ -13,8 +13,9 @@ values the models define, in the storage format peewee uses (naive UTC; ISO text
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -36,6 +37,7 @@ _FINISH = ("UPDATE scheduled_job_log SET status = {p}, finished_at = {p}, modifi
            "reason = CASE WHEN {p} IS NOT NULL THEN {p} WHEN status = 'failed' AND {p} = 'complete' THEN {p} "
            "ELSE reason END WHERE rq_job_id = {p}")
 LATE_COMPLETION = "completed after the scheduler had declared it abandoned"
+LOCK_TIMEOUT = "5s"
 
 
 def best_effort(what: str, fn: Callable[[], T]) -> T | None:
@@ -45,6 +47,17 @@ def best_effort(what: str, fn: Callable[[], T]) -> T | None:
     except Exception as exc:
         log.error("could not %s: %s: %s (the job is not affected)", what, type(exc).__name__, exc)
         return None
+
+
+@contextlib.contextmanager
+def ledger_txn(db: pw.Database) -> Iterator[None]:
+    """A write transaction for ledger rows. On PostgreSQL it waits at most :data:`LOCK_TIMEOUT` for a row or
+    table lock (an operator's ``LOCK TABLE``, a long ``ALTER``): a job must not wait on its log row. SQLite
+    gives up after its busy timeout."""
+    with write_txn(db):
+        if isinstance(db, pw.PostgresqlDatabase) and db.transaction_depth() == 1:
+            _run(db, f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'", ())
+        yield
 
 
 def _run(db: pw.Database, template: str, params: tuple[Any, ...]) -> Any:
@@ -63,7 +76,7 @@ def mark_started(db: pw.Database, rq_job_id: str, worker: str | None, now: datet
     """``started`` when this delivery owns the run; ``duplicate`` when the run already started or ended;
     ``unknown`` when the ledger has no row for it (not a scheduled run, or its history was pruned)."""
     at = _dt(db, now)
-    with write_txn(db):
+    with ledger_txn(db):
         if _run(db, _START, (at, worker, at, at, rq_job_id)).rowcount:
             return "started"
         exists = _run(db, _EXISTS, (rq_job_id,)).fetchone() is not None
@@ -73,7 +86,7 @@ def mark_started(db: pw.Database, rq_job_id: str, worker: str | None, now: datet
 def advance_last_execution(db: pw.Database, job_name: str, started: datetime) -> None:
     """``last_execution`` is the start of the latest run; it never moves backwards."""
     at = _dt(db, started)
-    with write_txn(db):
+    with ledger_txn(db):
         _run(db, _LAST_EXECUTION, (at, job_name, at))
 
 
@@ -81,7 +94,7 @@ def mark_finished(db: pw.Database, rq_job_id: str, status: str, now: datetime, *
                   reason: str | None = None, started: datetime | None = None) -> None:
     """Record the outcome; it overrides an earlier verdict of the tick (e.g. "abandoned"): the worker knows.
     ``started``: when the caller started the run itself (saves reading the row back for the duration)."""
-    with write_txn(db):
+    with ledger_txn(db):
         if started is None:
             row = _run(db, _STARTED_AT, (rq_job_id,)).fetchone()
             if row is None:

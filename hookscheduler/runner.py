@@ -46,11 +46,11 @@ from rq.timeouts import JobTimeoutException
 
 from . import events, runlog
 from .context import SiteContext, open_site
-from .db import write_txn
 from .exceptions import HookSchedulerError, SchemaError
 from .hooks_loader import ensure_apps_on_path
 from .models import ScheduledJobType, utcnow
 from .naming import short_queue
+from .retention import trim_failed_registry
 
 log = logging.getLogger("hookscheduler.runner")
 T = TypeVar("T")
@@ -224,7 +224,7 @@ def _record_start(db: pw.Database, rq_id: str | None, job_name: str, who: str, s
     ``queued -> started`` runs in a savepoint of its own: a broken log table must not stop ``last_execution``
     from advancing (Frappe #41245)."""
     state = None
-    with write_txn(db):
+    with runlog.ledger_txn(db):
         if rq_id:
             try:
                 state = runlog.mark_started(db, rq_id, who, started)  # nested: a savepoint
@@ -302,8 +302,6 @@ def _publish(ctx: SiteContext, rq_job: Job | None, jctx: JobContext, event: str,
 def _bound_failed_registry(ctx: SiteContext, rq_job: Job | None) -> None:
     if rq_job is None:
         return
-    from .retention import trim_failed_registry  # late: retention imports this module
-
     try:
         trim_failed_registry(rq_job.connection, rq_job.origin, ctx.site.get("rq_failed_jobs_limit"), room=1)
     except Exception as exc:  # bounding the registry is housekeeping; it never masks the job's failure

@@ -119,3 +119,32 @@ def test_a_connection_dropped_during_the_run_still_gets_its_outcome_logged(bench
     row = ScheduledJobLog.get()
     assert row.status == "failed" and "server closed the connection" in row.traceback  # written on a new connection
     assert row.started_at is not None and ScheduledJobType.get().last_execution == row.started_at
+
+
+@pytest.mark.postgres
+def test_a_locked_log_table_does_not_hold_the_run_back(bench_factory, monkeypatch):
+    """An operator's ``LOCK TABLE scheduled_job_log`` (or a long ALTER): the worker gives up on its log row
+    after a short lock timeout and runs the job; last_execution still advances."""
+    import psycopg2
+
+    import hookscheduler.runlog as runlog
+
+    monkeypatch.setattr(runlog, "LOCK_TIMEOUT", "300ms")
+    bench, ctx, conn, rq_id = _fire(bench_factory, "postgres", "bgapp.tasks.seen")
+    ctx.close()
+    locker = psycopg2.connect(ctx.site.db_url)  # libpq reads the search_path option from the URL
+    try:
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE scheduled_job_log IN ACCESS EXCLUSIVE MODE")
+            drain(ctx.bench.bench_id, conn)
+        assert len(out_rows(bench, "seen")) == 1
+        assert Job.fetch(rq_id, connection=conn).get_status() == "finished"
+    finally:
+        locker.rollback()
+        locker.close()
+    ctx.database()
+    assert ScheduledJobType.get().last_execution is not None
+    assert ScheduledJobLog.get().status == "queued"
+    assert reconcile_active(ctx, conn, now=AFTER_SLOT + timedelta(minutes=1)) == 1
+    assert ScheduledJobLog.get().status == "complete"
+
