@@ -35,6 +35,7 @@ class BaseModel(pw.Model):
 class ScheduledJobType(BaseModel):
     """One row per declared job."""
 
+    id = pw.AutoField()
     name = pw.CharField(max_length=255, unique=True)
     app = pw.CharField(max_length=140)
     method = pw.CharField(max_length=255)
@@ -65,6 +66,7 @@ class ScheduledJobLog(BaseModel):
 
     id = pw.BigAutoField()
     job = pw.ForeignKeyField(ScheduledJobType, backref="logs", on_delete="CASCADE", column_name="job_id")
+    job_id: int  # peewee's attribute for the raw foreign key value
     job_name = pw.CharField(max_length=255)
     scheduled_for = pw.DateTimeField()
     trigger = pw.CharField(max_length=16)  # schedule | manual | event | catch-up

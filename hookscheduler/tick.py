@@ -109,7 +109,7 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
             result.due += len(rows)
             verdicts = active_runs(rows, conn, now)
             decisions = [
-                decide(JobState(r.id, r.name, r.frequency, r.cron_format, r.next_execution, r.stopped,
+                decide(JobState(r.id, r.name, r.frequency, r.cron_format, _due(r.next_execution), r.stopped,
                                 r.catchup, r.catchup_limit, r.overlap),
                        now, ctx.clock, grace=grace_seconds(ctx), inactive=result.inactive,
                        blocked=_blocking(verdicts.get(r.id)), memo=memo)
@@ -136,8 +136,13 @@ def select_due(db: pw.Database, now: datetime, limit: int) -> list[ScheduledJobT
              .order_by(ScheduledJobType.next_execution, ScheduledJobType.id)
              .limit(limit))
     if isinstance(db, pw.PostgresqlDatabase):
-        query = query.for_update("FOR UPDATE SKIP LOCKED")
+        query = query.for_update("FOR UPDATE SKIP LOCKED")  # type: ignore[arg-type]
     return list(query)
+
+
+def _due(value: datetime | None) -> datetime:
+    assert value is not None  # select_due only returns rows with a next_execution
+    return value
 
 
 def _blocking(verdicts: list[Verdict] | None) -> str | None:
@@ -208,7 +213,8 @@ def claim(db: pw.Database, decisions: Sequence[Decision]) -> set[int]:
         else:
             sql = (f"UPDATE {table} SET next_execution = v.column3 FROM (VALUES {values.replace('%s', '?')}) AS v "
                    f"WHERE {table}.id = v.column1 AND {table}.next_execution = v.column2 RETURNING {table}.id")
-        won.update(row[0] for row in db.execute_sql(sql, params).fetchall())
+        cursor: Any = db.execute_sql(sql, params)  # type: ignore[no-untyped-call]
+        won.update(row[0] for row in cursor.fetchall())
     return won
 
 
@@ -313,7 +319,7 @@ def resend_outbox(ctx: SiteContext, conn: redis.Redis, result: PassResult | None
     )
     if not pending:
         return 0
-    runs = [dispatch.Run(p.rq_job_id, ctx.name, p.job_name, p.job.method, p.queue or "default", p.job.timeout,
+    runs = [dispatch.Run(str(p.rq_job_id), ctx.name, p.job_name, p.job.method, p.queue or "default", p.job.timeout,
                          p.scheduled_for, p.trigger) for p in pending]
     scratch = result or PassResult(site=ctx.name, now=utcnow())
     before = len(scratch.sent_ids)

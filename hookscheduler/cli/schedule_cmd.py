@@ -40,7 +40,8 @@ def tick(state: CliState, fmt: str) -> int:
             reconcile_active(ctx, conn)
         except Exception as exc:  # one bad site does not stop the others; the exit status says so
             failed += 1
-            stderr(f"Error: site {ctx.name}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}")
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            stderr(f"Error: site {ctx.name}: {type(exc).__name__}: {first}")
             continue
         finally:
             ctx.close()

@@ -172,7 +172,7 @@ def test_schedule_process_stops_cleanly_on_sigterm(bench_factory):
         assert time.monotonic() < deadline, "no heartbeat from the schedule process"
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=20)
+    _out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert not list(conn.scan_iter(match=heartbeat_pattern(bench_id))), "the heartbeat is removed on exit"

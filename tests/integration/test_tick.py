@@ -73,7 +73,7 @@ def test_48h_downtime_fires_once_and_records_the_missed_slots(bench_factory, db_
     assert r.fired == 3  # one run per job, whatever it missed
     runs = logs(status="queued")
     by_job = {lg.job_name: lg for lg in runs}
-    hourly = by_job["app1.tasks.ok"] if "app1.tasks.ok" in by_job else None
+    hourly = by_job.get("app1.tasks.ok")
     assert hourly is not None and hourly.trigger == "catch-up"
     assert hourly.slots == 48  # 11:00 on day 1 .. 10:00 on day 3
     assert hourly.first_slot == datetime(2026, 1, 5, 11, 0)

@@ -48,7 +48,7 @@ def test_four_concurrent_tick_processes_fire_every_slot_exactly_once(bench_facto
     # every process passes over the same 60 simulated minutes, 20 s apart: they race for every slot
     procs = [_driver(bench, T0, 20, 180) for _ in range(4)]
     outs = [p.communicate(timeout=240) for p in procs]
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
     totals = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
     expected_slots = 60  # 10:01 .. 11:00
