@@ -39,7 +39,7 @@ from .exceptions import HookSchedulerError
 from .models import utcnow
 from .naming import heartbeat_key, last_tick_key
 from .redis_conn import redis_for
-from .tick import PassResult, earliest_next, reconcile_active, run_pass
+from .tick import PassResult, earliest_next, reconcile_active, reschedule_orphans, run_pass
 
 log = logging.getLogger("hookscheduler.loop")
 
@@ -119,6 +119,7 @@ class Scheduler:
                 raise redis.exceptions.ConnectionError(result.send_error)
             if runner.last_reconcile is None or (now - runner.last_reconcile).total_seconds() >= RECONCILE_EVERY:
                 reconcile_active(ctx, conn, now)
+                reschedule_orphans(ctx, now)
                 runner.last_reconcile = now
             runner.next_due = earliest_next(ctx)
             self._write_last_tick(runner, conn, now)

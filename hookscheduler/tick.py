@@ -52,6 +52,7 @@ from .faults import failpoint
 from .models import ACTIVE_STATUSES, ScheduledJobLog, ScheduledJobType, utcnow
 from .naming import scheduled_job_id
 from .reconcile import Verdict, judge
+from .timing import next_slot
 
 log = logging.getLogger("hookscheduler.tick")
 
@@ -288,7 +289,8 @@ def _send(ctx: SiteContext, conn: redis.Redis, runs: list[dispatch.Run], result:
         failpoint("after_send")  # in Redis, not marked sent: a re-send must not double it
     except redis.exceptions.RedisError as exc:
         result.send_error = f"{type(exc).__name__}: {exc}"
-        log.warning("site %s: could not send %d run(s) to Redis (%s); they stay in the outbox",
+        # reported by the caller (the loop logs an outage once); here it is only detail
+        log.debug("site %s: could not send %d run(s) to Redis (%s); they stay in the outbox",
                     ctx.name, len(runs), result.send_error)
         return
     mark_sent(sent, utcnow())
@@ -340,6 +342,25 @@ def reconcile_active(ctx: SiteContext, conn: redis.Redis, now: datetime | None =
     if any(v.resend for vs in verdicts.values() for v in vs):
         resend_outbox(ctx, conn)
     return settled
+
+
+def reschedule_orphans(ctx: SiteContext, now: datetime | None = None) -> int:
+    """Give a next slot to active rows that have none (e.g. ``next_execution`` set to NULL with SQL), forward
+    from now: a row without a slot would otherwise never fire, silently. Returns how many were repaired."""
+    now = now or utcnow()
+    db = ctx.database()
+    repaired = 0
+    with write_txn(db):
+        rows = list(ScheduledJobType.select().where(ScheduledJobType.next_execution.is_null()
+                                                    & (ScheduledJobType.removed == False)))  # noqa: E712
+        for row in rows:
+            nxt = next_slot(row.frequency, row.cron_format, now, ctx.clock)
+            repaired += (ScheduledJobType.update(next_execution=nxt)
+                         .where((ScheduledJobType.id == row.id) & ScheduledJobType.next_execution.is_null())
+                         .execute())
+    if repaired:
+        log.warning("site %s: %d job(s) had no next_execution; rescheduled forward from now", ctx.name, repaired)
+    return repaired
 
 
 def earliest_next(ctx: SiteContext) -> datetime | None:

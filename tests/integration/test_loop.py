@@ -176,3 +176,40 @@ def test_schedule_process_stops_cleanly_on_sigterm(bench_factory):
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert not list(conn.scan_iter(match=heartbeat_pattern(bench_id))), "the heartbeat is removed on exit"
+
+
+def test_schedule_process_survives_a_redis_restart_and_fires_once_after(bench_factory, private_redis):
+    """The real `schedule` process, a job due every second, Redis killed and restarted under it."""
+    bench = _migrated(bench_factory, "sqlite", {"cron": {"* * * * * *": [{"method": "app1.tasks.ok",
+                                                                          "overlap": "allow"}]}},
+                      common={"redis_queue": private_redis.url, "scheduler_tick_interval": 5})
+    proc = subprocess.Popen([sys.executable, "-m", "hookscheduler", "schedule"], env=env_for(bench),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ctx = open_site(str(bench))
+    try:
+        def enqueued() -> int:
+            ctx.database()
+            return ScheduledJobLog.select().where(ScheduledJobLog.enqueued_at.is_null(False)).count()
+
+        deadline = time.monotonic() + 20
+        while enqueued() < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "the scheduler did not fire"
+            time.sleep(0.2)
+        private_redis.stop()
+        time.sleep(2.5)  # an outage of a few slots (real time: this test is about the real process)
+        before = ScheduledJobLog.select().count()
+        private_redis.start()
+        deadline = time.monotonic() + 30
+        while enqueued() < before + 2:
+            assert proc.poll() is None, "the scheduler died with Redis"
+            assert time.monotonic() < deadline, "the scheduler did not resume after Redis came back"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    error_lines = [line for line in err.splitlines() if " ERROR " in line or " WARNING " in line]
+    assert len(error_lines) == 2, err  # the outage is reported once, and the recovery once
+    rows = list(ScheduledJobLog.select())
+    slots = [r.scheduled_for for r in rows]
+    assert len(slots) == len(set(slots)), "a slot fired twice"
