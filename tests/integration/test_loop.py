@@ -213,3 +213,28 @@ def test_schedule_process_survives_a_redis_restart_and_fires_once_after(bench_fa
     rows = list(ScheduledJobLog.select())
     slots = [r.scheduled_for for r in rows]
     assert len(slots) == len(set(slots)), "a slot fired twice"
+
+
+def test_announced_change_wakes_the_loop_at_once(bench_factory):
+    import threading
+
+    from hookscheduler.notify import announce_change
+
+    bench = _migrated(bench_factory, "sqlite", {"daily": ["app1.tasks.ok"]}, common={"scheduler_tick_interval": 600})
+    sched = Scheduler(bench=str(bench))
+    thread = threading.Thread(target=sched.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while sched.steps < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)  # let the listener subscribe
+        announce_change(sched.runners["default"].ctx.site)
+        deadline = time.monotonic() + 5
+        while sched.steps < 2:  # without the wake-up the loop would sleep for 600 s
+            assert time.monotonic() < deadline, "the announced change did not wake the loop"
+            time.sleep(0.05)
+    finally:
+        sched.stop()
+        thread.join(timeout=10)
