@@ -40,7 +40,7 @@ class WakeListener(threading.Thread):
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                pubsub = self.conn.pubsub(ignore_subscribe_messages=True)
+                pubsub = self.conn.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
                 pubsub.subscribe(self.channel)
                 while not self.stop.is_set():
                     if pubsub.get_message(timeout=1.0):
