@@ -259,7 +259,7 @@ def test_several_bad_options_in_one_entry_are_all_listed(bench_factory):
 
 @pytest.mark.parametrize(("source", "expected"), [
     ("raise RuntimeError('hooks exploded')\n", "hooks.py raised RuntimeError: hooks exploded"),
-    ("import no_such_module_xyz\n", "importing hooks.py failed: ModuleNotFoundError: No module named 'no_such_module_xyz'"),
+    ("import no_such_module_xyz\n", "importing hooks.py failed: ModuleNotFoundError: No module named"),
     ("scheduler_events = {\n", "hooks.py raised SyntaxError"),
     ("import sys\nsys.exit(3)\n", "hooks.py raised SystemExit: 3"),
     ("1 / 0\n", "hooks.py raised ZeroDivisionError: division by zero"),
