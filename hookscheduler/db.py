@@ -137,22 +137,48 @@ def schema_version(db: pw.Database) -> int:
     return int(row.value) if row and row.value else 0
 
 
-def ensure_schema(db: pw.Database) -> int:
-    """Create or upgrade the tables (idempotent); returns how many steps ran. Called by ``migrate``."""
-    bind(db)
-    current = schema_version(db)
+def _check_not_newer(current: int) -> None:
     if current > SCHEMA_VERSION:
         raise SchemaError(
             f"database schema version {current} is newer than this hookscheduler ({SCHEMA_VERSION}); upgrade it"
         )
+
+
+def ensure_schema(db: pw.Database) -> int:
+    """Create or upgrade the tables (idempotent); returns how many steps ran. Called by ``migrate``.
+
+    An up-to-date schema costs one read and no transaction, so a routine ``migrate`` takes no write lock.
+    """
+    bind(db)
+    _check_not_newer(schema_version(db))
+    if schema_version(db) == SCHEMA_VERSION:
+        return 0
     steps = 0
     with write_txn(db):
+        migrate_lock(db)
+        current = schema_version(db)  # again, under the lock: another migrate may have done it meanwhile
+        _check_not_newer(current)
         for version in range(current + 1, SCHEMA_VERSION + 1):
             MIGRATIONS[version - 1](db)
             steps += 1
         if steps:
             set_state("schema_version", str(SCHEMA_VERSION))
     return steps
+
+
+#: Key of the PostgreSQL advisory lock that serialises migrates (an arbitrary constant: "hsmigrat").
+_MIGRATE_LOCK_KEY = 0x68736D6967726174
+
+
+def migrate_lock(db: pw.Database) -> None:
+    """Serialise concurrent migrates of one database, inside the current write transaction.
+
+    SQLite needs nothing (``BEGIN IMMEDIATE`` already admits one writer). On PostgreSQL two migrates would both
+    see a job missing and both insert it (a unique violation), or race on ``CREATE TABLE IF NOT EXISTS``; a
+    transaction-scoped advisory lock makes the second wait and then see the first one's result.
+    """
+    if isinstance(db, pw.PostgresqlDatabase):
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK_KEY,))
 
 
 def require_schema(db: pw.Database) -> None:
