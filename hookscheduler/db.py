@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee as pw
@@ -198,7 +198,7 @@ def migrate_lock(db: pw.Database) -> None:
     transaction-scoped advisory lock makes the second wait and then see the first one's result.
     """
     if isinstance(db, pw.PostgresqlDatabase):
-        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK_KEY,))
+        cast(Any, db).execute_sql("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK_KEY,))
 
 
 def require_schema(db: pw.Database) -> None:

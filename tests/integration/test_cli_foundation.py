@@ -163,8 +163,8 @@ def test_refused_migrate_across_several_sites_writes_to_none(bench_factory, db_k
     assert run(capsys, "migrate")[0] == 0
     before = {s: table_dump(bench, s) for s in ("a.site", "b.site")}
     (bench / "apps" / "app1" / "hooks.py").write_text(
-        'scheduler_events = {"hourly": [{"method": "app1.tasks.ok", "queue": "reports"}], "daily": ["app1.tasks.other"]}'
-        "\n")
+        'scheduler_events = {"hourly": [{"method": "app1.tasks.ok", "queue": "reports"}],'
+        ' "daily": ["app1.tasks.other"]}\n')
     code, out, err = run(capsys, "migrate")
     assert code == 2 and out == ""
     assert "unknown queue 'reports'" in err and "Traceback" not in err
@@ -235,7 +235,7 @@ def test_jobs_list_text_and_json(bench_factory, db_kind, capsys):
     rows = json.loads(out)
     assert [r["name"] for r in rows] == ["app1.tasks.boom", "app1.tasks.ok", "app1.tasks.other"]
     for r in rows:
-        assert DESIGN_COLUMNS <= set(r)
+        assert set(r) >= DESIGN_COLUMNS
         assert r["next_execution"].endswith("Z") and r["created_at"].endswith("Z")
         assert r["last_execution"] is None
     boom, ok, other = rows
@@ -258,6 +258,24 @@ def test_jobs_list_all_shows_removed(bench_factory, db_kind, capsys):
     assert [(r["name"], r["removed"], r["next_execution"]) for r in rows][1] == ("app1.tasks.other", True, None)
     _, out, _ = run(capsys, "jobs", "list", "--all")
     assert "removed" in out.splitlines()[2]
+
+
+def test_jobs_list_last_status_is_the_newest_run(bench_factory, db_kind, capsys):
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok", "app1.tasks.other"]}}, db=db_kind)
+    run(capsys, "migrate")
+    ctx = open_site(str(bench))
+    ctx.database()
+    ok = ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok")
+    t = datetime(2026, 1, 7, 10)
+    for i, status in enumerate(("failed", "complete", "skipped")):
+        ScheduledJobLog.create(job=ok, job_name=ok.name, scheduled_for=t.replace(hour=10 + i), trigger="schedule",
+                               status=status, started_at=t.replace(hour=10 + i), rq_job_id=f"r{i}")
+    ctx.close()
+    _, out, _ = run(capsys, "jobs", "list", "--format", "json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert (rows["app1.tasks.ok"]["last_status"], rows["app1.tasks.ok"]["last_log_at"]) == (
+        "complete", "2026-01-07T11:00:00Z")
+    assert rows["app1.tasks.other"]["last_status"] is None
 
 
 def test_jobs_list_shows_times_in_the_site_zone(bench_factory, capsys):

@@ -412,7 +412,7 @@ def test_sqlite_file_and_folder_created_owner_only(tmp_path):
         folder = bench / "sites" / "default"
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
         files = sorted(folder.iterdir())
-        assert [f.name for f in files][0] == "scheduler.sqlite3"
+        assert files[0].name == "scheduler.sqlite3"
         for f in files:
             assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
     finally:
