@@ -43,6 +43,14 @@ def _is_pos_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
+def _int_upto(limit: int) -> Callable[[Any], bool]:
+    """A positive whole number no larger than ``limit`` (beyond it, timedelta or an INTEGER column overflows)."""
+    return lambda v: _is_pos_int(v) and v <= limit
+
+
+MAX_TIMEOUT = 2**31 - 1
+
+
 def _is_str(v: Any) -> bool:
     return isinstance(v, str) and v != ""
 
@@ -58,13 +66,13 @@ KNOWN_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "rq_password": (_is_str, "a string"),
     "db_url": (_is_url("sqlite", "postgresql", "postgres"),
                "a sqlite:///path or postgresql://user:pass@host:port/db URL"),
-    "scheduler_tick_interval": (_is_pos_int, "a positive whole number of seconds"),
+    "scheduler_tick_interval": (_int_upto(86400), "a whole number of seconds from 1 to 86400"),
     "workers": (lambda v: isinstance(v, dict), 'an object like {"myqueue": {"timeout": 5000}}'),
     "time_zone": (_is_str, "an IANA time zone such as Europe/Berlin"),
     "pause_scheduler": (_is_bool, "true or false"),
     "maintenance_mode": (_is_bool, "true or false"),
     "disable_scheduler": (_is_bool, "true or false"),
-    "log_retention_days": (_is_pos_int, "a positive whole number of days"),
+    "log_retention_days": (_int_upto(36500), "a whole number of days from 1 to 36500"),
     "bench_id": (lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v) is not None,
                  "letters, digits, _ and - (at most 64)"),
     "rq_results_ttl": (_is_pos_int, "a positive whole number of seconds"),
@@ -95,7 +103,8 @@ ENV_OVERRIDES: dict[str, str] = {
     "bench_id": "HOOKSCHEDULER_BENCH_ID",
 }
 
-_INT_KEYS = {k for k, (check, _) in KNOWN_KEYS.items() if check is _is_pos_int}
+_INT_KEYS = {"scheduler_tick_interval", "log_retention_days", "rq_results_ttl", "rq_job_failure_ttl",
+             "rq_failed_jobs_limit"}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -152,8 +161,8 @@ def _validate_workers(workers: Mapping[str, Any], where: str) -> None:
         for k, v in spec.items():
             if k not in ("timeout", "background_workers"):
                 raise ConfigError(f"{where}: 'workers'.{name} has unknown key {k!r} (timeout, background_workers)")
-            if not _is_pos_int(v):
-                raise ConfigError(f"{where}: 'workers'.{name}.{k} must be a positive whole number")
+            if not _is_pos_int(v) or v > MAX_TIMEOUT:
+                raise ConfigError(f"{where}: 'workers'.{name}.{k} must be a whole number from 1 to {MAX_TIMEOUT}")
 
 
 def load_zone(name: str, where: str) -> ZoneInfo:

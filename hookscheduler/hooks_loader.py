@@ -29,7 +29,13 @@ _REPR.maxlevel = 3
 _MAX_PROBLEM = 1000
 
 ENTRY_KEYS = ("method", "name", "queue", "timeout", "catchup", "catchup_limit", "overlap")
+# Column sizes of scheduled_job_type: SQLite would store a longer value, PostgreSQL would refuse it mid-migrate,
+# so the loader refuses it up front and both databases behave the same.
 MAX_NAME = 255
+MAX_METHOD = 255
+MAX_CRON = 140
+MAX_APP = 140
+MAX_TIMEOUT = 2**31 - 1  # an INTEGER column
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,9 @@ def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True) 
     problems: list[str] = []
     specs: list[JobSpec] = []
     for app in bench.apps:
+        if len(app) > MAX_APP:
+            problems.append(f"{app[:40]}...: app name is longer than {MAX_APP} characters")
+            continue
         events, hooks_file = _read_events(bench, app, problems)
         if events is not None:
             specs.extend(_normalise_app(app, hooks_file, events, queues, problems))
@@ -164,6 +173,10 @@ def _normalise_app(
                 if cron_format is None:
                     problems.append(f"{loc}: a cron key must be a string like '15 18 * * *'")
                     continue
+                if len(cron_format) > MAX_CRON:
+                    problems.append(f"{loc}: cron string is {len(cron_format)} characters long, at most {MAX_CRON} "
+                                    "fit; use ranges and steps (0-30/5) instead of long lists")
+                    continue
                 out.extend(_entries(app, where, loc, section, cron_format, entries, queues, problems))
         else:
             loc = f"{app}: {where}: scheduler_events[{_r(key)}]"
@@ -210,6 +223,9 @@ def _entry(
         problems.append(f"{loc}: 'method' must be a dotted path string such as 'my_app.tasks.run'")
         return None
     method = method.strip()
+    if len(method) > MAX_METHOD:
+        problems.append(f"{loc}: method {_r(method)} is longer than {MAX_METHOD} characters")
+        return None
     error = check_method(method)
     if error:
         problems.append(f"{loc}: {error}")
@@ -223,8 +239,9 @@ def _entry(
                         "(custom queues are declared under 'workers' in common_site_config.json)")
         queue = section.default_queue
     timeout = options.get("timeout", queues.get(queue, 300))
-    if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0:
-        problems.append(f"{loc}: 'timeout' must be a positive whole number of seconds, got {_r(timeout)}")
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 0 < timeout <= MAX_TIMEOUT:
+        problems.append(f"{loc}: 'timeout' must be a whole number of seconds from 1 to {MAX_TIMEOUT}, "
+                        f"got {_r(timeout)}")
     catchup = options.get("catchup", "once")
     if catchup not in CATCHUP_POLICIES:
         problems.append(f"{loc}: 'catchup' must be one of {', '.join(CATCHUP_POLICIES)}, got {_r(catchup)}")

@@ -356,7 +356,7 @@ def test_unknown_site_exits_2(bench_factory, capsys):
 @pytest.mark.parametrize(("content", "expected"), [
     ("{broken", "common_site_config.json: not valid JSON"),
     ("[]", "common_site_config.json: must hold a JSON object"),
-    ('{"scheduler_tick_interval": "60"}', "'scheduler_tick_interval' must be a positive whole number"),
+    ('{"scheduler_tick_interval": "60"}', "'scheduler_tick_interval' must be a whole number of seconds"),
     ('{"sheduler_tick_interval": 60}', "unknown key 'sheduler_tick_interval'; did you mean"),
 ])
 def test_bad_config_exits_2_naming_file_and_key(bench_factory, capsys, content, expected):

@@ -230,12 +230,14 @@ BAD_FILES = [
     ("null", "must hold a JSON object ({...}), not NoneType"),
     ({"scheduler_tick_intreval": 5}, "unknown key 'scheduler_tick_intreval'; did you mean 'scheduler_tick_interval'?"),
     ({"zzz": 1}, "unknown key 'zzz'; known keys are bench_id, db_url"),
-    ({"scheduler_tick_interval": "60"}, "'scheduler_tick_interval' must be a positive whole number of seconds, "
+    ({"scheduler_tick_interval": "60"}, "'scheduler_tick_interval' must be a whole number of seconds from 1 to 86400, "
                                         'got "60"'),
-    ({"scheduler_tick_interval": 0}, "'scheduler_tick_interval' must be a positive whole number"),
-    ({"scheduler_tick_interval": 1.5}, "'scheduler_tick_interval' must be a positive whole number"),
-    ({"scheduler_tick_interval": True}, "'scheduler_tick_interval' must be a positive whole number"),
-    ({"log_retention_days": -1}, "'log_retention_days' must be a positive whole number of days"),
+    ({"scheduler_tick_interval": 0}, "'scheduler_tick_interval' must be a whole number"),
+    ({"scheduler_tick_interval": 1.5}, "'scheduler_tick_interval' must be a whole number"),
+    ({"scheduler_tick_interval": True}, "'scheduler_tick_interval' must be a whole number"),
+    ({"log_retention_days": -1}, "'log_retention_days' must be a whole number of days from 1 to 36500"),
+    ({"scheduler_tick_interval": 10**20}, "'scheduler_tick_interval' must be a whole number of seconds from 1 to 86400"),
+    ({"workers": {"q": {"timeout": 2**31}}}, "'workers'.q.timeout must be a whole number from 1 to 2147483647"),
     ({"redis_queue": 6379}, "'redis_queue' must be a redis:// or rediss:// URL, got 6379"),
     ({"redis_queue": "localhost:6379"}, "'redis_queue' must be a redis:// or rediss:// URL"),
     ({"db_url": ""}, "'db_url' must be a sqlite:///path or postgresql://"),
@@ -248,7 +250,7 @@ BAD_FILES = [
     ({"workers": {"long": {"timeout": 5}}}, "'workers' cannot redefine the built-in queue 'long'"),
     ({"workers": {"bad name": {}}}, "'workers' queue name 'bad name' must be"),
     ({"workers": {"q": 5}}, "'workers'.q must be an object"),
-    ({"workers": {"q": {"timeout": 0}}}, "'workers'.q.timeout must be a positive whole number"),
+    ({"workers": {"q": {"timeout": 0}}}, "'workers'.q.timeout must be a whole number from 1"),
     ({"workers": {"q": {"timeot": 5}}}, "'workers'.q has unknown key 'timeot'"),
     ({"bench_id": "a/b"}, "'bench_id' must be letters, digits"),
 ]
