@@ -7,6 +7,7 @@ applies the specs only when the whole set is valid.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import reprlib
@@ -100,6 +101,17 @@ def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True) 
         _purge_app_modules(bench.apps)
     problems: list[str] = []
     specs: list[JobSpec] = []
+    # Whatever an app prints while its modules import goes to stderr: stdout belongs to the command's output
+    # (``migrate --format json`` must stay parseable).
+    with contextlib.redirect_stdout(sys.stderr):
+        _load_apps(bench, queues, specs, problems)
+    _check_duplicates(specs, problems)
+    if problems:
+        raise HookError([p if len(p) <= _MAX_PROBLEM else p[:_MAX_PROBLEM - 3] + "..." for p in problems])
+    return specs
+
+
+def _load_apps(bench: Bench, queues: Mapping[str, int], specs: list[JobSpec], problems: list[str]) -> None:
     for app in bench.apps:
         if len(app) > MAX_APP:
             problems.append(f"{app[:40]}...: app name is longer than {MAX_APP} characters")
@@ -107,10 +119,6 @@ def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True) 
         events, hooks_file = _read_events(bench, app, problems)
         if events is not None:
             specs.extend(_normalise_app(app, hooks_file, events, queues, problems))
-    _check_duplicates(specs, problems)
-    if problems:
-        raise HookError([p if len(p) <= _MAX_PROBLEM else p[:_MAX_PROBLEM - 3] + "..." for p in problems])
-    return specs
 
 
 def _read_events(bench: Bench, app: str, problems: list[str]) -> tuple[Any, str]:

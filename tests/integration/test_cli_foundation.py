@@ -112,6 +112,15 @@ def test_migrate_json(bench_factory, db_kind, capsys):
     assert json.loads(out)[0]["unchanged"] == 1 and json.loads(out)[0]["dry_run"] is True
 
 
+def test_prints_in_app_modules_do_not_corrupt_json_output(bench_factory, capsys):
+    bench = bench_factory.make({"app1": 'print("hello from hooks")\nscheduler_events = {"hourly": ["app1.tasks.ok"]}\n'},
+                               tasks='print("loading tasks")\ndef ok():\n    pass\n')
+    proc = sub(bench, "migrate", "--format", "json")
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)[0]["added"] == ["app1.tasks.ok"]
+    assert "hello from hooks" in proc.stderr and "loading tasks" in proc.stderr
+
+
 def test_dry_run_on_a_fresh_site_creates_no_sqlite_file(bench_factory, capsys):
     bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}})
     code, out, _ = run(capsys, "migrate", "--dry-run")
