@@ -79,12 +79,15 @@ def ensure_apps_on_path(bench: Bench) -> None:
     """Put this bench's ``apps/`` first on ``sys.path``, and no other bench's.
 
     A process that loads two benches with an app of the same name (a test session, a long-lived API user) must
-    import each bench's own app: merely appending would keep importing whichever bench came first.
+    import each bench's own app: merely appending would keep importing whichever bench came first, and modules
+    already imported from the previous bench are forgotten for the same reason.
     """
     apps_path = str(bench.apps_path)
     for old in _APPS_PATHS:
         while old in sys.path:
             sys.path.remove(old)
+        if old != apps_path:
+            _forget_modules_under(old)
     _APPS_PATHS[:] = [apps_path]
     while apps_path in sys.path:
         sys.path.remove(apps_path)
@@ -92,6 +95,14 @@ def ensure_apps_on_path(bench: Bench) -> None:
     # Files written since the last import (an edited hooks.py, a new app) must be seen now, not after the
     # directory's mtime happens to change at a coarser granularity.
     importlib.invalidate_caches()
+
+
+def _forget_modules_under(folder: str) -> None:
+    """Drop imported modules whose file lies under ``folder`` (another bench's apps must not answer imports)."""
+    prefix = folder.rstrip("/") + "/"
+    for name, module in list(sys.modules.items()):
+        if (getattr(module, "__file__", None) or "").startswith(prefix):
+            del sys.modules[name]
 
 
 def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True) -> list[JobSpec]:

@@ -12,7 +12,7 @@ import pytest
 
 from hookscheduler.config import load_bench, load_site
 from hookscheduler.exceptions import HookError
-from hookscheduler.hooks_loader import JobSpec, load_job_specs
+from hookscheduler.hooks_loader import JobSpec, ensure_apps_on_path, load_job_specs, resolve_method
 
 SECTION_TABLE = [
     # section, frequency, queue, cron_format, timeout
@@ -164,6 +164,17 @@ def test_each_load_reads_the_current_files_and_the_right_bench(bench_factory):
         assert [s.frequency for s in load(b2)] == ["Daily"]
     (b1 / "apps" / "app1" / "hooks.py").write_text('scheduler_events = {"weekly": ["app1.tasks.ok"]}\n')
     assert [s.frequency for s in load(b1)] == ["Weekly"]
+
+
+def test_switching_benches_forgets_the_other_benchs_modules(bench_factory):
+    b1 = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, env=False, tasks="WHO = 'one'\ndef ok(): pass\n")
+    b2 = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, env=False, tasks="WHO = 'two'\ndef ok(): pass\n")
+    (b1 / "apps" / "helper_mod.py").write_text("WHO = 'one'\n")
+    (b2 / "apps" / "helper_mod.py").write_text("WHO = 'two'\n")
+    for bench, who in ((b1, "one"), (b2, "two"), (b1, "one")):
+        ensure_apps_on_path(load_bench(bench))
+        assert resolve_method("app1.tasks.WHO") == who
+        assert resolve_method("helper_mod.WHO") == who
 
 
 def test_large_but_valid_declaration(bench_factory):
@@ -356,3 +367,22 @@ def test_refused_message_heads_with_the_count_and_nothing_written(bench_factory)
     assert text.splitlines()[0] == "2 problem(s) in scheduler_events; nothing was written:"
     assert HookError.exit_code == 2
 
+
+
+def test_frequency_table_matches_design():
+    from hookscheduler.frequencies import BY_FREQUENCY, FREQUENCIES, SECTIONS, cron_for, event_of, is_maintenance
+
+    assert set(SECTIONS) == {row[0] for row in SECTION_TABLE} | {"cron", "cron_long"}
+    assert FREQUENCIES == ("All", "Hourly", "Hourly Long", "Hourly Maintenance", "Daily", "Daily Long",
+                           "Daily Maintenance", "Weekly", "Weekly Long", "Monthly", "Monthly Long", "Yearly", "Annual",
+                           "Cron", "Cron Long")
+    assert {f: cron_for(f, "5 4 * * *") for f in FREQUENCIES} == {
+        "All": None, "Hourly": "0 * * * *", "Hourly Long": "0 * * * *", "Hourly Maintenance": "0 * * * *",
+        "Daily": "0 0 * * *", "Daily Long": "0 0 * * *", "Daily Maintenance": "0 0 * * *",
+        "Weekly": "0 0 * * 0", "Weekly Long": "0 0 * * 0", "Monthly": "0 0 1 * *", "Monthly Long": "0 0 1 * *",
+        "Yearly": "0 0 1 1 *", "Annual": "0 0 1 1 *", "Cron": "5 4 * * *", "Cron Long": "5 4 * * *",
+    }
+    assert [f for f in FREQUENCIES if is_maintenance(f)] == ["Hourly Maintenance", "Daily Maintenance"]
+    assert (event_of("Daily Long"), event_of("Hourly Maintenance"), event_of("Cron Long"), event_of("All")) == (
+        "daily", "hourly", "cron", "all")
+    assert all(BY_FREQUENCY[s.frequency] is s for s in SECTIONS.values())
