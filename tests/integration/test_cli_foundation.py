@@ -354,12 +354,19 @@ def test_nonexistent_bench_exits_2_with_one_line(tmp_path, capsys):
     assert proc.returncode == 2 and one_line_error(proc.stderr).startswith("Error: bench ")
 
 
-def test_unknown_site_exits_2(bench_factory, capsys):
-    bench_factory.make({}, sites={"s1": {}})
+def test_unknown_or_ambiguous_site_exits_2(bench_factory, capsys, monkeypatch):
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, sites={"s1": {}, "s2": {}})
     code, _, err = run(capsys, "--site", "nope", "migrate")
-    assert code == 2 and one_line_error(err).startswith("Error: site 'nope' not found in ")
-    code, _, err = run(capsys, "jobs", "list")  # several... one site here: fine; two sites: must choose
-    assert code == 1  # not migrated yet
+    assert code == 2
+    assert one_line_error(err) == (f"Error: site 'nope' not found in {bench / 'sites'}; sites: s1, s2 "
+                                   "(a site is a folder sites/<name>/ holding site_config.json)")
+    assert run(capsys, "migrate")[0] == 0  # every site
+    code, _, err = run(capsys, "jobs", "list")  # a single-site command on a bench with two sites
+    assert code == 2 and "has several sites (s1, s2); choose one with --site NAME" in one_line_error(err)
+    assert run(capsys, "--site", "s2", "jobs", "list")[0] == 0
+    monkeypatch.setenv("HOOKSCHEDULER_SITE", "s1")
+    code, out, _ = run(capsys, "jobs", "list")
+    assert code == 0 and out.splitlines()[-1] == "1 job(s), site s1, times in UTC"
 
 
 @pytest.mark.parametrize(("content", "expected"), [
