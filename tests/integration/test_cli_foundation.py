@@ -113,8 +113,8 @@ def test_migrate_json(bench_factory, db_kind, capsys):
 
 
 def test_prints_in_app_modules_do_not_corrupt_json_output(bench_factory, capsys):
-    bench = bench_factory.make({"app1": 'print("hello from hooks")\nscheduler_events = {"hourly": ["app1.tasks.ok"]}\n'},
-                               tasks='print("loading tasks")\ndef ok():\n    pass\n')
+    hooks = 'print("hello from hooks")\nscheduler_events = {"hourly": ["app1.tasks.ok"]}\n'
+    bench = bench_factory.make({"app1": hooks}, tasks='print("loading tasks")\ndef ok():\n    pass\n')
     proc = sub(bench, "migrate", "--format", "json")
     assert proc.returncode == 0
     assert json.loads(proc.stdout)[0]["added"] == ["app1.tasks.ok"]
