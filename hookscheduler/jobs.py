@@ -33,7 +33,7 @@ def get_job(name: str, include_removed: bool = True) -> ScheduledJobType:
     query = ScheduledJobType.select().where(ScheduledJobType.name == name)
     if not include_removed:
         query = query.where(ScheduledJobType.removed == False)  # noqa: E712
-    row = query.first()
+    row: ScheduledJobType | None = query.first()
     if row is None:
         close = [r.name for r in ScheduledJobType.select(ScheduledJobType.name)
                  .where(ScheduledJobType.name.contains(name.rsplit(".", 1)[-1])).limit(3)]
@@ -62,11 +62,11 @@ def list_jobs(include_removed: bool = False) -> list[dict[str, Any]]:
 def _latest_logs(job_ids: list[int]) -> dict[int, ScheduledJobLog]:
     if not job_ids:
         return {}
-    newest = (ScheduledJobLog.select(ScheduledJobLog.job, pw.fn.MAX(ScheduledJobLog.id).alias("max_id"))
-              .where(ScheduledJobLog.status.not_in(["skipped", "missed"]))
+    # The newest run of each listed job, in one query (skipped/missed slots are not runs).
+    newest = (ScheduledJobLog.select(pw.fn.MAX(ScheduledJobLog.id))
+              .where(ScheduledJobLog.job.in_(job_ids) & ScheduledJobLog.status.not_in(["skipped", "missed"]))
               .group_by(ScheduledJobLog.job))
-    ids = [r.max_id for r in newest if r.job_id in set(job_ids)]
-    return {log.job_id: log for log in ScheduledJobLog.select().where(ScheduledJobLog.id.in_(ids))} if ids else {}
+    return {log.job_id: log for log in ScheduledJobLog.select().where(ScheduledJobLog.id.in_(newest))}
 
 
 def set_stopped(db: pw.Database, name: str, stopped: bool, note: str | None = None, who: str | None = None,
