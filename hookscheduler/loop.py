@@ -39,6 +39,7 @@ from .exceptions import HookSchedulerError
 from .models import utcnow
 from .naming import heartbeat_key, last_tick_key
 from .notify import WakeListener
+from .reanchor import reanchor_if_clock_changed
 from .redis_conn import redis_for
 from .tick import PassResult, earliest_next, reconcile_active, reschedule_orphans, run_pass
 
@@ -117,12 +118,15 @@ class Scheduler:
         ctx = runner.ctx
         try:
             conn = redis_for(ctx.site)
+            sweep = runner.last_reconcile is None or (now - runner.last_reconcile).total_seconds() >= RECONCILE_EVERY
+            if sweep:  # before the pass: a changed time zone must not fire one slot at the old time
+                reanchor_if_clock_changed(ctx, now)
+                reschedule_orphans(ctx, now)
             result = run_pass(ctx, conn, now)
             if result.send_error:
                 raise redis.exceptions.ConnectionError(result.send_error)
-            if runner.last_reconcile is None or (now - runner.last_reconcile).total_seconds() >= RECONCILE_EVERY:
+            if sweep:
                 reconcile_active(ctx, conn, now)
-                reschedule_orphans(ctx, now)
                 runner.last_reconcile = now
             runner.next_due = earliest_next(ctx)
             self._write_last_tick(runner, conn, now)

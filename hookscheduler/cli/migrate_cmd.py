@@ -9,6 +9,7 @@ from ..context import SiteContext
 from ..exceptions import SchemaError
 from ..hooks_loader import JobSpec, load_job_specs
 from ..migrate import Plan, migrate_site, plan_sync
+from ..reanchor import reanchor_if_clock_changed
 from ..timing import SiteClock
 from .base import CliState, cli, echo, pass_state
 from .output import format_option, to_json
@@ -58,6 +59,8 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool) -> lis
             plans.append(plan_sync(ctx.name, specs, [], prune))
         else:
             plans.append(migrate_site(db, ctx.name, specs, clock, dry_run=dry_run, prune=prune))
+            if not dry_run:
+                reanchor_if_clock_changed(ctx)
     return plans
 
 
