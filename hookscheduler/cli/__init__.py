@@ -18,6 +18,11 @@ from .base import CliState, cli, run_cli
 COMMAND_MODULES = (
     "migrate_cmd",
     "jobs",
+    "jobs_run",
+    "jobs_history",
+    "scheduler_cmd",
+    "queues_cmd",
+    "doctor_cmd",
 )
 
 for _mod in COMMAND_MODULES:
