@@ -189,7 +189,7 @@ def trigger_cmd(state: CliState, target: str, force: bool, fmt: str) -> None:
         if not outcomes:
             echo(f"event {target} has no jobs on site {ctx.name}")
         for o in outcomes:
-            tail = f"as RQ job {o.rq_job_id} on queue {o.queue}" if o.status == "queued" else f": {o.reason}"
-            echo(f"{o.status} {o.job_name} {tail}")
+            tail = f" as RQ job {o.rq_job_id} on queue {o.queue}" if o.status == "queued" else f": {o.reason}"
+            echo(f"{o.status} {o.job_name}{tail}")
     if kind != "event" and any(o.status != "queued" for o in outcomes):
         fail(f"{target}: not enqueued (see above)")
