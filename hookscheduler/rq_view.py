@@ -36,7 +36,10 @@ JOB_STATUSES = ("queued", "started", "deferred", "scheduled", "finished", "faile
 
 
 def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    """bytes, str or an enum such as RQ's JobStatus -> its plain text value."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(getattr(value, "value", value))
 
 
 def _naive(value: datetime | None) -> datetime | None:

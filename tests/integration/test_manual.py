@@ -75,7 +75,7 @@ def test_trigger_scheduler_event_daily(bench_factory, db_kind):
 
 def test_trigger_scheduler_event_by_method_or_name(bench_factory):
     bench = bench_factory.make(EVENTS)
-    ctx, conn = migrated(bench, utcnow() - timedelta(minutes=1))
+    migrated(bench, utcnow() - timedelta(minutes=1))
     r = run(bench, "trigger-scheduler-event", "app1.tasks.boom", "--format", "json")  # a method: its two jobs
     assert r.code == 0, r.err
     assert r.json()["kind"] == "method"
