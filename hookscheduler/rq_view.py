@@ -24,7 +24,7 @@ from .context import SiteContext
 from .db import write_txn
 from .dispatch import rq_queue
 from .exceptions import HookSchedulerError, JobNotFound
-from .models import ScheduledJobLog, utcnow
+from .models import ACTIVE_STATUSES, ScheduledJobLog, utcnow
 from .naming import short_queue, site_prefix
 from .queues import drop_from_ledger
 
@@ -162,7 +162,9 @@ def stop(ctx: SiteContext, conn: redis.Redis, job_id: str, who: str, now: dateti
     with write_txn(ctx_db):
         (ScheduledJobLog.update(status="failed", reason=f"stopped by {who} (rq-jobs stop)", finished_at=now,
                                 modified_at=now)
-         .where((ScheduledJobLog.rq_job_id == job.id) & (ScheduledJobLog.status == "started")).execute())
+         # RQ says started before the runner records it: a still-queued row is closed too (and the runner,
+         # finding no queued row, will not run it)
+         .where((ScheduledJobLog.rq_job_id == job.id) & ScheduledJobLog.status.in_(ACTIVE_STATUSES)).execute())
     return job.id
 
 

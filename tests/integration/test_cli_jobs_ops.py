@@ -114,6 +114,9 @@ def test_jobs_run_logs_manual_and_respects_overlap(bench_factory, db_kind):
     ctx.database()
     assert sorted(lg.status for lg in ScheduledJobLog.select()) == ["complete", "complete", "skipped"]
     assert [o["trigger"] for o in read_out(bench)] == ["manual", "manual"]
+    recent = run(bench, "jobs", "history", "--since", "1h", "--format", "json").json()
+    assert [x["trigger"] for x in recent] == ["manual"] * 3
+    assert run(bench, "jobs", "history", "--since", "+1h", "--format", "json").json() == []
     assert ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok").last_execution is not None
 
     # a stopped job is refused unless --force

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta
 
+import pytest
 from rq import Queue, Worker
 from rq.job import Job
 
@@ -12,7 +15,7 @@ from hookscheduler.dispatch import rq_queue
 from hookscheduler.models import ScheduledJobLog, utcnow
 from hookscheduler.naming import queue_name, site_prefix
 from hookscheduler.tick import run_pass
-from tests.helpers import drain
+from tests.helpers import drain, env_for
 from tests.integration.opcli_support import assert_one_line_error, migrated, run, sub
 
 APPS = {"app1": {
@@ -194,3 +197,33 @@ def test_unknown_queue_is_bad_input(bench_factory):
     assert_one_line_error(run(bench, "purge-jobs", "--queue", "nope"), 2, "unknown queue 'nope'", "short, default")
     assert_one_line_error(sub(bench, "rq-jobs", "list", "--queue", "nope"), 2, "unknown queue 'nope'")
     assert_one_line_error(run(bench, "purge-jobs", "--event", "nightly"), 2, "unknown event 'nightly'")
+
+
+@pytest.mark.slow
+def test_rq_jobs_stop_a_running_job(bench_factory, redis_url):
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.slow"]}})
+    ctx, conn = migrated(bench, utcnow() - timedelta(minutes=1))
+    bench_id = ctx.bench.bench_id
+    run(bench, "jobs", "run", "app1.tasks.slow")
+    ctx.database()
+    rq_id = ScheduledJobLog.get().rq_job_id
+    code = ("import sys; from redis import Redis; from rq import Queue, Worker; c = Redis.from_url(sys.argv[1]); "
+            "Worker([Queue(sys.argv[2], connection=c)], connection=c).work(burst=True)")
+    worker = subprocess.Popen([sys.executable, "-c", code, redis_url, queue_name(bench_id, "default")],
+                              env=env_for(bench, HS_TEST_SLOW="60"), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while Job.fetch(rq_id, connection=conn).get_status().value != "started":  # wait for the state, not a slot
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.1)
+        r = run(bench, "rq-jobs", "stop", rq_id)
+        assert r.code == 0 and r.out.startswith("stop sent to RQ job"), r.err
+        assert worker.wait(timeout=30) == 0  # the burst worker ends once its horse is stopped
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    ctx.database()
+    row = ScheduledJobLog.get()
+    assert row.status == "failed" and "rq-jobs stop" in row.reason
+    assert Job.fetch(rq_id, connection=conn).get_status().value in ("stopped", "failed")

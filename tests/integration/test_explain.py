@@ -84,3 +84,13 @@ def test_explain_in_the_sites_zone_through_a_process(bench_factory):
     assert r.code == 0, r.err
     assert "verdict:   ran: completed at" in r.out and "2026-01-05 12:20:00 CET (site default)" in r.out
     assert "-> 2026-01-05 12:00:00 CET  complete" in r.out
+
+
+def test_explain_still_answers_when_redis_is_down(bench_factory, monkeypatch):
+    bench = bench_factory.make(APPS)
+    ctx, conn = migrated(bench, datetime(2026, 1, 5, 10, 7))
+    run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 0, 1))
+    monkeypatch.setenv("HOOKSCHEDULER_REDIS_URL", "redis://:pw-123@127.0.0.1:1/0")
+    r = run(bench, "jobs", "explain", "app1.tasks.ok", "--at", "2026-01-05T11:00")
+    assert r.code == 0, r.err
+    assert "queued since" in r.out and "liveness unknown (cannot reach Redis" in r.out and "pw-123" not in r.out
