@@ -126,6 +126,6 @@ def test_set_config(bench_factory):
     assert "scheduler_tick_interval" not in json.loads(site_conf.read_text())
     assert_one_line_error(run(bench, "set-config", "scheduler_tick_intreval", "60"), 2, "unknown key")
     assert_one_line_error(run(bench, "set-config", "scheduler_tick_interval", "soon"), 2,
-                          "positive whole number")
+                          "scheduler_tick_interval", "whole number")
     assert_one_line_error(sub(bench, "set-config", "time_zone", "Mars/Olympus"), 2, "unknown time zone")
     assert json.loads(common.read_text())["time_zone"] == "Europe/Berlin"  # nothing written on refusal
