@@ -53,7 +53,8 @@ def test_four_concurrent_tick_processes_fire_every_slot_exactly_once(bench_facto
     for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
     totals = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
-    assert sum(1 for t in totals if t["fired"]) >= 2, "the processes should share the work"
+    if db_kind == "postgres":  # SKIP LOCKED spreads the due rows; SQLite's single writer promises no fairness
+        assert sum(1 for t in totals if t["fired"]) >= 2, "the processes should share the work"
     ctx.database()
     rows = list(ScheduledJobLog.select())
     assert {r.status for r in rows} == {"queued"}
