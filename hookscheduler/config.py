@@ -9,10 +9,13 @@ of surprise an operator never finds.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import hashlib
 import json
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -40,23 +43,36 @@ def _is_pos_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
+def _int_upto(limit: int) -> Callable[[Any], bool]:
+    """A positive whole number no larger than ``limit`` (beyond it, timedelta or an INTEGER column overflows)."""
+    return lambda v: _is_pos_int(v) and v <= limit
+
+
+MAX_TIMEOUT = 2**31 - 1
+
+
 def _is_str(v: Any) -> bool:
     return isinstance(v, str) and v != ""
 
 
+def _is_url(*schemes: str) -> Callable[[Any], bool]:
+    return lambda v: _is_str(v) and v.split("://", 1)[0].lower() in schemes and "://" in v
+
+
 #: key -> (validator, human description of the expected type)
 KNOWN_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "redis_queue": (_is_str, "a redis:// or rediss:// URL"),
+    "redis_queue": (_is_url("redis", "rediss", "unix"), "a redis:// or rediss:// URL"),
     "rq_username": (_is_str, "a string"),
     "rq_password": (_is_str, "a string"),
-    "db_url": (_is_str, "a sqlite:///path or postgresql://user:pass@host:port/db URL"),
-    "scheduler_tick_interval": (_is_pos_int, "a positive whole number of seconds"),
+    "db_url": (_is_url("sqlite", "postgresql", "postgres"),
+               "a sqlite:///path or postgresql://user:pass@host:port/db URL"),
+    "scheduler_tick_interval": (_int_upto(86400), "a whole number of seconds from 1 to 86400"),
     "workers": (lambda v: isinstance(v, dict), 'an object like {"myqueue": {"timeout": 5000}}'),
     "time_zone": (_is_str, "an IANA time zone such as Europe/Berlin"),
     "pause_scheduler": (_is_bool, "true or false"),
     "maintenance_mode": (_is_bool, "true or false"),
     "disable_scheduler": (_is_bool, "true or false"),
-    "log_retention_days": (_is_pos_int, "a positive whole number of days"),
+    "log_retention_days": (_int_upto(36500), "a whole number of days from 1 to 36500"),
     "bench_id": (lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v) is not None,
                  "letters, digits, _ and - (at most 64)"),
     "rq_results_ttl": (_is_pos_int, "a positive whole number of seconds"),
@@ -73,6 +89,9 @@ IGNORED_KEYS = frozenset({
     "restart_systemd_on_update", "frappe_user", "shallow_clone", "gunicorn_workers", "scheduler_interval",
 })
 
+#: Values never echoed in a message, even when they are of the wrong type.
+SECRET_KEYS = frozenset({"rq_password"})
+
 ENV_OVERRIDES: dict[str, str] = {
     "redis_queue": "HOOKSCHEDULER_REDIS_URL",
     "db_url": "HOOKSCHEDULER_DB_URL",
@@ -84,7 +103,8 @@ ENV_OVERRIDES: dict[str, str] = {
     "bench_id": "HOOKSCHEDULER_BENCH_ID",
 }
 
-_INT_KEYS = {k for k, (check, _) in KNOWN_KEYS.items() if check is _is_pos_int}
+_INT_KEYS = {"scheduler_tick_interval", "log_retention_days", "rq_results_ttl", "rq_job_failure_ttl",
+             "rq_failed_jobs_limit"}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -115,12 +135,15 @@ def validate_settings(data: Mapping[str, Any], where: str) -> None:
         if key in IGNORED_KEYS:
             continue
         if key not in KNOWN_KEYS:
+            hint = difflib.get_close_matches(key, list(KNOWN_KEYS), n=1)
             raise ConfigError(
-                f"{where}: unknown key {key!r}; known keys are {', '.join(sorted(KNOWN_KEYS))}"
+                f"{where}: unknown key {key!r}; "
+                + (f"did you mean {hint[0]!r}?" if hint else f"known keys are {', '.join(sorted(KNOWN_KEYS))}")
             )
         check, expected = KNOWN_KEYS[key]
         if not check(value):
-            raise ConfigError(f"{where}: {key!r} must be {expected}, got {json.dumps(value)}")
+            shown = f"a {type(value).__name__}" if key in SECRET_KEYS else json.dumps(value)[:200]
+            raise ConfigError(f"{where}: {key!r} must be {expected}, got {shown}")
     if "time_zone" in data:
         load_zone(str(data["time_zone"]), f"{where}: 'time_zone'")
     if "workers" in data:
@@ -138,8 +161,8 @@ def _validate_workers(workers: Mapping[str, Any], where: str) -> None:
         for k, v in spec.items():
             if k not in ("timeout", "background_workers"):
                 raise ConfigError(f"{where}: 'workers'.{name} has unknown key {k!r} (timeout, background_workers)")
-            if not _is_pos_int(v):
-                raise ConfigError(f"{where}: 'workers'.{name}.{k} must be a positive whole number")
+            if not _is_pos_int(v) or v > MAX_TIMEOUT:
+                raise ConfigError(f"{where}: 'workers'.{name}.{k} must be a whole number from 1 to {MAX_TIMEOUT}")
 
 
 def load_zone(name: str, where: str) -> ZoneInfo:
@@ -150,17 +173,25 @@ def load_zone(name: str, where: str) -> ZoneInfo:
 
 
 def system_zone_name() -> str:
-    """``$TZ``, else the zone ``/etc/localtime`` links to, else UTC."""
+    """``$TZ``, else the zone ``/etc/localtime`` links to, else UTC.
+
+    ``$TZ`` may name a zone file rather than a zone (``TZ=:/etc/localtime`` is a common container setting):
+    such a path is read like ``/etc/localtime``, through the link to its ``zoneinfo/`` name.
+    """
     tz = os.environ.get("TZ", "").lstrip(":")
-    if tz:
+    if tz and not tz.startswith("/"):
         return tz
+    return _zone_of_file(tz or "/etc/localtime") or "UTC"
+
+
+def _zone_of_file(path: str) -> str | None:
     try:
-        target = os.path.realpath("/etc/localtime")
-        if "zoneinfo/" in target:
-            return target.split("zoneinfo/", 1)[1]
-    except OSError:
-        pass
-    return "UTC"
+        target = os.path.realpath(path)
+    except OSError:  # pragma: no cover - realpath does not raise on a missing file
+        return None
+    if "zoneinfo/" in target and os.path.isfile(target):
+        return target.split("zoneinfo/", 1)[1]
+    return None
 
 
 def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -177,7 +208,7 @@ def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
                 raise ConfigError(f"${var}: must be a whole number, got {raw!r}") from None
         else:
             out[key] = raw
-    validate_settings(out, "environment")
+        validate_settings({key: out[key]}, f"${var}")
     return out
 
 
@@ -200,7 +231,7 @@ class Bench:
     @cached_property
     def bench_id(self) -> str:
         """Namespaces this bench's queues and job ids in a shared Redis."""
-        explicit = self.common_config.get("bench_id") or os.environ.get("HOOKSCHEDULER_BENCH_ID")
+        explicit = os.environ.get("HOOKSCHEDULER_BENCH_ID") or self.common_config.get("bench_id")
         if explicit:
             return str(explicit)
         digest = hashlib.sha1(str(self.path.resolve()).encode()).hexdigest()[:8]
@@ -232,7 +263,11 @@ def _installed_apps(bench_path: Path) -> list[str]:
     apps_txt = bench_path / "sites" / "apps.txt"
     if apps_txt.is_file():
         seen: list[str] = []
-        for lineno, line in enumerate(apps_txt.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            text = apps_txt.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{apps_txt}: cannot be read ({exc}); it lists app names, one a line") from None
+        for lineno, line in enumerate(text.splitlines(), 1):
             name = line.split("#", 1)[0].strip()
             if not name:
                 continue
@@ -277,8 +312,11 @@ class Site:
 
     @property
     def time_zone(self) -> ZoneInfo:
-        name = self.settings.get("time_zone") or system_zone_name()
-        return load_zone(str(name), f"site {self.name}: time_zone")
+        name = self.settings.get("time_zone")
+        if name:
+            return load_zone(str(name), f"site {self.name}: time_zone")
+        return load_zone(system_zone_name(), f"site {self.name}: $TZ (no time_zone is configured; set one in "
+                                             "common_site_config.json or fix $TZ)")
 
     @property
     def tick_interval(self) -> int:
@@ -360,7 +398,17 @@ def update_site_config(site: Site, changes: Mapping[str, Any], common: bool = Fa
         del current[k]
     validate_settings(current, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    # A config may hold db_url or rq_password: keep the file's mode, and make a new one owner-only. A unique
+    # temp file keeps two concurrent writers from interleaving into one file.
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(current, indent=1, sort_keys=True) + "\n")
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path

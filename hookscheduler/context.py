@@ -51,7 +51,8 @@ class SiteContext:
         self._db = None
 
 
-def open_site(bench: str | None = None, site: str | None = None, overrides: dict[str, Any] | None = None) -> SiteContext:
+def open_site(bench: str | None = None, site: str | None = None,
+              overrides: dict[str, Any] | None = None) -> SiteContext:
     return SiteContext(load_site(load_bench(bench), site, overrides))
 
 

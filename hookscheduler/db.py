@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee as pw
@@ -24,12 +24,21 @@ import peewee as pw
 from .exceptions import ConfigError, SchemaError, ServiceUnavailable
 from .models import ALL_MODELS, SchedulerState, database_proxy, utcnow
 
-_PASSWORD_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]*)@", re.I)
+# The password runs to the *last* '@' of the authority: an unencoded '@' in a password must not leak its tail.
+_PASSWORD_IN_URL = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^\s/]*)@(?P<host>[^@/\s]*)", re.I
+)
+# libpq key=value DSNs and URL query parameters (``?password=...``) carry passwords too.
+_PASSWORD_PARAM = re.compile(r"(?P<key>\b(?:password|passwd|pwd)\s*=\s*)(?P<pw>'[^']*'|[^&\s'\"]*)", re.I)
 
 
 def redact(text: str) -> str:
-    """Replace the password of every URL in ``text`` with ``***``: secrets never reach any output."""
-    return _PASSWORD_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    """Replace every password in URLs and ``password=`` parameters in ``text`` with ``***``.
+
+    Secrets never reach any output: every message, listing and JSON document the CLI prints goes through here.
+    """
+    text = _PASSWORD_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@{m['host']}", text)
+    return _PASSWORD_PARAM.sub(lambda m: f"{m['key']}***", text)
 
 
 def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
@@ -87,21 +96,32 @@ def connect(url: str, base_dir: Path | None = None, create: bool = False) -> pw.
             raise SchemaError(
                 f"database {db.database} does not exist yet; run `hookscheduler migrate` to create it"
             )
-        _prepare_sqlite_path(db)
         old_umask = os.umask(0o077)  # the -wal and -shm files are created owner-only too
         try:
+            _prepare_sqlite_path(db)
             db.connect(reuse_if_open=True)
+        except (OSError, pw.DatabaseError) as exc:  # a file where a folder should be, no permission, not SQLite
+            db.close()
+            raise ServiceUnavailable(
+                f"cannot open SQLite database {db.database}: {_first_line(exc)}; check db_url and the permissions "
+                "of the file and its folder"
+            ) from None
         finally:
             os.umask(old_umask)
         return db
     try:
         db.connect(reuse_if_open=True)
-    except pw.OperationalError as exc:
-        first = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    except pw.DatabaseError as exc:
+        first = redact(_first_line(exc))
         raise ServiceUnavailable(
             f"cannot connect to database {redact(url)}: {first}; check db_url and that the server is up"
         ) from None
     return db
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def bind(db: pw.Database) -> pw.Database:
@@ -137,22 +157,48 @@ def schema_version(db: pw.Database) -> int:
     return int(row.value) if row and row.value else 0
 
 
-def ensure_schema(db: pw.Database) -> int:
-    """Create or upgrade the tables (idempotent); returns how many steps ran. Called by ``migrate``."""
-    bind(db)
-    current = schema_version(db)
+def _check_not_newer(current: int) -> None:
     if current > SCHEMA_VERSION:
         raise SchemaError(
             f"database schema version {current} is newer than this hookscheduler ({SCHEMA_VERSION}); upgrade it"
         )
+
+
+def ensure_schema(db: pw.Database) -> int:
+    """Create or upgrade the tables (idempotent); returns how many steps ran. Called by ``migrate``.
+
+    An up-to-date schema costs one read and no transaction, so a routine ``migrate`` takes no write lock.
+    """
+    bind(db)
+    _check_not_newer(schema_version(db))
+    if schema_version(db) == SCHEMA_VERSION:
+        return 0
     steps = 0
     with write_txn(db):
+        migrate_lock(db)
+        current = schema_version(db)  # again, under the lock: another migrate may have done it meanwhile
+        _check_not_newer(current)
         for version in range(current + 1, SCHEMA_VERSION + 1):
             MIGRATIONS[version - 1](db)
             steps += 1
         if steps:
             set_state("schema_version", str(SCHEMA_VERSION))
     return steps
+
+
+#: Key of the PostgreSQL advisory lock that serialises migrates (an arbitrary constant: "hsmigrat").
+_MIGRATE_LOCK_KEY = 0x68736D6967726174
+
+
+def migrate_lock(db: pw.Database) -> None:
+    """Serialise concurrent migrates of one database, inside the current write transaction.
+
+    SQLite needs nothing (``BEGIN IMMEDIATE`` already admits one writer). On PostgreSQL two migrates would both
+    see a job missing and both insert it (a unique violation), or race on ``CREATE TABLE IF NOT EXISTS``; a
+    transaction-scoped advisory lock makes the second wait and then see the first one's result.
+    """
+    if isinstance(db, pw.PostgresqlDatabase):
+        cast(Any, db).execute_sql("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK_KEY,))
 
 
 def require_schema(db: pw.Database) -> None:

@@ -64,7 +64,7 @@ def send_runs(conn: redis.Redis, bench_id: str, runs: Iterable[Run], result_ttl:
     runs = list(runs)
     if not runs:
         return []
-    script = get_unique_enqueue_script(conn)
+    script = get_unique_enqueue_script(conn)  # type: ignore[no-untyped-call]
     with conn.pipeline(transaction=False) as pipe:
         for run in runs:
             q = rq_queue(conn, bench_id, run.queue)
@@ -77,7 +77,8 @@ def send_runs(conn: redis.Redis, bench_id: str, runs: Iterable[Run], result_ttl:
             )
             q._prepare_for_queue(job)
             pipe.sadd(q.redis_queues_keys, q.key)
-            script(keys=[job.key, q.key], args=[job.id, "R", -1, *_build_hset_args(job)], client=pipe)
+            script(keys=[job.key, q.key], args=[job.id, "R", -1, *_build_hset_args(job)],  # type: ignore[no-untyped-call]
+                   client=pipe)
         pipe.execute()
     return [r.rq_job_id for r in runs]
 

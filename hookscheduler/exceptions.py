@@ -31,10 +31,16 @@ class HookError(HookSchedulerError):
 
     exit_code = 2
 
+    #: At most this many problems are spelled out in the message (all of them stay in ``problems``).
+    SHOWN = 100
+
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         head = f"{len(self.problems)} problem(s) in scheduler_events; nothing was written"
-        super().__init__(head + ":\n" + "\n".join(f"  - {p}" for p in self.problems))
+        lines = [f"  - {p}" for p in self.problems[:self.SHOWN]]
+        if len(self.problems) > self.SHOWN:
+            lines.append(f"  ... and {len(self.problems) - self.SHOWN} more")
+        super().__init__(head + ":\n" + "\n".join(lines))
 
 
 class JobNotFound(HookSchedulerError, LookupError):

@@ -7,8 +7,10 @@ applies the specs only when the whole set is valid.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
+import reprlib
 import sys
 import traceback
 from collections.abc import Iterable, Mapping
@@ -21,8 +23,20 @@ from .exceptions import HookError
 from .frequencies import CATCHUP_POLICIES, OVERLAP_POLICIES, SECTIONS, Section
 from .slots import CronError, validate_cron
 
+#: Declarations are user input of any size or depth: every value shown in a message goes through ``_r``.
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 120
+_REPR.maxlevel = 3
+_MAX_PROBLEM = 1000
+
 ENTRY_KEYS = ("method", "name", "queue", "timeout", "catchup", "catchup_limit", "overlap")
+# Column sizes of scheduled_job_type: SQLite would store a longer value, PostgreSQL would refuse it mid-migrate,
+# so the loader refuses it up front and both databases behave the same.
 MAX_NAME = 255
+MAX_METHOD = 255
+MAX_CRON = 140
+MAX_APP = 140
+MAX_TIMEOUT = 2**31 - 1  # an INTEGER column
 
 
 @dataclass(frozen=True)
@@ -57,10 +71,38 @@ def _purge_app_modules(apps: Iterable[str]) -> None:
         del sys.modules[mod]
 
 
+#: ``apps/`` folders this process put on ``sys.path`` (so that loading another bench can take them off again).
+_APPS_PATHS: list[str] = []
+
+
 def ensure_apps_on_path(bench: Bench) -> None:
+    """Put this bench's ``apps/`` first on ``sys.path``, and no other bench's.
+
+    A process that loads two benches with an app of the same name (a test session, a long-lived API user) must
+    import each bench's own app: merely appending would keep importing whichever bench came first, and modules
+    already imported from the previous bench are forgotten for the same reason.
+    """
     apps_path = str(bench.apps_path)
-    if apps_path not in sys.path:
-        sys.path.insert(0, apps_path)
+    for old in _APPS_PATHS:
+        while old in sys.path:
+            sys.path.remove(old)
+        if old != apps_path:
+            _forget_modules_under(old)
+    _APPS_PATHS[:] = [apps_path]
+    while apps_path in sys.path:
+        sys.path.remove(apps_path)
+    sys.path.insert(0, apps_path)
+    # Files written since the last import (an edited hooks.py, a new app) must be seen now, not after the
+    # directory's mtime happens to change at a coarser granularity.
+    importlib.invalidate_caches()
+
+
+def _forget_modules_under(folder: str) -> None:
+    """Drop imported modules whose file lies under ``folder`` (another bench's apps must not answer imports)."""
+    prefix = folder.rstrip("/") + "/"
+    for name, module in list(sys.modules.items()):
+        if (getattr(module, "__file__", None) or "").startswith(prefix):
+            del sys.modules[name]
 
 
 def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, builtin: bool = False) -> list[JobSpec]:
@@ -71,17 +113,27 @@ def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, 
         _purge_app_modules(bench.apps)
     problems: list[str] = []
     specs: list[JobSpec] = []
-    for app in bench.apps:
-        events, hooks_file = _read_events(bench, app, problems)
-        if events is not None:
-            specs.extend(_normalise_app(app, hooks_file, events, queues, problems))
+    # Whatever an app prints while its modules import goes to stderr: stdout belongs to the command's output
+    # (``migrate --format json`` must stay parseable).
+    with contextlib.redirect_stdout(sys.stderr):
+        _load_apps(bench, queues, specs, problems)
     if builtin:
         from .builtin import builtin_specs  # late: builtin imports JobSpec from here
         specs.extend(builtin_specs(queues))
     _check_duplicates(specs, problems)
     if problems:
-        raise HookError(problems)
+        raise HookError([p if len(p) <= _MAX_PROBLEM else p[:_MAX_PROBLEM - 3] + "..." for p in problems])
     return specs
+
+
+def _load_apps(bench: Bench, queues: Mapping[str, int], specs: list[JobSpec], problems: list[str]) -> None:
+    for app in bench.apps:
+        if len(app) > MAX_APP:
+            problems.append(f"{app[:40]}...: app name is longer than {MAX_APP} characters")
+            continue
+        events, hooks_file = _read_events(bench, app, problems)
+        if events is not None:
+            specs.extend(_normalise_app(app, hooks_file, events, queues, problems))
 
 
 def _read_events(bench: Bench, app: str, problems: list[str]) -> tuple[Any, str]:
@@ -99,7 +151,7 @@ def _read_events(bench: Bench, app: str, problems: list[str]) -> tuple[Any, str]
             return None, where  # an app without hooks.py declares no jobs
         problems.append(f"{app}: {where}: importing hooks.py failed: {_one_line(exc)}")
         return None, where
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a hooks.py calling sys.exit() must not end the migrate
         problems.append(f"{app}: {where}: hooks.py raised {_one_line(exc)}; fix the file")
         return None, where
     where = str(Path(getattr(module, "__file__", where)))
@@ -121,21 +173,21 @@ def _normalise_app(
     for key, value in events.items():
         section = SECTIONS.get(key) if isinstance(key, str) else None
         if section is None:
-            hint = difflib.get_close_matches(str(key), list(SECTIONS), n=1)
+            hint = difflib.get_close_matches(key, list(SECTIONS), n=1) if isinstance(key, str) else []
             problems.append(
-                f"{app}: {where}: scheduler_events[{key!r}]: unknown section"
+                f"{app}: {where}: scheduler_events[{_r(key)}]: unknown section"
                 + (f"; did you mean {hint[0]!r}?" if hint else f"; valid sections: {', '.join(SECTIONS)}")
             )
             continue
         if section.is_cron:
             if not isinstance(value, dict):
                 problems.append(
-                    f"{app}: {where}: scheduler_events[{key!r}] must map cron strings to lists of methods, "
+                    f"{app}: {where}: scheduler_events[{_r(key)}] must map cron strings to lists of methods, "
                     f"not {type(value).__name__}"
                 )
                 continue
             for cron, entries in value.items():
-                loc = f"{app}: {where}: scheduler_events[{key!r}][{cron!r}]"
+                loc = f"{app}: {where}: scheduler_events[{_r(key)}][{_r(cron)}]"
                 try:
                     cron_format = validate_cron(cron) if isinstance(cron, str) else None
                 except CronError as exc:
@@ -144,9 +196,13 @@ def _normalise_app(
                 if cron_format is None:
                     problems.append(f"{loc}: a cron key must be a string like '15 18 * * *'")
                     continue
+                if len(cron_format) > MAX_CRON:
+                    problems.append(f"{loc}: cron string is {len(cron_format)} characters long, at most {MAX_CRON} "
+                                    "fit; use ranges and steps (0-30/5) instead of long lists")
+                    continue
                 out.extend(_entries(app, where, loc, section, cron_format, entries, queues, problems))
         else:
-            loc = f"{app}: {where}: scheduler_events[{key!r}]"
+            loc = f"{app}: {where}: scheduler_events[{_r(key)}]"
             out.extend(_entries(app, where, loc, section, "", value, queues, problems))
     return out
 
@@ -179,7 +235,7 @@ def _entry(
         options = dict(entry)
         unknown = [k for k in options if k not in ENTRY_KEYS]
         if unknown:
-            problems.append(f"{loc}: unknown option(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(ENTRY_KEYS)}")
+            problems.append(f"{loc}: unknown option(s) {', '.join(map(_r, unknown))}; allowed: {', '.join(ENTRY_KEYS)}")
             return None
     else:
         problems.append(f"{loc}: an entry must be a dotted path string or a dict, not {type(entry).__name__}")
@@ -190,6 +246,9 @@ def _entry(
         problems.append(f"{loc}: 'method' must be a dotted path string such as 'my_app.tasks.run'")
         return None
     method = method.strip()
+    if len(method) > MAX_METHOD:
+        problems.append(f"{loc}: method {_r(method)} is longer than {MAX_METHOD} characters")
+        return None
     error = check_method(method)
     if error:
         problems.append(f"{loc}: {error}")
@@ -199,21 +258,22 @@ def _entry(
         name = method
     queue = options.get("queue", section.default_queue)
     if not isinstance(queue, str) or queue not in queues:
-        problems.append(f"{loc}: unknown queue {queue!r}; valid queues: {', '.join(queues)} "
+        problems.append(f"{loc}: unknown queue {_r(queue)}; valid queues: {', '.join(queues)} "
                         "(custom queues are declared under 'workers' in common_site_config.json)")
         queue = section.default_queue
     timeout = options.get("timeout", queues.get(queue, 300))
-    if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0:
-        problems.append(f"{loc}: 'timeout' must be a positive whole number of seconds, got {timeout!r}")
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 0 < timeout <= MAX_TIMEOUT:
+        problems.append(f"{loc}: 'timeout' must be a whole number of seconds from 1 to {MAX_TIMEOUT}, "
+                        f"got {_r(timeout)}")
     catchup = options.get("catchup", "once")
     if catchup not in CATCHUP_POLICIES:
-        problems.append(f"{loc}: 'catchup' must be one of {', '.join(CATCHUP_POLICIES)}, got {catchup!r}")
+        problems.append(f"{loc}: 'catchup' must be one of {', '.join(CATCHUP_POLICIES)}, got {_r(catchup)}")
     limit = options.get("catchup_limit", 10)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
-        problems.append(f"{loc}: 'catchup_limit' must be a whole number from 1 to 1000, got {limit!r}")
+        problems.append(f"{loc}: 'catchup_limit' must be a whole number from 1 to 1000, got {_r(limit)}")
     overlap = options.get("overlap", "skip")
     if overlap not in OVERLAP_POLICIES:
-        problems.append(f"{loc}: 'overlap' must be one of {', '.join(OVERLAP_POLICIES)}, got {overlap!r}")
+        problems.append(f"{loc}: 'overlap' must be one of {', '.join(OVERLAP_POLICIES)}, got {_r(overlap)}")
     if len(problems) != count:
         return None
     return JobSpec(
@@ -236,11 +296,11 @@ def check_method(method: str) -> str | None:
     try:
         obj = resolve_method(method)
     except (ImportError, AttributeError) as exc:
-        return f"method {method!r} does not import: {_one_line(exc)}"
-    except Exception as exc:
-        return f"method {method!r}: importing its module raised {_one_line(exc)}"
+        return f"method {_r(method)} does not import: {_one_line(exc)}"
+    except (Exception, SystemExit) as exc:
+        return f"method {_r(method)}: importing its module raised {_one_line(exc)}"
     if not callable(obj):
-        return f"method {method!r} is not callable (it is a {type(obj).__name__})"
+        return f"method {_r(method)} is not callable (it is a {type(obj).__name__})"
     return None
 
 
@@ -257,6 +317,12 @@ def _check_duplicates(specs: list[JobSpec], problems: list[str]) -> None:
         )
 
 
+def _r(value: Any) -> str:
+    """``repr`` bounded in length and depth (a hooks.py may hold a million-element or 100,000-deep value)."""
+    return _REPR.repr(value)
+
+
 def _one_line(exc: BaseException) -> str:
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
-    return text[-1] if text else type(exc).__name__
+    line = text[-1] if text else type(exc).__name__
+    return line if len(line) <= 300 else line[:297] + "..."

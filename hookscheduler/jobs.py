@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import getpass
 import socket
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import peewee as pw
 
 from .db import write_txn
-from .exceptions import JobNotFound
+from .exceptions import HookSchedulerError, JobNotFound
+from .frequencies import FREQUENCIES, event_of
 from .models import ScheduledJobLog, ScheduledJobType, utcnow
+from .timing import SiteClock, next_slot, upcoming
 
 JOB_COLUMNS = (
     "name", "app", "method", "frequency", "cron_format", "queue", "timeout", "catchup", "catchup_limit", "overlap",
@@ -33,13 +36,14 @@ def get_job(name: str, include_removed: bool = True) -> ScheduledJobType:
     query = ScheduledJobType.select().where(ScheduledJobType.name == name)
     if not include_removed:
         query = query.where(ScheduledJobType.removed == False)  # noqa: E712
-    row = query.first()
+    row: ScheduledJobType | None = query.first()
     if row is None:
         close = [r.name for r in ScheduledJobType.select(ScheduledJobType.name)
                  .where(ScheduledJobType.name.contains(name.rsplit(".", 1)[-1])).limit(3)]
         hint = f"; did you mean {', '.join(close)}?" if close else "; see `hookscheduler jobs list --all`"
         raise JobNotFound(f"job {name!r} not found{hint}")
-    return row
+    found: ScheduledJobType = row
+    return found
 
 
 def list_jobs(include_removed: bool = False) -> list[dict[str, Any]]:
@@ -62,11 +66,11 @@ def list_jobs(include_removed: bool = False) -> list[dict[str, Any]]:
 def _latest_logs(job_ids: list[int]) -> dict[int, ScheduledJobLog]:
     if not job_ids:
         return {}
-    newest = (ScheduledJobLog.select(ScheduledJobLog.job, pw.fn.MAX(ScheduledJobLog.id).alias("max_id"))
-              .where(ScheduledJobLog.status.not_in(["skipped", "missed"]))
+    # The newest run of each listed job, in one query (skipped/missed slots are not runs).
+    newest = (ScheduledJobLog.select(pw.fn.MAX(ScheduledJobLog.id))
+              .where(ScheduledJobLog.job.in_(job_ids) & ScheduledJobLog.status.not_in(["skipped", "missed"]))
               .group_by(ScheduledJobLog.job))
-    ids = [r.max_id for r in newest if r.job_id in set(job_ids)]
-    return {log.job_id: log for log in ScheduledJobLog.select().where(ScheduledJobLog.id.in_(ids))} if ids else {}
+    return {log.job_id: log for log in ScheduledJobLog.select().where(ScheduledJobLog.id.in_(newest))}
 
 
 def set_stopped(db: pw.Database, name: str, stopped: bool, note: str | None = None, who: str | None = None,
@@ -81,3 +85,76 @@ def set_stopped(db: pw.Database, name: str, stopped: bool, note: str | None = No
         values.update(stopped_note=note, stopped_by=who or actor(), stopped_at=now)
         ScheduledJobType.update(values).where(ScheduledJobType.id == row.id).execute()
     return get_job(name)
+
+
+# --- events (trigger-scheduler-event, purge-jobs --event) --------------------------------------------------
+
+def events() -> list[str]:
+    """Every event name: ``all``, ``hourly``, ``daily``, ... (a frequency's first word, lower-cased)."""
+    return sorted({event_of(f) for f in FREQUENCIES})
+
+
+def check_event(event: str) -> str:
+    if event not in events():
+        raise EventNotFound(f"unknown event {event!r}; events: {', '.join(events())}")
+    return event
+
+
+def event_jobs(event: str, include_stopped: bool = False) -> list[ScheduledJobType]:
+    """The jobs of an event (``daily``: every Daily, Daily Long and Daily Maintenance job), not removed."""
+    frequencies = [f for f in FREQUENCIES if event_of(f) == check_event(event)]
+    query = (ScheduledJobType.select()
+             .where(ScheduledJobType.frequency.in_(frequencies) & (ScheduledJobType.removed == False))  # noqa: E712
+             .order_by(ScheduledJobType.name))
+    if not include_stopped:
+        query = query.where(ScheduledJobType.stopped == False)  # noqa: E712
+    return list(query)
+
+
+class EventNotFound(HookSchedulerError):
+    """An event name that no frequency has (bad input)."""
+
+    exit_code = 2
+
+
+# --- schedule queries and edits ----------------------------------------------------------------------------
+
+def upcoming_slots(row: ScheduledJobType, clock: SiteClock, count: int, now: datetime | None = None) -> list[datetime]:
+    """The next ``count`` fire times of ``row`` (naive UTC): its stored next slot first when it is still
+    ahead (or due and not yet served), then the slots after it."""
+    now = now or utcnow()
+    first = row.next_execution
+    if first is None:  # removed rows have none: show what the schedule would be
+        first = next_slot(row.frequency, row.cron_format, now, clock)
+    return [first, *upcoming(row.frequency, row.cron_format, first, clock, count - 1, anchor=first)][:count]
+
+
+@dataclass(frozen=True)
+class SkipResult:
+    job_name: str
+    skipped_slot: datetime
+    next_execution: datetime
+
+
+def skip_next(db: pw.Database, name: str, clock: SiteClock, who: str | None = None,
+              now: datetime | None = None) -> SkipResult:
+    """Skip the job's next slot: move ``next_execution`` one slot on (a compare-and-set, like the tick's claim,
+    so a tick serving that slot at the same moment either wins and runs it or loses and logs nothing) and
+    record the slot as ``skipped`` by the operator."""
+    now = now or utcnow()
+    with write_txn(db):
+        row = get_job(name)
+        if row.removed or row.next_execution is None:
+            raise HookSchedulerError(f"job {name!r} was removed from hooks and has no next slot to skip")
+        slot = row.next_execution
+        after = next_slot(row.frequency, row.cron_format, slot, clock, anchor=slot)
+        won = (ScheduledJobType.update(next_execution=after, modified_at=now)
+               .where((ScheduledJobType.id == row.id) & (ScheduledJobType.next_execution == slot)).execute())
+        if not won:
+            raise HookSchedulerError(f"job {name!r}: its next slot was served by the scheduler just now; "
+                                     "run skip-next again to skip the following one")
+        ScheduledJobLog.create(job=row.id, job_name=row.name, scheduled_for=slot, trigger="schedule",
+                               status="skipped", reason=f"skipped by {who or actor()} (jobs skip-next)",
+                               slots=1, first_slot=slot, last_slot=slot, queue=row.queue,
+                               created_at=now, modified_at=now)
+    return SkipResult(row.name, slot, after)

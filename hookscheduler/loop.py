@@ -38,8 +38,10 @@ from .context import SiteContext
 from .exceptions import HookSchedulerError
 from .models import utcnow
 from .naming import heartbeat_key, last_tick_key
+from .notify import WakeListener
+from .reanchor import reanchor_if_clock_changed
 from .redis_conn import redis_for
-from .tick import PassResult, earliest_next, reconcile_active, run_pass
+from .tick import PassResult, earliest_next, reconcile_active, reschedule_orphans, run_pass
 
 log = logging.getLogger("hookscheduler.loop")
 
@@ -75,9 +77,11 @@ class Scheduler:
     instance: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     runners: dict[str, SiteRunner] = field(default_factory=dict)
     stop_event: threading.Event = field(default_factory=threading.Event)
+    wake_event: threading.Event = field(default_factory=threading.Event)
     last_heartbeat: datetime | None = None
     results: list[PassResult] = field(default_factory=list)
     keep_results: bool = False
+    steps: int = 0
 
     def refresh_sites(self) -> None:
         """Re-read the bench's sites and their config every step: a pause, a new site or a changed tick
@@ -114,10 +118,14 @@ class Scheduler:
         ctx = runner.ctx
         try:
             conn = redis_for(ctx.site)
+            sweep = runner.last_reconcile is None or (now - runner.last_reconcile).total_seconds() >= RECONCILE_EVERY
+            if sweep:  # before the pass: a changed time zone must not fire one slot at the old time
+                reanchor_if_clock_changed(ctx, now)
+                reschedule_orphans(ctx, now)
             result = run_pass(ctx, conn, now)
             if result.send_error:
                 raise redis.exceptions.ConnectionError(result.send_error)
-            if runner.last_reconcile is None or (now - runner.last_reconcile).total_seconds() >= RECONCILE_EVERY:
+            if sweep:
                 reconcile_active(ctx, conn, now)
                 runner.last_reconcile = now
             runner.next_due = earliest_next(ctx)
@@ -189,6 +197,13 @@ class Scheduler:
 
     def stop(self, *_: Any) -> None:
         self.stop_event.set()
+        self.wake_event.set()
+
+    def _listen_for_changes(self) -> None:
+        for runner in self.runners.values():
+            ctx = runner.ctx
+            WakeListener(redis_for(ctx.site), ctx.bench.bench_id, self.wake_event, self.stop_event).start()
+            return
 
     def run(self, max_steps: int | None = None) -> None:
         """Loop until SIGTERM/SIGINT (or ``max_steps``); the sleep wakes at once on a stop signal."""
@@ -196,14 +211,16 @@ class Scheduler:
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
         log.info("scheduler %s started", self.instance)
-        steps = 0
         try:
             while not self.stop_event.is_set():
+                self.wake_event.clear()
                 wait = self.step()
-                steps += 1
-                if max_steps is not None and steps >= max_steps:
+                if self.steps == 0:
+                    self._listen_for_changes()
+                self.steps += 1
+                if max_steps is not None and self.steps >= max_steps:
                     break
-                self.stop_event.wait(wait)
+                self.wake_event.wait(wait)  # a stop signal or an announced change ends the sleep early
         finally:
             self._clear_heartbeat()
             for runner in self.runners.values():

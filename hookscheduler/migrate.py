@@ -24,7 +24,7 @@ from typing import Any
 
 import peewee as pw
 
-from .db import bind, ensure_schema, schema_version, write_txn
+from .db import bind, ensure_schema, migrate_lock, schema_version, write_txn
 from .hooks_loader import JobSpec
 from .models import ScheduledJobLog, ScheduledJobType, utcnow
 from .timing import SiteClock, next_slot
@@ -104,15 +104,24 @@ def migrate_site(db: pw.Database, site: str, specs: list[JobSpec], clock: SiteCl
     bind(db)
     now = now or utcnow()
     if dry_run:
-        rows = list(ScheduledJobType.select()) if schema_version(db) else []
+        rows = _rows() if schema_version(db) else []
         return plan_sync(site, specs, rows, prune)
     steps = ensure_schema(db)
-    with write_txn(db):
-        rows = list(ScheduledJobType.select())
-        plan = plan_sync(site, specs, rows, prune)
-        plan.schema_steps = steps
-        _apply(plan, {r.name: r for r in rows}, clock, now)
+    # Plan from a plain read first: an unchanged re-run (every deploy) then opens no write transaction at all.
+    plan = plan_sync(site, specs, _rows(), prune)
+    if plan.changes_anything:
+        with write_txn(db):
+            migrate_lock(db)
+            rows = _rows()  # again, under the lock: what we change is what is there now
+            plan = plan_sync(site, specs, rows, prune)
+            _apply(plan, {r.name: r for r in rows}, clock, now)
+    plan.schema_steps = steps
     return plan
+
+
+def _rows() -> list[ScheduledJobType]:
+    """Every row, oldest first: a stable order, so the plan reads the same on SQLite and PostgreSQL."""
+    return list(ScheduledJobType.select().order_by(ScheduledJobType.id))
 
 
 def _apply(plan: Plan, rows: dict[str, ScheduledJobType], clock: SiteClock, now: datetime) -> None:

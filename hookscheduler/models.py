@@ -35,6 +35,7 @@ class BaseModel(pw.Model):
 class ScheduledJobType(BaseModel):
     """One row per declared job."""
 
+    id = pw.AutoField()  # peewee's implicit primary key, spelled out so type checkers know it
     name = pw.CharField(max_length=255, unique=True)
     app = pw.CharField(max_length=140)
     method = pw.CharField(max_length=255)
@@ -65,6 +66,7 @@ class ScheduledJobLog(BaseModel):
 
     id = pw.BigAutoField()
     job = pw.ForeignKeyField(ScheduledJobType, backref="logs", on_delete="CASCADE", column_name="job_id")
+    job_id: int  # the raw foreign key peewee adds for ``job`` (declared for type checkers only)
     job_name = pw.CharField(max_length=255)
     scheduled_for = pw.DateTimeField()
     trigger = pw.CharField(max_length=16)  # schedule | manual | event | catch-up

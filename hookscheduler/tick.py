@@ -52,6 +52,7 @@ from .faults import failpoint
 from .models import ACTIVE_STATUSES, ScheduledJobLog, ScheduledJobType, utcnow
 from .naming import scheduled_job_id
 from .reconcile import Verdict, judge
+from .timing import next_slot
 
 log = logging.getLogger("hookscheduler.tick")
 
@@ -109,7 +110,7 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
             result.due += len(rows)
             verdicts = active_runs(rows, conn, now)
             decisions = [
-                decide(JobState(r.id, r.name, r.frequency, r.cron_format, r.next_execution, r.stopped,
+                decide(JobState(r.id, r.name, r.frequency, r.cron_format, _due(r.next_execution), r.stopped,
                                 r.catchup, r.catchup_limit, r.overlap),
                        now, ctx.clock, grace=grace_seconds(ctx), inactive=result.inactive,
                        blocked=_blocking(verdicts.get(r.id)), memo=memo)
@@ -136,8 +137,13 @@ def select_due(db: pw.Database, now: datetime, limit: int) -> list[ScheduledJobT
              .order_by(ScheduledJobType.next_execution, ScheduledJobType.id)
              .limit(limit))
     if isinstance(db, pw.PostgresqlDatabase):
-        query = query.for_update("FOR UPDATE SKIP LOCKED")
+        query = query.for_update("FOR UPDATE SKIP LOCKED")  # type: ignore[arg-type]
     return list(query)
+
+
+def _due(value: datetime | None) -> datetime:
+    assert value is not None  # select_due only returns rows with a next_execution
+    return value
 
 
 def _blocking(verdicts: list[Verdict] | None) -> str | None:
@@ -208,7 +214,8 @@ def claim(db: pw.Database, decisions: Sequence[Decision]) -> set[int]:
         else:
             sql = (f"UPDATE {table} SET next_execution = v.column3 FROM (VALUES {values.replace('%s', '?')}) AS v "
                    f"WHERE {table}.id = v.column1 AND {table}.next_execution = v.column2 RETURNING {table}.id")
-        won.update(row[0] for row in db.execute_sql(sql, params).fetchall())
+        cursor: Any = db.execute_sql(sql, params)  # type: ignore[no-untyped-call]
+        won.update(row[0] for row in cursor.fetchall())
     return won
 
 
@@ -282,7 +289,8 @@ def _send(ctx: SiteContext, conn: redis.Redis, runs: list[dispatch.Run], result:
         failpoint("after_send")  # in Redis, not marked sent: a re-send must not double it
     except redis.exceptions.RedisError as exc:
         result.send_error = f"{type(exc).__name__}: {exc}"
-        log.warning("site %s: could not send %d run(s) to Redis (%s); they stay in the outbox",
+        # reported by the caller (the loop logs an outage once); here it is only detail
+        log.debug("site %s: could not send %d run(s) to Redis (%s); they stay in the outbox",
                     ctx.name, len(runs), result.send_error)
         return
     mark_sent(sent, utcnow())
@@ -313,7 +321,7 @@ def resend_outbox(ctx: SiteContext, conn: redis.Redis, result: PassResult | None
     )
     if not pending:
         return 0
-    runs = [dispatch.Run(p.rq_job_id, ctx.name, p.job_name, p.job.method, p.queue or "default", p.job.timeout,
+    runs = [dispatch.Run(str(p.rq_job_id), ctx.name, p.job_name, p.job.method, p.queue or "default", p.job.timeout,
                          p.scheduled_for, p.trigger) for p in pending]
     scratch = result or PassResult(site=ctx.name, now=utcnow())
     before = len(scratch.sent_ids)
@@ -334,6 +342,25 @@ def reconcile_active(ctx: SiteContext, conn: redis.Redis, now: datetime | None =
     if any(v.resend for vs in verdicts.values() for v in vs):
         resend_outbox(ctx, conn)
     return settled
+
+
+def reschedule_orphans(ctx: SiteContext, now: datetime | None = None) -> int:
+    """Give a next slot to active rows that have none (e.g. ``next_execution`` set to NULL with SQL), forward
+    from now: a row without a slot would otherwise never fire, silently. Returns how many were repaired."""
+    now = now or utcnow()
+    db = ctx.database()
+    repaired = 0
+    with write_txn(db):
+        rows = list(ScheduledJobType.select().where(ScheduledJobType.next_execution.is_null()
+                                                    & (ScheduledJobType.removed == False)))  # noqa: E712
+        for row in rows:
+            nxt = next_slot(row.frequency, row.cron_format, now, ctx.clock)
+            repaired += (ScheduledJobType.update(next_execution=nxt)
+                         .where((ScheduledJobType.id == row.id) & ScheduledJobType.next_execution.is_null())
+                         .execute())
+    if repaired:
+        log.warning("site %s: %d job(s) had no next_execution; rescheduled forward from now", ctx.name, repaired)
+    return repaired
 
 
 def earliest_next(ctx: SiteContext) -> datetime | None:

@@ -7,7 +7,9 @@ Prints one JSON line with the totals. HOOKSCHEDULER_FAILPOINTS makes it die at a
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from datetime import datetime, timedelta
 
 from hookscheduler.context import open_site
@@ -19,6 +21,9 @@ def main() -> None:
     bench, start, step, count = sys.argv[1], datetime.fromisoformat(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
     ctx = open_site(bench)
     conn = redis_for(ctx.site)
+    start_at = float(os.environ.get("HS_START_AT", "0"))  # a shared start line, so the processes really race
+    while time.time() < start_at:
+        time.sleep(0.005)
     totals = {"fired": 0, "lost_claims": 0, "resent": 0, "passes": 0}
     for i in range(count):
         r = run_pass(ctx, conn, now=start + timedelta(seconds=step * i))

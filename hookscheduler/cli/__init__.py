@@ -19,6 +19,11 @@ COMMAND_MODULES = (
     "migrate_cmd",
     "jobs",
     "schedule_cmd",
+    "jobs_run",
+    "jobs_history",
+    "scheduler_cmd",
+    "queues_cmd",
+    "doctor_cmd",
     "worker_cmd",
 )
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import click
+import peewee as pw
 
-from ..hooks_loader import load_job_specs
-from ..migrate import Plan, migrate_site
+from ..context import SiteContext
+from ..exceptions import SchemaError
+from ..hooks_loader import JobSpec, load_job_specs
+from ..migrate import Plan, migrate_site, plan_sync
+from ..reanchor import reanchor_if_clock_changed
+from ..timing import SiteClock
 from .base import CliState, cli, echo, pass_state
 from .output import format_option, to_json
 
@@ -18,18 +23,11 @@ from .output import format_option, to_json
 def migrate(state: CliState, dry_run: bool, prune: bool, fmt: str) -> None:
     """Sync every installed app's scheduler_events into the table (added / updated / removed / unchanged)."""
     contexts = state.each()
-    plans: list[Plan] = []
-    # Validate everything before touching any site: a refused migrate writes nothing anywhere.
-    specs_by_site = {ctx.name: load_job_specs(ctx.bench, ctx.site.queues, builtin=True) for ctx in contexts}
-    for ctx in contexts:
-        db = ctx.database(create=not dry_run, require_schema=False) if not dry_run else _maybe_db(ctx)
-        if db is None:
-            from ..migrate import plan_sync
-
-            plans.append(plan_sync(ctx.name, specs_by_site[ctx.name], [], prune))
-            continue
-        plans.append(migrate_site(db, ctx.name, specs_by_site[ctx.name], ctx.clock, dry_run=dry_run, prune=prune))
-        ctx.close()
+    try:
+        plans = _migrate_all(contexts, dry_run, prune)
+    finally:
+        for ctx in contexts:
+            ctx.close()
     if fmt == "json":
         echo(to_json([dict(p.as_dict(), dry_run=dry_run) for p in plans]))
         return
@@ -37,10 +35,37 @@ def migrate(state: CliState, dry_run: bool, prune: bool, fmt: str) -> None:
         _print_plan(plan, dry_run)
 
 
-def _maybe_db(ctx):  # type: ignore[no-untyped-def]
-    """For --dry-run: the existing database, or None when the site has none yet (nothing is created)."""
-    from ..exceptions import SchemaError
+def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool) -> list[Plan]:
+    """Check every site before writing to any: a refused or unreachable site leaves all of them untouched."""
+    # 1. Everything that can be refused without a database: each site's zone and its hooks (queues are per site).
+    loaded: dict[tuple[tuple[str, int], ...], list[JobSpec]] = {}
+    prepared: list[tuple[SiteContext, SiteClock, list[JobSpec]]] = []
+    for ctx in contexts:
+        key = tuple(ctx.site.queues.items())
+        if key not in loaded:
+            loaded[key] = load_job_specs(ctx.bench, ctx.site.queues, builtin=True)
+        prepared.append((ctx, ctx.clock, loaded[key]))
+    # 2. Reach every database that exists; only then create the missing SQLite files.
+    dbs: dict[str, pw.Database | None] = {ctx.name: _existing_db(ctx) for ctx in contexts}
+    if not dry_run:
+        for ctx in contexts:
+            if dbs[ctx.name] is None:
+                dbs[ctx.name] = ctx.database(create=True, require_schema=False)
+    # 3. Write, one transaction per site.
+    plans = []
+    for ctx, clock, specs in prepared:
+        db = dbs[ctx.name]
+        if db is None:  # --dry-run on a site without a database yet: everything would be added
+            plans.append(plan_sync(ctx.name, specs, [], prune))
+        else:
+            plans.append(migrate_site(db, ctx.name, specs, clock, dry_run=dry_run, prune=prune))
+            if not dry_run:
+                reanchor_if_clock_changed(ctx)
+    return plans
 
+
+def _existing_db(ctx: SiteContext) -> pw.Database | None:
+    """The site's database, connected, or None when it is a SQLite file that does not exist yet."""
     try:
         return ctx.database(create=False, require_schema=False)
     except SchemaError:
@@ -53,8 +78,8 @@ def _print_plan(plan: Plan, dry_run: bool) -> None:
          f"{len(plan.removed)} {prefix}removed, {len(plan.pruned)} {prefix}pruned, {len(plan.unchanged)} unchanged"
          + (" (dry run: nothing written)" if dry_run else ""))
     for spec in plan.added:
-        sched = spec.cron_format or spec.frequency
-        echo(f"  + {spec.name}  [{spec.frequency}{' ' + sched if spec.cron_format else ''}, queue {spec.queue}]")
+        sched = f"{spec.frequency} {spec.cron_format}" if spec.cron_format else spec.frequency
+        echo(f"  + {spec.name}  [{sched}, queue {spec.queue}]")
     for change in plan.updated:
         parts = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in change.fields.items())
         echo(f"  ~ {change.name}  ({parts})")

@@ -8,7 +8,7 @@ import click
 
 from ..loop import Scheduler
 from ..redis_conn import redis_for
-from ..tick import reconcile_active, run_pass
+from ..tick import reconcile_active, reschedule_orphans, run_pass
 from .base import CliState, cli, echo, pass_state, stderr
 from .output import format_option, to_json
 
@@ -38,9 +38,11 @@ def tick(state: CliState, fmt: str) -> int:
             conn = redis_for(ctx.site)
             result = run_pass(ctx, conn)
             reconcile_active(ctx, conn)
+            reschedule_orphans(ctx)
         except Exception as exc:  # one bad site does not stop the others; the exit status says so
             failed += 1
-            stderr(f"Error: site {ctx.name}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}")
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            stderr(f"Error: site {ctx.name}: {type(exc).__name__}: {first}")
             continue
         finally:
             ctx.close()

@@ -172,7 +172,69 @@ def test_schedule_process_stops_cleanly_on_sigterm(bench_factory):
         assert time.monotonic() < deadline, "no heartbeat from the schedule process"
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=20)
+    _out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert not list(conn.scan_iter(match=heartbeat_pattern(bench_id))), "the heartbeat is removed on exit"
+
+
+def test_schedule_process_survives_a_redis_restart_and_fires_once_after(bench_factory, private_redis):
+    """The real `schedule` process, a job due every second, Redis killed and restarted under it."""
+    bench = _migrated(bench_factory, "sqlite", {"cron": {"* * * * * *": [{"method": "app1.tasks.ok",
+                                                                          "overlap": "allow"}]}},
+                      common={"redis_queue": private_redis.url, "scheduler_tick_interval": 5})
+    proc = subprocess.Popen([sys.executable, "-m", "hookscheduler", "schedule"], env=env_for(bench),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ctx = open_site(str(bench))
+    try:
+        def enqueued() -> int:
+            ctx.database()
+            return ScheduledJobLog.select().where(ScheduledJobLog.enqueued_at.is_null(False)).count()
+
+        deadline = time.monotonic() + 20
+        while enqueued() < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "the scheduler did not fire"
+            time.sleep(0.2)
+        private_redis.stop()
+        time.sleep(2.5)  # an outage of a few slots (real time: this test is about the real process)
+        before = ScheduledJobLog.select().count()
+        private_redis.start()
+        deadline = time.monotonic() + 30
+        while enqueued() < before + 2:
+            assert proc.poll() is None, "the scheduler died with Redis"
+            assert time.monotonic() < deadline, "the scheduler did not resume after Redis came back"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    error_lines = [line for line in err.splitlines() if " ERROR " in line or " WARNING " in line]
+    assert len(error_lines) == 2, err  # the outage is reported once, and the recovery once
+    rows = list(ScheduledJobLog.select())
+    slots = [r.scheduled_for for r in rows]
+    assert len(slots) == len(set(slots)), "a slot fired twice"
+
+
+def test_announced_change_wakes_the_loop_at_once(bench_factory):
+    import threading
+
+    from hookscheduler.notify import announce_change
+
+    bench = _migrated(bench_factory, "sqlite", {"daily": ["app1.tasks.ok"]}, common={"scheduler_tick_interval": 600})
+    sched = Scheduler(bench=str(bench))
+    thread = threading.Thread(target=sched.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while sched.steps < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)  # let the listener subscribe
+        announce_change(sched.runners["default"].ctx.site)
+        deadline = time.monotonic() + 5
+        while sched.steps < 2:  # without the wake-up the loop would sleep for 600 s
+            assert time.monotonic() < deadline, "the announced change did not wake the loop"
+            time.sleep(0.05)
+    finally:
+        sched.stop()
+        thread.join(timeout=10)

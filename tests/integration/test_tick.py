@@ -73,7 +73,7 @@ def test_48h_downtime_fires_once_and_records_the_missed_slots(bench_factory, db_
     assert r.fired == 3  # one run per job, whatever it missed
     runs = logs(status="queued")
     by_job = {lg.job_name: lg for lg in runs}
-    hourly = by_job["app1.tasks.ok"] if "app1.tasks.ok" in by_job else None
+    hourly = by_job.get("app1.tasks.ok")
     assert hourly is not None and hourly.trigger == "catch-up"
     assert hourly.slots == 48  # 11:00 on day 1 .. 10:00 on day 3
     assert hourly.first_slot == datetime(2026, 1, 5, 11, 0)
@@ -240,3 +240,13 @@ def test_two_sites_share_redis_without_collisions(bench_factory, db_kind):
         ids += r.sent_ids
         ctx.close()
     assert len(set(ids)) == 2
+
+
+def test_row_without_next_execution_is_rescheduled_not_forgotten(bench_factory, db_kind):
+    from hookscheduler.tick import reschedule_orphans
+
+    ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.ok"]}, db_kind)
+    ctx.database().execute_sql("UPDATE scheduled_job_type SET next_execution = NULL")
+    assert reschedule_orphans(ctx, now=datetime(2026, 1, 5, 12, 30)) == 1
+    assert ScheduledJobType.get().next_execution == datetime(2026, 1, 5, 13, 0)
+    assert reschedule_orphans(ctx, now=datetime(2026, 1, 5, 12, 30)) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -48,7 +49,7 @@ def test_fall_back_daily_fires_once_and_hourly_every_real_hour(bench_factory, db
     per_day = Counter(d.date() for d in daily)
     assert set(per_day.values()) == {1}, per_day  # once per local day, also on the 25-hour day
     hourly = [r.scheduled_for for r in rows if r.job_name == "hourly"]
-    gaps = {(b - a) for a, b in zip(hourly, hourly[1:], strict=False)}
+    gaps = {(b - a) for a, b in itertools.pairwise(hourly)}
     assert gaps == {timedelta(hours=1)} and len(hourly) == len(set(hourly))
 
 
@@ -62,4 +63,4 @@ def test_spring_forward_skipped_time_fires_once_at_the_end_of_the_gap(bench_fact
     # the change day's 02:30 does not exist: it fires at 03:00; the next day at 02:30 again
     assert [(d.hour, d.minute) for d in daily] == [(3, 0), (2, 30)]
     hourly = [r.scheduled_for for r in rows if r.job_name == "hourly"]
-    assert {(b - a) for a, b in zip(hourly, hourly[1:], strict=False)} == {timedelta(hours=1)}
+    assert {(b - a) for a, b in itertools.pairwise(hourly)} == {timedelta(hours=1)}

@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -46,21 +47,31 @@ def test_four_concurrent_tick_processes_fire_every_slot_exactly_once(bench_facto
     jobs = [{"method": "app1.tasks.ok", "name": f"job{i:02d}", "overlap": "allow"} for i in range(25)]
     bench, ctx = _site(bench_factory, db_kind, {"cron": {"* * * * *": jobs}})
     # every process passes over the same 60 simulated minutes, 20 s apart: they race for every slot
-    procs = [_driver(bench, T0, 20, 180) for _ in range(4)]
+    start_at = str(time.time() + 3)  # after every interpreter has started
+    procs = [_driver(bench, T0, 20, 180, HS_START_AT=start_at) for _ in range(4)]
     outs = [p.communicate(timeout=240) for p in procs]
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
     totals = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
-    expected_slots = 60  # 10:01 .. 11:00
-    assert sum(t["fired"] for t in totals) == 25 * expected_slots
-    assert sum(1 for t in totals if t["fired"]) >= 2, "the processes should share the work"
+    if db_kind == "postgres":  # SKIP LOCKED spreads the due rows; SQLite's single writer promises no fairness
+        assert sum(1 for t in totals if t["fired"]) >= 2, "the processes should share the work"
     ctx.database()
     rows = list(ScheduledJobLog.select())
-    pairs = Counter((r.job_name, r.scheduled_for) for r in rows)
-    assert len(rows) == 25 * expected_slots and max(pairs.values()) == 1
-    assert {s for _, s in pairs} == {datetime(2026, 1, 5, 10, 1) + timedelta(minutes=m) for m in range(60)}
+    assert {r.status for r in rows} == {"queued"}
+    # Each process walks its own simulated timeline, so one may find a row that another held locked a little
+    # too long already late, and coalesce two slots into one catch-up run. The invariant is on slots: every
+    # (job, minute) is covered by exactly one run.
+    covered: Counter[tuple[str, datetime]] = Counter()
+    for r in rows:
+        span = [r.first_slot + timedelta(minutes=m) for m in range(r.slots)]
+        assert span[-1] == r.last_slot
+        covered.update((r.job_name, s) for s in span)
+    minutes = [datetime(2026, 1, 5, 10, 1) + timedelta(minutes=m) for m in range(60)]  # 10:01 .. 11:00
+    assert max(covered.values()) == 1, "a slot fired twice"
+    assert set(covered) == {(f"job{i:02d}", m) for i in range(25) for m in minutes}, "a slot was lost"
+    assert sum(t["fired"] for t in totals) == len(rows)
     ids = Queue(queue_name(ctx.bench.bench_id, "default"), connection=redis_for(ctx.site)).get_job_ids()
-    assert len(ids) == len(set(ids)) == 25 * expected_slots
+    assert len(ids) == len(set(ids)) == len(rows)
 
 
 @pytest.mark.parametrize("point", TICK_POINTS)

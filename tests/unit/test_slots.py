@@ -281,7 +281,7 @@ def test_daily_job_fires_once_per_local_day_across_a_dst_month(tz: ZoneInfo, mon
     assert got == sorted(set(got))
 
 
-def test_per_second_cron_skips_the_whole_repeated_hour_cheaply() -> None:
+def test_per_second_cron_skips_the_whole_second_copy_of_the_hour() -> None:
     after = utc(2026, 11, 1, 5, 59, 50)  # 01:59:50 EDT
     got = fire_times("* 1 * * * *", after, NY, 12)
     assert walls(got, NY)[:9][-1] == "11-01 01:59:59-0400"

@@ -1,0 +1,142 @@
+"""``jobs history | missed | explain``: what ran, what did not, and why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .. import explain as explain_lib
+from .. import history as history_lib
+from ..exceptions import ServiceUnavailable
+from ..models import LOG_STATUSES, utcnow
+from ..redis_conn import redis_for
+from .base import CliState, echo, pass_state
+from .common import ago, moment, when
+from .jobs import jobs
+from .output import format_option, humanize_seconds, local, table, to_json
+
+
+def _reason(row: dict[str, Any]) -> str:
+    return str(row["error"] or row["reason"] or "")
+
+
+@jobs.command("history")
+@click.argument("name", required=False)
+@click.option("--status", type=click.Choice(LOG_STATUSES), help="Only rows with this status.")
+@click.option("--since", metavar="T", help="Only slots at or after T: ISO date/time (site zone) or 2h, 3d, 1w.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@format_option
+@pass_state
+def history_cmd(state: CliState, name: str | None, status: str | None, since: str | None, limit: int,
+                fmt: str) -> None:
+    """The run history (Scheduled Job Log), newest slot first: of NAME, or of every job."""
+    ctx = state.one()
+    ctx.database()
+    rows = history_lib.history(name, status, moment(ctx, since, "--since"), limit)
+    if fmt == "json":
+        echo(to_json(rows))
+        return
+    tz = ctx.site.time_zone
+    head = ([] if name else ["job"]) + ["slot", "trigger", "status", "slots", "queued", "started", "finished",
+                                         "duration", "reason / error"]
+    body = [([] if name else [r["job_name"]])
+            + [local(r["scheduled_for"], tz), r["trigger"], r["status"], r["slots"],
+               when(r["enqueued_at"], r["scheduled_for"], tz), when(r["started_at"], r["scheduled_for"], tz),
+               when(r["finished_at"], r["scheduled_for"], tz), humanize_seconds(r["duration"]), _reason(r)]
+            for r in rows]
+    echo(table(body, head))
+    echo(f"{len(rows)} row(s){' (limit reached: --limit N for more)' if len(rows) == limit else ''}, "
+         f"site {ctx.name}, times in {tz.key}")
+
+
+@jobs.command("missed")
+@click.argument("name", required=False)
+@click.option("--since", metavar="T", help="Only slots at or after T: ISO date/time (site zone) or 2h, 3d, 1w.")
+@format_option
+@pass_state
+def missed_cmd(state: CliState, name: str | None, since: str | None, fmt: str) -> None:
+    """Missed and skipped slots with their reasons, and the catch-up runs missed slots were folded into,
+    grouped per job."""
+    ctx = state.one()
+    ctx.database()
+    groups = history_lib.missed(moment(ctx, since, "--since"), name)
+    if fmt == "json":
+        echo(to_json([g.as_dict() for g in groups]))
+        return
+    tz = ctx.site.time_zone
+    if not groups:
+        echo(f"no missed or skipped slots{' since ' + since if since else ''} (site {ctx.name})")
+        return
+    for g in groups:
+        echo(f"{g.job_name}: {g.missed_slots} missed, {g.skipped_slots} skipped, {g.caught_up_slots} run late "
+             "in catch-up runs")
+        body = []
+        for e in g.entries:
+            first, last = e["first_slot"] or e["scheduled_for"], e["last_slot"] or e["scheduled_for"]
+            span = local(first, tz) if first == last else f"{local(first, tz)} .. {when(last, first, tz)}"
+            body.append([span, e["status"], e["slots"], e["outcome"], e["reason"] or ""])
+        echo("  " + table(body, ["slot(s)", "status", "slots", "outcome", "reason"]).replace("\n", "\n  "))
+    echo(f"times in {tz.key}")
+
+
+@jobs.command("explain")
+@click.argument("name")
+@click.option("--at", "at", metavar="T", help="The moment to explain (default now): ISO date/time in the site's "
+                                              "zone, 2h (ago) or +2h (ahead).")
+@format_option
+@pass_state
+def explain_cmd(state: CliState, name: str, at: str | None, fmt: str) -> None:
+    """Why NAME did or did not run at T: its slots around T, the ledger rows, the stop flag, the scheduler
+    state and the overlap state."""
+    ctx = state.one()
+    ctx.database()
+    now = utcnow()
+    try:
+        conn = redis_for(ctx.site)
+    except ServiceUnavailable:
+        conn = None
+    result = explain_lib.explain(ctx, conn, name, moment(ctx, at, "--at", now), now)
+    if fmt == "json":
+        echo(to_json(result.as_dict()))
+        return
+    _print_explanation(result, ctx.name, ctx.site.time_zone)
+
+
+def _print_explanation(x: explain_lib.Explanation, site: str, tz: Any) -> None:
+    j = x.job
+    echo(f"{j['name']} at {local(x.at, tz)} (site {site})")
+    echo(f"  verdict:   {x.verdict}")
+    sched = f"{j['frequency']} ({j['cron_format']})" if j["cron_format"] else j["frequency"]
+    echo(f"  job:       {sched}, queue {j['queue']}, overlap={j['overlap']}, catchup={j['catchup']}; "
+         f"created {local(j['created_at'], tz)}")
+    if j["removed"]:
+        echo(f"  removed:   from hooks at {local(j['removed_at'], tz)}")
+    if j["stopped"]:
+        echo(f"  stopped:   since {local(j['stopped_at'], tz)} by {j['stopped_by'] or '?'}"
+             + (f": {j['stopped_note']}" if j["stopped_note"] else ""))
+    else:
+        echo("  stopped:   no" + (f" (re-enabled {local(j['stopped_at'], tz)} by {j['stopped_by']})"
+                                  if j["stopped_at"] else ""))
+    echo(f"  schedule:  next run {local(j['next_execution'], tz)}, last run {local(j['last_execution'], tz)}")
+    s = x.scheduler
+    alive = {True: "a `schedule` process is alive", False: "NO `schedule` process is running",
+             None: f"liveness unknown ({s['redis_error'] or 'Redis not checked'})"}[s["scheduler_alive"]]
+    echo(f"  scheduler: {s['status']}{' (' + s['reason'] + ')' if s['reason'] else ''}; {alive}; "
+         f"last tick {ago(s['last_tick'], x.now) if s['last_tick'] else 'unknown'}")
+    if x.active:
+        runs = "; ".join(f"{a['rq_job_id']} {a['status']} since {local(a['started_at'] or a['enqueued_at'], tz)}"
+                         for a in x.active)
+        echo(f"  overlap:   {len(x.active)} run(s) still active: {runs}")
+    else:
+        echo("  overlap:   no run of the job is queued or running")
+    echo("  slots around that moment:")
+    body = [[("-> " if t["slot"] == x.slot else "   ") + local(t["slot"], tz), t["status"], t["trigger"] or "",
+             t["reason"] or ""] for t in x.timeline]
+    echo("    " + table(body, ["slot", "status", "trigger", "reason"]).replace("\n", "\n    "))
+    if x.rows:
+        echo("  ledger rows in that window:")
+        rows = [[r["id"], local(r["scheduled_for"], tz), r["trigger"], r["status"], r["slots"], r["rq_job_id"],
+                 _reason(r)] for r in x.rows]
+        echo("    " + table(rows, ["id", "slot", "trigger", "status", "slots", "rq job", "reason / error"])
+             .replace("\n", "\n    "))

@@ -1,0 +1,158 @@
+"""``scheduler status|pause|resume|enable|disable``, ``enable-scheduler``, ``disable-scheduler``, ``set-config``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from .. import scheduler_state as sched
+from ..config import Site, load_bench, load_site
+from ..context import SiteContext
+from ..jobs import actor
+from ..models import utcnow
+from .base import CliState, cli, echo, pass_state
+from .common import ago, connect
+from .output import format_option, local, table, to_json
+
+
+@cli.group("scheduler")
+def scheduler() -> None:
+    """The site's scheduler: status, pause / resume (deploys), enable / disable."""
+
+
+@scheduler.command("status")
+@click.option("-v", "--verbose", is_flag=True, help="Also the scheduler processes and per-queue counts.")
+@format_option
+@pass_state
+def status_cmd(state: CliState, verbose: bool, fmt: str) -> None:
+    """Enabled, disabled or paused (and why), last tick, whether a `schedule` process is alive, pending and
+    failed jobs. Without --site: every site (JSON: a list)."""
+    contexts = state.each()
+    statuses = [sched.site_status(ctx, connect(ctx)) for ctx in contexts]
+    if fmt == "json":
+        data = [s.as_dict(verbose) for s in statuses]
+        echo(to_json(data[0] if len(data) == 1 else data))
+        return
+    now = utcnow()
+    for ctx, st in zip(contexts, statuses, strict=True):
+        _print_status(ctx, st, verbose, now)
+
+
+def _print_status(ctx: SiteContext, st: sched.SiteStatus, verbose: bool, now: Any) -> None:
+    echo(f"Scheduler is {st.status} for site {st.site}" + (f" ({st.reason})" if st.reason else ""))
+    alive = "alive" if st.scheduler_alive else "NOT RUNNING (start `hookscheduler schedule`)"
+    tick = f"{local(st.last_tick, ctx.site.time_zone)} ({ago(st.last_tick, now)})" if st.last_tick else "never"
+    echo(f"  last tick {tick}; "
+         f"scheduler process {alive}; {st.pending} pending, {st.failed} failed job(s)")
+    if verbose:
+        for p in st.processes:
+            echo(f"  process {p.host}:{p.pid}, heartbeat {ago(p.at, now)}, sites "
+                 f"{', '.join(p.sites) if p.sites is not None else 'all'}")
+        body = [[q, c["queued"], c["started"], c["failed"], c["scheduled"]] for q, c in st.queues.items()]
+        echo("  " + table(body, ["queue", "queued", "started", "failed", "scheduled"]).replace("\n", "\n  "))
+
+
+def _still_inactive(state: CliState) -> None:
+    """After a switch, say so if the scheduler stays inactive for another reason (read afresh)."""
+    status, reason = sched.scheduler_state(state.one())
+    if status != sched.ENABLED:
+        echo(f"note: the scheduler is still {status}: {reason}")
+
+
+@scheduler.command("pause")
+@pass_state
+def pause_cmd(state: CliState) -> None:
+    """Pause (sets pause_scheduler in site_config.json): slots are logged as skipped until resume."""
+    ctx = state.one()
+    sched.set_paused(ctx, True)
+    echo(f"Scheduler is paused for site {ctx.name}")
+
+
+@scheduler.command("resume")
+@pass_state
+def resume_cmd(state: CliState) -> None:
+    """Resume after pause: the next slot of every job fires as usual (no burst)."""
+    ctx = state.one()
+    sched.set_paused(ctx, False)
+    echo(f"Scheduler is resumed for site {ctx.name}")
+    _still_inactive(state)
+
+
+def _enable(state: CliState, enabled: bool, note: str | None, message: str) -> None:
+    ctx = state.one()
+    sched.set_enabled(ctx, enabled, note, who=actor())
+    echo(message.format(site=ctx.name))
+    if enabled:
+        _still_inactive(state)
+
+
+@scheduler.command("enable")
+@pass_state
+def enable_cmd(state: CliState) -> None:
+    """Enable the site's scheduler (scheduler_state.scheduler_enabled = 1)."""
+    _enable(state, True, None, "Scheduler is enabled for site {site}")
+
+
+@scheduler.command("disable")
+@click.option("--note", help="Why (shown by status and in the skipped rows).")
+@pass_state
+def disable_cmd(state: CliState, note: str | None) -> None:
+    """Disable the site's scheduler (scheduler_state.scheduler_enabled = 0)."""
+    _enable(state, False, note, "Scheduler is disabled for site {site}")
+
+
+@cli.command("enable-scheduler")
+@pass_state
+def enable_scheduler_cmd(state: CliState) -> None:
+    """Enable the site's scheduler (as `scheduler enable`)."""
+    _enable(state, True, None, "Enabled for {site}")
+
+
+@cli.command("disable-scheduler")
+@click.option("--note", help="Why (shown by status and in the skipped rows).")
+@pass_state
+def disable_scheduler_cmd(state: CliState, note: str | None) -> None:
+    """Disable the site's scheduler (as `scheduler disable`)."""
+    _enable(state, False, note, "Disabled for {site}")
+
+
+def parse_value(raw: str) -> Any:
+    """A JSON value when the text is one (``true``, ``300``, ``{"q": {...}}``), else the text itself."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _shown(key: str, value: Any) -> str:
+    return "***" if "password" in key else json.dumps(value)
+
+
+@cli.command("set-config")
+@click.argument("key")
+@click.argument("value")
+@click.option("-g", "--global", "common", is_flag=True, help="Write common_site_config.json (every site).")
+@pass_state
+def set_config_cmd(state: CliState, key: str, value: str, common: bool) -> None:
+    """Set KEY to VALUE in the site's site_config.json (or, with --global, common_site_config.json).
+
+    VALUE is read as JSON when it is JSON (true, 300, "text", {"q": {"timeout": 900}}), else as text;
+    `null` removes the key. Unknown keys and wrong types are refused.
+    """
+    from ..config import update_site_config
+
+    site = _target_site(state, common)
+    parsed = parse_value(value)
+    path = update_site_config(site, {key: parsed}, common=common)
+    verb = "removed" if parsed is None else f"set to {_shown(key, parsed)}"
+    echo(f"{key} {verb} in {path}")
+
+
+def _target_site(state: CliState, common: bool) -> Site:
+    """The site to write; for --global any site of the bench will do (only its bench path is used)."""
+    if not common:
+        return state.one().site
+    bench = load_bench(state.bench)
+    return load_site(bench, state.site or bench.site_names()[0], state.overrides)

@@ -1,0 +1,40 @@
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from hookscheduler.timespec import TimeSpecError, parse_moment
+
+NOW = datetime(2026, 3, 29, 12, 0)  # naive UTC
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2h", datetime(2026, 3, 29, 10, 0)),
+    ("3d", datetime(2026, 3, 26, 12, 0)),
+    ("1w", datetime(2026, 3, 22, 12, 0)),
+    ("90m", datetime(2026, 3, 29, 10, 30)),
+    ("1d12h", datetime(2026, 3, 28, 0, 0)),
+    ("2h ago", datetime(2026, 3, 29, 10, 0)),
+    ("-2h", datetime(2026, 3, 29, 10, 0)),
+    ("+2h", datetime(2026, 3, 29, 14, 0)),
+    ("now", NOW),
+    # bare ISO is the site's local time: 2026-03-29 is the spring-forward day in Berlin (CEST from 03:00)
+    ("2026-03-29", datetime(2026, 3, 28, 23, 0)),
+    ("2026-03-29T04:00", datetime(2026, 3, 29, 2, 0)),
+    ("2026-03-29 04:00:00", datetime(2026, 3, 29, 2, 0)),
+    ("2026-03-29T04:00Z", datetime(2026, 3, 29, 4, 0)),
+    ("2026-03-29T04:00+05:30", datetime(2026, 3, 28, 22, 30)),
+    ("today", datetime(2026, 3, 28, 23, 0)),
+    ("yesterday", datetime(2026, 3, 27, 23, 0)),
+])
+def test_moments(text, expected):
+    assert parse_moment(text, NOW, BERLIN) == expected
+
+
+@pytest.mark.parametrize("text", ["", "soon", "2x", "2026-13-01", "h2"])
+def test_bad_moment_is_bad_input(text):
+    with pytest.raises(TimeSpecError) as exc:
+        parse_moment(text, NOW, BERLIN, "--since")
+    assert exc.value.exit_code == 2
+    assert "--since" in str(exc.value) and "\n" not in str(exc.value)
