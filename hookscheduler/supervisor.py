@@ -1,11 +1,12 @@
 """``hookscheduler start``: the development supervisor (Frappe's ``bench start``, honcho-style).
 
-It runs, as child processes of one command: the scheduler (``hookscheduler schedule``), one worker for the
-built-in queues (``short,default,long``) and ``background_workers`` workers (default 1) for each custom
-queue of ``workers``. Every line a child writes is shown with the child's name in front. Ctrl-C or SIGTERM
-stop them all: first a warm shutdown (workers finish their current job), then, after a grace period, a cold
-one (RQ kills the work horses), then SIGKILL. If one child exits on its own, the others are stopped too and
-``start`` exits non-zero, so a crash is never hidden behind a still-running terminal.
+It runs, as child processes of one command: the scheduler (``hookscheduler schedule``) and, for every queue,
+its own worker (``short``, ``default``, ``long``: one each, so a long job never holds up the short ones; a
+custom queue of ``workers``: ``background_workers`` of them, default 1). Every line a child writes is shown
+with the child's name in front. Ctrl-C or SIGTERM stop them all: first a warm shutdown (workers finish their
+current job), then, after a grace period, a cold one (RQ kills the work horses), then SIGKILL. If one child
+exits on its own, the others are stopped too and ``start`` exits non-zero, so a crash is never hidden behind
+a still-running terminal.
 
 Redis: if none answers at the configured ``redis_queue`` and ``redis-server`` is on ``PATH``, a private one
 is started on a free local port with its own data directory (``<bench>/.hookscheduler/redis``), announced,
@@ -35,7 +36,6 @@ from .exceptions import ServiceUnavailable
 from .redis_conn import check_redis, connect_redis, redis_for
 from .workers import bench_queues
 
-BUILTIN_WORKER_QUEUES = "short,default,long"
 STOP_GRACE = 10.0  # seconds a warm shutdown may take before the workers are told to kill their horses
 
 
@@ -54,15 +54,12 @@ def plan(bench: Bench, sites: list[Site], scheduler: bool = True, site: str | No
     procs = []
     if scheduler:
         procs.append(Proc("scheduler", [*base, *(["--site", site] if site else []), "schedule", "--verbose"]))
-    procs.append(Proc("worker", [*base, "worker", "--queue", BUILTIN_WORKER_QUEUES]))
     specs: dict[str, dict[str, int]] = {}
     for s in sites:
         for name, spec in (s.get("workers") or {}).items():
             specs.setdefault(name, dict(spec))
     for name in bench_queues(sites):
-        if name not in specs:
-            continue
-        count = int(specs[name].get("background_workers", 1))
+        count = int(specs.get(name, {}).get("background_workers", 1))
         for i in range(count):
             label = f"worker_{name}" + (f".{i + 1}" if count > 1 else "")
             procs.append(Proc(label, [*base, "worker", "--queue", name]))

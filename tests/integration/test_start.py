@@ -62,21 +62,23 @@ def test_plan_runs_the_scheduler_a_worker_and_background_workers_per_custom_queu
     procs = plan(b, load_sites(b), python="py")
     assert [(p.name, p.argv[5:]) for p in procs] == [
         ("scheduler", ["schedule", "--verbose"]),
-        ("worker", ["worker", "--queue", "short,default,long"]),
+        ("worker_short", ["worker", "--queue", "short"]),
+        ("worker_default", ["worker", "--queue", "default"]),
+        ("worker_long", ["worker", "--queue", "long"]),
         ("worker_bulk.1", ["worker", "--queue", "bulk"]),
         ("worker_bulk.2", ["worker", "--queue", "bulk"]),
         ("worker_mail", ["worker", "--queue", "mail"]),
     ]
     assert procs[0].argv[:5] == ["py", "-m", "hookscheduler", "--bench", str(b.path)]
-    assert next(p.name for p in plan(b, load_sites(b), scheduler=False)) == "worker"
+    assert next(p.name for p in plan(b, load_sites(b), scheduler=False)) == "worker_short"
 
 
-def test_start_runs_workers_for_every_queue_and_stops_them_all_on_sigterm(bench_factory):
+def test_start_runs_a_worker_per_queue_and_stops_them_all_on_sigterm(bench_factory):
     bench = make_bench(bench_factory, common={"workers": {"bulk": {"timeout": 60, "background_workers": 2}}})
     proc = spawn(bench, "start", "--no-scheduler")
     out = Output(proc)
     try:
-        wait_for(lambda: sum("*** Listening on" in line for line in out.lines) == 3, 60, "three workers", proc)
+        wait_for(lambda: sum("*** Listening on" in line for line in out.lines) == 5, 60, "five workers", proc)
         job = enqueue("bgapp.tasks.add", a=1, b=1)
         bulk = enqueue("bgapp.tasks.add", queue="bulk", a=2, b=2)
         wait_for(lambda: get_job_status(job.id) == "finished" and get_job_status(bulk.id) == "finished", 30,
@@ -90,11 +92,11 @@ def test_start_runs_workers_for_every_queue_and_stops_them_all_on_sigterm(bench_
     text = out.text()
     assert "Traceback" not in text
     names = {line.split()[1] for line in out.lines if " | " in line}
-    assert {"system", "worker", "worker_bulk.1", "worker_bulk.2"} <= names
+    assert {"system", "worker_short", "worker_default", "worker_long", "worker_bulk.1", "worker_bulk.2"} <= names
     assert any(line.split()[1] == "worker_bulk.1" and "*** Listening on" in line and ":bulk" in line
                for line in out.lines)
     pids = _child_pids(out.lines)
-    assert len(pids) == 3 and not any(pid_alive(p) for p in pids)
+    assert len(pids) == 5 and not any(pid_alive(p) for p in pids)
 
 
 def test_start_with_the_scheduler_runs_the_example_end_to_end(bench_factory):
