@@ -18,6 +18,8 @@ scheduler_events = {
     "annual": ["example_app.tasks.annual_summary"],
     "cron": {
         "15 18 * * *": ["example_app.tasks.delete_barcodes"],
+        # croniter's 6th field is seconds: a pulse every 10 s, so a new user sees runs at once
+        "* * * * * */10": ["example_app.tasks.pulse"],
         "*/6 * * * *": [
             # the dict form: a per-job name, queue, timeout and policies
             {

@@ -27,6 +27,10 @@ def _record(task: str, **extra: object) -> None:
         fh.write(json.dumps(line) + "\n")
 
 
+def pulse() -> None:
+    _record("pulse")
+
+
 def heartbeat() -> None:
     _record("heartbeat")
 
