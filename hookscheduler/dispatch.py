@@ -18,6 +18,7 @@ import redis
 from rq import Queue
 from rq.scripts import _build_hset_args, get_unique_enqueue_script
 
+from .clock import rq_timeout
 from .naming import queue_name
 
 RUNNER = "hookscheduler.runner.run_scheduled_job"
@@ -69,7 +70,7 @@ def send_runs(conn: redis.Redis, bench_id: str, runs: Iterable[Run], result_ttl:
         for run in runs:
             q = rq_queue(conn, bench_id, run.queue)
             job = q.create_job(
-                RUNNER, kwargs=_job_kwargs(run), timeout=run.timeout, job_id=run.rq_job_id,
+                RUNNER, kwargs=_job_kwargs(run), timeout=rq_timeout(run.timeout), job_id=run.rq_job_id,
                 result_ttl=result_ttl, failure_ttl=failure_ttl,
                 description=f"{run.job_name} [{run.trigger} {run.scheduled_for.isoformat(sep=' ')} UTC]",
                 meta={"hookscheduler": {"site": run.site, "job": run.job_name, "trigger": run.trigger,

@@ -33,6 +33,7 @@ from typing import Any
 import peewee as pw
 import redis
 
+from .clock import real_seconds
 from .config import load_bench, load_sites
 from .context import SiteContext
 from .exceptions import HookSchedulerError
@@ -220,7 +221,7 @@ class Scheduler:
                 self.steps += 1
                 if max_steps is not None and self.steps >= max_steps:
                     break
-                self.wake_event.wait(wait)  # a stop signal or an announced change ends the sleep early
+                self.wake_event.wait(real_seconds(wait))  # a stop signal or an announced change ends the sleep early
         finally:
             self._clear_heartbeat()
             for runner in self.runners.values():

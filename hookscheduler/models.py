@@ -13,17 +13,14 @@ Column ownership (kept by ``migrate``):
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 import peewee as pw
 
+# utcnow is re-exported: the wall clock, or the simulated clock of a chaos run (hookscheduler.clock)
+from .clock import utcnow as utcnow
+
 database_proxy: Any = pw.DatabaseProxy()
-
-
-def utcnow() -> datetime:
-    """Naive UTC now: the storage format of every timestamp column."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 class BaseModel(pw.Model):
