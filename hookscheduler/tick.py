@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import peewee as pw
@@ -51,6 +51,7 @@ from .decide import Decision, Entry, JobState, Slots, decide
 from .faults import failpoint
 from .models import ACTIVE_STATUSES, ScheduledJobLog, ScheduledJobType, utcnow
 from .naming import scheduled_job_id
+from .orphans import ORPHAN_GRACE, requeue_orphans
 from .reconcile import Verdict, judge
 from .timing import next_slot
 
@@ -341,7 +342,21 @@ def reconcile_active(ctx: SiteContext, conn: redis.Redis, now: datetime | None =
     settled = sum(1 for vs in verdicts.values() for v in vs if not v.active or v.resend)
     if any(v.resend for vs in verdicts.values() for v in vs):
         resend_outbox(ctx, conn)
+    _requeue_orphans(db, conn, active, now)
     return settled
+
+
+def _requeue_orphans(db: pw.Database, conn: redis.Redis, active: list[ScheduledJobLog], now: datetime) -> None:
+    """Runs a worker took off the queue and died with (or lost Redis) before starting: see :mod:`.orphans`."""
+    grace = timedelta(seconds=ORPHAN_GRACE)
+    candidates = [str(a.rq_job_id) for a in active if a.status == "queued" and a.rq_job_id
+                  and a.enqueued_at is not None and now - a.enqueued_at > grace]
+    pushed = requeue_orphans(conn, candidates)
+    if pushed:
+        with write_txn(db):
+            (ScheduledJobLog.update(modified_at=now, reason="re-queued: a worker took it off the queue and "
+                                                            "stopped before starting it")
+             .where(ScheduledJobLog.rq_job_id.in_(pushed) & (ScheduledJobLog.status == "queued")).execute())
 
 
 def reschedule_orphans(ctx: SiteContext, now: datetime | None = None) -> int:

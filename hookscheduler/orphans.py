@@ -1,0 +1,65 @@
+"""Runs a worker took off their queue and never started: put them back.
+
+A worker listening on several queues takes a job with ``BLPOP``: from that moment until it marks the job
+``started`` (a few milliseconds later) the job is in no list and no registry, and its hash still says
+``queued``. A worker killed in that window, or a Redis restart whose last snapshot was taken in it, leaves the
+job *orphaned*: RQ says "queued" for ever and no worker will ever see it (RQ cleans up its single-queue
+"intermediate" list, not this). The ledger row stays ``queued`` too, so under ``overlap="skip"`` every later
+slot of the job is skipped as "previous run still queued": the job is wedged, found by the chaos run.
+
+The sweep (:func:`hookscheduler.tick.reconcile_active`) passes the RQ ids of ledger rows that are ``queued``
+in both the ledger and RQ and were sent more than :data:`ORPHAN_GRACE` seconds ago. Each queue is read once
+(``LRANGE``, plus RQ's intermediate list); an id found in neither is pushed back by a Lua script that re-checks,
+atomically, that the job still says ``queued`` and is still in no list. The job never started (RQ marks it
+``started`` before running it), so running it now is its first run; and if a worker was in fact inside the
+window, the second delivery is refused by the runner's ``queued -> started`` compare-and-set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+import redis
+
+log = logging.getLogger("hookscheduler.orphans")
+
+ORPHAN_GRACE = 60.0  # seconds a sent run may spend between a worker's BLPOP and "started" before we look
+
+_REQUEUE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+if redis.call('LPOS', KEYS[2], ARGV[1]) then return 0 end
+if redis.call('LPOS', KEYS[3], ARGV[1]) then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+def requeue_orphans(conn: redis.Redis, rq_ids: list[str]) -> list[str]:
+    """Push back every id (RQ status ``queued``) that sits in no queue list; returns the ids pushed."""
+    if not rq_ids:
+        return []
+    with conn.pipeline(transaction=False) as pipe:
+        for jid in rq_ids:
+            pipe.hmget(f"rq:job:{jid}", "status", "origin")
+        fields = pipe.execute()
+    by_queue: dict[str, list[str]] = defaultdict(list)
+    for jid, (status, origin) in zip(rq_ids, fields, strict=True):
+        if status is not None and _text(status) == "queued" and origin:
+            by_queue[_text(origin)].append(jid)
+    pushed: list[str] = []
+    script = conn.register_script(_REQUEUE)
+    for origin, ids in by_queue.items():
+        key = f"rq:queue:{origin}"
+        listed = {_text(v) for k in (key, f"{key}:intermediate") for v in conn.lrange(k, 0, -1)}  # type: ignore[union-attr]
+        for jid in ids:
+            if jid not in listed and script(keys=[f"rq:job:{jid}", key, f"{key}:intermediate"], args=[jid]):
+                pushed.append(jid)
+    if pushed:
+        log.warning("re-queued %d run(s) a worker had taken off the queue without starting them: %s",
+                    len(pushed), ", ".join(pushed[:5]) + (" ..." if len(pushed) > 5 else ""))
+    return pushed
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,52 @@
+"""Regression tests for what the chaos run (tests/chaos) found, each outside the chaos suite."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from hookscheduler.models import ScheduledJobLog, utcnow
+from hookscheduler.naming import queue_name
+from hookscheduler.orphans import requeue_orphans
+from hookscheduler.redis_conn import redis_for
+from hookscheduler.tick import reconcile_active, run_pass
+from tests.helpers import drain, read_out
+from tests.integration.test_tick import logs, queued_ids, setup_site
+
+ELEVEN = datetime(2026, 1, 5, 11, 0)
+
+
+def test_a_run_a_dead_worker_popped_before_starting_is_requeued_once_and_runs_once(bench_factory, db_kind):
+    """A worker on several queues takes a job with BLPOP; killed (or Redis restored from a snapshot) before it
+    marks the job started, the job is in no list while RQ still says "queued": it was wedged for ever."""
+    ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.ok"]}, db_kind)
+    conn = redis_for(ctx.site)
+    assert run_pass(ctx, conn, now=ELEVEN).fired == 1
+    key = f"rq:queue:{queue_name(ctx.bench.bench_id, 'default')}"
+    [popped] = [v.decode() for v in [conn.lpop(key)]]  # the worker's BLPOP; then the worker dies
+    assert conn.hget(f"rq:job:{popped}", "status") == b"queued" and queued_ids(ctx) == []
+    # within the grace a worker may just be between BLPOP and "started": leave it alone
+    reconcile_active(ctx, conn, now=utcnow() + timedelta(seconds=10))  # enqueued_at is the send time
+    assert queued_ids(ctx) == []
+    reconcile_active(ctx, conn, now=utcnow() + timedelta(minutes=5))
+    assert queued_ids(ctx) == [popped]
+    [row] = logs()
+    assert row.status == "queued" and "re-queued" in row.reason
+    reconcile_active(ctx, conn, now=utcnow() + timedelta(minutes=6))  # already back: not pushed twice
+    assert queued_ids(ctx) == [popped]
+    drain(ctx.bench.bench_id, conn)
+    ctx.database()
+    assert [r["task"] for r in read_out(ctx.bench.path)] == ["ok"]
+    assert ScheduledJobLog.get().status == "complete"
+
+
+def test_requeue_leaves_listed_started_and_unknown_jobs_alone(bench_factory, db_kind):
+    ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.ok", "app1.tasks.other"]}, db_kind)
+    conn = redis_for(ctx.site)
+    assert run_pass(ctx, conn, now=ELEVEN).fired == 2
+    key = f"rq:queue:{queue_name(ctx.bench.bench_id, 'default')}"
+    first, second = queued_ids(ctx)
+    conn.lmove(key, f"{key}:intermediate")  # RQ's single-queue dequeue: RQ cleans that list up itself
+    conn.lrem(key, 0, second)
+    conn.hset(f"rq:job:{second}", "status", "started")  # being run
+    assert requeue_orphans(conn, [first, second, "no-such-job"]) == []
+    assert queued_ids(ctx) == []
