@@ -1,0 +1,349 @@
+"""The oracle: what should have happened, computed without the code under test, and the check.
+
+Expected slots come straight from croniter (the named frequencies mapped to their cron strings as the README
+documents them, evaluated in the site's zone) and, for ``all`` jobs, from the grid of ``scheduler_tick_interval``
+through the job's first slot. The one number taken from hookscheduler is the per-site offset of the
+``*_maintenance`` frequencies (``slots.maintenance_offset``), a hash with nothing to get wrong under faults.
+
+What ran is what the tasks wrote to their own file (not the ledger). The ledger is read with plain SQL.
+
+For every expected slot up to the moment the schedulers were stopped:
+
+* exactly one ledger row covers it (a row covers the job's slots from ``first_slot`` to ``last_slot``);
+  two rows = a duplicate decision, none = unexplained missing;
+* a ``complete`` row has exactly one task record; ``failed`` / ``missed`` / ``skipped`` rows say why
+  (a reason, or a traceback); a task record whose row is ``missed`` or ``skipped``, or that has no row,
+  ran without the ledger knowing;
+* no (job, slot) and no RQ job id was run twice by a task;
+* ``skipped: job stopped`` / ``scheduler inactive`` only around a recorded stop / pause (give or take a tick
+  and the largest backwards clock step), and no scheduled run decided while the job was stopped or the
+  scheduler paused;
+* no row is still ``queued`` / ``started`` once everything is over.
+
+Lateness: ``max(created_at, enqueued_at) - scheduled_for`` of every single-slot scheduled run (when the pass
+claimed it and when it reached Redis); "after recovery" takes the runs whose slot is at least one tick after the
+end of a fault and before the next fault began.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg2
+from croniter import croniter
+
+from hookscheduler.slots import maintenance_offset
+
+from . import bench as chaos_bench
+from .harness import RunRecord
+
+NAMED = {
+    "Hourly": "0 * * * *", "Hourly Long": "0 * * * *", "Hourly Maintenance": "0 * * * *",
+    "Daily": "0 0 * * *", "Daily Long": "0 0 * * *", "Daily Maintenance": "0 0 * * *",
+    "Weekly": "0 0 * * 0", "Weekly Long": "0 0 * * 0",
+    "Monthly": "0 0 1 * *", "Monthly Long": "0 0 1 * *",
+    "Yearly": "0 0 1 1 *", "Annual": "0 0 1 1 *",
+}
+RUN_STATUSES = ("queued", "started", "complete", "failed")
+
+
+@dataclass
+class Job:
+    id: int
+    name: str
+    frequency: str
+    cron_format: str
+    first_next: datetime  # next_execution right after migrate
+
+
+@dataclass
+class LogRow:
+    id: int
+    job_id: int
+    job_name: str
+    scheduled_for: datetime
+    trigger: str
+    status: str
+    reason: str | None
+    slots: int
+    first_slot: datetime
+    last_slot: datetime
+    rq_job_id: str | None
+    enqueued_at: datetime | None
+    created_at: datetime
+    traceback: str | None
+
+
+@dataclass
+class Report:
+    slots_checked: int = 0
+    ran: int = 0
+    failed: int = 0
+    missed: int = 0
+    skipped: int = 0
+    coalesced: int = 0  # slots covered by a catch-up run of several slots
+    ledger_rows: int = 0
+    task_records: int = 0
+    duplicates: int = 0
+    unexplained_missing: int = 0
+    stuck: int = 0
+    anomalies: list[str] = field(default_factory=list)
+    faults: dict[str, int] = field(default_factory=dict)
+    job_faults: dict[str, int] = field(default_factory=dict)
+    crash_restarts: dict[str, int] = field(default_factory=dict)
+    skipped_reasons: dict[str, int] = field(default_factory=dict)
+    failed_reasons: dict[str, int] = field(default_factory=dict)
+    lateness_p50: float = 0.0
+    lateness_p99: float = 0.0
+    lateness_max: float = 0.0
+    worst_after_recovery: float = 0.0
+    tick: int = 0
+    sim_span: str = ""
+    real_seconds: float = 0.0
+    jobs: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.duplicates or self.unexplained_missing or self.stuck or self.anomalies)
+
+    def text(self) -> str:
+        lines = [
+            f"chaos: {self.jobs} jobs, simulated {self.sim_span}, {self.real_seconds:.0f} s real",
+            f"  slots checked: {self.slots_checked} (ran {self.ran}, failed {self.failed}, missed {self.missed}, "
+            f"skipped {self.skipped}, coalesced into catch-up runs {self.coalesced}); "
+            f"ledger rows {self.ledger_rows}, task records {self.task_records}",
+            f"  faults injected: {json.dumps(self.faults, sort_keys=True)}",
+            f"  job faults: {json.dumps(self.job_faults, sort_keys=True)}; "
+            f"processes restarted after exiting on their own: {json.dumps(self.crash_restarts, sort_keys=True)}",
+            f"  skipped by reason: {json.dumps(self.skipped_reasons, sort_keys=True)}",
+            f"  failed by reason: {json.dumps(self.failed_reasons, sort_keys=True)}",
+            f"  duplicates: {self.duplicates}   unexplained missing: {self.unexplained_missing}   "
+            f"stuck queued/started: {self.stuck}",
+            f"  lateness (simulated s; tick {self.tick}): p50 {self.lateness_p50:.0f}, p99 {self.lateness_p99:.0f}, "
+            f"max {self.lateness_max:.0f}; worst after recovery {self.worst_after_recovery:.0f}",
+        ]
+        lines += [f"  ANOMALY: {a}" for a in self.anomalies[:40]]
+        if len(self.anomalies) > 40:
+            lines.append(f"  ... and {len(self.anomalies) - 40} more anomalies")
+        return "\n".join(lines)
+
+
+def _dt(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def query(record: RunRecord, sql: str) -> list[tuple[Any, ...]]:
+    if record.db_url:
+        conn = psycopg2.connect(record.db_url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+    lite = sqlite3.connect(record.bench / "sites" / chaos_bench.SITE / "scheduler.sqlite3", timeout=30)
+    try:
+        return list(lite.execute(sql).fetchall())
+    finally:
+        lite.close()
+
+
+def read_jobs(record: RunRecord, first_next: dict[str, datetime]) -> list[Job]:
+    rows = query(record, "SELECT id, name, frequency, cron_format FROM scheduled_job_type WHERE removed = false")
+    declared = {d.name for d in chaos_bench.declarations(record.config.light)}  # not the built-in job: it writes no task record
+    return [Job(r[0], r[1], r[2], r[3] or "", first_next[r[1]]) for r in rows if r[1] in declared]
+
+
+def read_log(record: RunRecord) -> list[LogRow]:
+    rows = query(record, "SELECT id, job_id, job_name, scheduled_for, \"trigger\", status, reason, slots, first_slot, "
+                         "last_slot, rq_job_id, enqueued_at, created_at, traceback FROM scheduled_job_log")
+    return [LogRow(r[0], r[1], r[2], _dt(r[3]), r[4], r[5], r[6], r[7], _dt(r[8]) or _dt(r[3]),  # type: ignore[arg-type]
+                   _dt(r[9]) or _dt(r[3]), r[10], _dt(r[11]), _dt(r[12]), r[13]) for r in rows]  # type: ignore[arg-type]
+
+
+def expected_slots(job: Job, after: datetime, until: datetime, tick: int, site: str) -> list[datetime]:
+    """Slots in (after, until], naive UTC."""
+    out: list[datetime] = []
+    if job.frequency == "All":
+        s = job.first_next
+        while s <= until:
+            if s > after:
+                out.append(s)
+            s += timedelta(seconds=tick)
+        return out
+    cron = NAMED.get(job.frequency) or job.cron_format
+    offset = timedelta(minutes=maintenance_offset(site)) if "Maintenance" in job.frequency else timedelta(0)
+    tz = ZoneInfo(chaos_bench.TIME_ZONE)
+    start = (after - offset).replace(tzinfo=timezone.utc).astimezone(tz)
+    it = croniter(cron, start)
+    while True:
+        nxt = it.get_next(datetime).astimezone(timezone.utc).replace(tzinfo=None) + offset
+        if nxt > until:
+            return out
+        out.append(nxt)
+
+
+def read_records(record: RunRecord) -> list[dict[str, Any]]:
+    if not record.out_file.exists():
+        return []
+    return [json.loads(line) for line in record.out_file.read_text().splitlines() if line.strip()]
+
+
+def check(record: RunRecord) -> Report:
+    cfg = record.config
+    rep = Report(tick=cfg.tick, real_seconds=record.real_seconds)
+    jobs = read_jobs(record, record.first_next)
+    rep.jobs = len(jobs)
+    log = read_log(record)
+    rep.ledger_rows = len(log)
+    records = read_records(record)
+    rep.task_records = sum(1 for r in records if r["kind"] == "ok")
+    rep.faults = dict(Counter(f.kind for f in record.faults))
+    rep.job_faults = {"raised": sum(1 for r in records if r["kind"] == "raised"),
+                      "hung past timeout": sum(1 for r in records if r["kind"] == "hung")}
+    rep.crash_restarts = dict(record.crash_restarts)
+    until = record.stopped_at - timedelta(seconds=4 * cfg.tick)  # the last passes may be a little late
+    rep.sim_span = f"{record.migrated_at:%Y-%m-%d %H:%M} .. {record.stopped_at:%Y-%m-%d %H:%M} UTC"
+    fuzz = timedelta(seconds=cfg.tick + record.max_back_step + 60)
+
+    by_job: dict[int, list[LogRow]] = defaultdict(list)
+    for row in log:
+        by_job[row.job_id].append(row)
+    runs_by_rq: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    runs_by_slot: Counter[tuple[str, str]] = Counter()
+    for r in records:
+        if r["kind"] != "ok":
+            continue
+        runs_by_rq[r["rq"]].append(r)
+        runs_by_slot[(r["job"], r["slot"])] += 1
+    row_by_rq = {row.rq_job_id: row for row in log if row.rq_job_id}
+
+    # duplicates: a task ran twice for one run or one slot
+    for rq, rs in runs_by_rq.items():
+        if len(rs) > 1:
+            rep.duplicates += len(rs) - 1
+            rep.anomalies.append(f"run {rq} executed {len(rs)} times")
+    for (job, slot), n in runs_by_slot.items():
+        if n > 1 and not any(len(rs) > 1 for rs in runs_by_rq.values() if rs[0]["job"] == job and rs[0]["slot"] == slot):
+            rep.duplicates += n - 1
+            rep.anomalies.append(f"{job} slot {slot} executed {n} times")
+    # a task record must belong to a run row
+    for rq, rs in runs_by_rq.items():
+        row = row_by_rq.get(rq)
+        if row is None:
+            rep.anomalies.append(f"run {rq} ({rs[0]['job']} {rs[0]['slot']}) executed with no ledger row")
+        elif row.status not in RUN_STATUSES:
+            rep.anomalies.append(f"run {rq} executed but its ledger row says {row.status}: {row.reason}")
+
+    stops: dict[str | None, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for t in record.toggles:
+        stops[t.job if t.kind == "stop" else None].append((t.start, t.end))
+
+    def near(windows: list[tuple[datetime, datetime]], at: datetime) -> bool:
+        return any(a - fuzz - timedelta(hours=6) <= at <= b + fuzz for a, b in windows)
+
+    def inside(windows: list[tuple[datetime, datetime]], at: datetime) -> bool:
+        return any(a + fuzz <= at <= b - fuzz for a, b in windows)
+
+    lateness: list[tuple[datetime, float]] = []
+    for job in jobs:
+        slots = expected_slots(job, record.migrated_at, until, cfg.tick, chaos_bench.SITE)
+        rows = sorted(by_job.get(job.id, []), key=lambda r: r.first_slot)
+        cover: dict[datetime, list[LogRow]] = defaultdict(list)
+        slot_set = set(slots)
+        all_slots = expected_slots(job, record.migrated_at, record.stopped_at + timedelta(days=1), cfg.tick,
+                                   chaos_bench.SITE)
+        for row in rows:
+            span = [s for s in all_slots if row.first_slot <= s <= row.last_slot]
+            if row.trigger in ("schedule", "catch-up") and len(span) != row.slots:
+                rep.anomalies.append(f"{job.name}: row {row.id} says {row.slots} slot(s) "
+                                     f"{row.first_slot}..{row.last_slot} but spans {len(span)} of the job's slots")
+            for s in span:
+                cover[s].append(row)
+            if row.trigger not in ("schedule", "catch-up"):
+                continue
+            if row.status == "skipped" and row.reason:
+                key = _reason_key(row.reason)
+                rep.skipped_reasons[key] = rep.skipped_reasons.get(key, 0) + row.slots
+                if key == "job stopped" and not near(stops[job.name], row.first_slot):
+                    rep.anomalies.append(f"{job.name}: slots {row.first_slot}..{row.last_slot} skipped as stopped "
+                                         f"outside any recorded stop")
+                if key.startswith("scheduler inactive") and not near(stops[None], row.first_slot):
+                    rep.anomalies.append(f"{job.name}: slots {row.first_slot}..{row.last_slot} skipped as paused "
+                                         f"outside any recorded pause")
+            if row.status in RUN_STATUSES and row.trigger == "schedule":
+                if inside(stops[job.name], row.created_at) or inside(stops[None], row.created_at):
+                    rep.anomalies.append(f"{job.name}: run {row.rq_job_id} decided at {row.created_at} while the "
+                                         f"job was stopped or the scheduler paused")
+            if row.status == "failed":
+                key = _reason_key(row.reason or ("raised" if row.traceback else "?"))
+                rep.failed_reasons[key] = rep.failed_reasons.get(key, 0) + 1
+            if row.status in ("complete",) and row.rq_job_id and not runs_by_rq.get(row.rq_job_id):
+                rep.unexplained_missing += 1
+                rep.anomalies.append(f"{job.name}: row {row.id} ({row.scheduled_for}) says complete but never ran")
+            if row.status == "failed" and not row.reason and not row.traceback:
+                rep.unexplained_missing += 1
+                rep.anomalies.append(f"{job.name}: row {row.id} failed without a reason or traceback")
+            if row.status in ("queued", "started"):
+                rep.stuck += 1
+                rep.anomalies.append(f"{job.name}: row {row.id} ({row.scheduled_for}) still {row.status} at the end")
+            if row.status in RUN_STATUSES and row.slots == 1 and row.trigger == "schedule":
+                sent = max(row.created_at, row.enqueued_at or row.created_at)
+                lateness.append((row.scheduled_for, (sent - row.scheduled_for).total_seconds()))
+        for s in slots:
+            covering = cover.get(s, [])
+            rep.slots_checked += 1
+            if not covering:
+                rep.unexplained_missing += 1
+                rep.anomalies.append(f"{job.name}: slot {s} has no ledger row")
+                continue
+            if len(covering) > 1:
+                rep.duplicates += 1
+                rep.anomalies.append(f"{job.name}: slot {s} decided {len(covering)} times "
+                                     f"(rows {[r.id for r in covering]})")
+            row = covering[0]
+            if row.status in RUN_STATUSES:
+                if row.slots > 1:
+                    rep.coalesced += 1
+                elif row.status == "failed":
+                    rep.failed += 1
+                else:
+                    rep.ran += 1
+            elif row.status == "missed":
+                rep.missed += 1
+            else:
+                rep.skipped += 1
+        del slot_set
+
+    values = sorted(v for _, v in lateness)
+    if values:
+        rep.lateness_p50 = values[len(values) // 2]
+        rep.lateness_p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+        rep.lateness_max = values[-1]
+    faults = sorted(record.faults, key=lambda f: f.start)
+    worst = 0.0
+    for i, f in enumerate(faults):
+        lo = f.end + timedelta(seconds=cfg.tick)
+        hi = min([g.start for g in faults[i + 1:]] + [until])
+        worst = max([worst] + [v for s, v in lateness if lo <= s < hi])
+    rep.worst_after_recovery = worst
+    return rep
+
+
+def _reason_key(reason: str) -> str:
+    """Group reasons without their per-row details (run ids, times, counts)."""
+    text = re.sub(r"\d+", "N", reason.split(" (")[0].split(";")[0])
+    for prefix in ("previous run", "abandoned", "timed out", "job stopped", "scheduler inactive",
+                   "no scheduler pass ran", "completed"):
+        if text.startswith(prefix):
+            return prefix
+    return text[:60]
