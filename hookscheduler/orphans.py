@@ -11,8 +11,9 @@ The sweep (:func:`hookscheduler.tick.reconcile_active`) passes the RQ ids of led
 in both the ledger and RQ and were sent more than :data:`ORPHAN_GRACE` seconds ago. Each queue is read once
 (``LRANGE``, plus RQ's intermediate list); an id found in neither is pushed back by a Lua script that re-checks,
 atomically, that the job still says ``queued`` and is still in no list. The job never started (RQ marks it
-``started`` before running it), so running it now is its first run; and if a worker was in fact inside the
-window, the second delivery is refused by the runner's ``queued -> started`` compare-and-set.
+``started`` before running it, and the horse records its start in Redis, :mod:`.runmark`), so running it now
+is its first run; and if a worker was in fact still inside the window (a slow fork), the second delivery finds
+the start mark and does not run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import logging
 from collections import defaultdict
 
 import redis
+
+from . import runmark
 
 log = logging.getLogger("hookscheduler.orphans")
 
@@ -35,8 +38,12 @@ return 1
 """
 
 
-def requeue_orphans(conn: redis.Redis, rq_ids: list[str]) -> list[str]:
-    """Push back every id (RQ status ``queued``) that sits in no queue list; returns the ids pushed."""
+def requeue_orphans(conn: redis.Redis, rq_ids: list[str], bench_id: str | None = None) -> list[str]:
+    """Push back every id (RQ status ``queued``) that sits in no queue list and that no worker has started
+    (:mod:`.runmark`, when ``bench_id`` is given); returns the ids pushed."""
+    if bench_id:
+        began = runmark.started(conn, bench_id, rq_ids)
+        rq_ids = [jid for jid in rq_ids if jid not in began]
     if not rq_ids:
         return []
     with conn.pipeline(transaction=False) as pipe:

@@ -44,7 +44,7 @@ from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
-from . import events, runlog
+from . import events, runlog, runmark
 from .context import SiteContext, open_site
 from .exceptions import HookSchedulerError, SchemaError
 from .hooks_loader import ensure_apps_on_path
@@ -208,6 +208,9 @@ def run_scheduled_job(site: str, job_name: str, method: str, slot: str, trigger:
     ctx = worker_site(site)
     started = utcnow()
     who = worker_name(rq_job)
+    if rq_job is not None and rq_id and not runmark.claim_start(rq_job.connection, ctx.bench.bench_id, rq_id):
+        log.warning("site %s: %s (%s) was started by an earlier delivery; not running it twice", site, job_name, rq_id)
+        return {"skipped": "duplicate delivery: this run already started"}
     state = _ledger("record the start", ctx, lambda db: _record_start(db, rq_id, job_name, who, started))
     if state == "duplicate":
         log.warning("site %s: %s (%s) already started or finished; not running it twice", site, job_name, rq_id)

@@ -44,7 +44,7 @@ from typing import Any
 import peewee as pw
 import redis
 
-from . import dispatch
+from . import dispatch, runmark
 from .context import SiteContext
 from .db import get_state, write_txn
 from .decide import Decision, Entry, JobState, Slots, decide
@@ -59,6 +59,8 @@ log = logging.getLogger("hookscheduler.tick")
 
 DEFAULT_BATCH = 2000
 CHUNK = 500  # rows per batched statement (well under SQLite's 32k parameter limit)
+UNRECORDED = ("started by a worker that could not record it, then lost from Redis: outcome unknown, "
+              "not run again")
 
 
 @dataclass
@@ -109,7 +111,7 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
             if not rows:
                 break
             result.due += len(rows)
-            verdicts = active_runs(rows, conn, now)
+            verdicts = active_runs(rows, conn, now, ctx.bench.bench_id)
             decisions = [
                 decide(JobState(r.id, r.name, r.frequency, r.cron_format, _due(r.next_execution), r.stopped,
                                 r.catchup, r.catchup_limit, r.overlap),
@@ -154,7 +156,8 @@ def _blocking(verdicts: list[Verdict] | None) -> str | None:
     return None
 
 
-def active_runs(rows: Sequence[ScheduledJobType], conn: redis.Redis, now: datetime) -> dict[int, list[Verdict]]:
+def active_runs(rows: Sequence[ScheduledJobType], conn: redis.Redis, now: datetime,
+                bench_id: str | None = None) -> dict[int, list[Verdict]]:
     """For due rows with ``overlap='skip'``: their queued/started runs, judged against RQ (and settled in the
     ledger when RQ says they are over, abandoned or lost)."""
     ids = [r.id for r in rows if r.overlap == "skip" and not r.stopped]
@@ -165,20 +168,26 @@ def active_runs(rows: Sequence[ScheduledJobType], conn: redis.Redis, now: dateti
     for i in range(0, len(ids), CHUNK):
         active += list(ScheduledJobLog.select().where(ScheduledJobLog.job.in_(ids[i:i + CHUNK])
                                                       & ScheduledJobLog.status.in_(ACTIVE_STATUSES)))
-    return settle(active, conn, now, timeouts)
+    return settle(active, conn, now, timeouts, bench_id)
 
 
 def settle(active: list[ScheduledJobLog], conn: redis.Redis, now: datetime,
-           timeouts: dict[int, int]) -> dict[int, list[Verdict]]:
-    """Judge each active ledger row against RQ and write the outcome of the ones that are over."""
+           timeouts: dict[int, int], bench_id: str | None = None) -> dict[int, list[Verdict]]:
+    """Judge each active ledger row against RQ and write the outcome of the ones that are over.
+    With ``bench_id``, a row RQ lost is re-sent only if no worker ever started it (:mod:`.runmark`)."""
     if not active:
         return {}
     statuses = dispatch.job_statuses(conn, [a.rq_job_id for a in active if a.rq_job_id])
+    gone = [str(a.rq_job_id) for a in active if a.rq_job_id and a.status == "queued" and a.enqueued_at is not None
+            and statuses.get(a.rq_job_id) is None]
+    began = runmark.started(conn, bench_id, gone) if bench_id and gone else set()
     out: dict[int, list[Verdict]] = {}
     for row in active:
         verdict = judge(db_status=row.status, enqueued_at=row.enqueued_at, started_at=row.started_at,
                         rq_status=statuses.get(row.rq_job_id) if row.rq_job_id else None,
                         timeout=timeouts.get(row.job_id, 300), now=now, rq_job_id=row.rq_job_id)
+        if verdict.resend and row.rq_job_id in began:  # it ran (or runs) without the ledger knowing: not again
+            verdict = Verdict(False, "failed", UNRECORDED)
         out.setdefault(row.job_id, []).append(verdict)
         if verdict.resend:
             (ScheduledJobLog.update(enqueued_at=None, modified_at=now,
@@ -338,20 +347,21 @@ def reconcile_active(ctx: SiteContext, conn: redis.Redis, now: datetime | None =
     with write_txn(db):
         active = list(ScheduledJobLog.select(ScheduledJobLog, ScheduledJobType.timeout).join(ScheduledJobType)
                       .where(ScheduledJobLog.status.in_(ACTIVE_STATUSES)).order_by(ScheduledJobLog.id).limit(limit))
-        verdicts = settle(active, conn, now, {a.job_id: a.job.timeout for a in active})
+        verdicts = settle(active, conn, now, {a.job_id: a.job.timeout for a in active}, ctx.bench.bench_id)
     settled = sum(1 for vs in verdicts.values() for v in vs if not v.active or v.resend)
     if any(v.resend for vs in verdicts.values() for v in vs):
         resend_outbox(ctx, conn)
-    _requeue_orphans(db, conn, active, now)
+    _requeue_orphans(db, conn, active, now, ctx.bench.bench_id)
     return settled
 
 
-def _requeue_orphans(db: pw.Database, conn: redis.Redis, active: list[ScheduledJobLog], now: datetime) -> None:
+def _requeue_orphans(db: pw.Database, conn: redis.Redis, active: list[ScheduledJobLog], now: datetime,
+                     bench_id: str) -> None:
     """Runs a worker took off the queue and died with (or lost Redis) before starting: see :mod:`.orphans`."""
     grace = timedelta(seconds=ORPHAN_GRACE)
     candidates = [str(a.rq_job_id) for a in active if a.status == "queued" and a.rq_job_id
                   and a.enqueued_at is not None and now - a.enqueued_at > grace]
-    pushed = requeue_orphans(conn, candidates)
+    pushed = requeue_orphans(conn, candidates, bench_id)
     if pushed:
         with write_txn(db):
             (ScheduledJobLog.update(modified_at=now, reason="re-queued: a worker took it off the queue and "

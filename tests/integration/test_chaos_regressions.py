@@ -50,3 +50,43 @@ def test_requeue_leaves_listed_started_and_unknown_jobs_alone(bench_factory, db_
     conn.hset(f"rq:job:{second}", "status", "started")  # being run
     assert requeue_orphans(conn, [first, second, "no-such-job"]) == []
     assert queued_ids(ctx) == []
+
+
+def _redeliver(ctx, conn, rq_id: str) -> None:
+    """RQ delivers the same run again (a re-send, or a re-queue racing a slow worker)."""
+    key = f"rq:queue:{queue_name(ctx.bench.bench_id, 'default')}"
+    conn.hset(f"rq:job:{rq_id}", "status", "queued")
+    conn.rpush(key, rq_id)
+
+
+def test_a_second_delivery_does_not_run_even_when_the_ledger_cannot_be_written(bench_factory, db_kind, monkeypatch):
+    """The worker runs a job whose ledger write fails (Frappe #41245); a second delivery of the same run then
+    found no 'started' row to refuse it and ran the slot again (found by the chaos run, with the database
+    locked or restarting)."""
+    ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.ok"]}, db_kind)
+    conn = redis_for(ctx.site)
+    assert run_pass(ctx, conn, now=ELEVEN).fired == 1
+    [rq_id] = queued_ids(ctx)
+    monkeypatch.setenv("HOOKSCHEDULER_DB_URL", "postgresql://postgres@127.0.0.1:1/unreachable")
+    drain(ctx.bench.bench_id, conn)  # runs, without the ledger
+    _redeliver(ctx, conn, rq_id)
+    drain(ctx.bench.bench_id, conn)  # refused: the run already started
+    assert [r["task"] for r in read_out(ctx.bench.path)] == ["ok"]
+
+
+def test_a_run_started_without_the_ledger_and_then_lost_by_redis_is_not_sent_again(bench_factory, db_kind,
+                                                                                     monkeypatch):
+    ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.ok"]}, db_kind)
+    conn = redis_for(ctx.site)
+    assert run_pass(ctx, conn, now=ELEVEN).fired == 1
+    [rq_id] = queued_ids(ctx)
+    with monkeypatch.context() as m:
+        m.setenv("HOOKSCHEDULER_DB_URL", "postgresql://postgres@127.0.0.1:1/unreachable")
+        drain(ctx.bench.bench_id, conn)  # ran; the ledger row still says queued
+    conn.delete(f"rq:job:{rq_id}")  # then Redis lost the job (a restart from an older snapshot)
+    ctx.database()
+    reconcile_active(ctx, conn, now=utcnow() + timedelta(minutes=5))
+    assert queued_ids(ctx) == []
+    [row] = logs()
+    assert row.status == "failed" and "outcome unknown" in row.reason
+    assert [r["task"] for r in read_out(ctx.bench.path)] == ["ok"]
