@@ -9,7 +9,9 @@ slot of the job is skipped as "previous run still queued": the job is wedged, fo
 
 The sweep (:func:`hookscheduler.tick.reconcile_active`) passes the RQ ids of ledger rows that are ``queued``
 in both the ledger and RQ and were sent more than :data:`ORPHAN_GRACE` seconds ago. Each queue is read once
-(``LRANGE``, plus RQ's intermediate list); an id found in neither is pushed back by a Lua script that re-checks,
+(``LRANGE``, plus RQ's intermediate list); an id found in neither is marked suspect, and once it has been
+seen so for :data:`ORPHAN_GRACE` real seconds (two sweeps apart: a live worker spends milliseconds in that
+window) it is pushed back by a Lua script that re-checks,
 atomically, that the job still says ``queued`` and is still in no list. The job never started (RQ marks it
 ``started`` before running it, and the horse records its start in Redis, :mod:`.runmark`), so running it now
 is its first run; and if a worker was in fact still inside the window (a slow fork), the second delivery finds
@@ -24,10 +26,12 @@ from collections import defaultdict
 import redis
 
 from . import runmark
+from .clock import real_seconds
 
 log = logging.getLogger("hookscheduler.orphans")
 
 ORPHAN_GRACE = 60.0  # seconds a sent run may spend between a worker's BLPOP and "started" before we look
+SUSPECT_TTL = 3600
 
 _REQUEUE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
@@ -38,12 +42,16 @@ return 1
 """
 
 
-def requeue_orphans(conn: redis.Redis, rq_ids: list[str], bench_id: str | None = None) -> list[str]:
-    """Push back every id (RQ status ``queued``) that sits in no queue list and that no worker has started
-    (:mod:`.runmark`, when ``bench_id`` is given); returns the ids pushed."""
-    if bench_id:
-        began = runmark.started(conn, bench_id, rq_ids)
-        rq_ids = [jid for jid in rq_ids if jid not in began]
+def suspect_key(bench_id: str, rq_job_id: str) -> str:
+    return f"hookscheduler:{bench_id}:orphan-suspect:{rq_job_id}"
+
+
+def requeue_orphans(conn: redis.Redis, rq_ids: list[str], bench_id: str) -> list[str]:
+    """Push back every id (RQ status ``queued``) that has sat in no queue list for :func:`real_grace` seconds
+    (two sweeps apart, timed by Redis's own clock) and that no worker has started (:mod:`.runmark`); returns
+    the ids pushed."""
+    began = runmark.started(conn, bench_id, rq_ids)
+    rq_ids = [jid for jid in rq_ids if jid not in began]
     if not rq_ids:
         return []
     with conn.pipeline(transaction=False) as pipe:
@@ -59,13 +67,33 @@ def requeue_orphans(conn: redis.Redis, rq_ids: list[str], bench_id: str | None =
     for origin, ids in by_queue.items():
         key = f"rq:queue:{origin}"
         listed = {_text(v) for k in (key, f"{key}:intermediate") for v in conn.lrange(k, 0, -1)}  # type: ignore[union-attr]
-        for jid in ids:
-            if jid not in listed and script(keys=[f"rq:job:{jid}", key, f"{key}:intermediate"], args=[jid]):
+        for jid in _suspected_long_enough(conn, bench_id, [j for j in ids if j not in listed]):
+            if script(keys=[f"rq:job:{jid}", key, f"{key}:intermediate"], args=[jid]):
                 pushed.append(jid)
+            conn.delete(suspect_key(bench_id, jid))
     if pushed:
         log.warning("re-queued %d run(s) a worker had taken off the queue without starting them: %s",
                     len(pushed), ", ".join(pushed[:5]) + (" ..." if len(pushed) > 5 else ""))
     return pushed
+
+
+def real_grace() -> float:
+    """How long (real seconds) a run may sit between a worker's BLPOP and "started" before it is presumed
+    orphaned: :data:`ORPHAN_GRACE`, or at least a second on an accelerated simulated clock."""
+    return max(1.0, real_seconds(ORPHAN_GRACE))
+
+
+def _suspected_long_enough(conn: redis.Redis, bench_id: str, ids: list[str]) -> list[str]:
+    """Mark each id suspect (first sighting); return those first seen at least :func:`real_grace` ago."""
+    if not ids:
+        return []
+    with conn.pipeline(transaction=False) as pipe:
+        for jid in ids:
+            pipe.set(suspect_key(bench_id, jid), "1", nx=True, ex=SUSPECT_TTL)
+            pipe.ttl(suspect_key(bench_id, jid))
+        replies = pipe.execute()
+    grace = real_grace()
+    return [jid for jid, ttl in zip(ids, replies[1::2], strict=True) if ttl >= 0 and SUSPECT_TTL - ttl >= grace]
 
 
 def _text(value: bytes | str) -> str:

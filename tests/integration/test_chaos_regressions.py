@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from hookscheduler.models import ScheduledJobLog, utcnow
 from hookscheduler.naming import queue_name
-from hookscheduler.orphans import requeue_orphans
+from hookscheduler.orphans import SUSPECT_TTL, requeue_orphans, suspect_key
 from hookscheduler.redis_conn import redis_for
 from hookscheduler.tick import reconcile_active, run_pass
 from tests.helpers import drain, read_out
@@ -28,6 +28,9 @@ def test_a_run_a_dead_worker_popped_before_starting_is_requeued_once_and_runs_on
     reconcile_active(ctx, conn, now=utcnow() + timedelta(seconds=10))  # enqueued_at is the send time
     assert queued_ids(ctx) == []
     reconcile_active(ctx, conn, now=utcnow() + timedelta(minutes=5))
+    assert queued_ids(ctx) == []  # first sighting: suspect only (a live worker may be slow to mark it started)
+    conn.expire(suspect_key(ctx.bench.bench_id, popped), SUSPECT_TTL - 61)  # ... seen so for 61 real seconds
+    reconcile_active(ctx, conn, now=utcnow() + timedelta(minutes=5))
     assert queued_ids(ctx) == [popped]
     [row] = logs()
     assert row.status == "queued" and "re-queued" in row.reason
@@ -48,7 +51,9 @@ def test_requeue_leaves_listed_started_and_unknown_jobs_alone(bench_factory, db_
     conn.lmove(key, f"{key}:intermediate")  # RQ's single-queue dequeue: RQ cleans that list up itself
     conn.lrem(key, 0, second)
     conn.hset(f"rq:job:{second}", "status", "started")  # being run
-    assert requeue_orphans(conn, [first, second, "no-such-job"]) == []
+    for jid in (first, second):
+        conn.set(suspect_key(ctx.bench.bench_id, jid), "1", ex=1)  # long suspected
+    assert requeue_orphans(conn, [first, second, "no-such-job"], ctx.bench.bench_id) == []
     assert queued_ids(ctx) == []
 
 
