@@ -13,8 +13,10 @@ and every sleep of the loop goes through :func:`real_seconds`, so one switch cov
   (atomically, with ``os.replace``): faster, slower, or backwards (an NTP correction).
 * ``HOOKSCHEDULER_SIMCLOCK={"sim": ..., "real": ..., "rate": ...}``: the same, inline (a fixed clock).
 
-Simulated seconds are converted to real ones for the loop's sleeps and for RQ's job timeouts (the worker
-kills a run after ``timeout`` simulated seconds); RQ's own bookkeeping (heartbeats, TTLs) stays in real time.
+Simulated seconds are converted to real ones for the loop's sleeps (at most :data:`MAX_SIM_SLEEP` real
+seconds each, so a process that went to sleep under one rate wakes up under the next) and for RQ's job
+timeouts (the worker kills a run after ``timeout`` simulated seconds); RQ's own bookkeeping (heartbeats,
+TTLs) stays in real time.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 ENV = "HOOKSCHEDULER_SIMCLOCK"
+MAX_SIM_SLEEP = 0.1  # real seconds: the longest sleep on a simulated clock (so a changed clock is seen at once)
 
 
 def wall_utcnow() -> datetime:
@@ -126,7 +129,8 @@ else:
         return _sim.utcnow()
 
     def real_seconds(sim_seconds: float) -> float:
-        return sim_seconds / _sim.spec().rate
+        # capped: a sleeping process must notice within a moment when the harness changes the clock
+        return min(sim_seconds / _sim.spec().rate, MAX_SIM_SLEEP)
 
     def rq_timeout(sim_seconds: int) -> int:
         # RQ's timeouts are whole real seconds (SIGALRM): at least one

@@ -138,7 +138,7 @@ class Harness:
         return env
 
     def _spawn(self, proc: Proc) -> None:
-        args = ["schedule"] if proc.role == "scheduler" else ["worker", "--quiet"]
+        args = ["schedule", "-v"] if proc.role == "scheduler" else ["worker", "--quiet"]
         log = open(self.work / f"{proc.role}{proc.index}.log", "ab")  # noqa: SIM115
         proc.popen = subprocess.Popen([sys.executable, "-m", "hookscheduler", *args], env=self.env(),
                                       cwd=str(self.bench), stdout=log, stderr=log, start_new_session=True)
