@@ -104,10 +104,15 @@ class Report:
     lateness_p99: float = 0.0
     lateness_max: float = 0.0
     worst_after_recovery: float = 0.0
+    worst_after: str = ""  # the fault after which it was measured
     tick: int = 0
+    rate: float = 1.0
     sim_span: str = ""
     real_seconds: float = 0.0
     jobs: int = 0
+    requeued: int = 0  # runs a dead worker had taken off the queue, put back
+    refused_redeliveries: int = 0  # second deliveries of a started run, not run (runmark)
+    outcome_unknown: int = 0
 
     @property
     def ok(self) -> bool:
@@ -124,10 +129,13 @@ class Report:
             f"processes restarted after exiting on their own: {json.dumps(self.crash_restarts, sort_keys=True)}",
             f"  skipped by reason: {json.dumps(self.skipped_reasons, sort_keys=True)}",
             f"  failed by reason: {json.dumps(self.failed_reasons, sort_keys=True)}",
+            f"  recoveries: {self.requeued} orphaned run(s) re-queued, {self.refused_redeliveries} second "
+            f"delivery(ies) refused, {self.outcome_unknown} run(s) started unrecorded then lost by Redis",
             f"  duplicates: {self.duplicates}   unexplained missing: {self.unexplained_missing}   "
             f"stuck queued/started: {self.stuck}",
             f"  lateness (simulated s; tick {self.tick}): p50 {self.lateness_p50:.0f}, p99 {self.lateness_p99:.0f}, "
-            f"max {self.lateness_max:.0f}; worst after recovery {self.worst_after_recovery:.0f}",
+            f"max {self.lateness_max:.0f}; worst after recovery {self.worst_after_recovery:.0f} "
+            f"({self.worst_after_recovery / self.rate:.2f} s real; after {self.worst_after or '-'})",
         ]
         lines += [f"  ANOMALY: {a}" for a in self.anomalies[:40]]
         if len(self.anomalies) > 40:
@@ -159,7 +167,8 @@ def query(record: RunRecord, sql: str) -> list[tuple[Any, ...]]:
 
 def read_jobs(record: RunRecord, first_next: dict[str, datetime]) -> list[Job]:
     rows = query(record, "SELECT id, name, frequency, cron_format FROM scheduled_job_type WHERE removed = false")
-    declared = {d.name for d in chaos_bench.declarations(record.config.light)}  # not the built-in job: it writes no task record
+    # not the built-in job: it writes no task record
+    declared = {d.name for d in chaos_bench.declarations(record.config.light)}
     return [Job(r[0], r[1], r[2], r[3] or "", first_next[r[1]]) for r in rows if r[1] in declared]
 
 
@@ -200,7 +209,7 @@ def read_records(record: RunRecord) -> list[dict[str, Any]]:
 
 def check(record: RunRecord) -> Report:
     cfg = record.config
-    rep = Report(tick=cfg.tick, real_seconds=record.real_seconds)
+    rep = Report(tick=cfg.tick, rate=cfg.rate, real_seconds=record.real_seconds)
     jobs = read_jobs(record, record.first_next)
     rep.jobs = len(jobs)
     log = read_log(record)
@@ -211,6 +220,10 @@ def check(record: RunRecord) -> Report:
     rep.job_faults = {"raised": sum(1 for r in records if r["kind"] == "raised"),
                       "hung past timeout": sum(1 for r in records if r["kind"] == "hung")}
     rep.crash_restarts = dict(record.crash_restarts)
+    rep.requeued = sum(1 for row in log if row.reason and row.reason.startswith("re-queued"))
+    rep.outcome_unknown = sum(1 for row in log if row.reason and "outcome unknown" in row.reason)
+    rep.refused_redeliveries = sum(p.read_text(errors="replace").count("started by an earlier delivery")
+                                   for p in record.out_file.parent.glob("worker*.log"))
     until = record.stopped_at - timedelta(seconds=4 * cfg.tick)  # the last passes may be a little late
     rep.sim_span = f"{record.migrated_at:%Y-%m-%d %H:%M} .. {record.stopped_at:%Y-%m-%d %H:%M} UTC"
     fuzz = timedelta(seconds=cfg.tick + record.max_back_step + 60)
@@ -232,8 +245,9 @@ def check(record: RunRecord) -> Report:
         if len(rs) > 1:
             rep.duplicates += len(rs) - 1
             rep.anomalies.append(f"run {rq} executed {len(rs)} times")
+    doubled = {(rs[0]["job"], rs[0]["slot"]) for rs in runs_by_rq.values() if len(rs) > 1}
     for (job, slot), n in runs_by_slot.items():
-        if n > 1 and not any(len(rs) > 1 for rs in runs_by_rq.values() if rs[0]["job"] == job and rs[0]["slot"] == slot):
+        if n > 1 and (job, slot) not in doubled:
             rep.duplicates += n - 1
             rep.anomalies.append(f"{job} slot {slot} executed {n} times")
     # a task record must belong to a run row
@@ -280,10 +294,10 @@ def check(record: RunRecord) -> Report:
                 if key.startswith("scheduler inactive") and not near(stops[None], row.first_slot):
                     rep.anomalies.append(f"{job.name}: slots {row.first_slot}..{row.last_slot} skipped as paused "
                                          f"outside any recorded pause")
-            if row.status in RUN_STATUSES and row.trigger == "schedule":
-                if inside(stops[job.name], row.created_at) or inside(stops[None], row.created_at):
-                    rep.anomalies.append(f"{job.name}: run {row.rq_job_id} decided at {row.created_at} while the "
-                                         f"job was stopped or the scheduler paused")
+            if row.status in RUN_STATUSES and row.trigger == "schedule" and (
+                    inside(stops[job.name], row.created_at) or inside(stops[None], row.created_at)):
+                rep.anomalies.append(f"{job.name}: run {row.rq_job_id} decided at {row.created_at} while the "
+                                     f"job was stopped or the scheduler paused")
             if row.status == "failed":
                 key = _reason_key(row.reason or ("raised" if row.traceback else "?"))
                 rep.failed_reasons[key] = rep.failed_reasons.get(key, 0) + 1
@@ -330,12 +344,13 @@ def check(record: RunRecord) -> Report:
         rep.lateness_p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
         rep.lateness_max = values[-1]
     faults = sorted(record.faults, key=lambda f: f.start)
-    worst = 0.0
     for i, f in enumerate(faults):
         lo = f.end + timedelta(seconds=cfg.tick)
         hi = min([g.start for g in faults[i + 1:]] + [until])
-        worst = max([worst] + [v for s, v in lateness if lo <= s < hi])
-    rep.worst_after_recovery = worst
+        after = [(v, s) for s, v in lateness if lo <= s < hi]
+        if after and max(after)[0] > rep.worst_after_recovery:
+            rep.worst_after_recovery, slot = max(after)
+            rep.worst_after = f"{f.kind} {f.detail}".strip() + f" ended {f.end:%m-%d %H:%M}, slot {slot:%m-%d %H:%M}"
     return rep
 
 
