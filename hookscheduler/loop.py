@@ -124,8 +124,8 @@ class Scheduler:
                 reanchor_if_clock_changed(ctx, now)
                 reschedule_orphans(ctx, now)
             result = run_pass(ctx, conn, now)
-            if result.send_error:
-                raise redis.exceptions.ConnectionError(result.send_error)
+            if result.send_error:  # "<Type>: <message>": report it as the same outage a direct call would
+                raise redis.exceptions.ConnectionError(result.send_error.partition(": ")[2] or result.send_error)
             if sweep:
                 reconcile_active(ctx, conn, now)
                 runner.last_reconcile = now

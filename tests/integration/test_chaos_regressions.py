@@ -10,6 +10,7 @@ from hookscheduler.orphans import SUSPECT_TTL, requeue_orphans, suspect_key
 from hookscheduler.redis_conn import redis_for
 from hookscheduler.tick import reconcile_active, run_pass
 from tests.helpers import drain, read_out
+from tests.integration.test_loop import private_redis  # noqa: F401  (a fixture)
 from tests.integration.test_tick import logs, queued_ids, setup_site
 
 ELEVEN = datetime(2026, 1, 5, 11, 0)
@@ -95,3 +96,31 @@ def test_a_run_started_without_the_ledger_and_then_lost_by_redis_is_not_sent_aga
     [row] = logs()
     assert row.status == "failed" and "outcome unknown" in row.reason
     assert [r["task"] for r in read_out(ctx.bench.path)] == ["ok"]
+
+
+def test_a_redis_outage_is_reported_once_whichever_call_meets_it_first(bench_factory, db_kind, private_redis,  # noqa: F811
+                                                                      caplog):
+    """The chaos run's scheduler logs showed the same outage logged on every attempt: a failed send and a failed
+    status lookup worded it differently ("ConnectionError: ConnectionError: ..." vs "ConnectionError: ...")."""
+    import logging
+
+    from hookscheduler.loop import Scheduler
+    from tests.integration.test_loop import _migrated
+
+    bench = _migrated(bench_factory, db_kind, {"hourly": ["app1.tasks.ok"]}, common={"redis_queue": private_redis.url})
+    clock = {"now": datetime(2026, 1, 5, 11, 0, 1)}
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock["now"])
+    sched.step()
+    ctx = sched.runners["default"].ctx
+    drain(ctx.bench.bench_id, redis_for(ctx.site))
+    private_redis.stop()
+    caplog.set_level(logging.ERROR, logger="hookscheduler.loop")
+    # 12:00 is claimed and its send fails; at 13:00 the 12:00 run is still queued, so the overlap check asks
+    # Redis for its status first, and fails there
+    for now in (datetime(2026, 1, 5, 12, 0, 1), datetime(2026, 1, 5, 12, 0, 2), datetime(2026, 1, 5, 13, 0, 1)):
+        clock["now"] = now
+        sched.runners["default"].retry_at = None
+        sched.step()
+    assert sched.runners["default"].failures == 3
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors
