@@ -14,7 +14,7 @@ from ..jobs import actor
 from ..models import utcnow
 from .base import CliState, cli, echo, pass_state
 from .common import ago, connect
-from .output import format_option, local, table, to_json
+from .output import format_option, local, one_line_text, table, to_json
 
 
 @cli.group("scheduler")
@@ -96,7 +96,7 @@ def enable_cmd(state: CliState) -> None:
 
 
 @scheduler.command("disable")
-@click.option("--note", help="Why (shown by status and in the skipped rows).")
+@click.option("--note", callback=one_line_text, help="Why (shown by status and in the skipped rows).")
 @pass_state
 def disable_cmd(state: CliState, note: str | None) -> None:
     """Disable the site's scheduler (scheduler_state.scheduler_enabled = 0)."""
@@ -111,7 +111,7 @@ def enable_scheduler_cmd(state: CliState) -> None:
 
 
 @cli.command("disable-scheduler")
-@click.option("--note", help="Why (shown by status and in the skipped rows).")
+@click.option("--note", callback=one_line_text, help="Why (shown by status and in the skipped rows).")
 @pass_state
 def disable_scheduler_cmd(state: CliState, note: str | None) -> None:
     """Disable the site's scheduler (as `scheduler disable`)."""
