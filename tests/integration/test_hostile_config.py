@@ -77,11 +77,11 @@ BAD_FILES: dict[str, tuple[str | bytes, str]] = {
 def test_bad_config_files_are_refused_naming_file_and_key(bench, case, which):
     content, needle = BAD_FILES[case]
     path = bench / "sites" / ("common_site_config.json" if which == "common" else "s1/site_config.json")
-    merge = isinstance(content, str) and content.startswith("{") and case not in ("not-json", "trailing-comma")
-    if which == "common" and merge:  # keep the test's own Redis and bench id; the hostile part replaces the rest
-        if isinstance(content, str):
-            merged = {**json.loads(path.read_text()), **json.loads(content, parse_constant=lambda c: c)}
-            content = json.dumps(merged).replace('"NaN"', "NaN")
+    # in the common config, keep the test's own Redis and bench id; the hostile part replaces the rest
+    if which == "common" and isinstance(content, str) and content.startswith("{") and case not in (
+            "not-json", "trailing-comma"):
+        merged = {**json.loads(path.read_text()), **json.loads(content, parse_constant=lambda c: c)}
+        content = json.dumps(merged).replace('"NaN"', "NaN")
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     for argv in (["jobs", "list"], ["migrate"], ["migrate", "--dry-run"], ["scheduler", "status"],
                  ["set-config", "pause_scheduler", "true"], ["tick"], ["doctor"]):
