@@ -120,6 +120,12 @@ def prepare(bench: str | None = None, site: str | None = None, queue: str | None
     """Load the bench, check Redis, export ``$HOOKSCHEDULER_BENCH`` and warm the caches horses inherit."""
     b = load_bench(bench)
     os.environ["HOOKSCHEDULER_BENCH"] = str(b.path)
+    # The jobs this worker runs open the site's Redis themselves (enqueue, retention): credentials given on the
+    # command line must reach them too, so they become this process's (and its horses') environment overrides.
+    if rq_username:
+        os.environ["HOOKSCHEDULER_RQ_USERNAME"] = rq_username
+    if rq_password:
+        os.environ["HOOKSCHEDULER_RQ_PASSWORD"] = rq_password
     sites = load_sites(b, site)
     queues = choose_queues(queue, bench_queues(sites))
     conn = redis_for(sites[0], rq_username, rq_password)
