@@ -11,7 +11,6 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -81,7 +80,8 @@ def test_no_command_prints_a_password(bench_factory, acl_redis, monkeypatch):
         f = ("--format", fmt)
         for argv in (["migrate", *f], ["migrate", "--dry-run", *f], ["jobs", "list", "--all", *f],
                      ["jobs", "history", *f], ["jobs", "history", "sec.tasks.leak", "--status", "failed", *f],
-                     ["jobs", "missed", *f], ["jobs", "explain", "sec.tasks.leak", *f], ["jobs", "next", "sec.tasks.ok", *f],
+                     ["jobs", "missed", *f], ["jobs", "explain", "sec.tasks.leak", *f],
+                     ["jobs", "next", "sec.tasks.ok", *f],
                      ["scheduler", "status", "-v", *f], ["show-pending-jobs", *f], ["rq-jobs", "list", *f],
                      ["rq-jobs", "show", failed_id, *f], ["rq-jobs", "show", queued_id, *f],
                      ["job-status", failed_id, *f], ["job-status", queued_id, *f], ["workers", "list", *f],
@@ -120,7 +120,7 @@ def test_errors_never_print_a_password(bench_factory, acl_redis, case):
                  ["doctor", "--format", "json"], ["scheduler", "status", "--format", "json"]):
         r = run(bench, *argv)
         results.append((argv, r))
-        assert r.code != 0 or argv[0] in ("migrate", "jobs") and case.startswith("redis"), (argv, r)
+        assert r.code != 0 or (argv[0] in ("migrate", "jobs") and case.startswith("redis")), (argv, r)
         assert "Traceback" not in r.err
     for argv in (["jobs", "list"], ["worker", "--burst"]):
         r = sub(bench, *argv, HOOKSCHEDULER_DEBUG="1")
