@@ -10,6 +10,7 @@ import click
 from .. import scheduler_state as sched
 from ..config import Site, load_bench, load_site
 from ..context import SiteContext
+from ..exceptions import BadInput
 from ..jobs import actor
 from ..models import utcnow
 from .base import CliState, cli, echo, pass_state
@@ -124,6 +125,8 @@ def parse_value(raw: str) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw
+    except RecursionError:
+        raise BadInput("set-config: VALUE is JSON nested too deeply to be a setting") from None
 
 
 def _shown(key: str, value: Any) -> str:

@@ -209,3 +209,26 @@ def test_set_config_creates_a_missing_config_owner_only_whatever_the_umask(bench
     assert "topsecret-pw" not in result.out + result.err and "***" in result.out
     assert common.stat().st_mode & 0o777 == 0o600
     assert json.loads(common.read_text()) == {"rq_password": "topsecret-pw"}
+
+
+def test_set_config_with_a_deeply_nested_value_is_refused(bench):
+    deep = "[" * 50_000 + "]" * 50_000
+    for argv in (["set-config", "workers", deep], ["set-config", "-g", "workers", deep]):
+        assert_one_line_error(refused(bench, *argv), 2, "nested too deeply")
+
+
+@pytest.mark.parametrize("site", ["../..", "s1/../s1", "nope", "s1\n", "*", "default"])
+def test_hostile_site_names_are_not_found(bench, site):
+    assert_one_line_error(refused(bench, "--site", site, "jobs", "list"), 2, "not found")
+
+
+def test_an_empty_site_option_is_no_site_option(bench):
+    """``--site "$SITE"`` with SITE unset: as if --site were not given (the only site here; with several sites,
+    commands that need one refuse with "choose one with --site")."""
+    assert run(bench, "--site", "", "jobs", "list").code == 0
+
+
+def test_hostile_bench_paths_are_refused(bench, tmp_path):
+    for path in (str(tmp_path / "no such bench"), "/dev/null"):
+        result = run(bench, "--bench", path, "jobs", "list")
+        assert_one_line_error(result, 2, "does not exist")
