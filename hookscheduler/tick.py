@@ -35,8 +35,12 @@ Why a slot fires exactly once
    script (all runs of a round in one pipeline; the job hash is RQ's own format, see
    :class:`hookscheduler.dispatch.HashBuilder`): a second send of the same run is refused by Redis itself.
    And the worker moves the ledger row ``queued -> started`` with a compare-and-set of its own, so even a
-   duplicate delivery (e.g. after RQ forgot the first job) cannot run a slot a second time. None of this
-   depends on how long RQ keeps finished jobs, on lock TTLs, or on clocks agreeing.
+   duplicate delivery (e.g. after RQ forgot the first job) cannot run a slot a second time; before that, the
+   work horse marks the run started in Redis with ``SET NX`` (:mod:`hookscheduler.runmark`), so a duplicate
+   delivery is refused even while the ledger cannot be written (the worker still runs a job whose ledger
+   write fails, Frappe #41245), and the sweep never re-sends, nor re-queues (:mod:`hookscheduler.orphans`),
+   a run that carries the mark. None of this depends on how long RQ keeps finished jobs, on lock TTLs, or on
+   clocks agreeing.
 
 Nothing is lost silently: every slot the pass decides about gets a log row in the claim transaction, whether
 it runs (``queued``), was ``missed`` (no pass ran while it was due) or was ``skipped`` (job stopped,
