@@ -33,6 +33,7 @@ import sqlite3
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -113,6 +114,7 @@ class Report:
     requeued: int = 0  # runs a dead worker had taken off the queue, put back
     refused_redeliveries: int = 0  # second deliveries of a started run, not run (runmark)
     outcome_unknown: int = 0
+    deadlocks: int = 0  # PostgreSQL deadlocks between hookscheduler processes (the harness's LOCK TABLE aside)
 
     @property
     def ok(self) -> bool:
@@ -131,6 +133,7 @@ class Report:
             f"  failed by reason: {json.dumps(self.failed_reasons, sort_keys=True)}",
             f"  recoveries: {self.requeued} orphaned run(s) re-queued, {self.refused_redeliveries} second "
             f"delivery(ies) refused, {self.outcome_unknown} run(s) started unrecorded then lost by Redis",
+            f"  PostgreSQL deadlocks between hookscheduler processes: {self.deadlocks}",
             f"  duplicates: {self.duplicates}   unexplained missing: {self.unexplained_missing}   "
             f"stuck queued/started: {self.stuck}",
             f"  lateness (simulated s; tick {self.tick}): p50 {self.lateness_p50:.0f}, p99 {self.lateness_p99:.0f}, "
@@ -220,6 +223,7 @@ def check(record: RunRecord) -> Report:
     rep.job_faults = {"raised": sum(1 for r in records if r["kind"] == "raised"),
                       "hung past timeout": sum(1 for r in records if r["kind"] == "hung")}
     rep.crash_restarts = dict(record.crash_restarts)
+    rep.deadlocks = _deadlocks(record.out_file.parent / "pg" / "pg.log")
     rep.requeued = sum(1 for row in log if row.reason and row.reason.startswith("re-queued"))
     rep.outcome_unknown = sum(1 for row in log if row.reason and "outcome unknown" in row.reason)
     rep.refused_redeliveries = sum(p.read_text(errors="replace").count("started by an earlier delivery")
@@ -352,6 +356,14 @@ def check(record: RunRecord) -> Report:
             rep.worst_after_recovery, slot = max(after)
             rep.worst_after = f"{f.kind} {f.detail}".strip() + f" ended {f.end:%m-%d %H:%M}, slot {slot:%m-%d %H:%M}"
     return rep
+
+
+def _deadlocks(pg_log: Path) -> int:
+    """Deadlocks in the server log whose report does not involve the harness's own ``LOCK TABLE``."""
+    if not pg_log.exists():
+        return 0
+    reports = pg_log.read_text(errors="replace").split("deadlock detected")[1:]
+    return sum(1 for r in reports if "LOCK TABLE" not in r.split(" ERROR: ")[0][:4000])
 
 
 def _reason_key(reason: str) -> str:
