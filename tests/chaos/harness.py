@@ -99,6 +99,7 @@ class RunRecord:
     real_seconds: float = 0.0
     final_resent: int = 0
     first_next: dict[str, datetime] = field(default_factory=dict)
+    waiting: set[str] = field(default_factory=set)  # run ids still in a queue list at the end (a backlog)
 
 
 class Harness:
@@ -355,6 +356,7 @@ class Harness:
             supervisor.join()
             self.terminate("worker")
             resent = self.final_reconcile(stopped_at)
+            waiting = self.waiting_ids()
         except BaseException:
             self.stop_supervisor.set()
             with self.lock:
@@ -366,11 +368,17 @@ class Harness:
             raise
         record = RunRecord(cfg, self.bench or Path(), self.out_file, self.pg.url if self.pg else None,
                            self.migrated_at, stopped_at, self.faults, self.toggles, self.crashes, self.max_back,
-                           time.time() - t_real, resent, self.first_next)
+                           time.time() - t_real, resent, self.first_next, waiting)
         self.dump(record)
         return record
 
-    def drain(self, timeout: float = 15.0) -> None:
+    def waiting_ids(self) -> set[str]:
+        """Runs still waiting in a queue once the workers stopped: not over, so not stuck (a backlog the
+        workers of a busy machine did not get through; the long queue is served last)."""
+        client = self.redis.client()
+        return {v.decode() for key in client.scan_iter(match="rq:queue:*") for v in client.lrange(key, 0, -1)}
+
+    def drain(self, timeout: float = 45.0) -> None:
         """Let the workers finish what is queued or running (the schedulers are stopped)."""
         client = self.redis.client()
         deadline = time.time() + timeout

@@ -95,6 +95,7 @@ class Report:
     duplicates: int = 0
     unexplained_missing: int = 0
     stuck: int = 0
+    backlog: int = 0  # runs still waiting in their queue when the workers stopped (not over, not stuck)
     anomalies: list[str] = field(default_factory=list)
     faults: dict[str, int] = field(default_factory=dict)
     job_faults: dict[str, int] = field(default_factory=dict)
@@ -135,7 +136,7 @@ class Report:
             f"delivery(ies) refused, {self.outcome_unknown} run(s) started unrecorded then lost by Redis",
             f"  PostgreSQL deadlocks between hookscheduler processes: {self.deadlocks}",
             f"  duplicates: {self.duplicates}   unexplained missing: {self.unexplained_missing}   "
-            f"stuck queued/started: {self.stuck}",
+            f"stuck queued/started: {self.stuck} (still waiting in a queue: {self.backlog})",
             f"  lateness (simulated s; tick {self.tick}): p50 {self.lateness_p50:.0f}, p99 {self.lateness_p99:.0f}, "
             f"max {self.lateness_max:.0f}; worst after recovery {self.worst_after_recovery:.0f} "
             f"({self.worst_after_recovery / self.rate:.2f} s real; after {self.worst_after or '-'})",
@@ -311,7 +312,9 @@ def check(record: RunRecord) -> Report:
             if row.status == "failed" and not row.reason and not row.traceback:
                 rep.unexplained_missing += 1
                 rep.anomalies.append(f"{job.name}: row {row.id} failed without a reason or traceback")
-            if row.status in ("queued", "started"):
+            if row.status == "queued" and row.rq_job_id in record.waiting:
+                rep.backlog += 1
+            elif row.status in ("queued", "started"):
                 rep.stuck += 1
                 rep.anomalies.append(f"{job.name}: row {row.id} ({row.scheduled_for}) still {row.status} at the end")
             if row.status in RUN_STATUSES and row.slots == 1 and row.trigger == "schedule":
