@@ -21,7 +21,7 @@ from hookscheduler.context import open_site
 from hookscheduler.hooks_loader import load_job_specs
 from hookscheduler.loop import Scheduler
 from hookscheduler.migrate import migrate_site
-from hookscheduler.models import ScheduledJobLog, ScheduledJobType
+from hookscheduler.models import ScheduledJobLog, ScheduledJobType, utcnow
 from hookscheduler.naming import heartbeat_pattern, last_tick_key, queue_name
 from hookscheduler.redis_conn import redis_for
 from hookscheduler.tick import reconcile_active, run_pass
@@ -80,11 +80,11 @@ def private_redis(tmp_path):
         server.stop()
 
 
-def _migrated(bench_factory, db_kind, events, **make):
+def _migrated(bench_factory, db_kind, events, now=T0, **make):
     bench = bench_factory.make({"app1": events}, db=db_kind, **make)
     ctx = open_site(str(bench))
     db = ctx.database(create=True, require_schema=False)
-    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.clock, now=T0)
+    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.clock, now=now)
     ctx.close()
     return bench
 
@@ -180,8 +180,11 @@ def test_schedule_process_stops_cleanly_on_sigterm(bench_factory):
 
 def test_schedule_process_survives_a_redis_restart_and_fires_once_after(bench_factory, private_redis):
     """The real `schedule` process, a job due every second, Redis killed and restarted under it."""
+    # migrated just now: migrated at a fixed past date, the first pass had to count (up to 100,000) missed
+    # per-second slots, which took longer than this test waits on a busy machine
     bench = _migrated(bench_factory, "sqlite", {"cron": {"* * * * * *": [{"method": "app1.tasks.ok",
                                                                           "overlap": "allow"}]}},
+                      now=utcnow() - timedelta(seconds=2),
                       common={"redis_queue": private_redis.url, "scheduler_tick_interval": 5})
     proc = subprocess.Popen([sys.executable, "-m", "hookscheduler", "schedule"], env=env_for(bench),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
