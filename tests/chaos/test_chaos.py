@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(420)]
 SEED = int(os.environ.get("HS_CHAOS_SEED", "20261201"))
 RATE = 6000.0  # simulated seconds per real second: a week in 101 s
 TICK = 3600
-NOISE = 1.0  # real seconds of scheduling noise tolerated on a shared 2-core machine
+NOISE = 2.0  # real seconds of scheduling noise tolerated on a shared 2-core machine (other suites run too)
 
 
 @pytest.mark.parametrize(("db", "days", "procs"), [("postgres", 7.5, 3), ("sqlite", 1.5, 2)])
@@ -37,5 +37,5 @@ def test_chaos_bounded(db: str, days: float, procs: int, capsys: pytest.CaptureF
     assert not report.anomalies, report.text()
     assert report.slots_checked > (500 if db == "postgres" else 100)
     assert sum(report.faults.values()) >= (15 if db == "postgres" else 3), report.faults
-    # back on time within one tick after every fault (plus a second of real-time noise on a busy machine)
+    # back on time within one tick after every fault (plus two seconds of real-time noise on a busy machine)
     assert report.worst_after_recovery <= TICK + NOISE * RATE, report.text()
