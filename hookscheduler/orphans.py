@@ -10,9 +10,9 @@ slot of the job is skipped as "previous run still queued": the job is wedged, fo
 The sweep (:func:`hookscheduler.tick.reconcile_active`) passes the RQ ids of ledger rows that are ``queued``
 in both the ledger and RQ and were sent more than :data:`ORPHAN_GRACE` seconds ago. Each queue is read once
 (``LRANGE``, plus RQ's intermediate list); an id found in neither is marked suspect, and once it has been
-seen so for :data:`ORPHAN_GRACE` real seconds (two sweeps apart: a live worker spends milliseconds in that
-window) it is pushed back by a Lua script that re-checks,
-atomically, that the job still says ``queued`` and is still in no list. The job never started (RQ marks it
+seen so for :data:`ORPHAN_GRACE` real seconds (two sweeps apart, timed by Redis: a live worker spends
+milliseconds in that window) it is pushed back by a Lua script that re-checks, atomically, that the job still
+says ``queued`` and is still in no list. The job never started (RQ marks it
 ``started`` before running it, and the horse records its start in Redis, :mod:`.runmark`), so running it now
 is its first run; and if a worker was in fact still inside the window (a slow fork), the second delivery finds
 the start mark and does not run.
