@@ -22,7 +22,7 @@ For every expected slot up to the moment the schedulers were stopped:
 
 Lateness: ``max(created_at, enqueued_at) - scheduled_for`` of every single-slot scheduled run (when the pass
 claimed it and when it reached Redis); "after recovery" takes the runs whose slot is at least one tick after the
-end of a fault and before the next fault began.
+end of a fault and at least one tick before the next fault began.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from croniter import croniter
 from hookscheduler.slots import maintenance_offset
 
 from . import bench as chaos_bench
-from .harness import RunRecord
+from .harness import Fault, RunRecord
 
 NAMED = {
     "Hourly": "0 * * * *", "Hourly Long": "0 * * * *", "Hourly Maintenance": "0 * * * *",
@@ -351,14 +351,24 @@ def check(record: RunRecord) -> Report:
         rep.lateness_p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
         rep.lateness_max = values[-1]
     faults = sorted(record.faults, key=lambda f: f.start)
-    for i, f in enumerate(faults):
-        lo = f.end + timedelta(seconds=cfg.tick)
-        hi = min([g.start for g in faults[i + 1:]] + [until])
-        after = [(v, s) for s, v in lateness if lo <= s < hi]
-        if after and max(after)[0] > rep.worst_after_recovery:
-            rep.worst_after_recovery, slot = max(after)
-            rep.worst_after = f"{f.kind} {f.detail}".strip() + f" ended {f.end:%m-%d %H:%M}, slot {slot:%m-%d %H:%M}"
+    rep.worst_after_recovery, rep.worst_after = recovery_lateness(lateness, faults, cfg.tick, until)
     return rep
+
+
+def recovery_lateness(lateness: list[tuple[datetime, float]], faults: list[Fault], tick: int,
+                      until: datetime) -> tuple[float, str]:
+    """The worst lateness of a run whose slot came at least a tick after a fault ended and at least a tick
+    before the next one began (a slot just before a fault is that fault's victim, not the previous one's)."""
+    worst, where = 0.0, ""
+    step = timedelta(seconds=tick)
+    for i, f in enumerate(faults):
+        lo = f.end + step
+        hi = min([g.start for g in faults[i + 1:]] + [until]) - step
+        after = [(v, s) for s, v in lateness if lo <= s < hi]
+        if after and max(after)[0] > worst:
+            worst, slot = max(after)
+            where = f"{f.kind} {f.detail}".strip() + f" ended {f.end:%m-%d %H:%M}, slot {slot:%m-%d %H:%M}"
+    return worst, where
 
 
 def _deadlocks(pg_log: Path) -> int:
