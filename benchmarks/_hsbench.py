@@ -45,6 +45,9 @@ def make_bench(workdir: Path, label: str, redis_url: str, apps: dict[str, str], 
 def cli_env(bench: Path, db_url: str | None = None) -> dict[str, str]:
     """The environment of a ``hookscheduler`` subprocess on ``bench`` (this checkout's package)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKSCHEDULER_")}
+    # As on a real host: Python caches compiled modules (this sandbox sets PYTHONDONTWRITEBYTECODE, which would
+    # make every command recompile hookscheduler and every app's hooks.py and tasks.py).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["HOOKSCHEDULER_BENCH"] = str(bench)
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["TZ"] = "UTC"
