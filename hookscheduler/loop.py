@@ -52,6 +52,7 @@ RECONCILE_EVERY = 30.0  # seconds between sweeps over active runs that are not d
 HEARTBEAT_EVERY = 5.0
 MIN_SLEEP = 0.01
 LEAD = 0.1  # seconds before a slot at which the loop wakes to prepare its pass
+SPIN = 0.003  # seconds before a slot from which the loop stays awake instead of sleeping
 FRESH = 1.0  # a preparation this recent (seconds) still counts for the step that follows it
 MAX_BACKOFF = 60.0
 
@@ -286,8 +287,22 @@ class Scheduler:
         # nothing due and would cost a whole MIN_SLEEP more, so wait until the clock has passed the slot.
         for _ in range(100):
             remaining = (due - self.now_fn()).total_seconds()
-            if remaining <= 0 or self.wake_event.wait(remaining):
+            if remaining <= 0:
                 return
+            if remaining > SPIN:
+                if self.wake_event.wait(remaining - SPIN):
+                    return
+                continue
+            self._spin_until(due)
+            return
+
+    def _spin_until(self, due: datetime) -> None:
+        """The last :data:`SPIN` seconds before a slot, awake: on a busy host a sleeping process is scheduled
+        back onto a CPU milliseconds after its timer fires, and those milliseconds would be the slot's delay.
+        Bounded in real time whatever the clock says (a test's clock may stand still)."""
+        give_up = time.monotonic() + 2 * SPIN
+        while self.now_fn() < due and not self.wake_event.is_set() and time.monotonic() < give_up:
+            pass
 
     def _clear_heartbeat(self) -> None:
         for runner in self.runners.values():

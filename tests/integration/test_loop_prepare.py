@@ -84,3 +84,12 @@ def test_sleep_without_a_slot_does_not_prepare(bench_factory):
     sched.wake_event.set()  # a stop: the sleep ends at once
     sched._sleep(60.0)
     assert sched.prepared_at is None
+
+
+def test_the_spin_before_a_slot_is_bounded_even_when_the_clock_stands_still(bench_factory):
+    bench = _migrated(bench_factory, "sqlite", {"daily": ["app1.tasks.ok"]})
+    frozen = datetime(2026, 1, 5, 10, 0)
+    sched = Scheduler(bench=str(bench), now_fn=lambda: frozen)
+    sched._spin_until(frozen + timedelta(seconds=1))  # returns: bounded by real time, not by the clock
+    sched.wake_event.set()
+    sched._spin_until(frozen + timedelta(days=1))  # and at once on a wake-up
