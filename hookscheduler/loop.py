@@ -277,12 +277,14 @@ class Scheduler:
         """Sleep ``wait`` seconds; when a slot ends the sleep, wake :data:`LEAD` early, :meth:`prepare`, and
         wait for the slot itself. A stop signal or an announced change ends any of these waits at once."""
         due = self._earliest()
-        if due is None or wait <= LEAD or abs((due - self.now_fn()).total_seconds() - wait) > LEAD:
-            self.wake_event.wait(wait)  # not a slot (the tick-interval cap, a retry): nothing to prepare
+        until = (due - self.now_fn()).total_seconds() if due is not None else None
+        if due is None or until is None or until <= 0 or abs(until - wait) > LEAD:
+            self.wake_event.wait(wait)  # not a slot (the tick-interval cap, a retry, a late row): as asked
             return
-        if self.wake_event.wait(wait - LEAD):
-            return
-        self.prepare()
+        if wait > LEAD:
+            if self.wake_event.wait(wait - LEAD):
+                return
+            self.prepare()
         # Event.wait may return a hair before the slot on the wall clock; a pass a hair early finds
         # nothing due and would cost a whole MIN_SLEEP more, so wait until the clock has passed the slot.
         for _ in range(100):

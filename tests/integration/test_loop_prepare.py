@@ -93,3 +93,14 @@ def test_the_spin_before_a_slot_is_bounded_even_when_the_clock_stands_still(benc
     sched._spin_until(frozen + timedelta(seconds=1))  # returns: bounded by real time, not by the clock
     sched.wake_event.set()
     sched._spin_until(frozen + timedelta(days=1))  # and at once on a wake-up
+
+
+def test_a_slot_closer_than_the_lead_is_waited_for_exactly_without_preparing(bench_factory):
+    start = utcnow()
+    bench = _migrated(bench_factory, "sqlite", {"cron": {"* * * * * *": ["app1.tasks.ok"]}}, now=start)
+    sched = Scheduler(bench=str(bench))
+    sched.refresh_sites()
+    due = utcnow() + timedelta(seconds=LEAD / 2)
+    sched.runners["default"].next_due = due
+    sched._sleep((due - utcnow()).total_seconds())
+    assert utcnow() >= due and sched.prepared_at is None
