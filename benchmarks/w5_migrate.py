@@ -219,3 +219,51 @@ def run(cfg: BenchConfig) -> list[Measurement]:
             Measurement(TITLE, case, "one change, s", changed, note="1 row updated"),
         ]
     return out
+
+
+ANALYSIS = """
+**Profile first.** pyinstrument, SQLite, 100 x 100, unchanged re-run, before the changes: 11.5 s wall and
+2.8 s CPU on a loaded machine.
+
+- 62% was in the loader:
+  - `validate_cron` ran for every cron key of every app, parsing the same 8 expressions 800 times;
+  - `importlib.import_module` ran once for each of the 10,000 methods;
+  - modules were recompiled on every run, because this sandbox sets `PYTHONDONTWRITEBYTECODE`.
+- 33% was in `migrate._rows`, which built 10,000 peewee model instances, including parsing timestamp columns
+  the plan never compares.
+- A cold migrate also sent one `INSERT` per job: 10,000 round trips, 10.2 s on PostgreSQL.
+
+**Changes.**
+
+- `migrate`: the plan reads only the 12 columns it compares, as plain tuples.
+- `migrate`: new rows go in with one multi-row `INSERT` per 500 rows.
+- `migrate`: the first slot of each distinct (frequency, cron) pair is computed once.
+- `hooks_loader`: each distinct cron string is validated once per process. Invalid strings are not cached,
+  so they are reported every time.
+- `hooks_loader`: a method's module is looked up in `sys.modules` before the import machinery is called.
+- The benchmark's subprocesses cache bytecode, as a normal host does.
+
+**Before and after**, single runs at load average ~5, SQLite unless stated:
+
+| step | before | after |
+|---|---|---|
+| cold migrate, SQLite | 5.3 s | 2.1 s |
+| cold migrate, PostgreSQL | 10.2 s | 2.3 s |
+| unchanged re-run, CLI | 1.2 s | 0.63 s |
+| unchanged re-run, in process | 0.70 s | 0.30 s (PostgreSQL 0.25 s) |
+
+**The full run above was made at load average 6-15** (other engineers' soak tests and benchmarks). That makes
+every figure several times slower than the single runs, so compare against the `--help` floor in the note.
+Zero writes on the unchanged re-run was proved in every run.
+
+**What remains in the CLI figure.**
+
+- Starting Python and importing hookscheduler: redis-py, rq, peewee and click take about 0.35 s on a quiet
+  machine, and more here (the note's `--help` figure).
+- Importing the 200 app modules.
+- Comparing 10,000 rows.
+
+**What would close it.** Import command modules lazily: a click group that imports a command's module only
+when that command runs, so that `migrate` never imports redis-py or rq. That touches every CLI module and
+`hookscheduler/__init__.py` (which imports `enqueue`, and with it rq). It was left for a follow-up.
+"""
