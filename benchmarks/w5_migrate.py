@@ -258,8 +258,9 @@ Zero writes on the unchanged re-run was proved in every run.
 
 **What remains in the CLI figure.**
 
-- Starting Python and importing hookscheduler: redis-py, rq, peewee and click take about 0.35 s on a quiet
-  machine, and more here (the note's `--help` figure).
+- Starting Python and importing hookscheduler, with redis-py, rq, peewee and click: 0.3-0.6 s of CPU
+  (`-X importtime` gives 0.3 s for `hookscheduler.cli`). In this run `hookscheduler --help` alone took
+  1.2-1.3 s of wall time (see the note), more than twice the whole target.
 - Importing the 200 app modules.
 - Comparing 10,000 rows.
 
