@@ -122,9 +122,10 @@ def test_errors_never_print_a_password(bench_factory, acl_redis, case):
         results.append((argv, r))
         assert r.code != 0 or (argv[0] in ("migrate", "jobs") and case.startswith("redis")), (argv, r)
         assert "Traceback" not in r.err
-    for argv in (["jobs", "list"], ["worker", "--burst"]):
-        r = sub(bench, *argv, HOOKSCHEDULER_DEBUG="1")
-        results.append((argv, r))
+    with pytest.MonkeyPatch.context() as mp:  # with HOOKSCHEDULER_DEBUG an internal error prints its traceback
+        mp.setenv("HOOKSCHEDULER_DEBUG", "1")
+        for argv in (["jobs", "list"], ["jobs", "run", "sec.tasks.ok"], ["doctor"]):
+            results.append((argv, run(bench, *argv)))
     _clean(results)
 
 
