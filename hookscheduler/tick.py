@@ -3,19 +3,28 @@
 Why a slot fires exactly once
 =============================
 
-1. *Claim by compare-and-set.* A row's slots are served by one statement per batch::
+1. *Claim by compare-and-set.* A round's rows are claimed by one statement (one per 500 rows on SQLite)
+   that joins the decisions to the table::
 
-       UPDATE scheduled_job_type SET next_execution = <next> WHERE id = <id> AND next_execution = <served>
+       UPDATE scheduled_job_type SET next_execution = v.next FROM (<id, served, next> ...) AS v
+       WHERE id = v.id AND next_execution = v.served RETURNING id
 
    Only a process that saw ``next_execution = <served>`` can move it, and the database serialises the
    writes: once one process has moved it, the others' ``WHERE`` no longer matches (PostgreSQL re-checks the
    condition after waiting for the row lock; SQLite runs writers one at a time, ``BEGIN IMMEDIATE``). So N
-   tick processes cannot both claim a slot. On PostgreSQL due rows are selected ``FOR UPDATE SKIP LOCKED``
-   so concurrent processes split the due rows between them instead of queueing behind each other.
+   tick processes cannot both claim a slot; ``RETURNING`` tells each process exactly which rows it won, and it
+   logs and sends only those. On PostgreSQL due rows are selected ``FOR UPDATE SKIP LOCKED`` in rounds of
+   :data:`PG_ROUND`, so concurrent processes split the due rows between them instead of queueing behind each
+   other (SKIP LOCKED only decides who *tries*; the compare-and-set still decides who *wins*).
 
-2. *Outbox.* The claim and the slot's log row (``status='queued'``, ``enqueued_at IS NULL``) commit in the
-   same transaction, *before* anything is sent to Redis. Every pass first re-sends every claimed-but-unsent
-   row (:func:`resend_outbox`). So a process killed at any point leaves one of:
+   Before any of this a pass asks one read-only question (:func:`probe_pass`): is any row due, is any run
+   unsent? A "no" read by a pass that races with a claim or a commit only means the work is done by the next
+   pass (or by the process that made it due); the probe never decides that a slot is served.
+
+2. *Outbox.* The claim and the slot's log row (``status='queued'``, ``enqueued_at IS NULL``; one bulk insert
+   per round) commit in the same transaction, *before* anything is sent to Redis. Every pass first re-sends
+   every claimed-but-unsent row (:func:`resend_outbox`; the probe finds them through the
+   ``(status, enqueued_at)`` index). So a process killed at any point leaves one of:
 
    * before the commit: nothing (the rollback undoes the claim), and the slot is still due: the next pass
      claims it;
@@ -23,10 +32,11 @@ Why a slot fires exactly once
    * after the send, before marking it sent: a row sent twice at worst, which RQ stores once (below).
 
 3. *Deterministic, unique RQ job id* per (bench, site, job, slot), written with RQ's atomic unique-enqueue
-   script: a second send of the same run is refused by Redis itself. And the worker moves the ledger row
-   ``queued -> started`` with a compare-and-set of its own, so even a duplicate delivery (e.g. after RQ
-   forgot the first job) cannot run a slot a second time. None of this depends on how long RQ keeps
-   finished jobs, on lock TTLs, or on clocks agreeing.
+   script (all runs of a round in one pipeline; the job hash is RQ's own format, see
+   :class:`hookscheduler.dispatch.HashBuilder`): a second send of the same run is refused by Redis itself.
+   And the worker moves the ledger row ``queued -> started`` with a compare-and-set of its own, so even a
+   duplicate delivery (e.g. after RQ forgot the first job) cannot run a slot a second time. None of this
+   depends on how long RQ keeps finished jobs, on lock TTLs, or on clocks agreeing.
 
 Nothing is lost silently: every slot the pass decides about gets a log row in the claim transaction, whether
 it runs (``queued``), was ``missed`` (no pass ran while it was due) or was ``skipped`` (job stopped,
@@ -49,15 +59,18 @@ from .context import SiteContext
 from .db import get_state, write_txn
 from .decide import Decision, Entry, JobState, Slots, decide
 from .faults import failpoint
-from .models import ACTIVE_STATUSES, ScheduledJobLog, ScheduledJobType, utcnow
+from .models import ACTIVE_STATUSES, ScheduledJobLog, ScheduledJobType, database_proxy, utcnow
 from .naming import scheduled_job_id
 from .reconcile import Verdict, judge
 from .timing import next_slot
 
 log = logging.getLogger("hookscheduler.tick")
 
-DEFAULT_BATCH = 2000
-CHUNK = 500  # rows per batched statement (well under SQLite's 32k parameter limit)
+DEFAULT_BATCH = 2000  # due rows per round on SQLite (one writer at a time: a round is one lock hold)
+#: Due rows per round on PostgreSQL: small enough that concurrent processes over the same slot each take
+#: rounds of their own (SKIP LOCKED), large enough that a round's fixed cost (a commit, a pipeline) is small.
+PG_ROUND = 250
+CHUNK = 500  # rows per batched statement on SQLite (well under its 32k parameter limit)
 
 
 @dataclass
@@ -82,25 +95,34 @@ def grace_seconds(ctx: SiteContext) -> float:
     return float(max(ctx.site.tick_interval, 60))
 
 
-def inactive_reason(ctx: SiteContext) -> str | None:
-    """Why the site's scheduler is not firing, re-read every pass (config files and the state table)."""
+def inactive_reason(ctx: SiteContext, enabled: str | None = None) -> str | None:
+    """Why the site's scheduler is not firing, re-read every pass (config files and the state table;
+    ``enabled`` is the state row's value when the caller has already read it)."""
     reason = ctx.site.inactive_reason
     if reason:
         return f"scheduler inactive: {reason}"
-    if get_state("scheduler_enabled", "1") == "0":
+    if (enabled if enabled is not None else get_state("scheduler_enabled", "1")) == "0":
         note = get_state("scheduler_disabled_note")
         return "scheduler disabled" + (f": {note}" if note else "")
     return None
 
 
 def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
-             batch: int = DEFAULT_BATCH) -> PassResult:
+             batch: int | None = None) -> PassResult:
     """One pass over the site's due rows at ``now`` (naive UTC)."""
     now = now or utcnow()
     db = ctx.database()
     result = PassResult(site=ctx.name, now=now)
-    result.resent = resend_outbox(ctx, conn, result)
-    result.inactive = inactive_reason(ctx)
+    probe = probe_pass(db, now)
+    result.inactive = inactive_reason(ctx, probe.enabled)
+    if not probe.due and not probe.outbox:
+        return result  # the common case: one indexed statement, no transaction
+    if probe.outbox:
+        result.resent = resend_outbox(ctx, conn, result)
+    if not probe.due:
+        return result
+    batch = batch or (PG_ROUND if isinstance(db, pw.PostgresqlDatabase) else DEFAULT_BATCH)
+    clock, grace = ctx.clock, grace_seconds(ctx)
     memo: dict[tuple[str, str, datetime], Slots] = {}
     for _ in range(1000):  # bounded: each round moves every row it selected past `now`
         with write_txn(db):
@@ -110,9 +132,9 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
             result.due += len(rows)
             verdicts = active_runs(rows, conn, now)
             decisions = [
-                decide(JobState(r.id, r.name, r.frequency, r.cron_format, _due(r.next_execution), r.stopped,
+                decide(JobState(r.id, r.name, r.frequency, r.cron_format, r.next_execution, r.stopped,
                                 r.catchup, r.catchup_limit, r.overlap),
-                       now, ctx.clock, grace=grace_seconds(ctx), inactive=result.inactive,
+                       now, clock, grace=grace, inactive=result.inactive,
                        blocked=_blocking(verdicts.get(r.id)), memo=memo)
                 for r in rows
             ]
@@ -130,20 +152,76 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     return result
 
 
-def select_due(db: pw.Database, now: datetime, limit: int) -> list[ScheduledJobType]:
-    """Due rows through the ``next_execution`` index: the cost follows the due rows, not the table."""
-    query = (ScheduledJobType.select()
-             .where((ScheduledJobType.next_execution <= now) & (ScheduledJobType.removed == False))  # noqa: E712
-             .order_by(ScheduledJobType.next_execution, ScheduledJobType.id)
-             .limit(limit))
+@dataclass(frozen=True)
+class Probe:
+    """What one cheap statement says about a pass before it opens a transaction."""
+
+    due: bool  # some row's next_execution has come
+    outbox: bool  # some claimed run was never marked sent
+    enabled: str | None  # scheduler_state.scheduler_enabled
+
+
+def probe_pass(db: pw.Database, now: datetime) -> Probe:
+    """One statement, answered from three indexes (``next_execution``; ``(status, enqueued_at)``; the state
+    key): whatever the table size, a pass with nothing to do costs one round trip and no write lock."""
+    ph = _ph(db)
+    sql = (f"SELECT EXISTS (SELECT 1 FROM scheduled_job_type WHERE next_execution <= {ph} AND removed = {ph}), "
+           "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status = 'queued' AND enqueued_at IS NULL "
+           "AND rq_job_id IS NOT NULL), "
+           "(SELECT value FROM scheduler_state WHERE key = 'scheduler_enabled')")
+    due, outbox, enabled = _cursor(db, sql, [_sql_dt(db, now), False]).fetchone()
+    return Probe(bool(due), bool(outbox), enabled)
+
+
+@dataclass(frozen=True)
+class DueRow:
+    """The columns of a due ``scheduled_job_type`` row that a pass reads."""
+
+    id: int
+    name: str
+    method: str
+    frequency: str
+    cron_format: str
+    queue: str
+    timeout: int
+    catchup: str
+    catchup_limit: int
+    overlap: str
+    stopped: bool
+    next_execution: datetime
+
+
+_DUE_COLUMNS = ("id, name, method, frequency, cron_format, queue, timeout, catchup, catchup_limit, overlap, "
+                "stopped, next_execution")
+
+
+def select_due(db: pw.Database, now: datetime, limit: int) -> list[DueRow]:
+    """Due rows through the ``next_execution`` index: the cost follows the due rows, not the table.
+
+    On PostgreSQL the rows are locked ``FOR UPDATE SKIP LOCKED``: concurrent passes take disjoint rounds of
+    due rows (see :data:`PG_ROUND`) instead of queueing behind one another.
+    """
+    ph = _ph(db)
+    sql = (f"SELECT {_DUE_COLUMNS} FROM scheduled_job_type WHERE next_execution <= {ph} AND removed = {ph} "
+           f"ORDER BY next_execution, id LIMIT {ph}")
     if isinstance(db, pw.PostgresqlDatabase):
-        query = query.for_update("FOR UPDATE SKIP LOCKED")  # type: ignore[arg-type]
-    return list(query)
+        sql += " FOR UPDATE SKIP LOCKED"
+    rows = _cursor(db, sql, [_sql_dt(db, now), False, limit]).fetchall()
+    return [DueRow(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7], r[8], r[9], bool(r[10]), _dt(r[11]))
+            for r in rows]
 
 
-def _due(value: datetime | None) -> datetime:
-    assert value is not None  # select_due only returns rows with a next_execution
-    return value
+def _ph(db: pw.Database) -> str:
+    return "%s" if isinstance(db, pw.PostgresqlDatabase) else "?"
+
+
+def _cursor(db: pw.Database, sql: str, params: Sequence[Any] = ()) -> Any:
+    return db.execute_sql(sql, params)  # type: ignore[no-untyped-call]
+
+
+def _dt(value: Any) -> Any:
+    """A timestamp column as a datetime (SQLite hands raw SQL back the text peewee stored)."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _blocking(verdicts: list[Verdict] | None) -> str | None:
@@ -153,21 +231,45 @@ def _blocking(verdicts: list[Verdict] | None) -> str | None:
     return None
 
 
-def active_runs(rows: Sequence[ScheduledJobType], conn: redis.Redis, now: datetime) -> dict[int, list[Verdict]]:
+def active_runs(rows: Sequence[DueRow], conn: redis.Redis, now: datetime) -> dict[int, list[Verdict]]:
     """For due rows with ``overlap='skip'``: their queued/started runs, judged against RQ (and settled in the
-    ledger when RQ says they are over, abandoned or lost)."""
+    ledger when RQ says they are over, abandoned or lost). One statement per chunk, on the ``(job, status)``
+    index."""
     ids = [r.id for r in rows if r.overlap == "skip" and not r.stopped]
     if not ids:
         return {}
     timeouts = {r.id: r.timeout for r in rows}
-    active: list[ScheduledJobLog] = []
-    for i in range(0, len(ids), CHUNK):
-        active += list(ScheduledJobLog.select().where(ScheduledJobLog.job.in_(ids[i:i + CHUNK])
-                                                      & ScheduledJobLog.status.in_(ACTIVE_STATUSES)))
+    db = database_proxy.obj
+    cols = "id, job_id, status, rq_job_id, enqueued_at, started_at, finished_at"
+    active: list[ActiveRun] = []
+    chunks: list[tuple[str, list[Any]]]
+    if isinstance(db, pw.PostgresqlDatabase):
+        chunks = [(f"SELECT {cols} FROM scheduled_job_log WHERE job_id = ANY(%s) AND status IN ('queued', 'started')",
+                   [ids])]
+    else:
+        chunks = [(f"SELECT {cols} FROM scheduled_job_log WHERE job_id IN ({', '.join('?' * len(part))}) "
+                   "AND status IN ('queued', 'started')", part)
+                  for part in (list(ids[i:i + CHUNK]) for i in range(0, len(ids), CHUNK))]
+    for sql, params in chunks:
+        active += [ActiveRun(r[0], r[1], r[2], r[3], _dt(r[4]), _dt(r[5]), _dt(r[6]))
+                   for r in _cursor(db, sql, params).fetchall()]
     return settle(active, conn, now, timeouts)
 
 
-def settle(active: list[ScheduledJobLog], conn: redis.Redis, now: datetime,
+@dataclass(frozen=True)
+class ActiveRun:
+    """The columns of a queued/started ledger row that :func:`settle` reads."""
+
+    id: int
+    job_id: int
+    status: str
+    rq_job_id: str | None
+    enqueued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def settle(active: Sequence[ScheduledJobLog | ActiveRun], conn: redis.Redis, now: datetime,
            timeouts: dict[int, int]) -> dict[int, list[Verdict]]:
     """Judge each active ledger row against RQ and write the outcome of the ones that are over."""
     if not active:
@@ -198,32 +300,38 @@ def _sql_dt(db: pw.Database, value: datetime) -> Any:
 
 
 def claim(db: pw.Database, decisions: Sequence[Decision]) -> set[int]:
-    """Compare-and-set every decision's row from the slot it served to its next slot; returns the won ids."""
-    won: set[int] = set()
+    """Compare-and-set every decision's row from the slot it served to its next slot; returns the won ids.
+
+    One statement per round on PostgreSQL (arrays joined to the table through its primary key), one per
+    :data:`CHUNK` rows on SQLite."""
+    if not decisions:
+        return set()
     table = ScheduledJobType._meta.table_name
+    if isinstance(db, pw.PostgresqlDatabase):
+        sql = (f"UPDATE {table} AS t SET next_execution = v.new_next "
+               "FROM unnest(%s::integer[], %s::timestamp[], %s::timestamp[]) AS v(id, old, new_next) "
+               "WHERE t.id = v.id AND t.next_execution = v.old RETURNING t.id")
+        params: list[Any] = [[d.job.id for d in decisions], [d.job.next_execution for d in decisions],
+                             [d.next_execution for d in decisions]]
+        return {row[0] for row in _cursor(db, sql, params).fetchall()}
+    won: set[int] = set()
     for i in range(0, len(decisions), CHUNK):
         chunk = decisions[i:i + CHUNK]
-        params: list[Any] = []
+        params = []
         for d in chunk:
             params += [d.job.id, _sql_dt(db, d.job.next_execution), _sql_dt(db, d.next_execution)]
-        values = ", ".join(["(%s, %s, %s)"] * len(chunk))
-        if isinstance(db, pw.PostgresqlDatabase):
-            sql = (f"UPDATE {table} AS t SET next_execution = v.new_next "
-                   f"FROM (VALUES {values}) AS v(id, old, new_next) "
-                   f"WHERE t.id = v.id AND t.next_execution = v.old RETURNING t.id")
-        else:
-            sql = (f"UPDATE {table} SET next_execution = v.column3 FROM (VALUES {values.replace('%s', '?')}) AS v "
-                   f"WHERE {table}.id = v.column1 AND {table}.next_execution = v.column2 RETURNING {table}.id")
-        cursor: Any = db.execute_sql(sql, params)  # type: ignore[no-untyped-call]
-        won.update(row[0] for row in cursor.fetchall())
+        values = ", ".join(["(?, ?, ?)"] * len(chunk))
+        sql = (f"UPDATE {table} SET next_execution = v.column3 FROM (VALUES {values}) AS v "
+               f"WHERE {table}.id = v.column1 AND {table}.next_execution = v.column2 RETURNING {table}.id")
+        won.update(row[0] for row in _cursor(db, sql, params).fetchall())
     return won
 
 
-def record(ctx: SiteContext, decisions: Sequence[Decision], rows: dict[int, ScheduledJobType], now: datetime,
+def record(ctx: SiteContext, decisions: Sequence[Decision], rows: dict[int, DueRow], now: datetime,
            result: PassResult) -> list[dispatch.Run]:
     """Write the claimed decisions' log rows (same transaction as the claim); return the runs to send."""
     bench_id = ctx.bench.bench_id
-    inserts: list[dict[str, Any]] = []
+    inserts: list[tuple[Any, ...]] = []
     runs: list[dispatch.Run] = []
     extend = _skips_to_extend(decisions)
     for d in decisions:
@@ -243,18 +351,36 @@ def record(ctx: SiteContext, decisions: Sequence[Decision], rows: dict[int, Sche
                 result.fired += 1
                 runs.append(dispatch.Run(rq_id, ctx.name, row.name, row.method, row.queue, row.timeout,
                                          e.scheduled_for, e.trigger))
-    for i in range(0, len(inserts), CHUNK):
-        ScheduledJobLog.insert_many(inserts[i:i + CHUNK]).execute()
+    insert_log_rows(database_proxy.obj, inserts)
     return runs
 
 
-def _log_values(row: ScheduledJobType, e: Entry, rq_id: str | None, now: datetime) -> dict[str, Any]:
-    return {
-        "job": row.id, "job_name": row.name, "scheduled_for": e.scheduled_for, "trigger": e.trigger,
-        "status": e.status, "reason": e.reason, "slots": e.slots, "first_slot": e.first_slot or e.scheduled_for,
-        "last_slot": e.last_slot or e.scheduled_for, "queue": row.queue, "rq_job_id": rq_id,
-        "created_at": now, "modified_at": now,
-    }
+_LOG_COLUMNS = ("job_id", "job_name", "scheduled_for", "trigger", "status", "reason", "slots", "first_slot",
+                "last_slot", "queue", "rq_job_id", "created_at", "modified_at")
+_PG_LOG_TYPES = ("integer", "text", "timestamp", "text", "text", "text", "integer", "timestamp", "timestamp", "text",
+                 "text", "timestamp", "timestamp")
+
+
+def _log_values(row: DueRow, e: Entry, rq_id: str | None, now: datetime) -> tuple[Any, ...]:
+    """One ledger row, in :data:`_LOG_COLUMNS` order."""
+    return (row.id, row.name, e.scheduled_for, e.trigger, e.status, e.reason, e.slots,
+            e.first_slot or e.scheduled_for, e.last_slot or e.scheduled_for, row.queue, rq_id, now, now)
+
+
+def insert_log_rows(db: pw.Database, rows: list[tuple[Any, ...]]) -> None:
+    """Bulk insert ledger rows: one statement of arrays on PostgreSQL, ``executemany`` on SQLite."""
+    if not rows:
+        return
+    cols = ", ".join(_LOG_COLUMNS)
+    if isinstance(db, pw.PostgresqlDatabase):
+        arrays = ", ".join(f"%s::{t}[]" for t in _PG_LOG_TYPES)
+        _cursor(db, f"INSERT INTO scheduled_job_log ({cols}) SELECT * FROM unnest({arrays})",
+                [list(col) for col in zip(*rows, strict=True)])
+        return
+    conv = [tuple(v.isoformat(sep=" ") if isinstance(v, datetime) else v for v in r) for r in rows]
+    cursor = db.cursor()  # type: ignore[no-untyped-call]
+    cursor.executemany(f"INSERT INTO scheduled_job_log ({cols}) VALUES ({', '.join('?' * len(_LOG_COLUMNS))})",
+                       conv)
 
 
 def _skips_to_extend(decisions: Sequence[Decision]) -> dict[int, ScheduledJobLog]:
@@ -303,10 +429,18 @@ def _ttls(ctx: SiteContext) -> dict[str, int]:
 
 
 def mark_sent(rq_ids: list[str], now: datetime) -> None:
+    """Close the outbox rows of runs now in RQ (one statement on PostgreSQL, one per chunk on SQLite)."""
+    if not rq_ids:
+        return
+    db = database_proxy.obj
+    if isinstance(db, pw.PostgresqlDatabase):
+        _cursor(db, "UPDATE scheduled_job_log SET enqueued_at = %s WHERE rq_job_id = ANY(%s) AND enqueued_at IS NULL",
+                [now, rq_ids])
+        return
     for i in range(0, len(rq_ids), CHUNK):
-        (ScheduledJobLog.update(enqueued_at=now)
-         .where(ScheduledJobLog.rq_job_id.in_(rq_ids[i:i + CHUNK]) & ScheduledJobLog.enqueued_at.is_null())
-         .execute())
+        part = rq_ids[i:i + CHUNK]
+        _cursor(db, f"UPDATE scheduled_job_log SET enqueued_at = ? WHERE rq_job_id IN ({', '.join('?' * len(part))}) "
+                "AND enqueued_at IS NULL", [_sql_dt(db, now), *part])
 
 
 def resend_outbox(ctx: SiteContext, conn: redis.Redis, result: PassResult | None = None,

@@ -1,0 +1,157 @@
+"""Workload 1: what one scheduling pass costs as the job table grows, against RQ's cron and raw enqueue_many.
+
+For N scheduled jobs (varied crons), on SQLite and PostgreSQL:
+
+* *none due*: a pass at a moment when no row is due (the common case: most passes of a busy loop), averaged over
+  a batch of passes per run;
+* *1% due*: a pass at the moment N/100 rows are due (spread over crons that fire then); before every run the
+  rows are put back on their slot and the runs forgotten (log rows and RQ jobs deleted), so each run repeats
+  the same work. Also reported per fired job.
+
+On the same Redis and the same N: RQ 3's ``CronScheduler`` (one iteration of its loop, see ``rqcron``), and the
+floor, raw ``Queue.enqueue_many`` of the same N/100 jobs.
+"""
+
+from __future__ import annotations
+
+import gc
+from datetime import timedelta
+
+import redis
+
+from hookscheduler.tick import run_pass
+
+from .common import BenchConfig, Measurement
+from .rqcron import RQCron, enqueue_many_floor
+from .tickbench import NOW, SLOT, BenchSite, clear_redis_prefix, fmt_n, make_site, populate, ratio, timed
+
+TITLE = "1. Tick cost vs table size"
+W = "1. Tick cost"
+IDLE_PASSES = 200  # none-due passes per run (one pass is well under a millisecond: average a batch)
+
+
+def sizes(cfg: BenchConfig) -> list[int]:
+    return [1_000, 10_000] if cfg.quick else [1_000, 10_000, 100_000]
+
+
+def idle_ms(site: BenchSite, passes: int) -> float:
+    """Mean ms of a pass with nothing due (a minute before the slot)."""
+    at = SLOT - timedelta(minutes=1)
+    ms, results = timed(lambda: [run_pass(site.ctx, site.conn, now=at) for _ in range(passes)])
+    assert all(r.fired == 0 and r.due == 0 for r in results), "a pass before the slot found something due"
+    return float(ms / passes)
+
+
+def due_ms(site: BenchSite, expected: int) -> float:
+    site.reset()
+    gc.collect()
+    ms, result = timed(lambda: run_pass(site.ctx, site.conn, now=NOW))
+    if result.fired != expected or result.send_error:
+        raise RuntimeError(f"pass fired {result.fired} of {expected} due jobs ({result.send_error or 'no error'})")
+    if site.queue_len() != expected:
+        raise RuntimeError(f"RQ holds {site.queue_len()} jobs after the pass, expected {expected}")
+    return float(ms)
+
+
+def floor_per_job(conn: redis.Redis, n: int, runs: int) -> list[float]:
+    """ms per job of raw ``enqueue_many`` of the N/100 jobs a 1% pass fires."""
+    due, prefix = n // 100, f"hsbraw{n}x"
+    per_job = []
+    for _ in range(runs):
+        clear_redis_prefix(conn, prefix)
+        ms, count = timed(lambda: enqueue_many_floor(conn, prefix, due))
+        assert count == due
+        per_job.append(ms / due)
+    clear_redis_prefix(conn, prefix)
+    return per_job
+
+
+def rq_cron(conn: redis.Redis, n: int, runs: int, idle_passes: int) -> tuple[list[float], list[float]]:
+    """RQ's ``CronScheduler`` with N jobs: (ms per pass with none due, ms per pass with N/100 due)."""
+    due = n // 100
+    cron = RQCron(conn, f"hsbrq{n}x", n, due)
+    passes = max(1, idle_passes // 20) if n >= 100_000 else max(1, idle_passes // 5)
+    try:
+        idle = []
+        for _ in range(runs):
+            ms, counts = timed(lambda: [cron.cron_pass() for _ in range(passes)])
+            assert not any(counts), "RQ cron enqueued when nothing was due"
+            idle.append(ms / passes)
+        busy = []
+        for _ in range(runs):
+            cron.make_due()
+            cron.clear_jobs()
+            gc.collect()
+            ms, count = timed(cron.cron_pass)
+            if count != due:
+                raise RuntimeError(f"RQ cron enqueued {count} of {due}")
+            busy.append(ms)
+    finally:
+        cron.close()
+    return idle, busy
+
+
+def run(cfg: BenchConfig) -> list[Measurement]:
+    out: list[Measurement] = []
+    idle_passes = 50 if cfg.quick else IDLE_PASSES
+    hs_due: dict[tuple[str, int], list[float]] = {}
+    hs_idle: dict[tuple[str, int], list[float]] = {}
+    for kind in ("sqlite", "postgres"):
+        for n in sizes(cfg):
+            due = n // 100
+            site = make_site(cfg, f"w1{kind[:2]}{n}x", kind)
+            try:
+                populate(site, n, due)
+                run_pass(site.ctx, site.conn, now=SLOT - timedelta(minutes=1))  # warm-up (connections, caches)
+                idle = [idle_ms(site, idle_passes) for _ in range(cfg.runs)]
+                site.reset()
+                run_pass(site.ctx, site.conn, now=NOW)  # warm-up of the firing path
+                busy = [due_ms(site, due) for _ in range(cfg.runs)]
+            finally:
+                site.close()
+            hs_idle[(kind, n)], hs_due[(kind, n)] = idle, busy
+    conn = make_conn(cfg)
+    floor = {n: floor_per_job(conn, n, cfg.runs) for n in sizes(cfg)}
+    rq = {n: rq_cron(conn, n, cfg.runs, idle_passes) for n in sizes(cfg)}
+
+    top = max(sizes(cfg))
+    for kind in ("sqlite", "postgres"):
+        for n in sizes(cfg):
+            idle = hs_idle[(kind, n)]
+            target = "<= 1 ms, flat in N" if n == top else ""
+            ok = (sorted(idle)[len(idle) // 2] <= 1.0) if n == top else None
+            out.append(Measurement(W, f"hookscheduler {kind}, N={fmt_n(n)}, none due", "ms/pass", idle, target, ok,
+                                   f"RQ cron {ratio(rq[n][0], idle):.0f}x slower"))
+        small, big = hs_idle[(kind, min(sizes(cfg)))], hs_idle[(kind, top)]
+        growth = [b / s for s, b in zip(small, big, strict=True)]
+        out.append(Measurement(W, f"hookscheduler {kind}, none due, N={fmt_n(top)} vs N={fmt_n(min(sizes(cfg)))}",
+                               "x (growth)", growth, "flat (<= 2x)", sorted(growth)[len(growth) // 2] <= 2.0,
+                               f"RQ cron grows {ratio(rq[top][0], rq[min(sizes(cfg))][0]):.0f}x"))
+        for n in sizes(cfg):
+            due = n // 100
+            busy = hs_due[(kind, n)]
+            per_job = [v / due for v in busy]
+            speedup = ratio(rq[n][1], busy)
+            vs_floor = ratio(per_job, floor[n])
+            if n == top:
+                ok_pass = sorted(busy)[len(busy) // 2] <= 150 and speedup >= 8
+                ok_job = sorted(per_job)[len(per_job) // 2] <= 0.15 and vs_floor <= 2
+                t_pass, t_job = "<= 150 ms, >= 8x faster than RQ cron", "<= 0.15 ms, <= 2x enqueue_many"
+            else:
+                ok_pass = ok_job = None
+                t_pass = t_job = ""
+            out.append(Measurement(W, f"hookscheduler {kind}, N={fmt_n(n)}, 1% due ({fmt_n(due)} fired)", "ms/pass",
+                                   busy, t_pass, ok_pass, f"{speedup:.1f}x faster than RQ cron"))
+            out.append(Measurement(W, f"hookscheduler {kind}, N={fmt_n(n)}, 1% due", "ms/fired job", per_job,
+                                   t_job, ok_job, f"{vs_floor:.2f}x raw enqueue_many per job"))
+    for n in sizes(cfg):
+        due = n // 100
+        out.append(Measurement(W, f"RQ CronScheduler, N={fmt_n(n)}, none due", "ms/pass", rq[n][0]))
+        out.append(Measurement(W, f"RQ CronScheduler, N={fmt_n(n)}, 1% due ({fmt_n(due)} fired)", "ms/pass",
+                               rq[n][1], note=f"{ratio(rq[n][1], [1.0] * len(rq[n][1])) / due:.3f} ms/fired job"))
+        out.append(Measurement(W, f"raw enqueue_many, {fmt_n(due)} jobs", "ms/job", floor[n]))
+    return out
+
+
+def make_conn(cfg: BenchConfig) -> redis.Redis:
+    return redis.Redis.from_url(cfg.redis_url)

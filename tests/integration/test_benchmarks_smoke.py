@@ -1,0 +1,44 @@
+"""The benchmark harness cannot rot: the runner runs a workload end to end (real Redis, SQLite, PostgreSQL)
+and renders its results, keeping the rows of workloads it did not run. Timing is never asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import PG_DSN, REDIS_URL
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def _run(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--runs", "1", "--out", str(out),
+                           "--redis-url", REDIS_URL, "--pg-dsn", PG_DSN, *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=240)
+
+
+def test_runner_runs_a_workload_and_keeps_the_others_rows(tmp_path: Path) -> None:
+    old = {"workloads": {"6": {"number": 6, "module": "w6_x", "title": "6. Earlier workload", "error": None,
+                               "rows": [{"workload": "6", "case": "kept row", "metric": "jobs/s", "values": [1.0],
+                                         "target": "", "ok": None, "note": ""}],
+                               "date": "2026-01-01 00:00 UTC", "mode": "full", "runs": 5, "seconds": 1.0,
+                               "load_before": "0", "load_after": "0"}}}
+    (tmp_path / "results.json").write_text(json.dumps(old))
+    proc = _run(tmp_path, "--only", "2")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert set(data["workloads"]) == {"2", "6"}
+    rows = data["workloads"]["2"]["rows"]
+    assert {r["case"] for r in rows} >= {"sqlite: first pass after 48 h", "postgres: first pass after 48 h"}
+    assert all(r["values"] for r in rows)
+    md = (tmp_path / "RESULTS.md").read_text()
+    assert "2. Downtime recovery" in md and "kept row" in md and "load average" in md
+    assert "redis server" in md and "postgresql server" in md
+
+
+def test_runner_refuses_an_unknown_workload(tmp_path: Path) -> None:
+    proc = _run(tmp_path, "--only", "99")
+    assert proc.returncode != 0
+    assert "no workload '99'" in proc.stderr and not (tmp_path / "RESULTS.md").exists()
