@@ -100,8 +100,9 @@ def test_no_command_prints_a_password(bench_factory, acl_redis, monkeypatch):
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("case", ["pg-down", "pg-bad-port", "pg-slash-in-password", "pg-bad-host-bracket", "redis-down", "redis-bad-port",
-                                  "redis-wrong-password", "redis-slash-in-password"])
+@pytest.mark.parametrize("case", ["pg-down", "pg-bad-port", "pg-slash-in-password", "pg-bad-host-bracket",
+                                  "redis-down", "redis-bad-port", "redis-wrong-password",
+                                  "redis-slash-in-password"])
 def test_errors_never_print_a_password(bench_factory, acl_redis, case):
     pg = _pg_url_with_password(bench_factory)
     closed = free_port()
