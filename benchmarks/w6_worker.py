@@ -186,8 +186,8 @@ one request and a COMMIT, instead of seven round trips. The outcome is one reque
 (`runlog.start_in_one_trip` / `finish_in_one_trip`). They run the same statements in the same transaction,
 with the same `WHERE status = 'queued'` compare-and-set. If one fails, it is rolled back and the old path
 runs, with the log row in a savepoint, so `last_execution` still advances when only the log table is broken
-(Frappe #41245). The start measured 18 ms median before (load ~8) and 10 ms after (load ~4); not a controlled comparison, but the
-round trips it removes are counted in `tests/integration/test_runlog_one_trip.py`.
+(Frappe #41245). The start measured 18 ms median before (load ~8) and 10 ms after (load ~4). That is not a
+controlled comparison, but `tests/integration/test_runlog_one_trip.py` counts the round trips it removes.
 
 **What would close it.**
 
