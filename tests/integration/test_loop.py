@@ -21,7 +21,7 @@ from hookscheduler.context import open_site
 from hookscheduler.hooks_loader import load_job_specs
 from hookscheduler.loop import Scheduler
 from hookscheduler.migrate import migrate_site
-from hookscheduler.models import ScheduledJobLog, ScheduledJobType, utcnow
+from hookscheduler.models import ScheduledJobLog, ScheduledJobType
 from hookscheduler.naming import heartbeat_pattern, last_tick_key, queue_name
 from hookscheduler.redis_conn import redis_for
 from hookscheduler.tick import reconcile_active, run_pass
@@ -180,12 +180,11 @@ def test_schedule_process_stops_cleanly_on_sigterm(bench_factory):
 
 def test_schedule_process_survives_a_redis_restart_and_fires_once_after(bench_factory, private_redis):
     """The real `schedule` process, a job due every second, Redis killed and restarted under it."""
-    # migrated just now: migrated at a fixed past date, the first pass had to count (up to 100,000) missed
-    # per-second slots, which took longer than this test waits on a busy machine
+    # migrated on the real clock, which the real process runs on: migrated at T0 the first pass would have to
+    # account for every second since T0 (months of missed slots) before it fires anything
     bench = _migrated(bench_factory, "sqlite", {"cron": {"* * * * * *": [{"method": "app1.tasks.ok",
                                                                           "overlap": "allow"}]}},
-                      now=utcnow() - timedelta(seconds=2),
-                      common={"redis_queue": private_redis.url, "scheduler_tick_interval": 5})
+                      now=datetime.utcnow(), common={"redis_queue": private_redis.url, "scheduler_tick_interval": 5})
     proc = subprocess.Popen([sys.executable, "-m", "hookscheduler", "schedule"], env=env_for(bench),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ctx = open_site(str(bench))
