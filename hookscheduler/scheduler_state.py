@@ -119,24 +119,33 @@ class SiteStatus:
     status: str
     reason: str | None
     last_tick: datetime | None
-    scheduler_alive: bool
-    pending: int
-    failed: int
+    scheduler_alive: bool | None  # None: unknown (Redis unreachable)
+    pending: int | None
+    failed: int | None
     processes: list[Heartbeat] = field(default_factory=list)
     queues: dict[str, dict[str, int]] = field(default_factory=dict)
+    redis_error: str | None = None  # why liveness and counts are unknown
 
     def as_dict(self, verbose: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"site": self.site, "status": self.status, "reason": self.reason,
                                "last_tick": self.last_tick, "scheduler_alive": self.scheduler_alive,
                                "pending": self.pending, "failed": self.failed}
+        if self.redis_error:
+            out["redis_error"] = self.redis_error
         if verbose:
             out["processes"] = [p.as_dict() for p in self.processes]
             out["queues"] = self.queues
         return out
 
 
-def site_status(ctx: SiteContext, conn: redis.Redis) -> SiteStatus:
+def site_status(ctx: SiteContext, conn: redis.Redis | None, redis_error: str | None = None) -> SiteStatus:
+    """The site's status. ``conn`` None (Redis unreachable, ``redis_error`` says why): the database half is
+    still answered -- during a Redis outage an operator still needs to know whether the scheduler is on --
+    and liveness, last tick and counts are reported as unknown rather than as zero."""
     status, reason = scheduler_state(ctx)
+    if conn is None:
+        return SiteStatus(site=ctx.name, status=status, reason=reason, last_tick=None, scheduler_alive=None,
+                          pending=None, failed=None, redis_error=redis_error or "Redis unreachable")
     bench_id = ctx.bench.bench_id
     procs = [h for h in heartbeats(conn, bench_id) if h.serves(ctx.name)]
     counts = pending_counts(conn, bench_id, ctx.name, list(ctx.site.queues))

@@ -10,9 +10,10 @@ import click
 from .. import scheduler_state as sched
 from ..config import Site, load_bench, load_site
 from ..context import SiteContext
+from ..exceptions import ServiceUnavailable
 from ..jobs import actor
 from ..models import utcnow
-from .base import CliState, cli, echo, pass_state
+from .base import CliState, cli, echo, fail, pass_state
 from .common import ago, connect
 from .output import format_option, local, table, to_json
 
@@ -30,18 +31,32 @@ def status_cmd(state: CliState, verbose: bool, fmt: str) -> None:
     """Enabled, disabled or paused (and why), last tick, whether a `schedule` process is alive, pending and
     failed jobs. Without --site: every site (JSON: a list)."""
     contexts = state.each()
-    statuses = [sched.site_status(ctx, connect(ctx)) for ctx in contexts]
+    statuses = [_status(ctx) for ctx in contexts]
     if fmt == "json":
         data = [s.as_dict(verbose) for s in statuses]
         echo(to_json(data[0] if len(data) == 1 else data))
-        return
-    now = utcnow()
-    for ctx, st in zip(contexts, statuses, strict=True):
-        _print_status(ctx, st, verbose, now)
+    else:
+        now = utcnow()
+        for ctx, st in zip(contexts, statuses, strict=True):
+            _print_status(ctx, st, verbose, now)
+    errors = [s.redis_error for s in statuses if s.redis_error]
+    if errors:  # the database half was printed; the command still failed (exit 1, one line)
+        fail(errors[0])
+
+
+def _status(ctx: SiteContext) -> sched.SiteStatus:
+    try:
+        conn = connect(ctx)
+    except ServiceUnavailable as exc:
+        return sched.site_status(ctx, None, str(exc))
+    return sched.site_status(ctx, conn)
 
 
 def _print_status(ctx: SiteContext, st: sched.SiteStatus, verbose: bool, now: Any) -> None:
     echo(f"Scheduler is {st.status} for site {st.site}" + (f" ({st.reason})" if st.reason else ""))
+    if st.redis_error:
+        echo("  Redis unreachable: last tick, scheduler processes and job counts unknown")
+        return
     alive = "alive" if st.scheduler_alive else "NOT RUNNING (start `hookscheduler schedule`)"
     tick = f"{local(st.last_tick, ctx.site.time_zone)} ({ago(st.last_tick, now)})" if st.last_tick else "never"
     echo(f"  last tick {tick}; "

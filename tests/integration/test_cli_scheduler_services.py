@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -43,6 +44,24 @@ def test_redis_unreachable(bench_factory, monkeypatch, args):
     monkeypatch.setenv("HOOKSCHEDULER_REDIS_URL", "redis://:secret-pw@127.0.0.1:1/0")
     assert_one_line_error(run(bench, *args), 1, "cannot reach Redis at redis://:***@127.0.0.1:1/0",
                           secret="secret-pw")
+
+
+def test_status_still_answers_the_database_half_when_redis_is_down(bench_factory, monkeypatch):
+    """During a Redis outage an operator still learns whether the scheduler is on; what only Redis knows is
+    reported as unknown (null), never as 0, and the command still exits 1 with one line."""
+    bench = bench_factory.make(APPS)
+    migrated(bench, utcnow())
+    assert run(bench, "scheduler", "disable", "--note", "deploy").code == 0
+    monkeypatch.setenv("HOOKSCHEDULER_REDIS_URL", "redis://:secret-pw@127.0.0.1:1/0")
+    r = run(bench, "scheduler", "status")
+    assert_one_line_error(r, 1, "cannot reach Redis", secret="secret-pw")
+    assert "Scheduler is disabled for site default (scheduler disabled: deploy" in r.out
+    assert "Redis unreachable" in r.out
+    r = run(bench, "scheduler", "status", "--format", "json")
+    assert_one_line_error(r, 1, "cannot reach Redis", secret="secret-pw")
+    data = json.loads(r.out)
+    assert data["status"] == "disabled" and data["scheduler_alive"] is None and data["pending"] is None
+    assert "cannot reach Redis" in data["redis_error"] and "secret-pw" not in r.out
 
 
 def test_redis_unreachable_through_a_process(bench_factory):
