@@ -239,14 +239,18 @@ def render_markdown(data: dict[str, Any]) -> str:
         out.append("|" + "---|" * len(HEADERS))
         for r in e["rows"]:
             out.append("| " + " | ".join(_md_escape(c) for c in row_cells(r)) + " |")
-        if e.get("analysis"):
-            out += ["", e["analysis"]]
+        analysis = analysis_for(e.get("module", "")) or e.get("analysis", "")
+        if analysis:
+            out += ["", analysis]
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
 def analysis_for(module: str) -> str:
-    """Free text a workload keeps beside its rows (``ANALYSIS`` in the module: misses, profiles, fixes)."""
+    """Free text a workload keeps beside its rows (``ANALYSIS`` in the module: misses, profiles, fixes); read
+    when rendering, so the explanation follows the code even for rows measured earlier."""
+    if not _WORKLOAD.match(module):
+        return ""
     try:
         mod = importlib.import_module(f"benchmarks.{module}")
     except Exception:
