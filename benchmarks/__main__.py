@@ -56,6 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--redis-url", default=os.environ.get("HOOKSCHEDULER_BENCH_REDIS_URL", DEFAULT_REDIS))
     p.add_argument("--pg-dsn", default=os.environ.get("HOOKSCHEDULER_BENCH_PG", DEFAULT_PG))
     p.add_argument("--out", type=Path, default=HERE, help="folder for results.json and RESULTS.md")
+    p.add_argument("--render", action="store_true", help="only re-render RESULTS.md from results.json")
     args = p.parse_args(argv)
     if args.runs is not None and args.runs < 1:
         p.error(f"--runs {args.runs}: give at least 1")
@@ -260,6 +261,11 @@ def analysis_for(module: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        data = load_results(args.out / "results.json")
+        (args.out / "RESULTS.md").write_text(render_markdown(data))
+        print(f"wrote {args.out / 'RESULTS.md'}")
+        return 0
     quick = not args.full
     runs = args.runs or (3 if quick else 5)
     todo = selected(args.only, discover())
