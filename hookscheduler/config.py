@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .exceptions import BenchError, ConfigError
+from .exceptions import BenchError, ConfigError, shown
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_TICK_INTERVAL = 60
@@ -123,6 +123,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); fix the file"
         ) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: JSON nested too deeply to be a config; fix the file") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must hold a JSON object ({{...}}), not {type(data).__name__}")
     validate_settings(data, str(path))
@@ -135,25 +137,34 @@ def validate_settings(data: Mapping[str, Any], where: str) -> None:
         if key in IGNORED_KEYS:
             continue
         if key not in KNOWN_KEYS:
-            hint = difflib.get_close_matches(key, list(KNOWN_KEYS), n=1)
+            hint = difflib.get_close_matches(key[:100], list(KNOWN_KEYS), n=1)
             raise ConfigError(
-                f"{where}: unknown key {key!r}; "
+                f"{where}: unknown key {shown(key)}; "
                 + (f"did you mean {hint[0]!r}?" if hint else f"known keys are {', '.join(sorted(KNOWN_KEYS))}")
             )
         check, expected = KNOWN_KEYS[key]
         if not check(value):
-            shown = f"a {type(value).__name__}" if key in SECRET_KEYS else json.dumps(value)[:200]
-            raise ConfigError(f"{where}: {key!r} must be {expected}, got {shown}")
+            got = f"a {type(value).__name__}" if key in SECRET_KEYS else _json_excerpt(value)
+            raise ConfigError(f"{where}: {key!r} must be {expected}, got {got}")
     if "time_zone" in data:
         load_zone(str(data["time_zone"]), f"{where}: 'time_zone'")
     if "workers" in data:
         _validate_workers(data["workers"], where)
 
 
+def _json_excerpt(value: Any) -> str:
+    """At most 200 characters of ``value`` as JSON (control characters escaped, so the message stays one line)."""
+    try:
+        text = json.dumps(value)
+    except (ValueError, TypeError, RecursionError):
+        text = shown(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def _validate_workers(workers: Mapping[str, Any], where: str) -> None:
     for name, spec in workers.items():
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
-            raise ConfigError(f"{where}: 'workers' queue name {name!r} must be letters, digits, '_', '.', '-'")
+            raise ConfigError(f"{where}: 'workers' queue name {shown(name)} must be letters, digits, '_', '.', '-'")
         if name in BUILTIN_QUEUES:
             raise ConfigError(f"{where}: 'workers' cannot redefine the built-in queue {name!r}")
         if not isinstance(spec, dict):
@@ -169,7 +180,7 @@ def load_zone(name: str, where: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{where}: unknown time zone {name!r}; use an IANA name such as Europe/Berlin") from None
+        raise ConfigError(f"{where}: unknown time zone {shown(name)}; use an IANA name such as Europe/Berlin") from None
 
 
 def system_zone_name() -> str:

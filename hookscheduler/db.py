@@ -29,7 +29,14 @@ _PASSWORD_IN_URL = re.compile(
     r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^\s/]*)@(?P<host>[^@/\s]*)", re.I
 )
 # libpq key=value DSNs and URL query parameters (``?password=...``) carry passwords too.
-_PASSWORD_PARAM = re.compile(r"(?P<key>\b(?:password|passwd|pwd)\s*=\s*)(?P<pw>'[^']*'|[^&\s'\"]*)", re.I)
+# ``ssl_password=`` (a TLS key's passphrase in a rediss:// URL) and ``rq_password=`` count too.
+_PASSWORD_PARAM = re.compile(
+    r"(?P<key>\b\w*?(?:password|passwd|pwd)\s*=\s*)(?P<pw>'[^']*'|[^&\s'\"]*)", re.I)
+
+
+# ... and so do mappings printed as JSON or Python reprs (a job's kwargs, a config excerpt): "password": "x".
+_PASSWORD_ITEM = re.compile(
+    r"""(?P<key>["']\w*?(?:password|passwd|pwd)["']\s*:\s*)(?P<pw>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""", re.I)
 
 
 def redact(text: str) -> str:
@@ -38,12 +45,17 @@ def redact(text: str) -> str:
     Secrets never reach any output: every message, listing and JSON document the CLI prints goes through here.
     """
     text = _PASSWORD_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@{m['host']}", text)
+    text = _PASSWORD_ITEM.sub(lambda m: f"{m['key']}{m['pw'][0]}***{m['pw'][0]}", text)
     return _PASSWORD_PARAM.sub(lambda m: f"{m['key']}***", text)
 
 
 def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
     """A peewee database for ``sqlite:///path`` or ``postgresql://user:pass@host:port/db``, not yet connected."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "postgresql://u:p@[::1/db": an unbalanced IPv6 bracket
+        raise ConfigError(f"db_url {redact(url)} is not a valid URL ({exc}); "
+                          "use sqlite:///path or postgresql://user:pass@host:port/db") from None
     scheme = parts.scheme.lower()
     if scheme == "sqlite":
         raw = unquote(url.split("://", 1)[1])
@@ -61,12 +73,17 @@ def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
         dbname = unquote(parts.path.lstrip("/"))
         if not dbname:
             raise ConfigError(f"db_url {redact(url)} names no database; use postgresql://user:pass@host:port/db")
+        try:
+            port = parts.port  # urllib checks it only now: "host:abc" or "host:99999" raise ValueError
+        except ValueError as exc:
+            raise ConfigError(f"db_url {redact(url)}: {redact(str(exc))}; "
+                              "use postgresql://user:pass@host:port/db") from None
         return pw.PostgresqlDatabase(
             dbname,
             user=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             host=parts.hostname or None,
-            port=parts.port,
+            port=port,
             **options,
         )
     raise ConfigError(

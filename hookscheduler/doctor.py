@@ -20,6 +20,7 @@ from .context import SiteContext
 from .db import redact
 from .exceptions import HookSchedulerError
 from .models import ScheduledJobLog, ScheduledJobType, utcnow
+from .permissions import loose_permissions
 from .queues import pending_counts
 from .redis_conn import check_redis, redis_for
 from .rq_view import workers_per_queue
@@ -87,6 +88,7 @@ def _site(ctx: SiteContext, report: Report, now: datetime) -> None:
 
     conn = _redis(ctx, add)
     db_ok = _database(ctx, add)
+    _guard(add, "permissions", lambda: _permissions(ctx, add))
     late = overdue_after(ctx.site.tick_interval)
     if db_ok:
         _guard(add, "scheduler", lambda: _scheduler(ctx, conn, add, now, late))
@@ -116,6 +118,16 @@ def _redis(ctx: SiteContext, add: Callable[..., None]) -> redis.Redis | None:
         return None
     add("redis", True, f"Redis {version} reachable at {redact(url)}")
     return conn
+
+
+def _permissions(ctx: SiteContext, add: Callable[..., None]) -> None:
+    loose = loose_permissions(ctx.site)
+    if loose:
+        add("permissions", False, "; ".join(loose),
+            "make them owner-only: chmod 600 on the files, chmod 700 on the database folder (or the umask you "
+            "intend, if other users must share them)")
+    else:
+        add("permissions", True, "database and config files holding secrets are owner-only")
 
 
 def _database(ctx: SiteContext, add: Callable[..., None]) -> bool:

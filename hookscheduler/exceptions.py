@@ -7,6 +7,18 @@ failed, 2 = bad usage or invalid input).
 
 from __future__ import annotations
 
+import reprlib
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 120
+
+
+def shown(value: object) -> str:
+    """``repr`` of user input for a one-line message: quoted, control characters escaped (a newline or an
+    escape sequence in a job name cannot break the line or reach the terminal) and at most ~120 characters
+    (a 10,000-character argument must not become a 10,000-character error)."""
+    return _SHOWN.repr(value)
+
 
 class HookSchedulerError(Exception):
     """Base class; the message is shown to the user as is."""
@@ -41,6 +53,12 @@ class HookError(HookSchedulerError):
         if len(self.problems) > self.SHOWN:
             lines.append(f"  ... and {len(self.problems) - self.SHOWN} more")
         super().__init__(head + ":\n" + "\n".join(lines))
+
+
+class BadInput(HookSchedulerError):
+    """A command-line argument the command cannot accept (exit 2), said in one line."""
+
+    exit_code = 2
 
 
 class JobNotFound(HookSchedulerError, LookupError):

@@ -11,7 +11,7 @@ from typing import Any
 import peewee as pw
 
 from .db import write_txn
-from .exceptions import HookSchedulerError, JobNotFound
+from .exceptions import HookSchedulerError, JobNotFound, shown
 from .frequencies import FREQUENCIES, event_of
 from .models import ScheduledJobLog, ScheduledJobType, utcnow
 from .timing import SiteClock, next_slot, upcoming
@@ -39,9 +39,9 @@ def get_job(name: str, include_removed: bool = True) -> ScheduledJobType:
     row: ScheduledJobType | None = query.first()
     if row is None:
         close = [r.name for r in ScheduledJobType.select(ScheduledJobType.name)
-                 .where(ScheduledJobType.name.contains(name.rsplit(".", 1)[-1])).limit(3)]
-        hint = f"; did you mean {', '.join(close)}?" if close else "; see `hookscheduler jobs list --all`"
-        raise JobNotFound(f"job {name!r} not found{hint}")
+                 .where(ScheduledJobType.name.contains(name.rsplit(".", 1)[-1][:255])).limit(3)]
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else "; see `hookscheduler jobs list --all`"
+        raise JobNotFound(f"job {shown(name)} not found{hint}")
     found: ScheduledJobType = row
     return found
 
@@ -96,7 +96,7 @@ def events() -> list[str]:
 
 def check_event(event: str) -> str:
     if event not in events():
-        raise EventNotFound(f"unknown event {event!r}; events: {', '.join(events())}")
+        raise EventNotFound(f"unknown event {shown(event)}; events: {', '.join(events())}")
     return event
 
 
@@ -145,13 +145,13 @@ def skip_next(db: pw.Database, name: str, clock: SiteClock, who: str | None = No
     with write_txn(db):
         row = get_job(name)
         if row.removed or row.next_execution is None:
-            raise HookSchedulerError(f"job {name!r} was removed from hooks and has no next slot to skip")
+            raise HookSchedulerError(f"job {shown(name)} was removed from hooks and has no next slot to skip")
         slot = row.next_execution
         after = next_slot(row.frequency, row.cron_format, slot, clock, anchor=slot)
         won = (ScheduledJobType.update(next_execution=after, modified_at=now)
                .where((ScheduledJobType.id == row.id) & (ScheduledJobType.next_execution == slot)).execute())
         if not won:
-            raise HookSchedulerError(f"job {name!r}: its next slot was served by the scheduler just now; "
+            raise HookSchedulerError(f"job {shown(name)}: its next slot was served by the scheduler just now; "
                                      "run skip-next again to skip the following one")
         ScheduledJobLog.create(job=row.id, job_name=row.name, scheduled_for=slot, trigger="schedule",
                                status="skipped", reason=f"skipped by {who or actor()} (jobs skip-next)",

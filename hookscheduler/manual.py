@@ -23,7 +23,7 @@ import redis
 from . import dispatch
 from .context import SiteContext
 from .db import write_txn
-from .exceptions import HookSchedulerError, JobNotFound, ServiceUnavailable
+from .exceptions import HookSchedulerError, JobNotFound, ServiceUnavailable, shown
 from .jobs import actor, event_jobs, events, get_job
 from .models import ACTIVE_STATUSES, ScheduledJobLog, ScheduledJobType, utcnow
 from .naming import scheduled_job_id
@@ -67,7 +67,7 @@ def resolve_target(target: str, include_stopped: bool) -> tuple[str, list[Schedu
                 .order_by(ScheduledJobType.name))
     if rows:
         return "method", rows
-    raise JobNotFound(f"event {target!r} does not exist: it is neither an event ({', '.join(events())}) nor a "
+    raise JobNotFound(f"event {shown(target)} does not exist: it is neither an event ({', '.join(events())}) nor a "
                       "job name or method of this site; see `hookscheduler jobs list`")
 
 

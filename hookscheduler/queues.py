@@ -28,7 +28,7 @@ from .config import Site
 from .context import SiteContext
 from .db import write_txn
 from .dispatch import rq_queue
-from .exceptions import QueueNotFound
+from .exceptions import QueueNotFound, shown
 from .jobs import event_jobs
 from .models import ScheduledJobLog, utcnow
 from .naming import site_prefix
@@ -60,7 +60,7 @@ def check_queue(site: Site, queue: str) -> str:
     """``queue`` if the site knows it, else QueueNotFound (exit 2) listing the known ones."""
     if queue not in site.queues:
         raise QueueNotFound(
-            f"unknown queue {queue!r} for site {site.name}; queues: {', '.join(site.queues)} "
+            f"unknown queue {shown(queue)} for site {site.name}; queues: {', '.join(site.queues)} "
             "(custom queues are declared under 'workers' in common_site_config.json)")
     return queue
 
@@ -154,7 +154,7 @@ def purge(ctx: SiteContext, conn: redis.Redis, queue: str | None = None, event: 
     now = now or utcnow()
     db = ctx.database()
     bench_id = ctx.bench.bench_id
-    queues = [check_queue(ctx.site, queue)] if queue else list(ctx.site.queues)
+    queues = [check_queue(ctx.site, queue)] if queue is not None else list(ctx.site.queues)
     reason = f"purged from the queue by {who} (purge-jobs{' --event ' + event if event else ''})"
     only: set[str] | None = None
     job_ids: list[int] = []

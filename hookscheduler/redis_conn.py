@@ -1,5 +1,15 @@
 """Connecting to the Redis that RQ uses (``redis_queue``), with ACL credentials and TLS (``rediss://``).
 
+Credentials, highest first: ``--rq-username/--rq-password`` (``worker``), ``$HOOKSCHEDULER_RQ_USERNAME`` /
+``..._PASSWORD``, ``rq_username`` / ``rq_password``, then a ``user:password@`` in the URL. redis-py's
+``from_url`` lets the URL's own credentials win over keyword arguments, so explicit ones are applied after it:
+otherwise a ``--rq-password`` given to fix a stale URL would be silently ignored.
+
+TLS is a ``rediss://`` URL; redis-py reads its options from the query string, which is how the CA and
+verification are configured: ``rediss://host:6380/0?ssl_ca_certs=/etc/ssl/redis-ca.pem`` (verify against that
+CA; the default is the system store), ``&ssl_certfile=...&ssl_keyfile=...`` for client certificates,
+``&ssl_check_hostname=false`` or ``&ssl_cert_reqs=none`` to relax verification (not recommended).
+
 Connection errors become :class:`ServiceUnavailable` with a one-line hint and the password redacted; a wrong
 password is told apart from an unreachable server because the fixes differ.
 """
@@ -36,7 +46,10 @@ def connect_redis(url: str, username: str | None = None, password: str | None = 
         try:
             client = redis.Redis.from_url(url, **kwargs)
         except ValueError as exc:
-            raise ServiceUnavailable(f"redis_queue {redact(url)} is not a valid Redis URL ({exc})") from None
+            raise ServiceUnavailable(f"redis_queue {redact(url)} is not a valid Redis URL "
+                                     f"({redact(str(exc))})") from None
+        client.connection_pool.connection_kwargs.update(
+            {k: v for k, v in (("username", username), ("password", password)) if v})
         _CACHE[key] = client
     return client
 

@@ -23,7 +23,7 @@ from rq.utils import parse_composite_key
 from .context import SiteContext
 from .db import write_txn
 from .dispatch import rq_queue
-from .exceptions import HookSchedulerError, JobNotFound
+from .exceptions import HookSchedulerError, JobNotFound, shown
 from .models import ACTIVE_STATUSES, ScheduledJobLog, utcnow
 from .naming import short_queue, site_prefix
 from .queues import drop_from_ledger
@@ -127,7 +127,7 @@ def resolve_job(conn: redis.Redis, bench_id: str, site: str, job_id: str) -> Job
         full = job_id  # another site's id: never found here
     jobs = Job.fetch_many([full], connection=conn) if full.startswith(prefix) else [None]
     if jobs[0] is None:
-        raise JobNotFound(f"RQ job {job_id!r} not found for site {site} (finished jobs are kept "
+        raise JobNotFound(f"RQ job {shown(job_id)} not found for site {site} (finished jobs are kept "
                           "rq_results_ttl seconds); see `hookscheduler rq-jobs list`")
     return jobs[0]
 

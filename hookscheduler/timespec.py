@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil.parser import isoparse
 
-from .exceptions import HookSchedulerError
+from .exceptions import HookSchedulerError, shown
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _RELATIVE = re.compile(r"^(?P<sign>[+-]?)(?P<body>(?:\d+\s*[smhdw]\s*)+)(?P<ago>ago)?$")
@@ -46,7 +46,7 @@ def parse_moment(text: str, now: datetime, tz: ZoneInfo, what: str = "time") -> 
         parsed = isoparse(text.strip())
     except (ValueError, OverflowError):
         raise TimeSpecError(
-            f"cannot read the {what} {text!r}: use an ISO date or time (2026-01-05, 2026-01-05T10:00, "
+            f"cannot read the {what} {shown(text)}: use an ISO date or time (2026-01-05, 2026-01-05T10:00, "
             "2026-01-05T09:00Z) or a relative form such as 30m, 2h, 3d, 1w (ago) or +2h (ahead)"
         ) from None
     return _to_utc(parsed, tz)

@@ -31,7 +31,7 @@ from rq.worker_pool import WorkerPool
 
 from . import events, runner
 from .config import BUILTIN_QUEUES, Bench, Site, load_bench, load_sites
-from .exceptions import HookError, QueueNotFound
+from .exceptions import HookError, QueueNotFound, shown
 from .hooks_loader import load_job_specs
 from .naming import queue_name
 from .redis_conn import check_redis, redis_for
@@ -104,12 +104,12 @@ def bench_queues(sites: list[Site]) -> dict[str, int]:
 
 def choose_queues(option: str | None, available: Mapping[str, int]) -> list[str]:
     """``--queue a,b`` validated (QueueNotFound lists the valid ones); None means every queue."""
-    if not option:
+    if option is None:
         return list(available)
     chosen = [q.strip() for q in option.split(",") if q.strip()]
     unknown = [q for q in chosen if q not in available]
     if unknown or not chosen:
-        raise QueueNotFound(f"unknown queue {', '.join(map(repr, unknown)) or repr(option)}; valid queues: "
+        raise QueueNotFound(f"unknown queue {', '.join(map(shown, unknown)) or shown(option)}; valid queues: "
                             f"{', '.join(available)} (custom queues are declared under 'workers' in "
                             "common_site_config.json)")
     return list(dict.fromkeys(chosen))
@@ -120,6 +120,12 @@ def prepare(bench: str | None = None, site: str | None = None, queue: str | None
     """Load the bench, check Redis, export ``$HOOKSCHEDULER_BENCH`` and warm the caches horses inherit."""
     b = load_bench(bench)
     os.environ["HOOKSCHEDULER_BENCH"] = str(b.path)
+    # The jobs this worker runs open the site's Redis themselves (enqueue, retention): credentials given on the
+    # command line must reach them too, so they become this process's (and its horses') environment overrides.
+    if rq_username:
+        os.environ["HOOKSCHEDULER_RQ_USERNAME"] = rq_username
+    if rq_password:
+        os.environ["HOOKSCHEDULER_RQ_PASSWORD"] = rq_password
     sites = load_sites(b, site)
     queues = choose_queues(queue, bench_queues(sites))
     conn = redis_for(sites[0], rq_username, rq_password)

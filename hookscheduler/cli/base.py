@@ -15,6 +15,7 @@ from ..config import Site
 from ..context import SiteContext, open_site, open_sites
 from ..db import redact
 from ..exceptions import HookSchedulerError
+from ..logsafe import install_log_redaction
 
 
 @dataclass
@@ -51,6 +52,7 @@ pass_state = click.make_pass_decorator(CliState)
 def run_cli(argv: list[str] | None = None) -> int:
     """Run the CLI and turn every error into one line and an exit status (0 / 1 / 2)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     try:
         result = cli.main(args=argv, prog_name="hookscheduler", standalone_mode=False)
     except click.exceptions.Abort:
@@ -73,8 +75,10 @@ def run_cli(argv: list[str] | None = None) -> int:
             return 1
         click.echo(f"Error: internal error {type(exc).__name__}: {redact(_first_line(exc))} "
                    "(please report it; set HOOKSCHEDULER_DEBUG=1 for the traceback)", err=True)
-        if _debug():
-            raise
+        if _debug():  # the traceback, redacted (an exception's message may quote a URL with its password)
+            import traceback
+
+            click.echo(redact(traceback.format_exc()).rstrip(), err=True)
         return 1
     return int(result) if isinstance(result, int) else 0
 

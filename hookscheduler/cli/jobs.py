@@ -6,7 +6,7 @@ import click
 
 from .. import jobs as jobs_lib
 from .base import CliState, cli, echo, pass_state
-from .output import format_option, local, table, to_json
+from .output import format_option, local, one_line_text, table, to_json
 
 
 @cli.group()
@@ -51,7 +51,7 @@ def enable_cmd(state: CliState, name: str) -> None:
 
 @jobs.command("disable")
 @click.argument("name")
-@click.option("--note", help="Why it is stopped (shown in jobs list).")
+@click.option("--note", callback=one_line_text, help="Why it is stopped (shown in jobs list).")
 @pass_state
 def disable_cmd(state: CliState, name: str, note: str | None) -> None:
     """Stop NAME: its slots are logged as skipped until it is enabled again."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from ..db import redact
+from ..exceptions import BadInput, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -19,6 +21,21 @@ def format_option(func: F) -> F:
     """The ``--format text|json`` option every listing takes."""
     return click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                         show_default=True, help="Output format.")(func)  # type: ignore[return-value]
+
+
+def one_line_text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A click callback for free text such as ``--note``: one line of plain text, stored as given otherwise.
+
+    Runs of whitespace (a newline from a shell's ``$'...'``, tabs) become one space, because the note is shown
+    inside one-line messages and table cells; other control characters (escape sequences, NUL, which
+    PostgreSQL cannot store) are refused rather than silently dropped. An empty note is no note.
+    """
+    if value is None:
+        return None
+    bad = next((c for c in value if unicodedata.category(c) == "Cc" and not c.isspace()), None)
+    if bad is not None:
+        raise BadInput(f"--{param.name}: contains the control character {shown(bad)}; write plain text")
+    return " ".join(value.split()) or None
 
 
 def to_json(value: Any) -> str:

@@ -38,9 +38,9 @@ def purge_cmd(state: CliState, queue: str | None, event: str | None) -> None:
     """Delete the site's queued jobs; their scheduled runs are logged as skipped (purged)."""
     ctx = state.one()
     ctx.database()
-    if queue:
+    if queue is not None:  # `--queue ""` (an unset shell variable) must not mean "every queue"
         queues.check_queue(ctx.site, queue)
-    if event:
+    if event is not None:
         check_event(event)
     result = queues.purge(ctx, connect(ctx), queue=queue, event=event, who=actor())
     per = ", ".join(f"{q}: {n}" for q, n in result.by_queue.items() if n)
@@ -105,7 +105,7 @@ def rq_jobs() -> None:
 def rq_list_cmd(state: CliState, queue: str | None, status: str | None, limit: int, fmt: str) -> None:
     """The site's jobs in RQ, by status (queued, started, ... canceled)."""
     ctx = state.one()
-    qs = [queues.check_queue(ctx.site, queue)] if queue else list(ctx.site.queues)
+    qs = [queues.check_queue(ctx.site, queue)] if queue is not None else list(ctx.site.queues)
     rows = rq_view.list_jobs(connect(ctx), ctx.bench.bench_id, ctx.name, qs, status, limit)
     if fmt == "json":
         echo(to_json(rows))

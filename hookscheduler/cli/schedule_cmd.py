@@ -6,8 +6,9 @@ import logging
 
 import click
 
+from ..exceptions import HookSchedulerError
 from ..loop import Scheduler
-from ..redis_conn import redis_for
+from ..redis_conn import check_redis, redis_for
 from ..tick import reconcile_active, reschedule_orphans, run_pass
 from .base import CliState, cli, echo, pass_state, stderr
 from .output import format_option, to_json
@@ -36,13 +37,15 @@ def tick(state: CliState, fmt: str) -> int:
     for ctx in state.each():
         try:
             conn = redis_for(ctx.site)
+            check_redis(conn, ctx.site.redis_url)  # unreachable or wrong password: the one-line reason and hint
             result = run_pass(ctx, conn)
             reconcile_active(ctx, conn)
             reschedule_orphans(ctx)
         except Exception as exc:  # one bad site does not stop the others; the exit status says so
             failed += 1
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            stderr(f"Error: site {ctx.name}: {type(exc).__name__}: {first}")
+            kind = "" if isinstance(exc, HookSchedulerError) else f"{type(exc).__name__}: "
+            stderr(f"Error: site {ctx.name}: {kind}{first}")
             continue
         finally:
             ctx.close()

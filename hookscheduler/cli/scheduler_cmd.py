@@ -10,12 +10,12 @@ import click
 from .. import scheduler_state as sched
 from ..config import Site, load_bench, load_site
 from ..context import SiteContext
-from ..exceptions import ServiceUnavailable
+from ..exceptions import BadInput, ServiceUnavailable
 from ..jobs import actor
 from ..models import utcnow
 from .base import CliState, cli, echo, fail, pass_state
 from .common import ago, connect
-from .output import format_option, local, table, to_json
+from .output import format_option, local, one_line_text, table, to_json
 
 
 @cli.group("scheduler")
@@ -111,7 +111,7 @@ def enable_cmd(state: CliState) -> None:
 
 
 @scheduler.command("disable")
-@click.option("--note", help="Why (shown by status and in the skipped rows).")
+@click.option("--note", callback=one_line_text, help="Why (shown by status and in the skipped rows).")
 @pass_state
 def disable_cmd(state: CliState, note: str | None) -> None:
     """Disable the site's scheduler (scheduler_state.scheduler_enabled = 0)."""
@@ -126,7 +126,7 @@ def enable_scheduler_cmd(state: CliState) -> None:
 
 
 @cli.command("disable-scheduler")
-@click.option("--note", help="Why (shown by status and in the skipped rows).")
+@click.option("--note", callback=one_line_text, help="Why (shown by status and in the skipped rows).")
 @pass_state
 def disable_scheduler_cmd(state: CliState, note: str | None) -> None:
     """Disable the site's scheduler (as `scheduler disable`)."""
@@ -139,6 +139,8 @@ def parse_value(raw: str) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw
+    except RecursionError:
+        raise BadInput("set-config: VALUE is JSON nested too deeply to be a setting") from None
 
 
 def _shown(key: str, value: Any) -> str:

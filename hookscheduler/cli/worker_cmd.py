@@ -7,7 +7,7 @@ import click
 from .. import supervisor
 from ..config import load_bench, load_sites
 from ..enqueue import describe_job
-from ..exceptions import JobNotFound
+from ..exceptions import JobNotFound, shown
 from ..workers import STRATEGIES, start_worker, start_worker_pool
 from .base import CliState, cli, echo, pass_state
 from .output import format_option, iso_utc, local, to_json
@@ -63,7 +63,7 @@ def job_status(state: CliState, job_id: str, fmt: str) -> None:
     ctx = state.one()
     info = describe_job(job_id, ctx)
     if info is None:
-        raise JobNotFound(f"job {job_id!r} not found on site {ctx.name}: never enqueued, or Redis dropped it "
+        raise JobNotFound(f"job {shown(job_id)} not found on site {ctx.name}: never enqueued, or Redis dropped it "
                           "after rq_results_ttl / rq_job_failure_ttl (scheduled runs stay in `jobs history`)")
     if fmt == "json":
         echo(to_json(info))

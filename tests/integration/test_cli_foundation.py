@@ -336,7 +336,7 @@ def test_unknown_job_exits_1_with_one_line(bench_factory, db_kind, capsys):
         assert code == 1 and out == ""
         assert one_line_error(err) == "Error: job 'nope' not found; see `hookscheduler jobs list --all`"
     code, _, err = run(capsys, "jobs", "enable", "tasks.ok")
-    assert code == 1 and one_line_error(err).startswith("Error: job 'tasks.ok' not found; did you mean app1.tasks.ok")
+    assert code == 1 and one_line_error(err).startswith("Error: job 'tasks.ok' not found; did you mean 'app1.tasks.ok'")
     proc = sub(bench, "jobs", "enable", "nope")
     assert proc.returncode == 1 and one_line_error(proc.stderr).startswith("Error: job 'nope' not found")
 

@@ -148,7 +148,7 @@ def test_unknown_job_and_bad_input(bench_factory):
                  ["jobs", "skip-next", "nope"], ["jobs", "explain", "nope"]):
         assert_one_line_error(run(bench, *args), 1, "job 'nope' not found")
     # a near miss is suggested
-    assert "did you mean app1.tasks.ok" in run(bench, "jobs", "run", "tasks.ok").err
+    assert "did you mean 'app1.tasks.ok'" in run(bench, "jobs", "run", "tasks.ok").err
     assert_one_line_error(run(bench, "jobs", "history", "--since", "last tuesday"), 2, "--since", "2h")
     assert run(bench, "jobs", "history", "--status", "bogus").code == 2
     assert run(bench, "jobs", "next", "app1.tasks.ok", "-n", "0").code == 2

@@ -1,0 +1,93 @@
+"""The SQLite database, its ``-wal``/``-shm`` files and its folder are created owner-only (0600 / 0700) by the
+real ``migrate`` whatever the umask; existing looser modes are reported by ``doctor`` (with the chmod to run),
+never silently changed (decided: a group-shared setup must not break on a routine command)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.integration.opcli_support import run, sub
+
+HOOKS = {"hourly": ["app1.tasks.ok"]}
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o002])
+def test_migrate_creates_the_database_owner_only_whatever_the_umask(bench_factory, umask):
+    bench = bench_factory.make({"app1": HOOKS})
+    old = os.umask(umask)
+    try:
+        result = sub(bench, "migrate")  # a real process, with that umask inherited
+        tick = sub(bench, "jobs", "list")
+    finally:
+        os.umask(old)
+    assert result.code == 0 and tick.code == 0, result.err + tick.err
+    folder = bench / "sites" / "default"
+    db = folder / "scheduler.sqlite3"
+    assert mode(folder) == 0o700
+    files = [p for p in folder.iterdir() if p.name.startswith("scheduler.sqlite3")]
+    assert db in files and len(files) >= 1
+    for f in files:
+        assert mode(f) == 0o600, (f, oct(mode(f)))
+
+
+def test_a_nested_sqlite_path_gets_owner_only_folders(bench_factory, tmp_path):
+    target = tmp_path / "deep" / "er" / "db.sqlite3"
+    bench = bench_factory.make({"app1": HOOKS}, common={"db_url": f"sqlite:///{target}"})
+    old = os.umask(0o000)
+    try:
+        assert run(bench, "migrate").code == 0
+    finally:
+        os.umask(old)
+    assert mode(target) == 0o600
+    assert mode(target.parent) == 0o700 and mode(target.parent.parent) == 0o700
+
+
+def _doctor_permissions(bench: Path) -> dict:
+    result = run(bench, "doctor", "--format", "json")
+    [check] = [c for c in result.json()["checks"] if c["check"] == "permissions"]
+    return check
+
+
+def test_doctor_reports_loose_permissions_and_leaves_them(bench_factory):
+    bench = bench_factory.make({"app1": HOOKS})
+    assert run(bench, "migrate").code == 0
+    assert _doctor_permissions(bench)["ok"]
+    folder = bench / "sites" / "default"
+    db = folder / "scheduler.sqlite3"
+    os.chmod(db, 0o644)
+    os.chmod(folder, 0o777)
+    check = _doctor_permissions(bench)
+    assert not check["ok"]
+    assert f"{db} is 0644" in check["detail"] and f"{folder} is 0777" in check["detail"]
+    assert "chmod 600" in check["hint"]
+    assert mode(db) == 0o644 and mode(folder) == 0o777  # reported, not changed
+    for argv in (["migrate"], ["jobs", "list"], ["tick"]):  # routine commands keep working, and change nothing
+        assert run(bench, *argv).code == 0
+    assert mode(db) == 0o644
+    os.chmod(db, 0o600)
+    os.chmod(folder, 0o700)
+    assert _doctor_permissions(bench)["ok"]
+
+
+def test_doctor_reports_a_world_readable_config_holding_a_password(bench_factory):
+    bench = bench_factory.make({"app1": HOOKS})
+    assert run(bench, "migrate").code == 0
+    common = bench / "sites" / "common_site_config.json"
+    os.chmod(common, 0o644)
+    assert _doctor_permissions(bench)["ok"]  # no secret in it: fine
+    data = json.loads(common.read_text())
+    common.write_text(json.dumps({**data, "rq_password": "not-for-others"}))
+    check = _doctor_permissions(bench)
+    assert not check["ok"] and f"{common} is 0644 and holds a password" in check["detail"]
+    assert "not-for-others" not in json.dumps(check)
+    os.chmod(common, 0o600)
+    assert _doctor_permissions(bench)["ok"]
