@@ -23,6 +23,18 @@ from .common import BenchConfig, Measurement
 from .tickbench import NOW, make_site, populate
 
 TITLE = "7. Memory of the tick loop"
+
+ANALYSIS = """\
+**Reading it.** RSS does not grow like a leak: it climbs in steps during the first simulated hours, at each
+top-of-the-hour burst (the largest pass of the hour allocates the most; the allocator keeps its high-water
+mark) and while SQLite's page cache fills (up to 2 MB by default), then stays flat. A 14,000-pass run on
+SQLite (10,000 jobs) measured, in MB at passes 1 / 500 / 1,000 / 2,000 / 3,500 / 4,000 / 7,500 / 14,000:
+46.4 / 48.6 / 50.1 / 51.3 / 52.6 / 54.2 / 55.9 / 55.9 (flat over the last 6,500 passes). `tracemalloc` over
+passes 500 to 2,000 of the same loop: Python allocations grew by 60 KB while RSS grew by 3 MB, so no Python
+objects accumulate. An earlier full run that counted growth from pass 1,000 (before the first hourly burst)
+measured 8.6 MB (SQLite) and 4.8 MB (PostgreSQL) over 10,000 passes; hence the one-hour warm-up here, and the
+note's "growth from 10% of the run" keeps that stricter figure visible.
+"""
 W = "7. Memory"
 ROOT = Path(__file__).resolve().parent.parent
 #: One simulated hour: every hourly job has fired once (the top-of-the-hour burst sets the allocator's high-water
