@@ -24,9 +24,10 @@ import peewee as pw
 from .exceptions import ConfigError, SchemaError, ServiceUnavailable
 from .models import ALL_MODELS, SchedulerState, database_proxy, utcnow
 
-# The password runs to the *last* '@' of the authority: an unencoded '@' in a password must not leak its tail.
+# The password runs to the *last* '@' before whitespace: an unencoded '@' or '/' in a password (a URL that does
+# not even parse, so it ends up in an error message) must not leak its tail. Over-redacting is the safe side.
 _PASSWORD_IN_URL = re.compile(
-    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^\s/]*)@(?P<host>[^@/\s]*)", re.I
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>\S*)@(?P<host>[^@/\s]*)", re.I
 )
 # libpq key=value DSNs and URL query parameters (``?password=...``) carry passwords too.
 # ``ssl_password=`` (a TLS key's passphrase in a rediss:// URL) and ``rq_password=`` count too.
@@ -49,12 +50,22 @@ def redact(text: str) -> str:
     return _PASSWORD_PARAM.sub(lambda m: f"{m['key']}***", text)
 
 
+def url_error(exc: ValueError) -> str:
+    """Why a URL did not parse, without quoting it: urllib's port error quotes what it took for the port, which is
+    the tail of a password holding an unencoded '/' (``redis://u:pass/word@h``)."""
+    text = str(exc)
+    if "port" in text.lower():
+        return ("its port is not a number from 0 to 65535; percent-encode any '/', '@', ':', '#' or '?' in the "
+                "user name or password")
+    return redact(re.sub(r"'[^']*'", lambda m: m[0] if len(m[0]) <= 40 and ":" not in m[0] else "'...'", text))
+
+
 def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
     """A peewee database for ``sqlite:///path`` or ``postgresql://user:pass@host:port/db``, not yet connected."""
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # "postgresql://u:p@[::1/db": an unbalanced IPv6 bracket
-        raise ConfigError(f"db_url {redact(url)} is not a valid URL ({exc}); "
+        raise ConfigError(f"db_url {redact(url)} is not a valid URL ({url_error(exc)}); "
                           "use sqlite:///path or postgresql://user:pass@host:port/db") from None
     scheme = parts.scheme.lower()
     if scheme == "sqlite":
@@ -76,7 +87,7 @@ def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
         try:
             port = parts.port  # urllib checks it only now: "host:abc" or "host:99999" raise ValueError
         except ValueError as exc:
-            raise ConfigError(f"db_url {redact(url)}: {redact(str(exc))}; "
+            raise ConfigError(f"db_url {redact(url)}: {url_error(exc)}; "
                               "use postgresql://user:pass@host:port/db") from None
         return pw.PostgresqlDatabase(
             dbname,

@@ -126,11 +126,13 @@ def _rows() -> list[ScheduledJobType]:
 
 def _apply(plan: Plan, rows: dict[str, ScheduledJobType], clock: SiteClock, now: datetime) -> None:
     specs = {s.name: s for s in plan.added}
-    for spec in specs.values():
-        ScheduledJobType.create(
-            name=spec.name, **spec.definition(), created_at=now, modified_at=now,
-            next_execution=next_slot(spec.frequency, spec.cron_format, now, clock),
-        )
+    new_rows = [dict(name=spec.name, **spec.definition(), created_at=now, modified_at=now,
+                     next_execution=next_slot(spec.frequency, spec.cron_format, now, clock))
+                for spec in specs.values()]
+    # Multi-row INSERTs: one statement per row made a 10,000-job app take seconds of SQL building alone.
+    # 400 rows x ~14 columns stays under SQLite's and psycopg2's bound-parameter limits.
+    for batch in pw.chunked(new_rows, 400):
+        ScheduledJobType.insert_many(batch).execute()
     for change in plan.updated:
         row = rows[change.name]
         values: dict[str, Any] = {k: new for k, (_, new) in change.fields.items()}

@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from .config import Site
-from .db import redact
+from .db import redact, url_error
 from .exceptions import ServiceUnavailable
 
 _CACHE: dict[tuple[str, str | None, str | None], redis.Redis] = {}
@@ -46,8 +46,8 @@ def connect_redis(url: str, username: str | None = None, password: str | None = 
         try:
             client = redis.Redis.from_url(url, **kwargs)
         except ValueError as exc:
-            raise ServiceUnavailable(f"redis_queue {redact(url)} is not a valid Redis URL "
-                                     f"({redact(str(exc))})") from None
+            raise ServiceUnavailable(f"redis_queue {redact(url)} is not a valid Redis URL ({url_error(exc)})"
+                                     ) from None
         client.connection_pool.connection_kwargs.update(
             {k: v for k, v in (("username", username), ("password", password)) if v})
         _CACHE[key] = client

@@ -1,13 +1,16 @@
 """Shared by the hostile-input and security tests: a bench with a migrated table, and an independent snapshot of
-everything a refused command must leave alone (every table row through ``sqlite3``, not through our models, and
-the bytes of every config file)."""
+everything a refused command must leave alone (every table row through ``sqlite3`` or ``psycopg2``, not through our
+models, and the bytes of every config file)."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import psycopg2
 
 from tests.integration.opcli_support import Result, migrated, run
 
@@ -23,7 +26,17 @@ def snapshot(bench: Path, site: str = "default") -> dict[str, Any]:
     """Every row of every table (read with the stdlib ``sqlite3``) and the bytes of every config file."""
     out: dict[str, Any] = {}
     db_file = sqlite_path(bench, site)
-    if db_file.exists():
+    pg_url = os.environ.get("HOOKSCHEDULER_DB_URL", "")
+    if pg_url.startswith("postgresql"):  # the bench_factory's PostgreSQL schema, read with psycopg2 directly
+        conn = psycopg2.connect(pg_url)
+        try:
+            with conn.cursor() as cur:
+                for table in TABLES:
+                    cur.execute(f"SELECT * FROM {table} ORDER BY 1")
+                    out[table] = cur.fetchall()
+        finally:
+            conn.close()
+    elif db_file.exists():
         conn = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
         try:
             for table in TABLES:

@@ -216,6 +216,7 @@ def _many_jobs_hooks(n: int) -> str:
             "for i in range(" + str(n) + " - len(scheduler_events['cron']))]\n")
 
 
+@pytest.mark.slow  # (run by the default suite too; the marker only says it takes ~10-20 s)
 def test_ten_thousand_jobs_in_one_app_migrate_and_list(bench_factory):
     """10,000 jobs in one app: migrate adds them all (in seconds, not minutes), a second migrate is a no-op, and
     one scheduling pass serves them. Timings are reported, never asserted tightly (the machine is shared)."""

@@ -67,17 +67,19 @@ def _no_secret(*results: Result, secret: str = ACL_PASSWORD) -> None:
         assert secret not in r.out + r.err, (r.out, r.err)
 
 
-def _end_to_end(bench: Path, worker_args: tuple[str, ...] = (), **env: str) -> None:
-    tick = sub(bench, "tick", "--format", "json", **env)
+def _end_to_end(bench: Path, worker_args: tuple[str, ...] = ()) -> None:
+    """tick and doctor through the CLI in this process (the environment as the test set it); the worker as a
+    real process, whose horses run the jobs."""
+    tick = run(bench, "tick", "--format", "json")
     assert tick.code == 0, tick.err
     assert tick.json()[0]["fired"] >= 1  # the hourly job (and the built-in maintenance job when it is due)
-    worker = sub(bench, "worker", "--burst", *worker_args)
+    worker = sub(bench, "worker", "--burst", *worker_args, HOOKSCHEDULER_RQ_USERNAME="", HOOKSCHEDULER_RQ_PASSWORD="")
     assert worker.code == 0, worker.err
     tasks = [r["task"] for r in read_out(bench)]
     assert sorted(tasks) == ["fan", "ok"], (tasks, worker.err[-3000:])
-    history = sub(bench, "jobs", "history", "acl.tasks.fan", "--format", "json")
+    history = run(bench, "jobs", "history", "acl.tasks.fan", "--format", "json")
     assert [r["status"] for r in history.json()] == ["complete"], history.out
-    doctor = sub(bench, "doctor", "--format", "json", **env)
+    doctor = run(bench, "doctor", "--format", "json")
     [redis_check] = [c for c in doctor.json()["checks"] if c["check"] == "redis"]
     assert redis_check["ok"], redis_check
     _no_secret(tick, worker, history, doctor)
@@ -88,12 +90,13 @@ def test_acl_credentials_in_config(bench_factory, acl_redis):
     _end_to_end(bench)
 
 
-def test_acl_credentials_on_the_worker_command_line_and_in_the_environment(bench_factory, acl_redis):
-    """Nothing in the config: the tick and doctor take the environment, the worker its options — and the job the
-    worker runs (which enqueues another) inherits them."""
+def test_acl_credentials_on_the_worker_command_line_and_in_the_environment(bench_factory, acl_redis, monkeypatch):
+    """Nothing in the config: the tick and doctor take the environment, the worker (whose environment has none)
+    its options — and the job the worker runs (which enqueues another) inherits them."""
     bench = _bench(bench_factory, acl_redis.url())
-    _end_to_end(bench, ("--rq-username", ACL_USER, "--rq-password", ACL_PASSWORD),
-                HOOKSCHEDULER_RQ_USERNAME=ACL_USER, HOOKSCHEDULER_RQ_PASSWORD=ACL_PASSWORD)
+    monkeypatch.setenv("HOOKSCHEDULER_RQ_USERNAME", ACL_USER)
+    monkeypatch.setenv("HOOKSCHEDULER_RQ_PASSWORD", ACL_PASSWORD)
+    _end_to_end(bench, ("--rq-username", ACL_USER, "--rq-password", ACL_PASSWORD))
 
 
 def test_acl_credentials_in_the_url(bench_factory, acl_redis):
@@ -101,11 +104,12 @@ def test_acl_credentials_in_the_url(bench_factory, acl_redis):
     _end_to_end(bench)
 
 
-def test_command_line_password_beats_a_stale_one_in_config_and_url(bench_factory, acl_redis):
+def test_command_line_password_beats_a_stale_one_in_config_and_url(bench_factory, acl_redis, monkeypatch):
     bench = _bench(bench_factory, f"redis://{ACL_USER}:{WRONG}@127.0.0.1:{acl_redis.port}/0",
                    rq_username=ACL_USER, rq_password=WRONG)
-    _end_to_end(bench, ("--rq-username", ACL_USER, "--rq-password", ACL_PASSWORD),
-                HOOKSCHEDULER_RQ_USERNAME=ACL_USER, HOOKSCHEDULER_RQ_PASSWORD=ACL_PASSWORD)
+    monkeypatch.setenv("HOOKSCHEDULER_RQ_USERNAME", ACL_USER)
+    monkeypatch.setenv("HOOKSCHEDULER_RQ_PASSWORD", ACL_PASSWORD)
+    _end_to_end(bench, ("--rq-username", ACL_USER, "--rq-password", ACL_PASSWORD))
 
 
 def test_explicit_credentials_are_applied_after_the_url():
