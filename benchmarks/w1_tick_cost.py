@@ -36,8 +36,8 @@ re-serialising every registered job into its scheduler hash (`save()`), which is
 
 **Targets missed, by how much and why.** The absolute targets (<= 150 ms and <= 0.15 ms per fired job at
 N = 100,000; <= 1 ms none due on PostgreSQL) were measured on a 2-core machine shared with other engineers'
-test suites: the load average (above) was 7-12 during this run, i.e. 3-6 runnable processes per core, so
-every figure here is inflated by roughly that factor; the ratios measured in the same run are the reliable
+test suites (see the load average in this section's header line: at 4-12 on 2 cores, 2-6 runnable processes
+share each core, and pass times grow by about that factor); the ratios measured in the same run are the reliable
 part (>= 8x faster than RQ's cron: met on both databases; within 2x of raw `enqueue_many` per job: met).
 Profile of one 1%-due pass at N = 100,000 (1,000 fired), timed step by step on the same machine at load ~3:
 
@@ -51,11 +51,12 @@ Profile of one 1%-due pass at N = 100,000 (1,000 fired), timed step by step on t
 | mark sent | 9-17 | 4-7 | 31-51 |
 | **pass** | **294-385** (SQLite) | **137-169** | **272-430** |
 
-SQLite is at the target on a quieter machine; what remains is Redis (~65 us per job: RQ's unique-enqueue
-Lua script with the ~18-field job hash, one `EVALSHA` per job). PostgreSQL misses it by ~2x: its per-row
-write cost on this machine is 50-100 us per row per statement (`EXPLAIN ANALYZE`: claim 13 ms, ledger insert
-25 ms, mark-sent update 21 ms for 250 rows), because every ledger row is inserted and then updated with an
-entry in every index (schema v2 dropped one redundant index and made two partial, ~20% fewer index writes).
+SQLite is at the target on a quieter machine (1.3x over it in the run above); what remains is Redis (~65 us per
+job: RQ's unique-enqueue Lua script with the ~18-field job hash, one `EVALSHA` per job). PostgreSQL misses it by
+1.7x to 2x: its per-row write cost on this machine is 50-100 us per row per statement (`EXPLAIN ANALYZE`: claim
+13 ms, ledger insert 25 ms, mark-sent update 21 ms for 250 rows), because every ledger row is inserted and then
+updated with an entry in every index (schema v2 dropped one redundant index and made two partial, ~20% fewer
+index writes).
 
 **What would close it.** (1) A separate, narrow outbox table (insert with the claim, delete after the send)
 instead of updating the ledger row: removes the mark-sent update (30-50 ms per 1,000 on PostgreSQL) and its
