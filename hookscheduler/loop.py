@@ -4,7 +4,9 @@ Design points, each for a complaint users have about other schedulers:
 
 * it sleeps until the earliest ``next_execution`` of any site (capped by ``scheduler_tick_interval``, which
   bounds how long a direct SQL edit waits), so a slot is enqueued within milliseconds of its time, not at the
-  next 60- or 240-second tick;
+  next 60- or 240-second tick. It wakes :data:`LEAD` seconds early to do what the pass needs but the slot
+  need not wait for (re-reading the config files, the periodic sweep that must precede a pass), then waits
+  for the slot itself, so that only the pass stands between the slot and the enqueue;
 * one bad site never stops the others; a Redis or database outage is logged once (and its recovery once),
   retried with exponential back-off, and the slots that came due meanwhile fire once when the service is back
   (the tick's catch-up policy and outbox take care of "once");
@@ -25,6 +27,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -48,6 +51,9 @@ log = logging.getLogger("hookscheduler.loop")
 RECONCILE_EVERY = 30.0  # seconds between sweeps over active runs that are not due
 HEARTBEAT_EVERY = 5.0
 MIN_SLEEP = 0.01
+LEAD = 0.1  # seconds before a slot at which the loop wakes to prepare its pass
+SPIN = 0.003  # seconds before a slot from which the loop stays awake instead of sleeping
+FRESH = 1.0  # a preparation this recent (seconds) still counts for the step that follows it
 MAX_BACKOFF = 60.0
 
 #: Errors a site can recover from by waiting: services down, connections dropped, schema not migrated yet.
@@ -65,6 +71,7 @@ class SiteRunner:
     last_tick_written: datetime | None = None
     last_reconcile: datetime | None = None
     next_due: datetime | None = None
+    pre_swept: bool = False  # the pre-pass half of the sweep ran in :meth:`Scheduler.prepare`
 
 
 @dataclass
@@ -82,6 +89,7 @@ class Scheduler:
     results: list[PassResult] = field(default_factory=list)
     keep_results: bool = False
     steps: int = 0
+    prepared_at: float | None = None  # time.monotonic() of the last :meth:`prepare`
 
     def refresh_sites(self) -> None:
         """Re-read the bench's sites and their config every step: a pause, a new site or a changed tick
@@ -102,10 +110,9 @@ class Scheduler:
 
     def step(self) -> float:
         """One round over all sites; returns how long to sleep before the next one (seconds)."""
-        try:
-            self.refresh_sites()
-        except HookSchedulerError as exc:  # a broken config file: keep the previous settings, say so once
-            self._report(None, f"cannot read the bench config: {exc}")
+        prepared, self.prepared_at = self.prepared_at, None
+        if prepared is None or time.monotonic() - prepared > FRESH:
+            self._refresh()
         now = self.now_fn()
         for runner in list(self.runners.values()):
             if runner.retry_at is not None and now < runner.retry_at:
@@ -114,20 +121,53 @@ class Scheduler:
         self._heartbeat(now)
         return self._sleep_for(self.now_fn())
 
+    def _refresh(self) -> None:
+        try:
+            self.refresh_sites()
+        except HookSchedulerError as exc:  # a broken config file: keep the previous settings, say so once
+            self._report(None, f"cannot read the bench config: {exc}")
+
+    def prepare(self) -> None:
+        """Just before a slot: the work of the next step that does not depend on the slot's instant, done
+        ahead so the slot waits only for its pass. A failure here is left for the step to meet and report."""
+        self._refresh()
+        now = self.now_fn()
+        for runner in self.runners.values():
+            if runner.retry_at is not None and now < runner.retry_at:
+                continue
+            if self._sweep_due(runner, now, ahead=FRESH) and not runner.pre_swept:
+                try:
+                    self._pre_sweep(runner.ctx, now)
+                    runner.pre_swept = True
+                except Exception:  # the step retries the sweep and reports what fails
+                    log.debug("site %s: the sweep before the pass failed; the step will retry it", runner.ctx.name)
+        self.prepared_at = time.monotonic()
+
+    @staticmethod
+    def _sweep_due(runner: SiteRunner, now: datetime, ahead: float = 0.0) -> bool:
+        if runner.last_reconcile is None:
+            return True
+        return (now - runner.last_reconcile).total_seconds() + ahead >= RECONCILE_EVERY
+
+    @staticmethod
+    def _pre_sweep(ctx: SiteContext, now: datetime) -> None:
+        """Before the pass: a changed time zone must not fire one slot at the old time."""
+        reanchor_if_clock_changed(ctx, now)
+        reschedule_orphans(ctx, now)
+
     def _run_site(self, runner: SiteRunner, now: datetime) -> None:
         ctx = runner.ctx
         try:
             conn = redis_for(ctx.site)
-            sweep = runner.last_reconcile is None or (now - runner.last_reconcile).total_seconds() >= RECONCILE_EVERY
-            if sweep:  # before the pass: a changed time zone must not fire one slot at the old time
-                reanchor_if_clock_changed(ctx, now)
-                reschedule_orphans(ctx, now)
+            sweep = runner.pre_swept or self._sweep_due(runner, now)
+            if sweep and not runner.pre_swept:
+                self._pre_sweep(ctx, now)
             result = run_pass(ctx, conn, now)
             if result.send_error:
                 raise redis.exceptions.ConnectionError(result.send_error)
             if sweep:
                 reconcile_active(ctx, conn, now)
-                runner.last_reconcile = now
+                runner.last_reconcile, runner.pre_swept = now, False
             runner.next_due = earliest_next(ctx)
             self._write_last_tick(runner, conn, now)
             if self.keep_results:
@@ -148,6 +188,7 @@ class Scheduler:
 
     def _fail(self, runner: SiteRunner, now: datetime, exc: BaseException) -> None:
         runner.failures += 1
+        runner.pre_swept = False
         delay = min(MAX_BACKOFF, 0.5 * 2 ** min(runner.failures - 1, 10))
         runner.retry_at = now + timedelta(seconds=delay)
         runner.ctx.close()  # reconnect next time: the connection may be broken
@@ -181,6 +222,11 @@ class Scheduler:
                 pass  # the site's pass reports Redis problems; a heartbeat is best effort
             break  # the heartbeat is per bench: every site of a bench shares its Redis
         self.last_heartbeat = now
+
+    def _earliest(self) -> datetime | None:
+        """The earliest due slot of any site that is not backing off (None: none known)."""
+        dues = [r.next_due for r in self.runners.values() if r.retry_at is None and r.next_due is not None]
+        return min(dues) if dues else None
 
     def _sleep_for(self, now: datetime) -> float:
         """Until the earliest due slot of any site, at most one tick interval, sooner for a retry."""
@@ -220,12 +266,45 @@ class Scheduler:
                 self.steps += 1
                 if max_steps is not None and self.steps >= max_steps:
                     break
-                self.wake_event.wait(wait)  # a stop signal or an announced change ends the sleep early
+                self._sleep(wait)
         finally:
             self._clear_heartbeat()
             for runner in self.runners.values():
                 runner.ctx.close()
             log.info("scheduler %s stopped", self.instance)
+
+    def _sleep(self, wait: float) -> None:
+        """Sleep ``wait`` seconds; when a slot ends the sleep, wake :data:`LEAD` early, :meth:`prepare`, and
+        wait for the slot itself. A stop signal or an announced change ends any of these waits at once."""
+        due = self._earliest()
+        until = (due - self.now_fn()).total_seconds() if due is not None else None
+        if due is None or until is None or until <= 0 or abs(until - wait) > LEAD:
+            self.wake_event.wait(wait)  # not a slot (the tick-interval cap, a retry, a late row): as asked
+            return
+        if wait > LEAD:
+            if self.wake_event.wait(wait - LEAD):
+                return
+            self.prepare()
+        # Event.wait may return a hair before the slot on the wall clock; a pass a hair early finds
+        # nothing due and would cost a whole MIN_SLEEP more, so wait until the clock has passed the slot.
+        for _ in range(100):
+            remaining = (due - self.now_fn()).total_seconds()
+            if remaining <= 0:
+                return
+            if remaining > SPIN:
+                if self.wake_event.wait(remaining - SPIN):
+                    return
+                continue
+            self._spin_until(due)
+            return
+
+    def _spin_until(self, due: datetime) -> None:
+        """The last :data:`SPIN` seconds before a slot, awake: on a busy host a sleeping process is scheduled
+        back onto a CPU milliseconds after its timer fires, and those milliseconds would be the slot's delay.
+        Bounded in real time whatever the clock says (a test's clock may stand still)."""
+        give_up = time.monotonic() + 2 * SPIN
+        while self.now_fn() < due and not self.wake_event.is_set() and time.monotonic() < give_up:
+            pass
 
     def _clear_heartbeat(self) -> None:
         for runner in self.runners.values():

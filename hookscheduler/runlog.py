@@ -9,6 +9,13 @@ The statements are plain SQL with parameters rather than peewee queries: they ru
 freshly forked work horse, where building a query touches (and so copies) many pages of the parent's memory;
 plain SQL costs a fraction of that, and worker throughput is a stated goal. They use only the columns and
 values the models define, in the storage format peewee uses (naive UTC; ISO text on SQLite).
+
+On PostgreSQL every statement is a network round trip on a connection the horse has just opened, so the start
+(``queued -> started`` and ``last_execution``) is sent as one multi-statement request plus its COMMIT
+(:func:`start_in_one_trip`), and the outcome as one request (:func:`finish_in_one_trip`), instead of seven and
+four. They are the same statements in the same transaction; the compare-and-set is the same ``UPDATE ... WHERE
+status = 'queued'``. If one fails, it is rolled back and the caller takes the careful path (each write on its
+own, the log row's in a savepoint), which keeps ``last_execution`` advancing when only the log table is broken.
 """
 
 from __future__ import annotations
@@ -38,6 +45,18 @@ _FINISH = ("UPDATE scheduled_job_log SET status = {p}, finished_at = {p}, modifi
            "ELSE reason END WHERE rq_job_id = {p}")
 LATE_COMPLETION = "completed after the scheduler had declared it abandoned"
 LOCK_TIMEOUT = "5s"
+#: The start in one statement. Every part reads the snapshot taken before the UPDATEs, so ``known`` still sees
+#: the row as it was; ``last_execution`` advances unless this is a duplicate delivery (as in the careful path).
+_PG_START = (
+    "WITH started AS (UPDATE scheduled_job_log SET status = 'started', started_at = %s, worker = %s, "
+    "modified_at = %s, enqueued_at = COALESCE(enqueued_at, %s) WHERE rq_job_id = %s AND status = 'queued' "
+    "RETURNING 1), "
+    "known AS (SELECT 1 FROM scheduled_job_log WHERE rq_job_id = %s), "
+    "advanced AS (UPDATE scheduled_job_type SET last_execution = %s WHERE name = %s "
+    "AND (last_execution IS NULL OR last_execution < %s) "
+    "AND (EXISTS (SELECT 1 FROM started) OR NOT EXISTS (SELECT 1 FROM known)) RETURNING 1) "
+    "SELECT EXISTS (SELECT 1 FROM started), EXISTS (SELECT 1 FROM known), (SELECT count(*) FROM advanced)"
+)
 
 
 def best_effort(what: str, fn: Callable[[], T]) -> T | None:
@@ -103,6 +122,63 @@ def mark_finished(db: pw.Database, rq_job_id: str, status: str, now: datetime, *
         duration = max((now - started).total_seconds(), 0.0) if started is not None else None
         _run(db, _FINISH, (status, _dt(db, now), _dt(db, now), duration, traceback, reason, reason, status,
                            LATE_COMPLETION, rq_job_id))
+
+
+def _fast_pg(db: pw.Database) -> Any:
+    """The raw psycopg2 connection when the one-trip path applies (PostgreSQL, no transaction open), else None."""
+    if not isinstance(db, pw.PostgresqlDatabase) or db.transaction_depth() != 0:
+        return None
+    return db.connection()  # type: ignore[no-untyped-call]
+
+
+def _preamble() -> str:
+    return f"BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; "
+
+
+def _abandon(conn: Any, what: str, exc: BaseException) -> None:
+    log.debug("the one-trip %s failed (%s: %s); taking the careful path", what, type(exc).__name__, exc)
+    try:
+        conn.cursor().execute("ROLLBACK")
+    except Exception:  # the connection is gone: the careful path reconnects
+        pass
+
+
+def start_in_one_trip(db: pw.Database, rq_job_id: str, job_name: str, worker: str | None,
+                      now: datetime) -> str | None:
+    """On PostgreSQL: :func:`mark_started` and :func:`advance_last_execution` in one request and a COMMIT;
+    returns what :func:`mark_started` would, or None when the caller must take the careful path."""
+    conn = _fast_pg(db)
+    if conn is None:
+        return None
+    try:
+        cursor = conn.cursor()
+        cursor.execute(_preamble() + _PG_START, (now, worker, now, now, rq_job_id, rq_job_id, now, job_name, now))
+        started, known, _ = cursor.fetchone()
+        cursor.execute("COMMIT")
+    except Exception as exc:
+        _abandon(conn, "start", exc)
+        return None
+    if started:
+        return "started"
+    return "duplicate" if known else "unknown"
+
+
+def finish_in_one_trip(db: pw.Database, rq_job_id: str, status: str, now: datetime, *, started: datetime,
+                       traceback: str | None = None, reason: str | None = None) -> bool:
+    """On PostgreSQL: :func:`mark_finished` (with a known start) in one request; False when the caller must
+    take the careful path."""
+    conn = _fast_pg(db)
+    if conn is None:
+        return False
+    duration = max((now - started).total_seconds(), 0.0)
+    try:
+        conn.cursor().execute(_preamble() + _FINISH.format(p="%s") + "; COMMIT",
+                              (status, now, now, duration, traceback, reason, reason, status, LATE_COMPLETION,
+                               rq_job_id))
+    except Exception as exc:
+        _abandon(conn, "outcome", exc)
+        return False
+    return True
 
 
 def _parse(value: Any) -> datetime | None:

@@ -223,6 +223,10 @@ def _record_start(db: pw.Database, rq_id: str | None, job_name: str, who: str, s
     """One transaction for both start writes (each run pays for one commit, not two). The log row's
     ``queued -> started`` runs in a savepoint of its own: a broken log table must not stop ``last_execution``
     from advancing (Frappe #41245)."""
+    if rq_id:
+        fast = runlog.start_in_one_trip(db, rq_id, job_name, who, started)  # PostgreSQL: one round trip
+        if fast is not None:
+            return fast
     state = None
     with runlog.ledger_txn(db):
         if rq_id:
@@ -277,9 +281,14 @@ def _perform(ctx: SiteContext, rq_job: Job | None, jctx: JobContext, call: Calla
 
 def _finish(ctx: SiteContext, rq_id: str, status: str, trace: str | None, reason: str | None,
             started: datetime | None) -> None:
-    _ledger(f"record the outcome ({status})", ctx,
-            lambda db: runlog.mark_finished(db, rq_id, status, utcnow(), traceback=trace, reason=reason,
-                                            started=started))
+    def write(db: pw.Database) -> None:
+        now = utcnow()
+        if started is not None and runlog.finish_in_one_trip(db, rq_id, status, now, started=started,
+                                                             traceback=trace, reason=reason):
+            return
+        runlog.mark_finished(db, rq_id, status, now, traceback=trace, reason=reason, started=started)
+
+    _ledger(f"record the outcome ({status})", ctx, write)
 
 
 def _publish(ctx: SiteContext, rq_job: Job | None, jctx: JobContext, event: str, started: datetime | None = None,

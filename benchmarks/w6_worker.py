@@ -1,0 +1,204 @@
+"""6. Worker overhead: scheduled no-op runs through ``hookscheduler worker --burst`` vs a plain ``rq worker --burst``.
+
+The hookscheduler side is a real scheduled workload: N job types (one app, a no-op method) migrated and fired
+by one tick pass, so Redis holds N runs and the ledger N ``queued`` rows (N = 1,000 per run in full mode, see
+:func:`run`). ``hookscheduler
+worker --burst --queue default`` then runs them all, each through the runner: ``queued -> started``
+compare-and-set, ``last_execution``, the job's transaction, ``complete``, started/finished events.
+
+The floor is RQ's own worker: ``rq worker --burst`` on a queue holding the same number of jobs of the same
+no-op function, written with ``Queue.enqueue_many``, on the same Redis. Both workers fork a work horse per
+job (RQ's default) and run quiet. Throughput is jobs / wall time of the worker process (start-up included, as
+a user sees it); the span from the first job's start to the last job's end (RQ's own timestamps) is in the
+note. The two workers alternate within each run, so that machine noise hits both alike, and the ratio is
+taken per run.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+from rq import Queue
+
+from benchmarks._hsbench import cli_env, make_bench, pg_database, redis_cleanup
+from benchmarks.common import BenchConfig, Measurement
+
+TITLE = "6. Worker overhead"
+TARGET_RATIO = 0.7
+TASKS = "def noop():\n    return None\n"
+SETUP = """
+import sys
+from datetime import datetime
+from hookscheduler.context import open_site
+from hookscheduler.hooks_loader import load_job_specs
+from hookscheduler.migrate import migrate_site
+from hookscheduler.redis_conn import redis_for
+from hookscheduler.tick import run_pass
+ctx = open_site()
+db = ctx.database(create=True, require_schema=False)
+migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.clock, now=datetime(2026, 1, 5, 10, 7))
+result = run_pass(ctx, redis_for(ctx.site), now=datetime(2026, 1, 5, 11, 0, 1), batch=100000)
+print(result.fired)
+"""
+
+
+def _hooks(n: int) -> str:
+    entries = [{"method": "wapp.tasks.noop", "name": f"noop_{i}"} for i in range(n)]
+    return f"scheduler_events = {json.dumps({'hourly': entries})}\n"
+
+
+def _span(conn: redis.Redis, job_ids: list[str]) -> tuple[float, int]:
+    """Seconds from the first job's start to the last job's end (RQ's timestamps), and how many finished."""
+    starts, ends, finished = [], [], 0
+    with conn.pipeline(transaction=False) as pipe:
+        for jid in job_ids:
+            pipe.hmget(f"rq:job:{jid}", "started_at", "ended_at", "status")
+        for started, ended, status in pipe.execute():
+            if started and ended:
+                starts.append(datetime.fromisoformat(started.decode().rstrip("Z")))
+                ends.append(datetime.fromisoformat(ended.decode().rstrip("Z")))
+            finished += status == b"finished"
+    return (max(ends) - min(starts)).total_seconds() if starts else float("nan"), finished
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return elapsed
+
+
+def _ledger(bench: Path, db_url: str | None) -> dict[str, int]:
+    sql = "SELECT status, count(*) FROM scheduled_job_log GROUP BY status"
+    if db_url:
+        import psycopg2
+
+        conn: Any = psycopg2.connect(db_url)
+    else:
+        conn = sqlite3.connect(bench / "sites" / "default" / "scheduler.sqlite3")
+    try:
+        cur = conn.cursor()
+        cur.execute(sql)
+        return {status: count for status, count in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def one_run(cfg: BenchConfig, n: int, db_url: str | None) -> dict[str, Any]:
+    conn = redis.Redis.from_url(cfg.redis_url)
+    bench, bench_id = make_bench(cfg.workdir, "wrk", cfg.redis_url, {"wapp": _hooks(n)}, tasks=TASKS)
+    env = cli_env(bench, db_url)
+    try:
+        # hookscheduler: n scheduled runs, queued by a real tick pass
+        fired = int(subprocess.run([sys.executable, "-c", SETUP], env=env, capture_output=True, text=True,
+                                   check=True, timeout=600).stdout.split()[-1])
+        assert fired == n, (fired, n)
+        hs_queue = Queue(f"{bench_id}:default", connection=conn)
+        hs_ids = hs_queue.get_job_ids()
+        assert len(hs_ids) == n
+        # the floor: the same number of no-op jobs for a plain RQ worker
+        plain = Queue(f"{bench_id}:plain", connection=conn)
+        with conn.pipeline() as pipe:
+            plain.enqueue_many([Queue.prepare_data("wapp.tasks.noop", result_ttl=600) for _ in range(n)],
+                               pipeline=pipe)
+            pipe.execute()
+        plain_ids = plain.get_job_ids()
+        rq_env = dict(env, PYTHONPATH=f"{bench / 'apps'}:{env['PYTHONPATH']}")
+        hs_wall = _timed([sys.executable, "-m", "hookscheduler", "worker", "--burst", "--queue", "default",
+                          "--quiet"], env)
+        rq_wall = _timed([sys.executable, "-m", "rq.cli", "worker", "--burst", "--quiet", "--url", cfg.redis_url,
+                          plain.name], rq_env)
+        hs_span, hs_done = _span(conn, hs_ids)
+        rq_span, rq_done = _span(conn, plain_ids)
+        ledger = _ledger(bench, db_url)
+        return {"hs": n / hs_wall, "rq": n / rq_wall, "hs_span": n / hs_span, "rq_span": n / rq_span,
+                "ok": hs_done == n and rq_done == n and ledger == {"complete": n}, "ledger": ledger}
+    finally:
+        redis_cleanup(conn, bench_id)
+
+
+def run(cfg: BenchConfig) -> list[Measurement]:
+    # The issue asks for 10,000 runs. On the reference machine (2 shared cores) a plain RQ worker does 20-40 jobs/s,
+    # so 10,000 runs x 2 workers x 2 databases x 5 runs would take hours: full mode runs 1,000 per run (5,000 per
+    # worker and database over the 5 runs); the per-job cost is what is compared, and it does not depend on N.
+    n = 200 if cfg.quick else 1000
+    out: list[Measurement] = []
+    for kind in ("sqlite", "postgres"):
+        results = []
+        for _ in range(cfg.runs):
+            if kind == "sqlite":
+                results.append(one_run(cfg, n, None))
+            else:
+                with pg_database(cfg.pg_dsn, "wrk") as url:
+                    results.append(one_run(cfg, n, url))
+        case = f"{kind}, {n:,} no-op runs"
+        ratios = [r["hs"] / r["rq"] for r in results]
+        span_ratio = statistics.median(r["hs_span"] / r["rq_span"] for r in results)
+        checked = all(r["ok"] for r in results)
+        ledger = results[-1]["ledger"]
+        out += [
+            Measurement(TITLE, case, "hookscheduler worker, jobs/s", [r["hs"] for r in results],
+                        note=f"every run recorded complete in the ledger: {'yes' if checked else f'NO {ledger}'}"),
+            Measurement(TITLE, case, "plain rq worker, jobs/s", [r["rq"] for r in results]),
+            Measurement(TITLE, case, "ratio (hookscheduler / rq)", ratios, f">= {TARGET_RATIO:g}x",
+                        statistics.median(ratios) >= TARGET_RATIO and checked,
+                        f"first start to last end (RQ timestamps): ratio {span_ratio:.2f}"),
+        ]
+    return out
+
+
+ANALYSIS = """
+**Reading it.** Throughput was low for both workers (8-20 jobs/s) because the machine's load average stayed
+at 5-15 for the whole 41 minutes. The ratio is taken within each run, with the two workers alternating, and
+is the figure to read. SQLite meets 0.7x (0.73). PostgreSQL misses: 0.60, or 0.59 over RQ's own timestamps,
+which is 14% under the target.
+
+**Where a scheduled run's time goes in the work horse.** We timed the runner's steps with wrappers in a real
+`hookscheduler worker`, 150 runs each, at load average ~4, after the optimisation below. Milliseconds per
+run:
+
+| step | PostgreSQL | SQLite |
+|---|---|---|
+| whole `run_scheduled_job` (median) | 30 | 17 |
+| opening the database connection | 12 | 8 |
+| start: `queued -> started` and `last_execution` | 10 | 1.4 |
+| job transaction and outcome | 2-3 | 0.5 |
+| started/finished events | 3 | 5 |
+
+On PostgreSQL each horse is a new process, so it opens a new connection, which makes the server start a new
+backend. The first statements on that backend then load catalog data for the tables they touch. That is
+what the 10 ms start costs: the statements themselves are cheap, and a warm connection runs them in under
+1 ms.
+
+**What changed.** On PostgreSQL the start (`queued -> started` compare-and-set plus `last_execution`) is now
+one request and a COMMIT, instead of seven round trips. The outcome is one request instead of four
+(`runlog.start_in_one_trip` / `finish_in_one_trip`). They run the same statements in the same transaction,
+with the same `WHERE status = 'queued'` compare-and-set. If one fails, it is rolled back and the old path
+runs, with the log row in a savepoint, so `last_execution` still advances when only the log table is broken
+(Frappe #41245). The start measured 18 ms median before (load ~8) and 10 ms after (load ~4). That is not a
+controlled comparison, but `tests/integration/test_runlog_one_trip.py` counts the round trips it removes.
+
+**What would close it.**
+
+1. Put a connection pooler such as PgBouncer in transaction mode in front of PostgreSQL. Connecting then
+   costs well under a millisecond and the pool's server connections stay warm. This is an operator's choice
+   and needs no code.
+2. Write the ledger from the worker's long-lived parent process over one persistent connection:
+   `queued -> started` before the fork, and the outcome after the horse exits (taken from RQ's result and
+   exception). This changes the runner's design, which today says "no database connection in the parent",
+   so it was not done in this round.
+
+Sharing one connection between the parent and its horses is not an option: it breaks with TLS, and a killed
+horse leaves the connection in an unknown state.
+"""

@@ -1,0 +1,82 @@
+"""``migrate`` at size: new rows go in with multi-row INSERTs, the plan reads plain tuples, and the loader's
+per-process caches never hide a problem."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from hookscheduler.context import open_site
+from hookscheduler.exceptions import HookError
+from hookscheduler.hooks_loader import load_job_specs
+from hookscheduler.migrate import CHUNK, migrate_site
+from hookscheduler.models import ScheduledJobType
+
+NOW = datetime(2026, 1, 7, 10, 7, 0)
+N = CHUNK * 2 + 17  # three INSERT chunks
+
+
+def _events() -> dict[str, Any]:
+    hourly = [{"method": "app1.tasks.ok", "name": f"h{i}"} for i in range(N // 2)]
+    cron = [{"method": "app1.tasks.other", "name": f"c{i}", "overlap": "allow", "timeout": 7}
+            for i in range(N - N // 2)]
+    return {"hourly": hourly, "cron": {"*/6 * * * *": cron}}
+
+
+def test_cold_start_of_many_jobs_in_bulk_keeps_every_default(bench_factory, db_kind):
+    bench = bench_factory.make({"app1": _events()}, db=db_kind)
+    ctx = open_site(str(bench))
+    db = ctx.database(create=True, require_schema=False)
+    specs = load_job_specs(ctx.bench, ctx.site.queues)
+    migrate_site(db, ctx.name, specs, ctx.clock, now=NOW)  # creates the schema (and rows)
+    statements: list[str] = []
+    original = db.execute_sql
+
+    def spy(sql: str, params: Any = None) -> Any:
+        statements.append(sql)
+        return original(sql, params)
+
+    ScheduledJobType.delete().execute()
+    db.execute_sql = spy  # type: ignore[method-assign]
+    try:
+        plan = migrate_site(db, ctx.name, specs, ctx.clock, now=NOW)
+    finally:
+        del db.execute_sql
+    assert len(plan.added) == N
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
+    assert len(inserts) == 3, "one multi-row INSERT per chunk, not one per job"
+    rows = {r.name: r for r in ScheduledJobType.select()}
+    assert len(rows) == N
+    h, c = rows["h0"], rows[f"c{N - N // 2 - 1}"]
+    assert (h.frequency, h.queue, h.timeout, h.catchup, h.catchup_limit, h.overlap) == (
+        "Hourly", "default", 300, "once", 10, "skip")
+    assert (c.frequency, c.cron_format, c.timeout, c.overlap) == ("Cron", "*/6 * * * *", 7, "allow")
+    assert not any(r.stopped or r.removed or r.last_execution for r in rows.values())
+    assert {r.next_execution for r in rows.values() if r.frequency == "Hourly"} == {datetime(2026, 1, 7, 11, 0)}
+    assert {r.next_execution for r in rows.values() if r.frequency == "Cron"} == {datetime(2026, 1, 7, 10, 12)}
+    assert {r.created_at for r in rows.values()} == {NOW}
+    again = migrate_site(db, ctx.name, specs, ctx.clock, now=NOW)
+    assert len(again.unchanged) == N and not again.changes_anything
+
+
+def test_a_bad_cron_is_reported_for_every_app_that_uses_it(bench_factory):
+    events = {"cron": {"61 * * * *": ["app1.tasks.ok"]}}
+    bench = bench_factory.make({"app1": events, "app2": json.loads(json.dumps(events).replace("app1", "app2"))})
+    ctx = open_site(str(bench))
+    for _ in range(2):  # a second load in the same process reports it again (invalid strings are not cached)
+        with pytest.raises(HookError) as err:
+            load_job_specs(ctx.bench, ctx.site.queues)
+        problems = [p for p in str(err.value).splitlines() if "61 * * * *" in p]
+        assert len(problems) == 2 and any("app1" in p for p in problems) and any("app2" in p for p in problems)
+
+
+def test_an_edited_tasks_module_is_checked_afresh(bench_factory):
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}})
+    ctx = open_site(str(bench))
+    assert [s.method for s in load_job_specs(ctx.bench, ctx.site.queues)] == ["app1.tasks.ok"]
+    (bench / "apps" / "app1" / "tasks.py").write_text("def other():\n    pass\n")
+    with pytest.raises(HookError, match=r"app1\.tasks\.ok"):
+        load_job_specs(ctx.bench, ctx.site.queues)  # the module cached by the first load is not trusted

@@ -1,0 +1,95 @@
+"""PostgreSQL: the run's start and outcome in one round trip each, with the careful path behind them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from hookscheduler import runlog
+from hookscheduler.models import ScheduledJobLog, ScheduledJobType
+from hookscheduler.tick import run_pass
+from tests.integration.bgjobs_support import make_bench, site
+
+pytestmark = pytest.mark.postgres
+AFTER_SLOT = datetime(2026, 1, 5, 11, 0, 1)
+STARTED = datetime(2026, 1, 5, 11, 0, 2)
+
+
+def _queued(bench_factory) -> tuple[Any, Any, str]:
+    bench = make_bench(bench_factory, "postgres", {"hourly": ["bgapp.tasks.seen"]})
+    ctx, conn = site(bench)
+    result = run_pass(ctx, conn, now=AFTER_SLOT)
+    return ctx, ctx.database(), result.sent_ids[0]
+
+
+class _Recorder:
+    """The raw connection, recording every request sent on it (the one-trip path bypasses execute_sql)."""
+
+    def __init__(self, conn: Any, seen: list[str]) -> None:
+        self.conn, self.seen = conn, seen
+
+    def cursor(self) -> Any:
+        cursor, seen = self.conn.cursor(), self.seen
+
+        class Cursor:
+            def execute(self, sql: str, params: Any = None) -> Any:
+                seen.append(sql)
+                return cursor.execute(sql, params)
+
+            def fetchone(self) -> Any:
+                return cursor.fetchone()
+
+        return Cursor()
+
+
+def _statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    real = runlog._fast_pg
+    monkeypatch.setattr(runlog, "_fast_pg", lambda db: None if real(db) is None else _Recorder(real(db), seen))
+    return seen
+
+
+def test_start_is_one_request_and_a_commit_and_keeps_the_compare_and_set(bench_factory, monkeypatch):
+    _ctx, db, rq_id = _queued(bench_factory)
+    requests = _statements(monkeypatch)
+    assert runlog.start_in_one_trip(db, rq_id, "bgapp.tasks.seen", "w1", STARTED) == "started"
+    assert len(requests) == 2 and requests[1] == "COMMIT"
+    row = ScheduledJobLog.get()
+    assert (row.status, row.started_at, row.worker, row.enqueued_at is not None) == ("started", STARTED, "w1", True)
+    assert ScheduledJobType.get().last_execution == STARTED
+    later = STARTED + timedelta(minutes=5)
+    assert runlog.start_in_one_trip(db, rq_id, "bgapp.tasks.seen", "w2", later) == "duplicate"
+    assert ScheduledJobType.get().last_execution == STARTED, "a duplicate delivery does not advance it"
+    assert ScheduledJobLog.get().worker == "w1"
+    assert runlog.start_in_one_trip(db, "no-such-run", "bgapp.tasks.seen", "w3", later) == "unknown"
+    assert ScheduledJobType.get().last_execution == later  # a run the ledger does not know still counts
+
+
+def test_outcome_is_one_request(bench_factory, monkeypatch):
+    _ctx, db, rq_id = _queued(bench_factory)
+    assert runlog.start_in_one_trip(db, rq_id, "bgapp.tasks.seen", "w1", STARTED) == "started"
+    done = STARTED + timedelta(seconds=3)
+    requests = _statements(monkeypatch)
+    assert runlog.finish_in_one_trip(db, rq_id, "failed", done, started=STARTED, traceback="tb", reason="why")
+    assert len(requests) == 1
+    row = ScheduledJobLog.get()
+    assert (row.status, row.finished_at, row.duration, row.traceback, row.reason) == ("failed", done, 3.0, "tb", "why")
+
+
+def test_a_failed_one_trip_write_rolls_back_and_hands_over(bench_factory):
+    _ctx, db, rq_id = _queued(bench_factory)
+    db.execute_sql("ALTER TABLE scheduled_job_log RENAME TO scheduled_job_log_away")
+    assert runlog.start_in_one_trip(db, rq_id, "bgapp.tasks.seen", "w1", STARTED) is None
+    assert not runlog.finish_in_one_trip(db, rq_id, "complete", STARTED, started=STARTED)
+    assert ScheduledJobType.get().last_execution is None  # nothing half-written: the whole request rolled back
+    assert db.connection().get_transaction_status() == 0  # idle: usable for the careful path
+    db.execute_sql("ALTER TABLE scheduled_job_log_away RENAME TO scheduled_job_log")
+
+
+def test_inside_an_open_transaction_the_careful_path_is_taken(bench_factory):
+    _ctx, db, rq_id = _queued(bench_factory)
+    with db.atomic():
+        assert runlog.start_in_one_trip(db, rq_id, "bgapp.tasks.seen", "w1", STARTED) is None
+    assert ScheduledJobLog.get().status == "queued"
