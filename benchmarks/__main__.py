@@ -56,6 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--redis-url", default=os.environ.get("HOOKSCHEDULER_BENCH_REDIS_URL", DEFAULT_REDIS))
     p.add_argument("--pg-dsn", default=os.environ.get("HOOKSCHEDULER_BENCH_PG", DEFAULT_PG))
     p.add_argument("--out", type=Path, default=HERE, help="folder for results.json and RESULTS.md")
+    p.add_argument("--render", action="store_true", help="only re-render RESULTS.md from results.json")
+    p.add_argument("--merge", type=Path, default=None, metavar="RESULTS_JSON",
+                   help="merge another results.json into ours (per workload, the newer run wins), then render")
     args = p.parse_args(argv)
     if args.runs is not None and args.runs < 1:
         p.error(f"--runs {args.runs}: give at least 1")
@@ -118,7 +121,8 @@ def versions(cfg: BenchConfig) -> dict[str, str]:
         conn = psycopg2.connect(cfg.pg_dsn)
         with conn.cursor() as cur:
             cur.execute("SHOW server_version")
-            out["postgresql server"] = str(cur.fetchone()[0]).split()[0]
+            row = cur.fetchone()
+            out["postgresql server"] = str(row[0]).split()[0] if row else "?"
         conn.close()
     except Exception as exc:
         out["postgresql server"] = f"unavailable ({type(exc).__name__})"
@@ -173,6 +177,15 @@ def load_results(path: Path) -> dict[str, Any]:
         except json.JSONDecodeError:
             print(f"warning: {path} is not valid JSON; starting it afresh", file=sys.stderr)
     return {"workloads": {}}
+
+
+def merge_results(data: dict[str, Any], other: dict[str, Any]) -> None:
+    """Per workload, keep the newer run (two branches ran different workloads into their own results.json)."""
+    for key, entry in other.get("workloads", {}).items():
+        mine = data["workloads"].get(key)
+        if mine is None or str(entry.get("date", "")) > str(mine.get("date", "")):
+            data["workloads"][key] = entry
+    data.setdefault("environment", other.get("environment", {}))
 
 
 # --- rendering -------------------------------------------------------------------------------------------
@@ -239,14 +252,18 @@ def render_markdown(data: dict[str, Any]) -> str:
         out.append("|" + "---|" * len(HEADERS))
         for r in e["rows"]:
             out.append("| " + " | ".join(_md_escape(c) for c in row_cells(r)) + " |")
-        if e.get("analysis"):
-            out += ["", e["analysis"]]
+        analysis = analysis_for(e.get("module", "")) or e.get("analysis", "")
+        if analysis:
+            out += ["", analysis]
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
 def analysis_for(module: str) -> str:
-    """Free text a workload keeps beside its rows (``ANALYSIS`` in the module: misses, profiles, fixes)."""
+    """Free text a workload keeps beside its rows (``ANALYSIS`` in the module: misses, profiles, fixes); read
+    when rendering, so the explanation follows the code even for rows measured earlier."""
+    if not _WORKLOAD.match(module):
+        return ""
     try:
         mod = importlib.import_module(f"benchmarks.{module}")
     except Exception:
@@ -256,6 +273,15 @@ def analysis_for(module: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render or args.merge:
+        args.out.mkdir(parents=True, exist_ok=True)
+        data = load_results(args.out / "results.json")
+        if args.merge:
+            merge_results(data, load_results(args.merge))
+            (args.out / "results.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+        (args.out / "RESULTS.md").write_text(render_markdown(data))
+        print(f"wrote {args.out / 'RESULTS.md'}")
+        return 0
     quick = not args.full
     runs = args.runs or (3 if quick else 5)
     todo = selected(args.only, discover())

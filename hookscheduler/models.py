@@ -85,6 +85,8 @@ class ScheduledJobLog(BaseModel):
 
     class Meta:
         table_name = "scheduled_job_log"
+        # Schema version 1's indexes (created by create_tables); version 2 (db._v2) drops the job_id index and
+        # replaces (job, status) and (status, enqueued_at) with partial indexes for active runs and the outbox.
         indexes = (
             (("job", "scheduled_for"), False),
             (("job", "status"), False),

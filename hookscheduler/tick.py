@@ -23,8 +23,8 @@ Why a slot fires exactly once
 
 2. *Outbox.* The claim and the slot's log row (``status='queued'``, ``enqueued_at IS NULL``; one bulk insert
    per round) commit in the same transaction, *before* anything is sent to Redis. Every pass first re-sends
-   every claimed-but-unsent row (:func:`resend_outbox`; the probe finds them through the
-   ``(status, enqueued_at)`` index). So a process killed at any point leaves one of:
+   every claimed-but-unsent row (:func:`resend_outbox`; the probe finds them through the outbox index, which
+   holds exactly the rows between their claim and their send). So a process killed at any point leaves one of:
 
    * before the commit: nothing (the rollback undoes the claim), and the slot is still due: the next pass
      claims it;
@@ -50,6 +50,7 @@ scheduler paused / disabled / in maintenance, previous run still active), with t
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -121,7 +122,7 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     db = ctx.database()
     result = PassResult(site=ctx.name, now=now)
     probe = probe_pass(db, now)
-    result.inactive = inactive_reason(ctx, probe.enabled)
+    result.inactive = inactive_reason(ctx, probe.enabled or "1")  # no state row: enabled
     if not probe.due and not probe.outbox:
         return result  # the common case: one indexed statement, no transaction
     if probe.outbox:
@@ -168,16 +169,39 @@ class Probe:
     enabled: str | None  # scheduler_state.scheduler_enabled
 
 
+_PROBE_SQL = ("SELECT (SELECT next_execution FROM scheduled_job_type WHERE next_execution IS NOT NULL "
+              "AND removed = {false} ORDER BY next_execution LIMIT 1), "
+              "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status = 'queued' AND enqueued_at IS NULL), "
+              "(SELECT value FROM scheduler_state WHERE key = 'scheduler_enabled')")
+#: PostgreSQL connections on which the probe is a prepared statement. It has no parameters (``now`` is
+#: compared in Python), so its one plan is the index plan; planning it each time would cost ten times more
+#: than running it.
+_PREPARED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 def probe_pass(db: pw.Database, now: datetime) -> Probe:
-    """One statement, answered from three indexes (``next_execution``; ``(status, enqueued_at)``; the state
-    key): whatever the table size, a pass with nothing to do costs one round trip and no write lock."""
-    ph = _ph(db)
-    sql = (f"SELECT EXISTS (SELECT 1 FROM scheduled_job_type WHERE next_execution <= {ph} AND removed = {ph}), "
-           "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status = 'queued' AND enqueued_at IS NULL "
-           "AND rq_job_id IS NOT NULL), "
-           "(SELECT value FROM scheduler_state WHERE key = 'scheduler_enabled')")
-    due, outbox, enabled = _cursor(db, sql, [_sql_dt(db, now), False]).fetchone()
-    return Probe(bool(due), bool(outbox), enabled)
+    """One statement, answered from three indexes (the first entry of ``next_execution``; the outbox; the
+    state key): whatever the table size, a pass with nothing to do costs one round trip and no write lock."""
+    if isinstance(db, pw.PostgresqlDatabase):
+        earliest, outbox, enabled = _pg_probe(db)
+    else:
+        earliest, outbox, enabled = _cursor(db, _PROBE_SQL.format(false="0")).fetchone()
+    earliest = _dt(earliest)
+    return Probe(earliest is not None and earliest <= now, bool(outbox), enabled)
+
+
+def _pg_probe(db: pw.Database) -> Any:
+    conn = db.connection()  # type: ignore[no-untyped-call]
+    if conn not in _PREPARED:
+        _cursor(db, "PREPARE hs_probe AS " + _PROBE_SQL.format(false="false"))
+        _PREPARED.add(conn)
+    try:
+        return _cursor(db, "EXECUTE hs_probe").fetchone()
+    except pw.ProgrammingError:  # the session lost it (a pooler switched server connections): prepare again
+        _PREPARED.discard(conn)
+        if db.in_transaction():  # type: ignore[no-untyped-call]
+            raise
+        return _pg_probe(db)
 
 
 @dataclass(frozen=True)
@@ -220,6 +244,12 @@ def select_due(db: pw.Database, now: datetime, limit: int) -> list[DueRow]:
 
 def _ph(db: pw.Database) -> str:
     return "%s" if isinstance(db, pw.PostgresqlDatabase) else "?"
+
+
+def _no_index(db: pw.Database) -> str:
+    """SQLite's unary ``+``: keeps its planner from choosing the index of the column it prefixes (without it,
+    ``rq_job_id IS NOT NULL`` draws it to the unique index on ``rq_job_id``, a scan of the whole ledger)."""
+    return "" if isinstance(db, pw.PostgresqlDatabase) else "+"
 
 
 def _cursor(db: pw.Database, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -459,18 +489,18 @@ def mark_sent(rq_ids: list[str], now: datetime) -> None:
 
 def resend_outbox(ctx: SiteContext, conn: redis.Redis, result: PassResult | None = None,
                   limit: int = 5000) -> int:
-    """Send every claimed-but-unsent run (a previous sender died, or Redis was down, or lost it)."""
-    pending = list(
-        ScheduledJobLog.select(ScheduledJobLog, ScheduledJobType.method, ScheduledJobType.timeout)
-        .join(ScheduledJobType)
-        .where((ScheduledJobLog.status == "queued") & ScheduledJobLog.enqueued_at.is_null()
-               & ScheduledJobLog.rq_job_id.is_null(False))
-        .order_by(ScheduledJobLog.id).limit(limit)
-    )
+    """Send every claimed-but-unsent run (a previous sender died, or Redis was down, or lost it), found through
+    the outbox index (its predicate spelled with literals, so SQLite uses it too)."""
+    db = ctx.database()
+    ph = _ph(db)
+    pending = _cursor(db, "SELECT l.rq_job_id, l.job_name, t.method, l.queue, t.timeout, l.scheduled_for, l.trigger "
+                      "FROM scheduled_job_log l JOIN scheduled_job_type t ON t.id = l.job_id "
+                      "WHERE l.status = 'queued' AND l.enqueued_at IS NULL "
+                      f"AND {_no_index(db)}l.rq_job_id IS NOT NULL ORDER BY l.id LIMIT {ph}", [limit]).fetchall()
     if not pending:
         return 0
-    runs = [dispatch.Run(str(p.rq_job_id), ctx.name, p.job_name, p.job.method, p.queue or "default", p.job.timeout,
-                         p.scheduled_for, p.trigger) for p in pending]
+    runs = [dispatch.Run(str(p[0]), ctx.name, p[1], p[2], p[3] or "default", p[4], _dt(p[5]), p[6])
+            for p in pending]
     scratch = result or PassResult(site=ctx.name, now=utcnow())
     before = len(scratch.sent_ids)
     _send(ctx, conn, runs, scratch)
@@ -483,9 +513,13 @@ def reconcile_active(ctx: SiteContext, conn: redis.Redis, now: datetime | None =
     now = now or utcnow()
     db = ctx.database()
     with write_txn(db):
-        active = list(ScheduledJobLog.select(ScheduledJobLog, ScheduledJobType.timeout).join(ScheduledJobType)
-                      .where(ScheduledJobLog.status.in_(ACTIVE_STATUSES)).order_by(ScheduledJobLog.id).limit(limit))
-        verdicts = settle(active, conn, now, {a.job_id: a.job.timeout for a in active}, ctx.bench.bench_id)
+        # SQLite would rather scan the whole ledger in id order than sort the few active rows: name the index
+        hint = "" if isinstance(db, pw.PostgresqlDatabase) else "INDEXED BY scheduled_job_log_active "
+        rows = _cursor(db, "SELECT l.id, l.job_id, l.status, l.rq_job_id, l.enqueued_at, l.started_at, l.finished_at, "
+                       f"t.timeout FROM scheduled_job_log l {hint}JOIN scheduled_job_type t ON t.id = l.job_id "
+                       f"WHERE l.status IN ('queued', 'started') ORDER BY l.id LIMIT {_ph(db)}", [limit]).fetchall()
+        active = [ActiveRun(r[0], r[1], r[2], r[3], _dt(r[4]), _dt(r[5]), _dt(r[6])) for r in rows]
+        verdicts = settle(active, conn, now, {r[1]: r[7] for r in rows}, ctx.bench.bench_id)
     settled = sum(1 for vs in verdicts.values() for v in vs if not v.active or v.resend)
     if any(v.resend for vs in verdicts.values() for v in vs):
         resend_outbox(ctx, conn)
@@ -493,7 +527,7 @@ def reconcile_active(ctx: SiteContext, conn: redis.Redis, now: datetime | None =
     return settled
 
 
-def _requeue_orphans(db: pw.Database, conn: redis.Redis, active: list[ScheduledJobLog], now: datetime,
+def _requeue_orphans(db: pw.Database, conn: redis.Redis, active: Sequence[ScheduledJobLog | ActiveRun], now: datetime,
                      bench_id: str) -> None:
     """Runs a worker took off the queue and died with (or lost Redis) before starting: see :mod:`.orphans`."""
     grace = timedelta(seconds=ORPHAN_GRACE)

@@ -42,3 +42,24 @@ def test_runner_refuses_an_unknown_workload(tmp_path: Path) -> None:
     proc = _run(tmp_path, "--only", "99")
     assert proc.returncode != 0
     assert "no workload '99'" in proc.stderr and not (tmp_path / "RESULTS.md").exists()
+
+
+def test_merge_takes_the_newer_run_of_each_workload(tmp_path: Path) -> None:
+    def entry(num: int, date: str, case: str) -> dict:
+        return {"number": num, "module": f"w{num}_x", "title": f"{num}. W", "error": None, "date": date,
+                "mode": "full", "runs": 5, "seconds": 1.0, "load_before": "0", "load_after": "0",
+                "rows": [{"workload": str(num), "case": case, "metric": "ms", "values": [1.0], "target": "",
+                          "ok": None, "note": ""}]}
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    mine.mkdir(), theirs.mkdir()
+    (mine / "results.json").write_text(json.dumps({"workloads": {
+        "1": entry(1, "2026-12-01 02:00 UTC", "mine, newer"), "4": entry(4, "2026-12-01 01:00 UTC", "mine, older")}}))
+    (theirs / "results.json").write_text(json.dumps({"workloads": {
+        "1": entry(1, "2026-12-01 01:00 UTC", "theirs, older"), "4": entry(4, "2026-12-01 02:00 UTC", "theirs, newer"),
+        "5": entry(5, "2026-12-01 02:00 UTC", "theirs only")}}))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--out", str(mine), "--merge",
+                           str(theirs / "results.json")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    md = (mine / "RESULTS.md").read_text()
+    assert "mine, newer" in md and "theirs, newer" in md and "theirs only" in md
+    assert "older" not in md

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from rq import Queue, Worker
 
-from hookscheduler.db import set_state
+from hookscheduler.db import SCHEMA_VERSION, set_state
 from hookscheduler.models import utcnow
 from hookscheduler.naming import heartbeat_key, last_tick_key, queue_name
 from tests.helpers import drain
@@ -46,7 +46,7 @@ def test_healthy_site(bench_factory, db_kind, redis_client):
             assert expected in names
         checks = {c["check"]: c for c in data["checks"]}
         assert checks["redis"]["detail"].startswith("Redis ") and "reachable" in checks["redis"]["detail"]
-        assert "schema version 1, 2 job(s)" in checks["database"]["detail"]
+        assert f"schema version {SCHEMA_VERSION}, 2 job(s)" in checks["database"]["detail"]
         assert "1 worker(s)" in checks["queue default"]["detail"]
         text = run(bench, "doctor")
         assert text.code == 0 and text.out.splitlines()[0] == "-----Site default-----"
@@ -104,7 +104,7 @@ def test_database_missing_or_outdated(bench_factory, db_kind):
     ctx.database()
     set_state("schema_version", "0")
     problem = _problems(run(bench, "doctor", "--format", "json"))["database"]
-    assert "schema version 0, expected 1" in problem["problem"]
+    assert f"schema version 0, expected {SCHEMA_VERSION}" in problem["problem"]
 
 
 def test_doctor_checks_every_site(bench_factory, redis_client):

@@ -134,7 +134,8 @@ def test_cold_start_next_execution_for_every_frequency(bench_factory, db_kind):
     bench = bench_factory.make({"app1": ALL_SECTIONS}, db=db_kind)
     ctx = site_ctx(bench)
     plan = migrate(ctx, NOW)
-    assert (len(plan.added), plan.updated, plan.removed, plan.unchanged, plan.schema_steps) == (16, [], [], [], 1)
+    steps = dbmod.SCHEMA_VERSION
+    assert (len(plan.added), plan.updated, plan.removed, plan.unchanged, plan.schema_steps) == (16, [], [], [], steps)
     got = {r.name: (r.frequency, r.cron_format, r.queue, r.timeout, r.next_execution)
            for r in ScheduledJobType.select()}
     assert got == expected_cold_start("default")
@@ -407,7 +408,7 @@ def test_migrate_requires_no_schema_but_jobs_commands_do(bench_factory, db_kind)
     bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db=db_kind)
     ctx = site_ctx(bench)
     if db_kind == "postgres":
-        with pytest.raises(SchemaError, match="expected 1; run `hookscheduler migrate`"):
+        with pytest.raises(SchemaError, match=f"expected {dbmod.SCHEMA_VERSION}; run `hookscheduler migrate`"):
             ctx.database()
     else:
         with pytest.raises(SchemaError, match="does not exist yet; run `hookscheduler migrate`"):
