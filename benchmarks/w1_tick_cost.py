@@ -34,7 +34,15 @@ re-checks every registered job on every pass. With 1% due, hookscheduler's pass 
 cost (claim, ledger rows, enqueue), not what the table holds; RQ's cron pays one Redis round trip per job plus
 re-serialising every registered job into its scheduler hash (`save()`), which is why it grows with N.
 
-**Targets missed, by how much and why.** The absolute targets (<= 150 ms and <= 0.15 ms per fired job at
+**The latest run (above) was on a quiet machine** (load average below 1, at the end of the session). SQLite
+misses <= 150 ms by 1.1x (166 ms, 117-180). PostgreSQL misses it by 2.8x (418 ms) and is 6.3x faster than
+RQ's cron, below the 8x target. An earlier full run of the same tick code at load 3-7 measured 255 ms
+(12.4x faster than RQ's cron), and the none-due pass also went from 0.13 ms to 0.55 ms between the two runs.
+So PostgreSQL's round trips on this VM vary from one run to the next by about 2-4x, whatever the load. We
+did not find the cause in this session. The SQLite figures and the ratio to `enqueue_many` (0.78x and
+1.97x) are stable.
+
+**Targets missed, by how much and why (earlier run).** The absolute targets (<= 150 ms and <= 0.15 ms per fired job at
 N = 100,000; <= 1 ms none due on PostgreSQL) were measured on a 2-core machine shared with other engineers'
 test suites (see the load average in this section's header line: at 4-12 on 2 cores, 2-6 runnable processes
 share each core, and pass times grow by about that factor); the ratios measured in the same run are the reliable
