@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -91,3 +92,17 @@ def pg_database(pg_dsn: str, label: str) -> Iterator[str]:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def ledger_rows(bench: Path, db_url: str | None, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` read straight from a bench's default site database (PostgreSQL when ``db_url`` is given,
+    else the site's SQLite file), with a connection of its own: a benchmark checks the ledger independently of
+    the code it measures."""
+    conn: Any = psycopg2.connect(db_url) if db_url else sqlite3.connect(bench / "sites" / "default" /
+                                                                         "scheduler.sqlite3")
+    try:
+        cur = conn.cursor()
+        cur.execute(sql)
+        return list(cur.fetchall())
+    finally:
+        conn.close()

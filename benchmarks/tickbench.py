@@ -30,6 +30,7 @@ from hookscheduler.models import ScheduledJobLog, ScheduledJobType
 from hookscheduler.naming import queue_name
 from hookscheduler.timing import next_slot
 
+from ._hsbench import redis_cleanup
 from .common import BenchConfig
 
 #: The due slot every workload serves: a Monday, 10:00 UTC (every hourly, 5-minute, ... cron fires then).
@@ -104,12 +105,8 @@ class BenchSite:
 
 
 def clear_redis_prefix(conn: redis.Redis, prefix: str) -> None:
-    keys = list(conn.scan_iter(match=f"*{prefix}*", count=5000))
-    for i in range(0, len(keys), 1000):
-        conn.delete(*keys[i:i + 1000])
-    for member in conn.smembers("rq:queues"):
-        if prefix.encode() in member:
-            conn.srem("rq:queues", member)
+    """Every key (and RQ queue registration) whose name contains ``prefix``."""
+    redis_cleanup(conn, prefix)
 
 
 def _pg_admin(pg_dsn: str) -> Any:

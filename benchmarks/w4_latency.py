@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -31,11 +30,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import redis
 from croniter import croniter
 
-from benchmarks._hsbench import cli_env, hookscheduler, make_bench, pg_database, redis_cleanup
+from benchmarks._hsbench import cli_env, hookscheduler, ledger_rows, make_bench, pg_database, redis_cleanup
 from benchmarks.common import BenchConfig, Measurement
 
 TITLE = "4. Fire latency"
@@ -110,16 +108,7 @@ def _expected(start: float, end: float) -> int:
 def _ledger_slots(bench: Path, db_url: str | None) -> dict[str, float]:
     """rq_job_id -> slot (epoch) of every queued run in the site's ledger."""
     sql = "SELECT rq_job_id, scheduled_for FROM scheduled_job_log WHERE rq_job_id IS NOT NULL"
-    if db_url:
-        conn: Any = psycopg2.connect(db_url)
-    else:
-        conn = sqlite3.connect(bench / "sites" / "default" / "scheduler.sqlite3")
-    try:
-        cur = conn.cursor()
-        cur.execute(sql)
-        return {row[0]: _epoch(row[1]) for row in cur.fetchall()}
-    finally:
-        conn.close()
+    return {row[0]: _epoch(row[1]) for row in ledger_rows(bench, db_url, sql)}
 
 
 def _enqueued_at(conn: redis.Redis, job_ids: list[str]) -> dict[str, float]:

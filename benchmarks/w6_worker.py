@@ -17,7 +17,6 @@ taken per run.
 from __future__ import annotations
 
 import json
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from typing import Any
 import redis
 from rq import Queue
 
-from benchmarks._hsbench import cli_env, make_bench, pg_database, redis_cleanup
+from benchmarks._hsbench import cli_env, ledger_rows, make_bench, pg_database, redis_cleanup
 from benchmarks.common import BenchConfig, Measurement
 
 TITLE = "6. Worker overhead"
@@ -81,18 +80,7 @@ def _timed(cmd: list[str], env: dict[str, str]) -> float:
 
 def _ledger(bench: Path, db_url: str | None) -> dict[str, int]:
     sql = "SELECT status, count(*) FROM scheduled_job_log GROUP BY status"
-    if db_url:
-        import psycopg2
-
-        conn: Any = psycopg2.connect(db_url)
-    else:
-        conn = sqlite3.connect(bench / "sites" / "default" / "scheduler.sqlite3")
-    try:
-        cur = conn.cursor()
-        cur.execute(sql)
-        return {status: count for status, count in cur.fetchall()}
-    finally:
-        conn.close()
+    return {status: count for status, count in ledger_rows(bench, db_url, sql)}
 
 
 def one_run(cfg: BenchConfig, n: int, db_url: str | None) -> dict[str, Any]:
