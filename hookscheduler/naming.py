@@ -69,3 +69,15 @@ def last_tick_key(bench_id: str, site: str) -> str:
 def events_channel(bench_id: str, site: str) -> str:
     """Pub/sub channel carrying job started/finished/failed events for one site."""
     return f"hookscheduler:{bench_id}:{site}:events"
+
+
+def started_mark_key(bench_id: str, rq_job_id: str) -> str:
+    """Set (NX) by the work horse that starts a scheduled run: a second delivery of it does not run
+    (:mod:`hookscheduler.runmark`)."""
+    return f"hookscheduler:{bench_id}:started:{rq_job_id}"
+
+
+def orphan_suspect_key(bench_id: str, rq_job_id: str) -> str:
+    """A queued run first seen in no queue list; a second sighting after the grace re-queues it
+    (:mod:`hookscheduler.orphans`)."""
+    return f"hookscheduler:{bench_id}:orphan-suspect:{rq_job_id}"

@@ -27,6 +27,7 @@ import redis
 
 from . import runmark
 from .clock import real_seconds
+from .naming import orphan_suspect_key
 
 log = logging.getLogger("hookscheduler.orphans")
 
@@ -40,10 +41,6 @@ if redis.call('LPOS', KEYS[3], ARGV[1]) then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[1])
 return 1
 """
-
-
-def suspect_key(bench_id: str, rq_job_id: str) -> str:
-    return f"hookscheduler:{bench_id}:orphan-suspect:{rq_job_id}"
 
 
 def requeue_orphans(conn: redis.Redis, rq_ids: list[str], bench_id: str) -> list[str]:
@@ -70,7 +67,7 @@ def requeue_orphans(conn: redis.Redis, rq_ids: list[str], bench_id: str) -> list
         for jid in _suspected_long_enough(conn, bench_id, [j for j in ids if j not in listed]):
             if script(keys=[f"rq:job:{jid}", key, f"{key}:intermediate"], args=[jid]):
                 pushed.append(jid)
-            conn.delete(suspect_key(bench_id, jid))
+            conn.delete(orphan_suspect_key(bench_id, jid))
     if pushed:
         log.warning("re-queued %d run(s) a worker had taken off the queue without starting them: %s",
                     len(pushed), ", ".join(pushed[:5]) + (" ..." if len(pushed) > 5 else ""))
@@ -89,8 +86,8 @@ def _suspected_long_enough(conn: redis.Redis, bench_id: str, ids: list[str]) -> 
         return []
     with conn.pipeline(transaction=False) as pipe:
         for jid in ids:
-            pipe.set(suspect_key(bench_id, jid), "1", nx=True, ex=SUSPECT_TTL)
-            pipe.ttl(suspect_key(bench_id, jid))
+            pipe.set(orphan_suspect_key(bench_id, jid), "1", nx=True, ex=SUSPECT_TTL)
+            pipe.ttl(orphan_suspect_key(bench_id, jid))
         replies = pipe.execute()
     grace = real_grace()
     return [jid for jid, ttl in zip(ids, replies[1::2], strict=True) if ttl >= 0 and SUSPECT_TTL - ttl >= grace]

@@ -20,19 +20,17 @@ import logging
 
 import redis
 
+from .naming import started_mark_key
+
 log = logging.getLogger("hookscheduler.runmark")
 
 TTL = 7 * 24 * 3600
 
 
-def started_key(bench_id: str, rq_job_id: str) -> str:
-    return f"hookscheduler:{bench_id}:started:{rq_job_id}"
-
-
 def claim_start(conn: redis.Redis, bench_id: str, rq_job_id: str) -> bool:
     """True for the first delivery of a run (and when Redis cannot say: the job runs, Frappe #41245)."""
     try:
-        return bool(conn.set(started_key(bench_id, rq_job_id), "1", nx=True, ex=TTL))
+        return bool(conn.set(started_mark_key(bench_id, rq_job_id), "1", nx=True, ex=TTL))
     except redis.exceptions.RedisError as exc:
         log.error("could not record the start of %s in Redis: %s (the job is not affected)", rq_job_id, exc)
         return True
@@ -44,6 +42,6 @@ def started(conn: redis.Redis, bench_id: str, rq_job_ids: list[str]) -> set[str]
         return set()
     with conn.pipeline(transaction=False) as pipe:
         for jid in rq_job_ids:
-            pipe.exists(started_key(bench_id, jid))
+            pipe.exists(started_mark_key(bench_id, jid))
         flags = pipe.execute()
     return {jid for jid, flag in zip(rq_job_ids, flags, strict=True) if flag}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from hookscheduler.models import ScheduledJobLog, utcnow
-from hookscheduler.naming import queue_name
-from hookscheduler.orphans import SUSPECT_TTL, requeue_orphans, suspect_key
+from hookscheduler.naming import orphan_suspect_key, queue_name
+from hookscheduler.orphans import SUSPECT_TTL, requeue_orphans
 from hookscheduler.redis_conn import redis_for
 from hookscheduler.tick import reconcile_active, run_pass
 from tests.helpers import drain, read_out
@@ -30,7 +30,7 @@ def test_a_run_a_dead_worker_popped_before_starting_is_requeued_once_and_runs_on
     assert queued_ids(ctx) == []
     reconcile_active(ctx, conn, now=utcnow() + timedelta(minutes=5))
     assert queued_ids(ctx) == []  # first sighting: suspect only (a live worker may be slow to mark it started)
-    conn.expire(suspect_key(ctx.bench.bench_id, popped), SUSPECT_TTL - 61)  # ... seen so for 61 real seconds
+    conn.expire(orphan_suspect_key(ctx.bench.bench_id, popped), SUSPECT_TTL - 61)  # ... seen so for 61 real seconds
     reconcile_active(ctx, conn, now=utcnow() + timedelta(minutes=5))
     assert queued_ids(ctx) == [popped]
     [row] = logs()
@@ -53,7 +53,7 @@ def test_requeue_leaves_listed_started_and_unknown_jobs_alone(bench_factory, db_
     conn.lrem(key, 0, second)
     conn.hset(f"rq:job:{second}", "status", "started")  # being run
     for jid in (first, second):
-        conn.set(suspect_key(ctx.bench.bench_id, jid), "1", ex=1)  # long suspected
+        conn.set(orphan_suspect_key(ctx.bench.bench_id, jid), "1", ex=1)  # long suspected
     assert requeue_orphans(conn, [first, second, "no-such-job"], ctx.bench.bench_id) == []
     assert queued_ids(ctx) == []
 
