@@ -128,6 +128,19 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def _watch(proc: subprocess.Popen[bytes], observer: Observer, seconds: float) -> tuple[float, float]:
+    """Let ``proc`` schedule for a warm-up plus ``seconds``, stop it and the observer; the measured window
+    (epoch seconds) is returned: slots in the warm-up are not counted."""
+    start = time.time() + WARMUP
+    time.sleep(WARMUP + seconds)
+    end = time.time()
+    _stop(proc)
+    time.sleep(0.3)
+    observer.stop.set()
+    observer.join()
+    return start, end
+
+
 def run_hookscheduler(cfg: BenchConfig, conn: redis.Redis, seconds: float, db_url: str | None) -> Sample:
     bench, bench_id = make_bench(cfg.workdir, "lat", cfg.redis_url, {"lat_app": _hooks()})
     try:
@@ -136,13 +149,7 @@ def run_hookscheduler(cfg: BenchConfig, conn: redis.Redis, seconds: float, db_ur
         observer.start()
         proc = subprocess.Popen([sys.executable, "-m", "hookscheduler", "schedule"], env=cli_env(bench, db_url),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        start = time.time() + WARMUP
-        time.sleep(WARMUP + seconds)
-        end = time.time()
-        _stop(proc)
-        time.sleep(0.3)
-        observer.stop.set()
-        observer.join()
+        start, end = _watch(proc, observer, seconds)
         if proc.returncode not in (0, -signal.SIGTERM):
             raise RuntimeError(f"hookscheduler schedule exited {proc.returncode}: {proc.stderr.read().decode()}")
         slots = {jid: s for jid, s in _ledger_slots(bench, db_url).items() if start < s <= end}
@@ -176,13 +183,7 @@ def run_rq_cron(cfg: BenchConfig, conn: redis.Redis, seconds: float) -> Sample:
     observer.start()
     proc = subprocess.Popen([sys.executable, "-c", RQ_CRON_SCRIPT, cfg.redis_url, queue, *CRONS.values()],
                             env=cli_env(cfg.workdir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    start = time.time() + WARMUP
-    time.sleep(WARMUP + seconds)
-    end = time.time()
-    _stop(proc)
-    time.sleep(0.3)
-    observer.stop.set()
-    observer.join()
+    start, end = _watch(proc, observer, seconds)
     try:
         enq = _enqueued_at(conn, list(observer.seen))
         sample = Sample(expected=_expected(start, end))
