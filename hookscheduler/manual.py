@@ -108,7 +108,7 @@ def enqueue_now(ctx: SiteContext, conn: redis.Redis, rows: Sequence[ScheduledJob
     outcomes: list[Outcome] = []
     runs: list[dispatch.Run] = []
     with write_txn(db):
-        blocked = {} if force else _blocked(rows, conn, now)
+        blocked = {} if force else _blocked(rows, conn, now, bench_id)
         for i, row in enumerate(rows):
             # distinct instants keep the deterministic ids distinct when one request covers several rows
             slot = now + timedelta(microseconds=i)
@@ -126,14 +126,14 @@ def enqueue_now(ctx: SiteContext, conn: redis.Redis, rows: Sequence[ScheduledJob
     return outcomes
 
 
-def _blocked(rows: Sequence[ScheduledJobType], conn: redis.Redis, now: datetime) -> dict[int, str]:
+def _blocked(rows: Sequence[ScheduledJobType], conn: redis.Redis, now: datetime, bench_id: str) -> dict[int, str]:
     """Job id -> why its previous run still blocks it (overlap ``skip`` only), judged against RQ."""
     ids = [r.id for r in rows if r.overlap == "skip"]
     if not ids:
         return {}
     active = list(ScheduledJobLog.select().where(ScheduledJobLog.job.in_(ids)
                                                  & ScheduledJobLog.status.in_(ACTIVE_STATUSES)))
-    verdicts = settle(active, conn, now, {r.id: r.timeout for r in rows})
+    verdicts = settle(active, conn, now, {r.id: r.timeout for r in rows}, bench_id)
     out: dict[int, str] = {}
     for job_id, vs in verdicts.items():
         for v in vs:

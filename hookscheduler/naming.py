@@ -77,6 +77,12 @@ def started_mark_key(bench_id: str, rq_job_id: str) -> str:
     return f"hookscheduler:{bench_id}:started:{rq_job_id}"
 
 
+def refused_mark_key(bench_id: str, rq_job_id: str) -> str:
+    """Set by a delivery of a scheduled run that was refused (the run had already started): the RQ outcome
+    of that delivery is not the run's (:mod:`hookscheduler.runmark`)."""
+    return f"hookscheduler:{bench_id}:refused:{rq_job_id}"
+
+
 def orphan_suspect_key(bench_id: str, rq_job_id: str) -> str:
     """A queued run first seen in no queue list; a second sighting after the grace re-queues it
     (:mod:`hookscheduler.orphans`)."""

@@ -10,7 +10,11 @@ checked against its RQ job, and every disagreement has a rule, so no run blocks 
 * RQ says finished / failed / stopped / canceled but the ledger still says queued or started (the worker died
   before writing, or the write failed): the ledger takes RQ's outcome;
 * the RQ job is gone: an unsent outbox row is still owed (it will be sent); a sent-but-never-started row was
-  lost by Redis (restart without persistence, flush) and is re-sent; a started row is judged by its age.
+  lost by Redis (restart without persistence, flush) and is re-sent; a started row is judged by its age;
+* a delivery of the run was refused because an earlier one had started it (:mod:`.runmark`): RQ's outcome
+  is the refused delivery's, not the run's, so it is ignored. The run is judged as started no later than the
+  refusal (still running until ``timeout + ABANDON_GRACE`` after that, then abandoned), unless the worker
+  that ran it left its outcome on the start mark because it could not write the ledger.
 """
 
 from __future__ import annotations
@@ -36,9 +40,22 @@ def _fmt(dt: datetime | None) -> str:
     return dt.strftime("%Y-%m-%d %H:%M:%S UTC") if dt else "?"
 
 
+RQ_OVER = ("finished", "failed", "stopped", "canceled")
+
+
 def judge(*, db_status: str, enqueued_at: datetime | None, started_at: datetime | None,
-          rq_status: str | None, timeout: int, now: datetime, rq_job_id: str | None = None) -> Verdict:
-    """The verdict on one ledger row whose status is ``queued`` or ``started``."""
+          rq_status: str | None, timeout: int, now: datetime, rq_job_id: str | None = None,
+          refused_at: datetime | None = None, outcome: str | None = None) -> Verdict:
+    """The verdict on one ledger row whose status is ``queued`` or ``started``.
+
+    ``refused_at``: when a later delivery of the run was refused; ``outcome``: the run's outcome as its worker
+    left it in Redis (``complete`` / ``failed``) when the ledger could not be written."""
+    if refused_at is not None and rq_status in RQ_OVER:
+        if outcome is not None:
+            return Verdict(False, outcome, f"{outcome} (outcome taken from Redis: the worker could not record it, "
+                                           "and a second delivery was refused)")
+        # RQ's outcome is the refused delivery's: the run itself started, at the latest, when it was refused
+        rq_status, db_status, started_at = None, "started", started_at or refused_at
     overdue = started_at is not None and now > started_at + timedelta(seconds=timeout + ABANDON_GRACE)
     abandoned = Verdict(False, "failed",
                         f"abandoned: still running {timeout}+{ABANDON_GRACE} s after it started at "
@@ -53,7 +70,7 @@ def judge(*, db_status: str, enqueued_at: datetime | None, started_at: datetime 
                                              f"(since {_fmt(started_at)})".replace("  ", " "))
     if rq_status == "finished":
         return Verdict(False, "complete", "completed (outcome taken from RQ: the worker did not record it)")
-    if rq_status in ("failed", "stopped", "canceled"):
+    if rq_status in RQ_OVER:
         return Verdict(False, "failed", f"{rq_status} in RQ (outcome taken from RQ: the worker did not record it)")
     if rq_status is None and db_status == "queued":
         if enqueued_at is None:

@@ -210,16 +210,24 @@ def run_scheduled_job(site: str, job_name: str, method: str, slot: str, trigger:
     who = worker_name(rq_job)
     if rq_job is not None and rq_id and not runmark.claim_start(rq_job.connection, ctx.bench.bench_id, rq_id):
         log.warning("site %s: %s (%s) was started by an earlier delivery; not running it twice", site, job_name, rq_id)
-        return {"skipped": "duplicate delivery: this run already started"}
+        return _refused(ctx, rq_job, started)
     state = _ledger("record the start", ctx, lambda db: _record_start(db, rq_id, job_name, who, started))
     if state == "duplicate":
         log.warning("site %s: %s (%s) already started or finished; not running it twice", site, job_name, rq_id)
-        return {"skipped": "duplicate delivery: this run already started"}
+        return _refused(ctx, rq_job, started)
     queue = short_queue(rq_job.origin, ctx.bench.bench_id) if rq_job else None
     jctx = JobContext(site, job_name, method, trigger, datetime.fromisoformat(slot) if slot else None, rq_id,
                       queue=queue, kind="scheduled")
     owned = started if state == "started" else None  # the row's started_at is ours: no need to read it back
     return _perform(ctx, rq_job, jctx, lambda: import_path(method)(), started, owned)
+
+
+def _refused(ctx: SiteContext, rq_job: Job | None, now: datetime) -> dict[str, str]:
+    """A second delivery of a run that already started ends without running it. RQ will call this delivery
+    "finished"; the refusal mark tells the scheduler that this is not the run's outcome (:mod:`.runmark`)."""
+    if rq_job is not None:
+        runmark.refuse(rq_job.connection, ctx.bench.bench_id, rq_job.id, now)
+    return {"skipped": "duplicate delivery: this run already started"}
 
 
 def _record_start(db: pw.Database, rq_id: str | None, job_name: str, who: str, started: datetime) -> str | None:
@@ -272,26 +280,30 @@ def _perform(ctx: SiteContext, rq_job: Job | None, jctx: JobContext, call: Calla
         timed_out = isinstance(exc, JobTimeoutException)
         reason = f"timed out: {exc}" if timed_out else None
         if scheduled and jctx.rq_job_id:
-            _finish(ctx, jctx.rq_job_id, "failed", tb.format_exc(), reason, owned)
+            _finish(ctx, rq_job, jctx.rq_job_id, "failed", tb.format_exc(), reason, owned)
         _publish(ctx, rq_job, jctx, "failed", started=started, error=_one_line(exc), timed_out=timed_out)
         _bound_failed_registry(ctx, rq_job)
         raise
     if scheduled and jctx.rq_job_id:
-        _finish(ctx, jctx.rq_job_id, "complete", None, None, owned)
+        _finish(ctx, rq_job, jctx.rq_job_id, "complete", None, None, owned)
     _publish(ctx, rq_job, jctx, "finished", started=started)
     return result
 
 
-def _finish(ctx: SiteContext, rq_id: str, status: str, trace: str | None, reason: str | None,
-            started: datetime | None) -> None:
-    def write(db: pw.Database) -> None:
+def _finish(ctx: SiteContext, rq_job: Job | None, rq_id: str, status: str, trace: str | None,
+            reason: str | None, started: datetime | None) -> None:
+    """Record the outcome in the ledger; when that fails, on the run's start mark in Redis (:mod:`.runmark`):
+    a refused later delivery must not leave the scheduler guessing."""
+    def write(db: pw.Database) -> bool:
         now = utcnow()
         if started is not None and runlog.finish_in_one_trip(db, rq_id, status, now, started=started,
                                                              traceback=trace, reason=reason):
-            return
+            return True
         runlog.mark_finished(db, rq_id, status, now, traceback=trace, reason=reason, started=started)
+        return True
 
-    _ledger(f"record the outcome ({status})", ctx, write)
+    if not _ledger(f"record the outcome ({status})", ctx, write) and rq_job is not None:
+        runmark.record_outcome(rq_job.connection, ctx.bench.bench_id, rq_id, status)
 
 
 def _publish(ctx: SiteContext, rq_job: Job | None, jctx: JobContext, event: str, started: datetime | None = None,

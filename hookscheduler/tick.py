@@ -67,7 +67,7 @@ from .faults import failpoint
 from .models import ACTIVE_STATUSES, ScheduledJobLog, ScheduledJobType, database_proxy, utcnow
 from .naming import scheduled_job_id
 from .orphans import ORPHAN_GRACE, requeue_orphans
-from .reconcile import Verdict, judge
+from .reconcile import RQ_OVER, Verdict, judge
 from .timing import next_slot
 
 log = logging.getLogger("hookscheduler.tick")
@@ -317,11 +317,16 @@ def settle(active: Sequence[ScheduledJobLog | ActiveRun], conn: redis.Redis, now
     gone = [str(a.rq_job_id) for a in active if a.rq_job_id and a.status == "queued" and a.enqueued_at is not None
             and statuses.get(a.rq_job_id) is None]
     began = runmark.started(conn, bench_id, gone) if bench_id and gone else set()
+    # RQ says "over" but the ledger does not: was that a refused second delivery? (its outcome is not the run's)
+    over = [str(a.rq_job_id) for a in active if a.rq_job_id and statuses.get(a.rq_job_id) in RQ_OVER]
+    refused = runmark.refusals(conn, bench_id, over) if bench_id and over else {}
     out: dict[int, list[Verdict]] = {}
     for row in active:
+        ref = refused.get(row.rq_job_id) if row.rq_job_id else None
         verdict = judge(db_status=row.status, enqueued_at=row.enqueued_at, started_at=row.started_at,
                         rq_status=statuses.get(row.rq_job_id) if row.rq_job_id else None,
-                        timeout=timeouts.get(row.job_id, 300), now=now, rq_job_id=row.rq_job_id)
+                        timeout=timeouts.get(row.job_id, 300), now=now, rq_job_id=row.rq_job_id,
+                        refused_at=ref.at if ref else None, outcome=ref.outcome if ref else None)
         if verdict.resend and row.rq_job_id in began:  # it ran (or runs) without the ledger knowing: not again
             verdict = Verdict(False, "failed", UNRECORDED)
         out.setdefault(row.job_id, []).append(verdict)

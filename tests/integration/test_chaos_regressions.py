@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from hookscheduler.models import ScheduledJobLog, utcnow
-from hookscheduler.naming import orphan_suspect_key, queue_name
+import pytest
+
+from hookscheduler import runlog
+from hookscheduler.models import ScheduledJobLog, ScheduledJobType, utcnow
+from hookscheduler.naming import orphan_suspect_key, queue_name, started_mark_key
 from hookscheduler.orphans import SUSPECT_TTL, requeue_orphans
+from hookscheduler.reconcile import ABANDON_GRACE
 from hookscheduler.redis_conn import redis_for
 from hookscheduler.tick import reconcile_active, run_pass
 from tests.helpers import drain, read_out
@@ -78,6 +82,81 @@ def test_a_second_delivery_does_not_run_even_when_the_ledger_cannot_be_written(b
     _redeliver(ctx, conn, rq_id)
     drain(ctx.bench.bench_id, conn)  # refused: the run already started
     assert [r["task"] for r in read_out(ctx.bench.path)] == ["ok"]
+    # the first delivery left its outcome on the start mark (the ledger was down): the row takes it from there
+    monkeypatch.delenv("HOOKSCHEDULER_DB_URL")
+    ctx.database()
+    reconcile_active(ctx, conn, now=utcnow() + timedelta(minutes=5))
+    [row] = logs()
+    assert row.status == "complete" and "outcome taken from Redis" in row.reason
+
+
+def test_a_failure_the_ledger_could_not_record_survives_a_refused_second_delivery(bench_factory, db_kind,
+                                                                                    monkeypatch):
+    ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.boom"]}, db_kind)
+    conn = redis_for(ctx.site)
+    assert run_pass(ctx, conn, now=ELEVEN).fired == 1
+    [rq_id] = queued_ids(ctx)
+    with monkeypatch.context() as m:
+        m.setenv("HOOKSCHEDULER_DB_URL", "postgresql://postgres@127.0.0.1:1/unreachable")
+        drain(ctx.bench.bench_id, conn)  # raises; neither the start nor the failure reaches the ledger
+    _redeliver(ctx, conn, rq_id)
+    drain(ctx.bench.bench_id, conn)  # refused: RQ now calls the job "finished"
+    assert conn.hget(f"rq:job:{rq_id}", "status") == b"finished"
+    ctx.database()
+    reconcile_active(ctx, conn, now=utcnow() + timedelta(minutes=5))
+    [row] = logs()
+    assert row.status == "failed" and "outcome taken from Redis" in row.reason
+
+
+def _first_delivery_died(ctx, conn, rq_id: str, *, ledger_start: bool) -> None:
+    """A first delivery of ``rq_id`` took the start mark (and, with ``ledger_start``, wrote the ledger's start),
+    then its worker was killed before the task ran."""
+    conn.set(started_mark_key(ctx.bench.bench_id, rq_id), "1")
+    if ledger_start:
+        runlog.mark_started(ctx.database(), rq_id, "killed-worker", utcnow())
+
+
+@pytest.mark.parametrize("ledger_start", [False, True], ids=["killed-before-the-ledger-start",
+                                                             "killed-after-the-ledger-start"])
+def test_a_refused_second_delivery_is_not_read_as_the_runs_outcome(bench_factory, db_kind, ledger_start):
+    """Found by the chaos run ("row says complete but never ran"): the first delivery took the start mark and
+    died before running the task; a second delivery was rightly refused, and RQ called it "finished" -- which
+    the scheduler then wrote to the ledger as the run's outcome. The run never ran: it must end abandoned."""
+    ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.ok"]}, db_kind)
+    conn = redis_for(ctx.site)
+    assert run_pass(ctx, conn, now=ELEVEN).fired == 1
+    [rq_id] = queued_ids(ctx)
+    _first_delivery_died(ctx, conn, rq_id, ledger_start=ledger_start)
+    drain(ctx.bench.bench_id, conn)  # the second delivery: refused
+    assert read_out(ctx.bench.path) == []
+    assert conn.hget(f"rq:job:{rq_id}", "status") == b"finished"
+    ctx.database()
+    timeout = ScheduledJobType.get().timeout
+    reconcile_active(ctx, conn, now=utcnow() + timedelta(seconds=timeout))
+    [row] = logs()
+    assert row.status == ("started" if ledger_start else "queued")  # the first delivery may still be running
+    reconcile_active(ctx, conn, now=utcnow() + timedelta(seconds=timeout + ABANDON_GRACE + 60))
+    [row] = logs()
+    assert row.status == "failed" and row.reason.startswith("abandoned"), row.reason
+    assert read_out(ctx.bench.path) == []
+
+
+def test_a_refused_delivery_leaves_a_live_first_delivery_to_record_its_own_outcome(bench_factory, db_kind):
+    """The first delivery is only slow (a stopped worker, resumed): a second one is refused meanwhile, and the
+    sweep must not settle the row before the first delivery writes what happened."""
+    ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.ok"]}, db_kind)
+    conn = redis_for(ctx.site)
+    assert run_pass(ctx, conn, now=ELEVEN).fired == 1
+    [rq_id] = queued_ids(ctx)
+    _first_delivery_died(ctx, conn, rq_id, ledger_start=True)
+    drain(ctx.bench.bench_id, conn)  # refused
+    ctx.database()
+    reconcile_active(ctx, conn, now=utcnow() + timedelta(minutes=1))
+    assert logs()[0].status == "started"
+    runlog.mark_finished(ctx.database(), rq_id, "complete", utcnow())  # the first delivery, resumed, finishes
+    reconcile_active(ctx, conn, now=utcnow() + timedelta(hours=1))
+    [row] = logs()
+    assert row.status == "complete" and not (row.reason or "").startswith("abandoned")
 
 
 def test_a_run_started_without_the_ledger_and_then_lost_by_redis_is_not_sent_again(bench_factory, db_kind,
