@@ -15,7 +15,8 @@ subprocess: interpreter start and imports included, as a deploy script sees it):
 
 The unchanged re-run is also timed in process (``load_job_specs`` + ``migrate_site`` in a fresh interpreter,
 after its imports), and ``hookscheduler --help`` is timed in the same run: the floor every command pays for
-starting Python and importing hookscheduler (redis-py, rq, peewee, click) before it does any work.
+starting Python and importing hookscheduler's CLI (peewee, click, the configuration; a command's own modules,
+and redis-py and RQ for the commands that use them, are imported when it runs) before it does any work.
 """
 
 from __future__ import annotations

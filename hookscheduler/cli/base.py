@@ -16,6 +16,7 @@ from ..context import SiteContext, open_site, open_sites
 from ..db import redact
 from ..exceptions import HookSchedulerError
 from ..logsafe import install_log_redaction
+from .lazy import LazyCommand, LazyGroup
 
 
 @dataclass
@@ -36,7 +37,51 @@ class CliState:
         return self.one().site
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+_SCHED = ("scheduler_cmd",)
+_QUEUES = ("queues_cmd",)
+_WORKER = ("worker_cmd",)
+
+#: Every root command: the modules that define it (imported on first use) and the first paragraph of its help.
+#: tests/integration/test_cli_lazy.py checks this against the commands themselves.
+COMMANDS: dict[str, LazyCommand] = {
+    "disable-scheduler": LazyCommand(_SCHED, "Disable the site's scheduler (as `scheduler disable`)."),
+    "doctor": LazyCommand(("doctor_cmd",), "Check Redis, the database and its schema, the scheduler (state, process, "
+                          "last tick), overdue jobs, failed runs, and the workers and depth of every queue. Exit 1 "
+                          "when a problem is found. Without --site: every site."),
+    "enable-scheduler": LazyCommand(_SCHED, "Enable the site's scheduler (as `scheduler enable`)."),
+    "job-status": LazyCommand(_WORKER, "Status of a background job or scheduled run: JOB_ID as enqueue returned it, "
+                              "or as the app chose it."),
+    "jobs": LazyCommand(("jobs", "jobs_run", "jobs_history"), "Scheduled jobs: list, toggle, run, inspect."),
+    "migrate": LazyCommand(("migrate_cmd",), "Sync every installed app's scheduler_events into the table "
+                           "(added / updated / removed / unchanged)."),
+    "purge-jobs": LazyCommand(_QUEUES, "Delete the site's queued jobs; their scheduled runs are logged as skipped "
+                              "(purged)."),
+    "ready-for-migration": LazyCommand(_QUEUES, "Exit 0 when no job of the site is queued or running (in RQ or the "
+                                       "outbox), else 1."),
+    "rq-jobs": LazyCommand(_QUEUES, "The site's RQ jobs (the RQ Job view): list, show, cancel, stop, delete."),
+    "schedule": LazyCommand(("schedule_cmd",), "Run the scheduler loop in the foreground (SIGTERM / Ctrl-C stop it "
+                            "cleanly)."),
+    "scheduler": LazyCommand(_SCHED, "The site's scheduler: status, pause / resume (deploys), enable / disable."),
+    "set-config": LazyCommand(_SCHED, "Set KEY to VALUE in the site's site_config.json (or, with --global, "
+                              "common_site_config.json)."),
+    "show-pending-jobs": LazyCommand(_QUEUES, "Per queue: the site's queued, started, failed and scheduled jobs, and "
+                                     "the totals."),
+    "start": LazyCommand(_WORKER, "Development: the scheduler and workers for every queue (and a private "
+                         "redis-server if no Redis answers), with prefixed logs; Ctrl-C stops them all."),
+    "tick": LazyCommand(("schedule_cmd",), "One scheduling pass over every site (or --site), then exit: for system "
+                        "cron or a Kubernetes CronJob."),
+    "trigger-scheduler-event": LazyCommand(_QUEUES, "Enqueue now (trigger `event`) every job of EVENT (e.g. `daily`: "
+                                           "every Daily, Daily Long and Daily Maintenance job), or the job a name or "
+                                           "METHOD designates. Stopped jobs are left out unless --force."),
+    "worker": LazyCommand(_WORKER, "Run an RQ worker for every site of the bench (Ctrl-C: finish the current job and "
+                          "stop)."),
+    "worker-pool": LazyCommand(_WORKER, "Run RQ's WorkerPool: N workers, respawned if one dies."),
+    "workers": LazyCommand(_QUEUES, "RQ workers of the bench."),
+}
+
+
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--bench", metavar="PATH", help="Bench folder (default: $HOOKSCHEDULER_BENCH, else the current folder).")
 @click.option("--site", metavar="NAME", help="Site (default: $HOOKSCHEDULER_SITE, else every site / the only one).")
 @click.version_option(__version__, prog_name="hookscheduler")
@@ -117,4 +162,4 @@ def stderr(text: str) -> None:
     click.echo(redact(text), err=True)
 
 
-__all__ = ["CliState", "cli", "echo", "fail", "pass_state", "run_cli", "stderr", "sys"]
+__all__ = ["COMMANDS", "CliState", "cli", "echo", "fail", "pass_state", "run_cli", "stderr", "sys"]
