@@ -46,6 +46,7 @@ from rq.timeouts import JobTimeoutException
 
 from . import events, runlog, runmark
 from .context import SiteContext, open_site
+from .db import redact
 from .exceptions import HookSchedulerError, SchemaError
 from .hooks_loader import ensure_apps_on_path
 from .models import ScheduledJobType, utcnow
@@ -280,7 +281,9 @@ def _perform(ctx: SiteContext, rq_job: Job | None, jctx: JobContext, call: Calla
         timed_out = isinstance(exc, JobTimeoutException)
         reason = f"timed out: {exc}" if timed_out else None
         if scheduled and jctx.rq_job_id:
-            _finish(ctx, rq_job, jctx.rq_job_id, "failed", tb.format_exc(), reason, owned)
+            # stored redacted: the ledger is read by operators (and shown by `jobs history`), and an error
+            # message that quotes a connection URL must not put its password there
+            _finish(ctx, rq_job, jctx.rq_job_id, "failed", redact(tb.format_exc()), reason and redact(reason), owned)
         _publish(ctx, rq_job, jctx, "failed", started=started, error=_one_line(exc), timed_out=timed_out)
         _bound_failed_registry(ctx, rq_job)
         raise

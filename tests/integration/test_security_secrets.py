@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -169,6 +169,26 @@ def _read_until(proc: subprocess.Popen[str], needle: str, timeout: float) -> str
             proc.kill()
             out, rest = proc.communicate()
     return text + rest + out
+
+
+def test_a_failed_runs_traceback_is_stored_without_passwords(bench_factory, db_kind):
+    """The ledger is read by operators and by tools other than ours: redacting only what the CLI prints is not
+    enough; the traceback and reason are redacted before they are written."""
+    from hookscheduler.models import ScheduledJobLog
+    from hookscheduler.redis_conn import redis_for
+    from hookscheduler.tick import run_pass
+    from tests.helpers import drain
+    from tests.integration.test_tick import setup_site
+
+    ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.leak"]}, db_kind, tasks=TASKS)
+    conn = redis_for(ctx.site)
+    assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 0, 1)).fired == 1
+    drain(ctx.bench.bench_id, conn)
+    ctx.database()
+    [row] = list(ScheduledJobLog.select().where(ScheduledJobLog.status == "failed"))
+    assert "RuntimeError" in row.traceback and "***" in row.traceback
+    for secret in SECRETS:
+        assert secret not in row.traceback
 
 
 @pytest.mark.parametrize("text", [
