@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee as pw
 
+from . import pgspare
 from .exceptions import ConfigError, SchemaError, ServiceUnavailable
 from .models import ALL_MODELS, SchedulerState, database_proxy, utcnow
 
@@ -60,6 +61,29 @@ def url_error(exc: ValueError) -> str:
     return redact(re.sub(r"'[^']*'", lambda m: m[0] if len(m[0]) <= 40 and ":" not in m[0] else "'...'", text))
 
 
+class PostgresqlDatabase(pw.PostgresqlDatabase):
+    """peewee's, except that a work horse's first connection is the warm one its worker made for it
+    (:mod:`hookscheduler.pgspare`) when there is one."""
+
+    def __init__(self, database: str, *, spare_key: str | None = None, **kwargs: Any) -> None:
+        super().__init__(database, **kwargs)
+        self.spare_key = spare_key
+
+    def _connect(self) -> Any:
+        if self.spare_key is not None:
+            conn = pgspare.take(self.spare_key)
+            if conn is not None:
+                return conn
+        return super()._connect()  # type: ignore[misc]
+
+    def make_spare(self) -> Any:
+        """A new connection for :func:`hookscheduler.pgspare.replenish`, bound to give up quickly."""
+        params = dict(self.connect_params)
+        params.setdefault("connect_timeout", pgspare.CONNECT_TIMEOUT)
+        spare = PostgresqlDatabase(self.database, **params)
+        return spare._connect()
+
+
 def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
     """A peewee database for ``sqlite:///path`` or ``postgresql://user:pass@host:port/db``, not yet connected."""
     try:
@@ -89,8 +113,9 @@ def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
         except ValueError as exc:
             raise ConfigError(f"db_url {redact(url)}: {url_error(exc)}; "
                               "use postgresql://user:pass@host:port/db") from None
-        return pw.PostgresqlDatabase(
+        return PostgresqlDatabase(
             dbname,
+            spare_key=url,
             user=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             host=parts.hostname or None,

@@ -9,7 +9,9 @@ horse per job, RQ's timeouts, heartbeats and registries. What this module adds i
 * ``$HOOKSCHEDULER_BENCH`` is exported, so work horses (and a pool's workers) find the bench wherever they
   were started from;
 * before it forks, the worker warms what every horse needs (site settings, the apps' job modules) so that a
-  horse does no importing and no config reading; it never opens a database connection (the horse does).
+  horse does no importing and no config reading; it never uses a database connection itself: on PostgreSQL it
+  opens and warms one for its next horse while the current one runs, and hands it over at the fork
+  (:mod:`hookscheduler.pgspare`).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from rq.job import Job
 from rq.worker import DequeueStrategy, RandomWorker, RoundRobinWorker, Worker
 from rq.worker_pool import WorkerPool
 
-from . import events, runner
+from . import events, pgspare, runlog, runner
 from .config import BUILTIN_QUEUES, Bench, Site, load_bench, load_sites
+from .db import PostgresqlDatabase, open_database
 from .exceptions import HookError, QueueNotFound, shown
 from .hooks_loader import load_job_specs
 from .naming import queue_name
@@ -62,15 +65,40 @@ class _HorseDeathEvents:
                            error=f"work horse died (exit status {ret_val})")
 
 
-class HookWorker(_HorseDeathEvents, Worker):
+class _WarmConnection:
+    """While a horse runs, make the next horse's PostgreSQL connection (:mod:`hookscheduler.pgspare`): the
+    job's site is the likeliest site of the next job."""
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        super().fork_work_horse(job, queue)  # type: ignore[misc]  # returns in the parent only
+        pgspare.handed_over()
+        try:
+            site = job.kwargs.get("site")
+            ctx = runner.worker_site(str(site)) if site else None
+        except Exception:  # not one of ours, or its site does not load: the horse will say so
+            return
+        if ctx is None:
+            return
+        url = ctx.site.db_url
+        db = open_database(url, ctx.bench.path)
+        if isinstance(db, PostgresqlDatabase):
+            pgspare.replenish(url, db.make_spare, runlog.warm_up)
+
+    def teardown(self) -> None:
+        if not getattr(self, "is_horse", False):
+            pgspare.discard()
+        super().teardown()  # type: ignore[misc]
+
+
+class HookWorker(_HorseDeathEvents, _WarmConnection, Worker):
     """RQ's Worker (queues in priority order)."""
 
 
-class HookRoundRobinWorker(_HorseDeathEvents, RoundRobinWorker):
+class HookRoundRobinWorker(_HorseDeathEvents, _WarmConnection, RoundRobinWorker):
     """RQ's RoundRobinWorker (after a job from one queue, the next queue comes first)."""
 
 
-class HookRandomWorker(_HorseDeathEvents, RandomWorker):
+class HookRandomWorker(_HorseDeathEvents, _WarmConnection, RandomWorker):
     """RQ's RandomWorker (queues shuffled after every job)."""
 
 
