@@ -34,44 +34,44 @@ re-checks every registered job on every pass. With 1% due, hookscheduler's pass 
 cost (claim, ledger rows, enqueue), not what the table holds; RQ's cron pays one Redis round trip per job plus
 re-serialising every registered job into its scheduler hash (`save()`), which is why it grows with N.
 
-**The latest run (above) was on a quiet machine** (load average below 1, at the end of the session). SQLite
-misses <= 150 ms by 1.1x (166 ms, 117-180). PostgreSQL misses it by 2.8x (418 ms) and is 6.3x faster than
-RQ's cron, below the 8x target. An earlier full run of the same tick code at load 3-7 measured 255 ms
-(12.4x faster than RQ's cron), and the none-due pass also went from 0.13 ms to 0.55 ms between the two runs.
-So PostgreSQL's round trips on this VM vary from one run to the next by about 2-4x, whatever the load. We
-did not find the cause in this session. The SQLite figures and the ratio to `enqueue_many` (0.78x and
-1.97x) are stable.
+**Every target is met in the latest run** (above; a quiet 2-core machine, load average below 1): at
+N = 100,000 with 1% due, SQLite 56 ms per pass (22x faster than RQ's cron, 0.056 ms per fired job, 0.98x raw
+`enqueue_many` per job) and PostgreSQL 113 ms (11x faster than RQ's cron, 0.113 ms per fired job, 1.96x raw
+`enqueue_many`: inside the 2x target, with little margin). The none-due pass is 0.007 ms (SQLite) and
+0.08 ms (PostgreSQL) at every N.
 
-**Targets missed, by how much and why (earlier run).** The absolute targets (<= 150 ms and <= 0.15 ms per fired job at
-N = 100,000; <= 1 ms none due on PostgreSQL) were measured on a 2-core machine shared with other engineers'
-test suites (see the load average in this section's header line: at 4-12 on 2 cores, 2-6 runnable processes
-share each core, and pass times grow by about that factor); the ratios measured in the same run are the reliable
-part (>= 8x faster than RQ's cron: met on both databases; within 2x of raw `enqueue_many` per job: met).
-Profile of one 1%-due pass at N = 100,000 (1,000 fired), timed step by step on the same machine at load ~3:
+**Earlier runs missed on PostgreSQL, on another machine.** The previous session's machine (same kind, 2 shared
+cores) measured 255-418 ms for the same PostgreSQL pass and 117-180 ms for SQLite, with the same code, and
+its PostgreSQL round trips varied 2-4x from one run to the next whatever the load; RQ's cron was 2x slower
+there too (2,618 ms against 1,250 ms here). So the absolute figures depend on the machine; the ratios
+measured in the same run (>= 8x RQ's cron, <= 2x `enqueue_many`) held on both, except PostgreSQL's ratio to
+RQ's cron in one quiet run there (6.3x).
 
-| step (ms) | before (peewee models, RQ `create_job`) | after, SQLite | after, PostgreSQL |
-|---|---|---|---|
-| select due rows | 19-23 | 5-6 | 10-15 |
-| decide (pure) | 6-7 | 5-7 | 6-8 |
-| claim (compare-and-set) | 6 | 6-8 | 30-45 |
-| ledger rows | 73-111 | 18-28 | 62-90 |
-| send to RQ (1,000 unique enqueues) | 151-235 | 93-121, 60-70 with hiredis | 97-133 |
-| mark sent | 9-17 | 4-7 | 31-51 |
-| **pass** | **294-385** (SQLite) | **137-169** | **272-430** |
+**Profile** of one 1%-due pass at N = 100,000 (1,000 fired), each step timed with wrappers, median of 5
+passes on this run's machine (ms):
 
-SQLite is at the target on a quieter machine (1.3x over it in the run above); what remains is Redis (~65 us per
-job: RQ's unique-enqueue Lua script with the ~18-field job hash, one `EVALSHA` per job). PostgreSQL misses it by
-1.7x to 2x: its per-row write cost on this machine is 50-100 us per row per statement (`EXPLAIN ANALYZE`: claim
-13 ms, ledger insert 25 ms, mark-sent update 21 ms for 250 rows), because every ledger row is inserted and then
-updated with an entry in every index (schema v2 dropped one redundant index and made two partial, ~20% fewer
-index writes).
+| step | SQLite | PostgreSQL |
+|---|---|---|
+| probe (one statement) | 0.1 | 0.6 |
+| select due rows | 2.9 | 5.6 |
+| judge active runs (overlap) | 0.2 | 2.0 |
+| decide (pure) | 3.1 | 3.3 |
+| claim (compare-and-set) | 3.2 | 12.8 |
+| ledger rows (bulk insert) | 6.9 | 24.8 |
+| send to RQ (1,000 unique enqueues, one pipeline per round) | 30.1 | 33.3 |
+| mark sent | 2.2 | 12.3 |
+| **pass** (with the commits) | **54** | **105** |
 
-**What would close it.** (1) A separate, narrow outbox table (insert with the claim, delete after the send)
-instead of updating the ledger row: removes the mark-sent update (30-50 ms per 1,000 on PostgreSQL) and its
-index churn; the worker already stamps `enqueued_at` when it starts a run. (2) Overlap the Redis send of round
-*k* with the database work of round *k+1* (a sender thread): the two halves are of similar size. (3) One Lua
-call per chunk of runs (the same EXISTS/HSET/RPUSH per job inside) instead of one `EVALSHA` per run. (4) A
-quiet machine: the same code measured 137-169 ms (SQLite) at load ~3.
+The earlier rewrite of this path (raw SQL instead of peewee models, one statement per round, RQ job hashes
+built from a per-queue template instead of `create_job`, hiredis) took the same pass from 294-385 ms to
+137-169 ms on SQLite on the previous machine. What remains on PostgreSQL is its per-row write cost: each
+ledger row is inserted and then updated (mark sent), each time with an entry in every index.
+
+**What would widen the PostgreSQL margin.** (1) A separate, narrow outbox table (insert with the claim,
+delete after the send) instead of updating the ledger row: removes the mark-sent update (12 ms per 1,000)
+and its index churn. (2) Overlap the Redis send of round *k* with the database work of round *k+1* (a sender
+thread): the two halves are of similar size. (3) One Lua call per chunk of runs instead of one `EVALSHA` per
+run.
 """
 W = "1. Tick cost"
 IDLE_PASSES = 200  # none-due passes per run (one pass is well under a millisecond: average a batch)

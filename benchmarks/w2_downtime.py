@@ -30,12 +30,11 @@ cost nothing extra: the 1,000 jobs share one schedule and one current slot, so t
 once (`decide.summarize`'s memo) and the pass costs what firing 1,000 runs costs, the same work as workload 1's
 1%-due pass.
 
-**Target missed, by how much and why.** In the quiet run above (load below 1) SQLite meets it (112 ms) and
-PostgreSQL misses by 1.35x (271 ms). Before that, <= 200 ms: SQLite met it in earlier full runs at load 3-6 (median
-162 ms, 132-202) and misses it when the machine is busier (see the load average in the header line);
-PostgreSQL misses by 1.2x to 2.2x (load 3 to 7). The cause and the fixes are workload 1's: the
-per-row cost of writing the ledger on PostgreSQL and one RQ enqueue script call per run (see workload 1's
-profile and "What would close it").
+**Met on both databases in the latest run** (quiet machine): 65 ms on SQLite and 120 ms on PostgreSQL, against
+<= 200 ms. On the previous session's machine the same code measured 112 ms (SQLite) and 255-310 ms
+(PostgreSQL, a 1.35x miss), and 1.2x-2.2x misses on PostgreSQL under load 3-7: the cost is workload 1's
+(PostgreSQL's per-row cost of writing the ledger, one RQ enqueue script call per run), and so are the levers
+that would widen the margin (workload 1, "What would widen the PostgreSQL margin").
 """
 W = "2. Downtime"
 JOBS = 1_000
