@@ -22,6 +22,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import redis
 
+from hookscheduler.redis_conn import delete_bench_keys
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -67,13 +69,8 @@ def hookscheduler(bench: Path, *args: str, db_url: str | None = None, check: boo
 
 
 def redis_cleanup(conn: redis.Redis, bench_id: str) -> None:
-    """Delete every key of one bench (queues, jobs, registries, heartbeats)."""
-    keys = list(conn.scan_iter(match=f"*{bench_id}*", count=1000))
-    for i in range(0, len(keys), 500):
-        conn.delete(*keys[i:i + 500])
-    for member in conn.smembers("rq:queues"):
-        if bench_id.encode() in member:
-            conn.srem("rq:queues", member)
+    """Delete every key of one bench (see :func:`hookscheduler.redis_conn.delete_bench_keys`)."""
+    delete_bench_keys(conn, bench_id)
 
 
 @contextlib.contextmanager

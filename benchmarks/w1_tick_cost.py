@@ -180,6 +180,8 @@ def run(cfg: BenchConfig) -> list[Measurement]:
             per_job = [v / due for v in busy]
             speedup = ratio(rq[n][1], busy)
             vs_floor = ratio(per_job, floor[n])
+            ok_pass: bool | None
+            ok_job: bool | None
             if n == top:
                 ok_pass = sorted(busy)[len(busy) // 2] <= 150 and speedup >= 8
                 ok_job = sorted(per_job)[len(per_job) // 2] <= 0.15 and vs_floor <= 2

@@ -34,7 +34,7 @@ import redis
 from croniter import croniter
 
 from benchmarks._hsbench import cli_env, hookscheduler, ledger_rows, make_bench, pg_database, redis_cleanup
-from benchmarks.common import BenchConfig, Measurement
+from benchmarks.common import BenchConfig, Measurement, text
 
 TITLE = "4. Fire latency"
 CRONS = {  # name -> expression (trailing seconds field)
@@ -76,7 +76,7 @@ class Observer(threading.Thread):
         while not self.stop.is_set():
             item = self.conn.blpop([self.key], timeout=0.2)
             if item is not None:
-                self.seen[item[1].decode()] = time.time()
+                self.seen[text(item[1])] = time.time()
 
 
 def _hooks() -> str:
@@ -151,7 +151,8 @@ def run_hookscheduler(cfg: BenchConfig, conn: redis.Redis, seconds: float, db_ur
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         start, end = _watch(proc, observer, seconds)
         if proc.returncode not in (0, -signal.SIGTERM):
-            raise RuntimeError(f"hookscheduler schedule exited {proc.returncode}: {proc.stderr.read().decode()}")
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"hookscheduler schedule exited {proc.returncode}: {err}")
         slots = {jid: s for jid, s in _ledger_slots(bench, db_url).items() if start < s <= end}
         enq = _enqueued_at(conn, list(slots))
         sample = Sample(expected=_expected(start, end))

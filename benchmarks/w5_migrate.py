@@ -95,9 +95,13 @@ class WriteWitness:
     def __init__(self, bench: Path, db_url: str | None) -> None:
         self.db_url = db_url
         self.path = bench / "sites" / "default" / "scheduler.sqlite3"
-        self.conn: Any = psycopg2.connect(db_url) if db_url else sqlite3.connect(self.path)
+        self.conn: Any
         if db_url:
-            self.conn.autocommit = True
+            pg = psycopg2.connect(db_url)
+            pg.autocommit = True
+            self.conn = pg
+        else:
+            self.conn = sqlite3.connect(self.path)
         self.state: Any = None
 
     def snapshot(self) -> Any:

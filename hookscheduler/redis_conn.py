@@ -74,3 +74,16 @@ def check_redis(client: redis.Redis, url: str) -> str:
             "start redis-server or fix redis_queue / $HOOKSCHEDULER_REDIS_URL"
         ) from None
     return str(info.get("redis_version", "?"))
+
+
+def delete_bench_keys(client: redis.Redis, bench_id: str) -> int:
+    """Delete every Redis key of one bench (queues, jobs, registries, heartbeats, marks) and its queues'
+    registration in RQ's ``rq:queues`` set; returns how many keys went. For tearing down a bench (tests and
+    benchmarks make hundreds): every key hookscheduler and RQ write for a bench carries its ``bench_id``."""
+    keys = list(client.scan_iter(match=f"*{bench_id}*", count=1000))
+    for i in range(0, len(keys), 500):
+        client.delete(*keys[i:i + 500])
+    for member in client.smembers("rq:queues"):  # type: ignore[union-attr]
+        if bench_id.encode() in member:
+            client.srem("rq:queues", member)
+    return len(keys)

@@ -125,14 +125,19 @@ def mark_finished(db: pw.Database, rq_job_id: str, status: str, now: datetime, *
 
 
 def _fast_pg(db: pw.Database) -> Any:
-    """The raw psycopg2 connection when the one-trip path applies (PostgreSQL, no transaction open), else None."""
+    """The raw psycopg2 connection when the one-trip path applies (PostgreSQL, no transaction open, autocommit
+    mode as peewee leaves it), else None."""
     if not isinstance(db, pw.PostgresqlDatabase) or db.transaction_depth() != 0:
         return None
-    return db.connection()  # type: ignore[no-untyped-call]
+    conn = db.connection()  # type: ignore[no-untyped-call]
+    return conn if getattr(conn, "autocommit", False) else None
 
 
 def _preamble() -> str:
-    return f"BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; "
+    """Sent in the same simple-query message as the write, without BEGIN: PostgreSQL runs a message's statements
+    as one implicit transaction (all or nothing, committed when the message ends), and ``SET LOCAL`` lasts for
+    that transaction only. So a write, its lock timeout and its commit cost one round trip."""
+    return f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; "
 
 
 def _abandon(conn: Any, what: str, exc: BaseException) -> None:
@@ -149,16 +154,17 @@ def warm_up(conn: Any) -> None:
     (:mod:`hookscheduler.pgspare`). Bounded: a locked table makes it fail within ``lock_timeout``."""
     never = datetime(1970, 1, 1)
     cursor = conn.cursor()
-    cursor.execute("BEGIN; SET LOCAL lock_timeout = '100ms'; SET LOCAL statement_timeout = '1s'; "
-                   "EXPLAIN " + _PG_START + "; EXPLAIN " + _FINISH.format(p="%s") + "; COMMIT",
+    cursor.execute("SET LOCAL lock_timeout = '100ms'; SET LOCAL statement_timeout = '1s'; "
+                   "EXPLAIN " + _PG_START + "; EXPLAIN " + _FINISH.format(p="%s"),
                    (never, None, never, never, "", "", never, "", never,
                     "complete", never, never, None, None, None, None, "complete", None, ""))
 
 
 def start_in_one_trip(db: pw.Database, rq_job_id: str, job_name: str, worker: str | None,
                       now: datetime) -> str | None:
-    """On PostgreSQL: :func:`mark_started` and :func:`advance_last_execution` in one request and a COMMIT;
-    returns what :func:`mark_started` would, or None when the caller must take the careful path."""
+    """On PostgreSQL: :func:`mark_started` and :func:`advance_last_execution` in one round trip (one statement,
+    committed as it ends: :func:`_preamble`); returns what :func:`mark_started` would, or None when the caller
+    must take the careful path."""
     conn = _fast_pg(db)
     if conn is None:
         return None
@@ -166,7 +172,6 @@ def start_in_one_trip(db: pw.Database, rq_job_id: str, job_name: str, worker: st
         cursor = conn.cursor()
         cursor.execute(_preamble() + _PG_START, (now, worker, now, now, rq_job_id, rq_job_id, now, job_name, now))
         started, known, _ = cursor.fetchone()
-        cursor.execute("COMMIT")
     except Exception as exc:
         _abandon(conn, "start", exc)
         return None
@@ -184,7 +189,7 @@ def finish_in_one_trip(db: pw.Database, rq_job_id: str, status: str, now: dateti
         return False
     duration = max((now - started).total_seconds(), 0.0)
     try:
-        conn.cursor().execute(_preamble() + _FINISH.format(p="%s") + "; COMMIT",
+        conn.cursor().execute(_preamble() + _FINISH.format(p="%s"),
                               (status, now, now, duration, traceback, reason, reason, status, LATE_COMPLETION,
                                rq_job_id))
     except Exception as exc:

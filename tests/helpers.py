@@ -13,6 +13,8 @@ import psycopg2
 import pytest
 import redis
 
+from hookscheduler.redis_conn import delete_bench_keys
+
 
 def pg_admin_conn(dsn: str) -> Any:
     conn = psycopg2.connect(dsn)
@@ -21,13 +23,8 @@ def pg_admin_conn(dsn: str) -> Any:
 
 
 def redis_cleanup(client: redis.Redis, bench_id: str) -> None:
-    """Delete every key of one test's bench (queues, jobs, registries, heartbeats)."""
-    keys = list(client.scan_iter(match=f"*{bench_id}*", count=1000))
-    for i in range(0, len(keys), 500):
-        client.delete(*keys[i:i + 500])
-    for member in client.smembers("rq:queues"):
-        if bench_id.encode() in member:
-            client.srem("rq:queues", member)
+    """Delete every key of one bench (see :func:`hookscheduler.redis_conn.delete_bench_keys`)."""
+    delete_bench_keys(client, bench_id)
 
 
 DEFAULT_TASKS = '''

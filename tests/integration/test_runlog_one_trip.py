@@ -44,6 +44,12 @@ class _Recorder:
         return Cursor()
 
 
+def _ctx_db_other(db: Any) -> Any:
+    import psycopg2
+
+    return psycopg2.connect(dbname=db.database, **db.connect_params)
+
+
 def _statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = runlog._fast_pg
@@ -51,11 +57,19 @@ def _statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-def test_start_is_one_request_and_a_commit_and_keeps_the_compare_and_set(bench_factory, monkeypatch):
+def test_start_is_one_request_committed_as_it_ends_and_keeps_the_compare_and_set(bench_factory, monkeypatch):
     _ctx, db, rq_id = _queued(bench_factory)
     requests = _statements(monkeypatch)
     assert runlog.start_in_one_trip(db, rq_id, "bgapp.tasks.seen", "w1", STARTED) == "started"
-    assert len(requests) == 2 and requests[1] == "COMMIT"
+    assert len(requests) == 1 and "BEGIN" not in requests[0] and "COMMIT" not in requests[0]
+    assert db.connection().get_transaction_status() == 0  # idle: the implicit transaction committed
+    other = _ctx_db_other(db)
+    try:  # committed, as seen from another session (not a transaction left open on this one)
+        with other.cursor() as cur:
+            cur.execute("SELECT status FROM scheduled_job_log WHERE rq_job_id = %s", (rq_id,))
+            assert cur.fetchone()[0] == "started"
+    finally:
+        other.close()
     row = ScheduledJobLog.get()
     assert (row.status, row.started_at, row.worker, row.enqueued_at is not None) == ("started", STARTED, "w1", True)
     assert ScheduledJobType.get().last_execution == STARTED
@@ -93,3 +107,20 @@ def test_inside_an_open_transaction_the_careful_path_is_taken(bench_factory):
     with db.atomic():
         assert runlog.start_in_one_trip(db, rq_id, "bgapp.tasks.seen", "w1", STARTED) is None
     assert ScheduledJobLog.get().status == "queued"
+
+
+def test_the_lock_timeout_holds_in_the_one_trip_write_and_ends_with_it(bench_factory, monkeypatch):
+    """``SET LOCAL`` in the implicit transaction of one message: a locked ledger fails the write within the
+    timeout (the careful path takes over), and the session's own setting is untouched afterwards."""
+    _ctx, db, rq_id = _queued(bench_factory)
+    monkeypatch.setattr(runlog, "LOCK_TIMEOUT", "150ms")
+    other = _ctx_db_other(db)
+    try:
+        with other.cursor() as cur:
+            cur.execute("BEGIN; LOCK TABLE scheduled_job_log IN ACCESS EXCLUSIVE MODE")
+            assert runlog.start_in_one_trip(db, rq_id, "bgapp.tasks.seen", "w1", STARTED) is None
+            cur.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert db.execute_sql("SHOW lock_timeout").fetchone()[0] == "0"
+    assert runlog.start_in_one_trip(db, rq_id, "bgapp.tasks.seen", "w1", STARTED) == "started"
