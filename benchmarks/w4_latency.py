@@ -250,10 +250,11 @@ ANALYSIS = """
 **Reading it.** Each run has about 56 slots, so its p99 is its slowest slot. RQ's `CronScheduler` ran in the
 same runs, interleaved with hookscheduler's, on the same Redis.
 
-**Met on a quiet machine, missed under load.** The run above (load average below 1) meets both targets: median
-1.5 ms on SQLite and 4.0 ms on PostgreSQL, p99 4 and 6 ms. An earlier full run of the same code at load 5-15
-(other engineers' suites) missed the median: 6.6 ms on SQLite and 20 ms on PostgreSQL, p99 18 and 34 ms.
-PostgreSQL's 4.0 ms leaves little margin. Why it is sensitive to load: hookscheduler does its exactly-once
+**Met on a quiet machine, missed under load.** The run above (this session's machine, load average below 1)
+meets both targets: median 0.95 ms on SQLite and 2.6 ms on PostgreSQL, p99 1.6 and 3.6 ms (RQ's own cron:
+median 1.7 ms, p99 3.1 ms, in the same runs). The previous session's machine measured 1.5 / 4.0 ms quiet, and
+an earlier full run at load 5-15 (other engineers' suites) missed the median: 6.6 ms on SQLite and 20 ms on
+PostgreSQL, p99 18 and 34 ms. Why it is sensitive to load: hookscheduler does its exactly-once
 work *before* it writes to Redis: a probe statement, a write transaction (SQLite `BEGIN IMMEDIATE`; PostgreSQL
 `SELECT ... FOR UPDATE SKIP LOCKED`), the compare-and-set claim, the slot's log row and the commit. Only then
 does it enqueue (see `hookscheduler/tick.py`). RQ's cron compares an in-memory time and enqueues. We timed

@@ -148,46 +148,43 @@ def run(cfg: BenchConfig) -> list[Measurement]:
 
 
 ANALYSIS = """
-**Reading it.** Throughput was low for both workers (8-20 jobs/s) because the machine's load average stayed
-at 5-15 for the whole 41 minutes. The ratio is taken within each run, with the two workers alternating, and
-is the figure to read. SQLite meets 0.7x (0.73). PostgreSQL misses: 0.60, or 0.59 over RQ's own timestamps,
-which is 14% under the target.
+**Reading it.** The ratio is taken within each run, with the two workers alternating, and is the figure to
+read. In the latest run (quiet machine, 2,000 runs per run, 10,000 per worker and database in all) SQLite meets
+0.7x (0.73, over RQ's own timestamps 0.73) and PostgreSQL misses by 2% (0.685, range 0.674-0.735; 0.68 over
+RQ's timestamps). Before this session's change PostgreSQL measured 0.57 (quick run, same machine) and 0.60 on
+the previous machine under load.
 
-**Where a scheduled run's time goes in the work horse.** We timed the runner's steps with wrappers in a real
-`hookscheduler worker`, 150 runs each, at load average ~4, after the optimisation below. Milliseconds per
-run:
+**Where a scheduled run's time goes.** RQ's timestamps split each job into the time inside the work horse
+(`started_at` to `ended_at`) and the gap to the next job's start (dequeue, fork, the horse's exit, the
+parent noticing it). Medians in ms, 200-300 runs, quiet machine:
 
-| step | PostgreSQL | SQLite |
-|---|---|---|
-| whole `run_scheduled_job` (median) | 30 | 17 |
-| opening the database connection | 12 | 8 |
-| start: `queued -> started` and `last_execution` | 10 | 1.4 |
-| job transaction and outcome | 2-3 | 0.5 |
-| started/finished events | 3 | 5 |
+| | plain RQ | hookscheduler, PostgreSQL, before | after | hookscheduler, SQLite |
+|---|---|---|---|---|
+| inside the horse | 0.6 | 8.4 | 3.4-3.9 | 3.6-4.0 |
+| gap between jobs | 10-11 | 12.8 | 12-14 | 11.7-11.9 |
 
-On PostgreSQL each horse is a new process, so it opens a new connection, which makes the server start a new
-backend. The first statements on that backend then load catalog data for the tables they touch. That is
-what the 10 ms start costs: the statements themselves are cheap, and a warm connection runs them in under
-1 ms.
+Inside the horse, before, timed with marks in `run_scheduled_job` (PostgreSQL): the start write 6.8 ms
+(opening a connection: a new server backend, whose first statements load the catalog entries of the ledger's
+tables and indexes), finish 0.7, the job's own transaction 0.3, start mark and events 0.9.
 
-**What changed.** On PostgreSQL the start (`queued -> started` compare-and-set plus `last_execution`) is now
-one request and a COMMIT, instead of seven round trips. The outcome is one request instead of four
-(`runlog.start_in_one_trip` / `finish_in_one_trip`). They run the same statements in the same transaction,
-with the same `WHERE status = 'queued'` compare-and-set. If one fails, it is rolled back and the old path
-runs, with the log row in a savepoint, so `last_execution` still advances when only the log table is broken
-(Frappe #41245). The start measured 18 ms median before (load ~8) and 10 ms after (load ~4). That is not a
-controlled comparison, but `tests/integration/test_runlog_one_trip.py` counts the round trips it removes.
+**What changed.** (1) While a horse runs, the worker opens and warms (`EXPLAIN` of the start and finish
+statements) one PostgreSQL connection for the next horse, which adopts it at its first connect
+(`hookscheduler/pgspare.py`: only a direct child of the maker adopts it, once; the parent detaches its copy of
+the socket through `/dev/null`, so nothing it does reaches the horse's session; a stale spare costs the
+ledger write's existing retry). The start write in the horse went from 6.8 ms to 1.7 ms. (2) The start write
+is one round trip (one statement in an implicit transaction with `SET LOCAL lock_timeout`), not a request and
+a `COMMIT`.
 
-**What would close it.**
+**Why PostgreSQL still misses by 2%.** The new backend is still made per job, now by the parent, in parallel
+with the horse: connecting takes 2.7 ms and the warm-up 2.2 ms of the parent's time, and on two cores the
+backend's start-up competes with the horse and its own backend for CPU; the gap between jobs grows by 1-2 ms
+over SQLite's. SQLite's extra gap over plain RQ (about 1 ms) is the larger worker process (46 MB RSS against
+37 MB: the apps' job modules, peewee and psycopg2 are loaded before the fork so that horses do not import).
 
-1. Put a connection pooler such as PgBouncer in transaction mode in front of PostgreSQL. Connecting then
-   costs well under a millisecond and the pool's server connections stay warm. This is an operator's choice
-   and needs no code.
-2. Write the ledger from the worker's long-lived parent process over one persistent connection:
-   `queued -> started` before the fork, and the outcome after the horse exits (taken from RQ's result and
-   exception). This changes the runner's design, which today says "no database connection in the parent",
-   so it was not done in this round.
-
-Sharing one connection between the parent and its horses is not an option: it breaks with TLS, and a killed
-horse leaves the connection in an unknown state.
+**What would close it.** (1) An operator's choice: a connection pooler such as PgBouncer in front of
+PostgreSQL makes each connect cheap and keeps server backends warm. (2) Reuse the horse's backend for the
+next horse (a pool of one across forks): the horse would report through shared memory that it left the
+connection idle, and the parent would `DISCARD ALL` and hand it on; plain-TCP connections only (a TLS
+session's state lives in the process that last used it). Not done: it needs the parent to trust the horse's
+report of the session's state, which a killed horse cannot give.
 """
