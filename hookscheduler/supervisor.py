@@ -9,15 +9,21 @@ exits on its own, the others are stopped too and ``start`` exits non-zero, so a 
 a still-running terminal.
 
 Redis: if none answers at the configured ``redis_queue`` and ``redis-server`` is on ``PATH``, a private one
-is started on a free local port with its own data directory (``<bench>/.hookscheduler/redis``), announced,
-handed to the children through ``$HOOKSCHEDULER_REDIS_URL``, and stopped last. Without ``redis-server`` the
+is started on a free local port with its own data directory (``<bench>/.hookscheduler/redis``, owner-only),
+announced, handed to the children through ``$HOOKSCHEDULER_REDIS_URL``, and stopped last. It asks for a
+password made for it (another local user must not reach the bench's queues through a loopback port): the
+password is in its config file and its URL file in that directory, both owner-only, never on a command line
+(``ps`` shows those to every user) and never printed. Without ``redis-server`` the
 command fails with one line saying how to get Redis. This is for development; production runs the
 ``schedule`` and ``worker`` commands under systemd, supervisord or Kubernetes.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -91,11 +97,15 @@ def ensure_redis(site: Site, data_dir: Path,
             "$HOOKSCHEDULER_REDIS_URL at a running server")
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir), "--daemonize", "no",
-         "--protected-mode", "yes"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    url = f"redis://127.0.0.1:{port}/0"
+    data_dir.chmod(0o700)  # made by an older version, or by hand: it holds the password now
+    password = secrets.token_urlsafe(24)  # URL-safe: no quoting needed in the URL or the config file
+    conf = _owner_only(data_dir / "redis.conf",
+                       f"port {port}\nbind 127.0.0.1\ndir {json.dumps(str(data_dir))}\ndaemonize no\n"
+                       f"protected-mode yes\nrequirepass {password}\n")
+    url = f"redis://:{password}@127.0.0.1:{port}/0"
+    url_file = _owner_only(data_dir / "url", url + "\n")
+    proc = subprocess.Popen([server, str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     deadline = time.monotonic() + 15
     client = connect_redis(url)
     while True:
@@ -109,9 +119,19 @@ def ensure_redis(site: Site, data_dir: Path,
                 raise ServiceUnavailable(f"could not start a private redis-server on port {port}: "
                                          f"{out.strip().splitlines()[-1] if out.strip() else 'no output'}") from None
             time.sleep(0.05)
-    say(f"no Redis at {redact(site.redis_url)}: started a private redis-server at {url} (data in {data_dir}); "
-        f"it stops with this command. To use it from another shell: export HOOKSCHEDULER_REDIS_URL={url}")
+    say(f"no Redis at {redact(site.redis_url)}: started a private redis-server at {redact(url)} (data in "
+        f"{data_dir}); it stops with this command. To use it from another shell: "
+        f"export HOOKSCHEDULER_REDIS_URL=$(cat {shlex.quote(str(url_file))})")
     return url, proc
+
+
+def _owner_only(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` readable by its owner only (created so: never briefly world-readable)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return path
 
 
 @dataclass

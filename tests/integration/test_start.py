@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import sys
 import threading
 
@@ -161,9 +162,18 @@ def test_start_brings_a_private_redis_when_none_answers(bench_factory):
     try:
         line = wait_for(lambda: next((x for x in out.lines if "started a private redis-server at" in x), None), 30,
                         "the private redis", proc)
-        url = line.split("started a private redis-server at ")[1].split()[0]
-        assert url != f"redis://127.0.0.1:{port}/0"
-        assert (bench / ".hookscheduler" / "redis").is_dir()
+        shown = line.split("started a private redis-server at ")[1].split()[0]
+        data = bench / ".hookscheduler" / "redis"
+        url = (data / "url").read_text().strip()  # where the message says to find it
+        password = redis.connection.parse_url(url)["password"]
+        assert len(password) >= 24 and password not in "\n".join(out.lines)  # never printed
+        assert shown == url.replace(password, "***") and f"$(cat {data / 'url'})" in line
+        assert shown != f"redis://:***@127.0.0.1:{port}/0"
+        for f in (data / "url", data / "redis.conf"):
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        with pytest.raises(redis.exceptions.AuthenticationError):  # NOAUTH without the password
+            redis.Redis.from_url(url.replace(f":{password}@", "")).ping()
         wait_for(lambda: out.has("*** Listening on"), 60, "the worker", proc)
         private = redis.Redis.from_url(url)
         q = Queue(queue_name(bench_factory.bench_ids[-1], "default"), connection=private)
