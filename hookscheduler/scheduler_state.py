@@ -21,14 +21,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import peewee as pw
 import redis
 
 from .config import update_site_config
 from .context import SiteContext
 from .db import get_state, set_state, write_txn
+from .exceptions import HookSchedulerError
 from .models import utcnow
 from .naming import heartbeat_pattern, last_tick_key
-from .queues import pending_counts
+from .queues import outbox_count, pending_counts
 
 ENABLED, DISABLED, PAUSED = "enabled", "disabled", "paused"
 
@@ -125,6 +127,8 @@ class SiteStatus:
     processes: list[Heartbeat] = field(default_factory=list)
     queues: dict[str, dict[str, int]] = field(default_factory=dict)
     redis_error: str | None = None  # why liveness and counts are unknown
+    unsent: int | None = None  # runs claimed and recorded but not yet in Redis (the outbox): from the database
+
 
     def as_dict(self, verbose: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"site": self.site, "status": self.status, "reason": self.reason,
@@ -135,6 +139,7 @@ class SiteStatus:
         if verbose:
             out["processes"] = [p.as_dict() for p in self.processes]
             out["queues"] = self.queues
+            out["unsent"] = self.unsent
         return out
 
 
@@ -143,15 +148,25 @@ def site_status(ctx: SiteContext, conn: redis.Redis | None, redis_error: str | N
     still answered -- during a Redis outage an operator still needs to know whether the scheduler is on --
     and liveness, last tick and counts are reported as unknown rather than as zero."""
     status, reason = scheduler_state(ctx)
+    unsent = _unsent(ctx)
     if conn is None:
         return SiteStatus(site=ctx.name, status=status, reason=reason, last_tick=None, scheduler_alive=None,
-                          pending=None, failed=None, redis_error=redis_error or "Redis unreachable")
+                          pending=None, failed=None, redis_error=redis_error or "Redis unreachable", unsent=unsent)
     bench_id = ctx.bench.bench_id
     procs = [h for h in heartbeats(conn, bench_id) if h.serves(ctx.name)]
     counts = pending_counts(conn, bench_id, ctx.name, list(ctx.site.queues))
     return SiteStatus(site=ctx.name, status=status, reason=reason, last_tick=last_tick(conn, bench_id, ctx.name),
                       scheduler_alive=bool(procs), pending=counts["total"]["queued"],
-                      failed=counts["total"]["failed"], processes=procs, queues=counts["queues"])
+                      failed=counts["total"]["failed"], processes=procs, queues=counts["queues"], unsent=unsent)
+
+
+def _unsent(ctx: SiteContext) -> int | None:
+    """The outbox's size: RQ's counts cannot show runs the scheduler claimed but could not send (Redis down)."""
+    try:
+        ctx.database()
+        return outbox_count()
+    except (pw.PeeweeException, HookSchedulerError):
+        return None
 
 
 def set_paused(ctx: SiteContext, paused: bool) -> Path:

@@ -54,13 +54,15 @@ def _status(ctx: SiteContext) -> sched.SiteStatus:
 
 def _print_status(ctx: SiteContext, st: sched.SiteStatus, verbose: bool, now: Any) -> None:
     echo(f"Scheduler is {st.status} for site {st.site}" + (f" ({st.reason})" if st.reason else ""))
+    unsent = (f"; {st.unsent} run(s) claimed but not yet sent to Redis (the scheduler sends them when it can)"
+              if st.unsent else "")
     if st.redis_error:
-        echo("  Redis unreachable: last tick, scheduler processes and job counts unknown")
+        echo("  Redis unreachable: last tick, scheduler processes and job counts unknown" + unsent)
         return
     alive = "alive" if st.scheduler_alive else "NOT RUNNING (start `hookscheduler schedule`)"
     tick = f"{local(st.last_tick, ctx.site.time_zone)} ({ago(st.last_tick, now)})" if st.last_tick else "never"
     echo(f"  last tick {tick}; "
-         f"scheduler process {alive}; {st.pending} pending, {st.failed} failed job(s)")
+         f"scheduler process {alive}; {st.pending} pending, {st.failed} failed job(s)" + unsent)
     if verbose:
         for p in st.processes:
             echo(f"  process {p.host}:{p.pid}, heartbeat {ago(p.at, now)}, sites "

@@ -64,6 +64,30 @@ def test_status_still_answers_the_database_half_when_redis_is_down(bench_factory
     assert "cannot reach Redis" in data["redis_error"] and "secret-pw" not in r.out
 
 
+def test_status_counts_the_runs_claimed_while_redis_was_down(bench_factory, monkeypatch):
+    """RQ's counts cannot show runs the scheduler claimed and could not send: status reads the outbox too."""
+    from datetime import timedelta
+
+    import redis
+
+    from hookscheduler.tick import run_pass
+
+    bench = bench_factory.make(APPS)
+    ctx, _ = migrated(bench, utcnow() - timedelta(hours=2))
+    result = run_pass(ctx, redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5), now=utcnow())
+    assert result.send_error and result.fired == 1
+    ctx.close()
+    shown = "1 run(s) claimed but not yet sent to Redis"
+    with monkeypatch.context() as m:
+        m.setenv("HOOKSCHEDULER_REDIS_URL", "redis://:secret-pw@127.0.0.1:1/0")
+        r = run(bench, "scheduler", "status")
+        assert r.code == 1 and "Redis unreachable" in r.out and shown in r.out
+    r = run(bench, "scheduler", "status")
+    assert r.code == 0 and "0 pending" in r.out and shown in r.out
+    assert json.loads(run(bench, "scheduler", "status", "-v", "--format", "json").out)["unsent"] == 1
+    assert "unsent" not in json.loads(run(bench, "scheduler", "status", "--format", "json").out)  # DESIGN's shape
+
+
 def test_redis_unreachable_through_a_process(bench_factory):
     bench = bench_factory.make(APPS)
     migrated(bench, utcnow())
