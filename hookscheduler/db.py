@@ -80,6 +80,7 @@ class PostgresqlDatabase(pw.PostgresqlDatabase):
         """A new connection for :func:`hookscheduler.pgspare.replenish`, bound to give up quickly."""
         params = dict(self.connect_params)
         params.setdefault("connect_timeout", pgspare.CONNECT_TIMEOUT)
+        params.setdefault("tcp_user_timeout", pgspare.TCP_USER_TIMEOUT)
         spare = PostgresqlDatabase(self.database, **params)
         return spare._connect()
 

@@ -130,7 +130,7 @@ def _fast_pg(db: pw.Database) -> Any:
     if not isinstance(db, pw.PostgresqlDatabase) or db.transaction_depth() != 0:
         return None
     conn = db.connection()  # type: ignore[no-untyped-call]
-    return conn if getattr(conn, "autocommit", False) else None
+    return conn if not conn.closed and conn.autocommit else None
 
 
 def _preamble() -> str:

@@ -10,7 +10,7 @@ horse per job, RQ's timeouts, heartbeats and registries. What this module adds i
   were started from;
 * before it forks, the worker warms what every horse needs (site settings, the apps' job modules) so that a
   horse does no importing and no config reading; it never uses a database connection itself: on PostgreSQL it
-  opens and warms one for its next horse while the current one runs, and hands it over at the fork
+  keeps one warm connection that it lends to each horse and takes back when the horse left it clean
   (:mod:`hookscheduler.pgspare`).
 """
 
@@ -66,12 +66,14 @@ class _HorseDeathEvents:
 
 
 class _WarmConnection:
-    """While a horse runs, make the next horse's PostgreSQL connection (:mod:`hookscheduler.pgspare`): the
-    job's site is the likeliest site of the next job."""
+    """Lend the worker's warm PostgreSQL connection to each horse and take it back when the horse left it
+    clean; make one while a horse runs when there is none (:mod:`hookscheduler.pgspare`). The job's site is
+    the likeliest site of the next job."""
 
     def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        pgspare.lend()
         super().fork_work_horse(job, queue)  # type: ignore[misc]  # returns in the parent only
-        pgspare.handed_over()
+        pgspare.lent_out()
         try:
             site = job.kwargs.get("site")
             ctx = runner.worker_site(str(site)) if site else None
@@ -83,6 +85,19 @@ class _WarmConnection:
         db = open_database(url, ctx.bench.path)
         if isinstance(db, PostgresqlDatabase):
             pgspare.replenish(url, db.make_spare, runlog.warm_up)
+
+    def monitor_work_horse(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().monitor_work_horse(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            pgspare.take_back()
+
+    def perform_job(self, *args: Any, **kwargs: Any) -> bool:
+        """In the horse: the job, its callbacks and RQ's bookkeeping; then the report on the lent connection."""
+        try:
+            return bool(super().perform_job(*args, **kwargs))  # type: ignore[misc]
+        finally:
+            pgspare.report_back()
 
     def teardown(self) -> None:
         if not getattr(self, "is_horse", False):

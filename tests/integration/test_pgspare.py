@@ -43,6 +43,47 @@ def hold_lock():
 
 def nap():
     time.sleep(4)
+
+def dirty():
+    from hookscheduler.models import database_proxy
+    db = database_proxy.obj
+    pid = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    db.execute_sql("SET application_name = 'leaky'")
+    db.execute_sql("SET SESSION lock_timeout = '7s'")
+    db.execute_sql("SELECT pg_advisory_lock(4242)")
+    db.execute_sql("CREATE TEMP TABLE leftover (x int)")
+    db.execute_sql("PREPARE leftover_stmt AS SELECT 1")
+    with open(_out(), "a") as fh:
+        fh.write(json.dumps({"task": "dirty", "backend": pid, "horse": os.getpid()}) + "\\n")
+
+def look():
+    from hookscheduler.models import database_proxy
+    db = database_proxy.obj
+    pid, app, timeout = db.execute_sql("SELECT pg_backend_pid(), current_setting('application_name'), "
+                                       "current_setting('lock_timeout')").fetchone()
+    advisory = db.execute_sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                              "AND pid = pg_backend_pid()").fetchone()[0]
+    temp = db.execute_sql("SELECT to_regclass('pg_temp.leftover')").fetchone()[0]
+    prepared = db.execute_sql("SELECT count(*) FROM pg_prepared_statements").fetchone()[0]
+    state = {"app": app, "advisory": advisory, "temp": temp, "prepared": prepared, "timeout": timeout}
+    with open(_out(), "a") as fh:
+        fh.write(json.dumps({"task": "look", "backend": pid, "horse": os.getpid(), "state": state}) + "\\n")
+
+def slow_query():
+    from hookscheduler.models import database_proxy
+    db = database_proxy.obj
+    pid = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    with open(_out(), "a") as fh:
+        fh.write(json.dumps({"task": "slow_query", "backend": pid, "horse": os.getpid()}) + "\\n")
+    db.execute_sql("SELECT pg_sleep(4)")  # killed in here: a query in flight on the lent connection
+
+def close_it():
+    from hookscheduler.models import database_proxy
+    db = database_proxy.obj
+    pid = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    with open(_out(), "a") as fh:
+        fh.write(json.dumps({"task": "close_it", "backend": pid, "horse": os.getpid()}) + "\\n")
+    db.connection().close()  # under peewee's feet: its commit then fails, and the run with it
 '''
 
 
@@ -73,25 +114,60 @@ def _backend_alive(admin, pid: int) -> bool:
         return cur.fetchone() is not None
 
 
-def test_every_horse_after_the_first_runs_on_a_connection_its_worker_warmed(bench_factory):
-    ctx = setup_site(bench_factory, {"hourly": [{"method": "app1.tasks.backend", "name": f"b{i}"}
-                                                for i in range(5)]}, "postgres", tasks=TASKS)
+def _run_worker(ctx, jobs: list[dict]) -> list[dict]:
     conn = redis_for(ctx.site)
-    assert run_pass(ctx, conn, now=ELEVEN).fired == 5
+    assert run_pass(ctx, conn, now=ELEVEN).fired == len(jobs)
     ctx.close()
     assert start_worker(queue="default", quiet=True, burst=True, bench=str(ctx.bench.path))
-    seen = [r for r in read_out(ctx.bench.path) if r["task"] == "backend"]
+    return [r for r in read_out(ctx.bench.path) if "backend" in r]
+
+
+def test_horses_after_the_first_run_on_the_warm_connection_their_worker_lends_and_takes_back(bench_factory):
+    ctx = setup_site(bench_factory, {"hourly": [{"method": "app1.tasks.backend", "name": f"b{i}"}
+                                                for i in range(5)]}, "postgres", tasks=TASKS)
+    made = len(pgspare.made)
+    seen = _run_worker(ctx, list(range(5)))
     assert len(seen) == 5 and len({r["horse"] for r in seen}) == 5  # one forked horse per run
-    # the first horse connected itself; each later one adopted the spare made while its predecessor ran
-    assert [r["backend"] in pgspare.made for r in seen] == [False, True, True, True, True]
-    assert len({r["backend"] for r in seen}) == 5  # a spare serves one horse only
+    # the first horse connected itself; the spare made while it ran served every later horse, taken back
+    # clean after each one: one server backend for four runs
+    [spare] = pgspare.made[made:]
+    assert seen[0]["backend"] != spare and [r["backend"] for r in seen[1:]] == [spare] * 4
     ctx.database()
     assert [r.status for r in ScheduledJobLog.select()] == ["complete"] * 5
     admin = _admin(ctx)
-    try:  # the worker let go of every spare it handed over: their sessions ended with their horses
+    try:  # the worker closed its spare as it stopped; the first horse's session ended with it
         assert not any(_backend_alive(admin, r["backend"]) for r in seen)
     finally:
         admin.close()
+
+
+def test_nothing_of_one_job_s_session_reaches_the_next(bench_factory):
+    """Settings, advisory locks, temporary tables, prepared statements: DISCARD ALL before each loan."""
+    jobs = [{"method": "app1.tasks.backend", "name": "a"}, {"method": "app1.tasks.dirty", "name": "b"},
+            {"method": "app1.tasks.look", "name": "c"}]
+    ctx = setup_site(bench_factory, {"hourly": jobs}, "postgres", tasks=TASKS)
+    seen = _run_worker(ctx, jobs)
+    dirty, look = seen[1], seen[2]
+    assert dirty["task"] == "dirty" and look["task"] == "look"
+    assert look["backend"] == dirty["backend"]  # the same session: otherwise this test proves nothing
+    assert look["state"] == {"app": "", "advisory": 0, "temp": None, "prepared": 0, "timeout": "0"}
+
+
+def test_a_connection_its_horse_closed_is_not_taken_back(bench_factory):
+    jobs = [{"method": "app1.tasks.backend", "name": "a"}, {"method": "app1.tasks.close_it", "name": "b"},
+            {"method": "app1.tasks.backend", "name": "c"}, {"method": "app1.tasks.backend", "name": "d"}]
+    ctx = setup_site(bench_factory, {"hourly": jobs}, "postgres", tasks=TASKS)
+    made = len(pgspare.made)
+    seen = _run_worker(ctx, jobs)
+    first_spare, second_spare = pgspare.made[made:]
+    assert [r["task"] for r in seen] == ["backend", "close_it", "backend", "backend"]
+    assert seen[1]["backend"] == first_spare  # adopted, then closed by the job (the ledger reconnected)
+    assert seen[2]["backend"] not in (first_spare, second_spare)  # no spare to lend: it connected itself
+    assert seen[3]["backend"] == second_spare  # made while the third ran
+    ctx.database()
+    rows = list(ScheduledJobLog.select().order_by(ScheduledJobLog.job_name))
+    assert [r.status for r in rows] == ["complete", "failed", "complete", "complete"]
+    assert "closed" in rows[1].traceback  # recorded on a fresh connection
 
 
 def test_a_stale_spare_costs_a_retry_not_the_run(bench_factory, monkeypatch):
@@ -154,6 +230,19 @@ class _FakeConn:
         self.closed = 1
 
 
+class _FakeTls(_FakeConn):
+    class info:  # psycopg2 names it so
+        ssl_in_use = True
+
+
+def test_a_tls_spare_is_let_go_at_the_fork_and_never_taken_back():
+    fake = _FakeTls()
+    pgspare._spare = pgspare._Spare("db-a", os.getpid(), fake, 1)
+    pgspare.lend()
+    pgspare.lent_out()
+    assert pgspare._spare is None and fake.closed == 1
+
+
 def test_only_a_direct_child_of_its_maker_adopts_a_spare_and_only_once():
     fake = _FakeConn()
     pgspare._spare = pgspare._Spare("db-a", os.getpid(), fake, 1)
@@ -202,3 +291,34 @@ def test_a_horse_killed_holding_a_lock_on_a_spare_leaves_no_session_behind(bench
     finally:
         admin.close()
         os.waitpid(pid, 0)
+
+
+def test_a_connection_whose_horse_was_killed_mid_query_is_never_lent_again(bench_factory):
+    """The one case the horse's report exists for: a query in flight. Taken back, its late answer would be
+    read as the answer to the worker's reset, and the reset's answer as the next horse's first query."""
+    jobs = [{"method": "app1.tasks.backend", "name": "a"}, {"method": "app1.tasks.slow_query", "name": "b"},
+            {"method": "app1.tasks.backend", "name": "c"}]
+    ctx = setup_site(bench_factory, {"hourly": jobs}, "postgres", tasks=TASKS)
+    conn = redis_for(ctx.site)
+    assert run_pass(ctx, conn, now=ELEVEN).fired == 3
+    ctx.close()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            start_worker(queue="default", quiet=True, burst=True, bench=str(ctx.bench.path))
+        finally:
+            os._exit(0)
+    try:
+        deadline = time.monotonic() + 60
+        slow: list[dict] = []
+        while not slow and time.monotonic() < deadline:
+            slow = [r for r in read_out(ctx.bench.path) if r["task"] == "slow_query"]
+            time.sleep(0.05)
+        assert slow, "the slow run never started"
+        time.sleep(0.3)  # let its query reach the server (waits for a query in flight, not for a slot)
+        os.kill(slow[0]["horse"], signal.SIGKILL)
+    finally:
+        os.waitpid(pid, 0)
+    seen = [r for r in read_out(ctx.bench.path) if "backend" in r]
+    assert [r["task"] for r in seen] == ["backend", "slow_query", "backend"]
+    assert seen[2]["backend"] != seen[1]["backend"]
