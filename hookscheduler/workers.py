@@ -20,12 +20,14 @@ import gc
 import logging
 import os
 import socket
+import sqlite3
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from peewee import SqliteDatabase
 from rq import Queue
 from rq.job import Job
 from rq.worker import DequeueStrategy, RandomWorker, RoundRobinWorker, Worker
@@ -85,6 +87,8 @@ class _WarmConnection:
         db = open_database(url, ctx.bench.path)
         if isinstance(db, PostgresqlDatabase):
             pgspare.replenish(url, db.make_spare, runlog.warm_up)
+        elif isinstance(db, SqliteDatabase) and db.database != ":memory:":
+            _keep_open(db.database)
 
     def monitor_work_horse(self, *args: Any, **kwargs: Any) -> None:
         try:
@@ -102,7 +106,43 @@ class _WarmConnection:
     def teardown(self) -> None:
         if not getattr(self, "is_horse", False):
             pgspare.discard()
+            _release_kept()
         super().teardown()  # type: ignore[misc]
+
+
+#: SQLite files this worker holds open (never used; see :func:`_keep_open`).
+_KEPT: dict[str, sqlite3.Connection] = {}
+
+
+def _keep_open(path: str) -> None:
+    """Hold one idle connection to a SQLite site's database for the worker's lifetime.
+
+    In WAL mode, the last connection to close a database checkpoints it and drops its shared-memory index,
+    and the next one to open it must rebuild that index from the whole WAL file. Horses end with ``os._exit``,
+    so when no scheduler is running on the host each horse found no other connection and paid that recovery:
+    about 2 ms of a no-op run's 4 ms inside the horse. This connection never runs a statement after the first
+    read and holds no lock but SQLite's shared-memory marker; a horse inherits its descriptor and never uses it
+    (it opens its own connection, as SQLite requires after a fork), and never closes it (``os._exit``)."""
+    if path in _KEPT or not os.path.exists(path):
+        return
+    old_umask = os.umask(0o077)  # a -wal or -shm file it creates is owner-only, like the database
+    conn = None
+    try:
+        conn = sqlite3.connect(path, timeout=0.1, check_same_thread=False)
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # maps the WAL index
+    except sqlite3.Error as exc:  # locked, not a database, no permission: the horses will say so
+        log.debug("could not hold %s open: %s", path, exc)
+        if conn is not None:
+            conn.close()
+        return
+    finally:
+        os.umask(old_umask)
+    _KEPT[path] = conn
+
+
+def _release_kept() -> None:
+    while _KEPT:
+        _KEPT.popitem()[1].close()
 
 
 class HookWorker(_HorseDeathEvents, _WarmConnection, Worker):

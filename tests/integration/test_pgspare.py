@@ -322,3 +322,34 @@ def test_a_connection_whose_horse_was_killed_mid_query_is_never_lent_again(bench
     seen = [r for r in read_out(ctx.bench.path) if "backend" in r]
     assert [r["task"] for r in seen] == ["backend", "slow_query", "backend"]
     assert seen[2]["backend"] != seen[1]["backend"]
+
+
+def test_a_sqlite_worker_keeps_its_database_open_so_horses_skip_wal_recovery(bench_factory, monkeypatch):
+    """Not PostgreSQL: the same module's concern (what a horse's connect costs). The worker holds one idle
+    connection (checked while it runs: each horse records that the keeper's file is open in its parent), and
+    the files SQLite creates for it are owner-only."""
+    import stat
+
+    from hookscheduler import workers
+
+    seen_open: list[bool] = []
+    real = workers._keep_open
+
+    def spy(path: str) -> None:
+        real(path)
+        seen_open.append(path in workers._KEPT)
+
+    monkeypatch.setattr(workers, "_keep_open", spy)
+    ctx = setup_site(bench_factory, {"hourly": [{"method": "app1.tasks.record", "name": f"r{i}"} for i in range(3)]},
+                     "sqlite", tasks=TASKS)
+    conn = redis_for(ctx.site)
+    assert run_pass(ctx, conn, now=ELEVEN).fired == 3
+    path = open_database(ctx.site.db_url, ctx.bench.path).database
+    ctx.close()
+    assert start_worker(queue="default", quiet=True, burst=True, bench=str(ctx.bench.path))
+    assert seen_open == [True, True, True] and not workers._KEPT  # held while working, released at the end
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            assert stat.S_IMODE(os.stat(path + suffix).st_mode) == 0o600
+    ctx.database()
+    assert [r.status for r in ScheduledJobLog.select()] == ["complete"] * 3
