@@ -149,42 +149,43 @@ def run(cfg: BenchConfig) -> list[Measurement]:
 
 ANALYSIS = """
 **Reading it.** The ratio is taken within each run, with the two workers alternating, and is the figure to
-read. In the latest run (quiet machine, 2,000 runs per run, 10,000 per worker and database in all) SQLite meets
-0.7x (0.73, over RQ's own timestamps 0.73) and PostgreSQL misses by 2% (0.685, range 0.674-0.735; 0.68 over
-RQ's timestamps). Before this session's change PostgreSQL measured 0.57 (quick run, same machine) and 0.60 on
-the previous machine under load.
+read. The latest run (quiet machine, 2,000 runs per run, 10,000 per worker and database in all) meets 0.7x on
+both databases: SQLite 0.78 (0.73-0.80), PostgreSQL 0.71 (0.69-0.77), the same over RQ's own timestamps.
+PostgreSQL's margin is thin: two earlier full runs of this session measured 0.685 (a new warm connection per
+horse, the first change below) and 0.723 (the connection lent and taken back, before the SQLite change).
+Before this session: 0.57 on PostgreSQL (quick run, this machine) and 0.60 on the previous machine, under load.
 
 **Where a scheduled run's time goes.** RQ's timestamps split each job into the time inside the work horse
 (`started_at` to `ended_at`) and the gap to the next job's start (dequeue, fork, the horse's exit, the
 parent noticing it). Medians in ms, 200-300 runs, quiet machine:
 
-| | plain RQ | hookscheduler, PostgreSQL, before | after | hookscheduler, SQLite |
-|---|---|---|---|---|
-| inside the horse | 0.6 | 8.4 | 3.4-3.9 | 3.6-4.0 |
-| gap between jobs | 10-11 | 12.8 | 12-14 | 11.7-11.9 |
+| | plain RQ | PostgreSQL, before | PostgreSQL, after | SQLite, before | SQLite, after |
+|---|---|---|---|---|---|
+| inside the horse | 0.6 | 8.4 | 2.6-3.1 | 3.6-4.4 | 2.9-3.0 |
+| gap between jobs | 10-11.5 | 12.8 | 10.4-12 | 11.7-13.5 | 12.6-13 |
 
-Inside the horse, before, timed with marks in `run_scheduled_job` (PostgreSQL): the start write 6.8 ms
-(opening a connection: a new server backend, whose first statements load the catalog entries of the ledger's
-tables and indexes), finish 0.7, the job's own transaction 0.3, start mark and events 0.9.
+Inside the horse, before (marks in `run_scheduled_job`): on PostgreSQL the start write took 6.8 ms, because it
+opened a connection (a new server backend, whose first statements load the catalog entries of the ledger's
+tables and indexes); on SQLite the connect took 2.3 ms, because with no other connection open each horse
+rebuilt the WAL index from the whole WAL file. The rest: finish 0.2-0.7, the job's own transaction 0.1-0.3,
+start mark and events 0.9.
 
-**What changed.** (1) While a horse runs, the worker opens and warms (`EXPLAIN` of the start and finish
-statements) one PostgreSQL connection for the next horse, which adopts it at its first connect
-(`hookscheduler/pgspare.py`: only a direct child of the maker adopts it, once; the parent detaches its copy of
-the socket through `/dev/null`, so nothing it does reaches the horse's session; a stale spare costs the
-ledger write's existing retry). The start write in the horse went from 6.8 ms to 1.7 ms. (2) The start write
-is one round trip (one statement in an implicit transaction with `SET LOCAL lock_timeout`), not a request and
-a `COMMIT`.
+**What changed.**
 
-**Why PostgreSQL still misses by 2%.** The new backend is still made per job, now by the parent, in parallel
-with the horse: connecting takes 2.7 ms and the warm-up 2.2 ms of the parent's time, and on two cores the
-backend's start-up competes with the horse and its own backend for CPU; the gap between jobs grows by 1-2 ms
-over SQLite's. SQLite's extra gap over plain RQ (about 1 ms) is the larger worker process (46 MB RSS against
-37 MB: the apps' job modules, peewee and psycopg2 are loaded before the fork so that horses do not import).
+1. PostgreSQL (`hookscheduler/pgspare.py`): the worker keeps one warm connection and lends it to each horse,
+   which adopts it at its first connect. After its job the horse reports, through a byte of memory shared
+   with its parent, whether it left the connection open, idle and not TLS; if so the worker resets it
+   (`DISCARD ALL`) and lends it again, else it drops it without a byte on its socket and makes a new one
+   while the next horse runs. One server backend then serves every job. An earlier version made a new warm
+   connection for each horse while the previous one ran: 0.685x, because making a backend per job still cost
+   5 ms of the worker's time and competed with the horse for the two cores.
+2. PostgreSQL: the start write is one round trip (one statement in an implicit transaction with
+   `SET LOCAL lock_timeout`), not a request and a `COMMIT`.
+3. SQLite: the worker holds one idle connection to each site's database, so the WAL index survives from one
+   horse to the next.
 
-**What would close it.** (1) An operator's choice: a connection pooler such as PgBouncer in front of
-PostgreSQL makes each connect cheap and keeps server backends warm. (2) Reuse the horse's backend for the
-next horse (a pool of one across forks): the horse would report through shared memory that it left the
-connection idle, and the parent would `DISCARD ALL` and hand it on; plain-TCP connections only (a TLS
-session's state lives in the process that last used it). Not done: it needs the parent to trust the horse's
-report of the session's state, which a killed horse cannot give.
+**What remains.** About 2 ms per job inside the horse (start and finish writes, the job's transaction, the
+start mark and two events) and 1-1.5 ms of gap: the worker process is larger than RQ's (46 MB RSS against
+37 MB: the apps' job modules, peewee and psycopg2 are loaded before the fork so that horses do not import),
+so its forks cost more. A pooler (PgBouncer) changes nothing here now that the backend is reused.
 """
