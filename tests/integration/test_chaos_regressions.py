@@ -69,6 +69,18 @@ def _redeliver(ctx, conn, rq_id: str) -> None:
     conn.rpush(key, rq_id)
 
 
+def _run_without_the_ledger(bench_factory, db_kind, monkeypatch, method: str):
+    """One scheduled run of ``method``, fired and then run by a worker that cannot reach the database."""
+    ctx = setup_site(bench_factory, {"hourly": [method]}, db_kind)
+    conn = redis_for(ctx.site)
+    assert run_pass(ctx, conn, now=ELEVEN).fired == 1
+    [rq_id] = queued_ids(ctx)
+    with monkeypatch.context() as m:
+        m.setenv("HOOKSCHEDULER_DB_URL", "postgresql://postgres@127.0.0.1:1/unreachable")
+        drain(ctx.bench.bench_id, conn)
+    return ctx, conn, rq_id
+
+
 def test_a_second_delivery_does_not_run_even_when_the_ledger_cannot_be_written(bench_factory, db_kind, monkeypatch):
     """The worker runs a job whose ledger write fails (Frappe #41245); a second delivery of the same run then
     found no 'started' row to refuse it and ran the slot again (found by the chaos run, with the database
@@ -92,13 +104,8 @@ def test_a_second_delivery_does_not_run_even_when_the_ledger_cannot_be_written(b
 
 def test_a_failure_the_ledger_could_not_record_survives_a_refused_second_delivery(bench_factory, db_kind,
                                                                                     monkeypatch):
-    ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.boom"]}, db_kind)
-    conn = redis_for(ctx.site)
-    assert run_pass(ctx, conn, now=ELEVEN).fired == 1
-    [rq_id] = queued_ids(ctx)
-    with monkeypatch.context() as m:
-        m.setenv("HOOKSCHEDULER_DB_URL", "postgresql://postgres@127.0.0.1:1/unreachable")
-        drain(ctx.bench.bench_id, conn)  # raises; neither the start nor the failure reaches the ledger
+    ctx, conn, rq_id = _run_without_the_ledger(bench_factory, db_kind, monkeypatch, "app1.tasks.boom")
+    # it raised; neither the start nor the failure reached the ledger
     _redeliver(ctx, conn, rq_id)
     drain(ctx.bench.bench_id, conn)  # refused: RQ now calls the job "finished"
     assert conn.hget(f"rq:job:{rq_id}", "status") == b"finished"
@@ -161,13 +168,8 @@ def test_a_refused_delivery_leaves_a_live_first_delivery_to_record_its_own_outco
 
 def test_a_run_started_without_the_ledger_and_then_lost_by_redis_is_not_sent_again(bench_factory, db_kind,
                                                                                      monkeypatch):
-    ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.ok"]}, db_kind)
-    conn = redis_for(ctx.site)
-    assert run_pass(ctx, conn, now=ELEVEN).fired == 1
-    [rq_id] = queued_ids(ctx)
-    with monkeypatch.context() as m:
-        m.setenv("HOOKSCHEDULER_DB_URL", "postgresql://postgres@127.0.0.1:1/unreachable")
-        drain(ctx.bench.bench_id, conn)  # ran; the ledger row still says queued
+    ctx, conn, rq_id = _run_without_the_ledger(bench_factory, db_kind, monkeypatch, "app1.tasks.ok")
+    # it ran; the ledger row still says queued
     conn.delete(f"rq:job:{rq_id}")  # then Redis lost the job (a restart from an older snapshot)
     ctx.database()
     reconcile_active(ctx, conn, now=utcnow() + timedelta(minutes=5))
