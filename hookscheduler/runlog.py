@@ -47,10 +47,18 @@ LATE_COMPLETION = "completed after the scheduler had declared it abandoned"
 LOCK_TIMEOUT = "5s"
 #: The start in one statement. Every part reads the snapshot taken before the UPDATEs, so ``known`` still sees
 #: the row as it was; ``last_execution`` advances unless this is a duplicate delivery (as in the careful path).
+#:
+#: Lock order: the job's row first (``job``, ``FOR UPDATE``, evaluated once as the ledger UPDATE's first
+#: condition, before that UPDATE locks the run's row), then the run's ledger row: the order a scheduler's pass
+#: takes them in (``select_due ... FOR UPDATE``, then the ledger rows it settles). In the other order a start
+#: write and a pass could each hold what the other waits for (a deadlock, seen once in a 30-minute chaos run;
+#: ``test_the_start_write_takes_the_job_row_before_the_ledger_row``). Data-modifying CTEs run in no set order,
+#: hence the subquery in the WHERE clause rather than a CTE of its own.
 _PG_START = (
     "WITH started AS (UPDATE scheduled_job_log SET status = 'started', started_at = %s, worker = %s, "
-    "modified_at = %s, enqueued_at = COALESCE(enqueued_at, %s) WHERE rq_job_id = %s AND status = 'queued' "
-    "RETURNING 1), "
+    "modified_at = %s, enqueued_at = COALESCE(enqueued_at, %s) "
+    "WHERE (SELECT count(*) FROM (SELECT 1 FROM scheduled_job_type WHERE name = %s FOR UPDATE) AS job) >= 0 "
+    "AND rq_job_id = %s AND status = 'queued' RETURNING 1), "
     "known AS (SELECT 1 FROM scheduled_job_log WHERE rq_job_id = %s), "
     "advanced AS (UPDATE scheduled_job_type SET last_execution = %s WHERE name = %s "
     "AND (last_execution IS NULL OR last_execution < %s) "
@@ -100,6 +108,13 @@ def mark_started(db: pw.Database, rq_job_id: str, worker: str | None, now: datet
             return "started"
         exists = _run(db, _EXISTS, (rq_job_id,)).fetchone() is not None
     return "duplicate" if exists else "unknown"
+
+
+def lock_job_row(db: pw.Database, job_name: str) -> None:
+    """On PostgreSQL, inside the start's transaction: take the job's row before the run's ledger row, the order
+    a scheduler's pass takes them in (see :data:`_PG_START`); SQLite has one writer at a time."""
+    if isinstance(db, pw.PostgresqlDatabase):
+        _run(db, "SELECT 1 FROM scheduled_job_type WHERE name = {p} FOR UPDATE", (job_name,))
 
 
 def advance_last_execution(db: pw.Database, job_name: str, started: datetime) -> None:
@@ -156,7 +171,7 @@ def warm_up(conn: Any) -> None:
     cursor = conn.cursor()
     cursor.execute("SET LOCAL lock_timeout = '100ms'; SET LOCAL statement_timeout = '1s'; "
                    "EXPLAIN " + _PG_START + "; EXPLAIN " + _FINISH.format(p="%s"),
-                   (never, None, never, never, "", "", never, "", never,
+                   (never, None, never, never, "", "", "", never, "", never,
                     "complete", never, never, None, None, None, None, "complete", None, ""))
 
 
@@ -170,7 +185,8 @@ def start_in_one_trip(db: pw.Database, rq_job_id: str, job_name: str, worker: st
         return None
     try:
         cursor = conn.cursor()
-        cursor.execute(_preamble() + _PG_START, (now, worker, now, now, rq_job_id, rq_job_id, now, job_name, now))
+        cursor.execute(_preamble() + _PG_START,
+                       (now, worker, now, now, job_name, rq_job_id, rq_job_id, now, job_name, now))
         started, known, _ = cursor.fetchone()
     except Exception as exc:
         _abandon(conn, "start", exc)

@@ -241,6 +241,7 @@ def _record_start(db: pw.Database, rq_id: str | None, job_name: str, who: str, s
             return fast
     state = None
     with runlog.ledger_txn(db):
+        runlog.lock_job_row(db, job_name)  # the job's row before the ledger row, as a scheduler's pass does
         if rq_id:
             try:
                 state = runlog.mark_started(db, rq_id, who, started)  # nested: a savepoint

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -124,3 +125,44 @@ def test_the_lock_timeout_holds_in_the_one_trip_write_and_ends_with_it(bench_fac
         other.close()
     assert db.execute_sql("SHOW lock_timeout").fetchone()[0] == "0"
     assert runlog.start_in_one_trip(db, rq_id, "bgapp.tasks.seen", "w1", STARTED) == "started"
+
+
+@pytest.mark.parametrize("path", ["one trip", "careful"])
+def test_the_start_write_takes_the_job_row_before_the_ledger_row(bench_factory, monkeypatch, path):
+    """The order a scheduler's pass takes them in (the job's row ``FOR UPDATE``, then the ledger rows it
+    settles): a start write that took the ledger row first could deadlock with a pass (seen once in a 30-minute
+    chaos run). Here a pass holds the job's row; the start write must wait without holding the ledger row, so
+    that the pass can still update that row and commit."""
+    import threading
+
+    _ctx, db, rq_id = _queued(bench_factory)
+    other = _ctx_db_other(db)
+    result: dict[str, Any] = {}
+    try:
+        with other.cursor() as cur:
+            cur.execute("BEGIN; SET LOCAL lock_timeout = '3s'")
+            cur.execute("SELECT id FROM scheduled_job_type WHERE name = %s FOR UPDATE", ("bgapp.tasks.seen",))
+            if path == "careful":  # the path taken when the one-trip write fails
+                from hookscheduler import runner
+
+                monkeypatch.setattr(runlog, "start_in_one_trip", lambda *a, **k: None)
+                write = lambda: runner._record_start(db, rq_id, "bgapp.tasks.seen", "w1", STARTED)  # noqa: E731
+            else:
+                write = lambda: runlog.start_in_one_trip(db, rq_id, "bgapp.tasks.seen", "w1", STARTED)  # noqa: E731
+            t = threading.Thread(target=lambda: result.update(state=write()))
+            t.start()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # until the start write waits on the job's row
+                cur.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                if cur.fetchone()[0]:
+                    break
+                time.sleep(0.01)
+            # the pass settles the run's ledger row: it must not wait for the start write
+            cur.execute("UPDATE scheduled_job_log SET reason = 'settled by the pass' WHERE rq_job_id = %s", (rq_id,))
+            cur.execute("COMMIT")
+            t.join(10)
+    finally:
+        other.close()
+    assert result["state"] == "started"
+    row = ScheduledJobLog.get()
+    assert row.status == "started" and row.reason == "settled by the pass"
