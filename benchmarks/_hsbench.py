@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
-import redis
 
 from hookscheduler.redis_conn import delete_bench_keys
 
@@ -68,9 +67,8 @@ def hookscheduler(bench: Path, *args: str, db_url: str | None = None, check: boo
     return proc.stdout
 
 
-def redis_cleanup(conn: redis.Redis, bench_id: str) -> None:
-    """Delete every key of one bench (see :func:`hookscheduler.redis_conn.delete_bench_keys`)."""
-    delete_bench_keys(conn, bench_id)
+#: Delete every key of one bench (the workloads' name for it).
+redis_cleanup = delete_bench_keys
 
 
 @contextlib.contextmanager

@@ -18,11 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-def text(value: bytes | str) -> str:
-    """A Redis reply as text (redis-py returns bytes unless the client decodes)."""
-    return value.decode() if isinstance(value, bytes) else value
-
-
 @dataclass(frozen=True)
 class BenchConfig:
     """What every workload gets from the runner."""

@@ -18,8 +18,8 @@ from rq import Queue
 from rq.cron import CronJob, CronScheduler
 
 from hookscheduler.dispatch import RUNNER
+from hookscheduler.redis_conn import reply_text
 
-from .common import text
 from .tickbench import DUE_CRONS, SLOT, clear_redis_prefix, cron_pool
 
 
@@ -72,7 +72,7 @@ class RQCron:
     def clear_jobs(self) -> None:
         """Delete the jobs the passes enqueued (RQ names them with random ids) and their queue."""
         key = f"rq:queue:{self.prefix}:default"
-        ids = [text(i) for i in self.conn.lrange(key, 0, -1)]
+        ids = [reply_text(i) for i in self.conn.lrange(key, 0, -1)]
         for i in range(0, len(ids), 1000):
             self.conn.delete(*[f"rq:job:{j}" for j in ids[i:i + 1000]])
         self.conn.delete(key)

@@ -28,10 +28,11 @@ from hookscheduler.context import SiteContext, open_site
 from hookscheduler.db import ensure_schema
 from hookscheduler.models import ScheduledJobLog, ScheduledJobType
 from hookscheduler.naming import queue_name
+from hookscheduler.redis_conn import reply_text
 from hookscheduler.timing import next_slot
 
 from ._hsbench import redis_cleanup
-from .common import BenchConfig, text
+from .common import BenchConfig
 
 #: The due slot every workload serves: a Monday, 10:00 UTC (every hourly, 5-minute, ... cron fires then).
 SLOT = datetime(2026, 1, 5, 10, 0)
@@ -79,7 +80,7 @@ class BenchSite:
         return int(self.conn.llen(f"rq:queue:{queue_name(self.bench_id, queue)}"))
 
     def queue_ids(self, queue: str = "default") -> list[str]:
-        return [text(v) for v in self.conn.lrange(f"rq:queue:{queue_name(self.bench_id, queue)}", 0, -1)]
+        return [reply_text(v) for v in self.conn.lrange(f"rq:queue:{queue_name(self.bench_id, queue)}", 0, -1)]
 
     def clear_redis(self) -> None:
         clear_redis_prefix(self.conn, self.bench_id)

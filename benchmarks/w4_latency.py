@@ -34,7 +34,8 @@ import redis
 from croniter import croniter
 
 from benchmarks._hsbench import cli_env, hookscheduler, ledger_rows, make_bench, pg_database, redis_cleanup
-from benchmarks.common import BenchConfig, Measurement, text
+from benchmarks.common import BenchConfig, Measurement
+from hookscheduler.redis_conn import reply_text
 
 TITLE = "4. Fire latency"
 CRONS = {  # name -> expression (trailing seconds field)
@@ -76,7 +77,7 @@ class Observer(threading.Thread):
         while not self.stop.is_set():
             item = self.conn.blpop([self.key], timeout=0.2)
             if item is not None:
-                self.seen[text(item[1])] = time.time()
+                self.seen[reply_text(item[1])] = time.time()
 
 
 def _hooks() -> str:

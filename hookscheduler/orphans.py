@@ -28,6 +28,7 @@ import redis
 from . import runmark
 from .clock import real_seconds
 from .naming import orphan_suspect_key
+from .redis_conn import reply_text
 
 log = logging.getLogger("hookscheduler.orphans")
 
@@ -57,13 +58,13 @@ def requeue_orphans(conn: redis.Redis, rq_ids: list[str], bench_id: str) -> list
         fields = pipe.execute()
     by_queue: dict[str, list[str]] = defaultdict(list)
     for jid, (status, origin) in zip(rq_ids, fields, strict=True):
-        if status is not None and _text(status) == "queued" and origin:
-            by_queue[_text(origin)].append(jid)
+        if status is not None and reply_text(status) == "queued" and origin:
+            by_queue[reply_text(origin)].append(jid)
     pushed: list[str] = []
     script = conn.register_script(_REQUEUE)
     for origin, ids in by_queue.items():
         key = f"rq:queue:{origin}"
-        listed = {_text(v) for k in (key, f"{key}:intermediate") for v in conn.lrange(k, 0, -1)}  # type: ignore[union-attr]
+        listed = {reply_text(v) for k in (key, f"{key}:intermediate") for v in conn.lrange(k, 0, -1)}  # type: ignore[union-attr]
         for jid in _suspected_long_enough(conn, bench_id, [j for j in ids if j not in listed]):
             if script(keys=[f"rq:job:{jid}", key, f"{key}:intermediate"], args=[jid]):
                 pushed.append(jid)
@@ -92,6 +93,3 @@ def _suspected_long_enough(conn: redis.Redis, bench_id: str, ids: list[str]) -> 
     grace = real_grace()
     return [jid for jid, ttl in zip(ids, replies[1::2], strict=True) if ttl >= 0 and SUSPECT_TTL - ttl >= grace]
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -76,6 +76,11 @@ def check_redis(client: redis.Redis, url: str) -> str:
     return str(info.get("redis_version", "?"))
 
 
+def reply_text(value: bytes | str) -> str:
+    """A Redis reply as text (clients made without ``decode_responses`` return bytes)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def delete_bench_keys(client: redis.Redis, bench_id: str) -> int:
     """Delete every Redis key of one bench (queues, jobs, registries, heartbeats, marks) and its queues'
     registration in RQ's ``rq:queues`` set; returns how many keys went. For tearing down a bench (tests and

@@ -167,12 +167,9 @@ def warm_up(conn: Any) -> None:
     """Plan (``EXPLAIN``, nothing runs) the start and finish statements on a new PostgreSQL connection: the
     server backend loads the catalog entries of the ledger's tables and indexes now, not during a run
     (:mod:`hookscheduler.pgspare`). Bounded: a locked table makes it fail within ``lock_timeout``."""
-    never = datetime(1970, 1, 1)
-    cursor = conn.cursor()
-    cursor.execute("SET LOCAL lock_timeout = '100ms'; SET LOCAL statement_timeout = '1s'; "
-                   "EXPLAIN " + _PG_START + "; EXPLAIN " + _FINISH.format(p="%s"),
-                   (never, None, never, never, "", "", "", never, "", never,
-                    "complete", never, never, None, None, None, None, "complete", None, ""))
+    sql = ("SET LOCAL lock_timeout = '100ms'; SET LOCAL statement_timeout = '1s'; "
+           "EXPLAIN " + _PG_START + "; EXPLAIN " + _FINISH.format(p="%s"))
+    conn.cursor().execute(sql, (None,) * sql.count("%s"))  # NULLs: planned for any values, matching no row
 
 
 def start_in_one_trip(db: pw.Database, rq_job_id: str, job_name: str, worker: str | None,

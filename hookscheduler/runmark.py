@@ -32,6 +32,7 @@ from datetime import datetime
 import redis
 
 from .naming import refused_mark_key, started_mark_key
+from .redis_conn import reply_text
 
 log = logging.getLogger("hookscheduler.runmark")
 
@@ -99,10 +100,7 @@ def refusals(conn: redis.Redis, bench_id: str, rq_job_ids: list[str]) -> dict[st
     for jid, at, mark in zip(rq_job_ids, replies[0::2], replies[1::2], strict=True):
         if at is None:
             continue
-        outcome = _text(mark) if mark is not None else None
-        out[jid] = Refusal(datetime.fromisoformat(_text(at)), outcome if outcome in OUTCOMES else None)
+        outcome = reply_text(mark) if mark is not None else None
+        out[jid] = Refusal(datetime.fromisoformat(reply_text(at)), outcome if outcome in OUTCOMES else None)
     return out
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -129,7 +129,6 @@ class SiteStatus:
     redis_error: str | None = None  # why liveness and counts are unknown
     unsent: int | None = None  # runs claimed and recorded but not yet in Redis (the outbox): from the database
 
-
     def as_dict(self, verbose: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"site": self.site, "status": self.status, "reason": self.reason,
                                "last_tick": self.last_tick, "scheduler_alive": self.scheduler_alive,

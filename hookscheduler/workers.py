@@ -26,8 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import peewee as pw
 import redis
-from peewee import SqliteDatabase
 from rq import Queue
 from rq.job import Job
 from rq.worker import DequeueStrategy, RandomWorker, RoundRobinWorker, Worker
@@ -84,10 +84,12 @@ class _WarmConnection:
         if ctx is None:
             return
         url = ctx.site.db_url
-        db = open_database(url, ctx.bench.path)
+        db = _databases.get(url)
+        if db is None:  # one (unconnected) object per URL: this runs in the worker after every fork
+            db = _databases[url] = open_database(url, ctx.bench.path)
         if isinstance(db, PostgresqlDatabase):
             pgspare.replenish(url, db.make_spare, runlog.warm_up)
-        elif isinstance(db, SqliteDatabase) and db.database != ":memory:":
+        elif isinstance(db, pw.SqliteDatabase) and db.database != ":memory:":
             _keep_open(db.database)
 
     def monitor_work_horse(self, *args: Any, **kwargs: Any) -> None:
@@ -110,6 +112,8 @@ class _WarmConnection:
         super().teardown()  # type: ignore[misc]
 
 
+#: The sites' databases as the worker knows them (never connected: what kind, where, and how to make a spare).
+_databases: dict[str, pw.Database] = {}
 #: SQLite files this worker holds open (never used; see :func:`_keep_open`).
 _KEPT: dict[str, sqlite3.Connection] = {}
 

@@ -22,9 +22,8 @@ def pg_admin_conn(dsn: str) -> Any:
     return conn
 
 
-def redis_cleanup(client: redis.Redis, bench_id: str) -> None:
-    """Delete every key of one bench (see :func:`hookscheduler.redis_conn.delete_bench_keys`)."""
-    delete_bench_keys(client, bench_id)
+#: Delete every key of one test's bench (the fixtures' name for it).
+redis_cleanup = delete_bench_keys
 
 
 DEFAULT_TASKS = '''
