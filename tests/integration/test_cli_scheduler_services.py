@@ -64,7 +64,7 @@ def test_status_still_answers_the_database_half_when_redis_is_down(bench_factory
     assert "cannot reach Redis" in data["redis_error"] and "secret-pw" not in r.out
 
 
-def test_status_counts_the_runs_claimed_while_redis_was_down(bench_factory, monkeypatch):
+def test_status_counts_the_runs_claimed_while_redis_was_down(bench_factory, monkeypatch, db_kind):
     """RQ's counts cannot show runs the scheduler claimed and could not send: status reads the outbox too."""
     from datetime import timedelta
 
@@ -72,7 +72,7 @@ def test_status_counts_the_runs_claimed_while_redis_was_down(bench_factory, monk
 
     from hookscheduler.tick import run_pass
 
-    bench = bench_factory.make(APPS)
+    bench = bench_factory.make(APPS, db=db_kind)
     ctx, _ = migrated(bench, utcnow() - timedelta(hours=2))
     result = run_pass(ctx, redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5), now=utcnow())
     assert result.send_error and result.fired == 1
