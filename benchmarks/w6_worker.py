@@ -149,11 +149,12 @@ def run(cfg: BenchConfig) -> list[Measurement]:
 
 ANALYSIS = """
 **Reading it.** The ratio is taken within each run, with the two workers alternating, and is the figure to
-read. The latest run (quiet machine, 2,000 runs per run, 10,000 per worker and database in all) meets 0.7x on
-both databases: SQLite 0.78 (0.73-0.80), PostgreSQL 0.71 (0.69-0.77), the same over RQ's own timestamps.
-PostgreSQL's margin is thin: two earlier full runs of this session measured 0.685 (a new warm connection per
-horse, the first change below) and 0.723 (the connection lent and taken back, before the SQLite change).
-Before this session: 0.57 on PostgreSQL (quick run, this machine) and 0.60 on the previous machine, under load.
+read. The latest run (final code, quiet machine, 2,000 runs per run, 10,000 per worker and database in all)
+meets 0.7x on both databases, SQLite only just: SQLite 0.70 (0.68-0.78), PostgreSQL 0.74 (0.65-0.80); the same
+over RQ's own timestamps. The margins are within run-to-run noise: the run before it (before the start write
+took the job's row first) measured SQLite 0.78 and PostgreSQL 0.71, and earlier runs of this session 0.685 and
+0.723 on PostgreSQL. Before this session: 0.57 on PostgreSQL (quick run, this machine) and 0.60 on the previous
+machine, under load.
 
 **Where a scheduled run's time goes.** RQ's timestamps split each job into the time inside the work horse
 (`started_at` to `ended_at`) and the gap to the next job's start (dequeue, fork, the horse's exit, the
