@@ -1,0 +1,281 @@
+"""The other schedulers, driven one loop iteration at a time on the runner's Redis (and SQLite / PostgreSQL).
+
+* **A** RQ 3's ``rq.cron.CronScheduler``: :mod:`benchmarks.rqcron`.
+* **B** rq-scheduler (:class:`RQSchedulerPeer`). Its loop body (``Scheduler.run``) is: ``heartbeat()``;
+  ``acquire_lock()``; ``enqueue_jobs()`` (a ``ZRANGEBYSCORE`` of the scheduled-jobs sorted set up to now, then
+  per due job an enqueue and a re-schedule); ``heartbeat()``; ``remove_lock()``; then a sleep of ``interval``.
+  Its Redis key names are class attributes: a subclass gives them this run's prefix, so the shared Redis db
+  never sees two runs' jobs in one set.
+* **C** APScheduler 3 (:class:`APSPeer`) with a persistent job store: ``SQLAlchemyJobStore`` on SQLite or
+  PostgreSQL, or ``RedisJobStore``. Its loop body (``BlockingScheduler._main_loop``) is ``_process_jobs()``:
+  per job store, the due jobs (one query), each submitted to the executor and updated, then the store's next
+  fire time (one query). A scheduler whose ``wakeup`` does nothing lets the benchmark call that body itself.
+* **D** Frappe's algorithm (:class:`FrappeEmulation`, written here from how Frappe's scheduler behaves; it is
+  not Frappe's code): every tick, for every site, connect to the site's database, read whether the scheduler
+  is enabled, read every job type that is not stopped, and for each compute
+  ``croniter(cron, last_execution).get_next() <= now``; a due job is enqueued under the deterministic RQ id
+  ``scheduled_job::<method>`` unless a job with that id is queued or started, and its ``last_execution`` is
+  set. Registration (``sync_jobs`` at migrate) is one existence ``SELECT`` and one ``INSERT`` per job.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import warnings
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from croniter import croniter
+from rq import Queue
+
+from .rqcron import _kwargs, noop
+from .tickbench import DUE_CRONS, clear_redis_prefix, cron_pool
+
+UTC = timezone.utc
+
+
+def crons_for(n: int, due: int = 0) -> list[str]:
+    """The same cron expressions workload 1 gives hookscheduler's table and RQ's cron."""
+    pool = cron_pool()
+    return [DUE_CRONS[i % len(DUE_CRONS)] if i < due else pool[i % len(pool)] for i in range(n)]
+
+
+def enqueue_rq(redis_url: str, queue: str, **kwargs: Any) -> None:
+    """What APScheduler runs at a fire time: put one job on an RQ queue (the peers enqueue; no worker runs)."""
+    Queue(queue, connection=_conn(redis_url)).enqueue(noop, kwargs=kwargs, job_timeout=300)
+
+
+_CONNS: dict[str, redis.Redis] = {}
+
+
+def _conn(url: str) -> redis.Redis:
+    if url not in _CONNS:
+        _CONNS[url] = redis.Redis.from_url(url)
+    return _CONNS[url]
+
+
+# --- B: rq-scheduler --------------------------------------------------------------------------------------
+
+def rq_scheduler_class(prefix: str) -> type[Any]:
+    """rq-scheduler's ``Scheduler`` with its Redis keys under ``prefix``."""
+    from rq_scheduler import Scheduler
+
+    # its cron helper warns on every call that the ``crontab`` package's default will change
+    warnings.filterwarnings("ignore", category=FutureWarning, module="rq_scheduler")
+    return type("PrefixedScheduler", (Scheduler,), {
+        "redis_scheduler_namespace_prefix": f"{prefix}:scheduler_instance:",
+        "scheduler_key": f"{prefix}:scheduler", "scheduler_lock_key": f"{prefix}:scheduler_lock",
+        "scheduled_jobs_key": f"{prefix}:scheduler:scheduled_jobs"})
+
+
+class RQSchedulerPeer:
+    """rq-scheduler with ``n`` cron jobs registered (none due: cron jobs are put at their next real slot)."""
+
+    def __init__(self, conn: redis.Redis, prefix: str, n: int):
+        self.conn, self.prefix = conn, prefix
+        self.sched = rq_scheduler_class(prefix)(queue_name=f"{prefix}:default", connection=conn, interval=60)
+        register_rq_scheduler(self.sched, prefix, n)
+        # the "*/2 * * * *" jobs would come due during a long run: a day ahead, as for RQ's cron
+        later = (datetime.now(UTC) + timedelta(days=1)).timestamp()
+        ids: list[Any] = list(conn.zrange(self.sched.scheduled_jobs_key, 0, -1))
+        if ids:
+            conn.zadd(self.sched.scheduled_jobs_key, {i: later for i in ids})
+        self.sched.register_birth()
+
+    def loop_body(self) -> int:
+        """One iteration of ``Scheduler.run``'s loop, without the sleep; returns how many jobs it enqueued."""
+        self.sched.heartbeat()
+        enqueued = 0
+        if self.sched.acquire_lock():
+            enqueued = len(list(self.sched.enqueue_jobs()))
+            self.sched.heartbeat()
+            self.sched.remove_lock()
+        return enqueued
+
+    def close(self) -> None:
+        clear_redis_prefix(self.conn, self.prefix)
+
+
+def register_rq_scheduler(sched: Any, prefix: str, n: int) -> None:
+    """``Scheduler.cron`` for ``n`` jobs (each: the job hash written, then added to the sorted set)."""
+    for i, cron in enumerate(crons_for(n)):
+        sched.cron(cron, func=noop, kwargs=_kwargs(i), queue_name=f"{prefix}:default", id=f"{prefix}_job_{i:06d}",
+                   timeout=300, result_ttl=600)
+
+
+# --- C: APScheduler 3 -------------------------------------------------------------------------------------
+
+def aps_jobstore(kind: str, url: str, prefix: str) -> Any:
+    """A persistent APScheduler job store: ``kind`` is "sqlite" / "postgres" (SQLAlchemy, ``url`` is its
+    database URL) or "redis" (``url`` is the Redis URL; keys under ``prefix``)."""
+    if kind == "redis":
+        from apscheduler.jobstores.redis import RedisJobStore
+
+        parts = urlsplit(url)
+        return RedisJobStore(jobs_key=f"{prefix}:aps_jobs", run_times_key=f"{prefix}:aps_run_times",
+                             host=parts.hostname or "127.0.0.1", port=parts.port or 6379,
+                             db=int((parts.path or "/0").lstrip("/") or 0))
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+    return SQLAlchemyJobStore(url=url, tablename=f"{prefix}_aps_jobs")
+
+
+def sqlalchemy_url(kind: str, where: str) -> str:
+    """A SQLAlchemy URL for a SQLite file path or a ``postgresql://`` DSN."""
+    if kind == "sqlite":
+        return f"sqlite:///{where}"
+    return where.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+def manual_scheduler(jobstore: Any) -> Any:
+    """An APScheduler whose loop body the caller runs (``_process_jobs``); ``wakeup`` does nothing."""
+    from apscheduler.schedulers.base import BaseScheduler
+
+    class Manual(BaseScheduler):  # type: ignore[misc]
+        def wakeup(self) -> None:
+            pass
+
+        def shutdown(self, wait: bool = True) -> None:
+            super().shutdown(wait)
+
+    sched = Manual(timezone=UTC, jobstores={"default": jobstore}, job_defaults={"misfire_grace_time": 3600})
+    return sched
+
+
+def register_aps(sched: Any, n: int, redis_url: str, queue: str) -> None:
+    """``add_job`` for ``n`` cron jobs whose function enqueues to RQ (a persistent store keeps them pickled)."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    for i, cron in enumerate(crons_for(n)):
+        sched.add_job("benchmarks.peers:enqueue_rq", CronTrigger.from_crontab(cron, timezone=UTC),
+                      args=(redis_url, queue), kwargs=_kwargs(i), id=f"job_{i:06d}", replace_existing=True)
+
+
+class APSPeer:
+    """APScheduler 3 with ``n`` cron jobs in a persistent store, started, none due."""
+
+    def __init__(self, kind: str, url: str, redis_url: str, prefix: str, n: int):
+        self.kind, self.prefix, self.redis_url = kind, prefix, redis_url
+        self.sched = manual_scheduler(aps_jobstore(kind, url, prefix))
+        self.sched.start()
+        register_aps(self.sched, n, redis_url, f"{prefix}:default")
+        # the "*/2 * * * *" jobs would come due during a long run: push every job's next run a day ahead
+        store = self.sched._lookup_jobstore("default")
+        later = datetime.now(UTC) + timedelta(days=1)
+        for job in store.get_all_jobs():
+            job.next_run_time = later
+            store.update_job(job)
+
+    def loop_body(self) -> float | None:
+        """``BlockingScheduler``'s loop body: process due jobs, return the wait until the next one."""
+        return self.sched._process_jobs()  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.sched.remove_all_jobs()
+        self.sched.shutdown(wait=False)
+        clear_redis_prefix(_conn(self.redis_url), self.prefix)
+
+
+# --- D: Frappe's algorithm --------------------------------------------------------------------------------
+
+class FrappeEmulation:
+    """One Frappe site's ``Scheduled Job Type`` table and the per-tick loop over it (see the module docstring).
+
+    ``kind`` is "sqlite" (``where`` a file path) or "postgres" (``where`` a DSN of a database of its own)."""
+
+    TABLE = "tab_scheduled_job_type"
+
+    def __init__(self, kind: str, where: str, redis_url: str, prefix: str):
+        self.kind, self.where, self.prefix = kind, where, prefix
+        self.conn = _conn(redis_url)
+        self.queue = Queue(f"{prefix}:default", connection=self.conn)
+        self.ph = "?" if kind == "sqlite" else "%s"
+
+    def connect(self) -> Any:
+        if self.kind == "sqlite":
+            return sqlite3.connect(self.where, detect_types=sqlite3.PARSE_DECLTYPES)
+        import psycopg2
+
+        return psycopg2.connect(self.where)
+
+    def create(self) -> None:
+        db = self.connect()
+        cur = db.cursor()
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {self.TABLE} (name VARCHAR(140) PRIMARY KEY, method TEXT, "
+                    "frequency TEXT, cron_format TEXT, last_execution TIMESTAMP, stopped INTEGER DEFAULT 0, "
+                    "creation TIMESTAMP)")
+        cur.execute("CREATE TABLE IF NOT EXISTS tab_settings (key VARCHAR(140) PRIMARY KEY, value TEXT)")
+        cur.execute(f"INSERT INTO tab_settings VALUES ({self.ph}, {self.ph})", ("enable_scheduler", "1"))
+        db.commit()
+        db.close()
+
+    def register(self, n: int, last_execution: datetime | None = None) -> int:
+        """Frappe's ``sync_jobs``: per job an existence check and an insert; one commit at the end."""
+        db = self.connect()
+        cur = db.cursor()
+        now = datetime.now(UTC).replace(tzinfo=None)
+        added = 0
+        for i, cron in enumerate(crons_for(n)):
+            method = f"app{i % 100}.tasks.job_{i:06d}"
+            cur.execute(f"SELECT name FROM {self.TABLE} WHERE method = {self.ph} AND frequency = {self.ph} "
+                        f"AND cron_format = {self.ph}", (method, "Cron", cron))
+            if cur.fetchone() is None:
+                cur.execute(f"INSERT INTO {self.TABLE} (name, method, frequency, cron_format, last_execution, "
+                            f"creation) VALUES ({', '.join([self.ph] * 6)})",
+                            (".".join(method.split(".")[-2:]), method, "Cron", cron, last_execution, now))
+                added += 1
+        db.commit()
+        db.close()
+        return added
+
+    def tick(self, now: datetime | None = None) -> int:
+        """One tick for this site: returns how many jobs it enqueued."""
+        now = now or datetime.now(UTC).replace(tzinfo=None)
+        db = self.connect()  # Frappe connects to each site's database on every tick, and closes it after
+        try:
+            cur = db.cursor()
+            cur.execute("SELECT value FROM tab_settings WHERE key = 'enable_scheduler'")
+            row = cur.fetchone()
+            if row is None or row[0] != "1":
+                return 0
+            cur.execute(f"SELECT name, method, cron_format, last_execution, creation FROM {self.TABLE} "
+                        "WHERE stopped = 0")
+            enqueued = 0
+            for name, method, cron, last, creation in cur.fetchall():
+                if croniter(cron, _as_dt(last or creation)).get_next(datetime) > now:
+                    continue
+                job_id = f"{self.prefix}::scheduled_job::{method}"
+                status = self.conn.hget(f"rq:job:{job_id}", "status")
+                if status in (b"queued", b"started"):
+                    continue
+                self.queue.enqueue(noop, kwargs={"job_type": method}, job_id=job_id, job_timeout=300)
+                cur.execute(f"UPDATE {self.TABLE} SET last_execution = {self.ph} WHERE name = {self.ph}", (now, name))
+                enqueued += 1
+            db.commit()
+            return enqueued
+        finally:
+            db.close()
+
+    def close(self) -> None:
+        clear_redis_prefix(self.conn, self.prefix)
+        if self.kind == "sqlite":
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.where}{suffix}").unlink(missing_ok=True)
+
+
+def _as_dt(value: Any) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value  # type: ignore[no-any-return]
+
+
+def timed_loop(body: Callable[[], Any], count: int) -> float:
+    """Mean milliseconds of ``count`` calls of ``body``."""
+    import time
+
+    t0 = time.perf_counter()
+    for _ in range(count):
+        body()
+    return (time.perf_counter() - t0) * 1000.0 / count

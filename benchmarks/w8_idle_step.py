@@ -1,0 +1,130 @@
+"""8. Idle loop step against the peers: one iteration of each scheduler's loop when nothing is due.
+
+hookscheduler: the whole ``Scheduler.step()`` (``stepbench``) over one site of N jobs, SQLite and PostgreSQL,
+on a clock advancing 60 s per step (an idle ``schedule`` process wakes once per ``scheduler_tick_interval``,
+60 s by default, and then runs every part of the step) and 1 s per step (the sweep and the heartbeat
+amortised). Each run is the mean of a batch of steps.
+
+The peers' equivalent iteration, N jobs registered, in the same run on the same Redis (``peers``):
+A RQ's ``CronScheduler`` (``enqueue_jobs``, ``heartbeat``, ``calculate_sleep_interval``), B rq-scheduler
+(heartbeat, lock, ``enqueue_jobs``, heartbeat, unlock), C APScheduler 3's ``_process_jobs`` on a
+SQLAlchemy store (SQLite, PostgreSQL) and on its Redis store, D the Frappe emulation's tick for one site
+(connect, read the scheduler flag, read every job, one ``croniter`` per job, close).
+
+The parts of hookscheduler's step are timed in a separate run with wrappers (``stepbench.breakdown``).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from datetime import datetime, timezone
+
+import redis
+
+from .common import BenchConfig, Measurement
+from .peers import APSPeer, FrappeEmulation, RQSchedulerPeer, sqlalchemy_url, timed_loop
+from .rqcron import RQCron
+from .stepbench import SteppedLoop, breakdown, idle_site
+from .tickbench import admin_dsn, create_pg_database, drop_pg_database, fmt_n
+
+TITLE = "8. Idle loop step vs peers"
+W = "8. Idle step"
+
+
+def _hs(cfg: BenchConfig, kind: str, n: int, steps: int) -> tuple[dict[float, list[float]], dict[str, float]]:
+    site = idle_site(cfg, f"w8{kind[:2]}{n}x", kind, n)
+    try:
+        out: dict[float, list[float]] = {}
+        for advance in (60.0, 1.0):
+            loop = SteppedLoop(site, advance)
+            try:
+                loop.mean_ms(5)  # warm-up: connections, caches, prepared probe
+                out[advance] = [loop.mean_ms(steps) for _ in range(cfg.runs)]
+            finally:
+                loop.close()
+        parts = breakdown(site, 60.0, steps)
+    finally:
+        site.close()
+    return out, parts
+
+
+def _peers(cfg: BenchConfig, conn: redis.Redis, n: int, steps: int) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    tag = f"hsbw8{os.getpid()}n{n}"
+    a = RQCron(conn, f"{tag}a", n, 0)
+    try:
+        out["A RQ CronScheduler"] = [timed_loop(a.cron_pass, steps) for _ in range(cfg.runs)]
+    finally:
+        a.close()
+    b = RQSchedulerPeer(conn, f"{tag}b", n)
+    try:
+        out["B rq-scheduler"] = [timed_loop(b.loop_body, steps) for _ in range(cfg.runs)]
+    finally:
+        b.close()
+    pg_name = f"hs_bench_{os.getpid()}_w8peers{n}"
+    create_pg_database(cfg.pg_dsn, pg_name)
+    pg_url = admin_dsn(cfg.pg_dsn, pg_name)
+    try:
+        stores = {"sqlite": sqlalchemy_url("sqlite", str(cfg.workdir / f"w8aps{n}.sqlite3")),
+                  "postgres": sqlalchemy_url("postgres", pg_url), "redis": cfg.redis_url}
+        for kind, url in stores.items():
+            c = APSPeer(kind, url, cfg.redis_url, f"{tag}c{kind[:2]}", n)
+            try:
+                c.loop_body()
+                out[f"C APScheduler, {kind} store"] = [timed_loop(c.loop_body, steps) for _ in range(cfg.runs)]
+            finally:
+                c.close()
+        for kind, where in (("sqlite", str(cfg.workdir / f"w8frappe{n}.sqlite3")), ("postgres", pg_url)):
+            d = FrappeEmulation(kind, where, cfg.redis_url, f"{tag}d{kind[:2]}")
+            try:
+                d.create()
+                d.register(n, last_execution=_now())
+                ticks = max(3, steps // 10)  # it costs a croniter per job: fewer iterations
+                out[f"D Frappe emulation, {kind}"] = [timed_loop(d.tick, ticks) for _ in range(cfg.runs)]
+            finally:
+                d.close()
+    finally:
+        drop_pg_database(cfg.pg_dsn, pg_name)
+    return out
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def run(cfg: BenchConfig) -> list[Measurement]:
+    sizes = [200] if cfg.quick else [200, 10_000]
+    steps = 100 if cfg.quick else 500
+    conn = redis.Redis.from_url(cfg.redis_url)
+    out: list[Measurement] = []
+    for n in sizes:
+        peers = _peers(cfg, conn, n, steps)
+        b_med = statistics.median(peers["B rq-scheduler"])
+        for kind in ("sqlite", "postgres"):
+            hs, parts = _hs(cfg, kind, n, steps)
+            for advance, values in hs.items():
+                ratio = statistics.median(values) / b_med
+                is_target = advance == 60.0
+                out.append(Measurement(
+                    W, f"hookscheduler {kind}, N={fmt_n(n)}, Scheduler.step(), clock +{advance:g} s/step", "ms/step",
+                    values, "<= B (rq-scheduler), same run" if is_target else "",
+                    (statistics.median(values) <= b_med) if is_target else None,
+                    f"{ratio:.1f}x B's {b_med:.3f} ms"))
+            whole = parts.pop("whole step (with timers)")
+            note = "; ".join(f"{label} {ms:.3f}" for label, ms in sorted(parts.items(), key=lambda kv: -kv[1]))
+            out.append(Measurement(W, f"hookscheduler {kind}, N={fmt_n(n)}, parts at +60 s/step (timers)",
+                                   "ms/step", [whole], note=note))
+        for name, values in peers.items():
+            out.append(Measurement(W, f"{name}, N={fmt_n(n)}, one loop iteration", "ms/iteration", values,
+                                   note=f"{statistics.median(values) / b_med:.1f}x B"))
+    return out
+
+
+ANALYSIS = """
+**Reading it.** Each row is one loop iteration with nothing due, the mean of a batch, in the same run on the
+same Redis. B (rq-scheduler) is the target: its iteration is five Redis round trips whatever N is. The row
+"parts at +60 s/step" lists where hookscheduler's step goes, largest first (a run with timers installed, so
+its whole is a little above the untimed row's). D reconnects to the site's database on every tick, as
+Frappe does, and pays one `croniter` per job.
+"""
