@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -142,7 +143,10 @@ def _watch(proc: subprocess.Popen[bytes], observer: Observer, seconds: float) ->
     return start, end
 
 
-def run_hookscheduler(cfg: BenchConfig, conn: redis.Redis, seconds: float, db_url: str | None) -> Sample:
+def run_hookscheduler(cfg: BenchConfig, conn: redis.Redis, seconds: float, db_url: str | None,
+                      inspect: Callable[[Path, str], None] | None = None) -> Sample:
+    """One run of ``hookscheduler schedule``; ``inspect(bench, bench_id)`` (workload 9's check of the ledger's
+    ``enqueued_at``) runs after the process stopped, before the bench's Redis keys are deleted."""
     bench, bench_id = make_bench(cfg.workdir, "lat", cfg.redis_url, {"lat_app": _hooks()})
     try:
         hookscheduler(bench, "migrate", db_url=db_url)
@@ -162,6 +166,8 @@ def run_hookscheduler(cfg: BenchConfig, conn: redis.Redis, seconds: float, db_ur
                 sample.delays.append((enq[jid] - slot) * 1000)
             if jid in observer.seen:
                 sample.observed.append((observer.seen[jid] - slot) * 1000)
+        if inspect is not None:
+            inspect(bench, bench_id)
         return sample
     finally:
         redis_cleanup(conn, bench_id)
@@ -178,12 +184,14 @@ cron.start()
 """
 
 
-def run_rq_cron(cfg: BenchConfig, conn: redis.Redis, seconds: float) -> Sample:
-    """The same cron expressions through RQ 3's CronScheduler (a subprocess, same Redis)."""
+def run_rq_cron(cfg: BenchConfig, conn: redis.Redis, seconds: float, script: str = RQ_CRON_SCRIPT,
+                options: tuple[str, ...] = ()) -> Sample:
+    """The same cron expressions through RQ 3's CronScheduler (a subprocess, same Redis); another scheduler
+    that enqueues the cron expressions to RQ with ``script`` (argv: Redis URL, queue, ``options``, crons)."""
     queue = f"hsblatrq{int(time.time() * 1000)}"
     observer = Observer(conn, f"rq:queue:{queue}")
     observer.start()
-    proc = subprocess.Popen([sys.executable, "-c", RQ_CRON_SCRIPT, cfg.redis_url, queue, *CRONS.values()],
+    proc = subprocess.Popen([sys.executable, "-c", script, cfg.redis_url, queue, *options, *CRONS.values()],
                             env=cli_env(cfg.workdir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     start, end = _watch(proc, observer, seconds)
     try:

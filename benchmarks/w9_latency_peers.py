@@ -1,0 +1,170 @@
+"""9. Fire latency against the peers, and what the ledger's ``enqueued_at`` records.
+
+Workload 4's set-up (6 jobs due every 2, 3 and 5 s; a real ``hookscheduler schedule`` process; the delay is
+the RQ job's ``enqueued_at`` minus the slot), on SQLite and PostgreSQL in every mode, interleaved run by run
+with A (RQ 3's ``CronScheduler``) and C (APScheduler 3's ``BlockingScheduler``, SQLAlchemy store on SQLite,
+its job function enqueueing to RQ), each a subprocess serving the same expressions on the same Redis. The
+targets are relative: hookscheduler's median at most A's median and its p99 at most 2x A's max, in the same
+run. B (rq-scheduler) is left out: it polls every ``interval`` seconds (60 by default) with whole-second scores,
+so its delay is the polling phase, up to the interval, not a scheduling cost.
+
+**The ledger's ``enqueued_at``.** A separate run per database (not counted in the delays) records, with
+Redis ``MONITOR``, the server's own time at which it executed each run's enqueue script (the moment Redis
+accepted the job), and compares it with the ledger row's ``enqueued_at`` and with the RQ job's own
+``enqueued_at``. ``MONITOR`` slows Redis for every client while it runs, hence the separate run.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import threading
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from ._hsbench import ledger_rows, pg_database
+from .common import BenchConfig, Measurement
+from .w4_latency import CRONS, RQ_CRON_SCRIPT, Sample, _enqueued_at, _epoch, run_hookscheduler, run_rq_cron
+
+TITLE = "9. Fire latency vs peers"
+W = "9. Latency"
+
+APS_SCRIPT = """
+import sys
+from datetime import timezone
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from benchmarks.peers import aps_jobstore
+url, queue, kind, store_url = sys.argv[1:5]
+sched = BlockingScheduler(timezone=timezone.utc, jobstores={"default": aps_jobstore(kind, store_url, queue)},
+                          job_defaults={"misfire_grace_time": 30, "coalesce": False, "max_instances": 10})
+for i, expr in enumerate(sys.argv[5:]):
+    f = expr.split()
+    trigger = CronTrigger(minute=f[0], hour=f[1], day=f[2], month=f[3], day_of_week=f[4], second=f[5],
+                          timezone=timezone.utc)
+    sched.add_job("benchmarks.peers:enqueue_rq", trigger, args=(url, queue), id=f"job{i}", replace_existing=True)
+sched.start()
+"""
+_JOB = re.compile(r"rq:job:(\S+)")
+
+
+class Monitor(threading.Thread):
+    """Redis ``MONITOR``: the server time at which each enqueue script (``EVALSHA``) naming ``needle`` ran."""
+
+    def __init__(self, url: str, needle: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.needle = url, needle
+        self.conn = redis.Redis.from_url(url)
+        self.accepted: dict[str, float] = {}
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        with self.conn.monitor() as mon:  # type: ignore[no-untyped-call]
+            self.ready.set()
+            while not self.stop.is_set():
+                cmd: dict[str, Any] = mon.next_command()
+                text = str(cmd.get("command", ""))
+                if self.needle in text and text[:8].upper().startswith("EVALSHA"):
+                    found = _JOB.search(text)
+                    if found and found.group(1) not in self.accepted:
+                        self.accepted[found.group(1)] = float(cmd["time"])
+
+    def finish(self) -> None:
+        self.stop.set()
+        redis.Redis.from_url(self.url).ping()  # MONITOR sees it: the thread wakes and sees the stop
+        self.join(timeout=5)
+
+
+def accept_check(cfg: BenchConfig, conn: redis.Redis, db_url: str | None, seconds: float) -> dict[str, list[float]]:
+    """One ``schedule`` run watched by ``MONITOR``: per run, (ledger ``enqueued_at`` - Redis accept) and (RQ's
+    ``enqueued_at`` - Redis accept), in ms."""
+    found: dict[str, list[float]] = {"ledger": [], "rq": []}
+    monitors: list[Monitor] = []
+
+    def inspect(bench: Path, bench_id: str) -> None:
+        mon = monitors[0]
+        mon.finish()
+        rows = ledger_rows(bench, db_url, "SELECT rq_job_id, enqueued_at FROM scheduled_job_log "
+                                          "WHERE rq_job_id IS NOT NULL AND enqueued_at IS NOT NULL")
+        rq_at = _enqueued_at(conn, [r[0] for r in rows])
+        for jid, ledger_at in rows:
+            if jid in mon.accepted and jid in rq_at:
+                found["ledger"].append((_epoch(ledger_at) - mon.accepted[jid]) * 1000)
+                found["rq"].append((rq_at[jid] - mon.accepted[jid]) * 1000)
+
+    mon = Monitor(cfg.redis_url, "sched-")
+    monitors.append(mon)
+    mon.start()
+    mon.ready.wait(5)
+    run_hookscheduler(cfg, conn, seconds, db_url, inspect=inspect)
+    return found
+
+
+def _rows(case: str, samples: list[Sample], rq: list[Sample] | None) -> list[Measurement]:
+    med = [statistics.median(s.delays) for s in samples]
+    p99 = [s.summary()[1] for s in samples]
+    top = [max(s.delays) for s in samples]
+    fired, expected = sum(len(s.delays) for s in samples), sum(s.expected for s in samples)
+    if rq is None:
+        return [Measurement(W, case, "median delay, ms", med, note=f"{fired} runs of {expected} slots"),
+                Measurement(W, case, "p99 delay, ms", p99), Measurement(W, case, "max delay, ms", top)]
+    rq_med = statistics.median(statistics.median(s.delays) for s in rq)
+    rq_max = statistics.median(max(s.delays) for s in rq)
+    return [
+        Measurement(W, case, "median delay, ms", med, "<= A's median, same run", statistics.median(med) <= rq_med,
+                    f"{fired} runs of {expected} slots; A's median {rq_med:.2f} ms"),
+        Measurement(W, case, "p99 delay, ms", p99, "<= 2x A's max, same run", statistics.median(p99) <= 2 * rq_max,
+                    f"A's max {rq_max:.2f} ms (median over runs)"),
+        Measurement(W, case, "max delay, ms", top),
+    ]
+
+
+def run(cfg: BenchConfig) -> list[Measurement]:
+    seconds = max(6.0, (20.0 if cfg.quick else 150.0) / max(cfg.runs, 1))
+    conn = redis.Redis.from_url(cfg.redis_url)
+    hs: dict[str, list[Sample]] = {"sqlite": [], "postgres": []}
+    rq: list[Sample] = []
+    aps: list[Sample] = []
+    for r in range(cfg.runs):  # interleaved, so that machine noise hits every scheduler alike
+        hs["sqlite"].append(run_hookscheduler(cfg, conn, seconds, None))
+        with pg_database(cfg.pg_dsn, "lat9") as url:
+            hs["postgres"].append(run_hookscheduler(cfg, conn, seconds, url))
+        rq.append(run_rq_cron(cfg, conn, seconds, RQ_CRON_SCRIPT))
+        store = f"sqlite:///{cfg.workdir / f'w9aps{r}.sqlite3'}"
+        aps.append(run_rq_cron(cfg, conn, seconds, APS_SCRIPT, ("sqlite", store)))
+    window = f"{len(CRONS)} jobs every 2-5 s, {seconds:.0f} s x {cfg.runs} runs"
+    out: list[Measurement] = []
+    for kind in ("sqlite", "postgres"):
+        out += _rows(f"hookscheduler schedule, {kind}, {window}", hs[kind], rq)
+    out += _rows(f"A RQ CronScheduler, {window}", rq, None)
+    out += _rows(f"C APScheduler 3 (SQLAlchemy store on SQLite), {window}", aps, None)
+    for kind in ("sqlite", "postgres"):
+        if kind == "sqlite":
+            found = accept_check(cfg, conn, None, seconds)
+        else:
+            with pg_database(cfg.pg_dsn, "acc9") as url:
+                found = accept_check(cfg, conn, url, seconds)
+        ledger, rqs = found["ledger"], found["rq"]
+        if not ledger:
+            out.append(Measurement(W, f"{kind}: ledger enqueued_at vs Redis accept", "ms", [], "", False,
+                                   "MONITOR saw no enqueue"))
+            continue
+        equal = max(abs(v) for v in ledger) <= 0.1
+        out.append(Measurement(
+            W, f"{kind}: ledger enqueued_at - Redis accept (MONITOR), per run", "ms", ledger,
+            "= 0 (within 0.1 ms)", equal,
+            f"{len(ledger)} runs; RQ job's enqueued_at - accept: median {statistics.median(rqs):.2f} ms, "
+            f"min {min(rqs):.2f} ms (RQ's stamp is taken before the pipeline is sent)"))
+    return out
+
+
+ANALYSIS = """
+**Reading it.** Delays are the RQ job's `enqueued_at` minus the slot, for hookscheduler (real `schedule`
+process), A and C, interleaved run by run. A and C stamp `enqueued_at` inside RQ's `enqueue` call, so their
+figure covers the whole scheduling path; hookscheduler stamps it in `dispatch.HashBuilder` before the
+pipeline is sent. The two rows at the end compare the ledger's `enqueued_at` with the time Redis executed
+the enqueue script (`MONITOR`): positive means the ledger's time is later than the accept.
+"""
