@@ -25,27 +25,47 @@ import warnings
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import redis
-from croniter import croniter
-from rq import Queue
-
-from .rqcron import _kwargs, noop
-from .tickbench import DUE_CRONS, clear_redis_prefix, cron_pool
+if TYPE_CHECKING:  # imported where used: a registration process imports only what its peer needs
+    import redis
 
 UTC = timezone.utc
+SLOT_TEXT = "2026-01-05T10:00:00"  # tickbench.SLOT: the job kwargs are workload 1's shape
+
+
+def noop(**_: Any) -> None:
+    """The function the peers register (no worker runs it here)."""
+
+
+def job_kwargs(i: int) -> dict[str, Any]:
+    """The kwargs of job ``i``: the same shape as a hookscheduler run's, so every peer's job hashes are the same
+    size."""
+    return {"site": "default", "job_name": f"app{i % 100}.tasks.job_{i:06d}",
+            "method": f"app{i % 100}.tasks.job_{i:06d}", "slot": SLOT_TEXT, "trigger": "schedule"}
 
 
 def crons_for(n: int, due: int = 0) -> list[str]:
-    """The same cron expressions workload 1 gives hookscheduler's table and RQ's cron."""
+    """The same cron expressions workload 1 gives hookscheduler's table and RQ's cron. (This module imports
+    neither hookscheduler nor the benchmark helpers at load time, so that ``proc_register`` measures a peer's
+    own start-up; the functions that need them import them when called.)"""
+    from .tickbench import DUE_CRONS, cron_pool
+
     pool = cron_pool()
     return [DUE_CRONS[i % len(DUE_CRONS)] if i < due else pool[i % len(pool)] for i in range(n)]
 
 
+def clear_redis_prefix(conn: redis.Redis, prefix: str) -> None:
+    from .tickbench import clear_redis_prefix as clear
+
+    clear(conn, prefix)
+
+
 def enqueue_rq(redis_url: str, queue: str, **kwargs: Any) -> None:
     """What APScheduler runs at a fire time: put one job on an RQ queue (the peers enqueue; no worker runs)."""
+    from rq import Queue
+
     Queue(queue, connection=_conn(redis_url)).enqueue(noop, kwargs=kwargs, job_timeout=300)
 
 
@@ -53,6 +73,8 @@ _CONNS: dict[str, redis.Redis] = {}
 
 
 def _conn(url: str) -> redis.Redis:
+    import redis
+
     if url not in _CONNS:
         _CONNS[url] = redis.Redis.from_url(url)
     return _CONNS[url]
@@ -78,7 +100,7 @@ class RQSchedulerPeer:
     def __init__(self, conn: redis.Redis, prefix: str, n: int):
         self.conn, self.prefix = conn, prefix
         self.sched = rq_scheduler_class(prefix)(queue_name=f"{prefix}:default", connection=conn, interval=60)
-        register_rq_scheduler(self.sched, prefix, n)
+        register_rq_scheduler(self.sched, prefix, crons_for(n))
         # the "*/2 * * * *" jobs would come due during a long run: a day ahead, as for RQ's cron
         later = (datetime.now(UTC) + timedelta(days=1)).timestamp()
         ids: list[Any] = list(conn.zrange(self.sched.scheduled_jobs_key, 0, -1))
@@ -100,10 +122,10 @@ class RQSchedulerPeer:
         clear_redis_prefix(self.conn, self.prefix)
 
 
-def register_rq_scheduler(sched: Any, prefix: str, n: int) -> None:
-    """``Scheduler.cron`` for ``n`` jobs (each: the job hash written, then added to the sorted set)."""
-    for i, cron in enumerate(crons_for(n)):
-        sched.cron(cron, func=noop, kwargs=_kwargs(i), queue_name=f"{prefix}:default", id=f"{prefix}_job_{i:06d}",
+def register_rq_scheduler(sched: Any, prefix: str, crons: list[str]) -> None:
+    """``Scheduler.cron`` for each of ``crons`` (each: the job hash written, then added to the sorted set)."""
+    for i, cron in enumerate(crons):
+        sched.cron(cron, func=noop, kwargs=job_kwargs(i), queue_name=f"{prefix}:default", id=f"{prefix}_job_{i:06d}",
                    timeout=300, result_ttl=600)
 
 
@@ -146,13 +168,13 @@ def manual_scheduler(jobstore: Any) -> Any:
     return sched
 
 
-def register_aps(sched: Any, n: int, redis_url: str, queue: str) -> None:
-    """``add_job`` for ``n`` cron jobs whose function enqueues to RQ (a persistent store keeps them pickled)."""
+def register_aps(sched: Any, crons: list[str], redis_url: str, queue: str) -> None:
+    """``add_job`` for each of ``crons``, a function that enqueues to RQ (a persistent store keeps them pickled)."""
     from apscheduler.triggers.cron import CronTrigger
 
-    for i, cron in enumerate(crons_for(n)):
+    for i, cron in enumerate(crons):
         sched.add_job("benchmarks.peers:enqueue_rq", CronTrigger.from_crontab(cron, timezone=UTC),
-                      args=(redis_url, queue), kwargs=_kwargs(i), id=f"job_{i:06d}", replace_existing=True)
+                      args=(redis_url, queue), kwargs=job_kwargs(i), id=f"job_{i:06d}", replace_existing=True)
 
 
 class APSPeer:
@@ -162,7 +184,7 @@ class APSPeer:
         self.kind, self.prefix, self.redis_url = kind, prefix, redis_url
         self.sched = manual_scheduler(aps_jobstore(kind, url, prefix))
         self.sched.start()
-        register_aps(self.sched, n, redis_url, f"{prefix}:default")
+        register_aps(self.sched, crons_for(n), redis_url, f"{prefix}:default")
         # the "*/2 * * * *" jobs would come due during a long run: push every job's next run a day ahead
         store = self.sched._lookup_jobstore("default")
         later = datetime.now(UTC) + timedelta(days=1)
@@ -190,9 +212,7 @@ class FrappeEmulation:
     TABLE = "tab_scheduled_job_type"
 
     def __init__(self, kind: str, where: str, redis_url: str, prefix: str):
-        self.kind, self.where, self.prefix = kind, where, prefix
-        self.conn = _conn(redis_url)
-        self.queue = Queue(f"{prefix}:default", connection=self.conn)
+        self.kind, self.where, self.prefix, self.redis_url = kind, where, prefix, redis_url
         self.ph = "?" if kind == "sqlite" else "%s"
 
     def connect(self) -> Any:
@@ -213,13 +233,13 @@ class FrappeEmulation:
         db.commit()
         db.close()
 
-    def register(self, n: int, last_execution: datetime | None = None) -> int:
+    def register(self, crons: list[str], last_execution: datetime | None = None) -> int:
         """Frappe's ``sync_jobs``: per job an existence check and an insert; one commit at the end."""
         db = self.connect()
         cur = db.cursor()
         now = datetime.now(UTC).replace(tzinfo=None)
         added = 0
-        for i, cron in enumerate(crons_for(n)):
+        for i, cron in enumerate(crons):
             method = f"app{i % 100}.tasks.job_{i:06d}"
             cur.execute(f"SELECT name FROM {self.TABLE} WHERE method = {self.ph} AND frequency = {self.ph} "
                         f"AND cron_format = {self.ph}", (method, "Cron", cron))
@@ -234,6 +254,10 @@ class FrappeEmulation:
 
     def tick(self, now: datetime | None = None) -> int:
         """One tick for this site: returns how many jobs it enqueued."""
+        from croniter import croniter
+        from rq import Queue
+
+        conn = _conn(self.redis_url)
         now = now or datetime.now(UTC).replace(tzinfo=None)
         db = self.connect()  # Frappe connects to each site's database on every tick, and closes it after
         try:
@@ -249,10 +273,11 @@ class FrappeEmulation:
                 if croniter(cron, _as_dt(last or creation)).get_next(datetime) > now:
                     continue
                 job_id = f"{self.prefix}::scheduled_job::{method}"
-                status = self.conn.hget(f"rq:job:{job_id}", "status")
+                status = conn.hget(f"rq:job:{job_id}", "status")
                 if status in (b"queued", b"started"):
                     continue
-                self.queue.enqueue(noop, kwargs={"job_type": method}, job_id=job_id, job_timeout=300)
+                queue = Queue(f"{self.prefix}:default", connection=conn)
+                queue.enqueue(noop, kwargs={"job_type": method}, job_id=job_id, job_timeout=300)
                 cur.execute(f"UPDATE {self.TABLE} SET last_execution = {self.ph} WHERE name = {self.ph}", (now, name))
                 enqueued += 1
             db.commit()
@@ -261,7 +286,7 @@ class FrappeEmulation:
             db.close()
 
     def close(self) -> None:
-        clear_redis_prefix(self.conn, self.prefix)
+        clear_redis_prefix(_conn(self.redis_url), self.prefix)
         if self.kind == "sqlite":
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(f"{self.where}{suffix}").unlink(missing_ok=True)

@@ -11,7 +11,6 @@ comes.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 import redis
 from rq import Queue
@@ -20,11 +19,9 @@ from rq.cron import CronJob, CronScheduler
 from hookscheduler.dispatch import RUNNER
 from hookscheduler.redis_conn import reply_text
 
-from .tickbench import DUE_CRONS, SLOT, clear_redis_prefix, cron_pool
-
-
-def noop(**_: Any) -> None:
-    """The function every peer enqueues (never run here)."""
+from .peers import job_kwargs as _kwargs
+from .peers import noop
+from .tickbench import DUE_CRONS, clear_redis_prefix, cron_pool
 
 
 class RQCron:
@@ -84,12 +81,6 @@ class RQCron:
         for i in range(0, len(names), 1000):
             self.conn.zrem("rq:cron_jobs", *names[i:i + 1000])
         clear_redis_prefix(self.conn, self.prefix)
-
-
-def _kwargs(i: int) -> dict[str, Any]:
-    # the same shape as a hookscheduler run's kwargs, so every peer's job hashes are the same size
-    return {"site": "default", "job_name": f"app{i % 100}.tasks.job_{i:06d}",
-            "method": f"app{i % 100}.tasks.job_{i:06d}", "slot": SLOT.isoformat(), "trigger": "schedule"}
 
 
 def enqueue_many_floor(conn: redis.Redis, prefix: str, count: int) -> int:

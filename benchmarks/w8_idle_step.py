@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 import redis
 
 from .common import BenchConfig, Measurement
-from .peers import APSPeer, FrappeEmulation, RQSchedulerPeer, sqlalchemy_url, timed_loop
+from .peers import APSPeer, FrappeEmulation, RQSchedulerPeer, crons_for, sqlalchemy_url, timed_loop
 from .rqcron import RQCron
 from .stepbench import SteppedLoop, breakdown, idle_site
 from .tickbench import admin_dsn, create_pg_database, drop_pg_database, fmt_n
@@ -79,7 +79,7 @@ def _peers(cfg: BenchConfig, conn: redis.Redis, n: int, steps: int) -> dict[str,
             d = FrappeEmulation(kind, where, cfg.redis_url, f"{tag}d{kind[:2]}")
             try:
                 d.create()
-                d.register(n, last_execution=_now())
+                d.register(crons_for(n), last_execution=_now())
                 ticks = max(3, steps // 10)  # it costs a croniter per job: fewer iterations
                 out[f"D Frappe emulation, {kind}"] = [timed_loop(d.tick, ticks) for _ in range(cfg.runs)]
             finally:

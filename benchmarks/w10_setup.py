@@ -1,0 +1,111 @@
+"""10. Setup: ``hookscheduler migrate`` of N jobs as a process, against the peers registering the same N jobs.
+
+hookscheduler: workload 5's bench (apps of 100 events each across the sections and varied crons; the loader
+imports and checks every method), N/100 apps, a cold ``migrate`` into an empty SQLite file / fresh PostgreSQL
+database, timed as the wall time of the command (interpreter start and imports included, as a deploy sees it).
+
+The peers (``proc_register``), each a fresh process registering N cron jobs (workload 1's crons) into empty
+storage, timed the same way: A RQ's ``CronScheduler`` (in-memory registration, saved to Redis by
+``register_birth``), B rq-scheduler (``cron`` per job: two round trips each), C APScheduler 3 (``add_job`` per
+job into a SQLAlchemy store on SQLite / PostgreSQL, and into its Redis store), D the Frappe emulation
+(``sync_jobs``: an existence ``SELECT`` and an ``INSERT`` per job). The target: at most 2x the fastest peer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from ._hsbench import cli_env, pg_database, redis_cleanup
+from .common import BenchConfig, Measurement
+from .peers import crons_for
+from .tickbench import fmt_n
+from .w5_migrate import make_apps, timed_migrate
+
+TITLE = "10. Setup: migrate vs peers' registration"
+W = "10. Setup"
+EVENTS = 100  # per app
+PEERS = ("A", "B", "C-sqlite", "C-postgres", "C-redis", "D-sqlite", "D-postgres")
+
+
+def hs_migrate(cfg: BenchConfig, n: int, db_url: str | None) -> float:
+    bench, bench_id = make_apps(cfg.workdir, cfg.redis_url, n // EVENTS, EVENTS)
+    try:
+        seconds, plan = timed_migrate(bench, db_url)
+        if len(plan["added"]) != n + 1:  # and the built-in maintenance job
+            raise RuntimeError(f"migrate added {len(plan['added'])} jobs, expected {n + 1}")
+        return seconds
+    finally:
+        redis_cleanup(redis.Redis.from_url(cfg.redis_url), bench_id)
+
+
+def peer_register(cfg: BenchConfig, peer: str, crons_file: Path, run: int, n: int) -> tuple[float, float]:
+    """(wall seconds of the process, seconds it spent after its imports)."""
+    prefix = f"hsbreg{os.getpid()}{peer[0]}{peer[2:4]}{n}r{run}x"
+    conn = redis.Redis.from_url(cfg.redis_url)
+
+    def timed(where: str) -> tuple[float, float]:
+        started = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.proc_register", peer, str(crons_file),
+                               cfg.redis_url, prefix, where], env=cli_env(cfg.workdir), capture_output=True,
+                              text=True, timeout=1800)
+        wall = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise RuntimeError(f"{peer} registration failed: {proc.stderr.strip()[-800:]}")
+        return wall, float(proc.stdout.split()[-1])
+
+    try:
+        if peer.endswith("postgres"):
+            with pg_database(cfg.pg_dsn, f"reg{peer[0].lower()}") as url:
+                return timed(url)
+        if peer.endswith("sqlite"):
+            return timed(str(cfg.workdir / f"{prefix}.sqlite3"))
+        return timed("")
+    finally:
+        redis_cleanup(conn, prefix)
+        conn.zrem("rq:cron_schedulers", f"{prefix}_cron")
+
+
+def run(cfg: BenchConfig) -> list[Measurement]:
+    sizes = [1_000, 10_000] if cfg.quick else [1_000, 10_000, 100_000]
+    out: list[Measurement] = []
+    for n in sizes:
+        crons_file = cfg.workdir / f"w10crons{n}.json"
+        crons_file.write_text(json.dumps(crons_for(n)))
+        hs: dict[str, list[float]] = {"sqlite": [], "postgres": []}
+        walls: dict[str, list[float]] = {p: [] for p in PEERS}
+        inner: dict[str, list[float]] = {p: [] for p in PEERS}
+        for r in range(cfg.runs):  # interleaved: machine noise hits every scheduler alike
+            hs["sqlite"].append(hs_migrate(cfg, n, None))
+            with pg_database(cfg.pg_dsn, "w10") as url:
+                hs["postgres"].append(hs_migrate(cfg, n, url))
+            for peer in PEERS:
+                wall, work = peer_register(cfg, peer, crons_file, r, n)
+                walls[peer].append(wall)
+                inner[peer].append(work)
+        fastest = min(PEERS, key=lambda p: statistics.median(walls[p]))
+        best = statistics.median(walls[fastest])
+        for kind, values in hs.items():
+            med = statistics.median(values)
+            out.append(Measurement(W, f"hookscheduler migrate, {kind}, N={fmt_n(n)} ({n // EVENTS} apps)", "s",
+                                   values, "<= 2x the fastest peer, same run", med <= 2 * best,
+                                   f"{med / best:.1f}x the fastest peer ({fastest}, {best:.3f} s)"))
+        for peer in PEERS:
+            out.append(Measurement(W, f"{peer}, N={fmt_n(n)}", "s", walls[peer],
+                                   note=f"{statistics.median(inner[peer]):.3f} s after its imports"))
+    return out
+
+
+ANALYSIS = """
+**Reading it.** Every figure is the wall time of a fresh process, as a deploy runs it: interpreter start and
+imports included. hookscheduler's also includes importing the apps' modules (N/100 apps, each `tasks.py`
+with 100 functions) and checking every method, which no peer does (they take a function object or a
+dotted path on trust). The note of each peer row gives its time after the imports.
+"""
