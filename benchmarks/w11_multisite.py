@@ -1,0 +1,173 @@
+"""11. Many sites: one ``hookscheduler schedule`` process serving S sites x 20 jobs, and three sharing them.
+
+A bench of S sites (``msbench``), each with its own SQLite file or its own PostgreSQL database, migrated by one
+``migrate`` over all sites. Three phases, each with fresh ``schedule`` processes:
+
+* **idle**: every job yearly. After the first round over all sites, the process's CPU time (``/proc``) over a
+  window, and the rounds the loop made in it (changes of a site's last-tick key): CPU % of one core, and CPU
+  per round. An idle process wakes once per ``scheduler_tick_interval`` (60 s by default; quick mode runs one
+  round at 30 s, which does all the work of a 60 s round, and divides its CPU by 60 s); open file
+  descriptors against the process's limit;
+* **fire**: job ``fast`` of every site every 5 s (all sites share the slot, as Frappe sites share their hooks):
+  delay = RQ ``enqueued_at`` minus the slot over every site's runs, and the file descriptors while firing;
+* **shared**: the same with three ``schedule`` processes at once: duplicate runs (two ledger rows for one job
+  and slot) must be 0, and every slot must be served.
+
+The latency targets are relative to RQ's ``CronScheduler`` measured at the start of the workload (workload 4's
+runner): median at most its median, p99 at most 2x its max.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import redis
+from croniter import croniter
+
+from .common import BenchConfig, Measurement
+from .msbench import (
+    FAST_CRON,
+    FAST_EVERY,
+    MultiBench,
+    count_rounds,
+    cpu_seconds,
+    fd_limit,
+    make_multibench,
+    open_fds,
+    start_schedulers,
+    stop,
+    wait_first_round,
+)
+from .w4_latency import _enqueued_at, _epoch, _p99, run_rq_cron
+
+TITLE = "11. Many sites: one schedule process, 10 to 1,000 sites"
+W = "11. Many sites"
+DEFAULT_TICK = 60.0
+
+
+def idle_phase(mb: MultiBench, conn: redis.Redis, window: float) -> dict[str, float]:
+    procs = start_schedulers(mb, 1)
+    pid = procs[0].pid
+    try:
+        started = time.time()
+        first = wait_first_round(mb, conn, procs) - started
+        cpu0, t0 = cpu_seconds(pid), time.time()
+        rounds = count_rounds(mb, conn, window)
+        cpu1, t1 = cpu_seconds(pid), time.time()
+        fds, limit = open_fds(pid), fd_limit(pid)
+    finally:
+        stop(procs)
+    cpu = cpu1 - cpu0
+    return {"cpu_pct": 100 * cpu / (t1 - t0), "round_ms": 1000 * cpu / max(rounds, 1), "rounds": rounds,
+            "fds": fds, "limit": limit, "first_round_s": first}
+
+
+def fire_phase(mb: MultiBench, conn: redis.Redis, processes: int, window: float) -> dict[str, Any]:
+    procs = start_schedulers(mb, processes)
+    try:
+        start = wait_first_round(mb, conn, procs) + 0.2
+        time.sleep(window)
+        fds = max(open_fds(p.pid) for p in procs)
+        end = time.time()
+    finally:
+        stop(procs)
+    last = end - FAST_EVERY  # slots counted: each had a whole period to be served before the stop
+    slots = []
+    it = croniter(FAST_CRON, datetime.fromtimestamp(start, timezone.utc))
+    while (s := it.get_next(float)) <= last:
+        slots.append(s)
+    delays: list[float] = []
+    found = dups = 0
+    for site in mb.sites:
+        rows = mb.ledger(site, "SELECT rq_job_id, scheduled_for FROM scheduled_job_log WHERE rq_job_id IS NOT NULL "
+                               "AND job_name LIKE '%fast'")
+        counted = [(jid, _epoch(slot)) for jid, slot in rows if start < _epoch(slot) <= last]
+        found += len(counted)
+        dups += len(counted) - len({s for _, s in counted})
+        enq = _enqueued_at(conn, [jid for jid, _ in counted])
+        delays += [(enq[jid] - s) * 1000 for jid, s in counted if jid in enq]
+    return {"delays": delays, "expected": len(slots) * len(mb.sites), "found": found, "dups": dups, "fds": fds}
+
+
+def one_size(cfg: BenchConfig, conn: redis.Redis, kind: str, count: int, share: bool) -> dict[str, Any]:
+    # at 30 s every idle round does all of a 60 s round's work (the sweep is due every 30 s, the heartbeat 5 s)
+    tick = 30 if cfg.quick else int(DEFAULT_TICK)
+    mb = make_multibench(cfg.workdir, cfg.redis_url, cfg.pg_dsn, kind, count, tick)
+    try:
+        out: dict[str, Any] = {"migrate_s": mb.migrate(fast=False)}
+        out["idle"] = idle_phase(mb, conn, 32.0 if cfg.quick else 2.2 * DEFAULT_TICK)
+        mb.migrate(fast=True)
+        out["fire"] = fire_phase(mb, conn, 1, 12.0 if cfg.quick else 30.0)
+        if share:
+            out["shared"] = fire_phase(mb, conn, 3, 12.0 if cfg.quick else 30.0)
+        return out
+    finally:
+        mb.close(conn)
+
+
+def run(cfg: BenchConfig) -> list[Measurement]:
+    conn = redis.Redis.from_url(cfg.redis_url)
+    rq = run_rq_cron(cfg, conn, 6.0)
+    rq_med, rq_max = statistics.median(rq.delays), max(rq.delays)
+    # PostgreSQL: one connection per site per process, on a server shared with other work (max_connections
+    # is often 100): 30 sites, and three sharing processes only at 10 sites.
+    plan = [("sqlite", n, True) for n in (10, 100, 1000)] + [("postgres", 10, True), ("postgres", 30, False)]
+    out: list[Measurement] = []
+    growth: dict[str, dict[int, dict[str, Any]]] = {}
+    for kind, count, share in plan:
+        res = one_size(cfg, conn, kind, count, share)
+        growth.setdefault(kind, {})[count] = res
+        out += _rows(kind, count, res, rq_med, rq_max)
+    for kind, sizes in growth.items():
+        lo, hi = min(sizes), max(sizes)
+        a, b = sizes[lo], sizes[hi]
+        cost = (a["idle"]["round_ms"], b["idle"]["round_ms"])
+        p99 = (_p99(a["fire"]["delays"] or [0.0]), _p99(b["fire"]["delays"] or [0.0]))
+        out.append(Measurement(W, f"{kind}: growth {lo} -> {hi} sites", "x (CPU per idle round)",
+                               [cost[1] / max(cost[0], 1e-9)],
+                               note=f"CPU per idle round {cost[0]:.1f} -> {cost[1]:.1f} ms; p99 fire delay "
+                                    f"{p99[0]:.1f} -> {p99[1]:.1f} ms; fds {a['idle']['fds']} -> {b['idle']['fds']}"))
+    out.append(Measurement(W, "A RQ CronScheduler (reference, same run)", "median / max delay, ms", [rq_med, rq_max],
+                           note=f"{len(rq.delays)} runs"))
+    return out
+
+
+def _rows(kind: str, count: int, res: dict[str, Any], rq_med: float, rq_max: float) -> list[Measurement]:
+    case = f"{kind}, {count:,} sites x 20 jobs"
+    idle, fire = res["idle"], res["fire"]
+    at_default = idle["round_ms"] / 1000 / DEFAULT_TICK * 100
+    rows = [
+        Measurement(W, case, "idle CPU, % of a core at a 60 s tick", [at_default], "< 1%", at_default < 1.0,
+                    f"CPU {idle['round_ms']:.1f} ms per idle round ({idle['rounds']} rounds measured, "
+                    f"{idle['cpu_pct']:.2f}% at the window's tick interval); first round {idle['first_round_s']:.1f} s;"
+                    f" migrate of all sites {res['migrate_s']:.1f} s"),
+        Measurement(W, case, "open fds (idle; while firing)", [idle["fds"], fire["fds"]], "< the process's limit",
+                    max(idle["fds"], fire["fds"]) < idle["limit"], f"limit {idle['limit']} (a common default is 1024)"),
+    ]
+    d = fire["delays"]
+    if d:
+        med, p99 = statistics.median(d), _p99(d)
+        rows += [
+            Measurement(W, case, "fire delay median, ms", [med], "<= RQ cron's median", med <= rq_med,
+                        f"{fire['found']} runs of {fire['expected']} slots; RQ cron median {rq_med:.2f} ms"),
+            Measurement(W, case, "fire delay p99 / max, ms", [p99, max(d)], "p99 <= 2x RQ cron's max",
+                        p99 <= 2 * rq_max, f"RQ cron max {rq_max:.2f} ms"),
+        ]
+    if "shared" in res:
+        sh = res["shared"]
+        ok = sh["dups"] == 0 and sh["found"] == sh["expected"]
+        rows.append(Measurement(W, case, "3 processes: duplicates", [sh["dups"]], "0, every slot served", ok,
+                                f"{sh['found']} runs of {sh['expected']} slots; median delay "
+                                f"{statistics.median(sh['delays']) if sh['delays'] else float('nan'):.1f} ms"))
+    return rows
+
+
+ANALYSIS = """
+**Reading it.** One row group per database and site count. "idle CPU" is the CPU one idle round over all
+sites costs, divided by the default 60 s tick (an idle process wakes once per tick). The fire delays are
+over every site's runs of the shared 5-second slot, so they show how long one round over all sites takes to
+reach the last site. The growth rows compare the smallest and the largest site count of each database.
+"""
