@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="small N, about a minute overall (the default)")
     mode.add_argument("--full", action="store_true", help="the issue's N, at least 5 runs per measurement")
+    mode.add_argument("--smoke", action="store_true",
+                      help="tiny N and windows, 1 run: proves the workloads run (the test suite's mode)")
     p.add_argument("--only", default="", help="comma-separated workload numbers, e.g. 1,3")
     p.add_argument("--runs", type=int, default=None, help="repetitions per measurement (default 3 quick, 5 full)")
     p.add_argument("--redis-url", default=os.environ.get("HOOKSCHEDULER_BENCH_REDIS_URL", DEFAULT_REDIS))
@@ -163,7 +165,8 @@ def run_workload(num: int, name: str, cfg: BenchConfig) -> dict[str, Any]:
         traceback.print_exc()
         rows = [asdict(Measurement(title, "workload failed", "error", [], "", False, error))]
     return {"number": num, "module": name, "title": title, "rows": rows, "error": error,
-            "date": started.strftime("%Y-%m-%d %H:%M UTC"), "mode": "quick" if cfg.quick else "full",
+            "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+            "mode": "smoke" if cfg.smoke else "quick" if cfg.quick else "full",
             "runs": cfg.runs, "seconds": round(time.perf_counter() - t0, 1), "load_before": load_before,
             "load_after": loadavg()}
 
@@ -283,14 +286,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.out / 'RESULTS.md'}")
         return 0
     quick = not args.full
-    runs = args.runs or (3 if quick else 5)
+    runs = args.runs or (1 if args.smoke else 3 if quick else 5)
     todo = selected(args.only, discover())
     out_dir: Path = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="hs_bench_"))
-    cfg = BenchConfig(quick=quick, runs=runs, redis_url=args.redis_url, pg_dsn=args.pg_dsn, workdir=workdir)
+    cfg = BenchConfig(quick=quick, runs=runs, redis_url=args.redis_url, pg_dsn=args.pg_dsn, workdir=workdir,
+                      smoke=args.smoke)
     env = {"machine": machine(), "versions": versions(cfg)}
-    print(f"benchmarks: {'quick' if quick else 'full'} mode, {runs} runs, workloads "
+    print(f"benchmarks: {'smoke' if args.smoke else 'quick' if quick else 'full'} mode, {runs} runs, workloads "
           f"{', '.join(map(str, todo))}; load average {loadavg()}", flush=True)
     entries = []
     try:

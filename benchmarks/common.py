@@ -16,6 +16,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,11 @@ class BenchConfig:
     redis_url: str  # a Redis db index reserved for benchmarks; workloads use their own key prefixes
     pg_dsn: str  # a PostgreSQL server URL; workloads create (and drop) their own databases
     workdir: Path  # scratch directory for benches, SQLite files, logs
+    smoke: bool = False  # the test suite's mode: tiny N and windows, one run; proves a workload runs, measures nothing
+
+    def pick(self, quick: Any, full: Any, smoke: Any) -> Any:
+        """The value of a size or window for this mode."""
+        return smoke if self.smoke else quick if self.quick else full
 
 
 @dataclass

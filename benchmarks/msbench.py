@@ -3,7 +3,7 @@ app; real ``hookscheduler migrate`` and ``schedule`` processes, watched from out
 file descriptors, the sites' ledgers and RQ for what they fired).
 
 Jobs: 19 yearly jobs (never due in a run) and one job ``fast``, also yearly while the idle cost is measured,
-then every 5 seconds (croniter's seconds field) for the latency and sharing phases.
+then every 5 seconds (2 in smoke mode) for the latency and sharing phases.
 """
 
 from __future__ import annotations
@@ -25,14 +25,17 @@ from ._hsbench import cli_env, ledger_rows, make_bench, redis_cleanup
 from .tickbench import admin_dsn, create_pg_database, drop_pg_database
 
 JOBS = 20
-FAST_CRON = "* * * * * */5"
-FAST_EVERY = 5.0
 
 
-def hooks_source(fast: bool) -> str:
+def fast_cron(every: int) -> str:
+    """Every ``every`` seconds (croniter's trailing seconds field)."""
+    return f"* * * * * */{every}"
+
+
+def hooks_source(fast: bool, every: int = 5) -> str:
     crons: dict[str, list[dict[str, Any]]] = {}
     for i in range(JOBS):
-        expr = FAST_CRON if (fast and i == 0) else f"{i} 0 1 1 *"
+        expr = fast_cron(every) if (fast and i == 0) else f"{i} 0 1 1 *"
         crons.setdefault(expr, []).append({"method": "ms_app.tasks.noop", "name": "fast" if i == 0 else f"job{i:02d}",
                                            "overlap": "allow"})
     return f"scheduler_events = {json.dumps({'cron': crons})}\n"
@@ -47,6 +50,7 @@ class MultiBench:
     sites: list[str]
     kind: str
     pg_dsn: str
+    every: int = 5  # seconds between the fast job's slots
     pg_names: list[str] = field(default_factory=list)
 
     def site_db(self, site: str) -> str | None:
@@ -57,7 +61,7 @@ class MultiBench:
     def migrate(self, fast: bool) -> float:
         """Write the hooks (``fast`` job yearly or every 5 s) and run ``migrate`` over every site; seconds."""
         hooks = self.path / "apps" / "ms_app" / "hooks.py"
-        hooks.write_text(hooks_source(fast))
+        hooks.write_text(hooks_source(fast, self.every))
         os.utime(hooks, (time.time() + 2, time.time() + 2))
         started = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "hookscheduler", "migrate"], env=cli_env(self.path),
@@ -84,10 +88,10 @@ class MultiBench:
 
 
 def make_multibench(workdir: Path, redis_url: str, pg_dsn: str, kind: str, count: int,
-                    tick_interval: int) -> MultiBench:
+                    tick_interval: int, every: int = 5) -> MultiBench:
     bench, bench_id = make_bench(workdir, f"ms{kind[:2]}{count}", redis_url, {"ms_app": hooks_source(False)},
                                  common={"scheduler_tick_interval": tick_interval})
-    mb = MultiBench(bench, bench_id, [f"site{i:04d}" for i in range(count)], kind, pg_dsn)
+    mb = MultiBench(bench, bench_id, [f"site{i:04d}" for i in range(count)], kind, pg_dsn, every)
     for i, site in enumerate(mb.sites):
         conf: dict[str, Any] = {}
         if kind == "postgres":
@@ -119,7 +123,12 @@ def fd_limit(pid: int) -> int:
     return -1
 
 
-def start_schedulers(mb: MultiBench, count: int) -> list[subprocess.Popen[bytes]]:
+def start_schedulers(mb: MultiBench, conn: redis.Redis, count: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` fresh ``schedule`` processes; the sites' last-tick keys are deleted first, so that
+    :func:`wait_first_round` sees these processes' first round, not an earlier phase's."""
+    keys = [last_tick_key(mb.bench_id, s) for s in mb.sites]
+    for i in range(0, len(keys), 500):
+        conn.delete(*keys[i:i + 500])
     procs = []
     for i in range(count):
         log = (mb.path / f"schedule{i}.log").open("wb")
@@ -154,14 +163,25 @@ def wait_first_round(mb: MultiBench, conn: redis.Redis, procs: list[subprocess.P
     raise RuntimeError(f"no first round over {len(mb.sites)} sites within {timeout:.0f} s")
 
 
-def count_rounds(mb: MultiBench, conn: redis.Redis, seconds: float) -> int:
-    """How many rounds the loop made in the next ``seconds`` (changes of one site's last-tick key)."""
+def round_cpu(mb: MultiBench, conn: redis.Redis, pid: int, rounds: int, timeout: float) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of the process over exactly ``rounds`` periods of its loop, from the end of
+    one round to the end of a later one (the moments the last site's last-tick key changes)."""
     key = last_tick_key(mb.bench_id, mb.sites[-1])
-    last, rounds = conn.get(key), 0
-    end = time.time() + seconds
-    while time.time() < end:
-        time.sleep(0.02)
-        now = conn.get(key)
-        if now != last:
-            rounds, last = rounds + 1, now
-    return rounds
+    give_up = time.time() + timeout
+    last = conn.get(key)
+
+    def next_change() -> None:
+        nonlocal last
+        while time.time() < give_up:
+            time.sleep(0.01)
+            value = conn.get(key)
+            if value != last:
+                last = value
+                return
+        raise RuntimeError(f"the loop over {len(mb.sites)} sites made no round within {timeout:.0f} s")
+
+    next_change()
+    cpu0, t0 = cpu_seconds(pid), time.time()
+    for _ in range(rounds):
+        next_change()
+    return cpu_seconds(pid) - cpu0, time.time() - t0

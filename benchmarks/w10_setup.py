@@ -74,7 +74,7 @@ def peer_register(cfg: BenchConfig, peer: str, crons_file: Path, run: int, n: in
 
 
 def run(cfg: BenchConfig) -> list[Measurement]:
-    sizes = [1_000, 10_000] if cfg.quick else [1_000, 10_000, 100_000]
+    sizes = cfg.pick([1_000, 10_000], [1_000, 10_000, 100_000], [EVENTS])
     out: list[Measurement] = []
     for n in sizes:
         crons_file = cfg.workdir / f"w10crons{n}.json"

@@ -29,14 +29,12 @@ from croniter import croniter
 
 from .common import BenchConfig, Measurement
 from .msbench import (
-    FAST_CRON,
-    FAST_EVERY,
     MultiBench,
-    count_rounds,
-    cpu_seconds,
+    fast_cron,
     fd_limit,
     make_multibench,
     open_fds,
+    round_cpu,
     start_schedulers,
     stop,
     wait_first_round,
@@ -48,25 +46,22 @@ W = "11. Many sites"
 DEFAULT_TICK = 60.0
 
 
-def idle_phase(mb: MultiBench, conn: redis.Redis, window: float) -> dict[str, float]:
-    procs = start_schedulers(mb, 1)
+def idle_phase(mb: MultiBench, conn: redis.Redis, tick: float, rounds: int) -> dict[str, float]:
+    procs = start_schedulers(mb, conn, 1)
     pid = procs[0].pid
     try:
         started = time.time()
         first = wait_first_round(mb, conn, procs) - started
-        cpu0, t0 = cpu_seconds(pid), time.time()
-        rounds = count_rounds(mb, conn, window)
-        cpu1, t1 = cpu_seconds(pid), time.time()
+        cpu, wall = round_cpu(mb, conn, pid, rounds, timeout=(rounds + 2) * (tick + 3 * first) + 30)
         fds, limit = open_fds(pid), fd_limit(pid)
     finally:
         stop(procs)
-    cpu = cpu1 - cpu0
-    return {"cpu_pct": 100 * cpu / (t1 - t0), "round_ms": 1000 * cpu / max(rounds, 1), "rounds": rounds,
+    return {"cpu_pct": 100 * cpu / wall, "round_ms": 1000 * cpu / rounds, "rounds": rounds,
             "fds": fds, "limit": limit, "first_round_s": first}
 
 
 def fire_phase(mb: MultiBench, conn: redis.Redis, processes: int, window: float) -> dict[str, Any]:
-    procs = start_schedulers(mb, processes)
+    procs = start_schedulers(mb, conn, processes)
     try:
         start = wait_first_round(mb, conn, procs) + 0.2
         time.sleep(window)
@@ -74,9 +69,9 @@ def fire_phase(mb: MultiBench, conn: redis.Redis, processes: int, window: float)
         end = time.time()
     finally:
         stop(procs)
-    last = end - FAST_EVERY  # slots counted: each had a whole period to be served before the stop
+    last = end - mb.every  # slots counted: each had a whole period to be served before the stop
     slots = []
-    it = croniter(FAST_CRON, datetime.fromtimestamp(start, timezone.utc))
+    it = croniter(fast_cron(mb.every), datetime.fromtimestamp(start, timezone.utc))
     while (s := it.get_next(float)) <= last:
         slots.append(s)
     delays: list[float] = []
@@ -94,15 +89,16 @@ def fire_phase(mb: MultiBench, conn: redis.Redis, processes: int, window: float)
 
 def one_size(cfg: BenchConfig, conn: redis.Redis, kind: str, count: int, share: bool) -> dict[str, Any]:
     # at 30 s every idle round does all of a 60 s round's work (the sweep is due every 30 s, the heartbeat 5 s)
-    tick = 30 if cfg.quick else int(DEFAULT_TICK)
-    mb = make_multibench(cfg.workdir, cfg.redis_url, cfg.pg_dsn, kind, count, tick)
+    tick = cfg.pick(30, int(DEFAULT_TICK), 1)
+    mb = make_multibench(cfg.workdir, cfg.redis_url, cfg.pg_dsn, kind, count, tick, every=cfg.pick(5, 5, 2))
+    fire_window = cfg.pick(12.0, 30.0, 4.5)
     try:
         out: dict[str, Any] = {"migrate_s": mb.migrate(fast=False)}
-        out["idle"] = idle_phase(mb, conn, 32.0 if cfg.quick else 2.2 * DEFAULT_TICK)
+        out["idle"] = idle_phase(mb, conn, tick, cfg.pick(1, 2, 1))
         mb.migrate(fast=True)
-        out["fire"] = fire_phase(mb, conn, 1, 12.0 if cfg.quick else 30.0)
+        out["fire"] = fire_phase(mb, conn, 1, fire_window)
         if share:
-            out["shared"] = fire_phase(mb, conn, 3, 12.0 if cfg.quick else 30.0)
+            out["shared"] = fire_phase(mb, conn, 3, fire_window)
         return out
     finally:
         mb.close(conn)
@@ -110,11 +106,12 @@ def one_size(cfg: BenchConfig, conn: redis.Redis, kind: str, count: int, share: 
 
 def run(cfg: BenchConfig) -> list[Measurement]:
     conn = redis.Redis.from_url(cfg.redis_url)
-    rq = run_rq_cron(cfg, conn, 6.0)
+    rq = run_rq_cron(cfg, conn, cfg.pick(6.0, 20.0, 2.0))
     rq_med, rq_max = statistics.median(rq.delays), max(rq.delays)
     # PostgreSQL: one connection per site per process, on a server shared with other work (max_connections
     # is often 100): 30 sites, and three sharing processes only at 10 sites.
     plan = [("sqlite", n, True) for n in (10, 100, 1000)] + [("postgres", 10, True), ("postgres", 30, False)]
+    plan = cfg.pick(plan, plan, [("sqlite", 2, True), ("postgres", 2, False)])
     out: list[Measurement] = []
     growth: dict[str, dict[int, dict[str, Any]]] = {}
     for kind, count, share in plan:

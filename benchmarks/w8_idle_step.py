@@ -94,8 +94,8 @@ def _now() -> datetime:
 
 
 def run(cfg: BenchConfig) -> list[Measurement]:
-    sizes = [200] if cfg.quick else [200, 10_000]
-    steps = 100 if cfg.quick else 500
+    sizes = cfg.pick([200], [200, 10_000], [20])
+    steps = cfg.pick(100, 500, 5)
     conn = redis.Redis.from_url(cfg.redis_url)
     out: list[Measurement] = []
     for n in sizes:

@@ -123,7 +123,7 @@ def _rows(case: str, samples: list[Sample], rq: list[Sample] | None) -> list[Mea
 
 
 def run(cfg: BenchConfig) -> list[Measurement]:
-    seconds = max(6.0, (20.0 if cfg.quick else 150.0) / max(cfg.runs, 1))
+    seconds = cfg.pick(max(6.0, 20.0 / cfg.runs), max(6.0, 150.0 / cfg.runs), 2.0)
     conn = redis.Redis.from_url(cfg.redis_url)
     hs: dict[str, list[Sample]] = {"sqlite": [], "postgres": []}
     rq: list[Sample] = []

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import PG_DSN, REDIS_URL
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -63,3 +65,36 @@ def test_merge_takes_the_newer_run_of_each_workload(tmp_path: Path) -> None:
     md = (mine / "RESULTS.md").read_text()
     assert "mine, newer" in md and "theirs, newer" in md and "theirs only" in md
     assert "older" not in md
+
+
+#: The peer workloads in smoke mode (tiny N, windows of seconds): each must run end to end against the real
+#: services and the real peers, and produce rows with values. Which cases each must report:
+PEER_WORKLOADS = {
+    "8": ("B rq-scheduler, N=20, one loop iteration", "C APScheduler, postgres store, N=20, one loop iteration",
+          "D Frappe emulation, postgres, N=20, one loop iteration",
+          "hookscheduler postgres, N=20, Scheduler.step(), clock +60 s/step"),
+    "9": ("hookscheduler schedule, postgres, 6 jobs every 2-5 s, 2 s x 1 runs",
+          "C APScheduler 3 (SQLAlchemy store on SQLite), 6 jobs every 2-5 s, 2 s x 1 runs",
+          "postgres: ledger enqueued_at - Redis accept (MONITOR), per run"),
+    "10": ("hookscheduler migrate, postgres, N=100 (1 apps)", "A, N=100", "B, N=100", "C-redis, N=100",
+           "D-postgres, N=100"),
+    "11": ("sqlite, 2 sites x 20 jobs", "postgres, 2 sites x 20 jobs"),
+}
+
+
+@pytest.mark.parametrize("number", sorted(PEER_WORKLOADS))
+def test_peer_workload_runs_in_smoke_mode(tmp_path: Path, number: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--only", number, "--out", str(tmp_path),
+                           "--redis-url", REDIS_URL, "--pg-dsn", PG_DSN], cwd=ROOT, capture_output=True, text=True,
+                          timeout=280)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    entry = json.loads((tmp_path / "results.json").read_text())["workloads"][number]
+    assert entry["error"] is None and entry["mode"] == "smoke"
+    rows = entry["rows"]
+    assert all(r["values"] for r in rows), [r["case"] for r in rows if not r["values"]]
+    cases = {r["case"] for r in rows}
+    for wanted in PEER_WORKLOADS[number]:
+        assert wanted in cases, (wanted, sorted(cases))
+    if number == "11":  # the sharing check is a correctness check even at this size
+        shared = [r for r in rows if r["metric"] == "3 processes: duplicates"]
+        assert shared and all(r["values"] == [0] and r["ok"] for r in shared), shared
