@@ -96,6 +96,8 @@ def one_size(cfg: BenchConfig, conn: redis.Redis, kind: str, count: int, share: 
         out: dict[str, Any] = {"migrate_s": mb.migrate(fast=False)}
         out["idle"] = idle_phase(mb, conn, tick, cfg.pick(1, 2, 1))
         mb.migrate(fast=True)
+        # a round over every site must fit in the window a few times over, or no slot would be counted
+        fire_window = max(fire_window, 3 * out["idle"]["round_ms"] / 1000 + 2 * mb.every)
         out["fire"] = fire_phase(mb, conn, 1, fire_window)
         if share:
             out["shared"] = fire_phase(mb, conn, 3, fire_window)

@@ -185,10 +185,10 @@ cron.start()
 
 
 def run_rq_cron(cfg: BenchConfig, conn: redis.Redis, seconds: float, script: str = RQ_CRON_SCRIPT,
-                options: tuple[str, ...] = ()) -> Sample:
+                options: tuple[str, ...] = (), queue: str | None = None) -> Sample:
     """The same cron expressions through RQ 3's CronScheduler (a subprocess, same Redis); another scheduler
     that enqueues the cron expressions to RQ with ``script`` (argv: Redis URL, queue, ``options``, crons)."""
-    queue = f"hsblatrq{int(time.time() * 1000)}"
+    queue = queue or f"hsblatrq{int(time.time() * 1000)}"
     observer = Observer(conn, f"rq:queue:{queue}")
     observer.start()
     proc = subprocess.Popen([sys.executable, "-c", script, cfg.redis_url, queue, *options, *CRONS.values()],

@@ -19,14 +19,27 @@ from __future__ import annotations
 import re
 import statistics
 import threading
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import redis
+from croniter import croniter
 
 from ._hsbench import ledger_rows, pg_database
 from .common import BenchConfig, Measurement
-from .w4_latency import CRONS, RQ_CRON_SCRIPT, Sample, _enqueued_at, _epoch, run_hookscheduler, run_rq_cron
+from .w4_latency import (
+    CRONS,
+    RQ_CRON_SCRIPT,
+    WARMUP,
+    Sample,
+    _enqueued_at,
+    _epoch,
+    _p99,
+    run_hookscheduler,
+    run_rq_cron,
+)
 
 TITLE = "9. Fire latency vs peers"
 W = "9. Latency"
@@ -51,7 +64,8 @@ _JOB = re.compile(r"rq:job:(\S+)")
 
 
 class Monitor(threading.Thread):
-    """Redis ``MONITOR``: the server time at which each enqueue script (``EVALSHA``) naming ``needle`` ran."""
+    """Redis ``MONITOR``: the server time at which each job naming ``needle`` was accepted: hookscheduler's
+    enqueue script (``EVALSHA`` with the job's key), or RQ's push of the job id onto the queue (``RPUSH``)."""
 
     def __init__(self, url: str, needle: str) -> None:
         super().__init__(daemon=True)
@@ -67,10 +81,13 @@ class Monitor(threading.Thread):
             while not self.stop.is_set():
                 cmd: dict[str, Any] = mon.next_command()
                 text = str(cmd.get("command", ""))
-                if self.needle in text and text[:8].upper().startswith("EVALSHA"):
-                    found = _JOB.search(text)
-                    if found and found.group(1) not in self.accepted:
-                        self.accepted[found.group(1)] = float(cmd["time"])
+                if self.needle not in text:
+                    continue
+                verb = text.split(" ", 1)[0].upper()
+                found = _JOB.search(text) if verb == "EVALSHA" else None
+                job = found.group(1) if found else text.split()[-1] if verb == "RPUSH" else None
+                if job and job not in self.accepted:
+                    self.accepted[job] = float(cmd["time"])
 
     def finish(self) -> None:
         self.stop.set()
@@ -79,21 +96,25 @@ class Monitor(threading.Thread):
 
 
 def accept_check(cfg: BenchConfig, conn: redis.Redis, db_url: str | None, seconds: float) -> dict[str, list[float]]:
-    """One ``schedule`` run watched by ``MONITOR``: per run, (ledger ``enqueued_at`` - Redis accept) and (RQ's
-    ``enqueued_at`` - Redis accept), in ms."""
-    found: dict[str, list[float]] = {"ledger": [], "rq": []}
+    """One ``schedule`` run watched by ``MONITOR``: per run, (ledger ``enqueued_at`` - Redis accept), (RQ's
+    ``enqueued_at`` - Redis accept) and (Redis accept - slot), in ms."""
+    found: dict[str, list[float]] = {"ledger": [], "rq": [], "accept": []}
     monitors: list[Monitor] = []
 
     def inspect(bench: Path, bench_id: str) -> None:
         mon = monitors[0]
         mon.finish()
-        rows = ledger_rows(bench, db_url, "SELECT rq_job_id, enqueued_at FROM scheduled_job_log "
+        rows = ledger_rows(bench, db_url, "SELECT rq_job_id, enqueued_at, scheduled_for FROM scheduled_job_log "
                                           "WHERE rq_job_id IS NOT NULL AND enqueued_at IS NOT NULL")
         rq_at = _enqueued_at(conn, [r[0] for r in rows])
-        for jid, ledger_at in rows:
+        first = min((_epoch(r[2]) for r in rows), default=0.0) + WARMUP  # the process's warm-up: not counted
+        for jid, ledger_at, slot in rows:
+            if _epoch(slot) < first:
+                continue
             if jid in mon.accepted and jid in rq_at:
                 found["ledger"].append((_epoch(ledger_at) - mon.accepted[jid]) * 1000)
                 found["rq"].append((rq_at[jid] - mon.accepted[jid]) * 1000)
+                found["accept"].append((mon.accepted[jid] - _epoch(slot)) * 1000)
 
     mon = Monitor(cfg.redis_url, "sched-")
     monitors.append(mon)
@@ -101,6 +122,44 @@ def accept_check(cfg: BenchConfig, conn: redis.Redis, db_url: str | None, second
     mon.ready.wait(5)
     run_hookscheduler(cfg, conn, seconds, db_url, inspect=inspect)
     return found
+
+
+def rq_accept(cfg: BenchConfig, conn: redis.Redis, seconds: float) -> list[float]:
+    """One RQ ``CronScheduler`` run watched by ``MONITOR``: (Redis accept - slot) of each job, in ms."""
+    queue = f"hsblatrqm{int(time.time() * 1000)}"
+    mon = Monitor(cfg.redis_url, f"rq:queue:{queue}")
+    mon.start()
+    mon.ready.wait(5)
+    try:
+        run_rq_cron(cfg, conn, seconds, RQ_CRON_SCRIPT, queue=queue)
+    finally:
+        mon.finish()
+    exprs = sorted(set(CRONS.values()))
+    first = min(mon.accepted.values(), default=0.0) + WARMUP
+    out = []
+    for at in mon.accepted.values():
+        when = datetime.fromtimestamp(at, timezone.utc) + timedelta(microseconds=1)
+        slot = max(croniter(e, when).get_prev(float) for e in exprs)
+        if slot >= first:
+            out.append((at - slot) * 1000)
+    return out
+
+
+def _accept_rows(accept: dict[str, list[float]], found: dict[str, dict[str, list[float]]]) -> list[Measurement]:
+    """Delays measured to the moment Redis accepted each job (``MONITOR``), the same clock for every scheduler."""
+    out = []
+    rq = accept["rq"]
+    for name, values in [("hookscheduler sqlite", found["sqlite"]["accept"]),
+                         ("hookscheduler postgres", found["postgres"]["accept"]), ("A RQ CronScheduler", rq)]:
+        if not values:
+            out.append(Measurement(W, f"{name}: Redis accept - slot (MONITOR run)", "ms", [], "", False, "no runs"))
+            continue
+        med, p99 = statistics.median(values), _p99(values)
+        out.append(Measurement(W, f"{name}: Redis accept - slot (MONITOR run)", "median / p99 / max, ms",
+                               [med, p99, max(values)], note=f"{len(values)} runs"
+                               + (f"; A's median {statistics.median(rq):.2f} ms, max {max(rq):.2f} ms" if rq and
+                                  not name.startswith("A") else "")))
+    return out
 
 
 def _rows(case: str, samples: list[Sample], rq: list[Sample] | None) -> list[Measurement]:
@@ -141,12 +200,11 @@ def run(cfg: BenchConfig) -> list[Measurement]:
         out += _rows(f"hookscheduler schedule, {kind}, {window}", hs[kind], rq)
     out += _rows(f"A RQ CronScheduler, {window}", rq, None)
     out += _rows(f"C APScheduler 3 (SQLAlchemy store on SQLite), {window}", aps, None)
-    for kind in ("sqlite", "postgres"):
-        if kind == "sqlite":
-            found = accept_check(cfg, conn, None, seconds)
-        else:
-            with pg_database(cfg.pg_dsn, "acc9") as url:
-                found = accept_check(cfg, conn, url, seconds)
+    checks = {"sqlite": accept_check(cfg, conn, None, seconds)}
+    with pg_database(cfg.pg_dsn, "acc9") as url:
+        checks["postgres"] = accept_check(cfg, conn, url, seconds)
+    out += _accept_rows({"rq": rq_accept(cfg, conn, seconds)}, checks)
+    for kind, found in checks.items():
         ledger, rqs = found["ledger"], found["rq"]
         if not ledger:
             out.append(Measurement(W, f"{kind}: ledger enqueued_at vs Redis accept", "ms", [], "", False,
