@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import peewee as pw
+
+from .exceptions import JobNotFound
 from .jobs import get_job
 from .models import ScheduledJobLog
 
@@ -41,7 +44,7 @@ def error_summary(traceback: str | None) -> str | None:
 
 
 def history(job: str | None = None, status: str | None = None, since: datetime | None = None,
-            limit: int = 50, until: datetime | None = None) -> list[dict[str, Any]]:
+            limit: int = 50, until: datetime | None = None, offset: int = 0) -> list[dict[str, Any]]:
     """Log rows newest first (by slot), optionally of one job (which must exist), one status, a time window."""
     query = ScheduledJobLog.select()
     if job is not None:
@@ -53,7 +56,90 @@ def history(job: str | None = None, status: str | None = None, since: datetime |
     if until is not None:
         query = query.where(ScheduledJobLog.scheduled_for <= until)
     query = query.order_by(ScheduledJobLog.scheduled_for.desc(), ScheduledJobLog.id.desc()).limit(limit)
+    if offset:
+        query = query.offset(offset)
     return [log_dict(r) for r in query]
+
+
+def log_row(row_id: int) -> dict[str, Any]:
+    """One ledger row by id (the target of a timeline cell's link); JobNotFound when it is gone (pruned)."""
+    row = ScheduledJobLog.get_or_none(ScheduledJobLog.id == row_id)
+    if row is None:
+        raise JobNotFound(f"log row {row_id} not found (pruned after log_retention_days, or never written)")
+    return log_dict(row)
+
+
+#: The narrow columns of a timeline cell: no traceback, so a strip of thousands of slots reads little.
+CELL_COLUMNS = ("id", "scheduled_for", "trigger", "status", "reason", "slots", "first_slot", "last_slot",
+                "enqueued_at", "started_at", "finished_at", "duration")
+
+
+def slot_cells(job: str, since: datetime, until: datetime, limit: int = 5000) -> list[dict[str, Any]]:
+    """The ledger rows of one job whose slot lies in ``[since, until)``, oldest first, narrow columns only:
+    the cells of a slot timeline. Reads the ``(job_id, scheduled_for)`` index range, so its cost is the
+    rows shown, not the size of the ledger."""
+    L = ScheduledJobLog
+    fields = [getattr(L, c) for c in CELL_COLUMNS]
+    window = (L.job == get_job(job).id) & (L.scheduled_for >= since) & (L.scheduled_for < until)
+    query = (L.select(*fields).where(window)
+             .order_by(L.scheduled_for, L.id).limit(limit))
+    return [{c: getattr(r, c) for c in CELL_COLUMNS} for r in query]
+
+
+def cell_kind(cell: dict[str, Any], late_after: float) -> str:
+    """Pure: what a timeline cell shows: ``complete`` / ``failed`` / ``missed`` / ``skipped`` / ``late`` (a run
+    sent more than ``late_after`` seconds after its slot, or a catch-up run) / ``running`` (queued or started)."""
+    status = str(cell["status"])
+    if status in ("missed", "skipped"):
+        return status
+    if status in ("queued", "started"):
+        return "running"
+    late = cell["trigger"] == "catch-up" or int(cell["slots"] or 1) > 1 or (
+        cell["enqueued_at"] is not None and (cell["enqueued_at"] - cell["scheduled_for"]).total_seconds() > late_after)
+    if status == "failed":
+        return "failed"
+    return "late" if late else "complete"
+
+
+#: Ledger columns the metrics counter reads, in order.
+SCAN_COLUMNS = ("id", "job_name", "status", "trigger", "reason", "slots", "scheduled_for", "enqueued_at",
+                "finished_at", "duration", "created_at")
+
+
+def ledger_after(first_id: int, limit: int) -> list[tuple[Any, ...]]:
+    """Ledger rows with ``id >= first_id`` in id order (the primary key's range), as tuples of
+    :data:`SCAN_COLUMNS`: how :mod:`hookscheduler.metrics` follows the ledger without reading it twice."""
+    L = ScheduledJobLog
+    query = (L.select(*[getattr(L, c) for c in SCAN_COLUMNS]).where(L.id >= first_id).order_by(L.id).limit(limit))
+    return list(query.tuples())
+
+
+_REASON_PREFIXES = (("job stopped", "stopped"), ("scheduler inactive", "scheduler_inactive"),
+                    ("scheduler disabled", "scheduler_inactive"), ("previous run", "overlap"),
+                    ("no scheduler pass", "no_scheduler"))
+_REASON_WORDS = (("catchup_limit", "catchup_limit"), ("(jobs skip-next)", "skip_next"), ("(purge-jobs", "purged"),
+                 ("(rq-jobs cancel)", "canceled"), ("(rq-jobs delete)", "deleted"),
+                 ("run not enqueued: previous run", "overlap"))
+
+
+def ledger_max_id() -> int | None:
+    """The highest ledger id (the primary key's last entry), None when the ledger is empty."""
+    value = ScheduledJobLog.select(pw.fn.MAX(ScheduledJobLog.id)).scalar()
+    return int(value) if value is not None else None
+
+
+def reason_kind(status: str, reason: str | None) -> str:
+    """Pure: a missed or skipped row's reason as a short, fixed word (a metric label must not carry free
+    text): ``stopped``, ``scheduler_inactive``, ``overlap``, ``no_scheduler``, ``catchup_limit``,
+    ``skip_next``, ``purged``, ``canceled``, ``deleted``, or ``other``."""
+    text = reason or ""
+    for prefix, kind in _REASON_PREFIXES:
+        if text.startswith(prefix):
+            return kind
+    for needle, kind in _REASON_WORDS:
+        if needle in text:
+            return kind
+    return "no_scheduler" if status == "missed" else "other"
 
 
 @dataclass
@@ -113,4 +199,7 @@ def group_missed(rows: Iterable[dict[str, Any]]) -> list[MissedGroup]:
     return [groups[name] for name in sorted(groups)]
 
 
-__all__ = ["LOG_COLUMNS", "MissedGroup", "error_summary", "group_missed", "history", "log_dict", "missed"]
+__all__ = [
+    "CELL_COLUMNS", "LOG_COLUMNS", "SCAN_COLUMNS", "MissedGroup", "cell_kind", "error_summary", "group_missed",
+    "history", "ledger_after", "ledger_max_id", "log_dict", "log_row", "missed", "reason_kind", "slot_cells",
+]

@@ -46,11 +46,23 @@ def get_job(name: str, include_removed: bool = True) -> ScheduledJobType:
     return found
 
 
-def list_jobs(include_removed: bool = False) -> list[dict[str, Any]]:
-    """Every job with its columns plus the status and time of its latest log row."""
-    query = ScheduledJobType.select().order_by(ScheduledJobType.app, ScheduledJobType.name)
+def _jobs_query(include_removed: bool, search: str | None) -> Any:
+    query = ScheduledJobType.select()
     if not include_removed:
         query = query.where(ScheduledJobType.removed == False)  # noqa: E712
+    if search:
+        query = query.where(ScheduledJobType.name.contains(search) | ScheduledJobType.method.contains(search))
+    return query
+
+
+def list_jobs(include_removed: bool = False, search: str | None = None, offset: int = 0,
+              limit: int | None = None) -> list[dict[str, Any]]:
+    """Every job (or one page of them: ``offset``/``limit``, optionally only names or methods containing
+    ``search``) with its columns plus the status and time of its latest log row. A page costs one indexed
+    lookup per job listed, so a dashboard page over 10,000 jobs reads only the ledger rows it shows."""
+    query = _jobs_query(include_removed, search).order_by(ScheduledJobType.app, ScheduledJobType.name)
+    if limit is not None:
+        query = query.offset(offset).limit(limit)
     rows = list(query)
     latest = _latest_logs([r.id for r in rows])
     out = []
@@ -61,6 +73,11 @@ def list_jobs(include_removed: bool = False) -> list[dict[str, Any]]:
         item["last_log_at"] = (log.finished_at or log.started_at or log.scheduled_for) if log else None
         out.append(item)
     return out
+
+
+def count_jobs(include_removed: bool = False, search: str | None = None) -> int:
+    """How many jobs :func:`list_jobs` would list without a page (for paging)."""
+    return int(_jobs_query(include_removed, search).count())
 
 
 def _latest_logs(job_ids: list[int]) -> dict[int, ScheduledJobLog]:

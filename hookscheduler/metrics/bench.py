@@ -1,0 +1,77 @@
+"""The sites of one bench, opened once and used one at a time by a long-running server.
+
+The models are bound to one database per process at a time (:func:`hookscheduler.db.bind`), so a server that
+answers for several sites -- the dashboard, the metrics exporter -- must not let two requests bind different
+sites at once. :meth:`BenchSites.use` serialises that under one lock: requests are short (a page reads one
+page of rows), so the lock costs nothing that matters, and the library calls stay exactly the CLI's.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from ..context import SiteContext, open_sites
+from ..exceptions import HookSchedulerError
+from ..redis_conn import redis_for
+
+
+@dataclass
+class BenchSites:
+    """Every site of a bench (or the one named), each opened on first use."""
+
+    bench: str | None = None
+    site: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    _contexts: dict[str, SiteContext] = field(default_factory=dict, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    def __post_init__(self) -> None:
+        for ctx in open_sites(self.bench, self.site, self.overrides):
+            self._contexts[ctx.name] = ctx
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._contexts)
+
+    @property
+    def bench_id(self) -> str:
+        return self.first().bench.bench_id
+
+    def first(self) -> SiteContext:
+        return self._contexts[self.names[0]]
+
+    def get(self, name: str) -> SiteContext:
+        ctx = self._contexts.get(name)
+        if ctx is None:
+            raise UnknownSite(f"site {name!r} is not served here; sites: {', '.join(self.names)}")
+        return ctx
+
+    @contextmanager
+    def use(self, name: str) -> Iterator[SiteContext]:
+        """The site with its database bound, held exclusively for the block."""
+        ctx = self.get(name)
+        with self._lock:
+            ctx.database()
+            yield ctx
+
+    def redis(self, name: str) -> redis.Redis:
+        return redis_for(self.get(name).site)
+
+    def close(self) -> None:
+        for ctx in self._contexts.values():
+            ctx.close()
+
+
+class UnknownSite(HookSchedulerError):
+    """A site name the server does not serve (a URL typed by hand)."""
+
+    exit_code = 2
+
+
+__all__ = ["BenchSites", "UnknownSite"]
