@@ -111,7 +111,8 @@ def ledger_after(first_id: int, limit: int) -> list[tuple[Any, ...]]:
     :data:`SCAN_COLUMNS`: how :mod:`hookscheduler.metrics` follows the ledger without reading it twice."""
     L = ScheduledJobLog
     query = (L.select(*[getattr(L, c) for c in SCAN_COLUMNS]).where(L.id >= first_id).order_by(L.id).limit(limit))
-    return list(query.tuples())
+    rows: list[tuple[Any, ...]] = list(query.tuples())  # type: ignore[arg-type]
+    return rows
 
 
 _REASON_PREFIXES = (("job stopped", "stopped"), ("scheduler inactive", "scheduler_inactive"),

@@ -8,6 +8,7 @@ and the others are still collected.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -73,10 +74,10 @@ class HookschedulerCollector(Collector):
         with self.sites.use(name) as ctx:
             ledger_counts.update(conn, bench_id, name, now, self.grace, self.budget)
             status, _reason = scheduler_state.scheduler_state(ctx)
-            jobs = list(ScheduledJobType.select(ScheduledJobType.name, ScheduledJobType.frequency,
-                                                ScheduledJobType.cron_format, ScheduledJobType.stopped,
-                                                ScheduledJobType.next_execution)
-                        .where(ScheduledJobType.removed == False).tuples())  # noqa: E712
+            J = ScheduledJobType
+            query = (J.select(J.name, J.frequency, J.cron_format, J.stopped, J.next_execution)
+                     .where(J.removed == False).tuples())  # noqa: E712
+            jobs: list[tuple[Any, ...]] = list(query)  # type: ignore[arg-type]
             clock = ctx.clock
             queue_names = list(ctx.site.queues)
         _counters(ledger_counts.read(conn, bench_id, name), name, f)
@@ -116,7 +117,7 @@ def _interval(frequency: str, cron: str, now: datetime, clock: Any) -> float:
     slots = [next_slot(frequency, cron, now, clock)]
     for _ in range(8):
         slots.append(next_slot(frequency, cron, slots[-1], clock, anchor=slots[0]))
-    return max((b - a).total_seconds() for a, b in zip(slots, slots[1:], strict=False))
+    return max((b - a).total_seconds() for a, b in itertools.pairwise(slots))
 
 
 class _Families:

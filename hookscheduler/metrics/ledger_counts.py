@@ -150,7 +150,7 @@ def _pending_rows(ids: list[int]) -> list[dict[str, Any]]:
     cols = [getattr(L, c) for c in history.SCAN_COLUMNS]
     out: list[dict[str, Any]] = []
     for i in range(0, len(ids), 1000):
-        out += _dicts(L.select(*cols).where(L.id.in_(ids[i:i + 1000])).tuples())
+        out += _dicts(L.select(*cols).where(L.id.in_(ids[i:i + 1000])).tuples())  # type: ignore[arg-type]
     return out
 
 
@@ -174,7 +174,7 @@ def _step(conn: redis.Redis, bench_id: str, site: str, now: datetime, grace: flo
     for _attempt in range(5):
         with conn.pipeline(transaction=True) as pipe:
             try:
-                pipe.watch(key, pkey)
+                pipe.watch(key, pkey)  # type: ignore[no-untyped-call]
                 raw = pipe.hget(key, "cursor")
                 cursor = int(raw) if raw else 0
                 pending = sorted(int(x) for x in pipe.smembers(pkey))  # type: ignore[union-attr]
