@@ -171,12 +171,15 @@ def create_app(bench: str | None = None, site: str | None = None, auth: AuthConf
     rebinding); ``None`` accepts any."""
     dash = Dashboard(sites or BenchSites(bench, site), auth, live_seconds, clock, metrics_grace)
 
+    async def login_page(request: Request) -> Response:
+        return login_get(dash, request)
+
     def r(path: str, fn: Handler, write: bool = False) -> Route:
         return Route(path, page(dash, fn, write), methods=["POST"] if write else ["GET"])
 
     routes = [
         Route("/", page(dash, views.home)),
-        Route("/login", lambda req: _login_page(dash, req), methods=["GET"]),
+        Route("/login", login_page, methods=["GET"]),
         Route("/login", login_post, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/metrics", metrics_endpoint(dash)),
@@ -195,10 +198,6 @@ def create_app(bench: str | None = None, site: str | None = None, auth: AuthConf
                     exception_handlers={Exception: lambda req, exc: _error(dash, req, exc)})
     app.state.dash = dash
     return app
-
-
-async def _login_page(dash: Dashboard, request: Request) -> Response:
-    return login_get(dash, request)
 
 
 def _random_secret() -> str:
