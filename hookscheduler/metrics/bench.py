@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from ..config import load_bench, load_site
 from ..context import SiteContext, open_sites
 from ..exceptions import HookSchedulerError
 from ..redis_conn import redis_for
@@ -47,6 +48,7 @@ class BenchSites:
         return self._contexts[self.names[0]]
 
     def get(self, name: str) -> SiteContext:
+        """The site (its settings as last read: :meth:`use` reads them afresh)."""
         ctx = self._contexts.get(name)
         if ctx is None:
             raise UnknownSite(f"site {name!r} is not served here; sites: {', '.join(self.names)}")
@@ -57,8 +59,14 @@ class BenchSites:
         """The site with its database bound, held exclusively for the block."""
         ctx = self.get(name)
         with self._lock:
+            self._refresh(ctx)
             ctx.database()
             yield ctx
+
+    def _refresh(self, ctx: SiteContext) -> None:
+        """Re-read the site's config files (a long-running server must see ``scheduler pause`` made by the CLI,
+        or by itself, as each CLI run does); the database connection is kept."""
+        ctx.site = load_site(load_bench(str(ctx.bench.path)), ctx.name, self.overrides)
 
     def redis(self, name: str) -> redis.Redis:
         return redis_for(self.get(name).site)

@@ -89,3 +89,35 @@ def live_server(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def seed_ledger(bench: Path, site: str | None = None, days: int = 3) -> None:
+    """Hourly ledger rows for ``app1.tasks.ok`` over the last ``days`` days: mostly complete, with failed (and a
+    traceback holding a password, which must be redacted), missed, skipped and late runs."""
+    from hookscheduler.context import open_site
+    from hookscheduler.models import ScheduledJobLog, ScheduledJobType
+
+    ctx = open_site(str(bench), site)
+    ctx.database()
+    job = ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok")
+    now = utcnow().replace(minute=0, second=0, microsecond=0)
+    rows = []
+    for h in range(days * 24, 0, -1):
+        slot = now - timedelta(hours=h)
+        kind = h % 11
+        status = {0: "failed", 3: "missed", 5: "skipped"}.get(kind, "complete")
+        late = 300 if kind == 7 else 1
+        rows.append({
+            "job": job.id, "job_name": job.name, "scheduled_for": slot, "trigger": "schedule", "status": status,
+            "reason": {"missed": "no scheduler pass ran for 1 slot; catchup=skip, so not run",
+                       "skipped": "job stopped"}.get(status), "slots": 1, "first_slot": slot, "last_slot": slot,
+            "queue": "default", "rq_job_id": f"seed-{site}-{h}" if status in ("complete", "failed") else None,
+            "enqueued_at": slot + timedelta(seconds=late) if status in ("complete", "failed") else None,
+            "started_at": slot + timedelta(seconds=late + 1) if status in ("complete", "failed") else None,
+            "finished_at": slot + timedelta(seconds=late + 4), "duration": 3.0 if status == "complete" else None,
+            "worker": "w1" if status in ("complete", "failed") else None,
+            "traceback": ("Traceback (most recent call last):\n  File \"tasks.py\", line 3\n"
+                          "ConnectionError: postgresql://app:s3cret-pw@db/x refused") if status == "failed" else None,
+            "created_at": slot, "modified_at": slot})
+    ScheduledJobLog.insert_many(rows).execute()
+    ctx.close()
