@@ -122,7 +122,7 @@ def _interval(frequency: str, cron: str, now: datetime, clock: Any) -> float:
 
 class _Families:
     def __init__(self) -> None:
-        s, sj = ["site"], ["site", "job"]
+        s, sj = ["site"], ["site", "job_name"]
         self.runs = CounterMetricFamily(P + "job_runs", "Runs that ended, by status (complete, failed).",
                                         labels=[*sj, "status"])
         self.slots = CounterMetricFamily(P + "job_slots_not_run", "Slots missed or skipped, by reason.",

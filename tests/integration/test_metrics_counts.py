@@ -119,14 +119,15 @@ def test_runs_done_by_several_worker_processes_are_all_counted(bench_factory, db
     sites = BenchSites(str(bench))
     got = samples(registry_for(sites, grace=0))
     site = (("site", ctx.name),)
-    assert got[("hookscheduler_job_runs_total", (("job", "app1.tasks.ok"), *site, ("status", "complete")))] == 9
-    assert got[("hookscheduler_job_runs_total", (("job", "app1.tasks.boom"), *site, ("status", "failed")))] == 3
-    assert got[("hookscheduler_job_duration_seconds_count", (("job", "app1.tasks.ok"), *site))] == 9
-    assert got[("hookscheduler_job_last_run_status", (("job", "app1.tasks.boom"), *site, ("status", "failed")))] == 1
+    assert got[("hookscheduler_job_runs_total", (("job_name", "app1.tasks.ok"), *site, ("status", "complete")))] == 9
+    assert got[("hookscheduler_job_runs_total", (("job_name", "app1.tasks.boom"), *site, ("status", "failed")))] == 3
+    assert got[("hookscheduler_job_duration_seconds_count", (("job_name", "app1.tasks.ok"), *site))] == 9
+    boom = ("job_name", "app1.tasks.boom")
+    assert got[("hookscheduler_job_last_run_status", (boom, *site, ("status", "failed")))] == 1
     assert got[("hookscheduler_site_up", site)] == 1
     assert got[("hookscheduler_scheduler_up", site)] == 0
-    assert got[("hookscheduler_job_schedule_interval_seconds", (("job", "app1.tasks.ok"), *site))] == 3600
-    assert got[("hookscheduler_job_schedule_interval_seconds", (("job", "app1.tasks.boom"), *site))] == 86400
+    assert got[("hookscheduler_job_schedule_interval_seconds", (("job_name", "app1.tasks.ok"), *site))] == 3600
+    assert got[("hookscheduler_job_schedule_interval_seconds", (("job_name", "app1.tasks.boom"), *site))] == 86400
     # scraping again counts nothing twice
     assert samples(registry_for(sites, grace=0))[
-        ("hookscheduler_job_runs_total", (("job", "app1.tasks.ok"), *site, ("status", "complete")))] == 9
+        ("hookscheduler_job_runs_total", (("job_name", "app1.tasks.ok"), *site, ("status", "complete")))] == 9

@@ -16,7 +16,16 @@ from hookscheduler import jobs as jobs_lib
 from hookscheduler.context import open_site
 from hookscheduler.models import ScheduledJobLog, ScheduledJobType
 from hookscheduler.web.app import create_app
-from tests.web.support import CHROMIUM, CHROMIUM_ARGS, HOSTILE, PASSWORD, auth_config, live_server, make_bench, seed_ledger
+from tests.web.support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    HOSTILE,
+    PASSWORD,
+    auth_config,
+    live_server,
+    make_bench,
+    seed_ledger,
+)
 
 SHOTS = os.environ.get("HS_SCREENSHOTS")  # a folder: save screenshots of the main pages there (docs/img)
 
