@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
@@ -41,6 +42,7 @@ def ago(value: datetime | None, now: datetime) -> str:
     return f"{duration(abs(delta))} ago" if delta >= 0 else f"in {duration(-delta)}"
 
 
+@functools.lru_cache(maxsize=4096)
 def schedule_text(frequency: str, cron_format: str, tick_interval: int) -> str:
     """The schedule in words (``At 18:15, Monday through Friday``); the cron string itself when it cannot be
     described. Our 6-field cron has a trailing seconds field; cron-descriptor reads seconds first."""
