@@ -12,6 +12,7 @@ routing, the library calls, the templates; not the network), ``cfg.runs`` times 
 
 from __future__ import annotations
 
+import functools
 import warnings
 from datetime import datetime
 from typing import Any
@@ -102,7 +103,7 @@ def run(cfg: BenchConfig) -> list[Measurement]:
                 assert client.get(path).status_code == 200, path  # warm-up, and a check
                 values = []
                 for _ in range(cfg.runs):
-                    ms, resp = timed(lambda p=path, c=client: c.get(p))
+                    ms, resp = timed(functools.partial(client.get, path))
                     assert resp.status_code == 200
                     values.append(ms)
                 med = sorted(values)[len(values) // 2]
@@ -112,7 +113,7 @@ def run(cfg: BenchConfig) -> list[Measurement]:
             caught = 0
             while update(site.conn, site.bench_id, "default", budget=30.0, grace=0) and caught < 100:
                 caught += 1  # the first scrapes backfill the counters from the ledger
-            values = [timed(lambda c=client: c.get("/metrics"))[0] for _ in range(cfg.runs)]
+            values = [timed(functools.partial(client.get, "/metrics"))[0] for _ in range(cfg.runs)]
             out.append(Measurement(TITLE, f"{case}: /metrics (caught up)", "ms/scrape", values, "", None,
                                    f"{fmt_n(n)} jobs' series"))
         finally:
