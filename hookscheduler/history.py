@@ -75,15 +75,14 @@ CELL_COLUMNS = ("id", "scheduled_for", "trigger", "status", "reason", "slots", "
 
 
 def slot_cells(job: str, since: datetime, until: datetime, limit: int = 5000) -> list[dict[str, Any]]:
-    """The ledger rows of one job whose slot lies in ``[since, until)``, oldest first, narrow columns only:
-    the cells of a slot timeline. Reads the ``(job_id, scheduled_for)`` index range, so its cost is the
+    """The latest ``limit`` ledger rows of one job whose slot lies in ``[since, until)``, oldest first, narrow
+    columns only: the cells of a slot timeline. Reads the ``(job_id, scheduled_for)`` index range, so its cost is the
     rows shown, not the size of the ledger."""
     L = ScheduledJobLog
     fields = [getattr(L, c) for c in CELL_COLUMNS]
     window = (L.job == get_job(job).id) & (L.scheduled_for >= since) & (L.scheduled_for < until)
-    query = (L.select(*fields).where(window)
-             .order_by(L.scheduled_for, L.id).limit(limit))
-    return [{c: getattr(r, c) for c in CELL_COLUMNS} for r in query]
+    query = L.select(*fields).where(window).order_by(L.scheduled_for.desc(), L.id.desc()).limit(limit)
+    return [{c: getattr(r, c) for c in CELL_COLUMNS} for r in reversed(list(query))]
 
 
 def cell_kind(cell: dict[str, Any], late_after: float) -> str:

@@ -63,3 +63,24 @@ def test_mounted_under_a_prefix_in_another_app(bench_factory):
         "name": "app1.tasks.ok", "csrf": csrf_of(page.text), "back": "/ops/scheduler/sites/default/jobs"},
         follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/ops/scheduler/sites/default/jobs"
+
+
+def test_a_long_timeline_shows_its_latest_cells(bench_factory, monkeypatch):
+    from datetime import timedelta
+
+    from hookscheduler.models import ScheduledJobType, utcnow
+    from hookscheduler.web import views
+
+    monkeypatch.setattr(views, "MAX_CELLS", 50)
+    bench = make_bench(bench_factory)
+    open_site(str(bench)).database()
+    job = ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok")
+    now = utcnow()
+    rows = [{"job": job.id, "job_name": job.name, "scheduled_for": now - timedelta(minutes=m), "trigger": "schedule",
+             "status": "complete", "slots": 1, "created_at": now, "modified_at": now} for m in range(1, 121)]
+    ScheduledJobLog.insert_many(rows).execute()
+    newest = ScheduledJobLog.select().order_by(ScheduledJobLog.scheduled_for.desc()).first()
+    oldest = ScheduledJobLog.select().order_by(ScheduledJobLog.scheduled_for).first()
+    html = client(bench).get("/sites/default/job?name=app1.tasks.ok").text
+    assert f"/log/{newest.id}\"" in html and f"/log/{oldest.id}\"" not in html
+    assert html.count('<a class="cell c-complete"') == 50 and "Only the latest cells are shown" in html
