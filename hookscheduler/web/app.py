@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -52,8 +53,11 @@ class Dashboard:
         self.live_seconds = live_seconds
         self.clock = clock
         self.metrics_grace = metrics_grace
+        # every value a page shows goes through the CLI's redaction first (a traceback or an error line may quote
+        # a URL with its password), then Jinja2's escaping
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
-                                     autoescape=select_autoescape(["html"], default=True))
+                                     autoescape=select_autoescape(["html"], default=True),
+                                     finalize=_redacted)
         self.templates.filters.update(duration=present.duration, q=present.url_quote, redact=redact)
 
     def render(self, request: Request, name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
@@ -67,6 +71,11 @@ class Dashboard:
             ago=lambda v: present.ago(v, now), flash=request.session.pop("flash", None), root=_root(request),
             **context)
         return HTMLResponse(page, status_code=http_status, headers=SECURITY_HEADERS)
+
+
+def _redacted(value: Any) -> Any:
+    """Plain text is redacted; markup (a macro's output, already built from redacted values) passes."""
+    return redact(value) if isinstance(value, str) and not isinstance(value, Markup) else value
 
 
 def _root(request: Request) -> str:

@@ -159,3 +159,16 @@ def test_several_sites_each_with_its_own_database(bench_factory, db_kind):
     assert "<strong>stopped</strong>" not in c.get("/sites/a.example/jobs").text
     sched = c.get("/scheduler").text
     assert 'data-site="a.example"' in sched and 'data-site="b.example"' in sched
+
+
+def test_passwords_in_errors_and_tracebacks_are_never_rendered(bench_factory, db_kind):
+    from tests.web.support import seed_ledger
+
+    bench = make_bench(bench_factory, db_kind, hours_ago=80)
+    seed_ledger(bench)
+    c = client(bench)
+    for path in ("/sites/default/missed?since=3d", "/sites/default/job?name=app1.tasks.ok",
+                 "/sites/default/job?name=app1.tasks.ok&offset=25", "/sites/default/missed?since=2d"):
+        html = c.get(path).text
+        assert "s3cret-pw" not in html, path
+        assert "postgresql://app:***@db/x" in html, path
