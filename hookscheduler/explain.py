@@ -237,7 +237,9 @@ def explain(ctx: SiteContext, conn: redis.Redis | None, name: str, at: datetime 
             sched["scheduler_alive"] = any(h.serves(ctx.name) for h in heartbeats(conn, ctx.bench.bench_id))
         except (ServiceUnavailable, redis.exceptions.RedisError) as exc:
             sched["redis_error"] = str(exc)
-    oldest = ScheduledJobLog.select(ScheduledJobLog.scheduled_for).order_by(ScheduledJobLog.scheduled_for).first()
+    # the first row still kept, by primary key (pruning deletes the oldest rows): a one-row index read, where
+    # the earliest slot of the whole ledger would be a scan of it
+    oldest = ScheduledJobLog.select(ScheduledJobLog.scheduled_for).order_by(ScheduledJobLog.id).first()
     facts = Facts(job=job, slot=slot, now=now, rows=rows, scheduler_status=status, scheduler_reason=reason,
                   scheduler_alive=sched["scheduler_alive"], last_tick=sched["last_tick"], active=active,
                   retention_days=ctx.site.log_retention_days, oldest_log=oldest.scheduled_for if oldest else None,

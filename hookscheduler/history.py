@@ -14,6 +14,7 @@ from typing import Any
 
 import peewee as pw
 
+from .db import TROUBLE
 from .exceptions import JobNotFound
 from .jobs import get_job
 from .models import ScheduledJobLog
@@ -25,6 +26,7 @@ LOG_COLUMNS = (
 )
 
 NOT_RUN = ("missed", "skipped")
+TROUBLE_STATUSES = ("missed", "skipped", "failed")
 RAN = ("queued", "started", "complete", "failed")
 
 
@@ -51,6 +53,8 @@ def history(job: str | None = None, status: str | None = None, since: datetime |
         query = query.where(ScheduledJobLog.job == get_job(job).id)
     if status is not None:
         query = query.where(ScheduledJobLog.status == status)
+        if job is None and status in TROUBLE_STATUSES:
+            query = query.where(pw.SQL(TROUBLE))  # implied by the status: lets the trouble index serve it
     if since is not None:
         query = query.where(ScheduledJobLog.scheduled_for >= since)
     if until is not None:
@@ -170,9 +174,10 @@ def missed(since: datetime | None = None, job: str | None = None, limit: int = 1
     ``catch-up``), grouped per job, newest first inside a group, groups by job name. Manual and event runs
     are left out: they are requests, not slots."""
     # manual and event runs are requests, not slots: a skipped one is in `jobs history`, not here
-    query = ScheduledJobLog.select().where(
+    # the literal predicate of the trouble index (implied by the condition after it) lets that index serve this
+    query = ScheduledJobLog.select().where(pw.SQL(TROUBLE) & (
         (ScheduledJobLog.status.in_(NOT_RUN) | (ScheduledJobLog.slots > 1) | (ScheduledJobLog.trigger == "catch-up"))
-        & ScheduledJobLog.trigger.not_in(["manual", "event"]))
+        & ScheduledJobLog.trigger.not_in(["manual", "event"])))
     if job is not None:
         query = query.where(ScheduledJobLog.job == get_job(job).id)
     if since is not None:
