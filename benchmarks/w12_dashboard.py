@@ -1,4 +1,4 @@
-"""8. Dashboard: how long a page of the dashboard takes to render with 10,000 jobs and a million ledger rows.
+"""12. Dashboard: how long a page of the dashboard takes to render with 10,000 jobs and a million ledger rows.
 
 A site on SQLite and one on PostgreSQL, each filled directly: N jobs (varied crons, as workloads 1-3) and
 100 hourly ledger rows per job (quick: fewer), generated in SQL -- mostly complete, with failed, missed,
@@ -24,7 +24,7 @@ from hookscheduler.models import ScheduledJobLog, ScheduledJobType, utcnow
 from .common import BenchConfig, Measurement
 from .tickbench import BenchSite, analyze, fmt_n, make_site, populate, timed
 
-TITLE = "8. Dashboard page render"
+TITLE = "12. Dashboard page render"
 TARGET_MS = 200.0
 ROWS_PER_JOB = 100
 
@@ -87,7 +87,7 @@ def run(cfg: BenchConfig) -> list[Measurement]:
     per_job = 25 if cfg.quick else ROWS_PER_JOB
     out: list[Measurement] = []
     for kind in ("sqlite", "postgres"):
-        site = make_site(cfg, f"w8{kind[:2]}x", kind)
+        site = make_site(cfg, f"w12{kind[:2]}x", kind)
         try:
             now = utcnow()
             populate(site, n, 0, now=now)
