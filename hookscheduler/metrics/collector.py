@@ -163,7 +163,7 @@ class _Families:
 
 def _counters(series: dict[tuple[str, ...], str], site: str, f: _Families) -> None:
     hist: dict[tuple[str, str], dict[str, float]] = {}
-    for (kind, job, *rest), value in sorted(series.items()):
+    for (kind, job, *rest), value in series.items():
         if kind == "runs":
             f.runs.add_metric([site, job, rest[0]], float(value))
         elif kind == "slots":
@@ -176,7 +176,7 @@ def _counters(series: dict[tuple[str, ...], str], site: str, f: _Families) -> No
                 f.last_status.add_metric([site, job, st], 1 if st == status else 0)
         elif kind in ("late_b", "dur_b", "late_sum", "dur_sum"):
             hist.setdefault((kind[:3], job), {})[rest[0] if rest else "sum"] = float(value)
-    for (kind, job), parts in sorted(hist.items()):
+    for (kind, job), parts in hist.items():
         bounds = ledger_counts.LATENESS_BUCKETS if kind == "lat" else ledger_counts.DURATION_BUCKETS
         running, buckets = 0.0, []
         for bound in [*(repr(b) for b in bounds), "+Inf"]:

@@ -131,3 +131,20 @@ def test_runs_done_by_several_worker_processes_are_all_counted(bench_factory, db
     # scraping again counts nothing twice
     assert samples(registry_for(sites, grace=0))[
         ("hookscheduler_job_runs_total", (("job_name", "app1.tasks.ok"), *site, ("status", "complete")))] == 9
+
+
+def test_stored_series_names_survive_any_job_name(redis_client):
+    import uuid
+
+    from hookscheduler.metrics.ledger_counts import counts_key, field_name, read
+
+    bench_id = f"hst{uuid.uuid4().hex[:10]}"
+    weird = "a\x1fb\x1f<c>"
+    key = counts_key(bench_id, "s")
+    try:
+        redis_client.hset(key, mapping={field_name("runs", weird, "complete"): 3, field_name("late_sum", weird): 1.5,
+                                        field_name("slots", weird, "skipped", "stopped"): 2, "cursor": 9, "junk": 1})
+        assert read(redis_client, bench_id, "s") == {("runs", weird, "complete"): "3", ("late_sum", weird): "1.5",
+                                                     ("slots", weird, "skipped", "stopped"): "2"}
+    finally:
+        redis_client.delete(key)

@@ -65,3 +65,4 @@ def test_cell_kinds():
     assert cell_kind(_row(1, "failed"), late_after=60) == "failed"
     assert cell_kind(_row(1, "missed"), late_after=60) == "missed"
     assert cell_kind(_row(1, "queued"), late_after=60) == "running"
+
