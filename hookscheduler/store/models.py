@@ -109,5 +109,5 @@ class SchedulerState(BaseModel):
 
 ALL_MODELS: tuple[type[BaseModel], ...] = (ScheduledJobType, ScheduledJobLog, SchedulerState)
 
-LOG_STATUSES: tuple[str, ...] = tuple(LedgerStatus)
-TRIGGERS: tuple[str, ...] = tuple(Trigger)
+LOG_STATUSES: tuple[str, ...] = tuple(s.value for s in LedgerStatus)
+TRIGGERS: tuple[str, ...] = tuple(t.value for t in Trigger)

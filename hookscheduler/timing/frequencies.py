@@ -47,8 +47,8 @@ SECTIONS: dict[str, Section] = {s.key: s for s in _SECTIONS}
 BY_FREQUENCY: dict[str, Section] = {s.frequency: s for s in _SECTIONS}
 FREQUENCIES: tuple[str, ...] = tuple(s.frequency for s in _SECTIONS)
 
-CATCHUP_POLICIES: tuple[str, ...] = tuple(CatchUp)
-OVERLAP_POLICIES: tuple[str, ...] = tuple(Overlap)
+CATCHUP_POLICIES: tuple[str, ...] = tuple(p.value for p in CatchUp)
+OVERLAP_POLICIES: tuple[str, ...] = tuple(p.value for p in Overlap)
 
 
 def cron_for(frequency: str, cron_format: str) -> str | None:
