@@ -19,7 +19,7 @@ from typing import Any
 
 import peewee as pw
 
-from hookscheduler.models import ScheduledJobLog, ScheduledJobType, utcnow
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, utcnow
 
 from .common import BenchConfig, Measurement
 from .tickbench import BenchSite, analyze, fmt_n, make_site, populate, timed

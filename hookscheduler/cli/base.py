@@ -13,9 +13,9 @@ import peewee as pw
 from .. import __version__
 from ..config import Site
 from ..context import SiteContext, open_site, open_sites
-from ..db import redact
 from ..exceptions import HookSchedulerError
-from ..logsafe import install_log_redaction
+from ..security.logs import install_log_redaction
+from ..security.redact import redact
 from .lazy import LazyCommand, LazyGroup
 
 

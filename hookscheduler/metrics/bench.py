@@ -16,10 +16,10 @@ from typing import Any
 
 import redis
 
+from ..broker.connection import redis_for
 from ..config import load_bench, load_site
 from ..context import SiteContext, open_sites
 from ..exceptions import HookSchedulerError
-from ..redis_conn import redis_for
 
 
 @dataclass

@@ -21,10 +21,11 @@ import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .. import queues, rq_view, scheduler_state
 from ..exceptions import HookSchedulerError
-from ..models import ScheduledJobType, utcnow
-from ..timing import next_slot
+from ..ops import queues, rq_view
+from ..ops import scheduler as scheduler_state
+from ..store.models import ScheduledJobType, utcnow
+from ..timing.calendar import next_slot
 from . import ledger_counts
 from .bench import BenchSites
 
@@ -78,7 +79,7 @@ class HookschedulerCollector(Collector):
             query = (J.select(J.name, J.frequency, J.cron_format, J.stopped, J.next_execution)
                      .where(J.removed == False).tuples())  # noqa: E712
             jobs: list[tuple[Any, ...]] = list(query)  # type: ignore[arg-type]
-            clock = ctx.clock
+            calendar = ctx.calendar
             queue_names = list(ctx.site.queues)
         _counters(ledger_counts.read(conn, bench_id, name), name, f)
         intervals: dict[tuple[str, str], float] = {}
@@ -87,7 +88,7 @@ class HookschedulerCollector(Collector):
             f.next_run.add_metric([name, job], _epoch(nxt))
             key = (frequency, cron or "")
             if key not in intervals:
-                intervals[key] = _interval(frequency, cron or "", now, clock)
+                intervals[key] = _interval(frequency, cron or "", now, calendar)
             f.interval.add_metric([name, job], intervals[key])
         for st in SCHEDULER_STATUSES:
             f.sched_status.add_metric([name, st], 1 if st == status else 0)
@@ -112,11 +113,11 @@ class HookschedulerCollector(Collector):
         f.workers.add_metric(["idle"], len(rows) - busy)
 
 
-def _interval(frequency: str, cron: str, now: datetime, clock: Any) -> float:
+def _interval(frequency: str, cron: str, now: datetime, calendar: Any) -> float:
     """The longest gap between the next eight fire times: how long a healthy job may go without running."""
-    slots = [next_slot(frequency, cron, now, clock)]
+    slots = [next_slot(frequency, cron, now, calendar)]
     for _ in range(8):
-        slots.append(next_slot(frequency, cron, slots[-1], clock, anchor=slots[0]))
+        slots.append(next_slot(frequency, cron, slots[-1], calendar, anchor=slots[0]))
     return max((b - a).total_seconds() for a, b in itertools.pairwise(slots))
 
 

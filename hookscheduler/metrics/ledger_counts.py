@@ -36,9 +36,9 @@ from typing import Any
 
 import redis
 
-from .. import history
-from ..models import ScheduledJobLog, utcnow
-from ..naming import site_tag
+from ..broker.keys import site_tag
+from ..ops import history
+from ..store.models import ScheduledJobLog, utcnow
 
 #: Histogram bucket bounds (seconds): lateness is enqueue minus slot, duration is the run's own.
 LATENESS_BUCKETS = (0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)

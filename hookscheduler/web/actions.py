@@ -16,11 +16,12 @@ import redis
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from .. import jobs as jobs_lib
-from .. import manual, queues, rq_view, scheduler_state
-from ..db import redact
+from ..broker.connection import check_redis
 from ..exceptions import BadInput, HookSchedulerError, shown
-from ..redis_conn import check_redis
+from ..ops import jobs as jobs_lib
+from ..ops import manual, queues, rq_view
+from ..ops import scheduler as scheduler_state
+from ..security.redact import redact
 from .security import Viewer, audit
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def run_now(dash: Dashboard, request: Request, site: str, form: dict[str, str], 
 
 def skip_next(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
     with dash.sites.use(site) as ctx:
-        result = jobs_lib.skip_next(ctx.database(), _need(form, "name"), ctx.clock, who=who.actor)
+        result = jobs_lib.skip_next(ctx.database(), _need(form, "name"), ctx.calendar, who=who.actor)
     return f"skipped {result.job_name}'s run at {result.skipped_slot:%Y-%m-%d %H:%M:%S} UTC"
 
 

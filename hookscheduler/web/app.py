@@ -27,9 +27,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..db import redact
 from ..metrics.bench import BenchSites
-from ..models import utcnow
+from ..security.redact import redact
+from ..store.models import utcnow
 from . import actions, present, views
 from .auth import AuthConfig
 from .security import LOOPBACK_NAMES, csrf_ok, csrf_token, viewer

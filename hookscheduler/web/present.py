@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from ..frequencies import cron_for, is_maintenance
+from ..timing.frequencies import cron_for, is_maintenance
 
 
 def local(value: datetime | None, tz: ZoneInfo, seconds: bool = True) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from ..exceptions import ConfigError
-from ..jobs import actor
+from ..ops.jobs import actor
 from .auth import AuthConfig
 
 audit = logging.getLogger("hookscheduler.web.audit")

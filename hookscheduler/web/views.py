@@ -10,14 +10,15 @@ import redis
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from .. import explain as explain_lib
-from .. import history as history_lib
-from .. import jobs as jobs_lib
-from .. import queues as queues_lib
-from .. import rq_view, scheduler_state
+from ..broker.connection import check_redis
 from ..exceptions import HookSchedulerError, JobNotFound, QueueNotFound, ServiceUnavailable
-from ..redis_conn import check_redis
-from ..timespec import parse_moment
+from ..ops import explain as explain_lib
+from ..ops import history as history_lib
+from ..ops import jobs as jobs_lib
+from ..ops import queues as queues_lib
+from ..ops import rq_view
+from ..ops import scheduler as scheduler_state
+from ..timing.moments import parse_moment
 from . import present
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def job(dash: Dashboard, request: Request) -> Response:
         info = {c: getattr(row, c) for c in jobs_lib.JOB_COLUMNS}
         cells = history_lib.slot_cells(name, now - timedelta(days=days), now + timedelta(seconds=1), MAX_CELLS + 1)
         runs = history_lib.history(name, limit=25, offset=offset)
-        upcoming = jobs_lib.upcoming_slots(row, ctx.clock, 10, now)
+        upcoming = jobs_lib.upcoming_slots(row, ctx.calendar, 10, now)
         explanation = None
         if at_text is not None:
             at = parse_moment(at_text, now, ctx.site.time_zone, "at")

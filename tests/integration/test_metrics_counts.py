@@ -10,11 +10,11 @@ from datetime import timedelta
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hookscheduler import manual
 from hookscheduler.metrics import ledger_counts
 from hookscheduler.metrics.bench import BenchSites
 from hookscheduler.metrics.exporter import registry_for
-from hookscheduler.models import ScheduledJobLog, ScheduledJobType, utcnow
+from hookscheduler.ops import manual
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, utcnow
 from tests.helpers import env_for
 from tests.integration.opcli_support import migrated
 

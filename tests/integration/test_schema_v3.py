@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from hookscheduler import db as dbmod
-from hookscheduler import history
 from hookscheduler.context import open_site
-from hookscheduler.db import MIGRATIONS, set_state, write_txn
-from hookscheduler.hooks_loader import load_job_specs
-from hookscheduler.migrate import migrate_site
-from hookscheduler.models import ScheduledJobLog, ScheduledJobType
+from hookscheduler.declare.hooks import load_job_specs
+from hookscheduler.declare.migrate import migrate_site
+from hookscheduler.ops import history
+from hookscheduler.store import database as dbmod
+from hookscheduler.store.database import MIGRATIONS, set_state, write_txn
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
 
 T0 = datetime(2026, 1, 5, 10, 7)
 
@@ -35,7 +35,7 @@ def test_v2_database_upgrades_and_trouble_queries_use_the_index(bench_factory, d
         MIGRATIONS[0](db)
         MIGRATIONS[1](db)
         set_state("schema_version", "2")
-    plan = migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.clock, now=T0)
+    plan = migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=T0)
     assert plan.schema_steps == 1 and dbmod.schema_version(db) == dbmod.SCHEMA_VERSION
     assert "scheduled_job_log_trouble" in {ix.name for ix in db.get_indexes("scheduled_job_log")}
     job = ScheduledJobType.get()

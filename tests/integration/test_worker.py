@@ -15,10 +15,10 @@ from rq.job import Job
 
 import hookscheduler
 from hookscheduler import enqueue
-from hookscheduler.events import listen, subscribe
-from hookscheduler.models import ScheduledJobLog
-from hookscheduler.naming import queue_name
-from hookscheduler.tick import reconcile_active, run_pass
+from hookscheduler.background.events import listen, subscribe
+from hookscheduler.broker.keys import queue_name
+from hookscheduler.schedule.claim import reconcile_active, run_pass
+from hookscheduler.store.models import ScheduledJobLog
 from tests.helpers import env_for
 from tests.integration.bgjobs_support import cli, make_bench, out_rows, pid_alive, site, spawn, wait_for
 

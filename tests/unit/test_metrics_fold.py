@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from hookscheduler.history import cell_kind, reason_kind
 from hookscheduler.metrics.ledger_counts import field_name, fold, scan
+from hookscheduler.ops.history import cell_kind, reason_kind
 
 T = datetime(2026, 3, 2, 10, 0)
 

@@ -17,7 +17,7 @@ from typing import Any
 import uvicorn
 from starlette.testclient import TestClient
 
-from hookscheduler.models import utcnow
+from hookscheduler.store.models import utcnow
 from hookscheduler.web.app import create_app
 from hookscheduler.web.auth import AuthConfig, User, hash_password
 from tests.integration.opcli_support import migrated
@@ -95,7 +95,7 @@ def seed_ledger(bench: Path, site: str | None = None, days: int = 3) -> None:
     """Hourly ledger rows for ``app1.tasks.ok`` over the last ``days`` days: mostly complete, with failed (and a
     traceback holding a password, which must be redacted), missed, skipped and late runs."""
     from hookscheduler.context import open_site
-    from hookscheduler.models import ScheduledJobLog, ScheduledJobType
+    from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
 
     ctx = open_site(str(bench), site)
     ctx.database()

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from hookscheduler import jobs as jobs_lib
 from hookscheduler.context import open_site
-from hookscheduler.models import ScheduledJobLog, ScheduledJobType
+from hookscheduler.ops import jobs as jobs_lib
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
 from hookscheduler.web.app import create_app
 from tests.web.support import (
     CHROMIUM,

@@ -18,7 +18,7 @@ import pytest
 
 from hookscheduler.context import open_site
 from hookscheduler.metrics import ALERT_RULES
-from hookscheduler.models import ScheduledJobLog
+from hookscheduler.store.models import ScheduledJobLog
 from hookscheduler.web.app import create_app
 from tests.helpers import env_for
 from tests.web.support import auth_config, free_port, live_server, make_bench, seed_ledger

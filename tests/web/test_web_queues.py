@@ -7,10 +7,10 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from hookscheduler import manual
+from hookscheduler.broker.connection import redis_for
 from hookscheduler.context import open_site
-from hookscheduler.models import ScheduledJobLog
-from hookscheduler.redis_conn import redis_for
+from hookscheduler.ops import manual
+from hookscheduler.store.models import ScheduledJobLog
 from hookscheduler.web.app import create_app
 from tests.web.support import client, csrf_of, make_bench
 
@@ -68,7 +68,7 @@ def test_mounted_under_a_prefix_in_another_app(bench_factory):
 def test_a_long_timeline_shows_its_latest_cells(bench_factory, monkeypatch):
     from datetime import timedelta
 
-    from hookscheduler.models import ScheduledJobType, utcnow
+    from hookscheduler.store.models import ScheduledJobType, utcnow
     from hookscheduler.web import views
 
     monkeypatch.setattr(views, "MAX_CELLS", 50)

@@ -8,7 +8,7 @@ import pytest
 
 from hookscheduler.context import open_site
 from hookscheduler.exceptions import ConfigError
-from hookscheduler.models import ScheduledJobType
+from hookscheduler.store.models import ScheduledJobType
 from hookscheduler.web.auth import check_password, hash_password, load_auth
 from hookscheduler.web.security import check_bind
 from tests.integration.opcli_support import run
