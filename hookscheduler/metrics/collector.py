@@ -8,6 +8,7 @@ and the others are still collected.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -114,7 +115,13 @@ class HookschedulerCollector(Collector):
 
 
 def _interval(frequency: str, cron: str, now: datetime, calendar: Any) -> float:
-    """The longest gap between the next eight fire times: how long a healthy job may go without running."""
+    """The longest gap between the next eight fire times: how long a healthy job may go without running.
+    Computed once per schedule and hour (a bench has a few hundred distinct schedules; croniter is slow)."""
+    return _interval_from(frequency, cron, now.replace(minute=0, second=0, microsecond=0), calendar)
+
+
+@functools.lru_cache(maxsize=4096)
+def _interval_from(frequency: str, cron: str, now: datetime, calendar: Any) -> float:
     slots = [next_slot(frequency, cron, now, calendar)]
     for _ in range(8):
         slots.append(next_slot(frequency, cron, slots[-1], calendar, anchor=slots[0]))
