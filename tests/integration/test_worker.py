@@ -228,7 +228,7 @@ def test_worker_stops_its_command_listener_promptly(redis_client):
     import threading
     import time
 
-    from hookscheduler.workers import HookWorker
+    from hookscheduler.worker.process import HookWorker
 
     worker = HookWorker([Queue(f"hs-listener-{uuid.uuid4().hex[:8]}", connection=redis_client)],
                         connection=redis_client, name=f"hs-listener-{uuid.uuid4().hex[:8]}")
