@@ -57,7 +57,7 @@ def dashboard_cmd(state: CliState, host: str, port: int, auth_file: str | None, 
     check_bind(host, auth)
     logging.getLogger("hookscheduler.web.audit").setLevel(logging.INFO)
     app = create_app(state.bench, state.site, auth=auth, live_seconds=live,
-                     allowed_hosts=loopback_hosts(port) if is_loopback(host) else None)
+                     allowed_hosts=loopback_hosts() if is_loopback(host) else None)
     echo(f"dashboard on http://{host}:{port}/ ({'sign-in required' if auth else 'localhost, no sign-in'})")
     uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
 

@@ -224,7 +224,8 @@ def _error(dash: Dashboard, request: Request, exc: Exception) -> Response:
                        f"{redact(first)}")
 
 
-def loopback_hosts(port: int) -> list[str]:
+def loopback_hosts() -> list[str]:
+    """The Host header names a loopback-only dashboard accepts (anything else may be DNS rebinding)."""
     return [*LOOPBACK_NAMES, "[::1]"]
 
 
