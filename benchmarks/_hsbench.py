@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 
-from hookscheduler.redis_conn import delete_bench_keys
+from hookscheduler.broker.connection import delete_bench_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 

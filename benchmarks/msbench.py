@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from hookscheduler.naming import last_tick_key
+from hookscheduler.broker.keys import last_tick_key
 
 from ._hsbench import cli_env, ledger_rows, make_bench, redis_cleanup
 from .tickbench import admin_dsn, create_pg_database, drop_pg_database

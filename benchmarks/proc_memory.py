@@ -1,4 +1,4 @@
-"""The tick loop for workload 7, in a process of its own: ``Scheduler.step()`` (what ``hookscheduler schedule``
+"""The tick loop for workload 7, in a process of its own: ``Scheduler.cycle()`` (what ``hookscheduler schedule``
 runs forever: config refresh, sweeps, the pass, heartbeat) ``STEPS`` times on a simulated clock that advances
 one second per step, so due slots come and go as in production. Prints JSON: RSS samples and step times.
 
@@ -15,7 +15,7 @@ import sys
 import time
 from datetime import datetime, timedelta
 
-from hookscheduler.loop import Scheduler
+from hookscheduler.schedule.loop import Scheduler
 
 
 def rss_mb() -> float:
@@ -33,7 +33,7 @@ def main() -> None:
     rss: list[tuple[int, float]] = []
     t0 = time.perf_counter()
     for i in range(steps):
-        sched.step()
+        sched.cycle()
         clock[0] += timedelta(seconds=1)
         if i % every == 0 or i == steps - 1:
             gc.collect()

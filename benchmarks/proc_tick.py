@@ -10,9 +10,9 @@ import sys
 import time
 from datetime import datetime, timedelta
 
+from hookscheduler.broker.connection import redis_for
 from hookscheduler.context import open_site
-from hookscheduler.redis_conn import redis_for
-from hookscheduler.tick import run_pass
+from hookscheduler.schedule.claim import run_pass
 
 
 def main() -> None:

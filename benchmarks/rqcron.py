@@ -16,8 +16,8 @@ import redis
 from rq import Queue
 from rq.cron import CronJob, CronScheduler
 
-from hookscheduler.dispatch import RUNNER
-from hookscheduler.redis_conn import reply_text
+from hookscheduler.broker.connection import reply_text
+from hookscheduler.schedule.send import RUNNER
 
 from .peers import job_kwargs as _kwargs
 from .peers import noop

@@ -1,4 +1,4 @@
-"""hookscheduler's whole loop step (``Scheduler.step()``) on a site where nothing is due, and where its time goes.
+"""hookscheduler's whole loop step (``Scheduler.cycle()``) on a site where nothing is due, and where its time goes.
 
 The site is workload 1's (``tickbench``): N jobs with varied crons, every ``next_execution`` a day after the
 measured window, so every step is idle. The loop runs in this process on a clock that advances ``advance``
@@ -8,7 +8,7 @@ wakes) every part of the step runs every time (config re-read, the pass's probe,
 amortised over 30 and 5 steps.
 
 :func:`breakdown` times the parts with wrappers installed around the loop's collaborators (the names below are
-where ``hookscheduler.loop`` looks them up), in a run of its own so the wrappers never touch the main figures.
+where ``hookscheduler.schedule.loop`` looks them up), in a run of its own so the wrappers never touch the main figures.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 
 import peewee as pw
 
-from hookscheduler import loop as loop_mod
-from hookscheduler.loop import Scheduler
+from hookscheduler.schedule import loop as loop_mod
+from hookscheduler.schedule.loop import Scheduler
 
 from .common import BenchConfig
 from .tickbench import NOW, BenchSite, analyze, make_site, populate
@@ -34,7 +34,7 @@ from .tickbench import NOW, BenchSite, analyze, make_site, populate
 PARTS: tuple[tuple[str, Any, str], ...] = (
     ("config re-read (refresh_sites)", Scheduler, "refresh_sites"),
     ("pass (probe only)", loop_mod, "run_pass"),
-    ("sweep before the pass", Scheduler, "_pre_sweep"),
+    ("sweep before the pass", Scheduler, "_sweep_before_pass"),
     ("sweep: reconcile active runs", loop_mod, "reconcile_active"),
     ("earliest_next", loop_mod, "earliest_next"),
     ("last-tick SET", Scheduler, "_write_last_tick"),
@@ -68,7 +68,7 @@ class SteppedLoop:
         self.sched = Scheduler(bench=str(site.path), now_fn=lambda: self.clock[0])
 
     def step(self) -> None:
-        self.sched.step()
+        self.sched.cycle()
         self.clock[0] += self.advance
         if self.clock[0] > NOW + timedelta(hours=20):  # stay inside the idle window
             self.clock[0] = NOW
@@ -80,8 +80,8 @@ class SteppedLoop:
         return (time.perf_counter() - t0) * 1000.0 / steps
 
     def close(self) -> None:
-        for runner in self.sched.runners.values():
-            runner.ctx.close()
+        for state in self.sched.sites.values():
+            state.ctx.close()
 
 
 @contextmanager

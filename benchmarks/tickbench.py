@@ -24,12 +24,12 @@ import peewee as pw
 import psycopg2
 import redis
 
+from hookscheduler.broker.connection import reply_text
+from hookscheduler.broker.keys import queue_name
 from hookscheduler.context import SiteContext, open_site
-from hookscheduler.db import ensure_schema
-from hookscheduler.models import ScheduledJobLog, ScheduledJobType
-from hookscheduler.naming import queue_name
-from hookscheduler.redis_conn import reply_text
-from hookscheduler.timing import next_slot
+from hookscheduler.store.database import ensure_schema
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
+from hookscheduler.timing.calendar import next_slot
 
 from ._hsbench import redis_cleanup
 from .common import BenchConfig
@@ -163,7 +163,7 @@ def populate(site: BenchSite, n: int, due: int, *, now: datetime = NOW, due_at: 
     """Insert ``n`` jobs, ``due`` of them due at ``due_at`` (spread over crons that fire then), the others on
     their next real slot after ``now`` (spread over ``crons``)."""
     pool = crons or cron_pool()
-    clock = site.ctx.clock
+    clock = site.ctx.calendar
     nxt: dict[str, datetime] = {}
     rows: list[dict[str, Any]] = []
     stamp = now - timedelta(days=1)

@@ -19,7 +19,7 @@ from datetime import timedelta
 
 import redis
 
-from hookscheduler.tick import run_pass
+from hookscheduler.schedule.claim import run_pass
 
 from .common import BenchConfig, Measurement
 from .rqcron import RQCron, enqueue_many_floor

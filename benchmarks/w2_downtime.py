@@ -15,8 +15,8 @@ from __future__ import annotations
 import gc
 from datetime import timedelta
 
-from hookscheduler.models import ScheduledJobLog
-from hookscheduler.tick import run_pass
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.store.models import ScheduledJobLog
 
 from .common import BenchConfig, Measurement
 from .tickbench import NOW, SLOT, BenchSite, make_site, populate, timed

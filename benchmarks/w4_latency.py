@@ -36,7 +36,7 @@ from croniter import croniter
 
 from benchmarks._hsbench import cli_env, hookscheduler, ledger_rows, make_bench, pg_database, redis_cleanup
 from benchmarks.common import BenchConfig, Measurement
-from hookscheduler.redis_conn import reply_text
+from hookscheduler.broker.connection import reply_text
 
 TITLE = "4. Fire latency"
 CRONS = {  # name -> expression (trailing seconds field)
@@ -266,7 +266,7 @@ an earlier full run at load 5-15 (other engineers' suites) missed the median: 6.
 PostgreSQL, p99 18 and 34 ms. Why it is sensitive to load: hookscheduler does its exactly-once
 work *before* it writes to Redis: a probe statement, a write transaction (SQLite `BEGIN IMMEDIATE`; PostgreSQL
 `SELECT ... FOR UPDATE SKIP LOCKED`), the compare-and-set claim, the slot's log row and the commit. Only then
-does it enqueue (see `hookscheduler/tick.py`). RQ's cron compares an in-memory time and enqueues. We timed
+does it enqueue (see `hookscheduler/schedule/claim.py`). RQ's cron compares an in-memory time and enqueues. We timed
 each step with wrappers around the tick's functions on SQLite at load average ~7. Times are from the slot:
 
 - the pass starts 0.07 ms after the slot;
@@ -282,7 +282,7 @@ milliseconds of wall time. On PostgreSQL the same pass makes 5-6 round trips to 
 too, which gives a 20 ms median.
 
 **What the loop changes did.** Profiled first with pyinstrument and step timers. The loop now wakes 100 ms
-before a slot, re-reads the config and runs the sweep that must come before a pass (`Scheduler.prepare`).
+before a slot, re-reads the config and runs the sweep that must come before a pass (`Scheduler.work_ahead`).
 It then waits for the slot itself and stays awake (spins) for the last 3 ms, because at load 7 a process
 that sleeps up to the slot gets CPU back about 2 ms late. Before this change the pass started 1.1 ms after
 the slot (0.9 ms of it re-reading config files), or 2 ms under load. It now starts 0.07 ms after. The p99

@@ -38,13 +38,13 @@ SETUP = """
 import sys
 from datetime import datetime
 from hookscheduler.context import open_site
-from hookscheduler.hooks_loader import load_job_specs
-from hookscheduler.migrate import migrate_site
-from hookscheduler.redis_conn import redis_for
-from hookscheduler.tick import run_pass
+from hookscheduler.declare.hooks import load_job_specs
+from hookscheduler.declare.migrate import migrate_site
+from hookscheduler.broker.connection import redis_for
+from hookscheduler.schedule.claim import run_pass
 ctx = open_site()
 db = ctx.database(create=True, require_schema=False)
-migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.clock, now=datetime(2026, 1, 5, 10, 7))
+migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=datetime(2026, 1, 5, 10, 7))
 result = run_pass(ctx, redis_for(ctx.site), now=datetime(2026, 1, 5, 11, 0, 1), batch=100000)
 print(result.fired)
 """
@@ -173,7 +173,7 @@ start mark and events 0.9.
 
 **What changed.**
 
-1. PostgreSQL (`hookscheduler/pgspare.py`): the worker keeps one warm connection and lends it to each horse,
+1. PostgreSQL (`hookscheduler/worker/warm.py`): the worker keeps one warm connection and lends it to each horse,
    which adopts it at its first connect. After its job the horse reports, through a byte of memory shared
    with its parent, whether it left the connection open, idle and not TLS; if so the worker resets it
    (`DISCARD ALL`) and lends it again, else it drops it without a byte on its socket and makes a new one

@@ -1,6 +1,6 @@
 """Workload 7: memory of the tick loop: RSS over 10,000 passes on 10,000 jobs must stay flat.
 
-The loop runs in a process of its own (``benchmarks/proc_memory.py``): ``Scheduler.step()`` 13,600 times on a
+The loop runs in a process of its own (``benchmarks/proc_memory.py``): ``Scheduler.cycle()`` 13,600 times on a
 clock that advances one second per step (3 h 47 min of simulated time), over 10,000 jobs with varied crons,
 so passes alternate between nothing due (most) and slots firing (every minute some job is due; no worker
 runs them, so ``overlap="skip"`` jobs are skipped while their previous run waits, as on a stalled queue). RSS

@@ -1,6 +1,6 @@
 """8. Idle loop step against the peers: one iteration of each scheduler's loop when nothing is due.
 
-hookscheduler: the whole ``Scheduler.step()`` (``stepbench``) over one site of N jobs, SQLite and PostgreSQL,
+hookscheduler: the whole ``Scheduler.cycle()`` (``stepbench``) over one site of N jobs, SQLite and PostgreSQL,
 on a clock advancing 60 s per step (an idle ``schedule`` process wakes once per ``scheduler_tick_interval``,
 60 s by default, and then runs every part of the step) and 1 s per step (the sweep and the heartbeat
 amortised). Each run is the mean of a batch of steps.
@@ -107,7 +107,7 @@ def run(cfg: BenchConfig) -> list[Measurement]:
                 ratio = statistics.median(values) / b_med
                 is_target = advance == 60.0
                 out.append(Measurement(
-                    W, f"hookscheduler {kind}, N={fmt_n(n)}, Scheduler.step(), clock +{advance:g} s/step", "ms/step",
+                    W, f"hookscheduler {kind}, N={fmt_n(n)}, Scheduler.cycle(), clock +{advance:g} s/step", "ms/step",
                     values, "<= B (rq-scheduler), same run" if is_target else "",
                     (statistics.median(values) <= b_med) if is_target else None,
                     f"{ratio:.1f}x B's {b_med:.3f} ms"))

@@ -1,24 +1,23 @@
 """hookscheduler: Frappe-style ``scheduler_events`` for any Python app, on Redis + RQ, exactly once per slot.
 
-Public API (DESIGN §7) is exported here; see the README for the guarantees.
+The public Python API is exported here (the README lists it). The package's layout is the design: see
+``docs/architecture.md``.
 
-The exports are imported on first use (PEP 562), not with the package: ``enqueue`` and ``runner`` import RQ
-and redis-py, and every ``hookscheduler`` command imports this package (for ``__version__``) even when, like
-``migrate``, it never touches Redis. ``from hookscheduler import enqueue`` and ``hookscheduler.enqueue(...)``
-work as before.
+The exports are imported on first use (PEP 562), not with the package: :mod:`.background.api` and
+:mod:`.worker.runner` import RQ and redis-py, and every ``hookscheduler`` command imports this package (for
+``__version__``) even when, like ``migrate``, it never touches Redis. No submodule is named like an export, so
+``hookscheduler.enqueue`` is always the function.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ below imports these on first use
-    from .enqueue import (
+    from .background.api import (
         enqueue,
         enqueue_batches,
         enqueue_doc,
@@ -28,20 +27,20 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ be
         is_job_enqueued,
     )
     from .exceptions import QueueNotFound
-    from .runner import JobContext, job_context
+    from .worker.runner import JobContext, job_context
 
 #: Public name -> the submodule that defines it.
 _EXPORTS = {
-    "enqueue": ".enqueue",
-    "enqueue_batches": ".enqueue",
-    "enqueue_doc": ".enqueue",
-    "get_job": ".enqueue",
-    "get_job_status": ".enqueue",
-    "init": ".enqueue",
-    "is_job_enqueued": ".enqueue",
+    "enqueue": ".background.api",
+    "enqueue_batches": ".background.api",
+    "enqueue_doc": ".background.api",
+    "get_job": ".background.api",
+    "get_job_status": ".background.api",
+    "init": ".background.api",
+    "is_job_enqueued": ".background.api",
     "QueueNotFound": ".exceptions",
-    "JobContext": ".runner",
-    "job_context": ".runner",
+    "JobContext": ".worker.runner",
+    "job_context": ".worker.runner",
 }
 
 __all__ = [
@@ -71,22 +70,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_EXPORTS})
-
-
-class _Package(types.ModuleType):
-    """This package's module type: the function ``enqueue`` keeps its name over the submodule ``enqueue``.
-
-    Importing a submodule binds it as an attribute of its package, after the submodule has run. Eagerly, the
-    package bound the function afterwards and the function won; lazily, any ``from .enqueue import ...``
-    (``hookscheduler worker`` does one) before the first use of the function would leave
-    ``hookscheduler.enqueue`` naming the module, and ``from hookscheduler import enqueue`` would return a
-    module. So that binding is skipped: the submodule stays in ``sys.modules``, where imports find it.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _EXPORTS and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

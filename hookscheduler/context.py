@@ -1,4 +1,4 @@
-"""A site opened for work: its settings, its clock and its database, bound to the models.
+"""A site opened for work: its settings, its calendar and its database, bound to the models.
 
 The CLI, the tick loop, the worker and the Python API all go through here, so they find the bench, the site
 and the database the same way (DESIGN §2, §7).
@@ -11,9 +11,9 @@ from typing import Any
 
 import peewee as pw
 
-from . import db as dbmod
 from .config import Bench, Site, load_bench, load_site, load_sites
-from .timing import SiteClock
+from .store import database as dbmod
+from .timing.calendar import SiteCalendar
 
 
 @dataclass
@@ -32,8 +32,8 @@ class SiteContext:
         return self.site.bench
 
     @property
-    def clock(self) -> SiteClock:
-        return SiteClock.for_site(self.site.name, self.site.time_zone, self.site.tick_interval)
+    def calendar(self) -> SiteCalendar:
+        return SiteCalendar.for_site(self.site.name, self.site.time_zone, self.site.tick_interval)
 
     def database(self, create: bool = False, require_schema: bool = True) -> pw.Database:
         """Connect (once) and bind the models to this site's database."""

@@ -13,7 +13,7 @@ import psycopg2
 import pytest
 import redis
 
-from hookscheduler.redis_conn import delete_bench_keys
+from hookscheduler.broker.connection import delete_bench_keys
 
 
 def pg_admin_conn(dsn: str) -> Any:
@@ -139,7 +139,7 @@ def drain(bench_id: str, conn: redis.Redis, queues: tuple[str, ...] = ("short", 
     """Run every queued job to completion with a real RQ worker, in this process (SimpleWorker, burst)."""
     from rq import Queue, SimpleWorker
 
-    from hookscheduler.naming import queue_name
+    from hookscheduler.broker.keys import queue_name
 
     qs = [Queue(queue_name(bench_id, q), connection=conn) for q in queues]
     SimpleWorker(qs, connection=conn).work(burst=True, logging_level="WARNING")

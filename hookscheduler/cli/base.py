@@ -13,9 +13,9 @@ import peewee as pw
 from .. import __version__
 from ..config import Site
 from ..context import SiteContext, open_site, open_sites
-from ..db import redact
 from ..exceptions import HookSchedulerError
-from ..logsafe import install_log_redaction
+from ..security.logs import install_log_redaction
+from ..security.redact import redact
 from .lazy import LazyCommand, LazyGroup
 
 
@@ -44,6 +44,8 @@ _WORKER = ("worker_cmd",)
 #: Every root command: the modules that define it (imported on first use) and the first paragraph of its help.
 #: tests/integration/test_cli_lazy.py checks this against the commands themselves.
 COMMANDS: dict[str, LazyCommand] = {
+    "dashboard": LazyCommand(("web_cmd",), "The web dashboard: jobs, timelines, explain, missed and failed runs, "
+                             "scheduler, queues, workers, RQ jobs, and /metrics. Localhost only unless --auth-file."),
     "disable-scheduler": LazyCommand(_SCHED, "Disable the site's scheduler (as `scheduler disable`)."),
     "doctor": LazyCommand(("doctor_cmd",), "Check Redis, the database and its schema, the scheduler (state, process, "
                           "last tick), overdue jobs, failed runs, and the workers and depth of every queue. Exit 1 "
@@ -52,6 +54,8 @@ COMMANDS: dict[str, LazyCommand] = {
     "job-status": LazyCommand(_WORKER, "Status of a background job or scheduled run: JOB_ID as enqueue returned it, "
                               "or as the app chose it."),
     "jobs": LazyCommand(("jobs", "jobs_run", "jobs_history"), "Scheduled jobs: list, toggle, run, inspect."),
+    "metrics": LazyCommand(("web_cmd",), "Serve Prometheus metrics for every site of the bench (or --site) at "
+                           "/metrics."),
     "migrate": LazyCommand(("migrate_cmd",), "Sync every installed app's scheduler_events into the table "
                            "(added / updated / removed / unchanged)."),
     "purge-jobs": LazyCommand(_QUEUES, "Delete the site's queued jobs; their scheduled runs are logged as skipped "

@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 import redis
 
+from ..broker.connection import check_redis, redis_for
 from ..context import SiteContext
-from ..models import utcnow
-from ..redis_conn import check_redis, redis_for
-from ..timespec import parse_moment
+from ..store.models import utcnow
+from ..timing.moments import parse_moment
 
 
 def connect(ctx: SiteContext) -> redis.Redis:

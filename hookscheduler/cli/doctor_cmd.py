@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..doctor import diagnose
+from ..ops.doctor import diagnose
 from .base import CliState, cli, echo, pass_state
 from .output import format_option, to_json
 

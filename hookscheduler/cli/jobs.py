@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .. import jobs as jobs_lib
+from ..ops import jobs as jobs_lib
 from .base import CliState, cli, echo, pass_state
 from .output import format_option, local, one_line_text, table, to_json
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import click
 
-from .. import explain as explain_lib
-from .. import history as history_lib
+from ..broker.connection import redis_for
 from ..exceptions import ServiceUnavailable
-from ..models import LOG_STATUSES, utcnow
-from ..redis_conn import redis_for
+from ..ops import explain as explain_lib
+from ..ops import history as history_lib
+from ..store.models import LOG_STATUSES, utcnow
 from .base import CliState, echo, pass_state
 from .common import ago, moment, when
 from .jobs import jobs

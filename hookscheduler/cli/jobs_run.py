@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from .. import jobs as jobs_lib
-from .. import manual
-from ..models import utcnow
+from ..ops import jobs as jobs_lib
+from ..ops import manual
+from ..store.models import utcnow
 from .base import CliState, echo, fail, pass_state
 from .common import connect, local_iso
 from .jobs import jobs
@@ -39,7 +39,7 @@ def run_cmd(state: CliState, name: str, force: bool) -> None:
 def skip_next_cmd(state: CliState, name: str) -> None:
     """Skip NAME's next slot (logged as skipped); the slot after it fires as usual."""
     ctx = state.one()
-    result = jobs_lib.skip_next(ctx.database(), name, ctx.clock)
+    result = jobs_lib.skip_next(ctx.database(), name, ctx.calendar)
     tz = ctx.site.time_zone
     echo(f"skipped {result.job_name}'s run at {local(result.skipped_slot, tz)} (site {ctx.name}); "
          f"next run {local(result.next_execution, tz)}")
@@ -57,7 +57,7 @@ def next_cmd(state: CliState, name: str, count: int, fmt: str) -> None:
     ctx.database()
     row = jobs_lib.get_job(name)
     tz = ctx.site.time_zone
-    slots = jobs_lib.upcoming_slots(row, ctx.clock, count, utcnow())
+    slots = jobs_lib.upcoming_slots(row, ctx.calendar, count, utcnow())
     if fmt == "json":
         echo(to_json([{"utc": iso_utc(s), "local": local_iso(s, tz)} for s in slots]))
         return

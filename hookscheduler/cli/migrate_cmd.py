@@ -6,11 +6,11 @@ import click
 import peewee as pw
 
 from ..context import SiteContext
+from ..declare.hooks import JobSpec, load_job_specs
+from ..declare.migrate import Plan, migrate_site, plan_sync
 from ..exceptions import SchemaError
-from ..hooks_loader import JobSpec, load_job_specs
-from ..migrate import Plan, migrate_site, plan_sync
-from ..reanchor import reanchor_if_clock_changed
-from ..timing import SiteClock
+from ..schedule.reanchor import reanchor_if_calendar_changed
+from ..timing.calendar import SiteCalendar
 from .base import CliState, cli, echo, pass_state
 from .output import format_option, to_json
 
@@ -39,12 +39,12 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool) -> lis
     """Check every site before writing to any: a refused or unreachable site leaves all of them untouched."""
     # 1. Everything that can be refused without a database: each site's zone and its hooks (queues are per site).
     loaded: dict[tuple[tuple[str, int], ...], list[JobSpec]] = {}
-    prepared: list[tuple[SiteContext, SiteClock, list[JobSpec]]] = []
+    prepared: list[tuple[SiteContext, SiteCalendar, list[JobSpec]]] = []
     for ctx in contexts:
         key = tuple(ctx.site.queues.items())
         if key not in loaded:
             loaded[key] = load_job_specs(ctx.bench, ctx.site.queues, builtin=True)
-        prepared.append((ctx, ctx.clock, loaded[key]))
+        prepared.append((ctx, ctx.calendar, loaded[key]))
     # 2. Reach every database that exists; only then create the missing SQLite files.
     dbs: dict[str, pw.Database | None] = {ctx.name: _existing_db(ctx) for ctx in contexts}
     if not dry_run:
@@ -53,14 +53,14 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool) -> lis
                 dbs[ctx.name] = ctx.database(create=True, require_schema=False)
     # 3. Write, one transaction per site.
     plans = []
-    for ctx, clock, specs in prepared:
+    for ctx, calendar, specs in prepared:
         db = dbs[ctx.name]
         if db is None:  # --dry-run on a site without a database yet: everything would be added
             plans.append(plan_sync(ctx.name, specs, [], prune))
         else:
-            plans.append(migrate_site(db, ctx.name, specs, clock, dry_run=dry_run, prune=prune))
+            plans.append(migrate_site(db, ctx.name, specs, calendar, dry_run=dry_run, prune=prune))
             if not dry_run:
-                reanchor_if_clock_changed(ctx)
+                reanchor_if_calendar_changed(ctx)
     return plans
 
 

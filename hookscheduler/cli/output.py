@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from ..db import redact
 from ..exceptions import BadInput, shown
+from ..security.redact import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import click
 
-from .. import manual, queues, rq_view
-from ..jobs import actor, check_event
-from ..models import utcnow
-from ..naming import site_prefix
+from ..broker.keys import site_prefix
+from ..ops import manual, queues, rq_view
+from ..ops.jobs import actor, check_event
+from ..store.models import utcnow
 from .base import CliState, cli, echo, fail, pass_state
 from .common import ago, connect
 from .output import format_option, humanize_seconds, local, table, to_json

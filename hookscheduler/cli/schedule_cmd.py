@@ -6,10 +6,10 @@ import logging
 
 import click
 
+from ..broker.connection import check_redis, redis_for
 from ..exceptions import HookSchedulerError
-from ..loop import Scheduler
-from ..redis_conn import check_redis, redis_for
-from ..tick import reconcile_active, reschedule_orphans, run_pass
+from ..schedule.claim import reconcile_active, repair_missing_slots, run_pass
+from ..schedule.loop import Scheduler
 from .base import CliState, cli, echo, pass_state, stderr
 from .output import format_option, to_json
 
@@ -24,7 +24,7 @@ def schedule(state: CliState, verbose: bool) -> None:
     logging.getLogger("hookscheduler").setLevel(logging.INFO if verbose else logging.WARNING)
     scheduler = Scheduler(bench=state.bench, site=state.site)
     scheduler.refresh_sites()  # fail fast, with exit 2, on a broken bench before looping
-    stderr(f"hookscheduler: scheduling {', '.join(scheduler.runners)} (pid {scheduler.instance})")
+    stderr(f"hookscheduler: scheduling {', '.join(scheduler.sites)} (pid {scheduler.instance})")
     scheduler.run()
 
 
@@ -40,7 +40,7 @@ def tick(state: CliState, fmt: str) -> int:
             check_redis(conn, ctx.site.redis_url)  # unreachable or wrong password: the one-line reason and hint
             result = run_pass(ctx, conn)
             reconcile_active(ctx, conn)
-            reschedule_orphans(ctx)
+            repair_missing_slots(ctx)
         except Exception as exc:  # one bad site does not stop the others; the exit status says so
             failed += 1
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

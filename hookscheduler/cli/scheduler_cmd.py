@@ -7,12 +7,12 @@ from typing import Any
 
 import click
 
-from .. import scheduler_state as sched
 from ..config import Site, load_bench, load_site
 from ..context import SiteContext
 from ..exceptions import BadInput, ServiceUnavailable
-from ..jobs import actor
-from ..models import utcnow
+from ..ops import scheduler as sched
+from ..ops.jobs import actor
+from ..store.models import utcnow
 from .base import CliState, cli, echo, fail, pass_state
 from .common import ago, connect
 from .output import format_option, local, one_line_text, table, to_json

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from .. import supervisor
+from ..background.api import describe_job
 from ..config import load_bench, load_sites
-from ..enqueue import describe_job
 from ..exceptions import JobNotFound, shown
-from ..workers import STRATEGIES, start_worker, start_worker_pool
+from ..ops import supervisor
+from ..worker.process import STRATEGIES, start_worker, start_worker_pool
 from .base import CliState, cli, echo, pass_state
 from .output import format_option, iso_utc, local, to_json
 

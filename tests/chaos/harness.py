@@ -1,7 +1,7 @@
 """The chaos run: a real bench, real ``schedule`` and ``worker`` processes, a simulated week, seeded faults.
 
 Time: every process reads the simulated clock from ``<run>/clock.json`` (``HOOKSCHEDULER_SIMCLOCK``, see
-:mod:`hookscheduler.clock`); the harness publishes it, steps it backwards for the NTP fault, and records every
+:mod:`hookscheduler.timing.clock`); the harness publishes it, steps it backwards for the NTP fault, and records every
 fault and every stop/pause toggle on the same simulated timeline, for the oracle.
 
 Processes are started in their own session so that a fault hits the whole process group (a worker and its work
@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg2
 
-from hookscheduler.clock import SimSpec, write_spec
+from hookscheduler.timing.clock import SimSpec, write_spec
 
 from . import bench as chaos_bench
 from .services import PrivatePostgres, PrivateRedis
@@ -399,8 +399,8 @@ class Harness:
         later = stopped_at + timedelta(hours=2)
         self.publish_clock(later, 1.0)
         code = ("import sys, json; from hookscheduler.context import open_site; "
-                "from hookscheduler.redis_conn import redis_for; from hookscheduler.models import utcnow; "
-                "from hookscheduler.tick import reconcile_active, resend_outbox; "
+                "from hookscheduler.broker.connection import redis_for; from hookscheduler.store.models import utcnow; "
+                "from hookscheduler.schedule.claim import reconcile_active, resend_outbox; "
                 "ctx = open_site(None, sys.argv[1]); conn = redis_for(ctx.site); ctx.database(); "
                 "n = resend_outbox(ctx, conn); s = reconcile_active(ctx, conn, utcnow()); print(json.dumps([n, s]))")
         total = 0

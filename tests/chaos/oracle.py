@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 import psycopg2
 from croniter import croniter
 
-from hookscheduler.slots import maintenance_offset
+from hookscheduler.timing.cron import maintenance_offset
 
 from . import bench as chaos_bench
 from .harness import Fault, RunRecord

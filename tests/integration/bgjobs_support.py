@@ -14,10 +14,10 @@ from typing import Any
 
 import redis
 
+from hookscheduler.broker.connection import redis_for
 from hookscheduler.context import SiteContext, open_site
-from hookscheduler.hooks_loader import load_job_specs
-from hookscheduler.migrate import migrate_site
-from hookscheduler.redis_conn import redis_for
+from hookscheduler.declare.hooks import load_job_specs
+from hookscheduler.declare.migrate import migrate_site
 from tests.helpers import DEFAULT_TASKS, env_for
 
 APP = "bgapp"
@@ -26,7 +26,7 @@ T0 = datetime(2026, 1, 5, 10, 7)
 BG_TASKS = DEFAULT_TASKS + '''
 
 import peewee
-from hookscheduler.models import database_proxy
+from hookscheduler.store.models import database_proxy
 
 
 def note(_task, **fields):
@@ -169,7 +169,8 @@ def make_bench(bench_factory: Any, db_kind: str = "sqlite", events: dict[str, An
         for name in (sites or {"default": {}}):
             ctx = open_site(str(bench), name if sites else None)
             db = ctx.database(create=True, require_schema=False)
-            migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues, builtin=builtin), ctx.clock, now=T0)
+            specs = load_job_specs(ctx.bench, ctx.site.queues, builtin=builtin)
+            migrate_site(db, ctx.name, specs, ctx.calendar, now=T0)
             ctx.close()
     return bench
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import redis
 
+from hookscheduler.broker.connection import redis_for
 from hookscheduler.cli import run_cli
 from hookscheduler.context import SiteContext, open_site
-from hookscheduler.hooks_loader import load_job_specs
-from hookscheduler.migrate import migrate_site
-from hookscheduler.redis_conn import redis_for
+from hookscheduler.declare.hooks import load_job_specs
+from hookscheduler.declare.migrate import migrate_site
 from tests.helpers import env_for
 
 
@@ -53,7 +53,7 @@ def migrated(bench: Path, now: datetime, site: str | None = None) -> tuple[SiteC
     """Open the site, migrate it as of ``now``, and return it with its Redis."""
     ctx = open_site(str(bench), site)
     db = ctx.database(create=True, require_schema=False)
-    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.clock, now=now)
+    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=now)
     return ctx, redis_for(ctx.site)
 
 

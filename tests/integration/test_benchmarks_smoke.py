@@ -72,7 +72,7 @@ def test_merge_takes_the_newer_run_of_each_workload(tmp_path: Path) -> None:
 PEER_WORKLOADS = {
     "8": ("B rq-scheduler, N=20, one loop iteration", "C APScheduler, postgres store, N=20, one loop iteration",
           "D Frappe emulation, postgres, N=20, one loop iteration",
-          "hookscheduler postgres, N=20, Scheduler.step(), clock +60 s/step"),
+          "hookscheduler postgres, N=20, Scheduler.cycle(), clock +60 s/step"),
     "9": ("hookscheduler schedule, postgres, 6 jobs every 2-5 s, 2 s x 1 runs",
           "C APScheduler 3 (SQLAlchemy store on SQLite), 6 jobs every 2-5 s, 2 s x 1 runs",
           "postgres: ledger enqueued_at - Redis accept (MONITOR), per run"),

@@ -6,13 +6,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from hookscheduler import runlog
-from hookscheduler.models import ScheduledJobLog, ScheduledJobType, utcnow
-from hookscheduler.naming import orphan_suspect_key, queue_name, started_mark_key
-from hookscheduler.orphans import SUSPECT_TTL, requeue_orphans
-from hookscheduler.reconcile import ABANDON_GRACE
-from hookscheduler.redis_conn import redis_for
-from hookscheduler.tick import reconcile_active, run_pass
+from hookscheduler.broker.connection import redis_for
+from hookscheduler.broker.keys import orphan_suspect_key, queue_name, started_mark_key
+from hookscheduler.schedule.claim import reconcile_active, run_pass
+from hookscheduler.schedule.judge import ABANDON_GRACE
+from hookscheduler.schedule.orphans import SUSPECT_TTL, requeue_orphans
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, utcnow
+from hookscheduler.worker import ledger as runlog
 from tests.helpers import drain, read_out
 from tests.integration.test_loop import private_redis  # noqa: F401  (a fixture)
 from tests.integration.test_tick import logs, queued_ids, setup_site
@@ -120,7 +120,7 @@ def _first_delivery_died(ctx, conn, rq_id: str, *, ledger_start: bool) -> None:
     then its worker was killed before the task ran."""
     conn.set(started_mark_key(ctx.bench.bench_id, rq_id), "1")
     if ledger_start:
-        runlog.mark_started(ctx.database(), rq_id, "killed-worker", utcnow())
+        runlog.record_started(ctx.database(), rq_id, "killed-worker", utcnow())
 
 
 @pytest.mark.parametrize("ledger_start", [False, True], ids=["killed-before-the-ledger-start",
@@ -160,7 +160,7 @@ def test_a_refused_delivery_leaves_a_live_first_delivery_to_record_its_own_outco
     ctx.database()
     reconcile_active(ctx, conn, now=utcnow() + timedelta(minutes=1))
     assert logs()[0].status == "started"
-    runlog.mark_finished(ctx.database(), rq_id, "complete", utcnow())  # the first delivery, resumed, finishes
+    runlog.record_finished(ctx.database(), rq_id, "complete", utcnow())  # the first delivery, resumed, finishes
     reconcile_active(ctx, conn, now=utcnow() + timedelta(hours=1))
     [row] = logs()
     assert row.status == "complete" and not (row.reason or "").startswith("abandoned")
@@ -185,23 +185,23 @@ def test_a_redis_outage_is_reported_once_whichever_call_meets_it_first(bench_fac
     status lookup worded it differently ("ConnectionError: ConnectionError: ..." vs "ConnectionError: ...")."""
     import logging
 
-    from hookscheduler.loop import Scheduler
+    from hookscheduler.schedule.loop import Scheduler
     from tests.integration.test_loop import _migrated
 
     bench = _migrated(bench_factory, db_kind, {"hourly": ["app1.tasks.ok"]}, common={"redis_queue": private_redis.url})
     clock = {"now": datetime(2026, 1, 5, 11, 0, 1)}
     sched = Scheduler(bench=str(bench), now_fn=lambda: clock["now"])
-    sched.step()
-    ctx = sched.runners["default"].ctx
+    sched.cycle()
+    ctx = sched.sites["default"].ctx
     drain(ctx.bench.bench_id, redis_for(ctx.site))
     private_redis.stop()
-    caplog.set_level(logging.ERROR, logger="hookscheduler.loop")
+    caplog.set_level(logging.ERROR, logger="hookscheduler.schedule.loop")
     # 12:00 is claimed and its send fails; at 13:00 the 12:00 run is still queued, so the overlap check asks
     # Redis for its status first, and fails there
     for now in (datetime(2026, 1, 5, 12, 0, 1), datetime(2026, 1, 5, 12, 0, 2), datetime(2026, 1, 5, 13, 0, 1)):
         clock["now"] = now
-        sched.runners["default"].retry_at = None
-        sched.step()
-    assert sched.runners["default"].failures == 3
+        sched.sites["default"].retry_at = None
+        sched.cycle()
+    assert sched.sites["default"].failures == 3
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1, errors

@@ -18,12 +18,12 @@ from click.testing import CliRunner
 from hookscheduler import __version__
 from hookscheduler.cli import cli, run_cli
 from hookscheduler.context import open_site
-from hookscheduler.db import redact
-from hookscheduler.jobs import actor
-from hookscheduler.models import ScheduledJobLog, ScheduledJobType, utcnow
+from hookscheduler.ops.jobs import actor
+from hookscheduler.security.redact import redact
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, utcnow
 from tests.helpers import env_for
 
-#: the built-in maintenance job (hookscheduler.builtin) that every migrate syncs besides the apps' jobs
+#: the built-in maintenance job (hookscheduler.declare.builtin) that every migrate syncs besides the apps' jobs
 BUILTIN = "hookscheduler.retention.prune_logs"
 BUILTIN_ADDED = f"  + {BUILTIN}  [Daily Maintenance, queue long]"
 DESIGN_COLUMNS = {"name", "app", "method", "frequency", "cron_format", "queue", "timeout", "stopped",

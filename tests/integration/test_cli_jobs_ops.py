@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from hookscheduler.models import ScheduledJobLog, ScheduledJobType, utcnow
-from hookscheduler.tick import run_pass
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, utcnow
 from tests.helpers import drain, read_out
 from tests.integration.opcli_support import assert_one_line_error, migrated, run, sub
 

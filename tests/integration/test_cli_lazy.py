@@ -112,13 +112,14 @@ def test_the_public_api_imports_on_first_use():
     code = """
 import sys
 import hookscheduler
-assert not {"rq", "redis", "hookscheduler.enqueue", "hookscheduler.runner"} & set(sys.modules), sorted(sys.modules)
+assert not {"rq", "redis", "hookscheduler.background.api", "hookscheduler.worker.runner"} & set(sys.modules), \
+    sorted(sys.modules)
 assert set(hookscheduler.__all__) <= set(dir(hookscheduler))
-import hookscheduler.cli.worker_cmd  # imports the submodule hookscheduler.enqueue before the function is used
+import hookscheduler.cli.worker_cmd  # imports hookscheduler.background.api before the function is used
 from hookscheduler import JobContext, QueueNotFound, enqueue, enqueue_batches, job_context
-from hookscheduler.enqueue import enqueue as defined
+from hookscheduler.background.api import enqueue as defined
 from hookscheduler.exceptions import QueueNotFound as qnf
-from hookscheduler.runner import JobContext as jc
+from hookscheduler.worker.runner import JobContext as jc
 assert enqueue is defined and hookscheduler.enqueue is defined, (enqueue, hookscheduler.enqueue)
 assert (QueueNotFound, JobContext, callable(enqueue_batches), callable(job_context)) == (qnf, jc, True, True)
 from hookscheduler import *

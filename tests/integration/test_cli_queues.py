@@ -11,10 +11,10 @@ import pytest
 from rq import Queue, Worker
 from rq.job import Job
 
-from hookscheduler.dispatch import rq_queue
-from hookscheduler.models import ScheduledJobLog, utcnow
-from hookscheduler.naming import queue_name, site_prefix
-from hookscheduler.tick import run_pass
+from hookscheduler.broker.keys import queue_name, site_prefix
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.schedule.send import rq_queue
+from hookscheduler.store.models import ScheduledJobLog, utcnow
 from tests.helpers import drain, env_for
 from tests.integration.opcli_support import assert_one_line_error, migrated, run, sub
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+from hookscheduler.broker.keys import heartbeat_key, last_tick_key
 from hookscheduler.context import open_site
-from hookscheduler.models import ScheduledJobLog, utcnow
-from hookscheduler.naming import heartbeat_key, last_tick_key
-from hookscheduler.tick import run_pass
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.store.models import ScheduledJobLog, utcnow
 from tests.integration.opcli_support import assert_one_line_error, migrated, run, sub
 
 APPS = {"app1": {"hourly": ["app1.tasks.ok"]}}

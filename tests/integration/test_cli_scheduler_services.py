@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from hookscheduler.models import utcnow
+from hookscheduler.store.models import utcnow
 from tests.integration.opcli_support import assert_one_line_error, migrated, run, sub
 
 APPS = {"app1": {"hourly": ["app1.tasks.ok"], "daily": ["app1.tasks.other"]}}
@@ -70,7 +70,7 @@ def test_status_counts_the_runs_claimed_while_redis_was_down(bench_factory, monk
 
     import redis
 
-    from hookscheduler.tick import run_pass
+    from hookscheduler.schedule.claim import run_pass
 
     bench = bench_factory.make(APPS, db=db_kind)
     ctx, _ = migrated(bench, utcnow() - timedelta(hours=2))

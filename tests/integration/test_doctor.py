@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from rq import Queue, Worker
 
-from hookscheduler.db import SCHEMA_VERSION, set_state
-from hookscheduler.models import utcnow
-from hookscheduler.naming import heartbeat_key, last_tick_key, queue_name
+from hookscheduler.broker.keys import heartbeat_key, last_tick_key, queue_name
+from hookscheduler.store.database import SCHEMA_VERSION, set_state
+from hookscheduler.store.models import utcnow
 from tests.helpers import drain
 from tests.integration.opcli_support import migrated, run, sub
 

@@ -8,8 +8,8 @@ from rq.job import JobStatus
 
 import hookscheduler
 from hookscheduler import enqueue, enqueue_batches, enqueue_doc, get_job_status, is_job_enqueued
+from hookscheduler.broker.keys import queue_name, site_prefix
 from hookscheduler.exceptions import QueueNotFound
-from hookscheduler.naming import queue_name, site_prefix
 from tests.helpers import drain
 from tests.integration.bgjobs_support import create_invoice_table, make_bench, out_rows, site
 
@@ -260,8 +260,8 @@ def test_enqueue_works_on_a_site_that_was_never_migrated(bench_factory):
 
 
 def open_site_and_redis(bench):
+    from hookscheduler.broker.connection import redis_for
     from hookscheduler.context import open_site
-    from hookscheduler.redis_conn import redis_for
 
     ctx = open_site(str(bench))
     return ctx, redis_for(ctx.site)

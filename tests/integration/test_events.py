@@ -8,9 +8,9 @@ import pytest
 
 import hookscheduler
 from hookscheduler import enqueue
-from hookscheduler.events import listen, publish, subscribe
-from hookscheduler.naming import events_channel
-from hookscheduler.tick import run_pass
+from hookscheduler.background.events import listen, publish, subscribe
+from hookscheduler.broker.keys import events_channel
+from hookscheduler.schedule.claim import run_pass
 from tests.helpers import drain
 from tests.integration.bgjobs_support import make_bench, site
 

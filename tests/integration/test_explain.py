@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from hookscheduler.context import open_site
-from hookscheduler.tick import run_pass
+from hookscheduler.schedule.claim import run_pass
 from tests.helpers import drain
 from tests.integration.opcli_support import migrated, run, sub
 

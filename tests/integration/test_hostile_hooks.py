@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from hookscheduler.broker.connection import redis_for
 from hookscheduler.context import open_site
-from hookscheduler.models import utcnow
-from hookscheduler.redis_conn import redis_for
-from hookscheduler.tick import run_pass
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.store.models import utcnow
 from tests.integration.hostile_support import migrated_bench, refused, snapshot
 from tests.integration.opcli_support import run
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from hookscheduler.naming import site_prefix
+from hookscheduler.broker.keys import site_prefix
 from tests.integration.hostile_support import T0, snapshot
 from tests.integration.opcli_support import assert_one_line_error, migrated, run
 
@@ -172,7 +172,7 @@ def test_jobs_with_hostile_names_are_acted_on_exactly(ops, which):
 
 
 def _col(name: str) -> int:
-    from hookscheduler.models import ScheduledJobType
+    from hookscheduler.store.models import ScheduledJobType
 
     return [f.column_name for f in ScheduledJobType._meta.sorted_fields].index(name)
 

@@ -17,14 +17,14 @@ import pytest
 import redis
 from rq import Queue
 
+from hookscheduler.broker.connection import redis_for
+from hookscheduler.broker.keys import heartbeat_pattern, last_tick_key, queue_name
 from hookscheduler.context import open_site
-from hookscheduler.hooks_loader import load_job_specs
-from hookscheduler.loop import Scheduler
-from hookscheduler.migrate import migrate_site
-from hookscheduler.models import ScheduledJobLog, ScheduledJobType
-from hookscheduler.naming import heartbeat_pattern, last_tick_key, queue_name
-from hookscheduler.redis_conn import redis_for
-from hookscheduler.tick import reconcile_active, run_pass
+from hookscheduler.declare.hooks import load_job_specs
+from hookscheduler.declare.migrate import migrate_site
+from hookscheduler.schedule.claim import reconcile_active, run_pass
+from hookscheduler.schedule.loop import Scheduler
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
 from tests.helpers import drain, env_for
 
 pytestmark = pytest.mark.slow
@@ -84,7 +84,7 @@ def _migrated(bench_factory, db_kind, events, now=T0, **make):
     bench = bench_factory.make({"app1": events}, db=db_kind, **make)
     ctx = open_site(str(bench))
     db = ctx.database(create=True, require_schema=False)
-    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.clock, now=now)
+    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=now)
     ctx.close()
     return bench
 
@@ -93,24 +93,24 @@ def test_redis_outage_is_survived_reported_once_and_slots_fire_once(bench_factor
     bench = _migrated(bench_factory, db_kind, {"hourly": ["app1.tasks.ok"]}, common={"redis_queue": private_redis.url})
     clock = {"now": datetime(2026, 1, 5, 11, 0, 1)}
     sched = Scheduler(bench=str(bench), now_fn=lambda: clock["now"])
-    sched.step()
-    ctx = sched.runners["default"].ctx
+    sched.cycle()
+    ctx = sched.sites["default"].ctx
     conn = redis_for(ctx.site)
     drain(ctx.bench.bench_id, conn)
     private_redis.stop()
-    caplog.set_level(logging.ERROR, logger="hookscheduler.loop")
+    caplog.set_level(logging.ERROR, logger="hookscheduler.schedule.loop")
     for second in range(1, 6):  # the 12:00 slot comes while Redis is down: every attempt fails
         clock["now"] = datetime(2026, 1, 5, 12, 0, second)
-        sched.runners["default"].retry_at = None  # do not wait for the back-off in a test
-        sched.step()
+        sched.sites["default"].retry_at = None  # do not wait for the back-off in a test
+        sched.cycle()
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1, "an outage is reported once, not on every attempt"
-    assert sched.runners["default"].failures == 5
+    assert sched.sites["default"].failures == 5
     private_redis.start()
     clock["now"] = datetime(2026, 1, 5, 12, 0, 30)
-    sched.runners["default"].retry_at = None
-    sched.step()
-    assert sched.runners["default"].failures == 0
+    sched.sites["default"].retry_at = None
+    sched.cycle()
+    assert sched.sites["default"].failures == 0
     ctx.database()
     assert [(r.scheduled_for.hour, r.status) for r in ScheduledJobLog.select().order_by(ScheduledJobLog.id)] == [
         (11, "complete"), (12, "queued")]
@@ -124,10 +124,10 @@ def test_sleeps_until_the_next_slot_capped_by_the_tick_interval(bench_factory):
                       common={"scheduler_tick_interval": 30})
     clock = {"now": datetime(2026, 1, 5, 10, 7, 3)}
     sched = Scheduler(bench=str(bench), now_fn=lambda: clock["now"])
-    assert sched.step() == pytest.approx(7.0)  # next slot at :10
+    assert sched.cycle() == pytest.approx(7.0)  # next slot at :10
     clock["now"] = datetime(2026, 1, 5, 10, 7, 10, 2000)
-    assert sched.step() == pytest.approx(9.998)
-    assert sched.runners["default"].next_due == datetime(2026, 1, 5, 10, 7, 20)
+    assert sched.cycle() == pytest.approx(9.998)
+    assert sched.sites["default"].next_due == datetime(2026, 1, 5, 10, 7, 20)
 
 
 def test_worker_killed_mid_run_does_not_wedge_its_job(bench_factory, db_kind):
@@ -220,7 +220,7 @@ def test_schedule_process_survives_a_redis_restart_and_fires_once_after(bench_fa
 def test_announced_change_wakes_the_loop_at_once(bench_factory):
     import threading
 
-    from hookscheduler.notify import announce_change
+    from hookscheduler.schedule.wake import announce_change
 
     bench = _migrated(bench_factory, "sqlite", {"daily": ["app1.tasks.ok"]}, common={"scheduler_tick_interval": 600})
     sched = Scheduler(bench=str(bench))
@@ -228,13 +228,13 @@ def test_announced_change_wakes_the_loop_at_once(bench_factory):
     thread.start()
     try:
         deadline = time.monotonic() + 10
-        while sched.steps < 1:
+        while sched.cycles < 1:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         time.sleep(0.3)  # let the listener subscribe
-        announce_change(sched.runners["default"].ctx.site)
+        announce_change(sched.sites["default"].ctx.site)
         deadline = time.monotonic() + 5
-        while sched.steps < 2:  # without the wake-up the loop would sleep for 600 s
+        while sched.cycles < 2:  # without the wake-up the loop would sleep for 600 s
             assert time.monotonic() < deadline, "the announced change did not wake the loop"
             time.sleep(0.05)
     finally:

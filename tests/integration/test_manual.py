@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 import pytest
 import redis
 
-from hookscheduler import manual
 from hookscheduler.exceptions import ServiceUnavailable
-from hookscheduler.models import ScheduledJobLog, utcnow
-from hookscheduler.tick import run_pass
+from hookscheduler.ops import manual
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.store.models import ScheduledJobLog, utcnow
 from tests.helpers import drain, read_out
 from tests.integration.opcli_support import assert_one_line_error, migrated, run, sub
 
@@ -36,7 +36,7 @@ def test_a_manual_run_recorded_while_redis_is_down_is_sent_by_the_next_tick(benc
     assert (row.trigger, row.status, row.enqueued_at) == ("manual", "queued", None)
     # the tick's outbox pass sends it; a second send of the same row is refused by RQ (unique id)
     assert run_pass(ctx, conn, now=t0).resent == 1  # at t0 no slot is due: only the outbox is at work
-    manual.send(ctx, conn, [_run_of(ctx, row)])
+    manual.send_recorded(ctx, conn, [_run_of(ctx, row)])
     drain(ctx.bench.bench_id, conn)
     ctx.database()
     assert ScheduledJobLog.get().status == "complete"
@@ -44,7 +44,7 @@ def test_a_manual_run_recorded_while_redis_is_down_is_sent_by_the_next_tick(benc
 
 
 def _run_of(ctx, row):
-    from hookscheduler.dispatch import Run
+    from hookscheduler.schedule.send import Run
 
     return Run(row.rq_job_id, ctx.name, row.job_name, "app1.tasks.ok", row.queue, 300, row.scheduled_for, row.trigger)
 

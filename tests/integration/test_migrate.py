@@ -14,14 +14,14 @@ from typing import Any
 import peewee as pw
 import pytest
 
-from hookscheduler import db as dbmod
-from hookscheduler import slots
 from hookscheduler.context import SiteContext, open_site
+from hookscheduler.declare.hooks import load_job_specs
+from hookscheduler.declare.migrate import Plan, migrate_site
 from hookscheduler.exceptions import HookError, SchemaError
-from hookscheduler.hooks_loader import load_job_specs
-from hookscheduler.jobs import list_jobs, set_stopped
-from hookscheduler.migrate import Plan, migrate_site
-from hookscheduler.models import ALL_MODELS, ScheduledJobLog, ScheduledJobType
+from hookscheduler.ops.jobs import list_jobs, set_stopped
+from hookscheduler.store import database as dbmod
+from hookscheduler.store.models import ALL_MODELS, ScheduledJobLog, ScheduledJobType
+from hookscheduler.timing import cron as slots
 
 NOW = datetime(2026, 1, 7, 10, 7, 0)  # a Wednesday
 LATER = datetime(2026, 1, 9, 15, 30, 0)  # a Friday
@@ -34,7 +34,7 @@ def site_ctx(bench: Path, site: str | None = None) -> SiteContext:
 def migrate(ctx: SiteContext, now: datetime, *, dry_run: bool = False, prune: bool = False) -> Plan:
     specs = load_job_specs(ctx.bench, ctx.site.queues)
     db = ctx.database(create=not dry_run, require_schema=False)
-    return migrate_site(db, ctx.name, specs, ctx.clock, now=now, dry_run=dry_run, prune=prune)
+    return migrate_site(db, ctx.name, specs, ctx.calendar, now=now, dry_run=dry_run, prune=prune)
 
 
 def set_hooks(bench: Path, events: dict[str, Any], app: str = "app1") -> None:
@@ -357,7 +357,7 @@ def test_dry_run_on_a_fresh_database_creates_nothing(bench_factory, db_kind):
         assert not (bench / "sites" / "default").exists()
         return
     db = ctx.database(create=False, require_schema=False)
-    plan = migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.clock, now=NOW, dry_run=True)
+    plan = migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=NOW, dry_run=True)
     assert [s.name for s in plan.added] == ["app1.tasks.ok"]
     assert db.get_tables() == []
 

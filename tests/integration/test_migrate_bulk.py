@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from hookscheduler.context import open_site
+from hookscheduler.declare.hooks import load_job_specs
+from hookscheduler.declare.migrate import CHUNK, migrate_site
 from hookscheduler.exceptions import HookError
-from hookscheduler.hooks_loader import load_job_specs
-from hookscheduler.migrate import CHUNK, migrate_site
-from hookscheduler.models import ScheduledJobType
+from hookscheduler.store.models import ScheduledJobType
 
 NOW = datetime(2026, 1, 7, 10, 7, 0)
 N = CHUNK * 2 + 17  # three INSERT chunks
@@ -31,7 +31,7 @@ def test_cold_start_of_many_jobs_in_bulk_keeps_every_default(bench_factory, db_k
     ctx = open_site(str(bench))
     db = ctx.database(create=True, require_schema=False)
     specs = load_job_specs(ctx.bench, ctx.site.queues)
-    migrate_site(db, ctx.name, specs, ctx.clock, now=NOW)  # creates the schema (and rows)
+    migrate_site(db, ctx.name, specs, ctx.calendar, now=NOW)  # creates the schema (and rows)
     statements: list[str] = []
     original = db.execute_sql
 
@@ -42,7 +42,7 @@ def test_cold_start_of_many_jobs_in_bulk_keeps_every_default(bench_factory, db_k
     ScheduledJobType.delete().execute()
     db.execute_sql = spy  # type: ignore[method-assign]
     try:
-        plan = migrate_site(db, ctx.name, specs, ctx.clock, now=NOW)
+        plan = migrate_site(db, ctx.name, specs, ctx.calendar, now=NOW)
     finally:
         del db.execute_sql
     assert len(plan.added) == N
@@ -58,7 +58,7 @@ def test_cold_start_of_many_jobs_in_bulk_keeps_every_default(bench_factory, db_k
     assert {r.next_execution for r in rows.values() if r.frequency == "Hourly"} == {datetime(2026, 1, 7, 11, 0)}
     assert {r.next_execution for r in rows.values() if r.frequency == "Cron"} == {datetime(2026, 1, 7, 10, 12)}
     assert {r.created_at for r in rows.values()} == {NOW}
-    again = migrate_site(db, ctx.name, specs, ctx.clock, now=NOW)
+    again = migrate_site(db, ctx.name, specs, ctx.calendar, now=NOW)
     assert len(again.unchanged) == N and not again.changes_anything
 
 

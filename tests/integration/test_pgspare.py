@@ -1,4 +1,4 @@
-"""The warm PostgreSQL connection a worker makes for its next work horse (hookscheduler.pgspare), on a real
+"""The warm PostgreSQL connection a worker makes for its next work horse (hookscheduler.worker.warm), on a real
 server, with real forked horses."""
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from datetime import datetime
 import psycopg2
 import pytest
 
-from hookscheduler import pgspare, runlog, runner
-from hookscheduler.db import PostgresqlDatabase, open_database
-from hookscheduler.models import ScheduledJobLog
-from hookscheduler.redis_conn import redis_for
-from hookscheduler.tick import run_pass
-from hookscheduler.workers import start_worker
+from hookscheduler.broker.connection import redis_for
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.store.database import PostgresqlDatabase, open_database
+from hookscheduler.store.models import ScheduledJobLog
+from hookscheduler.worker import ledger as runlog
+from hookscheduler.worker import runner
+from hookscheduler.worker import warm as pgspare
+from hookscheduler.worker.process import start_worker
 from tests.helpers import DEFAULT_TASKS, drain, read_out
 from tests.integration.test_tick import setup_site
 
@@ -27,13 +29,13 @@ ELEVEN = datetime(2026, 1, 5, 11, 0, 1)
 TASKS = DEFAULT_TASKS + '''
 
 def backend():
-    from hookscheduler.models import database_proxy
+    from hookscheduler.store.models import database_proxy
     pid = database_proxy.obj.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
     with open(_out(), "a") as fh:
         fh.write(json.dumps({"task": "backend", "backend": pid, "horse": os.getpid()}) + "\\n")
 
 def hold_lock():
-    from hookscheduler.models import database_proxy
+    from hookscheduler.store.models import database_proxy
     db = database_proxy.obj
     pid = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
     db.execute_sql("LOCK TABLE scheduled_job_type IN ACCESS EXCLUSIVE MODE")  # inside the job's transaction
@@ -45,7 +47,7 @@ def nap():
     time.sleep(4)
 
 def dirty():
-    from hookscheduler.models import database_proxy
+    from hookscheduler.store.models import database_proxy
     db = database_proxy.obj
     pid = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
     db.execute_sql("SET application_name = 'leaky'")
@@ -57,7 +59,7 @@ def dirty():
         fh.write(json.dumps({"task": "dirty", "backend": pid, "horse": os.getpid()}) + "\\n")
 
 def look():
-    from hookscheduler.models import database_proxy
+    from hookscheduler.store.models import database_proxy
     db = database_proxy.obj
     pid, app, timeout = db.execute_sql("SELECT pg_backend_pid(), current_setting('application_name'), "
                                        "current_setting('lock_timeout')").fetchone()
@@ -70,7 +72,7 @@ def look():
         fh.write(json.dumps({"task": "look", "backend": pid, "horse": os.getpid(), "state": state}) + "\\n")
 
 def slow_query():
-    from hookscheduler.models import database_proxy
+    from hookscheduler.store.models import database_proxy
     db = database_proxy.obj
     pid = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
     with open(_out(), "a") as fh:
@@ -78,7 +80,7 @@ def slow_query():
     db.execute_sql("SELECT pg_sleep(4)")  # killed in here: a query in flight on the lent connection
 
 def close_it():
-    from hookscheduler.models import database_proxy
+    from hookscheduler.store.models import database_proxy
     db = database_proxy.obj
     pid = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
     with open(_out(), "a") as fh:
@@ -330,7 +332,7 @@ def test_a_sqlite_worker_keeps_its_database_open_so_horses_skip_wal_recovery(ben
     the files SQLite creates for it are owner-only."""
     import stat
 
-    from hookscheduler import workers
+    from hookscheduler.worker import process as workers
 
     seen_open: list[bool] = []
     real = workers._keep_open

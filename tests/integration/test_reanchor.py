@@ -6,11 +6,11 @@ import json
 from datetime import datetime
 
 from hookscheduler.context import open_site
-from hookscheduler.hooks_loader import load_job_specs
-from hookscheduler.loop import Scheduler
-from hookscheduler.migrate import migrate_site
-from hookscheduler.models import ScheduledJobType
-from hookscheduler.reanchor import reanchor_if_clock_changed
+from hookscheduler.declare.hooks import load_job_specs
+from hookscheduler.declare.migrate import migrate_site
+from hookscheduler.schedule.loop import Scheduler
+from hookscheduler.schedule.reanchor import reanchor_if_calendar_changed
+from hookscheduler.store.models import ScheduledJobType
 
 T0 = datetime(2026, 1, 5, 10, 7)
 
@@ -19,8 +19,8 @@ def test_time_zone_change_moves_next_slots_to_the_new_zone(bench_factory, db_kin
     bench = bench_factory.make({"app1": {"daily": ["app1.tasks.ok"]}}, db=db_kind)
     ctx = open_site(str(bench))
     db = ctx.database(create=True, require_schema=False)
-    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.clock, now=T0)
-    assert reanchor_if_clock_changed(ctx, now=T0) == 0  # first sight: remembered, nothing moved
+    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=T0)
+    assert reanchor_if_calendar_changed(ctx, now=T0) == 0  # first sight: remembered, nothing moved
     assert ScheduledJobType.get().next_execution == datetime(2026, 1, 6, 0, 0)
     common = bench / "sites" / "common_site_config.json"
     conf = json.loads(common.read_text())
@@ -28,8 +28,8 @@ def test_time_zone_change_moves_next_slots_to_the_new_zone(bench_factory, db_kin
     common.write_text(json.dumps(conf))
     # the running loop notices at its next sweep, before it fires anything at the old time
     sched = Scheduler(bench=str(bench), now_fn=lambda: datetime(2026, 1, 5, 12, 0))
-    sched.step()
-    sched.runners["default"].ctx.database()
+    sched.cycle()
+    sched.sites["default"].ctx.database()
     assert ScheduledJobType.get().next_execution == datetime(2026, 1, 5, 23, 0)  # Berlin midnight, in UTC
     ctx2 = open_site(str(bench))
-    assert reanchor_if_clock_changed(ctx2, now=datetime(2026, 1, 5, 12, 0)) == 0
+    assert reanchor_if_calendar_changed(ctx2, now=datetime(2026, 1, 5, 12, 0)) == 0

@@ -9,10 +9,10 @@ from rq import Queue
 
 import hookscheduler
 from hookscheduler import enqueue
-from hookscheduler.dispatch import Run, send_runs
-from hookscheduler.models import ScheduledJobLog, ScheduledJobType, utcnow
-from hookscheduler.naming import queue_name, scheduled_job_id
-from hookscheduler.retention import prune_site_logs, trim_failed_registry
+from hookscheduler.broker.keys import queue_name, scheduled_job_id
+from hookscheduler.ops.retention import prune_site_logs, trim_failed_registry
+from hookscheduler.schedule.send import Run, send_runs
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, utcnow
 from tests.helpers import drain
 from tests.integration.bgjobs_support import make_bench, site
 
@@ -51,7 +51,7 @@ def test_prune_keeps_recent_rows_and_runs_still_active(bench_factory, db_kind):
 
 
 def test_prune_deletes_in_batches(bench_factory, monkeypatch):
-    import hookscheduler.retention as retention
+    import hookscheduler.ops.retention as retention
 
     bench = make_bench(bench_factory, "sqlite", {"hourly": ["bgapp.tasks.ok"]})
     ctx, _ = site(bench)
@@ -124,7 +124,7 @@ def test_trimming_keeps_the_newest_failures(bench_factory):
 
 def test_prune_logs_outside_a_worker_says_how_to_call_it():
     from hookscheduler.exceptions import HookSchedulerError
-    from hookscheduler.retention import prune_logs
+    from hookscheduler.ops.retention import prune_logs
 
     with pytest.raises(HookSchedulerError, match="prune_site_logs"):
         prune_logs()

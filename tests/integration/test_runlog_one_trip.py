@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from hookscheduler import runlog
-from hookscheduler.models import ScheduledJobLog, ScheduledJobType
-from hookscheduler.tick import run_pass
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
+from hookscheduler.worker import ledger as runlog
 from tests.integration.bgjobs_support import make_bench, site
 
 pytestmark = pytest.mark.postgres
@@ -143,7 +143,7 @@ def test_the_start_write_takes_the_job_row_before_the_ledger_row(bench_factory, 
             cur.execute("BEGIN; SET LOCAL lock_timeout = '3s'")
             cur.execute("SELECT id FROM scheduled_job_type WHERE name = %s FOR UPDATE", ("bgapp.tasks.seen",))
             if path == "careful":  # the path taken when the one-trip write fails
-                from hookscheduler import runner
+                from hookscheduler.worker import runner
 
                 monkeypatch.setattr(runlog, "start_in_one_trip", lambda *a, **k: None)
                 write = lambda: runner._record_start(db, rq_id, "bgapp.tasks.seen", "w1", STARTED)  # noqa: E731

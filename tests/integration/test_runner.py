@@ -8,9 +8,9 @@ import pytest
 from rq import Queue
 from rq.job import Job
 
-from hookscheduler.models import ScheduledJobLog, ScheduledJobType
-from hookscheduler.naming import queue_name
-from hookscheduler.tick import reconcile_active, run_pass
+from hookscheduler.broker.keys import queue_name
+from hookscheduler.schedule.claim import reconcile_active, run_pass
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
 from tests.helpers import drain
 from tests.integration.bgjobs_support import create_invoice_table, make_bench, out_rows, site
 
@@ -127,7 +127,7 @@ def test_a_locked_log_table_does_not_hold_the_run_back(bench_factory, monkeypatc
     after a short lock timeout and runs the job; last_execution still advances."""
     import psycopg2
 
-    import hookscheduler.runlog as runlog
+    import hookscheduler.worker.ledger as runlog
 
     monkeypatch.setattr(runlog, "LOCK_TIMEOUT", "300ms")
     bench, ctx, conn, rq_id = _fire(bench_factory, "postgres", "bgapp.tasks.seen")

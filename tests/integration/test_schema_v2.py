@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from hookscheduler import db as dbmod
+from hookscheduler.broker.connection import redis_for
 from hookscheduler.context import open_site
-from hookscheduler.db import MIGRATIONS, set_state, write_txn
-from hookscheduler.hooks_loader import load_job_specs
-from hookscheduler.migrate import migrate_site
-from hookscheduler.models import ScheduledJobLog, ScheduledJobType
-from hookscheduler.redis_conn import redis_for
-from hookscheduler.tick import run_pass
+from hookscheduler.declare.hooks import load_job_specs
+from hookscheduler.declare.migrate import migrate_site
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.store import database as dbmod
+from hookscheduler.store.database import MIGRATIONS, set_state, write_txn
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
 
 T0 = datetime(2026, 1, 5, 10, 7)
 GONE = {"scheduled_job_log_job_id", "scheduled_job_log_job_id_status", "scheduled_job_log_status_enqueued_at"}
@@ -32,7 +32,7 @@ def test_v1_database_upgrades_in_place_and_the_tick_uses_it(bench_factory, db_ki
         MIGRATIONS[0](db)
         set_state("schema_version", "1")
     assert _indexes(db) >= GONE and not NEW & _indexes(db)
-    plan = migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.clock, now=T0)
+    plan = migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=T0)
     assert plan.schema_steps == dbmod.SCHEMA_VERSION - 1
     assert dbmod.schema_version(db) == dbmod.SCHEMA_VERSION
     assert _indexes(db) >= NEW and not GONE & _indexes(db)

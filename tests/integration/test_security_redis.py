@@ -5,7 +5,7 @@ line, exit 1, and the password is never printed.
 
 Credentials come from ``rq_username``/``rq_password``, from ``$HOOKSCHEDULER_RQ_USERNAME``/``..._PASSWORD`` with
 ``worker --rq-username/--rq-password``, or from the URL. TLS: ``rediss://host:port/db?ssl_ca_certs=/path/ca.pem``
-verifies the server against that CA (see ``hookscheduler/redis_conn.py`` for the other query parameters).
+verifies the server against that CA (see ``hookscheduler/broker/connection.py`` for the other query parameters).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hookscheduler.models import utcnow
-from hookscheduler.redis_conn import connect_redis
+from hookscheduler.broker.connection import connect_redis
+from hookscheduler.store.models import utcnow
 from tests.helpers import DEFAULT_TASKS, read_out
 from tests.integration.opcli_support import Result, assert_one_line_error, migrated, run, sub
 from tests.integration.private_redis import ACL_PASSWORD, ACL_USER, PrivateRedis, private_redis, tls_supported

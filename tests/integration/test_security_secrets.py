@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from hookscheduler.db import redact
-from hookscheduler.models import utcnow
+from hookscheduler.security.redact import redact
+from hookscheduler.store.models import utcnow
 from tests.helpers import DEFAULT_TASKS, env_for
 from tests.integration.opcli_support import Result, migrated, run, sub
 from tests.integration.private_redis import ACL_PASSWORD, ACL_USER, PrivateRedis, free_port, private_redis
@@ -143,7 +143,7 @@ def test_the_scheduler_loops_log_lines_never_print_a_password(bench_factory):
     proc = subprocess.Popen([sys.executable, "-m", "hookscheduler", "schedule", "-v"], env=env_for(bench),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     err = _read_until(proc, "retrying with back-off", timeout=60)
-    assert "ERROR hookscheduler.loop: site default:" in err and "retrying with back-off" in err, err
+    assert "ERROR hookscheduler.schedule.loop: site default:" in err and "retrying with back-off" in err, err
     assert ACL_PASSWORD not in err
 
 
@@ -174,9 +174,9 @@ def _read_until(proc: subprocess.Popen[str], needle: str, timeout: float) -> str
 def test_a_failed_runs_traceback_is_stored_without_passwords(bench_factory, db_kind):
     """The ledger is read by operators and by tools other than ours: redacting only what the CLI prints is not
     enough; the traceback and reason are redacted before they are written."""
-    from hookscheduler.models import ScheduledJobLog
-    from hookscheduler.redis_conn import redis_for
-    from hookscheduler.tick import run_pass
+    from hookscheduler.broker.connection import redis_for
+    from hookscheduler.schedule.claim import run_pass
+    from hookscheduler.store.models import ScheduledJobLog
     from tests.helpers import drain
     from tests.integration.test_tick import setup_site
 
@@ -205,7 +205,7 @@ def test_redact_covers_every_form(text):
 def test_the_log_record_factory_redacts_every_logger(capfd):
     import logging
 
-    from hookscheduler.logsafe import install_log_redaction
+    from hookscheduler.security.logs import install_log_redaction
 
     install_log_redaction()
     log = logging.getLogger("rq.worker.hs_test")

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from hookscheduler.broker.connection import redis_for
 from hookscheduler.context import open_site
-from hookscheduler.hooks_loader import load_job_specs
-from hookscheduler.migrate import migrate_site
-from hookscheduler.models import ScheduledJobLog, ScheduledJobType
-from hookscheduler.redis_conn import redis_for
-from hookscheduler.tick import run_pass
+from hookscheduler.declare.hooks import load_job_specs
+from hookscheduler.declare.migrate import migrate_site
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
 from tests.helpers import drain, read_out
 
 
@@ -16,7 +16,7 @@ def test_due_slot_fires_once_and_runs(bench_factory, db_kind):
     ctx = open_site(str(bench))
     t0 = datetime(2026, 1, 5, 10, 7)
     db = ctx.database(create=True, require_schema=False)
-    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.clock, now=t0)
+    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=t0)
     row = ScheduledJobType.get()
     assert row.next_execution == datetime(2026, 1, 5, 11, 0)
     conn = redis_for(ctx.site)

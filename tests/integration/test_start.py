@@ -17,10 +17,10 @@ from rq import Queue
 
 import hookscheduler
 from hookscheduler import enqueue, get_job_status
+from hookscheduler.broker.keys import queue_name
 from hookscheduler.config import load_bench, load_sites
-from hookscheduler.models import ScheduledJobLog
-from hookscheduler.naming import queue_name
-from hookscheduler.supervisor import Proc, Supervisor, free_port, plan
+from hookscheduler.ops.supervisor import Proc, Supervisor, free_port, plan
+from hookscheduler.store.models import ScheduledJobLog
 from tests.helpers import env_for
 from tests.integration.bgjobs_support import cli, make_bench, out_rows, pid_alive, site, spawn, wait_for
 
@@ -216,7 +216,7 @@ def test_job_status_command(bench_factory):
 def test_job_status_of_a_scheduled_run_shows_its_log_row(bench_factory):
     from datetime import datetime
 
-    from hookscheduler.tick import run_pass
+    from hookscheduler.schedule.claim import run_pass
 
     bench = make_bench(bench_factory, events={"hourly": ["bgapp.tasks.seen"]})
     ctx, conn = site(bench)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 from rq import Queue
 
+from hookscheduler.broker.connection import redis_for
+from hookscheduler.broker.keys import queue_name
 from hookscheduler.context import SiteContext, open_site
-from hookscheduler.db import set_state
-from hookscheduler.hooks_loader import load_job_specs
-from hookscheduler.migrate import migrate_site
-from hookscheduler.models import ScheduledJobLog, ScheduledJobType
-from hookscheduler.naming import queue_name
-from hookscheduler.redis_conn import redis_for
-from hookscheduler.tick import run_pass
+from hookscheduler.declare.hooks import load_job_specs
+from hookscheduler.declare.migrate import migrate_site
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.store.database import set_state
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
 from tests.helpers import drain, read_out
 
 T0 = datetime(2026, 1, 5, 10, 7)  # a Monday
@@ -24,7 +25,7 @@ def setup_site(bench_factory, events, db_kind, now=T0, **make) -> SiteContext:
     bench = bench_factory.make({"app1": events}, db=db_kind, **make)
     ctx = open_site(str(bench))
     db = ctx.database(create=True, require_schema=False)
-    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.clock, now=now)
+    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=now)
     return ctx
 
 
@@ -97,7 +98,7 @@ def test_all_frequency_downtime_is_one_row_not_a_row_per_tick(bench_factory, db_
                                common={"scheduler_tick_interval": 60})
     ctx = open_site(str(bench))
     db = ctx.database(create=True, require_schema=False)
-    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.clock, now=T0)
+    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=T0)
     conn = redis_for(ctx.site)
     run_pass(ctx, conn, now=T0 + timedelta(days=2))
     rows = logs()
@@ -194,14 +195,14 @@ def test_paused_disabled_and_maintenance_skip_with_reason(bench_factory, db_kind
     conn = redis_for(ctx.site)
     r = run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 0, 1))
     assert r.fired == 0 and "pause_scheduler" in (r.inactive or "")
-    ctx.site.settings["pause_scheduler"] = False
+    ctx.site = replace(ctx.site, values={**ctx.site.values, "pause_scheduler": False})
     set_state("scheduler_enabled", "0")
     r = run_pass(ctx, conn, now=datetime(2026, 1, 5, 12, 0, 1))
     assert r.fired == 0 and r.inactive == "scheduler disabled"
     set_state("scheduler_enabled", "1")
-    ctx.site.settings["maintenance_mode"] = 1
+    ctx.site = replace(ctx.site, values={**ctx.site.values, "maintenance_mode": 1})
     assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 13, 0, 1)).fired == 0
-    ctx.site.settings["maintenance_mode"] = 0
+    ctx.site = replace(ctx.site, values={**ctx.site.values, "maintenance_mode": 0})
     assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 14, 0, 1)).fired == 1
     reasons = [lg.reason for lg in logs(status="skipped")]
     assert any("pause_scheduler" in r for r in reasons) and "scheduler disabled" in reasons
@@ -234,7 +235,7 @@ def test_two_sites_share_redis_without_collisions(bench_factory, db_kind):
         if db_kind == "sqlite":
             assert str(ctx.site.path) in ctx.site.db_url
         db = ctx.database(create=True, require_schema=False)
-        migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.clock, now=T0)
+        migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=T0)
         r = run_pass(ctx, redis_for(ctx.site), now=datetime(2026, 1, 5, 11, 0, 1))
         assert r.fired == 1
         ids += r.sent_ids
@@ -243,10 +244,10 @@ def test_two_sites_share_redis_without_collisions(bench_factory, db_kind):
 
 
 def test_row_without_next_execution_is_rescheduled_not_forgotten(bench_factory, db_kind):
-    from hookscheduler.tick import reschedule_orphans
+    from hookscheduler.schedule.claim import repair_missing_slots
 
     ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.ok"]}, db_kind)
     ctx.database().execute_sql("UPDATE scheduled_job_type SET next_execution = NULL")
-    assert reschedule_orphans(ctx, now=datetime(2026, 1, 5, 12, 30)) == 1
+    assert repair_missing_slots(ctx, now=datetime(2026, 1, 5, 12, 30)) == 1
     assert ScheduledJobType.get().next_execution == datetime(2026, 1, 5, 13, 0)
-    assert reschedule_orphans(ctx, now=datetime(2026, 1, 5, 12, 30)) == 0
+    assert repair_missing_slots(ctx, now=datetime(2026, 1, 5, 12, 30)) == 0

@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from hookscheduler.broker.connection import redis_for
 from hookscheduler.context import open_site
-from hookscheduler.hooks_loader import load_job_specs
-from hookscheduler.migrate import migrate_site
-from hookscheduler.models import ScheduledJobLog
-from hookscheduler.redis_conn import redis_for
-from hookscheduler.tick import run_pass
+from hookscheduler.declare.hooks import load_job_specs
+from hookscheduler.declare.migrate import migrate_site
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.store.models import ScheduledJobLog
 
 UTC = ZoneInfo("UTC")
 
@@ -31,7 +31,7 @@ def _drive(bench_factory, db_kind, zone, start, cron):
     bench = bench_factory.make({"app1": events}, db=db_kind, common={"time_zone": zone})
     ctx = open_site(str(bench))
     db = ctx.database(create=True, require_schema=False)
-    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.clock, now=start)
+    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=start)
     conn = redis_for(ctx.site)
     for i in range(0, 48 * 12):  # 48 hours, a pass every 5 minutes
         run_pass(ctx, conn, now=start + timedelta(minutes=5 * i, seconds=1))

@@ -1,5 +1,5 @@
 """Exactly once per slot across real processes: 4 concurrent tick processes, and processes SIGKILLed at
-every step of a pass (the failpoints of hookscheduler.faults)."""
+every step of a pass (the failpoints of hookscheduler.schedule._faults)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from datetime import datetime, timedelta
 import pytest
 from rq import Queue
 
+from hookscheduler.broker.connection import redis_for
+from hookscheduler.broker.keys import queue_name
 from hookscheduler.context import open_site
-from hookscheduler.faults import TICK_POINTS
-from hookscheduler.hooks_loader import load_job_specs
-from hookscheduler.migrate import migrate_site
-from hookscheduler.models import ScheduledJobLog
-from hookscheduler.naming import queue_name
-from hookscheduler.redis_conn import redis_for
-from hookscheduler.tick import run_pass
+from hookscheduler.declare.hooks import load_job_specs
+from hookscheduler.declare.migrate import migrate_site
+from hookscheduler.schedule._faults import TICK_POINTS
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.store.models import ScheduledJobLog
 from tests.helpers import drain, env_for, read_out
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,7 @@ def _site(bench_factory, db_kind, events):
     bench = bench_factory.make({"app1": events}, db=db_kind)
     ctx = open_site(str(bench))
     db = ctx.database(create=True, require_schema=False)
-    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.clock, now=T0)
+    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=T0)
     return bench, ctx
 
 

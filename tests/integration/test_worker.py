@@ -15,10 +15,10 @@ from rq.job import Job
 
 import hookscheduler
 from hookscheduler import enqueue
-from hookscheduler.events import listen, subscribe
-from hookscheduler.models import ScheduledJobLog
-from hookscheduler.naming import queue_name
-from hookscheduler.tick import reconcile_active, run_pass
+from hookscheduler.background.events import listen, subscribe
+from hookscheduler.broker.keys import queue_name
+from hookscheduler.schedule.claim import reconcile_active, run_pass
+from hookscheduler.store.models import ScheduledJobLog
 from tests.helpers import env_for
 from tests.integration.bgjobs_support import cli, make_bench, out_rows, pid_alive, site, spawn, wait_for
 
@@ -218,3 +218,31 @@ def test_rq_username_and_password(bench_factory, redis_client):
         assert _order(bench) == ["D1"]
     finally:
         redis_client.acl_deluser(user)
+
+
+def test_worker_stops_its_command_listener_promptly(redis_client):
+    """The exit must not wait out RQ's 60-second listener wait (redis-py 8 joins the thread without a bound).
+
+    The hang needs the unsubscribe reply to reach the thread before its stop flag is cleared; this provokes
+    exactly that order, which a plain RQ worker then waits about a minute out."""
+    import threading
+    import time
+
+    from hookscheduler.worker.process import HookWorker
+
+    worker = HookWorker([Queue(f"hs-listener-{uuid.uuid4().hex[:8]}", connection=redis_client)],
+                        connection=redis_client, name=f"hs-listener-{uuid.uuid4().hex[:8]}")
+    worker.subscribe()
+    for _ in range(200):
+        if worker.pubsub.subscribed:
+            break
+        time.sleep(0.01)
+    worker.pubsub.unsubscribe()  # the thread reads the reply and goes back to waiting, flag still set
+    for _ in range(200):
+        if not worker.pubsub.subscribed:
+            break
+        time.sleep(0.01)
+    stopper = threading.Thread(target=worker.unsubscribe, daemon=True)
+    stopper.start()
+    stopper.join(timeout=15)
+    assert not stopper.is_alive(), "the worker's command listener did not stop"

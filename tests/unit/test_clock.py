@@ -1,4 +1,4 @@
-"""The injectable clock (hookscheduler.clock): the wall clock by default, a shared simulated clock on demand."""
+"""The injectable clock (hookscheduler.timing.clock): the wall clock by default, a shared simulated clock on demand."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from hookscheduler import clock, models
-from hookscheduler.clock import SimClock, SimSpec, write_spec
+from hookscheduler.store import models
+from hookscheduler.timing import clock
+from hookscheduler.timing.clock import SimClock, SimSpec, write_spec
 
 PROBE = """
 import json, sys, time
-from hookscheduler import clock, models, loop, dispatch
+from hookscheduler.timing import clock
+from hookscheduler.store import models
+from hookscheduler.schedule import loop, send
 print(json.dumps({"now": models.utcnow().isoformat(), "real": clock.real_seconds(600.0),
                   "rq": clock.rq_timeout(300), "same": models.utcnow is clock.utcnow}))
 """

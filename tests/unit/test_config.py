@@ -24,8 +24,8 @@ from hookscheduler.config import (
     system_zone_name,
     update_site_config,
 )
-from hookscheduler.db import connect
 from hookscheduler.exceptions import BenchError, ConfigError
+from hookscheduler.store.database import connect
 
 
 def make_bench(root: Path, common: Any = None, sites: dict[str, Any] | None = None,
@@ -90,7 +90,7 @@ def test_every_env_override(tmp_path):
     s = site_of(bench, env=env)
     assert (s.redis_url, s.db_url, s.time_zone.key, s.tick_interval, s.log_retention_days) == (
         "rediss://r:6380/1", "sqlite:///x.db", "America/New_York", 15, 3)
-    assert (s.get("rq_username"), s.get("rq_password"), s.get("bench_id")) == ("u", "p", "mybench")
+    assert (s.settings.rq_username, s.settings.rq_password, s.values["bench_id"]) == ("u", "p", "mybench")
     # empty variables count as unset
     assert site_of(bench, env=dict.fromkeys(env, "")).tick_interval == 60
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from hookscheduler.decide import MAX_ENUMERATED, JobState, decide
-from hookscheduler.timing import SiteClock
+from hookscheduler.schedule.decide import MAX_ENUMERATED, JobState, decide
+from hookscheduler.timing.calendar import SiteCalendar
 
 
 def _job(cron: str, current: datetime, catchup: str = "once", limit: int = 3) -> JobState:
@@ -15,7 +15,7 @@ def _job(cron: str, current: datetime, catchup: str = "once", limit: int = 3) ->
                     catchup=catchup, catchup_limit=limit)
 
 
-CLOCK = SiteClock(tz=ZoneInfo("Europe/Berlin"), tick_interval=60, maintenance_offset=0)
+CLOCK = SiteCalendar(tz=ZoneInfo("Europe/Berlin"), tick_interval=60, maintenance_offset=0)
 
 
 def test_a_week_down_for_a_per_minute_job_fires_the_latest_slot():

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import redis
 
-from hookscheduler.dispatch import HashBuilder, Run, rq_hash
+from hookscheduler.schedule.send import HashBuilder, Run, rq_hash
 
 
 def _fields(pairs: list) -> dict:

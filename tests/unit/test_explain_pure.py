@@ -3,12 +3,12 @@
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from hookscheduler.explain import Facts, slots_around, timeline, verdict
-from hookscheduler.history import group_missed
-from hookscheduler.timing import SiteClock
+from hookscheduler.ops.explain import Facts, slots_around, timeline, verdict
+from hookscheduler.ops.history import group_missed
+from hookscheduler.timing.calendar import SiteCalendar
 
-UTC_CLOCK = SiteClock(ZoneInfo("UTC"), 60, 0)
-BERLIN = SiteClock(ZoneInfo("Europe/Berlin"), 60, 0)
+UTC_CLOCK = SiteCalendar(ZoneInfo("UTC"), 60, 0)
+BERLIN = SiteCalendar(ZoneInfo("Europe/Berlin"), 60, 0)
 
 
 def test_hourly_slots_around():

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from hookscheduler.config import load_bench, load_site
+from hookscheduler.declare.hooks import JobSpec, ensure_apps_on_path, load_job_specs, resolve_method
 from hookscheduler.exceptions import HookError
-from hookscheduler.hooks_loader import JobSpec, ensure_apps_on_path, load_job_specs, resolve_method
 
 SECTION_TABLE = [
     # section, frequency, queue, cron_format, timeout
@@ -370,7 +370,7 @@ def test_refused_message_heads_with_the_count_and_nothing_written(bench_factory)
 
 
 def test_frequency_table_matches_design():
-    from hookscheduler.frequencies import BY_FREQUENCY, FREQUENCIES, SECTIONS, cron_for, event_of, is_maintenance
+    from hookscheduler.timing.frequencies import BY_FREQUENCY, FREQUENCIES, SECTIONS, cron_for, event_of, is_maintenance
 
     assert set(SECTIONS) == {row[0] for row in SECTION_TABLE} | {"cron", "cron_long"}
     assert FREQUENCIES == ("All", "Hourly", "Hourly Long", "Hourly Maintenance", "Daily", "Daily Long",

@@ -1,4 +1,4 @@
-"""The pure judgement of a queued/started ledger row against RQ (hookscheduler.reconcile.judge)."""
+"""The pure judgement of a queued/started ledger row against RQ (hookscheduler.schedule.judge.judge)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from hookscheduler.reconcile import ABANDON_GRACE, judge
+from hookscheduler.schedule.judge import ABANDON_GRACE, judge
 
 T = datetime(2026, 1, 5, 11, 0)
 TIMEOUT = 300

@@ -1,4 +1,4 @@
-"""hookscheduler.slots: cron validation, Frappe frequencies, maintenance offsets, DST contract, intervals."""
+"""hookscheduler.timing.cron: cron validation, Frappe frequencies, maintenance offsets, DST contract, intervals."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from hookscheduler.slots import (
+from hookscheduler.timing.cron import (
     CronError,
     fire_times,
     interval_slots_until,

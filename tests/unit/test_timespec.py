@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hookscheduler.timespec import TimeSpecError, parse_moment
+from hookscheduler.timing.moments import TimeSpecError, parse_moment
 
 NOW = datetime(2026, 3, 29, 12, 0)  # naive UTC
 BERLIN = ZoneInfo("Europe/Berlin")

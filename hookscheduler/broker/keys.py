@@ -1,0 +1,91 @@
+"""Names in the shared Redis: queues per bench, job ids per (bench, site, ...).
+
+Several benches and sites can share one Redis, so every key we create is namespaced: queues are
+``<bench_id>:<queue>`` (a bench's workers serve all its sites, as in Frappe) and job ids start with
+``<bench_id>_<site tag>_``. A scheduled run's id is a pure function of (bench, site, job, slot): that is what
+lets Redis refuse a second copy of the same slot (``unique`` enqueue) whoever sends it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+
+from ..states import SLOT_TRIGGERS, Trigger
+
+_JOB_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def queue_name(bench_id: str, queue: str) -> str:
+    return f"{bench_id}:{queue}"
+
+
+def short_queue(full_name: str, bench_id: str) -> str | None:
+    """``<bench_id>:default`` -> ``default``; None for another bench's queue."""
+    prefix = f"{bench_id}:"
+    return full_name[len(prefix):] if full_name.startswith(prefix) else None
+
+
+def site_tag(site: str) -> str:
+    """A short, id-safe, stable tag for a site name (site names may hold dots)."""
+    return hashlib.sha1(site.encode()).hexdigest()[:8]
+
+
+def site_prefix(bench_id: str, site: str) -> str:
+    """Every job id of the site starts with this."""
+    return f"{bench_id}_{site_tag(site)}_"
+
+
+def scheduled_job_id(bench_id: str, site: str, job_name: str, slot: datetime, trigger: str = Trigger.SCHEDULE) -> str:
+    """Deterministic id of the run of ``job_name`` for ``slot`` (naive UTC) on ``site``."""
+    kind = "slot" if trigger in SLOT_TRIGGERS else trigger  # one id per slot, however it fired
+    digest = hashlib.sha1(f"{job_name}\x00{slot.isoformat()}\x00{kind}".encode()).hexdigest()[:24]
+    return f"{site_prefix(bench_id, site)}sched-{digest}"
+
+
+def user_job_id(bench_id: str, site: str, job_id: str) -> str:
+    """Namespace an application-chosen ``job_id`` (as Frappe's ``create_job_id``), keeping it readable."""
+    safe = _JOB_ID_UNSAFE.sub("-", job_id)
+    if safe != job_id:  # keep ids distinct when only unsafe characters differ
+        safe = f"{safe[:80]}-{hashlib.sha1(job_id.encode()).hexdigest()[:8]}"
+    return f"{site_prefix(bench_id, site)}{safe[:160]}"
+
+
+def heartbeat_key(bench_id: str, instance: str) -> str:
+    """One key per running ``schedule`` process (``instance`` = host:pid), set with a TTL while it lives.
+    Value: JSON ``{"host", "pid", "at" (ISO UTC), "sites": [...]}``."""
+    return f"hookscheduler:{bench_id}:scheduler:heartbeat:{instance}"
+
+
+def heartbeat_pattern(bench_id: str) -> str:
+    """SCAN pattern matching every live scheduler process of the bench."""
+    return f"hookscheduler:{bench_id}:scheduler:heartbeat:*"
+
+
+def last_tick_key(bench_id: str, site: str) -> str:
+    """ISO UTC time of the site's last completed scheduling pass (by any process)."""
+    return f"hookscheduler:{bench_id}:{site_tag(site)}:last_tick"
+
+
+def events_channel(bench_id: str, site: str) -> str:
+    """Pub/sub channel carrying job started/finished/failed events for one site."""
+    return f"hookscheduler:{bench_id}:{site}:events"
+
+
+def started_mark_key(bench_id: str, rq_job_id: str) -> str:
+    """Set (NX) by the work horse that starts a scheduled run: a second delivery of it does not run
+    (:mod:`hookscheduler.worker.marks`)."""
+    return f"hookscheduler:{bench_id}:started:{rq_job_id}"
+
+
+def refused_mark_key(bench_id: str, rq_job_id: str) -> str:
+    """Set by a delivery of a scheduled run that was refused (the run had already started): the RQ outcome
+    of that delivery is not the run's (:mod:`hookscheduler.worker.marks`)."""
+    return f"hookscheduler:{bench_id}:refused:{rq_job_id}"
+
+
+def orphan_suspect_key(bench_id: str, rq_job_id: str) -> str:
+    """A queued run first seen in no queue list; a second sighting after the grace re-queues it
+    (:mod:`hookscheduler.schedule.orphans`)."""
+    return f"hookscheduler:{bench_id}:orphan-suspect:{rq_job_id}"

@@ -1,0 +1,82 @@
+"""``dashboard`` and ``metrics``: the web dashboard and the standalone Prometheus endpoint."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import sys
+
+import click
+
+from ..exceptions import BadInput
+from .base import CliState, cli, echo, pass_state
+
+
+def _need_web() -> None:
+    try:
+        import jinja2  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise BadInput(f"the dashboard needs the web extra ({exc.name} is missing): "
+                       "pip install 'hookscheduler[web]'") from None
+
+
+@cli.command("dashboard")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; anything but "
+              "loopback needs --auth-file.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@click.option("--auth-file", type=click.Path(dir_okay=False), help="JSON file of users, roles and password "
+              "hashes (docs/dashboard.md); required beyond localhost.")
+@click.option("--live", type=click.IntRange(0, 3600), default=5, show_default=True,
+              help="Seconds between live refreshes of a page (0: off).")
+@click.option("--hash-password", is_flag=True, help="Read a password (prompt or stdin) and print its hash for "
+              "the auth file, then exit.")
+@pass_state
+def dashboard_cmd(state: CliState, host: str, port: int, auth_file: str | None, live: int,
+                  hash_password: bool) -> None:
+    """The web dashboard: jobs, timelines, explain, missed and failed runs, scheduler, queues, workers, RQ
+    jobs, and /metrics. Localhost only unless --auth-file."""
+    if hash_password:
+        from ..web.auth import hash_password as make_hash
+
+        password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+        if not password:
+            raise BadInput("--hash-password: the password is empty")
+        echo(make_hash(password))
+        return
+    _need_web()
+    import uvicorn
+
+    from ..web.app import create_app, loopback_hosts
+    from ..web.auth import load_auth
+    from ..web.security import check_bind, is_loopback
+
+    auth = load_auth(auth_file) if auth_file else None
+    check_bind(host, auth)
+    logging.getLogger("hookscheduler.web.audit").setLevel(logging.INFO)
+    app = create_app(state.bench, state.site, auth=auth, live_seconds=live,
+                     allowed_hosts=loopback_hosts() if is_loopback(host) else None)
+    echo(f"dashboard on http://{host}:{port}/ ({'sign-in required' if auth else 'localhost, no sign-in'})")
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+
+
+@cli.command("metrics")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=9464, show_default=True)
+@click.option("--grace", type=click.FloatRange(0, 3600), default=30.0, show_default=True,
+              help="Seconds a ledger row waits before it is counted (see docs/metrics.md).")
+@pass_state
+def metrics_cmd(state: CliState, host: str, port: int, grace: float) -> None:
+    """Serve Prometheus metrics for every site of the bench (or --site) at /metrics."""
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        raise BadInput("metrics need prometheus_client: pip install 'hookscheduler[web]'") from None
+    from ..metrics.bench import BenchSites
+    from ..metrics.exporter import serve
+
+    sites = BenchSites(state.bench, state.site)
+    serve(sites, host, port, grace,
+          ready=lambda addr: echo(f"metrics on http://{addr[0]}:{addr[1]}/metrics (sites: {', '.join(sites.names)})"))

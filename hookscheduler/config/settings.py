@@ -1,0 +1,84 @@
+"""A site's settings, typed: each key of the config files with its type and its default, in one place.
+
+The config files are read and validated by :mod:`._bench` (unknown keys and wrong types are refused there); a
+:class:`Settings` is built from the merged values. A key that is missing takes its default here, once, instead
+of ``site.get(key) or default`` at every place that reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_TICK_INTERVAL = 60
+DEFAULT_LOG_RETENTION_DAYS = 30
+DEFAULT_RESULT_TTL = 600  # seconds RQ keeps a finished job
+DEFAULT_FAILURE_TTL = 7 * 24 * 3600  # seconds RQ keeps a failed job
+DEFAULT_FAILED_JOBS_LIMIT = 1000  # failed jobs kept per queue, as Frappe
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings a site runs with (config file keys in the comments where the names differ)."""
+
+    redis_url: str = DEFAULT_REDIS_URL  # redis_queue
+    rq_username: str | None = None
+    rq_password: str | None = None
+    db_url: str | None = None  # None: the site's own SQLite file
+    tick_interval: int = DEFAULT_TICK_INTERVAL  # scheduler_tick_interval
+    time_zone: str | None = None  # None: the system's zone
+    #: custom queues: name -> {"timeout": seconds, "background_workers": n}
+    workers: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    pause_scheduler: bool = False
+    maintenance_mode: bool = False
+    disable_scheduler: bool = False
+    log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
+    rq_results_ttl: int = DEFAULT_RESULT_TTL
+    rq_job_failure_ttl: int = DEFAULT_FAILURE_TTL
+    rq_failed_jobs_limit: int = DEFAULT_FAILED_JOBS_LIMIT
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> Settings:
+        """From merged, validated config values. An empty value (``""``, 0, null) counts as not set."""
+        def given(key: str, default: Any) -> Any:
+            value = values.get(key)
+            return value if value else default
+
+        return cls(
+            redis_url=str(given("redis_queue", DEFAULT_REDIS_URL)),
+            rq_username=given("rq_username", None),
+            rq_password=given("rq_password", None),
+            db_url=given("db_url", None),
+            tick_interval=int(given("scheduler_tick_interval", DEFAULT_TICK_INTERVAL)),
+            time_zone=given("time_zone", None),
+            workers=dict(given("workers", {})),
+            pause_scheduler=bool(values.get("pause_scheduler")),
+            maintenance_mode=bool(values.get("maintenance_mode")),
+            disable_scheduler=bool(values.get("disable_scheduler")),
+            log_retention_days=int(given("log_retention_days", DEFAULT_LOG_RETENTION_DAYS)),
+            rq_results_ttl=int(given("rq_results_ttl", DEFAULT_RESULT_TTL)),
+            rq_job_failure_ttl=int(given("rq_job_failure_ttl", DEFAULT_FAILURE_TTL)),
+            rq_failed_jobs_limit=int(given("rq_failed_jobs_limit", DEFAULT_FAILED_JOBS_LIMIT)),
+        )
+
+    @property
+    def inactive_reason(self) -> str | None:
+        """Why the site's scheduler is inactive from config alone, as Frappe checks it (order matters)."""
+        if self.maintenance_mode:
+            return "maintenance_mode is set"
+        if self.pause_scheduler:
+            return "pause_scheduler is set"
+        if self.disable_scheduler:
+            return "disable_scheduler is set"
+        return None
+
+    @property
+    def rq_ttls(self) -> dict[str, int]:
+        """RQ's ``result_ttl`` and ``failure_ttl`` for the jobs the site sends."""
+        return {"result_ttl": self.rq_results_ttl, "failure_ttl": self.rq_job_failure_ttl}
+
+
+__all__ = ["DEFAULT_FAILED_JOBS_LIMIT", "DEFAULT_FAILURE_TTL", "DEFAULT_LOG_RETENTION_DAYS", "DEFAULT_REDIS_URL",
+           "DEFAULT_RESULT_TTL", "DEFAULT_TICK_INTERVAL", "Settings"]

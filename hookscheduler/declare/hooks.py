@@ -1,0 +1,342 @@
+"""Read every installed app's ``scheduler_events`` into immutable :class:`JobSpec` s.
+
+Validation collects *every* problem before refusing, each naming the app, the file and the key, because a
+deploy that fails on the first of five typos costs five deploys. Nothing here touches the database: ``migrate``
+applies the specs only when the whole set is valid.
+
+Every deploy loads every hook, so the per-entry cost matters (10,000 entries are a realistic bench): a cron
+string is validated once per process however many apps and keys repeat it (its validity never changes), and a
+method's module is looked up in ``sys.modules`` before going through the import machinery.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import functools
+import importlib
+import reprlib
+import sys
+import traceback
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import Bench
+from ..exceptions import HookError
+from ..states import CatchUp, Overlap
+from ..timing.cron import CronError, validate_cron
+from ..timing.frequencies import CATCHUP_POLICIES, OVERLAP_POLICIES, SECTIONS, Section
+
+#: Declarations are user input of any size or depth: every value shown in a message goes through ``_r``.
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 120
+_REPR.maxlevel = 3
+_MAX_PROBLEM = 1000
+
+ENTRY_KEYS = ("method", "name", "queue", "timeout", "catchup", "catchup_limit", "overlap")
+# Column sizes of scheduled_job_type: SQLite would store a longer value, PostgreSQL would refuse it mid-migrate,
+# so the loader refuses it up front and both databases behave the same.
+MAX_NAME = 255
+MAX_METHOD = 255
+MAX_CRON = 140
+MAX_APP = 140
+MAX_TIMEOUT = 2**31 - 1  # an INTEGER column
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One declared job, as ``scheduled_job_type`` will hold it (the hooks-owned columns)."""
+
+    name: str
+    app: str
+    method: str
+    frequency: str
+    cron_format: str
+    queue: str
+    timeout: int
+    catchup: str = CatchUp.ONCE
+    catchup_limit: int = 10
+    overlap: str = Overlap.SKIP
+    source: str = ""  # "app: path key" for messages
+
+    def definition(self) -> dict[str, Any]:
+        """The columns hooks own, for comparing with a stored row."""
+        return {
+            "app": self.app, "method": self.method, "frequency": self.frequency,
+            "cron_format": self.cron_format, "queue": self.queue, "timeout": self.timeout,
+            "catchup": self.catchup, "catchup_limit": self.catchup_limit, "overlap": self.overlap,
+        }
+
+
+def _purge_app_modules(apps: Iterable[str]) -> None:
+    """Forget cached imports of the apps so a long-lived process (or a test) reads hooks as they are now."""
+    prefixes = tuple(apps)
+    for mod in [m for m in sys.modules if m in prefixes or m.startswith(tuple(p + "." for p in prefixes))]:
+        del sys.modules[mod]
+
+
+#: ``apps/`` folders this process put on ``sys.path`` (so that loading another bench can take them off again).
+_APPS_PATHS: list[str] = []
+
+
+def ensure_apps_on_path(bench: Bench) -> None:
+    """Put this bench's ``apps/`` first on ``sys.path``, and no other bench's.
+
+    A process that loads two benches with an app of the same name (a test session, a long-lived API user) must
+    import each bench's own app: merely appending would keep importing whichever bench came first, and modules
+    already imported from the previous bench are forgotten for the same reason.
+    """
+    apps_path = str(bench.apps_path)
+    for old in _APPS_PATHS:
+        while old in sys.path:
+            sys.path.remove(old)
+        if old != apps_path:
+            _forget_modules_under(old)
+    _APPS_PATHS[:] = [apps_path]
+    while apps_path in sys.path:
+        sys.path.remove(apps_path)
+    sys.path.insert(0, apps_path)
+    # Files written since the last import (an edited hooks.py, a new app) must be seen now, not after the
+    # directory's mtime happens to change at a coarser granularity.
+    importlib.invalidate_caches()
+
+
+def _forget_modules_under(folder: str) -> None:
+    """Drop imported modules whose file lies under ``folder`` (another bench's apps must not answer imports)."""
+    prefix = folder.rstrip("/") + "/"
+    for name, module in list(sys.modules.items()):
+        if (getattr(module, "__file__", None) or "").startswith(prefix):
+            del sys.modules[name]
+
+
+def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, builtin: bool = False) -> list[JobSpec]:
+    """Every job declared by the bench's installed apps, in install order (plus hookscheduler's own jobs when
+    ``builtin``, as ``migrate`` asks); raise HookError listing all problems."""
+    ensure_apps_on_path(bench)
+    if fresh:
+        _purge_app_modules(bench.apps)
+    problems: list[str] = []
+    specs: list[JobSpec] = []
+    # Whatever an app prints while its modules import goes to stderr: stdout belongs to the command's output
+    # (``migrate --format json`` must stay parseable).
+    with contextlib.redirect_stdout(sys.stderr):
+        _load_apps(bench, queues, specs, problems)
+    if builtin:
+        from .builtin import builtin_specs  # late: builtin imports JobSpec from here
+        specs.extend(builtin_specs(queues))
+    _check_duplicates(specs, problems)
+    if problems:
+        raise HookError([p if len(p) <= _MAX_PROBLEM else p[:_MAX_PROBLEM - 3] + "..." for p in problems])
+    return specs
+
+
+def _load_apps(bench: Bench, queues: Mapping[str, int], specs: list[JobSpec], problems: list[str]) -> None:
+    for app in bench.apps:
+        if len(app) > MAX_APP:
+            problems.append(f"{app[:40]}...: app name is longer than {MAX_APP} characters")
+            continue
+        events, hooks_file = _read_events(bench, app, problems)
+        if events is not None:
+            specs.extend(_normalise_app(app, hooks_file, events, queues, problems))
+
+
+def _read_events(bench: Bench, app: str, problems: list[str]) -> tuple[Any, str]:
+    guess = bench.apps_path / app / "hooks.py"
+    where = str(guess)
+    try:
+        module = importlib.import_module(f"{app}.hooks")
+    except ModuleNotFoundError as exc:
+        if exc.name in (app, f"{app}.hooks"):
+            if exc.name == app:
+                problems.append(
+                    f"{app}: app is listed as installed but cannot be imported (no {bench.apps_path / app}); "
+                    "add it under apps/ or remove it from sites/apps.txt"
+                )
+            return None, where  # an app without hooks.py declares no jobs
+        problems.append(f"{app}: {where}: importing hooks.py failed: {_one_line(exc)}")
+        return None, where
+    except (Exception, SystemExit) as exc:  # a hooks.py calling sys.exit() must not end the migrate
+        problems.append(f"{app}: {where}: hooks.py raised {_one_line(exc)}; fix the file")
+        return None, where
+    where = str(Path(getattr(module, "__file__", where)))
+    events = getattr(module, "scheduler_events", None)
+    if events is None:
+        return None, where
+    if not isinstance(events, dict):
+        problems.append(
+            f"{app}: {where}: scheduler_events must be a dict of section -> list, not {type(events).__name__}"
+        )
+        return None, where
+    return events, where
+
+
+def _normalise_app(
+    app: str, where: str, events: Mapping[Any, Any], queues: Mapping[str, int], problems: list[str]
+) -> list[JobSpec]:
+    out: list[JobSpec] = []
+    for key, value in events.items():
+        section = SECTIONS.get(key) if isinstance(key, str) else None
+        if section is None:
+            hint = difflib.get_close_matches(key, list(SECTIONS), n=1) if isinstance(key, str) else []
+            problems.append(
+                f"{app}: {where}: scheduler_events[{_r(key)}]: unknown section"
+                + (f"; did you mean {hint[0]!r}?" if hint else f"; valid sections: {', '.join(SECTIONS)}")
+            )
+            continue
+        if section.is_cron:
+            if not isinstance(value, dict):
+                problems.append(
+                    f"{app}: {where}: scheduler_events[{_r(key)}] must map cron strings to lists of methods, "
+                    f"not {type(value).__name__}"
+                )
+                continue
+            for cron, entries in value.items():
+                loc = f"{app}: {where}: scheduler_events[{_r(key)}][{_r(cron)}]"
+                try:
+                    cron_format = _valid_cron(cron) if isinstance(cron, str) else None
+                except CronError as exc:
+                    problems.append(f"{loc}: {exc}")
+                    continue
+                if cron_format is None:
+                    problems.append(f"{loc}: a cron key must be a string like '15 18 * * *'")
+                    continue
+                if len(cron_format) > MAX_CRON:
+                    problems.append(f"{loc}: cron string is {len(cron_format)} characters long, at most {MAX_CRON} "
+                                    "fit; use ranges and steps (0-30/5) instead of long lists")
+                    continue
+                out.extend(_entries(app, where, loc, section, cron_format, entries, queues, problems))
+        else:
+            loc = f"{app}: {where}: scheduler_events[{_r(key)}]"
+            out.extend(_entries(app, where, loc, section, "", value, queues, problems))
+    return out
+
+
+def _entries(
+    app: str, where: str, loc: str, section: Section, cron_format: str, entries: Any,
+    queues: Mapping[str, int], problems: list[str],
+) -> list[JobSpec]:
+    if isinstance(entries, (str, dict)):
+        entries = [entries]  # Frappe's append_hook turns a scalar into a one-element list
+    if not isinstance(entries, (list, tuple)):
+        problems.append(f"{loc}: must be a list of dotted method paths, not {type(entries).__name__}")
+        return []
+    out = []
+    for i, entry in enumerate(entries):
+        spec = _entry(app, f"{loc}[{i}]", section, cron_format, entry, queues, problems)
+        if spec is not None:
+            out.append(spec)
+    return out
+
+
+def _entry(
+    app: str, loc: str, section: Section, cron_format: str, entry: Any, queues: Mapping[str, int],
+    problems: list[str],
+) -> JobSpec | None:
+    options: dict[str, Any]
+    if isinstance(entry, str):
+        options = {"method": entry}
+    elif isinstance(entry, dict):
+        options = dict(entry)
+        unknown = [k for k in options if k not in ENTRY_KEYS]
+        if unknown:
+            problems.append(f"{loc}: unknown option(s) {', '.join(map(_r, unknown))}; allowed: {', '.join(ENTRY_KEYS)}")
+            return None
+    else:
+        problems.append(f"{loc}: an entry must be a dotted path string or a dict, not {type(entry).__name__}")
+        return None
+    count = len(problems)
+    method = options.get("method")
+    if not isinstance(method, str) or not method.strip():
+        problems.append(f"{loc}: 'method' must be a dotted path string such as 'my_app.tasks.run'")
+        return None
+    method = method.strip()
+    if len(method) > MAX_METHOD:
+        problems.append(f"{loc}: method {_r(method)} is longer than {MAX_METHOD} characters")
+        return None
+    error = check_method(method)
+    if error:
+        problems.append(f"{loc}: {error}")
+    name = options.get("name", method)
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME or not name.isprintable():
+        problems.append(f"{loc}: 'name' must be a printable string of 1-{MAX_NAME} characters")
+        name = method
+    queue = options.get("queue", section.default_queue)
+    if not isinstance(queue, str) or queue not in queues:
+        problems.append(f"{loc}: unknown queue {_r(queue)}; valid queues: {', '.join(queues)} "
+                        "(custom queues are declared under 'workers' in common_site_config.json)")
+        queue = section.default_queue
+    timeout = options.get("timeout", queues.get(queue, 300))
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 0 < timeout <= MAX_TIMEOUT:
+        problems.append(f"{loc}: 'timeout' must be a whole number of seconds from 1 to {MAX_TIMEOUT}, "
+                        f"got {_r(timeout)}")
+    catchup = options.get("catchup", CatchUp.ONCE)
+    if catchup not in CATCHUP_POLICIES:
+        problems.append(f"{loc}: 'catchup' must be one of {', '.join(CATCHUP_POLICIES)}, got {_r(catchup)}")
+    limit = options.get("catchup_limit", 10)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+        problems.append(f"{loc}: 'catchup_limit' must be a whole number from 1 to 1000, got {_r(limit)}")
+    overlap = options.get("overlap", Overlap.SKIP)
+    if overlap not in OVERLAP_POLICIES:
+        problems.append(f"{loc}: 'overlap' must be one of {', '.join(OVERLAP_POLICIES)}, got {_r(overlap)}")
+    if len(problems) != count:
+        return None
+    return JobSpec(
+        name=name.strip(), app=app, method=method, frequency=section.frequency, cron_format=cron_format,
+        queue=queue, timeout=timeout, catchup=catchup, catchup_limit=limit, overlap=overlap, source=loc,
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_cron(expr: str) -> str:
+    """:func:`validate_cron`, once per distinct string (an invalid one raises every time: not cached)."""
+    return validate_cron(expr)
+
+
+def resolve_method(method: str) -> Any:
+    """Import ``pkg.module.func`` and return the attribute (raises ImportError / AttributeError)."""
+    module_name, _, attr = method.rpartition(".")
+    if not module_name or not attr:
+        raise ImportError(f"{method!r} is not a dotted path (module.function)")
+    obj: Any = sys.modules.get(module_name)
+    if obj is None or getattr(obj, "__spec__", None) is None or getattr(obj.__spec__, "_initializing", False):
+        obj = importlib.import_module(module_name)  # not imported yet, or still importing: the real machinery
+    return getattr(obj, attr)
+
+
+def check_method(method: str) -> str | None:
+    """None when ``method`` imports and is callable, else a one-line reason."""
+    try:
+        obj = resolve_method(method)
+    except (ImportError, AttributeError) as exc:
+        return f"method {_r(method)} does not import: {_one_line(exc)}"
+    except (Exception, SystemExit) as exc:
+        return f"method {_r(method)}: importing its module raised {_one_line(exc)}"
+    if not callable(obj):
+        return f"method {_r(method)} is not callable (it is a {type(obj).__name__})"
+    return None
+
+
+def _check_duplicates(specs: list[JobSpec], problems: list[str]) -> None:
+    seen: dict[str, JobSpec] = {}
+    for spec in specs:
+        first = seen.get(spec.name)
+        if first is None:
+            seen[spec.name] = spec
+            continue
+        problems.append(
+            f"{spec.source}: job {spec.name!r} is declared twice (also at {first.source}); "
+            "give each entry a distinct 'name', e.g. {'method': ..., 'name': '...'}"
+        )
+
+
+def _r(value: Any) -> str:
+    """``repr`` bounded in length and depth (a hooks.py may hold a million-element or 100,000-deep value)."""
+    return _REPR.repr(value)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
+    line = text[-1] if text else type(exc).__name__
+    return line if len(line) <= 300 else line[:297] + "..."

@@ -1,0 +1,262 @@
+"""Prometheus counters derived from the ledger, kept in Redis so that they are monotonic and shared.
+
+Why the ledger: every outcome a counter needs (a run completed or failed, a slot missed or skipped, when it
+was sent, how long it ran) is already written to ``scheduled_job_log`` by whichever process decided it -- a
+tick, a work horse, an operator command, even an SQL edit. Counting there needs no change to those hot paths
+and is right however many worker or scheduler processes there are, because each row is counted once
+wherever it came from.
+
+Why Redis: the ledger is pruned (``log_retention_days``), so a count recomputed from it would drop, which a
+Prometheus counter must never do; and several exporters (``hookscheduler metrics`` on two hosts, the
+dashboard) must report the same numbers. So the counts are folded incrementally into one Redis hash per site:
+
+* ``cursor``: every ledger row with a smaller id has been counted, or is in the ``pending`` set;
+* ``pending``: ids of rows that were still ``queued`` / ``started`` when passed; re-read every collection and
+  counted once they end (or dropped if deleted);
+* ids only grow, except that SQLite reuses the ids of deleted newest rows: when the highest id falls below the
+  cursor (a ledger pruned empty), the cursor goes back to the start and the rows found there count as new;
+* a row younger than ``grace`` seconds stops the scan: on PostgreSQL a smaller id can become visible after a
+  larger one (transactions commit out of order), so the cursor only moves past rows old enough that any
+  transaction that wrote an earlier id has committed.
+
+A collection is one optimistic Redis transaction (``WATCH`` on the keys): when two exporters fold the same
+rows at once, one commits and the other retries from the new cursor, so nothing is counted twice. Reset
+semantic: if Redis loses the keys (a restart without persistence), the counts restart from what the ledger
+still holds -- a drop that Prometheus's ``rate()`` / ``increase()`` treat as a counter reset.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import redis
+
+from ..broker.keys import site_tag
+from ..ops import history
+from ..store.models import ScheduledJobLog, utcnow
+
+#: Histogram bucket bounds (seconds): lateness is enqueue minus slot, duration is the run's own.
+LATENESS_BUCKETS = (0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+RUN_STATUSES = ("complete", "failed")
+NOT_RUN_STATUSES = ("missed", "skipped")
+TERMINAL = RUN_STATUSES + NOT_RUN_STATUSES
+BATCH = 5000
+
+
+def counts_key(bench_id: str, site: str) -> str:
+    return f"hookscheduler:{bench_id}:{site_tag(site)}:metrics"
+
+
+def pending_key(bench_id: str, site: str) -> str:
+    return f"hookscheduler:{bench_id}:{site_tag(site)}:metrics:pending"
+
+
+#: Joins a series' kind and labels into a hash field: a control character, which job names (printable, as
+#: migrate checks) and the fixed label words never hold; splitting on it is much cheaper than JSON at scrape time.
+SEP = "\x1f"
+
+
+#: How many labels follow the job name in each kind of field.
+_LABELS_AFTER_JOB = {"runs": 1, "slots": 2, "late_b": 1, "dur_b": 1, "late_sum": 0, "dur_sum": 0, "last_ok": 0,
+                     "last_run": 0}
+
+
+def field_name(*parts: str) -> str:
+    """A hash field for a series: its kind and labels."""
+    return SEP.join(parts)
+
+
+def _bucket(value: float, bounds: Sequence[float]) -> str:
+    """The first bound ``value`` fits under, or ``+Inf``: buckets are stored non-cumulative."""
+    for bound in bounds:
+        if value <= bound:
+            return repr(bound)
+    return "+Inf"
+
+
+def _epoch(value: datetime) -> float:
+    return value.replace(tzinfo=timezone.utc).timestamp()
+
+
+@dataclass
+class Fold:
+    """What a batch of ended ledger rows adds: integer and float increments, and per-job latest facts."""
+
+    ints: dict[str, int] = field(default_factory=dict)
+    floats: dict[str, float] = field(default_factory=dict)
+    last_success: dict[str, float] = field(default_factory=dict)  # job -> epoch seconds
+    last_run: dict[str, tuple[int, str]] = field(default_factory=dict)  # job -> (row id, status)
+
+    def add(self, name: str, by: int = 1) -> None:
+        self.ints[name] = self.ints.get(name, 0) + by
+
+    def add_float(self, name: str, by: float) -> None:
+        self.floats[name] = self.floats.get(name, 0.0) + by
+
+
+def fold(rows: Iterable[dict[str, Any]], into: Fold | None = None) -> Fold:
+    """Pure: the counter increments of ended ledger rows (dicts with :data:`history.SCAN_COLUMNS`)."""
+    out = into or Fold()
+    for r in rows:
+        job, status = str(r["job_name"]), str(r["status"])
+        if status in NOT_RUN_STATUSES:
+            out.add(field_name("slots", job, status, history.reason_kind(status, r["reason"])), int(r["slots"] or 1))
+            continue
+        if status not in RUN_STATUSES:
+            continue
+        out.add(field_name("runs", job, status))
+        if r["enqueued_at"] is not None and r["trigger"] in ("schedule", "catch-up"):
+            late = max(0.0, (r["enqueued_at"] - r["scheduled_for"]).total_seconds())
+            out.add(field_name("late_b", job, _bucket(late, LATENESS_BUCKETS)))
+            out.add_float(field_name("late_sum", job), late)
+        if r["duration"] is not None:
+            out.add(field_name("dur_b", job, _bucket(float(r["duration"]), DURATION_BUCKETS)))
+            out.add_float(field_name("dur_sum", job), float(r["duration"]))
+        if status == "complete" and r["finished_at"] is not None:
+            out.last_success[job] = max(out.last_success.get(job, 0.0), _epoch(r["finished_at"]))
+        if r["id"] > out.last_run.get(job, (-1, ""))[0]:
+            out.last_run[job] = (int(r["id"]), status)
+    return out
+
+
+@dataclass
+class Scan:
+    """Pure result of walking rows from the cursor: what ended, what is still active, where to stop."""
+
+    ended: list[dict[str, Any]]
+    active: list[int]
+    cursor: int
+    young: bool  # stopped at a row younger than the grace: caught up
+
+
+def scan(rows: Sequence[dict[str, Any]], cursor: int, now: datetime, grace: float) -> Scan:
+    """Pure: walk rows (id order, from ``cursor``) until the first one younger than ``grace`` seconds."""
+    ended: list[dict[str, Any]] = []
+    active: list[int] = []
+    horizon = now - timedelta(seconds=grace)
+    for r in rows:
+        if r["created_at"] is not None and r["created_at"] > horizon:
+            return Scan(ended, active, int(r["id"]), True)
+        if r["status"] in TERMINAL:
+            ended.append(r)
+        else:
+            active.append(int(r["id"]))
+        cursor = int(r["id"]) + 1
+    return Scan(ended, active, cursor, False)
+
+
+def _dicts(tuples: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    return [dict(zip(history.SCAN_COLUMNS, t, strict=True)) for t in tuples]
+
+
+def _pending_rows(ids: list[int]) -> list[dict[str, Any]]:
+    L = ScheduledJobLog
+    cols = [getattr(L, c) for c in history.SCAN_COLUMNS]
+    out: list[dict[str, Any]] = []
+    for i in range(0, len(ids), 1000):
+        out += _dicts(L.select(*cols).where(L.id.in_(ids[i:i + 1000])).tuples())  # type: ignore[arg-type]
+    return out
+
+
+def update(conn: redis.Redis, bench_id: str, site: str, now: datetime | None = None, grace: float = 30.0,
+           budget: float = 2.0) -> int:
+    """Fold the ledger rows that ended since the last collection into the site's Redis counters (the site's
+    database must be bound). Stops after ``budget`` seconds (a first collection over a large ledger is
+    spread over several scrapes). Returns how many rows were counted."""
+    now = now or utcnow()
+    deadline = time.monotonic() + budget
+    counted = 0
+    while True:
+        done, n = _step(conn, bench_id, site, now, grace)
+        counted += n
+        if done or time.monotonic() > deadline:
+            return counted
+
+
+def _step(conn: redis.Redis, bench_id: str, site: str, now: datetime, grace: float) -> tuple[bool, int]:
+    key, pkey = counts_key(bench_id, site), pending_key(bench_id, site)
+    for _attempt in range(5):
+        with conn.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(key, pkey)  # type: ignore[no-untyped-call]
+                raw = pipe.hget(key, "cursor")
+                cursor = int(raw) if raw else 0
+                pending = sorted(int(x) for x in pipe.smembers(pkey))  # type: ignore[union-attr]
+                still = _pending_rows(pending) if pending else []
+                ended_before = [r for r in still if r["status"] in TERMINAL]
+                gone = set(pending) - {r["id"] for r in still if r["status"] not in TERMINAL}
+                rows = _dicts(history.ledger_after(cursor, BATCH))
+                if not rows and cursor > 1 and (history.ledger_max_id() or 0) < cursor - 1:
+                    # the newest rows were deleted and SQLite reuses their ids (a ledger pruned empty): the rows
+                    # there now are all new
+                    cursor, pending, still, ended_before, gone = 0, [], [], [], set(pending)
+                    rows = _dicts(history.ledger_after(cursor, BATCH))
+                s = scan(rows, cursor, now, grace)
+                f = fold([*ended_before, *s.ended])
+                current = _current_latest(pipe, key, f)
+                pipe.multi()
+                _write(pipe, key, f, current)
+                pipe.hset(key, "cursor", s.cursor)
+                if gone:
+                    pipe.srem(pkey, *gone)
+                if s.active:
+                    pipe.sadd(pkey, *s.active)
+                pipe.execute()
+                return s.young or len(rows) < BATCH, len(ended_before) + len(s.ended)
+            except redis.WatchError:
+                continue
+    return True, 0
+
+
+def _current_latest(pipe: Any, key: str, f: Fold) -> dict[str, Any]:
+    """The stored latest facts of the jobs this fold touches (read under WATCH)."""
+    names = [field_name("last_ok", j) for j in f.last_success] + [field_name("last_run", j) for j in f.last_run]
+    if not names:
+        return {}
+    return dict(zip(names, pipe.hmget(key, names), strict=True))
+
+
+def _write(pipe: Any, key: str, f: Fold, current: dict[str, Any]) -> None:
+    for name, by in f.ints.items():
+        pipe.hincrby(key, name, by)
+    for name, by_float in f.floats.items():
+        pipe.hincrbyfloat(key, name, by_float)
+    for job, ts in f.last_success.items():
+        name = field_name("last_ok", job)
+        old = current.get(name)
+        if old is None or float(old) < ts:
+            pipe.hset(key, name, repr(ts))
+    for job, (row_id, status) in f.last_run.items():
+        name = field_name("last_run", job)
+        old = current.get(name)
+        if old is None or json.loads(old)[0] < row_id:
+            pipe.hset(key, name, json.dumps([row_id, status]))
+
+
+def read(conn: redis.Redis, bench_id: str, site: str) -> dict[tuple[str, ...], str]:
+    """The site's stored series: (kind, *labels) -> value text (``cursor`` left out)."""
+    out: dict[tuple[str, ...], str] = {}
+    for k, v in conn.hgetall(counts_key(bench_id, site)).items():  # type: ignore[union-attr]
+        name = k.decode() if isinstance(k, bytes) else str(k)
+        if name == "cursor":
+            continue
+        parts = name.split(SEP)
+        after = _LABELS_AFTER_JOB.get(parts[0])
+        if after is None or len(parts) < 2 + after:
+            continue  # not a series of ours
+        # a job name written by SQL may hold the separator: everything between the kind and the fixed labels
+        job = SEP.join(parts[1:len(parts) - after])
+        out[(parts[0], job, *parts[len(parts) - after:])] = v.decode() if isinstance(v, bytes) else str(v)
+    return out
+
+
+__all__ = [
+    "DURATION_BUCKETS", "LATENESS_BUCKETS", "Fold", "Scan", "counts_key", "field_name", "fold", "pending_key",
+    "read", "scan", "update",
+]

@@ -1,0 +1,222 @@
+"""``doctor``: every reason scheduled jobs might not be running, checked at once, each problem with a hint.
+
+A check never stops the others: an unreachable Redis or a missing database is itself a finding, and the
+checks that need it say they were not run. The result is ``{"ok", "checks", "problems"}`` (DESIGN §6);
+``ok`` is False, and the command exits 1, when any problem is found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import peewee as pw
+import redis
+
+from ..broker.connection import check_redis, redis_for
+from ..context import SiteContext
+from ..exceptions import HookSchedulerError
+from ..security.permissions import loose_permissions
+from ..security.redact import redact
+from ..states import LedgerStatus, SchedulerStatus
+from ..store import database as dbmod
+from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
+from .queues import pending_counts
+from .rq_view import workers_per_queue
+from .scheduler import heartbeats, last_tick, scheduler_state
+
+#: A slot (or a tick) this many tick intervals late means nothing is scheduling the site.
+OVERDUE_TICKS = 3
+MIN_OVERDUE = timedelta(minutes=3)
+FAILED_WINDOW = timedelta(hours=24)
+
+
+@dataclass
+class Check:
+    site: str
+    name: str
+    ok: bool
+    detail: str
+    hint: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"site": self.site, "check": self.name, "ok": self.ok, "detail": redact(self.detail),
+                "hint": self.hint}
+
+
+@dataclass
+class Report:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def problems(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks],
+                "problems": [{"site": p.site, "check": p.name, "problem": redact(p.detail), "hint": p.hint}
+                             for p in self.problems]}
+
+
+def _fmt(dt: datetime | None) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M:%S UTC") if dt else "never"
+
+
+def overdue_after(tick_interval: int) -> timedelta:
+    return max(timedelta(seconds=OVERDUE_TICKS * tick_interval), MIN_OVERDUE)
+
+
+def diagnose(contexts: list[SiteContext], now: datetime | None = None) -> Report:
+    """Run every check on every site."""
+    now = now or utcnow()
+    report = Report()
+    for ctx in contexts:
+        _site(ctx, report, now)
+    return report
+
+
+def _site(ctx: SiteContext, report: Report, now: datetime) -> None:
+    site = ctx.name
+
+    def add(name: str, ok: bool, detail: str, hint: str | None = None) -> None:
+        report.checks.append(Check(site, name, ok, detail, None if ok else hint))
+
+    conn = _redis(ctx, add)
+    db_ok = _database(ctx, add)
+    _guard(add, "permissions", lambda: _permissions(ctx, add))
+    late = overdue_after(ctx.site.tick_interval)
+    if db_ok:
+        _guard(add, "scheduler", lambda: _scheduler(ctx, conn, add, now, late))
+        _guard(add, "overdue jobs", lambda: _overdue(add, now, late))
+        _guard(add, "failed runs", lambda: _failed(add, now))
+    if conn is not None:
+        _guard(add, "queues", lambda: _queues(ctx, conn, add, db_ok))
+    else:
+        add("queues", True, "not checked: Redis unreachable")
+
+
+def _guard(add: Callable[..., None], name: str, fn: Callable[[], None]) -> None:
+    try:
+        fn()
+    except (HookSchedulerError, pw.PeeweeException, redis.exceptions.RedisError) as exc:
+        add(name, False, f"could not be checked: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+            "run `hookscheduler doctor` again; if it persists, check the database and Redis")
+
+
+def _redis(ctx: SiteContext, add: Callable[..., None]) -> redis.Redis | None:
+    url = ctx.site.redis_url
+    try:
+        conn = redis_for(ctx.site)
+        version = check_redis(conn, url)
+    except HookSchedulerError as exc:
+        add("redis", False, str(exc), "start Redis, or fix redis_queue / $HOOKSCHEDULER_REDIS_URL and rq_password")
+        return None
+    add("redis", True, f"Redis {version} reachable at {redact(url)}")
+    return conn
+
+
+def _permissions(ctx: SiteContext, add: Callable[..., None]) -> None:
+    loose = loose_permissions(ctx.site)
+    if loose:
+        add("permissions", False, "; ".join(loose),
+            "make them owner-only: chmod 600 on the files, chmod 700 on the database folder (or the umask you "
+            "intend, if other users must share them)")
+    else:
+        add("permissions", True, "database and config files holding secrets are owner-only")
+
+
+def _database(ctx: SiteContext, add: Callable[..., None]) -> bool:
+    url = redact(ctx.site.db_url)
+    try:
+        db = ctx.database(require_schema=False)
+        version = dbmod.schema_version(db)
+    except (HookSchedulerError, pw.PeeweeException) as exc:
+        add("database", False, f"{url}: {str(exc).splitlines()[0]}", "run `hookscheduler migrate`, or fix db_url")
+        return False
+    if version != dbmod.SCHEMA_VERSION:
+        add("database", False, f"{url}: schema version {version}, expected {dbmod.SCHEMA_VERSION}",
+            "run `hookscheduler migrate` to bring the schema up to date")
+        return False
+    jobs = ScheduledJobType.select().where(ScheduledJobType.removed == False).count()  # noqa: E712
+    add("database", True, f"{url}: schema version {version}, {jobs} job(s)")
+    return True
+
+
+def _scheduler(ctx: SiteContext, conn: redis.Redis | None, add: Callable[..., None], now: datetime,
+               late: timedelta) -> None:
+    status, reason = scheduler_state(ctx)
+    if status == SchedulerStatus.ENABLED:
+        add("scheduler", True, "scheduler enabled")
+    else:
+        hint = ("`hookscheduler scheduler resume`" if status == SchedulerStatus.PAUSED else
+                "`hookscheduler scheduler enable` (or clear maintenance_mode / disable_scheduler in site_config.json)")
+        add("scheduler", False, f"scheduler {status}: {reason}", f"if that is not intended: {hint}")
+    if conn is None:
+        add("scheduler process", True, "not checked: Redis unreachable")
+        return
+    procs = [h for h in heartbeats(conn, ctx.bench.bench_id) if h.serves(ctx.name)]
+    where = ", ".join(f"{h.host}:{h.pid}" for h in procs)
+    add("scheduler process", bool(procs), f"{len(procs)} `schedule` process(es) alive{': ' + where if where else ''}",
+        "start `hookscheduler schedule` (or `hookscheduler start` in development)")
+    tick = last_tick(conn, ctx.bench.bench_id, ctx.name)
+    fresh = tick is not None and now - tick <= late
+    mins = int(late.total_seconds() // 60)
+    add("last tick", fresh, f"last tick {_fmt(tick)}" + ("" if fresh or tick is None else f" (over {mins} min ago)"),
+        "no scheduling pass completed recently: check that `hookscheduler schedule` runs and its log")
+
+
+def _overdue(add: Callable[..., None], now: datetime, late: timedelta) -> None:
+    row = (ScheduledJobType.select()
+           .where((ScheduledJobType.removed == False) & (ScheduledJobType.stopped == False)  # noqa: E712
+                  & (ScheduledJobType.next_execution < now - late))
+           .order_by(ScheduledJobType.next_execution).first())
+    if row is None:
+        add("overdue jobs", True, f"no job is due for more than {int(late.total_seconds() // 60)} min")
+        return
+    count = ScheduledJobType.select().where((ScheduledJobType.removed == False)  # noqa: E712
+                                            & (ScheduledJobType.stopped == False)  # noqa: E712
+                                            & (ScheduledJobType.next_execution < now - late)).count()
+    add("overdue jobs", False,
+        f"{count} job(s) overdue; oldest {row.name} due since {_fmt(row.next_execution)}",
+        f"no scheduler pass is serving this site: see `hookscheduler jobs explain {row.name}`")
+
+
+def _failed(add: Callable[..., None], now: datetime) -> None:
+    since = now - FAILED_WINDOW
+    L = ScheduledJobLog
+    top = cast(list[tuple[str, int]], list(L.select(L.job_name, pw.fn.COUNT(L.id).alias("n"))
+               .where((L.status == LedgerStatus.FAILED) & (L.finished_at >= since))
+               .group_by(L.job_name).order_by(pw.fn.COUNT(L.id).desc(), L.job_name).limit(5).tuples()))
+    n = L.select().where((L.status == LedgerStatus.FAILED) & (L.finished_at >= since)).count()
+    names = ", ".join(f"{job} x{count}" for job, count in top)
+    add("failed runs", n == 0, f"{n} failed run(s) in the last 24 h" + (f", most: {names}" if names else ""),
+        "see `hookscheduler jobs history --status failed --since 24h`")
+
+
+def _queues(ctx: SiteContext, conn: redis.Redis, add: Callable[..., None], db_ok: bool) -> None:
+    bench_id = ctx.bench.bench_id
+    queues = list(ctx.site.queues)
+    counts = pending_counts(conn, bench_id, ctx.name, queues)
+    workers = workers_per_queue(conn, bench_id, queues)
+    used: set[str] = set()
+    if db_ok:
+        used = {r.queue for r in ScheduledJobType.select(ScheduledJobType.queue).where(
+            (ScheduledJobType.removed == False) & (ScheduledJobType.stopped == False)).distinct()}  # noqa: E712
+    for q in queues:
+        c = counts["queues"][q]
+        detail = (f"queue {q}: {workers[q]} worker(s), {c['queued']} queued, {c['started']} started, "
+                  f"{c['failed']} failed, {c['scheduled']} scheduled")
+        needed = c["queued"] > 0 or q in used
+        add(f"queue {q}", workers[q] > 0 or not needed, detail,
+            f"start a worker: `hookscheduler worker --queue {q}`")
+    total = counts["total"]
+    add("failed jobs", True, f"{total['failed']} failed job(s) kept by RQ for this site")
+
+
+__all__ = ["Check", "Report", "diagnose", "overdue_after"]

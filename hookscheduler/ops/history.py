@@ -1,0 +1,211 @@
+"""Queries on the Scheduled Job Log: a job's run history, and the slots that did not run (and why).
+
+The log is the slot ledger (DESIGN §4): one row per slot or stretch of slots the scheduler decided about. So
+"did it run last night?" is a query on ``scheduled_for``, and "what did we miss?" is the rows whose status is
+``missed`` or ``skipped`` plus the runs that covered several slots at once (a coalesced catch-up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import peewee as pw
+
+from ..exceptions import JobNotFound
+from ..states import ACTIVE_STATUSES, NOT_RUN, OUTCOMES, REQUEST_TRIGGERS, LedgerStatus, Trigger
+from ..store.database import TROUBLE
+from ..store.models import ScheduledJobLog
+from .jobs import get_job
+
+#: The log columns every listing emits, in this order (DESIGN §4 names).
+LOG_COLUMNS = (
+    "id", "job_name", "scheduled_for", "trigger", "status", "reason", "slots", "first_slot", "last_slot", "queue",
+    "rq_job_id", "enqueued_at", "started_at", "finished_at", "duration", "worker", "traceback", "created_at",
+)
+
+RAN: tuple[LedgerStatus, ...] = (*ACTIVE_STATUSES, *OUTCOMES)
+TROUBLE_STATUSES: tuple[LedgerStatus, ...] = (*NOT_RUN, LedgerStatus.FAILED)
+
+
+def log_dict(row: ScheduledJobLog) -> dict[str, Any]:
+    """One log row as the JSON listings show it (column names as keys, times as naive UTC)."""
+    out = {c: getattr(row, c) for c in LOG_COLUMNS}
+    out["error"] = error_summary(row.traceback)
+    return out
+
+
+def error_summary(traceback: str | None) -> str | None:
+    """The line a person reads first in a traceback: its last non-empty line (``RuntimeError: ...``)."""
+    if not traceback:
+        return None
+    lines = [ln.strip() for ln in traceback.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else None
+
+
+def history(job: str | None = None, status: str | None = None, since: datetime | None = None,
+            limit: int = 50, until: datetime | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    """Log rows newest first (by slot), optionally of one job (which must exist), one status, a time window."""
+    query = ScheduledJobLog.select()
+    if job is not None:
+        query = query.where(ScheduledJobLog.job == get_job(job).id)
+    if status is not None:
+        query = query.where(ScheduledJobLog.status == status)
+        if job is None and status in TROUBLE_STATUSES:
+            query = query.where(pw.SQL(TROUBLE))  # implied by the status: lets the trouble index serve it
+    if since is not None:
+        query = query.where(ScheduledJobLog.scheduled_for >= since)
+    if until is not None:
+        query = query.where(ScheduledJobLog.scheduled_for <= until)
+    query = query.order_by(ScheduledJobLog.scheduled_for.desc(), ScheduledJobLog.id.desc()).limit(limit)
+    if offset:
+        query = query.offset(offset)
+    return [log_dict(r) for r in query]
+
+
+def log_row(row_id: int) -> dict[str, Any]:
+    """One ledger row by id (the target of a timeline cell's link); JobNotFound when it is gone (pruned)."""
+    row = ScheduledJobLog.get_or_none(ScheduledJobLog.id == row_id)
+    if row is None:
+        raise JobNotFound(f"log row {row_id} not found (pruned after log_retention_days, or never written)")
+    return log_dict(row)
+
+
+#: The narrow columns of a timeline cell: no traceback, so a strip of thousands of slots reads little.
+CELL_COLUMNS = ("id", "scheduled_for", "trigger", "status", "reason", "slots", "first_slot", "last_slot",
+                "enqueued_at", "started_at", "finished_at", "duration")
+
+
+def slot_cells(job: str, since: datetime, until: datetime, limit: int = 5000) -> list[dict[str, Any]]:
+    """The latest ``limit`` ledger rows of one job whose slot lies in ``[since, until)``, oldest first, narrow
+    columns only: the cells of a slot timeline. Reads the ``(job_id, scheduled_for)`` index range, so its cost is the
+    rows shown, not the size of the ledger."""
+    L = ScheduledJobLog
+    fields = [getattr(L, c) for c in CELL_COLUMNS]
+    window = (L.job == get_job(job).id) & (L.scheduled_for >= since) & (L.scheduled_for < until)
+    query = L.select(*fields).where(window).order_by(L.scheduled_for.desc(), L.id.desc()).limit(limit)
+    return [{c: getattr(r, c) for c in CELL_COLUMNS} for r in reversed(list(query))]
+
+
+def cell_kind(cell: dict[str, Any], late_after: float) -> str:
+    """Pure: what a timeline cell shows: ``complete`` / ``failed`` / ``missed`` / ``skipped`` / ``late`` (a run
+    sent more than ``late_after`` seconds after its slot, or a catch-up run) / ``running`` (queued or started)."""
+    status = str(cell["status"])
+    if status in ("missed", "skipped"):
+        return status
+    if status in ("queued", "started"):
+        return "running"
+    late = cell["trigger"] == "catch-up" or int(cell["slots"] or 1) > 1 or (
+        cell["enqueued_at"] is not None and (cell["enqueued_at"] - cell["scheduled_for"]).total_seconds() > late_after)
+    if status == "failed":
+        return "failed"
+    return "late" if late else "complete"
+
+
+#: Ledger columns the metrics counter reads, in order.
+SCAN_COLUMNS = ("id", "job_name", "status", "trigger", "reason", "slots", "scheduled_for", "enqueued_at",
+                "finished_at", "duration", "created_at")
+
+
+def ledger_after(first_id: int, limit: int) -> list[tuple[Any, ...]]:
+    """Ledger rows with ``id >= first_id`` in id order (the primary key's range), as tuples of
+    :data:`SCAN_COLUMNS`: how :mod:`hookscheduler.metrics` follows the ledger without reading it twice."""
+    L = ScheduledJobLog
+    query = (L.select(*[getattr(L, c) for c in SCAN_COLUMNS]).where(L.id >= first_id).order_by(L.id).limit(limit))
+    rows: list[tuple[Any, ...]] = list(query.tuples())  # type: ignore[arg-type]
+    return rows
+
+
+_REASON_PREFIXES = (("job stopped", "stopped"), ("scheduler inactive", "scheduler_inactive"),
+                    ("scheduler disabled", "scheduler_inactive"), ("previous run", "overlap"),
+                    ("no scheduler pass", "no_scheduler"))
+_REASON_WORDS = (("catchup_limit", "catchup_limit"), ("(jobs skip-next)", "skip_next"), ("(purge-jobs", "purged"),
+                 ("(rq-jobs cancel)", "canceled"), ("(rq-jobs delete)", "deleted"),
+                 ("run not enqueued: previous run", "overlap"))
+
+
+def ledger_max_id() -> int | None:
+    """The highest ledger id (the primary key's last entry), None when the ledger is empty."""
+    value = ScheduledJobLog.select(pw.fn.MAX(ScheduledJobLog.id)).scalar()
+    return int(value) if value is not None else None
+
+
+def reason_kind(status: str, reason: str | None) -> str:
+    """Pure: a missed or skipped row's reason as a short, fixed word (a metric label must not carry free
+    text): ``stopped``, ``scheduler_inactive``, ``overlap``, ``no_scheduler``, ``catchup_limit``,
+    ``skip_next``, ``purged``, ``canceled``, ``deleted``, or ``other``."""
+    text = reason or ""
+    for prefix, kind in _REASON_PREFIXES:
+        if text.startswith(prefix):
+            return kind
+    for needle, kind in _REASON_WORDS:
+        if needle in text:
+            return kind
+    return "no_scheduler" if status == "missed" else "other"
+
+
+@dataclass
+class MissedGroup:
+    """The slots of one job that did not run on time: not run at all, or coalesced into a later run."""
+
+    job_name: str
+    missed_slots: int = 0  # slots no scheduler pass served on time and that never ran
+    skipped_slots: int = 0  # slots deliberately not run (stopped, paused, overlap, operator)
+    caught_up_slots: int = 0  # slots that ran late, in catch-up runs (one run may cover several)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"job_name": self.job_name, "missed_slots": self.missed_slots, "skipped_slots": self.skipped_slots,
+                "caught_up_slots": self.caught_up_slots, "entries": self.entries}
+
+
+def outcome(row: dict[str, Any]) -> str:
+    """What became of the slots of a ``missed`` / ``skipped`` / catch-up row, in words."""
+    if row["status"] in NOT_RUN:
+        return "not run"
+    what = "run" if row["slots"] <= 1 else f"one run for {row['slots']} slots"
+    return f"{what}, {row['status']} (rq {row['rq_job_id'] or '-'})"
+
+
+def missed(since: datetime | None = None, job: str | None = None, limit: int = 1000) -> list[MissedGroup]:
+    """Every missed or skipped slot and every catch-up run (rows with more than one slot, or trigger
+    ``catch-up``), grouped per job, newest first inside a group, groups by job name. Manual and event runs
+    are left out: they are requests, not slots."""
+    # manual and event runs are requests, not slots: a skipped one is in `jobs history`, not here
+    # the literal predicate of the trouble index (implied by the condition after it) lets that index serve this
+    query = ScheduledJobLog.select().where(pw.SQL(TROUBLE) & (
+        (ScheduledJobLog.status.in_(NOT_RUN) | (ScheduledJobLog.slots > 1)
+         | (ScheduledJobLog.trigger == Trigger.CATCH_UP))
+        & ScheduledJobLog.trigger.not_in(REQUEST_TRIGGERS)))
+    if job is not None:
+        query = query.where(ScheduledJobLog.job == get_job(job).id)
+    if since is not None:
+        # a row may cover a stretch: keep it when its latest slot is in the window
+        query = query.where(ScheduledJobLog.scheduled_for >= since)
+    rows = query.order_by(ScheduledJobLog.scheduled_for.desc(), ScheduledJobLog.id.desc()).limit(limit)
+    return group_missed(log_dict(r) for r in rows)
+
+
+def group_missed(rows: Iterable[dict[str, Any]]) -> list[MissedGroup]:
+    """Pure: fold log dicts into per-job groups with slot counts."""
+    groups: dict[str, MissedGroup] = {}
+    for row in rows:
+        group = groups.setdefault(row["job_name"], MissedGroup(row["job_name"]))
+        slots = int(row["slots"] or 1)
+        if row["status"] == LedgerStatus.MISSED:
+            group.missed_slots += slots
+        elif row["status"] == LedgerStatus.SKIPPED:
+            group.skipped_slots += slots
+        else:
+            # a catch-up run covers its missed slots plus, possibly, the on-time one
+            group.caught_up_slots += slots
+        group.entries.append(dict(row, outcome=outcome(row)))
+    return [groups[name] for name in sorted(groups)]
+
+
+__all__ = [
+    "CELL_COLUMNS", "LOG_COLUMNS", "SCAN_COLUMNS", "MissedGroup", "cell_kind", "error_summary", "group_missed",
+    "history", "ledger_after", "ledger_max_id", "log_dict", "log_row", "missed", "reason_kind", "slot_cells",
+]

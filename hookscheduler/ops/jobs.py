@@ -1,0 +1,179 @@
+"""Operator actions and queries on Scheduled Job Types (the library behind ``hookscheduler jobs ...``)."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import peewee as pw
+
+from ..exceptions import HookSchedulerError, JobNotFound, shown
+from ..states import NOT_RUN, LedgerStatus, Trigger
+from ..store.database import write_txn
+from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
+from ..timing.calendar import SiteCalendar, next_slot, upcoming
+from ..timing.frequencies import FREQUENCIES, event_of
+
+JOB_COLUMNS = (
+    "name", "app", "method", "frequency", "cron_format", "queue", "timeout", "catchup", "catchup_limit", "overlap",
+    "stopped", "stopped_note", "stopped_by", "stopped_at", "removed", "removed_at", "last_execution",
+    "next_execution", "created_at", "modified_at",
+)
+
+
+def actor() -> str:
+    """Who is acting, for the audit columns: ``user@host``."""
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def get_job(name: str, include_removed: bool = True) -> ScheduledJobType:
+    query = ScheduledJobType.select().where(ScheduledJobType.name == name)
+    if not include_removed:
+        query = query.where(ScheduledJobType.removed == False)  # noqa: E712
+    row: ScheduledJobType | None = query.first()
+    if row is None:
+        close = [r.name for r in ScheduledJobType.select(ScheduledJobType.name)
+                 .where(ScheduledJobType.name.contains(name.rsplit(".", 1)[-1][:255])).limit(3)]
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else "; see `hookscheduler jobs list --all`"
+        raise JobNotFound(f"job {shown(name)} not found{hint}")
+    found: ScheduledJobType = row
+    return found
+
+
+def _jobs_query(include_removed: bool, search: str | None) -> Any:
+    query = ScheduledJobType.select()
+    if not include_removed:
+        query = query.where(ScheduledJobType.removed == False)  # noqa: E712
+    if search:
+        query = query.where(ScheduledJobType.name.contains(search) | ScheduledJobType.method.contains(search))
+    return query
+
+
+def list_jobs(include_removed: bool = False, search: str | None = None, offset: int = 0,
+              limit: int | None = None) -> list[dict[str, Any]]:
+    """Every job (or one page of them: ``offset``/``limit``, optionally only names or methods containing
+    ``search``) with its columns plus the status and time of its latest log row. A page costs one indexed
+    lookup per job listed, so a dashboard page over 10,000 jobs reads only the ledger rows it shows."""
+    query = _jobs_query(include_removed, search).order_by(ScheduledJobType.app, ScheduledJobType.name)
+    if limit is not None:
+        query = query.offset(offset).limit(limit)
+    rows = list(query)
+    latest = _latest_logs([r.id for r in rows])
+    out = []
+    for row in rows:
+        item = {c: getattr(row, c) for c in JOB_COLUMNS}
+        log = latest.get(row.id)
+        item["last_status"] = log.status if log else None
+        item["last_log_at"] = (log.finished_at or log.started_at or log.scheduled_for) if log else None
+        out.append(item)
+    return out
+
+
+def count_jobs(include_removed: bool = False, search: str | None = None) -> int:
+    """How many jobs :func:`list_jobs` would list without a page (for paging)."""
+    return int(_jobs_query(include_removed, search).count())
+
+
+def _latest_logs(job_ids: list[int]) -> dict[int, ScheduledJobLog]:
+    if not job_ids:
+        return {}
+    # The newest run of each listed job, in one query (skipped/missed slots are not runs).
+    newest = (ScheduledJobLog.select(pw.fn.MAX(ScheduledJobLog.id))
+              .where(ScheduledJobLog.job.in_(job_ids) & ScheduledJobLog.status.not_in(NOT_RUN))
+              .group_by(ScheduledJobLog.job))
+    return {log.job_id: log for log in ScheduledJobLog.select().where(ScheduledJobLog.id.in_(newest))}
+
+
+def set_stopped(db: pw.Database, name: str, stopped: bool, note: str | None = None, who: str | None = None,
+                now: datetime | None = None) -> ScheduledJobType:
+    """The operator's toggle. Honoured by the next tick; re-enabling never causes a burst, because slots that
+    passed while stopped were logged as skipped and ``next_execution`` kept moving forward."""
+    now = now or utcnow()
+    with write_txn(db):
+        row = get_job(name)
+        values: dict[str, Any] = {"stopped": stopped, "modified_at": now}
+        # The audit columns record the latest toggle either way (who stopped it, or who re-enabled it).
+        values.update(stopped_note=note, stopped_by=who or actor(), stopped_at=now)
+        ScheduledJobType.update(values).where(ScheduledJobType.id == row.id).execute()
+    return get_job(name)
+
+
+# --- events (trigger-scheduler-event, purge-jobs --event) --------------------------------------------------
+
+def events() -> list[str]:
+    """Every event name: ``all``, ``hourly``, ``daily``, ... (a frequency's first word, lower-cased)."""
+    return sorted({event_of(f) for f in FREQUENCIES})
+
+
+def check_event(event: str) -> str:
+    if event not in events():
+        raise EventNotFound(f"unknown event {shown(event)}; events: {', '.join(events())}")
+    return event
+
+
+def event_jobs(event: str, include_stopped: bool = False) -> list[ScheduledJobType]:
+    """The jobs of an event (``daily``: every Daily, Daily Long and Daily Maintenance job), not removed."""
+    frequencies = [f for f in FREQUENCIES if event_of(f) == check_event(event)]
+    query = (ScheduledJobType.select()
+             .where(ScheduledJobType.frequency.in_(frequencies) & (ScheduledJobType.removed == False))  # noqa: E712
+             .order_by(ScheduledJobType.name))
+    if not include_stopped:
+        query = query.where(ScheduledJobType.stopped == False)  # noqa: E712
+    return list(query)
+
+
+class EventNotFound(HookSchedulerError):
+    """An event name that no frequency has (bad input)."""
+
+    exit_code = 2
+
+
+# --- schedule queries and edits ----------------------------------------------------------------------------
+
+def upcoming_slots(row: ScheduledJobType, calendar: SiteCalendar, count: int,
+                   now: datetime | None = None) -> list[datetime]:
+    """The next ``count`` fire times of ``row`` (naive UTC): its stored next slot first when it is still
+    ahead (or due and not yet served), then the slots after it."""
+    now = now or utcnow()
+    first = row.next_execution
+    if first is None:  # removed rows have none: show what the schedule would be
+        first = next_slot(row.frequency, row.cron_format, now, calendar)
+    return [first, *upcoming(row.frequency, row.cron_format, first, calendar, count - 1, anchor=first)][:count]
+
+
+@dataclass(frozen=True)
+class SkipResult:
+    job_name: str
+    skipped_slot: datetime
+    next_execution: datetime
+
+
+def skip_next(db: pw.Database, name: str, calendar: SiteCalendar, who: str | None = None,
+              now: datetime | None = None) -> SkipResult:
+    """Skip the job's next slot: move ``next_execution`` one slot on (a compare-and-set, like the tick's claim,
+    so a tick serving that slot at the same moment either wins and runs it or loses and logs nothing) and
+    record the slot as ``skipped`` by the operator."""
+    now = now or utcnow()
+    with write_txn(db):
+        row = get_job(name)
+        if row.removed or row.next_execution is None:
+            raise HookSchedulerError(f"job {shown(name)} was removed from hooks and has no next slot to skip")
+        slot = row.next_execution
+        after = next_slot(row.frequency, row.cron_format, slot, calendar, anchor=slot)
+        won = (ScheduledJobType.update(next_execution=after, modified_at=now)
+               .where((ScheduledJobType.id == row.id) & (ScheduledJobType.next_execution == slot)).execute())
+        if not won:
+            raise HookSchedulerError(f"job {shown(name)}: its next slot was served by the scheduler just now; "
+                                     "run skip-next again to skip the following one")
+        ScheduledJobLog.create(job=row.id, job_name=row.name, scheduled_for=slot, trigger=Trigger.SCHEDULE,
+                               status=LedgerStatus.SKIPPED, reason=f"skipped by {who or actor()} (jobs skip-next)",
+                               slots=1, first_slot=slot, last_slot=slot, queue=row.queue,
+                               created_at=now, modified_at=now)
+    return SkipResult(row.name, slot, after)

@@ -1,0 +1,170 @@
+"""Runs asked for by a person rather than by the clock: ``jobs run`` (trigger ``manual``) and
+``trigger-scheduler-event`` (trigger ``event``).
+
+They go through the same ledger and outbox as scheduled runs: the log row (``queued``, ``enqueued_at`` NULL,
+a deterministic RQ id built from the moment of the request) commits first, then it is sent and marked sent.
+A crash between the two leaves an outbox row that the next tick sends, and a second send is refused by RQ's
+unique enqueue, so an operator's run is neither lost nor doubled. The overlap policy applies as it does to
+the schedule: while a run of the job is queued or running, the request is logged as ``skipped`` (with the
+reason) unless ``force``. Stopped jobs are refused unless ``force``: a job is usually stopped because it
+must not run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import peewee as pw
+import redis
+
+from ..broker.keys import scheduled_job_id
+from ..context import SiteContext
+from ..exceptions import HookSchedulerError, JobNotFound, ServiceUnavailable, shown
+from ..schedule import send
+from ..schedule.claim import record_sent, settle
+from ..states import ACTIVE_STATUSES, LedgerStatus, Overlap, Trigger
+from ..store.database import write_txn
+from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
+from .jobs import actor, event_jobs, events, get_job
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one job's request: ``queued`` (sent to RQ), ``skipped`` (overlap) or ``left out``
+    (stopped, for an event)."""
+
+    job_name: str
+    status: str
+    rq_job_id: str | None = None
+    reason: str | None = None
+    queue: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"job_name": self.job_name, "status": self.status, "rq_job_id": self.rq_job_id,
+                "reason": self.reason, "queue": self.queue}
+
+
+def run_job(ctx: SiteContext, conn: redis.Redis, name: str, force: bool = False, who: str | None = None,
+            now: datetime | None = None) -> Outcome:
+    """``jobs run NAME``: enqueue NAME now, logged as trigger ``manual``."""
+    ctx.database()
+    row = get_job(name)
+    _refuse_unrunnable(row, force)
+    return enqueue_now(ctx, conn, [row], Trigger.MANUAL, force, f"run by {who or actor()} (jobs run)", now)[0]
+
+
+def resolve_target(target: str, include_stopped: bool) -> tuple[str, list[ScheduledJobType]]:
+    """An event name (``daily``), a job name or a method path -> (kind, jobs). Unknown -> JobNotFound."""
+    if target in events():
+        return "event", event_jobs(target, include_stopped=True)
+    row = ScheduledJobType.get_or_none((ScheduledJobType.name == target) & (ScheduledJobType.removed == False))  # noqa: E712
+    if row is not None:
+        return "job", [row]
+    rows = list(ScheduledJobType.select().where((ScheduledJobType.method == target)
+                                                & (ScheduledJobType.removed == False))  # noqa: E712
+                .order_by(ScheduledJobType.name))
+    if rows:
+        return "method", rows
+    raise JobNotFound(f"event {shown(target)} does not exist: it is neither an event ({', '.join(events())}) nor a "
+                      "job name or method of this site; see `hookscheduler jobs list`")
+
+
+def trigger_event(ctx: SiteContext, conn: redis.Redis, target: str, force: bool = False, who: str | None = None,
+                  now: datetime | None = None) -> tuple[str, list[Outcome]]:
+    """``trigger-scheduler-event``: every job of an event (stopped ones left out unless ``force``), or the
+    job(s) a name or method designates, enqueued now as trigger ``event``."""
+    ctx.database()
+    kind, rows = resolve_target(target, include_stopped=force)
+    if kind != "event":
+        for row in rows:
+            _refuse_unrunnable(row, force)
+    left_out = [Outcome(r.name, "left out", reason="job stopped (use --force to include it)", queue=r.queue)
+                for r in rows if r.stopped and not force]
+    runnable = [r for r in rows if force or not r.stopped]
+    reason = f"trigger-scheduler-event {target} by {who or actor()}"
+    outcomes = enqueue_now(ctx, conn, runnable, Trigger.EVENT, force, reason, now) if runnable else []
+    return kind, outcomes + left_out
+
+
+def _refuse_unrunnable(row: ScheduledJobType, force: bool) -> None:
+    if row.removed:
+        raise HookSchedulerError(f"job {row.name!r} was removed from hooks; it cannot be run "
+                                 "(`hookscheduler migrate` brings it back if it is declared again)")
+    if row.stopped and not force:
+        by = f" by {row.stopped_by}" if row.stopped_by else ""
+        note = f": {row.stopped_note}" if row.stopped_note else ""
+        raise HookSchedulerError(f"job {row.name!r} is stopped{by}{note}; pass --force to run it anyway, "
+                                 f"or `hookscheduler jobs enable {row.name}`")
+
+
+def enqueue_now(ctx: SiteContext, conn: redis.Redis, rows: Sequence[ScheduledJobType], trigger: str, force: bool,
+                reason: str, now: datetime | None = None) -> list[Outcome]:
+    """Record one run per row (or a skip, under overlap) in one transaction, then send the runs."""
+    now = now or utcnow()
+    db = ctx.database()
+    bench_id = ctx.bench.bench_id
+    outcomes: list[Outcome] = []
+    runs: list[send.Run] = []
+    with write_txn(db):
+        blocked = {} if force else _blocked(rows, conn, now, bench_id)
+        for i, row in enumerate(rows):
+            # distinct instants keep the deterministic ids distinct when one request covers several rows
+            slot = now + timedelta(microseconds=i)
+            why = blocked.get(row.id)
+            if why:
+                text = f"{trigger} run not enqueued: {why} (overlap=skip; --force runs it anyway)"
+                _insert(row, slot, trigger, LedgerStatus.SKIPPED, text, None, now)
+                outcomes.append(Outcome(row.name, LedgerStatus.SKIPPED, None, text, row.queue))
+                continue
+            rq_id = scheduled_job_id(bench_id, ctx.name, row.name, slot, trigger)
+            _insert(row, slot, trigger, LedgerStatus.QUEUED, reason, rq_id, now)
+            runs.append(send.Run(rq_id, ctx.name, row.name, row.method, row.queue, row.timeout, slot, trigger))
+            outcomes.append(Outcome(row.name, LedgerStatus.QUEUED, rq_id, reason, row.queue))
+    send_recorded(ctx, conn, runs)
+    return outcomes
+
+
+def _blocked(rows: Sequence[ScheduledJobType], conn: redis.Redis, now: datetime, bench_id: str) -> dict[int, str]:
+    """Job id -> why its previous run still blocks it (overlap ``skip`` only), judged against RQ."""
+    ids = [r.id for r in rows if r.overlap == Overlap.SKIP]
+    if not ids:
+        return {}
+    active = list(ScheduledJobLog.select().where(ScheduledJobLog.job.in_(ids)
+                                                 & ScheduledJobLog.status.in_(ACTIVE_STATUSES)))
+    verdicts = settle(active, conn, now, {r.id: r.timeout for r in rows}, bench_id)
+    out: dict[int, str] = {}
+    for job_id, vs in verdicts.items():
+        for v in vs:
+            if v.active and v.blocking_reason:
+                out[job_id] = v.blocking_reason
+                break
+    return out
+
+
+def _insert(row: ScheduledJobType, slot: datetime, trigger: str, status: str, reason: str, rq_id: str | None,
+            now: datetime) -> None:
+    ScheduledJobLog.create(job=row.id, job_name=row.name, scheduled_for=slot, trigger=trigger, status=status,
+                           reason=reason, slots=1, first_slot=slot, last_slot=slot, queue=row.queue,
+                           rq_job_id=rq_id, created_at=now, modified_at=now,
+                           finished_at=now if status == LedgerStatus.SKIPPED else None)
+
+
+def send_recorded(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> None:
+    """Send committed runs and mark them sent; on a Redis error they stay in the outbox for the tick."""
+    if not runs:
+        return
+    try:
+        sent = send.send_runs(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
+    except redis.exceptions.RedisError as exc:
+        raise ServiceUnavailable(
+            f"recorded {len(runs)} run(s) but could not send them to Redis ({type(exc).__name__}); they stay in "
+            "the outbox and the next scheduler tick sends them") from None
+    db: pw.Database = ctx.database()
+    with write_txn(db):
+        record_sent(sent, utcnow())
+
+
+__all__ = ["Outcome", "enqueue_now", "resolve_target", "run_job", "send_recorded", "trigger_event"]

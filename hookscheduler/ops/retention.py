@@ -1,0 +1,97 @@
+"""Keeping the history bounded: old Scheduled Job Log rows, and RQ's failed-job registries.
+
+* :func:`prune_logs` is the built-in daily maintenance job (``hookscheduler.builtin``): it deletes the site's
+  log rows older than ``log_retention_days`` (default 30) and trims the bench's failed registries. Rows of
+  runs still ``queued`` or ``started`` are never pruned: the tick's outbox and overlap checks rely on them.
+* :func:`trim_failed_registry` keeps at most ``rq_failed_jobs_limit`` (default 1000, as Frappe) failed jobs
+  per queue, deleting the oldest; the worker calls it after every failure, so a job failing every minute
+  cannot grow Redis without bound between two daily passes. :func:`truncate_failed_registry` is the same as
+  an RQ ``on_failure`` callback, for code ported from Frappe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import peewee as pw
+import redis
+from rq.job import Job
+from rq.registry import FailedJobRegistry
+
+from ..broker.keys import queue_name
+from ..config import DEFAULT_FAILED_JOBS_LIMIT
+from ..exceptions import HookSchedulerError
+from ..store.models import ACTIVE_STATUSES, ScheduledJobLog, utcnow
+
+BATCH = 1000  # log rows per DELETE; 100 RQ jobs per pipeline, as Frappe
+
+
+def prune_site_logs(db: pw.Database, retention_days: int, now: datetime | None = None) -> int:
+    """Delete finished log rows whose creation and last change are both older than ``retention_days``.
+
+    ``modified_at`` matters for the rows the tick keeps extending (a job stopped for months has one
+    ``skipped`` row whose ``last_slot`` moves): they are kept while they are still being written."""
+    cutoff = (now or utcnow()) - timedelta(days=retention_days)
+    total = 0
+    while True:
+        batch = (ScheduledJobLog.select(ScheduledJobLog.id)
+                 .where((ScheduledJobLog.created_at < cutoff) & (ScheduledJobLog.modified_at < cutoff)
+                        & ScheduledJobLog.status.not_in(ACTIVE_STATUSES))
+                 .limit(BATCH))
+        with db.atomic():
+            # one statement (the first of its transaction is a write: no SQLite read->write upgrade)
+            deleted = int(ScheduledJobLog.delete().where(ScheduledJobLog.id.in_(batch)).execute())
+        total += deleted
+        if deleted < BATCH:
+            return total
+
+
+def trim_failed_registry(conn: redis.Redis, full_queue_name: str, limit: int | None = None, room: int = 0) -> int:
+    """Keep at most ``limit`` jobs in the queue's failed registry, the newest (RQ scores them by the second:
+    among failures of the same second the order is arbitrary); ``room`` leaves space for jobs about to be added
+    (a failing job is added after its own failure handling). Returns how many were deleted."""
+    keep = max(int(limit or DEFAULT_FAILED_JOBS_LIMIT) - room, 0)
+    registry = FailedJobRegistry(full_queue_name, connection=conn)
+    excess = int(conn.zcard(registry.key)) - keep
+    if excess <= 0:
+        return 0
+    # scores are expiry times (failure time + failure_ttl): the lowest are the oldest failures
+    ids = registry.get_job_ids(0, excess - 1, cleanup=False)
+    for i in range(0, len(ids), 100):
+        chunk = ids[i:i + 100]
+        jobs = Job.fetch_many(chunk, connection=conn)
+        with conn.pipeline() as pipe:
+            pipe.zrem(registry.key, *chunk)
+            for job in jobs:
+                if job is not None:
+                    job.delete(pipeline=pipe, remove_from_queue=False)
+            pipe.execute()
+    return len(ids)
+
+
+def trim_failed_registries(conn: redis.Redis, bench_id: str, queues: Iterable[str], limit: int | None = None) -> int:
+    """:func:`trim_failed_registry` for every queue of a bench."""
+    return sum(trim_failed_registry(conn, queue_name(bench_id, q), limit) for q in queues)
+
+
+def truncate_failed_registry(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
+    """RQ ``on_failure`` callback (Frappe's name): bound the failed registry of the job's queue."""
+    trim_failed_registry(connection, job.origin, room=1)
+
+
+def prune_logs() -> dict[str, int]:
+    """The built-in daily maintenance job of every site (runs in a worker, as a scheduled job)."""
+    from ..broker.connection import redis_for
+    from ..worker.runner import job_context, worker_site  # late: the runner imports this module
+
+    jctx = job_context()
+    if jctx is None:
+        raise HookSchedulerError("prune_logs runs as a scheduled job in a worker; "
+                                 "call prune_site_logs(db, retention_days) directly instead")
+    ctx = worker_site(jctx.site)
+    deleted = prune_site_logs(ctx.database(require_schema=False), ctx.site.log_retention_days)
+    trimmed = trim_failed_registries(redis_for(ctx.site), ctx.bench.bench_id, ctx.site.queues,
+                                     ctx.site.settings.rq_failed_jobs_limit)
+    return {"deleted_logs": deleted, "trimmed_failed_jobs": trimmed}

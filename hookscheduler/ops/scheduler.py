@@ -1,0 +1,194 @@
+"""Is a site's scheduler on, and is anything actually scheduling it? Status, pause/resume, enable/disable.
+
+Two switches, as in Frappe, with different owners and lifetimes:
+
+* ``pause_scheduler`` in ``site_config.json``: a deploy-time switch (``scheduler pause`` / ``resume``), a file
+  that config management can also write; ``maintenance_mode`` and ``disable_scheduler`` live there too;
+* ``scheduler_enabled`` in the site's ``scheduler_state`` table (``scheduler enable`` / ``disable``, with a
+  note): the site's own setting, like Frappe's System Settings ``enable_scheduler``.
+
+Every pass re-reads both (:func:`hookscheduler.schedule.claim.inactive_reason`), so a change takes effect
+within one pass; slots that pass meanwhile are logged as skipped with the reason. Liveness comes from Redis: each
+``schedule`` process refreshes a heartbeat key with a TTL, and each completed pass writes the site's last
+tick time, so ``status`` works across hosts and containers (where Frappe's file lock cannot see).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import peewee as pw
+import redis
+
+from ..broker.keys import heartbeat_pattern, last_tick_key
+from ..config import update_site_config
+from ..context import SiteContext
+from ..exceptions import HookSchedulerError
+from ..states import SchedulerStatus
+from ..store.database import get_state, set_state, write_txn
+from ..store.models import utcnow
+from .queues import outbox_count, pending_counts
+
+ENABLED, DISABLED, PAUSED = SchedulerStatus.ENABLED, SchedulerStatus.DISABLED, SchedulerStatus.PAUSED
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """One live ``schedule`` process, as its heartbeat key describes it."""
+
+    host: str | None
+    pid: int | None
+    at: datetime | None
+    sites: tuple[str, ...] | None  # None: the process did not say (it serves every site)
+
+    def serves(self, site: str) -> bool:
+        return self.sites is None or site in self.sites
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "pid": self.pid, "at": self.at,
+                "sites": list(self.sites) if self.sites is not None else None}
+
+
+def _utc(text: str | None) -> datetime | None:
+    """ISO text (with or without offset) -> naive UTC; None when absent or unreadable."""
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+
+
+def heartbeats(conn: redis.Redis, bench_id: str) -> list[Heartbeat]:
+    """Every live scheduler process of the bench (SCAN for the keys, one MGET for their values)."""
+    keys = sorted(conn.scan_iter(match=heartbeat_pattern(bench_id), count=1000))
+    if not keys:
+        return []
+    out = []
+    for raw in conn.mget(keys):
+        if raw is None:  # expired between SCAN and MGET
+            continue
+        try:
+            data = json.loads(raw)
+        except (ValueError, TypeError):
+            data = {}
+        data = data if isinstance(data, dict) else {}
+        sites = data.get("sites")
+        pid = data.get("pid")
+        out.append(Heartbeat(host=data.get("host"), pid=int(pid) if isinstance(pid, int) else None,
+                             at=_utc(data.get("at")),
+                             sites=tuple(str(s) for s in sites) if isinstance(sites, list) else None))
+    return out
+
+
+def last_tick(conn: redis.Redis, bench_id: str, site: str) -> datetime | None:
+    raw = conn.get(last_tick_key(bench_id, site))
+    return _utc(raw.decode() if isinstance(raw, bytes) else raw)
+
+
+def scheduler_state(ctx: SiteContext) -> tuple[str, str | None]:
+    """(``enabled`` | ``disabled`` | ``paused``, every reason it is inactive joined, or None). A disabled
+    scheduler reads ``disabled`` even when it is also paused: resuming it would not make it run."""
+    ctx.database()
+    settings = ctx.site.settings
+    reasons: list[str] = []
+    disabled = False
+    if settings.maintenance_mode:
+        reasons.append("maintenance_mode is set")
+        disabled = True
+    if settings.pause_scheduler:
+        reasons.append("pause_scheduler is set")
+    if settings.disable_scheduler:
+        reasons.append("disable_scheduler is set")
+        disabled = True
+    if get_state("scheduler_enabled", "1") == "0":
+        note = get_state("scheduler_disabled_note")
+        reasons.append("scheduler disabled" + (f": {note}" if note else ""))
+        disabled = True
+    status = DISABLED if disabled else (PAUSED if settings.pause_scheduler else ENABLED)
+    return status, "; ".join(reasons) or None
+
+
+@dataclass
+class SiteStatus:
+    """``scheduler status`` of one site; :meth:`as_dict` is the fixed JSON shape (DESIGN §6)."""
+
+    site: str
+    status: str
+    reason: str | None
+    last_tick: datetime | None
+    scheduler_alive: bool | None  # None: unknown (Redis unreachable)
+    pending: int | None
+    failed: int | None
+    processes: list[Heartbeat] = field(default_factory=list)
+    queues: dict[str, dict[str, int]] = field(default_factory=dict)
+    redis_error: str | None = None  # why liveness and counts are unknown
+    unsent: int | None = None  # runs claimed and recorded but not yet in Redis (the outbox): from the database
+
+    def as_dict(self, verbose: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"site": self.site, "status": self.status, "reason": self.reason,
+                               "last_tick": self.last_tick, "scheduler_alive": self.scheduler_alive,
+                               "pending": self.pending, "failed": self.failed}
+        if self.redis_error:
+            out["redis_error"] = self.redis_error
+        if verbose:
+            out["processes"] = [p.as_dict() for p in self.processes]
+            out["queues"] = self.queues
+            out["unsent"] = self.unsent
+        return out
+
+
+def site_status(ctx: SiteContext, conn: redis.Redis | None, redis_error: str | None = None) -> SiteStatus:
+    """The site's status. ``conn`` None (Redis unreachable, ``redis_error`` says why): the database half is
+    still answered -- during a Redis outage an operator still needs to know whether the scheduler is on --
+    and liveness, last tick and counts are reported as unknown rather than as zero."""
+    status, reason = scheduler_state(ctx)
+    unsent = _unsent(ctx)
+    if conn is None:
+        return SiteStatus(site=ctx.name, status=status, reason=reason, last_tick=None, scheduler_alive=None,
+                          pending=None, failed=None, redis_error=redis_error or "Redis unreachable", unsent=unsent)
+    bench_id = ctx.bench.bench_id
+    procs = [h for h in heartbeats(conn, bench_id) if h.serves(ctx.name)]
+    counts = pending_counts(conn, bench_id, ctx.name, list(ctx.site.queues))
+    return SiteStatus(site=ctx.name, status=status, reason=reason, last_tick=last_tick(conn, bench_id, ctx.name),
+                      scheduler_alive=bool(procs), pending=counts["total"]["queued"],
+                      failed=counts["total"]["failed"], processes=procs, queues=counts["queues"], unsent=unsent)
+
+
+def _unsent(ctx: SiteContext) -> int | None:
+    """The outbox's size: RQ's counts cannot show runs the scheduler claimed but could not send (Redis down)."""
+    try:
+        ctx.database()
+        return outbox_count()
+    except (pw.PeeweeException, HookSchedulerError):
+        return None
+
+
+def set_paused(ctx: SiteContext, paused: bool) -> Path:
+    """``scheduler pause`` / ``resume``: write ``pause_scheduler`` into the site's ``site_config.json``."""
+    return update_site_config(ctx.site, {"pause_scheduler": paused})
+
+
+def set_enabled(ctx: SiteContext, enabled: bool, note: str | None = None, who: str | None = None,
+                now: datetime | None = None) -> None:
+    """``scheduler enable`` / ``disable``: the site's own switch in ``scheduler_state`` (with who and why)."""
+    db = ctx.database()
+    stamp = (now or utcnow()).strftime("%Y-%m-%d %H:%M UTC")
+    with write_txn(db):
+        set_state("scheduler_enabled", "1" if enabled else "0")
+        if enabled:
+            set_state("scheduler_disabled_note", None)
+        else:
+            by = f"by {who} " if who else ""
+            set_state("scheduler_disabled_note", f"{note + ' ' if note else ''}({by}at {stamp})".strip())
+
+
+__all__ = [
+    "DISABLED", "ENABLED", "PAUSED", "Heartbeat", "SiteStatus", "heartbeats", "last_tick", "scheduler_state",
+    "set_enabled", "set_paused", "site_status",
+]

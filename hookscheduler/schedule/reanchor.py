@@ -1,0 +1,52 @@
+"""Re-anchoring every row when the site's calendar changes (``time_zone``, ``scheduler_tick_interval``, or the
+site name behind the maintenance offset).
+
+``next_execution`` is stored in UTC, computed in the zone of the moment. If an operator moves a site from
+UTC to Europe/Berlin, the stored slots are an hour off; without this every job would fire once more at the old
+time. The calendar's signature is kept in ``scheduler_state`` (key ``clock_signature``, a stored name); when it
+differs, every active row's next slot is recomputed forward from now (never backwards: an edit cannot replay
+the past).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from ..context import SiteContext
+from ..store.database import get_state, set_state, write_txn
+from ..store.models import ScheduledJobType, utcnow
+from ..timing.calendar import SiteCalendar, next_slot
+
+log = logging.getLogger(__name__)
+STATE_KEY = "clock_signature"
+
+
+def signature(calendar: SiteCalendar) -> str:
+    return f"{calendar.tz.key}|{calendar.tick_interval}|{calendar.maintenance_offset}"
+
+
+def reanchor_if_calendar_changed(ctx: SiteContext, now: datetime | None = None) -> int:
+    """Recompute next slots if the site's calendar changed since the last check; returns rows re-anchored."""
+    now = now or utcnow()
+    db = ctx.database()
+    calendar = ctx.calendar
+    current = signature(calendar)
+    stored = get_state(STATE_KEY)
+    if stored == current:
+        return 0
+    moved = 0
+    with write_txn(db):
+        if get_state(STATE_KEY) == current:  # another process did it meanwhile
+            return 0
+        if stored is not None:
+            for row in ScheduledJobType.select().where(ScheduledJobType.removed == False):  # noqa: E712
+                nxt = next_slot(row.frequency, row.cron_format, now, calendar)
+                if nxt != row.next_execution:
+                    ScheduledJobType.update(next_execution=nxt).where(ScheduledJobType.id == row.id).execute()
+                    moved += 1
+        set_state(STATE_KEY, current)
+    if moved:
+        log.warning("site %s: the calendar changed (%s -> %s); %d job(s) re-anchored forward from now",
+                    ctx.name, stored, current, moved)
+    return moved

@@ -1,0 +1,279 @@
+"""Opening a site's database, binding the models to it, and its versioned schema.
+
+SQLite is the zero-config default: WAL mode and a long busy timeout let several tick processes share one file;
+transactions that write are opened ``IMMEDIATE`` (see :func:`write_txn`) so that a reader never has to upgrade
+to a writer mid-transaction, which in WAL mode fails at once instead of waiting. The SQLite file and its
+folder are created owner-only (0700 / 0600): the table can hold tracebacks with secrets in them.
+
+The schema is versioned in ``scheduler_state.schema_version`` and brought up to date only by ``migrate``;
+other commands refuse to run on an outdated schema with a hint, rather than fail on a missing column.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import peewee as pw
+
+from ..exceptions import ConfigError, SchemaError, ServiceUnavailable
+from ..security.redact import redact, url_error
+from ..worker import warm
+from .models import ALL_MODELS, SchedulerState, database_proxy, utcnow
+
+
+class PostgresqlDatabase(pw.PostgresqlDatabase):
+    """peewee's, except that a work horse's first connection is the warm one its worker made for it
+    (:mod:`hookscheduler.worker.warm`) when there is one."""
+
+    def __init__(self, database: str, *, spare_key: str | None = None, **kwargs: Any) -> None:
+        super().__init__(database, **kwargs)
+        self.spare_key = spare_key
+
+    def _connect(self) -> Any:
+        if self.spare_key is not None:
+            conn = warm.take(self.spare_key)
+            if conn is not None:
+                return conn
+        return super()._connect()  # type: ignore[misc]
+
+    def make_spare(self) -> Any:
+        """A new connection for :func:`hookscheduler.warm.replenish`, bound to give up quickly."""
+        params = dict(self.connect_params)
+        params.setdefault("connect_timeout", warm.CONNECT_TIMEOUT)
+        params.setdefault("tcp_user_timeout", warm.TCP_USER_TIMEOUT)
+        spare = PostgresqlDatabase(self.database, **params)
+        return spare._connect()
+
+
+def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
+    """A peewee database for ``sqlite:///path`` or ``postgresql://user:pass@host:port/db``, not yet connected."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "postgresql://u:p@[::1/db": an unbalanced IPv6 bracket
+        raise ConfigError(f"db_url {redact(url)} is not a valid URL ({url_error(exc)}); "
+                          "use sqlite:///path or postgresql://user:pass@host:port/db") from None
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        raw = unquote(url.split("://", 1)[1])
+        # SQLAlchemy's convention: sqlite:///relative/path, sqlite:////absolute/path
+        if raw.startswith("/"):
+            raw = raw[1:]
+        if raw in ("", ":memory:"):
+            return pw.SqliteDatabase(":memory:", pragmas=_SQLITE_PRAGMAS)
+        path = Path(raw)
+        if not path.is_absolute():
+            path = (base_dir or Path.cwd()) / path
+        return pw.SqliteDatabase(str(path), pragmas=_SQLITE_PRAGMAS, timeout=30)
+    if scheme in ("postgresql", "postgres"):
+        options: dict[str, Any] = dict(parse_qsl(parts.query))
+        dbname = unquote(parts.path.lstrip("/"))
+        if not dbname:
+            raise ConfigError(f"db_url {redact(url)} names no database; use postgresql://user:pass@host:port/db")
+        try:
+            port = parts.port  # urllib checks it only now: "host:abc" or "host:99999" raise ValueError
+        except ValueError as exc:
+            raise ConfigError(f"db_url {redact(url)}: {url_error(exc)}; "
+                              "use postgresql://user:pass@host:port/db") from None
+        return PostgresqlDatabase(
+            dbname,
+            spare_key=url,
+            user=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            host=parts.hostname or None,
+            port=port,
+            **options,
+        )
+    raise ConfigError(
+        f"db_url {redact(url)}: unsupported scheme {parts.scheme!r}; use sqlite:///path or postgresql://..."
+    )
+
+
+_SQLITE_PRAGMAS = {"journal_mode": "wal", "busy_timeout": 30000, "foreign_keys": 1, "synchronous": "normal"}
+
+
+def _prepare_sqlite_path(db: pw.Database) -> None:
+    if not isinstance(db, pw.SqliteDatabase) or db.database == ":memory:":
+        return
+    path = Path(db.database)
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+
+
+def connect(url: str, base_dir: Path | None = None, create: bool = False) -> pw.Database:
+    """Open and connect; ``create`` allows making a new SQLite file (only ``migrate`` does)."""
+    db = open_database(url, base_dir)
+    if isinstance(db, pw.SqliteDatabase) and db.database != ":memory:":
+        if not create and not Path(db.database).exists():
+            raise SchemaError(
+                f"database {db.database} does not exist yet; run `hookscheduler migrate` to create it"
+            )
+        old_umask = os.umask(0o077)  # the -wal and -shm files are created owner-only too
+        try:
+            _prepare_sqlite_path(db)
+            db.connect(reuse_if_open=True)
+        except (OSError, pw.DatabaseError) as exc:  # a file where a folder should be, no permission, not SQLite
+            db.close()
+            raise ServiceUnavailable(
+                f"cannot open SQLite database {db.database}: {_first_line(exc)}; check db_url and the permissions "
+                "of the file and its folder"
+            ) from None
+        finally:
+            os.umask(old_umask)
+        return db
+    try:
+        db.connect(reuse_if_open=True)
+    except pw.DatabaseError as exc:
+        first = redact(_first_line(exc))
+        raise ServiceUnavailable(
+            f"cannot connect to database {redact(url)}: {first}; check db_url and that the server is up"
+        ) from None
+    return db
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def bind(db: pw.Database) -> pw.Database:
+    """Point the models at ``db`` (one site at a time per process)."""
+    database_proxy.initialize(db)
+    return db
+
+
+@contextlib.contextmanager
+def write_txn(db: pw.Database) -> Iterator[None]:
+    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, a normal one on PostgreSQL."""
+    ctx = db.atomic("IMMEDIATE") if isinstance(db, pw.SqliteDatabase) else db.atomic()
+    with ctx:
+        yield
+
+
+# --- versioned schema -------------------------------------------------------------------------------
+
+def _v1(db: pw.Database) -> None:
+    db.create_tables(list(ALL_MODELS), safe=True)
+
+
+def _v2(db: pw.Database) -> None:
+    """Leaner ledger indexes. A run's log row is written three or four times (queued, sent, started, finished)
+    and on PostgreSQL every write that changes an indexed column adds an entry to *every* index of the row, so
+    each index is paid for on the tick's and the worker's hot paths:
+
+    * ``(job_id)`` alone goes: ``(job_id, scheduled_for)`` has the same leading column (it also serves the
+      ``ON DELETE CASCADE`` from ``scheduled_job_type``);
+    * ``(job_id, status)`` becomes ``(job_id) WHERE status IN ('queued', 'started')``: its readers only ask for
+      a job's active runs, and finished rows (nearly all of them) leave the index;
+    * ``(status, enqueued_at)`` becomes the outbox, ``(id) WHERE status = 'queued' AND enqueued_at IS NULL``:
+      a row is in it only between its claim and its send, so the tick's probe reads an index that is empty
+      in steady state.
+
+    Queries that should use a partial index spell its predicate with literals (SQLite matches them textually).
+    """
+    for name in ("scheduled_job_log_job_id", "scheduled_job_log_job_id_status", "scheduled_job_log_status_enqueued_at"):
+        db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')  # type: ignore[no-untyped-call]
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "scheduled_job_log_active" ON "scheduled_job_log" ("job_id") '  # type: ignore[no-untyped-call]
+                   "WHERE status IN ('queued', 'started')")
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "scheduled_job_log_outbox" ON "scheduled_job_log" ("id") '  # type: ignore[no-untyped-call]
+                   "WHERE status = 'queued' AND enqueued_at IS NULL")
+
+
+#: The predicate of the ``scheduled_job_log_trouble`` index, spelled exactly so in the queries that use it.
+TROUBLE = "(status IN ('missed', 'skipped', 'failed') OR slots > 1 OR \"trigger\" = 'catch-up')"
+
+
+def _v3(db: pw.Database) -> None:
+    """An index for "what went wrong since T" (``jobs missed``, failed runs, the dashboard's missed-and-failed
+    page): slots by time, holding only the rows that did not run cleanly -- missed, skipped, failed, or a
+    catch-up run. A healthy run never enters it, so the tick's and the worker's writes of healthy runs do not
+    pay for it, and those queries read the trouble rows since T instead of every row of the ledger since T."""
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "scheduled_job_log_trouble" ON "scheduled_job_log" '  # type: ignore[no-untyped-call]
+                   f'("scheduled_for") WHERE {TROUBLE}')
+
+
+#: Schema migrations in order; index + 1 is the version each one produces. Append, never edit.
+MIGRATIONS: list[Callable[[pw.Database], None]] = [_v1, _v2, _v3]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(db: pw.Database) -> int:
+    """0 when the tables do not exist yet."""
+    if not db.table_exists(SchedulerState._meta.table_name):
+        return 0
+    row = SchedulerState.get_or_none(SchedulerState.key == "schema_version")
+    return int(row.value) if row and row.value else 0
+
+
+def _check_not_newer(current: int) -> None:
+    if current > SCHEMA_VERSION:
+        raise SchemaError(
+            f"database schema version {current} is newer than this hookscheduler ({SCHEMA_VERSION}); upgrade it"
+        )
+
+
+def ensure_schema(db: pw.Database) -> int:
+    """Create or upgrade the tables (idempotent); returns how many steps ran. Called by ``migrate``.
+
+    An up-to-date schema costs one read and no transaction, so a routine ``migrate`` takes no write lock.
+    """
+    bind(db)
+    _check_not_newer(schema_version(db))
+    if schema_version(db) == SCHEMA_VERSION:
+        return 0
+    steps = 0
+    with write_txn(db):
+        migrate_lock(db)
+        current = schema_version(db)  # again, under the lock: another migrate may have done it meanwhile
+        _check_not_newer(current)
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[version - 1](db)
+            steps += 1
+        if steps:
+            set_state("schema_version", str(SCHEMA_VERSION))
+    return steps
+
+
+#: Key of the PostgreSQL advisory lock that serialises migrates (an arbitrary constant: "hsmigrat").
+_MIGRATE_LOCK_KEY = 0x68736D6967726174
+
+
+def migrate_lock(db: pw.Database) -> None:
+    """Serialise concurrent migrates of one database, inside the current write transaction.
+
+    SQLite needs nothing (``BEGIN IMMEDIATE`` already admits one writer). On PostgreSQL two migrates would both
+    see a job missing and both insert it (a unique violation), or race on ``CREATE TABLE IF NOT EXISTS``; a
+    transaction-scoped advisory lock makes the second wait and then see the first one's result.
+    """
+    if isinstance(db, pw.PostgresqlDatabase):
+        cast(Any, db).execute_sql("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK_KEY,))
+
+
+def require_schema(db: pw.Database) -> None:
+    """Refuse to work on a database whose schema ``migrate`` has not brought up to date."""
+    version = schema_version(db)
+    if version != SCHEMA_VERSION:
+        raise SchemaError(
+            f"database schema is at version {version}, expected {SCHEMA_VERSION}; run `hookscheduler migrate`"
+        )
+
+
+def get_state(key: str, default: str | None = None) -> str | None:
+    row = SchedulerState.get_or_none(SchedulerState.key == key)
+    return row.value if row is not None else default
+
+
+def set_state(key: str, value: str | None) -> None:
+    (
+        SchedulerState.insert(key=key, value=value, modified_at=utcnow())
+        .on_conflict(conflict_target=[SchedulerState.key], update={SchedulerState.value: value,
+                                                                   SchedulerState.modified_at: utcnow()})
+        .execute()
+    )

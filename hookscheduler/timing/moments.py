@@ -1,0 +1,61 @@
+"""Reading the moments an operator types (``--since``, ``--at``): ISO dates and times, or relative forms.
+
+``2h``, ``3d``, ``1w2d``, ``90m`` (and ``2h ago``) mean that long before now; ``+2h`` that long after now (for
+``jobs explain --at`` about a future slot); ``now``, ``today`` and ``yesterday`` (local midnight) are accepted.
+An ISO date or time without an offset is read in the site's zone, because that is what the tables print;
+``Z`` or an explicit offset is honoured. The result is naive UTC, the storage format of every column.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from dateutil.parser import isoparse
+
+from ..exceptions import HookSchedulerError, shown
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_RELATIVE = re.compile(r"^(?P<sign>[+-]?)(?P<body>(?:\d+\s*[smhdw]\s*)+)(?P<ago>ago)?$")
+_PART = re.compile(r"(\d+)\s*([smhdw])")
+
+
+class TimeSpecError(HookSchedulerError):
+    """A moment that cannot be read (bad input: exit 2)."""
+
+    exit_code = 2
+
+
+def parse_moment(text: str, now: datetime, tz: ZoneInfo, what: str = "time") -> datetime:
+    """``text`` as naive UTC, relative forms counted from ``now`` (naive UTC); raise TimeSpecError."""
+    raw = text.strip().lower()
+    if raw == "now":
+        return now
+    if raw in ("today", "yesterday"):
+        local_day = now.replace(tzinfo=timezone.utc).astimezone(tz).date()
+        if raw == "yesterday":
+            local_day -= timedelta(days=1)
+        return _to_utc(datetime.combine(local_day, time(0)), tz)
+    match = _RELATIVE.match(raw.replace(" ", ""))
+    if match:
+        seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(match["body"]))
+        delta = timedelta(seconds=seconds)
+        return now + delta if match["sign"] == "+" and not match["ago"] else now - delta
+    try:
+        parsed = isoparse(text.strip())
+    except (ValueError, OverflowError):
+        raise TimeSpecError(
+            f"cannot read the {what} {shown(text)}: use an ISO date or time (2026-01-05, 2026-01-05T10:00, "
+            "2026-01-05T09:00Z) or a relative form such as 30m, 2h, 3d, 1w (ago) or +2h (ahead)"
+        ) from None
+    return _to_utc(parsed, tz)
+
+
+def _to_utc(value: datetime, tz: ZoneInfo) -> datetime:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz)
+    return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+__all__ = ["TimeSpecError", "parse_moment"]

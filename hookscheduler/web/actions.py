@@ -1,0 +1,151 @@
+"""The dashboard's changes (POST): the CLI's library calls, recorded with the person who made them.
+
+Each action reads its form, calls the same function as its CLI command, writes one audit log line
+(``hookscheduler.web.audit``: who, what, which site, the outcome), and redirects back with a one-line message
+(post/redirect/get). A refused action (the library's one-line error) is reported the same way.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import peewee as pw
+import redis
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from ..broker.connection import check_redis
+from ..exceptions import BadInput, HookSchedulerError, shown
+from ..ops import jobs as jobs_lib
+from ..ops import manual, queues, rq_view
+from ..ops import scheduler as scheduler_state
+from ..security.redact import redact
+from .security import Viewer, audit
+
+if TYPE_CHECKING:
+    from .app import Dashboard
+
+Action = Callable[["Dashboard", Request, str, dict[str, str], Viewer], str]
+
+
+def one_line(value: str | None, what: str) -> str | None:
+    """A note as the CLI takes it: whitespace runs become one space, other control characters are refused."""
+    if value is None:
+        return None
+    bad = next((c for c in value if unicodedata.category(c) == "Cc" and not c.isspace()), None)
+    if bad is not None:
+        raise BadInput(f"{what}: contains the control character {shown(bad)}; write plain text")
+    return " ".join(value.split()) or None
+
+
+def _need(form: dict[str, str], key: str) -> str:
+    value = form.get(key, "")
+    if not value:
+        raise BadInput(f"the form has no {key}")
+    return value
+
+
+def _connected(dash: Dashboard, site: str) -> redis.Redis:
+    conn = dash.sites.redis(site)
+    check_redis(conn, dash.sites.get(site).site.redis_url)
+    return conn
+
+
+def disable(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
+    note = one_line(form.get("note"), "note")
+    name = _need(form, "name")
+    with dash.sites.use(site) as ctx:
+        row = jobs_lib.set_stopped(ctx.database(), name, True, note, who=who.actor)
+    return f"disabled {row.name}" + (f": {note}" if note else "")
+
+
+def enable(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
+    with dash.sites.use(site) as ctx:
+        row = jobs_lib.set_stopped(ctx.database(), _need(form, "name"), False, who=who.actor)
+    return f"enabled {row.name}"
+
+
+def run_now(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
+    conn = _connected(dash, site)
+    with dash.sites.use(site) as ctx:
+        outcome = manual.run_job(ctx, conn, _need(form, "name"), force=form.get("force") == "1", who=who.actor)
+    if outcome.status != "queued":
+        raise HookSchedulerError(f"{outcome.job_name}: not enqueued: {outcome.reason}")
+    return f"queued {outcome.job_name} on queue {outcome.queue} as RQ job {outcome.rq_job_id}"
+
+
+def skip_next(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
+    with dash.sites.use(site) as ctx:
+        result = jobs_lib.skip_next(ctx.database(), _need(form, "name"), ctx.calendar, who=who.actor)
+    return f"skipped {result.job_name}'s run at {result.skipped_slot:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def pause(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
+    with dash.sites.use(site) as ctx:
+        scheduler_state.set_paused(ctx, True)
+    return f"scheduler paused for site {site}"
+
+
+def resume(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
+    with dash.sites.use(site) as ctx:
+        scheduler_state.set_paused(ctx, False)
+        status, reason = scheduler_state.scheduler_state(ctx)
+    still = f"; note: still {status}: {reason}" if status != scheduler_state.ENABLED else ""
+    return f"scheduler resumed for site {site}{still}"
+
+
+def purge(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
+    conn = _connected(dash, site)
+    queue = form.get("queue") or None
+    with dash.sites.use(site) as ctx:
+        if queue is not None:
+            queues.check_queue(ctx.site, queue)
+        result = queues.purge(ctx, conn, queue=queue, who=who.actor)
+    return f"purged {result.purged} job(s)" + (f" and {result.outbox} unsent run(s)" if result.outbox else "")
+
+
+def _rq(fn: rq_view.Action, verb: str) -> Action:
+    def action(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
+        conn = _connected(dash, site)
+        with dash.sites.use(site) as ctx:
+            done = fn(ctx, conn, _need(form, "job_id"), who.actor, None)
+        return f"{verb} RQ job {done}"
+
+    return action
+
+
+ACTIONS: dict[str, Action] = {
+    "jobs/disable": disable, "jobs/enable": enable, "jobs/run": run_now, "jobs/skip-next": skip_next,
+    "scheduler/pause": pause, "scheduler/resume": resume, "queues/purge": purge,
+    "rq-jobs/cancel": _rq(rq_view.cancel, "canceled"), "rq-jobs/stop": _rq(rq_view.stop, "stop sent to"),
+    "rq-jobs/delete": _rq(rq_view.delete, "deleted"),
+}
+
+
+def handler(path: str, action: Action) -> Callable[[Dashboard, Request], Response]:
+    """The endpoint body of one action (sign-in, role and CSRF were checked by the caller)."""
+
+    def run(dash: Dashboard, request: Request) -> Response:
+        site = request.path_params["site"]
+        form: dict[str, str] = request.state.form
+        who: Viewer = request.state.viewer
+        dash.sites.get(site)
+        try:
+            message, ok = action(dash, request, site, form, who), True
+        except (HookSchedulerError, pw.OperationalError, redis.exceptions.RedisError) as exc:
+            message, ok = str(exc).splitlines()[0] if str(exc) else type(exc).__name__, False
+        message = redact(message)
+        audit.info("%s: %s on site %s %s: %s", who.actor, path, site, "done" if ok else "refused", message)
+        request.session["flash"] = {"ok": ok, "text": message}
+        back = form.get("back", "")
+        root = str(request.scope.get("root_path", "")).rstrip("/")
+        target = back if back.startswith("/") and not back.startswith("//") else f"{root}/sites/{site}/jobs"
+        return RedirectResponse(target, 303)
+
+    run.__name__ = path.replace("/", "_").replace("-", "_")
+    return run
+
+
+__all__ = ["ACTIONS", "handler", "one_line"]

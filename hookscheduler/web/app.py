@@ -1,0 +1,232 @@
+"""The dashboard as an ASGI application (Starlette): :func:`create_app` for ``hookscheduler dashboard`` or for
+mounting in your own ASGI server (``app.mount("/scheduler", create_app(bench=...))``).
+
+Why Starlette + Jinja2 + uvicorn: three small, widely used, well-kept libraries with no build step; Jinja2
+escapes every value by default (job names and notes are untrusted text); Starlette gives routing, signed
+session cookies and a thread pool for the blocking library calls, nothing more. Pages are plain HTML forms
+(they work without JavaScript); one small vendored script (``static/live.js``) refreshes the page's content
+every few seconds and asks before destructive actions.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..metrics.bench import BenchSites
+from ..security.redact import redact
+from ..store.models import utcnow
+from . import actions, present, views
+from .auth import AuthConfig
+from .security import LOOPBACK_NAMES, csrf_ok, csrf_token, viewer
+
+HERE = Path(__file__).parent
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+class Dashboard:
+    """What every handler needs: the sites, the auth, the templates, the clock."""
+
+    def __init__(self, sites: BenchSites, auth: AuthConfig | None, live_seconds: int, clock: Callable[[], Any],
+                 metrics_grace: float) -> None:
+        self.sites = sites
+        self.auth = auth
+        self.live_seconds = live_seconds
+        self.clock = clock
+        self.metrics_grace = metrics_grace
+        # every value a page shows goes through the CLI's redaction first (a traceback or an error line may quote
+        # a URL with its password), then Jinja2's escaping
+        self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
+                                     autoescape=select_autoescape(["html"], default=True),
+                                     finalize=_redacted)
+        self.templates.filters.update(duration=present.duration, q=present.url_quote, redact=redact)
+
+    def render(self, request: Request, name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
+        site = context.get("site")
+        tz = self.sites.get(site).site.time_zone if site else None
+        now = self.clock()
+        page = self.templates.get_template(name).render(
+            request=request, viewer=viewer(request, self.auth), csrf=csrf_token(request), sites=self.sites.names,
+            live=self.live_seconds, now=now, tz=tz,
+            local=(lambda v, s=True: present.local(v, tz, s)) if tz else None,
+            ago=lambda v: present.ago(v, now), flash=request.session.pop("flash", None), root=_root(request),
+            **context)
+        return HTMLResponse(page, status_code=http_status, headers=SECURITY_HEADERS)
+
+
+def _redacted(value: Any) -> Any:
+    """Plain text is redacted; markup (a macro's output, already built from redacted values) passes."""
+    return redact(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
+def _root(request: Request) -> str:
+    """The mount prefix, so links work when the app is mounted under a path."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+Handler = Callable[[Dashboard, Request], Any]
+
+
+def page(dash: Dashboard, fn: Handler, write: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a handler: sign-in required (when there is auth), operator role and CSRF token for a change."""
+    from starlette.concurrency import run_in_threadpool
+
+    async def endpoint(request: Request) -> Response:
+        who = viewer(request, dash.auth)
+        if who is None:
+            if write:
+                return _refused(dash, request, 401, "sign in to change anything")
+            return RedirectResponse(f"{_root(request)}/login?next={present.url_quote(request.url.path)}", 303)
+        if write:
+            form = await request.form()
+            if not csrf_ok(request, form.get("csrf")):
+                return _refused(dash, request, 403, "the form's security token is missing or stale; reload the "
+                                                    "page and try again")
+            if not who.operator:
+                return _refused(dash, request, 403, f"{who.name} has the viewer role; changes need an operator")
+            request.state.form = {k: v for k, v in form.items() if isinstance(v, str)}
+        request.state.viewer = who
+        return await run_in_threadpool(fn, dash, request)  # type: ignore[no-any-return]
+
+    return endpoint
+
+
+def _refused(dash: Dashboard, request: Request, status: int, why: str) -> Response:
+    return dash.render(request, "refused.html", http_status=status, why=why)
+
+
+def login_get(dash: Dashboard, request: Request) -> Response:
+    return dash.render(request, "login.html", next=request.query_params.get("next", ""), error=None)
+
+
+async def login_post(request: Request) -> Response:
+    dash: Dashboard = request.app.state.dash
+    form = await request.form()
+    nxt = str(form.get("next") or "")
+    if dash.auth is None:
+        return RedirectResponse(f"{_root(request)}/", 303)
+    if not csrf_ok(request, form.get("csrf")):
+        return dash.render(request, "login.html", http_status=403, next=nxt, error="stale form; try again")
+    user = dash.auth.login(str(form.get("user") or ""), str(form.get("password") or ""))
+    if user is None:
+        return dash.render(request, "login.html", http_status=401, next=nxt, error="wrong user name or password")
+    request.session.clear()
+    request.session.update(user=user.name, role=user.role)
+    target = nxt if nxt.startswith("/") and not nxt.startswith("//") else "/"
+    return RedirectResponse(f"{_root(request)}{target}", 303)
+
+
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    if csrf_ok(request, form.get("csrf")):
+        request.session.clear()
+    return RedirectResponse(f"{_root(request)}/login", 303)
+
+
+def metrics_endpoint(dash: Dashboard) -> Callable[[Request], Awaitable[Response]]:
+    """``/metrics``: open when there is no auth; else a session or HTTP basic auth (for Prometheus's
+    ``basic_auth``) of any role."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from starlette.concurrency import run_in_threadpool
+
+    from ..metrics.exporter import registry_for
+
+    registry = registry_for(dash.sites, grace=dash.metrics_grace, clock=dash.clock)
+
+    async def endpoint(request: Request) -> Response:
+        if dash.auth is not None and viewer(request, dash.auth) is None and not _basic_ok(dash.auth, request):
+            return Response("authentication required\n", 401, headers={"WWW-Authenticate": 'Basic realm="metrics"'})
+        body = await run_in_threadpool(generate_latest, registry)
+        return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return endpoint
+
+
+def _basic_ok(auth: AuthConfig, request: Request) -> bool:
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("basic "):
+        return False
+    try:
+        name, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return auth.login(name, password) is not None
+
+
+def create_app(bench: str | None = None, site: str | None = None, auth: AuthConfig | None = None,
+               allowed_hosts: list[str] | None = None, live_seconds: int = 5, clock: Callable[[], Any] = utcnow,
+               metrics_grace: float = 30.0, sites: BenchSites | None = None) -> Starlette:
+    """The dashboard for every site of ``bench`` (or only ``site``). ``allowed_hosts``: the Host headers
+    accepted (``hookscheduler dashboard`` on loopback accepts only loopback names, which stops DNS
+    rebinding); ``None`` accepts any."""
+    dash = Dashboard(sites or BenchSites(bench, site), auth, live_seconds, clock, metrics_grace)
+
+    async def login_page(request: Request) -> Response:
+        return login_get(dash, request)
+
+    def r(path: str, fn: Handler, write: bool = False) -> Route:
+        return Route(path, page(dash, fn, write), methods=["POST"] if write else ["GET"])
+
+    routes = [
+        Route("/", page(dash, views.home)),
+        Route("/login", login_page, methods=["GET"]),
+        Route("/login", login_post, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/metrics", metrics_endpoint(dash)),
+        Route("/scheduler", page(dash, views.scheduler)),
+        r("/sites/{site}/jobs", views.jobs), r("/sites/{site}/job", views.job),
+        r("/sites/{site}/log/{id:int}", views.log),
+        r("/sites/{site}/missed", views.missed), r("/sites/{site}/queues", views.queues_page),
+        r("/sites/{site}/workers", views.workers), r("/sites/{site}/rq-jobs", views.rq_jobs),
+        *(r(f"/sites/{{site}}/{path}", actions.handler(path, fn), write=True) for path, fn in actions.ACTIONS.items()),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["*"]),
+                  Middleware(SessionMiddleware, secret_key=(auth.secret if auth else _random_secret()),
+                             session_cookie="hookscheduler_session", same_site="strict", max_age=12 * 3600)]
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers={Exception: lambda req, exc: _error(dash, req, exc)})
+    app.state.dash = dash
+    return app
+
+
+def _random_secret() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(32)
+
+
+def _error(dash: Dashboard, request: Request, exc: Exception) -> Response:
+    import logging
+
+    logging.getLogger(__name__).exception("dashboard: %s %s failed", request.method, request.url.path)
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return dash.render(request, "refused.html", http_status=500, why=f"internal error {type(exc).__name__}: "
+                       f"{redact(first)}")
+
+
+def loopback_hosts() -> list[str]:
+    """The Host header names a loopback-only dashboard accepts (anything else may be DNS rebinding)."""
+    return [*LOOPBACK_NAMES, "[::1]"]
+
+
+__all__ = ["create_app", "loopback_hosts"]

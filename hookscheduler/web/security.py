@@ -1,0 +1,88 @@
+"""Sessions, roles and CSRF for the dashboard.
+
+* The session is Starlette's signed cookie (itsdangerous), ``HttpOnly`` and ``SameSite=Strict``; it holds the
+  user name, the role and the CSRF token, never a password.
+* Every state change is a POST that must carry the session's CSRF token (a hidden form field): a page of
+  another site cannot post to the dashboard with the user's cookie, even on localhost without auth.
+* Without an auth file every visitor is an operator acting as the local user: the CLI decides that, and only
+  allows it on a loopback bind (:func:`check_bind`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import secrets
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from ..exceptions import ConfigError
+from ..ops.jobs import actor
+from .auth import AuthConfig
+
+audit = logging.getLogger("hookscheduler.web.audit")
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, auth: AuthConfig | None) -> None:
+    """Refuse to serve beyond this machine without authentication."""
+    if auth is None and not is_loopback(host):
+        raise ConfigError(f"dashboard: refusing to listen on {host} without authentication; pass --auth-file "
+                          "(see docs/dashboard.md) or listen on 127.0.0.1")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking: a user name (or the local user without auth) and whether they may change things."""
+
+    name: str
+    operator: bool
+    authenticated: bool
+
+    @property
+    def role(self) -> str:
+        return "operator" if self.operator else "viewer"
+
+    @property
+    def actor(self) -> str:
+        """What the audit columns and log lines record for this person's changes."""
+        return f"{self.name} (dashboard)"
+
+
+def viewer(request: Request, auth: AuthConfig | None) -> Viewer | None:
+    """The signed-in user, the local user when there is no auth, or None (must sign in)."""
+    if auth is None:
+        return Viewer(actor(), True, False)
+    name = request.session.get("user")
+    user = auth.users.get(name) if isinstance(name, str) else None
+    if user is None or request.session.get("role") != user.role:
+        return None
+    return Viewer(user.name, user.operator, True)
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return token
+
+
+def csrf_ok(request: Request, sent: object) -> bool:
+    token = request.session.get("csrf")
+    return isinstance(token, str) and isinstance(sent, str) and hmac.compare_digest(token, sent)
+
+
+__all__ = ["LOOPBACK_NAMES", "Viewer", "audit", "check_bind", "csrf_ok", "csrf_token", "is_loopback", "viewer"]

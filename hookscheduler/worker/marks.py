@@ -1,0 +1,106 @@
+"""A run's start, recorded in Redis as well as in the ledger: one delivery of a run may start it, ever.
+
+The ledger's ``queued -> started`` compare-and-set refuses a second delivery of a run, but only while the
+database can be written: the worker still runs a job whose start write failed (Frappe #41245: the ledger is
+never a reason not to run). Then a second delivery (a run re-sent because Redis seemed to have lost it, or
+put back on its queue because a worker seemed to have died with it) would run the slot again. The chaos run
+showed exactly that.
+
+So before anything else, the work horse sets ``hookscheduler:<bench_id>:started:<rq_job_id>`` with ``SET NX``
+(kept :data:`TTL` seconds, longer than any run waits in a queue): only the first delivery gets it. A later
+delivery finds it and does not run. The scheduler consults the same key before it re-sends a ``queued`` row
+whose RQ job is gone, or re-queues one a worker took off its queue: a run that started is never sent again;
+its row is settled with the reason instead. If Redis cannot be reached the horse runs the job anyway (it
+was delivered by Redis a moment ago; refusing would lose the slot), as with a failed ledger write.
+
+A refused delivery still ends, and RQ records *its* outcome ("finished") on the job. That outcome is not the
+run's: read as the run's, it settled a row whose first delivery had died before running the task as
+``complete`` (found by the chaos run: "row says complete but never ran"). So a refused delivery leaves
+``hookscheduler:<bench_id>:refused:<rq_job_id>`` (the time it was refused) and the scheduler, before it takes
+an outcome from RQ, looks for it (:func:`refusals`): a refused run is judged by the ledger alone, as still
+running until its timeout has passed since the refusal, then abandoned. The one exception: a first delivery
+that ran the task but could not write its outcome to the ledger leaves the outcome on its start mark
+(:func:`mark_outcome`), and the scheduler takes it from there.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis
+
+from ..broker.connection import reply_text
+from ..broker.keys import refused_mark_key, started_mark_key
+from ..states import OUTCOMES  # what a start mark may carry besides "1" (started, outcome unknown)
+
+log = logging.getLogger(__name__)
+
+TTL = 7 * 24 * 3600
+
+
+def set_start_mark(conn: redis.Redis, bench_id: str, rq_job_id: str) -> bool:
+    """True for the first delivery of a run (and when Redis cannot say: the job runs, Frappe #41245)."""
+    try:
+        return bool(conn.set(started_mark_key(bench_id, rq_job_id), "1", nx=True, ex=TTL))
+    except redis.exceptions.RedisError as exc:
+        log.error("could not record the start of %s in Redis: %s (the job is not affected)", rq_job_id, exc)
+        return True
+
+
+def started(conn: redis.Redis, bench_id: str, rq_job_ids: list[str]) -> set[str]:
+    """The ids among ``rq_job_ids`` that a worker has started (one round trip)."""
+    if not rq_job_ids:
+        return set()
+    with conn.pipeline(transaction=False) as pipe:
+        for jid in rq_job_ids:
+            pipe.exists(started_mark_key(bench_id, jid))
+        flags = pipe.execute()
+    return {jid for jid, flag in zip(rq_job_ids, flags, strict=True) if flag}
+
+
+def mark_refused(conn: redis.Redis, bench_id: str, rq_job_id: str, at: datetime) -> None:
+    """Record that a delivery of the run was refused at ``at``: its RQ outcome must not be read as the run's."""
+    try:
+        conn.set(refused_mark_key(bench_id, rq_job_id), at.isoformat(), ex=TTL)
+    except redis.exceptions.RedisError as exc:
+        log.error("could not record the refused delivery of %s in Redis: %s", rq_job_id, exc)
+
+
+def mark_outcome(conn: redis.Redis, bench_id: str, rq_job_id: str, status: str) -> None:
+    """Keep the run's outcome on its start mark: the ledger could not be written, and a refused later
+    delivery would otherwise leave the scheduler no way to know it. Only an existing mark is updated."""
+    if status not in OUTCOMES:
+        raise ValueError(f"unknown outcome {status!r}: expected one of {', '.join(OUTCOMES)}")
+    try:
+        conn.set(started_mark_key(bench_id, rq_job_id), status, xx=True, keepttl=True)
+    except redis.exceptions.RedisError as exc:
+        log.error("could not record the outcome of %s in Redis either: %s", rq_job_id, exc)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refused delivery of a run: when it was refused, and the run's outcome if its worker left one."""
+
+    at: datetime
+    outcome: str | None
+
+
+def refusals(conn: redis.Redis, bench_id: str, rq_job_ids: list[str]) -> dict[str, Refusal]:
+    """The ids among ``rq_job_ids`` that had a delivery refused (one round trip)."""
+    if not rq_job_ids:
+        return {}
+    with conn.pipeline(transaction=False) as pipe:
+        for jid in rq_job_ids:
+            pipe.get(refused_mark_key(bench_id, jid))
+            pipe.get(started_mark_key(bench_id, jid))
+        replies = pipe.execute()
+    out: dict[str, Refusal] = {}
+    for jid, at, mark in zip(rq_job_ids, replies[0::2], replies[1::2], strict=True):
+        if at is None:
+            continue
+        outcome = reply_text(mark) if mark is not None else None
+        out[jid] = Refusal(datetime.fromisoformat(reply_text(at)), outcome if outcome in OUTCOMES else None)
+    return out
+

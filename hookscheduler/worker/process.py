@@ -1,0 +1,291 @@
+"""RQ workers for a bench: ``hookscheduler worker`` and ``hookscheduler worker-pool`` (Frappe's ``bench worker``).
+
+The workers are RQ's own (``Worker``, ``RoundRobinWorker``, ``RandomWorker``, ``WorkerPool``): a forked work
+horse per job, RQ's timeouts, heartbeats and registries. What this module adds is the bench around them:
+
+* the queues are the bench's namespaced queues (``<bench_id>:<queue>``), all of them by default in priority
+  order ``short, default, long``, then the custom queues of ``workers``, or those chosen with ``--queue``
+  (validated, in the order given);
+* ``$HOOKSCHEDULER_BENCH`` is exported, so work horses (and a pool's workers) find the bench wherever they
+  were started from;
+* before it forks, the worker warms what every horse needs (site settings, the apps' job modules) so that a
+  horse does no importing and no config reading; it never uses a database connection itself: on PostgreSQL it
+  keeps one warm connection that it lends to each horse and takes back when the horse left it clean
+  (:mod:`hookscheduler.worker.warm`).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import socket
+import sqlite3
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import peewee as pw
+import redis
+from rq import Queue
+from rq.job import Job
+from rq.worker import DequeueStrategy, RandomWorker, RoundRobinWorker, Worker
+from rq.worker_pool import WorkerPool
+
+from ..background import events
+from ..broker.connection import check_redis, redis_for
+from ..broker.keys import queue_name
+from ..config import BUILTIN_QUEUES, Bench, Site, load_bench, load_sites
+from ..declare.hooks import load_job_specs
+from ..exceptions import HookError, QueueNotFound, shown
+from ..store.database import PostgresqlDatabase, open_database
+from . import ledger, runner, warm
+
+log = logging.getLogger(__name__)
+
+#: Frappe's worker log format
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+LOG_FORMAT = "%(asctime)s,%(msecs)03d %(message)s"
+STRATEGIES = ("default", "round_robin", "random")
+
+
+class _HorseDeathEvents:
+    """Publish a ``failed`` event when a work horse dies without reporting (killed, out of memory): the horse
+    could not say so itself, and a page watching the job should not wait for ever."""
+
+    def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[misc]
+        try:
+            kwargs = job.kwargs
+        except Exception:
+            return
+        bench_id, _, queue = str(job.origin).rpartition(":")
+        site = kwargs.get("site")
+        if site and bench_id:
+            events.publish(job.connection, bench_id, str(site), "failed", job_id=job.id,
+                           job_name=kwargs.get("job_name"), method=kwargs.get("method"), queue=queue,
+                           error=f"work horse died (exit status {ret_val})")
+
+
+class _PromptUnsubscribe:
+    """Stop the worker's command listener (RQ's pub/sub thread) in about a second, not a minute.
+
+    RQ's listener thread waits up to 60 s for a message, and redis-py 8's ``PubSubWorkerThread.stop()`` joins
+    it without a bound. When the reply to the unsubscribe reached the thread before ``stop()`` cleared its
+    flag, the thread went back to a 60-second wait, and the worker's exit waited with it (a ``worker --burst``
+    on an empty queue hung in about a third of runs; ``start`` then fell back to a cold shutdown). A listener
+    that wakes every :data:`LISTEN_WAKE` seconds bounds that wait whatever the redis-py version does; the
+    cost is one idle wake-up a second in a thread that does nothing else.
+    """
+
+    def subscribe(self) -> None:
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)  # type: ignore[attr-defined]
+        self.pubsub = self.connection.pubsub()  # type: ignore[attr-defined]
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})  # type: ignore[attr-defined]
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=LISTEN_WAKE, daemon=True, exception_handler=self._pubsub_exception_handler)  # type: ignore[attr-defined]
+
+
+#: Seconds the command listener waits for a message before it checks whether it should stop.
+LISTEN_WAKE = 1.0
+
+
+class _WarmConnection:
+    """Lend the worker's warm PostgreSQL connection to each horse and take it back when the horse left it
+    clean; make one while a horse runs when there is none (:mod:`hookscheduler.worker.warm`). The job's site is
+    the likeliest site of the next job."""
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        warm.lend()
+        super().fork_work_horse(job, queue)  # type: ignore[misc]  # returns in the parent only
+        warm.lent_out()
+        try:
+            site = job.kwargs.get("site")
+            ctx = runner.worker_site(str(site)) if site else None
+        except Exception:  # not one of ours, or its site does not load: the horse will say so
+            return
+        if ctx is None:
+            return
+        url = ctx.site.db_url
+        db = _databases.get(url)
+        if db is None:  # one (unconnected) object per URL: this runs in the worker after every fork
+            db = _databases[url] = open_database(url, ctx.bench.path)
+        if isinstance(db, PostgresqlDatabase):
+            warm.replenish(url, db.make_spare, ledger.warm_up)
+        elif isinstance(db, pw.SqliteDatabase) and db.database != ":memory:":
+            _keep_open(db.database)
+
+    def monitor_work_horse(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().monitor_work_horse(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            warm.take_back()
+
+    def perform_job(self, *args: Any, **kwargs: Any) -> bool:
+        """In the horse: the job, its callbacks and RQ's bookkeeping; then the report on the lent connection."""
+        try:
+            return bool(super().perform_job(*args, **kwargs))  # type: ignore[misc]
+        finally:
+            warm.report_back()
+
+    def teardown(self) -> None:
+        if not getattr(self, "is_horse", False):
+            warm.discard()
+            _release_kept()
+        super().teardown()  # type: ignore[misc]
+
+
+#: The sites' databases as the worker knows them (never connected: what kind, where, and how to make a spare).
+_databases: dict[str, pw.Database] = {}
+#: SQLite files this worker holds open (never used; see :func:`_keep_open`).
+_KEPT: dict[str, sqlite3.Connection] = {}
+
+
+def _keep_open(path: str) -> None:
+    """Hold one idle connection to a SQLite site's database for the worker's lifetime.
+
+    In WAL mode, the last connection to close a database checkpoints it and drops its shared-memory index,
+    and the next one to open it must rebuild that index from the whole WAL file. Horses end with ``os._exit``,
+    so when no scheduler is running on the host each horse found no other connection and paid that recovery:
+    about 2 ms of a no-op run's 4 ms inside the horse. This connection never runs a statement after the first
+    read and holds no lock but SQLite's shared-memory marker; a horse inherits its descriptor and never uses it
+    (it opens its own connection, as SQLite requires after a fork), and never closes it (``os._exit``)."""
+    if path in _KEPT or not os.path.exists(path):
+        return
+    old_umask = os.umask(0o077)  # a -wal or -shm file it creates is owner-only, like the database
+    conn = None
+    try:
+        conn = sqlite3.connect(path, timeout=0.1, check_same_thread=False)
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # maps the WAL index
+    except sqlite3.Error as exc:  # locked, not a database, no permission: the horses will say so
+        log.debug("could not hold %s open: %s", path, exc)
+        if conn is not None:
+            conn.close()
+        return
+    finally:
+        os.umask(old_umask)
+    _KEPT[path] = conn
+
+
+def _release_kept() -> None:
+    while _KEPT:
+        _KEPT.popitem()[1].close()
+
+
+class HookWorker(_HorseDeathEvents, _PromptUnsubscribe, _WarmConnection, Worker):
+    """RQ's Worker (queues in priority order)."""
+
+
+class HookRoundRobinWorker(_HorseDeathEvents, _PromptUnsubscribe, _WarmConnection, RoundRobinWorker):
+    """RQ's RoundRobinWorker (after a job from one queue, the next queue comes first)."""
+
+
+class HookRandomWorker(_HorseDeathEvents, _PromptUnsubscribe, _WarmConnection, RandomWorker):
+    """RQ's RandomWorker (queues shuffled after every job)."""
+
+
+WORKER_CLASSES: dict[str, type[Worker]] = {
+    "default": HookWorker, "round_robin": HookRoundRobinWorker, "random": HookRandomWorker,
+}
+
+
+@dataclass
+class WorkerSetup:
+    """A bench ready for workers: its sites, its Redis connection and the chosen queues."""
+
+    bench: Bench
+    sites: list[Site]
+    connection: redis.Redis
+    queues: list[str]  # short names, in priority order
+
+    @property
+    def queue_names(self) -> list[str]:
+        return [queue_name(self.bench.bench_id, q) for q in self.queues]
+
+
+def bench_queues(sites: list[Site]) -> dict[str, int]:
+    """Every queue of the bench in priority order (built-ins, then custom queues as configured)."""
+    out = dict(BUILTIN_QUEUES)
+    for site in sites:
+        for name, timeout in site.queues.items():
+            out.setdefault(name, timeout)
+    return out
+
+
+def choose_queues(option: str | None, available: Mapping[str, int]) -> list[str]:
+    """``--queue a,b`` validated (QueueNotFound lists the valid ones); None means every queue."""
+    if option is None:
+        return list(available)
+    chosen = [q.strip() for q in option.split(",") if q.strip()]
+    unknown = [q for q in chosen if q not in available]
+    if unknown or not chosen:
+        raise QueueNotFound(f"unknown queue {', '.join(map(shown, unknown)) or shown(option)}; valid queues: "
+                            f"{', '.join(available)} (custom queues are declared under 'workers' in "
+                            "common_site_config.json)")
+    return list(dict.fromkeys(chosen))
+
+
+def set_up(bench: str | None = None, site: str | None = None, queue: str | None = None,
+            rq_username: str | None = None, rq_password: str | None = None) -> WorkerSetup:
+    """Load the bench, check Redis, export ``$HOOKSCHEDULER_BENCH`` and warm the caches horses inherit."""
+    b = load_bench(bench)
+    os.environ["HOOKSCHEDULER_BENCH"] = str(b.path)
+    # The jobs this worker runs open the site's Redis themselves (enqueue, retention): credentials given on the
+    # command line must reach them too, so they become this process's (and its horses') environment overrides.
+    if rq_username:
+        os.environ["HOOKSCHEDULER_RQ_USERNAME"] = rq_username
+    if rq_password:
+        os.environ["HOOKSCHEDULER_RQ_PASSWORD"] = rq_password
+    sites = load_sites(b, site)
+    queues = choose_queues(queue, bench_queues(sites))
+    conn = redis_for(sites[0], rq_username, rq_password)
+    check_redis(conn, sites[0].redis_url)
+    runner.preload([s.name for s in sites])
+    _import_app_jobs(b, bench_queues(sites))
+    # What the parent holds now is shared with every horse: keep the horses' garbage collector off it, or
+    # each collection in a horse writes to (and so copies) every page of it.
+    gc.collect()
+    gc.freeze()
+    return WorkerSetup(b, sites, conn, queues)
+
+
+def _import_app_jobs(bench: Bench, queues: Mapping[str, int]) -> None:
+    """Import every app's hooks and scheduled methods once, in the parent: each horse then finds them in
+    ``sys.modules`` instead of importing them again (a horse's imports die with it)."""
+    try:
+        load_job_specs(bench, queues, fresh=False, builtin=True)
+    except HookError as exc:  # the jobs that import still run; migrate reports the rest
+        log.warning("some scheduled jobs do not load: %s", str(exc).splitlines()[0])
+    import hookscheduler.retention  # noqa: F401  (the built-in maintenance job, by its stored path)
+
+
+def worker_name() -> str:
+    """Readable and unique: host, pid and a short random part (RQ refuses two live workers of one name)."""
+    return f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+
+
+def start_worker(queue: str | None = None, quiet: bool = False, rq_username: str | None = None,
+                 rq_password: str | None = None, burst: bool = False, strategy: str = "default",
+                 bench: str | None = None, site: str | None = None, max_jobs: int | None = None) -> bool:
+    """Run one RQ worker over the bench's queues until stopped (or, with ``burst``, until they are empty).
+    Returns whether it processed any job."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    setup = set_up(bench, site, queue, rq_username, rq_password)
+    queues = [Queue(name, connection=setup.connection) for name in setup.queue_names]
+    worker = WORKER_CLASSES[strategy](queues, connection=setup.connection, name=worker_name())
+    return bool(worker.work(burst=burst, logging_level="WARNING" if quiet else "INFO", date_format=DATE_FORMAT,
+                            log_format=LOG_FORMAT, max_jobs=max_jobs, with_scheduler=False,
+                            dequeue_strategy=DequeueStrategy(strategy)))
+
+
+def start_worker_pool(queue: str | None = None, num_workers: int = 2, quiet: bool = False, burst: bool = False,
+                      bench: str | None = None, site: str | None = None) -> None:
+    """Run RQ's WorkerPool: ``num_workers`` workers over the bench's queues, respawned if one dies."""
+    if num_workers < 1:
+        raise ValueError(f"num_workers must be at least 1, got {num_workers}")
+    setup = set_up(bench, site, queue)
+    pool = WorkerPool(setup.queue_names, connection=setup.connection, num_workers=num_workers,
+                      worker_class=HookWorker)
+    pool.start(burst=burst, logging_level="WARNING" if quiet else "INFO")

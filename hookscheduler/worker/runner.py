@@ -1,0 +1,345 @@
+"""What an RQ work horse runs: the wrapper around every scheduled run and every background job.
+
+Two entry points, both called by RQ with keyword arguments:
+
+* :func:`run_scheduled_job` (scheduled, manual and event-triggered runs, sent by the tick): it finds its ledger
+  row by its own RQ job id, moves it ``queued -> started`` (a compare-and-set that refuses a duplicate
+  delivery), advances ``last_execution``, runs the method, and records ``complete`` or ``failed`` with the
+  traceback (a timeout is recorded as failed with that reason before RQ sees it);
+* :func:`execute_job` (``hookscheduler.enqueue``): runs the method with its keyword arguments.
+
+Both resolve the method in the worker, bind the site's database, expose :func:`job_context` to the running
+code, run the method in a transaction on the site's database (committed on success, rolled back on failure),
+publish started / finished / failed events (:mod:`hookscheduler.background.events`), and re-raise every exception so
+that RQ's failed registry holds it too (Frappe swallows them).
+
+The ledger is never a reason for a job not to run (Frappe #41245): each ledger write is its own short
+transaction, retried once on a fresh connection, and a write that still fails is logged and skipped. If the
+database cannot be reached at all, the job still runs (without a transaction); the tick later settles its
+row from RQ's outcome (:func:`hookscheduler.schedule.claim.reconcile_active`).
+
+Per-job cost matters (a worker forks a horse per job): site contexts are cached per process and warmed in
+the worker before it forks (:func:`preload`), the database is connected in the horse, never in the parent,
+and the schema check is skipped in the horse (a stale schema shows up as a logged ledger error instead).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import socket
+import sys
+import traceback as tb
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from typing import Any, TypeVar
+
+import peewee as pw
+from rq import get_current_job
+from rq.job import Job
+from rq.timeouts import JobTimeoutException
+
+from ..background import events
+from ..broker.keys import short_queue
+from ..context import SiteContext, open_site
+from ..declare.hooks import ensure_apps_on_path
+from ..exceptions import HookSchedulerError, SchemaError
+from ..ops.retention import trim_failed_registry
+from ..security.redact import redact
+from ..states import LedgerStatus
+from ..store.models import ScheduledJobType, utcnow
+from . import ledger, marks
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a running job may ask about itself (``hookscheduler.job_context()``).
+
+    ``kind`` is ``scheduled`` for runs of a Scheduled Job Type (``slot`` is the slot it serves, naive UTC)
+    and ``background`` for ``enqueue`` jobs (``trigger`` ``enqueue``, or ``inline`` for ``now=True``)."""
+
+    site: str
+    job_name: str
+    method: str
+    trigger: str
+    slot: datetime | None
+    rq_job_id: str | None
+    queue: str | None = None
+    kind: str = "scheduled"
+
+    @cached_property
+    def frequency(self) -> str | None:
+        """The job's frequency (``Hourly``, ``Cron``, ...) for scheduled runs; read on first use only."""
+        if self.kind != "scheduled":
+            return None
+        try:
+            value = (ScheduledJobType.select(ScheduledJobType.frequency)
+                     .where(ScheduledJobType.name == self.job_name).scalar())
+        except (pw.PeeweeException, HookSchedulerError) as exc:
+            log.warning("could not read the frequency of %s: %s", self.job_name, exc)
+            return None
+        return str(value) if value is not None else None
+
+
+_CURRENT: ContextVar[JobContext | None] = ContextVar("hookscheduler_job", default=None)
+_SITES: dict[tuple[str | None, str | None, str], SiteContext] = {}
+
+
+def job_context() -> JobContext | None:
+    """The context of the job running in this process (or thread), or None outside a job."""
+    return _CURRENT.get()
+
+
+@contextlib.contextmanager
+def bound_context(ctx: JobContext) -> Iterator[None]:
+    token = _CURRENT.set(ctx)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+def worker_site(site: str) -> SiteContext:
+    """The site as the worker sees it: its own bench ($HOOKSCHEDULER_BENCH or the working directory)."""
+    key = (os.environ.get("HOOKSCHEDULER_BENCH"), os.environ.get("HOOKSCHEDULER_DB_URL"), site)
+    ctx = _SITES.get(key)
+    if ctx is None:
+        ctx = open_site(key[0], site)
+        ensure_apps_on_path(ctx.bench)
+        _SITES[key] = ctx
+    return ctx
+
+
+def preload(sites: list[str]) -> None:
+    """Warm the per-process caches before a worker forks: site settings, and this module's imports.
+    Never connects to a database (a connection inherited across fork() is shared, and breaks)."""
+    for site in sites:
+        worker_site(site)
+
+
+def worker_name(rq_job: Job | None) -> str:
+    name = getattr(rq_job, "worker_name", None) if rq_job else None
+    return str(name) if name else f"{socket.gethostname()}.{os.getpid()}"
+
+
+def import_path(path: str) -> Any:
+    """``pkg.module.func`` or ``pkg.module.Class.method``: the longest importable module, then attributes."""
+    parts = path.split(".")
+    if len(parts) < 2 or not all(parts):
+        raise ImportError(f"{path!r} is not a dotted path (module.function)")
+    for cut in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:cut])
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+                continue  # this prefix is not a module: try a shorter one
+            raise
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(f"no module found for {path!r}")
+
+
+# --- the site's database in the horse --------------------------------------------------------------
+
+def _connect(ctx: SiteContext) -> pw.Database | None:
+    """The site's database, connected and bound, or None (logged) when it cannot be reached."""
+    try:
+        return ctx.database(require_schema=False)
+    except SchemaError:  # an SQLite site never migrated: background jobs still run, without a transaction
+        log.debug("site %s has no database yet; the job runs without it", ctx.name)
+        return None
+    except (pw.PeeweeException, HookSchedulerError) as exc:
+        log.error("site %s: database unavailable (%s); the job runs without it", ctx.name, _one_line(exc))
+        return None
+
+
+def _ledger(what: str, ctx: SiteContext, fn: Callable[[pw.Database], T]) -> T | None:
+    """A ledger write: best effort, retried once on a fresh connection (the job's may have been dropped)."""
+    for attempt in (1, 2):
+        db = _connect(ctx)
+        if db is None:
+            return None
+        try:
+            return fn(db)
+        except (pw.OperationalError, pw.InterfaceError) as exc:
+            if attempt == 2:
+                log.error("could not %s: %s: %s (the job is not affected)", what, type(exc).__name__, exc)
+                return None
+            ctx.close()
+        except Exception as exc:
+            log.error("could not %s: %s: %s (the job is not affected)", what, type(exc).__name__, exc)
+            return None
+    return None
+
+
+@contextlib.contextmanager
+def job_transaction(db: pw.Database | None) -> Iterator[None]:
+    """The job's own transaction: committed when it returns, rolled back when it raises. A rollback that
+    fails (the connection is gone) is logged and does not hide the job's own exception."""
+    if db is None:
+        yield
+        return
+    txn = db.atomic()
+    txn.__enter__()
+    try:
+        yield
+    except BaseException:
+        try:
+            txn.__exit__(*sys.exc_info())
+        except Exception as exc:
+            log.warning("rollback after the job's failure failed too: %s", _one_line(exc))
+        raise
+    txn.__exit__(None, None, None)
+
+
+# --- entry points ---------------------------------------------------------------------------------
+
+def run_scheduled_job(site: str, job_name: str, method: str, slot: str, trigger: str) -> Any:
+    """The RQ entry point of every scheduled, manual and event-triggered run."""
+    rq_job = get_current_job()
+    rq_id = rq_job.id if rq_job else None
+    ctx = worker_site(site)
+    started = utcnow()
+    who = worker_name(rq_job)
+    if rq_job is not None and rq_id and not marks.set_start_mark(rq_job.connection, ctx.bench.bench_id, rq_id):
+        log.warning("site %s: %s (%s) was started by an earlier delivery; not running it twice", site, job_name, rq_id)
+        return _refused(ctx, rq_job, started)
+    state = _ledger("record the start", ctx, lambda db: _record_start(db, rq_id, job_name, who, started))
+    if state == "duplicate":
+        log.warning("site %s: %s (%s) already started or finished; not running it twice", site, job_name, rq_id)
+        return _refused(ctx, rq_job, started)
+    queue = short_queue(rq_job.origin, ctx.bench.bench_id) if rq_job else None
+    jctx = JobContext(site, job_name, method, trigger, datetime.fromisoformat(slot) if slot else None, rq_id,
+                      queue=queue, kind="scheduled")
+    owned = started if state == "started" else None  # the row's started_at is ours: no need to read it back
+    return _perform(ctx, rq_job, jctx, lambda: import_path(method)(), started, owned)
+
+
+def _refused(ctx: SiteContext, rq_job: Job | None, now: datetime) -> dict[str, str]:
+    """A second delivery of a run that already started ends without running it. RQ will call this delivery
+    "finished"; the refusal mark tells the scheduler that this is not the run's outcome (:mod:`.marks`)."""
+    if rq_job is not None:
+        marks.mark_refused(rq_job.connection, ctx.bench.bench_id, rq_job.id, now)
+    return {"skipped": "duplicate delivery: this run already started"}
+
+
+def _record_start(db: pw.Database, rq_id: str | None, job_name: str, who: str, started: datetime) -> str | None:
+    """One transaction for both start writes (each run pays for one commit, not two). The log row's
+    ``queued -> started`` runs in a savepoint of its own: a broken log table must not stop ``last_execution``
+    from advancing (Frappe #41245)."""
+    if rq_id:
+        fast = ledger.start_in_one_trip(db, rq_id, job_name, who, started)  # PostgreSQL: one round trip
+        if fast is not None:
+            return fast
+    state = None
+    with ledger.ledger_txn(db):
+        ledger.lock_job_row(db, job_name)  # the job's row before the ledger row, as a scheduler's pass does
+        if rq_id:
+            try:
+                state = ledger.record_started(db, rq_id, who, started)  # nested: a savepoint
+            except pw.DatabaseError as exc:
+                log.error("could not record the start: %s (the job is not affected)", _one_line(exc))
+        if state != "duplicate":
+            ledger.advance_last_execution(db, job_name, started)
+    return state
+
+
+def execute_job(site: str, method: str, job_name: str | None = None, kwargs: dict[str, Any] | None = None) -> Any:
+    """The RQ entry point of ``hookscheduler.enqueue``: ``method(**kwargs)`` on ``site``."""
+    rq_job = get_current_job()
+    ctx = worker_site(site)
+    queue = short_queue(rq_job.origin, ctx.bench.bench_id) if rq_job else None
+    jctx = JobContext(site, job_name or method, method, "enqueue", None, rq_job.id if rq_job else None,
+                      queue=queue, kind="background")
+    return _perform(ctx, rq_job, jctx, lambda: import_path(method)(**(kwargs or {})), utcnow())
+
+
+def run_doc_method(doc_model: str, doc_name: Any, doc_method: str, doc_kwargs: dict[str, Any] | None = None) -> Any:
+    """``enqueue_doc``'s worker side: load the record by primary key and call one of its methods."""
+    model = import_path(doc_model)
+    record = model.get_by_id(doc_name)
+    return getattr(record, doc_method)(**(doc_kwargs or {}))
+
+
+def _perform(ctx: SiteContext, rq_job: Job | None, jctx: JobContext, call: Callable[[], Any],
+             started: datetime, owned: datetime | None = None) -> Any:
+    """Run ``call`` in the job's context and transaction; record, publish and re-raise its outcome."""
+    scheduled = jctx.kind == "scheduled"
+    _publish(ctx, rq_job, jctx, "started")
+    db = _connect(ctx)
+    try:
+        with bound_context(jctx), job_transaction(db):
+            result = call()
+    except BaseException as exc:
+        timed_out = isinstance(exc, JobTimeoutException)
+        reason = f"timed out: {exc}" if timed_out else None
+        if scheduled and jctx.rq_job_id:
+            # stored redacted: the ledger is read by operators (and shown by `jobs history`), and an error
+            # message that quotes a connection URL must not put its password there
+            _finish(ctx, rq_job, jctx.rq_job_id, LedgerStatus.FAILED, redact(tb.format_exc()),
+                    reason and redact(reason), owned)
+        _publish(ctx, rq_job, jctx, "failed", started=started, error=_one_line(exc), timed_out=timed_out)
+        _bound_failed_registry(ctx, rq_job)
+        raise
+    if scheduled and jctx.rq_job_id:
+        _finish(ctx, rq_job, jctx.rq_job_id, LedgerStatus.COMPLETE, None, None, owned)
+    _publish(ctx, rq_job, jctx, "finished", started=started)
+    return result
+
+
+def _finish(ctx: SiteContext, rq_job: Job | None, rq_id: str, status: str, trace: str | None,
+            reason: str | None, started: datetime | None) -> None:
+    """Record the outcome in the ledger; when that fails, on the run's start mark in Redis (:mod:`.marks`):
+    a refused later delivery must not leave the scheduler guessing."""
+    def write(db: pw.Database) -> bool:
+        now = utcnow()
+        if started is not None and ledger.finish_in_one_trip(db, rq_id, status, now, started=started,
+                                                             traceback=trace, reason=reason):
+            return True
+        ledger.record_finished(db, rq_id, status, now, traceback=trace, reason=reason, started=started)
+        return True
+
+    if not _ledger(f"record the outcome ({status})", ctx, write) and rq_job is not None:
+        marks.mark_outcome(rq_job.connection, ctx.bench.bench_id, rq_id, status)
+
+
+def _publish(ctx: SiteContext, rq_job: Job | None, jctx: JobContext, event: str, started: datetime | None = None,
+             error: str | None = None, timed_out: bool = False) -> None:
+    if rq_job is None:
+        return
+    fields: dict[str, Any] = {
+        "job_id": jctx.rq_job_id, "job_name": jctx.job_name, "method": jctx.method, "kind": jctx.kind,
+        "trigger": jctx.trigger, "queue": jctx.queue, "slot": jctx.slot, "worker": worker_name(rq_job),
+    }
+    if started is not None:
+        fields["duration"] = round((utcnow() - started).total_seconds(), 6)
+    if error is not None:
+        fields["error"] = error
+    if timed_out:
+        fields["timed_out"] = True
+    events.publish(rq_job.connection, ctx.bench.bench_id, ctx.name, event, **fields)
+
+
+def _bound_failed_registry(ctx: SiteContext, rq_job: Job | None) -> None:
+    if rq_job is None:
+        return
+    try:
+        trim_failed_registry(rq_job.connection, rq_job.origin, ctx.site.settings.rq_failed_jobs_limit, room=1)
+    except Exception as exc:  # bounding the registry is housekeeping; it never masks the job's failure
+        log.warning("could not bound the failed registry of %s: %s", rq_job.origin, _one_line(exc))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -1,0 +1,213 @@
+"""A warm PostgreSQL connection that a worker lends to each work horse in turn, and takes back when it is clean.
+
+RQ forks a work horse per job, and a horse cannot use a connection while its parent uses it (two processes
+writing one socket corrupt the session). So each horse used to connect to PostgreSQL itself: a new server
+backend per job, whose first statements then load the catalog entries of the ledger's tables and indexes.
+Measured on a quiet 2-core machine, that was 6-7 ms of a scheduled run's 8 ms inside the horse, most of
+hookscheduler's overhead over a plain RQ worker (benchmark workload 6).
+
+Instead the worker keeps one warm connection (the *spare*) and lends it at each fork: the horse inherits it and
+adopts it as its database connection (:func:`take`, called by :class:`hookscheduler.store.database.PostgresqlDatabase`).
+The worker never touches a lent spare while the horse lives. When the horse has finished its job it reports,
+through a byte of memory shared with its parent, whether it left the connection clean (:func:`report_back`):
+open, idle (no transaction, no message in flight) and not TLS (a TLS session's state lives in the process
+that used it last). If so, the worker takes it back, resets the session with ``DISCARD ALL`` (settings,
+prepared statements, temporary tables, advisory locks, ``LISTEN``: nothing of one job reaches the next) and
+lends it to the next horse; the server backend and its warm catalog caches live on. Otherwise the worker lets
+go of it without a byte on its socket (:func:`_detach`) and makes a new spare while the next horse runs
+(:func:`replenish`, which also warms it: :func:`hookscheduler.worker.ledger.warm_up`). Why this is safe:
+
+* *One user at a time.* The worker sends nothing on a lent spare; the horse reports "clean" only after its
+  job, its callbacks and RQ's bookkeeping are done, right before ``os._exit`` (which sends nothing), and only
+  if libpq says the connection is idle. A horse killed before that reports nothing (the byte is reset before
+  each fork), and the worker detaches the connection. ``DISCARD ALL`` is the check as well as the reset: a
+  session that is not as the report said fails it, and is dropped.
+* *Only its own horse.* A horse adopts a spare only if its *parent* made it (``getppid``), at most once: a
+  worker of a pool (whose parent is the pool), a job's own subprocess or the worker itself never adopts one.
+* *Nothing held on the server for long.* A horse killed mid-transaction leaves the session open only until
+  its worker notices the death (``waitpid``, at once) and detaches the connection; the server then sees the
+  socket close and rolls back.
+* *Never worse than connecting.* A spare that went stale (the server restarted, an idle timeout) fails on
+  its first statement, and the horse's ledger write is retried once on a fresh connection, as for any dropped
+  connection (:func:`hookscheduler.worker.runner._ledger`). A spare that cannot be made quickly (the server is down,
+  a table is locked: ``connect_timeout`` 2 s, ``lock_timeout`` 100 ms) is given up, and not tried again for
+  :data:`RETRY_AFTER` seconds: the horses connect for themselves meanwhile.
+
+The cost: one idle server connection per worker between jobs, as with a pool of one.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER = 30.0  # seconds before trying again to make a spare for a database that refused one
+CONNECT_TIMEOUT = 2  # seconds; libpq's minimum
+TCP_USER_TIMEOUT = 30_000  # ms: a dead peer cannot block the worker (or a horse) on a send for longer
+
+# what a horse reports about the spare it was lent (one byte shared with its parent)
+UNKNOWN, CLEAN, UNTOUCHED = 0, 1, 2
+
+
+@dataclass
+class _Spare:
+    key: str  # the database's URL, as the horse's site will open it
+    owner: int  # the pid of the process that made it (the horse's parent)
+    conn: Any  # a psycopg2 connection, autocommit, warmed
+    backend_pid: int
+    lent: bool = False  # a horse holds it (the worker must not touch it)
+
+
+_spare: _Spare | None = None
+_adopted: Any = None  # in a horse: the connection it took
+_report: mmap.mmap | None = None  # one byte, shared by the worker and its horses
+_refused_until: dict[str, float] = {}
+#: Backend pids of the spares this process made (tests read it to check the horses used them).
+made: list[int] = []
+
+
+def take(key: str) -> Any | None:
+    """In a work horse: the warm connection its parent lent it for ``key``, once; otherwise None."""
+    global _spare, _adopted
+    spare = _spare
+    if spare is None or spare.key != key or spare.owner != os.getppid():
+        return None
+    _spare, _adopted = None, spare.conn
+    return spare.conn
+
+
+def report_back() -> None:
+    """In a work horse, after its job: tell the worker whether it may take the spare back (see the module)."""
+    if _report is None:
+        return
+    if _adopted is None:
+        verdict = UNTOUCHED if _spare is not None and _spare.owner == os.getppid() else UNKNOWN
+    else:
+        verdict = CLEAN if _clean(_adopted) else UNKNOWN
+    _report[0] = verdict
+
+
+def _clean(conn: Any) -> bool:
+    try:
+        import psycopg2.extensions as ext
+
+        return bool(conn.closed == 0 and conn.get_transaction_status() == ext.TRANSACTION_STATUS_IDLE
+                    and not conn.info.ssl_in_use)
+    except Exception:
+        return False
+
+
+def lend() -> None:
+    """In the worker, right before a fork: the next horse may report on what it is lent."""
+    global _report
+    if _report is None:
+        _report = mmap.mmap(-1, 1)  # anonymous and shared: the horse's write is seen here
+    _report[0] = UNKNOWN
+    if _spare is not None:
+        _spare.lent = True
+
+
+def lent_out() -> None:
+    """In the worker, right after a fork. A TLS spare cannot come back (the horse's TLS state is not ours):
+    let go of it now, so that one is made for the next horse while this one runs."""
+    global _spare
+    spare = _spare
+    if spare is not None and spare.lent and _tls(spare.conn):
+        _spare = None
+        _detach(spare.conn)
+
+
+def _tls(conn: Any) -> bool:
+    try:
+        return bool(conn.info.ssl_in_use)
+    except Exception:
+        return True  # cannot tell: do not take it back
+
+
+def take_back() -> None:
+    """In the worker, once the horse has exited: keep the lent spare if the horse left it clean, else drop it."""
+    global _spare
+    spare = _spare
+    if spare is None or not spare.lent:
+        return
+    verdict = _report[0] if _report is not None else UNKNOWN
+    spare.lent = False
+    if verdict == UNTOUCHED:
+        return
+    if verdict == CLEAN:
+        try:
+            spare.conn.cursor().execute("DISCARD ALL")
+            return
+        except Exception as exc:
+            log.debug("the connection a work horse handed back failed its reset (%s); dropping it", exc)
+    _spare = None
+    _detach(spare.conn)
+
+
+def replenish(key: str, connect: Callable[[], Any], warm: Callable[[Any], None]) -> bool:
+    """In the worker: make and warm a spare for ``key`` (unless one is there). False when it could not."""
+    global _spare
+    if _spare is not None and _spare.key == key:
+        return True
+    if _refused_until.get(key, 0.0) > time.monotonic():
+        return False
+    if _spare is not None:  # for another database: drop it (a horse may hold it: never a byte on its socket)
+        spare, _spare = _spare, None
+        _detach(spare.conn)
+    conn = None
+    try:
+        conn = connect()
+        warm(conn)
+    except Exception as exc:
+        log.debug("no warm connection for the next work horse (%s: %s); horses connect themselves for %.0f s",
+                  type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "", RETRY_AFTER)
+        _refused_until[key] = time.monotonic() + RETRY_AFTER
+        if conn is not None:
+            _close_quietly(conn)
+        return False
+    backend = int(conn.get_backend_pid())
+    _spare = _Spare(key, os.getpid(), conn, backend)
+    made.append(backend)
+    del made[:-100]
+    return True
+
+
+def discard() -> None:
+    """Drop the spare (the worker is stopping, or a test is done): detached if a horse may still hold it."""
+    global _spare
+    spare, _spare = _spare, None
+    if spare is not None:
+        if spare.lent:
+            _detach(spare.conn)
+        else:
+            _close_quietly(spare.conn)
+    _refused_until.clear()
+
+
+def _detach(conn: Any) -> None:
+    """Drop this process's copy of a connection another process may be using, without a byte on its socket:
+    the descriptor is pointed at /dev/null first, so libpq's terminate message (and TLS's close) go there."""
+    try:
+        fd = conn.fileno()
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)
+    except Exception as exc:  # no descriptor (already closed): nothing to protect
+        log.debug("detaching a lent connection: %s", exc)
+    _close_quietly(conn)
+
+
+def _close_quietly(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception as exc:
+        log.debug("closing a spare connection: %s", exc)

@@ -1,0 +1,150 @@
+"""The ledger counters on real Redis, SQLite and PostgreSQL: monotonic through pruning, counted once with
+several collectors at once, and right with several worker processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from hookscheduler.metrics import ledger_counts
+from hookscheduler.metrics.bench import BenchSites
+from hookscheduler.metrics.exporter import registry_for
+from hookscheduler.ops import manual
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, utcnow
+from tests.helpers import env_for
+from tests.integration.opcli_support import migrated
+
+APPS = {"app1": {"hourly": ["app1.tasks.ok"], "daily": ["app1.tasks.boom"]}}
+
+
+def _add(job: ScheduledJobType, status: str, when, **kw) -> ScheduledJobLog:
+    row: ScheduledJobLog = ScheduledJobLog.create(
+        job=job.id, job_name=job.name, scheduled_for=when, trigger=kw.pop("trigger", "schedule"), status=status,
+        slots=kw.pop("slots", 1), queue=job.queue, enqueued_at=when + timedelta(seconds=1),
+        finished_at=when + timedelta(seconds=3), duration=2.0, created_at=when, modified_at=when, **kw)
+    return row
+
+
+def samples(registry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_counts_follow_the_ledger_and_never_drop_when_it_is_pruned(bench_factory, db_kind, redis_client):
+    bench = bench_factory.make(APPS, db=db_kind)
+    t0 = utcnow() - timedelta(hours=2)
+    ctx, conn = migrated(bench, t0)
+    bench_id = ctx.bench.bench_id
+    ok = ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok")
+    _add(ok, "complete", t0)
+    _add(ok, "failed", t0 + timedelta(hours=1), traceback="RuntimeError: x")
+    _add(ok, "missed", t0, slots=5, reason="no scheduler pass ran for 5 slots; catchup=skip, so not run")
+    active = _add(ok, "started", t0 + timedelta(minutes=90))
+    assert ledger_counts.update(conn, bench_id, ctx.name, grace=0) == 3
+    got = ledger_counts.read(conn, bench_id, ctx.name)
+    assert got[("runs", ok.name, "complete")] == "1" and got[("runs", ok.name, "failed")] == "1"
+    assert got[("slots", ok.name, "missed", "no_scheduler")] == "5"
+    assert ledger_counts.update(conn, bench_id, ctx.name, grace=0) == 0  # nothing counted twice
+    # the active run ends later: counted once, then
+    ctx.database()
+    ScheduledJobLog.update(status="complete").where(ScheduledJobLog.id == active.id).execute()
+    assert ledger_counts.update(conn, bench_id, ctx.name, grace=0) == 1
+    # pruning the ledger leaves the counters where they were
+    ScheduledJobLog.delete().execute()
+    assert ledger_counts.update(conn, bench_id, ctx.name, grace=0) == 0
+    got = ledger_counts.read(conn, bench_id, ctx.name)
+    assert got[("runs", ok.name, "complete")] == "2" and got[("slots", ok.name, "missed", "no_scheduler")] == "5"
+    _add(ok, "skipped", t0, reason="job stopped", slots=2)
+    ledger_counts.update(conn, bench_id, ctx.name, grace=0)
+    assert ledger_counts.read(conn, bench_id, ctx.name)[("slots", ok.name, "skipped", "stopped")] == "2"
+
+
+def test_a_row_younger_than_the_grace_waits_for_the_next_collection(bench_factory, redis_client):
+    bench = bench_factory.make(APPS)
+    now = utcnow()
+    ctx, conn = migrated(bench, now - timedelta(hours=1))
+    ok = ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok")
+    _add(ok, "complete", now - timedelta(seconds=5))
+    assert ledger_counts.update(conn, ctx.bench.bench_id, ctx.name, now=now, grace=30) == 0
+    assert ledger_counts.update(conn, ctx.bench.bench_id, ctx.name, now=now + timedelta(seconds=40), grace=30) == 1
+
+
+COLLECT = """
+import sys
+from hookscheduler.metrics import ledger_counts
+from hookscheduler.metrics.bench import BenchSites
+sites = BenchSites(sys.argv[1])
+name = sites.names[0]
+with sites.use(name):
+    ledger_counts.update(sites.redis(name), sites.bench_id, name, grace=0, budget=30)
+"""
+
+
+def test_four_collectors_at_once_count_every_row_exactly_once(bench_factory, db_kind, redis_client, monkeypatch):
+    monkeypatch.setattr(ledger_counts, "BATCH", 50)
+    bench = bench_factory.make(APPS, db=db_kind)
+    t0 = utcnow() - timedelta(days=3)
+    ctx, conn = migrated(bench, t0)
+    ok = ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok")
+    rows = [{"job": ok.id, "job_name": ok.name, "scheduled_for": t0 + timedelta(minutes=i), "trigger": "schedule",
+             "status": "complete" if i % 3 else "failed", "slots": 1, "queue": "default", "created_at": t0,
+             "modified_at": t0} for i in range(3000)]
+    for i in range(0, len(rows), 500):
+        ScheduledJobLog.insert_many(rows[i:i + 500]).execute()
+    env = env_for(bench)
+    procs = [subprocess.Popen([sys.executable, "-c", COLLECT.replace("BATCH", "x"), str(bench)], env=env)
+             for _ in range(4)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    got = ledger_counts.read(conn, ctx.bench.bench_id, ctx.name)
+    assert got[("runs", ok.name, "complete")] == "2000" and got[("runs", ok.name, "failed")] == "1000"
+
+
+def test_runs_done_by_several_worker_processes_are_all_counted(bench_factory, db_kind, redis_client):
+    bench = bench_factory.make(APPS, db=db_kind)
+    ctx, conn = migrated(bench, utcnow() - timedelta(minutes=5))
+    for _ in range(9):
+        manual.run_job(ctx, conn, "app1.tasks.ok", force=True)
+    for _ in range(3):
+        manual.run_job(ctx, conn, "app1.tasks.boom", force=True)
+    done = subprocess.run([sys.executable, "-m", "hookscheduler", "worker-pool", "--num-workers", "3", "--burst"],
+                          env=env_for(bench), capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    sites = BenchSites(str(bench))
+    got = samples(registry_for(sites, grace=0))
+    site = (("site", ctx.name),)
+    assert got[("hookscheduler_job_runs_total", (("job_name", "app1.tasks.ok"), *site, ("status", "complete")))] == 9
+    assert got[("hookscheduler_job_runs_total", (("job_name", "app1.tasks.boom"), *site, ("status", "failed")))] == 3
+    assert got[("hookscheduler_job_duration_seconds_count", (("job_name", "app1.tasks.ok"), *site))] == 9
+    boom = ("job_name", "app1.tasks.boom")
+    assert got[("hookscheduler_job_last_run_status", (boom, *site, ("status", "failed")))] == 1
+    assert got[("hookscheduler_site_up", site)] == 1
+    assert got[("hookscheduler_scheduler_up", site)] == 0
+    assert got[("hookscheduler_job_schedule_interval_seconds", (("job_name", "app1.tasks.ok"), *site))] == 3600
+    assert got[("hookscheduler_job_schedule_interval_seconds", (("job_name", "app1.tasks.boom"), *site))] == 86400
+    # scraping again counts nothing twice
+    assert samples(registry_for(sites, grace=0))[
+        ("hookscheduler_job_runs_total", (("job_name", "app1.tasks.ok"), *site, ("status", "complete")))] == 9
+
+
+def test_stored_series_names_survive_any_job_name(redis_client):
+    import uuid
+
+    from hookscheduler.metrics.ledger_counts import counts_key, field_name, read
+
+    bench_id = f"hst{uuid.uuid4().hex[:10]}"
+    weird = "a\x1fb\x1f<c>"
+    key = counts_key(bench_id, "s")
+    try:
+        redis_client.hset(key, mapping={field_name("runs", weird, "complete"): 3, field_name("late_sum", weird): 1.5,
+                                        field_name("slots", weird, "skipped", "stopped"): 2, "cursor": 9, "junk": 1})
+        assert read(redis_client, bench_id, "s") == {("runs", weird, "complete"): "3", ("late_sum", weird): "1.5",
+                                                     ("slots", weird, "skipped", "stopped"): "2"}
+    finally:
+        redis_client.delete(key)

@@ -1,0 +1,71 @@
+"""`hookscheduler dashboard` as a user starts it: a real uvicorn process on loopback, the audit line of a change
+on stderr, and `--hash-password` for the auth file."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.cookiejar import CookieJar
+
+import pytest
+
+from hookscheduler.web.auth import check_password, load_auth
+from tests.helpers import env_for
+from tests.web.support import free_port, make_bench
+
+
+def _get(opener, url):
+    with opener.open(url, timeout=10) as resp:
+        return resp.status, resp.read().decode()
+
+
+def test_the_dashboard_command_serves_and_logs_each_change_with_its_actor(bench_factory):
+    bench = make_bench(bench_factory)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "hookscheduler", "dashboard", "--port", str(port)],
+                            env=env_for(bench), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        for _ in range(200):
+            try:
+                status, html = _get(opener, f"{base}/sites/default/jobs")
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(proc.stderr.read())
+                time.sleep(0.1)
+        assert status == 200 and "app1.tasks.ok" in html
+        token = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+        data = urllib.parse.urlencode({"name": "app1.tasks.ok", "note": "from the CLI test", "csrf": token}).encode()
+        with opener.open(urllib.request.Request(f"{base}/sites/default/jobs/disable", data=data), timeout=10) as r:
+            assert "disabled app1.tasks.ok: from the CLI test" in r.read().decode()
+        # a foreign Host header (DNS rebinding) is refused on loopback
+        req = urllib.request.Request(f"{base}/sites/default/jobs", headers={"Host": "attacker.example"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            opener.open(req, timeout=10)
+        assert err.value.code == 400
+    finally:
+        proc.terminate()
+        out, errors = proc.communicate(timeout=30)
+    assert "dashboard on http://127.0.0.1:" in out
+    assert re.search(r"\(dashboard\): jobs/disable on site default done: disabled app1.tasks.ok: from the CLI test",
+                     errors), errors
+
+
+def test_hash_password_makes_a_hash_the_auth_file_accepts(bench_factory, tmp_path):
+    bench = make_bench(bench_factory)
+    done = subprocess.run([sys.executable, "-m", "hookscheduler", "dashboard", "--hash-password"], input="s3cret\n",
+                          env=env_for(bench), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    stored = done.stdout.strip()
+    assert "s3cret" not in stored and check_password("s3cret", stored)
+    path = tmp_path / "users.json"
+    path.write_text(json.dumps({"users": {"alice": {"role": "operator", "password": stored}}}))
+    assert load_auth(path).login("alice", "s3cret") is not None
