@@ -203,7 +203,8 @@ def run(cfg: BenchConfig) -> list[Measurement]:
         out += _rows(f"hookscheduler schedule, {kind}, {window}", hs[kind], rq)
     out += _rows(f"A RQ CronScheduler, {window}", rq, None)
     out += _rows(f"C APScheduler 3 (SQLAlchemy store on SQLite), {window}", aps, None)
-    watched = cfg.pick(15.0, 30.0, 6.0)  # one longer run each (smoke: long enough for a 5 s cron to fire): MONITOR slows Redis, so it is not interleaved
+    # one longer run each: MONITOR slows Redis, so it is not interleaved (smoke: long enough for a 5 s cron to fire)
+    watched = cfg.pick(15.0, 30.0, 6.0)
     checks = {"sqlite": accept_check(cfg, conn, None, watched)}
     with pg_database(cfg.pg_dsn, "acc9") as url:
         checks["postgres"] = accept_check(cfg, conn, url, watched)
