@@ -11,6 +11,7 @@ from typing import Any
 import peewee as pw
 
 from ..exceptions import HookSchedulerError, JobNotFound, shown
+from ..schedule.decide import Forecast, JobState, forecast, is_stopped
 from ..states import NOT_RUN, LedgerStatus, Trigger
 from ..store.database import write_txn
 from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
@@ -19,7 +20,7 @@ from ..timing.frequencies import FREQUENCIES, event_of
 
 JOB_COLUMNS = (
     "name", "app", "method", "frequency", "cron_format", "queue", "timeout", "catchup", "catchup_limit", "overlap",
-    "stopped", "stopped_note", "stopped_by", "stopped_at", "removed", "removed_at", "last_execution",
+    "stopped", "stopped_note", "stopped_by", "stopped_at", "stopped_until", "removed", "removed_at", "last_execution",
     "next_execution", "created_at", "modified_at",
 )
 
@@ -92,17 +93,36 @@ def _latest_logs(job_ids: list[int]) -> dict[int, ScheduledJobLog]:
 
 
 def set_stopped(db: pw.Database, name: str, stopped: bool, note: str | None = None, who: str | None = None,
-                now: datetime | None = None) -> ScheduledJobType:
-    """The operator's toggle. Honoured by the next tick; re-enabling never causes a burst, because slots that
-    passed while stopped were logged as skipped and ``next_execution`` kept moving forward."""
+                now: datetime | None = None, until: datetime | None = None) -> ScheduledJobType:
+    """The operator's toggle. Honoured by the next pass; re-enabling never causes a burst, because slots that
+    passed while stopped were logged as skipped and ``next_execution`` kept moving forward.
+
+    ``until``: the stop ends by itself then (the pass runs the job's slots from ``until`` on). Stopping a job
+    that is already stopped changes only what is given (a new note, a new end): the first note, who stopped it
+    and when are kept, because they are the answer to "since when, and why"."""
     now = now or utcnow()
     with write_txn(db):
         row = get_job(name)
         values: dict[str, Any] = {"stopped": stopped, "modified_at": now}
-        # The audit columns record the latest toggle either way (who stopped it, or who re-enabled it).
-        values.update(stopped_note=note, stopped_by=who or actor(), stopped_at=now)
+        if stopped and is_stopped(row.stopped, row.stopped_until, now):
+            if note is not None:
+                values["stopped_note"] = note
+            if until is not None:
+                values["stopped_until"] = until
+        else:
+            # The audit columns record the latest toggle either way (who stopped it, or who re-enabled it).
+            values.update(stopped_note=note, stopped_by=who or actor(), stopped_at=now,
+                          stopped_until=until if stopped else None)
         ScheduledJobType.update(values).where(ScheduledJobType.id == row.id).execute()
     return get_job(name)
+
+
+def stop_state(row: dict[str, Any], now: datetime) -> str:
+    """``active``, ``STOPPED`` or ``removed`` at ``now``, as ``jobs list`` and the dashboard say it: a stop whose
+    ``--until`` has come reads ``active`` (the pass already runs its slots)."""
+    if row["removed"]:
+        return "removed"
+    return "STOPPED" if is_stopped(row["stopped"], row["stopped_until"], now) else "active"
 
 
 # --- events (trigger-scheduler-event, purge-jobs --event) --------------------------------------------------
@@ -146,6 +166,24 @@ def upcoming_slots(row: ScheduledJobType, calendar: SiteCalendar, count: int,
     if first is None:  # removed rows have none: show what the schedule would be
         first = next_slot(row.frequency, row.cron_format, now, calendar)
     return [first, *upcoming(row.frequency, row.cron_format, first, calendar, count - 1, anchor=first)][:count]
+
+
+def job_state(row: ScheduledJobType, next_execution: datetime) -> JobState:
+    """The decision's view of a job row."""
+    return JobState(row.id, row.name, row.frequency, row.cron_format, next_execution, bool(row.stopped),
+                    row.catchup, row.catchup_limit, row.overlap, row.stopped_until)
+
+
+def next_runs(row: ScheduledJobType, calendar: SiteCalendar, count: int, *, grace: float,
+              inactive: str | None = None, resume_at: datetime | None = None,
+              now: datetime | None = None) -> list[Forecast]:
+    """``jobs next``: what will really happen to the job (:func:`~hookscheduler.schedule.decide.forecast`):
+    after downtime or a pause, the one catch-up now (per its policy), then its real next slots. A removed job
+    has none."""
+    if row.removed or row.next_execution is None:
+        return []
+    return forecast(job_state(row, row.next_execution), now or utcnow(), calendar, grace=grace, count=count,
+                    inactive=inactive, resume_at=resume_at)
 
 
 @dataclass(frozen=True)

@@ -169,7 +169,9 @@ class Scheduler:
             if sweep:
                 reconcile_active(ctx, conn, now)
                 state.last_sweep, state.swept_ahead = now, False
-            state.next_due = earliest_next(ctx)
+            # inactive: the due slots are held, so the earliest one is no wake-up time (the tick-interval cap
+            # notices a resume; a pause with an end wakes the loop at its end)
+            state.next_due = result.resume_at if result.inactive else earliest_next(ctx)
             self._write_last_tick(state, conn, now)
             if self.keep_results:
                 self.results.append(result)
