@@ -28,6 +28,11 @@ class Settings:
     rq_password: str | None = None
     db_url: str | None = None  # None: the site's own SQLite file
     tick_interval: int = DEFAULT_TICK_INTERVAL  # scheduler_tick_interval
+    #: Frappe's ``scheduler_interval``: ``all`` jobs fire on ``*/<minutes> * * * *`` (wall-clock aligned) instead
+    #: of every ``tick_interval`` seconds from their creation; None: not set
+    scheduler_interval: int | None = None
+    #: workers ``start`` runs per built-in queue (Frappe's ``background_workers``)
+    background_workers: int = 1
     time_zone: str | None = None  # None: the system's zone
     #: custom queues: name -> {"timeout": seconds, "background_workers": n}
     workers: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
@@ -52,6 +57,8 @@ class Settings:
             rq_password=given("rq_password", None),
             db_url=given("db_url", None),
             tick_interval=int(given("scheduler_tick_interval", DEFAULT_TICK_INTERVAL)),
+            scheduler_interval=given("scheduler_interval", None),
+            background_workers=int(given("background_workers", 1)),
             time_zone=given("time_zone", None),
             workers=dict(given("workers", {})),
             pause_scheduler=bool(values.get("pause_scheduler")),
@@ -73,6 +80,15 @@ class Settings:
         if self.disable_scheduler:
             return "disable_scheduler is set"
         return None
+
+    @property
+    def all_cron(self) -> str | None:
+        """The cron string ``all`` jobs fire on when ``scheduler_interval`` is set (Frappe's
+        ``*/<minutes> * * * *``); None: every ``scheduler_tick_interval`` seconds from the job's creation."""
+        if not self.scheduler_interval:
+            return None
+        minutes = self.scheduler_interval // 60
+        return "0 * * * *" if minutes >= 60 else f"*/{minutes} * * * *"
 
     @property
     def rq_ttls(self) -> dict[str, int]:
