@@ -98,7 +98,7 @@ def test_every_unknown_key_is_reported_at_once(bench_factory, capsys):
 
 
 def test_ignored_keys_that_change_behaviour_are_noted(bench_factory, capsys):
-    bench = bench_factory.make({}, common={"background_process_niceness": 10, "use_rq_auth": False})
+    bench_factory.make({}, common={"background_process_niceness": 10, "use_rq_auth": False})
     code, _, err = run(capsys, "migrate")
     assert code == 0
     notes = [line for line in err.splitlines() if line.startswith("Note: ")]
@@ -153,7 +153,7 @@ def test_migrate_outside_a_bench_refuses_and_writes_nothing(tmp_path, monkeypatc
     assert list(folder.iterdir()) == []
 
 
-# --- which site: currentsite.txt, default_site, --site all, per-site apps.txt ------------------------------------------
+# --- which site: currentsite.txt, default_site, --site all, per-site apps.txt  ----------------------------------------
 
 def _site_jobs(capsys: pytest.CaptureFixture[str], *root: str) -> set[str]:
     code, out, err = run(capsys, *root, "jobs", "list", "--format", "json")
