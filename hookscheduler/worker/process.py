@@ -156,12 +156,12 @@ _KEPT: dict[str, sqlite3.Connection] = {}
 def _keep_open(path: str) -> None:
     """Hold one idle connection to a SQLite site's database for the worker's lifetime.
 
-    In WAL mode, the last connection to close a database checkpoints it and drops its shared-memory index,
-    and the next one to open it must rebuild that index from the whole WAL file. Horses end with ``os._exit``,
-    so when no scheduler is running on the host each horse found no other connection and paid that recovery:
-    about 2 ms of a no-op run's 4 ms inside the horse. This connection never runs a statement after the first
-    read and holds no lock but SQLite's shared-memory marker; a horse inherits its descriptor and never uses it
-    (it opens its own connection, as SQLite requires after a fork), and never closes it (``os._exit``)."""
+    In WAL mode, the last connection to close a database checkpoints it and drops its shared-memory index, and the
+    next one to open it must rebuild that index from the whole WAL file. Horses end with ``os._exit``, so when no
+    scheduler is running on the host each horse would find no other connection and pay that recovery, the larger
+    part of a no-op run's time inside the horse (CHANGELOG.md). This connection never runs a statement after the
+    first read and holds no lock but SQLite's shared-memory marker; a horse inherits its descriptor and never uses
+    it (it opens its own connection, as SQLite requires after a fork), and never closes it (``os._exit``)."""
     if path in _KEPT or not os.path.exists(path):
         return
     old_umask = os.umask(0o077)  # a -wal or -shm file it creates is owner-only, like the database
