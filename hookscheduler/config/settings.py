@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..security.redact import register_secret, register_url_secret
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_TICK_INTERVAL = 60
 DEFAULT_LOG_RETENTION_DAYS = 30
@@ -51,7 +53,7 @@ class Settings:
             value = values.get(key)
             return value if value else default
 
-        return cls(
+        settings = cls(
             redis_url=str(given("redis_queue", DEFAULT_REDIS_URL)),
             rq_username=given("rq_username", None),
             rq_password=given("rq_password", None),
@@ -69,6 +71,11 @@ class Settings:
             rq_job_failure_ttl=int(given("rq_job_failure_ttl", DEFAULT_FAILURE_TTL)),
             rq_failed_jobs_limit=int(given("rq_failed_jobs_limit", DEFAULT_FAILED_JOBS_LIMIT)),
         )
+        # every password a site is configured with is redacted wherever it appears, whatever characters it holds
+        register_secret(settings.rq_password)
+        register_url_secret(settings.redis_url)
+        register_url_secret(settings.db_url)
+        return settings
 
     @property
     def inactive_reason(self) -> str | None:

@@ -27,8 +27,8 @@ from ..states import CatchUp, LedgerStatus, Overlap, Trigger
 from ..timing.calendar import SiteCalendar, due_slots, next_slot
 
 #: How many slots are enumerated at most when summarising a long downtime (the count is then a lower bound,
-#: recorded as "at least"). Each costs a croniter step (30-400 us depending on load): 10,000 keeps the first
-#: pass after months of downtime of a per-second job to a few seconds instead of most of a minute.
+#: recorded as "at least"). Each costs a croniter step: 10,000 keeps the first pass after months of downtime of a
+#: per-second job to a few seconds (CHANGELOG.md has the history).
 MAX_ENUMERATED = 10_000
 
 QUEUED, MISSED, SKIPPED = LedgerStatus.QUEUED, LedgerStatus.MISSED, LedgerStatus.SKIPPED

@@ -1,4 +1,4 @@
-"""Bench and site config (DESIGN §2): precedence, zero-config, several sites, apps.txt, and refused input.
+"""Bench and site config (README "The bench"): precedence, zero-config, several sites, apps.txt, and refused input.
 
 Benches are plain folders under tmp_path; environments are passed explicitly (``environ=``) wherever the API
 takes one, so the tests do not depend on the caller's environment.
