@@ -23,7 +23,6 @@ from ..exceptions import ServiceUnavailable
 from ..states import ACTIVE_STATUSES, REQUEST_TRIGGERS, LedgerStatus, Trigger
 from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
 from ..timing.calendar import SiteCalendar, next_slot
-from ..timing.frequencies import cron_for
 from .history import error_summary, log_dict
 from .jobs import JOB_COLUMNS, get_job
 from .scheduler import heartbeats, last_tick, scheduler_state
@@ -51,7 +50,7 @@ def slots_around(frequency: str, cron_format: str, at: datetime, calendar: SiteC
     ``All`` slots lie on the grid through ``anchor`` (the row's stored next slot) in both directions; cron
     slots are found by walking forward from ever earlier starting points, so no backwards cron maths is needed.
     """
-    if cron_for(frequency, cron_format) is None:
+    if calendar.cron_of(frequency, cron_format) is None:
         step = timedelta(seconds=calendar.tick_interval)
         k = (at - anchor) // step
         last = anchor + k * step

@@ -7,7 +7,6 @@ Each action reads its form, calls the same function as its CLI command, writes o
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -17,11 +16,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..broker.connection import check_redis
-from ..exceptions import BadInput, HookSchedulerError, shown
+from ..exceptions import BadInput, HookSchedulerError
 from ..ops import backfill as backfill_lib
 from ..ops import jobs as jobs_lib
 from ..ops import manual, queues, rq_view
 from ..ops import scheduler as scheduler_state
+from ..ops.notes import one_line_note
 from ..security.redact import redact
 from ..store.models import utcnow
 from ..timing.moments import parse_moment
@@ -31,16 +31,6 @@ if TYPE_CHECKING:
     from .app import Dashboard
 
 Action = Callable[["Dashboard", Request, str, dict[str, str], Viewer], str]
-
-
-def one_line(value: str | None, what: str) -> str | None:
-    """A note as the CLI takes it: whitespace runs become one space, other control characters are refused."""
-    if value is None:
-        return None
-    bad = next((c for c in value if unicodedata.category(c) == "Cc" and not c.isspace()), None)
-    if bad is not None:
-        raise BadInput(f"{what}: contains the control character {shown(bad)}; write plain text")
-    return " ".join(value.split()) or None
 
 
 def _need(form: dict[str, str], key: str) -> str:
@@ -57,7 +47,7 @@ def _connected(dash: Dashboard, site: str) -> redis.Redis:
 
 
 def disable(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
-    note = one_line(form.get("note"), "note")
+    note = one_line_note(form.get("note"), "note")
     name = _need(form, "name")
     with dash.sites.use(site) as ctx:
         row = jobs_lib.set_stopped(ctx.database(), name, True, note, who=who.actor)
@@ -167,4 +157,4 @@ def handler(path: str, action: Action) -> Callable[[Dashboard, Request], Respons
     return run
 
 
-__all__ = ["ACTIONS", "handler", "one_line"]
+__all__ = ["ACTIONS", "handler"]
