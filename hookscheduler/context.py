@@ -33,7 +33,8 @@ class SiteContext:
 
     @property
     def calendar(self) -> SiteCalendar:
-        return SiteCalendar.for_site(self.site.name, self.site.time_zone, self.site.tick_interval)
+        return SiteCalendar.for_site(self.site.name, self.site.time_zone, self.site.tick_interval,
+                                     self.site.settings.all_cron)
 
     def database(self, create: bool = False, require_schema: bool = True) -> pw.Database:
         """Connect (once) and bind the models to this site's database."""
