@@ -1,8 +1,8 @@
-"""What the tick does with one due row: pure decisions, no I/O, time as a parameter.
+"""What the pass does with one due row: pure decisions, no I/O, time as a parameter.
 
 Given a row whose ``next_execution`` has come, the site's state and whether the job's previous run is still
 active, :func:`decide` says which slots fire, which are recorded as missed or skipped (and why), and what the
-row's next slot is. The caller (``tick``) then claims the row and writes the result in one transaction.
+row's next slot is. The caller (:func:`.claim.run_pass`) then claims the row and writes the result in one transaction.
 
 Vocabulary: the *due slots* are the row's ``next_execution`` and every later slot up to ``now``. The last of
 them is *on time* when ``now`` is within ``grace`` seconds of it; every other due slot passed without any

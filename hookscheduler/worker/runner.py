@@ -2,7 +2,7 @@
 
 Two entry points, both called by RQ with keyword arguments:
 
-* :func:`run_scheduled_job` (scheduled, manual and event-triggered runs, sent by the tick): it finds its ledger
+* :func:`run_scheduled_job` (scheduled, manual and event-triggered runs, sent by the pass): it finds its ledger
   row by its own RQ job id, moves it ``queued -> started`` (a compare-and-set that refuses a duplicate
   delivery), advances ``last_execution``, runs the method, and records ``complete`` or ``failed`` with the
   traceback (a timeout is recorded as failed with that reason before RQ sees it);
@@ -15,7 +15,7 @@ that RQ's failed registry holds it too (Frappe swallows them).
 
 The ledger is never a reason for a job not to run (Frappe #41245): each ledger write is its own short
 transaction, retried once on a fresh connection, and a write that still fails is logged and skipped. If the
-database cannot be reached at all, the job still runs (without a transaction); the tick later settles its
+database cannot be reached at all, the job still runs (without a transaction); the sweep later settles its
 row from RQ's outcome (:func:`hookscheduler.schedule.claim.reconcile_active`).
 
 Per-job cost matters (a worker forks a horse per job): site contexts are cached per process and warmed in
