@@ -58,8 +58,9 @@ def test_tick_reanchors_after_a_time_zone_change(bench_factory, db_kind):
     assert _next_execution(bench) == datetime(2026, 1, 6, 23, 0)
     ctx = open_site(str(bench))
     ctx.database()
-    assert [r.scheduled_for for r in ScheduledJobLog.select().where(ScheduledJobLog.job_name == "app1.tasks.ok")] \
-        == [datetime(2026, 1, 5, 23, 0)]
+    assert [r.scheduled_for for r in ScheduledJobLog.select().where(ScheduledJobLog.job_name == "app1.tasks.ok")] == [
+        datetime(2026, 1, 5, 23, 0)
+    ]
     ctx.close()
 
 
@@ -79,8 +80,9 @@ def test_tick_writes_the_last_tick_so_doctor_sees_a_cron_driven_site(bench_facto
     assert checks["last tick"]["ok"] is True, checks["last tick"]
 
 
-def test_a_step_whose_runs_were_not_sent_neither_reconciles_nor_claims_a_last_tick(bench_factory, db_kind,
-                                                                                    redis_client):
+def test_a_step_whose_runs_were_not_sent_neither_reconciles_nor_claims_a_last_tick(
+    bench_factory, db_kind, redis_client
+):
     bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db=db_kind)
     ctx, conn = migrated(bench, T0)
     step = SiteStep(ctx)
