@@ -1,4 +1,4 @@
-"""Sync declared jobs into ``scheduled_job_type`` with explicit column ownership (DESIGN §4).
+"""Sync declared jobs into ``scheduled_job_type`` with explicit column ownership (see :mod:`..store.models`).
 
 Hooks own the definition, operators own ``stopped`` (and its note), the runtime owns ``last_execution``,
 ``next_execution`` and the log. So migrate updates rows *in place* and never resets what it does not own:

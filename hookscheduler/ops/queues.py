@@ -95,7 +95,7 @@ def site_job_ids(conn: redis.Redis, bench_id: str, site: str, queues: Sequence[s
 
 
 def pending_counts(conn: redis.Redis, bench_id: str, site: str, queues: Sequence[str]) -> dict[str, Any]:
-    """``{"queues": {q: {queued, started, failed, scheduled}}, "total": {...}}`` (DESIGN §6)."""
+    """``{"queues": {q: {queued, started, failed, scheduled}}, "total": {...}}``: ``show-pending-jobs``'s JSON."""
     ids = site_job_ids(conn, bench_id, site, queues)
     per_queue = {q: {k: len(ids[q][k]) for k in COUNTED} for q in queues}
     total = {k: sum(c[k] for c in per_queue.values()) for k in COUNTED}

@@ -116,7 +116,7 @@ def scheduler_state(ctx: SiteContext) -> tuple[str, str | None]:
 
 @dataclass
 class SiteStatus:
-    """``scheduler status`` of one site; :meth:`as_dict` is the fixed JSON shape (DESIGN §6)."""
+    """``scheduler status`` of one site; :meth:`as_dict` is its JSON shape, which scripts rely on."""
 
     site: str
     status: str

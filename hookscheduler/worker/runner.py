@@ -50,7 +50,7 @@ from ..context import SiteContext, open_site
 from ..declare.hooks import ensure_apps_on_path
 from ..exceptions import HookSchedulerError, SchemaError
 from ..ops.retention import trim_failed_registry
-from ..security.redact import redact
+from ..security.redact import redact, redact_failure
 from ..states import LedgerStatus
 from ..store.models import ScheduledJobType, utcnow
 from . import ledger, marks
@@ -286,7 +286,7 @@ def _perform(ctx: SiteContext, rq_job: Job | None, jctx: JobContext, call: Calla
         if scheduled and jctx.rq_job_id:
             # stored redacted: the ledger is read by operators (and shown by `jobs history`), and an error
             # message that quotes a connection URL must not put its password there
-            _finish(ctx, rq_job, jctx.rq_job_id, LedgerStatus.FAILED, redact(tb.format_exc()),
+            _finish(ctx, rq_job, jctx.rq_job_id, LedgerStatus.FAILED, redact_failure(tb.format_exc()),
                     reason and redact(reason), owned)
         _publish(ctx, rq_job, jctx, "failed", started=started, error=_one_line(exc), timed_out=timed_out)
         _bound_failed_registry(ctx, rq_job)
