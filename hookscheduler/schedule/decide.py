@@ -1,8 +1,9 @@
 """What a pass does with one due row: pure decisions, no I/O, time as a parameter.
 
 :func:`decide` says which of the row's due slots run, which are recorded ``missed`` or ``skipped`` (and why),
-and the row's next slot, always the first one strictly after ``now``. The caller claims the row and writes
-the result in one transaction. The policies and every reason written: docs/policies.md.
+and the row's next slot, always the first one strictly after ``now``. The caller (:func:`.claim.run_pass`)
+claims the row and writes the result in one transaction. The policies and every reason written:
+docs/policies.md.
 """
 
 from __future__ import annotations

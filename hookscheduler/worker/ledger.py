@@ -117,7 +117,7 @@ def advance_last_execution(db: pw.Database, job_name: str, started: datetime) ->
 
 def record_finished(db: pw.Database, rq_job_id: str, status: str, now: datetime, *, traceback: str | None = None,
                   reason: str | None = None, started: datetime | None = None) -> None:
-    """Record the outcome; it overrides an earlier verdict of the tick (e.g. "abandoned"): the worker knows.
+    """Record the outcome; it overrides an earlier verdict of the sweep (e.g. "abandoned"): the worker knows.
     ``started``: when the caller started the run itself (saves reading the row back for the duration)."""
     with ledger_txn(db):
         if started is None:
