@@ -1,7 +1,7 @@
 """A site opened for work: its settings, its calendar and its database, bound to the models.
 
-The CLI, the tick loop, the worker and the Python API all go through here, so they find the bench, the site
-and the database the same way (DESIGN §2, §7).
+The CLI, the scheduler loop, the worker and the Python API all go through here, so they find the bench, the site
+and the database the same way (README, "The bench").
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ class SiteContext:
 
     @property
     def calendar(self) -> SiteCalendar:
-        return SiteCalendar.for_site(self.site.name, self.site.time_zone, self.site.tick_interval)
+        return SiteCalendar.for_site(self.site.name, self.site.time_zone, self.site.tick_interval,
+                                     self.site.settings.all_cron)
 
     def database(self, create: bool = False, require_schema: bool = True) -> pw.Database:
         """Connect (once) and bind the models to this site's database."""

@@ -1,8 +1,8 @@
 """The error hierarchy.
 
 Every error the CLI can show derives from :class:`HookSchedulerError`; its message is one line that says what
-went wrong, where, and how to fix it. ``exit_code`` is what the CLI exits with (DESIGN §6: 1 = an operation
-failed, 2 = bad usage or invalid input).
+went wrong, where, and how to fix it. ``exit_code`` is what the CLI exits with: 1 = an operation failed,
+2 = bad usage or invalid input, so that scripts can tell "retry later" from "fix the command".
 """
 
 from __future__ import annotations

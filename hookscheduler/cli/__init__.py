@@ -3,7 +3,8 @@
 Commands live in one module per concept (``migrate_cmd``, ``jobs``, ...) and register themselves on
 :data:`cli` when imported. The root group imports a command's modules only when that command is used
 (:mod:`.lazy`, table :data:`.base.COMMANDS`), so that a command pays only for its own imports. Every error is
-one line on stderr with an exit status per DESIGN §6, never a bare traceback.
+one line on stderr with the exit status of :class:`~hookscheduler.exceptions.HookSchedulerError`, never a
+bare traceback.
 """
 
 from __future__ import annotations

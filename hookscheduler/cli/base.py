@@ -53,7 +53,8 @@ COMMANDS: dict[str, LazyCommand] = {
     "enable-scheduler": LazyCommand(_SCHED, "Enable the site's scheduler (as `scheduler enable`)."),
     "job-status": LazyCommand(_WORKER, "Status of a background job or scheduled run: JOB_ID as enqueue returned it, "
                               "or as the app chose it."),
-    "jobs": LazyCommand(("jobs", "jobs_run", "jobs_history"), "Scheduled jobs: list, toggle, run, inspect."),
+    "jobs": LazyCommand(("jobs", "jobs_run", "jobs_history", "jobs_backfill"),
+                        "Scheduled jobs: list, toggle, run, inspect."),
     "metrics": LazyCommand(("web_cmd",), "Serve Prometheus metrics for every site of the bench (or --site) at "
                            "/metrics."),
     "migrate": LazyCommand(("migrate_cmd",), "Sync every installed app's scheduler_events into the table "
@@ -72,7 +73,7 @@ COMMANDS: dict[str, LazyCommand] = {
                                      "the totals."),
     "start": LazyCommand(_WORKER, "Development: the scheduler and workers for every queue (and a private "
                          "redis-server if no Redis answers), with prefixed logs; Ctrl-C stops them all."),
-    "tick": LazyCommand(("schedule_cmd",), "One scheduling pass over every site (or --site), then exit: for system "
+    "tick": LazyCommand(("schedule_cmd",), "One scheduling step per site (or --site), then exit: for system "
                         "cron or a Kubernetes CronJob."),
     "trigger-scheduler-event": LazyCommand(_QUEUES, "Enqueue now (trigger `event`) every job of EVENT (e.g. `daily`: "
                                            "every Daily, Daily Long and Daily Maintenance job), or the job a name or "
@@ -166,4 +167,15 @@ def stderr(text: str) -> None:
     click.echo(redact(text), err=True)
 
 
-__all__ = ["COMMANDS", "CliState", "cli", "echo", "fail", "pass_state", "run_cli", "stderr", "sys"]
+def print_config_notes(contexts: list[SiteContext]) -> None:
+    """Say, once per process, which Frappe keys of the sites' config files are ignored although Frappe would
+    act on them (see :mod:`hookscheduler.config.frappe_keys`): an ignored key that changes behaviour is never
+    silent."""
+    from ..config import config_notes
+
+    for line in dict.fromkeys(n for ctx in contexts for n in config_notes(ctx.site)):
+        stderr(f"Note: {line}")
+
+
+__all__ = ["COMMANDS", "CliState", "cli", "echo", "fail", "pass_state", "print_config_notes", "run_cli", "stderr",
+           "sys"]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import peewee as pw
 
+from ..config import load_bench
 from ..context import SiteContext
 from ..declare.hooks import JobSpec, load_job_specs
 from ..declare.migrate import Plan, migrate_site, plan_sync
-from ..exceptions import SchemaError
+from ..exceptions import BenchError, SchemaError
 from ..schedule.reanchor import reanchor_if_calendar_changed
 from ..timing.calendar import SiteCalendar
-from .base import CliState, cli, echo, pass_state
+from .base import CliState, cli, echo, pass_state, print_config_notes, stderr
 from .output import format_option, to_json
 
 
@@ -22,12 +25,17 @@ from .output import format_option, to_json
 @pass_state
 def migrate(state: CliState, dry_run: bool, prune: bool, fmt: str) -> None:
     """Sync every installed app's scheduler_events into the table (added / updated / removed / unchanged)."""
+    refuse_non_bench(load_bench(state.bench).path)
     contexts = state.each()
+    print_config_notes(contexts)
+    warnings: list[str] = []
     try:
-        plans = _migrate_all(contexts, dry_run, prune)
+        plans = _migrate_all(contexts, dry_run, prune, warnings)
     finally:
         for ctx in contexts:
             ctx.close()
+    for line in dict.fromkeys(warnings):
+        stderr(f"Warning: {line}")
     if fmt == "json":
         echo(to_json([dict(p.as_dict(), dry_run=dry_run) for p in plans]))
         return
@@ -35,15 +43,24 @@ def migrate(state: CliState, dry_run: bool, prune: bool, fmt: str) -> None:
         _print_plan(plan, dry_run)
 
 
-def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool) -> list[Plan]:
+def refuse_non_bench(path: Path) -> None:
+    """``migrate`` in a folder without ``apps/`` would create a stray site there and report success: refuse."""
+    if not (path / "apps").is_dir():
+        raise BenchError(f"{path} is not a bench (it has no apps/ folder); run migrate in your bench folder, pass "
+                         "--bench PATH or set $HOOKSCHEDULER_BENCH (a bench holds apps/<app>/ and sites/)")
+
+
+def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnings: list[str]) -> list[Plan]:
     """Check every site before writing to any: a refused or unreachable site leaves all of them untouched."""
-    # 1. Everything that can be refused without a database: each site's zone and its hooks (queues are per site).
-    loaded: dict[tuple[tuple[str, int], ...], list[JobSpec]] = {}
+    # 1. Everything that can be refused without a database: each site's zone and its hooks (queues and installed
+    # apps are per site).
+    loaded: dict[tuple[tuple[tuple[str, int], ...], tuple[str, ...]], list[JobSpec]] = {}
     prepared: list[tuple[SiteContext, SiteCalendar, list[JobSpec]]] = []
     for ctx in contexts:
-        key = tuple(ctx.site.queues.items())
+        key = (tuple(ctx.site.queues.items()), ctx.site.apps)
         if key not in loaded:
-            loaded[key] = load_job_specs(ctx.bench, ctx.site.queues, builtin=True)
+            loaded[key] = load_job_specs(ctx.bench, ctx.site.queues, builtin=True, apps=ctx.site.apps,
+                                         warnings=warnings)
         prepared.append((ctx, ctx.calendar, loaded[key]))
     # 2. Reach every database that exists; only then create the missing SQLite files.
     dbs: dict[str, pw.Database | None] = {ctx.name: _existing_db(ctx) for ctx in contexts}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -11,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from ..exceptions import BadInput, shown
+from ..ops.notes import one_line_note
 from ..security.redact import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -24,18 +23,8 @@ def format_option(func: F) -> F:
 
 
 def one_line_text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """A click callback for free text such as ``--note``: one line of plain text, stored as given otherwise.
-
-    Runs of whitespace (a newline from a shell's ``$'...'``, tabs) become one space, because the note is shown
-    inside one-line messages and table cells; other control characters (escape sequences, NUL, which
-    PostgreSQL cannot store) are refused rather than silently dropped. An empty note is no note.
-    """
-    if value is None:
-        return None
-    bad = next((c for c in value if unicodedata.category(c) == "Cc" and not c.isspace()), None)
-    if bad is not None:
-        raise BadInput(f"--{param.name}: contains the control character {shown(bad)}; write plain text")
-    return " ".join(value.split()) or None
+    """A click callback for free text such as ``--note``: see :func:`~hookscheduler.ops.notes.one_line_note`."""
+    return one_line_note(value, f"--{param.name}")
 
 
 def to_json(value: Any) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..exceptions import BenchError, ConfigError, shown
+from .frappe_keys import FRAPPE_KEYS, ignored_notes
 from .settings import Settings
 
 DEFAULT_SITE = "default"
@@ -57,6 +58,9 @@ def _is_url(*schemes: str) -> Callable[[Any], bool]:
     return lambda v: _is_str(v) and v.split("://", 1)[0].lower() in schemes and "://" in v
 
 
+MAX_TTL = 10 * 365 * 86400
+MAX_FAILED_JOBS = 10_000_000
+
 #: key -> (validator, human description of the expected type)
 KNOWN_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "redis_queue": (_is_url("redis", "rediss", "unix"), "a redis:// or rediss:// URL"),
@@ -73,19 +77,19 @@ KNOWN_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "log_retention_days": (_int_upto(36500), "a whole number of days from 1 to 36500"),
     "bench_id": (lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v) is not None,
                  "letters, digits, _ and - (at most 64)"),
-    "rq_results_ttl": (_is_pos_int, "a positive whole number of seconds"),
-    "rq_job_failure_ttl": (_is_pos_int, "a positive whole number of seconds"),
-    "rq_failed_jobs_limit": (_is_pos_int, "a positive whole number"),
+    # bounded: Redis refuses an expiry past its own range, and a job kept for centuries is a typo
+    "rq_results_ttl": (_int_upto(MAX_TTL), f"a whole number of seconds from 1 to {MAX_TTL} (10 years)"),
+    "rq_job_failure_ttl": (_int_upto(MAX_TTL), f"a whole number of seconds from 1 to {MAX_TTL} (10 years)"),
+    "rq_failed_jobs_limit": (_int_upto(MAX_FAILED_JOBS), f"a whole number from 1 to {MAX_FAILED_JOBS}"),
+    "scheduler_interval": (lambda v: _is_pos_int(v) and v % 60 == 0 and v <= 3600,
+                           "a whole number of minutes in seconds (60, 120, ..., 3600): Frappe's `all` runs on "
+                           "`*/<minutes> * * * *`"),
+    "background_workers": (_int_upto(64), "a whole number from 1 to 64 (workers per built-in queue in `start`)"),
+    "default_site": (lambda v: isinstance(v, str) and _is_site_name(v), "a site name (a folder under sites/)"),
 }
 
-#: Keys Frappe benches commonly carry that we accept and ignore, so an existing config can be reused.
-IGNORED_KEYS = frozenset({
-    "db_name", "db_password", "db_type", "db_host", "db_port", "encryption_key", "host_name",
-    "developer_mode", "max_queued_jobs", "background_process_niceness", "use_rq_auth", "redis_cache",
-    "redis_socketio", "socketio_port", "webserver_port", "file_watcher_port", "serve_default_site",
-    "default_site", "dns_multitenant", "live_reload", "restart_supervisor_on_update",
-    "restart_systemd_on_update", "frappe_user", "shallow_clone", "gunicorn_workers", "scheduler_interval",
-})
+#: Keys Frappe benches carry that are not hookscheduler's own: accepted (see :mod:`.frappe_keys`).
+IGNORED_KEYS = FRAPPE_KEYS
 
 #: Values never echoed in a message, even when they are of the wrong type.
 SECRET_KEYS = frozenset({"rq_password"})
@@ -129,17 +133,22 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def _is_site_name(name: str) -> bool:
+    return name not in ("", ".", "..") and "/" not in name and "\\" not in name and name.isprintable()
+
+
 def validate_settings(data: Mapping[str, Any], where: str) -> None:
-    """Refuse unknown keys and values of the wrong type, naming ``where`` and the key."""
+    """Refuse unknown keys and values of the wrong type, naming ``where`` and the key.
+
+    Every unknown key of ``data`` is reported in the one error (each with its closest known key), so that a
+    config written for another tool is fixed in one edit, not one run per key.
+    """
+    unknown = [key for key in data if key not in IGNORED_KEYS and key not in KNOWN_KEYS]
+    if unknown:
+        raise ConfigError(f"{where}: {unknown_keys_message(unknown)}")
     for key, value in data.items():
         if key in IGNORED_KEYS:
             continue
-        if key not in KNOWN_KEYS:
-            hint = difflib.get_close_matches(key[:100], list(KNOWN_KEYS), n=1)
-            raise ConfigError(
-                f"{where}: unknown key {shown(key)}; "
-                + (f"did you mean {hint[0]!r}?" if hint else f"known keys are {', '.join(sorted(KNOWN_KEYS))}")
-            )
         check, expected = KNOWN_KEYS[key]
         if not check(value):
             got = f"a {type(value).__name__}" if key in SECRET_KEYS else _json_excerpt(value)
@@ -148,6 +157,27 @@ def validate_settings(data: Mapping[str, Any], where: str) -> None:
         load_zone(str(data["time_zone"]), f"{where}: 'time_zone'")
     if "workers" in data:
         _validate_workers(data["workers"], where)
+
+
+def unknown_keys_message(keys: list[str]) -> str:
+    """``unknown key 'x'; did you mean 'y'?`` for one key; for several, each with its hint, at most 20 named."""
+    candidates = [*KNOWN_KEYS, *sorted(IGNORED_KEYS)]
+
+    def hint(key: str) -> str | None:
+        close = difflib.get_close_matches(key[:100], candidates, n=1)
+        return close[0] if close else None
+
+    if len(keys) == 1:
+        close = hint(keys[0])
+        return f"unknown key {shown(keys[0])}; " + (
+            f"did you mean {close!r}?" if close else f"known keys are {', '.join(sorted(KNOWN_KEYS))}")
+    named = []
+    for key in keys[:20]:
+        close = hint(key)
+        named.append(shown(key) + (f" (did you mean {close!r}?)" if close else ""))
+    more = f" and {len(keys) - 20} more" if len(keys) > 20 else ""
+    return (f"{len(keys)} unknown keys: {', '.join(named)}{more}; "
+            f"known keys are {', '.join(sorted(KNOWN_KEYS))}")
 
 
 def _json_excerpt(value: Any) -> str:
@@ -271,24 +301,38 @@ def load_bench(path: str | os.PathLike[str] | None = None, environ: Mapping[str,
 def _installed_apps(bench_path: Path) -> list[str]:
     apps_txt = bench_path / "sites" / "apps.txt"
     if apps_txt.is_file():
-        seen: list[str] = []
-        try:
-            text = apps_txt.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{apps_txt}: cannot be read ({exc}); it lists app names, one a line") from None
-        for lineno, line in enumerate(text.splitlines(), 1):
-            name = line.split("#", 1)[0].strip()
-            if not name:
-                continue
-            if not name.isidentifier():
-                raise ConfigError(f"{apps_txt}:{lineno}: {name!r} is not a valid app (package) name")
-            if name not in seen:
-                seen.append(name)
-        return seen
+        return read_apps_txt(apps_txt)
     apps_dir = bench_path / "apps"
     if not apps_dir.is_dir():
         return []
-    return sorted(p.name for p in apps_dir.iterdir() if (p / "hooks.py").is_file() and p.name.isidentifier())
+    return sorted(p.name for p in apps_dir.iterdir() if p.name.isidentifier() and hooks_file(apps_dir, p.name))
+
+
+def hooks_file(apps_dir: Path, app: str) -> Path | None:
+    """Where an app's ``hooks.py`` is: ``apps/<app>/hooks.py`` (a flat package), or ``apps/<app>/<app>/hooks.py``
+    (Frappe's layout: the app's repository holding its package); None when it has none."""
+    for candidate in (apps_dir / app / "hooks.py", apps_dir / app / app / "hooks.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_apps_txt(apps_txt: Path) -> list[str]:
+    """App names of an ``apps.txt``, one a line, in order, without duplicates (``#`` starts a comment)."""
+    seen: list[str] = []
+    try:
+        text = apps_txt.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{apps_txt}: cannot be read ({exc}); it lists app names, one a line") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        name = line.split("#", 1)[0].strip()
+        if not name:
+            continue
+        if not name.isidentifier():
+            raise ConfigError(f"{apps_txt}:{lineno}: {name!r} is not a valid app (package) name")
+        if name not in seen:
+            seen.append(name)
+    return seen
 
 
 @dataclass(frozen=True)
@@ -307,6 +351,13 @@ class Site:
     @property
     def path(self) -> Path:
         return self.bench.sites_path / self.name
+
+    @cached_property
+    def apps(self) -> tuple[str, ...]:
+        """The site's installed apps: ``sites/<site>/apps.txt`` when it exists (in Frappe apps are installed
+        per site), else the bench's list."""
+        own = self.path / "apps.txt"
+        return tuple(read_apps_txt(own)) if own.is_file() else self.bench.apps
 
     @property
     def config_path(self) -> Path:
@@ -351,20 +402,31 @@ class Site:
         return self.settings.inactive_reason
 
 
+#: ``--site all``: every site of the bench, as in Frappe.
+ALL_SITES = "all"
+
+
 def load_site(
     bench: Bench,
     name: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Site:
-    """One site with its merged settings; ``name`` None means ``$HOOKSCHEDULER_SITE`` or the only site."""
+    """One site with its merged settings.
+
+    ``name`` None means ``$HOOKSCHEDULER_SITE``, else the site ``bench use`` chose (``sites/currentsite.txt``),
+    else ``default_site`` of ``common_site_config.json``, else the only site.
+    """
     env = os.environ if environ is None else environ
     names = bench.site_names()
-    chosen = name or env.get("HOOKSCHEDULER_SITE")
+    chosen = name or env.get("HOOKSCHEDULER_SITE") or _current_site(bench, names)
+    if chosen == ALL_SITES:
+        raise BenchError(f"--site all is not supported by this command; name one site ({', '.join(names)})")
     if not chosen:
         if len(names) > 1:
             raise BenchError(
-                f"bench {bench.path} has several sites ({', '.join(names)}); choose one with --site NAME"
+                f"bench {bench.path} has several sites ({', '.join(names)}); choose one with --site NAME "
+                "(or `echo NAME > sites/currentsite.txt`, as `bench use NAME` does)"
             )
         chosen = names[0]
     if chosen not in names:
@@ -382,16 +444,46 @@ def load_site(
     return Site(bench=bench, name=chosen, values=merged)
 
 
+def _current_site(bench: Bench, names: list[str]) -> str | None:
+    """The site of ``sites/currentsite.txt`` (``bench use``), else ``default_site``; checked against the sites."""
+    path = bench.sites_path / "currentsite.txt"
+    if path.is_file():
+        try:
+            current = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot be read ({exc}); it holds one site name") from None
+        if current:
+            if current not in names:
+                raise BenchError(f"{path} names site {shown(current)}, which is not a site of this bench "
+                                 f"({', '.join(names)}); fix the file or pass --site NAME")
+            return current
+    default = bench.common_config.get("default_site")
+    if default:
+        if default not in names:
+            raise BenchError(f"{bench.sites_path / 'common_site_config.json'}: default_site {shown(default)} is "
+                             f"not a site of this bench ({', '.join(names)}); fix it or pass --site NAME")
+        return str(default)
+    return None
+
+
 def load_sites(
     bench: Bench, name: str | None = None, overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> list[Site]:
-    """The chosen site, else every site (for loops such as ``tick`` and ``schedule``)."""
+    """The chosen site, else every site (for loops such as ``tick`` and ``schedule``); ``all``: every site."""
     env = os.environ if environ is None else environ
     chosen = name or env.get("HOOKSCHEDULER_SITE")
-    if chosen:
+    if chosen and chosen != ALL_SITES:
         return [load_site(bench, chosen, overrides, env)]
     return [load_site(bench, n, overrides, env) for n in bench.site_names()]
+
+
+def config_notes(site: Site) -> list[str]:
+    """The keys of the site's config files that Frappe would act on and hookscheduler ignores, one line each,
+    naming the file."""
+    common = site.bench.sites_path / "common_site_config.json"
+    return [*ignored_notes(site.bench.common_config, str(common)),
+            *ignored_notes(read_config_file(site.config_path), str(site.config_path))]
 
 
 def update_site_config(site: Site, changes: Mapping[str, Any], common: bool = False) -> Path:

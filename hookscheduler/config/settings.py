@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..security.redact import register_secret, register_url_secret
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_TICK_INTERVAL = 60
 DEFAULT_LOG_RETENTION_DAYS = 30
@@ -28,6 +30,11 @@ class Settings:
     rq_password: str | None = None
     db_url: str | None = None  # None: the site's own SQLite file
     tick_interval: int = DEFAULT_TICK_INTERVAL  # scheduler_tick_interval
+    #: Frappe's ``scheduler_interval``: ``all`` jobs fire on ``*/<minutes> * * * *`` (wall-clock aligned) instead
+    #: of every ``tick_interval`` seconds from their creation; None: not set
+    scheduler_interval: int | None = None
+    #: workers ``start`` runs per built-in queue (Frappe's ``background_workers``)
+    background_workers: int = 1
     time_zone: str | None = None  # None: the system's zone
     #: custom queues: name -> {"timeout": seconds, "background_workers": n}
     workers: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
@@ -46,12 +53,14 @@ class Settings:
             value = values.get(key)
             return value if value else default
 
-        return cls(
+        settings = cls(
             redis_url=str(given("redis_queue", DEFAULT_REDIS_URL)),
             rq_username=given("rq_username", None),
             rq_password=given("rq_password", None),
             db_url=given("db_url", None),
             tick_interval=int(given("scheduler_tick_interval", DEFAULT_TICK_INTERVAL)),
+            scheduler_interval=given("scheduler_interval", None),
+            background_workers=int(given("background_workers", 1)),
             time_zone=given("time_zone", None),
             workers=dict(given("workers", {})),
             pause_scheduler=bool(values.get("pause_scheduler")),
@@ -62,6 +71,11 @@ class Settings:
             rq_job_failure_ttl=int(given("rq_job_failure_ttl", DEFAULT_FAILURE_TTL)),
             rq_failed_jobs_limit=int(given("rq_failed_jobs_limit", DEFAULT_FAILED_JOBS_LIMIT)),
         )
+        # every password a site is configured with is redacted wherever it appears, whatever characters it holds
+        register_secret(settings.rq_password)
+        register_url_secret(settings.redis_url)
+        register_url_secret(settings.db_url)
+        return settings
 
     @property
     def inactive_reason(self) -> str | None:
@@ -73,6 +87,15 @@ class Settings:
         if self.disable_scheduler:
             return "disable_scheduler is set"
         return None
+
+    @property
+    def all_cron(self) -> str | None:
+        """The cron string ``all`` jobs fire on when ``scheduler_interval`` is set (Frappe's
+        ``*/<minutes> * * * *``); None: every ``scheduler_tick_interval`` seconds from the job's creation."""
+        if not self.scheduler_interval:
+            return None
+        minutes = self.scheduler_interval // 60
+        return "0 * * * *" if minutes >= 60 else f"*/{minutes} * * * *"
 
     @property
     def rq_ttls(self) -> dict[str, int]:

@@ -89,18 +89,34 @@ def ensure_apps_on_path(bench: Bench) -> None:
     already imported from the previous bench are forgotten for the same reason.
     """
     apps_path = str(bench.apps_path)
+    paths = [apps_path, *frappe_layout_roots(bench.apps_path)]
     for old in _APPS_PATHS:
         while old in sys.path:
             sys.path.remove(old)
-        if old != apps_path:
+        if old != apps_path and not old.startswith(apps_path.rstrip("/") + "/"):
             _forget_modules_under(old)
-    _APPS_PATHS[:] = [apps_path]
-    while apps_path in sys.path:
-        sys.path.remove(apps_path)
-    sys.path.insert(0, apps_path)
+    _APPS_PATHS[:] = paths
+    for path in reversed(paths):
+        while path in sys.path:
+            sys.path.remove(path)
+        sys.path.insert(0, path)
     # Files written since the last import (an edited hooks.py, a new app) must be seen now, not after the
     # directory's mtime happens to change at a coarser granularity.
     importlib.invalidate_caches()
+
+
+def frappe_layout_roots(apps_dir: Path) -> list[str]:
+    """``apps/<app>`` for every app in Frappe's layout (``apps/<app>/<app>/``: the repository holding the
+    package), so that ``import <app>`` finds the package; a flat ``apps/<app>/__init__.py`` needs nothing.
+
+    Such a repository root has no ``__init__.py``, so ``apps/`` alone would import it as an empty namespace
+    package and find no ``hooks``: the regular package in ``apps/<app>`` wins over that namespace portion.
+    """
+    if not apps_dir.is_dir():
+        return []
+    return sorted(str(p) for p in apps_dir.iterdir()
+                  if p.name.isidentifier() and not (p / "__init__.py").is_file() and (p / p.name).is_dir()
+                  and ((p / p.name / "__init__.py").is_file() or (p / p.name / "hooks.py").is_file()))
 
 
 def _forget_modules_under(folder: str) -> None:
@@ -111,18 +127,23 @@ def _forget_modules_under(folder: str) -> None:
             del sys.modules[name]
 
 
-def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, builtin: bool = False) -> list[JobSpec]:
-    """Every job declared by the bench's installed apps, in install order (plus hookscheduler's own jobs when
-    ``builtin``, as ``migrate`` asks); raise HookError listing all problems."""
+def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, builtin: bool = False,
+                   apps: tuple[str, ...] | None = None, warnings: list[str] | None = None) -> list[JobSpec]:
+    """Every job declared by the installed apps (``apps``, default the bench's), in install order (plus
+    hookscheduler's own jobs when ``builtin``, as ``migrate`` asks); raise HookError listing all problems.
+    An installed app without a ``hooks.py`` declares nothing: it is named in ``warnings`` (a typo in
+    ``apps.txt`` or a layout we do not find would otherwise look like an app with no jobs)."""
     ensure_apps_on_path(bench)
+    installed = bench.apps if apps is None else apps
     if fresh:
-        _purge_app_modules(bench.apps)
+        _purge_app_modules(installed)
     problems: list[str] = []
     specs: list[JobSpec] = []
+    found: list[str] = [] if warnings is None else warnings
     # Whatever an app prints while its modules import goes to stderr: stdout belongs to the command's output
     # (``migrate --format json`` must stay parseable).
     with contextlib.redirect_stdout(sys.stderr):
-        _load_apps(bench, queues, specs, problems)
+        _load_apps(bench, installed, queues, specs, problems, found)
     if builtin:
         from .builtin import builtin_specs  # late: builtin imports JobSpec from here
         specs.extend(builtin_specs(queues))
@@ -132,17 +153,18 @@ def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, 
     return specs
 
 
-def _load_apps(bench: Bench, queues: Mapping[str, int], specs: list[JobSpec], problems: list[str]) -> None:
-    for app in bench.apps:
+def _load_apps(bench: Bench, apps: tuple[str, ...], queues: Mapping[str, int], specs: list[JobSpec],
+               problems: list[str], warnings: list[str]) -> None:
+    for app in apps:
         if len(app) > MAX_APP:
             problems.append(f"{app[:40]}...: app name is longer than {MAX_APP} characters")
             continue
-        events, hooks_file = _read_events(bench, app, problems)
+        events, hooks_file = _read_events(bench, app, problems, warnings)
         if events is not None:
             specs.extend(_normalise_app(app, hooks_file, events, queues, problems))
 
 
-def _read_events(bench: Bench, app: str, problems: list[str]) -> tuple[Any, str]:
+def _read_events(bench: Bench, app: str, problems: list[str], warnings: list[str]) -> tuple[Any, str]:
     guess = bench.apps_path / app / "hooks.py"
     where = str(guess)
     try:
@@ -154,7 +176,10 @@ def _read_events(bench: Bench, app: str, problems: list[str]) -> tuple[Any, str]
                     f"{app}: app is listed as installed but cannot be imported (no {bench.apps_path / app}); "
                     "add it under apps/ or remove it from sites/apps.txt"
                 )
-            return None, where  # an app without hooks.py declares no jobs
+            else:
+                warnings.append(f"{app}: installed but has no hooks.py (looked for {guess} and "
+                                f"{bench.apps_path / app / app / 'hooks.py'}); it declares no jobs")
+            return None, where
         problems.append(f"{app}: {where}: importing hooks.py failed: {_one_line(exc)}")
         return None, where
     except (Exception, SystemExit) as exc:  # a hooks.py calling sys.exit() must not end the migrate

@@ -1,8 +1,8 @@
 """``doctor``: every reason scheduled jobs might not be running, checked at once, each problem with a hint.
 
 A check never stops the others: an unreachable Redis or a missing database is itself a finding, and the
-checks that need it say they were not run. The result is ``{"ok", "checks", "problems"}`` (DESIGN §6);
-``ok`` is False, and the command exits 1, when any problem is found.
+checks that need it say they were not run. The result is ``{"ok", "checks", "problems"}`` (a JSON shape
+scripts rely on); ``ok`` is False, and the command exits 1, when any problem is found.
 """
 
 from __future__ import annotations

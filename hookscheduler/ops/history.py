@@ -1,6 +1,6 @@
 """Queries on the Scheduled Job Log: a job's run history, and the slots that did not run (and why).
 
-The log is the slot ledger (DESIGN §4): one row per slot or stretch of slots the scheduler decided about. So
+The log is the slot ledger: one row per slot or stretch of slots the scheduler decided about. So
 "did it run last night?" is a query on ``scheduled_for``, and "what did we miss?" is the rows whose status is
 ``missed`` or ``skipped`` plus the runs that covered several slots at once (a coalesced catch-up).
 """
@@ -20,7 +20,7 @@ from ..store.database import TROUBLE
 from ..store.models import ScheduledJobLog
 from .jobs import get_job
 
-#: The log columns every listing emits, in this order (DESIGN §4 names).
+#: The log columns every listing emits, in this order: the table's own column names, a stable JSON contract.
 LOG_COLUMNS = (
     "id", "job_name", "scheduled_for", "trigger", "status", "reason", "slots", "first_slot", "last_slot", "queue",
     "rq_job_id", "enqueued_at", "started_at", "finished_at", "duration", "worker", "traceback", "created_at",
@@ -121,7 +121,8 @@ def ledger_after(first_id: int, limit: int) -> list[tuple[Any, ...]]:
 _REASON_PREFIXES = (("job stopped", "stopped"), ("scheduler inactive", "scheduler_inactive"),
                     ("scheduler disabled", "scheduler_inactive"), ("previous run", "overlap"),
                     ("no scheduler pass", "no_scheduler"))
-_REASON_WORDS = (("catchup_limit", "catchup_limit"), ("(jobs skip-next)", "skip_next"), ("(purge-jobs", "purged"),
+_REASON_WORDS = (("catchup_limit", "catchup_limit"), ("passed while the scheduler was inactive", "scheduler_inactive"),
+                 ("(jobs skip-next)", "skip_next"), ("(purge-jobs", "purged"),
                  ("(rq-jobs cancel)", "canceled"), ("(rq-jobs delete)", "deleted"),
                  ("run not enqueued: previous run", "overlap"))
 

@@ -135,7 +135,7 @@ def activity(ctx: SiteContext, now: datetime | None = None) -> tuple[str | None,
 
 @dataclass
 class SiteStatus:
-    """``scheduler status`` of one site; :meth:`as_dict` is the fixed JSON shape (DESIGN §6)."""
+    """``scheduler status`` of one site; :meth:`as_dict` is its JSON shape, which scripts rely on."""
 
     site: str
     status: str

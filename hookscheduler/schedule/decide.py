@@ -1,29 +1,14 @@
-"""What the tick does with one due row: pure decisions, no I/O, time as a parameter.
+"""What a pass does with one due row: pure decisions, no I/O, time as a parameter.
 
-Given a row whose ``next_execution`` has come, the site's state and whether the job's previous run is still
-active, :func:`decide` says which slots fire, which are recorded as missed or skipped (and why), and what the
-row's next slot is. The caller (``tick``) then claims the row and writes the result in one transaction.
+:func:`decide` says which of the row's due slots run, which are recorded ``missed`` or ``skipped`` (and why),
+and the row's next slot, always the first one strictly after ``now``. The caller (:func:`.claim.run_pass`)
+claims the row and writes the result in one transaction. The policies and every reason written:
+docs/policies.md.
 
-Vocabulary: the *due slots* are the row's ``next_execution`` and every later slot up to ``now``. The last of
-them is *on time* when ``now`` is within ``grace`` seconds of it; every other due slot passed without any
-scheduler pass serving it, so it was *missed* (the scheduler was down or stalled). Policies (per job):
-
-* ``catchup="once"`` (default): one run covers all missed slots (and the on-time one), recorded with how many
-  slots it covers and the first and last of them;
-* ``catchup="skip"``: missed slots are recorded as ``missed`` and not run; an on-time slot still fires;
-* ``catchup="all"``: the most recent ``catchup_limit`` due slots each fire, older ones are recorded missed;
-* ``overlap="skip"`` (default): while the previous run is queued or running, the due slots are ``skipped``;
-* a stopped job ``skips`` its slots with the reason; a stop with an end (``jobs disable --until T``) skips
-  the slots before T only, and the slots from T on are decided as if the job had never been stopped.
-
-A paused / disabled / maintenance-mode scheduler decides nothing: its passes hold the due slots (see
-:func:`scheduler_inactive`), and when it is active again the slots that passed meanwhile are *missed* slots
-like those of a downtime, so each job's ``catchup`` policy applies to them (a monthly job due during a deploy
-runs once on resume, as in Frappe). The stretches of inactivity (:class:`Stretch`) only change what the ledger
-says about them: "passed while the scheduler was paused (...)" rather than "no scheduler pass ran". A job the
-operator stopped keeps skipping: its own stop wins over the catch-up.
-
-Whatever happens, the next slot is the first one strictly after ``now``: never a storm of old slots.
+A paused / disabled / maintenance-mode scheduler decides nothing: the pass holds the due slots, and when it is
+active again they are missed slots like those of a downtime, so each job's ``catchup`` policy applies (see
+docs/pausing.md); the stretches of inactivity (:class:`Stretch`) only word the reasons. A stopped job skips,
+and a stop with an end (``--until T``) skips only the slots before T.
 """
 
 from __future__ import annotations
@@ -34,11 +19,10 @@ from datetime import datetime, timedelta
 
 from ..states import CatchUp, LedgerStatus, Overlap, Trigger
 from ..timing.calendar import SiteCalendar, due_slots, next_slot
-from ..timing.frequencies import cron_for
 
 #: How many slots are enumerated at most when summarising a long downtime (the count is then a lower bound,
-#: recorded as "at least"). Each costs a croniter step (30-400 us depending on load): 10,000 keeps the first
-#: pass after months of downtime of a per-second job to a few seconds instead of most of a minute.
+#: recorded as "at least"). Each costs a croniter step: 10,000 keeps the first pass after months of downtime of a
+#: per-second job to a few seconds (CHANGELOG.md has the history).
 MAX_ENUMERATED = 10_000
 
 QUEUED, MISSED, SKIPPED = LedgerStatus.QUEUED, LedgerStatus.MISSED, LedgerStatus.SKIPPED
@@ -150,7 +134,7 @@ def summarize(job: JobState, now: datetime, calendar: SiteCalendar, keep: int = 
     nxt = next_slot(job.frequency, job.cron_format, current, calendar, anchor=current)
     if nxt > now:
         result = Slots(1, current, current, (current,), nxt)
-    elif cron_for(job.frequency, job.cron_format) is None:
+    elif calendar.cron_of(job.frequency, job.cron_format) is None:
         result = _interval_slots(current, now, calendar.tick_interval, keep)
     else:
         slots = due_slots(job.frequency, job.cron_format, current, now, calendar, limit=MAX_ENUMERATED)

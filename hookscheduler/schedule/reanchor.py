@@ -23,7 +23,8 @@ STATE_KEY = "clock_signature"
 
 
 def signature(calendar: SiteCalendar) -> str:
-    return f"{calendar.tz.key}|{calendar.tick_interval}|{calendar.maintenance_offset}"
+    base = f"{calendar.tz.key}|{calendar.tick_interval}|{calendar.maintenance_offset}"
+    return base if calendar.all_cron is None else f"{base}|all={calendar.all_cron}"
 
 
 def reanchor_if_calendar_changed(ctx: SiteContext, now: datetime | None = None) -> int:

@@ -1,6 +1,6 @@
 """Sending claimed runs to RQ: many at once, each at most once.
 
-The tick claims slots in the database first (the outbox), then calls :func:`send_runs`. Every run has a
+The pass claims slots in the database first (the outbox), then calls :func:`send_runs`. Every run has a
 deterministic RQ job id, and it is written with RQ's own atomic "unique enqueue" script (check the job key,
 save the hash, push the id), all runs of a pass in one pipeline. So a run sent twice (a crashed sender's
 outbox row re-sent by another process, or two processes re-sending the same row) lands in RQ once: the second
@@ -91,12 +91,12 @@ def rq_hash(conn: redis.Redis, bench_id: str, run: Run, result_ttl: int, failure
 class HashBuilder:
     """Builds RQ job hashes for many runs at the cost of two ``pickle.dumps`` each.
 
-    RQ's ``create_job`` + ``to_dict`` cost about 0.2 ms per job, most of it in generic bookkeeping that is the
-    same for every run of a queue. So RQ builds one job per (queue, timeout) (the template) and each run's
-    hash is the template with the fields that differ replaced: ``data`` (function and kwargs, serialised and
-    compressed as RQ does), ``description``, ``meta`` and the timestamps. ``tests/unit/test_dispatch.py``
-    checks the result is identical to RQ's own, field by field, so an RQ upgrade that changes the format
-    fails a test instead of writing jobs a worker cannot read.
+    RQ's ``create_job`` + ``to_dict`` are costly per job (they dominated a pass that fires many runs), mostly in
+    generic bookkeeping that is the same for every run of a queue. So RQ builds one job per (queue, timeout) (the
+    template) and each run's hash is the template with the fields that differ replaced: ``data`` (function and
+    kwargs, serialised and compressed as RQ does), ``description``, ``meta`` and the timestamps.
+    ``tests/unit/test_dispatch.py`` checks the result is identical to RQ's own, field by field, so an RQ upgrade
+    that changes the format fails a test instead of writing jobs a worker cannot read.
     """
 
     def __init__(self, conn: redis.Redis, bench_id: str, result_ttl: int, failure_ttl: int):

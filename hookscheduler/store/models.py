@@ -1,4 +1,4 @@
-"""The tables (DESIGN §4). Their names and columns are a contract: operators query and edit them with SQL.
+"""The tables. Their names and columns are a contract: operators query and edit them with SQL.
 
 Models are bound late through :data:`database_proxy`, so importing this module opens no connection; the CLI
 (or :func:`hookscheduler.store.database.bind`) binds the site's database. Every timestamp is a naive datetime in UTC.

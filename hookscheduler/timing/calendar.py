@@ -21,10 +21,18 @@ class SiteCalendar:
     tz: ZoneInfo
     tick_interval: int
     maintenance_offset: int
+    #: the cron ``All`` fires on when the site sets Frappe's ``scheduler_interval``; None: every ``tick_interval``
+    all_cron: str | None = None
 
     @classmethod
-    def for_site(cls, site_name: str, tz: ZoneInfo, tick_interval: int) -> SiteCalendar:
-        return cls(tz=tz, tick_interval=tick_interval, maintenance_offset=maintenance_offset(site_name))
+    def for_site(cls, site_name: str, tz: ZoneInfo, tick_interval: int, all_cron: str | None = None) -> SiteCalendar:
+        return cls(tz=tz, tick_interval=tick_interval, maintenance_offset=maintenance_offset(site_name),
+                   all_cron=all_cron)
+
+    def cron_of(self, frequency: str, cron_format: str) -> str | None:
+        """The cron string a row fires on in this calendar; None: the ``All`` interval grid."""
+        cron = cron_for(frequency, cron_format)
+        return self.all_cron if cron is None and frequency == "All" else cron
 
 
 def aware(dt: datetime) -> datetime:
@@ -48,7 +56,7 @@ def next_slot(frequency: str, cron_format: str, after: datetime, calendar: SiteC
     ``All`` slots sit on a grid of ``tick_interval`` seconds through ``anchor`` (the row's current slot);
     without an anchor (a new row) the grid starts at ``after`` itself, so the first slot is one interval later.
     """
-    cron = cron_for(frequency, cron_format)
+    cron = calendar.cron_of(frequency, cron_format)
     if cron is None:
         grid = anchor if anchor is not None else after
         return naive(next_interval_slot(aware(grid), calendar.tick_interval, aware(after)))
@@ -58,7 +66,7 @@ def next_slot(frequency: str, cron_format: str, after: datetime, calendar: SiteC
 def due_slots(frequency: str, cron_format: str, current: datetime, now: datetime, calendar: SiteCalendar,
               limit: int = 1000) -> list[datetime]:
     """``current`` (the row's ``next_execution``, already due) plus every later slot up to ``now``, capped."""
-    cron = cron_for(frequency, cron_format)
+    cron = calendar.cron_of(frequency, cron_format)
     if cron is None:
         later = interval_slots_until(aware(current), calendar.tick_interval, aware(current), aware(now),
                                            limit=max(limit - 1, 1))

@@ -7,7 +7,6 @@ Each action reads its form, calls the same function as its CLI command, writes o
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -17,27 +16,21 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..broker.connection import check_redis
-from ..exceptions import BadInput, HookSchedulerError, shown
+from ..exceptions import BadInput, HookSchedulerError
+from ..ops import backfill as backfill_lib
 from ..ops import jobs as jobs_lib
 from ..ops import manual, queues, rq_view
 from ..ops import scheduler as scheduler_state
+from ..ops.notes import one_line_note
 from ..security.redact import redact
+from ..store.models import utcnow
+from ..timing.moments import parse_moment
 from .security import Viewer, audit
 
 if TYPE_CHECKING:
     from .app import Dashboard
 
 Action = Callable[["Dashboard", Request, str, dict[str, str], Viewer], str]
-
-
-def one_line(value: str | None, what: str) -> str | None:
-    """A note as the CLI takes it: whitespace runs become one space, other control characters are refused."""
-    if value is None:
-        return None
-    bad = next((c for c in value if unicodedata.category(c) == "Cc" and not c.isspace()), None)
-    if bad is not None:
-        raise BadInput(f"{what}: contains the control character {shown(bad)}; write plain text")
-    return " ".join(value.split()) or None
 
 
 def _need(form: dict[str, str], key: str) -> str:
@@ -54,7 +47,7 @@ def _connected(dash: Dashboard, site: str) -> redis.Redis:
 
 
 def disable(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
-    note = one_line(form.get("note"), "note")
+    note = one_line_note(form.get("note"), "note")
     name = _need(form, "name")
     with dash.sites.use(site) as ctx:
         row = jobs_lib.set_stopped(ctx.database(), name, True, note, who=who.actor)
@@ -80,6 +73,21 @@ def skip_next(dash: Dashboard, request: Request, site: str, form: dict[str, str]
     with dash.sites.use(site) as ctx:
         result = jobs_lib.skip_next(ctx.database(), _need(form, "name"), ctx.calendar, who=who.actor)
     return f"skipped {result.job_name}'s run at {result.skipped_slot:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def backfill(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
+    conn = _connected(dash, site)
+    now = utcnow()
+    with dash.sites.use(site) as ctx:
+        tz = ctx.site.time_zone
+        start = parse_moment(_need(form, "from"), now, tz, "from")
+        end = parse_moment(_need(form, "to"), now, tz, "to")
+        result = backfill_lib.backfill(ctx, conn, _need(form, "name"), start, end,
+                                       policy=form.get("policy") or "once", confirmed=form.get("yes") == "1",
+                                       who=who.actor, now=now)
+    runs = len(result.runs)
+    return (f"backfill of {result.job_name}: {result.in_range} slot(s) in range, {result.already_ran} already ran, "
+            f"{result.left_to_scheduler} left to the scheduler; {len(result.eligible)} slot(s) sent in {runs} run(s)")
 
 
 def pause(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
@@ -118,6 +126,7 @@ def _rq(fn: rq_view.Action, verb: str) -> Action:
 
 ACTIONS: dict[str, Action] = {
     "jobs/disable": disable, "jobs/enable": enable, "jobs/run": run_now, "jobs/skip-next": skip_next,
+    "jobs/backfill": backfill,
     "scheduler/pause": pause, "scheduler/resume": resume, "queues/purge": purge,
     "rq-jobs/cancel": _rq(rq_view.cancel, "canceled"), "rq-jobs/stop": _rq(rq_view.stop, "stop sent to"),
     "rq-jobs/delete": _rq(rq_view.delete, "deleted"),
@@ -148,4 +157,4 @@ def handler(path: str, action: Action) -> Callable[[Dashboard, Request], Respons
     return run
 
 
-__all__ = ["ACTIONS", "handler", "one_line"]
+__all__ = ["ACTIONS", "handler"]

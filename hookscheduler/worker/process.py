@@ -39,6 +39,7 @@ from ..broker.keys import queue_name
 from ..config import BUILTIN_QUEUES, Bench, Site, load_bench, load_sites
 from ..declare.hooks import load_job_specs
 from ..exceptions import HookError, QueueNotFound, shown
+from ..security.redact import redact_failure
 from ..store.database import PostgresqlDatabase, open_database
 from . import ledger, runner, warm
 
@@ -66,6 +67,16 @@ class _HorseDeathEvents:
             events.publish(job.connection, bench_id, str(site), "failed", job_id=job.id,
                            job_name=kwargs.get("job_name"), method=kwargs.get("method"), queue=queue,
                            error=f"work horse died (exit status {ret_val})")
+
+
+class _RedactedFailure:
+    """RQ keeps its own copy of a failed job's traceback in Redis (``rq-jobs show``, the dashboard, any RQ
+    tool reads it): store it redacted and bounded, as the ledger's copy."""
+
+    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = "",
+                           execution: Any = None) -> None:
+        super().handle_job_failure(job, queue, started_job_registry=started_job_registry,  # type: ignore[misc]
+                                   exc_string=redact_failure(exc_string or ""), execution=execution)
 
 
 class _PromptUnsubscribe:
@@ -145,12 +156,12 @@ _KEPT: dict[str, sqlite3.Connection] = {}
 def _keep_open(path: str) -> None:
     """Hold one idle connection to a SQLite site's database for the worker's lifetime.
 
-    In WAL mode, the last connection to close a database checkpoints it and drops its shared-memory index,
-    and the next one to open it must rebuild that index from the whole WAL file. Horses end with ``os._exit``,
-    so when no scheduler is running on the host each horse found no other connection and paid that recovery:
-    about 2 ms of a no-op run's 4 ms inside the horse. This connection never runs a statement after the first
-    read and holds no lock but SQLite's shared-memory marker; a horse inherits its descriptor and never uses it
-    (it opens its own connection, as SQLite requires after a fork), and never closes it (``os._exit``)."""
+    In WAL mode, the last connection to close a database checkpoints it and drops its shared-memory index, and the
+    next one to open it must rebuild that index from the whole WAL file. Horses end with ``os._exit``, so when no
+    scheduler is running on the host each horse would find no other connection and pay that recovery, the larger
+    part of a no-op run's time inside the horse (CHANGELOG.md). This connection never runs a statement after the
+    first read and holds no lock but SQLite's shared-memory marker; a horse inherits its descriptor and never uses
+    it (it opens its own connection, as SQLite requires after a fork), and never closes it (``os._exit``)."""
     if path in _KEPT or not os.path.exists(path):
         return
     old_umask = os.umask(0o077)  # a -wal or -shm file it creates is owner-only, like the database
@@ -173,15 +184,15 @@ def _release_kept() -> None:
         _KEPT.popitem()[1].close()
 
 
-class HookWorker(_HorseDeathEvents, _PromptUnsubscribe, _WarmConnection, Worker):
+class HookWorker(_HorseDeathEvents, _RedactedFailure, _PromptUnsubscribe, _WarmConnection, Worker):
     """RQ's Worker (queues in priority order)."""
 
 
-class HookRoundRobinWorker(_HorseDeathEvents, _PromptUnsubscribe, _WarmConnection, RoundRobinWorker):
+class HookRoundRobinWorker(_HorseDeathEvents, _RedactedFailure, _PromptUnsubscribe, _WarmConnection, RoundRobinWorker):
     """RQ's RoundRobinWorker (after a job from one queue, the next queue comes first)."""
 
 
-class HookRandomWorker(_HorseDeathEvents, _PromptUnsubscribe, _WarmConnection, RandomWorker):
+class HookRandomWorker(_HorseDeathEvents, _RedactedFailure, _PromptUnsubscribe, _WarmConnection, RandomWorker):
     """RQ's RandomWorker (queues shuffled after every job)."""
 
 

@@ -1,10 +1,9 @@
 """A warm PostgreSQL connection that a worker lends to each work horse in turn, and takes back when it is clean.
 
 RQ forks a work horse per job, and a horse cannot use a connection while its parent uses it (two processes
-writing one socket corrupt the session). So each horse used to connect to PostgreSQL itself: a new server
-backend per job, whose first statements then load the catalog entries of the ledger's tables and indexes.
-Measured on a quiet 2-core machine, that was 6-7 ms of a scheduled run's 8 ms inside the horse, most of
-hookscheduler's overhead over a plain RQ worker (benchmark workload 6).
+writing one socket corrupt the session). A horse that connects for itself starts a new server backend per
+job, whose first statements load the catalog entries of the ledger's tables and indexes: most of
+hookscheduler's cost per run over a plain RQ worker (benchmark workload 6; figures in CHANGELOG.md).
 
 Instead the worker keeps one warm connection (the *spare*) and lends it at each fork: the horse inherits it and
 adopts it as its database connection (:func:`take`, called by :class:`hookscheduler.store.database.PostgresqlDatabase`).

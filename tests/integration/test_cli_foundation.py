@@ -26,7 +26,7 @@ from tests.helpers import env_for
 #: the built-in maintenance job (hookscheduler.declare.builtin) that every migrate syncs besides the apps' jobs
 BUILTIN = "hookscheduler.retention.prune_logs"
 BUILTIN_ADDED = f"  + {BUILTIN}  [Daily Maintenance, queue long]"
-DESIGN_COLUMNS = {"name", "app", "method", "frequency", "cron_format", "queue", "timeout", "stopped",
+DOCUMENTED_COLUMNS = {"name", "app", "method", "frequency", "cron_format", "queue", "timeout", "stopped",
                   "last_execution", "next_execution", "created_at", "modified_at"}
 SECRET = "s3cretPW"
 
@@ -249,7 +249,7 @@ def test_jobs_list_text_and_json(bench_factory, db_kind, capsys):
     rows = json.loads(out)
     assert [r["name"] for r in rows] == ["app1.tasks.boom", "app1.tasks.ok", "app1.tasks.other", BUILTIN]
     for r in rows:
-        assert set(r) >= DESIGN_COLUMNS
+        assert set(r) >= DOCUMENTED_COLUMNS
         assert r["next_execution"].endswith("Z") and r["created_at"].endswith("Z")
         assert r["last_execution"] is None
     boom, ok, other, _ = rows

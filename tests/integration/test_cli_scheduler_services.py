@@ -85,7 +85,7 @@ def test_status_counts_the_runs_claimed_while_redis_was_down(bench_factory, monk
     r = run(bench, "scheduler", "status")
     assert r.code == 0 and "0 pending" in r.out and shown in r.out
     assert json.loads(run(bench, "scheduler", "status", "-v", "--format", "json").out)["unsent"] == 1
-    assert "unsent" not in json.loads(run(bench, "scheduler", "status", "--format", "json").out)  # DESIGN's shape
+    assert "unsent" not in json.loads(run(bench, "scheduler", "status", "--format", "json").out)  # only -v shows it
 
 
 def test_redis_unreachable_through_a_process(bench_factory):

@@ -1,4 +1,4 @@
-"""The tick's guarantees (DESIGN §5), on SQLite and PostgreSQL, with real Redis and real RQ workers."""
+"""The guarantees of a pass (docs/exactly-once.md), on SQLite and PostgreSQL, with real Redis and real RQ workers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bench and site config (DESIGN §2): precedence, zero-config, several sites, apps.txt, and refused input.
+"""Bench and site config (README "The bench"): precedence, zero-config, several sites, apps.txt, and refused input.
 
 Benches are plain folders under tmp_path; environments are passed explicitly (``environ=``) wherever the API
 takes one, so the tests do not depend on the caller's environment.
@@ -229,7 +229,7 @@ BAD_FILES = [
     ('"text"', "must hold a JSON object ({...}), not str"),
     ("null", "must hold a JSON object ({...}), not NoneType"),
     ({"scheduler_tick_intreval": 5}, "unknown key 'scheduler_tick_intreval'; did you mean 'scheduler_tick_interval'?"),
-    ({"zzz": 1}, "unknown key 'zzz'; known keys are bench_id, db_url"),
+    ({"zzz": 1}, "unknown key 'zzz'; known keys are background_workers, bench_id, db_url"),
     ({"scheduler_tick_interval": "60"}, "'scheduler_tick_interval' must be a whole number of seconds from 1 to 86400, "
                                         'got "60"'),
     ({"scheduler_tick_interval": 0}, "'scheduler_tick_interval' must be a whole number"),

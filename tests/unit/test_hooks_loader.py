@@ -1,4 +1,4 @@
-"""The hooks loader: every section of DESIGN §3, the dict form, app order, and every kind of invalid input.
+"""The hooks loader: every ``scheduler_events`` section, the dict form, app order, and every kind of invalid input.
 
 Benches are real folders (bench_factory); nothing touches a database here.
 """
