@@ -49,10 +49,11 @@ class Trigger(StrEnum):
     CATCH_UP = "catch-up"  # a missed slot run late
     MANUAL = "manual"  # ``jobs run``
     EVENT = "event"  # ``trigger-scheduler-event``
+    BACKFILL = "backfill"  # ``jobs backfill``: a past slot no run served, run on request
 
 
 #: Triggers of runs that serve a slot; manual and event runs are requests, not slots.
-SLOT_TRIGGERS: tuple[Trigger, ...] = (Trigger.SCHEDULE, Trigger.CATCH_UP)
+SLOT_TRIGGERS: tuple[Trigger, ...] = (Trigger.SCHEDULE, Trigger.CATCH_UP, Trigger.BACKFILL)
 REQUEST_TRIGGERS: tuple[Trigger, ...] = (Trigger.MANUAL, Trigger.EVENT)
 
 

@@ -53,7 +53,8 @@ COMMANDS: dict[str, LazyCommand] = {
     "enable-scheduler": LazyCommand(_SCHED, "Enable the site's scheduler (as `scheduler enable`)."),
     "job-status": LazyCommand(_WORKER, "Status of a background job or scheduled run: JOB_ID as enqueue returned it, "
                               "or as the app chose it."),
-    "jobs": LazyCommand(("jobs", "jobs_run", "jobs_history"), "Scheduled jobs: list, toggle, run, inspect."),
+    "jobs": LazyCommand(("jobs", "jobs_run", "jobs_history", "jobs_backfill"),
+                        "Scheduled jobs: list, toggle, run, inspect."),
     "metrics": LazyCommand(("web_cmd",), "Serve Prometheus metrics for every site of the bench (or --site) at "
                            "/metrics."),
     "migrate": LazyCommand(("migrate_cmd",), "Sync every installed app's scheduler_events into the table "

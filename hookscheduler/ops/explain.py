@@ -9,6 +9,7 @@ overlap state (runs of the job still queued or running). :func:`slots_around`, :
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -55,16 +56,14 @@ def slots_around(frequency: str, cron_format: str, at: datetime, calendar: SiteC
         k = (at - anchor) // step
         last = anchor + k * step
         return [last - i * step for i in reversed(range(before))], [last + i * step for i in range(1, after + 1)]
-    span = _FIRST_SPAN.get(frequency.split(" ")[0], timedelta(hours=1))
-    found: list[datetime] = []
+    # a cron's first window is a minute (a seconds-field cron fires up to 60 times in it), widened until it
+    # holds ``before`` slots; the walk keeps only the last ones, so a dense window cannot stop short of ``at``
+    span = _FIRST_SPAN.get(frequency.split(" ")[0], timedelta(minutes=1))
+    found: deque[datetime] = deque(maxlen=before)
     while True:
-        start = at - span * before
-        found = []
-        cursor = start
-        for _ in range(5000):
-            cursor = next_slot(frequency, cron_format, cursor, calendar)
-            if cursor > at:
-                break
+        found.clear()
+        cursor = at - span * before
+        while (cursor := next_slot(frequency, cron_format, cursor, calendar)) <= at:
             found.append(cursor)
         if len(found) >= before or span * before >= MAX_LOOKBACK:
             break
@@ -74,7 +73,7 @@ def slots_around(frequency: str, cron_format: str, at: datetime, calendar: SiteC
     for _ in range(after):
         cursor = next_slot(frequency, cron_format, cursor, calendar)
         later.append(cursor)
-    return found[-before:], later
+    return list(found), later
 
 
 def covers(row: dict[str, Any], slot: datetime) -> bool:

@@ -82,15 +82,16 @@ def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
         except ValueError as exc:
             raise ConfigError(f"db_url {redact(url)}: {url_error(exc)}; "
                               "use postgresql://user:pass@host:port/db") from None
-        return PostgresqlDatabase(
-            dbname,
-            spare_key=url,
-            user=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            host=parts.hostname or None,
-            port=port,
-            **options,
-        )
+        given = {"user": unquote(parts.username) if parts.username else None,
+                 "password": unquote(parts.password) if parts.password else None,
+                 "host": parts.hostname or None, "port": port}
+        for key, value in given.items():
+            if key in options and value is not None:
+                raise ConfigError(f"db_url {redact(url)} gives the {key} both in the URL and as a ?{key}= parameter; "
+                                  "keep one")
+            options.setdefault(key, value)
+        options.pop("dbname", None)  # libpq's spelling of the path's database; the path wins
+        return PostgresqlDatabase(dbname, spare_key=url, **options)
     raise ConfigError(
         f"db_url {redact(url)}: unsupported scheme {parts.scheme!r}; use sqlite:///path or postgresql://..."
     )

@@ -27,8 +27,24 @@ class TimeSpecError(HookSchedulerError):
     exit_code = 2
 
 
+#: The moments an operator can name: wide enough for any history or forecast, and far enough from the ends of
+#: ``datetime`` (years 1 and 9999) that a zone conversion or the next slot after it cannot overflow.
+EARLIEST, LATEST = datetime(1900, 1, 1), datetime(3000, 1, 1)
+
+
 def parse_moment(text: str, now: datetime, tz: ZoneInfo, what: str = "time") -> datetime:
     """``text`` as naive UTC, relative forms counted from ``now`` (naive UTC); raise TimeSpecError."""
+    try:
+        moment = _parse(text, now, tz, what)
+    except OverflowError:
+        moment = None
+    if moment is None or not EARLIEST <= moment < LATEST:
+        raise TimeSpecError(f"the {what} {shown(text)} is out of range: name a moment from "
+                            f"{EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d} (UTC)")
+    return moment
+
+
+def _parse(text: str, now: datetime, tz: ZoneInfo, what: str) -> datetime:
     raw = text.strip().lower()
     if raw == "now":
         return now
@@ -40,6 +56,8 @@ def parse_moment(text: str, now: datetime, tz: ZoneInfo, what: str = "time") -> 
     match = _RELATIVE.match(raw.replace(" ", ""))
     if match:
         seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(match["body"]))
+        if seconds > (LATEST - EARLIEST).total_seconds():
+            raise OverflowError(seconds)  # timedelta itself refuses some, and int('9' * 5000) is slow to print
         delta = timedelta(seconds=seconds)
         return now + delta if match["sign"] == "+" and not match["ago"] else now - delta
     try:

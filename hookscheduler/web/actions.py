@@ -17,11 +17,14 @@ from starlette.responses import RedirectResponse, Response
 
 from ..broker.connection import check_redis
 from ..exceptions import BadInput, HookSchedulerError
+from ..ops import backfill as backfill_lib
 from ..ops import jobs as jobs_lib
 from ..ops import manual, queues, rq_view
 from ..ops import scheduler as scheduler_state
 from ..ops.notes import one_line_note
 from ..security.redact import redact
+from ..store.models import utcnow
+from ..timing.moments import parse_moment
 from .security import Viewer, audit
 
 if TYPE_CHECKING:
@@ -72,6 +75,21 @@ def skip_next(dash: Dashboard, request: Request, site: str, form: dict[str, str]
     return f"skipped {result.job_name}'s run at {result.skipped_slot:%Y-%m-%d %H:%M:%S} UTC"
 
 
+def backfill(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
+    conn = _connected(dash, site)
+    now = utcnow()
+    with dash.sites.use(site) as ctx:
+        tz = ctx.site.time_zone
+        start = parse_moment(_need(form, "from"), now, tz, "from")
+        end = parse_moment(_need(form, "to"), now, tz, "to")
+        result = backfill_lib.backfill(ctx, conn, _need(form, "name"), start, end,
+                                       policy=form.get("policy") or "once", confirmed=form.get("yes") == "1",
+                                       who=who.actor, now=now)
+    runs = len(result.runs)
+    return (f"backfill of {result.job_name}: {result.in_range} slot(s) in range, {result.already_ran} already ran, "
+            f"{result.left_to_scheduler} left to the scheduler; {len(result.eligible)} slot(s) sent in {runs} run(s)")
+
+
 def pause(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
     with dash.sites.use(site) as ctx:
         scheduler_state.set_paused(ctx, True)
@@ -108,6 +126,7 @@ def _rq(fn: rq_view.Action, verb: str) -> Action:
 
 ACTIONS: dict[str, Action] = {
     "jobs/disable": disable, "jobs/enable": enable, "jobs/run": run_now, "jobs/skip-next": skip_next,
+    "jobs/backfill": backfill,
     "scheduler/pause": pause, "scheduler/resume": resume, "queues/purge": purge,
     "rq-jobs/cancel": _rq(rq_view.cancel, "canceled"), "rq-jobs/stop": _rq(rq_view.stop, "stop sent to"),
     "rq-jobs/delete": _rq(rq_view.delete, "deleted"),

@@ -18,6 +18,7 @@ from ..ops import jobs as jobs_lib
 from ..ops import queues as queues_lib
 from ..ops import rq_view
 from ..ops import scheduler as scheduler_state
+from ..ops.backfill import BACKFILL_CAP
 from ..timing.moments import parse_moment
 from . import present
 
@@ -117,7 +118,8 @@ def job(dash: Dashboard, request: Request) -> Response:
     info["schedule_text"] = present.schedule_text(info["frequency"], info["cron_format"], tick)
     return dash.render(request, "job.html", site=site, job=info, days=days, by_day=by_day,
                        truncated=len(cells) > MAX_CELLS, runs=runs, offset=offset, upcoming=upcoming,
-                       explanation=explanation, at_text=at_text or "", utc_iso=present.utc_iso)
+                       explanation=explanation, at_text=at_text or "", utc_iso=present.utc_iso,
+                       backfill_cap=BACKFILL_CAP)
 
 
 def _checked(conn: redis.Redis, ctx: Any) -> redis.Redis | None:

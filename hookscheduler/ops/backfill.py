@@ -1,0 +1,232 @@
+"""``jobs backfill``: run a job for past slots, exactly once per slot (ledger trigger ``backfill``).
+
+Which slots are eligible is a pure function of the job's schedule and its ledger: every slot of the range that
+no run served (a slot recorded ``missed`` or ``skipped``, or one from before the job existed), and that the
+scheduler has already decided about. A slot at or after the job's ``next_execution`` is the scheduler's to
+decide (its catch-up policy serves it when it is due), so backfill leaves it alone; a slot after now is
+refused outright.
+
+Exactly once per slot, however many backfills and scheduler processes run at once: the eligible slots are
+computed and the runs recorded in one write transaction that first locks the job's row (``SELECT ... FOR
+UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` admits one writer at a time). The scheduler's claim
+moves ``next_execution`` and writes its ledger rows under the same row lock, so each side sees everything the
+other committed, and a second backfill of the same range finds the first one's rows and has nothing left to
+run. Each run's RQ id is the slot's own id (the one a scheduled run of that slot has), unique in the ledger
+and in RQ: a belt to the lock's braces. Runs are then sent through the outbox like every other run.
+
+Policies: ``once`` (default) sends one run that covers every eligible slot (the ledger row counts them and
+names the first and last, as a catch-up run does); ``all`` sends one run per slot. More than
+:data:`BACKFILL_CAP` slots need an explicit confirmation (``--yes``); more than :data:`MAX_SLOTS` are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import peewee as pw
+import redis
+
+from ..broker.keys import scheduled_job_id
+from ..context import SiteContext
+from ..exceptions import BadInput, HookSchedulerError
+from ..schedule import send
+from ..states import SLOT_TRIGGERS, CatchUp, LedgerStatus, Trigger
+from ..store.database import write_txn
+from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
+from ..timing.calendar import SiteCalendar, due_slots, next_slot
+from .jobs import actor, get_job
+from .manual import send_recorded
+
+#: Slots a backfill may run without ``--yes`` (runs with ``--policy all``, slots one run covers with ``once``).
+BACKFILL_CAP = 100
+#: Slots one backfill may enumerate at all (a range of a 10-second job over a year is 3 million): narrow it.
+MAX_SLOTS = 10_000
+POLICIES: tuple[str, ...] = (CatchUp.ONCE, CatchUp.ALL)
+#: Ledger statuses of a slot that was run (failed included: it ran once; ``jobs run`` runs it again).
+RAN: tuple[str, ...] = (LedgerStatus.QUEUED, LedgerStatus.STARTED, LedgerStatus.COMPLETE, LedgerStatus.FAILED)
+
+
+class BackfillRefused(HookSchedulerError):
+    """A backfill that would need confirmation or exceeds a limit (bad input: exit 2)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class BackfillRun:
+    """One run a backfill recorded: the slot it is sent for and the slots it covers."""
+
+    rq_job_id: str
+    scheduled_for: datetime
+    first_slot: datetime
+    last_slot: datetime
+    slots: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rq_job_id": self.rq_job_id, "scheduled_for": self.scheduled_for.isoformat(),
+                "first_slot": self.first_slot.isoformat(), "last_slot": self.last_slot.isoformat(),
+                "slots": self.slots}
+
+
+@dataclass
+class BackfillResult:
+    """What a backfill found in its range and what it did (``runs`` is empty for a dry run)."""
+
+    job_name: str
+    policy: str
+    start: datetime
+    end: datetime
+    queue: str = ""
+    in_range: int = 0  # slots of the schedule inside [start, end]
+    already_ran: int = 0  # of them, slots a run already served
+    left_to_scheduler: int = 0  # of them, slots at or after next_execution: the scheduler decides them
+    eligible: list[datetime] = field(default_factory=list)
+    runs: list[BackfillRun] = field(default_factory=list)
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"job_name": self.job_name, "policy": self.policy, "from": self.start.isoformat(),
+                "to": self.end.isoformat(), "queue": self.queue, "slots_in_range": self.in_range,
+                "already_ran": self.already_ran, "left_to_scheduler": self.left_to_scheduler,
+                "eligible": [s.isoformat() for s in self.eligible], "dry_run": self.dry_run,
+                "runs": [r.as_dict() for r in self.runs]}
+
+
+# --- pure decisions ---------------------------------------------------------------------------------------
+
+def check_range(start: datetime, end: datetime, now: datetime) -> None:
+    """Refuse a range that is empty or reaches into the future (naive UTC throughout)."""
+    if start > end:
+        raise BadInput(f"--from ({start:%Y-%m-%d %H:%M:%S} UTC) is after --to ({end:%Y-%m-%d %H:%M:%S} UTC); "
+                       "give the earlier moment first")
+    if end > now:
+        raise BadInput(f"--to ({end:%Y-%m-%d %H:%M:%S} UTC) is in the future: backfill runs past slots only "
+                       "(use `hookscheduler jobs run` to run a job now)")
+
+
+def range_slots(frequency: str, cron_format: str, start: datetime, end: datetime, calendar: SiteCalendar,
+                anchor: datetime | None, limit: int = MAX_SLOTS) -> list[datetime]:
+    """The job's slots in ``[start, end]``, at most ``limit + 1`` (so that the caller can tell it is over).
+
+    ``all`` jobs sit on a grid through ``anchor`` (the row's next slot), so their past slots are the ones the
+    scheduler served or would have served."""
+    first = next_slot(frequency, cron_format, start - timedelta(microseconds=1), calendar,
+                      anchor=anchor or start)
+    if first > end:
+        return []
+    return due_slots(frequency, cron_format, first, end, calendar, limit=limit + 1)
+
+
+def eligible_slots(slots: Sequence[datetime], served: Iterable[tuple[datetime, datetime]],
+                   boundary: datetime | None) -> tuple[list[datetime], int, int]:
+    """(slots to backfill, slots already served, slots left to the scheduler). ``served`` holds the
+    ``(first, last)`` stretch of every run that covered slots; ``boundary`` is the job's ``next_execution``."""
+    stretches = sorted(served)
+    out: list[datetime] = []
+    ran = later = 0
+    for slot in slots:
+        if boundary is not None and slot >= boundary:
+            later += 1
+        elif any(first <= slot <= last for first, last in stretches):
+            ran += 1
+        else:
+            out.append(slot)
+    return out, ran, later
+
+
+def group_runs(slots: Sequence[datetime], policy: str) -> list[tuple[datetime, datetime, int]]:
+    """(first, last, count) of each run to send: one per slot (``all``) or one for every slot (``once``)."""
+    if not slots:
+        return []
+    if policy == CatchUp.ALL:
+        return [(s, s, 1) for s in slots]
+    return [(slots[0], slots[-1], len(slots))]
+
+
+def check_cap(count: int, policy: str, confirmed: bool, job_name: str) -> None:
+    """More than :data:`BACKFILL_CAP` slots need ``--yes``."""
+    if count > BACKFILL_CAP and not confirmed:
+        what = f"{count} runs" if policy == CatchUp.ALL else f"one run covering {count} slots"
+        raise BackfillRefused(f"backfill of {job_name} would send {what}, more than {BACKFILL_CAP}: pass --yes to "
+                              "confirm, or narrow --from/--to (--dry-run lists them)")
+
+
+# --- the transaction ----------------------------------------------------------------------------------------
+
+def backfill(ctx: SiteContext, conn: redis.Redis | None, name: str, start: datetime, end: datetime,
+             policy: str = CatchUp.ONCE, confirmed: bool = False, force: bool = False, dry_run: bool = False,
+             who: str | None = None, now: datetime | None = None) -> BackfillResult:
+    """Record and send the runs of ``name``'s unserved past slots in ``[start, end]`` (naive UTC)."""
+    if policy not in POLICIES:
+        raise BadInput(f"--policy {policy!r} is not one of {', '.join(POLICIES)}")
+    now = now or utcnow()
+    check_range(start, end, now)
+    db = ctx.database()
+    row = get_job(name)
+    _refuse(row, force)
+    result = BackfillResult(row.name, policy, start, end, queue=row.queue, dry_run=dry_run)
+    runs: list[send.Run] = []
+    with write_txn(db):
+        boundary = _lock(db, row.id)
+        slots = range_slots(row.frequency, row.cron_format, start, end, ctx.calendar, anchor=boundary)
+        if len(slots) > MAX_SLOTS:
+            raise BackfillRefused(f"--from/--to hold more than {MAX_SLOTS} slots of {row.name} "
+                                  f"({row.cron_format or row.frequency}); backfill a narrower range at a time")
+        result.in_range = len(slots)
+        served = _served(row.id, slots) if slots else []
+        result.eligible, result.already_ran, result.left_to_scheduler = eligible_slots(slots, served, boundary)
+        if dry_run or not result.eligible:
+            return result
+        check_cap(len(result.eligible), policy, confirmed, row.name)
+        reason = f"backfill by {who or actor()} ({start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC, {policy})"
+        for first, last, count in group_runs(result.eligible, policy):
+            rq_id = scheduled_job_id(ctx.bench.bench_id, ctx.name, row.name, last, Trigger.BACKFILL)
+            ScheduledJobLog.create(job=row.id, job_name=row.name, scheduled_for=last, trigger=Trigger.BACKFILL,
+                                   status=LedgerStatus.QUEUED, reason=reason, slots=count, first_slot=first,
+                                   last_slot=last, queue=row.queue, rq_job_id=rq_id, created_at=now,
+                                   modified_at=now)
+            result.runs.append(BackfillRun(rq_id, last, first, last, count))
+            runs.append(send.Run(rq_id, ctx.name, row.name, row.method, row.queue, row.timeout, last,
+                                 Trigger.BACKFILL))
+    if conn is None:
+        raise BadInput("backfill needs Redis to send its runs (only a dry run goes without)")
+    send_recorded(ctx, conn, runs)
+    return result
+
+
+def _refuse(row: ScheduledJobType, force: bool) -> None:
+    if row.removed:
+        raise HookSchedulerError(f"job {row.name!r} was removed from hooks; it cannot be backfilled "
+                                 "(`hookscheduler migrate` brings it back if it is declared again)")
+    if row.stopped and not force:
+        raise HookSchedulerError(f"job {row.name!r} is stopped; pass --force to backfill it anyway, or "
+                                 f"`hookscheduler jobs enable {row.name}` first")
+
+
+def _lock(db: pw.Database, job_id: int) -> datetime | None:
+    """Lock the job's row for the rest of the transaction and read its ``next_execution`` (the scheduler's
+    claim waits for the lock, so the slots before it are settled while this transaction decides)."""
+    query = ScheduledJobType.select(ScheduledJobType.next_execution).where(ScheduledJobType.id == job_id)
+    if isinstance(db, pw.PostgresqlDatabase):
+        query = query.for_update()
+    value = query.scalar()
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return value  # type: ignore[no-any-return]
+
+
+def _served(job_id: int, slots: Sequence[datetime]) -> list[tuple[datetime, datetime]]:
+    """The stretches of the job's runs that may cover any of ``slots`` (through the ``(job, scheduled_for)``
+    index: a run's row is stamped with the last slot it covers, so it ends at or after the first slot)."""
+    rows = (ScheduledJobLog.select(ScheduledJobLog.scheduled_for, ScheduledJobLog.first_slot,
+                                   ScheduledJobLog.last_slot)
+            .where((ScheduledJobLog.job == job_id) & (ScheduledJobLog.scheduled_for >= slots[0])
+                   & ScheduledJobLog.trigger.in_([*SLOT_TRIGGERS]) & ScheduledJobLog.status.in_(RAN)))
+    return [(r.first_slot or r.scheduled_for, r.last_slot or r.scheduled_for) for r in rows]
+
+
+__all__ = ["BACKFILL_CAP", "MAX_SLOTS", "POLICIES", "BackfillRefused", "BackfillResult", "BackfillRun", "backfill",
+           "check_cap", "check_range", "eligible_slots", "group_runs", "range_slots"]

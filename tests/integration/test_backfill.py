@@ -1,0 +1,183 @@
+"""``jobs backfill``: past slots no run served, run exactly once per slot, even against concurrent backfills
+and schedulers; bad input refused in one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+
+import pytest
+from rq import Queue
+
+from hookscheduler.broker.keys import queue_name
+from hookscheduler.ops import backfill as bf
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.store.models import ScheduledJobLog, utcnow
+from tests.helpers import drain, env_for, read_out
+from tests.integration.opcli_support import assert_one_line_error, migrated, run
+
+T0 = datetime(2026, 1, 5, 0, 30)  # migrate here: the hourly job's first slot is 01:00
+H = timedelta(hours=1)
+HOURLY_SKIP = {"app1": {"hourly": [{"method": "app1.tasks.ok", "name": "hourly-ok", "catchup": "skip",
+                                   "overlap": "allow"}]}}
+
+
+def _at(hour: int, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(2026, 1, 5, hour, minute, second)
+
+
+def _runs(job: str = "hourly-ok") -> list[ScheduledJobLog]:
+    return list(ScheduledJobLog.select().where((ScheduledJobLog.job_name == job)
+                                               & ScheduledJobLog.status.in_(bf.RAN)).order_by(ScheduledJobLog.id))
+
+
+def _history(bench_factory, db_kind):
+    """01:00 runs on time; at 04:00 the 02:00 and 03:00 slots are recorded missed (catchup=skip) and 04:00 runs;
+    the job's next slot is 05:00."""
+    bench = bench_factory.make(HOURLY_SKIP, db=db_kind)
+    ctx, conn = migrated(bench, T0)
+    assert run_pass(ctx, conn, now=_at(1, 0, 5)).fired == 1
+    r = run_pass(ctx, conn, now=_at(4, 0, 5))
+    assert (r.fired, r.missed) == (1, 2)
+    return bench, ctx, conn
+
+
+def test_backfill_runs_each_unserved_past_slot_once_and_a_repeat_runs_nothing(bench_factory, db_kind):
+    bench, ctx, conn = _history(bench_factory, db_kind)
+    result = bf.backfill(ctx, conn, "hourly-ok", _at(0), _at(6), policy="all", now=_at(6, 30))
+    # 00:00 (before the job existed), 02:00 and 03:00 (missed); 01:00 and 04:00 ran; 05:00 and 06:00 are the
+    # scheduler's (its next slot is 05:00: the catch-up policy decides them)
+    assert [r.scheduled_for for r in result.runs] == [_at(0), _at(2), _at(3)]
+    assert (result.in_range, result.already_ran, result.left_to_scheduler) == (7, 2, 2)
+    rows = [r for r in _runs() if r.trigger == "backfill"]
+    assert [(r.scheduled_for, r.status, r.slots) for r in rows] == [(_at(h), "queued", 1) for h in (0, 2, 3)]
+    assert all(r.enqueued_at is not None and "backfill by" in r.reason for r in rows)
+    again = bf.backfill(ctx, conn, "hourly-ok", _at(0), _at(6), policy="all", now=_at(6, 30))
+    assert (again.runs, again.already_ran) == ([], 5)
+    drain(ctx.bench.bench_id, conn)
+    out = [o for o in read_out(bench) if o["trigger"] == "backfill"]
+    assert sorted(o["slot"] for o in out) == [_at(h).isoformat() for h in (0, 2, 3)]
+    ctx.database()
+    assert {r.status for r in _runs() if r.trigger == "backfill"} == {"complete"}
+
+
+def test_backfill_once_sends_one_run_covering_every_slot(bench_factory, db_kind):
+    _bench, ctx, conn = _history(bench_factory, db_kind)
+    result = bf.backfill(ctx, conn, "hourly-ok", _at(0), _at(4), now=_at(6, 30))
+    assert [(r.first_slot, r.last_slot, r.slots) for r in result.runs] == [(_at(0), _at(3), 3)]
+    row = ScheduledJobLog.get(ScheduledJobLog.trigger == "backfill")
+    assert (row.first_slot, row.last_slot, row.slots, row.scheduled_for) == (_at(0), _at(3), 3, _at(3))
+    # the run's stretch (00:00 .. 03:00) counts as served: nothing is left, whatever the policy
+    assert bf.backfill(ctx, conn, "hourly-ok", _at(0), _at(4), policy="all", now=_at(6, 30)).runs == []
+    q = Queue(queue_name(ctx.bench.bench_id, "default"), connection=conn)
+    assert row.rq_job_id in q.job_ids
+
+
+def test_backfill_cap_needs_yes_and_a_dry_run_writes_nothing(bench_factory, db_kind):
+    bench = bench_factory.make({"app1": {"cron": {"* * * * *": [{"method": "app1.tasks.ok", "name": "minutely"}]}}},
+                               db=db_kind)
+    ctx, conn = migrated(bench, _at(12))
+    start, end, now = _at(9), _at(11), _at(11, 30)  # 121 minutes before the job existed
+    dry = bf.backfill(ctx, conn, "minutely", start, end, policy="all", dry_run=True, now=now)
+    assert (len(dry.eligible), dry.runs) == (121, [])
+    with pytest.raises(bf.BackfillRefused, match=r"121 runs, more than 100: pass --yes"):
+        bf.backfill(ctx, conn, "minutely", start, end, policy="all", now=now)
+    with pytest.raises(bf.BackfillRefused, match=r"one run covering 121 slots"):
+        bf.backfill(ctx, conn, "minutely", start, end, now=now)
+    assert ScheduledJobLog.select().count() == 0
+    assert len(bf.backfill(ctx, conn, "minutely", start, end, policy="all", confirmed=True, now=now).runs) == 121
+    with pytest.raises(bf.BackfillRefused, match="more than 10000 slots"):
+        bf.backfill(ctx, conn, "minutely", _at(0) - 7 * 24 * H, end, confirmed=True, now=now)
+
+
+def test_backfill_refuses_future_reversed_removed_and_stopped(bench_factory, db_kind):
+    _bench, ctx, conn = _history(bench_factory, db_kind)
+    with pytest.raises(bf.BadInput, match="in the future"):
+        bf.backfill(ctx, conn, "hourly-ok", _at(0), _at(7), now=_at(6, 30))
+    with pytest.raises(bf.BadInput, match="is after --to"):
+        bf.backfill(ctx, conn, "hourly-ok", _at(3), _at(1), now=_at(6, 30))
+    with pytest.raises(bf.BadInput, match="--policy 'twice'"):
+        bf.backfill(ctx, conn, "hourly-ok", _at(0), _at(1), policy="twice", now=_at(6, 30))
+    from hookscheduler.ops.jobs import set_stopped
+
+    set_stopped(ctx.database(), "hourly-ok", True, "broken")
+    with pytest.raises(bf.HookSchedulerError, match="is stopped; pass --force"):
+        bf.backfill(ctx, conn, "hourly-ok", _at(0), _at(1), now=_at(6, 30))
+    assert len(bf.backfill(ctx, conn, "hourly-ok", _at(0), _at(1), force=True, now=_at(6, 30)).runs) == 1
+
+
+def test_backfill_cli_and_its_one_line_errors(bench_factory, db_kind):
+    now = utcnow().replace(microsecond=0)  # the CLI reads the real clock
+    bench = bench_factory.make(HOURLY_SKIP, db=db_kind)
+    migrated(bench, now)
+    frm, to = (now - 5 * H).isoformat() + "Z", (now - 3 * H).isoformat() + "Z"
+    r = run(bench, "jobs", "backfill", "hourly-ok", "--from", frm, "--to", to, "--dry-run")
+    assert r.code == 0, r.err
+    assert "2 to backfill" in r.out and r.out.count("would run") == 2
+    r = run(bench, "jobs", "backfill", "hourly-ok", "--from", frm, "--to", to, "--policy", "all", "--format", "json")
+    assert r.code == 0, r.err
+    data = r.json()
+    assert (len(data["runs"]), data["policy"], data["already_ran"]) == (2, "all", 0)
+    r = run(bench, "jobs", "backfill", "hourly-ok", "--from", frm, "--to", to)
+    assert r.code == 0 and "0 to backfill" in r.out, r.err
+    assert_one_line_error(run(bench, "jobs", "backfill", "hourly-ok", "--from", "2h", "--to", "+1h"), 2,
+                          "in the future")
+    assert_one_line_error(run(bench, "jobs", "backfill", "hourly-ok", "--from", "1h", "--to", "3h"), 2,
+                          "is after --to")
+    assert_one_line_error(run(bench, "jobs", "backfill", "hourly-ok", "--from", "yesterdayish", "--to", "1h"), 2,
+                          "cannot read the --from")
+    assert_one_line_error(run(bench, "jobs", "backfill", "nope", "--from", "3h", "--to", "1h"), 1, "not found")
+    assert_one_line_error(run(bench, "jobs", "backfill", "hourly-ok", "--from", "1000h", "--to", "1h",
+                              "--policy", "all"), 2, "pass --yes")
+    r = run(bench, "jobs", "backfill", "hourly-ok", "--from", "3h", "--to", "1h", "--policy", "sometimes")
+    assert r.code == 2 and "sometimes" in r.err
+
+
+_BACKFILL_PROC = """
+import sys, time
+from datetime import datetime
+from hookscheduler.broker.connection import redis_for
+from hookscheduler.context import open_site
+from hookscheduler.ops.backfill import backfill
+ctx = open_site(sys.argv[1])
+conn = redis_for(ctx.site)
+start, end, now = (datetime.fromisoformat(a) for a in sys.argv[2:5])
+while time.time() < float(sys.argv[5]):
+    time.sleep(0.002)
+sent = 0
+for _ in range(4):
+    sent += len(backfill(ctx, conn, "hourly-ok", start, end, policy="all", now=now).runs)
+print(sent)
+"""
+
+
+@pytest.mark.slow
+def test_concurrent_backfills_and_schedulers_run_each_slot_exactly_once(bench_factory, db_kind):
+    bench = bench_factory.make(HOURLY_SKIP, db=db_kind)
+    ctx, conn = migrated(bench, T0)
+    start_at = str(time.time() + 3)  # a shared start line after every interpreter has started
+    env = env_for(bench, HS_START_AT=start_at)
+    args = [str(bench), _at(0).isoformat(), _at(10).isoformat(), _at(10, 30).isoformat(), start_at]
+    fills = [subprocess.Popen([sys.executable, "-c", _BACKFILL_PROC, *args], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    # two schedulers race the backfills: a pass at 06:00:05 records 01:00-05:00 missed and runs 06:00
+    ticks = [subprocess.Popen([sys.executable, "-m", "tests.tick_driver", str(bench), _at(6, 0, 5).isoformat(),
+                               "3600", "5"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for p in fills + ticks:
+        _out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    # a pass that found the row locked by a backfill skipped it (SKIP LOCKED): the slot waits for the next pass;
+    # whatever the order, one more pass and one more backfill leave every slot served by exactly one run
+    run_pass(ctx, conn, now=_at(10, 0, 5))
+    bf.backfill(ctx, conn, "hourly-ok", _at(0), _at(10), policy="all", now=_at(10, 30))
+    ctx.database()
+    runs = _runs()
+    per_slot = Counter(r.scheduled_for for r in runs)
+    assert per_slot == Counter({_at(h): 1 for h in range(11)}), per_slot
+    assert all(r.slots == 1 for r in runs)
+    q = Queue(queue_name(ctx.bench.bench_id, "default"), connection=conn)
+    assert len(q.job_ids) == 11
