@@ -152,10 +152,27 @@ def bind(db: pw.Database) -> pw.Database:
 
 @contextlib.contextmanager
 def write_txn(db: pw.Database) -> Iterator[None]:
-    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, a normal one on PostgreSQL."""
+    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, a normal one on PostgreSQL; a failure
+    raises its real cause (:func:`real_cause`)."""
     ctx = db.atomic("IMMEDIATE") if isinstance(db, pw.SqliteDatabase) else db.atomic()
-    with ctx:
-        yield
+    try:
+        with ctx:
+            yield
+    except pw.OperationalError as exc:
+        cause = real_cause(exc)
+        if cause is exc:
+            raise
+        raise cause from None
+
+
+def real_cause(exc: BaseException) -> BaseException:
+    """The error worth reporting: when SQLite gives up a transaction itself (disk full, an I/O error, a
+    database that turned read-only), the rollback that follows fails with "cannot rollback - no transaction is
+    active", and that message would replace the one that says what went wrong."""
+    cause = exc
+    while "no transaction is active" in str(cause) and cause.__context__ is not None:  # peewee wraps sqlite3's
+        cause = cause.__context__
+    return cause
 
 
 # --- versioned schema -------------------------------------------------------------------------------
