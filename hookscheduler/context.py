@@ -1,6 +1,6 @@
 """A site opened for work: its settings, its calendar and its database, bound to the models.
 
-The CLI, the tick loop, the worker and the Python API all go through here, so they find the bench, the site
+The CLI, the scheduler loop, the worker and the Python API all go through here, so they find the bench, the site
 and the database the same way (README, "The bench").
 """
 

@@ -73,7 +73,7 @@ COMMANDS: dict[str, LazyCommand] = {
                                      "the totals."),
     "start": LazyCommand(_WORKER, "Development: the scheduler and workers for every queue (and a private "
                          "redis-server if no Redis answers), with prefixed logs; Ctrl-C stops them all."),
-    "tick": LazyCommand(("schedule_cmd",), "One scheduling pass over every site (or --site), then exit: for system "
+    "tick": LazyCommand(("schedule_cmd",), "One scheduling step per site (or --site), then exit: for system "
                         "cron or a Kubernetes CronJob."),
     "trigger-scheduler-event": LazyCommand(_QUEUES, "Enqueue now (trigger `event`) every job of EVENT (e.g. `daily`: "
                                            "every Daily, Daily Long and Daily Maintenance job), or the job a name or "

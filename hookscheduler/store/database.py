@@ -1,6 +1,6 @@
 """Opening a site's database, binding the models to it, and its versioned schema.
 
-SQLite is the zero-config default: WAL mode and a long busy timeout let several tick processes share one file;
+SQLite is the zero-config default: WAL mode and a long busy timeout let several scheduler processes share one file;
 transactions that write are opened ``IMMEDIATE`` (see :func:`write_txn`) so that a reader never has to upgrade
 to a writer mid-transaction, which in WAL mode fails at once instead of waiting. The SQLite file and its
 folder are created owner-only (0700 / 0600): the table can hold tracebacks with secrets in them.
@@ -184,14 +184,14 @@ def _v1(db: pw.Database) -> None:
 def _v2(db: pw.Database) -> None:
     """Leaner ledger indexes. A run's log row is written three or four times (queued, sent, started, finished)
     and on PostgreSQL every write that changes an indexed column adds an entry to *every* index of the row, so
-    each index is paid for on the tick's and the worker's hot paths:
+    each index is paid for on the pass's and the worker's hot paths:
 
     * ``(job_id)`` alone goes: ``(job_id, scheduled_for)`` has the same leading column (it also serves the
       ``ON DELETE CASCADE`` from ``scheduled_job_type``);
     * ``(job_id, status)`` becomes ``(job_id) WHERE status IN ('queued', 'started')``: its readers only ask for
       a job's active runs, and finished rows (nearly all of them) leave the index;
     * ``(status, enqueued_at)`` becomes the outbox, ``(id) WHERE status = 'queued' AND enqueued_at IS NULL``:
-      a row is in it only between its claim and its send, so the tick's probe reads an index that is empty
+      a row is in it only between its claim and its send, so the pass's probe reads an index that is empty
       in steady state.
 
     Queries that should use a partial index spell its predicate with literals (SQLite matches them textually).
@@ -211,7 +211,7 @@ TROUBLE = "(status IN ('missed', 'skipped', 'failed') OR slots > 1 OR \"trigger\
 def _v3(db: pw.Database) -> None:
     """An index for "what went wrong since T" (``jobs missed``, failed runs, the dashboard's missed-and-failed
     page): slots by time, holding only the rows that did not run cleanly -- missed, skipped, failed, or a
-    catch-up run. A healthy run never enters it, so the tick's and the worker's writes of healthy runs do not
+    catch-up run. A healthy run never enters it, so the pass's and the worker's writes of healthy runs do not
     pay for it, and those queries read the trouble rows since T instead of every row of the ledger since T."""
     db.execute_sql('CREATE INDEX IF NOT EXISTS "scheduled_job_log_trouble" ON "scheduled_job_log" '  # type: ignore[no-untyped-call]
                    f'("scheduled_for") WHERE {TROUBLE}')
