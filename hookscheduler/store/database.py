@@ -128,6 +128,7 @@ def connect(url: str, base_dir: Path | None = None, create: bool = False) -> pw.
             ) from None
         finally:
             os.umask(old_umask)
+        db._hs_identity = _file_identity(db.database)  # type: ignore[attr-defined]
         return db
     try:
         db.connect(reuse_if_open=True)
@@ -137,6 +138,28 @@ def connect(url: str, base_dir: Path | None = None, create: bool = False) -> pw.
             f"cannot connect to database {redact(url)}: {first}; check db_url and that the server is up"
         ) from None
     return db
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def sqlite_file_changed(db: pw.Database) -> str | None:
+    """How the SQLite file behind an open ``db`` changed since :func:`connect` opened it ("deleted",
+    "replaced"), or None. A process holding an open connection to a deleted file goes on writing into a file
+    nobody else can see, and one holding a replaced file (a restored backup moved into place) writes into the
+    old one: both lose every write without an error, so a long-running process checks before each use."""
+    opened = getattr(db, "_hs_identity", None)
+    if opened is None or not isinstance(db, pw.SqliteDatabase):
+        return None
+    now = _file_identity(db.database)
+    if now == opened:
+        return None
+    return "deleted" if now is None else "replaced"
 
 
 def _first_line(exc: BaseException) -> str:

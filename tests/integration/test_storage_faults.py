@@ -34,3 +34,46 @@ def test_a_failed_commit_reports_its_real_cause(bench_factory, db_kind, monkeypa
     monkeypatch.undo()
     with write_txn(db):  # the connection is usable again
         db.execute_sql("UPDATE scheduled_job_type SET modified_at = modified_at")
+
+
+def test_a_replaced_sqlite_file_is_detected_and_reopened(bench_factory, caplog):
+    """SQLite only: a PostgreSQL database has no file to replace under an open connection."""
+    import shutil
+
+    from hookscheduler.store.models import ScheduledJobType
+
+    ctx, _ = site(make_bench(bench_factory, "sqlite", {"hourly": ["bgapp.tasks.seen"]}))
+    db = ctx.database()
+    path = db.database
+    db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(path, path + ".restored")
+    with write_txn(db):  # written into the file about to be replaced
+        ScheduledJobType.update(stopped=True).execute()
+    db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # no write-ahead log left to apply to the restored file
+    shutil.move(path + ".restored", path)  # a restored backup moved into place
+    with caplog.at_level("WARNING"):
+        db = ctx.database()
+    assert f"the SQLite database {path} was replaced while open; reopening it" in caplog.text
+    assert ScheduledJobType.get().stopped is False  # the restored file's row, not the stale connection's
+    with write_txn(db):
+        ScheduledJobType.update(stopped=True).execute()
+    ctx.close()
+    assert site(ctx.bench.path)[0].database() and ScheduledJobType.get().stopped is True  # the write is in the file
+
+
+def test_a_deleted_sqlite_file_is_an_error_not_silent_writes(bench_factory, caplog):
+    import os
+
+    from hookscheduler.exceptions import SchemaError
+
+    ctx, _ = site(make_bench(bench_factory, "sqlite", {"hourly": ["bgapp.tasks.seen"]}))
+    path = ctx.database().database
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    with (
+        caplog.at_level("WARNING"),
+        pytest.raises(SchemaError, match="does not exist yet; run `hookscheduler migrate`"),
+    ):
+        ctx.database()
+    assert "was deleted while open" in caplog.text
