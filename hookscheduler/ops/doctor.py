@@ -7,6 +7,7 @@ scripts rely on); ``ok`` is False, and the command exits 1, when any problem is 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -114,7 +115,7 @@ def _site(ctx: SiteContext, report: Report, now: datetime) -> None:
 def _guard(add: Callable[..., None], name: str, fn: Callable[[], None]) -> None:
     try:
         fn()
-    except (HookSchedulerError, pw.PeeweeException, redis.exceptions.RedisError) as exc:
+    except (HookSchedulerError, pw.PeeweeException, sqlite3.Error, redis.exceptions.RedisError) as exc:
         add(name, False, f"could not be checked: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
             "run `hookscheduler doctor` again; if it persists, check the database and Redis")
 
@@ -147,7 +148,14 @@ def _database(ctx: SiteContext, add: Callable[..., None]) -> bool:
         db = ctx.database(require_schema=False)
         version = dbmod.schema_version(db)
     except (HookSchedulerError, pw.PeeweeException) as exc:
-        add("database", False, f"{url}: {str(exc).splitlines()[0]}", "run `hookscheduler migrate`, or fix db_url")
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        corrupt = any(sign in detail for sign in _CORRUPT)
+        add("database", False, f"{url}: {'corrupt: ' if corrupt else ''}{detail}",
+            _RESTORE if corrupt else "run `hookscheduler migrate`, or fix db_url")
+        return False
+    problems = _integrity(db)
+    if problems:
+        add("database", False, f"{url}: corrupt: {problems}", _RESTORE)
         return False
     if version != dbmod.SCHEMA_VERSION:
         add("database", False, f"{url}: schema version {version}, expected {dbmod.SCHEMA_VERSION}",
@@ -156,6 +164,24 @@ def _database(ctx: SiteContext, add: Callable[..., None]) -> bool:
     jobs = ScheduledJobType.select().where(ScheduledJobType.removed == False).count()  # noqa: E712
     add("database", True, f"{url}: schema version {version}, {jobs} job(s)")
     return True
+
+
+#: How SQLite words a damaged file.
+_CORRUPT = ("malformed", "not a database", "disk image", "corrupt")
+_RESTORE = ("stop the scheduler and workers, then restore the database from a backup (or salvage it with "
+            "`sqlite3 FILE .recover`) and run `hookscheduler migrate`")
+
+
+def _integrity(db: pw.Database) -> str | None:
+    """SQLite's ``quick_check`` (every page and record readable; indexes not compared, which ``integrity_check``
+    would do at many times the cost): its first problems, or None. PostgreSQL checks its own pages."""
+    if not isinstance(db, pw.SqliteDatabase):
+        return None
+    try:
+        rows = [str(r[0]) for r in db.execute_sql("PRAGMA quick_check(5)").fetchall()]  # type: ignore[no-untyped-call]
+    except (pw.DatabaseError, sqlite3.DatabaseError) as exc:  # fetching runs outside peewee's error wrapper
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None if rows == ["ok"] else "; ".join(rows)
 
 
 def _scheduler(ctx: SiteContext, conn: redis.Redis | None, add: Callable[..., None], now: datetime,

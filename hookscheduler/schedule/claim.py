@@ -12,7 +12,7 @@ Why a slot fires exactly once
    Only a process that saw ``next_execution = <served>`` can move it, and the database serialises the
    writes: once one process has moved it, the others' ``WHERE`` no longer matches (PostgreSQL re-checks the
    condition after waiting for the row lock; SQLite runs writers one at a time, ``BEGIN IMMEDIATE``). So N
-   tick processes cannot both claim a slot; ``RETURNING`` tells each process exactly which rows it won, and it
+   scheduler processes cannot both claim a slot; ``RETURNING`` tells each process exactly which rows it won, and it
    logs and sends only those. On PostgreSQL due rows are selected ``FOR UPDATE SKIP LOCKED`` in batches of
    :data:`PG_BATCH`, so concurrent processes split the due rows between them instead of queueing behind each
    other (SKIP LOCKED only decides who *tries*; the compare-and-set still decides who *wins*).

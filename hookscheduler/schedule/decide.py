@@ -1,21 +1,9 @@
-"""What the tick does with one due row: pure decisions, no I/O, time as a parameter.
+"""What a pass does with one due row: pure decisions, no I/O, time as a parameter.
 
-Given a row whose ``next_execution`` has come, the site's state and whether the job's previous run is still
-active, :func:`decide` says which slots fire, which are recorded as missed or skipped (and why), and what the
-row's next slot is. The caller (``tick``) then claims the row and writes the result in one transaction.
-
-Vocabulary: the *due slots* are the row's ``next_execution`` and every later slot up to ``now``. The last of
-them is *on time* when ``now`` is within ``grace`` seconds of it; every other due slot passed without any
-scheduler pass serving it, so it was *missed* (the scheduler was down or stalled). Policies (per job):
-
-* ``catchup="once"`` (default): one run covers all missed slots (and the on-time one), recorded with how many
-  slots it covers and the first and last of them;
-* ``catchup="skip"``: missed slots are recorded as ``missed`` and not run; an on-time slot still fires;
-* ``catchup="all"``: the most recent ``catchup_limit`` due slots each fire, older ones are recorded missed;
-* ``overlap="skip"`` (default): while the previous run is queued or running, the due slots are ``skipped``;
-* a stopped job, or a paused / disabled / maintenance-mode scheduler, ``skips`` its slots with the reason.
-
-Whatever happens, the next slot is the first one strictly after ``now``: never a storm of old slots.
+:func:`decide` says which of the row's due slots run, which are recorded ``missed`` or ``skipped`` (and why),
+and the row's next slot, always the first one strictly after ``now``. The caller (:func:`.claim.run_pass`)
+claims the row and writes the result in one transaction. The policies and every reason written:
+docs/policies.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Opening a site's database, binding the models to it, and its versioned schema.
 
-SQLite is the zero-config default: WAL mode and a long busy timeout let several tick processes share one file;
+SQLite is the zero-config default: WAL mode and a long busy timeout let several scheduler processes share one file;
 transactions that write are opened ``IMMEDIATE`` (see :func:`write_txn`) so that a reader never has to upgrade
 to a writer mid-transaction, which in WAL mode fails at once instead of waiting. The SQLite file and its
 folder are created owner-only (0700 / 0600): the table can hold tracebacks with secrets in them.
@@ -131,6 +131,7 @@ def connect(url: str, base_dir: Path | None = None, create: bool = False) -> pw.
             ) from None
         finally:
             os.umask(old_umask)
+        db._hs_identity = _file_identity(db.database)  # type: ignore[attr-defined]
         return db
     try:
         db.connect(reuse_if_open=True)
@@ -140,6 +141,28 @@ def connect(url: str, base_dir: Path | None = None, create: bool = False) -> pw.
             f"cannot connect to database {redact(url)}: {first}; check db_url and that the server is up"
         ) from None
     return db
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def sqlite_file_changed(db: pw.Database) -> str | None:
+    """How the SQLite file behind an open ``db`` changed since :func:`connect` opened it ("deleted",
+    "replaced"), or None. A process holding an open connection to a deleted file goes on writing into a file
+    nobody else can see, and one holding a replaced file (a restored backup moved into place) writes into the
+    old one: both lose every write without an error, so a long-running process checks before each use."""
+    opened = getattr(db, "_hs_identity", None)
+    if opened is None or not isinstance(db, pw.SqliteDatabase):
+        return None
+    now = _file_identity(db.database)
+    if now == opened:
+        return None
+    return "deleted" if now is None else "replaced"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -155,10 +178,27 @@ def bind(db: pw.Database) -> pw.Database:
 
 @contextlib.contextmanager
 def write_txn(db: pw.Database) -> Iterator[None]:
-    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, a normal one on PostgreSQL."""
+    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, a normal one on PostgreSQL; a failure
+    raises its real cause (:func:`real_cause`)."""
     ctx = db.atomic("IMMEDIATE") if isinstance(db, pw.SqliteDatabase) else db.atomic()
-    with ctx:
-        yield
+    try:
+        with ctx:
+            yield
+    except pw.OperationalError as exc:
+        cause = real_cause(exc)
+        if cause is exc:
+            raise
+        raise cause from None
+
+
+def real_cause(exc: BaseException) -> BaseException:
+    """The error worth reporting: when SQLite gives up a transaction itself (disk full, an I/O error, a
+    database that turned read-only), the rollback that follows fails with "cannot rollback - no transaction is
+    active", and that message would replace the one that says what went wrong."""
+    cause = exc
+    while "no transaction is active" in str(cause) and cause.__context__ is not None:  # peewee wraps sqlite3's
+        cause = cause.__context__
+    return cause
 
 
 # --- versioned schema -------------------------------------------------------------------------------
@@ -170,14 +210,14 @@ def _v1(db: pw.Database) -> None:
 def _v2(db: pw.Database) -> None:
     """Leaner ledger indexes. A run's log row is written three or four times (queued, sent, started, finished)
     and on PostgreSQL every write that changes an indexed column adds an entry to *every* index of the row, so
-    each index is paid for on the tick's and the worker's hot paths:
+    each index is paid for on the pass's and the worker's hot paths:
 
     * ``(job_id)`` alone goes: ``(job_id, scheduled_for)`` has the same leading column (it also serves the
       ``ON DELETE CASCADE`` from ``scheduled_job_type``);
     * ``(job_id, status)`` becomes ``(job_id) WHERE status IN ('queued', 'started')``: its readers only ask for
       a job's active runs, and finished rows (nearly all of them) leave the index;
     * ``(status, enqueued_at)`` becomes the outbox, ``(id) WHERE status = 'queued' AND enqueued_at IS NULL``:
-      a row is in it only between its claim and its send, so the tick's probe reads an index that is empty
+      a row is in it only between its claim and its send, so the pass's probe reads an index that is empty
       in steady state.
 
     Queries that should use a partial index spell its predicate with literals (SQLite matches them textually).
@@ -197,7 +237,7 @@ TROUBLE = "(status IN ('missed', 'skipped', 'failed') OR slots > 1 OR \"trigger\
 def _v3(db: pw.Database) -> None:
     """An index for "what went wrong since T" (``jobs missed``, failed runs, the dashboard's missed-and-failed
     page): slots by time, holding only the rows that did not run cleanly -- missed, skipped, failed, or a
-    catch-up run. A healthy run never enters it, so the tick's and the worker's writes of healthy runs do not
+    catch-up run. A healthy run never enters it, so the pass's and the worker's writes of healthy runs do not
     pay for it, and those queries read the trouble rows since T instead of every row of the ledger since T."""
     db.execute_sql('CREATE INDEX IF NOT EXISTS "scheduled_job_log_trouble" ON "scheduled_job_log" '  # type: ignore[no-untyped-call]
                    f'("scheduled_for") WHERE {TROUBLE}')
