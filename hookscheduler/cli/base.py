@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,6 +117,9 @@ def run_cli(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except pw.OperationalError as exc:
         click.echo(f"Error: database: {redact(_first_line(exc))}; check db_url and that the server is up", err=True)
+        return 1
+    except (pw.DatabaseError, sqlite3.DatabaseError) as exc:  # a damaged SQLite file, read past peewee's wrapper
+        click.echo(f"Error: database: {redact(_first_line(exc))}; run `hookscheduler doctor`", err=True)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -26,11 +26,15 @@ def scheduler() -> None:
 
 @scheduler.command("status")
 @click.option("-v", "--verbose", is_flag=True, help="Also the scheduler processes and per-queue counts.")
+@click.option("--check", is_flag=True,
+              help="Exit 1 unless every site's scheduler is enabled and a `schedule` process serving it is alive "
+                   "(for health checks and scripts).")
 @format_option
 @pass_state
-def status_cmd(state: CliState, verbose: bool, fmt: str) -> None:
+def status_cmd(state: CliState, verbose: bool, check: bool, fmt: str) -> None:
     """Enabled, disabled or paused (and why), last tick, whether a `schedule` process is alive, pending and
-    failed jobs. Without --site: every site (JSON: a list)."""
+    failed jobs. Without --site: every site (JSON: a list). With --check: exit 1 when a site's jobs would not
+    run."""
     contexts = state.each()
     statuses = [_status(ctx) for ctx in contexts]
     if fmt == "json":
@@ -43,6 +47,19 @@ def status_cmd(state: CliState, verbose: bool, fmt: str) -> None:
     errors = [s.redis_error for s in statuses if s.redis_error]
     if errors:  # the database half was printed; the command still failed (exit 1, one line)
         fail(errors[0])
+    if check:
+        failing = [why for s in statuses if (why := not_running(s))]
+        if failing:
+            fail("; ".join(failing))
+
+
+def not_running(st: sched.SiteStatus) -> str | None:
+    """Why the site's scheduled jobs would not run now (for ``--check``), or None."""
+    if st.status != sched.ENABLED:
+        return f"site {st.site}: scheduler {st.status}" + (f" ({st.reason})" if st.reason else "")
+    if not st.scheduler_alive:
+        return f"site {st.site}: no `hookscheduler schedule` process is alive"
+    return None
 
 
 def _status(ctx: SiteContext) -> sched.SiteStatus:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import socket
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from ..states import NOT_RUN, LedgerStatus, Trigger
 from ..store.database import write_txn
 from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
 from ..timing.calendar import SiteCalendar, next_slot, upcoming
-from ..timing.frequencies import FREQUENCIES, event_of
+from ..timing.frequencies import FREQUENCIES, SECTIONS, event_of
 
 JOB_COLUMNS = (
     "name", "app", "method", "frequency", "cron_format", "queue", "timeout", "catchup", "catchup_limit", "overlap",
@@ -40,8 +41,7 @@ def get_job(name: str, include_removed: bool = True) -> ScheduledJobType:
         query = query.where(ScheduledJobType.removed == False)  # noqa: E712
     row: ScheduledJobType | None = query.first()
     if row is None:
-        close = [r.name for r in ScheduledJobType.select(ScheduledJobType.name)
-                 .where(ScheduledJobType.name.contains(name.rsplit(".", 1)[-1][:255])).limit(3)]
+        close = similar_names(name)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else "; see `hookscheduler jobs list --all`"
         raise JobNotFound(f"job {shown(name)} not found{hint}")
     found: ScheduledJobType = row
@@ -92,6 +92,23 @@ def _latest_logs(job_ids: list[int]) -> dict[int, ScheduledJobLog]:
     return {log.job_id: log for log in ScheduledJobLog.select().where(ScheduledJobLog.id.in_(newest))}
 
 
+def similar_names(name: str, limit: int = 3) -> list[str]:
+    """Job names a mistyped ``name`` may have meant: those containing its last dotted part, else the closest
+    spellings of the whole name or of a name's last part (``send_digset`` -> ``app.tasks.send_digest``)."""
+    tail = name.rsplit(".", 1)[-1][:255]
+    close = [r.name for r in ScheduledJobType.select(ScheduledJobType.name)
+             .where(ScheduledJobType.name.contains(tail)).limit(limit)] if tail else []
+    if close:
+        return close
+    names = [r.name for r in ScheduledJobType.select(ScheduledJobType.name)]
+    by_tail: dict[str, str] = {}
+    for full in names:
+        by_tail.setdefault(full.rsplit(".", 1)[-1], full)
+    found = difflib.get_close_matches(name[:255], names, n=limit, cutoff=0.85)  # names share long prefixes
+    found += [by_tail[t] for t in difflib.get_close_matches(tail, list(by_tail), n=limit)]
+    return list(dict.fromkeys(found))[:limit]
+
+
 def set_stopped(db: pw.Database, name: str, stopped: bool, note: str | None = None, who: str | None = None,
                 now: datetime | None = None, until: datetime | None = None) -> ScheduledJobType:
     """The operator's toggle. Honoured by the next pass; re-enabling never causes a burst, because slots that
@@ -128,19 +145,32 @@ def stop_state(row: dict[str, Any], now: datetime) -> str:
 # --- events (trigger-scheduler-event, purge-jobs --event) --------------------------------------------------
 
 def events() -> list[str]:
-    """Every event name: ``all``, ``hourly``, ``daily``, ... (a frequency's first word, lower-cased)."""
-    return sorted({event_of(f) for f in FREQUENCIES})
+    """Every event name: the families ``all``, ``hourly``, ``daily``, ... (a frequency's first word, lower-cased)
+    and every ``scheduler_events`` key (``daily_long``, ``hourly_maintenance``, ``cron_long``, ...), as users
+    wrote them in hooks and as Frappe's ``bench trigger-scheduler-event`` takes them."""
+    return sorted({event_of(f) for f in FREQUENCIES} | set(SECTIONS))
 
 
 def check_event(event: str) -> str:
     if event not in events():
-        raise EventNotFound(f"unknown event {shown(event)}; events: {', '.join(events())}")
+        close = difflib.get_close_matches(event[:100], events(), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise EventNotFound(f"unknown event {shown(event)}; {hint}events: {', '.join(events())}")
     return event
 
 
+def event_frequencies(event: str) -> list[str]:
+    """The frequencies an event covers: a family (``daily``: Daily, Daily Long, Daily Maintenance), or one
+    section key (``daily_long``: Daily Long only)."""
+    check_event(event)
+    family = [f for f in FREQUENCIES if event_of(f) == event]
+    return family or [SECTIONS[event].frequency]
+
+
 def event_jobs(event: str, include_stopped: bool = False) -> list[ScheduledJobType]:
-    """The jobs of an event (``daily``: every Daily, Daily Long and Daily Maintenance job), not removed."""
-    frequencies = [f for f in FREQUENCIES if event_of(f) == check_event(event)]
+    """The jobs of an event (``daily``: every Daily, Daily Long and Daily Maintenance job; ``daily_long``: the
+    Daily Long ones), not removed."""
+    frequencies = event_frequencies(event)
     query = (ScheduledJobType.select()
              .where(ScheduledJobType.frequency.in_(frequencies) & (ScheduledJobType.removed == False))  # noqa: E712
              .order_by(ScheduledJobType.name))

@@ -74,6 +74,9 @@ def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
         dbname = unquote(parts.path.lstrip("/"))
         if not dbname:
             raise ConfigError(f"db_url {redact(url)} names no database; use postgresql://user:pass@host:port/db")
+        if getattr(pw, "psycopg2", None) is None:  # peewee's import of the driver is optional: say what to install
+            raise ConfigError(f"db_url {redact(url)} is PostgreSQL, but its driver (psycopg2) is not installed: "
+                              "pip install 'hookscheduler[postgres]'")
         try:
             port = parts.port  # urllib checks it only now: "host:abc" or "host:99999" raise ValueError
         except ValueError as exc:
@@ -128,6 +131,7 @@ def connect(url: str, base_dir: Path | None = None, create: bool = False) -> pw.
             ) from None
         finally:
             os.umask(old_umask)
+        db._hs_identity = _file_identity(db.database)  # type: ignore[attr-defined]
         return db
     try:
         db.connect(reuse_if_open=True)
@@ -137,6 +141,28 @@ def connect(url: str, base_dir: Path | None = None, create: bool = False) -> pw.
             f"cannot connect to database {redact(url)}: {first}; check db_url and that the server is up"
         ) from None
     return db
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def sqlite_file_changed(db: pw.Database) -> str | None:
+    """How the SQLite file behind an open ``db`` changed since :func:`connect` opened it ("deleted",
+    "replaced"), or None. A process holding an open connection to a deleted file goes on writing into a file
+    nobody else can see, and one holding a replaced file (a restored backup moved into place) writes into the
+    old one: both lose every write without an error, so a long-running process checks before each use."""
+    opened = getattr(db, "_hs_identity", None)
+    if opened is None or not isinstance(db, pw.SqliteDatabase):
+        return None
+    now = _file_identity(db.database)
+    if now == opened:
+        return None
+    return "deleted" if now is None else "replaced"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -152,10 +178,27 @@ def bind(db: pw.Database) -> pw.Database:
 
 @contextlib.contextmanager
 def write_txn(db: pw.Database) -> Iterator[None]:
-    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, a normal one on PostgreSQL."""
+    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, a normal one on PostgreSQL; a failure
+    raises its real cause (:func:`real_cause`)."""
     ctx = db.atomic("IMMEDIATE") if isinstance(db, pw.SqliteDatabase) else db.atomic()
-    with ctx:
-        yield
+    try:
+        with ctx:
+            yield
+    except pw.OperationalError as exc:
+        cause = real_cause(exc)
+        if cause is exc:
+            raise
+        raise cause from None
+
+
+def real_cause(exc: BaseException) -> BaseException:
+    """The error worth reporting: when SQLite gives up a transaction itself (disk full, an I/O error, a
+    database that turned read-only), the rollback that follows fails with "cannot rollback - no transaction is
+    active", and that message would replace the one that says what went wrong."""
+    cause = exc
+    while "no transaction is active" in str(cause) and cause.__context__ is not None:  # peewee wraps sqlite3's
+        cause = cause.__context__
+    return cause
 
 
 # --- versioned schema -------------------------------------------------------------------------------
