@@ -12,8 +12,11 @@ DOCS = sorted([ROOT / "README.md", ROOT / "CHANGELOG.md", *(ROOT / "docs").glob(
 # spelled in pieces so that this file does not match itself
 OUTSIDE = re.compile(r"\bDES" + r"IGN\b|\.\./" + "shared")
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
-#: a path written in backticks: `hookscheduler/schedule/claim.py`, `schedule/claim.py`, `tests/chaos/`
-PATH = re.compile(r"`((?:[\w.-]+/)+[\w.-]*)`")
+#: a path written in backticks: `hookscheduler/schedule/claim.py`, `schedule/claim.py`, `tests/chaos/`, and a
+#: test in one: `integration/test_tick.py::test_x`, then `::test_y` in the same file
+PATH = re.compile(r"`((?:[\w.-]+/)+[\w.-]*)(?:::(\w+))?`")
+TEST = re.compile(r"`(?:((?:[\w.-]+/)+[\w.-]+\.py))?::(\w+)`")
+BASES = (ROOT, ROOT / "hookscheduler", ROOT / "tests")
 
 
 def _texts() -> list[Path]:
@@ -40,12 +43,23 @@ def test_paths_named_in_the_docs_exist(doc: Path) -> None:
     """A path in backticks is a file or folder of the repository, from its root or from ``hookscheduler/``
     (the docs say ``schedule/claim.py``); a path under ``sites/``, ``apps/<app>`` or ``/`` is an example."""
     dead = []
-    for path in PATH.findall(doc.read_text(encoding="utf-8")):
+    for path, _ in PATH.findall(doc.read_text(encoding="utf-8")):
         if path.startswith(("/", "sites/", "<", "apps/<", "logs/")) or "<" in path or "*" in path:
             continue
-        if not any((base / path).exists() for base in (ROOT, ROOT / "hookscheduler", doc.parent)):
+        if not any((base / path).exists() for base in (*BASES, doc.parent)):
             dead.append(path)
     assert not dead, f"{doc.relative_to(ROOT)} names paths that do not exist: {dead}"
+
+
+@pytest.mark.parametrize("doc", [p for p in DOCS if p.exists()], ids=lambda p: p.name)
+def test_tests_named_in_the_docs_exist(doc: Path) -> None:
+    """``file.py::test_name`` (or ``::test_name`` after such a file) names a test function of that file."""
+    dead, current = [], None
+    for path, name in TEST.findall(doc.read_text(encoding="utf-8")):
+        current = next((base / path for base in BASES if path and (base / path).is_file()), None) if path else current
+        if current is None or not re.search(rf"^(async )?def {name}\(", current.read_text(encoding="utf-8"), re.M):
+            dead.append(f"{path or (current and current.name)}::{name}")
+    assert not dead, f"{doc.relative_to(ROOT)} names tests that do not exist: {dead}"
 
 
 def test_the_checks_catch_what_they_look_for(tmp_path: Path) -> None:
@@ -53,5 +67,6 @@ def test_the_checks_catch_what_they_look_for(tmp_path: Path) -> None:
     assert OUTSIDE.search("../" + "shared/x.md")
     assert not OUTSIDE.search("DES" + "IGN_COLUMNS = ...")
     assert LINK.findall("[a](docs/x.md#part) [b](https://e.org)") == ["docs/x.md", "https://e.org"]
-    assert PATH.findall("`schedule/claim.py` and `tests/chaos/` but not `claim()`") == ["schedule/claim.py",
-                                                                                        "tests/chaos/"]
+    assert PATH.findall("`schedule/claim.py` and `tests/chaos/` but not `claim()`") == [("schedule/claim.py", ""),
+                                                                                        ("tests/chaos/", "")]
+    assert TEST.findall("`unit/test_x.py::test_a`, `::test_b`") == [("unit/test_x.py", "test_a"), ("", "test_b")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,7 +74,7 @@ COMMANDS: dict[str, LazyCommand] = {
                                      "the totals."),
     "start": LazyCommand(_WORKER, "Development: the scheduler and workers for every queue (and a private "
                          "redis-server if no Redis answers), with prefixed logs; Ctrl-C stops them all."),
-    "tick": LazyCommand(("schedule_cmd",), "One scheduling pass over every site (or --site), then exit: for system "
+    "tick": LazyCommand(("schedule_cmd",), "One scheduling step per site (or --site), then exit: for system "
                         "cron or a Kubernetes CronJob."),
     "trigger-scheduler-event": LazyCommand(_QUEUES, "Enqueue now (trigger `event`) every job of EVENT (e.g. `daily`: "
                                            "every Daily, Daily Long and Daily Maintenance job), or the job a name or "
@@ -116,6 +117,9 @@ def run_cli(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except pw.OperationalError as exc:
         click.echo(f"Error: database: {redact(_first_line(exc))}; check db_url and that the server is up", err=True)
+        return 1
+    except (pw.DatabaseError, sqlite3.DatabaseError) as exc:  # a damaged SQLite file, read past peewee's wrapper
+        click.echo(f"Error: database: {redact(_first_line(exc))}; run `hookscheduler doctor`", err=True)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -1,4 +1,5 @@
-"""``hookscheduler schedule`` (the loop) and ``hookscheduler tick`` (one pass over the sites, then exit)."""
+"""``hookscheduler schedule`` (the loop) and ``hookscheduler tick`` (one step per site, then exit): both run
+:class:`hookscheduler.schedule.step.SiteStep`, so a cron-driven bench is scheduled exactly as a looping one."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import click
 
 from ..broker.connection import check_redis, redis_for
 from ..exceptions import HookSchedulerError
-from ..schedule.claim import reconcile_active, repair_missing_slots, run_pass
 from ..schedule.loop import Scheduler
+from ..schedule.step import SiteStep
+from ..store.models import utcnow
 from .base import CliState, cli, echo, pass_state, stderr
 from .output import format_option, to_json
 
@@ -32,15 +34,13 @@ def schedule(state: CliState, verbose: bool) -> None:
 @format_option
 @pass_state
 def tick(state: CliState, fmt: str) -> int:
-    """One scheduling pass over every site (or --site), then exit: for system cron or a Kubernetes CronJob."""
+    """One scheduling step per site (or --site), then exit: for system cron or a Kubernetes CronJob."""
     results, failed = [], 0
     for ctx in state.each():
         try:
             conn = redis_for(ctx.site)
             check_redis(conn, ctx.site.redis_url)  # unreachable or wrong password: the one-line reason and hint
-            result = run_pass(ctx, conn)
-            reconcile_active(ctx, conn)
-            repair_missing_slots(ctx)
+            result = SiteStep(ctx).run(conn, utcnow(), sweep=True)  # the loop's step, with its sweep
         except Exception as exc:  # one bad site does not stop the others; the exit status says so
             failed += 1
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -53,7 +53,7 @@ def tick(state: CliState, fmt: str) -> int:
         if result.send_error:
             failed += 1
             stderr(f"Error: site {ctx.name}: runs claimed but not sent ({result.send_error}); "
-                   "they stay in the outbox and are sent by the next pass")
+                   "they stay in the outbox and are sent by the next step")
     if fmt == "json":
         echo(to_json([{"site": r.site, "now": r.now, "due": r.due, "fired": r.fired, "skipped": r.skipped,
                        "missed": r.missed, "resent": r.resent, "lost_claims": r.lost_claims,

@@ -6,10 +6,12 @@ import click
 
 from ..background.api import describe_job
 from ..config import load_bench, load_sites
-from ..exceptions import JobNotFound, shown
+from ..exceptions import BadInput, JobNotFound, shown
 from ..ops import supervisor
+from ..security.redact import register_secret
+from ..security.secret_file import read_secret_file
 from ..worker.process import STRATEGIES, start_worker, start_worker_pool
-from .base import CliState, cli, echo, pass_state
+from .base import CliState, cli, echo, pass_state, stderr
 from .output import format_option, iso_utc, local, to_json
 
 QUEUE_HELP = "Comma-separated queues, in priority order (default: short,default,long, then the custom queues)."
@@ -22,11 +24,23 @@ QUEUE_HELP = "Comma-separated queues, in priority order (default: short,default,
               help="Dequeue order: queue priority, round robin, or random.")
 @click.option("--quiet", is_flag=True, help="Log warnings and errors only.")
 @click.option("-u", "--rq-username", metavar="U", help="Redis ACL user (default: rq_username).")
-@click.option("-p", "--rq-password", metavar="P", help="Redis ACL password (default: rq_password).")
+@click.option("-p", "--rq-password", metavar="P",
+              help="Redis ACL password (default: rq_password). Visible in `ps`: prefer $HOOKSCHEDULER_RQ_PASSWORD "
+                   "or --rq-password-file.")
+@click.option("--rq-password-file", metavar="PATH", type=click.Path(dir_okay=False),
+              help="Read the Redis ACL password from the first line of this file (keep it mode 600).")
 @pass_state
 def worker(state: CliState, queue: str | None, burst: bool, strategy: str, quiet: bool, rq_username: str | None,
-           rq_password: str | None) -> None:
+           rq_password: str | None, rq_password_file: str | None) -> None:
     """Run an RQ worker for every site of the bench (Ctrl-C: finish the current job and stop)."""
+    if rq_password_file is not None:
+        if rq_password is not None:
+            raise BadInput("give --rq-password or --rq-password-file, not both")
+        rq_password = read_secret_file(rq_password_file, "--rq-password-file")
+    elif rq_password is not None:
+        register_secret(rq_password)
+        stderr("Warning: --rq-password is visible to every user of this host in `ps`; use "
+               "$HOOKSCHEDULER_RQ_PASSWORD or --rq-password-file instead")
     start_worker(queue=queue, quiet=quiet, rq_username=rq_username, rq_password=rq_password, burst=burst,
                  strategy=strategy, bench=state.bench, site=state.site)
 

@@ -58,6 +58,9 @@ def _is_url(*schemes: str) -> Callable[[Any], bool]:
     return lambda v: _is_str(v) and v.split("://", 1)[0].lower() in schemes and "://" in v
 
 
+MAX_TTL = 10 * 365 * 86400
+MAX_FAILED_JOBS = 10_000_000
+
 #: key -> (validator, human description of the expected type)
 KNOWN_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "redis_queue": (_is_url("redis", "rediss", "unix"), "a redis:// or rediss:// URL"),
@@ -74,9 +77,10 @@ KNOWN_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "log_retention_days": (_int_upto(36500), "a whole number of days from 1 to 36500"),
     "bench_id": (lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v) is not None,
                  "letters, digits, _ and - (at most 64)"),
-    "rq_results_ttl": (_is_pos_int, "a positive whole number of seconds"),
-    "rq_job_failure_ttl": (_is_pos_int, "a positive whole number of seconds"),
-    "rq_failed_jobs_limit": (_is_pos_int, "a positive whole number"),
+    # bounded: Redis refuses an expiry past its own range, and a job kept for centuries is a typo
+    "rq_results_ttl": (_int_upto(MAX_TTL), f"a whole number of seconds from 1 to {MAX_TTL} (10 years)"),
+    "rq_job_failure_ttl": (_int_upto(MAX_TTL), f"a whole number of seconds from 1 to {MAX_TTL} (10 years)"),
+    "rq_failed_jobs_limit": (_int_upto(MAX_FAILED_JOBS), f"a whole number from 1 to {MAX_FAILED_JOBS}"),
     "scheduler_interval": (lambda v: _is_pos_int(v) and v % 60 == 0 and v <= 3600,
                            "a whole number of minutes in seconds (60, 120, ..., 3600): Frappe's `all` runs on "
                            "`*/<minutes> * * * *`"),

@@ -9,7 +9,7 @@ Rules for ``next_execution`` (the cold-start guarantee): a new job is anchored a
 first fires at its first slot strictly after it, never at once; a job whose schedule changed (frequency, cron)
 is re-anchored forward from now, so an edit can neither fire at once nor replay the past; a job that returns
 after being removed is treated like a new one. A job removed from hooks is marked ``removed`` and gets no
-``next_execution`` (it leaves the tick's index scan); ``--prune`` deletes it and its history.
+``next_execution`` (it leaves the pass's index scan); ``--prune`` deletes it and its history.
 
 The plan is computed first, from the specs and the rows, and applied in one transaction per site: an unchanged
 re-run writes nothing, ``--dry-run`` writes nothing, and a refused hooks set (see hooks_loader) never reaches

@@ -3,7 +3,7 @@
 
 They go through the same ledger and outbox as scheduled runs: the log row (``queued``, ``enqueued_at`` NULL,
 a deterministic RQ id built from the moment of the request) commits first, then it is sent and marked sent.
-A crash between the two leaves an outbox row that the next tick sends, and a second send is refused by RQ's
+A crash between the two leaves an outbox row that the next pass sends, and a second send is refused by RQ's
 unique enqueue, so an operator's run is neither lost nor doubled. The overlap policy applies as it does to
 the schedule: while a run of the job is queued or running, the request is logged as ``skipped`` (with the
 reason) unless ``force``. Stopped jobs are refused unless ``force``: a job is usually stopped because it
@@ -153,7 +153,7 @@ def _insert(row: ScheduledJobType, slot: datetime, trigger: str, status: str, re
 
 
 def send_recorded(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> None:
-    """Send committed runs and mark them sent; on a Redis error they stay in the outbox for the tick."""
+    """Send committed runs and mark them sent; on a Redis error they stay in the outbox for the next pass."""
     if not runs:
         return
     try:

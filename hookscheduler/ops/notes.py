@@ -6,17 +6,26 @@ import unicodedata
 
 from ..exceptions import BadInput, shown
 
+#: The characters that reorder text on display (Unicode's explicit bidi formatting characters and marks).
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
 
 def one_line_note(value: str | None, what: str) -> str | None:
     """``value`` with every run of whitespace made one space; ``None`` for no note or an empty one.
 
     A note is shown inside one-line messages and table cells, so a newline (from a shell's ``$'...'`` or a
     textarea) or a tab becomes a space. Other control characters (escape sequences, NUL, which PostgreSQL
-    cannot store) are refused with :class:`BadInput` naming ``what``, rather than silently dropped.
+    cannot store) are refused with :class:`BadInput` naming ``what``, rather than silently dropped; so are the
+    bidirectional controls (right-to-left override, isolates, marks: category ``Cf`` with a bidi class), which
+    make a note display in an order other than the one stored and can disguise what it says.
     """
     if value is None:
         return None
     bad = next((c for c in value if unicodedata.category(c) == "Cc" and not c.isspace()), None)
     if bad is not None:
         raise BadInput(f"{what}: contains the control character {shown(bad)}; write plain text")
+    bidi = next((c for c in value if c in BIDI_CONTROLS), None)
+    if bidi is not None:
+        raise BadInput(f"{what}: contains the bidirectional control U+{ord(bidi):04X} ({unicodedata.name(bidi)}), "
+                       "which would show the note in another order than written; write plain text")
     return " ".join(value.split()) or None

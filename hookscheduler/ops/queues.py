@@ -7,7 +7,7 @@ per batch, then deletes the job hashes in pipelined batches: O(N) for a queue of
 ``purge-jobs`` fetches every job.
 
 A scheduled run removed from RQ is first marked ``skipped`` in the ledger (compare-and-set from ``queued``),
-so the tick does not take it for a run Redis lost and send it again, and a worker that pops it in the
+so the sweep does not take it for a run Redis lost and send it again, and a worker that pops it in the
 meantime finds no ``queued`` row and does not run it.
 """
 
@@ -103,7 +103,7 @@ def pending_counts(conn: redis.Redis, bench_id: str, site: str, queues: Sequence
 
 
 def outbox_count() -> int:
-    """Claimed runs not yet sent to Redis (the next tick sends them)."""
+    """Claimed runs not yet sent to Redis (the next pass sends them)."""
     return int(ScheduledJobLog.select().where((ScheduledJobLog.status == QUEUED)
                                               & ScheduledJobLog.enqueued_at.is_null()).count())
 

@@ -2,7 +2,7 @@
 
 * :func:`prune_logs` is the built-in daily maintenance job (``hookscheduler.builtin``): it deletes the site's
   log rows older than ``log_retention_days`` (default 30) and trims the bench's failed registries. Rows of
-  runs still ``queued`` or ``started`` are never pruned: the tick's outbox and overlap checks rely on them.
+  runs still ``queued`` or ``started`` are never pruned: the pass's outbox and overlap checks rely on them.
 * :func:`trim_failed_registry` keeps at most ``rq_failed_jobs_limit`` (default 1000, as Frappe) failed jobs
   per queue, deleting the oldest; the worker calls it after every failure, so a job failing every minute
   cannot grow Redis without bound between two daily passes. :func:`truncate_failed_registry` is the same as
@@ -23,6 +23,7 @@ from rq.registry import FailedJobRegistry
 from ..broker.keys import queue_name
 from ..config import DEFAULT_FAILED_JOBS_LIMIT
 from ..exceptions import HookSchedulerError
+from ..store.database import write_txn
 from ..store.models import ACTIVE_STATUSES, ScheduledJobLog, utcnow
 
 BATCH = 1000  # log rows per DELETE; 100 RQ jobs per pipeline, as Frappe
@@ -31,7 +32,7 @@ BATCH = 1000  # log rows per DELETE; 100 RQ jobs per pipeline, as Frappe
 def prune_site_logs(db: pw.Database, retention_days: int, now: datetime | None = None) -> int:
     """Delete finished log rows whose creation and last change are both older than ``retention_days``.
 
-    ``modified_at`` matters for the rows the tick keeps extending (a job stopped for months has one
+    ``modified_at`` matters for the rows the pass keeps extending (a job stopped for months has one
     ``skipped`` row whose ``last_slot`` moves): they are kept while they are still being written."""
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     total = 0
@@ -40,7 +41,7 @@ def prune_site_logs(db: pw.Database, retention_days: int, now: datetime | None =
                  .where((ScheduledJobLog.created_at < cutoff) & (ScheduledJobLog.modified_at < cutoff)
                         & ScheduledJobLog.status.not_in(ACTIVE_STATUSES))
                  .limit(BATCH))
-        with db.atomic():
+        with write_txn(db):
             # one statement (the first of its transaction is a write: no SQLite read->write upgrade)
             deleted = int(ScheduledJobLog.delete().where(ScheduledJobLog.id.in_(batch)).execute())
         total += deleted

@@ -12,7 +12,7 @@ import signal
 
 _ACTIVE = frozenset(p.strip() for p in os.environ.get("HOOKSCHEDULER_FAILPOINTS", "").split(",") if p.strip())
 
-#: The points the tick passes through, in order (see tick.run_pass).
+#: The points a pass goes through, in order (see :func:`.claim.run_pass`).
 TICK_POINTS = ("before_claim", "after_claim", "after_commit", "after_send")
 
 

@@ -1,20 +1,21 @@
-"""The scheduler loop (``hookscheduler schedule``): passes over every site, sleeping until the next slot.
+"""The scheduler loop (``hookscheduler schedule``): cycles of one step per site (:mod:`.step`), sleeping until
+the next slot.
 
 Design points, each for a complaint users have about other schedulers:
 
 * it sleeps until the earliest ``next_execution`` of any site (capped by ``scheduler_tick_interval``, which
-  bounds how long a direct SQL edit waits), so a slot is enqueued within milliseconds of its time, not at the
-  next 60- or 240-second tick. It wakes :data:`LEAD` seconds early to do what the pass needs but the slot
-  need not wait for (re-reading the config files, the periodic sweep that must precede a pass), then waits
-  for the slot itself, so that only the pass stands between the slot and the enqueue;
+  bounds how long a direct SQL edit waits), so a slot is sent within milliseconds of its time, not at the
+  next 60- or 240-second tick. It wakes :data:`LEAD` seconds early to work ahead (re-read the config files,
+  run the first half of a due sweep), then waits for the slot itself, so that only the pass stands between
+  the slot and its send;
 * one bad site never stops the others; a Redis or database outage is logged once (and its recovery once),
   retried with exponential back-off, and the slots that came due meanwhile fire once when the service is back
-  (the tick's catch-up policy and outbox take care of "once");
-* several ``schedule`` processes may run against the same sites: the tick's compare-and-set makes that safe,
+  (the pass's catch-up policy and outbox take care of "once");
+* several ``schedule`` processes may run against the same sites: the claim's compare-and-set makes that safe,
   and on PostgreSQL they share the due rows between them; there is no leader election to get wrong;
-* each process announces itself with a heartbeat key in Redis (with a TTL), and records each site's last
-  completed pass, for ``scheduler status`` and ``doctor``;
-* SIGTERM / SIGINT finish the current pass and exit cleanly.
+* each process announces itself with a heartbeat key in Redis (with a TTL); each step writes its site's last
+  tick, for ``scheduler status`` and ``doctor``;
+* SIGTERM / SIGINT finish the current cycle and exit cleanly.
 
 The clock and the sleep are parameters, so tests drive the loop cycle by cycle at chosen instants.
 """
@@ -37,19 +38,18 @@ import peewee as pw
 import redis
 
 from ..broker.connection import redis_for
-from ..broker.keys import heartbeat_key, last_tick_key
+from ..broker.keys import heartbeat_key
 from ..config import load_bench, load_sites
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError
 from ..store.models import utcnow
 from ..timing.clock import SIM, real_seconds
-from .claim import PassResult, earliest_next, reconcile_active, repair_missing_slots, run_pass
-from .reanchor import reanchor_if_calendar_changed
+from .claim import PassResult, earliest_next
+from .step import SiteStep
 from .wake import WakeListener
 
 log = logging.getLogger(__name__)
 
-SWEEP_EVERY = 30.0  # seconds between sweeps over active runs that are not due
 HEARTBEAT_EVERY = 5.0
 MIN_SLEEP = 0.01
 LEAD = 0.1  # seconds before a slot at which the loop wakes to work ahead of its pass
@@ -63,21 +63,22 @@ TRANSIENT = (pw.OperationalError, pw.InterfaceError, redis.exceptions.RedisError
 
 @dataclass
 class SiteLoopState:
-    """Loop state for one site: its context, its back-off and the last error we reported."""
+    """Loop state for one site: its step (:class:`.step.SiteStep`), its back-off, the last error reported."""
 
-    ctx: SiteContext
+    step: SiteStep
     retry_at: datetime | None = None
     failures: int = 0
     last_error: str | None = None
-    last_tick_written: datetime | None = None
-    last_sweep: datetime | None = None
     next_due: datetime | None = None
-    swept_ahead: bool = False  # the pre-pass half of the sweep ran in :meth:`Scheduler.work_ahead`
+
+    @property
+    def ctx(self) -> SiteContext:
+        return self.step.ctx
 
 
 @dataclass
 class Scheduler:
-    """Drives :func:`hookscheduler.schedule.claim.run_pass` for every site of a bench."""
+    """Runs a step (:class:`.step.SiteStep`) for every site of a bench, cycle after cycle."""
 
     bench: str | None = None
     site: str | None = None
@@ -101,7 +102,7 @@ class Scheduler:
             seen.add(site.name)
             state = self.sites.get(site.name)
             if state is None:
-                self.sites[site.name] = SiteLoopState(SiteContext(site))
+                self.sites[site.name] = SiteLoopState(SiteStep(SiteContext(site)))
             else:
                 if state.ctx.site.db_url != site.db_url:
                     state.ctx.close()
@@ -136,41 +137,21 @@ class Scheduler:
         for state in self.sites.values():
             if state.retry_at is not None and now < state.retry_at:
                 continue
-            if self._sweep_due(state, now, ahead=FRESH) and not state.swept_ahead:
-                try:
-                    self._sweep_before_pass(state.ctx, now)
-                    state.swept_ahead = True
-                except Exception:  # the cycle retries the sweep and reports what fails
-                    log.debug("site %s: the sweep before the pass failed; the cycle will retry it", state.ctx.name)
+            try:
+                state.step.sweep_ahead(now, ahead=FRESH)
+            except Exception:  # the cycle retries the sweep and reports what fails
+                log.debug("site %s: the sweep before the pass failed; the cycle will retry it", state.ctx.name)
         self.worked_ahead_at = time.monotonic()
-
-    @staticmethod
-    def _sweep_due(state: SiteLoopState, now: datetime, ahead: float = 0.0) -> bool:
-        if state.last_sweep is None:
-            return True
-        return (now - state.last_sweep).total_seconds() + ahead >= SWEEP_EVERY
-
-    @staticmethod
-    def _sweep_before_pass(ctx: SiteContext, now: datetime) -> None:
-        """Before the pass: a changed time zone must not fire one slot at the old time."""
-        reanchor_if_calendar_changed(ctx, now)
-        repair_missing_slots(ctx, now)
 
     def _step_site(self, state: SiteLoopState, now: datetime) -> None:
         ctx = state.ctx
         try:
-            conn = redis_for(ctx.site)
-            sweep = state.swept_ahead or self._sweep_due(state, now)
-            if sweep and not state.swept_ahead:
-                self._sweep_before_pass(ctx, now)
-            result = run_pass(ctx, conn, now)
+            result = state.step.run(redis_for(ctx.site), now)
             if result.send_error:  # "<Type>: <message>": report it as the same outage a direct call would
                 raise redis.exceptions.ConnectionError(result.send_error.partition(": ")[2] or result.send_error)
-            if sweep:
-                reconcile_active(ctx, conn, now)
-                state.last_sweep, state.swept_ahead = now, False
-            state.next_due = earliest_next(ctx)
-            self._write_last_tick(state, conn, now)
+            # inactive: the due slots are held, so the earliest one is no wake-up time (the tick-interval cap
+            # notices a resume; a pause with an end wakes the loop at its end)
+            state.next_due = result.resume_at if result.inactive else earliest_next(ctx)
             if self.keep_results:
                 self.results.append(result)
             if result.fired or result.skipped or result.missed:
@@ -189,7 +170,7 @@ class Scheduler:
 
     def _fail(self, state: SiteLoopState, now: datetime, exc: BaseException) -> None:
         state.failures += 1
-        state.swept_ahead = False
+        state.step.forget_ahead()
         delay = min(MAX_BACKOFF, 0.5 * 2 ** min(state.failures - 1, 10))
         state.retry_at = now + timedelta(seconds=delay)
         state.ctx.close()  # reconnect next time: the connection may be broken
@@ -202,12 +183,6 @@ class Scheduler:
         from ..security.redact import redact
 
         log.error("%s%s", f"site {site}: " if site else "", redact(message))
-
-    def _write_last_tick(self, state: SiteLoopState, conn: redis.Redis, now: datetime) -> None:
-        if state.last_tick_written and (now - state.last_tick_written).total_seconds() < 1:
-            return
-        conn.set(last_tick_key(state.ctx.bench.bench_id, state.ctx.name), now.isoformat(), ex=7 * 86400)
-        state.last_tick_written = now
 
     def _heartbeat(self, now: datetime) -> None:
         if self.last_heartbeat and (now - self.last_heartbeat).total_seconds() < HEARTBEAT_EVERY:

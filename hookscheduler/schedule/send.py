@@ -1,6 +1,6 @@
 """Sending claimed runs to RQ: many at once, each at most once.
 
-The tick claims slots in the database first (the outbox), then calls :func:`send_runs`. Every run has a
+The pass claims slots in the database first (the outbox), then calls :func:`send_runs`. Every run has a
 deterministic RQ job id, and it is written with RQ's own atomic "unique enqueue" script (check the job key,
 save the hash, push the id), all runs of a pass in one pipeline. So a run sent twice (a crashed sender's
 outbox row re-sent by another process, or two processes re-sending the same row) lands in RQ once: the second

@@ -10,14 +10,17 @@ command, and an operator who sees the finding can tighten it with the ``chmod`` 
 from __future__ import annotations
 
 import json
+import re
 import stat
 from pathlib import Path
+from typing import Any
 
 from ..config import Site
 from ..store.database import open_database
+from .redact import redact
 
-#: A config value holding any of these is a secret (the password of a URL, or rq_password itself).
-_SECRET_KEYS = ("rq_password",)
+#: A config key whose value is a secret whatever it holds.
+_SECRET_KEY = re.compile(r"password|passwd|pwd|secret|encryption_key|token", re.I)
 
 
 def _mode(path: Path) -> int | None:
@@ -43,12 +46,18 @@ def _holds_secret(path: Path) -> bool:
         data = json.loads(path.read_text(encoding="utf-8") or "{}")
     except (OSError, ValueError):
         return False
-    if not isinstance(data, dict):
-        return False
-    if any(data.get(k) for k in _SECRET_KEYS):
-        return True
-    return any(isinstance(v, str) and "://" in v and "@" in v.split("://", 1)[1].split("/", 1)[0]
-               and ":" in v.split("://", 1)[1].split("@", 1)[0] for v in data.values())
+    return _secret_in(data)
+
+
+def _secret_in(value: Any) -> bool:
+    """A password in any form: a key named like one (``rq_password``, Frappe's ``db_password``,
+    ``encryption_key``) with a value, or a string holding one (a URL's ``user:pass@``, a ``?password=``)."""
+    if isinstance(value, dict):
+        return any((_SECRET_KEY.search(str(k)) is not None and v not in (None, "", False)) or _secret_in(v)
+                   for k, v in value.items())
+    if isinstance(value, list):
+        return any(_secret_in(v) for v in value)
+    return isinstance(value, str) and redact(value) != value
 
 
 def loose_permissions(site: Site) -> list[str]:

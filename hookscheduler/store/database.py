@@ -1,6 +1,6 @@
 """Opening a site's database, binding the models to it, and its versioned schema.
 
-SQLite is the zero-config default: WAL mode and a long busy timeout let several tick processes share one file;
+SQLite is the zero-config default: WAL mode and a long busy timeout let several scheduler processes share one file;
 transactions that write are opened ``IMMEDIATE`` (see :func:`write_txn`) so that a reader never has to upgrade
 to a writer mid-transaction, which in WAL mode fails at once instead of waiting. The SQLite file and its
 folder are created owner-only (0700 / 0600): the table can hold tracebacks with secrets in them.
@@ -23,7 +23,7 @@ import peewee as pw
 from ..exceptions import ConfigError, SchemaError, ServiceUnavailable
 from ..security.redact import redact, url_error
 from ..worker import warm
-from .models import ALL_MODELS, SchedulerState, database_proxy, utcnow
+from .models import ALL_MODELS, SchedulerInactivity, SchedulerState, database_proxy, utcnow
 
 
 class PostgresqlDatabase(pw.PostgresqlDatabase):
@@ -74,20 +74,24 @@ def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
         dbname = unquote(parts.path.lstrip("/"))
         if not dbname:
             raise ConfigError(f"db_url {redact(url)} names no database; use postgresql://user:pass@host:port/db")
+        if getattr(pw, "psycopg2", None) is None:  # peewee's import of the driver is optional: say what to install
+            raise ConfigError(f"db_url {redact(url)} is PostgreSQL, but its driver (psycopg2) is not installed: "
+                              "pip install 'hookscheduler[postgres]'")
         try:
             port = parts.port  # urllib checks it only now: "host:abc" or "host:99999" raise ValueError
         except ValueError as exc:
             raise ConfigError(f"db_url {redact(url)}: {url_error(exc)}; "
                               "use postgresql://user:pass@host:port/db") from None
-        return PostgresqlDatabase(
-            dbname,
-            spare_key=url,
-            user=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            host=parts.hostname or None,
-            port=port,
-            **options,
-        )
+        given = {"user": unquote(parts.username) if parts.username else None,
+                 "password": unquote(parts.password) if parts.password else None,
+                 "host": parts.hostname or None, "port": port}
+        for key, value in given.items():
+            if key in options and value is not None:
+                raise ConfigError(f"db_url {redact(url)} gives the {key} both in the URL and as a ?{key}= parameter; "
+                                  "keep one")
+            options.setdefault(key, value)
+        options.pop("dbname", None)  # libpq's spelling of the path's database; the path wins
+        return PostgresqlDatabase(dbname, spare_key=url, **options)
     raise ConfigError(
         f"db_url {redact(url)}: unsupported scheme {parts.scheme!r}; use sqlite:///path or postgresql://..."
     )
@@ -127,6 +131,7 @@ def connect(url: str, base_dir: Path | None = None, create: bool = False) -> pw.
             ) from None
         finally:
             os.umask(old_umask)
+        db._hs_identity = _file_identity(db.database)  # type: ignore[attr-defined]
         return db
     try:
         db.connect(reuse_if_open=True)
@@ -136,6 +141,28 @@ def connect(url: str, base_dir: Path | None = None, create: bool = False) -> pw.
             f"cannot connect to database {redact(url)}: {first}; check db_url and that the server is up"
         ) from None
     return db
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def sqlite_file_changed(db: pw.Database) -> str | None:
+    """How the SQLite file behind an open ``db`` changed since :func:`connect` opened it ("deleted",
+    "replaced"), or None. A process holding an open connection to a deleted file goes on writing into a file
+    nobody else can see, and one holding a replaced file (a restored backup moved into place) writes into the
+    old one: both lose every write without an error, so a long-running process checks before each use."""
+    opened = getattr(db, "_hs_identity", None)
+    if opened is None or not isinstance(db, pw.SqliteDatabase):
+        return None
+    now = _file_identity(db.database)
+    if now == opened:
+        return None
+    return "deleted" if now is None else "replaced"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -151,10 +178,27 @@ def bind(db: pw.Database) -> pw.Database:
 
 @contextlib.contextmanager
 def write_txn(db: pw.Database) -> Iterator[None]:
-    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, a normal one on PostgreSQL."""
+    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, a normal one on PostgreSQL; a failure
+    raises its real cause (:func:`real_cause`)."""
     ctx = db.atomic("IMMEDIATE") if isinstance(db, pw.SqliteDatabase) else db.atomic()
-    with ctx:
-        yield
+    try:
+        with ctx:
+            yield
+    except pw.OperationalError as exc:
+        cause = real_cause(exc)
+        if cause is exc:
+            raise
+        raise cause from None
+
+
+def real_cause(exc: BaseException) -> BaseException:
+    """The error worth reporting: when SQLite gives up a transaction itself (disk full, an I/O error, a
+    database that turned read-only), the rollback that follows fails with "cannot rollback - no transaction is
+    active", and that message would replace the one that says what went wrong."""
+    cause = exc
+    while "no transaction is active" in str(cause) and cause.__context__ is not None:  # peewee wraps sqlite3's
+        cause = cause.__context__
+    return cause
 
 
 # --- versioned schema -------------------------------------------------------------------------------
@@ -166,14 +210,14 @@ def _v1(db: pw.Database) -> None:
 def _v2(db: pw.Database) -> None:
     """Leaner ledger indexes. A run's log row is written three or four times (queued, sent, started, finished)
     and on PostgreSQL every write that changes an indexed column adds an entry to *every* index of the row, so
-    each index is paid for on the tick's and the worker's hot paths:
+    each index is paid for on the pass's and the worker's hot paths:
 
     * ``(job_id)`` alone goes: ``(job_id, scheduled_for)`` has the same leading column (it also serves the
       ``ON DELETE CASCADE`` from ``scheduled_job_type``);
     * ``(job_id, status)`` becomes ``(job_id) WHERE status IN ('queued', 'started')``: its readers only ask for
       a job's active runs, and finished rows (nearly all of them) leave the index;
     * ``(status, enqueued_at)`` becomes the outbox, ``(id) WHERE status = 'queued' AND enqueued_at IS NULL``:
-      a row is in it only between its claim and its send, so the tick's probe reads an index that is empty
+      a row is in it only between its claim and its send, so the pass's probe reads an index that is empty
       in steady state.
 
     Queries that should use a partial index spell its predicate with literals (SQLite matches them textually).
@@ -193,14 +237,25 @@ TROUBLE = "(status IN ('missed', 'skipped', 'failed') OR slots > 1 OR \"trigger\
 def _v3(db: pw.Database) -> None:
     """An index for "what went wrong since T" (``jobs missed``, failed runs, the dashboard's missed-and-failed
     page): slots by time, holding only the rows that did not run cleanly -- missed, skipped, failed, or a
-    catch-up run. A healthy run never enters it, so the tick's and the worker's writes of healthy runs do not
+    catch-up run. A healthy run never enters it, so the pass's and the worker's writes of healthy runs do not
     pay for it, and those queries read the trouble rows since T instead of every row of the ledger since T."""
     db.execute_sql('CREATE INDEX IF NOT EXISTS "scheduled_job_log_trouble" ON "scheduled_job_log" '  # type: ignore[no-untyped-call]
                    f'("scheduled_for") WHERE {TROUBLE}')
 
 
+def _v4(db: pw.Database) -> None:
+    """Pauses that end by themselves and catch-up after a pause: ``scheduled_job_type.stopped_until``
+    (``jobs disable --until T``) and the ``scheduler_inactivity`` table (when and why the site's scheduler was
+    inactive; see :class:`~hookscheduler.store.models.SchedulerInactivity`). Idempotent: version 1 creates
+    today's models, so a database created after this step already has both."""
+    if "stopped_until" not in {c.name for c in db.get_columns("scheduled_job_type")}:
+        kind = "TIMESTAMP" if isinstance(db, pw.PostgresqlDatabase) else "DATETIME"
+        db.execute_sql(f'ALTER TABLE "scheduled_job_type" ADD COLUMN "stopped_until" {kind}')  # type: ignore[no-untyped-call]
+    db.create_tables([SchedulerInactivity], safe=True)
+
+
 #: Schema migrations in order; index + 1 is the version each one produces. Append, never edit.
-MIGRATIONS: list[Callable[[pw.Database], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[pw.Database], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,21 +1,12 @@
 """Ledger transitions of a run, written by the worker: ``queued -> started -> complete | failed``.
 
-Each transition is its own short transaction, separate from the job's work, so that a job's rollback never
-erases its own log row, and a failing log write never stops the job (Frappe #41245): callers wrap these in
-:func:`best_effort` (or, in the worker, ``runner._ledger``). ``queued -> started`` is a compare-and-set: a second
-delivery of a run that already started (or finished) finds no ``queued`` row and is not run again.
-
-The statements are plain SQL with parameters rather than peewee queries: they run once or twice per job in a
-freshly forked work horse, where building a query touches (and so copies) many pages of the parent's memory;
-plain SQL costs a fraction of that, and worker throughput is a stated goal. They use only the columns and
-values the models define, in the storage format peewee uses (naive UTC; ISO text on SQLite).
-
-On PostgreSQL every statement is a network round trip on a connection the horse has just opened, so the start
-(``queued -> started`` and ``last_execution``) is sent as one multi-statement request plus its COMMIT
-(:func:`start_in_one_trip`), and the outcome as one request (:func:`finish_in_one_trip`), instead of seven and
-four. They are the same statements in the same transaction; the compare-and-set is the same ``UPDATE ... WHERE
-status = 'queued'``. If one fails, it is rolled back and the caller takes the careful path (each write on its
-own, the log row's in a savepoint), which keeps ``last_execution`` advancing when only the log table is broken.
+Each transition is its own short transaction, separate from the job's work: a job's rollback never erases
+its log row, and a failing log write never stops the job (callers wrap these in :func:`best_effort` or
+``runner._ledger``). ``queued -> started`` is a compare-and-set: a second delivery finds no ``queued`` row
+and is not run (docs/exactly-once.md, I5). The statements are plain SQL, not peewee queries: they run in a
+freshly forked work horse, where building a query copies many of the parent's memory pages. On PostgreSQL
+the start and the outcome are each one round trip (:func:`start_in_one_trip`, :func:`finish_in_one_trip`);
+if one fails, the caller takes the careful path (each write on its own, the log row's in a savepoint).
 """
 
 from __future__ import annotations
@@ -126,7 +117,7 @@ def advance_last_execution(db: pw.Database, job_name: str, started: datetime) ->
 
 def record_finished(db: pw.Database, rq_job_id: str, status: str, now: datetime, *, traceback: str | None = None,
                   reason: str | None = None, started: datetime | None = None) -> None:
-    """Record the outcome; it overrides an earlier verdict of the tick (e.g. "abandoned"): the worker knows.
+    """Record the outcome; it overrides an earlier verdict of the sweep (e.g. "abandoned"): the worker knows.
     ``started``: when the caller started the run itself (saves reading the row back for the duration)."""
     with ledger_txn(db):
         if started is None:

@@ -35,11 +35,11 @@ def test_work_ahead_reanchors_before_the_pass_and_the_cycle_does_not_sweep_twice
     sched = Scheduler(bench=str(bench), now_fn=lambda: clock["now"])
     sched.work_ahead()  # re-reads the config (the new zone) and runs the sweep that must precede a pass
     state = sched.sites["default"]
-    assert state.swept_ahead and sched.worked_ahead_at is not None
+    assert state.step.swept_ahead and sched.worked_ahead_at is not None
     state.ctx.database()
     assert ScheduledJobType.get().next_execution == datetime(2026, 1, 5, 23, 0)  # moved before any pass
     sched.cycle()
-    assert not state.swept_ahead and state.last_sweep == clock["now"]  # the sweep's second half ran
+    assert not state.step.swept_ahead and state.step.last_sweep == clock["now"]  # the sweep's second half ran
     assert sched.worked_ahead_at is None  # work ahead serves one cycle only
     assert ScheduledJobLog.select().count() == 0  # nothing fired at the old time
 

@@ -92,3 +92,20 @@ def test_doctor_reports_a_world_readable_config_holding_a_password(bench_factory
     assert "not-for-others" not in json.dumps(check)
     os.chmod(common, 0o600)
     assert _doctor_permissions(bench)["ok"]
+
+
+@pytest.mark.parametrize("secret", [
+    {"db_password": "frappe-db-pass"},  # a key Frappe benches carry (accepted and ignored)
+    {"encryption_key": "k3y"},
+    {"db_url": "postgresql://app@127.0.0.1:1/x?password=pw-in-query"},
+    {"redis_queue": "redis://:pass/with/slashes@127.0.0.1:6379/0"},
+    {"db_url": "postgresql://app:with space@127.0.0.1:1/x"},
+])
+def test_doctor_reports_a_readable_config_holding_a_password_in_any_form(bench_factory, secret):
+    bench = bench_factory.make({"app1": HOOKS})
+    assert run(bench, "migrate").code == 0
+    site_conf = bench / "sites" / "default" / "site_config.json"
+    site_conf.write_text(json.dumps(secret))
+    os.chmod(site_conf, 0o644)
+    check = _doctor_permissions(bench)
+    assert not check["ok"] and f"{site_conf} is 0644 and holds a password" in check["detail"], check

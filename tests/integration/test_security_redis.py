@@ -139,6 +139,10 @@ def test_wrong_or_missing_password_is_one_clear_line_without_the_password(bench_
             assert result.code == 1 and "Error: site default: " in result.err, result.err
             assert "refused the credentials" in result.err and "Traceback" not in result.err
         else:
+            if "--rq-password" in argv:  # the warning that the password shows in `ps` comes first
+                warning, _, rest = result.err.partition("\n")
+                assert warning.startswith("Warning: --rq-password is visible"), result.err
+                result = Result(result.code, result.out, rest)
             assert_one_line_error(result, 1, "refused the credentials", "rq_username/rq_password")
         _no_secret(result, secret=WRONG)
         _no_secret(result)
@@ -185,3 +189,26 @@ def test_settings_json_never_echoes_the_password(bench_factory, acl_redis):
     result = run(bench, "set-config", "-g", "rq_password", json.dumps(ACL_PASSWORD))
     assert result.code == 0 and "***" in result.out
     _no_secret(result)
+
+
+def test_the_worker_reads_the_password_from_a_file_kept_out_of_ps(bench_factory, acl_redis, monkeypatch, tmp_path):
+    bench = _bench(bench_factory, acl_redis.url())
+    monkeypatch.setenv("HOOKSCHEDULER_RQ_USERNAME", ACL_USER)
+    monkeypatch.setenv("HOOKSCHEDULER_RQ_PASSWORD", ACL_PASSWORD)
+    secret = tmp_path / "rq-password"
+    secret.write_text(ACL_PASSWORD + "\n")
+    secret.chmod(0o600)
+    _end_to_end(bench, ("--rq-username", ACL_USER, "--rq-password-file", str(secret)))
+
+
+def test_the_worker_warns_about_a_password_on_its_command_line_and_refuses_bad_files(bench_factory, tmp_path):
+    bench = _bench(bench_factory, "redis://127.0.0.1:1/0")
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    for args, needle in ((("--rq-password-file", str(tmp_path / "missing")), "cannot be read"),
+                         (("--rq-password-file", str(empty)), "the first line is empty"),
+                         (("--rq-password", "x", "--rq-password-file", str(empty)), "not both")):
+        r = run(bench, "worker", "--burst", *args)
+        assert r.code == 2 and needle in r.err and len(r.err.strip().splitlines()) == 1, (args, r.err)
+    r = run(bench, "worker", "--burst", "--rq-password", "on-the-command-line")
+    assert "--rq-password is visible to every user" in r.err and "on-the-command-line" not in r.err + r.out

@@ -1,0 +1,93 @@
+"""One site's *step*: everything a scheduler does for one site at one instant, in one place.
+
+Both ways of scheduling a site run this and nothing else: the ``schedule`` loop (a step per site per cycle)
+and ``hookscheduler tick`` (one step per site from system cron or a Kubernetes CronJob, then exit). A step is,
+in this order:
+
+1. the first half of the *sweep* (when one is due): *re-anchor* the jobs if the site's calendar changed (a new
+   ``time_zone`` must not fire one slot at the old time, so this precedes the pass) and *repair* jobs that
+   have no next slot;
+2. the *pass* (:func:`.claim.run_pass`): the exactly-once protocol over the due jobs;
+3. the second half of the sweep: *reconcile* the site's active runs against RQ (settle the ones that are over,
+   put orphans back on their queue), whether or not their job is due;
+4. the site's *last tick*: a Redis key saying when a step last completed, read by ``scheduler status`` and
+   ``doctor``.
+
+When Redis refused the pass's runs (they stay in the outbox), the step stops after the pass: reconciling needs
+the Redis that just failed, and the last tick must not claim a step that did not complete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis
+
+from ..broker.keys import last_tick_key
+from ..context import SiteContext
+from .claim import PassResult, reconcile_active, repair_missing_slots, run_pass
+from .reanchor import reanchor_if_calendar_changed
+
+#: Seconds between sweeps in the loop (a sweep reads every active run of the site and asks RQ about them).
+SWEEP_EVERY = 30.0
+#: Seconds the last-tick key lives: long after any outage, short enough that a removed site's key goes away.
+LAST_TICK_TTL = 7 * 86400
+#: Seconds between two writes of the last-tick key: a loop stepping every few milliseconds writes it once.
+LAST_TICK_EVERY = 1.0
+
+
+@dataclass
+class SiteStep:
+    """One site's step, and what it remembers between steps: when it last swept and wrote its last tick, and
+    whether the first half of the next sweep already ran ahead of the slot (:meth:`sweep_ahead`)."""
+
+    ctx: SiteContext
+    last_sweep: datetime | None = None
+    swept_ahead: bool = False
+    last_tick_written: datetime | None = None
+
+    def sweep_due(self, now: datetime, ahead: float = 0.0) -> bool:
+        """Whether the step at ``now`` (plus ``ahead`` seconds) sweeps: always the first time."""
+        if self.last_sweep is None:
+            return True
+        return (now - self.last_sweep).total_seconds() + ahead >= SWEEP_EVERY
+
+    def sweep_ahead(self, now: datetime, ahead: float) -> None:
+        """Just before a slot: run the first half of a sweep due within ``ahead`` seconds now, so the slot
+        waits only for its pass. An error propagates and leaves the step as it was (the step retries)."""
+        if self.swept_ahead or not self.sweep_due(now, ahead):
+            return
+        sweep_before_pass(self.ctx, now)
+        self.swept_ahead = True
+
+    def run(self, conn: redis.Redis, now: datetime, sweep: bool | None = None) -> PassResult:
+        """The step at ``now`` (naive UTC). ``sweep``: force the sweep on or off (default: when due, or when
+        its first half ran ahead). Errors propagate; :meth:`forget_ahead` after one."""
+        sweep = self.swept_ahead or (self.sweep_due(now) if sweep is None else sweep)
+        if sweep and not self.swept_ahead:
+            sweep_before_pass(self.ctx, now)
+        result = run_pass(self.ctx, conn, now)
+        if result.send_error:
+            return result
+        if sweep:
+            reconcile_active(self.ctx, conn, now)
+            self.last_sweep, self.swept_ahead = now, False
+        self._write_last_tick(conn, now)
+        return result
+
+    def forget_ahead(self) -> None:
+        """After a failed step: the sweep's first half runs again (the database may have rolled it back)."""
+        self.swept_ahead = False
+
+    def _write_last_tick(self, conn: redis.Redis, now: datetime) -> None:
+        if self.last_tick_written and (now - self.last_tick_written).total_seconds() < LAST_TICK_EVERY:
+            return
+        conn.set(last_tick_key(self.ctx.bench.bench_id, self.ctx.name), now.isoformat(), ex=LAST_TICK_TTL)
+        self.last_tick_written = now
+
+
+def sweep_before_pass(ctx: SiteContext, now: datetime) -> None:
+    """The sweep's first half: re-anchor after a calendar change, then repair jobs without a next slot."""
+    reanchor_if_calendar_changed(ctx, now)
+    repair_missing_slots(ctx, now)
