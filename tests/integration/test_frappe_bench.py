@@ -109,6 +109,9 @@ def test_ignored_keys_that_change_behaviour_are_noted(bench_factory, capsys):
     assert "common_site_config.json" in notes[0]
     code, _, err = run(capsys, "tick")  # the commands that run jobs say it too
     assert code == 0 and "Note: " in err and "background_process_niceness" in err
+    _, out, _ = run(capsys, "doctor", "--format", "json")
+    check = next(c for c in json.loads(out)["checks"] if c["check"] == "frappe keys")
+    assert check["ok"] is True and "background_process_niceness" in check["detail"]
 
 
 # --- scheduler_interval -------------------------------------------------------------------------------------------
