@@ -39,6 +39,7 @@ from ..exceptions import HookSchedulerError, SchemaError
 from ..ops.retention import trim_failed_registry
 from ..security.redact import redact, redact_failure
 from ..states import LedgerStatus
+from ..store.database import real_cause
 from ..store.models import ScheduledJobType, utcnow
 from . import ledger, marks
 
@@ -185,9 +186,15 @@ def job_transaction(db: pw.Database | None) -> Iterator[None]:
         try:
             txn.__exit__(*sys.exc_info())
         except Exception as exc:
-            log.warning("rollback after the job's failure failed too: %s", _one_line(exc))
+            log.warning("rollback after the job's failure failed too: %s", _one_line(real_cause(exc)))
         raise
-    txn.__exit__(None, None, None)
+    try:
+        txn.__exit__(None, None, None)
+    except pw.OperationalError as exc:  # the commit failed: say why (disk full, read-only), not "cannot rollback"
+        cause = real_cause(exc)
+        if cause is exc:
+            raise
+        raise cause from None
 
 
 # --- entry points ---------------------------------------------------------------------------------
