@@ -34,6 +34,13 @@ class CliState:
     def each(self) -> list[SiteContext]:
         return open_sites(self.bench, self.site, self.overrides)
 
+    def targets(self) -> list[SiteContext]:
+        """The site a one-site command acts on, or every site with ``--site all`` (as Frappe's bench does for
+        ``set-config``, ``scheduler pause`` and the like)."""
+        from ..config import ALL_SITES
+
+        return self.each() if self.site == ALL_SITES else [self.one()]
+
     def site_config(self) -> Site:
         return self.one().site
 
@@ -171,13 +178,13 @@ def stderr(text: str) -> None:
     click.echo(redact(text), err=True)
 
 
-def print_config_notes(contexts: list[SiteContext]) -> None:
+def print_config_notes(sites: list[Site]) -> None:
     """Say, once per process, which Frappe keys of the sites' config files are ignored although Frappe would
     act on them (see :mod:`hookscheduler.config.frappe_keys`): an ignored key that changes behaviour is never
     silent."""
     from ..config import config_notes
 
-    for line in dict.fromkeys(n for ctx in contexts for n in config_notes(ctx.site)):
+    for line in dict.fromkeys(n for site in sites for n in config_notes(site)):
         stderr(f"Note: {line}")
 
 
