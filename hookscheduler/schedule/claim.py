@@ -71,6 +71,7 @@ from ._faults import failpoint
 from .decide import Decision, Entry, JobState, Slots, decide
 from .judge import RQ_OVER, Verdict, judge
 from .orphans import ORPHAN_GRACE, requeue_orphans
+from .rows import FIX_HINT, flag, report_once, usable
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class PassResult:
     sent_ids: list[str] = field(default_factory=list)
     send_error: str | None = None
     inactive: str | None = None
+    bad: int = 0  # due rows skipped because they cannot be acted on (schedule/rows.py)
 
 
 def grace_seconds(ctx: SiteContext) -> float:
@@ -137,18 +139,14 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     memo: dict[tuple[str, str, datetime], Slots] = {}
     for _ in range(1000):  # bounded: each batch moves every row it selected past `now`
         with write_txn(db):
-            rows = select_due(db, now, batch)
+            selected = select_due(db, now, batch)
+            rows = usable(ctx.name, selected)  # a bad row is reported and skipped; it never stops the site
+            result.bad += len(selected) - len(rows)
             if not rows:
                 break
             result.due += len(rows)
             verdicts = active_runs(rows, conn, now, ctx.bench.bench_id)
-            decisions = [
-                decide(JobState(r.id, r.name, r.frequency, r.cron_format, r.next_execution, r.stopped,
-                                r.catchup, r.catchup_limit, r.overlap),
-                       now, calendar, grace=grace, inactive=result.inactive,
-                       blocked=_blocking(verdicts.get(r.id)), memo=memo)
-                for r in rows
-            ]
+            decisions = _decide_each(ctx.name, rows, now, calendar, grace, result.inactive, verdicts, memo)
             failpoint("before_claim")
             won = claim(db, decisions)
             result.lost_claims += len(decisions) - len(won)
@@ -158,9 +156,26 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
         _send(ctx, conn, runs, result)
         if any(v.resend for vs in verdicts.values() for v in vs):
             result.resent += resend_outbox(ctx, conn, result)
-        if len(rows) < batch:
+        if len(selected) < batch:
             break
     return result
+
+
+def _decide_each(site: str, rows: Sequence[DueRow], now: datetime, calendar: Any, grace: float,
+                 inactive: str | None, verdicts: dict[int, list[Verdict]],
+                 memo: dict[tuple[str, str, datetime], Slots]) -> list[Decision]:
+    """:func:`.decide.decide` for each row; a row it cannot decide about (a value no check foresaw) is
+    reported and left out, like a row :func:`.rows.usable` refused."""
+    decisions = []
+    for r in rows:
+        try:
+            decisions.append(decide(JobState(r.id, r.name, r.frequency, r.cron_format, r.next_execution, r.stopped,
+                                             r.catchup, r.catchup_limit, r.overlap),
+                                    now, calendar, grace=grace, inactive=inactive,
+                                    blocked=_blocking(verdicts.get(r.id)), memo=memo))
+        except Exception as exc:
+            report_once(site, r.name, f"{type(exc).__name__}: {exc}")
+    return decisions
 
 
 @dataclass(frozen=True)
@@ -241,8 +256,22 @@ def select_due(db: pw.Database, now: datetime, limit: int) -> list[DueRow]:
     if isinstance(db, pw.PostgresqlDatabase):
         sql += " FOR UPDATE SKIP LOCKED"
     rows = _cursor(db, sql, [_sql_dt(db, now), False, limit]).fetchall()
-    return [DueRow(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7], r[8], r[9], bool(r[10]), _dt(r[11]))
-            for r in rows]
+    # a boolean stored as a word is read as that word says; a value that is neither (or a next_execution
+    # that is not a time) is passed on as it is, for rows.usable to refuse
+    return [DueRow(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7], r[8], r[9],
+                   _flag_or_raw(r[10]), _dt_or_raw(r[11])) for r in rows]
+
+
+def _flag_or_raw(value: Any) -> Any:
+    parsed = flag(value)
+    return value if parsed is None else parsed
+
+
+def _dt_or_raw(value: Any) -> Any:
+    try:
+        return _dt(value)
+    except ValueError:
+        return value
 
 
 def _ph(db: pw.Database) -> str:
@@ -464,7 +493,10 @@ def _send(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run], result: Pas
     if not runs:
         return
     try:
-        sent = send.send_runs(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
+        try:
+            sent = send.send_runs(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
+        except (ValueError, TypeError):  # one run RQ refuses (a timeout of 0 set with SQL) must not hold the rest
+            sent = _send_one_by_one(ctx, conn, runs)
         failpoint("after_send")  # in Redis, not marked sent: a re-send must not double it
     except redis.exceptions.RedisError as exc:
         result.send_error = f"{type(exc).__name__}: {exc}"
@@ -474,6 +506,23 @@ def _send(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run], result: Pas
         return
     record_sent(sent, utcnow())
     result.sent_ids += sent
+
+
+def _send_one_by_one(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> list[str]:
+    """Send each run alone; a run RQ refuses is recorded failed with why (it would block the outbox for ever)."""
+    sent: list[str] = []
+    for run in runs:
+        try:
+            sent += send.send_runs(conn, ctx.bench.bench_id, [run], **ctx.site.settings.rq_ttls)
+        except (ValueError, TypeError) as exc:
+            reason = f"not sent: RQ refused it ({exc}); {FIX_HINT}"
+            report_once(ctx.name, run.job_name, f"its run was refused by RQ: {exc}")
+            with write_txn(ctx.database()):
+                (ScheduledJobLog.update(status=LedgerStatus.FAILED, reason=reason, finished_at=utcnow(),
+                                        modified_at=utcnow())
+                 .where((ScheduledJobLog.rq_job_id == run.rq_job_id) & (ScheduledJobLog.status == QUEUED))
+                 .execute())
+    return sent
 
 
 def record_sent(rq_ids: list[str], now: datetime) -> None:

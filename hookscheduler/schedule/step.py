@@ -28,6 +28,7 @@ from ..broker.keys import last_tick_key
 from ..context import SiteContext
 from .claim import PassResult, reconcile_active, repair_missing_slots, run_pass
 from .reanchor import reanchor_if_calendar_changed
+from .rows import repair_values
 
 #: Seconds between sweeps in the loop (a sweep reads every active run of the site and asks RQ about them).
 SWEEP_EVERY = 30.0
@@ -90,4 +91,5 @@ class SiteStep:
 def sweep_before_pass(ctx: SiteContext, now: datetime) -> None:
     """The sweep's first half: re-anchor after a calendar change, then repair jobs without a next slot."""
     reanchor_if_calendar_changed(ctx, now)
+    repair_values(ctx, now)  # text booleans, a next_execution that is not a time (then repaired below)
     repair_missing_slots(ctx, now)
