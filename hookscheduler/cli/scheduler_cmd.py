@@ -13,6 +13,7 @@ from ..exceptions import BadInput, ServiceUnavailable
 from ..ops import scheduler as sched
 from ..ops.jobs import actor
 from ..store.models import utcnow
+from ..timing.moments import parse_until
 from .base import CliState, cli, echo, fail, pass_state
 from .common import ago, connect
 from .output import format_option, local, one_line_text, table, to_json
@@ -25,11 +26,15 @@ def scheduler() -> None:
 
 @scheduler.command("status")
 @click.option("-v", "--verbose", is_flag=True, help="Also the scheduler processes and per-queue counts.")
+@click.option("--check", is_flag=True,
+              help="Exit 1 unless every site's scheduler is enabled and a `schedule` process serving it is alive "
+                   "(for health checks and scripts).")
 @format_option
 @pass_state
-def status_cmd(state: CliState, verbose: bool, fmt: str) -> None:
+def status_cmd(state: CliState, verbose: bool, check: bool, fmt: str) -> None:
     """Enabled, disabled or paused (and why), last tick, whether a `schedule` process is alive, pending and
-    failed jobs. Without --site: every site (JSON: a list)."""
+    failed jobs. Without --site: every site (JSON: a list). With --check: exit 1 when a site's jobs would not
+    run."""
     contexts = state.each()
     statuses = [_status(ctx) for ctx in contexts]
     if fmt == "json":
@@ -42,6 +47,19 @@ def status_cmd(state: CliState, verbose: bool, fmt: str) -> None:
     errors = [s.redis_error for s in statuses if s.redis_error]
     if errors:  # the database half was printed; the command still failed (exit 1, one line)
         fail(errors[0])
+    if check:
+        failing = [why for s in statuses if (why := not_running(s))]
+        if failing:
+            fail("; ".join(failing))
+
+
+def not_running(st: sched.SiteStatus) -> str | None:
+    """Why the site's scheduled jobs would not run now (for ``--check``), or None."""
+    if st.status != sched.ENABLED:
+        return f"site {st.site}: scheduler {st.status}" + (f" ({st.reason})" if st.reason else "")
+    if not st.scheduler_alive:
+        return f"site {st.site}: no `hookscheduler schedule` process is alive"
+    return None
 
 
 def _status(ctx: SiteContext) -> sched.SiteStatus:
@@ -79,18 +97,25 @@ def _still_inactive(state: CliState) -> None:
 
 
 @scheduler.command("pause")
+@click.option("--until", "until_text", metavar="T",
+              help="Resume by itself at T: an ISO time (site zone unless it has an offset) or a duration ahead "
+                   "(20m, 2h).")
 @pass_state
-def pause_cmd(state: CliState) -> None:
-    """Pause (sets pause_scheduler in site_config.json): slots are logged as skipped until resume."""
+def pause_cmd(state: CliState, until_text: str | None) -> None:
+    """Pause (sets pause_scheduler in site_config.json) until resume, or until T. Slots due meanwhile are held:
+    on resume each job's catchup policy applies (default: one catch-up run); stopped jobs stay skipped."""
     ctx = state.one()
-    sched.set_paused(ctx, True)
-    echo(f"Scheduler is paused for site {ctx.name}")
+    until = parse_until(until_text, utcnow(), ctx.site.time_zone) if until_text is not None else None
+    sched.set_paused(ctx, True, until)
+    end = f" until {local(until, ctx.site.time_zone)}" if until else ""
+    echo(f"Scheduler is paused for site {ctx.name}{end}")
 
 
 @scheduler.command("resume")
 @pass_state
 def resume_cmd(state: CliState) -> None:
-    """Resume after pause: the next slot of every job fires as usual (no burst)."""
+    """Resume after pause: slots held during the pause are caught up per each job's catchup policy (one run by
+    default), then every job fires on its schedule."""
     ctx = state.one()
     sched.set_paused(ctx, False)
     echo(f"Scheduler is resumed for site {ctx.name}")

@@ -17,6 +17,7 @@ import peewee as pw
 import redis
 
 from ..broker.connection import check_redis, redis_for
+from ..config import config_notes
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError
 from ..security.permissions import loose_permissions
@@ -38,7 +39,8 @@ FAILED_WINDOW = timedelta(hours=24)
 class Check:
     site: str
     name: str
-    ok: bool
+    #: True passed, False a problem, None not checked (what it needs failed: that failure is the problem)
+    ok: bool | None
     detail: str
     hint: str | None = None
 
@@ -53,11 +55,16 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
+        """Every check passed; a check that could not run is not a pass."""
+        return all(c.ok is True for c in self.checks)
 
     @property
     def problems(self) -> list[Check]:
-        return [c for c in self.checks if not c.ok]
+        return [c for c in self.checks if c.ok is False]
+
+    @property
+    def skipped(self) -> list[Check]:
+        return [c for c in self.checks if c.ok is None]
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks],
@@ -85,11 +92,14 @@ def diagnose(contexts: list[SiteContext], now: datetime | None = None) -> Report
 def _site(ctx: SiteContext, report: Report, now: datetime) -> None:
     site = ctx.name
 
-    def add(name: str, ok: bool, detail: str, hint: str | None = None) -> None:
+    def add(name: str, ok: bool | None, detail: str, hint: str | None = None) -> None:
         report.checks.append(Check(site, name, ok, detail, None if ok else hint))
 
     conn = _redis(ctx, add)
     db_ok = _database(ctx, add)
+    notes = config_notes(ctx.site)
+    if notes:  # accepted, but Frappe would act on them: never silent
+        add("frappe keys", True, "; ".join(notes))
     _guard(add, "permissions", lambda: _permissions(ctx, add))
     late = overdue_after(ctx.site.tick_interval)
     if db_ok:
@@ -99,7 +109,7 @@ def _site(ctx: SiteContext, report: Report, now: datetime) -> None:
     if conn is not None:
         _guard(add, "queues", lambda: _queues(ctx, conn, add, db_ok))
     else:
-        add("queues", True, "not checked: Redis unreachable")
+        add("queues", None, "not checked: Redis unreachable", "fix Redis first (see the redis check)")
 
 
 def _guard(add: Callable[..., None], name: str, fn: Callable[[], None]) -> None:
@@ -184,7 +194,7 @@ def _scheduler(ctx: SiteContext, conn: redis.Redis | None, add: Callable[..., No
                 "`hookscheduler scheduler enable` (or clear maintenance_mode / disable_scheduler in site_config.json)")
         add("scheduler", False, f"scheduler {status}: {reason}", f"if that is not intended: {hint}")
     if conn is None:
-        add("scheduler process", True, "not checked: Redis unreachable")
+        add("scheduler process", None, "not checked: Redis unreachable", "fix Redis first (see the redis check)")
         return
     procs = [h for h in heartbeats(conn, ctx.bench.bench_id) if h.serves(ctx.name)]
     where = ", ".join(f"{h.host}:{h.pid}" for h in procs)

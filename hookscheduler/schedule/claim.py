@@ -43,8 +43,10 @@ Why a slot fires exactly once
    clocks agreeing.
 
 Nothing is lost silently: every slot the pass decides about gets a log row in the claim transaction, whether
-it runs (``queued``), was ``missed`` (no pass ran while it was due) or was ``skipped`` (job stopped,
-scheduler paused / disabled / in maintenance, previous run still active), with the reason.
+it runs (``queued``), was ``missed`` (no pass ran while it was due) or was ``skipped`` (job stopped, previous
+run still active), with the reason. While the site's scheduler is paused, disabled or in maintenance a pass
+decides nothing: it records the stretch of inactivity (``scheduler_inactivity``) and holds the due slots, which
+the first active pass decides with each job's catch-up policy (see :mod:`.decide`).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,15 +62,17 @@ import peewee as pw
 import redis
 
 from ..broker.keys import scheduled_job_id
+from ..config import update_site_config
 from ..context import SiteContext
+from ..exceptions import HookSchedulerError
 from ..states import ACTIVE_STATUSES, LedgerStatus, Overlap
 from ..store.database import get_state, write_txn
-from ..store.models import ScheduledJobLog, ScheduledJobType, database_proxy, utcnow
+from ..store.models import ScheduledJobLog, ScheduledJobType, SchedulerInactivity, database_proxy, utcnow
 from ..timing.calendar import next_slot
 from ..worker import marks
 from . import send
 from ._faults import failpoint
-from .decide import Decision, Entry, JobState, Slots, decide
+from .decide import Decision, Entry, JobState, Slots, Stretch, decide, is_stopped, pause_expired, scheduler_inactive
 from .judge import RQ_OVER, Verdict, judge
 from .orphans import ORPHAN_GRACE, requeue_orphans
 from .rows import FIX_HINT, flag, report_once, usable
@@ -100,6 +104,7 @@ class PassResult:
     sent_ids: list[str] = field(default_factory=list)
     send_error: str | None = None
     inactive: str | None = None
+    resume_at: datetime | None = None  # inactive: when a pause with an end ends by itself
     bad: int = 0  # due rows skipped because they cannot be acted on (schedule/rows.py)
 
 
@@ -108,16 +113,79 @@ def grace_seconds(ctx: SiteContext) -> float:
     return float(max(ctx.site.tick_interval, 60))
 
 
-def inactive_reason(ctx: SiteContext, enabled: str | None = None) -> str | None:
+#: ``scheduler_state`` key of a pause's end (``scheduler pause --until T``), ISO text of naive UTC.
+PAUSE_UNTIL = "pause_until"
+
+
+def inactive_reason(ctx: SiteContext, enabled: str | None = None, pause_until: datetime | None = None,
+                    now: datetime | None = None) -> str | None:
     """Why the site's scheduler is not firing, re-read every pass (config files and the state table;
-    ``enabled`` is the state row's value when the caller has already read it)."""
-    reason = ctx.site.inactive_reason
-    if reason:
-        return f"scheduler inactive: {reason}"
-    if (enabled if enabled is not None else get_state("scheduler_enabled", "1")) == "0":
-        note = get_state("scheduler_disabled_note")
-        return "scheduler disabled" + (f": {note}" if note else "")
-    return None
+    ``enabled`` and ``pause_until`` are the state rows' values when the caller has already read them)."""
+    settings = ctx.site.settings
+    enabled = enabled if enabled is not None else get_state("scheduler_enabled", "1")
+    disabled = enabled == "0"
+    return scheduler_inactive(maintenance=settings.maintenance_mode, paused=settings.pause_scheduler,
+                              disabled_by_config=settings.disable_scheduler, enabled=not disabled,
+                              disabled_note=get_state("scheduler_disabled_note") if disabled else None,
+                              pause_until=pause_until, now=now or utcnow())
+
+
+def read_pause_until() -> datetime | None:
+    """The end of the current ``scheduler pause --until``, if any (None also for unreadable text)."""
+    return parse_stamp(get_state(PAUSE_UNTIL))
+
+
+def parse_stamp(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        log.warning("scheduler_state.%s holds %r, not a timestamp: ignored", PAUSE_UNTIL, text)
+        return None
+
+
+def track_inactivity(db: pw.Database, reason: str | None, open_reason: str | None, now: datetime) -> None:
+    """Record when and why the scheduler became inactive, and when it became active again: one
+    ``scheduler_inactivity`` row per stretch, written only when the state changes (a pass that finds it as it
+    was writes nothing)."""
+    if reason == open_reason:
+        return
+    with write_txn(db):
+        SchedulerInactivity.update(ended_at=now).where(SchedulerInactivity.ended_at.is_null()).execute()
+        if reason is not None:
+            SchedulerInactivity.create(reason=reason, since=now)
+
+
+def note_switch(ctx: SiteContext, now: datetime | None = None) -> None:
+    """After an operator switched the scheduler (pause, resume, enable, disable): record the stretch at the
+    moment of the switch rather than at the next pass, with the reason the pass will compute."""
+    now = now or utcnow()
+    db = ctx.database()
+    reason = inactive_reason(ctx, pause_until=read_pause_until(), now=now)
+    S = SchedulerInactivity
+    open_row = S.select(S.reason).where(S.ended_at.is_null()).order_by(S.id.desc()).first()
+    track_inactivity(db, reason, open_row.reason if open_row else None, now)
+
+
+def recent_stretches(since: datetime, limit: int = 100) -> list[Stretch]:
+    """The stretches of inactivity that ended after ``since`` (or have not ended), newest first."""
+    S = SchedulerInactivity
+    query = (S.select().where(S.ended_at.is_null() | (S.ended_at > since)).order_by(S.since.desc()).limit(limit))
+    return [Stretch(r.reason, _dt(r.since), _dt(r.ended_at)) for r in query]
+
+
+def lift_expired_pause(ctx: SiteContext, now: datetime) -> None:
+    """A ``scheduler pause --until T`` whose T has come is already ignored by the decision; clear the flag in
+    ``site_config.json`` too, so that the files say what happens (best effort: a read-only file is logged)."""
+    try:
+        update_site_config(ctx.site, {"pause_scheduler": False})
+    except (OSError, HookSchedulerError) as exc:
+        log.warning("site %s: the pause ended at its --until time but site_config.json could not be "
+                    "updated (%s); the scheduler runs anyway", ctx.name, exc)
+        return
+    ctx.site = replace(ctx.site, values={**ctx.site.values, "pause_scheduler": False})
+    log.info("site %s: scheduler pause ended (--until reached); resumed", ctx.name)
 
 
 def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
@@ -127,16 +195,24 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     db = ctx.database()
     result = PassResult(site=ctx.name, now=now)
     probe = probe_pass(db, now)
-    result.inactive = inactive_reason(ctx, probe.enabled or "1")  # no state row: enabled
+    pause_until = parse_stamp(probe.pause_until) if probe.pause_until else None
+    result.inactive = inactive_reason(ctx, probe.enabled or "1", pause_until, now)  # no state row: enabled
+    if result.inactive != probe.inactive_since:
+        track_inactivity(db, result.inactive, probe.inactive_since, now)
+    if pause_expired(ctx.site.settings.pause_scheduler, pause_until, now):
+        lift_expired_pause(ctx, now)
+    elif result.inactive and pause_until is not None:
+        result.resume_at = pause_until
     if not probe.due and not probe.outbox:
         return result  # the common case: one indexed statement, no transaction
     if probe.outbox:
         result.resent = resend_outbox(ctx, conn, result)
-    if not probe.due:
-        return result
+    if not probe.due or result.inactive:
+        return result  # inactive: the due slots are held; the first active pass decides them (catch-up)
     batch = batch or (PG_BATCH if isinstance(db, pw.PostgresqlDatabase) else DEFAULT_BATCH)
     calendar, grace = ctx.calendar, grace_seconds(ctx)
     memo: dict[tuple[str, str, datetime], Slots] = {}
+    stretches: list[Stretch] | None = None  # read once, and only when a batch has a late row
     for _ in range(1000):  # bounded: each batch moves every row it selected past `now`
         with write_txn(db):
             selected = select_due(db, now, batch)
@@ -146,7 +222,9 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
                 break
             result.due += len(rows)
             verdicts = active_runs(rows, conn, now, ctx.bench.bench_id)
-            decisions = _decide_each(ctx.name, rows, now, calendar, grace, result.inactive, verdicts, memo)
+            if stretches is None and (now - rows[0].next_execution).total_seconds() > grace:
+                stretches = recent_stretches(rows[0].next_execution)
+            decisions = _decide_each(ctx.name, rows, now, calendar, grace, verdicts, memo, stretches or ())
             failpoint("before_claim")
             won = claim(db, decisions)
             result.lost_claims += len(decisions) - len(won)
@@ -162,17 +240,17 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
 
 
 def _decide_each(site: str, rows: Sequence[DueRow], now: datetime, calendar: Any, grace: float,
-                 inactive: str | None, verdicts: dict[int, list[Verdict]],
-                 memo: dict[tuple[str, str, datetime], Slots]) -> list[Decision]:
+                 verdicts: dict[int, list[Verdict]], memo: dict[tuple[str, str, datetime], Slots],
+                 stretches: Sequence[Stretch]) -> list[Decision]:
     """:func:`.decide.decide` for each row; a row it cannot decide about (a value no check foresaw) is
     reported and left out, like a row :func:`.rows.usable` refused."""
     decisions = []
     for r in rows:
         try:
             decisions.append(decide(JobState(r.id, r.name, r.frequency, r.cron_format, r.next_execution, r.stopped,
-                                             r.catchup, r.catchup_limit, r.overlap),
-                                    now, calendar, grace=grace, inactive=inactive,
-                                    blocked=_blocking(verdicts.get(r.id)), memo=memo))
+                                             r.catchup, r.catchup_limit, r.overlap, r.stopped_until),
+                                    now, calendar, grace=grace, blocked=_blocking(verdicts.get(r.id)), memo=memo,
+                                    stretches=stretches))
         except Exception as exc:
             report_once(site, r.name, f"{type(exc).__name__}: {exc}")
     return decisions
@@ -185,12 +263,16 @@ class Probe:
     due: bool  # some row's next_execution has come
     outbox: bool  # some claimed run was never marked sent
     enabled: str | None  # scheduler_state.scheduler_enabled
+    pause_until: str | None = None  # scheduler_state.pause_until
+    inactive_since: str | None = None  # the reason of the open scheduler_inactivity stretch, if any
 
 
 _PROBE_SQL = ("SELECT (SELECT next_execution FROM scheduled_job_type WHERE next_execution IS NOT NULL "
               "AND removed = {false} ORDER BY next_execution LIMIT 1), "
               "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status = 'queued' AND enqueued_at IS NULL), "
-              "(SELECT value FROM scheduler_state WHERE key = 'scheduler_enabled')")
+              "(SELECT value FROM scheduler_state WHERE key = 'scheduler_enabled'), "
+              "(SELECT value FROM scheduler_state WHERE key = 'pause_until'), "
+              "(SELECT reason FROM scheduler_inactivity WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1)")
 #: PostgreSQL connections on which the probe is a prepared statement. It has no parameters (``now`` is
 #: compared in Python), so its one plan is the index plan; planning it each time would cost ten times more
 #: than running it.
@@ -201,11 +283,11 @@ def probe_pass(db: pw.Database, now: datetime) -> Probe:
     """One statement, answered from three indexes (the first entry of ``next_execution``; the outbox; the
     state key): whatever the table size, a pass with nothing to do costs one round trip and no write lock."""
     if isinstance(db, pw.PostgresqlDatabase):
-        earliest, outbox, enabled = _pg_probe(db)
+        earliest, outbox, enabled, pause_until, inactive_since = _pg_probe(db)
     else:
-        earliest, outbox, enabled = _cursor(db, _PROBE_SQL.format(false="0")).fetchone()
+        earliest, outbox, enabled, pause_until, inactive_since = _cursor(db, _PROBE_SQL.format(false="0")).fetchone()
     earliest = _dt(earliest)
-    return Probe(earliest is not None and earliest <= now, bool(outbox), enabled)
+    return Probe(earliest is not None and earliest <= now, bool(outbox), enabled, pause_until, inactive_since)
 
 
 def _pg_probe(db: pw.Database) -> Any:
@@ -238,10 +320,11 @@ class DueRow:
     overlap: str
     stopped: bool
     next_execution: datetime
+    stopped_until: datetime | None = None
 
 
 _DUE_COLUMNS = ("id, name, method, frequency, cron_format, queue, timeout, catchup, catchup_limit, overlap, "
-                "stopped, next_execution")
+                "stopped, next_execution, stopped_until")
 
 
 def select_due(db: pw.Database, now: datetime, limit: int) -> list[DueRow]:
@@ -259,7 +342,7 @@ def select_due(db: pw.Database, now: datetime, limit: int) -> list[DueRow]:
     # a boolean stored as a word is read as that word says; a value that is neither (or a next_execution
     # that is not a time) is passed on as it is, for rows.usable to refuse
     return [DueRow(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7], r[8], r[9],
-                   _flag_or_raw(r[10]), _dt_or_raw(r[11])) for r in rows]
+                   _flag_or_raw(r[10]), _dt_or_raw(r[11]), _dt_or_raw(r[12])) for r in rows]
 
 
 def _flag_or_raw(value: Any) -> Any:
@@ -305,7 +388,7 @@ def active_runs(rows: Sequence[DueRow], conn: redis.Redis, now: datetime,
     """For due rows with ``overlap='skip'``: their queued/started runs, judged against RQ (and settled in the
     ledger when RQ says they are over, abandoned or lost). One statement per chunk, on the ``(job, status)``
     index."""
-    ids = [r.id for r in rows if r.overlap == Overlap.SKIP and not r.stopped]
+    ids = [r.id for r in rows if r.overlap == Overlap.SKIP and not is_stopped(r.stopped, r.stopped_until, now)]
     if not ids:
         return {}
     timeouts = {r.id: r.timeout for r in rows}

@@ -23,7 +23,7 @@ import peewee as pw
 from ..exceptions import ConfigError, SchemaError, ServiceUnavailable
 from ..security.redact import redact, url_error
 from ..worker import warm
-from .models import ALL_MODELS, SchedulerState, database_proxy, utcnow
+from .models import ALL_MODELS, SchedulerInactivity, SchedulerState, database_proxy, utcnow
 
 
 class PostgresqlDatabase(pw.PostgresqlDatabase):
@@ -74,6 +74,9 @@ def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
         dbname = unquote(parts.path.lstrip("/"))
         if not dbname:
             raise ConfigError(f"db_url {redact(url)} names no database; use postgresql://user:pass@host:port/db")
+        if getattr(pw, "psycopg2", None) is None:  # peewee's import of the driver is optional: say what to install
+            raise ConfigError(f"db_url {redact(url)} is PostgreSQL, but its driver (psycopg2) is not installed: "
+                              "pip install 'hookscheduler[postgres]'")
         try:
             port = parts.port  # urllib checks it only now: "host:abc" or "host:99999" raise ValueError
         except ValueError as exc:
@@ -240,8 +243,19 @@ def _v3(db: pw.Database) -> None:
                    f'("scheduled_for") WHERE {TROUBLE}')
 
 
+def _v4(db: pw.Database) -> None:
+    """Pauses that end by themselves and catch-up after a pause: ``scheduled_job_type.stopped_until``
+    (``jobs disable --until T``) and the ``scheduler_inactivity`` table (when and why the site's scheduler was
+    inactive; see :class:`~hookscheduler.store.models.SchedulerInactivity`). Idempotent: version 1 creates
+    today's models, so a database created after this step already has both."""
+    if "stopped_until" not in {c.name for c in db.get_columns("scheduled_job_type")}:
+        kind = "TIMESTAMP" if isinstance(db, pw.PostgresqlDatabase) else "DATETIME"
+        db.execute_sql(f'ALTER TABLE "scheduled_job_type" ADD COLUMN "stopped_until" {kind}')  # type: ignore[no-untyped-call]
+    db.create_tables([SchedulerInactivity], safe=True)
+
+
 #: Schema migrations in order; index + 1 is the version each one produces. Append, never edit.
-MIGRATIONS: list[Callable[[pw.Database], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[pw.Database], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
