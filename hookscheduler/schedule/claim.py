@@ -68,6 +68,7 @@ from ..exceptions import HookSchedulerError
 from ..states import ACTIVE_STATUSES, LedgerStatus, Overlap
 from ..store.database import get_state, write_txn
 from ..store.models import ScheduledJobLog, ScheduledJobType, SchedulerInactivity, database_proxy, utcnow
+from ..store.values import flag
 from ..timing.calendar import next_slot
 from ..worker import marks
 from . import send
@@ -75,7 +76,7 @@ from ._faults import failpoint
 from .decide import Decision, Entry, JobState, Slots, Stretch, decide, is_stopped, pause_expired, scheduler_inactive
 from .judge import RQ_OVER, Verdict, judge
 from .orphans import ORPHAN_GRACE, requeue_orphans
-from .rows import FIX_HINT, flag, report_once, usable
+from .rows import FIX_HINT, report_once, usable
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ import peewee as pw
 from ..context import SiteContext
 from ..states import CatchUp, Overlap
 from ..store.database import write_txn
+from ..store.values import BOOLEAN_WORDS, flag
 from ..timing.cron import CronError, validate_cron
 from ..timing.frequencies import BY_FREQUENCY
 
@@ -32,23 +33,9 @@ T = TypeVar("T")
 
 #: The longest timeout a row may hold (an INTEGER column; RQ refuses 0 and takes -1 as "no limit").
 MAX_TIMEOUT = 2**31 - 1
-_TRUE, _FALSE = frozenset({"1", "true", "t", "yes", "y", "on"}), frozenset({"0", "false", "f", "no", "n", "off"})
 #: The text form peewee writes a datetime in on SQLite; anything else in ``next_execution`` is not a time.
 _SQLITE_TIME = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]*"
 _reported: set[tuple[str, str, str]] = set()
-
-
-def flag(value: Any) -> bool | None:
-    """A boolean column's value as stored by anyone: 0/1, true/false, or the words for them in any case;
-    None for anything else."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value != 0 if value in (0, 1) else None
-    if isinstance(value, str):
-        word = value.strip().lower()
-        return True if word in _TRUE else False if word in _FALSE else None
-    return None
 
 
 def row_problem(frequency: Any, cron_format: Any, timeout: Any, catchup: Any, catchup_limit: Any, overlap: Any,
@@ -131,10 +118,10 @@ def repair_values(ctx: SiteContext, now: datetime) -> int:
     with write_txn(db):
         for column in ("stopped", "removed"):
             changed += _cursor(db, f"UPDATE scheduled_job_type SET {column} = CASE "
-                                   f"WHEN lower(trim({column})) IN ({_words(_TRUE)}) THEN 1 "
-                                   f"WHEN lower(trim({column})) IN ({_words(_FALSE)}) THEN 0 ELSE {column} END "
+                                   f"WHEN lower(trim({column})) IN ({_words(True)}) THEN 1 "
+                                   f"WHEN lower(trim({column})) IN ({_words(False)}) THEN 0 ELSE {column} END "
                                    f"WHERE typeof({column}) = 'text' AND lower(trim({column})) IN "
-                                   f"({_words(_TRUE | _FALSE)})").rowcount
+                                   f"({_words(True)}, {_words(False)})").rowcount
         bad = _cursor(db, "SELECT name, next_execution FROM scheduled_job_type WHERE next_execution IS NOT NULL "
                           f"AND NOT (typeof(next_execution) = 'text' AND next_execution GLOB '{_SQLITE_TIME}')"
                       ).fetchall()
@@ -146,12 +133,12 @@ def repair_values(ctx: SiteContext, now: datetime) -> int:
     return changed
 
 
-def _words(words: frozenset[str]) -> str:
-    return ", ".join(f"'{w}'" for w in sorted(words))
+def _words(meaning: bool) -> str:
+    return ", ".join(f"'{w}'" for w in sorted(BOOLEAN_WORDS) if flag(w) is meaning)
 
 
 def _cursor(db: pw.Database, sql: str, params: list[Any] | None = None) -> Any:
     return db.execute_sql(sql, params or [])  # type: ignore[no-untyped-call]
 
 
-__all__ = ["FIX_HINT", "flag", "repair_values", "report_once", "row_problem", "usable"]
+__all__ = ["FIX_HINT", "repair_values", "report_once", "row_problem", "usable"]
