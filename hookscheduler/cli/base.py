@@ -171,13 +171,13 @@ def stderr(text: str) -> None:
     click.echo(redact(text), err=True)
 
 
-def print_config_notes(contexts: list[SiteContext]) -> None:
+def print_config_notes(sites: list[Site]) -> None:
     """Say, once per process, which Frappe keys of the sites' config files are ignored although Frappe would
     act on them (see :mod:`hookscheduler.config.frappe_keys`): an ignored key that changes behaviour is never
     silent."""
     from ..config import config_notes
 
-    for line in dict.fromkeys(n for ctx in contexts for n in config_notes(ctx.site)):
+    for line in dict.fromkeys(n for site in sites for n in config_notes(site)):
         stderr(f"Note: {line}")
 
 

@@ -164,7 +164,7 @@ def send_recorded(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> 
             "the outbox and the next scheduler tick sends them") from None
     db: pw.Database = ctx.database()
     with write_txn(db):
-        record_sent(sent, utcnow())
+        record_sent(sent.ids, sent.at)
 
 
 __all__ = ["Outcome", "enqueue_now", "resolve_target", "run_job", "send_recorded", "trigger_event"]

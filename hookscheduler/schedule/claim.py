@@ -588,8 +588,8 @@ def _send(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run], result: Pas
         log.debug("site %s: could not send %d run(s) to Redis (%s); they stay in the outbox",
                     ctx.name, len(runs), result.send_error)
         return
-    record_sent(sent, utcnow())
-    result.sent_ids += sent
+    record_sent(sent.ids, sent.at)
+    result.sent_ids += sent.ids
 
 
 def _send_one_by_one(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> list[str]:

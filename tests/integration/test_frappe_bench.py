@@ -105,6 +105,8 @@ def test_ignored_keys_that_change_behaviour_are_noted(bench_factory, capsys):
     assert len(notes) == 1  # use_rq_auth false changes nothing: not noted
     assert "'background_process_niceness' is ignored: Frappe renices its workers" in notes[0]
     assert "common_site_config.json" in notes[0]
+    code, _, err = run(capsys, "tick")  # the commands that run jobs say it too
+    assert code == 0 and "Note: " in err and "background_process_niceness" in err
 
 
 # --- scheduler_interval -------------------------------------------------------------------------------------------
