@@ -592,12 +592,13 @@ def _send(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run], result: Pas
     result.sent_ids += sent.ids
 
 
-def _send_one_by_one(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> list[str]:
+def _send_one_by_one(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> send.Sent:
     """Send each run alone; a run RQ refuses is recorded failed with why (it would block the outbox for ever)."""
-    sent: list[str] = []
+    ids: list[str] = []
+    at = utcnow()
     for run in runs:
         try:
-            sent += send.send_runs(conn, ctx.bench.bench_id, [run], **ctx.site.settings.rq_ttls)
+            sent = send.send_runs(conn, ctx.bench.bench_id, [run], **ctx.site.settings.rq_ttls)
         except (ValueError, TypeError) as exc:
             reason = f"not sent: RQ refused it ({exc}); {FIX_HINT}"
             report_once(ctx.name, run.job_name, f"its run was refused by RQ: {exc}")
@@ -606,7 +607,10 @@ def _send_one_by_one(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) 
                                         modified_at=utcnow())
                  .where((ScheduledJobLog.rq_job_id == run.rq_job_id) & (ScheduledJobLog.status == QUEUED))
                  .execute())
-    return sent
+            continue
+        ids += sent.ids
+        at = sent.at
+    return send.Sent(ids, at)
 
 
 def record_sent(rq_ids: list[str], now: datetime) -> None:
