@@ -34,6 +34,13 @@ class CliState:
     def each(self) -> list[SiteContext]:
         return open_sites(self.bench, self.site, self.overrides)
 
+    def targets(self) -> list[SiteContext]:
+        """The site a one-site command acts on, or every site with ``--site all`` (as Frappe's bench does for
+        ``set-config``, ``scheduler pause`` and the like)."""
+        from ..config import ALL_SITES
+
+        return self.each() if self.site == ALL_SITES else [self.one()]
+
     def site_config(self) -> Site:
         return self.one().site
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..config import Site, load_bench, load_site
+from ..config import ALL_SITES, Site, load_bench, load_site
 from ..context import SiteContext
 from ..exceptions import BadInput, ServiceUnavailable
 from ..ops import scheduler as sched
@@ -89,9 +89,9 @@ def _print_status(ctx: SiteContext, st: sched.SiteStatus, verbose: bool, now: An
         echo("  " + table(body, ["queue", "queued", "started", "failed", "scheduled"]).replace("\n", "\n  "))
 
 
-def _still_inactive(state: CliState) -> None:
+def _still_inactive(ctx: SiteContext) -> None:
     """After a switch, say so if the scheduler stays inactive for another reason (read afresh)."""
-    status, reason = sched.scheduler_state(state.one())
+    status, reason = sched.scheduler_state(ctx)
     if status != sched.ENABLED:
         echo(f"note: the scheduler is still {status}: {reason}")
 
@@ -104,11 +104,11 @@ def _still_inactive(state: CliState) -> None:
 def pause_cmd(state: CliState, until_text: str | None) -> None:
     """Pause (sets pause_scheduler in site_config.json) until resume, or until T. Slots due meanwhile are held:
     on resume each job's catchup policy applies (default: one catch-up run); stopped jobs stay skipped."""
-    ctx = state.one()
-    until = parse_until(until_text, utcnow(), ctx.site.time_zone) if until_text is not None else None
-    sched.set_paused(ctx, True, until)
-    end = f" until {local(until, ctx.site.time_zone)}" if until else ""
-    echo(f"Scheduler is paused for site {ctx.name}{end}")
+    for ctx in state.targets():
+        until = parse_until(until_text, utcnow(), ctx.site.time_zone) if until_text is not None else None
+        sched.set_paused(ctx, True, until)
+        end = f" until {local(until, ctx.site.time_zone)}" if until else ""
+        echo(f"Scheduler is paused for site {ctx.name}{end}")
 
 
 @scheduler.command("resume")
@@ -116,18 +116,18 @@ def pause_cmd(state: CliState, until_text: str | None) -> None:
 def resume_cmd(state: CliState) -> None:
     """Resume after pause: slots held during the pause are caught up per each job's catchup policy (one run by
     default), then every job fires on its schedule."""
-    ctx = state.one()
-    sched.set_paused(ctx, False)
-    echo(f"Scheduler is resumed for site {ctx.name}")
-    _still_inactive(state)
+    for ctx in state.targets():
+        sched.set_paused(ctx, False)
+        echo(f"Scheduler is resumed for site {ctx.name}")
+        _still_inactive(ctx)
 
 
 def _enable(state: CliState, enabled: bool, note: str | None, message: str) -> None:
-    ctx = state.one()
-    sched.set_enabled(ctx, enabled, note, who=actor())
-    echo(message.format(site=ctx.name))
-    if enabled:
-        _still_inactive(state)
+    for ctx in state.targets():
+        sched.set_enabled(ctx, enabled, note, who=actor())
+        echo(message.format(site=ctx.name))
+        if enabled:
+            _still_inactive(ctx)
 
 
 @scheduler.command("enable")
@@ -187,11 +187,12 @@ def set_config_cmd(state: CliState, key: str, value: str, common: bool) -> None:
     """
     from ..config import update_site_config
 
-    site = _target_site(state, common)
     parsed = parse_value(value)
-    path = update_site_config(site, {key: parsed}, common=common)
     verb = "removed" if parsed is None else f"set to {_shown(key, parsed)}"
-    echo(f"{key} {verb} in {path}")
+    sites = [_target_site(state, common)] if common else [ctx.site for ctx in state.targets()]
+    for site in sites:
+        path = update_site_config(site, {key: parsed}, common=common)
+        echo(f"{key} {verb} in {path}")
 
 
 def _target_site(state: CliState, common: bool) -> Site:
@@ -199,4 +200,5 @@ def _target_site(state: CliState, common: bool) -> Site:
     if not common:
         return state.one().site
     bench = load_bench(state.bench)
-    return load_site(bench, state.site or bench.site_names()[0], state.overrides)
+    named = state.site if state.site and state.site != ALL_SITES else None
+    return load_site(bench, named or bench.site_names()[0], state.overrides)

@@ -17,7 +17,7 @@ from ..schedule.rows import row_problem
 from ..states import NOT_RUN, LedgerStatus, Trigger
 from ..store.database import write_txn
 from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
-from ..timing.calendar import SiteCalendar, next_slot, upcoming
+from ..timing.calendar import SiteCalendar, next_slot
 from ..timing.frequencies import FREQUENCIES, SECTIONS, event_of
 
 JOB_COLUMNS = (
@@ -192,17 +192,6 @@ class EventNotFound(HookSchedulerError):
 
 
 # --- schedule queries and edits ----------------------------------------------------------------------------
-
-def upcoming_slots(row: ScheduledJobType, calendar: SiteCalendar, count: int,
-                   now: datetime | None = None) -> list[datetime]:
-    """The next ``count`` fire times of ``row`` (naive UTC): its stored next slot first when it is still
-    ahead (or due and not yet served), then the slots after it."""
-    now = now or utcnow()
-    first = row.next_execution
-    if first is None:  # removed rows have none: show what the schedule would be
-        first = next_slot(row.frequency, row.cron_format, now, calendar)
-    return [first, *upcoming(row.frequency, row.cron_format, first, calendar, count - 1, anchor=first)][:count]
-
 
 def job_state(row: ScheduledJobType, next_execution: datetime) -> JobState:
     """The decision's view of a job row."""

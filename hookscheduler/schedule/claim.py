@@ -107,6 +107,13 @@ class PassResult:
     inactive: str | None = None
     resume_at: datetime | None = None  # inactive: when a pause with an end ends by itself
     bad: int = 0  # due rows skipped because they cannot be acted on (schedule/rows.py)
+    #: The probe's answers, for the step: the earliest next slot when the pass changed nothing
+    #: (``earliest_known``; else the pass moved slots: ask again), whether runs were active and whether some
+    #: row had no next slot.
+    earliest: datetime | None = None
+    earliest_known: bool = False
+    active: bool = True
+    unslotted: bool = True
 
 
 def grace_seconds(ctx: SiteContext) -> float:
@@ -196,6 +203,7 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     db = ctx.database()
     result = PassResult(site=ctx.name, now=now)
     probe = probe_pass(db, now)
+    result.active, result.unslotted = probe.active, probe.unslotted
     pause_until = parse_stamp(probe.pause_until) if probe.pause_until else None
     result.inactive = inactive_reason(ctx, probe.enabled or "1", pause_until, now)  # no state row: enabled
     if result.inactive != probe.inactive_since:
@@ -205,6 +213,7 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     elif result.inactive and pause_until is not None:
         result.resume_at = pause_until
     if not probe.due and not probe.outbox:
+        result.earliest, result.earliest_known = probe.earliest, True
         return result  # the common case: one indexed statement, no transaction
     if probe.outbox:
         result.resent = resend_outbox(ctx, conn, result)
@@ -266,6 +275,9 @@ class Probe:
     enabled: str | None  # scheduler_state.scheduler_enabled
     pause_until: str | None = None  # scheduler_state.pause_until
     inactive_since: str | None = None  # the reason of the open scheduler_inactivity stretch, if any
+    earliest: datetime | None = None  # the earliest next_execution of an active row (the loop's wake-up)
+    active: bool = True  # some run is queued or started (the sweep's reconcile has work)
+    unslotted: bool = True  # some active row has no next_execution (the sweep's repair has work)
 
 
 _PROBE_SQL = ("SELECT (SELECT next_execution FROM scheduled_job_type WHERE next_execution IS NOT NULL "
@@ -273,7 +285,9 @@ _PROBE_SQL = ("SELECT (SELECT next_execution FROM scheduled_job_type WHERE next_
               "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status = 'queued' AND enqueued_at IS NULL), "
               "(SELECT value FROM scheduler_state WHERE key = 'scheduler_enabled'), "
               "(SELECT value FROM scheduler_state WHERE key = 'pause_until'), "
-              "(SELECT reason FROM scheduler_inactivity WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1)")
+              "(SELECT reason FROM scheduler_inactivity WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1), "
+              "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status IN ('queued', 'started')), "
+              "EXISTS (SELECT 1 FROM scheduled_job_type WHERE next_execution IS NULL AND removed = {false})")
 #: PostgreSQL connections on which the probe is a prepared statement. It has no parameters (``now`` is
 #: compared in Python), so its one plan is the index plan; planning it each time would cost ten times more
 #: than running it.
@@ -281,14 +295,17 @@ _PREPARED: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def probe_pass(db: pw.Database, now: datetime) -> Probe:
-    """One statement, answered from three indexes (the first entry of ``next_execution``; the outbox; the
-    state key): whatever the table size, a pass with nothing to do costs one round trip and no write lock."""
+    """One statement, answered from indexes (the first entry of ``next_execution`` and its NULL entries; the
+    outbox; the active runs; the state keys): whatever the table size, a pass with nothing to do costs one round
+    trip and no write lock, and it also tells the step whether its sweep has anything to do."""
     if isinstance(db, pw.PostgresqlDatabase):
-        earliest, outbox, enabled, pause_until, inactive_since = _pg_probe(db)
+        earliest, outbox, enabled, pause_until, inactive_since, active, unslotted = _pg_probe(db)
     else:
-        earliest, outbox, enabled, pause_until, inactive_since = _cursor(db, _PROBE_SQL.format(false="0")).fetchone()
+        earliest, outbox, enabled, pause_until, inactive_since, active, unslotted = _cursor(
+            db, _PROBE_SQL.format(false="0")).fetchone()
     earliest = _dt(earliest)
-    return Probe(earliest is not None and earliest <= now, bool(outbox), enabled, pause_until, inactive_since)
+    return Probe(earliest is not None and earliest <= now, bool(outbox), enabled, pause_until, inactive_since,
+                 earliest, bool(active), bool(unslotted))
 
 
 def _pg_probe(db: pw.Database) -> Any:

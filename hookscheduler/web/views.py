@@ -19,6 +19,7 @@ from ..ops import queues as queues_lib
 from ..ops import rq_view
 from ..ops import scheduler as scheduler_state
 from ..ops.backfill import BACKFILL_CAP
+from ..schedule.claim import grace_seconds
 from ..timing.moments import parse_moment
 from . import present
 
@@ -102,7 +103,9 @@ def job(dash: Dashboard, request: Request) -> Response:
         info = {c: getattr(row, c) for c in jobs_lib.JOB_COLUMNS}
         cells = history_lib.slot_cells(name, now - timedelta(days=days), now + timedelta(seconds=1), MAX_CELLS + 1)
         runs = history_lib.history(name, limit=25, offset=offset)
-        upcoming = jobs_lib.upcoming_slots(row, ctx.calendar, 10, now)
+        inactive, resume_at = scheduler_state.activity(ctx, now)
+        upcoming = jobs_lib.next_runs(row, ctx.calendar, 10, grace=grace_seconds(ctx), inactive=inactive,
+                                      resume_at=resume_at, now=now)
         explanation = None
         if at_text is not None:
             at = parse_moment(at_text, now, ctx.site.time_zone, "at")
