@@ -70,6 +70,7 @@ from ..store.database import get_state, write_txn
 from ..store.models import ScheduledJobLog, ScheduledJobType, SchedulerInactivity, database_proxy, utcnow
 from ..store.values import flag
 from ..timing.calendar import next_slot
+from ..timing.frequencies import fires_within_hour
 from ..worker import marks
 from . import send
 from ._faults import failpoint
@@ -533,7 +534,7 @@ def record(ctx: SiteContext, decisions: Sequence[Decision], rows: dict[int, DueR
             if rq_id:
                 result.fired += 1
                 runs.append(send.Run(rq_id, ctx.name, row.name, row.method, row.queue, row.timeout,
-                                         e.scheduled_for, e.trigger))
+                                     e.scheduled_for, e.trigger, fires_within_hour(row.frequency, row.cron_format)))
     insert_log_rows(database_proxy.obj, inserts)
     return runs
 
