@@ -68,6 +68,7 @@ from ..exceptions import HookSchedulerError
 from ..states import ACTIVE_STATUSES, LedgerStatus, Overlap
 from ..store.database import get_state, write_txn
 from ..store.models import ScheduledJobLog, ScheduledJobType, SchedulerInactivity, database_proxy, utcnow
+from ..store.values import flag
 from ..timing.calendar import next_slot
 from ..timing.frequencies import fires_within_hour
 from ..worker import marks
@@ -76,6 +77,7 @@ from ._faults import failpoint
 from .decide import Decision, Entry, JobState, Slots, Stretch, decide, is_stopped, pause_expired, scheduler_inactive
 from .judge import RQ_OVER, Verdict, judge
 from .orphans import ORPHAN_GRACE, requeue_orphans
+from .rows import FIX_HINT, report_once, usable
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,7 @@ class PassResult:
     send_error: str | None = None
     inactive: str | None = None
     resume_at: datetime | None = None  # inactive: when a pause with an end ends by itself
+    bad: int = 0  # due rows skipped because they cannot be acted on (schedule/rows.py)
     #: The probe's answers, for the step: the earliest next slot when the pass changed nothing
     #: (``earliest_known``; else the pass moved slots: ask again), whether runs were active and whether some
     #: row had no next slot.
@@ -223,20 +226,16 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     stretches: list[Stretch] | None = None  # read once, and only when a batch has a late row
     for _ in range(1000):  # bounded: each batch moves every row it selected past `now`
         with write_txn(db):
-            rows = select_due(db, now, batch)
+            selected = select_due(db, now, batch)
+            rows = usable(ctx.name, selected)  # a bad row is reported and skipped; it never stops the site
+            result.bad += len(selected) - len(rows)
             if not rows:
                 break
             result.due += len(rows)
             verdicts = active_runs(rows, conn, now, ctx.bench.bench_id)
             if stretches is None and (now - rows[0].next_execution).total_seconds() > grace:
                 stretches = recent_stretches(rows[0].next_execution)
-            decisions = [
-                decide(JobState(r.id, r.name, r.frequency, r.cron_format, r.next_execution, r.stopped,
-                                r.catchup, r.catchup_limit, r.overlap, r.stopped_until),
-                       now, calendar, grace=grace, blocked=_blocking(verdicts.get(r.id)), memo=memo,
-                       stretches=stretches or ())
-                for r in rows
-            ]
+            decisions = _decide_each(ctx.name, rows, now, calendar, grace, verdicts, memo, stretches or ())
             failpoint("before_claim")
             won = claim(db, decisions)
             result.lost_claims += len(decisions) - len(won)
@@ -246,9 +245,26 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
         _send(ctx, conn, runs, result)
         if any(v.resend for vs in verdicts.values() for v in vs):
             result.resent += resend_outbox(ctx, conn, result)
-        if len(rows) < batch:
+        if len(selected) < batch:
             break
     return result
+
+
+def _decide_each(site: str, rows: Sequence[DueRow], now: datetime, calendar: Any, grace: float,
+                 verdicts: dict[int, list[Verdict]], memo: dict[tuple[str, str, datetime], Slots],
+                 stretches: Sequence[Stretch]) -> list[Decision]:
+    """:func:`.decide.decide` for each row; a row it cannot decide about (a value no check foresaw) is
+    reported and left out, like a row :func:`.rows.usable` refused."""
+    decisions = []
+    for r in rows:
+        try:
+            decisions.append(decide(JobState(r.id, r.name, r.frequency, r.cron_format, r.next_execution, r.stopped,
+                                             r.catchup, r.catchup_limit, r.overlap, r.stopped_until),
+                                    now, calendar, grace=grace, blocked=_blocking(verdicts.get(r.id)), memo=memo,
+                                    stretches=stretches))
+        except Exception as exc:
+            report_once(site, r.name, f"{type(exc).__name__}: {exc}")
+    return decisions
 
 
 @dataclass(frozen=True)
@@ -342,8 +358,22 @@ def select_due(db: pw.Database, now: datetime, limit: int) -> list[DueRow]:
     if isinstance(db, pw.PostgresqlDatabase):
         sql += " FOR UPDATE SKIP LOCKED"
     rows = _cursor(db, sql, [_sql_dt(db, now), False, limit]).fetchall()
-    return [DueRow(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7], r[8], r[9], bool(r[10]), _dt(r[11]),
-                   _dt(r[12])) for r in rows]
+    # a boolean stored as a word is read as that word says; a value that is neither (or a next_execution
+    # that is not a time) is passed on as it is, for rows.usable to refuse
+    return [DueRow(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7], r[8], r[9],
+                   _flag_or_raw(r[10]), _dt_or_raw(r[11]), _dt_or_raw(r[12])) for r in rows]
+
+
+def _flag_or_raw(value: Any) -> Any:
+    parsed = flag(value)
+    return value if parsed is None else parsed
+
+
+def _dt_or_raw(value: Any) -> Any:
+    try:
+        return _dt(value)
+    except ValueError:
+        return value
 
 
 def _ph(db: pw.Database) -> str:
@@ -565,7 +595,10 @@ def _send(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run], result: Pas
     if not runs:
         return
     try:
-        sent = send.send_runs(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
+        try:
+            sent = send.send_runs(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
+        except (ValueError, TypeError):  # one run RQ refuses (a timeout of 0 set with SQL) must not hold the rest
+            sent = _send_one_by_one(ctx, conn, runs)
         failpoint("after_send")  # in Redis, not marked sent: a re-send must not double it
     except redis.exceptions.RedisError as exc:
         result.send_error = f"{type(exc).__name__}: {exc}"
@@ -575,6 +608,27 @@ def _send(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run], result: Pas
         return
     record_sent(sent.ids, sent.at)
     result.sent_ids += sent.ids
+
+
+def _send_one_by_one(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> send.Sent:
+    """Send each run alone; a run RQ refuses is recorded failed with why (it would block the outbox for ever)."""
+    ids: list[str] = []
+    at = utcnow()
+    for run in runs:
+        try:
+            sent = send.send_runs(conn, ctx.bench.bench_id, [run], **ctx.site.settings.rq_ttls)
+        except (ValueError, TypeError) as exc:
+            reason = f"not sent: RQ refused it ({exc}); {FIX_HINT}"
+            report_once(ctx.name, run.job_name, f"its run was refused by RQ: {exc}")
+            with write_txn(ctx.database()):
+                (ScheduledJobLog.update(status=LedgerStatus.FAILED, reason=reason, finished_at=utcnow(),
+                                        modified_at=utcnow())
+                 .where((ScheduledJobLog.rq_job_id == run.rq_job_id) & (ScheduledJobLog.status == QUEUED))
+                 .execute())
+            continue
+        ids += sent.ids
+        at = sent.at
+    return send.Sent(ids, at)
 
 
 def record_sent(rq_ids: list[str], now: datetime) -> None:
