@@ -184,6 +184,7 @@ def test_schema_v4_upgrades_a_v3_database(bench_factory, db_kind):
     assert plan.schema_steps == 1 and dbmod.schema_version(db) == dbmod.SCHEMA_VERSION == 4
     assert "stopped_until" in {c.name for c in db.get_columns("scheduled_job_type")}
     assert db.table_exists("scheduler_inactivity")
+    assert "scheduler_inactivity_open" in {ix.name for ix in db.get_indexes("scheduler_inactivity")}
     assert dbmod.ensure_schema(db) == 0  # idempotent
     run_pass(ctx, redis_for(ctx.site), now=datetime(2026, 1, 5, 11, 0, 1))
     assert ScheduledJobLog.select().count() == 1
