@@ -536,7 +536,21 @@ def record(ctx: SiteContext, decisions: Sequence[Decision], rows: dict[int, DueR
                 runs.append(send.Run(rq_id, ctx.name, row.name, row.method, row.queue, row.timeout,
                                      e.scheduled_for, e.trigger, fires_within_hour(row.frequency, row.cron_format)))
     insert_log_rows(database_proxy.obj, inserts)
+    end_stops([d.job for d in decisions if d.job.stopped and d.job.stopped_until is not None
+               and d.job.stopped_until <= now])
     return runs
+
+
+def end_stops(jobs: Sequence[JobState]) -> None:
+    """Stops whose ``--until`` has come and whose slots before it the pass has just decided: clear the flag (in
+    the claim's transaction), so that every reader of ``stopped`` -- ``jobs run``, the dashboard, SQL -- sees
+    the job enabled again; the audit columns say the stop ended by itself at its time."""
+    T = ScheduledJobType
+    for job in jobs:
+        (T.update(stopped=False, stopped_until=None, stopped_note=None, stopped_by="--until",
+                  stopped_at=job.stopped_until)
+         .where((T.id == job.id) & (T.stopped == True) & (T.stopped_until == job.stopped_until))  # noqa: E712
+         .execute())
 
 
 _LOG_COLUMNS = ("job_id", "job_name", "scheduled_for", "trigger", "status", "reason", "slots", "first_slot",
