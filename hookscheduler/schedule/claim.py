@@ -52,6 +52,7 @@ the first active pass decides with each job's catch-up policy (see :mod:`.decide
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -87,6 +88,8 @@ DEFAULT_BATCH = 2000  # due rows per batch on SQLite (one writer at a time: a ba
 PG_BATCH = 250
 CHUNK = 500  # rows per batched statement on SQLite (well under its 32k parameter limit)
 QUEUED, SKIPPED = LedgerStatus.QUEUED, LedgerStatus.SKIPPED
+LOST_UNKNOWN = ("lost from Redis, which restarted after it was sent: a worker may have started it without "
+                "recording it, so it is not sent again (outcome unknown)")
 UNRECORDED = ("started by a worker that could not record it, then lost from Redis: outcome unknown, "
               "not run again")
 
@@ -460,6 +463,7 @@ def settle(active: Sequence[ScheduledJobLog | ActiveRun], conn: redis.Redis, now
     gone = [str(a.rq_job_id) for a in active if a.rq_job_id and a.status == QUEUED and a.enqueued_at is not None
             and statuses.get(a.rq_job_id) is None]
     began = marks.started(conn, bench_id, gone) if bench_id and gone else set()
+    epoch = marks.redis_epoch(conn, bench_id) if bench_id and gone else datetime.min
     # RQ says "over" but the ledger does not: was that a refused second delivery? (its outcome is not the run's)
     over = [str(a.rq_job_id) for a in active if a.rq_job_id and statuses.get(a.rq_job_id) in RQ_OVER]
     refused = marks.refusals(conn, bench_id, over) if bench_id and over else {}
@@ -472,6 +476,9 @@ def settle(active: Sequence[ScheduledJobLog | ActiveRun], conn: redis.Redis, now
                         refused_at=ref.at if ref else None, outcome=ref.outcome if ref else None)
         if verdict.resend and row.rq_job_id in began:  # it ran (or runs) without the ledger knowing: not again
             verdict = Verdict(False, LedgerStatus.FAILED, UNRECORDED)
+        elif verdict.resend and row.enqueued_at is not None and row.enqueued_at < epoch:
+            # sent to a Redis that restarted since: its start mark may be lost with the job (I5)
+            verdict = Verdict(False, LedgerStatus.FAILED, LOST_UNKNOWN)
         out.setdefault(row.job_id, []).append(verdict)
         if verdict.resend:
             (ScheduledJobLog.update(enqueued_at=None, modified_at=now,
@@ -603,6 +610,7 @@ def _send(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run], result: Pas
     if not runs:
         return
     try:
+        _observe_epoch(conn, ctx.bench.bench_id)
         try:
             sent = send.send_runs(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
         except (ValueError, TypeError):  # one run RQ refuses (a timeout of 0 set with SQL) must not hold the rest
@@ -616,6 +624,22 @@ def _send(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run], result: Pas
         return
     record_sent(sent.ids, sent.at)
     result.sent_ids += sent.ids
+
+
+#: Seconds between two checks that Redis's epoch key is set before a send (a send only needs it to exist with a
+#: moment before its runs; a restart in between makes their loss read as unknown, the safe side).
+EPOCH_EVERY = 10.0
+_epoch_checked: dict[str, float] = {}
+
+
+def _observe_epoch(conn: redis.Redis, bench_id: str) -> None:
+    """Make sure the epoch (:func:`.marks.redis_epoch`) predates the runs about to be sent: a run lost later
+    must be judged against the Redis it was sent to."""
+    now = time.monotonic()
+    if now - _epoch_checked.get(bench_id, -EPOCH_EVERY) < EPOCH_EVERY:
+        return
+    marks.redis_epoch(conn, bench_id)
+    _epoch_checked[bench_id] = now
 
 
 def _send_one_by_one(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> send.Sent:
