@@ -37,11 +37,12 @@ from .tickbench import NOW, BenchSite, analyze, make_site, populate
 PARTS: tuple[tuple[str, Any, str], ...] = (
     ("config re-read (refresh_sites)", Scheduler, "refresh_sites"),
     ("pass (probe only)", step_mod, "run_pass"),
-    ("sweep before the pass", step_mod, "sweep_before_pass"),
+    ("sweep before the pass", SiteStep, "_sweep_before_pass"),
     ("sweep: reconcile active runs", step_mod, "reconcile_active"),
     ("earliest_next", loop_mod, "earliest_next"),
-    ("last-tick SET", SiteStep, "_write_last_tick"),
-    ("heartbeat", Scheduler, "_heartbeat"),
+    ("last-tick SET (queued)", SiteStep, "_write_last_tick"),
+    ("heartbeat (queued)", Scheduler, "_heartbeat"),
+    ("Redis round trip: last ticks and heartbeat", Scheduler, "_flush"),
     ("redis_for (connection lookup)", loop_mod, "redis_for"),
 )
 

@@ -52,6 +52,7 @@ the first active pass decides with each job's catch-up policy (see :mod:`.decide
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -68,13 +69,16 @@ from ..exceptions import HookSchedulerError
 from ..states import ACTIVE_STATUSES, LedgerStatus, Overlap
 from ..store.database import get_state, write_txn
 from ..store.models import ScheduledJobLog, ScheduledJobType, SchedulerInactivity, database_proxy, utcnow
+from ..store.values import flag
 from ..timing.calendar import next_slot
+from ..timing.frequencies import fires_within_hour
 from ..worker import marks
 from . import send
 from ._faults import failpoint
 from .decide import Decision, Entry, JobState, Slots, Stretch, decide, is_stopped, pause_expired, scheduler_inactive
 from .judge import RQ_OVER, Verdict, judge
 from .orphans import ORPHAN_GRACE, requeue_orphans
+from .rows import FIX_HINT, report_once, usable
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +88,8 @@ DEFAULT_BATCH = 2000  # due rows per batch on SQLite (one writer at a time: a ba
 PG_BATCH = 250
 CHUNK = 500  # rows per batched statement on SQLite (well under its 32k parameter limit)
 QUEUED, SKIPPED = LedgerStatus.QUEUED, LedgerStatus.SKIPPED
+LOST_UNKNOWN = ("lost from Redis, which restarted after it was sent: a worker may have started it without "
+                "recording it, so it is not sent again (outcome unknown)")
 UNRECORDED = ("started by a worker that could not record it, then lost from Redis: outcome unknown, "
               "not run again")
 
@@ -104,6 +110,14 @@ class PassResult:
     send_error: str | None = None
     inactive: str | None = None
     resume_at: datetime | None = None  # inactive: when a pause with an end ends by itself
+    bad: int = 0  # due rows skipped because they cannot be acted on (schedule/rows.py)
+    #: The probe's answers, for the step: the earliest next slot when the pass changed nothing
+    #: (``earliest_known``; else the pass moved slots: ask again), whether runs were active and whether some
+    #: row had no next slot.
+    earliest: datetime | None = None
+    earliest_known: bool = False
+    active: bool = True
+    unslotted: bool = True
 
 
 def grace_seconds(ctx: SiteContext) -> float:
@@ -193,6 +207,7 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     db = ctx.database()
     result = PassResult(site=ctx.name, now=now)
     probe = probe_pass(db, now)
+    result.active, result.unslotted = probe.active, probe.unslotted
     pause_until = parse_stamp(probe.pause_until) if probe.pause_until else None
     result.inactive = inactive_reason(ctx, probe.enabled or "1", pause_until, now)  # no state row: enabled
     if result.inactive != probe.inactive_since:
@@ -202,6 +217,7 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     elif result.inactive and pause_until is not None:
         result.resume_at = pause_until
     if not probe.due and not probe.outbox:
+        result.earliest, result.earliest_known = probe.earliest, True
         return result  # the common case: one indexed statement, no transaction
     if probe.outbox:
         result.resent = resend_outbox(ctx, conn, result)
@@ -213,20 +229,16 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     stretches: list[Stretch] | None = None  # read once, and only when a batch has a late row
     for _ in range(1000):  # bounded: each batch moves every row it selected past `now`
         with write_txn(db):
-            rows = select_due(db, now, batch)
+            selected = select_due(db, now, batch)
+            rows = usable(ctx.name, selected)  # a bad row is reported and skipped; it never stops the site
+            result.bad += len(selected) - len(rows)
             if not rows:
                 break
             result.due += len(rows)
-            verdicts = active_runs(rows, conn, now, ctx.bench.bench_id)
+            verdicts = active_runs([r for r in rows if r.has_active], conn, now, ctx.bench.bench_id)
             if stretches is None and (now - rows[0].next_execution).total_seconds() > grace:
                 stretches = recent_stretches(rows[0].next_execution)
-            decisions = [
-                decide(JobState(r.id, r.name, r.frequency, r.cron_format, r.next_execution, r.stopped,
-                                r.catchup, r.catchup_limit, r.overlap, r.stopped_until),
-                       now, calendar, grace=grace, blocked=_blocking(verdicts.get(r.id)), memo=memo,
-                       stretches=stretches or ())
-                for r in rows
-            ]
+            decisions = _decide_each(ctx.name, rows, now, calendar, grace, verdicts, memo, stretches or ())
             failpoint("before_claim")
             won = claim(db, decisions)
             result.lost_claims += len(decisions) - len(won)
@@ -236,9 +248,26 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
         _send(ctx, conn, runs, result)
         if any(v.resend for vs in verdicts.values() for v in vs):
             result.resent += resend_outbox(ctx, conn, result)
-        if len(rows) < batch:
+        if len(selected) < batch:
             break
     return result
+
+
+def _decide_each(site: str, rows: Sequence[DueRow], now: datetime, calendar: Any, grace: float,
+                 verdicts: dict[int, list[Verdict]], memo: dict[tuple[str, str, datetime], Slots],
+                 stretches: Sequence[Stretch]) -> list[Decision]:
+    """:func:`.decide.decide` for each row; a row it cannot decide about (a value no check foresaw) is
+    reported and left out, like a row :func:`.rows.usable` refused."""
+    decisions = []
+    for r in rows:
+        try:
+            decisions.append(decide(JobState(r.id, r.name, r.frequency, r.cron_format, r.next_execution, r.stopped,
+                                             r.catchup, r.catchup_limit, r.overlap, r.stopped_until),
+                                    now, calendar, grace=grace, blocked=_blocking(verdicts.get(r.id)), memo=memo,
+                                    stretches=stretches))
+        except Exception as exc:
+            report_once(site, r.name, f"{type(exc).__name__}: {exc}")
+    return decisions
 
 
 @dataclass(frozen=True)
@@ -250,6 +279,9 @@ class Probe:
     enabled: str | None  # scheduler_state.scheduler_enabled
     pause_until: str | None = None  # scheduler_state.pause_until
     inactive_since: str | None = None  # the reason of the open scheduler_inactivity stretch, if any
+    earliest: datetime | None = None  # the earliest next_execution of an active row (the loop's wake-up)
+    active: bool = True  # some run is queued or started (the sweep's reconcile has work)
+    unslotted: bool = True  # some active row has no next_execution (the sweep's repair has work)
 
 
 _PROBE_SQL = ("SELECT (SELECT next_execution FROM scheduled_job_type WHERE next_execution IS NOT NULL "
@@ -257,7 +289,9 @@ _PROBE_SQL = ("SELECT (SELECT next_execution FROM scheduled_job_type WHERE next_
               "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status = 'queued' AND enqueued_at IS NULL), "
               "(SELECT value FROM scheduler_state WHERE key = 'scheduler_enabled'), "
               "(SELECT value FROM scheduler_state WHERE key = 'pause_until'), "
-              "(SELECT reason FROM scheduler_inactivity WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1)")
+              "(SELECT reason FROM scheduler_inactivity WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1), "
+              "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status IN ('queued', 'started')), "
+              "EXISTS (SELECT 1 FROM scheduled_job_type WHERE next_execution IS NULL AND removed = {false})")
 #: PostgreSQL connections on which the probe is a prepared statement. It has no parameters (``now`` is
 #: compared in Python), so its one plan is the index plan; planning it each time would cost ten times more
 #: than running it.
@@ -265,14 +299,17 @@ _PREPARED: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def probe_pass(db: pw.Database, now: datetime) -> Probe:
-    """One statement, answered from three indexes (the first entry of ``next_execution``; the outbox; the
-    state key): whatever the table size, a pass with nothing to do costs one round trip and no write lock."""
+    """One statement, answered from indexes (the first entry of ``next_execution`` and its NULL entries; the
+    outbox; the active runs; the state keys): whatever the table size, a pass with nothing to do costs one round
+    trip and no write lock, and it also tells the step whether its sweep has anything to do."""
     if isinstance(db, pw.PostgresqlDatabase):
-        earliest, outbox, enabled, pause_until, inactive_since = _pg_probe(db)
+        earliest, outbox, enabled, pause_until, inactive_since, active, unslotted = _pg_probe(db)
     else:
-        earliest, outbox, enabled, pause_until, inactive_since = _cursor(db, _PROBE_SQL.format(false="0")).fetchone()
+        earliest, outbox, enabled, pause_until, inactive_since, active, unslotted = _cursor(
+            db, _PROBE_SQL.format(false="0")).fetchone()
     earliest = _dt(earliest)
-    return Probe(earliest is not None and earliest <= now, bool(outbox), enabled, pause_until, inactive_since)
+    return Probe(earliest is not None and earliest <= now, bool(outbox), enabled, pause_until, inactive_since,
+                 earliest, bool(active), bool(unslotted))
 
 
 def _pg_probe(db: pw.Database) -> Any:
@@ -306,10 +343,18 @@ class DueRow:
     stopped: bool
     next_execution: datetime
     stopped_until: datetime | None = None
+    has_active: bool = True  # a run of the job is queued or started (read in the same statement)
 
 
 _DUE_COLUMNS = ("id, name, method, frequency, cron_format, queue, timeout, catchup, catchup_limit, overlap, "
                 "stopped, next_execution, stopped_until")
+
+
+#: Whether a due row's job has a queued or started run, answered from the active-runs partial index in the
+#: statement that selects (and on PostgreSQL locks) the row: a pass reads the active runs (and asks RQ about
+#: them) only for jobs that have some, instead of one more statement for every batch.
+_HAS_ACTIVE = ("EXISTS (SELECT 1 FROM scheduled_job_log l WHERE l.job_id = scheduled_job_type.id "
+               "AND l.status IN ('queued', 'started'))")
 
 
 def select_due(db: pw.Database, now: datetime, limit: int) -> list[DueRow]:
@@ -319,13 +364,27 @@ def select_due(db: pw.Database, now: datetime, limit: int) -> list[DueRow]:
     due rows (see :data:`PG_BATCH`) instead of queueing behind one another.
     """
     ph = _ph(db)
-    sql = (f"SELECT {_DUE_COLUMNS} FROM scheduled_job_type WHERE next_execution <= {ph} AND removed = {ph} "
-           f"ORDER BY next_execution, id LIMIT {ph}")
+    sql = (f"SELECT {_DUE_COLUMNS}, {_HAS_ACTIVE} FROM scheduled_job_type WHERE next_execution <= {ph} "
+           f"AND removed = {ph} ORDER BY next_execution, id LIMIT {ph}")
     if isinstance(db, pw.PostgresqlDatabase):
         sql += " FOR UPDATE SKIP LOCKED"
     rows = _cursor(db, sql, [_sql_dt(db, now), False, limit]).fetchall()
-    return [DueRow(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7], r[8], r[9], bool(r[10]), _dt(r[11]),
-                   _dt(r[12])) for r in rows]
+    # a boolean stored as a word is read as that word says; a value that is neither (or a next_execution
+    # that is not a time) is passed on as it is, for rows.usable to refuse
+    return [DueRow(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7], r[8], r[9],
+                   _flag_or_raw(r[10]), _dt_or_raw(r[11]), _dt_or_raw(r[12]), bool(r[13])) for r in rows]
+
+
+def _flag_or_raw(value: Any) -> Any:
+    parsed = flag(value)
+    return value if parsed is None else parsed
+
+
+def _dt_or_raw(value: Any) -> Any:
+    try:
+        return _dt(value)
+    except ValueError:
+        return value
 
 
 def _ph(db: pw.Database) -> str:
@@ -404,6 +463,7 @@ def settle(active: Sequence[ScheduledJobLog | ActiveRun], conn: redis.Redis, now
     gone = [str(a.rq_job_id) for a in active if a.rq_job_id and a.status == QUEUED and a.enqueued_at is not None
             and statuses.get(a.rq_job_id) is None]
     began = marks.started(conn, bench_id, gone) if bench_id and gone else set()
+    epoch = marks.redis_epoch(conn, bench_id) if bench_id and gone else datetime.min
     # RQ says "over" but the ledger does not: was that a refused second delivery? (its outcome is not the run's)
     over = [str(a.rq_job_id) for a in active if a.rq_job_id and statuses.get(a.rq_job_id) in RQ_OVER]
     refused = marks.refusals(conn, bench_id, over) if bench_id and over else {}
@@ -416,6 +476,9 @@ def settle(active: Sequence[ScheduledJobLog | ActiveRun], conn: redis.Redis, now
                         refused_at=ref.at if ref else None, outcome=ref.outcome if ref else None)
         if verdict.resend and row.rq_job_id in began:  # it ran (or runs) without the ledger knowing: not again
             verdict = Verdict(False, LedgerStatus.FAILED, UNRECORDED)
+        elif verdict.resend and row.enqueued_at is not None and row.enqueued_at < epoch:
+            # sent to a Redis that restarted since: its start mark may be lost with the job (I5)
+            verdict = Verdict(False, LedgerStatus.FAILED, LOST_UNKNOWN)
         out.setdefault(row.job_id, []).append(verdict)
         if verdict.resend:
             (ScheduledJobLog.update(enqueued_at=None, modified_at=now,
@@ -486,7 +549,7 @@ def record(ctx: SiteContext, decisions: Sequence[Decision], rows: dict[int, DueR
             if rq_id:
                 result.fired += 1
                 runs.append(send.Run(rq_id, ctx.name, row.name, row.method, row.queue, row.timeout,
-                                         e.scheduled_for, e.trigger))
+                                     e.scheduled_for, e.trigger, fires_within_hour(row.frequency, row.cron_format)))
     insert_log_rows(database_proxy.obj, inserts)
     return runs
 
@@ -547,7 +610,11 @@ def _send(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run], result: Pas
     if not runs:
         return
     try:
-        sent = send.send_runs(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
+        _observe_epoch(conn, ctx.bench.bench_id)
+        try:
+            sent = send.send_runs(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
+        except (ValueError, TypeError):  # one run RQ refuses (a timeout of 0 set with SQL) must not hold the rest
+            sent = _send_one_by_one(ctx, conn, runs)
         failpoint("after_send")  # in Redis, not marked sent: a re-send must not double it
     except redis.exceptions.RedisError as exc:
         result.send_error = f"{type(exc).__name__}: {exc}"
@@ -557,6 +624,43 @@ def _send(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run], result: Pas
         return
     record_sent(sent.ids, sent.at)
     result.sent_ids += sent.ids
+
+
+#: Seconds between two checks that Redis's epoch key is set before a send (a send only needs it to exist with a
+#: moment before its runs; a restart in between makes their loss read as unknown, the safe side).
+EPOCH_EVERY = 10.0
+_epoch_checked: dict[str, float] = {}
+
+
+def _observe_epoch(conn: redis.Redis, bench_id: str) -> None:
+    """Make sure the epoch (:func:`.marks.redis_epoch`) predates the runs about to be sent: a run lost later
+    must be judged against the Redis it was sent to."""
+    now = time.monotonic()
+    if now - _epoch_checked.get(bench_id, -EPOCH_EVERY) < EPOCH_EVERY:
+        return
+    marks.redis_epoch(conn, bench_id)
+    _epoch_checked[bench_id] = now
+
+
+def _send_one_by_one(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> send.Sent:
+    """Send each run alone; a run RQ refuses is recorded failed with why (it would block the outbox for ever)."""
+    ids: list[str] = []
+    at = utcnow()
+    for run in runs:
+        try:
+            sent = send.send_runs(conn, ctx.bench.bench_id, [run], **ctx.site.settings.rq_ttls)
+        except (ValueError, TypeError) as exc:
+            reason = f"not sent: RQ refused it ({exc}); {FIX_HINT}"
+            report_once(ctx.name, run.job_name, f"its run was refused by RQ: {exc}")
+            with write_txn(ctx.database()):
+                (ScheduledJobLog.update(status=LedgerStatus.FAILED, reason=reason, finished_at=utcnow(),
+                                        modified_at=utcnow())
+                 .where((ScheduledJobLog.rq_job_id == run.rq_job_id) & (ScheduledJobLog.status == QUEUED))
+                 .execute())
+            continue
+        ids += sent.ids
+        at = sent.at
+    return send.Sent(ids, at)
 
 
 def record_sent(rq_ids: list[str], now: datetime) -> None:

@@ -25,6 +25,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
+import resource
 import signal
 import socket
 import threading
@@ -32,11 +34,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import peewee as pw
 import redis
 
+from ..broker.batch import SetBatch
 from ..broker.connection import redis_for
 from ..broker.keys import heartbeat_key
 from ..config import load_bench, load_sites
@@ -44,6 +48,7 @@ from ..context import SiteContext
 from ..exceptions import HookSchedulerError
 from ..store.models import utcnow
 from ..timing.clock import SIM, real_seconds
+from ._watch import Fingerprint, config_fingerprint
 from .claim import PassResult, earliest_next
 from .step import SiteStep
 from .wake import WakeListener
@@ -55,10 +60,24 @@ MIN_SLEEP = 0.01
 LEAD = 0.1  # seconds before a slot at which the loop wakes to work ahead of its pass
 SPIN = 0.003  # seconds before a slot from which the loop stays awake instead of sleeping
 FRESH = 1.0  # work ahead this recent (seconds) still counts for the cycle that follows it
-MAX_BACKOFF = 60.0
+#: The longest wait between two attempts at a failing site: a service that comes back is used within this
+#: many seconds (plus one attempt), and an attempt at a service that refuses connections costs little.
+MAX_BACKOFF = 4.0
+FD_RESERVE = 128  # descriptors kept free for everything but the sites' databases
 
 #: Errors a site can recover from by waiting: services down, connections dropped, schema not migrated yet.
 TRANSIENT = (pw.OperationalError, pw.InterfaceError, redis.exceptions.RedisError, HookSchedulerError, OSError)
+
+
+def open_sites_cap() -> int:
+    """How many sites' databases the loop keeps open between cycles: a SQLite site holds three descriptors
+    (the file, its WAL and its shared memory), a PostgreSQL site one socket; the rest of the process (Redis,
+    logs, the interpreter) keeps a reserve. With 1,000 sites under the common 1,024 limit, the sites past the
+    cap are reopened each cycle (a fraction of a millisecond for SQLite) instead of failing with EMFILE."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1_000_000
+    return max(8, (soft - FD_RESERVE) // 3)
 
 
 @dataclass
@@ -70,10 +89,24 @@ class SiteLoopState:
     failures: int = 0
     last_error: str | None = None
     next_due: datetime | None = None
+    stepped_at: datetime | None = None  # the ``now`` of its last completed step
 
     @property
     def ctx(self) -> SiteContext:
         return self.step.ctx
+
+    def wants_step(self, now: datetime) -> bool:
+        """Whether a cycle at ``now`` must step this site: a slot of it has come, its tick interval has passed
+        since its last step (the bound on how long a direct SQL edit waits), its active runs are due a sweep,
+        or it was never stepped (or the clock went back). A cycle woken for one site's slot then costs what
+        the due sites cost, not a probe of every site of the bench."""
+        if self.stepped_at is None or now < self.stepped_at:
+            return True
+        if self.next_due is not None and self.next_due <= now:
+            return True
+        if (now - self.stepped_at).total_seconds() >= self.ctx.site.tick_interval:
+            return True
+        return self.step.active and self.step.sweep_due(now)
 
 
 @dataclass
@@ -92,11 +125,27 @@ class Scheduler:
     keep_results: bool = False
     cycles: int = 0
     worked_ahead_at: float | None = None  # time.monotonic() of the last :meth:`work_ahead`
+    bench_path: Path | None = None  # the bench's folder, once read
+    max_open: int | None = None  # sites whose database stays open between cycles (None: from the fd limit)
+    offset: float = field(default_factory=random.random)  # where in the sites each cycle starts (:meth:`_in_turn`)
+    config_seen: Fingerprint | None = None  # the config files' fingerprint when they were last read
 
     def refresh_sites(self) -> None:
-        """Re-read the bench's sites and their config every cycle: a pause, a new site or a changed tick
-        interval takes effect at once, without a restart."""
-        sites = load_sites(load_bench(self.bench), self.site)
+        """Re-read the bench's sites and their config when a file may have changed (checked every cycle, from
+        the files' ``stat``: :mod:`._watch`): a pause, a new site or a changed tick interval takes effect at
+        once, without a restart."""
+        if self.bench_path is not None:
+            seen_files = config_fingerprint(self.bench_path, self.sites)
+            if seen_files is not None and seen_files == self.config_seen:
+                return
+        else:
+            seen_files = None
+        bench = load_bench(self.bench)
+        sites = load_sites(bench, self.site)
+        if self.bench_path != bench.path:  # the first read: fingerprint it now (before the next read)
+            self.bench_path = bench.path
+            seen_files = config_fingerprint(bench.path, [s.name for s in sites])
+        self.config_seen = seen_files
         seen = set()
         for site in sites:
             seen.add(site.name)
@@ -110,18 +159,59 @@ class Scheduler:
         for name in [n for n in self.sites if n not in seen]:
             self.sites.pop(name).ctx.close()
 
-    def cycle(self) -> float:
-        """One cycle over all sites; returns how long to sleep before the next one (seconds)."""
+    def cycle(self, all_sites: bool = True) -> float:
+        """One cycle; returns how long to sleep before the next one (seconds). ``all_sites`` False (the loop
+        woken for a slot) steps only the sites that want a step (:meth:`SiteLoopState.wants_step`); a bench
+        of one site always steps it."""
         worked_ahead, self.worked_ahead_at = self.worked_ahead_at, None
         if worked_ahead is None or time.monotonic() - worked_ahead > FRESH:
             self._refresh()
         now = self.now_fn()
-        for state in list(self.sites.values()):
+        writes: dict[int, tuple[SetBatch, list[SiteLoopState]]] = {}
+        cap = self.max_open if self.max_open is not None else open_sites_cap()
+        opened: list[SiteLoopState] = []
+        every = all_sites or len(self.sites) == 1
+        for state in self._in_turn():
             if state.retry_at is not None and now < state.retry_at:
                 continue
-            self._step_site(state, now)
-        self._heartbeat(now)
+            if not every and not state.wants_step(now):
+                continue
+            self._step_site(state, now, writes)
+            opened.append(state)
+            if len(opened) > cap:  # keep the process within its file descriptors: close the oldest
+                opened.pop(0).ctx.close()
+        self._heartbeat(now, writes)
+        self._flush(writes, now)
         return self._sleep_for(self.now_fn())
+
+    def _in_turn(self) -> list[SiteLoopState]:
+        """The sites, starting at this process's own offset: several ``schedule`` processes over the same sites
+        begin each cycle at different sites, so they share a slot's work instead of racing through the sites
+        in the same order (the claims keep each slot to one run either way)."""
+        states = list(self.sites.values())
+        start = int(self.offset * len(states)) if states else 0
+        return states[start:] + states[:start]
+
+    @staticmethod
+    def _batch(writes: dict[int, tuple[SetBatch, list[SiteLoopState]]],
+              conn: redis.Redis) -> tuple[SetBatch, list[SiteLoopState]]:
+        """The cycle's batch of key writes on ``conn`` (sites of a bench share their Redis: one for all)."""
+        found = writes.get(id(conn))
+        if found is None:
+            found = writes[id(conn)] = (SetBatch(conn), [])
+        return found
+
+    def _flush(self, writes: dict[int, tuple[SetBatch, list[SiteLoopState]]], now: datetime) -> None:
+        """Send the cycle's last ticks and heartbeat: one round trip per Redis, not one per site and key. A
+        Redis that fails here fails the steps whose last tick it carried, as a failed write inside the step
+        would: the outage is reported once and the sites back off."""
+        for batch, states in writes.values():
+            try:
+                batch.flush()
+            except redis.exceptions.RedisError as exc:
+                for state in states:
+                    state.step.last_tick_written = None
+                    self._fail(state, now, exc)
 
     def _refresh(self) -> None:
         try:
@@ -143,15 +233,23 @@ class Scheduler:
                 log.debug("site %s: the sweep before the pass failed; the cycle will retry it", state.ctx.name)
         self.worked_ahead_at = time.monotonic()
 
-    def _step_site(self, state: SiteLoopState, now: datetime) -> None:
+    def _step_site(self, state: SiteLoopState, now: datetime,
+                   writes: dict[int, tuple[SetBatch, list[SiteLoopState]]]) -> None:
         ctx = state.ctx
         try:
-            result = state.step.run(redis_for(ctx.site), now)
+            conn = redis_for(ctx.site)
+            batch, states = self._batch(writes, conn)
+            result = state.step.run(conn, now, last_tick=batch)
             if result.send_error:  # "<Type>: <message>": report it as the same outage a direct call would
                 raise redis.exceptions.ConnectionError(result.send_error.partition(": ")[2] or result.send_error)
+            states.append(state)  # its last tick is in the batch
             # inactive: the due slots are held, so the earliest one is no wake-up time (the tick-interval cap
-            # notices a resume; a pause with an end wakes the loop at its end)
-            state.next_due = result.resume_at if result.inactive else earliest_next(ctx)
+            # notices a resume; a pause with an end wakes the loop at its end). A pass that moved no slot read
+            # the earliest one in its probe.
+            if result.inactive:
+                state.next_due = result.resume_at
+            else:
+                state.next_due = result.earliest if result.earliest_known else earliest_next(ctx)
             if self.keep_results:
                 self.results.append(result)
             if result.fired or result.skipped or result.missed:
@@ -167,6 +265,7 @@ class Scheduler:
         if state.failures:
             log.warning("site %s: recovered after %d failed attempt(s)", ctx.name, state.failures)
         state.failures, state.retry_at, state.last_error = 0, None, None
+        state.stepped_at = now
 
     def _fail(self, state: SiteLoopState, now: datetime, exc: BaseException) -> None:
         state.failures += 1
@@ -184,7 +283,9 @@ class Scheduler:
 
         log.error("%s%s", f"site {site}: " if site else "", redact(message))
 
-    def _heartbeat(self, now: datetime) -> None:
+    def _heartbeat(self, now: datetime,
+                   writes: dict[int, tuple[SetBatch, list[SiteLoopState]]] | None = None) -> None:
+        """Queue the process's heartbeat on the cycle's batch of writes (or write it now without one)."""
         if self.last_heartbeat and (now - self.last_heartbeat).total_seconds() < HEARTBEAT_EVERY:
             return
         for state in self.sites.values():
@@ -192,8 +293,10 @@ class Scheduler:
             value = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "at": now.isoformat(),
                                 "sites": sorted(self.sites)})
             ttl = max(3 * ctx.site.tick_interval, 30)
+            conn = redis_for(ctx.site)
+            target = self._batch(writes, conn)[0] if writes is not None else conn
             try:
-                redis_for(ctx.site).set(heartbeat_key(ctx.bench.bench_id, self.instance), value, ex=ttl)
+                target.set(heartbeat_key(ctx.bench.bench_id, self.instance), value, ex=ttl)
             except redis.exceptions.RedisError:
                 pass  # the site's pass reports Redis problems; a heartbeat is best effort
             break  # the heartbeat is per bench: every site of a bench shares its Redis
@@ -205,10 +308,13 @@ class Scheduler:
         return min(dues) if dues else None
 
     def _sleep_for(self, now: datetime) -> float:
-        """Until the earliest due slot of any site, at most one tick interval, sooner for a retry."""
+        """Until the earliest due slot of any site, at most one tick interval after a site's last step, sooner
+        for a retry."""
         waits = []
         for state in self.sites.values():
             cap = float(state.ctx.site.tick_interval)
+            if state.stepped_at is not None and state.stepped_at <= now:
+                cap -= (now - state.stepped_at).total_seconds()
             if state.retry_at is not None:
                 waits.append((state.retry_at - now).total_seconds())
             elif state.next_due is not None:
@@ -235,8 +341,9 @@ class Scheduler:
         log.info("scheduler %s started", self.instance)
         try:
             while not self.stop_event.is_set():
+                announced = self.wake_event.is_set()  # a change was announced: it may concern any site
                 self.wake_event.clear()
-                wait = self.cycle()
+                wait = self.cycle(all_sites=announced or self.cycles == 0)
                 if self.cycles == 0:
                     self._listen_for_changes()
                 self.cycles += 1

@@ -8,7 +8,7 @@ import pytest
 from rq import Queue
 from rq.job import Job
 
-from hookscheduler.broker.keys import queue_name
+from hookscheduler.broker.keys import queue_name, started_mark_key
 from hookscheduler.schedule.claim import reconcile_active, run_pass
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
 from tests.helpers import drain
@@ -74,6 +74,20 @@ def test_a_duplicate_delivery_does_not_run_the_slot_twice(bench_factory, db_kind
     assert len(out_rows(bench, "seen")) == 1
     ctx.database()
     assert ScheduledJobLog.get().status == "complete"
+
+
+def test_a_duplicate_delivery_is_refused_by_the_ledger_when_redis_lost_the_start_mark(bench_factory, db_kind):
+    """The start mark is the first guard; the ledger's ``queued -> started`` compare-and-set is the second, and
+    the only one left once the mark is gone (a Redis restart without persistence, or its TTL passed)."""
+    bench, ctx, conn, rq_id = _fire(bench_factory, db_kind, "bgapp.tasks.seen")
+    drain(ctx.bench.bench_id, conn)
+    assert conn.delete(started_mark_key(ctx.bench.bench_id, rq_id)) == 1
+    Queue(queue_name(ctx.bench.bench_id, "default"), connection=conn).enqueue_job(Job.fetch(rq_id, connection=conn))
+    drain(ctx.bench.bench_id, conn)
+    assert len(out_rows(bench, "seen")) == 1
+    ctx.database()
+    row = ScheduledJobLog.get()
+    assert (row.status, row.rq_job_id) == ("complete", rq_id)
 
 
 def test_a_broken_log_table_does_not_stop_the_run_nor_last_execution(bench_factory, db_kind):
