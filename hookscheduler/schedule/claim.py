@@ -52,6 +52,7 @@ the first active pass decides with each job's catch-up policy (see :mod:`.decide
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -87,6 +88,8 @@ DEFAULT_BATCH = 2000  # due rows per batch on SQLite (one writer at a time: a ba
 PG_BATCH = 250
 CHUNK = 500  # rows per batched statement on SQLite (well under its 32k parameter limit)
 QUEUED, SKIPPED = LedgerStatus.QUEUED, LedgerStatus.SKIPPED
+LOST_UNKNOWN = ("lost from Redis, which restarted after it was sent: a worker may have started it without "
+                "recording it, so it is not sent again (outcome unknown)")
 UNRECORDED = ("started by a worker that could not record it, then lost from Redis: outcome unknown, "
               "not run again")
 
@@ -232,7 +235,7 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
             if not rows:
                 break
             result.due += len(rows)
-            verdicts = active_runs(rows, conn, now, ctx.bench.bench_id)
+            verdicts = active_runs([r for r in rows if r.has_active], conn, now, ctx.bench.bench_id)
             if stretches is None and (now - rows[0].next_execution).total_seconds() > grace:
                 stretches = recent_stretches(rows[0].next_execution)
             decisions = _decide_each(ctx.name, rows, now, calendar, grace, verdicts, memo, stretches or ())
@@ -340,10 +343,18 @@ class DueRow:
     stopped: bool
     next_execution: datetime
     stopped_until: datetime | None = None
+    has_active: bool = True  # a run of the job is queued or started (read in the same statement)
 
 
 _DUE_COLUMNS = ("id, name, method, frequency, cron_format, queue, timeout, catchup, catchup_limit, overlap, "
                 "stopped, next_execution, stopped_until")
+
+
+#: Whether a due row's job has a queued or started run, answered from the active-runs partial index in the
+#: statement that selects (and on PostgreSQL locks) the row: a pass reads the active runs (and asks RQ about
+#: them) only for jobs that have some, instead of one more statement for every batch.
+_HAS_ACTIVE = ("EXISTS (SELECT 1 FROM scheduled_job_log l WHERE l.job_id = scheduled_job_type.id "
+               "AND l.status IN ('queued', 'started'))")
 
 
 def select_due(db: pw.Database, now: datetime, limit: int) -> list[DueRow]:
@@ -353,15 +364,15 @@ def select_due(db: pw.Database, now: datetime, limit: int) -> list[DueRow]:
     due rows (see :data:`PG_BATCH`) instead of queueing behind one another.
     """
     ph = _ph(db)
-    sql = (f"SELECT {_DUE_COLUMNS} FROM scheduled_job_type WHERE next_execution <= {ph} AND removed = {ph} "
-           f"ORDER BY next_execution, id LIMIT {ph}")
+    sql = (f"SELECT {_DUE_COLUMNS}, {_HAS_ACTIVE} FROM scheduled_job_type WHERE next_execution <= {ph} "
+           f"AND removed = {ph} ORDER BY next_execution, id LIMIT {ph}")
     if isinstance(db, pw.PostgresqlDatabase):
         sql += " FOR UPDATE SKIP LOCKED"
     rows = _cursor(db, sql, [_sql_dt(db, now), False, limit]).fetchall()
     # a boolean stored as a word is read as that word says; a value that is neither (or a next_execution
     # that is not a time) is passed on as it is, for rows.usable to refuse
     return [DueRow(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7], r[8], r[9],
-                   _flag_or_raw(r[10]), _dt_or_raw(r[11]), _dt_or_raw(r[12])) for r in rows]
+                   _flag_or_raw(r[10]), _dt_or_raw(r[11]), _dt_or_raw(r[12]), bool(r[13])) for r in rows]
 
 
 def _flag_or_raw(value: Any) -> Any:
@@ -449,9 +460,12 @@ def settle(active: Sequence[ScheduledJobLog | ActiveRun], conn: redis.Redis, now
     if not active:
         return {}
     statuses = send.job_statuses(conn, [a.rq_job_id for a in active if a.rq_job_id])
+    alive = send.workers_alive(conn, [str(a.rq_job_id) for a in active
+                                      if a.rq_job_id and statuses.get(a.rq_job_id) == "started"])
     gone = [str(a.rq_job_id) for a in active if a.rq_job_id and a.status == QUEUED and a.enqueued_at is not None
             and statuses.get(a.rq_job_id) is None]
     began = marks.started(conn, bench_id, gone) if bench_id and gone else set()
+    epoch = marks.redis_epoch(conn, bench_id) if bench_id and gone else datetime.min
     # RQ says "over" but the ledger does not: was that a refused second delivery? (its outcome is not the run's)
     over = [str(a.rq_job_id) for a in active if a.rq_job_id and statuses.get(a.rq_job_id) in RQ_OVER]
     refused = marks.refusals(conn, bench_id, over) if bench_id and over else {}
@@ -461,9 +475,13 @@ def settle(active: Sequence[ScheduledJobLog | ActiveRun], conn: redis.Redis, now
         verdict = judge(db_status=row.status, enqueued_at=row.enqueued_at, started_at=row.started_at,
                         rq_status=statuses.get(row.rq_job_id) if row.rq_job_id else None,
                         timeout=timeouts.get(row.job_id, 300), now=now, rq_job_id=row.rq_job_id,
-                        refused_at=ref.at if ref else None, outcome=ref.outcome if ref else None)
+                        refused_at=ref.at if ref else None, outcome=ref.outcome if ref else None,
+                        alive=alive.get(str(row.rq_job_id)) if row.rq_job_id else None)
         if verdict.resend and row.rq_job_id in began:  # it ran (or runs) without the ledger knowing: not again
             verdict = Verdict(False, LedgerStatus.FAILED, UNRECORDED)
+        elif verdict.resend and row.enqueued_at is not None and row.enqueued_at < epoch:
+            # sent to a Redis that restarted since: its start mark may be lost with the job (I5)
+            verdict = Verdict(False, LedgerStatus.FAILED, LOST_UNKNOWN)
         out.setdefault(row.job_id, []).append(verdict)
         if verdict.resend:
             (ScheduledJobLog.update(enqueued_at=None, modified_at=now,
@@ -609,6 +627,7 @@ def _send(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run], result: Pas
     if not runs:
         return
     try:
+        _observe_epoch(conn, ctx.bench.bench_id)
         try:
             sent = send.send_runs(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
         except (ValueError, TypeError):  # one run RQ refuses (a timeout of 0 set with SQL) must not hold the rest
@@ -622,6 +641,22 @@ def _send(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run], result: Pas
         return
     record_sent(sent.ids, sent.at)
     result.sent_ids += sent.ids
+
+
+#: Seconds between two checks that Redis's epoch key is set before a send (a send only needs it to exist with a
+#: moment before its runs; a restart in between makes their loss read as unknown, the safe side).
+EPOCH_EVERY = 10.0
+_epoch_checked: dict[str, float] = {}
+
+
+def _observe_epoch(conn: redis.Redis, bench_id: str) -> None:
+    """Make sure the epoch (:func:`.marks.redis_epoch`) predates the runs about to be sent: a run lost later
+    must be judged against the Redis it was sent to."""
+    now = time.monotonic()
+    if now - _epoch_checked.get(bench_id, -EPOCH_EVERY) < EPOCH_EVERY:
+        return
+    marks.redis_epoch(conn, bench_id)
+    _epoch_checked[bench_id] = now
 
 
 def _send_one_by_one(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> send.Sent:
