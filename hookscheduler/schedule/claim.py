@@ -505,6 +505,8 @@ def settle(active: Sequence[ScheduledJobLog | ActiveRun], conn: redis.Redis, now
     if not active:
         return {}
     statuses = send.job_statuses(conn, [a.rq_job_id for a in active if a.rq_job_id])
+    alive = send.workers_alive(conn, [str(a.rq_job_id) for a in active
+                                      if a.rq_job_id and statuses.get(a.rq_job_id) == "started"])
     gone = [str(a.rq_job_id) for a in active if a.rq_job_id and a.status == QUEUED and a.enqueued_at is not None
             and statuses.get(a.rq_job_id) is None]
     began = marks.started(conn, bench_id, gone) if bench_id and gone else set()
@@ -518,7 +520,8 @@ def settle(active: Sequence[ScheduledJobLog | ActiveRun], conn: redis.Redis, now
         verdict = judge(db_status=row.status, enqueued_at=row.enqueued_at, started_at=row.started_at,
                         rq_status=statuses.get(row.rq_job_id) if row.rq_job_id else None,
                         timeout=timeouts.get(row.job_id, 300), now=now, rq_job_id=row.rq_job_id,
-                        refused_at=ref.at if ref else None, outcome=ref.outcome if ref else None)
+                        refused_at=ref.at if ref else None, outcome=ref.outcome if ref else None,
+                        alive=alive.get(str(row.rq_job_id)) if row.rq_job_id else None)
         if verdict.resend and row.rq_job_id in began:  # it ran (or runs) without the ledger knowing: not again
             verdict = Verdict(False, LedgerStatus.FAILED, UNRECORDED)
         elif verdict.resend and row.enqueued_at is not None and row.enqueued_at < epoch:
