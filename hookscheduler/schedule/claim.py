@@ -52,6 +52,8 @@ the first active pass decides with each job's catch-up policy (see :mod:`.decide
 from __future__ import annotations
 
 import logging
+import re
+import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -87,6 +89,8 @@ DEFAULT_BATCH = 2000  # due rows per batch on SQLite (one writer at a time: a ba
 PG_BATCH = 250
 CHUNK = 500  # rows per batched statement on SQLite (well under its 32k parameter limit)
 QUEUED, SKIPPED = LedgerStatus.QUEUED, LedgerStatus.SKIPPED
+LOST_UNKNOWN = ("lost from Redis, which restarted after it was sent: a worker may have started it without "
+                "recording it, so it is not sent again (outcome unknown)")
 UNRECORDED = ("started by a worker that could not record it, then lost from Redis: outcome unknown, "
               "not run again")
 
@@ -232,7 +236,7 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
             if not rows:
                 break
             result.due += len(rows)
-            verdicts = active_runs(rows, conn, now, ctx.bench.bench_id)
+            verdicts = active_runs([r for r in rows if r.has_active], conn, now, ctx.bench.bench_id)
             if stretches is None and (now - rows[0].next_execution).total_seconds() > grace:
                 stretches = recent_stretches(rows[0].next_execution)
             decisions = _decide_each(ctx.name, rows, now, calendar, grace, verdicts, memo, stretches or ())
@@ -309,6 +313,45 @@ def probe_pass(db: pw.Database, now: datetime) -> Probe:
                  earliest, bool(active), bool(unslotted))
 
 
+#: The pass's other PostgreSQL statements prepared once per connection (statement name -> connections).
+_PREPARED_AS: dict[str, weakref.WeakSet[Any]] = {}
+#: Non-empty once a prepared statement went missing inside a transaction (a pooler in transaction mode).
+_POOLED: list[bool] = []
+_DOLLAR = re.compile(r"\$\d+")
+
+
+def _pg_execute(db: pw.Database, name: str, sql: str, params: Sequence[Any]) -> Any:
+    """``EXECUTE`` a statement (``$n`` parameters) prepared once per connection. The pass's statements select
+    and join arrays to the table, and planning them cost several times their execution (the claim: 0.4 ms to
+    plan, 0.1 ms to run), on the path between a slot and its send. A session that lost the statement (a
+    pooler switched server connections) fails the pass; the loop reconnects, and the new connection
+    prepares it again."""
+    if _POOLED:  # prepared statements do not survive here: plain statements from now on
+        return _cursor(db, _DOLLAR.sub("%s", sql), params)
+    conn = db.connection()  # type: ignore[no-untyped-call]
+    prepared = _PREPARED_AS.setdefault(name, weakref.WeakSet())
+    if conn not in prepared:
+        _cursor(db, f"PREPARE {name} AS {sql}")
+        prepared.add(conn)
+    try:
+        return _cursor(db, f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
+    except (pw.ProgrammingError, pw.OperationalError) as exc:
+        if _lost_statement(exc):  # the pooler gave this transaction another server connection
+            _POOLED.append(True)
+            prepared.discard(conn)
+            log.warning("the PostgreSQL session lost a prepared statement (a pooler in transaction mode?); "
+                        "the scheduler uses plain statements from now on")
+        raise
+
+
+def _lost_statement(exc: BaseException) -> bool:
+    """A prepared statement missing from the session (psycopg2 says ``InvalidSqlStatementName``; peewee files it
+    as a programming or an operational error depending on its version)."""
+    if type(exc.__cause__ or exc).__name__ == "InvalidSqlStatementName":
+        return True
+    return "prepared statement" in str(exc) and "does not exist" in str(exc)
+
+
 def _pg_probe(db: pw.Database) -> Any:
     conn = db.connection()  # type: ignore[no-untyped-call]
     if conn not in _PREPARED:
@@ -316,7 +359,9 @@ def _pg_probe(db: pw.Database) -> Any:
         _PREPARED.add(conn)
     try:
         return _cursor(db, "EXECUTE hs_probe").fetchone()
-    except pw.ProgrammingError:  # the session lost it (a pooler switched server connections): prepare again
+    except (pw.ProgrammingError, pw.OperationalError) as exc:  # the session lost it (a pooler switched server
+        if not _lost_statement(exc):  # connections): prepare again
+            raise
         _PREPARED.discard(conn)
         if db.in_transaction():  # type: ignore[no-untyped-call]
             raise
@@ -340,10 +385,18 @@ class DueRow:
     stopped: bool
     next_execution: datetime
     stopped_until: datetime | None = None
+    has_active: bool = True  # a run of the job is queued or started (read in the same statement)
 
 
 _DUE_COLUMNS = ("id, name, method, frequency, cron_format, queue, timeout, catchup, catchup_limit, overlap, "
                 "stopped, next_execution, stopped_until")
+
+
+#: Whether a due row's job has a queued or started run, answered from the active-runs partial index in the
+#: statement that selects (and on PostgreSQL locks) the row: a pass reads the active runs (and asks RQ about
+#: them) only for jobs that have some, instead of one more statement for every batch.
+_HAS_ACTIVE = ("EXISTS (SELECT 1 FROM scheduled_job_log l WHERE l.job_id = scheduled_job_type.id "
+               "AND l.status IN ('queued', 'started'))")
 
 
 def select_due(db: pw.Database, now: datetime, limit: int) -> list[DueRow]:
@@ -352,16 +405,19 @@ def select_due(db: pw.Database, now: datetime, limit: int) -> list[DueRow]:
     On PostgreSQL the rows are locked ``FOR UPDATE SKIP LOCKED``: concurrent passes take disjoint batches of
     due rows (see :data:`PG_BATCH`) instead of queueing behind one another.
     """
-    ph = _ph(db)
-    sql = (f"SELECT {_DUE_COLUMNS} FROM scheduled_job_type WHERE next_execution <= {ph} AND removed = {ph} "
-           f"ORDER BY next_execution, id LIMIT {ph}")
+    params = [_sql_dt(db, now), False, limit]
     if isinstance(db, pw.PostgresqlDatabase):
-        sql += " FOR UPDATE SKIP LOCKED"
-    rows = _cursor(db, sql, [_sql_dt(db, now), False, limit]).fetchall()
+        sql = (f"SELECT {_DUE_COLUMNS}, {_HAS_ACTIVE} FROM scheduled_job_type WHERE next_execution <= $1 "
+               "AND removed = $2 ORDER BY next_execution, id LIMIT $3 FOR UPDATE SKIP LOCKED")
+        rows = _pg_execute(db, "hs_select_due", sql, params).fetchall()
+    else:
+        sql = (f"SELECT {_DUE_COLUMNS}, {_HAS_ACTIVE} FROM scheduled_job_type WHERE next_execution <= ? "
+               "AND removed = ? ORDER BY next_execution, id LIMIT ?")
+        rows = _cursor(db, sql, params).fetchall()
     # a boolean stored as a word is read as that word says; a value that is neither (or a next_execution
     # that is not a time) is passed on as it is, for rows.usable to refuse
     return [DueRow(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7], r[8], r[9],
-                   _flag_or_raw(r[10]), _dt_or_raw(r[11]), _dt_or_raw(r[12])) for r in rows]
+                   _flag_or_raw(r[10]), _dt_or_raw(r[11]), _dt_or_raw(r[12]), bool(r[13])) for r in rows]
 
 
 def _flag_or_raw(value: Any) -> Any:
@@ -449,9 +505,12 @@ def settle(active: Sequence[ScheduledJobLog | ActiveRun], conn: redis.Redis, now
     if not active:
         return {}
     statuses = send.job_statuses(conn, [a.rq_job_id for a in active if a.rq_job_id])
+    alive = send.workers_alive(conn, [str(a.rq_job_id) for a in active
+                                      if a.rq_job_id and statuses.get(a.rq_job_id) == "started"])
     gone = [str(a.rq_job_id) for a in active if a.rq_job_id and a.status == QUEUED and a.enqueued_at is not None
             and statuses.get(a.rq_job_id) is None]
     began = marks.started(conn, bench_id, gone) if bench_id and gone else set()
+    epoch = marks.redis_epoch(conn, bench_id) if bench_id and gone else datetime.min
     # RQ says "over" but the ledger does not: was that a refused second delivery? (its outcome is not the run's)
     over = [str(a.rq_job_id) for a in active if a.rq_job_id and statuses.get(a.rq_job_id) in RQ_OVER]
     refused = marks.refusals(conn, bench_id, over) if bench_id and over else {}
@@ -461,9 +520,13 @@ def settle(active: Sequence[ScheduledJobLog | ActiveRun], conn: redis.Redis, now
         verdict = judge(db_status=row.status, enqueued_at=row.enqueued_at, started_at=row.started_at,
                         rq_status=statuses.get(row.rq_job_id) if row.rq_job_id else None,
                         timeout=timeouts.get(row.job_id, 300), now=now, rq_job_id=row.rq_job_id,
-                        refused_at=ref.at if ref else None, outcome=ref.outcome if ref else None)
+                        refused_at=ref.at if ref else None, outcome=ref.outcome if ref else None,
+                        alive=alive.get(str(row.rq_job_id)) if row.rq_job_id else None)
         if verdict.resend and row.rq_job_id in began:  # it ran (or runs) without the ledger knowing: not again
             verdict = Verdict(False, LedgerStatus.FAILED, UNRECORDED)
+        elif verdict.resend and row.enqueued_at is not None and row.enqueued_at < epoch:
+            # sent to a Redis that restarted since: its start mark may be lost with the job (I5)
+            verdict = Verdict(False, LedgerStatus.FAILED, LOST_UNKNOWN)
         out.setdefault(row.job_id, []).append(verdict)
         if verdict.resend:
             (ScheduledJobLog.update(enqueued_at=None, modified_at=now,
@@ -493,11 +556,11 @@ def claim(db: pw.Database, decisions: Sequence[Decision]) -> set[int]:
     table = ScheduledJobType._meta.table_name
     if isinstance(db, pw.PostgresqlDatabase):
         sql = (f"UPDATE {table} AS t SET next_execution = v.new_next "
-               "FROM unnest(%s::integer[], %s::timestamp[], %s::timestamp[]) AS v(id, old, new_next) "
+               "FROM unnest($1::integer[], $2::timestamp[], $3::timestamp[]) AS v(id, old, new_next) "
                "WHERE t.id = v.id AND t.next_execution = v.old RETURNING t.id")
         params: list[Any] = [[d.job.id for d in decisions], [d.job.next_execution for d in decisions],
                              [d.next_execution for d in decisions]]
-        return {row[0] for row in _cursor(db, sql, params).fetchall()}
+        return {row[0] for row in _pg_execute(db, "hs_claim", sql, params).fetchall()}
     won: set[int] = set()
     for i in range(0, len(decisions), CHUNK):
         chunk = decisions[i:i + CHUNK]
@@ -536,7 +599,21 @@ def record(ctx: SiteContext, decisions: Sequence[Decision], rows: dict[int, DueR
                 runs.append(send.Run(rq_id, ctx.name, row.name, row.method, row.queue, row.timeout,
                                      e.scheduled_for, e.trigger, fires_within_hour(row.frequency, row.cron_format)))
     insert_log_rows(database_proxy.obj, inserts)
+    end_stops([d.job for d in decisions if d.job.stopped and d.job.stopped_until is not None
+               and d.job.stopped_until <= now])
     return runs
+
+
+def end_stops(jobs: Sequence[JobState]) -> None:
+    """Stops whose ``--until`` has come and whose slots before it the pass has just decided: clear the flag (in
+    the claim's transaction), so that every reader of ``stopped`` -- ``jobs run``, the dashboard, SQL -- sees
+    the job enabled again; the audit columns say the stop ended by itself at its time."""
+    T = ScheduledJobType
+    for job in jobs:
+        (T.update(stopped=False, stopped_until=None, stopped_note=None, stopped_by="--until",
+                  stopped_at=job.stopped_until)
+         .where((T.id == job.id) & (T.stopped == True) & (T.stopped_until == job.stopped_until))  # noqa: E712
+         .execute())
 
 
 _LOG_COLUMNS = ("job_id", "job_name", "scheduled_for", "trigger", "status", "reason", "slots", "first_slot",
@@ -595,6 +672,7 @@ def _send(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run], result: Pas
     if not runs:
         return
     try:
+        _observe_epoch(conn, ctx.bench.bench_id)
         try:
             sent = send.send_runs(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
         except (ValueError, TypeError):  # one run RQ refuses (a timeout of 0 set with SQL) must not hold the rest
@@ -608,6 +686,22 @@ def _send(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run], result: Pas
         return
     record_sent(sent.ids, sent.at)
     result.sent_ids += sent.ids
+
+
+#: Seconds between two checks that Redis's epoch key is set before a send (a send only needs it to exist with a
+#: moment before its runs; a restart in between makes their loss read as unknown, the safe side).
+EPOCH_EVERY = 10.0
+_epoch_checked: dict[str, float] = {}
+
+
+def _observe_epoch(conn: redis.Redis, bench_id: str) -> None:
+    """Make sure the epoch (:func:`.marks.redis_epoch`) predates the runs about to be sent: a run lost later
+    must be judged against the Redis it was sent to."""
+    now = time.monotonic()
+    if now - _epoch_checked.get(bench_id, -EPOCH_EVERY) < EPOCH_EVERY:
+        return
+    marks.redis_epoch(conn, bench_id)
+    _epoch_checked[bench_id] = now
 
 
 def _send_one_by_one(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> send.Sent:

@@ -60,7 +60,9 @@ MIN_SLEEP = 0.01
 LEAD = 0.1  # seconds before a slot at which the loop wakes to work ahead of its pass
 SPIN = 0.003  # seconds before a slot from which the loop stays awake instead of sleeping
 FRESH = 1.0  # work ahead this recent (seconds) still counts for the cycle that follows it
-MAX_BACKOFF = 60.0
+#: The longest wait between two attempts at a failing site: a service that comes back is used within this
+#: many seconds (plus one attempt), and an attempt at a service that refuses connections costs little.
+MAX_BACKOFF = 4.0
 FD_RESERVE = 128  # descriptors kept free for everything but the sites' databases
 
 #: Errors a site can recover from by waiting: services down, connections dropped, schema not migrated yet.
