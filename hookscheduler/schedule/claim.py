@@ -76,6 +76,7 @@ from ..worker import marks
 from . import send
 from ._faults import failpoint
 from .decide import Decision, Entry, JobState, Slots, Stretch, decide, is_stopped, pause_expired, scheduler_inactive
+from .excursion import served_early
 from .judge import RQ_OVER, Verdict, judge
 from .orphans import ORPHAN_GRACE, requeue_orphans
 from .rows import FIX_HINT, report_once, usable
@@ -553,6 +554,11 @@ def record(ctx: SiteContext, decisions: Sequence[Decision], rows: dict[int, DueR
                 result.fired += 1
                 runs.append(send.Run(rq_id, ctx.name, row.name, row.method, row.queue, row.timeout,
                                      e.scheduled_for, e.trigger, fires_within_hour(row.frequency, row.cron_format)))
+    early = served_early(runs, ctx.name)
+    if early:  # slots a step under a clock ahead already ran: once per slot (schedule/excursion.py)
+        inserts = [v for v in inserts if v[_LOG_COLUMNS.index("rq_job_id")] not in early]
+        runs = [r for r in runs if r.rq_job_id not in early]
+        result.fired -= len(early)
     insert_log_rows(database_proxy.obj, inserts)
     return runs
 
