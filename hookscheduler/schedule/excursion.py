@@ -62,17 +62,33 @@ def latest_step_key(bench_id: str, site: str) -> str:
 
 
 def check(ctx: SiteContext, conn: redis.Redis, now: datetime) -> Excursion | None:
-    """Record ``now`` as the site's latest step and say whether an earlier step ran further ahead."""
-    old = conn.set(latest_step_key(ctx.bench.bench_id, ctx.name), now.isoformat(), get=True, ex=30 * 86400)
-    if old is None:
+    """Say whether an earlier step of the site ran further ahead than ``now`` allows (None also when Redis
+    cannot be asked); without one, record ``now`` as the site's latest step. After an excursion the caller
+    records ``now`` (:func:`mark`) only once the schedule is recovered, so a failed recovery is found again."""
+    key = latest_step_key(ctx.bench.bench_id, ctx.name)
+    try:
+        old = conn.get(key)
+        previous = _parse(old)
+        if previous is not None and previous - now > TOLERANCE:
+            return Excursion(previous, now)
+        conn.set(key, now.isoformat(), ex=30 * 86400)
+    except redis.exceptions.RedisError:  # Redis down: the pass still claims into the outbox; check next sweep
+        return None
+    return None
+
+
+def mark(ctx: SiteContext, conn: redis.Redis, now: datetime) -> None:
+    """Record ``now`` as the site's latest step (after a recovery)."""
+    conn.set(latest_step_key(ctx.bench.bench_id, ctx.name), now.isoformat(), ex=30 * 86400)
+
+
+def _parse(raw: Any) -> datetime | None:
+    if raw is None:
         return None
     try:
-        previous = datetime.fromisoformat(old.decode() if isinstance(old, bytes) else str(old))
+        return datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else str(raw))
     except ValueError:
         return None
-    if previous - now <= TOLERANCE:
-        return None
-    return Excursion(previous, now)
 
 
 def recover(ctx: SiteContext, conn: redis.Redis, excursion: Excursion) -> tuple[int, int]:
@@ -107,6 +123,7 @@ def recover(ctx: SiteContext, conn: redis.Redis, excursion: Excursion) -> tuple[
         set_state(STATE_KEY, json.dumps({"detected_at": now.isoformat(), "ahead": excursion.ahead.isoformat(),
                                          "jobs": moved, "withdrawn": withdrawn}))
     _guards.pop(ctx.name, None)
+    mark(ctx, conn, now)
     log.warning("site %s: clock excursion: a step ran at %s, %s ahead of now (%s); %d job(s) moved back to their "
                 "next slot, %d run(s) claimed for future slots withdrawn", ctx.name, excursion.ahead.isoformat(),
                 _fmt(excursion.by), now.isoformat(), moved, withdrawn)
@@ -167,4 +184,4 @@ def _fmt(delta: timedelta) -> str:
     return f"{seconds} s"
 
 
-__all__ = ["TOLERANCE", "Excursion", "check", "last_excursion", "recover", "served_early"]
+__all__ = ["TOLERANCE", "Excursion", "check", "last_excursion", "mark", "recover", "served_early"]
