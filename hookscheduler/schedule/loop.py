@@ -42,9 +42,10 @@ from ..broker.keys import heartbeat_key
 from ..config import load_bench, load_sites
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError
+from ..store import store_for
 from ..store.models import utcnow
 from ..timing.clock import SIM, real_seconds
-from .claim import PassResult, earliest_next
+from .claim import PassResult
 from .step import SiteStep
 from .wake import WakeListener
 
@@ -149,7 +150,7 @@ class Scheduler:
             result = state.step.run(redis_for(ctx.site), now)
             if result.send_error:  # "<Type>: <message>": report it as the same outage a direct call would
                 raise redis.exceptions.ConnectionError(result.send_error.partition(": ")[2] or result.send_error)
-            state.next_due = earliest_next(ctx)
+            state.next_due = store_for(ctx.database()).earliest_next()
             if self.keep_results:
                 self.results.append(result)
             if result.fired or result.skipped or result.missed:

@@ -7,7 +7,7 @@ job *orphaned*: RQ says "queued" for ever and no worker will ever see it (RQ cle
 "intermediate" list, not this). The ledger row stays ``queued`` too, so under ``overlap="skip"`` every later
 slot of the job is skipped as "previous run still queued": the job is wedged, found by the chaos run.
 
-The sweep (:func:`hookscheduler.schedule.claim.reconcile_active`) passes the RQ ids of ledger rows that are
+The sweep (:func:`hookscheduler.schedule.reconcile.reconcile_active`) passes the RQ ids of ledger rows that are
 ``queued`` in both the ledger and RQ and were sent more than :data:`ORPHAN_GRACE` seconds ago. Each queue is read once
 (``LRANGE``, plus RQ's intermediate list); an id found in neither is marked suspect, and once it has been
 seen so for :data:`ORPHAN_GRACE` real seconds (two sweeps apart, timed by Redis: a live worker spends

@@ -26,8 +26,10 @@ import redis
 
 from ..broker.keys import last_tick_key
 from ..context import SiteContext
-from .claim import PassResult, reconcile_active, repair_missing_slots, run_pass
+from .claim import PassResult, run_pass
 from .reanchor import reanchor_if_calendar_changed
+from .reconcile import reconcile_active
+from .repair import repair_missing_slots
 
 #: Seconds between sweeps in the loop (a sweep reads every active run of the site and asks RQ about them).
 SWEEP_EVERY = 30.0

@@ -16,7 +16,7 @@ that RQ's failed registry holds it too (Frappe swallows them).
 The ledger is never a reason for a job not to run (Frappe #41245): each ledger write is its own short
 transaction, retried once on a fresh connection, and a write that still fails is logged and skipped. If the
 database cannot be reached at all, the job still runs (without a transaction); the sweep later settles its
-row from RQ's outcome (:func:`hookscheduler.schedule.claim.reconcile_active`).
+row from RQ's outcome (:func:`hookscheduler.schedule.reconcile.reconcile_active`).
 
 Per-job cost matters (a worker forks a horse per job): site contexts are cached per process and warmed in
 the worker before it forks (:func:`preload`), the database is connected in the horse, never in the parent,

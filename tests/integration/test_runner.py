@@ -9,7 +9,8 @@ from rq import Queue
 from rq.job import Job
 
 from hookscheduler.broker.keys import queue_name
-from hookscheduler.schedule.claim import reconcile_active, run_pass
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.schedule.reconcile import reconcile_active
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
 from tests.helpers import drain
 from tests.integration.bgjobs_support import create_invoice_table, make_bench, out_rows, site
@@ -127,9 +128,9 @@ def test_a_locked_log_table_does_not_hold_the_run_back(bench_factory, monkeypatc
     after a short lock timeout and runs the job; last_execution still advances."""
     import psycopg2
 
-    import hookscheduler.worker.ledger as runlog
+    import hookscheduler.store.postgres as pgstore
 
-    monkeypatch.setattr(runlog, "LOCK_TIMEOUT", "300ms")
+    monkeypatch.setattr(pgstore, "LOCK_TIMEOUT", "300ms")
     bench, ctx, conn, rq_id = _fire(bench_factory, "postgres", "bgapp.tasks.seen")
     ctx.close()
     locker = psycopg2.connect(ctx.site.db_url)  # libpq reads the search_path option from the URL

@@ -1,0 +1,60 @@
+"""The outbox: runs claimed and recorded but not yet in RQ, and sending them (I3 and I4 of :mod:`.claim`).
+
+A pass commits its claim and the runs' ledger rows (``status='queued'``, ``enqueued_at IS NULL``) *before* it
+sends anything to Redis, and every pass first re-sends every claimed-but-unsent run (the probe finds them
+through the outbox index, which holds exactly the rows between their claim and their send). So a process killed
+at any point leaves one of:
+
+* before the commit: nothing (the rollback undoes the claim), and the slot is still due: the next pass claims it;
+* after the commit, before or during the send: an unsent outbox row, sent by the next pass of any process;
+* after the send, before marking it sent: a run sent twice at worst, which RQ stores once: its job id is
+  deterministic and :func:`hookscheduler.schedule.send.send_runs` uses RQ's atomic unique enqueue.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+
+from ..context import SiteContext
+from ..store import store_for
+from ..store.models import utcnow
+from . import send
+from ._faults import failpoint
+
+log = logging.getLogger(__name__)
+
+#: A send's outcome: the RQ ids sent and marked sent, and the Redis error that stopped it (``"<Type>: <msg>"``).
+Sent = tuple[list[str], str | None]
+
+
+def send_claimed(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> Sent:
+    """Send committed runs and mark them sent; on a Redis error they stay in the outbox for the next pass."""
+    if not runs:
+        return [], None
+    try:
+        sent = send.send_runs(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
+        failpoint("after_send")  # in Redis, not marked sent: a re-send must not double it
+    except redis.exceptions.RedisError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        # reported by the caller (the loop logs an outage once); here it is only detail
+        log.debug("site %s: could not send %d run(s) to Redis (%s); they stay in the outbox", ctx.name, len(runs),
+                  error)
+        return [], error
+    record_sent(ctx, sent)
+    return sent, None
+
+
+def record_sent(ctx: SiteContext, rq_ids: list[str]) -> None:
+    """Close the outbox rows of runs now in RQ."""
+    if rq_ids:
+        store_for(ctx.database()).mark_sent(rq_ids, utcnow())
+
+
+def resend_outbox(ctx: SiteContext, conn: redis.Redis, limit: int = 5000) -> Sent:
+    """Send every claimed-but-unsent run (a previous sender died, or Redis was down, or lost it)."""
+    pending = store_for(ctx.database()).outbox(limit)
+    runs = [send.Run(p.rq_job_id, ctx.name, p.job_name, p.method, p.queue, p.timeout, p.scheduled_for, p.trigger)
+            for p in pending]
+    return send_claimed(ctx, conn, runs)
