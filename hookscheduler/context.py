@@ -6,6 +6,7 @@ and the database the same way (README, "The bench").
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,8 @@ import peewee as pw
 from .config import Bench, Site, load_bench, load_site, load_sites
 from .store import database as dbmod
 from .timing.calendar import SiteCalendar
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,7 +40,14 @@ class SiteContext:
                                      self.site.settings.all_cron)
 
     def database(self, create: bool = False, require_schema: bool = True) -> pw.Database:
-        """Connect (once) and bind the models to this site's database."""
+        """Connect (once) and bind the models to this site's database; reconnect when the SQLite file was
+        deleted or replaced since (:func:`~hookscheduler.store.database.sqlite_file_changed`)."""
+        if self._db is not None and not self._db.is_closed():
+            change = dbmod.sqlite_file_changed(self._db)
+            if change is not None:
+                log.warning("site %s: the SQLite database %s was %s while open; reopening it", self.name,
+                            self._db.database, change)
+                self.close()
         if self._db is None or self._db.is_closed():
             self._db = dbmod.connect(self.site.db_url, base_dir=self.bench.path, create=create)
             if require_schema:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,13 @@ class CliState:
 
     def each(self) -> list[SiteContext]:
         return open_sites(self.bench, self.site, self.overrides)
+
+    def targets(self) -> list[SiteContext]:
+        """The site a one-site command acts on, or every site with ``--site all`` (as Frappe's bench does for
+        ``set-config``, ``scheduler pause`` and the like)."""
+        from ..config import ALL_SITES
+
+        return self.each() if self.site == ALL_SITES else [self.one()]
 
     def site_config(self) -> Site:
         return self.one().site
@@ -117,6 +125,9 @@ def run_cli(argv: list[str] | None = None) -> int:
     except pw.OperationalError as exc:
         click.echo(f"Error: database: {redact(_first_line(exc))}; check db_url and that the server is up", err=True)
         return 1
+    except (pw.DatabaseError, sqlite3.DatabaseError) as exc:  # a damaged SQLite file, read past peewee's wrapper
+        click.echo(f"Error: database: {redact(_first_line(exc))}; run `hookscheduler doctor`", err=True)
+        return 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the last line of defence: still one line, still no secret
@@ -167,13 +178,13 @@ def stderr(text: str) -> None:
     click.echo(redact(text), err=True)
 
 
-def print_config_notes(contexts: list[SiteContext]) -> None:
+def print_config_notes(sites: list[Site]) -> None:
     """Say, once per process, which Frappe keys of the sites' config files are ignored although Frappe would
     act on them (see :mod:`hookscheduler.config.frappe_keys`): an ignored key that changes behaviour is never
     silent."""
     from ..config import config_notes
 
-    for line in dict.fromkeys(n for ctx in contexts for n in config_notes(ctx.site)):
+    for line in dict.fromkeys(n for site in sites for n in config_notes(site)):
         stderr(f"Note: {line}")
 
 

@@ -25,10 +25,12 @@ def doctor_cmd(state: CliState, fmt: str) -> None:
             if c.site != site:
                 site = c.site
                 echo(f"-----Site {site}-----")
-            echo(f"  {'ok  ' if c.ok else 'FAIL'}  {c.name:<18} {c.detail}")
+            mark = {True: "ok  ", False: "FAIL", None: "SKIP"}[c.ok]
+            echo(f"  {mark}  {c.name:<18} {c.detail}")
             if c.hint:
                 echo(f"        hint: {c.hint}")
-        n = len(report.problems)
-        echo(f"{n} problem(s) found" if n else "No problems found")
+        n, skipped = len(report.problems), len(report.skipped)
+        echo((f"{n} problem(s) found" if n else "No problems found")
+             + (f"; {skipped} check(s) could not run" if skipped else ""))
     if not report.ok:
         click.get_current_context().exit(1)

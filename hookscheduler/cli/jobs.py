@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from ..ops import jobs as jobs_lib
+from ..store.models import utcnow
+from ..timing.moments import parse_until
 from .base import CliState, cli, echo, pass_state
 from .output import format_option, local, one_line_text, table, to_json
 
@@ -28,10 +30,13 @@ def list_cmd(state: CliState, include_removed: bool, fmt: str) -> None:
         return
     tz = ctx.site.time_zone
     body = []
+    now = utcnow()
     for r in rows:
         sched = f"{r['frequency']} ({r['cron_format']})" if r["cron_format"] else r["frequency"]
-        state_txt = "removed" if r["removed"] else ("STOPPED" if r["stopped"] else "active")
-        if r["stopped"] and r["stopped_note"]:
+        state_txt = jobs_lib.stop_state(r, now)
+        if state_txt == "STOPPED" and r["stopped_until"]:
+            state_txt += f" until {local(r['stopped_until'], tz)}"
+        if state_txt.startswith("STOPPED") and r["stopped_note"]:
             state_txt += f": {r['stopped_note']}"
         body.append([r["name"], sched, r["queue"], state_txt, local(r["last_execution"], tz),
                      r["last_status"], local(r["next_execution"], tz)])
@@ -52,9 +57,16 @@ def enable_cmd(state: CliState, name: str) -> None:
 @jobs.command("disable")
 @click.argument("name")
 @click.option("--note", callback=one_line_text, help="Why it is stopped (shown in jobs list).")
+@click.option("--until", "until_text", metavar="T",
+              help="Enable it again by itself at T: an ISO time (site zone unless it has an offset) or a duration "
+                   "ahead (30m, 2h, 1d).")
 @pass_state
-def disable_cmd(state: CliState, name: str, note: str | None) -> None:
-    """Stop NAME: its slots are logged as skipped until it is enabled again."""
+def disable_cmd(state: CliState, name: str, note: str | None, until_text: str | None) -> None:
+    """Stop NAME: its slots are logged as skipped until it is enabled again (or until T). Stopping a stopped
+    job again keeps its first note and time unless --note is given."""
     ctx = state.one()
-    row = jobs_lib.set_stopped(ctx.database(), name, True, note)
-    echo(f"disabled {row.name} (site {ctx.name}) by {row.stopped_by}" + (f": {note}" if note else ""))
+    until = parse_until(until_text, utcnow(), ctx.site.time_zone) if until_text is not None else None
+    row = jobs_lib.set_stopped(ctx.database(), name, True, note, until=until)
+    end = f" until {local(row.stopped_until, ctx.site.time_zone)}" if row.stopped_until else ""
+    echo(f"disabled {row.name} (site {ctx.name}) by {row.stopped_by}{end}"
+         + (f": {row.stopped_note}" if row.stopped_note else ""))

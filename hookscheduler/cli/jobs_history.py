@@ -113,7 +113,9 @@ def _print_explanation(x: explain_lib.Explanation, site: str, tz: Any) -> None:
     if j["removed"]:
         echo(f"  removed:   from hooks at {local(j['removed_at'], tz)}")
     if j["stopped"]:
-        echo(f"  stopped:   since {local(j['stopped_at'], tz)} by {j['stopped_by'] or '?'}"
+        until = j.get("stopped_until")
+        end = (f", until {local(until, tz)}" + (" (over: it runs again)" if until <= x.now else "")) if until else ""
+        echo(f"  stopped:   since {local(j['stopped_at'], tz)} by {j['stopped_by'] or '?'}{end}"
              + (f": {j['stopped_note']}" if j["stopped_note"] else ""))
     else:
         echo("  stopped:   no" + (f" (re-enabled {local(j['stopped_at'], tz)} by {j['stopped_by']})"

@@ -6,6 +6,9 @@ import click
 
 from ..ops import jobs as jobs_lib
 from ..ops import manual
+from ..ops import scheduler as sched
+from ..schedule.claim import grace_seconds
+from ..schedule.decide import Forecast
 from ..store.models import utcnow
 from .base import CliState, echo, fail, pass_state
 from .common import connect, local_iso
@@ -52,19 +55,27 @@ def skip_next_cmd(state: CliState, name: str) -> None:
 @format_option
 @pass_state
 def next_cmd(state: CliState, name: str, count: int, fmt: str) -> None:
-    """The next fire times of NAME, in the site's zone and in UTC (DST-correct)."""
+    """What will really happen to NAME next, in the site's zone and in UTC (DST-correct): after downtime or a
+    pause the one catch-up its policy runs first, then its next slots (skipped ones marked)."""
     ctx = state.one()
     ctx.database()
     row = jobs_lib.get_job(name)
     tz = ctx.site.time_zone
-    slots = jobs_lib.upcoming_slots(row, ctx.calendar, count, utcnow())
+    now = utcnow()
+    inactive, resume_at = sched.activity(ctx, now)
+    plan = jobs_lib.next_runs(row, ctx.calendar, count, grace=grace_seconds(ctx), inactive=inactive,
+                              resume_at=resume_at, now=now)
     if fmt == "json":
-        echo(to_json([{"utc": iso_utc(s), "local": local_iso(s, tz)} for s in slots]))
+        echo(to_json([{"utc": iso_utc(f.at) if f.at else None, "local": local_iso(f.at, tz), "kind": f.kind,
+                       "slot": iso_utc(f.slot), "slots": f.slots, "note": f.note} for f in plan]))
         return
-    echo(table([[local(s, tz), local_iso(s, tz), iso_utc(s)] for s in slots], ["local", "local (ISO)", "utc"]))
-    sched = f"{row.frequency} ({row.cron_format})" if row.cron_format else row.frequency
-    echo(f"{row.name}: {sched}, times in {tz.key}")
+
+    def when(f: Forecast) -> str:
+        return "on resume" if f.at is None else "next pass" if f.at == now else local(f.at, tz)
+
+    echo(table([[when(f), f.kind, local(f.slot, tz) + (f" (+{f.slots - 1} earlier)" if f.slots > 1 else ""),
+                 f.note or ""] for f in plan], ["when", "what", "slot", "note"]))
+    sched_txt = f"{row.frequency} ({row.cron_format})" if row.cron_format else row.frequency
+    echo(f"{row.name}: {sched_txt}, catchup={row.catchup}, times in {tz.key}")
     if row.removed:
         echo("note: the job was removed from hooks; it does not fire")
-    elif row.stopped:
-        echo(f"note: the job is stopped; these slots are skipped until `hookscheduler jobs enable {row.name}`")

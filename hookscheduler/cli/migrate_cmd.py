@@ -27,7 +27,7 @@ def migrate(state: CliState, dry_run: bool, prune: bool, fmt: str) -> None:
     """Sync every installed app's scheduler_events into the table (added / updated / removed / unchanged)."""
     refuse_non_bench(load_bench(state.bench).path)
     contexts = state.each()
-    print_config_notes(contexts)
+    print_config_notes([ctx.site for ctx in contexts])
     warnings: list[str] = []
     try:
         plans = _migrate_all(contexts, dry_run, prune, warnings)

@@ -12,7 +12,7 @@ from ..exceptions import HookSchedulerError
 from ..schedule.loop import Scheduler
 from ..schedule.step import SiteStep
 from ..store.models import utcnow
-from .base import CliState, cli, echo, pass_state, stderr
+from .base import CliState, cli, echo, pass_state, print_config_notes, stderr
 from .output import format_option, to_json
 
 
@@ -26,6 +26,7 @@ def schedule(state: CliState, verbose: bool) -> None:
     logging.getLogger("hookscheduler").setLevel(logging.INFO if verbose else logging.WARNING)
     scheduler = Scheduler(bench=state.bench, site=state.site)
     scheduler.refresh_sites()  # fail fast, with exit 2, on a broken bench before looping
+    print_config_notes([state.ctx.site for state in scheduler.sites.values()])
     stderr(f"hookscheduler: scheduling {', '.join(scheduler.sites)} (pid {scheduler.instance})")
     scheduler.run()
 
@@ -36,7 +37,9 @@ def schedule(state: CliState, verbose: bool) -> None:
 def tick(state: CliState, fmt: str) -> int:
     """One scheduling step per site (or --site), then exit: for system cron or a Kubernetes CronJob."""
     results, failed = [], 0
-    for ctx in state.each():
+    contexts = state.each()
+    print_config_notes([ctx.site for ctx in contexts])
+    for ctx in contexts:
         try:
             conn = redis_for(ctx.site)
             check_redis(conn, ctx.site.redis_url)  # unreachable or wrong password: the one-line reason and hint

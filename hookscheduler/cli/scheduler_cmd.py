@@ -7,12 +7,13 @@ from typing import Any
 
 import click
 
-from ..config import Site, load_bench, load_site
+from ..config import ALL_SITES, Site, load_bench, load_site
 from ..context import SiteContext
 from ..exceptions import BadInput, ServiceUnavailable
 from ..ops import scheduler as sched
 from ..ops.jobs import actor
 from ..store.models import utcnow
+from ..timing.moments import parse_until
 from .base import CliState, cli, echo, fail, pass_state
 from .common import ago, connect
 from .output import format_option, local, one_line_text, table, to_json
@@ -25,11 +26,15 @@ def scheduler() -> None:
 
 @scheduler.command("status")
 @click.option("-v", "--verbose", is_flag=True, help="Also the scheduler processes and per-queue counts.")
+@click.option("--check", is_flag=True,
+              help="Exit 1 unless every site's scheduler is enabled and a `schedule` process serving it is alive "
+                   "(for health checks and scripts).")
 @format_option
 @pass_state
-def status_cmd(state: CliState, verbose: bool, fmt: str) -> None:
+def status_cmd(state: CliState, verbose: bool, check: bool, fmt: str) -> None:
     """Enabled, disabled or paused (and why), last tick, whether a `schedule` process is alive, pending and
-    failed jobs. Without --site: every site (JSON: a list)."""
+    failed jobs. Without --site: every site (JSON: a list). With --check: exit 1 when a site's jobs would not
+    run."""
     contexts = state.each()
     statuses = [_status(ctx) for ctx in contexts]
     if fmt == "json":
@@ -42,6 +47,19 @@ def status_cmd(state: CliState, verbose: bool, fmt: str) -> None:
     errors = [s.redis_error for s in statuses if s.redis_error]
     if errors:  # the database half was printed; the command still failed (exit 1, one line)
         fail(errors[0])
+    if check:
+        failing = [why for s in statuses if (why := not_running(s))]
+        if failing:
+            fail("; ".join(failing))
+
+
+def not_running(st: sched.SiteStatus) -> str | None:
+    """Why the site's scheduled jobs would not run now (for ``--check``), or None."""
+    if st.status != sched.ENABLED:
+        return f"site {st.site}: scheduler {st.status}" + (f" ({st.reason})" if st.reason else "")
+    if not st.scheduler_alive:
+        return f"site {st.site}: no `hookscheduler schedule` process is alive"
+    return None
 
 
 def _status(ctx: SiteContext) -> sched.SiteStatus:
@@ -71,38 +89,45 @@ def _print_status(ctx: SiteContext, st: sched.SiteStatus, verbose: bool, now: An
         echo("  " + table(body, ["queue", "queued", "started", "failed", "scheduled"]).replace("\n", "\n  "))
 
 
-def _still_inactive(state: CliState) -> None:
+def _still_inactive(ctx: SiteContext) -> None:
     """After a switch, say so if the scheduler stays inactive for another reason (read afresh)."""
-    status, reason = sched.scheduler_state(state.one())
+    status, reason = sched.scheduler_state(ctx)
     if status != sched.ENABLED:
         echo(f"note: the scheduler is still {status}: {reason}")
 
 
 @scheduler.command("pause")
+@click.option("--until", "until_text", metavar="T",
+              help="Resume by itself at T: an ISO time (site zone unless it has an offset) or a duration ahead "
+                   "(20m, 2h).")
 @pass_state
-def pause_cmd(state: CliState) -> None:
-    """Pause (sets pause_scheduler in site_config.json): slots are logged as skipped until resume."""
-    ctx = state.one()
-    sched.set_paused(ctx, True)
-    echo(f"Scheduler is paused for site {ctx.name}")
+def pause_cmd(state: CliState, until_text: str | None) -> None:
+    """Pause (sets pause_scheduler in site_config.json) until resume, or until T. Slots due meanwhile are held:
+    on resume each job's catchup policy applies (default: one catch-up run); stopped jobs stay skipped."""
+    for ctx in state.targets():
+        until = parse_until(until_text, utcnow(), ctx.site.time_zone) if until_text is not None else None
+        sched.set_paused(ctx, True, until)
+        end = f" until {local(until, ctx.site.time_zone)}" if until else ""
+        echo(f"Scheduler is paused for site {ctx.name}{end}")
 
 
 @scheduler.command("resume")
 @pass_state
 def resume_cmd(state: CliState) -> None:
-    """Resume after pause: the next slot of every job fires as usual (no burst)."""
-    ctx = state.one()
-    sched.set_paused(ctx, False)
-    echo(f"Scheduler is resumed for site {ctx.name}")
-    _still_inactive(state)
+    """Resume after pause: slots held during the pause are caught up per each job's catchup policy (one run by
+    default), then every job fires on its schedule."""
+    for ctx in state.targets():
+        sched.set_paused(ctx, False)
+        echo(f"Scheduler is resumed for site {ctx.name}")
+        _still_inactive(ctx)
 
 
 def _enable(state: CliState, enabled: bool, note: str | None, message: str) -> None:
-    ctx = state.one()
-    sched.set_enabled(ctx, enabled, note, who=actor())
-    echo(message.format(site=ctx.name))
-    if enabled:
-        _still_inactive(state)
+    for ctx in state.targets():
+        sched.set_enabled(ctx, enabled, note, who=actor())
+        echo(message.format(site=ctx.name))
+        if enabled:
+            _still_inactive(ctx)
 
 
 @scheduler.command("enable")
@@ -162,11 +187,12 @@ def set_config_cmd(state: CliState, key: str, value: str, common: bool) -> None:
     """
     from ..config import update_site_config
 
-    site = _target_site(state, common)
     parsed = parse_value(value)
-    path = update_site_config(site, {key: parsed}, common=common)
     verb = "removed" if parsed is None else f"set to {_shown(key, parsed)}"
-    echo(f"{key} {verb} in {path}")
+    sites = [_target_site(state, common)] if common else [ctx.site for ctx in state.targets()]
+    for site in sites:
+        path = update_site_config(site, {key: parsed}, common=common)
+        echo(f"{key} {verb} in {path}")
 
 
 def _target_site(state: CliState, common: bool) -> Site:
@@ -174,4 +200,5 @@ def _target_site(state: CliState, common: bool) -> Site:
     if not common:
         return state.one().site
     bench = load_bench(state.bench)
-    return load_site(bench, state.site or bench.site_names()[0], state.overrides)
+    named = state.site if state.site and state.site != ALL_SITES else None
+    return load_site(bench, named or bench.site_names()[0], state.overrides)

@@ -11,7 +11,7 @@ from ..ops import supervisor
 from ..security.redact import register_secret
 from ..security.secret_file import read_secret_file
 from ..worker.process import STRATEGIES, start_worker, start_worker_pool
-from .base import CliState, cli, echo, pass_state, stderr
+from .base import CliState, cli, echo, pass_state, print_config_notes, stderr
 from .output import format_option, iso_utc, local, to_json
 
 QUEUE_HELP = "Comma-separated queues, in priority order (default: short,default,long, then the custom queues)."
@@ -33,6 +33,8 @@ QUEUE_HELP = "Comma-separated queues, in priority order (default: short,default,
 def worker(state: CliState, queue: str | None, burst: bool, strategy: str, quiet: bool, rq_username: str | None,
            rq_password: str | None, rq_password_file: str | None) -> None:
     """Run an RQ worker for every site of the bench (Ctrl-C: finish the current job and stop)."""
+    bench = load_bench(state.bench)
+    print_config_notes(load_sites(bench, state.site))
     if rq_password_file is not None:
         if rq_password is not None:
             raise BadInput("give --rq-password or --rq-password-file, not both")
@@ -65,7 +67,9 @@ def start(state: CliState, no_scheduler: bool) -> int:
     """Development: the scheduler and workers for every queue (and a private redis-server if no Redis
     answers), with prefixed logs; Ctrl-C stops them all."""
     bench = load_bench(state.bench)
-    return supervisor.start(bench, load_sites(bench, state.site), scheduler=not no_scheduler, site=state.site)
+    sites = load_sites(bench, state.site)
+    print_config_notes(sites)
+    return supervisor.start(bench, sites, scheduler=not no_scheduler, site=state.site)
 
 
 @cli.command("job-status")

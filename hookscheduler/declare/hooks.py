@@ -15,7 +15,10 @@ import contextlib
 import difflib
 import functools
 import importlib
+import os
 import reprlib
+import select
+import signal
 import sys
 import traceback
 from collections.abc import Iterable, Mapping
@@ -164,9 +167,50 @@ def _load_apps(bench: Bench, apps: tuple[str, ...], queues: Mapping[str, int], s
             specs.extend(_normalise_app(app, hooks_file, events, queues, problems))
 
 
+#: Seconds an app's hooks.py may take to import: one that waits on the network or a lock would otherwise hang
+#: ``migrate`` (and every worker start) with no word of why.
+IMPORT_TIME_LIMIT = 30.0
+
+
+def probe_import(module: str, limit: float | None = None) -> str | None:
+    """Import ``module`` once in a forked child first: None when that import finishes (whether or not it raises,
+    which the real import then reports), else why not, in words: it ended the process (``os._exit``, a crash)
+    or it ran past ``limit`` seconds (the child is killed). An imported module is not probed again."""
+    if module in sys.modules or not hasattr(os, "fork"):
+        return None
+    limit = IMPORT_TIME_LIMIT if limit is None else limit
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: import, say so, and leave without running any exit handler of the parent's
+        os.close(read_end)
+        with contextlib.suppress(BaseException):
+            importlib.import_module(module)
+        os.write(write_end, b"1")
+        os._exit(0)
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], limit)
+        if ready and os.read(read_end, 1) == b"1":
+            return None
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+            return (f"did not finish importing within {limit:g} s (it waits on something: the network, a lock, "
+                    "input?); a hooks.py must only declare")
+    finally:
+        os.close(read_end)
+        _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+    return f"ended the process while importing ({how}: os._exit() or a crash)"
+
+
 def _read_events(bench: Bench, app: str, problems: list[str], warnings: list[str]) -> tuple[Any, str]:
     guess = bench.apps_path / app / "hooks.py"
     where = str(guess)
+    trouble = probe_import(f"{app}.hooks")
+    if trouble is not None:
+        problems.append(f"{app}: {where}: hooks.py {trouble}; fix the file")
+        return None, where
     try:
         module = importlib.import_module(f"{app}.hooks")
     except ModuleNotFoundError as exc:
@@ -182,7 +226,9 @@ def _read_events(bench: Bench, app: str, problems: list[str], warnings: list[str
             return None, where
         problems.append(f"{app}: {where}: importing hooks.py failed: {_one_line(exc)}")
         return None, where
-    except (Exception, SystemExit) as exc:  # a hooks.py calling sys.exit() must not end the migrate
+    except KeyboardInterrupt:  # the operator's Ctrl-C
+        raise
+    except BaseException as exc:  # a hooks.py calling sys.exit() or raising a BaseException must not end migrate
         problems.append(f"{app}: {where}: hooks.py raised {_one_line(exc)}; fix the file")
         return None, where
     where = str(Path(getattr(module, "__file__", where)))

@@ -17,7 +17,7 @@ this module.
 
 Cost (every deploy runs this, over up to tens of thousands of jobs): the plan reads only the columns it
 compares, as plain tuples (building 10,000 model instances with their timestamps costs seconds), new rows are
-written with one multi-row INSERT per chunk (one statement per row costs a round trip each on PostgreSQL), and
+written with one statement of arrays on PostgreSQL and ``executemany`` on SQLite (:func:`insert_jobs`), and
 the first slot of each distinct schedule is computed once.
 """
 
@@ -32,7 +32,7 @@ from typing import Any
 import peewee as pw
 
 from ..store.database import bind, ensure_schema, migrate_lock, schema_version, write_txn
-from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
+from ..store.models import ScheduledJobLog, ScheduledJobType, database_proxy, utcnow
 from ..timing.calendar import SiteCalendar, next_slot
 from .hooks import JobSpec
 
@@ -41,7 +41,7 @@ SCHEDULE_FIELDS = ("frequency", "cron_format")
 PLAN_COLUMNS = ("id", "name", "removed", "app", "method", "frequency", "cron_format", "queue", "timeout", "catchup",
                 "catchup_limit", "overlap")
 _PlanRow = namedtuple("_PlanRow", PLAN_COLUMNS)  # type: ignore[misc]  # a row as the plan reads it
-CHUNK = 500  # rows per INSERT (SQLite allows 32,766 parameters per statement; 500 rows use 8,000)
+PG_CHUNK = 20_000  # rows per INSERT of arrays on PostgreSQL (bounds one statement's parameter size)
 
 
 @dataclass
@@ -141,6 +141,41 @@ def _rows() -> list[Any]:
     return [_PlanRow._make(row) for row in cursor.fetchall()]  # ``removed`` stays 0/1 on SQLite: only truthiness
 
 
+_INSERT_COLUMNS = ("name", "app", "method", "frequency", "cron_format", "queue", "timeout", "catchup", "catchup_limit",
+                   "overlap", "stopped", "removed", "next_execution", "created_at", "modified_at")
+_PG_TYPES = ("text", "text", "text", "text", "text", "text", "integer", "text", "integer", "text", "boolean",
+             "boolean", "timestamp", "timestamp", "timestamp")
+
+
+def insert_jobs(db: pw.Database, rows: Sequence[tuple[Any, ...]]) -> None:
+    """New rows in :data:`_INSERT_COLUMNS` order, as plain SQL: one statement of arrays on PostgreSQL,
+    ``executemany`` on SQLite. Building the same INSERT through peewee's query builder spent most of a cold
+    migrate (about 0.13 ms per row, half of the 1,000-job command) in formatting parameters."""
+    if not rows:
+        return
+    cols = ", ".join(_INSERT_COLUMNS)
+    if isinstance(db, pw.PostgresqlDatabase):
+        arrays = ", ".join(f"%s::{t}[]" for t in _PG_TYPES)
+        for i in range(0, len(rows), PG_CHUNK):
+            part = rows[i:i + PG_CHUNK]
+            db.execute_sql(f"INSERT INTO scheduled_job_type ({cols}) SELECT * FROM unnest({arrays})",  # type: ignore[no-untyped-call]
+                           [list(col) for col in zip(*part, strict=True)])
+        return
+    stamps: dict[datetime, str] = {}  # a few distinct instants (now, one first slot per schedule): format each once
+
+    def sql_text(v: Any) -> Any:
+        if v.__class__ is not datetime:
+            return v
+        out = stamps.get(v)
+        if out is None:
+            out = stamps[v] = v.isoformat(sep=" ")
+        return out
+
+    text = [tuple(map(sql_text, r)) for r in rows]
+    db.cursor().executemany(  # type: ignore[no-untyped-call]
+        f"INSERT INTO scheduled_job_type ({cols}) VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})", text)
+
+
 def _apply(plan: Plan, rows: dict[str, Any], calendar: SiteCalendar, now: datetime) -> None:
     first: dict[tuple[str, str], datetime | None] = {}  # (frequency, cron) -> first slot after now
 
@@ -151,13 +186,11 @@ def _apply(plan: Plan, rows: dict[str, Any], calendar: SiteCalendar, now: dateti
         return first[key]
 
     specs = {s.name: s for s in plan.added}  # one row per name, as the unique index wants
-    new_rows = [
-        {"name": spec.name, **spec.definition(), "created_at": now, "modified_at": now,
-         "next_execution": first_slot(spec.frequency, spec.cron_format)}
+    insert_jobs(database_proxy.obj, [
+        (spec.name, spec.app, spec.method, spec.frequency, spec.cron_format, spec.queue, spec.timeout, spec.catchup,
+         spec.catchup_limit, spec.overlap, False, False, first_slot(spec.frequency, spec.cron_format), now, now)
         for spec in specs.values()
-    ]
-    for i in range(0, len(new_rows), CHUNK):
-        ScheduledJobType.insert_many(new_rows[i:i + CHUNK]).execute()
+    ])
     for change in plan.updated:
         row = rows[change.name]
         values: dict[str, Any] = {k: new for k, (_, new) in change.fields.items()}

@@ -1,28 +1,10 @@
-"""Prometheus counters derived from the ledger, kept in Redis so that they are monotonic and shared.
+"""Prometheus counters derived from the ledger, folded incrementally into Redis so they are monotonic and shared.
 
-Why the ledger: every outcome a counter needs (a run completed or failed, a slot missed or skipped, when it
-was sent, how long it ran) is already written to ``scheduled_job_log`` by whichever process decided it -- a
-tick, a work horse, an operator command, even an SQL edit. Counting there needs no change to those hot paths
-and is right however many worker or scheduler processes there are, because each row is counted once
-wherever it came from.
-
-Why Redis: the ledger is pruned (``log_retention_days``), so a count recomputed from it would drop, which a
-Prometheus counter must never do; and several exporters (``hookscheduler metrics`` on two hosts, the
-dashboard) must report the same numbers. So the counts are folded incrementally into one Redis hash per site:
-
-* ``cursor``: every ledger row with a smaller id has been counted, or is in the ``pending`` set;
-* ``pending``: ids of rows that were still ``queued`` / ``started`` when passed; re-read every collection and
-  counted once they end (or dropped if deleted);
-* ids only grow, except that SQLite reuses the ids of deleted newest rows: when the highest id falls below the
-  cursor (a ledger pruned empty), the cursor goes back to the start and the rows found there count as new;
-* a row younger than ``grace`` seconds stops the scan: on PostgreSQL a smaller id can become visible after a
-  larger one (transactions commit out of order), so the cursor only moves past rows old enough that any
-  transaction that wrote an earlier id has committed.
-
-A collection is one optimistic Redis transaction (``WATCH`` on the keys): when two exporters fold the same
-rows at once, one commits and the other retries from the new cursor, so nothing is counted twice. Reset
-semantic: if Redis loses the keys (a restart without persistence), the counts restart from what the ledger
-still holds -- a drop that Prometheus's ``rate()`` / ``increase()`` treat as a counter reset.
+Counted from ``scheduled_job_log`` because every outcome is already written there, by whichever process
+decided it; kept in Redis because the ledger is pruned (a counter must never drop) and several exporters must
+agree. One Redis hash per site holds a ``cursor`` and the ``pending`` ids of rows still active; a collection
+is one ``WATCH`` transaction, so two exporters never count a row twice. The design, the corner cases (SQLite
+id reuse, PostgreSQL commit order) and the reset semantic: docs/metrics.md.
 """
 
 from __future__ import annotations

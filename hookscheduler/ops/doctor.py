@@ -7,6 +7,7 @@ scripts rely on); ``ok`` is False, and the command exits 1, when any problem is 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ import peewee as pw
 import redis
 
 from ..broker.connection import check_redis, redis_for
+from ..config import config_notes
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError
 from ..security.permissions import loose_permissions
@@ -37,7 +39,8 @@ FAILED_WINDOW = timedelta(hours=24)
 class Check:
     site: str
     name: str
-    ok: bool
+    #: True passed, False a problem, None not checked (what it needs failed: that failure is the problem)
+    ok: bool | None
     detail: str
     hint: str | None = None
 
@@ -52,11 +55,16 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
+        """Every check passed; a check that could not run is not a pass."""
+        return all(c.ok is True for c in self.checks)
 
     @property
     def problems(self) -> list[Check]:
-        return [c for c in self.checks if not c.ok]
+        return [c for c in self.checks if c.ok is False]
+
+    @property
+    def skipped(self) -> list[Check]:
+        return [c for c in self.checks if c.ok is None]
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks],
@@ -84,11 +92,14 @@ def diagnose(contexts: list[SiteContext], now: datetime | None = None) -> Report
 def _site(ctx: SiteContext, report: Report, now: datetime) -> None:
     site = ctx.name
 
-    def add(name: str, ok: bool, detail: str, hint: str | None = None) -> None:
+    def add(name: str, ok: bool | None, detail: str, hint: str | None = None) -> None:
         report.checks.append(Check(site, name, ok, detail, None if ok else hint))
 
     conn = _redis(ctx, add)
     db_ok = _database(ctx, add)
+    notes = config_notes(ctx.site)
+    if notes:  # accepted, but Frappe would act on them: never silent
+        add("frappe keys", True, "; ".join(notes))
     _guard(add, "permissions", lambda: _permissions(ctx, add))
     late = overdue_after(ctx.site.tick_interval)
     if db_ok:
@@ -98,13 +109,13 @@ def _site(ctx: SiteContext, report: Report, now: datetime) -> None:
     if conn is not None:
         _guard(add, "queues", lambda: _queues(ctx, conn, add, db_ok))
     else:
-        add("queues", True, "not checked: Redis unreachable")
+        add("queues", None, "not checked: Redis unreachable", "fix Redis first (see the redis check)")
 
 
 def _guard(add: Callable[..., None], name: str, fn: Callable[[], None]) -> None:
     try:
         fn()
-    except (HookSchedulerError, pw.PeeweeException, redis.exceptions.RedisError) as exc:
+    except (HookSchedulerError, pw.PeeweeException, sqlite3.Error, redis.exceptions.RedisError) as exc:
         add(name, False, f"could not be checked: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
             "run `hookscheduler doctor` again; if it persists, check the database and Redis")
 
@@ -137,7 +148,14 @@ def _database(ctx: SiteContext, add: Callable[..., None]) -> bool:
         db = ctx.database(require_schema=False)
         version = dbmod.schema_version(db)
     except (HookSchedulerError, pw.PeeweeException) as exc:
-        add("database", False, f"{url}: {str(exc).splitlines()[0]}", "run `hookscheduler migrate`, or fix db_url")
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        corrupt = any(sign in detail for sign in _CORRUPT)
+        add("database", False, f"{url}: {'corrupt: ' if corrupt else ''}{detail}",
+            _RESTORE if corrupt else "run `hookscheduler migrate`, or fix db_url")
+        return False
+    problems = _integrity(db)
+    if problems:
+        add("database", False, f"{url}: corrupt: {problems}", _RESTORE)
         return False
     if version != dbmod.SCHEMA_VERSION:
         add("database", False, f"{url}: schema version {version}, expected {dbmod.SCHEMA_VERSION}",
@@ -146,6 +164,24 @@ def _database(ctx: SiteContext, add: Callable[..., None]) -> bool:
     jobs = ScheduledJobType.select().where(ScheduledJobType.removed == False).count()  # noqa: E712
     add("database", True, f"{url}: schema version {version}, {jobs} job(s)")
     return True
+
+
+#: How SQLite words a damaged file.
+_CORRUPT = ("malformed", "not a database", "disk image", "corrupt")
+_RESTORE = ("stop the scheduler and workers, then restore the database from a backup (or salvage it with "
+            "`sqlite3 FILE .recover`) and run `hookscheduler migrate`")
+
+
+def _integrity(db: pw.Database) -> str | None:
+    """SQLite's ``quick_check`` (every page and record readable; indexes not compared, which ``integrity_check``
+    would do at many times the cost): its first problems, or None. PostgreSQL checks its own pages."""
+    if not isinstance(db, pw.SqliteDatabase):
+        return None
+    try:
+        rows = [str(r[0]) for r in db.execute_sql("PRAGMA quick_check(5)").fetchall()]  # type: ignore[no-untyped-call]
+    except (pw.DatabaseError, sqlite3.DatabaseError) as exc:  # fetching runs outside peewee's error wrapper
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None if rows == ["ok"] else "; ".join(rows)
 
 
 def _scheduler(ctx: SiteContext, conn: redis.Redis | None, add: Callable[..., None], now: datetime,
@@ -158,7 +194,7 @@ def _scheduler(ctx: SiteContext, conn: redis.Redis | None, add: Callable[..., No
                 "`hookscheduler scheduler enable` (or clear maintenance_mode / disable_scheduler in site_config.json)")
         add("scheduler", False, f"scheduler {status}: {reason}", f"if that is not intended: {hint}")
     if conn is None:
-        add("scheduler process", True, "not checked: Redis unreachable")
+        add("scheduler process", None, "not checked: Redis unreachable", "fix Redis first (see the redis check)")
         return
     procs = [h for h in heartbeats(conn, ctx.bench.bench_id) if h.serves(ctx.name)]
     where = ", ".join(f"{h.host}:{h.pid}" for h in procs)

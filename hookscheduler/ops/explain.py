@@ -21,12 +21,13 @@ import redis
 from ..broker.connection import check_redis
 from ..context import SiteContext
 from ..exceptions import ServiceUnavailable
+from ..schedule.decide import is_stopped
 from ..states import ACTIVE_STATUSES, REQUEST_TRIGGERS, LedgerStatus, Trigger
 from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
 from ..timing.calendar import SiteCalendar, next_slot
 from .history import error_summary, log_dict
 from .jobs import JOB_COLUMNS, get_job
-from .scheduler import heartbeats, last_tick, scheduler_state
+from .scheduler import activity, heartbeats, last_tick, scheduler_state
 
 #: How far back a cron slot is looked for before giving up (a yearly cron needs a year).
 MAX_LOOKBACK = timedelta(days=3 * 366)
@@ -85,12 +86,19 @@ def covers(row: dict[str, Any], slot: datetime) -> bool:
     return bool(first <= slot <= last)
 
 
-def timeline(slots: Sequence[datetime], rows: Sequence[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-    """Each slot with the ledger row that covers it (its status), ``upcoming`` or ``no record``."""
+def timeline(slots: Sequence[datetime], rows: Sequence[dict[str, Any]], now: datetime,
+             removed_at: datetime | None = None) -> list[dict[str, Any]]:
+    """Each slot with the ledger row that covers it (its status), ``upcoming`` or ``no record``; a slot at or
+    after the job's removal from hooks is ``removed`` (a removed job has no upcoming slots)."""
     out = []
     for slot in slots:
         row = next((r for r in rows if covers(r, slot)), None)
-        status = row["status"] if row else ("upcoming" if slot > now else "no record")
+        if row:
+            status = row["status"]
+        elif removed_at is not None and slot >= removed_at:
+            status = "removed"
+        else:
+            status = "upcoming" if slot > now else "no record"
         out.append({"slot": slot, "status": status, "trigger": row["trigger"] if row else None,
                     "log_id": row["id"] if row else None, "reason": row["reason"] if row else None})
     return out
@@ -112,6 +120,7 @@ class Facts:
     retention_days: int = 30
     oldest_log: datetime | None = None
     tz: tzinfo = timezone.utc  # the zone times are written in
+    resume_at: datetime | None = None  # the scheduler is paused until then (``scheduler pause --until``)
 
 
 def verdict(f: Facts) -> str:
@@ -127,16 +136,22 @@ def _verdict(f: Facts) -> str:
     job, slot = f.job, f.slot
     if slot is None:
         return "no slot of this job falls at or before that moment"
-    if slot < job["created_at"]:
-        return f"did not run: the slot {_fmt(slot)} predates the job (created {_fmt(job['created_at'])})"
+    if slot <= job["created_at"]:
+        first = f"; its first slot is {_fmt(job['next_execution'])}" if job["next_execution"] else ""
+        what = "predates the job" if slot < job["created_at"] else "is the moment the job was created"
+        return (f"did not run: the slot {_fmt(slot)} {what} (created {_fmt(job['created_at'])}); a new job never "
+                f"fires at once{first}")
     row = next((r for r in f.rows if covers(r, slot)), None)
     if row is not None:
         return _from_row(row, slot)
+    if job["removed"] and job["removed_at"] and job["removed_at"] <= slot:
+        will = "will not run" if slot > f.now else "did not run"
+        return f"{will}: the job was removed from hooks at {_fmt(job['removed_at'])}; it has no upcoming slots"
     if slot > f.now:
         return _future(f, slot)
-    if job["removed"] and job["removed_at"] and job["removed_at"] <= slot:
-        return f"did not run: the job was removed from hooks at {_fmt(job['removed_at'])}"
     if job["next_execution"] is not None and job["next_execution"] <= slot:
+        if f.scheduler_reason:
+            return f"not run yet: the slot is due and {_held(f)}"
         why = _not_served(f)
         return f"not run yet: the slot is due but no scheduler pass has served it ({why})"
     if f.oldest_log is not None and slot < f.oldest_log and slot < f.now - timedelta(days=f.retention_days):
@@ -176,17 +191,28 @@ def _not_served(f: Facts) -> str:
     return f"a scheduler is running; {tick}"
 
 
+def _held(f: Facts) -> str:
+    """What happens to a slot the pass holds because the scheduler is inactive."""
+    job = f.job
+    runs = {"once": "one catch-up run covers it (with any other held slot)", "skip": "it is recorded as missed",
+            "all": f"it runs late (up to catchup_limit={job.get('catchup_limit', 10)} slots)"}
+    end = f" until {_fmt(f.resume_at)}" if f.resume_at else ""
+    return (f"held while the scheduler is {f.scheduler_status}{end} ({f.scheduler_reason}): when it is active "
+            f"again, catchup={job.get('catchup', 'once')} applies: {runs.get(job.get('catchup', 'once'), '')}")
+
+
 def _future(f: Facts, slot: datetime) -> str:
     job = f.job
     head = f"upcoming at {_fmt(slot)}"
     if job["removed"]:
-        return f"{head}, but will not fire: the job was removed from hooks"
+        return "will not run: the job was removed from hooks; it has no upcoming slots"
     if job["next_execution"] is not None and job["next_execution"] > slot:
         return f"{head}, but will not fire: the job's next slot is {_fmt(job['next_execution'])} (skip-next)"
-    if job["stopped"]:
-        return f"{head}, but will be skipped while the job is stopped ({job['stopped_note'] or 'no note'})"
-    if f.scheduler_reason:
-        return f"{head}, but will be skipped while the scheduler is {f.scheduler_status} ({f.scheduler_reason})"
+    if is_stopped(job["stopped"], job.get("stopped_until"), slot):
+        end = f" until {_fmt(job['stopped_until'])}" if job.get("stopped_until") else ""
+        return f"{head}, but will be skipped while the job is stopped{end} ({job['stopped_note'] or 'no note'})"
+    if f.scheduler_reason and (f.resume_at is None or slot < f.resume_at):
+        return f"{head}, but {_held(f)}"
     if f.active:
         return f"{head}; it will be skipped if the run {f.active[0]['rq_job_id']} is still {f.active[0]['status']}"
     if f.scheduler_alive is False:
@@ -226,9 +252,10 @@ def explain(ctx: SiteContext, conn: redis.Redis | None, name: str, at: datetime 
     rows = _rows_near(row, slots, at) if slots else []
     active = [log_dict(r) for r in ScheduledJobLog.select().where(
         (ScheduledJobLog.job == row.id) & ScheduledJobLog.status.in_(ACTIVE_STATUSES)).order_by(ScheduledJobLog.id)]
-    status, reason = scheduler_state(ctx)
+    status, reason = scheduler_state(ctx, now)
+    _, resume_at = activity(ctx, now)
     sched: dict[str, Any] = {"status": status, "reason": reason, "last_tick": None, "scheduler_alive": None,
-                             "redis_error": None}
+                             "redis_error": None, "paused_until": resume_at}
     if conn is not None:
         try:
             check_redis(conn, ctx.site.redis_url)
@@ -242,8 +269,10 @@ def explain(ctx: SiteContext, conn: redis.Redis | None, name: str, at: datetime 
     facts = Facts(job=job, slot=slot, now=now, rows=rows, scheduler_status=status, scheduler_reason=reason,
                   scheduler_alive=sched["scheduler_alive"], last_tick=sched["last_tick"], active=active,
                   retention_days=ctx.site.log_retention_days, oldest_log=oldest.scheduled_for if oldest else None,
-                  tz=ctx.site.time_zone)
-    return Explanation(job=job, at=at, now=now, slot=slot, verdict=verdict(facts), timeline=timeline(slots, rows, now),
+                  tz=ctx.site.time_zone, resume_at=resume_at)
+    removed_at = row.removed_at or now if row.removed else None
+    return Explanation(job=job, at=at, now=now, slot=slot, verdict=verdict(facts),
+                       timeline=timeline(slots, rows, now, removed_at),
                        rows=rows, active=active, scheduler=sched)
 
 

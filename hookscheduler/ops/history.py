@@ -121,7 +121,8 @@ def ledger_after(first_id: int, limit: int) -> list[tuple[Any, ...]]:
 _REASON_PREFIXES = (("job stopped", "stopped"), ("scheduler inactive", "scheduler_inactive"),
                     ("scheduler disabled", "scheduler_inactive"), ("previous run", "overlap"),
                     ("no scheduler pass", "no_scheduler"))
-_REASON_WORDS = (("catchup_limit", "catchup_limit"), ("(jobs skip-next)", "skip_next"), ("(purge-jobs", "purged"),
+_REASON_WORDS = (("catchup_limit", "catchup_limit"), ("passed while the scheduler was inactive", "scheduler_inactive"),
+                 ("(jobs skip-next)", "skip_next"), ("(purge-jobs", "purged"),
                  ("(rq-jobs cancel)", "canceled"), ("(rq-jobs delete)", "deleted"),
                  ("run not enqueued: previous run", "overlap"))
 

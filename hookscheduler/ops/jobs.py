@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import socket
 from dataclasses import dataclass
@@ -11,15 +12,16 @@ from typing import Any
 import peewee as pw
 
 from ..exceptions import HookSchedulerError, JobNotFound, shown
+from ..schedule.decide import Forecast, JobState, forecast, is_stopped
 from ..states import NOT_RUN, LedgerStatus, Trigger
 from ..store.database import write_txn
 from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
-from ..timing.calendar import SiteCalendar, next_slot, upcoming
-from ..timing.frequencies import FREQUENCIES, event_of
+from ..timing.calendar import SiteCalendar, next_slot
+from ..timing.frequencies import FREQUENCIES, SECTIONS, event_of
 
 JOB_COLUMNS = (
     "name", "app", "method", "frequency", "cron_format", "queue", "timeout", "catchup", "catchup_limit", "overlap",
-    "stopped", "stopped_note", "stopped_by", "stopped_at", "removed", "removed_at", "last_execution",
+    "stopped", "stopped_note", "stopped_by", "stopped_at", "stopped_until", "removed", "removed_at", "last_execution",
     "next_execution", "created_at", "modified_at",
 )
 
@@ -39,8 +41,7 @@ def get_job(name: str, include_removed: bool = True) -> ScheduledJobType:
         query = query.where(ScheduledJobType.removed == False)  # noqa: E712
     row: ScheduledJobType | None = query.first()
     if row is None:
-        close = [r.name for r in ScheduledJobType.select(ScheduledJobType.name)
-                 .where(ScheduledJobType.name.contains(name.rsplit(".", 1)[-1][:255])).limit(3)]
+        close = similar_names(name)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else "; see `hookscheduler jobs list --all`"
         raise JobNotFound(f"job {shown(name)} not found{hint}")
     found: ScheduledJobType = row
@@ -91,36 +92,85 @@ def _latest_logs(job_ids: list[int]) -> dict[int, ScheduledJobLog]:
     return {log.job_id: log for log in ScheduledJobLog.select().where(ScheduledJobLog.id.in_(newest))}
 
 
+def similar_names(name: str, limit: int = 3) -> list[str]:
+    """Job names a mistyped ``name`` may have meant: those containing its last dotted part, else the closest
+    spellings of the whole name or of a name's last part (``send_digset`` -> ``app.tasks.send_digest``)."""
+    tail = name.rsplit(".", 1)[-1][:255]
+    close = [r.name for r in ScheduledJobType.select(ScheduledJobType.name)
+             .where(ScheduledJobType.name.contains(tail)).limit(limit)] if tail else []
+    if close:
+        return close
+    names = [r.name for r in ScheduledJobType.select(ScheduledJobType.name)]
+    by_tail: dict[str, str] = {}
+    for full in names:
+        by_tail.setdefault(full.rsplit(".", 1)[-1], full)
+    found = difflib.get_close_matches(name[:255], names, n=limit, cutoff=0.85)  # names share long prefixes
+    found += [by_tail[t] for t in difflib.get_close_matches(tail, list(by_tail), n=limit)]
+    return list(dict.fromkeys(found))[:limit]
+
+
 def set_stopped(db: pw.Database, name: str, stopped: bool, note: str | None = None, who: str | None = None,
-                now: datetime | None = None) -> ScheduledJobType:
-    """The operator's toggle. Honoured by the next tick; re-enabling never causes a burst, because slots that
-    passed while stopped were logged as skipped and ``next_execution`` kept moving forward."""
+                now: datetime | None = None, until: datetime | None = None) -> ScheduledJobType:
+    """The operator's toggle. Honoured by the next pass; re-enabling never causes a burst, because slots that
+    passed while stopped were logged as skipped and ``next_execution`` kept moving forward.
+
+    ``until``: the stop ends by itself then (the pass runs the job's slots from ``until`` on). Stopping a job
+    that is already stopped changes only what is given (a new note, a new end): the first note, who stopped it
+    and when are kept, because they are the answer to "since when, and why"."""
     now = now or utcnow()
     with write_txn(db):
         row = get_job(name)
         values: dict[str, Any] = {"stopped": stopped, "modified_at": now}
-        # The audit columns record the latest toggle either way (who stopped it, or who re-enabled it).
-        values.update(stopped_note=note, stopped_by=who or actor(), stopped_at=now)
+        if stopped and is_stopped(row.stopped, row.stopped_until, now):
+            if note is not None:
+                values["stopped_note"] = note
+            if until is not None:
+                values["stopped_until"] = until
+        else:
+            # The audit columns record the latest toggle either way (who stopped it, or who re-enabled it).
+            values.update(stopped_note=note, stopped_by=who or actor(), stopped_at=now,
+                          stopped_until=until if stopped else None)
         ScheduledJobType.update(values).where(ScheduledJobType.id == row.id).execute()
     return get_job(name)
+
+
+def stop_state(row: dict[str, Any], now: datetime) -> str:
+    """``active``, ``STOPPED`` or ``removed`` at ``now``, as ``jobs list`` and the dashboard say it: a stop whose
+    ``--until`` has come reads ``active`` (the pass already runs its slots)."""
+    if row["removed"]:
+        return "removed"
+    return "STOPPED" if is_stopped(row["stopped"], row["stopped_until"], now) else "active"
 
 
 # --- events (trigger-scheduler-event, purge-jobs --event) --------------------------------------------------
 
 def events() -> list[str]:
-    """Every event name: ``all``, ``hourly``, ``daily``, ... (a frequency's first word, lower-cased)."""
-    return sorted({event_of(f) for f in FREQUENCIES})
+    """Every event name: the families ``all``, ``hourly``, ``daily``, ... (a frequency's first word, lower-cased)
+    and every ``scheduler_events`` key (``daily_long``, ``hourly_maintenance``, ``cron_long``, ...), as users
+    wrote them in hooks and as Frappe's ``bench trigger-scheduler-event`` takes them."""
+    return sorted({event_of(f) for f in FREQUENCIES} | set(SECTIONS))
 
 
 def check_event(event: str) -> str:
     if event not in events():
-        raise EventNotFound(f"unknown event {shown(event)}; events: {', '.join(events())}")
+        close = difflib.get_close_matches(event[:100], events(), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise EventNotFound(f"unknown event {shown(event)}; {hint}events: {', '.join(events())}")
     return event
 
 
+def event_frequencies(event: str) -> list[str]:
+    """The frequencies an event covers: a family (``daily``: Daily, Daily Long, Daily Maintenance), or one
+    section key (``daily_long``: Daily Long only)."""
+    check_event(event)
+    family = [f for f in FREQUENCIES if event_of(f) == event]
+    return family or [SECTIONS[event].frequency]
+
+
 def event_jobs(event: str, include_stopped: bool = False) -> list[ScheduledJobType]:
-    """The jobs of an event (``daily``: every Daily, Daily Long and Daily Maintenance job), not removed."""
-    frequencies = [f for f in FREQUENCIES if event_of(f) == check_event(event)]
+    """The jobs of an event (``daily``: every Daily, Daily Long and Daily Maintenance job; ``daily_long``: the
+    Daily Long ones), not removed."""
+    frequencies = event_frequencies(event)
     query = (ScheduledJobType.select()
              .where(ScheduledJobType.frequency.in_(frequencies) & (ScheduledJobType.removed == False))  # noqa: E712
              .order_by(ScheduledJobType.name))
@@ -137,15 +187,22 @@ class EventNotFound(HookSchedulerError):
 
 # --- schedule queries and edits ----------------------------------------------------------------------------
 
-def upcoming_slots(row: ScheduledJobType, calendar: SiteCalendar, count: int,
-                   now: datetime | None = None) -> list[datetime]:
-    """The next ``count`` fire times of ``row`` (naive UTC): its stored next slot first when it is still
-    ahead (or due and not yet served), then the slots after it."""
-    now = now or utcnow()
-    first = row.next_execution
-    if first is None:  # removed rows have none: show what the schedule would be
-        first = next_slot(row.frequency, row.cron_format, now, calendar)
-    return [first, *upcoming(row.frequency, row.cron_format, first, calendar, count - 1, anchor=first)][:count]
+def job_state(row: ScheduledJobType, next_execution: datetime) -> JobState:
+    """The decision's view of a job row."""
+    return JobState(row.id, row.name, row.frequency, row.cron_format, next_execution, bool(row.stopped),
+                    row.catchup, row.catchup_limit, row.overlap, row.stopped_until)
+
+
+def next_runs(row: ScheduledJobType, calendar: SiteCalendar, count: int, *, grace: float,
+              inactive: str | None = None, resume_at: datetime | None = None,
+              now: datetime | None = None) -> list[Forecast]:
+    """``jobs next``: what will really happen to the job (:func:`~hookscheduler.schedule.decide.forecast`):
+    after downtime or a pause, the one catch-up now (per its policy), then its real next slots. A removed job
+    has none."""
+    if row.removed or row.next_execution is None:
+        return []
+    return forecast(job_state(row, row.next_execution), now or utcnow(), calendar, grace=grace, count=count,
+                    inactive=inactive, resume_at=resume_at)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from rq.registry import FailedJobRegistry
 from ..broker.keys import queue_name
 from ..config import DEFAULT_FAILED_JOBS_LIMIT
 from ..exceptions import HookSchedulerError
+from ..store.database import write_txn
 from ..store.models import ACTIVE_STATUSES, ScheduledJobLog, utcnow
 
 BATCH = 1000  # log rows per DELETE; 100 RQ jobs per pipeline, as Frappe
@@ -40,7 +41,7 @@ def prune_site_logs(db: pw.Database, retention_days: int, now: datetime | None =
                  .where((ScheduledJobLog.created_at < cutoff) & (ScheduledJobLog.modified_at < cutoff)
                         & ScheduledJobLog.status.not_in(ACTIVE_STATUSES))
                  .limit(BATCH))
-        with db.atomic():
+        with write_txn(db):
             # one statement (the first of its transaction is a write: no SQLite read->write upgrade)
             deleted = int(ScheduledJobLog.delete().where(ScheduledJobLog.id.in_(batch)).execute())
         total += deleted

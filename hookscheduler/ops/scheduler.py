@@ -7,16 +7,20 @@ Two switches, as in Frappe, with different owners and lifetimes:
 * ``scheduler_enabled`` in the site's ``scheduler_state`` table (``scheduler enable`` / ``disable``, with a
   note): the site's own setting, like Frappe's System Settings ``enable_scheduler``.
 
-Every pass re-reads both (:func:`hookscheduler.schedule.claim.inactive_reason`), so a change takes effect
-within one pass; slots that pass meanwhile are logged as skipped with the reason. Liveness comes from Redis: each
-``schedule`` process refreshes a heartbeat key with a TTL, and each completed pass writes the site's last
-tick time, so ``status`` works across hosts and containers (where Frappe's file lock cannot see).
+Every pass re-reads both (:func:`hookscheduler.schedule.inactivity.inactive_reason`), so a change takes effect
+within one pass. Slots that pass meanwhile are held; when the scheduler is active again each job's ``catchup``
+policy decides them (one catch-up run by default), and the ledger says they passed while it was inactive. A
+pause may end by itself (``scheduler pause --until T``: ``pause_until`` in ``scheduler_state``).
+
+Liveness comes from Redis: each ``schedule`` process refreshes a heartbeat key with a TTL, and each completed
+pass writes the site's last tick time, so ``status`` works across hosts and containers (where Frappe's file
+lock cannot see).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,8 @@ from ..broker.keys import heartbeat_pattern, last_tick_key
 from ..config import update_site_config
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError
+from ..schedule.decide import pause_expired
+from ..schedule.inactivity import PAUSE_UNTIL, inactive_reason, note_switch, read_pause_until
 from ..states import SchedulerStatus
 from ..store.database import get_state, set_state, write_txn
 from ..store.models import utcnow
@@ -91,18 +97,21 @@ def last_tick(conn: redis.Redis, bench_id: str, site: str) -> datetime | None:
     return _utc(raw.decode() if isinstance(raw, bytes) else raw)
 
 
-def scheduler_state(ctx: SiteContext) -> tuple[str, str | None]:
+def scheduler_state(ctx: SiteContext, now: datetime | None = None) -> tuple[str, str | None]:
     """(``enabled`` | ``disabled`` | ``paused``, every reason it is inactive joined, or None). A disabled
-    scheduler reads ``disabled`` even when it is also paused: resuming it would not make it run."""
+    scheduler reads ``disabled`` even when it is also paused: resuming it would not make it run. A pause whose
+    ``--until`` has come is over (the next pass clears the flag)."""
     ctx.database()
     settings = ctx.site.settings
     reasons: list[str] = []
     disabled = False
+    until = read_pause_until()
+    paused = settings.pause_scheduler and not pause_expired(True, until, now or utcnow())
     if settings.maintenance_mode:
         reasons.append("maintenance_mode is set")
         disabled = True
-    if settings.pause_scheduler:
-        reasons.append("pause_scheduler is set")
+    if paused:
+        reasons.append("pause_scheduler is set" + (f" until {until:%Y-%m-%d %H:%M:%S} UTC" if until else ""))
     if settings.disable_scheduler:
         reasons.append("disable_scheduler is set")
         disabled = True
@@ -110,8 +119,18 @@ def scheduler_state(ctx: SiteContext) -> tuple[str, str | None]:
         note = get_state("scheduler_disabled_note")
         reasons.append("scheduler disabled" + (f": {note}" if note else ""))
         disabled = True
-    status = DISABLED if disabled else (PAUSED if settings.pause_scheduler else ENABLED)
+    status = DISABLED if disabled else (PAUSED if paused else ENABLED)
     return status, "; ".join(reasons) or None
+
+
+def activity(ctx: SiteContext, now: datetime | None = None) -> tuple[str | None, datetime | None]:
+    """(why the pass holds the site's slots at ``now``, or None; when a pause with an end ends, or None): the
+    pass's own reading, for forecasts and verdicts."""
+    now = now or utcnow()
+    ctx.database()
+    until = read_pause_until()
+    reason = inactive_reason(ctx, pause_until=until, now=now)
+    return reason, (until if reason and until is not None and ctx.site.settings.pause_scheduler else None)
 
 
 @dataclass
@@ -129,11 +148,14 @@ class SiteStatus:
     queues: dict[str, dict[str, int]] = field(default_factory=dict)
     redis_error: str | None = None  # why liveness and counts are unknown
     unsent: int | None = None  # runs claimed and recorded but not yet in Redis (the outbox): from the database
+    paused_until: datetime | None = None  # ``scheduler pause --until``: when the pause ends by itself
 
     def as_dict(self, verbose: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"site": self.site, "status": self.status, "reason": self.reason,
                                "last_tick": self.last_tick, "scheduler_alive": self.scheduler_alive,
                                "pending": self.pending, "failed": self.failed}
+        if self.paused_until:
+            out["paused_until"] = self.paused_until
         if self.redis_error:
             out["redis_error"] = self.redis_error
         if verbose:
@@ -148,16 +170,19 @@ def site_status(ctx: SiteContext, conn: redis.Redis | None, redis_error: str | N
     still answered -- during a Redis outage an operator still needs to know whether the scheduler is on --
     and liveness, last tick and counts are reported as unknown rather than as zero."""
     status, reason = scheduler_state(ctx)
+    until = activity(ctx)[1] if status == PAUSED else None
     unsent = _unsent(ctx)
     if conn is None:
         return SiteStatus(site=ctx.name, status=status, reason=reason, last_tick=None, scheduler_alive=None,
-                          pending=None, failed=None, redis_error=redis_error or "Redis unreachable", unsent=unsent)
+                          pending=None, failed=None, redis_error=redis_error or "Redis unreachable", unsent=unsent,
+                          paused_until=until)
     bench_id = ctx.bench.bench_id
     procs = [h for h in heartbeats(conn, bench_id) if h.serves(ctx.name)]
     counts = pending_counts(conn, bench_id, ctx.name, list(ctx.site.queues))
     return SiteStatus(site=ctx.name, status=status, reason=reason, last_tick=last_tick(conn, bench_id, ctx.name),
                       scheduler_alive=bool(procs), pending=counts["total"]["queued"],
-                      failed=counts["total"]["failed"], processes=procs, queues=counts["queues"], unsent=unsent)
+                      failed=counts["total"]["failed"], processes=procs, queues=counts["queues"], unsent=unsent,
+                      paused_until=until)
 
 
 def _unsent(ctx: SiteContext) -> int | None:
@@ -169,9 +194,17 @@ def _unsent(ctx: SiteContext) -> int | None:
         return None
 
 
-def set_paused(ctx: SiteContext, paused: bool) -> Path:
-    """``scheduler pause`` / ``resume``: write ``pause_scheduler`` into the site's ``site_config.json``."""
-    return update_site_config(ctx.site, {"pause_scheduler": paused})
+def set_paused(ctx: SiteContext, paused: bool, until: datetime | None = None, now: datetime | None = None) -> Path:
+    """``scheduler pause [--until T]`` / ``resume``: write ``pause_scheduler`` into the site's
+    ``site_config.json``, and the pause's end (or none) into ``scheduler_state``. The end is written first: a
+    pass in between must not see a new pause with an old end."""
+    db = ctx.database()
+    with write_txn(db):
+        set_state(PAUSE_UNTIL, until.isoformat(sep=" ") if paused and until is not None else None)
+    path = update_site_config(ctx.site, {"pause_scheduler": paused})
+    ctx.site = replace(ctx.site, values={**ctx.site.values, "pause_scheduler": paused})
+    note_switch(ctx, now)
+    return path
 
 
 def set_enabled(ctx: SiteContext, enabled: bool, note: str | None = None, who: str | None = None,
@@ -186,9 +219,11 @@ def set_enabled(ctx: SiteContext, enabled: bool, note: str | None = None, who: s
         else:
             by = f"by {who} " if who else ""
             set_state("scheduler_disabled_note", f"{note + ' ' if note else ''}({by}at {stamp})".strip())
+    note_switch(ctx, now)
 
 
 __all__ = [
-    "DISABLED", "ENABLED", "PAUSED", "Heartbeat", "SiteStatus", "heartbeats", "last_tick", "scheduler_state",
+    "DISABLED", "ENABLED", "PAUSED", "Heartbeat", "SiteStatus", "activity", "heartbeats", "last_tick",
+    "scheduler_state",
     "set_enabled", "set_paused", "site_status",
 ]

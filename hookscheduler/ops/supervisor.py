@@ -1,16 +1,21 @@
 """``hookscheduler start``: the development supervisor (Frappe's ``bench start``, honcho-style).
 
 It runs, as child processes of one command: the scheduler (``hookscheduler schedule``) and, for every queue,
-its own worker (``short``, ``default``, ``long``: one each, so a long job never holds up the short ones; a
-custom queue of ``workers``: ``background_workers`` of them, default 1). Every line a child writes is shown
-with the child's name in front. Ctrl-C or SIGTERM stop them all: first a warm shutdown (workers finish their
-current job), then, after a grace period, a cold one (RQ kills the work horses), then SIGKILL. If one child
+its own workers (``short``, ``default``, ``long``: ``background_workers`` each, as Frappe's bench runs them,
+default 1, so a long job never holds up the short ones; a custom queue of ``workers``: its own
+``background_workers``, default 1). Every line a child writes is shown with the child's name in front. Ctrl-C,
+SIGTERM or SIGHUP (the terminal closed) stop them all: first a warm shutdown (workers finish their current
+job), then, after a grace period, a cold one (RQ kills the work horses), then SIGKILL. The children run in
+their own sessions (a Ctrl-C reaches ``start`` only, which stops them in order), so the terminal's signals
+never reach them directly: ``start`` forwards them, and on Linux each child also asks the kernel to send it
+SIGTERM should ``start`` die without stopping it (SIGKILL, a crash), so no child outlives it. If one child
 exits on its own, the others are stopped too and ``start`` exits non-zero, so a crash is never hidden behind
 a still-running terminal.
 
 Redis: if none answers at the configured ``redis_queue`` and ``redis-server`` is on ``PATH``, a private one
 is started on a free local port with its own data directory (``<bench>/.hookscheduler/redis``, owner-only),
-announced, handed to the children through ``$HOOKSCHEDULER_REDIS_URL``, and stopped last. It asks for a
+announced, handed to the children through ``$HOOKSCHEDULER_REDIS_URL``, and stopped last. ``.hookscheduler/``
+holds a ``.gitignore`` of ``*``, so a bench kept in git never commits it. It asks for a
 password made for it (another local user must not reach the bench's queues through a loopback port): the
 password is in its config file and its URL file in that directory, both owner-only, never on a command line
 (``ps`` shows those to every user) and never printed. Without ``redis-server`` the
@@ -64,8 +69,9 @@ def plan(bench: Bench, sites: list[Site], scheduler: bool = True, site: str | No
     for s in sites:
         for name, spec in s.settings.workers.items():
             specs.setdefault(name, dict(spec))
+    builtin = max(s.settings.background_workers for s in sites) if sites else 1
     for name in bench_queues(sites):
-        count = int(specs.get(name, {}).get("background_workers", 1))
+        count = int(specs.get(name, {}).get("background_workers", builtin))
         for i in range(count):
             label = f"worker_{name}" + (f".{i + 1}" if count > 1 else "")
             procs.append(Proc(label, [*base, "worker", "--queue", name]))
@@ -97,6 +103,7 @@ def ensure_redis(site: Site, data_dir: Path,
             "$HOOKSCHEDULER_REDIS_URL at a running server")
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ignore_folder(data_dir.parent)
     data_dir.chmod(0o700)  # made by an older version, or by hand: it holds the password now
     password = secrets.token_urlsafe(24)  # URL-safe: no quoting needed in the URL or the config file
     conf = _owner_only(data_dir / "redis.conf",
@@ -104,8 +111,7 @@ def ensure_redis(site: Site, data_dir: Path,
                        f"protected-mode yes\nrequirepass {password}\n")
     url = f"redis://:{password}@127.0.0.1:{port}/0"
     url_file = _owner_only(data_dir / "url", url + "\n")
-    proc = subprocess.Popen([server, str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = spawn([server, str(conf)])
     deadline = time.monotonic() + 15
     client = connect_redis(url)
     while True:
@@ -123,6 +129,33 @@ def ensure_redis(site: Site, data_dir: Path,
         f"{data_dir}); it stops with this command. To use it from another shell: "
         f"export HOOKSCHEDULER_REDIS_URL=$(cat {shlex.quote(str(url_file))})")
     return url, proc
+
+
+def ignore_folder(folder: Path) -> None:
+    """Make ``folder`` (the bench's ``.hookscheduler/``) ignore itself in git: it holds a password and data."""
+    marker = folder / ".gitignore"
+    if not marker.exists():
+        marker.write_text("# made by hookscheduler start: runtime files (a private Redis), never committed\n*\n")
+
+
+def _die_with_parent() -> None:
+    """In a child, before exec (Linux): SIGTERM when the parent dies, even by SIGKILL."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the signal handlers of ``start`` still stop the children
+        pass
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def spawn(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """A child in its own session, output piped for the prefixer, stopped by the kernel if ``start`` dies."""
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                            start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
 
 
 def _owner_only(path: Path, text: str) -> Path:
@@ -150,8 +183,11 @@ class Supervisor:
     def say(self, text: str, name: str = "system") -> None:
         width = max([len(p.name) for p in self.procs] + [len(n) for n, _ in self.extra] + [6])
         with self._lock:
-            self.out.write(f"{time.strftime('%H:%M:%S')} {name:<{width}} | {redact(text)}\n")
-            self.out.flush()
+            try:
+                self.out.write(f"{time.strftime('%H:%M:%S')} {name:<{width}} | {redact(text)}\n")
+                self.out.flush()
+            except (OSError, ValueError):  # the terminal is gone (SIGHUP): stopping the children matters more
+                pass
 
     def _pump(self, name: str, stream: IO[str]) -> None:
         for line in stream:
@@ -168,8 +204,7 @@ class Supervisor:
             self._watch(name, proc)
         try:
             for p in self.procs:
-                proc = subprocess.Popen(p.argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True, bufsize=1, start_new_session=True)
+                proc = spawn(p.argv, self.env)
                 self._running.append((p.name, proc))
                 self._watch(p.name, proc)
                 self.say(f"started {p.name} (pid {proc.pid}): {' '.join(p.argv[1:])}")
@@ -199,7 +234,7 @@ class Supervisor:
             self.say(f"{signal.Signals(signum).name} received, stopping")
             self.stop_event.set()
 
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
 
         def restore() -> None:
             for sig, old in previous.items():

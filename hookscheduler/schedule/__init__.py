@@ -5,6 +5,7 @@
 * :mod:`.outbox`: sending claimed runs after the commit, re-sending the ones never sent;
 * :mod:`.send`: writing runs into RQ (one pipeline, RQ's unique enqueue);
 * :mod:`.reconcile`: active runs against RQ: settle the ones that are over, reconcile a whole site;
+* :mod:`.inactivity`: the scheduler switched off (paused, disabled, maintenance) and its stretches;
 * :mod:`.judge`: is a previous run still going? The ledger against RQ, pure;
 * :mod:`.orphans`: runs a dead worker took off their queue, put back;
 * :mod:`.reanchor`: moving every row's next slot when the site's calendar changes;

@@ -14,6 +14,10 @@ beside the code that keeps it:
 * **I8**, every slot has a ledger row (``queued``, ``missed`` or ``skipped``, with the reason), and the next
   slot is always in the future: :func:`record`, :mod:`.decide`.
 
+While the site's scheduler is paused, disabled or in maintenance a pass decides nothing: it records the stretch
+of inactivity and holds the due slots, which the first active pass decides with each job's catch-up policy
+(:mod:`.inactivity`, :mod:`.decide`).
+
 The statements themselves are the store's (:mod:`hookscheduler.store`): this module says what they must do.
 """
 
@@ -30,11 +34,11 @@ from ..context import SiteContext
 from ..states import LedgerStatus
 from ..store import Store, store_for
 from ..store.base import ClaimRequest, DueRow, LatestRow, LedgerValues
-from ..store.database import get_state
 from ..store.models import utcnow
 from . import send
 from ._faults import failpoint
-from .decide import Decision, Entry, JobState, Slots, decide
+from .decide import Decision, Entry, JobState, Slots, Stretch, decide, pause_expired
+from .inactivity import inactive_reason, lift_expired_pause, parse_stamp, recent_stretches, track_inactivity
 from .judge import Verdict
 from .outbox import resend_outbox, send_claimed
 from .reconcile import active_runs
@@ -57,6 +61,7 @@ class PassResult:
     sent_ids: list[str] = field(default_factory=list)
     send_error: str | None = None
     inactive: str | None = None
+    resume_at: datetime | None = None  # inactive: when a pause with an end ends by itself
 
     def add_sent(self, sent_ids: list[str], error: str | None) -> int:
         """Count a send's outcome; returns how many runs it sent."""
@@ -71,18 +76,6 @@ def grace_seconds(ctx: SiteContext) -> float:
     return float(max(ctx.site.tick_interval, 60))
 
 
-def inactive_reason(ctx: SiteContext, enabled: str | None = None) -> str | None:
-    """Why the site's scheduler is not firing, re-read every pass (config files and the state table;
-    ``enabled`` is the state row's value when the caller has already read it)."""
-    reason = ctx.site.inactive_reason
-    if reason:
-        return f"scheduler inactive: {reason}"
-    if (enabled if enabled is not None else get_state("scheduler_enabled", "1")) == "0":
-        note = get_state("scheduler_disabled_note")
-        return "scheduler disabled" + (f": {note}" if note else "")
-    return None
-
-
 def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
              batch: int | None = None) -> PassResult:
     """One pass over the site's due rows at ``now`` (naive UTC)."""
@@ -92,13 +85,23 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     # The probe only says whether to go on: a "no" that races with a claim or a commit means the work is done
     # by the next pass (or by the process that made it due); it never decides that a slot is served.
     probe = store.probe()
-    result.inactive = inactive_reason(ctx, probe.enabled or "1")  # no state row: enabled
+    pause_until = parse_stamp(probe.pause_until) if probe.pause_until else None
+    result.inactive = inactive_reason(ctx, probe.enabled or "1", pause_until, now)  # no state row: enabled
+    if result.inactive != probe.inactive_since:
+        track_inactivity(ctx.database(), result.inactive, probe.inactive_since, now)
+    if pause_expired(ctx.site.settings.pause_scheduler, pause_until, now):
+        lift_expired_pause(ctx, now)
+    elif result.inactive and pause_until is not None:
+        result.resume_at = pause_until
     if probe.outbox:  # I3: every pass first sends what an earlier sender claimed and did not send
         result.resent += result.add_sent(*resend_outbox(ctx, conn))
-    if not probe.due(now):
-        return result  # the common case: one indexed statement, no transaction
+    if not probe.due(now) or result.inactive:
+        # the common case: one indexed statement, no transaction; inactive: the due slots are held, and the
+        # first active pass decides them (catch-up)
+        return result
     batch = batch or store.batch
     memo: dict[tuple[str, str, datetime], Slots] = {}
+    stretches: list[Stretch] | None = None  # read once, and only when a batch has a late row
     for _ in range(1000):  # bounded: each batch moves every row it selected past `now`
         with store.transaction():
             rows = store.select_due(now, batch)
@@ -106,7 +109,9 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
                 break
             result.due += len(rows)
             verdicts = active_runs(store, rows, conn, now, ctx.bench.bench_id)
-            decisions = [_decide(ctx, r, now, result.inactive, verdicts.get(r.id), memo) for r in rows]
+            if stretches is None and (now - rows[0].next_execution).total_seconds() > grace_seconds(ctx):
+                stretches = recent_stretches(rows[0].next_execution)
+            decisions = [_decide(ctx, r, now, verdicts.get(r.id), memo, stretches or ()) for r in rows]
             failpoint("before_claim")
             won = claim(store, decisions)
             result.lost_claims += len(decisions) - len(won)
@@ -122,12 +127,12 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     return result
 
 
-def _decide(ctx: SiteContext, row: DueRow, now: datetime, inactive: str | None, verdicts: list[Verdict] | None,
-            memo: dict[tuple[str, str, datetime], Slots]) -> Decision:
+def _decide(ctx: SiteContext, row: DueRow, now: datetime, verdicts: list[Verdict] | None,
+            memo: dict[tuple[str, str, datetime], Slots], stretches: Sequence[Stretch]) -> Decision:
     job = JobState(row.id, row.name, row.frequency, row.cron_format, row.next_execution, row.stopped, row.catchup,
-                   row.catchup_limit, row.overlap)
+                   row.catchup_limit, row.overlap, row.stopped_until)
     blocked = next((v.blocking_reason for v in verdicts or () if v.active), None)
-    return decide(job, now, ctx.calendar, grace=grace_seconds(ctx), inactive=inactive, blocked=blocked, memo=memo)
+    return decide(job, now, ctx.calendar, grace=grace_seconds(ctx), blocked=blocked, memo=memo, stretches=stretches)
 
 
 def claim(store: Store, decisions: Sequence[Decision]) -> set[int]:

@@ -1,26 +1,20 @@
-"""What the pass does with one due row: pure decisions, no I/O, time as a parameter.
+"""What a pass does with one due row: pure decisions, no I/O, time as a parameter.
 
-Given a row whose ``next_execution`` has come, the site's state and whether the job's previous run is still
-active, :func:`decide` says which slots fire, which are recorded as missed or skipped (and why), and what the
-row's next slot is. The caller (:func:`.claim.run_pass`) then claims the row and writes the result in one transaction.
+:func:`decide` says which of the row's due slots run, which are recorded ``missed`` or ``skipped`` (and why),
+and the row's next slot, always the first one strictly after ``now``. The caller (:func:`.claim.run_pass`)
+claims the row and writes the result in one transaction. The policies and every reason written:
+docs/policies.md.
 
-Vocabulary: the *due slots* are the row's ``next_execution`` and every later slot up to ``now``. The last of
-them is *on time* when ``now`` is within ``grace`` seconds of it; every other due slot passed without any
-scheduler pass serving it, so it was *missed* (the scheduler was down or stalled). Policies (per job):
-
-* ``catchup="once"`` (default): one run covers all missed slots (and the on-time one), recorded with how many
-  slots it covers and the first and last of them;
-* ``catchup="skip"``: missed slots are recorded as ``missed`` and not run; an on-time slot still fires;
-* ``catchup="all"``: the most recent ``catchup_limit`` due slots each fire, older ones are recorded missed;
-* ``overlap="skip"`` (default): while the previous run is queued or running, the due slots are ``skipped``;
-* a stopped job, or a paused / disabled / maintenance-mode scheduler, ``skips`` its slots with the reason.
-
-Whatever happens, the next slot is the first one strictly after ``now``: never a storm of old slots.
+A paused / disabled / maintenance-mode scheduler decides nothing: the pass holds the due slots, and when it is
+active again they are missed slots like those of a downtime, so each job's ``catchup`` policy applies (see
+docs/pausing.md); the stretches of inactivity (:class:`Stretch`) only word the reasons. A stopped job skips,
+and a stop with an end (``--until T``) skips only the slots before T.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from ..states import CatchUp, LedgerStatus, Overlap, Trigger
@@ -48,6 +42,49 @@ class JobState:
     catchup: str = CatchUp.ONCE
     catchup_limit: int = 10
     overlap: str = Overlap.SKIP
+    stopped_until: datetime | None = None
+
+
+def is_stopped(stopped: bool, stopped_until: datetime | None, now: datetime) -> bool:
+    """Is a job stopped at ``now``? A stop with an end (``jobs disable --until T``) is over from T on."""
+    return bool(stopped) and (stopped_until is None or now < stopped_until)
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """A stretch of time during which the site's scheduler was inactive, and why (a ``scheduler_inactivity``
+    row): ``[since, ended_at)``, ``ended_at`` None while it lasts."""
+
+    reason: str
+    since: datetime
+    ended_at: datetime | None = None
+
+    def overlaps(self, first: datetime, last: datetime, slack: float = 0.0) -> bool:
+        """Does the stretch meet ``[first, last]``? ``slack``: how much earlier it may really have begun (a
+        switch edited in a file is seen by the next pass only, up to one tick later)."""
+        return self.since - timedelta(seconds=slack) <= last and (self.ended_at is None or self.ended_at > first)
+
+
+def scheduler_inactive(*, maintenance: bool, paused: bool, disabled_by_config: bool, enabled: bool,
+                       disabled_note: str | None, pause_until: datetime | None, now: datetime) -> str | None:
+    """Why the site's scheduler does not fire at ``now`` (None: it fires). The config switches are checked in
+    Frappe's order; a pause with an end (``scheduler pause --until T``) is over from T on, whether or not the
+    flag in ``site_config.json`` has been cleared yet."""
+    if maintenance:
+        return "scheduler inactive: maintenance_mode is set"
+    if paused and (pause_until is None or now < pause_until):
+        until = f" until {_fmt(pause_until)}" if pause_until is not None else ""
+        return f"scheduler inactive: pause_scheduler is set{until}"
+    if disabled_by_config:
+        return "scheduler inactive: disable_scheduler is set"
+    if not enabled:
+        return "scheduler disabled" + (f": {disabled_note}" if disabled_note else "")
+    return None
+
+
+def pause_expired(paused: bool, pause_until: datetime | None, now: datetime) -> bool:
+    """A ``scheduler pause --until T`` whose T has come: the pass lifts it (clears the flag)."""
+    return paused and pause_until is not None and now >= pause_until
 
 
 @dataclass(frozen=True)
@@ -153,8 +190,12 @@ def _span(first: datetime, last: datetime, count: int, capped: bool) -> str:
 
 
 def decide(job: JobState, now: datetime, calendar: SiteCalendar, *, grace: float, inactive: str | None = None,
-           blocked: str | None = None, memo: dict[tuple[str, str, datetime], Slots] | None = None) -> Decision:
-    """The decision for one due row (``job.next_execution <= now``)."""
+           blocked: str | None = None, memo: dict[tuple[str, str, datetime], Slots] | None = None,
+           stretches: Sequence[Stretch] = ()) -> Decision:
+    """The decision for one due row (``job.next_execution <= now``). ``stretches``: the site's recent
+    stretches of inactivity, to say which missed slots passed during a pause rather than a downtime."""
+    if job.stopped and job.stopped_until is not None and job.stopped_until <= now and not inactive:
+        return _after_stop(job, job.stopped_until, now, calendar, grace=grace, blocked=blocked, stretches=stretches)
     # the recent slots the policy needs: the ones it fires (all), or the last missed one next to the on-time one
     keep = job.catchup_limit + 1 if job.catchup == CatchUp.ALL else 2 if job.catchup == CatchUp.SKIP else 1
     s = summarize(job, now, calendar, keep=keep, memo=memo)
@@ -163,32 +204,66 @@ def decide(job: JobState, now: datetime, calendar: SiteCalendar, *, grace: float
     missed_last = s.recent[-2] if on_time and len(s.recent) >= 2 else s.last
     entries: list[Entry]
 
+    pause = _during(stretches, s.first, missed_last, grace) if missed else ""
     if inactive or job.stopped:
-        reason = inactive or "job stopped"
+        reason = inactive or _stop_reason(job)
         entries = [Entry(s.last, SCHEDULE, SKIPPED, reason, s.count, s.first, s.last)]
     elif blocked and job.overlap == Overlap.SKIP:
         reason = blocked
         if missed:
-            reason += f"; {_span(s.first, s.last, s.count, s.capped)} due, {missed} passed with no scheduler running"
+            reason += (f"; {_span(s.first, s.last, s.count, s.capped)} due, {missed} passed "
+                       f"{pause or 'with no scheduler running'}")
         entries = [Entry(s.last, SCHEDULE, SKIPPED, reason, s.count, s.first, s.last)]
     elif missed == 0:
         entries = [Entry(s.last, SCHEDULE, QUEUED)]
     elif job.catchup == CatchUp.SKIP:
-        entries = [Entry(missed_last, SCHEDULE, MISSED,
-                         f"no scheduler pass ran for {_span(s.first, missed_last, missed, s.capped)}; "
-                         "catchup=skip, so not run", missed, s.first, missed_last)]
+        why = (f"{_span(s.first, missed_last, missed, s.capped)} passed {pause}" if pause else
+               f"no scheduler pass ran for {_span(s.first, missed_last, missed, s.capped)}")
+        entries = [Entry(missed_last, SCHEDULE, MISSED, f"{why}; catchup=skip, so not run", missed, s.first,
+                         missed_last)]
         if on_time:
             entries.append(Entry(s.last, SCHEDULE, QUEUED))
     elif job.catchup == CatchUp.ALL:
-        entries = _catch_up_all(s, on_time, job.catchup_limit)
+        entries = _catch_up_all(s, on_time, job.catchup_limit, pause)
     else:
         entries = [Entry(s.last, CATCH_UP, QUEUED,
                          f"{missed} missed slot{'s' if missed != 1 else ''} coalesced into one run: "
-                         f"{_span(s.first, s.last, s.count, s.capped)}", s.count, s.first, s.last)]
+                         f"{_span(s.first, s.last, s.count, s.capped)}" + (f"; they passed {pause}" if pause else ""),
+                         s.count, s.first, s.last)]
     return Decision(job, s.next, tuple(entries))
 
 
-def _catch_up_all(s: Slots, on_time: bool, limit: int) -> list[Entry]:
+def _stop_reason(job: JobState) -> str:
+    return "job stopped" + (f" until {_fmt(job.stopped_until)}" if job.stopped_until is not None else "")
+
+
+def _during(stretches: Sequence[Stretch], first: datetime, last: datetime, slack: float) -> str:
+    """"while the scheduler was inactive (...)" when a stretch of inactivity overlaps ``[first, last]``."""
+    hit = sorted((st for st in stretches if st.overlaps(first, last, slack)), key=lambda st: st.since)
+    if not hit:
+        return ""
+    parts = [f"{st.reason.removeprefix('scheduler inactive: ')} {_fmt(st.since)} .. "
+             f"{_fmt(st.ended_at) if st.ended_at else 'now'}" for st in hit[:3]]
+    return f"while the scheduler was inactive ({'; '.join(parts)})"
+
+
+def _after_stop(job: JobState, until: datetime, now: datetime, calendar: SiteCalendar, *, grace: float,
+                blocked: str | None, stretches: Sequence[Stretch]) -> Decision:
+    """A stop that ended at ``until`` (<= now): the slots before it are skipped as stopped, the rest are
+    decided as for a job that was never stopped."""
+    entries: list[Entry] = []
+    rest = replace(job, stopped=False, stopped_until=None)
+    if job.next_execution < until:
+        head = summarize(job, until - timedelta(microseconds=1), calendar)
+        entries.append(Entry(head.last, SCHEDULE, SKIPPED, _stop_reason(job), head.count, head.first, head.last))
+        rest = replace(rest, next_execution=head.next)
+    if rest.next_execution > now:
+        return Decision(job, rest.next_execution, tuple(entries))
+    after = decide(rest, now, calendar, grace=grace, blocked=blocked, stretches=stretches)
+    return Decision(job, after.next_execution, (*entries, *after.entries))
+
+
+def _catch_up_all(s: Slots, on_time: bool, limit: int, pause: str = "") -> list[Entry]:
     fire = list(s.recent[-limit:])
     dropped = s.count - len(fire)
     entries: list[Entry] = []
@@ -197,9 +272,54 @@ def _catch_up_all(s: Slots, on_time: bool, limit: int) -> list[Entry]:
         entries.append(Entry(
             last_dropped or fire[0], SCHEDULE, MISSED,
             f"{dropped} missed slot{'s' if dropped != 1 else ''} beyond catchup_limit={limit} not run "
-            f"(first {_fmt(s.first)})", dropped, s.first, last_dropped,
+            f"(first {_fmt(s.first)})" + (f"; they passed {pause}" if pause else ""), dropped, s.first, last_dropped,
         ))
     for slot in fire:
         trigger = SCHEDULE if (on_time and slot == s.last) else CATCH_UP
-        entries.append(Entry(slot, trigger, QUEUED, None if trigger == SCHEDULE else "missed slot run late"))
+        late = "missed slot run late" + (f"; it passed {pause}" if pause else "")
+        entries.append(Entry(slot, trigger, QUEUED, None if trigger == SCHEDULE else late))
     return entries
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """One line of ``jobs next``: what will really happen to a slot (or a stretch of held slots)."""
+
+    at: datetime | None  # when it is sent (a catch-up: the next pass; None: when the scheduler is active again)
+    slot: datetime
+    kind: str  # "run", "catch-up", "skipped" or "missed"
+    slots: int = 1
+    note: str | None = None
+
+
+def forecast(job: JobState, now: datetime, calendar: SiteCalendar, *, grace: float, count: int,
+             inactive: str | None = None, resume_at: datetime | None = None) -> list[Forecast]:
+    """The next ``count`` things the scheduler will do with ``job``, as the pass would decide them (pure).
+
+    A row whose next slot has passed (downtime, a pause) is first decided as the next pass will decide it --
+    at ``now``, or at ``resume_at`` when the scheduler is inactive until then, or at an unknown time when it is
+    inactive until told otherwise -- so the forecast shows the one catch-up (or the missed slots) instead of
+    stored past slots; then the real next slots follow, each marked as it will be treated."""
+    out: list[Forecast] = []
+    nxt = job.next_execution
+    decided_at = resume_at if inactive else now
+    if nxt <= (decided_at or now):
+        d = decide(job, decided_at or now, calendar, grace=grace)
+        for e in d.entries:
+            kind = (CATCH_UP if e.trigger == CATCH_UP else "run") if e.status == QUEUED else str(e.status)
+            note = e.reason
+            if inactive and decided_at is None:
+                note = f"when the scheduler is active again ({inactive})" + (f"; {e.reason}" if e.reason else "")
+            out.append(Forecast(decided_at, e.scheduled_for, str(kind), e.slots, note))
+        nxt = d.next_execution
+    while len(out) < count:
+        if inactive and (resume_at is None or nxt < resume_at):
+            out.append(Forecast(None if resume_at is None else resume_at, nxt, "held",
+                                note=f"held while the scheduler is inactive ({inactive}); the job's catchup "
+                                     f"policy ({job.catchup}) decides it on resume"))
+        elif is_stopped(job.stopped, job.stopped_until, nxt):
+            out.append(Forecast(nxt, nxt, str(SKIPPED), note=_stop_reason(job)))
+        else:
+            out.append(Forecast(nxt, nxt, "run"))
+        nxt = next_slot(job.frequency, job.cron_format, nxt, calendar, anchor=nxt)
+    return out[:count]

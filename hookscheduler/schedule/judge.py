@@ -1,20 +1,7 @@
 """Is a job's previous run still going? The ledger's view checked against RQ's, as a pure judgement.
 
-Frappe asks RQ "is a job with this name queued or started?", and a run whose worker died stays "started"
-until RQ's registry cleanup, so the job wedges ("found in queue"). Here the ledger row of the previous run is
-checked against its RQ job, and every disagreement has a rule, so no run blocks its job for ever:
-
-* RQ says queued / deferred / scheduled: still active (a slot is skipped while it waits, as Frappe does);
-* RQ says started: active until ``timeout + ABANDON_GRACE`` seconds after it began, then *abandoned*
-  (the worker died or hung; RQ's own timeout would have killed a live one by then);
-* RQ says finished / failed / stopped / canceled but the ledger still says queued or started (the worker died
-  before writing, or the write failed): the ledger takes RQ's outcome;
-* the RQ job is gone: an unsent outbox row is still owed (it will be sent); a sent-but-never-started row was
-  lost by Redis (restart without persistence, flush) and is re-sent; a started row is judged by its age;
-* a delivery of the run was refused because an earlier one had started it (:mod:`hookscheduler.worker.marks`):
-  RQ's outcome is the refused delivery's, not the run's, so it is ignored. The run is judged as started no later
-  than the refusal (still running until ``timeout + ABANDON_GRACE`` after that, then abandoned), unless the
-  worker that ran it left its outcome on the start mark because it could not write the ledger.
+Every disagreement between the two has a rule, so no run blocks its job for ever (Frappe asks RQ alone, and a
+run whose worker died wedges its job until RQ's cleanup). The rules, as a table: docs/exactly-once.md, I6.
 """
 
 from __future__ import annotations

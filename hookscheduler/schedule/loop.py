@@ -150,7 +150,9 @@ class Scheduler:
             result = state.step.run(redis_for(ctx.site), now)
             if result.send_error:  # "<Type>: <message>": report it as the same outage a direct call would
                 raise redis.exceptions.ConnectionError(result.send_error.partition(": ")[2] or result.send_error)
-            state.next_due = store_for(ctx.database()).earliest_next()
+            # inactive: the due slots are held, so the earliest one is no wake-up time (the tick-interval cap
+            # notices a resume; a pause with an end wakes the loop at its end)
+            state.next_due = result.resume_at if result.inactive else store_for(ctx.database()).earliest_next()
             if self.keep_results:
                 self.results.append(result)
             if result.fired or result.skipped or result.missed:

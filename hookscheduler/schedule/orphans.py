@@ -1,21 +1,11 @@
 """Runs a worker took off their queue and never started: put them back.
 
-A worker listening on several queues takes a job with ``BLPOP``: from that moment until it marks the job
-``started`` (a few milliseconds later) the job is in no list and no registry, and its hash still says
-``queued``. A worker killed in that window, or a Redis restart whose last snapshot was taken in it, leaves the
-job *orphaned*: RQ says "queued" for ever and no worker will ever see it (RQ cleans up its single-queue
-"intermediate" list, not this). The ledger row stays ``queued`` too, so under ``overlap="skip"`` every later
-slot of the job is skipped as "previous run still queued": the job is wedged, found by the chaos run.
-
-The sweep (:func:`hookscheduler.schedule.reconcile.reconcile_active`) passes the RQ ids of ledger rows that are
-``queued`` in both the ledger and RQ and were sent more than :data:`ORPHAN_GRACE` seconds ago. Each queue is read once
-(``LRANGE``, plus RQ's intermediate list); an id found in neither is marked suspect, and once it has been
-seen so for :data:`ORPHAN_GRACE` real seconds (two sweeps apart, timed by Redis: a live worker spends
-milliseconds in that window) it is pushed back by a Lua script that re-checks, atomically, that the job still
-says ``queued`` and is still in no list. The job never started (RQ marks it ``started`` before running it, and
-the horse records its start in Redis, :mod:`hookscheduler.worker.marks`), so running it now is its first run;
-and if a worker was in fact still inside the window (a slow fork), the second delivery finds the start mark and
-does not run.
+Between a worker's ``BLPOP`` and its marking the job ``started``, the job is in no list and no registry while
+RQ still says ``queued``; a worker killed in that window leaves it there for ever, and under ``overlap="skip"``
+it wedges its job. The sweep (:func:`hookscheduler.schedule.reconcile.reconcile_active`) passes the ledger's
+``queued`` runs sent more than :data:`ORPHAN_GRACE` seconds ago; one found in no list is marked suspect, and
+pushed back by an atomic script once it has been suspect for the grace on Redis's clock
+(docs/exactly-once.md, I6).
 """
 
 from __future__ import annotations

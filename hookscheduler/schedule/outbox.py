@@ -19,17 +19,16 @@ import redis
 
 from ..context import SiteContext
 from ..store import store_for
-from ..store.models import utcnow
 from . import send
 from ._faults import failpoint
 
 log = logging.getLogger(__name__)
 
 #: A send's outcome: the RQ ids sent and marked sent, and the Redis error that stopped it (``"<Type>: <msg>"``).
-Sent = tuple[list[str], str | None]
+SendOutcome = tuple[list[str], str | None]
 
 
-def send_claimed(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> Sent:
+def send_claimed(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> SendOutcome:
     """Send committed runs and mark them sent; on a Redis error they stay in the outbox for the next pass."""
     if not runs:
         return [], None
@@ -39,22 +38,25 @@ def send_claimed(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> S
     except redis.exceptions.RedisError as exc:
         error = f"{type(exc).__name__}: {exc}"
         # reported by the caller (the loop logs an outage once); here it is only detail
-        log.debug("site %s: could not send %d run(s) to Redis (%s); they stay in the outbox", ctx.name, len(runs),
-                  error)
+        log.debug(
+            "site %s: could not send %d run(s) to Redis (%s); they stay in the outbox", ctx.name, len(runs), error
+        )
         return [], error
     record_sent(ctx, sent)
-    return sent, None
+    return sent.ids, None
 
 
-def record_sent(ctx: SiteContext, rq_ids: list[str]) -> None:
-    """Close the outbox rows of runs now in RQ."""
-    if rq_ids:
-        store_for(ctx.database()).mark_sent(rq_ids, utcnow())
+def record_sent(ctx: SiteContext, sent: send.Sent) -> None:
+    """Close the outbox rows of runs now in RQ, stamped with the moment Redis accepted them."""
+    if sent.ids:
+        store_for(ctx.database()).mark_sent(sent.ids, sent.at)
 
 
-def resend_outbox(ctx: SiteContext, conn: redis.Redis, limit: int = 5000) -> Sent:
+def resend_outbox(ctx: SiteContext, conn: redis.Redis, limit: int = 5000) -> SendOutcome:
     """Send every claimed-but-unsent run (a previous sender died, or Redis was down, or lost it)."""
     pending = store_for(ctx.database()).outbox(limit)
-    runs = [send.Run(p.rq_job_id, ctx.name, p.job_name, p.method, p.queue, p.timeout, p.scheduled_for, p.trigger)
-            for p in pending]
+    runs = [
+        send.Run(p.rq_job_id, ctx.name, p.job_name, p.method, p.queue, p.timeout, p.scheduled_for, p.trigger)
+        for p in pending
+    ]
     return send_claimed(ctx, conn, runs)

@@ -26,13 +26,13 @@ from ..store.base import DueRow
 from ..store.models import utcnow
 from ..worker import marks
 from . import send
+from .decide import is_stopped
 from .judge import RQ_OVER, Verdict, judge
 from .orphans import ORPHAN_GRACE, requeue_orphans
 from .outbox import resend_outbox
 
 QUEUED = LedgerStatus.QUEUED
-UNRECORDED = ("started by a worker that could not record it, then lost from Redis: outcome unknown, "
-              "not run again")
+UNRECORDED = "started by a worker that could not record it, then lost from Redis: outcome unknown, not run again"
 RESENT = "re-sent: Redis lost the job before it started"
 REQUEUED = "re-queued: a worker took it off the queue and stopped before starting it"
 
@@ -57,24 +57,34 @@ class Run(Protocol):
     def finished_at(self) -> datetime | None: ...
 
 
-def active_runs(store: Store, rows: Sequence[DueRow], conn: redis.Redis, now: datetime,
-                bench_id: str | None = None) -> dict[int, list[Verdict]]:
+def active_runs(
+    store: Store, rows: Sequence[DueRow], conn: redis.Redis, now: datetime, bench_id: str | None = None
+) -> dict[int, list[Verdict]]:
     """For due rows with ``overlap='skip'``: their active runs, judged against RQ and settled."""
-    ids = [r.id for r in rows if r.overlap == Overlap.SKIP and not r.stopped]
+    ids = [r.id for r in rows if r.overlap == Overlap.SKIP and not is_stopped(r.stopped, r.stopped_until, now)]
     if not ids:
         return {}
     return settle(store, store.active_runs_of(ids), conn, now, {r.id: r.timeout for r in rows}, bench_id)
 
 
-def settle(store: Store, active: Sequence[Run], conn: redis.Redis, now: datetime, timeouts: dict[int, int],
-           bench_id: str | None = None) -> dict[int, list[Verdict]]:
+def settle(
+    store: Store,
+    active: Sequence[Run],
+    conn: redis.Redis,
+    now: datetime,
+    timeouts: dict[int, int],
+    bench_id: str | None = None,
+) -> dict[int, list[Verdict]]:
     """Judge each active ledger row against RQ and write the outcome of the ones that are over. With
     ``bench_id``, a row RQ lost is re-sent only if no worker ever started it (:mod:`hookscheduler.worker.marks`)."""
     if not active:
         return {}
     statuses = send.job_statuses(conn, [a.rq_job_id for a in active if a.rq_job_id])
-    gone = [str(a.rq_job_id) for a in active if a.rq_job_id and a.status == QUEUED and a.enqueued_at is not None
-            and statuses.get(a.rq_job_id) is None]
+    gone = [
+        str(a.rq_job_id)
+        for a in active
+        if a.rq_job_id and a.status == QUEUED and a.enqueued_at is not None and statuses.get(a.rq_job_id) is None
+    ]
     began = marks.started(conn, bench_id, gone) if bench_id and gone else set()
     # RQ says "over" but the ledger does not: was that a refused second delivery? (its outcome is not the run's)
     over = [str(a.rq_job_id) for a in active if a.rq_job_id and statuses.get(a.rq_job_id) in RQ_OVER]
@@ -82,10 +92,17 @@ def settle(store: Store, active: Sequence[Run], conn: redis.Redis, now: datetime
     out: dict[int, list[Verdict]] = {}
     for row in active:
         ref = refused.get(row.rq_job_id) if row.rq_job_id else None
-        verdict = judge(db_status=row.status, enqueued_at=row.enqueued_at, started_at=row.started_at,
-                        rq_status=statuses.get(row.rq_job_id) if row.rq_job_id else None,
-                        timeout=timeouts.get(row.job_id, 300), now=now, rq_job_id=row.rq_job_id,
-                        refused_at=ref.at if ref else None, outcome=ref.outcome if ref else None)
+        verdict = judge(
+            db_status=row.status,
+            enqueued_at=row.enqueued_at,
+            started_at=row.started_at,
+            rq_status=statuses.get(row.rq_job_id) if row.rq_job_id else None,
+            timeout=timeouts.get(row.job_id, 300),
+            now=now,
+            rq_job_id=row.rq_job_id,
+            refused_at=ref.at if ref else None,
+            outcome=ref.outcome if ref else None,
+        )
         if verdict.resend and row.rq_job_id in began:  # it ran (or runs) without the ledger knowing: not again
             verdict = Verdict(False, LedgerStatus.FAILED, UNRECORDED)
         out.setdefault(row.job_id, []).append(verdict)
@@ -104,8 +121,7 @@ def reconcile_active(ctx: SiteContext, conn: redis.Redis, now: datetime | None =
     with store.transaction():
         pairs = store.active_runs(limit)
         active = [run for run, _ in pairs]
-        verdicts = settle(store, active, conn, now, {run.job_id: timeout for run, timeout in pairs},
-                          ctx.bench.bench_id)
+        verdicts = settle(store, active, conn, now, {run.job_id: timeout for run, timeout in pairs}, ctx.bench.bench_id)
     settled = sum(1 for vs in verdicts.values() for v in vs if not v.active or v.resend)
     if any(v.resend for vs in verdicts.values() for v in vs):
         resend_outbox(ctx, conn)
@@ -116,8 +132,11 @@ def reconcile_active(ctx: SiteContext, conn: redis.Redis, now: datetime | None =
 def _requeue_orphans(store: Store, conn: redis.Redis, active: Sequence[Run], now: datetime, bench_id: str) -> None:
     """Runs a worker took off the queue and died with (or lost Redis) before starting: see :mod:`.orphans`."""
     grace = timedelta(seconds=ORPHAN_GRACE)
-    candidates = [str(a.rq_job_id) for a in active if a.status == QUEUED and a.rq_job_id
-                  and a.enqueued_at is not None and now - a.enqueued_at > grace]
+    candidates = [
+        str(a.rq_job_id)
+        for a in active
+        if a.status == QUEUED and a.rq_job_id and a.enqueued_at is not None and now - a.enqueued_at > grace
+    ]
     pushed = requeue_orphans(conn, candidates, bench_id)
     if pushed:
         with store.transaction():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import redis
@@ -23,7 +23,7 @@ from rq.utils import now, utcformat
 
 from ..broker.keys import queue_name
 from ..config import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL
-from ..timing.clock import rq_timeout
+from ..timing.clock import SIM, rq_timeout, utcnow
 
 RUNNER = "hookscheduler.runner.run_scheduled_job"
 
@@ -129,16 +129,27 @@ class HashBuilder:
         return [v for kv in fields.items() for v in kv]
 
 
+@dataclass(frozen=True)
+class Sent:
+    """What :func:`send_runs` did: the ids now in RQ (newly written or already there) and when Redis accepted
+    them (naive UTC, the ledger's ``enqueued_at``)."""
+
+    ids: list[str]
+    at: datetime
+
+
 def send_runs(conn: redis.Redis, bench_id: str, runs: Iterable[Run], result_ttl: int = DEFAULT_RESULT_TTL,
-              failure_ttl: int = DEFAULT_FAILURE_TTL) -> list[str]:
-    """Enqueue ``runs`` in one pipeline; returns the ids now in RQ (newly written or already there).
+              failure_ttl: int = DEFAULT_FAILURE_TTL) -> Sent:
+    """Enqueue ``runs`` in one pipeline; returns the ids now in RQ and the moment Redis accepted them.
 
     Each run goes through RQ's own atomic unique-enqueue script (skip if the job key exists, else write the
-    hash and push the id), so a run sent twice lands once.
+    hash and push the id), so a run sent twice lands once. The pipeline ends with Redis's ``TIME``, executed
+    right after the last script: the moment the runs were accepted, on the clock the queue itself keeps (see
+    :func:`accepted_at`), instead of a time taken before the pipeline was sent or after its reply came back.
     """
     runs = list(runs)
     if not runs:
-        return []
+        return Sent([], utcnow())
     script = get_unique_enqueue_script(conn)  # type: ignore[no-untyped-call]
     builder = HashBuilder(conn, bench_id, result_ttl, failure_ttl)
     queues: set[str] = set()
@@ -150,8 +161,23 @@ def send_runs(conn: redis.Redis, bench_id: str, runs: Iterable[Run], result_ttl:
                 pipe.sadd(q.redis_queues_keys, q.key)
             script(keys=[Job.key_for(run.rq_job_id), q.key],  # type: ignore[no-untyped-call]
                    args=[run.rq_job_id, "R", -1, *builder.build(run)], client=pipe)
-        pipe.execute()
-    return [r.rq_job_id for r in runs]
+        pipe.time()
+        before = utcnow()
+        replies = pipe.execute()
+        after = utcnow()
+    return Sent([r.rq_job_id for r in runs], accepted_at(replies[-1], before, after))
+
+
+def accepted_at(server_time: Any, before: datetime, after: datetime) -> datetime:
+    """Redis's ``TIME`` reply as naive UTC, kept inside the local window ``[before, after]`` around the round
+    trip: a Redis host whose clock is off cannot stamp a run before it was claimed or after the reply came back
+    (with clocks in step, the server's time falls inside the window and is kept as is). On a simulated clock
+    (a chaos run) the server's real time means nothing: the window's end is used."""
+    if SIM is not None:
+        return after
+    seconds, micros = server_time
+    at = datetime.fromtimestamp(int(seconds), timezone.utc).replace(tzinfo=None, microsecond=int(micros))
+    return min(max(at, before), after)
 
 
 def job_statuses(conn: redis.Redis, job_ids: list[str]) -> dict[str, str | None]:

@@ -20,8 +20,7 @@ from .base import Store
 from .postgres import PostgresStore
 from .sqlite import SqliteStore
 
-__all__ = ["PostgresStore", "SqliteStore", "Store", "base", "database", "models", "postgres", "sqlite",
-           "store_for"]
+__all__ = ["PostgresStore", "SqliteStore", "Store", "base", "database", "models", "postgres", "sqlite", "store_for"]
 
 _STORES: weakref.WeakKeyDictionary[pw.Database, Store] = weakref.WeakKeyDictionary()
 

@@ -17,31 +17,42 @@ from typing import Any
 import peewee as pw
 
 from ..states import LedgerStatus
-from .base import LEDGER_COLUMNS, ActiveRun, DueRow, LatestRow, OutboxRun, Probe
+from .base import LATE_COMPLETION, LEDGER_COLUMNS, ActiveRun, DueRow, LatestRow, OutboxRun, Probe, parse_dt
 from .database import write_txn
 
-LATE_COMPLETION = "completed after the scheduler had declared it abandoned"
-
-PROBE = ("SELECT (SELECT next_execution FROM scheduled_job_type WHERE next_execution IS NOT NULL "
-          "AND removed = {false} ORDER BY next_execution LIMIT 1), "
-          "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status = 'queued' AND enqueued_at IS NULL), "
-          "(SELECT value FROM scheduler_state WHERE key = 'scheduler_enabled')")
-_DUE_COLUMNS = ("id, name, method, frequency, cron_format, queue, timeout, catchup, catchup_limit, overlap, "
-                "stopped, next_execution")
+PROBE = (
+    "SELECT (SELECT next_execution FROM scheduled_job_type WHERE next_execution IS NOT NULL "
+    "AND removed = {false} ORDER BY next_execution LIMIT 1), "
+    "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status = 'queued' AND enqueued_at IS NULL), "
+    "(SELECT value FROM scheduler_state WHERE key = 'scheduler_enabled'), "
+    "(SELECT value FROM scheduler_state WHERE key = 'pause_until'), "
+    "(SELECT reason FROM scheduler_inactivity WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1)"
+)
+_DUE_COLUMNS = (
+    "id, name, method, frequency, cron_format, queue, timeout, catchup, catchup_limit, overlap, "
+    "stopped, next_execution, stopped_until"
+)
 _ACTIVE_COLUMNS = "id, job_id, status, rq_job_id, enqueued_at, started_at, finished_at"
-_START = ("UPDATE scheduled_job_log SET status = 'started', started_at = {p}, worker = {p}, modified_at = {p}, "
-          "enqueued_at = COALESCE(enqueued_at, {p}) WHERE rq_job_id = {p} AND status = 'queued'")
-_LAST_EXECUTION = ("UPDATE scheduled_job_type SET last_execution = {p} "
-                   "WHERE name = {p} AND (last_execution IS NULL OR last_execution < {p})")
-FINISH = ("UPDATE scheduled_job_log SET status = {p}, finished_at = {p}, modified_at = {p}, "
-           "duration = COALESCE({p}, duration), traceback = COALESCE({p}, traceback), "
-           "reason = CASE WHEN {p} IS NOT NULL THEN {p} WHEN status = 'failed' AND {p} = 'complete' THEN {p} "
-           "ELSE reason END WHERE rq_job_id = {p}")
+_START = (
+    "UPDATE scheduled_job_log SET status = 'started', started_at = {p}, worker = {p}, modified_at = {p}, "
+    "enqueued_at = COALESCE(enqueued_at, {p}) WHERE rq_job_id = {p} AND status = 'queued'"
+)
+_LAST_EXECUTION = (
+    "UPDATE scheduled_job_type SET last_execution = {p} "
+    "WHERE name = {p} AND (last_execution IS NULL OR last_execution < {p})"
+)
+FINISH = (
+    "UPDATE scheduled_job_log SET status = {p}, finished_at = {p}, modified_at = {p}, "
+    "duration = COALESCE({p}, duration), traceback = COALESCE({p}, traceback), "
+    "reason = CASE WHEN {p} IS NOT NULL THEN {p} WHEN status = 'failed' AND {p} = 'complete' THEN {p} "
+    "ELSE reason END WHERE rq_job_id = {p}"
+)
 
 
-def parse_dt(value: Any) -> Any:
-    """A timestamp column as a datetime (SQLite hands raw SQL back the text peewee stored)."""
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
+def probe_of(row: Sequence[Any]) -> Probe:
+    """The probe's one row as a :class:`Probe`."""
+    earliest, outbox, enabled, pause_until, inactive_since = row
+    return Probe(parse_dt(earliest), bool(outbox), enabled, pause_until, inactive_since)
 
 
 class SqlStore:
@@ -78,50 +89,74 @@ class SqlStore:
 
     # --- the pass -------------------------------------------------------------------------------------
     def probe(self) -> Probe:
-        earliest, outbox, enabled = self.sql(PROBE.format(false=self.false)).fetchone()
-        return Probe(parse_dt(earliest), bool(outbox), enabled)
+        return probe_of(self.sql(PROBE.format(false=self.false)).fetchone())
 
     def select_due(self, now: datetime, limit: int) -> list[DueRow]:
         p = self.p
-        sql = (f"SELECT {_DUE_COLUMNS} FROM scheduled_job_type WHERE next_execution <= {p} AND removed = {p} "
-               f"ORDER BY next_execution, id LIMIT {p}") + self.due_lock
+        sql = (
+            f"SELECT {_DUE_COLUMNS} FROM scheduled_job_type WHERE next_execution <= {p} AND removed = {p} "
+            f"ORDER BY next_execution, id LIMIT {p}"
+        ) + self.due_lock
         rows = self.sql(sql, [self.param_dt(now), False, limit]).fetchall()
-        return [DueRow(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7], r[8], r[9], bool(r[10]),
-                       parse_dt(r[11])) for r in rows]
+        return [
+            DueRow(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4] or "",
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                r[9],
+                bool(r[10]),
+                parse_dt(r[11]),
+                parse_dt(r[12]),
+            )
+            for r in rows
+        ]
 
     due_lock = ""  # appended to the due-row selection (PostgreSQL: lock, skipping locked rows)
 
     def latest_rows(self, job_ids: Sequence[int]) -> dict[int, LatestRow]:
         latest: dict[int, LatestRow] = {}
         for cond, params in self.membership("job_id", job_ids):
-            sql = ("SELECT id, job_id, status, reason FROM scheduled_job_log WHERE id IN "
-                   f"(SELECT MAX(id) FROM scheduled_job_log WHERE {cond} GROUP BY job_id)")
+            sql = (
+                "SELECT id, job_id, status, reason FROM scheduled_job_log WHERE id IN "
+                f"(SELECT MAX(id) FROM scheduled_job_log WHERE {cond} GROUP BY job_id)"
+            )
             for r in self.sql(sql, params).fetchall():
                 latest[r[1]] = LatestRow(r[0], r[1], r[2], r[3])
         return latest
 
-    def extend_skip(self, row_id: int, slots: int, last_slot: datetime, scheduled_for: datetime,
-                    now: datetime) -> None:
+    def extend_skip(self, row_id: int, slots: int, last_slot: datetime, scheduled_for: datetime, now: datetime) -> None:
         p = self.p
-        self.sql(f"UPDATE scheduled_job_log SET slots = slots + {p}, last_slot = {p}, scheduled_for = {p}, "
-                 f"modified_at = {p} WHERE id = {p}",
-                 [slots, self.param_dt(last_slot), self.param_dt(scheduled_for), self.param_dt(now), row_id])
+        self.sql(
+            f"UPDATE scheduled_job_log SET slots = slots + {p}, last_slot = {p}, scheduled_for = {p}, "
+            f"modified_at = {p} WHERE id = {p}",
+            [slots, self.param_dt(last_slot), self.param_dt(scheduled_for), self.param_dt(now), row_id],
+        )
 
     # --- the outbox -----------------------------------------------------------------------------------
     outbox_hint = ""  # prefixed to the outbox's rq_job_id condition
 
     def outbox(self, limit: int) -> list[OutboxRun]:
-        rows = self.sql("SELECT l.rq_job_id, l.job_name, t.method, l.queue, t.timeout, l.scheduled_for, l.trigger "
-                        "FROM scheduled_job_log l JOIN scheduled_job_type t ON t.id = l.job_id "
-                        "WHERE l.status = 'queued' AND l.enqueued_at IS NULL "
-                        f"AND {self.outbox_hint}l.rq_job_id IS NOT NULL ORDER BY l.id LIMIT {self.p}",
-                        [limit]).fetchall()
+        rows = self.sql(
+            "SELECT l.rq_job_id, l.job_name, t.method, l.queue, t.timeout, l.scheduled_for, l.trigger "
+            "FROM scheduled_job_log l JOIN scheduled_job_type t ON t.id = l.job_id "
+            "WHERE l.status = 'queued' AND l.enqueued_at IS NULL "
+            f"AND {self.outbox_hint}l.rq_job_id IS NOT NULL ORDER BY l.id LIMIT {self.p}",
+            [limit],
+        ).fetchall()
         return [OutboxRun(str(r[0]), r[1], r[2], r[3] or "default", r[4], parse_dt(r[5]), r[6]) for r in rows]
 
     def mark_sent(self, rq_ids: Sequence[str], now: datetime) -> None:
         for cond, params in self.membership("rq_job_id", rq_ids):
-            self.sql(f"UPDATE scheduled_job_log SET enqueued_at = {self.p} WHERE {cond} AND enqueued_at IS NULL",
-                     [self.param_dt(now), *params])
+            self.sql(
+                f"UPDATE scheduled_job_log SET enqueued_at = {self.p} WHERE {cond} AND enqueued_at IS NULL",
+                [self.param_dt(now), *params],
+            )
 
     # --- active runs ----------------------------------------------------------------------------------
     active_hint = ""  # after the ledger's alias in the site-wide active-run selection
@@ -135,9 +170,12 @@ class SqlStore:
 
     def active_runs(self, limit: int) -> list[tuple[ActiveRun, int]]:
         cols = ", ".join(f"l.{c.strip()}" for c in _ACTIVE_COLUMNS.split(","))
-        rows = self.sql(f"SELECT {cols}, t.timeout FROM scheduled_job_log l {self.active_hint}"
-                        "JOIN scheduled_job_type t ON t.id = l.job_id "
-                        f"WHERE l.status IN ('queued', 'started') ORDER BY l.id LIMIT {self.p}", [limit]).fetchall()
+        rows = self.sql(
+            f"SELECT {cols}, t.timeout FROM scheduled_job_log l {self.active_hint}"
+            "JOIN scheduled_job_type t ON t.id = l.job_id "
+            f"WHERE l.status IN ('queued', 'started') ORDER BY l.id LIMIT {self.p}",
+            [limit],
+        ).fetchall()
         return [(self._active(r), r[7]) for r in rows]
 
     @staticmethod
@@ -146,35 +184,48 @@ class SqlStore:
 
     def mark_for_resend(self, row_id: int, now: datetime, reason: str) -> None:
         p = self.p
-        self.sql(f"UPDATE scheduled_job_log SET enqueued_at = NULL, modified_at = {p}, reason = {p} "
-                 f"WHERE id = {p} AND status = 'queued'", [self.param_dt(now), reason, row_id])
+        self.sql(
+            f"UPDATE scheduled_job_log SET enqueued_at = NULL, modified_at = {p}, reason = {p} "
+            f"WHERE id = {p} AND status = 'queued'",
+            [self.param_dt(now), reason, row_id],
+        )
 
     def settle_run(self, row_id: int, status: str, reason: str | None, now: datetime, finish: bool) -> None:
         p, at = self.p, self.param_dt(now)
         stamp = f", finished_at = {p}" if finish else ""
-        self.sql(f"UPDATE scheduled_job_log SET status = {p}, reason = {p}, modified_at = {p}{stamp} "
-                 f"WHERE id = {p} AND status IN ('queued', 'started')",
-                 [status, reason, at, *([at] if finish else []), row_id])
+        self.sql(
+            f"UPDATE scheduled_job_log SET status = {p}, reason = {p}, modified_at = {p}{stamp} "
+            f"WHERE id = {p} AND status IN ('queued', 'started')",
+            [status, reason, at, *([at] if finish else []), row_id],
+        )
 
     def note_requeued(self, rq_ids: Sequence[str], now: datetime, reason: str) -> None:
         for cond, params in self.membership("rq_job_id", rq_ids):
-            self.sql(f"UPDATE scheduled_job_log SET modified_at = {self.p}, reason = {self.p} "
-                     f"WHERE {cond} AND status = 'queued'", [self.param_dt(now), reason, *params])
+            self.sql(
+                f"UPDATE scheduled_job_log SET modified_at = {self.p}, reason = {self.p} "
+                f"WHERE {cond} AND status = 'queued'",
+                [self.param_dt(now), reason, *params],
+            )
 
     # --- slots ----------------------------------------------------------------------------------------
     def jobs_without_slot(self) -> list[tuple[int, str, str]]:
-        rows = self.sql("SELECT id, frequency, cron_format FROM scheduled_job_type "
-                        f"WHERE next_execution IS NULL AND removed = {self.false} ORDER BY id").fetchall()
+        rows = self.sql(
+            "SELECT id, frequency, cron_format FROM scheduled_job_type "
+            f"WHERE next_execution IS NULL AND removed = {self.false} ORDER BY id"
+        ).fetchall()
         return [(r[0], r[1], r[2] or "") for r in rows]
 
     def set_missing_slot(self, job_id: int, slot: datetime) -> int:
-        return int(self.sql(f"UPDATE scheduled_job_type SET next_execution = {self.p} "
-                            f"WHERE id = {self.p} AND next_execution IS NULL",
-                            [self.param_dt(slot), job_id]).rowcount)
+        return int(
+            self.sql(
+                f"UPDATE scheduled_job_type SET next_execution = {self.p} "
+                f"WHERE id = {self.p} AND next_execution IS NULL",
+                [self.param_dt(slot), job_id],
+            ).rowcount
+        )
 
     def earliest_next(self) -> datetime | None:
-        row = self.sql("SELECT MIN(next_execution) FROM scheduled_job_type "
-                       f"WHERE removed = {self.false}").fetchone()
+        row = self.sql(f"SELECT MIN(next_execution) FROM scheduled_job_type WHERE removed = {self.false}").fetchone()
         return parse_dt(row[0]) if row else None
 
     # --- the worker's run transitions -----------------------------------------------------------------
@@ -183,8 +234,10 @@ class SqlStore:
         with self.ledger_transaction():
             if self.sql(_START.format(p=self.p), (at, worker, at, at, rq_job_id)).rowcount:
                 return LedgerStatus.STARTED
-            known = self.sql(f"SELECT 1 FROM scheduled_job_log WHERE rq_job_id = {self.p}",
-                             (rq_job_id,)).fetchone() is not None
+            known = (
+                self.sql(f"SELECT 1 FROM scheduled_job_log WHERE rq_job_id = {self.p}", (rq_job_id,)).fetchone()
+                is not None
+            )
         return "duplicate" if known else "unknown"
 
     def lock_job_row(self, job_name: str) -> None:
@@ -196,21 +249,30 @@ class SqlStore:
             self.sql(_LAST_EXECUTION.format(p=self.p), (at, job_name, at))
 
     def started_at(self, rq_job_id: str) -> tuple[bool, datetime | None]:
-        row = self.sql(f"SELECT started_at FROM scheduled_job_log WHERE rq_job_id = {self.p}",
-                       (rq_job_id,)).fetchone()
+        row = self.sql(f"SELECT started_at FROM scheduled_job_log WHERE rq_job_id = {self.p}", (rq_job_id,)).fetchone()
         return (False, None) if row is None else (True, parse_dt(row[0]))
 
-    def record_finished(self, rq_job_id: str, status: str, now: datetime, duration: float | None,
-                        traceback: str | None, reason: str | None) -> None:
+    def record_finished(
+        self,
+        rq_job_id: str,
+        status: str,
+        now: datetime,
+        duration: float | None,
+        traceback: str | None,
+        reason: str | None,
+    ) -> None:
         at = self.param_dt(now)
-        self.sql(FINISH.format(p=self.p), (status, at, at, duration, traceback, reason, reason, status,
-                                            LATE_COMPLETION, rq_job_id))
+        self.sql(
+            FINISH.format(p=self.p),
+            (status, at, at, duration, traceback, reason, reason, status, LATE_COMPLETION, rq_job_id),
+        )
 
     def start_in_one_trip(self, rq_job_id: str, job_name: str, worker: str | None, now: datetime) -> str | None:
         return None  # only where a statement is a network round trip (PostgreSQL)
 
-    def finish_in_one_trip(self, rq_job_id: str, status: str, now: datetime, duration: float,
-                           traceback: str | None, reason: str | None) -> bool:
+    def finish_in_one_trip(
+        self, rq_job_id: str, status: str, now: datetime, duration: float, traceback: str | None, reason: str | None
+    ) -> bool:
         return False
 
 

@@ -17,15 +17,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+#: The reason a worker's late outcome writes over an "abandoned" verdict.
+LATE_COMPLETION = "completed after the scheduler had declared it abandoned"
+
+
+def parse_dt(value: Any) -> Any:
+    """A timestamp column as a datetime (SQLite hands raw SQL back the text peewee stored)."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
 
 @dataclass(frozen=True)
 class Probe:
     """What the one read-only statement a pass starts with says: the earliest next slot of any job (None:
-    no job has one), whether any claimed run is unsent (the outbox), and the ``scheduler_enabled`` state key."""
+    no job has one), whether any claimed run is unsent (the outbox), the state keys ``scheduler_enabled`` and
+    ``pause_until``, and the reason of the open stretch of inactivity (``scheduler_inactivity``), if any."""
 
     earliest: datetime | None
     outbox: bool
     enabled: str | None
+    pause_until: str | None = None
+    inactive_since: str | None = None
 
     def due(self, now: datetime) -> bool:
         return self.earliest is not None and self.earliest <= now
@@ -47,6 +58,7 @@ class DueRow:
     overlap: str
     stopped: bool
     next_execution: datetime
+    stopped_until: datetime | None = None  # a stop with an end (``jobs disable --until T``)
 
 
 @dataclass(frozen=True)
@@ -96,8 +108,21 @@ class ClaimRequest:
 
 #: A ledger row to insert, in :data:`LEDGER_COLUMNS` order.
 LedgerValues = tuple[Any, ...]
-LEDGER_COLUMNS = ("job_id", "job_name", "scheduled_for", "trigger", "status", "reason", "slots", "first_slot",
-                  "last_slot", "queue", "rq_job_id", "created_at", "modified_at")
+LEDGER_COLUMNS = (
+    "job_id",
+    "job_name",
+    "scheduled_for",
+    "trigger",
+    "status",
+    "reason",
+    "slots",
+    "first_slot",
+    "last_slot",
+    "queue",
+    "rq_job_id",
+    "created_at",
+    "modified_at",
+)
 
 
 class Store(Protocol):
@@ -133,8 +158,7 @@ class Store(Protocol):
         """The newest ledger row of each job that has one."""
         ...
 
-    def extend_skip(self, row_id: int, slots: int, last_slot: datetime, scheduled_for: datetime,
-                    now: datetime) -> None:
+    def extend_skip(self, row_id: int, slots: int, last_slot: datetime, scheduled_for: datetime, now: datetime) -> None:
         """Add ``slots`` skipped slots to an existing ``skipped`` row."""
         ...
 
@@ -202,8 +226,15 @@ class Store(Protocol):
         """Whether the run has a ledger row, and when it started."""
         ...
 
-    def record_finished(self, rq_job_id: str, status: str, now: datetime, duration: float | None,
-                        traceback: str | None, reason: str | None) -> None:
+    def record_finished(
+        self,
+        rq_job_id: str,
+        status: str,
+        now: datetime,
+        duration: float | None,
+        traceback: str | None,
+        reason: str | None,
+    ) -> None:
         """Write a run's outcome."""
         ...
 
@@ -211,8 +242,9 @@ class Store(Protocol):
         """The start and ``last_execution`` in one round trip, committed; None: take the careful path."""
         ...
 
-    def finish_in_one_trip(self, rq_job_id: str, status: str, now: datetime, duration: float,
-                           traceback: str | None, reason: str | None) -> bool:
+    def finish_in_one_trip(
+        self, rq_job_id: str, status: str, now: datetime, duration: float, traceback: str | None, reason: str | None
+    ) -> bool:
         """The outcome in one round trip, committed; False: take the careful path."""
         ...
 
@@ -220,4 +252,4 @@ class Store(Protocol):
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """``items`` in slices of at most ``size``."""
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]

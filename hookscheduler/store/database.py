@@ -23,7 +23,7 @@ import peewee as pw
 from ..exceptions import ConfigError, SchemaError, ServiceUnavailable
 from ..security.redact import redact, url_error
 from ..worker import warm
-from .models import ALL_MODELS, SchedulerState, database_proxy, utcnow
+from .models import ALL_MODELS, SchedulerInactivity, SchedulerState, database_proxy, utcnow
 
 
 class PostgresqlDatabase(pw.PostgresqlDatabase):
@@ -74,6 +74,9 @@ def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
         dbname = unquote(parts.path.lstrip("/"))
         if not dbname:
             raise ConfigError(f"db_url {redact(url)} names no database; use postgresql://user:pass@host:port/db")
+        if getattr(pw, "psycopg2", None) is None:  # peewee's import of the driver is optional: say what to install
+            raise ConfigError(f"db_url {redact(url)} is PostgreSQL, but its driver (psycopg2) is not installed: "
+                              "pip install 'hookscheduler[postgres]'")
         try:
             port = parts.port  # urllib checks it only now: "host:abc" or "host:99999" raise ValueError
         except ValueError as exc:
@@ -128,6 +131,7 @@ def connect(url: str, base_dir: Path | None = None, create: bool = False) -> pw.
             ) from None
         finally:
             os.umask(old_umask)
+        db._hs_identity = _file_identity(db.database)  # type: ignore[attr-defined]
         return db
     try:
         db.connect(reuse_if_open=True)
@@ -137,6 +141,28 @@ def connect(url: str, base_dir: Path | None = None, create: bool = False) -> pw.
             f"cannot connect to database {redact(url)}: {first}; check db_url and that the server is up"
         ) from None
     return db
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def sqlite_file_changed(db: pw.Database) -> str | None:
+    """How the SQLite file behind an open ``db`` changed since :func:`connect` opened it ("deleted",
+    "replaced"), or None. A process holding an open connection to a deleted file goes on writing into a file
+    nobody else can see, and one holding a replaced file (a restored backup moved into place) writes into the
+    old one: both lose every write without an error, so a long-running process checks before each use."""
+    opened = getattr(db, "_hs_identity", None)
+    if opened is None or not isinstance(db, pw.SqliteDatabase):
+        return None
+    now = _file_identity(db.database)
+    if now == opened:
+        return None
+    return "deleted" if now is None else "replaced"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -152,10 +178,27 @@ def bind(db: pw.Database) -> pw.Database:
 
 @contextlib.contextmanager
 def write_txn(db: pw.Database) -> Iterator[None]:
-    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, a normal one on PostgreSQL."""
+    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, a normal one on PostgreSQL; a failure
+    raises its real cause (:func:`real_cause`)."""
     ctx = db.atomic("IMMEDIATE") if isinstance(db, pw.SqliteDatabase) else db.atomic()
-    with ctx:
-        yield
+    try:
+        with ctx:
+            yield
+    except pw.OperationalError as exc:
+        cause = real_cause(exc)
+        if cause is exc:
+            raise
+        raise cause from None
+
+
+def real_cause(exc: BaseException) -> BaseException:
+    """The error worth reporting: when SQLite gives up a transaction itself (disk full, an I/O error, a
+    database that turned read-only), the rollback that follows fails with "cannot rollback - no transaction is
+    active", and that message would replace the one that says what went wrong."""
+    cause = exc
+    while "no transaction is active" in str(cause) and cause.__context__ is not None:  # peewee wraps sqlite3's
+        cause = cause.__context__
+    return cause
 
 
 # --- versioned schema -------------------------------------------------------------------------------
@@ -200,8 +243,19 @@ def _v3(db: pw.Database) -> None:
                    f'("scheduled_for") WHERE {TROUBLE}')
 
 
+def _v4(db: pw.Database) -> None:
+    """Pauses that end by themselves and catch-up after a pause: ``scheduled_job_type.stopped_until``
+    (``jobs disable --until T``) and the ``scheduler_inactivity`` table (when and why the site's scheduler was
+    inactive; see :class:`~hookscheduler.store.models.SchedulerInactivity`). Idempotent: version 1 creates
+    today's models, so a database created after this step already has both."""
+    if "stopped_until" not in {c.name for c in db.get_columns("scheduled_job_type")}:
+        kind = "TIMESTAMP" if isinstance(db, pw.PostgresqlDatabase) else "DATETIME"
+        db.execute_sql(f'ALTER TABLE "scheduled_job_type" ADD COLUMN "stopped_until" {kind}')  # type: ignore[no-untyped-call]
+    db.create_tables([SchedulerInactivity], safe=True)
+
+
 #: Schema migrations in order; index + 1 is the version each one produces. Append, never edit.
-MIGRATIONS: list[Callable[[pw.Database], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[pw.Database], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -7,7 +7,7 @@ Column ownership (kept by ``migrate``):
 
 * hooks own the definition: ``app``, ``method``, ``frequency``, ``cron_format``, ``queue``, ``timeout``,
   ``catchup``, ``catchup_limit``, ``overlap``;
-* operators own ``stopped`` and ``stopped_note`` / ``stopped_by`` / ``stopped_at``;
+* operators own ``stopped`` and ``stopped_note`` / ``stopped_by`` / ``stopped_at`` / ``stopped_until``;
 * the runtime owns ``last_execution``, ``next_execution`` and the log.
 """
 
@@ -49,6 +49,8 @@ class ScheduledJobType(BaseModel):
     stopped_note = pw.TextField(null=True)
     stopped_by = pw.CharField(max_length=140, null=True)
     stopped_at = pw.DateTimeField(null=True)
+    #: ``jobs disable --until T`` (schema v4): the stop ends by itself at T, slots from T on run again
+    stopped_until = pw.DateTimeField(null=True)
     removed = pw.BooleanField(default=False)
     removed_at = pw.DateTimeField(null=True)
     last_execution = pw.DateTimeField(null=True)
@@ -107,7 +109,22 @@ class SchedulerState(BaseModel):
         table_name = "scheduler_state"
 
 
-ALL_MODELS: tuple[type[BaseModel], ...] = (ScheduledJobType, ScheduledJobLog, SchedulerState)
+class SchedulerInactivity(BaseModel):
+    """One stretch of time during which a site's scheduler was inactive (paused, disabled, in maintenance),
+    as the passes saw it (schema v4). Slots due meanwhile are held, not decided; when the scheduler is active
+    again each job's ``catchup`` policy decides them, and these rows let the decision (and ``jobs explain``)
+    say that the slots passed during a pause rather than while no scheduler was running."""
+
+    id = pw.AutoField()
+    reason = pw.TextField()
+    since = pw.DateTimeField()
+    ended_at = pw.DateTimeField(null=True)  # None: still inactive
+
+    class Meta:
+        table_name = "scheduler_inactivity"
+
+
+ALL_MODELS: tuple[type[BaseModel], ...] = (ScheduledJobType, ScheduledJobLog, SchedulerState, SchedulerInactivity)
 
 LOG_STATUSES: tuple[str, ...] = tuple(s.value for s in LedgerStatus)
 TRIGGERS: tuple[str, ...] = tuple(t.value for t in Trigger)

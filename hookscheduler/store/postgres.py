@@ -22,16 +22,29 @@ from typing import Any
 
 import peewee as pw
 
-from ._sql import FINISH, LATE_COMPLETION, PROBE, SqlStore, ledger_columns, parse_dt
-from .base import ClaimRequest, LedgerValues, Probe
+from ._sql import FINISH, PROBE, SqlStore, ledger_columns, probe_of
+from .base import LATE_COMPLETION, ClaimRequest, LedgerValues, Probe
 
 log = logging.getLogger(__name__)
 
 #: How long a worker's ledger write waits for a row or table lock (an operator's ``LOCK TABLE``, a long
 #: ``ALTER``) before giving up: a job must not wait on its ledger row.
 LOCK_TIMEOUT = "5s"
-_LEDGER_TYPES = ("integer", "text", "timestamp", "text", "text", "text", "integer", "timestamp", "timestamp",
-                 "text", "text", "timestamp", "timestamp")
+_LEDGER_TYPES = (
+    "integer",
+    "text",
+    "timestamp",
+    "text",
+    "text",
+    "text",
+    "integer",
+    "timestamp",
+    "timestamp",
+    "text",
+    "text",
+    "timestamp",
+    "timestamp",
+)
 #: The start in one statement. Every part reads the snapshot taken before the UPDATEs, so ``known`` still sees
 #: the row as it was; ``last_execution`` advances unless this is a duplicate delivery (as in the careful path).
 #:
@@ -73,8 +86,7 @@ class PostgresStore(SqlStore):
             yield f"{column} = ANY(%s)", [list(values)]
 
     def probe(self) -> Probe:
-        earliest, outbox, enabled = self._execute_probe()
-        return Probe(parse_dt(earliest), bool(outbox), enabled)
+        return probe_of(self._execute_probe())
 
     def _execute_probe(self) -> Any:
         conn = self.db.connection()  # type: ignore[no-untyped-call]
@@ -93,9 +105,11 @@ class PostgresStore(SqlStore):
         """One statement: the requests as arrays, joined to the table through its primary key."""
         if not requests:
             return set()
-        sql = ("UPDATE scheduled_job_type AS t SET next_execution = v.new_next "
-               "FROM unnest(%s::integer[], %s::timestamp[], %s::timestamp[]) AS v(id, old, new_next) "
-               "WHERE t.id = v.id AND t.next_execution = v.old RETURNING t.id")
+        sql = (
+            "UPDATE scheduled_job_type AS t SET next_execution = v.new_next "
+            "FROM unnest(%s::integer[], %s::timestamp[], %s::timestamp[]) AS v(id, old, new_next) "
+            "WHERE t.id = v.id AND t.next_execution = v.old RETURNING t.id"
+        )
         params = [[r.id for r in requests], [r.served for r in requests], [r.next for r in requests]]
         return {row[0] for row in self.sql(sql, params).fetchall()}
 
@@ -104,8 +118,10 @@ class PostgresStore(SqlStore):
         if not rows:
             return
         arrays = ", ".join(f"%s::{t}[]" for t in _LEDGER_TYPES)
-        self.sql(f"INSERT INTO scheduled_job_log ({ledger_columns()}) SELECT * FROM unnest({arrays})",
-                 [list(col) for col in zip(*rows, strict=True)])
+        self.sql(
+            f"INSERT INTO scheduled_job_log ({ledger_columns()}) SELECT * FROM unnest({arrays})",
+            [list(col) for col in zip(*rows, strict=True)],
+        )
 
     @contextlib.contextmanager
     def ledger_transaction(self) -> Iterator[None]:
@@ -133,8 +149,10 @@ class PostgresStore(SqlStore):
             return None
         try:
             cursor = conn.cursor()
-            cursor.execute(_preamble() + _START_ONE_TRIP,
-                           (now, worker, now, now, job_name, rq_job_id, rq_job_id, now, job_name, now))
+            cursor.execute(
+                _preamble() + _START_ONE_TRIP,
+                (now, worker, now, now, job_name, rq_job_id, rq_job_id, now, job_name, now),
+            )
             started, known, _ = cursor.fetchone()
         except Exception as exc:
             _abandon(conn, "start", exc)
@@ -143,15 +161,17 @@ class PostgresStore(SqlStore):
             return "started"
         return "duplicate" if known else "unknown"
 
-    def finish_in_one_trip(self, rq_job_id: str, status: str, now: datetime, duration: float,
-                           traceback: str | None, reason: str | None) -> bool:
+    def finish_in_one_trip(
+        self, rq_job_id: str, status: str, now: datetime, duration: float, traceback: str | None, reason: str | None
+    ) -> bool:
         conn = self._one_trip_connection()
         if conn is None:
             return False
         try:
-            conn.cursor().execute(_preamble() + FINISH.format(p="%s"),
-                                  (status, now, now, duration, traceback, reason, reason, status, LATE_COMPLETION,
-                                   rq_job_id))
+            conn.cursor().execute(
+                _preamble() + FINISH.format(p="%s"),
+                (status, now, now, duration, traceback, reason, reason, status, LATE_COMPLETION, rq_job_id),
+            )
         except Exception as exc:
             _abandon(conn, "outcome", exc)
             return False
@@ -169,8 +189,10 @@ def warm_up(conn: Any) -> None:
     """Plan (``EXPLAIN``, nothing runs) the one-trip start and finish on a new connection: the server backend
     loads the catalog entries of the ledger's tables and indexes now, not during a run
     (:mod:`hookscheduler.worker.warm`). Bounded: a locked table makes it fail within ``lock_timeout``."""
-    sql = ("SET LOCAL lock_timeout = '100ms'; SET LOCAL statement_timeout = '1s'; "
-           "EXPLAIN " + _START_ONE_TRIP + "; EXPLAIN " + FINISH.format(p="%s"))
+    sql = (
+        "SET LOCAL lock_timeout = '100ms'; SET LOCAL statement_timeout = '1s'; "
+        "EXPLAIN " + _START_ONE_TRIP + "; EXPLAIN " + FINISH.format(p="%s")
+    )
     conn.cursor().execute(sql, (None,) * sql.count("%s"))  # NULLs: planned for any values, matching no row
 
 

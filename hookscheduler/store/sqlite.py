@@ -33,9 +33,11 @@ class SqliteStore(SqlStore):
 
     def __init__(self, db: pw.Database) -> None:
         if sqlite3.sqlite_version_info < MIN_VERSION:  # probed once, when the store is made
-            raise ConfigError(f"SQLite {sqlite3.sqlite_version} is too old: hookscheduler needs "
-                              f"{'.'.join(map(str, MIN_VERSION))} or newer (UPDATE ... RETURNING); "
-                              "upgrade Python's sqlite3 or use PostgreSQL")
+            raise ConfigError(
+                f"SQLite {sqlite3.sqlite_version} is too old: hookscheduler needs "
+                f"{'.'.join(map(str, MIN_VERSION))} or newer (UPDATE ... RETURNING); "
+                "upgrade Python's sqlite3 or use PostgreSQL"
+            )
         super().__init__(db)
 
     def param_dt(self, value: datetime | None) -> Any:
@@ -54,9 +56,11 @@ class SqliteStore(SqlStore):
             for r in part:
                 params += [r.id, self.param_dt(r.served), self.param_dt(r.next)]
             values = ", ".join(["(?, ?, ?)"] * len(part))
-            sql = ("UPDATE scheduled_job_type SET next_execution = v.column3 FROM (VALUES " + values + ") AS v "
-                   "WHERE scheduled_job_type.id = v.column1 AND scheduled_job_type.next_execution = v.column2 "
-                   "RETURNING scheduled_job_type.id")
+            sql = (
+                "UPDATE scheduled_job_type SET next_execution = v.column3 FROM (VALUES " + values + ") AS v "
+                "WHERE scheduled_job_type.id = v.column1 AND scheduled_job_type.next_execution = v.column2 "
+                "RETURNING scheduled_job_type.id"
+            )
             won.update(row[0] for row in self.sql(sql, params).fetchall())
         return won
 
@@ -66,5 +70,6 @@ class SqliteStore(SqlStore):
             return
         conv = [tuple(v.isoformat(sep=" ") if isinstance(v, datetime) else v for v in r) for r in rows]
         cursor = self.db.cursor()  # type: ignore[no-untyped-call]
-        cursor.executemany(f"INSERT INTO scheduled_job_log ({ledger_columns()}) "
-                           f"VALUES ({', '.join('?' * len(LEDGER_COLUMNS))})", conv)
+        cursor.executemany(
+            f"INSERT INTO scheduled_job_log ({ledger_columns()}) VALUES ({', '.join('?' * len(LEDGER_COLUMNS))})", conv
+        )

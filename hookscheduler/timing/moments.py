@@ -70,10 +70,33 @@ def _parse(text: str, now: datetime, tz: ZoneInfo, what: str) -> datetime:
     return _to_utc(parsed, tz)
 
 
+#: How far ahead ``--until`` may reach: further is more likely a typo (a year, a month) than a plan.
+MAX_UNTIL = timedelta(days=366)
+
+
+def parse_until(text: str, now: datetime, tz: ZoneInfo, what: str = "--until") -> datetime:
+    """An automatic end (``jobs disable --until``, ``scheduler pause --until``) as naive UTC: an ISO time (in
+    the site's zone unless it has an offset) or a duration ahead (``30m``, ``2h``, ``+1d``). Refused, with a
+    one-line error: unreadable text, a moment not after ``now``, and a moment more than :data:`MAX_UNTIL`
+    ahead."""
+    raw = text.strip()
+    if _RELATIVE.match(raw.lower().replace(" ", "")) and not raw.lower().endswith("ago"):
+        raw = "+" + raw.lstrip("+")  # a duration means that long from now
+    until = parse_moment(raw, now, tz, what)
+    shown_at = until.replace(tzinfo=timezone.utc).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+    if until <= now:
+        raise TimeSpecError(f"{what} {shown(text)} is {shown_at}, not in the future; give a later time or a "
+                            "duration such as 30m or 2h")
+    if until - now > MAX_UNTIL:
+        raise TimeSpecError(f"{what} {shown(text)} is {shown_at}, more than {MAX_UNTIL.days} days ahead; give a "
+                            "nearer time, or leave --until out to stop until told otherwise")
+    return until
+
+
 def _to_utc(value: datetime, tz: ZoneInfo) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
     return value.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-__all__ = ["TimeSpecError", "parse_moment"]
+__all__ = ["MAX_UNTIL", "TimeSpecError", "parse_moment", "parse_until"]

@@ -8,6 +8,7 @@ Each action reads its form, calls the same function as its CLI command, writes o
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import peewee as pw
@@ -24,10 +25,11 @@ from ..ops import scheduler as scheduler_state
 from ..ops.notes import one_line_note
 from ..security.redact import redact
 from ..store.models import utcnow
-from ..timing.moments import parse_moment
+from ..timing.moments import parse_moment, parse_until
 from .security import Viewer, audit
 
 if TYPE_CHECKING:
+    from ..context import SiteContext
     from .app import Dashboard
 
 Action = Callable[["Dashboard", Request, str, dict[str, str], Viewer], str]
@@ -46,12 +48,19 @@ def _connected(dash: Dashboard, site: str) -> redis.Redis:
     return conn
 
 
+def _until(form: dict[str, str], ctx: SiteContext) -> datetime | None:
+    """The optional ``until`` field of the disable and pause forms, read as the CLI's ``--until``."""
+    text = (form.get("until") or "").strip()
+    return parse_until(text, utcnow(), ctx.site.time_zone, "until") if text else None
+
+
 def disable(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
     note = one_line_note(form.get("note"), "note")
     name = _need(form, "name")
     with dash.sites.use(site) as ctx:
-        row = jobs_lib.set_stopped(ctx.database(), name, True, note, who=who.actor)
-    return f"disabled {row.name}" + (f": {note}" if note else "")
+        row = jobs_lib.set_stopped(ctx.database(), name, True, note, who=who.actor, until=_until(form, ctx))
+    end = f" until {row.stopped_until:%Y-%m-%d %H:%M} UTC" if row.stopped_until else ""
+    return f"disabled {row.name}{end}" + (f": {row.stopped_note}" if row.stopped_note else "")
 
 
 def enable(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
@@ -92,8 +101,9 @@ def backfill(dash: Dashboard, request: Request, site: str, form: dict[str, str],
 
 def pause(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
     with dash.sites.use(site) as ctx:
-        scheduler_state.set_paused(ctx, True)
-    return f"scheduler paused for site {site}"
+        until = _until(form, ctx)
+        scheduler_state.set_paused(ctx, True, until)
+    return f"scheduler paused for site {site}" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else "")
 
 
 def resume(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:

@@ -43,10 +43,11 @@ def ago(value: datetime | None, now: datetime) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def schedule_text(frequency: str, cron_format: str, tick_interval: int) -> str:
+def schedule_text(frequency: str, cron_format: str, tick_interval: int, all_cron: str | None = None) -> str:
     """The schedule in words (``At 18:15, Monday through Friday``); the cron string itself when it cannot be
-    described. Our 6-field cron has a trailing seconds field; cron-descriptor reads seconds first."""
-    cron = cron_for(frequency, cron_format)
+    described. Our 6-field cron has a trailing seconds field; cron-descriptor reads seconds first. ``all_cron``:
+    the site's ``scheduler_interval`` as cron, which ``All`` jobs then follow."""
+    cron = cron_for(frequency, cron_format) or (all_cron if frequency == "All" else None)
     if cron is None:
         return f"Every {tick_interval} seconds"
     fields = cron.split()

@@ -19,6 +19,7 @@ from ..ops import queues as queues_lib
 from ..ops import rq_view
 from ..ops import scheduler as scheduler_state
 from ..ops.backfill import BACKFILL_CAP
+from ..schedule.claim import grace_seconds
 from ..timing.moments import parse_moment
 from . import present
 
@@ -80,9 +81,9 @@ def jobs(dash: Dashboard, request: Request) -> Response:
     with dash.sites.use(name) as ctx:
         total = jobs_lib.count_jobs(show_removed, search)
         rows = jobs_lib.list_jobs(show_removed, search, (page_no - 1) * PAGE_SIZE, PAGE_SIZE)
-        tick = ctx.site.tick_interval
+        tick, all_cron = ctx.site.tick_interval, ctx.site.settings.all_cron
     for row in rows:
-        row["schedule_text"] = present.schedule_text(row["frequency"], row["cron_format"], tick)
+        row["schedule_text"] = present.schedule_text(row["frequency"], row["cron_format"], tick, all_cron)
     return dash.render(request, "jobs.html", site=name, rows=rows, total=total, page=page_no, page_size=PAGE_SIZE,
                        q=search or "", show_removed=show_removed)
 
@@ -102,20 +103,22 @@ def job(dash: Dashboard, request: Request) -> Response:
         info = {c: getattr(row, c) for c in jobs_lib.JOB_COLUMNS}
         cells = history_lib.slot_cells(name, now - timedelta(days=days), now + timedelta(seconds=1), MAX_CELLS + 1)
         runs = history_lib.history(name, limit=25, offset=offset)
-        upcoming = jobs_lib.upcoming_slots(row, ctx.calendar, 10, now)
+        inactive, resume_at = scheduler_state.activity(ctx, now)
+        upcoming = jobs_lib.next_runs(row, ctx.calendar, 10, grace=grace_seconds(ctx), inactive=inactive,
+                                      resume_at=resume_at, now=now)
         explanation = None
         if at_text is not None:
             at = parse_moment(at_text, now, ctx.site.time_zone, "at")
             explanation = explain_lib.explain(ctx, _checked(conn, ctx), name, at, now)
         late_after = float(max(ctx.site.tick_interval, 60))
-        tick = ctx.site.tick_interval
+        tick, all_cron = ctx.site.tick_interval, ctx.site.settings.all_cron
     for c in cells:
         c["kind"] = history_lib.cell_kind(c, late_after)
     by_day: dict[str, list[dict[str, Any]]] = {}
     tz = dash.sites.get(site).site.time_zone
     for c in cells[-MAX_CELLS:]:
         by_day.setdefault(present.local(c["scheduled_for"], tz)[:10], []).append(c)
-    info["schedule_text"] = present.schedule_text(info["frequency"], info["cron_format"], tick)
+    info["schedule_text"] = present.schedule_text(info["frequency"], info["cron_format"], tick, all_cron)
     return dash.render(request, "job.html", site=site, job=info, days=days, by_day=by_day,
                        truncated=len(cells) > MAX_CELLS, runs=runs, offset=offset, upcoming=upcoming,
                        explanation=explanation, at_text=at_text or "", utc_iso=present.utc_iso,

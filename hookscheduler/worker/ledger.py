@@ -1,12 +1,13 @@
 """Ledger transitions of a run, written by the worker: ``queued -> started -> complete | failed``.
 
-Each transition is its own short transaction, separate from the job's work, so that a job's rollback never
-erases its own log row, and a failing log write never stops the job (Frappe #41245): callers wrap these in
-:func:`best_effort` (or, in the worker, ``runner._ledger``). ``queued -> started`` is a compare-and-set: a second
-delivery of a run that already started (or finished) finds no ``queued`` row and is not run again.
-
-The statements are the store's (:mod:`hookscheduler.store`), including PostgreSQL's one-round-trip start and
-finish (:mod:`hookscheduler.store.postgres`); this module says which transitions a run goes through.
+Each transition is its own short transaction, separate from the job's work: a job's rollback never erases
+its log row, and a failing log write never stops the job (callers wrap these in :func:`best_effort` or
+``runner._ledger``). ``queued -> started`` is a compare-and-set: a second delivery finds no ``queued`` row
+and is not run (docs/exactly-once.md, I5). The statements are the store's (:mod:`hookscheduler.store`), plain
+SQL rather than peewee queries: they run in a freshly forked work horse, where building a query copies many of
+the parent's memory pages. On PostgreSQL the start and the outcome are each one round trip
+(:func:`start_in_one_trip`, :func:`finish_in_one_trip`); if one fails, the caller takes the careful path (each
+write on its own, the log row's in a savepoint).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TypeVar
 import peewee as pw
 
 from ..store import store_for
-from ..store._sql import LATE_COMPLETION
+from ..store.base import LATE_COMPLETION
 from ..store.postgres import LOCK_TIMEOUT, warm_up
 
 log = logging.getLogger(__name__)

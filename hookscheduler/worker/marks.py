@@ -1,26 +1,9 @@
 """A run's start, recorded in Redis as well as in the ledger: one delivery of a run may start it, ever.
 
-The ledger's ``queued -> started`` compare-and-set refuses a second delivery of a run, but only while the
-database can be written: the worker still runs a job whose start write failed (Frappe #41245: the ledger is
-never a reason not to run). Then a second delivery (a run re-sent because Redis seemed to have lost it, or
-put back on its queue because a worker seemed to have died with it) would run the slot again. The chaos run
-showed exactly that.
-
-So before anything else, the work horse sets ``hookscheduler:<bench_id>:started:<rq_job_id>`` with ``SET NX``
-(kept :data:`TTL` seconds, longer than any run waits in a queue): only the first delivery gets it. A later
-delivery finds it and does not run. The scheduler consults the same key before it re-sends a ``queued`` row
-whose RQ job is gone, or re-queues one a worker took off its queue: a run that started is never sent again;
-its row is settled with the reason instead. If Redis cannot be reached the horse runs the job anyway (it
-was delivered by Redis a moment ago; refusing would lose the slot), as with a failed ledger write.
-
-A refused delivery still ends, and RQ records *its* outcome ("finished") on the job. That outcome is not the
-run's: read as the run's, it settled a row whose first delivery had died before running the task as
-``complete`` (found by the chaos run: "row says complete but never ran"). So a refused delivery leaves
-``hookscheduler:<bench_id>:refused:<rq_job_id>`` (the time it was refused) and the scheduler, before it takes
-an outcome from RQ, looks for it (:func:`refusals`): a refused run is judged by the ledger alone, as still
-running until its timeout has passed since the refusal, then abandoned. The one exception: a first delivery
-that ran the task but could not write its outcome to the ledger leaves the outcome on its start mark
-(:func:`mark_outcome`), and the scheduler takes it from there.
+The work horse takes the *start mark* (``SET NX``) before anything else; a later delivery finds it, does not
+run, and leaves a *refusal mark*, so that the scheduler does not read the refused delivery's RQ outcome as the
+run's. The scheduler consults both before it re-sends, re-queues or settles a run. Why each is needed:
+docs/exactly-once.md, invariants I5 and I7.
 """
 
 from __future__ import annotations
@@ -37,7 +20,7 @@ from ..states import OUTCOMES  # what a start mark may carry besides "1" (starte
 
 log = logging.getLogger(__name__)
 
-TTL = 7 * 24 * 3600
+TTL = 7 * 24 * 3600  # longer than any run waits in a queue: a mark outlives every delivery of its run
 
 
 def set_start_mark(conn: redis.Redis, bench_id: str, rq_job_id: str) -> bool:

@@ -1,26 +1,13 @@
 """What an RQ work horse runs: the wrapper around every scheduled run and every background job.
 
-Two entry points, both called by RQ with keyword arguments:
+* :func:`run_scheduled_job` (scheduled, catch-up, manual and event runs): start mark, ``queued -> started``,
+  the method, then ``complete`` or ``failed`` with the traceback (docs/exactly-once.md, I5);
+* :func:`execute_job` (``hookscheduler.enqueue``): the method with its keyword arguments.
 
-* :func:`run_scheduled_job` (scheduled, manual and event-triggered runs, sent by the pass): it finds its ledger
-  row by its own RQ job id, moves it ``queued -> started`` (a compare-and-set that refuses a duplicate
-  delivery), advances ``last_execution``, runs the method, and records ``complete`` or ``failed`` with the
-  traceback (a timeout is recorded as failed with that reason before RQ sees it);
-* :func:`execute_job` (``hookscheduler.enqueue``): runs the method with its keyword arguments.
-
-Both resolve the method in the worker, bind the site's database, expose :func:`job_context` to the running
-code, run the method in a transaction on the site's database (committed on success, rolled back on failure),
-publish started / finished / failed events (:mod:`hookscheduler.background.events`), and re-raise every exception so
-that RQ's failed registry holds it too (Frappe swallows them).
-
-The ledger is never a reason for a job not to run (Frappe #41245): each ledger write is its own short
-transaction, retried once on a fresh connection, and a write that still fails is logged and skipped. If the
-database cannot be reached at all, the job still runs (without a transaction); the sweep later settles its
-row from RQ's outcome (:func:`hookscheduler.schedule.reconcile.reconcile_active`).
-
-Per-job cost matters (a worker forks a horse per job): site contexts are cached per process and warmed in
-the worker before it forks (:func:`preload`), the database is connected in the horse, never in the parent,
-and the schema check is skipped in the horse (a stale schema shows up as a logged ledger error instead).
+Both run the method in a transaction on the site's database, expose :func:`job_context`, publish events
+(:mod:`hookscheduler.background.events`) and re-raise, so that RQ's failed registry holds failures too. The
+ledger is never a reason for a job not to run (Frappe #41245): each ledger write is best effort
+(:func:`_ledger`), and the sweep later settles a row the worker could not write.
 """
 
 from __future__ import annotations
@@ -52,6 +39,7 @@ from ..exceptions import HookSchedulerError, SchemaError
 from ..ops.retention import trim_failed_registry
 from ..security.redact import redact, redact_failure
 from ..states import LedgerStatus
+from ..store.database import real_cause
 from ..store.models import ScheduledJobType, utcnow
 from . import ledger, marks
 
@@ -154,6 +142,7 @@ def import_path(path: str) -> Any:
 def _connect(ctx: SiteContext) -> pw.Database | None:
     """The site's database, connected and bound, or None (logged) when it cannot be reached."""
     try:
+        # no schema check in the horse (a query per job); a stale schema shows up as a logged ledger error
         return ctx.database(require_schema=False)
     except SchemaError:  # an SQLite site never migrated: background jobs still run, without a transaction
         log.debug("site %s has no database yet; the job runs without it", ctx.name)
@@ -197,9 +186,15 @@ def job_transaction(db: pw.Database | None) -> Iterator[None]:
         try:
             txn.__exit__(*sys.exc_info())
         except Exception as exc:
-            log.warning("rollback after the job's failure failed too: %s", _one_line(exc))
+            log.warning("rollback after the job's failure failed too: %s", _one_line(real_cause(exc)))
         raise
-    txn.__exit__(None, None, None)
+    try:
+        txn.__exit__(None, None, None)
+    except pw.OperationalError as exc:  # the commit failed: say why (disk full, read-only), not "cannot rollback"
+        cause = real_cause(exc)
+        if cause is exc:
+            raise
+        raise cause from None
 
 
 # --- entry points ---------------------------------------------------------------------------------

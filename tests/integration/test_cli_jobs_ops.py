@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+
+import time_machine
 
 from hookscheduler.schedule.claim import run_pass
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, utcnow
@@ -15,17 +17,22 @@ APPS = {"app1": {"hourly": ["app1.tasks.ok"], "daily": ["app1.tasks.other"]}}
 def test_jobs_next_is_dst_correct_in_text_and_json(bench_factory):
     bench = bench_factory.make(APPS, common={"time_zone": "Europe/Berlin"})
     migrated(bench, datetime(2026, 3, 28, 12, 0))
+    with time_machine.travel(datetime(2026, 3, 28, 12, 0, 5, tzinfo=timezone.utc), tick=False):
+        _jobs_next_dst(bench)
+
+
+def _jobs_next_dst(bench) -> None:
     r = run(bench, "jobs", "next", "app1.tasks.other", "-n", "3", "--format", "json")
     assert r.code == 0, r.err
-    assert r.json() == [
-        {"utc": "2026-03-28T23:00:00Z", "local": "2026-03-29T00:00:00+01:00"},
-        {"utc": "2026-03-29T22:00:00Z", "local": "2026-03-30T00:00:00+02:00"},
-        {"utc": "2026-03-30T22:00:00Z", "local": "2026-03-31T00:00:00+02:00"},
+    assert [{k: e[k] for k in ("utc", "local", "kind")} for e in r.json()] == [
+        {"utc": "2026-03-28T23:00:00Z", "local": "2026-03-29T00:00:00+01:00", "kind": "run"},
+        {"utc": "2026-03-29T22:00:00Z", "local": "2026-03-30T00:00:00+02:00", "kind": "run"},
+        {"utc": "2026-03-30T22:00:00Z", "local": "2026-03-31T00:00:00+02:00", "kind": "run"},
     ]
     text = run(bench, "jobs", "next", "app1.tasks.ok", "-n", "4").out
     lines = text.splitlines()
-    assert lines[0].split() == ["LOCAL", "LOCAL", "(ISO)", "UTC"]
-    assert "2026-03-28 14:00:00 CET" in lines[1] and "2026-03-28T13:00:00Z" in lines[1]
+    assert lines[0].split() == ["WHEN", "WHAT", "SLOT", "NOTE"]
+    assert "2026-03-28 14:00:00 CET" in lines[1] and "run" in lines[1]
     assert "times in Europe/Berlin" in text
     # hourly across the spring-forward gap: every real hour, local 02:00 does not exist
     r = run(bench, "jobs", "next", "app1.tasks.ok", "-n", "16", "--format", "json")

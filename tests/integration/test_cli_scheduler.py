@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from hookscheduler.broker.keys import heartbeat_key, last_tick_key
 from hookscheduler.context import open_site
 from hookscheduler.schedule.claim import run_pass
-from hookscheduler.store.models import ScheduledJobLog, utcnow
+from hookscheduler.store.models import ScheduledJobLog, SchedulerInactivity, utcnow
 from tests.integration.opcli_support import assert_one_line_error, migrated, run, sub
 
 APPS = {"app1": {"hourly": ["app1.tasks.ok"]}}
@@ -61,7 +61,8 @@ def test_pause_resume_enable_disable(bench_factory, db_kind):
     ctx = open_site(str(bench))
     assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 0, 1)).fired == 0
     ctx.database()
-    assert ScheduledJobLog.get().reason == "scheduler inactive: pause_scheduler is set"
+    assert ScheduledJobLog.select().count() == 0  # held for the catch-up on resume, not decided
+    assert SchedulerInactivity.get().reason == "scheduler inactive: pause_scheduler is set"
 
     assert run(bench, "scheduler", "resume").out == "Scheduler is resumed for site default\n"
     assert _status(bench)["status"] == "enabled"
@@ -84,6 +85,8 @@ def test_pause_resume_enable_disable(bench_factory, db_kind):
     assert run(bench, "enable-scheduler").out == "Enabled for default\n"
     ctx = open_site(str(bench))
     assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 13, 0, 1)).fired == 1
+    [run_row] = ScheduledJobLog.select()  # one catch-up for 11:00, 12:00 (held) and 13:00
+    assert (run_row.trigger, run_row.slots) == ("catch-up", 3)
 
 
 def test_maintenance_mode_reads_disabled(bench_factory):

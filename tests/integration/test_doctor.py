@@ -92,6 +92,12 @@ def test_redis_unreachable_is_a_problem_not_a_crash(bench_factory):
     checks = {c["check"]: c for c in r.json()["checks"]}
     assert checks["database"]["ok"] is True  # the other checks still ran
     assert checks["queues"]["detail"] == "not checked: Redis unreachable"
+    # a check that could not run is never listed as ok (nor as a second problem)
+    assert checks["queues"]["ok"] is None and checks["scheduler process"]["ok"] is None
+    assert "queues" not in problems and r.json()["ok"] is False
+    text = sub(bench, "doctor", HOOKSCHEDULER_REDIS_URL="redis://127.0.0.1:1/0")
+    assert "SKIP  queues" in text.out and "ok    queues" not in text.out
+    assert "check(s) could not run" in text.out
 
 
 def test_database_missing_or_outdated(bench_factory, db_kind):

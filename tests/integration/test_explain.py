@@ -64,12 +64,14 @@ def test_explain_through_a_day_of_events(bench_factory, db_kind):
     assert "no `hookscheduler schedule` process is running" in x["verdict"]
     assert x["scheduler"]["scheduler_alive"] is False
 
-    # paused: skipped with the reason, and the scheduler line says paused
+    # paused: the slot is held (caught up on resume, per the job's catchup policy), and the line says paused
     run(bench, "scheduler", "pause")
     ctx = open_site(str(bench))  # the site's config as the next pass reads it
     run_pass(ctx, conn, now=datetime(2026, 1, 5, 17, 0, 10))
     x = _explain(bench, "app1.tasks.ok", "--at", "2026-01-05T17:00")
     assert "pause_scheduler is set" in x["verdict"] and x["scheduler"]["status"] == "paused"
+    assert x["verdict"].startswith("not run yet: the slot is due and held while the scheduler is paused")
+    assert "catchup=once applies: one catch-up run covers it" in x["verdict"]
     # a future slot under a paused scheduler
     x = _explain(bench, "app1.tasks.ok", "--at", "+3h")
     assert x["verdict"].startswith("upcoming at") and "paused" in x["verdict"]

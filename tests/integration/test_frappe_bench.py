@@ -10,10 +10,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import redis
 
 from hookscheduler.cli import run_cli
 from hookscheduler.context import open_site
-from hookscheduler.store.models import ScheduledJobType
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
+from tests.helpers import drain
 
 #: ``sites/common_site_config.json`` exactly as ``bench init`` writes it (bench/config/common_site_config.py:
 #: default_config, the gunicorn worker count and the allocated ports).
@@ -105,6 +107,11 @@ def test_ignored_keys_that_change_behaviour_are_noted(bench_factory, capsys):
     assert len(notes) == 1  # use_rq_auth false changes nothing: not noted
     assert "'background_process_niceness' is ignored: Frappe renices its workers" in notes[0]
     assert "common_site_config.json" in notes[0]
+    code, _, err = run(capsys, "tick")  # the commands that run jobs say it too
+    assert code == 0 and "Note: " in err and "background_process_niceness" in err
+    _, out, _ = run(capsys, "doctor", "--format", "json")
+    check = next(c for c in json.loads(out)["checks"] if c["check"] == "frappe keys")
+    assert check["ok"] is True and "background_process_niceness" in check["detail"]
 
 
 # --- scheduler_interval -------------------------------------------------------------------------------------------
@@ -129,6 +136,16 @@ def test_frappe_app_layout_is_migrated_and_runs(bench_factory, capsys, db_kind):
     assert code == 0, err
     assert "3 added" in out and "shop.tasks.tick" in out and "Warning" not in err
     assert names(bench) == {"shop.tasks.tick", "shop.tasks.nightly"}
+    code, _, err = run(capsys, "jobs", "run", "shop.tasks.tick")  # and its tasks import in the worker
+    assert code == 0, err
+    drain(bench_factory.bench_ids[-1], redis.Redis.from_url(bench_factory.redis_url))
+    ctx = open_site(str(bench))
+    ctx.database()
+    try:
+        assert [r.status for r in ScheduledJobLog.select().where(ScheduledJobLog.job_name == "shop.tasks.tick")] == [
+            "complete"]
+    finally:
+        ctx.close()
 
 
 def test_installed_app_without_hooks_is_warned_about(bench_factory, capsys):
@@ -191,6 +208,22 @@ def test_site_all(bench_factory, capsys):
     assert sorted(s["site"] for s in json.loads(out)) == ["a.local", "b.local"]
     code, _, err = run(capsys, "--site", "all", "jobs", "list")
     assert code == 2 and "--site all is not supported by this command" in err
+    code, out, err = run(capsys, "--site", "all", "scheduler", "pause")
+    assert code == 0, err
+    assert out.splitlines() == ["Scheduler is paused for site a.local", "Scheduler is paused for site b.local"]
+    code, out, _ = run(capsys, "--site", "all", "scheduler", "status", "--format", "json")
+    assert [s["status"] for s in json.loads(out)] == ["paused", "paused"]
+    code, out, err = run(capsys, "--site", "all", "scheduler", "resume")
+    assert code == 0 and out.count("Scheduler is resumed") == 2, err
+    code, out, err = run(capsys, "--site", "all", "set-config", "log_retention_days", "7")
+    assert code == 0, err
+    for name in ("a.local", "b.local"):
+        assert json.loads((bench / "sites" / name / "site_config.json").read_text())["log_retention_days"] == 7
+    code, _, err = run(capsys, "--site", "all", "set-config", "-g", "scheduler_interval", "240")
+    assert code == 0, err
+    assert json.loads((bench / "sites" / "common_site_config.json").read_text())["scheduler_interval"] == 240
+    code, out, err = run(capsys, "--site", "all", "disable-scheduler", "--note", "deploy")
+    assert code == 0 and out.splitlines() == ["Disabled for a.local", "Disabled for b.local"], err
 
 
 def test_site_apps_txt_overrides_the_bench_list(bench_factory, capsys, db_kind):

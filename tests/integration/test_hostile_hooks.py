@@ -17,6 +17,7 @@ import pytest
 
 from hookscheduler.broker.connection import redis_for
 from hookscheduler.context import open_site
+from hookscheduler.declare import hooks as hooks_module
 from hookscheduler.schedule.claim import run_pass
 from hookscheduler.store.models import utcnow
 from tests.integration.hostile_support import migrated_bench, refused, snapshot
@@ -138,12 +139,20 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "hooks-sys-exit": ("import sys\nsys.exit(3)\n", ["hooks.py raised", "SystemExit"]),
     "hooks-import-error": ("import no_such_module_hs\n", ["no_such_module_hs"]),
     "hooks-recursion": ("def f():\n    return f()\nf()\n", ["RecursionError"]),
+    "hooks-base-exception": ("class Stop(BaseException):\n    pass\nraise Stop('no')\n",
+                             ["hooks.py raised", "Stop: no"]),
+    "hooks-generator-exit": ("raise GeneratorExit\n", ["hooks.py raised", "GeneratorExit"]),
+    "hooks-os-exit": ("import os\nos._exit(3)\n", ["ended the process while importing (exit status 3"]),
+    "hooks-os-exit-zero": ("import os\nos._exit(0)\n", ["ended the process while importing (exit status 0"]),
+    "hooks-kill-self": ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n", ["killed by signal 9"]),
+    "hooks-hang": ("import time\ntime.sleep(3600)\n", ["did not finish importing within 2 s"]),
     "hooks-keyboardish": ("raise KeyError('\\x1b[31mred\\nsecond line')\n", ["hooks.py raised", "KeyError"]),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_malformed_hooks_are_refused_whole_and_nothing_changes(bench_factory, case):
+def test_malformed_hooks_are_refused_whole_and_nothing_changes(bench_factory, case, monkeypatch):
+    monkeypatch.setattr(hooks_module, "IMPORT_TIME_LIMIT", 2.0)  # the hang case: 2 s, not the default 30 s
     source, needles = CASES[case]
     bench = hostile_bench(bench_factory, source)
     result = refused(bench, "migrate")

@@ -395,7 +395,8 @@ def test_schema_versioning_is_idempotent(bench_factory, db_kind):
         assert dbmod.ensure_schema(db) == 0
     assert writes(statements) == []
     dbmod.require_schema(db)
-    assert sorted(db.get_tables()) == ["scheduled_job_log", "scheduled_job_type", "scheduler_state"]
+    assert sorted(db.get_tables()) == ["scheduled_job_log", "scheduled_job_type", "scheduler_inactivity",
+                                       "scheduler_state"]
     assert "scheduled_job_type_next_execution" in {i.name for i in db.get_indexes("scheduled_job_type")}
     dbmod.set_state("schema_version", str(dbmod.SCHEMA_VERSION + 1))
     with pytest.raises(SchemaError, match="newer than this hookscheduler"):

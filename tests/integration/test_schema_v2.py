@@ -6,13 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from hookscheduler.broker.connection import redis_for
-from hookscheduler.context import open_site
-from hookscheduler.declare.hooks import load_job_specs
-from hookscheduler.declare.migrate import migrate_site
 from hookscheduler.schedule.claim import run_pass
 from hookscheduler.store import database as dbmod
-from hookscheduler.store.database import MIGRATIONS, set_state, write_txn
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
+from tests.integration.schema_support import site_at_version, upgrade
 
 T0 = datetime(2026, 1, 5, 10, 7)
 GONE = {"scheduled_job_log_job_id", "scheduled_job_log_job_id_status", "scheduled_job_log_status_enqueued_at"}
@@ -24,15 +21,9 @@ def _indexes(db) -> set[str]:
 
 
 def test_v1_database_upgrades_in_place_and_the_tick_uses_it(bench_factory, db_kind):
-    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db=db_kind)
-    ctx = open_site(str(bench))
-    db = ctx.database(create=True, require_schema=False)
-    dbmod.bind(db)
-    with write_txn(db):  # a database as version 1 left it
-        MIGRATIONS[0](db)
-        set_state("schema_version", "1")
+    ctx, db = site_at_version(bench_factory, db_kind, 1)
     assert _indexes(db) >= GONE and not NEW & _indexes(db)
-    plan = migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=T0)
+    plan = upgrade(ctx, db, T0)
     assert plan.schema_steps == dbmod.SCHEMA_VERSION - 1
     assert dbmod.schema_version(db) == dbmod.SCHEMA_VERSION
     assert _indexes(db) >= NEW and not GONE & _indexes(db)

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from hookscheduler.context import open_site
-from hookscheduler.declare.hooks import load_job_specs
-from hookscheduler.declare.migrate import migrate_site
 from hookscheduler.ops import history
 from hookscheduler.store import database as dbmod
-from hookscheduler.store.database import MIGRATIONS, set_state, write_txn
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
+from tests.integration.schema_support import site_at_version, upgrade
 
 T0 = datetime(2026, 1, 5, 10, 7)
 
@@ -27,16 +24,9 @@ def _plan(db, sql: str, params: tuple) -> str:
 
 
 def test_v2_database_upgrades_and_trouble_queries_use_the_index(bench_factory, db_kind, monkeypatch):
-    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db=db_kind)
-    ctx = open_site(str(bench))
-    db = ctx.database(create=True, require_schema=False)
-    dbmod.bind(db)
-    with write_txn(db):  # a database as version 2 left it
-        MIGRATIONS[0](db)
-        MIGRATIONS[1](db)
-        set_state("schema_version", "2")
-    plan = migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=T0)
-    assert plan.schema_steps == 1 and dbmod.schema_version(db) == dbmod.SCHEMA_VERSION
+    ctx, db = site_at_version(bench_factory, db_kind, 2)
+    plan = upgrade(ctx, db, T0)
+    assert plan.schema_steps == dbmod.SCHEMA_VERSION - 2 and dbmod.schema_version(db) == dbmod.SCHEMA_VERSION
     assert "scheduled_job_log_trouble" in {ix.name for ix in db.get_indexes("scheduled_job_log")}
     job = ScheduledJobType.get()
     for i, status in enumerate(("complete", "failed", "missed", "skipped", "complete")):

@@ -190,7 +190,9 @@ def test_stopped_by_direct_sql_is_honoured_next_pass_and_reenable_has_no_burst(b
     assert r.fired == 1 and r.skipped == 0  # the next slot only: no burst for the five skipped ones
 
 
-def test_paused_disabled_and_maintenance_skip_with_reason(bench_factory, db_kind):
+def test_paused_disabled_and_maintenance_hold_slots_then_catch_up_once(bench_factory, db_kind):
+    """Each cause (pause, disable, maintenance) holds the due slots; the first active pass runs one catch-up
+    (catchup=once) that says the slots passed while the scheduler was inactive, naming every cause."""
     ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.ok"]}, db_kind, sites={"s1": {"pause_scheduler": True}})
     conn = redis_for(ctx.site)
     r = run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 0, 1))
@@ -202,11 +204,14 @@ def test_paused_disabled_and_maintenance_skip_with_reason(bench_factory, db_kind
     set_state("scheduler_enabled", "1")
     ctx.site = replace(ctx.site, values={**ctx.site.values, "maintenance_mode": 1})
     assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 13, 0, 1)).fired == 0
+    assert logs() == []  # held, not decided
     ctx.site = replace(ctx.site, values={**ctx.site.values, "maintenance_mode": 0})
     assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 14, 0, 1)).fired == 1
-    reasons = [lg.reason for lg in logs(status="skipped")]
-    assert any("pause_scheduler" in r for r in reasons) and "scheduler disabled" in reasons
-    assert any("maintenance_mode" in r for r in reasons)
+    [row] = logs()
+    assert (row.status, row.trigger, row.slots) == ("queued", "catch-up", 4)
+    assert "pause_scheduler" in row.reason and "scheduler disabled" in row.reason
+    assert "maintenance_mode" in row.reason
+    assert ScheduledJobType.get().next_execution == datetime(2026, 1, 5, 15, 0)
 
 
 @pytest.mark.parametrize("section,queue", [

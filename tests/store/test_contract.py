@@ -20,13 +20,21 @@ T0 = datetime(2026, 1, 5, 10, 0)
 
 
 def _job(name: str, next_execution: datetime | None = T0, **kw) -> ScheduledJobType:
-    values = {"app": "app1", "method": f"app1.tasks.{name}", "frequency": "Hourly", "queue": "default",
-              "timeout": 300, "next_execution": next_execution, **kw}
+    values = {
+        "app": "app1",
+        "method": f"app1.tasks.{name}",
+        "frequency": "Hourly",
+        "queue": "default",
+        "timeout": 300,
+        "next_execution": next_execution,
+        **kw,
+    }
     return ScheduledJobType.create(name=name, **values)
 
 
-def _ledger_row(job: ScheduledJobType, slot: datetime, status: str = "queued", rq_id: str | None = None,
-                reason: str | None = None) -> tuple:
+def _ledger_row(
+    job: ScheduledJobType, slot: datetime, status: str = "queued", rq_id: str | None = None, reason: str | None = None
+) -> tuple:
     return (job.id, job.name, slot, "schedule", status, reason, 1, slot, slot, "default", rq_id, T0, T0)
 
 
@@ -66,18 +74,39 @@ def test_probe_on_an_empty_site_and_with_work(store: Store):
     assert not store.probe().outbox
 
 
+def test_probe_reads_the_pause_and_the_open_stretch_of_inactivity(store: Store):
+    from hookscheduler.store.models import SchedulerInactivity
+
+    set_state("pause_until", "2026-01-05 12:00:00")
+    SchedulerInactivity.create(reason="old", since=T0 - timedelta(days=1), ended_at=T0 - timedelta(hours=20))
+    SchedulerInactivity.create(reason="scheduler inactive: pause_scheduler is set", since=T0)
+    probe = store.probe()
+    assert probe.pause_until == "2026-01-05 12:00:00"
+    assert probe.inactive_since == "scheduler inactive: pause_scheduler is set"
+
+
 def test_select_due_oldest_first_within_the_limit(store: Store):
     _job("late", T0 - timedelta(hours=2))
     _job("now", T0)
     _job("later", T0 + timedelta(seconds=1))
-    _job("stopped", T0 - timedelta(hours=1), stopped=True)  # stopped rows are due: the pass records the skip
+    _job(
+        "stopped",
+        T0 - timedelta(hours=1),
+        stopped=True,  # stopped rows are due: the pass records the skip
+        stopped_until=T0 + timedelta(days=1),
+    )
     _job("removed", T0 - timedelta(hours=3), removed=True)
     with store.transaction():
         rows = store.select_due(T0, 10)
     assert [r.name for r in rows] == ["late", "stopped", "now"]
-    assert rows[1].stopped and rows[0].next_execution == T0 - timedelta(hours=2)
-    assert (rows[0].method, rows[0].queue, rows[0].timeout, rows[0].cron_format) == ("app1.tasks.late", "default",
-                                                                                        300, "")
+    assert rows[1].stopped and rows[1].stopped_until == T0 + timedelta(days=1) and rows[0].stopped_until is None
+    assert rows[0].next_execution == T0 - timedelta(hours=2)
+    assert (rows[0].method, rows[0].queue, rows[0].timeout, rows[0].cron_format) == (
+        "app1.tasks.late",
+        "default",
+        300,
+        "",
+    )
     with store.transaction():
         assert [r.name for r in store.select_due(T0, 2)] == ["late", "stopped"]
 
@@ -120,12 +149,23 @@ def test_a_rolled_back_claim_leaves_nothing(store: Store):
 
 def test_outbox_lists_unsent_runs_with_what_sending_needs(store: Store):
     a = _job("a", timeout=77)
-    store.insert_ledger_rows([_ledger_row(a, T0, rq_id="r1"), _ledger_row(a, T0 + timedelta(hours=1), rq_id="r2"),
-                              _ledger_row(a, T0 - timedelta(hours=1), status="missed")])
+    store.insert_ledger_rows(
+        [
+            _ledger_row(a, T0, rq_id="r1"),
+            _ledger_row(a, T0 + timedelta(hours=1), rq_id="r2"),
+            _ledger_row(a, T0 - timedelta(hours=1), status="missed"),
+        ]
+    )
     runs = store.outbox(10)
     assert [r.rq_job_id for r in runs] == ["r1", "r2"]  # oldest first; a missed row is not a run
-    assert (runs[0].job_name, runs[0].method, runs[0].queue, runs[0].timeout, runs[0].scheduled_for,
-            runs[0].trigger) == ("a", "app1.tasks.a", "default", 77, T0, "schedule")
+    assert (
+        runs[0].job_name,
+        runs[0].method,
+        runs[0].queue,
+        runs[0].timeout,
+        runs[0].scheduled_for,
+        runs[0].trigger,
+    ) == ("a", "app1.tasks.a", "default", 77, T0, "schedule")
     assert [r.rq_job_id for r in store.outbox(1)] == ["r1"]
     store.mark_sent(["r1", "unknown-id"], T0 + timedelta(seconds=1))
     assert [r.rq_job_id for r in store.outbox(10)] == ["r2"]
@@ -136,23 +176,36 @@ def test_outbox_lists_unsent_runs_with_what_sending_needs(store: Store):
 
 def test_latest_rows_and_extending_a_skip(store: Store):
     a, b, c = _job("a"), _job("b"), _job("c")
-    store.insert_ledger_rows([_ledger_row(a, T0, status="complete"),
-                              _ledger_row(a, T0 + timedelta(hours=1), status="skipped", reason="job stopped"),
-                              _ledger_row(b, T0, status="missed")])
+    store.insert_ledger_rows(
+        [
+            _ledger_row(a, T0, status="complete"),
+            _ledger_row(a, T0 + timedelta(hours=1), status="skipped", reason="job stopped"),
+            _ledger_row(b, T0, status="missed"),
+        ]
+    )
     latest = store.latest_rows([a.id, b.id, c.id])
     assert set(latest) == {a.id, b.id}
     assert (latest[a.id].status, latest[a.id].reason) == ("skipped", "job stopped")
     store.extend_skip(latest[a.id].id, 3, T0 + timedelta(hours=4), T0 + timedelta(hours=4), T0 + timedelta(hours=4))
     row = ScheduledJobLog.get_by_id(latest[a.id].id)
     assert (row.slots, row.last_slot, row.scheduled_for, row.first_slot) == (
-        4, T0 + timedelta(hours=4), T0 + timedelta(hours=4), T0 + timedelta(hours=1))
+        4,
+        T0 + timedelta(hours=4),
+        T0 + timedelta(hours=4),
+        T0 + timedelta(hours=1),
+    )
     assert store.latest_rows([]) == {}
 
 
 def test_active_runs_settle_resend_and_requeue_notes(store: Store):
     a, b = _job("a", timeout=60), _job("b", timeout=90)
-    store.insert_ledger_rows([_ledger_row(a, T0, rq_id="ra"), _ledger_row(b, T0, rq_id="rb"),
-                              _ledger_row(b, T0 - timedelta(hours=1), status="complete", rq_id="old")])
+    store.insert_ledger_rows(
+        [
+            _ledger_row(a, T0, rq_id="ra"),
+            _ledger_row(b, T0, rq_id="rb"),
+            _ledger_row(b, T0 - timedelta(hours=1), status="complete", rq_id="old"),
+        ]
+    )
     store.mark_sent(["ra", "rb"], T0)
     assert {r.rq_job_id for r in store.active_runs_of([a.id, b.id])} == {"ra", "rb"}
     assert store.active_runs_of([]) == []
@@ -209,8 +262,10 @@ def test_a_late_completion_overrides_an_abandoned_verdict_and_says_so(store: Sto
     a = _job("a")
     store.insert_ledger_rows([_ledger_row(a, T0, status="failed", rq_id="r1", reason="abandoned")])
     store.record_finished("r1", "complete", T0, None, None, None)
-    assert (_row("r1").status, _row("r1").reason) == ("complete",
-                                                      "completed after the scheduler had declared it abandoned")
+    assert (_row("r1").status, _row("r1").reason) == (
+        "complete",
+        "completed after the scheduler had declared it abandoned",
+    )
 
 
 def test_one_trip_writes_where_the_dialect_has_them(store: Store):

@@ -128,3 +128,41 @@ def test_group_missed_counts_per_job():
     assert (a.missed_slots, a.skipped_slots, a.caught_up_slots) == (0, 2, 3)
     assert b.missed_slots == 4
     assert a.entries[1]["outcome"].startswith("one run for 3 slots, complete")
+
+
+def test_an_all_job_just_after_migrate_says_when_it_first_fires():
+    """Right after `migrate` the slot at or before now is the job's creation on its grid: the verdict says a
+    new job never fires at once and names its first slot, instead of "no record ... schedule changed"."""
+    created = datetime(2026, 1, 5, 11, 29, 50)
+    job = _job(created_at=created, next_execution=created + timedelta(seconds=60))
+    before, _ = slots_around("All", "", datetime(2026, 1, 5, 11, 30), UTC_CLOCK, job["next_execution"])
+    text = verdict(_facts(before[-1], job=job))
+    assert "is the moment the job was created" in text and "never fires at once" in text
+    assert "first slot is 2026-01-05 11:30:50" in text and "no record" not in text
+
+
+def test_a_removed_job_has_no_upcoming_slots():
+    removed_at = datetime(2026, 1, 5, 10)
+    job = _job(removed=True, removed_at=removed_at, next_execution=None)
+    assert verdict(_facts(datetime(2026, 1, 5, 12), job=job)).startswith("will not run: the job was removed")
+    assert "upcoming" not in verdict(_facts(datetime(2026, 1, 5, 12), job=job)).replace("no upcoming", "")
+    assert verdict(_facts(SLOT, job=job)).startswith("did not run: the job was removed")
+    slots = [datetime(2026, 1, 5, h) for h in (9, 10, 12)]
+    t = timeline(slots, [_row(datetime(2026, 1, 5, 9), "complete")], datetime(2026, 1, 5, 11, 30), removed_at)
+    assert [e["status"] for e in t] == ["complete", "removed", "removed"]
+
+
+def test_held_and_timed_stop_verdicts():
+    paused = dict(scheduler_status="paused", scheduler_reason="pause_scheduler is set")
+    held = verdict(_facts(SLOT, job=_job(next_execution=SLOT, catchup="skip"), **paused))
+    assert held.startswith("not run yet: the slot is due and held while the scheduler is paused")
+    assert "catchup=skip applies: it is recorded as missed" in held
+    until = datetime(2026, 1, 5, 14)
+    assert "until 2026-01-05 14:00:00" in verdict(_facts(datetime(2026, 1, 5, 12), resume_at=until, **paused))
+    after = verdict(_facts(datetime(2026, 1, 5, 15), job=_job(next_execution=datetime(2026, 1, 5, 15)),
+                           resume_at=until, **paused))
+    assert after.endswith("nothing stands in its way")
+    stopped = _job(stopped=True, stopped_note="vendor", stopped_until=datetime(2026, 1, 5, 13))
+    assert "stopped until 2026-01-05 13:00:00" in verdict(_facts(datetime(2026, 1, 5, 12), job=stopped))
+    later = _job(stopped=True, stopped_until=datetime(2026, 1, 5, 13), next_execution=datetime(2026, 1, 5, 14))
+    assert verdict(_facts(datetime(2026, 1, 5, 14), job=later)).endswith("nothing stands in its way")

@@ -1,0 +1,77 @@
+"""`jobs next` as a pure forecast: what the pass will really do, not the stored past slots."""
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from hookscheduler.schedule.decide import JobState, Stretch, decide, forecast, is_stopped, scheduler_inactive
+from hookscheduler.timing.calendar import SiteCalendar
+
+CAL = SiteCalendar(ZoneInfo("UTC"), 60, 0)
+NOW = datetime(2026, 1, 5, 15, 20)
+
+
+def _job(**kw):
+    base = dict(id=1, name="j", frequency="Hourly", cron_format="", next_execution=datetime(2026, 1, 5, 11))
+    return JobState(**{**base, **kw})
+
+
+def test_after_downtime_one_catch_up_now_then_the_real_next_slots():
+    plan = forecast(_job(), NOW, CAL, grace=60, count=3)
+    assert [(f.kind, f.at, f.slot, f.slots) for f in plan] == [
+        ("catch-up", NOW, datetime(2026, 1, 5, 15), 5),
+        ("run", datetime(2026, 1, 5, 16), datetime(2026, 1, 5, 16), 1),
+        ("run", datetime(2026, 1, 5, 17), datetime(2026, 1, 5, 17), 1),
+    ]
+
+
+def test_catchup_skip_and_all_forecasts():
+    skip = forecast(_job(catchup="skip"), NOW, CAL, grace=60, count=2)
+    assert [(f.kind, f.slots) for f in skip] == [("missed", 5), ("run", 1)]
+    each = forecast(_job(catchup="all", catchup_limit=2), NOW, CAL, grace=60, count=4)
+    assert [(f.kind, f.slot.hour) for f in each] == [("missed", 13), ("catch-up", 14), ("catch-up", 15), ("run", 16)]
+
+
+def test_paused_until_t_catches_up_at_t_and_open_ended_pause_holds():
+    until = datetime(2026, 1, 5, 16, 30)
+    plan = forecast(_job(), NOW, CAL, grace=60, count=2, inactive="paused", resume_at=until)
+    assert [(f.kind, f.at, f.slots) for f in plan] == [("catch-up", until, 6), ("run", datetime(2026, 1, 5, 17), 1)]
+    held = forecast(_job(), NOW, CAL, grace=60, count=3, inactive="scheduler disabled")
+    assert held[0].at is None and held[0].kind == "catch-up" and "when the scheduler is active again" in held[0].note
+    assert [f.kind for f in held[1:]] == ["held", "held"]
+
+
+def test_stopped_with_and_without_end():
+    stopped = forecast(_job(next_execution=datetime(2026, 1, 5, 16), stopped=True), NOW, CAL, grace=60, count=2)
+    assert [f.kind for f in stopped] == ["skipped", "skipped"]
+    ends = _job(next_execution=datetime(2026, 1, 5, 16), stopped=True, stopped_until=datetime(2026, 1, 5, 16, 30))
+    assert [f.kind for f in forecast(ends, NOW, CAL, grace=60, count=3)] == ["skipped", "run", "run"]
+
+
+def test_an_all_job_just_created_fires_one_interval_later():
+    created = datetime(2026, 1, 5, 15, 19, 50)
+    plan = forecast(_job(frequency="All", next_execution=created + timedelta(seconds=60)), NOW, CAL, grace=60,
+                    count=2)
+    assert [f.slot for f in plan] == [created + timedelta(seconds=60), created + timedelta(seconds=120)]
+
+
+def test_is_stopped_and_scheduler_inactive_are_pure():
+    assert is_stopped(True, None, NOW) and not is_stopped(False, None, NOW)
+    assert is_stopped(True, NOW + timedelta(seconds=1), NOW) and not is_stopped(True, NOW, NOW)
+    common = dict(maintenance=False, disabled_by_config=False, enabled=True, disabled_note=None)
+    assert scheduler_inactive(paused=True, pause_until=None, now=NOW, **common) == (
+        "scheduler inactive: pause_scheduler is set")
+    assert "until 2026-01-05 16:00:00 UTC" in scheduler_inactive(
+        paused=True, pause_until=NOW + timedelta(minutes=40), now=NOW, **common)
+    assert scheduler_inactive(paused=True, pause_until=NOW, now=NOW, **common) is None
+    assert scheduler_inactive(paused=True, pause_until=NOW, now=NOW, **{**common, "enabled": False}) == (
+        "scheduler disabled")
+
+
+def test_decide_names_the_pause_only_when_it_overlaps():
+    pause = Stretch("scheduler inactive: pause_scheduler is set", datetime(2026, 1, 5, 12, 50),
+                    datetime(2026, 1, 5, 14, 10))
+    d = decide(_job(), NOW, CAL, grace=60, stretches=[pause])
+    assert "while the scheduler was inactive (pause_scheduler is set 2026-01-05 12:50:00 UTC" in d.runs[0].reason
+    old = Stretch("scheduler disabled", datetime(2026, 1, 4), datetime(2026, 1, 4, 1))
+    d = decide(_job(), NOW, CAL, grace=60, stretches=[old])
+    assert "inactive" not in (d.runs[0].reason or "")
