@@ -32,17 +32,18 @@ from .common import BenchConfig
 from .tickbench import NOW, BenchSite, analyze, make_site, populate
 
 #: (label, owner, attribute): what :func:`breakdown` times. Owners are the loop and step modules (functions they
-#: imported), the ``Scheduler`` and ``SiteStep`` classes, and the stores' shared base class. "pass" is the probe
-#: (nothing is due); "sweep" is the re-anchor check and the repair of rows without a slot (before the pass) plus
-#: the reconcile of active runs (after).
+#: imported), the ``Scheduler`` class and the ``SiteStep`` class. "pass" is the probe (nothing is due); "sweep"
+#: is the re-anchor check and the repair of rows without a slot (before the pass) plus the reconcile of active
+#: runs (after).
 PARTS: tuple[tuple[str, Any, str], ...] = (
     ("config re-read (refresh_sites)", Scheduler, "refresh_sites"),
     ("pass (probe only)", step_mod, "run_pass"),
-    ("sweep before the pass", step_mod, "sweep_before_pass"),
+    ("sweep before the pass", SiteStep, "_sweep_before_pass"),
     ("sweep: reconcile active runs", step_mod, "reconcile_active"),
     ("earliest_next", SqlStore, "earliest_next"),
-    ("last-tick SET", SiteStep, "_write_last_tick"),
-    ("heartbeat", Scheduler, "_heartbeat"),
+    ("last-tick SET (queued)", SiteStep, "_write_last_tick"),
+    ("heartbeat (queued)", Scheduler, "_heartbeat"),
+    ("Redis round trip: last ticks and heartbeat", Scheduler, "_flush"),
     ("redis_for (connection lookup)", loop_mod, "redis_for"),
 )
 

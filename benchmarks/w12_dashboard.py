@@ -13,6 +13,7 @@ routing, the library calls, the templates; not the network), ``cfg.runs`` times 
 from __future__ import annotations
 
 import functools
+import json
 import warnings
 from datetime import datetime
 from typing import Any
@@ -127,6 +128,12 @@ def run(cfg: BenchConfig) -> list[Measurement]:
             values = [timed(functools.partial(client.get, "/metrics"))[0] for _ in range(cfg.runs)]
             out.append(Measurement(TITLE, f"{case}: /metrics (caught up)", "ms/scrape", values, "", None,
                                    f"{fmt_n(n)} jobs' series"))
+            # the same scrape without the per-job histograms (the exporter re-reads the config every scrape)
+            conf_path = site.path / "sites" / "common_site_config.json"
+            conf_path.write_text(json.dumps({**json.loads(conf_path.read_text()), "metrics_job_histograms": False}))
+            values = [timed(functools.partial(client.get, "/metrics"))[0] for _ in range(cfg.runs)]
+            out.append(Measurement(TITLE, f"{case}: /metrics, metrics_job_histograms false", "ms/scrape", values,
+                                   "", None, "per-site histograms only"))
         finally:
             site.close()
     return out

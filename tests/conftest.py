@@ -71,3 +71,14 @@ def bench_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: st
 
 def _wants_pg(request: pytest.FixtureRequest) -> bool:
     return "db_kind" in request.fixturenames or request.node.get_closest_marker("postgres") is not None
+
+
+@pytest.fixture
+def fresh_api() -> Iterator[None]:
+    """``hookscheduler.init()`` before and after: a test of the public API never sees the bench or site that a
+    previous test chose (the API remembers them per process)."""
+    import hookscheduler
+
+    hookscheduler.init()
+    yield
+    hookscheduler.init()

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import re
+import zoneinfo
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = sorted([ROOT / "README.md", ROOT / "CHANGELOG.md", *(ROOT / "docs").glob("*.md")])
+DOCS = sorted([ROOT / "README.md", ROOT / "CHANGELOG.md", *(ROOT / "docs").glob("*.md"),
+               ROOT / "benchmarks" / "README.md", ROOT / "tests" / "chaos" / "README.md"])
+ZONES = zoneinfo.available_timezones()  # `Asia/Kolkata` is a time zone, not a path
+#: a dotted name of the package in backticks: `hookscheduler.schedule.claim.settle`
+DOTTED = re.compile(r"`(hookscheduler(?:\.\w+)+)`")
 # spelled in pieces so that this file does not match itself
 OUTSIDE = re.compile(r"\bDES" + r"IGN\b|\.\./" + "shared")
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
@@ -44,7 +50,7 @@ def test_paths_named_in_the_docs_exist(doc: Path) -> None:
     (the docs say ``schedule/claim.py``); a path under ``sites/``, ``apps/<app>`` or ``/`` is an example."""
     dead = []
     for path, _ in PATH.findall(doc.read_text(encoding="utf-8")):
-        if path.startswith(("/", "sites/", "<", "apps/<", "logs/")) or "<" in path or "*" in path:
+        if path.startswith(("/", "sites/", "<", "apps/<", "logs/")) or "<" in path or "*" in path or path in ZONES:
             continue
         if not any((base / path).exists() for base in (*BASES, doc.parent)):
             dead.append(path)
@@ -70,3 +76,28 @@ def test_the_checks_catch_what_they_look_for(tmp_path: Path) -> None:
     assert PATH.findall("`schedule/claim.py` and `tests/chaos/` but not `claim()`") == [("schedule/claim.py", ""),
                                                                                         ("tests/chaos/", "")]
     assert TEST.findall("`unit/test_x.py::test_a`, `::test_b`") == [("unit/test_x.py", "test_a"), ("", "test_b")]
+    assert _resolves("hookscheduler.schedule.claim.settle") and not _resolves("hookscheduler.tick.settle")
+
+
+def _resolves(dotted: str) -> bool:
+    """A module, or an attribute of the longest importable module prefix; or a name the package uses as a
+    string (a logger's name such as ``hookscheduler.web.audit``)."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            break
+        return True
+    return any(f'"{dotted}"' in p.read_text(encoding="utf-8") for p in (ROOT / "hookscheduler").rglob("*.py"))
+
+
+@pytest.mark.parametrize("doc", [p for p in DOCS if p.exists()], ids=lambda p: p.name)
+def test_dotted_names_in_the_docs_resolve(doc: Path) -> None:
+    dead = [name for name in DOTTED.findall(doc.read_text(encoding="utf-8")) if not _resolves(name)]
+    assert not dead, f"{doc.relative_to(ROOT)} names what the package does not have: {dead}"

@@ -85,6 +85,7 @@ KNOWN_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
                            "a whole number of minutes in seconds (60, 120, ..., 3600): Frappe's `all` runs on "
                            "`*/<minutes> * * * *`"),
     "background_workers": (_int_upto(64), "a whole number from 1 to 64 (workers per built-in queue in `start`)"),
+    "metrics_job_histograms": (_is_bool, "true or false (false: lateness and duration histograms per site only)"),
     "default_site": (lambda v: isinstance(v, str) and _is_site_name(v), "a site name (a folder under sites/)"),
 }
 

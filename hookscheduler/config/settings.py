@@ -45,6 +45,8 @@ class Settings:
     rq_results_ttl: int = DEFAULT_RESULT_TTL
     rq_job_failure_ttl: int = DEFAULT_FAILURE_TTL
     rq_failed_jobs_limit: int = DEFAULT_FAILED_JOBS_LIMIT
+    #: per-job lateness/duration histograms on /metrics (about 22 series a job); false keeps the site's only
+    metrics_job_histograms: bool = True
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> Settings:
@@ -70,6 +72,7 @@ class Settings:
             rq_results_ttl=int(given("rq_results_ttl", DEFAULT_RESULT_TTL)),
             rq_job_failure_ttl=int(given("rq_job_failure_ttl", DEFAULT_FAILURE_TTL)),
             rq_failed_jobs_limit=int(given("rq_failed_jobs_limit", DEFAULT_FAILED_JOBS_LIMIT)),
+            metrics_job_histograms=values.get("metrics_job_histograms") is not False,
         )
         # every password a site is configured with is redacted wherever it appears, whatever characters it holds
         register_secret(settings.rq_password)

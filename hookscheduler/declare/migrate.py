@@ -12,13 +12,8 @@ after being removed is treated like a new one. A job removed from hooks is marke
 ``next_execution`` (it leaves the pass's index scan); ``--prune`` deletes it and its history.
 
 The plan is computed first, from the specs and the rows, and applied in one transaction per site: an unchanged
-re-run writes nothing, ``--dry-run`` writes nothing, and a refused hooks set (see hooks_loader) never reaches
-this module.
-
-Cost (every deploy runs this, over up to tens of thousands of jobs): the plan reads only the columns it
-compares, as plain tuples (building 10,000 model instances with their timestamps costs seconds), new rows are
-written with one statement of arrays on PostgreSQL and ``executemany`` on SQLite (:func:`insert_jobs`), and
-the first slot of each distinct schedule is computed once.
+re-run writes nothing, ``--dry-run`` writes nothing, and a refused hooks set (:mod:`.hooks`) never reaches
+this module. Every deploy runs this over up to tens of thousands of jobs, hence the plain tuples and SQL below.
 """
 
 from __future__ import annotations
@@ -134,7 +129,8 @@ def migrate_site(db: pw.Database, site: str, specs: list[JobSpec], calendar: Sit
 
 def _rows() -> list[Any]:
     """Every row's :data:`PLAN_COLUMNS` as named tuples, oldest first: a stable order, so the plan reads the
-    same on SQLite and PostgreSQL."""
+    same on SQLite and PostgreSQL. Only the compared columns, and no model instances: building 10,000 of them,
+    with their timestamps, costs seconds."""
     columns = [getattr(ScheduledJobType, c) for c in PLAN_COLUMNS]
     sql, params = ScheduledJobType.select(*columns).order_by(ScheduledJobType.id).sql()
     cursor: Any = ScheduledJobType._meta.database.execute_sql(sql, params)

@@ -62,6 +62,13 @@ class PassResult:
     send_error: str | None = None
     inactive: str | None = None
     resume_at: datetime | None = None  # inactive: when a pause with an end ends by itself
+    #: The probe's answers, for the step: the earliest next slot when the pass changed nothing
+    #: (``earliest_known``; else the pass moved slots: ask again), whether runs were active and whether some
+    #: row had no next slot.
+    earliest: datetime | None = None
+    earliest_known: bool = False
+    active: bool = True
+    unslotted: bool = True
 
     def add_sent(self, sent_ids: list[str], error: str | None) -> int:
         """Count a send's outcome; returns how many runs it sent."""
@@ -85,6 +92,7 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     # The probe only says whether to go on: a "no" that races with a claim or a commit means the work is done
     # by the next pass (or by the process that made it due); it never decides that a slot is served.
     probe = store.probe()
+    result.active, result.unslotted = probe.active, probe.unslotted
     pause_until = parse_stamp(probe.pause_until) if probe.pause_until else None
     result.inactive = inactive_reason(ctx, probe.enabled or "1", pause_until, now)  # no state row: enabled
     if result.inactive != probe.inactive_since:
@@ -93,12 +101,13 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
         lift_expired_pause(ctx, now)
     elif result.inactive and pause_until is not None:
         result.resume_at = pause_until
+    if not probe.due(now) and not probe.outbox:
+        result.earliest, result.earliest_known = probe.earliest, True
+        return result  # the common case: one indexed statement, no transaction
     if probe.outbox:  # I3: every pass first sends what an earlier sender claimed and did not send
         result.resent += result.add_sent(*resend_outbox(ctx, conn))
     if not probe.due(now) or result.inactive:
-        # the common case: one indexed statement, no transaction; inactive: the due slots are held, and the
-        # first active pass decides them (catch-up)
-        return result
+        return result  # inactive: the due slots are held; the first active pass decides them (catch-up)
     batch = batch or store.batch
     memo: dict[tuple[str, str, datetime], Slots] = {}
     stretches: list[Stretch] | None = None  # read once, and only when a batch has a late row

@@ -32,11 +32,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import peewee as pw
 import redis
 
+from ..broker.batch import SetBatch
 from ..broker.connection import redis_for
 from ..broker.keys import heartbeat_key
 from ..config import load_bench, load_sites
@@ -45,6 +47,7 @@ from ..exceptions import HookSchedulerError
 from ..store import store_for
 from ..store.models import utcnow
 from ..timing.clock import SIM, real_seconds
+from ._watch import Fingerprint, config_fingerprint
 from .claim import PassResult
 from .step import SiteStep
 from .wake import WakeListener
@@ -93,11 +96,25 @@ class Scheduler:
     keep_results: bool = False
     cycles: int = 0
     worked_ahead_at: float | None = None  # time.monotonic() of the last :meth:`work_ahead`
+    bench_path: Path | None = None  # the bench's folder, once read
+    config_seen: Fingerprint | None = None  # the config files' fingerprint when they were last read
 
     def refresh_sites(self) -> None:
-        """Re-read the bench's sites and their config every cycle: a pause, a new site or a changed tick
-        interval takes effect at once, without a restart."""
-        sites = load_sites(load_bench(self.bench), self.site)
+        """Re-read the bench's sites and their config when a file may have changed (checked every cycle, from
+        the files' ``stat``: :mod:`._watch`): a pause, a new site or a changed tick interval takes effect at
+        once, without a restart."""
+        if self.bench_path is not None:
+            seen_files = config_fingerprint(self.bench_path, self.sites)
+            if seen_files is not None and seen_files == self.config_seen:
+                return
+        else:
+            seen_files = None
+        bench = load_bench(self.bench)
+        sites = load_sites(bench, self.site)
+        if self.bench_path != bench.path:  # the first read: fingerprint it now (before the next read)
+            self.bench_path = bench.path
+            seen_files = config_fingerprint(bench.path, [s.name for s in sites])
+        self.config_seen = seen_files
         seen = set()
         for site in sites:
             seen.add(site.name)
@@ -117,12 +134,35 @@ class Scheduler:
         if worked_ahead is None or time.monotonic() - worked_ahead > FRESH:
             self._refresh()
         now = self.now_fn()
+        writes: dict[int, tuple[SetBatch, list[SiteLoopState]]] = {}
         for state in list(self.sites.values()):
             if state.retry_at is not None and now < state.retry_at:
                 continue
-            self._step_site(state, now)
-        self._heartbeat(now)
+            self._step_site(state, now, writes)
+        self._heartbeat(now, writes)
+        self._flush(writes, now)
         return self._sleep_for(self.now_fn())
+
+    @staticmethod
+    def _batch(writes: dict[int, tuple[SetBatch, list[SiteLoopState]]],
+              conn: redis.Redis) -> tuple[SetBatch, list[SiteLoopState]]:
+        """The cycle's batch of key writes on ``conn`` (sites of a bench share their Redis: one for all)."""
+        found = writes.get(id(conn))
+        if found is None:
+            found = writes[id(conn)] = (SetBatch(conn), [])
+        return found
+
+    def _flush(self, writes: dict[int, tuple[SetBatch, list[SiteLoopState]]], now: datetime) -> None:
+        """Send the cycle's last ticks and heartbeat: one round trip per Redis, not one per site and key. A
+        Redis that fails here fails the steps whose last tick it carried, as a failed write inside the step
+        would: the outage is reported once and the sites back off."""
+        for batch, states in writes.values():
+            try:
+                batch.flush()
+            except redis.exceptions.RedisError as exc:
+                for state in states:
+                    state.step.last_tick_written = None
+                    self._fail(state, now, exc)
 
     def _refresh(self) -> None:
         try:
@@ -144,15 +184,23 @@ class Scheduler:
                 log.debug("site %s: the sweep before the pass failed; the cycle will retry it", state.ctx.name)
         self.worked_ahead_at = time.monotonic()
 
-    def _step_site(self, state: SiteLoopState, now: datetime) -> None:
+    def _step_site(self, state: SiteLoopState, now: datetime,
+                   writes: dict[int, tuple[SetBatch, list[SiteLoopState]]]) -> None:
         ctx = state.ctx
         try:
-            result = state.step.run(redis_for(ctx.site), now)
+            conn = redis_for(ctx.site)
+            batch, states = self._batch(writes, conn)
+            result = state.step.run(conn, now, last_tick=batch)
             if result.send_error:  # "<Type>: <message>": report it as the same outage a direct call would
                 raise redis.exceptions.ConnectionError(result.send_error.partition(": ")[2] or result.send_error)
+            states.append(state)  # its last tick is in the batch
             # inactive: the due slots are held, so the earliest one is no wake-up time (the tick-interval cap
-            # notices a resume; a pause with an end wakes the loop at its end)
-            state.next_due = result.resume_at if result.inactive else store_for(ctx.database()).earliest_next()
+            # notices a resume; a pause with an end wakes the loop at its end). A pass that moved no slot read
+            # the earliest one in its probe.
+            if result.inactive:
+                state.next_due = result.resume_at
+            else:
+                state.next_due = result.earliest if result.earliest_known else store_for(ctx.database()).earliest_next()
             if self.keep_results:
                 self.results.append(result)
             if result.fired or result.skipped or result.missed:
@@ -185,7 +233,9 @@ class Scheduler:
 
         log.error("%s%s", f"site {site}: " if site else "", redact(message))
 
-    def _heartbeat(self, now: datetime) -> None:
+    def _heartbeat(self, now: datetime,
+                   writes: dict[int, tuple[SetBatch, list[SiteLoopState]]] | None = None) -> None:
+        """Queue the process's heartbeat on the cycle's batch of writes (or write it now without one)."""
         if self.last_heartbeat and (now - self.last_heartbeat).total_seconds() < HEARTBEAT_EVERY:
             return
         for state in self.sites.values():
@@ -193,8 +243,10 @@ class Scheduler:
             value = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "at": now.isoformat(),
                                 "sites": sorted(self.sites)})
             ttl = max(3 * ctx.site.tick_interval, 30)
+            conn = redis_for(ctx.site)
+            target = self._batch(writes, conn)[0] if writes is not None else conn
             try:
-                redis_for(ctx.site).set(heartbeat_key(ctx.bench.bench_id, self.instance), value, ex=ttl)
+                target.set(heartbeat_key(ctx.bench.bench_id, self.instance), value, ex=ttl)
             except redis.exceptions.RedisError:
                 pass  # the site's pass reports Redis problems; a heartbeat is best effort
             break  # the heartbeat is per bench: every site of a bench shares its Redis

@@ -24,10 +24,11 @@ from datetime import datetime
 
 import redis
 
+from ..broker.batch import SetBatch
 from ..broker.keys import last_tick_key
 from ..context import SiteContext
 from .claim import PassResult, run_pass
-from .reanchor import reanchor_if_calendar_changed
+from .reanchor import reanchor_if_calendar_changed, signature
 from .reconcile import reconcile_active
 from .repair import repair_missing_slots
 
@@ -48,6 +49,13 @@ class SiteStep:
     last_sweep: datetime | None = None
     swept_ahead: bool = False
     last_tick_written: datetime | None = None
+    #: The calendar signature this step last checked the stored one against: the re-anchor check reads the
+    #: database again only when the site's calendar (its config) changed since.
+    checked_calendar: str | None = None
+    #: What the last pass's probe said: some row had no next slot (repair), some run was active (reconcile).
+    #: Both start true: the first sweep does everything.
+    unslotted: bool = True
+    active: bool = True
 
     def sweep_due(self, now: datetime, ahead: float = 0.0) -> bool:
         """Whether the step at ``now`` (plus ``ahead`` seconds) sweeps: always the first time."""
@@ -60,36 +68,50 @@ class SiteStep:
         waits only for its pass. An error propagates and leaves the step as it was (the step retries)."""
         if self.swept_ahead or not self.sweep_due(now, ahead):
             return
-        sweep_before_pass(self.ctx, now)
+        self._sweep_before_pass(now)
         self.swept_ahead = True
 
-    def run(self, conn: redis.Redis, now: datetime, sweep: bool | None = None) -> PassResult:
+    def run(self, conn: redis.Redis, now: datetime, sweep: bool | None = None,
+            last_tick: SetBatch | None = None) -> PassResult:
         """The step at ``now`` (naive UTC). ``sweep``: force the sweep on or off (default: when due, or when
-        its first half ran ahead). Errors propagate; :meth:`forget_ahead` after one."""
+        its first half ran ahead). ``last_tick``: a batch to queue the last-tick write on (the loop writes every
+        site's with its heartbeat, one round trip) instead of writing it now. Errors propagate;
+        :meth:`forget_ahead` after one.
+
+        The sweep skips the work its answer cannot have changed: the re-anchor check when the calendar is
+        the one already checked, the repair when the previous probe saw no row without a next slot, the
+        reconcile when the pass's probe saw no active run. An idle step is then the probe and the last tick."""
         sweep = self.swept_ahead or (self.sweep_due(now) if sweep is None else sweep)
         if sweep and not self.swept_ahead:
-            sweep_before_pass(self.ctx, now)
+            self._sweep_before_pass(now)
         result = run_pass(self.ctx, conn, now)
+        self.unslotted, self.active = result.unslotted, result.active
         if result.send_error:
             return result
         if sweep:
-            reconcile_active(self.ctx, conn, now)
+            if result.active:
+                reconcile_active(self.ctx, conn, now)
             self.last_sweep, self.swept_ahead = now, False
-        self._write_last_tick(conn, now)
+        self._write_last_tick(last_tick if last_tick is not None else conn, now)
         return result
 
-    def forget_ahead(self) -> None:
-        """After a failed step: the sweep's first half runs again (the database may have rolled it back)."""
-        self.swept_ahead = False
+    def _sweep_before_pass(self, now: datetime) -> None:
+        """The sweep's first half: re-anchor after a calendar change, then repair jobs without a next slot."""
+        calendar = signature(self.ctx.calendar)
+        if calendar != self.checked_calendar:
+            reanchor_if_calendar_changed(self.ctx, now)
+            self.checked_calendar = calendar
+        if self.unslotted:
+            repair_missing_slots(self.ctx, now)
 
-    def _write_last_tick(self, conn: redis.Redis, now: datetime) -> None:
+    def forget_ahead(self) -> None:
+        """After a failed step: the sweep's first half runs again, all of it (the database may have rolled it
+        back, or been replaced)."""
+        self.swept_ahead = False
+        self.checked_calendar, self.unslotted, self.active = None, True, True
+
+    def _write_last_tick(self, conn: redis.Redis | SetBatch, now: datetime) -> None:
         if self.last_tick_written and (now - self.last_tick_written).total_seconds() < LAST_TICK_EVERY:
             return
         conn.set(last_tick_key(self.ctx.bench.bench_id, self.ctx.name), now.isoformat(), ex=LAST_TICK_TTL)
         self.last_tick_written = now
-
-
-def sweep_before_pass(ctx: SiteContext, now: datetime) -> None:
-    """The sweep's first half: re-anchor after a calendar change, then repair jobs without a next slot."""
-    reanchor_if_calendar_changed(ctx, now)
-    repair_missing_slots(ctx, now)

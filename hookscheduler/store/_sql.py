@@ -26,7 +26,9 @@ PROBE = (
     "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status = 'queued' AND enqueued_at IS NULL), "
     "(SELECT value FROM scheduler_state WHERE key = 'scheduler_enabled'), "
     "(SELECT value FROM scheduler_state WHERE key = 'pause_until'), "
-    "(SELECT reason FROM scheduler_inactivity WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1)"
+    "(SELECT reason FROM scheduler_inactivity WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1), "
+    "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status IN ('queued', 'started')), "
+    "EXISTS (SELECT 1 FROM scheduled_job_type WHERE next_execution IS NULL AND removed = {false})"
 )
 _DUE_COLUMNS = (
     "id, name, method, frequency, cron_format, queue, timeout, catchup, catchup_limit, overlap, "
@@ -51,8 +53,10 @@ FINISH = (
 
 def probe_of(row: Sequence[Any]) -> Probe:
     """The probe's one row as a :class:`Probe`."""
-    earliest, outbox, enabled, pause_until, inactive_since = row
-    return Probe(parse_dt(earliest), bool(outbox), enabled, pause_until, inactive_since)
+    earliest, outbox, enabled, pause_until, inactive_since, active, unslotted = row
+    return Probe(
+        parse_dt(earliest), bool(outbox), enabled, pause_until, inactive_since, bool(active), bool(unslotted)
+    )
 
 
 class SqlStore:

@@ -30,13 +30,16 @@ def parse_dt(value: Any) -> Any:
 class Probe:
     """What the one read-only statement a pass starts with says: the earliest next slot of any job (None:
     no job has one), whether any claimed run is unsent (the outbox), the state keys ``scheduler_enabled`` and
-    ``pause_until``, and the reason of the open stretch of inactivity (``scheduler_inactivity``), if any."""
+    ``pause_until``, the reason of the open stretch of inactivity (``scheduler_inactivity``), if any, and whether
+    the sweep has anything to reconcile or repair."""
 
     earliest: datetime | None
     outbox: bool
     enabled: str | None
     pause_until: str | None = None
     inactive_since: str | None = None
+    active: bool = True  # some run is queued or started (the sweep's reconcile has work)
+    unslotted: bool = True  # some active job has no next_execution (the sweep's repair has work)
 
     def due(self, now: datetime) -> bool:
         return self.earliest is not None and self.earliest <= now

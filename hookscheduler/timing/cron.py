@@ -1,16 +1,10 @@
 """Cron and interval slot maths: when a job fires, as UTC instants. Pure: no I/O, time is a parameter.
 
-A cron is read in the site's local wall time, but the scheduler stores and compares UTC, so every DST
-decision is made here, once, under one contract:
-
-* a repeated local time (fall-back) fires at its first occurrence only: a daily 01:30 job runs once;
-* unless the hour field is exactly ``*``: that means "every real hour / quarter hour", so it fires in both
-  copies of the repeated hour (they are different real hours) and never twice in the same one;
-* a local time that does not exist (spring-forward) fires once, at the first instant after the gap.
-
-croniter 7 with a ``ZoneInfo`` start yields both copies of a repeated time and moves gap times to the gap's
-end; we skip second copies and re-check existence and monotonicity ourselves, so a change in croniter's DST
-handling cannot make the scheduler fire twice or go backwards.
+A cron is read in the site's wall time but slots are UTC, so every DST decision is made here, once
+(:func:`_base_slots`), under the contract in docs/dst.md: a repeated local time fires at its first occurrence,
+a missing one at the end of the gap, an hour field of ``*`` means every real hour. croniter's own DST handling
+is not trusted: second copies are skipped and existence and monotonicity re-checked here, so a change in
+croniter cannot make the scheduler fire twice or go backwards.
 """
 
 from __future__ import annotations

@@ -13,12 +13,7 @@ from hookscheduler.exceptions import QueueNotFound
 from tests.helpers import drain
 from tests.integration.bgjobs_support import create_invoice_table, make_bench, out_rows, site
 
-
-@pytest.fixture(autouse=True)
-def _fresh_api():
-    hookscheduler.init()  # forget the bench/site of a previous test
-    yield
-    hookscheduler.init()
+pytestmark = pytest.mark.usefixtures("fresh_api")  # the API forgets the bench a previous test chose
 
 
 def _queue(ctx, conn, name="default"):

@@ -14,12 +14,7 @@ from hookscheduler.schedule.claim import run_pass
 from tests.helpers import drain
 from tests.integration.bgjobs_support import make_bench, site
 
-
-@pytest.fixture(autouse=True)
-def _fresh_api():
-    hookscheduler.init()
-    yield
-    hookscheduler.init()
+pytestmark = pytest.mark.usefixtures("fresh_api")  # the API forgets the bench a previous test chose
 
 
 def test_background_jobs_announce_start_and_outcome(bench_factory):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import timedelta
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -131,6 +132,33 @@ def test_runs_done_by_several_worker_processes_are_all_counted(bench_factory, db
     # scraping again counts nothing twice
     assert samples(registry_for(sites, grace=0))[
         ("hookscheduler_job_runs_total", (("job_name", "app1.tasks.ok"), *site, ("status", "complete")))] == 9
+
+
+@pytest.mark.parametrize("per_job", [True, False])
+def test_site_histograms_always_and_job_histograms_unless_turned_off(bench_factory, db_kind, redis_client,
+                                                                     per_job):
+    bench = bench_factory.make(APPS, db=db_kind, common={"metrics_job_histograms": per_job})
+    t0 = utcnow() - timedelta(hours=2)
+    ctx, _conn = migrated(bench, t0)
+    ok = ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok")
+    boom = ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.boom")
+    for i in range(3):
+        _add(ok, "complete", t0 + timedelta(minutes=i))
+    _add(boom, "failed", t0, traceback="RuntimeError: x")
+    got = samples(registry_for(BenchSites(str(bench)), grace=0))
+    site = (("site", ctx.name),)
+    # the site's histograms sum every job's: 4 runs, each 1 s late and 2 s long
+    assert got[("hookscheduler_site_lateness_seconds_count", site)] == 4
+    assert got[("hookscheduler_site_lateness_seconds_sum", site)] == 4.0
+    assert got[("hookscheduler_site_duration_seconds_bucket", (("le", "5.0"), *site))] == 4
+    assert got[("hookscheduler_site_duration_seconds_bucket", (("le", "1.0"), *site))] == 0
+    job_series = [key for key in got if key[0].startswith(("hookscheduler_job_duration", "hookscheduler_job_lateness"))]
+    if per_job:
+        assert got[("hookscheduler_job_duration_seconds_count", (("job_name", "app1.tasks.ok"), *site))] == 3
+    else:
+        assert job_series == []
+    # the counters the alert rules read are there either way
+    assert got[("hookscheduler_job_runs_total", (("job_name", "app1.tasks.ok"), *site, ("status", "complete")))] == 3
 
 
 def test_stored_series_names_survive_any_job_name(redis_client):

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 import pytest
 from rq import Queue
 
-import hookscheduler
 from hookscheduler import enqueue
 from hookscheduler.broker.keys import queue_name, scheduled_job_id
 from hookscheduler.ops.retention import prune_site_logs, trim_failed_registry
@@ -16,12 +15,7 @@ from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, utcnow
 from tests.helpers import drain
 from tests.integration.bgjobs_support import make_bench, site
 
-
-@pytest.fixture(autouse=True)
-def _fresh_api():
-    hookscheduler.init()
-    yield
-    hookscheduler.init()
+pytestmark = pytest.mark.usefixtures("fresh_api")  # the API forgets the bench a previous test chose
 
 
 def _log(job, status, age_days, now, touched_days=None, rq_job_id=None):

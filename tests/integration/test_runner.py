@@ -8,7 +8,7 @@ import pytest
 from rq import Queue
 from rq.job import Job
 
-from hookscheduler.broker.keys import queue_name
+from hookscheduler.broker.keys import queue_name, started_mark_key
 from hookscheduler.schedule.claim import run_pass
 from hookscheduler.schedule.reconcile import reconcile_active
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
@@ -77,6 +77,20 @@ def test_a_duplicate_delivery_does_not_run_the_slot_twice(bench_factory, db_kind
     assert ScheduledJobLog.get().status == "complete"
 
 
+def test_a_duplicate_delivery_is_refused_by_the_ledger_when_redis_lost_the_start_mark(bench_factory, db_kind):
+    """The start mark is the first guard; the ledger's ``queued -> started`` compare-and-set is the second, and
+    the only one left once the mark is gone (a Redis restart without persistence, or its TTL passed)."""
+    bench, ctx, conn, rq_id = _fire(bench_factory, db_kind, "bgapp.tasks.seen")
+    drain(ctx.bench.bench_id, conn)
+    assert conn.delete(started_mark_key(ctx.bench.bench_id, rq_id)) == 1
+    Queue(queue_name(ctx.bench.bench_id, "default"), connection=conn).enqueue_job(Job.fetch(rq_id, connection=conn))
+    drain(ctx.bench.bench_id, conn)
+    assert len(out_rows(bench, "seen")) == 1
+    ctx.database()
+    row = ScheduledJobLog.get()
+    assert (row.status, row.rq_job_id) == ("complete", rq_id)
+
+
 def test_a_broken_log_table_does_not_stop_the_run_nor_last_execution(bench_factory, db_kind):
     """Frappe #41245: the job must run and its next/last execution move even when the log cannot be written."""
     bench, ctx, conn, rq_id = _fire(bench_factory, db_kind, "bgapp.tasks.seen")
@@ -128,9 +142,9 @@ def test_a_locked_log_table_does_not_hold_the_run_back(bench_factory, monkeypatc
     after a short lock timeout and runs the job; last_execution still advances."""
     import psycopg2
 
-    import hookscheduler.store.postgres as pgstore
+    import hookscheduler.worker.ledger as runlog
 
-    monkeypatch.setattr(pgstore, "LOCK_TIMEOUT", "300ms")
+    monkeypatch.setattr(runlog, "LOCK_TIMEOUT", "300ms")
     bench, ctx, conn, rq_id = _fire(bench_factory, "postgres", "bgapp.tasks.seen")
     ctx.close()
     locker = psycopg2.connect(ctx.site.db_url)  # libpq reads the search_path option from the URL

@@ -15,7 +15,6 @@ import pytest
 import redis
 from rq import Queue
 
-import hookscheduler
 from hookscheduler import enqueue, get_job_status
 from hookscheduler.broker.keys import queue_name
 from hookscheduler.config import load_bench, load_sites
@@ -24,12 +23,7 @@ from hookscheduler.store.models import ScheduledJobLog
 from tests.helpers import env_for
 from tests.integration.bgjobs_support import cli, make_bench, out_rows, pid_alive, site, spawn, wait_for
 
-
-@pytest.fixture(autouse=True)
-def _fresh_api():
-    hookscheduler.init()
-    yield
-    hookscheduler.init()
+pytestmark = pytest.mark.usefixtures("fresh_api")  # the API forgets the bench a previous test chose
 
 
 class Output:

@@ -13,7 +13,6 @@ import pytest
 from rq import Queue
 from rq.job import Job
 
-import hookscheduler
 from hookscheduler import enqueue
 from hookscheduler.background.events import listen, subscribe
 from hookscheduler.broker.keys import queue_name
@@ -26,11 +25,7 @@ from tests.integration.bgjobs_support import cli, make_bench, out_rows, pid_aliv
 AFTER_SLOT = datetime(2026, 1, 5, 11, 0, 1)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_api():
-    hookscheduler.init()
-    yield
-    hookscheduler.init()
+pytestmark = pytest.mark.usefixtures("fresh_api")  # the API forgets the bench a previous test chose
 
 
 def _order(bench):

@@ -61,7 +61,9 @@ def test_an_old_sqlite_is_refused_with_a_clear_error(tmp_path, monkeypatch):
 def test_probe_on_an_empty_site_and_with_work(store: Store):
     probe = store.probe()
     assert (probe.earliest, probe.outbox, probe.enabled) == (None, False, None)
-    assert not probe.due(T0)
+    assert not probe.due(T0) and not probe.active and not probe.unslotted
+    _job("unslotted", None)
+    assert store.probe().unslotted
     job = _job("a", T0 + timedelta(minutes=5))
     _job("gone", T0 - timedelta(days=1), removed=True)  # a removed job is never due
     set_state("scheduler_enabled", "0")
@@ -69,9 +71,9 @@ def test_probe_on_an_empty_site_and_with_work(store: Store):
     assert (probe.earliest, probe.outbox, probe.enabled) == (T0 + timedelta(minutes=5), False, "0")
     assert not probe.due(T0) and probe.due(T0 + timedelta(minutes=5))
     store.insert_ledger_rows([_ledger_row(job, T0, rq_id="r1")])
-    assert store.probe().outbox
+    assert store.probe().outbox and store.probe().active
     store.mark_sent(["r1"], T0)
-    assert not store.probe().outbox
+    assert not store.probe().outbox and store.probe().active  # sent, still queued: active
 
 
 def test_probe_reads_the_pause_and_the_open_stretch_of_inactivity(store: Store):

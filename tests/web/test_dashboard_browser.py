@@ -3,7 +3,6 @@ makes, on SQLite and PostgreSQL. Never skipped: `.ci/run` installs chromium."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +25,6 @@ from tests.web.support import (
     make_bench,
     seed_ledger,
 )
-
-SHOTS = os.environ.get("HS_SCREENSHOTS")  # a folder: save screenshots of the main pages there (docs/img)
 
 
 @pytest.fixture(scope="module")
@@ -54,18 +51,11 @@ def _job(bench: Path, name: str) -> ScheduledJobType:
     return ScheduledJobType.get(ScheduledJobType.name == name)
 
 
-def _shot(page: Page, name: str) -> None:
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=False)
-
-
 def test_an_operator_clicks_through_disable_run_timeline_and_explain(bench_factory, db_kind, page):
     bench = make_bench(bench_factory, db_kind, hours_ago=80)
     seed_ledger(bench)
     with live_server(create_app(str(bench), live_seconds=0)) as base:
         page.goto(f"{base}/sites/default/jobs")
-        _shot(page, "jobs")
         # disable with a note
         row = page.locator("tr", has=page.locator("a.job-link", has_text="app1.tasks.ok")).first
         row.locator("input[name=note]").fill('deploy <b>window</b> "2h"')
@@ -90,7 +80,6 @@ def test_an_operator_clicks_through_disable_run_timeline_and_explain(bench_facto
         assert page.locator("#timeline .cell.c-complete").count() > 10
         assert page.locator("#timeline .cell.c-missed").count() > 0
         assert page.locator("#timeline .cell.c-late").count() > 0
-        _shot(page, "job")
         page.locator("#timeline .cell.c-failed").first.click()
         expect(page.locator("#log-row")).to_contain_text("failed")
         expect(page.locator("pre")).to_contain_text("ConnectionError: postgresql://app:***@db/x refused")
@@ -101,20 +90,17 @@ def test_an_operator_clicks_through_disable_run_timeline_and_explain(bench_facto
         page.locator("#explain-form").get_by_role("button", name="Explain").click()
         expect(page.locator("#explanation .verdict")).not_to_be_empty()
         expect(page.locator("#explanation tr.chosen")).to_have_count(1)
-        _shot(page, "explain")
         # skip next, from the job page
         before = _job(bench, "app1.tasks.ok").next_execution
         page.get_by_role("button", name="Skip next").click()
         expect(page.locator(".flash.ok")).to_contain_text("skipped app1.tasks.ok's run at")
         assert _job(bench, "app1.tasks.ok").next_execution > before
         # the other pages render
-        for path, shot in (("missed", "missed"), ("queues", "queues"), ("workers", "workers"), ("rq-jobs", "rq_jobs")):
+        for path in ("missed", "queues", "workers", "rq-jobs"):
             page.goto(f"{base}/sites/default/{path}")
             expect(page.locator("h1")).to_be_visible()
-            _shot(page, shot)
         page.goto(f"{base}/scheduler")
         expect(page.locator("tr[data-site=default]")).to_contain_text("none running")
-        _shot(page, "scheduler")
         page.get_by_role("button", name="Pause").click()
         expect(page.locator(".flash.ok")).to_contain_text("scheduler paused for site default")
         expect(page.locator("tr[data-site=default] .st")).to_have_text("paused")

@@ -1,0 +1,48 @@
+"""Whether a bench's config files may have changed since the loop last read them, from ``stat`` alone.
+
+The loop re-reads the config every cycle so that a pause, a new site or a changed tick interval takes effect
+without a restart; parsing the JSON files of every site costs far more than the idle step it sits in (and grows
+with the sites). A fingerprint of the files' and folders' ``stat`` (modification time in nanoseconds, size,
+inode: an editor's atomic replace changes the inode, a site added or removed changes its folder's time) is
+compared instead, and the files are read only when it differs.
+
+A file modified within :data:`RACY` seconds of the check gives no fingerprint (the caller reads the files): the
+kernel's file times advance in coarse steps, so two writes of the same size inside one step would otherwise
+look alike, and the second would go unnoticed (the problem git calls "racy" entries).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+RACY = 0.5
+
+Fingerprint = tuple[tuple[str, int, int, int], ...]
+
+
+def config_fingerprint(bench: Path, sites: Iterable[str]) -> Fingerprint | None:
+    """The ``stat`` of everything the loop's config read depends on, or None when it cannot be trusted."""
+    sites_dir = bench / "sites"
+    paths = [sites_dir, sites_dir / "common_site_config.json", sites_dir / "apps.txt", bench / "apps"]
+    for name in sites:
+        paths += [sites_dir / name, sites_dir / name / "site_config.json", sites_dir / name / "apps.txt"]
+    out = []
+    fresh = (time.time() - RACY) * 1e9
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            out.append((str(path), -1, -1, -1))
+            continue
+        except OSError:
+            return None
+        if st.st_mtime_ns >= fresh:
+            return None
+        out.append((str(path), st.st_mtime_ns, st.st_size, st.st_ino))
+    return tuple(out)
+
+
+__all__ = ["RACY", "Fingerprint", "config_fingerprint"]

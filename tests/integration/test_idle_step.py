@@ -1,0 +1,119 @@
+"""An idle loop cycle does only what can have changed: one probe statement and one Redis round trip, the
+config files read again only when they changed, and the sweep's work only when the probe saw some."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime, timedelta
+
+import peewee as pw
+import redis
+
+from hookscheduler.broker.keys import heartbeat_key, last_tick_key
+from hookscheduler.context import open_site
+from hookscheduler.declare.hooks import load_job_specs
+from hookscheduler.declare.migrate import migrate_site
+from hookscheduler.schedule import loop as loop_mod
+from hookscheduler.schedule.loop import Scheduler
+from hookscheduler.store.database import get_state
+from hookscheduler.store.models import ScheduledJobType
+
+T0 = datetime(2026, 1, 5, 10, 7)
+
+
+def _bench(bench_factory, db_kind):
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db=db_kind, sites={"default": {}})
+    ctx = open_site(str(bench))
+    migrate_site(ctx.database(create=True, require_schema=False), ctx.name,
+                 load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=T0)
+    ctx.close()
+    return bench
+
+
+def _age(bench) -> None:
+    """Every config file and folder written a minute ago (a file written just now is always read again)."""
+    past = time.time() - 60
+    for root, dirs, files in os.walk(bench):
+        for name in dirs + files:
+            os.utime(os.path.join(root, name), (past, past))
+    os.utime(bench, (past, past))
+
+
+class Counts:
+    def __init__(self, monkeypatch, db: pw.Database) -> None:
+        self.sql: list[str] = []
+        self.redis: list[str] = []
+        self.reads = 0
+        sql, command, load = type(db).execute_sql, redis.Redis.execute_command, loop_mod.load_sites
+
+        def spy_sql(this, text, params=None, *args, **kwargs):
+            self.sql.append(text)
+            return sql(this, text, params, *args, **kwargs)
+
+        def spy_redis(this, *args, **kwargs):
+            self.redis.append(str(args[0]))
+            return command(this, *args, **kwargs)
+
+        def spy_load(*args, **kwargs):
+            self.reads += 1
+            return load(*args, **kwargs)
+
+        monkeypatch.setattr(type(db), "execute_sql", spy_sql)
+        monkeypatch.setattr(redis.Redis, "execute_command", spy_redis)
+        monkeypatch.setattr(loop_mod, "load_sites", spy_load)
+
+
+def test_an_idle_cycle_is_one_statement_and_one_redis_round_trip(bench_factory, db_kind, monkeypatch, redis_client):
+    bench = _bench(bench_factory, db_kind)
+    clock = [T0 + timedelta(minutes=1)]
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0])
+    sched.cycle()  # the first cycle does everything once (re-anchor check, repair, reconcile, config read)
+    _age(bench)
+    sched.cycle()  # and the next one fingerprints the aged files
+    state = sched.sites["default"]
+    counts = Counts(monkeypatch, state.ctx.database())
+    for _ in range(3):  # a minute apart, as an idle process at the default tick interval: every part is due
+        clock[0] += timedelta(seconds=60)
+        sched.cycle()
+    assert len(counts.sql) == 3, counts.sql  # the probe, nothing else
+    assert counts.redis == ["EVALSHA"] * 3, counts.redis  # last tick and heartbeat together
+    assert counts.reads == 0
+    bench_id = state.ctx.bench.bench_id
+    assert redis_client.get(last_tick_key(bench_id, "default")).decode() == clock[0].isoformat()
+    assert json.loads(redis_client.get(heartbeat_key(bench_id, sched.instance)))["at"] == clock[0].isoformat()
+    assert state.next_due == datetime(2026, 1, 5, 11, 0)  # the probe's earliest slot, without asking again
+
+
+def test_what_the_idle_cycle_skips_is_still_done_when_it_has_changed(bench_factory, db_kind):
+    bench = _bench(bench_factory, db_kind)
+    clock = [T0 + timedelta(minutes=1)]
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
+    sched.cycle()
+    _age(bench)
+    sched.cycle()
+    ctx = sched.sites["default"].ctx
+    # a row whose next slot was erased with SQL: the next probe sees it, the sweep after that repairs it
+    ctx.database()
+    ScheduledJobType.update(next_execution=None).execute()
+    for _ in range(2):
+        clock[0] += timedelta(seconds=31)
+        sched.cycle()
+    ctx.database()
+    assert ScheduledJobType.get().next_execution == datetime(2026, 1, 5, 11, 0)
+    # a config edit (in place) a minute after the last read: read again at the next cycle
+    conf = bench / "sites" / "default" / "site_config.json"
+    original = json.loads(conf.read_text())  # (on PostgreSQL it holds the db_url)
+    conf.write_text(json.dumps({**original, "pause_scheduler": 1}))
+    clock[0] += timedelta(seconds=60)
+    sched.cycle()
+    assert "pause_scheduler" in (sched.results[-1].inactive or "")
+    # a new time zone: the sweep's re-anchor check runs again (the calendar changed) and moves the row
+    conf.write_text(json.dumps({**original, "time_zone": "Asia/Kolkata"}))  # +05:30: the hourly slot moves to :30 UTC
+    clock[0] += timedelta(seconds=60)
+    sched.cycle()
+    ctx = sched.sites["default"].ctx
+    ctx.database()
+    assert "Asia/Kolkata" in (get_state("clock_signature") or "")
+    assert ScheduledJobType.get().next_execution.minute == 30
