@@ -38,6 +38,8 @@ def list_cmd(state: CliState, include_removed: bool, fmt: str) -> None:
             state_txt += f" until {local(r['stopped_until'], tz)}"
         if state_txt.startswith("STOPPED") and r["stopped_note"]:
             state_txt += f": {r['stopped_note']}"
+        if r["problem"]:
+            state_txt = f"INVALID (skipped): {r['problem']}"
         body.append([r["name"], sched, r["queue"], state_txt, local(r["last_execution"], tz),
                      r["last_status"], local(r["next_execution"], tz)])
     echo(table(body, ["name", "schedule", "queue", "state", "last run", "status", "next run"]))

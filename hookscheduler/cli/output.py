@@ -50,6 +50,8 @@ def local(value: datetime | None, tz: ZoneInfo) -> str:
     """Stored naive UTC -> ``2026-11-22 10:00 CET`` in the site's zone."""
     if value is None:
         return "-"
+    if not isinstance(value, datetime):  # a column set by hand to something that is not a time
+        return f"invalid: {value!r}"
     aware = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
     return aware.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
 

@@ -20,6 +20,7 @@ from ..broker.connection import check_redis, redis_for
 from ..config import config_notes
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError
+from ..schedule.rows import FIX_HINT, row_problem
 from ..security.permissions import loose_permissions
 from ..security.redact import redact
 from ..states import LedgerStatus, SchedulerStatus
@@ -105,6 +106,7 @@ def _site(ctx: SiteContext, report: Report, now: datetime) -> None:
     if db_ok:
         _guard(add, "scheduler", lambda: _scheduler(ctx, conn, add, now, late))
         _guard(add, "overdue jobs", lambda: _overdue(add, now, late))
+        _guard(add, "job rows", lambda: _bad_rows(add))
         _guard(add, "failed runs", lambda: _failed(add, now))
     if conn is not None:
         _guard(add, "queues", lambda: _queues(ctx, conn, add, db_ok))
@@ -221,6 +223,22 @@ def _overdue(add: Callable[..., None], now: datetime, late: timedelta) -> None:
     add("overdue jobs", False,
         f"{count} job(s) overdue; oldest {row.name} due since {_fmt(row.next_execution)}",
         f"no scheduler pass is serving this site: see `hookscheduler jobs explain {row.name}`")
+
+
+def _bad_rows(add: Callable[..., None]) -> None:
+    """Rows the scheduler skips because they cannot be acted on (changed with SQL): the same check as the pass."""
+    crons: dict[str, str | None] = {}
+    bad = []
+    for row in ScheduledJobType.select().where(ScheduledJobType.removed == False):  # noqa: E712
+        problem = row_problem(row.frequency, row.cron_format, row.timeout, row.catchup, row.catchup_limit,
+                              row.overlap, row.stopped, row.next_execution, crons)
+        if problem:
+            bad.append(f"{row.name}: {problem}")
+    if bad:
+        shown = "; ".join(bad[:5]) + (f"; ... and {len(bad) - 5} more" if len(bad) > 5 else "")
+        add("job rows", False, f"{len(bad)} job(s) skipped by the scheduler: {shown}", FIX_HINT)
+    else:
+        add("job rows", True, "every job's row is valid")
 
 
 def _failed(add: Callable[..., None], now: datetime) -> None:

@@ -25,8 +25,10 @@ from ..schedule.decide import is_stopped
 from ..states import ACTIVE_STATUSES, REQUEST_TRIGGERS, LedgerStatus, Trigger
 from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
 from ..timing.calendar import SiteCalendar, next_slot
+from ..timing.frequencies import fires_within_hour
 from .history import error_summary, log_dict
 from .jobs import JOB_COLUMNS, get_job
+from .retention import FREQUENT_KEEP
 from .scheduler import activity, heartbeats, last_tick, scheduler_state
 
 #: How far back a cron slot is looked for before giving up (a yearly cron needs a year).
@@ -121,6 +123,7 @@ class Facts:
     oldest_log: datetime | None = None
     tz: tzinfo = timezone.utc  # the zone times are written in
     resume_at: datetime | None = None  # the scheduler is paused until then (``scheduler pause --until``)
+    frequent: bool = False  # the job fires more than once an hour: its old successful runs are thinned
 
 
 def verdict(f: Facts) -> str:
@@ -154,6 +157,10 @@ def _verdict(f: Facts) -> str:
             return f"not run yet: the slot is due and {_held(f)}"
         why = _not_served(f)
         return f"not run yet: the slot is due but no scheduler pass has served it ({why})"
+    if f.frequent and slot < f.now - FREQUENT_KEEP:
+        return (f"no record: the job fires more than once an hour, so after {FREQUENT_KEEP.total_seconds() / 3600:g} h "
+                "its successful runs are thinned to the last one of each hour (failures, missed and skipped slots "
+                "are kept); this slot's run, if it ran, was one of them")
     if f.oldest_log is not None and slot < f.oldest_log and slot < f.now - timedelta(days=f.retention_days):
         return (f"no record: the log of that day was pruned (log_retention_days = {f.retention_days}, "
                 f"oldest row {_fmt(f.oldest_log)})")
@@ -269,7 +276,8 @@ def explain(ctx: SiteContext, conn: redis.Redis | None, name: str, at: datetime 
     facts = Facts(job=job, slot=slot, now=now, rows=rows, scheduler_status=status, scheduler_reason=reason,
                   scheduler_alive=sched["scheduler_alive"], last_tick=sched["last_tick"], active=active,
                   retention_days=ctx.site.log_retention_days, oldest_log=oldest.scheduled_for if oldest else None,
-                  tz=ctx.site.time_zone, resume_at=resume_at)
+                  tz=ctx.site.time_zone, resume_at=resume_at,
+                  frequent=fires_within_hour(row.frequency, row.cron_format))
     removed_at = row.removed_at or now if row.removed else None
     return Explanation(job=job, at=at, now=now, slot=slot, verdict=verdict(facts),
                        timeline=timeline(slots, rows, now, removed_at),

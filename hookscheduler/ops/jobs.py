@@ -13,6 +13,7 @@ import peewee as pw
 
 from ..exceptions import HookSchedulerError, JobNotFound, shown
 from ..schedule.decide import Forecast, JobState, forecast, is_stopped
+from ..schedule.rows import row_problem
 from ..states import NOT_RUN, LedgerStatus, Trigger
 from ..store.database import write_txn
 from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
@@ -68,8 +69,13 @@ def list_jobs(include_removed: bool = False, search: str | None = None, offset: 
     rows = list(query)
     latest = _latest_logs([r.id for r in rows])
     out = []
+    crons: dict[str, str | None] = {}
     for row in rows:
         item = {c: getattr(row, c) for c in JOB_COLUMNS}
+        # a row the scheduler skips (changed with SQL) says why here, the operator's first stop
+        item["problem"] = None if row.removed else row_problem(
+            row.frequency, row.cron_format, row.timeout, row.catchup, row.catchup_limit, row.overlap, row.stopped,
+            row.next_execution, crons)
         log = latest.get(row.id)
         item["last_status"] = log.status if log else None
         item["last_log_at"] = (log.finished_at or log.started_at or log.scheduled_for) if log else None

@@ -3,6 +3,11 @@
 * :func:`prune_logs` is the built-in daily maintenance job (``hookscheduler.builtin``): it deletes the site's
   log rows older than ``log_retention_days`` (default 30) and trims the bench's failed registries. Rows of
   runs still ``queued`` or ``started`` are never pruned: the pass's outbox and overlap checks rely on them.
+* :func:`thin_frequent_runs` (also part of the daily job) keeps the ledger of a job that fires more often than
+  hourly (an ``all`` job every 10 seconds writes 8,640 rows a day) from growing with its successes: after
+  :data:`FREQUENT_KEEP` its ``complete`` on-time runs are thinned to the last one of each hour. Failures, missed
+  and skipped slots, catch-up runs and runs still active are never thinned, and neither is a row the metrics
+  counter (:mod:`hookscheduler.metrics.ledger_counts`) has not counted yet, so the counters stay exact.
 * :func:`trim_failed_registry` keeps at most ``rq_failed_jobs_limit`` (default 1000, as Frappe) failed jobs
   per queue, deleting the oldest; the worker calls it after every failure, so a job failing every minute
   cannot grow Redis without bound between two daily passes. :func:`truncate_failed_registry` is the same as
@@ -12,6 +17,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,10 +29,14 @@ from rq.registry import FailedJobRegistry
 from ..broker.keys import queue_name
 from ..config import DEFAULT_FAILED_JOBS_LIMIT
 from ..exceptions import HookSchedulerError
+from ..states import LedgerStatus, Trigger
 from ..store.database import write_txn
-from ..store.models import ACTIVE_STATUSES, ScheduledJobLog, utcnow
+from ..store.models import ACTIVE_STATUSES, ScheduledJobLog, ScheduledJobType, utcnow
+from ..timing.frequencies import fires_within_hour
 
 BATCH = 1000  # log rows per DELETE; 100 RQ jobs per pipeline, as Frappe
+#: How long every successful run of a job that fires more than once an hour is kept; after that, one per hour.
+FREQUENT_KEEP = timedelta(hours=24)
 
 
 def prune_site_logs(db: pw.Database, retention_days: int, now: datetime | None = None) -> int:
@@ -47,6 +57,41 @@ def prune_site_logs(db: pw.Database, retention_days: int, now: datetime | None =
         total += deleted
         if deleted < BATCH:
             return total
+
+
+def thin(rows: Iterable[tuple[int, datetime]]) -> list[int]:
+    """Pure: of (id, slot) rows of one job, the ids to delete so that the last run of each hour is kept."""
+    keep: dict[datetime, int] = {}
+    ids = []
+    for row_id, slot in rows:
+        ids.append(row_id)
+        hour = slot.replace(minute=0, second=0, microsecond=0)
+        keep[hour] = max(keep.get(hour, row_id), row_id)
+    kept = set(keep.values())
+    return [i for i in ids if i not in kept]
+
+
+def thin_frequent_runs(db: pw.Database, now: datetime | None = None, counted: Counted | None = None) -> int:
+    """Thin the successful on-time runs older than :data:`FREQUENT_KEEP` of every job that fires more than once
+    an hour to the last run of each hour; ``counted``: what the metrics counter has read (a row is deleted only
+    once the counters have it). Returns how many rows were deleted."""
+    cutoff = (now or utcnow()) - FREQUENT_KEEP
+    J, L = ScheduledJobType, ScheduledJobLog
+    jobs = [j.id for j in J.select(J.id, J.frequency, J.cron_format) if fires_within_hour(j.frequency, j.cron_format)]
+    total = 0
+    for job_id in jobs:
+        query = (L.select(L.id, L.scheduled_for)
+                 .where((L.job == job_id) & (L.status == LedgerStatus.COMPLETE) & (L.trigger == Trigger.SCHEDULE)
+                        & (L.slots == 1) & (L.created_at < cutoff) & (L.modified_at < cutoff))
+                 .order_by(L.scheduled_for))
+        if counted is not None:
+            query = query.where(L.id < counted.below)
+        pending = counted.pending if counted is not None else frozenset()
+        doomed = [i for i in thin((r.id, r.scheduled_for) for r in query) if i not in pending]
+        for i in range(0, len(doomed), BATCH):
+            with write_txn(db):
+                total += int(L.delete().where(L.id.in_(doomed[i:i + BATCH])).execute())
+    return total
 
 
 def trim_failed_registry(conn: redis.Redis, full_queue_name: str, limit: int | None = None, room: int = 0) -> int:
@@ -92,7 +137,29 @@ def prune_logs() -> dict[str, int]:
         raise HookSchedulerError("prune_logs runs as a scheduled job in a worker; "
                                  "call prune_site_logs(db, retention_days) directly instead")
     ctx = worker_site(jctx.site)
-    deleted = prune_site_logs(ctx.database(require_schema=False), ctx.site.log_retention_days)
-    trimmed = trim_failed_registries(redis_for(ctx.site), ctx.bench.bench_id, ctx.site.queues,
-                                     ctx.site.settings.rq_failed_jobs_limit)
-    return {"deleted_logs": deleted, "trimmed_failed_jobs": trimmed}
+    db = ctx.database(require_schema=False)
+    conn = redis_for(ctx.site)
+    deleted = prune_site_logs(db, ctx.site.log_retention_days)
+    thinned = thin_frequent_runs(db, counted=metrics_counted(conn, ctx.bench.bench_id, ctx.name))
+    trimmed = trim_failed_registries(conn, ctx.bench.bench_id, ctx.site.queues, ctx.site.settings.rq_failed_jobs_limit)
+    return {"deleted_logs": deleted, "thinned_runs": thinned, "trimmed_failed_jobs": trimmed}
+
+
+@dataclass(frozen=True)
+class Counted:
+    """What the metrics counter has read of a site's ledger: every id below ``below`` except the ``pending``
+    ones (rows it saw still active, to be counted when they end)."""
+
+    below: int
+    pending: frozenset[int]
+
+
+def metrics_counted(conn: redis.Redis, bench_id: str, site: str) -> Counted | None:
+    """The metrics counter's progress (None: metrics were never collected, so no row waits to be counted)."""
+    from ..metrics.ledger_counts import counts_key, pending_key  # late: the metrics package imports the ops layer
+
+    raw = conn.hget(counts_key(bench_id, site), "cursor")
+    if raw is None:
+        return None
+    pending = frozenset(int(x) for x in conn.smembers(pending_key(bench_id, site)))  # type: ignore[union-attr]
+    return Counted(int(raw), pending)

@@ -35,6 +35,7 @@ from ..states import LedgerStatus
 from ..store import Store, store_for
 from ..store.base import ClaimRequest, DueRow, LatestRow, LedgerValues
 from ..store.models import utcnow
+from ..timing.frequencies import fires_within_hour
 from . import send
 from ._faults import failpoint
 from .decide import Decision, Entry, JobState, Slots, Stretch, decide, pause_expired
@@ -42,6 +43,7 @@ from .inactivity import inactive_reason, lift_expired_pause, parse_stamp, recent
 from .judge import Verdict
 from .outbox import resend_outbox, send_claimed
 from .reconcile import active_runs
+from .rows import report_once, usable
 
 QUEUED, SKIPPED = LedgerStatus.QUEUED, LedgerStatus.SKIPPED
 
@@ -62,6 +64,7 @@ class PassResult:
     send_error: str | None = None
     inactive: str | None = None
     resume_at: datetime | None = None  # inactive: when a pause with an end ends by itself
+    bad: int = 0  # due rows skipped because they cannot be acted on (schedule/rows.py)
     #: The probe's answers, for the step: the earliest next slot when the pass changed nothing
     #: (``earliest_known``; else the pass moved slots: ask again), whether runs were active and whether some
     #: row had no next slot.
@@ -113,14 +116,16 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     stretches: list[Stretch] | None = None  # read once, and only when a batch has a late row
     for _ in range(1000):  # bounded: each batch moves every row it selected past `now`
         with store.transaction():
-            rows = store.select_due(now, batch)
+            selected = store.select_due(now, batch)
+            rows = usable(ctx.name, selected)  # a bad row is reported and skipped; it never stops the site
+            result.bad += len(selected) - len(rows)
             if not rows:
                 break
             result.due += len(rows)
             verdicts = active_runs(store, rows, conn, now, ctx.bench.bench_id)
             if stretches is None and (now - rows[0].next_execution).total_seconds() > grace_seconds(ctx):
                 stretches = recent_stretches(rows[0].next_execution)
-            decisions = [_decide(ctx, r, now, verdicts.get(r.id), memo, stretches or ()) for r in rows]
+            decisions = _decide_each(ctx, rows, now, verdicts, memo, stretches or ())
             failpoint("before_claim")
             won = claim(store, decisions)
             result.lost_claims += len(decisions) - len(won)
@@ -131,17 +136,27 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
         result.add_sent(*send_claimed(ctx, conn, runs))
         if any(v.resend for vs in verdicts.values() for v in vs):
             result.resent += result.add_sent(*resend_outbox(ctx, conn))
-        if len(rows) < batch:
+        if len(selected) < batch:
             break
     return result
 
 
-def _decide(ctx: SiteContext, row: DueRow, now: datetime, verdicts: list[Verdict] | None,
-            memo: dict[tuple[str, str, datetime], Slots], stretches: Sequence[Stretch]) -> Decision:
-    job = JobState(row.id, row.name, row.frequency, row.cron_format, row.next_execution, row.stopped, row.catchup,
-                   row.catchup_limit, row.overlap, row.stopped_until)
-    blocked = next((v.blocking_reason for v in verdicts or () if v.active), None)
-    return decide(job, now, ctx.calendar, grace=grace_seconds(ctx), blocked=blocked, memo=memo, stretches=stretches)
+def _decide_each(ctx: SiteContext, rows: Sequence[DueRow], now: datetime, verdicts: dict[int, list[Verdict]],
+                 memo: dict[tuple[str, str, datetime], Slots], stretches: Sequence[Stretch]) -> list[Decision]:
+    """:func:`.decide.decide` for each row; a row it cannot decide about (a value no check foresaw) is
+    reported and left out, like a row :func:`.rows.usable` refused."""
+    decisions = []
+    calendar, grace = ctx.calendar, grace_seconds(ctx)
+    for row in rows:
+        job = JobState(row.id, row.name, row.frequency, row.cron_format, row.next_execution, row.stopped,
+                       row.catchup, row.catchup_limit, row.overlap, row.stopped_until)
+        blocked = next((v.blocking_reason for v in verdicts.get(row.id, ()) if v.active), None)
+        try:
+            decisions.append(decide(job, now, calendar, grace=grace, blocked=blocked, memo=memo,
+                                    stretches=stretches))
+        except Exception as exc:
+            report_once(ctx.name, row.name, f"{type(exc).__name__}: {exc}")
+    return decisions
 
 
 def claim(store: Store, decisions: Sequence[Decision]) -> set[int]:
@@ -181,7 +196,7 @@ def record(ctx: SiteContext, store: Store, decisions: Sequence[Decision], rows: 
             if rq_id:
                 result.fired += 1
                 runs.append(send.Run(rq_id, ctx.name, row.name, row.method, row.queue, row.timeout,
-                                     e.scheduled_for, e.trigger))
+                                     e.scheduled_for, e.trigger, fires_within_hour(row.frequency, row.cron_format)))
     store.insert_ledger_rows(inserts)
     return runs
 

@@ -19,8 +19,10 @@ import redis
 
 from ..context import SiteContext
 from ..store import store_for
+from ..store.models import utcnow
 from . import send
 from ._faults import failpoint
+from .rows import FIX_HINT, report_once
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,10 @@ def send_claimed(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> S
     if not runs:
         return [], None
     try:
-        sent = send.send_runs(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
+        try:
+            sent = send.send_runs(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
+        except (ValueError, TypeError):  # one run RQ refuses (a timeout of 0 set with SQL) must not hold the rest
+            sent = _send_one_by_one(ctx, conn, runs)
         failpoint("after_send")  # in Redis, not marked sent: a re-send must not double it
     except redis.exceptions.RedisError as exc:
         error = f"{type(exc).__name__}: {exc}"
@@ -44,6 +49,24 @@ def send_claimed(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> S
         return [], error
     record_sent(ctx, sent)
     return sent.ids, None
+
+
+def _send_one_by_one(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> send.Sent:
+    """Send each run alone; a run RQ refuses is recorded failed with why (it would block the outbox for ever)."""
+    ids: list[str] = []
+    at = utcnow()
+    store = store_for(ctx.database())
+    for run in runs:
+        try:
+            sent = send.send_runs(conn, ctx.bench.bench_id, [run], **ctx.site.settings.rq_ttls)
+        except (ValueError, TypeError) as exc:
+            report_once(ctx.name, run.job_name, f"its run was refused by RQ: {exc}")
+            with store.transaction():
+                store.fail_unsendable(run.rq_job_id, f"not sent: RQ refused it ({exc}); {FIX_HINT}", utcnow())
+            continue
+        ids += sent.ids
+        at = sent.at
+    return send.Sent(ids, at)
 
 
 def record_sent(ctx: SiteContext, sent: send.Sent) -> None:

@@ -40,6 +40,12 @@ class Run:
     timeout: int
     scheduled_for: datetime
     trigger: str
+    frequent: bool = False  # the job fires more than once an hour: short-lived Redis keys (FREQUENT_RESULT_TTL)
+
+
+#: Seconds RQ keeps a finished run of a job that fires more than once an hour, whatever ``rq_results_ttl``
+#: says: such a job leaves thousands of results a day, and its ledger row already holds the outcome.
+FREQUENT_RESULT_TTL = 600
 
 
 _QUEUES: dict[tuple[int, str], Queue] = {}
@@ -63,6 +69,8 @@ def _job_kwargs(run: Run) -> dict[str, Any]:
 
 def _job_fields(run: Run, result_ttl: int, failure_ttl: int) -> tuple[tuple[str], dict[str, Any]]:
     """Arguments of ``Queue.create_job`` for ``run``."""
+    if run.frequent:
+        result_ttl = min(result_ttl, FREQUENT_RESULT_TTL)
     return (RUNNER,), {
         "kwargs": _job_kwargs(run), "timeout": rq_timeout(run.timeout), "job_id": run.rq_job_id,
         "result_ttl": result_ttl, "failure_ttl": failure_ttl, "description": _description(run), "meta": _meta(run),
@@ -74,8 +82,11 @@ def _description(run: Run) -> str:
 
 
 def _meta(run: Run) -> dict[str, Any]:
-    return {"hookscheduler": {"site": run.site, "job": run.job_name, "trigger": run.trigger,
-                              "slot": run.scheduled_for.isoformat()}}
+    meta: dict[str, Any] = {"site": run.site, "job": run.job_name, "trigger": run.trigger,
+                            "slot": run.scheduled_for.isoformat()}
+    if run.frequent:  # the worker keeps its start mark short once the ledger has the outcome
+        meta["frequent"] = True
+    return {"hookscheduler": meta}
 
 
 def rq_hash(conn: redis.Redis, bench_id: str, run: Run, result_ttl: int, failure_ttl: int) -> list[Any]:
@@ -102,11 +113,11 @@ class HashBuilder:
     def __init__(self, conn: redis.Redis, bench_id: str, result_ttl: int, failure_ttl: int):
         self.conn, self.bench_id = conn, bench_id
         self.result_ttl, self.failure_ttl = result_ttl, failure_ttl
-        self.templates: dict[tuple[str, int], tuple[dict[str, Any], Any]] = {}
+        self.templates: dict[tuple[str, int, bool], tuple[dict[str, Any], Any]] = {}
         self.stamp = utcformat(now())
 
     def _template(self, run: Run) -> tuple[dict[str, Any], Any]:
-        key = (run.queue, run.timeout)
+        key = (run.queue, run.timeout, run.frequent)
         found = self.templates.get(key)
         if found is None:
             q = rq_queue(self.conn, self.bench_id, run.queue)

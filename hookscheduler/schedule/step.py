@@ -31,11 +31,14 @@ from .claim import PassResult, run_pass
 from .reanchor import reanchor_if_calendar_changed, signature
 from .reconcile import reconcile_active
 from .repair import repair_missing_slots
+from .rows import repair_values
 
 #: Seconds between sweeps in the loop (a sweep reads every active run of the site and asks RQ about them).
 SWEEP_EVERY = 30.0
 #: Seconds the last-tick key lives: long after any outage, short enough that a removed site's key goes away.
 LAST_TICK_TTL = 7 * 86400
+#: Seconds between two checks for values written by hand (a scan of the job table on SQLite; a few ms).
+VALUES_EVERY = 300.0
 #: Seconds between two writes of the last-tick key: a loop stepping every few milliseconds writes it once.
 LAST_TICK_EVERY = 1.0
 
@@ -56,6 +59,8 @@ class SiteStep:
     #: Both start true: the first sweep does everything.
     unslotted: bool = True
     active: bool = True
+    #: When the sweep last looked for values written by hand (:func:`.rows.repair_values`).
+    values_checked: datetime | None = None
 
     def sweep_due(self, now: datetime, ahead: float = 0.0) -> bool:
         """Whether the step at ``now`` (plus ``ahead`` seconds) sweeps: always the first time."""
@@ -101,6 +106,12 @@ class SiteStep:
         if calendar != self.checked_calendar:
             reanchor_if_calendar_changed(self.ctx, now)
             self.checked_calendar = calendar
+        if self.unslotted or self.values_checked is None or \
+                (now - self.values_checked).total_seconds() >= VALUES_EVERY:
+            # values written by hand (SQLite keeps any): booleans as words, a next_execution that is not a time
+            # (set to NULL here, so the repair below reschedules it)
+            self.unslotted |= repair_values(self.ctx, now) > 0
+            self.values_checked = now
         if self.unslotted:
             repair_missing_slots(self.ctx, now)
 

@@ -19,6 +19,7 @@ import peewee as pw
 from ..states import LedgerStatus
 from .base import LATE_COMPLETION, LEDGER_COLUMNS, ActiveRun, DueRow, LatestRow, OutboxRun, Probe, parse_dt
 from .database import write_txn
+from .values import flag
 
 PROBE = (
     "SELECT (SELECT next_execution FROM scheduled_job_type WHERE next_execution IS NOT NULL "
@@ -49,6 +50,18 @@ FINISH = (
     "reason = CASE WHEN {p} IS NOT NULL THEN {p} WHEN status = 'failed' AND {p} = 'complete' THEN {p} "
     "ELSE reason END WHERE rq_job_id = {p}"
 )
+
+
+def _flag_or_raw(value: Any) -> Any:
+    parsed = flag(value)
+    return value if parsed is None else parsed
+
+
+def _dt_or_raw(value: Any) -> Any:
+    try:
+        return parse_dt(value)
+    except ValueError:
+        return value
 
 
 def probe_of(row: Sequence[Any]) -> Probe:
@@ -102,22 +115,11 @@ class SqlStore:
             f"ORDER BY next_execution, id LIMIT {p}"
         ) + self.due_lock
         rows = self.sql(sql, [self.param_dt(now), False, limit]).fetchall()
+        # a boolean stored as a word is read as that word says; a value that is neither (or a next_execution
+        # that is not a time) is passed on as it is, for the pass to refuse (schedule/rows.py)
         return [
-            DueRow(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4] or "",
-                r[5],
-                r[6],
-                r[7],
-                r[8],
-                r[9],
-                bool(r[10]),
-                parse_dt(r[11]),
-                parse_dt(r[12]),
-            )
+            DueRow(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7], r[8], r[9], _flag_or_raw(r[10]),
+                   _dt_or_raw(r[11]), _dt_or_raw(r[12]))
             for r in rows
         ]
 
@@ -161,6 +163,14 @@ class SqlStore:
                 f"UPDATE scheduled_job_log SET enqueued_at = {self.p} WHERE {cond} AND enqueued_at IS NULL",
                 [self.param_dt(now), *params],
             )
+
+    def fail_unsendable(self, rq_job_id: str, reason: str, now: datetime) -> None:
+        p, at = self.p, self.param_dt(now)
+        self.sql(
+            f"UPDATE scheduled_job_log SET status = 'failed', reason = {p}, finished_at = {p}, modified_at = {p} "
+            f"WHERE rq_job_id = {p} AND status = 'queued'",
+            [reason, at, at, rq_job_id],
+        )
 
     # --- active runs ----------------------------------------------------------------------------------
     active_hint = ""  # after the ledger's alias in the site-wide active-run selection

@@ -174,6 +174,10 @@ class Store(Protocol):
         """Close the outbox rows of runs now in RQ."""
         ...
 
+    def fail_unsendable(self, rq_job_id: str, reason: str, now: datetime) -> None:
+        """Take a run RQ refuses out of the outbox: ``failed``, with why (it would block the outbox for ever)."""
+        ...
+
     # --- active runs ----------------------------------------------------------------------------------
     def active_runs_of(self, job_ids: Sequence[int]) -> list[ActiveRun]:
         """The ``queued``/``started`` ledger rows of these jobs."""

@@ -21,6 +21,7 @@ import peewee as pw
 from ..states import ACTIVE_STATUSES as ACTIVE_STATUSES
 from ..states import CatchUp, LedgerStatus, Overlap, Trigger
 from ..timing.clock import utcnow as utcnow
+from .values import FlagField
 
 database_proxy: Any = pw.DatabaseProxy()
 
@@ -45,13 +46,13 @@ class ScheduledJobType(BaseModel):
     catchup = pw.CharField(max_length=8, default=CatchUp.ONCE)
     catchup_limit = pw.IntegerField(default=10)
     overlap = pw.CharField(max_length=8, default=Overlap.SKIP)
-    stopped = pw.BooleanField(default=False)
+    stopped = FlagField(default=False)  # a word written with SQL reads as it says (store/values.py)
     stopped_note = pw.TextField(null=True)
     stopped_by = pw.CharField(max_length=140, null=True)
     stopped_at = pw.DateTimeField(null=True)
     #: ``jobs disable --until T`` (schema v4): the stop ends by itself at T, slots from T on run again
     stopped_until = pw.DateTimeField(null=True)
-    removed = pw.BooleanField(default=False)
+    removed = FlagField(default=False)
     removed_at = pw.DateTimeField(null=True)
     last_execution = pw.DateTimeField(null=True)
     next_execution = pw.DateTimeField(null=True, index=True)

@@ -64,3 +64,16 @@ def is_maintenance(frequency: str) -> bool:
 def event_of(frequency: str) -> str:
     """The event a frequency belongs to for ``trigger-scheduler-event`` (``Daily Long`` -> ``daily``)."""
     return frequency.split(" ")[0].lower()
+
+
+def fires_within_hour(frequency: str, cron_format: str) -> bool:
+    """Does the job fire more than once in some hour? ``All`` does (every ``scheduler_tick_interval``), and so
+    does a cron whose minute field (or seconds field, when it has six) names more than one value: ``*/5``,
+    ``0,30``, ``0-10``. Read from the cron text alone, so it costs no slot arithmetic; it decides how long a
+    job's successful runs are kept in full (:mod:`hookscheduler.ops.retention`) and in Redis."""
+    cron = cron_for(frequency, cron_format)
+    if cron is None:
+        return True
+    fields = cron.split()
+    many = [f for f in fields[:1] + fields[5:6] if not f.isdigit()]
+    return bool(many)

@@ -32,6 +32,21 @@ def set_start_mark(conn: redis.Redis, bench_id: str, rq_job_id: str) -> bool:
         return True
 
 
+#: Seconds a start mark is kept once the ledger holds the run's outcome, for a job that fires more than once an
+#: hour (thousands of marks a day otherwise). A later delivery of the run is then refused by the ledger itself
+#: (its row is no longer ``queued``); the mark only still matters for a duplicate already waiting in a queue that
+#: reaches a worker while the database is down, which an hour covers.
+TTL_AFTER_RECORDED = 3600
+
+
+def shorten_start_mark(conn: redis.Redis, bench_id: str, rq_job_id: str) -> None:
+    """The ledger has the run's outcome: keep its start mark only :data:`TTL_AFTER_RECORDED` more seconds."""
+    try:
+        conn.expire(started_mark_key(bench_id, rq_job_id), TTL_AFTER_RECORDED)
+    except redis.exceptions.RedisError as exc:
+        log.warning("could not shorten the start mark of %s: %s (it expires in %d s)", rq_job_id, exc, TTL)
+
+
 def started(conn: redis.Redis, bench_id: str, rq_job_ids: list[str]) -> set[str]:
     """The ids among ``rq_job_ids`` that a worker has started (one round trip)."""
     if not rq_job_ids:

@@ -304,8 +304,17 @@ def _finish(ctx: SiteContext, rq_job: Job | None, rq_id: str, status: str, trace
         ledger.record_finished(db, rq_id, status, now, traceback=trace, reason=reason, started=started)
         return True
 
-    if not _ledger(f"record the outcome ({status})", ctx, write) and rq_job is not None:
-        marks.mark_outcome(rq_job.connection, ctx.bench.bench_id, rq_id, status)
+    if not _ledger(f"record the outcome ({status})", ctx, write):
+        if rq_job is not None:
+            marks.mark_outcome(rq_job.connection, ctx.bench.bench_id, rq_id, status)
+    elif rq_job is not None and status == LedgerStatus.COMPLETE and _frequent(rq_job):
+        marks.shorten_start_mark(rq_job.connection, ctx.bench.bench_id, rq_id)
+
+
+def _frequent(rq_job: Job) -> bool:
+    """Was the run sent for a job that fires more than once an hour (:class:`~hookscheduler.schedule.send.Run`)?"""
+    meta = rq_job.meta.get("hookscheduler") if isinstance(rq_job.meta, dict) else None
+    return bool(isinstance(meta, dict) and meta.get("frequent"))
 
 
 def _publish(ctx: SiteContext, rq_job: Job | None, jctx: JobContext, event: str, started: datetime | None = None,

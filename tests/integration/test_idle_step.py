@@ -117,3 +117,29 @@ def test_what_the_idle_cycle_skips_is_still_done_when_it_has_changed(bench_facto
     ctx.database()
     assert "Asia/Kolkata" in (get_state("clock_signature") or "")
     assert ScheduledJobType.get().next_execution.minute == 30
+
+
+def test_the_loop_keeps_at_most_its_cap_of_site_databases_open(bench_factory, redis_client):
+    sites = {f"s{i}.example": {} for i in range(5)}
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, sites=sites)
+    for name in sites:
+        ctx = open_site(str(bench), name)
+        migrate_site(ctx.database(create=True, require_schema=False), ctx.name,
+                     load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=T0)
+        ctx.close()
+    clock = [T0 + timedelta(minutes=1)]
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], max_open=2)
+    for _ in range(2):
+        sched.cycle()
+        clock[0] += timedelta(seconds=60)
+        assert sum(1 for s in sched.sites.values() if s.ctx._db is not None) == 2
+    bench_id = next(iter(sched.sites.values())).ctx.bench.bench_id
+    assert all(redis_client.get(last_tick_key(bench_id, name)) for name in sites)  # every site stepped
+    assert all(s.next_due == datetime(2026, 1, 5, 11, 0) and s.failures == 0 for s in sched.sites.values())
+
+
+def test_the_open_sites_cap_follows_the_descriptor_limit(monkeypatch):
+    monkeypatch.setattr(loop_mod.resource, "getrlimit", lambda _which: (1024, 4096))
+    assert loop_mod.open_sites_cap() == (1024 - loop_mod.FD_RESERVE) // 3  # 298 SQLite sites: 3 descriptors each
+    monkeypatch.setattr(loop_mod.resource, "getrlimit", lambda _which: (100, 4096))
+    assert loop_mod.open_sites_cap() == 8

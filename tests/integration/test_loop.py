@@ -241,3 +241,27 @@ def test_announced_change_wakes_the_loop_at_once(bench_factory):
     finally:
         sched.stop()
         thread.join(timeout=10)
+
+
+def test_a_paused_site_with_held_slots_does_not_spin_and_wakes_at_the_pause_end(bench_factory):
+    """Held slots stay due while the scheduler is paused: the loop must not take them for wake-up times (a busy
+    loop), and a pause with an end wakes it at that end."""
+    from hookscheduler.ops import scheduler as sched_ops
+
+    bench = _migrated(bench_factory, "sqlite", {"cron": {"* * * * * */10": ["app1.tasks.ok"]}},
+                      common={"scheduler_tick_interval": 30})
+    ctx = open_site(str(bench))
+    sched_ops.set_paused(ctx, True, datetime(2026, 1, 5, 10, 7, 45), now=datetime(2026, 1, 5, 10, 7))
+    clock = {"now": datetime(2026, 1, 5, 10, 7, 33)}  # three slots held by now
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock["now"])
+    assert sched.cycle() == pytest.approx(12.0)  # until the pause's end, not MIN_SLEEP
+    sched_ops.set_paused(ctx, True, now=datetime(2026, 1, 5, 10, 7))  # open-ended now
+    clock["now"] = datetime(2026, 1, 5, 10, 7, 35)
+    sched.refresh_sites()
+    assert sched.cycle() == pytest.approx(30.0)  # the tick-interval cap notices a resume
+    clock["now"] = datetime(2026, 1, 5, 10, 7, 50)
+    sched_ops.set_paused(ctx, False, now=clock["now"])
+    sched.refresh_sites()
+    sched.cycle()
+    [row] = ScheduledJobLog.select()
+    assert (row.trigger, row.slots) == ("catch-up", 5)  # 10:07:10 .. 10:07:50: held, then caught up once

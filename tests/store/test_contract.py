@@ -176,6 +176,17 @@ def test_outbox_lists_unsent_runs_with_what_sending_needs(store: Store):
     assert _row("r1").enqueued_at == T0 + timedelta(seconds=1)
 
 
+def test_a_run_rq_refuses_leaves_the_outbox_failed_with_why(store: Store):
+    a = _job("a")
+    store.insert_ledger_rows([_ledger_row(a, T0, rq_id="r1"), _ledger_row(a, T0, status="complete", rq_id="r2")])
+    with store.transaction():
+        store.fail_unsendable("r1", "not sent: RQ refused it", T0 + timedelta(seconds=1))
+        store.fail_unsendable("r2", "not sent", T0)  # not queued: untouched
+    assert (_row("r1").status, _row("r1").reason, _row("r1").finished_at) == (
+        "failed", "not sent: RQ refused it", T0 + timedelta(seconds=1))
+    assert store.outbox(10) == [] and _row("r2").status == "complete"
+
+
 def test_latest_rows_and_extending_a_skip(store: Store):
     a, b, c = _job("a"), _job("b"), _job("c")
     store.insert_ledger_rows(

@@ -21,10 +21,13 @@ def test_hash_builder_matches_rq_field_by_field() -> None:
             Run("b_x_sched-2", "site.one", "app.tasks.b", "app.tasks.b", "long", 1500,
                 datetime(2026, 1, 5, 11, 30, 5), "catch-up"),
             Run("b_x_sched-3", "site.two", "app.tasks.c", "app.tasks.c", "default", 300,
-                datetime(2026, 1, 5, 12, 0), "schedule")]
-    builder = HashBuilder(conn, "bench1", 600, 86400)
+                datetime(2026, 1, 5, 12, 0), "schedule"),
+            Run("b_x_sched-4", "site.two", "app.tasks.d", "app.tasks.d", "default", 300,  # a frequent job's run
+                datetime(2026, 1, 5, 12, 0, 10), "schedule", frequent=True)]
+    builder = HashBuilder(conn, "bench1", 86400, 86400)
     for run in runs:
-        fast, ref = _fields(builder.build(run)), _fields(rq_hash(conn, "bench1", run, 600, 86400))
+        fast, ref = _fields(builder.build(run)), _fields(rq_hash(conn, "bench1", run, 86400, 86400))
+        assert str(fast["result_ttl"]) == ("600" if run.frequent else "86400")
         for stamp in ("created_at", "enqueued_at"):
             assert stamp in fast and stamp in ref
             fast.pop(stamp), ref.pop(stamp)

@@ -166,3 +166,12 @@ def test_held_and_timed_stop_verdicts():
     assert "stopped until 2026-01-05 13:00:00" in verdict(_facts(datetime(2026, 1, 5, 12), job=stopped))
     later = _job(stopped=True, stopped_until=datetime(2026, 1, 5, 13), next_execution=datetime(2026, 1, 5, 14))
     assert verdict(_facts(datetime(2026, 1, 5, 14), job=later)).endswith("nothing stands in its way")
+
+
+def test_a_thinned_slot_of_a_frequent_job_says_so():
+    old = datetime(2026, 1, 3, 10, 0, 10)
+    job = _job(next_execution=datetime(2026, 1, 5, 11, 31))
+    text = verdict(_facts(old, job=job, frequent=True))
+    assert text.startswith("no record: the job fires more than once an hour") and "thinned" in text
+    assert "thinned" not in verdict(_facts(old, job=job, frequent=False))
+    assert "thinned" not in verdict(_facts(datetime(2026, 1, 5, 11, 0, 10), job=job, frequent=True))
