@@ -14,6 +14,7 @@ at any point leaves one of:
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import redis
 
@@ -26,14 +27,18 @@ from .rows import FIX_HINT, report_once
 
 log = logging.getLogger(__name__)
 
-#: A send's outcome: the RQ ids sent and marked sent, and the Redis error that stopped it (``"<Type>: <msg>"``).
-SendOutcome = tuple[list[str], str | None]
+class SendOutcome(NamedTuple):
+    """A send's outcome: the RQ ids sent and marked sent, and the Redis error that stopped it, if one did
+    (``"<Type>: <message>"``; the runs not sent stay in the outbox)."""
+
+    ids: list[str]
+    error: str | None
 
 
 def send_claimed(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> SendOutcome:
     """Send committed runs and mark them sent; on a Redis error they stay in the outbox for the next pass."""
     if not runs:
-        return [], None
+        return SendOutcome([], None)
     try:
         try:
             sent = send.send_runs(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
@@ -46,9 +51,9 @@ def send_claimed(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> S
         log.debug(
             "site %s: could not send %d run(s) to Redis (%s); they stay in the outbox", ctx.name, len(runs), error
         )
-        return [], error
+        return SendOutcome([], error)
     record_sent(ctx, sent)
-    return sent.ids, None
+    return SendOutcome(sent.ids, None)
 
 
 def _send_one_by_one(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> send.Sent:
