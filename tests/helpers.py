@@ -136,13 +136,20 @@ def read_out(bench: Path) -> list[dict[str, Any]]:
 
 
 def drain(bench_id: str, conn: redis.Redis, queues: tuple[str, ...] = ("short", "default", "long")) -> None:
-    """Run every queued job to completion with a real RQ worker, in this process (SimpleWorker, burst)."""
+    """Run every queued job to completion with a real RQ worker, in this process (SimpleWorker, burst).
+
+    With the product's bounded command listener: RQ's own one makes about one burst in six wait 60 s at exit
+    with redis-py 8 (see ``hookscheduler.worker.process``), which slowed the suite and broke clock-based asserts."""
     from rq import Queue, SimpleWorker
 
     from hookscheduler.broker.keys import queue_name
+    from hookscheduler.worker.process import _PromptUnsubscribe
+
+    class DrainWorker(_PromptUnsubscribe, SimpleWorker):
+        pass
 
     qs = [Queue(queue_name(bench_id, q), connection=conn) for q in queues]
-    SimpleWorker(qs, connection=conn).work(burst=True, logging_level="WARNING")
+    DrainWorker(qs, connection=conn).work(burst=True, logging_level="WARNING")
 
 
 def env_for(bench: Path, **extra: str) -> dict[str, str]:

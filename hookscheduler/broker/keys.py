@@ -85,6 +85,13 @@ def refused_mark_key(bench_id: str, rq_job_id: str) -> str:
     return f"hookscheduler:{bench_id}:refused:{rq_job_id}"
 
 
+def redis_epoch_key(bench_id: str) -> str:
+    """The Redis server's ``run_id`` and when a scheduler first saw it: a run sent before that moment was sent
+    to a Redis that has restarted since, and may have lost the marks a run leaves
+    (:func:`hookscheduler.worker.marks.redis_epoch`)."""
+    return f"hookscheduler:{bench_id}:redis-epoch"
+
+
 def orphan_suspect_key(bench_id: str, rq_job_id: str) -> str:
     """A queued run first seen in no queue list; a second sighting after the grace re-queues it
     (:mod:`hookscheduler.schedule.orphans`)."""

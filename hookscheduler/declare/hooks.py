@@ -21,7 +21,7 @@ import select
 import signal
 import sys
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,11 +158,12 @@ def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, 
 
 def _load_apps(bench: Bench, apps: tuple[str, ...], queues: Mapping[str, int], specs: list[JobSpec],
                problems: list[str], warnings: list[str]) -> None:
+    troubles = probe_imports([f"{app}.hooks" for app in apps if len(app) <= MAX_APP])
     for app in apps:
         if len(app) > MAX_APP:
             problems.append(f"{app[:40]}...: app name is longer than {MAX_APP} characters")
             continue
-        events, hooks_file = _read_events(bench, app, problems, warnings)
+        events, hooks_file = _read_events(bench, app, problems, warnings, troubles.get(f"{app}.hooks"))
         if events is not None:
             specs.extend(_normalise_app(app, hooks_file, events, queues, problems))
 
@@ -172,42 +173,69 @@ def _load_apps(bench: Bench, apps: tuple[str, ...], queues: Mapping[str, int], s
 IMPORT_TIME_LIMIT = 30.0
 
 
-def probe_import(module: str, limit: float | None = None) -> str | None:
-    """Import ``module`` once in a forked child first: None when that import finishes (whether or not it raises,
-    which the real import then reports), else why not, in words: it ended the process (``os._exit``, a crash)
-    or it ran past ``limit`` seconds (the child is killed). An imported module is not probed again."""
-    if module in sys.modules or not hasattr(os, "fork"):
-        return None
+def probe_imports(modules: Sequence[str], limit: float | None = None) -> dict[str, str]:
+    """Import ``modules`` in a forked child first, one after the other: the module names whose import did not
+    finish, with why, in words: it ended the process (``os._exit``, a crash) or it ran past ``limit`` seconds
+    (the child is killed). An import that raises is not a problem here (the real import reports it); an
+    imported module is not probed again.
+
+    One child imports every module, saying after each one that it finished, so a bench of a hundred apps
+    costs one fork, not a hundred (a fork per app was most of a 10,000-job migrate); after a module that
+    ended or hung the child, a new child goes on with the next."""
+    pending = [m for m in dict.fromkeys(modules) if m not in sys.modules]
+    if not pending or not hasattr(os, "fork"):
+        return {}
     limit = IMPORT_TIME_LIMIT if limit is None else limit
+    trouble: dict[str, str] = {}
+    while pending:
+        done, why = _probe_in_child(pending, limit)
+        if why is not None:
+            trouble[pending[done]] = why
+            done += 1
+        pending = pending[done:]
+    return trouble
+
+
+def _probe_in_child(modules: list[str], limit: float) -> tuple[int, str | None]:
+    """(how many of ``modules`` the child imported, why it stopped at the next one, or None: all done)."""
     read_end, write_end = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: import, say so, and leave without running any exit handler of the parent's
+    if pid == 0:  # the child: import each, say so, and leave without running any exit handler of the parent's
         os.close(read_end)
-        with contextlib.suppress(BaseException):
-            importlib.import_module(module)
-        os.write(write_end, b"1")
+        for module in modules:
+            with contextlib.suppress(BaseException):
+                importlib.import_module(module)
+            os.write(write_end, b"1")
         os._exit(0)
     os.close(write_end)
+    done, why = 0, None
     try:
-        ready, _, _ = select.select([read_end], [], [], limit)
-        if ready and os.read(read_end, 1) == b"1":
-            return None
-        if not ready:
-            os.kill(pid, signal.SIGKILL)
-            return (f"did not finish importing within {limit:g} s (it waits on something: the network, a lock, "
-                    "input?); a hooks.py must only declare")
+        while done < len(modules):
+            ready, _, _ = select.select([read_end], [], [], limit)
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                why = (f"did not finish importing within {limit:g} s (it waits on something: the network, a "
+                       "lock, input?); a hooks.py must only declare")
+                break
+            got = os.read(read_end, len(modules) - done)
+            if not got:  # the child is gone mid-import
+                break
+            done += len(got)
     finally:
         os.close(read_end)
         _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-    return f"ended the process while importing ({how}: os._exit() or a crash)"
+    if why is None and done < len(modules):
+        code = os.waitstatus_to_exitcode(status)
+        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        why = f"ended the process while importing ({how}: os._exit() or a crash)"
+    return done, why
 
 
-def _read_events(bench: Bench, app: str, problems: list[str], warnings: list[str]) -> tuple[Any, str]:
+def _read_events(bench: Bench, app: str, problems: list[str], warnings: list[str],
+                 trouble: str | None = None) -> tuple[Any, str]:
+    """The app's ``scheduler_events`` and its hooks file; ``trouble``: why probing its import failed."""
     guess = bench.apps_path / app / "hooks.py"
     where = str(guess)
-    trouble = probe_import(f"{app}.hooks")
     if trouble is not None:
         problems.append(f"{app}: {where}: hooks.py {trouble}; fix the file")
         return None, where

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import resource
 import signal
 import socket
@@ -60,7 +61,9 @@ MIN_SLEEP = 0.01
 LEAD = 0.1  # seconds before a slot at which the loop wakes to work ahead of its pass
 SPIN = 0.003  # seconds before a slot from which the loop stays awake instead of sleeping
 FRESH = 1.0  # work ahead this recent (seconds) still counts for the cycle that follows it
-MAX_BACKOFF = 60.0
+#: The longest wait between two attempts at a failing site: a service that comes back is used within this
+#: many seconds (plus one attempt), and an attempt at a service that refuses connections costs little.
+MAX_BACKOFF = 4.0
 FD_RESERVE = 128  # descriptors kept free for everything but the sites' databases
 
 #: Errors a site can recover from by waiting: services down, connections dropped, schema not migrated yet.
@@ -87,10 +90,24 @@ class SiteLoopState:
     failures: int = 0
     last_error: str | None = None
     next_due: datetime | None = None
+    stepped_at: datetime | None = None  # the ``now`` of its last completed step
 
     @property
     def ctx(self) -> SiteContext:
         return self.step.ctx
+
+    def wants_step(self, now: datetime) -> bool:
+        """Whether a cycle at ``now`` must step this site: a slot of it has come, its tick interval has passed
+        since its last step (the bound on how long a direct SQL edit waits), its active runs are due a sweep,
+        or it was never stepped (or the clock went back). A cycle woken for one site's slot then costs what
+        the due sites cost, not a probe of every site of the bench."""
+        if self.stepped_at is None or now < self.stepped_at:
+            return True
+        if self.next_due is not None and self.next_due <= now:
+            return True
+        if (now - self.stepped_at).total_seconds() >= self.ctx.site.tick_interval:
+            return True
+        return self.step.active and self.step.sweep_due(now)
 
 
 @dataclass
@@ -111,6 +128,7 @@ class Scheduler:
     worked_ahead_at: float | None = None  # time.monotonic() of the last :meth:`work_ahead`
     bench_path: Path | None = None  # the bench's folder, once read
     max_open: int | None = None  # sites whose database stays open between cycles (None: from the fd limit)
+    offset: float = field(default_factory=random.random)  # where in the sites each cycle starts (:meth:`_in_turn`)
     config_seen: Fingerprint | None = None  # the config files' fingerprint when they were last read
 
     def refresh_sites(self) -> None:
@@ -142,8 +160,10 @@ class Scheduler:
         for name in [n for n in self.sites if n not in seen]:
             self.sites.pop(name).ctx.close()
 
-    def cycle(self) -> float:
-        """One cycle over all sites; returns how long to sleep before the next one (seconds)."""
+    def cycle(self, all_sites: bool = True) -> float:
+        """One cycle; returns how long to sleep before the next one (seconds). ``all_sites`` False (the loop
+        woken for a slot) steps only the sites that want a step (:meth:`SiteLoopState.wants_step`); a bench
+        of one site always steps it."""
         worked_ahead, self.worked_ahead_at = self.worked_ahead_at, None
         if worked_ahead is None or time.monotonic() - worked_ahead > FRESH:
             self._refresh()
@@ -151,8 +171,11 @@ class Scheduler:
         writes: dict[int, tuple[SetBatch, list[SiteLoopState]]] = {}
         cap = self.max_open if self.max_open is not None else open_sites_cap()
         opened: list[SiteLoopState] = []
-        for state in list(self.sites.values()):
+        every = all_sites or len(self.sites) == 1
+        for state in self._in_turn():
             if state.retry_at is not None and now < state.retry_at:
+                continue
+            if not every and not state.wants_step(now):
                 continue
             self._step_site(state, now, writes)
             opened.append(state)
@@ -161,6 +184,14 @@ class Scheduler:
         self._heartbeat(now, writes)
         self._flush(writes, now)
         return self._sleep_for(self.now_fn())
+
+    def _in_turn(self) -> list[SiteLoopState]:
+        """The sites, starting at this process's own offset: several ``schedule`` processes over the same sites
+        begin each cycle at different sites, so they share a slot's work instead of racing through the sites
+        in the same order (the claims keep each slot to one run either way)."""
+        states = list(self.sites.values())
+        start = int(self.offset * len(states)) if states else 0
+        return states[start:] + states[:start]
 
     @staticmethod
     def _batch(writes: dict[int, tuple[SetBatch, list[SiteLoopState]]],
@@ -235,6 +266,7 @@ class Scheduler:
         if state.failures:
             log.warning("site %s: recovered after %d failed attempt(s)", ctx.name, state.failures)
         state.failures, state.retry_at, state.last_error = 0, None, None
+        state.stepped_at = now
 
     def _fail(self, state: SiteLoopState, now: datetime, exc: BaseException) -> None:
         state.failures += 1
@@ -277,10 +309,13 @@ class Scheduler:
         return min(dues) if dues else None
 
     def _sleep_for(self, now: datetime) -> float:
-        """Until the earliest due slot of any site, at most one tick interval, sooner for a retry."""
+        """Until the earliest due slot of any site, at most one tick interval after a site's last step, sooner
+        for a retry."""
         waits = []
         for state in self.sites.values():
             cap = float(state.ctx.site.tick_interval)
+            if state.stepped_at is not None and state.stepped_at <= now:
+                cap -= (now - state.stepped_at).total_seconds()
             if state.retry_at is not None:
                 waits.append((state.retry_at - now).total_seconds())
             elif state.next_due is not None:
@@ -307,8 +342,9 @@ class Scheduler:
         log.info("scheduler %s started", self.instance)
         try:
             while not self.stop_event.is_set():
+                announced = self.wake_event.is_set()  # a change was announced: it may concern any site
                 self.wake_event.clear()
-                wait = self.cycle()
+                wait = self.cycle(all_sites=announced or self.cycles == 0)
                 if self.cycles == 0:
                     self._listen_for_changes()
                 self.cycles += 1

@@ -14,6 +14,7 @@ at any point leaves one of:
 from __future__ import annotations
 
 import logging
+import time
 from typing import NamedTuple
 
 import redis
@@ -21,6 +22,7 @@ import redis
 from ..context import SiteContext
 from ..store import store_for
 from ..store.models import utcnow
+from ..worker import marks
 from . import send
 from ._faults import failpoint
 from .rows import FIX_HINT, report_once
@@ -40,6 +42,7 @@ def send_claimed(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> S
     if not runs:
         return SendOutcome([], None)
     try:
+        _observe_epoch(conn, ctx.bench.bench_id)
         try:
             sent = send.send_runs(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
         except (ValueError, TypeError):  # one run RQ refuses (a timeout of 0 set with SQL) must not hold the rest
@@ -54,6 +57,22 @@ def send_claimed(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> S
         return SendOutcome([], error)
     record_sent(ctx, sent)
     return SendOutcome(sent.ids, None)
+
+
+#: Seconds between two checks that Redis's epoch key is set before a send (a send only needs it to exist with a
+#: moment before its runs; a restart in between makes their loss read as unknown, the safe side).
+EPOCH_EVERY = 10.0
+_epoch_checked: dict[str, float] = {}
+
+
+def _observe_epoch(conn: redis.Redis, bench_id: str) -> None:
+    """Make sure the epoch (:func:`hookscheduler.worker.marks.redis_epoch`) predates the runs about to be sent:
+    a run lost later must be judged against the Redis it was sent to."""
+    now = time.monotonic()
+    if now - _epoch_checked.get(bench_id, -EPOCH_EVERY) < EPOCH_EVERY:
+        return
+    marks.redis_epoch(conn, bench_id)
+    _epoch_checked[bench_id] = now
 
 
 def _send_one_by_one(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> send.Sent:

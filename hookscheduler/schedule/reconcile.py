@@ -32,6 +32,10 @@ from .orphans import ORPHAN_GRACE, requeue_orphans
 from .outbox import resend_outbox
 
 QUEUED = LedgerStatus.QUEUED
+LOST_UNKNOWN = (
+    "lost from Redis, which restarted after it was sent: a worker may have started it without "
+    "recording it, so it is not sent again (outcome unknown)"
+)
 UNRECORDED = "started by a worker that could not record it, then lost from Redis: outcome unknown, not run again"
 RESENT = "re-sent: Redis lost the job before it started"
 REQUEUED = "re-queued: a worker took it off the queue and stopped before starting it"
@@ -86,6 +90,7 @@ def settle(
         if a.rq_job_id and a.status == QUEUED and a.enqueued_at is not None and statuses.get(a.rq_job_id) is None
     ]
     began = marks.started(conn, bench_id, gone) if bench_id and gone else set()
+    epoch = marks.redis_epoch(conn, bench_id) if bench_id and gone else datetime.min
     # RQ says "over" but the ledger does not: was that a refused second delivery? (its outcome is not the run's)
     over = [str(a.rq_job_id) for a in active if a.rq_job_id and statuses.get(a.rq_job_id) in RQ_OVER]
     refused = marks.refusals(conn, bench_id, over) if bench_id and over else {}
@@ -105,6 +110,9 @@ def settle(
         )
         if verdict.resend and row.rq_job_id in began:  # it ran (or runs) without the ledger knowing: not again
             verdict = Verdict(False, LedgerStatus.FAILED, UNRECORDED)
+        elif verdict.resend and row.enqueued_at is not None and row.enqueued_at < epoch:
+            # sent to a Redis that restarted since: its start mark may be lost with the job (I5)
+            verdict = Verdict(False, LedgerStatus.FAILED, LOST_UNKNOWN)
         out.setdefault(row.job_id, []).append(verdict)
         if verdict.resend:
             store.mark_for_resend(row.id, now, RESENT)

@@ -35,6 +35,13 @@ _DUE_COLUMNS = (
     "id, name, method, frequency, cron_format, queue, timeout, catchup, catchup_limit, overlap, "
     "stopped, next_execution, stopped_until"
 )
+#: Whether a due row's job has a queued or started run, answered from the active-runs partial index in the
+#: statement that selects (and on PostgreSQL locks) the row: a pass reads the active runs (and asks RQ about
+#: them) only for jobs that have some, instead of one more statement for every batch.
+_HAS_ACTIVE = (
+    "EXISTS (SELECT 1 FROM scheduled_job_log l WHERE l.job_id = scheduled_job_type.id "
+    "AND l.status IN ('queued', 'started'))"
+)
 _ACTIVE_COLUMNS = "id, job_id, status, rq_job_id, enqueued_at, started_at, finished_at"
 _START = (
     "UPDATE scheduled_job_log SET status = 'started', started_at = {p}, worker = {p}, modified_at = {p}, "
@@ -67,9 +74,7 @@ def _dt_or_raw(value: Any) -> Any:
 def probe_of(row: Sequence[Any]) -> Probe:
     """The probe's one row as a :class:`Probe`."""
     earliest, outbox, enabled, pause_until, inactive_since, active, unslotted = row
-    return Probe(
-        parse_dt(earliest), bool(outbox), enabled, pause_until, inactive_since, bool(active), bool(unslotted)
-    )
+    return Probe(parse_dt(earliest), bool(outbox), enabled, pause_until, inactive_since, bool(active), bool(unslotted))
 
 
 class SqlStore:
@@ -111,15 +116,29 @@ class SqlStore:
     def select_due(self, now: datetime, limit: int) -> list[DueRow]:
         p = self.p
         sql = (
-            f"SELECT {_DUE_COLUMNS} FROM scheduled_job_type WHERE next_execution <= {p} AND removed = {p} "
-            f"ORDER BY next_execution, id LIMIT {p}"
+            f"SELECT {_DUE_COLUMNS}, {_HAS_ACTIVE} FROM scheduled_job_type "
+            f"WHERE next_execution <= {p} AND removed = {p} ORDER BY next_execution, id LIMIT {p}"
         ) + self.due_lock
         rows = self.sql(sql, [self.param_dt(now), False, limit]).fetchall()
         # a boolean stored as a word is read as that word says; a value that is neither (or a next_execution
         # that is not a time) is passed on as it is, for the pass to refuse (schedule/rows.py)
         return [
-            DueRow(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7], r[8], r[9], _flag_or_raw(r[10]),
-                   _dt_or_raw(r[11]), _dt_or_raw(r[12]))
+            DueRow(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4] or "",
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                r[9],
+                _flag_or_raw(r[10]),
+                _dt_or_raw(r[11]),
+                _dt_or_raw(r[12]),
+                bool(r[13]),
+            )
             for r in rows
         ]
 

@@ -62,6 +62,7 @@ class DueRow:
     stopped: bool
     next_execution: datetime
     stopped_until: datetime | None = None  # a stop with an end (``jobs disable --until T``)
+    has_active: bool = True  # a run of the job is queued or started (read in the same statement)
 
 
 @dataclass(frozen=True)

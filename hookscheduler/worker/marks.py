@@ -15,8 +15,9 @@ from datetime import datetime
 import redis
 
 from ..broker.connection import reply_text
-from ..broker.keys import refused_mark_key, started_mark_key
+from ..broker.keys import redis_epoch_key, refused_mark_key, started_mark_key
 from ..states import OUTCOMES  # what a start mark may carry besides "1" (started, outcome unknown)
+from ..timing.clock import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +103,32 @@ def refusals(conn: redis.Redis, bench_id: str, rq_job_ids: list[str]) -> dict[st
         out[jid] = Refusal(datetime.fromisoformat(reply_text(at)), outcome if outcome in OUTCOMES else None)
     return out
 
+
+
+def redis_epoch(conn: redis.Redis, bench_id: str) -> datetime:
+    """Since when this Redis server has kept its data, as far as the schedulers can tell: the moment one of
+    them first saw its current ``run_id`` (it changes at every restart), on the clock of the ledger's
+    timestamps. A restart without persistence loses the queues *and* the start marks, and one with
+    persistence may lose the last second of them: a run sent before this moment that Redis no longer holds
+    may have been started by a worker that could not write the ledger, so it cannot be sent again.
+
+    The first call (and the first after a restart, or after the key was lost with the data) stamps now."""
+    key = redis_epoch_key(bench_id)
+    with conn.pipeline(transaction=False) as pipe:
+        pipe.info("server")
+        pipe.get(key)
+        info, raw = pipe.execute()
+    run_id = str(info.get("run_id", ""))
+    if raw is not None:
+        stored_id, _, since = reply_text(raw).partition(" ")
+        if stored_id == run_id:
+            try:
+                return datetime.fromisoformat(since)
+            except ValueError:
+                pass
+    now = utcnow()
+    conn.set(key, f"{run_id} {now.isoformat()}")
+    if raw is not None:
+        log.warning("Redis restarted (a new run_id) since runs were sent: runs it no longer holds are recorded "
+                    "with an unknown outcome instead of being sent again")
+    return now

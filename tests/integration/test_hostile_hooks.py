@@ -9,6 +9,7 @@ any value out of its field's range (minute 60, hour 24, day 32, month 13, weekda
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -260,3 +261,32 @@ def test_hostile_hooks_on_a_migrated_site_leave_it_running(bench_factory):
     refused(bench, "migrate")
     listed = run(bench, "jobs", "list", "--format", "json").json()
     assert {"good.tasks.ok", "good.tasks.other"} <= {r["name"] for r in listed}
+
+
+def test_one_child_probes_every_apps_hooks_and_one_that_ends_it_does_not_hide_the_others(bench_factory,
+                                                                                         monkeypatch):
+    """A bench of many apps costs one fork for the import probe, not one per app; after an app whose hooks.py
+    ends the child, or hangs, a new child goes on with the next app, and each problem names its own app."""
+    monkeypatch.setattr(hooks_module, "IMPORT_TIME_LIMIT", 2.0)
+    forks: list[int] = []
+    fork = os.fork
+
+    def counted() -> int:
+        pid = fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(hooks_module.os, "fork", counted)
+    names = [f"ok{i}" for i in range(6)]
+    troubles = hooks_module.probe_imports(["json", *names])  # modules that import fine: one child
+    assert troubles == {} and len(forks) == 1
+    bench = bench_factory.make({"a1": {"hourly": ["a1.tasks.ok"]}, "a2": "import os\nos._exit(4)\n",
+                                "a3": "import time\ntime.sleep(3600)\n", "a4": {"daily": ["a4.tasks.ok"]}})
+    forks.clear()
+    result = refused(bench, "migrate")
+    assert len(forks) == 3, forks  # a1..a2 (ends), a3 (hangs: killed), a4
+    lines = result.err.splitlines()
+    assert any(ln.startswith("  - a2: ") and "exit status 4" in ln for ln in lines), result.err
+    assert any(ln.startswith("  - a3: ") and "within 2 s" in ln for ln in lines), result.err
+    assert not any(ln.startswith(("  - a1: ", "  - a4: ")) for ln in lines), result.err

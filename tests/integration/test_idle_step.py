@@ -143,3 +143,35 @@ def test_the_open_sites_cap_follows_the_descriptor_limit(monkeypatch):
     assert loop_mod.open_sites_cap() == (1024 - loop_mod.FD_RESERVE) // 3  # 298 SQLite sites: 3 descriptors each
     monkeypatch.setattr(loop_mod.resource, "getrlimit", lambda _which: (100, 4096))
     assert loop_mod.open_sites_cap() == 8
+
+
+def test_a_cycle_woken_for_a_slot_steps_only_the_sites_that_want_a_step(bench_factory):
+    sites = {"a.example": {}, "b.example": {}}
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, sites=sites)
+    for name in sites:
+        ctx = open_site(str(bench), name)
+        migrate_site(ctx.database(create=True, require_schema=False), ctx.name,
+                     load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=T0)
+        ctx.close()
+    clock = [T0 + timedelta(minutes=1)]
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
+    sched.cycle()  # every site, the first time
+    a = sched.sites["a.example"]
+    a.next_due = clock[0] + timedelta(seconds=5)  # as if a's slot came 5 s later (b's is at 11:00)
+    clock[0] += timedelta(seconds=5)
+    sched.results.clear()
+    sched.cycle(all_sites=False)
+    assert [r.site for r in sched.results] == ["a.example"]
+    # b's tick interval (60 s) since its last step bounds how long a direct SQL edit of it waits; a was
+    # stepped 56 s ago: not yet
+    clock[0] += timedelta(seconds=56)
+    sched.results.clear()
+    sched.cycle(all_sites=False)
+    assert [r.site for r in sched.results] == ["b.example"]
+    assert 0 < sched._sleep_for(clock[0]) <= 60
+    # two processes start their cycles at different sites
+    first, second = Scheduler(bench=str(bench), offset=0.0), Scheduler(bench=str(bench), offset=0.75)
+    first.refresh_sites()
+    second.refresh_sites()
+    assert [s.ctx.name for s in first._in_turn()] == ["a.example", "b.example"]
+    assert [s.ctx.name for s in second._in_turn()] == ["b.example", "a.example"]

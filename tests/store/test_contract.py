@@ -111,6 +111,11 @@ def test_select_due_oldest_first_within_the_limit(store: Store):
     )
     with store.transaction():
         assert [r.name for r in store.select_due(T0, 2)] == ["late", "stopped"]
+    assert not any(r.has_active for r in rows)
+    late = ScheduledJobType.get(ScheduledJobType.name == "late")
+    store.insert_ledger_rows([_ledger_row(late, T0, rq_id="r1")])
+    with store.transaction():
+        assert [r.has_active for r in store.select_due(T0, 10)] == [True, False, False]
 
 
 def test_claim_is_a_compare_and_set(store: Store):
