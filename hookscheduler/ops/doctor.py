@@ -26,6 +26,7 @@ from ..security.redact import redact
 from ..states import LedgerStatus, SchedulerStatus
 from ..store import database as dbmod
 from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
+from ..timing.clock import SIM
 from .queues import pending_counts
 from .rq_view import workers_per_queue
 from .scheduler import heartbeats, last_tick, scheduler_state
@@ -109,6 +110,7 @@ def _site(ctx: SiteContext, report: Report, now: datetime) -> None:
         _guard(add, "job rows", lambda: _bad_rows(add))
         _guard(add, "failed runs", lambda: _failed(add, now))
     if conn is not None:
+        _guard(add, "clock", lambda: _clock(conn, add))
         _guard(add, "queues", lambda: _queues(ctx, conn, add, db_ok))
     else:
         add("queues", None, "not checked: Redis unreachable", "fix Redis first (see the redis check)")
@@ -223,6 +225,31 @@ def _overdue(add: Callable[..., None], now: datetime, late: timedelta) -> None:
     add("overdue jobs", False,
         f"{count} job(s) overdue; oldest {row.name} due since {_fmt(row.next_execution)}",
         f"no scheduler pass is serving this site: see `hookscheduler jobs explain {row.name}`")
+
+
+#: Seconds of difference between this host's clock and Redis's that doctor tolerates (NTP keeps hosts within
+#: milliseconds; a round trip is well under this).
+MAX_SKEW = 2.0
+
+
+def _clock(conn: redis.Redis, add: Callable[..., None]) -> None:
+    """This host's clock against Redis's ``TIME``, the one clock every process of the bench can see. Liveness
+    never compares hosts' clocks, but slots are computed on each scheduler's own: a scheduler ahead fires early."""
+    if SIM is not None:  # a simulated clock (chaos runs) is ahead of every real one by design
+        add("clock", True, "simulated clock: not compared with Redis")
+        return
+    before = utcnow()
+    seconds, micros = conn.time()
+    after = utcnow()
+    redis_now = datetime(1970, 1, 1) + timedelta(seconds=int(seconds), microseconds=int(micros))
+    skew = ((before + (after - before) / 2) - redis_now).total_seconds()
+    if abs(skew) <= MAX_SKEW:
+        add("clock", True, f"within {MAX_SKEW:g} s of Redis's ({skew:+.3f} s)")
+        return
+    side = "ahead of" if skew > 0 else "behind"
+    add("clock", False, f"this host's clock is {abs(skew):.0f} s {side} Redis's: slots fire {abs(skew):.0f} s "
+        f"{'early' if skew > 0 else 'late'} here, and times written here disagree with other hosts'",
+        "keep every host's clock in sync (chrony or systemd-timesyncd), the Redis host's too")
 
 
 def _bad_rows(add: Callable[..., None]) -> None:

@@ -25,6 +25,7 @@ command fails with one line saying how to get Redis. This is for development; pr
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -39,7 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from ..broker.connection import check_redis, connect_redis, redis_for
 from ..config import Bench, Site
@@ -138,24 +139,37 @@ def ignore_folder(folder: Path) -> None:
         marker.write_text("# made by hookscheduler start: runtime files (a private Redis), never committed\n*\n")
 
 
-def _die_with_parent() -> None:
-    """In a child, before exec (Linux): SIGTERM when the parent dies, even by SIGKILL."""
+PR_SET_PDEATHSIG = 1
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, looked up in the parent: a child between fork and exec must not ``dlopen`` (another
+    thread of the parent may have held the loader's lock at the fork)."""
+    if sys.platform != "linux":
+        return None
     import ctypes
 
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the signal handlers of ``start`` still stop the children
-        pass
+        return cast(Callable[..., int], ctypes.CDLL(None, use_errno=True).prctl)
+    except (OSError, AttributeError):  # no usable libc: the signal handlers of ``start`` still stop the children
+        return None
 
 
-PR_SET_PDEATHSIG = 1
+def _die_with_parent(prctl: Callable[..., int]) -> Callable[[], None]:
+    """For a child, before exec: SIGTERM when the parent dies, even by SIGKILL (Linux's parent-death signal)."""
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+
+    return preexec
 
 
 def spawn(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """A child in its own session, output piped for the prefixer, stopped by the kernel if ``start`` dies."""
+    prctl = _prctl()
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                            start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                            start_new_session=True, preexec_fn=_die_with_parent(prctl) if prctl else None)
 
 
 def _owner_only(path: Path, text: str) -> Path:

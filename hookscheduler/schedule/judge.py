@@ -35,11 +35,15 @@ RQ_OVER = ("finished", "failed", "stopped", "canceled")
 
 def judge(*, db_status: str, enqueued_at: datetime | None, started_at: datetime | None,
           rq_status: str | None, timeout: int, now: datetime, rq_job_id: str | None = None,
-          refused_at: datetime | None = None, outcome: str | None = None) -> Verdict:
+          refused_at: datetime | None = None, outcome: str | None = None, alive: bool | None = None) -> Verdict:
     """The verdict on one ledger row whose status is ``queued`` or ``started``.
 
     ``refused_at``: when a later delivery of the run was refused; ``outcome``: the run's outcome as its worker
-    left it in Redis (``complete`` / ``failed``) when the ledger could not be written."""
+    left it in Redis (``complete`` / ``failed``) when the ledger could not be written. ``alive``: whether the RQ
+    worker that runs it still keeps its key in Redis (a TTL Redis times, renewed by the worker's heartbeat),
+    None when that is not known. A run whose worker is alive is never declared abandoned by comparing
+    ``started_at`` (the worker's clock) with ``now`` (this host's): a scheduler whose clock is ahead would
+    abandon runs still going and defeat ``overlap=skip``; the worker enforces the timeout on its own clock."""
     if refused_at is not None and rq_status in RQ_OVER:
         if outcome is not None:
             return Verdict(False, outcome, f"{outcome} (outcome taken from Redis: the worker could not record it, "
@@ -54,7 +58,10 @@ def judge(*, db_status: str, enqueued_at: datetime | None, started_at: datetime 
         return Verdict(True, blocking_reason=f"previous run {rq_job_id or ''} still queued "
                                              f"(since {_fmt(enqueued_at)})".replace("  ", " "))
     if rq_status == "started" or (rq_status is None and db_status == LedgerStatus.STARTED):
-        if overdue:
+        if alive is False and rq_status == "started":
+            return Verdict(False, LedgerStatus.FAILED, f"abandoned: its worker is gone from Redis (it died; the run "
+                                                       f"started at {_fmt(started_at)})")
+        if overdue and not (alive and rq_status == "started"):
             return abandoned
         return Verdict(True, blocking_reason=f"previous run {rq_job_id or ''} still running "
                                              f"(since {_fmt(started_at)})".replace("  ", " "))

@@ -84,6 +84,9 @@ def settle(
     if not active:
         return {}
     statuses = send.job_statuses(conn, [a.rq_job_id for a in active if a.rq_job_id])
+    alive = send.workers_alive(
+        conn, [str(a.rq_job_id) for a in active if a.rq_job_id and statuses.get(a.rq_job_id) == "started"]
+    )
     gone = [
         str(a.rq_job_id)
         for a in active
@@ -107,6 +110,7 @@ def settle(
             rq_job_id=row.rq_job_id,
             refused_at=ref.at if ref else None,
             outcome=ref.outcome if ref else None,
+            alive=alive.get(str(row.rq_job_id)) if row.rq_job_id else None,
         )
         if verdict.resend and row.rq_job_id in began:  # it ran (or runs) without the ledger knowing: not again
             verdict = Verdict(False, LedgerStatus.FAILED, UNRECORDED)

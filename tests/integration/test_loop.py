@@ -150,8 +150,14 @@ def test_worker_killed_mid_run_does_not_wedge_its_job(bench_factory, db_kind):
     # within timeout + 60 s the run still blocks its job (it might be alive) ...
     r = run_pass(ctx, conn, now=datetime(2026, 1, 5, 12, 0, 1))
     assert r.skipped == 1 and "still running" in ScheduledJobLog.get(ScheduledJobLog.status == "skipped").reason
-    # ... after it, the run is declared abandoned and the job fires again: no "found in queue" wedge
+    # ... and after it too, while Redis still holds the dead worker's key (its heartbeat TTL): liveness is the
+    # worker's own, not a comparison of this clock with the worker's
     later = max(started + timedelta(seconds=60 + 61), datetime(2026, 1, 5, 13, 0, 1))
+    assert reconcile_active(ctx, conn, now=later) == 0
+    # once Redis expires the key (the dead worker renews it no more), the run is abandoned and the job fires
+    # again: no "found in queue" wedge
+    name = conn.hget(f"rq:job:{ScheduledJobLog.get().rq_job_id}", "worker_name")
+    assert name and conn.delete(b"rq:worker:" + name) == 1
     assert reconcile_active(ctx, conn, now=later) == 1
     dead = ScheduledJobLog.select().where(ScheduledJobLog.scheduled_for == datetime(2026, 1, 5, 11)).get()
     assert dead.status == "failed" and "abandoned" in dead.reason

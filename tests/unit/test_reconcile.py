@@ -65,3 +65,20 @@ def test_a_refused_run_takes_the_outcome_its_worker_left_in_redis(outcome):
 
 def test_a_refusal_does_not_matter_while_rq_still_has_the_job_waiting():
     assert verdict("queued", "queued", refused_at=T).active
+
+
+def test_a_run_whose_worker_is_alive_is_never_abandoned_by_the_clock():
+    """A scheduler ten minutes ahead of the worker sees a 30 s-old run as 10 minutes old: the worker's key in
+    Redis, not the two hosts' clocks, says whether the run is still going."""
+    v = verdict("started", "started", started_at=T, now=T + LATE + timedelta(minutes=10), alive=True)
+    assert v.active and "still running" in v.blocking_reason
+
+
+def test_a_run_whose_worker_is_gone_is_abandoned_at_once():
+    v = verdict("started", "started", started_at=T, now=T + timedelta(seconds=5), alive=False)
+    assert not v.active and v.status == "failed" and "its worker is gone from Redis" in v.reason
+
+
+def test_unknown_liveness_falls_back_to_the_timeout():
+    assert not verdict("started", "started", started_at=T, now=T + LATE, alive=None).active
+    assert not verdict("started", None, started_at=T, now=T + LATE, alive=True).active  # RQ lost the job
