@@ -198,6 +198,9 @@ def record(ctx: SiteContext, store: Store, decisions: Sequence[Decision], rows: 
                 runs.append(send.Run(rq_id, ctx.name, row.name, row.method, row.queue, row.timeout,
                                      e.scheduled_for, e.trigger, fires_within_hour(row.frequency, row.cron_format)))
     store.insert_ledger_rows(inserts)
+    for d in decisions:  # stops whose --until has come, their slots before it just decided: the flag is cleared
+        if d.job.stopped and d.job.stopped_until is not None and d.job.stopped_until <= now:
+            store.end_stop(d.job.id, d.job.stopped_until)
     return runs
 
 

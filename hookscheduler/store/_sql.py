@@ -93,6 +93,10 @@ class SqlStore:
         """Execute one statement; returns the cursor."""
         return self.db.execute_sql(sql, params)  # type: ignore[no-untyped-call]
 
+    def hot(self, name: str, sql: str, params: Sequence[Any]) -> Any:
+        """Execute one of the pass's hot statements (``name`` identifies it); PostgreSQL prepares them."""
+        return self.sql(sql, params)
+
     def param_dt(self, value: datetime | None) -> Any:
         """A timestamp as a statement parameter (as the dialect stores it)."""
         return value
@@ -119,7 +123,7 @@ class SqlStore:
             f"SELECT {_DUE_COLUMNS}, {_HAS_ACTIVE} FROM scheduled_job_type "
             f"WHERE next_execution <= {p} AND removed = {p} ORDER BY next_execution, id LIMIT {p}"
         ) + self.due_lock
-        rows = self.sql(sql, [self.param_dt(now), False, limit]).fetchall()
+        rows = self.hot("hs_select_due", sql, [self.param_dt(now), False, limit]).fetchall()
         # a boolean stored as a word is read as that word says; a value that is neither (or a next_execution
         # that is not a time) is passed on as it is, for the pass to refuse (schedule/rows.py)
         return [
@@ -161,6 +165,14 @@ class SqlStore:
             f"UPDATE scheduled_job_log SET slots = slots + {p}, last_slot = {p}, scheduled_for = {p}, "
             f"modified_at = {p} WHERE id = {p}",
             [slots, self.param_dt(last_slot), self.param_dt(scheduled_for), self.param_dt(now), row_id],
+        )
+
+    def end_stop(self, job_id: int, stopped_until: datetime) -> None:
+        p = self.p
+        self.sql(
+            f"UPDATE scheduled_job_type SET stopped = {p}, stopped_until = NULL, stopped_note = NULL, "
+            f"stopped_by = '--until', stopped_at = {p} WHERE id = {p} AND stopped = {p} AND stopped_until = {p}",
+            [False, self.param_dt(stopped_until), job_id, True, self.param_dt(stopped_until)],
         )
 
     # --- the outbox -----------------------------------------------------------------------------------

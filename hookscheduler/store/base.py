@@ -166,6 +166,11 @@ class Store(Protocol):
         """Add ``slots`` skipped slots to an existing ``skipped`` row."""
         ...
 
+    def end_stop(self, job_id: int, stopped_until: datetime) -> None:
+        """A stop whose ``--until`` has come: clear it (if it is still that stop), the audit columns saying it
+        ended by itself at its time."""
+        ...
+
     # --- the outbox -----------------------------------------------------------------------------------
     def outbox(self, limit: int) -> list[OutboxRun]:
         """Claimed runs never marked sent, oldest first."""

@@ -23,13 +23,19 @@ from hookscheduler.store.models import ScheduledJobType
 T0 = datetime(2026, 1, 5, 10, 7)
 
 
-def _bench(bench_factory, db_kind):
-    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db=db_kind, sites={"default": {}})
-    ctx = open_site(str(bench))
-    migrate_site(ctx.database(create=True, require_schema=False), ctx.name,
-                 load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=T0)
-    ctx.close()
+def _sites_bench(bench_factory, sites, db_kind="sqlite"):
+    """A bench of ``sites`` (names -> site config), each migrated at T0 with one hourly job."""
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db=db_kind, sites=sites)
+    for name in sites:
+        ctx = open_site(str(bench), name)
+        migrate_site(ctx.database(create=True, require_schema=False), ctx.name,
+                     load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=T0)
+        ctx.close()
     return bench
+
+
+def _bench(bench_factory, db_kind):
+    return _sites_bench(bench_factory, {"default": {}}, db_kind)
 
 
 def _age(bench) -> None:
@@ -121,12 +127,7 @@ def test_what_the_idle_cycle_skips_is_still_done_when_it_has_changed(bench_facto
 
 def test_the_loop_keeps_at_most_its_cap_of_site_databases_open(bench_factory, redis_client):
     sites = {f"s{i}.example": {} for i in range(5)}
-    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, sites=sites)
-    for name in sites:
-        ctx = open_site(str(bench), name)
-        migrate_site(ctx.database(create=True, require_schema=False), ctx.name,
-                     load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=T0)
-        ctx.close()
+    bench = _sites_bench(bench_factory, sites)
     clock = [T0 + timedelta(minutes=1)]
     sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], max_open=2)
     for _ in range(2):
@@ -147,12 +148,7 @@ def test_the_open_sites_cap_follows_the_descriptor_limit(monkeypatch):
 
 def test_a_cycle_woken_for_a_slot_steps_only_the_sites_that_want_a_step(bench_factory):
     sites = {"a.example": {}, "b.example": {}}
-    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, sites=sites)
-    for name in sites:
-        ctx = open_site(str(bench), name)
-        migrate_site(ctx.database(create=True, require_schema=False), ctx.name,
-                     load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=T0)
-        ctx.close()
+    bench = _sites_bench(bench_factory, sites)
     clock = [T0 + timedelta(minutes=1)]
     sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
     sched.cycle()  # every site, the first time

@@ -181,6 +181,19 @@ def test_outbox_lists_unsent_runs_with_what_sending_needs(store: Store):
     assert _row("r1").enqueued_at == T0 + timedelta(seconds=1)
 
 
+def test_a_stop_whose_end_has_come_is_cleared_once(store: Store):
+    until = T0 + timedelta(hours=1)
+    a = _job("a", stopped=True, stopped_until=until, stopped_note="deploy", stopped_by="ops")
+    b = _job("b", stopped=True, stopped_until=until + timedelta(days=1))
+    with store.transaction():
+        store.end_stop(a.id, until)
+        store.end_stop(b.id, until)  # another stop (its end moved): untouched
+    row = ScheduledJobType.get_by_id(a.id)
+    assert (row.stopped, row.stopped_until, row.stopped_note, row.stopped_by, row.stopped_at) == (
+        False, None, None, "--until", until)
+    assert ScheduledJobType.get_by_id(b.id).stopped is True
+
+
 def test_a_run_rq_refuses_leaves_the_outbox_failed_with_why(store: Store):
     a = _job("a")
     store.insert_ledger_rows([_ledger_row(a, T0, rq_id="r1"), _ledger_row(a, T0, status="complete", rq_id="r2")])
