@@ -28,8 +28,10 @@ from ..broker.batch import SetBatch
 from ..broker.keys import last_tick_key
 from ..context import SiteContext
 from . import excursion
-from .claim import PassResult, reconcile_active, repair_missing_slots, run_pass
+from .claim import PassResult, run_pass
 from .reanchor import reanchor_if_calendar_changed, signature
+from .reconcile import reconcile_active
+from .repair import repair_missing_slots
 from .rows import repair_values
 
 #: Seconds between sweeps in the loop (a sweep reads every active run of the site and asks RQ about them).
