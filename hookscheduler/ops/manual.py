@@ -24,11 +24,13 @@ from ..broker.keys import scheduled_job_id
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError, JobNotFound, ServiceUnavailable, shown
 from ..schedule import send
-from ..schedule.claim import record_sent, settle
 from ..schedule.decide import is_stopped
+from ..schedule.outbox import record_sent
+from ..schedule.reconcile import settle
 from ..states import ACTIVE_STATUSES, LedgerStatus, Overlap, Trigger
+from ..store import store_for
 from ..store.database import write_txn
-from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
+from ..store.models import ScheduledJobLog, ScheduledJobType, database_proxy, utcnow
 from .jobs import actor, event_jobs, events, get_job
 
 
@@ -140,7 +142,7 @@ def _blocked(rows: Sequence[ScheduledJobType], conn: redis.Redis, now: datetime,
         return {}
     active = list(ScheduledJobLog.select().where(ScheduledJobLog.job.in_(ids)
                                                  & ScheduledJobLog.status.in_(ACTIVE_STATUSES)))
-    verdicts = settle(active, conn, now, {r.id: r.timeout for r in rows}, bench_id)
+    verdicts = settle(store_for(database_proxy.obj), active, conn, now, {r.id: r.timeout for r in rows}, bench_id)
     out: dict[int, str] = {}
     for job_id, vs in verdicts.items():
         for v in vs:
@@ -170,7 +172,7 @@ def send_recorded(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> 
             "the outbox and the next scheduler tick sends them") from None
     db: pw.Database = ctx.database()
     with write_txn(db):
-        record_sent(sent.ids, sent.at)
+        record_sent(ctx, sent)
 
 
 __all__ = ["Outcome", "enqueue_now", "resolve_target", "run_job", "send_recorded", "trigger_event"]
