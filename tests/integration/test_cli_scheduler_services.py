@@ -66,15 +66,18 @@ def test_status_still_answers_the_database_half_when_redis_is_down(bench_factory
 
 def test_status_counts_the_runs_claimed_while_redis_was_down(bench_factory, monkeypatch, db_kind):
     """RQ's counts cannot show runs the scheduler claimed and could not send: status reads the outbox too."""
-    from datetime import timedelta
+    from datetime import datetime, timedelta
 
     import redis
 
     from hookscheduler.schedule.claim import run_pass
 
     bench = bench_factory.make(APPS, db=db_kind)
-    ctx, _ = migrated(bench, utcnow() - timedelta(hours=2))
-    result = run_pass(ctx, redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5), now=utcnow())
+    # fixed times: with the real clock the daily job falls due too when the test runs just after midnight
+    t0 = datetime(2026, 1, 5, 10, 7)
+    ctx, _ = migrated(bench, t0)
+    down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    result = run_pass(ctx, down, now=t0 + timedelta(hours=2))
     assert result.send_error and result.fired == 1
     ctx.close()
     shown = "1 run(s) claimed but not yet sent to Redis"
