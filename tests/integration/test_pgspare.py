@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from datetime import datetime
+from typing import Any
 
 import psycopg2
 import pytest
@@ -27,23 +28,6 @@ pytestmark = pytest.mark.postgres
 
 ELEVEN = datetime(2026, 1, 5, 11, 0, 1)
 TASKS = DEFAULT_TASKS + '''
-
-
-@pytest.fixture
-def made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The server backend pids of the spares this process's worker makes, in order (a spy on ``replenish``)."""
-    pids: list[int] = []
-    real = pgspare.replenish
-
-    def spy(key: str, connect: Any, warm_up: Any) -> bool:
-        before = pgspare._spare
-        ok = real(key, connect, warm_up)
-        if ok and pgspare._spare is not None and pgspare._spare is not before:
-            pids.append(pgspare._spare.backend_pid)
-        return ok
-
-    monkeypatch.setattr(pgspare, "replenish", spy)
-    return pids
 
 def backend():
     from hookscheduler.store.models import database_proxy
@@ -104,6 +88,23 @@ def close_it():
         fh.write(json.dumps({"task": "close_it", "backend": pid, "horse": os.getpid()}) + "\\n")
     db.connection().close()  # under peewee's feet: its commit then fails, and the run with it
 '''
+
+
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The server backend pids of the spares this process's worker makes, in order (a spy on ``replenish``)."""
+    pids: list[int] = []
+    real = pgspare.replenish
+
+    def spy(key: str, connect: Any, warm_up: Any) -> bool:
+        before = pgspare._spare
+        ok = real(key, connect, warm_up)
+        if ok and pgspare._spare is not None and pgspare._spare is not before:
+            pids.append(pgspare._spare.backend_pid)
+        return ok
+
+    monkeypatch.setattr(pgspare, "replenish", spy)
+    return pids
 
 
 @pytest.fixture(autouse=True)
