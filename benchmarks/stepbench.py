@@ -26,6 +26,7 @@ from hookscheduler.schedule import loop as loop_mod
 from hookscheduler.schedule import step as step_mod
 from hookscheduler.schedule.loop import Scheduler
 from hookscheduler.schedule.step import SiteStep
+from hookscheduler.store._sql import SqlStore
 
 from .common import BenchConfig
 from .tickbench import NOW, BenchSite, analyze, make_site, populate
@@ -39,7 +40,7 @@ PARTS: tuple[tuple[str, Any, str], ...] = (
     ("pass (probe only)", step_mod, "run_pass"),
     ("sweep before the pass", SiteStep, "_sweep_before_pass"),
     ("sweep: reconcile active runs", step_mod, "reconcile_active"),
-    ("earliest_next", loop_mod, "earliest_next"),
+    ("earliest_next", SqlStore, "earliest_next"),
     ("last-tick SET (queued)", SiteStep, "_write_last_tick"),
     ("heartbeat (queued)", Scheduler, "_heartbeat"),
     ("Redis round trip: last ticks and heartbeat", Scheduler, "_flush"),

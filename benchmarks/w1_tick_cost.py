@@ -28,7 +28,7 @@ from .tickbench import NOW, SLOT, BenchSite, clear_redis_prefix, fmt_n, make_sit
 TITLE = "1. Tick cost vs table size"
 
 ANALYSIS = """\
-**Reading it.** The none-due pass is one read-only statement (`tick.probe_pass`: is a row due, is a run
+**Reading it.** The none-due pass is one read-only statement (`Store.probe`: is a row due, is a run
 unsent, is the scheduler enabled), answered from indexes, so it does not grow with N; RQ's cron scans and
 re-checks every registered job on every pass. With 1% due, hookscheduler's pass costs what its 1,000 runs
 cost (claim, ledger rows, enqueue), not what the table holds; RQ's cron pays one Redis round trip per job plus

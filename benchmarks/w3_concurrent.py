@@ -26,7 +26,7 @@ TITLE = "3. Three concurrent schedulers, one slot of 1,000 jobs"
 ANALYSIS = """\
 **Reading it.** No duplicate and no lost run in any run, on either database (checked in the ledger and in RQ).
 On PostgreSQL all three processes fire runs in every run: due rows are taken `FOR UPDATE SKIP LOCKED` in rounds
-of 250 (`tick.PG_BATCH`), so the processes split the slot between them (shares of 250/500/250 of the 1,000),
+of 250 (`PostgresStore.batch`), so the processes split the slot between them (shares of 250/500/250 of the 1,000),
 and the compare-and-set claim still decides who wins each row. On SQLite one writer holds the database at a
 time: the first process to take the write lock claims the whole slot in one round and the others' passes find
 nothing due; they are not idle standbys (any of them serves the next slot it reaches first), but a slot is

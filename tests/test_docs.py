@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = sorted([ROOT / "README.md", ROOT / "CHANGELOG.md", *(ROOT / "docs").glob("*.md"),
                ROOT / "benchmarks" / "README.md", ROOT / "tests" / "chaos" / "README.md"])
 ZONES = zoneinfo.available_timezones()  # `Asia/Kolkata` is a time zone, not a path
-#: a dotted name of the package in backticks: `hookscheduler.schedule.claim.settle`
+#: a dotted name of the package in backticks: `hookscheduler.schedule.reconcile.settle`
 DOTTED = re.compile(r"`(hookscheduler(?:\.\w+)+)`")
 # spelled in pieces so that this file does not match itself
 OUTSIDE = re.compile(r"\bDES" + r"IGN\b|\.\./" + "shared")
@@ -76,7 +76,7 @@ def test_the_checks_catch_what_they_look_for(tmp_path: Path) -> None:
     assert PATH.findall("`schedule/claim.py` and `tests/chaos/` but not `claim()`") == [("schedule/claim.py", ""),
                                                                                         ("tests/chaos/", "")]
     assert TEST.findall("`unit/test_x.py::test_a`, `::test_b`") == [("unit/test_x.py", "test_a"), ("", "test_b")]
-    assert _resolves("hookscheduler.schedule.claim.settle") and not _resolves("hookscheduler.tick.settle")
+    assert _resolves("hookscheduler.schedule.reconcile.settle") and not _resolves("hookscheduler.tick.settle")
 
 
 def _resolves(dotted: str) -> bool:

@@ -33,6 +33,7 @@ from ..broker.keys import scheduled_job_id
 from ..context import SiteContext
 from ..exceptions import BadInput, HookSchedulerError
 from ..schedule import send
+from ..schedule.decide import is_stopped
 from ..states import SLOT_TRIGGERS, CatchUp, LedgerStatus, Trigger
 from ..store.database import write_txn
 from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
@@ -201,7 +202,7 @@ def _refuse(row: ScheduledJobType, force: bool) -> None:
     if row.removed:
         raise HookSchedulerError(f"job {row.name!r} was removed from hooks; it cannot be backfilled "
                                  "(`hookscheduler migrate` brings it back if it is declared again)")
-    if row.stopped and not force:
+    if is_stopped(row.stopped, row.stopped_until, utcnow()) and not force:
         raise HookSchedulerError(f"job {row.name!r} is stopped; pass --force to backfill it anyway, or "
                                  f"`hookscheduler jobs enable {row.name}` first")
 

@@ -68,6 +68,7 @@ def list_jobs(include_removed: bool = False, search: str | None = None, offset: 
         query = query.offset(offset).limit(limit)
     rows = list(query)
     latest = _latest_logs([r.id for r in rows])
+    now = utcnow()
     out = []
     crons: dict[str, str | None] = {}
     for row in rows:
@@ -77,6 +78,7 @@ def list_jobs(include_removed: bool = False, search: str | None = None, offset: 
             row.frequency, row.cron_format, row.timeout, row.catchup, row.catchup_limit, row.overlap, row.stopped,
             row.next_execution, crons)
         log = latest.get(row.id)
+        item["stopped_now"] = is_stopped(row.stopped, row.stopped_until, now)  # a stop whose --until came is over
         item["last_status"] = log.status if log else None
         item["last_log_at"] = (log.finished_at or log.started_at or log.scheduled_for) if log else None
         out.append(item)

@@ -24,10 +24,13 @@ from ..broker.keys import scheduled_job_id
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError, JobNotFound, ServiceUnavailable, shown
 from ..schedule import send
-from ..schedule.claim import record_sent, settle
+from ..schedule.decide import is_stopped
+from ..schedule.outbox import record_sent
+from ..schedule.reconcile import settle
 from ..states import ACTIVE_STATUSES, LedgerStatus, Overlap, Trigger
+from ..store import store_for
 from ..store.database import write_txn
-from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
+from ..store.models import ScheduledJobLog, ScheduledJobType, database_proxy, utcnow
 from .jobs import actor, event_jobs, events, get_job
 
 
@@ -82,18 +85,23 @@ def trigger_event(ctx: SiteContext, conn: redis.Redis, target: str, force: bool 
         for row in rows:
             _refuse_unrunnable(row, force)
     left_out = [Outcome(r.name, "left out", reason="job stopped (use --force to include it)", queue=r.queue)
-                for r in rows if r.stopped and not force]
-    runnable = [r for r in rows if force or not r.stopped]
+                for r in rows if _stopped(r) and not force]
+    runnable = [r for r in rows if force or not _stopped(r)]
     reason = f"trigger-scheduler-event {target} by {who or actor()}"
     outcomes = enqueue_now(ctx, conn, runnable, Trigger.EVENT, force, reason, now) if runnable else []
     return kind, outcomes + left_out
+
+
+def _stopped(row: ScheduledJobType) -> bool:
+    """Stopped now (a stop whose ``--until`` has come is over, even before the pass clears its flag)."""
+    return is_stopped(row.stopped, row.stopped_until, utcnow())
 
 
 def _refuse_unrunnable(row: ScheduledJobType, force: bool) -> None:
     if row.removed:
         raise HookSchedulerError(f"job {row.name!r} was removed from hooks; it cannot be run "
                                  "(`hookscheduler migrate` brings it back if it is declared again)")
-    if row.stopped and not force:
+    if _stopped(row) and not force:
         by = f" by {row.stopped_by}" if row.stopped_by else ""
         note = f": {row.stopped_note}" if row.stopped_note else ""
         raise HookSchedulerError(f"job {row.name!r} is stopped{by}{note}; pass --force to run it anyway, "
@@ -134,7 +142,7 @@ def _blocked(rows: Sequence[ScheduledJobType], conn: redis.Redis, now: datetime,
         return {}
     active = list(ScheduledJobLog.select().where(ScheduledJobLog.job.in_(ids)
                                                  & ScheduledJobLog.status.in_(ACTIVE_STATUSES)))
-    verdicts = settle(active, conn, now, {r.id: r.timeout for r in rows}, bench_id)
+    verdicts = settle(store_for(database_proxy.obj), active, conn, now, {r.id: r.timeout for r in rows}, bench_id)
     out: dict[int, str] = {}
     for job_id, vs in verdicts.items():
         for v in vs:
@@ -164,7 +172,7 @@ def send_recorded(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> 
             "the outbox and the next scheduler tick sends them") from None
     db: pw.Database = ctx.database()
     with write_txn(db):
-        record_sent(sent.ids, sent.at)
+        record_sent(ctx, sent)
 
 
 __all__ = ["Outcome", "enqueue_now", "resolve_target", "run_job", "send_recorded", "trigger_event"]

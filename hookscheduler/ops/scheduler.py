@@ -7,7 +7,7 @@ Two switches, as in Frappe, with different owners and lifetimes:
 * ``scheduler_enabled`` in the site's ``scheduler_state`` table (``scheduler enable`` / ``disable``, with a
   note): the site's own setting, like Frappe's System Settings ``enable_scheduler``.
 
-Every pass re-reads both (:func:`hookscheduler.schedule.claim.inactive_reason`), so a change takes effect
+Every pass re-reads both (:func:`hookscheduler.schedule.inactivity.inactive_reason`), so a change takes effect
 within one pass. Slots that pass meanwhile are held; when the scheduler is active again each job's ``catchup``
 policy decides them (one catch-up run by default), and the ledger says they passed while it was inactive. A
 pause may end by itself (``scheduler pause --until T``: ``pause_until`` in ``scheduler_state``).
@@ -32,8 +32,8 @@ from ..broker.keys import heartbeat_pattern, last_tick_key
 from ..config import update_site_config
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError
-from ..schedule.claim import PAUSE_UNTIL, inactive_reason, note_switch, read_pause_until
 from ..schedule.decide import pause_expired
+from ..schedule.inactivity import PAUSE_UNTIL, inactive_reason, note_switch, read_pause_until
 from ..states import SchedulerStatus
 from ..store.database import get_state, set_state, write_txn
 from ..store.models import utcnow
@@ -111,7 +111,8 @@ def scheduler_state(ctx: SiteContext, now: datetime | None = None) -> tuple[str,
         reasons.append("maintenance_mode is set")
         disabled = True
     if paused:
-        reasons.append("pause_scheduler is set" + (f" until {until:%Y-%m-%d %H:%M:%S} UTC" if until else ""))
+        end = until.replace(tzinfo=timezone.utc).astimezone(ctx.site.time_zone) if until else None
+        reasons.append("pause_scheduler is set" + (f" until {end:%Y-%m-%d %H:%M:%S %Z}" if end else ""))
     if settings.disable_scheduler:
         reasons.append("disable_scheduler is set")
         disabled = True

@@ -46,10 +46,11 @@ from ..broker.keys import heartbeat_key
 from ..config import load_bench, load_sites
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError
+from ..store import store_for
 from ..store.models import utcnow
 from ..timing.clock import SIM, real_seconds
 from ._watch import Fingerprint, config_fingerprint
-from .claim import PassResult, earliest_next
+from .claim import PassResult
 from .step import SiteStep
 from .wake import WakeListener
 
@@ -249,7 +250,7 @@ class Scheduler:
             if result.inactive:
                 state.next_due = result.resume_at
             else:
-                state.next_due = result.earliest if result.earliest_known else earliest_next(ctx)
+                state.next_due = result.earliest if result.earliest_known else store_for(ctx.database()).earliest_next()
             if self.keep_results:
                 self.results.append(result)
             if result.fired or result.skipped or result.missed:

@@ -2,7 +2,7 @@
 
 Between a worker's ``BLPOP`` and its marking the job ``started``, the job is in no list and no registry while
 RQ still says ``queued``; a worker killed in that window leaves it there for ever, and under ``overlap="skip"``
-it wedges its job. The sweep (:func:`hookscheduler.schedule.claim.reconcile_active`) passes the ledger's
+it wedges its job. The sweep (:func:`hookscheduler.schedule.reconcile.reconcile_active`) passes the ledger's
 ``queued`` runs sent more than :data:`ORPHAN_GRACE` seconds ago; one found in no list is marked suspect, and
 pushed back by an atomic script once it has been suspect for the grace on Redis's clock
 (docs/exactly-once.md, I6).

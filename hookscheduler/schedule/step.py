@@ -27,8 +27,11 @@ import redis
 from ..broker.batch import SetBatch
 from ..broker.keys import last_tick_key
 from ..context import SiteContext
-from .claim import PassResult, reconcile_active, repair_missing_slots, run_pass
+from . import excursion
+from .claim import PassResult, run_pass
 from .reanchor import reanchor_if_calendar_changed, signature
+from .reconcile import reconcile_active
+from .repair import repair_missing_slots
 from .rows import repair_values
 
 #: Seconds between sweeps in the loop (a sweep reads every active run of the site and asks RQ about them).
@@ -85,6 +88,10 @@ class SiteStep:
         the one already checked, the repair when the previous probe saw no row without a next slot, the
         reconcile when the pass's probe saw no active run. An idle step is then the probe and the last tick."""
         sweep = self.swept_ahead or (self.sweep_due(now) if sweep is None else sweep)
+        if sweep:
+            found = excursion.check(self.ctx, conn, now)  # a step ran further ahead: a clock jumped and came back
+            if found is not None:
+                excursion.recover(self.ctx, conn, found)
         if sweep and not self.swept_ahead:
             self._sweep_before_pass(now)
         result = run_pass(self.ctx, conn, now)

@@ -1,7 +1,34 @@
-"""The site's database: its tables, connecting to it, its versioned schema and the scheduler's state keys.
+"""The site's database: its tables, connecting to it, its versioned schema, the scheduler's state keys, and the
+store that owns every statement of the exactly-once protocol and of the worker's run transitions.
 
 * :mod:`.models`: ``scheduled_job_type``, ``scheduled_job_log`` (the ledger) and ``scheduler_state``;
-* :mod:`.database`: opening SQLite / PostgreSQL, write transactions, schema versions, state keys.
+* :mod:`.database`: opening SQLite / PostgreSQL, write transactions, schema versions, state keys;
+* :mod:`.base`: the :class:`~.base.Store` protocol and the rows it hands out;
+* :mod:`.sqlite`, :mod:`.postgres`: its two implementations (:mod:`._sql`: what they share).
+
+:func:`store_for` gives the store of a database connection: made once per connection object (its dialect's
+capabilities probed then), so the hot paths pay one dictionary lookup.
 """
 
-__all__ = ["database", "models"]
+from __future__ import annotations
+
+import weakref
+
+import peewee as pw
+
+from .base import Store
+from .postgres import PostgresStore
+from .sqlite import SqliteStore
+
+__all__ = ["PostgresStore", "SqliteStore", "Store", "base", "database", "models", "postgres", "sqlite", "store_for"]
+
+_STORES: weakref.WeakKeyDictionary[pw.Database, Store] = weakref.WeakKeyDictionary()
+
+
+def store_for(db: pw.Database) -> Store:
+    """The store of ``db`` (a :class:`PostgresStore` for PostgreSQL, else a :class:`SqliteStore`)."""
+    store = _STORES.get(db)
+    if store is None:
+        store = PostgresStore(db) if isinstance(db, pw.PostgresqlDatabase) else SqliteStore(db)
+        _STORES[db] = store
+    return store

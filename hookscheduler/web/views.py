@@ -101,6 +101,7 @@ def job(dash: Dashboard, request: Request) -> Response:
     with dash.sites.use(site) as ctx:
         row = jobs_lib.get_job(name)
         info = {c: getattr(row, c) for c in jobs_lib.JOB_COLUMNS}
+        info["stopped_now"] = jobs_lib.stop_state(info, now) == "STOPPED"
         cells = history_lib.slot_cells(name, now - timedelta(days=days), now + timedelta(seconds=1), MAX_CELLS + 1)
         runs = history_lib.history(name, limit=25, offset=offset)
         inactive, resume_at = scheduler_state.activity(ctx, now)

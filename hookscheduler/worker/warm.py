@@ -14,7 +14,7 @@ that used it last). If so, the worker takes it back, resets the session with ``D
 prepared statements, temporary tables, advisory locks, ``LISTEN``: nothing of one job reaches the next) and
 lends it to the next horse; the server backend and its warm catalog caches live on. Otherwise the worker lets
 go of it without a byte on its socket (:func:`_detach`) and makes a new spare while the next horse runs
-(:func:`replenish`, which also warms it: :func:`hookscheduler.worker.ledger.warm_up`). Why this is safe:
+(:func:`replenish`, which also warms it: :func:`hookscheduler.store.postgres.warm_up`). Why this is safe:
 
 * *One user at a time.* The worker sends nothing on a lent spare; the horse reports "clean" only after its
   job, its callbacks and RQ's bookkeeping are done, right before ``os._exit`` (which sends nothing), and only

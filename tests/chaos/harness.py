@@ -400,9 +400,11 @@ class Harness:
         self.publish_clock(later, 1.0)
         code = ("import sys, json; from hookscheduler.context import open_site; "
                 "from hookscheduler.broker.connection import redis_for; from hookscheduler.store.models import utcnow; "
-                "from hookscheduler.schedule.claim import reconcile_active, resend_outbox; "
+                "from hookscheduler.schedule.outbox import resend_outbox; "
+                "from hookscheduler.schedule.reconcile import reconcile_active; "
                 "ctx = open_site(None, sys.argv[1]); conn = redis_for(ctx.site); ctx.database(); "
-                "n = resend_outbox(ctx, conn); s = reconcile_active(ctx, conn, utcnow()); print(json.dumps([n, s]))")
+                "n = len(resend_outbox(ctx, conn).ids); s = reconcile_active(ctx, conn, utcnow()); "
+                "print(json.dumps([n, s]))")
         total = 0
         for _ in range(3):
             out = subprocess.run([sys.executable, "-c", code, chaos_bench.SITE], env=self.env(), cwd=str(self.bench),

@@ -8,9 +8,10 @@ import pytest
 
 from hookscheduler.broker.connection import redis_for
 from hookscheduler.broker.keys import orphan_suspect_key, queue_name, started_mark_key
-from hookscheduler.schedule.claim import reconcile_active, run_pass
+from hookscheduler.schedule.claim import run_pass
 from hookscheduler.schedule.judge import ABANDON_GRACE
 from hookscheduler.schedule.orphans import SUSPECT_TTL, requeue_orphans
+from hookscheduler.schedule.reconcile import reconcile_active
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, utcnow
 from hookscheduler.worker import ledger as runlog
 from tests.helpers import drain, read_out

@@ -13,7 +13,8 @@ from rq import Queue
 
 from hookscheduler.broker.connection import redis_for
 from hookscheduler.broker.keys import queue_name
-from hookscheduler.schedule.claim import LOST_UNKNOWN, reconcile_active, run_pass
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.schedule.reconcile import LOST_UNKNOWN, reconcile_active
 from hookscheduler.store.models import ScheduledJobLog, utcnow
 from hookscheduler.worker import marks
 from tests.integration.test_loop import PrivateRedis

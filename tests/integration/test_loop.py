@@ -22,8 +22,9 @@ from hookscheduler.broker.keys import heartbeat_pattern, last_tick_key, queue_na
 from hookscheduler.context import open_site
 from hookscheduler.declare.hooks import load_job_specs
 from hookscheduler.declare.migrate import migrate_site
-from hookscheduler.schedule.claim import reconcile_active, run_pass
+from hookscheduler.schedule.claim import run_pass
 from hookscheduler.schedule.loop import Scheduler
+from hookscheduler.schedule.reconcile import reconcile_active
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
 from tests.helpers import drain, env_for
 

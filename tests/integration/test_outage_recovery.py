@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from hookscheduler.schedule.claim import LOST_UNKNOWN
 from hookscheduler.schedule.loop import MAX_BACKOFF, Scheduler
+from hookscheduler.schedule.reconcile import LOST_UNKNOWN
 from hookscheduler.store.models import ScheduledJobLog
 from tests.integration.test_double_run import own_redis  # noqa: F401  (a fixture)
 from tests.integration.test_loop import _migrated

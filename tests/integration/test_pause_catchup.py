@@ -103,9 +103,12 @@ def test_jobs_disable_until_skips_before_t_and_runs_from_t(bench_factory, db_kin
     rows = logs()
     assert [(x.status, x.slots) for x in rows] == [("skipped", 2), ("queued", 1)]
     assert rows[0].reason == "job stopped until 2026-01-05 12:30:00 UTC"
+    row = ScheduledJobType.get()  # the pass that decided past the end cleared the flag: every reader agrees
+    assert (row.stopped, row.stopped_until, row.stopped_by, row.stopped_at) == (False, None, "--until", until)
+    jobs_lib.set_stopped(db, "app1.tasks.ok", True, now=datetime(2026, 1, 5, 13, 5), until=until + timedelta(days=1))
     listed = jobs_lib.list_jobs()[0]
-    assert jobs_lib.stop_state(listed, datetime(2026, 1, 5, 12)) == "STOPPED"
-    assert jobs_lib.stop_state(listed, datetime(2026, 1, 5, 13)) == "active"
+    assert jobs_lib.stop_state(listed, datetime(2026, 1, 6, 12)) == "STOPPED"
+    assert jobs_lib.stop_state(listed, datetime(2026, 1, 6, 13)) == "active"
 
 
 def test_jobs_disable_until_across_a_late_pass(bench_factory, db_kind):
@@ -184,6 +187,7 @@ def test_schema_v4_upgrades_a_v3_database(bench_factory, db_kind):
     assert plan.schema_steps == 1 and dbmod.schema_version(db) == dbmod.SCHEMA_VERSION == 4
     assert "stopped_until" in {c.name for c in db.get_columns("scheduled_job_type")}
     assert db.table_exists("scheduler_inactivity")
+    assert "scheduler_inactivity_open" in {ix.name for ix in db.get_indexes("scheduler_inactivity")}
     assert dbmod.ensure_schema(db) == 0  # idempotent
     run_pass(ctx, redis_for(ctx.site), now=datetime(2026, 1, 5, 11, 0, 1))
     assert ScheduledJobLog.select().count() == 1
@@ -242,5 +246,25 @@ def test_until_through_the_cli(bench_factory, db_kind):
                  ["scheduler", "pause", "--until", "whenever"],
                  ["jobs", "disable", "app1.tasks.ok", "--until", "2100-01-01"]):
         assert_one_line_error(run(bench, *args), 2, "--until")
+    paris = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db=db_kind,
+                               common={"time_zone": "Europe/Paris"})
+    ctx, _ = migrated(paris, JAN5)
+    sched.set_paused(ctx, True, datetime(2026, 1, 5, 11, 20), now=JAN5)
+    assert "until 2026-01-05 12:20:00 CET" in (sched.scheduler_state(ctx, now=JAN5)[1] or "")  # the site's zone
     assert run(bench, "scheduler", "resume").code == 0
     assert "paused_until" not in run(bench, "scheduler", "status", "--format", "json").json()
+
+
+def test_a_stop_whose_end_has_come_no_longer_refuses_a_manual_run(bench_factory, db_kind):
+    from hookscheduler.exceptions import HookSchedulerError
+    from hookscheduler.ops import manual
+    from hookscheduler.store.models import utcnow
+
+    ctx = setup_site(bench_factory, {"daily": ["app1.tasks.ok"]}, db_kind)
+    conn = redis_for(ctx.site)
+    db = ctx.database()
+    jobs_lib.set_stopped(db, "app1.tasks.ok", True, "until soon", now=utcnow(), until=utcnow() + timedelta(hours=1))
+    with pytest.raises(HookSchedulerError, match="is stopped"):
+        manual.run_job(ctx, conn, "app1.tasks.ok")
+    ScheduledJobType.update(stopped_until=utcnow() - timedelta(seconds=1)).execute()  # its end has come
+    assert manual.run_job(ctx, conn, "app1.tasks.ok").status == "queued"

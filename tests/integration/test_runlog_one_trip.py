@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from hookscheduler.schedule.claim import run_pass
+from hookscheduler.store import postgres as pgstore
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
+from hookscheduler.store.postgres import PostgresStore
 from hookscheduler.worker import ledger as runlog
 from tests.integration.bgjobs_support import make_bench, site
 
@@ -53,8 +55,9 @@ def _ctx_db_other(db: Any) -> Any:
 
 def _statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
-    real = runlog._fast_pg
-    monkeypatch.setattr(runlog, "_fast_pg", lambda db: None if real(db) is None else _Recorder(real(db), seen))
+    real = PostgresStore._one_trip_connection
+    monkeypatch.setattr(PostgresStore, "_one_trip_connection",
+                        lambda store: None if real(store) is None else _Recorder(real(store), seen))
     return seen
 
 
@@ -114,7 +117,7 @@ def test_the_lock_timeout_holds_in_the_one_trip_write_and_ends_with_it(bench_fac
     """``SET LOCAL`` in the implicit transaction of one message: a locked ledger fails the write within the
     timeout (the careful path takes over), and the session's own setting is untouched afterwards."""
     _ctx, db, rq_id = _queued(bench_factory)
-    monkeypatch.setattr(runlog, "LOCK_TIMEOUT", "150ms")
+    monkeypatch.setattr(pgstore, "LOCK_TIMEOUT", "150ms")
     other = _ctx_db_other(db)
     try:
         with other.cursor() as cur:

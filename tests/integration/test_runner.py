@@ -9,7 +9,8 @@ from rq import Queue
 from rq.job import Job
 
 from hookscheduler.broker.keys import queue_name, started_mark_key
-from hookscheduler.schedule.claim import reconcile_active, run_pass
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.schedule.reconcile import reconcile_active
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
 from tests.helpers import drain
 from tests.integration.bgjobs_support import create_invoice_table, make_bench, out_rows, site

@@ -8,8 +8,9 @@ from datetime import datetime, timedelta, timezone
 import peewee as pw
 import pytest
 
-from hookscheduler.schedule import claim, send
+from hookscheduler.schedule import send
 from hookscheduler.schedule.claim import run_pass
+from hookscheduler.store import postgres as pgstore
 from hookscheduler.store.models import ScheduledJobLog
 from tests.integration.opcli_support import migrated
 
@@ -54,7 +55,7 @@ def test_the_ledger_stamps_runs_with_the_time_redis_accepted_them(bench_factory,
 def test_a_session_that_lost_its_prepared_statements_falls_back_to_plain_ones(bench_factory, monkeypatch, caplog):
     """A pooler in transaction mode hands a transaction another server connection, where the pass's prepared
     statements do not exist: that pass fails (the loop retries it), later ones use plain statements."""
-    monkeypatch.setattr(claim, "_POOLED", [])
+    monkeypatch.setattr(pgstore, "_POOLED", [])
     bench = bench_factory.make({"app1": {"hourly": [{"method": "app1.tasks.ok", "overlap": "allow"}]}},
                                db="postgres")
     ctx, conn = migrated(bench, T0)
@@ -62,7 +63,7 @@ def test_a_session_that_lost_its_prepared_statements_falls_back_to_plain_ones(be
     ctx.database().execute_sql("DEALLOCATE ALL")  # as a different server connection would be
     with pytest.raises((pw.ProgrammingError, pw.OperationalError)):
         run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 0, 1))
-    assert claim._POOLED and "plain statements from now on" in caplog.text
+    assert pgstore._POOLED and "plain statements from now on" in caplog.text
     ctx.close()
     assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 0, 1)).fired == 1
     ctx.database().execute_sql("DEALLOCATE ALL")

@@ -249,7 +249,7 @@ def test_two_sites_share_redis_without_collisions(bench_factory, db_kind):
 
 
 def test_row_without_next_execution_is_rescheduled_not_forgotten(bench_factory, db_kind):
-    from hookscheduler.schedule.claim import repair_missing_slots
+    from hookscheduler.schedule.repair import repair_missing_slots
 
     ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.ok"]}, db_kind)
     ctx.database().execute_sql("UPDATE scheduled_job_type SET next_execution = NULL")

@@ -16,7 +16,8 @@ from rq.job import Job
 from hookscheduler import enqueue
 from hookscheduler.background.events import listen, subscribe
 from hookscheduler.broker.keys import queue_name
-from hookscheduler.schedule.claim import reconcile_active, run_pass
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.schedule.reconcile import reconcile_active
 from hookscheduler.store.models import ScheduledJobLog
 from tests.helpers import env_for
 from tests.integration.bgjobs_support import cli, make_bench, out_rows, pid_alive, site, spawn, wait_for

@@ -61,3 +61,18 @@ def test_a_removed_job_page_lists_no_upcoming_slots(bench_factory):
         ScheduledJobType.name == "app1.tasks.other").execute()
     text = client(bench).get("/sites/default/job?name=app1.tasks.other").text
     assert "none: the job was removed from hooks" in text
+
+
+def test_a_stop_whose_end_has_come_reads_active_before_the_pass_clears_it(bench_factory):
+    from datetime import timedelta
+
+    bench = make_bench(bench_factory)
+    ctx = open_site(str(bench))
+    ctx.database()
+    ScheduledJobType.update(stopped=True, stopped_until=utcnow() - timedelta(minutes=1)).where(
+        ScheduledJobType.name == "app1.tasks.other").execute()
+    c = client(bench)
+    page = c.get("/sites/default/job?name=app1.tasks.other").text
+    assert "Stopped" not in page and "/jobs/disable" in page
+    row = c.get("/sites/default/jobs").text.split("app1.tasks.other")[1]
+    assert "<strong>stopped</strong>" not in row.split("</tr>")[0]

@@ -1,0 +1,111 @@
+"""The site's scheduler switched off: paused, disabled or in maintenance, and the stretches it spent so.
+
+A pass re-reads the switches every time (:func:`inactive_reason`: the config files and the state table), so a
+change takes effect at the next pass without a restart. While inactive, a pass decides nothing: it records the
+stretch (one ``scheduler_inactivity`` row, :func:`track_inactivity`) and holds the due slots, which the first
+active pass decides with each job's catch-up policy; the stretches word the reasons (:mod:`.decide`). A pause
+with an end (``scheduler pause --until T``) ends by itself at T (:func:`lift_expired_pause`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime
+
+import peewee as pw
+
+from ..config import update_site_config
+from ..context import SiteContext
+from ..exceptions import HookSchedulerError
+from ..store.base import parse_dt
+from ..store.database import get_state, write_txn
+from ..store.models import SchedulerInactivity, utcnow
+from .decide import Stretch, scheduler_inactive
+
+log = logging.getLogger(__name__)
+
+
+#: ``scheduler_state`` key of a pause's end (``scheduler pause --until T``), ISO text of naive UTC.
+PAUSE_UNTIL = "pause_until"
+
+
+def inactive_reason(
+    ctx: SiteContext, enabled: str | None = None, pause_until: datetime | None = None, now: datetime | None = None
+) -> str | None:
+    """Why the site's scheduler is not firing, re-read every pass (config files and the state table;
+    ``enabled`` and ``pause_until`` are the state rows' values when the caller has already read them)."""
+    settings = ctx.site.settings
+    enabled = enabled if enabled is not None else get_state("scheduler_enabled", "1")
+    disabled = enabled == "0"
+    return scheduler_inactive(
+        maintenance=settings.maintenance_mode,
+        paused=settings.pause_scheduler,
+        disabled_by_config=settings.disable_scheduler,
+        enabled=not disabled,
+        disabled_note=get_state("scheduler_disabled_note") if disabled else None,
+        pause_until=pause_until,
+        now=now or utcnow(),
+    )
+
+
+def read_pause_until() -> datetime | None:
+    """The end of the current ``scheduler pause --until``, if any (None also for unreadable text)."""
+    return parse_stamp(get_state(PAUSE_UNTIL))
+
+
+def parse_stamp(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        log.warning("scheduler_state.%s holds %r, not a timestamp: ignored", PAUSE_UNTIL, text)
+        return None
+
+
+def track_inactivity(db: pw.Database, reason: str | None, open_reason: str | None, now: datetime) -> None:
+    """Record when and why the scheduler became inactive, and when it became active again: one
+    ``scheduler_inactivity`` row per stretch, written only when the state changes (a pass that finds it as it
+    was writes nothing)."""
+    if reason == open_reason:
+        return
+    with write_txn(db):
+        SchedulerInactivity.update(ended_at=now).where(SchedulerInactivity.ended_at.is_null()).execute()
+        if reason is not None:
+            SchedulerInactivity.create(reason=reason, since=now)
+
+
+def note_switch(ctx: SiteContext, now: datetime | None = None) -> None:
+    """After an operator switched the scheduler (pause, resume, enable, disable): record the stretch at the
+    moment of the switch rather than at the next pass, with the reason the pass will compute."""
+    now = now or utcnow()
+    db = ctx.database()
+    reason = inactive_reason(ctx, pause_until=read_pause_until(), now=now)
+    S = SchedulerInactivity
+    open_row = S.select(S.reason).where(S.ended_at.is_null()).order_by(S.id.desc()).first()
+    track_inactivity(db, reason, open_row.reason if open_row else None, now)
+
+
+def recent_stretches(since: datetime, limit: int = 100) -> list[Stretch]:
+    """The stretches of inactivity that ended after ``since`` (or have not ended), newest first."""
+    S = SchedulerInactivity
+    query = S.select().where(S.ended_at.is_null() | (S.ended_at > since)).order_by(S.since.desc()).limit(limit)
+    return [Stretch(r.reason, parse_dt(r.since), parse_dt(r.ended_at)) for r in query]
+
+
+def lift_expired_pause(ctx: SiteContext, now: datetime) -> None:
+    """A ``scheduler pause --until T`` whose T has come is already ignored by the decision; clear the flag in
+    ``site_config.json`` too, so that the files say what happens (best effort: a read-only file is logged)."""
+    try:
+        update_site_config(ctx.site, {"pause_scheduler": False})
+    except (OSError, HookSchedulerError) as exc:
+        log.warning(
+            "site %s: the pause ended at its --until time but site_config.json could not be "
+            "updated (%s); the scheduler runs anyway",
+            ctx.name,
+            exc,
+        )
+        return
+    ctx.site = replace(ctx.site, values={**ctx.site.values, "pause_scheduler": False})
+    log.info("site %s: scheduler pause ended (--until reached); resumed", ctx.name)

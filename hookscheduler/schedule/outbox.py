@@ -1,0 +1,109 @@
+"""The outbox: runs claimed and recorded but not yet in RQ, and sending them (I3 and I4 of :mod:`.claim`).
+
+A pass commits its claim and the runs' ledger rows (``status='queued'``, ``enqueued_at IS NULL``) *before* it
+sends anything to Redis, and every pass first re-sends every claimed-but-unsent run (the probe finds them
+through the outbox index, which holds exactly the rows between their claim and their send). So a process killed
+at any point leaves one of:
+
+* before the commit: nothing (the rollback undoes the claim), and the slot is still due: the next pass claims it;
+* after the commit, before or during the send: an unsent outbox row, sent by the next pass of any process;
+* after the send, before marking it sent: a run sent twice at worst, which RQ stores once: its job id is
+  deterministic and :func:`hookscheduler.schedule.send.send_runs` uses RQ's atomic unique enqueue.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import NamedTuple
+
+import redis
+
+from ..context import SiteContext
+from ..store import store_for
+from ..store.models import utcnow
+from ..worker import marks
+from . import send
+from ._faults import failpoint
+from .rows import FIX_HINT, report_once
+
+log = logging.getLogger(__name__)
+
+class SendOutcome(NamedTuple):
+    """A send's outcome: the RQ ids sent and marked sent, and the Redis error that stopped it, if one did
+    (``"<Type>: <message>"``; the runs not sent stay in the outbox)."""
+
+    ids: list[str]
+    error: str | None
+
+
+def send_claimed(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> SendOutcome:
+    """Send committed runs and mark them sent; on a Redis error they stay in the outbox for the next pass."""
+    if not runs:
+        return SendOutcome([], None)
+    try:
+        _observe_epoch(conn, ctx.bench.bench_id)
+        try:
+            sent = send.send_runs(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
+        except (ValueError, TypeError):  # one run RQ refuses (a timeout of 0 set with SQL) must not hold the rest
+            sent = _send_one_by_one(ctx, conn, runs)
+        failpoint("after_send")  # in Redis, not marked sent: a re-send must not double it
+    except redis.exceptions.RedisError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        # reported by the caller (the loop logs an outage once); here it is only detail
+        log.debug(
+            "site %s: could not send %d run(s) to Redis (%s); they stay in the outbox", ctx.name, len(runs), error
+        )
+        return SendOutcome([], error)
+    record_sent(ctx, sent)
+    return SendOutcome(sent.ids, None)
+
+
+#: Seconds between two checks that Redis's epoch key is set before a send (a send only needs it to exist with a
+#: moment before its runs; a restart in between makes their loss read as unknown, the safe side).
+EPOCH_EVERY = 10.0
+_epoch_checked: dict[str, float] = {}
+
+
+def _observe_epoch(conn: redis.Redis, bench_id: str) -> None:
+    """Make sure the epoch (:func:`hookscheduler.worker.marks.redis_epoch`) predates the runs about to be sent:
+    a run lost later must be judged against the Redis it was sent to."""
+    now = time.monotonic()
+    if now - _epoch_checked.get(bench_id, -EPOCH_EVERY) < EPOCH_EVERY:
+        return
+    marks.redis_epoch(conn, bench_id)
+    _epoch_checked[bench_id] = now
+
+
+def _send_one_by_one(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> send.Sent:
+    """Send each run alone; a run RQ refuses is recorded failed with why (it would block the outbox for ever)."""
+    ids: list[str] = []
+    at = utcnow()
+    store = store_for(ctx.database())
+    for run in runs:
+        try:
+            sent = send.send_runs(conn, ctx.bench.bench_id, [run], **ctx.site.settings.rq_ttls)
+        except (ValueError, TypeError) as exc:
+            report_once(ctx.name, run.job_name, f"its run was refused by RQ: {exc}")
+            with store.transaction():
+                store.fail_unsendable(run.rq_job_id, f"not sent: RQ refused it ({exc}); {FIX_HINT}", utcnow())
+            continue
+        ids += sent.ids
+        at = sent.at
+    return send.Sent(ids, at)
+
+
+def record_sent(ctx: SiteContext, sent: send.Sent) -> None:
+    """Close the outbox rows of runs now in RQ, stamped with the moment Redis accepted them."""
+    if sent.ids:
+        store_for(ctx.database()).mark_sent(sent.ids, sent.at)
+
+
+def resend_outbox(ctx: SiteContext, conn: redis.Redis, limit: int = 5000) -> SendOutcome:
+    """Send every claimed-but-unsent run (a previous sender died, or Redis was down, or lost it)."""
+    pending = store_for(ctx.database()).outbox(limit)
+    runs = [
+        send.Run(p.rq_job_id, ctx.name, p.job_name, p.method, p.queue, p.timeout, p.scheduled_for, p.trigger)
+        for p in pending
+    ]
+    return send_claimed(ctx, conn, runs)

@@ -1,0 +1,325 @@
+"""What the two stores share: the statements both dialects spell alike, written once; each store overrides the
+few a dialect needs to spell (or plan) differently.
+
+The statements are plain SQL with parameters rather than peewee queries: the pass and the worker's run
+transitions are the hot paths, and a work horse freshly forked from its worker would copy many pages of the
+parent's memory to build a query; plain SQL costs a fraction of that. They use only the columns and values the
+models define, in the storage format peewee uses (naive UTC; ISO text on SQLite).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import peewee as pw
+
+from ..states import LedgerStatus
+from .base import LATE_COMPLETION, LEDGER_COLUMNS, ActiveRun, DueRow, LatestRow, OutboxRun, Probe, parse_dt
+from .database import write_txn
+from .values import flag
+
+PROBE = (
+    "SELECT (SELECT next_execution FROM scheduled_job_type WHERE next_execution IS NOT NULL "
+    "AND removed = {false} ORDER BY next_execution LIMIT 1), "
+    "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status = 'queued' AND enqueued_at IS NULL), "
+    "(SELECT value FROM scheduler_state WHERE key = 'scheduler_enabled'), "
+    "(SELECT value FROM scheduler_state WHERE key = 'pause_until'), "
+    "(SELECT reason FROM scheduler_inactivity WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1), "
+    "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status IN ('queued', 'started')), "
+    "EXISTS (SELECT 1 FROM scheduled_job_type WHERE next_execution IS NULL AND removed = {false})"
+)
+_DUE_COLUMNS = (
+    "id, name, method, frequency, cron_format, queue, timeout, catchup, catchup_limit, overlap, "
+    "stopped, next_execution, stopped_until"
+)
+#: Whether a due row's job has a queued or started run, answered from the active-runs partial index in the
+#: statement that selects (and on PostgreSQL locks) the row: a pass reads the active runs (and asks RQ about
+#: them) only for jobs that have some, instead of one more statement for every batch.
+_HAS_ACTIVE = (
+    "EXISTS (SELECT 1 FROM scheduled_job_log l WHERE l.job_id = scheduled_job_type.id "
+    "AND l.status IN ('queued', 'started'))"
+)
+_ACTIVE_COLUMNS = "id, job_id, status, rq_job_id, enqueued_at, started_at, finished_at"
+_START = (
+    "UPDATE scheduled_job_log SET status = 'started', started_at = {p}, worker = {p}, modified_at = {p}, "
+    "enqueued_at = COALESCE(enqueued_at, {p}) WHERE rq_job_id = {p} AND status = 'queued'"
+)
+_LAST_EXECUTION = (
+    "UPDATE scheduled_job_type SET last_execution = {p} "
+    "WHERE name = {p} AND (last_execution IS NULL OR last_execution < {p})"
+)
+FINISH = (
+    "UPDATE scheduled_job_log SET status = {p}, finished_at = {p}, modified_at = {p}, "
+    "duration = COALESCE({p}, duration), traceback = COALESCE({p}, traceback), "
+    "reason = CASE WHEN {p} IS NOT NULL THEN {p} WHEN status = 'failed' AND {p} = 'complete' THEN {p} "
+    "ELSE reason END WHERE rq_job_id = {p}"
+)
+
+
+def _flag_or_raw(value: Any) -> Any:
+    parsed = flag(value)
+    return value if parsed is None else parsed
+
+
+def _dt_or_raw(value: Any) -> Any:
+    try:
+        return parse_dt(value)
+    except ValueError:
+        return value
+
+
+def probe_of(row: Sequence[Any]) -> Probe:
+    """The probe's one row as a :class:`Probe`."""
+    earliest, outbox, enabled, pause_until, inactive_since, active, unslotted = row
+    return Probe(parse_dt(earliest), bool(outbox), enabled, pause_until, inactive_since, bool(active), bool(unslotted))
+
+
+class SqlStore:
+    """The statements both dialects spell alike. Subclasses set :attr:`batch`, :attr:`false` and override
+    what differs."""
+
+    batch = 0
+    false = "0"  # how the dialect spells a false boolean literal
+
+    def __init__(self, db: pw.Database) -> None:
+        self.db = db
+        self.p = str(db.param)
+
+    # --- plumbing ---------------------------------------------------------------------------------------
+    def sql(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Execute one statement; returns the cursor."""
+        return self.db.execute_sql(sql, params)  # type: ignore[no-untyped-call]
+
+    def hot(self, name: str, sql: str, params: Sequence[Any]) -> Any:
+        """Execute one of the pass's hot statements (``name`` identifies it); PostgreSQL prepares them."""
+        return self.sql(sql, params)
+
+    def param_dt(self, value: datetime | None) -> Any:
+        """A timestamp as a statement parameter (as the dialect stores it)."""
+        return value
+
+    def membership(self, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
+        """``column`` in ``values``: one or more (condition, parameters), each within the dialect's limits."""
+        raise NotImplementedError
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        return write_txn(self.db)
+
+    @contextlib.contextmanager
+    def ledger_transaction(self) -> Iterator[None]:
+        with write_txn(self.db):
+            yield
+
+    # --- the pass -------------------------------------------------------------------------------------
+    def probe(self) -> Probe:
+        return probe_of(self.sql(PROBE.format(false=self.false)).fetchone())
+
+    def select_due(self, now: datetime, limit: int) -> list[DueRow]:
+        p = self.p
+        sql = (
+            f"SELECT {_DUE_COLUMNS}, {_HAS_ACTIVE} FROM scheduled_job_type "
+            f"WHERE next_execution <= {p} AND removed = {p} ORDER BY next_execution, id LIMIT {p}"
+        ) + self.due_lock
+        rows = self.hot("hs_select_due", sql, [self.param_dt(now), False, limit]).fetchall()
+        # a boolean stored as a word is read as that word says; a value that is neither (or a next_execution
+        # that is not a time) is passed on as it is, for the pass to refuse (schedule/rows.py)
+        return [
+            DueRow(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4] or "",
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                r[9],
+                _flag_or_raw(r[10]),
+                _dt_or_raw(r[11]),
+                _dt_or_raw(r[12]),
+                bool(r[13]),
+            )
+            for r in rows
+        ]
+
+    due_lock = ""  # appended to the due-row selection (PostgreSQL: lock, skipping locked rows)
+
+    def latest_rows(self, job_ids: Sequence[int]) -> dict[int, LatestRow]:
+        latest: dict[int, LatestRow] = {}
+        for cond, params in self.membership("job_id", job_ids):
+            sql = (
+                "SELECT id, job_id, status, reason FROM scheduled_job_log WHERE id IN "
+                f"(SELECT MAX(id) FROM scheduled_job_log WHERE {cond} GROUP BY job_id)"
+            )
+            for r in self.sql(sql, params).fetchall():
+                latest[r[1]] = LatestRow(r[0], r[1], r[2], r[3])
+        return latest
+
+    def extend_skip(self, row_id: int, slots: int, last_slot: datetime, scheduled_for: datetime, now: datetime) -> None:
+        p = self.p
+        self.sql(
+            f"UPDATE scheduled_job_log SET slots = slots + {p}, last_slot = {p}, scheduled_for = {p}, "
+            f"modified_at = {p} WHERE id = {p}",
+            [slots, self.param_dt(last_slot), self.param_dt(scheduled_for), self.param_dt(now), row_id],
+        )
+
+    def end_stop(self, job_id: int, stopped_until: datetime) -> None:
+        p = self.p
+        self.sql(
+            f"UPDATE scheduled_job_type SET stopped = {p}, stopped_until = NULL, stopped_note = NULL, "
+            f"stopped_by = '--until', stopped_at = {p} WHERE id = {p} AND stopped = {p} AND stopped_until = {p}",
+            [False, self.param_dt(stopped_until), job_id, True, self.param_dt(stopped_until)],
+        )
+
+    # --- the outbox -----------------------------------------------------------------------------------
+    outbox_hint = ""  # prefixed to the outbox's rq_job_id condition
+
+    def outbox(self, limit: int) -> list[OutboxRun]:
+        rows = self.sql(
+            "SELECT l.rq_job_id, l.job_name, t.method, l.queue, t.timeout, l.scheduled_for, l.trigger "
+            "FROM scheduled_job_log l JOIN scheduled_job_type t ON t.id = l.job_id "
+            "WHERE l.status = 'queued' AND l.enqueued_at IS NULL "
+            f"AND {self.outbox_hint}l.rq_job_id IS NOT NULL ORDER BY l.id LIMIT {self.p}",
+            [limit],
+        ).fetchall()
+        return [OutboxRun(str(r[0]), r[1], r[2], r[3] or "default", r[4], parse_dt(r[5]), r[6]) for r in rows]
+
+    def mark_sent(self, rq_ids: Sequence[str], now: datetime) -> None:
+        for cond, params in self.membership("rq_job_id", rq_ids):
+            self.sql(
+                f"UPDATE scheduled_job_log SET enqueued_at = {self.p} WHERE {cond} AND enqueued_at IS NULL",
+                [self.param_dt(now), *params],
+            )
+
+    def fail_unsendable(self, rq_job_id: str, reason: str, now: datetime) -> None:
+        p, at = self.p, self.param_dt(now)
+        self.sql(
+            f"UPDATE scheduled_job_log SET status = 'failed', reason = {p}, finished_at = {p}, modified_at = {p} "
+            f"WHERE rq_job_id = {p} AND status = 'queued'",
+            [reason, at, at, rq_job_id],
+        )
+
+    # --- active runs ----------------------------------------------------------------------------------
+    active_hint = ""  # after the ledger's alias in the site-wide active-run selection
+
+    def active_runs_of(self, job_ids: Sequence[int]) -> list[ActiveRun]:
+        runs: list[ActiveRun] = []
+        for cond, params in self.membership("job_id", job_ids):
+            sql = f"SELECT {_ACTIVE_COLUMNS} FROM scheduled_job_log WHERE {cond} AND status IN ('queued', 'started')"
+            runs += [self._active(r) for r in self.sql(sql, params).fetchall()]
+        return runs
+
+    def active_runs(self, limit: int) -> list[tuple[ActiveRun, int]]:
+        cols = ", ".join(f"l.{c.strip()}" for c in _ACTIVE_COLUMNS.split(","))
+        rows = self.sql(
+            f"SELECT {cols}, t.timeout FROM scheduled_job_log l {self.active_hint}"
+            "JOIN scheduled_job_type t ON t.id = l.job_id "
+            f"WHERE l.status IN ('queued', 'started') ORDER BY l.id LIMIT {self.p}",
+            [limit],
+        ).fetchall()
+        return [(self._active(r), r[7]) for r in rows]
+
+    @staticmethod
+    def _active(r: Sequence[Any]) -> ActiveRun:
+        return ActiveRun(r[0], r[1], r[2], r[3], parse_dt(r[4]), parse_dt(r[5]), parse_dt(r[6]))
+
+    def mark_for_resend(self, row_id: int, now: datetime, reason: str) -> None:
+        p = self.p
+        self.sql(
+            f"UPDATE scheduled_job_log SET enqueued_at = NULL, modified_at = {p}, reason = {p} "
+            f"WHERE id = {p} AND status = 'queued'",
+            [self.param_dt(now), reason, row_id],
+        )
+
+    def settle_run(self, row_id: int, status: str, reason: str | None, now: datetime, finish: bool) -> None:
+        p, at = self.p, self.param_dt(now)
+        stamp = f", finished_at = {p}" if finish else ""
+        self.sql(
+            f"UPDATE scheduled_job_log SET status = {p}, reason = {p}, modified_at = {p}{stamp} "
+            f"WHERE id = {p} AND status IN ('queued', 'started')",
+            [status, reason, at, *([at] if finish else []), row_id],
+        )
+
+    def note_requeued(self, rq_ids: Sequence[str], now: datetime, reason: str) -> None:
+        for cond, params in self.membership("rq_job_id", rq_ids):
+            self.sql(
+                f"UPDATE scheduled_job_log SET modified_at = {self.p}, reason = {self.p} "
+                f"WHERE {cond} AND status = 'queued'",
+                [self.param_dt(now), reason, *params],
+            )
+
+    # --- slots ----------------------------------------------------------------------------------------
+    def jobs_without_slot(self) -> list[tuple[int, str, str]]:
+        rows = self.sql(
+            "SELECT id, frequency, cron_format FROM scheduled_job_type "
+            f"WHERE next_execution IS NULL AND removed = {self.false} ORDER BY id"
+        ).fetchall()
+        return [(r[0], r[1], r[2] or "") for r in rows]
+
+    def set_missing_slot(self, job_id: int, slot: datetime) -> int:
+        return int(
+            self.sql(
+                f"UPDATE scheduled_job_type SET next_execution = {self.p} "
+                f"WHERE id = {self.p} AND next_execution IS NULL",
+                [self.param_dt(slot), job_id],
+            ).rowcount
+        )
+
+    def earliest_next(self) -> datetime | None:
+        row = self.sql(f"SELECT MIN(next_execution) FROM scheduled_job_type WHERE removed = {self.false}").fetchone()
+        return parse_dt(row[0]) if row else None
+
+    # --- the worker's run transitions -----------------------------------------------------------------
+    def record_started(self, rq_job_id: str, worker: str | None, now: datetime) -> str:
+        at = self.param_dt(now)
+        with self.ledger_transaction():
+            if self.sql(_START.format(p=self.p), (at, worker, at, at, rq_job_id)).rowcount:
+                return LedgerStatus.STARTED
+            known = (
+                self.sql(f"SELECT 1 FROM scheduled_job_log WHERE rq_job_id = {self.p}", (rq_job_id,)).fetchone()
+                is not None
+            )
+        return "duplicate" if known else "unknown"
+
+    def lock_job_row(self, job_name: str) -> None:
+        return None  # SQLite: one writer at a time, nothing to order
+
+    def advance_last_execution(self, job_name: str, started: datetime) -> None:
+        at = self.param_dt(started)
+        with self.ledger_transaction():
+            self.sql(_LAST_EXECUTION.format(p=self.p), (at, job_name, at))
+
+    def started_at(self, rq_job_id: str) -> tuple[bool, datetime | None]:
+        row = self.sql(f"SELECT started_at FROM scheduled_job_log WHERE rq_job_id = {self.p}", (rq_job_id,)).fetchone()
+        return (False, None) if row is None else (True, parse_dt(row[0]))
+
+    def record_finished(
+        self,
+        rq_job_id: str,
+        status: str,
+        now: datetime,
+        duration: float | None,
+        traceback: str | None,
+        reason: str | None,
+    ) -> None:
+        at = self.param_dt(now)
+        self.sql(
+            FINISH.format(p=self.p),
+            (status, at, at, duration, traceback, reason, reason, status, LATE_COMPLETION, rq_job_id),
+        )
+
+    def start_in_one_trip(self, rq_job_id: str, job_name: str, worker: str | None, now: datetime) -> str | None:
+        return None  # only where a statement is a network round trip (PostgreSQL)
+
+    def finish_in_one_trip(
+        self, rq_job_id: str, status: str, now: datetime, duration: float, traceback: str | None, reason: str | None
+    ) -> bool:
+        return False
+
+
+def ledger_columns() -> str:
+    return ", ".join(LEDGER_COLUMNS)

@@ -1,0 +1,268 @@
+"""The :class:`Store` protocol: every statement of the exactly-once protocol and of the worker's run transitions.
+
+The scheduler (:mod:`hookscheduler.schedule`) and the worker (:mod:`hookscheduler.worker`) say *what* to read or
+write; a store says *how*, in its database's dialect: :class:`~.sqlite.SqliteStore` and
+:class:`~.postgres.PostgresStore`. :func:`hookscheduler.store.store_for` picks one per database connection and
+probes its capabilities once. The contract both keep is ``tests/store/``, one suite run against each.
+
+Timestamps cross this boundary as naive UTC ``datetime`` objects, both ways; how a dialect stores them is the
+store's business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+#: The reason a worker's late outcome writes over an "abandoned" verdict.
+LATE_COMPLETION = "completed after the scheduler had declared it abandoned"
+
+
+def parse_dt(value: Any) -> Any:
+    """A timestamp column as a datetime (SQLite hands raw SQL back the text peewee stored)."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the one read-only statement a pass starts with says: the earliest next slot of any job (None:
+    no job has one), whether any claimed run is unsent (the outbox), the state keys ``scheduler_enabled`` and
+    ``pause_until``, the reason of the open stretch of inactivity (``scheduler_inactivity``), if any, and whether
+    the sweep has anything to reconcile or repair."""
+
+    earliest: datetime | None
+    outbox: bool
+    enabled: str | None
+    pause_until: str | None = None
+    inactive_since: str | None = None
+    active: bool = True  # some run is queued or started (the sweep's reconcile has work)
+    unslotted: bool = True  # some active job has no next_execution (the sweep's repair has work)
+
+    def due(self, now: datetime) -> bool:
+        return self.earliest is not None and self.earliest <= now
+
+
+@dataclass(frozen=True)
+class DueRow:
+    """The columns of a due ``scheduled_job_type`` row that a pass reads."""
+
+    id: int
+    name: str
+    method: str
+    frequency: str
+    cron_format: str
+    queue: str
+    timeout: int
+    catchup: str
+    catchup_limit: int
+    overlap: str
+    stopped: bool
+    next_execution: datetime
+    stopped_until: datetime | None = None  # a stop with an end (``jobs disable --until T``)
+    has_active: bool = True  # a run of the job is queued or started (read in the same statement)
+
+
+@dataclass(frozen=True)
+class ActiveRun:
+    """A ``queued`` or ``started`` ledger row (a run still active as far as the ledger knows)."""
+
+    id: int
+    job_id: int
+    status: str
+    rq_job_id: str | None
+    enqueued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OutboxRun:
+    """A claimed run never marked sent, with what sending it needs."""
+
+    rq_job_id: str
+    job_name: str
+    method: str
+    queue: str
+    timeout: int
+    scheduled_for: datetime
+    trigger: str
+
+
+@dataclass(frozen=True)
+class LatestRow:
+    """The newest ledger row of a job: the one a skip that goes on extends."""
+
+    id: int
+    job_id: int
+    status: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    """Move job ``id`` from ``served`` (the slot it was due at) to ``next`` only if it still says ``served``."""
+
+    id: int
+    served: datetime
+    next: datetime
+
+
+#: A ledger row to insert, in :data:`LEDGER_COLUMNS` order.
+LedgerValues = tuple[Any, ...]
+LEDGER_COLUMNS = (
+    "job_id",
+    "job_name",
+    "scheduled_for",
+    "trigger",
+    "status",
+    "reason",
+    "slots",
+    "first_slot",
+    "last_slot",
+    "queue",
+    "rq_job_id",
+    "created_at",
+    "modified_at",
+)
+
+
+class Store(Protocol):
+    """One site database's statements. Every method runs in the caller's transaction when one is open
+    (:meth:`transaction`), else on its own; none commits behind the caller's back except the one-trip worker
+    writes, which exist to commit in the same round trip."""
+
+    #: Due rows per batch of a pass: one transaction's worth.
+    batch: int
+
+    # --- the pass -------------------------------------------------------------------------------------
+    def transaction(self) -> AbstractContextManager[None]:
+        """A transaction that will write (SQLite takes the write lock at once: one writer at a time)."""
+        ...
+
+    def probe(self) -> Probe:
+        """The pass's first statement: read-only, answered from indexes, one round trip."""
+        ...
+
+    def select_due(self, now: datetime, limit: int) -> list[DueRow]:
+        """Up to ``limit`` rows due at ``now``, oldest slot first; on PostgreSQL locked, skipping locked rows."""
+        ...
+
+    def claim(self, requests: Sequence[ClaimRequest]) -> set[int]:
+        """The compare-and-set of every request; returns the ids won (a row whose slot moved meanwhile is lost)."""
+        ...
+
+    def insert_ledger_rows(self, rows: Sequence[LedgerValues]) -> None:
+        """Bulk insert ledger rows (:data:`LEDGER_COLUMNS` order)."""
+        ...
+
+    def latest_rows(self, job_ids: Sequence[int]) -> dict[int, LatestRow]:
+        """The newest ledger row of each job that has one."""
+        ...
+
+    def extend_skip(self, row_id: int, slots: int, last_slot: datetime, scheduled_for: datetime, now: datetime) -> None:
+        """Add ``slots`` skipped slots to an existing ``skipped`` row."""
+        ...
+
+    def end_stop(self, job_id: int, stopped_until: datetime) -> None:
+        """A stop whose ``--until`` has come: clear it (if it is still that stop), the audit columns saying it
+        ended by itself at its time."""
+        ...
+
+    # --- the outbox -----------------------------------------------------------------------------------
+    def outbox(self, limit: int) -> list[OutboxRun]:
+        """Claimed runs never marked sent, oldest first."""
+        ...
+
+    def mark_sent(self, rq_ids: Sequence[str], now: datetime) -> None:
+        """Close the outbox rows of runs now in RQ."""
+        ...
+
+    def fail_unsendable(self, rq_job_id: str, reason: str, now: datetime) -> None:
+        """Take a run RQ refuses out of the outbox: ``failed``, with why (it would block the outbox for ever)."""
+        ...
+
+    # --- active runs ----------------------------------------------------------------------------------
+    def active_runs_of(self, job_ids: Sequence[int]) -> list[ActiveRun]:
+        """The ``queued``/``started`` ledger rows of these jobs."""
+        ...
+
+    def active_runs(self, limit: int) -> list[tuple[ActiveRun, int]]:
+        """Up to ``limit`` active ledger rows of the site, oldest first, each with its job's timeout."""
+        ...
+
+    def mark_for_resend(self, row_id: int, now: datetime, reason: str) -> None:
+        """Put a ``queued`` run Redis lost back in the outbox."""
+        ...
+
+    def settle_run(self, row_id: int, status: str, reason: str | None, now: datetime, finish: bool) -> None:
+        """Write an active run's final status (``finish``: stamp ``finished_at`` too)."""
+        ...
+
+    def note_requeued(self, rq_ids: Sequence[str], now: datetime, reason: str) -> None:
+        """Note on ``queued`` rows that their run was put back on its queue."""
+        ...
+
+    # --- slots ----------------------------------------------------------------------------------------
+    def jobs_without_slot(self) -> list[tuple[int, str, str]]:
+        """``(id, frequency, cron_format)`` of the active jobs whose ``next_execution`` is NULL."""
+        ...
+
+    def set_missing_slot(self, job_id: int, slot: datetime) -> int:
+        """Give job ``job_id`` its next slot if it still has none; returns rows changed (0 or 1)."""
+        ...
+
+    def earliest_next(self) -> datetime | None:
+        """The earliest next slot of any active job."""
+        ...
+
+    # --- the worker's run transitions -----------------------------------------------------------------
+    def ledger_transaction(self) -> AbstractContextManager[None]:
+        """A transaction for the worker's ledger writes: it never waits long for a lock."""
+        ...
+
+    def record_started(self, rq_job_id: str, worker: str | None, now: datetime) -> str:
+        """``queued -> started`` (a compare-and-set): ``started``, ``duplicate`` or ``unknown``."""
+        ...
+
+    def lock_job_row(self, job_name: str) -> None:
+        """Inside the start's transaction: lock the job's row before the run's ledger row."""
+        ...
+
+    def advance_last_execution(self, job_name: str, started: datetime) -> None:
+        """``last_execution`` moves to ``started`` unless it is later already."""
+        ...
+
+    def started_at(self, rq_job_id: str) -> tuple[bool, datetime | None]:
+        """Whether the run has a ledger row, and when it started."""
+        ...
+
+    def record_finished(
+        self,
+        rq_job_id: str,
+        status: str,
+        now: datetime,
+        duration: float | None,
+        traceback: str | None,
+        reason: str | None,
+    ) -> None:
+        """Write a run's outcome."""
+        ...
+
+    def start_in_one_trip(self, rq_job_id: str, job_name: str, worker: str | None, now: datetime) -> str | None:
+        """The start and ``last_execution`` in one round trip, committed; None: take the careful path."""
+        ...
+
+    def finish_in_one_trip(
+        self, rq_job_id: str, status: str, now: datetime, duration: float, traceback: str | None, reason: str | None
+    ) -> bool:
+        """The outcome in one round trip, committed; False: take the careful path."""
+        ...
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """``items`` in slices of at most ``size``."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

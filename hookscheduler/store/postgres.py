@@ -1,0 +1,243 @@
+"""The PostgreSQL store: arrays instead of batches (a batch's claim and its ledger rows are one statement
+each), due rows shared between concurrent schedulers with ``SKIP LOCKED``, the probe as a prepared statement,
+and the worker's writes in one round trip each.
+
+On PostgreSQL every statement is a network round trip, on a connection a work horse has just been lent, so the
+start of a run (``queued -> started`` and ``last_execution``) is sent as one request that commits as it ends
+(:meth:`PostgresStore.start_in_one_trip`), and its outcome as one more (:meth:`PostgresStore.finish_in_one_trip`),
+instead of seven and four. They are the same statements in the same transaction; the compare-and-set is the same
+``UPDATE ... WHERE status = 'queued'``. If one fails it is rolled back and the caller takes the careful path
+(each write on its own, the ledger row's in a savepoint), which keeps ``last_execution`` advancing when only
+the ledger table is broken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import weakref
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import peewee as pw
+
+from ._sql import FINISH, PROBE, SqlStore, ledger_columns, probe_of
+from .base import LATE_COMPLETION, ClaimRequest, LedgerValues, Probe
+
+log = logging.getLogger(__name__)
+
+#: How long a worker's ledger write waits for a row or table lock (an operator's ``LOCK TABLE``, a long
+#: ``ALTER``) before giving up: a job must not wait on its ledger row.
+LOCK_TIMEOUT = "5s"
+_LEDGER_TYPES = (
+    "integer",
+    "text",
+    "timestamp",
+    "text",
+    "text",
+    "text",
+    "integer",
+    "timestamp",
+    "timestamp",
+    "text",
+    "text",
+    "timestamp",
+    "timestamp",
+)
+#: The start in one statement. Every part reads the snapshot taken before the UPDATEs, so ``known`` still sees
+#: the row as it was; ``last_execution`` advances unless this is a duplicate delivery (as in the careful path).
+#:
+#: Lock order: the job's row first (``job``, ``FOR UPDATE``, evaluated once as the ledger UPDATE's first
+#: condition, before that UPDATE locks the run's row), then the run's ledger row: the order a scheduler's pass
+#: takes them in (:meth:`PostgresStore.select_due` locks due rows, then the pass settles their ledger rows). In
+#: the other order a start write and a pass could each hold what the other waits for (a deadlock, seen once in a
+#: 30-minute chaos run; ``test_the_start_write_takes_the_job_row_before_the_ledger_row``). Data-modifying CTEs
+#: run in no set order, hence the subquery in the WHERE clause rather than a CTE of its own.
+_START_ONE_TRIP = (
+    "WITH started AS (UPDATE scheduled_job_log SET status = 'started', started_at = %s, worker = %s, "
+    "modified_at = %s, enqueued_at = COALESCE(enqueued_at, %s) "
+    "WHERE (SELECT count(*) FROM (SELECT 1 FROM scheduled_job_type WHERE name = %s FOR UPDATE) AS job) >= 0 "
+    "AND rq_job_id = %s AND status = 'queued' RETURNING 1), "
+    "known AS (SELECT 1 FROM scheduled_job_log WHERE rq_job_id = %s), "
+    "advanced AS (UPDATE scheduled_job_type SET last_execution = %s WHERE name = %s "
+    "AND (last_execution IS NULL OR last_execution < %s) "
+    "AND (EXISTS (SELECT 1 FROM started) OR NOT EXISTS (SELECT 1 FROM known)) RETURNING 1) "
+    "SELECT EXISTS (SELECT 1 FROM started), EXISTS (SELECT 1 FROM known), (SELECT count(*) FROM advanced)"
+)
+
+#: Connections on which the probe is a prepared statement. It has no parameters (``now`` is compared in
+#: Python), so its one plan is the index plan; planning it each time would cost ten times more than running it.
+_PREPARED: weakref.WeakSet[Any] = weakref.WeakSet()
+#: The pass's other hot statements, prepared once per connection (statement name -> connections).
+_PREPARED_AS: dict[str, weakref.WeakSet[Any]] = {}
+#: Non-empty once a prepared statement went missing inside a transaction (a pooler in transaction mode).
+_POOLED: list[bool] = []
+_PARAM = re.compile(r"%s")
+
+
+def _lost_statement(exc: BaseException) -> bool:
+    """A prepared statement missing from the session (psycopg2 says ``InvalidSqlStatementName``; peewee files it
+    as a programming or an operational error depending on its version)."""
+    if type(exc.__cause__ or exc).__name__ == "InvalidSqlStatementName":
+        return True
+    return "prepared statement" in str(exc) and "does not exist" in str(exc)
+
+
+class PostgresStore(SqlStore):
+    """The statements on PostgreSQL."""
+
+    #: Due rows per batch: small enough that concurrent schedulers over the same slot each take batches of
+    #: their own (SKIP LOCKED), large enough that a batch's fixed cost (a commit, a pipeline) is small.
+    batch = 250
+    false = "false"
+    #: SKIP LOCKED only decides who *tries* a row; the claim's compare-and-set still decides who *wins* it.
+    due_lock = " FOR UPDATE SKIP LOCKED"
+
+    def membership(self, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
+        if values:
+            yield f"{column} = ANY(%s)", [list(values)]
+
+    def probe(self) -> Probe:
+        return probe_of(self._execute_probe())
+
+    def _execute_probe(self) -> Any:
+        conn = self.db.connection()  # type: ignore[no-untyped-call]
+        if conn not in _PREPARED:
+            self.sql("PREPARE hs_probe AS " + PROBE.format(false=self.false))
+            _PREPARED.add(conn)
+        try:
+            return self.sql("EXECUTE hs_probe").fetchone()
+        except (pw.ProgrammingError, pw.OperationalError) as exc:  # the session lost it (a pooler switched
+            if not _lost_statement(exc):  # server connections): prepare again
+                raise
+            _PREPARED.discard(conn)
+            if self.db.in_transaction():  # type: ignore[no-untyped-call]
+                raise
+            return self._execute_probe()
+
+    def hot(self, name: str, sql: str, params: Sequence[Any]) -> Any:
+        """``EXECUTE`` a statement prepared once per connection. The pass's statements select and join arrays
+        to the table, and planning them cost several times their execution (the claim: 0.4 ms to plan, 0.1 ms
+        to run), on the path between a slot and its send. A session that lost the statement (a pooler switched
+        server connections) fails the pass; the loop reconnects, and the new connection prepares it again."""
+        if _POOLED:  # prepared statements do not survive here: plain statements from now on
+            return self.sql(sql, params)
+        conn = self.db.connection()  # type: ignore[no-untyped-call]
+        prepared = _PREPARED_AS.setdefault(name, weakref.WeakSet())
+        if conn not in prepared:
+            numbered = iter(range(1, sql.count("%s") + 1))
+            self.sql(f"PREPARE {name} AS " + _PARAM.sub(lambda _: f"${next(numbered)}", sql))
+            prepared.add(conn)
+        try:
+            return self.sql(f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
+        except (pw.ProgrammingError, pw.OperationalError) as exc:
+            if _lost_statement(exc):  # the pooler gave this transaction another server connection
+                _POOLED.append(True)
+                prepared.discard(conn)
+                log.warning("the PostgreSQL session lost a prepared statement (a pooler in transaction mode?); "
+                            "the scheduler uses plain statements from now on")
+            raise
+
+    def claim(self, requests: Sequence[ClaimRequest]) -> set[int]:
+        """One statement: the requests as arrays, joined to the table through its primary key."""
+        if not requests:
+            return set()
+        sql = (
+            "UPDATE scheduled_job_type AS t SET next_execution = v.new_next "
+            "FROM unnest(%s::integer[], %s::timestamp[], %s::timestamp[]) AS v(id, old, new_next) "
+            "WHERE t.id = v.id AND t.next_execution = v.old RETURNING t.id"
+        )
+        params = [[r.id for r in requests], [r.served for r in requests], [r.next for r in requests]]
+        return {row[0] for row in self.hot("hs_claim", sql, params).fetchall()}
+
+    def insert_ledger_rows(self, rows: Sequence[LedgerValues]) -> None:
+        """One statement of arrays, whatever the number of rows."""
+        if not rows:
+            return
+        arrays = ", ".join(f"%s::{t}[]" for t in _LEDGER_TYPES)
+        self.sql(
+            f"INSERT INTO scheduled_job_log ({ledger_columns()}) SELECT * FROM unnest({arrays})",
+            [list(col) for col in zip(*rows, strict=True)],
+        )
+
+    @contextlib.contextmanager
+    def ledger_transaction(self) -> Iterator[None]:
+        with super().ledger_transaction():
+            if self.db.transaction_depth() == 1:  # type: ignore[no-untyped-call]
+                self.sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            yield
+
+    def lock_job_row(self, job_name: str) -> None:
+        """The job's row before the run's ledger row, the order a pass takes them in (see
+        :data:`_START_ONE_TRIP`)."""
+        self.sql("SELECT 1 FROM scheduled_job_type WHERE name = %s FOR UPDATE", (job_name,))
+
+    def _one_trip_connection(self) -> Any:
+        """The raw psycopg2 connection when a one-trip write applies (no transaction open, autocommit mode as
+        peewee leaves it), else None."""
+        if self.db.transaction_depth() != 0:  # type: ignore[no-untyped-call]
+            return None
+        conn = self.db.connection()  # type: ignore[no-untyped-call]
+        return conn if not conn.closed and conn.autocommit else None
+
+    def start_in_one_trip(self, rq_job_id: str, job_name: str, worker: str | None, now: datetime) -> str | None:
+        conn = self._one_trip_connection()
+        if conn is None:
+            return None
+        try:
+            cursor = conn.cursor()
+            cursor.execute(
+                _preamble() + _START_ONE_TRIP,
+                (now, worker, now, now, job_name, rq_job_id, rq_job_id, now, job_name, now),
+            )
+            started, known, _ = cursor.fetchone()
+        except Exception as exc:
+            _abandon(conn, "start", exc)
+            return None
+        if started:
+            return "started"
+        return "duplicate" if known else "unknown"
+
+    def finish_in_one_trip(
+        self, rq_job_id: str, status: str, now: datetime, duration: float, traceback: str | None, reason: str | None
+    ) -> bool:
+        conn = self._one_trip_connection()
+        if conn is None:
+            return False
+        try:
+            conn.cursor().execute(
+                _preamble() + FINISH.format(p="%s"),
+                (status, now, now, duration, traceback, reason, reason, status, LATE_COMPLETION, rq_job_id),
+            )
+        except Exception as exc:
+            _abandon(conn, "outcome", exc)
+            return False
+        return True
+
+
+def _preamble() -> str:
+    """Sent in the same simple-query message as a one-trip write, without BEGIN: PostgreSQL runs a message's
+    statements as one implicit transaction (all or nothing, committed when the message ends), and ``SET LOCAL``
+    lasts for that transaction only. So a write, its lock timeout and its commit cost one round trip."""
+    return f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; "
+
+
+def warm_up(conn: Any) -> None:
+    """Plan (``EXPLAIN``, nothing runs) the one-trip start and finish on a new connection: the server backend
+    loads the catalog entries of the ledger's tables and indexes now, not during a run
+    (:mod:`hookscheduler.worker.warm`). Bounded: a locked table makes it fail within ``lock_timeout``."""
+    sql = (
+        "SET LOCAL lock_timeout = '100ms'; SET LOCAL statement_timeout = '1s'; "
+        "EXPLAIN " + _START_ONE_TRIP + "; EXPLAIN " + FINISH.format(p="%s")
+    )
+    conn.cursor().execute(sql, (None,) * sql.count("%s"))  # NULLs: planned for any values, matching no row
+
+
+def _abandon(conn: Any, what: str, exc: BaseException) -> None:
+    log.debug("the one-trip %s failed (%s: %s); taking the careful path", what, type(exc).__name__, exc)
+    try:
+        conn.cursor().execute("ROLLBACK")
+    except Exception:  # the connection is gone: the careful path reconnects
+        pass

@@ -1,0 +1,75 @@
+"""The SQLite store: one writer at a time (``BEGIN IMMEDIATE``), statements batched under its parameter limit,
+timestamps as the ISO text peewee stores, and two planner hints where its planner would scan the ledger."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import peewee as pw
+
+from ..exceptions import ConfigError
+from ._sql import SqlStore, ledger_columns
+from .base import LEDGER_COLUMNS, ClaimRequest, LedgerValues, chunks
+
+#: Rows per batched statement: well under SQLite's parameter limit (32,766 since 3.32).
+CHUNK = 500
+#: ``UPDATE ... FROM`` (3.33) and ``RETURNING`` (3.35): the claim is one statement per chunk with them.
+MIN_VERSION = (3, 35, 0)
+
+
+class SqliteStore(SqlStore):
+    """The statements on SQLite."""
+
+    batch = 2000  # due rows per batch: one writer at a time, so a batch is one hold of the write lock
+    false = "0"
+    #: SQLite's unary ``+`` keeps its planner from the index of the column it prefixes (without it,
+    #: ``rq_job_id IS NOT NULL`` draws it to the unique index on ``rq_job_id``, a scan of the whole ledger).
+    outbox_hint = "+"
+    #: SQLite would rather scan the whole ledger in id order than sort the few active rows: name the index.
+    active_hint = "INDEXED BY scheduled_job_log_active "
+
+    def __init__(self, db: pw.Database) -> None:
+        if sqlite3.sqlite_version_info < MIN_VERSION:  # probed once, when the store is made
+            raise ConfigError(
+                f"SQLite {sqlite3.sqlite_version} is too old: hookscheduler needs "
+                f"{'.'.join(map(str, MIN_VERSION))} or newer (UPDATE ... RETURNING); "
+                "upgrade Python's sqlite3 or use PostgreSQL"
+            )
+        super().__init__(db)
+
+    def param_dt(self, value: datetime | None) -> Any:
+        # the same text form peewee stores, so equality in the claim compares like with like
+        return None if value is None else value.isoformat(sep=" ")
+
+    def membership(self, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
+        for part in chunks(values, CHUNK):
+            yield f"{column} IN ({', '.join('?' * len(part))})", list(part)
+
+    def claim(self, requests: Sequence[ClaimRequest]) -> set[int]:
+        """One ``UPDATE ... FROM (VALUES ...) RETURNING`` per :data:`CHUNK` requests."""
+        won: set[int] = set()
+        for part in chunks(requests, CHUNK):
+            params: list[Any] = []
+            for r in part:
+                params += [r.id, self.param_dt(r.served), self.param_dt(r.next)]
+            values = ", ".join(["(?, ?, ?)"] * len(part))
+            sql = (
+                "UPDATE scheduled_job_type SET next_execution = v.column3 FROM (VALUES " + values + ") AS v "
+                "WHERE scheduled_job_type.id = v.column1 AND scheduled_job_type.next_execution = v.column2 "
+                "RETURNING scheduled_job_type.id"
+            )
+            won.update(row[0] for row in self.sql(sql, params).fetchall())
+        return won
+
+    def insert_ledger_rows(self, rows: Sequence[LedgerValues]) -> None:
+        """``executemany``: one prepared statement, stepped per row."""
+        if not rows:
+            return
+        conv = [tuple(v.isoformat(sep=" ") if isinstance(v, datetime) else v for v in r) for r in rows]
+        cursor = self.db.cursor()  # type: ignore[no-untyped-call]
+        cursor.executemany(
+            f"INSERT INTO scheduled_job_log ({ledger_columns()}) VALUES ({', '.join('?' * len(LEDGER_COLUMNS))})", conv
+        )

@@ -1,0 +1,314 @@
+"""The store contract: every statement of the exactly-once protocol and of the worker's run transitions, run
+against :class:`SqliteStore` and :class:`PostgresStore` alike (the ``store`` fixture). A behaviour either store
+lacks fails here, not in a scheduler."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta
+
+import pytest
+
+from hookscheduler.exceptions import ConfigError
+from hookscheduler.store import PostgresStore, SqliteStore, Store, store_for
+from hookscheduler.store.base import ClaimRequest
+from hookscheduler.store.database import set_state
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, database_proxy
+from hookscheduler.store.sqlite import CHUNK
+
+T0 = datetime(2026, 1, 5, 10, 0)
+
+
+def _job(name: str, next_execution: datetime | None = T0, **kw) -> ScheduledJobType:
+    values = {
+        "app": "app1",
+        "method": f"app1.tasks.{name}",
+        "frequency": "Hourly",
+        "queue": "default",
+        "timeout": 300,
+        "next_execution": next_execution,
+        **kw,
+    }
+    return ScheduledJobType.create(name=name, **values)
+
+
+def _ledger_row(
+    job: ScheduledJobType, slot: datetime, status: str = "queued", rq_id: str | None = None, reason: str | None = None
+) -> tuple:
+    return (job.id, job.name, slot, "schedule", status, reason, 1, slot, slot, "default", rq_id, T0, T0)
+
+
+def _row(rq_id: str) -> ScheduledJobLog:
+    return ScheduledJobLog.get(ScheduledJobLog.rq_job_id == rq_id)
+
+
+def test_the_store_matches_the_dialect_and_is_made_once(store: Store):
+    db = database_proxy.obj
+    assert store_for(db) is store
+    assert isinstance(store, PostgresStore if "Postgres" in type(db).__name__ else SqliteStore)
+    assert store.batch > 0
+
+
+def test_an_old_sqlite_is_refused_with_a_clear_error(tmp_path, monkeypatch):
+    import peewee as pw
+
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(ConfigError, match=r"SQLite 3\.31\.1 is too old.*3\.35\.0 or newer.*PostgreSQL"):
+        SqliteStore(pw.SqliteDatabase(str(tmp_path / "x.db")))
+
+
+def test_probe_on_an_empty_site_and_with_work(store: Store):
+    probe = store.probe()
+    assert (probe.earliest, probe.outbox, probe.enabled) == (None, False, None)
+    assert not probe.due(T0) and not probe.active and not probe.unslotted
+    _job("unslotted", None)
+    assert store.probe().unslotted
+    job = _job("a", T0 + timedelta(minutes=5))
+    _job("gone", T0 - timedelta(days=1), removed=True)  # a removed job is never due
+    set_state("scheduler_enabled", "0")
+    probe = store.probe()
+    assert (probe.earliest, probe.outbox, probe.enabled) == (T0 + timedelta(minutes=5), False, "0")
+    assert not probe.due(T0) and probe.due(T0 + timedelta(minutes=5))
+    store.insert_ledger_rows([_ledger_row(job, T0, rq_id="r1")])
+    assert store.probe().outbox and store.probe().active
+    store.mark_sent(["r1"], T0)
+    assert not store.probe().outbox and store.probe().active  # sent, still queued: active
+
+
+def test_probe_reads_the_pause_and_the_open_stretch_of_inactivity(store: Store):
+    from hookscheduler.store.models import SchedulerInactivity
+
+    set_state("pause_until", "2026-01-05 12:00:00")
+    SchedulerInactivity.create(reason="old", since=T0 - timedelta(days=1), ended_at=T0 - timedelta(hours=20))
+    SchedulerInactivity.create(reason="scheduler inactive: pause_scheduler is set", since=T0)
+    probe = store.probe()
+    assert probe.pause_until == "2026-01-05 12:00:00"
+    assert probe.inactive_since == "scheduler inactive: pause_scheduler is set"
+
+
+def test_select_due_oldest_first_within_the_limit(store: Store):
+    _job("late", T0 - timedelta(hours=2))
+    _job("now", T0)
+    _job("later", T0 + timedelta(seconds=1))
+    _job(
+        "stopped",
+        T0 - timedelta(hours=1),
+        stopped=True,  # stopped rows are due: the pass records the skip
+        stopped_until=T0 + timedelta(days=1),
+    )
+    _job("removed", T0 - timedelta(hours=3), removed=True)
+    with store.transaction():
+        rows = store.select_due(T0, 10)
+    assert [r.name for r in rows] == ["late", "stopped", "now"]
+    assert rows[1].stopped and rows[1].stopped_until == T0 + timedelta(days=1) and rows[0].stopped_until is None
+    assert rows[0].next_execution == T0 - timedelta(hours=2)
+    assert (rows[0].method, rows[0].queue, rows[0].timeout, rows[0].cron_format) == (
+        "app1.tasks.late",
+        "default",
+        300,
+        "",
+    )
+    with store.transaction():
+        assert [r.name for r in store.select_due(T0, 2)] == ["late", "stopped"]
+    assert not any(r.has_active for r in rows)
+    late = ScheduledJobType.get(ScheduledJobType.name == "late")
+    store.insert_ledger_rows([_ledger_row(late, T0, rq_id="r1")])
+    with store.transaction():
+        assert [r.has_active for r in store.select_due(T0, 10)] == [True, False, False]
+
+
+def test_claim_is_a_compare_and_set(store: Store):
+    a, b = _job("a"), _job("b")
+    nxt = T0 + timedelta(hours=1)
+    with store.transaction():
+        assert store.claim([ClaimRequest(a.id, T0, nxt), ClaimRequest(b.id, T0 - timedelta(hours=1), nxt)]) == {a.id}
+    with store.transaction():
+        assert store.claim([ClaimRequest(a.id, T0, nxt)]) == set()  # the slot moved: a second claim loses
+        assert store.claim([]) == set()
+    assert ScheduledJobType.get_by_id(a.id).next_execution == nxt
+    assert ScheduledJobType.get_by_id(b.id).next_execution == T0  # lost: untouched
+
+
+def test_claim_and_ledger_rows_beyond_one_statements_worth(store: Store):
+    n = CHUNK * 2 + 7
+    jobs = [_job(f"j{i}") for i in range(n)]
+    nxt = T0 + timedelta(hours=1)
+    with store.transaction():
+        won = store.claim([ClaimRequest(j.id, T0, nxt) for j in jobs])
+        store.insert_ledger_rows([_ledger_row(j, T0, rq_id=f"r{j.id}") for j in jobs])
+    assert won == {j.id for j in jobs}
+    assert len(store.outbox(n + 10)) == n
+    assert len(store.active_runs_of([j.id for j in jobs])) == n
+    store.mark_sent([f"r{j.id}" for j in jobs], T0)
+    assert store.outbox(n) == [] and not store.probe().outbox
+
+
+def test_a_rolled_back_claim_leaves_nothing(store: Store):
+    a = _job("a")
+    with pytest.raises(RuntimeError), store.transaction():
+        assert store.claim([ClaimRequest(a.id, T0, T0 + timedelta(hours=1))]) == {a.id}
+        store.insert_ledger_rows([_ledger_row(a, T0, rq_id="r1")])
+        raise RuntimeError("killed between the claim and the commit")
+    assert ScheduledJobType.get_by_id(a.id).next_execution == T0
+    assert store.outbox(10) == [] and ScheduledJobLog.select().count() == 0
+
+
+def test_outbox_lists_unsent_runs_with_what_sending_needs(store: Store):
+    a = _job("a", timeout=77)
+    store.insert_ledger_rows(
+        [
+            _ledger_row(a, T0, rq_id="r1"),
+            _ledger_row(a, T0 + timedelta(hours=1), rq_id="r2"),
+            _ledger_row(a, T0 - timedelta(hours=1), status="missed"),
+        ]
+    )
+    runs = store.outbox(10)
+    assert [r.rq_job_id for r in runs] == ["r1", "r2"]  # oldest first; a missed row is not a run
+    assert (
+        runs[0].job_name,
+        runs[0].method,
+        runs[0].queue,
+        runs[0].timeout,
+        runs[0].scheduled_for,
+        runs[0].trigger,
+    ) == ("a", "app1.tasks.a", "default", 77, T0, "schedule")
+    assert [r.rq_job_id for r in store.outbox(1)] == ["r1"]
+    store.mark_sent(["r1", "unknown-id"], T0 + timedelta(seconds=1))
+    assert [r.rq_job_id for r in store.outbox(10)] == ["r2"]
+    assert _row("r1").enqueued_at == T0 + timedelta(seconds=1)
+    store.mark_sent(["r1"], T0 + timedelta(seconds=9))  # already sent: the first stamp stays
+    assert _row("r1").enqueued_at == T0 + timedelta(seconds=1)
+
+
+def test_a_stop_whose_end_has_come_is_cleared_once(store: Store):
+    until = T0 + timedelta(hours=1)
+    a = _job("a", stopped=True, stopped_until=until, stopped_note="deploy", stopped_by="ops")
+    b = _job("b", stopped=True, stopped_until=until + timedelta(days=1))
+    with store.transaction():
+        store.end_stop(a.id, until)
+        store.end_stop(b.id, until)  # another stop (its end moved): untouched
+    row = ScheduledJobType.get_by_id(a.id)
+    assert (row.stopped, row.stopped_until, row.stopped_note, row.stopped_by, row.stopped_at) == (
+        False, None, None, "--until", until)
+    assert ScheduledJobType.get_by_id(b.id).stopped is True
+
+
+def test_a_run_rq_refuses_leaves_the_outbox_failed_with_why(store: Store):
+    a = _job("a")
+    store.insert_ledger_rows([_ledger_row(a, T0, rq_id="r1"), _ledger_row(a, T0, status="complete", rq_id="r2")])
+    with store.transaction():
+        store.fail_unsendable("r1", "not sent: RQ refused it", T0 + timedelta(seconds=1))
+        store.fail_unsendable("r2", "not sent", T0)  # not queued: untouched
+    assert (_row("r1").status, _row("r1").reason, _row("r1").finished_at) == (
+        "failed", "not sent: RQ refused it", T0 + timedelta(seconds=1))
+    assert store.outbox(10) == [] and _row("r2").status == "complete"
+
+
+def test_latest_rows_and_extending_a_skip(store: Store):
+    a, b, c = _job("a"), _job("b"), _job("c")
+    store.insert_ledger_rows(
+        [
+            _ledger_row(a, T0, status="complete"),
+            _ledger_row(a, T0 + timedelta(hours=1), status="skipped", reason="job stopped"),
+            _ledger_row(b, T0, status="missed"),
+        ]
+    )
+    latest = store.latest_rows([a.id, b.id, c.id])
+    assert set(latest) == {a.id, b.id}
+    assert (latest[a.id].status, latest[a.id].reason) == ("skipped", "job stopped")
+    store.extend_skip(latest[a.id].id, 3, T0 + timedelta(hours=4), T0 + timedelta(hours=4), T0 + timedelta(hours=4))
+    row = ScheduledJobLog.get_by_id(latest[a.id].id)
+    assert (row.slots, row.last_slot, row.scheduled_for, row.first_slot) == (
+        4,
+        T0 + timedelta(hours=4),
+        T0 + timedelta(hours=4),
+        T0 + timedelta(hours=1),
+    )
+    assert store.latest_rows([]) == {}
+
+
+def test_active_runs_settle_resend_and_requeue_notes(store: Store):
+    a, b = _job("a", timeout=60), _job("b", timeout=90)
+    store.insert_ledger_rows(
+        [
+            _ledger_row(a, T0, rq_id="ra"),
+            _ledger_row(b, T0, rq_id="rb"),
+            _ledger_row(b, T0 - timedelta(hours=1), status="complete", rq_id="old"),
+        ]
+    )
+    store.mark_sent(["ra", "rb"], T0)
+    assert {r.rq_job_id for r in store.active_runs_of([a.id, b.id])} == {"ra", "rb"}
+    assert store.active_runs_of([]) == []
+    pairs = store.active_runs(10)
+    assert [(r.rq_job_id, t) for r, t in pairs] == [("ra", 60), ("rb", 90)]
+    assert pairs[0][0].enqueued_at == T0 and pairs[0][0].status == "queued"
+    assert len(store.active_runs(1)) == 1
+    ra, rb = (r for r, _ in pairs)
+    later = T0 + timedelta(minutes=5)
+    store.mark_for_resend(ra.id, later, "re-sent")
+    assert [r.rq_job_id for r in store.outbox(10)] == ["ra"] and _row("ra").reason == "re-sent"
+    store.settle_run(rb.id, "failed", "abandoned", later, finish=True)
+    assert (_row("rb").status, _row("rb").reason, _row("rb").finished_at) == ("failed", "abandoned", later)
+    store.settle_run(rb.id, "complete", "too late", later, finish=True)  # no longer active: untouched
+    assert _row("rb").status == "failed"
+    store.note_requeued(["ra", "rb"], later, "re-queued")
+    assert _row("ra").reason == "re-queued" and _row("rb").reason == "abandoned"  # queued rows only
+
+
+def test_slots_missing_repaired_once_and_the_earliest(store: Store):
+    assert store.earliest_next() is None
+    a = _job("a", None)
+    _job("b", T0 + timedelta(hours=2))
+    _job("gone", None, removed=True)
+    assert store.jobs_without_slot() == [(a.id, "Hourly", "")]
+    assert store.set_missing_slot(a.id, T0 + timedelta(hours=1)) == 1
+    assert store.set_missing_slot(a.id, T0 + timedelta(hours=3)) == 0  # someone repaired it meanwhile
+    assert store.jobs_without_slot() == []
+    assert store.earliest_next() == T0 + timedelta(hours=1)
+
+
+def test_the_worker_transitions(store: Store):
+    a = _job("a")
+    store.insert_ledger_rows([_ledger_row(a, T0, rq_id="r1")])
+    start = T0 + timedelta(seconds=2)
+    with store.ledger_transaction():
+        store.lock_job_row("a")
+        assert store.record_started("r1", "w1", start) == "started"
+        store.advance_last_execution("a", start)
+    assert store.record_started("r1", "w2", start) == "duplicate"  # a second delivery does not start it again
+    assert store.record_started("nope", "w2", start) == "unknown"
+    store.advance_last_execution("a", start - timedelta(hours=1))  # never backwards
+    assert ScheduledJobType.get_by_id(a.id).last_execution == start
+    row = _row("r1")
+    assert (row.status, row.worker, row.started_at, row.enqueued_at) == ("started", "w1", start, start)
+    assert store.started_at("r1") == (True, start) and store.started_at("nope") == (False, None)
+    with store.ledger_transaction():
+        store.record_finished("r1", "complete", start + timedelta(seconds=3), 3.0, None, None)
+    row = _row("r1")
+    assert (row.status, row.duration, row.finished_at) == ("complete", 3.0, start + timedelta(seconds=3))
+
+
+def test_a_late_completion_overrides_an_abandoned_verdict_and_says_so(store: Store):
+    a = _job("a")
+    store.insert_ledger_rows([_ledger_row(a, T0, status="failed", rq_id="r1", reason="abandoned")])
+    store.record_finished("r1", "complete", T0, None, None, None)
+    assert (_row("r1").status, _row("r1").reason) == (
+        "complete",
+        "completed after the scheduler had declared it abandoned",
+    )
+
+
+def test_one_trip_writes_where_the_dialect_has_them(store: Store):
+    a = _job("a")
+    store.insert_ledger_rows([_ledger_row(a, T0, rq_id="r1")])
+    state = store.start_in_one_trip("r1", "a", "w1", T0)
+    done = store.finish_in_one_trip("r1", "complete", T0 + timedelta(seconds=1), 1.0, None, None)
+    if isinstance(store, PostgresStore):
+        assert state == "started" and done
+        assert (_row("r1").status, ScheduledJobType.get_by_id(a.id).last_execution) == ("complete", T0)
+        assert store.start_in_one_trip("r1", "a", "w2", T0) == "duplicate"
+        assert store.start_in_one_trip("nope", "a", "w2", T0) == "unknown"
+    else:  # one writer, no network: the careful path is the only path
+        assert state is None and done is False
+        assert _row("r1").status == "queued"
