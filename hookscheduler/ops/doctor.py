@@ -20,6 +20,7 @@ from ..broker.connection import check_redis, redis_for
 from ..config import config_notes
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError
+from ..schedule.excursion import last_excursion
 from ..schedule.rows import FIX_HINT, row_problem
 from ..security.permissions import loose_permissions
 from ..security.redact import redact
@@ -108,6 +109,7 @@ def _site(ctx: SiteContext, report: Report, now: datetime) -> None:
         _guard(add, "scheduler", lambda: _scheduler(ctx, conn, add, now, late))
         _guard(add, "overdue jobs", lambda: _overdue(add, now, late))
         _guard(add, "job rows", lambda: _bad_rows(add))
+        _guard(add, "clock excursion", lambda: _excursion(add, now))
         _guard(add, "failed runs", lambda: _failed(add, now))
     if conn is not None:
         _guard(add, "clock", lambda: _clock(conn, add))
@@ -250,6 +252,22 @@ def _clock(conn: redis.Redis, add: Callable[..., None]) -> None:
     add("clock", False, f"this host's clock is {abs(skew):.0f} s {side} Redis's: slots fire {abs(skew):.0f} s "
         f"{'early' if skew > 0 else 'late'} here, and times written here disagree with other hosts'",
         "keep every host's clock in sync (chrony or systemd-timesyncd), the Redis host's too")
+
+
+#: How long doctor reports a clock excursion after it was found and repaired.
+EXCURSION_SHOWN = timedelta(days=1)
+
+
+def _excursion(add: Callable[..., None], now: datetime) -> None:
+    found = last_excursion()
+    if not found or now - datetime.fromisoformat(str(found["detected_at"])) > EXCURSION_SHOWN:
+        add("clock excursion", True, "no step ran under a clock ahead of the others in the last day")
+        return
+    add("clock excursion", False,
+        f"at {found['detected_at']} a step was found to have run at {found['ahead']} (a clock ahead, then set "
+        f"back): {found['jobs']} job(s) moved back to their next slot, {found['withdrawn']} run(s) for future "
+        "slots withdrawn", "find the host whose clock jumped (its logs, NTP's) and keep clocks in sync; the "
+        "schedule itself is already recovered")
 
 
 def _bad_rows(add: Callable[..., None]) -> None:

@@ -27,6 +27,7 @@ import redis
 from ..broker.batch import SetBatch
 from ..broker.keys import last_tick_key
 from ..context import SiteContext
+from . import excursion
 from .claim import PassResult, run_pass
 from .reanchor import reanchor_if_calendar_changed, signature
 from .reconcile import reconcile_active
@@ -87,6 +88,10 @@ class SiteStep:
         the one already checked, the repair when the previous probe saw no row without a next slot, the
         reconcile when the pass's probe saw no active run. An idle step is then the probe and the last tick."""
         sweep = self.swept_ahead or (self.sweep_due(now) if sweep is None else sweep)
+        if sweep:
+            found = excursion.check(self.ctx, conn, now)  # a step ran further ahead: a clock jumped and came back
+            if found is not None:
+                excursion.recover(self.ctx, conn, found)
         if sweep and not self.swept_ahead:
             self._sweep_before_pass(now)
         result = run_pass(self.ctx, conn, now)
