@@ -23,6 +23,7 @@ from typing import Any
 
 import peewee as pw
 
+from ..exceptions import ConfigError
 from ._sql import FINISH, PROBE, SqlStore, ledger_columns, probe_of
 from .base import ClaimRequest, LedgerValues, Outcome, Probe
 
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 #: How long a worker's ledger write waits for a row or table lock (an operator's ``LOCK TABLE``, a long
 #: ``ALTER``) before giving up: a job must not wait on its ledger row.
 LOCK_TIMEOUT = "5s"
+#: The oldest server with every feature the statements use (``SKIP LOCKED`` and ``ON CONFLICT`` came in 9.5).
+MIN_SERVER_VERSION = 90500
 _LEDGER_TYPES = (
     "integer",
     "text",
@@ -94,6 +97,17 @@ class PostgresStore(SqlStore):
     false = "false"
     #: SKIP LOCKED only decides who *tries* a row; the claim's compare-and-set still decides who *wins* it.
     due_lock = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(self, db: pw.Database) -> None:
+        version = db.server_version  # type: ignore[attr-defined]
+        if version is None:  # read by peewee on the first connection: probed once, when the store is made
+            db.connection()  # type: ignore[no-untyped-call]
+            version = db.server_version  # type: ignore[attr-defined]
+        if version < MIN_SERVER_VERSION:
+            raise ConfigError(f"PostgreSQL {version // 10000}.{version // 100 % 100} is too old: hookscheduler needs "
+                              "9.5 or newer (FOR UPDATE SKIP LOCKED, INSERT ... ON CONFLICT); upgrade the server")
+        super().__init__(db)
+        self.server_version = int(version)
 
     def membership(self, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
         if values:

@@ -58,6 +58,17 @@ def test_an_old_sqlite_is_refused_with_a_clear_error(tmp_path, monkeypatch):
         SqliteStore(pw.SqliteDatabase(str(tmp_path / "x.db")))
 
 
+def test_an_old_postgresql_is_refused_with_a_clear_error():
+    import peewee as pw
+
+    db = pw.PostgresqlDatabase("never-connected")
+    db.server_version = 90424  # 9.4: no SKIP LOCKED
+    with pytest.raises(ConfigError, match=r"PostgreSQL 9\.4 is too old: hookscheduler needs 9\.5 or newer"):
+        PostgresStore(db)
+    db.server_version = 90500
+    assert PostgresStore(db).server_version == 90500  # the version is read once, no connection needed
+
+
 def test_probe_on_an_empty_site_and_with_work(store: Store):
     probe = store.probe()
     assert (probe.earliest, probe.outbox, probe.enabled) == (None, False, None)
