@@ -49,6 +49,20 @@ def test_the_store_matches_the_dialect_and_is_made_once(store: Store):
     assert store.batch > 0
 
 
+def test_a_store_lives_and_dies_with_its_database_object(tmp_path):
+    import gc
+    import weakref
+
+    import peewee as pw
+
+    db = pw.SqliteDatabase(str(tmp_path / "x.db"))
+    store = weakref.ref(store_for(db))
+    assert store_for(db) is store()
+    del db
+    gc.collect()
+    assert store() is None  # a site reopened many times does not keep every old store (and database) alive
+
+
 def test_an_old_sqlite_is_refused_with_a_clear_error(tmp_path, monkeypatch):
     import peewee as pw
 
