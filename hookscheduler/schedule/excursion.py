@@ -141,8 +141,9 @@ def served_early(runs: Sequence[Any], site: str) -> set[str]:
     for run in runs:
         if run.scheduled_for > reach:
             continue
-        if ScheduledJobLog.select().where(
-                (ScheduledJobLog.job_name == run.job_name) & (ScheduledJobLog.scheduled_for == run.scheduled_for)
+        if ScheduledJobLog.select().where(  # a run for the slot, or a catch-up run whose stretch covers it
+                (ScheduledJobLog.job_name == run.job_name) & (ScheduledJobLog.first_slot <= run.scheduled_for)
+                & (ScheduledJobLog.last_slot >= run.scheduled_for)
                 & ScheduledJobLog.status.not_in([LedgerStatus.SKIPPED, LedgerStatus.MISSED])).exists():
             early.add(str(run.rq_job_id))
     return early
