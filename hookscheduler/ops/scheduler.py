@@ -111,7 +111,8 @@ def scheduler_state(ctx: SiteContext, now: datetime | None = None) -> tuple[str,
         reasons.append("maintenance_mode is set")
         disabled = True
     if paused:
-        reasons.append("pause_scheduler is set" + (f" until {until:%Y-%m-%d %H:%M:%S} UTC" if until else ""))
+        end = until.replace(tzinfo=timezone.utc).astimezone(ctx.site.time_zone) if until else None
+        reasons.append("pause_scheduler is set" + (f" until {end:%Y-%m-%d %H:%M:%S %Z}" if end else ""))
     if settings.disable_scheduler:
         reasons.append("disable_scheduler is set")
         disabled = True

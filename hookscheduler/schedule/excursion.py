@@ -67,19 +67,33 @@ def check(ctx: SiteContext, conn: redis.Redis, now: datetime) -> Excursion | Non
     records ``now`` (:func:`mark`) only once the schedule is recovered, so a failed recovery is found again."""
     key = latest_step_key(ctx.bench.bench_id, ctx.name)
     try:
-        old = conn.get(key)
+        old = _swap(conn, key, now.isoformat())  # one round trip on every sweep of every site
         previous = _parse(old)
         if previous is not None and previous - now > TOLERANCE:
+            conn.set(key, old, ex=_TTL)  # put the step ahead back until the schedule is recovered
             return Excursion(previous, now)
-        conn.set(key, now.isoformat(), ex=30 * 86400)
     except redis.exceptions.RedisError:  # Redis down: the pass still claims into the outbox; check next sweep
         return None
     return None
 
 
+_TTL = 30 * 86400
+
+
+def _swap(conn: redis.Redis, key: str, value: str) -> Any:
+    """``SET key value GET`` (Redis 6.2+): write and read the previous value in one round trip; GET then SET
+    on an older server."""
+    try:
+        return conn.set(key, value, ex=_TTL, get=True)
+    except redis.exceptions.ResponseError:  # a server before 6.2 knows no SET ... GET
+        old = conn.get(key)
+        conn.set(key, value, ex=_TTL)
+        return old
+
+
 def mark(ctx: SiteContext, conn: redis.Redis, now: datetime) -> None:
     """Record ``now`` as the site's latest step (after a recovery)."""
-    conn.set(latest_step_key(ctx.bench.bench_id, ctx.name), now.isoformat(), ex=30 * 86400)
+    conn.set(latest_step_key(ctx.bench.bench_id, ctx.name), now.isoformat(), ex=_TTL)
 
 
 def _parse(raw: Any) -> datetime | None:

@@ -246,6 +246,11 @@ def test_until_through_the_cli(bench_factory, db_kind):
                  ["scheduler", "pause", "--until", "whenever"],
                  ["jobs", "disable", "app1.tasks.ok", "--until", "2100-01-01"]):
         assert_one_line_error(run(bench, *args), 2, "--until")
+    paris = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db=db_kind,
+                               common={"time_zone": "Europe/Paris"})
+    ctx, _ = migrated(paris, JAN5)
+    sched.set_paused(ctx, True, datetime(2026, 1, 5, 11, 20), now=JAN5)
+    assert "until 2026-01-05 12:20:00 CET" in (sched.scheduler_state(ctx, now=JAN5)[1] or "")  # the site's zone
     assert run(bench, "scheduler", "resume").code == 0
     assert "paused_until" not in run(bench, "scheduler", "status", "--format", "json").json()
 
