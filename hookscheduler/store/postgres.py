@@ -24,7 +24,7 @@ from typing import Any
 import peewee as pw
 
 from ._sql import FINISH, PROBE, SqlStore, ledger_columns, probe_of
-from .base import LATE_COMPLETION, ClaimRequest, LedgerValues, Probe
+from .base import ClaimRequest, LedgerValues, Outcome, Probe
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +136,10 @@ class PostgresStore(SqlStore):
             if _lost_statement(exc):  # the pooler gave this transaction another server connection
                 _POOLED.append(True)
                 prepared.discard(conn)
-                log.warning("the PostgreSQL session lost a prepared statement (a pooler in transaction mode?); "
-                            "the scheduler uses plain statements from now on")
+                log.warning(
+                    "the PostgreSQL session lost a prepared statement (a pooler in transaction mode?); "
+                    "the scheduler uses plain statements from now on"
+                )
             raise
 
     def claim(self, requests: Sequence[ClaimRequest]) -> set[int]:
@@ -200,17 +202,12 @@ class PostgresStore(SqlStore):
             return "started"
         return "duplicate" if known else "unknown"
 
-    def finish_in_one_trip(
-        self, rq_job_id: str, status: str, now: datetime, duration: float, traceback: str | None, reason: str | None
-    ) -> bool:
+    def finish_in_one_trip(self, rq_job_id: str, outcome: Outcome) -> bool:
         conn = self._one_trip_connection()
         if conn is None:
             return False
         try:
-            conn.cursor().execute(
-                _preamble() + FINISH.format(p="%s"),
-                (status, now, now, duration, traceback, reason, reason, status, LATE_COMPLETION, rq_job_id),
-            )
+            conn.cursor().execute(_preamble() + FINISH.format(p="%s"), outcome.values(rq_job_id, outcome.at))
         except Exception as exc:
             _abandon(conn, "outcome", exc)
             return False

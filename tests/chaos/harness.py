@@ -1,7 +1,7 @@
 """The chaos run: a real bench, real ``schedule`` and ``worker`` processes, a simulated week, seeded faults.
 
-Time: every process reads the simulated clock from ``<run>/clock.json`` (``HOOKSCHEDULER_SIMCLOCK``, see
-:mod:`hookscheduler.timing.clock`); the harness publishes it, steps it backwards for the NTP fault, and records every
+Time: every process reads the simulated clock from ``<run>/clock.json`` (``HS_RIG_CLOCK``, see
+:mod:`tests.rig`); the harness publishes it, steps it backwards for the NTP fault, and records every
 fault and every stop/pause toggle on the same simulated timeline, for the oracle.
 
 Processes are started in their own session so that a fault hits the whole process group (a worker and its work
@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg2
 
-from hookscheduler.timing.clock import SimSpec, write_spec
+from tests.rig.simclock import SimSpec, write_spec
 
 from . import bench as chaos_bench
 from .services import PrivatePostgres, PrivateRedis
@@ -140,14 +140,14 @@ class Harness:
     def env(self) -> dict[str, str]:
         assert self.bench is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKSCHEDULER_")}
-        env.update({"HOOKSCHEDULER_BENCH": str(self.bench), "HOOKSCHEDULER_SIMCLOCK": str(self.clock_file),
+        env.update({"HOOKSCHEDULER_BENCH": str(self.bench), "HS_RIG_CLOCK": str(self.clock_file),
                     "HS_CHAOS_OUT": str(self.out_file), "PYTHONPATH": str(REPO)})
         return env
 
     def _spawn(self, proc: Proc, **extra_env: str) -> None:
         args = ["schedule", "-v"] if proc.role == "scheduler" else ["worker", "--quiet"]
         log = open(self.work / f"{proc.role}{proc.index}.log", "ab")  # noqa: SIM115
-        proc.popen = subprocess.Popen([sys.executable, "-m", "hookscheduler", *args], env={**self.env(), **extra_env},
+        proc.popen = subprocess.Popen([sys.executable, "-m", "tests.rig", *args], env={**self.env(), **extra_env},
                                       cwd=str(self.bench), stdout=log, stderr=log, start_new_session=True)
         log.close()
 
@@ -244,7 +244,7 @@ class Harness:
         elif kind in ("worker_no_ledger", "skew_worker"):
             # a worker that cannot write the ledger (its database unreachable), or whose clock runs SKEW behind
             # the schedulers': it runs for a while in place of a healthy one
-            bad = {"HOOKSCHEDULER_SIMCLOCK": str(self.skew_file)} if kind == "skew_worker" else {
+            bad = {"HS_RIG_CLOCK": str(self.skew_file)} if kind == "skew_worker" else {
                 "HOOKSCHEDULER_DB_URL": ("postgresql://postgres@127.0.0.1:1/nowhere" if self.pg is not None
                                          else f"sqlite:///{self.work / 'no-such-folder' / 'ledger.sqlite3'}")}
             with self.lock:
@@ -350,7 +350,7 @@ class Harness:
                                             db_url=self.pg.url if self.pg else None, bench_id=bench_id,
                                             tick=self.cfg.tick, light=self.cfg.light)
         self.publish_clock(START.replace(tzinfo=None), 1.0)  # migrate at a fixed, known moment
-        subprocess.run([sys.executable, "-m", "hookscheduler", "migrate"], env=self.env(), cwd=str(self.bench),
+        subprocess.run([sys.executable, "-m", "tests.rig", "migrate"], env=self.env(), cwd=str(self.bench),
                        check=True, capture_output=True, timeout=120)
         self.migrated_at = START.replace(tzinfo=None)
         self.job_names = [d.name for d in chaos_bench.declarations(self.cfg.light)]
@@ -436,7 +436,7 @@ class Harness:
         re-sent and drained by a burst worker."""
         later = stopped_at + timedelta(hours=2)
         self.publish_clock(later, 1.0)
-        code = ("import sys, json; from hookscheduler.context import open_site; "
+        code = ("import sys, json, tests.rig; tests.rig.install(); from hookscheduler.context import open_site; "
                 "from hookscheduler.broker.connection import redis_for; from hookscheduler.store.models import utcnow; "
                 "from hookscheduler.schedule.outbox import resend_outbox; "
                 "from hookscheduler.schedule.reconcile import reconcile_active; "
@@ -451,7 +451,7 @@ class Harness:
             total += resent
             if not resent:
                 break
-            subprocess.run([sys.executable, "-m", "hookscheduler", "worker", "--burst", "--quiet"], env=self.env(),
+            subprocess.run([sys.executable, "-m", "tests.rig", "worker", "--burst", "--quiet"], env=self.env(),
                            cwd=str(self.bench), check=True, capture_output=True, timeout=300)
         return total
 
