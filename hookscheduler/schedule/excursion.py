@@ -9,8 +9,9 @@ and nothing says why. The step that follows sees it: each site keeps in Redis th
 * every job whose next slot lies beyond the first slot after now is moved back to that slot;
 * the runs claimed for future slots that no worker has started are taken off their queue and recorded
   ``skipped`` (their slot runs when it comes, once);
-* runs for future slots that did start keep their slot: the pass does not claim that slot again when it comes
-  (:func:`served_early`), so each slot still runs once;
+* runs for future slots that did start keep their slots (all the slots a catch-up run stood for): the pass
+  does not run those slots again when they come (:func:`served_early`), so each slot still runs once, and the
+  job runs again after the last of them;
 * the event is logged and kept in the state table (``clock_excursion``) for ``doctor``.
 """
 
@@ -155,8 +156,9 @@ def served_early(runs: Sequence[Any], site: str) -> set[str]:
     for run in runs:
         if run.scheduled_for > reach:
             continue
-        if ScheduledJobLog.select().where(
-                (ScheduledJobLog.job_name == run.job_name) & (ScheduledJobLog.scheduled_for == run.scheduled_for)
+        if ScheduledJobLog.select().where(  # a run for the slot, or a catch-up run whose stretch covers it
+                (ScheduledJobLog.job_name == run.job_name) & (ScheduledJobLog.first_slot <= run.scheduled_for)
+                & (ScheduledJobLog.last_slot >= run.scheduled_for)
                 & ScheduledJobLog.status.not_in([LedgerStatus.SKIPPED, LedgerStatus.MISSED])).exists():
             early.add(str(run.rq_job_id))
     return early
