@@ -140,6 +140,6 @@ workload measured 0.45-0.60 ms (SQLite, 0.8-1.1x B) and 0.61-0.82 ms (PostgreSQL
 against B's 0.55-0.57 ms in the same runs (a loaded machine: B itself moved from 0.15 to 0.57 ms between
 runs): **SQLite at B's, PostgreSQL not yet (1.1-1.5x)**. The run in the table was taken before the
 benchmark aged the bench's config files, so its "config re-read" part (0.19 ms) is the first half second
-after set-up, re-read on every cycle, which a long-running process does not pay. What is left: the probe (0.04 ms SQLite, 0.13-0.2 ms PostgreSQL) and one or two Redis
-round trips (0.07-0.2 ms each on this VM).
+after set-up, re-read on every cycle, which a long-running process does not pay. What is left: the probe (0.04
+ms SQLite, 0.13-0.2 ms PostgreSQL) and one or two Redis round trips (0.07-0.2 ms each on this VM).
 """
