@@ -1,7 +1,7 @@
 """Run scheduling passes at given instants in a separate process (for concurrency and crash tests).
 
 usage: python -m tests.tick_driver BENCH START_ISO STEP_SECONDS COUNT
-Prints one JSON line with the totals. HOOKSCHEDULER_FAILPOINTS makes it die at a chosen point.
+Prints one JSON line with the totals. HS_RIG_FAILPOINTS makes it die at a chosen point (:mod:`tests.rig`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,13 @@ import sys
 import time
 from datetime import datetime, timedelta
 
-from hookscheduler.broker.connection import redis_for
-from hookscheduler.context import open_site
-from hookscheduler.schedule.claim import run_pass
+import tests.rig
+
+tests.rig.install()  # before hookscheduler is imported: the failpoints this process was asked for
+
+from hookscheduler.broker.connection import redis_for  # noqa: E402
+from hookscheduler.context import open_site  # noqa: E402
+from hookscheduler.schedule.claim import run_pass  # noqa: E402
 
 
 def main() -> None:

@@ -9,8 +9,9 @@ and nothing says why. The step that follows sees it: each site keeps in Redis th
 * every job whose next slot lies beyond the first slot after now is moved back to that slot;
 * the runs claimed for future slots that no worker has started are taken off their queue and recorded
   ``skipped`` (their slot runs when it comes, once);
-* runs for future slots that did start keep their slot: the pass does not claim that slot again when it comes
-  (:func:`served_early`), so each slot still runs once;
+* runs for future slots that did start keep their slots (all the slots a catch-up run stood for): the pass
+  does not run those slots again when they come (:func:`served_early`), so each slot still runs once, and the
+  job runs again after the last of them;
 * the event is logged and kept in the state table (``clock_excursion``) for ``doctor``.
 """
 
@@ -67,19 +68,33 @@ def check(ctx: SiteContext, conn: redis.Redis, now: datetime) -> Excursion | Non
     records ``now`` (:func:`mark`) only once the schedule is recovered, so a failed recovery is found again."""
     key = latest_step_key(ctx.bench.bench_id, ctx.name)
     try:
-        old = conn.get(key)
+        old = _swap(conn, key, now.isoformat())  # one round trip on every sweep of every site
         previous = _parse(old)
         if previous is not None and previous - now > TOLERANCE:
+            conn.set(key, old, ex=_TTL)  # put the step ahead back until the schedule is recovered
             return Excursion(previous, now)
-        conn.set(key, now.isoformat(), ex=30 * 86400)
     except redis.exceptions.RedisError:  # Redis down: the pass still claims into the outbox; check next sweep
         return None
     return None
 
 
+_TTL = 30 * 86400
+
+
+def _swap(conn: redis.Redis, key: str, value: str) -> Any:
+    """``SET key value GET`` (Redis 6.2+): write and read the previous value in one round trip; GET then SET
+    on an older server."""
+    try:
+        return conn.set(key, value, ex=_TTL, get=True)
+    except redis.exceptions.ResponseError:  # a server before 6.2 knows no SET ... GET
+        old = conn.get(key)
+        conn.set(key, value, ex=_TTL)
+        return old
+
+
 def mark(ctx: SiteContext, conn: redis.Redis, now: datetime) -> None:
     """Record ``now`` as the site's latest step (after a recovery)."""
-    conn.set(latest_step_key(ctx.bench.bench_id, ctx.name), now.isoformat(), ex=30 * 86400)
+    conn.set(latest_step_key(ctx.bench.bench_id, ctx.name), now.isoformat(), ex=_TTL)
 
 
 def _parse(raw: Any) -> datetime | None:
@@ -141,8 +156,9 @@ def served_early(runs: Sequence[Any], site: str) -> set[str]:
     for run in runs:
         if run.scheduled_for > reach:
             continue
-        if ScheduledJobLog.select().where(
-                (ScheduledJobLog.job_name == run.job_name) & (ScheduledJobLog.scheduled_for == run.scheduled_for)
+        if ScheduledJobLog.select().where(  # a run for the slot, or a catch-up run whose stretch covers it
+                (ScheduledJobLog.job_name == run.job_name) & (ScheduledJobLog.first_slot <= run.scheduled_for)
+                & (ScheduledJobLog.last_slot >= run.scheduled_for)
                 & ScheduledJobLog.status.not_in([LedgerStatus.SKIPPED, LedgerStatus.MISSED])).exists():
             early.add(str(run.rq_job_id))
     return early

@@ -101,9 +101,5 @@ def record_sent(ctx: SiteContext, sent: send.Sent) -> None:
 
 def resend_outbox(ctx: SiteContext, conn: redis.Redis, limit: int = 5000) -> SendOutcome:
     """Send every claimed-but-unsent run (a previous sender died, or Redis was down, or lost it)."""
-    pending = store_for(ctx.database()).outbox(limit)
-    runs = [
-        send.Run(p.rq_job_id, ctx.name, p.job_name, p.method, p.queue, p.timeout, p.scheduled_for, p.trigger)
-        for p in pending
-    ]
+    runs = store_for(ctx.database()).outbox(ctx.name, limit)
     return send_claimed(ctx, conn, runs)

@@ -23,24 +23,10 @@ from rq.utils import now, utcformat
 
 from ..broker.keys import queue_name
 from ..config import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL
+from ..store.base import Run as Run
 from ..timing.clock import SIM, rq_timeout, utcnow
 
 RUNNER = "hookscheduler.runner.run_scheduled_job"
-
-
-@dataclass(frozen=True)
-class Run:
-    """One claimed run, as the outbox row describes it."""
-
-    rq_job_id: str
-    site: str
-    job_name: str
-    method: str
-    queue: str
-    timeout: int
-    scheduled_for: datetime
-    trigger: str
-    frequent: bool = False  # the job fires more than once an hour: short-lived Redis keys (FREQUENT_RESULT_TTL)
 
 
 #: Seconds RQ keeps a finished run of a job that fires more than once an hour, whatever ``rq_results_ttl``

@@ -12,8 +12,6 @@ capabilities probed then), so the hot paths pay one dictionary lookup.
 
 from __future__ import annotations
 
-import weakref
-
 import peewee as pw
 
 from .base import Store
@@ -22,13 +20,15 @@ from .sqlite import SqliteStore
 
 __all__ = ["PostgresStore", "SqliteStore", "Store", "base", "database", "models", "postgres", "sqlite", "store_for"]
 
-_STORES: weakref.WeakKeyDictionary[pw.Database, Store] = weakref.WeakKeyDictionary()
+#: The attribute of a database object that holds its store: the store lives and dies with the database object
+#: (a site reopened after an outage gets a new one, and the old pair is collected together).
+_ATTRIBUTE = "_hookscheduler_store"
 
 
 def store_for(db: pw.Database) -> Store:
-    """The store of ``db`` (a :class:`PostgresStore` for PostgreSQL, else a :class:`SqliteStore`)."""
-    store = _STORES.get(db)
+    """The store of ``db`` (a :class:`PostgresStore` for PostgreSQL, else a :class:`SqliteStore`), made once."""
+    store: Store | None = db.__dict__.get(_ATTRIBUTE)
     if store is None:
         store = PostgresStore(db) if isinstance(db, pw.PostgresqlDatabase) else SqliteStore(db)
-        _STORES[db] = store
+        setattr(db, _ATTRIBUTE, store)
     return store

@@ -17,7 +17,7 @@ from typing import Any
 import peewee as pw
 
 from ..states import LedgerStatus
-from .base import LATE_COMPLETION, LEDGER_COLUMNS, ActiveRun, DueRow, LatestRow, OutboxRun, Probe, parse_dt
+from .base import LEDGER_COLUMNS, ActiveRun, DueRow, LatestRow, Outcome, Probe, Run, parse_dt
 from .database import write_txn
 from .values import flag
 
@@ -178,7 +178,7 @@ class SqlStore:
     # --- the outbox -----------------------------------------------------------------------------------
     outbox_hint = ""  # prefixed to the outbox's rq_job_id condition
 
-    def outbox(self, limit: int) -> list[OutboxRun]:
+    def outbox(self, site: str, limit: int) -> list[Run]:
         rows = self.sql(
             "SELECT l.rq_job_id, l.job_name, t.method, l.queue, t.timeout, l.scheduled_for, l.trigger "
             "FROM scheduled_job_log l JOIN scheduled_job_type t ON t.id = l.job_id "
@@ -186,7 +186,7 @@ class SqlStore:
             f"AND {self.outbox_hint}l.rq_job_id IS NOT NULL ORDER BY l.id LIMIT {self.p}",
             [limit],
         ).fetchall()
-        return [OutboxRun(str(r[0]), r[1], r[2], r[3] or "default", r[4], parse_dt(r[5]), r[6]) for r in rows]
+        return [Run(str(r[0]), site, r[1], r[2], r[3] or "default", r[4], parse_dt(r[5]), r[6]) for r in rows]
 
     def mark_sent(self, rq_ids: Sequence[str], now: datetime) -> None:
         for cond, params in self.membership("rq_job_id", rq_ids):
@@ -297,27 +297,13 @@ class SqlStore:
         row = self.sql(f"SELECT started_at FROM scheduled_job_log WHERE rq_job_id = {self.p}", (rq_job_id,)).fetchone()
         return (False, None) if row is None else (True, parse_dt(row[0]))
 
-    def record_finished(
-        self,
-        rq_job_id: str,
-        status: str,
-        now: datetime,
-        duration: float | None,
-        traceback: str | None,
-        reason: str | None,
-    ) -> None:
-        at = self.param_dt(now)
-        self.sql(
-            FINISH.format(p=self.p),
-            (status, at, at, duration, traceback, reason, reason, status, LATE_COMPLETION, rq_job_id),
-        )
+    def record_finished(self, rq_job_id: str, outcome: Outcome) -> None:
+        self.sql(FINISH.format(p=self.p), outcome.values(rq_job_id, self.param_dt(outcome.at)))
 
     def start_in_one_trip(self, rq_job_id: str, job_name: str, worker: str | None, now: datetime) -> str | None:
         return None  # only where a statement is a network round trip (PostgreSQL)
 
-    def finish_in_one_trip(
-        self, rq_job_id: str, status: str, now: datetime, duration: float, traceback: str | None, reason: str | None
-    ) -> bool:
+    def finish_in_one_trip(self, rq_job_id: str, outcome: Outcome) -> bool:
         return False
 
 

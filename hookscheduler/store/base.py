@@ -79,16 +79,45 @@ class ActiveRun:
 
 
 @dataclass(frozen=True)
-class OutboxRun:
-    """A claimed run never marked sent, with what sending it needs."""
+class Run:
+    """One claimed run, as its outbox row describes it: what sending it to RQ needs."""
 
     rq_job_id: str
+    site: str
     job_name: str
     method: str
     queue: str
     timeout: int
     scheduled_for: datetime
     trigger: str
+    frequent: bool = False  # the job fires more than once an hour: short-lived Redis keys (FREQUENT_RESULT_TTL)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended, as its worker records it: ``status`` at ``at``, after ``duration`` seconds (None: not
+    known), with the traceback of a failure and the reason, if any."""
+
+    status: str
+    at: datetime
+    duration: float | None = None
+    traceback: str | None = None
+    reason: str | None = None
+
+    def values(self, rq_job_id: str, at: Any) -> tuple[Any, ...]:
+        """The parameters of the outcome statement (``at``: the time as the dialect takes it)."""
+        return (
+            self.status,
+            at,
+            at,
+            self.duration,
+            self.traceback,
+            self.reason,
+            self.reason,
+            self.status,
+            LATE_COMPLETION,
+            rq_job_id,
+        )
 
 
 @dataclass(frozen=True)
@@ -172,8 +201,8 @@ class Store(Protocol):
         ...
 
     # --- the outbox -----------------------------------------------------------------------------------
-    def outbox(self, limit: int) -> list[OutboxRun]:
-        """Claimed runs never marked sent, oldest first."""
+    def outbox(self, site: str, limit: int) -> list[Run]:
+        """Claimed runs never marked sent, oldest first (``site``: the site they are for)."""
         ...
 
     def mark_sent(self, rq_ids: Sequence[str], now: datetime) -> None:
@@ -239,15 +268,7 @@ class Store(Protocol):
         """Whether the run has a ledger row, and when it started."""
         ...
 
-    def record_finished(
-        self,
-        rq_job_id: str,
-        status: str,
-        now: datetime,
-        duration: float | None,
-        traceback: str | None,
-        reason: str | None,
-    ) -> None:
+    def record_finished(self, rq_job_id: str, outcome: Outcome) -> None:
         """Write a run's outcome."""
         ...
 
@@ -255,9 +276,7 @@ class Store(Protocol):
         """The start and ``last_execution`` in one round trip, committed; None: take the careful path."""
         ...
 
-    def finish_in_one_trip(
-        self, rq_job_id: str, status: str, now: datetime, duration: float, traceback: str | None, reason: str | None
-    ) -> bool:
+    def finish_in_one_trip(self, rq_job_id: str, outcome: Outcome) -> bool:
         """The outcome in one round trip, committed; False: take the careful path."""
         ...
 

@@ -55,8 +55,10 @@ def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # "postgresql://u:p@[::1/db": an unbalanced IPv6 bracket
-        raise ConfigError(f"db_url {redact(url)} is not a valid URL ({url_error(exc)}); "
-                          "use sqlite:///path or postgresql://user:pass@host:port/db") from None
+        raise ConfigError(
+            f"db_url {redact(url)} is not a valid URL ({url_error(exc)}); "
+            "use sqlite:///path or postgresql://user:pass@host:port/db"
+        ) from None
     scheme = parts.scheme.lower()
     if scheme == "sqlite":
         raw = unquote(url.split("://", 1)[1])
@@ -75,20 +77,27 @@ def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
         if not dbname:
             raise ConfigError(f"db_url {redact(url)} names no database; use postgresql://user:pass@host:port/db")
         if getattr(pw, "psycopg2", None) is None:  # peewee's import of the driver is optional: say what to install
-            raise ConfigError(f"db_url {redact(url)} is PostgreSQL, but its driver (psycopg2) is not installed: "
-                              "pip install 'hookscheduler[postgres]'")
+            raise ConfigError(
+                f"db_url {redact(url)} is PostgreSQL, but its driver (psycopg2) is not installed: "
+                "pip install 'hookscheduler[postgres]'"
+            )
         try:
             port = parts.port  # urllib checks it only now: "host:abc" or "host:99999" raise ValueError
         except ValueError as exc:
-            raise ConfigError(f"db_url {redact(url)}: {url_error(exc)}; "
-                              "use postgresql://user:pass@host:port/db") from None
-        given = {"user": unquote(parts.username) if parts.username else None,
-                 "password": unquote(parts.password) if parts.password else None,
-                 "host": parts.hostname or None, "port": port}
+            raise ConfigError(
+                f"db_url {redact(url)}: {url_error(exc)}; use postgresql://user:pass@host:port/db"
+            ) from None
+        given = {
+            "user": unquote(parts.username) if parts.username else None,
+            "password": unquote(parts.password) if parts.password else None,
+            "host": parts.hostname or None,
+            "port": port,
+        }
         for key, value in given.items():
             if key in options and value is not None:
-                raise ConfigError(f"db_url {redact(url)} gives the {key} both in the URL and as a ?{key}= parameter; "
-                                  "keep one")
+                raise ConfigError(
+                    f"db_url {redact(url)} gives the {key} both in the URL and as a ?{key}= parameter; keep one"
+                )
             options.setdefault(key, value)
         options.pop("dbname", None)  # libpq's spelling of the path's database; the path wins
         return PostgresqlDatabase(dbname, spare_key=url, **options)
@@ -116,9 +125,7 @@ def connect(url: str, base_dir: Path | None = None, create: bool = False) -> pw.
     db = open_database(url, base_dir)
     if isinstance(db, pw.SqliteDatabase) and db.database != ":memory:":
         if not create and not Path(db.database).exists():
-            raise SchemaError(
-                f"database {db.database} does not exist yet; run `hookscheduler migrate` to create it"
-            )
+            raise SchemaError(f"database {db.database} does not exist yet; run `hookscheduler migrate` to create it")
         old_umask = os.umask(0o077)  # the -wal and -shm files are created owner-only too
         try:
             _prepare_sqlite_path(db)
@@ -203,6 +210,7 @@ def real_cause(exc: BaseException) -> BaseException:
 
 # --- versioned schema -------------------------------------------------------------------------------
 
+
 def _v1(db: pw.Database) -> None:
     db.create_tables(list(ALL_MODELS), safe=True)
 
@@ -224,10 +232,14 @@ def _v2(db: pw.Database) -> None:
     """
     for name in ("scheduled_job_log_job_id", "scheduled_job_log_job_id_status", "scheduled_job_log_status_enqueued_at"):
         db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')  # type: ignore[no-untyped-call]
-    db.execute_sql('CREATE INDEX IF NOT EXISTS "scheduled_job_log_active" ON "scheduled_job_log" ("job_id") '  # type: ignore[no-untyped-call]
-                   "WHERE status IN ('queued', 'started')")
-    db.execute_sql('CREATE INDEX IF NOT EXISTS "scheduled_job_log_outbox" ON "scheduled_job_log" ("id") '  # type: ignore[no-untyped-call]
-                   "WHERE status = 'queued' AND enqueued_at IS NULL")
+    db.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "scheduled_job_log_active" ON "scheduled_job_log" ("job_id") '  # type: ignore[no-untyped-call]
+        "WHERE status IN ('queued', 'started')"
+    )
+    db.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "scheduled_job_log_outbox" ON "scheduled_job_log" ("id") '  # type: ignore[no-untyped-call]
+        "WHERE status = 'queued' AND enqueued_at IS NULL"
+    )
 
 
 #: The predicate of the ``scheduled_job_log_trouble`` index, spelled exactly so in the queries that use it.
@@ -239,8 +251,10 @@ def _v3(db: pw.Database) -> None:
     page): slots by time, holding only the rows that did not run cleanly -- missed, skipped, failed, or a
     catch-up run. A healthy run never enters it, so the pass's and the worker's writes of healthy runs do not
     pay for it, and those queries read the trouble rows since T instead of every row of the ledger since T."""
-    db.execute_sql('CREATE INDEX IF NOT EXISTS "scheduled_job_log_trouble" ON "scheduled_job_log" '  # type: ignore[no-untyped-call]
-                   f'("scheduled_for") WHERE {TROUBLE}')
+    db.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "scheduled_job_log_trouble" ON "scheduled_job_log" '  # type: ignore[no-untyped-call]
+        f'("scheduled_for") WHERE {TROUBLE}'
+    )
 
 
 def _v4(db: pw.Database) -> None:
@@ -253,8 +267,10 @@ def _v4(db: pw.Database) -> None:
         db.execute_sql(f'ALTER TABLE "scheduled_job_type" ADD COLUMN "stopped_until" {kind}')  # type: ignore[no-untyped-call]
     db.create_tables([SchedulerInactivity], safe=True)
     # every pass's probe asks for the open stretch: an index holding only it, whatever the table's history
-    db.execute_sql('CREATE INDEX IF NOT EXISTS "scheduler_inactivity_open" ON "scheduler_inactivity" ("id") '  # type: ignore[no-untyped-call]
-                   "WHERE ended_at IS NULL")
+    db.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "scheduler_inactivity_open" ON "scheduler_inactivity" ("id") '  # type: ignore[no-untyped-call]
+        "WHERE ended_at IS NULL"
+    )
 
 
 #: Schema migrations in order; index + 1 is the version each one produces. Append, never edit.
@@ -331,7 +347,9 @@ def get_state(key: str, default: str | None = None) -> str | None:
 def set_state(key: str, value: str | None) -> None:
     (
         SchedulerState.insert(key=key, value=value, modified_at=utcnow())
-        .on_conflict(conflict_target=[SchedulerState.key], update={SchedulerState.value: value,
-                                                                   SchedulerState.modified_at: utcnow()})
+        .on_conflict(
+            conflict_target=[SchedulerState.key],
+            update={SchedulerState.value: value, SchedulerState.modified_at: utcnow()},
+        )
         .execute()
     )

@@ -23,14 +23,17 @@ from typing import Any
 
 import peewee as pw
 
+from ..exceptions import ConfigError
 from ._sql import FINISH, PROBE, SqlStore, ledger_columns, probe_of
-from .base import LATE_COMPLETION, ClaimRequest, LedgerValues, Probe
+from .base import ClaimRequest, LedgerValues, Outcome, Probe
 
 log = logging.getLogger(__name__)
 
 #: How long a worker's ledger write waits for a row or table lock (an operator's ``LOCK TABLE``, a long
 #: ``ALTER``) before giving up: a job must not wait on its ledger row.
 LOCK_TIMEOUT = "5s"
+#: The oldest server with every feature the statements use (``SKIP LOCKED`` and ``ON CONFLICT`` came in 9.5).
+MIN_SERVER_VERSION = 90500
 _LEDGER_TYPES = (
     "integer",
     "text",
@@ -95,6 +98,17 @@ class PostgresStore(SqlStore):
     #: SKIP LOCKED only decides who *tries* a row; the claim's compare-and-set still decides who *wins* it.
     due_lock = " FOR UPDATE SKIP LOCKED"
 
+    def __init__(self, db: pw.Database) -> None:
+        version = db.server_version  # type: ignore[attr-defined]
+        if version is None:  # read by peewee on the first connection: probed once, when the store is made
+            db.connection()  # type: ignore[no-untyped-call]
+            version = db.server_version  # type: ignore[attr-defined]
+        if version < MIN_SERVER_VERSION:
+            raise ConfigError(f"PostgreSQL {version // 10000}.{version // 100 % 100} is too old: hookscheduler needs "
+                              "9.5 or newer (FOR UPDATE SKIP LOCKED, INSERT ... ON CONFLICT); upgrade the server")
+        super().__init__(db)
+        self.server_version = int(version)
+
     def membership(self, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
         if values:
             yield f"{column} = ANY(%s)", [list(values)]
@@ -136,8 +150,10 @@ class PostgresStore(SqlStore):
             if _lost_statement(exc):  # the pooler gave this transaction another server connection
                 _POOLED.append(True)
                 prepared.discard(conn)
-                log.warning("the PostgreSQL session lost a prepared statement (a pooler in transaction mode?); "
-                            "the scheduler uses plain statements from now on")
+                log.warning(
+                    "the PostgreSQL session lost a prepared statement (a pooler in transaction mode?); "
+                    "the scheduler uses plain statements from now on"
+                )
             raise
 
     def claim(self, requests: Sequence[ClaimRequest]) -> set[int]:
@@ -200,17 +216,12 @@ class PostgresStore(SqlStore):
             return "started"
         return "duplicate" if known else "unknown"
 
-    def finish_in_one_trip(
-        self, rq_job_id: str, status: str, now: datetime, duration: float, traceback: str | None, reason: str | None
-    ) -> bool:
+    def finish_in_one_trip(self, rq_job_id: str, outcome: Outcome) -> bool:
         conn = self._one_trip_connection()
         if conn is None:
             return False
         try:
-            conn.cursor().execute(
-                _preamble() + FINISH.format(p="%s"),
-                (status, now, now, duration, traceback, reason, reason, status, LATE_COMPLETION, rq_job_id),
-            )
+            conn.cursor().execute(_preamble() + FINISH.format(p="%s"), outcome.values(rq_job_id, outcome.at))
         except Exception as exc:
             _abandon(conn, "outcome", exc)
             return False

@@ -1,35 +1,41 @@
-"""The scheduler's "now": the wall clock, or a simulated clock shared by every process of a soak/chaos run.
+"""The scheduler's "now": the wall clock, unless a test harness installed another source of time.
 
-Why an injectable clock rather than libfaketime: libfaketime is not installed here, it does not follow
-``fork()``-ed RQ work horses reliably, and it cannot step several running processes' clocks at once. Every
-timestamp the scheduler and the worker write comes from :func:`utcnow` (``models.utcnow`` is this function),
-and every sleep of the loop goes through :func:`real_seconds`, so one switch covers them all.
+Every timestamp the scheduler and the worker write comes from :func:`utcnow` (``models.utcnow`` is this
+function), every sleep of the loop goes through :func:`real_seconds`, and every RQ job timeout through
+:func:`rq_timeout`; so one switch covers them all. In production nothing is installed: :func:`utcnow` *is* the
+plain wall-clock function and the other two are the identity. No indirection, nothing to measure, and no
+environment variable read.
 
-* ``HOOKSCHEDULER_SIMCLOCK`` unset (production): :func:`utcnow` *is* the plain wall-clock function (chosen
-  once, at import), :func:`real_seconds` returns its argument. No indirection, nothing to measure.
-* ``HOOKSCHEDULER_SIMCLOCK=/path/clock.json``: the file holds ``{"sim": S, "real": R, "rate": K}`` (epoch
-  seconds, floats): simulated now = ``S + (time.time() - R) * K``. The file is re-read whenever it changes
-  (one ``stat`` per call), so a test harness steps every process's clock at once by rewriting it
-  (atomically, with ``os.replace``): faster, slower, or backwards (an NTP correction).
-* ``HOOKSCHEDULER_SIMCLOCK={"sim": ..., "real": ..., "rate": ...}``: the same, inline (a fixed clock).
-
-Simulated seconds are converted to real ones for the loop's sleeps (at most :data:`MAX_SIM_SLEEP` real
-seconds each, so a process that went to sleep under one rate wakes up under the next) and for RQ's job
-timeouts (the worker kills a run after ``timeout`` simulated seconds); RQ's own bookkeeping (heartbeats,
-TTLs) stays in real time.
+A harness that runs processes on a simulated clock (the chaos run: several processes, whose clocks it steps
+at once, forward or back) calls :func:`install` in each of them before it imports the rest of hookscheduler
+(``tests/rig``): modules bind these functions when they are imported.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import time
-from dataclasses import dataclass
+import sys
 from datetime import datetime, timezone
+from typing import Protocol
 
-ENV = "HOOKSCHEDULER_SIMCLOCK"
-MAX_SIM_SLEEP = 0.1  # real seconds: the longest sleep on a simulated clock (so a changed clock is seen at once)
+
+class TimeSource(Protocol):
+    """Another source of time: now, and how long in real seconds a span of its seconds lasts."""
+
+    def utcnow(self) -> datetime:
+        """Naive UTC now."""
+        ...
+
+    def real_seconds(self, sim_seconds: float) -> float:
+        """Real seconds to sleep for a span of this source's seconds."""
+        ...
+
+    def rq_timeout(self, sim_seconds: int) -> int:
+        """The RQ job timeout (whole real seconds, at least 1) for a job's ``timeout``."""
+        ...
+
+
+#: The installed source (None: the wall clock).
+SIM: TimeSource | None = None
 
 
 def wall_utcnow() -> datetime:
@@ -37,101 +43,31 @@ def wall_utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-@dataclass(frozen=True)
-class SimSpec:
-    """A simulated timeline: at real time ``real`` it was ``sim``; it advances ``rate`` times faster."""
-
-    sim: float
-    real: float
-    rate: float
-
-    def at(self, real_now: float) -> float:
-        return self.sim + (real_now - self.real) * self.rate
-
-    @classmethod
-    def parse(cls, text: str) -> SimSpec:
-        data = json.loads(text)
-        spec = cls(float(data["sim"]), float(data["real"]), float(data.get("rate", 1.0)))
-        if not spec.rate > 0:
-            raise ValueError(f"{ENV}: rate must be > 0, got {spec.rate}")
-        return spec
-
-    def dump(self) -> str:
-        return json.dumps({"sim": self.sim, "real": self.real, "rate": self.rate})
+def utcnow() -> datetime:
+    """Naive UTC now from the system clock (the same body as :func:`wall_utcnow`: no extra call)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-class SimClock:
-    """The simulated clock of :data:`ENV`: a file (re-read when it changes) or an inline spec."""
-
-    def __init__(self, value: str) -> None:
-        self.path: str | None = None if value.lstrip().startswith("{") else value
-        self._key: tuple[int, int] | None = None
-        self._spec = SimSpec.parse(value) if self.path is None else self._read()
-
-    def _read(self) -> SimSpec:
-        assert self.path is not None
-        for _ in range(50):  # a writer replaces the file atomically; a missing file is a moment's race
-            try:
-                st = os.stat(self.path)
-                with open(self.path, encoding="utf-8") as fh:
-                    spec = SimSpec.parse(fh.read())
-                self._key = (st.st_mtime_ns, st.st_ino)
-                return spec
-            except (FileNotFoundError, ValueError, KeyError):
-                time.sleep(0.01)
-        raise RuntimeError(f"{ENV}={self.path}: cannot read the simulated clock file")
-
-    def spec(self) -> SimSpec:
-        if self.path is not None:
-            try:
-                st = os.stat(self.path)
-                if (st.st_mtime_ns, st.st_ino) != self._key:
-                    self._spec = self._read()
-            except FileNotFoundError:
-                pass  # being replaced: keep the last spec
-        return self._spec
-
-    def timestamp(self) -> float:
-        return self.spec().at(time.time())
-
-    def utcnow(self) -> datetime:
-        return datetime.fromtimestamp(self.timestamp(), timezone.utc).replace(tzinfo=None)
+def real_seconds(sim_seconds: float) -> float:
+    """Real seconds for a span of scheduler seconds (the identity on the wall clock)."""
+    return sim_seconds
 
 
-def write_spec(path: str, spec: SimSpec) -> None:
-    """Atomically publish a new simulated timeline to every process reading ``path``."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(spec.dump())
-    os.replace(tmp, path)
+def rq_timeout(sim_seconds: int) -> int:
+    """The RQ job timeout for a job's ``timeout`` (the identity on the wall clock)."""
+    return sim_seconds
 
 
-_VALUE = os.environ.get(ENV, "").strip()
-SIM: SimClock | None = SimClock(_VALUE) if _VALUE else None
-
-if SIM is None:
-    def utcnow() -> datetime:
-        """Naive UTC now from the system clock (the same body as :func:`wall_utcnow`: no extra call)."""
-        return datetime.now(timezone.utc).replace(tzinfo=None)
-
-    def real_seconds(sim_seconds: float) -> float:
-        """Real seconds for a span of scheduler seconds (the identity on the wall clock)."""
-        return sim_seconds
-
-    def rq_timeout(sim_seconds: int) -> int:
-        """The RQ job timeout for a job's ``timeout`` (the identity on the wall clock)."""
-        return sim_seconds
-else:
-    _sim = SIM
-
-    def utcnow() -> datetime:
-        """Naive UTC now on the simulated timeline."""
-        return _sim.utcnow()
-
-    def real_seconds(sim_seconds: float) -> float:
-        # capped: a sleeping process must notice within a moment when the harness changes the clock
-        return min(sim_seconds / _sim.spec().rate, MAX_SIM_SLEEP)
-
-    def rq_timeout(sim_seconds: int) -> int:
-        # RQ's timeouts are whole real seconds (SIGALRM): at least one
-        return max(1, math.ceil(sim_seconds / _sim.spec().rate))
+def install(source: TimeSource) -> None:
+    """Make ``source`` this process's clock. Only a test harness does this, first thing: a module imported
+    before would keep the wall clock it bound, so that is refused rather than half done."""
+    global SIM, utcnow, real_seconds, rq_timeout
+    early = sorted(name for name in sys.modules if name.startswith("hookscheduler.")
+                   and name not in {"hookscheduler.timing", "hookscheduler.timing.clock"})
+    if early:
+        raise RuntimeError(f"install the clock before importing the rest of hookscheduler (already imported: "
+                           f"{', '.join(early[:5])})")
+    SIM = source
+    utcnow = source.utcnow  # type: ignore[assignment]
+    real_seconds = source.real_seconds  # type: ignore[assignment]
+    rq_timeout = source.rq_timeout  # type: ignore[assignment]

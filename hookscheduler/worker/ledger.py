@@ -21,7 +21,7 @@ from typing import TypeVar
 import peewee as pw
 
 from ..store import store_for
-from ..store.base import LATE_COMPLETION
+from ..store.base import LATE_COMPLETION, Outcome
 from ..store.postgres import LOCK_TIMEOUT, warm_up
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def record_finished(db: pw.Database, rq_job_id: str, status: str, now: datetime,
             if not known:
                 return
         duration = max((now - started).total_seconds(), 0.0) if started is not None else None
-        store.record_finished(rq_job_id, status, now, duration, traceback, reason)
+        store.record_finished(rq_job_id, Outcome(status, now, duration, traceback, reason))
 
 
 def start_in_one_trip(db: pw.Database, rq_job_id: str, job_name: str, worker: str | None,
@@ -90,4 +90,4 @@ def finish_in_one_trip(db: pw.Database, rq_job_id: str, status: str, now: dateti
     """:func:`record_finished` (with a known start) in one round trip where the store can; False when the
     caller must take the careful path."""
     duration = max((now - started).total_seconds(), 0.0)
-    return store_for(db).finish_in_one_trip(rq_job_id, status, now, duration, traceback, reason)
+    return store_for(db).finish_in_one_trip(rq_job_id, Outcome(status, now, duration, traceback, reason))

@@ -10,8 +10,8 @@ horse per job, RQ's timeouts, heartbeats and registries. What this module adds i
   were started from;
 * before it forks, the worker warms what every horse needs (site settings, the apps' job modules) so that a
   horse does no importing and no config reading; it never uses a database connection itself: on PostgreSQL it
-  keeps one warm connection that it lends to each horse and takes back when the horse left it clean
-  (:mod:`hookscheduler.worker.warm`).
+  keeps one warm connection that it lends to each horse and takes back when the horse left it clean, and on
+  SQLite it holds the database file open (:class:`hookscheduler.worker.warm.WarmDatabaseWorker`).
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ import gc
 import logging
 import os
 import socket
-import sqlite3
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import peewee as pw
 import redis
 from rq import Queue
 from rq.job import Job
@@ -40,8 +38,8 @@ from ..config import BUILTIN_QUEUES, Bench, Site, load_bench, load_sites
 from ..declare.hooks import load_job_specs
 from ..exceptions import HookError, QueueNotFound, shown
 from ..security.redact import redact_failure
-from ..store.database import PostgresqlDatabase, open_database
-from . import ledger, runner, warm
+from . import runner
+from .warm import WarmDatabaseWorker
 
 log = logging.getLogger(__name__)
 
@@ -102,97 +100,16 @@ class _PromptUnsubscribe:
 LISTEN_WAKE = 1.0
 
 
-class _WarmConnection:
-    """Lend the worker's warm PostgreSQL connection to each horse and take it back when the horse left it
-    clean; make one while a horse runs when there is none (:mod:`hookscheduler.worker.warm`). The job's site is
-    the likeliest site of the next job."""
-
-    def fork_work_horse(self, job: Job, queue: Queue) -> None:
-        warm.lend()
-        super().fork_work_horse(job, queue)  # type: ignore[misc]  # returns in the parent only
-        warm.lent_out()
-        try:
-            site = job.kwargs.get("site")
-            ctx = runner.worker_site(str(site)) if site else None
-        except Exception:  # not one of ours, or its site does not load: the horse will say so
-            return
-        if ctx is None:
-            return
-        url = ctx.site.db_url
-        db = _databases.get(url)
-        if db is None:  # one (unconnected) object per URL: this runs in the worker after every fork
-            db = _databases[url] = open_database(url, ctx.bench.path)
-        if isinstance(db, PostgresqlDatabase):
-            warm.replenish(url, db.make_spare, ledger.warm_up)
-        elif isinstance(db, pw.SqliteDatabase) and db.database != ":memory:":
-            _keep_open(db.database)
-
-    def monitor_work_horse(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            super().monitor_work_horse(*args, **kwargs)  # type: ignore[misc]
-        finally:
-            warm.take_back()
-
-    def perform_job(self, *args: Any, **kwargs: Any) -> bool:
-        """In the horse: the job, its callbacks and RQ's bookkeeping; then the report on the lent connection."""
-        try:
-            return bool(super().perform_job(*args, **kwargs))  # type: ignore[misc]
-        finally:
-            warm.report_back()
-
-    def teardown(self) -> None:
-        if not getattr(self, "is_horse", False):
-            warm.discard()
-            _release_kept()
-        super().teardown()  # type: ignore[misc]
-
-
-#: The sites' databases as the worker knows them (never connected: what kind, where, and how to make a spare).
-_databases: dict[str, pw.Database] = {}
-#: SQLite files this worker holds open (never used; see :func:`_keep_open`).
-_KEPT: dict[str, sqlite3.Connection] = {}
-
-
-def _keep_open(path: str) -> None:
-    """Hold one idle connection to a SQLite site's database for the worker's lifetime.
-
-    In WAL mode, the last connection to close a database checkpoints it and drops its shared-memory index, and the
-    next one to open it must rebuild that index from the whole WAL file. Horses end with ``os._exit``, so when no
-    scheduler is running on the host each horse would find no other connection and pay that recovery, the larger
-    part of a no-op run's time inside the horse (CHANGELOG.md). This connection never runs a statement after the
-    first read and holds no lock but SQLite's shared-memory marker; a horse inherits its descriptor and never uses
-    it (it opens its own connection, as SQLite requires after a fork), and never closes it (``os._exit``)."""
-    if path in _KEPT or not os.path.exists(path):
-        return
-    old_umask = os.umask(0o077)  # a -wal or -shm file it creates is owner-only, like the database
-    conn = None
-    try:
-        conn = sqlite3.connect(path, timeout=0.1, check_same_thread=False)
-        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # maps the WAL index
-    except sqlite3.Error as exc:  # locked, not a database, no permission: the horses will say so
-        log.debug("could not hold %s open: %s", path, exc)
-        if conn is not None:
-            conn.close()
-        return
-    finally:
-        os.umask(old_umask)
-    _KEPT[path] = conn
-
-
-def _release_kept() -> None:
-    while _KEPT:
-        _KEPT.popitem()[1].close()
-
-
-class HookWorker(_HorseDeathEvents, _RedactedFailure, _PromptUnsubscribe, _WarmConnection, Worker):
+class HookWorker(_HorseDeathEvents, _RedactedFailure, _PromptUnsubscribe, WarmDatabaseWorker, Worker):
     """RQ's Worker (queues in priority order)."""
 
 
-class HookRoundRobinWorker(_HorseDeathEvents, _RedactedFailure, _PromptUnsubscribe, _WarmConnection, RoundRobinWorker):
+class HookRoundRobinWorker(_HorseDeathEvents, _RedactedFailure, _PromptUnsubscribe, WarmDatabaseWorker,
+                           RoundRobinWorker):
     """RQ's RoundRobinWorker (after a job from one queue, the next queue comes first)."""
 
 
-class HookRandomWorker(_HorseDeathEvents, _RedactedFailure, _PromptUnsubscribe, _WarmConnection, RandomWorker):
+class HookRandomWorker(_HorseDeathEvents, _RedactedFailure, _PromptUnsubscribe, WarmDatabaseWorker, RandomWorker):
     """RQ's RandomWorker (queues shuffled after every job)."""
 
 

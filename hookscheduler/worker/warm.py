@@ -1,4 +1,8 @@
-"""A warm PostgreSQL connection that a worker lends to each work horse in turn, and takes back when it is clean.
+"""Each site's database kept warm for the work horses a worker forks: :class:`WarmDatabaseWorker`.
+
+On PostgreSQL: a warm connection that the worker lends to each work horse in turn, and takes back when it is
+clean. On SQLite: the database file held open (:func:`keep_open`). The module-level functions below are the
+PostgreSQL half; the class is the one place a worker uses either.
 
 RQ forks a work horse per job, and a horse cannot use a connection while its parent uses it (two processes
 writing one socket corrupt the session). A horse that connects for itself starts a new server backend per
@@ -40,10 +44,16 @@ from __future__ import annotations
 import logging
 import mmap
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import peewee as pw
+    from rq.job import Job
+    from rq.queue import Queue
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +78,6 @@ _spare: _Spare | None = None
 _adopted: Any = None  # in a horse: the connection it took
 _report: mmap.mmap | None = None  # one byte, shared by the worker and its horses
 _refused_until: dict[str, float] = {}
-#: Backend pids of the spares this process made (tests read it to check the horses used them).
-made: list[int] = []
 
 
 def take(key: str) -> Any | None:
@@ -171,10 +179,7 @@ def replenish(key: str, connect: Callable[[], Any], warm: Callable[[Any], None])
         if conn is not None:
             _close_quietly(conn)
         return False
-    backend = int(conn.get_backend_pid())
-    _spare = _Spare(key, os.getpid(), conn, backend)
-    made.append(backend)
-    del made[:-100]
+    _spare = _Spare(key, os.getpid(), conn, int(conn.get_backend_pid()))
     return True
 
 
@@ -210,3 +215,109 @@ def _close_quietly(conn: Any) -> None:
         conn.close()
     except Exception as exc:
         log.debug("closing a spare connection: %s", exc)
+
+
+# --- SQLite ----------------------------------------------------------------------------------------------
+
+#: SQLite files this worker holds open (never used; see :func:`keep_open`).
+_kept: dict[str, sqlite3.Connection] = {}
+
+
+def keep_open(path: str) -> None:
+    """Hold one idle connection to a SQLite site's database for the worker's lifetime.
+
+    In WAL mode, the last connection to close a database checkpoints it and drops its shared-memory index, and the
+    next one to open it must rebuild that index from the whole WAL file. Horses end with ``os._exit``, so when no
+    scheduler is running on the host each horse would find no other connection and pay that recovery, the larger
+    part of a no-op run's time inside the horse (CHANGELOG.md). This connection never runs a statement after the
+    first read and holds no lock but SQLite's shared-memory marker; a horse inherits its descriptor and never uses
+    it (it opens its own connection, as SQLite requires after a fork), and never closes it (``os._exit``)."""
+    if path in _kept or not os.path.exists(path):
+        return
+    old_umask = os.umask(0o077)  # a -wal or -shm file it creates is owner-only, like the database
+    conn = None
+    try:
+        conn = sqlite3.connect(path, timeout=0.1, check_same_thread=False)
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # maps the WAL index
+    except sqlite3.Error as exc:  # locked, not a database, no permission: the horses will say so
+        log.debug("could not hold %s open: %s", path, exc)
+        if conn is not None:
+            conn.close()
+        return
+    finally:
+        os.umask(old_umask)
+    _kept[path] = conn
+
+
+def kept_open(path: str) -> bool:
+    """Whether this worker holds ``path`` open."""
+    return path in _kept
+
+
+def release_kept() -> None:
+    """Close every file :func:`keep_open` holds (the worker is stopping)."""
+    while _kept:
+        _kept.popitem()[1].close()
+
+
+# --- the worker --------------------------------------------------------------------------------------------
+
+#: The sites' databases as the worker knows them (never connected: what kind, where, and how to make a spare).
+_databases: dict[str, pw.Database] = {}
+
+
+class WarmDatabaseWorker:
+    """An RQ worker mixin that keeps the database of the site it last ran a job for warm for the next horse:
+    on PostgreSQL it lends its warm connection to each horse and takes it back when the horse left it clean,
+    making one while a horse runs when there is none; on SQLite it holds the database file open. The job's
+    site is the likeliest site of the next job."""
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        lend()
+        super().fork_work_horse(job, queue)  # type: ignore[misc]  # returns in the parent only
+        lent_out()
+        self._warm_for(job)
+
+    @staticmethod
+    def _warm_for(job: Job) -> None:
+        """In the worker, after a fork: a spare (PostgreSQL) or an open file (SQLite) for the job's site."""
+        import peewee as pw  # imported here: the store's database module imports this one
+
+        from ..store.database import PostgresqlDatabase, open_database
+        from ..store.postgres import warm_up
+        from . import runner
+
+        try:
+            site = job.kwargs.get("site")
+            ctx = runner.worker_site(str(site)) if site else None
+        except Exception:  # not one of ours, or its site does not load: the horse will say so
+            return
+        if ctx is None:
+            return
+        url = ctx.site.db_url
+        db = _databases.get(url)
+        if db is None:  # one (unconnected) object per URL: this runs in the worker after every fork
+            db = _databases[url] = open_database(url, ctx.bench.path)
+        if isinstance(db, PostgresqlDatabase):
+            replenish(url, db.make_spare, warm_up)
+        elif isinstance(db, pw.SqliteDatabase) and db.database != ":memory:":
+            keep_open(db.database)
+
+    def monitor_work_horse(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().monitor_work_horse(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            take_back()
+
+    def perform_job(self, *args: Any, **kwargs: Any) -> bool:
+        """In the horse: the job, its callbacks and RQ's bookkeeping; then the report on the lent connection."""
+        try:
+            return bool(super().perform_job(*args, **kwargs))  # type: ignore[misc]
+        finally:
+            report_back()
+
+    def teardown(self) -> None:
+        if not getattr(self, "is_horse", False):
+            discard()
+            release_kept()
+        super().teardown()  # type: ignore[misc]

@@ -1,7 +1,7 @@
 """The chaos run: a real bench, real ``schedule`` and ``worker`` processes, a simulated week, seeded faults.
 
-Time: every process reads the simulated clock from ``<run>/clock.json`` (``HOOKSCHEDULER_SIMCLOCK``, see
-:mod:`hookscheduler.timing.clock`); the harness publishes it, steps it backwards for the NTP fault, and records every
+Time: every process reads the simulated clock from ``<run>/clock.json`` (``HS_RIG_CLOCK``, see
+:mod:`tests.rig`); the harness publishes it, steps it backwards for the NTP fault, and records every
 fault and every stop/pause toggle on the same simulated timeline, for the oracle.
 
 Processes are started in their own session so that a fault hits the whole process group (a worker and its work
@@ -30,13 +30,15 @@ from typing import Any
 
 import psycopg2
 
-from hookscheduler.timing.clock import SimSpec, write_spec
+from tests.rig.simclock import SimSpec, write_spec
 
 from . import bench as chaos_bench
 from .services import PrivatePostgres, PrivateRedis
 
 REPO = Path(__file__).resolve().parents[2]
 START = datetime(2025, 12, 26, 12, 0, tzinfo=timezone.utc)  # a Friday: a weekend, New Year, month and year turn
+#: Simulated seconds a skewed worker's clock runs behind the schedulers' (the skew fault).
+SKEW = 600.0
 
 
 @dataclass
@@ -109,6 +111,7 @@ class Harness:
         self.work = config.workdir or Path(f"/tmp/hs-chaos-{uuid.uuid4().hex[:8]}")
         self.work.mkdir(parents=True, exist_ok=True)
         self.clock_file = self.work / "clock.json"
+        self.skew_file = self.work / "clock-skewed.json"
         self.out_file = self.work / "out.jsonl"
         self.redis = PrivateRedis(self.work)
         self.pg = PrivatePostgres(self.work) if config.db == "postgres" else None
@@ -119,6 +122,7 @@ class Harness:
         self.toggles: list[Toggle] = []
         self.crashes: Counter[str] = Counter()
         self.max_back = 0.0
+        self.max_ahead = 0.0
         self.bench: Path | None = None
         self.spec = SimSpec(START.timestamp(), time.time(), config.rate)
 
@@ -129,19 +133,21 @@ class Harness:
     def publish_clock(self, sim: datetime, rate: float) -> None:
         self.spec = SimSpec(sim.replace(tzinfo=timezone.utc).timestamp(), time.time(), rate)
         write_spec(str(self.clock_file), self.spec)
+        # the clock of a process that runs behind the others (the skew fault): the same timeline, SKEW earlier
+        write_spec(str(self.skew_file), SimSpec(self.spec.sim - SKEW, self.spec.real, rate))
 
     # --- processes ----------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
         assert self.bench is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKSCHEDULER_")}
-        env.update({"HOOKSCHEDULER_BENCH": str(self.bench), "HOOKSCHEDULER_SIMCLOCK": str(self.clock_file),
+        env.update({"HOOKSCHEDULER_BENCH": str(self.bench), "HS_RIG_CLOCK": str(self.clock_file),
                     "HS_CHAOS_OUT": str(self.out_file), "PYTHONPATH": str(REPO)})
         return env
 
-    def _spawn(self, proc: Proc) -> None:
+    def _spawn(self, proc: Proc, **extra_env: str) -> None:
         args = ["schedule", "-v"] if proc.role == "scheduler" else ["worker", "--quiet"]
         log = open(self.work / f"{proc.role}{proc.index}.log", "ab")  # noqa: SIM115
-        proc.popen = subprocess.Popen([sys.executable, "-m", "hookscheduler", *args], env=self.env(),
+        proc.popen = subprocess.Popen([sys.executable, "-m", "tests.rig", *args], env={**self.env(), **extra_env},
                                       cwd=str(self.bench), stdout=log, stderr=log, start_new_session=True)
         log.close()
 
@@ -195,6 +201,8 @@ class Harness:
     def fault_kinds(self) -> list[str]:
         kinds = ["kill_scheduler", "stop_scheduler", "kill_worker", "stop_worker", "redis_restart", "db_lock",
                  "clock_back", "stop_job", "pause_scheduler"]
+        if not self.cfg.light:  # the long form: the faults that exposed a double run, a silenced site, abandoned runs
+            kinds += ["redis_wipe", "worker_no_ledger", "clock_ahead", "skew_worker"]
         if self.pg is not None:
             kinds.append("pg_restart")
         return kinds
@@ -227,6 +235,36 @@ class Harness:
             self.redis.stop(save=True)
             time.sleep(rng.uniform(0.1, 1.0))
             self.redis.start()
+        elif kind == "redis_wipe":  # a restart without persistence: queues, jobs and marks are gone
+            self.redis.stop(save=False)
+            with contextlib.suppress(FileNotFoundError):
+                (self.redis.dir / "dump.rdb").unlink()
+            time.sleep(rng.uniform(0.1, 1.0))
+            self.redis.start()
+        elif kind in ("worker_no_ledger", "skew_worker"):
+            # a worker that cannot write the ledger (its database unreachable), or whose clock runs SKEW behind
+            # the schedulers': it runs for a while in place of a healthy one
+            bad = {"HS_RIG_CLOCK": str(self.skew_file)} if kind == "skew_worker" else {
+                "HOOKSCHEDULER_DB_URL": ("postgresql://postgres@127.0.0.1:1/nowhere" if self.pg is not None
+                                         else f"sqlite:///{self.work / 'no-such-folder' / 'ledger.sqlite3'}")}
+            with self.lock:
+                p = self._pick("worker")
+                p.down = True
+                self._kill(p)
+                self._spawn(p, **bad)
+            time.sleep(rng.uniform(0.5, 3.0))
+            with self.lock:
+                self._kill(p)
+                self._spawn(p)
+                p.down = False
+            detail = f"{p.role}{p.index}"
+        elif kind == "clock_ahead":  # one excursion: a day ahead for a moment, then back where it was
+            ahead = rng.uniform(3600, 86400)
+            self.publish_clock(self.now() + timedelta(seconds=ahead), self.spec.rate)
+            time.sleep(rng.uniform(0.1, 0.5))
+            self.publish_clock(self.now() - timedelta(seconds=ahead), self.spec.rate)
+            self.max_ahead = max(self.max_ahead, ahead)
+            detail = f"{ahead:.0f}s"
         elif kind == "pg_restart":
             assert self.pg is not None
             self.pg.restart()
@@ -312,7 +350,7 @@ class Harness:
                                             db_url=self.pg.url if self.pg else None, bench_id=bench_id,
                                             tick=self.cfg.tick, light=self.cfg.light)
         self.publish_clock(START.replace(tzinfo=None), 1.0)  # migrate at a fixed, known moment
-        subprocess.run([sys.executable, "-m", "hookscheduler", "migrate"], env=self.env(), cwd=str(self.bench),
+        subprocess.run([sys.executable, "-m", "tests.rig", "migrate"], env=self.env(), cwd=str(self.bench),
                        check=True, capture_output=True, timeout=120)
         self.migrated_at = START.replace(tzinfo=None)
         self.job_names = [d.name for d in chaos_bench.declarations(self.cfg.light)]
@@ -398,7 +436,7 @@ class Harness:
         re-sent and drained by a burst worker."""
         later = stopped_at + timedelta(hours=2)
         self.publish_clock(later, 1.0)
-        code = ("import sys, json; from hookscheduler.context import open_site; "
+        code = ("import sys, json, tests.rig; tests.rig.install(); from hookscheduler.context import open_site; "
                 "from hookscheduler.broker.connection import redis_for; from hookscheduler.store.models import utcnow; "
                 "from hookscheduler.schedule.outbox import resend_outbox; "
                 "from hookscheduler.schedule.reconcile import reconcile_active; "
@@ -413,7 +451,7 @@ class Harness:
             total += resent
             if not resent:
                 break
-            subprocess.run([sys.executable, "-m", "hookscheduler", "worker", "--burst", "--quiet"], env=self.env(),
+            subprocess.run([sys.executable, "-m", "tests.rig", "worker", "--burst", "--quiet"], env=self.env(),
                            cwd=str(self.bench), check=True, capture_output=True, timeout=300)
         return total
 

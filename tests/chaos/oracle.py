@@ -96,6 +96,7 @@ class Report:
     ledger_rows: int = 0
     task_records: int = 0
     duplicates: int = 0
+    excursion_withdrawn: int = 0  # runs a step under a clock ahead claimed, withdrawn by the recovery
     unexplained_missing: int = 0
     stuck: int = 0
     backlog: int = 0  # runs still waiting in their queue when the workers stopped (not over, not stuck)
@@ -136,7 +137,8 @@ class Report:
             f"  skipped by reason: {json.dumps(self.skipped_reasons, sort_keys=True)}",
             f"  failed by reason: {json.dumps(self.failed_reasons, sort_keys=True)}",
             f"  recoveries: {self.requeued} orphaned run(s) re-queued, {self.refused_redeliveries} second "
-            f"delivery(ies) refused, {self.outcome_unknown} run(s) started unrecorded then lost by Redis",
+            f"delivery(ies) refused, {self.outcome_unknown} run(s) lost by Redis with an unknown outcome (not sent "
+            f"again), {self.excursion_withdrawn} run(s) claimed under a clock ahead withdrawn",
             f"  PostgreSQL deadlocks between hookscheduler processes: {self.deadlocks}",
             f"  duplicates: {self.duplicates}   unexplained missing: {self.unexplained_missing}   "
             f"stuck queued/started: {self.stuck} (still waiting in a queue: {self.backlog})",
@@ -299,6 +301,9 @@ def check(record: RunRecord) -> Report:
             if row.trigger in ("schedule", "catch-up") and len(span) != row.slots:
                 rep.anomalies.append(f"{job.name}: row {row.id} says {row.slots} slot(s) "
                                      f"{row.first_slot}..{row.last_slot} but spans {len(span)} of the job's slots")
+            if row.status == "skipped" and row.reason and "clock excursion" in row.reason:
+                rep.excursion_withdrawn += 1  # a run claimed for a future slot, taken back: the slot runs later
+                continue
             for s in span:
                 cover[s].append(row)
             if row.trigger not in ("schedule", "catch-up"):

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from datetime import datetime
+from typing import Any
 
 import psycopg2
 import pytest
@@ -89,6 +90,23 @@ def close_it():
 '''
 
 
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The server backend pids of the spares this process's worker makes, in order (a spy on ``replenish``)."""
+    pids: list[int] = []
+    real = pgspare.replenish
+
+    def spy(key: str, connect: Any, warm_up: Any) -> bool:
+        before = pgspare._spare
+        ok = real(key, connect, warm_up)
+        if ok and pgspare._spare is not None and pgspare._spare is not before:
+            pids.append(pgspare._spare.backend_pid)
+        return ok
+
+    monkeypatch.setattr(pgspare, "replenish", spy)
+    return pids
+
+
 @pytest.fixture(autouse=True)
 def _clean_state():
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -124,15 +142,14 @@ def _run_worker(ctx, jobs: list[dict]) -> list[dict]:
     return [r for r in read_out(ctx.bench.path) if "backend" in r]
 
 
-def test_horses_after_the_first_run_on_the_warm_connection_their_worker_lends_and_takes_back(bench_factory):
+def test_horses_after_the_first_run_on_the_warm_connection_their_worker_lends_and_takes_back(bench_factory, made):
     ctx = setup_site(bench_factory, {"hourly": [{"method": "app1.tasks.backend", "name": f"b{i}"}
                                                 for i in range(5)]}, "postgres", tasks=TASKS)
-    made = len(pgspare.made)
     seen = _run_worker(ctx, list(range(5)))
     assert len(seen) == 5 and len({r["horse"] for r in seen}) == 5  # one forked horse per run
     # the first horse connected itself; the spare made while it ran served every later horse, taken back
     # clean after each one: one server backend for four runs
-    [spare] = pgspare.made[made:]
+    [spare] = made
     assert seen[0]["backend"] != spare and [r["backend"] for r in seen[1:]] == [spare] * 4
     ctx.database()
     assert [r.status for r in ScheduledJobLog.select()] == ["complete"] * 5
@@ -155,13 +172,12 @@ def test_nothing_of_one_job_s_session_reaches_the_next(bench_factory):
     assert look["state"] == {"app": "", "advisory": 0, "temp": None, "prepared": 0, "timeout": "0"}
 
 
-def test_a_connection_its_horse_closed_is_not_taken_back(bench_factory):
+def test_a_connection_its_horse_closed_is_not_taken_back(bench_factory, made):
     jobs = [{"method": "app1.tasks.backend", "name": "a"}, {"method": "app1.tasks.close_it", "name": "b"},
             {"method": "app1.tasks.backend", "name": "c"}, {"method": "app1.tasks.backend", "name": "d"}]
     ctx = setup_site(bench_factory, {"hourly": jobs}, "postgres", tasks=TASKS)
-    made = len(pgspare.made)
     seen = _run_worker(ctx, jobs)
-    first_spare, second_spare = pgspare.made[made:]
+    first_spare, second_spare = made
     assert [r["task"] for r in seen] == ["backend", "close_it", "backend", "backend"]
     assert seen[1]["backend"] == first_spare  # adopted, then closed by the job (the ledger reconnected)
     assert seen[2]["backend"] not in (first_spare, second_spare)  # no spare to lend: it connected itself
@@ -172,7 +188,7 @@ def test_a_connection_its_horse_closed_is_not_taken_back(bench_factory):
     assert "closed" in rows[1].traceback  # recorded on a fresh connection
 
 
-def test_a_stale_spare_costs_a_retry_not_the_run(bench_factory, monkeypatch):
+def test_a_stale_spare_costs_a_retry_not_the_run(bench_factory, monkeypatch, made):
     """The server dropped the spare's session (restart, idle timeout) before a horse took it."""
     ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.backend"]}, "postgres", tasks=TASKS)
     conn = redis_for(ctx.site)
@@ -180,7 +196,7 @@ def test_a_stale_spare_costs_a_retry_not_the_run(bench_factory, monkeypatch):
     db = open_database(ctx.site.db_url)
     assert isinstance(db, PostgresqlDatabase)
     assert pgspare.replenish(ctx.site.db_url, db.make_spare, runlog.warm_up)
-    [spare_pid] = pgspare.made[-1:]
+    [spare_pid] = made
     admin = _admin(ctx)
     try:
         with admin.cursor() as cur:
@@ -196,7 +212,7 @@ def test_a_stale_spare_costs_a_retry_not_the_run(bench_factory, monkeypatch):
     assert ScheduledJobLog.get().status == "complete"
 
 
-def test_no_spare_while_the_ledger_is_locked_and_no_retry_storm(bench_factory):
+def test_no_spare_while_the_ledger_is_locked_and_no_retry_storm(bench_factory, made):
     """The chaos run's fault: a lock held on the ledger longer than a tick. The worker must not block on it."""
     ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.backend"]}, "postgres", tasks=TASKS)
     db = open_database(ctx.site.db_url)
@@ -205,10 +221,9 @@ def test_no_spare_while_the_ledger_is_locked_and_no_retry_storm(bench_factory):
     try:
         with admin.cursor() as cur:
             cur.execute("BEGIN; LOCK TABLE scheduled_job_log IN ACCESS EXCLUSIVE MODE")
-            made = len(pgspare.made)
             assert not pgspare.replenish(ctx.site.db_url, db.make_spare, runlog.warm_up)  # lock_timeout
             assert not pgspare.replenish(ctx.site.db_url, db.make_spare, runlog.warm_up)  # backing off
-            assert len(pgspare.made) == made and pgspare._spare is None
+            assert made == [] and pgspare._spare is None
             cur.execute("ROLLBACK")
     finally:
         admin.close()
@@ -332,16 +347,14 @@ def test_a_sqlite_worker_keeps_its_database_open_so_horses_skip_wal_recovery(ben
     the files SQLite creates for it are owner-only."""
     import stat
 
-    from hookscheduler.worker import process as workers
-
     seen_open: list[bool] = []
-    real = workers._keep_open
+    real = pgspare.keep_open
 
     def spy(path: str) -> None:
         real(path)
-        seen_open.append(path in workers._KEPT)
+        seen_open.append(pgspare.kept_open(path))
 
-    monkeypatch.setattr(workers, "_keep_open", spy)
+    monkeypatch.setattr(pgspare, "keep_open", spy)
     ctx = setup_site(bench_factory, {"hourly": [{"method": "app1.tasks.record", "name": f"r{i}"} for i in range(3)]},
                      "sqlite", tasks=TASKS)
     conn = redis_for(ctx.site)
@@ -349,7 +362,7 @@ def test_a_sqlite_worker_keeps_its_database_open_so_horses_skip_wal_recovery(ben
     path = open_database(ctx.site.db_url, ctx.bench.path).database
     ctx.close()
     assert start_worker(queue="default", quiet=True, burst=True, bench=str(ctx.bench.path))
-    assert seen_open == [True, True, True] and not workers._KEPT  # held while working, released at the end
+    assert seen_open == [True, True, True] and not pgspare.kept_open(path)  # held while working, released at the end
     for suffix in ("-wal", "-shm"):
         if os.path.exists(path + suffix):
             assert stat.S_IMODE(os.stat(path + suffix).st_mode) == 0o600

@@ -19,7 +19,7 @@ from hookscheduler.broker.keys import queue_name
 from hookscheduler.context import open_site
 from hookscheduler.declare.hooks import load_job_specs
 from hookscheduler.declare.migrate import migrate_site
-from hookscheduler.schedule._faults import TICK_POINTS
+from hookscheduler.schedule._faults import POINTS
 from hookscheduler.schedule.claim import run_pass
 from hookscheduler.store.models import ScheduledJobLog
 from tests.helpers import drain, env_for, read_out
@@ -74,12 +74,12 @@ def test_four_concurrent_tick_processes_fire_every_slot_exactly_once(bench_facto
     assert len(ids) == len(set(ids)) == len(rows)
 
 
-@pytest.mark.parametrize("point", TICK_POINTS)
+@pytest.mark.parametrize("point", POINTS)
 def test_tick_killed_at_any_step_neither_doubles_nor_loses_a_slot(bench_factory, db_kind, point):
     events = {"hourly": [{"method": "app1.tasks.ok", "name": f"h{i}"} for i in range(5)]}
     bench, ctx = _site(bench_factory, db_kind, events)
     at = datetime(2026, 1, 5, 11, 0, 1)
-    proc = _driver(bench, at, 1, 1, HOOKSCHEDULER_FAILPOINTS=point)
+    proc = _driver(bench, at, 1, 1, HS_RIG_FAILPOINTS=point)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL, f"the failpoint {point} was not reached"
     # the next pass (any process) repairs: claims what was not committed, sends what was not sent

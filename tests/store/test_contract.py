@@ -11,7 +11,7 @@ import pytest
 
 from hookscheduler.exceptions import ConfigError
 from hookscheduler.store import PostgresStore, SqliteStore, Store, store_for
-from hookscheduler.store.base import ClaimRequest
+from hookscheduler.store.base import ClaimRequest, Outcome, Run
 from hookscheduler.store.database import set_state
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, database_proxy
 from hookscheduler.store.sqlite import CHUNK
@@ -49,6 +49,20 @@ def test_the_store_matches_the_dialect_and_is_made_once(store: Store):
     assert store.batch > 0
 
 
+def test_a_store_lives_and_dies_with_its_database_object(tmp_path):
+    import gc
+    import weakref
+
+    import peewee as pw
+
+    db = pw.SqliteDatabase(str(tmp_path / "x.db"))
+    store = weakref.ref(store_for(db))
+    assert store_for(db) is store()
+    del db
+    gc.collect()
+    assert store() is None  # a site reopened many times does not keep every old store (and database) alive
+
+
 def test_an_old_sqlite_is_refused_with_a_clear_error(tmp_path, monkeypatch):
     import peewee as pw
 
@@ -56,6 +70,17 @@ def test_an_old_sqlite_is_refused_with_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
     with pytest.raises(ConfigError, match=r"SQLite 3\.31\.1 is too old.*3\.35\.0 or newer.*PostgreSQL"):
         SqliteStore(pw.SqliteDatabase(str(tmp_path / "x.db")))
+
+
+def test_an_old_postgresql_is_refused_with_a_clear_error():
+    import peewee as pw
+
+    db = pw.PostgresqlDatabase("never-connected")
+    db.server_version = 90424  # 9.4: no SKIP LOCKED
+    with pytest.raises(ConfigError, match=r"PostgreSQL 9\.4 is too old: hookscheduler needs 9\.5 or newer"):
+        PostgresStore(db)
+    db.server_version = 90500
+    assert PostgresStore(db).server_version == 90500  # the version is read once, no connection needed
 
 
 def test_probe_on_an_empty_site_and_with_work(store: Store):
@@ -138,10 +163,10 @@ def test_claim_and_ledger_rows_beyond_one_statements_worth(store: Store):
         won = store.claim([ClaimRequest(j.id, T0, nxt) for j in jobs])
         store.insert_ledger_rows([_ledger_row(j, T0, rq_id=f"r{j.id}") for j in jobs])
     assert won == {j.id for j in jobs}
-    assert len(store.outbox(n + 10)) == n
+    assert len(store.outbox("s", n + 10)) == n
     assert len(store.active_runs_of([j.id for j in jobs])) == n
     store.mark_sent([f"r{j.id}" for j in jobs], T0)
-    assert store.outbox(n) == [] and not store.probe().outbox
+    assert store.outbox("s", n) == [] and not store.probe().outbox
 
 
 def test_a_rolled_back_claim_leaves_nothing(store: Store):
@@ -151,7 +176,7 @@ def test_a_rolled_back_claim_leaves_nothing(store: Store):
         store.insert_ledger_rows([_ledger_row(a, T0, rq_id="r1")])
         raise RuntimeError("killed between the claim and the commit")
     assert ScheduledJobType.get_by_id(a.id).next_execution == T0
-    assert store.outbox(10) == [] and ScheduledJobLog.select().count() == 0
+    assert store.outbox("s", 10) == [] and ScheduledJobLog.select().count() == 0
 
 
 def test_outbox_lists_unsent_runs_with_what_sending_needs(store: Store):
@@ -163,19 +188,12 @@ def test_outbox_lists_unsent_runs_with_what_sending_needs(store: Store):
             _ledger_row(a, T0 - timedelta(hours=1), status="missed"),
         ]
     )
-    runs = store.outbox(10)
+    runs = store.outbox("s", 10)
     assert [r.rq_job_id for r in runs] == ["r1", "r2"]  # oldest first; a missed row is not a run
-    assert (
-        runs[0].job_name,
-        runs[0].method,
-        runs[0].queue,
-        runs[0].timeout,
-        runs[0].scheduled_for,
-        runs[0].trigger,
-    ) == ("a", "app1.tasks.a", "default", 77, T0, "schedule")
-    assert [r.rq_job_id for r in store.outbox(1)] == ["r1"]
+    assert runs[0] == Run("r1", "s", "a", "app1.tasks.a", "default", 77, T0, "schedule")
+    assert [r.rq_job_id for r in store.outbox("s", 1)] == ["r1"]
     store.mark_sent(["r1", "unknown-id"], T0 + timedelta(seconds=1))
-    assert [r.rq_job_id for r in store.outbox(10)] == ["r2"]
+    assert [r.rq_job_id for r in store.outbox("s", 10)] == ["r2"]
     assert _row("r1").enqueued_at == T0 + timedelta(seconds=1)
     store.mark_sent(["r1"], T0 + timedelta(seconds=9))  # already sent: the first stamp stays
     assert _row("r1").enqueued_at == T0 + timedelta(seconds=1)
@@ -190,7 +208,12 @@ def test_a_stop_whose_end_has_come_is_cleared_once(store: Store):
         store.end_stop(b.id, until)  # another stop (its end moved): untouched
     row = ScheduledJobType.get_by_id(a.id)
     assert (row.stopped, row.stopped_until, row.stopped_note, row.stopped_by, row.stopped_at) == (
-        False, None, None, "--until", until)
+        False,
+        None,
+        None,
+        "--until",
+        until,
+    )
     assert ScheduledJobType.get_by_id(b.id).stopped is True
 
 
@@ -201,8 +224,11 @@ def test_a_run_rq_refuses_leaves_the_outbox_failed_with_why(store: Store):
         store.fail_unsendable("r1", "not sent: RQ refused it", T0 + timedelta(seconds=1))
         store.fail_unsendable("r2", "not sent", T0)  # not queued: untouched
     assert (_row("r1").status, _row("r1").reason, _row("r1").finished_at) == (
-        "failed", "not sent: RQ refused it", T0 + timedelta(seconds=1))
-    assert store.outbox(10) == [] and _row("r2").status == "complete"
+        "failed",
+        "not sent: RQ refused it",
+        T0 + timedelta(seconds=1),
+    )
+    assert store.outbox("s", 10) == [] and _row("r2").status == "complete"
 
 
 def test_latest_rows_and_extending_a_skip(store: Store):
@@ -247,7 +273,7 @@ def test_active_runs_settle_resend_and_requeue_notes(store: Store):
     ra, rb = (r for r, _ in pairs)
     later = T0 + timedelta(minutes=5)
     store.mark_for_resend(ra.id, later, "re-sent")
-    assert [r.rq_job_id for r in store.outbox(10)] == ["ra"] and _row("ra").reason == "re-sent"
+    assert [r.rq_job_id for r in store.outbox("s", 10)] == ["ra"] and _row("ra").reason == "re-sent"
     store.settle_run(rb.id, "failed", "abandoned", later, finish=True)
     assert (_row("rb").status, _row("rb").reason, _row("rb").finished_at) == ("failed", "abandoned", later)
     store.settle_run(rb.id, "complete", "too late", later, finish=True)  # no longer active: untouched
@@ -284,7 +310,7 @@ def test_the_worker_transitions(store: Store):
     assert (row.status, row.worker, row.started_at, row.enqueued_at) == ("started", "w1", start, start)
     assert store.started_at("r1") == (True, start) and store.started_at("nope") == (False, None)
     with store.ledger_transaction():
-        store.record_finished("r1", "complete", start + timedelta(seconds=3), 3.0, None, None)
+        store.record_finished("r1", Outcome("complete", start + timedelta(seconds=3), 3.0))
     row = _row("r1")
     assert (row.status, row.duration, row.finished_at) == ("complete", 3.0, start + timedelta(seconds=3))
 
@@ -292,7 +318,7 @@ def test_the_worker_transitions(store: Store):
 def test_a_late_completion_overrides_an_abandoned_verdict_and_says_so(store: Store):
     a = _job("a")
     store.insert_ledger_rows([_ledger_row(a, T0, status="failed", rq_id="r1", reason="abandoned")])
-    store.record_finished("r1", "complete", T0, None, None, None)
+    store.record_finished("r1", Outcome("complete", T0))
     assert (_row("r1").status, _row("r1").reason) == (
         "complete",
         "completed after the scheduler had declared it abandoned",
@@ -303,7 +329,7 @@ def test_one_trip_writes_where_the_dialect_has_them(store: Store):
     a = _job("a")
     store.insert_ledger_rows([_ledger_row(a, T0, rq_id="r1")])
     state = store.start_in_one_trip("r1", "a", "w1", T0)
-    done = store.finish_in_one_trip("r1", "complete", T0 + timedelta(seconds=1), 1.0, None, None)
+    done = store.finish_in_one_trip("r1", Outcome("complete", T0 + timedelta(seconds=1), 1.0))
     if isinstance(store, PostgresStore):
         assert state == "started" and done
         assert (_row("r1").status, ScheduledJobType.get_by_id(a.id).last_execution) == ("complete", T0)
