@@ -201,14 +201,16 @@ def _probe_in_child(modules: list[str], limit: float) -> tuple[int, str | None]:
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: import each, say so, and leave without running any exit handler of the parent's
-        os.close(read_end)
-        for module in modules:
-            with contextlib.suppress(BaseException):
-                importlib.import_module(module)
-            os.write(write_end, b"1")
-        os._exit(0)
+        try:  # whatever happens here (a write to a parent that stopped listening), the child never returns:
+            os.close(read_end)  # a child that did would go on running its parent's program as a copy of it
+            for module in modules:
+                with contextlib.suppress(BaseException):
+                    importlib.import_module(module)
+                os.write(write_end, b"1")
+        finally:
+            os._exit(0)
     os.close(write_end)
-    done, why = 0, None
+    done, why, ended = 0, None, False
     try:
         while done < len(modules):
             ready, _, _ = select.select([read_end], [], [], limit)
@@ -219,9 +221,13 @@ def _probe_in_child(modules: list[str], limit: float) -> tuple[int, str | None]:
                 break
             got = os.read(read_end, len(modules) - done)
             if not got:  # the child is gone mid-import
+                ended = True
                 break
             done += len(got)
     finally:
+        if not ended:  # done, timed out, or interrupted (a signal, a test's time limit): never wait on it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         os.close(read_end)
         _, status = os.waitpid(pid, 0)
     if why is None and done < len(modules):

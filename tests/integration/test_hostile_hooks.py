@@ -290,3 +290,42 @@ def test_one_child_probes_every_apps_hooks_and_one_that_ends_it_does_not_hide_th
     assert any(ln.startswith("  - a2: ") and "exit status 4" in ln for ln in lines), result.err
     assert any(ln.startswith("  - a3: ") and "within 2 s" in ln for ln in lines), result.err
     assert not any(ln.startswith(("  - a1: ", "  - a4: ")) for ln in lines), result.err
+
+
+def test_an_interrupted_probe_leaves_no_child_behind(tmp_path, monkeypatch):
+    """A signal (a test's time limit, Ctrl-C) interrupting the parent while a child imports: the child is killed
+    and reaped before the exception goes on, so it can never write to a closed pipe and, failing that, carry
+    on as a copy of its parent's program (which once ran a test suite in dozens of copies)."""
+    import signal as signals
+    import sys
+
+    (tmp_path / "slowhooks.py").write_text("import time\ntime.sleep(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    forks: list[int] = []
+    fork = os.fork
+
+    def counted() -> int:
+        pid = fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(hooks_module.os, "fork", counted)
+
+    def interrupt(*_args: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signals.signal(signals.SIGALRM, interrupt)
+    signals.setitimer(signals.ITIMER_REAL, 0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            hooks_module.probe_imports(["slowhooks"], limit=10)
+    finally:
+        signals.setitimer(signals.ITIMER_REAL, 0)
+        signals.signal(signals.SIGALRM, previous)
+    assert time.monotonic() - started < 2.5  # it did not wait for the child's import to finish
+    assert len(forks) == 1
+    with pytest.raises(ChildProcessError):  # already reaped: no child of ours is left, running or not
+        os.waitpid(forks[0], os.WNOHANG)
+    assert "slowhooks" not in sys.modules
