@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,9 +40,6 @@ log = logging.getLogger(__name__)
 #: clocks drift apart under NTP, less than the smallest jump that silences a job for a slot worth noticing.
 TOLERANCE = timedelta(minutes=5)
 STATE_KEY = "clock_excursion"
-#: Seconds a process trusts its reading of :data:`STATE_KEY` (the guard against claiming a slot twice).
-GUARD_EVERY = 60.0
-_guards: dict[str, tuple[float, datetime | None]] = {}
 
 
 @dataclass(frozen=True)
@@ -111,33 +107,46 @@ def recover(ctx: SiteContext, conn: redis.Redis, excursion: Excursion) -> tuple[
     now, db = excursion.now, ctx.database()
     moved = withdrawn = 0
     with write_txn(db):
-        future = list(ScheduledJobLog.select().where((ScheduledJobLog.scheduled_for > now)
-                                                     & (ScheduledJobLog.status == LedgerStatus.QUEUED)
-                                                     & ScheduledJobLog.rq_job_id.is_null(False)))
-        begun = marks.started(conn, ctx.bench.bench_id, [str(r.rq_job_id) for r in future])
-        for row in future:
-            if row.rq_job_id in begun:
+        # every decision a step under the clock ahead wrote (its created_at is on that clock): runs not started
+        # are withdrawn and missed / skipped stretches taken back, and their slots are decided again
+        decided = list(ScheduledJobLog.select().where(
+            (ScheduledJobLog.created_at > now + TOLERANCE) & ScheduledJobLog.trigger.in_(("schedule", "catch-up"))
+            & ScheduledJobLog.status.in_((LedgerStatus.QUEUED, LedgerStatus.MISSED, LedgerStatus.SKIPPED))))
+        begun = marks.started(conn, ctx.bench.bench_id, [str(r.rq_job_id) for r in decided if r.rq_job_id])
+        again: dict[int, datetime] = {}  # job id -> the first slot to decide again
+        for row in decided:
+            if row.rq_job_id in begun or (row.reason or "").startswith("not run: decided by a step"):
                 continue
-            conn.lrem(f"rq:queue:{queue_name(ctx.bench.bench_id, row.queue or 'default')}", 0, str(row.rq_job_id))
-            conn.delete(f"rq:job:{row.rq_job_id}")
-            withdrawn += (ScheduledJobLog.update(
+            if row.rq_job_id:
+                conn.lrem(f"rq:queue:{queue_name(ctx.bench.bench_id, row.queue or 'default')}", 0,
+                          str(row.rq_job_id))
+                conn.delete(f"rq:job:{row.rq_job_id}")
+            taken = (ScheduledJobLog.update(
                 status=LedgerStatus.SKIPPED, rq_job_id=None, finished_at=now, modified_at=now,
-                reason=f"not run: claimed by a step whose clock was {_fmt(excursion.by)} ahead (clock excursion); "
-                       "the slot runs when it comes")
-                .where((ScheduledJobLog.id == row.id) & (ScheduledJobLog.status == LedgerStatus.QUEUED)).execute())
+                reason=f"not run: decided by a step whose clock was {_fmt(excursion.by)} ahead (clock excursion); "
+                       "its slots are decided again")
+                .where((ScheduledJobLog.id == row.id) & (ScheduledJobLog.status == row.status)).execute())
+            if taken:
+                withdrawn += 1
+                first = row.first_slot or row.scheduled_for
+                again[row.job_id] = min(first, again.get(row.job_id, first))
         for job in ScheduledJobType.select().where((ScheduledJobType.removed == False)  # noqa: E712
-                                                   & (ScheduledJobType.next_execution > now)):
-            try:
-                first = next_slot(job.frequency, job.cron_format, now, ctx.calendar, anchor=job.next_execution)
-            except Exception:  # a bad row: the pass reports it (schedule/rows.py)
+                                                   & ScheduledJobType.next_execution.is_null(False)):
+            target, current = again.get(job.id), job.next_execution
+            if current is None:
                 continue
-            if job.next_execution is not None and first < job.next_execution:
-                moved += (ScheduledJobType.update(next_execution=first)
-                          .where((ScheduledJobType.id == job.id)
-                                 & (ScheduledJobType.next_execution == job.next_execution)).execute())
+            if current > now:
+                try:
+                    first = next_slot(job.frequency, job.cron_format, now, ctx.calendar, anchor=current)
+                    target = min(target, first) if target is not None else first
+                except Exception:  # a bad row: the pass reports it (schedule/rows.py)
+                    pass
+            if target is not None and target < current:
+                moved += (ScheduledJobType.update(next_execution=target)
+                          .where((ScheduledJobType.id == job.id) & (ScheduledJobType.next_execution == current))
+                          .execute())
         set_state(STATE_KEY, json.dumps({"detected_at": now.isoformat(), "ahead": excursion.ahead.isoformat(),
                                          "jobs": moved, "withdrawn": withdrawn}))
-    _guards.pop(ctx.name, None)
     mark(ctx, conn, now)
     log.warning("site %s: clock excursion: a step ran at %s, %s ahead of now (%s); %d job(s) moved back to their "
                 "next slot, %d run(s) claimed for future slots withdrawn", ctx.name, excursion.ahead.isoformat(),
@@ -165,18 +174,14 @@ def served_early(runs: Sequence[Any], site: str) -> set[str]:
 
 
 def _reach(site: str) -> datetime | None:
-    checked = _guards.get(site)
-    if checked is not None and time.monotonic() - checked[0] < GUARD_EVERY:
-        return checked[1]
+    """How far the recorded excursion reached (one primary-key read; no excursion recorded: None)."""
     raw = get_state(STATE_KEY)
-    reach = None
-    if raw:
-        try:
-            reach = datetime.fromisoformat(json.loads(raw)["ahead"])
-        except (ValueError, KeyError, TypeError):
-            reach = None
-    _guards[site] = (time.monotonic(), reach)
-    return reach
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(json.loads(raw)["ahead"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def last_excursion() -> dict[str, object] | None:

@@ -88,10 +88,11 @@ class SiteStep:
         the one already checked, the repair when the previous probe saw no row without a next slot, the
         reconcile when the pass's probe saw no active run. An idle step is then the probe and the last tick."""
         sweep = self.swept_ahead or (self.sweep_due(now) if sweep is None else sweep)
-        if sweep:
-            found = excursion.check(self.ctx, conn, now)  # a step ran further ahead: a clock jumped and came back
-            if found is not None:
-                excursion.recover(self.ctx, conn, found)
+        # before every pass (one Redis round trip): a pass right after a clock came back must not decide again
+        # what a step under that clock decided
+        found = excursion.check(self.ctx, conn, now)
+        if found is not None:
+            excursion.recover(self.ctx, conn, found)
         if sweep and not self.swept_ahead:
             self._sweep_before_pass(now)
         result = run_pass(self.ctx, conn, now)

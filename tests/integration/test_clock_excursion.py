@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 import time_machine
 
 from hookscheduler.broker.connection import redis_for
-from hookscheduler.schedule import excursion
 from hookscheduler.schedule.step import SiteStep
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
 from tests.helpers import drain
@@ -23,7 +22,6 @@ BACK = datetime(2026, 1, 5, 11, 40, 1)
 
 
 def _excursion(bench_factory, db_kind, monkeypatch, run_early: bool):
-    monkeypatch.setattr(excursion, "_guards", {})
     ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.ok"]}, db_kind)
     conn = redis_for(ctx.site)
     step = SiteStep(ctx)
