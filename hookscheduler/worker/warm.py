@@ -1,42 +1,14 @@
 """Each site's database kept warm for the work horses a worker forks: :class:`WarmDatabaseWorker`.
 
-On PostgreSQL: a warm connection that the worker lends to each work horse in turn, and takes back when it is
-clean. On SQLite: the database file held open (:func:`keep_open`). The module-level functions below are the
-PostgreSQL half; the class is the one place a worker uses either.
-
-RQ forks a work horse per job, and a horse cannot use a connection while its parent uses it (two processes
-writing one socket corrupt the session). A horse that connects for itself starts a new server backend per
-job, whose first statements load the catalog entries of the ledger's tables and indexes: most of
-hookscheduler's cost per run over a plain RQ worker (benchmark workload 6; figures in CHANGELOG.md).
-
-Instead the worker keeps one warm connection (the *spare*) and lends it at each fork: the horse inherits it and
-adopts it as its database connection (:func:`take`, called by :class:`hookscheduler.store.database.PostgresqlDatabase`).
-The worker never touches a lent spare while the horse lives. When the horse has finished its job it reports,
-through a byte of memory shared with its parent, whether it left the connection clean (:func:`report_back`):
-open, idle (no transaction, no message in flight) and not TLS (a TLS session's state lives in the process
-that used it last). If so, the worker takes it back, resets the session with ``DISCARD ALL`` (settings,
-prepared statements, temporary tables, advisory locks, ``LISTEN``: nothing of one job reaches the next) and
-lends it to the next horse; the server backend and its warm catalog caches live on. Otherwise the worker lets
-go of it without a byte on its socket (:func:`_detach`) and makes a new spare while the next horse runs
-(:func:`replenish`, which also warms it: :func:`hookscheduler.store.postgres.warm_up`). Why this is safe:
-
-* *One user at a time.* The worker sends nothing on a lent spare; the horse reports "clean" only after its
-  job, its callbacks and RQ's bookkeeping are done, right before ``os._exit`` (which sends nothing), and only
-  if libpq says the connection is idle. A horse killed before that reports nothing (the byte is reset before
-  each fork), and the worker detaches the connection. ``DISCARD ALL`` is the check as well as the reset: a
-  session that is not as the report said fails it, and is dropped.
-* *Only its own horse.* A horse adopts a spare only if its *parent* made it (``getppid``), at most once: a
-  worker of a pool (whose parent is the pool), a job's own subprocess or the worker itself never adopts one.
-* *Nothing held on the server for long.* A horse killed mid-transaction leaves the session open only until
-  its worker notices the death (``waitpid``, at once) and detaches the connection; the server then sees the
-  socket close and rolls back.
-* *Never worse than connecting.* A spare that went stale (the server restarted, an idle timeout) fails on
-  its first statement, and the horse's ledger write is retried once on a fresh connection, as for any dropped
-  connection (:func:`hookscheduler.worker.runner._ledger`). A spare that cannot be made quickly (the server is down,
-  a table is locked: ``connect_timeout`` 2 s, ``lock_timeout`` 100 ms) is given up, and not tried again for
-  :data:`RETRY_AFTER` seconds: the horses connect for themselves meanwhile.
-
-The cost: one idle server connection per worker between jobs, as with a pool of one.
+RQ forks a work horse per job, and a horse that connects to PostgreSQL for itself starts a new server backend
+per job, whose first statements load the catalog entries of the ledger's tables and indexes: most of
+hookscheduler's cost per run over a plain RQ worker (benchmark workload 6; figures in CHANGELOG.md). So the
+worker keeps one warm connection (the *spare*) and lends it at each fork (:func:`lend`): the horse adopts it
+(:func:`take`) and reports, through a byte of memory shared with its parent, whether it left it clean
+(:func:`report_back`); the worker then takes it back and resets it with ``DISCARD ALL`` (:func:`take_back`), or
+lets go of it without a byte on its socket (:func:`_detach`) and makes a new one while the next horse runs
+(:func:`replenish`). Each function says why its part is safe. On SQLite the worker holds the database file
+open instead (:func:`keep_open`). The cost: one idle server connection per worker between jobs.
 """
 
 from __future__ import annotations
@@ -81,7 +53,10 @@ _refused_until: dict[str, float] = {}
 
 
 def take(key: str) -> Any | None:
-    """In a work horse: the warm connection its parent lent it for ``key``, once; otherwise None."""
+    """In a work horse: the warm connection its parent lent it for ``key``, once; otherwise None.
+
+    Only its own horse adopts a spare: one whose *parent* made it (``getppid``), at most once. A worker of a pool
+    (whose parent is the pool), a job's own subprocess or the worker itself never adopts one."""
     global _spare, _adopted
     spare = _spare
     if spare is None or spare.key != key or spare.owner != os.getppid():
@@ -91,7 +66,13 @@ def take(key: str) -> Any | None:
 
 
 def report_back() -> None:
-    """In a work horse, after its job: tell the worker whether it may take the spare back (see the module)."""
+    """In a work horse, after its job: tell the worker whether it may take the spare back.
+
+    One user at a time: the worker sends nothing on a lent spare, and the horse reports "clean" only after its
+    job, its callbacks and RQ's bookkeeping are done, right before ``os._exit`` (which sends nothing), and only
+    if libpq says the connection is open, idle (no transaction, no message in flight) and not TLS (a TLS
+    session's state lives in the process that used it last). A horse killed before that reports nothing: the
+    byte is reset before each fork (:func:`lend`), and the worker detaches the connection."""
     if _report is None:
         return
     if _adopted is None:
@@ -139,7 +120,12 @@ def _tls(conn: Any) -> bool:
 
 
 def take_back() -> None:
-    """In the worker, once the horse has exited: keep the lent spare if the horse left it clean, else drop it."""
+    """In the worker, once the horse has exited: keep the lent spare if the horse left it clean, else drop it.
+
+    ``DISCARD ALL`` is the check as well as the reset (settings, prepared statements, temporary tables, advisory
+    locks, ``LISTEN``: nothing of one job reaches the next): a session that is not as the report said fails it,
+    and is dropped. A horse killed mid-transaction holds the server session only until this runs (the worker's
+    ``waitpid`` sees the death at once): the detached socket closes and the server rolls back."""
     global _spare
     spare = _spare
     if spare is None or not spare.lent:
@@ -159,7 +145,13 @@ def take_back() -> None:
 
 
 def replenish(key: str, connect: Callable[[], Any], warm: Callable[[Any], None]) -> bool:
-    """In the worker: make and warm a spare for ``key`` (unless one is there). False when it could not."""
+    """In the worker: make and warm a spare for ``key`` (unless one is there). False when it could not.
+
+    Never worse than connecting: a spare that cannot be made quickly (the server is down, a table is locked:
+    ``connect_timeout`` 2 s, ``lock_timeout`` 100 ms) is given up and not tried again for :data:`RETRY_AFTER`
+    seconds, while horses connect for themselves; a spare that went stale (a server restart, an idle timeout)
+    fails on its first statement, and the horse's ledger write is retried once on a fresh connection, as for any
+    dropped connection (:func:`hookscheduler.worker.runner._ledger`)."""
     global _spare
     if _spare is not None and _spare.key == key:
         return True
