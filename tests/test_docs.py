@@ -101,3 +101,15 @@ def _resolves(dotted: str) -> bool:
 def test_dotted_names_in_the_docs_resolve(doc: Path) -> None:
     dead = [name for name in DOTTED.findall(doc.read_text(encoding="utf-8")) if not _resolves(name)]
     assert not dead, f"{doc.relative_to(ROOT)} names what the package does not have: {dead}"
+
+
+def test_the_ledger_reasons_the_code_writes_word_for_word_are_in_policies() -> None:
+    """The fixed reasons (the rest are templates, quoted with placeholders): a changed wording must change the page
+    operators read to understand their ledger."""
+    from hookscheduler.schedule import reconcile
+    from hookscheduler.store.base import LATE_COMPLETION
+
+    page = " ".join((ROOT / "docs" / "policies.md").read_text(encoding="utf-8").split())
+    fixed = [reconcile.RESENT, reconcile.REQUEUED, reconcile.UNRECORDED, reconcile.LOST_UNKNOWN, LATE_COMPLETION]
+    missing = [reason for reason in fixed if " ".join(reason.split()) not in page]
+    assert not missing, f"docs/policies.md does not quote these ledger reasons: {missing}"
