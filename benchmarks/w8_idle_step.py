@@ -137,9 +137,9 @@ which slot is the earliest, so the sweep skips the re-anchor check (the calendar
 separately; the config files are read again only when their `stat` changed (files written in the last half
 second are always read again, so an edit in the same clock tick as a read cannot be missed). Runs of this
 workload measured 0.45-0.60 ms (SQLite, 0.8-1.1x B) and 0.61-0.82 ms (PostgreSQL, 1.1-1.5x B) per step
-against B's 0.55-0.57 ms in the same runs (a loaded machine: B itself moved from 0.15 to 0.57 ms between
-runs): **SQLite at B's, PostgreSQL not yet (1.1-1.5x)**. The run in the table was taken before the
-benchmark aged the bench's config files, so its "config re-read" part (0.19 ms) is the first half second
-after set-up, re-read on every cycle, which a long-running process does not pay. What is left: the probe (0.04
-ms SQLite, 0.13-0.2 ms PostgreSQL) and one or two Redis round trips (0.07-0.2 ms each on this VM).
+against B's 0.55-0.57 ms in the same runs (B itself moved from 0.15 to 0.57 ms between runs on this shared
+machine): **SQLite at B's, PostgreSQL not yet (1.1-1.5x)**. The run in the table is the last one, at a load
+average of 400-500 (a runaway test run held the machine and most of PostgreSQL's connections): SQLite 1.2x B,
+PostgreSQL 7x, its probe alone 0.34 ms. What is left on a quiet machine: the probe (0.04 ms SQLite, 0.13-0.2
+ms PostgreSQL) and one or two Redis round trips (0.07-0.2 ms each on this VM).
 """
