@@ -263,21 +263,27 @@ def test_hostile_hooks_on_a_migrated_site_leave_it_running(bench_factory):
     assert {"good.tasks.ok", "good.tasks.other"} <= {r["name"] for r in listed}
 
 
-def test_one_child_probes_every_apps_hooks_and_one_that_ends_it_does_not_hide_the_others(bench_factory,
-                                                                                         monkeypatch):
-    """A bench of many apps costs one fork for the import probe, not one per app; after an app whose hooks.py
-    ends the child, or hangs, a new child goes on with the next app, and each problem names its own app."""
-    monkeypatch.setattr(hooks_module, "IMPORT_TIME_LIMIT", 2.0)
-    forks: list[int] = []
+@pytest.fixture
+def forks(monkeypatch) -> list[int]:
+    """The pids of the children the import probe forks while the test runs."""
+    pids: list[int] = []
     fork = os.fork
 
     def counted() -> int:
         pid = fork()
         if pid:
-            forks.append(pid)
+            pids.append(pid)
         return pid
 
     monkeypatch.setattr(hooks_module.os, "fork", counted)
+    return pids
+
+
+def test_one_child_probes_every_apps_hooks_and_one_that_ends_it_does_not_hide_the_others(bench_factory,
+                                                                                         monkeypatch, forks):
+    """A bench of many apps costs one fork for the import probe, not one per app; after an app whose hooks.py
+    ends the child, or hangs, a new child goes on with the next app, and each problem names its own app."""
+    monkeypatch.setattr(hooks_module, "IMPORT_TIME_LIMIT", 2.0)
     names = [f"ok{i}" for i in range(6)]
     troubles = hooks_module.probe_imports(["json", *names])  # modules that import fine: one child
     assert troubles == {} and len(forks) == 1
@@ -292,7 +298,7 @@ def test_one_child_probes_every_apps_hooks_and_one_that_ends_it_does_not_hide_th
     assert not any(ln.startswith(("  - a1: ", "  - a4: ")) for ln in lines), result.err
 
 
-def test_an_interrupted_probe_leaves_no_child_behind(tmp_path, monkeypatch):
+def test_an_interrupted_probe_leaves_no_child_behind(tmp_path, monkeypatch, forks):
     """A signal (a test's time limit, Ctrl-C) interrupting the parent while a child imports: the child is killed
     and reaped before the exception goes on, so it can never write to a closed pipe and, failing that, carry
     on as a copy of its parent's program (which once ran a test suite in dozens of copies)."""
@@ -301,16 +307,6 @@ def test_an_interrupted_probe_leaves_no_child_behind(tmp_path, monkeypatch):
 
     (tmp_path / "slowhooks.py").write_text("import time\ntime.sleep(3)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    forks: list[int] = []
-    fork = os.fork
-
-    def counted() -> int:
-        pid = fork()
-        if pid:
-            forks.append(pid)
-        return pid
-
-    monkeypatch.setattr(hooks_module.os, "fork", counted)
 
     def interrupt(*_args: object) -> None:
         raise KeyboardInterrupt
