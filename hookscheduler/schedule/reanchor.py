@@ -14,8 +14,9 @@ import logging
 from datetime import datetime
 
 from ..context import SiteContext
-from ..store.database import get_state, set_state, write_txn
-from ..store.models import ScheduledJobType, utcnow
+from ..store import store_for
+from ..store.database import get_state, set_state
+from ..store.models import utcnow
 from ..timing.calendar import SiteCalendar, next_slot
 
 log = logging.getLogger(__name__)
@@ -30,21 +31,21 @@ def signature(calendar: SiteCalendar) -> str:
 def reanchor_if_calendar_changed(ctx: SiteContext, now: datetime | None = None) -> int:
     """Recompute next slots if the site's calendar changed since the last check; returns rows re-anchored."""
     now = now or utcnow()
-    db = ctx.database()
+    store = store_for(ctx.database())
     calendar = ctx.calendar
     current = signature(calendar)
     stored = get_state(STATE_KEY)
     if stored == current:
         return 0
     moved = 0
-    with write_txn(db):
+    with store.transaction():
         if get_state(STATE_KEY) == current:  # another process did it meanwhile
             return 0
         if stored is not None:
-            for row in ScheduledJobType.select().where(ScheduledJobType.removed == False):  # noqa: E712
-                nxt = next_slot(row.frequency, row.cron_format, now, calendar)
-                if nxt != row.next_execution:
-                    ScheduledJobType.update(next_execution=nxt).where(ScheduledJobType.id == row.id).execute()
+            for job_id, frequency, cron_format, slot in store.job_slots():
+                nxt = next_slot(frequency, cron_format, now, calendar)
+                if nxt != slot:
+                    store.set_slot(job_id, nxt)
                     moved += 1
         set_state(STATE_KEY, current)
     if moved:

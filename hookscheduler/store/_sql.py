@@ -269,6 +269,19 @@ class SqlStore:
             ).rowcount
         )
 
+    def job_slots(self) -> list[tuple[int, str, str, datetime | None]]:
+        rows = self.sql(
+            "SELECT id, frequency, cron_format, next_execution FROM scheduled_job_type "
+            f"WHERE removed = {self.false} ORDER BY id"
+        ).fetchall()
+        return [(r[0], r[1], r[2] or "", _dt_or_raw(r[3])) for r in rows]
+
+    def set_slot(self, job_id: int, slot: datetime) -> None:
+        self.sql(
+            f"UPDATE scheduled_job_type SET next_execution = {self.p} WHERE id = {self.p}",
+            [self.param_dt(slot), job_id],
+        )
+
     def earliest_next(self) -> datetime | None:
         row = self.sql(f"SELECT MIN(next_execution) FROM scheduled_job_type WHERE removed = {self.false}").fetchone()
         return parse_dt(row[0]) if row else None

@@ -243,6 +243,14 @@ class Store(Protocol):
         """Give job ``job_id`` its next slot if it still has none; returns rows changed (0 or 1)."""
         ...
 
+    def job_slots(self) -> list[tuple[int, str, str, datetime | None]]:
+        """``(id, frequency, cron_format, next_execution)`` of every active job (a re-anchor reads them all)."""
+        ...
+
+    def set_slot(self, job_id: int, slot: datetime) -> None:
+        """Move job ``job_id``'s next slot to ``slot``."""
+        ...
+
     def earliest_next(self) -> datetime | None:
         """The earliest next slot of any active job."""
         ...

@@ -282,6 +282,15 @@ def test_active_runs_settle_resend_and_requeue_notes(store: Store):
     assert _row("ra").reason == "re-queued" and _row("rb").reason == "abandoned"  # queued rows only
 
 
+def test_every_active_job_s_slot_read_and_moved(store: Store):
+    a, b = _job("a", T0), _job("b", None, frequency="Cron", cron_format="*/5 * * * *")
+    _job("gone", T0, removed=True)
+    assert store.job_slots() == [(a.id, "Hourly", "", T0), (b.id, "Cron", "*/5 * * * *", None)]
+    with store.transaction():
+        store.set_slot(b.id, T0 + timedelta(minutes=5))
+    assert ScheduledJobType.get_by_id(b.id).next_execution == T0 + timedelta(minutes=5)
+
+
 def test_slots_missing_repaired_once_and_the_earliest(store: Store):
     assert store.earliest_next() is None
     a = _job("a", None)
