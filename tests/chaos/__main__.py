@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the run folder (logs, database, task output)")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    ap.add_argument("--without", default="", metavar="KIND,KIND",
+                    help="fault kinds left out of the catalog (e.g. clock_ahead), to tell the faults' effects apart")
     args = ap.parse_args(argv)
     kinds = ["postgres", "sqlite"] if args.db == "both" else [args.db]
     ok = True
@@ -37,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = Config(db=kind, seed=args.seed, schedulers=3 if kind == "postgres" else 2,
                      workers=3 if kind == "postgres" else 2, sim_days=sim_days, rate=args.rate, tick=args.tick,
                      fault_gap=args.fault_gap, light=args.light, settle=min(60.0, args.minutes * 6), keep=args.keep,
-                     workdir=args.workdir / kind if args.workdir else None)
+                     workdir=args.workdir / kind if args.workdir else None,
+                     without=frozenset(k.strip() for k in args.without.split(",") if k.strip()))
         h = Harness(cfg)
         try:
             record = h.run()

@@ -55,6 +55,7 @@ class Config:
     workdir: Path | None = None
     keep: bool = False
     light: bool = False  # the light catalog (bounded run)
+    without: frozenset[str] = frozenset()  # fault kinds left out (--without)
 
 
 @dataclass
@@ -205,7 +206,11 @@ class Harness:
             kinds += ["redis_wipe", "worker_no_ledger", "clock_ahead", "skew_worker"]
         if self.pg is not None:
             kinds.append("pg_restart")
-        return kinds
+        unknown = self.cfg.without - set(kinds)
+        if unknown:
+            raise SystemExit(f"--without: unknown fault kind(s) {', '.join(sorted(unknown))}; "
+                             f"kinds: {', '.join(kinds)}")
+        return [k for k in kinds if k not in self.cfg.without]
 
     def inject(self, kind: str) -> None:
         rng = self.rng
