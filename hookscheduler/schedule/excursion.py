@@ -11,7 +11,8 @@ cause of a second run of a slot:
   worker may already have taken it off its queue), and its row records that; missed and skipped stretches
   decided under it stay as recorded;
 * every job whose next slot lies ahead is moved back (compare-and-set on ``next_execution``) to the first
-  slot after now that no ledger row of the job covers (``first_slot .. last_slot`` of any row, any status),
+  slot after now that no ledger row of the job covers (``first_slot .. last_slot`` of a row of any status;
+  runs on request stand for no slot),
   never earlier: slots a row already stands for are never decided again, whatever the earlier excursions;
 * the event is logged and kept in the state table (``clock_excursion``) for ``doctor``.
 """
@@ -30,7 +31,7 @@ from peewee import fn
 
 from ..broker.keys import site_prefix
 from ..context import SiteContext
-from ..states import LedgerStatus
+from ..states import SLOT_TRIGGERS, LedgerStatus
 from ..store.database import get_state, set_state, write_txn
 from ..store.models import ScheduledJobLog, ScheduledJobType
 from ..timing.calendar import next_slot
@@ -110,8 +111,8 @@ def recover(ctx: SiteContext, conn: redis.Redis, excursion: Excursion) -> tuple[
     Nothing sent to Redis is withdrawn: a worker may already hold a queued run (taken off the queue, not yet
     marked started), and taking its row back would let the slot be decided a second time. A run decided under
     the clock ahead runs early, once, and its row says so. A job's ``next_execution`` only moves back to the
-    first slot after now that no ledger row of the job covers (any status, any trigger), so no slot a row
-    already stands for is decided again, however many excursions came before."""
+    first slot after now that no ledger row of the job covers (any status; runs on request stand for no
+    slot), so no slot a row already stands for is decided again, however many excursions came before."""
     now, db = excursion.now, ctx.database()
     moved = 0
     with write_txn(db):
@@ -146,12 +147,14 @@ def recover(ctx: SiteContext, conn: redis.Redis, excursion: Excursion) -> tuple[
 
 
 def _covered(jobs: Sequence[Any], now: datetime) -> dict[int, datetime]:
-    """Each job's latest slot a ledger row stands for, where that lies after ``now`` (one grouped read)."""
+    """Each job's latest slot a ledger row stands for, where that lies after ``now`` (one grouped read). Rows of
+    every status count; runs on request (``jobs run``, events) stand for no slot and do not."""
     if not jobs:
         return {}
-    last = fn.MAX(ScheduledJobLog.last_slot)
-    query: Any = (ScheduledJobLog.select(ScheduledJobLog.job, last.alias("last"))
-                  .where(ScheduledJobLog.job.in_([j.id for j in jobs]) & (ScheduledJobLog.last_slot > now))
+    end = fn.COALESCE(ScheduledJobLog.last_slot, ScheduledJobLog.scheduled_for)  # rows before stretches: their slot
+    query: Any = (ScheduledJobLog.select(ScheduledJobLog.job, fn.MAX(end).alias("last"))
+                  .where(ScheduledJobLog.job.in_([j.id for j in jobs]) & (end > now)
+                         & ScheduledJobLog.trigger.in_(SLOT_TRIGGERS))
                   .group_by(ScheduledJobLog.job).tuples())
     return {int(job_id): _naive(value) for job_id, value in query if value is not None}
 
