@@ -137,8 +137,10 @@ def test_a_run_past_its_timeout_is_killed_and_logged_failed(bench_factory, db_ki
 
 
 def test_a_worker_killed_mid_run_leaves_a_row_that_says_so(bench_factory, db_kind):
-    """SIGKILL of the worker and its horse: the row is not ``started`` for ever; after timeout + 60 s the
-    tick's reconciliation declares it abandoned."""
+    """SIGKILL of the worker and its horse: the row is not ``started`` for ever. Liveness is the worker's own
+    key in Redis (no clocks compared): while it lives the run is not abandoned, however late; once Redis expired
+    it (RQ's worker TTL, minutes: deleted here instead of waited for) and timeout + 60 s passed, the sweep
+    declares the run abandoned."""
     bench = make_bench(bench_factory, db_kind, {"hourly": [{"method": "bgapp.tasks.sleeper", "timeout": 60}]})
     ctx, conn = site(bench)
     run_pass(ctx, conn, now=AFTER_SLOT)
@@ -154,6 +156,10 @@ def test_a_worker_killed_mid_run_leaves_a_row_that_says_so(bench_factory, db_kin
     row = ScheduledJobLog.get()
     assert row.status == "started"
     assert reconcile_active(ctx, conn, now=row.started_at + timedelta(seconds=60)) == 0  # might still be alive
+    # the dead worker's key outlives it until its TTL: past the timeout, still not abandoned
+    assert reconcile_active(ctx, conn, now=row.started_at + timedelta(seconds=60 + 61)) == 0
+    worker_name = conn.hget(f"rq:job:{row.rq_job_id}", "worker_name").decode()
+    assert conn.delete(f"rq:worker:{worker_name}") == 1  # what Redis does when the TTL runs out
     assert reconcile_active(ctx, conn, now=row.started_at + timedelta(seconds=60 + 61)) == 1
     row = ScheduledJobLog.get()
     assert row.status == "failed" and row.reason.startswith("abandoned") and row.finished_at is not None
