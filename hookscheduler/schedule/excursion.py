@@ -12,8 +12,8 @@ cause of a second run of a slot:
   decided under it stay as recorded;
 * every job whose next slot lies ahead is moved back (compare-and-set on ``next_execution``) to the first
   slot after now that no ledger row of the job covers (``first_slot .. last_slot`` of a row of any status;
-  runs on request stand for no slot),
-  never earlier: slots a row already stands for are never decided again, whatever the earlier excursions;
+  runs on request stand for no slot), never earlier: slots a row already stands for are never decided again,
+  whatever the earlier excursions;
 * the event is logged and kept in the state table (``clock_excursion``) for ``doctor``.
 """
 
