@@ -271,8 +271,9 @@ def _excursion(add: Callable[..., None], now: datetime) -> None:
         return
     add("clock excursion", False,
         f"at {found['detected_at']} a step was found to have run at {found['ahead']} (a clock ahead, then set "
-        f"back): {found['jobs']} job(s) moved back to their next slot, {found['withdrawn']} run(s) for future "
-        "slots withdrawn", "find the host whose clock jumped (its logs, NTP's) and keep clocks in sync; the "
+        f"back): {found['jobs']} job(s) moved back to their first slot not yet decided, {found.get('early', 0)} "
+        "run(s) decided under the clock ahead kept (each runs once, early)",
+        "find the host whose clock jumped (its logs, NTP's) and keep clocks in sync; the "
         "schedule itself is already recovered")
 
 

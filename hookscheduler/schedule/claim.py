@@ -33,13 +33,12 @@ from ..broker.keys import scheduled_job_id
 from ..context import SiteContext
 from ..states import LedgerStatus
 from ..store import Store, store_for
-from ..store.base import LEDGER_COLUMNS, ClaimRequest, DueRow, LatestRow, LedgerValues
+from ..store.base import ClaimRequest, DueRow, LatestRow, LedgerValues
 from ..store.models import utcnow
 from ..timing.frequencies import fires_within_hour
 from . import send
 from ._faults import failpoint
 from .decide import Decision, Entry, JobState, Slots, Stretch, decide, pause_expired
-from .excursion import served_early
 from .inactivity import inactive_reason, lift_expired_pause, parse_stamp, recent_stretches, track_inactivity
 from .judge import Verdict
 from .outbox import resend_outbox, send_claimed
@@ -198,11 +197,6 @@ def record(ctx: SiteContext, store: Store, decisions: Sequence[Decision], rows: 
                 result.fired += 1
                 runs.append(send.Run(rq_id, ctx.name, row.name, row.method, row.queue, row.timeout,
                                      e.scheduled_for, e.trigger, fires_within_hour(row.frequency, row.cron_format)))
-    early = served_early(runs, ctx.name)
-    if early:  # slots a step under a clock ahead already ran: once per slot (schedule/excursion.py)
-        inserts = [v for v in inserts if v[LEDGER_COLUMNS.index("rq_job_id")] not in early]
-        runs = [r for r in runs if r.rq_job_id not in early]
-        result.fired -= len(early)
     store.insert_ledger_rows(inserts)
     for d in decisions:  # stops whose --until has come, their slots before it just decided: the flag is cleared
         if d.job.stopped and d.job.stopped_until is not None and d.job.stopped_until <= now:

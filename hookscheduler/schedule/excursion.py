@@ -4,14 +4,16 @@ One step under a clock a day ahead claims every job's next slot a day ahead (eac
 ``next_execution`` to the first slot after *that* now); when the clock comes back, nothing is due for a day
 and nothing says why. The step that follows sees it: each site keeps in Redis the latest moment a step ran at
 (:func:`check`, one ``SET ... GET`` per sweep); a previous step *later* than this one by more than
-:data:`TOLERANCE` means a clock ran ahead. Then :func:`recover`:
+:data:`TOLERANCE` means a clock ran ahead. Then :func:`recover`, conservatively, so that it can never be the
+cause of a second run of a slot:
 
-* every job whose next slot lies beyond the first slot after now is moved back to that slot;
-* the runs claimed for future slots that no worker has started are taken off their queue and recorded
-  ``skipped`` (their slot runs when it comes, once);
-* runs for future slots that did start keep their slots (all the slots a catch-up run stood for): the pass
-  does not run those slots again when they come (:func:`served_early`), so each slot still runs once, and the
-  job runs again after the last of them;
+* nothing sent to Redis is withdrawn or deleted: a run decided under the clock ahead runs early, once (a
+  worker may already have taken it off its queue), and its row records that; missed and skipped stretches
+  decided under it stay as recorded;
+* every job whose next slot lies ahead is moved back (compare-and-set on ``next_execution``) to the first
+  slot after now that no ledger row of the job covers (``first_slot .. last_slot`` of a row of any status;
+  runs on request stand for no slot), never earlier: slots a row already stands for are never decided again,
+  whatever the earlier excursions;
 * the event is logged and kept in the state table (``clock_excursion``) for ``doctor``.
 """
 
@@ -25,14 +27,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis
+from peewee import fn
 
-from ..broker.keys import queue_name, site_prefix
+from ..broker.keys import site_prefix
 from ..context import SiteContext
-from ..states import LedgerStatus
+from ..states import SLOT_TRIGGERS, LedgerStatus
 from ..store.database import get_state, set_state, write_txn
 from ..store.models import ScheduledJobLog, ScheduledJobType
 from ..timing.calendar import next_slot
-from ..worker import marks
 
 log = logging.getLogger(__name__)
 
@@ -103,85 +105,63 @@ def _parse(raw: Any) -> datetime | None:
 
 
 def recover(ctx: SiteContext, conn: redis.Redis, excursion: Excursion) -> tuple[int, int]:
-    """Bring the site's schedule back to ``excursion.now``; returns (jobs moved back, runs withdrawn)."""
+    """Bring the site's schedule back to ``excursion.now`` without undoing anything; returns (jobs moved back,
+    runs decided under the clock ahead and kept).
+
+    Nothing sent to Redis is withdrawn: a worker may already hold a queued run (taken off the queue, not yet
+    marked started), and taking its row back would let the slot be decided a second time. A run decided under
+    the clock ahead runs early, once, and its row says so. A job's ``next_execution`` only moves back to the
+    first slot after now that no ledger row of the job covers (any status; runs on request stand for no
+    slot), so no slot a row already stands for is decided again, however many excursions came before."""
     now, db = excursion.now, ctx.database()
-    moved = withdrawn = 0
+    moved = 0
     with write_txn(db):
-        # every decision a step under the clock ahead wrote (its created_at is on that clock): runs not started
-        # are withdrawn and missed / skipped stretches taken back, and their slots are decided again
-        decided = list(ScheduledJobLog.select().where(
+        early = (ScheduledJobLog.select().where(
             (ScheduledJobLog.created_at > now + TOLERANCE) & ScheduledJobLog.trigger.in_(("schedule", "catch-up"))
-            & ScheduledJobLog.status.in_((LedgerStatus.QUEUED, LedgerStatus.MISSED, LedgerStatus.SKIPPED))))
-        begun = marks.started(conn, ctx.bench.bench_id, [str(r.rq_job_id) for r in decided if r.rq_job_id])
-        again: dict[int, datetime] = {}  # job id -> the first slot to decide again
-        for row in decided:
-            if row.rq_job_id in begun or (row.reason or "").startswith("not run: decided by a step"):
-                continue
-            if row.rq_job_id:
-                conn.lrem(f"rq:queue:{queue_name(ctx.bench.bench_id, row.queue or 'default')}", 0,
-                          str(row.rq_job_id))
-                conn.delete(f"rq:job:{row.rq_job_id}")
-            taken = (ScheduledJobLog.update(
-                status=LedgerStatus.SKIPPED, rq_job_id=None, finished_at=now, modified_at=now,
-                reason=f"not run: decided by a step whose clock was {_fmt(excursion.by)} ahead (clock excursion); "
-                       "its slots are decided again")
-                .where((ScheduledJobLog.id == row.id) & (ScheduledJobLog.status == row.status)).execute())
-            if taken:
-                withdrawn += 1
-                first = row.first_slot or row.scheduled_for
-                again[row.job_id] = min(first, again.get(row.job_id, first))
-        for job in ScheduledJobType.select().where((ScheduledJobType.removed == False)  # noqa: E712
-                                                   & ScheduledJobType.next_execution.is_null(False)):
-            target, current = again.get(job.id), job.next_execution
+            & ScheduledJobLog.status.not_in((LedgerStatus.MISSED, LedgerStatus.SKIPPED))).count())
+        ahead = list(ScheduledJobType.select().where((ScheduledJobType.removed == False)  # noqa: E712
+                                                    & (ScheduledJobType.next_execution > now)))
+        covered = _covered(ahead, now)
+        for job in ahead:
+            current = job.next_execution
             if current is None:
                 continue
-            if current > now:
-                try:
-                    first = next_slot(job.frequency, job.cron_format, now, ctx.calendar, anchor=current)
-                    target = min(target, first) if target is not None else first
-                except Exception:  # a bad row: the pass reports it (schedule/rows.py)
-                    pass
-            if target is not None and target < current:
+            try:
+                target = next_slot(job.frequency, job.cron_format, now, ctx.calendar, anchor=current)
+                last = covered.get(job.id)
+                if last is not None and last >= target:  # never before a slot a row already stands for
+                    target = next_slot(job.frequency, job.cron_format, last, ctx.calendar, anchor=current)
+            except Exception:  # a bad row: the pass reports it (schedule/rows.py)
+                continue
+            if target < current:
                 moved += (ScheduledJobType.update(next_execution=target)
                           .where((ScheduledJobType.id == job.id) & (ScheduledJobType.next_execution == current))
                           .execute())
         set_state(STATE_KEY, json.dumps({"detected_at": now.isoformat(), "ahead": excursion.ahead.isoformat(),
-                                         "jobs": moved, "withdrawn": withdrawn}))
+                                         "jobs": moved, "early": early}))
     mark(ctx, conn, now)
     log.warning("site %s: clock excursion: a step ran at %s, %s ahead of now (%s); %d job(s) moved back to their "
-                "next slot, %d run(s) claimed for future slots withdrawn", ctx.name, excursion.ahead.isoformat(),
-                _fmt(excursion.by), now.isoformat(), moved, withdrawn)
-    return moved, withdrawn
+                "first slot not yet decided, %d run(s) decided under the clock ahead kept (each runs once, early)",
+                ctx.name, excursion.ahead.isoformat(), _fmt(excursion.by), now.isoformat(), moved, early)
+    return moved, early
 
 
-def served_early(runs: Sequence[Any], site: str) -> set[str]:
-    """The rq ids among ``runs`` (about to be recorded) whose job already ran that slot: slots a step under a
-    clock ahead served early (whatever the trigger it ran under). Asked only for slots up to a recorded
-    excursion's reach, so an ordinary pass pays nothing (the state row is read once a minute)."""
-    reach = _reach(site) if runs else None
-    if reach is None:
-        return set()
-    early = set()
-    for run in runs:
-        if run.scheduled_for > reach:
-            continue
-        if ScheduledJobLog.select().where(  # a run for the slot, or a catch-up run whose stretch covers it
-                (ScheduledJobLog.job_name == run.job_name) & (ScheduledJobLog.first_slot <= run.scheduled_for)
-                & (ScheduledJobLog.last_slot >= run.scheduled_for)
-                & ScheduledJobLog.status.not_in([LedgerStatus.SKIPPED, LedgerStatus.MISSED])).exists():
-            early.add(str(run.rq_job_id))
-    return early
+def _covered(jobs: Sequence[Any], now: datetime) -> dict[int, datetime]:
+    """Each job's latest slot a ledger row stands for, where that lies after ``now`` (one grouped read). Rows of
+    every status count; runs on request (``jobs run``, events) stand for no slot and do not."""
+    if not jobs:
+        return {}
+    end = fn.COALESCE(ScheduledJobLog.last_slot, ScheduledJobLog.scheduled_for)  # rows before stretches: their slot
+    query: Any = (ScheduledJobLog.select(ScheduledJobLog.job, fn.MAX(end).alias("last"))
+                  .where(ScheduledJobLog.job.in_([j.id for j in jobs]) & (end > now)
+                         & ScheduledJobLog.trigger.in_(SLOT_TRIGGERS))
+                  .group_by(ScheduledJobLog.job).tuples())
+    return {int(job_id): _naive(value) for job_id, value in query if value is not None}
 
 
-def _reach(site: str) -> datetime | None:
-    """How far the recorded excursion reached (one primary-key read; no excursion recorded: None)."""
-    raw = get_state(STATE_KEY)
-    if not raw:
-        return None
-    try:
-        return datetime.fromisoformat(json.loads(raw)["ahead"])
-    except (ValueError, KeyError, TypeError):
-        return None
+def _naive(value: Any) -> datetime:
+    """An aggregate's value as a datetime (SQLite hands MAX() back as text)."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
 def last_excursion() -> dict[str, object] | None:
@@ -205,4 +185,4 @@ def _fmt(delta: timedelta) -> str:
     return f"{seconds} s"
 
 
-__all__ = ["TOLERANCE", "Excursion", "check", "last_excursion", "mark", "recover", "served_early"]
+__all__ = ["TOLERANCE", "Excursion", "check", "last_excursion", "mark", "recover"]
