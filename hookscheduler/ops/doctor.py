@@ -204,10 +204,16 @@ def _scheduler(ctx: SiteContext, conn: redis.Redis | None, add: Callable[..., No
         return
     procs = [h for h in heartbeats(conn, ctx.bench.bench_id) if h.serves(ctx.name)]
     where = ", ".join(f"{h.host}:{h.pid}" for h in procs)
-    add("scheduler process", bool(procs), f"{len(procs)} `schedule` process(es) alive{': ' + where if where else ''}",
-        "start `hookscheduler schedule` (or `hookscheduler start` in development)")
     tick = last_tick(conn, ctx.bench.bench_id, ctx.name)
     fresh = tick is not None and now - tick <= late
+    if not procs and fresh:  # a bench driven by `hookscheduler tick` from cron has no long-running process
+        add("scheduler process", True, "no `schedule` process, but scheduling passes run (`hookscheduler tick` "
+            "from cron or a timer)")
+    else:
+        add("scheduler process", bool(procs),
+            f"{len(procs)} `schedule` process(es) alive{': ' + where if where else ''}",
+            "start `hookscheduler schedule` (or `hookscheduler start` in development), or run `hookscheduler tick` "
+            "every minute from cron")
     mins = int(late.total_seconds() // 60)
     add("last tick", fresh, f"last tick {_fmt(tick)}" + ("" if fresh or tick is None else f" (over {mins} min ago)"),
         "no scheduling pass completed recently: check that `hookscheduler schedule` runs and its log")

@@ -207,8 +207,11 @@ def test_rq_jobs_stop_a_running_job(bench_factory, redis_url):
     run(bench, "jobs", "run", "app1.tasks.slow")
     ctx.database()
     rq_id = ScheduledJobLog.get().rq_job_id
-    code = ("import sys; from redis import Redis; from rq import Queue, Worker; c = Redis.from_url(sys.argv[1]); "
-            "Worker([Queue(sys.argv[2], connection=c)], connection=c).work(burst=True)")
+    # a plain RQ worker, with the product's bounded command listener (RQ's own can hold its exit for 60 s)
+    code = ("import sys; from redis import Redis; from rq import Queue, Worker; "
+            "from hookscheduler.worker.process import _PromptUnsubscribe; c = Redis.from_url(sys.argv[1]); "
+            "W = type('W', (_PromptUnsubscribe, Worker), {}); "
+            "W([Queue(sys.argv[2], connection=c)], connection=c).work(burst=True)")
     worker = subprocess.Popen([sys.executable, "-c", code, redis_url, queue_name(bench_id, "default")],
                               env=env_for(bench, HS_TEST_SLOW="60"), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)

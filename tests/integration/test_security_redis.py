@@ -51,8 +51,11 @@ def tls_redis(tmp_path_factory) -> Iterator[PrivateRedis]:
 
 @pytest.fixture(autouse=True)
 def _no_ambient_credentials(monkeypatch):
+    """No credentials from the environment, before or after: `worker` run in this process exports the ones it
+    was given (for its jobs), and a later test's subprocesses would inherit them."""
     for var in ("HOOKSCHEDULER_RQ_USERNAME", "HOOKSCHEDULER_RQ_PASSWORD"):
-        monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(var, "")  # recorded, so monkeypatch restores the variable's absence afterwards
+        monkeypatch.delenv(var)
 
 
 def _bench(bench_factory, url: str, **common: str) -> Path:

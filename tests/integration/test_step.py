@@ -70,7 +70,7 @@ def test_tick_writes_the_last_tick_so_doctor_sees_a_cron_driven_site(bench_facto
     ctx.close()
     assert last_tick(conn, ctx.bench.bench_id, "default") is None
     doctor = run(bench, "doctor", "--format", "json").json()
-    assert "last tick" in {p["check"] for p in doctor["problems"]}
+    assert {"last tick", "scheduler process"} <= {p["check"] for p in doctor["problems"]}
     with _at(T0):
         assert run(bench, "tick").code == 0
         assert last_tick(conn, ctx.bench.bench_id, "default") == T0
@@ -78,6 +78,8 @@ def test_tick_writes_the_last_tick_so_doctor_sees_a_cron_driven_site(bench_facto
         doctor = run(bench, "doctor", "--format", "json").json()
     checks = {c["check"]: c for c in doctor["checks"]}
     assert checks["last tick"]["ok"] is True, checks["last tick"]
+    # no `schedule` process, and none needed: the passes come from cron
+    assert checks["scheduler process"]["ok"] is True and "tick" in checks["scheduler process"]["detail"]
 
 
 def test_a_step_whose_runs_were_not_sent_neither_reconciles_nor_claims_a_last_tick(
