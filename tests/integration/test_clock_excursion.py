@@ -25,13 +25,19 @@ NOON = datetime(2026, 1, 5, 12)  # the first slot after BACK
 TOMORROW_NOON = datetime(2026, 1, 6, 12)  # the first slot after the early catch-up run's stretch
 
 
-def _excursion(bench_factory, db_kind, run_early: bool):
+def _ran_at_eleven(bench_factory, db_kind):
+    """An hourly job whose 11:00 run fired and ran, on the right clock."""
     ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.ok"]}, db_kind)
     conn = redis_for(ctx.site)
     step = SiteStep(ctx)
     assert step.run(conn, ELEVEN, sweep=True).fired == 1
     drain(ctx.bench.bench_id, conn)
     ctx.database()
+    return ctx, conn, step
+
+
+def _excursion(bench_factory, db_kind, run_early: bool):
+    ctx, conn, step = _ran_at_eleven(bench_factory, db_kind)
     assert step.run(conn, TOMORROW, sweep=True).fired == 1  # one catch-up run for the day "missed"
     assert ScheduledJobType.get().next_execution == TOMORROW_NOON
     if run_early:
@@ -127,12 +133,7 @@ def test_a_job_moves_back_only_to_the_first_slot_no_row_covers(bench_factory, db
 
 
 def test_a_job_ahead_with_no_row_for_its_slots_moves_back_to_now(bench_factory, db_kind):
-    ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.ok"]}, db_kind)
-    conn = redis_for(ctx.site)
-    step = SiteStep(ctx)
-    assert step.run(conn, ELEVEN, sweep=True).fired == 1
-    drain(ctx.bench.bench_id, conn)
-    ctx.database()
+    ctx, conn, step = _ran_at_eleven(bench_factory, db_kind)
     step.run(conn, TOMORROW + timedelta(seconds=30), sweep=False)  # records the step ahead
     ScheduledJobLog.delete().where(ScheduledJobLog.created_at > BACK).execute()  # no row stands for its slots
     for rq_id in queued_ids(ctx):
