@@ -185,11 +185,8 @@ def _clear_redis(url: str, bench_id: str) -> None:
     import redis
 
     conn = redis.Redis.from_url(url)
-    for key in conn.scan_iter(match=f"*{bench_id}*", count=1000):
+    for key in conn.scan_iter(match=f"*{bench_id}*", count=1000):  # RQ's keys name the bench's queues too
         conn.delete(key)
-    for key in conn.scan_iter(match="rq:*", count=1000):
-        if bench_id in key.decode(errors="replace"):
-            conn.delete(key)
 
 
 if __name__ == "__main__":

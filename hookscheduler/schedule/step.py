@@ -86,7 +86,8 @@ class SiteStep:
 
         The sweep skips the work its answer cannot have changed: the re-anchor check when the calendar is
         the one already checked, the repair when the previous probe saw no row without a next slot, the
-        reconcile when the pass's probe saw no active run. An idle step is then the probe and the last tick."""
+        reconcile when the pass's probe saw no active run. An idle step is then the clock-excursion check (one
+        Redis round trip), the probe and the last tick."""
         sweep = self.swept_ahead or (self.sweep_due(now) if sweep is None else sweep)
         # before every pass (one Redis round trip): a pass right after a clock came back must not decide again
         # what a step under that clock decided
