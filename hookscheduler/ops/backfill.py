@@ -35,6 +35,7 @@ from ..exceptions import BadInput, HookSchedulerError
 from ..schedule import send
 from ..schedule.decide import is_stopped
 from ..states import SLOT_TRIGGERS, CatchUp, LedgerStatus, Trigger
+from ..store.base import parse_dt
 from ..store.database import write_txn
 from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
 from ..timing.calendar import SiteCalendar, due_slots, next_slot
@@ -213,10 +214,7 @@ def _lock(db: pw.Database, job_id: int) -> datetime | None:
     query = ScheduledJobType.select(ScheduledJobType.next_execution).where(ScheduledJobType.id == job_id)
     if isinstance(db, pw.PostgresqlDatabase):
         query = query.for_update()
-    value = query.scalar()
-    if isinstance(value, str):
-        return datetime.fromisoformat(value)
-    return value  # type: ignore[no-any-return]
+    return parse_dt(query.scalar())  # type: ignore[no-any-return]
 
 
 def _served(job_id: int, slots: Sequence[datetime]) -> list[tuple[datetime, datetime]]:

@@ -96,7 +96,7 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     # by the next pass (or by the process that made it due); it never decides that a slot is served.
     probe = store.probe()
     result.active, result.unslotted = probe.active, probe.unslotted
-    pause_until = parse_stamp(probe.pause_until) if probe.pause_until else None
+    pause_until = parse_stamp(probe.pause_until)
     result.inactive = inactive_reason(ctx, probe.enabled or "1", pause_until, now)  # no state row: enabled
     if result.inactive != probe.inactive_since:
         track_inactivity(ctx.database(), result.inactive, probe.inactive_since, now)

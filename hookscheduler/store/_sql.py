@@ -19,7 +19,7 @@ import peewee as pw
 from ..states import LedgerStatus
 from .base import LEDGER_COLUMNS, ActiveRun, DueRow, LatestRow, Outcome, Probe, Run, parse_dt
 from .database import write_txn
-from .values import flag
+from .values import flag_or_raw
 
 PROBE = (
     "SELECT (SELECT next_execution FROM scheduled_job_type WHERE next_execution IS NOT NULL "
@@ -57,11 +57,6 @@ FINISH = (
     "reason = CASE WHEN {p} IS NOT NULL THEN {p} WHEN status = 'failed' AND {p} = 'complete' THEN {p} "
     "ELSE reason END WHERE rq_job_id = {p}"
 )
-
-
-def _flag_or_raw(value: Any) -> Any:
-    parsed = flag(value)
-    return value if parsed is None else parsed
 
 
 def _dt_or_raw(value: Any) -> Any:
@@ -138,7 +133,7 @@ class SqlStore:
                 r[7],
                 r[8],
                 r[9],
-                _flag_or_raw(r[10]),
+                flag_or_raw(r[10]),
                 _dt_or_raw(r[11]),
                 _dt_or_raw(r[12]),
                 bool(r[13]),

@@ -188,9 +188,16 @@ def write_txn(db: pw.Database) -> Iterator[None]:
     """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, a normal one on PostgreSQL; a failure
     raises its real cause (:func:`real_cause`)."""
     ctx = db.atomic("IMMEDIATE") if isinstance(db, pw.SqliteDatabase) else db.atomic()
+    with raising_real_cause(), ctx:
+        yield
+
+
+@contextlib.contextmanager
+def raising_real_cause() -> Iterator[None]:
+    """A commit or rollback that failed raises why (disk full, a read-only file: :func:`real_cause`), not the
+    driver's follow-up error ("cannot rollback - no transaction is active")."""
     try:
-        with ctx:
-            yield
+        yield
     except pw.OperationalError as exc:
         cause = real_cause(exc)
         if cause is exc:

@@ -29,13 +29,18 @@ def flag(value: Any) -> bool | None:
     return None
 
 
+def flag_or_raw(value: Any) -> Any:
+    """:func:`flag`'s reading, or the value itself when it is no boolean at all (for the row checks to name)."""
+    parsed = flag(value)
+    return value if parsed is None else parsed
+
+
 class FlagField(pw.BooleanField):
     """A boolean column read with :func:`flag`: a word reads as it says; a value that is no boolean at all is
     handed over as it is (for the row checks to name), never turned into ``True``."""
 
     def python_value(self, value: Any) -> Any:
-        parsed = flag(value)
-        return value if parsed is None else parsed
+        return flag_or_raw(value)
 
 
-__all__ = ["BOOLEAN_WORDS", "FlagField", "flag"]
+__all__ = ["BOOLEAN_WORDS", "FlagField", "flag", "flag_or_raw"]

@@ -39,7 +39,7 @@ from ..exceptions import HookSchedulerError, SchemaError
 from ..ops.retention import trim_failed_registry
 from ..security.redact import redact, redact_failure
 from ..states import LedgerStatus
-from ..store.database import real_cause
+from ..store.database import raising_real_cause, real_cause
 from ..store.models import ScheduledJobType, utcnow
 from . import ledger, marks
 
@@ -188,13 +188,8 @@ def job_transaction(db: pw.Database | None) -> Iterator[None]:
         except Exception as exc:
             log.warning("rollback after the job's failure failed too: %s", _one_line(real_cause(exc)))
         raise
-    try:
+    with raising_real_cause():  # the commit failed: say why (disk full, read-only), not "cannot rollback"
         txn.__exit__(None, None, None)
-    except pw.OperationalError as exc:  # the commit failed: say why (disk full, read-only), not "cannot rollback"
-        cause = real_cause(exc)
-        if cause is exc:
-            raise
-        raise cause from None
 
 
 # --- entry points ---------------------------------------------------------------------------------
