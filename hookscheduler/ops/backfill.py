@@ -114,9 +114,13 @@ def range_slots(frequency: str, cron_format: str, start: datetime, end: datetime
     """The job's slots in ``[start, end]``, at most ``limit + 1`` (so that the caller can tell it is over).
 
     ``all`` jobs sit on a grid through ``anchor`` (the row's next slot), so their past slots are the ones the
-    scheduler served or would have served."""
-    first = next_slot(frequency, cron_format, start - timedelta(microseconds=1), calendar,
-                      anchor=anchor or start)
+    scheduler served or would have served. The grid is stepped only forward from its anchor, so it is anchored
+    here on a point of the same grid before ``start``."""
+    grid = anchor or start
+    if calendar.cron_of(frequency, cron_format) is None:  # the interval grid: a grid point before start
+        step = timedelta(seconds=calendar.tick_interval)
+        grid += ((start - grid) // step - 1) * step
+    first = next_slot(frequency, cron_format, start - timedelta(microseconds=1), calendar, anchor=grid)
     if first > end:
         return []
     return due_slots(frequency, cron_format, first, end, calendar, limit=limit + 1)

@@ -181,3 +181,23 @@ def test_concurrent_backfills_and_schedulers_run_each_slot_exactly_once(bench_fa
     assert all(r.slots == 1 for r in runs)
     q = Queue(queue_name(ctx.bench.bench_id, "default"), connection=conn)
     assert len(q.job_ids) == 11
+
+
+
+def test_backfill_of_an_all_job_finds_its_grid_slots_in_the_past(bench_factory, db_kind):
+    """``all`` slots lie on the grid through the row's next slot: backfill steps that grid back into the range
+    (it used to find none, say "0 slot(s)" and exit 0), and the slot cap applies to them too."""
+    from hookscheduler.store.models import ScheduledJobType
+
+    bench = bench_factory.make({"app1": {"all": ["app1.tasks.ok"]}}, db=db_kind,
+                               common={"scheduler_tick_interval": 60})
+    ctx, conn = migrated(bench, T0)
+    ctx.database()
+    anchor = ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok").next_execution
+    minute = timedelta(minutes=1)
+    dry = bf.backfill(ctx, conn, "app1.tasks.ok", anchor - 10 * minute, anchor - minute, policy="all",
+                      now=anchor, dry_run=True)
+    assert dry.in_range == 10 and dry.eligible == [anchor - m * minute for m in range(10, 0, -1)]
+    with pytest.raises(bf.BackfillRefused, match="more than"):  # 20,000 minutes: over the slot limit
+        bf.backfill(ctx, conn, "app1.tasks.ok", anchor - 20_000 * minute, anchor - minute, policy="all", now=anchor,
+                    dry_run=True)
