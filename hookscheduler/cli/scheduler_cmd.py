@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -11,6 +12,7 @@ from ..config import ALL_SITES, Site, load_bench, load_site
 from ..context import SiteContext
 from ..exceptions import BadInput, ServiceUnavailable
 from ..ops import scheduler as sched
+from ..ops.doctor import overdue_after
 from ..ops.jobs import actor
 from ..store.models import utcnow
 from ..timing.moments import parse_until
@@ -48,17 +50,21 @@ def status_cmd(state: CliState, verbose: bool, check: bool, fmt: str) -> None:
     if errors:  # the database half was printed; the command still failed (exit 1, one line)
         fail(errors[0])
     if check:
-        failing = [why for s in statuses if (why := not_running(s))]
+        now = utcnow()
+        failing = [why for ctx, s in zip(contexts, statuses, strict=True)
+                   if (why := not_running(s, now, overdue_after(ctx.site.tick_interval)))]
         if failing:
             fail("; ".join(failing))
 
 
-def not_running(st: sched.SiteStatus) -> str | None:
-    """Why the site's scheduled jobs would not run now (for ``--check``), or None."""
+def not_running(st: sched.SiteStatus, now: datetime, late: timedelta) -> str | None:
+    """Why the site's scheduled jobs would not run now (for ``--check``), or None. As ``doctor`` judges it: a
+    live `schedule` process, or a fresh last pass (``tick`` from cron)."""
     if st.status != sched.ENABLED:
         return f"site {st.site}: scheduler {st.status}" + (f" ({st.reason})" if st.reason else "")
-    if not st.scheduler_alive:
-        return f"site {st.site}: no `hookscheduler schedule` process is alive"
+    if not sched.passes_run(bool(st.scheduler_alive), st.last_tick, now, late):
+        return (f"site {st.site}: no `hookscheduler schedule` process is alive and no recent scheduling pass "
+                "(`hookscheduler tick`)")
     return None
 
 

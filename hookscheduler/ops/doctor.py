@@ -30,7 +30,7 @@ from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
 from ..timing.clock import SIM
 from .queues import pending_counts
 from .rq_view import workers_per_queue
-from .scheduler import heartbeats, last_tick, scheduler_state
+from .scheduler import heartbeats, last_tick, passes_run, scheduler_state
 
 #: A slot (or a tick) this many tick intervals late means nothing is scheduling the site.
 OVERDUE_TICKS = 3
@@ -205,7 +205,7 @@ def _scheduler(ctx: SiteContext, conn: redis.Redis | None, add: Callable[..., No
     procs = [h for h in heartbeats(conn, ctx.bench.bench_id) if h.serves(ctx.name)]
     where = ", ".join(f"{h.host}:{h.pid}" for h in procs)
     tick = last_tick(conn, ctx.bench.bench_id, ctx.name)
-    fresh = tick is not None and now - tick <= late
+    fresh = passes_run(False, tick, now, late)
     if not procs and fresh:  # a bench driven by `hookscheduler tick` from cron has no long-running process
         add("scheduler process", True, "no `schedule` process, but scheduling passes run (`hookscheduler tick` "
             "from cron or a timer)")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,13 @@ def activity(ctx: SiteContext, now: datetime | None = None) -> tuple[str | None,
     return reason, (until if reason and until is not None and ctx.site.settings.pause_scheduler else None)
 
 
+def passes_run(alive: bool, tick: datetime | None, now: datetime, late: timedelta) -> bool:
+    """Whether scheduling passes run for a site: a `schedule` process serves it, or its last pass is fresh
+    (a bench driven by `hookscheduler tick` from cron has no long-running process). ``late``: how old a last
+    pass may be (``doctor.overdue_after``)."""
+    return alive or (tick is not None and now - tick <= late)
+
+
 @dataclass
 class SiteStatus:
     """``scheduler status`` of one site; :meth:`as_dict` is its JSON shape, which scripts rely on."""
@@ -225,6 +232,6 @@ def set_enabled(ctx: SiteContext, enabled: bool, note: str | None = None, who: s
 
 __all__ = [
     "DISABLED", "ENABLED", "PAUSED", "Heartbeat", "SiteStatus", "activity", "heartbeats", "last_tick",
-    "scheduler_state",
+    "passes_run", "scheduler_state",
     "set_enabled", "set_paused", "site_status",
 ]

@@ -71,11 +71,14 @@ def test_tick_writes_the_last_tick_so_doctor_sees_a_cron_driven_site(bench_facto
     assert last_tick(conn, ctx.bench.bench_id, "default") is None
     doctor = run(bench, "doctor", "--format", "json").json()
     assert {"last tick", "scheduler process"} <= {p["check"] for p in doctor["problems"]}
+    assert run(bench, "scheduler", "status", "--check").code == 1  # no process and no pass yet
     with _at(T0):
         assert run(bench, "tick").code == 0
         assert last_tick(conn, ctx.bench.bench_id, "default") == T0
         assert 0 < redis_client.ttl(last_tick_key(ctx.bench.bench_id, "default")) <= 7 * 86400
         doctor = run(bench, "doctor", "--format", "json").json()
+        check = run(bench, "scheduler", "status", "--check")  # judged as doctor judges it
+    assert check.code == 0, check.err
     checks = {c["check"]: c for c in doctor["checks"]}
     assert checks["last tick"]["ok"] is True, checks["last tick"]
     # no `schedule` process, and none needed: the passes come from cron
