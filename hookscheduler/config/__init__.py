@@ -17,6 +17,7 @@ from ._bench import (
     Site,
     config_notes,
     env_settings,
+    hooks_file,
     load_bench,
     load_site,
     load_sites,
@@ -40,6 +41,7 @@ __all__ = [
     "ALL_SITES",
     "BUILTIN_QUEUES", "DEFAULT_FAILED_JOBS_LIMIT", "DEFAULT_FAILURE_TTL", "DEFAULT_LOG_RETENTION_DAYS",
     "DEFAULT_REDIS_URL", "DEFAULT_RESULT_TTL", "DEFAULT_SITE", "DEFAULT_TICK_INTERVAL", "KNOWN_KEYS", "MAX_TIMEOUT",
-    "Bench", "Settings", "Site", "config_notes", "env_settings", "load_bench", "load_site", "load_sites", "load_zone",
+    "Bench", "Settings", "Site", "config_notes", "env_settings",
+    "hooks_file", "load_bench", "load_site", "load_sites", "load_zone",
     "read_config_file", "system_zone_name", "update_site_config", "validate_settings",
 ]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import Bench
+from ..config import Bench, hooks_file
 from ..exceptions import HookError
 from ..states import CatchUp, Overlap
 from ..timing.cron import CronError, validate_cron
@@ -241,7 +241,7 @@ def _read_events(bench: Bench, app: str, problems: list[str], warnings: list[str
                  trouble: str | None = None) -> tuple[Any, str]:
     """The app's ``scheduler_events`` and its hooks file; ``trouble``: why probing its import failed."""
     guess = bench.apps_path / app / "hooks.py"
-    where = str(guess)
+    where = str(hooks_file(bench.apps_path, app) or guess)  # Frappe's layout: apps/<app>/<app>/hooks.py
     if trouble is not None:
         problems.append(f"{app}: {where}: hooks.py {trouble}; fix the file")
         return None, where

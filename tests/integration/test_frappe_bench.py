@@ -148,6 +148,15 @@ def test_frappe_app_layout_is_migrated_and_runs(bench_factory, capsys, db_kind):
         ctx.close()
 
 
+def test_a_broken_hooks_file_in_frappe_layout_is_named_where_it_is(bench_factory, capsys):
+    bench = bench_factory.make({})
+    frappe_app(bench, "shop", {"daily": ["shop.tasks.nightly"]})
+    hooks = bench / "apps" / "shop" / "shop" / "hooks.py"
+    hooks.write_text("raise RuntimeError('half-edited')\n")
+    code, _, err = run(capsys, "migrate")
+    assert code == 2 and f"shop: {hooks}: hooks.py raised RuntimeError: half-edited" in err, err
+
+
 def test_installed_app_without_hooks_is_warned_about(bench_factory, capsys):
     bench = bench_factory.make({"app1": {"daily": ["app1.tasks.ok"]}}, apps_txt=["app1", "nohooks"])
     frappe_app(bench, "nohooks", None)
