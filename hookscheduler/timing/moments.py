@@ -80,7 +80,7 @@ def parse_until(text: str, now: datetime, tz: ZoneInfo, what: str = "--until") -
     one-line error: unreadable text, a moment not after ``now``, and a moment more than :data:`MAX_UNTIL`
     ahead."""
     raw = text.strip()
-    if _RELATIVE.match(raw.lower().replace(" ", "")) and not raw.lower().endswith("ago"):
+    if _RELATIVE.match(raw.lower().replace(" ", "")) and not raw.lower().endswith("ago") and not raw.startswith("-"):
         raw = "+" + raw.lstrip("+")  # a duration means that long from now
     until = parse_moment(raw, now, tz, what)
     shown_at = until.replace(tzinfo=timezone.utc).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")

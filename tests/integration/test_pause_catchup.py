@@ -197,6 +197,7 @@ def test_schema_v4_upgrades_a_v3_database(bench_factory, db_kind):
     ("yesterday", "not in the future"),
     ("2020-01-01", "not in the future"),
     ("2h ago", "not in the future"),
+    ("-5m", "--until '-5m' is"),  # quoted as typed, read as 5 minutes ago
     ("2100-01-01", "more than 366 days ahead"),
     ("400d", "more than 366 days ahead"),
     ("next tuesday", "cannot read the --until"),
