@@ -170,9 +170,11 @@ def backfill(ctx: SiteContext, conn: redis.Redis | None, name: str, start: datet
         raise BadInput(f"--policy {policy!r} is not one of {', '.join(POLICIES)}")
     now = now or utcnow()
     check_range(start, end, now)
+    if conn is None and not dry_run:  # before the transaction: nothing is recorded that cannot be sent
+        raise BadInput("backfill needs Redis to send its runs (only a dry run goes without)")
     db = ctx.database()
     row = get_job(name)
-    _refuse(row, force)
+    _refuse(row, force, now)
     result = BackfillResult(row.name, policy, start, end, queue=row.queue, dry_run=dry_run)
     runs: list[send.Run] = []
     with write_txn(db):
@@ -197,17 +199,16 @@ def backfill(ctx: SiteContext, conn: redis.Redis | None, name: str, start: datet
             result.runs.append(BackfillRun(rq_id, last, first, last, count))
             runs.append(send.Run(rq_id, ctx.name, row.name, row.method, row.queue, row.timeout, last,
                                  Trigger.BACKFILL))
-    if conn is None:
-        raise BadInput("backfill needs Redis to send its runs (only a dry run goes without)")
+    assert conn is not None  # checked before anything was written
     send_recorded(ctx, conn, runs)
     return result
 
 
-def _refuse(row: ScheduledJobType, force: bool) -> None:
+def _refuse(row: ScheduledJobType, force: bool, now: datetime) -> None:
     if row.removed:
         raise HookSchedulerError(f"job {row.name!r} was removed from hooks; it cannot be backfilled "
                                  "(`hookscheduler migrate` brings it back if it is declared again)")
-    if is_stopped(row.stopped, row.stopped_until, utcnow()) and not force:
+    if is_stopped(row.stopped, row.stopped_until, now) and not force:
         raise HookSchedulerError(f"job {row.name!r} is stopped; pass --force to backfill it anyway, or "
                                  f"`hookscheduler jobs enable {row.name}` first")
 

@@ -201,3 +201,13 @@ def test_backfill_of_an_all_job_finds_its_grid_slots_in_the_past(bench_factory, 
     with pytest.raises(bf.BackfillRefused, match="more than"):  # 20,000 minutes: over the slot limit
         bf.backfill(ctx, conn, "app1.tasks.ok", anchor - 20_000 * minute, anchor - minute, policy="all", now=anchor,
                     dry_run=True)
+
+
+def test_backfill_without_redis_is_refused_before_anything_is_written(bench_factory, db_kind):
+    _bench, ctx, _conn = _history(bench_factory, db_kind)
+    before = ScheduledJobLog.select().count()
+    with pytest.raises(bf.BadInput, match="needs Redis"):
+        bf.backfill(ctx, None, "hourly-ok", _at(0), _at(3), policy="all", now=_at(6, 30))
+    ctx.database()
+    assert ScheduledJobLog.select().count() == before  # no run recorded that could not be sent
+    assert bf.backfill(ctx, None, "hourly-ok", _at(0), _at(3), policy="all", now=_at(6, 30), dry_run=True).eligible
