@@ -199,6 +199,14 @@ def test_outbox_lists_unsent_runs_with_what_sending_needs(store: Store):
     assert _row("r1").enqueued_at == T0 + timedelta(seconds=1)
 
 
+def test_a_re_sent_run_of_a_frequent_job_stays_frequent(store: Store):
+    every5 = _job("every5", frequency="Cron", cron_format="*/5 * * * *")
+    hourly = _job("hourly")
+    store.insert_ledger_rows([_ledger_row(every5, T0, rq_id="f1"), _ledger_row(hourly, T0, rq_id="h1")])
+    # as the pass flags them when it first sends them (short-lived Redis keys for a job firing within the hour)
+    assert {r.rq_job_id: r.frequent for r in store.outbox("s", 10)} == {"f1": True, "h1": False}
+
+
 def test_a_stop_whose_end_has_come_is_cleared_once(store: Store):
     until = T0 + timedelta(hours=1)
     a = _job("a", stopped=True, stopped_until=until, stopped_note="deploy", stopped_by="ops")
