@@ -297,6 +297,13 @@ class SqlStore:
         row = self.sql(f"SELECT MIN(next_execution) FROM scheduled_job_type WHERE removed = {self.false}").fetchone()
         return parse_dt(row[0]) if row else None
 
+    # --- values written by hand ------------------------------------------------------------------------
+    def normalise_boolean_words(self) -> int:
+        return 0  # a typed boolean column holds no words (SQLite overrides)
+
+    def clear_untimely_slots(self) -> list[tuple[str, Any]]:
+        return []  # a typed timestamp column holds only times (SQLite overrides)
+
     # --- the worker's run transitions -----------------------------------------------------------------
     def record_started(self, rq_job_id: str, worker: str | None, now: datetime) -> str:
         at = self.param_dt(now)

@@ -311,6 +311,27 @@ def test_slots_missing_repaired_once_and_the_earliest(store: Store):
     assert store.earliest_next() == T0 + timedelta(hours=1)
 
 
+def test_values_written_by_hand_are_normalised_where_the_dialect_keeps_them(store: Store):
+    a, b, _ = _job("a"), _job("b"), _job("c")
+    if isinstance(store, PostgresStore):  # typed columns refuse words and text: nothing to repair
+        assert store.normalise_boolean_words() == 0
+        assert store.clear_untimely_slots() == []
+        return
+    db = database_proxy.obj
+    db.execute_sql("UPDATE scheduled_job_type SET stopped = ' Yes ', removed = 'off' WHERE id = ?", [a.id])
+    db.execute_sql("UPDATE scheduled_job_type SET stopped = 'maybe', next_execution = 'soon' WHERE id = ?", [b.id])
+    with store.transaction():
+        assert store.normalise_boolean_words() == 2  # a's two columns; 'maybe' is no boolean and stays
+        assert store.clear_untimely_slots() == [("b", "soon")]
+    raw = db.execute_sql("SELECT name, stopped, removed, next_execution FROM scheduled_job_type ORDER BY id")
+    assert [tuple(r) for r in raw.fetchall()] == [
+        ("a", 1, 0, str(T0)),
+        ("b", "maybe", 0, None),
+        ("c", 0, 0, str(T0)),
+    ]
+    assert store.normalise_boolean_words() == 0 and store.clear_untimely_slots() == []
+
+
 def test_the_worker_transitions(store: Store):
     a = _job("a")
     store.insert_ledger_rows([_ledger_row(a, T0, rq_id="r1")])
