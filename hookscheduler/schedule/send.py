@@ -2,9 +2,9 @@
 
 The pass claims slots in the database first (the outbox), then calls :func:`send_runs`. Every run has a
 deterministic RQ job id, and it is written with RQ's atomic "unique enqueue" (check the job key, save the hash,
-push the id), many runs per script call (:data:`ENQUEUE_MANY`), all runs of a pass in one pipeline. So a run sent twice (a crashed sender's
-outbox row re-sent by another process, or two processes re-sending the same row) lands in RQ once: the second
-send finds the job key and is refused by Redis itself.
+push the id), many runs per script call (:data:`ENQUEUE_MANY`), all runs of a pass in one pipeline. So a run
+sent twice (a crashed sender's outbox row re-sent by another process, or two processes re-sending the same
+row) lands in RQ once: the second send finds the job key and is refused by Redis itself.
 """
 
 from __future__ import annotations
