@@ -255,6 +255,17 @@ class Store(Protocol):
         """The earliest next slot of any active job."""
         ...
 
+    # --- values written by hand ------------------------------------------------------------------------
+    def normalise_boolean_words(self) -> int:
+        """Boolean columns of ``scheduled_job_type`` holding a word for a boolean (``'false'``, ``'Yes'``) hold
+        0/1 instead; returns the rows changed (0 where typed columns refuse such words: PostgreSQL)."""
+        ...
+
+    def clear_untimely_slots(self) -> list[tuple[str, Any]]:
+        """Set to NULL every ``next_execution`` that is not a time (for the repair to reschedule); returns
+        ``(job name, the value it held)`` of each (none where typed columns refuse such values: PostgreSQL)."""
+        ...
+
     # --- the worker's run transitions -----------------------------------------------------------------
     def ledger_transaction(self) -> AbstractContextManager[None]:
         """A transaction for the worker's ledger writes: it never waits long for a lock."""

@@ -199,6 +199,14 @@ def test_outbox_lists_unsent_runs_with_what_sending_needs(store: Store):
     assert _row("r1").enqueued_at == T0 + timedelta(seconds=1)
 
 
+def test_a_re_sent_run_of_a_frequent_job_stays_frequent(store: Store):
+    every5 = _job("every5", frequency="Cron", cron_format="*/5 * * * *")
+    hourly = _job("hourly")
+    store.insert_ledger_rows([_ledger_row(every5, T0, rq_id="f1"), _ledger_row(hourly, T0, rq_id="h1")])
+    # as the pass flags them when it first sends them (short-lived Redis keys for a job firing within the hour)
+    assert {r.rq_job_id: r.frequent for r in store.outbox("s", 10)} == {"f1": True, "h1": False}
+
+
 def test_a_stop_whose_end_has_come_is_cleared_once(store: Store):
     until = T0 + timedelta(hours=1)
     a = _job("a", stopped=True, stopped_until=until, stopped_note="deploy", stopped_by="ops")
@@ -301,6 +309,27 @@ def test_slots_missing_repaired_once_and_the_earliest(store: Store):
     assert store.set_missing_slot(a.id, T0 + timedelta(hours=3)) == 0  # someone repaired it meanwhile
     assert store.jobs_without_slot() == []
     assert store.earliest_next() == T0 + timedelta(hours=1)
+
+
+def test_values_written_by_hand_are_normalised_where_the_dialect_keeps_them(store: Store):
+    a, b, _ = _job("a"), _job("b"), _job("c")
+    if isinstance(store, PostgresStore):  # typed columns refuse words and text: nothing to repair
+        assert store.normalise_boolean_words() == 0
+        assert store.clear_untimely_slots() == []
+        return
+    db = database_proxy.obj
+    db.execute_sql("UPDATE scheduled_job_type SET stopped = ' Yes ', removed = 'off' WHERE id = ?", [a.id])
+    db.execute_sql("UPDATE scheduled_job_type SET stopped = 'maybe', next_execution = 'soon' WHERE id = ?", [b.id])
+    with store.transaction():
+        assert store.normalise_boolean_words() == 2  # a's two columns; 'maybe' is no boolean and stays
+        assert store.clear_untimely_slots() == [("b", "soon")]
+    raw = db.execute_sql("SELECT name, stopped, removed, next_execution FROM scheduled_job_type ORDER BY id")
+    assert [tuple(r) for r in raw.fetchall()] == [
+        ("a", 1, 0, str(T0)),
+        ("b", "maybe", 0, None),
+        ("c", 0, 0, str(T0)),
+    ]
+    assert store.normalise_boolean_words() == 0 and store.clear_untimely_slots() == []
 
 
 def test_the_worker_transitions(store: Store):
