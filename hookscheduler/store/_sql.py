@@ -297,6 +297,27 @@ class SqlStore:
         row = self.sql(f"SELECT MIN(next_execution) FROM scheduled_job_type WHERE removed = {self.false}").fetchone()
         return parse_dt(row[0]) if row else None
 
+    # --- stretches of inactivity -------------------------------------------------------------------------
+    def open_inactivity(self) -> str | None:
+        row = self.sql("SELECT reason FROM scheduler_inactivity WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1"
+                       ).fetchone()
+        return None if row is None else str(row[0])
+
+    def switch_inactivity(self, reason: str | None, now: datetime) -> None:
+        at = self.param_dt(now)
+        self.sql(f"UPDATE scheduler_inactivity SET ended_at = {self.p} WHERE ended_at IS NULL", [at])
+        if reason is not None:
+            self.sql(f"INSERT INTO scheduler_inactivity (reason, since) VALUES ({self.p}, {self.p})", [reason, at])
+
+    def inactive_stretches(self, since: datetime, limit: int) -> list[tuple[str, datetime, datetime | None]]:
+        p = self.p
+        rows = self.sql(
+            f"SELECT reason, since, ended_at FROM scheduler_inactivity WHERE ended_at IS NULL OR ended_at > {p} "
+            f"ORDER BY since DESC LIMIT {p}",
+            [self.param_dt(since), limit],
+        ).fetchall()
+        return [(r[0], parse_dt(r[1]), parse_dt(r[2])) for r in rows]
+
     # --- values written by hand ------------------------------------------------------------------------
     def normalise_boolean_words(self) -> int:
         return 0  # a typed boolean column holds no words (SQLite overrides)

@@ -255,6 +255,20 @@ class Store(Protocol):
         """The earliest next slot of any active job."""
         ...
 
+    # --- stretches of inactivity -------------------------------------------------------------------------
+    def open_inactivity(self) -> str | None:
+        """The reason of the open stretch of inactivity (``scheduler_inactivity``), None when active."""
+        ...
+
+    def switch_inactivity(self, reason: str | None, now: datetime) -> None:
+        """End the open stretch at ``now`` and, with a ``reason``, open a new one since ``now``."""
+        ...
+
+    def inactive_stretches(self, since: datetime, limit: int) -> list[tuple[str, datetime, datetime | None]]:
+        """``(reason, since, ended_at)`` of up to ``limit`` stretches that ended after ``since`` or have not
+        ended, newest first."""
+        ...
+
     # --- values written by hand ------------------------------------------------------------------------
     def normalise_boolean_words(self) -> int:
         """Boolean columns of ``scheduled_job_type`` holding a word for a boolean (``'false'``, ``'Yes'``) hold

@@ -112,6 +112,25 @@ def test_probe_reads_the_pause_and_the_open_stretch_of_inactivity(store: Store):
     assert probe.inactive_since == "scheduler inactive: pause_scheduler is set"
 
 
+def test_stretches_of_inactivity_opened_ended_and_read_back(store: Store):
+    assert store.open_inactivity() is None and store.inactive_stretches(T0, 10) == []
+    hour = timedelta(hours=1)
+    with store.transaction():
+        store.switch_inactivity("paused", T0)
+    assert store.open_inactivity() == "paused"
+    with store.transaction():
+        store.switch_inactivity("disabled", T0 + hour)  # the paused stretch ends where the disabled one begins
+    with store.transaction():
+        store.switch_inactivity(None, T0 + 2 * hour)
+    assert store.open_inactivity() is None
+    assert store.inactive_stretches(T0, 10) == [("disabled", T0 + hour, T0 + 2 * hour), ("paused", T0, T0 + hour)]
+    assert store.inactive_stretches(T0 + hour, 10) == [("disabled", T0 + hour, T0 + 2 * hour)]  # ended after
+    assert store.inactive_stretches(T0, 1) == [("disabled", T0 + hour, T0 + 2 * hour)]
+    with store.transaction():
+        store.switch_inactivity("maintenance", T0 + 3 * hour)
+    assert store.inactive_stretches(T0 + 5 * hour, 10) == [("maintenance", T0 + 3 * hour, None)]  # still open
+
+
 def test_select_due_oldest_first_within_the_limit(store: Store):
     _job("late", T0 - timedelta(hours=2))
     _job("now", T0)
