@@ -124,7 +124,7 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
             result.due += len(rows)
             verdicts = active_runs(store, [r for r in rows if r.has_active], conn, now, ctx.bench.bench_id)
             if stretches is None and (now - rows[0].next_execution).total_seconds() > grace_seconds(ctx):
-                stretches = recent_stretches(rows[0].next_execution)
+                stretches = recent_stretches(store, rows[0].next_execution)
             decisions = _decide_each(ctx, rows, now, verdicts, memo, stretches or ())
             failpoint("before_claim")
             won = claim(store, decisions)

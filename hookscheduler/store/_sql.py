@@ -17,6 +17,7 @@ from typing import Any
 import peewee as pw
 
 from ..states import LedgerStatus
+from ..timing.frequencies import fires_within_hour
 from .base import LEDGER_COLUMNS, ActiveRun, DueRow, LatestRow, Outcome, Probe, Run, parse_dt
 from .database import write_txn
 from .values import flag_or_raw
@@ -64,6 +65,15 @@ def _dt_or_raw(value: Any) -> Any:
         return parse_dt(value)
     except ValueError:
         return value
+
+
+def _frequent(frequency: Any, cron_format: Any) -> bool:
+    """Whether an outbox run's job fires within the hour; a row changed by hand to an unknown frequency (the pass
+    reports it, schedule/rows.py) is not, rather than holding the outbox up."""
+    try:
+        return fires_within_hour(frequency, cron_format or "")
+    except (KeyError, AttributeError, TypeError):
+        return False
 
 
 def probe_of(row: Sequence[Any]) -> Probe:
@@ -175,13 +185,19 @@ class SqlStore:
 
     def outbox(self, site: str, limit: int) -> list[Run]:
         rows = self.sql(
-            "SELECT l.rq_job_id, l.job_name, t.method, l.queue, t.timeout, l.scheduled_for, l.trigger "
+            "SELECT l.rq_job_id, l.job_name, t.method, l.queue, t.timeout, l.scheduled_for, l.trigger, "
+            "t.frequency, t.cron_format "
             "FROM scheduled_job_log l JOIN scheduled_job_type t ON t.id = l.job_id "
             "WHERE l.status = 'queued' AND l.enqueued_at IS NULL "
             f"AND {self.outbox_hint}l.rq_job_id IS NOT NULL ORDER BY l.id LIMIT {self.p}",
             [limit],
         ).fetchall()
-        return [Run(str(r[0]), site, r[1], r[2], r[3] or "default", r[4], parse_dt(r[5]), r[6]) for r in rows]
+        # frequent as the pass says it when it first sends a run: a re-sent run keeps its short-lived Redis keys
+        return [
+            Run(str(r[0]), site, r[1], r[2], r[3] or "default", r[4], parse_dt(r[5]), r[6],
+                _frequent(r[7], r[8]))
+            for r in rows
+        ]
 
     def mark_sent(self, rq_ids: Sequence[str], now: datetime) -> None:
         for cond, params in self.membership("rq_job_id", rq_ids):
@@ -280,6 +296,34 @@ class SqlStore:
     def earliest_next(self) -> datetime | None:
         row = self.sql(f"SELECT MIN(next_execution) FROM scheduled_job_type WHERE removed = {self.false}").fetchone()
         return parse_dt(row[0]) if row else None
+
+    # --- stretches of inactivity -------------------------------------------------------------------------
+    def open_inactivity(self) -> str | None:
+        row = self.sql("SELECT reason FROM scheduler_inactivity WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1"
+                       ).fetchone()
+        return None if row is None else str(row[0])
+
+    def switch_inactivity(self, reason: str | None, now: datetime) -> None:
+        at = self.param_dt(now)
+        self.sql(f"UPDATE scheduler_inactivity SET ended_at = {self.p} WHERE ended_at IS NULL", [at])
+        if reason is not None:
+            self.sql(f"INSERT INTO scheduler_inactivity (reason, since) VALUES ({self.p}, {self.p})", [reason, at])
+
+    def inactive_stretches(self, since: datetime, limit: int) -> list[tuple[str, datetime, datetime | None]]:
+        p = self.p
+        rows = self.sql(
+            f"SELECT reason, since, ended_at FROM scheduler_inactivity WHERE ended_at IS NULL OR ended_at > {p} "
+            f"ORDER BY since DESC LIMIT {p}",
+            [self.param_dt(since), limit],
+        ).fetchall()
+        return [(r[0], parse_dt(r[1]), parse_dt(r[2])) for r in rows]
+
+    # --- values written by hand ------------------------------------------------------------------------
+    def normalise_boolean_words(self) -> int:
+        return 0  # a typed boolean column holds no words (SQLite overrides)
+
+    def clear_untimely_slots(self) -> list[tuple[str, Any]]:
+        return []  # a typed timestamp column holds only times (SQLite overrides)
 
     # --- the worker's run transitions -----------------------------------------------------------------
     def record_started(self, rq_job_id: str, worker: str | None, now: datetime) -> str:

@@ -255,6 +255,31 @@ class Store(Protocol):
         """The earliest next slot of any active job."""
         ...
 
+    # --- stretches of inactivity -------------------------------------------------------------------------
+    def open_inactivity(self) -> str | None:
+        """The reason of the open stretch of inactivity (``scheduler_inactivity``), None when active."""
+        ...
+
+    def switch_inactivity(self, reason: str | None, now: datetime) -> None:
+        """End the open stretch at ``now`` and, with a ``reason``, open a new one since ``now``."""
+        ...
+
+    def inactive_stretches(self, since: datetime, limit: int) -> list[tuple[str, datetime, datetime | None]]:
+        """``(reason, since, ended_at)`` of up to ``limit`` stretches that ended after ``since`` or have not
+        ended, newest first."""
+        ...
+
+    # --- values written by hand ------------------------------------------------------------------------
+    def normalise_boolean_words(self) -> int:
+        """Boolean columns of ``scheduled_job_type`` holding a word for a boolean (``'false'``, ``'Yes'``) hold
+        0/1 instead; returns the rows changed (0 where typed columns refuse such words: PostgreSQL)."""
+        ...
+
+    def clear_untimely_slots(self) -> list[tuple[str, Any]]:
+        """Set to NULL every ``next_execution`` that is not a time (for the repair to reschedule); returns
+        ``(job name, the value it held)`` of each (none where typed columns refuse such values: PostgreSQL)."""
+        ...
+
     # --- the worker's run transitions -----------------------------------------------------------------
     def ledger_transaction(self) -> AbstractContextManager[None]:
         """A transaction for the worker's ledger writes: it never waits long for a lock."""

@@ -112,6 +112,25 @@ def test_probe_reads_the_pause_and_the_open_stretch_of_inactivity(store: Store):
     assert probe.inactive_since == "scheduler inactive: pause_scheduler is set"
 
 
+def test_stretches_of_inactivity_opened_ended_and_read_back(store: Store):
+    assert store.open_inactivity() is None and store.inactive_stretches(T0, 10) == []
+    hour = timedelta(hours=1)
+    with store.transaction():
+        store.switch_inactivity("paused", T0)
+    assert store.open_inactivity() == "paused"
+    with store.transaction():
+        store.switch_inactivity("disabled", T0 + hour)  # the paused stretch ends where the disabled one begins
+    with store.transaction():
+        store.switch_inactivity(None, T0 + 2 * hour)
+    assert store.open_inactivity() is None
+    assert store.inactive_stretches(T0, 10) == [("disabled", T0 + hour, T0 + 2 * hour), ("paused", T0, T0 + hour)]
+    assert store.inactive_stretches(T0 + hour, 10) == [("disabled", T0 + hour, T0 + 2 * hour)]  # ended after
+    assert store.inactive_stretches(T0, 1) == [("disabled", T0 + hour, T0 + 2 * hour)]
+    with store.transaction():
+        store.switch_inactivity("maintenance", T0 + 3 * hour)
+    assert store.inactive_stretches(T0 + 5 * hour, 10) == [("maintenance", T0 + 3 * hour, None)]  # still open
+
+
 def test_select_due_oldest_first_within_the_limit(store: Store):
     _job("late", T0 - timedelta(hours=2))
     _job("now", T0)
@@ -197,6 +216,14 @@ def test_outbox_lists_unsent_runs_with_what_sending_needs(store: Store):
     assert _row("r1").enqueued_at == T0 + timedelta(seconds=1)
     store.mark_sent(["r1"], T0 + timedelta(seconds=9))  # already sent: the first stamp stays
     assert _row("r1").enqueued_at == T0 + timedelta(seconds=1)
+
+
+def test_a_re_sent_run_of_a_frequent_job_stays_frequent(store: Store):
+    every5 = _job("every5", frequency="Cron", cron_format="*/5 * * * *")
+    hourly = _job("hourly")
+    store.insert_ledger_rows([_ledger_row(every5, T0, rq_id="f1"), _ledger_row(hourly, T0, rq_id="h1")])
+    # as the pass flags them when it first sends them (short-lived Redis keys for a job firing within the hour)
+    assert {r.rq_job_id: r.frequent for r in store.outbox("s", 10)} == {"f1": True, "h1": False}
 
 
 def test_a_stop_whose_end_has_come_is_cleared_once(store: Store):
@@ -301,6 +328,27 @@ def test_slots_missing_repaired_once_and_the_earliest(store: Store):
     assert store.set_missing_slot(a.id, T0 + timedelta(hours=3)) == 0  # someone repaired it meanwhile
     assert store.jobs_without_slot() == []
     assert store.earliest_next() == T0 + timedelta(hours=1)
+
+
+def test_values_written_by_hand_are_normalised_where_the_dialect_keeps_them(store: Store):
+    a, b, _ = _job("a"), _job("b"), _job("c")
+    if isinstance(store, PostgresStore):  # typed columns refuse words and text: nothing to repair
+        assert store.normalise_boolean_words() == 0
+        assert store.clear_untimely_slots() == []
+        return
+    db = database_proxy.obj
+    db.execute_sql("UPDATE scheduled_job_type SET stopped = ' Yes ', removed = 'off' WHERE id = ?", [a.id])
+    db.execute_sql("UPDATE scheduled_job_type SET stopped = 'maybe', next_execution = 'soon' WHERE id = ?", [b.id])
+    with store.transaction():
+        assert store.normalise_boolean_words() == 2  # a's two columns; 'maybe' is no boolean and stays
+        assert store.clear_untimely_slots() == [("b", "soon")]
+    raw = db.execute_sql("SELECT name, stopped, removed, next_execution FROM scheduled_job_type ORDER BY id")
+    assert [tuple(r) for r in raw.fetchall()] == [
+        ("a", 1, 0, str(T0)),
+        ("b", "maybe", 0, None),
+        ("c", 0, 0, str(T0)),
+    ]
+    assert store.normalise_boolean_words() == 0 and store.clear_untimely_slots() == []
 
 
 def test_the_worker_transitions(store: Store):
