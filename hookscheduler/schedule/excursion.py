@@ -3,9 +3,12 @@
 One step under a clock a day ahead claims every job's next slot a day ahead (each claim moves
 ``next_execution`` to the first slot after *that* now); when the clock comes back, nothing is due for a day
 and nothing says why. The step that follows sees it: each site keeps in Redis the latest moment a step ran at
-(:func:`check`, one ``SET ... GET`` per sweep); a previous step *later* than this one by more than
-:data:`TOLERANCE` means a clock ran ahead. Then :func:`recover`, conservatively, so that it can never be the
-cause of a second run of a slot:
+(:func:`queue_check`: read as it is written, in the round trip of the site's last tick, at most once a second
+and after the pass); a previous step *later* than this one by more than :data:`TOLERANCE` means a clock ran
+ahead. The pass before the check decides nothing the clock ahead decided (each job it claimed has its next slot
+past that clock's now, which is ahead of this one), and the recovery moves no job to a slot at or before now,
+so recovering after the pass or before it gives the same schedule. Then :func:`recover`, conservatively, so
+that it can never be the cause of a second run of a slot:
 
 * nothing sent to Redis is withdrawn or deleted: a run decided under the clock ahead runs early, once (a
   worker may already have taken it off its queue), and its row records that; missed and skipped stretches
@@ -21,12 +24,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import redis
 
+from ..broker.batch import SetBatch
 from ..broker.keys import site_prefix
 from ..context import SiteContext
 from ..store import store_for
@@ -57,34 +62,27 @@ def latest_step_key(bench_id: str, site: str) -> str:
     return f"{site_prefix(bench_id, site)}:latest-step"
 
 
-def check(ctx: SiteContext, conn: redis.Redis, now: datetime) -> Excursion | None:
-    """Say whether an earlier step of the site ran further ahead than ``now`` allows (None also when Redis
-    cannot be asked); without one, record ``now`` as the site's latest step. After an excursion the caller
-    records ``now`` (:func:`mark`) only once the schedule is recovered, so a failed recovery is found again."""
-    key = latest_step_key(ctx.bench.bench_id, ctx.name)
-    try:
-        old = _swap(conn, key, now.isoformat())  # one round trip on every sweep of every site
+def queue_check(ctx: SiteContext, batch: SetBatch, now: datetime, found: Callable[[Excursion], None]) -> None:
+    """Record ``now`` as the site's latest step on ``batch`` (the step's last-tick write: one round trip for
+    both) and, once the batch is written, say whether an earlier step of the site ran further ahead than
+    ``now`` allows: then ``found`` gets the excursion. The caller puts the step ahead back
+    (:func:`keep_ahead`) and recovers, and records ``now`` (:func:`mark`) only once the schedule is
+    recovered, so a failed recovery is found again."""
+
+    def seen(old: Any) -> None:
         previous = _parse(old)
         if previous is not None and previous - now > TOLERANCE:
-            conn.set(key, old, ex=_TTL)  # put the step ahead back until the schedule is recovered
-            return Excursion(previous, now)
-    except redis.exceptions.RedisError:  # Redis down: the pass still claims into the outbox; check next sweep
-        return None
-    return None
+            found(Excursion(previous, now))
+
+    batch.swap(latest_step_key(ctx.bench.bench_id, ctx.name), now.isoformat(), _TTL, seen)
 
 
 _TTL = 30 * 86400
 
 
-def _swap(conn: redis.Redis, key: str, value: str) -> Any:
-    """``SET key value GET`` (Redis 6.2+): write and read the previous value in one round trip; GET then SET
-    on an older server."""
-    try:
-        return conn.set(key, value, ex=_TTL, get=True)
-    except redis.exceptions.ResponseError:  # a server before 6.2 knows no SET ... GET
-        old = conn.get(key)
-        conn.set(key, value, ex=_TTL)
-        return old
+def keep_ahead(ctx: SiteContext, conn: redis.Redis, excursion: Excursion) -> None:
+    """Put the step ahead back as the site's latest step until the schedule is recovered."""
+    conn.set(latest_step_key(ctx.bench.bench_id, ctx.name), excursion.ahead.isoformat(), ex=_TTL)
 
 
 def mark(ctx: SiteContext, conn: redis.Redis, now: datetime) -> None:
@@ -158,4 +156,4 @@ def _fmt(delta: timedelta) -> str:
     return f"{seconds} s"
 
 
-__all__ = ["TOLERANCE", "Excursion", "check", "last_excursion", "mark", "recover"]
+__all__ = ["TOLERANCE", "Excursion", "keep_ahead", "last_excursion", "mark", "queue_check", "recover"]
