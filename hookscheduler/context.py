@@ -6,7 +6,9 @@ and the database the same way (README, "The bench").
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,8 @@ class SiteContext:
 
     site: Site
     _db: pw.Database | None = field(default=None, repr=False)
+    _pinned: int = field(default=0, repr=False)  # depth of :meth:`pinned`
+    _checked: bool = field(default=False, repr=False)  # inside :meth:`pinned`: the database was checked once
 
     @property
     def name(self) -> str:
@@ -42,6 +46,9 @@ class SiteContext:
     def database(self, create: bool = False, require_schema: bool = True) -> pw.Database:
         """Connect (once) and bind the models to this site's database; reconnect when the SQLite file was
         deleted or replaced since (:func:`~hookscheduler.store.database.sqlite_file_changed`)."""
+        if self._checked and self._db is not None and not self._db.is_closed():
+            dbmod.bind(self._db)
+            return self._db
         if self._db is not None and not self._db.is_closed():
             change = dbmod.sqlite_file_changed(self._db)
             if change is not None:
@@ -54,7 +61,20 @@ class SiteContext:
                 dbmod.bind(self._db)
                 dbmod.require_schema(self._db)
         dbmod.bind(self._db)
+        self._checked = self._pinned > 0
         return self._db
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Within: :meth:`database` checks the SQLite file (an ``os.stat``) once, at its first call, not at
+        every call. For one step of the loop, whose parts each ask for the database: a file replaced in the
+        middle of a step is found at the next one, as it would be had it been replaced a moment later."""
+        self._pinned += 1
+        try:
+            yield
+        finally:
+            self._pinned -= 1
+            self._checked = self._checked and self._pinned > 0
 
     def close(self) -> None:
         if self._db is not None and not self._db.is_closed():

@@ -213,6 +213,22 @@ class Scheduler:
                 for state in states:
                     state.step.last_tick_written = None
                     self._fail(state, now, exc)
+                continue
+            for state in states:  # the batch carried the clock-excursion checks: recover from what they found
+                if state.step.found_excursion is not None:
+                    self._recover(state, batch.conn, now)
+
+    def _recover(self, state: SiteLoopState, conn: redis.Redis, now: datetime) -> None:
+        """Recover the site from the clock excursion its step's check found (:meth:`.step.SiteStep.recover`),
+        then read its earliest slot again (jobs moved back)."""
+        try:
+            with state.ctx.pinned():
+                state.step.recover(conn)
+                state.next_due = store_for(state.ctx.database()).earliest_next()
+        except Exception as exc:  # found again at the next check: its step ahead stays the latest
+            if not isinstance(exc, TRANSIENT):
+                log.exception("site %s: unexpected error recovering from a clock excursion", state.ctx.name)
+            self._fail(state, now, exc)
 
     def _refresh(self) -> None:
         try:
