@@ -24,20 +24,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import redis
-from peewee import fn
 
 from ..broker.batch import SetBatch
 from ..broker.keys import site_prefix
 from ..context import SiteContext
-from ..states import SLOT_TRIGGERS, LedgerStatus
-from ..store.database import get_state, set_state, write_txn
-from ..store.models import ScheduledJobLog, ScheduledJobType
+from ..store import store_for
+from ..store.database import get_state, set_state
 from ..timing.calendar import next_slot
 
 log = logging.getLogger(__name__)
@@ -110,30 +108,24 @@ def recover(ctx: SiteContext, conn: redis.Redis, excursion: Excursion) -> tuple[
     the clock ahead runs early, once, and its row says so. A job's ``next_execution`` only moves back to the
     first slot after now that no ledger row of the job covers (any status; runs on request stand for no
     slot), so no slot a row already stands for is decided again, however many excursions came before."""
-    now, db = excursion.now, ctx.database()
+    now, store = excursion.now, store_for(ctx.database())
     moved = 0
-    with write_txn(db):
-        early = (ScheduledJobLog.select().where(
-            (ScheduledJobLog.created_at > now + TOLERANCE) & ScheduledJobLog.trigger.in_(("schedule", "catch-up"))
-            & ScheduledJobLog.status.not_in((LedgerStatus.MISSED, LedgerStatus.SKIPPED))).count())
-        ahead = list(ScheduledJobType.select().where((ScheduledJobType.removed == False)  # noqa: E712
-                                                    & (ScheduledJobType.next_execution > now)))
-        covered = _covered(ahead, now)
-        for job in ahead:
-            current = job.next_execution
-            if current is None:
+    with store.transaction():
+        early = store.runs_decided_after(now + TOLERANCE)
+        ahead = store.slots_after(now)
+        covered = store.covered_after([job_id for job_id, *_ in ahead], now) if ahead else {}
+        for job_id, frequency, cron_format, current in ahead:
+            if not isinstance(current, datetime):  # a bad row: the pass reports it (schedule/rows.py)
                 continue
             try:
-                target = next_slot(job.frequency, job.cron_format, now, ctx.calendar, anchor=current)
-                last = covered.get(job.id)
+                target = next_slot(frequency, cron_format, now, ctx.calendar, anchor=current)
+                last = covered.get(job_id)
                 if last is not None and last >= target:  # never before a slot a row already stands for
-                    target = next_slot(job.frequency, job.cron_format, last, ctx.calendar, anchor=current)
+                    target = next_slot(frequency, cron_format, last, ctx.calendar, anchor=current)
             except Exception:  # a bad row: the pass reports it (schedule/rows.py)
                 continue
             if target < current:
-                moved += (ScheduledJobType.update(next_execution=target)
-                          .where((ScheduledJobType.id == job.id) & (ScheduledJobType.next_execution == current))
-                          .execute())
+                moved += store.move_slot(job_id, current, target)
         set_state(STATE_KEY, json.dumps({"detected_at": now.isoformat(), "ahead": excursion.ahead.isoformat(),
                                          "jobs": moved, "early": early}))
     mark(ctx, conn, now)
@@ -141,24 +133,6 @@ def recover(ctx: SiteContext, conn: redis.Redis, excursion: Excursion) -> tuple[
                 "first slot not yet decided, %d run(s) decided under the clock ahead kept (each runs once, early)",
                 ctx.name, excursion.ahead.isoformat(), _fmt(excursion.by), now.isoformat(), moved, early)
     return moved, early
-
-
-def _covered(jobs: Sequence[Any], now: datetime) -> dict[int, datetime]:
-    """Each job's latest slot a ledger row stands for, where that lies after ``now`` (one grouped read). Rows of
-    every status count; runs on request (``jobs run``, events) stand for no slot and do not."""
-    if not jobs:
-        return {}
-    end = fn.COALESCE(ScheduledJobLog.last_slot, ScheduledJobLog.scheduled_for)  # rows before stretches: their slot
-    query: Any = (ScheduledJobLog.select(ScheduledJobLog.job, fn.MAX(end).alias("last"))
-                  .where(ScheduledJobLog.job.in_([j.id for j in jobs]) & (end > now)
-                         & ScheduledJobLog.trigger.in_(SLOT_TRIGGERS))
-                  .group_by(ScheduledJobLog.job).tuples())
-    return {int(job_id): _naive(value) for job_id, value in query if value is not None}
-
-
-def _naive(value: Any) -> datetime:
-    """An aggregate's value as a datetime (SQLite hands MAX() back as text)."""
-    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
 def last_excursion() -> dict[str, object] | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import peewee as pw
 
-from ..states import LedgerStatus
+from ..states import SLOT_TRIGGERS, LedgerStatus
 from ..timing.frequencies import fires_within_hour
 from .base import LEDGER_COLUMNS, ActiveRun, DueRow, LatestRow, Outcome, Probe, Run, parse_dt
 from .database import write_txn
@@ -296,6 +296,46 @@ class SqlStore:
     def earliest_next(self) -> datetime | None:
         row = self.sql(f"SELECT MIN(next_execution) FROM scheduled_job_type WHERE removed = {self.false}").fetchone()
         return parse_dt(row[0]) if row else None
+
+    def slots_after(self, now: datetime) -> list[tuple[int, str, str, datetime]]:
+        rows = self.sql(
+            "SELECT id, frequency, cron_format, next_execution FROM scheduled_job_type "
+            f"WHERE removed = {self.false} AND next_execution > {self.p} ORDER BY id",
+            [self.param_dt(now)],
+        ).fetchall()
+        return [(r[0], r[1], r[2] or "", _dt_or_raw(r[3])) for r in rows]
+
+    def move_slot(self, job_id: int, served: datetime, to: datetime, now: datetime | None = None) -> int:
+        p = self.p
+        stamp = f", modified_at = {p}" if now is not None else ""
+        return int(
+            self.sql(
+                f"UPDATE scheduled_job_type SET next_execution = {p}{stamp} WHERE id = {p} AND next_execution = {p}",
+                [self.param_dt(to), *([self.param_dt(now)] if now is not None else []), job_id,
+                 self.param_dt(served)],
+            ).rowcount
+        )
+
+    def covered_after(self, job_ids: Sequence[int], now: datetime) -> dict[int, datetime]:
+        covered: dict[int, datetime] = {}
+        triggers = ", ".join(f"'{t.value}'" for t in SLOT_TRIGGERS)
+        for cond, params in self.membership("job_id", job_ids):
+            rows = self.sql(
+                "SELECT job_id, MAX(COALESCE(last_slot, scheduled_for)) FROM scheduled_job_log "
+                f"WHERE {cond} AND COALESCE(last_slot, scheduled_for) > {self.p} AND trigger IN ({triggers}) "
+                "GROUP BY job_id",
+                [*params, self.param_dt(now)],
+            ).fetchall()
+            covered.update({int(r[0]): parse_dt(r[1]) for r in rows if r[1] is not None})
+        return covered
+
+    def runs_decided_after(self, created_after: datetime) -> int:
+        row = self.sql(
+            "SELECT COUNT(*) FROM scheduled_job_log WHERE created_at > "
+            f"{self.p} AND trigger IN ('schedule', 'catch-up') AND status NOT IN ('missed', 'skipped')",
+            [self.param_dt(created_after)],
+        ).fetchone()
+        return int(row[0])
 
     # --- stretches of inactivity -------------------------------------------------------------------------
     def open_inactivity(self) -> str | None:

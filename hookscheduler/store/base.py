@@ -255,6 +255,25 @@ class Store(Protocol):
         """The earliest next slot of any active job."""
         ...
 
+    def slots_after(self, now: datetime) -> list[tuple[int, str, str, datetime]]:
+        """``(id, frequency, cron_format, next_execution)`` of the active jobs whose next slot lies after ``now``
+        (a ``next_execution`` written by hand that is not a time is handed over as it is)."""
+        ...
+
+    def move_slot(self, job_id: int, served: datetime, to: datetime, now: datetime | None = None) -> int:
+        """Move job ``job_id``'s next slot from ``served`` to ``to`` only if it still says ``served`` (a
+        compare-and-set; ``now``: stamp ``modified_at``); returns rows changed (0 or 1)."""
+        ...
+
+    def covered_after(self, job_ids: Sequence[int], now: datetime) -> dict[int, datetime]:
+        """Each job's latest slot a ledger row of a slot trigger (schedule, catch-up, backfill; any status)
+        stands for, where that lies after ``now``: ``last_slot``, or ``scheduled_for`` for a one-slot row."""
+        ...
+
+    def runs_decided_after(self, created_after: datetime) -> int:
+        """How many runs a pass decided (schedule or catch-up, neither missed nor skipped) after the instant."""
+        ...
+
     # --- stretches of inactivity -------------------------------------------------------------------------
     def open_inactivity(self) -> str | None:
         """The reason of the open stretch of inactivity (``scheduler_inactivity``), None when active."""

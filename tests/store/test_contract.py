@@ -330,6 +330,46 @@ def test_slots_missing_repaired_once_and_the_earliest(store: Store):
     assert store.earliest_next() == T0 + timedelta(hours=1)
 
 
+def test_slots_ahead_moved_back_by_compare_and_set(store: Store):
+    hour = timedelta(hours=1)
+    a, b = _job("a", T0 + 3 * hour), _job("b", T0 - hour, frequency="Cron", cron_format="*/5 * * * *")
+    _job("gone", T0 + 3 * hour, removed=True)
+    _job("unslotted", None)
+    assert store.slots_after(T0) == [(a.id, "Hourly", "", T0 + 3 * hour)]  # neither removed nor due
+    with store.transaction():
+        assert store.move_slot(a.id, T0 + 2 * hour, T0 + hour) == 0  # it says another slot: lost
+        assert store.move_slot(a.id, T0 + 3 * hour, T0 + hour) == 1
+        assert store.move_slot(b.id, T0 - hour, T0, now=T0 + timedelta(seconds=5)) == 1
+    assert ScheduledJobType.get_by_id(a.id).next_execution == T0 + hour
+    b_row = ScheduledJobType.get_by_id(b.id)
+    assert (b_row.next_execution, b_row.modified_at) == (T0, T0 + timedelta(seconds=5))
+
+
+def test_slots_the_ledger_covers_after_an_instant_and_runs_decided_after_one(store: Store):
+    hour = timedelta(hours=1)
+    a, b, c = _job("a"), _job("b"), _job("c")
+
+    def row(job, slot, trigger="schedule", status="queued", last=None, created=T0):
+        return (job.id, job.name, slot, trigger, status, None, 1, slot, last or slot, "default", None, created, created)
+
+    store.insert_ledger_rows(
+        [
+            row(a, T0 + hour),
+            row(a, T0 + 2 * hour, status="skipped", last=T0 + 4 * hour),  # a stretch: its last slot counts
+            row(a, T0 + 9 * hour, trigger="manual"),  # a run on request stands for no slot
+            row(b, T0 - hour),  # before the instant
+            row(b, T0 + hour, trigger="backfill", status="complete", created=T0 + 3 * hour),
+            row(c, T0 + 5 * hour, trigger="catch-up", created=T0 + 3 * hour),
+            row(c, T0 + 6 * hour, status="missed", created=T0 + 3 * hour),
+        ]
+    )
+    assert store.covered_after([a.id, b.id, c.id], T0) == {a.id: T0 + 4 * hour, b.id: T0 + hour, c.id: T0 + 6 * hour}
+    assert store.covered_after([a.id], T0 + 5 * hour) == {}
+    assert store.covered_after([], T0) == {}
+    assert store.runs_decided_after(T0 + hour) == 1  # c's catch-up: a backfill, a missed slot are no pass's run
+    assert store.runs_decided_after(T0 - hour) == 3
+
+
 def test_values_written_by_hand_are_normalised_where_the_dialect_keeps_them(store: Store):
     a, b, _ = _job("a"), _job("b"), _job("c")
     if isinstance(store, PostgresStore):  # typed columns refuse words and text: nothing to repair
