@@ -31,6 +31,8 @@ from ..exceptions import HookError
 from ..states import CatchUp, Overlap
 from ..timing.cron import CronError, validate_cron
 from ..timing.frequencies import CATCHUP_POLICIES, OVERLAP_POLICIES, SECTIONS, Section
+from .methods import defined_by_source
+from .methods import forget as forget_scans
 
 #: Declarations are user input of any size or depth: every value shown in a message goes through ``_r``.
 _REPR = reprlib.Repr()
@@ -140,6 +142,7 @@ def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, 
     installed = bench.apps if apps is None else apps
     if fresh:
         _purge_app_modules(installed)
+    forget_scans()
     problems: list[str] = []
     specs: list[JobSpec] = []
     found: list[str] = [] if warnings is None else warnings
@@ -411,7 +414,11 @@ def resolve_method(method: str) -> Any:
 
 
 def check_method(method: str) -> str | None:
-    """None when ``method`` imports and is callable, else a one-line reason."""
+    """None when ``method`` imports and is callable, else a one-line reason. A module that is not imported
+    yet and whose source plainly defines the name is not imported (see :mod:`.methods`): the import would cost
+    most of a deploy's ``migrate``; anything else, a typo first of all, is imported and reported as it says."""
+    if defined_by_source(method):
+        return None
     try:
         obj = resolve_method(method)
     except (ImportError, AttributeError) as exc:
