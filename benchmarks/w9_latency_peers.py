@@ -86,10 +86,11 @@ class Monitor(threading.Thread):
                 if self.needle not in text:
                     continue
                 verb = text.split(" ", 1)[0].upper()
-                found = _JOB.search(text) if verb == "EVALSHA" else None
-                job = found.group(1) if found else text.split()[-1] if verb == "RPUSH" else None
-                if job and job not in self.accepted:
-                    self.accepted[job] = float(cmd["time"])
+                # hookscheduler's script names every job of the call in its keys
+                jobs = _JOB.findall(text) if verb == "EVALSHA" else [text.split()[-1]] if verb == "RPUSH" else []
+                for job in jobs:
+                    if job not in self.accepted:
+                        self.accepted[job] = float(cmd["time"])
 
     def finish(self) -> None:
         self.stop.set()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from typing import NamedTuple
 
 import redis
@@ -78,7 +79,7 @@ def _observe_epoch(conn: redis.Redis, bench_id: str) -> None:
 def _send_one_by_one(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> send.Sent:
     """Send each run alone; a run RQ refuses is recorded failed with why (it would block the outbox for ever)."""
     ids: list[str] = []
-    at = utcnow()
+    ats: list[datetime] = []
     store = store_for(ctx.database())
     for run in runs:
         try:
@@ -89,14 +90,14 @@ def _send_one_by_one(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) 
                 store.fail_unsendable(run.rq_job_id, f"not sent: RQ refused it ({exc}); {FIX_HINT}", utcnow())
             continue
         ids += sent.ids
-        at = sent.at
-    return send.Sent(ids, at)
+        ats += sent.ats
+    return send.Sent(ids, ats)
 
 
 def record_sent(ctx: SiteContext, sent: send.Sent) -> None:
-    """Close the outbox rows of runs now in RQ, stamped with the moment Redis accepted them."""
+    """Close the outbox rows of runs now in RQ, each stamped with the moment Redis accepted it."""
     if sent.ids:
-        store_for(ctx.database()).mark_sent(sent.ids, sent.at)
+        store_for(ctx.database()).mark_sent(sent.ids, sent.ats)
 
 
 def resend_outbox(ctx: SiteContext, conn: redis.Redis, limit: int = 5000) -> SendOutcome:

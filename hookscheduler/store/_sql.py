@@ -199,12 +199,8 @@ class SqlStore:
             for r in rows
         ]
 
-    def mark_sent(self, rq_ids: Sequence[str], now: datetime) -> None:
-        for cond, params in self.membership("rq_job_id", rq_ids):
-            self.sql(
-                f"UPDATE scheduled_job_log SET enqueued_at = {self.p} WHERE {cond} AND enqueued_at IS NULL",
-                [self.param_dt(now), *params],
-            )
+    def mark_sent(self, rq_ids: Sequence[str], at: datetime | Sequence[datetime]) -> None:
+        raise NotImplementedError
 
     def fail_unsendable(self, rq_job_id: str, reason: str, now: datetime) -> None:
         p, at = self.p, self.param_dt(now)

@@ -205,8 +205,9 @@ class Store(Protocol):
         """Claimed runs never marked sent, oldest first (``site``: the site they are for)."""
         ...
 
-    def mark_sent(self, rq_ids: Sequence[str], now: datetime) -> None:
-        """Close the outbox rows of runs now in RQ."""
+    def mark_sent(self, rq_ids: Sequence[str], at: datetime | Sequence[datetime]) -> None:
+        """Close the outbox rows of runs now in RQ, stamped ``at`` (one time for all, or one per id, in
+        order); a row already closed keeps its stamp."""
         ...
 
     def fail_unsendable(self, rq_job_id: str, reason: str, now: datetime) -> None:
@@ -331,6 +332,15 @@ class Store(Protocol):
     def finish_in_one_trip(self, rq_job_id: str, outcome: Outcome) -> bool:
         """The outcome in one round trip, committed; False: take the careful path."""
         ...
+
+
+def stamps(rq_ids: Sequence[str], at: datetime | Sequence[datetime]) -> list[datetime]:
+    """:meth:`Store.mark_sent`'s ``at`` as one time per id."""
+    if isinstance(at, datetime):
+        return [at] * len(rq_ids)
+    if len(at) != len(rq_ids):
+        raise ValueError(f"{len(rq_ids)} ids but {len(at)} times")
+    return list(at)
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -25,7 +25,7 @@ import peewee as pw
 
 from ..exceptions import ConfigError
 from ._sql import FINISH, PROBE, SqlStore, ledger_columns, probe_of
-from .base import ClaimRequest, LedgerValues, Outcome, Probe
+from .base import ClaimRequest, LedgerValues, Outcome, Probe, stamps
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,17 @@ class PostgresStore(SqlStore):
             f"INSERT INTO scheduled_job_log ({ledger_columns()}) SELECT * FROM unnest({arrays})",
             [list(col) for col in zip(*rows, strict=True)],
         )
+
+    def mark_sent(self, rq_ids: Sequence[str], at: datetime | Sequence[datetime]) -> None:
+        """One statement: ids and their stamps as arrays, joined to the ledger through its unique index."""
+        if not rq_ids:
+            return
+        sql = (
+            "UPDATE scheduled_job_log AS l SET enqueued_at = v.at "
+            "FROM unnest(%s::text[], %s::timestamp[]) AS v(id, at) "
+            "WHERE l.rq_job_id = v.id AND l.enqueued_at IS NULL"
+        )
+        self.hot("hs_mark_sent", sql, [list(rq_ids), stamps(rq_ids, at)])
 
     @contextlib.contextmanager
     def ledger_transaction(self) -> Iterator[None]:

@@ -12,7 +12,7 @@ import peewee as pw
 
 from ..exceptions import ConfigError
 from ._sql import SqlStore, ledger_columns
-from .base import LEDGER_COLUMNS, ClaimRequest, LedgerValues, chunks
+from .base import LEDGER_COLUMNS, ClaimRequest, LedgerValues, chunks, stamps
 from .values import BOOLEAN_WORDS, flag
 
 #: Rows per batched statement: well under SQLite's parameter limit (32,766 since 3.32).
@@ -76,6 +76,20 @@ class SqliteStore(SqlStore):
         cursor.executemany(
             f"INSERT INTO scheduled_job_log ({ledger_columns()}) VALUES ({', '.join('?' * len(LEDGER_COLUMNS))})", conv
         )
+
+    def mark_sent(self, rq_ids: Sequence[str], at: datetime | Sequence[datetime]) -> None:
+        """One ``UPDATE ... FROM (VALUES (id, time), ...)`` per :data:`CHUNK` ids: each row its own stamp."""
+        pairs = list(zip(rq_ids, stamps(rq_ids, at), strict=True))
+        for part in chunks(pairs, CHUNK):
+            params: list[Any] = []
+            for rq_id, when in part:
+                params += [rq_id, self.param_dt(when)]
+            self.sql(
+                "UPDATE scheduled_job_log SET enqueued_at = v.column2 FROM (VALUES "
+                + ", ".join(["(?, ?)"] * len(part))
+                + ") AS v WHERE scheduled_job_log.rq_job_id = v.column1 AND scheduled_job_log.enqueued_at IS NULL",
+                params,
+            )
 
     def normalise_boolean_words(self) -> int:
         """SQLite keeps a word written into an integer column as text: each boolean word becomes 0 or 1."""
