@@ -76,6 +76,16 @@ class SiteContext:
             self._pinned -= 1
             self._checked = self._checked and self._pinned > 0
 
+    @property
+    def is_open(self) -> bool:
+        """Whether the site's database is connected (it holds descriptors, or a server connection)."""
+        return self._db is not None and not self._db.is_closed()
+
+    @property
+    def holds_server_connection(self) -> bool:
+        """Whether the site's open database is a PostgreSQL connection (counted against a server's budget)."""
+        return isinstance(self._db, pw.PostgresqlDatabase) and self.is_open
+
     def close(self) -> None:
         if self._db is not None and not self._db.is_closed():
             self._db.close()

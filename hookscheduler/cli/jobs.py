@@ -24,16 +24,15 @@ def list_cmd(state: CliState, include_removed: bool, fmt: str) -> None:
     """The Scheduled Job Type table, with the last and next run."""
     ctx = state.one()
     ctx.database()
-    rows = jobs_lib.list_jobs(include_removed)
+    rows = jobs_lib.list_jobs(include_removed, now=utcnow())
     if fmt == "json":
         echo(to_json(rows))
         return
     tz = ctx.site.time_zone
     body = []
-    now = utcnow()
     for r in rows:
         sched = f"{r['frequency']} ({r['cron_format']})" if r["cron_format"] else r["frequency"]
-        state_txt = jobs_lib.stop_state(r, now)
+        state_txt = jobs_lib.stop_state(r)
         if state_txt == "STOPPED" and r["stopped_until"]:
             state_txt += f" until {local(r['stopped_until'], tz)}"
         if state_txt.startswith("STOPPED") and r["stopped_note"]:

@@ -69,6 +69,8 @@ KNOWN_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "db_url": (_is_url("sqlite", "postgresql", "postgres"),
                "a sqlite:///path or postgresql://user:pass@host:port/db URL"),
     "scheduler_tick_interval": (_int_upto(86400), "a whole number of seconds from 1 to 86400"),
+    "scheduler_db_connections": (_int_upto(10_000), "a whole number from 1 to 10000 (PostgreSQL connections one "
+                                                    "schedule process keeps open)"),
     "workers": (lambda v: isinstance(v, dict), 'an object like {"myqueue": {"timeout": 5000}}'),
     "time_zone": (_is_str, "an IANA time zone such as Europe/Berlin"),
     "pause_scheduler": (_is_bool, "true or false"),
@@ -106,8 +108,8 @@ ENV_OVERRIDES: dict[str, str] = {
     "bench_id": "HOOKSCHEDULER_BENCH_ID",
 }
 
-_INT_KEYS = {"scheduler_tick_interval", "log_retention_days", "rq_results_ttl", "rq_job_failure_ttl",
-             "rq_failed_jobs_limit"}
+_INT_KEYS = {"scheduler_tick_interval", "scheduler_db_connections", "log_retention_days", "rq_results_ttl",
+             "rq_job_failure_ttl", "rq_failed_jobs_limit"}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -58,8 +58,21 @@ def _jobs_query(include_removed: bool, search: str | None) -> Any:
     return query
 
 
+def stopped_now(row: ScheduledJobType, now: datetime) -> bool:
+    """Whether the job is stopped at ``now``: a stop whose ``--until`` has come is over, even before the pass
+    clears its flag. The one reading of it for the operator's views and actions."""
+    return is_stopped(row.stopped, row.stopped_until, now)
+
+
+def job_info(row: ScheduledJobType, now: datetime) -> dict[str, Any]:
+    """A job's columns, as ``jobs list`` and the dashboard show them, with ``stopped_now`` at ``now``."""
+    info = {c: getattr(row, c) for c in JOB_COLUMNS}
+    info["stopped_now"] = stopped_now(row, now)
+    return info
+
+
 def list_jobs(include_removed: bool = False, search: str | None = None, offset: int = 0,
-              limit: int | None = None) -> list[dict[str, Any]]:
+              limit: int | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
     """Every job (or one page of them: ``offset``/``limit``, optionally only names or methods containing
     ``search``) with its columns plus the status and time of its latest log row. A page costs one indexed
     lookup per job listed, so a dashboard page over 10,000 jobs reads only the ledger rows it shows."""
@@ -68,17 +81,16 @@ def list_jobs(include_removed: bool = False, search: str | None = None, offset: 
         query = query.offset(offset).limit(limit)
     rows = list(query)
     latest = _latest_logs([r.id for r in rows])
-    now = utcnow()
+    now = now or utcnow()
     out = []
     crons: dict[str, str | None] = {}
     for row in rows:
-        item = {c: getattr(row, c) for c in JOB_COLUMNS}
+        item = job_info(row, now)
         # a row the scheduler skips (changed with SQL) says why here, the operator's first stop
         item["problem"] = None if row.removed else row_problem(
             row.frequency, row.cron_format, row.timeout, row.catchup, row.catchup_limit, row.overlap, row.stopped,
             row.next_execution, crons)
         log = latest.get(row.id)
-        item["stopped_now"] = is_stopped(row.stopped, row.stopped_until, now)  # a stop whose --until came is over
         item["last_status"] = log.status if log else None
         item["last_log_at"] = (log.finished_at or log.started_at or log.scheduled_for) if log else None
         out.append(item)
@@ -129,7 +141,7 @@ def set_stopped(db: pw.Database, name: str, stopped: bool, note: str | None = No
     with write_txn(db):
         row = get_job(name)
         values: dict[str, Any] = {"stopped": stopped, "modified_at": now}
-        if stopped and is_stopped(row.stopped, row.stopped_until, now):
+        if stopped and stopped_now(row, now):
             if note is not None:
                 values["stopped_note"] = note
             if until is not None:
@@ -142,12 +154,12 @@ def set_stopped(db: pw.Database, name: str, stopped: bool, note: str | None = No
     return get_job(name)
 
 
-def stop_state(row: dict[str, Any], now: datetime) -> str:
-    """``active``, ``STOPPED`` or ``removed`` at ``now``, as ``jobs list`` and the dashboard say it: a stop whose
-    ``--until`` has come reads ``active`` (the pass already runs its slots)."""
-    if row["removed"]:
+def stop_state(info: dict[str, Any]) -> str:
+    """``active``, ``STOPPED`` or ``removed``, as ``jobs list`` says it of a :func:`job_info` (a stop whose
+    ``--until`` has come reads ``active``: the pass already runs its slots)."""
+    if info["removed"]:
         return "removed"
-    return "STOPPED" if is_stopped(row["stopped"], row["stopped_until"], now) else "active"
+    return "STOPPED" if info["stopped_now"] else "active"
 
 
 # --- events (trigger-scheduler-event, purge-jobs --event) --------------------------------------------------

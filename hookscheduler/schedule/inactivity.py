@@ -21,7 +21,7 @@ from ..exceptions import HookSchedulerError
 from ..store import Store, store_for
 from ..store.database import get_state
 from ..store.models import utcnow
-from .decide import Stretch, scheduler_inactive
+from .decide import Stretch, Switches
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +30,27 @@ log = logging.getLogger(__name__)
 PAUSE_UNTIL = "pause_until"
 
 
-def inactive_reason(
-    ctx: SiteContext, enabled: str | None = None, pause_until: datetime | None = None, now: datetime | None = None
-) -> str | None:
-    """Why the site's scheduler is not firing, re-read every pass (config files and the state table;
-    ``enabled`` and ``pause_until`` are the state rows' values when the caller has already read them)."""
+def read_switches(ctx: SiteContext, enabled: str | None = None, pause_until: datetime | None = None) -> Switches:
+    """The site's switches, re-read (config files and the state table; ``enabled`` and ``pause_until`` are the
+    state rows' values when the caller has already read them; ``pause_until`` None: a pause without an end)."""
     settings = ctx.site.settings
     enabled = enabled if enabled is not None else get_state("scheduler_enabled", "1")
     disabled = enabled == "0"
-    return scheduler_inactive(
+    return Switches(
         maintenance=settings.maintenance_mode,
         paused=settings.pause_scheduler,
         disabled_by_config=settings.disable_scheduler,
         enabled=not disabled,
         disabled_note=get_state("scheduler_disabled_note") if disabled else None,
         pause_until=pause_until,
-        now=now or utcnow(),
     )
+
+
+def inactive_reason(
+    ctx: SiteContext, enabled: str | None = None, pause_until: datetime | None = None, now: datetime | None = None
+) -> str | None:
+    """Why the site's scheduler is not firing, re-read every pass (:func:`read_switches`)."""
+    return read_switches(ctx, enabled, pause_until).reason(now or utcnow())
 
 
 def read_pause_until() -> datetime | None:

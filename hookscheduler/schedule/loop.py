@@ -31,6 +31,7 @@ import signal
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -130,6 +131,8 @@ class Scheduler:
     max_open: int | None = None  # sites whose database stays open between cycles (None: from the fd limit)
     offset: float = field(default_factory=random.random)  # where in the sites each cycle starts (:meth:`_in_turn`)
     config_seen: Fingerprint | None = None  # the config files' fingerprint when they were last read
+    #: sites whose database is open, least recently used first (:meth:`_used`)
+    open_lru: OrderedDict[str, SiteLoopState] = field(default_factory=OrderedDict)
 
     def refresh_sites(self) -> None:
         """Re-read the bench's sites and their config when a file may have changed (checked every cycle, from
@@ -159,6 +162,7 @@ class Scheduler:
                 state.ctx.site = site
         for name in [n for n in self.sites if n not in seen]:
             self.sites.pop(name).ctx.close()
+            self.open_lru.pop(name, None)
 
     def cycle(self, all_sites: bool = True) -> float:
         """One cycle; returns how long to sleep before the next one (seconds). ``all_sites`` False (the loop
@@ -169,18 +173,14 @@ class Scheduler:
             self._refresh()
         now = self.now_fn()
         writes: dict[int, tuple[SetBatch, list[SiteLoopState]]] = {}
-        cap = self.max_open if self.max_open is not None else open_sites_cap()
-        opened: list[SiteLoopState] = []
         every = all_sites or len(self.sites) == 1
-        for state in self._in_turn():
+        for state in self._due_first(self._in_turn(), now):
             if state.retry_at is not None and now < state.retry_at:
                 continue
             if not every and not state.wants_step(now):
                 continue
             self._step_site(state, now, writes)
-            opened.append(state)
-            if len(opened) > cap:  # keep the process within its file descriptors: close the oldest
-                opened.pop(0).ctx.close()
+            self._used(state)
         self._heartbeat(now, writes)
         self._flush(writes, now)
         return self._sleep_for(self.now_fn())
@@ -192,6 +192,49 @@ class Scheduler:
         states = list(self.sites.values())
         start = int(self.offset * len(states)) if states else 0
         return states[start:] + states[:start]
+
+    @staticmethod
+    def _due_first(states: list[SiteLoopState], now: datetime) -> list[SiteLoopState]:
+        """The sites with a slot due at ``now`` before the others (each group in its turn): in a cycle that
+        steps every site (the tick interval, an announced change), a slot due at a site late in the turn
+        waits only for the other due sites' passes, not for every site's probe."""
+        due = [s for s in states if s.next_due is not None and s.next_due <= now]
+        if not due or len(due) == len(states):
+            return states
+        rest = [s for s in states if not (s.next_due is not None and s.next_due <= now)]
+        return due + rest
+
+    def _used(self, state: SiteLoopState) -> None:
+        """``state``'s site just used its database: it becomes the most recently used open one, and the least
+        recently used are closed past the process's budgets: sites open at all (file descriptors:
+        ``max_open``, or :func:`open_sites_cap`) and PostgreSQL connections (``scheduler_db_connections``,
+        :data:`~hookscheduler.config.settings.DEFAULT_DB_CONNECTIONS`). A closed site reconnects when it is
+        next stepped (a fraction of a millisecond for SQLite, a few for PostgreSQL), so 1,000 sites on one
+        server work within its ``max_connections``."""
+        lru = self.open_lru
+        name = state.ctx.name
+        lru.pop(name, None)
+        if not state.ctx.is_open:
+            return
+        lru[name] = state
+        cap = self.max_open if self.max_open is not None else open_sites_cap()
+        conns = state.ctx.site.settings.db_connections
+        if len(lru) <= min(cap, conns):
+            return
+        held = sum(1 for s in lru.values() if s.ctx.holds_server_connection)
+        for other_name, other in list(lru.items()):
+            if len(lru) <= cap and held <= conns:
+                break
+            if other is state:
+                continue
+            if not other.ctx.is_open:  # closed since (a failure): forget it
+                del lru[other_name]
+                continue
+            server = other.ctx.holds_server_connection
+            if len(lru) > cap or server:
+                other.ctx.close()
+                del lru[other_name]
+                held -= server
 
     @staticmethod
     def _batch(writes: dict[int, tuple[SetBatch, list[SiteLoopState]]],
@@ -248,6 +291,7 @@ class Scheduler:
                 state.step.sweep_ahead(now, ahead=FRESH)
             except Exception:  # the cycle retries the sweep and reports what fails
                 log.debug("site %s: the sweep before the pass failed; the cycle will retry it", state.ctx.name)
+            self._used(state)
         self.worked_ahead_at = time.monotonic()
 
     def _step_site(self, state: SiteLoopState, now: datetime,

@@ -80,7 +80,7 @@ def jobs(dash: Dashboard, request: Request) -> Response:
     page_no = _int(request, "page", 1, 1, 1_000_000)
     with dash.sites.use(name) as ctx:
         total = jobs_lib.count_jobs(show_removed, search)
-        rows = jobs_lib.list_jobs(show_removed, search, (page_no - 1) * PAGE_SIZE, PAGE_SIZE)
+        rows = jobs_lib.list_jobs(show_removed, search, (page_no - 1) * PAGE_SIZE, PAGE_SIZE, dash.clock())
         tick, all_cron = ctx.site.tick_interval, ctx.site.settings.all_cron
     for row in rows:
         row["schedule_text"] = present.schedule_text(row["frequency"], row["cron_format"], tick, all_cron)
@@ -100,8 +100,7 @@ def job(dash: Dashboard, request: Request) -> Response:
     conn = dash.sites.redis(site)
     with dash.sites.use(site) as ctx:
         row = jobs_lib.get_job(name)
-        info = {c: getattr(row, c) for c in jobs_lib.JOB_COLUMNS}
-        info["stopped_now"] = jobs_lib.stop_state(info, now) == "STOPPED"
+        info = jobs_lib.job_info(row, now)
         cells = history_lib.slot_cells(name, now - timedelta(days=days), now + timedelta(seconds=1), MAX_CELLS + 1)
         runs = history_lib.history(name, limit=25, offset=offset)
         inactive, resume_at = scheduler_state.activity(ctx, now)
