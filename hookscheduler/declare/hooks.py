@@ -15,6 +15,7 @@ import contextlib
 import difflib
 import functools
 import importlib
+import marshal
 import os
 import reprlib
 import select
@@ -22,9 +23,8 @@ import signal
 import sys
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config import Bench, hooks_file
 from ..exceptions import HookError
@@ -50,9 +50,12 @@ MAX_APP = 140
 MAX_TIMEOUT = 2**31 - 1  # an INTEGER column
 
 
-@dataclass(frozen=True)
-class JobSpec:
-    """One declared job, as ``scheduled_job_type`` will hold it (the hooks-owned columns)."""
+class JobSpec(NamedTuple):
+    """One declared job, as ``scheduled_job_type`` will hold it (the hooks-owned columns).
+
+    A named tuple rather than a frozen dataclass: a deploy builds one per declared job (100,000 on a large
+    bench), and a frozen dataclass's ``__init__`` costs four times as much. The fields from ``app`` to
+    ``overlap`` are the definition a stored row is compared with (:data:`DEFINITION`), in this order."""
 
     name: str
     app: str
@@ -68,11 +71,11 @@ class JobSpec:
 
     def definition(self) -> dict[str, Any]:
         """The columns hooks own, for comparing with a stored row."""
-        return {
-            "app": self.app, "method": self.method, "frequency": self.frequency,
-            "cron_format": self.cron_format, "queue": self.queue, "timeout": self.timeout,
-            "catchup": self.catchup, "catchup_limit": self.catchup_limit, "overlap": self.overlap,
-        }
+        return dict(zip(DEFINITION, self[1:10], strict=True))
+
+
+#: The columns hooks own, in :class:`JobSpec` order (``spec[1:10]``).
+DEFINITION = ("app", "method", "frequency", "cron_format", "queue", "timeout", "catchup", "catchup_limit", "overlap")
 
 
 def _purge_app_modules(apps: Iterable[str]) -> None:
@@ -161,22 +164,32 @@ def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, 
 
 def _load_apps(bench: Bench, apps: tuple[str, ...], queues: Mapping[str, int], specs: list[JobSpec],
                problems: list[str], warnings: list[str]) -> None:
-    troubles = probe_imports([f"{app}.hooks" for app in apps if len(app) <= MAX_APP])
+    shipped: dict[str, tuple[str, Any]] = {}
+    troubles = probe_imports([f"{app}.hooks" for app in apps if len(app) <= MAX_APP], ship=shipped)
     for app in apps:
         if len(app) > MAX_APP:
             problems.append(f"{app[:40]}...: app name is longer than {MAX_APP} characters")
             continue
-        events, hooks_file = _read_events(bench, app, problems, warnings, troubles.get(f"{app}.hooks"))
+        module = f"{app}.hooks"
+        if module in shipped:  # the probe's child imported it and sent its events: no second import here
+            hooks_path, events = shipped[module]
+            hooks_path = str(Path(hooks_path)) if hooks_path else str(bench.apps_path / app / "hooks.py")
+            events = _checked_events(app, hooks_path, events, problems)
+        else:
+            events, hooks_path = _read_events(bench, app, problems, warnings, troubles.get(module))
         if events is not None:
-            specs.extend(_normalise_app(app, hooks_file, events, queues, problems))
+            specs.extend(_normalise_app(app, hooks_path, events, queues, problems))
 
 
 #: Seconds an app's hooks.py may take to import: one that waits on the network or a lock would otherwise hang
 #: ``migrate`` (and every worker start) with no word of why.
 IMPORT_TIME_LIMIT = 30.0
+#: What the probe's child sends back of each hooks module it imported.
+SHIPPED_ATTRIBUTE = "scheduler_events"
 
 
-def probe_imports(modules: Sequence[str], limit: float | None = None) -> dict[str, str]:
+def probe_imports(modules: Sequence[str], limit: float | None = None,
+                  ship: dict[str, tuple[str, Any]] | None = None) -> dict[str, str]:
     """Import ``modules`` in a forked child first, one after the other: the module names whose import did not
     finish, with why, in words: it ended the process (``os._exit``, a crash) or it ran past ``limit`` seconds
     (the child is killed). An import that raises is not a problem here (the real import reports it); an
@@ -184,14 +197,20 @@ def probe_imports(modules: Sequence[str], limit: float | None = None) -> dict[st
 
     One child imports every module, saying after each one that it finished, so a bench of a hundred apps
     costs one fork, not a hundred (a fork per app was most of a 10,000-job migrate); after a module that
-    ended or hung the child, a new child goes on with the next."""
+    ended or hung the child, a new child goes on with the next.
+
+    With ``ship``, the child also sends each module's file and ``scheduler_events`` when :mod:`marshal` can
+    carry them (plain dicts, lists, strings and numbers: what a hooks.py declares), and ``ship`` gets them by
+    module name: the caller then needs no import of its own, which cost as much again (1,000 apps: about
+    0.5 s). A module whose import raised, or whose value marshal refuses, is not in ``ship``: the caller
+    imports it and sees what it holds, or the error, itself."""
     pending = [m for m in dict.fromkeys(modules) if m not in sys.modules]
     if not pending or not hasattr(os, "fork"):
         return {}
     limit = IMPORT_TIME_LIMIT if limit is None else limit
     trouble: dict[str, str] = {}
     while pending:
-        done, why = _probe_in_child(pending, limit)
+        done, why = _probe_in_child(pending, limit, ship)
         if why is not None:
             trouble[pending[done]] = why
             done += 1
@@ -199,21 +218,41 @@ def probe_imports(modules: Sequence[str], limit: float | None = None) -> dict[st
     return trouble
 
 
-def _probe_in_child(modules: list[str], limit: float) -> tuple[int, str | None]:
-    """(how many of ``modules`` the child imported, why it stopped at the next one, or None: all done)."""
+def _shipment(module: str) -> bytes:
+    """What the child sends of ``module`` after importing it: marshal of (file, events), or b"" (nothing)."""
+    try:
+        mod = importlib.import_module(module)
+        return marshal.dumps((str(getattr(mod, "__file__", None) or ""), getattr(mod, SHIPPED_ATTRIBUTE, None)))
+    except BaseException:  # raised, or unmarshallable: the parent's own import says what
+        return b""
+
+
+def _probe_in_child(modules: list[str], limit: float,
+                    ship: dict[str, tuple[str, Any]] | None = None) -> tuple[int, str | None]:
+    """(how many of ``modules`` the child imported, why it stopped at the next one, or None: all done).
+
+    The child sends, after each module, a frame: its length (4 bytes) and what :func:`_shipment` made of it
+    (nothing unless ``ship``)."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: import each, say so, and leave without running any exit handler of the parent's
         try:  # whatever happens here (a write to a parent that stopped listening), the child never returns:
             os.close(read_end)  # a child that did would go on running its parent's program as a copy of it
             for module in modules:
-                with contextlib.suppress(BaseException):
-                    importlib.import_module(module)
-                os.write(write_end, b"1")
+                payload = b""
+                if ship is None:
+                    with contextlib.suppress(BaseException):
+                        importlib.import_module(module)
+                else:
+                    payload = _shipment(module)
+                frame = memoryview(len(payload).to_bytes(4, "big") + payload)
+                while frame:
+                    frame = frame[os.write(write_end, frame):]
         finally:
             os._exit(0)
     os.close(write_end)
     done, why, ended = 0, None, False
+    buffer = bytearray()
     try:
         while done < len(modules):
             ready, _, _ = select.select([read_end], [], [], limit)
@@ -222,11 +261,18 @@ def _probe_in_child(modules: list[str], limit: float) -> tuple[int, str | None]:
                 why = (f"did not finish importing within {limit:g} s (it waits on something: the network, a "
                        "lock, input?); a hooks.py must only declare")
                 break
-            got = os.read(read_end, len(modules) - done)
+            got = os.read(read_end, 1 << 20)
             if not got:  # the child is gone mid-import
                 ended = True
                 break
-            done += len(got)
+            buffer += got
+            while len(buffer) >= 4 and len(buffer) >= 4 + (size := int.from_bytes(buffer[:4], "big")):
+                if size and ship is not None:
+                    with contextlib.suppress(Exception):  # not what the child sent: the parent imports it
+                        file, value = marshal.loads(bytes(buffer[4:4 + size]))
+                        ship[modules[done]] = (file, value)
+                del buffer[:4 + size]
+                done += 1
     finally:
         if not ended:  # done, timed out, or interrupted (a signal, a test's time limit): never wait on it
             with contextlib.suppress(ProcessLookupError):
@@ -269,15 +315,19 @@ def _read_events(bench: Bench, app: str, problems: list[str], warnings: list[str
         problems.append(f"{app}: {where}: hooks.py raised {_one_line(exc)}; fix the file")
         return None, where
     where = str(Path(getattr(module, "__file__", where)))
-    events = getattr(module, "scheduler_events", None)
+    return _checked_events(app, where, getattr(module, "scheduler_events", None), problems), where
+
+
+def _checked_events(app: str, where: str, events: Any, problems: list[str]) -> Any:
+    """``events`` when it is a dict (None: the app declares nothing, or a problem is listed)."""
     if events is None:
-        return None, where
+        return None
     if not isinstance(events, dict):
         problems.append(
             f"{app}: {where}: scheduler_events must be a dict of section -> list, not {type(events).__name__}"
         )
-        return None, where
-    return events, where
+        return None
+    return events
 
 
 def _normalise_app(
@@ -331,7 +381,25 @@ def _entries(
         problems.append(f"{loc}: must be a list of dotted method paths, not {type(entries).__name__}")
         return []
     out = []
+    # The common entry, a bare method path, with the section's defaults: checked here without the options
+    # machinery (per entry it cost as much as the rest of a deploy's migrate); anything else, or a section whose
+    # defaults are themselves invalid, goes through _entry, which lists every problem.
+    queue = section.default_queue
+    timeout = queues.get(queue, 300)
+    plain = (queue in queues and isinstance(timeout, int) and not isinstance(timeout, bool)
+             and 0 < timeout <= MAX_TIMEOUT)
+    frequency = section.frequency
     for i, entry in enumerate(entries):
+        if plain and entry.__class__ is str:
+            method = entry.strip()
+            if method and len(method) <= MAX_METHOD and method.isprintable():
+                error = check_method(method)
+                if error:
+                    problems.append(f"{loc}[{i}]: {error}")
+                else:
+                    out.append(JobSpec(method, app, method, frequency, cron_format, queue, timeout, CatchUp.ONCE, 10,
+                                       Overlap.SKIP, f"{loc}[{i}]"))
+                continue
         spec = _entry(app, f"{loc}[{i}]", section, cron_format, entry, queues, problems)
         if spec is not None:
             out.append(spec)
