@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from ..ops import jobs as jobs_lib
+from ..ops.notes import automatic_end
 from ..store.models import utcnow
-from ..timing.moments import parse_until
 from .base import CliState, cli, echo, pass_state
 from .output import format_option, local, one_line_text, table, to_json
 
@@ -66,7 +66,7 @@ def disable_cmd(state: CliState, name: str, note: str | None, until_text: str | 
     """Stop NAME: its slots are logged as skipped until it is enabled again (or until T). Stopping a stopped
     job again keeps its first note and time unless --note is given."""
     ctx = state.one()
-    until = parse_until(until_text, utcnow(), ctx.site.time_zone) if until_text is not None else None
+    until = automatic_end(until_text, ctx, utcnow())
     row = jobs_lib.set_stopped(ctx.database(), name, True, note, until=until)
     end = f" until {local(row.stopped_until, ctx.site.time_zone)}" if row.stopped_until else ""
     echo(f"disabled {row.name} (site {ctx.name}) by {row.stopped_by}{end}"

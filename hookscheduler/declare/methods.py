@@ -11,10 +11,13 @@ errors as before (``does not import``, ``is not callable``, ``importing its modu
 name the source does not define) is always reported, by the import. The scan vouches for nothing in a module
 whose top level runs code it cannot read: a decorator, an ``if`` / ``try`` / ``for`` / ``with`` block, a
 call in an assignment, a bare expression, a relative import, an import of a top-level package that is not
-installed, a line it does not recognise (prose of a multi-line docstring, for one). A name also bound by an
-assignment or an import is not vouched for either. What a scanned module no longer gets at ``migrate`` is a
-run of its top level: an error there that the scan cannot see (a syntax error inside a function body, a
-submodule missing from an installed package) is reported by the worker when the job runs.
+installed, a line continuation, a statement it does not recognise. Comments and strings are blanked before
+anything is read, and brackets are counted, so nothing inside a string or a multi-line value is taken for a
+definition. A name also bound by an assignment or an import is not vouched for either.
+
+What a scanned module no longer gets at ``migrate`` is a run of its top level: an error there that the scan
+cannot see (a syntax error inside a function body, a submodule missing from an installed package) is
+reported by the worker when the job runs.
 """
 
 from __future__ import annotations
@@ -24,18 +27,29 @@ import importlib.util
 import re
 import sys
 
-#: One statement line at column 0 (indented lines are bodies or continuations: not read).
+#: A comment or a string literal (any prefix, single or triple quotes, escapes): what the scan blanks out before
+#: it reads anything, so that nothing inside a string (a column-0 ``def`` in a triple-quoted value) or a comment
+#: is taken for code, and brackets are counted in code only. Each alternative's pieces start differently, so a
+#: string that never closes costs linear time, not backtracking.
+_LEXEMES = re.compile(
+    r"#[^\n]*"
+    r"|[rRbBuUfF]{0,2}(?:"
+    r"'''(?:[^'\\]|\\[\s\S]|'(?!''))*'''"
+    r'|"""(?:[^"\\]|\\[\s\S]|"(?!""))*"""'
+    r"|'(?:[^'\\\n]|\\[\s\S])*'"
+    r'|"(?:[^"\\\n]|\\[\s\S])*"'
+    r")"
+)
+#: One line starting at column 0: a statement, or a continuation inside brackets (indented lines are bodies).
 _TOP_LINE = re.compile(r"^\S[^\n]*", re.M)
 _DEF = re.compile(r"(?:async[ \t]+)?def[ \t]+(\w+)[ \t]*\(")
 _CLASS = re.compile(r"class[ \t]+(\w+)[ \t]*[(:]")
-_ASSIGN = re.compile(r"(\w+)[ \t]*(?::[^=\n]*)?(?:[-+*/%&|^@]|//|>>|<<|\*\*)?=(?!=)([^\n]*)")
-_IMPORT = re.compile(r"(?:from[ \t]+(\.*)([\w.]*)[ \t]+)?import[ \t]+(\([^)]*\)|[^\n]*)")
+_ASSIGN = re.compile(r"(\w+)[ \t]*(?::[^=\n]*)?(?:[-+*/%&|^@]|//|>>|<<|\*\*)?=(?!=)")
+_IMPORT = re.compile(r"from[ \t]+(\.*)([\w.]*)[ \t]+import\b|import[ \t]+([^\n]*)")
 _NAMES = re.compile(r"\w+")
-_DOCSTRING = re.compile(r"[rRuU]?(\"\"\"|\'\'\')")
-_MAIN_GUARD = re.compile(r"""if[ \t]+__name__[ \t]*==[ \t]*(['"])__main__\1[ \t]*:""")
-#: Column-0 lines that bind nothing and run nothing: comments, a one-line string (a docstring), closing
-#: brackets of a multi-line statement.
-_INERT = re.compile(r"""#|[)\]}]|[rRbBuU]{0,2}(?:'''.*'''|\"\"\".*\"\"\"|'[^'\n]*'|"[^"\n]*")[ \t]*(?:#.*)?$""")
+_MAIN_GUARD = re.compile(r'if[ \t]+__name__[ \t]*==[ \t]*"__main__"[ \t]*:[ \t]*$')
+_INERT = re.compile(r'""[ \t]*$')  # a string on its own line (a docstring), once blanked
+_MAIN = ('"__main__"', "'__main__'")
 
 #: module name -> the names its source plainly defines as functions or classes (None: the scan vouches for
 #: nothing); top-level package -> whether it is installed. Both are for one load: files change between loads.
@@ -79,44 +93,67 @@ def _scan_module(module_name: str) -> frozenset[str] | None:
     return scan_source(source)
 
 
+def _blank(match: re.Match[str]) -> str:
+    """A comment becomes nothing, a string ``""`` (``"__main__"`` stays, for the guard; an f-string with a
+    replacement field keeps a ``()``, so that an assignment of it counts as a call)."""
+    text = match.group()
+    if text[0] == "#":
+        return ""
+    if text in _MAIN:
+        return '"__main__"'
+    return '""()' if "{" in text and "f" in text[:3].lower() else '""'
+
+
+def _depth(text: str) -> int:
+    """Brackets ``text`` opens minus those it closes (strings and comments already blanked)."""
+    return (text.count("(") + text.count("[") + text.count("{")
+            - text.count(")") - text.count("]") - text.count("}"))
+
+
 def scan_source(source: str) -> frozenset[str] | None:
     """The functions and classes ``source`` plainly defines at top level, or None when its top level does
-    anything the scan cannot vouch for (see the module docstring)."""
+    anything the scan cannot vouch for (see the module docstring).
+
+    Comments and strings are blanked first; then each top-level statement (a column-0 line outside
+    brackets) must be a ``def``, a ``class``, an import, an assignment without a call, a lone string or the
+    ``__main__`` guard. Brackets are counted through every line, so a column-0 line inside a multi-line value
+    is read as the continuation it is, never as a statement. A quote or a backslash left over (a string the
+    blanking could not close, a line continuation) refuses the module."""
+    clean = _LEXEMES.sub(_blank, source)
+    if "\\" in clean or "'" in clean or clean.count('"') != 2 * clean.count('""') + 2 * clean.count('"__main__"'):
+        return None
     defined: set[str] = set()
     rebound: set[str] = set()
-    pos = 0
-    while (match := _TOP_LINE.search(source, pos)) is not None:
-        line, pos = match.group(), match.end()
-        m = _DEF.match(line) or _CLASS.match(line)
-        if m is not None:
-            defined.add(m.group(1))
-            continue
-        if _INERT.match(line) or _MAIN_GUARD.match(line):
-            continue
-        m = _DOCSTRING.match(line)
-        if m is not None:  # a string over several lines (a module docstring): skip to its end
-            end = source.find(m.group(1), match.start() + m.end())
-            if end < 0:
-                return None
-            newline = source.find("\n", end)
-            rest = source[end + 3:newline if newline >= 0 else len(source)].strip()
-            if rest and not rest.startswith("#"):
-                return None  # the string goes on into an expression
-            pos = end + 3
-            continue
-        if line.startswith(("import", "from")):
-            m = _IMPORT.match(source, match.start())
-            if m is None or m.group(1) or not _imports_findable(m.group(2), m.group(3)):
-                return None  # relative (which file it reads is the package's business) or not installed
-            rebound.update(_NAMES.findall(m.group(3)))
-            pos = max(pos, m.end())
-            continue
-        m = _ASSIGN.match(line)
-        if m is not None and "(" not in m.group(2):
-            rebound.add(m.group(1))
-            continue
-        return None  # a decorator, a block, a call, a tuple target, prose: it may run or bind anything
-    return frozenset(defined - rebound)
+    lines = list(_TOP_LINE.finditer(clean))
+    depth, kind = 0, ""
+    for i, match in enumerate(lines):
+        line = match.group()
+        if depth == 0:  # a new top-level statement
+            m = _DEF.match(line) or _CLASS.match(line)
+            if m is not None:
+                defined.add(m.group(1))
+                kind = "def"
+            elif _INERT.match(line) or _MAIN_GUARD.match(line):
+                kind = "inert"
+            elif (m := _IMPORT.match(line)) is not None:
+                if m.group(1) or not _imports_findable(m.group(2) or "", m.group(3) or ""):
+                    return None  # relative (which file it reads is the package's business) or not installed
+                kind = "import"
+            elif (m := _ASSIGN.match(line)) is not None:
+                rebound.add(m.group(1))
+                kind = "assign"
+            else:
+                return None  # a decorator, a block, a call, a tuple target: it may run or bind anything
+        # this line and the indented ones after it, up to the next column-0 line
+        span = clean[match.start():lines[i + 1].start() if i + 1 < len(lines) else len(clean)]
+        if kind == "assign" and "(" in span:
+            return None  # a call at import time: it may raise, or bind anything
+        if kind == "import":
+            rebound.update(_NAMES.findall(span))
+        depth += _depth(span)
+        if depth < 0:
+            return None
+    return frozenset(defined - rebound) if depth == 0 else None
 
 
 def _imports_findable(from_module: str, imported: str) -> bool:

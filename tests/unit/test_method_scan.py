@@ -22,6 +22,13 @@ from hookscheduler.exceptions import HookError
      "X = 5\ndef X(): pass\ndef Path(): pass\ndef ok(): pass\n", {"ok"}),  # rebound names are not vouched for
     ("# comment\n'doc'\ndef run(): pass\nif __name__ == '__main__':\n    run()\n", {"run"}),
     ("def caf\u00e9(): pass\n", {"caf\u00e9"}),
+    ("def f(\n    a,\n    b=1,\n):\n    pass\n", {"f"}),  # a signature over several lines
+    ("# it's a comment with a quote\nX = 'a \\' b'\ndef ok(): pass\n", {"ok"}),
+    # column-0 lines inside a string or a multi-line value are not definitions
+    ('X = """\ndef fake():\n"""\ndef ok(): pass\n', {"ok"}),
+    ("X = '''\nclass Fake:\n'''\ndef ok(): pass\n", {"ok"}),
+    ('X = [\n"a",\n]\nY = {\n1: 2,\ndef_fake: 3,\n}\ndef ok(): pass\n', {"ok"}),
+    ('def f():\n    return """\ndef fake():\n    pass\n"""\ndef ok(): pass\n', {"f", "ok"}),
 ])
 def test_plain_modules_are_read(source, defined):
     assert scan_source(source) == defined
@@ -38,6 +45,11 @@ def test_plain_modules_are_read(source, defined):
     "def a(): pass\ndel a\n",
     '"""one""" + x\ndef a(): pass\n',
     '"""never closed\ndef a(): pass\n',
+    'X = "never closed\ndef a(): pass\n',
+    "X = (1,\ndef a(): pass\n",  # a bracket never closed
+    "X = 1 + \\\n2\ndef a(): pass\n",  # a line continuation
+    'X = f"{compute()}"\ndef a(): pass\n',  # an f-string runs code
+    "def a(): pass\nif __name__ == 'app1.tasks':\n    a = 1\n",  # not the __main__ guard: it runs
 ])
 def test_modules_that_run_or_bind_more_are_left_to_the_import(source):
     assert scan_source(source) is None
