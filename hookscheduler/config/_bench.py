@@ -346,6 +346,8 @@ class Site:
     name: str
     #: the merged, validated config values (files, environment, command line); :attr:`settings` types them
     values: dict[str, Any] = field(default_factory=dict)
+    #: ``site_config.json`` as :func:`load_site` read it (for :func:`config_notes`, which names the file)
+    own_config: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
     def settings(self) -> Settings:
@@ -446,7 +448,7 @@ def load_site(
     merged.update(env_settings(env))
     if overrides:
         merged.update({k: v for k, v in overrides.items() if v is not None})
-    return Site(bench=bench, name=chosen, values=merged)
+    return Site(bench=bench, name=chosen, values=merged, own_config=site_conf)
 
 
 def _current_site(bench: Bench, names: list[str]) -> str | None:
@@ -486,10 +488,10 @@ def load_sites(
 
 def config_notes(site: Site) -> list[str]:
     """The keys of the site's config files that Frappe would act on and hookscheduler ignores, one line each,
-    naming the file."""
+    naming the file: from the files as they were read when the site was loaded (not read again)."""
     common = site.bench.sites_path / "common_site_config.json"
     return [*ignored_notes(site.bench.common_config, str(common)),
-            *ignored_notes(read_config_file(site.config_path), str(site.config_path))]
+            *ignored_notes(site.own_config, str(site.config_path))]
 
 
 def update_site_config(site: Site, changes: Mapping[str, Any], common: bool = False) -> Path:
