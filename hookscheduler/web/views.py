@@ -81,9 +81,9 @@ def jobs(dash: Dashboard, request: Request) -> Response:
     with dash.sites.use(name) as ctx:
         total = jobs_lib.count_jobs(show_removed, search)
         rows = jobs_lib.list_jobs(show_removed, search, (page_no - 1) * PAGE_SIZE, PAGE_SIZE, dash.clock())
-        tick, all_cron = ctx.site.tick_interval, ctx.site.settings.all_cron
+        calendar = ctx.calendar
     for row in rows:
-        row["schedule_text"] = present.schedule_text(row["frequency"], row["cron_format"], tick, all_cron)
+        row["schedule_text"] = present.schedule_text(row["frequency"], row["cron_format"], calendar)
     return dash.render(request, "jobs.html", site=name, rows=rows, total=total, page=page_no, page_size=PAGE_SIZE,
                        q=search or "", show_removed=show_removed)
 
@@ -111,14 +111,14 @@ def job(dash: Dashboard, request: Request) -> Response:
             at = parse_moment(at_text, now, ctx.site.time_zone, "at")
             explanation = explain_lib.explain(ctx, _checked(conn, ctx), name, at, now)
         late_after = float(max(ctx.site.tick_interval, 60))
-        tick, all_cron = ctx.site.tick_interval, ctx.site.settings.all_cron
+        calendar = ctx.calendar
     for c in cells:
         c["kind"] = history_lib.cell_kind(c, late_after)
     by_day: dict[str, list[dict[str, Any]]] = {}
     tz = dash.sites.get(site).site.time_zone
     for c in cells[-MAX_CELLS:]:
         by_day.setdefault(present.local(c["scheduled_for"], tz)[:10], []).append(c)
-    info["schedule_text"] = present.schedule_text(info["frequency"], info["cron_format"], tick, all_cron)
+    info["schedule_text"] = present.schedule_text(info["frequency"], info["cron_format"], calendar)
     return dash.render(request, "job.html", site=site, job=info, days=days, by_day=by_day,
                        truncated=len(cells) > MAX_CELLS, runs=runs, offset=offset, upcoming=upcoming,
                        explanation=explanation, at_text=at_text or "", utc_iso=present.utc_iso,
