@@ -127,10 +127,10 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
                 stretches = recent_stretches(store, rows[0].next_execution)
             decisions = _decide_each(ctx, rows, now, verdicts, memo, stretches or ())
             failpoint("before_claim")
-            won = claim(store, decisions)
+            plan = ledger_plan(ctx, store, decisions, {r.id: r for r in rows}, now)
+            won = claim(store, decisions, plan.inserts)
             result.lost_claims += len(decisions) - len(won)
-            runs = record(ctx, store, [d for d in decisions if d.job.id in won], {r.id: r for r in rows}, now,
-                          result)
+            runs = record(store, [d for d in decisions if d.job.id in won], plan, now, result)
             failpoint("after_claim")  # claimed and recorded, not committed: the rollback must undo both (I2)
         failpoint("after_commit")  # committed, nothing sent: the outbox must send it later (I3)
         result.add_sent(*send_claimed(ctx, conn, runs))
@@ -159,8 +159,10 @@ def _decide_each(ctx: SiteContext, rows: Sequence[DueRow], now: datetime, verdic
     return decisions
 
 
-def claim(store: Store, decisions: Sequence[Decision]) -> set[int]:
+def claim(store: Store, decisions: Sequence[Decision], ledger: Sequence[LedgerValues] = ()) -> set[int]:
     """I1: compare-and-set every decision's row from the slot it served to its next slot; returns the won ids.
+    I2: in the same transaction (on PostgreSQL the same statement), ``ledger``'s rows of the won jobs are
+    inserted, and only theirs (:func:`ledger_plan` makes them; :func:`record` does the rest).
 
     Only a process that saw ``next_execution = <served>`` can move it, and the database serialises the writes:
     once one process has moved it, the others' condition no longer matches (PostgreSQL re-checks it after
@@ -171,33 +173,57 @@ def claim(store: Store, decisions: Sequence[Decision]) -> set[int]:
     """
     if not decisions:
         return set()
-    return store.claim([ClaimRequest(d.job.id, d.job.next_execution, d.next_execution) for d in decisions])
+    requests = [ClaimRequest(d.job.id, d.job.next_execution, d.next_execution) for d in decisions]
+    return store.claim_and_record(requests, ledger)
 
 
-def record(ctx: SiteContext, store: Store, decisions: Sequence[Decision], rows: dict[int, DueRow], now: datetime,
-           result: PassResult) -> list[send.Run]:
-    """I2 and I8: write the claimed decisions' ledger rows, one per slot or stretch of slots decided about, in
-    the claim's transaction; return the runs to send. I4: a run's RQ job id is a function of (bench, site, job,
-    slot, trigger), so RQ's unique enqueue stores a second send of it once."""
+@dataclass
+class LedgerPlan:
+    """What :func:`record` writes for a batch's decisions, made before the claim: the ledger rows to insert
+    (every decided job's; :func:`claim` inserts the won ones'), the runs to send per job, and the ``skipped``
+    rows that a job staying stopped extends instead of inserting one."""
+
+    inserts: list[LedgerValues]
+    runs: dict[int, list[send.Run]]
+    extend: dict[int, LatestRow]
+
+
+def ledger_plan(ctx: SiteContext, store: Store, decisions: Sequence[Decision], rows: dict[int, DueRow],
+                now: datetime) -> LedgerPlan:
+    """I8: the ledger rows of ``decisions``, one per slot or stretch of slots decided about. I4: a run's RQ job
+    id is a function of (bench, site, job, slot, trigger), so RQ's unique enqueue stores a second send of it
+    once."""
     bench_id = ctx.bench.bench_id
-    inserts: list[LedgerValues] = []
-    runs: list[send.Run] = []
-    extend = _skips_to_extend(store, decisions)
+    plan = LedgerPlan([], {}, _skips_to_extend(store, decisions))
     for d in decisions:
         row = rows[d.job.id]
         for e in d.entries:
-            _count(result, e)
-            if e.status == SKIPPED and d.job.id in extend:
-                store.extend_skip(extend[d.job.id].id, e.slots, e.last_slot or e.scheduled_for, e.scheduled_for, now)
+            if e.status == SKIPPED and d.job.id in plan.extend:
                 continue
             rq_id = scheduled_job_id(bench_id, ctx.name, row.name, e.scheduled_for, e.trigger) \
                 if e.status == QUEUED else None
-            inserts.append(_ledger_values(row, e, rq_id, now))
+            plan.inserts.append(_ledger_values(row, e, rq_id, now))
             if rq_id:
-                result.fired += 1
-                runs.append(send.Run(rq_id, ctx.name, row.name, row.method, row.queue, row.timeout,
-                                     e.scheduled_for, e.trigger, fires_within_hour(row.frequency, row.cron_format)))
-    store.insert_ledger_rows(inserts)
+                plan.runs.setdefault(d.job.id, []).append(
+                    send.Run(rq_id, ctx.name, row.name, row.method, row.queue, row.timeout, e.scheduled_for,
+                             e.trigger, fires_within_hour(row.frequency, row.cron_format)))
+    return plan
+
+
+def record(store: Store, decisions: Sequence[Decision], plan: LedgerPlan, now: datetime,
+           result: PassResult) -> list[send.Run]:
+    """I2 and I8, for the claimed ``decisions`` (their ledger rows are in, by :func:`claim`): extend the skips
+    that go on, clear the stops that ended, count; return the runs to send."""
+    runs: list[send.Run] = []
+    for d in decisions:
+        for e in d.entries:
+            _count(result, e)
+            if e.status == SKIPPED and d.job.id in plan.extend:
+                store.extend_skip(plan.extend[d.job.id].id, e.slots, e.last_slot or e.scheduled_for, e.scheduled_for,
+                                  now)
+        job_runs = plan.runs.get(d.job.id, [])
+        result.fired += len(job_runs)
+        runs += job_runs
     for d in decisions:  # stops whose --until has come, their slots before it just decided: the flag is cleared
         if d.job.stopped and d.job.stopped_until is not None and d.job.stopped_until <= now:
             store.end_stop(d.job.id, d.job.stopped_until)

@@ -18,7 +18,18 @@ import peewee as pw
 
 from ..states import SLOT_TRIGGERS, LedgerStatus
 from ..timing.frequencies import fires_within_hour
-from .base import LEDGER_COLUMNS, ActiveRun, DueRow, LatestRow, Outcome, Probe, Run, parse_dt
+from .base import (
+    LEDGER_COLUMNS,
+    ActiveRun,
+    ClaimRequest,
+    DueRow,
+    LatestRow,
+    LedgerValues,
+    Outcome,
+    Probe,
+    Run,
+    parse_dt,
+)
 from .database import write_txn
 from .values import flag_or_raw
 
@@ -98,9 +109,10 @@ class SqlStore:
         """Execute one statement; returns the cursor."""
         return self.db.execute_sql(sql, params)  # type: ignore[no-untyped-call]
 
-    def hot(self, name: str, sql: str, params: Sequence[Any]) -> Any:
-        """Execute one of the pass's hot statements (``name`` identifies it); PostgreSQL prepares them."""
-        return self.sql(sql, params)
+    def hot(self, name: str, sql: str, params: Sequence[Any], prefix: str = "") -> Any:
+        """Execute one of the pass's hot statements (``name`` identifies it; ``prefix``: statements sent before it
+        in the same message); PostgreSQL prepares them."""
+        return self.sql(prefix + sql, params)
 
     def param_dt(self, value: datetime | None) -> Any:
         """A timestamp as a statement parameter (as the dialect stores it)."""
@@ -150,6 +162,17 @@ class SqlStore:
             )
             for r in rows
         ]
+
+    def claim(self, requests: Sequence[ClaimRequest]) -> set[int]:
+        raise NotImplementedError
+
+    def insert_ledger_rows(self, rows: Sequence[LedgerValues]) -> None:
+        raise NotImplementedError
+
+    def claim_and_record(self, requests: Sequence[ClaimRequest], rows: Sequence[LedgerValues]) -> set[int]:
+        won = self.claim(requests)
+        self.insert_ledger_rows([r for r in rows if r[0] in won])
+        return won
 
     due_lock = ""  # appended to the due-row selection (PostgreSQL: lock, skipping locked rows)
 

@@ -187,6 +187,11 @@ class Store(Protocol):
         """Bulk insert ledger rows (:data:`LEDGER_COLUMNS` order)."""
         ...
 
+    def claim_and_record(self, requests: Sequence[ClaimRequest], rows: Sequence[LedgerValues]) -> set[int]:
+        """:meth:`claim`, then :meth:`insert_ledger_rows` of the ``rows`` whose job (their first value) was won;
+        returns the ids won. PostgreSQL does both in one statement."""
+        ...
+
     def latest_rows(self, job_ids: Sequence[int]) -> dict[int, LatestRow]:
         """The newest ledger row of each job that has one."""
         ...

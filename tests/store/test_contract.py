@@ -174,6 +174,37 @@ def test_claim_is_a_compare_and_set(store: Store):
     assert ScheduledJobType.get_by_id(b.id).next_execution == T0  # lost: untouched
 
 
+def test_claim_and_record_writes_the_ledger_rows_of_the_won_jobs_only(store: Store):
+    """The pass's claim and ledger rows together (one statement on PostgreSQL): a lost claim writes no row, a
+    won one writes all of its rows; a second claim of the same slots wins and writes nothing."""
+    a, b = _job("a"), _job("b")
+    nxt = T0 + timedelta(hours=1)
+    requests = [ClaimRequest(a.id, T0, nxt), ClaimRequest(b.id, T0 - timedelta(hours=1), nxt)]
+    rows = [_ledger_row(a, T0, rq_id="ra"), _ledger_row(a, T0, status="missed"), _ledger_row(b, T0, rq_id="rb")]
+    with store.transaction():
+        assert store.claim_and_record(requests, rows) == {a.id}
+    assert sorted((r.job_id, r.status) for r in ScheduledJobLog.select()) == [(a.id, "missed"), (a.id, "queued")]
+    assert ScheduledJobType.get_by_id(b.id).next_execution == T0
+    with store.transaction():
+        assert store.claim_and_record(requests, rows) == set()
+        assert store.claim_and_record([], rows) == set()
+    assert ScheduledJobLog.select().count() == 2
+    with pytest.raises(RuntimeError), store.transaction():  # rolled back: neither the claim nor the rows stay
+        assert store.claim_and_record([ClaimRequest(b.id, T0, nxt)], rows) == {b.id}
+        raise RuntimeError("killed between the claim and the commit")
+    assert ScheduledJobType.get_by_id(b.id).next_execution == T0 and ScheduledJobLog.select().count() == 2
+
+
+def test_mark_sent_stamps_each_run_with_its_own_time(store: Store):
+    a, b = _job("a"), _job("b")
+    store.insert_ledger_rows([_ledger_row(a, T0, rq_id="ra"), _ledger_row(b, T0, rq_id="rb")])
+    store.mark_sent(["ra", "rb"], [T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)])
+    got = {r.rq_job_id: r.enqueued_at for r in ScheduledJobLog.select()}
+    assert got == {"ra": T0 + timedelta(seconds=1), "rb": T0 + timedelta(seconds=2)}
+    with pytest.raises(ValueError):
+        store.mark_sent(["ra", "rb"], [T0])
+
+
 def test_claim_and_ledger_rows_beyond_one_statements_worth(store: Store):
     n = CHUNK * 2 + 7
     jobs = [_job(f"j{i}") for i in range(n)]
