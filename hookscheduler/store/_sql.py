@@ -356,6 +356,26 @@ class SqlStore:
         ).fetchone()
         return int(row[0])
 
+    # --- backfill --------------------------------------------------------------------------------------
+    row_lock = ""  # appended to a statement that locks a job's row for the transaction (PostgreSQL)
+
+    def read_slot(self, job_id: int, lock: bool) -> datetime | None:
+        row = self.sql(
+            f"SELECT next_execution FROM scheduled_job_type WHERE id = {self.p}" + (self.row_lock if lock else ""),
+            [job_id],
+        ).fetchone()
+        return None if row is None else parse_dt(row[0])
+
+    def served_stretches(self, job_id: int, since: datetime) -> list[tuple[datetime, datetime]]:
+        triggers = ", ".join(f"'{t.value}'" for t in SLOT_TRIGGERS)
+        rows = self.sql(
+            "SELECT scheduled_for, first_slot, last_slot FROM scheduled_job_log "
+            f"WHERE job_id = {self.p} AND scheduled_for >= {self.p} AND trigger IN ({triggers}) "
+            "AND status IN ('queued', 'started', 'complete', 'failed')",
+            [job_id, self.param_dt(since)],
+        ).fetchall()
+        return [(parse_dt(r[1] or r[0]), parse_dt(r[2] or r[0])) for r in rows]
+
     # --- stretches of inactivity -------------------------------------------------------------------------
     def open_inactivity(self) -> str | None:
         row = self.sql("SELECT reason FROM scheduler_inactivity WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1"

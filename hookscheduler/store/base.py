@@ -280,6 +280,18 @@ class Store(Protocol):
         """How many runs a pass decided (schedule or catch-up, neither missed nor skipped) after the instant."""
         ...
 
+    # --- backfill --------------------------------------------------------------------------------------
+    def read_slot(self, job_id: int, lock: bool) -> datetime | None:
+        """Job ``job_id``'s ``next_execution``; ``lock``: inside a write transaction, lock its row for the rest
+        of it (PostgreSQL ``FOR UPDATE``; SQLite's one writer holds it already), so that the pass's claim waits."""
+        ...
+
+    def served_stretches(self, job_id: int, since: datetime) -> list[tuple[datetime, datetime]]:
+        """``(first, last)`` slots of each run of a slot trigger (schedule, catch-up, backfill) of the job that
+        ran or may run (queued, started, complete or failed), stamped at or after ``since`` (a run's row is stamped with
+        the last slot it covers, so this finds every run covering a slot from ``since`` on)."""
+        ...
+
     # --- stretches of inactivity -------------------------------------------------------------------------
     def open_inactivity(self) -> str | None:
         """The reason of the open stretch of inactivity (``scheduler_inactivity``), None when active."""

@@ -401,6 +401,35 @@ def test_slots_the_ledger_covers_after_an_instant_and_runs_decided_after_one(sto
     assert store.runs_decided_after(T0 - hour) == 3
 
 
+def test_a_job_s_slot_read_with_and_without_its_row_lock(store: Store):
+    a = _job("a", T0)
+    assert store.read_slot(a.id, lock=False) == T0
+    with store.transaction():
+        assert store.read_slot(a.id, lock=True) == T0
+    assert store.read_slot(a.id + 99, lock=False) is None
+
+
+def test_the_stretches_runs_of_slot_triggers_served(store: Store):
+    hour = timedelta(hours=1)
+    a, b = _job("a"), _job("b")
+
+    def row(job, first, last, trigger="schedule", status="complete"):
+        return (job.id, job.name, last, trigger, status, None, 1, first, last, "default", None, T0, T0)
+
+    store.insert_ledger_rows(
+        [
+            row(a, T0 - 2 * hour, T0 - hour),  # stamped before `since`: not read
+            row(a, T0, T0 + 2 * hour, trigger="catch-up", status="failed"),  # ran, once: served
+            row(a, T0 + 3 * hour, T0 + 3 * hour, trigger="backfill", status="queued"),
+            row(a, T0 + 4 * hour, T0 + 4 * hour, status="missed"),  # no run
+            row(a, T0 + 5 * hour, T0 + 5 * hour, status="skipped"),
+            row(a, T0 + 6 * hour, T0 + 6 * hour, trigger="manual"),  # on request: stands for no slot
+            row(b, T0, T0),
+        ]
+    )
+    assert sorted(store.served_stretches(a.id, T0)) == [(T0, T0 + 2 * hour), (T0 + 3 * hour, T0 + 3 * hour)]
+
+
 def test_values_written_by_hand_are_normalised_where_the_dialect_keeps_them(store: Store):
     a, b, _ = _job("a"), _job("b"), _job("c")
     if isinstance(store, PostgresStore):  # typed columns refuse words and text: nothing to repair
