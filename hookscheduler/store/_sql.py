@@ -356,6 +356,58 @@ class SqlStore:
         ).fetchone()
         return int(row[0])
 
+    # --- the operator's ledger writes (queues, RQ's jobs) ------------------------------------------------
+    def outbox_size(self) -> int:
+        row = self.sql("SELECT COUNT(*) FROM scheduled_job_log WHERE status = 'queued' AND enqueued_at IS NULL"
+                       ).fetchone()
+        return int(row[0])
+
+    def queued_rq_ids(self, job_ids: Sequence[int]) -> set[str]:
+        found: set[str] = set()
+        for cond, params in self.membership("job_id", job_ids):
+            rows = self.sql(
+                f"SELECT rq_job_id FROM scheduled_job_log WHERE {cond} AND status = 'queued' "
+                "AND rq_job_id IS NOT NULL",
+                params,
+            ).fetchall()
+            found.update(str(r[0]) for r in rows)
+        return found
+
+    def _close(self, status: str, where: str, params: Sequence[Any], reason: str, now: datetime) -> int:
+        """Give the rows ``where`` selects their final ``status``, with ``reason``; returns rows changed."""
+        p, at = self.p, self.param_dt(now)
+        return int(
+            self.sql(
+                f"UPDATE scheduled_job_log SET status = {p}, reason = {p}, finished_at = {p}, modified_at = {p} "
+                f"WHERE {where}",
+                [status, reason, at, at, *params],
+            ).rowcount
+        )
+
+    def skip_queued(self, rq_ids: Sequence[str], reason: str, now: datetime) -> int:
+        return sum(
+            self._close("skipped", f"{cond} AND status = 'queued'", params, reason, now)
+            for cond, params in self.membership("rq_job_id", rq_ids)
+        )
+
+    def skip_outbox(self, queues: Sequence[str], job_ids: Sequence[int] | None, reason: str, now: datetime) -> int:
+        if not queues or (job_ids is not None and not job_ids):
+            return 0
+        outbox = "status = 'queued' AND enqueued_at IS NULL"
+        changed = 0
+        for in_queues, queue_params in self.membership("queue", queues):
+            if job_ids is None:
+                changed += self._close("skipped", f"{outbox} AND {in_queues}", queue_params, reason, now)
+                continue
+            for of_jobs, job_params in self.membership("job_id", job_ids):
+                changed += self._close("skipped", f"{outbox} AND {in_queues} AND {of_jobs}",
+                                       [*queue_params, *job_params], reason, now)
+        return changed
+
+    def fail_active(self, rq_job_id: str, reason: str, now: datetime) -> int:
+        return self._close("failed", f"rq_job_id = {self.p} AND status IN ('queued', 'started')", [rq_job_id],
+                           reason, now)
+
     # --- backfill --------------------------------------------------------------------------------------
     row_lock = ""  # appended to a statement that locks a job's row for the transaction (PostgreSQL)
 

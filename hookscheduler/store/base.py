@@ -280,6 +280,29 @@ class Store(Protocol):
         """How many runs a pass decided (schedule or catch-up, neither missed nor skipped) after the instant."""
         ...
 
+    # --- the operator's ledger writes (queues, RQ's jobs) ------------------------------------------------
+    def outbox_size(self) -> int:
+        """How many claimed runs are not yet marked sent (the outbox)."""
+        ...
+
+    def queued_rq_ids(self, job_ids: Sequence[int]) -> set[str]:
+        """The RQ ids of these jobs' ``queued`` runs."""
+        ...
+
+    def skip_queued(self, rq_ids: Sequence[str], reason: str, now: datetime) -> int:
+        """Runs removed from RQ before they started: their ``queued`` rows become ``skipped`` with ``reason``;
+        returns rows changed."""
+        ...
+
+    def skip_outbox(self, queues: Sequence[str], job_ids: Sequence[int] | None, reason: str, now: datetime) -> int:
+        """The outbox rows of ``queues`` (of ``job_ids`` only, unless None) become ``skipped`` with ``reason``:
+        runs purged before they were ever sent; returns rows changed."""
+        ...
+
+    def fail_active(self, rq_job_id: str, reason: str, now: datetime) -> int:
+        """An operator stopped a run: its ``queued`` or ``started`` row becomes ``failed`` with ``reason``."""
+        ...
+
     # --- backfill --------------------------------------------------------------------------------------
     def read_slot(self, job_id: int, lock: bool) -> datetime | None:
         """Job ``job_id``'s ``next_execution``; ``lock``: inside a write transaction, lock its row for the rest

@@ -401,6 +401,41 @@ def test_slots_the_ledger_covers_after_an_instant_and_runs_decided_after_one(sto
     assert store.runs_decided_after(T0 - hour) == 3
 
 
+def test_the_operator_s_ledger_writes_purge_skip_and_stop(store: Store):
+    a, b = _job("a"), _job("b", queue="long")
+    store.insert_ledger_rows(
+        [
+            _ledger_row(a, T0, rq_id="a1"),
+            _ledger_row(a, T0 + timedelta(hours=1), rq_id="a2"),
+            _ledger_row(a, T0 + timedelta(hours=2), rq_id="a3"),
+            _ledger_row(b, T0, rq_id="b1"),
+            _ledger_row(b, T0 - timedelta(hours=1), status="complete", rq_id="b0"),
+        ]
+    )
+    for row in ScheduledJobLog.select().where(ScheduledJobLog.rq_job_id == "b1"):
+        row.queue = "long"
+        row.save()
+    store.mark_sent(["a1"], T0)
+    assert store.outbox_size() == 3
+    assert store.queued_rq_ids([a.id]) == {"a1", "a2", "a3"} and store.queued_rq_ids([]) == set()
+    later = T0 + timedelta(minutes=5)
+    with store.transaction():
+        assert store.skip_queued(["a1", "b0", "nope"], "purged", later) == 1  # only a queued row
+        assert store.skip_outbox(["default"], [b.id], "purged", later) == 0  # b's outbox row is on "long"
+        assert store.skip_outbox(["default"], [], "purged", later) == 0
+        assert store.skip_outbox(["default"], [a.id], "purged", later) == 2
+        assert store.skip_outbox(["default", "long"], None, "purged", later) == 1
+    assert store.outbox_size() == 0
+    assert (_row("a1").status, _row("a1").reason, _row("a1").finished_at) == ("skipped", "purged", later)
+    assert _row("b0").status == "complete"
+    store.insert_ledger_rows([_ledger_row(a, T0 + timedelta(hours=3), rq_id="a4")])
+    assert store.record_started("a4", "w1", later) == "started"
+    with store.transaction():
+        assert store.fail_active("a4", "stopped by op", later) == 1
+        assert store.fail_active("b0", "stopped by op", later) == 0  # over already: left as it ended
+    assert (_row("a4").status, _row("a4").reason) == ("failed", "stopped by op")
+
+
 def test_a_job_s_slot_read_with_and_without_its_row_lock(store: Store):
     a = _job("a", T0)
     assert store.read_slot(a.id, lock=False) == T0
