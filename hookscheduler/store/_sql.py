@@ -357,6 +357,14 @@ class SqlStore:
         return int(row[0])
 
     # --- the operator's ledger writes (queues, RQ's jobs) ------------------------------------------------
+    def add_ledger_row(self, values: LedgerValues, finished_at: datetime | None = None) -> None:
+        params = [self.param_dt(v) if isinstance(v, datetime) else v for v in (*values, finished_at)]
+        self.sql(
+            f"INSERT INTO scheduled_job_log ({ledger_columns()}, finished_at) "
+            f"VALUES ({', '.join([self.p] * len(params))})",
+            params,
+        )
+
     def outbox_size(self) -> int:
         row = self.sql("SELECT COUNT(*) FROM scheduled_job_log WHERE status = 'queued' AND enqueued_at IS NULL"
                        ).fetchone()
