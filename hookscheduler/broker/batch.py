@@ -50,6 +50,15 @@ class SetBatch:
         self.args += [value, int(ex), 1]
         self.then.append(then)
 
+    def discard(self, name: str) -> None:
+        """Take back the plain :meth:`set` of ``name`` queued last (a step whose runs could not be sent after
+        all must not write its last tick)."""
+        for i in range(len(self.keys) - 1, -1, -1):
+            if self.keys[i] == name and self.args[3 * i + 2] == 0:
+                del self.keys[i]
+                del self.args[3 * i:3 * i + 3]
+                return
+
     def __len__(self) -> int:
         return len(self.keys)
 

@@ -416,14 +416,16 @@ def load_site(
     name: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    names: list[str] | None = None,
 ) -> Site:
     """One site with its merged settings.
 
     ``name`` None means ``$HOOKSCHEDULER_SITE``, else the site ``bench use`` chose (``sites/currentsite.txt``),
-    else ``default_site`` of ``common_site_config.json``, else the only site.
+    else ``default_site`` of ``common_site_config.json``, else the only site. ``names``: the bench's sites
+    when the caller already listed them (:func:`load_sites` over 1,000 sites would list them 1,000 times).
     """
     env = os.environ if environ is None else environ
-    names = bench.site_names()
+    names = bench.site_names() if names is None else names
     chosen = name or env.get("HOOKSCHEDULER_SITE") or _current_site(bench, names)
     if chosen == ALL_SITES:
         raise BenchError(f"--site all is not supported by this command; name one site ({', '.join(names)})")
@@ -480,7 +482,8 @@ def load_sites(
     chosen = name or env.get("HOOKSCHEDULER_SITE")
     if chosen and chosen != ALL_SITES:
         return [load_site(bench, chosen, overrides, env)]
-    return [load_site(bench, n, overrides, env) for n in bench.site_names()]
+    names = bench.site_names()
+    return [load_site(bench, n, overrides, env, names) for n in names]
 
 
 def config_notes(site: Site) -> list[str]:

@@ -165,20 +165,23 @@ def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, 
 def _load_apps(bench: Bench, apps: tuple[str, ...], queues: Mapping[str, int], specs: list[JobSpec],
                problems: list[str], warnings: list[str]) -> None:
     shipped: dict[str, tuple[str, Any]] = {}
-    troubles = probe_imports([f"{app}.hooks" for app in apps if len(app) <= MAX_APP], ship=shipped)
-    for app in apps:
-        if len(app) > MAX_APP:
-            problems.append(f"{app[:40]}...: app name is longer than {MAX_APP} characters")
-            continue
-        module = f"{app}.hooks"
-        if module in shipped:  # the probe's child imported it and sent its events: no second import here
-            hooks_path, events = shipped[module]
-            hooks_path = str(Path(hooks_path)) if hooks_path else str(bench.apps_path / app / "hooks.py")
-            events = _checked_events(app, hooks_path, events, problems)
-        else:
-            events, hooks_path = _read_events(bench, app, problems, warnings, troubles.get(module))
-        if events is not None:
-            specs.extend(_normalise_app(app, hooks_path, events, queues, problems))
+    # The probe's child imports the apps' hooks one after the other while this process checks each app as soon
+    # as the child is done with it: the child's compiling of hooks.py and this process's checking overlap.
+    with ImportProbe([f"{app}.hooks" for app in apps if len(app) <= MAX_APP], ship=shipped) as probe:
+        for app in apps:
+            if len(app) > MAX_APP:
+                problems.append(f"{app[:40]}...: app name is longer than {MAX_APP} characters")
+                continue
+            module = f"{app}.hooks"
+            trouble = probe.wait_for(module)
+            if module in shipped:  # the probe's child imported it and sent its events: no second import here
+                hooks_path, events = shipped[module]
+                hooks_path = str(Path(hooks_path)) if hooks_path else str(bench.apps_path / app / "hooks.py")
+                events = _checked_events(app, hooks_path, events, problems)
+            else:
+                events, hooks_path = _read_events(bench, app, problems, warnings, trouble)
+            if events is not None:
+                specs.extend(_normalise_app(app, hooks_path, events, queues, problems))
 
 
 #: Seconds an app's hooks.py may take to import: one that waits on the network or a lock would otherwise hang
@@ -191,31 +194,125 @@ SHIPPED_ATTRIBUTE = "scheduler_events"
 def probe_imports(modules: Sequence[str], limit: float | None = None,
                   ship: dict[str, tuple[str, Any]] | None = None) -> dict[str, str]:
     """Import ``modules`` in a forked child first, one after the other: the module names whose import did not
-    finish, with why, in words: it ended the process (``os._exit``, a crash) or it ran past ``limit`` seconds
-    (the child is killed). An import that raises is not a problem here (the real import reports it); an
-    imported module is not probed again.
+    finish, with why, in words (see :class:`ImportProbe`, which this runs to the end)."""
+    with ImportProbe(modules, limit, ship) as probe:
+        for module in modules:
+            probe.wait_for(module)
+        return dict(probe.trouble)
+
+
+class ImportProbe:
+    """Import modules in a forked child first, one after the other, to learn which ones end the process
+    (``os._exit``, a crash) or run past ``limit`` seconds (the child is then killed), each in words. An import
+    that raises is not a problem here (the real import reports it); an imported module is not probed again.
 
     One child imports every module, saying after each one that it finished, so a bench of a hundred apps
     costs one fork, not a hundred (a fork per app was most of a 10,000-job migrate); after a module that
-    ended or hung the child, a new child goes on with the next.
+    ended or hung the child, a new child goes on with the next. The caller asks for each module's verdict in
+    turn (:meth:`wait_for`) and can work on one module while the child imports the next.
 
     With ``ship``, the child also sends each module's file and ``scheduler_events`` when :mod:`marshal` can
     carry them (plain dicts, lists, strings and numbers: what a hooks.py declares), and ``ship`` gets them by
     module name: the caller then needs no import of its own, which cost as much again (1,000 apps: about
     0.5 s). A module whose import raised, or whose value marshal refuses, is not in ``ship``: the caller
-    imports it and sees what it holds, or the error, itself."""
-    pending = [m for m in dict.fromkeys(modules) if m not in sys.modules]
-    if not pending or not hasattr(os, "fork"):
-        return {}
-    limit = IMPORT_TIME_LIMIT if limit is None else limit
-    trouble: dict[str, str] = {}
-    while pending:
-        done, why = _probe_in_child(pending, limit, ship)
-        if why is not None:
-            trouble[pending[done]] = why
-            done += 1
-        pending = pending[done:]
-    return trouble
+    imports it and sees what it holds, or the error, itself.
+
+    Use it as a context manager: leaving it (an exception, a signal) kills and reaps the child at once, so it
+    can never outlive this process's interest in it."""
+
+    def __init__(self, modules: Sequence[str], limit: float | None = None,
+                 ship: dict[str, tuple[str, Any]] | None = None) -> None:
+        self.queue = [m for m in dict.fromkeys(modules) if m not in sys.modules] if hasattr(os, "fork") else []
+        self.index = {m: i for i, m in enumerate(self.queue)}
+        self.done = 0  # queue[:done] are decided
+        self.limit = IMPORT_TIME_LIMIT if limit is None else limit
+        self.ship = ship
+        self.trouble: dict[str, str] = {}
+        self.pid = self.fd = -1
+        self.buffer = bytearray()
+
+    def __enter__(self) -> ImportProbe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_for(self, module: str) -> str | None:
+        """Why ``module`` could not be imported safely (None: it was, or it is not probed), once decided."""
+        position = self.index.get(module)
+        if position is None:
+            return None
+        while self.done <= position:
+            self._step()
+        return self.trouble.get(module)
+
+    def close(self) -> None:
+        """Kill and reap the child, if one is running (done, or interrupted: never wait on it)."""
+        if self.pid > 0:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            self._reap()
+
+    def _reap(self) -> int:
+        os.close(self.fd)
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = self.fd = -1
+        self.buffer.clear()
+        return status
+
+    def _step(self) -> None:
+        """Start a child for the undecided modules if none runs, then read what it says next."""
+        if self.pid < 0:
+            self._start(self.queue[self.done:])
+        ready, _, _ = select.select([self.fd], [], [], self.limit)
+        if not ready:
+            self.trouble[self.queue[self.done]] = (
+                f"did not finish importing within {self.limit:g} s (it waits on something: the network, a lock, "
+                "input?); a hooks.py must only declare")
+            self.close()
+            self.done += 1
+            return
+        got = os.read(self.fd, 1 << 20)
+        if not got:  # the child is gone mid-import
+            code = os.waitstatus_to_exitcode(self._reap())
+            how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+            self.trouble[self.queue[self.done]] = f"ended the process while importing ({how}: os._exit() or a crash)"
+            self.done += 1
+            return
+        buffer = self.buffer
+        buffer += got
+        while len(buffer) >= 4 and len(buffer) >= 4 + (size := int.from_bytes(buffer[:4], "big")):
+            if size and self.ship is not None:
+                with contextlib.suppress(Exception):  # not what the child sent: the caller imports it
+                    file, value = marshal.loads(bytes(buffer[4:4 + size]))
+                    self.ship[self.queue[self.done]] = (file, value)
+            del buffer[:4 + size]
+            self.done += 1
+        if self.done == len(self.queue):
+            self.close()
+
+    def _start(self, modules: list[str]) -> None:
+        """Fork the child that imports ``modules`` and sends a frame after each: its length (4 bytes) and what
+        :func:`_shipment` made of it (nothing unless shipping)."""
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: import each, say so, and leave without running any exit handler of the parent's
+            try:  # whatever happens here (a write to a parent that stopped listening), the child never returns:
+                os.close(read_end)  # a child that did would go on running its parent's program as a copy of it
+                for module in modules:
+                    payload = b""
+                    if self.ship is None:
+                        with contextlib.suppress(BaseException):
+                            importlib.import_module(module)
+                    else:
+                        payload = _shipment(module)
+                    frame = memoryview(len(payload).to_bytes(4, "big") + payload)
+                    while frame:
+                        frame = frame[os.write(write_end, frame):]
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        self.pid, self.fd = pid, read_end
 
 
 def _shipment(module: str) -> bytes:
@@ -225,65 +322,6 @@ def _shipment(module: str) -> bytes:
         return marshal.dumps((str(getattr(mod, "__file__", None) or ""), getattr(mod, SHIPPED_ATTRIBUTE, None)))
     except BaseException:  # raised, or unmarshallable: the parent's own import says what
         return b""
-
-
-def _probe_in_child(modules: list[str], limit: float,
-                    ship: dict[str, tuple[str, Any]] | None = None) -> tuple[int, str | None]:
-    """(how many of ``modules`` the child imported, why it stopped at the next one, or None: all done).
-
-    The child sends, after each module, a frame: its length (4 bytes) and what :func:`_shipment` made of it
-    (nothing unless ``ship``)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: import each, say so, and leave without running any exit handler of the parent's
-        try:  # whatever happens here (a write to a parent that stopped listening), the child never returns:
-            os.close(read_end)  # a child that did would go on running its parent's program as a copy of it
-            for module in modules:
-                payload = b""
-                if ship is None:
-                    with contextlib.suppress(BaseException):
-                        importlib.import_module(module)
-                else:
-                    payload = _shipment(module)
-                frame = memoryview(len(payload).to_bytes(4, "big") + payload)
-                while frame:
-                    frame = frame[os.write(write_end, frame):]
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    done, why, ended = 0, None, False
-    buffer = bytearray()
-    try:
-        while done < len(modules):
-            ready, _, _ = select.select([read_end], [], [], limit)
-            if not ready:
-                os.kill(pid, signal.SIGKILL)
-                why = (f"did not finish importing within {limit:g} s (it waits on something: the network, a "
-                       "lock, input?); a hooks.py must only declare")
-                break
-            got = os.read(read_end, 1 << 20)
-            if not got:  # the child is gone mid-import
-                ended = True
-                break
-            buffer += got
-            while len(buffer) >= 4 and len(buffer) >= 4 + (size := int.from_bytes(buffer[:4], "big")):
-                if size and ship is not None:
-                    with contextlib.suppress(Exception):  # not what the child sent: the parent imports it
-                        file, value = marshal.loads(bytes(buffer[4:4 + size]))
-                        ship[modules[done]] = (file, value)
-                del buffer[:4 + size]
-                done += 1
-    finally:
-        if not ended:  # done, timed out, or interrupted (a signal, a test's time limit): never wait on it
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        os.close(read_end)
-        _, status = os.waitpid(pid, 0)
-    if why is None and done < len(modules):
-        code = os.waitstatus_to_exitcode(status)
-        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-        why = f"ended the process while importing ({how}: os._exit() or a crash)"
-    return done, why
 
 
 def _read_events(bench: Bench, app: str, problems: list[str], warnings: list[str],

@@ -23,7 +23,7 @@ The statements themselves are the store's (:mod:`hookscheduler.store`): this mod
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -87,8 +87,10 @@ def grace_seconds(ctx: SiteContext) -> float:
 
 
 def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
-             batch: int | None = None) -> PassResult:
-    """One pass over the site's due rows at ``now`` (naive UTC)."""
+             batch: int | None = None, defer: Callable[[list[send.Run]], None] | None = None) -> PassResult:
+    """One pass over the site's due rows at ``now`` (naive UTC). ``defer``: hand each batch's committed runs
+    to it instead of sending them here (the loop sends several sites' runs in one round trip and records the
+    outcome on this pass's result): a committed run waits in the outbox either way (I3)."""
     now = now or utcnow()
     store = store_for(ctx.database())
     result = PassResult(site=ctx.name, now=now)
@@ -133,7 +135,10 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
             runs = record(store, [d for d in decisions if d.job.id in won], plan, now, result)
             failpoint("after_claim")  # claimed and recorded, not committed: the rollback must undo both (I2)
         failpoint("after_commit")  # committed, nothing sent: the outbox must send it later (I3)
-        result.add_sent(*send_claimed(ctx, conn, runs))
+        if defer is not None and runs:
+            defer(runs)
+        else:
+            result.add_sent(*send_claimed(ctx, conn, runs))
         if any(v.resend for vs in verdicts.values() for v in vs):
             result.resent += result.add_sent(*resend_outbox(ctx, conn))
         if len(selected) < batch:

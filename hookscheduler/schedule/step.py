@@ -20,6 +20,7 @@ the Redis that just failed, and the last tick must not claim a step that did not
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,7 +29,7 @@ import redis
 from ..broker.batch import SetBatch
 from ..broker.keys import last_tick_key
 from ..context import SiteContext
-from . import excursion
+from . import excursion, send
 from .claim import PassResult, run_pass
 from .reanchor import reanchor_if_calendar_changed, signature
 from .reconcile import reconcile_active
@@ -81,11 +82,13 @@ class SiteStep:
         self.swept_ahead = True
 
     def run(self, conn: redis.Redis, now: datetime, sweep: bool | None = None,
-            last_tick: SetBatch | None = None) -> PassResult:
+            last_tick: SetBatch | None = None,
+            defer: Callable[[list[send.Run]], None] | None = None) -> PassResult:
         """The step at ``now`` (naive UTC). ``sweep``: force the sweep on or off (default: when due, or when
         its first half ran ahead). ``last_tick``: a batch to queue the last-tick write and the clock-excursion
         check on (the loop writes every site's with its heartbeat, one round trip, then calls
-        :meth:`recover`) instead of writing them now. Errors propagate; :meth:`forget_ahead` after one.
+        :meth:`recover`) instead of writing them now. ``defer``: the pass hands its committed runs to it
+        instead of sending them (:func:`.claim.run_pass`). Errors propagate; :meth:`forget_ahead` after one.
 
         The sweep skips the work its answer cannot have changed: the re-anchor check when the calendar is
         the one already checked, the repair when the previous probe saw no row without a next slot, the
@@ -95,7 +98,7 @@ class SiteStep:
         with self.ctx.pinned():  # the step's statements share one check of the database file
             if sweep and not self.swept_ahead:
                 self._sweep_before_pass(now)
-            result = run_pass(self.ctx, conn, now)
+            result = run_pass(self.ctx, conn, now, defer=defer)
             self.unslotted, self.active = result.unslotted, result.active
             if result.send_error:
                 return result

@@ -361,6 +361,86 @@ class SqlStore:
         ).fetchone()
         return int(row[0])
 
+    # --- the operator's ledger writes (queues, RQ's jobs) ------------------------------------------------
+    def add_ledger_row(self, values: LedgerValues, finished_at: datetime | None = None) -> None:
+        params = [self.param_dt(v) if isinstance(v, datetime) else v for v in (*values, finished_at)]
+        self.sql(
+            f"INSERT INTO scheduled_job_log ({ledger_columns()}, finished_at) "
+            f"VALUES ({', '.join([self.p] * len(params))})",
+            params,
+        )
+
+    def outbox_size(self) -> int:
+        row = self.sql("SELECT COUNT(*) FROM scheduled_job_log WHERE status = 'queued' AND enqueued_at IS NULL"
+                       ).fetchone()
+        return int(row[0])
+
+    def queued_rq_ids(self, job_ids: Sequence[int]) -> set[str]:
+        found: set[str] = set()
+        for cond, params in self.membership("job_id", job_ids):
+            rows = self.sql(
+                f"SELECT rq_job_id FROM scheduled_job_log WHERE {cond} AND status = 'queued' "
+                "AND rq_job_id IS NOT NULL",
+                params,
+            ).fetchall()
+            found.update(str(r[0]) for r in rows)
+        return found
+
+    def _close(self, status: str, where: str, params: Sequence[Any], reason: str, now: datetime) -> int:
+        """Give the rows ``where`` selects their final ``status``, with ``reason``; returns rows changed."""
+        p, at = self.p, self.param_dt(now)
+        return int(
+            self.sql(
+                f"UPDATE scheduled_job_log SET status = {p}, reason = {p}, finished_at = {p}, modified_at = {p} "
+                f"WHERE {where}",
+                [status, reason, at, at, *params],
+            ).rowcount
+        )
+
+    def skip_queued(self, rq_ids: Sequence[str], reason: str, now: datetime) -> int:
+        return sum(
+            self._close("skipped", f"{cond} AND status = 'queued'", params, reason, now)
+            for cond, params in self.membership("rq_job_id", rq_ids)
+        )
+
+    def skip_outbox(self, queues: Sequence[str], job_ids: Sequence[int] | None, reason: str, now: datetime) -> int:
+        if not queues or (job_ids is not None and not job_ids):
+            return 0
+        outbox = "status = 'queued' AND enqueued_at IS NULL"
+        changed = 0
+        for in_queues, queue_params in self.membership("queue", queues):
+            if job_ids is None:
+                changed += self._close("skipped", f"{outbox} AND {in_queues}", queue_params, reason, now)
+                continue
+            for of_jobs, job_params in self.membership("job_id", job_ids):
+                changed += self._close("skipped", f"{outbox} AND {in_queues} AND {of_jobs}",
+                                       [*queue_params, *job_params], reason, now)
+        return changed
+
+    def fail_active(self, rq_job_id: str, reason: str, now: datetime) -> int:
+        return self._close("failed", f"rq_job_id = {self.p} AND status IN ('queued', 'started')", [rq_job_id],
+                           reason, now)
+
+    # --- backfill --------------------------------------------------------------------------------------
+    row_lock = ""  # appended to a statement that locks a job's row for the transaction (PostgreSQL)
+
+    def read_slot(self, job_id: int, lock: bool) -> datetime | None:
+        row = self.sql(
+            f"SELECT next_execution FROM scheduled_job_type WHERE id = {self.p}" + (self.row_lock if lock else ""),
+            [job_id],
+        ).fetchone()
+        return None if row is None else parse_dt(row[0])
+
+    def served_stretches(self, job_id: int, since: datetime) -> list[tuple[datetime, datetime]]:
+        triggers = ", ".join(f"'{t.value}'" for t in SLOT_TRIGGERS)
+        rows = self.sql(
+            "SELECT scheduled_for, first_slot, last_slot FROM scheduled_job_log "
+            f"WHERE job_id = {self.p} AND scheduled_for >= {self.p} AND trigger IN ({triggers}) "
+            "AND status IN ('queued', 'started', 'complete', 'failed')",
+            [job_id, self.param_dt(since)],
+        ).fetchall()
+        return [(parse_dt(r[1] or r[0]), parse_dt(r[2] or r[0])) for r in rows]
+
     # --- stretches of inactivity -------------------------------------------------------------------------
     def open_inactivity(self) -> str | None:
         row = self.sql("SELECT reason FROM scheduler_inactivity WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1"

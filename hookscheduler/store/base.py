@@ -280,6 +280,46 @@ class Store(Protocol):
         """How many runs a pass decided (schedule or catch-up, neither missed nor skipped) after the instant."""
         ...
 
+    # --- the operator's ledger writes (queues, RQ's jobs) ------------------------------------------------
+    def add_ledger_row(self, values: LedgerValues, finished_at: datetime | None = None) -> None:
+        """Insert one ledger row (:data:`LEDGER_COLUMNS` order), ``finished_at`` set for a row decided at once
+        (an operator's run skipped under overlap): a run on request, outside a pass."""
+        ...
+
+    def outbox_size(self) -> int:
+        """How many claimed runs are not yet marked sent (the outbox)."""
+        ...
+
+    def queued_rq_ids(self, job_ids: Sequence[int]) -> set[str]:
+        """The RQ ids of these jobs' ``queued`` runs."""
+        ...
+
+    def skip_queued(self, rq_ids: Sequence[str], reason: str, now: datetime) -> int:
+        """Runs removed from RQ before they started: their ``queued`` rows become ``skipped`` with ``reason``;
+        returns rows changed."""
+        ...
+
+    def skip_outbox(self, queues: Sequence[str], job_ids: Sequence[int] | None, reason: str, now: datetime) -> int:
+        """The outbox rows of ``queues`` (of ``job_ids`` only, unless None) become ``skipped`` with ``reason``:
+        runs purged before they were ever sent; returns rows changed."""
+        ...
+
+    def fail_active(self, rq_job_id: str, reason: str, now: datetime) -> int:
+        """An operator stopped a run: its ``queued`` or ``started`` row becomes ``failed`` with ``reason``."""
+        ...
+
+    # --- backfill --------------------------------------------------------------------------------------
+    def read_slot(self, job_id: int, lock: bool) -> datetime | None:
+        """Job ``job_id``'s ``next_execution``; ``lock``: inside a write transaction, lock its row for the rest
+        of it (PostgreSQL ``FOR UPDATE``; SQLite's one writer holds it already), so that the pass's claim waits."""
+        ...
+
+    def served_stretches(self, job_id: int, since: datetime) -> list[tuple[datetime, datetime]]:
+        """``(first, last)`` slots of each run of a slot trigger (schedule, catch-up, backfill) of the job that
+        ran or may run (queued, started, complete or failed), stamped at or after ``since`` (a run's row is stamped with
+        the last slot it covers, so this finds every run covering a slot from ``since`` on)."""
+        ...
+
     # --- stretches of inactivity -------------------------------------------------------------------------
     def open_inactivity(self) -> str | None:
         """The reason of the open stretch of inactivity (``scheduler_inactivity``), None when active."""

@@ -98,6 +98,7 @@ class PostgresStore(SqlStore):
     false = "false"
     #: SKIP LOCKED only decides who *tries* a row; the claim's compare-and-set still decides who *wins* it.
     due_lock = " FOR UPDATE SKIP LOCKED"
+    row_lock = " FOR UPDATE"
 
     def __init__(self, db: pw.Database) -> None:
         version = db.server_version  # type: ignore[attr-defined]

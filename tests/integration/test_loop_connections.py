@@ -105,3 +105,87 @@ def test_a_cycle_over_every_site_steps_the_due_sites_first(bench_factory):
     sched.cycle(all_sites=True)
     assert [r.site for r in sched.results] == [names[3], *names[:3]]
     assert [r.fired for r in sched.results] == [1, 1, 1, 1]
+
+
+def _queued(redis_client, bench_id: str) -> list[bytes]:
+    from hookscheduler.broker.keys import queue_name
+
+    return list(redis_client.lrange(f"rq:queue:{queue_name(bench_id, 'default')}", 0, -1))
+
+
+def test_a_slot_shared_by_many_sites_is_sent_in_few_round_trips_once_per_site(bench_factory, redis_client,
+                                                                              monkeypatch):
+    from hookscheduler.schedule import outbox
+
+    names = [f"s{i}.example" for i in range(7)]
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, sites={n: {} for n in names})
+    _migrate(bench, names)
+    clock = [T0 + timedelta(minutes=1)]
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
+    sched.cycle()
+    calls: list[int] = []
+    real = outbox.send.send_runs
+
+    def counted(conn, bench_id, runs, **ttls):
+        runs = list(runs)
+        calls.append(len(runs))
+        return real(conn, bench_id, runs, **ttls)
+
+    monkeypatch.setattr(outbox.send, "send_runs", counted)
+    clock[0] = ELEVEN
+    sched.cycle(all_sites=False)
+    assert calls == [1, 2, 4]  # batches grow: the first due site's run goes at once
+    bench_id = next(iter(sched.sites.values())).ctx.bench.bench_id
+    queued = _queued(redis_client, bench_id)
+    assert len(queued) == len(set(queued)) == 7
+    for name in names:  # each marked sent with the moment Redis accepted it, once
+        ctx = open_site(str(bench), name)
+        ctx.database()
+        [row] = ScheduledJobLog.select()
+        assert row.scheduled_for == datetime(2026, 1, 5, 11) and row.enqueued_at is not None
+        ctx.close()
+    for state in sched.sites.values():
+        state.ctx.close()
+
+
+def test_a_batched_send_that_fails_leaves_the_runs_in_their_outboxes_and_no_last_tick(bench_factory, redis_client,
+                                                                                     monkeypatch):
+    import redis as redis_mod
+
+    from hookscheduler.schedule import outbox
+
+    names = [f"s{i}.example" for i in range(3)]
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, sites={n: {} for n in names})
+    _migrate(bench, names)
+    clock = [T0 + timedelta(minutes=1)]
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
+    sched.cycle()
+    bench_id = next(iter(sched.sites.values())).ctx.bench.bench_id
+    for name in names:
+        redis_client.delete(last_tick_key(bench_id, name))
+    real = outbox.send.send_runs
+
+    def down(*_args, **_kwargs):
+        raise redis_mod.exceptions.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(outbox.send, "send_runs", down)
+    clock[0] = ELEVEN
+    sched.cycle(all_sites=False)
+    assert all(s.failures == 1 and s.retry_at is not None for s in sched.sites.values())
+    assert not any(redis_client.get(last_tick_key(bench_id, name)) for name in names)
+    assert _queued(redis_client, bench_id) == []
+    monkeypatch.setattr(outbox.send, "send_runs", real)
+    clock[0] = ELEVEN + timedelta(seconds=5)  # past the back-off: the next passes send the outboxes
+    sched.cycle(all_sites=False)
+    assert all(s.failures == 0 for s in sched.sites.values())
+    queued = _queued(redis_client, bench_id)
+    assert len(queued) == len(set(queued)) == 3
+    assert all(redis_client.get(last_tick_key(bench_id, name)) for name in names)
+    for name in names:
+        ctx = open_site(str(bench), name)
+        ctx.database()
+        [row] = ScheduledJobLog.select()
+        assert row.enqueued_at is not None
+        ctx.close()
+    for state in sched.sites.values():
+        state.ctx.close()

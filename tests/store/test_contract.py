@@ -401,6 +401,83 @@ def test_slots_the_ledger_covers_after_an_instant_and_runs_decided_after_one(sto
     assert store.runs_decided_after(T0 - hour) == 3
 
 
+def test_the_operator_s_ledger_writes_purge_skip_and_stop(store: Store):
+    a, b = _job("a"), _job("b", queue="long")
+    store.insert_ledger_rows(
+        [
+            _ledger_row(a, T0, rq_id="a1"),
+            _ledger_row(a, T0 + timedelta(hours=1), rq_id="a2"),
+            _ledger_row(a, T0 + timedelta(hours=2), rq_id="a3"),
+            _ledger_row(b, T0, rq_id="b1"),
+            _ledger_row(b, T0 - timedelta(hours=1), status="complete", rq_id="b0"),
+        ]
+    )
+    for row in ScheduledJobLog.select().where(ScheduledJobLog.rq_job_id == "b1"):
+        row.queue = "long"
+        row.save()
+    store.mark_sent(["a1"], T0)
+    assert store.outbox_size() == 3
+    assert store.queued_rq_ids([a.id]) == {"a1", "a2", "a3"} and store.queued_rq_ids([]) == set()
+    later = T0 + timedelta(minutes=5)
+    with store.transaction():
+        assert store.skip_queued(["a1", "b0", "nope"], "purged", later) == 1  # only a queued row
+        assert store.skip_outbox(["default"], [b.id], "purged", later) == 0  # b's outbox row is on "long"
+        assert store.skip_outbox(["default"], [], "purged", later) == 0
+        assert store.skip_outbox(["default"], [a.id], "purged", later) == 2
+        assert store.skip_outbox(["default", "long"], None, "purged", later) == 1
+    assert store.outbox_size() == 0
+    assert (_row("a1").status, _row("a1").reason, _row("a1").finished_at) == ("skipped", "purged", later)
+    assert _row("b0").status == "complete"
+    store.insert_ledger_rows([_ledger_row(a, T0 + timedelta(hours=3), rq_id="a4")])
+    assert store.record_started("a4", "w1", later) == "started"
+    with store.transaction():
+        assert store.fail_active("a4", "stopped by op", later) == 1
+        assert store.fail_active("b0", "stopped by op", later) == 0  # over already: left as it ended
+    assert (_row("a4").status, _row("a4").reason) == ("failed", "stopped by op")
+
+
+def test_a_run_on_request_is_one_row_skipped_ones_finished_at_once(store: Store):
+    a = _job("a")
+    with store.transaction():
+        store.add_ledger_row((a.id, "a", T0, "manual", "queued", "run by op", 1, T0, T0, "default", "m1", T0, T0))
+        store.add_ledger_row((a.id, "a", T0, "event", "skipped", "overlap", 1, T0, T0, "default", None, T0, T0), T0)
+    rows = list(ScheduledJobLog.select().order_by(ScheduledJobLog.id))
+    assert [(r.trigger, r.status, r.rq_job_id, r.finished_at, r.scheduled_for) for r in rows] == [
+        ("manual", "queued", "m1", None, T0),
+        ("event", "skipped", None, T0, T0),
+    ]
+    assert [r.rq_job_id for r in store.outbox("s", 10)] == ["m1"]
+
+
+def test_a_job_s_slot_read_with_and_without_its_row_lock(store: Store):
+    a = _job("a", T0)
+    assert store.read_slot(a.id, lock=False) == T0
+    with store.transaction():
+        assert store.read_slot(a.id, lock=True) == T0
+    assert store.read_slot(a.id + 99, lock=False) is None
+
+
+def test_the_stretches_runs_of_slot_triggers_served(store: Store):
+    hour = timedelta(hours=1)
+    a, b = _job("a"), _job("b")
+
+    def row(job, first, last, trigger="schedule", status="complete"):
+        return (job.id, job.name, last, trigger, status, None, 1, first, last, "default", None, T0, T0)
+
+    store.insert_ledger_rows(
+        [
+            row(a, T0 - 2 * hour, T0 - hour),  # stamped before `since`: not read
+            row(a, T0, T0 + 2 * hour, trigger="catch-up", status="failed"),  # ran, once: served
+            row(a, T0 + 3 * hour, T0 + 3 * hour, trigger="backfill", status="queued"),
+            row(a, T0 + 4 * hour, T0 + 4 * hour, status="missed"),  # no run
+            row(a, T0 + 5 * hour, T0 + 5 * hour, status="skipped"),
+            row(a, T0 + 6 * hour, T0 + 6 * hour, trigger="manual"),  # on request: stands for no slot
+            row(b, T0, T0),
+        ]
+    )
+    assert sorted(store.served_stretches(a.id, T0)) == [(T0, T0 + 2 * hour), (T0 + 3 * hour, T0 + 3 * hour)]
+
+
 def test_values_written_by_hand_are_normalised_where_the_dialect_keeps_them(store: Store):
     a, b, _ = _job("a"), _job("b"), _job("c")
     if isinstance(store, PostgresStore):  # typed columns refuse words and text: nothing to repair

@@ -75,6 +75,18 @@ def test_a_plain_tasks_module_is_not_imported_and_a_typo_still_is_reported(bench
     assert "method 'app1.tasks.NOT_CALLABLE' is not callable" in found[1]
 
 
+def test_hooks_are_imported_once_in_the_probe_child_and_shipped_back(bench_factory):
+    """The parent does not import a hooks.py the probe's child already imported: its events come back by marshal.
+    A hooks.py whose events marshal cannot carry (a str subclass here) is imported by the parent, as before."""
+    bench = bench_factory.make({
+        "app1": {"hourly": ["app1.tasks.ok"], "cron": {"0 1 * * *": ["app1.tasks.other"]}},
+        "app2": "class S(str):\n    pass\n\nscheduler_events = {'daily': [S('app2.tasks.ok')]}\n",
+    }, apps_txt=["app1", "app2"])
+    assert _load(bench) == ["app1.tasks.ok", "app1.tasks.other", "app2.tasks.ok"]
+    assert "app1.hooks" not in sys.modules
+    assert "app2.hooks" in sys.modules
+
+
 def test_a_module_the_scan_cannot_vouch_for_is_imported_and_its_error_reported(bench_factory):
     tasks = "def ok():\n    return 1\n\nraise ValueError('bad tasks')\n"
     bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, tasks=tasks)
