@@ -281,6 +281,11 @@ class Store(Protocol):
         ...
 
     # --- the operator's ledger writes (queues, RQ's jobs) ------------------------------------------------
+    def add_ledger_row(self, values: LedgerValues, finished_at: datetime | None = None) -> None:
+        """Insert one ledger row (:data:`LEDGER_COLUMNS` order), ``finished_at`` set for a row decided at once
+        (an operator's run skipped under overlap): a run on request, outside a pass."""
+        ...
+
     def outbox_size(self) -> int:
         """How many claimed runs are not yet marked sent (the outbox)."""
         ...

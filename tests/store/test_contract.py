@@ -436,6 +436,19 @@ def test_the_operator_s_ledger_writes_purge_skip_and_stop(store: Store):
     assert (_row("a4").status, _row("a4").reason) == ("failed", "stopped by op")
 
 
+def test_a_run_on_request_is_one_row_skipped_ones_finished_at_once(store: Store):
+    a = _job("a")
+    with store.transaction():
+        store.add_ledger_row((a.id, "a", T0, "manual", "queued", "run by op", 1, T0, T0, "default", "m1", T0, T0))
+        store.add_ledger_row((a.id, "a", T0, "event", "skipped", "overlap", 1, T0, T0, "default", None, T0, T0), T0)
+    rows = list(ScheduledJobLog.select().order_by(ScheduledJobLog.id))
+    assert [(r.trigger, r.status, r.rq_job_id, r.finished_at, r.scheduled_for) for r in rows] == [
+        ("manual", "queued", "m1", None, T0),
+        ("event", "skipped", None, T0, T0),
+    ]
+    assert [r.rq_job_id for r in store.outbox("s", 10)] == ["m1"]
+
+
 def test_a_job_s_slot_read_with_and_without_its_row_lock(store: Store):
     a = _job("a", T0)
     assert store.read_slot(a.id, lock=False) == T0
