@@ -74,6 +74,10 @@ FINISH = (
 )
 
 
+#: The audit columns of a stop (:meth:`SqlStore.write_stop`).
+_STOP_COLUMNS = frozenset({"stopped_note", "stopped_by", "stopped_at", "stopped_until"})
+
+
 def _dt_or_raw(value: Any) -> Any:
     try:
         return parse_dt(value)
@@ -360,6 +364,19 @@ class SqlStore:
             [self.param_dt(created_after)],
         ).fetchone()
         return int(row[0])
+
+    # --- the operator's job writes ----------------------------------------------------------------------
+    def write_stop(self, job_id: int, stopped: bool, now: datetime, audit: dict[str, Any]) -> None:
+        unknown = set(audit) - _STOP_COLUMNS
+        if unknown:
+            raise ValueError(f"not a stop column: {', '.join(sorted(unknown))}")
+        columns = ["stopped", "modified_at", *audit]
+        values = [stopped, now, *audit.values()]
+        p = self.p
+        self.sql(
+            f"UPDATE scheduled_job_type SET {', '.join(f'{c} = {p}' for c in columns)} WHERE id = {p}",
+            [*(self.param_dt(v) if isinstance(v, datetime) else v for v in values), job_id],
+        )
 
     # --- the operator's ledger writes (queues, RQ's jobs) ------------------------------------------------
     def add_ledger_row(self, values: LedgerValues, finished_at: datetime | None = None) -> None:

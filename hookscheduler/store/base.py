@@ -280,6 +280,12 @@ class Store(Protocol):
         """How many runs a pass decided (schedule or catch-up, neither missed nor skipped) after the instant."""
         ...
 
+    # --- the operator's job writes ----------------------------------------------------------------------
+    def write_stop(self, job_id: int, stopped: bool, now: datetime, audit: dict[str, Any]) -> None:
+        """Stop or re-enable job ``job_id`` (``modified_at`` = ``now``), writing the stop columns given in
+        ``audit`` (``stopped_note``, ``stopped_by``, ``stopped_at``, ``stopped_until``; others are refused)."""
+        ...
+
     # --- the operator's ledger writes (queues, RQ's jobs) ------------------------------------------------
     def add_ledger_row(self, values: LedgerValues, finished_at: datetime | None = None) -> None:
         """Insert one ledger row (:data:`LEDGER_COLUMNS` order), ``finished_at`` set for a row decided at once

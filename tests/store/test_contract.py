@@ -463,6 +463,26 @@ def test_a_run_on_request_is_one_row_skipped_ones_finished_at_once(store: Store)
     assert [r.rq_job_id for r in store.outbox("s", 10)] == ["m1"]
 
 
+def test_a_stop_written_with_its_audit_columns_and_only_those(store: Store):
+    a = _job("a")
+    until = T0 + timedelta(hours=2)
+    with store.transaction():
+        store.write_stop(a.id, True, T0, {"stopped_note": "vendor down", "stopped_by": "op@h", "stopped_at": T0,
+                                          "stopped_until": until})
+    row = ScheduledJobType.get_by_id(a.id)
+    assert (row.stopped, row.stopped_note, row.stopped_by, row.stopped_at, row.stopped_until, row.modified_at) == (
+        True, "vendor down", "op@h", T0, until, T0)
+    with store.transaction():
+        store.write_stop(a.id, True, T0 + timedelta(hours=1), {"stopped_note": "still down"})  # the rest kept
+    row = ScheduledJobType.get_by_id(a.id)
+    assert (row.stopped_note, row.stopped_by, row.stopped_until) == ("still down", "op@h", until)
+    with store.transaction():
+        store.write_stop(a.id, False, T0 + timedelta(hours=1), {"stopped_until": None})
+    assert (ScheduledJobType.get_by_id(a.id).stopped, ScheduledJobType.get_by_id(a.id).stopped_until) == (False, None)
+    with pytest.raises(ValueError, match="not a stop column: next_execution"):
+        store.write_stop(a.id, True, T0, {"next_execution": None})
+
+
 def test_a_job_s_slot_read_with_and_without_its_row_lock(store: Store):
     a = _job("a", T0)
     assert store.read_slot(a.id, lock=False) == T0
