@@ -195,6 +195,20 @@ def test_claim_and_record_writes_the_ledger_rows_of_the_won_jobs_only(store: Sto
     assert ScheduledJobType.get_by_id(b.id).next_execution == T0 and ScheduledJobLog.select().count() == 2
 
 
+def test_claim_and_record_keeps_any_text_and_time_as_written(store: Store):
+    """Quotes, backslashes, braces, commas, a NULL that is a word, an empty string, non-ASCII text and
+    microseconds come back from the ledger as they went in (PostgreSQL sends them as array literals)."""
+    a = _job("a")
+    reason = 'he said "no", {x}\\ \\"y\' NULL é—日'
+    slot = T0 + timedelta(microseconds=7)
+    row = (a.id, 'name, "quoted"', slot, "schedule", "queued", reason, 3, slot, T0, "", "NULL", T0, T0)
+    with store.transaction():
+        assert store.claim_and_record([ClaimRequest(a.id, T0, T0 + timedelta(hours=1))], [row]) == {a.id}
+    got = ScheduledJobLog.get()
+    assert (got.job_name, got.reason, got.queue, got.rq_job_id, got.slots) == ('name, "quoted"', reason, "", "NULL", 3)
+    assert (got.scheduled_for, got.first_slot, got.last_slot) == (slot, slot, T0)
+
+
 def test_mark_sent_stamps_each_run_with_its_own_time(store: Store):
     a, b = _job("a"), _job("b")
     store.insert_ledger_rows([_ledger_row(a, T0, rq_id="ra"), _ledger_row(b, T0, rq_id="rb")])
