@@ -436,6 +436,37 @@ class SqlStore:
         return self._close("failed", f"rq_job_id = {self.p} AND status IN ('queued', 'started')", [rq_job_id],
                            reason, now)
 
+    # --- retention ------------------------------------------------------------------------------------
+    def prune_finished(self, cutoff: datetime, limit: int) -> int:
+        p, at = self.p, self.param_dt(cutoff)
+        return int(
+            self.sql(
+                "DELETE FROM scheduled_job_log WHERE id IN (SELECT id FROM scheduled_job_log "
+                f"WHERE created_at < {p} AND modified_at < {p} AND status NOT IN ('queued', 'started') LIMIT {p})",
+                [at, at, limit],
+            ).rowcount
+        )
+
+    def job_schedules(self) -> list[tuple[int, str, str]]:
+        rows = self.sql("SELECT id, frequency, cron_format FROM scheduled_job_type ORDER BY id").fetchall()
+        return [(r[0], r[1], r[2] or "") for r in rows]
+
+    def thinnable_runs(self, job_id: int, cutoff: datetime, below: int | None) -> list[tuple[int, datetime]]:
+        p, at = self.p, self.param_dt(cutoff)
+        rows = self.sql(
+            f"SELECT id, scheduled_for FROM scheduled_job_log WHERE job_id = {p} AND status = 'complete' "
+            f"AND trigger = 'schedule' AND slots = 1 AND created_at < {p} AND modified_at < {p}"
+            + (f" AND id < {p}" if below is not None else "") + " ORDER BY scheduled_for",
+            [job_id, at, at, *([below] if below is not None else [])],
+        ).fetchall()
+        return [(r[0], parse_dt(r[1])) for r in rows]
+
+    def delete_ledger_rows(self, ids: Sequence[int]) -> int:
+        return sum(
+            int(self.sql(f"DELETE FROM scheduled_job_log WHERE {cond}", params).rowcount)
+            for cond, params in self.membership("id", ids)
+        )
+
     # --- backfill --------------------------------------------------------------------------------------
     row_lock = ""  # appended to a statement that locks a job's row for the transaction (PostgreSQL)
 

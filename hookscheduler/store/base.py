@@ -314,6 +314,25 @@ class Store(Protocol):
         """An operator stopped a run: its ``queued`` or ``started`` row becomes ``failed`` with ``reason``."""
         ...
 
+    # --- retention ------------------------------------------------------------------------------------
+    def prune_finished(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to ``limit`` ledger rows of runs no longer active whose ``created_at`` and ``modified_at``
+        are both before ``cutoff``, in one statement; returns how many."""
+        ...
+
+    def job_schedules(self) -> list[tuple[int, str, str]]:
+        """``(id, frequency, cron_format)`` of every job, removed ones included."""
+        ...
+
+    def thinnable_runs(self, job_id: int, cutoff: datetime, below: int | None) -> list[tuple[int, datetime]]:
+        """``(id, scheduled_for)`` of the job's ``complete`` one-slot runs of trigger ``schedule`` created and
+        last changed before ``cutoff`` (with ids below ``below``, unless None), in slot order."""
+        ...
+
+    def delete_ledger_rows(self, ids: Sequence[int]) -> int:
+        """Delete these ledger rows; returns how many."""
+        ...
+
     # --- backfill --------------------------------------------------------------------------------------
     def read_slot(self, job_id: int, lock: bool) -> datetime | None:
         """Job ``job_id``'s ``next_execution``; ``lock``: inside a write transaction, lock its row for the rest

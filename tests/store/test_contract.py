@@ -483,6 +483,38 @@ def test_a_stop_written_with_its_audit_columns_and_only_those(store: Store):
         store.write_stop(a.id, True, T0, {"next_execution": None})
 
 
+def test_retention_prunes_finished_rows_and_thins_on_time_successes(store: Store):
+    day = timedelta(days=1)
+    a, b = _job("a", frequency="All"), _job("b", removed=True)
+
+    def row(job, slot, status="complete", trigger="schedule", created=T0 - 2 * day, slots=1, rq_id=None):
+        return (job.id, job.name, slot, trigger, status, None, slots, slot, slot, "default", rq_id, created, created)
+
+    store.insert_ledger_rows(
+        [
+            row(a, T0 - 3 * day),  # 1
+            row(a, T0 - 3 * day + timedelta(minutes=1)),  # 2
+            row(a, T0 - 3 * day + timedelta(minutes=2), status="failed"),  # 3: not thinnable
+            row(a, T0 - 3 * day + timedelta(minutes=3), trigger="catch-up"),  # 4: not thinnable
+            row(a, T0 - 3 * day + timedelta(minutes=4), slots=2),  # 5: covers two slots: not thinnable
+            row(a, T0, created=T0),  # 6: too recent
+            row(a, T0 - 3 * day, status="queued", rq_id="q1"),  # 7: active: never pruned
+            row(b, T0 - 3 * day),  # 8
+        ]
+    )
+    assert store.job_schedules() == [(a.id, "All", ""), (b.id, "Hourly", "")]
+    assert [i for i, _ in store.thinnable_runs(a.id, T0 - day, None)] == [1, 2]
+    assert store.thinnable_runs(a.id, T0 - day, 2) == [(1, T0 - 3 * day)]
+    with store.transaction():
+        assert store.delete_ledger_rows([2, 99]) == 1
+        assert store.delete_ledger_rows([]) == 0
+    with store.transaction():
+        assert store.prune_finished(T0 - day, 2) == 2  # a batch at a time
+    with store.transaction():
+        assert store.prune_finished(T0 - day, 100) == 3
+    assert sorted(r.id for r in ScheduledJobLog.select()) == [6, 7]
+
+
 def test_a_job_s_slot_read_with_and_without_its_row_lock(store: Store):
     a = _job("a", T0)
     assert store.read_slot(a.id, lock=False) == T0
