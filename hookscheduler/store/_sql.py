@@ -43,19 +43,16 @@ PROBE = (
     "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status IN ('queued', 'started')), "
     "EXISTS (SELECT 1 FROM scheduled_job_type WHERE next_execution IS NULL AND removed = {false})"
 )
-_DUE_COLUMNS = (
+DUE_COLUMNS = (
     "id, name, method, frequency, cron_format, queue, timeout, catchup, catchup_limit, overlap, "
     "stopped, next_execution, stopped_until"
 )
-#: Which due rows' jobs have a queued or started run, answered in the statement that selects (and on PostgreSQL
-#: locks) the rows: a pass reads the active runs (and asks RQ about them) only for jobs that have some, instead
-#: of one more statement for every batch. A join of the batch's rows (``due``) to the ledger, not a subquery
-#: per row: PostgreSQL evaluated a per-row ``EXISTS`` for every due row before the ``LIMIT`` (1,000 due rows
-#: in batches of 250: 2,500 times), and as a scan of the whole ledger each time when its plan was made while
-#: the ledger was nearly empty (a new site's first large pass: 60 ms of a 1,000-job batch's select).
-_ACTIVE_OF_DUE = (
-    "active AS (SELECT DISTINCT l.job_id FROM scheduled_job_log l JOIN due ON l.job_id = due.id "
-    "WHERE l.status IN ('queued', 'started'))"
+#: Whether a due row's job has a queued or started run, answered from the active-runs partial index in the
+#: statement that selects (and on PostgreSQL locks) the row: a pass reads the active runs (and asks RQ about
+#: them) only for jobs that have some, instead of one more statement for every batch.
+_HAS_ACTIVE = (
+    "EXISTS (SELECT 1 FROM scheduled_job_log l WHERE l.job_id = scheduled_job_type.id "
+    "AND l.status IN ('queued', 'started'))"
 )
 _ACTIVE_COLUMNS = "id, job_id, status, rq_job_id, enqueued_at, started_at, finished_at"
 _START = (
@@ -142,14 +139,7 @@ class SqlStore:
         return probe_of(self.sql(PROBE.format(false=self.false)).fetchone())
 
     def select_due(self, now: datetime, limit: int) -> list[DueRow]:
-        p = self.p
-        sql = (
-            f"WITH due AS (SELECT {_DUE_COLUMNS} FROM scheduled_job_type "
-            f"WHERE next_execution <= {p} AND removed = {p} ORDER BY next_execution, id LIMIT {p}{self.due_lock}), "
-            f"{_ACTIVE_OF_DUE} SELECT due.*, due.id IN (SELECT job_id FROM active) FROM due "
-            "ORDER BY next_execution, id"
-        )
-        rows = self.hot("hs_select_due", sql, [self.param_dt(now), False, limit]).fetchall()
+        rows = self.hot("hs_select_due", self.due_sql(), [self.param_dt(now), False, limit]).fetchall()
         # a boolean stored as a word is read as that word says; a value that is neither (or a next_execution
         # that is not a time) is passed on as it is, for the pass to refuse (schedule/rows.py)
         return [
@@ -182,6 +172,14 @@ class SqlStore:
         won = self.claim(requests)
         self.insert_ledger_rows([r for r in rows if r[0] in won])
         return won
+
+    def due_sql(self) -> str:
+        """The due-row selection (parameters: now, false, limit), with each row's active-run flag last."""
+        p = self.p
+        return (
+            f"SELECT {DUE_COLUMNS}, {_HAS_ACTIVE} FROM scheduled_job_type "
+            f"WHERE next_execution <= {p} AND removed = {p} ORDER BY next_execution, id LIMIT {p}"
+        ) + self.due_lock
 
     due_lock = ""  # appended to the due-row selection (PostgreSQL: lock, skipping locked rows)
 

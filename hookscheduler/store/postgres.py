@@ -24,7 +24,7 @@ from typing import Any
 import peewee as pw
 
 from ..exceptions import ConfigError
-from ._sql import FINISH, PROBE, SqlStore, ledger_columns, probe_of
+from ._sql import DUE_COLUMNS, FINISH, PROBE, SqlStore, ledger_columns, probe_of
 from .base import ClaimRequest, LedgerValues, Outcome, Probe, stamps
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,19 @@ class PostgresStore(SqlStore):
                               "9.5 or newer (FOR UPDATE SKIP LOCKED, INSERT ... ON CONFLICT); upgrade the server")
         super().__init__(db)
         self.server_version = int(version)
+
+    def due_sql(self) -> str:
+        """The batch's rows (``due``, locked) joined once to the ledger's active runs, rather than the per-row
+        ``EXISTS`` SQLite runs: PostgreSQL evaluated that subquery for every due row before the ``LIMIT``
+        (1,000 due rows in batches of 250: 2,500 times), and, with a plan made while the ledger was nearly
+        empty, as a scan of the whole ledger each time (a 250-row batch's select took 25-70 ms, now 1-2 ms)."""
+        return (
+            f"WITH due AS (SELECT {DUE_COLUMNS} FROM scheduled_job_type WHERE next_execution <= %s "
+            f"AND removed = %s ORDER BY next_execution, id LIMIT %s{self.due_lock}), "
+            "active AS (SELECT DISTINCT l.job_id FROM scheduled_job_log l JOIN due ON l.job_id = due.id "
+            "WHERE l.status IN ('queued', 'started')) "
+            "SELECT due.*, due.id IN (SELECT job_id FROM active) FROM due ORDER BY next_execution, id"
+        )
 
     def membership(self, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
         if values:
