@@ -73,6 +73,14 @@ def max_id() -> int | None:
     return int(value) if value is not None else None
 
 
+def newest_runs_of(job_ids: Sequence[int]) -> dict[int, ScheduledJobLog]:
+    """The newest run of each job that has one (missed and skipped slots are not runs), in one query."""
+    if not job_ids:
+        return {}
+    newest = L.select(pw.fn.MAX(L.id)).where(L.job.in_(list(job_ids)) & L.status.not_in(NOT_RUN)).group_by(L.job)
+    return {log.job_id: log for log in L.select().where(L.id.in_(newest))}
+
+
 def slots_not_run_on_time(job_id: int | None = None, since: datetime | None = None,
                           limit: int = 1000) -> list[ScheduledJobLog]:
     """Rows of missed or skipped slots and of catch-up runs (trigger ``catch-up``, or a run covering more than
@@ -88,4 +96,5 @@ def slots_not_run_on_time(job_id: int | None = None, since: datetime | None = No
     return list(query.order_by(L.scheduled_for.desc(), L.id.desc()).limit(limit))
 
 
-__all__ = ["latest_in_window", "max_id", "newest_rows", "row_by_id", "rows_from_id", "slots_not_run_on_time"]
+__all__ = ["latest_in_window", "max_id", "newest_rows", "newest_runs_of", "row_by_id", "rows_from_id",
+           "slots_not_run_on_time"]

@@ -59,3 +59,31 @@ def test_slots_not_run_on_time_leave_requests_out(store: Store):
     assert [r.id for r in ledger_reads.slots_not_run_on_time()] == [5, 4, 7, 2]
     assert [r.id for r in ledger_reads.slots_not_run_on_time(a.id, since=T0 + 3 * H)] == [5, 4]
     assert [r.id for r in ledger_reads.slots_not_run_on_time(limit=1)] == [5]
+
+
+def test_job_reads_by_name_method_page_names_and_frequencies(store: Store):
+    from hookscheduler.store import job_reads
+
+    a = _job("app1.tasks.send_digest", frequency="Daily")
+    b = _job("app1.tasks.sync", frequency="Daily Long", stopped=True, method="app1.tasks.sync")
+    c = _job("other", frequency="Daily", removed=True, method="app1.tasks.sync")
+    _job("zeta", app="app0", method="app1.tasks.sync")
+    assert job_reads.by_name("other").id == c.id and job_reads.by_name("other", include_removed=False) is None
+    assert job_reads.by_name("nope") is None
+    assert [r.name for r in job_reads.by_method("app1.tasks.sync")] == ["app1.tasks.sync", "zeta"]  # not removed
+    assert [r.name for r in job_reads.page()] == ["zeta", a.name, b.name]  # by app, then name
+    assert [r.name for r in job_reads.page(include_removed=True, offset=1, limit=2)] == [a.name, b.name]
+    assert [r.name for r in job_reads.page(search="sync")] == ["zeta", b.name]  # name or method
+    assert (job_reads.count(), job_reads.count(include_removed=True), job_reads.count(search="digest")) == (3, 4, 1)
+    assert job_reads.names_containing("tasks", 5) == [a.name, b.name] and job_reads.names_containing("x", 5) == []
+    assert sorted(job_reads.names()) == sorted([a.name, b.name, "other", "zeta"])
+    assert [r.name for r in job_reads.of_frequencies(["Daily", "Daily Long"], include_stopped=False)] == [a.name]
+    assert [r.name for r in job_reads.of_frequencies(["Daily", "Daily Long"], include_stopped=True)] == [a.name, b.name]
+
+
+def test_the_newest_run_of_each_job(store: Store):
+    a, b = _ledger(store)
+    c = _job("c")
+    latest = ledger_reads.newest_runs_of([a.id, b.id, c.id])
+    assert {job_id: r.id for job_id, r in latest.items()} == {a.id: 5}  # skipped and missed rows are no runs
+    assert ledger_reads.newest_runs_of([]) == {}
