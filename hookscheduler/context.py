@@ -29,6 +29,10 @@ class SiteContext:
     _db: pw.Database | None = field(default=None, repr=False)
     _pinned: int = field(default=0, repr=False)  # depth of :meth:`pinned`
     _checked: bool = field(default=False, repr=False)  # inside :meth:`pinned`: the database was checked once
+    #: The db_url whose schema version was checked and kept open until a planned close (:meth:`close` with
+    #: ``planned``): its next connection skips the check (one catalog query on a fresh PostgreSQL backend).
+    _schema_seen: str | None = field(default=None, repr=False)
+    _schema_ok: bool = field(default=False, repr=False)  # the open connection's schema version was checked
 
     @property
     def name(self) -> str:
@@ -57,9 +61,10 @@ class SiteContext:
                 self.close()
         if self._db is None or self._db.is_closed():
             self._db = dbmod.connect(self.site.db_url, base_dir=self.bench.path, create=create)
-            if require_schema:
+            if require_schema and self._schema_seen != self.site.db_url:
                 dbmod.bind(self._db)
                 dbmod.require_schema(self._db)
+            self._schema_ok, self._schema_seen = require_schema, None
         dbmod.bind(self._db)
         self._checked = self._pinned > 0
         return self._db
@@ -86,10 +91,17 @@ class SiteContext:
         """Whether the site's open database is a PostgreSQL connection (counted against a server's budget)."""
         return isinstance(self._db, pw.PostgresqlDatabase) and self.is_open
 
-    def close(self) -> None:
+    def close(self, planned: bool = False) -> None:
+        """Close the site's database. ``planned``: a close to free its connection (the loop's budget of open
+        sites), not after a failure: the same database, reopened, need not have its schema version checked again
+        (a fresh PostgreSQL backend answers that catalog query slowly). A SQLite file replaced meanwhile is
+        still found (:func:`~hookscheduler.store.database.sqlite_file_changed` is checked on every connection's
+        use, and reopening it reads the new file)."""
+        keep = self.site.db_url if planned and self.is_open and self._schema_ok else None
         if self._db is not None and not self._db.is_closed():
             self._db.close()
         self._db = None
+        self._schema_ok, self._schema_seen = False, keep
 
 
 def open_site(bench: str | None = None, site: str | None = None,

@@ -15,7 +15,7 @@ from ..exceptions import HookSchedulerError, JobNotFound, shown
 from ..schedule.decide import Forecast, JobState, forecast, is_stopped
 from ..schedule.rows import row_problem
 from ..states import NOT_RUN, LedgerStatus, Trigger
-from ..store.database import write_txn
+from ..store import store_for
 from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
 from ..timing.calendar import SiteCalendar, next_slot
 from ..timing.frequencies import FREQUENCIES, SECTIONS, event_of
@@ -138,19 +138,20 @@ def set_stopped(db: pw.Database, name: str, stopped: bool, note: str | None = No
     that is already stopped changes only what is given (a new note, a new end): the first note, who stopped it
     and when are kept, because they are the answer to "since when, and why"."""
     now = now or utcnow()
-    with write_txn(db):
+    store = store_for(db)
+    with store.transaction():
         row = get_job(name)
-        values: dict[str, Any] = {"stopped": stopped, "modified_at": now}
+        audit: dict[str, Any] = {}
         if stopped and stopped_now(row, now):
             if note is not None:
-                values["stopped_note"] = note
+                audit["stopped_note"] = note
             if until is not None:
-                values["stopped_until"] = until
+                audit["stopped_until"] = until
         else:
             # The audit columns record the latest toggle either way (who stopped it, or who re-enabled it).
-            values.update(stopped_note=note, stopped_by=who or actor(), stopped_at=now,
-                          stopped_until=until if stopped else None)
-        ScheduledJobType.update(values).where(ScheduledJobType.id == row.id).execute()
+            audit.update(stopped_note=note, stopped_by=who or actor(), stopped_at=now,
+                         stopped_until=until if stopped else None)
+        store.write_stop(row.id, stopped, now, audit)
     return get_job(name)
 
 
@@ -238,19 +239,17 @@ def skip_next(db: pw.Database, name: str, calendar: SiteCalendar, who: str | Non
     so a tick serving that slot at the same moment either wins and runs it or loses and logs nothing) and
     record the slot as ``skipped`` by the operator."""
     now = now or utcnow()
-    with write_txn(db):
+    store = store_for(db)
+    with store.transaction():
         row = get_job(name)
         if row.removed or row.next_execution is None:
             raise HookSchedulerError(f"job {shown(name)} was removed from hooks and has no next slot to skip")
         slot = row.next_execution
         after = next_slot(row.frequency, row.cron_format, slot, calendar, anchor=slot)
-        won = (ScheduledJobType.update(next_execution=after, modified_at=now)
-               .where((ScheduledJobType.id == row.id) & (ScheduledJobType.next_execution == slot)).execute())
-        if not won:
+        if not store.move_slot(row.id, slot, after, now):
             raise HookSchedulerError(f"job {shown(name)}: its next slot was served by the scheduler just now; "
                                      "run skip-next again to skip the following one")
-        ScheduledJobLog.create(job=row.id, job_name=row.name, scheduled_for=slot, trigger=Trigger.SCHEDULE,
-                               status=LedgerStatus.SKIPPED, reason=f"skipped by {who or actor()} (jobs skip-next)",
-                               slots=1, first_slot=slot, last_slot=slot, queue=row.queue,
-                               created_at=now, modified_at=now)
+        store.add_ledger_row((row.id, row.name, slot, Trigger.SCHEDULE, LedgerStatus.SKIPPED,
+                              f"skipped by {who or actor()} (jobs skip-next)", 1, slot, slot, row.queue, None, now,
+                              now))
     return SkipResult(row.name, slot, after)

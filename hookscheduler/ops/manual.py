@@ -26,10 +26,10 @@ from ..exceptions import HookSchedulerError, JobNotFound, ServiceUnavailable, sh
 from ..schedule import send
 from ..schedule.outbox import record_sent
 from ..schedule.reconcile import settle
-from ..states import ACTIVE_STATUSES, LedgerStatus, Overlap, Trigger
+from ..states import LedgerStatus, Overlap, Trigger
 from ..store import store_for
 from ..store.database import write_txn
-from ..store.models import ScheduledJobLog, ScheduledJobType, database_proxy, utcnow
+from ..store.models import ScheduledJobType, database_proxy, utcnow
 from .jobs import actor, event_jobs, events, get_job, stopped_now
 
 
@@ -136,9 +136,8 @@ def _blocked(rows: Sequence[ScheduledJobType], conn: redis.Redis, now: datetime,
     ids = [r.id for r in rows if r.overlap == Overlap.SKIP]
     if not ids:
         return {}
-    active = list(ScheduledJobLog.select().where(ScheduledJobLog.job.in_(ids)
-                                                 & ScheduledJobLog.status.in_(ACTIVE_STATUSES)))
-    verdicts = settle(store_for(database_proxy.obj), active, conn, now, {r.id: r.timeout for r in rows}, bench_id)
+    store = store_for(database_proxy.obj)
+    verdicts = settle(store, store.active_runs_of(ids), conn, now, {r.id: r.timeout for r in rows}, bench_id)
     out: dict[int, str] = {}
     for job_id, vs in verdicts.items():
         for v in vs:
@@ -150,10 +149,9 @@ def _blocked(rows: Sequence[ScheduledJobType], conn: redis.Redis, now: datetime,
 
 def _insert(row: ScheduledJobType, slot: datetime, trigger: str, status: str, reason: str, rq_id: str | None,
             now: datetime) -> None:
-    ScheduledJobLog.create(job=row.id, job_name=row.name, scheduled_for=slot, trigger=trigger, status=status,
-                           reason=reason, slots=1, first_slot=slot, last_slot=slot, queue=row.queue,
-                           rq_job_id=rq_id, created_at=now, modified_at=now,
-                           finished_at=now if status == LedgerStatus.SKIPPED else None)
+    store_for(database_proxy.obj).add_ledger_row(
+        (row.id, row.name, slot, trigger, status, reason, 1, slot, slot, row.queue, rq_id, now, now),
+        finished_at=now if status == LedgerStatus.SKIPPED else None)
 
 
 def send_recorded(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> None:

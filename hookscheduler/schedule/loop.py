@@ -251,7 +251,7 @@ class Scheduler:
                 other_name, other = next(iter(queue.items()))
                 lru.pop(other_name, None)
                 held.pop(other_name, None)
-                other.ctx.close()
+                other.ctx.close(planned=True)
 
     @staticmethod
     def _batch(writes: dict[int, tuple[SetBatch, list[SiteLoopState]]],

@@ -43,7 +43,7 @@ PROBE = (
     "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status IN ('queued', 'started')), "
     "EXISTS (SELECT 1 FROM scheduled_job_type WHERE next_execution IS NULL AND removed = {false})"
 )
-_DUE_COLUMNS = (
+DUE_COLUMNS = (
     "id, name, method, frequency, cron_format, queue, timeout, catchup, catchup_limit, overlap, "
     "stopped, next_execution, stopped_until"
 )
@@ -69,6 +69,10 @@ FINISH = (
     "reason = CASE WHEN {p} IS NOT NULL THEN {p} WHEN status = 'failed' AND {p} = 'complete' THEN {p} "
     "ELSE reason END WHERE rq_job_id = {p}"
 )
+
+
+#: The audit columns of a stop (:meth:`SqlStore.write_stop`).
+_STOP_COLUMNS = frozenset({"stopped_note", "stopped_by", "stopped_at", "stopped_until"})
 
 
 def _dt_or_raw(value: Any) -> Any:
@@ -135,12 +139,7 @@ class SqlStore:
         return probe_of(self.sql(PROBE.format(false=self.false)).fetchone())
 
     def select_due(self, now: datetime, limit: int) -> list[DueRow]:
-        p = self.p
-        sql = (
-            f"SELECT {_DUE_COLUMNS}, {_HAS_ACTIVE} FROM scheduled_job_type "
-            f"WHERE next_execution <= {p} AND removed = {p} ORDER BY next_execution, id LIMIT {p}"
-        ) + self.due_lock
-        rows = self.hot("hs_select_due", sql, [self.param_dt(now), False, limit]).fetchall()
+        rows = self.hot("hs_select_due", self.due_sql(), [self.param_dt(now), False, limit]).fetchall()
         # a boolean stored as a word is read as that word says; a value that is neither (or a next_execution
         # that is not a time) is passed on as it is, for the pass to refuse (schedule/rows.py)
         return [
@@ -173,6 +172,14 @@ class SqlStore:
         won = self.claim(requests)
         self.insert_ledger_rows([r for r in rows if r[0] in won])
         return won
+
+    def due_sql(self) -> str:
+        """The due-row selection (parameters: now, false, limit), with each row's active-run flag last."""
+        p = self.p
+        return (
+            f"SELECT {DUE_COLUMNS}, {_HAS_ACTIVE} FROM scheduled_job_type "
+            f"WHERE next_execution <= {p} AND removed = {p} ORDER BY next_execution, id LIMIT {p}"
+        ) + self.due_lock
 
     due_lock = ""  # appended to the due-row selection (PostgreSQL: lock, skipping locked rows)
 
@@ -355,6 +362,110 @@ class SqlStore:
             [self.param_dt(created_after)],
         ).fetchone()
         return int(row[0])
+
+    # --- the operator's job writes ----------------------------------------------------------------------
+    def write_stop(self, job_id: int, stopped: bool, now: datetime, audit: dict[str, Any]) -> None:
+        unknown = set(audit) - _STOP_COLUMNS
+        if unknown:
+            raise ValueError(f"not a stop column: {', '.join(sorted(unknown))}")
+        columns = ["stopped", "modified_at", *audit]
+        values = [stopped, now, *audit.values()]
+        p = self.p
+        self.sql(
+            f"UPDATE scheduled_job_type SET {', '.join(f'{c} = {p}' for c in columns)} WHERE id = {p}",
+            [*(self.param_dt(v) if isinstance(v, datetime) else v for v in values), job_id],
+        )
+
+    # --- the operator's ledger writes (queues, RQ's jobs) ------------------------------------------------
+    def add_ledger_row(self, values: LedgerValues, finished_at: datetime | None = None) -> None:
+        params = [self.param_dt(v) if isinstance(v, datetime) else v for v in (*values, finished_at)]
+        self.sql(
+            f"INSERT INTO scheduled_job_log ({ledger_columns()}, finished_at) "
+            f"VALUES ({', '.join([self.p] * len(params))})",
+            params,
+        )
+
+    def outbox_size(self) -> int:
+        row = self.sql("SELECT COUNT(*) FROM scheduled_job_log WHERE status = 'queued' AND enqueued_at IS NULL"
+                       ).fetchone()
+        return int(row[0])
+
+    def queued_rq_ids(self, job_ids: Sequence[int]) -> set[str]:
+        found: set[str] = set()
+        for cond, params in self.membership("job_id", job_ids):
+            rows = self.sql(
+                f"SELECT rq_job_id FROM scheduled_job_log WHERE {cond} AND status = 'queued' "
+                "AND rq_job_id IS NOT NULL",
+                params,
+            ).fetchall()
+            found.update(str(r[0]) for r in rows)
+        return found
+
+    def _close(self, status: str, where: str, params: Sequence[Any], reason: str, now: datetime) -> int:
+        """Give the rows ``where`` selects their final ``status``, with ``reason``; returns rows changed."""
+        p, at = self.p, self.param_dt(now)
+        return int(
+            self.sql(
+                f"UPDATE scheduled_job_log SET status = {p}, reason = {p}, finished_at = {p}, modified_at = {p} "
+                f"WHERE {where}",
+                [status, reason, at, at, *params],
+            ).rowcount
+        )
+
+    def skip_queued(self, rq_ids: Sequence[str], reason: str, now: datetime) -> int:
+        return sum(
+            self._close("skipped", f"{cond} AND status = 'queued'", params, reason, now)
+            for cond, params in self.membership("rq_job_id", rq_ids)
+        )
+
+    def skip_outbox(self, queues: Sequence[str], job_ids: Sequence[int] | None, reason: str, now: datetime) -> int:
+        if not queues or (job_ids is not None and not job_ids):
+            return 0
+        outbox = "status = 'queued' AND enqueued_at IS NULL"
+        changed = 0
+        for in_queues, queue_params in self.membership("queue", queues):
+            if job_ids is None:
+                changed += self._close("skipped", f"{outbox} AND {in_queues}", queue_params, reason, now)
+                continue
+            for of_jobs, job_params in self.membership("job_id", job_ids):
+                changed += self._close("skipped", f"{outbox} AND {in_queues} AND {of_jobs}",
+                                       [*queue_params, *job_params], reason, now)
+        return changed
+
+    def fail_active(self, rq_job_id: str, reason: str, now: datetime) -> int:
+        return self._close("failed", f"rq_job_id = {self.p} AND status IN ('queued', 'started')", [rq_job_id],
+                           reason, now)
+
+    # --- retention ------------------------------------------------------------------------------------
+    def prune_finished(self, cutoff: datetime, limit: int) -> int:
+        p, at = self.p, self.param_dt(cutoff)
+        return int(
+            self.sql(
+                "DELETE FROM scheduled_job_log WHERE id IN (SELECT id FROM scheduled_job_log "
+                f"WHERE created_at < {p} AND modified_at < {p} AND status NOT IN ('queued', 'started') LIMIT {p})",
+                [at, at, limit],
+            ).rowcount
+        )
+
+    def job_schedules(self) -> list[tuple[int, str, str]]:
+        rows = self.sql("SELECT id, frequency, cron_format FROM scheduled_job_type ORDER BY id").fetchall()
+        return [(r[0], r[1], r[2] or "") for r in rows]
+
+    def thinnable_runs(self, job_id: int, cutoff: datetime, below: int | None) -> list[tuple[int, datetime]]:
+        p, at = self.p, self.param_dt(cutoff)
+        rows = self.sql(
+            f"SELECT id, scheduled_for FROM scheduled_job_log WHERE job_id = {p} AND status = 'complete' "
+            f"AND trigger = 'schedule' AND slots = 1 AND created_at < {p} AND modified_at < {p}"
+            + (f" AND id < {p}" if below is not None else "") + " ORDER BY scheduled_for",
+            [job_id, at, at, *([below] if below is not None else [])],
+        ).fetchall()
+        return [(r[0], parse_dt(r[1])) for r in rows]
+
+    def delete_ledger_rows(self, ids: Sequence[int]) -> int:
+        return sum(
+            int(self.sql(f"DELETE FROM scheduled_job_log WHERE {cond}", params).rowcount)
+            for cond, params in self.membership("id", ids)
+        )
 
     # --- backfill --------------------------------------------------------------------------------------
     row_lock = ""  # appended to a statement that locks a job's row for the transaction (PostgreSQL)

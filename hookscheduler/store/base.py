@@ -280,6 +280,59 @@ class Store(Protocol):
         """How many runs a pass decided (schedule or catch-up, neither missed nor skipped) after the instant."""
         ...
 
+    # --- the operator's job writes ----------------------------------------------------------------------
+    def write_stop(self, job_id: int, stopped: bool, now: datetime, audit: dict[str, Any]) -> None:
+        """Stop or re-enable job ``job_id`` (``modified_at`` = ``now``), writing the stop columns given in
+        ``audit`` (``stopped_note``, ``stopped_by``, ``stopped_at``, ``stopped_until``; others are refused)."""
+        ...
+
+    # --- the operator's ledger writes (queues, RQ's jobs) ------------------------------------------------
+    def add_ledger_row(self, values: LedgerValues, finished_at: datetime | None = None) -> None:
+        """Insert one ledger row (:data:`LEDGER_COLUMNS` order), ``finished_at`` set for a row decided at once
+        (an operator's run skipped under overlap): a run on request, outside a pass."""
+        ...
+
+    def outbox_size(self) -> int:
+        """How many claimed runs are not yet marked sent (the outbox)."""
+        ...
+
+    def queued_rq_ids(self, job_ids: Sequence[int]) -> set[str]:
+        """The RQ ids of these jobs' ``queued`` runs."""
+        ...
+
+    def skip_queued(self, rq_ids: Sequence[str], reason: str, now: datetime) -> int:
+        """Runs removed from RQ before they started: their ``queued`` rows become ``skipped`` with ``reason``;
+        returns rows changed."""
+        ...
+
+    def skip_outbox(self, queues: Sequence[str], job_ids: Sequence[int] | None, reason: str, now: datetime) -> int:
+        """The outbox rows of ``queues`` (of ``job_ids`` only, unless None) become ``skipped`` with ``reason``:
+        runs purged before they were ever sent; returns rows changed."""
+        ...
+
+    def fail_active(self, rq_job_id: str, reason: str, now: datetime) -> int:
+        """An operator stopped a run: its ``queued`` or ``started`` row becomes ``failed`` with ``reason``."""
+        ...
+
+    # --- retention ------------------------------------------------------------------------------------
+    def prune_finished(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to ``limit`` ledger rows of runs no longer active whose ``created_at`` and ``modified_at``
+        are both before ``cutoff``, in one statement; returns how many."""
+        ...
+
+    def job_schedules(self) -> list[tuple[int, str, str]]:
+        """``(id, frequency, cron_format)`` of every job, removed ones included."""
+        ...
+
+    def thinnable_runs(self, job_id: int, cutoff: datetime, below: int | None) -> list[tuple[int, datetime]]:
+        """``(id, scheduled_for)`` of the job's ``complete`` one-slot runs of trigger ``schedule`` created and
+        last changed before ``cutoff`` (with ids below ``below``, unless None), in slot order."""
+        ...
+
+    def delete_ledger_rows(self, ids: Sequence[int]) -> int:
+        """Delete these ledger rows; returns how many."""
+        ...
+
     # --- backfill --------------------------------------------------------------------------------------
     def read_slot(self, job_id: int, lock: bool) -> datetime | None:
         """Job ``job_id``'s ``next_execution``; ``lock``: inside a write transaction, lock its row for the rest

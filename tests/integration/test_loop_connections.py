@@ -189,3 +189,30 @@ def test_a_batched_send_that_fails_leaves_the_runs_in_their_outboxes_and_no_last
         ctx.close()
     for state in sched.sites.values():
         state.ctx.close()
+
+
+def test_a_site_closed_for_the_budget_reopens_without_checking_its_schema_again(bench_factory, monkeypatch):
+    from hookscheduler.store import database as dbmod
+
+    names = ["a.example"]
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, sites={n: {} for n in names})
+    _migrate(bench, names)
+    ctx = open_site(str(bench), names[0])
+    checks: list[object] = []
+    real = dbmod.require_schema
+    monkeypatch.setattr(dbmod, "require_schema", lambda db: (checks.append(db), real(db)))
+    ctx.database()
+    assert len(checks) == 1
+    ctx.close(planned=True)  # the loop's budget: the same database, reopened
+    ctx.database()
+    assert len(checks) == 1
+    ctx.close()  # after a failure: checked again
+    ctx.database()
+    assert len(checks) == 2
+    ctx.close(planned=True)
+    ctx.site = open_site(str(bench), names[0], {"db_url": f"sqlite:///{bench}/other.sqlite3"}).site
+    ctx.database(create=True, require_schema=False)  # another database: never carried over
+    ctx.close(planned=True)
+    with pytest.raises(Exception, match="schema"):
+        ctx.database()
+    ctx.close()
