@@ -113,10 +113,9 @@ class SqlStore:
         """Execute one statement; returns the cursor."""
         return self.db.execute_sql(sql, params)  # type: ignore[no-untyped-call]
 
-    def hot(self, name: str, sql: str, params: Sequence[Any], prefix: str = "") -> Any:
-        """Execute one of the pass's hot statements (``name`` identifies it; ``prefix``: statements sent before it
-        in the same message); PostgreSQL prepares them."""
-        return self.sql(prefix + sql, params)
+    def hot(self, name: str, sql: str, params: Sequence[Any]) -> Any:
+        """Execute one of the pass's hot statements (``name`` identifies it); PostgreSQL prepares them."""
+        return self.sql(sql, params)
 
     def param_dt(self, value: datetime | None) -> Any:
         """A timestamp as a statement parameter (as the dialect stores it)."""
