@@ -359,6 +359,12 @@ class Store(Protocol):
         ended, newest first."""
         ...
 
+    # --- health -----------------------------------------------------------------------------------------
+    def integrity(self) -> str | None:
+        """The database's first problems reading its own pages, or None (SQLite's ``quick_check``: every page
+        and record readable, indexes not compared; PostgreSQL checks its own pages: None)."""
+        ...
+
     # --- values written by hand ------------------------------------------------------------------------
     def normalise_boolean_words(self) -> int:
         """Boolean columns of ``scheduled_job_type`` holding a word for a boolean (``'false'``, ``'Yes'``) hold

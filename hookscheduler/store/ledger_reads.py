@@ -81,6 +81,16 @@ def newest_runs_of(job_ids: Sequence[int]) -> dict[int, ScheduledJobLog]:
     return {log.job_id: log for log in L.select().where(L.id.in_(newest))}
 
 
+def failures_since(since: datetime, top: int) -> tuple[int, list[tuple[str, int]]]:
+    """How many runs failed (finished) since ``since``, and the ``top`` jobs with most of them, with their
+    counts (most first, then by name)."""
+    failed = (L.status == LedgerStatus.FAILED) & (L.finished_at >= since)
+    n = pw.fn.COUNT(L.id)
+    most: list[tuple[Any, Any]] = list(L.select(L.job_name, n.alias("n")).where(failed).group_by(L.job_name)  # type: ignore[arg-type]
+                                       .order_by(n.desc(), L.job_name).limit(top).tuples())
+    return int(L.select().where(failed).count()), [(str(name), int(count)) for name, count in most]
+
+
 def slots_not_run_on_time(job_id: int | None = None, since: datetime | None = None,
                           limit: int = 1000) -> list[ScheduledJobLog]:
     """Rows of missed or skipped slots and of catch-up runs (trigger ``catch-up``, or a run covering more than
@@ -96,5 +106,5 @@ def slots_not_run_on_time(job_id: int | None = None, since: datetime | None = No
     return list(query.order_by(L.scheduled_for.desc(), L.id.desc()).limit(limit))
 
 
-__all__ = ["latest_in_window", "max_id", "newest_rows", "newest_runs_of", "row_by_id", "rows_from_id",
+__all__ = ["failures_since", "latest_in_window", "max_id", "newest_rows", "newest_runs_of", "row_by_id", "rows_from_id",
            "slots_not_run_on_time"]
