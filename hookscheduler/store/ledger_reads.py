@@ -15,7 +15,7 @@ from typing import Any
 
 import peewee as pw
 
-from ..states import NOT_RUN, REQUEST_TRIGGERS, LedgerStatus, Trigger
+from ..states import ACTIVE_STATUSES, NOT_RUN, REQUEST_TRIGGERS, LedgerStatus, Trigger
 from .database import TROUBLE
 from .models import ScheduledJobLog
 
@@ -81,6 +81,25 @@ def newest_runs_of(job_ids: Sequence[int]) -> dict[int, ScheduledJobLog]:
     return {log.job_id: log for log in L.select().where(L.id.in_(newest))}
 
 
+def active_rows_of(job_id: int) -> list[ScheduledJobLog]:
+    """The job's ``queued`` and ``started`` rows (its active runs), oldest first."""
+    return list(L.select().where((L.job == job_id) & L.status.in_(ACTIVE_STATUSES)).order_by(L.id))
+
+
+def rows_near(job_id: int, lo: datetime, hi: datetime, limit: int = 500) -> list[ScheduledJobLog]:
+    """Up to ``limit`` rows of the job covering a slot in ``[lo, hi]`` (``first_slot .. last_slot``), or
+    stamped with a slot inside it, in slot order."""
+    covering = ((L.first_slot <= hi) & (L.last_slot >= lo)) | L.scheduled_for.between(lo, hi)
+    return list(L.select().where((L.job == job_id) & covering).order_by(L.scheduled_for, L.id).limit(limit))
+
+
+def oldest_kept_slot() -> datetime | None:
+    """The slot of the first row still kept, by primary key (pruning deletes the oldest rows): a one-row index
+    read, where the earliest slot of the whole ledger would be a scan of it."""
+    oldest = L.select(L.scheduled_for).order_by(L.id).first()
+    return oldest.scheduled_for if oldest else None
+
+
 def failures_since(since: datetime, top: int) -> tuple[int, list[tuple[str, int]]]:
     """How many runs failed (finished) since ``since``, and the ``top`` jobs with most of them, with their
     counts (most first, then by name)."""
@@ -106,5 +125,5 @@ def slots_not_run_on_time(job_id: int | None = None, since: datetime | None = No
     return list(query.order_by(L.scheduled_for.desc(), L.id.desc()).limit(limit))
 
 
-__all__ = ["failures_since", "latest_in_window", "max_id", "newest_rows", "newest_runs_of", "row_by_id", "rows_from_id",
-           "slots_not_run_on_time"]
+__all__ = ["active_rows_of", "failures_since", "latest_in_window", "max_id", "newest_rows", "newest_runs_of",
+           "oldest_kept_slot", "row_by_id", "rows_from_id", "rows_near", "slots_not_run_on_time"]

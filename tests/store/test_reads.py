@@ -122,3 +122,15 @@ def test_failures_since_count_and_the_jobs_with_most(store: Store):
 
 def test_a_healthy_database_has_no_integrity_problem(store: Store):
     assert store.integrity() is None
+
+
+def test_explain_s_reads_rows_near_a_window_active_runs_and_the_oldest_kept(store: Store):
+    assert ledger_reads.oldest_kept_slot() is None
+    a, _ = _ledger(store)
+    store.insert_ledger_rows([(a.id, "a", T0 + 9 * H, "schedule", "queued", None, 1, T0 + 9 * H, T0 + 9 * H,
+                               "default", "q9", T0, T0)])
+    # row 5 covers 02:00 .. 04:00 past T0 (three slots): it is near a window that only touches its first slot
+    assert [r.id for r in ledger_reads.rows_near(a.id, T0 + H + H // 2, T0 + 2 * H)] == [3, 5]
+    assert [r.id for r in ledger_reads.rows_near(a.id, T0, T0 + 9 * H, limit=2)] == [1, 2]
+    assert [r.rq_job_id for r in ledger_reads.active_rows_of(a.id)] == ["q9"]
+    assert ledger_reads.oldest_kept_slot() == T0  # row 1's, the first still kept
