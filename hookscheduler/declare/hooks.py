@@ -136,11 +136,17 @@ def _forget_modules_under(folder: str) -> None:
 
 
 def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, builtin: bool = False,
-                   apps: tuple[str, ...] | None = None, warnings: list[str] | None = None) -> list[JobSpec]:
+                   apps: tuple[str, ...] | None = None, warnings: list[str] | None = None,
+                   imports: bool = True) -> list[JobSpec]:
     """Every job declared by the installed apps (``apps``, default the bench's), in install order (plus
     hookscheduler's own jobs when ``builtin``, as ``migrate`` asks); raise HookError listing all problems.
     An installed app without a ``hooks.py`` declares nothing: it is named in ``warnings`` (a typo in
-    ``apps.txt`` or a layout we do not find would otherwise look like an app with no jobs)."""
+    ``apps.txt`` or a layout we do not find would otherwise look like an app with no jobs).
+
+    ``imports``: every hooks.py and every method's module ends up imported in this process (a worker loads
+    them once before it forks its horses). ``migrate`` passes False: it only checks, so it takes each app's
+    events from the probe's child and reads a method's module instead of importing it when its source
+    plainly defines the method (:mod:`.methods`); the problems reported are the same for a typo."""
     ensure_apps_on_path(bench)
     installed = bench.apps if apps is None else apps
     if fresh:
@@ -152,7 +158,7 @@ def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, 
     # Whatever an app prints while its modules import goes to stderr: stdout belongs to the command's output
     # (``migrate --format json`` must stay parseable).
     with contextlib.redirect_stdout(sys.stderr):
-        _load_apps(bench, installed, queues, specs, problems, found)
+        _load_apps(bench, installed, queues, specs, problems, found, not imports)
     if builtin:
         from .builtin import builtin_specs  # late: builtin imports JobSpec from here
         specs.extend(builtin_specs(queues))
@@ -163,11 +169,12 @@ def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, 
 
 
 def _load_apps(bench: Bench, apps: tuple[str, ...], queues: Mapping[str, int], specs: list[JobSpec],
-               problems: list[str], warnings: list[str]) -> None:
+               problems: list[str], warnings: list[str], check_only: bool) -> None:
     shipped: dict[str, tuple[str, Any]] = {}
     # The probe's child imports the apps' hooks one after the other while this process checks each app as soon
     # as the child is done with it: the child's compiling of hooks.py and this process's checking overlap.
-    with ImportProbe([f"{app}.hooks" for app in apps if len(app) <= MAX_APP], ship=shipped) as probe:
+    modules = [f"{app}.hooks" for app in apps if len(app) <= MAX_APP]
+    with ImportProbe(modules, ship=shipped if check_only else None) as probe:
         for app in apps:
             if len(app) > MAX_APP:
                 problems.append(f"{app[:40]}...: app name is longer than {MAX_APP} characters")
@@ -181,7 +188,7 @@ def _load_apps(bench: Bench, apps: tuple[str, ...], queues: Mapping[str, int], s
             else:
                 events, hooks_path = _read_events(bench, app, problems, warnings, trouble)
             if events is not None:
-                specs.extend(_normalise_app(app, hooks_path, events, queues, problems))
+                specs.extend(_normalise_app(app, hooks_path, events, queues, problems, check_only))
 
 
 #: Seconds an app's hooks.py may take to import: one that waits on the network or a lock would otherwise hang
@@ -369,7 +376,8 @@ def _checked_events(app: str, where: str, events: Any, problems: list[str]) -> A
 
 
 def _normalise_app(
-    app: str, where: str, events: Mapping[Any, Any], queues: Mapping[str, int], problems: list[str]
+    app: str, where: str, events: Mapping[Any, Any], queues: Mapping[str, int], problems: list[str],
+    scan: bool = False,
 ) -> list[JobSpec]:
     out: list[JobSpec] = []
     for key, value in events.items():
@@ -402,16 +410,16 @@ def _normalise_app(
                     problems.append(f"{loc}: cron string is {len(cron_format)} characters long, at most {MAX_CRON} "
                                     "fit; use ranges and steps (0-30/5) instead of long lists")
                     continue
-                out.extend(_entries(app, where, loc, section, cron_format, entries, queues, problems))
+                out.extend(_entries(app, where, loc, section, cron_format, entries, queues, problems, scan))
         else:
             loc = f"{app}: {where}: scheduler_events[{_r(key)}]"
-            out.extend(_entries(app, where, loc, section, "", value, queues, problems))
+            out.extend(_entries(app, where, loc, section, "", value, queues, problems, scan))
     return out
 
 
 def _entries(
     app: str, where: str, loc: str, section: Section, cron_format: str, entries: Any,
-    queues: Mapping[str, int], problems: list[str],
+    queues: Mapping[str, int], problems: list[str], scan: bool = False,
 ) -> list[JobSpec]:
     if isinstance(entries, (str, dict)):
         entries = [entries]  # Frappe's append_hook turns a scalar into a one-element list
@@ -431,14 +439,14 @@ def _entries(
         if plain and entry.__class__ is str:
             method = entry.strip()
             if method and len(method) <= MAX_METHOD and method.isprintable():
-                error = check_method(method)
+                error = check_method(method, scan)
                 if error:
                     problems.append(f"{loc}[{i}]: {error}")
                 else:
                     out.append(JobSpec(method, app, method, frequency, cron_format, queue, timeout, CatchUp.ONCE, 10,
                                        Overlap.SKIP, f"{loc}[{i}]"))
                 continue
-        spec = _entry(app, f"{loc}[{i}]", section, cron_format, entry, queues, problems)
+        spec = _entry(app, f"{loc}[{i}]", section, cron_format, entry, queues, problems, scan)
         if spec is not None:
             out.append(spec)
     return out
@@ -446,7 +454,7 @@ def _entries(
 
 def _entry(
     app: str, loc: str, section: Section, cron_format: str, entry: Any, queues: Mapping[str, int],
-    problems: list[str],
+    problems: list[str], scan: bool = False,
 ) -> JobSpec | None:
     options: dict[str, Any]
     if isinstance(entry, str):
@@ -469,7 +477,7 @@ def _entry(
     if len(method) > MAX_METHOD:
         problems.append(f"{loc}: method {_r(method)} is longer than {MAX_METHOD} characters")
         return None
-    error = check_method(method)
+    error = check_method(method, scan)
     if error:
         problems.append(f"{loc}: {error}")
     name = options.get("name", method)
@@ -519,11 +527,12 @@ def resolve_method(method: str) -> Any:
     return getattr(obj, attr)
 
 
-def check_method(method: str) -> str | None:
-    """None when ``method`` imports and is callable, else a one-line reason. A module that is not imported
-    yet and whose source plainly defines the name is not imported (see :mod:`.methods`): the import would cost
-    most of a deploy's ``migrate``; anything else, a typo first of all, is imported and reported as it says."""
-    if defined_by_source(method):
+def check_method(method: str, scan: bool = False) -> str | None:
+    """None when ``method`` imports and is callable, else a one-line reason. With ``scan``, a module that is
+    not imported yet and whose source plainly defines the name is not imported (see :mod:`.methods`): the
+    import would cost most of a deploy's ``migrate``; anything else, a typo first of all, is imported and
+    reported as it says."""
+    if scan and defined_by_source(method):
         return None
     try:
         obj = resolve_method(method)

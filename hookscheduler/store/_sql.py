@@ -43,19 +43,16 @@ PROBE = (
     "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status IN ('queued', 'started')), "
     "EXISTS (SELECT 1 FROM scheduled_job_type WHERE next_execution IS NULL AND removed = {false})"
 )
-_DUE_COLUMNS = (
+DUE_COLUMNS = (
     "id, name, method, frequency, cron_format, queue, timeout, catchup, catchup_limit, overlap, "
     "stopped, next_execution, stopped_until"
 )
-#: Which due rows' jobs have a queued or started run, answered in the statement that selects (and on PostgreSQL
-#: locks) the rows: a pass reads the active runs (and asks RQ about them) only for jobs that have some, instead
-#: of one more statement for every batch. A join of the batch's rows (``due``) to the ledger, not a subquery
-#: per row: PostgreSQL evaluated a per-row ``EXISTS`` for every due row before the ``LIMIT`` (1,000 due rows
-#: in batches of 250: 2,500 times), and as a scan of the whole ledger each time when its plan was made while
-#: the ledger was nearly empty (a new site's first large pass: 60 ms of a 1,000-job batch's select).
-_ACTIVE_OF_DUE = (
-    "active AS (SELECT DISTINCT l.job_id FROM scheduled_job_log l JOIN due ON l.job_id = due.id "
-    "WHERE l.status IN ('queued', 'started'))"
+#: Whether a due row's job has a queued or started run, answered from the active-runs partial index in the
+#: statement that selects (and on PostgreSQL locks) the row: a pass reads the active runs (and asks RQ about
+#: them) only for jobs that have some, instead of one more statement for every batch.
+_HAS_ACTIVE = (
+    "EXISTS (SELECT 1 FROM scheduled_job_log l WHERE l.job_id = scheduled_job_type.id "
+    "AND l.status IN ('queued', 'started'))"
 )
 _ACTIVE_COLUMNS = "id, job_id, status, rq_job_id, enqueued_at, started_at, finished_at"
 _START = (
@@ -72,6 +69,10 @@ FINISH = (
     "reason = CASE WHEN {p} IS NOT NULL THEN {p} WHEN status = 'failed' AND {p} = 'complete' THEN {p} "
     "ELSE reason END WHERE rq_job_id = {p}"
 )
+
+
+#: The audit columns of a stop (:meth:`SqlStore.write_stop`).
+_STOP_COLUMNS = frozenset({"stopped_note", "stopped_by", "stopped_at", "stopped_until"})
 
 
 def _dt_or_raw(value: Any) -> Any:
@@ -138,14 +139,7 @@ class SqlStore:
         return probe_of(self.sql(PROBE.format(false=self.false)).fetchone())
 
     def select_due(self, now: datetime, limit: int) -> list[DueRow]:
-        p = self.p
-        sql = (
-            f"WITH due AS (SELECT {_DUE_COLUMNS} FROM scheduled_job_type "
-            f"WHERE next_execution <= {p} AND removed = {p} ORDER BY next_execution, id LIMIT {p}{self.due_lock}), "
-            f"{_ACTIVE_OF_DUE} SELECT due.*, due.id IN (SELECT job_id FROM active) FROM due "
-            "ORDER BY next_execution, id"
-        )
-        rows = self.hot("hs_select_due", sql, [self.param_dt(now), False, limit]).fetchall()
+        rows = self.hot("hs_select_due", self.due_sql(), [self.param_dt(now), False, limit]).fetchall()
         # a boolean stored as a word is read as that word says; a value that is neither (or a next_execution
         # that is not a time) is passed on as it is, for the pass to refuse (schedule/rows.py)
         return [
@@ -178,6 +172,14 @@ class SqlStore:
         won = self.claim(requests)
         self.insert_ledger_rows([r for r in rows if r[0] in won])
         return won
+
+    def due_sql(self) -> str:
+        """The due-row selection (parameters: now, false, limit), with each row's active-run flag last."""
+        p = self.p
+        return (
+            f"SELECT {DUE_COLUMNS}, {_HAS_ACTIVE} FROM scheduled_job_type "
+            f"WHERE next_execution <= {p} AND removed = {p} ORDER BY next_execution, id LIMIT {p}"
+        ) + self.due_lock
 
     due_lock = ""  # appended to the due-row selection (PostgreSQL: lock, skipping locked rows)
 
@@ -361,6 +363,19 @@ class SqlStore:
         ).fetchone()
         return int(row[0])
 
+    # --- the operator's job writes ----------------------------------------------------------------------
+    def write_stop(self, job_id: int, stopped: bool, now: datetime, audit: dict[str, Any]) -> None:
+        unknown = set(audit) - _STOP_COLUMNS
+        if unknown:
+            raise ValueError(f"not a stop column: {', '.join(sorted(unknown))}")
+        columns = ["stopped", "modified_at", *audit]
+        values = [stopped, now, *audit.values()]
+        p = self.p
+        self.sql(
+            f"UPDATE scheduled_job_type SET {', '.join(f'{c} = {p}' for c in columns)} WHERE id = {p}",
+            [*(self.param_dt(v) if isinstance(v, datetime) else v for v in values), job_id],
+        )
+
     # --- the operator's ledger writes (queues, RQ's jobs) ------------------------------------------------
     def add_ledger_row(self, values: LedgerValues, finished_at: datetime | None = None) -> None:
         params = [self.param_dt(v) if isinstance(v, datetime) else v for v in (*values, finished_at)]
@@ -421,6 +436,37 @@ class SqlStore:
         return self._close("failed", f"rq_job_id = {self.p} AND status IN ('queued', 'started')", [rq_job_id],
                            reason, now)
 
+    # --- retention ------------------------------------------------------------------------------------
+    def prune_finished(self, cutoff: datetime, limit: int) -> int:
+        p, at = self.p, self.param_dt(cutoff)
+        return int(
+            self.sql(
+                "DELETE FROM scheduled_job_log WHERE id IN (SELECT id FROM scheduled_job_log "
+                f"WHERE created_at < {p} AND modified_at < {p} AND status NOT IN ('queued', 'started') LIMIT {p})",
+                [at, at, limit],
+            ).rowcount
+        )
+
+    def job_schedules(self) -> list[tuple[int, str, str]]:
+        rows = self.sql("SELECT id, frequency, cron_format FROM scheduled_job_type ORDER BY id").fetchall()
+        return [(r[0], r[1], r[2] or "") for r in rows]
+
+    def thinnable_runs(self, job_id: int, cutoff: datetime, below: int | None) -> list[tuple[int, datetime]]:
+        p, at = self.p, self.param_dt(cutoff)
+        rows = self.sql(
+            f"SELECT id, scheduled_for FROM scheduled_job_log WHERE job_id = {p} AND status = 'complete' "
+            f"AND trigger = 'schedule' AND slots = 1 AND created_at < {p} AND modified_at < {p}"
+            + (f" AND id < {p}" if below is not None else "") + " ORDER BY scheduled_for",
+            [job_id, at, at, *([below] if below is not None else [])],
+        ).fetchall()
+        return [(r[0], parse_dt(r[1])) for r in rows]
+
+    def delete_ledger_rows(self, ids: Sequence[int]) -> int:
+        return sum(
+            int(self.sql(f"DELETE FROM scheduled_job_log WHERE {cond}", params).rowcount)
+            for cond, params in self.membership("id", ids)
+        )
+
     # --- backfill --------------------------------------------------------------------------------------
     row_lock = ""  # appended to a statement that locks a job's row for the transaction (PostgreSQL)
 
@@ -461,6 +507,10 @@ class SqlStore:
             [self.param_dt(since), limit],
         ).fetchall()
         return [(r[0], parse_dt(r[1]), parse_dt(r[2])) for r in rows]
+
+    # --- health -----------------------------------------------------------------------------------------
+    def integrity(self) -> str | None:
+        return None  # the server checks its own pages (SQLite overrides)
 
     # --- values written by hand ------------------------------------------------------------------------
     def normalise_boolean_words(self) -> int:

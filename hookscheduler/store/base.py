@@ -280,6 +280,12 @@ class Store(Protocol):
         """How many runs a pass decided (schedule or catch-up, neither missed nor skipped) after the instant."""
         ...
 
+    # --- the operator's job writes ----------------------------------------------------------------------
+    def write_stop(self, job_id: int, stopped: bool, now: datetime, audit: dict[str, Any]) -> None:
+        """Stop or re-enable job ``job_id`` (``modified_at`` = ``now``), writing the stop columns given in
+        ``audit`` (``stopped_note``, ``stopped_by``, ``stopped_at``, ``stopped_until``; others are refused)."""
+        ...
+
     # --- the operator's ledger writes (queues, RQ's jobs) ------------------------------------------------
     def add_ledger_row(self, values: LedgerValues, finished_at: datetime | None = None) -> None:
         """Insert one ledger row (:data:`LEDGER_COLUMNS` order), ``finished_at`` set for a row decided at once
@@ -308,6 +314,25 @@ class Store(Protocol):
         """An operator stopped a run: its ``queued`` or ``started`` row becomes ``failed`` with ``reason``."""
         ...
 
+    # --- retention ------------------------------------------------------------------------------------
+    def prune_finished(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to ``limit`` ledger rows of runs no longer active whose ``created_at`` and ``modified_at``
+        are both before ``cutoff``, in one statement; returns how many."""
+        ...
+
+    def job_schedules(self) -> list[tuple[int, str, str]]:
+        """``(id, frequency, cron_format)`` of every job, removed ones included."""
+        ...
+
+    def thinnable_runs(self, job_id: int, cutoff: datetime, below: int | None) -> list[tuple[int, datetime]]:
+        """``(id, scheduled_for)`` of the job's ``complete`` one-slot runs of trigger ``schedule`` created and
+        last changed before ``cutoff`` (with ids below ``below``, unless None), in slot order."""
+        ...
+
+    def delete_ledger_rows(self, ids: Sequence[int]) -> int:
+        """Delete these ledger rows; returns how many."""
+        ...
+
     # --- backfill --------------------------------------------------------------------------------------
     def read_slot(self, job_id: int, lock: bool) -> datetime | None:
         """Job ``job_id``'s ``next_execution``; ``lock``: inside a write transaction, lock its row for the rest
@@ -332,6 +357,12 @@ class Store(Protocol):
     def inactive_stretches(self, since: datetime, limit: int) -> list[tuple[str, datetime, datetime | None]]:
         """``(reason, since, ended_at)`` of up to ``limit`` stretches that ended after ``since`` or have not
         ended, newest first."""
+        ...
+
+    # --- health -----------------------------------------------------------------------------------------
+    def integrity(self) -> str | None:
+        """The database's first problems reading its own pages, or None (SQLite's ``quick_check``: every page
+        and record readable, indexes not compared; PostgreSQL checks its own pages: None)."""
         ...
 
     # --- values written by hand ------------------------------------------------------------------------

@@ -195,6 +195,20 @@ def test_claim_and_record_writes_the_ledger_rows_of_the_won_jobs_only(store: Sto
     assert ScheduledJobType.get_by_id(b.id).next_execution == T0 and ScheduledJobLog.select().count() == 2
 
 
+def test_claim_and_record_keeps_any_text_and_time_as_written(store: Store):
+    """Quotes, backslashes, braces, commas, a NULL that is a word, an empty string, non-ASCII text and
+    microseconds come back from the ledger as they went in (PostgreSQL sends them as array literals)."""
+    a = _job("a")
+    reason = 'he said "no", {x}\\ \\"y\' NULL é—日'
+    slot = T0 + timedelta(microseconds=7)
+    row = (a.id, 'name, "quoted"', slot, "schedule", "queued", reason, 3, slot, T0, "", "NULL", T0, T0)
+    with store.transaction():
+        assert store.claim_and_record([ClaimRequest(a.id, T0, T0 + timedelta(hours=1))], [row]) == {a.id}
+    got = ScheduledJobLog.get()
+    assert (got.job_name, got.reason, got.queue, got.rq_job_id, got.slots) == ('name, "quoted"', reason, "", "NULL", 3)
+    assert (got.scheduled_for, got.first_slot, got.last_slot) == (slot, slot, T0)
+
+
 def test_mark_sent_stamps_each_run_with_its_own_time(store: Store):
     a, b = _job("a"), _job("b")
     store.insert_ledger_rows([_ledger_row(a, T0, rq_id="ra"), _ledger_row(b, T0, rq_id="rb")])
@@ -447,6 +461,58 @@ def test_a_run_on_request_is_one_row_skipped_ones_finished_at_once(store: Store)
         ("event", "skipped", None, T0, T0),
     ]
     assert [r.rq_job_id for r in store.outbox("s", 10)] == ["m1"]
+
+
+def test_a_stop_written_with_its_audit_columns_and_only_those(store: Store):
+    a = _job("a")
+    until = T0 + timedelta(hours=2)
+    with store.transaction():
+        store.write_stop(a.id, True, T0, {"stopped_note": "vendor down", "stopped_by": "op@h", "stopped_at": T0,
+                                          "stopped_until": until})
+    row = ScheduledJobType.get_by_id(a.id)
+    assert (row.stopped, row.stopped_note, row.stopped_by, row.stopped_at, row.stopped_until, row.modified_at) == (
+        True, "vendor down", "op@h", T0, until, T0)
+    with store.transaction():
+        store.write_stop(a.id, True, T0 + timedelta(hours=1), {"stopped_note": "still down"})  # the rest kept
+    row = ScheduledJobType.get_by_id(a.id)
+    assert (row.stopped_note, row.stopped_by, row.stopped_until) == ("still down", "op@h", until)
+    with store.transaction():
+        store.write_stop(a.id, False, T0 + timedelta(hours=1), {"stopped_until": None})
+    assert (ScheduledJobType.get_by_id(a.id).stopped, ScheduledJobType.get_by_id(a.id).stopped_until) == (False, None)
+    with pytest.raises(ValueError, match="not a stop column: next_execution"):
+        store.write_stop(a.id, True, T0, {"next_execution": None})
+
+
+def test_retention_prunes_finished_rows_and_thins_on_time_successes(store: Store):
+    day = timedelta(days=1)
+    a, b = _job("a", frequency="All"), _job("b", removed=True)
+
+    def row(job, slot, status="complete", trigger="schedule", created=T0 - 2 * day, slots=1, rq_id=None):
+        return (job.id, job.name, slot, trigger, status, None, slots, slot, slot, "default", rq_id, created, created)
+
+    store.insert_ledger_rows(
+        [
+            row(a, T0 - 3 * day),  # 1
+            row(a, T0 - 3 * day + timedelta(minutes=1)),  # 2
+            row(a, T0 - 3 * day + timedelta(minutes=2), status="failed"),  # 3: not thinnable
+            row(a, T0 - 3 * day + timedelta(minutes=3), trigger="catch-up"),  # 4: not thinnable
+            row(a, T0 - 3 * day + timedelta(minutes=4), slots=2),  # 5: covers two slots: not thinnable
+            row(a, T0, created=T0),  # 6: too recent
+            row(a, T0 - 3 * day, status="queued", rq_id="q1"),  # 7: active: never pruned
+            row(b, T0 - 3 * day),  # 8
+        ]
+    )
+    assert store.job_schedules() == [(a.id, "All", ""), (b.id, "Hourly", "")]
+    assert [i for i, _ in store.thinnable_runs(a.id, T0 - day, None)] == [1, 2]
+    assert store.thinnable_runs(a.id, T0 - day, 2) == [(1, T0 - 3 * day)]
+    with store.transaction():
+        assert store.delete_ledger_rows([2, 99]) == 1
+        assert store.delete_ledger_rows([]) == 0
+    with store.transaction():
+        assert store.prune_finished(T0 - day, 2) == 2  # a batch at a time
+    with store.transaction():
+        assert store.prune_finished(T0 - day, 100) == 3
+    assert sorted(r.id for r in ScheduledJobLog.select()) == [6, 7]
 
 
 def test_a_job_s_slot_read_with_and_without_its_row_lock(store: Store):

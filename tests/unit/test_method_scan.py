@@ -55,9 +55,9 @@ def test_modules_that_run_or_bind_more_are_left_to_the_import(source):
     assert scan_source(source) is None
 
 
-def _load(bench: Path) -> list[str]:
+def _load(bench: Path, imports: bool = False) -> list[str]:
     b = load_bench(bench)
-    return [s.method for s in load_job_specs(b, load_site(b).queues)]
+    return [s.method for s in load_job_specs(b, load_site(b).queues, imports=imports)]
 
 
 def test_a_plain_tasks_module_is_not_imported_and_a_typo_still_is_reported(bench_factory):
@@ -73,6 +73,13 @@ def test_a_plain_tasks_module_is_not_imported_and_a_typo_still_is_reported(bench
     assert len(found) == 2, found
     assert "method 'app1.tasks.okk' does not import" in found[0]
     assert "method 'app1.tasks.NOT_CALLABLE' is not callable" in found[1]
+
+
+def test_a_worker_load_imports_every_hooks_and_method_module(bench_factory):
+    """A worker loads the jobs to have every module imported before it forks its horses: no scan, no shipping."""
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}})
+    assert _load(bench, imports=True) == ["app1.tasks.ok"]
+    assert "app1.tasks" in sys.modules and "app1.hooks" in sys.modules
 
 
 def test_hooks_are_imported_once_in_the_probe_child_and_shipped_back(bench_factory):
