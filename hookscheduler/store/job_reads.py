@@ -73,6 +73,20 @@ def of_frequencies(frequencies: Sequence[str], include_stopped: bool) -> list[Sc
     return list(query)
 
 
+def frequency_of(name: str) -> str | None:
+    """The frequency (``Hourly``, ``Cron``, ...) of the job called ``name``, None when there is none."""
+    value = J.select(J.frequency).where(J.name == name).scalar()
+    return str(value) if value is not None else None
+
+
+def schedules_shown() -> list[tuple[Any, ...]]:
+    """``(name, frequency, cron_format, stopped, next_execution)`` of every job not removed: the metrics'
+    per-job gauges."""
+    query = J.select(J.name, J.frequency, J.cron_format, J.stopped, J.next_execution).where(J.removed == False)  # noqa: E712
+    rows: list[tuple[Any, ...]] = list(query.tuples())  # type: ignore[arg-type]
+    return rows
+
+
 def active_count() -> int:
     """How many jobs are declared (not removed)."""
     return int(J.select().where(J.removed == False).count())  # noqa: E712
@@ -96,5 +110,5 @@ def queues_in_use() -> set[str]:
     return {r.queue for r in J.select(J.queue).where((J.removed == False) & (J.stopped == False)).distinct()}  # noqa: E712
 
 
-__all__ = ["active", "active_count", "by_method", "by_name", "count", "names", "names_containing", "of_frequencies",
-           "overdue", "page", "queues_in_use"]
+__all__ = ["active", "active_count", "by_method", "by_name", "count", "frequency_of", "names", "names_containing",
+           "of_frequencies", "overdue", "page", "queues_in_use", "schedules_shown"]

@@ -50,6 +50,12 @@ def row_by_id(row_id: int) -> ScheduledJobLog | None:
     return row
 
 
+def row_of_run(rq_job_id: str) -> ScheduledJobLog | None:
+    """The ledger row of the run sent under ``rq_job_id``, or None."""
+    row: ScheduledJobLog | None = L.get_or_none(L.rq_job_id == rq_job_id)
+    return row
+
+
 def latest_in_window(job_id: int, since: datetime, until: datetime, columns: Sequence[str],
                      limit: int) -> list[dict[str, Any]]:
     """The latest ``limit`` rows of one job whose slot lies in ``[since, until)``, oldest first, only
@@ -126,4 +132,4 @@ def slots_not_run_on_time(job_id: int | None = None, since: datetime | None = No
 
 
 __all__ = ["active_rows_of", "failures_since", "latest_in_window", "max_id", "newest_rows", "newest_runs_of",
-           "oldest_kept_slot", "row_by_id", "rows_from_id", "rows_near", "slots_not_run_on_time"]
+           "oldest_kept_slot", "row_by_id", "row_of_run", "rows_from_id", "rows_near", "slots_not_run_on_time"]

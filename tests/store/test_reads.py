@@ -134,3 +134,16 @@ def test_explain_s_reads_rows_near_a_window_active_runs_and_the_oldest_kept(stor
     assert [r.id for r in ledger_reads.rows_near(a.id, T0, T0 + 9 * H, limit=2)] == [1, 2]
     assert [r.rq_job_id for r in ledger_reads.active_rows_of(a.id)] == ["q9"]
     assert ledger_reads.oldest_kept_slot() == T0  # row 1's, the first still kept
+
+
+def test_the_worker_s_metrics_and_the_api_s_reads(store: Store):
+    from hookscheduler.store import job_reads
+
+    a = _job("a", frequency="Cron", cron_format="*/5 * * * *")
+    _job("s", stopped=True, next_execution=None)
+    _job("gone", removed=True)
+    assert job_reads.frequency_of("a") == "Cron" and job_reads.frequency_of("nope") is None
+    assert sorted(job_reads.schedules_shown()) == [("a", "Cron", "*/5 * * * *", False, T0),
+                                                   ("s", "Hourly", "", True, None)]
+    store.insert_ledger_rows([(a.id, "a", T0, "schedule", "queued", None, 1, T0, T0, "default", "r1", T0, T0)])
+    assert ledger_reads.row_of_run("r1").job_name == "a" and ledger_reads.row_of_run("r2") is None
