@@ -520,6 +520,10 @@ class SqlStore:
         ).fetchall()
         return [(r[0], parse_dt(r[1]), parse_dt(r[2])) for r in rows]
 
+    # --- health -----------------------------------------------------------------------------------------
+    def integrity(self) -> str | None:
+        return None  # the server checks its own pages (SQLite overrides)
+
     # --- values written by hand ------------------------------------------------------------------------
     def normalise_boolean_words(self) -> int:
         return 0  # a typed boolean column holds no words (SQLite overrides)

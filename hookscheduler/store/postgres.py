@@ -292,11 +292,20 @@ class PostgresStore(SqlStore):
 def _arrays(rows: Sequence[Sequence[Any]]) -> list[str]:
     """The columns of ``rows``, each as one PostgreSQL array literal (text, cast by the statement). psycopg2
     adapts a list value by value in Python (about 30 us per row of the ledger's 13 columns: a tenth of a pass
-    that fires many runs); this writes each value with one ``str`` call. The arrays are also what keeps the
-    joins on the primary and unique keys: ``unnest`` of a parameter is planned as a few rows, where a set
-    function such as ``jsonb_array_elements`` counts as 100, and for that many the planner scanned the whole
-    job table (10,000 rows) to hash-join the claim."""
-    return ["{" + ",".join(_element(v) for v in column) + "}" for column in zip(*rows, strict=True)]
+    that fires many runs); this writes a column of numbers or timestamps with one ``join``. The arrays are also
+    what keeps the joins on the primary and unique keys: ``unnest`` of a parameter is planned as a few rows,
+    where a set function such as ``jsonb_array_elements`` counts as 100, and for that many the planner scanned
+    the whole job table (10,000 rows) to hash-join the claim."""
+    return ["{" + _column(column) + "}" for column in zip(*rows, strict=True)]
+
+
+def _column(values: Sequence[Any]) -> str:
+    kinds = {type(v) for v in values}
+    if kinds == {int}:
+        return ",".join(map(str, values))
+    if kinds == {datetime}:  # ISO text: no character that needs quoting
+        return ",".join(map(datetime.isoformat, values))
+    return ",".join(map(_element, values))
 
 
 def _element(value: Any) -> str:
