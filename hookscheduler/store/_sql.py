@@ -16,7 +16,7 @@ from typing import Any
 
 import peewee as pw
 
-from ..states import SLOT_TRIGGERS, LedgerStatus
+from ..states import SLOT_TRIGGERS, LedgerStatus, Trigger
 from ..timing.frequencies import fires_within_hour
 from .base import (
     LEDGER_COLUMNS,
@@ -92,9 +92,12 @@ def _dt_or_raw(value: Any) -> Any:
         return value
 
 
-def _frequent(frequency: Any, cron_format: Any) -> bool:
-    """Whether an outbox run's job fires within the hour; a row changed by hand to an unknown frequency (the pass
-    reports it, schedule/rows.py) is not, rather than holding the outbox up."""
+def _frequent(trigger: Any, frequency: Any, cron_format: Any) -> bool:
+    """An outbox run flagged as the pass flags it when it first sends it: a scheduled or catch-up run of a job
+    that fires within the hour (runs on request and backfills are sent unflagged). A row changed by hand to an
+    unknown frequency (the pass reports it, schedule/rows.py) is not, rather than holding the outbox up."""
+    if trigger not in (Trigger.SCHEDULE, Trigger.CATCH_UP):
+        return False
     try:
         return fires_within_hour(frequency, cron_format or "")
     except (KeyError, AttributeError, TypeError):
@@ -237,7 +240,7 @@ class SqlStore:
         # frequent as the pass says it when it first sends a run: a re-sent run keeps its short-lived Redis keys
         return [
             Run(str(r[0]), site, r[1], r[2], r[3] or "default", r[4], parse_dt(r[5]), r[6],
-                _frequent(r[7], r[8]))
+                _frequent(r[6], r[7], r[8]))
             for r in rows
         ]
 
