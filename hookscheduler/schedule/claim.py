@@ -42,7 +42,7 @@ from ..timing.calendar import SiteCalendar, next_slot
 from ..timing.frequencies import fires_within_hour
 from . import send
 from ._faults import failpoint
-from .decide import Decision, Entry, JobState, Slots, Stretch, decide, pause_expired
+from .decide import Decision, Entry, JobState, Slots, Stretch, decide, pause_expired, stop_over
 from .inactivity import inactive_reason, lift_expired_pause, parse_stamp, recent_stretches, track_inactivity
 from .judge import Verdict
 from .outbox import resend_outbox, send_claimed
@@ -264,7 +264,7 @@ def record(store: Store, decisions: Sequence[Decision], plan: LedgerPlan, now: d
         result.fired += len(job_runs)
         runs += job_runs
     for d in decisions:  # stops whose --until has come, their slots before it just decided: the flag is cleared
-        if d.job.stopped and d.job.stopped_until is not None and d.job.stopped_until <= now:
+        if d.job.stopped_until is not None and stop_over(d.job.stopped, d.job.stopped_until, now):
             store.end_stop(d.job.id, d.job.stopped_until)
     return runs
 
