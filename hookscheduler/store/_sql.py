@@ -54,6 +54,16 @@ _HAS_ACTIVE = (
     "EXISTS (SELECT 1 FROM scheduled_job_log l WHERE l.job_id = scheduled_job_type.id "
     "AND l.status IN ('queued', 'started'))"
 )
+#: I9: the latest slot a ledger row of a due row's job stands for, at or after the row's ``next_execution``
+#: (NULL: none, the usual answer). A row of a slot trigger stands for ``first_slot .. last_slot`` and its
+#: ``scheduled_for`` is its last slot, so the ``(job_id, scheduled_for)`` index finds it; runs on request stand
+#: for no slot. The pass never decides again a slot at or before it (:func:`hookscheduler.schedule.claim`).
+DECIDED_TRIGGERS = "('schedule', 'catch-up', 'backfill')"
+_DECIDED = (
+    "(SELECT MAX(COALESCE(l.last_slot, l.scheduled_for)) FROM scheduled_job_log l "
+    "WHERE l.job_id = scheduled_job_type.id AND l.scheduled_for >= scheduled_job_type.next_execution "
+    f"AND l.trigger IN {DECIDED_TRIGGERS})"
+)
 _ACTIVE_COLUMNS = "id, job_id, status, rq_job_id, enqueued_at, started_at, finished_at"
 _START = (
     "UPDATE scheduled_job_log SET status = 'started', started_at = {p}, worker = {p}, modified_at = {p}, "
@@ -161,6 +171,7 @@ class SqlStore:
                 _dt_or_raw(r[11]),
                 _dt_or_raw(r[12]),
                 bool(r[13]),
+                _dt_or_raw(r[14]) if r[14] is not None else None,
             )
             for r in rows
         ]
@@ -177,10 +188,11 @@ class SqlStore:
         return won
 
     def due_sql(self) -> str:
-        """The due-row selection (parameters: now, false, limit), with each row's active-run flag last."""
+        """The due-row selection (parameters: now, false, limit), with each row's active-run flag and the last
+        slot its ledger already stands for (I9) last."""
         p = self.p
         return (
-            f"SELECT {DUE_COLUMNS}, {_HAS_ACTIVE} FROM scheduled_job_type "
+            f"SELECT {DUE_COLUMNS}, {_HAS_ACTIVE}, {_DECIDED} FROM scheduled_job_type "
             f"WHERE next_execution <= {p} AND removed = {p} ORDER BY next_execution, id LIMIT {p}"
         ) + self.due_lock
 

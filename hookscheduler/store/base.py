@@ -66,6 +66,9 @@ class DueRow:
     next_execution: datetime
     stopped_until: datetime | None = None  # a stop with an end (``jobs disable --until T``)
     has_active: bool = True  # a run of the job is queued or started (read in the same statement)
+    #: I9: the latest slot a ledger row of the job already stands for, when that is at or after
+    #: ``next_execution`` (None: no row does, the usual answer; read in the same statement)
+    decided: datetime | None = None
 
 
 @dataclass(frozen=True)
