@@ -8,6 +8,7 @@ Peewee queries on the bound site's models, written once for both dialects, as :m
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from .models import ScheduledJobType
@@ -72,4 +73,42 @@ def of_frequencies(frequencies: Sequence[str], include_stopped: bool) -> list[Sc
     return list(query)
 
 
-__all__ = ["by_method", "by_name", "count", "names", "names_containing", "of_frequencies", "page"]
+def frequency_of(name: str) -> str | None:
+    """The frequency (``Hourly``, ``Cron``, ...) of the job called ``name``, None when there is none."""
+    value = J.select(J.frequency).where(J.name == name).scalar()
+    return str(value) if value is not None else None
+
+
+def schedules_shown() -> list[tuple[Any, ...]]:
+    """``(name, frequency, cron_format, stopped, next_execution)`` of every job not removed: the metrics'
+    per-job gauges."""
+    query = J.select(J.name, J.frequency, J.cron_format, J.stopped, J.next_execution).where(J.removed == False)  # noqa: E712
+    rows: list[tuple[Any, ...]] = list(query.tuples())  # type: ignore[arg-type]
+    return rows
+
+
+def active_count() -> int:
+    """How many jobs are declared (not removed)."""
+    return int(J.select().where(J.removed == False).count())  # noqa: E712
+
+
+def active() -> list[ScheduledJobType]:
+    """Every job not removed."""
+    return list(J.select().where(J.removed == False))  # noqa: E712
+
+
+def overdue(before: datetime) -> tuple[int, ScheduledJobType | None]:
+    """How many running jobs (neither removed nor stopped) have a next slot before ``before``, and the one
+    whose slot is the oldest."""
+    running = (J.removed == False) & (J.stopped == False) & (J.next_execution < before)  # noqa: E712
+    oldest: ScheduledJobType | None = J.select().where(running).order_by(J.next_execution).first()
+    return (0, None) if oldest is None else (int(J.select().where(running).count()), oldest)
+
+
+def queues_in_use() -> set[str]:
+    """The queues of the running jobs (neither removed nor stopped)."""
+    return {r.queue for r in J.select(J.queue).where((J.removed == False) & (J.stopped == False)).distinct()}  # noqa: E712
+
+
+__all__ = ["active", "active_count", "by_method", "by_name", "count", "frequency_of", "names", "names_containing",
+           "of_frequencies", "overdue", "page", "queues_in_use", "schedules_shown"]

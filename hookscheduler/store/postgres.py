@@ -24,7 +24,7 @@ from typing import Any
 import peewee as pw
 
 from ..exceptions import ConfigError
-from ._sql import DUE_COLUMNS, FINISH, PROBE, SqlStore, ledger_columns, probe_of
+from ._sql import DECIDED_TRIGGERS, DUE_COLUMNS, FINISH, PROBE, SqlStore, ledger_columns, probe_of
 from .base import ClaimRequest, LedgerValues, Outcome, Probe, stamps
 
 log = logging.getLogger(__name__)
@@ -114,13 +114,19 @@ class PostgresStore(SqlStore):
         """The batch's rows (``due``, locked) joined once to the ledger's active runs, rather than the per-row
         ``EXISTS`` SQLite runs: PostgreSQL evaluated that subquery for every due row before the ``LIMIT``
         (1,000 due rows in batches of 250: 2,500 times), and, with a plan made while the ledger was nearly
-        empty, as a scan of the whole ledger each time (a 250-row batch's select took 25-70 ms, now 1-2 ms)."""
+        empty, as a scan of the whole ledger each time (a 250-row batch's select took 25-70 ms, now 1-2 ms).
+        ``decided`` is I9's last slot the ledger already stands for (``_sql._DECIDED``), joined the same way:
+        read after ``due`` has locked the rows, so no other pass can add a row for them meanwhile."""
         return (
             f"WITH due AS (SELECT {DUE_COLUMNS} FROM scheduled_job_type WHERE next_execution <= %s "
             f"AND removed = %s ORDER BY next_execution, id LIMIT %s{self.due_lock}), "
             "active AS (SELECT DISTINCT l.job_id FROM scheduled_job_log l JOIN due ON l.job_id = due.id "
-            "WHERE l.status IN ('queued', 'started')) "
-            "SELECT due.*, due.id IN (SELECT job_id FROM active) FROM due ORDER BY next_execution, id"
+            "WHERE l.status IN ('queued', 'started')), "
+            "decided AS (SELECT l.job_id, MAX(COALESCE(l.last_slot, l.scheduled_for)) AS last "
+            "FROM scheduled_job_log l JOIN due ON l.job_id = due.id "
+            f"WHERE l.scheduled_for >= due.next_execution AND l.trigger IN {DECIDED_TRIGGERS} GROUP BY l.job_id) "
+            "SELECT due.*, due.id IN (SELECT job_id FROM active), decided.last "
+            "FROM due LEFT JOIN decided ON decided.job_id = due.id ORDER BY next_execution, id"
         )
 
     def membership(self, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
