@@ -36,12 +36,15 @@ once (`decide.summarize`'s memo) and the pass costs what firing 1,000 runs costs
 (PostgreSQL's per-row cost of writing the ledger, one RQ enqueue script call per run), and so are the levers
 that would widen the margin (workload 1, "What would widen the margin further").
 
-**This session** the same pass, run back to back before and after the changes (workload 1's profile: one
-enqueue script call per 250 runs, claim and ledger rows in one PostgreSQL statement, the due-row selection's
-active-run check as one join) took 340 -> 200 ms on PostgreSQL and 226 -> 120 ms on SQLite at load 4-7 (1,000
-runs fired, medians of 7). On PostgreSQL a quarter of the 48-hour pass had been the due-row selection: its
-per-row active-run subquery ran for every due row of every batch (2,500 times for 4 batches of 250), as a scan
-of the ledger, which this workload empties before each pass.
+**This session** this pass, timed with wrappers before and after the changes, back to back (medians of 7 at
+load 4-7, so 2-3x a quiet machine's figures): PostgreSQL 382-399 -> 230 ms, SQLite 224 -> 135 ms. The changes
+are workload 1's (one enqueue script call per 250 runs; claim and ledger rows in one PostgreSQL statement), and
+two statements that the emptied ledger made slow on PostgreSQL: the due-row selection ran its per-row
+active-run subquery for every due row of every batch (2,500 times for 4 batches of 250), and the mark-sent join
+(an intermediate version of this session's) rescanned its arrays for every ledger row, because their plans were
+made while the ledger was nearly empty (this workload empties it before each pass); both are now shapes the
+planner cannot get wrong that way. What is left on PostgreSQL: writing 1,000 ledger rows and updating them
+once sent (~40%), the send (~25%), deciding the 1,000 rows (~10%).
 """
 W = "2. Downtime"
 JOBS = 1_000
