@@ -15,7 +15,14 @@
   is enabled, read every job type that is not stopped, and for each compute
   ``croniter(cron, last_execution).get_next() <= now``; a due job is enqueued under the deterministic RQ id
   ``scheduled_job::<method>`` unless a job with that id is queued or started, and its ``last_execution`` is
-  set. Registration (``sync_jobs`` at migrate) is one existence ``SELECT`` and one ``INSERT`` per job.
+  set. Registration (``sync_jobs`` at migrate) is one existence ``SELECT`` and one ``INSERT`` per job
+  (:meth:`FrappeEmulation.register`, given the cron strings: no app code read).
+  :meth:`FrappeEmulation.register_hooks` is the same sync as Frappe 14/15 really runs it at ``bench migrate``,
+  minus the framework: ``frappe.get_hooks("scheduler_events")`` imports every installed app's ``hooks.py``
+  and merges their events, then ``insert_events`` calls, per event, ``insert_single_event``, which first
+  resolves the method with ``frappe.get_attr`` (an import of its module; an unresolvable one is skipped with
+  a warning), then ``frappe.db.exists`` (a ``SELECT``) and ``doc.insert()`` (an ``INSERT``); ``clear_events``
+  reads every row back.
 """
 
 from __future__ import annotations
@@ -250,6 +257,60 @@ class FrappeEmulation:
                             f"creation) VALUES ({', '.join([self.ph] * 6)})",
                             (".".join(method.split(".")[-2:]), method, "Cron", cron, last_execution, now))
                 added += 1
+        db.commit()
+        db.close()
+        return added
+
+    def register_hooks(self, apps_dir: str, apps: list[str]) -> int:
+        """Frappe 14/15's ``sync_jobs`` over the apps' own hooks (see the module docstring); the count inserted.
+
+        Entries in hookscheduler's dict form (``{"method": ...}``) are read as their method: Frappe has no such
+        form, and the point is the same number of rows, methods and imports."""
+        import importlib
+        import sys
+
+        sys.path.insert(0, apps_dir)
+        merged: dict[str, Any] = {}  # frappe.get_hooks: every app's hooks.py imported, the events merged
+        for app in apps:
+            events = getattr(importlib.import_module(f"{app}.hooks"), "scheduler_events", {})
+            for section, value in events.items():
+                if isinstance(value, dict):
+                    crons = merged.setdefault(section, {})
+                    for cron, methods in value.items():
+                        crons.setdefault(cron, []).extend(methods)
+                else:
+                    merged.setdefault(section, []).extend(value)
+        db = self.connect()
+        cur = db.cursor()
+        now = datetime.now(UTC).replace(tzinfo=None)
+        added = 0
+
+        def insert_single_event(frequency: str, event: Any, cron_format: str = "") -> None:
+            nonlocal added
+            method = event["method"] if isinstance(event, dict) else event
+            module, _, attr = method.rpartition(".")
+            try:  # frappe.get_attr
+                getattr(importlib.import_module(module), attr)
+            except Exception as exc:  # Frappe: a yellow warning, and the event is skipped
+                print(f"{method} is not a valid method: {exc}")
+                return
+            cur.execute(f"SELECT name FROM {self.TABLE} WHERE method = {self.ph}", (method,))
+            if cur.fetchone() is None:
+                cur.execute(f"INSERT INTO {self.TABLE} (name, method, frequency, cron_format, last_execution, "
+                            f"creation) VALUES ({', '.join([self.ph] * 6)})",
+                            (method, method, frequency, cron_format, None, now))
+                added += 1
+
+        for event_type, events in merged.items():  # insert_events
+            if isinstance(events, dict):
+                for cron_format, methods in events.items():
+                    for event in methods:
+                        insert_single_event("Cron", event, cron_format)
+            else:
+                for event in events:
+                    insert_single_event(event_type.replace("_", " ").title(), event)
+        cur.execute(f"SELECT name, method, frequency, cron_format FROM {self.TABLE}")  # clear_events' read
+        cur.fetchall()
         db.commit()
         db.close()
         return added

@@ -1,10 +1,12 @@
 """One peer's registration of N cron jobs, in a process of its own (workload 10 times the whole process).
 
-usage: python -m benchmarks.proc_register PEER CRONS_JSON REDIS_URL PREFIX [WHERE]
+usage: python -m benchmarks.proc_register PEER CRONS_JSON REDIS_URL PREFIX [WHERE [APPS_DIR]]
 
 PEER is A (RQ's ``CronScheduler``: ``register`` each job, then ``register_birth``, which saves them all in its
 hash), B (rq-scheduler: ``cron`` per job), C-sqlite / C-postgres / C-redis (APScheduler 3: start the scheduler
-on its persistent store, ``add_job`` per job) or D-sqlite / D-postgres (the Frappe emulation's ``sync_jobs``).
+on its persistent store, ``add_job`` per job), D-sqlite / D-postgres (the Frappe emulation's ``sync_jobs`` given
+the cron strings) or Dh-sqlite / Dh-postgres (Frappe 14/15's ``sync_jobs`` over the apps in APPS_DIR: every
+hooks.py imported, every method resolved by importing its module, as ``frappe.get_attr`` does).
 WHERE is the SQLite file or the PostgreSQL DSN. Prints the seconds spent after the imports.
 """
 
@@ -61,6 +63,11 @@ def main() -> None:
         emulation = FrappeEmulation(peer[2:], where, redis_url, prefix)
         emulation.create()
         emulation.register(crons)
+    elif peer.startswith("Dh-"):
+        apps_dir = sys.argv[6]
+        emulation = FrappeEmulation(peer[3:], where, redis_url, prefix)
+        emulation.create()
+        emulation.register_hooks(apps_dir, sorted(p.name for p in Path(apps_dir).iterdir() if p.is_dir()))
     else:
         raise SystemExit(f"unknown peer {peer!r}")
     print(time.perf_counter() - t0)

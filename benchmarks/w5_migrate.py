@@ -142,7 +142,7 @@ def in_process(bench: Path, db_url: str | None) -> float:
         "from hookscheduler.declare.migrate import migrate_site\n"
         "ctx = open_site()\n"
         "t = time.perf_counter()\n"
-        "specs = load_job_specs(ctx.bench, ctx.site.queues, builtin=True)\n"
+        "specs = load_job_specs(ctx.bench, ctx.site.queues, builtin=True, imports=False)\n"
         "t1 = time.perf_counter()\n"
         "plan = migrate_site(ctx.database(create=True, require_schema=False), ctx.name, specs, ctx.calendar)\n"
         "t2 = time.perf_counter()\n"

@@ -6,7 +6,9 @@ and the database the same way (README, "The bench").
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,12 @@ class SiteContext:
 
     site: Site
     _db: pw.Database | None = field(default=None, repr=False)
+    _pinned: int = field(default=0, repr=False)  # depth of :meth:`pinned`
+    _checked: bool = field(default=False, repr=False)  # inside :meth:`pinned`: the database was checked once
+    #: The db_url whose schema version was checked and kept open until a planned close (:meth:`close` with
+    #: ``planned``): its next connection skips the check (one catalog query on a fresh PostgreSQL backend).
+    _schema_seen: str | None = field(default=None, repr=False)
+    _schema_ok: bool = field(default=False, repr=False)  # the open connection's schema version was checked
 
     @property
     def name(self) -> str:
@@ -42,6 +50,9 @@ class SiteContext:
     def database(self, create: bool = False, require_schema: bool = True) -> pw.Database:
         """Connect (once) and bind the models to this site's database; reconnect when the SQLite file was
         deleted or replaced since (:func:`~hookscheduler.store.database.sqlite_file_changed`)."""
+        if self._checked and self._db is not None and not self._db.is_closed():
+            dbmod.bind(self._db)
+            return self._db
         if self._db is not None and not self._db.is_closed():
             change = dbmod.sqlite_file_changed(self._db)
             if change is not None:
@@ -50,16 +61,47 @@ class SiteContext:
                 self.close()
         if self._db is None or self._db.is_closed():
             self._db = dbmod.connect(self.site.db_url, base_dir=self.bench.path, create=create)
-            if require_schema:
+            if require_schema and self._schema_seen != self.site.db_url:
                 dbmod.bind(self._db)
                 dbmod.require_schema(self._db)
+            self._schema_ok, self._schema_seen = require_schema, None
         dbmod.bind(self._db)
+        self._checked = self._pinned > 0
         return self._db
 
-    def close(self) -> None:
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Within: :meth:`database` checks the SQLite file (an ``os.stat``) once, at its first call, not at
+        every call. For one step of the loop, whose parts each ask for the database: a file replaced in the
+        middle of a step is found at the next one, as it would be had it been replaced a moment later."""
+        self._pinned += 1
+        try:
+            yield
+        finally:
+            self._pinned -= 1
+            self._checked = self._checked and self._pinned > 0
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the site's database is connected (it holds descriptors, or a server connection)."""
+        return self._db is not None and not self._db.is_closed()
+
+    @property
+    def holds_server_connection(self) -> bool:
+        """Whether the site's open database is a PostgreSQL connection (counted against a server's budget)."""
+        return isinstance(self._db, pw.PostgresqlDatabase) and self.is_open
+
+    def close(self, planned: bool = False) -> None:
+        """Close the site's database. ``planned``: a close to free its connection (the loop's budget of open
+        sites), not after a failure: the same database, reopened, need not have its schema version checked again
+        (a fresh PostgreSQL backend answers that catalog query slowly). A SQLite file replaced meanwhile is
+        still found (:func:`~hookscheduler.store.database.sqlite_file_changed` is checked on every connection's
+        use, and reopening it reads the new file)."""
+        keep = self.site.db_url if planned and self.is_open and self._schema_ok else None
         if self._db is not None and not self._db.is_closed():
             self._db.close()
         self._db = None
+        self._schema_ok, self._schema_seen = False, keep
 
 
 def open_site(bench: str | None = None, site: str | None = None,

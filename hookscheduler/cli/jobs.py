@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from ..ops import jobs as jobs_lib
+from ..ops.notes import automatic_end
 from ..store.models import utcnow
-from ..timing.moments import parse_until
 from .base import CliState, cli, echo, pass_state
 from .output import format_option, local, one_line_text, table, to_json
 
@@ -24,16 +24,15 @@ def list_cmd(state: CliState, include_removed: bool, fmt: str) -> None:
     """The Scheduled Job Type table, with the last and next run."""
     ctx = state.one()
     ctx.database()
-    rows = jobs_lib.list_jobs(include_removed)
+    rows = jobs_lib.list_jobs(include_removed, now=utcnow())
     if fmt == "json":
         echo(to_json(rows))
         return
     tz = ctx.site.time_zone
     body = []
-    now = utcnow()
     for r in rows:
         sched = f"{r['frequency']} ({r['cron_format']})" if r["cron_format"] else r["frequency"]
-        state_txt = jobs_lib.stop_state(r, now)
+        state_txt = jobs_lib.stop_state(r)
         if state_txt == "STOPPED" and r["stopped_until"]:
             state_txt += f" until {local(r['stopped_until'], tz)}"
         if state_txt.startswith("STOPPED") and r["stopped_note"]:
@@ -67,7 +66,7 @@ def disable_cmd(state: CliState, name: str, note: str | None, until_text: str | 
     """Stop NAME: its slots are logged as skipped until it is enabled again (or until T). Stopping a stopped
     job again keeps its first note and time unless --note is given."""
     ctx = state.one()
-    until = parse_until(until_text, utcnow(), ctx.site.time_zone) if until_text is not None else None
+    until = automatic_end(until_text, ctx, utcnow())
     row = jobs_lib.set_stopped(ctx.database(), name, True, note, until=until)
     end = f" until {local(row.stopped_until, ctx.site.time_zone)}" if row.stopped_until else ""
     echo(f"disabled {row.name} (site {ctx.name}) by {row.stopped_by}{end}"

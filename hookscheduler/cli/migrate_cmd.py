@@ -60,7 +60,7 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnin
         key = (tuple(ctx.site.queues.items()), ctx.site.apps)
         if key not in loaded:
             loaded[key] = load_job_specs(ctx.bench, ctx.site.queues, builtin=True, apps=ctx.site.apps,
-                                         warnings=warnings)
+                                         warnings=warnings, imports=False)
         prepared.append((ctx, ctx.calendar, loaded[key]))
     # 2. Reach every database that exists; only then create the missing SQLite files.
     dbs: dict[str, pw.Database | None] = {ctx.name: _existing_db(ctx) for ctx in contexts}

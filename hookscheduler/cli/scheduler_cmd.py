@@ -14,8 +14,8 @@ from ..exceptions import BadInput, ServiceUnavailable
 from ..ops import scheduler as sched
 from ..ops.doctor import overdue_after
 from ..ops.jobs import actor
+from ..ops.notes import automatic_end
 from ..store.models import utcnow
-from ..timing.moments import parse_until
 from .base import CliState, cli, echo, fail, pass_state
 from .common import ago, connect
 from .output import format_option, local, one_line_text, table, to_json
@@ -111,7 +111,7 @@ def pause_cmd(state: CliState, until_text: str | None) -> None:
     """Pause (sets pause_scheduler in site_config.json) until resume, or until T. Slots due meanwhile are held:
     on resume each job's catchup policy applies (default: one catch-up run); stopped jobs stay skipped."""
     for ctx in state.targets():
-        until = parse_until(until_text, utcnow(), ctx.site.time_zone) if until_text is not None else None
+        until = automatic_end(until_text, ctx, utcnow())
         sched.set_paused(ctx, True, until)
         end = f" until {local(until, ctx.site.time_zone)}" if until else ""
         echo(f"Scheduler is paused for site {ctx.name}{end}")

@@ -69,6 +69,8 @@ KNOWN_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "db_url": (_is_url("sqlite", "postgresql", "postgres"),
                "a sqlite:///path or postgresql://user:pass@host:port/db URL"),
     "scheduler_tick_interval": (_int_upto(86400), "a whole number of seconds from 1 to 86400"),
+    "scheduler_db_connections": (_int_upto(10_000), "a whole number from 1 to 10000 (PostgreSQL connections one "
+                                                    "schedule process keeps open)"),
     "workers": (lambda v: isinstance(v, dict), 'an object like {"myqueue": {"timeout": 5000}}'),
     "time_zone": (_is_str, "an IANA time zone such as Europe/Berlin"),
     "pause_scheduler": (_is_bool, "true or false"),
@@ -106,8 +108,8 @@ ENV_OVERRIDES: dict[str, str] = {
     "bench_id": "HOOKSCHEDULER_BENCH_ID",
 }
 
-_INT_KEYS = {"scheduler_tick_interval", "log_retention_days", "rq_results_ttl", "rq_job_failure_ttl",
-             "rq_failed_jobs_limit"}
+_INT_KEYS = {"scheduler_tick_interval", "scheduler_db_connections", "log_retention_days", "rq_results_ttl",
+             "rq_job_failure_ttl", "rq_failed_jobs_limit"}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -344,6 +346,8 @@ class Site:
     name: str
     #: the merged, validated config values (files, environment, command line); :attr:`settings` types them
     values: dict[str, Any] = field(default_factory=dict)
+    #: ``site_config.json`` as :func:`load_site` read it (for :func:`config_notes`, which names the file)
+    own_config: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
     def settings(self) -> Settings:
@@ -412,14 +416,16 @@ def load_site(
     name: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    names: list[str] | None = None,
 ) -> Site:
     """One site with its merged settings.
 
     ``name`` None means ``$HOOKSCHEDULER_SITE``, else the site ``bench use`` chose (``sites/currentsite.txt``),
-    else ``default_site`` of ``common_site_config.json``, else the only site.
+    else ``default_site`` of ``common_site_config.json``, else the only site. ``names``: the bench's sites
+    when the caller already listed them (:func:`load_sites` over 1,000 sites would list them 1,000 times).
     """
     env = os.environ if environ is None else environ
-    names = bench.site_names()
+    names = bench.site_names() if names is None else names
     chosen = name or env.get("HOOKSCHEDULER_SITE") or _current_site(bench, names)
     if chosen == ALL_SITES:
         raise BenchError(f"--site all is not supported by this command; name one site ({', '.join(names)})")
@@ -442,7 +448,7 @@ def load_site(
     merged.update(env_settings(env))
     if overrides:
         merged.update({k: v for k, v in overrides.items() if v is not None})
-    return Site(bench=bench, name=chosen, values=merged)
+    return Site(bench=bench, name=chosen, values=merged, own_config=site_conf)
 
 
 def _current_site(bench: Bench, names: list[str]) -> str | None:
@@ -476,15 +482,16 @@ def load_sites(
     chosen = name or env.get("HOOKSCHEDULER_SITE")
     if chosen and chosen != ALL_SITES:
         return [load_site(bench, chosen, overrides, env)]
-    return [load_site(bench, n, overrides, env) for n in bench.site_names()]
+    names = bench.site_names()
+    return [load_site(bench, n, overrides, env, names) for n in names]
 
 
 def config_notes(site: Site) -> list[str]:
     """The keys of the site's config files that Frappe would act on and hookscheduler ignores, one line each,
-    naming the file."""
+    naming the file: from the files as they were read when the site was loaded (not read again)."""
     common = site.bench.sites_path / "common_site_config.json"
     return [*ignored_notes(site.bench.common_config, str(common)),
-            *ignored_notes(read_config_file(site.config_path), str(site.config_path))]
+            *ignored_notes(site.own_config, str(site.config_path))]
 
 
 def update_site_config(site: Site, changes: Mapping[str, Any], common: bool = False) -> Path:

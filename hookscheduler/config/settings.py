@@ -19,6 +19,9 @@ DEFAULT_LOG_RETENTION_DAYS = 30
 DEFAULT_RESULT_TTL = 600  # seconds RQ keeps a finished job
 DEFAULT_FAILURE_TTL = 7 * 24 * 3600  # seconds RQ keeps a failed job
 DEFAULT_FAILED_JOBS_LIMIT = 1000  # failed jobs kept per queue, as Frappe
+#: PostgreSQL connections one ``schedule`` process keeps open between its sites' steps: a server's default
+#: ``max_connections`` is 100, shared with the workers, the dashboard and other schedule processes.
+DEFAULT_DB_CONNECTIONS = 20
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class Settings:
     rq_password: str | None = None
     db_url: str | None = None  # None: the site's own SQLite file
     tick_interval: int = DEFAULT_TICK_INTERVAL  # scheduler_tick_interval
+    #: PostgreSQL connections a ``schedule`` process keeps open (the least recently used are closed past it)
+    db_connections: int = DEFAULT_DB_CONNECTIONS  # scheduler_db_connections
     #: Frappe's ``scheduler_interval``: ``all`` jobs fire on ``*/<minutes> * * * *`` (wall-clock aligned) instead
     #: of every ``tick_interval`` seconds from their creation; None: not set
     scheduler_interval: int | None = None
@@ -61,6 +66,7 @@ class Settings:
             rq_password=given("rq_password", None),
             db_url=given("db_url", None),
             tick_interval=int(given("scheduler_tick_interval", DEFAULT_TICK_INTERVAL)),
+            db_connections=int(given("scheduler_db_connections", DEFAULT_DB_CONNECTIONS)),
             scheduler_interval=given("scheduler_interval", None),
             background_workers=int(given("background_workers", 1)),
             time_zone=given("time_zone", None),
@@ -106,5 +112,6 @@ class Settings:
         return {"result_ttl": self.rq_results_ttl, "failure_ttl": self.rq_job_failure_ttl}
 
 
-__all__ = ["DEFAULT_FAILED_JOBS_LIMIT", "DEFAULT_FAILURE_TTL", "DEFAULT_LOG_RETENTION_DAYS", "DEFAULT_REDIS_URL",
+__all__ = ["DEFAULT_DB_CONNECTIONS",
+           "DEFAULT_FAILED_JOBS_LIMIT", "DEFAULT_FAILURE_TTL", "DEFAULT_LOG_RETENTION_DAYS", "DEFAULT_REDIS_URL",
            "DEFAULT_RESULT_TTL", "DEFAULT_TICK_INTERVAL", "Settings"]

@@ -15,6 +15,7 @@ import contextlib
 import difflib
 import functools
 import importlib
+import marshal
 import os
 import reprlib
 import select
@@ -22,15 +23,16 @@ import signal
 import sys
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config import Bench, hooks_file
 from ..exceptions import HookError
 from ..states import CatchUp, Overlap
 from ..timing.cron import CronError, validate_cron
 from ..timing.frequencies import CATCHUP_POLICIES, OVERLAP_POLICIES, SECTIONS, Section
+from .methods import defined_by_source
+from .methods import forget as forget_scans
 
 #: Declarations are user input of any size or depth: every value shown in a message goes through ``_r``.
 _REPR = reprlib.Repr()
@@ -48,9 +50,12 @@ MAX_APP = 140
 MAX_TIMEOUT = 2**31 - 1  # an INTEGER column
 
 
-@dataclass(frozen=True)
-class JobSpec:
-    """One declared job, as ``scheduled_job_type`` will hold it (the hooks-owned columns)."""
+class JobSpec(NamedTuple):
+    """One declared job, as ``scheduled_job_type`` will hold it (the hooks-owned columns).
+
+    A named tuple rather than a frozen dataclass: a deploy builds one per declared job (100,000 on a large
+    bench), and a frozen dataclass's ``__init__`` costs four times as much. The fields from ``app`` to
+    ``overlap`` are the definition a stored row is compared with (:data:`DEFINITION`), in this order."""
 
     name: str
     app: str
@@ -66,11 +71,11 @@ class JobSpec:
 
     def definition(self) -> dict[str, Any]:
         """The columns hooks own, for comparing with a stored row."""
-        return {
-            "app": self.app, "method": self.method, "frequency": self.frequency,
-            "cron_format": self.cron_format, "queue": self.queue, "timeout": self.timeout,
-            "catchup": self.catchup, "catchup_limit": self.catchup_limit, "overlap": self.overlap,
-        }
+        return dict(zip(DEFINITION, self[1:10], strict=True))
+
+
+#: The columns hooks own, in :class:`JobSpec` order (``spec[1:10]``).
+DEFINITION = ("app", "method", "frequency", "cron_format", "queue", "timeout", "catchup", "catchup_limit", "overlap")
 
 
 def _purge_app_modules(apps: Iterable[str]) -> None:
@@ -131,22 +136,29 @@ def _forget_modules_under(folder: str) -> None:
 
 
 def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, builtin: bool = False,
-                   apps: tuple[str, ...] | None = None, warnings: list[str] | None = None) -> list[JobSpec]:
+                   apps: tuple[str, ...] | None = None, warnings: list[str] | None = None,
+                   imports: bool = True) -> list[JobSpec]:
     """Every job declared by the installed apps (``apps``, default the bench's), in install order (plus
     hookscheduler's own jobs when ``builtin``, as ``migrate`` asks); raise HookError listing all problems.
     An installed app without a ``hooks.py`` declares nothing: it is named in ``warnings`` (a typo in
-    ``apps.txt`` or a layout we do not find would otherwise look like an app with no jobs)."""
+    ``apps.txt`` or a layout we do not find would otherwise look like an app with no jobs).
+
+    ``imports``: every hooks.py and every method's module ends up imported in this process (a worker loads
+    them once before it forks its horses). ``migrate`` passes False: it only checks, so it takes each app's
+    events from the probe's child and reads a method's module instead of importing it when its source
+    plainly defines the method (:mod:`.methods`); the problems reported are the same for a typo."""
     ensure_apps_on_path(bench)
     installed = bench.apps if apps is None else apps
     if fresh:
         _purge_app_modules(installed)
+    forget_scans()
     problems: list[str] = []
     specs: list[JobSpec] = []
     found: list[str] = [] if warnings is None else warnings
     # Whatever an app prints while its modules import goes to stderr: stdout belongs to the command's output
     # (``migrate --format json`` must stay parseable).
     with contextlib.redirect_stdout(sys.stderr):
-        _load_apps(bench, installed, queues, specs, problems, found)
+        _load_apps(bench, installed, queues, specs, problems, found, not imports)
     if builtin:
         from .builtin import builtin_specs  # late: builtin imports JobSpec from here
         specs.extend(builtin_specs(queues))
@@ -157,84 +169,166 @@ def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, 
 
 
 def _load_apps(bench: Bench, apps: tuple[str, ...], queues: Mapping[str, int], specs: list[JobSpec],
-               problems: list[str], warnings: list[str]) -> None:
-    troubles = probe_imports([f"{app}.hooks" for app in apps if len(app) <= MAX_APP])
-    for app in apps:
-        if len(app) > MAX_APP:
-            problems.append(f"{app[:40]}...: app name is longer than {MAX_APP} characters")
-            continue
-        events, hooks_file = _read_events(bench, app, problems, warnings, troubles.get(f"{app}.hooks"))
-        if events is not None:
-            specs.extend(_normalise_app(app, hooks_file, events, queues, problems))
+               problems: list[str], warnings: list[str], check_only: bool) -> None:
+    shipped: dict[str, tuple[str, Any]] = {}
+    # The probe's child imports the apps' hooks one after the other while this process checks each app as soon
+    # as the child is done with it: the child's compiling of hooks.py and this process's checking overlap.
+    modules = [f"{app}.hooks" for app in apps if len(app) <= MAX_APP]
+    with ImportProbe(modules, ship=shipped if check_only else None) as probe:
+        for app in apps:
+            if len(app) > MAX_APP:
+                problems.append(f"{app[:40]}...: app name is longer than {MAX_APP} characters")
+                continue
+            module = f"{app}.hooks"
+            trouble = probe.wait_for(module)
+            if module in shipped:  # the probe's child imported it and sent its events: no second import here
+                hooks_path, events = shipped[module]
+                hooks_path = str(Path(hooks_path)) if hooks_path else str(bench.apps_path / app / "hooks.py")
+                events = _checked_events(app, hooks_path, events, problems)
+            else:
+                events, hooks_path = _read_events(bench, app, problems, warnings, trouble)
+            if events is not None:
+                specs.extend(_normalise_app(app, hooks_path, events, queues, problems, check_only))
 
 
 #: Seconds an app's hooks.py may take to import: one that waits on the network or a lock would otherwise hang
 #: ``migrate`` (and every worker start) with no word of why.
 IMPORT_TIME_LIMIT = 30.0
+#: What the probe's child sends back of each hooks module it imported.
+SHIPPED_ATTRIBUTE = "scheduler_events"
 
 
-def probe_imports(modules: Sequence[str], limit: float | None = None) -> dict[str, str]:
+def probe_imports(modules: Sequence[str], limit: float | None = None,
+                  ship: dict[str, tuple[str, Any]] | None = None) -> dict[str, str]:
     """Import ``modules`` in a forked child first, one after the other: the module names whose import did not
-    finish, with why, in words: it ended the process (``os._exit``, a crash) or it ran past ``limit`` seconds
-    (the child is killed). An import that raises is not a problem here (the real import reports it); an
-    imported module is not probed again.
+    finish, with why, in words (see :class:`ImportProbe`, which this runs to the end)."""
+    with ImportProbe(modules, limit, ship) as probe:
+        for module in modules:
+            probe.wait_for(module)
+        return dict(probe.trouble)
+
+
+class ImportProbe:
+    """Import modules in a forked child first, one after the other, to learn which ones end the process
+    (``os._exit``, a crash) or run past ``limit`` seconds (the child is then killed), each in words. An import
+    that raises is not a problem here (the real import reports it); an imported module is not probed again.
 
     One child imports every module, saying after each one that it finished, so a bench of a hundred apps
     costs one fork, not a hundred (a fork per app was most of a 10,000-job migrate); after a module that
-    ended or hung the child, a new child goes on with the next."""
-    pending = [m for m in dict.fromkeys(modules) if m not in sys.modules]
-    if not pending or not hasattr(os, "fork"):
-        return {}
-    limit = IMPORT_TIME_LIMIT if limit is None else limit
-    trouble: dict[str, str] = {}
-    while pending:
-        done, why = _probe_in_child(pending, limit)
-        if why is not None:
-            trouble[pending[done]] = why
-            done += 1
-        pending = pending[done:]
-    return trouble
+    ended or hung the child, a new child goes on with the next. The caller asks for each module's verdict in
+    turn (:meth:`wait_for`) and can work on one module while the child imports the next.
 
+    With ``ship``, the child also sends each module's file and ``scheduler_events`` when :mod:`marshal` can
+    carry them (plain dicts, lists, strings and numbers: what a hooks.py declares), and ``ship`` gets them by
+    module name: the caller then needs no import of its own, which cost as much again (1,000 apps: about
+    0.5 s). A module whose import raised, or whose value marshal refuses, is not in ``ship``: the caller
+    imports it and sees what it holds, or the error, itself.
 
-def _probe_in_child(modules: list[str], limit: float) -> tuple[int, str | None]:
-    """(how many of ``modules`` the child imported, why it stopped at the next one, or None: all done)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: import each, say so, and leave without running any exit handler of the parent's
-        try:  # whatever happens here (a write to a parent that stopped listening), the child never returns:
-            os.close(read_end)  # a child that did would go on running its parent's program as a copy of it
-            for module in modules:
-                with contextlib.suppress(BaseException):
-                    importlib.import_module(module)
-                os.write(write_end, b"1")
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    done, why, ended = 0, None, False
-    try:
-        while done < len(modules):
-            ready, _, _ = select.select([read_end], [], [], limit)
-            if not ready:
-                os.kill(pid, signal.SIGKILL)
-                why = (f"did not finish importing within {limit:g} s (it waits on something: the network, a "
-                       "lock, input?); a hooks.py must only declare")
-                break
-            got = os.read(read_end, len(modules) - done)
-            if not got:  # the child is gone mid-import
-                ended = True
-                break
-            done += len(got)
-    finally:
-        if not ended:  # done, timed out, or interrupted (a signal, a test's time limit): never wait on it
+    Use it as a context manager: leaving it (an exception, a signal) kills and reaps the child at once, so it
+    can never outlive this process's interest in it."""
+
+    def __init__(self, modules: Sequence[str], limit: float | None = None,
+                 ship: dict[str, tuple[str, Any]] | None = None) -> None:
+        self.queue = [m for m in dict.fromkeys(modules) if m not in sys.modules] if hasattr(os, "fork") else []
+        self.index = {m: i for i, m in enumerate(self.queue)}
+        self.done = 0  # queue[:done] are decided
+        self.limit = IMPORT_TIME_LIMIT if limit is None else limit
+        self.ship = ship
+        self.trouble: dict[str, str] = {}
+        self.pid = self.fd = -1
+        self.buffer = bytearray()
+
+    def __enter__(self) -> ImportProbe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_for(self, module: str) -> str | None:
+        """Why ``module`` could not be imported safely (None: it was, or it is not probed), once decided."""
+        position = self.index.get(module)
+        if position is None:
+            return None
+        while self.done <= position:
+            self._step()
+        return self.trouble.get(module)
+
+    def close(self) -> None:
+        """Kill and reap the child, if one is running (done, or interrupted: never wait on it)."""
+        if self.pid > 0:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        os.close(read_end)
-        _, status = os.waitpid(pid, 0)
-    if why is None and done < len(modules):
-        code = os.waitstatus_to_exitcode(status)
-        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-        why = f"ended the process while importing ({how}: os._exit() or a crash)"
-    return done, why
+                os.kill(self.pid, signal.SIGKILL)
+            self._reap()
+
+    def _reap(self) -> int:
+        os.close(self.fd)
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = self.fd = -1
+        self.buffer.clear()
+        return status
+
+    def _step(self) -> None:
+        """Start a child for the undecided modules if none runs, then read what it says next."""
+        if self.pid < 0:
+            self._start(self.queue[self.done:])
+        ready, _, _ = select.select([self.fd], [], [], self.limit)
+        if not ready:
+            self.trouble[self.queue[self.done]] = (
+                f"did not finish importing within {self.limit:g} s (it waits on something: the network, a lock, "
+                "input?); a hooks.py must only declare")
+            self.close()
+            self.done += 1
+            return
+        got = os.read(self.fd, 1 << 20)
+        if not got:  # the child is gone mid-import
+            code = os.waitstatus_to_exitcode(self._reap())
+            how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+            self.trouble[self.queue[self.done]] = f"ended the process while importing ({how}: os._exit() or a crash)"
+            self.done += 1
+            return
+        buffer = self.buffer
+        buffer += got
+        while len(buffer) >= 4 and len(buffer) >= 4 + (size := int.from_bytes(buffer[:4], "big")):
+            if size and self.ship is not None:
+                with contextlib.suppress(Exception):  # not what the child sent: the caller imports it
+                    file, value = marshal.loads(bytes(buffer[4:4 + size]))
+                    self.ship[self.queue[self.done]] = (file, value)
+            del buffer[:4 + size]
+            self.done += 1
+        if self.done == len(self.queue):
+            self.close()
+
+    def _start(self, modules: list[str]) -> None:
+        """Fork the child that imports ``modules`` and sends a frame after each: its length (4 bytes) and what
+        :func:`_shipment` made of it (nothing unless shipping)."""
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: import each, say so, and leave without running any exit handler of the parent's
+            try:  # whatever happens here (a write to a parent that stopped listening), the child never returns:
+                os.close(read_end)  # a child that did would go on running its parent's program as a copy of it
+                for module in modules:
+                    payload = b""
+                    if self.ship is None:
+                        with contextlib.suppress(BaseException):
+                            importlib.import_module(module)
+                    else:
+                        payload = _shipment(module)
+                    frame = memoryview(len(payload).to_bytes(4, "big") + payload)
+                    while frame:
+                        frame = frame[os.write(write_end, frame):]
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        self.pid, self.fd = pid, read_end
+
+
+def _shipment(module: str) -> bytes:
+    """What the child sends of ``module`` after importing it: marshal of (file, events), or b"" (nothing)."""
+    try:
+        mod = importlib.import_module(module)
+        return marshal.dumps((str(getattr(mod, "__file__", None) or ""), getattr(mod, SHIPPED_ATTRIBUTE, None)))
+    except BaseException:  # raised, or unmarshallable: the parent's own import says what
+        return b""
 
 
 def _read_events(bench: Bench, app: str, problems: list[str], warnings: list[str],
@@ -266,19 +360,24 @@ def _read_events(bench: Bench, app: str, problems: list[str], warnings: list[str
         problems.append(f"{app}: {where}: hooks.py raised {_one_line(exc)}; fix the file")
         return None, where
     where = str(Path(getattr(module, "__file__", where)))
-    events = getattr(module, "scheduler_events", None)
+    return _checked_events(app, where, getattr(module, "scheduler_events", None), problems), where
+
+
+def _checked_events(app: str, where: str, events: Any, problems: list[str]) -> Any:
+    """``events`` when it is a dict (None: the app declares nothing, or a problem is listed)."""
     if events is None:
-        return None, where
+        return None
     if not isinstance(events, dict):
         problems.append(
             f"{app}: {where}: scheduler_events must be a dict of section -> list, not {type(events).__name__}"
         )
-        return None, where
-    return events, where
+        return None
+    return events
 
 
 def _normalise_app(
-    app: str, where: str, events: Mapping[Any, Any], queues: Mapping[str, int], problems: list[str]
+    app: str, where: str, events: Mapping[Any, Any], queues: Mapping[str, int], problems: list[str],
+    scan: bool = False,
 ) -> list[JobSpec]:
     out: list[JobSpec] = []
     for key, value in events.items():
@@ -311,16 +410,16 @@ def _normalise_app(
                     problems.append(f"{loc}: cron string is {len(cron_format)} characters long, at most {MAX_CRON} "
                                     "fit; use ranges and steps (0-30/5) instead of long lists")
                     continue
-                out.extend(_entries(app, where, loc, section, cron_format, entries, queues, problems))
+                out.extend(_entries(app, where, loc, section, cron_format, entries, queues, problems, scan))
         else:
             loc = f"{app}: {where}: scheduler_events[{_r(key)}]"
-            out.extend(_entries(app, where, loc, section, "", value, queues, problems))
+            out.extend(_entries(app, where, loc, section, "", value, queues, problems, scan))
     return out
 
 
 def _entries(
     app: str, where: str, loc: str, section: Section, cron_format: str, entries: Any,
-    queues: Mapping[str, int], problems: list[str],
+    queues: Mapping[str, int], problems: list[str], scan: bool = False,
 ) -> list[JobSpec]:
     if isinstance(entries, (str, dict)):
         entries = [entries]  # Frappe's append_hook turns a scalar into a one-element list
@@ -328,8 +427,26 @@ def _entries(
         problems.append(f"{loc}: must be a list of dotted method paths, not {type(entries).__name__}")
         return []
     out = []
+    # The common entry, a bare method path, with the section's defaults: checked here without the options
+    # machinery (per entry it cost as much as the rest of a deploy's migrate); anything else, or a section whose
+    # defaults are themselves invalid, goes through _entry, which lists every problem.
+    queue = section.default_queue
+    timeout = queues.get(queue, 300)
+    plain = (queue in queues and isinstance(timeout, int) and not isinstance(timeout, bool)
+             and 0 < timeout <= MAX_TIMEOUT)
+    frequency = section.frequency
     for i, entry in enumerate(entries):
-        spec = _entry(app, f"{loc}[{i}]", section, cron_format, entry, queues, problems)
+        if plain and entry.__class__ is str:
+            method = entry.strip()
+            if method and len(method) <= MAX_METHOD and method.isprintable():
+                error = check_method(method, scan)
+                if error:
+                    problems.append(f"{loc}[{i}]: {error}")
+                else:
+                    out.append(JobSpec(method, app, method, frequency, cron_format, queue, timeout, CatchUp.ONCE, 10,
+                                       Overlap.SKIP, f"{loc}[{i}]"))
+                continue
+        spec = _entry(app, f"{loc}[{i}]", section, cron_format, entry, queues, problems, scan)
         if spec is not None:
             out.append(spec)
     return out
@@ -337,7 +454,7 @@ def _entries(
 
 def _entry(
     app: str, loc: str, section: Section, cron_format: str, entry: Any, queues: Mapping[str, int],
-    problems: list[str],
+    problems: list[str], scan: bool = False,
 ) -> JobSpec | None:
     options: dict[str, Any]
     if isinstance(entry, str):
@@ -360,7 +477,7 @@ def _entry(
     if len(method) > MAX_METHOD:
         problems.append(f"{loc}: method {_r(method)} is longer than {MAX_METHOD} characters")
         return None
-    error = check_method(method)
+    error = check_method(method, scan)
     if error:
         problems.append(f"{loc}: {error}")
     name = options.get("name", method)
@@ -410,8 +527,13 @@ def resolve_method(method: str) -> Any:
     return getattr(obj, attr)
 
 
-def check_method(method: str) -> str | None:
-    """None when ``method`` imports and is callable, else a one-line reason."""
+def check_method(method: str, scan: bool = False) -> str | None:
+    """None when ``method`` imports and is callable, else a one-line reason. With ``scan``, a module that is
+    not imported yet and whose source plainly defines the name is not imported (see :mod:`.methods`): the
+    import would cost most of a deploy's ``migrate``; anything else, a typo first of all, is imported and
+    reported as it says."""
+    if scan and defined_by_source(method):
+        return None
     try:
         obj = resolve_method(method)
     except (ImportError, AttributeError) as exc:

@@ -18,8 +18,9 @@ this module. Every deploy runs this over up to tens of thousands of jobs, hence 
 
 from __future__ import annotations
 
+import re
 from collections import namedtuple
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,12 +30,11 @@ import peewee as pw
 from ..store.database import bind, ensure_schema, migrate_lock, schema_version, write_txn
 from ..store.models import ScheduledJobLog, ScheduledJobType, database_proxy, utcnow
 from ..timing.calendar import SiteCalendar, next_slot
-from .hooks import JobSpec
+from .hooks import DEFINITION, JobSpec
 
 SCHEDULE_FIELDS = ("frequency", "cron_format")
 #: The columns a plan compares (the hooks-owned definition), plus the row's identity and removal.
-PLAN_COLUMNS = ("id", "name", "removed", "app", "method", "frequency", "cron_format", "queue", "timeout", "catchup",
-                "catchup_limit", "overlap")
+PLAN_COLUMNS = ("id", "name", "removed", *DEFINITION)
 _PlanRow = namedtuple("_PlanRow", PLAN_COLUMNS)  # type: ignore[misc]  # a row as the plan reads it
 PG_CHUNK = 20_000  # rows per INSERT of arrays on PostgreSQL (bounds one statement's parameter size)
 
@@ -89,6 +89,9 @@ def plan_sync(site: str, specs: list[JobSpec], rows: Sequence[Any], prune: bool 
         if row is None:
             plan.added.append(spec)
             continue
+        if not row.removed and _definition(row) == spec[1:10]:  # the every-deploy case, in one comparison
+            plan.unchanged.append(spec.name)
+            continue
         diff = {k: (getattr(row, k), v) for k, v in spec.definition().items() if getattr(row, k) != v}
         if row.removed:
             diff["removed"] = (True, False)
@@ -104,6 +107,13 @@ def plan_sync(site: str, specs: list[JobSpec], rows: Sequence[Any], prune: bool 
         elif not row.removed:
             plan.removed.append(row.name)
     return plan
+
+
+def _definition(row: Any) -> tuple[Any, ...]:
+    """A row's hooks-owned columns in :data:`~.hooks.DEFINITION` order (a plan row: one slice)."""
+    if isinstance(row, _PlanRow):
+        return row[3:12]  # type: ignore[no-any-return]
+    return tuple(getattr(row, k) for k in DEFINITION)
 
 
 def migrate_site(db: pw.Database, site: str, specs: list[JobSpec], calendar: SiteCalendar, *,
@@ -138,38 +148,47 @@ def _rows() -> list[Any]:
 
 
 _INSERT_COLUMNS = ("name", "app", "method", "frequency", "cron_format", "queue", "timeout", "catchup", "catchup_limit",
-                   "overlap", "stopped", "removed", "next_execution", "created_at", "modified_at")
-_PG_TYPES = ("text", "text", "text", "text", "text", "text", "integer", "text", "integer", "text", "boolean",
-             "boolean", "timestamp", "timestamp", "timestamp")
+                   "overlap", "next_execution")
+_PG_TYPES = ("text", "text", "text", "text", "text", "text", "integer", "text", "integer", "text", "timestamp")
+_STAMP = re.compile(r"[0-9T :.+-]+")  # what datetime.isoformat() writes: safe inside a SQL literal
 
 
-def insert_jobs(db: pw.Database, rows: Sequence[tuple[Any, ...]]) -> None:
-    """New rows in :data:`_INSERT_COLUMNS` order, as plain SQL: one statement of arrays on PostgreSQL,
-    ``executemany`` on SQLite. Building the same INSERT through peewee's query builder spent most of a cold
-    migrate (about 0.13 ms per row, half of the 1,000-job command) in formatting parameters."""
+def insert_jobs(db: pw.Database, specs: Iterable[JobSpec], first_slot: Callable[[str, str], datetime | None],
+                now: datetime) -> None:
+    """New rows for ``specs``, first firing at ``first_slot(frequency, cron_format)``, created ``now``, as
+    plain SQL: one statement of arrays on PostgreSQL, one prepared ``executemany`` on SQLite. Building the same
+    INSERT through peewee's query builder spent most of a cold migrate (about 0.13 ms per row) in formatting
+    parameters; then converting each row's datetimes to text, and binding the columns every new row has
+    alike (not stopped, not removed, created and modified now), cost about as much as SQLite's inserting."""
+    slots: dict[tuple[str, str], Any] = {}  # one first slot per schedule, computed (and formatted) once
+    pg = isinstance(db, pw.PostgresqlDatabase)
+
+    def slot(frequency: str, cron_format: str) -> Any:
+        key = (frequency, cron_format)
+        if key not in slots:
+            when = first_slot(frequency, cron_format)
+            slots[key] = when if pg or when is None else when.isoformat(sep=" ")
+        return slots[key]
+
+    rows = [(s.name, s.app, s.method, s.frequency, s.cron_format, s.queue, s.timeout, s.catchup, s.catchup_limit,
+             s.overlap, slot(s.frequency, s.cron_format)) for s in specs]
     if not rows:
         return
-    cols = ", ".join(_INSERT_COLUMNS)
-    if isinstance(db, pw.PostgresqlDatabase):
+    cols = ", ".join(_INSERT_COLUMNS) + ", stopped, removed, created_at, modified_at"
+    if pg:
         arrays = ", ".join(f"%s::{t}[]" for t in _PG_TYPES)
         for i in range(0, len(rows), PG_CHUNK):
             part = rows[i:i + PG_CHUNK]
-            db.execute_sql(f"INSERT INTO scheduled_job_type ({cols}) SELECT * FROM unnest({arrays})",  # type: ignore[no-untyped-call]
-                           [list(col) for col in zip(*part, strict=True)])
+            params = [now, now, *(list(col) for col in zip(*part, strict=True))]
+            db.execute_sql(f"INSERT INTO scheduled_job_type ({cols}) SELECT *, false, false, %s::timestamp, "  # type: ignore[no-untyped-call]
+                           f"%s::timestamp FROM unnest({arrays})", params)
         return
-    stamps: dict[datetime, str] = {}  # a few distinct instants (now, one first slot per schedule): format each once
-
-    def sql_text(v: Any) -> Any:
-        if v.__class__ is not datetime:
-            return v
-        out = stamps.get(v)
-        if out is None:
-            out = stamps[v] = v.isoformat(sep=" ")
-        return out
-
-    text = [tuple(map(sql_text, r)) for r in rows]
+    stamp = now.isoformat(sep=" ")
+    if not _STAMP.fullmatch(stamp):
+        raise ValueError(f"unexpected timestamp text {stamp!r}")
     db.cursor().executemany(  # type: ignore[no-untyped-call]
-        f"INSERT INTO scheduled_job_type ({cols}) VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})", text)
+        f"INSERT INTO scheduled_job_type ({cols}) VALUES ({', '.join('?' * len(_INSERT_COLUMNS))}, 0, 0, "
+        f"'{stamp}', '{stamp}')", rows)
 
 
 def _apply(plan: Plan, rows: dict[str, Any], calendar: SiteCalendar, now: datetime) -> None:
@@ -182,11 +201,7 @@ def _apply(plan: Plan, rows: dict[str, Any], calendar: SiteCalendar, now: dateti
         return first[key]
 
     specs = {s.name: s for s in plan.added}  # one row per name, as the unique index wants
-    insert_jobs(database_proxy.obj, [
-        (spec.name, spec.app, spec.method, spec.frequency, spec.cron_format, spec.queue, spec.timeout, spec.catchup,
-         spec.catchup_limit, spec.overlap, False, False, first_slot(spec.frequency, spec.cron_format), now, now)
-        for spec in specs.values()
-    ])
+    insert_jobs(database_proxy.obj, specs.values(), first_slot, now)
     for change in plan.updated:
         row = rows[change.name]
         values: dict[str, Any] = {k: new for k, (_, new) in change.fields.items()}

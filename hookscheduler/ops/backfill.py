@@ -12,7 +12,8 @@ UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` admits one writer at a time
 moves ``next_execution`` and writes its ledger rows under the same row lock, so each side sees everything the
 other committed, and a second backfill of the same range finds the first one's rows and has nothing left to
 run. Each run's RQ id is the slot's own id (the one a scheduled run of that slot has), unique in the ledger
-and in RQ: a belt to the lock's braces. Runs are then sent through the outbox like every other run.
+and in RQ: a belt to the lock's braces. Runs are then sent through the outbox like every other run. A dry run
+(``--dry-run``) only reads: it takes no write transaction and no lock. The statements are the store's.
 
 Policies: ``once`` (default) sends one run that covers every eligible slot (the ledger row counts them and
 names the first and last, as a catch-up run does); ``all`` sends one run per slot. More than
@@ -21,25 +22,24 @@ names the first and last, as a catch-up run does); ``all`` sends one run per slo
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import peewee as pw
 import redis
 
 from ..broker.keys import scheduled_job_id
 from ..context import SiteContext
 from ..exceptions import BadInput, HookSchedulerError
 from ..schedule import send
-from ..schedule.decide import is_stopped
-from ..states import SLOT_TRIGGERS, CatchUp, LedgerStatus, Trigger
-from ..store.base import parse_dt
-from ..store.database import write_txn
-from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
+from ..states import CatchUp, LedgerStatus, Trigger
+from ..store import store_for
+from ..store.base import LedgerValues
+from ..store.models import ScheduledJobType, utcnow
 from ..timing.calendar import SiteCalendar, due_slots, next_slot
-from .jobs import actor, get_job
+from .jobs import actor, get_job, stopped_now
 from .manual import send_recorded
 
 #: Slots a backfill may run without ``--yes`` (runs with ``--policy all``, slots one run covers with ``once``).
@@ -172,33 +172,34 @@ def backfill(ctx: SiteContext, conn: redis.Redis | None, name: str, start: datet
     check_range(start, end, now)
     if conn is None and not dry_run:  # before the transaction: nothing is recorded that cannot be sent
         raise BadInput("backfill needs Redis to send its runs (only a dry run goes without)")
-    db = ctx.database()
+    store = store_for(ctx.database())
     row = get_job(name)
     _refuse(row, force, now)
     result = BackfillResult(row.name, policy, start, end, queue=row.queue, dry_run=dry_run)
     runs: list[send.Run] = []
-    with write_txn(db):
-        boundary = _lock(db, row.id)
+    # a dry run only reads: no write transaction, no lock (it waits for no writer and holds none up)
+    with contextlib.nullcontext() if dry_run else store.transaction():
+        boundary = store.read_slot(row.id, lock=not dry_run)
         slots = range_slots(row.frequency, row.cron_format, start, end, ctx.calendar, anchor=boundary)
         if len(slots) > MAX_SLOTS:
             raise BackfillRefused(f"--from/--to hold more than {MAX_SLOTS} slots of {row.name} "
                                   f"({row.cron_format or row.frequency}); backfill a narrower range at a time")
         result.in_range = len(slots)
-        served = _served(row.id, slots) if slots else []
+        served = store.served_stretches(row.id, slots[0]) if slots else []
         result.eligible, result.already_ran, result.left_to_scheduler = eligible_slots(slots, served, boundary)
         if dry_run or not result.eligible:
             return result
         check_cap(len(result.eligible), policy, confirmed, row.name)
         reason = f"backfill by {who or actor()} ({start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC, {policy})"
+        rows: list[LedgerValues] = []
         for first, last, count in group_runs(result.eligible, policy):
             rq_id = scheduled_job_id(ctx.bench.bench_id, ctx.name, row.name, last, Trigger.BACKFILL)
-            ScheduledJobLog.create(job=row.id, job_name=row.name, scheduled_for=last, trigger=Trigger.BACKFILL,
-                                   status=LedgerStatus.QUEUED, reason=reason, slots=count, first_slot=first,
-                                   last_slot=last, queue=row.queue, rq_job_id=rq_id, created_at=now,
-                                   modified_at=now)
+            rows.append((row.id, row.name, last, Trigger.BACKFILL, LedgerStatus.QUEUED, reason, count, first, last,
+                         row.queue, rq_id, now, now))
             result.runs.append(BackfillRun(rq_id, last, first, last, count))
             runs.append(send.Run(rq_id, ctx.name, row.name, row.method, row.queue, row.timeout, last,
                                  Trigger.BACKFILL))
+        store.insert_ledger_rows(rows)
     assert conn is not None  # checked before anything was written
     send_recorded(ctx, conn, runs)
     return result
@@ -208,28 +209,9 @@ def _refuse(row: ScheduledJobType, force: bool, now: datetime) -> None:
     if row.removed:
         raise HookSchedulerError(f"job {row.name!r} was removed from hooks; it cannot be backfilled "
                                  "(`hookscheduler migrate` brings it back if it is declared again)")
-    if is_stopped(row.stopped, row.stopped_until, now) and not force:
+    if stopped_now(row, now) and not force:
         raise HookSchedulerError(f"job {row.name!r} is stopped; pass --force to backfill it anyway, or "
                                  f"`hookscheduler jobs enable {row.name}` first")
-
-
-def _lock(db: pw.Database, job_id: int) -> datetime | None:
-    """Lock the job's row for the rest of the transaction and read its ``next_execution`` (the scheduler's
-    claim waits for the lock, so the slots before it are settled while this transaction decides)."""
-    query = ScheduledJobType.select(ScheduledJobType.next_execution).where(ScheduledJobType.id == job_id)
-    if isinstance(db, pw.PostgresqlDatabase):
-        query = query.for_update()
-    return parse_dt(query.scalar())  # type: ignore[no-any-return]
-
-
-def _served(job_id: int, slots: Sequence[datetime]) -> list[tuple[datetime, datetime]]:
-    """The stretches of the job's runs that may cover any of ``slots`` (through the ``(job, scheduled_for)``
-    index: a run's row is stamped with the last slot it covers, so it ends at or after the first slot)."""
-    rows = (ScheduledJobLog.select(ScheduledJobLog.scheduled_for, ScheduledJobLog.first_slot,
-                                   ScheduledJobLog.last_slot)
-            .where((ScheduledJobLog.job == job_id) & (ScheduledJobLog.scheduled_for >= slots[0])
-                   & ScheduledJobLog.trigger.in_([*SLOT_TRIGGERS]) & ScheduledJobLog.status.in_(RAN)))
-    return [(r.first_slot or r.scheduled_for, r.last_slot or r.scheduled_for) for r in rows]
 
 
 __all__ = ["BACKFILL_CAP", "MAX_SLOTS", "POLICIES", "BackfillRefused", "BackfillResult", "BackfillRun", "backfill",

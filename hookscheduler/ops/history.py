@@ -12,11 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import peewee as pw
-
 from ..exceptions import JobNotFound
-from ..states import ACTIVE_STATUSES, NOT_RUN, OUTCOMES, REQUEST_TRIGGERS, LedgerStatus, Trigger
-from ..store.database import TROUBLE
+from ..states import ACTIVE_STATUSES, NOT_RUN, OUTCOMES, LedgerStatus
+from ..store import ledger_reads
 from ..store.models import ScheduledJobLog
 from .jobs import get_job
 
@@ -27,7 +25,6 @@ LOG_COLUMNS = (
 )
 
 RAN: tuple[LedgerStatus, ...] = (*ACTIVE_STATUSES, *OUTCOMES)
-TROUBLE_STATUSES: tuple[LedgerStatus, ...] = (*NOT_RUN, LedgerStatus.FAILED)
 
 
 def log_dict(row: ScheduledJobLog) -> dict[str, Any]:
@@ -48,26 +45,13 @@ def error_summary(traceback: str | None) -> str | None:
 def history(job: str | None = None, status: str | None = None, since: datetime | None = None,
             limit: int = 50, until: datetime | None = None, offset: int = 0) -> list[dict[str, Any]]:
     """Log rows newest first (by slot), optionally of one job (which must exist), one status, a time window."""
-    query = ScheduledJobLog.select()
-    if job is not None:
-        query = query.where(ScheduledJobLog.job == get_job(job).id)
-    if status is not None:
-        query = query.where(ScheduledJobLog.status == status)
-        if job is None and status in TROUBLE_STATUSES:
-            query = query.where(pw.SQL(TROUBLE))  # implied by the status: lets the trouble index serve it
-    if since is not None:
-        query = query.where(ScheduledJobLog.scheduled_for >= since)
-    if until is not None:
-        query = query.where(ScheduledJobLog.scheduled_for <= until)
-    query = query.order_by(ScheduledJobLog.scheduled_for.desc(), ScheduledJobLog.id.desc()).limit(limit)
-    if offset:
-        query = query.offset(offset)
-    return [log_dict(r) for r in query]
+    job_id = get_job(job).id if job is not None else None
+    return [log_dict(r) for r in ledger_reads.newest_rows(job_id, status, since, until, limit, offset)]
 
 
 def log_row(row_id: int) -> dict[str, Any]:
     """One ledger row by id (the target of a timeline cell's link); JobNotFound when it is gone (pruned)."""
-    row = ScheduledJobLog.get_or_none(ScheduledJobLog.id == row_id)
+    row = ledger_reads.row_by_id(row_id)
     if row is None:
         raise JobNotFound(f"log row {row_id} not found (pruned after log_retention_days, or never written)")
     return log_dict(row)
@@ -82,11 +66,7 @@ def slot_cells(job: str, since: datetime, until: datetime, limit: int = 5000) ->
     """The latest ``limit`` ledger rows of one job whose slot lies in ``[since, until)``, oldest first, narrow
     columns only: the cells of a slot timeline. Reads the ``(job_id, scheduled_for)`` index range, so its cost is the
     rows shown, not the size of the ledger."""
-    L = ScheduledJobLog
-    fields = [getattr(L, c) for c in CELL_COLUMNS]
-    window = (L.job == get_job(job).id) & (L.scheduled_for >= since) & (L.scheduled_for < until)
-    query = L.select(*fields).where(window).order_by(L.scheduled_for.desc(), L.id.desc()).limit(limit)
-    return [{c: getattr(r, c) for c in CELL_COLUMNS} for r in reversed(list(query))]
+    return ledger_reads.latest_in_window(get_job(job).id, since, until, CELL_COLUMNS, limit)
 
 
 def cell_kind(cell: dict[str, Any], late_after: float) -> str:
@@ -112,10 +92,7 @@ SCAN_COLUMNS = ("id", "job_name", "status", "trigger", "reason", "slots", "sched
 def ledger_after(first_id: int, limit: int) -> list[tuple[Any, ...]]:
     """Ledger rows with ``id >= first_id`` in id order (the primary key's range), as tuples of
     :data:`SCAN_COLUMNS`: how :mod:`hookscheduler.metrics` follows the ledger without reading it twice."""
-    L = ScheduledJobLog
-    query = (L.select(*[getattr(L, c) for c in SCAN_COLUMNS]).where(L.id >= first_id).order_by(L.id).limit(limit))
-    rows: list[tuple[Any, ...]] = list(query.tuples())  # type: ignore[arg-type]
-    return rows
+    return ledger_reads.rows_from_id(first_id, SCAN_COLUMNS, limit)
 
 
 _REASON_PREFIXES = (("job stopped", "stopped"), ("scheduler inactive", "scheduler_inactive"),
@@ -129,8 +106,7 @@ _REASON_WORDS = (("catchup_limit", "catchup_limit"), ("passed while the schedule
 
 def ledger_max_id() -> int | None:
     """The highest ledger id (the primary key's last entry), None when the ledger is empty."""
-    value = ScheduledJobLog.select(pw.fn.MAX(ScheduledJobLog.id)).scalar()
-    return int(value) if value is not None else None
+    return ledger_reads.max_id()
 
 
 def reason_kind(status: str, reason: str | None) -> str:
@@ -174,19 +150,8 @@ def missed(since: datetime | None = None, job: str | None = None, limit: int = 1
     """Every missed or skipped slot and every catch-up run (rows with more than one slot, or trigger
     ``catch-up``), grouped per job, newest first inside a group, groups by job name. Manual and event runs
     are left out: they are requests, not slots."""
-    # manual and event runs are requests, not slots: a skipped one is in `jobs history`, not here
-    # the literal predicate of the trouble index (implied by the condition after it) lets that index serve this
-    query = ScheduledJobLog.select().where(pw.SQL(TROUBLE) & (
-        (ScheduledJobLog.status.in_(NOT_RUN) | (ScheduledJobLog.slots > 1)
-         | (ScheduledJobLog.trigger == Trigger.CATCH_UP))
-        & ScheduledJobLog.trigger.not_in(REQUEST_TRIGGERS)))
-    if job is not None:
-        query = query.where(ScheduledJobLog.job == get_job(job).id)
-    if since is not None:
-        # a row may cover a stretch: keep it when its latest slot is in the window
-        query = query.where(ScheduledJobLog.scheduled_for >= since)
-    rows = query.order_by(ScheduledJobLog.scheduled_for.desc(), ScheduledJobLog.id.desc()).limit(limit)
-    return group_missed(log_dict(r) for r in rows)
+    job_id = get_job(job).id if job is not None else None
+    return group_missed(log_dict(r) for r in ledger_reads.slots_not_run_on_time(job_id, since, limit))
 
 
 def group_missed(rows: Iterable[dict[str, Any]]) -> list[MissedGroup]:

@@ -14,9 +14,9 @@ import peewee as pw
 from ..exceptions import HookSchedulerError, JobNotFound, shown
 from ..schedule.decide import Forecast, JobState, forecast, is_stopped
 from ..schedule.rows import row_problem
-from ..states import NOT_RUN, LedgerStatus, Trigger
-from ..store.database import write_txn
-from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
+from ..states import LedgerStatus, Trigger
+from ..store import job_reads, ledger_reads, store_for
+from ..store.models import ScheduledJobType, utcnow
 from ..timing.calendar import SiteCalendar, next_slot
 from ..timing.frequencies import FREQUENCIES, SECTIONS, event_of
 
@@ -37,10 +37,7 @@ def actor() -> str:
 
 
 def get_job(name: str, include_removed: bool = True) -> ScheduledJobType:
-    query = ScheduledJobType.select().where(ScheduledJobType.name == name)
-    if not include_removed:
-        query = query.where(ScheduledJobType.removed == False)  # noqa: E712
-    row: ScheduledJobType | None = query.first()
+    row = job_reads.by_name(name, include_removed)
     if row is None:
         close = similar_names(name)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else "; see `hookscheduler jobs list --all`"
@@ -49,36 +46,36 @@ def get_job(name: str, include_removed: bool = True) -> ScheduledJobType:
     return found
 
 
-def _jobs_query(include_removed: bool, search: str | None) -> Any:
-    query = ScheduledJobType.select()
-    if not include_removed:
-        query = query.where(ScheduledJobType.removed == False)  # noqa: E712
-    if search:
-        query = query.where(ScheduledJobType.name.contains(search) | ScheduledJobType.method.contains(search))
-    return query
+def stopped_now(row: ScheduledJobType, now: datetime) -> bool:
+    """Whether the job is stopped at ``now``: a stop whose ``--until`` has come is over, even before the pass
+    clears its flag. The one reading of it for the operator's views and actions."""
+    return is_stopped(row.stopped, row.stopped_until, now)
+
+
+def job_info(row: ScheduledJobType, now: datetime) -> dict[str, Any]:
+    """A job's columns, as ``jobs list`` and the dashboard show them, with ``stopped_now`` at ``now``."""
+    info = {c: getattr(row, c) for c in JOB_COLUMNS}
+    info["stopped_now"] = stopped_now(row, now)
+    return info
 
 
 def list_jobs(include_removed: bool = False, search: str | None = None, offset: int = 0,
-              limit: int | None = None) -> list[dict[str, Any]]:
+              limit: int | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
     """Every job (or one page of them: ``offset``/``limit``, optionally only names or methods containing
     ``search``) with its columns plus the status and time of its latest log row. A page costs one indexed
     lookup per job listed, so a dashboard page over 10,000 jobs reads only the ledger rows it shows."""
-    query = _jobs_query(include_removed, search).order_by(ScheduledJobType.app, ScheduledJobType.name)
-    if limit is not None:
-        query = query.offset(offset).limit(limit)
-    rows = list(query)
-    latest = _latest_logs([r.id for r in rows])
-    now = utcnow()
+    rows = job_reads.page(include_removed, search, offset, limit)
+    latest = ledger_reads.newest_runs_of([r.id for r in rows])
+    now = now or utcnow()
     out = []
     crons: dict[str, str | None] = {}
     for row in rows:
-        item = {c: getattr(row, c) for c in JOB_COLUMNS}
+        item = job_info(row, now)
         # a row the scheduler skips (changed with SQL) says why here, the operator's first stop
         item["problem"] = None if row.removed else row_problem(
             row.frequency, row.cron_format, row.timeout, row.catchup, row.catchup_limit, row.overlap, row.stopped,
             row.next_execution, crons)
         log = latest.get(row.id)
-        item["stopped_now"] = is_stopped(row.stopped, row.stopped_until, now)  # a stop whose --until came is over
         item["last_status"] = log.status if log else None
         item["last_log_at"] = (log.finished_at or log.started_at or log.scheduled_for) if log else None
         out.append(item)
@@ -87,28 +84,17 @@ def list_jobs(include_removed: bool = False, search: str | None = None, offset: 
 
 def count_jobs(include_removed: bool = False, search: str | None = None) -> int:
     """How many jobs :func:`list_jobs` would list without a page (for paging)."""
-    return int(_jobs_query(include_removed, search).count())
-
-
-def _latest_logs(job_ids: list[int]) -> dict[int, ScheduledJobLog]:
-    if not job_ids:
-        return {}
-    # The newest run of each listed job, in one query (skipped/missed slots are not runs).
-    newest = (ScheduledJobLog.select(pw.fn.MAX(ScheduledJobLog.id))
-              .where(ScheduledJobLog.job.in_(job_ids) & ScheduledJobLog.status.not_in(NOT_RUN))
-              .group_by(ScheduledJobLog.job))
-    return {log.job_id: log for log in ScheduledJobLog.select().where(ScheduledJobLog.id.in_(newest))}
+    return job_reads.count(include_removed, search)
 
 
 def similar_names(name: str, limit: int = 3) -> list[str]:
     """Job names a mistyped ``name`` may have meant: those containing its last dotted part, else the closest
     spellings of the whole name or of a name's last part (``send_digset`` -> ``app.tasks.send_digest``)."""
     tail = name.rsplit(".", 1)[-1][:255]
-    close = [r.name for r in ScheduledJobType.select(ScheduledJobType.name)
-             .where(ScheduledJobType.name.contains(tail)).limit(limit)] if tail else []
+    close = job_reads.names_containing(tail, limit) if tail else []
     if close:
         return close
-    names = [r.name for r in ScheduledJobType.select(ScheduledJobType.name)]
+    names = job_reads.names()
     by_tail: dict[str, str] = {}
     for full in names:
         by_tail.setdefault(full.rsplit(".", 1)[-1], full)
@@ -126,28 +112,29 @@ def set_stopped(db: pw.Database, name: str, stopped: bool, note: str | None = No
     that is already stopped changes only what is given (a new note, a new end): the first note, who stopped it
     and when are kept, because they are the answer to "since when, and why"."""
     now = now or utcnow()
-    with write_txn(db):
+    store = store_for(db)
+    with store.transaction():
         row = get_job(name)
-        values: dict[str, Any] = {"stopped": stopped, "modified_at": now}
-        if stopped and is_stopped(row.stopped, row.stopped_until, now):
+        audit: dict[str, Any] = {}
+        if stopped and stopped_now(row, now):
             if note is not None:
-                values["stopped_note"] = note
+                audit["stopped_note"] = note
             if until is not None:
-                values["stopped_until"] = until
+                audit["stopped_until"] = until
         else:
             # The audit columns record the latest toggle either way (who stopped it, or who re-enabled it).
-            values.update(stopped_note=note, stopped_by=who or actor(), stopped_at=now,
-                          stopped_until=until if stopped else None)
-        ScheduledJobType.update(values).where(ScheduledJobType.id == row.id).execute()
+            audit.update(stopped_note=note, stopped_by=who or actor(), stopped_at=now,
+                         stopped_until=until if stopped else None)
+        store.write_stop(row.id, stopped, now, audit)
     return get_job(name)
 
 
-def stop_state(row: dict[str, Any], now: datetime) -> str:
-    """``active``, ``STOPPED`` or ``removed`` at ``now``, as ``jobs list`` and the dashboard say it: a stop whose
-    ``--until`` has come reads ``active`` (the pass already runs its slots)."""
-    if row["removed"]:
+def stop_state(info: dict[str, Any]) -> str:
+    """``active``, ``STOPPED`` or ``removed``, as ``jobs list`` says it of a :func:`job_info` (a stop whose
+    ``--until`` has come reads ``active``: the pass already runs its slots)."""
+    if info["removed"]:
         return "removed"
-    return "STOPPED" if is_stopped(row["stopped"], row["stopped_until"], now) else "active"
+    return "STOPPED" if info["stopped_now"] else "active"
 
 
 # --- events (trigger-scheduler-event, purge-jobs --event) --------------------------------------------------
@@ -178,13 +165,7 @@ def event_frequencies(event: str) -> list[str]:
 def event_jobs(event: str, include_stopped: bool = False) -> list[ScheduledJobType]:
     """The jobs of an event (``daily``: every Daily, Daily Long and Daily Maintenance job; ``daily_long``: the
     Daily Long ones), not removed."""
-    frequencies = event_frequencies(event)
-    query = (ScheduledJobType.select()
-             .where(ScheduledJobType.frequency.in_(frequencies) & (ScheduledJobType.removed == False))  # noqa: E712
-             .order_by(ScheduledJobType.name))
-    if not include_stopped:
-        query = query.where(ScheduledJobType.stopped == False)  # noqa: E712
-    return list(query)
+    return job_reads.of_frequencies(event_frequencies(event), include_stopped)
 
 
 class EventNotFound(HookSchedulerError):
@@ -226,19 +207,17 @@ def skip_next(db: pw.Database, name: str, calendar: SiteCalendar, who: str | Non
     so a tick serving that slot at the same moment either wins and runs it or loses and logs nothing) and
     record the slot as ``skipped`` by the operator."""
     now = now or utcnow()
-    with write_txn(db):
+    store = store_for(db)
+    with store.transaction():
         row = get_job(name)
         if row.removed or row.next_execution is None:
             raise HookSchedulerError(f"job {shown(name)} was removed from hooks and has no next slot to skip")
         slot = row.next_execution
         after = next_slot(row.frequency, row.cron_format, slot, calendar, anchor=slot)
-        won = (ScheduledJobType.update(next_execution=after, modified_at=now)
-               .where((ScheduledJobType.id == row.id) & (ScheduledJobType.next_execution == slot)).execute())
-        if not won:
+        if not store.move_slot(row.id, slot, after, now):
             raise HookSchedulerError(f"job {shown(name)}: its next slot was served by the scheduler just now; "
                                      "run skip-next again to skip the following one")
-        ScheduledJobLog.create(job=row.id, job_name=row.name, scheduled_for=slot, trigger=Trigger.SCHEDULE,
-                               status=LedgerStatus.SKIPPED, reason=f"skipped by {who or actor()} (jobs skip-next)",
-                               slots=1, first_slot=slot, last_slot=slot, queue=row.queue,
-                               created_at=now, modified_at=now)
+        store.add_ledger_row((row.id, row.name, slot, Trigger.SCHEDULE, LedgerStatus.SKIPPED,
+                              f"skipped by {who or actor()} (jobs skip-next)", 1, slot, slot, row.queue, None, now,
+                              now))
     return SkipResult(row.name, slot, after)

@@ -24,14 +24,13 @@ from ..broker.keys import scheduled_job_id
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError, JobNotFound, ServiceUnavailable, shown
 from ..schedule import send
-from ..schedule.decide import is_stopped
 from ..schedule.outbox import record_sent
 from ..schedule.reconcile import settle
-from ..states import ACTIVE_STATUSES, LedgerStatus, Overlap, Trigger
-from ..store import store_for
+from ..states import LedgerStatus, Overlap, Trigger
+from ..store import job_reads, store_for
 from ..store.database import write_txn
-from ..store.models import ScheduledJobLog, ScheduledJobType, database_proxy, utcnow
-from .jobs import actor, event_jobs, events, get_job
+from ..store.models import ScheduledJobType, database_proxy, utcnow
+from .jobs import actor, event_jobs, events, get_job, stopped_now
 
 
 @dataclass(frozen=True)
@@ -54,8 +53,9 @@ def run_job(ctx: SiteContext, conn: redis.Redis, name: str, force: bool = False,
             now: datetime | None = None) -> Outcome:
     """``jobs run NAME``: enqueue NAME now, logged as trigger ``manual``."""
     ctx.database()
+    now = now or utcnow()
     row = get_job(name)
-    _refuse_unrunnable(row, force)
+    _refuse_unrunnable(row, force, now)
     return enqueue_now(ctx, conn, [row], Trigger.MANUAL, force, f"run by {who or actor()} (jobs run)", now)[0]
 
 
@@ -63,12 +63,10 @@ def resolve_target(target: str, include_stopped: bool) -> tuple[str, list[Schedu
     """An event name (``daily``), a job name or a method path -> (kind, jobs). Unknown -> JobNotFound."""
     if target in events():
         return "event", event_jobs(target, include_stopped=True)
-    row = ScheduledJobType.get_or_none((ScheduledJobType.name == target) & (ScheduledJobType.removed == False))  # noqa: E712
+    row = job_reads.by_name(target, include_removed=False)
     if row is not None:
         return "job", [row]
-    rows = list(ScheduledJobType.select().where((ScheduledJobType.method == target)
-                                                & (ScheduledJobType.removed == False))  # noqa: E712
-                .order_by(ScheduledJobType.name))
+    rows = job_reads.by_method(target)
     if rows:
         return "method", rows
     raise JobNotFound(f"event {shown(target)} does not exist: it is neither an event ({', '.join(events())}) nor a "
@@ -80,28 +78,24 @@ def trigger_event(ctx: SiteContext, conn: redis.Redis, target: str, force: bool 
     """``trigger-scheduler-event``: every job of an event (stopped ones left out unless ``force``), or the
     job(s) a name or method designates, enqueued now as trigger ``event``."""
     ctx.database()
+    now = now or utcnow()
     kind, rows = resolve_target(target, include_stopped=force)
     if kind != "event":
         for row in rows:
-            _refuse_unrunnable(row, force)
+            _refuse_unrunnable(row, force, now)
     left_out = [Outcome(r.name, "left out", reason="job stopped (use --force to include it)", queue=r.queue)
-                for r in rows if _stopped(r) and not force]
-    runnable = [r for r in rows if force or not _stopped(r)]
+                for r in rows if stopped_now(r, now) and not force]
+    runnable = [r for r in rows if force or not stopped_now(r, now)]
     reason = f"trigger-scheduler-event {target} by {who or actor()}"
     outcomes = enqueue_now(ctx, conn, runnable, Trigger.EVENT, force, reason, now) if runnable else []
     return kind, outcomes + left_out
 
 
-def _stopped(row: ScheduledJobType) -> bool:
-    """Stopped now (a stop whose ``--until`` has come is over, even before the pass clears its flag)."""
-    return is_stopped(row.stopped, row.stopped_until, utcnow())
-
-
-def _refuse_unrunnable(row: ScheduledJobType, force: bool) -> None:
+def _refuse_unrunnable(row: ScheduledJobType, force: bool, now: datetime) -> None:
     if row.removed:
         raise HookSchedulerError(f"job {row.name!r} was removed from hooks; it cannot be run "
                                  "(`hookscheduler migrate` brings it back if it is declared again)")
-    if _stopped(row) and not force:
+    if stopped_now(row, now) and not force:
         by = f" by {row.stopped_by}" if row.stopped_by else ""
         note = f": {row.stopped_note}" if row.stopped_note else ""
         raise HookSchedulerError(f"job {row.name!r} is stopped{by}{note}; pass --force to run it anyway, "
@@ -140,9 +134,8 @@ def _blocked(rows: Sequence[ScheduledJobType], conn: redis.Redis, now: datetime,
     ids = [r.id for r in rows if r.overlap == Overlap.SKIP]
     if not ids:
         return {}
-    active = list(ScheduledJobLog.select().where(ScheduledJobLog.job.in_(ids)
-                                                 & ScheduledJobLog.status.in_(ACTIVE_STATUSES)))
-    verdicts = settle(store_for(database_proxy.obj), active, conn, now, {r.id: r.timeout for r in rows}, bench_id)
+    store = store_for(database_proxy.obj)
+    verdicts = settle(store, store.active_runs_of(ids), conn, now, {r.id: r.timeout for r in rows}, bench_id)
     out: dict[int, str] = {}
     for job_id, vs in verdicts.items():
         for v in vs:
@@ -154,10 +147,9 @@ def _blocked(rows: Sequence[ScheduledJobType], conn: redis.Redis, now: datetime,
 
 def _insert(row: ScheduledJobType, slot: datetime, trigger: str, status: str, reason: str, rq_id: str | None,
             now: datetime) -> None:
-    ScheduledJobLog.create(job=row.id, job_name=row.name, scheduled_for=slot, trigger=trigger, status=status,
-                           reason=reason, slots=1, first_slot=slot, last_slot=slot, queue=row.queue,
-                           rq_job_id=rq_id, created_at=now, modified_at=now,
-                           finished_at=now if status == LedgerStatus.SKIPPED else None)
+    store_for(database_proxy.obj).add_ledger_row(
+        (row.id, row.name, slot, trigger, status, reason, 1, slot, slot, row.queue, rq_id, now, now),
+        finished_at=now if status == LedgerStatus.SKIPPED else None)
 
 
 def send_recorded(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> None:

@@ -1,10 +1,14 @@
-"""Operator notes (``--note``, the dashboard's note field): one line of plain text."""
+"""What an operator gives beside an action, read once for the CLI and the dashboard: a note (``--note``, the
+note field: one line of plain text) and an automatic end (``--until``, the until field)."""
 
 from __future__ import annotations
 
 import unicodedata
+from datetime import datetime
 
+from ..context import SiteContext
 from ..exceptions import BadInput, shown
+from ..timing.moments import parse_until
 
 #: The characters that reorder text on display (Unicode's explicit bidi formatting characters and marks).
 BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -29,3 +33,10 @@ def one_line_note(value: str | None, what: str) -> str | None:
         raise BadInput(f"{what}: contains the bidirectional control U+{ord(bidi):04X} ({unicodedata.name(bidi)}), "
                        "which would show the note in another order than written; write plain text")
     return " ".join(value.split()) or None
+
+
+def automatic_end(text: str | None, ctx: SiteContext, now: datetime, what: str = "--until") -> datetime | None:
+    """The end of a stop or a pause (``jobs disable --until``, ``scheduler pause --until``, the dashboard's until
+    field) as naive UTC, read in the site's zone against ``now`` (:func:`~hookscheduler.timing.moments.parse_until`);
+    None when none was given."""
+    return parse_until(text, now, ctx.site.time_zone, what) if text is not None else None

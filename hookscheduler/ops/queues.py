@@ -29,12 +29,10 @@ from ..config import Site
 from ..context import SiteContext
 from ..exceptions import QueueNotFound, shown
 from ..schedule.send import rq_queue
-from ..states import LedgerStatus
-from ..store.database import write_txn
-from ..store.models import ScheduledJobLog, utcnow
+from ..store import Store, store_for
+from ..store.models import database_proxy, utcnow
 from .jobs import event_jobs
 
-QUEUED, SKIPPED = LedgerStatus.QUEUED, LedgerStatus.SKIPPED
 #: RQ's counts per queue (RQ's statuses, not the ledger's)
 COUNTED = ("queued", "started", "failed", "scheduled")
 BATCH = 1000  # ids per pipelined delete, and per ledger statement
@@ -103,9 +101,8 @@ def pending_counts(conn: redis.Redis, bench_id: str, site: str, queues: Sequence
 
 
 def outbox_count() -> int:
-    """Claimed runs not yet sent to Redis (the next pass sends them)."""
-    return int(ScheduledJobLog.select().where((ScheduledJobLog.status == QUEUED)
-                                              & ScheduledJobLog.enqueued_at.is_null()).count())
+    """Claimed runs not yet sent to Redis (the next pass sends them), of the bound site."""
+    return store_for(database_proxy.obj).outbox_size()
 
 
 @dataclass
@@ -123,21 +120,15 @@ class Readiness:
 
 def readiness(ctx: SiteContext, conn: redis.Redis) -> Readiness:
     totals = pending_counts(conn, ctx.bench.bench_id, ctx.name, list(ctx.site.queues))["total"]
-    ctx.database()
-    outbox = outbox_count()
+    outbox = store_for(ctx.database()).outbox_size()
     queued, started = totals["queued"] + totals["scheduled"], totals["started"]
     return Readiness(queued + started + outbox == 0, queued, started, outbox)
 
 
-def drop_from_ledger(rq_ids: Iterable[str], reason: str, now: datetime) -> int:
+def drop_from_ledger(store: Store, rq_ids: Iterable[str], reason: str, now: datetime) -> int:
     """Mark the ledger rows of runs removed from RQ (still ``queued``) as ``skipped`` with ``reason``."""
     ids = list(rq_ids)
-    changed = 0
-    for i in range(0, len(ids), BATCH):
-        changed += (ScheduledJobLog.update(status=SKIPPED, reason=reason, finished_at=now, modified_at=now)
-                    .where(ScheduledJobLog.rq_job_id.in_(ids[i:i + BATCH]) & (ScheduledJobLog.status == QUEUED))
-                    .execute())
-    return int(changed)
+    return sum(store.skip_queued(ids[i:i + BATCH], reason, now) for i in range(0, len(ids), BATCH))
 
 
 @dataclass
@@ -155,7 +146,7 @@ def purge(ctx: SiteContext, conn: redis.Redis, queue: str | None = None, event: 
     """Delete the site's queued jobs (of ``queue``, or every queue; with ``event``, only the queued scheduled
     runs of that event's jobs) and record them as skipped in the ledger."""
     now = now or utcnow()
-    db = ctx.database()
+    store = store_for(ctx.database())
     bench_id = ctx.bench.bench_id
     queues = [check_queue(ctx.site, queue)] if queue is not None else list(ctx.site.queues)
     reason = f"purged from the queue by {who} (purge-jobs{' --event ' + event if event else ''})"
@@ -163,33 +154,20 @@ def purge(ctx: SiteContext, conn: redis.Redis, queue: str | None = None, event: 
     job_ids: list[int] = []
     if event is not None:
         job_ids = [j.id for j in event_jobs(event, include_stopped=True)]
-        only = {str(r.rq_job_id) for r in ScheduledJobLog.select(ScheduledJobLog.rq_job_id).where(
-            ScheduledJobLog.job.in_(job_ids) & (ScheduledJobLog.status == QUEUED)
-            & ScheduledJobLog.rq_job_id.is_null(False))} if job_ids else set()
+        only = store.queued_rq_ids(job_ids)
     ids = site_job_ids(conn, bench_id, ctx.name, queues)
     result = PurgeResult()
     for name in queues:
         targets = [j for j in ids[name]["queued"] if only is None or j in only]
-        with write_txn(db):
-            drop_from_ledger(targets, reason, now)
+        with store.transaction():
+            drop_from_ledger(store, targets, reason, now)
         removed = remove_ids(conn, rq_queue(conn, bench_id, name).key, targets)
         delete_job_keys(conn, removed)
         result.by_queue[name] = len(removed)
         result.purged += len(removed)
-    with write_txn(db):
-        result.outbox = _drop_outbox(queues, job_ids if event is not None else None, reason, now)
+    with store.transaction():
+        result.outbox = store.skip_outbox(queues, job_ids if event is not None else None, reason, now)
     return result
-
-
-def _drop_outbox(queues: list[str], job_ids: list[int] | None, reason: str, now: datetime) -> int:
-    cond = ((ScheduledJobLog.status == QUEUED) & ScheduledJobLog.enqueued_at.is_null()
-            & ScheduledJobLog.queue.in_(queues))
-    if job_ids is not None:
-        if not job_ids:
-            return 0
-        cond &= ScheduledJobLog.job.in_(job_ids)
-    return int(ScheduledJobLog.update(status=SKIPPED, reason=reason, finished_at=now, modified_at=now)
-               .where(cond).execute())
 
 
 def remove_ids(conn: redis.Redis, queue_key: str, ids: Sequence[str]) -> list[str]:

@@ -29,9 +29,8 @@ from rq.registry import FailedJobRegistry
 from ..broker.keys import queue_name
 from ..config import DEFAULT_FAILED_JOBS_LIMIT
 from ..exceptions import HookSchedulerError
-from ..states import LedgerStatus, Trigger
-from ..store.database import write_txn
-from ..store.models import ACTIVE_STATUSES, ScheduledJobLog, ScheduledJobType, utcnow
+from ..store import store_for
+from ..store.models import utcnow
 from ..timing.frequencies import fires_within_hour
 
 BATCH = 1000  # log rows per DELETE; 100 RQ jobs per pipeline, as Frappe
@@ -45,15 +44,12 @@ def prune_site_logs(db: pw.Database, retention_days: int, now: datetime | None =
     ``modified_at`` matters for the rows the pass keeps extending (a job stopped for months has one
     ``skipped`` row whose ``last_slot`` moves): they are kept while they are still being written."""
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
+    store = store_for(db)
     total = 0
     while True:
-        batch = (ScheduledJobLog.select(ScheduledJobLog.id)
-                 .where((ScheduledJobLog.created_at < cutoff) & (ScheduledJobLog.modified_at < cutoff)
-                        & ScheduledJobLog.status.not_in(ACTIVE_STATUSES))
-                 .limit(BATCH))
-        with write_txn(db):
+        with store.transaction():
             # one statement (the first of its transaction is a write: no SQLite read->write upgrade)
-            deleted = int(ScheduledJobLog.delete().where(ScheduledJobLog.id.in_(batch)).execute())
+            deleted = store.prune_finished(cutoff, BATCH)
         total += deleted
         if deleted < BATCH:
             return total
@@ -76,21 +72,16 @@ def thin_frequent_runs(db: pw.Database, now: datetime | None = None, counted: Co
     an hour to the last run of each hour; ``counted``: what the metrics counter has read (a row is deleted only
     once the counters have it). Returns how many rows were deleted."""
     cutoff = (now or utcnow()) - FREQUENT_KEEP
-    J, L = ScheduledJobType, ScheduledJobLog
-    jobs = [j.id for j in J.select(J.id, J.frequency, J.cron_format) if fires_within_hour(j.frequency, j.cron_format)]
+    store = store_for(db)
+    jobs = [job_id for job_id, frequency, cron in store.job_schedules() if fires_within_hour(frequency, cron)]
     total = 0
     for job_id in jobs:
-        query = (L.select(L.id, L.scheduled_for)
-                 .where((L.job == job_id) & (L.status == LedgerStatus.COMPLETE) & (L.trigger == Trigger.SCHEDULE)
-                        & (L.slots == 1) & (L.created_at < cutoff) & (L.modified_at < cutoff))
-                 .order_by(L.scheduled_for))
-        if counted is not None:
-            query = query.where(L.id < counted.below)
+        runs = store.thinnable_runs(job_id, cutoff, counted.below if counted is not None else None)
         pending = counted.pending if counted is not None else frozenset()
-        doomed = [i for i in thin((r.id, r.scheduled_for) for r in query) if i not in pending]
+        doomed = [i for i in thin(runs) if i not in pending]
         for i in range(0, len(doomed), BATCH):
-            with write_txn(db):
-                total += int(L.delete().where(L.id.in_(doomed[i:i + BATCH])).execute())
+            with store.transaction():
+                total += store.delete_ledger_rows(doomed[i:i + BATCH])
     return total
 
 

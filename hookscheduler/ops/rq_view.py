@@ -24,9 +24,8 @@ from ..broker.keys import short_queue, site_prefix
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError, JobNotFound, shown
 from ..schedule.send import rq_queue
-from ..states import ACTIVE_STATUSES, LedgerStatus
-from ..store.database import write_txn
-from ..store.models import ScheduledJobLog, utcnow
+from ..store import store_for
+from ..store.models import utcnow
 from .queues import drop_from_ledger
 
 #: An operator action on one RQ job: (site, connection, job id, who, now) -> the full job id.
@@ -158,14 +157,11 @@ def stop(ctx: SiteContext, conn: redis.Redis, job_id: str, who: str, now: dateti
         send_stop_job_command(conn, job.id)
     except InvalidJobOperation as exc:
         raise HookSchedulerError(f"RQ job {job.id}: {exc}") from None
-    now = now or utcnow()
-    ctx_db = ctx.database()
-    with write_txn(ctx_db):
-        (ScheduledJobLog.update(status=LedgerStatus.FAILED, reason=f"stopped by {who} (rq-jobs stop)", finished_at=now,
-                                modified_at=now)
-         # RQ says started before the runner records it: a still-queued row is closed too (and the runner,
-         # finding no queued row, will not run it)
-         .where((ScheduledJobLog.rq_job_id == job.id) & ScheduledJobLog.status.in_(ACTIVE_STATUSES)).execute())
+    store = store_for(ctx.database())
+    with store.transaction():
+        # RQ says started before the runner records it: a still-queued row is closed too (and the runner,
+        # finding no queued row, will not run it)
+        store.fail_active(job.id, f"stopped by {who} (rq-jobs stop)", now or utcnow())
     return job.id
 
 
@@ -178,9 +174,9 @@ def delete(ctx: SiteContext, conn: redis.Redis, job_id: str, who: str, now: date
 
 
 def _ledger(ctx: SiteContext, ids: list[str], reason: str, now: datetime | None) -> None:
-    db = ctx.database()
-    with write_txn(db):
-        drop_from_ledger(ids, reason, now or utcnow())
+    store = store_for(ctx.database())
+    with store.transaction():
+        drop_from_ledger(store, ids, reason, now or utcnow())
 
 
 # --- workers ---------------------------------------------------------------------------------------------

@@ -32,10 +32,9 @@ from ..broker.keys import heartbeat_pattern, last_tick_key
 from ..config import update_site_config
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError
-from ..schedule.decide import pause_expired
-from ..schedule.inactivity import PAUSE_UNTIL, inactive_reason, note_switch, read_pause_until
+from ..schedule.inactivity import PAUSE_UNTIL, inactive_reason, note_switch, read_pause_until, read_switches
 from ..states import SchedulerStatus
-from ..store.database import get_state, set_state, write_txn
+from ..store.database import set_state, write_txn
 from ..store.models import utcnow
 from .queues import outbox_count, pending_counts
 
@@ -98,30 +97,15 @@ def last_tick(conn: redis.Redis, bench_id: str, site: str) -> datetime | None:
 
 
 def scheduler_state(ctx: SiteContext, now: datetime | None = None) -> tuple[str, str | None]:
-    """(``enabled`` | ``disabled`` | ``paused``, every reason it is inactive joined, or None). A disabled
-    scheduler reads ``disabled`` even when it is also paused: resuming it would not make it run. A pause whose
-    ``--until`` has come is over (the next pass clears the flag)."""
+    """(``enabled`` | ``disabled`` | ``paused``, every reason it is inactive joined, or None), from the switches
+    the pass reads (:func:`~hookscheduler.schedule.inactivity.read_switches`). A disabled scheduler reads
+    ``disabled`` even when it is also paused: resuming it would not make it run. A pause whose ``--until`` has
+    come is over (the next pass clears the flag)."""
     ctx.database()
-    settings = ctx.site.settings
-    reasons: list[str] = []
-    disabled = False
-    until = read_pause_until()
-    paused = settings.pause_scheduler and not pause_expired(True, until, now or utcnow())
-    if settings.maintenance_mode:
-        reasons.append("maintenance_mode is set")
-        disabled = True
-    if paused:
-        end = until.replace(tzinfo=timezone.utc).astimezone(ctx.site.time_zone) if until else None
-        reasons.append("pause_scheduler is set" + (f" until {end:%Y-%m-%d %H:%M:%S %Z}" if end else ""))
-    if settings.disable_scheduler:
-        reasons.append("disable_scheduler is set")
-        disabled = True
-    if get_state("scheduler_enabled", "1") == "0":
-        note = get_state("scheduler_disabled_note")
-        reasons.append("scheduler disabled" + (f": {note}" if note else ""))
-        disabled = True
-    status = DISABLED if disabled else (PAUSED if paused else ENABLED)
-    return status, "; ".join(reasons) or None
+    now = now or utcnow()
+    switches = read_switches(ctx, pause_until=read_pause_until())
+    status = DISABLED if switches.stopping() else (PAUSED if switches.pausing(now) else ENABLED)
+    return status, "; ".join(switches.causes(now, ctx.site.time_zone)) or None
 
 
 def activity(ctx: SiteContext, now: datetime | None = None) -> tuple[str | None, datetime | None]:

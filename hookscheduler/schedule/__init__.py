@@ -3,7 +3,7 @@
 * :mod:`.decide`: what to do with one due row (fire, catch up, miss, skip), pure;
 * :mod:`.claim`: the pass (probe, select due rows, decide, claim, record) and the exactly-once invariants;
 * :mod:`.outbox`: sending claimed runs after the commit, re-sending the ones never sent;
-* :mod:`.send`: writing runs into RQ (one pipeline, RQ's unique enqueue);
+* :mod:`.send`: writing runs into RQ (one script call per 250 runs, RQ's unique enqueue);
 * :mod:`.reconcile`: active runs against RQ: settle the ones that are over, reconcile a whole site;
 * :mod:`.inactivity`: the scheduler switched off (paused, disabled, maintenance) and its stretches;
 * :mod:`.judge`: is a previous run still going? The ledger against RQ, pure;

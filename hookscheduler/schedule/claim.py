@@ -12,7 +12,9 @@ beside the code that keeps it:
 * **I5**, one delivery of a run may start it, ever: :mod:`hookscheduler.worker.ledger`, :mod:`.reconcile`;
 * **I6** and **I7**, lost and refused deliveries: :mod:`.reconcile`;
 * **I8**, every slot has a ledger row (``queued``, ``missed`` or ``skipped``, with the reason), and the next
-  slot is always in the future: :func:`record`, :mod:`.decide`.
+  slot is always in the future: :func:`record`, :mod:`.decide`;
+* **I9**, a slot the ledger already stands for is never decided again, whatever moved ``next_execution``:
+  :func:`undecided_from`.
 
 While the site's scheduler is paused, disabled or in maintenance a pass decides nothing: it records the stretch
 of inactivity and holds the due slots, which the first active pass decides with each job's catch-up policy
@@ -23,8 +25,9 @@ The statements themselves are the store's (:mod:`hookscheduler.store`): this mod
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import redis
@@ -35,16 +38,18 @@ from ..states import LedgerStatus
 from ..store import Store, store_for
 from ..store.base import ClaimRequest, DueRow, LatestRow, LedgerValues
 from ..store.models import utcnow
+from ..timing.calendar import SiteCalendar, next_slot
 from ..timing.frequencies import fires_within_hour
 from . import send
 from ._faults import failpoint
-from .decide import Decision, Entry, JobState, Slots, Stretch, decide, pause_expired
+from .decide import Decision, Entry, JobState, Slots, Stretch, decide, pause_expired, stop_over
 from .inactivity import inactive_reason, lift_expired_pause, parse_stamp, recent_stretches, track_inactivity
 from .judge import Verdict
 from .outbox import resend_outbox, send_claimed
 from .reconcile import active_runs
 from .rows import report_once, usable
 
+log = logging.getLogger(__name__)
 QUEUED, SKIPPED = LedgerStatus.QUEUED, LedgerStatus.SKIPPED
 
 
@@ -87,8 +92,10 @@ def grace_seconds(ctx: SiteContext) -> float:
 
 
 def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
-             batch: int | None = None) -> PassResult:
-    """One pass over the site's due rows at ``now`` (naive UTC)."""
+             batch: int | None = None, defer: Callable[[list[send.Run]], None] | None = None) -> PassResult:
+    """One pass over the site's due rows at ``now`` (naive UTC). ``defer``: hand each batch's committed runs
+    to it instead of sending them here (the loop sends several sites' runs in one round trip and records the
+    outcome on this pass's result): a committed run waits in the outbox either way (I3)."""
     now = now or utcnow()
     store = store_for(ctx.database())
     result = PassResult(site=ctx.name, now=now)
@@ -124,16 +131,19 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
             result.due += len(rows)
             verdicts = active_runs(store, [r for r in rows if r.has_active], conn, now, ctx.bench.bench_id)
             if stretches is None and (now - rows[0].next_execution).total_seconds() > grace_seconds(ctx):
-                stretches = recent_stretches(rows[0].next_execution)
+                stretches = recent_stretches(store, rows[0].next_execution)
             decisions = _decide_each(ctx, rows, now, verdicts, memo, stretches or ())
             failpoint("before_claim")
-            won = claim(store, decisions)
+            plan = ledger_plan(ctx, store, decisions, {r.id: r for r in rows}, now)
+            won = claim(store, decisions, plan.inserts)
             result.lost_claims += len(decisions) - len(won)
-            runs = record(ctx, store, [d for d in decisions if d.job.id in won], {r.id: r for r in rows}, now,
-                          result)
+            runs = record(store, [d for d in decisions if d.job.id in won], plan, now, result)
             failpoint("after_claim")  # claimed and recorded, not committed: the rollback must undo both (I2)
         failpoint("after_commit")  # committed, nothing sent: the outbox must send it later (I3)
-        result.add_sent(*send_claimed(ctx, conn, runs))
+        if defer is not None and runs:
+            defer(runs)
+        else:
+            result.add_sent(*send_claimed(ctx, conn, runs))
         if any(v.resend for vs in verdicts.values() for v in vs):
             result.resent += result.add_sent(*resend_outbox(ctx, conn))
         if len(selected) < batch:
@@ -152,15 +162,46 @@ def _decide_each(ctx: SiteContext, rows: Sequence[DueRow], now: datetime, verdic
                        row.catchup, row.catchup_limit, row.overlap, row.stopped_until)
         blocked = next((v.blocking_reason for v in verdicts.get(row.id, ()) if v.active), None)
         try:
-            decisions.append(decide(job, now, calendar, grace=grace, blocked=blocked, memo=memo,
-                                    stretches=stretches))
+            start = undecided_from(ctx, row, calendar)
+            if start is None:
+                decisions.append(decide(job, now, calendar, grace=grace, blocked=blocked, memo=memo,
+                                        stretches=stretches))
+            elif start > now:  # nothing left to decide yet: the claim only moves the row past what is decided
+                decisions.append(Decision(job, start, ()))
+            else:  # decided from the first undecided slot; the claim still compares the stored one (I1)
+                d = decide(replace(job, next_execution=start), now, calendar, grace=grace, blocked=blocked,
+                           memo=memo, stretches=stretches)
+                decisions.append(Decision(job, d.next_execution, d.entries))
         except Exception as exc:
             report_once(ctx.name, row.name, f"{type(exc).__name__}: {exc}")
     return decisions
 
 
-def claim(store: Store, decisions: Sequence[Decision]) -> set[int]:
+def undecided_from(ctx: SiteContext, row: DueRow, calendar: SiteCalendar) -> datetime | None:
+    """I9, a slot is decided once: None when no ledger row stands for the row's ``next_execution`` (the usual
+    answer), else the first slot after the last one the job's ledger rows already stand for, from which the
+    pass decides instead (logged: something moved the job's next slot back over decided slots).
+
+    The claim's compare-and-set (I1) keeps two passes from deciding the same slot as long as ``next_execution``
+    only moves forward; this keeps a slot from being decided twice even if it moved back (seen once in a
+    30-minute PostgreSQL chaos run: four maintenance jobs' 00:31 local slot decided twice, the writer that
+    moved them back not identified). The last slot is read in the statement that selects (and on PostgreSQL
+    locks) the due rows, and a slot row is only ever written by a pass or a backfill that holds the job's row,
+    so no row can be added for these slots between that read and the claim."""
+    decided = row.decided
+    if not isinstance(decided, datetime) or decided < row.next_execution:
+        return None
+    start = next_slot(row.frequency, row.cron_format, decided, calendar, anchor=row.next_execution)
+    log.warning("site %s: job %s: its next slot %s is already decided (its ledger stands for slots up to %s); "
+                "deciding from %s instead, not a second time", ctx.name, row.name, row.next_execution.isoformat(),
+                decided.isoformat(), start.isoformat())
+    return start
+
+
+def claim(store: Store, decisions: Sequence[Decision], ledger: Sequence[LedgerValues] = ()) -> set[int]:
     """I1: compare-and-set every decision's row from the slot it served to its next slot; returns the won ids.
+    I2: in the same transaction (on PostgreSQL the same statement), ``ledger``'s rows of the won jobs are
+    inserted, and only theirs (:func:`ledger_plan` makes them; :func:`record` does the rest).
 
     Only a process that saw ``next_execution = <served>`` can move it, and the database serialises the writes:
     once one process has moved it, the others' condition no longer matches (PostgreSQL re-checks it after
@@ -171,35 +212,59 @@ def claim(store: Store, decisions: Sequence[Decision]) -> set[int]:
     """
     if not decisions:
         return set()
-    return store.claim([ClaimRequest(d.job.id, d.job.next_execution, d.next_execution) for d in decisions])
+    requests = [ClaimRequest(d.job.id, d.job.next_execution, d.next_execution) for d in decisions]
+    return store.claim_and_record(requests, ledger)
 
 
-def record(ctx: SiteContext, store: Store, decisions: Sequence[Decision], rows: dict[int, DueRow], now: datetime,
-           result: PassResult) -> list[send.Run]:
-    """I2 and I8: write the claimed decisions' ledger rows, one per slot or stretch of slots decided about, in
-    the claim's transaction; return the runs to send. I4: a run's RQ job id is a function of (bench, site, job,
-    slot, trigger), so RQ's unique enqueue stores a second send of it once."""
+@dataclass
+class LedgerPlan:
+    """What :func:`record` writes for a batch's decisions, made before the claim: the ledger rows to insert
+    (every decided job's; :func:`claim` inserts the won ones'), the runs to send per job, and the ``skipped``
+    rows that a job staying stopped extends instead of inserting one."""
+
+    inserts: list[LedgerValues]
+    runs: dict[int, list[send.Run]]
+    extend: dict[int, LatestRow]
+
+
+def ledger_plan(ctx: SiteContext, store: Store, decisions: Sequence[Decision], rows: dict[int, DueRow],
+                now: datetime) -> LedgerPlan:
+    """I8: the ledger rows of ``decisions``, one per slot or stretch of slots decided about. I4: a run's RQ job
+    id is a function of (bench, site, job, slot, trigger), so RQ's unique enqueue stores a second send of it
+    once."""
     bench_id = ctx.bench.bench_id
-    inserts: list[LedgerValues] = []
-    runs: list[send.Run] = []
-    extend = _skips_to_extend(store, decisions)
+    plan = LedgerPlan([], {}, _skips_to_extend(store, decisions))
     for d in decisions:
         row = rows[d.job.id]
         for e in d.entries:
-            _count(result, e)
-            if e.status == SKIPPED and d.job.id in extend:
-                store.extend_skip(extend[d.job.id].id, e.slots, e.last_slot or e.scheduled_for, e.scheduled_for, now)
+            if e.status == SKIPPED and d.job.id in plan.extend:
                 continue
             rq_id = scheduled_job_id(bench_id, ctx.name, row.name, e.scheduled_for, e.trigger) \
                 if e.status == QUEUED else None
-            inserts.append(_ledger_values(row, e, rq_id, now))
+            plan.inserts.append(_ledger_values(row, e, rq_id, now))
             if rq_id:
-                result.fired += 1
-                runs.append(send.Run(rq_id, ctx.name, row.name, row.method, row.queue, row.timeout,
-                                     e.scheduled_for, e.trigger, fires_within_hour(row.frequency, row.cron_format)))
-    store.insert_ledger_rows(inserts)
+                plan.runs.setdefault(d.job.id, []).append(
+                    send.Run(rq_id, ctx.name, row.name, row.method, row.queue, row.timeout, e.scheduled_for,
+                             e.trigger, fires_within_hour(row.frequency, row.cron_format)))
+    return plan
+
+
+def record(store: Store, decisions: Sequence[Decision], plan: LedgerPlan, now: datetime,
+           result: PassResult) -> list[send.Run]:
+    """I2 and I8, for the claimed ``decisions`` (their ledger rows are in, by :func:`claim`): extend the skips
+    that go on, clear the stops that ended, count; return the runs to send."""
+    runs: list[send.Run] = []
+    for d in decisions:
+        for e in d.entries:
+            _count(result, e)
+            if e.status == SKIPPED and d.job.id in plan.extend:
+                store.extend_skip(plan.extend[d.job.id].id, e.slots, e.last_slot or e.scheduled_for, e.scheduled_for,
+                                  now)
+        job_runs = plan.runs.get(d.job.id, [])
+        result.fired += len(job_runs)
+        runs += job_runs
     for d in decisions:  # stops whose --until has come, their slots before it just decided: the flag is cleared
-        if d.job.stopped and d.job.stopped_until is not None and d.job.stopped_until <= now:
+        if d.job.stopped_until is not None and stop_over(d.job.stopped, d.job.stopped_until, now):
             store.end_stop(d.job.id, d.job.stopped_until)
     return runs
 

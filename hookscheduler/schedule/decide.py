@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone, tzinfo
 
 from ..states import CatchUp, LedgerStatus, Overlap, Trigger
 from ..timing.calendar import SiteCalendar, due_slots, next_slot
@@ -45,9 +45,15 @@ class JobState:
     stopped_until: datetime | None = None
 
 
+def stop_over(stopped: bool, stopped_until: datetime | None, now: datetime) -> bool:
+    """Has a stop with an end (``jobs disable --until T``) ended at ``now``, its flag not yet cleared? From T on
+    the pass runs the job's slots and clears the flag."""
+    return bool(stopped) and stopped_until is not None and stopped_until <= now
+
+
 def is_stopped(stopped: bool, stopped_until: datetime | None, now: datetime) -> bool:
     """Is a job stopped at ``now``? A stop with an end (``jobs disable --until T``) is over from T on."""
-    return bool(stopped) and (stopped_until is None or now < stopped_until)
+    return bool(stopped) and not stop_over(stopped, stopped_until, now)
 
 
 @dataclass(frozen=True)
@@ -65,21 +71,50 @@ class Stretch:
         return self.since - timedelta(seconds=slack) <= last and (self.ended_at is None or self.ended_at > first)
 
 
-def scheduler_inactive(*, maintenance: bool, paused: bool, disabled_by_config: bool, enabled: bool,
-                       disabled_note: str | None, pause_until: datetime | None, now: datetime) -> str | None:
-    """Why the site's scheduler does not fire at ``now`` (None: it fires). The config switches are checked in
-    Frappe's order; a pause with an end (``scheduler pause --until T``) is over from T on, whether or not the
-    flag in ``site_config.json`` has been cleared yet."""
-    if maintenance:
-        return "scheduler inactive: maintenance_mode is set"
-    if paused and (pause_until is None or now < pause_until):
-        until = f" until {_fmt(pause_until)}" if pause_until is not None else ""
-        return f"scheduler inactive: pause_scheduler is set{until}"
-    if disabled_by_config:
-        return "scheduler inactive: disable_scheduler is set"
-    if not enabled:
-        return "scheduler disabled" + (f": {disabled_note}" if disabled_note else "")
-    return None
+@dataclass(frozen=True)
+class Switches:
+    """The site's scheduler switches as read at one moment: the config files' ``maintenance_mode``,
+    ``pause_scheduler`` (with the pause's end, if any) and ``disable_scheduler``, and the state table's
+    ``scheduler_enabled`` (with its note). The one reading of them: the pass's reason, ``scheduler status``
+    and the forecasts all derive from it, so they cannot disagree about whether the scheduler fires."""
+
+    maintenance: bool = False
+    paused: bool = False
+    disabled_by_config: bool = False
+    enabled: bool = True
+    disabled_note: str | None = None
+    pause_until: datetime | None = None
+
+    def pausing(self, now: datetime) -> bool:
+        """Paused at ``now``: a pause with an end (``scheduler pause --until T``) is over from T on, whether or
+        not the flag in ``site_config.json`` has been cleared yet."""
+        return self.paused and (self.pause_until is None or now < self.pause_until)
+
+    def stopping(self) -> bool:
+        """Switched off by something a resume would not change (maintenance, either disable)."""
+        return self.maintenance or self.disabled_by_config or not self.enabled
+
+    def causes(self, now: datetime, tz: tzinfo = timezone.utc) -> list[str]:
+        """Every reason the scheduler does not fire at ``now``, in Frappe's order of the switches (a pause's end
+        shown in ``tz``)."""
+        out = []
+        if self.maintenance:
+            out.append("maintenance_mode is set")
+        if self.pausing(now):
+            end = self.pause_until
+            out.append("pause_scheduler is set" + (f" until {_fmt(end, tz)}" if end is not None else ""))
+        if self.disabled_by_config:
+            out.append("disable_scheduler is set")
+        if not self.enabled:
+            out.append("scheduler disabled" + (f": {self.disabled_note}" if self.disabled_note else ""))
+        return out
+
+    def reason(self, now: datetime) -> str | None:
+        """Why the scheduler does not fire at ``now`` (None: it fires), as the ledger words it: the first cause."""
+        causes = self.causes(now)
+        if not causes:
+            return None
+        return causes[0] if causes[0].startswith("scheduler disabled") else f"scheduler inactive: {causes[0]}"
 
 
 def pause_expired(paused: bool, pause_until: datetime | None, now: datetime) -> bool:
@@ -179,8 +214,11 @@ def _interval_slots(current: datetime, now: datetime, interval: int, keep: int) 
     return Slots(count, current, last, recent, last + step)
 
 
-def _fmt(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+def _fmt(dt: datetime, tz: tzinfo = timezone.utc) -> str:
+    """A naive UTC instant as the ledger and the status show it (in ``tz``: the site's zone, where given)."""
+    if tz is timezone.utc:
+        return dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return dt.replace(tzinfo=timezone.utc).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def _span(first: datetime, last: datetime, count: int, capped: bool) -> str:
@@ -194,7 +232,7 @@ def decide(job: JobState, now: datetime, calendar: SiteCalendar, *, grace: float
            stretches: Sequence[Stretch] = ()) -> Decision:
     """The decision for one due row (``job.next_execution <= now``). ``stretches``: the site's recent
     stretches of inactivity, to say which missed slots passed during a pause rather than a downtime."""
-    if job.stopped and job.stopped_until is not None and job.stopped_until <= now and not inactive:
+    if job.stopped_until is not None and stop_over(job.stopped, job.stopped_until, now) and not inactive:
         return _after_stop(job, job.stopped_until, now, calendar, grace=grace, blocked=blocked, stretches=stretches)
     # the recent slots the policy needs: the ones it fires (all), or the last missed one next to the on-time one
     keep = job.catchup_limit + 1 if job.catchup == CatchUp.ALL else 2 if job.catchup == CatchUp.SKIP else 1

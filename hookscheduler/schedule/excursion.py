@@ -3,9 +3,12 @@
 One step under a clock a day ahead claims every job's next slot a day ahead (each claim moves
 ``next_execution`` to the first slot after *that* now); when the clock comes back, nothing is due for a day
 and nothing says why. The step that follows sees it: each site keeps in Redis the latest moment a step ran at
-(:func:`check`, one ``SET ... GET`` per sweep); a previous step *later* than this one by more than
-:data:`TOLERANCE` means a clock ran ahead. Then :func:`recover`, conservatively, so that it can never be the
-cause of a second run of a slot:
+(:func:`queue_check`: read as it is written, in the round trip of the site's last tick, at most once a second
+and after the pass); a previous step *later* than this one by more than :data:`TOLERANCE` means a clock ran
+ahead. The pass before the check decides nothing the clock ahead decided (each job it claimed has its next slot
+past that clock's now, which is ahead of this one), and the recovery moves no job to a slot at or before now,
+so recovering after the pass or before it gives the same schedule. Then :func:`recover`, conservatively, so
+that it can never be the cause of a second run of a slot:
 
 * nothing sent to Redis is withdrawn or deleted: a run decided under the clock ahead runs early, once (a
   worker may already have taken it off its queue), and its row records that; missed and skipped stretches
@@ -21,19 +24,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import redis
-from peewee import fn
 
+from ..broker.batch import SetBatch
 from ..broker.keys import site_prefix
 from ..context import SiteContext
-from ..states import SLOT_TRIGGERS, LedgerStatus
-from ..store.database import get_state, set_state, write_txn
-from ..store.models import ScheduledJobLog, ScheduledJobType
+from ..store import store_for
+from ..store.database import get_state, set_state
 from ..timing.calendar import next_slot
 
 log = logging.getLogger(__name__)
@@ -60,34 +62,27 @@ def latest_step_key(bench_id: str, site: str) -> str:
     return f"{site_prefix(bench_id, site)}:latest-step"
 
 
-def check(ctx: SiteContext, conn: redis.Redis, now: datetime) -> Excursion | None:
-    """Say whether an earlier step of the site ran further ahead than ``now`` allows (None also when Redis
-    cannot be asked); without one, record ``now`` as the site's latest step. After an excursion the caller
-    records ``now`` (:func:`mark`) only once the schedule is recovered, so a failed recovery is found again."""
-    key = latest_step_key(ctx.bench.bench_id, ctx.name)
-    try:
-        old = _swap(conn, key, now.isoformat())  # one round trip on every sweep of every site
+def queue_check(ctx: SiteContext, batch: SetBatch, now: datetime, found: Callable[[Excursion], None]) -> None:
+    """Record ``now`` as the site's latest step on ``batch`` (the step's last-tick write: one round trip for
+    both) and, once the batch is written, say whether an earlier step of the site ran further ahead than
+    ``now`` allows: then ``found`` gets the excursion. The caller puts the step ahead back
+    (:func:`keep_ahead`) and recovers, and records ``now`` (:func:`mark`) only once the schedule is
+    recovered, so a failed recovery is found again."""
+
+    def seen(old: Any) -> None:
         previous = _parse(old)
         if previous is not None and previous - now > TOLERANCE:
-            conn.set(key, old, ex=_TTL)  # put the step ahead back until the schedule is recovered
-            return Excursion(previous, now)
-    except redis.exceptions.RedisError:  # Redis down: the pass still claims into the outbox; check next sweep
-        return None
-    return None
+            found(Excursion(previous, now))
+
+    batch.swap(latest_step_key(ctx.bench.bench_id, ctx.name), now.isoformat(), _TTL, seen)
 
 
 _TTL = 30 * 86400
 
 
-def _swap(conn: redis.Redis, key: str, value: str) -> Any:
-    """``SET key value GET`` (Redis 6.2+): write and read the previous value in one round trip; GET then SET
-    on an older server."""
-    try:
-        return conn.set(key, value, ex=_TTL, get=True)
-    except redis.exceptions.ResponseError:  # a server before 6.2 knows no SET ... GET
-        old = conn.get(key)
-        conn.set(key, value, ex=_TTL)
-        return old
+def keep_ahead(ctx: SiteContext, conn: redis.Redis, excursion: Excursion) -> None:
+    """Put the step ahead back as the site's latest step until the schedule is recovered."""
+    conn.set(latest_step_key(ctx.bench.bench_id, ctx.name), excursion.ahead.isoformat(), ex=_TTL)
 
 
 def mark(ctx: SiteContext, conn: redis.Redis, now: datetime) -> None:
@@ -113,30 +108,24 @@ def recover(ctx: SiteContext, conn: redis.Redis, excursion: Excursion) -> tuple[
     the clock ahead runs early, once, and its row says so. A job's ``next_execution`` only moves back to the
     first slot after now that no ledger row of the job covers (any status; runs on request stand for no
     slot), so no slot a row already stands for is decided again, however many excursions came before."""
-    now, db = excursion.now, ctx.database()
+    now, store = excursion.now, store_for(ctx.database())
     moved = 0
-    with write_txn(db):
-        early = (ScheduledJobLog.select().where(
-            (ScheduledJobLog.created_at > now + TOLERANCE) & ScheduledJobLog.trigger.in_(("schedule", "catch-up"))
-            & ScheduledJobLog.status.not_in((LedgerStatus.MISSED, LedgerStatus.SKIPPED))).count())
-        ahead = list(ScheduledJobType.select().where((ScheduledJobType.removed == False)  # noqa: E712
-                                                    & (ScheduledJobType.next_execution > now)))
-        covered = _covered(ahead, now)
-        for job in ahead:
-            current = job.next_execution
-            if current is None:
+    with store.transaction():
+        early = store.runs_decided_after(now + TOLERANCE)
+        ahead = store.slots_after(now)
+        covered = store.covered_after([job_id for job_id, *_ in ahead], now) if ahead else {}
+        for job_id, frequency, cron_format, current in ahead:
+            if not isinstance(current, datetime):  # a bad row: the pass reports it (schedule/rows.py)
                 continue
             try:
-                target = next_slot(job.frequency, job.cron_format, now, ctx.calendar, anchor=current)
-                last = covered.get(job.id)
+                target = next_slot(frequency, cron_format, now, ctx.calendar, anchor=current)
+                last = covered.get(job_id)
                 if last is not None and last >= target:  # never before a slot a row already stands for
-                    target = next_slot(job.frequency, job.cron_format, last, ctx.calendar, anchor=current)
+                    target = next_slot(frequency, cron_format, last, ctx.calendar, anchor=current)
             except Exception:  # a bad row: the pass reports it (schedule/rows.py)
                 continue
             if target < current:
-                moved += (ScheduledJobType.update(next_execution=target)
-                          .where((ScheduledJobType.id == job.id) & (ScheduledJobType.next_execution == current))
-                          .execute())
+                moved += store.move_slot(job_id, current, target)
         set_state(STATE_KEY, json.dumps({"detected_at": now.isoformat(), "ahead": excursion.ahead.isoformat(),
                                          "jobs": moved, "early": early}))
     mark(ctx, conn, now)
@@ -144,24 +133,6 @@ def recover(ctx: SiteContext, conn: redis.Redis, excursion: Excursion) -> tuple[
                 "first slot not yet decided, %d run(s) decided under the clock ahead kept (each runs once, early)",
                 ctx.name, excursion.ahead.isoformat(), _fmt(excursion.by), now.isoformat(), moved, early)
     return moved, early
-
-
-def _covered(jobs: Sequence[Any], now: datetime) -> dict[int, datetime]:
-    """Each job's latest slot a ledger row stands for, where that lies after ``now`` (one grouped read). Rows of
-    every status count; runs on request (``jobs run``, events) stand for no slot and do not."""
-    if not jobs:
-        return {}
-    end = fn.COALESCE(ScheduledJobLog.last_slot, ScheduledJobLog.scheduled_for)  # rows before stretches: their slot
-    query: Any = (ScheduledJobLog.select(ScheduledJobLog.job, fn.MAX(end).alias("last"))
-                  .where(ScheduledJobLog.job.in_([j.id for j in jobs]) & (end > now)
-                         & ScheduledJobLog.trigger.in_(SLOT_TRIGGERS))
-                  .group_by(ScheduledJobLog.job).tuples())
-    return {int(job_id): _naive(value) for job_id, value in query if value is not None}
-
-
-def _naive(value: Any) -> datetime:
-    """An aggregate's value as a datetime (SQLite hands MAX() back as text)."""
-    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
 def last_excursion() -> dict[str, object] | None:
@@ -185,4 +156,4 @@ def _fmt(delta: timedelta) -> str:
     return f"{seconds} s"
 
 
-__all__ = ["TOLERANCE", "Excursion", "check", "last_excursion", "mark", "recover"]
+__all__ = ["TOLERANCE", "Excursion", "keep_ahead", "last_excursion", "mark", "queue_check", "recover"]

@@ -18,10 +18,10 @@ import peewee as pw
 from ..config import update_site_config
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError
-from ..store.base import parse_dt
-from ..store.database import get_state, write_txn
-from ..store.models import SchedulerInactivity, utcnow
-from .decide import Stretch, scheduler_inactive
+from ..store import Store, store_for
+from ..store.database import get_state
+from ..store.models import utcnow
+from .decide import Stretch, Switches
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +30,27 @@ log = logging.getLogger(__name__)
 PAUSE_UNTIL = "pause_until"
 
 
-def inactive_reason(
-    ctx: SiteContext, enabled: str | None = None, pause_until: datetime | None = None, now: datetime | None = None
-) -> str | None:
-    """Why the site's scheduler is not firing, re-read every pass (config files and the state table;
-    ``enabled`` and ``pause_until`` are the state rows' values when the caller has already read them)."""
+def read_switches(ctx: SiteContext, enabled: str | None = None, pause_until: datetime | None = None) -> Switches:
+    """The site's switches, re-read (config files and the state table; ``enabled`` and ``pause_until`` are the
+    state rows' values when the caller has already read them; ``pause_until`` None: a pause without an end)."""
     settings = ctx.site.settings
     enabled = enabled if enabled is not None else get_state("scheduler_enabled", "1")
     disabled = enabled == "0"
-    return scheduler_inactive(
+    return Switches(
         maintenance=settings.maintenance_mode,
         paused=settings.pause_scheduler,
         disabled_by_config=settings.disable_scheduler,
         enabled=not disabled,
         disabled_note=get_state("scheduler_disabled_note") if disabled else None,
         pause_until=pause_until,
-        now=now or utcnow(),
     )
+
+
+def inactive_reason(
+    ctx: SiteContext, enabled: str | None = None, pause_until: datetime | None = None, now: datetime | None = None
+) -> str | None:
+    """Why the site's scheduler is not firing, re-read every pass (:func:`read_switches`)."""
+    return read_switches(ctx, enabled, pause_until).reason(now or utcnow())
 
 
 def read_pause_until() -> datetime | None:
@@ -70,10 +74,9 @@ def track_inactivity(db: pw.Database, reason: str | None, open_reason: str | Non
     was writes nothing)."""
     if reason == open_reason:
         return
-    with write_txn(db):
-        SchedulerInactivity.update(ended_at=now).where(SchedulerInactivity.ended_at.is_null()).execute()
-        if reason is not None:
-            SchedulerInactivity.create(reason=reason, since=now)
+    store = store_for(db)
+    with store.transaction():
+        store.switch_inactivity(reason, now)
 
 
 def note_switch(ctx: SiteContext, now: datetime | None = None) -> None:
@@ -82,16 +85,12 @@ def note_switch(ctx: SiteContext, now: datetime | None = None) -> None:
     now = now or utcnow()
     db = ctx.database()
     reason = inactive_reason(ctx, pause_until=read_pause_until(), now=now)
-    S = SchedulerInactivity
-    open_row = S.select(S.reason).where(S.ended_at.is_null()).order_by(S.id.desc()).first()
-    track_inactivity(db, reason, open_row.reason if open_row else None, now)
+    track_inactivity(db, reason, store_for(db).open_inactivity(), now)
 
 
-def recent_stretches(since: datetime, limit: int = 100) -> list[Stretch]:
+def recent_stretches(store: Store, since: datetime, limit: int = 100) -> list[Stretch]:
     """The stretches of inactivity that ended after ``since`` (or have not ended), newest first."""
-    S = SchedulerInactivity
-    query = S.select().where(S.ended_at.is_null() | (S.ended_at > since)).order_by(S.since.desc()).limit(limit)
-    return [Stretch(r.reason, parse_dt(r.since), parse_dt(r.ended_at)) for r in query]
+    return [Stretch(*row) for row in store.inactive_stretches(since, limit)]
 
 
 def lift_expired_pause(ctx: SiteContext, now: datetime) -> None:

@@ -31,6 +31,7 @@ import signal
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,15 +43,17 @@ import redis
 
 from ..broker.batch import SetBatch
 from ..broker.connection import redis_for
-from ..broker.keys import heartbeat_key
+from ..broker.keys import heartbeat_key, last_tick_key
 from ..config import load_bench, load_sites
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError
 from ..store import store_for
 from ..store.models import utcnow
 from ..timing.clock import SIM, real_seconds
+from . import send
 from ._watch import Fingerprint, config_fingerprint
 from .claim import PassResult
+from .outbox import record_sent, send_many
 from .step import SiteStep
 from .wake import WakeListener
 
@@ -65,6 +68,10 @@ FRESH = 1.0  # work ahead this recent (seconds) still counts for the cycle that 
 #: many seconds (plus one attempt), and an attempt at a service that refuses connections costs little.
 MAX_BACKOFF = 4.0
 FD_RESERVE = 128  # descriptors kept free for everything but the sites' databases
+#: The most sites whose runs one round trip to Redis sends (:meth:`Scheduler._send_pending`): a slot shared by
+#: many sites costs one round trip per batch, not per site. Batches grow 1, 2, 4, ... up to this (and up to
+#: ``scheduler_db_connections``, so a batch's sites are still connected when their runs are marked sent).
+SEND_BATCH = 32
 
 #: Errors a site can recover from by waiting: services down, connections dropped, schema not migrated yet.
 TRANSIENT = (pw.OperationalError, pw.InterfaceError, redis.exceptions.RedisError, HookSchedulerError, OSError)
@@ -111,6 +118,16 @@ class SiteLoopState:
 
 
 @dataclass
+class _Pending:
+    """Runs a site's pass committed in this cycle, to be sent with other sites' (:meth:`Scheduler._send_pending`)."""
+
+    state: SiteLoopState
+    conn: redis.Redis
+    result: PassResult
+    runs: list[send.Run]
+
+
+@dataclass
 class Scheduler:
     """Runs a step (:class:`.step.SiteStep`) for every site of a bench, cycle after cycle."""
 
@@ -130,6 +147,9 @@ class Scheduler:
     max_open: int | None = None  # sites whose database stays open between cycles (None: from the fd limit)
     offset: float = field(default_factory=random.random)  # where in the sites each cycle starts (:meth:`_in_turn`)
     config_seen: Fingerprint | None = None  # the config files' fingerprint when they were last read
+    #: sites whose database is open, least recently used first (:meth:`_used`)
+    open_lru: OrderedDict[str, SiteLoopState] = field(default_factory=OrderedDict)
+    open_pg: OrderedDict[str, SiteLoopState] = field(default_factory=OrderedDict)  # those holding a connection
 
     def refresh_sites(self) -> None:
         """Re-read the bench's sites and their config when a file may have changed (checked every cycle, from
@@ -159,6 +179,8 @@ class Scheduler:
                 state.ctx.site = site
         for name in [n for n in self.sites if n not in seen]:
             self.sites.pop(name).ctx.close()
+            self.open_lru.pop(name, None)
+            self.open_pg.pop(name, None)
 
     def cycle(self, all_sites: bool = True) -> float:
         """One cycle; returns how long to sleep before the next one (seconds). ``all_sites`` False (the loop
@@ -169,18 +191,20 @@ class Scheduler:
             self._refresh()
         now = self.now_fn()
         writes: dict[int, tuple[SetBatch, list[SiteLoopState]]] = {}
-        cap = self.max_open if self.max_open is not None else open_sites_cap()
-        opened: list[SiteLoopState] = []
         every = all_sites or len(self.sites) == 1
-        for state in self._in_turn():
+        pending: list[_Pending] = []
+        target = 1  # sites whose runs are sent together: 1, 2, 4, ... (the first due site's runs go at once)
+        for state in self._due_first(self._in_turn(), now):
             if state.retry_at is not None and now < state.retry_at:
                 continue
             if not every and not state.wants_step(now):
                 continue
-            self._step_site(state, now, writes)
-            opened.append(state)
-            if len(opened) > cap:  # keep the process within its file descriptors: close the oldest
-                opened.pop(0).ctx.close()
+            self._step_site(state, now, writes, pending)
+            self._used(state)
+            if len(pending) >= target:
+                self._send_pending(pending, writes, now)
+                target = min(2 * target, SEND_BATCH, state.ctx.site.settings.db_connections)
+        self._send_pending(pending, writes, now)
         self._heartbeat(now, writes)
         self._flush(writes, now)
         return self._sleep_for(self.now_fn())
@@ -192,6 +216,42 @@ class Scheduler:
         states = list(self.sites.values())
         start = int(self.offset * len(states)) if states else 0
         return states[start:] + states[:start]
+
+    @staticmethod
+    def _due_first(states: list[SiteLoopState], now: datetime) -> list[SiteLoopState]:
+        """The sites with a slot due at ``now`` before the others (each group in its turn): in a cycle that
+        steps every site (the tick interval, an announced change), a slot due at a site late in the turn
+        waits only for the other due sites' passes, not for every site's probe."""
+        due = [s for s in states if s.next_due is not None and s.next_due <= now]
+        if not due or len(due) == len(states):
+            return states
+        rest = [s for s in states if not (s.next_due is not None and s.next_due <= now)]
+        return due + rest
+
+    def _used(self, state: SiteLoopState) -> None:
+        """``state``'s site just used its database: it becomes the most recently used open one, and the least
+        recently used are closed past the process's budgets: sites open at all (file descriptors:
+        ``max_open``, or :func:`open_sites_cap`) and PostgreSQL connections (``scheduler_db_connections``,
+        :data:`~hookscheduler.config.settings.DEFAULT_DB_CONNECTIONS`). A closed site reconnects when it is
+        next stepped (a fraction of a millisecond for SQLite, a few for PostgreSQL), so 1,000 sites on one
+        server work within its ``max_connections``."""
+        lru, held = self.open_lru, self.open_pg
+        name = state.ctx.name
+        lru.pop(name, None)
+        held.pop(name, None)
+        if not state.ctx.is_open:
+            return
+        lru[name] = state
+        if state.ctx.holds_server_connection:
+            held[name] = state
+        cap = self.max_open if self.max_open is not None else open_sites_cap()
+        # entries of sites closed since (a failure) still count here, so what is open stays within both budgets
+        for budget, queue in ((state.ctx.site.settings.db_connections, held), (cap, lru)):
+            while len(queue) > max(1, budget):
+                other_name, other = next(iter(queue.items()))
+                lru.pop(other_name, None)
+                held.pop(other_name, None)
+                other.ctx.close(planned=True)
 
     @staticmethod
     def _batch(writes: dict[int, tuple[SetBatch, list[SiteLoopState]]],
@@ -213,6 +273,22 @@ class Scheduler:
                 for state in states:
                     state.step.last_tick_written = None
                     self._fail(state, now, exc)
+                continue
+            for state in states:  # the batch carried the clock-excursion checks: recover from what they found
+                if state.step.found_excursion is not None:
+                    self._recover(state, batch.conn, now)
+
+    def _recover(self, state: SiteLoopState, conn: redis.Redis, now: datetime) -> None:
+        """Recover the site from the clock excursion its step's check found (:meth:`.step.SiteStep.recover`),
+        then read its earliest slot again (jobs moved back)."""
+        try:
+            with state.ctx.pinned():
+                state.step.recover(conn)
+                state.next_due = store_for(state.ctx.database()).earliest_next()
+        except Exception as exc:  # found again at the next check: its step ahead stays the latest
+            if not isinstance(exc, TRANSIENT):
+                log.exception("site %s: unexpected error recovering from a clock excursion", state.ctx.name)
+            self._fail(state, now, exc)
 
     def _refresh(self) -> None:
         try:
@@ -232,15 +308,55 @@ class Scheduler:
                 state.step.sweep_ahead(now, ahead=FRESH)
             except Exception:  # the cycle retries the sweep and reports what fails
                 log.debug("site %s: the sweep before the pass failed; the cycle will retry it", state.ctx.name)
+            self._used(state)
         self.worked_ahead_at = time.monotonic()
 
+    def _send_pending(self, pending: list[_Pending], writes: dict[int, tuple[SetBatch, list[SiteLoopState]]],
+                      now: datetime) -> None:
+        """Send the runs several sites' passes committed, in one round trip per Redis (:func:`.outbox.send_many`),
+        then mark them sent in each site's database. A site whose runs could not be sent (or marked) fails its
+        step as a send inside its pass would: no last tick, back-off, the runs left in its outbox."""
+        groups: dict[int, list[_Pending]] = {}
+        for item in pending:
+            groups.setdefault(id(item.conn), []).append(item)
+        pending.clear()
+        for group in groups.values():
+            conn = group[0].conn
+            parts = send_many(conn, [(item.state.ctx, item.runs) for item in group])
+            for item, part in zip(group, parts, strict=True):
+                state = item.state
+                try:
+                    item.result.add_sent(*part.outcome)
+                    if part.outcome.error:
+                        error = part.outcome.error
+                        raise redis.exceptions.ConnectionError(error.partition(": ")[2] or error)
+                    if part.to_record is not None:
+                        with state.ctx.pinned():
+                            record_sent(state.ctx, part.to_record)
+                        self._used(state)
+                except Exception as exc:
+                    if not isinstance(exc, TRANSIENT):
+                        log.exception("site %s: unexpected error marking its runs sent", state.ctx.name)
+                    batch, states = self._batch(writes, conn)
+                    batch.discard(last_tick_key(state.ctx.bench.bench_id, state.ctx.name))
+                    if state in states:
+                        states.remove(state)
+                    state.step.last_tick_written = None
+                    state.stepped_at = None  # its step did not complete: the retry steps it (its outbox)
+                    self._fail(state, now, exc)
+
     def _step_site(self, state: SiteLoopState, now: datetime,
-                   writes: dict[int, tuple[SetBatch, list[SiteLoopState]]]) -> None:
+                   writes: dict[int, tuple[SetBatch, list[SiteLoopState]]],
+                   pending: list[_Pending] | None = None) -> None:
         ctx = state.ctx
         try:
             conn = redis_for(ctx.site)
             batch, states = self._batch(writes, conn)
-            result = state.step.run(conn, now, last_tick=batch)
+            deferred: list[send.Run] = []
+            result = state.step.run(conn, now, last_tick=batch,
+                                    defer=deferred.extend if pending is not None else None)
+            if deferred and pending is not None:  # sent with other sites' (:meth:`_send_pending`)
+                pending.append(_Pending(state, conn, result, deferred))
             if result.send_error:  # "<Type>: <message>": report it as the same outage a direct call would
                 raise redis.exceptions.ConnectionError(result.send_error.partition(": ")[2] or result.send_error)
             states.append(state)  # its last tick is in the batch

@@ -19,13 +19,14 @@ from typing import Protocol
 
 import redis
 
+from ..broker.connection import reply_text
+from ..broker.keys import redis_epoch_key, refused_mark_key, started_mark_key
 from ..context import SiteContext
 from ..states import LedgerStatus, Overlap
 from ..store import Store, store_for
 from ..store.base import DueRow
 from ..store.models import utcnow
 from ..worker import marks
-from . import send
 from .decide import is_stopped
 from .judge import RQ_OVER, Verdict, judge
 from .orphans import ORPHAN_GRACE, requeue_orphans
@@ -83,20 +84,7 @@ def settle(
     ``bench_id``, a row RQ lost is re-sent only if no worker ever started it (:mod:`hookscheduler.worker.marks`)."""
     if not active:
         return {}
-    statuses = send.job_statuses(conn, [a.rq_job_id for a in active if a.rq_job_id])
-    alive = send.workers_alive(
-        conn, [str(a.rq_job_id) for a in active if a.rq_job_id and statuses.get(a.rq_job_id) == "started"]
-    )
-    gone = [
-        str(a.rq_job_id)
-        for a in active
-        if a.rq_job_id and a.status == QUEUED and a.enqueued_at is not None and statuses.get(a.rq_job_id) is None
-    ]
-    began = marks.started(conn, bench_id, gone) if bench_id and gone else set()
-    epoch = marks.redis_epoch(conn, bench_id) if bench_id and gone else datetime.min
-    # RQ says "over" but the ledger does not: was that a refused second delivery? (its outcome is not the run's)
-    over = [str(a.rq_job_id) for a in active if a.rq_job_id and statuses.get(a.rq_job_id) in RQ_OVER]
-    refused = marks.refusals(conn, bench_id, over) if bench_id and over else {}
+    statuses, alive, began, epoch, refused = _ask_redis(conn, active, bench_id)
     out: dict[int, list[Verdict]] = {}
     for row in active:
         ref = refused.get(row.rq_job_id) if row.rq_job_id else None
@@ -123,6 +111,60 @@ def settle(
         elif not verdict.active and verdict.status is not None:
             store.settle_run(row.id, verdict.status, verdict.reason, now, finish=row.finished_at is None)
     return out
+
+
+def _ask_redis(conn: redis.Redis, active: Sequence[Run], bench_id: str | None) -> tuple[
+        dict[str, str | None], dict[str, bool | None], set[str], datetime, dict[str, marks.Refusal]]:
+    """What :func:`settle` needs of Redis, in two round trips: each run's RQ status and worker (one ``HMGET``
+    each), then, in one pipeline, whether those workers are alive, the start marks of the runs RQ lost and the
+    Redis epoch (only when some are lost), and the refusal marks of the runs RQ says are over."""
+    ids = [str(a.rq_job_id) for a in active if a.rq_job_id]
+    with conn.pipeline(transaction=False) as pipe:
+        for jid in ids:
+            pipe.hmget(f"rq:job:{jid}", "status", "worker_name")
+        replies = pipe.execute()
+    statuses: dict[str, str | None] = {}
+    workers: dict[str, str | None] = {}
+    for jid, (status, worker) in zip(ids, replies, strict=True):
+        statuses[jid] = reply_text(status) if status is not None else None
+        workers[jid] = reply_text(worker) if worker is not None else None
+    started = [jid for jid in ids if statuses[jid] == "started"]
+    known = [jid for jid in started if workers[jid]]
+    gone = [str(a.rq_job_id) for a in active if a.rq_job_id and a.status == QUEUED and a.enqueued_at is not None
+            and statuses.get(a.rq_job_id) is None] if bench_id else []
+    # RQ says "over" but the ledger does not: was that a refused second delivery? (its outcome is not the run's)
+    over = [jid for jid in ids if statuses[jid] in RQ_OVER] if bench_id else []
+    alive: dict[str, bool | None] = {jid: None for jid in started}
+    began: set[str] = set()
+    epoch = datetime.min
+    refused: dict[str, marks.Refusal] = {}
+    if not (known or gone or over):
+        return statuses, alive, began, epoch, refused
+    with conn.pipeline(transaction=False) as pipe:
+        for jid in known:
+            pipe.exists(f"rq:worker:{workers[jid]}")
+        if bench_id and gone:
+            for jid in gone:
+                pipe.exists(started_mark_key(bench_id, jid))
+            pipe.info("server")
+            pipe.get(redis_epoch_key(bench_id))
+        if bench_id and over:
+            for jid in over:
+                pipe.get(refused_mark_key(bench_id, jid))
+                pipe.get(started_mark_key(bench_id, jid))
+        answers = iter(pipe.execute())
+    for jid in known:
+        alive[jid] = bool(next(answers))
+    if bench_id and gone:
+        began = {jid for jid in gone if next(answers)}
+        info, raw = next(answers), next(answers)
+        epoch = marks.epoch_from(conn, bench_id, info, raw)
+    if bench_id and over:
+        for jid in over:
+            found = marks.refusal_from(next(answers), next(answers))
+            if found is not None:
+                refused[jid] = found
+    return statuses, alive, began, epoch, refused
 
 
 def reconcile_active(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None, limit: int = 5000) -> int:

@@ -24,8 +24,8 @@ import peewee as pw
 
 from ..context import SiteContext
 from ..states import CatchUp, Overlap
-from ..store.database import write_txn
-from ..store.values import BOOLEAN_WORDS, flag
+from ..store import store_for
+from ..store.values import flag
 from ..timing.cron import CronError, validate_cron
 from ..timing.frequencies import BY_FREQUENCY
 
@@ -34,8 +34,6 @@ T = TypeVar("T")
 
 #: The longest timeout a row may hold (an INTEGER column; RQ refuses 0 and takes -1 as "no limit").
 MAX_TIMEOUT = 2**31 - 1
-#: The text form peewee writes a datetime in on SQLite; anything else in ``next_execution`` is not a time.
-_SQLITE_TIME = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]*"
 _reported: set[tuple[str, str, str]] = set()
 
 
@@ -122,31 +120,14 @@ def repair_values(ctx: SiteContext, now: datetime) -> int:
     db = ctx.database()
     if not isinstance(db, pw.SqliteDatabase):
         return 0
-    changed = 0
-    with write_txn(db):
-        for column in ("stopped", "removed"):
-            changed += _cursor(db, f"UPDATE scheduled_job_type SET {column} = CASE "
-                                   f"WHEN lower(trim({column})) IN ({_words(True)}) THEN 1 "
-                                   f"WHEN lower(trim({column})) IN ({_words(False)}) THEN 0 ELSE {column} END "
-                                   f"WHERE typeof({column}) = 'text' AND lower(trim({column})) IN "
-                                   f"({_words(True)}, {_words(False)})").rowcount
-        bad = _cursor(db, "SELECT name, next_execution FROM scheduled_job_type WHERE next_execution IS NOT NULL "
-                          f"AND NOT (typeof(next_execution) = 'text' AND next_execution GLOB '{_SQLITE_TIME}')"
-                      ).fetchall()
-        for name, value in bad:
-            log.warning("site %s: job %s had next_execution %r, not a time; rescheduling it forward from now",
-                        ctx.name, name, value)
-            changed += _cursor(db, "UPDATE scheduled_job_type SET next_execution = NULL WHERE name = ?",
-                               [name]).rowcount
-    return changed
-
-
-def _words(meaning: bool) -> str:
-    return ", ".join(f"'{w}'" for w in sorted(BOOLEAN_WORDS) if flag(w) is meaning)
-
-
-def _cursor(db: pw.Database, sql: str, params: list[Any] | None = None) -> Any:
-    return db.execute_sql(sql, params or [])  # type: ignore[no-untyped-call]
+    store = store_for(db)
+    with store.transaction():
+        changed = store.normalise_boolean_words()
+        cleared = store.clear_untimely_slots()
+    for name, value in cleared:
+        log.warning("site %s: job %s had next_execution %r, not a time; rescheduling it forward from now",
+                    ctx.name, name, value)
+    return changed + len(cleared)
 
 
 __all__ = ["FIX_HINT", "repair_values", "report_once", "row_problem", "usable"]

@@ -1,14 +1,16 @@
 """Sending claimed runs to RQ: many at once, each at most once.
 
 The pass claims slots in the database first (the outbox), then calls :func:`send_runs`. Every run has a
-deterministic RQ job id, and it is written with RQ's own atomic "unique enqueue" script (check the job key,
-save the hash, push the id), all runs of a pass in one pipeline. So a run sent twice (a crashed sender's
-outbox row re-sent by another process, or two processes re-sending the same row) lands in RQ once: the second
-send finds the job key and is refused by Redis itself.
+deterministic RQ job id, and it is written with RQ's atomic "unique enqueue" (check the job key, save the hash,
+push the id), many runs per script call (:data:`ENQUEUE_MANY`), all runs of a pass in one pipeline. So a run
+sent twice (a crashed sender's outbox row re-sent by another process, or two processes re-sending the same
+row) lands in RQ once: the second send finds the job key and is refused by Redis itself.
 """
 
 from __future__ import annotations
 
+import hashlib
+import struct
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from typing import Any
 import redis
 from rq import Queue
 from rq.job import Job
-from rq.scripts import _build_hset_args, get_unique_enqueue_script
+from rq.scripts import _build_hset_args
 from rq.utils import now, utcformat
 
 from ..broker.keys import queue_name
@@ -117,52 +119,148 @@ class HashBuilder:
         return found
 
     def build(self, run: Run) -> list[Any]:
-        template, serializer = self._template(run)
+        """The whole hash of ``run`` (``HSET`` field/value pairs)."""
+        template, _ = self._template(run)
         fields = dict(template)
-        fields["data"] = zlib.compress(serializer.dumps((RUNNER, None, (), _job_kwargs(run))))
-        fields["description"] = _description(run)
-        fields["meta"] = serializer.dumps(_meta(run))
+        fields.update(zip(_OWN_FIELDS, self.own(run), strict=True))
         fields["created_at"] = fields["enqueued_at"] = self.stamp
         return [v for kv in fields.items() for v in kv]
+
+    def shared(self, run: Run) -> list[Any]:
+        """The fields of ``run``'s hash that every run of its queue, timeout and frequency shares (field/value
+        pairs, the timestamps included): with :meth:`own`, the hash :meth:`build` makes."""
+        template, _ = self._template(run)
+        fields = {k: v for k, v in template.items() if k not in _OWN_FIELDS}
+        fields["created_at"] = fields["enqueued_at"] = self.stamp
+        return [v for kv in fields.items() for v in kv]
+
+    def own(self, run: Run) -> tuple[bytes, str, bytes]:
+        """``data``, ``description`` and ``meta`` of ``run``'s hash: what differs from run to run."""
+        _, serializer = self._template(run)
+        return (zlib.compress(serializer.dumps((RUNNER, None, (), _job_kwargs(run)))), _description(run),
+                serializer.dumps(_meta(run)))
 
 
 @dataclass(frozen=True)
 class Sent:
-    """What :func:`send_runs` did: the ids now in RQ (newly written or already there) and when Redis accepted
-    them (naive UTC, the ledger's ``enqueued_at``)."""
+    """What :func:`send_runs` did: the ids now in RQ (newly written or already there) and, for each, when Redis
+    accepted it (naive UTC, the ledger's ``enqueued_at``), in the same order."""
 
     ids: list[str]
-    at: datetime
+    ats: list[datetime]
+
+
+#: Runs per call of the enqueue script. Redis runs a script alone, so a call must stay short (about 2 ms for
+#: this many runs), and each call stamps its runs with the server's time as it starts them.
+RUNS_PER_CALL = 250
+
+#: RQ's unique enqueue (``rq.scripts.UNIQUE_ENQUEUE_SCRIPT``: skip a job whose key exists, else write its hash
+#: and push its id) for many runs in one call. redis-py packed the ~44 arguments of every run's own script call
+#: one by one in Python, most of a pass's time; here the fields every run of a queue shares are sent once per
+#: call (a *template*) and each run's own fields travel packed in one string, so a call is a few arguments
+#: whatever its runs. It also registers the queues (``SADD rq:queues``) and returns the server's ``TIME`` read
+#: as it begins: the moment it accepted the call's runs, on the queue's own clock.
+#:
+#: KEYS: ``rq:queues``, then each run's job key, then each template's queue key.
+#: ARGV: the number of templates T; per template, the index of its queue key in KEYS, the number m of values,
+#: then m values (field, value, ...); last, the runs' own fields: per run, in KEYS order, its job id, its
+#: template's number, ``data``, ``description`` and ``meta``, each a 4-byte big-endian length and the bytes.
+ENQUEUE_MANY = """
+local now = redis.call('TIME')
+local pos = 2
+local templates = {}
+for t = 1, tonumber(ARGV[1]) do
+  local queue, m = KEYS[tonumber(ARGV[pos])], tonumber(ARGV[pos + 1])
+  local fields = {}
+  for i = 1, m do fields[i] = ARGV[pos + 1 + i] end
+  templates[t] = {queue, fields, m}
+  redis.call('SADD', KEYS[1], queue)
+  pos = pos + 2 + m
+end
+local own, at = ARGV[pos], 1
+local function take()
+  local n, start = struct.unpack('>I4', own, at)
+  at = start + n
+  return string.sub(own, start, at - 1)
+end
+for r = 1, #KEYS - 1 - tonumber(ARGV[1]) do
+  local id, t, data, description, meta = take(), templates[tonumber(take())], take(), take(), take()
+  local key = KEYS[1 + r]
+  if redis.call('EXISTS', key) == 0 then
+    local f, m = t[2], t[3]
+    f[m + 1], f[m + 2], f[m + 3], f[m + 4], f[m + 5], f[m + 6] = 'data', data, 'description', description, 'meta', meta
+    redis.call('HSET', key, unpack(f, 1, m + 6))
+    redis.call('RPUSH', t[1], id)
+  end
+end
+return now
+"""
+_LENGTH = struct.Struct(">I")
+_OWN_FIELDS = ("data", "description", "meta")
+_SHA = hashlib.sha1(ENQUEUE_MANY.encode()).hexdigest()
+
+
+def _evalsha_all(conn: redis.Redis, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    """``EVALSHA`` of :data:`ENQUEUE_MANY` for each call: alone when there is one, else in one pipeline. Not
+    redis-py's ``Script`` objects: in a pipeline they ask ``SCRIPT EXISTS`` first, one more round trip for
+    every send; here a script Redis does not have fails the call (:func:`send_runs` loads it and retries)."""
+    target: Any = conn if len(calls) == 1 else conn.pipeline(transaction=False)
+    replies = [target.evalsha(_SHA, len(keys), *keys, *args) for keys, args in calls]
+    if target is conn:
+        return replies
+    with target:
+        return list(target.execute())
 
 
 def send_runs(conn: redis.Redis, bench_id: str, runs: Iterable[Run], result_ttl: int = DEFAULT_RESULT_TTL,
               failure_ttl: int = DEFAULT_FAILURE_TTL) -> Sent:
-    """Enqueue ``runs`` in one pipeline; returns the ids now in RQ and the moment Redis accepted them.
+    """Enqueue ``runs`` in one round trip; returns the ids now in RQ and the moment Redis accepted each.
 
-    Each run goes through RQ's own atomic unique-enqueue script (skip if the job key exists, else write the
-    hash and push the id), so a run sent twice lands once. The pipeline ends with Redis's ``TIME``, executed
-    right after the last script: the moment the runs were accepted, on the clock the queue itself keeps (see
-    :func:`accepted_at`), instead of a time taken before the pipeline was sent or after its reply came back.
+    The runs go through :data:`ENQUEUE_MANY`, RQ's own atomic unique enqueue (skip if the job key exists, else
+    write the hash and push the id) for :data:`RUNS_PER_CALL` runs a call, so a run sent twice lands once. Each
+    call returns Redis's ``TIME`` as it begins: its runs' ledger stamp (see :func:`accepted_at`), the moment the
+    queue accepted them on its own clock, rather than a time taken before the pipeline was sent, after its reply
+    came back, or after the pipeline's last run.
     """
     runs = list(runs)
     if not runs:
-        return Sent([], utcnow())
-    script = get_unique_enqueue_script(conn)  # type: ignore[no-untyped-call]
+        return Sent([], [])
     builder = HashBuilder(conn, bench_id, result_ttl, failure_ttl)
-    queues: set[str] = set()
-    with conn.pipeline(transaction=False) as pipe:
-        for run in runs:
-            q = rq_queue(conn, bench_id, run.queue)
-            if run.queue not in queues:
-                queues.add(run.queue)
-                pipe.sadd(q.redis_queues_keys, q.key)
-            script(keys=[Job.key_for(run.rq_job_id), q.key],  # type: ignore[no-untyped-call]
-                   args=[run.rq_job_id, "R", -1, *builder.build(run)], client=pipe)
-        pipe.time()
+    calls: list[list[Run]] = [runs[i:i + RUNS_PER_CALL] for i in range(0, len(runs), RUNS_PER_CALL)]
+    commands = [_call(conn, bench_id, builder, part) for part in calls]
+    before = utcnow()
+    try:
+        replies = _evalsha_all(conn, commands)
+    except redis.exceptions.NoScriptError:  # a new (or flushed) Redis: load the script and send again; a run
+        conn.script_load(ENQUEUE_MANY)  # that was written before the error is refused the second time (I4)
         before = utcnow()
-        replies = pipe.execute()
-        after = utcnow()
-    return Sent([r.rq_job_id for r in runs], accepted_at(replies[-1], before, after))
+        replies = _evalsha_all(conn, commands)
+    after = utcnow()
+    ats: list[datetime] = []
+    for part, reply in zip(calls, replies, strict=True):
+        ats += [accepted_at(reply, before, after)] * len(part)
+    return Sent([r.rq_job_id for r in runs], ats)
+
+
+def _call(conn: redis.Redis, bench_id: str, builder: HashBuilder, runs: list[Run]) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of one :data:`ENQUEUE_MANY` call."""
+    number: dict[tuple[str, int, bool], int] = {}
+    head: list[Any] = []
+    queue_keys: list[str] = []
+    own: list[bytes] = []
+    for run in runs:
+        key = (run.queue, run.timeout, run.frequent)
+        t = number.get(key)
+        if t is None:
+            t = number[key] = len(number) + 1
+            template = builder.shared(run)
+            queue_keys.append(rq_queue(conn, bench_id, run.queue).key)
+            head += [1 + len(runs) + len(queue_keys), len(template), *template]
+        data, description, meta = builder.own(run)
+        for value in (run.rq_job_id.encode(), str(t).encode(), data, description.encode(), meta):
+            own += [_LENGTH.pack(len(value)), value]
+    keys = [Queue.redis_queues_keys, *(Job.key_for(r.rq_job_id) for r in runs), *queue_keys]
+    return keys, [len(number), *head, b"".join(own)]
 
 
 def accepted_at(server_time: Any, before: datetime, after: datetime) -> datetime:

@@ -11,7 +11,8 @@ in this order:
 3. the second half of the sweep: *reconcile* the site's active runs against RQ (settle the ones that are over,
    put orphans back on their queue), whether or not their job is due;
 4. the site's *last tick*: a Redis key saying when a step last completed, read by ``scheduler status`` and
-   ``doctor``.
+   ``doctor``; written (at most once a second) in one round trip with the clock-excursion check's swap of the
+   site's latest step (:mod:`.excursion`), after which the step recovers from an excursion it found.
 
 When Redis refused the pass's runs (they stay in the outbox), the step stops after the pass: reconciling needs
 the Redis that just failed, and the last tick must not claim a step that did not complete.
@@ -19,6 +20,7 @@ the Redis that just failed, and the last tick must not claim a step that did not
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,7 +29,7 @@ import redis
 from ..broker.batch import SetBatch
 from ..broker.keys import last_tick_key
 from ..context import SiteContext
-from . import excursion
+from . import excursion, send
 from .claim import PassResult, run_pass
 from .reanchor import reanchor_if_calendar_changed, signature
 from .reconcile import reconcile_active
@@ -62,6 +64,8 @@ class SiteStep:
     active: bool = True
     #: When the sweep last looked for values written by hand (:func:`.rows.repair_values`).
     values_checked: datetime | None = None
+    #: A clock excursion the last written check found, not yet recovered from (:meth:`recover`).
+    found_excursion: excursion.Excursion | None = None
 
     def sweep_due(self, now: datetime, ahead: float = 0.0) -> bool:
         """Whether the step at ``now`` (plus ``ahead`` seconds) sweeps: always the first time."""
@@ -78,33 +82,37 @@ class SiteStep:
         self.swept_ahead = True
 
     def run(self, conn: redis.Redis, now: datetime, sweep: bool | None = None,
-            last_tick: SetBatch | None = None) -> PassResult:
+            last_tick: SetBatch | None = None,
+            defer: Callable[[list[send.Run]], None] | None = None) -> PassResult:
         """The step at ``now`` (naive UTC). ``sweep``: force the sweep on or off (default: when due, or when
-        its first half ran ahead). ``last_tick``: a batch to queue the last-tick write on (the loop writes every
-        site's with its heartbeat, one round trip) instead of writing it now. Errors propagate;
-        :meth:`forget_ahead` after one.
+        its first half ran ahead). ``last_tick``: a batch to queue the last-tick write and the clock-excursion
+        check on (the loop writes every site's with its heartbeat, one round trip, then calls
+        :meth:`recover`) instead of writing them now. ``defer``: the pass hands its committed runs to it
+        instead of sending them (:func:`.claim.run_pass`). Errors propagate; :meth:`forget_ahead` after one.
 
         The sweep skips the work its answer cannot have changed: the re-anchor check when the calendar is
         the one already checked, the repair when the previous probe saw no row without a next slot, the
-        reconcile when the pass's probe saw no active run. An idle step is then the clock-excursion check (one
-        Redis round trip), the probe and the last tick."""
+        reconcile when the pass's probe saw no active run. An idle step is then the probe and, at most once a
+        second, the last tick with the clock-excursion check (one Redis round trip, shared by the loop's sites)."""
         sweep = self.swept_ahead or (self.sweep_due(now) if sweep is None else sweep)
-        # before every pass (one Redis round trip): a pass right after a clock came back must not decide again
-        # what a step under that clock decided
-        found = excursion.check(self.ctx, conn, now)
-        if found is not None:
-            excursion.recover(self.ctx, conn, found)
-        if sweep and not self.swept_ahead:
-            self._sweep_before_pass(now)
-        result = run_pass(self.ctx, conn, now)
-        self.unslotted, self.active = result.unslotted, result.active
-        if result.send_error:
-            return result
-        if sweep:
-            if result.active:
-                reconcile_active(self.ctx, conn, now)
-            self.last_sweep, self.swept_ahead = now, False
-        self._write_last_tick(last_tick if last_tick is not None else conn, now)
+        with self.ctx.pinned():  # the step's statements share one check of the database file
+            if sweep and not self.swept_ahead:
+                self._sweep_before_pass(now)
+            result = run_pass(self.ctx, conn, now, defer=defer)
+            self.unslotted, self.active = result.unslotted, result.active
+            if result.send_error:
+                return result
+            if sweep:
+                if result.active:
+                    reconcile_active(self.ctx, conn, now)
+                self.last_sweep, self.swept_ahead = now, False
+            if last_tick is not None:
+                self._write_last_tick(last_tick, now)
+            else:
+                batch = SetBatch(conn)
+                self._write_last_tick(batch, now)
+                batch.flush()
+                self.recover(conn)
         return result
 
     def _sweep_before_pass(self, now: datetime) -> None:
@@ -128,8 +136,27 @@ class SiteStep:
         self.swept_ahead = False
         self.checked_calendar, self.unslotted, self.active = None, True, True
 
-    def _write_last_tick(self, conn: redis.Redis | SetBatch, now: datetime) -> None:
-        if self.last_tick_written and (now - self.last_tick_written).total_seconds() < LAST_TICK_EVERY:
+    def _write_last_tick(self, batch: SetBatch, now: datetime) -> None:
+        """Queue the last tick and, with it, the clock-excursion check's swap of the latest step
+        (:func:`.excursion.queue_check`): at most once a second, and at once when the clock went back."""
+        last = self.last_tick_written
+        if last is not None and last <= now and (now - last).total_seconds() < LAST_TICK_EVERY:
             return
-        conn.set(last_tick_key(self.ctx.bench.bench_id, self.ctx.name), now.isoformat(), ex=LAST_TICK_TTL)
+        excursion.queue_check(self.ctx, batch, now, self._found)
+        batch.set(last_tick_key(self.ctx.bench.bench_id, self.ctx.name), now.isoformat(), ex=LAST_TICK_TTL)
         self.last_tick_written = now
+
+    def _found(self, found: excursion.Excursion) -> None:
+        self.found_excursion = found
+
+    def recover(self, conn: redis.Redis) -> bool:
+        """After the batch carrying this step's excursion check was written: recover from the clock
+        excursion it found, if any (:func:`.excursion.recover`); returns whether it did. Errors propagate
+        (the excursion is then found again at the next check: its step ahead stays the latest)."""
+        found, self.found_excursion = self.found_excursion, None
+        if found is None:
+            return False
+        excursion.keep_ahead(self.ctx, conn, found)
+        self.last_tick_written = None  # check again at the next step, whatever happens here
+        excursion.recover(self.ctx, conn, found)
+        return True

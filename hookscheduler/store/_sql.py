@@ -16,8 +16,20 @@ from typing import Any
 
 import peewee as pw
 
-from ..states import LedgerStatus
-from .base import LEDGER_COLUMNS, ActiveRun, DueRow, LatestRow, Outcome, Probe, Run, parse_dt
+from ..states import SLOT_TRIGGERS, LedgerStatus, Trigger
+from ..timing.frequencies import fires_within_hour
+from .base import (
+    LEDGER_COLUMNS,
+    ActiveRun,
+    ClaimRequest,
+    DueRow,
+    LatestRow,
+    LedgerValues,
+    Outcome,
+    Probe,
+    Run,
+    parse_dt,
+)
 from .database import write_txn
 from .values import flag_or_raw
 
@@ -31,7 +43,7 @@ PROBE = (
     "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status IN ('queued', 'started')), "
     "EXISTS (SELECT 1 FROM scheduled_job_type WHERE next_execution IS NULL AND removed = {false})"
 )
-_DUE_COLUMNS = (
+DUE_COLUMNS = (
     "id, name, method, frequency, cron_format, queue, timeout, catchup, catchup_limit, overlap, "
     "stopped, next_execution, stopped_until"
 )
@@ -41,6 +53,16 @@ _DUE_COLUMNS = (
 _HAS_ACTIVE = (
     "EXISTS (SELECT 1 FROM scheduled_job_log l WHERE l.job_id = scheduled_job_type.id "
     "AND l.status IN ('queued', 'started'))"
+)
+#: I9: the latest slot a ledger row of a due row's job stands for, at or after the row's ``next_execution``
+#: (NULL: none, the usual answer). A row of a slot trigger stands for ``first_slot .. last_slot`` and its
+#: ``scheduled_for`` is its last slot, so the ``(job_id, scheduled_for)`` index finds it; runs on request stand
+#: for no slot. The pass never decides again a slot at or before it (:func:`hookscheduler.schedule.claim`).
+DECIDED_TRIGGERS = "('schedule', 'catch-up', 'backfill')"
+_DECIDED = (
+    "(SELECT MAX(COALESCE(l.last_slot, l.scheduled_for)) FROM scheduled_job_log l "
+    "WHERE l.job_id = scheduled_job_type.id AND l.scheduled_for >= scheduled_job_type.next_execution "
+    f"AND l.trigger IN {DECIDED_TRIGGERS})"
 )
 _ACTIVE_COLUMNS = "id, job_id, status, rq_job_id, enqueued_at, started_at, finished_at"
 _START = (
@@ -59,11 +81,27 @@ FINISH = (
 )
 
 
+#: The audit columns of a stop (:meth:`SqlStore.write_stop`).
+_STOP_COLUMNS = frozenset({"stopped_note", "stopped_by", "stopped_at", "stopped_until"})
+
+
 def _dt_or_raw(value: Any) -> Any:
     try:
         return parse_dt(value)
     except ValueError:
         return value
+
+
+def _frequent(trigger: Any, frequency: Any, cron_format: Any) -> bool:
+    """An outbox run flagged as the pass flags it when it first sends it: a scheduled or catch-up run of a job
+    that fires within the hour (runs on request and backfills are sent unflagged). A row changed by hand to an
+    unknown frequency (the pass reports it, schedule/rows.py) is not, rather than holding the outbox up."""
+    if trigger not in (Trigger.SCHEDULE, Trigger.CATCH_UP):
+        return False
+    try:
+        return fires_within_hour(frequency, cron_format or "")
+    except (KeyError, AttributeError, TypeError):
+        return False
 
 
 def probe_of(row: Sequence[Any]) -> Probe:
@@ -113,12 +151,7 @@ class SqlStore:
         return probe_of(self.sql(PROBE.format(false=self.false)).fetchone())
 
     def select_due(self, now: datetime, limit: int) -> list[DueRow]:
-        p = self.p
-        sql = (
-            f"SELECT {_DUE_COLUMNS}, {_HAS_ACTIVE} FROM scheduled_job_type "
-            f"WHERE next_execution <= {p} AND removed = {p} ORDER BY next_execution, id LIMIT {p}"
-        ) + self.due_lock
-        rows = self.hot("hs_select_due", sql, [self.param_dt(now), False, limit]).fetchall()
+        rows = self.hot("hs_select_due", self.due_sql(), [self.param_dt(now), False, limit]).fetchall()
         # a boolean stored as a word is read as that word says; a value that is neither (or a next_execution
         # that is not a time) is passed on as it is, for the pass to refuse (schedule/rows.py)
         return [
@@ -137,9 +170,30 @@ class SqlStore:
                 _dt_or_raw(r[11]),
                 _dt_or_raw(r[12]),
                 bool(r[13]),
+                _dt_or_raw(r[14]) if r[14] is not None else None,
             )
             for r in rows
         ]
+
+    def claim(self, requests: Sequence[ClaimRequest]) -> set[int]:
+        raise NotImplementedError
+
+    def insert_ledger_rows(self, rows: Sequence[LedgerValues]) -> None:
+        raise NotImplementedError
+
+    def claim_and_record(self, requests: Sequence[ClaimRequest], rows: Sequence[LedgerValues]) -> set[int]:
+        won = self.claim(requests)
+        self.insert_ledger_rows([r for r in rows if r[0] in won])
+        return won
+
+    def due_sql(self) -> str:
+        """The due-row selection (parameters: now, false, limit), with each row's active-run flag and the last
+        slot its ledger already stands for (I9) last."""
+        p = self.p
+        return (
+            f"SELECT {DUE_COLUMNS}, {_HAS_ACTIVE}, {_DECIDED} FROM scheduled_job_type "
+            f"WHERE next_execution <= {p} AND removed = {p} ORDER BY next_execution, id LIMIT {p}"
+        ) + self.due_lock
 
     due_lock = ""  # appended to the due-row selection (PostgreSQL: lock, skipping locked rows)
 
@@ -175,20 +229,22 @@ class SqlStore:
 
     def outbox(self, site: str, limit: int) -> list[Run]:
         rows = self.sql(
-            "SELECT l.rq_job_id, l.job_name, t.method, l.queue, t.timeout, l.scheduled_for, l.trigger "
+            "SELECT l.rq_job_id, l.job_name, t.method, l.queue, t.timeout, l.scheduled_for, l.trigger, "
+            "t.frequency, t.cron_format "
             "FROM scheduled_job_log l JOIN scheduled_job_type t ON t.id = l.job_id "
             "WHERE l.status = 'queued' AND l.enqueued_at IS NULL "
             f"AND {self.outbox_hint}l.rq_job_id IS NOT NULL ORDER BY l.id LIMIT {self.p}",
             [limit],
         ).fetchall()
-        return [Run(str(r[0]), site, r[1], r[2], r[3] or "default", r[4], parse_dt(r[5]), r[6]) for r in rows]
+        # frequent as the pass says it when it first sends a run: a re-sent run keeps its short-lived Redis keys
+        return [
+            Run(str(r[0]), site, r[1], r[2], r[3] or "default", r[4], parse_dt(r[5]), r[6],
+                _frequent(r[6], r[7], r[8]))
+            for r in rows
+        ]
 
-    def mark_sent(self, rq_ids: Sequence[str], now: datetime) -> None:
-        for cond, params in self.membership("rq_job_id", rq_ids):
-            self.sql(
-                f"UPDATE scheduled_job_log SET enqueued_at = {self.p} WHERE {cond} AND enqueued_at IS NULL",
-                [self.param_dt(now), *params],
-            )
+    def mark_sent(self, rq_ids: Sequence[str], at: datetime | Sequence[datetime]) -> None:
+        raise NotImplementedError
 
     def fail_unsendable(self, rq_job_id: str, reason: str, now: datetime) -> None:
         p, at = self.p, self.param_dt(now)
@@ -280,6 +336,202 @@ class SqlStore:
     def earliest_next(self) -> datetime | None:
         row = self.sql(f"SELECT MIN(next_execution) FROM scheduled_job_type WHERE removed = {self.false}").fetchone()
         return parse_dt(row[0]) if row else None
+
+    def slots_after(self, now: datetime) -> list[tuple[int, str, str, datetime]]:
+        rows = self.sql(
+            "SELECT id, frequency, cron_format, next_execution FROM scheduled_job_type "
+            f"WHERE removed = {self.false} AND next_execution > {self.p} ORDER BY id",
+            [self.param_dt(now)],
+        ).fetchall()
+        return [(r[0], r[1], r[2] or "", _dt_or_raw(r[3])) for r in rows]
+
+    def move_slot(self, job_id: int, served: datetime, to: datetime, now: datetime | None = None) -> int:
+        p = self.p
+        stamp = f", modified_at = {p}" if now is not None else ""
+        return int(
+            self.sql(
+                f"UPDATE scheduled_job_type SET next_execution = {p}{stamp} WHERE id = {p} AND next_execution = {p}",
+                [self.param_dt(to), *([self.param_dt(now)] if now is not None else []), job_id,
+                 self.param_dt(served)],
+            ).rowcount
+        )
+
+    def covered_after(self, job_ids: Sequence[int], now: datetime) -> dict[int, datetime]:
+        covered: dict[int, datetime] = {}
+        triggers = ", ".join(f"'{t.value}'" for t in SLOT_TRIGGERS)
+        for cond, params in self.membership("job_id", job_ids):
+            rows = self.sql(
+                "SELECT job_id, MAX(COALESCE(last_slot, scheduled_for)) FROM scheduled_job_log "
+                f"WHERE {cond} AND COALESCE(last_slot, scheduled_for) > {self.p} AND trigger IN ({triggers}) "
+                "GROUP BY job_id",
+                [*params, self.param_dt(now)],
+            ).fetchall()
+            covered.update({int(r[0]): parse_dt(r[1]) for r in rows if r[1] is not None})
+        return covered
+
+    def runs_decided_after(self, created_after: datetime) -> int:
+        row = self.sql(
+            "SELECT COUNT(*) FROM scheduled_job_log WHERE created_at > "
+            f"{self.p} AND trigger IN ('schedule', 'catch-up') AND status NOT IN ('missed', 'skipped')",
+            [self.param_dt(created_after)],
+        ).fetchone()
+        return int(row[0])
+
+    # --- the operator's job writes ----------------------------------------------------------------------
+    def write_stop(self, job_id: int, stopped: bool, now: datetime, audit: dict[str, Any]) -> None:
+        unknown = set(audit) - _STOP_COLUMNS
+        if unknown:
+            raise ValueError(f"not a stop column: {', '.join(sorted(unknown))}")
+        columns = ["stopped", "modified_at", *audit]
+        values = [stopped, now, *audit.values()]
+        p = self.p
+        self.sql(
+            f"UPDATE scheduled_job_type SET {', '.join(f'{c} = {p}' for c in columns)} WHERE id = {p}",
+            [*(self.param_dt(v) if isinstance(v, datetime) else v for v in values), job_id],
+        )
+
+    # --- the operator's ledger writes (queues, RQ's jobs) ------------------------------------------------
+    def add_ledger_row(self, values: LedgerValues, finished_at: datetime | None = None) -> None:
+        params = [self.param_dt(v) if isinstance(v, datetime) else v for v in (*values, finished_at)]
+        self.sql(
+            f"INSERT INTO scheduled_job_log ({ledger_columns()}, finished_at) "
+            f"VALUES ({', '.join([self.p] * len(params))})",
+            params,
+        )
+
+    def outbox_size(self) -> int:
+        row = self.sql("SELECT COUNT(*) FROM scheduled_job_log WHERE status = 'queued' AND enqueued_at IS NULL"
+                       ).fetchone()
+        return int(row[0])
+
+    def queued_rq_ids(self, job_ids: Sequence[int]) -> set[str]:
+        found: set[str] = set()
+        for cond, params in self.membership("job_id", job_ids):
+            rows = self.sql(
+                f"SELECT rq_job_id FROM scheduled_job_log WHERE {cond} AND status = 'queued' "
+                "AND rq_job_id IS NOT NULL",
+                params,
+            ).fetchall()
+            found.update(str(r[0]) for r in rows)
+        return found
+
+    def _close(self, status: str, where: str, params: Sequence[Any], reason: str, now: datetime) -> int:
+        """Give the rows ``where`` selects their final ``status``, with ``reason``; returns rows changed."""
+        p, at = self.p, self.param_dt(now)
+        return int(
+            self.sql(
+                f"UPDATE scheduled_job_log SET status = {p}, reason = {p}, finished_at = {p}, modified_at = {p} "
+                f"WHERE {where}",
+                [status, reason, at, at, *params],
+            ).rowcount
+        )
+
+    def skip_queued(self, rq_ids: Sequence[str], reason: str, now: datetime) -> int:
+        return sum(
+            self._close("skipped", f"{cond} AND status = 'queued'", params, reason, now)
+            for cond, params in self.membership("rq_job_id", rq_ids)
+        )
+
+    def skip_outbox(self, queues: Sequence[str], job_ids: Sequence[int] | None, reason: str, now: datetime) -> int:
+        if not queues or (job_ids is not None and not job_ids):
+            return 0
+        outbox = "status = 'queued' AND enqueued_at IS NULL"
+        changed = 0
+        for in_queues, queue_params in self.membership("queue", queues):
+            if job_ids is None:
+                changed += self._close("skipped", f"{outbox} AND {in_queues}", queue_params, reason, now)
+                continue
+            for of_jobs, job_params in self.membership("job_id", job_ids):
+                changed += self._close("skipped", f"{outbox} AND {in_queues} AND {of_jobs}",
+                                       [*queue_params, *job_params], reason, now)
+        return changed
+
+    def fail_active(self, rq_job_id: str, reason: str, now: datetime) -> int:
+        return self._close("failed", f"rq_job_id = {self.p} AND status IN ('queued', 'started')", [rq_job_id],
+                           reason, now)
+
+    # --- retention ------------------------------------------------------------------------------------
+    def prune_finished(self, cutoff: datetime, limit: int) -> int:
+        p, at = self.p, self.param_dt(cutoff)
+        return int(
+            self.sql(
+                "DELETE FROM scheduled_job_log WHERE id IN (SELECT id FROM scheduled_job_log "
+                f"WHERE created_at < {p} AND modified_at < {p} AND status NOT IN ('queued', 'started') LIMIT {p})",
+                [at, at, limit],
+            ).rowcount
+        )
+
+    def job_schedules(self) -> list[tuple[int, str, str]]:
+        rows = self.sql("SELECT id, frequency, cron_format FROM scheduled_job_type ORDER BY id").fetchall()
+        return [(r[0], r[1], r[2] or "") for r in rows]
+
+    def thinnable_runs(self, job_id: int, cutoff: datetime, below: int | None) -> list[tuple[int, datetime]]:
+        p, at = self.p, self.param_dt(cutoff)
+        rows = self.sql(
+            f"SELECT id, scheduled_for FROM scheduled_job_log WHERE job_id = {p} AND status = 'complete' "
+            f"AND trigger = 'schedule' AND slots = 1 AND created_at < {p} AND modified_at < {p}"
+            + (f" AND id < {p}" if below is not None else "") + " ORDER BY scheduled_for",
+            [job_id, at, at, *([below] if below is not None else [])],
+        ).fetchall()
+        return [(r[0], parse_dt(r[1])) for r in rows]
+
+    def delete_ledger_rows(self, ids: Sequence[int]) -> int:
+        return sum(
+            int(self.sql(f"DELETE FROM scheduled_job_log WHERE {cond}", params).rowcount)
+            for cond, params in self.membership("id", ids)
+        )
+
+    # --- backfill --------------------------------------------------------------------------------------
+    row_lock = ""  # appended to a statement that locks a job's row for the transaction (PostgreSQL)
+
+    def read_slot(self, job_id: int, lock: bool) -> datetime | None:
+        row = self.sql(
+            f"SELECT next_execution FROM scheduled_job_type WHERE id = {self.p}" + (self.row_lock if lock else ""),
+            [job_id],
+        ).fetchone()
+        return None if row is None else parse_dt(row[0])
+
+    def served_stretches(self, job_id: int, since: datetime) -> list[tuple[datetime, datetime]]:
+        triggers = ", ".join(f"'{t.value}'" for t in SLOT_TRIGGERS)
+        rows = self.sql(
+            "SELECT scheduled_for, first_slot, last_slot FROM scheduled_job_log "
+            f"WHERE job_id = {self.p} AND scheduled_for >= {self.p} AND trigger IN ({triggers}) "
+            "AND status IN ('queued', 'started', 'complete', 'failed')",
+            [job_id, self.param_dt(since)],
+        ).fetchall()
+        return [(parse_dt(r[1] or r[0]), parse_dt(r[2] or r[0])) for r in rows]
+
+    # --- stretches of inactivity -------------------------------------------------------------------------
+    def open_inactivity(self) -> str | None:
+        row = self.sql("SELECT reason FROM scheduler_inactivity WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1"
+                       ).fetchone()
+        return None if row is None else str(row[0])
+
+    def switch_inactivity(self, reason: str | None, now: datetime) -> None:
+        at = self.param_dt(now)
+        self.sql(f"UPDATE scheduler_inactivity SET ended_at = {self.p} WHERE ended_at IS NULL", [at])
+        if reason is not None:
+            self.sql(f"INSERT INTO scheduler_inactivity (reason, since) VALUES ({self.p}, {self.p})", [reason, at])
+
+    def inactive_stretches(self, since: datetime, limit: int) -> list[tuple[str, datetime, datetime | None]]:
+        p = self.p
+        rows = self.sql(
+            f"SELECT reason, since, ended_at FROM scheduler_inactivity WHERE ended_at IS NULL OR ended_at > {p} "
+            f"ORDER BY since DESC LIMIT {p}",
+            [self.param_dt(since), limit],
+        ).fetchall()
+        return [(r[0], parse_dt(r[1]), parse_dt(r[2])) for r in rows]
+
+    # --- health -----------------------------------------------------------------------------------------
+    def integrity(self) -> str | None:
+        return None  # the server checks its own pages (SQLite overrides)
+
+    # --- values written by hand ------------------------------------------------------------------------
+    def normalise_boolean_words(self) -> int:
+        return 0  # a typed boolean column holds no words (SQLite overrides)
+
+    def clear_untimely_slots(self) -> list[tuple[str, Any]]:
+        return []  # a typed timestamp column holds only times (SQLite overrides)
 
     # --- the worker's run transitions -----------------------------------------------------------------
     def record_started(self, rq_job_id: str, worker: str | None, now: datetime) -> str:

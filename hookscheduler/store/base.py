@@ -1,9 +1,12 @@
-"""The :class:`Store` protocol: every statement of the exactly-once protocol and of the worker's run transitions.
+"""The :class:`Store` protocol: every statement of the exactly-once protocol, of the worker's run transitions,
+of the sweep, and every write an operator makes.
 
-The scheduler (:mod:`hookscheduler.schedule`) and the worker (:mod:`hookscheduler.worker`) say *what* to read or
-write; a store says *how*, in its database's dialect: :class:`~.sqlite.SqliteStore` and
-:class:`~.postgres.PostgresStore`. :func:`hookscheduler.store.store_for` picks one per database connection and
-probes its capabilities once. The contract both keep is ``tests/store/``, one suite run against each.
+The scheduler (:mod:`hookscheduler.schedule`), the worker (:mod:`hookscheduler.worker`) and the operator library
+(:mod:`hookscheduler.ops`) say *what* to read or write; a store says *how*, in its database's dialect:
+:class:`~.sqlite.SqliteStore` and :class:`~.postgres.PostgresStore`. :func:`hookscheduler.store.store_for` picks
+one per database connection and probes its capabilities once. The contract both keep is ``tests/store/``, one
+suite run against each. The operator's reads are the read-side query modules :mod:`.ledger_reads` and
+:mod:`.job_reads`; ``tests/store/test_boundary.py`` keeps statements from growing outside the package.
 
 Timestamps cross this boundary as naive UTC ``datetime`` objects, both ways; how a dialect stores them is the
 store's business.
@@ -63,6 +66,9 @@ class DueRow:
     next_execution: datetime
     stopped_until: datetime | None = None  # a stop with an end (``jobs disable --until T``)
     has_active: bool = True  # a run of the job is queued or started (read in the same statement)
+    #: I9: the latest slot a ledger row of the job already stands for, when that is at or after
+    #: ``next_execution`` (None: no row does, the usual answer; read in the same statement)
+    decided: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +193,11 @@ class Store(Protocol):
         """Bulk insert ledger rows (:data:`LEDGER_COLUMNS` order)."""
         ...
 
+    def claim_and_record(self, requests: Sequence[ClaimRequest], rows: Sequence[LedgerValues]) -> set[int]:
+        """:meth:`claim`, then :meth:`insert_ledger_rows` of the ``rows`` whose job (their first value) was won;
+        returns the ids won. PostgreSQL does both in one statement."""
+        ...
+
     def latest_rows(self, job_ids: Sequence[int]) -> dict[int, LatestRow]:
         """The newest ledger row of each job that has one."""
         ...
@@ -205,8 +216,9 @@ class Store(Protocol):
         """Claimed runs never marked sent, oldest first (``site``: the site they are for)."""
         ...
 
-    def mark_sent(self, rq_ids: Sequence[str], now: datetime) -> None:
-        """Close the outbox rows of runs now in RQ."""
+    def mark_sent(self, rq_ids: Sequence[str], at: datetime | Sequence[datetime]) -> None:
+        """Close the outbox rows of runs now in RQ, stamped ``at`` (one time for all, or one per id, in
+        order); a row already closed keeps its stamp."""
         ...
 
     def fail_unsendable(self, rq_job_id: str, reason: str, now: datetime) -> None:
@@ -255,6 +267,121 @@ class Store(Protocol):
         """The earliest next slot of any active job."""
         ...
 
+    def slots_after(self, now: datetime) -> list[tuple[int, str, str, datetime]]:
+        """``(id, frequency, cron_format, next_execution)`` of the active jobs whose next slot lies after ``now``
+        (a ``next_execution`` written by hand that is not a time is handed over as it is)."""
+        ...
+
+    def move_slot(self, job_id: int, served: datetime, to: datetime, now: datetime | None = None) -> int:
+        """Move job ``job_id``'s next slot from ``served`` to ``to`` only if it still says ``served`` (a
+        compare-and-set; ``now``: stamp ``modified_at``); returns rows changed (0 or 1)."""
+        ...
+
+    def covered_after(self, job_ids: Sequence[int], now: datetime) -> dict[int, datetime]:
+        """Each job's latest slot a ledger row of a slot trigger (schedule, catch-up, backfill; any status)
+        stands for, where that lies after ``now``: ``last_slot``, or ``scheduled_for`` for a one-slot row."""
+        ...
+
+    def runs_decided_after(self, created_after: datetime) -> int:
+        """How many runs a pass decided (schedule or catch-up, neither missed nor skipped) after the instant."""
+        ...
+
+    # --- the operator's job writes ----------------------------------------------------------------------
+    def write_stop(self, job_id: int, stopped: bool, now: datetime, audit: dict[str, Any]) -> None:
+        """Stop or re-enable job ``job_id`` (``modified_at`` = ``now``), writing the stop columns given in
+        ``audit`` (``stopped_note``, ``stopped_by``, ``stopped_at``, ``stopped_until``; others are refused)."""
+        ...
+
+    # --- the operator's ledger writes (queues, RQ's jobs) ------------------------------------------------
+    def add_ledger_row(self, values: LedgerValues, finished_at: datetime | None = None) -> None:
+        """Insert one ledger row (:data:`LEDGER_COLUMNS` order), ``finished_at`` set for a row decided at once
+        (an operator's run skipped under overlap): a run on request, outside a pass."""
+        ...
+
+    def outbox_size(self) -> int:
+        """How many claimed runs are not yet marked sent (the outbox)."""
+        ...
+
+    def queued_rq_ids(self, job_ids: Sequence[int]) -> set[str]:
+        """The RQ ids of these jobs' ``queued`` runs."""
+        ...
+
+    def skip_queued(self, rq_ids: Sequence[str], reason: str, now: datetime) -> int:
+        """Runs removed from RQ before they started: their ``queued`` rows become ``skipped`` with ``reason``;
+        returns rows changed."""
+        ...
+
+    def skip_outbox(self, queues: Sequence[str], job_ids: Sequence[int] | None, reason: str, now: datetime) -> int:
+        """The outbox rows of ``queues`` (of ``job_ids`` only, unless None) become ``skipped`` with ``reason``:
+        runs purged before they were ever sent; returns rows changed."""
+        ...
+
+    def fail_active(self, rq_job_id: str, reason: str, now: datetime) -> int:
+        """An operator stopped a run: its ``queued`` or ``started`` row becomes ``failed`` with ``reason``."""
+        ...
+
+    # --- retention ------------------------------------------------------------------------------------
+    def prune_finished(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to ``limit`` ledger rows of runs no longer active whose ``created_at`` and ``modified_at``
+        are both before ``cutoff``, in one statement; returns how many."""
+        ...
+
+    def job_schedules(self) -> list[tuple[int, str, str]]:
+        """``(id, frequency, cron_format)`` of every job, removed ones included."""
+        ...
+
+    def thinnable_runs(self, job_id: int, cutoff: datetime, below: int | None) -> list[tuple[int, datetime]]:
+        """``(id, scheduled_for)`` of the job's ``complete`` one-slot runs of trigger ``schedule`` created and
+        last changed before ``cutoff`` (with ids below ``below``, unless None), in slot order."""
+        ...
+
+    def delete_ledger_rows(self, ids: Sequence[int]) -> int:
+        """Delete these ledger rows; returns how many."""
+        ...
+
+    # --- backfill --------------------------------------------------------------------------------------
+    def read_slot(self, job_id: int, lock: bool) -> datetime | None:
+        """Job ``job_id``'s ``next_execution``; ``lock``: inside a write transaction, lock its row for the rest
+        of it (PostgreSQL ``FOR UPDATE``; SQLite's one writer holds it already), so that the pass's claim waits."""
+        ...
+
+    def served_stretches(self, job_id: int, since: datetime) -> list[tuple[datetime, datetime]]:
+        """``(first, last)`` slots of each run of a slot trigger (schedule, catch-up, backfill) of the job that
+        ran or may run (queued, started, complete or failed), stamped at or after ``since`` (a run's row is stamped with
+        the last slot it covers, so this finds every run covering a slot from ``since`` on)."""
+        ...
+
+    # --- stretches of inactivity -------------------------------------------------------------------------
+    def open_inactivity(self) -> str | None:
+        """The reason of the open stretch of inactivity (``scheduler_inactivity``), None when active."""
+        ...
+
+    def switch_inactivity(self, reason: str | None, now: datetime) -> None:
+        """End the open stretch at ``now`` and, with a ``reason``, open a new one since ``now``."""
+        ...
+
+    def inactive_stretches(self, since: datetime, limit: int) -> list[tuple[str, datetime, datetime | None]]:
+        """``(reason, since, ended_at)`` of up to ``limit`` stretches that ended after ``since`` or have not
+        ended, newest first."""
+        ...
+
+    # --- health -----------------------------------------------------------------------------------------
+    def integrity(self) -> str | None:
+        """The database's first problems reading its own pages, or None (SQLite's ``quick_check``: every page
+        and record readable, indexes not compared; PostgreSQL checks its own pages: None)."""
+        ...
+
+    # --- values written by hand ------------------------------------------------------------------------
+    def normalise_boolean_words(self) -> int:
+        """Boolean columns of ``scheduled_job_type`` holding a word for a boolean (``'false'``, ``'Yes'``) hold
+        0/1 instead; returns the rows changed (0 where typed columns refuse such words: PostgreSQL)."""
+        ...
+
+    def clear_untimely_slots(self) -> list[tuple[str, Any]]:
+        """Set to NULL every ``next_execution`` that is not a time (for the repair to reschedule); returns
+        ``(job name, the value it held)`` of each (none where typed columns refuse such values: PostgreSQL)."""
+        ...
+
     # --- the worker's run transitions -----------------------------------------------------------------
     def ledger_transaction(self) -> AbstractContextManager[None]:
         """A transaction for the worker's ledger writes: it never waits long for a lock."""
@@ -287,6 +414,15 @@ class Store(Protocol):
     def finish_in_one_trip(self, rq_job_id: str, outcome: Outcome) -> bool:
         """The outcome in one round trip, committed; False: take the careful path."""
         ...
+
+
+def stamps(rq_ids: Sequence[str], at: datetime | Sequence[datetime]) -> list[datetime]:
+    """:meth:`Store.mark_sent`'s ``at`` as one time per id."""
+    if isinstance(at, datetime):
+        return [at] * len(rq_ids)
+    if len(at) != len(rq_ids):
+        raise ValueError(f"{len(rq_ids)} ids but {len(at)} times")
+    return list(at)
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -12,10 +12,13 @@ import peewee as pw
 
 from ..exceptions import ConfigError
 from ._sql import SqlStore, ledger_columns
-from .base import LEDGER_COLUMNS, ClaimRequest, LedgerValues, chunks
+from .base import LEDGER_COLUMNS, ClaimRequest, LedgerValues, chunks, stamps
+from .values import BOOLEAN_WORDS, flag
 
 #: Rows per batched statement: well under SQLite's parameter limit (32,766 since 3.32).
 CHUNK = 500
+#: The text form peewee writes a datetime in on SQLite; anything else in ``next_execution`` is not a time.
+_SQLITE_TIME = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]*"
 #: ``UPDATE ... FROM`` (3.33) and ``RETURNING`` (3.35): the claim is one statement per chunk with them.
 MIN_VERSION = (3, 35, 0)
 
@@ -73,3 +76,50 @@ class SqliteStore(SqlStore):
         cursor.executemany(
             f"INSERT INTO scheduled_job_log ({ledger_columns()}) VALUES ({', '.join('?' * len(LEDGER_COLUMNS))})", conv
         )
+
+    def mark_sent(self, rq_ids: Sequence[str], at: datetime | Sequence[datetime]) -> None:
+        """One ``UPDATE ... FROM (VALUES (id, time), ...)`` per :data:`CHUNK` ids: each row its own stamp."""
+        pairs = list(zip(rq_ids, stamps(rq_ids, at), strict=True))
+        for part in chunks(pairs, CHUNK):
+            params: list[Any] = []
+            for rq_id, when in part:
+                params += [rq_id, self.param_dt(when)]
+            self.sql(
+                "UPDATE scheduled_job_log SET enqueued_at = v.column2 FROM (VALUES "
+                + ", ".join(["(?, ?)"] * len(part))
+                + ") AS v WHERE scheduled_job_log.rq_job_id = v.column1 AND scheduled_job_log.enqueued_at IS NULL",
+                params,
+            )
+
+    def integrity(self) -> str | None:
+        """``PRAGMA quick_check(5)`` (``integrity_check`` would also compare indexes, at many times the cost)."""
+        try:
+            rows = [str(r[0]) for r in self.sql("PRAGMA quick_check(5)").fetchall()]
+        except (pw.DatabaseError, sqlite3.DatabaseError) as exc:  # fetching runs outside peewee's error wrapper
+            return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return None if rows == ["ok"] else "; ".join(rows)
+
+    def normalise_boolean_words(self) -> int:
+        """SQLite keeps a word written into an integer column as text: each boolean word becomes 0 or 1."""
+        changed = 0
+        yes, no = _words(True), _words(False)
+        for column in ("stopped", "removed"):
+            changed += self.sql(
+                f"UPDATE scheduled_job_type SET {column} = CASE WHEN lower(trim({column})) IN ({yes}) THEN 1 "
+                f"WHEN lower(trim({column})) IN ({no}) THEN 0 ELSE {column} END "
+                f"WHERE typeof({column}) = 'text' AND lower(trim({column})) IN ({yes}, {no})"
+            ).rowcount
+        return changed
+
+    def clear_untimely_slots(self) -> list[tuple[str, Any]]:
+        bad = self.sql(
+            "SELECT name, next_execution FROM scheduled_job_type WHERE next_execution IS NOT NULL "
+            f"AND NOT (typeof(next_execution) = 'text' AND next_execution GLOB '{_SQLITE_TIME}')"
+        ).fetchall()
+        for name, _ in bad:
+            self.sql("UPDATE scheduled_job_type SET next_execution = NULL WHERE name = ?", [name])
+        return [(name, value) for name, value in bad]
+
+
+def _words(meaning: bool) -> str:
+    return ", ".join(f"'{w}'" for w in sorted(BOOLEAN_WORDS) if flag(w) is meaning)

@@ -22,10 +22,10 @@ from ..ops import backfill as backfill_lib
 from ..ops import jobs as jobs_lib
 from ..ops import manual, queues, rq_view
 from ..ops import scheduler as scheduler_state
-from ..ops.notes import one_line_note
+from ..ops.notes import automatic_end, one_line_note
 from ..security.redact import redact
 from ..store.models import utcnow
-from ..timing.moments import parse_moment, parse_until
+from ..timing.moments import parse_moment
 from .security import Viewer, audit
 
 if TYPE_CHECKING:
@@ -48,17 +48,17 @@ def _connected(dash: Dashboard, site: str) -> redis.Redis:
     return conn
 
 
-def _until(form: dict[str, str], ctx: SiteContext) -> datetime | None:
-    """The optional ``until`` field of the disable and pause forms, read as the CLI's ``--until``."""
-    text = (form.get("until") or "").strip()
-    return parse_until(text, utcnow(), ctx.site.time_zone, "until") if text else None
+def _until(dash: Dashboard, form: dict[str, str], ctx: SiteContext) -> datetime | None:
+    """The optional ``until`` field of the disable and pause forms (left empty: none), read as the CLI's
+    ``--until``, at the dashboard's clock."""
+    return automatic_end((form.get("until") or "").strip() or None, ctx, dash.clock(), "until")
 
 
 def disable(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
     note = one_line_note(form.get("note"), "note")
     name = _need(form, "name")
     with dash.sites.use(site) as ctx:
-        row = jobs_lib.set_stopped(ctx.database(), name, True, note, who=who.actor, until=_until(form, ctx))
+        row = jobs_lib.set_stopped(ctx.database(), name, True, note, who=who.actor, until=_until(dash, form, ctx))
     end = f" until {row.stopped_until:%Y-%m-%d %H:%M} UTC" if row.stopped_until else ""
     return f"disabled {row.name}{end}" + (f": {row.stopped_note}" if row.stopped_note else "")
 
@@ -101,7 +101,7 @@ def backfill(dash: Dashboard, request: Request, site: str, form: dict[str, str],
 
 def pause(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
     with dash.sites.use(site) as ctx:
-        until = _until(form, ctx)
+        until = _until(dash, form, ctx)
         scheduler_state.set_paused(ctx, True, until)
     return f"scheduler paused for site {site}" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else "")
 

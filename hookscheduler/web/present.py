@@ -8,7 +8,8 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from ..timing.frequencies import cron_for, is_maintenance
+from ..timing.calendar import SiteCalendar
+from ..timing.frequencies import is_maintenance
 
 
 def local(value: datetime | None, tz: ZoneInfo, seconds: bool = True) -> str:
@@ -43,13 +44,13 @@ def ago(value: datetime | None, now: datetime) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def schedule_text(frequency: str, cron_format: str, tick_interval: int, all_cron: str | None = None) -> str:
+def schedule_text(frequency: str, cron_format: str, calendar: SiteCalendar) -> str:
     """The schedule in words (``At 18:15, Monday through Friday``); the cron string itself when it cannot be
-    described. Our 6-field cron has a trailing seconds field; cron-descriptor reads seconds first. ``all_cron``:
-    the site's ``scheduler_interval`` as cron, which ``All`` jobs then follow."""
-    cron = cron_for(frequency, cron_format) or (all_cron if frequency == "All" else None)
+    described. Our 6-field cron has a trailing seconds field; cron-descriptor reads seconds first. The cron is
+    the one the site's calendar fires the row on (``All`` follows the site's ``scheduler_interval``)."""
+    cron = calendar.cron_of(frequency, cron_format)
     if cron is None:
-        return f"Every {tick_interval} seconds"
+        return f"Every {calendar.tick_interval} seconds"
     fields = cron.split()
     expr = " ".join([fields[5], *fields[:5]]) if len(fields) == 6 else cron
     try:

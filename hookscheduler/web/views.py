@@ -80,10 +80,10 @@ def jobs(dash: Dashboard, request: Request) -> Response:
     page_no = _int(request, "page", 1, 1, 1_000_000)
     with dash.sites.use(name) as ctx:
         total = jobs_lib.count_jobs(show_removed, search)
-        rows = jobs_lib.list_jobs(show_removed, search, (page_no - 1) * PAGE_SIZE, PAGE_SIZE)
-        tick, all_cron = ctx.site.tick_interval, ctx.site.settings.all_cron
+        rows = jobs_lib.list_jobs(show_removed, search, (page_no - 1) * PAGE_SIZE, PAGE_SIZE, dash.clock())
+        calendar = ctx.calendar
     for row in rows:
-        row["schedule_text"] = present.schedule_text(row["frequency"], row["cron_format"], tick, all_cron)
+        row["schedule_text"] = present.schedule_text(row["frequency"], row["cron_format"], calendar)
     return dash.render(request, "jobs.html", site=name, rows=rows, total=total, page=page_no, page_size=PAGE_SIZE,
                        q=search or "", show_removed=show_removed)
 
@@ -100,8 +100,7 @@ def job(dash: Dashboard, request: Request) -> Response:
     conn = dash.sites.redis(site)
     with dash.sites.use(site) as ctx:
         row = jobs_lib.get_job(name)
-        info = {c: getattr(row, c) for c in jobs_lib.JOB_COLUMNS}
-        info["stopped_now"] = jobs_lib.stop_state(info, now) == "STOPPED"
+        info = jobs_lib.job_info(row, now)
         cells = history_lib.slot_cells(name, now - timedelta(days=days), now + timedelta(seconds=1), MAX_CELLS + 1)
         runs = history_lib.history(name, limit=25, offset=offset)
         inactive, resume_at = scheduler_state.activity(ctx, now)
@@ -112,14 +111,14 @@ def job(dash: Dashboard, request: Request) -> Response:
             at = parse_moment(at_text, now, ctx.site.time_zone, "at")
             explanation = explain_lib.explain(ctx, _checked(conn, ctx), name, at, now)
         late_after = float(max(ctx.site.tick_interval, 60))
-        tick, all_cron = ctx.site.tick_interval, ctx.site.settings.all_cron
+        calendar = ctx.calendar
     for c in cells:
         c["kind"] = history_lib.cell_kind(c, late_after)
     by_day: dict[str, list[dict[str, Any]]] = {}
     tz = dash.sites.get(site).site.time_zone
     for c in cells[-MAX_CELLS:]:
         by_day.setdefault(present.local(c["scheduled_for"], tz)[:10], []).append(c)
-    info["schedule_text"] = present.schedule_text(info["frequency"], info["cron_format"], tick, all_cron)
+    info["schedule_text"] = present.schedule_text(info["frequency"], info["cron_format"], calendar)
     return dash.render(request, "job.html", site=site, job=info, days=days, by_day=by_day,
                        truncated=len(cells) > MAX_CELLS, runs=runs, offset=offset, upcoming=upcoming,
                        explanation=explanation, at_text=at_text or "", utc_iso=present.utc_iso,

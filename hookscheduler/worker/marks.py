@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import redis
 
@@ -97,11 +98,18 @@ def refusals(conn: redis.Redis, bench_id: str, rq_job_ids: list[str]) -> dict[st
         replies = pipe.execute()
     out: dict[str, Refusal] = {}
     for jid, at, mark in zip(rq_job_ids, replies[0::2], replies[1::2], strict=True):
-        if at is None:
-            continue
-        outcome = reply_text(mark) if mark is not None else None
-        out[jid] = Refusal(datetime.fromisoformat(reply_text(at)), outcome if outcome in OUTCOMES else None)
+        found = refusal_from(at, mark)
+        if found is not None:
+            out[jid] = found
     return out
+
+
+def refusal_from(at: Any, mark: Any) -> Refusal | None:
+    """A run's refusal from the replies to ``GET`` of its refusal mark and of its start mark (None: none)."""
+    if at is None:
+        return None
+    outcome = reply_text(mark) if mark is not None else None
+    return Refusal(datetime.fromisoformat(reply_text(at)), outcome if outcome in OUTCOMES else None)
 
 
 
@@ -113,12 +121,18 @@ def redis_epoch(conn: redis.Redis, bench_id: str) -> datetime:
     may have been started by a worker that could not write the ledger, so it cannot be sent again.
 
     The first call (and the first after a restart, or after the key was lost with the data) stamps now."""
-    key = redis_epoch_key(bench_id)
     with conn.pipeline(transaction=False) as pipe:
         pipe.info("server")
-        pipe.get(key)
+        pipe.get(redis_epoch_key(bench_id))
         info, raw = pipe.execute()
-    run_id = str(info.get("run_id", ""))
+    return epoch_from(conn, bench_id, info, raw)
+
+
+def epoch_from(conn: redis.Redis, bench_id: str, info: Any, raw: Any) -> datetime:
+    """:func:`redis_epoch` from the replies to ``INFO server`` and ``GET`` of the epoch key (read by the caller,
+    in a pipeline of its own: :func:`hookscheduler.schedule.reconcile.settle`); stamps now when they say so."""
+    key = redis_epoch_key(bench_id)
+    run_id = str(info.get("run_id", "")) if isinstance(info, dict) else ""
     if raw is not None:
         stored_id, _, since = reply_text(raw).partition(" ")
         if stored_id == run_id:

@@ -103,6 +103,9 @@ class RunRecord:
     final_resent: int = 0
     first_next: dict[str, datetime] = field(default_factory=dict)
     waiting: set[str] = field(default_factory=set)  # run ids still in a queue list at the end (a backlog)
+    # when the workers were stopped (simulated): the clock runs on while they drain the queues, so the daily
+    # maintenance job may run, and thin the ledger, as late as this
+    workers_stopped_at: datetime | None = None
 
 
 class Harness:
@@ -398,6 +401,7 @@ class Harness:
             self.stop_supervisor.set()
             supervisor.join()
             self.terminate("worker")
+            workers_stopped_at = self.now()
             resent = self.final_reconcile(stopped_at)
             waiting = self.waiting_ids()
         except BaseException:
@@ -411,7 +415,7 @@ class Harness:
             raise
         record = RunRecord(cfg, self.bench or Path(), self.out_file, self.pg.url if self.pg else None,
                            self.migrated_at, stopped_at, self.faults, self.toggles, self.crashes, self.max_back,
-                           time.time() - t_real, resent, self.first_next, waiting)
+                           time.time() - t_real, resent, self.first_next, waiting, workers_stopped_at)
         self.dump(record)
         return record
 

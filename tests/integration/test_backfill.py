@@ -211,3 +211,19 @@ def test_backfill_without_redis_is_refused_before_anything_is_written(bench_fact
     ctx.database()
     assert ScheduledJobLog.select().count() == before  # no run recorded that could not be sent
     assert bf.backfill(ctx, None, "hourly-ok", _at(0), _at(3), policy="all", now=_at(6, 30), dry_run=True).eligible
+
+
+def test_a_dry_run_only_reads_it_waits_for_no_writer(bench_factory):
+    import sqlite3
+
+    _bench, ctx, conn = _history(bench_factory, "sqlite")
+    db_path = ctx.database().database
+    writer = sqlite3.connect(db_path, timeout=0)
+    writer.execute("BEGIN IMMEDIATE")  # another writer holds SQLite's one write lock
+    try:
+        started = time.monotonic()
+        dry = bf.backfill(ctx, conn, "hourly-ok", _at(0), _at(6), policy="all", now=_at(6, 30), dry_run=True)
+        assert dry.eligible == [_at(0), _at(2), _at(3)] and time.monotonic() - started < 2
+    finally:
+        writer.rollback()
+        writer.close()

@@ -142,3 +142,30 @@ def test_a_job_ahead_with_no_row_for_its_slots_moves_back_to_now(bench_factory, 
     step.run(conn, BACK, sweep=True)
     assert ScheduledJobType.get().next_execution == NOON
     assert step.run(conn, datetime(2026, 1, 5, 12, 0, 1), sweep=True).fired == 1
+
+
+def test_the_loop_finds_and_recovers_an_excursion_in_its_batched_check(bench_factory, db_kind, caplog):
+    """In the loop, the check rides on the cycle's one round trip of last ticks: the cycle after the clock came
+    back moves the job back after its pass, and the loop plans its next wake-up from the moved slot."""
+    from hookscheduler.schedule.loop import Scheduler
+
+    ctx, conn = _excursion(bench_factory, db_kind, run_early=False)
+    ScheduledJobLog.delete().where(ScheduledJobLog.created_at > BACK).execute()  # no row stands for its slots
+    for rq_id in queued_ids(ctx):
+        conn.lrem(f"rq:queue:{queue_name(ctx.bench.bench_id, 'default')}", 0, rq_id)
+    clock = [BACK]
+    sched = Scheduler(bench=str(ctx.bench.path), now_fn=lambda: clock[0])
+    with caplog.at_level(logging.WARNING):
+        sched.cycle()
+    assert "clock excursion" in caplog.text
+    ctx.database()
+    assert ScheduledJobType.get().next_execution == NOON
+    assert sched.sites[ctx.name].next_due == NOON and sched.sites[ctx.name].failures == 0
+    clock[0] = datetime(2026, 1, 5, 12, 0, 1)
+    sched.keep_results = True
+    sched.cycle()
+    assert [r.fired for r in sched.results] == [1]
+    sched.cycle()  # found once: the recovery recorded now as the latest step
+    assert caplog.text.count("clock excursion") == 1
+    ctx.database()
+    _each_slot_decided_once(datetime(2026, 1, 5, 12))

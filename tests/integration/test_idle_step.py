@@ -71,7 +71,7 @@ class Counts:
         monkeypatch.setattr(loop_mod, "load_sites", spy_load)
 
 
-def test_an_idle_cycle_is_one_statement_and_two_redis_round_trips(bench_factory, db_kind, monkeypatch, redis_client):
+def test_an_idle_cycle_is_one_statement_and_one_redis_round_trip(bench_factory, db_kind, monkeypatch, redis_client):
     bench = _bench(bench_factory, db_kind)
     clock = [T0 + timedelta(minutes=1)]
     sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0])
@@ -84,8 +84,8 @@ def test_an_idle_cycle_is_one_statement_and_two_redis_round_trips(bench_factory,
         clock[0] += timedelta(seconds=60)
         sched.cycle()
     assert len(counts.sql) == 3, counts.sql  # the probe, nothing else
-    # per cycle: the clock-excursion check's one SET ... GET (every sweep), then last tick and heartbeat together
-    assert counts.redis == ["SET", "EVALSHA"] * 3, counts.redis
+    # per cycle: the last tick, the clock-excursion check's swap of the latest step and the heartbeat, together
+    assert counts.redis == ["EVALSHA"] * 3, counts.redis
     assert counts.reads == 0
     bench_id = state.ctx.bench.bench_id
     assert redis_client.get(last_tick_key(bench_id, "default")).decode() == clock[0].isoformat()
@@ -174,20 +174,20 @@ def test_a_cycle_woken_for_a_slot_steps_only_the_sites_that_want_a_step(bench_fa
     assert [s.ctx.name for s in second._in_turn()] == ["b.example", "a.example"]
 
 
-def test_the_excursion_check_works_without_set_get_on_an_older_redis(redis_client, monkeypatch):
-    from hookscheduler.schedule import excursion
+def test_the_batch_swaps_keys_in_the_round_trip_of_its_writes(redis_client):
+    from hookscheduler.broker.batch import SetBatch
 
-    key = "hstest:excursion-swap"
-    redis_client.set(key, "before")
-    assert excursion._swap(redis_client, key, "now") == b"before"  # SET ... GET
-    real_set = redis.Redis.set
-
-    def old_server(self, name, value, *args, get=False, **kwargs):
-        if get:
-            raise redis.exceptions.ResponseError("syntax error")
-        return real_set(self, name, value, *args, **kwargs)
-
-    monkeypatch.setattr(redis.Redis, "set", old_server)
-    assert excursion._swap(redis_client, key, "later") == b"now"  # GET, then SET
-    assert redis_client.get(key) == b"later" and 0 < redis_client.ttl(key) <= excursion._TTL
-    redis_client.delete(key)
+    seen: list[object] = []
+    keys = [f"hstest:batch-swap:{i}" for i in range(3)]
+    redis_client.set(keys[0], "before")
+    redis_client.delete(keys[1], keys[2])
+    batch = SetBatch(redis_client)
+    batch.swap(keys[0], "now", 60, seen.append)
+    batch.set(keys[2], "plain", 60)
+    batch.swap(keys[1], "first", 60, seen.append)  # had no value: None (a Lua nil at the end of the reply)
+    batch.flush()
+    assert seen == [b"before", None]
+    assert [redis_client.get(k) for k in keys] == [b"now", b"first", b"plain"]
+    assert all(0 < redis_client.ttl(k) <= 60 for k in keys)
+    assert len(batch) == 0
+    redis_client.delete(*keys)

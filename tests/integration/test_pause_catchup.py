@@ -106,9 +106,8 @@ def test_jobs_disable_until_skips_before_t_and_runs_from_t(bench_factory, db_kin
     row = ScheduledJobType.get()  # the pass that decided past the end cleared the flag: every reader agrees
     assert (row.stopped, row.stopped_until, row.stopped_by, row.stopped_at) == (False, None, "--until", until)
     jobs_lib.set_stopped(db, "app1.tasks.ok", True, now=datetime(2026, 1, 5, 13, 5), until=until + timedelta(days=1))
-    listed = jobs_lib.list_jobs()[0]
-    assert jobs_lib.stop_state(listed, datetime(2026, 1, 6, 12)) == "STOPPED"
-    assert jobs_lib.stop_state(listed, datetime(2026, 1, 6, 13)) == "active"
+    assert jobs_lib.stop_state(jobs_lib.list_jobs(now=datetime(2026, 1, 6, 12))[0]) == "STOPPED"
+    assert jobs_lib.stop_state(jobs_lib.list_jobs(now=datetime(2026, 1, 6, 13))[0]) == "active"
 
 
 def test_jobs_disable_until_across_a_late_pass(bench_factory, db_kind):

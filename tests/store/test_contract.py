@@ -112,6 +112,25 @@ def test_probe_reads_the_pause_and_the_open_stretch_of_inactivity(store: Store):
     assert probe.inactive_since == "scheduler inactive: pause_scheduler is set"
 
 
+def test_stretches_of_inactivity_opened_ended_and_read_back(store: Store):
+    assert store.open_inactivity() is None and store.inactive_stretches(T0, 10) == []
+    hour = timedelta(hours=1)
+    with store.transaction():
+        store.switch_inactivity("paused", T0)
+    assert store.open_inactivity() == "paused"
+    with store.transaction():
+        store.switch_inactivity("disabled", T0 + hour)  # the paused stretch ends where the disabled one begins
+    with store.transaction():
+        store.switch_inactivity(None, T0 + 2 * hour)
+    assert store.open_inactivity() is None
+    assert store.inactive_stretches(T0, 10) == [("disabled", T0 + hour, T0 + 2 * hour), ("paused", T0, T0 + hour)]
+    assert store.inactive_stretches(T0 + hour, 10) == [("disabled", T0 + hour, T0 + 2 * hour)]  # ended after
+    assert store.inactive_stretches(T0, 1) == [("disabled", T0 + hour, T0 + 2 * hour)]
+    with store.transaction():
+        store.switch_inactivity("maintenance", T0 + 3 * hour)
+    assert store.inactive_stretches(T0 + 5 * hour, 10) == [("maintenance", T0 + 3 * hour, None)]  # still open
+
+
 def test_select_due_oldest_first_within_the_limit(store: Store):
     _job("late", T0 - timedelta(hours=2))
     _job("now", T0)
@@ -153,6 +172,51 @@ def test_claim_is_a_compare_and_set(store: Store):
         assert store.claim([]) == set()
     assert ScheduledJobType.get_by_id(a.id).next_execution == nxt
     assert ScheduledJobType.get_by_id(b.id).next_execution == T0  # lost: untouched
+
+
+def test_claim_and_record_writes_the_ledger_rows_of_the_won_jobs_only(store: Store):
+    """The pass's claim and ledger rows together (one statement on PostgreSQL): a lost claim writes no row, a
+    won one writes all of its rows; a second claim of the same slots wins and writes nothing."""
+    a, b = _job("a"), _job("b")
+    nxt = T0 + timedelta(hours=1)
+    requests = [ClaimRequest(a.id, T0, nxt), ClaimRequest(b.id, T0 - timedelta(hours=1), nxt)]
+    rows = [_ledger_row(a, T0, rq_id="ra"), _ledger_row(a, T0, status="missed"), _ledger_row(b, T0, rq_id="rb")]
+    with store.transaction():
+        assert store.claim_and_record(requests, rows) == {a.id}
+    assert sorted((r.job_id, r.status) for r in ScheduledJobLog.select()) == [(a.id, "missed"), (a.id, "queued")]
+    assert ScheduledJobType.get_by_id(b.id).next_execution == T0
+    with store.transaction():
+        assert store.claim_and_record(requests, rows) == set()
+        assert store.claim_and_record([], rows) == set()
+    assert ScheduledJobLog.select().count() == 2
+    with pytest.raises(RuntimeError), store.transaction():  # rolled back: neither the claim nor the rows stay
+        assert store.claim_and_record([ClaimRequest(b.id, T0, nxt)], rows) == {b.id}
+        raise RuntimeError("killed between the claim and the commit")
+    assert ScheduledJobType.get_by_id(b.id).next_execution == T0 and ScheduledJobLog.select().count() == 2
+
+
+def test_claim_and_record_keeps_any_text_and_time_as_written(store: Store):
+    """Quotes, backslashes, braces, commas, a NULL that is a word, an empty string, non-ASCII text and
+    microseconds come back from the ledger as they went in (PostgreSQL sends them as array literals)."""
+    a = _job("a")
+    reason = 'he said "no", {x}\\ \\"y\' NULL é—日'
+    slot = T0 + timedelta(microseconds=7)
+    row = (a.id, 'name, "quoted"', slot, "schedule", "queued", reason, 3, slot, T0, "", "NULL", T0, T0)
+    with store.transaction():
+        assert store.claim_and_record([ClaimRequest(a.id, T0, T0 + timedelta(hours=1))], [row]) == {a.id}
+    got = ScheduledJobLog.get()
+    assert (got.job_name, got.reason, got.queue, got.rq_job_id, got.slots) == ('name, "quoted"', reason, "", "NULL", 3)
+    assert (got.scheduled_for, got.first_slot, got.last_slot) == (slot, slot, T0)
+
+
+def test_mark_sent_stamps_each_run_with_its_own_time(store: Store):
+    a, b = _job("a"), _job("b")
+    store.insert_ledger_rows([_ledger_row(a, T0, rq_id="ra"), _ledger_row(b, T0, rq_id="rb")])
+    store.mark_sent(["ra", "rb"], [T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)])
+    got = {r.rq_job_id: r.enqueued_at for r in ScheduledJobLog.select()}
+    assert got == {"ra": T0 + timedelta(seconds=1), "rb": T0 + timedelta(seconds=2)}
+    with pytest.raises(ValueError):
+        store.mark_sent(["ra", "rb"], [T0])
 
 
 def test_claim_and_ledger_rows_beyond_one_statements_worth(store: Store):
@@ -197,6 +261,16 @@ def test_outbox_lists_unsent_runs_with_what_sending_needs(store: Store):
     assert _row("r1").enqueued_at == T0 + timedelta(seconds=1)
     store.mark_sent(["r1"], T0 + timedelta(seconds=9))  # already sent: the first stamp stays
     assert _row("r1").enqueued_at == T0 + timedelta(seconds=1)
+
+
+def test_a_re_sent_run_of_a_frequent_job_stays_frequent(store: Store):
+    every5 = _job("every5", frequency="Cron", cron_format="*/5 * * * *")
+    hourly = _job("hourly")
+    manual = (every5.id, every5.name, T0, "manual", "queued", None, 1, T0, T0, "default", "m1", T0, T0)
+    store.insert_ledger_rows([_ledger_row(every5, T0, rq_id="f1"), _ledger_row(hourly, T0, rq_id="h1"), manual])
+    # as the pass flags them when it first sends them (short-lived Redis keys for a job firing within the hour);
+    # a run on request is sent unflagged, the first time and again
+    assert {r.rq_job_id: r.frequent for r in store.outbox("s", 10)} == {"f1": True, "h1": False, "m1": False}
 
 
 def test_a_stop_whose_end_has_come_is_cleared_once(store: Store):
@@ -301,6 +375,196 @@ def test_slots_missing_repaired_once_and_the_earliest(store: Store):
     assert store.set_missing_slot(a.id, T0 + timedelta(hours=3)) == 0  # someone repaired it meanwhile
     assert store.jobs_without_slot() == []
     assert store.earliest_next() == T0 + timedelta(hours=1)
+
+
+def test_slots_ahead_moved_back_by_compare_and_set(store: Store):
+    hour = timedelta(hours=1)
+    a, b = _job("a", T0 + 3 * hour), _job("b", T0 - hour, frequency="Cron", cron_format="*/5 * * * *")
+    _job("gone", T0 + 3 * hour, removed=True)
+    _job("unslotted", None)
+    assert store.slots_after(T0) == [(a.id, "Hourly", "", T0 + 3 * hour)]  # neither removed nor due
+    with store.transaction():
+        assert store.move_slot(a.id, T0 + 2 * hour, T0 + hour) == 0  # it says another slot: lost
+        assert store.move_slot(a.id, T0 + 3 * hour, T0 + hour) == 1
+        assert store.move_slot(b.id, T0 - hour, T0, now=T0 + timedelta(seconds=5)) == 1
+    assert ScheduledJobType.get_by_id(a.id).next_execution == T0 + hour
+    b_row = ScheduledJobType.get_by_id(b.id)
+    assert (b_row.next_execution, b_row.modified_at) == (T0, T0 + timedelta(seconds=5))
+
+
+def test_slots_the_ledger_covers_after_an_instant_and_runs_decided_after_one(store: Store):
+    hour = timedelta(hours=1)
+    a, b, c = _job("a"), _job("b"), _job("c")
+
+    def row(job, slot, trigger="schedule", status="queued", last=None, created=T0):
+        return (job.id, job.name, slot, trigger, status, None, 1, slot, last or slot, "default", None, created, created)
+
+    store.insert_ledger_rows(
+        [
+            row(a, T0 + hour),
+            row(a, T0 + 2 * hour, status="skipped", last=T0 + 4 * hour),  # a stretch: its last slot counts
+            row(a, T0 + 9 * hour, trigger="manual"),  # a run on request stands for no slot
+            row(b, T0 - hour),  # before the instant
+            row(b, T0 + hour, trigger="backfill", status="complete", created=T0 + 3 * hour),
+            row(c, T0 + 5 * hour, trigger="catch-up", created=T0 + 3 * hour),
+            row(c, T0 + 6 * hour, status="missed", created=T0 + 3 * hour),
+        ]
+    )
+    assert store.covered_after([a.id, b.id, c.id], T0) == {a.id: T0 + 4 * hour, b.id: T0 + hour, c.id: T0 + 6 * hour}
+    assert store.covered_after([a.id], T0 + 5 * hour) == {}
+    assert store.covered_after([], T0) == {}
+    assert store.runs_decided_after(T0 + hour) == 1  # c's catch-up: a backfill, a missed slot are no pass's run
+    assert store.runs_decided_after(T0 - hour) == 3
+
+
+def test_the_operator_s_ledger_writes_purge_skip_and_stop(store: Store):
+    a, b = _job("a"), _job("b", queue="long")
+    store.insert_ledger_rows(
+        [
+            _ledger_row(a, T0, rq_id="a1"),
+            _ledger_row(a, T0 + timedelta(hours=1), rq_id="a2"),
+            _ledger_row(a, T0 + timedelta(hours=2), rq_id="a3"),
+            _ledger_row(b, T0, rq_id="b1"),
+            _ledger_row(b, T0 - timedelta(hours=1), status="complete", rq_id="b0"),
+        ]
+    )
+    for row in ScheduledJobLog.select().where(ScheduledJobLog.rq_job_id == "b1"):
+        row.queue = "long"
+        row.save()
+    store.mark_sent(["a1"], T0)
+    assert store.outbox_size() == 3
+    assert store.queued_rq_ids([a.id]) == {"a1", "a2", "a3"} and store.queued_rq_ids([]) == set()
+    later = T0 + timedelta(minutes=5)
+    with store.transaction():
+        assert store.skip_queued(["a1", "b0", "nope"], "purged", later) == 1  # only a queued row
+        assert store.skip_outbox(["default"], [b.id], "purged", later) == 0  # b's outbox row is on "long"
+        assert store.skip_outbox(["default"], [], "purged", later) == 0
+        assert store.skip_outbox(["default"], [a.id], "purged", later) == 2
+        assert store.skip_outbox(["default", "long"], None, "purged", later) == 1
+    assert store.outbox_size() == 0
+    assert (_row("a1").status, _row("a1").reason, _row("a1").finished_at) == ("skipped", "purged", later)
+    assert _row("b0").status == "complete"
+    store.insert_ledger_rows([_ledger_row(a, T0 + timedelta(hours=3), rq_id="a4")])
+    assert store.record_started("a4", "w1", later) == "started"
+    with store.transaction():
+        assert store.fail_active("a4", "stopped by op", later) == 1
+        assert store.fail_active("b0", "stopped by op", later) == 0  # over already: left as it ended
+    assert (_row("a4").status, _row("a4").reason) == ("failed", "stopped by op")
+
+
+def test_a_run_on_request_is_one_row_skipped_ones_finished_at_once(store: Store):
+    a = _job("a")
+    with store.transaction():
+        store.add_ledger_row((a.id, "a", T0, "manual", "queued", "run by op", 1, T0, T0, "default", "m1", T0, T0))
+        store.add_ledger_row((a.id, "a", T0, "event", "skipped", "overlap", 1, T0, T0, "default", None, T0, T0), T0)
+    rows = list(ScheduledJobLog.select().order_by(ScheduledJobLog.id))
+    assert [(r.trigger, r.status, r.rq_job_id, r.finished_at, r.scheduled_for) for r in rows] == [
+        ("manual", "queued", "m1", None, T0),
+        ("event", "skipped", None, T0, T0),
+    ]
+    assert [r.rq_job_id for r in store.outbox("s", 10)] == ["m1"]
+
+
+def test_a_stop_written_with_its_audit_columns_and_only_those(store: Store):
+    a = _job("a")
+    until = T0 + timedelta(hours=2)
+    with store.transaction():
+        store.write_stop(a.id, True, T0, {"stopped_note": "vendor down", "stopped_by": "op@h", "stopped_at": T0,
+                                          "stopped_until": until})
+    row = ScheduledJobType.get_by_id(a.id)
+    assert (row.stopped, row.stopped_note, row.stopped_by, row.stopped_at, row.stopped_until, row.modified_at) == (
+        True, "vendor down", "op@h", T0, until, T0)
+    with store.transaction():
+        store.write_stop(a.id, True, T0 + timedelta(hours=1), {"stopped_note": "still down"})  # the rest kept
+    row = ScheduledJobType.get_by_id(a.id)
+    assert (row.stopped_note, row.stopped_by, row.stopped_until) == ("still down", "op@h", until)
+    with store.transaction():
+        store.write_stop(a.id, False, T0 + timedelta(hours=1), {"stopped_until": None})
+    assert (ScheduledJobType.get_by_id(a.id).stopped, ScheduledJobType.get_by_id(a.id).stopped_until) == (False, None)
+    with pytest.raises(ValueError, match="not a stop column: next_execution"):
+        store.write_stop(a.id, True, T0, {"next_execution": None})
+
+
+def test_retention_prunes_finished_rows_and_thins_on_time_successes(store: Store):
+    day = timedelta(days=1)
+    a, b = _job("a", frequency="All"), _job("b", removed=True)
+
+    def row(job, slot, status="complete", trigger="schedule", created=T0 - 2 * day, slots=1, rq_id=None):
+        return (job.id, job.name, slot, trigger, status, None, slots, slot, slot, "default", rq_id, created, created)
+
+    store.insert_ledger_rows(
+        [
+            row(a, T0 - 3 * day),  # 1
+            row(a, T0 - 3 * day + timedelta(minutes=1)),  # 2
+            row(a, T0 - 3 * day + timedelta(minutes=2), status="failed"),  # 3: not thinnable
+            row(a, T0 - 3 * day + timedelta(minutes=3), trigger="catch-up"),  # 4: not thinnable
+            row(a, T0 - 3 * day + timedelta(minutes=4), slots=2),  # 5: covers two slots: not thinnable
+            row(a, T0, created=T0),  # 6: too recent
+            row(a, T0 - 3 * day, status="queued", rq_id="q1"),  # 7: active: never pruned
+            row(b, T0 - 3 * day),  # 8
+        ]
+    )
+    assert store.job_schedules() == [(a.id, "All", ""), (b.id, "Hourly", "")]
+    assert [i for i, _ in store.thinnable_runs(a.id, T0 - day, None)] == [1, 2]
+    assert store.thinnable_runs(a.id, T0 - day, 2) == [(1, T0 - 3 * day)]
+    with store.transaction():
+        assert store.delete_ledger_rows([2, 99]) == 1
+        assert store.delete_ledger_rows([]) == 0
+    with store.transaction():
+        assert store.prune_finished(T0 - day, 2) == 2  # a batch at a time
+    with store.transaction():
+        assert store.prune_finished(T0 - day, 100) == 3
+    assert sorted(r.id for r in ScheduledJobLog.select()) == [6, 7]
+
+
+def test_a_job_s_slot_read_with_and_without_its_row_lock(store: Store):
+    a = _job("a", T0)
+    assert store.read_slot(a.id, lock=False) == T0
+    with store.transaction():
+        assert store.read_slot(a.id, lock=True) == T0
+    assert store.read_slot(a.id + 99, lock=False) is None
+
+
+def test_the_stretches_runs_of_slot_triggers_served(store: Store):
+    hour = timedelta(hours=1)
+    a, b = _job("a"), _job("b")
+
+    def row(job, first, last, trigger="schedule", status="complete"):
+        return (job.id, job.name, last, trigger, status, None, 1, first, last, "default", None, T0, T0)
+
+    store.insert_ledger_rows(
+        [
+            row(a, T0 - 2 * hour, T0 - hour),  # stamped before `since`: not read
+            row(a, T0, T0 + 2 * hour, trigger="catch-up", status="failed"),  # ran, once: served
+            row(a, T0 + 3 * hour, T0 + 3 * hour, trigger="backfill", status="queued"),
+            row(a, T0 + 4 * hour, T0 + 4 * hour, status="missed"),  # no run
+            row(a, T0 + 5 * hour, T0 + 5 * hour, status="skipped"),
+            row(a, T0 + 6 * hour, T0 + 6 * hour, trigger="manual"),  # on request: stands for no slot
+            row(b, T0, T0),
+        ]
+    )
+    assert sorted(store.served_stretches(a.id, T0)) == [(T0, T0 + 2 * hour), (T0 + 3 * hour, T0 + 3 * hour)]
+
+
+def test_values_written_by_hand_are_normalised_where_the_dialect_keeps_them(store: Store):
+    a, b, _ = _job("a"), _job("b"), _job("c")
+    if isinstance(store, PostgresStore):  # typed columns refuse words and text: nothing to repair
+        assert store.normalise_boolean_words() == 0
+        assert store.clear_untimely_slots() == []
+        return
+    db = database_proxy.obj
+    db.execute_sql("UPDATE scheduled_job_type SET stopped = ' Yes ', removed = 'off' WHERE id = ?", [a.id])
+    db.execute_sql("UPDATE scheduled_job_type SET stopped = 'maybe', next_execution = 'soon' WHERE id = ?", [b.id])
+    with store.transaction():
+        assert store.normalise_boolean_words() == 2  # a's two columns; 'maybe' is no boolean and stays
+        assert store.clear_untimely_slots() == [("b", "soon")]
+    raw = db.execute_sql("SELECT name, stopped, removed, next_execution FROM scheduled_job_type ORDER BY id")
+    assert [tuple(r) for r in raw.fetchall()] == [
+        ("a", 1, 0, str(T0)),
+        ("b", "maybe", 0, None),
+        ("c", 0, 0, str(T0)),
+    ]
+    assert store.normalise_boolean_words() == 0 and store.clear_untimely_slots() == []
 
 
 def test_the_worker_transitions(store: Store):

@@ -423,3 +423,16 @@ def test_sqlite_file_and_folder_created_owner_only(tmp_path):
 
 def test_bench_is_frozen():
     assert Bench.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def test_config_notes_come_from_the_files_as_loaded_not_read_again(tmp_path):
+    from dataclasses import replace
+
+    from hookscheduler.config import config_notes
+
+    bench = make_bench(tmp_path, sites={"s1": {"background_process_niceness": 10}})
+    site = site_of(bench, "s1")
+    (bench / "sites" / "s1" / "site_config.json").unlink()  # gone (or rewritten) after the load
+    [note] = config_notes(site)
+    assert "site_config.json: 'background_process_niceness' is ignored" in note
+    assert config_notes(replace(site, values={**site.values, "pause_scheduler": True})) == [note]  # a switched copy

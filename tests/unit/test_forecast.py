@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from hookscheduler.schedule.decide import JobState, Stretch, decide, forecast, is_stopped, scheduler_inactive
+from hookscheduler.schedule.decide import JobState, Stretch, Switches, decide, forecast, is_stopped, stop_over
 from hookscheduler.timing.calendar import SiteCalendar
 
 CAL = SiteCalendar(ZoneInfo("UTC"), 60, 0)
@@ -54,17 +54,31 @@ def test_an_all_job_just_created_fires_one_interval_later():
     assert [f.slot for f in plan] == [created + timedelta(seconds=60), created + timedelta(seconds=120)]
 
 
-def test_is_stopped_and_scheduler_inactive_are_pure():
+def test_is_stopped_and_the_switches_are_pure():
     assert is_stopped(True, None, NOW) and not is_stopped(False, None, NOW)
     assert is_stopped(True, NOW + timedelta(seconds=1), NOW) and not is_stopped(True, NOW, NOW)
-    common = dict(maintenance=False, disabled_by_config=False, enabled=True, disabled_note=None)
-    assert scheduler_inactive(paused=True, pause_until=None, now=NOW, **common) == (
-        "scheduler inactive: pause_scheduler is set")
-    assert "until 2026-01-05 16:00:00 UTC" in scheduler_inactive(
-        paused=True, pause_until=NOW + timedelta(minutes=40), now=NOW, **common)
-    assert scheduler_inactive(paused=True, pause_until=NOW, now=NOW, **common) is None
-    assert scheduler_inactive(paused=True, pause_until=NOW, now=NOW, **{**common, "enabled": False}) == (
-        "scheduler disabled")
+    for stopped, until in ((True, None), (False, None), (True, NOW), (True, NOW + timedelta(seconds=1)), (False, NOW)):
+        # a stop is one of: running, stopped, or over with its flag still set (the pass clears it)
+        assert stop_over(stopped, until, NOW) == (bool(stopped) and not is_stopped(stopped, until, NOW))
+    assert stop_over(True, NOW, NOW) and not stop_over(False, NOW, NOW)
+    assert Switches(paused=True).reason(NOW) == "scheduler inactive: pause_scheduler is set"
+    assert "until 2026-01-05 16:00:00 UTC" in Switches(paused=True, pause_until=NOW + timedelta(minutes=40)).reason(NOW)
+    assert Switches(paused=True, pause_until=NOW).reason(NOW) is None
+    assert Switches(paused=True, pause_until=NOW, enabled=False).reason(NOW) == "scheduler disabled"
+
+
+def test_the_pass_s_reason_and_the_status_are_one_reading_of_the_switches():
+    every = Switches(maintenance=True, paused=True, disabled_by_config=True, enabled=False, disabled_note="deploy",
+                     pause_until=NOW + timedelta(hours=1))
+    assert every.causes(NOW) == ["maintenance_mode is set", "pause_scheduler is set until 2026-01-05 16:20:00 UTC",
+                                 "disable_scheduler is set", "scheduler disabled: deploy"]
+    assert every.causes(NOW, ZoneInfo("Europe/Paris"))[1] == "pause_scheduler is set until 2026-01-05 17:20:00 CET"
+    assert every.reason(NOW) == "scheduler inactive: maintenance_mode is set"  # the first cause, as the ledger says
+    assert every.stopping() and every.pausing(NOW) and not every.pausing(NOW + timedelta(hours=1))
+    paused = Switches(paused=True)
+    assert not paused.stopping() and paused.pausing(NOW)
+    for switches in (every, paused, Switches(enabled=False), Switches(disabled_by_config=True), Switches()):
+        assert (switches.reason(NOW) is None) == (switches.causes(NOW) == [])  # fires exactly when no cause
 
 
 def test_decide_names_the_pause_only_when_it_overlaps():

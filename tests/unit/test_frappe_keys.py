@@ -41,5 +41,9 @@ def test_all_follows_the_wall_clock_in_the_site_zone():
 
 
 def test_schedule_text_of_all():
-    assert schedule_text("All", "", 60) == "Every 60 seconds"
-    assert schedule_text("All", "", 60, "*/4 * * * *") == "Every 4 minutes"
+    assert schedule_text("All", "", SiteCalendar(ZoneInfo("UTC"), 60, 0)) == "Every 60 seconds"
+    assert schedule_text("All", "", SiteCalendar(ZoneInfo("UTC"), 60, 0, all_cron="*/4 * * * *")) == "Every 4 minutes"
+    # the description is of the cron the calendar fires the row on, whatever the row's kind
+    every5 = SiteCalendar(ZoneInfo("UTC"), 60, 0, all_cron="*/4 * * * *")
+    assert schedule_text("Cron", "*/5 * * * *", every5) == "Every 5 minutes"
+    assert schedule_text("Hourly Maintenance", "", every5).endswith("(plus the site's maintenance offset)")

@@ -76,3 +76,34 @@ def test_a_stop_whose_end_has_come_reads_active_before_the_pass_clears_it(bench_
     assert "Stopped" not in page and "/jobs/disable" in page
     row = c.get("/sites/default/jobs").text.split("app1.tasks.other")[1]
     assert "<strong>stopped</strong>" not in row.split("</tr>")[0]
+
+
+def test_the_jobs_list_and_the_job_page_read_a_stop_at_the_dashboard_s_clock(bench_factory):
+    from datetime import timedelta
+
+    bench = make_bench(bench_factory)
+    ctx = open_site(str(bench))
+    ctx.database()
+    ScheduledJobType.update(stopped=True, stopped_until=utcnow() + timedelta(hours=1)).where(
+        ScheduledJobType.name == "app1.tasks.other").execute()
+    for ahead, stopped in ((0, True), (2, False)):  # the stop ends in 1 h: over on a clock 2 h ahead
+        c = client(bench, clock=lambda ahead=ahead: utcnow() + timedelta(hours=ahead))
+        [row] = [r for r in c.get("/sites/default/jobs").text.split("<tr")[1:] if "app1.tasks.other" in r]
+        assert ("<strong>stopped</strong>" in row) is stopped
+        assert ("<strong>Stopped</strong>" in c.get("/sites/default/job?name=app1.tasks.other").text) is stopped
+
+
+def test_the_until_field_is_read_at_the_dashboard_s_clock_as_the_cli_reads_it_at_its_own(bench_factory):
+    from datetime import timedelta
+
+    bench = make_bench(bench_factory)
+    ahead = timedelta(days=3)
+    c = client(bench, clock=lambda: utcnow() + ahead)
+    page = c.get("/sites/default/jobs")
+    r = c.post("/sites/default/jobs/disable", data={"name": "app1.tasks.ok", "until": "2h",
+                                                    "csrf": csrf_of(page.text)}, follow_redirects=True)
+    assert "disabled app1.tasks.ok until" in r.text
+    ctx = open_site(str(bench))
+    ctx.database()
+    end = ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok").stopped_until
+    assert 7100 < (end - (utcnow() + ahead)).total_seconds() <= 7200  # two hours after the dashboard's now

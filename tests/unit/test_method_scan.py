@@ -1,0 +1,112 @@
+"""The method check without imports: what the source scan vouches for, what it leaves to the real import.
+
+The scan may only ever say "defined"; a typo must still reach the import and be reported as before.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from hookscheduler.config import load_bench, load_site
+from hookscheduler.declare.hooks import load_job_specs
+from hookscheduler.declare.methods import scan_source
+from hookscheduler.exceptions import HookError
+
+
+@pytest.mark.parametrize(("source", "defined"), [
+    ("def a():\n    pass\nclass B:\n    x = 1\nasync def c(x):\n    pass\n", {"a", "B", "c"}),
+    ('"""Doc.\n\nprose at column 0\n"""\nimport os, json\nfrom pathlib import (\n    Path,\n    PurePath)\n'
+     "X = 5\ndef X(): pass\ndef Path(): pass\ndef ok(): pass\n", {"ok"}),  # rebound names are not vouched for
+    ("# comment\n'doc'\ndef run(): pass\nif __name__ == '__main__':\n    run()\n", {"run"}),
+    ("def caf\u00e9(): pass\n", {"caf\u00e9"}),
+    ("def f(\n    a,\n    b=1,\n):\n    pass\n", {"f"}),  # a signature over several lines
+    ("# it's a comment with a quote\nX = 'a \\' b'\ndef ok(): pass\n", {"ok"}),
+    # column-0 lines inside a string or a multi-line value are not definitions
+    ('X = """\ndef fake():\n"""\ndef ok(): pass\n', {"ok"}),
+    ("X = '''\nclass Fake:\n'''\ndef ok(): pass\n", {"ok"}),
+    ('X = [\n"a",\n]\nY = {\n1: 2,\ndef_fake: 3,\n}\ndef ok(): pass\n', {"ok"}),
+    ('def f():\n    return """\ndef fake():\n    pass\n"""\ndef ok(): pass\n', {"f", "ok"}),
+])
+def test_plain_modules_are_read(source, defined):
+    assert scan_source(source) == defined
+
+
+@pytest.mark.parametrize("source", [
+    "import no_such_package_anywhere\ndef a(): pass\n",  # the import would fail: let it, and report it
+    "from . import sibling\ndef a(): pass\n",  # relative: which file it reads is the package's business
+    "@decorator\ndef a(): pass\n",  # a decorator may return anything, or raise
+    "def a(): pass\nraise ValueError('no')\n",
+    "def a(): pass\nlogger = make_logger()\n",  # a call at import time
+    "def a(): pass\ntry:\n    import x\nexcept ImportError:\n    pass\n",
+    "def a(): pass\na, b = 1, 2\n",
+    "def a(): pass\ndel a\n",
+    '"""one""" + x\ndef a(): pass\n',
+    '"""never closed\ndef a(): pass\n',
+    'X = "never closed\ndef a(): pass\n',
+    "X = (1,\ndef a(): pass\n",  # a bracket never closed
+    "X = 1 + \\\n2\ndef a(): pass\n",  # a line continuation
+    'X = f"{compute()}"\ndef a(): pass\n',  # an f-string runs code
+    "def a(): pass\nif __name__ == 'app1.tasks':\n    a = 1\n",  # not the __main__ guard: it runs
+])
+def test_modules_that_run_or_bind_more_are_left_to_the_import(source):
+    assert scan_source(source) is None
+
+
+def _load(bench: Path, imports: bool = False) -> list[str]:
+    b = load_bench(bench)
+    return [s.method for s in load_job_specs(b, load_site(b).queues, imports=imports)]
+
+
+def test_a_plain_tasks_module_is_not_imported_and_a_typo_still_is_reported(bench_factory):
+    tasks = "def ok():\n    return 1\n\ndef other():\n    return 2\n\nNOT_CALLABLE = 42\n"
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok", "app1.tasks.other"]}}, tasks=tasks)
+    assert _load(bench) == ["app1.tasks.ok", "app1.tasks.other"]
+    assert "app1.tasks" not in sys.modules  # vouched for by its source: never imported
+    (bench / "apps" / "app1" / "hooks.py").write_text(
+        "scheduler_events = {'hourly': ['app1.tasks.okk', 'app1.tasks.NOT_CALLABLE']}\n")
+    with pytest.raises(HookError) as info:
+        _load(bench)
+    found = info.value.problems
+    assert len(found) == 2, found
+    assert "method 'app1.tasks.okk' does not import" in found[0]
+    assert "method 'app1.tasks.NOT_CALLABLE' is not callable" in found[1]
+
+
+def test_a_worker_load_imports_every_hooks_and_method_module(bench_factory):
+    """A worker loads the jobs to have every module imported before it forks its horses: no scan, no shipping."""
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}})
+    assert _load(bench, imports=True) == ["app1.tasks.ok"]
+    assert "app1.tasks" in sys.modules and "app1.hooks" in sys.modules
+
+
+def test_hooks_are_imported_once_in_the_probe_child_and_shipped_back(bench_factory):
+    """The parent does not import a hooks.py the probe's child already imported: its events come back by marshal.
+    A hooks.py whose events marshal cannot carry (a str subclass here) is imported by the parent, as before."""
+    bench = bench_factory.make({
+        "app1": {"hourly": ["app1.tasks.ok"], "cron": {"0 1 * * *": ["app1.tasks.other"]}},
+        "app2": "class S(str):\n    pass\n\nscheduler_events = {'daily': [S('app2.tasks.ok')]}\n",
+    }, apps_txt=["app1", "app2"])
+    assert _load(bench) == ["app1.tasks.ok", "app1.tasks.other", "app2.tasks.ok"]
+    assert "app1.hooks" not in sys.modules
+    assert "app2.hooks" in sys.modules
+
+
+def test_a_module_the_scan_cannot_vouch_for_is_imported_and_its_error_reported(bench_factory):
+    tasks = "def ok():\n    return 1\n\nraise ValueError('bad tasks')\n"
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, tasks=tasks)
+    with pytest.raises(HookError) as info:
+        _load(bench)
+    [p] = info.value.problems
+    assert "method 'app1.tasks.ok'" in p and "ValueError: bad tasks" in p
+
+
+def test_a_missing_dependency_of_a_plain_module_is_reported(bench_factory):
+    tasks = "import no_such_dependency_zz\n\ndef ok():\n    return 1\n"
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, tasks=tasks)
+    with pytest.raises(HookError) as info:
+        _load(bench)
+    [p] = info.value.problems
+    assert "method 'app1.tasks.ok' does not import" in p and "no_such_dependency_zz" in p
