@@ -34,7 +34,8 @@ from ..broker.keys import site_prefix, user_job_id
 from ..context import SiteContext, open_site
 from ..exceptions import HookSchedulerError, QueueNotFound
 from ..schedule.send import rq_queue
-from ..store.models import ScheduledJobLog, database_proxy
+from ..store import ledger_reads
+from ..store.models import database_proxy
 from ..worker.runner import JobContext, bound_context, import_path, job_context, worker_site
 
 log = logging.getLogger(__name__)
@@ -305,6 +306,6 @@ def _log_row(ctx: SiteContext, rq_id: str) -> Any:
         return None
     try:
         ctx.database()
-        return ScheduledJobLog.get_or_none(ScheduledJobLog.rq_job_id == rq_id)
+        return ledger_reads.row_of_run(rq_id)
     except (pw.PeeweeException, HookSchedulerError):
         return None

@@ -25,7 +25,8 @@ from prometheus_client.registry import Collector
 from ..exceptions import HookSchedulerError
 from ..ops import queues, rq_view
 from ..ops import scheduler as scheduler_state
-from ..store.models import ScheduledJobType, utcnow
+from ..store import job_reads
+from ..store.models import utcnow
 from ..timing.calendar import next_slot
 from . import ledger_counts
 from .bench import BenchSites
@@ -76,10 +77,7 @@ class HookschedulerCollector(Collector):
         with self.sites.use(name) as ctx:
             ledger_counts.update(conn, bench_id, name, now, self.grace, self.budget)
             status, _reason = scheduler_state.scheduler_state(ctx)
-            J = ScheduledJobType
-            query = (J.select(J.name, J.frequency, J.cron_format, J.stopped, J.next_execution)
-                     .where(J.removed == False).tuples())  # noqa: E712
-            jobs: list[tuple[Any, ...]] = list(query)  # type: ignore[arg-type]
+            jobs = job_reads.schedules_shown()
             calendar = ctx.calendar
             queue_names = list(ctx.site.queues)
             per_job = ctx.site.settings.metrics_job_histograms

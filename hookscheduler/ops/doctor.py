@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import peewee as pw
 import redis
@@ -24,9 +24,10 @@ from ..schedule.excursion import last_excursion
 from ..schedule.rows import FIX_HINT, row_problem
 from ..security.permissions import loose_permissions
 from ..security.redact import redact
-from ..states import LedgerStatus, SchedulerStatus
+from ..states import SchedulerStatus
 from ..store import database as dbmod
-from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
+from ..store import job_reads, ledger_reads, store_for
+from ..store.models import utcnow
 from ..timing.clock import SIM
 from .queues import pending_counts
 from .rq_view import workers_per_queue
@@ -167,7 +168,7 @@ def _database(ctx: SiteContext, add: Callable[..., None]) -> bool:
         add("database", False, f"{url}: schema version {version}, expected {dbmod.SCHEMA_VERSION}",
             "run `hookscheduler migrate` to bring the schema up to date")
         return False
-    jobs = ScheduledJobType.select().where(ScheduledJobType.removed == False).count()  # noqa: E712
+    jobs = job_reads.active_count()
     add("database", True, f"{url}: schema version {version}, {jobs} job(s)")
     return True
 
@@ -179,15 +180,8 @@ _RESTORE = ("stop the scheduler and workers, then restore the database from a ba
 
 
 def _integrity(db: pw.Database) -> str | None:
-    """SQLite's ``quick_check`` (every page and record readable; indexes not compared, which ``integrity_check``
-    would do at many times the cost): its first problems, or None. PostgreSQL checks its own pages."""
-    if not isinstance(db, pw.SqliteDatabase):
-        return None
-    try:
-        rows = [str(r[0]) for r in db.execute_sql("PRAGMA quick_check(5)").fetchall()]  # type: ignore[no-untyped-call]
-    except (pw.DatabaseError, sqlite3.DatabaseError) as exc:  # fetching runs outside peewee's error wrapper
-        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return None if rows == ["ok"] else "; ".join(rows)
+    """The database's first problems reading its pages, or None (:meth:`~hookscheduler.store.Store.integrity`)."""
+    return store_for(db).integrity()
 
 
 def _scheduler(ctx: SiteContext, conn: redis.Redis | None, add: Callable[..., None], now: datetime,
@@ -220,16 +214,10 @@ def _scheduler(ctx: SiteContext, conn: redis.Redis | None, add: Callable[..., No
 
 
 def _overdue(add: Callable[..., None], now: datetime, late: timedelta) -> None:
-    row = (ScheduledJobType.select()
-           .where((ScheduledJobType.removed == False) & (ScheduledJobType.stopped == False)  # noqa: E712
-                  & (ScheduledJobType.next_execution < now - late))
-           .order_by(ScheduledJobType.next_execution).first())
+    count, row = job_reads.overdue(now - late)
     if row is None:
         add("overdue jobs", True, f"no job is due for more than {int(late.total_seconds() // 60)} min")
         return
-    count = ScheduledJobType.select().where((ScheduledJobType.removed == False)  # noqa: E712
-                                            & (ScheduledJobType.stopped == False)  # noqa: E712
-                                            & (ScheduledJobType.next_execution < now - late)).count()
     add("overdue jobs", False,
         f"{count} job(s) overdue; oldest {row.name} due since {_fmt(row.next_execution)}",
         f"no scheduler pass is serving this site: see `hookscheduler jobs explain {row.name}`")
@@ -281,7 +269,7 @@ def _bad_rows(add: Callable[..., None]) -> None:
     """Rows the scheduler skips because they cannot be acted on (changed with SQL): the same check as the pass."""
     crons: dict[str, str | None] = {}
     bad = []
-    for row in ScheduledJobType.select().where(ScheduledJobType.removed == False):  # noqa: E712
+    for row in job_reads.active():
         problem = row_problem(row.frequency, row.cron_format, row.timeout, row.catchup, row.catchup_limit,
                               row.overlap, row.stopped, row.next_execution, crons)
         if problem:
@@ -294,12 +282,7 @@ def _bad_rows(add: Callable[..., None]) -> None:
 
 
 def _failed(add: Callable[..., None], now: datetime) -> None:
-    since = now - FAILED_WINDOW
-    L = ScheduledJobLog
-    top = cast(list[tuple[str, int]], list(L.select(L.job_name, pw.fn.COUNT(L.id).alias("n"))
-               .where((L.status == LedgerStatus.FAILED) & (L.finished_at >= since))
-               .group_by(L.job_name).order_by(pw.fn.COUNT(L.id).desc(), L.job_name).limit(5).tuples()))
-    n = L.select().where((L.status == LedgerStatus.FAILED) & (L.finished_at >= since)).count()
+    n, top = ledger_reads.failures_since(now - FAILED_WINDOW, 5)
     names = ", ".join(f"{job} x{count}" for job, count in top)
     add("failed runs", n == 0, f"{n} failed run(s) in the last 24 h" + (f", most: {names}" if names else ""),
         "see `hookscheduler jobs history --status failed --since 24h`")
@@ -312,8 +295,7 @@ def _queues(ctx: SiteContext, conn: redis.Redis, add: Callable[..., None], db_ok
     workers = workers_per_queue(conn, bench_id, queues)
     used: set[str] = set()
     if db_ok:
-        used = {r.queue for r in ScheduledJobType.select(ScheduledJobType.queue).where(
-            (ScheduledJobType.removed == False) & (ScheduledJobType.stopped == False)).distinct()}  # noqa: E712
+        used = job_reads.queues_in_use()
     for q in queues:
         c = counts["queues"][q]
         detail = (f"queue {q}: {workers[q]} worker(s), {c['queued']} queued, {c['started']} started, "

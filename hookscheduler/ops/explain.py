@@ -22,8 +22,9 @@ from ..broker.connection import check_redis
 from ..context import SiteContext
 from ..exceptions import ServiceUnavailable
 from ..schedule.decide import is_stopped
-from ..states import ACTIVE_STATUSES, REQUEST_TRIGGERS, LedgerStatus, Trigger
-from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
+from ..states import REQUEST_TRIGGERS, LedgerStatus, Trigger
+from ..store import ledger_reads
+from ..store.models import ScheduledJobType, utcnow
 from ..timing.calendar import SiteCalendar, next_slot
 from ..timing.frequencies import fires_within_hour
 from .history import error_summary, log_dict
@@ -257,8 +258,7 @@ def explain(ctx: SiteContext, conn: redis.Redis | None, name: str, at: datetime 
     slot = before[-1] if before else None
     slots = [*before, *after]
     rows = _rows_near(row, slots, at) if slots else []
-    active = [log_dict(r) for r in ScheduledJobLog.select().where(
-        (ScheduledJobLog.job == row.id) & ScheduledJobLog.status.in_(ACTIVE_STATUSES)).order_by(ScheduledJobLog.id)]
+    active = [log_dict(r) for r in ledger_reads.active_rows_of(row.id)]
     status, reason = scheduler_state(ctx, now)
     _, resume_at = activity(ctx, now)
     sched: dict[str, Any] = {"status": status, "reason": reason, "last_tick": None, "scheduler_alive": None,
@@ -270,12 +270,10 @@ def explain(ctx: SiteContext, conn: redis.Redis | None, name: str, at: datetime 
             sched["scheduler_alive"] = any(h.serves(ctx.name) for h in heartbeats(conn, ctx.bench.bench_id))
         except (ServiceUnavailable, redis.exceptions.RedisError) as exc:
             sched["redis_error"] = str(exc)
-    # the first row still kept, by primary key (pruning deletes the oldest rows): a one-row index read, where
-    # the earliest slot of the whole ledger would be a scan of it
-    oldest = ScheduledJobLog.select(ScheduledJobLog.scheduled_for).order_by(ScheduledJobLog.id).first()
+    oldest = ledger_reads.oldest_kept_slot()
     facts = Facts(job=job, slot=slot, now=now, rows=rows, scheduler_status=status, scheduler_reason=reason,
                   scheduler_alive=sched["scheduler_alive"], last_tick=sched["last_tick"], active=active,
-                  retention_days=ctx.site.log_retention_days, oldest_log=oldest.scheduled_for if oldest else None,
+                  retention_days=ctx.site.log_retention_days, oldest_log=oldest,
                   tz=ctx.site.time_zone, resume_at=resume_at,
                   frequent=fires_within_hour(row.frequency, row.cron_format))
     removed_at = row.removed_at or now if row.removed else None
@@ -286,11 +284,7 @@ def explain(ctx: SiteContext, conn: redis.Redis | None, name: str, at: datetime 
 
 def _rows_near(row: ScheduledJobType, slots: list[datetime], at: datetime) -> list[dict[str, Any]]:
     """Ledger rows of the job covering any slot in the window, or recorded for a moment inside it."""
-    lo, hi = min(slots[0], at), max(slots[-1], at)
-    L = ScheduledJobLog
-    query = L.select().where((L.job == row.id) & (
-        ((L.first_slot <= hi) & (L.last_slot >= lo)) | L.scheduled_for.between(lo, hi))).order_by(L.scheduled_for, L.id)
-    return [log_dict(r) for r in query.limit(500)]
+    return [log_dict(r) for r in ledger_reads.rows_near(row.id, min(slots[0], at), max(slots[-1], at))]
 
 
 __all__ = ["Explanation", "Facts", "covers", "explain", "slots_around", "timeline", "verdict"]

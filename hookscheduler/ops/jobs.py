@@ -14,9 +14,9 @@ import peewee as pw
 from ..exceptions import HookSchedulerError, JobNotFound, shown
 from ..schedule.decide import Forecast, JobState, forecast, is_stopped
 from ..schedule.rows import row_problem
-from ..states import NOT_RUN, LedgerStatus, Trigger
-from ..store import store_for
-from ..store.models import ScheduledJobLog, ScheduledJobType, utcnow
+from ..states import LedgerStatus, Trigger
+from ..store import job_reads, ledger_reads, store_for
+from ..store.models import ScheduledJobType, utcnow
 from ..timing.calendar import SiteCalendar, next_slot
 from ..timing.frequencies import FREQUENCIES, SECTIONS, event_of
 
@@ -37,25 +37,13 @@ def actor() -> str:
 
 
 def get_job(name: str, include_removed: bool = True) -> ScheduledJobType:
-    query = ScheduledJobType.select().where(ScheduledJobType.name == name)
-    if not include_removed:
-        query = query.where(ScheduledJobType.removed == False)  # noqa: E712
-    row: ScheduledJobType | None = query.first()
+    row = job_reads.by_name(name, include_removed)
     if row is None:
         close = similar_names(name)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else "; see `hookscheduler jobs list --all`"
         raise JobNotFound(f"job {shown(name)} not found{hint}")
     found: ScheduledJobType = row
     return found
-
-
-def _jobs_query(include_removed: bool, search: str | None) -> Any:
-    query = ScheduledJobType.select()
-    if not include_removed:
-        query = query.where(ScheduledJobType.removed == False)  # noqa: E712
-    if search:
-        query = query.where(ScheduledJobType.name.contains(search) | ScheduledJobType.method.contains(search))
-    return query
 
 
 def stopped_now(row: ScheduledJobType, now: datetime) -> bool:
@@ -76,11 +64,8 @@ def list_jobs(include_removed: bool = False, search: str | None = None, offset: 
     """Every job (or one page of them: ``offset``/``limit``, optionally only names or methods containing
     ``search``) with its columns plus the status and time of its latest log row. A page costs one indexed
     lookup per job listed, so a dashboard page over 10,000 jobs reads only the ledger rows it shows."""
-    query = _jobs_query(include_removed, search).order_by(ScheduledJobType.app, ScheduledJobType.name)
-    if limit is not None:
-        query = query.offset(offset).limit(limit)
-    rows = list(query)
-    latest = _latest_logs([r.id for r in rows])
+    rows = job_reads.page(include_removed, search, offset, limit)
+    latest = ledger_reads.newest_runs_of([r.id for r in rows])
     now = now or utcnow()
     out = []
     crons: dict[str, str | None] = {}
@@ -99,28 +84,17 @@ def list_jobs(include_removed: bool = False, search: str | None = None, offset: 
 
 def count_jobs(include_removed: bool = False, search: str | None = None) -> int:
     """How many jobs :func:`list_jobs` would list without a page (for paging)."""
-    return int(_jobs_query(include_removed, search).count())
-
-
-def _latest_logs(job_ids: list[int]) -> dict[int, ScheduledJobLog]:
-    if not job_ids:
-        return {}
-    # The newest run of each listed job, in one query (skipped/missed slots are not runs).
-    newest = (ScheduledJobLog.select(pw.fn.MAX(ScheduledJobLog.id))
-              .where(ScheduledJobLog.job.in_(job_ids) & ScheduledJobLog.status.not_in(NOT_RUN))
-              .group_by(ScheduledJobLog.job))
-    return {log.job_id: log for log in ScheduledJobLog.select().where(ScheduledJobLog.id.in_(newest))}
+    return job_reads.count(include_removed, search)
 
 
 def similar_names(name: str, limit: int = 3) -> list[str]:
     """Job names a mistyped ``name`` may have meant: those containing its last dotted part, else the closest
     spellings of the whole name or of a name's last part (``send_digset`` -> ``app.tasks.send_digest``)."""
     tail = name.rsplit(".", 1)[-1][:255]
-    close = [r.name for r in ScheduledJobType.select(ScheduledJobType.name)
-             .where(ScheduledJobType.name.contains(tail)).limit(limit)] if tail else []
+    close = job_reads.names_containing(tail, limit) if tail else []
     if close:
         return close
-    names = [r.name for r in ScheduledJobType.select(ScheduledJobType.name)]
+    names = job_reads.names()
     by_tail: dict[str, str] = {}
     for full in names:
         by_tail.setdefault(full.rsplit(".", 1)[-1], full)
@@ -191,13 +165,7 @@ def event_frequencies(event: str) -> list[str]:
 def event_jobs(event: str, include_stopped: bool = False) -> list[ScheduledJobType]:
     """The jobs of an event (``daily``: every Daily, Daily Long and Daily Maintenance job; ``daily_long``: the
     Daily Long ones), not removed."""
-    frequencies = event_frequencies(event)
-    query = (ScheduledJobType.select()
-             .where(ScheduledJobType.frequency.in_(frequencies) & (ScheduledJobType.removed == False))  # noqa: E712
-             .order_by(ScheduledJobType.name))
-    if not include_stopped:
-        query = query.where(ScheduledJobType.stopped == False)  # noqa: E712
-    return list(query)
+    return job_reads.of_frequencies(event_frequencies(event), include_stopped)
 
 
 class EventNotFound(HookSchedulerError):

@@ -27,7 +27,7 @@ from ..schedule import send
 from ..schedule.outbox import record_sent
 from ..schedule.reconcile import settle
 from ..states import LedgerStatus, Overlap, Trigger
-from ..store import store_for
+from ..store import job_reads, store_for
 from ..store.database import write_txn
 from ..store.models import ScheduledJobType, database_proxy, utcnow
 from .jobs import actor, event_jobs, events, get_job, stopped_now
@@ -63,12 +63,10 @@ def resolve_target(target: str, include_stopped: bool) -> tuple[str, list[Schedu
     """An event name (``daily``), a job name or a method path -> (kind, jobs). Unknown -> JobNotFound."""
     if target in events():
         return "event", event_jobs(target, include_stopped=True)
-    row = ScheduledJobType.get_or_none((ScheduledJobType.name == target) & (ScheduledJobType.removed == False))  # noqa: E712
+    row = job_reads.by_name(target, include_removed=False)
     if row is not None:
         return "job", [row]
-    rows = list(ScheduledJobType.select().where((ScheduledJobType.method == target)
-                                                & (ScheduledJobType.removed == False))  # noqa: E712
-                .order_by(ScheduledJobType.name))
+    rows = job_reads.by_method(target)
     if rows:
         return "method", rows
     raise JobNotFound(f"event {shown(target)} does not exist: it is neither an event ({', '.join(events())}) nor a "

@@ -12,7 +12,9 @@ beside the code that keeps it:
 * **I5**, one delivery of a run may start it, ever: :mod:`hookscheduler.worker.ledger`, :mod:`.reconcile`;
 * **I6** and **I7**, lost and refused deliveries: :mod:`.reconcile`;
 * **I8**, every slot has a ledger row (``queued``, ``missed`` or ``skipped``, with the reason), and the next
-  slot is always in the future: :func:`record`, :mod:`.decide`.
+  slot is always in the future: :func:`record`, :mod:`.decide`;
+* **I9**, a slot the ledger already stands for is never decided again, whatever moved ``next_execution``:
+  :func:`undecided_from`.
 
 While the site's scheduler is paused, disabled or in maintenance a pass decides nothing: it records the stretch
 of inactivity and holds the due slots, which the first active pass decides with each job's catch-up policy
@@ -23,8 +25,9 @@ The statements themselves are the store's (:mod:`hookscheduler.store`): this mod
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import redis
@@ -35,16 +38,18 @@ from ..states import LedgerStatus
 from ..store import Store, store_for
 from ..store.base import ClaimRequest, DueRow, LatestRow, LedgerValues
 from ..store.models import utcnow
+from ..timing.calendar import SiteCalendar, next_slot
 from ..timing.frequencies import fires_within_hour
 from . import send
 from ._faults import failpoint
-from .decide import Decision, Entry, JobState, Slots, Stretch, decide, pause_expired
+from .decide import Decision, Entry, JobState, Slots, Stretch, decide, pause_expired, stop_over
 from .inactivity import inactive_reason, lift_expired_pause, parse_stamp, recent_stretches, track_inactivity
 from .judge import Verdict
 from .outbox import resend_outbox, send_claimed
 from .reconcile import active_runs
 from .rows import report_once, usable
 
+log = logging.getLogger(__name__)
 QUEUED, SKIPPED = LedgerStatus.QUEUED, LedgerStatus.SKIPPED
 
 
@@ -157,11 +162,40 @@ def _decide_each(ctx: SiteContext, rows: Sequence[DueRow], now: datetime, verdic
                        row.catchup, row.catchup_limit, row.overlap, row.stopped_until)
         blocked = next((v.blocking_reason for v in verdicts.get(row.id, ()) if v.active), None)
         try:
-            decisions.append(decide(job, now, calendar, grace=grace, blocked=blocked, memo=memo,
-                                    stretches=stretches))
+            start = undecided_from(ctx, row, calendar)
+            if start is None:
+                decisions.append(decide(job, now, calendar, grace=grace, blocked=blocked, memo=memo,
+                                        stretches=stretches))
+            elif start > now:  # nothing left to decide yet: the claim only moves the row past what is decided
+                decisions.append(Decision(job, start, ()))
+            else:  # decided from the first undecided slot; the claim still compares the stored one (I1)
+                d = decide(replace(job, next_execution=start), now, calendar, grace=grace, blocked=blocked,
+                           memo=memo, stretches=stretches)
+                decisions.append(Decision(job, d.next_execution, d.entries))
         except Exception as exc:
             report_once(ctx.name, row.name, f"{type(exc).__name__}: {exc}")
     return decisions
+
+
+def undecided_from(ctx: SiteContext, row: DueRow, calendar: SiteCalendar) -> datetime | None:
+    """I9, a slot is decided once: None when no ledger row stands for the row's ``next_execution`` (the usual
+    answer), else the first slot after the last one the job's ledger rows already stand for, from which the
+    pass decides instead (logged: something moved the job's next slot back over decided slots).
+
+    The claim's compare-and-set (I1) keeps two passes from deciding the same slot as long as ``next_execution``
+    only moves forward; this keeps a slot from being decided twice even if it moved back (seen once in a
+    30-minute PostgreSQL chaos run: four maintenance jobs' 00:31 local slot decided twice, the writer that
+    moved them back not identified). The last slot is read in the statement that selects (and on PostgreSQL
+    locks) the due rows, and a slot row is only ever written by a pass or a backfill that holds the job's row,
+    so no row can be added for these slots between that read and the claim."""
+    decided = row.decided
+    if not isinstance(decided, datetime) or decided < row.next_execution:
+        return None
+    start = next_slot(row.frequency, row.cron_format, decided, calendar, anchor=row.next_execution)
+    log.warning("site %s: job %s: its next slot %s is already decided (its ledger stands for slots up to %s); "
+                "deciding from %s instead, not a second time", ctx.name, row.name, row.next_execution.isoformat(),
+                decided.isoformat(), start.isoformat())
+    return start
 
 
 def claim(store: Store, decisions: Sequence[Decision], ledger: Sequence[LedgerValues] = ()) -> set[int]:
@@ -230,7 +264,7 @@ def record(store: Store, decisions: Sequence[Decision], plan: LedgerPlan, now: d
         result.fired += len(job_runs)
         runs += job_runs
     for d in decisions:  # stops whose --until has come, their slots before it just decided: the flag is cleared
-        if d.job.stopped and d.job.stopped_until is not None and d.job.stopped_until <= now:
+        if d.job.stopped_until is not None and stop_over(d.job.stopped, d.job.stopped_until, now):
             store.end_stop(d.job.id, d.job.stopped_until)
     return runs
 

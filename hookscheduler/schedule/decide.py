@@ -45,9 +45,15 @@ class JobState:
     stopped_until: datetime | None = None
 
 
+def stop_over(stopped: bool, stopped_until: datetime | None, now: datetime) -> bool:
+    """Has a stop with an end (``jobs disable --until T``) ended at ``now``, its flag not yet cleared? From T on
+    the pass runs the job's slots and clears the flag."""
+    return bool(stopped) and stopped_until is not None and stopped_until <= now
+
+
 def is_stopped(stopped: bool, stopped_until: datetime | None, now: datetime) -> bool:
     """Is a job stopped at ``now``? A stop with an end (``jobs disable --until T``) is over from T on."""
-    return bool(stopped) and (stopped_until is None or now < stopped_until)
+    return bool(stopped) and not stop_over(stopped, stopped_until, now)
 
 
 @dataclass(frozen=True)
@@ -226,7 +232,7 @@ def decide(job: JobState, now: datetime, calendar: SiteCalendar, *, grace: float
            stretches: Sequence[Stretch] = ()) -> Decision:
     """The decision for one due row (``job.next_execution <= now``). ``stretches``: the site's recent
     stretches of inactivity, to say which missed slots passed during a pause rather than a downtime."""
-    if job.stopped and job.stopped_until is not None and job.stopped_until <= now and not inactive:
+    if job.stopped_until is not None and stop_over(job.stopped, job.stopped_until, now) and not inactive:
         return _after_stop(job, job.stopped_until, now, calendar, grace=grace, blocked=blocked, stretches=stretches)
     # the recent slots the policy needs: the ones it fires (all), or the last missed one next to the on-time one
     keep = job.catchup_limit + 1 if job.catchup == CatchUp.ALL else 2 if job.catchup == CatchUp.SKIP else 1

@@ -9,6 +9,7 @@ row) lands in RQ once: the second send finds the job key and is refused by Redis
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import zlib
 from collections.abc import Iterable
@@ -196,19 +197,24 @@ return now
 """
 _LENGTH = struct.Struct(">I")
 _OWN_FIELDS = ("data", "description", "meta")
-_SCRIPTS: dict[int, Any] = {}
+_SHA = hashlib.sha1(ENQUEUE_MANY.encode()).hexdigest()
 
 
-def _enqueue_many(conn: redis.Redis) -> Any:
-    script = _SCRIPTS.get(id(conn))
-    if script is None or script.registered_client is not conn:
-        script = _SCRIPTS[id(conn)] = conn.register_script(ENQUEUE_MANY)
-    return script
+def _evalsha_all(conn: redis.Redis, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    """``EVALSHA`` of :data:`ENQUEUE_MANY` for each call: alone when there is one, else in one pipeline. Not
+    redis-py's ``Script`` objects: in a pipeline they ask ``SCRIPT EXISTS`` first, one more round trip for
+    every send; here a script Redis does not have fails the call (:func:`send_runs` loads it and retries)."""
+    target: Any = conn if len(calls) == 1 else conn.pipeline(transaction=False)
+    replies = [target.evalsha(_SHA, len(keys), *keys, *args) for keys, args in calls]
+    if target is conn:
+        return replies
+    with target:
+        return list(target.execute())
 
 
 def send_runs(conn: redis.Redis, bench_id: str, runs: Iterable[Run], result_ttl: int = DEFAULT_RESULT_TTL,
               failure_ttl: int = DEFAULT_FAILURE_TTL) -> Sent:
-    """Enqueue ``runs`` in one pipeline; returns the ids now in RQ and the moment Redis accepted each.
+    """Enqueue ``runs`` in one round trip; returns the ids now in RQ and the moment Redis accepted each.
 
     The runs go through :data:`ENQUEUE_MANY`, RQ's own atomic unique enqueue (skip if the job key exists, else
     write the hash and push the id) for :data:`RUNS_PER_CALL` runs a call, so a run sent twice lands once. Each
@@ -219,16 +225,17 @@ def send_runs(conn: redis.Redis, bench_id: str, runs: Iterable[Run], result_ttl:
     runs = list(runs)
     if not runs:
         return Sent([], [])
-    script = _enqueue_many(conn)
     builder = HashBuilder(conn, bench_id, result_ttl, failure_ttl)
     calls: list[list[Run]] = [runs[i:i + RUNS_PER_CALL] for i in range(0, len(runs), RUNS_PER_CALL)]
-    with conn.pipeline(transaction=False) as pipe:
-        for part in calls:
-            keys, args = _call(conn, bench_id, builder, part)
-            script(keys=keys, args=args, client=pipe)
+    commands = [_call(conn, bench_id, builder, part) for part in calls]
+    before = utcnow()
+    try:
+        replies = _evalsha_all(conn, commands)
+    except redis.exceptions.NoScriptError:  # a new (or flushed) Redis: load the script and send again; a run
+        conn.script_load(ENQUEUE_MANY)  # that was written before the error is refused the second time (I4)
         before = utcnow()
-        replies = pipe.execute()
-        after = utcnow()
+        replies = _evalsha_all(conn, commands)
+    after = utcnow()
     ats: list[datetime] = []
     for part, reply in zip(calls, replies, strict=True):
         ats += [accepted_at(reply, before, after)] * len(part)

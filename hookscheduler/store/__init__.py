@@ -6,7 +6,8 @@ writes, and the operator's reads.
 * :mod:`.database`: opening SQLite / PostgreSQL, write transactions, schema versions, state keys;
 * :mod:`.base`: the :class:`~.base.Store` protocol and the rows it hands out;
 * :mod:`.sqlite`, :mod:`.postgres`: its two implementations (:mod:`._sql`: what they share);
-* :mod:`.ledger_reads`: the ledger as operators read it (history, missed slots, timelines, the metrics scan).
+* :mod:`.ledger_reads`: the ledger as operators read it (history, missed slots, timelines, the metrics scan);
+* :mod:`.job_reads`: the job table as operators read it (lists, names, events, methods).
 
 :func:`store_for` gives the store of a database connection: made once per connection object (its dialect's
 capabilities probed then), so the hot paths pay one dictionary lookup.
@@ -20,8 +21,8 @@ from .base import Store
 from .postgres import PostgresStore
 from .sqlite import SqliteStore
 
-__all__ = ["PostgresStore", "SqliteStore", "Store", "base", "database", "ledger_reads", "models", "postgres", "sqlite",
-           "store_for"]
+__all__ = ["PostgresStore", "SqliteStore", "Store", "base", "database", "job_reads", "ledger_reads", "models",
+           "postgres", "sqlite", "store_for"]
 
 #: The attribute of a database object that holds its store: the store lives and dies with the database object
 #: (a site reopened after an outage gets a new one, and the old pair is collected together).

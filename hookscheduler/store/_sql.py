@@ -16,7 +16,7 @@ from typing import Any
 
 import peewee as pw
 
-from ..states import SLOT_TRIGGERS, LedgerStatus
+from ..states import SLOT_TRIGGERS, LedgerStatus, Trigger
 from ..timing.frequencies import fires_within_hour
 from .base import (
     LEDGER_COLUMNS,
@@ -54,6 +54,16 @@ _HAS_ACTIVE = (
     "EXISTS (SELECT 1 FROM scheduled_job_log l WHERE l.job_id = scheduled_job_type.id "
     "AND l.status IN ('queued', 'started'))"
 )
+#: I9: the latest slot a ledger row of a due row's job stands for, at or after the row's ``next_execution``
+#: (NULL: none, the usual answer). A row of a slot trigger stands for ``first_slot .. last_slot`` and its
+#: ``scheduled_for`` is its last slot, so the ``(job_id, scheduled_for)`` index finds it; runs on request stand
+#: for no slot. The pass never decides again a slot at or before it (:func:`hookscheduler.schedule.claim`).
+DECIDED_TRIGGERS = "('schedule', 'catch-up', 'backfill')"
+_DECIDED = (
+    "(SELECT MAX(COALESCE(l.last_slot, l.scheduled_for)) FROM scheduled_job_log l "
+    "WHERE l.job_id = scheduled_job_type.id AND l.scheduled_for >= scheduled_job_type.next_execution "
+    f"AND l.trigger IN {DECIDED_TRIGGERS})"
+)
 _ACTIVE_COLUMNS = "id, job_id, status, rq_job_id, enqueued_at, started_at, finished_at"
 _START = (
     "UPDATE scheduled_job_log SET status = 'started', started_at = {p}, worker = {p}, modified_at = {p}, "
@@ -82,9 +92,12 @@ def _dt_or_raw(value: Any) -> Any:
         return value
 
 
-def _frequent(frequency: Any, cron_format: Any) -> bool:
-    """Whether an outbox run's job fires within the hour; a row changed by hand to an unknown frequency (the pass
-    reports it, schedule/rows.py) is not, rather than holding the outbox up."""
+def _frequent(trigger: Any, frequency: Any, cron_format: Any) -> bool:
+    """An outbox run flagged as the pass flags it when it first sends it: a scheduled or catch-up run of a job
+    that fires within the hour (runs on request and backfills are sent unflagged). A row changed by hand to an
+    unknown frequency (the pass reports it, schedule/rows.py) is not, rather than holding the outbox up."""
+    if trigger not in (Trigger.SCHEDULE, Trigger.CATCH_UP):
+        return False
     try:
         return fires_within_hour(frequency, cron_format or "")
     except (KeyError, AttributeError, TypeError):
@@ -113,10 +126,9 @@ class SqlStore:
         """Execute one statement; returns the cursor."""
         return self.db.execute_sql(sql, params)  # type: ignore[no-untyped-call]
 
-    def hot(self, name: str, sql: str, params: Sequence[Any], prefix: str = "") -> Any:
-        """Execute one of the pass's hot statements (``name`` identifies it; ``prefix``: statements sent before it
-        in the same message); PostgreSQL prepares them."""
-        return self.sql(prefix + sql, params)
+    def hot(self, name: str, sql: str, params: Sequence[Any]) -> Any:
+        """Execute one of the pass's hot statements (``name`` identifies it); PostgreSQL prepares them."""
+        return self.sql(sql, params)
 
     def param_dt(self, value: datetime | None) -> Any:
         """A timestamp as a statement parameter (as the dialect stores it)."""
@@ -158,6 +170,7 @@ class SqlStore:
                 _dt_or_raw(r[11]),
                 _dt_or_raw(r[12]),
                 bool(r[13]),
+                _dt_or_raw(r[14]) if r[14] is not None else None,
             )
             for r in rows
         ]
@@ -174,10 +187,11 @@ class SqlStore:
         return won
 
     def due_sql(self) -> str:
-        """The due-row selection (parameters: now, false, limit), with each row's active-run flag last."""
+        """The due-row selection (parameters: now, false, limit), with each row's active-run flag and the last
+        slot its ledger already stands for (I9) last."""
         p = self.p
         return (
-            f"SELECT {DUE_COLUMNS}, {_HAS_ACTIVE} FROM scheduled_job_type "
+            f"SELECT {DUE_COLUMNS}, {_HAS_ACTIVE}, {_DECIDED} FROM scheduled_job_type "
             f"WHERE next_execution <= {p} AND removed = {p} ORDER BY next_execution, id LIMIT {p}"
         ) + self.due_lock
 
@@ -225,7 +239,7 @@ class SqlStore:
         # frequent as the pass says it when it first sends a run: a re-sent run keeps its short-lived Redis keys
         return [
             Run(str(r[0]), site, r[1], r[2], r[3] or "default", r[4], parse_dt(r[5]), r[6],
-                _frequent(r[7], r[8]))
+                _frequent(r[6], r[7], r[8]))
             for r in rows
         ]
 
@@ -507,6 +521,10 @@ class SqlStore:
             [self.param_dt(since), limit],
         ).fetchall()
         return [(r[0], parse_dt(r[1]), parse_dt(r[2])) for r in rows]
+
+    # --- health -----------------------------------------------------------------------------------------
+    def integrity(self) -> str | None:
+        return None  # the server checks its own pages (SQLite overrides)
 
     # --- values written by hand ------------------------------------------------------------------------
     def normalise_boolean_words(self) -> int:

@@ -1,9 +1,12 @@
-"""The :class:`Store` protocol: every statement of the exactly-once protocol and of the worker's run transitions.
+"""The :class:`Store` protocol: every statement of the exactly-once protocol, of the worker's run transitions,
+of the sweep, and every write an operator makes.
 
-The scheduler (:mod:`hookscheduler.schedule`) and the worker (:mod:`hookscheduler.worker`) say *what* to read or
-write; a store says *how*, in its database's dialect: :class:`~.sqlite.SqliteStore` and
-:class:`~.postgres.PostgresStore`. :func:`hookscheduler.store.store_for` picks one per database connection and
-probes its capabilities once. The contract both keep is ``tests/store/``, one suite run against each.
+The scheduler (:mod:`hookscheduler.schedule`), the worker (:mod:`hookscheduler.worker`) and the operator library
+(:mod:`hookscheduler.ops`) say *what* to read or write; a store says *how*, in its database's dialect:
+:class:`~.sqlite.SqliteStore` and :class:`~.postgres.PostgresStore`. :func:`hookscheduler.store.store_for` picks
+one per database connection and probes its capabilities once. The contract both keep is ``tests/store/``, one
+suite run against each. The operator's reads are the read-side query modules :mod:`.ledger_reads` and
+:mod:`.job_reads`; ``tests/store/test_boundary.py`` keeps statements from growing outside the package.
 
 Timestamps cross this boundary as naive UTC ``datetime`` objects, both ways; how a dialect stores them is the
 store's business.
@@ -63,6 +66,9 @@ class DueRow:
     next_execution: datetime
     stopped_until: datetime | None = None  # a stop with an end (``jobs disable --until T``)
     has_active: bool = True  # a run of the job is queued or started (read in the same statement)
+    #: I9: the latest slot a ledger row of the job already stands for, when that is at or after
+    #: ``next_execution`` (None: no row does, the usual answer; read in the same statement)
+    decided: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -357,6 +363,12 @@ class Store(Protocol):
     def inactive_stretches(self, since: datetime, limit: int) -> list[tuple[str, datetime, datetime | None]]:
         """``(reason, since, ended_at)`` of up to ``limit`` stretches that ended after ``since`` or have not
         ended, newest first."""
+        ...
+
+    # --- health -----------------------------------------------------------------------------------------
+    def integrity(self) -> str | None:
+        """The database's first problems reading its own pages, or None (SQLite's ``quick_check``: every page
+        and record readable, indexes not compared; PostgreSQL checks its own pages: None)."""
         ...
 
     # --- values written by hand ------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 
 import peewee as pw
 
-from ..states import NOT_RUN, REQUEST_TRIGGERS, LedgerStatus, Trigger
+from ..states import ACTIVE_STATUSES, NOT_RUN, REQUEST_TRIGGERS, LedgerStatus, Trigger
 from .database import TROUBLE
 from .models import ScheduledJobLog
 
@@ -50,6 +50,12 @@ def row_by_id(row_id: int) -> ScheduledJobLog | None:
     return row
 
 
+def row_of_run(rq_job_id: str) -> ScheduledJobLog | None:
+    """The ledger row of the run sent under ``rq_job_id``, or None."""
+    row: ScheduledJobLog | None = L.get_or_none(L.rq_job_id == rq_job_id)
+    return row
+
+
 def latest_in_window(job_id: int, since: datetime, until: datetime, columns: Sequence[str],
                      limit: int) -> list[dict[str, Any]]:
     """The latest ``limit`` rows of one job whose slot lies in ``[since, until)``, oldest first, only
@@ -67,10 +73,56 @@ def rows_from_id(first_id: int, columns: Sequence[str], limit: int) -> list[tupl
     return rows
 
 
+def rows_by_ids(ids: Sequence[int], columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The rows with these ids (those still there), as tuples of ``columns``, a thousand ids per statement."""
+    fields = [getattr(L, c) for c in columns]
+    rows: list[tuple[Any, ...]] = []
+    for i in range(0, len(ids), 1000):
+        rows += list(L.select(*fields).where(L.id.in_(list(ids[i:i + 1000]))).tuples())  # type: ignore[arg-type]
+    return rows
+
+
 def max_id() -> int | None:
     """The highest ledger id (the primary key's last entry), None when the ledger is empty."""
     value = L.select(pw.fn.MAX(L.id)).scalar()
     return int(value) if value is not None else None
+
+
+def newest_runs_of(job_ids: Sequence[int]) -> dict[int, ScheduledJobLog]:
+    """The newest run of each job that has one (missed and skipped slots are not runs), in one query."""
+    if not job_ids:
+        return {}
+    newest = L.select(pw.fn.MAX(L.id)).where(L.job.in_(list(job_ids)) & L.status.not_in(NOT_RUN)).group_by(L.job)
+    return {log.job_id: log for log in L.select().where(L.id.in_(newest))}
+
+
+def active_rows_of(job_id: int) -> list[ScheduledJobLog]:
+    """The job's ``queued`` and ``started`` rows (its active runs), oldest first."""
+    return list(L.select().where((L.job == job_id) & L.status.in_(ACTIVE_STATUSES)).order_by(L.id))
+
+
+def rows_near(job_id: int, lo: datetime, hi: datetime, limit: int = 500) -> list[ScheduledJobLog]:
+    """Up to ``limit`` rows of the job covering a slot in ``[lo, hi]`` (``first_slot .. last_slot``), or
+    stamped with a slot inside it, in slot order."""
+    covering = ((L.first_slot <= hi) & (L.last_slot >= lo)) | L.scheduled_for.between(lo, hi)
+    return list(L.select().where((L.job == job_id) & covering).order_by(L.scheduled_for, L.id).limit(limit))
+
+
+def oldest_kept_slot() -> datetime | None:
+    """The slot of the first row still kept, by primary key (pruning deletes the oldest rows): a one-row index
+    read, where the earliest slot of the whole ledger would be a scan of it."""
+    oldest = L.select(L.scheduled_for).order_by(L.id).first()
+    return oldest.scheduled_for if oldest else None
+
+
+def failures_since(since: datetime, top: int) -> tuple[int, list[tuple[str, int]]]:
+    """How many runs failed (finished) since ``since``, and the ``top`` jobs with most of them, with their
+    counts (most first, then by name)."""
+    failed = (L.status == LedgerStatus.FAILED) & (L.finished_at >= since)
+    n = pw.fn.COUNT(L.id)
+    most: list[tuple[Any, Any]] = list(L.select(L.job_name, n.alias("n")).where(failed).group_by(L.job_name)  # type: ignore[arg-type]
+                                       .order_by(n.desc(), L.job_name).limit(top).tuples())
+    return int(L.select().where(failed).count()), [(str(name), int(count)) for name, count in most]
 
 
 def slots_not_run_on_time(job_id: int | None = None, since: datetime | None = None,
@@ -88,4 +140,6 @@ def slots_not_run_on_time(job_id: int | None = None, since: datetime | None = No
     return list(query.order_by(L.scheduled_for.desc(), L.id.desc()).limit(limit))
 
 
-__all__ = ["latest_in_window", "max_id", "newest_rows", "row_by_id", "rows_from_id", "slots_not_run_on_time"]
+__all__ = ["active_rows_of", "failures_since", "latest_in_window", "max_id", "newest_rows", "newest_runs_of",
+           "oldest_kept_slot", "row_by_id", "row_of_run", "rows_by_ids", "rows_from_id", "rows_near",
+           "slots_not_run_on_time"]

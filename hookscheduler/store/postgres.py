@@ -24,7 +24,7 @@ from typing import Any
 import peewee as pw
 
 from ..exceptions import ConfigError
-from ._sql import DUE_COLUMNS, FINISH, PROBE, SqlStore, ledger_columns, probe_of
+from ._sql import DECIDED_TRIGGERS, DUE_COLUMNS, FINISH, PROBE, SqlStore, ledger_columns, probe_of
 from .base import ClaimRequest, LedgerValues, Outcome, Probe, stamps
 
 log = logging.getLogger(__name__)
@@ -114,13 +114,19 @@ class PostgresStore(SqlStore):
         """The batch's rows (``due``, locked) joined once to the ledger's active runs, rather than the per-row
         ``EXISTS`` SQLite runs: PostgreSQL evaluated that subquery for every due row before the ``LIMIT``
         (1,000 due rows in batches of 250: 2,500 times), and, with a plan made while the ledger was nearly
-        empty, as a scan of the whole ledger each time (a 250-row batch's select took 25-70 ms, now 1-2 ms)."""
+        empty, as a scan of the whole ledger each time (a 250-row batch's select took 25-70 ms, now 1-2 ms).
+        ``decided`` is I9's last slot the ledger already stands for (``_sql._DECIDED``), joined the same way:
+        read after ``due`` has locked the rows, so no other pass can add a row for them meanwhile."""
         return (
             f"WITH due AS (SELECT {DUE_COLUMNS} FROM scheduled_job_type WHERE next_execution <= %s "
             f"AND removed = %s ORDER BY next_execution, id LIMIT %s{self.due_lock}), "
             "active AS (SELECT DISTINCT l.job_id FROM scheduled_job_log l JOIN due ON l.job_id = due.id "
-            "WHERE l.status IN ('queued', 'started')) "
-            "SELECT due.*, due.id IN (SELECT job_id FROM active) FROM due ORDER BY next_execution, id"
+            "WHERE l.status IN ('queued', 'started')), "
+            "decided AS (SELECT l.job_id, MAX(COALESCE(l.last_slot, l.scheduled_for)) AS last "
+            "FROM scheduled_job_log l JOIN due ON l.job_id = due.id "
+            f"WHERE l.scheduled_for >= due.next_execution AND l.trigger IN {DECIDED_TRIGGERS} GROUP BY l.job_id) "
+            "SELECT due.*, due.id IN (SELECT job_id FROM active), decided.last "
+            "FROM due LEFT JOIN decided ON decided.job_id = due.id ORDER BY next_execution, id"
         )
 
     def membership(self, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
@@ -145,13 +151,13 @@ class PostgresStore(SqlStore):
                 raise
             return self._execute_probe()
 
-    def hot(self, name: str, sql: str, params: Sequence[Any], prefix: str = "") -> Any:
+    def hot(self, name: str, sql: str, params: Sequence[Any]) -> Any:
         """``EXECUTE`` a statement prepared once per connection. The pass's statements select and join arrays
         to the table, and planning them cost several times their execution (the claim: 0.4 ms to plan, 0.1 ms
         to run), on the path between a slot and its send. A session that lost the statement (a pooler switched
         server connections) fails the pass; the loop reconnects, and the new connection prepares it again."""
         if _POOLED:  # prepared statements do not survive here: plain statements from now on
-            return self.sql(prefix + sql, params)
+            return self.sql(sql, params)
         conn = self.db.connection()  # type: ignore[no-untyped-call]
         prepared = _PREPARED_AS.setdefault(name, weakref.WeakSet())
         if conn not in prepared:
@@ -159,7 +165,7 @@ class PostgresStore(SqlStore):
             self.sql(f"PREPARE {name} AS " + _PARAM.sub(lambda _: f"${next(numbered)}", sql))
             prepared.add(conn)
         try:
-            return self.sql(f"{prefix}EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
+            return self.sql(f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
         except (pw.ProgrammingError, pw.OperationalError) as exc:
             if _lost_statement(exc):  # the pooler gave this transaction another server connection
                 _POOLED.append(True)
@@ -214,24 +220,33 @@ class PostgresStore(SqlStore):
         )
 
     def mark_sent(self, rq_ids: Sequence[str], at: datetime | Sequence[datetime]) -> None:
-        """One statement: ids and their stamps as arrays, joined to the ledger through its unique index.
+        """One ``UPDATE ... WHERE rq_job_id = ANY(ids)`` per distinct stamp (a send stamps up to 250 runs alike),
+        all in one message. Not a join of ids and stamps as arrays: with the ledger's statistics from when it was
+        nearly empty, PostgreSQL planned that join as a scan of the array for every ledger row (25-70 ms for
+        250 runs); a constant ``ANY`` list is an index condition on a large ledger and a hashed filter on a
+        small one. Not prepared, for the same reason: the constant list is what the planner sizes.
 
         Outside a transaction it commits without waiting for its WAL to reach the disk (``synchronous_commit =
-        off`` for this one implicit transaction, sent in the same message): the wait (an fsync, ~2 ms) was a
-        tenth of a pass that fires a hundred runs. A crash of the server can lose only this stamp, never the
-        claim or the ledger row (their commit waited), and a run whose stamp is lost is back in the outbox:
-        re-sent, which RQ's unique enqueue refuses while the job is in Redis (I4), and which the start mark and
-        the ledger's compare-and-set refuse to start again after (I5); a worker's start, which commits with the
-        wait, flushes this commit's WAL with its own, so a run that started keeps its stamp."""
+        off`` for this one implicit transaction, sent in the same message): the wait is an fsync (0.4-2.5 ms
+        here). A crash of the server can lose only these stamps, never the claim or the ledger row (their
+        commit waited), and a run whose stamp is lost is back in the outbox: re-sent, which RQ's unique enqueue
+        refuses while the job is in Redis (I4), and which the start mark and the ledger's compare-and-set refuse
+        to start again after (I5); a worker's start, which commits with the wait, flushes this commit's WAL with
+        its own, so a run that started keeps its stamp."""
         if not rq_ids:
             return
-        sql = (
-            "UPDATE scheduled_job_log AS l SET enqueued_at = v.at "
-            "FROM unnest(%s::text[], %s::timestamp[]) AS v(id, at) WHERE l.rq_job_id = v.id AND l.enqueued_at IS NULL"
+        groups: dict[datetime, list[str]] = {}
+        for rq_id, when in zip(rq_ids, stamps(rq_ids, at), strict=True):
+            groups.setdefault(when, []).append(rq_id)
+        statement = (
+            "UPDATE scheduled_job_log SET enqueued_at = %s WHERE rq_job_id = ANY(%s::text[]) AND enqueued_at IS NULL"
         )
+        params: list[Any] = []
+        for when, ids in groups.items():
+            params += [when, "{" + _column(ids) + "}"]
         alone = self.db.transaction_depth() == 0  # type: ignore[no-untyped-call]
         prefix = "SET LOCAL synchronous_commit = off; " if alone else ""
-        self.hot("hs_mark_sent", sql, _arrays(list(zip(rq_ids, stamps(rq_ids, at), strict=True))), prefix)
+        self.sql(prefix + "; ".join([statement] * len(groups)), params)
 
     @contextlib.contextmanager
     def ledger_transaction(self) -> Iterator[None]:
@@ -286,11 +301,20 @@ class PostgresStore(SqlStore):
 def _arrays(rows: Sequence[Sequence[Any]]) -> list[str]:
     """The columns of ``rows``, each as one PostgreSQL array literal (text, cast by the statement). psycopg2
     adapts a list value by value in Python (about 30 us per row of the ledger's 13 columns: a tenth of a pass
-    that fires many runs); this writes each value with one ``str`` call. The arrays are also what keeps the
-    joins on the primary and unique keys: ``unnest`` of a parameter is planned as a few rows, where a set
-    function such as ``jsonb_array_elements`` counts as 100, and for that many the planner scanned the whole
-    job table (10,000 rows) to hash-join the claim."""
-    return ["{" + ",".join(_element(v) for v in column) + "}" for column in zip(*rows, strict=True)]
+    that fires many runs); this writes a column of numbers or timestamps with one ``join``. The arrays are also
+    what keeps the joins on the primary and unique keys: ``unnest`` of a parameter is planned as a few rows,
+    where a set function such as ``jsonb_array_elements`` counts as 100, and for that many the planner scanned
+    the whole job table (10,000 rows) to hash-join the claim."""
+    return ["{" + _column(column) + "}" for column in zip(*rows, strict=True)]
+
+
+def _column(values: Sequence[Any]) -> str:
+    kinds = {type(v) for v in values}
+    if kinds == {int}:
+        return ",".join(map(str, values))
+    if kinds == {datetime}:  # ISO text: no character that needs quoting
+        return ",".join(map(datetime.isoformat, values))
+    return ",".join(map(_element, values))
 
 
 def _element(value: Any) -> str:

@@ -91,6 +91,14 @@ class SqliteStore(SqlStore):
                 params,
             )
 
+    def integrity(self) -> str | None:
+        """``PRAGMA quick_check(5)`` (``integrity_check`` would also compare indexes, at many times the cost)."""
+        try:
+            rows = [str(r[0]) for r in self.sql("PRAGMA quick_check(5)").fetchall()]
+        except (pw.DatabaseError, sqlite3.DatabaseError) as exc:  # fetching runs outside peewee's error wrapper
+            return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return None if rows == ["ok"] else "; ".join(rows)
+
     def normalise_boolean_words(self) -> int:
         """SQLite keeps a word written into an integer column as text: each boolean word becomes 0 or 1."""
         changed = 0

@@ -39,8 +39,9 @@ from ..exceptions import HookSchedulerError, SchemaError
 from ..ops.retention import trim_failed_registry
 from ..security.redact import redact, redact_failure
 from ..states import LedgerStatus
+from ..store import job_reads
 from ..store.database import raising_real_cause, real_cause
-from ..store.models import ScheduledJobType, utcnow
+from ..store.models import utcnow
 from . import ledger, marks
 
 log = logging.getLogger(__name__)
@@ -69,12 +70,10 @@ class JobContext:
         if self.kind != "scheduled":
             return None
         try:
-            value = (ScheduledJobType.select(ScheduledJobType.frequency)
-                     .where(ScheduledJobType.name == self.job_name).scalar())
+            return job_reads.frequency_of(self.job_name)
         except (pw.PeeweeException, HookSchedulerError) as exc:
             log.warning("could not read the frequency of %s: %s", self.job_name, exc)
             return None
-        return str(value) if value is not None else None
 
 
 _CURRENT: ContextVar[JobContext | None] = ContextVar("hookscheduler_job", default=None)

@@ -206,3 +206,39 @@ def test_a_redis_outage_is_reported_once_whichever_call_meets_it_first(bench_fac
     assert sched.sites["default"].failures == 3
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1, errors
+
+
+def _covering(job: str, slot: datetime) -> list[int]:
+    return [r.id for r in ScheduledJobLog.select().where(ScheduledJobLog.job_name == job)
+            if r.trigger in ("schedule", "catch-up", "backfill") and r.first_slot <= slot <= r.last_slot]
+
+
+def test_a_slot_the_ledger_already_stands_for_is_not_decided_again(bench_factory, db_kind, caplog):
+    """I9 (issue 16): a 30-minute PostgreSQL chaos run (seed 707) found the maintenance jobs' 00:31 local slot
+    decided twice on two days, the second time without a second run. Whatever moved their ``next_execution``
+    back over a decided slot (here an operator's SQL stands for it), the next pass must not decide that slot
+    again. Before the fix it did, silently: the run of the first decision was still queued, so the second one
+    was a ``skipped`` row ("previous run ... still queued"), which has no RQ id for the unique index to refuse."""
+    events = {"hourly_maintenance": [{"method": "app1.tasks.ok", "name": "hm"}],
+              "daily_maintenance": [{"method": "app1.tasks.other", "name": "dm"}]}
+    ctx = setup_site(bench_factory, events, db_kind, common={"time_zone": "Asia/Kolkata"})
+    conn = redis_for(ctx.site)
+    day = ScheduledJobType.get(ScheduledJobType.name == "dm").next_execution  # 00:MM local, 18:30+MM UTC
+    assert run_pass(ctx, conn, now=day - timedelta(hours=1) + timedelta(seconds=1)).fired == 1  # hm catches up
+    drain(ctx.bench.bench_id, conn)
+    ctx.database()
+    assert run_pass(ctx, conn, now=day + timedelta(seconds=1)).fired == 2  # both on time; their runs stay queued
+    ScheduledJobType.update(next_execution=day).execute()  # both jobs moved back over the slot just decided
+    with caplog.at_level("WARNING"):
+        again = run_pass(ctx, conn, now=day + timedelta(seconds=30))
+    assert (again.fired, again.skipped, again.missed) == (0, 0, 0)
+    assert "is already decided" in caplog.text
+    assert ScheduledJobType.get(ScheduledJobType.name == "dm").next_execution == day + timedelta(days=1)
+    assert ScheduledJobType.get(ScheduledJobType.name == "hm").next_execution == day + timedelta(hours=1)
+    drain(ctx.bench.bench_id, conn)
+    ctx.database()
+    assert run_pass(ctx, conn, now=day + timedelta(hours=1, seconds=1)).fired == 1  # hm's next slot, once
+    drain(ctx.bench.bench_id, conn)
+    ctx.database()
+    for job, slot in [("dm", day), ("hm", day), ("hm", day + timedelta(hours=1))]:
+        assert len(_covering(job, slot)) == 1, f"{job} slot {slot} decided {len(_covering(job, slot))} times"

@@ -3,6 +3,7 @@ that writes the run), not a time taken before the pipeline was sent or after its
 
 from __future__ import annotations
 
+import hashlib
 import os
 from datetime import datetime, timedelta, timezone
 
@@ -35,19 +36,19 @@ def test_accepted_at_is_the_server_time_kept_inside_the_local_window() -> None:
 def test_the_ledger_stamps_runs_with_the_time_redis_accepted_them(bench_factory, db_kind, monkeypatch):
     bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db=db_kind)
     ctx, conn = migrated(bench, T0)
-    commands: list[list[str]] = []
-    execute = send.redis.client.Pipeline.execute
+    calls: list[int] = []
+    evalsha_all = send._evalsha_all
 
-    def spy(self, *args, **kwargs):
-        commands.append([str(c[0][0]) for c in self.command_stack])
-        return execute(self, *args, **kwargs)
+    def spy(conn, commands):
+        calls.append(len(commands))
+        return evalsha_all(conn, commands)
 
-    monkeypatch.setattr(send.redis.client.Pipeline, "execute", spy)
+    monkeypatch.setattr(send, "_evalsha_all", spy)
     # the job's slot is 10:00: the pass runs "at" 10:00:01 while the server's clock says today
     lo = _redis_now(conn)
     assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 10, 0, 1)).fired == 1
     hi = _redis_now(conn)
-    assert commands[-1] == ["EVALSHA"], commands  # the run and its stamp: one script call
+    assert calls == [1], calls  # the run and its stamp: one script call
     ctx.database()
     row = ScheduledJobLog.get()
     assert lo - timedelta(milliseconds=1) <= row.enqueued_at <= hi + timedelta(milliseconds=1)
@@ -126,3 +127,24 @@ def test_the_enqueue_script_writes_the_hash_rq_writes(redis_client):
         redis_client.delete(*[f"rq:job:{r.rq_job_id}" for r in runs], f"rq:queue:{bench_id}:default",
                           f"rq:queue:{bench_id}:long")
         redis_client.srem("rq:queues", f"rq:queue:{bench_id}:default", f"rq:queue:{bench_id}:long")
+
+
+@pytest.mark.parametrize("per_call", [250, 2])
+def test_a_redis_without_the_script_gets_it_loaded_and_the_runs_once(redis_client, monkeypatch, per_call):
+    """A Redis that does not have the enqueue script (new, restarted, flushed) makes the send load it and send
+    again, alone or in a pipeline of calls; each run is in RQ once."""
+    source = send.ENQUEUE_MANY + f"-- {os.getpid()} {per_call} {datetime.now().isoformat()}\n"  # a script no Redis has
+    monkeypatch.setattr(send, "ENQUEUE_MANY", source)
+    monkeypatch.setattr(send, "_SHA", hashlib.sha1(source.encode()).hexdigest())
+    monkeypatch.setattr(send, "RUNS_PER_CALL", per_call)
+    bench_id = f"hsload{os.getpid()}"
+    runs = [send.Run(f"{bench_id}_x_sched-{i}", "site", f"app.tasks.j{i}", "app.tasks.j", "default", 300,
+                     datetime(2026, 1, 5, 10, 0), "schedule") for i in range(3)]
+    try:
+        assert not redis_client.script_exists(send._SHA)[0]
+        assert send.send_runs(redis_client, bench_id, runs).ids == [r.rq_job_id for r in runs]
+        assert redis_client.script_exists(send._SHA)[0]
+        assert redis_client.lrange(f"rq:queue:{bench_id}:default", 0, -1) == [r.rq_job_id.encode() for r in runs]
+    finally:
+        redis_client.delete(*[f"rq:job:{r.rq_job_id}" for r in runs], f"rq:queue:{bench_id}:default")
+        redis_client.srem("rq:queues", f"rq:queue:{bench_id}:default")

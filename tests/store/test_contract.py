@@ -266,9 +266,11 @@ def test_outbox_lists_unsent_runs_with_what_sending_needs(store: Store):
 def test_a_re_sent_run_of_a_frequent_job_stays_frequent(store: Store):
     every5 = _job("every5", frequency="Cron", cron_format="*/5 * * * *")
     hourly = _job("hourly")
-    store.insert_ledger_rows([_ledger_row(every5, T0, rq_id="f1"), _ledger_row(hourly, T0, rq_id="h1")])
-    # as the pass flags them when it first sends them (short-lived Redis keys for a job firing within the hour)
-    assert {r.rq_job_id: r.frequent for r in store.outbox("s", 10)} == {"f1": True, "h1": False}
+    manual = (every5.id, every5.name, T0, "manual", "queued", None, 1, T0, T0, "default", "m1", T0, T0)
+    store.insert_ledger_rows([_ledger_row(every5, T0, rq_id="f1"), _ledger_row(hourly, T0, rq_id="h1"), manual])
+    # as the pass flags them when it first sends them (short-lived Redis keys for a job firing within the hour);
+    # a run on request is sent unflagged, the first time and again
+    assert {r.rq_job_id: r.frequent for r in store.outbox("s", 10)} == {"f1": True, "h1": False, "m1": False}
 
 
 def test_a_stop_whose_end_has_come_is_cleared_once(store: Store):

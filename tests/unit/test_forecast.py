@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from hookscheduler.schedule.decide import JobState, Stretch, Switches, decide, forecast, is_stopped
+from hookscheduler.schedule.decide import JobState, Stretch, Switches, decide, forecast, is_stopped, stop_over
 from hookscheduler.timing.calendar import SiteCalendar
 
 CAL = SiteCalendar(ZoneInfo("UTC"), 60, 0)
@@ -57,6 +57,10 @@ def test_an_all_job_just_created_fires_one_interval_later():
 def test_is_stopped_and_the_switches_are_pure():
     assert is_stopped(True, None, NOW) and not is_stopped(False, None, NOW)
     assert is_stopped(True, NOW + timedelta(seconds=1), NOW) and not is_stopped(True, NOW, NOW)
+    for stopped, until in ((True, None), (False, None), (True, NOW), (True, NOW + timedelta(seconds=1)), (False, NOW)):
+        # a stop is one of: running, stopped, or over with its flag still set (the pass clears it)
+        assert stop_over(stopped, until, NOW) == (bool(stopped) and not is_stopped(stopped, until, NOW))
+    assert stop_over(True, NOW, NOW) and not stop_over(False, NOW, NOW)
     assert Switches(paused=True).reason(NOW) == "scheduler inactive: pause_scheduler is set"
     assert "until 2026-01-05 16:00:00 UTC" in Switches(paused=True, pause_until=NOW + timedelta(minutes=40)).reason(NOW)
     assert Switches(paused=True, pause_until=NOW).reason(NOW) is None
