@@ -157,7 +157,12 @@ def run(cfg: BenchConfig) -> list[Measurement]:
     out: list[Measurement] = []
     growth: dict[str, dict[int, dict[str, Any]]] = {}
     for kind, count, share in plan:
-        res = one_size(cfg, conn, kind, count, share)
+        try:
+            res = one_size(cfg, conn, kind, count, share)
+        except Exception as exc:  # one size failing keeps the other sizes' rows
+            out.append(Measurement(W, f"{kind}, {count:,} sites x 20 jobs", "ran to the end", [0.0], "yes", False,
+                                   f"{type(exc).__name__}: {str(exc)[-300:]}"))
+            continue
         growth.setdefault(kind, {})[count] = res
         out += _rows(kind, count, res, rq_med, rq_max)
     for kind, sizes in growth.items():
