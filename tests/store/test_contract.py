@@ -15,21 +15,8 @@ from hookscheduler.store.base import ClaimRequest, Outcome, Run
 from hookscheduler.store.database import set_state
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, database_proxy
 from hookscheduler.store.sqlite import CHUNK
-
-T0 = datetime(2026, 1, 5, 10, 0)
-
-
-def _job(name: str, next_execution: datetime | None = T0, **kw) -> ScheduledJobType:
-    values = {
-        "app": "app1",
-        "method": f"app1.tasks.{name}",
-        "frequency": "Hourly",
-        "queue": "default",
-        "timeout": 300,
-        "next_execution": next_execution,
-        **kw,
-    }
-    return ScheduledJobType.create(name=name, **values)
+from tests.store.support import T0
+from tests.store.support import make_job as _job
 
 
 def _ledger_row(

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from hookscheduler.store import Store, ledger_reads
 from hookscheduler.store.models import ScheduledJobLog
-from tests.store.test_contract import T0, _job
+from tests.store.support import T0
+from tests.store.support import make_job as _job
 
 H = timedelta(hours=1)
 
