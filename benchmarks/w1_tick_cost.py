@@ -47,31 +47,43 @@ there too (2,618 ms against 1,250 ms here). So the absolute figures depend on th
 measured in the same run (>= 8x RQ's cron, <= 2x `enqueue_many`) held on both, except PostgreSQL's ratio to
 RQ's cron in one quiet run there (6.3x).
 
-**Profile** of one 1%-due pass at N = 100,000 (1,000 fired), each step timed with wrappers, median of 5
-passes on this run's machine (ms):
+**Profile** of a pass that fires 1,000 runs (the 1%-due pass at N = 100,000 fires as many; measured at
+N = 2,000, 1,000 due), each step timed with wrappers, median of 7 passes, before and after this session's
+changes to the pass, run back to back on the shared machine (load 4-7, so absolute times are 2-3x a quiet
+machine's; the ratio between the columns is the figure; ms):
 
-| step | SQLite | PostgreSQL |
-|---|---|---|
-| probe (one statement) | 0.1 | 0.6 |
-| select due rows | 2.9 | 5.6 |
-| judge active runs (overlap) | 0.2 | 2.0 |
-| decide (pure) | 3.1 | 3.3 |
-| claim (compare-and-set) | 3.2 | 12.8 |
-| ledger rows (bulk insert) | 6.9 | 24.8 |
-| send to RQ (1,000 unique enqueues, one pipeline per round) | 30.1 | 33.3 |
-| mark sent | 2.2 | 12.3 |
-| **pass** (with the commits) | **54** | **105** |
+| step | SQLite before | SQLite after | PostgreSQL before | PostgreSQL after |
+|---|---|---|---|---|
+| probe (one statement) | 0.2 | 0.2 | 1.2 | 1.3 |
+| select due rows | 7.9 | 6.0 | 83 | 14 |
+| decide (pure) + ledger rows built | 21 | 19 | 14 | 16 |
+| claim + ledger insert | 25 | 24 | 70 | 51 |
+| commit | 1.2 | 1.3 | 4.8 | 6.9 |
+| send to RQ (1,000 unique enqueues) | 144 | 59 | 123 | 57 |
+| mark sent | 7.3 | 5.9 | 29 | 32 |
+| **pass** | **226** | **120** | **340** | **200** |
 
-The earlier rewrite of this path (raw SQL instead of peewee models, one statement per round, RQ job hashes
-built from a per-queue template instead of `create_job`, hiredis) took the same pass from 294-385 ms to
-137-169 ms on SQLite on the previous machine. What remains on PostgreSQL is its per-row write cost: each
-ledger row is inserted and then updated (mark sent), each time with an entry in every index.
+What changed: (1) The send was RQ's unique-enqueue script once per run, ~44 arguments each, which redis-py
+packed in Python one by one (a third of the pass), plus a `SCRIPT EXISTS` round trip per pipeline; it is now
+one script (`send.ENQUEUE_MANY`, the same check-write-push per run) per 250 runs, the fields a queue's runs
+share sent once per call and each run's own fields packed into one argument, called with `EVALSHA` directly.
+What remains of the send is Redis writing the hashes and Python pickling and compressing each run's data as
+RQ does (~20 us a run). (2) PostgreSQL's claim and ledger insert are one prepared statement (a
+data-modifying `WITH`), their values sent as array literals built a column at a time (psycopg2 adapted the
+lists value by value, 4-5 ms per 100 rows). (3) PostgreSQL's due-row selection ran its per-row active-run
+subquery for every due row before the `LIMIT`, as a scan of the ledger when its plan was made on a nearly
+empty ledger (this benchmark empties it before every pass): 25-70 ms per batch of 250, now one join, 1-2 ms.
+(4) Marking runs sent commits without waiting for the WAL flush (its loss on a server crash only re-sends
+runs, which RQ's unique enqueue or the start mark refuse). (5) Each run's ledger `enqueued_at` is the
+server's `TIME` read by the script call that wrote it.
 
-**What would widen the PostgreSQL margin.** (1) A separate, narrow outbox table (insert with the claim,
-delete after the send) instead of updating the ledger row: removes the mark-sent update (12 ms per 1,000)
-and its index churn. (2) Overlap the Redis send of round *k* with the database work of round *k+1* (a sender
-thread): the two halves are of similar size. (3) One Lua call per chunk of runs instead of one `EVALSHA` per
-run.
+**What dominates now.** On PostgreSQL, writing rows: the claim updates each job row (a new index entry in
+every index of the job table, `next_execution` being indexed), the insert writes a ledger row with an entry in
+each of the ledger's seven indexes and a foreign-key check, and marking it sent updates that row again (every
+index again: `enqueued_at` is in the outbox index's predicate). Those three are ~55% of the pass. The send is
+~30%. **What would widen the margin further.** (1) A separate, narrow outbox table (insert with the claim,
+delete after the send) instead of updating the ledger row: removes the mark-sent update and its index churn.
+(2) Overlap the send of batch *k* with the database work of batch *k+1* (a sender thread).
 """
 W = "1. Tick cost"
 IDLE_PASSES = 200  # none-due passes per run (one pass is well under a millisecond: average a batch)

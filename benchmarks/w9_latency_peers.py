@@ -234,20 +234,28 @@ the Redis server. The last two rows compare the ledger's `enqueued_at` with the 
 run's enqueue script: positive means the ledger's time is later.
 
 **Targets (this session's run).** SQLite meets both (median below A's, p99 below 2x A's max). PostgreSQL
-meets the p99 target and misses the median: about 5 ms against A's 2.6 ms, 1.9x. A PostgreSQL pass that
-fires runs is about six statements between the slot and the send (probe, select with lock, claim, ledger
-insert, commit, plus the one after the send that marks them sent), 0.3-0.6 ms each on this shared 2-core
-VM at load 4-5; SQLite's are 0.05-0.13 ms. Done this session: the active-run check folded into the due-row
-selection (one statement less), the due-row selection and the claim prepared once per connection (planning
-the claim cost 0.4 ms, running it 0.1 ms), a cron string's validity cached per process (every due row of every
-pass re-validated it, 0.4 ms a row). What would close the rest: one statement for claim and ledger insert
-(a data-modifying CTE), and the probe skipped when the loop wakes for a slot it already knows is due.
+meets the p99 target and misses the median: about 5 ms against A's 2.6 ms, 1.9x. Between the slot and the
+send a PostgreSQL pass is five round trips (probe; BEGIN; select with lock; claim and ledger rows, one
+statement since this session; COMMIT), and the commit waits for the WAL to reach the disk (an fsync, 0.4-2.5 ms
+on this VM, measured with single-row inserts at `synchronous_commit` on and off); SQLite's statements are
+0.05-0.13 ms and its commit does not fsync in WAL mode. Done this session: claim and ledger insert as one
+statement, the values as array literals rather than arrays psycopg2 adapts value by value, one script call for
+the runs of a pass, and no `SCRIPT EXISTS` round trip before it; earlier: the active-run check folded into the
+due-row selection, the pass's statements prepared once per connection, a cron string's validity cached per
+process. What would close the rest on PostgreSQL: committing the claim without waiting for the flush
+(`synchronous_commit = off` for the pass's transaction) would remove the largest piece, but a server crash
+could then lose a claim whose run was already sent, and the slot would be decided again (at worst as part of a
+later catch-up run): a durability trade for the maintainers to decide, not done; skipping the probe when the
+loop wakes for a slot it already knows is due (the loop's side).
 
-**The ledger's `enqueued_at`** is now the moment Redis accepted the runs: the send's pipeline ends with
-`TIME`, executed right after the last enqueue script, and that is what the ledger records (kept inside the
-local round-trip window, so a Redis host with a wrong clock cannot stamp a run before its claim). It is
-within 0.08-0.6 ms of each run's own accept (median 0.18 ms): `TIME` follows the *last* script of the
-pipeline, so the earlier runs of a pass that sends several are stamped by up to the time the later scripts
-take. The 0.1 ms target would need one `TIME` per run and one stamp per ledger row. Before this session the
-ledger stamped a local time taken after the reply (0.9-1.1 ms late).
+**The ledger's `enqueued_at`** is the moment Redis accepted the run: the enqueue script reads the server's
+`TIME` as it begins, one call per up to 250 runs, and that is what each run's ledger row records (kept inside
+the local round-trip window, so a Redis host with a wrong clock cannot stamp a run before its claim). Earlier
+this session the send's pipeline ended with one `TIME` after the last enqueue script (median 0.18-0.26 ms after
+each run's accept); before that the ledger stamped a local time taken after the reply (0.9-1.1 ms late).
+What is left is below the script: `MONITOR` stamps a command when Redis feeds it to its monitors, before
+running it, and formatting the command for them takes part of the gap; a script that only reads `TIME` runs
+0.1 ms after its `MONITOR` stamp on this machine at load 5-7 (measured with a script that reads `TIME` at its
+start and end). So a median within 0.1 ms needs a quieter machine; no later stamp than the script's first
+statement is taken.
 """

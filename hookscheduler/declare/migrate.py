@@ -13,12 +13,12 @@ after being removed is treated like a new one. A job removed from hooks is marke
 
 The plan is computed first, from the specs and the rows, and applied in one transaction per site: an unchanged
 re-run writes nothing, ``--dry-run`` writes nothing, and a refused hooks set (:mod:`.hooks`) never reaches
-this module. Every deploy runs this over up to tens of thousands of jobs, hence the plain tuples and SQL below.
+this module. Every deploy runs this over up to tens of thousands of jobs, hence the plain tuples below and the
+store's plain SQL (:meth:`~hookscheduler.store.Store.insert_jobs`).
 """
 
 from __future__ import annotations
 
-import re
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,8 +27,9 @@ from typing import Any
 
 import peewee as pw
 
+from ..store import store_for
 from ..store.database import bind, ensure_schema, migrate_lock, schema_version, write_txn
-from ..store.models import ScheduledJobLog, ScheduledJobType, database_proxy, utcnow
+from ..store.models import database_proxy, utcnow
 from ..timing.calendar import SiteCalendar, next_slot
 from .hooks import DEFINITION, JobSpec
 
@@ -36,7 +37,6 @@ SCHEDULE_FIELDS = ("frequency", "cron_format")
 #: The columns a plan compares (the hooks-owned definition), plus the row's identity and removal.
 PLAN_COLUMNS = ("id", "name", "removed", *DEFINITION)
 _PlanRow = namedtuple("_PlanRow", PLAN_COLUMNS)  # type: ignore[misc]  # a row as the plan reads it
-PG_CHUNK = 20_000  # rows per INSERT of arrays on PostgreSQL (bounds one statement's parameter size)
 
 
 @dataclass
@@ -141,54 +141,28 @@ def _rows() -> list[Any]:
     """Every row's :data:`PLAN_COLUMNS` as named tuples, oldest first: a stable order, so the plan reads the
     same on SQLite and PostgreSQL. Only the compared columns, and no model instances: building 10,000 of them,
     with their timestamps, costs seconds."""
-    columns = [getattr(ScheduledJobType, c) for c in PLAN_COLUMNS]
-    sql, params = ScheduledJobType.select(*columns).order_by(ScheduledJobType.id).sql()
-    cursor: Any = ScheduledJobType._meta.database.execute_sql(sql, params)
-    return [_PlanRow._make(row) for row in cursor.fetchall()]  # ``removed`` stays 0/1 on SQLite: only truthiness
-
-
-_INSERT_COLUMNS = ("name", "app", "method", "frequency", "cron_format", "queue", "timeout", "catchup", "catchup_limit",
-                   "overlap", "next_execution")
-_PG_TYPES = ("text", "text", "text", "text", "text", "text", "integer", "text", "integer", "text", "timestamp")
-_STAMP = re.compile(r"[0-9T :.+-]+")  # what datetime.isoformat() writes: safe inside a SQL literal
+    rows = store_for(database_proxy.obj).job_columns(PLAN_COLUMNS)
+    return [_PlanRow._make(row) for row in rows]  # ``removed`` stays 0/1 on SQLite: only truthiness
 
 
 def insert_jobs(db: pw.Database, specs: Iterable[JobSpec], first_slot: Callable[[str, str], datetime | None],
                 now: datetime) -> None:
-    """New rows for ``specs``, first firing at ``first_slot(frequency, cron_format)``, created ``now``, as
-    plain SQL: one statement of arrays on PostgreSQL, one prepared ``executemany`` on SQLite. Building the same
-    INSERT through peewee's query builder spent most of a cold migrate (about 0.13 ms per row) in formatting
-    parameters; then converting each row's datetimes to text, and binding the columns every new row has
-    alike (not stopped, not removed, created and modified now), cost about as much as SQLite's inserting."""
-    slots: dict[tuple[str, str], Any] = {}  # one first slot per schedule, computed (and formatted) once
-    pg = isinstance(db, pw.PostgresqlDatabase)
+    """New rows for ``specs``, first firing at ``first_slot(frequency, cron_format)``, created ``now``
+    (:meth:`~hookscheduler.store.Store.insert_jobs`: plain SQL, in as few statements as the dialect allows);
+    each schedule's first slot is computed, and put in the form the dialect takes, once."""
+    store = store_for(db)
+    slots: dict[tuple[str, str], Any] = {}
 
     def slot(frequency: str, cron_format: str) -> Any:
         key = (frequency, cron_format)
         if key not in slots:
-            when = first_slot(frequency, cron_format)
-            slots[key] = when if pg or when is None else when.isoformat(sep=" ")
+            slots[key] = store.param_dt(first_slot(frequency, cron_format))
         return slots[key]
 
     rows = [(s.name, s.app, s.method, s.frequency, s.cron_format, s.queue, s.timeout, s.catchup, s.catchup_limit,
              s.overlap, slot(s.frequency, s.cron_format)) for s in specs]
-    if not rows:
-        return
-    cols = ", ".join(_INSERT_COLUMNS) + ", stopped, removed, created_at, modified_at"
-    if pg:
-        arrays = ", ".join(f"%s::{t}[]" for t in _PG_TYPES)
-        for i in range(0, len(rows), PG_CHUNK):
-            part = rows[i:i + PG_CHUNK]
-            params = [now, now, *(list(col) for col in zip(*part, strict=True))]
-            db.execute_sql(f"INSERT INTO scheduled_job_type ({cols}) SELECT *, false, false, %s::timestamp, "  # type: ignore[no-untyped-call]
-                           f"%s::timestamp FROM unnest({arrays})", params)
-        return
-    stamp = now.isoformat(sep=" ")
-    if not _STAMP.fullmatch(stamp):
-        raise ValueError(f"unexpected timestamp text {stamp!r}")
-    db.cursor().executemany(  # type: ignore[no-untyped-call]
-        f"INSERT INTO scheduled_job_type ({cols}) VALUES ({', '.join('?' * len(_INSERT_COLUMNS))}, 0, 0, "
-        f"'{stamp}', '{stamp}')", rows)
+    if rows:
+        store.insert_jobs(rows, now)
 
 
 def _apply(plan: Plan, rows: dict[str, Any], calendar: SiteCalendar, now: datetime) -> None:
@@ -201,6 +175,7 @@ def _apply(plan: Plan, rows: dict[str, Any], calendar: SiteCalendar, now: dateti
         return first[key]
 
     specs = {s.name: s for s in plan.added}  # one row per name, as the unique index wants
+    store = store_for(database_proxy.obj)
     insert_jobs(database_proxy.obj, specs.values(), first_slot, now)
     for change in plan.updated:
         row = rows[change.name]
@@ -212,11 +187,8 @@ def _apply(plan: Plan, rows: dict[str, Any], calendar: SiteCalendar, now: dateti
             cron_format = values.get("cron_format", row.cron_format)
             values["next_execution"] = first_slot(frequency, cron_format)
         values["modified_at"] = now
-        ScheduledJobType.update(values).where(ScheduledJobType.id == row.id).execute()
+        store.update_job(row.id, values)
     if plan.removed:
-        (ScheduledJobType.update(removed=True, removed_at=now, next_execution=None, modified_at=now)
-         .where(ScheduledJobType.name.in_(plan.removed)).execute())
+        store.remove_jobs(list(plan.removed), now)
     if plan.pruned:
-        ids = [rows[n].id for n in plan.pruned]
-        ScheduledJobLog.delete().where(ScheduledJobLog.job.in_(ids)).execute()
-        ScheduledJobType.delete().where(ScheduledJobType.id.in_(ids)).execute()
+        store.delete_jobs([rows[n].id for n in plan.pruned])

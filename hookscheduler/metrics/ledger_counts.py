@@ -20,7 +20,8 @@ import redis
 
 from ..broker.keys import site_tag
 from ..ops import history
-from ..store.models import ScheduledJobLog, utcnow
+from ..store import ledger_reads
+from ..store.models import utcnow
 
 #: Histogram bucket bounds (seconds): lateness is enqueue minus slot, duration is the run's own.
 LATENESS_BUCKETS = (0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
@@ -138,12 +139,7 @@ def _dicts(tuples: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
 
 
 def _pending_rows(ids: list[int]) -> list[dict[str, Any]]:
-    L = ScheduledJobLog
-    cols = [getattr(L, c) for c in history.SCAN_COLUMNS]
-    out: list[dict[str, Any]] = []
-    for i in range(0, len(ids), 1000):
-        out += _dicts(L.select(*cols).where(L.id.in_(ids[i:i + 1000])).tuples())  # type: ignore[arg-type]
-    return out
+    return _dicts(ledger_reads.rows_by_ids(ids, history.SCAN_COLUMNS))
 
 
 def update(conn: redis.Redis, bench_id: str, site: str, now: datetime | None = None, grace: float = 30.0,

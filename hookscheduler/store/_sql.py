@@ -31,6 +31,7 @@ from .base import (
     parse_dt,
 )
 from .database import write_txn
+from .models import ScheduledJobType
 from .values import flag_or_raw
 
 PROBE = (
@@ -85,6 +86,15 @@ FINISH = (
 _STOP_COLUMNS = frozenset({"stopped_note", "stopped_by", "stopped_at", "stopped_until"})
 
 
+def _job_column(name: str) -> str:
+    """A column of ``scheduled_job_type`` by its field name, refused when the table has no such column (names
+    are spliced into statements)."""
+    field = ScheduledJobType._meta.fields.get(name)  # type: ignore[attr-defined]
+    if field is None:
+        raise ValueError(f"scheduled_job_type has no column {name!r}")
+    return str(field.column_name)
+
+
 def _dt_or_raw(value: Any) -> Any:
     try:
         return parse_dt(value)
@@ -126,10 +136,9 @@ class SqlStore:
         """Execute one statement; returns the cursor."""
         return self.db.execute_sql(sql, params)  # type: ignore[no-untyped-call]
 
-    def hot(self, name: str, sql: str, params: Sequence[Any], prefix: str = "") -> Any:
-        """Execute one of the pass's hot statements (``name`` identifies it; ``prefix``: statements sent before it
-        in the same message); PostgreSQL prepares them."""
-        return self.sql(prefix + sql, params)
+    def hot(self, name: str, sql: str, params: Sequence[Any]) -> Any:
+        """Execute one of the pass's hot statements (``name`` identifies it); PostgreSQL prepares them."""
+        return self.sql(sql, params)
 
     def param_dt(self, value: datetime | None) -> Any:
         """A timestamp as a statement parameter (as the dialect stores it)."""
@@ -377,6 +386,37 @@ class SqlStore:
             [self.param_dt(created_after)],
         ).fetchone()
         return int(row[0])
+
+    # --- migrate ---------------------------------------------------------------------------------------
+    def job_columns(self, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+        names = ", ".join(_job_column(c) for c in columns)
+        return [tuple(r) for r in self.sql(f"SELECT {names} FROM scheduled_job_type ORDER BY id").fetchall()]
+
+    def insert_jobs(self, rows: Sequence[tuple[Any, ...]], now: datetime) -> None:
+        raise NotImplementedError
+
+    def update_job(self, job_id: int, values: dict[str, Any]) -> None:
+        if not values:
+            return
+        p = self.p
+        sets = ", ".join(f"{_job_column(c)} = {p}" for c in values)
+        params = [self.param_dt(v) if isinstance(v, datetime) else v for v in values.values()]
+        self.sql(f"UPDATE scheduled_job_type SET {sets} WHERE id = {p}", [*params, job_id])
+
+    def remove_jobs(self, names: Sequence[str], now: datetime) -> None:
+        at = self.param_dt(now)
+        for cond, params in self.membership("name", names):
+            self.sql(
+                f"UPDATE scheduled_job_type SET removed = {self.p}, removed_at = {self.p}, next_execution = NULL, "
+                f"modified_at = {self.p} WHERE {cond}",
+                [True, at, at, *params],
+            )
+
+    def delete_jobs(self, job_ids: Sequence[int]) -> None:
+        for cond, params in self.membership("job_id", job_ids):
+            self.sql(f"DELETE FROM scheduled_job_log WHERE {cond}", params)
+        for cond, params in self.membership("id", job_ids):
+            self.sql(f"DELETE FROM scheduled_job_type WHERE {cond}", params)
 
     # --- the operator's job writes ----------------------------------------------------------------------
     def write_stop(self, job_id: int, stopped: bool, now: datetime, audit: dict[str, Any]) -> None:

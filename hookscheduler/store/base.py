@@ -163,6 +163,22 @@ LEDGER_COLUMNS = (
     "modified_at",
 )
 
+#: The columns a new job row is inserted with (:meth:`Store.insert_jobs`), in this order; the store adds
+#: ``stopped`` and ``removed`` false and ``created_at``/``modified_at`` now.
+JOB_INSERT_COLUMNS = (
+    "name",
+    "app",
+    "method",
+    "frequency",
+    "cron_format",
+    "queue",
+    "timeout",
+    "catchup",
+    "catchup_limit",
+    "overlap",
+    "next_execution",
+)
+
 
 class Store(Protocol):
     """One site database's statements. Every method runs in the caller's transaction when one is open
@@ -284,6 +300,34 @@ class Store(Protocol):
 
     def runs_decided_after(self, created_after: datetime) -> int:
         """How many runs a pass decided (schedule or catch-up, neither missed nor skipped) after the instant."""
+        ...
+
+    # --- migrate ---------------------------------------------------------------------------------------
+    def job_columns(self, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+        """``columns`` of every job row, oldest first, as plain tuples (no model instances: building 10,000 of
+        them, with their timestamps, costs seconds); values as the dialect hands them back."""
+        ...
+
+    def param_dt(self, value: datetime | None) -> Any:
+        """A timestamp as the dialect takes it as a statement parameter (ISO text on SQLite)."""
+        ...
+
+    def insert_jobs(self, rows: Sequence[tuple[Any, ...]], now: datetime) -> None:
+        """New job rows (:data:`JOB_INSERT_COLUMNS` order; ``next_execution`` as :meth:`param_dt` gives it, so
+        that a caller converts each of the few distinct first slots once), not stopped, not removed, created and
+        modified ``now``, in as few statements as the dialect allows."""
+        ...
+
+    def update_job(self, job_id: int, values: dict[str, Any]) -> None:
+        """Write ``values`` (column -> value; only the job table's columns) into job ``job_id``."""
+        ...
+
+    def remove_jobs(self, names: Sequence[str], now: datetime) -> None:
+        """Jobs no longer declared: removed at ``now``, with no next slot (their rows and ledger are kept)."""
+        ...
+
+    def delete_jobs(self, job_ids: Sequence[int]) -> None:
+        """Delete these jobs and their ledger rows (``migrate --prune``)."""
         ...
 
     # --- the operator's job writes ----------------------------------------------------------------------

@@ -41,6 +41,69 @@ class PostgresqlDatabase(pw.PostgresqlDatabase):
                 return conn
         return super()._connect()  # type: ignore[misc]
 
+    # --- a transaction whose BEGIN waits for its first statement (a work horse's job transaction) ----------
+    @contextlib.contextmanager
+    def deferring_begin(self) -> Iterator[None]:
+        """While a transaction is entered in this block, its ``BEGIN`` is not sent: it goes out just before the
+        transaction's first statement (any :meth:`cursor` or :meth:`connection`, a job's own psycopg2 calls
+        included), and a transaction that sent none commits or rolls back without a round trip. A job that
+        touches no table (most scheduled runs only enqueue or call out) then costs its horse no ``BEGIN`` and
+        no ``COMMIT``: two round trips to the server per run, each a wait for another process on a busy host
+        (benchmark workload 6). Only a plain ``BEGIN`` is deferred (no isolation level asked for)."""
+        self._local().hs_defer_begin = True
+        try:
+            yield
+        finally:
+            self._local().hs_defer_begin = False
+
+    def _local(self) -> Any:
+        """peewee's per-thread connection state, where the deferred BEGIN's flags live with the connection."""
+        return self._state  # type: ignore[attr-defined]
+
+    def begin(self, *args: Any, **kwargs: Any) -> None:
+        state = self._local()
+        if getattr(state, "hs_defer_begin", False) and not args and not kwargs.get("isolation_level") \
+                and getattr(self, "_isolation_level", None) is None:
+            state.hs_defer_begin = False
+            state.hs_begin_pending = True
+            return
+        super().begin(*args, **kwargs)
+
+    def _send_pending_begin(self) -> None:
+        state = self._local()
+        if getattr(state, "hs_begin_pending", False):
+            state.hs_begin_pending = False
+            if self.in_transaction() and not self.is_closed():  # type: ignore[no-untyped-call]
+                super().begin()
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        warm.note_use()
+        self._send_pending_begin()
+        return super().cursor(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+    def connection(self) -> Any:
+        warm.note_use()  # whoever asks may send anything on it
+        conn = super().connection()  # type: ignore[no-untyped-call]
+        self._send_pending_begin()
+        return conn
+
+    def one_trip_connection(self) -> Any:
+        """The raw connection for the run's one-trip writes (:mod:`hookscheduler.store.postgres`), which leave
+        nothing in the session: not counted as a use by :func:`hookscheduler.worker.warm.note_use`."""
+        return super().connection()  # type: ignore[no-untyped-call]
+
+    def commit(self) -> None:
+        if getattr(self._local(), "hs_begin_pending", False):
+            self._local().hs_begin_pending = False  # nothing was sent: nothing to commit
+            return
+        super().commit()
+
+    def rollback(self) -> None:
+        if getattr(self._local(), "hs_begin_pending", False):
+            self._local().hs_begin_pending = False
+            return
+        super().rollback()
+
     def make_spare(self) -> Any:
         """A new connection for :func:`hookscheduler.warm.replenish`, bound to give up quickly."""
         params = dict(self.connect_params)

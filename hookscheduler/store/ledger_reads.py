@@ -73,6 +73,15 @@ def rows_from_id(first_id: int, columns: Sequence[str], limit: int) -> list[tupl
     return rows
 
 
+def rows_by_ids(ids: Sequence[int], columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The rows with these ids (those still there), as tuples of ``columns``, a thousand ids per statement."""
+    fields = [getattr(L, c) for c in columns]
+    rows: list[tuple[Any, ...]] = []
+    for i in range(0, len(ids), 1000):
+        rows += list(L.select(*fields).where(L.id.in_(list(ids[i:i + 1000]))).tuples())  # type: ignore[arg-type]
+    return rows
+
+
 def max_id() -> int | None:
     """The highest ledger id (the primary key's last entry), None when the ledger is empty."""
     value = L.select(pw.fn.MAX(L.id)).scalar()
@@ -132,4 +141,5 @@ def slots_not_run_on_time(job_id: int | None = None, since: datetime | None = No
 
 
 __all__ = ["active_rows_of", "failures_since", "latest_in_window", "max_id", "newest_rows", "newest_runs_of",
-           "oldest_kept_slot", "row_by_id", "row_of_run", "rows_from_id", "rows_near", "slots_not_run_on_time"]
+           "oldest_kept_slot", "row_by_id", "row_of_run", "rows_by_ids", "rows_from_id", "rows_near",
+           "slots_not_run_on_time"]

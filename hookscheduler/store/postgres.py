@@ -25,7 +25,7 @@ import peewee as pw
 
 from ..exceptions import ConfigError
 from ._sql import DECIDED_TRIGGERS, DUE_COLUMNS, FINISH, PROBE, SqlStore, ledger_columns, probe_of
-from .base import ClaimRequest, LedgerValues, Outcome, Probe, stamps
+from .base import JOB_INSERT_COLUMNS, ClaimRequest, LedgerValues, Outcome, Probe, stamps
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,10 @@ _LEDGER_TYPES = (
     "timestamp",
     "timestamp",
 )
+#: Job rows per INSERT of arrays (bounds one statement's parameter size).
+JOB_CHUNK = 20_000
+#: The PostgreSQL type of each of :data:`~.base.JOB_INSERT_COLUMNS`.
+_JOB_TYPES = ("text", "text", "text", "text", "text", "text", "integer", "text", "integer", "text", "timestamp")
 #: The start in one statement. Every part reads the snapshot taken before the UPDATEs, so ``known`` still sees
 #: the row as it was; ``last_execution`` advances unless this is a duplicate delivery (as in the careful path).
 #:
@@ -151,13 +155,13 @@ class PostgresStore(SqlStore):
                 raise
             return self._execute_probe()
 
-    def hot(self, name: str, sql: str, params: Sequence[Any], prefix: str = "") -> Any:
+    def hot(self, name: str, sql: str, params: Sequence[Any]) -> Any:
         """``EXECUTE`` a statement prepared once per connection. The pass's statements select and join arrays
         to the table, and planning them cost several times their execution (the claim: 0.4 ms to plan, 0.1 ms
         to run), on the path between a slot and its send. A session that lost the statement (a pooler switched
         server connections) fails the pass; the loop reconnects, and the new connection prepares it again."""
         if _POOLED:  # prepared statements do not survive here: plain statements from now on
-            return self.sql(prefix + sql, params)
+            return self.sql(sql, params)
         conn = self.db.connection()  # type: ignore[no-untyped-call]
         prepared = _PREPARED_AS.setdefault(name, weakref.WeakSet())
         if conn not in prepared:
@@ -165,7 +169,7 @@ class PostgresStore(SqlStore):
             self.sql(f"PREPARE {name} AS " + _PARAM.sub(lambda _: f"${next(numbered)}", sql))
             prepared.add(conn)
         try:
-            return self.sql(f"{prefix}EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
+            return self.sql(f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
         except (pw.ProgrammingError, pw.OperationalError) as exc:
             if _lost_statement(exc):  # the pooler gave this transaction another server connection
                 _POOLED.append(True)
@@ -220,24 +224,46 @@ class PostgresStore(SqlStore):
         )
 
     def mark_sent(self, rq_ids: Sequence[str], at: datetime | Sequence[datetime]) -> None:
-        """One statement: ids and their stamps as arrays, joined to the ledger through its unique index.
+        """One ``UPDATE ... WHERE rq_job_id = ANY(ids)`` per distinct stamp (a send stamps up to 250 runs alike),
+        all in one message. Not a join of ids and stamps as arrays: with the ledger's statistics from when it was
+        nearly empty, PostgreSQL planned that join as a scan of the array for every ledger row (25-70 ms for
+        250 runs); a constant ``ANY`` list is an index condition on a large ledger and a hashed filter on a
+        small one. Not prepared, for the same reason: the constant list is what the planner sizes.
 
         Outside a transaction it commits without waiting for its WAL to reach the disk (``synchronous_commit =
-        off`` for this one implicit transaction, sent in the same message): the wait (an fsync, ~2 ms) was a
-        tenth of a pass that fires a hundred runs. A crash of the server can lose only this stamp, never the
-        claim or the ledger row (their commit waited), and a run whose stamp is lost is back in the outbox:
-        re-sent, which RQ's unique enqueue refuses while the job is in Redis (I4), and which the start mark and
-        the ledger's compare-and-set refuse to start again after (I5); a worker's start, which commits with the
-        wait, flushes this commit's WAL with its own, so a run that started keeps its stamp."""
+        off`` for this one implicit transaction, sent in the same message): the wait is an fsync (0.4-2.5 ms
+        here). A crash of the server can lose only these stamps, never the claim or the ledger row (their
+        commit waited), and a run whose stamp is lost is back in the outbox: re-sent, which RQ's unique enqueue
+        refuses while the job is in Redis (I4), and which the start mark and the ledger's compare-and-set refuse
+        to start again after (I5); a worker's start, which commits with the wait, flushes this commit's WAL with
+        its own, so a run that started keeps its stamp."""
         if not rq_ids:
             return
-        sql = (
-            "UPDATE scheduled_job_log AS l SET enqueued_at = v.at "
-            "FROM unnest(%s::text[], %s::timestamp[]) AS v(id, at) WHERE l.rq_job_id = v.id AND l.enqueued_at IS NULL"
+        groups: dict[datetime, list[str]] = {}
+        for rq_id, when in zip(rq_ids, stamps(rq_ids, at), strict=True):
+            groups.setdefault(when, []).append(rq_id)
+        statement = (
+            "UPDATE scheduled_job_log SET enqueued_at = %s WHERE rq_job_id = ANY(%s::text[]) AND enqueued_at IS NULL"
         )
+        params: list[Any] = []
+        for when, ids in groups.items():
+            params += [when, "{" + _column(ids) + "}"]
         alone = self.db.transaction_depth() == 0  # type: ignore[no-untyped-call]
         prefix = "SET LOCAL synchronous_commit = off; " if alone else ""
-        self.hot("hs_mark_sent", sql, _arrays(list(zip(rq_ids, stamps(rq_ids, at), strict=True))), prefix)
+        self.sql(prefix + "; ".join([statement] * len(groups)), params)
+
+    def insert_jobs(self, rows: Sequence[tuple[Any, ...]], now: datetime) -> None:
+        """One statement of arrays per :data:`JOB_CHUNK` rows (``unnest``), the columns every new row has alike
+        as constants: building the same INSERT through peewee's query builder spent most of a cold migrate."""
+        cols = ", ".join(JOB_INSERT_COLUMNS) + ", stopped, removed, created_at, modified_at"
+        arrays = ", ".join(f"%s::{t}[]" for t in _JOB_TYPES)
+        for i in range(0, len(rows), JOB_CHUNK):
+            part = rows[i:i + JOB_CHUNK]
+            self.sql(
+                f"INSERT INTO scheduled_job_type ({cols}) SELECT *, false, false, %s::timestamp, %s::timestamp "
+                f"FROM unnest({arrays})",
+                [now, now, *(list(col) for col in zip(*part, strict=True))],
+            )
 
     @contextlib.contextmanager
     def ledger_transaction(self) -> Iterator[None]:
@@ -256,7 +282,8 @@ class PostgresStore(SqlStore):
         peewee leaves it), else None."""
         if self.db.transaction_depth() != 0:  # type: ignore[no-untyped-call]
             return None
-        conn = self.db.connection()  # type: ignore[no-untyped-call]
+        raw = getattr(self.db, "one_trip_connection", None)  # not counted as a job's use of a lent connection
+        conn = raw() if raw is not None else self.db.connection()  # type: ignore[no-untyped-call]
         return conn if not conn.closed and conn.autocommit else None
 
     def start_in_one_trip(self, rq_job_id: str, job_name: str, worker: str | None, now: datetime) -> str | None:

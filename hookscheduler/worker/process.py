@@ -17,6 +17,8 @@ horse per job, RQ's timeouts, heartbeats and registries. What this module adds i
 from __future__ import annotations
 
 import gc
+import importlib
+import inspect
 import logging
 import os
 import socket
@@ -86,6 +88,10 @@ class _PromptUnsubscribe:
     on an empty queue hung in about a third of runs; ``start`` then fell back to a cold shutdown). A listener
     that wakes every :data:`LISTEN_WAKE` seconds bounds that wait whatever the redis-py version does; the
     cost is one idle wake-up a second in a thread that does nothing else.
+
+    And the race itself is gone (:meth:`unsubscribe`): the flag is cleared *before* the unsubscribe is sent, so
+    the reply that wakes the thread always finds it stopping (a ``worker --burst`` that found its queues empty
+    still lost the race, and that second, in most runs).
     """
 
     def subscribe(self) -> None:
@@ -94,6 +100,22 @@ class _PromptUnsubscribe:
         self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})  # type: ignore[attr-defined]
         self.pubsub_thread = self.pubsub.run_in_thread(
             sleep_time=LISTEN_WAKE, daemon=True, exception_handler=self._pubsub_exception_handler)  # type: ignore[attr-defined]
+
+    def unsubscribe(self) -> None:
+        thread = self.pubsub_thread  # type: ignore[has-type]
+        if not thread:
+            return
+        self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)  # type: ignore[attr-defined]
+        # the flag first (redis-py 8's stop() takes a bound on its join, older ones only clear the flag)
+        if "timeout" in inspect.signature(thread.stop).parameters:
+            thread.stop(timeout=0)
+        else:
+            thread.stop()
+        try:
+            self.pubsub.unsubscribe()  # its reply wakes the listener, which now sees the flag and ends
+        finally:
+            thread.join(timeout=LISTEN_WAKE + 1)
+            self.pubsub.close()
 
 
 #: Seconds the command listener waits for a message before it checks whether it should stop.
@@ -185,7 +207,10 @@ def _import_app_jobs(bench: Bench, queues: Mapping[str, int]) -> None:
         load_job_specs(bench, queues, fresh=False, builtin=True)
     except HookError as exc:  # the jobs that import still run; migrate reports the rest
         log.warning("some scheduled jobs do not load: %s", str(exc).splitlines()[0])
-    import hookscheduler.retention  # noqa: F401  (the built-in maintenance job, by its stored path)
+    # The stored entry points RQ resolves in each horse: the built-in maintenance job and every run's (a horse
+    # that found `hookscheduler.runner` missing from sys.modules imported it afresh for each job).
+    for path in ("hookscheduler.retention", "hookscheduler.runner"):
+        importlib.import_module(path)
 
 
 def worker_name() -> str:

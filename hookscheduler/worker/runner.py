@@ -178,7 +178,9 @@ def job_transaction(db: pw.Database | None) -> Iterator[None]:
         yield
         return
     txn = db.atomic()
-    txn.__enter__()
+    deferring = getattr(db, "deferring_begin", None)  # PostgreSQL: BEGIN with the job's first statement, if any
+    with deferring() if deferring is not None else contextlib.nullcontext():
+        txn.__enter__()
     try:
         yield
     except BaseException:

@@ -163,3 +163,47 @@ def test_a_locked_log_table_does_not_hold_the_run_back(bench_factory, monkeypatc
     assert reconcile_active(ctx, conn, now=AFTER_SLOT + timedelta(minutes=1)) == 1
     assert ScheduledJobLog.get().status == "complete"
 
+
+
+@pytest.mark.postgres
+def test_the_jobs_transaction_sends_its_begin_with_its_first_statement(bench_factory, monkeypatch):
+    """PostgreSQL: a job that touches no table costs no BEGIN and no COMMIT (two round trips per run); one that
+    does is one transaction as before, committed, or rolled back when it raises."""
+    import peewee as pw
+
+    from hookscheduler.worker.runner import job_transaction
+
+    ctx, _ = site(make_bench(bench_factory, "postgres", {"hourly": ["bgapp.tasks.seen"]}))
+    db = ctx.database()
+    sent: list[str] = []
+    real_cursor = pw.Database.cursor
+
+    class Recording:
+        def __init__(self, cursor):
+            self._cursor = cursor
+
+        def execute(self, sql, params=None):
+            sent.append(sql.split()[0].upper())
+            return self._cursor.execute(sql, params)
+
+        def __getattr__(self, name):
+            return getattr(self._cursor, name)
+
+    monkeypatch.setattr(pw.Database, "cursor", lambda self, *a, **k: Recording(real_cursor(self, *a, **k)))
+    with job_transaction(db):
+        pass
+    assert sent == [] and db.transaction_depth() == 0
+    with job_transaction(db):
+        db.execute_sql("UPDATE scheduled_job_type SET modified_at = modified_at")
+        assert db.connection().get_transaction_status() == 2  # psycopg2's "in transaction": BEGIN went first
+    assert sent == ["BEGIN", "UPDATE", "COMMIT"]
+    before = ScheduledJobType.get().stopped
+    with pytest.raises(RuntimeError), job_transaction(db):
+        ScheduledJobType.update(stopped=not before).execute()
+        raise RuntimeError("the job failed")
+    assert ScheduledJobType.get().stopped == before  # rolled back
+    sent.clear()
+    with db.atomic():  # any other transaction begins at once, as peewee does
+        pass
+    assert sent == ["BEGIN", "COMMIT"]
+    assert db.connection().get_transaction_status() == 0  # idle: nothing left open for the next user

@@ -248,3 +248,25 @@ def test_worker_stops_its_command_listener_promptly(redis_client):
     stopper.start()
     stopper.join(timeout=15)
     assert not stopper.is_alive(), "the worker's command listener did not stop"
+
+
+def test_worker_stops_its_command_listener_without_waiting_for_its_wake_up(redis_client):
+    """The listener's flag is cleared before the unsubscribe is sent, so the reply that wakes the thread finds it
+    stopping: a burst worker's exit does not wait out the listener's one-second wait (the order RQ uses lost that
+    race in most exits of a worker that found its queues empty)."""
+    import time
+
+    from hookscheduler.worker.process import LISTEN_WAKE, HookWorker
+
+    slow = []
+    for _ in range(5):
+        worker = HookWorker([Queue(f"hs-listener-{uuid.uuid4().hex[:8]}", connection=redis_client)],
+                            connection=redis_client, name=f"hs-listener-{uuid.uuid4().hex[:8]}")
+        worker.subscribe()  # and stop at once, as a burst worker on empty queues does
+        started = time.monotonic()
+        worker.unsubscribe()
+        took = time.monotonic() - started
+        assert not worker.pubsub_thread.is_alive()
+        if took >= LISTEN_WAKE / 2:
+            slow.append(round(took, 3))
+    assert not slow, f"unsubscribe waited for the listener's wake-up: {slow} s"

@@ -15,21 +15,8 @@ from hookscheduler.store.base import ClaimRequest, Outcome, Run
 from hookscheduler.store.database import set_state
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, database_proxy
 from hookscheduler.store.sqlite import CHUNK
-
-T0 = datetime(2026, 1, 5, 10, 0)
-
-
-def _job(name: str, next_execution: datetime | None = T0, **kw) -> ScheduledJobType:
-    values = {
-        "app": "app1",
-        "method": f"app1.tasks.{name}",
-        "frequency": "Hourly",
-        "queue": "default",
-        "timeout": 300,
-        "next_execution": next_execution,
-        **kw,
-    }
-    return ScheduledJobType.create(name=name, **values)
+from tests.store.support import T0
+from tests.store.support import make_job as _job
 
 
 def _ledger_row(
@@ -515,6 +502,38 @@ def test_retention_prunes_finished_rows_and_thins_on_time_successes(store: Store
     with store.transaction():
         assert store.prune_finished(T0 - day, 100) == 3
     assert sorted(r.id for r in ScheduledJobLog.select()) == [6, 7]
+
+
+def test_migrate_s_writes_insert_update_remove_and_delete_jobs(store: Store):
+    at = store.param_dt(T0)  # next_execution in the form the dialect takes
+    rows = [
+        ("a", "app1", "app1.tasks.a", "Hourly", "", "default", 300, "once", 10, "skip", at),
+        ("b", "app1", "app1.tasks.b", "Cron", "*/5 * * * *", "long", 60, "all", 3, "allow", at),
+        ("c", "app2", "app2.tasks.c", "All", "", "short", 30, "skip", 1, "skip", store.param_dt(None)),
+    ]
+    with store.transaction():
+        store.insert_jobs(rows, T0)
+        store.insert_jobs([], T0)
+    got = store.job_columns(["id", "name", "removed", "cron_format", "timeout", "next_execution"])
+    assert [(r[1], bool(r[2]), r[3], r[4]) for r in got] == [("a", False, "", 300), ("b", False, "*/5 * * * *", 60),
+                                                              ("c", False, "", 30)]  # oldest first
+    a = ScheduledJobType.get(ScheduledJobType.name == "a")
+    assert (a.next_execution, a.created_at, a.modified_at, a.stopped) == (T0, T0, T0, False)
+    ids = {r[1]: r[0] for r in got}
+    later = T0 + timedelta(hours=1)
+    with store.transaction():
+        store.update_job(ids["a"], {"frequency": "Daily", "next_execution": later, "modified_at": later})
+        store.remove_jobs(["b", "nope"], later)
+    a = ScheduledJobType.get(ScheduledJobType.name == "a")
+    assert (a.frequency, a.next_execution, a.modified_at) == ("Daily", later, later)
+    b = ScheduledJobType.get(ScheduledJobType.name == "b")
+    assert (b.removed, b.removed_at, b.next_execution) == (True, later, None)
+    store.insert_ledger_rows([_ledger_row(b, T0, status="complete")])
+    with store.transaction():
+        store.delete_jobs([ids["b"]])
+    assert [r[0] for r in store.job_columns(["name"])] == ["a", "c"] and ScheduledJobLog.select().count() == 0
+    with pytest.raises(ValueError, match="no column 'nope'"):
+        store.update_job(ids["a"], {"nope": 1})
 
 
 def test_a_job_s_slot_read_with_and_without_its_row_lock(store: Store):

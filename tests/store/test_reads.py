@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from hookscheduler.store import Store, ledger_reads
 from hookscheduler.store.models import ScheduledJobLog
-from tests.store.test_contract import T0, _job
+from tests.store.support import T0
+from tests.store.support import make_job as _job
 
 H = timedelta(hours=1)
 
@@ -49,6 +50,8 @@ def test_a_window_of_narrow_rows_and_the_scan_by_id(store: Store):
     assert [r[0] for r in ledger_reads.rows_from_id(5, ("id", "job_name"), 10)] == [5, 6, 7]
     assert ledger_reads.rows_from_id(6, ("id", "job_name"), 1) == [(6, "a")]
     assert ledger_reads.max_id() == 7
+    assert sorted(ledger_reads.rows_by_ids([7, 2, 99], ("id", "status"))) == [(2, "missed"), (7, "skipped")]
+    assert ledger_reads.rows_by_ids([], ("id",)) == []
 
 
 def test_the_empty_ledger_has_no_max_id(store: Store):
