@@ -130,16 +130,16 @@ Frappe does, and pays one `croniter` per job.
 
 **What changed this session.** The idle step was 1.25 ms (SQLite) and 2.34 ms (PostgreSQL) against B's
 0.15 ms at the start of the session (8.5x and 16x). Now it is one probe statement and, per cycle, one Redis
-call for every site's last tick and the heartbeat (a small Lua script), plus the clock-excursion check's
-`SET ... GET` on a sweep: the probe also answers whether runs are active, whether a row lacks a next slot and
-which slot is the earliest, so the sweep skips the re-anchor check (the calendar did not change), the repair
-(no row without a slot) and the reconcile (no active run), and the loop no longer asks for the earliest slot
-separately; the config files are read again only when their `stat` changed (files written in the last half
-second are always read again, so an edit in the same clock tick as a read cannot be missed). Runs of this
-workload measured 0.45-0.60 ms (SQLite, 0.8-1.1x B) and 0.61-0.82 ms (PostgreSQL, 1.1-1.5x B) per step
-against B's 0.55-0.57 ms in the same runs (B itself moved from 0.15 to 0.57 ms between runs on this shared
-machine): **SQLite at B's, PostgreSQL not yet (1.1-1.5x)**. The run in the table is the last one, at a load
-average of 400-500 (a runaway test run held the machine and most of PostgreSQL's connections): SQLite 1.2x B,
-PostgreSQL 7x, its probe alone 0.34 ms. What is left on a quiet machine: the probe (0.04 ms SQLite, 0.13-0.2
-ms PostgreSQL) and one or two Redis round trips (0.07-0.2 ms each on this VM).
+call (a small Lua script) for every site's last tick, the clock-excursion check's swap of the site's latest
+step (it used to be a `SET ... GET` of its own before every pass) and the heartbeat: the probe also answers
+whether runs are active, whether a row lacks a next slot and which slot is the earliest, so the sweep skips
+the re-anchor check (the calendar did not change), the repair (no row without a slot) and the reconcile (no
+active run), and the loop no longer asks for the earliest slot separately; the config files are read again
+only when their `stat` changed (files written in the last half second are always read again, so an edit in
+the same clock tick as a read cannot be missed); a step checks the SQLite file's identity once, not at every
+statement. On this shared 2-core machine at load 8-11 the figures move by 2-3x between runs, B's included
+(0.49 ms in the run before the last change, 1.46 ms in the run after): in the last runs the step was 0.67 ms
+on PostgreSQL (0.5x B) and 1.1-3.3 ms on SQLite (1.7x B by the median, 0.7x B at +1 s/step), against 2.4x
+and 5.3x B for the code before the change, measured the same hour. What is left on a quiet machine: the probe
+(0.04 ms SQLite, 0.13-0.2 ms PostgreSQL) and one Redis round trip (0.07-0.2 ms on this VM).
 """

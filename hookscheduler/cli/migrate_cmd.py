@@ -62,8 +62,13 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnin
             loaded[key] = load_job_specs(ctx.bench, ctx.site.queues, builtin=True, apps=ctx.site.apps,
                                          warnings=warnings, imports=False)
         prepared.append((ctx, ctx.calendar, loaded[key]))
-    # 2. Reach every database that exists; only then create the missing SQLite files.
-    dbs: dict[str, pw.Database | None] = {ctx.name: _existing_db(ctx) for ctx in contexts}
+    # 2. Reach every database that exists; only then create the missing SQLite files. A PostgreSQL site's
+    # connection is closed once reached (and opened again to write): 1,000 sites must not hold 1,000
+    # connections at once, past the server's max_connections.
+    dbs: dict[str, pw.Database | None] = {}
+    for ctx in contexts:
+        dbs[ctx.name] = _existing_db(ctx)
+        _release(ctx)
     if not dry_run:
         for ctx in contexts:
             if dbs[ctx.name] is None:
@@ -71,14 +76,21 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnin
     # 3. Write, one transaction per site.
     plans = []
     for ctx, calendar, specs in prepared:
-        db = dbs[ctx.name]
-        if db is None:  # --dry-run on a site without a database yet: everything would be added
+        if dbs[ctx.name] is None:  # --dry-run on a site without a database yet: everything would be added
             plans.append(plan_sync(ctx.name, specs, [], prune))
         else:
+            db = ctx.database(create=False, require_schema=False)
             plans.append(migrate_site(db, ctx.name, specs, calendar, dry_run=dry_run, prune=prune))
             if not dry_run:
                 reanchor_if_calendar_changed(ctx)
+            _release(ctx)
     return plans
+
+
+def _release(ctx: SiteContext) -> None:
+    """Close a PostgreSQL site's connection (a SQLite file costs the server nothing; it stays open)."""
+    if ctx.holds_server_connection:
+        ctx.close()
 
 
 def _existing_db(ctx: SiteContext) -> pw.Database | None:

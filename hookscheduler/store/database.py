@@ -77,13 +77,20 @@ class PostgresqlDatabase(pw.PostgresqlDatabase):
                 super().begin()
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        warm.note_use()
         self._send_pending_begin()
         return super().cursor(*args, **kwargs)  # type: ignore[no-untyped-call]
 
     def connection(self) -> Any:
+        warm.note_use()  # whoever asks may send anything on it
         conn = super().connection()  # type: ignore[no-untyped-call]
         self._send_pending_begin()
         return conn
+
+    def one_trip_connection(self) -> Any:
+        """The raw connection for the run's one-trip writes (:mod:`hookscheduler.store.postgres`), which leave
+        nothing in the session: not counted as a use by :func:`hookscheduler.worker.warm.note_use`."""
+        return super().connection()  # type: ignore[no-untyped-call]
 
     def commit(self) -> None:
         if getattr(self._local(), "hs_begin_pending", False):

@@ -282,7 +282,8 @@ class PostgresStore(SqlStore):
         peewee leaves it), else None."""
         if self.db.transaction_depth() != 0:  # type: ignore[no-untyped-call]
             return None
-        conn = self.db.connection()  # type: ignore[no-untyped-call]
+        raw = getattr(self.db, "one_trip_connection", None)  # not counted as a job's use of a lent connection
+        conn = raw() if raw is not None else self.db.connection()  # type: ignore[no-untyped-call]
         return conn if not conn.closed and conn.autocommit else None
 
     def start_in_one_trip(self, rq_job_id: str, job_name: str, worker: str | None, now: datetime) -> str | None:

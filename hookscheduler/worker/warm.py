@@ -33,8 +33,9 @@ RETRY_AFTER = 30.0  # seconds before trying again to make a spare for a database
 CONNECT_TIMEOUT = 2  # seconds; libpq's minimum
 TCP_USER_TIMEOUT = 30_000  # ms: a dead peer cannot block the worker (or a horse) on a send for longer
 
-# what a horse reports about the spare it was lent (one byte shared with its parent)
-UNKNOWN, CLEAN, UNTOUCHED = 0, 1, 2
+# what a horse reports about the spare it was lent (one byte shared with its parent); PRISTINE: clean, and
+# nothing but the run's own one-trip writes went out on it (see note_use)
+UNKNOWN, CLEAN, UNTOUCHED, PRISTINE = 0, 1, 2, 3
 
 
 @dataclass
@@ -48,6 +49,7 @@ class _Spare:
 
 _spare: _Spare | None = None
 _adopted: Any = None  # in a horse: the connection it took
+_used = False  # in a horse: a statement other than the run's one-trip writes went out on what it took
 _report: mmap.mmap | None = None  # one byte, shared by the worker and its horses
 _refused_until: dict[str, float] = {}
 
@@ -57,12 +59,22 @@ def take(key: str) -> Any | None:
 
     Only its own horse adopts a spare: one whose *parent* made it (``getppid``), at most once. A worker of a pool
     (whose parent is the pool), a job's own subprocess or the worker itself never adopts one."""
-    global _spare, _adopted
+    global _spare, _adopted, _used
     spare = _spare
     if spare is None or spare.key != key or spare.owner != os.getppid():
         return None
-    _spare, _adopted = None, spare.conn
+    _spare, _adopted, _used = None, spare.conn, False
     return spare.conn
+
+
+def note_use() -> None:
+    """In a work horse: a statement is about to go out on its database connection through peewee (a query, a
+    transaction's ``BEGIN``, a job's own use of the raw connection through ``db.connection()``). The run's
+    one-trip start and outcome writes do not count: they leave nothing in the session (``SET LOCAL`` ends
+    with their implicit transaction). A horse that sent nothing else reports its connection pristine, and the
+    worker lends it again without ``DISCARD ALL`` (:func:`take_back`)."""
+    global _used
+    _used = True
 
 
 def report_back() -> None:
@@ -78,7 +90,7 @@ def report_back() -> None:
     if _adopted is None:
         verdict = UNTOUCHED if _spare is not None and _spare.owner == os.getppid() else UNKNOWN
     else:
-        verdict = CLEAN if _clean(_adopted) else UNKNOWN
+        verdict = (CLEAN if _used else PRISTINE) if _clean(_adopted) else UNKNOWN
     _report[0] = verdict
 
 
@@ -122,17 +134,19 @@ def _tls(conn: Any) -> bool:
 def take_back() -> None:
     """In the worker, once the horse has exited: keep the lent spare if the horse left it clean, else drop it.
 
-    ``DISCARD ALL`` is the check as well as the reset (settings, prepared statements, temporary tables, advisory
-    locks, ``LISTEN``: nothing of one job reaches the next): a session that is not as the report said fails it,
-    and is dropped. A horse killed mid-transaction holds the server session only until this runs (the worker's
-    ``waitpid`` sees the death at once): the detached socket closes and the server rolls back."""
+    A horse that sent nothing but its run's one-trip writes (:func:`note_use`) left the session as it found it:
+    kept as it is. Otherwise ``DISCARD ALL`` is the check as well as the reset (settings, prepared statements,
+    temporary tables, advisory locks, ``LISTEN``: nothing of one job reaches the next): a session that is not
+    as the report said fails it, and is dropped. A horse killed mid-transaction holds the server session only
+    until this runs (the worker's ``waitpid`` sees the death at once): the detached socket closes and the
+    server rolls back."""
     global _spare
     spare = _spare
     if spare is None or not spare.lent:
         return
     verdict = _report[0] if _report is not None else UNKNOWN
     spare.lent = False
-    if verdict == UNTOUCHED:
+    if verdict in (UNTOUCHED, PRISTINE):  # nothing of a job's is in the session: no reset to pay for
         return
     if verdict == CLEAN:
         try:

@@ -216,3 +216,27 @@ def test_a_site_closed_for_the_budget_reopens_without_checking_its_schema_again(
     with pytest.raises(Exception, match="schema"):
         ctx.database()
     ctx.close()
+
+
+@pytest.mark.postgres
+def test_migrate_over_many_postgresql_sites_holds_one_connection_at_a_time(bench_factory, monkeypatch):
+    from hookscheduler.cli.migrate_cmd import _migrate_all
+    from hookscheduler.context import SiteContext, open_sites
+
+    names = [f"m{i}.example" for i in range(4)]
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db="postgres", sites={n: {} for n in names})
+    contexts = open_sites(str(bench))
+    most: list[int] = []
+    real = SiteContext.database
+
+    def watched(self, *args, **kwargs):
+        db = real(self, *args, **kwargs)
+        most.append(sum(c.holds_server_connection for c in contexts))
+        return db
+
+    monkeypatch.setattr(SiteContext, "database", watched)
+    plans = _migrate_all(contexts, dry_run=False, prune=False, warnings=[])
+    assert [len(p.added) > 0 for p in plans] == [True] * 4
+    assert max(most) == 1 and not any(c.is_open for c in contexts)
+    plans = _migrate_all(contexts, dry_run=False, prune=False, warnings=[])  # again: nothing to add
+    assert all(not p.added and p.unchanged for p in plans) and not any(c.is_open for c in contexts)

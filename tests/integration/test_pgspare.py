@@ -368,3 +368,28 @@ def test_a_sqlite_worker_keeps_its_database_open_so_horses_skip_wal_recovery(ben
             assert stat.S_IMODE(os.stat(path + suffix).st_mode) == 0o600
     ctx.database()
     assert [r.status for r in ScheduledJobLog.select()] == ["complete"] * 3
+
+
+def test_a_horse_that_sent_only_its_runs_writes_hands_back_a_session_needing_no_reset(bench_factory, monkeypatch):
+    """A run whose job touched no table sends only its one-trip start and outcome (nothing left in the session):
+    the worker lends the connection again without ``DISCARD ALL``; a job that sent anything else is reset."""
+    verdicts: list[int] = []
+    real = pgspare.take_back
+
+    def spy() -> None:
+        if pgspare._spare is not None and pgspare._spare.lent and pgspare._report is not None:
+            verdicts.append(pgspare._report[0])
+        real()
+
+    monkeypatch.setattr(pgspare, "take_back", spy)
+    jobs = [{"method": "app1.tasks.nap0", "name": f"n{i}"} for i in range(3)] + [
+        {"method": "app1.tasks.dirty", "name": "x"}, {"method": "app1.tasks.look", "name": "y"}]
+    ctx = setup_site(bench_factory, {"hourly": jobs}, "postgres", tasks=TASKS + "\ndef nap0():\n    pass\n")
+    seen = _run_worker(ctx, jobs)
+    # horse 1 connected itself; horses 2-3 (no-op) hand back pristine sessions, the dirty one a used one
+    assert verdicts[:3] == [pgspare.PRISTINE, pgspare.PRISTINE, pgspare.CLEAN]
+    dirty, look = seen[0], seen[1]
+    assert look["backend"] == dirty["backend"]  # the same session, reset after the dirty job
+    assert look["state"] == {"app": "", "advisory": 0, "temp": None, "prepared": 0, "timeout": "0"}
+    ctx.database()
+    assert [r.status for r in ScheduledJobLog.select()] == ["complete"] * 5
