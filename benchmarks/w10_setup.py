@@ -162,9 +162,12 @@ SQLite, croniter and dateutil, the configuration) costs about 0.2 s of CPU on th
 for D's whole start-up (Python and sqlite3). 2x D at 1,000 jobs would need hookscheduler's process to be
 about twice `python -c "import sqlite3"`: not possible while the CLI imports peewee and click, which are
 outside the migrate code (recommendations in the report of this work: psycopg2 only for PostgreSQL, the
-cron and output helpers imported where used). At 10,000 jobs the same-run ratio (quick run at load average
-7-9, commit a000e98) was 3.4x D and 1.9x Dh on SQLite, 3.0x D and 1.7x Dh on PostgreSQL, 0.3-0.4x A (the
-fastest library). The cold figures also include creating the schema (`ensure_schema` runs every schema
-version's steps in turn; on PostgreSQL each DDL statement is a round trip), which D does with two
-statements.
+cron and output helpers imported where used). The full run (5 runs, commit bfeae23, load average 4-5):
+SQLite 0.44 s / 0.55 s / 2.65 s at 1,000 / 10,000 / 100,000 jobs, that is 3.8x / 3.6x / 2.8x D-sqlite,
+3.0x / 1.3x / 0.8x Dh-sqlite (met against the like-for-like peer from 10,000 jobs), 0.7x / 0.3x / 0.2x A;
+PostgreSQL 0.61 s / 0.76 s / 5.5 s, 5.3x / 5.0x / 5.8x D-sqlite, 4.1x / 1.8x / 1.6x Dh-sqlite, and
+0.25x Dh-postgres (22 s) at 100k. The rest of the gap to D at 100,000 jobs is work D does not do: 1,000
+hooks.py compiled and 1,000 task modules read. The cold figures also include creating the schema
+(`ensure_schema` runs every schema version's steps in turn; on PostgreSQL each DDL statement is a round
+trip), which D does with two statements.
 """

@@ -34,11 +34,13 @@ re-checks every registered job on every pass. With 1% due, hookscheduler's pass 
 cost (claim, ledger rows, enqueue), not what the table holds; RQ's cron pays one Redis round trip per job plus
 re-serialising every registered job into its scheduler hash (`save()`), which is why it grows with N.
 
-**Every target is met in the latest run** (above; a quiet 2-core machine, load average below 1): at
-N = 100,000 with 1% due, SQLite 56 ms per pass (22x faster than RQ's cron, 0.056 ms per fired job, 0.98x raw
-`enqueue_many` per job) and PostgreSQL 113 ms (11x faster than RQ's cron, 0.113 ms per fired job, 1.96x raw
-`enqueue_many`: inside the 2x target, with little margin). The none-due pass is 0.007 ms (SQLite) and
-0.08 ms (PostgreSQL) at every N.
+**This session's run after the changes below** (quick mode, N up to 10,000, load average ~5 on the shared
+2-core machine): at N = 10,000 with 1% due, SQLite 12.8 ms per pass (14.8x faster than RQ's cron, 0.128 ms per
+fired job, 1.01x raw `enqueue_many`: every target met) and PostgreSQL 21.9 ms (8.7x faster than RQ's cron, 1.73x
+raw `enqueue_many`: both ratios met; 0.219 ms per fired job misses the 0.15 ms target). The same workload before
+the changes, in this session's runs, measured PostgreSQL at 6.8x-8.3x RQ's cron. A quiet machine's earlier
+full run (N = 100,000): SQLite 56 ms per pass (22x RQ's cron, 0.98x `enqueue_many`), PostgreSQL 113 ms (11x,
+1.96x). The none-due pass is 0.007 ms (SQLite) and 0.08 ms (PostgreSQL) at every N.
 
 **Earlier runs missed on PostgreSQL, on another machine.** The previous session's machine (same kind, 2 shared
 cores) measured 255-418 ms for the same PostgreSQL pass and 117-180 ms for SQLite, with the same code, and

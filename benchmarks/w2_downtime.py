@@ -30,10 +30,12 @@ cost nothing extra: the 1,000 jobs share one schedule and one current slot, so t
 once (`decide.summarize`'s memo) and the pass costs what firing 1,000 runs costs, the same work as workload 1's
 1%-due pass.
 
-**Met on both databases in the latest run** (quiet machine): 65 ms on SQLite and 120 ms on PostgreSQL, against
-<= 200 ms. On the previous session's machine the same code measured 112 ms (SQLite) and 255-310 ms
-(PostgreSQL, a 1.35x miss), and 1.2x-2.2x misses on PostgreSQL under load 3-7: the cost is workload 1's
-(PostgreSQL's per-row cost of writing the ledger, one RQ enqueue script call per run), and so are the levers
+**Met on both databases in this session's run after the changes** (load ~5): 104 ms on SQLite and 179 ms on
+PostgreSQL, against <= 200 ms (before them, this session measured 241-976 ms on PostgreSQL depending on the
+load, 317-421 ms on SQLite). A quiet machine's earlier run: 65 ms (SQLite) and 120 ms (PostgreSQL). On the
+previous session's machine the earlier code measured 112 ms (SQLite) and 255-310 ms (PostgreSQL, a 1.35x miss),
+and 1.2x-2.2x misses on PostgreSQL under load 3-7: the cost is workload 1's (PostgreSQL's per-row cost of
+writing the ledger, and then one RQ enqueue script call per run), and so are the levers
 that would widen the margin (workload 1, "What would widen the margin further").
 
 **This session** this pass, timed with wrappers before and after the changes, back to back (medians of 7 at
