@@ -107,6 +107,17 @@ def test_a_cycle_over_every_site_steps_the_due_sites_first(bench_factory):
     assert [r.fired for r in sched.results] == [1, 1, 1, 1]
 
 
+def _hourly_sites(bench_factory, n: int) -> tuple[list[str], object, list[datetime], Scheduler]:
+    """``n`` sites with one hourly job each, migrated, and a scheduler that has run its first cycle."""
+    names = [f"s{i}.example" for i in range(n)]
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, sites={name: {} for name in names})
+    _migrate(bench, names)
+    clock = [T0 + timedelta(minutes=1)]
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
+    sched.cycle()
+    return names, bench, clock, sched
+
+
 def _queued(redis_client, bench_id: str) -> list[bytes]:
     from hookscheduler.broker.keys import queue_name
 
@@ -117,12 +128,7 @@ def test_a_slot_shared_by_many_sites_is_sent_in_few_round_trips_once_per_site(be
                                                                               monkeypatch):
     from hookscheduler.schedule import outbox
 
-    names = [f"s{i}.example" for i in range(7)]
-    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, sites={n: {} for n in names})
-    _migrate(bench, names)
-    clock = [T0 + timedelta(minutes=1)]
-    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
-    sched.cycle()
+    names, bench, clock, sched = _hourly_sites(bench_factory, 7)
     calls: list[int] = []
     real = outbox.send.send_runs
 
@@ -154,12 +160,7 @@ def test_a_batched_send_that_fails_leaves_the_runs_in_their_outboxes_and_no_last
 
     from hookscheduler.schedule import outbox
 
-    names = [f"s{i}.example" for i in range(3)]
-    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, sites={n: {} for n in names})
-    _migrate(bench, names)
-    clock = [T0 + timedelta(minutes=1)]
-    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
-    sched.cycle()
+    names, bench, clock, sched = _hourly_sites(bench_factory, 3)
     bench_id = next(iter(sched.sites.values())).ctx.bench.bench_id
     for name in names:
         redis_client.delete(last_tick_key(bench_id, name))
