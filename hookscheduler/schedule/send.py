@@ -77,14 +77,19 @@ def _meta(run: Run) -> dict[str, Any]:
     return {"hookscheduler": meta}
 
 
-def rq_hash(conn: redis.Redis, bench_id: str, run: Run, result_ttl: int, failure_ttl: int) -> list[Any]:
-    """The job hash RQ itself writes for ``run`` (``HSET`` field/value pairs): the reference for
-    :class:`HashBuilder`, which tests compare against it."""
+def _rq_job(conn: redis.Redis, bench_id: str, run: Run, result_ttl: int, failure_ttl: int) -> tuple[Job, list[Any]]:
+    """The job RQ itself makes for ``run``, ready to be queued, and its hash (``HSET`` field/value pairs)."""
     q = rq_queue(conn, bench_id, run.queue)
     args, kwargs = _job_fields(run, result_ttl, failure_ttl)
     job = q.create_job(*args, **kwargs)
     q._prepare_for_queue(job)
-    return list(_build_hset_args(job))  # type: ignore[no-untyped-call]
+    return job, list(_build_hset_args(job))  # type: ignore[no-untyped-call]
+
+
+def rq_hash(conn: redis.Redis, bench_id: str, run: Run, result_ttl: int, failure_ttl: int) -> list[Any]:
+    """The job hash RQ itself writes for ``run`` (``HSET`` field/value pairs): the reference for
+    :class:`HashBuilder`, which tests compare against it."""
+    return _rq_job(conn, bench_id, run, result_ttl, failure_ttl)[1]
 
 
 #: RQ job templates per (bench, queue, timeout, frequent, result TTL, failure TTL) (:class:`HashBuilder`).
@@ -114,11 +119,7 @@ class HashBuilder:
         key = (self.bench_id, run.queue, run.timeout, run.frequent, self.result_ttl, self.failure_ttl)
         found = _TEMPLATES.get(key)
         if found is None:
-            q = rq_queue(self.conn, self.bench_id, run.queue)
-            args, kwargs = _job_fields(run, self.result_ttl, self.failure_ttl)
-            job = q.create_job(*args, **kwargs)
-            q._prepare_for_queue(job)
-            pairs = _build_hset_args(job)  # type: ignore[no-untyped-call]
+            job, pairs = _rq_job(self.conn, self.bench_id, run, self.result_ttl, self.failure_ttl)
             fields = dict(zip(pairs[::2], pairs[1::2], strict=True))
             found = (fields, job.serializer)
             _TEMPLATES[key] = found
