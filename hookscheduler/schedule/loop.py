@@ -222,11 +222,7 @@ class Scheduler:
         """The sites with a slot due at ``now`` before the others (each group in its turn): in a cycle that
         steps every site (the tick interval, an announced change), a slot due at a site late in the turn
         waits only for the other due sites' passes, not for every site's probe."""
-        due = [s for s in states if s.next_due is not None and s.next_due <= now]
-        if not due or len(due) == len(states):
-            return states
-        rest = [s for s in states if not (s.next_due is not None and s.next_due <= now)]
-        return due + rest
+        return sorted(states, key=lambda s: s.next_due is None or s.next_due > now)  # stable: turn order kept
 
     def _used(self, state: SiteLoopState) -> None:
         """``state``'s site just used its database: it becomes the most recently used open one, and the least
