@@ -536,6 +536,22 @@ def test_migrate_s_writes_insert_update_remove_and_delete_jobs(store: Store):
         store.update_job(ids["a"], {"nope": 1})
 
 
+def test_insert_jobs_keeps_any_text_exactly(store: Store):
+    """PostgreSQL sends new rows as COPY text, which reads a backslash, tab, newline or carriage return as an
+    escape or a separator: a value holding one must still be stored as it was (and a str enum as its value)."""
+    from hookscheduler.states import CatchUp
+
+    odd = ["back\\slash", "tab\there", "new\nline", "carriage\rreturn", "\\N", "plain ünïcode"]
+    rows = [(name, "app", f"app.tasks.{i}", "Cron", "*/5 * * * *", "default", 60, CatchUp.ALL, 3, "skip",
+             store.param_dt(None if i % 2 else T0)) for i, name in enumerate(odd)]
+    with store.transaction():
+        store.insert_jobs(rows, T0)
+    got = store.job_columns(["name", "catchup", "next_execution"])
+    assert [r[0] for r in got] == odd
+    assert {r[1] for r in got} == {"all"}
+    assert [r[2] is None for r in got] == [bool(i % 2) for i in range(len(odd))]
+
+
 def test_a_job_s_slot_read_with_and_without_its_row_lock(store: Store):
     a = _job("a", T0)
     assert store.read_slot(a.id, lock=False) == T0
