@@ -14,7 +14,10 @@ beside the code that keeps it:
 * **I8**, every slot has a ledger row (``queued``, ``missed`` or ``skipped``, with the reason), and the next
   slot is always in the future: :func:`record`, :mod:`.decide`;
 * **I9**, a slot the ledger already stands for is never decided again, whatever moved ``next_execution``:
-  :func:`undecided_from`.
+  :func:`undecided_from`;
+* **I10**, nothing is sent before its slot: a run claimed ahead of its slot waits in the outbox, and the outbox
+  only sends the runs whose ``scheduled_for`` has come on the sender's clock: :func:`run_pass` (``ahead_of``),
+  :mod:`.outbox` (:func:`.outbox.resend_outbox`), the store's probe and ``outbox()``.
 
 While the site's scheduler is paused, disabled or in maintenance a pass decides nothing: it records the stretch
 of inactivity and holds the due slots, which the first active pass decides with each job's catch-up policy
@@ -92,11 +95,19 @@ def grace_seconds(ctx: SiteContext) -> float:
 
 
 def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
-             batch: int | None = None, defer: Callable[[list[send.Run]], None] | None = None) -> PassResult:
+             batch: int | None = None, defer: Callable[[list[send.Run]], None] | None = None,
+             ahead_of: datetime | None = None) -> PassResult:
     """One pass over the site's due rows at ``now`` (naive UTC). ``defer``: hand each batch's committed runs
     to it instead of sending them here (the loop sends several sites' runs in one round trip and records the
-    outcome on this pass's result): a committed run waits in the outbox either way (I3)."""
+    outcome on this pass's result): a committed run waits in the outbox either way (I3).
+
+    ``ahead_of``: the pass runs *ahead* of ``now``, a slot still to come, at this earlier instant (the loop's
+    claim ahead, :mod:`.ahead`; ``defer`` then holds the runs until the slot). It decides and claims as of the
+    slot, but what it sends itself from the outbox and the stamps of its rows are those of ``ahead_of`` (I10:
+    nothing is sent before its slot), and it decides nothing if the site is inactive at either instant (the
+    pass at the slot then decides, and records the inactivity)."""
     now = now or utcnow()
+    clock = ahead_of or now  # the real instant: what may be sent from the outbox (I10), the rows' stamps
     store = store_for(ctx.database())
     result = PassResult(site=ctx.name, now=now)
     # The probe only says whether to go on: a "no" that races with a claim or a commit means the work is done
@@ -105,17 +116,21 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     result.active, result.unslotted = probe.active, probe.unslotted
     pause_until = parse_stamp(probe.pause_until)
     result.inactive = inactive_reason(ctx, probe.enabled or "1", pause_until, now)  # no state row: enabled
+    if ahead_of is not None:
+        result.inactive = result.inactive or inactive_reason(ctx, probe.enabled or "1", pause_until, ahead_of)
+        if result.inactive:
+            return result  # decided at the slot, by a pass that also records the stretch of inactivity
     if result.inactive != probe.inactive_since:
         track_inactivity(ctx.database(), result.inactive, probe.inactive_since, now)
     if pause_expired(ctx.site.settings.pause_scheduler, pause_until, now):
         lift_expired_pause(ctx, now)
     elif result.inactive and pause_until is not None:
         result.resume_at = pause_until
-    if not probe.due(now) and not probe.outbox:
+    if not probe.due(now) and not probe.outbox_due(clock):
         result.earliest, result.earliest_known = probe.earliest, True
         return result  # the common case: one indexed statement, no transaction
-    if probe.outbox:  # I3: every pass first sends what an earlier sender claimed and did not send
-        result.resent += result.add_sent(*resend_outbox(ctx, conn))
+    if probe.outbox_due(clock):  # I3: every pass first sends what an earlier sender claimed and did not send
+        result.resent += result.add_sent(*resend_outbox(ctx, conn, clock))  # I10: only what is due by now
     if not probe.due(now) or result.inactive:
         return result  # inactive: the due slots are held; the first active pass decides them (catch-up)
     batch = batch or store.batch
@@ -129,23 +144,23 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
             if not rows:
                 break
             result.due += len(rows)
-            verdicts = active_runs(store, [r for r in rows if r.has_active], conn, now, ctx.bench.bench_id)
+            verdicts = active_runs(store, [r for r in rows if r.has_active], conn, clock, ctx.bench.bench_id)
             if stretches is None and (now - rows[0].next_execution).total_seconds() > grace_seconds(ctx):
                 stretches = recent_stretches(store, rows[0].next_execution)
             decisions = _decide_each(ctx, rows, now, verdicts, memo, stretches or ())
             failpoint("before_claim")
-            plan = ledger_plan(ctx, store, decisions, {r.id: r for r in rows}, now)
+            plan = ledger_plan(ctx, store, decisions, {r.id: r for r in rows}, clock)
             won = claim(store, decisions, plan.inserts)
             result.lost_claims += len(decisions) - len(won)
-            runs = record(store, [d for d in decisions if d.job.id in won], plan, now, result)
+            runs = record(store, [d for d in decisions if d.job.id in won], plan, now, result, stamp=clock)
             failpoint("after_claim")  # claimed and recorded, not committed: the rollback must undo both (I2)
         failpoint("after_commit")  # committed, nothing sent: the outbox must send it later (I3)
-        if defer is not None and runs:
+        if defer is not None and runs:  # ahead of the slot: held until it (I10), in the outbox meanwhile
             defer(runs)
         else:
             result.add_sent(*send_claimed(ctx, conn, runs))
         if any(v.resend for vs in verdicts.values() for v in vs):
-            result.resent += result.add_sent(*resend_outbox(ctx, conn))
+            result.resent += result.add_sent(*resend_outbox(ctx, conn, clock))
         if len(selected) < batch:
             break
     return result
@@ -250,16 +265,17 @@ def ledger_plan(ctx: SiteContext, store: Store, decisions: Sequence[Decision], r
 
 
 def record(store: Store, decisions: Sequence[Decision], plan: LedgerPlan, now: datetime,
-           result: PassResult) -> list[send.Run]:
+           result: PassResult, stamp: datetime | None = None) -> list[send.Run]:
     """I2 and I8, for the claimed ``decisions`` (their ledger rows are in, by :func:`claim`): extend the skips
-    that go on, clear the stops that ended, count; return the runs to send."""
+    that go on, clear the stops that ended, count; return the runs to send. ``now``: the instant decided
+    about; ``stamp``: the rows' ``modified_at`` (default ``now``; earlier for a pass ahead of its slot)."""
     runs: list[send.Run] = []
     for d in decisions:
         for e in d.entries:
             _count(result, e)
             if e.status == SKIPPED and d.job.id in plan.extend:
                 store.extend_skip(plan.extend[d.job.id].id, e.slots, e.last_slot or e.scheduled_for, e.scheduled_for,
-                                  now)
+                                  stamp or now)
         job_runs = plan.runs.get(d.job.id, [])
         result.fired += len(job_runs)
         runs += job_runs

@@ -9,6 +9,12 @@ at any point leaves one of:
 * after the commit, before or during the send: an unsent outbox row, sent by the next pass of any process;
 * after the send, before marking it sent: a run sent twice at worst, which RQ stores once: its job id is
   deterministic and :func:`hookscheduler.schedule.send.send_runs` uses RQ's atomic unique enqueue.
+
+I10: the outbox only ever sends a run whose slot has come (``scheduled_for <= now``, on the sender's clock):
+the loop claims a slot a moment ahead of it and holds its runs until the slot (:mod:`.ahead`), and a pass of any
+other process in between must not send them early. Both the probe's flag (the earliest unsent slot) and the
+outbox's selection (:func:`resend_outbox`) compare with ``now``. The RQ job's ``enqueued_at`` and the ledger's are
+stamped when the run is sent (:class:`.send.HashBuilder`, :func:`record_sent`), so at the release, not the claim.
 """
 
 from __future__ import annotations
@@ -147,7 +153,8 @@ def record_sent(ctx: SiteContext, sent: send.Sent) -> None:
         store_for(ctx.database()).mark_sent(sent.ids, sent.ats)
 
 
-def resend_outbox(ctx: SiteContext, conn: redis.Redis, limit: int = 5000) -> SendOutcome:
-    """Send every claimed-but-unsent run (a previous sender died, or Redis was down, or lost it)."""
-    runs = store_for(ctx.database()).outbox(ctx.name, limit)
+def resend_outbox(ctx: SiteContext, conn: redis.Redis, now: datetime, limit: int = 5000) -> SendOutcome:
+    """Send every claimed-but-unsent run whose slot has come at ``now`` (a previous sender died, or Redis was
+    down, or lost it). I10: a run claimed ahead of its slot is left alone before it, whoever claimed it."""
+    runs = store_for(ctx.database()).outbox(ctx.name, limit, now)
     return send_claimed(ctx, conn, runs)

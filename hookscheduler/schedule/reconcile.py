@@ -178,7 +178,7 @@ def reconcile_active(ctx: SiteContext, conn: redis.Redis, now: datetime | None =
         verdicts = settle(store, active, conn, now, {run.job_id: timeout for run, timeout in pairs}, ctx.bench.bench_id)
     settled = sum(1 for vs in verdicts.values() for v in vs if not v.active or v.resend)
     if any(v.resend for vs in verdicts.values() for v in vs):
-        resend_outbox(ctx, conn)
+        resend_outbox(ctx, conn, now)
     _requeue_orphans(store, conn, active, now, ctx.bench.bench_id)
     return settled
 

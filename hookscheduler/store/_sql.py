@@ -37,7 +37,7 @@ from .values import flag_or_raw
 PROBE = (
     "SELECT (SELECT next_execution FROM scheduled_job_type WHERE next_execution IS NOT NULL "
     "AND removed = {false} ORDER BY next_execution LIMIT 1), "
-    "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status = 'queued' AND enqueued_at IS NULL), "
+    "(SELECT MIN(scheduled_for) FROM scheduled_job_log WHERE status = 'queued' AND enqueued_at IS NULL), "
     "(SELECT value FROM scheduler_state WHERE key = 'scheduler_enabled'), "
     "(SELECT value FROM scheduler_state WHERE key = 'pause_until'), "
     "(SELECT reason FROM scheduler_inactivity WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1), "
@@ -116,8 +116,9 @@ def _frequent(trigger: Any, frequency: Any, cron_format: Any) -> bool:
 
 def probe_of(row: Sequence[Any]) -> Probe:
     """The probe's one row as a :class:`Probe`."""
-    earliest, outbox, enabled, pause_until, inactive_since, active, unslotted = row
-    return Probe(parse_dt(earliest), bool(outbox), enabled, pause_until, inactive_since, bool(active), bool(unslotted))
+    earliest, outbox_from, enabled, pause_until, inactive_since, active, unslotted = row
+    return Probe(parse_dt(earliest), parse_dt(outbox_from), enabled, pause_until, inactive_since, bool(active),
+                 bool(unslotted))
 
 
 class SqlStore:
@@ -237,14 +238,17 @@ class SqlStore:
     # --- the outbox -----------------------------------------------------------------------------------
     outbox_hint = ""  # prefixed to the outbox's rq_job_id condition
 
-    def outbox(self, site: str, limit: int) -> list[Run]:
+    def outbox(self, site: str, limit: int, now: datetime) -> list[Run]:
+        # I10 (hookscheduler/schedule/claim.py): only the rows whose slot has come; a run claimed ahead of its
+        # slot waits here, unsent by anyone, until then
         rows = self.sql(
             "SELECT l.rq_job_id, l.job_name, t.method, l.queue, t.timeout, l.scheduled_for, l.trigger, "
             "t.frequency, t.cron_format "
             "FROM scheduled_job_log l JOIN scheduled_job_type t ON t.id = l.job_id "
             "WHERE l.status = 'queued' AND l.enqueued_at IS NULL "
-            f"AND {self.outbox_hint}l.rq_job_id IS NOT NULL ORDER BY l.id LIMIT {self.p}",
-            [limit],
+            f"AND {self.outbox_hint}l.rq_job_id IS NOT NULL AND l.scheduled_for <= {self.p} "
+            f"ORDER BY l.id LIMIT {self.p}",
+            [self.param_dt(now), limit],
         ).fetchall()
         # frequent as the pass says it when it first sends a run: a re-sent run keeps its short-lived Redis keys
         return [

@@ -32,12 +32,14 @@ def parse_dt(value: Any) -> Any:
 @dataclass(frozen=True)
 class Probe:
     """What the one read-only statement a pass starts with says: the earliest next slot of any job (None:
-    no job has one), whether any claimed run is unsent (the outbox), the state keys ``scheduler_enabled`` and
-    ``pause_until``, the reason of the open stretch of inactivity (``scheduler_inactivity``), if any, and whether
-    the sweep has anything to reconcile or repair."""
+    no job has one), the earliest slot of a claimed run still unsent (the outbox), the state keys
+    ``scheduler_enabled`` and ``pause_until``, the reason of the open stretch of inactivity
+    (``scheduler_inactivity``), if any, and whether the sweep has anything to reconcile or repair."""
 
     earliest: datetime | None
-    outbox: bool
+    #: the earliest slot of a claimed run not yet sent (None: the outbox is empty); a run claimed ahead of its
+    #: slot is in the outbox until it is sent at its slot, and only then due (I10)
+    outbox_from: datetime | None
     enabled: str | None
     pause_until: str | None = None
     inactive_since: str | None = None
@@ -46,6 +48,15 @@ class Probe:
 
     def due(self, now: datetime) -> bool:
         return self.earliest is not None and self.earliest <= now
+
+    @property
+    def outbox(self) -> bool:
+        """Some claimed run is not yet sent (whether or not its slot has come)."""
+        return self.outbox_from is not None
+
+    def outbox_due(self, now: datetime) -> bool:
+        """Some claimed run whose slot has come at ``now`` is not yet sent: the pass sends it (I3, I10)."""
+        return self.outbox_from is not None and self.outbox_from <= now
 
 
 @dataclass(frozen=True)
@@ -228,8 +239,9 @@ class Store(Protocol):
         ...
 
     # --- the outbox -----------------------------------------------------------------------------------
-    def outbox(self, site: str, limit: int) -> list[Run]:
-        """Claimed runs never marked sent, oldest first (``site``: the site they are for)."""
+    def outbox(self, site: str, limit: int, now: datetime) -> list[Run]:
+        """Claimed runs never marked sent whose slot has come (``scheduled_for <= now``), oldest first
+        (``site``: the site they are for). I10: a run claimed ahead of its slot is not selected before it."""
         ...
 
     def mark_sent(self, rq_ids: Sequence[str], at: datetime | Sequence[datetime]) -> None:
@@ -343,7 +355,8 @@ class Store(Protocol):
         ...
 
     def outbox_size(self) -> int:
-        """How many claimed runs are not yet marked sent (the outbox)."""
+        """How many claimed runs are not yet marked sent (the outbox), those claimed ahead of their slot
+        included: they are not in Redis yet, and are about to be."""
         ...
 
     def queued_rq_ids(self, job_ids: Sequence[int]) -> set[str]:

@@ -450,7 +450,7 @@ class Harness:
                 "from hookscheduler.schedule.outbox import resend_outbox; "
                 "from hookscheduler.schedule.reconcile import reconcile_active; "
                 "ctx = open_site(None, sys.argv[1]); conn = redis_for(ctx.site); ctx.database(); "
-                "n = len(resend_outbox(ctx, conn).ids); s = reconcile_active(ctx, conn, utcnow()); "
+                "n = len(resend_outbox(ctx, conn, utcnow()).ids); s = reconcile_active(ctx, conn, utcnow()); "
                 "print(json.dumps([n, s]))")
         total = 0
         for _ in range(3):

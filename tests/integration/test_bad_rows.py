@@ -82,11 +82,11 @@ def test_an_outbox_run_rq_refuses_is_failed_with_why_and_the_rest_are_sent(bench
         Job.fetch(rq_id, connection=conn).delete()
     ScheduledJobLog.update(enqueued_at=None).execute()
     ScheduledJobType.update(timeout=0).where(ScheduledJobType.name == BAD).execute()
-    assert len(resend_outbox(ctx, conn).ids) == 1
+    assert len(resend_outbox(ctx, conn, AFTER_SLOT).ids) == 1
     rows = {r.job_name: r for r in ScheduledJobLog.select()}
     assert rows[BAD].status == "failed" and "not sent: RQ refused it" in rows[BAD].reason
     assert rows["bgapp.tasks.add"].enqueued_at is not None
-    assert resend_outbox(ctx, conn).ids == []  # the outbox is empty: no pass dies on it again
+    assert resend_outbox(ctx, conn, AFTER_SLOT).ids == []  # the outbox is empty: no pass dies on it again
 
 
 def test_a_text_boolean_reads_as_written(bench_factory, db_kind):

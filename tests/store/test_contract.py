@@ -18,6 +18,8 @@ from hookscheduler.store.sqlite import CHUNK
 from tests.store.support import T0
 from tests.store.support import make_job as _job
 
+LATER = T0 + timedelta(days=1)  # a `now` by which every run of these tests is due
+
 
 def _ledger_row(
     job: ScheduledJobType, slot: datetime, status: str = "queued", rq_id: str | None = None, reason: str | None = None
@@ -86,6 +88,27 @@ def test_probe_on_an_empty_site_and_with_work(store: Store):
     assert store.probe().outbox and store.probe().active
     store.mark_sent(["r1"], T0)
     assert not store.probe().outbox and store.probe().active  # sent, still queued: active
+
+
+def test_i10_the_outbox_holds_a_run_claimed_ahead_until_its_slot(store: Store):
+    """I10: a run committed ahead of its slot is in the outbox (the probe says so: its slot is the earliest
+    unsent one) but no pass sends it before that slot: neither the probe's due flag nor the outbox's selection
+    counts it at an earlier ``now``. Without ``scheduled_for <= now`` both would hand it to any pass at once."""
+    a, b = _job("a"), _job("b")
+    slot = T0 + timedelta(seconds=1)
+    store.insert_ledger_rows([_ledger_row(a, slot, rq_id="ahead")])
+    probe = store.probe()
+    assert probe.outbox and probe.outbox_from == slot
+    assert not probe.outbox_due(T0) and not probe.outbox_due(slot - timedelta(microseconds=1))
+    assert probe.outbox_due(slot) and probe.outbox_due(slot + timedelta(minutes=1))
+    assert store.outbox("s", 10, T0) == [] and store.outbox("s", 10, slot - timedelta(microseconds=1)) == []
+    assert [r.rq_job_id for r in store.outbox("s", 10, slot)] == ["ahead"]
+    assert store.outbox_size() == 1  # not in Redis yet: it counts (a site with it is not ready to migrate)
+    store.insert_ledger_rows([_ledger_row(b, T0 - timedelta(minutes=1), rq_id="due")])
+    assert store.probe().outbox_from == T0 - timedelta(minutes=1) and store.probe().outbox_due(T0)
+    assert [r.rq_job_id for r in store.outbox("s", 10, T0)] == ["due"]  # the due one only
+    store.mark_sent(["due", "ahead"], slot)
+    assert store.probe().outbox_from is None and not store.probe().outbox
 
 
 def test_probe_reads_the_pause_and_the_open_stretch_of_inactivity(store: Store):
@@ -214,10 +237,10 @@ def test_claim_and_ledger_rows_beyond_one_statements_worth(store: Store):
         won = store.claim([ClaimRequest(j.id, T0, nxt) for j in jobs])
         store.insert_ledger_rows([_ledger_row(j, T0, rq_id=f"r{j.id}") for j in jobs])
     assert won == {j.id for j in jobs}
-    assert len(store.outbox("s", n + 10)) == n
+    assert len(store.outbox("s", n + 10, LATER)) == n
     assert len(store.active_runs_of([j.id for j in jobs])) == n
     store.mark_sent([f"r{j.id}" for j in jobs], T0)
-    assert store.outbox("s", n) == [] and not store.probe().outbox
+    assert store.outbox("s", n, LATER) == [] and not store.probe().outbox
 
 
 def test_a_rolled_back_claim_leaves_nothing(store: Store):
@@ -227,7 +250,7 @@ def test_a_rolled_back_claim_leaves_nothing(store: Store):
         store.insert_ledger_rows([_ledger_row(a, T0, rq_id="r1")])
         raise RuntimeError("killed between the claim and the commit")
     assert ScheduledJobType.get_by_id(a.id).next_execution == T0
-    assert store.outbox("s", 10) == [] and ScheduledJobLog.select().count() == 0
+    assert store.outbox("s", 10, LATER) == [] and ScheduledJobLog.select().count() == 0
 
 
 def test_outbox_lists_unsent_runs_with_what_sending_needs(store: Store):
@@ -239,12 +262,12 @@ def test_outbox_lists_unsent_runs_with_what_sending_needs(store: Store):
             _ledger_row(a, T0 - timedelta(hours=1), status="missed"),
         ]
     )
-    runs = store.outbox("s", 10)
+    runs = store.outbox("s", 10, LATER)
     assert [r.rq_job_id for r in runs] == ["r1", "r2"]  # oldest first; a missed row is not a run
     assert runs[0] == Run("r1", "s", "a", "app1.tasks.a", "default", 77, T0, "schedule")
-    assert [r.rq_job_id for r in store.outbox("s", 1)] == ["r1"]
+    assert [r.rq_job_id for r in store.outbox("s", 1, LATER)] == ["r1"]
     store.mark_sent(["r1", "unknown-id"], T0 + timedelta(seconds=1))
-    assert [r.rq_job_id for r in store.outbox("s", 10)] == ["r2"]
+    assert [r.rq_job_id for r in store.outbox("s", 10, LATER)] == ["r2"]
     assert _row("r1").enqueued_at == T0 + timedelta(seconds=1)
     store.mark_sent(["r1"], T0 + timedelta(seconds=9))  # already sent: the first stamp stays
     assert _row("r1").enqueued_at == T0 + timedelta(seconds=1)
@@ -257,7 +280,7 @@ def test_a_re_sent_run_of_a_frequent_job_stays_frequent(store: Store):
     store.insert_ledger_rows([_ledger_row(every5, T0, rq_id="f1"), _ledger_row(hourly, T0, rq_id="h1"), manual])
     # as the pass flags them when it first sends them (short-lived Redis keys for a job firing within the hour);
     # a run on request is sent unflagged, the first time and again
-    assert {r.rq_job_id: r.frequent for r in store.outbox("s", 10)} == {"f1": True, "h1": False, "m1": False}
+    assert {r.rq_job_id: r.frequent for r in store.outbox("s", 10, LATER)} == {"f1": True, "h1": False, "m1": False}
 
 
 def test_a_stop_whose_end_has_come_is_cleared_once(store: Store):
@@ -289,7 +312,7 @@ def test_a_run_rq_refuses_leaves_the_outbox_failed_with_why(store: Store):
         "not sent: RQ refused it",
         T0 + timedelta(seconds=1),
     )
-    assert store.outbox("s", 10) == [] and _row("r2").status == "complete"
+    assert store.outbox("s", 10, LATER) == [] and _row("r2").status == "complete"
 
 
 def test_latest_rows_and_extending_a_skip(store: Store):
@@ -334,7 +357,7 @@ def test_active_runs_settle_resend_and_requeue_notes(store: Store):
     ra, rb = (r for r, _ in pairs)
     later = T0 + timedelta(minutes=5)
     store.mark_for_resend(ra.id, later, "re-sent")
-    assert [r.rq_job_id for r in store.outbox("s", 10)] == ["ra"] and _row("ra").reason == "re-sent"
+    assert [r.rq_job_id for r in store.outbox("s", 10, LATER)] == ["ra"] and _row("ra").reason == "re-sent"
     store.settle_run(rb.id, "failed", "abandoned", later, finish=True)
     assert (_row("rb").status, _row("rb").reason, _row("rb").finished_at) == ("failed", "abandoned", later)
     store.settle_run(rb.id, "complete", "too late", later, finish=True)  # no longer active: untouched
@@ -449,7 +472,7 @@ def test_a_run_on_request_is_one_row_skipped_ones_finished_at_once(store: Store)
         ("manual", "queued", "m1", None, T0),
         ("event", "skipped", None, T0, T0),
     ]
-    assert [r.rq_job_id for r in store.outbox("s", 10)] == ["m1"]
+    assert [r.rq_job_id for r in store.outbox("s", 10, LATER)] == ["m1"]
 
 
 def test_a_stop_written_with_its_audit_columns_and_only_those(store: Store):
@@ -534,6 +557,22 @@ def test_migrate_s_writes_insert_update_remove_and_delete_jobs(store: Store):
     assert [r[0] for r in store.job_columns(["name"])] == ["a", "c"] and ScheduledJobLog.select().count() == 0
     with pytest.raises(ValueError, match="no column 'nope'"):
         store.update_job(ids["a"], {"nope": 1})
+
+
+def test_insert_jobs_keeps_any_text_exactly(store: Store):
+    """PostgreSQL sends new rows as COPY text, which reads a backslash, tab, newline or carriage return as an
+    escape or a separator: a value holding one must still be stored as it was (and a str enum as its value)."""
+    from hookscheduler.states import CatchUp
+
+    odd = ["back\\slash", "tab\there", "new\nline", "carriage\rreturn", "\\N", "plain ünïcode"]
+    rows = [(name, "app", f"app.tasks.{i}", "Cron", "*/5 * * * *", "default", 60, CatchUp.ALL, 3, "skip",
+             store.param_dt(None if i % 2 else T0)) for i, name in enumerate(odd)]
+    with store.transaction():
+        store.insert_jobs(rows, T0)
+    got = store.job_columns(["name", "catchup", "next_execution"])
+    assert [r[0] for r in got] == odd
+    assert {r[1] for r in got} == {"all"}
+    assert [r[2] is None for r in got] == [bool(i % 2) for i in range(len(odd))]
 
 
 def test_a_job_s_slot_read_with_and_without_its_row_lock(store: Store):
