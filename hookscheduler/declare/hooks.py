@@ -12,7 +12,6 @@ method's module is looked up in ``sys.modules`` before going through the import 
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import importlib
 import marshal
@@ -383,6 +382,8 @@ def _normalise_app(
     for key, value in events.items():
         section = SECTIONS.get(key) if isinstance(key, str) else None
         if section is None:
+            import difflib  # an error path: not imported by every migrate
+
             hint = difflib.get_close_matches(key, list(SECTIONS), n=1) if isinstance(key, str) else []
             problems.append(
                 f"{app}: {where}: scheduler_events[{_r(key)}]: unknown section"
