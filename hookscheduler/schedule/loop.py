@@ -57,6 +57,7 @@ from ..timing.clock import SIM, real_seconds
 from . import ahead, send
 from ._watch import Fingerprint, config_fingerprint
 from .claim import PassResult
+from .gate import ChangeGate, Writes
 from .outbox import record_sent, send_many
 from .step import SiteStep
 from .wake import WakeListener
@@ -162,6 +163,8 @@ class Scheduler:
     claim_cost: float = ahead.FIRST_COST  # the running cost of one site's pass (real seconds), for the window
     claim_wake: datetime | None = None  # when the next slot comes within its claim-ahead window
     waking_to_claim: bool = False  # the sleep :meth:`_sleep_for` asked for ends at ``claim_wake``
+    gate: ChangeGate = field(default_factory=ChangeGate)  # idle PostgreSQL sites skip their probe (:mod:`.gate`)
+    fd_cap: int | None = None  # :func:`open_sites_cap`, read once per cycle (:meth:`_begin_cycle`)
 
     def refresh_sites(self) -> None:
         """Re-read the bench's sites and their config when a file may have changed (checked every cycle, from
@@ -207,6 +210,7 @@ class Scheduler:
         worked_ahead, self.worked_ahead_at = self.worked_ahead_at, None
         if worked_ahead is None or time.monotonic() - worked_ahead > FRESH:
             self._refresh()
+        self._begin_cycle(all_sites)
         now = self.now_fn()
         every = all_sites or len(self.sites) == 1
         pending: list[_Pending] = []
@@ -285,6 +289,11 @@ class Scheduler:
         except Exception as exc:  # a bug must not kill the loop for every site; log it loudly, back off
             log.exception("site %s: unexpected error claiming a slot ahead", ctx.name)
             self._fail(state, now, exc)
+    def _begin_cycle(self, all_sites: bool) -> None:
+        """Per cycle, not per site: the descriptor budget (a ``getrlimit``), and the change gate's readings (a
+        cycle over every site, an announced change or the first, probes every site: :mod:`.gate`)."""
+        self.fd_cap = open_sites_cap()
+        self.gate.begin(gated=not all_sites)
 
     def _in_turn(self) -> list[SiteLoopState]:
         """The sites, starting at this process's own offset: several ``schedule`` processes over the same sites
@@ -317,7 +326,7 @@ class Scheduler:
         lru[name] = state
         if state.ctx.holds_server_connection:
             held[name] = state
-        cap = self.max_open if self.max_open is not None else open_sites_cap()
+        cap = self.max_open if self.max_open is not None else self.fd_cap or open_sites_cap()
         # entries of sites closed since (a failure) still count here, so what is open stays within both budgets
         for budget, queue in ((state.ctx.site.settings.db_connections, held), (cap, lru)):
             while len(queue) > max(1, budget):
@@ -425,6 +434,12 @@ class Scheduler:
         try:
             conn = redis_for(ctx.site)
             batch, states = self._batch(writes, conn)
+            seen = self.gate.seen(ctx, (s.ctx for s in self.open_pg.values()))
+            if seen is not None and self._skips_probe(state, now, seen):
+                state.step.skip(now, batch)  # no database: its cached answer stands (:mod:`.gate`)
+                states.append(state)
+                state.stepped_at = now
+                return
             deferred: list[send.Run] = []
             result = state.step.run(conn, now, last_tick=batch,
                                     defer=deferred.extend if pending is not None else None)
@@ -457,9 +472,19 @@ class Scheduler:
             log.warning("site %s: recovered after %d failed attempt(s)", ctx.name, state.failures)
         state.failures, state.retry_at, state.last_error = 0, None, None
         state.stepped_at = now
+        self.gate.probed(ctx.name, ctx.site, seen, now)
+
+    def _skips_probe(self, state: SiteLoopState, now: datetime, seen: Writes) -> bool:
+        """Whether the step at ``now`` of a PostgreSQL site may leave its probe out: no slot of it is due, it is
+        not retrying a failure, nothing else in its step needs the database, and the gate found its database
+        unwritten since its last probe (:meth:`.gate.ChangeGate.skips`)."""
+        if state.failures or (state.next_due is not None and state.next_due <= now):
+            return False
+        return not state.step.needs_database(now) and self.gate.skips(state.ctx.name, state.ctx.site, seen, now)
 
     def _fail(self, state: SiteLoopState, now: datetime, exc: BaseException) -> None:
         state.failures += 1
+        self.gate.forget(state.ctx.name)
         state.step.forget_ahead()
         delay = min(MAX_BACKOFF, 0.5 * 2 ** min(state.failures - 1, 10))
         state.retry_at = now + timedelta(seconds=delay)

@@ -128,6 +128,26 @@ class SiteStep:
             self.unslotted, self.active = result.unslotted, result.active
         return result
 
+    def needs_database(self, now: datetime) -> bool:
+        """Whether this step at ``now`` needs the database for more than its probe: a sweep is due and has
+        something to do (a calendar to check against the stored one, rows without a next slot to repair, active
+        runs to reconcile). The change gate (:mod:`.gate`) leaves the probe out only when this is false. The
+        sweep's check of values written by hand is not counted: the gate serves PostgreSQL sites only, whose
+        typed columns refuse such values (:func:`.rows.repair_values` does nothing there)."""
+        if not self.sweep_due(now):
+            return False
+        if self.unslotted or self.active:
+            return True
+        return not self.swept_ahead and signature(self.ctx.calendar) != self.checked_calendar
+
+    def skip(self, now: datetime, last_tick: SetBatch) -> None:
+        """The step at ``now`` without its probe (the change gate found the database unwritten since the last
+        one, and :meth:`needs_database` is false): a due sweep counts as done (it had nothing to do), and the
+        last tick is queued as a full step's would be."""
+        if self.sweep_due(now):
+            self.last_sweep, self.swept_ahead = now, False
+        self._write_last_tick(last_tick, now)
+
     def _sweep_before_pass(self, now: datetime) -> None:
         """The sweep's first half: re-anchor after a calendar change, then repair jobs without a next slot."""
         calendar = signature(self.ctx.calendar)

@@ -369,20 +369,66 @@ def ensure_schema(db: pw.Database) -> int:
     An up-to-date schema costs one read and no transaction, so a routine ``migrate`` takes no write lock.
     """
     bind(db)
-    _check_not_newer(schema_version(db))
-    if schema_version(db) == SCHEMA_VERSION:
+    current = schema_version(db)
+    _check_not_newer(current)
+    if current == SCHEMA_VERSION:
         return 0
     steps = 0
     with write_txn(db):
         migrate_lock(db)
         current = schema_version(db)  # again, under the lock: another migrate may have done it meanwhile
         _check_not_newer(current)
-        for version in range(current + 1, SCHEMA_VERSION + 1):
-            MIGRATIONS[version - 1](db)
-            steps += 1
+        with batched_ddl(db):
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[version - 1](db)
+                steps += 1
         if steps:
             set_state("schema_version", str(SCHEMA_VERSION))
     return steps
+
+
+#: The start of a statement that reads (its result is used): :func:`batched_ddl` runs it at once.
+_READS = ("SELECT", "WITH", "SHOW", "EXPLAIN", "PRAGMA")
+
+
+@contextlib.contextmanager
+def batched_ddl(db: pw.Database) -> Iterator[None]:
+    """Within, on PostgreSQL: the statements the schema steps send through ``db.execute_sql`` (``CREATE``,
+    ``ALTER``, ``DROP``, peewee's ``create_tables``) are held and sent together, as one multi-statement
+    request, just before the next statement that reads (``get_columns``: its answer must see them) and at the
+    end of the block. Creating the schema of an empty database was about 20 round trips, one per DDL
+    statement (a quarter of a cold 1,000-job migrate on PostgreSQL); it is now two. The steps themselves stay
+    as they are (each schema version's code unchanged, an old database upgraded by the same steps); the caller's
+    transaction holds them all, so a failing statement still rolls back every one. SQLite runs them one by
+    one (no round trips to save, and its driver takes one statement per call)."""
+    if not isinstance(db, pw.PostgresqlDatabase):
+        yield
+        return
+    pending: list[str] = []
+    cursor = db.cursor()  # type: ignore[no-untyped-call]
+    execute_sql = db.execute_sql
+
+    def flush() -> None:
+        if pending:
+            sql = ";\n".join(pending)
+            pending.clear()
+            with cast(Any, pw).__exception_wrapper__:  # peewee's errors, as from execute_sql (the CLI reports those)
+                db.cursor().execute(sql)  # type: ignore[no-untyped-call]  # no parameters: no % formatting
+
+    def held(sql: str, params: Any = None) -> Any:
+        if sql.lstrip()[:8].upper().startswith(_READS):
+            flush()
+            return execute_sql(sql, params)  # type: ignore[no-untyped-call]
+        # the statement's own parameters are bound now (psycopg2 binds on the client in any case)
+        pending.append(cursor.mogrify(sql, params).decode() if params else sql)
+        return None
+
+    db.execute_sql = held  # type: ignore[method-assign]
+    try:
+        yield
+        flush()
+    finally:
+        del db.execute_sql
 
 
 #: Key of the PostgreSQL advisory lock that serialises migrates (an arbitrary constant: "hsmigrat").

@@ -559,6 +559,22 @@ def test_migrate_s_writes_insert_update_remove_and_delete_jobs(store: Store):
         store.update_job(ids["a"], {"nope": 1})
 
 
+def test_insert_jobs_keeps_any_text_exactly(store: Store):
+    """PostgreSQL sends new rows as COPY text, which reads a backslash, tab, newline or carriage return as an
+    escape or a separator: a value holding one must still be stored as it was (and a str enum as its value)."""
+    from hookscheduler.states import CatchUp
+
+    odd = ["back\\slash", "tab\there", "new\nline", "carriage\rreturn", "\\N", "plain ünïcode"]
+    rows = [(name, "app", f"app.tasks.{i}", "Cron", "*/5 * * * *", "default", 60, CatchUp.ALL, 3, "skip",
+             store.param_dt(None if i % 2 else T0)) for i, name in enumerate(odd)]
+    with store.transaction():
+        store.insert_jobs(rows, T0)
+    got = store.job_columns(["name", "catchup", "next_execution"])
+    assert [r[0] for r in got] == odd
+    assert {r[1] for r in got} == {"all"}
+    assert [r[2] is None for r in got] == [bool(i % 2) for i in range(len(odd))]
+
+
 def test_a_job_s_slot_read_with_and_without_its_row_lock(store: Store):
     a = _job("a", T0)
     assert store.read_slot(a.id, lock=False) == T0
@@ -653,3 +669,50 @@ def test_one_trip_writes_where_the_dialect_has_them(store: Store):
     else:  # one writer, no network: the careful path is the only path
         assert state is None and done is False
         assert _row("r1").status == "queued"
+
+
+def _flushed(store: Store) -> None:
+    """This session's pending statistics flushed now (PostgreSQL 15+), not within the second PostgreSQL allows."""
+    store.sql("SELECT pg_stat_force_next_flush()")  # type: ignore[attr-defined]
+
+
+def test_write_counters_count_a_databases_writes_and_not_its_reads(store: Store):
+    """The change gate's statement (PostgreSQL only; SQLite sites are always probed)."""
+    if isinstance(store, SqliteStore):
+        assert not hasattr(store, "write_counters")
+        return
+    assert isinstance(store, PostgresStore)
+    name = store.db.database
+    _flushed(store)
+    before = store.write_counters()
+    assert before is not None and name in before
+    written, reset = before[name]
+    assert isinstance(written, int)
+    store.probe()  # read-only, and the gate's own statement too
+    store.select_due(T0, 10)
+    _flushed(store)
+    assert store.write_counters()[name] == (written, reset)  # type: ignore[index]
+    _job("a", T0)  # a write: one row inserted
+    _flushed(store)
+    after = store.write_counters()
+    assert after is not None and after[name][0] > written and after[name][1] == reset
+
+
+def test_write_counters_are_none_when_postgresql_keeps_no_counts(store: Store):
+    if isinstance(store, SqliteStore):
+        return
+    assert isinstance(store, PostgresStore)
+    store.sql("SET track_counts = off")  # superuser-settable per session: the server's own setting reads alike
+    try:
+        assert store.write_counters() is None
+    finally:
+        store.sql("RESET track_counts")
+    assert store.write_counters() is not None
+    role = f"hs_gate_{store.db.database[-6:]}_{id(store) % 10_000}"
+    store.sql(f'CREATE ROLE "{role}"')
+    try:  # a per-role (or per-database) setting could hide some sessions' writes: no counts either
+        store.sql(f'ALTER ROLE "{role}" SET track_counts = off')
+        assert store.write_counters() is None
+    finally:
+        store.sql(f'DROP ROLE "{role}"')
+    assert store.write_counters() is not None
