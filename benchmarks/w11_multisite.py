@@ -19,6 +19,7 @@ runner): median at most its median, p99 at most 2x its max.
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -49,6 +50,27 @@ from .w4_latency import RQ_CRON_SCRIPT, WARMUP, _enqueued_at, _epoch, _p99, _sto
 TITLE = "11. Many sites: one schedule process, 10 to 1,000 sites"
 W = "11. Many sites"
 DEFAULT_TICK = 60.0
+#: ``$HOOKSCHEDULER_BENCH_W11``: the sizes to run, e.g. ``postgres:10,100,1000`` or ``sqlite:1000;postgres:1000``
+#: (default: both databases at 10, 100 and 1,000 sites); ``$HOOKSCHEDULER_BENCH_W11_IDLE=1``: the idle phase only
+#: (no fire, no sharing processes), to measure idle CPU in minutes rather than a quarter of an hour.
+PLAN_ENV, IDLE_ENV = "HOOKSCHEDULER_BENCH_W11", "HOOKSCHEDULER_BENCH_W11_IDLE"
+
+
+def plan_from(text: str | None, default: list[tuple[str, int, bool]]) -> list[tuple[str, int, bool]]:
+    """The sizes ``$HOOKSCHEDULER_BENCH_W11`` asks for (three sharing processes below 1,000 sites, as by
+    default); a bad value is a one-line error."""
+    if not text:
+        return default
+    plan = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        kind, _, counts = part.partition(":")
+        if kind not in ("sqlite", "postgres") or not counts:
+            raise ValueError(f"{PLAN_ENV}={text!r}: expected e.g. 'postgres:10,100,1000;sqlite:1000'")
+        try:
+            plan += [(kind, int(n), int(n) < 1000) for n in counts.split(",")]
+        except ValueError:
+            raise ValueError(f"{PLAN_ENV}={text!r}: site counts are whole numbers") from None
+    return plan
 
 
 def idle_phase(mb: MultiBench, conn: redis.Redis, tick: float, rounds: int) -> dict[str, float]:
@@ -133,6 +155,8 @@ def one_size(cfg: BenchConfig, conn: redis.Redis, kind: str, count: int, share: 
     try:
         out: dict[str, Any] = {"migrate_s": mb.migrate(fast=False)}
         out["idle"] = idle_phase(mb, conn, tick, cfg.pick(1, 2, 1))
+        if os.environ.get(IDLE_ENV) == "1":
+            return out
         mb.migrate(fast=True)
         # a round over every site must fit in the window a few times over, or no slot would be counted
         fire_window = max(fire_window, 3 * out["idle"]["round_ms"] / 1000 + 2 * mb.every)
@@ -157,6 +181,7 @@ def run(cfg: BenchConfig) -> list[Measurement]:
     # processes at 10 and 100 sites.
     plan = [("sqlite", n, True) for n in (10, 100, 1000)] + [("postgres", n, n < 1000) for n in (10, 100, 1000)]
     plan = cfg.pick(plan, plan, [("sqlite", 2, True), ("postgres", 2, False)])
+    plan = plan_from(os.environ.get(PLAN_ENV), plan)
     out: list[Measurement] = []
     growth: dict[str, dict[int, dict[str, Any]]] = {}
     for kind, count, share in plan:
@@ -172,7 +197,7 @@ def run(cfg: BenchConfig) -> list[Measurement]:
         lo, hi = min(sizes), max(sizes)
         a, b = sizes[lo], sizes[hi]
         cost = (a["idle"]["round_ms"], b["idle"]["round_ms"])
-        p99 = (_p99(a["fire"]["delays"] or [0.0]), _p99(b["fire"]["delays"] or [0.0]))
+        p99 = tuple(_p99(x.get("fire", {}).get("delays") or [0.0]) for x in (a, b))
         out.append(Measurement(W, f"{kind}: growth {lo} -> {hi} sites", "x (CPU per idle round)",
                                [cost[1] / max(cost[0], 1e-9)],
                                note=f"CPU per idle round {cost[0]:.1f} -> {cost[1]:.1f} ms; p99 fire delay "
@@ -184,7 +209,7 @@ def run(cfg: BenchConfig) -> list[Measurement]:
 
 def _rows(kind: str, count: int, res: dict[str, Any], rq_med: float, rq_max: float) -> list[Measurement]:
     case = f"{kind}, {count:,} sites x 20 jobs"
-    idle, fire = res["idle"], res["fire"]
+    idle, fire = res["idle"], res.get("fire", {"delays": [], "fds": 0})
     at_default = idle["round_ms"] / 1000 / DEFAULT_TICK * 100
     rows = [
         Measurement(W, case, "idle CPU, % of a core at a 60 s tick", [at_default], "< 1%", at_default < 1.0,

@@ -12,9 +12,13 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import click
+from .._peewee import import_deferred
 
-from .base import CliState, cli, run_cli
+import_deferred()  # before anything imports peewee: psycopg2 only once a PostgreSQL site is opened
+
+import click  # noqa: E402
+
+from .base import CliState, cli, run_cli  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from ..ops.notes import one_line_note
 from ..security.redact import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -23,7 +22,10 @@ def format_option(func: F) -> F:
 
 
 def one_line_text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """A click callback for free text such as ``--note``: see :func:`~hookscheduler.ops.notes.one_line_note`."""
+    """A click callback for free text such as ``--note``: see :func:`~hookscheduler.ops.notes.one_line_note`
+    (imported here: the commands without such an option, ``migrate`` first, need not import it and dateutil)."""
+    from ..ops.notes import one_line_note
+
     return one_line_note(value, f"--{param.name}")
 
 

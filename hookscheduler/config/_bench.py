@@ -10,12 +10,10 @@ of surprise an operator never finds.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -170,6 +168,8 @@ def unknown_keys_message(keys: list[str]) -> str:
     candidates = [*KNOWN_KEYS, *sorted(IGNORED_KEYS)]
 
     def hint(key: str) -> str | None:
+        import difflib  # an error path: not imported by every command
+
         close = difflib.get_close_matches(key[:100], candidates, n=1)
         return close[0] if close else None
 
@@ -509,6 +509,8 @@ def update_site_config(site: Site, changes: Mapping[str, Any], common: bool = Fa
     # A config may hold db_url or rq_password: keep the file's mode, and make a new one owner-only. A unique
     # temp file keeps two concurrent writers from interleaving into one file.
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+    import tempfile  # only a command that writes the config imports it (with shutil, random, bz2...)
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -12,7 +12,6 @@ method's module is looked up in ``sys.modules`` before going through the import 
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import importlib
 import marshal
@@ -41,6 +40,7 @@ _REPR.maxlevel = 3
 _MAX_PROBLEM = 1000
 
 ENTRY_KEYS = ("method", "name", "queue", "timeout", "catchup", "catchup_limit", "overlap")
+_ENTRY_KEY_SET = frozenset(ENTRY_KEYS)
 # Column sizes of scheduled_job_type: SQLite would store a longer value, PostgreSQL would refuse it mid-migrate,
 # so the loader refuses it up front and both databases behave the same.
 MAX_NAME = 255
@@ -383,6 +383,8 @@ def _normalise_app(
     for key, value in events.items():
         section = SECTIONS.get(key) if isinstance(key, str) else None
         if section is None:
+            import difflib  # an error path: not imported by every migrate
+
             hint = difflib.get_close_matches(key, list(SECTIONS), n=1) if isinstance(key, str) else []
             problems.append(
                 f"{app}: {where}: scheduler_events[{_r(key)}]: unknown section"
@@ -435,6 +437,7 @@ def _entries(
     plain = (queue in queues and isinstance(timeout, int) and not isinstance(timeout, bool)
              and 0 < timeout <= MAX_TIMEOUT)
     frequency = section.frequency
+    once, skip = CatchUp.ONCE, Overlap.SKIP
     for i, entry in enumerate(entries):
         if plain and entry.__class__ is str:
             method = entry.strip()
@@ -443,8 +446,8 @@ def _entries(
                 if error:
                     problems.append(f"{loc}[{i}]: {error}")
                 else:
-                    out.append(JobSpec(method, app, method, frequency, cron_format, queue, timeout, CatchUp.ONCE, 10,
-                                       Overlap.SKIP, f"{loc}[{i}]"))
+                    out.append(JobSpec(method, app, method, frequency, cron_format, queue, timeout, once, 10, skip,
+                                       f"{loc}[{i}]"))
                 continue
         spec = _entry(app, f"{loc}[{i}]", section, cron_format, entry, queues, problems, scan)
         if spec is not None:
@@ -460,8 +463,8 @@ def _entry(
     if isinstance(entry, str):
         options = {"method": entry}
     elif isinstance(entry, dict):
-        options = dict(entry)
-        unknown = [k for k in options if k not in ENTRY_KEYS]
+        options = entry if entry.__class__ is dict else dict(entry)  # only read: no copy of a plain dict
+        unknown = [] if _ENTRY_KEY_SET.issuperset(options) else [k for k in options if k not in ENTRY_KEYS]
         if unknown:
             problems.append(f"{loc}: unknown option(s) {', '.join(map(_r, unknown))}; allowed: {', '.join(ENTRY_KEYS)}")
             return None
@@ -504,10 +507,9 @@ def _entry(
         problems.append(f"{loc}: 'overlap' must be one of {', '.join(OVERLAP_POLICIES)}, got {_r(overlap)}")
     if len(problems) != count:
         return None
-    return JobSpec(
-        name=name.strip(), app=app, method=method, frequency=section.frequency, cron_format=cron_format,
-        queue=queue, timeout=timeout, catchup=catchup, catchup_limit=limit, overlap=overlap, source=loc,
-    )
+    # positional (JobSpec's field order): a quarter of a large bench's entries come through here
+    return JobSpec(name.strip(), app, method, section.frequency, cron_format, queue, timeout, catchup, limit, overlap,
+                   loc)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -559,7 +561,13 @@ def _check_duplicates(specs: list[JobSpec], problems: list[str]) -> None:
 
 
 def _r(value: Any) -> str:
-    """``repr`` bounded in length and depth (a hooks.py may hold a million-element or 100,000-deep value)."""
+    """``repr`` bounded in length and depth (a hooks.py may hold a million-element or 100,000-deep value). A short
+    string's is its ``repr``, as reprlib would give it, without reprlib's machinery (every section and cron key
+    of every app is shown in its entries' locations)."""
+    if value.__class__ is str and len(value) <= _REPR.maxstring:
+        text = repr(value)
+        if len(text) <= _REPR.maxstring:
+            return text
     return _REPR.repr(value)
 
 

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee as pw
 
+from .._peewee import provide_psycopg2
 from ..exceptions import ConfigError, SchemaError, ServiceUnavailable
 from ..security.redact import redact, url_error
 from ..worker import warm
@@ -139,6 +140,7 @@ def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
         dbname = unquote(parts.path.lstrip("/"))
         if not dbname:
             raise ConfigError(f"db_url {redact(url)} names no database; use postgresql://user:pass@host:port/db")
+        provide_psycopg2()  # when the command line deferred it (hookscheduler._peewee)
         if getattr(pw, "psycopg2", None) is None:  # peewee's import of the driver is optional: say what to install
             raise ConfigError(
                 f"db_url {redact(url)} is PostgreSQL, but its driver (psycopg2) is not installed: "

@@ -108,6 +108,65 @@ def test_migrate_imports_neither_rq_nor_redis(bench_factory):
     assert ": 0 added, 0 updated, 0 removed, 0 pruned, 2 unchanged" in out
 
 
+# --- psycopg2 only for PostgreSQL (hookscheduler._peewee) -----------------------------------------------------------
+
+def test_a_sqlite_migrate_never_imports_psycopg2_or_ssl(bench_factory):
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}})
+    for args in (["--help"], ["migrate"], ["migrate", "--format", "json"]):
+        _, modules = run_and_report(*args, env=env_for(bench))
+        assert "peewee" in modules or args == ["--help"], args
+        assert not top_level(modules) & {"psycopg2", "ssl"}, args
+
+
+@pytest.mark.postgres
+def test_a_postgresql_migrate_in_the_same_kind_of_process_gets_the_driver(bench_factory):
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db="postgres")
+    env = env_for(bench)
+    out, modules = run_and_report("migrate", "--format", "json", env=env)
+    assert "psycopg2" in modules
+    assert json.loads(out)[0]["added"] == ["app1.tasks.ok", "hookscheduler.retention.prune_logs"]
+    out, _ = run_and_report("migrate", env=env)  # and reads back what it wrote
+    assert ": 0 added, 0 updated, 0 removed, 0 pruned, 2 unchanged" in out
+
+
+#: In a process whose peewee the command line imported, any PostgreSQL database object (here peewee's own
+#: class, as an app's job would make it) gets peewee exactly as its own import would have left it.
+DEFERRED_THEN_USED = """
+import sys
+import hookscheduler.cli
+import peewee
+assert "psycopg2" not in sys.modules and peewee.psycopg2 is None
+original = peewee.PostgresqlDatabase.__dict__["init"].__wrapped__
+db = peewee.PostgresqlDatabase(sys.argv[1])
+assert peewee.PostgresqlDatabase.__dict__["init"] is original  # nothing of hookscheduler's left in the way
+assert db.execute_sql("SELECT 41 + 1").fetchone() == (42,)
+with db.atomic():
+    db.execute_sql("SELECT 1")
+db.close()
+import psycopg2, psycopg2.extensions as ext, psycopg2.extras as extras
+a = peewee.Psycopg2Adapter
+print(peewee.psycopg2 is psycopg2, peewee.pg_extensions is ext, peewee.Json_pg2 is extras.Json,
+      peewee.pg_register_uuid is extras.register_uuid,
+      (a.txn_idle, a.txn_inerror, a.txn_unknown) == (ext.TRANSACTION_STATUS_IDLE, ext.TRANSACTION_STATUS_INERROR,
+                                                      ext.TRANSACTION_STATUS_UNKNOWN),
+      type(db._adapter).__name__)
+"""
+
+
+@pytest.mark.postgres
+def test_any_postgresql_database_made_after_the_deferred_import_gets_the_driver(bench_factory):
+    url = bench_factory.pg_url()
+    proc = python("-c", DEFERRED_THEN_USED, url)
+    assert proc.stdout.split() == ["True"] * 5 + ["Psycopg2Adapter"]
+
+
+def test_peewee_imported_first_elsewhere_is_left_alone():
+    code = ("import sys, peewee, hookscheduler.cli, hookscheduler._peewee as d; "
+            "print('psycopg2' in sys.modules, peewee.psycopg2 is not None, "
+            "getattr(peewee, '_hs_deferred_psycopg2', None), d.provide_psycopg2())")
+    assert python("-c", code).stdout.split() == ["True", "True", "None", "True"]
+
+
 def test_the_public_api_imports_on_first_use():
     code = """
 import sys

@@ -34,6 +34,13 @@ def test_plain_modules_are_read(source, defined):
     assert scan_source(source) == defined
 
 
+def test_a_module_without_strings_or_comments_reads_as_with_them():
+    """Such a module skips the blanking: what it defines is what the same module with a comment defines."""
+    plain = "import os\n\ndef a(x=(1, 2)):\n    return [x]\n\nclass B(object):\n    y = {1: 2}\n\nZ = a\n"
+    assert scan_source(plain) == scan_source("# c\n" + plain) == {"a", "B"}
+    assert scan_source("def a(): pass\nX = (1,\ndef b(): pass\n") is None
+
+
 @pytest.mark.parametrize("source", [
     "import no_such_package_anywhere\ndef a(): pass\n",  # the import would fail: let it, and report it
     "from . import sibling\ndef a(): pass\n",  # relative: which file it reads is the package's business
