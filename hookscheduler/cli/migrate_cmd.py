@@ -63,13 +63,15 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnin
             loaded[key] = load_job_specs(ctx.bench, ctx.site.queues, builtin=True, apps=ctx.site.apps,
                                          warnings=warnings, imports=False)
         prepared.append((ctx, ctx.calendar, loaded[key]))
-    # 2. Reach every database that exists; only then create the missing SQLite files. A PostgreSQL site's
-    # connection is closed once reached (and opened again to write): 1,000 sites must not hold 1,000
-    # connections at once, past the server's max_connections.
+    # 2. Reach every database that exists; only then create the missing SQLite files. With several sites, a
+    # PostgreSQL site's connection is closed once reached (and opened again to write): 1,000 sites must not hold
+    # 1,000 connections at once, past the server's max_connections. One site keeps its connection (a new one is
+    # a few round trips and an authentication: most of a small migrate's talk with the server).
     dbs: dict[str, pw.Database | None] = {}
     for ctx in contexts:
         dbs[ctx.name] = _existing_db(ctx)
-        _release(ctx)
+        if len(contexts) > 1:
+            _release(ctx)
     if not dry_run:
         for ctx in contexts:
             if dbs[ctx.name] is None:

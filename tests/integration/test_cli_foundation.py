@@ -146,6 +146,28 @@ def test_migrate_several_sites(bench_factory, db_kind, capsys):
     assert out.splitlines() == ["site b.site: 0 added, 0 updated, 0 removed, 0 pruned, 2 unchanged"]
 
 
+@pytest.mark.postgres
+def test_one_postgresql_site_is_connected_once_several_are_released_between_phases(bench_factory, capsys,
+                                                                                 monkeypatch):
+    from hookscheduler.store import database as dbmod
+
+    connects: list[str] = []
+    real = dbmod.connect
+
+    def counting(url: str, *args: Any, **kwargs: Any) -> Any:
+        connects.append(url)
+        return real(url, *args, **kwargs)
+
+    monkeypatch.setattr(dbmod, "connect", counting)
+    bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db="postgres")
+    assert run(capsys, "migrate")[0] == 0
+    assert len(connects) == 1
+    connects.clear()
+    bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db="postgres", sites={"a.site": {}, "b.site": {}})
+    assert run(capsys, "migrate")[0] == 0
+    assert len(connects) == 4  # each site reached, released, then opened again to write
+
+
 def test_refused_migrate_exits_2_and_leaves_every_table_as_it_was(bench_factory, db_kind, capsys):
     bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db=db_kind)
     assert run(capsys, "migrate")[0] == 0
