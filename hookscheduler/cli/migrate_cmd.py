@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -30,7 +33,8 @@ def migrate(state: CliState, dry_run: bool, prune: bool, fmt: str) -> None:
     print_config_notes([ctx.site for ctx in contexts])
     warnings: list[str] = []
     try:
-        plans = _migrate_all(contexts, dry_run, prune, warnings)
+        with without_cyclic_gc():
+            plans = _migrate_all(contexts, dry_run, prune, warnings)
     finally:
         for ctx in contexts:
             ctx.close()
@@ -42,6 +46,21 @@ def migrate(state: CliState, dry_run: bool, prune: bool, fmt: str) -> None:
         return
     for plan in plans:
         _print_plan(plan, dry_run)
+
+
+@contextlib.contextmanager
+def without_cyclic_gc() -> Iterator[None]:
+    """Python's cyclic collector off for the block, back as it was after it. A migrate allocates a few
+    containers per job and keeps them to the end (specs, rows, the plan): the collector can free none of them,
+    and on a large bench it walks them all again and again (100,000 jobs: three full collections, 0.2 s of the
+    parent's 1.4 s of CPU). Whatever a migrate leaves for it (an app module's cycles) is collected afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def refuse_non_bench(path: Path) -> None:

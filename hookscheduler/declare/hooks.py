@@ -30,7 +30,7 @@ from ..exceptions import HookError
 from ..states import CatchUp, Overlap
 from ..timing.cron import CronError, validate_cron
 from ..timing.frequencies import CATCHUP_POLICIES, OVERLAP_POLICIES, SECTIONS, Section
-from .methods import defined_by_source
+from .methods import defined_by_source, remember, scan_modules
 from .methods import forget as forget_scans
 
 #: Declarations are user input of any size or depth: every value shown in a message goes through ``_r``.
@@ -337,8 +337,9 @@ class _Lane:
         while len(buffer) >= 4 and len(buffer) >= 4 + (size := int.from_bytes(buffer[:4], "big")):
             if size and self.ship is not None:
                 with contextlib.suppress(Exception):  # not what the child sent: the caller imports it
-                    file, value = marshal.loads(bytes(buffer[4:4 + size]))
+                    file, value, scans = marshal.loads(bytes(buffer[4:4 + size]))
                     self.ship[self.queue[self.done]] = (file, value)
+                    remember(scans)
             del buffer[:4 + size]
             self.done += 1
         if self.done == len(self.queue):
@@ -369,12 +370,38 @@ class _Lane:
 
 
 def _shipment(module: str) -> bytes:
-    """What the child sends of ``module`` after importing it: marshal of (file, events), or b"" (nothing)."""
+    """What the child sends of ``module`` after importing it: marshal of (file, events, the scans of the modules
+    the events name methods in), or b"" (nothing). Scanning here, while the parent checks the previous app, takes
+    the method modules' finding, reading and scanning (a third of a large bench's check) off the parent."""
     try:
         mod = importlib.import_module(module)
-        return marshal.dumps((str(getattr(mod, "__file__", None) or ""), getattr(mod, SHIPPED_ATTRIBUTE, None)))
-    except BaseException:  # raised, or unmarshallable: the parent's own import says what
+        events = getattr(mod, SHIPPED_ATTRIBUTE, None)
+        file = str(getattr(mod, "__file__", None) or "")
+    except BaseException:  # raised: the parent's own import says what
         return b""
+    try:
+        scans = scan_modules(_method_modules(events))
+    except BaseException:  # whatever it was, the parent scans for itself
+        scans = {}
+    try:
+        return marshal.dumps((file, events, scans))
+    except BaseException:  # unmarshallable: the parent's own import sees what it holds
+        return b""
+
+
+def _method_modules(events: Any) -> dict[str, None]:
+    """The modules of the methods ``events`` names (entries as strings or dicts with a ``method``), in order;
+    anything else is the parent's to report."""
+    out: dict[str, None] = {}
+    if not isinstance(events, dict):
+        return out
+    for value in events.values():
+        for group in (value.values() if isinstance(value, dict) else [value]):
+            for entry in (group if isinstance(group, (list, tuple)) else [group]):
+                method = entry.get("method") if isinstance(entry, dict) else entry
+                if isinstance(method, str):
+                    out[method.strip().rpartition(".")[0]] = None
+    return out
 
 
 def _read_events(bench: Bench, app: str, problems: list[str], warnings: list[str],

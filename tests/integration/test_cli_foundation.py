@@ -482,3 +482,25 @@ def test_time_is_reported_in_utc_iso(bench_factory, capsys):
     row = json.loads(out)[0]
     created = datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
     assert created.utcoffset() is not None and abs((created.replace(tzinfo=None) - utcnow()).total_seconds()) < 60
+
+
+def test_migrate_turns_the_cyclic_collector_off_only_while_it_works(bench_factory, capsys, monkeypatch):
+    import gc
+
+    from hookscheduler.cli import migrate_cmd
+
+    seen: list[bool] = []
+    real = migrate_cmd._migrate_all
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(migrate_cmd, "_migrate_all", spy)
+    bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}})
+    assert gc.isenabled()
+    assert run(capsys, "migrate")[0] == 0
+    assert seen == [False] and gc.isenabled()
+    bench_factory.make({"app1": {"dayly": ["app1.tasks.ok"]}})  # a refused migrate: back on all the same
+    assert run(capsys, "migrate")[0] == 2
+    assert gc.isenabled()

@@ -104,3 +104,11 @@ def test_a_migrate_that_wrote_between_the_plan_and_the_lock_is_planned_again(ben
     plan = mig.migrate_site(db, ctx.name, specs, ctx.calendar, now=NOW)
     assert (plan.added, sorted(plan.unchanged)) == ([], ["app1.tasks.ok", "app1.tasks.other"])
     assert ScheduledJobType.select().count() == 2
+
+
+def test_a_spec_s_fields_are_the_store_s_insert_columns_in_order():
+    """insert_jobs slices each spec into a row: the two orders must stay the same."""
+    from hookscheduler.declare.migrate import SPEC_ROW
+    from hookscheduler.store.base import JOB_INSERT_COLUMNS
+
+    assert SPEC_ROW == JOB_INSERT_COLUMNS
