@@ -150,7 +150,8 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
             if not rows:
                 break
             result.due += len(rows)
-            verdicts = active_runs(store, [r for r in rows if r.has_active], conn, clock, ctx.bench.bench_id)
+            verdicts = active_runs(store, [r for r in rows if r.has_active], conn, clock, ctx.bench.bench_id,
+                                   decided_at=now)  # the overlap of the slot decided (a stop may end before it)
             if stretches is None and (now - rows[0].next_execution).total_seconds() > grace_seconds(ctx):
                 stretches = recent_stretches(store, rows[0].next_execution)
             decisions = _decide_each(ctx, rows, now, verdicts, memo, stretches or ())

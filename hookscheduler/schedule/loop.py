@@ -48,7 +48,7 @@ import redis
 from ..broker.batch import SetBatch
 from ..broker.connection import redis_for
 from ..broker.keys import heartbeat_key, last_tick_key
-from ..config import load_bench, load_sites
+from ..config import Site, load_bench, load_sites
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError
 from ..store import store_for
@@ -133,6 +133,9 @@ class _Pending:
     result: PassResult
     runs: list[send.Run]
     slot: datetime | None = None
+    #: held runs: the site's config when they were claimed. Its database holds them, and they are marked sent
+    #: there even if the site has since left the bench or its ``db_url`` changed (:meth:`Scheduler._claimed_in`)
+    site: Site | None = None
 
 
 @dataclass
@@ -271,7 +274,7 @@ class Scheduler:
             result = state.step.claim_ahead(conn, slot, now, runs.extend)
             self.claim_cost = ahead.measured(self.claim_cost, time.perf_counter() - began)
             if runs:
-                self.held.append(_Pending(state, conn, result, runs, slot))
+                self.held.append(_Pending(state, conn, result, runs, slot, ctx.site))
             if result.send_error:  # its re-send of an earlier slot's outbox failed: the outage, as in a step
                 raise redis.exceptions.ConnectionError(result.send_error.partition(": ")[2] or result.send_error)
             if result.inactive:
@@ -404,8 +407,9 @@ class Scheduler:
         pending.clear()
         for group in groups.values():
             conn = group[0].conn
-            parts = send_many(conn, [(item.state.ctx, item.runs) for item in group])
-            for item, part in zip(group, parts, strict=True):
+            contexts = [self._claimed_in(item) for item in group]
+            parts = send_many(conn, [(ctx, item.runs) for ctx, item in zip(contexts, group, strict=True)])
+            for ctx, item, part in zip(contexts, group, parts, strict=True):
                 state = item.state
                 try:
                     item.result.add_sent(*part.outcome)
@@ -413,9 +417,10 @@ class Scheduler:
                         error = part.outcome.error
                         raise redis.exceptions.ConnectionError(error.partition(": ")[2] or error)
                     if part.to_record is not None:
-                        with state.ctx.pinned():
-                            record_sent(state.ctx, part.to_record)
-                        self._used(state)
+                        with ctx.pinned():
+                            record_sent(ctx, part.to_record)
+                        if ctx is state.ctx:
+                            self._used(state)
                 except Exception as exc:
                     if not isinstance(exc, TRANSIENT):
                         log.exception("site %s: unexpected error marking its runs sent", state.ctx.name)
@@ -426,6 +431,19 @@ class Scheduler:
                     state.step.last_tick_written = None
                     state.stepped_at = None  # its step did not complete: the retry steps it (its outbox)
                     self._fail(state, now, exc)
+                finally:
+                    if ctx is not state.ctx:
+                        ctx.close()
+
+    def _claimed_in(self, item: _Pending) -> SiteContext:
+        """The context of the database ``item``'s runs were claimed in: the site's own, unless runs held for a
+        slot belong to a site that has since left the bench or been pointed at another database (the config
+        re-read in between). Then a context of their own, closed once they are marked sent: the old database
+        must not keep them as unsent (any pass serving it would send them again), nor a removed site stay open."""
+        state, site = item.state, item.site
+        if site is None or (self.sites.get(state.ctx.name) is state and state.ctx.site.db_url == site.db_url):
+            return state.ctx
+        return SiteContext(site)
 
     def _step_site(self, state: SiteLoopState, now: datetime,
                    writes: dict[int, tuple[SetBatch, list[SiteLoopState]]],
