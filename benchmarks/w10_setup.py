@@ -167,8 +167,10 @@ critical path is the probe children, and on this host most of their time is crea
 `__pycache__/` and two `.pyc`, ~1 ms each while other suites run); Dh creates as many and more. PostgreSQL rows
 are judged against D-sqlite too; a cold PostgreSQL migrate adds psycopg2's import, a connection and ~50 ms of
 DDL on a new database (the schema steps' statements sent in two requests), and it is faster than D-postgres at
-every size. Quick run of 2026-12-07 05:47 (commit d717a28, load 4.7 -> 2.1): SQLite 0.186 s / 0.444 s at
-1,000 / 10,000 jobs = 3.2x / 2.3x D-sqlite, 2.2x / 1.1x Dh-sqlite; PostgreSQL 0.282 s / 0.565 s = 4.9x / 2.9x
-D-sqlite, 0.7x / 0.24x D-postgres (the previous full run, at bfeae23: SQLite 3.8x / 3.6x / 2.8x, PostgreSQL
-5.3x / 5.0x / 5.8x at 1,000 / 10,000 / 100,000 jobs).
+every size. The full run of 2026-12-07 06:03 (commit 322f6cb, 5 runs, load 2.3 -> 1.4): SQLite 0.26 s /
+0.49 s / 2.36 s at 1,000 / 10,000 / 100,000 jobs = 3.4x / 3.6x / 2.9x D-sqlite, 2.2x / 1.0x / 0.7x Dh-sqlite;
+PostgreSQL 0.40 s / 0.59 s / 2.40 s = 5.2x / 4.3x / 2.9x D-sqlite, 0.9x / 0.18x D-postgres and 0.07x Dh-postgres
+at 100,000 (the previous full run, at bfeae23: SQLite 0.44 / 0.55 / 2.65 s = 3.8x / 3.6x / 2.8x, PostgreSQL
+0.61 / 0.76 / 5.5 s = 5.3x / 5.0x / 5.8x; D-sqlite was slower in that run, 0.115 / 0.150 / 0.946 s against
+0.077 / 0.135 / 0.820 s here). The quick run of 05:47 (commit d717a28) had SQLite at 3.2x / 2.3x D-sqlite.
 """
