@@ -165,6 +165,8 @@ class ChangeGate:
             with lender.pinned():
                 reading = self.read(lender.database())
         except Exception as exc:  # unreadable or unreachable: probe every site; the steps report outages
+            if isinstance(exc, (pw.OperationalError, pw.InterfaceError)):
+                lender.close()  # a broken connection: the next cycle reads on another one (or reconnects)
             reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
             if reason != self.reported:
                 log.info("the change gate cannot read the write counters (%s); probing every PostgreSQL site",

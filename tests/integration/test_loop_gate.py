@@ -5,10 +5,12 @@ is probed as before (:mod:`hookscheduler.schedule.gate`)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
+import peewee as pw
 import pytest
 
 from hookscheduler.broker.keys import last_tick_key
@@ -145,20 +147,31 @@ def test_an_idle_cycle_opens_no_connection_and_a_direct_edit_is_noticed(bench_fa
     ctx.close()
 
 
+def _no_counters(db):
+    return None  # as with track_counts off (the store's contract test sets it for real)
+
+
+def _denied(db):
+    raise pw.ProgrammingError("permission denied for view pg_stat_database")
+
+
 @pytest.mark.postgres
-def test_without_write_counters_every_site_is_probed_each_tick_interval(bench_factory, site_databases):
+@pytest.mark.parametrize("read", [_no_counters, _denied])
+def test_without_write_counters_every_site_is_probed_each_tick_interval(bench_factory, site_databases, read, caplog):
     names, bench = _bench(bench_factory, site_databases)
     clock = [T0 + timedelta(minutes=1)]
-    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True,
-                      gate=ChangeGate(read=lambda db: None))  # as with track_counts off (the store's contract test)
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True, gate=ChangeGate(read=read))
     try:
         sched.cycle()
-        for _ in range(3):
-            clock[0] += timedelta(seconds=61)
-            sched.results.clear()
-            sched.cycle(all_sites=False)
-            assert sorted(r.site for r in sched.results) == names
+        with caplog.at_level(logging.INFO, logger="hookscheduler.schedule.gate"):
+            for _ in range(3):
+                clock[0] += timedelta(seconds=61)
+                sched.results.clear()
+                sched.cycle(all_sites=False)
+                assert sorted(r.site for r in sched.results) == names
         assert sched.gate.skipped == 0
+        assert all(s.failures == 0 for s in sched.sites.values())
+        assert len([r for r in caplog.records if "probing every PostgreSQL site" in r.getMessage()]) == 1  # once
     finally:
         for state in sched.sites.values():
             state.ctx.close()
