@@ -144,3 +144,31 @@ def test_runs_held_for_a_site_removed_from_the_bench_are_sent_and_leave_nothing_
             state.ctx.close()
     (bench / "s2.example.away").rename(bench / "sites" / "s2.example")
     assert _rows(bench, "s2.example") == [(SLOT, "queued", True)]
+
+
+def test_two_processes_claiming_ahead_the_same_slot_send_it_once_and_not_before(bench_factory, db_kind):
+    """Two ``schedule`` processes over one site, both inside the window of its slot: one claims it (the
+    compare-and-set), the other finds it claimed and only learns that it is owed at the slot; at the slot both
+    may send it (the holder's release, the other's outbox), RQ stores it once and the ledger has one row."""
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok", "app1.tasks.other"]}}, db=db_kind)
+    _migrate(bench)
+    clocks = [{"now": T0 + timedelta(minutes=20)}, {"now": T0 + timedelta(minutes=20)}]
+    procs = [Scheduler(bench=str(bench), now_fn=lambda c=c: c["now"], offset=0.0) for c in clocks]
+    try:
+        for sched in procs:
+            sched.cycle()
+        for i, sched in enumerate(procs):
+            clocks[i]["now"] = SLOT - AHEAD + timedelta(milliseconds=i)
+            sched.cycle(all_sites=False)
+        assert sum(len(h.runs) for s in procs for h in s.held) == 2  # each run held by one process
+        assert _in_redis(bench) == 0
+        for i, sched in enumerate(reversed(procs)):  # the one not holding first: its outbox pass at the slot
+            clocks[1 - i]["now"] = SLOT + timedelta(milliseconds=1 + i)
+            sched.cycle(all_sites=False)
+        assert not any(s.held for s in procs)
+        assert _in_redis(bench) == 2
+        assert sorted(_rows(bench)) == [(SLOT, "queued", True)] * 2
+    finally:
+        for sched in procs:
+            for state in sched.sites.values():
+                state.ctx.close()
