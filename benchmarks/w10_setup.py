@@ -149,25 +149,26 @@ validation: real Frappe is slower than Dh). The target is still computed against
 included, as the issue words it; the note gives the ratio to Dh beside it. hookscheduler refuses the whole
 migrate on one bad method where Frappe skips it with a warning; that costs nothing extra here.
 
-**What migrate does now, per job**, is what Dh does or less: each app's `hooks.py` imported once (in the
-probe's forked child, which sends the events back by marshal; the parent checks app k while the child
-compiles app k+1), a method checked by reading its module's source (top-level `def`s) instead of compiling
-and running it (0.15 ms against 2.4 ms for a 100-function `tasks.py`; anything the scan cannot vouch for is
-imported as before, so a typo is still refused), bare entries without the options machinery, new rows in
-one prepared statement binding only what differs, no import of rq, redis, the web or the metrics.
+**What migrate does now, per job**, is what Dh does or less: each app's `hooks.py` imported once, in the import
+probe's forked children (two of them from 16 apps on a multi-core host, every other app each), which send the
+events back by marshal together with what each method module's source plainly defines (a scan of its top-level
+`def`s instead of compiling and running it; anything the scan cannot vouch for is imported by the parent, so a
+typo is still refused); the parent checks app k while the children compile the next ones; bare entries without
+the options machinery; new rows in one `executemany` (SQLite) or one `COPY` (PostgreSQL); no import of rq,
+redis, the web or the metrics, and no psycopg2 (nor OpenSSL) for a SQLite bench.
 
 **Where the 2x is not met, and why.** At 1,000 jobs the work is a few tens of milliseconds; the process is
-its imports: `hookscheduler --help` (Python start, click, peewee, which imports psycopg2 and ssl even for
-SQLite, croniter and dateutil, the configuration) costs about 0.2 s of CPU on this machine against 0.03 s
-for D's whole start-up (Python and sqlite3). 2x D at 1,000 jobs would need hookscheduler's process to be
-about twice `python -c "import sqlite3"`: not possible while the CLI imports peewee and click, which are
-outside the migrate code (recommendations in the report of this work: psycopg2 only for PostgreSQL, the
-cron and output helpers imported where used). The full run (5 runs, commit bfeae23, load average 4-5):
-SQLite 0.44 s / 0.55 s / 2.65 s at 1,000 / 10,000 / 100,000 jobs, that is 3.8x / 3.6x / 2.8x D-sqlite,
-3.0x / 1.3x / 0.8x Dh-sqlite (met against the like-for-like peer from 10,000 jobs), 0.7x / 0.3x / 0.2x A;
-PostgreSQL 0.61 s / 0.76 s / 5.5 s, 5.3x / 5.0x / 5.8x D-sqlite, 4.1x / 1.8x / 1.6x Dh-sqlite, and
-0.25x Dh-postgres (22 s) at 100k. The rest of the gap to D at 100,000 jobs is work D does not do: 1,000
-hooks.py compiled and 1,000 task modules read. The cold figures also include creating the schema
-(`ensure_schema` runs every schema version's steps in turn; on PostgreSQL each DDL statement is a round
-trip), which D does with two statements.
+Python's start and the imports: about 85 ms of import time (sum of self times, best of 9) for peewee and the
+stdlib modules it imports (~31 ms), click (~6 ms), the store (~11 ms, 4 of them the dataclasses of
+`store/base.py`), croniter and dateutil (~10 ms), the configuration (~6 ms) and `site` (~13 ms, of which the
+venv's editable-install finder ~10 ms, which every row pays), against ~30 ms for D's whole start-up (Python and
+sqlite3). Reaching 2x D there would take a `migrate` without peewee and click. At 10,000 and 100,000 jobs the
+critical path is the probe children, and on this host most of their time is creating files (each app's
+`__pycache__/` and two `.pyc`, ~1 ms each while other suites run); Dh creates as many and more. PostgreSQL rows
+are judged against D-sqlite too; a cold PostgreSQL migrate adds psycopg2's import, a connection and ~50 ms of
+DDL on a new database (the schema steps' statements sent in two requests), and it is faster than D-postgres at
+every size. Quick run of 2026-12-07 05:47 (commit d717a28, load 4.7 -> 2.1): SQLite 0.186 s / 0.444 s at
+1,000 / 10,000 jobs = 3.2x / 2.3x D-sqlite, 2.2x / 1.1x Dh-sqlite; PostgreSQL 0.282 s / 0.565 s = 4.9x / 2.9x
+D-sqlite, 0.7x / 0.24x D-postgres (the previous full run, at bfeae23: SQLite 3.8x / 3.6x / 2.8x, PostgreSQL
+5.3x / 5.0x / 5.8x at 1,000 / 10,000 / 100,000 jobs).
 """

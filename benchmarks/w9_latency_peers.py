@@ -250,6 +250,16 @@ could then lose a claim whose run was already sent, and the slot would be decide
 later catch-up run): a durability trade for the maintainers to decide, not done; skipping the probe when the
 loop wakes for a slot it already knows is due (the loop's side).
 
+**Claim ahead, release at the slot (since).** The loop now commits a slot's claim and ledger rows before the
+slot (at least 0.1 s ahead, more when many sites share it; `hookscheduler/schedule/ahead.py`) and only sends
+at the slot, so the commit and its fsync left the path: no durability traded, the claim is committed as before,
+just earlier (I10 in docs/exactly-once.md keeps the held runs from being sent early by anyone). Quick runs,
+same session: before (c50afe6, load ~2-4) SQLite median 3.22 ms and PostgreSQL 4.90 ms against A's 3.10 ms
+(1.04x and 1.58x, both missed); after (b845402, load ~2-3) SQLite 0.106 ms and PostgreSQL 0.105 ms against A's 1.92 ms
+(0.06x and 0.05x), p99 0.146 and 0.128 ms against 2x A's max 10.5 ms. On Redis's clock (the MONITOR run, one
+run each): SQLite 1.22 ms and PostgreSQL 2.24 ms after the slot against A's 2.93 ms (median), PostgreSQL's p99
+16.3 ms against A's max 10.3 ms (one run of 26 slots: its slowest).
+
 **The ledger's `enqueued_at`** is the moment Redis accepted the run: the enqueue script reads the server's
 `TIME` as it begins, one call per up to 250 runs, and that is what each run's ledger row records (kept inside
 the local round-trip window, so a Redis host with a wrong clock cannot stamp a run before its claim). Earlier

@@ -9,8 +9,10 @@ included, whoever makes it: this package's :func:`~hookscheduler.store.database.
 :func:`provide_psycopg2` imports psycopg2 then and sets exactly what peewee's own import would have set (its
 module globals and the adapter's transaction constants), so from then on peewee is as if imported normally.
 
-Only the ``hookscheduler`` command calls :func:`import_deferred`, and only when neither peewee nor psycopg2 is
-imported yet; a process that imports peewee in any other way gets peewee's own import, unchanged.
+Only the command line calls :func:`import_deferred` (importing :mod:`hookscheduler.cli` does), and it changes
+nothing when peewee or psycopg2 is imported already; a process that imports peewee in any other way gets peewee's
+own import, unchanged. What such a process cannot do is read ``peewee.psycopg2`` itself before any PostgreSQL
+database object exists (it is None until then, as on a host without the driver).
 """
 
 from __future__ import annotations

@@ -69,6 +69,9 @@ KNOWN_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "scheduler_tick_interval": (_int_upto(86400), "a whole number of seconds from 1 to 86400"),
     "scheduler_db_connections": (_int_upto(10_000), "a whole number from 1 to 10000 (PostgreSQL connections one "
                                                     "schedule process keeps open)"),
+    "scheduler_claim_ahead": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 60,
+                              "a number of seconds from 0 to 60 (how far ahead of a slot it may be claimed; 0: "
+                              "at its time)"),
     "workers": (lambda v: isinstance(v, dict), 'an object like {"myqueue": {"timeout": 5000}}'),
     "time_zone": (_is_str, "an IANA time zone such as Europe/Berlin"),
     "pause_scheduler": (_is_bool, "true or false"),

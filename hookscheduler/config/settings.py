@@ -22,6 +22,10 @@ DEFAULT_FAILED_JOBS_LIMIT = 1000  # failed jobs kept per queue, as Frappe
 #: PostgreSQL connections one ``schedule`` process keeps open between its sites' steps: a server's default
 #: ``max_connections`` is 100, shared with the workers, the dashboard and other schedule processes.
 DEFAULT_DB_CONNECTIONS = 20
+#: The longest (real seconds) a ``schedule`` process claims a slot ahead of its time
+#: (:mod:`hookscheduler.schedule.ahead`): the window grows with the measured cost of the passes due at a slot (many
+#: sites sharing it) up to this; 0 turns claiming ahead off (every slot is then claimed at its time).
+DEFAULT_CLAIM_AHEAD = 2.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class Settings:
     tick_interval: int = DEFAULT_TICK_INTERVAL  # scheduler_tick_interval
     #: PostgreSQL connections a ``schedule`` process keeps open (the least recently used are closed past it)
     db_connections: int = DEFAULT_DB_CONNECTIONS  # scheduler_db_connections
+    #: the most seconds a slot is claimed (decided and committed) ahead of its time, its runs held until it
+    claim_ahead: float = DEFAULT_CLAIM_AHEAD  # scheduler_claim_ahead
     #: Frappe's ``scheduler_interval``: ``all`` jobs fire on ``*/<minutes> * * * *`` (wall-clock aligned) instead
     #: of every ``tick_interval`` seconds from their creation; None: not set
     scheduler_interval: int | None = None
@@ -67,6 +73,9 @@ class Settings:
             db_url=given("db_url", None),
             tick_interval=int(given("scheduler_tick_interval", DEFAULT_TICK_INTERVAL)),
             db_connections=int(given("scheduler_db_connections", DEFAULT_DB_CONNECTIONS)),
+            # 0 is a value here (claiming ahead off), not "not set"
+            claim_ahead=float(DEFAULT_CLAIM_AHEAD if values.get("scheduler_claim_ahead") is None
+                              else values["scheduler_claim_ahead"]),
             scheduler_interval=given("scheduler_interval", None),
             background_workers=int(given("background_workers", 1)),
             time_zone=given("time_zone", None),
@@ -112,6 +121,6 @@ class Settings:
         return {"result_ttl": self.rq_results_ttl, "failure_ttl": self.rq_job_failure_ttl}
 
 
-__all__ = ["DEFAULT_DB_CONNECTIONS",
+__all__ = ["DEFAULT_CLAIM_AHEAD", "DEFAULT_DB_CONNECTIONS",
            "DEFAULT_FAILED_JOBS_LIMIT", "DEFAULT_FAILURE_TTL", "DEFAULT_LOG_RETENTION_DAYS", "DEFAULT_REDIS_URL",
            "DEFAULT_RESULT_TTL", "DEFAULT_TICK_INTERVAL", "Settings"]

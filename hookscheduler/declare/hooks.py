@@ -30,7 +30,7 @@ from ..exceptions import HookError
 from ..states import CatchUp, Overlap
 from ..timing.cron import CronError, validate_cron
 from ..timing.frequencies import CATCHUP_POLICIES, OVERLAP_POLICIES, SECTIONS, Section
-from .methods import defined_by_source
+from .methods import defined_by_source, remember, scan_modules
 from .methods import forget as forget_scans
 
 #: Declarations are user input of any size or depth: every value shown in a message goes through ``_r``.
@@ -40,6 +40,7 @@ _REPR.maxlevel = 3
 _MAX_PROBLEM = 1000
 
 ENTRY_KEYS = ("method", "name", "queue", "timeout", "catchup", "catchup_limit", "overlap")
+_ENTRY_KEY_SET = frozenset(ENTRY_KEYS)
 # Column sizes of scheduled_job_type: SQLite would store a longer value, PostgreSQL would refuse it mid-migrate,
 # so the loader refuses it up front and both databases behave the same.
 MAX_NAME = 255
@@ -207,6 +208,11 @@ def probe_imports(modules: Sequence[str], limit: float | None = None,
         return dict(probe.trouble)
 
 
+#: From this many modules to probe, on a host with several cores, two children import them (alternately) instead
+#: of one: on a large bench the child's compiling of every hooks.py is what this process waits for.
+PARALLEL_FROM = 16
+
+
 class ImportProbe:
     """Import modules in a forked child first, one after the other, to learn which ones end the process
     (``os._exit``, a crash) or run past ``limit`` seconds (the child is then killed), each in words. An import
@@ -215,7 +221,10 @@ class ImportProbe:
     One child imports every module, saying after each one that it finished, so a bench of a hundred apps
     costs one fork, not a hundred (a fork per app was most of a 10,000-job migrate); after a module that
     ended or hung the child, a new child goes on with the next. The caller asks for each module's verdict in
-    turn (:meth:`wait_for`) and can work on one module while the child imports the next.
+    turn (:meth:`wait_for`) and can work on one module while the child imports the next. With
+    :data:`PARALLEL_FROM` modules or more on a multi-core host, two such children (lanes) take every other
+    module each and run at once, both started at the first :meth:`wait_for`: the caller, still asking in
+    order, finds the next verdict ready while it works (1,000 apps: the children's compiling halved).
 
     With ``ship``, the child also sends each module's file and ``scheduler_events`` when :mod:`marshal` can
     carry them (plain dicts, lists, strings and numbers: what a hooks.py declares), and ``ship`` gets them by
@@ -223,19 +232,22 @@ class ImportProbe:
     0.5 s). A module whose import raised, or whose value marshal refuses, is not in ``ship``: the caller
     imports it and sees what it holds, or the error, itself.
 
-    Use it as a context manager: leaving it (an exception, a signal) kills and reaps the child at once, so it
-    can never outlive this process's interest in it."""
+    Use it as a context manager: leaving it (an exception, a signal) kills and reaps the children at once, so
+    none can outlive this process's interest in it."""
 
     def __init__(self, modules: Sequence[str], limit: float | None = None,
-                 ship: dict[str, tuple[str, Any]] | None = None) -> None:
-        self.queue = [m for m in dict.fromkeys(modules) if m not in sys.modules] if hasattr(os, "fork") else []
-        self.index = {m: i for i, m in enumerate(self.queue)}
-        self.done = 0  # queue[:done] are decided
-        self.limit = IMPORT_TIME_LIMIT if limit is None else limit
-        self.ship = ship
-        self.trouble: dict[str, str] = {}
-        self.pid = self.fd = -1
-        self.buffer = bytearray()
+                 ship: dict[str, tuple[str, Any]] | None = None, lanes: int | None = None) -> None:
+        queue = [m for m in dict.fromkeys(modules) if m not in sys.modules] if hasattr(os, "fork") else []
+        if lanes is None:
+            lanes = 2 if len(queue) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1 else 1
+        self.lanes = [_Lane(queue[i::lanes], limit, ship) for i in range(lanes)]
+        self.lane_of = {m: lane for lane in self.lanes for m in lane.queue}
+        self.started = False
+
+    @property
+    def trouble(self) -> dict[str, str]:
+        """Module -> why it could not be imported safely, for the modules decided so far."""
+        return {m: why for lane in self.lanes for m, why in lane.trouble.items()}
 
     def __enter__(self) -> ImportProbe:
         return self
@@ -245,15 +257,50 @@ class ImportProbe:
 
     def wait_for(self, module: str) -> str | None:
         """Why ``module`` could not be imported safely (None: it was, or it is not probed), once decided."""
-        position = self.index.get(module)
-        if position is None:
+        lane = self.lane_of.get(module)
+        if lane is None:
             return None
+        if not self.started:  # every lane's child at once, so that they work side by side from the start
+            self.started = True
+            for other in self.lanes:
+                other.prime()
+        return lane.wait_for(module)
+
+    def close(self) -> None:
+        """Kill and reap every child still running (done, or interrupted: never wait on one)."""
+        try:
+            for lane in self.lanes[1:]:
+                lane.close()
+        finally:
+            self.lanes[0].close()
+
+
+class _Lane:
+    """One child importing its modules in turn (restarted after one that ends or hangs it): see
+    :class:`ImportProbe`."""
+
+    def __init__(self, modules: list[str], limit: float | None, ship: dict[str, tuple[str, Any]] | None) -> None:
+        self.queue = modules
+        self.index = {m: i for i, m in enumerate(self.queue)}
+        self.done = 0  # queue[:done] are decided
+        self.limit = IMPORT_TIME_LIMIT if limit is None else limit
+        self.ship = ship
+        self.trouble: dict[str, str] = {}
+        self.pid = self.fd = -1
+        self.buffer = bytearray()
+
+    def prime(self) -> None:
+        """Start the child now if modules are left and none runs."""
+        if self.pid < 0 and self.done < len(self.queue):
+            self._start(self.queue[self.done:])
+
+    def wait_for(self, module: str) -> str | None:
+        position = self.index[module]
         while self.done <= position:
             self._step()
         return self.trouble.get(module)
 
     def close(self) -> None:
-        """Kill and reap the child, if one is running (done, or interrupted: never wait on it)."""
         if self.pid > 0:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
@@ -290,8 +337,9 @@ class ImportProbe:
         while len(buffer) >= 4 and len(buffer) >= 4 + (size := int.from_bytes(buffer[:4], "big")):
             if size and self.ship is not None:
                 with contextlib.suppress(Exception):  # not what the child sent: the caller imports it
-                    file, value = marshal.loads(bytes(buffer[4:4 + size]))
+                    file, value, scans = marshal.loads(bytes(buffer[4:4 + size]))
                     self.ship[self.queue[self.done]] = (file, value)
+                    remember(scans)
             del buffer[:4 + size]
             self.done += 1
         if self.done == len(self.queue):
@@ -322,12 +370,38 @@ class ImportProbe:
 
 
 def _shipment(module: str) -> bytes:
-    """What the child sends of ``module`` after importing it: marshal of (file, events), or b"" (nothing)."""
+    """What the child sends of ``module`` after importing it: marshal of (file, events, the scans of the modules
+    the events name methods in), or b"" (nothing). Scanning here, while the parent checks the previous app, takes
+    the method modules' finding, reading and scanning (a third of a large bench's check) off the parent."""
     try:
         mod = importlib.import_module(module)
-        return marshal.dumps((str(getattr(mod, "__file__", None) or ""), getattr(mod, SHIPPED_ATTRIBUTE, None)))
-    except BaseException:  # raised, or unmarshallable: the parent's own import says what
+        events = getattr(mod, SHIPPED_ATTRIBUTE, None)
+        file = str(getattr(mod, "__file__", None) or "")
+    except BaseException:  # raised: the parent's own import says what
         return b""
+    try:
+        scans = scan_modules(_method_modules(events))
+    except BaseException:  # whatever it was, the parent scans for itself
+        scans = {}
+    try:
+        return marshal.dumps((file, events, scans))
+    except BaseException:  # unmarshallable: the parent's own import sees what it holds
+        return b""
+
+
+def _method_modules(events: Any) -> dict[str, None]:
+    """The modules of the methods ``events`` names (entries as strings or dicts with a ``method``), in order;
+    anything else is the parent's to report."""
+    out: dict[str, None] = {}
+    if not isinstance(events, dict):
+        return out
+    for value in events.values():
+        for group in (value.values() if isinstance(value, dict) else [value]):
+            for entry in (group if isinstance(group, (list, tuple)) else [group]):
+                method = entry.get("method") if isinstance(entry, dict) else entry
+                if isinstance(method, str):
+                    out[method.strip().rpartition(".")[0]] = None
+    return out
 
 
 def _read_events(bench: Bench, app: str, problems: list[str], warnings: list[str],
@@ -436,6 +510,7 @@ def _entries(
     plain = (queue in queues and isinstance(timeout, int) and not isinstance(timeout, bool)
              and 0 < timeout <= MAX_TIMEOUT)
     frequency = section.frequency
+    once, skip = CatchUp.ONCE, Overlap.SKIP
     for i, entry in enumerate(entries):
         if plain and entry.__class__ is str:
             method = entry.strip()
@@ -444,8 +519,8 @@ def _entries(
                 if error:
                     problems.append(f"{loc}[{i}]: {error}")
                 else:
-                    out.append(JobSpec(method, app, method, frequency, cron_format, queue, timeout, CatchUp.ONCE, 10,
-                                       Overlap.SKIP, f"{loc}[{i}]"))
+                    out.append(JobSpec(method, app, method, frequency, cron_format, queue, timeout, once, 10, skip,
+                                       f"{loc}[{i}]"))
                 continue
         spec = _entry(app, f"{loc}[{i}]", section, cron_format, entry, queues, problems, scan)
         if spec is not None:
@@ -461,8 +536,8 @@ def _entry(
     if isinstance(entry, str):
         options = {"method": entry}
     elif isinstance(entry, dict):
-        options = dict(entry)
-        unknown = [k for k in options if k not in ENTRY_KEYS]
+        options = entry if entry.__class__ is dict else dict(entry)  # only read: no copy of a plain dict
+        unknown = [] if _ENTRY_KEY_SET.issuperset(options) else [k for k in options if k not in ENTRY_KEYS]
         if unknown:
             problems.append(f"{loc}: unknown option(s) {', '.join(map(_r, unknown))}; allowed: {', '.join(ENTRY_KEYS)}")
             return None
@@ -505,10 +580,9 @@ def _entry(
         problems.append(f"{loc}: 'overlap' must be one of {', '.join(OVERLAP_POLICIES)}, got {_r(overlap)}")
     if len(problems) != count:
         return None
-    return JobSpec(
-        name=name.strip(), app=app, method=method, frequency=section.frequency, cron_format=cron_format,
-        queue=queue, timeout=timeout, catchup=catchup, catchup_limit=limit, overlap=overlap, source=loc,
-    )
+    # positional (JobSpec's field order): a quarter of a large bench's entries come through here
+    return JobSpec(name.strip(), app, method, section.frequency, cron_format, queue, timeout, catchup, limit, overlap,
+                   loc)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -560,7 +634,13 @@ def _check_duplicates(specs: list[JobSpec], problems: list[str]) -> None:
 
 
 def _r(value: Any) -> str:
-    """``repr`` bounded in length and depth (a hooks.py may hold a million-element or 100,000-deep value)."""
+    """``repr`` bounded in length and depth (a hooks.py may hold a million-element or 100,000-deep value). A short
+    string's is its ``repr``, as reprlib would give it, without reprlib's machinery (every section and cron key
+    of every app is shown in its entries' locations)."""
+    if value.__class__ is str and len(value) <= _REPR.maxstring:
+        text = repr(value)
+        if len(text) <= _REPR.maxstring:
+            return text
     return _REPR.repr(value)
 
 

@@ -26,6 +26,8 @@ import importlib.machinery
 import importlib.util
 import re
 import sys
+from collections.abc import Iterable
+from typing import Any
 
 #: A comment or a string literal (any prefix, single or triple quotes, escapes): what the scan blanks out before
 #: it reads anything, so that nothing inside a string (a column-0 ``def`` in a triple-quoted value) or a comment
@@ -61,6 +63,37 @@ def forget() -> None:
     """Drop what earlier scans found (each load reads the files as they are now)."""
     _DEFINED.clear()
     _FINDABLE.clear()
+
+
+#: At most this many modules are scanned for one app's hooks in the import probe's child (:func:`scan_modules`).
+SCAN_LIMIT = 100
+
+
+def scan_modules(names: Iterable[str]) -> dict[str, frozenset[str] | None]:
+    """What :func:`defined_by_source` would find for each module not imported in this process whose package is
+    (at most :data:`SCAN_LIMIT`): the import probe's child scans the modules an app's hooks name, while the
+    parent checks the previous app, and ships the results with the events (:func:`remember`). Only modules whose
+    package the child has imported already (the app's own, by its hooks): finding one runs no code then, so
+    nothing here can end or hang the child in the middle of another module's verdict."""
+    out: dict[str, frozenset[str] | None] = {}
+    for name in names:
+        if len(out) >= SCAN_LIMIT:
+            break
+        package = name.rpartition(".")[0]
+        if name and name not in sys.modules and (not package or package in sys.modules):
+            out[name] = _scan_module(name)
+    return out
+
+
+def remember(scans: Any) -> None:
+    """Take in what :func:`scan_modules` found in the probe's child (for this load: :func:`forget` drops it); a
+    module this process scanned already, or anything not shaped as a scan, is left alone."""
+    if not isinstance(scans, dict):
+        return
+    for name, names in scans.items():
+        if isinstance(name, str) and name not in _DEFINED and (
+                names is None or (isinstance(names, frozenset) and all(isinstance(n, str) for n in names))):
+            _DEFINED[name] = names
 
 
 def defined_by_source(method: str) -> bool:
@@ -119,7 +152,8 @@ def scan_source(source: str) -> frozenset[str] | None:
     ``__main__`` guard. Brackets are counted through every line, so a column-0 line inside a multi-line value
     is read as the continuation it is, never as a statement. A quote or a backslash left over (a string the
     blanking could not close, a line continuation) refuses the module."""
-    clean = _LEXEMES.sub(_blank, source)
+    # nothing to blank without a comment or a string (and the blanking is half of the scan of such a module)
+    clean = _LEXEMES.sub(_blank, source) if "#" in source or "'" in source or '"' in source else source
     if "\\" in clean or "'" in clean or clean.count('"') != 2 * clean.count('""') + 2 * clean.count('"__main__"'):
         return None
     defined: set[str] = set()

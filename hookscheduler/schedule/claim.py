@@ -17,7 +17,10 @@ beside the code that keeps it:
   :func:`undecided_from`;
 * **I10**, nothing is sent before its slot: a run claimed ahead of its slot waits in the outbox, and the outbox
   only sends the runs whose ``scheduled_for`` has come on the sender's clock: :func:`run_pass` (``ahead_of``),
-  :mod:`.outbox` (:func:`.outbox.resend_outbox`), the store's probe and ``outbox()``.
+  :mod:`.outbox` (:func:`.outbox.resend_outbox`), the store's probe and ``outbox()``. The ``schedule`` loop
+  claims a slot ahead of it and holds its runs until it (:mod:`.ahead`); a process killed while holding them
+  leaves committed outbox rows that any pass sends at or after the slot, never before (docs/exactly-once.md,
+  I10, has the failure cases: a kill, Redis down at the release, SIGTERM, the clock going back).
 
 While the site's scheduler is paused, disabled or in maintenance a pass decides nothing: it records the stretch
 of inactivity and holds the due slots, which the first active pass decides with each job's catch-up policy
@@ -127,7 +130,10 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     elif result.inactive and pause_until is not None:
         result.resume_at = pause_until
     if not probe.due(now) and not probe.outbox_due(clock):
-        result.earliest, result.earliest_known = probe.earliest, True
+        # a run claimed ahead and not sent yet (its claimer may be gone) is owed at its slot: wake for it (I10)
+        held = probe.outbox_from
+        result.earliest = probe.earliest if held is None or (probe.earliest and probe.earliest <= held) else held
+        result.earliest_known = True
         return result  # the common case: one indexed statement, no transaction
     if probe.outbox_due(clock):  # I3: every pass first sends what an earlier sender claimed and did not send
         result.resent += result.add_sent(*resend_outbox(ctx, conn, clock))  # I10: only what is due by now
@@ -144,7 +150,8 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
             if not rows:
                 break
             result.due += len(rows)
-            verdicts = active_runs(store, [r for r in rows if r.has_active], conn, clock, ctx.bench.bench_id)
+            verdicts = active_runs(store, [r for r in rows if r.has_active], conn, clock, ctx.bench.bench_id,
+                                   decided_at=now)  # the overlap of the slot decided (a stop may end before it)
             if stretches is None and (now - rows[0].next_execution).total_seconds() > grace_seconds(ctx):
                 stretches = recent_stretches(store, rows[0].next_execution)
             decisions = _decide_each(ctx, rows, now, verdicts, memo, stretches or ())

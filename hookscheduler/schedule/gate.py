@@ -28,8 +28,10 @@ What the counters see, and the limits (PostgreSQL's cumulative statistics, 15 an
   (its counts wait for that transaction to end). :data:`FULL_PROBE_EVERY` bounds those cases: every site is
   probed for real at least that often, whatever its counter says;
 * a counter that changed in any way (grew, went down, a ``pg_stat_reset()``, whose time is part of the
-  value compared, or a crash that discarded the statistics) means "probe": the gate can only ever make a step
-  do more than skip, never less;
+  value compared, or a crash that discarded the statistics) means "probe", and so does a database dropped and
+  created again under the same name (its OID is part of the value compared: its count starts from zero and
+  the same migrate brings it to the same number): the gate can only ever make a step do more than skip, never
+  less;
 * ``track_counts = off`` (or a per-database or per-role setting of it, which could hide some sessions' writes)
   makes the counters useless: :meth:`~hookscheduler.store.postgres.PostgresStore.write_counters` says so and
   every site is probed. So does a role that cannot read ``pg_stat_database``, a server the gate cannot reach,
@@ -71,8 +73,9 @@ log = logging.getLogger(__name__)
 #: 1,000 sites this costs about 1,000 reconnections per ten minutes, 0.2% of a core here.
 FULL_PROBE_EVERY = 600.0
 
-#: A database's count of rows written (inserted + updated + deleted) and when its statistics were last reset.
-Writes = tuple[int, datetime | None]
+#: A database's count of rows written (inserted + updated + deleted), when its statistics were last reset, and its
+#: OID (a database created again under the same name is another one, whatever its count).
+Writes = tuple[int, datetime | None, int]
 #: One server's counts, by database name; None: the gate cannot tell (counters off, unreadable, unreachable).
 Reading = dict[str, Writes] | None
 

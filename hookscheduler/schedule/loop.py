@@ -5,9 +5,12 @@ Design points, each for a complaint users have about other schedulers:
 
 * it sleeps until the earliest ``next_execution`` of any site (capped by ``scheduler_tick_interval``, which
   bounds how long a direct SQL edit waits), so a slot is sent within milliseconds of its time, not at the
-  next 60- or 240-second tick. It wakes :data:`LEAD` seconds early to work ahead (re-read the config files,
-  run the first half of a due sweep), then waits for the slot itself, so that only the pass stands between
-  the slot and its send;
+  next 60- or 240-second tick. It claims a slot ahead of its time (:mod:`.ahead`: the pass runs as of the
+  slot a moment before it, commits, and holds the runs) and releases the held runs first thing in the cycle
+  at the slot, so that only one round trip to Redis stands between the slot and its send, not the claim's
+  commit; nothing is sent before its slot, by anyone (I10). For a slot it did not claim ahead it wakes
+  :data:`LEAD` seconds early to work ahead (re-read the config files, run the first half of a due sweep),
+  then waits for the slot itself, so that only the pass stands between the slot and its send;
 * one bad site never stops the others; a Redis or database outage is logged once (and its recovery once),
   retried with exponential back-off, and the slots that came due meanwhile fire once when the service is back
   (the pass's catch-up policy and outbox take care of "once");
@@ -15,7 +18,8 @@ Design points, each for a complaint users have about other schedulers:
   and on PostgreSQL they share the due rows between them; there is no leader election to get wrong;
 * each process announces itself with a heartbeat key in Redis (with a TTL); each step writes its site's last
   tick, for ``scheduler status`` and ``doctor``;
-* SIGTERM / SIGINT finish the current cycle and exit cleanly.
+* SIGTERM / SIGINT finish the current cycle and exit cleanly; runs held for a slot still to come are sent at
+  that slot first (at most the claim-ahead window away, :meth:`Scheduler.drain`).
 
 The clock and the sleep are parameters, so tests drive the loop cycle by cycle at chosen instants.
 """
@@ -44,13 +48,13 @@ import redis
 from ..broker.batch import SetBatch
 from ..broker.connection import redis_for
 from ..broker.keys import heartbeat_key, last_tick_key
-from ..config import load_bench, load_sites
+from ..config import Site, load_bench, load_sites
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError
 from ..store import store_for
 from ..store.models import utcnow
 from ..timing.clock import SIM, real_seconds
-from . import send
+from . import ahead, send
 from ._watch import Fingerprint, config_fingerprint
 from .claim import PassResult
 from .gate import ChangeGate, Writes
@@ -99,6 +103,7 @@ class SiteLoopState:
     last_error: str | None = None
     next_due: datetime | None = None
     stepped_at: datetime | None = None  # the ``now`` of its last completed step
+    inactive: bool = False  # its last pass found the site paused, disabled or in maintenance: not claimed ahead
 
     @property
     def ctx(self) -> SiteContext:
@@ -120,12 +125,17 @@ class SiteLoopState:
 
 @dataclass
 class _Pending:
-    """Runs a site's pass committed in this cycle, to be sent with other sites' (:meth:`Scheduler._send_pending`)."""
+    """Runs a site's pass committed, to be sent with other sites' (:meth:`Scheduler._send_pending`): in this
+    cycle, or, claimed ahead, in the first cycle at or after their ``slot`` (:meth:`Scheduler._release`)."""
 
     state: SiteLoopState
     conn: redis.Redis
     result: PassResult
     runs: list[send.Run]
+    slot: datetime | None = None
+    #: held runs: the site's config when they were claimed. Its database holds them, and they are marked sent
+    #: there even if the site has since left the bench or its ``db_url`` changed (:meth:`Scheduler._claimed_in`)
+    site: Site | None = None
 
 
 @dataclass
@@ -151,6 +161,11 @@ class Scheduler:
     #: sites whose database is open, least recently used first (:meth:`_used`)
     open_lru: OrderedDict[str, SiteLoopState] = field(default_factory=OrderedDict)
     open_pg: OrderedDict[str, SiteLoopState] = field(default_factory=OrderedDict)  # those holding a connection
+    #: runs claimed ahead of their slot, committed and held until it (:meth:`_claim_ahead`, :meth:`_release`)
+    held: list[_Pending] = field(default_factory=list)
+    claim_cost: float = ahead.FIRST_COST  # the running cost of one site's pass (real seconds), for the window
+    claim_wake: datetime | None = None  # when the next slot comes within its claim-ahead window
+    waking_to_claim: bool = False  # the sleep :meth:`_sleep_for` asked for ends at ``claim_wake``
     gate: ChangeGate = field(default_factory=ChangeGate)  # idle PostgreSQL sites skip their probe (:mod:`.gate`)
     fd_cap: int | None = None  # :func:`open_sites_cap`, read once per cycle (:meth:`_begin_cycle`)
 
@@ -188,13 +203,18 @@ class Scheduler:
     def cycle(self, all_sites: bool = True) -> float:
         """One cycle; returns how long to sleep before the next one (seconds). ``all_sites`` False (the loop
         woken for a slot) steps only the sites that want a step (:meth:`SiteLoopState.wants_step`); a bench
-        of one site always steps it."""
+        of one site always steps it.
+
+        The cycle first releases the runs claimed ahead whose slot has come (before anything else: that is the
+        slot's whole latency), and ends by claiming ahead the sites whose next slot is within its window."""
+        writes: dict[int, tuple[SetBatch, list[SiteLoopState]]] = {}
+        if self.held:
+            self._release(self.now_fn(), writes)
         worked_ahead, self.worked_ahead_at = self.worked_ahead_at, None
         if worked_ahead is None or time.monotonic() - worked_ahead > FRESH:
             self._refresh()
         self._begin_cycle(all_sites)
         now = self.now_fn()
-        writes: dict[int, tuple[SetBatch, list[SiteLoopState]]] = {}
         every = all_sites or len(self.sites) == 1
         pending: list[_Pending] = []
         target = 1  # sites whose runs are sent together: 1, 2, 4, ... (the first due site's runs go at once)
@@ -209,10 +229,69 @@ class Scheduler:
                 self._send_pending(pending, writes, now)
                 target = min(2 * target, SEND_BATCH, state.ctx.site.settings.db_connections)
         self._send_pending(pending, writes, now)
+        self._claim_ahead(writes)
         self._heartbeat(now, writes)
         self._flush(writes, now)
         return self._sleep_for(self.now_fn())
 
+    def _release(self, now: datetime, writes: dict[int, tuple[SetBatch, list[SiteLoopState]]]) -> None:
+        """Send the held runs whose slot has come at ``now``, every site's in one round trip per Redis, then mark
+        them sent (:meth:`_send_pending`: a failure leaves them in the outbox and backs the site off; its retry,
+        or any process's pass, sends them, at or after their slot: I10)."""
+        due = [h for h in self.held if h.slot is None or h.slot <= now]
+        if due:
+            self.held = [h for h in self.held if h.slot is not None and h.slot > now]
+            self._send_pending(due, writes, now)
+
+    def _claim_ahead(self, writes: dict[int, tuple[SetBatch, list[SiteLoopState]]]) -> None:
+        """Claim ahead the sites whose next slot is within its window (:func:`.ahead.plan`): a site already
+        holding runs, backing off, inactive or never stepped is not a candidate (its slot is stepped at its time,
+        as before). Stops when a slot comes meanwhile: the next cycle, at once, serves it."""
+        now = self.now_fn()
+        holding = {h.state.ctx.name for h in self.held}
+        candidates = [ahead.Candidate(name, state.next_due, state.ctx.site.settings.claim_ahead)
+                      for name, state in self.sites.items()
+                      if state.next_due is not None and state.next_due > now and name not in holding
+                      and state.retry_at is None and not state.inactive and state.stepped_at is not None]
+        plan = ahead.plan(candidates, now, self.claim_cost)
+        self.claim_wake = plan.wake_at
+        for c in plan.claim:
+            at = self.now_fn()
+            if at >= c.slot:
+                break
+            self._step_ahead(self.sites[c.name], c.slot, at)
+            self._used(self.sites[c.name])
+
+    def _step_ahead(self, state: SiteLoopState, slot: datetime, now: datetime) -> None:
+        """Claim ``slot`` of ``state``'s site at ``now``, before it (:meth:`.step.SiteStep.claim_ahead`), and
+        hold its runs for :meth:`_release`. A failure backs the site off as a failed step does; what it
+        committed is in the outbox (I3), sent at its slot by the retry or by any pass (I10)."""
+        ctx = state.ctx
+        try:
+            conn = redis_for(ctx.site)
+            runs: list[send.Run] = []
+            began = time.perf_counter()
+            result = state.step.claim_ahead(conn, slot, now, runs.extend)
+            self.claim_cost = ahead.measured(self.claim_cost, time.perf_counter() - began)
+            if runs:
+                self.held.append(_Pending(state, conn, result, runs, slot, ctx.site))
+            if result.send_error:  # its re-send of an earlier slot's outbox failed: the outage, as in a step
+                raise redis.exceptions.ConnectionError(result.send_error.partition(": ")[2] or result.send_error)
+            if result.inactive:
+                state.inactive = True  # nothing decided: the step at the slot decides and records it
+            else:
+                state.next_due = result.earliest if result.earliest_known else \
+                    store_for(ctx.database()).earliest_next()
+            if self.keep_results:
+                self.results.append(result)
+            if result.fired or result.skipped or result.missed:
+                log.info("site %s: %d claimed ahead of %s (%d skipped, %d missed)", ctx.name, result.fired,
+                         slot.isoformat(sep=" "), result.skipped, result.missed)
+        except TRANSIENT as exc:
+            self._fail(state, now, exc)
+        except Exception as exc:  # a bug must not kill the loop for every site; log it loudly, back off
+            log.exception("site %s: unexpected error claiming a slot ahead", ctx.name)
+            self._fail(state, now, exc)
     def _begin_cycle(self, all_sites: bool) -> None:
         """Per cycle, not per site: the descriptor budget (a ``getrlimit``), and the change gate's readings (a
         cycle over every site, an announced change or the first, probes every site: :mod:`.gate`)."""
@@ -328,8 +407,9 @@ class Scheduler:
         pending.clear()
         for group in groups.values():
             conn = group[0].conn
-            parts = send_many(conn, [(item.state.ctx, item.runs) for item in group])
-            for item, part in zip(group, parts, strict=True):
+            contexts = [self._claimed_in(item) for item in group]
+            parts = send_many(conn, [(ctx, item.runs) for ctx, item in zip(contexts, group, strict=True)])
+            for ctx, item, part in zip(contexts, group, parts, strict=True):
                 state = item.state
                 try:
                     item.result.add_sent(*part.outcome)
@@ -337,9 +417,10 @@ class Scheduler:
                         error = part.outcome.error
                         raise redis.exceptions.ConnectionError(error.partition(": ")[2] or error)
                     if part.to_record is not None:
-                        with state.ctx.pinned():
-                            record_sent(state.ctx, part.to_record)
-                        self._used(state)
+                        with ctx.pinned():
+                            record_sent(ctx, part.to_record)
+                        if ctx is state.ctx:
+                            self._used(state)
                 except Exception as exc:
                     if not isinstance(exc, TRANSIENT):
                         log.exception("site %s: unexpected error marking its runs sent", state.ctx.name)
@@ -350,6 +431,19 @@ class Scheduler:
                     state.step.last_tick_written = None
                     state.stepped_at = None  # its step did not complete: the retry steps it (its outbox)
                     self._fail(state, now, exc)
+                finally:
+                    if ctx is not state.ctx:
+                        ctx.close()
+
+    def _claimed_in(self, item: _Pending) -> SiteContext:
+        """The context of the database ``item``'s runs were claimed in: the site's own, unless runs held for a
+        slot belong to a site that has since left the bench or been pointed at another database (the config
+        re-read in between). Then a context of their own, closed once they are marked sent: the old database
+        must not keep them as unsent (any pass serving it would send them again), nor a removed site stay open."""
+        state, site = item.state, item.site
+        if site is None or (self.sites.get(state.ctx.name) is state and state.ctx.site.db_url == site.db_url):
+            return state.ctx
+        return SiteContext(site)
 
     def _step_site(self, state: SiteLoopState, now: datetime,
                    writes: dict[int, tuple[SetBatch, list[SiteLoopState]]],
@@ -375,6 +469,7 @@ class Scheduler:
             # inactive: the due slots are held, so the earliest one is no wake-up time (the tick-interval cap
             # notices a resume; a pause with an end wakes the loop at its end). A pass that moved no slot read
             # the earliest one in its probe.
+            state.inactive = result.inactive is not None
             if result.inactive:
                 state.next_due = result.resume_at
             else:
@@ -442,14 +537,17 @@ class Scheduler:
         self.last_heartbeat = now
 
     def _earliest(self) -> datetime | None:
-        """The earliest due slot of any site that is not backing off (None: none known)."""
+        """The earliest due slot of any site that is not backing off, or of runs held for their slot (None: none
+        known)."""
         dues = [r.next_due for r in self.sites.values() if r.retry_at is None and r.next_due is not None]
+        dues += [h.slot for h in self.held if h.slot is not None]
         return min(dues) if dues else None
 
     def _sleep_for(self, now: datetime) -> float:
         """Until the earliest due slot of any site, at most one tick interval after a site's last step, sooner
-        for a retry."""
-        waits = []
+        for a retry, for the slot of held runs (their release), or for the next slot to come within its
+        claim-ahead window (``claim_wake``)."""
+        waits = [(h.slot - now).total_seconds() for h in self.held if h.slot is not None]
         for state in self.sites.values():
             cap = float(state.ctx.site.tick_interval)
             if state.stepped_at is not None and state.stepped_at <= now:
@@ -460,7 +558,11 @@ class Scheduler:
                 waits.append(min(cap, (state.next_due - now).total_seconds()))
             else:
                 waits.append(cap)
-        return max(MIN_SLEEP, min(waits) if waits else 1.0)
+        wait = min(waits) if waits else 1.0
+        self.waking_to_claim = self.claim_wake is not None and (self.claim_wake - now).total_seconds() < wait
+        if self.waking_to_claim and self.claim_wake is not None:
+            wait = (self.claim_wake - now).total_seconds()
+        return max(MIN_SLEEP, wait)
 
     def stop(self, *_: Any) -> None:
         self.stop_event.set()
@@ -490,10 +592,40 @@ class Scheduler:
                     break
                 self._sleep(wait)
         finally:
-            self._clear_heartbeat()
-            for state in self.sites.values():
-                state.ctx.close()
-            log.info("scheduler %s stopped", self.instance)
+            try:
+                self.drain()
+            finally:
+                self._clear_heartbeat()
+                for state in self.sites.values():
+                    state.ctx.close()
+                log.info("scheduler %s stopped", self.instance)
+
+    def drain(self) -> None:
+        """On the way out: send the runs held for a slot still to come at that slot, then return. The wait is
+        bounded by the real time to the last held slot (at most the claim-ahead window, a couple of seconds at
+        most: well within a supervisor's stop timeout), measured when the drain starts; runs whose slot the
+        clock has not reached by then (it went back meanwhile) are left in the outbox, which any pass sends at
+        or after their slot (I10). Waiting rather than leaving them all to the outbox: a stop does not push a
+        slot claimed a moment ago to whenever a scheduler next runs (one scheduler restarted by hand later)."""
+        if not self.held:
+            return
+        now = self.now_fn()
+        latest = max((h.slot for h in self.held if h.slot is not None), default=now)
+        per_real = ahead.clock_seconds(1.0)  # the scheduler's seconds in one real second
+        budget = max(0.0, (latest - now).total_seconds()) / per_real + 0.05
+        cap = max((h.state.ctx.site.settings.claim_ahead for h in self.held), default=0.0) + 0.05
+        deadline = time.monotonic() + min(budget, cap)
+        while self.held:
+            writes: dict[int, tuple[SetBatch, list[SiteLoopState]]] = {}
+            self._release(self.now_fn(), writes)
+            if not self.held or time.monotonic() >= deadline:
+                break
+            time.sleep(0.002)
+        if self.held:
+            n = sum(len(h.runs) for h in self.held)
+            log.warning("stopping with %d run(s) claimed ahead of a slot the clock has not reached: they stay in "
+                        "the outbox, and the next pass of any scheduler at or after their slot sends them", n)
+            self.held.clear()
 
     def _sleep(self, wait: float) -> None:
         """Sleep ``wait`` seconds; when a slot ends the sleep, wake :data:`LEAD` early, :meth:`work_ahead`, and
@@ -503,7 +635,7 @@ class Scheduler:
             return
         due = self._earliest()
         until = (due - self.now_fn()).total_seconds() if due is not None else None
-        if due is None or until is None or until <= 0 or abs(until - wait) > LEAD:
+        if self.waking_to_claim or due is None or until is None or until <= 0 or abs(until - wait) > LEAD:
             self.wake_event.wait(wait)  # not a slot (the tick-interval cap, a retry, a late row): as asked
             return
         if wait > LEAD:

@@ -63,10 +63,14 @@ class Run(Protocol):
 
 
 def active_runs(
-    store: Store, rows: Sequence[DueRow], conn: redis.Redis, now: datetime, bench_id: str | None = None
+    store: Store, rows: Sequence[DueRow], conn: redis.Redis, now: datetime, bench_id: str | None = None,
+    decided_at: datetime | None = None,
 ) -> dict[int, list[Verdict]]:
-    """For due rows with ``overlap='skip'``: their active runs, judged against RQ and settled."""
-    ids = [r.id for r in rows if r.overlap == Overlap.SKIP and not is_stopped(r.stopped, r.stopped_until, now)]
+    """For due rows with ``overlap='skip'``: their active runs, judged against RQ (at ``now``) and settled.
+    ``decided_at``: the instant the pass decides about (default ``now``); a pass ahead of its slot decides
+    the slot, so a job whose stop ends between ``now`` and the slot runs at the slot and is checked for overlap."""
+    at = decided_at or now
+    ids = [r.id for r in rows if r.overlap == Overlap.SKIP and not is_stopped(r.stopped, r.stopped_until, at)]
     if not ids:
         return {}
     return settle(store, store.active_runs_of(ids), conn, now, {r.id: r.timeout for r in rows}, bench_id)

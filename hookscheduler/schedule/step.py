@@ -115,6 +115,19 @@ class SiteStep:
                 self.recover(conn)
         return result
 
+    def claim_ahead(self, conn: redis.Redis, slot: datetime, now: datetime,
+                    hold: Callable[[list[send.Run]], None]) -> PassResult:
+        """The pass of ``slot``, run at ``now`` before it (:mod:`.ahead`): it decides and commits the slot and
+        hands its runs to ``hold`` (the loop sends them at the slot; I10 keeps every other sender off them
+        meanwhile). The sweep's first half runs first if it is due by the slot, as :meth:`sweep_ahead`; the
+        reconcile and the last tick are left to the next step (a last tick stamped with a slot still to come
+        would read as a clock that went back). Errors propagate; :meth:`forget_ahead` after one."""
+        with self.ctx.pinned():
+            self.sweep_ahead(now, ahead=(slot - now).total_seconds())
+            result = run_pass(self.ctx, conn, slot, defer=hold, ahead_of=now)
+            self.unslotted, self.active = result.unslotted, result.active
+        return result
+
     def needs_database(self, now: datetime) -> bool:
         """Whether this step at ``now`` needs the database for more than its probe: a sweep is due and has
         something to do (a calendar to check against the stored one, rows without a next slot to repair, active

@@ -334,7 +334,7 @@ def _v4(db: pw.Database) -> None:
     (``jobs disable --until T``) and the ``scheduler_inactivity`` table (when and why the site's scheduler was
     inactive; see :class:`~hookscheduler.store.models.SchedulerInactivity`). Idempotent: version 1 creates
     today's models, so a database created after this step already has both."""
-    if "stopped_until" not in {c.name for c in db.get_columns("scheduled_job_type")}:
+    if "stopped_until" not in column_names(db, "scheduled_job_type"):
         kind = "TIMESTAMP" if isinstance(db, pw.PostgresqlDatabase) else "DATETIME"
         db.execute_sql(f'ALTER TABLE "scheduled_job_type" ADD COLUMN "stopped_until" {kind}')  # type: ignore[no-untyped-call]
     db.create_tables([SchedulerInactivity], safe=True)
@@ -343,6 +343,18 @@ def _v4(db: pw.Database) -> None:
         'CREATE INDEX IF NOT EXISTS "scheduler_inactivity_open" ON "scheduler_inactivity" ("id") '  # type: ignore[no-untyped-call]
         "WHERE ended_at IS NULL"
     )
+
+
+def column_names(db: pw.Database, table: str) -> set[str]:
+    """The names of ``table``'s columns. On PostgreSQL from ``pg_attribute`` (the table as the search path finds
+    it): peewee's ``get_columns`` reads ``information_schema``, about 15 ms on a new connection, in the middle of a
+    cold migrate's schema creation."""
+    if isinstance(db, pw.PostgresqlDatabase):
+        rows = cast(Any, db).execute_sql(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            (table,))
+        return {name for (name,) in rows}
+    return {c.name for c in db.get_columns(table)}
 
 
 #: Schema migrations in order; index + 1 is the version each one produces. Append, never edit.

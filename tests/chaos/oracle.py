@@ -18,7 +18,8 @@ For every expected slot up to the moment the schedulers were stopped:
 * ``skipped: job stopped`` / ``scheduler inactive`` only around a recorded stop / pause (give or take a tick
   and the largest backwards clock step), and no scheduled run decided while the job was stopped or the
   scheduler paused;
-* no row is still ``queued`` / ``started`` once everything is over.
+* no row is still ``queued`` / ``started`` once everything is over;
+* I10: no scheduled run reached Redis before its slot (:func:`sent_early`, its exceptions the clock faults').
 
 Lateness: ``max(created_at, enqueued_at) - scheduled_for`` of every single-slot scheduled run (when the pass
 claimed it and when it reached Redis); "after recovery" takes the runs whose slot is at least one tick after the
@@ -82,6 +83,7 @@ class LogRow:
     enqueued_at: datetime | None
     created_at: datetime
     traceback: str | None
+    started_at: datetime | None = None
 
 
 @dataclass
@@ -121,10 +123,12 @@ class Report:
     refused_redeliveries: int = 0  # second deliveries of a started run, not run (runmark)
     outcome_unknown: int = 0
     deadlocks: int = 0  # PostgreSQL deadlocks between hookscheduler processes (the harness's LOCK TABLE aside)
+    claimed_ahead: int = 0  # scheduled runs whose row was written before their slot (the loop's claim ahead)
+    sent_early: int = 0  # scheduled runs that reached Redis before their slot (I10: must be 0)
 
     @property
     def ok(self) -> bool:
-        return not (self.duplicates or self.unexplained_missing or self.stuck or self.anomalies)
+        return not (self.duplicates or self.unexplained_missing or self.stuck or self.anomalies or self.sent_early)
 
     def text(self) -> str:
         lines = [
@@ -142,6 +146,8 @@ class Report:
             f"again), {self.excursions} clock excursion(s) recovered, keeping up to {self.excursion_kept} run(s) "
             "decided under the clock ahead (run early, once)",
             f"  PostgreSQL deadlocks between hookscheduler processes: {self.deadlocks}",
+            f"  claimed ahead of their slot: {self.claimed_ahead} run(s); reached Redis before their slot: "
+            f"{self.sent_early}",
             f"  duplicates: {self.duplicates}   unexplained missing: {self.unexplained_missing}   "
             f"stuck queued/started: {self.stuck} (still waiting in a queue: {self.backlog})",
             f"  lateness (simulated s; tick {self.tick}): p50 {self.lateness_p50:.0f}, p99 {self.lateness_p99:.0f}, "
@@ -185,9 +191,10 @@ def read_jobs(record: RunRecord, first_next: dict[str, datetime]) -> list[Job]:
 
 def read_log(record: RunRecord) -> list[LogRow]:
     rows = query(record, "SELECT id, job_id, job_name, scheduled_for, \"trigger\", status, reason, slots, first_slot, "
-                         "last_slot, rq_job_id, enqueued_at, created_at, traceback FROM scheduled_job_log")
+                         "last_slot, rq_job_id, enqueued_at, created_at, traceback, started_at FROM scheduled_job_log")
     return [LogRow(r[0], r[1], r[2], _dt(r[3]), r[4], r[5], r[6], r[7], _dt(r[8]) or _dt(r[3]),  # type: ignore[arg-type]
-                   _dt(r[9]) or _dt(r[3]), r[10], _dt(r[11]), _dt(r[12]), r[13]) for r in rows]  # type: ignore[arg-type]
+                   _dt(r[9]) or _dt(r[3]), r[10], _dt(r[11]), _dt(r[12]), r[13], _dt(r[14]))  # type: ignore[arg-type]
+            for r in rows]
 
 
 def expected_slots(job: Job, after: datetime, until: datetime, tick: int, site: str) -> list[datetime]:
@@ -337,6 +344,12 @@ def check(record: RunRecord) -> Report:
             elif row.status in ("queued", "started"):
                 rep.stuck += 1
                 rep.anomalies.append(f"{job.name}: row {row.id} ({row.scheduled_for}) still {row.status} at the end")
+            if row.status in RUN_STATUSES and row.created_at < row.scheduled_for:
+                rep.claimed_ahead += 1
+            if row.status in RUN_STATUSES and sent_early(row, record.faults, cfg.rate):
+                rep.sent_early += 1
+                rep.anomalies.append(f"{job.name}: run {row.rq_job_id} of {row.scheduled_for} reached Redis at "
+                                     f"{row.enqueued_at}, before its slot (I10)")
             if row.status in RUN_STATUSES and row.slots == 1 and row.trigger == "schedule":
                 sent = max(row.created_at, row.enqueued_at or row.created_at)
                 lateness.append((row.scheduled_for, (sent - row.scheduled_for).total_seconds()))
@@ -376,6 +389,27 @@ def check(record: RunRecord) -> Report:
     faults = sorted(record.faults, key=lambda f: f.start)
     rep.worst_after_recovery, rep.worst_after = recovery_lateness(lateness, faults, cfg.tick, until)
     return rep
+
+
+def sent_early(row: LogRow, faults: list[Fault], rate: float) -> bool:
+    """I10, nothing is sent before its slot: whether the run's ledger ``enqueued_at`` (the sender's clock when
+    Redis accepted it) is before its slot, beyond what the clock faults explain. Not counted: a stamp a worker
+    wrote as it started the run before the sender marked it sent (``enqueued_at = started_at``: the worker's
+    clock, which the skew fault sets 10 minutes behind); a run stamped just after the clock was stepped back
+    (sent at or after its slot, stamped on the clock stepped back), or during a clock excursion (runs decided
+    under the clock ahead are sent early by design: docs/exactly-once.md)."""
+    if row.enqueued_at is None or row.enqueued_at >= row.scheduled_for:
+        return False
+    if row.started_at is not None and row.enqueued_at == row.started_at:
+        return False
+    slack = timedelta(seconds=0.5 * rate)  # half a real second of the simulated clock: a send's round trip
+    for f in faults:
+        if f.kind == "clock_back" and f.end - slack <= row.enqueued_at <= f.start + slack \
+                and row.scheduled_for <= f.start + slack:
+            return False
+        if f.kind == "clock_ahead" and f.start - slack <= row.enqueued_at <= f.end + slack:
+            return False
+    return True
 
 
 def recovery_lateness(lateness: list[tuple[datetime, float]], faults: list[Fault], tick: int,

@@ -146,6 +146,28 @@ def test_migrate_several_sites(bench_factory, db_kind, capsys):
     assert out.splitlines() == ["site b.site: 0 added, 0 updated, 0 removed, 0 pruned, 2 unchanged"]
 
 
+@pytest.mark.postgres
+def test_one_postgresql_site_is_connected_once_several_are_released_between_phases(bench_factory, capsys,
+                                                                                 monkeypatch):
+    from hookscheduler.store import database as dbmod
+
+    connects: list[str] = []
+    real = dbmod.connect
+
+    def counting(url: str, *args: Any, **kwargs: Any) -> Any:
+        connects.append(url)
+        return real(url, *args, **kwargs)
+
+    monkeypatch.setattr(dbmod, "connect", counting)
+    bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db="postgres")
+    assert run(capsys, "migrate")[0] == 0
+    assert len(connects) == 1
+    connects.clear()
+    bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db="postgres", sites={"a.site": {}, "b.site": {}})
+    assert run(capsys, "migrate")[0] == 0
+    assert len(connects) == 4  # each site reached, released, then opened again to write
+
+
 def test_refused_migrate_exits_2_and_leaves_every_table_as_it_was(bench_factory, db_kind, capsys):
     bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db=db_kind)
     assert run(capsys, "migrate")[0] == 0
@@ -460,3 +482,25 @@ def test_time_is_reported_in_utc_iso(bench_factory, capsys):
     row = json.loads(out)[0]
     created = datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
     assert created.utcoffset() is not None and abs((created.replace(tzinfo=None) - utcnow()).total_seconds()) < 60
+
+
+def test_migrate_turns_the_cyclic_collector_off_only_while_it_works(bench_factory, capsys, monkeypatch):
+    import gc
+
+    from hookscheduler.cli import migrate_cmd
+
+    seen: list[bool] = []
+    real = migrate_cmd._migrate_all
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(migrate_cmd, "_migrate_all", spy)
+    bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}})
+    assert gc.isenabled()
+    assert run(capsys, "migrate")[0] == 0
+    assert seen == [False] and gc.isenabled()
+    bench_factory.make({"app1": {"dayly": ["app1.tasks.ok"]}})  # a refused migrate: back on all the same
+    assert run(capsys, "migrate")[0] == 2
+    assert gc.isenabled()

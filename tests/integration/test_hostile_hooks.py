@@ -13,6 +13,7 @@ import os
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -325,3 +326,26 @@ def test_an_interrupted_probe_leaves_no_child_behind(tmp_path, monkeypatch, fork
     with pytest.raises(ChildProcessError):  # already reaped: no child of ours is left, running or not
         os.waitpid(forks[0], os.WNOHANG)
     assert "slowhooks" not in sys.modules
+
+
+def test_a_large_bench_is_probed_by_two_children_each_verdict_its_own(tmp_path, monkeypatch, forks):
+    """From PARALLEL_FROM modules on, two children import every other module each, side by side; a module that
+    ends its child, or hangs it, is still named alone, and its lane goes on with a new child."""
+    monkeypatch.setattr(hooks_module.os, "cpu_count", lambda: 2)
+    names = [f"lane_mod{i}" for i in range(hooks_module.PARALLEL_FROM + 4)]
+    for name in names:
+        (tmp_path / f"{name}.py").write_text("X = 1\n")
+    (tmp_path / "lane_mod5.py").write_text("import os\nos._exit(5)\n")  # the second lane
+    (tmp_path / "lane_mod8.py").write_text("import os\nos._exit(8)\n")  # the first lane
+    (tmp_path / "lane_mod11.py").write_text("import time\ntime.sleep(3600)\n")  # the second lane, again
+    monkeypatch.syspath_prepend(str(tmp_path))
+    shipped: dict[str, Any] = {}
+    troubles = hooks_module.probe_imports(names, limit=2.0, ship=shipped)
+    assert set(troubles) == {"lane_mod5", "lane_mod8", "lane_mod11"}, troubles
+    assert "exit status 5" in troubles["lane_mod5"] and "exit status 8" in troubles["lane_mod8"]
+    assert "within 2 s" in troubles["lane_mod11"]
+    assert set(shipped) == set(names) - set(troubles)  # every other module's verdict (and events) came back
+    assert len(forks) == 2 + 3  # two lanes, each restarted after each module that ended or hung its child
+    fewer = [n for n in names if n not in troubles][:hooks_module.PARALLEL_FROM - 1]
+    assert hooks_module.probe_imports(fewer, limit=2.0) == {}  # fewer modules: one child
+    assert len(forks) == 6

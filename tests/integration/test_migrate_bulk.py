@@ -82,3 +82,33 @@ def test_an_edited_tasks_module_is_checked_afresh(bench_factory):
     (bench / "apps" / "app1" / "tasks.py").write_text("def other():\n    pass\n")
     with pytest.raises(HookError, match=r"app1\.tasks\.ok"):
         load_job_specs(ctx.bench, ctx.site.queues)  # the module cached by the first load is not trusted
+
+
+def test_a_migrate_that_wrote_between_the_plan_and_the_lock_is_planned_again(bench_factory, db_kind, monkeypatch):
+    """The plan made from the first read stands only when the rows read again under the lock are the same: rows
+    another migrate wrote meanwhile are seen (here: the job it added is unchanged, not added twice)."""
+    import hookscheduler.declare.migrate as mig
+
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok", "app1.tasks.other"]}}, db=db_kind)
+    ctx = open_site(str(bench))
+    db = ctx.database(create=True, require_schema=False)
+    specs = load_job_specs(ctx.bench, ctx.site.queues)
+    mig.migrate_site(db, ctx.name, specs[:1], ctx.calendar, now=NOW)  # the schema and app1.tasks.ok
+    lock = mig.migrate_lock
+
+    def other_migrate_first(db_: Any) -> None:
+        lock(db_)
+        mig.insert_jobs(db_, specs[1:], lambda f, c: NOW, NOW)  # what the other migrate committed meanwhile
+
+    monkeypatch.setattr(mig, "migrate_lock", other_migrate_first)
+    plan = mig.migrate_site(db, ctx.name, specs, ctx.calendar, now=NOW)
+    assert (plan.added, sorted(plan.unchanged)) == ([], ["app1.tasks.ok", "app1.tasks.other"])
+    assert ScheduledJobType.select().count() == 2
+
+
+def test_a_spec_s_fields_are_the_store_s_insert_columns_in_order():
+    """insert_jobs slices each spec into a row: the two orders must stay the same."""
+    from hookscheduler.declare.migrate import SPEC_ROW
+    from hookscheduler.store.base import JOB_INSERT_COLUMNS
+
+    assert SPEC_ROW == JOB_INSERT_COLUMNS

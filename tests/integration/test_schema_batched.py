@@ -109,3 +109,14 @@ def test_a_failing_step_rolls_back_every_batched_step(bench_factory, db_kind, mo
         assert not db.table_exists("scheduled_job_type") and not db.table_exists("scheduler_inactivity")
     finally:
         ctx.close()
+
+
+def test_column_names_reads_the_catalog_as_get_columns_does(bench_factory, db_kind):
+    ctx, db = site_at_version(bench_factory, db_kind, dbmod.SCHEMA_VERSION)
+    try:
+        for model in ALL_MODELS:
+            table = model._meta.table_name
+            assert dbmod.column_names(db, table) == {c.name for c in db.get_columns(table)} != set()
+        assert dbmod.column_names(db, "no_such_table") == set()
+    finally:
+        ctx.close()

@@ -386,3 +386,23 @@ def test_frequency_table_matches_design():
     assert (event_of("Daily Long"), event_of("Hourly Maintenance"), event_of("Cron Long"), event_of("All")) == (
         "daily", "hourly", "cron", "all")
     assert all(BY_FREQUENCY[s.frequency] is s for s in SECTIONS.values())
+
+
+@pytest.mark.parametrize("value", ["all", "x" * 118, "x" * 119, "x" * 121, "\n" * 59, "\n" * 60, "é" * 80, "it's",
+                                   "q" * 10_000, 7, None, ["a", ["b", ["c", ["d"]]]], {"k": "v" * 500}])
+def test_locations_show_values_as_reprlib_bounds_them(value):
+    """A short string's location text takes a shortcut past reprlib: the same text, whatever the value."""
+    from hookscheduler.declare.hooks import _REPR, _r
+
+    assert _r(value) == _REPR.repr(value)
+
+
+def test_a_dict_entry_with_an_unknown_option_is_refused_by_name(bench_factory):
+    entry = {"method": "app1.tasks.ok", "timeout": 60, "overlap": "allow"}
+    bench = bench_factory.make({"app1": {"hourly": [entry], "daily": [{"method": "app1.tasks.ok", "name": "d",
+                                                                       "bogus": 1}]}})
+    b = load_bench(bench)
+    with pytest.raises(HookError) as info:
+        load_job_specs(b, load_site(b).queues)
+    [problem] = info.value.problems
+    assert "unknown option(s) 'bogus'; allowed: method, name, queue" in problem

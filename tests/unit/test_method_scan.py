@@ -34,6 +34,13 @@ def test_plain_modules_are_read(source, defined):
     assert scan_source(source) == defined
 
 
+def test_a_module_without_strings_or_comments_reads_as_with_them():
+    """Such a module skips the blanking: what it defines is what the same module with a comment defines."""
+    plain = "import os\n\ndef a(x=(1, 2)):\n    return [x]\n\nclass B(object):\n    y = {1: 2}\n\nZ = a\n"
+    assert scan_source(plain) == scan_source("# c\n" + plain) == {"a", "B"}
+    assert scan_source("def a(): pass\nX = (1,\ndef b(): pass\n") is None
+
+
 @pytest.mark.parametrize("source", [
     "import no_such_package_anywhere\ndef a(): pass\n",  # the import would fail: let it, and report it
     "from . import sibling\ndef a(): pass\n",  # relative: which file it reads is the package's business
@@ -107,3 +114,36 @@ def test_what_the_scan_cannot_vouch_for_is_imported_and_its_error_reported(bench
         _load(bench)
     [p] = info.value.problems
     assert "method 'app1.tasks.ok'" in p and all(s in p for s in said), p
+
+
+def test_the_probe_child_scans_the_method_modules_and_the_parent_imports_no_app_package(bench_factory):
+    """The child that imported an app's hooks also scans the modules its methods live in and ships what they
+    define: this process neither finds nor imports the app's package (nor its tasks), and a typo is still
+    reported by the real import."""
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"], "daily": [{"method": "app1.tasks.other"}]}})
+    assert _load(bench) == ["app1.tasks.ok", "app1.tasks.other"]
+    assert "app1" not in sys.modules and "app1.tasks" not in sys.modules
+    (bench / "apps" / "app1" / "hooks.py").write_text("scheduler_events = {'hourly': ['app1.tasks.okk']}\n")
+    with pytest.raises(HookError) as info:
+        _load(bench)
+    assert "method 'app1.tasks.okk' does not import" in info.value.problems[0]
+
+
+def test_the_child_scans_only_modules_whose_package_is_imported(tmp_path, monkeypatch):
+    """Finding a module of a package not imported yet would run the package's code (which may end or hang the
+    child in the middle of another module's verdict): such a module is left to the parent."""
+    from hookscheduler.declare.methods import scan_modules
+
+    for pkg, init in (("scanpkg_idle", "raise SystemExit(3)\n"), ("scanpkg_ok", "")):
+        (tmp_path / pkg).mkdir()
+        (tmp_path / pkg / "__init__.py").write_text(init)
+        (tmp_path / pkg / "tasks.py").write_text("def ok():\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert scan_modules(["scanpkg_idle.tasks", "scanpkg_ok.tasks"]) == {}
+    assert "scanpkg_idle" not in sys.modules
+    import scanpkg_ok  # noqa: F401
+
+    try:
+        assert scan_modules(["scanpkg_idle.tasks", "scanpkg_ok.tasks"]) == {"scanpkg_ok.tasks": {"ok"}}
+    finally:
+        sys.modules.pop("scanpkg_ok", None)

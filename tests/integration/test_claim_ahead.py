@@ -1,0 +1,178 @@
+"""Claim ahead, release at the slot (schedule/ahead.py) and I10, nothing is sent before its slot: the loop
+commits a slot's claim and ledger rows before the slot and sends its runs at the slot, once; no other pass, of
+this process or another, sends them earlier; a process killed while holding them leaves them to any pass at or
+after the slot. Real Redis and both databases; every instant is passed in, nothing sleeps for a slot."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta
+
+import pytest
+from rq import Queue
+
+from hookscheduler.broker.connection import redis_for
+from hookscheduler.broker.keys import queue_name
+from hookscheduler.context import open_site
+from hookscheduler.declare.hooks import load_job_specs
+from hookscheduler.declare.migrate import migrate_site
+from hookscheduler.schedule.ahead import MIN_WINDOW
+from hookscheduler.schedule.claim import run_pass
+from hookscheduler.schedule.loop import Scheduler
+from hookscheduler.schedule.reanchor import reanchor_if_calendar_changed
+from hookscheduler.schedule.reconcile import reconcile_active
+from hookscheduler.store.models import ScheduledJobLog
+
+T0 = datetime(2026, 1, 5, 10, 7)
+SLOT = datetime(2026, 1, 5, 11, 0)  # the hourly job's next slot
+BEFORE = SLOT - timedelta(seconds=MIN_WINDOW / 2)  # inside the claim-ahead window of a slot of one site
+
+
+def _migrated(bench_factory, db_kind, events=None, common=None):
+    bench = bench_factory.make({"app1": events or {"hourly": ["app1.tasks.ok"]}}, db=db_kind, common=common)
+    ctx = open_site(str(bench))
+    db = ctx.database(create=True, require_schema=False)
+    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=T0)
+    reanchor_if_calendar_changed(ctx, now=T0)
+    ctx.close()
+    return bench
+
+
+def _scheduler(bench, clock):
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock["now"])
+    sched.cycle()  # its first cycle (at T0 + 20 min): every site stepped, its next slot known
+    return sched
+
+
+def _in_redis(bench) -> int:
+    ctx = open_site(str(bench))
+    conn = redis_for(ctx.site)
+    return Queue(queue_name(ctx.bench.bench_id, "default"), connection=conn).count
+
+
+def _rows(bench) -> list[ScheduledJobLog]:
+    ctx = open_site(str(bench))
+    ctx.database()
+    rows = list(ScheduledJobLog.select())
+    ctx.close()
+    return rows
+
+
+def test_the_cycle_before_the_slot_commits_the_claim_and_the_cycle_at_the_slot_sends_it_once(bench_factory, db_kind):
+    bench = _migrated(bench_factory, db_kind)
+    clock = {"now": T0 + timedelta(minutes=20)}
+    sched = _scheduler(bench, clock)
+    assert sched.sites["default"].next_due == SLOT
+    clock["now"] = BEFORE
+    wait = sched.cycle()
+    [row] = _rows(bench)  # decided and committed before the slot ...
+    assert (row.scheduled_for, row.status, row.enqueued_at) == (SLOT, "queued", None)
+    assert row.created_at == BEFORE  # stamped when it was claimed, not with the slot
+    assert _in_redis(bench) == 0  # ... and nothing in Redis
+    assert [len(h.runs) for h in sched.held] == [1]
+    assert wait == pytest.approx((SLOT - BEFORE).total_seconds())  # the sleep ends at the release
+
+    # another process, and any pass, before the slot: the held run is not theirs to send (I10)
+    other = Scheduler(bench=str(bench), now_fn=lambda: SLOT - timedelta(microseconds=1))
+    other.cycle()
+    ctx = open_site(str(bench))
+    assert run_pass(ctx, redis_for(ctx.site), now=SLOT - timedelta(microseconds=1)).sent_ids == []
+    reconcile_active(ctx, redis_for(ctx.site), SLOT - timedelta(microseconds=1))  # not lost, not an orphan
+    ctx.close()
+    assert _in_redis(bench) == 0
+    assert [(r.status, r.enqueued_at) for r in _rows(bench)] == [("queued", None)]
+    assert other.sites["default"].next_due == SLOT  # the other process wakes for it at the slot (owed then)
+
+    clock["now"] = SLOT + timedelta(microseconds=500)
+    sched.cycle()  # released first thing
+    assert _in_redis(bench) == 1 and not sched.held
+    [row] = _rows(bench)
+    assert row.status == "queued" and row.enqueued_at is not None  # stamped by Redis at the release
+    other.now_fn = lambda: SLOT + timedelta(seconds=1)
+    other.cycle()  # the other process's wake at the slot: already sent, nothing more
+    sched.cycle()
+    assert _in_redis(bench) == 1 and len(_rows(bench)) == 1
+
+
+def test_a_process_killed_while_holding_leaves_the_runs_to_any_pass_at_the_slot_never_before(bench_factory,
+                                                                                               db_kind):
+    bench = _migrated(bench_factory, db_kind)
+    clock = {"now": T0 + timedelta(minutes=20)}
+    sched = _scheduler(bench, clock)
+    clock["now"] = BEFORE
+    sched.cycle()
+    assert sched.held
+    for state in sched.sites.values():  # killed: no release, no drain; the claim is committed
+        state.ctx.close()
+    del sched
+
+    later = {"now": SLOT - timedelta(microseconds=10)}  # its restart, or another process, before the slot
+    other = Scheduler(bench=str(bench), now_fn=lambda: later["now"])
+    other.cycle()
+    assert _in_redis(bench) == 0 and [r.enqueued_at for r in _rows(bench)] == [None]
+    later["now"] = SLOT + timedelta(milliseconds=3)  # at the slot: its pass's outbox sends it, once
+    other.cycle(all_sites=False)
+    assert _in_redis(bench) == 1
+    assert [r.enqueued_at is not None for r in _rows(bench)] == [True]
+    later["now"] = SLOT + timedelta(minutes=1)
+    other.cycle()
+    assert _in_redis(bench) == 1 and len(_rows(bench)) == 1
+
+
+def test_a_slot_many_sites_share_is_claimed_further_ahead_and_zero_turns_claiming_ahead_off(bench_factory):
+    bench = _migrated(bench_factory, "sqlite", common={"scheduler_claim_ahead": 0})
+    clock = {"now": T0 + timedelta(minutes=20)}
+    sched = _scheduler(bench, clock)
+    clock["now"] = SLOT - timedelta(seconds=30)
+    assert sched.cycle() == pytest.approx(30.0)  # wakes at the slot itself, not MIN_WINDOW before
+    clock["now"] = BEFORE
+    sched.cycle()
+    assert not sched.held and _rows(bench) == []  # claimed at its time, as before
+
+    common = bench / "sites" / "common_site_config.json"
+    conf = json.loads(common.read_text())
+    conf["scheduler_claim_ahead"] = 1.5
+    common.write_text(json.dumps(conf))
+    sched.claim_cost = 10.0  # passes measured this slow: the window is the cap, 1.5 s
+    clock["now"] = SLOT - timedelta(seconds=1.4)
+    sched.refresh_sites()
+    sched.cycle()
+    assert [r.scheduled_for for r in _rows(bench)] == [SLOT] and sched.held and _in_redis(bench) == 0
+
+
+def test_a_paused_site_is_not_claimed_ahead(bench_factory, db_kind):
+    bench = _migrated(bench_factory, db_kind)
+    clock = {"now": T0 + timedelta(minutes=20)}
+    sched = _scheduler(bench, clock)
+    common = bench / "sites" / "common_site_config.json"
+    conf = json.loads(common.read_text())
+    conf["pause_scheduler"] = True
+    common.write_text(json.dumps(conf))
+    clock["now"] = BEFORE
+    sched.cycle()  # the pause is read first; the pass ahead decides nothing while the site is inactive
+    assert not sched.held and _rows(bench) == []
+
+
+def test_a_stop_waits_for_the_held_slot_then_sends_it(bench_factory):
+    """SIGTERM while holding: :meth:`Scheduler.drain` sends the held runs at their slot (a moment away), then
+    returns. The clock here follows real time from just before the slot."""
+    bench = _migrated(bench_factory, "sqlite")
+    clock = {"now": T0 + timedelta(minutes=20)}
+    sched = _scheduler(bench, clock)
+    base, start = SLOT - timedelta(seconds=0.03), time.monotonic()
+    sched.now_fn = lambda: base + timedelta(seconds=time.monotonic() - start)
+    sched.cycle()
+    assert sched.held and _in_redis(bench) == 0
+    released: list[datetime] = []
+    release = sched._release
+
+    def spy(now, writes):
+        if any(h.slot is not None and h.slot <= now for h in sched.held):
+            released.append(now)
+        release(now, writes)
+
+    sched._release = spy  # type: ignore[method-assign]
+    sched.drain()
+    assert not sched.held and _in_redis(bench) == 1
+    assert len(released) == 1 and released[0] >= SLOT  # sent once, at the slot, not before

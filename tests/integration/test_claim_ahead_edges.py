@@ -1,0 +1,174 @@
+"""Claim ahead at its edges: what a slot claimed a moment before its time must still get right (the overlap
+check of a job whose stop ends inside the window, a site whose database changes while its runs are held).
+Real Redis and both databases; every instant is passed in, nothing sleeps for a slot."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from rq import Queue
+
+from hookscheduler.broker.connection import redis_for
+from hookscheduler.broker.keys import queue_name
+from hookscheduler.context import open_site
+from hookscheduler.declare.hooks import load_job_specs
+from hookscheduler.declare.migrate import migrate_site
+from hookscheduler.ops.jobs import set_stopped
+from hookscheduler.schedule.ahead import MIN_WINDOW
+from hookscheduler.schedule.loop import Scheduler
+from hookscheduler.schedule.reanchor import reanchor_if_calendar_changed
+from hookscheduler.store.models import ScheduledJobLog
+
+T0 = datetime(2026, 1, 5, 10, 7)
+SLOT = datetime(2026, 1, 5, 11, 0)  # the hourly job's next slot
+NEXT = SLOT + timedelta(hours=1)
+AHEAD = timedelta(seconds=MIN_WINDOW / 2)  # inside the claim-ahead window of a slot of one site
+
+
+def _migrate(bench, site=None):
+    ctx = open_site(str(bench), site)
+    db = ctx.database(create=True, require_schema=False)
+    migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=T0)
+    reanchor_if_calendar_changed(ctx, now=T0)
+    ctx.close()
+
+
+def _rows(bench, site=None) -> list[tuple[datetime, str, bool]]:
+    ctx = open_site(str(bench), site)
+    ctx.database()
+    rows = [(r.scheduled_for, r.status, r.enqueued_at is not None)
+            for r in ScheduledJobLog.select().order_by(ScheduledJobLog.id)]
+    ctx.close()
+    return rows
+
+
+def _in_redis(bench) -> int:
+    ctx = open_site(str(bench))
+    return Queue(queue_name(ctx.bench.bench_id, "default"), connection=redis_for(ctx.site)).count
+
+
+def test_a_stop_that_ends_inside_the_window_still_has_its_slot_judged_for_overlap(bench_factory, db_kind):
+    """``jobs disable --until T`` with T the job's next slot, its previous run still queued (overlap ``skip``):
+    the pass ahead runs before T, when the job is still stopped, but decides the slot as of T, when it is not. The
+    overlap check must be made for the instant decided about: the slot is skipped, not a second run sent."""
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db=db_kind)
+    _migrate(bench)
+    clock = {"now": T0 + timedelta(minutes=20)}
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock["now"])
+    try:
+        sched.cycle()
+        clock["now"] = SLOT + timedelta(milliseconds=1)
+        sched.cycle()  # 11:00 sent; no worker: it stays queued in RQ, so it blocks the next slot (overlap skip)
+        assert _rows(bench) == [(SLOT, "queued", True)] and _in_redis(bench) == 1
+        ctx = open_site(str(bench))
+        set_stopped(ctx.database(), "app1.tasks.ok", True, until=NEXT, now=SLOT + timedelta(minutes=1))
+        ctx.close()
+        clock["now"] = NEXT - AHEAD
+        sched.cycle(all_sites=False)  # the pass ahead of 12:00, at 11:59:59.95: stopped now, not at the slot
+        clock["now"] = NEXT + timedelta(milliseconds=1)
+        sched.cycle(all_sites=False)
+        assert _rows(bench) == [(SLOT, "queued", True), (NEXT, "skipped", False)]
+        assert _in_redis(bench) == 1
+    finally:
+        for state in sched.sites.values():
+            state.ctx.close()
+
+
+def _write_conf(path, **values):
+    conf = json.loads(path.read_text()) if path.exists() else {}
+    conf.update(values)
+    path.write_text(json.dumps(conf))
+
+
+def test_runs_held_for_a_site_whose_database_is_repointed_are_marked_sent_where_they_were_claimed(bench_factory):
+    """A site's ``db_url`` changes between the claim ahead and the slot (the config is re-read by a cycle in
+    between): the held runs are claimed in the old database, so they must be marked sent there, not looked for in
+    the new one (which never had them); else the old database keeps an outbox row that any pass serving it sends
+    again (a second delivery, or a run stuck "about to be sent" for doctor and the overlap check)."""
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, sites={"s1.example": {}})
+    _migrate(bench, "s1.example")
+    other = bench / "other.db"
+    clock = {"now": T0 + timedelta(minutes=20)}
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock["now"])
+    try:
+        sched.cycle()
+        clock["now"] = SLOT - AHEAD
+        sched.cycle(all_sites=False)
+        assert sched.held
+        old_ctx = sched.sites["s1.example"].ctx
+        old_url = old_ctx.site.db_url
+        _write_conf(bench / "sites" / "s1.example" / "site_config.json", db_url=f"sqlite:///{other}")
+        _migrate(bench, "s1.example")  # the new database, migrated
+        clock["now"] = SLOT - AHEAD / 2
+        sched.cycle(all_sites=False)  # re-reads the config: the site now points at the other database
+        assert sched.sites["s1.example"].ctx.site.db_url != old_url and sched.held
+        clock["now"] = SLOT + timedelta(milliseconds=1)
+        sched.cycle(all_sites=False)
+        assert _in_redis(bench) == 1
+    finally:
+        for state in sched.sites.values():
+            state.ctx.close()
+    _write_conf(bench / "sites" / "s1.example" / "site_config.json", db_url=old_url)
+    assert _rows(bench, "s1.example") == [(SLOT, "queued", True)]  # sent, and marked so where it was claimed
+
+
+def test_runs_held_for_a_site_removed_from_the_bench_are_sent_and_leave_nothing_open(bench_factory):
+    """A site removed from the bench (its folder gone) between the claim ahead and the slot: its runs were
+    decided and committed while it was configured, so they are sent at the slot and marked sent; its database
+    is not left open by the loop (no longer one of its sites, nothing would ever close it)."""
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}})
+    for site in ("s1.example", "s2.example"):  # each database outside its site's folder (it stays when that goes)
+        (bench / "sites" / site).mkdir()
+        _write_conf(bench / "sites" / site / "site_config.json", db_url=f"sqlite:///{bench / site}.db")
+    for site in ("s1.example", "s2.example"):
+        _migrate(bench, site)
+    clock = {"now": T0 + timedelta(minutes=20)}
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock["now"])
+    try:
+        sched.cycle()
+        clock["now"] = SLOT - AHEAD
+        sched.cycle(all_sites=False)
+        assert {h.state.ctx.name for h in sched.held} == {"s1.example", "s2.example"}
+        gone = sched.sites["s2.example"]
+        (bench / "sites" / "s2.example").rename(bench / "s2.example.away")
+        clock["now"] = SLOT - AHEAD / 2
+        sched.cycle(all_sites=False)
+        assert "s2.example" not in sched.sites
+        clock["now"] = SLOT + timedelta(milliseconds=1)
+        sched.cycle(all_sites=False)
+        assert not sched.held
+        assert "s2.example" not in sched.open_lru and not gone.ctx.is_open
+    finally:
+        for state in sched.sites.values():
+            state.ctx.close()
+    (bench / "s2.example.away").rename(bench / "sites" / "s2.example")
+    assert _rows(bench, "s2.example") == [(SLOT, "queued", True)]
+
+
+def test_two_processes_claiming_ahead_the_same_slot_send_it_once_and_not_before(bench_factory, db_kind):
+    """Two ``schedule`` processes over one site, both inside the window of its slot: one claims it (the
+    compare-and-set), the other finds it claimed and only learns that it is owed at the slot; at the slot both
+    may send it (the holder's release, the other's outbox), RQ stores it once and the ledger has one row."""
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok", "app1.tasks.other"]}}, db=db_kind)
+    _migrate(bench)
+    clocks = [{"now": T0 + timedelta(minutes=20)}, {"now": T0 + timedelta(minutes=20)}]
+    procs = [Scheduler(bench=str(bench), now_fn=lambda c=c: c["now"], offset=0.0) for c in clocks]
+    try:
+        for sched in procs:
+            sched.cycle()
+        for i, sched in enumerate(procs):
+            clocks[i]["now"] = SLOT - AHEAD + timedelta(milliseconds=i)
+            sched.cycle(all_sites=False)
+        assert sum(len(h.runs) for s in procs for h in s.held) == 2  # each run held by one process
+        assert _in_redis(bench) == 0
+        for i, sched in enumerate(reversed(procs)):  # the one not holding first: its outbox pass at the slot
+            clocks[1 - i]["now"] = SLOT + timedelta(milliseconds=1 + i)
+            sched.cycle(all_sites=False)
+        assert not any(s.held for s in procs)
+        assert _in_redis(bench) == 2
+        assert sorted(_rows(bench)) == [(SLOT, "queued", True)] * 2
+    finally:
+        for sched in procs:
+            for state in sched.sites.values():
+                state.ctx.close()
