@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+import pytest
+import redis
 from rq import Queue
 
 from hookscheduler.broker.connection import redis_for
@@ -14,8 +16,12 @@ from hookscheduler.broker.keys import queue_name
 from hookscheduler.context import open_site
 from hookscheduler.declare.hooks import load_job_specs
 from hookscheduler.declare.migrate import migrate_site
+from hookscheduler.exceptions import ServiceUnavailable
+from hookscheduler.ops import backfill as bf
+from hookscheduler.ops import manual
 from hookscheduler.ops.jobs import set_stopped
 from hookscheduler.schedule.ahead import MIN_WINDOW
+from hookscheduler.schedule.claim import run_pass
 from hookscheduler.schedule.loop import Scheduler
 from hookscheduler.schedule.reanchor import reanchor_if_calendar_changed
 from hookscheduler.store.models import ScheduledJobLog
@@ -172,3 +178,27 @@ def test_two_processes_claiming_ahead_the_same_slot_send_it_once_and_not_before(
         for sched in procs:
             for state in sched.sites.values():
                 state.ctx.close()
+
+
+def test_i10_holds_up_no_backfill_or_manual_run_recorded_while_redis_was_down(bench_factory, db_kind):
+    """Runs on request recorded while Redis was down wait in the outbox; their ``scheduled_for`` is a past slot
+    (a backfill) or the moment they were asked for (``jobs run``), so the first pass after that moment sends them,
+    well before the job's next slot: I10 keeps only runs claimed ahead of their slot waiting."""
+    bench = bench_factory.make({"app1": {"hourly": [{"method": "app1.tasks.ok", "name": "hourly-ok",
+                                                     "catchup": "skip", "overlap": "allow"}]}}, db=db_kind)
+    _migrate(bench)
+    ctx = open_site(str(bench))
+    conn = redis_for(ctx.site)
+    run_pass(ctx, conn, now=datetime(2026, 1, 5, 13, 0, 5))  # 11:00 and 12:00 missed, 13:00 sent: next 14:00
+    dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    asked = datetime(2026, 1, 5, 13, 20)
+    with pytest.raises(ServiceUnavailable):
+        bf.backfill(ctx, dead, "hourly-ok", datetime(2026, 1, 5, 11), datetime(2026, 1, 5, 12), now=asked)
+    with pytest.raises(ServiceUnavailable):
+        manual.run_job(ctx, dead, "hourly-ok", now=asked)
+    result = run_pass(ctx, conn, now=asked + timedelta(milliseconds=1))
+    assert result.resent == 2 and result.due == 0
+    ctx.close()
+    assert [(s, st, sent) for s, st, sent in _rows(bench) if st == "queued"] == [
+        (datetime(2026, 1, 5, 13), "queued", True), (datetime(2026, 1, 5, 12), "queued", True),
+        (asked, "queued", True)]
