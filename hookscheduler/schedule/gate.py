@@ -32,6 +32,8 @@ What the counters see, and the limits (PostgreSQL's cumulative statistics, 15 an
   created again under the same name (its OID is part of the value compared: its count starts from zero and
   the same migrate brings it to the same number): the gate can only ever make a step do more than skip, never
   less;
+* a superuser's session may ``SET track_counts = off`` for itself alone: nothing the server shows says so, and
+  its writes are never counted; they are noticed at the forced probe (:data:`FULL_PROBE_EVERY`);
 * ``track_counts = off`` (or a per-database or per-role setting of it, which could hide some sessions' writes)
   makes the counters useless: :meth:`~hookscheduler.store.postgres.PostgresStore.write_counters` says so and
   every site is probed. So does a role that cannot read ``pg_stat_database``, a server the gate cannot reach,
@@ -46,7 +48,9 @@ What the counters see, and the limits (PostgreSQL's cumulative statistics, 15 an
   compared with, so a write that the probe did not see (committed after it began) is always flushed after that
   read, and changes the count the next cycle reads.
 
-SQLite sites do not use the gate: their probe costs a fraction of a millisecond on a file already open.
+SQLite sites do not use the gate: their probe costs a fraction of a millisecond on a file already open. Nor
+does a PostgreSQL server with a single site of the bench: the reading would cost the round trip of the one
+probe it could save.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from __future__ import annotations
 import functools
 import logging
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -139,16 +144,23 @@ class ChangeGate:
     every: float = FULL_PROBE_EVERY
     marks: dict[str, Mark] = field(default_factory=dict)
     readings: dict[str, Reading] = field(default_factory=dict)
+    shared: set[str] = field(default_factory=set)  # the servers with two sites or more (:meth:`begin`)
     #: False in a cycle that must probe every site (an announced change, the first cycle)
     open: bool = False
     reported: str | None = None  # the last reason the gate could not read a server, logged once
     skipped: int = 0  # steps that skipped their probe (for tests and benchmarks)
 
-    def begin(self, gated: bool) -> None:
+    def begin(self, gated: bool, db_urls: Iterable[str] = ()) -> None:
         """A new cycle: readings are taken afresh; ``gated`` False probes every site and reads nothing (its
-        probes leave no mark: the next gated cycle probes every site once more, against its reading)."""
+        probes leave no mark: the next gated cycle probes every site once more, against its reading).
+        ``db_urls``: the bench's sites' databases. Only a server with two sites or more is read: for a server with
+        one, the reading would cost the round trip of the one probe it can save (one site holds its connection
+        between cycles), and a cycle where its database was written would cost both."""
         self.readings.clear()
         self.open = gated
+        if gated:
+            count = Counter(where[0] for where in map(server_of, db_urls) if where is not None)
+            self.shared = {server for server, sites in count.items() if sites >= 2}
 
     def seen(self, ctx: SiteContext, held: Iterable[SiteContext]) -> Writes | None:
         """The count of ``ctx``'s database in this cycle's reading of its server (read now if it is the first
@@ -157,6 +169,8 @@ class ChangeGate:
         if where is None:  # not PostgreSQL, or a cycle that probes every site anyway (no statement for nothing)
             return None
         server, database = where
+        if server not in self.shared:
+            return None
         if server not in self.readings:
             lender = next((h for h in held if h.is_open and (server_of(h.site.db_url) or ("",))[0] == server), ctx)
             self.readings[server] = self._read(lender)

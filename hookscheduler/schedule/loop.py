@@ -296,7 +296,7 @@ class Scheduler:
         """Per cycle, not per site: the descriptor budget (a ``getrlimit``), and the change gate's readings (a
         cycle over every site, an announced change or the first, probes every site: :mod:`.gate`)."""
         self.fd_cap = open_sites_cap()
-        self.gate.begin(gated=not all_sites)
+        self.gate.begin(not all_sites, (state.ctx.site.db_url for state in self.sites.values()))
 
     def _in_turn(self) -> list[SiteLoopState]:
         """The sites, starting at this process's own offset: several ``schedule`` processes over the same sites

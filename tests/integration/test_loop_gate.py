@@ -192,3 +192,22 @@ def test_a_cycle_woken_by_an_announced_change_probes_every_site(bench_factory, s
     finally:
         for state in sched.sites.values():
             state.ctx.close()
+
+
+@pytest.mark.postgres
+def test_a_server_with_a_single_site_is_not_read(bench_factory, site_databases):
+    """One site holds its connection between cycles: a reading would cost the round trip of the probe it saves."""
+    names, bench = _bench(bench_factory, site_databases[:1])
+    clock = [T0 + timedelta(minutes=1)]
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
+    try:
+        sched.cycle()
+        for _ in range(3):
+            clock[0] += timedelta(seconds=61)
+            sched.results.clear()
+            sched.cycle(all_sites=False)
+            assert [r.site for r in sched.results] == names
+            assert sched.gate.readings == {}
+    finally:
+        for state in sched.sites.values():
+            state.ctx.close()
