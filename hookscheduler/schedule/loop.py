@@ -57,7 +57,7 @@ from ..timing.clock import SIM, real_seconds
 from . import ahead, send
 from ._watch import Fingerprint, config_fingerprint
 from .claim import PassResult
-from .gate import ChangeGate, Writes
+from .gate import ChangeGate
 from .outbox import record_sent, send_many
 from .step import SiteStep
 from .wake import WakeListener
@@ -452,8 +452,8 @@ class Scheduler:
         try:
             conn = redis_for(ctx.site)
             batch, states = self._batch(writes, conn)
-            seen = self.gate.seen(ctx, (s.ctx for s in self.open_pg.values()))
-            if seen is not None and self._skips_probe(state, now, seen):
+            seen = self.gate.seen(ctx, (s.ctx for s in self.open_pg.values())) if self._may_skip(state, now) else None
+            if seen is not None and self.gate.skips(ctx.name, ctx.site, seen, now):
                 state.step.skip(now, batch)  # no database: its cached answer stands (:mod:`.gate`)
                 states.append(state)
                 state.stepped_at = now
@@ -492,13 +492,15 @@ class Scheduler:
         state.stepped_at = now
         self.gate.probed(ctx.name, ctx.site, seen, now)
 
-    def _skips_probe(self, state: SiteLoopState, now: datetime, seen: Writes) -> bool:
-        """Whether the step at ``now`` of a PostgreSQL site may leave its probe out: no slot of it is due, it is
-        not retrying a failure, nothing else in its step needs the database, and the gate found its database
-        unwritten since its last probe (:meth:`.gate.ChangeGate.skips`)."""
+    @staticmethod
+    def _may_skip(state: SiteLoopState, now: datetime) -> bool:
+        """Whether the step at ``now`` could leave its probe out, if the gate finds the site's database unwritten
+        since its last probe (:meth:`.gate.ChangeGate.skips`): no slot of it is due, it is not retrying a
+        failure, and nothing else in its step needs the database. Asked before the gate's reading, so a cycle
+        woken for a slot never waits for a reading before the slot's pass."""
         if state.failures or (state.next_due is not None and state.next_due <= now):
             return False
-        return not state.step.needs_database(now) and self.gate.skips(state.ctx.name, state.ctx.site, seen, now)
+        return not state.step.needs_database(now)
 
     def _fail(self, state: SiteLoopState, now: datetime, exc: BaseException) -> None:
         state.failures += 1

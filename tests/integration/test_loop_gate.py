@@ -211,3 +211,26 @@ def test_a_server_with_a_single_site_is_not_read(bench_factory, site_databases):
     finally:
         for state in sched.sites.values():
             state.ctx.close()
+
+
+@pytest.mark.postgres
+def test_a_cycle_woken_for_a_slot_takes_no_reading_before_the_slots_pass(bench_factory, site_databases):
+    names, bench = _bench(bench_factory, site_databases)
+    clock = [T0 + timedelta(minutes=1)]
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
+    try:
+        sched.cycle()
+        _settle(sched, clock)
+        slot = (clock[0] + timedelta(seconds=91)).replace(microsecond=0)
+        _flush(site_databases[0], f"UPDATE scheduled_job_type SET next_execution = '{slot.isoformat(sep=' ')}'")
+        clock[0] += timedelta(seconds=61)
+        sched.cycle(all_sites=False)  # every site's tick interval: site 0's edit noticed
+        assert sched.sites[names[0]].next_due == slot
+        sched.results.clear()
+        clock[0] = slot + timedelta(milliseconds=5)
+        sched.cycle(all_sites=False)  # woken for site 0's slot: the others' tick interval has not passed
+        assert [(r.site, r.fired) for r in sched.results] == [(names[0], 1)]
+        assert sched.gate.readings == {}  # no round trip for the gate between the slot and its pass
+    finally:
+        for state in sched.sites.values():
+            state.ctx.close()
