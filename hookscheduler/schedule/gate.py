@@ -137,8 +137,9 @@ def read_counters(db: pw.Database) -> Reading:
 
 @dataclass
 class ChangeGate:
-    """The loop's gate: one reading per server and gated cycle, taken before the first probe of the cycle on
-    that server, and each site's :class:`Mark`. ``read`` is injectable (tests: a server whose counters are off)."""
+    """The loop's gate: one reading per server and cycle, taken before the first probe of the cycle on that
+    server that could be left out, and each site's :class:`Mark`. ``read`` is injectable (tests: a server whose
+    counters are off)."""
 
     read: Callable[[pw.Database], Reading] = read_counters
     every: float = FULL_PROBE_EVERY
@@ -151,22 +152,21 @@ class ChangeGate:
     skipped: int = 0  # steps that skipped their probe (for tests and benchmarks)
 
     def begin(self, gated: bool, db_urls: Iterable[str] = ()) -> None:
-        """A new cycle: readings are taken afresh; ``gated`` False probes every site and reads nothing (its
-        probes leave no mark: the next gated cycle probes every site once more, against its reading).
-        ``db_urls``: the bench's sites' databases. Only a server with two sites or more is read: for a server with
-        one, the reading would cost the round trip of the one probe it can save (one site holds its connection
-        between cycles), and a cycle where its database was written would cost both."""
+        """A new cycle: readings are taken afresh; ``gated`` False probes every site (the reading is still taken,
+        so that those probes mark their sites and the next gated cycle can skip them). ``db_urls``: the bench's
+        sites' databases. Only a server with two sites or more is read: for a server with one, the reading
+        would cost the round trip of the one probe it can save (one site holds its connection between cycles),
+        and a cycle where its database was written would cost both."""
         self.readings.clear()
         self.open = gated
-        if gated:
-            count = Counter(where[0] for where in map(server_of, db_urls) if where is not None)
-            self.shared = {server for server, sites in count.items() if sites >= 2}
+        count = Counter(where[0] for where in map(server_of, db_urls) if where is not None)
+        self.shared = {server for server, sites in count.items() if sites >= 2}
 
     def seen(self, ctx: SiteContext, held: Iterable[SiteContext]) -> Writes | None:
         """The count of ``ctx``'s database in this cycle's reading of its server (read now if it is the first
         site of that server this cycle, on a held connection to that server, else on ``ctx``'s own)."""
-        where = server_of(ctx.site.db_url) if self.open else None
-        if where is None:  # not PostgreSQL, or a cycle that probes every site anyway (no statement for nothing)
+        where = server_of(ctx.site.db_url)
+        if where is None:  # not PostgreSQL
             return None
         server, database = where
         if server not in self.shared:

@@ -452,8 +452,9 @@ class Scheduler:
         try:
             conn = redis_for(ctx.site)
             batch, states = self._batch(writes, conn)
-            seen = self.gate.seen(ctx, (s.ctx for s in self.open_pg.values())) if self._may_skip(state, now) else None
-            if seen is not None and self.gate.skips(ctx.name, ctx.site, seen, now):
+            seen = self.gate.seen(ctx, (s.ctx for s in self.open_pg.values())) if self._not_due(state, now) else None
+            if seen is not None and not state.step.needs_database(now) and \
+                    self.gate.skips(ctx.name, ctx.site, seen, now):
                 state.step.skip(now, batch)  # no database: its cached answer stands (:mod:`.gate`)
                 states.append(state)
                 state.stepped_at = now
@@ -493,14 +494,13 @@ class Scheduler:
         self.gate.probed(ctx.name, ctx.site, seen, now)
 
     @staticmethod
-    def _may_skip(state: SiteLoopState, now: datetime) -> bool:
-        """Whether the step at ``now`` could leave its probe out, if the gate finds the site's database unwritten
-        since its last probe (:meth:`.gate.ChangeGate.skips`): no slot of it is due, it is not retrying a
-        failure, and nothing else in its step needs the database. Asked before the gate's reading, so a cycle
-        woken for a slot never waits for a reading before the slot's pass."""
-        if state.failures or (state.next_due is not None and state.next_due <= now):
-            return False
-        return not state.step.needs_database(now)
+    def _not_due(state: SiteLoopState, now: datetime) -> bool:
+        """Whether the step at ``now`` takes the gate's reading (:meth:`.gate.ChangeGate.seen`): no slot of the
+        site is due and it is not retrying a failure. Asked before the reading, so a cycle woken for a slot
+        never waits for a reading before the slot's pass. Its probe is left out only if, besides, nothing else
+        in its step needs the database (:meth:`.step.SiteStep.needs_database`) and the gate finds its database
+        unwritten since its last probe (:meth:`.gate.ChangeGate.skips`)."""
+        return not state.failures and (state.next_due is None or state.next_due > now)
 
     def _fail(self, state: SiteLoopState, now: datetime, exc: BaseException) -> None:
         state.failures += 1

@@ -88,9 +88,8 @@ class _Connects:
 
 
 def _settle(sched: Scheduler, clock: list[datetime]) -> None:
-    """Cycles one tick interval apart until a cycle skips every site: the first gated cycle probes every site
-    against its reading, and our own setup's writes (migrate's, the first steps') reach the counters a moment
-    after their sessions end. Bounded: three cycles."""
+    """Cycles one tick interval apart until a cycle skips every site: our own setup's writes (migrate's, the
+    first steps') reach the counters a moment after their sessions end. Bounded: three cycles."""
     for _ in range(3):
         clock[0] += timedelta(seconds=61)
         skipped = sched.gate.skipped
@@ -107,8 +106,8 @@ def test_an_idle_cycle_opens_no_connection_and_a_direct_edit_is_noticed(bench_fa
     clock = [T0 + timedelta(minutes=1)]
     sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
     try:
-        sched.cycle()  # the first cycle probes every site
-        assert len(sched.results) == N
+        sched.cycle()  # the first cycle probes every site, and marks each against the reading taken before
+        assert len(sched.results) == N and set(sched.gate.marks) == set(names)
         _settle(sched, clock)
         connects = _Connects(monkeypatch)
         bench_id = next(iter(sched.sites.values())).ctx.bench.bench_id
@@ -162,8 +161,8 @@ def test_without_write_counters_every_site_is_probed_each_tick_interval(bench_fa
     clock = [T0 + timedelta(minutes=1)]
     sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True, gate=ChangeGate(read=read))
     try:
-        sched.cycle()
         with caplog.at_level(logging.INFO, logger="hookscheduler.schedule.gate"):
+            sched.cycle()
             for _ in range(3):
                 clock[0] += timedelta(seconds=61)
                 sched.results.clear()
