@@ -54,6 +54,8 @@ DEFAULT_TICK = 60.0
 #: (default: both databases at 10, 100 and 1,000 sites); ``$HOOKSCHEDULER_BENCH_W11_IDLE=1``: the idle phase only
 #: (no fire, no sharing processes), to measure idle CPU in minutes rather than a quarter of an hour.
 PLAN_ENV, IDLE_ENV = "HOOKSCHEDULER_BENCH_W11", "HOOKSCHEDULER_BENCH_W11_IDLE"
+#: The resolution of a process's CPU time in ``/proc`` (one clock tick), in ms.
+TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def plan_from(text: str | None, default: list[tuple[str, int, bool]]) -> list[tuple[str, int, bool]]:
@@ -199,8 +201,9 @@ def run(cfg: BenchConfig) -> list[Measurement]:
         cost = (a["idle"]["round_ms"], b["idle"]["round_ms"])
         p99 = tuple(_p99(x.get("fire", {}).get("delays") or [0.0]) for x in (a, b))
         out.append(Measurement(W, f"{kind}: growth {lo} -> {hi} sites", "x (CPU per idle round)",
-                               [cost[1] / max(cost[0], 1e-9)],
-                               note=f"CPU per idle round {cost[0]:.1f} -> {cost[1]:.1f} ms; p99 fire delay "
+                               [cost[1] / max(cost[0], TICK_MS)],  # /proc counts CPU in clock ticks: 0 is < 1
+                               note=f"CPU per idle round {cost[0]:.1f} -> {cost[1]:.1f} ms (resolution {TICK_MS:.0f} "
+                                    f"ms, the smaller at least that); p99 fire delay "
                                     f"{p99[0]:.1f} -> {p99[1]:.1f} ms; fds {a['idle']['fds']} -> {b['idle']['fds']}"))
     out.append(Measurement(W, "A RQ CronScheduler (reference, same run)", "median delay, ms", [rq_med],
                            note=f"{len(rq.delays)} runs; max {rq_max:.2f} ms"))
