@@ -28,8 +28,12 @@ What the counters see, and the limits (PostgreSQL's cumulative statistics, 15 an
   (its counts wait for that transaction to end). :data:`FULL_PROBE_EVERY` bounds those cases: every site is
   probed for real at least that often, whatever its counter says;
 * a counter that changed in any way (grew, went down, a ``pg_stat_reset()``, whose time is part of the
-  value compared, or a crash that discarded the statistics) means "probe": the gate can only ever make a step
-  do more than skip, never less;
+  value compared, or a crash that discarded the statistics) means "probe", and so does a database dropped and
+  created again under the same name (its OID is part of the value compared: its count starts from zero and
+  the same migrate brings it to the same number): the gate can only ever make a step do more than skip, never
+  less;
+* a superuser's session may ``SET track_counts = off`` for itself alone: nothing the server shows says so, and
+  its writes are never counted; they are noticed at the forced probe (:data:`FULL_PROBE_EVERY`);
 * ``track_counts = off`` (or a per-database or per-role setting of it, which could hide some sessions' writes)
   makes the counters useless: :meth:`~hookscheduler.store.postgres.PostgresStore.write_counters` says so and
   every site is probed. So does a role that cannot read ``pg_stat_database``, a server the gate cannot reach,
@@ -44,7 +48,9 @@ What the counters see, and the limits (PostgreSQL's cumulative statistics, 15 an
   compared with, so a write that the probe did not see (committed after it began) is always flushed after that
   read, and changes the count the next cycle reads.
 
-SQLite sites do not use the gate: their probe costs a fraction of a millisecond on a file already open.
+SQLite sites do not use the gate: their probe costs a fraction of a millisecond on a file already open. Nor
+does a PostgreSQL server with a single site of the bench: the reading would cost the round trip of the one
+probe it could save.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from __future__ import annotations
 import functools
 import logging
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,8 +78,9 @@ log = logging.getLogger(__name__)
 #: 1,000 sites this costs about 1,000 reconnections per ten minutes, 0.2% of a core here.
 FULL_PROBE_EVERY = 600.0
 
-#: A database's count of rows written (inserted + updated + deleted) and when its statistics were last reset.
-Writes = tuple[int, datetime | None]
+#: A database's count of rows written (inserted + updated + deleted), when its statistics were last reset, and its
+#: OID (a database created again under the same name is another one, whatever its count).
+Writes = tuple[int, datetime | None, int]
 #: One server's counts, by database name; None: the gate cannot tell (counters off, unreadable, unreachable).
 Reading = dict[str, Writes] | None
 
@@ -129,31 +137,40 @@ def read_counters(db: pw.Database) -> Reading:
 
 @dataclass
 class ChangeGate:
-    """The loop's gate: one reading per server and gated cycle, taken before the first probe of the cycle on
-    that server, and each site's :class:`Mark`. ``read`` is injectable (tests: a server whose counters are off)."""
+    """The loop's gate: one reading per server and cycle, taken before the first probe of the cycle on that
+    server that could be left out, and each site's :class:`Mark`. ``read`` is injectable (tests: a server whose
+    counters are off)."""
 
     read: Callable[[pw.Database], Reading] = read_counters
     every: float = FULL_PROBE_EVERY
     marks: dict[str, Mark] = field(default_factory=dict)
     readings: dict[str, Reading] = field(default_factory=dict)
+    shared: set[str] = field(default_factory=set)  # the servers with two sites or more (:meth:`begin`)
     #: False in a cycle that must probe every site (an announced change, the first cycle)
     open: bool = False
     reported: str | None = None  # the last reason the gate could not read a server, logged once
     skipped: int = 0  # steps that skipped their probe (for tests and benchmarks)
 
-    def begin(self, gated: bool) -> None:
-        """A new cycle: readings are taken afresh; ``gated`` False probes every site and reads nothing (its
-        probes leave no mark: the next gated cycle probes every site once more, against its reading)."""
+    def begin(self, gated: bool, db_urls: Iterable[str] = ()) -> None:
+        """A new cycle: readings are taken afresh; ``gated`` False probes every site (the reading is still taken,
+        so that those probes mark their sites and the next gated cycle can skip them). ``db_urls``: the bench's
+        sites' databases. Only a server with two sites or more is read: for a server with one, the reading
+        would cost the round trip of the one probe it can save (one site holds its connection between cycles),
+        and a cycle where its database was written would cost both."""
         self.readings.clear()
         self.open = gated
+        count = Counter(where[0] for where in map(server_of, db_urls) if where is not None)
+        self.shared = {server for server, sites in count.items() if sites >= 2}
 
     def seen(self, ctx: SiteContext, held: Iterable[SiteContext]) -> Writes | None:
         """The count of ``ctx``'s database in this cycle's reading of its server (read now if it is the first
         site of that server this cycle, on a held connection to that server, else on ``ctx``'s own)."""
-        where = server_of(ctx.site.db_url) if self.open else None
-        if where is None:  # not PostgreSQL, or a cycle that probes every site anyway (no statement for nothing)
+        where = server_of(ctx.site.db_url)
+        if where is None:  # not PostgreSQL
             return None
         server, database = where
+        if server not in self.shared:
+            return None
         if server not in self.readings:
             lender = next((h for h in held if h.is_open and (server_of(h.site.db_url) or ("",))[0] == server), ctx)
             self.readings[server] = self._read(lender)
@@ -165,6 +182,8 @@ class ChangeGate:
             with lender.pinned():
                 reading = self.read(lender.database())
         except Exception as exc:  # unreadable or unreachable: probe every site; the steps report outages
+            if isinstance(exc, (pw.OperationalError, pw.InterfaceError)):
+                lender.close()  # a broken connection: the next cycle reads on another one (or reconnects)
             reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
             if reason != self.reported:
                 log.info("the change gate cannot read the write counters (%s); probing every PostgreSQL site",

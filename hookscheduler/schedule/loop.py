@@ -57,7 +57,7 @@ from ..timing.clock import SIM, real_seconds
 from . import ahead, send
 from ._watch import Fingerprint, config_fingerprint
 from .claim import PassResult
-from .gate import ChangeGate, Writes
+from .gate import ChangeGate
 from .outbox import record_sent, send_many
 from .step import SiteStep
 from .wake import WakeListener
@@ -296,7 +296,7 @@ class Scheduler:
         """Per cycle, not per site: the descriptor budget (a ``getrlimit``), and the change gate's readings (a
         cycle over every site, an announced change or the first, probes every site: :mod:`.gate`)."""
         self.fd_cap = open_sites_cap()
-        self.gate.begin(gated=not all_sites)
+        self.gate.begin(not all_sites, (state.ctx.site.db_url for state in self.sites.values()))
 
     def _in_turn(self) -> list[SiteLoopState]:
         """The sites, starting at this process's own offset: several ``schedule`` processes over the same sites
@@ -452,8 +452,9 @@ class Scheduler:
         try:
             conn = redis_for(ctx.site)
             batch, states = self._batch(writes, conn)
-            seen = self.gate.seen(ctx, (s.ctx for s in self.open_pg.values()))
-            if seen is not None and self._skips_probe(state, now, seen):
+            seen = self.gate.seen(ctx, (s.ctx for s in self.open_pg.values())) if self._not_due(state, now) else None
+            if seen is not None and not state.step.needs_database(now) and \
+                    self.gate.skips(ctx.name, ctx.site, seen, now):
                 state.step.skip(now, batch)  # no database: its cached answer stands (:mod:`.gate`)
                 states.append(state)
                 state.stepped_at = now
@@ -492,13 +493,14 @@ class Scheduler:
         state.stepped_at = now
         self.gate.probed(ctx.name, ctx.site, seen, now)
 
-    def _skips_probe(self, state: SiteLoopState, now: datetime, seen: Writes) -> bool:
-        """Whether the step at ``now`` of a PostgreSQL site may leave its probe out: no slot of it is due, it is
-        not retrying a failure, nothing else in its step needs the database, and the gate found its database
+    @staticmethod
+    def _not_due(state: SiteLoopState, now: datetime) -> bool:
+        """Whether the step at ``now`` takes the gate's reading (:meth:`.gate.ChangeGate.seen`): no slot of the
+        site is due and it is not retrying a failure. Asked before the reading, so a cycle woken for a slot
+        never waits for a reading before the slot's pass. Its probe is left out only if, besides, nothing else
+        in its step needs the database (:meth:`.step.SiteStep.needs_database`) and the gate finds its database
         unwritten since its last probe (:meth:`.gate.ChangeGate.skips`)."""
-        if state.failures or (state.next_due is not None and state.next_due <= now):
-            return False
-        return not state.step.needs_database(now) and self.gate.skips(state.ctx.name, state.ctx.site, seen, now)
+        return not state.failures and (state.next_due is None or state.next_due > now)
 
     def _fail(self, state: SiteLoopState, now: datetime, exc: BaseException) -> None:
         state.failures += 1

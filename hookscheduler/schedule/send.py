@@ -125,17 +125,10 @@ class HashBuilder:
             _TEMPLATES[key] = found
         return found
 
-    def build(self, run: Run) -> list[Any]:
-        """The whole hash of ``run`` (``HSET`` field/value pairs)."""
-        template, _ = self._template(run)
-        fields = dict(template)
-        fields.update(zip(_OWN_FIELDS, self.own(run), strict=True))
-        fields["created_at"] = fields["enqueued_at"] = self.stamp
-        return [v for kv in fields.items() for v in kv]
-
     def shared(self, run: Run) -> list[Any]:
         """The fields of ``run``'s hash that every run of its queue, timeout and frequency shares (field/value
-        pairs, the timestamps included): with :meth:`own`, the hash :meth:`build` makes."""
+        pairs, the timestamps included): with :meth:`own`, the whole hash (``tests/unit/test_dispatch.py`` joins
+        the two and compares the result with RQ's own)."""
         template, _ = self._template(run)
         fields = {k: v for k, v in template.items() if k not in _OWN_FIELDS}
         fields["created_at"] = fields["enqueued_at"] = self.stamp

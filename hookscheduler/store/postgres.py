@@ -71,18 +71,20 @@ _START_ONE_TRIP = (
     "SELECT EXISTS (SELECT 1 FROM started), EXISTS (SELECT 1 FROM known), (SELECT count(*) FROM advanced)"
 )
 
-#: The change gate's one statement per server and cycle (:mod:`hookscheduler.schedule.gate`): for every database of
-#: the server, its rows written so far (inserted + updated + deleted, the cumulative statistics' counters) and
-#: when its counters were last reset; and whether those counters are kept at all (``track_counts`` on, and no
-#: database or role setting that could turn it off for some sessions). ``pg_stat_clear_snapshot()`` first:
-#: with ``stats_fetch_consistency = cache`` or ``snapshot`` a transaction re-reads what it read before, and the
-#: gate must see the counters as they are now. Read-only: it changes no database's write counters itself.
+#: The change gate's one statement per server and cycle (:mod:`hookscheduler.schedule.gate`): for every database of the
+#: server, its rows written so far (inserted + updated + deleted, the cumulative statistics' counters), when its
+#: counters were last reset, and its OID (a database dropped and created again under the same name counts from zero, and
+#: the same migrate brings it to the same count: only its OID tells it apart); and whether those counters are kept at
+#: all (``track_counts`` on, and no database or role setting that could turn it off for some sessions).
+#: ``pg_stat_clear_snapshot()`` first: with ``stats_fetch_consistency = cache`` or ``snapshot`` a transaction re-reads
+#: what it read before, and the gate must see the counters as they are now. Read-only: it changes no database's write
+#: counters itself.
 WRITE_COUNTERS = (
     "SELECT pg_stat_clear_snapshot(); "
     "SELECT d.datname, d.tup_inserted + d.tup_updated + d.tup_deleted, d.stats_reset, "
     "current_setting('track_counts') = 'on' AND NOT EXISTS (SELECT 1 FROM pg_db_role_setting s, "
-    "unnest(s.setconfig) AS c(setting) WHERE lower(split_part(c.setting, '=', 1)) = 'track_counts') "
-    "FROM pg_stat_database d WHERE d.datname IS NOT NULL"
+    "unnest(s.setconfig) AS c(setting) WHERE lower(split_part(c.setting, '=', 1)) = 'track_counts'), "
+    "d.datid::bigint FROM pg_stat_database d WHERE d.datname IS NOT NULL"
 )
 
 #: Connections on which the probe is a prepared statement. It has no parameters (``now`` is compared in
@@ -166,15 +168,15 @@ class PostgresStore(SqlStore):
                 raise
             return self._execute_probe()
 
-    def write_counters(self) -> dict[str, tuple[int, datetime | None]] | None:
-        """Every database of this server: ``{name: (rows written, stats reset at)}``, from the cumulative
+    def write_counters(self) -> dict[str, tuple[int, datetime | None, int]] | None:
+        """Every database of this server: ``{name: (rows written, stats reset at, OID)}``, from the cumulative
         statistics (:data:`WRITE_COUNTERS`); None when the server keeps no such counters (``track_counts``
         off, or settable per database or role). One read-only statement, outside any transaction. A role that
         may not read the views raises the database's error; the caller falls back to probing."""
         rows = self.sql(WRITE_COUNTERS).fetchall()
         if not rows or not rows[0][3]:
             return None
-        return {name: (int(written), reset) for name, written, reset, _ in rows}
+        return {name: (int(written), reset, int(oid)) for name, written, reset, _, oid in rows}
 
     def hot(self, name: str, sql: str, params: Sequence[Any]) -> Any:
         """``EXECUTE`` a statement prepared once per connection. The pass's statements select and join arrays

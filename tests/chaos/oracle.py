@@ -18,7 +18,8 @@ For every expected slot up to the moment the schedulers were stopped:
 * ``skipped: job stopped`` / ``scheduler inactive`` only around a recorded stop / pause (give or take a tick
   and the largest backwards clock step), and no scheduled run decided while the job was stopped or the
   scheduler paused;
-* no row is still ``queued`` / ``started`` once everything is over.
+* no row is still ``queued`` / ``started`` once everything is over;
+* I10: no scheduled run reached Redis before its slot (:func:`sent_early`, its exceptions the clock faults').
 
 Lateness: ``max(created_at, enqueued_at) - scheduled_for`` of every single-slot scheduled run (when the pass
 claimed it and when it reached Redis); "after recovery" takes the runs whose slot is at least one tick after the

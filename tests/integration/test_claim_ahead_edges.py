@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+import pytest
+import redis
 from rq import Queue
 
 from hookscheduler.broker.connection import redis_for
@@ -14,8 +16,12 @@ from hookscheduler.broker.keys import queue_name
 from hookscheduler.context import open_site
 from hookscheduler.declare.hooks import load_job_specs
 from hookscheduler.declare.migrate import migrate_site
+from hookscheduler.exceptions import ServiceUnavailable
+from hookscheduler.ops import backfill as bf
+from hookscheduler.ops import manual
 from hookscheduler.ops.jobs import set_stopped
 from hookscheduler.schedule.ahead import MIN_WINDOW
+from hookscheduler.schedule.claim import run_pass
 from hookscheduler.schedule.loop import Scheduler
 from hookscheduler.schedule.reanchor import reanchor_if_calendar_changed
 from hookscheduler.store.models import ScheduledJobLog
@@ -144,3 +150,55 @@ def test_runs_held_for_a_site_removed_from_the_bench_are_sent_and_leave_nothing_
             state.ctx.close()
     (bench / "s2.example.away").rename(bench / "sites" / "s2.example")
     assert _rows(bench, "s2.example") == [(SLOT, "queued", True)]
+
+
+def test_two_processes_claiming_ahead_the_same_slot_send_it_once_and_not_before(bench_factory, db_kind):
+    """Two ``schedule`` processes over one site, both inside the window of its slot: one claims it (the
+    compare-and-set), the other finds it claimed and only learns that it is owed at the slot; at the slot both
+    may send it (the holder's release, the other's outbox), RQ stores it once and the ledger has one row."""
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok", "app1.tasks.other"]}}, db=db_kind)
+    _migrate(bench)
+    clocks = [{"now": T0 + timedelta(minutes=20)}, {"now": T0 + timedelta(minutes=20)}]
+    procs = [Scheduler(bench=str(bench), now_fn=lambda c=c: c["now"], offset=0.0) for c in clocks]
+    try:
+        for sched in procs:
+            sched.cycle()
+        for i, sched in enumerate(procs):
+            clocks[i]["now"] = SLOT - AHEAD + timedelta(milliseconds=i)
+            sched.cycle(all_sites=False)
+        assert sum(len(h.runs) for s in procs for h in s.held) == 2  # each run held by one process
+        assert _in_redis(bench) == 0
+        for i, sched in enumerate(reversed(procs)):  # the one not holding first: its outbox pass at the slot
+            clocks[1 - i]["now"] = SLOT + timedelta(milliseconds=1 + i)
+            sched.cycle(all_sites=False)
+        assert not any(s.held for s in procs)
+        assert _in_redis(bench) == 2
+        assert sorted(_rows(bench)) == [(SLOT, "queued", True)] * 2
+    finally:
+        for sched in procs:
+            for state in sched.sites.values():
+                state.ctx.close()
+
+
+def test_i10_holds_up_no_backfill_or_manual_run_recorded_while_redis_was_down(bench_factory, db_kind):
+    """Runs on request recorded while Redis was down wait in the outbox; their ``scheduled_for`` is a past slot
+    (a backfill) or the moment they were asked for (``jobs run``), so the first pass after that moment sends them,
+    well before the job's next slot: I10 keeps only runs claimed ahead of their slot waiting."""
+    bench = bench_factory.make({"app1": {"hourly": [{"method": "app1.tasks.ok", "name": "hourly-ok",
+                                                     "catchup": "skip", "overlap": "allow"}]}}, db=db_kind)
+    _migrate(bench)
+    ctx = open_site(str(bench))
+    conn = redis_for(ctx.site)
+    run_pass(ctx, conn, now=datetime(2026, 1, 5, 13, 0, 5))  # 11:00 and 12:00 missed, 13:00 sent: next 14:00
+    dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    asked = datetime(2026, 1, 5, 13, 20)
+    with pytest.raises(ServiceUnavailable):
+        bf.backfill(ctx, dead, "hourly-ok", datetime(2026, 1, 5, 11), datetime(2026, 1, 5, 12), now=asked)
+    with pytest.raises(ServiceUnavailable):
+        manual.run_job(ctx, dead, "hourly-ok", now=asked)
+    result = run_pass(ctx, conn, now=asked + timedelta(milliseconds=1))
+    assert result.resent == 2 and result.due == 0
+    ctx.close()
+    assert [(s, st, sent) for s, st, sent in _rows(bench) if st == "queued"] == [
+        (datetime(2026, 1, 5, 13), "queued", True), (datetime(2026, 1, 5, 12), "queued", True),
+        (asked, "queued", True)]

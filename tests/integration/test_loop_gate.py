@@ -5,10 +5,12 @@ is probed as before (:mod:`hookscheduler.schedule.gate`)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
+import peewee as pw
 import pytest
 
 from hookscheduler.broker.keys import last_tick_key
@@ -86,9 +88,8 @@ class _Connects:
 
 
 def _settle(sched: Scheduler, clock: list[datetime]) -> None:
-    """Cycles one tick interval apart until a cycle skips every site: the first gated cycle probes every site
-    against its reading, and our own setup's writes (migrate's, the first steps') reach the counters a moment
-    after their sessions end. Bounded: three cycles."""
+    """Cycles one tick interval apart until a cycle skips every site: our own setup's writes (migrate's, the
+    first steps') reach the counters a moment after their sessions end. Bounded: three cycles."""
     for _ in range(3):
         clock[0] += timedelta(seconds=61)
         skipped = sched.gate.skipped
@@ -105,8 +106,8 @@ def test_an_idle_cycle_opens_no_connection_and_a_direct_edit_is_noticed(bench_fa
     clock = [T0 + timedelta(minutes=1)]
     sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
     try:
-        sched.cycle()  # the first cycle probes every site
-        assert len(sched.results) == N
+        sched.cycle()  # the first cycle probes every site, and marks each against the reading taken before
+        assert len(sched.results) == N and set(sched.gate.marks) == set(names)
         _settle(sched, clock)
         connects = _Connects(monkeypatch)
         bench_id = next(iter(sched.sites.values())).ctx.bench.bench_id
@@ -145,20 +146,31 @@ def test_an_idle_cycle_opens_no_connection_and_a_direct_edit_is_noticed(bench_fa
     ctx.close()
 
 
+def _no_counters(db):
+    return None  # as with track_counts off (the store's contract test sets it for real)
+
+
+def _denied(db):
+    raise pw.ProgrammingError("permission denied for view pg_stat_database")
+
+
 @pytest.mark.postgres
-def test_without_write_counters_every_site_is_probed_each_tick_interval(bench_factory, site_databases):
+@pytest.mark.parametrize("read", [_no_counters, _denied])
+def test_without_write_counters_every_site_is_probed_each_tick_interval(bench_factory, site_databases, read, caplog):
     names, bench = _bench(bench_factory, site_databases)
     clock = [T0 + timedelta(minutes=1)]
-    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True,
-                      gate=ChangeGate(read=lambda db: None))  # as with track_counts off (the store's contract test)
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True, gate=ChangeGate(read=read))
     try:
-        sched.cycle()
-        for _ in range(3):
-            clock[0] += timedelta(seconds=61)
-            sched.results.clear()
-            sched.cycle(all_sites=False)
-            assert sorted(r.site for r in sched.results) == names
+        with caplog.at_level(logging.INFO, logger="hookscheduler.schedule.gate"):
+            sched.cycle()
+            for _ in range(3):
+                clock[0] += timedelta(seconds=61)
+                sched.results.clear()
+                sched.cycle(all_sites=False)
+                assert sorted(r.site for r in sched.results) == names
         assert sched.gate.skipped == 0
+        assert all(s.failures == 0 for s in sched.sites.values())
+        assert len([r for r in caplog.records if "probing every PostgreSQL site" in r.getMessage()]) == 1  # once
     finally:
         for state in sched.sites.values():
             state.ctx.close()
@@ -176,6 +188,48 @@ def test_a_cycle_woken_by_an_announced_change_probes_every_site(bench_factory, s
         sched.results.clear()
         sched.cycle(all_sites=True)  # the CLI's writes may not have reached the counters yet
         assert sorted(r.site for r in sched.results) == names
+    finally:
+        for state in sched.sites.values():
+            state.ctx.close()
+
+
+@pytest.mark.postgres
+def test_a_server_with_a_single_site_is_not_read(bench_factory, site_databases):
+    """One site holds its connection between cycles: a reading would cost the round trip of the probe it saves."""
+    names, bench = _bench(bench_factory, site_databases[:1])
+    clock = [T0 + timedelta(minutes=1)]
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
+    try:
+        sched.cycle()
+        for _ in range(3):
+            clock[0] += timedelta(seconds=61)
+            sched.results.clear()
+            sched.cycle(all_sites=False)
+            assert [r.site for r in sched.results] == names
+            assert sched.gate.readings == {}
+    finally:
+        for state in sched.sites.values():
+            state.ctx.close()
+
+
+@pytest.mark.postgres
+def test_a_cycle_woken_for_a_slot_takes_no_reading_before_the_slots_pass(bench_factory, site_databases):
+    names, bench = _bench(bench_factory, site_databases)
+    clock = [T0 + timedelta(minutes=1)]
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
+    try:
+        sched.cycle()
+        _settle(sched, clock)
+        slot = (clock[0] + timedelta(seconds=91)).replace(microsecond=0)
+        _flush(site_databases[0], f"UPDATE scheduled_job_type SET next_execution = '{slot.isoformat(sep=' ')}'")
+        clock[0] += timedelta(seconds=61)
+        sched.cycle(all_sites=False)  # every site's tick interval: site 0's edit noticed
+        assert sched.sites[names[0]].next_due == slot
+        sched.results.clear()
+        clock[0] = slot + timedelta(milliseconds=5)
+        sched.cycle(all_sites=False)  # woken for site 0's slot: the others' tick interval has not passed
+        assert [(r.site, r.fired) for r in sched.results] == [(names[0], 1)]
+        assert sched.gate.readings == {}  # no round trip for the gate between the slot and its pass
     finally:
         for state in sched.sites.values():
             state.ctx.close()

@@ -686,12 +686,12 @@ def test_write_counters_count_a_databases_writes_and_not_its_reads(store: Store)
     _flushed(store)
     before = store.write_counters()
     assert before is not None and name in before
-    written, reset = before[name]
-    assert isinstance(written, int)
+    written, reset, oid = before[name]
+    assert isinstance(written, int) and isinstance(oid, int)
     store.probe()  # read-only, and the gate's own statement too
     store.select_due(T0, 10)
     _flushed(store)
-    assert store.write_counters()[name] == (written, reset)  # type: ignore[index]
+    assert store.write_counters()[name] == (written, reset, oid)  # type: ignore[index]
     _job("a", T0)  # a write: one row inserted
     _flushed(store)
     after = store.write_counters()

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import redis
 
+from hookscheduler.schedule.send import _OWN_FIELDS as OWN_FIELDS
 from hookscheduler.schedule.send import HashBuilder, Run, rq_hash
 
 
@@ -26,7 +27,8 @@ def test_hash_builder_matches_rq_field_by_field() -> None:
                 datetime(2026, 1, 5, 12, 0, 10), "schedule", frequent=True)]
     builder = HashBuilder(conn, "bench1", 86400, 86400)
     for run in runs:
-        fast, ref = _fields(builder.build(run)), _fields(rq_hash(conn, "bench1", run, 86400, 86400))
+        fast = _fields(builder.shared(run)) | dict(zip(OWN_FIELDS, builder.own(run), strict=True))
+        ref = _fields(rq_hash(conn, "bench1", run, 86400, 86400))
         assert str(fast["result_ttl"]) == ("600" if run.frequent else "86400")
         for stamp in ("created_at", "enqueued_at"):
             assert stamp in fast and stamp in ref

@@ -27,6 +27,7 @@ def test_any_change_of_the_count_probes():
     assert must_probe(_mark(), (9, RESET), SITE, later, 600)  # went down: a reset, a crash
     assert must_probe(_mark(), (10, RESET + timedelta(days=1)), SITE, later, 600)  # reset, and as many writes since
     assert must_probe(_mark((10, None)), (10, RESET), SITE, later, 600)
+    assert must_probe(_mark((10, None, 16384)), (10, None, 16390), SITE, later, 600)  # dropped, created again
 
 
 def test_unknown_counts_probe():
