@@ -51,9 +51,17 @@ def import_deferred() -> ModuleType:
         import peewee
     finally:
         sys.meta_path.remove(hide)
-    if getattr(peewee, "psycopg2", None) is None and hasattr(peewee, "Psycopg2Adapter"):
+    if getattr(peewee, "psycopg2", None) is not None:
+        return peewee
+    if hasattr(peewee, "Psycopg2Adapter"):
         _intercept(peewee)
-    return peewee
+        return peewee
+    # A peewee this module does not know how to hand the driver to later (an older release within the
+    # supported range keeps psycopg2 elsewhere): import it again, normally, rather than leave it without psycopg2.
+    del sys.modules["peewee"]
+    import peewee as reimported
+
+    return reimported
 
 
 def _intercept(peewee: Any) -> None:

@@ -167,6 +167,24 @@ def test_peewee_imported_first_elsewhere_is_left_alone():
     assert python("-c", code).stdout.split() == ["True", "True", "None", "True"]
 
 
+#: A peewee that keeps its driver in some other way than the release this package hands it to (no
+#: ``Psycopg2Adapter``): the deferred import must not leave it without psycopg2.
+OLD_PEEWEE = """
+try:
+    import psycopg2
+except ImportError:
+    psycopg2 = None
+"""
+
+
+def test_a_peewee_without_the_known_adapter_is_imported_normally(tmp_path):
+    (tmp_path / "peewee.py").write_text(OLD_PEEWEE)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import hookscheduler._peewee as d; "
+            "p = d.import_deferred(); print(p.__file__ == sys.argv[1] + '/peewee.py', p.psycopg2 is not None, "
+            "'psycopg2' in sys.modules, sys.modules['peewee'] is p)")
+    assert python("-c", code, str(tmp_path)).stdout.split() == ["True"] * 4
+
+
 def test_the_public_api_imports_on_first_use():
     code = """
 import sys
