@@ -6,6 +6,8 @@ import json
 import os
 import textwrap
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,18 @@ def pg_admin_conn(dsn: str) -> Any:
     conn = psycopg2.connect(dsn)
     conn.autocommit = True
     return conn
+
+
+@contextmanager
+def closing_sites(*scheds: Any) -> Iterator[None]:
+    """Close every site context the given in-process schedulers opened, however the test ends (a test drives
+    ``Scheduler.cycle`` itself, so nothing else would close their databases)."""
+    try:
+        yield
+    finally:
+        for sched in scheds:
+            for state in sched.sites.values():
+                state.ctx.close()
 
 
 #: Delete every key of one test's bench (the fixtures' name for it).

@@ -5,7 +5,10 @@ Real Redis and both databases; every instant is passed in, nothing sleeps for a 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 import redis
@@ -25,6 +28,7 @@ from hookscheduler.schedule.claim import run_pass
 from hookscheduler.schedule.loop import Scheduler
 from hookscheduler.schedule.reanchor import reanchor_if_calendar_changed
 from hookscheduler.store.models import ScheduledJobLog
+from tests.helpers import closing_sites
 
 T0 = datetime(2026, 1, 5, 10, 7)
 SLOT = datetime(2026, 1, 5, 11, 0)  # the hourly job's next slot
@@ -49,6 +53,17 @@ def _rows(bench, site=None) -> list[tuple[datetime, str, bool]]:
     return rows
 
 
+@contextmanager
+def _scheduling(bench: Path) -> Iterator[tuple[Scheduler, dict[str, datetime]]]:
+    """A scheduler over the bench on a clock of the test's (``clock["now"]``), its first cycle run at 10:27 (the
+    hourly job's 11:00 slot learnt); its sites' databases closed afterwards."""
+    clock = {"now": T0 + timedelta(minutes=20)}
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock["now"])
+    with closing_sites(sched):
+        sched.cycle()
+        yield sched, clock
+
+
 def _in_redis(bench) -> int:
     ctx = open_site(str(bench))
     return Queue(queue_name(ctx.bench.bench_id, "default"), connection=redis_for(ctx.site)).count
@@ -60,10 +75,7 @@ def test_a_stop_that_ends_inside_the_window_still_has_its_slot_judged_for_overla
     overlap check must be made for the instant decided about: the slot is skipped, not a second run sent."""
     bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db=db_kind)
     _migrate(bench)
-    clock = {"now": T0 + timedelta(minutes=20)}
-    sched = Scheduler(bench=str(bench), now_fn=lambda: clock["now"])
-    try:
-        sched.cycle()
+    with _scheduling(bench) as (sched, clock):
         clock["now"] = SLOT + timedelta(milliseconds=1)
         sched.cycle()  # 11:00 sent; no worker: it stays queued in RQ, so it blocks the next slot (overlap skip)
         assert _rows(bench) == [(SLOT, "queued", True)] and _in_redis(bench) == 1
@@ -76,9 +88,6 @@ def test_a_stop_that_ends_inside_the_window_still_has_its_slot_judged_for_overla
         sched.cycle(all_sites=False)
         assert _rows(bench) == [(SLOT, "queued", True), (NEXT, "skipped", False)]
         assert _in_redis(bench) == 1
-    finally:
-        for state in sched.sites.values():
-            state.ctx.close()
 
 
 def _write_conf(path, **values):
@@ -95,10 +104,7 @@ def test_runs_held_for_a_site_whose_database_is_repointed_are_marked_sent_where_
     bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, sites={"s1.example": {}})
     _migrate(bench, "s1.example")
     other = bench / "other.db"
-    clock = {"now": T0 + timedelta(minutes=20)}
-    sched = Scheduler(bench=str(bench), now_fn=lambda: clock["now"])
-    try:
-        sched.cycle()
+    with _scheduling(bench) as (sched, clock):
         clock["now"] = SLOT - AHEAD
         sched.cycle(all_sites=False)
         assert sched.held
@@ -112,9 +118,6 @@ def test_runs_held_for_a_site_whose_database_is_repointed_are_marked_sent_where_
         clock["now"] = SLOT + timedelta(milliseconds=1)
         sched.cycle(all_sites=False)
         assert _in_redis(bench) == 1
-    finally:
-        for state in sched.sites.values():
-            state.ctx.close()
     _write_conf(bench / "sites" / "s1.example" / "site_config.json", db_url=old_url)
     assert _rows(bench, "s1.example") == [(SLOT, "queued", True)]  # sent, and marked so where it was claimed
 
@@ -129,10 +132,7 @@ def test_runs_held_for_a_site_removed_from_the_bench_are_sent_and_leave_nothing_
         _write_conf(bench / "sites" / site / "site_config.json", db_url=f"sqlite:///{bench / site}.db")
     for site in ("s1.example", "s2.example"):
         _migrate(bench, site)
-    clock = {"now": T0 + timedelta(minutes=20)}
-    sched = Scheduler(bench=str(bench), now_fn=lambda: clock["now"])
-    try:
-        sched.cycle()
+    with _scheduling(bench) as (sched, clock):
         clock["now"] = SLOT - AHEAD
         sched.cycle(all_sites=False)
         assert {h.state.ctx.name for h in sched.held} == {"s1.example", "s2.example"}
@@ -145,9 +145,6 @@ def test_runs_held_for_a_site_removed_from_the_bench_are_sent_and_leave_nothing_
         sched.cycle(all_sites=False)
         assert not sched.held
         assert "s2.example" not in sched.open_lru and not gone.ctx.is_open
-    finally:
-        for state in sched.sites.values():
-            state.ctx.close()
     (bench / "s2.example.away").rename(bench / "sites" / "s2.example")
     assert _rows(bench, "s2.example") == [(SLOT, "queued", True)]
 
@@ -160,7 +157,7 @@ def test_two_processes_claiming_ahead_the_same_slot_send_it_once_and_not_before(
     _migrate(bench)
     clocks = [{"now": T0 + timedelta(minutes=20)}, {"now": T0 + timedelta(minutes=20)}]
     procs = [Scheduler(bench=str(bench), now_fn=lambda c=c: c["now"], offset=0.0) for c in clocks]
-    try:
+    with closing_sites(*procs):
         for sched in procs:
             sched.cycle()
         for i, sched in enumerate(procs):
@@ -174,10 +171,6 @@ def test_two_processes_claiming_ahead_the_same_slot_send_it_once_and_not_before(
         assert not any(s.held for s in procs)
         assert _in_redis(bench) == 2
         assert sorted(_rows(bench)) == [(SLOT, "queued", True)] * 2
-    finally:
-        for sched in procs:
-            for state in sched.sites.values():
-                state.ctx.close()
 
 
 def test_i10_holds_up_no_backfill_or_manual_run_recorded_while_redis_was_down(bench_factory, db_kind):

@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import peewee as pw
 import pytest
@@ -22,7 +24,7 @@ from hookscheduler.schedule.loop import Scheduler
 from hookscheduler.store import database as dbmod
 from hookscheduler.store.models import ScheduledJobLog
 from tests.conftest import PG_DSN
-from tests.helpers import pg_admin_conn
+from tests.helpers import closing_sites, pg_admin_conn
 
 T0 = datetime(2026, 1, 5, 10, 7)
 N = 4
@@ -99,16 +101,24 @@ def _settle(sched: Scheduler, clock: list[datetime]) -> None:
     raise AssertionError("the gate never skipped every idle site")
 
 
+@contextmanager
+def settled(bench_factory, urls: list[str]) -> Iterator[tuple[list[str], Path, Scheduler, list[datetime]]]:
+    """A bench of one site per database in ``urls`` and a scheduler over it (``names, bench, sched, clock``) that
+    has probed every site once and whose gate now skips them all; the sites' connections closed afterwards."""
+    names, bench = _bench(bench_factory, urls)
+    clock = [T0 + timedelta(minutes=1)]
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
+    with closing_sites(sched):
+        sched.cycle()  # the first cycle probes every site, and marks each against the reading taken before
+        assert sorted(r.site for r in sched.results) == names and set(sched.gate.marks) == set(names)
+        _settle(sched, clock)
+        yield names, bench, sched, clock
+
+
 @pytest.mark.postgres
 def test_an_idle_cycle_opens_no_connection_and_a_direct_edit_is_noticed(bench_factory, redis_client,
                                                                         site_databases, monkeypatch):
-    names, bench = _bench(bench_factory, site_databases)
-    clock = [T0 + timedelta(minutes=1)]
-    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
-    try:
-        sched.cycle()  # the first cycle probes every site, and marks each against the reading taken before
-        assert len(sched.results) == N and set(sched.gate.marks) == set(names)
-        _settle(sched, clock)
+    with settled(bench_factory, site_databases) as (names, bench, sched, clock):
         connects = _Connects(monkeypatch)
         bench_id = next(iter(sched.sites.values())).ctx.bench.bench_id
         for name in names:
@@ -137,9 +147,6 @@ def test_an_idle_cycle_opens_no_connection_and_a_direct_edit_is_noticed(bench_fa
         clock[0] = max(m.probed_at for m in sched.gate.marks.values()) + timedelta(seconds=FULL_PROBE_EVERY)
         sched.cycle(all_sites=False)
         assert sorted(r.site for r in sched.results) == names
-    finally:
-        for state in sched.sites.values():
-            state.ctx.close()
     ctx = open_site(str(bench), edited)
     ctx.database()
     assert [r.scheduled_for for r in ScheduledJobLog.select()] == [datetime(2026, 1, 5, 10, 16)]
@@ -160,7 +167,7 @@ def test_without_write_counters_every_site_is_probed_each_tick_interval(bench_fa
     names, bench = _bench(bench_factory, site_databases)
     clock = [T0 + timedelta(minutes=1)]
     sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True, gate=ChangeGate(read=read))
-    try:
+    with closing_sites(sched):
         with caplog.at_level(logging.INFO, logger="hookscheduler.schedule.gate"):
             sched.cycle()
             for _ in range(3):
@@ -171,26 +178,15 @@ def test_without_write_counters_every_site_is_probed_each_tick_interval(bench_fa
         assert sched.gate.skipped == 0
         assert all(s.failures == 0 for s in sched.sites.values())
         assert len([r for r in caplog.records if "probing every PostgreSQL site" in r.getMessage()]) == 1  # once
-    finally:
-        for state in sched.sites.values():
-            state.ctx.close()
 
 
 @pytest.mark.postgres
 def test_a_cycle_woken_by_an_announced_change_probes_every_site(bench_factory, site_databases):
-    names, bench = _bench(bench_factory, site_databases)
-    clock = [T0 + timedelta(minutes=1)]
-    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
-    try:
-        sched.cycle()
-        _settle(sched, clock)
+    with settled(bench_factory, site_databases) as (names, _, sched, clock):
         clock[0] += timedelta(seconds=61)
         sched.results.clear()
         sched.cycle(all_sites=True)  # the CLI's writes may not have reached the counters yet
         assert sorted(r.site for r in sched.results) == names
-    finally:
-        for state in sched.sites.values():
-            state.ctx.close()
 
 
 @pytest.mark.postgres
@@ -199,7 +195,7 @@ def test_a_server_with_a_single_site_is_not_read(bench_factory, site_databases):
     names, bench = _bench(bench_factory, site_databases[:1])
     clock = [T0 + timedelta(minutes=1)]
     sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
-    try:
+    with closing_sites(sched):
         sched.cycle()
         for _ in range(3):
             clock[0] += timedelta(seconds=61)
@@ -207,19 +203,11 @@ def test_a_server_with_a_single_site_is_not_read(bench_factory, site_databases):
             sched.cycle(all_sites=False)
             assert [r.site for r in sched.results] == names
             assert sched.gate.readings == {}
-    finally:
-        for state in sched.sites.values():
-            state.ctx.close()
 
 
 @pytest.mark.postgres
 def test_a_cycle_woken_for_a_slot_takes_no_reading_before_the_slots_pass(bench_factory, site_databases):
-    names, bench = _bench(bench_factory, site_databases)
-    clock = [T0 + timedelta(minutes=1)]
-    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
-    try:
-        sched.cycle()
-        _settle(sched, clock)
+    with settled(bench_factory, site_databases) as (names, _, sched, clock):
         slot = (clock[0] + timedelta(seconds=91)).replace(microsecond=0)
         _flush(site_databases[0], f"UPDATE scheduled_job_type SET next_execution = '{slot.isoformat(sep=' ')}'")
         clock[0] += timedelta(seconds=61)
@@ -230,6 +218,3 @@ def test_a_cycle_woken_for_a_slot_takes_no_reading_before_the_slots_pass(bench_f
         sched.cycle(all_sites=False)  # woken for site 0's slot: the others' tick interval has not passed
         assert [(r.site, r.fired) for r in sched.results] == [(names[0], 1)]
         assert sched.gate.readings == {}  # no round trip for the gate between the slot and its pass
-    finally:
-        for state in sched.sites.values():
-            state.ctx.close()

@@ -10,10 +10,9 @@ import pytest
 from hookscheduler.context import open_site
 from hookscheduler.declare.hooks import load_job_specs
 from hookscheduler.declare.migrate import migrate_site
-from hookscheduler.schedule.loop import Scheduler
 from tests.conftest import PG_DSN
 from tests.helpers import pg_admin_conn
-from tests.integration.test_loop_gate import T0, _bench, _flush, _settle, site_databases  # noqa: F401
+from tests.integration.test_loop_gate import T0, _flush, settled, site_databases  # noqa: F401
 
 
 def _count(url: str) -> int:
@@ -35,12 +34,7 @@ def test_a_site_whose_database_was_recreated_is_probed_even_if_its_count_is_the_
     """A site's database dropped and created again (a restore, a test bench rebuilt): the new database's count
     of rows written starts again from zero, and the same migrate writes the same rows, so its count can be the very
     number the gate marked for the old one. It is another database (another OID): the gate must probe it."""
-    names, bench = _bench(bench_factory, site_databases)
-    clock = [T0 + timedelta(minutes=1)]
-    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0], keep_results=True)
-    try:
-        sched.cycle()
-        _settle(sched, clock)
+    with settled(bench_factory, site_databases) as (names, bench, sched, clock):
         held = {s.ctx.name for s in sched.open_pg.values()}
         i = next(i for i, name in enumerate(names) if name not in held)  # not the connection the gate reads on
         url, name = site_databases[i], names[i]
@@ -71,6 +65,3 @@ def test_a_site_whose_database_was_recreated_is_probed_even_if_its_count_is_the_
         sched.cycle(all_sites=False)
         assert name in [r.site for r in sched.results]  # probed: another database, whatever its count
         assert sched.sites[name].next_due == datetime(2026, 1, 5, 10, 16)
-    finally:
-        for state in sched.sites.values():
-            state.ctx.close()
