@@ -48,6 +48,12 @@ BAD_FILES: dict[str, tuple[str | bytes, str]] = {
     "tick-nan": ('{"scheduler_tick_interval": NaN}', "'scheduler_tick_interval' must be"),
     "tick-huge": ('{"scheduler_tick_interval": 1e400}', "'scheduler_tick_interval' must be"),
     "tick-bigint": ('{"scheduler_tick_interval": ' + "9" * 100 + "}", "'scheduler_tick_interval' must be"),
+    "claim-ahead-str": ('{"scheduler_claim_ahead": "2"}', "'scheduler_claim_ahead' must be a number of seconds"),
+    "claim-ahead-negative": ('{"scheduler_claim_ahead": -0.5}', "'scheduler_claim_ahead' must be"),
+    "claim-ahead-over": ('{"scheduler_claim_ahead": 61}', "'scheduler_claim_ahead' must be"),
+    "claim-ahead-bool": ('{"scheduler_claim_ahead": true}', "'scheduler_claim_ahead' must be"),
+    "claim-ahead-nan": ('{"scheduler_claim_ahead": NaN}', "'scheduler_claim_ahead' must be"),
+    "db-connections-zero": ('{"scheduler_db_connections": 0}', "'scheduler_db_connections' must be"),
     "workers-str": ('{"workers": "long"}', "'workers' must be"),
     "workers-list": ('{"workers": ["q1"]}', "'workers' must be"),
     "workers-spec-int": ('{"workers": {"q1": 5}}', "'workers'.q1 must be an object"),
@@ -158,6 +164,8 @@ SET_CONFIG_BAD = [
     ("log_retention_days", "[1]"), ("log_retention_days", '"30"'), ("time_zone", "Mars/Olympus"),
     ("time_zone", "123"), ("redis_queue", "http://x"), ("db_url", "mysql://x"), ("pause_scheduler", "maybe"),
     ("bench_id", "a b"), ("no_such_key", "1"), ("rq_password", "123"), ("rq_password", '{"a": 1}'),
+    ("scheduler_claim_ahead", "-1"), ("scheduler_claim_ahead", "60.5"), ("scheduler_claim_ahead", "soon"),
+    ("scheduler_claim_ahead", "Infinity"), ("scheduler_db_connections", "10001"),
 ]
 
 
@@ -194,6 +202,18 @@ def test_set_config_good_values_round_trip_and_keep_the_mode(bench):
     assert path.stat().st_mode & 0o777 == 0o640
     assert run(bench, "set-config", "time_zone", "null").code == 0
     assert "time_zone" not in json.loads(path.read_text())
+
+
+def test_scheduler_claim_ahead_takes_fractions_and_zero_is_off_not_unset(bench):
+    """0 is a value of its own (claiming ahead off), not "not set" (which is the default, 2 s)."""
+    from hookscheduler.config.settings import DEFAULT_CLAIM_AHEAD, Settings
+
+    path = bench / "sites" / "s1" / "site_config.json"
+    for raw, seconds in (("0.5", 0.5), ("0", 0.0), ("60", 60.0)):
+        assert run(bench, "set-config", "scheduler_claim_ahead", raw).code == 0
+        assert json.loads(path.read_text())["scheduler_claim_ahead"] == seconds
+        assert Settings.from_values(json.loads(path.read_text())).claim_ahead == seconds
+    assert Settings.from_values({}).claim_ahead == DEFAULT_CLAIM_AHEAD == 2.0
 
 
 def test_set_config_creates_a_missing_config_owner_only_whatever_the_umask(bench):
