@@ -6,7 +6,7 @@ after the slot. Real Redis and both databases; every instant is passed in, nothi
 from __future__ import annotations
 
 import json
-import time
+import logging
 from datetime import datetime, timedelta
 
 import pytest
@@ -17,6 +17,7 @@ from hookscheduler.broker.keys import queue_name
 from hookscheduler.context import open_site
 from hookscheduler.declare.hooks import load_job_specs
 from hookscheduler.declare.migrate import migrate_site
+from hookscheduler.schedule import loop as loop_module
 from hookscheduler.schedule.ahead import MIN_WINDOW
 from hookscheduler.schedule.claim import run_pass
 from hookscheduler.schedule.loop import Scheduler
@@ -154,14 +155,35 @@ def test_a_paused_site_is_not_claimed_ahead(bench_factory, db_kind):
     assert not sched.held and _rows(bench) == []
 
 
-def test_a_stop_waits_for_the_held_slot_then_sends_it(bench_factory):
+class _LoopTime:
+    """The loop module's ``time``, on a clock of the test's: real seconds pass only when the loop sleeps (the drain's
+    wait), so a test goes through a slot without waiting for it, and the scheduler's clock follows it
+    (:meth:`now`: ``base`` plus the seconds slept)."""
+
+    def __init__(self, base: datetime) -> None:
+        self.base, self.t = base, 0.0
+
+    def monotonic(self) -> float:
+        return self.t
+
+    perf_counter = monotonic
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+    def now(self) -> datetime:
+        return self.base + timedelta(seconds=self.t)
+
+
+def test_a_stop_waits_for_the_held_slot_then_sends_it(bench_factory, monkeypatch):
     """SIGTERM while holding: :meth:`Scheduler.drain` sends the held runs at their slot (a moment away), then
-    returns. The clock here follows real time from just before the slot."""
+    returns. The loop's real time is the test's: it passes only as the drain waits."""
     bench = _migrated(bench_factory, "sqlite")
     clock = {"now": T0 + timedelta(minutes=20)}
     sched = _scheduler(bench, clock)
-    base, start = SLOT - timedelta(seconds=0.03), time.monotonic()
-    sched.now_fn = lambda: base + timedelta(seconds=time.monotonic() - start)
+    fake = _LoopTime(SLOT - timedelta(seconds=0.03))
+    monkeypatch.setattr(loop_module, "time", fake)
+    sched.now_fn = fake.now
     sched.cycle()
     assert sched.held and _in_redis(bench) == 0
     released: list[datetime] = []
@@ -175,4 +197,32 @@ def test_a_stop_waits_for_the_held_slot_then_sends_it(bench_factory):
     sched._release = spy  # type: ignore[method-assign]
     sched.drain()
     assert not sched.held and _in_redis(bench) == 1
-    assert len(released) == 1 and released[0] >= SLOT  # sent once, at the slot, not before
+    assert len(released) == 1 and SLOT <= released[0] < SLOT + timedelta(milliseconds=5)  # once, at the slot
+    assert fake.t < 0.04  # and the drain returned right after it
+
+
+def test_a_stop_while_the_clock_is_back_before_the_held_slot_leaves_the_runs_to_the_outbox(bench_factory,
+                                                                                          monkeypatch, caplog):
+    """SIGTERM while holding, the clock gone back an hour meanwhile: the drain waits no longer than the window
+    (real time), sends nothing before the slot (I10), and leaves the runs in the outbox, logged; a pass at the slot
+    sends them, once."""
+    bench = _migrated(bench_factory, "sqlite")
+    clock = {"now": T0 + timedelta(minutes=20)}
+    sched = _scheduler(bench, clock)
+    clock["now"] = BEFORE
+    sched.cycle()
+    assert sched.held
+    fake = _LoopTime(SLOT - timedelta(hours=1))
+    monkeypatch.setattr(loop_module, "time", fake)
+    sched.now_fn = fake.now
+    with caplog.at_level(logging.WARNING, logger="hookscheduler.schedule.loop"):
+        sched.drain()
+    assert not sched.held and _in_redis(bench) == 0
+    assert fake.t <= 2.0 + 0.05 + 0.01  # bounded by scheduler_claim_ahead (2 s) in real time, not by the hour
+    assert any("claimed ahead of a slot the clock has not reached" in r.getMessage() for r in caplog.records)
+    assert [(r.status, r.enqueued_at) for r in _rows(bench)] == [("queued", None)]  # in the outbox
+    ctx = open_site(str(bench))
+    assert run_pass(ctx, redis_for(ctx.site), now=SLOT - timedelta(milliseconds=1)).resent == 0  # not before
+    assert run_pass(ctx, redis_for(ctx.site), now=SLOT + timedelta(milliseconds=1)).resent == 1
+    ctx.close()
+    assert _in_redis(bench) == 1
