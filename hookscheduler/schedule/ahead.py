@@ -35,8 +35,10 @@ MIN_WINDOW = 0.1
 #: The window covers this many times the measured cost of the passes due at a slot: passes vary (a connection
 #: to reopen, a batch of catch-up slots), and a pass that ends after the slot costs the slot its lead.
 MARGIN = 2.0
-#: The cost of a pass (real seconds) assumed before any was measured.
-FIRST_COST = 0.005
+#: The cost of a pass (real seconds) assumed before any was measured: on the high side (a PostgreSQL pass that
+#: reconnects past the connection budget costs tens of ms on a loaded host), so that the first slot many sites
+#: share is not claimed too late; one site's window stays the minimum (2 x 0.02 s < 0.1 s).
+FIRST_COST = 0.02
 #: How much each measured pass moves the running cost (an exponential average).
 WEIGHT = 0.3
 
@@ -95,7 +97,7 @@ def plan(candidates: Sequence[Candidate], now: datetime, cost: float) -> Plan:
             claim.append(c)
         elif wake_at is None or opens < wake_at:
             wake_at = opens
-    claim.sort(key=lambda c: c.slot)
+    claim.sort(key=lambda c: c.slot)  # stable: the caller's order (its turn) within a slot
     return Plan(claim, wake_at)
 
 

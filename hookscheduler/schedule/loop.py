@@ -249,9 +249,11 @@ class Scheduler:
         as before). Stops when a slot comes meanwhile: the next cycle, at once, serves it."""
         now = self.now_fn()
         holding = {h.state.ctx.name for h in self.held}
-        candidates = [ahead.Candidate(name, state.next_due, state.ctx.site.settings.claim_ahead)
-                      for name, state in self.sites.items()
-                      if state.next_due is not None and state.next_due > now and name not in holding
+        # in this process's own turn (:meth:`_in_turn`; the plan keeps it within a slot): several processes
+        # claiming the sites of one slot ahead start at different sites instead of racing for the same ones
+        candidates = [ahead.Candidate(state.ctx.name, state.next_due, state.ctx.site.settings.claim_ahead)
+                      for state in self._in_turn()
+                      if state.next_due is not None and state.next_due > now and state.ctx.name not in holding
                       and state.retry_at is None and not state.inactive and state.stepped_at is not None]
         plan = ahead.plan(candidates, now, self.claim_cost)
         self.claim_wake = plan.wake_at

@@ -32,6 +32,10 @@ def test_plan_claims_the_sites_whose_window_has_opened_and_says_when_the_next_op
     assert [c.name for c in p.claim] == [f"s{i}" for i in range(100)]
     assert p.wake_at == SLOT + timedelta(seconds=1) - timedelta(seconds=MIN_WINDOW)
     assert plan([Candidate("off", SLOT, 0)], SLOT - timedelta(seconds=0.05), 0.002).claim == []
+    # within a slot the caller's order (its turn) is kept: processes sharing sites start at different ones
+    early = Candidate("early", SLOT - timedelta(seconds=0.01), 2.0)
+    turn = [Candidate("b", SLOT, 2.0), Candidate("a", SLOT, 2.0), early]
+    assert [c.name for c in plan(turn, SLOT - timedelta(seconds=0.05), 0.002).claim] == ["early", "b", "a"]
 
 
 def test_the_measured_cost_follows_the_passes():
