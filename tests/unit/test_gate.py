@@ -36,8 +36,15 @@ def test_unknown_counts_probe():
     assert must_probe(_mark(), None, SITE, later, 600)  # counters off, unreadable, database not listed
 
 
-def test_a_config_re_read_since_the_probe_probes():
-    assert must_probe(_mark(), (10, RESET), object(), T0 + timedelta(seconds=60), 600)
+def test_a_config_changed_since_the_probe_probes_and_one_merely_re_read_does_not():
+    """The loop re-reads a site's config whenever a config file of the bench changed; the Site it then holds is a
+    new object, equal to the old one unless that site's settings changed. Compared by value."""
+    later = T0 + timedelta(seconds=60)
+    assert must_probe(_mark(), (10, RESET), object(), later, 600)  # another config
+    marked, re_read, changed = ({"db_url": "postgresql:///s1", "tick": 60} for _ in range(3))
+    changed["tick"] = 30
+    assert not must_probe(_mark(site=marked), (10, RESET), re_read, later, 600)
+    assert must_probe(_mark(site=marked), (10, RESET), changed, later, 600)
 
 
 def test_every_site_is_probed_for_real_within_the_bound_and_when_the_clock_went_back():
