@@ -41,6 +41,11 @@ MARGIN = 2.0
 FIRST_COST = 0.02
 #: How much each measured pass moves the running cost (an exponential average).
 WEIGHT = 0.3
+#: Real seconds after the slot of a run another process claimed ahead and has not sent (its outbox row) at which
+#: a process that does not hold it wakes to send it: the holder releases it at the slot, and a process waking at
+#: the slot itself would only re-send it alongside (RQ stores it once, I4), extra work right at the slot for every
+#: site and process. A holder killed before the slot has its runs sent this much after it.
+OWED_GRACE = 1.0
 
 
 @dataclass(frozen=True)
@@ -101,9 +106,19 @@ def plan(candidates: Sequence[Candidate], now: datetime, cost: float) -> Plan:
     return Plan(claim, wake_at)
 
 
+def owed_wake(owed: datetime | None, earliest: datetime | None) -> datetime | None:
+    """A site's next wake-up: its jobs' ``earliest`` slot, or :data:`OWED_GRACE` after the slot of a run claimed
+    ahead and not yet sent (``owed``), if that is sooner."""
+    if owed is None:
+        return earliest
+    at = owed + timedelta(seconds=clock_seconds(OWED_GRACE))
+    return at if earliest is None or at < earliest else earliest
+
+
 def measured(previous: float, seconds: float) -> float:
     """The running cost of a pass after one more took ``seconds`` (real)."""
     return (1 - WEIGHT) * previous + WEIGHT * seconds
 
 
-__all__ = ["FIRST_COST", "MARGIN", "MIN_WINDOW", "Candidate", "Plan", "clock_seconds", "measured", "plan", "window"]
+__all__ = ["FIRST_COST", "MARGIN", "MIN_WINDOW", "OWED_GRACE", "Candidate", "Plan", "clock_seconds", "measured",
+           "owed_wake", "plan", "window"]

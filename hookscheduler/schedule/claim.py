@@ -81,6 +81,9 @@ class PassResult:
     #: row had no next slot.
     earliest: datetime | None = None
     earliest_known: bool = False
+    #: the slot of a run claimed ahead and not sent yet, still to come (I10): owed then, by its holder or, if
+    #: the holder is gone, by any pass (the loop wakes for it a grace after the slot: :func:`.ahead.owed_wake`)
+    owed: datetime | None = None
     active: bool = True
     unslotted: bool = True
 
@@ -130,10 +133,8 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     elif result.inactive and pause_until is not None:
         result.resume_at = pause_until
     if not probe.due(now) and not probe.outbox_due(clock):
-        # a run claimed ahead and not sent yet (its claimer may be gone) is owed at its slot: wake for it (I10)
-        held = probe.outbox_from
-        result.earliest = probe.earliest if held is None or (probe.earliest and probe.earliest <= held) else held
-        result.earliest_known = True
+        # a run claimed ahead and not sent yet (its claimer may be gone) is owed at its slot (I10)
+        result.earliest, result.earliest_known, result.owed = probe.earliest, True, probe.outbox_from
         return result  # the common case: one indexed statement, no transaction
     if probe.outbox_due(clock):  # I3: every pass first sends what an earlier sender claimed and did not send
         result.resent += result.add_sent(*resend_outbox(ctx, conn, clock))  # I10: only what is due by now

@@ -25,7 +25,7 @@ from hookscheduler.ops import manual
 from hookscheduler.ops.jobs import set_stopped
 from hookscheduler.schedule import claim as claim_module
 from hookscheduler.schedule import step as step_module
-from hookscheduler.schedule.ahead import MIN_WINDOW
+from hookscheduler.schedule.ahead import MIN_WINDOW, OWED_GRACE
 from hookscheduler.schedule.claim import run_pass
 from hookscheduler.schedule.loop import Scheduler
 from hookscheduler.schedule.reanchor import reanchor_if_calendar_changed
@@ -167,7 +167,7 @@ def test_two_processes_claiming_ahead_the_same_slot_send_it_once_and_not_before(
             sched.cycle(all_sites=False)
         assert sum(len(h.runs) for s in procs for h in s.held) == 2  # each run held by one process
         assert _in_redis(bench) == 0
-        for i, sched in enumerate(reversed(procs)):  # the one not holding first: its outbox pass at the slot
+        for i, sched in enumerate(reversed(procs)):  # the one not holding first: it waits for the holder
             clocks[1 - i]["now"] = SLOT + timedelta(milliseconds=1 + i)
             sched.cycle(all_sites=False)
         assert not any(s.held for s in procs)
@@ -219,9 +219,10 @@ def test_a_process_that_lost_the_claim_ahead_wakes_at_the_slot_for_the_winners_h
         monkeypatch.setattr(claim_module, "store_for", real_store_for)
         monkeypatch.setattr(step_module, "run_pass", real_run_pass)
         assert raced and sum(len(h.runs) for h in winner.held) == 2 and not loser.held
-        assert {n: s.next_due for n, s in loser.sites.items()} == dict.fromkeys(sites, SLOT)  # wakes for both
+        owed = SLOT + timedelta(seconds=OWED_GRACE)  # the winner releases at the slot; the loser checks after it
+        assert {n: s.next_due for n, s in loser.sites.items()} == dict.fromkeys(sites, owed)  # wakes for both
         winner.held.clear()  # killed before the slot: its runs are committed outbox rows, unsent
-        clocks[1]["now"] = SLOT + timedelta(milliseconds=1)
+        clocks[1]["now"] = owed
         loser.cycle(all_sites=False)
     for site in sites:
         assert _rows(bench, site) == [(SLOT, "queued", True)], site  # sent at the slot by the survivor
