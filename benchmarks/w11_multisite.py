@@ -288,12 +288,15 @@ site). What it does not do: run several sites' claims at once inside one process
 `schedule` processes do share a slot's sites (the "3 processes" row). Since then the loop claims the slot ahead
 (`hookscheduler/schedule/ahead.py`): every site's claim is committed before the slot, the window growing with the
 measured pass cost times the sites sharing it (at most `scheduler_claim_ahead`, 2 s), and the held runs of every
-site go in one round trip at the slot. Quick run at b845402 (PostgreSQL, one process): 10 sites median 10.9 ms,
-p99 72.8 ms (RQ cron with 10 jobs at the slot, same run: 9.4 and max 20.6 ms); 100 sites median 13.0 ms (was
-960 ms in the previous run), p99 1,149 ms (RQ cron with 100 jobs: 42.9, max 86.7 ms). The tail is the first of
-the two slots measured, claimed with a per-pass cost guessed before any was measured (now 20 ms, was 5 ms) so
-that part of its sites were claimed at the slot; 3 processes over 100 sites: median 743 ms (781 before), their
-claims ahead raced for the sites in the same order (now each process starts at its own offset).
+site go in one round trip at the slot. Quick runs, PostgreSQL, one process: at b845402, 10 sites median 10.9 ms,
+p99 72.8 ms, 100 sites median 13.0 ms (was 960 ms), p99 1,149 ms (the first slot, claimed with a per-pass cost
+guessed at 5 ms before any was measured: part of its sites were claimed at the slot); at ab3785a (guess 20 ms,
+each process claiming in its own turn): 10 sites median and p99 2.47 ms (RQ cron with 10 jobs at the slot, same
+run: 8.17, max 10.9 ms), 100 sites median and p99 0.741 ms (RQ cron with 100 jobs: 39.5, max 78.2 ms). Three
+processes over 100 sites did not improve: median 781 ms before, 743 ms at b845402, 1,252 ms at ab3785a (10
+sites: 0.1 ms). Not analysed; suspects: the slot measured comes 0.2 s after the first round while three fresh
+processes still step every site (reconnecting past their budgets), and the processes that did not hold a site's
+runs wake at its slot for them (the probe reports the held slot) and re-send them, duplicate work at the slot.
 The issue's target compares with RQ cron serving
 6 jobs, a slot of a few jobs; the row "RQ CronScheduler, N jobs due at the same slot" is the like-for-like
 reference (one job per site, all due at the same slot, same run), and the notes give both ratios. PostgreSQL

@@ -123,6 +123,19 @@ class SiteLoopState:
         return self.step.active and self.step.sweep_due(now)
 
 
+def next_due_after(ctx: SiteContext, now: datetime) -> datetime | None:
+    """The site's next wake-up after a pass at ``now`` that moved slots: its jobs' earliest next slot or, if
+    sooner, the earliest slot of a run claimed ahead and not yet sent (I10: owed at that slot). That run may be
+    another process's, claimed between this pass's probe and its selection of due rows, and that process may be
+    killed before the slot: then this one must wake at the slot to send it, not at its next tick interval. An
+    unsent run whose slot has come (this pass's own, about to be sent with other sites') is no reason to wake."""
+    probe = store_for(ctx.database()).probe()
+    owed = probe.outbox_from
+    if owed is not None and owed > now and (probe.earliest is None or owed < probe.earliest):
+        return owed
+    return probe.earliest
+
+
 @dataclass
 class _Pending:
     """Runs a site's pass committed, to be sent with other sites' (:meth:`Scheduler._send_pending`): in this
@@ -281,9 +294,10 @@ class Scheduler:
                 raise redis.exceptions.ConnectionError(result.send_error.partition(": ")[2] or result.send_error)
             if result.inactive:
                 state.inactive = True  # nothing decided: the step at the slot decides and records it
-            else:
-                state.next_due = result.earliest if result.earliest_known else \
-                    store_for(ctx.database()).earliest_next()
+            elif result.earliest_known:
+                state.next_due = result.earliest
+            else:  # runs held here are released at their slot (:meth:`_release`): only another's are owed
+                state.next_due = store_for(ctx.database()).earliest_next() if runs else next_due_after(ctx, now)
             if self.keep_results:
                 self.results.append(result)
             if result.fired or result.skipped or result.missed:
@@ -476,7 +490,7 @@ class Scheduler:
             if result.inactive:
                 state.next_due = result.resume_at
             else:
-                state.next_due = result.earliest if result.earliest_known else store_for(ctx.database()).earliest_next()
+                state.next_due = result.earliest if result.earliest_known else next_due_after(ctx, now)
             if self.keep_results:
                 self.results.append(result)
             if result.fired or result.skipped or result.missed:

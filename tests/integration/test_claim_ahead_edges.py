@@ -23,6 +23,8 @@ from hookscheduler.exceptions import ServiceUnavailable
 from hookscheduler.ops import backfill as bf
 from hookscheduler.ops import manual
 from hookscheduler.ops.jobs import set_stopped
+from hookscheduler.schedule import claim as claim_module
+from hookscheduler.schedule import step as step_module
 from hookscheduler.schedule.ahead import MIN_WINDOW
 from hookscheduler.schedule.claim import run_pass
 from hookscheduler.schedule.loop import Scheduler
@@ -171,6 +173,58 @@ def test_two_processes_claiming_ahead_the_same_slot_send_it_once_and_not_before(
         assert not any(s.held for s in procs)
         assert _in_redis(bench) == 2
         assert sorted(_rows(bench)) == [(SLOT, "queued", True)] * 2
+
+
+def test_a_process_that_lost_the_claim_ahead_wakes_at_the_slot_for_the_winners_held_runs(bench_factory, db_kind,
+                                                                                          monkeypatch):
+    """Two processes claim a slot of two sites ahead at once: the loser's probe of s1 sees the job due, then the
+    winner claims the slot of both sites, commits and holds the runs, then the loser's selection finds nothing due.
+    The loser's pass moved no slot, but s1 owes a run at the slot (the winner's outbox row): if the winner is killed
+    before the slot, the loser must wake at the slot and send it (I10's promise for a killed holder), not leave it
+    to its next tick interval, a minute later."""
+    sites = ("s1.example", "s2.example")
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db=db_kind, sites={s: {} for s in sites})
+    for site in sites:
+        _migrate(bench, site)
+    clocks = [{"now": T0 + timedelta(minutes=20)}, {"now": T0 + timedelta(minutes=20)}]
+    winner, loser = (Scheduler(bench=str(bench), now_fn=lambda c=c: c["now"], offset=0.0) for c in clocks)
+    real_store_for, real_run_pass, raced, ahead = claim_module.store_for, step_module.run_pass, [], [False]
+
+    def noting_run_pass(*args, **kwargs):
+        ahead[0] = kwargs.get("ahead_of") is not None
+        return real_run_pass(*args, **kwargs)
+
+    def racing_store_for(db):  # the loser's probe, then the winner's whole claim ahead, then the loser goes on
+        store = real_store_for(db)
+        if ahead[0] and not raced and db is loser.sites["s1.example"].ctx.database():
+            probe = store.probe
+
+            def probed():
+                answer = probe()
+                raced.append(1)
+                clocks[0]["now"] = SLOT - AHEAD
+                winner.cycle(all_sites=False)  # claims the slot of both sites ahead, commits, holds the runs
+                return answer
+
+            store.probe = probed
+        return store
+
+    with closing_sites(winner, loser):
+        winner.cycle()
+        loser.cycle()
+        clocks[1]["now"] = SLOT - AHEAD + timedelta(milliseconds=1)
+        monkeypatch.setattr(claim_module, "store_for", racing_store_for)
+        monkeypatch.setattr(step_module, "run_pass", noting_run_pass)
+        loser.cycle(all_sites=False)  # its pass ahead of s1's slot is the one the winner overtakes
+        monkeypatch.setattr(claim_module, "store_for", real_store_for)
+        monkeypatch.setattr(step_module, "run_pass", real_run_pass)
+        assert raced and sum(len(h.runs) for h in winner.held) == 2 and not loser.held
+        assert {n: s.next_due for n, s in loser.sites.items()} == dict.fromkeys(sites, SLOT)  # wakes for both
+        winner.held.clear()  # killed before the slot: its runs are committed outbox rows, unsent
+        clocks[1]["now"] = SLOT + timedelta(milliseconds=1)
+        loser.cycle(all_sites=False)
+    for site in sites:
+        assert _rows(bench, site) == [(SLOT, "queued", True)], site  # sent at the slot by the survivor
 
 
 def test_i10_holds_up_no_backfill_or_manual_run_recorded_while_redis_was_down(bench_factory, db_kind):
