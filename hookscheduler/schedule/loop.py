@@ -58,7 +58,7 @@ from . import ahead, send
 from ._watch import Fingerprint, config_fingerprint
 from .claim import PassResult
 from .gate import ChangeGate
-from .outbox import record_sent, send_many
+from .outbox import observe_epoch, record_sent, send_many
 from .step import SiteStep
 from .wake import WakeListener
 
@@ -290,6 +290,9 @@ class Scheduler:
             self.claim_cost = ahead.measured(self.claim_cost, time.perf_counter() - began)
             if runs:
                 self.held.append(_Pending(state, conn, result, runs, slot, ctx.site))
+                # now, off the path from the slot to the send: the release then finds the epoch fresh
+                observe_epoch(conn, ctx.bench.bench_id,
+                              fresh_for=(slot - now).total_seconds() / ahead.clock_seconds(1.0) + 1.0)
             if result.send_error:  # its re-send of an earlier slot's outbox failed: the outage, as in a step
                 raise redis.exceptions.ConnectionError(result.send_error.partition(": ")[2] or result.send_error)
             if result.inactive:

@@ -50,7 +50,7 @@ def send_claimed(ctx: SiteContext, conn: redis.Redis, runs: list[send.Run]) -> S
     if not runs:
         return SendOutcome([], None)
     try:
-        _observe_epoch(conn, ctx.bench.bench_id)
+        observe_epoch(conn, ctx.bench.bench_id)
         try:
             sent = send.send_runs(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
         except (ValueError, TypeError):  # one run RQ refuses (a timeout of 0 set with SQL) must not hold the rest
@@ -89,7 +89,7 @@ def send_many(conn: redis.Redis, items: list[tuple[SiteContext, list[send.Run]]]
     for (bench_id, ttls), members in groups.items():
         runs = [run for i in members for run in items[i][1]]
         try:
-            _observe_epoch(conn, bench_id)
+            observe_epoch(conn, bench_id)
             try:
                 sent = send.send_runs(conn, bench_id, runs, **dict(ttls))
             except (ValueError, TypeError):  # a run RQ refuses: each site alone, as its own pass would
@@ -119,11 +119,16 @@ EPOCH_EVERY = 10.0
 _epoch_checked: dict[str, float] = {}
 
 
-def _observe_epoch(conn: redis.Redis, bench_id: str) -> None:
+def observe_epoch(conn: redis.Redis, bench_id: str, fresh_for: float = 0.0) -> None:
     """Make sure the epoch (:func:`hookscheduler.worker.marks.redis_epoch`) predates the runs about to be sent:
-    a run lost later must be judged against the Redis it was sent to."""
+    a run lost later must be judged against the Redis it was sent to. Checked at most every
+    :data:`EPOCH_EVERY` seconds, before a send; the loop also calls it when it holds runs claimed ahead
+    (:meth:`hookscheduler.schedule.loop.Scheduler._step_ahead`), so that the release at the slot finds it fresh
+    and does not pay this round trip between the slot and the send. Either way it runs before the runs reach
+    Redis, which is all the guarantee needs. ``fresh_for``: check now unless the last check stays fresh that many
+    seconds more (the real time to the release)."""
     now = time.monotonic()
-    if now - _epoch_checked.get(bench_id, -EPOCH_EVERY) < EPOCH_EVERY:
+    if now + fresh_for - _epoch_checked.get(bench_id, -EPOCH_EVERY) < EPOCH_EVERY:
         return
     marks.redis_epoch(conn, bench_id)
     _epoch_checked[bench_id] = now

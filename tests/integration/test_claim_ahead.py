@@ -226,3 +226,22 @@ def test_a_stop_while_the_clock_is_back_before_the_held_slot_leaves_the_runs_to_
     assert run_pass(ctx, redis_for(ctx.site), now=SLOT + timedelta(milliseconds=1)).resent == 1
     ctx.close()
     assert _in_redis(bench) == 1
+
+
+def test_holding_runs_observes_the_redis_epoch_so_the_release_does_not(bench_factory):
+    """The epoch check (outbox.observe_epoch: one Redis round trip every 10 s before a send) is made when the
+    runs are claimed ahead, off the path from the slot to the send; the release at the slot finds it fresh."""
+    from hookscheduler.schedule import outbox
+
+    bench = _migrated(bench_factory, "sqlite")
+    clock = {"now": T0 + timedelta(minutes=20)}
+    sched = _scheduler(bench, clock)
+    bench_id = sched.sites["default"].ctx.bench.bench_id
+    outbox._epoch_checked.pop(bench_id, None)
+    clock["now"] = BEFORE
+    sched.cycle()
+    assert sched.held and bench_id in outbox._epoch_checked  # checked while holding, before the slot
+    checked = outbox._epoch_checked[bench_id]
+    clock["now"] = SLOT
+    sched.cycle()
+    assert _in_redis(bench) == 1 and outbox._epoch_checked[bench_id] == checked  # the release did not check
