@@ -27,6 +27,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import warnings
 from collections.abc import Callable
@@ -100,6 +101,9 @@ def rq_scheduler_class(prefix: str) -> type[Any]:
         "scheduler_key": f"{prefix}:scheduler", "scheduler_lock_key": f"{prefix}:scheduler_lock",
         "scheduled_jobs_key": f"{prefix}:scheduler:scheduled_jobs"})
 
+
+#: What RQ refuses in a job id.
+_RQ_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 class RQSchedulerPeer:
     """rq-scheduler with ``n`` cron jobs registered (none due: cron jobs are put at their next real slot)."""
@@ -335,7 +339,9 @@ class FrappeEmulation:
             for name, method, cron, last, creation in cur.fetchall():
                 if croniter(cron, _as_dt(last or creation)).get_next(datetime) > now:
                     continue
-                job_id = f"{self.prefix}::scheduled_job::{method}"
+                # Frappe's id is "<site>::scheduled_job::<method>"; RQ 2 accepts only letters, digits, "_" and "-"
+                # in an id (it raised whenever one of these crons came due during a run): same id, spelled so
+                job_id = _RQ_UNSAFE.sub("_", f"{self.prefix}::scheduled_job::{method}")
                 status = conn.hget(f"rq:job:{job_id}", "status")
                 if status in (b"queued", b"started"):
                     continue
