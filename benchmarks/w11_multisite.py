@@ -294,9 +294,12 @@ guessed at 5 ms before any was measured: part of its sites were claimed at the s
 each process claiming in its own turn): 10 sites median and p99 2.47 ms (RQ cron with 10 jobs at the slot, same
 run: 8.17, max 10.9 ms), 100 sites median and p99 0.741 ms (RQ cron with 100 jobs: 39.5, max 78.2 ms). Three
 processes over 100 sites did not improve: median 781 ms before, 743 ms at b845402, 1,252 ms at ab3785a (10
-sites: 0.1 ms). Not analysed; suspects: the slot measured comes 0.2 s after the first round while three fresh
-processes still step every site (reconnecting past their budgets), and the processes that did not hold a site's
-runs wake at its slot for them (the probe reports the held slot) and re-send them, duplicate work at the slot.
+sites: 0.1 ms). The processes that did not hold a site's runs woke at its slot for them and re-sent them; since
+ea278a9 they wake a second after it (`OWED_GRACE`). At ea278a9: one process, 10 sites median 0.204 ms, p99
+0.212 ms, 100 sites 0.593 ms (RQ cron with 100 jobs: 42.6, max 82.2 ms); three processes over 100 sites still
+1,024 ms. Not analysed further; the remaining suspect is the start: the one slot measured comes 0.2 s after the
+first round, while three fresh processes may still be stepping every site for the first time (reconnecting past
+their budgets), and a site is only claimed ahead once its process has stepped it.
 The issue's target compares with RQ cron serving
 6 jobs, a slot of a few jobs; the row "RQ CronScheduler, N jobs due at the same slot" is the like-for-like
 reference (one job per site, all due at the same slot, same run), and the notes give both ratios. PostgreSQL
