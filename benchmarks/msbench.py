@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from typing import Any
 
 import redis
 
-from hookscheduler.broker.keys import last_tick_key
+from hookscheduler.broker.keys import heartbeat_key, last_tick_key
 
 from ._hsbench import cli_env, ledger_rows, make_bench, redis_cleanup
 from .tickbench import admin_dsn, create_pg_database, drop_pg_database
@@ -150,8 +151,12 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 def wait_first_round(mb: MultiBench, conn: redis.Redis, procs: list[subprocess.Popen[bytes]],
                      timeout: float = 300.0) -> float:
-    """Wait until every site has a last-tick key (a first round over all sites is done); returns when."""
+    """Wait until every site has a last-tick key (a first round over all sites is done) and every process has
+    announced itself (its heartbeat is written at the end of its own first cycle: with several processes, the
+    sites' keys come from the fastest one, while the others may still be in a first round that steps, and
+    connects to, every site); returns when."""
     keys = [last_tick_key(mb.bench_id, s) for s in mb.sites]
+    keys += [heartbeat_key(mb.bench_id, f"{socket.gethostname()}:{p.pid}") for p in procs]
     give_up = time.time() + timeout
     while time.time() < give_up:
         if all(p.poll() is None for p in procs) and sum(conn.exists(*keys[i:i + 500])

@@ -296,10 +296,15 @@ run: 8.17, max 10.9 ms), 100 sites median and p99 0.741 ms (RQ cron with 100 job
 processes over 100 sites did not improve: median 781 ms before, 743 ms at b845402, 1,252 ms at ab3785a (10
 sites: 0.1 ms). The processes that did not hold a site's runs woke at its slot for them and re-sent them; since
 ea278a9 they wake a second after it (`OWED_GRACE`). At ea278a9: one process, 10 sites median 0.204 ms, p99
-0.212 ms, 100 sites 0.593 ms (RQ cron with 100 jobs: 42.6, max 82.2 ms); three processes over 100 sites still
-1,024 ms. Not analysed further; the remaining suspect is the start: the one slot measured comes 0.2 s after the
-first round, while three fresh processes may still be stepping every site for the first time (reconnecting past
-their budgets), and a site is only claimed ahead once its process has stepped it.
+0.212 ms, 100 sites 0.593 ms (RQ cron with 100 jobs: 42.6, max 82.2 ms); three processes over 100 sites
+1,024 ms. That was the measurement's start, not the steady state: the window began 0.2 s after the sites' last
+ticks all existed, and those came from the fastest of the three processes, while the other two were still in
+their first cycle (each steps and connects to every site, about 2 s for 100 PostgreSQL sites here; a site is
+claimed ahead only once its process has stepped it). The window now begins once every process has also written
+its heartbeat, which it does at the end of its own first cycle (`msbench.wait_first_round`). With that, at
+7e31ec6 (lead's run, quick): three processes over 100 PostgreSQL sites, median 0.3 ms, 0 duplicates, every slot
+served; one process, 100 sites, median and p99 0.496 ms (RQ cron, 6 jobs: median 2.30 ms, max 4.11 ms).
+A start of three processes over 100 PostgreSQL sites still costs about 2 s before every site is claimed ahead.
 The issue's target compares with RQ cron serving
 6 jobs, a slot of a few jobs; the row "RQ CronScheduler, N jobs due at the same slot" is the like-for-like
 reference (one job per site, all due at the same slot, same run), and the notes give both ratios. PostgreSQL
