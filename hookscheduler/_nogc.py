@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 
 
-class imports_without_gc:  # noqa: N801  # used as a context manager, named as one
+class imports_without_gc:  # used as a context manager, named as one
     """The cyclic collector off while the block imports modules, back as it was after. An import allocates
     (functions, classes, their dicts) and frees next to nothing, yet every few hundred allocations start a
     collection that walks the young objects, and now and then every object: a command's imports (peewee,
