@@ -72,6 +72,29 @@ def refuse_non_bench(path: Path) -> None:
 
 def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnings: list[str]) -> list[Plan]:
     """Check every site before writing to any: a refused or unreachable site leaves all of them untouched."""
+    # 2. Reach every database that exists. The PostgreSQL ones (a connection writes nothing) while the import
+    # probe's children compile the first site's hooks, so that psycopg2's import and the connections overlap
+    # them; a failure to reach one is raised once the hooks are checked (a refused hooks set is reported first,
+    # as when this came after). SQLite files after the hooks' verdict: opening one makes its -wal and -shm
+    # files, and a refused migrate leaves every file as it was.
+    # With several sites, a PostgreSQL site's connection is closed once reached (and opened again to write):
+    # 1,000 sites must not hold 1,000 connections at once, past the server's max_connections. One site keeps its
+    # connection (a new one is a few round trips and an authentication: most of a small migrate's talk with the
+    # server).
+    dbs: dict[str, pw.Database | None] = {}
+    unreachable: list[BaseException] = []
+
+    def reach(servers_only: bool = False) -> None:
+        try:
+            for ctx in contexts:
+                if ctx.name in dbs or (servers_only and not _is_server(ctx)):
+                    continue
+                dbs[ctx.name] = _existing_db(ctx)
+                if len(contexts) > 1:
+                    _release(ctx)
+        except Exception as exc:  # raised below, after the hooks' verdict
+            unreachable.append(exc)
+
     # 1. Everything that can be refused without a database: each site's zone and its hooks (queues and installed
     # apps are per site).
     loaded: dict[tuple[tuple[tuple[str, int], ...], tuple[str, ...]], list[JobSpec]] = {}
@@ -80,22 +103,19 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnin
         key = (tuple(ctx.site.queues.items()), ctx.site.apps)
         if key not in loaded:
             loaded[key] = load_job_specs(ctx.bench, ctx.site.queues, builtin=True, apps=ctx.site.apps,
-                                         warnings=warnings, imports=False)
+                                         warnings=warnings, imports=False,
+                                         meanwhile=None if loaded else lambda: reach(servers_only=True))
         prepared.append((ctx, ctx.calendar, loaded[key]))
-    # 2. Reach every database that exists; only then create the missing SQLite files. With several sites, a
-    # PostgreSQL site's connection is closed once reached (and opened again to write): 1,000 sites must not hold
-    # 1,000 connections at once, past the server's max_connections. One site keeps its connection (a new one is
-    # a few round trips and an authentication: most of a small migrate's talk with the server).
-    dbs: dict[str, pw.Database | None] = {}
-    for ctx in contexts:
-        dbs[ctx.name] = _existing_db(ctx)
-        if len(contexts) > 1:
-            _release(ctx)
+    if not unreachable:
+        reach()
+    if unreachable:
+        raise unreachable[0]
+    # 3. Only then create the missing SQLite files.
     if not dry_run:
         for ctx in contexts:
             if dbs[ctx.name] is None:
                 dbs[ctx.name] = ctx.database(create=True, require_schema=False)
-    # 3. Write, one transaction per site.
+    # 4. Write, one transaction per site.
     plans = []
     for ctx, calendar, specs in prepared:
         if dbs[ctx.name] is None:  # --dry-run on a site without a database yet: everything would be added
@@ -113,6 +133,11 @@ def _release(ctx: SiteContext) -> None:
     """Close a PostgreSQL site's connection (a SQLite file costs the server nothing; it stays open)."""
     if ctx.holds_server_connection:
         ctx.close()
+
+
+def _is_server(ctx: SiteContext) -> bool:
+    """Whether the site's database is a PostgreSQL server (by its URL's scheme; nothing is opened)."""
+    return ctx.site.db_url.partition(":")[0].lower() in ("postgresql", "postgres")
 
 
 def _existing_db(ctx: SiteContext) -> pw.Database | None:

@@ -21,7 +21,7 @@ import select
 import signal
 import sys
 import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -137,7 +137,7 @@ def _forget_modules_under(folder: str) -> None:
 
 def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, builtin: bool = False,
                    apps: tuple[str, ...] | None = None, warnings: list[str] | None = None,
-                   imports: bool = True) -> list[JobSpec]:
+                   imports: bool = True, meanwhile: Callable[[], None] | None = None) -> list[JobSpec]:
     """Every job declared by the installed apps (``apps``, default the bench's), in install order (plus
     hookscheduler's own jobs when ``builtin``, as ``migrate`` asks); raise HookError listing all problems.
     An installed app without a ``hooks.py`` declares nothing: it is named in ``warnings`` (a typo in
@@ -146,7 +146,11 @@ def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, 
     ``imports``: every hooks.py and every method's module ends up imported in this process (a worker loads
     them once before it forks its horses). ``migrate`` passes False: it only checks, so it takes each app's
     events from the probe's child and reads a method's module instead of importing it when its source
-    plainly defines the method (:mod:`.methods`); the problems reported are the same for a typo."""
+    plainly defines the method (:mod:`.methods`); the problems reported are the same for a typo.
+
+    ``meanwhile`` is called once the probe's children are started, before this process waits for the first of
+    them: work of the caller's that needs no hooks (``migrate`` reaches the databases then) overlaps their
+    compiling instead of following it."""
     ensure_apps_on_path(bench)
     installed = bench.apps if apps is None else apps
     if fresh:
@@ -158,7 +162,7 @@ def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, 
     # Whatever an app prints while its modules import goes to stderr: stdout belongs to the command's output
     # (``migrate --format json`` must stay parseable).
     with contextlib.redirect_stdout(sys.stderr):
-        _load_apps(bench, installed, queues, specs, problems, found, not imports)
+        _load_apps(bench, installed, queues, specs, problems, found, not imports, meanwhile)
     if builtin:
         from .builtin import builtin_specs  # late: builtin imports JobSpec from here
         specs.extend(builtin_specs(queues))
@@ -169,12 +173,16 @@ def load_job_specs(bench: Bench, queues: Mapping[str, int], fresh: bool = True, 
 
 
 def _load_apps(bench: Bench, apps: tuple[str, ...], queues: Mapping[str, int], specs: list[JobSpec],
-               problems: list[str], warnings: list[str], check_only: bool) -> None:
+               problems: list[str], warnings: list[str], check_only: bool,
+               meanwhile: Callable[[], None] | None = None) -> None:
     shipped: dict[str, tuple[str, Any]] = {}
     # The probe's child imports the apps' hooks one after the other while this process checks each app as soon
     # as the child is done with it: the child's compiling of hooks.py and this process's checking overlap.
     modules = [f"{app}.hooks" for app in apps if len(app) <= MAX_APP]
     with ImportProbe(modules, ship=shipped if check_only else None) as probe:
+        if meanwhile is not None:
+            probe.start()
+            meanwhile()
         for app in apps:
             if len(app) > MAX_APP:
                 problems.append(f"{app[:40]}...: app name is longer than {MAX_APP} characters")
@@ -260,11 +268,16 @@ class ImportProbe:
         lane = self.lane_of.get(module)
         if lane is None:
             return None
-        if not self.started:  # every lane's child at once, so that they work side by side from the start
-            self.started = True
-            for other in self.lanes:
-                other.prime()
+        self.start()
         return lane.wait_for(module)
+
+    def start(self) -> None:
+        """Start every lane's child now (else at the first :meth:`wait_for`), all at once, so that they work
+        side by side from the start."""
+        if not self.started:
+            self.started = True
+            for lane in self.lanes:
+                lane.prime()
 
     def close(self) -> None:
         """Kill and reap every child still running (done, or interrupted: never wait on one)."""
