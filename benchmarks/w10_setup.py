@@ -157,21 +157,24 @@ typo is still refused); the parent checks app k while the children compile the n
 the options machinery; new rows in one `executemany` (SQLite) or one `COPY` (PostgreSQL); no import of rq,
 redis, the web or the metrics, and no psycopg2 (nor OpenSSL) for a SQLite bench.
 
-**Added on 2026-12-07 (commits 623094c, d777ac7).** A new, empty database gets the current schema from one
-script (one request with the version's row on PostgreSQL) instead of every version's steps, which created three
-indexes only to drop them, a table twice, read the catalog in between and had peewee build each statement; the
-catalogs are compared with the steps' on both databases (`tests/integration/test_schema_fresh.py`). In process,
-`ensure_schema` on a new database: SQLite 6.6 -> 2.3 ms (best of 7), PostgreSQL 70 -> 62 ms (the server's own
-DDL work, ~30 ms for the 13 statements and the TOAST tables they bring, is the rest, and a new database's first
-catalog reads). A cron is parsed by croniter once per process (it was four times: `expand`, the check's
-construction, and both again for the first slot). The command line imports with the cyclic collector off
+**Added on 2026-12-07 (commits 623094c, d777ac7, 65e68c5).** A new, empty database gets the current schema from
+one script (one request with the version's row on PostgreSQL) instead of every version's steps, which created
+three indexes only to drop them, a table twice, read the catalog in between and had peewee build each statement;
+the catalogs are compared with the steps' on both databases (`tests/integration/test_schema_fresh.py`). In
+process, `ensure_schema` on a new database: SQLite 6.6 -> 2.3 ms (best of 7), PostgreSQL 70 -> 62 ms (the
+server's own DDL work, ~30 ms for the 13 statements and the TOAST tables they bring, is the rest, and a new
+database's first catalog reads). A cron is parsed by croniter once per process (it was four times: `expand`, the
+check's construction, and both again for the first slot). The command line imports with the cyclic collector off
 (about 40 collections of objects that all stay): best-of-11 CPU of the migrate command's imports 101 -> 93 ms.
-Together some 10-20 ms of a 1,000-job migrate: interleaved A/B runs against main on this host (load 3-4, other
-suites running) could not separate the two at the process level (CPU medians 324 / 320 ms SQLite, 276 / 254 ms
-PostgreSQL, noise of the same size). Tried and dropped: writing a new SQLite file in rollback-journal mode and
-turning it to WAL at the end (each page written once instead of to the WAL and again by the checkpoint at
-close: 1,827 -> 643 writes at 10,000 jobs, but 8 -> 13 fsyncs, no gain in wall or CPU), and a larger page cache
-for the insert (no spill at 10,000 jobs to save).
+Then (commit 65e68c5) a PostgreSQL site's database is reached while the probe's children compile the hooks
+(psycopg2's import and the connection, 30-45 ms here, overlap them instead of following them; an unreachable
+server is still reported after the hooks' verdict, and SQLite files are still opened only after it). Together
+some 10-20 ms of a 1,000-job migrate (more on PostgreSQL when a core is free for the overlap): interleaved A/B
+runs against main on this host (load 3-4, other suites running) could not separate the two at the process level
+(CPU medians 324 / 320 ms SQLite, 276 / 254 ms PostgreSQL, noise of the same size). Tried and dropped: writing a
+new SQLite file in rollback-journal mode and turning it to WAL at the end (each page written once instead of to
+the WAL and again by the checkpoint at close: 1,827 -> 643 writes at 10,000 jobs, but 8 -> 13 fsyncs, no gain in
+wall or CPU), and a larger page cache for the insert (no spill at 10,000 jobs to save).
 
 **Where the 2x is not met, and why.** At 1,000 jobs the work is a few tens of milliseconds; the process is
 Python's start and the imports: about 85 ms of import time (sum of self times, best of 9) for peewee and the
@@ -193,5 +196,7 @@ D-sqlite (0.074 / 0.194 / 1.30 s), 2.2x / 1.0x / 0.6x Dh-sqlite; PostgreSQL 0.34
 children's compiling and file creation above it); against Dh, the peer doing the same work, SQLite is at or under
 1x from 10,000 jobs. The previous full run, 06:03 (commit 322f6cb, load 2.3 -> 1.4): SQLite 0.26 / 0.49 / 2.36 s
 = 3.4x / 3.6x / 2.9x D-sqlite, PostgreSQL 0.40 / 0.59 / 2.40 s = 5.2x / 4.3x / 2.9x; the two runs' absolute
-figures differ with the host's load more than with the commits.
+figures differ with the host's load more than with the commits. A quick run at 12:38 (commit 65e68c5, 3 runs,
+load 3.2 -> 1.2): SQLite 0.224 / 0.528 s = 2.3x / 2.7x D-sqlite (0.099 / 0.196 s; D's own runs spread from
+0.066 s at 1,000), PostgreSQL 0.403 / 0.669 s = 4.1x / 3.4x.
 """
