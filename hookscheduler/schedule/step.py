@@ -128,7 +128,7 @@ class SiteStep:
             self.sweep_ahead(now, ahead=(slot - now).total_seconds())
             result = run_pass(self.ctx, conn, slot, defer=hold, ahead_of=now)
             self.unslotted, self.active = result.unslotted, result.active
-            if self.swept_ahead and self.sweep_due(now) and not result.inactive:
+            if self.swept_ahead and self.sweep_due(now) and not result.inactive and not result.send_error:
                 # the sweep was due by now, not only by the slot: its second half here, as a step at ``now``
                 # would (the loop counts this visit as the site's step)
                 if result.active:

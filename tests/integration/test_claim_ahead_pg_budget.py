@@ -1,8 +1,9 @@
 """Claim ahead past the PostgreSQL connection budget: a site whose connection the budget closed is visited once per
 slot (its claim ahead), not also at the release to mark its runs sent nor at its tick interval for a step; the
 marks it owes are written first thing at its next visit, before its pass, so nothing is sent twice by this process,
-and a stop marks what it still owes. And a long round of claims stops at an earlier slot. Real Redis and
-PostgreSQL; every instant is passed in, nothing sleeps for a slot."""
+and a stop marks what it still owes. A long round of claims stops at an earlier slot. A fresh connection runs the
+pass's statements plainly the first time and prepares them at their second use. Real Redis and PostgreSQL; every
+instant is passed in, nothing sleeps for a slot."""
 
 from __future__ import annotations
 
@@ -169,3 +170,28 @@ def test_a_round_of_claims_stops_when_an_earlier_held_slot_comes(bench_factory, 
         assert len(claimed) == 1  # the round stops there: the next cycle releases the held slot at once
     finally:
         _close(sched)
+
+
+@pytest.mark.postgres
+def test_a_fresh_connection_prepares_a_statement_at_its_second_use_not_its_first(bench_factory):
+    from hookscheduler.store import store_for
+
+    names, bench, _clock, sched = _sites(bench_factory, 1)
+    _close(sched)
+    ctx = open_site(str(bench), names[0])
+    try:
+        db = ctx.database()
+        sent: list[str] = []
+        real = db.execute_sql
+        db.execute_sql = lambda sql, *a, **k: (sent.append(sql.split()[0]), real(sql, *a, **k))[1]
+        store = store_for(db)
+        probes = [store.probe() for _ in range(3)]
+        assert sent == ["SELECT", "PREPARE", "EXECUTE", "EXECUTE"]  # plain, then prepared once, then executed
+        assert probes[0] == probes[1] == probes[2]
+        sent.clear()
+        for _ in range(3):
+            with store.transaction():
+                store.select_due(SLOT, 10)
+        assert [s for s in sent if s in ("WITH", "PREPARE", "EXECUTE")] == ["WITH", "PREPARE", "EXECUTE", "EXECUTE"]
+    finally:
+        ctx.close()
