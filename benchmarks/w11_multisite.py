@@ -289,8 +289,8 @@ def _fire_rows(case: str, count: int, res: dict[str, Any], rq_med: float, rq_max
                                 f"a round over the sites did not serve a slot in time"))
     if d:
         med, p99 = statistics.median(d), _p99(d)
-        fair = (f"; vs RQ cron with {count:,} jobs at the slot: median {med / statistics.median(same):.1f}x, p99 "
-                f"{p99 / max(same):.1f}x its max" if same else "")
+        fair = (f"; vs RQ cron with {count:,} jobs at the slot: median {med / statistics.median(same):.2g}x, p99 "
+                f"{p99 / max(same):.2g}x its max" if same else "")
         rows += [
             Measurement(W, case, "fire delay median, ms", [med], "<= RQ cron's median", med <= rq_med,
                         f"{fire['found']} runs of {fire['expected']} slots; RQ cron (6 jobs) median {rq_med:.2f} ms"
@@ -379,4 +379,38 @@ The issue's target compares with RQ cron serving
 reference (one job per site, all due at the same slot, same run), and the notes give both ratios. PostgreSQL
 past the connection budget pays a reconnection per site and slot (a fresh backend: connect, first statements
 planned again), tens of milliseconds each on this machine.
+
+**PostgreSQL at 1,000 sites (2026-12-07, 12:07-12:30 UTC, quick, one process, load average 2.4-3.7 on the
+2-core VM shared with other runs; `/work/coord/bench/w11pg-before` at 6784a6c, `w11pg-after` with the loop change
+5d05530 and the lazy prepares ea2f490).** Where a slot's time went, measured in-process over 20 PostgreSQL sites
+whose connections were closed before each visit (3 rounds, medians): the claim ahead cost 40 ms a site (connect
+8, the probe's PREPARE and EXECUTE 7.5, the due rows 2.3, the claim and ledger rows 2.6, the commit's WAL flush
+4.7, the rest Python), and the release then reopened every site again to mark its runs sent: 20 ms more (connect
+11, the mark 10). And every tick interval each site was stepped once more, a third connection. So 1,000 sites cost
+about 60 s of connections per slot; before the change the 5-second row counted no run at all in its window
+(`w11pg-before`: no fire rows). Now a site past the budget is visited once per slot: the release marks sent only
+the sites still connected and the others at their next visit, before its pass (`Scheduler._mark_owed`; a run
+is in Redis at its slot either way, and a pass of another process meanwhile re-sends it, which RQ stores once);
+a claim ahead counts as the site's step (its last tick, a due sweep completed), so the tick interval adds no
+visit; a statement is prepared at its second use on a connection, not its first. In-process: the release 0.2 ms a
+site (was 20), one visit 28-30 ms (connect 7, the first statement on the fresh backend 6, whichever it is, the
+probe 5, the due rows 2, the claim 2, the commit 2).
+
+What that gives, and the arithmetic of what it cannot: **a slot every 5 s shared by 1,000 PostgreSQL sites is
+beyond one process holding 20 connections on this machine**, whatever the loop does: 980 sites reconnect each
+slot, connecting alone takes 980 x 7 ms = 7 s, a whole visit 980 x 28 ms = 27 s, against 5 s. Measured
+(`w11pg-after`, a 98 s window): 2,000 runs of the 19,000 slots-and-sites counted, median 23.6 s, p99 41.9 s
+(target missed; RQ cron with 1,000 jobs at the same slot, same run: median 598 ms, max 1,804 ms). Several
+`schedule` processes share the sites (not measured at 1,000), as would a larger `scheduler_db_connections` within
+the server's `max_connections`. **The deployment case** (the row "postgres-minute": the same 1,000 databases,
+the job every minute as Frappe's `all` / `cron * * * * *`, `scheduler_claim_ahead` 60 as docs/operations.md now
+recommends, the default 60 s tick; the slots counted begin a minute after the first round): every slot served, 0
+duplicates, 2,000 runs of 2,000; fire delay median 13.7 ms, p99 16.4 ms. **Still missed against the issue's
+target** (RQ cron with 6 jobs, same run: median 1.96 ms, max 5.35 ms; so at most 1.96 and 10.7 ms); against RQ
+cron serving 1,000 jobs at the same slot (median 422 ms, max 752 ms) it is 0.03x. Those 14 ms are no longer
+PostgreSQL's: every site's claim is committed tens of seconds before the slot, and the release writes 1,000 RQ
+jobs in one round trip, whose payloads `send.send_runs` builds in Python before the pipeline leaves, then four
+script calls of 250 runs, each stamping its runs as it starts (read from the code, not profiled: building the
+payloads at the claim instead is the next step). The first round after a start takes 30-60 s at 1,000
+PostgreSQL sites (it steps and connects to every site), so a restart misses the slots of its first minute.
 """
