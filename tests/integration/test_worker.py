@@ -270,3 +270,27 @@ def test_worker_stops_its_command_listener_without_waiting_for_its_wake_up(redis
         if took >= LISTEN_WAKE / 2:
             slow.append(round(took, 3))
     assert not slow, f"unsubscribe waited for the listener's wake-up: {slow} s"
+
+
+def test_worker_stop_survives_a_listener_that_closed_its_connection_first(redis_client, monkeypatch):
+    """Between clearing the listener's flag and sending the unsubscribe, the listener can wake on its own (its
+    subscribe reply, a message), see the flag and close the connection: the unsubscribe then meets a closed
+    socket (a broken pipe). The worker's stop goes on: the listener is gone and the pub/sub closed."""
+    import redis as redis_lib
+
+    from hookscheduler.worker.process import HookWorker
+
+    worker = HookWorker([Queue(f"hs-listener-{uuid.uuid4().hex[:8]}", connection=redis_client)],
+                        connection=redis_client, name=f"hs-listener-{uuid.uuid4().hex[:8]}")
+    worker.subscribe()
+    thread = worker.pubsub_thread
+    pubsub = worker.pubsub
+
+    def closed_under_us(*args, **kwargs):
+        thread.stop()  # the listener sees the flag and closes its connection, as when it wakes on its own
+        raise redis_lib.ConnectionError("Error 32 while writing to socket. Broken pipe.")
+
+    monkeypatch.setattr(pubsub, "unsubscribe", closed_under_us)
+    worker.unsubscribe()  # must not raise
+    assert not thread.is_alive()
+    assert pubsub.connection is None  # closed
