@@ -157,20 +157,41 @@ typo is still refused); the parent checks app k while the children compile the n
 the options machinery; new rows in one `executemany` (SQLite) or one `COPY` (PostgreSQL); no import of rq,
 redis, the web or the metrics, and no psycopg2 (nor OpenSSL) for a SQLite bench.
 
+**Added on 2026-12-07 (commits 623094c, d777ac7).** A new, empty database gets the current schema from one
+script (one request with the version's row on PostgreSQL) instead of every version's steps, which created three
+indexes only to drop them, a table twice, read the catalog in between and had peewee build each statement; the
+catalogs are compared with the steps' on both databases (`tests/integration/test_schema_fresh.py`). In process,
+`ensure_schema` on a new database: SQLite 6.6 -> 2.3 ms (best of 7), PostgreSQL 70 -> 62 ms (the server's own
+DDL work, ~30 ms for the 13 statements and the TOAST tables they bring, is the rest, and a new database's first
+catalog reads). A cron is parsed by croniter once per process (it was four times: `expand`, the check's
+construction, and both again for the first slot). The command line imports with the cyclic collector off
+(about 40 collections of objects that all stay): best-of-11 CPU of the migrate command's imports 101 -> 93 ms.
+Together some 10-20 ms of a 1,000-job migrate: interleaved A/B runs against main on this host (load 3-4, other
+suites running) could not separate the two at the process level (CPU medians 324 / 320 ms SQLite, 276 / 254 ms
+PostgreSQL, noise of the same size). Tried and dropped: writing a new SQLite file in rollback-journal mode and
+turning it to WAL at the end (each page written once instead of to the WAL and again by the checkpoint at
+close: 1,827 -> 643 writes at 10,000 jobs, but 8 -> 13 fsyncs, no gain in wall or CPU), and a larger page cache
+for the insert (no spill at 10,000 jobs to save).
+
 **Where the 2x is not met, and why.** At 1,000 jobs the work is a few tens of milliseconds; the process is
 Python's start and the imports: about 85 ms of import time (sum of self times, best of 9) for peewee and the
-stdlib modules it imports (~31 ms), click (~6 ms), the store (~11 ms, 4 of them the dataclasses of
-`store/base.py`), croniter and dateutil (~10 ms), the configuration (~6 ms) and `site` (~13 ms, of which the
-venv's editable-install finder ~10 ms, which every row pays), against ~30 ms for D's whole start-up (Python and
-sqlite3). Reaching 2x D there would take a `migrate` without peewee and click. At 10,000 and 100,000 jobs the
-critical path is the probe children, and on this host most of their time is creating files (each app's
-`__pycache__/` and two `.pyc`, ~1 ms each while other suites run); Dh creates as many and more. PostgreSQL rows
-are judged against D-sqlite too; a cold PostgreSQL migrate adds psycopg2's import, a connection and ~50 ms of
-DDL on a new database (the schema steps' statements sent in two requests), and it is faster than D-postgres at
-every size. The full run of 2026-12-07 06:03 (commit 322f6cb, 5 runs, load 2.3 -> 1.4): SQLite 0.26 s /
-0.49 s / 2.36 s at 1,000 / 10,000 / 100,000 jobs = 3.4x / 3.6x / 2.9x D-sqlite, 2.2x / 1.0x / 0.7x Dh-sqlite;
-PostgreSQL 0.40 s / 0.59 s / 2.40 s = 5.2x / 4.3x / 2.9x D-sqlite, 0.9x / 0.18x D-postgres and 0.07x Dh-postgres
-at 100,000 (the previous full run, at bfeae23: SQLite 0.44 / 0.55 / 2.65 s = 3.8x / 3.6x / 2.8x, PostgreSQL
-0.61 / 0.76 / 5.5 s = 5.3x / 5.0x / 5.8x; D-sqlite was slower in that run, 0.115 / 0.150 / 0.946 s against
-0.077 / 0.135 / 0.820 s here). The quick run of 05:47 (commit d717a28) had SQLite at 3.2x / 2.3x D-sqlite.
+stdlib modules it imports (~31 ms: `inspect`, `uuid` and `platform`, `socket`, `calendar`, `decimal` are only
+peewee's), click (~6-8 ms), the store (~11 ms, 6 of them the seven frozen dataclasses and the protocol of
+`store/base.py`), croniter and dateutil (~10 ms, `subprocess` and `random` among them), the configuration
+(~6 ms) and `site` (~13 ms, of which the venv's editable-install finder ~10 ms, which every row pays), against
+~30 ms for D's whole start-up (Python and sqlite3). Reaching 2x D there would take a `migrate` without peewee,
+click and croniter (a second database layer beside the store's, and a cron parser of our own): not done. At
+10,000 and 100,000 jobs the critical path is the probe children: per app about 0.6 ms compiling hooks.py, 0.7 ms
+scanning tasks.py and ~1 ms creating `__pycache__/` and two `.pyc` files (Python's own cache, which the next
+process that imports the app would otherwise write; Dh creates as many and more), two children on two cores
+that the parent and, here, other suites share. PostgreSQL rows are judged against D-sqlite too; a cold
+PostgreSQL migrate adds psycopg2's import, a connection and the server's DDL on a new database, and it is faster
+than D-postgres at every size. The full run of 2026-12-07 12:16 (commit a080d3b, 5 runs, load 3.3 -> 4.0 -> 3.0,
+other suites running): SQLite 0.25 s / 0.55 s / 2.94 s at 1,000 / 10,000 / 100,000 jobs = 3.4x / 2.9x / 2.3x
+D-sqlite (0.074 / 0.194 / 1.30 s), 2.2x / 1.0x / 0.6x Dh-sqlite; PostgreSQL 0.34 s / 0.68 s / 3.36 s = 4.5x /
+3.5x / 2.6x D-sqlite. So every size still misses 2x D-sqlite (by the fixed import cost at 1,000 jobs, by the
+children's compiling and file creation above it); against Dh, the peer doing the same work, SQLite is at or under
+1x from 10,000 jobs. The previous full run, 06:03 (commit 322f6cb, load 2.3 -> 1.4): SQLite 0.26 / 0.49 / 2.36 s
+= 3.4x / 3.6x / 2.9x D-sqlite, PostgreSQL 0.40 / 0.59 / 2.40 s = 5.2x / 4.3x / 2.9x; the two runs' absolute
+figures differ with the host's load more than with the commits.
 """

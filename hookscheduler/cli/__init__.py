@@ -12,13 +12,16 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .._peewee import import_deferred
+from .._nogc import imports_without_gc
 
-import_deferred()  # before anything imports peewee: psycopg2 only once a PostgreSQL site is opened
+with imports_without_gc():
+    from .._peewee import import_deferred
 
-import click  # noqa: E402
+    import_deferred()  # before anything imports peewee: psycopg2 only once a PostgreSQL site is opened
 
-from .base import CliState, cli, run_cli  # noqa: E402
+    import click
+
+    from .base import CliState, cli, run_cli
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 
 import click
 
+from .._nogc import imports_without_gc
+
 
 class LazyCommand(NamedTuple):
     """Where a root command is defined, and what the root ``--help`` lists for it without importing it."""
@@ -48,8 +50,9 @@ class LazyGroup(click.Group):
         return tuple(dict.fromkeys(m for spec in self.lazy_commands.values() for m in spec.modules))
 
     def load(self, modules: tuple[str, ...]) -> None:
-        for module in modules:
-            importlib.import_module(f"{__package__}.{module}")
+        with imports_without_gc():
+            for module in modules:
+                importlib.import_module(f"{__package__}.{module}")
 
     def listed(self, cmd_name: str) -> click.Command | None:
         """What ``--help`` lists for a command: the command when it is loaded, else a stand-in with its help."""

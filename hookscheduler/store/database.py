@@ -362,6 +362,79 @@ MIGRATIONS: list[Callable[[pw.Database], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+# --- a new database: the final schema in one script ------------------------------------------------------
+
+#: The schema version :data:`FRESH_SCHEMA` produces (the steps after it, if any, run as on an old database).
+FRESH_VERSION = 4
+_JOB_TYPE = (
+    '"scheduled_job_type" ("id" {serial} NOT NULL PRIMARY KEY, "name" VARCHAR(255) NOT NULL, '
+    '"app" VARCHAR(140) NOT NULL, "method" VARCHAR(255) NOT NULL, "frequency" VARCHAR(32) NOT NULL, '
+    '"cron_format" VARCHAR(140) NOT NULL, "queue" VARCHAR(64) NOT NULL, "timeout" INTEGER NOT NULL, '
+    '"catchup" VARCHAR(8) NOT NULL, "catchup_limit" INTEGER NOT NULL, "overlap" VARCHAR(8) NOT NULL, '
+    '"stopped" {bool} NOT NULL, "stopped_note" TEXT, "stopped_by" VARCHAR(140), "stopped_at" {ts}, '
+    '"stopped_until" {ts}, "removed" {bool} NOT NULL, "removed_at" {ts}, "last_execution" {ts}, '
+    '"next_execution" {ts}, "created_at" {ts} NOT NULL, "modified_at" {ts} NOT NULL)'
+)
+_JOB_LOG = (
+    '"scheduled_job_log" ("id" {bigserial} NOT NULL PRIMARY KEY, "job_id" INTEGER NOT NULL, '
+    '"job_name" VARCHAR(255) NOT NULL, "scheduled_for" {ts} NOT NULL, "trigger" VARCHAR(16) NOT NULL, '
+    '"status" VARCHAR(16) NOT NULL, "reason" TEXT, "slots" INTEGER NOT NULL, "first_slot" {ts}, '
+    '"last_slot" {ts}, "queue" VARCHAR(64), "rq_job_id" VARCHAR(255), "enqueued_at" {ts}, "started_at" {ts}, '
+    '"finished_at" {ts}, "duration" REAL, "worker" VARCHAR(255), "traceback" TEXT, "created_at" {ts} NOT NULL, '
+    '"modified_at" {ts} NOT NULL, FOREIGN KEY ("job_id") REFERENCES "scheduled_job_type" ("id") ON DELETE CASCADE)'
+)
+_FRESH_STATEMENTS = (
+    f"CREATE TABLE IF NOT EXISTS {_JOB_TYPE}",
+    'CREATE UNIQUE INDEX IF NOT EXISTS "scheduled_job_type_name" ON "scheduled_job_type" ("name")',
+    'CREATE INDEX IF NOT EXISTS "scheduled_job_type_next_execution" ON "scheduled_job_type" ("next_execution")',
+    f"CREATE TABLE IF NOT EXISTS {_JOB_LOG}",
+    'CREATE UNIQUE INDEX IF NOT EXISTS "scheduled_job_log_rq_job_id" ON "scheduled_job_log" ("rq_job_id")',
+    'CREATE INDEX IF NOT EXISTS "scheduled_job_log_created_at" ON "scheduled_job_log" ("created_at")',
+    'CREATE INDEX IF NOT EXISTS "scheduled_job_log_job_id_scheduled_for" ON "scheduled_job_log" '
+    '("job_id", "scheduled_for")',
+    'CREATE TABLE IF NOT EXISTS "scheduler_inactivity" ("id" {serial} NOT NULL PRIMARY KEY, "reason" TEXT NOT NULL, '
+    '"since" {ts} NOT NULL, "ended_at" {ts})',
+    'CREATE TABLE IF NOT EXISTS "scheduler_state" ("key" VARCHAR(64) NOT NULL PRIMARY KEY, "value" TEXT, '
+    '"modified_at" {ts} NOT NULL)',
+    'CREATE INDEX IF NOT EXISTS "scheduled_job_log_active" ON "scheduled_job_log" ("job_id") '
+    "WHERE status IN ('queued', 'started')",
+    'CREATE INDEX IF NOT EXISTS "scheduled_job_log_outbox" ON "scheduled_job_log" ("id") '
+    "WHERE status = 'queued' AND enqueued_at IS NULL",
+    f'CREATE INDEX IF NOT EXISTS "scheduled_job_log_trouble" ON "scheduled_job_log" ("scheduled_for") WHERE {TROUBLE}',
+    'CREATE INDEX IF NOT EXISTS "scheduler_inactivity_open" ON "scheduler_inactivity" ("id") WHERE ended_at IS NULL',
+)
+_TYPES = {
+    "sqlite": {"serial": "INTEGER", "bigserial": "INTEGER", "bool": "INTEGER", "ts": "DATETIME"},
+    "postgres": {"serial": "SERIAL", "bigserial": "BIGSERIAL", "bool": "BOOLEAN", "ts": "TIMESTAMP"},
+}
+#: The statements that create schema version :data:`FRESH_VERSION` in an empty database, per dialect: what the
+#: steps ``MIGRATIONS[:FRESH_VERSION]`` leave (``tests/integration/test_schema_fresh.py`` compares the two
+#: catalogs on SQLite and PostgreSQL), without the indexes that a later step drops again, the second creation of
+#: a table, the column read in between, and peewee building each statement from the models.
+FRESH_SCHEMA = {kind: tuple(s.format(**types) if "{" in s else s for s in _FRESH_STATEMENTS)
+                for kind, types in _TYPES.items()}
+#: The tables of the schema: a database holding none of them is empty (:func:`create_fresh_schema`).
+SCHEMA_TABLES = ("scheduled_job_type", "scheduled_job_log", "scheduler_state", "scheduler_inactivity")
+
+
+def create_fresh_schema(db: pw.Database) -> None:
+    """Schema version :data:`FRESH_VERSION`, and that version recorded, in a database holding none of its tables,
+    inside the caller's transaction: on PostgreSQL one request (every statement and the version's row), on
+    SQLite one statement after the other (no round trips to save)."""
+    postgres = isinstance(db, pw.PostgresqlDatabase)
+    now = utcnow()
+    state = ('INSERT INTO "scheduler_state" ("key", "value", "modified_at") VALUES (%s, %s, %s)',
+             ("schema_version", str(FRESH_VERSION), now))
+    with cast(Any, pw).__exception_wrapper__:  # peewee's errors, as from execute_sql (the CLI reports those)
+        cursor = db.cursor()  # type: ignore[no-untyped-call]
+        if postgres:
+            cursor.execute(";\n".join((*FRESH_SCHEMA["postgres"], cursor.mogrify(*state).decode())))
+            return
+        for sql in FRESH_SCHEMA["sqlite"]:
+            cursor.execute(sql)
+        cursor.execute(state[0].replace("%s", "?"), (*state[1][:2], str(now)))
+
+
 def schema_version(db: pw.Database) -> int:
     """0 when the tables do not exist yet."""
     if not db.table_exists(SchedulerState._meta.table_name):
@@ -392,13 +465,17 @@ def ensure_schema(db: pw.Database) -> int:
         migrate_lock(db)
         current = schema_version(db)  # again, under the lock: another migrate may have done it meanwhile
         _check_not_newer(current)
+        if current == 0 and FRESH_VERSION <= SCHEMA_VERSION and not set(SCHEMA_TABLES) & set(db.get_tables()):
+            create_fresh_schema(db)  # a new database: the final schema at once, not every version's steps
+            current = steps = FRESH_VERSION
+        stepped = 0
         with batched_ddl(db):
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[version - 1](db)
-                steps += 1
-        if steps:
+                stepped += 1
+        if stepped:
             set_state("schema_version", str(SCHEMA_VERSION))
-    return steps
+    return steps + stepped
 
 
 #: The start of a statement that reads (its result is used): :func:`batched_ddl` runs it at once.

@@ -53,18 +53,28 @@ def validate_cron(expr: str) -> str:
         raise CronError(f"cron {norm!r} has {len(fields)} field(s), expected 5 or 6; {_FIELDS_HINT}")
     if any(_HASHED.match(tok) for field in fields for tok in re.split(r"[,/-]", field)):
         raise CronError(f"cron {norm!r} uses hashed/random H or R values; give explicit ones; {_FIELDS_HINT}")
+    _prototype(norm)
+    return norm
+
+
+@functools.lru_cache(maxsize=1024)
+def _prototype(norm: str) -> croniter[datetime]:
+    """croniter's parse of a normalised expression, checked to fire at least once (raises :class:`CronError`;
+    a refusal is not cached). One parse per expression serves both :func:`validate_cron` and :func:`_parsed`:
+    croniter's parse is its costly part (a deploy checks and then schedules every distinct cron of its hooks).
+    The constructor runs the same expansion as ``croniter.expand``, so it refuses the same expressions."""
     try:
-        croniter.expand(norm)
+        proto = croniter(norm, _REFERENCE, ret_type=datetime)
     except (CroniterError, ValueError) as exc:
         lines = str(exc).strip().splitlines()
         reason = lines[-1] if lines else type(exc).__name__
         raise CronError(f"cron {norm!r} is invalid ({reason}); {_FIELDS_HINT}") from None
     try:
-        croniter(norm, _REFERENCE).get_next(datetime)
+        copy.copy(proto).get_next(datetime)
     except CroniterBadDateError:
         hint = "check the day-of-month against the month"
         raise CronError(f"cron {norm!r} never fires (no date matches it); {hint}") from None
-    return norm
+    return proto
 
 
 def maintenance_offset(site: str) -> int:
@@ -85,7 +95,7 @@ def _parsed(cron: str) -> tuple[croniter[datetime], bool]:
     also across threads).
     """
     norm = validate_cron(cron)
-    return croniter(norm, _REFERENCE, ret_type=datetime), norm.split()[1] == "*"
+    return _prototype(norm), norm.split()[1] == "*"
 
 
 def _utc(name: str, dt: datetime) -> datetime:
