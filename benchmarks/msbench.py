@@ -89,9 +89,10 @@ class MultiBench:
 
 
 def make_multibench(workdir: Path, redis_url: str, pg_dsn: str, kind: str, count: int,
-                    tick_interval: int, every: int = 5) -> MultiBench:
+                    tick_interval: int, every: int = 5, common: dict[str, Any] | None = None) -> MultiBench:
+    """``common``: more settings for every site (``common_site_config.json``)."""
     bench, bench_id = make_bench(workdir, f"ms{kind[:2]}{count}", redis_url, {"ms_app": hooks_source(False)},
-                                 common={"scheduler_tick_interval": tick_interval})
+                                 common={"scheduler_tick_interval": tick_interval, **(common or {})})
     mb = MultiBench(bench, bench_id, [f"site{i:04d}" for i in range(count)], kind, pg_dsn, every)
     for i, site in enumerate(mb.sites):
         conf: dict[str, Any] = {}

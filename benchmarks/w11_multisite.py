@@ -13,6 +13,15 @@ A bench of S sites (``msbench``), each with its own SQLite file or its own Postg
 * **shared**: the same with three ``schedule`` processes at once: duplicate runs (two ledger rows for one job
   and slot) must be 0, and every slot must be served.
 
+A fire phase that counts no run at all still reports its rows (no delay measured, the target missed), so a size
+too slow to serve a slot within the window shows as that, not as a missing row.
+
+**The deployment case** (``postgres-minute`` in the plan, 1,000 sites by default), labelled as such and measured
+against the same targets: one database per site on one PostgreSQL server, job ``fast`` of every site every
+minute (Frappe's ``all`` / ``cron * * * * *``), with the setting docs/operations.md recommends for many
+databases on one server (``scheduler_claim_ahead`` 60) and the default 60 s tick. One process, no idle phase;
+the slots counted begin a minute after the first round (the first slot's claims began at start-up).
+
 The latency targets are relative to RQ's ``CronScheduler`` measured at the start of the workload (workload 4's
 runner): median at most its median, p99 at most 2x its max.
 """
@@ -54,6 +63,9 @@ DEFAULT_TICK = 60.0
 #: (default: both databases at 10, 100 and 1,000 sites); ``$HOOKSCHEDULER_BENCH_W11_IDLE=1``: the idle phase only
 #: (no fire, no sharing processes), to measure idle CPU in minutes rather than a quarter of an hour.
 PLAN_ENV, IDLE_ENV = "HOOKSCHEDULER_BENCH_W11", "HOOKSCHEDULER_BENCH_W11_IDLE"
+#: The deployment case's kind in the plan, and its setting (docs/operations.md, "Many PostgreSQL databases").
+MINUTE, MINUTE_SETTINGS = "postgres-minute", {"scheduler_claim_ahead": 60}
+KINDS = ("sqlite", "postgres", MINUTE)
 #: The resolution of a process's CPU time in ``/proc`` (one clock tick), in ms.
 TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 
@@ -66,10 +78,11 @@ def plan_from(text: str | None, default: list[tuple[str, int, bool]]) -> list[tu
     plan = []
     for part in filter(None, (p.strip() for p in text.split(";"))):
         kind, _, counts = part.partition(":")
-        if kind not in ("sqlite", "postgres") or not counts:
-            raise ValueError(f"{PLAN_ENV}={text!r}: expected e.g. 'postgres:10,100,1000;sqlite:1000'")
+        if kind not in KINDS or not counts:
+            raise ValueError(f"{PLAN_ENV}={text!r}: expected e.g. 'postgres:10,100,1000;sqlite:1000;"
+                             f"{MINUTE}:1000'")
         try:
-            plan += [(kind, int(n), int(n) < 1000) for n in counts.split(",")]
+            plan += [(kind, int(n), int(n) < 1000 and kind != MINUTE) for n in counts.split(",")]
         except ValueError:
             raise ValueError(f"{PLAN_ENV}={text!r}: site counts are whole numbers") from None
     return plan
@@ -89,11 +102,15 @@ def idle_phase(mb: MultiBench, conn: redis.Redis, tick: float, rounds: int) -> d
             "fds": fds, "limit": limit, "first_round_s": first}
 
 
-def fire_phase(mb: MultiBench, conn: redis.Redis, processes: int, window: float) -> dict[str, Any]:
+def fire_phase(mb: MultiBench, conn: redis.Redis, processes: int, window: float,
+               settle: float = 0.0) -> dict[str, Any]:
+    """``settle``: seconds after the first round before the slots counted begin (the deployment case)."""
     procs = start_schedulers(mb, conn, processes)
+    started = time.time()
     try:
-        start = wait_first_round(mb, conn, procs) + 0.2
-        time.sleep(window)
+        first = wait_first_round(mb, conn, procs)
+        start = first + 0.2 + settle
+        time.sleep(start - time.time() + window)
         fds = max(open_fds(p.pid) for p in procs)
         end = time.time()
     finally:
@@ -113,7 +130,8 @@ def fire_phase(mb: MultiBench, conn: redis.Redis, processes: int, window: float)
         dups += len(counted) - len({s for _, s in counted})
         enq = _enqueued_at(conn, [jid for jid, _ in counted])
         delays += [(enq[jid] - s) * 1000 for jid, s in counted if jid in enq]
-    return {"delays": delays, "expected": len(slots) * len(mb.sites), "found": found, "dups": dups, "fds": fds}
+    return {"delays": delays, "expected": len(slots) * len(mb.sites), "found": found, "dups": dups, "fds": fds,
+            "first_round_s": first - started}
 
 
 def rq_cron_same_slot(cfg: BenchConfig, conn: redis.Redis, jobs: int, every: int, seconds: float) -> dict[str, Any]:
@@ -160,12 +178,29 @@ def one_size(cfg: BenchConfig, conn: redis.Redis, kind: str, count: int, share: 
         if os.environ.get(IDLE_ENV) == "1":
             return out
         mb.migrate(fast=True)
-        # a round over every site must fit in the window a few times over, or no slot would be counted
-        fire_window = max(fire_window, 3 * out["idle"]["round_ms"] / 1000 + 2 * mb.every)
+        # a round over every site must fit in the window a few times over, or no slot would be counted: an idle
+        # round skips most sites' databases (the change gate), the first round connects to every one
+        fire_window = max(fire_window, 3 * max(out["idle"]["round_ms"] / 1000, out["idle"]["first_round_s"])
+                          + 2 * mb.every)
         out["fire"] = fire_phase(mb, conn, 1, fire_window)
         out["rq_same"] = rq_cron_same_slot(cfg, conn, count, mb.every, fire_window)
         if share:
             out["shared"] = fire_phase(mb, conn, 3, fire_window)
+        return out
+    finally:
+        mb.close(conn)
+
+
+def minute_case(cfg: BenchConfig, conn: redis.Redis, count: int) -> dict[str, Any]:
+    """The deployment case (module docstring): every minute, ``scheduler_claim_ahead`` 60, the default tick."""
+    every = cfg.pick(60, 60, 2)
+    mb = make_multibench(cfg.workdir, cfg.redis_url, cfg.pg_dsn, "postgres", count, int(DEFAULT_TICK), every=every,
+                         common=MINUTE_SETTINGS)
+    window = cfg.pick(3.3 * every, 5.3 * every, 4.5)
+    try:
+        out: dict[str, Any] = {"migrate_s": mb.migrate(fast=True)}
+        out["fire"] = fire_phase(mb, conn, 1, window, settle=every)
+        out["rq_same"] = rq_cron_same_slot(cfg, conn, count, every, cfg.pick(2.3 * every, window, 4.5))
         return out
     finally:
         mb.close(conn)
@@ -182,11 +217,19 @@ def run(cfg: BenchConfig) -> list[Measurement]:
     # open, so 1,000 sites fit a server's max_connections (100, shared with other work) - three sharing
     # processes at 10 and 100 sites.
     plan = [("sqlite", n, True) for n in (10, 100, 1000)] + [("postgres", n, n < 1000) for n in (10, 100, 1000)]
+    plan.append((MINUTE, 1000, False))
     plan = cfg.pick(plan, plan, [("sqlite", 2, True), ("postgres", 2, False)])
     plan = plan_from(os.environ.get(PLAN_ENV), plan)
     out: list[Measurement] = []
     growth: dict[str, dict[int, dict[str, Any]]] = {}
     for kind, count, share in plan:
+        if kind == MINUTE:
+            try:
+                out += _minute_rows(count, minute_case(cfg, conn, count), rq_med, rq_max)
+            except Exception as exc:
+                out.append(Measurement(W, _minute_label(count), "ran to the end", [0.0], "yes", False,
+                                       f"{type(exc).__name__}: {str(exc)[-300:]}"))
+            continue
         try:
             res = one_size(cfg, conn, kind, count, share)
         except Exception as exc:  # one size failing keeps the other sizes' rows
@@ -224,6 +267,14 @@ def _rows(kind: str, count: int, res: dict[str, Any], rq_med: float, rq_max: flo
                     max(idle["fds"], fire["fds"]) < idle["limit"],
                     f"idle {idle['fds']}, firing {fire['fds']}; limit {idle['limit']} (a common default is 1024)"),
     ]
+    return rows + _fire_rows(case, count, res, rq_med, rq_max)
+
+
+def _fire_rows(case: str, count: int, res: dict[str, Any], rq_med: float, rq_max: float) -> list[Measurement]:
+    rows: list[Measurement] = []
+    fire = res.get("fire")
+    if fire is None:
+        return rows
     d = fire["delays"]
     same = res.get("rq_same", {}).get("delays") or []
     if same:
@@ -232,10 +283,14 @@ def _rows(kind: str, count: int, res: dict[str, Any], rq_med: float, rq_max: flo
                                 [s_med], note=f"p99 {s_p99:.1f} ms, max {s_max:.1f} ms; {len(same)} runs of "
                                               f"{res['rq_same']['expected']} slots (same run, same work as the "
                                               f"{count:,}-site slot above)"))
+    if not d:  # no run within the window: the slots were not served in time, which is a result too
+        rows.append(Measurement(W, case, "fire delay median, ms", [float("nan")], "<= RQ cron's median", False,
+                                f"no run of {fire['expected']} slots counted in the window ({fire['found']} found): "
+                                f"a round over the sites did not serve a slot in time"))
     if d:
         med, p99 = statistics.median(d), _p99(d)
-        fair = (f"; vs RQ cron with {count:,} jobs at the slot: median {med / statistics.median(same):.1f}x, p99 "
-                f"{p99 / max(same):.1f}x its max" if same else "")
+        fair = (f"; vs RQ cron with {count:,} jobs at the slot: median {med / statistics.median(same):.2g}x, p99 "
+                f"{p99 / max(same):.2g}x its max" if same else "")
         rows += [
             Measurement(W, case, "fire delay median, ms", [med], "<= RQ cron's median", med <= rq_med,
                         f"{fire['found']} runs of {fire['expected']} slots; RQ cron (6 jobs) median {rq_med:.2f} ms"
@@ -243,13 +298,27 @@ def _rows(kind: str, count: int, res: dict[str, Any], rq_med: float, rq_max: flo
             Measurement(W, case, "fire delay p99, ms", [p99], "<= 2x RQ cron's max", p99 <= 2 * rq_max,
                         f"max {max(d):.1f} ms; RQ cron (6 jobs) max {rq_max:.2f} ms" + fair),
         ]
-    if "shared" in res:
+    if "shared" in res and "idle" in res:
         sh = res["shared"]
         ok = sh["dups"] == 0 and sh["found"] == sh["expected"]
         rows.append(Measurement(W, case, "3 processes: duplicates", [sh["dups"]], "0, every slot served", ok,
                                 f"{sh['found']} runs of {sh['expected']} slots; median delay "
                                 f"{statistics.median(sh['delays']) if sh['delays'] else float('nan'):.1f} ms"))
     return rows
+
+
+def _minute_label(count: int) -> str:
+    return f"{MINUTE}: postgres, {count:,} sites x 20 jobs, every minute, scheduler_claim_ahead 60 (deployment case)"
+
+
+def _minute_rows(count: int, res: dict[str, Any], rq_med: float, rq_max: float) -> list[Measurement]:
+    case = _minute_label(count)
+    fire = res["fire"]
+    rows = [Measurement(W, case, "runs counted / expected", [fire["found"]], "every slot served, 0 duplicates",
+                        fire["found"] == fire["expected"] and fire["dups"] == 0,
+                        f"{fire['found']} runs of {fire['expected']} slots, {fire['dups']} duplicates; first round "
+                        f"{fire['first_round_s']:.1f} s; migrate {res['migrate_s']:.1f} s; fds firing {fire['fds']}")]
+    return rows + _fire_rows(case, count, res, rq_med, rq_max)
 
 
 ANALYSIS = """
@@ -310,4 +379,38 @@ The issue's target compares with RQ cron serving
 reference (one job per site, all due at the same slot, same run), and the notes give both ratios. PostgreSQL
 past the connection budget pays a reconnection per site and slot (a fresh backend: connect, first statements
 planned again), tens of milliseconds each on this machine.
+
+**PostgreSQL at 1,000 sites (2026-12-07, 12:07-12:30 UTC, quick, one process, load average 2.4-3.7 on the
+2-core VM shared with other runs; `/work/coord/bench/w11pg-before` at 6784a6c, `w11pg-after` with the loop change
+5d05530 and the lazy prepares ea2f490).** Where a slot's time went, measured in-process over 20 PostgreSQL sites
+whose connections were closed before each visit (3 rounds, medians): the claim ahead cost 40 ms a site (connect
+8, the probe's PREPARE and EXECUTE 7.5, the due rows 2.3, the claim and ledger rows 2.6, the commit's WAL flush
+4.7, the rest Python), and the release then reopened every site again to mark its runs sent: 20 ms more (connect
+11, the mark 10). And every tick interval each site was stepped once more, a third connection. So 1,000 sites cost
+about 60 s of connections per slot; before the change the 5-second row counted no run at all in its window
+(`w11pg-before`: no fire rows). Now a site past the budget is visited once per slot: the release marks sent only
+the sites still connected and the others at their next visit, before its pass (`Scheduler._mark_owed`; a run
+is in Redis at its slot either way, and a pass of another process meanwhile re-sends it, which RQ stores once);
+a claim ahead counts as the site's step (its last tick, a due sweep completed), so the tick interval adds no
+visit; a statement is prepared at its second use on a connection, not its first. In-process: the release 0.2 ms a
+site (was 20), one visit 28-30 ms (connect 7, the first statement on the fresh backend 6, whichever it is, the
+probe 5, the due rows 2, the claim 2, the commit 2).
+
+What that gives, and the arithmetic of what it cannot: **a slot every 5 s shared by 1,000 PostgreSQL sites is
+beyond one process holding 20 connections on this machine**, whatever the loop does: 980 sites reconnect each
+slot, connecting alone takes 980 x 7 ms = 7 s, a whole visit 980 x 28 ms = 27 s, against 5 s. Measured
+(`w11pg-after`, a 98 s window): 2,000 runs of the 19,000 slots-and-sites counted, median 23.6 s, p99 41.9 s
+(target missed; RQ cron with 1,000 jobs at the same slot, same run: median 598 ms, max 1,804 ms). Several
+`schedule` processes share the sites (not measured at 1,000), as would a larger `scheduler_db_connections` within
+the server's `max_connections`. **The deployment case** (the row "postgres-minute": the same 1,000 databases,
+the job every minute as Frappe's `all` / `cron * * * * *`, `scheduler_claim_ahead` 60 as docs/operations.md now
+recommends, the default 60 s tick; the slots counted begin a minute after the first round): every slot served, 0
+duplicates, 2,000 runs of 2,000; fire delay median 13.7 ms, p99 16.4 ms. **Still missed against the issue's
+target** (RQ cron with 6 jobs, same run: median 1.96 ms, max 5.35 ms; so at most 1.96 and 10.7 ms); against RQ
+cron serving 1,000 jobs at the same slot (median 422 ms, max 752 ms) it is 0.03x. Those 14 ms are no longer
+PostgreSQL's: every site's claim is committed tens of seconds before the slot, and the release writes 1,000 RQ
+jobs in one round trip, whose payloads `send.send_runs` builds in Python before the pipeline leaves, then four
+script calls of 250 runs, each stamping its runs as it starts (read from the code, not profiled: building the
+payloads at the claim instead is the next step). The first round after a start takes 30-60 s at 1,000
+PostgreSQL sites (it steps and connects to every site), so a restart misses the slots of its first minute.
 """

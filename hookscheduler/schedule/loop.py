@@ -77,6 +77,9 @@ FD_RESERVE = 128  # descriptors kept free for everything but the sites' database
 #: many sites costs one round trip per batch, not per site. Batches grow 1, 2, 4, ... up to this (and up to
 #: ``scheduler_db_connections``, so a batch's sites are still connected when their runs are marked sent).
 SEND_BATCH = 32
+#: Real seconds a stopping loop spends marking sent the runs it released while their site held no connection
+#: (:meth:`Scheduler._mark_all_owed`); past it they stay in their outboxes.
+MARK_ON_STOP = 2.0
 
 #: Errors a site can recover from by waiting: services down, connections dropped, schema not migrated yet.
 TRANSIENT = (pw.OperationalError, pw.InterfaceError, redis.exceptions.RedisError, HookSchedulerError, OSError)
@@ -93,6 +96,14 @@ def open_sites_cap() -> int:
     return max(8, (soft - FD_RESERVE) // 3)
 
 
+def _reconnects(ctx: SiteContext) -> bool:
+    """Whether using ``ctx``'s database now means a new PostgreSQL connection (a new backend: tens of ms on a
+    loaded host, its statements planned again). The runs a release sends for such a site are marked sent at its
+    next visit instead (:meth:`Scheduler._mark_owed`), so a site past the connection budget costs one connection
+    per slot (its claim ahead), not two."""
+    return not ctx.is_open and ctx.site.db_url.split(":", 1)[0].lower() in ("postgresql", "postgres")
+
+
 @dataclass
 class SiteLoopState:
     """Loop state for one site: its step (:class:`.step.SiteStep`), its back-off, the last error reported."""
@@ -104,6 +115,9 @@ class SiteLoopState:
     next_due: datetime | None = None
     stepped_at: datetime | None = None  # the ``now`` of its last completed step
     inactive: bool = False  # its last pass found the site paused, disabled or in maintenance: not claimed ahead
+    #: runs released at their slot while the site held no connection, to be marked sent at its next visit
+    #: (:meth:`Scheduler._mark_owed`), with the site's config when they were claimed
+    unmarked: list[tuple[Site, send.Sent]] = field(default_factory=list)
 
     @property
     def ctx(self) -> SiteContext:
@@ -121,6 +135,14 @@ class SiteLoopState:
         if (now - self.stepped_at).total_seconds() >= self.ctx.site.tick_interval:
             return True
         return self.step.active and self.step.sweep_due(now)
+
+    def claim_serves(self, now: datetime) -> bool:
+        """Whether a claim ahead at ``now`` serves what a step at ``now`` is wanted for: no slot of the site is
+        due, and it was stepped before (the clock did not go back); its tick interval has passed, or a sweep is
+        due. The claim ahead of the next slot, in the same cycle, counts as the site's step
+        (:meth:`Scheduler._step_ahead`, :meth:`.step.SiteStep.claim_ahead`): one connection rather than two."""
+        return self.stepped_at is not None and now >= self.stepped_at and self.next_due is not None \
+            and self.next_due > now
 
 
 def next_due_after(ctx: SiteContext, now: datetime) -> datetime | None:
@@ -208,7 +230,9 @@ class Scheduler:
                     state.ctx.close()
                 state.ctx.site = site
         for name in [n for n in self.sites if n not in seen]:
-            self.sites.pop(name).ctx.close()
+            gone = self.sites.pop(name)
+            self._mark_quietly(gone)
+            gone.ctx.close()
             self.open_lru.pop(name, None)
             self.open_pg.pop(name, None)
 
@@ -230,10 +254,12 @@ class Scheduler:
         every = all_sites or len(self.sites) == 1
         pending: list[_Pending] = []
         target = 1  # sites whose runs are sent together: 1, 2, 4, ... (the first due site's runs go at once)
+        # the sites this cycle claims ahead at its end: a step wanted for the tick interval or a sweep is left to that
+        claiming = {c.name for c in self._plan(now).claim} if not every else set()
         for state in self._due_first(self._in_turn(), now):
             if state.retry_at is not None and now < state.retry_at:
                 continue
-            if not every and not state.wants_step(now):
+            if not every and (not state.wants_step(now) or (state.ctx.name in claiming and state.claim_serves(now))):
                 continue
             self._step_site(state, now, writes, pending)
             self._used(state)
@@ -260,6 +286,24 @@ class Scheduler:
         holding runs, backing off, inactive or never stepped is not a candidate (its slot is stepped at its time,
         as before). Stops when a slot comes meanwhile: the next cycle, at once, serves it."""
         now = self.now_fn()
+        plan = self._plan(now)
+        self.claim_wake = plan.wake_at
+        # a round of claims may take longer than the time to the earliest slot of any site or held runs (many
+        # PostgreSQL sites past the connection budget, a long window): it stops there, and the cycle that follows
+        # serves that slot at once (a release, a step) instead of after the rest of the round
+        dues = [h.slot for h in self.held if h.slot is not None]
+        dues += [s.next_due for s in self.sites.values() if s.retry_at is None and s.next_due is not None]
+        stop_at = min((d for d in dues if d > now), default=None)
+        for c in plan.claim:
+            at = self.now_fn()
+            if at >= c.slot or (stop_at is not None and at >= stop_at):
+                break
+            self._step_ahead(self.sites[c.name], c.slot, at, writes)
+            self._used(self.sites[c.name])
+
+    def _plan(self, now: datetime) -> ahead.Plan:
+        """The claim-ahead plan at ``now`` (:func:`.ahead.plan`): a site already holding runs, backing off,
+        inactive or never stepped is not a candidate (its slot is stepped at its time, as before)."""
         holding = {h.state.ctx.name for h in self.held}
         # in this process's own turn (:meth:`_in_turn`; the plan keeps it within a slot): several processes
         # claiming the sites of one slot ahead start at different sites instead of racing for the same ones
@@ -267,24 +311,25 @@ class Scheduler:
                       for state in self._in_turn()
                       if state.next_due is not None and state.next_due > now and state.ctx.name not in holding
                       and state.retry_at is None and not state.inactive and state.stepped_at is not None]
-        plan = ahead.plan(candidates, now, self.claim_cost)
-        self.claim_wake = plan.wake_at
-        for c in plan.claim:
-            at = self.now_fn()
-            if at >= c.slot:
-                break
-            self._step_ahead(self.sites[c.name], c.slot, at)
-            self._used(self.sites[c.name])
+        return ahead.plan(candidates, now, self.claim_cost)
 
-    def _step_ahead(self, state: SiteLoopState, slot: datetime, now: datetime) -> None:
+    def _step_ahead(self, state: SiteLoopState, slot: datetime, now: datetime,
+                    writes: dict[int, tuple[SetBatch, list[SiteLoopState]]]) -> None:
         """Claim ``slot`` of ``state``'s site at ``now``, before it (:meth:`.step.SiteStep.claim_ahead`), and
         hold its runs for :meth:`_release`. A failure backs the site off as a failed step does; what it
-        committed is in the outbox (I3), sent at its slot by the retry or by any pass (I10)."""
+        committed is in the outbox (I3), sent at its slot by the retry or by any pass (I10).
+
+        The visit counts as the site's step at ``now`` for its tick interval (:meth:`SiteLoopState.wants_step`):
+        its pass read the site's rows as a step's would, a sweep due by ``now`` is completed (its reconcile), and
+        its last tick is written (stamped ``now``, not the slot). So a site
+        claimed ahead every slot is not also stepped every tick interval: past the connection budget, each would
+        be one more PostgreSQL connection (:meth:`_mark_owed` is the other half)."""
         ctx = state.ctx
         try:
             conn = redis_for(ctx.site)
             runs: list[send.Run] = []
             began = time.perf_counter()
+            self._mark_owed(state)  # the previous slot's runs, released while the site held no connection
             result = state.step.claim_ahead(conn, slot, now, runs.extend)
             self.claim_cost = ahead.measured(self.claim_cost, time.perf_counter() - began)
             if runs:
@@ -305,11 +350,64 @@ class Scheduler:
             if result.fired or result.skipped or result.missed:
                 log.info("site %s: %d claimed ahead of %s (%d skipped, %d missed)", ctx.name, result.fired,
                          slot.isoformat(sep=" "), result.skipped, result.missed)
+            if not result.inactive:  # an inactive site's step at the slot decides and records it
+                batch, states = self._batch(writes, conn)
+                state.step.write_last_tick(batch, now)
+                states.append(state)
+                state.stepped_at = now
         except TRANSIENT as exc:
             self._fail(state, now, exc)
         except Exception as exc:  # a bug must not kill the loop for every site; log it loudly, back off
             log.exception("site %s: unexpected error claiming a slot ahead", ctx.name)
             self._fail(state, now, exc)
+
+    def _mark_quietly(self, state: SiteLoopState) -> bool:
+        """:meth:`_mark_owed` outside a visit (a site leaving the bench, the process stopping); a failure is
+        logged, not raised (the runs stay in the outbox). Returns whether it succeeded."""
+        try:
+            self._mark_owed(state)
+            return True
+        except Exception as exc:
+            log.warning("site %s: could not mark its released runs sent (%s: %s); they stay in its outbox, and a "
+                        "later pass sends them again, which RQ stores once", state.ctx.name, type(exc).__name__, exc)
+            return False
+
+    def _mark_all_owed(self, budget: float) -> None:
+        """On the way out: mark sent the runs released while their site held no connection, within ``budget``
+        real seconds (one connection per such site); the rest stay in their outboxes (sent again by a later
+        pass, stored once by RQ: I4)."""
+        give_up = time.monotonic() + budget
+        left = 0
+        for state in self.sites.values():
+            if not state.unmarked:
+                continue
+            if time.monotonic() >= give_up:
+                left += sum(len(sent.ids) for _, sent in state.unmarked)
+                state.unmarked.clear()
+                continue
+            self._mark_quietly(state)
+            self._used(state)
+        if left:
+            log.info("stopping with %d sent run(s) not marked sent: they stay in their outboxes, and the next pass "
+                     "sends them again, which RQ stores once", left)
+
+    def _mark_owed(self, state: SiteLoopState) -> None:
+        """Mark sent the runs released while ``state``'s site held no connection (:func:`_reconnects`): first
+        thing in its next visit, before its pass, which would otherwise find them in its outbox and send them again
+        (RQ would store them once, I4, but that is a round trip per slot for nothing). Meanwhile they are outbox
+        rows whose slot has passed: another process's pass may send them again, with the same result. Errors
+        propagate (the visit fails and backs off; the runs stay in the outbox, I3, and are sent at most again)."""
+        if not state.unmarked:
+            return
+        owed, state.unmarked = state.unmarked, []
+        for site, sent in owed:
+            ctx = state.ctx if state.ctx.site.db_url == site.db_url else SiteContext(site)
+            try:
+                with ctx.pinned():
+                    record_sent(ctx, sent)
+            finally:
+                if ctx is not state.ctx:
+                    ctx.close()
     def _begin_cycle(self, all_sites: bool) -> None:
         """Per cycle, not per site: the descriptor budget (a ``getrlimit``), and the change gate's readings (a
         cycle over every site, an announced change or the first, probes every site: :mod:`.gate`)."""
@@ -434,7 +532,10 @@ class Scheduler:
                     if part.outcome.error:
                         error = part.outcome.error
                         raise redis.exceptions.ConnectionError(error.partition(": ")[2] or error)
-                    if part.to_record is not None:
+                    if part.to_record is not None and item.site is not None and ctx is state.ctx \
+                            and _reconnects(ctx):
+                        state.unmarked.append((item.site, part.to_record))  # at its next visit
+                    elif part.to_record is not None:
                         with ctx.pinned():
                             record_sent(ctx, part.to_record)
                         if ctx is state.ctx:
@@ -471,12 +572,13 @@ class Scheduler:
             conn = redis_for(ctx.site)
             batch, states = self._batch(writes, conn)
             seen = self.gate.seen(ctx, (s.ctx for s in self.open_pg.values())) if self._not_due(state, now) else None
-            if seen is not None and not state.step.needs_database(now) and \
+            if seen is not None and not state.unmarked and not state.step.needs_database(now) and \
                     self.gate.skips(ctx.name, ctx.site, seen, now):
                 state.step.skip(now, batch)  # no database: its cached answer stands (:mod:`.gate`)
                 states.append(state)
                 state.stepped_at = now
                 return
+            self._mark_owed(state)  # before its pass, which would otherwise send them again from the outbox
             deferred: list[send.Run] = []
             result = state.step.run(conn, now, last_tick=batch,
                                     defer=deferred.extend if pending is not None else None)
@@ -615,6 +717,7 @@ class Scheduler:
         finally:
             try:
                 self.drain()
+                self._mark_all_owed(MARK_ON_STOP)
             finally:
                 self._clear_heartbeat()
                 for state in self.sites.values():

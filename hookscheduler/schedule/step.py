@@ -107,10 +107,10 @@ class SiteStep:
                     reconcile_active(self.ctx, conn, now)
                 self.last_sweep, self.swept_ahead = now, False
             if last_tick is not None:
-                self._write_last_tick(last_tick, now)
+                self.write_last_tick(last_tick, now)
             else:
                 batch = SetBatch(conn)
-                self._write_last_tick(batch, now)
+                self.write_last_tick(batch, now)
                 batch.flush()
                 self.recover(conn)
         return result
@@ -121,11 +121,19 @@ class SiteStep:
         hands its runs to ``hold`` (the loop sends them at the slot; I10 keeps every other sender off them
         meanwhile). The sweep's first half runs first if it is due by the slot, as :meth:`sweep_ahead`; the
         reconcile and the last tick are left to the next step (a last tick stamped with a slot still to come
-        would read as a clock that went back). Errors propagate; :meth:`forget_ahead` after one."""
+        would read as a clock that went back); a sweep due by ``now`` itself is completed here (its reconcile of
+        active runs at ``now``), so the loop may count the visit as the site's step at ``now`` and write its last tick
+        stamped ``now``. Errors propagate; :meth:`forget_ahead` after one."""
         with self.ctx.pinned():
             self.sweep_ahead(now, ahead=(slot - now).total_seconds())
             result = run_pass(self.ctx, conn, slot, defer=hold, ahead_of=now)
             self.unslotted, self.active = result.unslotted, result.active
+            if self.swept_ahead and self.sweep_due(now) and not result.inactive and not result.send_error:
+                # the sweep was due by now, not only by the slot: its second half here, as a step at ``now``
+                # would (the loop counts this visit as the site's step)
+                if result.active:
+                    reconcile_active(self.ctx, conn, now)
+                self.last_sweep, self.swept_ahead = now, False
         return result
 
     def needs_database(self, now: datetime) -> bool:
@@ -146,7 +154,7 @@ class SiteStep:
         last tick is queued as a full step's would be."""
         if self.sweep_due(now):
             self.last_sweep, self.swept_ahead = now, False
-        self._write_last_tick(last_tick, now)
+        self.write_last_tick(last_tick, now)
 
     def _sweep_before_pass(self, now: datetime) -> None:
         """The sweep's first half: re-anchor after a calendar change, then repair jobs without a next slot."""
@@ -169,7 +177,7 @@ class SiteStep:
         self.swept_ahead = False
         self.checked_calendar, self.unslotted, self.active = None, True, True
 
-    def _write_last_tick(self, batch: SetBatch, now: datetime) -> None:
+    def write_last_tick(self, batch: SetBatch, now: datetime) -> None:
         """Queue the last tick and, with it, the clock-excursion check's swap of the latest step
         (:func:`.excursion.queue_check`): at most once a second, and at once when the clock went back."""
         last = self.last_tick_written

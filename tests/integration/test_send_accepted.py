@@ -62,15 +62,16 @@ def test_a_session_that_lost_its_prepared_statements_falls_back_to_plain_ones(be
     bench = bench_factory.make({"app1": {"hourly": [{"method": "app1.tasks.ok", "overlap": "allow"}]}},
                                db="postgres")
     ctx, conn = migrated(bench, T0)
-    assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 10, 0, 1)).fired == 1  # prepared, and used
+    assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 10, 0, 1)).fired == 1  # plain: the first use
+    assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 0, 1)).fired == 1  # prepared, and used
     ctx.database().execute_sql("DEALLOCATE ALL")  # as a different server connection would be
     with pytest.raises((pw.ProgrammingError, pw.OperationalError)):
-        run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 0, 1))
+        run_pass(ctx, conn, now=datetime(2026, 1, 5, 12, 0, 1))
     assert pgstore._POOLED and "plain statements from now on" in caplog.text
     ctx.close()
-    assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 0, 1)).fired == 1
-    ctx.database().execute_sql("DEALLOCATE ALL")
     assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 12, 0, 1)).fired == 1
+    ctx.database().execute_sql("DEALLOCATE ALL")
+    assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 13, 0, 1)).fired == 1
 
 
 def test_each_call_of_the_enqueue_script_stamps_its_own_runs(redis_client, monkeypatch):

@@ -14,6 +14,9 @@ def test_the_sizes_asked_for_and_the_default():
     assert plan_from("", DEFAULT) == DEFAULT
     assert plan_from("postgres:10,1000; sqlite:100", DEFAULT) == [
         ("postgres", 10, True), ("postgres", 1000, False), ("sqlite", 100, True)]
+    # the deployment case (every minute, scheduler_claim_ahead 60): one process at any size
+    assert plan_from("postgres-minute:100,1000", DEFAULT) == [("postgres-minute", 100, False),
+                                                             ("postgres-minute", 1000, False)]
 
 
 @pytest.mark.parametrize("bad", ["mysql:10", "postgres", "postgres:ten", "postgres:"])
