@@ -44,7 +44,7 @@ PARTS: tuple[tuple[str, Any, str], ...] = (
     ("sweep before the pass", SiteStep, "_sweep_before_pass"),
     ("sweep: reconcile active runs", step_mod, "reconcile_active"),
     ("earliest_next", SqlStore, "earliest_next"),
-    ("last-tick SET (queued)", SiteStep, "_write_last_tick"),
+    ("last-tick SET (queued)", SiteStep, "write_last_tick"),
     ("heartbeat (queued)", Scheduler, "_heartbeat"),
     ("Redis round trip: last ticks and heartbeat", Scheduler, "_flush"),
     ("redis_for (connection lookup)", loop_mod, "redis_for"),
