@@ -103,6 +103,8 @@ class Report:
     unexplained_missing: int = 0
     stuck: int = 0
     backlog: int = 0  # runs still waiting in their queue when the workers stopped (not over, not stuck)
+    #: runs claimed for a slot after the run's end (only a clock ahead can decide one): not sent, as I10 wants
+    held_for_later: int = 0
     anomalies: list[str] = field(default_factory=list)
     faults: dict[str, int] = field(default_factory=dict)
     job_faults: dict[str, int] = field(default_factory=dict)
@@ -149,7 +151,8 @@ class Report:
             f"  claimed ahead of their slot: {self.claimed_ahead} run(s); reached Redis before their slot: "
             f"{self.sent_early}",
             f"  duplicates: {self.duplicates}   unexplained missing: {self.unexplained_missing}   "
-            f"stuck queued/started: {self.stuck} (still waiting in a queue: {self.backlog})",
+            f"stuck queued/started: {self.stuck} (still waiting in a queue: {self.backlog}; claimed under a clock "
+            f"ahead for a slot after the end, held for it: {self.held_for_later})",
             f"  lateness (simulated s; tick {self.tick}): p50 {self.lateness_p50:.0f}, p99 {self.lateness_p99:.0f}, "
             f"max {self.lateness_max:.0f}; worst after recovery {self.worst_after_recovery:.0f} "
             f"({self.worst_after_recovery / self.rate:.2f} s real; after {self.worst_after or '-'})",
@@ -246,6 +249,8 @@ def check(record: RunRecord) -> Report:
     until = record.stopped_at - timedelta(seconds=4 * cfg.tick)  # the last passes may be a little late
     rep.sim_span = f"{record.migrated_at:%Y-%m-%d %H:%M} .. {record.stopped_at:%Y-%m-%d %H:%M} UTC"
     fuzz = timedelta(seconds=cfg.tick + record.max_back_step + 60)
+    # the largest clock excursion ahead (its detail is "<seconds>s"): how far past the end a slot can be claimed
+    max_ahead = max((float(f.detail.rstrip("s")) for f in record.faults if f.kind == "clock_ahead"), default=0.0)
 
     by_job: dict[int, list[LogRow]] = defaultdict(list)
     for row in log:
@@ -300,7 +305,7 @@ def check(record: RunRecord) -> Report:
     def inside(windows: list[tuple[datetime, datetime]], at: datetime) -> bool:
         return any(a + fuzz <= at <= b - fuzz for a, b in windows)
 
-    lateness: list[tuple[datetime, float]] = []
+    lateness: list[tuple[datetime, float, str]] = []
     for job in jobs:
         slots = expected_slots(job, record.migrated_at, until, cfg.tick, chaos_bench.SITE)
         rows = sorted(by_job.get(job.id, []), key=lambda r: r.first_slot)
@@ -341,6 +346,8 @@ def check(record: RunRecord) -> Report:
                 rep.anomalies.append(f"{job.name}: row {row.id} failed without a reason or traceback")
             if row.status == "queued" and row.rq_job_id in record.waiting:
                 rep.backlog += 1
+            elif held_for_later(row, record.stopped_at, max_ahead):
+                rep.held_for_later += 1
             elif row.status in ("queued", "started"):
                 rep.stuck += 1
                 rep.anomalies.append(f"{job.name}: row {row.id} ({row.scheduled_for}) still {row.status} at the end")
@@ -352,7 +359,9 @@ def check(record: RunRecord) -> Report:
                                      f"{row.enqueued_at}, before its slot (I10)")
             if row.status in RUN_STATUSES and row.slots == 1 and row.trigger == "schedule":
                 sent = max(row.created_at, row.enqueued_at or row.created_at)
-                lateness.append((row.scheduled_for, (sent - row.scheduled_for).total_seconds()))
+                who = f"{job.name} row {row.id}: created {row.created_at:%m-%d %H:%M:%S}" + (
+                    f", sent {row.enqueued_at:%m-%d %H:%M:%S}" if row.enqueued_at else "")
+                lateness.append((row.scheduled_for, (sent - row.scheduled_for).total_seconds(), who))
         for s in slots:
             covering = cover.get(s, [])
             rep.slots_checked += 1
@@ -381,7 +390,7 @@ def check(record: RunRecord) -> Report:
                 rep.skipped += 1
         del slot_set
 
-    values = sorted(v for _, v in lateness)
+    values = sorted(v for _, v, _ in lateness)
     if values:
         rep.lateness_p50 = values[len(values) // 2]
         rep.lateness_p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
@@ -389,6 +398,14 @@ def check(record: RunRecord) -> Report:
     faults = sorted(record.faults, key=lambda f: f.start)
     rep.worst_after_recovery, rep.worst_after = recovery_lateness(lateness, faults, cfg.tick, until)
     return rep
+
+
+def held_for_later(row: LogRow, stopped_at: datetime, max_ahead: float) -> bool:
+    """A run claimed for a slot after the run's end, and not sent: only a clock ahead (a fault of at most
+    ``max_ahead`` seconds) lets a pass decide such a slot; with claim ahead, the loop holds the slot's runs, and
+    once the clock is back I10 keeps them unsent until their slot comes. Waiting, not stuck."""
+    return row.status == "queued" and row.enqueued_at is None \
+        and stopped_at < row.scheduled_for <= stopped_at + timedelta(seconds=max_ahead)
 
 
 def sent_early(row: LogRow, faults: list[Fault], rate: float) -> bool:
@@ -412,7 +429,7 @@ def sent_early(row: LogRow, faults: list[Fault], rate: float) -> bool:
     return True
 
 
-def recovery_lateness(lateness: list[tuple[datetime, float]], faults: list[Fault], tick: int,
+def recovery_lateness(lateness: list[tuple[datetime, float, str]], faults: list[Fault], tick: int,
                       until: datetime) -> tuple[float, str]:
     """The worst lateness of a run whose slot came at least a tick after a fault ended and at least a tick
     before the next one began (a slot just before a fault is that fault's victim, not the previous one's)."""
@@ -421,10 +438,10 @@ def recovery_lateness(lateness: list[tuple[datetime, float]], faults: list[Fault
     for i, f in enumerate(faults):
         lo = f.end + step
         hi = min([g.start for g in faults[i + 1:]] + [until]) - step
-        after = [(v, s) for s, v in lateness if lo <= s < hi]
+        after = [(v, s, row) for s, v, row in lateness if lo <= s < hi]
         if after and max(after)[0] > worst:
-            worst, slot = max(after)
-            where = f"{f.kind} {f.detail}".strip() + f" ended {f.end:%m-%d %H:%M}, slot {slot:%m-%d %H:%M}"
+            worst, slot, row = max(after)
+            where = f"{f.kind} {f.detail}".strip() + f" ended {f.end:%m-%d %H:%M}, slot {slot:%m-%d %H:%M}; {row}"
     return worst, where
 
 
