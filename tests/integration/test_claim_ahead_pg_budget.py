@@ -110,14 +110,19 @@ def test_a_site_past_the_budget_is_marked_sent_at_its_next_claim_ahead_before_it
         _close(sched)
 
 
+def _claim_then_release(sched, clock) -> None:
+    """A cycle that claims the slot ahead, then the cycle at the slot that releases it."""
+    clock[0] = SLOT - EARLY
+    sched.cycle(all_sites=False)
+    clock[0] = SLOT + timedelta(microseconds=500)
+    sched.cycle(all_sites=False)
+
+
 @pytest.mark.postgres
 def test_a_stop_marks_the_released_runs_it_still_owes(bench_factory):
     names, bench, clock, sched = _sites(bench_factory, 3)
     try:
-        clock[0] = SLOT - EARLY
-        sched.cycle(all_sites=False)
-        clock[0] = SLOT + timedelta(microseconds=500)
-        sched.cycle(all_sites=False)
+        _claim_then_release(sched, clock)
         assert sum(bool(s.unmarked) for s in sched.sites.values()) == 2
         sched.stop()
         sched.run()  # stops at once: the drain, then the owed marks
@@ -131,10 +136,7 @@ def test_a_stop_marks_the_released_runs_it_still_owes(bench_factory):
 def test_a_stop_out_of_time_leaves_the_owed_marks_to_the_outbox(bench_factory, monkeypatch, caplog):
     names, bench, clock, sched = _sites(bench_factory, 3)
     try:
-        clock[0] = SLOT - EARLY
-        sched.cycle(all_sites=False)
-        clock[0] = SLOT + timedelta(microseconds=500)
-        sched.cycle(all_sites=False)
+        _claim_then_release(sched, clock)
         monkeypatch.setattr(loop_module, "MARK_ON_STOP", 0.0)
         sched.stop()
         with caplog.at_level("INFO", logger="hookscheduler.schedule.loop"):
