@@ -183,12 +183,18 @@ def load_results(path: Path) -> dict[str, Any]:
 
 
 def merge_results(data: dict[str, Any], other: dict[str, Any]) -> None:
-    """Per workload, keep the newer run (two branches ran different workloads into their own results.json)."""
+    """Per workload, keep the newer run (two branches ran different workloads into their own results.json); the
+    machine and versions of the header are the newest run's, whichever side it is on."""
+    def newest(d: dict[str, Any]) -> str:
+        return max((str(e.get("date", "")) for e in d.get("workloads", {}).values()), default="")
+
+    theirs_newer = newest(other) > newest(data)
     for key, entry in other.get("workloads", {}).items():
         mine = data["workloads"].get(key)
         if mine is None or str(entry.get("date", "")) > str(mine.get("date", "")):
             data["workloads"][key] = entry
-    data.setdefault("environment", other.get("environment", {}))
+    if other.get("environment") and (theirs_newer or not data.get("environment")):
+        data["environment"] = other["environment"]
 
 
 # --- rendering -------------------------------------------------------------------------------------------

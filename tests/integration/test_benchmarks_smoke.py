@@ -54,17 +54,22 @@ def test_merge_takes_the_newer_run_of_each_workload(tmp_path: Path) -> None:
                           "ok": None, "note": ""}]}
     mine, theirs = tmp_path / "mine", tmp_path / "theirs"
     mine.mkdir(), theirs.mkdir()
+    def env(cpu: str) -> dict:
+        return {"machine": {"cpu": cpu, "cores": 2, "ram": "1 GiB", "platform": "x"}, "versions": {}}
+
     (mine / "results.json").write_text(json.dumps({"workloads": {
-        "1": entry(1, "2026-12-01 02:00 UTC", "mine, newer"), "4": entry(4, "2026-12-01 01:00 UTC", "mine, older")}}))
+        "1": entry(1, "2026-12-01 02:00 UTC", "mine, newer"), "4": entry(4, "2026-12-01 01:00 UTC", "mine, older")},
+        "environment": env("Old CPU")}))
     (theirs / "results.json").write_text(json.dumps({"workloads": {
         "1": entry(1, "2026-12-01 01:00 UTC", "theirs, older"), "4": entry(4, "2026-12-01 02:00 UTC", "theirs, newer"),
-        "5": entry(5, "2026-12-01 02:00 UTC", "theirs only")}}))
+        "5": entry(5, "2026-12-01 03:00 UTC", "theirs only")}, "environment": env("New CPU")}))
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--out", str(mine), "--merge",
                            str(theirs / "results.json")], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     md = (mine / "RESULTS.md").read_text()
     assert "mine, newer" in md and "theirs, newer" in md and "theirs only" in md
     assert "older" not in md
+    assert "machine: New CPU" in md and "Old CPU" not in md  # the header is the newest run's machine
 
 
 #: The peer workloads in smoke mode (tiny N, windows of seconds): each must run end to end against the real
