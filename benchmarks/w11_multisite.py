@@ -413,4 +413,18 @@ jobs in one round trip, whose payloads `send.send_runs` builds in Python before 
 script calls of 250 runs, each stamping its runs as it starts (read from the code, not profiled: building the
 payloads at the claim instead is the next step). The first round after a start takes 30-60 s at 1,000
 PostgreSQL sites (it steps and connects to every site), so a restart misses the slots of its first minute.
-"""
+
+
+**The run recorded above** (quick, 2026-12-07 13:22, commit f637761, load ~1, AMD EPYC machine). Idle: under 1% of a
+core at every size (1,000 SQLite sites 0.47%, 1,000 PostgreSQL sites 0.10%); descriptors far below the limit;
+three processes: 0 duplicates, every slot served. Fire latency against RQ cron serving 6 jobs (median 1.90 ms, max
+6.60 ms): met at 10 sites on both databases and at 100 PostgreSQL sites (median 0.60 ms, p99 0.73 ms); missed at
+100 SQLite sites (median 3.97 ms, p99 4.87 ms met), 1,000 SQLite sites (37.4 / 38.0 ms) and 1,000 PostgreSQL
+sites at a 5 s cadence (13.3 s / 23.5 s: 2,000 of 10,000 slots served in the window, the round over 980
+reconnecting sites longer than the cadence); the deployment case (every minute, `scheduler_claim_ahead` 60):
+every slot served, median 4.48 ms (missed), p99 4.51 ms (met). Against RQ cron doing the same work (one job per
+site due at the same slot, same run) hookscheduler is 0.01x-0.09x at every size but PostgreSQL 1,000 at 5 s (34x).
+What remains at 1,000 sites is the release itself: a slot's runs are all claimed before it, and the release
+builds the RQ job hashes of every site's runs (pickling each run's data as RQ does) after the slot, then writes
+them in a few round trips; building them at the claim would need the enqueue script to stamp RQ's `enqueued_at`
+itself (it is set when the hashes are built), not done."""
