@@ -80,6 +80,10 @@ SEND_BATCH = 32
 #: Real seconds a stopping loop spends marking sent the runs it released while their site held no connection
 #: (:meth:`Scheduler._mark_all_owed`); past it they stay in their outboxes.
 MARK_ON_STOP = 2.0
+#: Real seconds a stop signal gives the loop to end (its cycle, the drain, the heartbeat removed), on top of the
+#: claim-ahead window, before it exits outright (:meth:`Scheduler._on_signal`); within a supervisor's usual stop
+#: timeout (systemd's 90 s).
+STOP_GRACE = 30.0
 
 #: Errors a site can recover from by waiting: services down, connections dropped, schema not migrated yet.
 TRANSIENT = (pw.OperationalError, pw.InterfaceError, redis.exceptions.RedisError, HookSchedulerError, OSError)
@@ -199,6 +203,9 @@ class Scheduler:
     held: list[_Pending] = field(default_factory=list)
     claim_cost: float = ahead.FIRST_COST  # the running cost of one site's pass (real seconds), for the window
     claim_wake: datetime | None = None  # when the next slot comes within its claim-ahead window
+    #: armed by a stop signal (:meth:`_on_signal`): exits the process if the stop overruns :data:`STOP_GRACE`
+    watchdog: threading.Timer | None = None
+    exit_fn: Callable[[int], None] = os._exit
     waking_to_claim: bool = False  # the sleep :meth:`_sleep_for` asked for ends at ``claim_wake``
     gate: ChangeGate = field(default_factory=ChangeGate)  # idle PostgreSQL sites skip their probe (:mod:`.gate`)
     fd_cap: int | None = None  # :func:`open_sites_cap`, read once per cycle (:meth:`_begin_cycle`)
@@ -691,6 +698,27 @@ class Scheduler:
         self.stop_event.set()
         self.wake_event.set()
 
+    def _on_signal(self, *_: Any) -> None:
+        """SIGTERM / SIGINT: stop (the cycle under way ends, the drain, the heartbeat removed), and arm a watchdog
+        that exits the process if that overruns :data:`STOP_GRACE` plus the claim-ahead window. A stop while a
+        service does not answer can take that long: redis-py 8 retries each call ten times with back-off (about
+        5 s per call), and the cycle's calls add up (seen: a scheduler outliving its killed ``start`` and private
+        Redis by 40 s). Exiting then is as safe as a kill (:mod:`.claim`'s invariants hold across one): what the
+        process held stays in its site's outbox, sent by a pass at or after its slot."""
+        self.stop()
+        if self.watchdog is None:
+            grace = STOP_GRACE + max((s.ctx.site.settings.claim_ahead for s in self.sites.values()), default=0.0)
+            self.watchdog = threading.Timer(grace, self._overdue, args=(grace,))
+            self.watchdog.daemon = True
+            self.watchdog.start()
+
+    def _overdue(self, grace: float) -> None:
+        log.error("scheduler %s did not stop within %.0f s of its stop signal (a service not answering?): exiting "
+                  "now; runs it held stay in their outbox and are sent at or after their slot", self.instance, grace)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        self.exit_fn(1)
+
     def _listen_for_changes(self) -> None:
         for state in self.sites.values():
             ctx = state.ctx
@@ -700,8 +728,8 @@ class Scheduler:
     def run(self, max_cycles: int | None = None) -> None:
         """Loop until SIGTERM/SIGINT (or ``max_cycles``); the sleep wakes at once on a stop signal."""
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self.stop)
-            signal.signal(signal.SIGINT, self.stop)
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
         log.info("scheduler %s started", self.instance)
         try:
             while not self.stop_event.is_set():
@@ -722,6 +750,8 @@ class Scheduler:
                 self._clear_heartbeat()
                 for state in self.sites.values():
                     state.ctx.close()
+                if self.watchdog is not None:
+                    self.watchdog.cancel()
                 log.info("scheduler %s stopped", self.instance)
 
     def drain(self) -> None:

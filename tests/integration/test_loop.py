@@ -273,3 +273,32 @@ def test_a_paused_site_with_held_slots_does_not_spin_and_wakes_at_the_pause_end(
     sched.cycle()
     [row] = ScheduledJobLog.select()
     assert (row.trigger, row.slots) == ("catch-up", 5)  # 10:07:10 .. 10:07:50: held, then caught up once
+
+
+def test_a_stop_signal_that_overruns_its_grace_exits_the_process(bench_factory, monkeypatch):
+    """A stop signal arms a watchdog: a stop stuck past STOP_GRACE plus the claim-ahead window (services not
+    answering, each Redis call retried with back-off) exits outright, as safe as a kill; a stop that ends in time
+    disarms it."""
+    import threading
+
+    from hookscheduler.schedule import loop as loop_module
+
+    bench = _migrated(bench_factory, "sqlite", {"daily": ["app1.tasks.ok"]})
+    monkeypatch.setattr(loop_module, "STOP_GRACE", 0.05)
+    exited = threading.Event()
+    stuck = Scheduler(bench=str(bench))
+    stuck.exit_fn = lambda status: exited.set()
+    stuck.refresh_sites()
+    stuck._on_signal()  # and its run never ends (stuck in a service call)
+    assert exited.wait(10), "a stop past its grace did not exit"
+    assert stuck.stop_event.is_set()
+
+    in_time = Scheduler(bench=str(bench))
+    ended = threading.Event()
+    in_time.exit_fn = lambda status: ended.set()
+    in_time.refresh_sites()
+    in_time._on_signal()
+    in_time.run()  # stopped already: the run ends at once, and disarms the watchdog
+    assert in_time.watchdog is not None
+    in_time.watchdog.join(10)  # cancelled: it ends without firing (else it fires after its grace)
+    assert not ended.is_set()
