@@ -305,8 +305,12 @@ class Scheduler:
             at = self.now_fn()
             if at >= c.slot or (stop_at is not None and at >= stop_at):
                 break
+            began = time.perf_counter()
             self._step_ahead(self.sites[c.name], c.slot, at, writes)
             self._used(self.sites[c.name])
+            # the whole visit, not only its pass: the window must cover the round (a site's next slot read after
+            # its claim, the payloads built, a file reopened), or the round's last sites miss their slot's lead
+            self.claim_cost = ahead.measured(self.claim_cost, time.perf_counter() - began)
 
     def _plan(self, now: datetime) -> ahead.Plan:
         """The claim-ahead plan at ``now`` (:func:`.ahead.plan`): a site already holding runs, backing off,
@@ -335,12 +339,12 @@ class Scheduler:
         try:
             conn = redis_for(ctx.site)
             runs: list[send.Run] = []
-            began = time.perf_counter()
             self._mark_owed(state)  # the previous slot's runs, released while the site held no connection
             result = state.step.claim_ahead(conn, slot, now, runs.extend)
-            self.claim_cost = ahead.measured(self.claim_cost, time.perf_counter() - began)
             if runs:
                 self.held.append(_Pending(state, conn, result, runs, slot, ctx.site))
+                # built now, off the path from the slot to the send: the release only joins bytes
+                send.prebuild(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
                 # now, off the path from the slot to the send: the release then finds the epoch fresh
                 observe_epoch(conn, ctx.bench.bench_id,
                               fresh_for=(slot - now).total_seconds() / ahead.clock_seconds(1.0) + 1.0)
@@ -504,12 +508,18 @@ class Scheduler:
         except HookSchedulerError as exc:  # a broken config file: keep the previous settings, say so once
             self._report(None, f"cannot read the bench config: {exc}")
 
-    def work_ahead(self) -> None:
+    def work_ahead(self, until: datetime | None = None) -> None:
         """Just before a slot: the work of the next cycle that does not depend on the slot's instant, done
-        ahead so the slot waits only for its pass. A failure here is left for the cycle to meet and report."""
+        ahead so the slot waits only for its pass. A failure here is left for the cycle to meet and report.
+
+        ``until``: the slot. No site's sweep starts at or after it: with many sites whose sweeps fall due
+        together (a thousand SQLite sites: over 100 ms) the work ahead would otherwise run past the slot and
+        delay its release; a sweep not done ahead is done by the site's step, as without this."""
         self._refresh()
         now = self.now_fn()
         for state in self.sites.values():
+            if until is not None and self.now_fn() >= until:
+                break
             if state.retry_at is not None and now < state.retry_at:
                 continue
             try:
@@ -779,6 +789,8 @@ class Scheduler:
             n = sum(len(h.runs) for h in self.held)
             log.warning("stopping with %d run(s) claimed ahead of a slot the clock has not reached: they stay in "
                         "the outbox, and the next pass of any scheduler at or after their slot sends them", n)
+            for h in self.held:
+                send.forget(h.runs)
             self.held.clear()
 
     def _sleep(self, wait: float) -> None:
@@ -795,7 +807,7 @@ class Scheduler:
         if wait > LEAD:
             if self.wake_event.wait(wait - LEAD):
                 return
-            self.work_ahead()
+            self.work_ahead(until=due)
         # Event.wait may return a hair before the slot on the wall clock; a pass a hair early finds
         # nothing due and would cost a whole MIN_SLEEP more, so wait until the clock has passed the slot.
         for _ in range(100):

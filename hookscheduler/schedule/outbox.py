@@ -82,16 +82,17 @@ def send_many(conn: redis.Redis, items: list[tuple[SiteContext, list[send.Run]]]
     database (:func:`record_sent`), as :func:`send_claimed` does: sending a run twice stores it once (I4), so a
     failure between the send and the mark costs a re-send and nothing else. A run RQ refuses falls back to one
     site at a time; a Redis error leaves every run in its outbox (I3)."""
-    groups: dict[tuple[str, tuple[tuple[str, int], ...]], list[int]] = {}
+    groups: dict[tuple[str, int, int], list[int]] = {}
     for i, (ctx, _) in enumerate(items):
-        groups.setdefault((ctx.bench.bench_id, tuple(sorted(ctx.site.settings.rq_ttls.items()))), []).append(i)
+        settings = ctx.site.settings
+        groups.setdefault((ctx.bench.bench_id, settings.rq_results_ttl, settings.rq_job_failure_ttl), []).append(i)
     out: dict[int, Batched] = {}
-    for (bench_id, ttls), members in groups.items():
+    for (bench_id, result_ttl, failure_ttl), members in groups.items():
         runs = [run for i in members for run in items[i][1]]
         try:
             observe_epoch(conn, bench_id)
             try:
-                sent = send.send_runs(conn, bench_id, runs, **dict(ttls))
+                sent = send.send_runs(conn, bench_id, runs, result_ttl=result_ttl, failure_ttl=failure_ttl)
             except (ValueError, TypeError):  # a run RQ refuses: each site alone, as its own pass would
                 for i in members:
                     out[i] = Batched(send_claimed(items[i][0], conn, items[i][1]))

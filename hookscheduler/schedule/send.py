@@ -140,6 +140,64 @@ class HashBuilder:
         return (zlib.compress(serializer.dumps((RUNNER, None, (), _job_kwargs(run)))), _description(run),
                 serializer.dumps(_meta(run)))
 
+    def packed(self, run: Run) -> Built:
+        """What :data:`ENQUEUE_MANY` needs of ``run`` beyond its template: taken from :func:`prebuild`'s work
+        when the run was built ahead, else built now."""
+        found = _BUILT.pop(run.rq_job_id, None)
+        if found is not None and (found.run is run or found.run == run):
+            return found
+        data, description, meta = self.own(run)
+        template = _template_name(run)
+        return Built(run, template, Job.key_for(run.rq_job_id),
+                     _pack(run.rq_job_id.encode(), template.encode(), data, description.encode(), meta))
+
+
+@dataclass(frozen=True)
+class Built:
+    """One run as :data:`ENQUEUE_MANY` takes it: the name of its template, its job key, and its own fields
+    packed (job id, template name, ``data``, ``description``, ``meta``: each a 4-byte length and the bytes)."""
+
+    run: Run
+    template: str
+    key: str
+    packed: bytes
+
+
+def _template_name(run: Run) -> str:
+    """The template ``run``'s hash is made from (:meth:`HashBuilder.shared`) within one script call."""
+    return f"{run.queue}|{run.timeout}|{int(run.frequent)}"
+
+
+#: Runs built ahead by :func:`prebuild`, by job id, taken as they are sent. A run's payload is a function of the
+#: run alone (its fields; the serializer is RQ's default for every queue): an entry serves a run equal to the one
+#: it was built for, whichever send takes it, and any other run is built at its send. Bounded: held runs a stop
+#: drops are :func:`forget`-ten, and past :data:`MAX_BUILT` the oldest entries go.
+_BUILT: dict[str, Built] = {}
+MAX_BUILT = 50_000
+
+
+def prebuild(conn: redis.Redis, bench_id: str, runs: Iterable[Run], result_ttl: int = DEFAULT_RESULT_TTL,
+             failure_ttl: int = DEFAULT_FAILURE_TTL) -> None:
+    """Build ``runs``' payloads now, for a send to come: the loop calls it for runs claimed ahead of their slot
+    (:mod:`.ahead`), so that the release at the slot only joins bytes. Pickling and compressing a run's data is
+    most of what building its hash costs (about 20-30 us a run: tens of milliseconds for a thousand sites'
+    runs), and all of it would otherwise lie between the slot and the moment Redis accepts the runs."""
+    builder = HashBuilder(conn, bench_id, result_ttl, failure_ttl)
+    for run in runs:
+        _BUILT[run.rq_job_id] = builder.packed(run)
+    while len(_BUILT) > MAX_BUILT:
+        del _BUILT[next(iter(_BUILT))]
+
+
+def forget(runs: Iterable[Run]) -> None:
+    """Drop what :func:`prebuild` built for ``runs`` (runs that will not be sent by this process)."""
+    for run in runs:
+        _BUILT.pop(run.rq_job_id, None)
+
+
+def _pack(*values: bytes) -> bytes:
+    return b"".join(part for value in values for part in (_LENGTH.pack(len(value)), value))
+
 
 @dataclass(frozen=True)
 class Sent:
@@ -154,28 +212,61 @@ class Sent:
 #: this many runs), and each call stamps its runs with the server's time as it starts them.
 RUNS_PER_CALL = 250
 
+#: Redis ``TIME`` (seconds, microseconds) as RQ writes a timestamp (``rq.utils.utcformat``:
+#: ``%Y-%m-%dT%H:%M:%S.%fZ``, UTC). Redis's Lua has no date functions: the day count since 1970 becomes a
+#: proleptic Gregorian date by the usual era arithmetic (400-year eras of 146,097 days, years starting in March
+#: so that the leap day falls last). ``tests/integration/test_send_stamp.py`` checks it against Python's
+#: ``datetime`` across leap days and centuries.
+LUA_STAMP = """
+local function stamp(t)
+  local secs, micros = tonumber(t[1]), tonumber(t[2])
+  local days = math.floor(secs / 86400)
+  local rest = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local day = doy - math.floor((153 * mp + 2) / 5) + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%06dZ', year, month, day, math.floor(rest / 3600),
+    math.floor(rest / 60) % 60, rest % 60, micros)
+end
+"""
+
 #: RQ's unique enqueue (``rq.scripts.UNIQUE_ENQUEUE_SCRIPT``: skip a job whose key exists, else write its hash
 #: and push its id) for many runs in one call. redis-py packed the ~44 arguments of every run's own script call
 #: one by one in Python, most of a pass's time; here the fields every run of a queue shares are sent once per
 #: call (a *template*) and each run's own fields travel packed in one string, so a call is a few arguments
 #: whatever its runs. It also registers the queues (``SADD rq:queues``) and returns the server's ``TIME`` read
-#: as it begins: the moment it accepted the call's runs, on the queue's own clock.
+#: as it begins: the moment it accepted the call's runs, on the queue's own clock. That moment is also each
+#: hash's ``enqueued_at`` (RQ's format, written by :data:`LUA_STAMP`), in place of the template's: RQ sets it as
+#: the job is pushed, and a time taken in Python before the payloads were built would read earlier than the
+#: queue got the job (by the build, tens of milliseconds for a thousand runs), in RQ's own view of the job as in
+#: anything that measures a fire delay from it.
 #:
 #: KEYS: ``rq:queues``, then each run's job key, then each template's queue key.
-#: ARGV: the number of templates T; per template, the index of its queue key in KEYS, the number m of values,
-#: then m values (field, value, ...); last, the runs' own fields: per run, in KEYS order, its job id, its
-#: template's number, ``data``, ``description`` and ``meta``, each a 4-byte big-endian length and the bytes.
-ENQUEUE_MANY = """
+#: ARGV: the number of templates T; per template, the index of its queue key in KEYS, its name, the number m of
+#: values, then m values (field, value, ...); last, the runs' own fields: per run, in KEYS order, its job id, its
+#: template's name, ``data``, ``description`` and ``meta``, each a 4-byte big-endian length and the bytes (all of
+#: it built ahead for runs claimed ahead: :func:`prebuild`).
+ENQUEUE_MANY = LUA_STAMP + """
 local now = redis.call('TIME')
+local enqueued = stamp(now)
 local pos = 2
 local templates = {}
 for t = 1, tonumber(ARGV[1]) do
-  local queue, m = KEYS[tonumber(ARGV[pos])], tonumber(ARGV[pos + 1])
+  local queue, name, m = KEYS[tonumber(ARGV[pos])], ARGV[pos + 1], tonumber(ARGV[pos + 2])
   local fields = {}
-  for i = 1, m do fields[i] = ARGV[pos + 1 + i] end
-  templates[t] = {queue, fields, m}
+  for i = 1, m do fields[i] = ARGV[pos + 2 + i] end
+  for i = 1, m - 1, 2 do
+    if fields[i] == 'enqueued_at' then fields[i + 1] = enqueued end
+  end
+  templates[name] = {queue, fields, m}
   redis.call('SADD', KEYS[1], queue)
-  pos = pos + 2 + m
+  pos = pos + 3 + m
 end
 local own, at = ARGV[pos], 1
 local function take()
@@ -184,7 +275,7 @@ local function take()
   return string.sub(own, start, at - 1)
 end
 for r = 1, #KEYS - 1 - tonumber(ARGV[1]) do
-  local id, t, data, description, meta = take(), templates[tonumber(take())], take(), take(), take()
+  local id, t, data, description, meta = take(), templates[take()], take(), take(), take()
   local key = KEYS[1 + r]
   if redis.call('EXISTS', key) == 0 then
     local f, m = t[2], t[3]
@@ -244,23 +335,18 @@ def send_runs(conn: redis.Redis, bench_id: str, runs: Iterable[Run], result_ttl:
 
 def _call(conn: redis.Redis, bench_id: str, builder: HashBuilder, runs: list[Run]) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of one :data:`ENQUEUE_MANY` call."""
-    number: dict[tuple[str, int, bool], int] = {}
+    built = [builder.packed(run) for run in runs]
     head: list[Any] = []
     queue_keys: list[str] = []
-    own: list[bytes] = []
-    for run in runs:
-        key = (run.queue, run.timeout, run.frequent)
-        t = number.get(key)
-        if t is None:
-            t = number[key] = len(number) + 1
-            template = builder.shared(run)
-            queue_keys.append(rq_queue(conn, bench_id, run.queue).key)
-            head += [1 + len(runs) + len(queue_keys), len(template), *template]
-        data, description, meta = builder.own(run)
-        for value in (run.rq_job_id.encode(), str(t).encode(), data, description.encode(), meta):
-            own += [_LENGTH.pack(len(value)), value]
-    keys = [Queue.redis_queues_keys, *(Job.key_for(r.rq_job_id) for r in runs), *queue_keys]
-    return keys, [len(number), *head, b"".join(own)]
+    seen: set[str] = set()
+    for b in built:
+        if b.template not in seen:
+            seen.add(b.template)
+            template = builder.shared(b.run)
+            queue_keys.append(rq_queue(conn, bench_id, b.run.queue).key)
+            head += [1 + len(runs) + len(queue_keys), b.template, len(template), *template]
+    keys = [Queue.redis_queues_keys, *(b.key for b in built), *queue_keys]
+    return keys, [len(seen), *head, b"".join(b.packed for b in built)]
 
 
 def accepted_at(server_time: Any, before: datetime, after: datetime) -> datetime:

@@ -248,3 +248,50 @@ def test_holding_runs_observes_the_redis_epoch_so_the_release_does_not(bench_fac
     clock["now"] = SLOT
     sched.cycle()
     assert _in_redis(bench) == 1 and outbox._epoch_checked[bench_id] == checked  # the release did not check
+
+
+def test_holding_runs_builds_their_payloads_so_the_release_only_sends_them(bench_factory, db_kind, monkeypatch):
+    """The runs claimed ahead are built (pickled, compressed, packed) while they are held; the release at the slot
+    builds nothing, sends them, and leaves nothing behind."""
+    from hookscheduler.schedule import send
+
+    bench = _migrated(bench_factory, db_kind)
+    clock = {"now": T0 + timedelta(minutes=20)}
+    sched = _scheduler(bench, clock)
+    clock["now"] = BEFORE
+    sched.cycle()
+    [held] = [run for h in sched.held for run in h.runs]
+    assert held.rq_job_id in send._BUILT
+
+    def no_build(self, run):
+        raise AssertionError(f"{run.rq_job_id} built at the release")
+
+    monkeypatch.setattr(send.HashBuilder, "own", no_build)
+    clock["now"] = SLOT
+    sched.cycle()
+    assert _in_redis(bench) == 1 and held.rq_job_id not in send._BUILT
+    [row] = _rows(bench)
+    assert row.enqueued_at is not None
+
+
+def test_the_claim_window_covers_the_whole_visit_of_a_site(bench_factory, monkeypatch):
+    """The running cost that sizes the window is what claiming a site ahead costs the round, all of it (here a
+    visit that spends 50 ms after its pass), not only its pass: measured short, the window closes too late and
+    the round's last sites reach their slot unclaimed."""
+    bench = _migrated(bench_factory, "sqlite")
+    clock = {"now": T0 + timedelta(minutes=20)}
+    sched = _scheduler(bench, clock)
+    fake = _LoopTime(BEFORE)
+    monkeypatch.setattr(loop_module, "time", fake)
+    sched.now_fn = fake.now
+    used = sched._used
+
+    def slow_used(state):
+        fake.t += 0.05
+        used(state)
+
+    sched._used = slow_used  # type: ignore[method-assign]
+    before = sched.claim_cost
+    sched._claim_ahead({})
+    assert sched.held
+    assert sched.claim_cost == pytest.approx(0.7 * before + 0.3 * 0.05)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+import pytest
+
 from hookscheduler.context import open_site
 from hookscheduler.declare.hooks import load_job_specs
 from hookscheduler.declare.migrate import migrate_site
@@ -55,6 +57,18 @@ def test_a_cycle_after_work_ahead_fires_the_due_slot(bench_factory, db_kind):
     assert [r.scheduled_for for r in ScheduledJobLog.select()] == [datetime(2026, 1, 5, 11, 0)]
 
 
+@pytest.mark.parametrize("past", [False, True])
+def test_the_work_ahead_starts_no_sweep_once_its_slot_has_come(bench_factory, past):
+    """Many sites' sweeps falling due together must not push the work ahead past the slot it prepares (and the
+    slot's release with it): a site reached at or after ``until`` is left to its step, which sweeps it."""
+    bench = _migrated(bench_factory, "sqlite", {"daily": ["app1.tasks.ok"]})
+    now = datetime(2026, 1, 5, 12, 0)
+    sched = Scheduler(bench=str(bench), now_fn=lambda: now)
+    sched.work_ahead(until=now if past else now + timedelta(seconds=LEAD))
+    assert sched.sites["default"].step.swept_ahead is not past
+    assert sched.worked_ahead_at is not None  # the config was read either way
+
+
 def test_sleep_works_ahead_then_returns_only_once_the_slot_has_passed(bench_factory):
     start = utcnow()
     bench = _migrated(bench_factory, "sqlite", {"cron": {"* * * * * *": ["app1.tasks.ok"]}}, now=start)
@@ -62,9 +76,10 @@ def test_sleep_works_ahead_then_returns_only_once_the_slot_has_passed(bench_fact
     worked: list[datetime] = []
     original = sched.work_ahead
 
-    def work_ahead() -> None:
+    def work_ahead(until: datetime | None = None) -> None:
+        assert until == due, "the work ahead is told the slot it must not run past"
         worked.append(utcnow())
-        original()
+        original(until)
 
     sched.work_ahead = work_ahead  # type: ignore[method-assign]
     due = start + timedelta(seconds=LEAD * 3)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 import peewee as pw
 import pytest
 from rq.job import Job
+from rq.utils import utcformat
 
 from hookscheduler.schedule import send
 from hookscheduler.schedule.claim import run_pass
@@ -148,4 +149,69 @@ def test_a_redis_without_the_script_gets_it_loaded_and_the_runs_once(redis_clien
         assert redis_client.lrange(f"rq:queue:{bench_id}:default", 0, -1) == [r.rq_job_id.encode() for r in runs]
     finally:
         redis_client.delete(*[f"rq:job:{r.rq_job_id}" for r in runs], f"rq:queue:{bench_id}:default")
+        redis_client.srem("rq:queues", f"rq:queue:{bench_id}:default")
+
+
+def test_rq_sees_the_moment_redis_accepted_each_run_as_its_enqueued_at(redis_client, monkeypatch):
+    """The job hash's ``enqueued_at`` is the enqueue script's own ``TIME``, the ledger's stamp to the
+    microsecond, not a time Python took before building the payloads (which would read earlier than the queue
+    got the job); RQ parses it back."""
+    monkeypatch.setattr(send, "RUNS_PER_CALL", 2)
+    bench_id = f"hsenq{os.getpid()}"
+    runs = [send.Run(f"{bench_id}_x_sched-{i}", "site", f"app.tasks.j{i}", "app.tasks.j", "default", 300,
+                     datetime(2026, 1, 5, 10, 0), "schedule") for i in range(3)]
+    try:
+        sent = send.send_runs(redis_client, bench_id, runs)
+        for run, at in zip(runs, sent.ats, strict=True):
+            job = Job.fetch(run.rq_job_id, connection=redis_client)
+            assert job.enqueued_at is not None and job.created_at is not None
+            assert job.enqueued_at.replace(tzinfo=None) == at
+            assert job.created_at <= job.enqueued_at
+    finally:
+        redis_client.delete(*[f"rq:job:{r.rq_job_id}" for r in runs], f"rq:queue:{bench_id}:default")
+        redis_client.srem("rq:queues", f"rq:queue:{bench_id}:default")
+
+
+def test_the_script_writes_redis_time_in_rqs_format_on_every_day(redis_client):
+    """The script's date arithmetic (Redis's Lua has no date functions) against Python's, on the days it can get
+    wrong: the epoch, month and year ends, leap days (2000 is a leap year, 2100 is not), and a spread of others."""
+    script = redis_client.register_script(send.LUA_STAMP + "return stamp({ARGV[1], ARGV[2]})")
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    days = [datetime(1970, 1, 1), datetime(1999, 12, 31, 23, 59, 59), datetime(2000, 2, 29, 12), datetime(2000, 3, 1),
+            datetime(2024, 2, 29, 23, 59, 59), datetime(2026, 12, 31, 23, 59, 59), datetime(2100, 2, 28, 23),
+            datetime(2100, 3, 1), datetime(2400, 2, 29, 6, 7, 8)]
+    days += [datetime(1970, 1, 1) + timedelta(days=d * 997, seconds=d * 3607) for d in range(150)]
+    for day in days:
+        seconds = int((day.replace(tzinfo=timezone.utc) - epoch).total_seconds())
+        for micros in (0, 7, 999_999):
+            want = utcformat(day.replace(tzinfo=timezone.utc, microsecond=micros))
+            assert script(args=[seconds, micros]).decode() == want, day
+
+
+def test_runs_built_ahead_are_written_as_runs_built_at_the_send(redis_client):
+    """A run built ahead (:func:`send.prebuild`) is written exactly as the same run built at its send; an entry
+    built for another run of the same job id (its fields changed since) is not used for it."""
+    bench_id = f"hspre{os.getpid()}"
+    ahead = [send.Run(f"{bench_id}_x_sched-{i}", "site", f"app.tasks.j{i}", "app.tasks.j", "default", 300,
+                      datetime(2026, 1, 5, 10, 0), "schedule", frequent=bool(i % 2)) for i in range(3)]
+    plain = [send.Run(f"{bench_id}_y_sched-{i}", "site", f"app.tasks.j{i}", "app.tasks.j", "default", 300,
+                      datetime(2026, 1, 5, 10, 0), "schedule", frequent=bool(i % 2)) for i in range(3)]
+    stale = send.Run(f"{bench_id}_x_sched-2", "site", "app.tasks.other", "app.tasks.other", "long", 1500,
+                     datetime(2026, 1, 5, 9, 0), "catch-up")
+    keys = [f"rq:job:{r.rq_job_id}" for r in ahead + plain]
+    try:
+        send.prebuild(redis_client, bench_id, [*ahead[:2], stale])
+        assert {r.rq_job_id for r in ahead} <= set(send._BUILT)
+        send.send_runs(redis_client, bench_id, ahead + plain)
+        assert not {r.rq_job_id for r in ahead} & set(send._BUILT)  # taken by the send
+        for a, p in zip(ahead, plain, strict=True):
+            got = {k: v for k, v in redis_client.hgetall(f"rq:job:{a.rq_job_id}").items()
+                   if k not in (b"created_at", b"enqueued_at")}
+            ref = {k: v for k, v in redis_client.hgetall(f"rq:job:{p.rq_job_id}").items()
+                   if k not in (b"created_at", b"enqueued_at")}
+            assert got == ref, a  # data, description, meta and the rest: byte for byte
+        assert Job.fetch(ahead[2].rq_job_id, connection=redis_client).kwargs["job_name"] == "app.tasks.j2"
+    finally:
+        send.forget([*ahead, stale])
+        redis_client.delete(*keys, f"rq:queue:{bench_id}:default", f"rq:queue:{bench_id}:long")
         redis_client.srem("rq:queues", f"rq:queue:{bench_id}:default")
