@@ -305,12 +305,16 @@ class Scheduler:
             at = self.now_fn()
             if at >= c.slot or (stop_at is not None and at >= stop_at):
                 break
+            state = self.sites[c.name]
             began = time.perf_counter()
-            self._step_ahead(self.sites[c.name], c.slot, at, writes)
-            self._used(self.sites[c.name])
+            self._step_ahead(state, c.slot, at, writes)
+            self._used(state)
             # the whole visit, not only its pass: the window must cover the round (a site's next slot read after
-            # its claim, the payloads built, a file reopened), or the round's last sites miss their slot's lead
-            self.claim_cost = ahead.measured(self.claim_cost, time.perf_counter() - began)
+            # its claim, the payloads built, a file reopened), or the round's last sites miss their slot's lead.
+            # A visit that failed is not counted: its time is the failure's (a connect timeout, Redis retrying),
+            # and it would stretch every slot's window to the cap for many visits after
+            if state.retry_at is None:
+                self.claim_cost = ahead.measured(self.claim_cost, time.perf_counter() - began)
 
     def _plan(self, now: datetime) -> ahead.Plan:
         """The claim-ahead plan at ``now`` (:func:`.ahead.plan`): a site already holding runs, backing off,
@@ -343,8 +347,10 @@ class Scheduler:
             result = state.step.claim_ahead(conn, slot, now, runs.extend)
             if runs:
                 self.held.append(_Pending(state, conn, result, runs, slot, ctx.site))
-                # built now, off the path from the slot to the send: the release only joins bytes
-                send.prebuild(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
+                try:  # built now, off the path from the slot to the send: the release only joins bytes
+                    send.prebuild(conn, ctx.bench.bench_id, runs, **ctx.site.settings.rq_ttls)
+                except Exception as exc:  # an optimisation only: the release builds what is not built
+                    log.debug("site %s: could not build its held runs ahead (%s); the release will", ctx.name, exc)
                 # now, off the path from the slot to the send: the release then finds the epoch fresh
                 observe_epoch(conn, ctx.bench.bench_id,
                               fresh_for=(slot - now).total_seconds() / ahead.clock_seconds(1.0) + 1.0)

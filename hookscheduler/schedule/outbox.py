@@ -14,7 +14,8 @@ I10: the outbox only ever sends a run whose slot has come (``scheduled_for <= no
 the loop claims a slot a moment ahead of it and holds its runs until the slot (:mod:`.ahead`), and a pass of any
 other process in between must not send them early. Both the probe's flag (the earliest unsent slot) and the
 outbox's selection (:func:`resend_outbox`) compare with ``now``. The RQ job's ``enqueued_at`` and the ledger's are
-stamped when the run is sent (:class:`.send.HashBuilder`, :func:`record_sent`), so at the release, not the claim.
+stamped when the run is sent (the enqueue script's ``TIME``: :data:`.send.ENQUEUE_MANY`, :func:`record_sent`), so
+at the release, not the claim.
 """
 
 from __future__ import annotations

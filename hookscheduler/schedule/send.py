@@ -14,7 +14,7 @@ import struct
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import redis
@@ -174,6 +174,8 @@ def _template_name(run: Run) -> str:
 #: drops are :func:`forget`-ten, and past :data:`MAX_BUILT` the oldest entries go.
 _BUILT: dict[str, Built] = {}
 MAX_BUILT = 50_000
+#: How far behind the slot of runs being built an entry's slot may fall before :func:`prebuild` drops it.
+STALE_AFTER = timedelta(minutes=10)
 
 
 def prebuild(conn: redis.Redis, bench_id: str, runs: Iterable[Run], result_ttl: int = DEFAULT_RESULT_TTL,
@@ -182,10 +184,16 @@ def prebuild(conn: redis.Redis, bench_id: str, runs: Iterable[Run], result_ttl: 
     (:mod:`.ahead`), so that the release at the slot only joins bytes. Pickling and compressing a run's data is
     most of what building its hash costs (about 20-30 us a run: tens of milliseconds for a thousand sites'
     runs), and all of it would otherwise lie between the slot and the moment Redis accepts the runs."""
+    runs = list(runs)
+    if not runs:
+        return
     builder = HashBuilder(conn, bench_id, result_ttl, failure_ttl)
     for run in runs:
         _BUILT[run.rq_job_id] = builder.packed(run)
-    while len(_BUILT) > MAX_BUILT:
+    # entries no send took (the runs went out from another process, a release failed and another pass sent
+    # them): the oldest first, by slot, once their slot is :data:`STALE_AFTER` behind these runs'
+    stale = min(run.scheduled_for for run in runs) - STALE_AFTER
+    while _BUILT and (len(_BUILT) > MAX_BUILT or next(iter(_BUILT.values())).run.scheduled_for < stale):
         del _BUILT[next(iter(_BUILT))]
 
 
@@ -215,7 +223,7 @@ RUNS_PER_CALL = 250
 #: Redis ``TIME`` (seconds, microseconds) as RQ writes a timestamp (``rq.utils.utcformat``:
 #: ``%Y-%m-%dT%H:%M:%S.%fZ``, UTC). Redis's Lua has no date functions: the day count since 1970 becomes a
 #: proleptic Gregorian date by the usual era arithmetic (400-year eras of 146,097 days, years starting in March
-#: so that the leap day falls last). ``tests/integration/test_send_stamp.py`` checks it against Python's
+#: so that the leap day falls last). ``tests/integration/test_send_accepted.py`` checks it against Python's
 #: ``datetime`` across leap days and centuries.
 LUA_STAMP = """
 local function stamp(t)
@@ -245,19 +253,23 @@ end
 #: hash's ``enqueued_at`` (RQ's format, written by :data:`LUA_STAMP`), in place of the template's: RQ sets it as
 #: the job is pushed, and a time taken in Python before the payloads were built would read earlier than the
 #: queue got the job (by the build, tens of milliseconds for a thousand runs), in RQ's own view of the job as in
-#: anything that measures a fire delay from it.
+#: anything that measures a fire delay from it. It is never earlier than the hash's ``created_at`` (the
+#: sender's time as it built the call, passed as the floor): a Redis host whose clock is behind cannot make RQ
+#: show a job queued before it was created (the ledger's stamp is kept inside the sender's window likewise:
+#: :func:`accepted_at`).
 #:
 #: KEYS: ``rq:queues``, then each run's job key, then each template's queue key.
-#: ARGV: the number of templates T; per template, the index of its queue key in KEYS, its name, the number m of
-#: values, then m values (field, value, ...); last, the runs' own fields: per run, in KEYS order, its job id, its
-#: template's name, ``data``, ``description`` and ``meta``, each a 4-byte big-endian length and the bytes (all of
-#: it built ahead for runs claimed ahead: :func:`prebuild`).
+#: ARGV: the floor of ``enqueued_at`` (RQ's format); the number of templates T; per template, the index of its
+#: queue key in KEYS, its name, the number m of values, then m values (field, value, ...); last, the runs' own
+#: fields: per run, in KEYS order, its job id, its template's name, ``data``, ``description`` and ``meta``, each a
+#: 4-byte big-endian length and the bytes (all of it built ahead for runs claimed ahead: :func:`prebuild`).
 ENQUEUE_MANY = LUA_STAMP + """
 local now = redis.call('TIME')
 local enqueued = stamp(now)
-local pos = 2
+if enqueued < ARGV[1] then enqueued = ARGV[1] end
+local pos = 3
 local templates = {}
-for t = 1, tonumber(ARGV[1]) do
+for t = 1, tonumber(ARGV[2]) do
   local queue, name, m = KEYS[tonumber(ARGV[pos])], ARGV[pos + 1], tonumber(ARGV[pos + 2])
   local fields = {}
   for i = 1, m do fields[i] = ARGV[pos + 2 + i] end
@@ -274,7 +286,7 @@ local function take()
   at = start + n
   return string.sub(own, start, at - 1)
 end
-for r = 1, #KEYS - 1 - tonumber(ARGV[1]) do
+for r = 1, #KEYS - 1 - tonumber(ARGV[2]) do
   local id, t, data, description, meta = take(), templates[take()], take(), take(), take()
   local key = KEYS[1 + r]
   if redis.call('EXISTS', key) == 0 then
@@ -346,7 +358,7 @@ def _call(conn: redis.Redis, bench_id: str, builder: HashBuilder, runs: list[Run
             queue_keys.append(rq_queue(conn, bench_id, b.run.queue).key)
             head += [1 + len(runs) + len(queue_keys), b.template, len(template), *template]
     keys = [Queue.redis_queues_keys, *(b.key for b in built), *queue_keys]
-    return keys, [len(seen), *head, b"".join(b.packed for b in built)]
+    return keys, [builder.stamp, len(seen), *head, b"".join(b.packed for b in built)]
 
 
 def accepted_at(server_time: Any, before: datetime, after: datetime) -> datetime:

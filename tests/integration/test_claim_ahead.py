@@ -295,3 +295,48 @@ def test_the_claim_window_covers_the_whole_visit_of_a_site(bench_factory, monkey
     sched._claim_ahead({})
     assert sched.held
     assert sched.claim_cost == pytest.approx(0.7 * before + 0.3 * 0.05)
+
+
+def test_a_failed_visit_does_not_stretch_the_claim_window(bench_factory, monkeypatch):
+    """A claim ahead that fails (here after 5 s of a service not answering) backs its site off and leaves the
+    running cost as it was: counted, it would put every slot's window at the cap for many visits."""
+    import redis
+
+    bench = _migrated(bench_factory, "sqlite")
+    clock = {"now": T0 + timedelta(minutes=20)}
+    sched = _scheduler(bench, clock)
+    fake = _LoopTime(BEFORE)
+    monkeypatch.setattr(loop_module, "time", fake)
+    sched.now_fn = fake.now
+    state = sched.sites["default"]
+
+    def failing(*args, **kwargs):
+        fake.t += 5.0
+        raise redis.exceptions.ConnectionError("Redis is not answering")
+
+    monkeypatch.setattr(state.step, "claim_ahead", failing)
+    before = sched.claim_cost
+    sched._claim_ahead({})
+    assert state.retry_at is not None and not sched.held
+    assert sched.claim_cost == before
+
+
+def test_runs_that_cannot_be_built_ahead_are_held_and_built_at_the_release(bench_factory, monkeypatch):
+    """Building held runs ahead is an optimisation: when it fails, the claim ahead still succeeds (no back-off)
+    and the release builds and sends the runs at the slot."""
+    from hookscheduler.schedule import send
+
+    bench = _migrated(bench_factory, "sqlite")
+    clock = {"now": T0 + timedelta(minutes=20)}
+    sched = _scheduler(bench, clock)
+
+    def broken(*args, **kwargs):
+        raise ValueError("no template")
+
+    monkeypatch.setattr(send, "prebuild", broken)
+    clock["now"] = BEFORE
+    sched.cycle()
+    assert sched.held and sched.sites["default"].retry_at is None
+    clock["now"] = SLOT
+    sched.cycle()
+    assert _in_redis(bench) == 1 and [r.status for r in _rows(bench)] == ["queued"]

@@ -215,3 +215,41 @@ def test_runs_built_ahead_are_written_as_runs_built_at_the_send(redis_client):
         send.forget([*ahead, stale])
         redis_client.delete(*keys, f"rq:queue:{bench_id}:default", f"rq:queue:{bench_id}:long")
         redis_client.srem("rq:queues", f"rq:queue:{bench_id}:default")
+
+
+def test_a_redis_clock_behind_the_sender_cannot_show_a_job_queued_before_it_was_created(redis_client, monkeypatch):
+    """The script's ``enqueued_at`` has the sender's time as it built the call as its floor (the hash's
+    ``created_at``): here the sender's clock is an hour ahead of Redis's, and RQ shows the floor, not an hour
+    earlier; the ledger's stamp is kept inside the sender's window too."""
+    ahead = datetime.now(timezone.utc) + timedelta(hours=1)
+    monkeypatch.setattr(send, "now", lambda: ahead)
+    bench_id = f"hsfloor{os.getpid()}"
+    run = send.Run(f"{bench_id}_x_sched-1", "site", "app.tasks.j", "app.tasks.j", "default", 300,
+                   datetime(2026, 1, 5, 10, 0), "schedule")
+    try:
+        send.send_runs(redis_client, bench_id, [run])
+        job = Job.fetch(run.rq_job_id, connection=redis_client)
+        assert job.enqueued_at == job.created_at == ahead
+    finally:
+        redis_client.delete(f"rq:job:{run.rq_job_id}", f"rq:queue:{bench_id}:default")
+        redis_client.srem("rq:queues", f"rq:queue:{bench_id}:default")
+
+
+def test_entries_built_ahead_that_no_send_took_are_dropped_once_stale(redis_client):
+    """A run built ahead that this process never sends (another process sent it) is dropped by a later build
+    once its slot is ten minutes behind; recent ones stay."""
+    bench_id = f"hsstale{os.getpid()}"
+
+    def run(i: int, slot: datetime) -> send.Run:
+        return send.Run(f"{bench_id}_x_sched-{i}", "site", "app.tasks.j", "app.tasks.j", "default", 300, slot,
+                        "schedule")
+
+    old, recent, new = run(1, datetime(2026, 1, 5, 9, 0)), run(2, datetime(2026, 1, 5, 9, 55)), \
+        run(3, datetime(2026, 1, 5, 10, 0))
+    try:
+        send.prebuild(redis_client, bench_id, [old, recent])
+        send.prebuild(redis_client, bench_id, [new])
+        assert old.rq_job_id not in send._BUILT
+        assert {recent.rq_job_id, new.rq_job_id} <= set(send._BUILT)
+    finally:
+        send.forget([old, recent, new])
