@@ -272,7 +272,7 @@ def run(cfg: BenchConfig) -> list[Measurement]:
         out.append(Measurement(
             W, f"{kind}: ledger enqueued_at - Redis accept (MONITOR), per run", "ms", ledger,
             note=f"{len(ledger)} runs; RQ job's enqueued_at - accept: median {statistics.median(rqs):.2f} ms, "
-                 f"min {min(rqs):.2f} ms (RQ's stamp is taken before the pipeline is sent)"))
+                 f"min {min(rqs):.2f} ms (RQ's stamp is the enqueue script's TIME, as the ledger's)"))
         lag = found.get("lag") or []
         if not lag:
             out.append(Measurement(W, f"{kind}: MONITOR's own lag", "ms", [], "", False, "no calibration reply"))
@@ -292,8 +292,9 @@ def run(cfg: BenchConfig) -> list[Measurement]:
 ANALYSIS = """
 **Reading it.** Delays are the RQ job's `enqueued_at` minus the slot, for hookscheduler (real `schedule`
 process), A and C, interleaved run by run. A and C stamp `enqueued_at` inside RQ's `enqueue` call, so their
-figure covers the whole scheduling path; hookscheduler stamps the RQ job's `enqueued_at` when it builds the
-job hashes, just before the send's pipeline: the "Redis accept - slot" rows put every scheduler on the clock of
+figure covers the whole scheduling path; hookscheduler's RQ job `enqueued_at` is the enqueue script's own `TIME`
+(since 1404ff1; before, a time Python took as it built the job hashes, just before the send's pipeline, 0.8 ms
+early in the run of 13:14), the ledger's stamp: the "Redis accept - slot" rows put every scheduler on the clock of
 the Redis server. The last two rows compare the ledger's `enqueued_at` with the time Redis executed each
 run's enqueue script: positive means the ledger's time is later.
 

@@ -191,7 +191,9 @@ def prebuild(conn: redis.Redis, bench_id: str, runs: Iterable[Run], result_ttl: 
     for run in runs:
         _BUILT[run.rq_job_id] = builder.packed(run)
     # entries no send took (the runs went out from another process, a release failed and another pass sent
-    # them): the oldest first, by slot, once their slot is :data:`STALE_AFTER` behind these runs'
+    # them), from the oldest built, once its slot is :data:`STALE_AFTER` behind these runs': the loop builds in
+    # the order of its slots, so the oldest built is the earliest slot (a clock set back can leave a later slot
+    # first, and the stale behind it wait for it or for MAX_BUILT)
     stale = min(run.scheduled_for for run in runs) - STALE_AFTER
     while _BUILT and (len(_BUILT) > MAX_BUILT or next(iter(_BUILT.values())).run.scheduled_for < stale):
         del _BUILT[next(iter(_BUILT))]

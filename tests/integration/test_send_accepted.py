@@ -235,9 +235,10 @@ def test_a_redis_clock_behind_the_sender_cannot_show_a_job_queued_before_it_was_
         redis_client.srem("rq:queues", f"rq:queue:{bench_id}:default")
 
 
-def test_entries_built_ahead_that_no_send_took_are_dropped_once_stale(redis_client):
+def test_entries_built_ahead_that_no_send_took_are_dropped_once_stale(redis_client, monkeypatch):
     """A run built ahead that this process never sends (another process sent it) is dropped by a later build
     once its slot is ten minutes behind; recent ones stay."""
+    monkeypatch.setattr(send, "_BUILT", {})  # this process's own (other tests leave theirs)
     bench_id = f"hsstale{os.getpid()}"
 
     def run(i: int, slot: datetime) -> send.Run:
