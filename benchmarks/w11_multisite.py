@@ -410,21 +410,43 @@ target** (RQ cron with 6 jobs, same run: median 1.96 ms, max 5.35 ms; so at most
 cron serving 1,000 jobs at the same slot (median 422 ms, max 752 ms) it is 0.03x. Those 14 ms are no longer
 PostgreSQL's: every site's claim is committed tens of seconds before the slot, and the release writes 1,000 RQ
 jobs in one round trip, whose payloads `send.send_runs` builds in Python before the pipeline leaves, then four
-script calls of 250 runs, each stamping its runs as it starts (read from the code, not profiled: building the
-payloads at the claim instead is the next step). The first round after a start takes 30-60 s at 1,000
+script calls of 250 runs, each stamping its runs as it starts (the payloads are built at the claim since
+1404ff1: below). The first round after a start takes 30-60 s at 1,000
 PostgreSQL sites (it steps and connects to every site), so a restart misses the slots of its first minute.
 
 
-**The run recorded above** (quick, 2026-12-07 13:22, commit f637761, load ~1, AMD EPYC machine). Idle: under 1% of a
-core at every size (1,000 SQLite sites 0.47%, 1,000 PostgreSQL sites 0.10%); descriptors far below the limit;
-three processes: 0 duplicates, every slot served. Fire latency against RQ cron serving 6 jobs (median 1.90 ms, max
-6.60 ms): met at 10 sites on both databases and at 100 PostgreSQL sites (median 0.60 ms, p99 0.73 ms); missed at
-100 SQLite sites (median 3.97 ms, p99 4.87 ms met), 1,000 SQLite sites (37.4 / 38.0 ms) and 1,000 PostgreSQL
-sites at a 5 s cadence (13.3 s / 23.5 s: 2,000 of 10,000 slots served in the window, the round over 980
-reconnecting sites longer than the cadence); the deployment case (every minute, `scheduler_claim_ahead` 60):
-every slot served, median 4.48 ms (missed), p99 4.51 ms (met). Against RQ cron doing the same work (one job per
-site due at the same slot, same run) hookscheduler is 0.01x-0.09x at every size but PostgreSQL 1,000 at 5 s (34x).
-What remains at 1,000 sites is the release itself: a slot's runs are all claimed before it, and the release
-builds the RQ job hashes of every site's runs (pickling each run's data as RQ does) after the slot, then writes
-them in a few round trips; building them at the claim would need the enqueue script to stamp RQ's `enqueued_at`
-itself (it is set when the hashes are built), not done."""
+**The run of 13:22** (quick, commit f637761, load ~1, AMD EPYC machine). Idle: under 1% of a core at every size
+(1,000 SQLite sites 0.47%, 1,000 PostgreSQL sites 0.10%); descriptors far below the limit; three processes: 0
+duplicates, every slot served. Fire latency against RQ cron serving 6 jobs (median 1.90 ms, max 6.60 ms): met at
+10 sites on both databases and at 100 PostgreSQL sites (median 0.60 ms, p99 0.73 ms); missed at 100 SQLite sites
+(median 3.97 ms), 1,000 SQLite sites (37.4 / 38.0 ms), 1,000 PostgreSQL sites at a 5 s cadence (13.3 s / 23.5 s)
+and the deployment case (median 4.48 ms, p99 4.51 ms). Those figures read RQ's `enqueued_at`, which was then a time
+Python took *before* building the payloads of the release: they understated when Redis had the jobs, by the build
+(19-32 ms for 1,000 runs, measured in the scheduler process at 14:31).
+
+**The release path (commits 1404ff1, a51b2d4).** A slot 1,000 SQLite sites share, timed inside the scheduler
+process: the cycle began at the slot, then 14-24 ms went to comparing each held site's database URL with its
+config's (the SQLite path built again for every site), 19-32 ms to building the payloads (pickling and
+compressing each run's data), and the work done just before the slot (every site's sweep due at once) ran up to
+24 ms past it; the window was sized from the pass alone, not the whole visit, so in one slot 170 sites were still
+unclaimed at the slot. Now: RQ's `enqueued_at` is the enqueue script's own `TIME` (the ledger's stamp, to the
+microsecond); the payloads are built while the runs are held; a site's URL is cached; the work before a slot
+stops at it; the window covers the whole visit. What is left at 1,000 sites, in process: 5-7 ms from the slot to
+the first script call (joining 1,000 prebuilt payloads, redis-py packing the call), then Redis itself writing
+1,000 RQ job hashes (EXISTS, a 25-field HSET and an RPUSH each), about 3-4 ms per call of 250 runs, each call's
+runs stamped as it begins. **So a median at or under RQ cron's 6-job median (2-2.4 ms) is beyond any scheduler that
+writes 1,000 RQ jobs into this Redis at one instant**: the median run waits behind some 500 others' writes. RQ's
+own cron, doing that work, is the row "RQ CronScheduler, 1,000 jobs due at the same slot" (median 296 ms).
+
+**The run recorded above** (quick, 2026-12-07 15:13, commit 7a22a10, load ~0.5, AMD EPYC machine), with the
+honest stamp. Idle under 1% of a core at every size (1,000 SQLite sites 0.23%, 1,000 PostgreSQL sites 0.10%);
+descriptors far below the limit; three processes: 0 duplicates, every slot served, at every size run. Fire
+latency against RQ cron serving 6 jobs (median 2.35 ms, max 4.42 ms): **met at 10 and 100 sites on both
+databases** (SQLite 0.71 / 1.76 ms median, PostgreSQL 0.77 / 1.44 ms; p99 at most 1.8 ms; 100 SQLite sites was a
+miss at 3.97 ms before); missed at 1,000 SQLite sites (median 10.3 ms, p99 15.8 ms: 0.035x RQ cron with 1,000 jobs
+at the slot, 296 ms), 1,000 PostgreSQL sites at a 5 s cadence (9.3 s / 17.3 s, 3,000 of 9,000 slots served in the
+window: the round over 980 reconnecting sites is longer than the cadence, as above) and the deployment case (every
+minute, `scheduler_claim_ahead` 60: every slot served, 0 duplicates, median 14.0 ms, p99 21.1 ms; RQ cron with
+1,000 jobs at the slot, same run: 234 ms). The deployment case, timed in process the same way (15:45-15:47, three
+slots): the release began at the slot, its first call left 6-7 ms after it, and the runs were stamped 9.7-21.4 ms
+after it, 4 ms a call."""

@@ -144,9 +144,11 @@ and 5.3x B for the code before the change, measured the same hour. What is left 
 (0.04 ms SQLite, 0.13-0.2 ms PostgreSQL) and one Redis round trip (0.07-0.2 ms on this VM).
 
 
-**The last runs (2026-12-07, AMD EPYC machine, load ~1, commit f637761): not reliably met.** In the run recorded
-above SQLite met the target (0.8x B) and PostgreSQL missed it (1.2x B at +60 s/step, 0.8x at +1 s/step); a
-second run 40 minutes later, same code, load ~0.5, missed on both (SQLite 1.4x, PostgreSQL 1.5x B's 0.43 ms).
+**The last runs (2026-12-07, AMD EPYC machine): not reliably met.** At 13:14 (commit f637761, load ~1) SQLite met
+the target (0.8x B) and PostgreSQL missed it (1.2x B at +60 s/step, 0.8x at +1 s/step); a second run 40 minutes
+later, same code, load ~0.5, missed on both (SQLite 1.4x, PostgreSQL 1.5x B's 0.43 ms). The run recorded above
+(15:10, commit 7a22a10, load ~0.7; this session changed no part of the idle step): SQLite 0.9x B (met),
+PostgreSQL 1.2x B at +60 s/step (missed) and 1.0x at +1 s/step.
 A back-to-back comparison with the code before this session's loop changes (6784a6c), during another
 benchmark, measured 0.57 and 0.72 ms against 0.59 and 0.66 ms: no regression stands out of the noise. The step
 is one probe statement and one Redis round trip plus ~0.1 ms of Python; B's iteration is five Redis round trips,

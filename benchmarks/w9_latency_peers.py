@@ -344,4 +344,11 @@ the lag of a bare `TIME` script 0.358 and 0.340 ms: -0.026 and -0.006 ms, **with
 run met every latency target with claim ahead: median 0.224 ms (SQLite) and 0.122 ms (PostgreSQL) against A's
 2.50 ms, p99 0.275 and 0.135 ms against 2x A's max (8.63 ms); on Redis's clock 1.0 and 0.95 ms after the slot
 against A's 3.0 ms.
+
+**The run recorded above** (quick, 2026-12-07 15:10, commit 7a22a10, load ~0.7): the RQ job's `enqueued_at` is
+now the enqueue script's `TIME` (it was a Python stamp 0.8 ms before the accept): RQ's stamp - the `MONITOR`
+accept median 0.21 ms (SQLite) and 0.17 ms (PostgreSQL), the same as the ledger's, which is within 0.011 and
+-0.019 ms of the accept once `MONITOR`'s own lag is taken off (target 0.1 ms, met). With that honest stamp, fire
+delay median 0.58 ms (SQLite) and 0.67 ms (PostgreSQL) against A's 2.20 ms, p99 0.67 and 0.74 ms against 2x A's
+max (5.22 ms): **met on both**; on Redis's clock 0.59 and 0.65 ms after the slot against A's 2.67 ms.
 """
