@@ -274,16 +274,22 @@ def test_holding_runs_builds_their_payloads_so_the_release_only_sends_them(bench
     assert row.enqueued_at is not None
 
 
-def test_the_claim_window_covers_the_whole_visit_of_a_site(bench_factory, monkeypatch):
-    """The running cost that sizes the window is what claiming a site ahead costs the round, all of it (here a
-    visit that spends 50 ms after its pass), not only its pass: measured short, the window closes too late and
-    the round's last sites reach their slot unclaimed."""
+def _on_loop_time(bench_factory, monkeypatch):
+    """A scheduler stepped once, then a moment before the slot on the loop's own clock (:class:`_LoopTime`)."""
     bench = _migrated(bench_factory, "sqlite")
     clock = {"now": T0 + timedelta(minutes=20)}
     sched = _scheduler(bench, clock)
     fake = _LoopTime(BEFORE)
     monkeypatch.setattr(loop_module, "time", fake)
     sched.now_fn = fake.now
+    return sched, fake
+
+
+def test_the_claim_window_covers_the_whole_visit_of_a_site(bench_factory, monkeypatch):
+    """The running cost that sizes the window is what claiming a site ahead costs the round, all of it (here a
+    visit that spends 50 ms after its pass), not only its pass: measured short, the window closes too late and
+    the round's last sites reach their slot unclaimed."""
+    sched, fake = _on_loop_time(bench_factory, monkeypatch)
     used = sched._used
 
     def slow_used(state):
@@ -302,12 +308,7 @@ def test_a_failed_visit_does_not_stretch_the_claim_window(bench_factory, monkeyp
     running cost as it was: counted, it would put every slot's window at the cap for many visits."""
     import redis
 
-    bench = _migrated(bench_factory, "sqlite")
-    clock = {"now": T0 + timedelta(minutes=20)}
-    sched = _scheduler(bench, clock)
-    fake = _LoopTime(BEFORE)
-    monkeypatch.setattr(loop_module, "time", fake)
-    sched.now_fn = fake.now
+    sched, fake = _on_loop_time(bench_factory, monkeypatch)
     state = sched.sites["default"]
 
     def failing(*args, **kwargs):

@@ -12,6 +12,7 @@ import pytest
 
 from hookscheduler.store import database as dbmod
 from hookscheduler.store.models import ALL_MODELS
+from tests.integration.schema_support import a_failing_step_leaves_version_0
 from tests.integration.schema_support import site_at_version as _at_version
 
 
@@ -94,18 +95,8 @@ class _CursorProxy:
 
 def test_a_failing_step_rolls_back_every_batched_step(bench_factory, db_kind, monkeypatch):
     ctx, db = site_at_version(bench_factory, db_kind, 0)
-
-    def broken(db: pw.Database) -> None:
-        db.execute_sql('CREATE INDEX "x_broken" ON "no_such_table" ("id")')  # type: ignore[no-untyped-call]
-
-    monkeypatch.setattr(dbmod, "MIGRATIONS", [*dbmod.MIGRATIONS, broken])
-    monkeypatch.setattr(dbmod, "SCHEMA_VERSION", len(dbmod.MIGRATIONS))
     try:
-        with pytest.raises(pw.DatabaseError):
-            dbmod.ensure_schema(db)
-        if db.in_transaction():  # type: ignore[no-untyped-call]
-            db.rollback()
-        assert dbmod.schema_version(db) == 0
+        a_failing_step_leaves_version_0(db, monkeypatch, list(dbmod.MIGRATIONS))
         assert not db.table_exists("scheduled_job_type") and not db.table_exists("scheduler_inactivity")
     finally:
         ctx.close()

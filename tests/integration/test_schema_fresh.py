@@ -9,9 +9,9 @@ import re
 from typing import Any
 
 import peewee as pw
-import pytest
 
 from hookscheduler.store import database as dbmod
+from tests.integration.schema_support import a_failing_step_leaves_version_0
 from tests.integration.test_schema_batched import site_at_version
 
 
@@ -116,17 +116,8 @@ def test_a_step_after_the_script_runs_after_it_and_a_failure_rolls_both_back(ben
     finally:
         ctx.close()
     ctx, db = site_at_version(bench_factory, db_kind, 0)
-
-    def broken(db: pw.Database) -> None:
-        db.execute_sql('CREATE INDEX "x_broken" ON "no_such_table" ("id")')  # type: ignore[no-untyped-call]
-
-    monkeypatch.setattr(dbmod, "MIGRATIONS", [*dbmod.MIGRATIONS[:dbmod.FRESH_VERSION], broken])
     try:
-        with pytest.raises(pw.DatabaseError):
-            dbmod.ensure_schema(db)
-        if db.in_transaction():  # type: ignore[no-untyped-call]
-            db.rollback()
-        assert dbmod.schema_version(db) == 0
+        a_failing_step_leaves_version_0(db, monkeypatch, list(dbmod.MIGRATIONS[:dbmod.FRESH_VERSION]))
         assert not set(dbmod.SCHEMA_TABLES) & set(db.get_tables())
     finally:
         ctx.close()
