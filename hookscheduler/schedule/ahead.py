@@ -11,13 +11,13 @@ What keeps this safe is I10, nothing is sent before its slot (:mod:`.outbox`): t
 outbox rows, which no pass of any process sends before S, so a process killed while holding loses nothing
 (another process's pass, or its own after a restart, sends them at S or later, never before).
 
-The *window*, how long before S a slot is claimed, is measured in real time (what a pass costs) and converted
-to the scheduler's clock (:func:`clock_seconds`: the same on the wall clock, faster on the chaos run's simulated
-one). It is at least :data:`MIN_WINDOW`, and grows with the measured cost of a pass times the number of sites
-sharing the slot (times :data:`MARGIN`), up to the site's ``scheduler_claim_ahead`` (a setting; 0: claiming
-ahead off). What it costs in meaning (docs/policies.md, "Claimed ahead"): a slot is decided up to the window
-before its time, so a pause, a disable or an edit made inside the window takes effect from the next slot, and a
-"skip if still running" check is made at the claim.
+The *window*, how long before S a slot is claimed, is measured in real time (what a site's visit costs: its pass and
+the rest of the claim) and converted to the scheduler's clock (:func:`clock_seconds`: the same on the wall clock,
+faster on the chaos run's simulated one). It is at least :data:`MIN_WINDOW`, and grows with the measured cost of a
+visit times the number of sites sharing the slot (times :data:`MARGIN`), up to the site's ``scheduler_claim_ahead``
+(a setting; 0: claiming ahead off). What it costs in meaning (docs/policies.md, "Claimed ahead"): a slot is decided
+up to the window before its time, so a pause, a disable or an edit made inside the window takes effect from the next
+slot, and a "skip if still running" check is made at the claim.
 """
 
 from __future__ import annotations
