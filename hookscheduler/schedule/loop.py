@@ -716,11 +716,12 @@ class Scheduler:
 
     def _on_signal(self, *_: Any) -> None:
         """SIGTERM / SIGINT: stop (the cycle under way ends, the drain, the heartbeat removed), and arm a watchdog
-        that exits the process if that overruns :data:`STOP_GRACE` plus the claim-ahead window. A stop while a
-        service does not answer can take that long: redis-py 8 retries each call ten times with back-off (about
-        5 s per call), and the cycle's calls add up (seen: a scheduler outliving its killed ``start`` and private
-        Redis by 40 s). Exiting then is as safe as a kill (:mod:`.claim`'s invariants hold across one): what the
-        process held stays in its site's outbox, sent by a pass at or after its slot."""
+        that exits the process if that overruns :data:`STOP_GRACE` plus the claim-ahead window. A Redis or a
+        PostgreSQL that refuses connections fails each call at once (the clients do not retry), but one that
+        accepts and does not answer holds a call up to its timeout (``socket_timeout`` 30 s for Redis), and the
+        cycle's calls add up (seen: a scheduler outliving its killed ``start`` and private Redis by 40 s; the
+        cause was not pinned down). Exiting then is as safe as a kill (:mod:`.claim`'s invariants hold across
+        one): what the process held stays in its site's outbox, sent by a pass at or after its slot."""
         self.stop()
         if self.watchdog is None:
             grace = STOP_GRACE + max((s.ctx.site.settings.claim_ahead for s in self.sites.values()), default=0.0)
