@@ -87,7 +87,7 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnin
     def reach(servers_only: bool = False) -> None:
         try:
             for ctx in contexts:
-                if ctx.name in dbs or (servers_only and not _is_server(ctx)):
+                if ctx.name in dbs or (servers_only and not ctx.site.on_postgres):
                     continue
                 dbs[ctx.name] = _existing_db(ctx)
                 if len(contexts) > 1:
@@ -133,11 +133,6 @@ def _release(ctx: SiteContext) -> None:
     """Close a PostgreSQL site's connection (a SQLite file costs the server nothing; it stays open)."""
     if ctx.holds_server_connection:
         ctx.close()
-
-
-def _is_server(ctx: SiteContext) -> bool:
-    """Whether the site's database is a PostgreSQL server (by its URL's scheme; nothing is opened)."""
-    return ctx.site.db_url.partition(":")[0].lower() in ("postgresql", "postgres")
 
 
 def _existing_db(ctx: SiteContext) -> pw.Database | None:

@@ -378,6 +378,11 @@ class Site:
         url = self.settings.db_url
         return url if url else f"sqlite:///{self.path / SQLITE_FILENAME}"
 
+    @cached_property
+    def on_postgres(self) -> bool:
+        """Whether the site's database is a PostgreSQL server (by its URL's scheme; nothing is opened)."""
+        return self.db_url.partition(":")[0].lower() in ("postgresql", "postgres")
+
     @property
     def redis_url(self) -> str:
         return self.settings.redis_url

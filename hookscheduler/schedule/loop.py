@@ -105,7 +105,7 @@ def _reconnects(ctx: SiteContext) -> bool:
     loaded host, its statements planned again). The runs a release sends for such a site are marked sent at its
     next visit instead (:meth:`Scheduler._mark_owed`), so a site past the connection budget costs one connection
     per slot (its claim ahead), not two."""
-    return not ctx.is_open and ctx.site.db_url.split(":", 1)[0].lower() in ("postgresql", "postgres")
+    return not ctx.is_open and ctx.site.on_postgres
 
 
 @dataclass

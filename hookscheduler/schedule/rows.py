@@ -117,7 +117,7 @@ def repair_values(ctx: SiteContext, now: datetime) -> int:
     """Repair what has one safe repair, on SQLite (PostgreSQL's typed columns refuse such values): boolean
     columns holding words, and a ``next_execution`` that is not a time (set to NULL, which the sweep's repair
     then reschedules forward from ``now``, logged). Returns the rows changed."""
-    if ctx.site.db_url.partition(":")[0].lower() in ("postgresql", "postgres"):
+    if ctx.site.on_postgres:
         return 0  # not even a connection: the change gate's skipped steps rely on it (.step.SiteStep.needs_database)
     db = ctx.database()
     if not isinstance(db, pw.SqliteDatabase):

@@ -103,9 +103,7 @@ class SiteStep:
             if result.send_error:
                 return result
             if sweep:
-                if result.active:
-                    reconcile_active(self.ctx, conn, now)
-                self.last_sweep, self.swept_ahead = now, False
+                self._sweep_after_pass(conn, now, result.active)
             if last_tick is not None:
                 self.write_last_tick(last_tick, now)
             else:
@@ -131,9 +129,7 @@ class SiteStep:
             if self.swept_ahead and self.sweep_due(now) and not result.inactive and not result.send_error:
                 # the sweep was due by now, not only by the slot: its second half here, as a step at ``now``
                 # would (the loop counts this visit as the site's step)
-                if result.active:
-                    reconcile_active(self.ctx, conn, now)
-                self.last_sweep, self.swept_ahead = now, False
+                self._sweep_after_pass(conn, now, result.active)
         return result
 
     def needs_database(self, now: datetime) -> bool:
@@ -155,6 +151,13 @@ class SiteStep:
         if self.sweep_due(now):
             self.last_sweep, self.swept_ahead = now, False
         self.write_last_tick(last_tick, now)
+
+    def _sweep_after_pass(self, conn: redis.Redis, now: datetime, active: bool) -> None:
+        """The sweep's second half, after a pass at ``now``: the reconcile of active runs (when the pass saw any);
+        the sweep is then done."""
+        if active:
+            reconcile_active(self.ctx, conn, now)
+        self.last_sweep, self.swept_ahead = now, False
 
     def _sweep_before_pass(self, now: datetime) -> None:
         """The sweep's first half: re-anchor after a calendar change, then repair jobs without a next slot."""
