@@ -152,4 +152,11 @@ PostgreSQL 1.2x B at +60 s/step (missed) and 1.0x at +1 s/step.
 A back-to-back comparison with the code before this session's loop changes (6784a6c), during another
 benchmark, measured 0.57 and 0.72 ms against 0.59 and 0.66 ms: no regression stands out of the noise. The step
 is one probe statement and one Redis round trip plus ~0.1 ms of Python; B's iteration is five Redis round trips,
-so the two are within the round trips' noise of each other on this VM."""
+so the two are within the round trips' noise of each other on this VM.
+
+**On a second machine (2026-12-07 17:03-17:06, Intel Xeon, 2 cores, load under 1, commit 6841b54, code of
+the idle step unchanged): met on both databases in five runs out of five.** Four runs of 3 and the run of 5
+recorded above: SQLite 0.6-0.7x B at +60 s/step (0.37-0.41 ms against B's 0.61-0.66 ms), PostgreSQL 0.7-0.8x B
+(0.44-0.51 ms). B's iteration is slower here (0.61-0.66 ms against 0.43-0.55 ms on the AMD host) while the
+probe costs about the same (PostgreSQL 0.18 ms): five Redis round trips against one round trip and one probe,
+so which side wins moves with the ratio of the two round trips' costs on the host."""
