@@ -176,6 +176,10 @@ _BUILT: dict[str, Built] = {}
 MAX_BUILT = 50_000
 #: How far behind the slot of runs being built an entry's slot may fall before :func:`prebuild` drops it.
 STALE_AFTER = timedelta(minutes=10)
+#: How far the stale line moves between two full scans of :data:`_BUILT` (:func:`_drop_stale`).
+SCAN_EVERY = timedelta(minutes=1)
+#: The stale line of the last full scan (one item; none before the first).
+_SCANNED: list[datetime] = []
 
 
 def prebuild(conn: redis.Redis, bench_id: str, runs: Iterable[Run], result_ttl: int = DEFAULT_RESULT_TTL,
@@ -190,13 +194,26 @@ def prebuild(conn: redis.Redis, bench_id: str, runs: Iterable[Run], result_ttl: 
     builder = HashBuilder(conn, bench_id, result_ttl, failure_ttl)
     for run in runs:
         _BUILT[run.rq_job_id] = builder.packed(run)
-    # entries no send took (the runs went out from another process, a release failed and another pass sent
-    # them), from the oldest built, once its slot is :data:`STALE_AFTER` behind these runs': the loop builds in
-    # the order of its slots, so the oldest built is the earliest slot (a clock set back can leave a later slot
-    # first, and the stale behind it wait for it or for MAX_BUILT)
-    stale = min(run.scheduled_for for run in runs) - STALE_AFTER
+    _drop_stale(min(run.scheduled_for for run in runs) - STALE_AFTER)
+
+
+def _drop_stale(stale: datetime) -> None:
+    """Drop the entries no send took (the runs went out from another process, or a release failed and another
+    pass sent them) once their slot is before ``stale``, and the oldest past :data:`MAX_BUILT`.
+
+    The loop builds in the order of its slots, so the oldest entry is usually the earliest slot, and dropping
+    from the oldest while it is stale costs nothing per build. It is not always: a clock set back, or a site
+    whose claim ahead was built after a later slot of another, leaves stale entries behind a fresh one. So the
+    whole dict is scanned too, whenever the stale line has moved :data:`SCAN_EVERY` since the last scan (either
+    way: a clock set back): an entry outlives its slot by at most ``STALE_AFTER + SCAN_EVERY``, and a
+    thousand sites' builds in one slot cost one scan, not a thousand."""
     while _BUILT and (len(_BUILT) > MAX_BUILT or next(iter(_BUILT.values())).run.scheduled_for < stale):
         del _BUILT[next(iter(_BUILT))]
+    if _SCANNED and abs(stale - _SCANNED[0]) < SCAN_EVERY:
+        return
+    for key in [key for key, built in _BUILT.items() if built.run.scheduled_for < stale]:
+        del _BUILT[key]
+    _SCANNED[:] = [stale]
 
 
 def forget(runs: Iterable[Run]) -> None:

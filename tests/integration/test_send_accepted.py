@@ -254,3 +254,34 @@ def test_entries_built_ahead_that_no_send_took_are_dropped_once_stale(redis_clie
         assert {recent.rq_job_id, new.rq_job_id} <= set(send._BUILT)
     finally:
         send.forget([old, recent, new])
+
+
+def test_stale_entries_behind_a_fresh_one_are_dropped_too(redis_client, monkeypatch):
+    """An entry built after a later slot's (a clock set back, or sites claimed out of slot order) is not the
+    oldest, so dropping from the oldest never reaches it: the periodic scan of every entry does, and a build
+    within a minute of the last scan does not scan again."""
+    monkeypatch.setattr(send, "_BUILT", {})
+    monkeypatch.setattr(send, "_SCANNED", [])
+    bench_id = f"hsbehind{os.getpid()}"
+
+    def run(i: int, slot: datetime) -> send.Run:
+        return send.Run(f"{bench_id}_x_sched-{i}", "site", "app.tasks.j", "app.tasks.j", "default", 300, slot,
+                        "schedule")
+
+    later, earlier = run(1, datetime(2026, 1, 5, 11, 0)), run(2, datetime(2026, 1, 5, 9, 0))
+    at_10, at_1030 = run(3, datetime(2026, 1, 5, 10, 0)), run(4, datetime(2026, 1, 5, 10, 30))
+    soon = run(5, datetime(2026, 1, 5, 10, 30, 30))
+    try:
+        send.prebuild(redis_client, bench_id, [later])
+        send.prebuild(redis_client, bench_id, [earlier])  # the clock went back: built after a later slot
+        assert list(send._BUILT) == [later.rq_job_id, earlier.rq_job_id]
+        send.prebuild(redis_client, bench_id, [at_10])  # 09:00 is 60 min behind 10:00, behind 11:00's entry
+        assert earlier.rq_job_id not in send._BUILT
+        assert {later.rq_job_id, at_10.rq_job_id} <= set(send._BUILT)
+        send.prebuild(redis_client, bench_id, [at_1030])  # scanned: 10:00 is now stale too
+        assert at_10.rq_job_id not in send._BUILT
+        send._BUILT[earlier.rq_job_id] = send.HashBuilder(redis_client, bench_id, 60, 60).packed(earlier)
+        send.prebuild(redis_client, bench_id, [soon])  # 30 s after the last scan's line: no scan yet
+        assert earlier.rq_job_id in send._BUILT
+    finally:
+        send.forget([later, earlier, at_10, at_1030, soon])
