@@ -492,9 +492,18 @@ class Scheduler:
                     state.step.last_tick_written = None
                     self._fail(state, now, exc)
                 continue
-            for state in states:  # the batch carried the clock-excursion checks: recover from what they found
-                if state.step.found_excursion is not None:
+            for state in states:
+                if state.retry_at is None:  # not failed since its step: the step and its writes both went through
+                    self._recovered(state)
+                if state.step.found_excursion is not None:  # the batch carried the clock-excursion checks
                     self._recover(state, batch.conn, now)
+
+    @staticmethod
+    def _recovered(state: SiteLoopState) -> None:
+        """A step whose writes reached Redis: any failure streak ends here, said once."""
+        if state.failures:
+            log.warning("site %s: recovered after %d failed attempt(s)", state.ctx.name, state.failures)
+        state.failures, state.last_error = 0, None
 
     def _recover(self, state: SiteLoopState, conn: redis.Redis, now: datetime) -> None:
         """Recover the site from the clock excursion its step's check found (:meth:`.step.SiteStep.recover`),
@@ -631,9 +640,10 @@ class Scheduler:
             log.exception("site %s: unexpected error in the scheduling pass", ctx.name)
             self._fail(state, now, exc)
             return
-        if state.failures:
-            log.warning("site %s: recovered after %d failed attempt(s)", ctx.name, state.failures)
-        state.failures, state.retry_at, state.last_error = 0, None, None
+        # not recovered yet: its last tick is in the cycle's batch, which may still fail (a Redis down while
+        # nothing was due: the step itself never touched it). :meth:`_flush` settles it once that is written,
+        # so an outage keeps backing off and is reported once, not "recovered" on every attempt
+        state.retry_at = None
         state.stepped_at = now
         self.gate.probed(ctx.name, ctx.site, seen, now)
 

@@ -121,6 +121,37 @@ def test_redis_outage_is_survived_reported_once_and_slots_fire_once(bench_factor
     assert conn.get(last_tick_key(ctx.bench.bench_id, "default")) is not None
 
 
+def test_redis_down_while_nothing_is_due_backs_off_and_is_reported_once(bench_factory, db_kind, private_redis,
+                                                                        caplog):
+    """With no slot due, a step does not touch Redis; only the cycle's batch of last ticks meets the outage.
+    The step alone must not count as a recovery: the loop retried every 0.5 s and logged the outage and a
+    "recovered" on every attempt."""
+    bench = _migrated(bench_factory, db_kind, {"hourly": ["app1.tasks.ok"]}, common={"redis_queue": private_redis.url})
+    clock = {"now": datetime(2026, 1, 5, 11, 0, 1)}
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock["now"])
+    sched.cycle()
+    state = sched.sites["default"]
+    drain(state.ctx.bench.bench_id, redis_for(state.ctx.site))
+    private_redis.stop()
+    caplog.set_level(logging.INFO, logger="hookscheduler.schedule.loop")
+    clock["now"] = datetime(2026, 1, 5, 11, 10)
+    delays = []
+    for _ in range(5):  # each attempt at its retry time, well before the 12:00 slot
+        sched.cycle()
+        assert state.retry_at is not None, "the failed write backs the site off"
+        delays.append((state.retry_at - clock["now"]).total_seconds())
+        clock["now"] = state.retry_at
+    assert delays == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert state.failures == 5
+    assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+    assert "recovered" not in caplog.text
+    private_redis.start()
+    sched.cycle()
+    assert state.failures == 0 and state.retry_at is None
+    assert caplog.text.count("recovered after 5 failed attempt(s)") == 1
+    assert redis_for(state.ctx.site).get(last_tick_key(state.ctx.bench.bench_id, "default")) is not None
+
+
 def test_sleeps_until_the_next_slot_capped_by_the_tick_interval(bench_factory):
     bench = _migrated(bench_factory, "sqlite", {"cron": {"* * * * * */10": ["app1.tasks.ok"]}},
                       common={"scheduler_tick_interval": 30})
