@@ -4,8 +4,9 @@ site name behind the maintenance offset).
 ``next_execution`` is stored in UTC, computed in the zone of the moment. If an operator moves a site from
 UTC to Europe/Berlin, the stored slots are an hour off; without this every job would fire once more at the old
 time. The calendar's signature is kept in ``scheduler_state`` (key ``clock_signature``, a stored name); when it
-differs, every active row's next slot is recomputed forward from now (never backwards: an edit cannot replay
-the past).
+differs, every active row's next slot is recomputed forward from now, or from the last slot its ledger
+already stands for when that is later (a slot skipped ahead, runs claimed ahead of their slot): never backwards,
+so an edit cannot replay the past nor offer a decided slot again.
 """
 
 from __future__ import annotations
@@ -42,8 +43,12 @@ def reanchor_if_calendar_changed(ctx: SiteContext, now: datetime | None = None) 
         if get_state(STATE_KEY) == current:  # another process did it meanwhile
             return 0
         if stored is not None:
-            for job_id, frequency, cron_format, slot in store.job_slots():
-                nxt = next_slot(frequency, cron_format, now, calendar)
+            rows = store.job_slots()
+            # a slot already decided after now (a skip-next, runs claimed ahead of their slot) is not offered
+            # again: the new calendar's first slot after it, as the pass itself would decide (I9)
+            decided = store.covered_after([job_id for job_id, *_ in rows], now)
+            for job_id, frequency, cron_format, slot in rows:
+                nxt = next_slot(frequency, cron_format, decided.get(job_id, now), calendar)
                 if nxt != slot:
                     store.set_slot(job_id, nxt)
                     moved += 1
