@@ -125,6 +125,7 @@ class Facts:
     tz: tzinfo = timezone.utc  # the zone times are written in
     resume_at: datetime | None = None  # the scheduler is paused until then (``scheduler pause --until``)
     frequent: bool = False  # the job fires more than once an hour: its old successful runs are thinned
+    first_slot: datetime | None = None  # the job's first slot after its creation, by its schedule
 
 
 def verdict(f: Facts) -> str:
@@ -141,7 +142,7 @@ def _verdict(f: Facts) -> str:
     if slot is None:
         return "no slot of this job falls at or before that moment"
     if slot <= job["created_at"]:
-        first = f"; its first slot is {_fmt(job['next_execution'])}" if job["next_execution"] else ""
+        first = _first_slot(f)
         what = "predates the job" if slot < job["created_at"] else "is the moment the job was created"
         return (f"did not run: the slot {_fmt(slot)} {what} (created {_fmt(job['created_at'])}); a new job never "
                 f"fires at once{first}")
@@ -167,6 +168,18 @@ def _verdict(f: Facts) -> str:
                 f"oldest row {_fmt(f.oldest_log)})")
     return ("no record: no ledger row covers this slot and the job's next slot had already moved past it "
             "(its schedule was changed by migrate, or log rows were deleted)")
+
+
+def _first_slot(f: Facts) -> str:
+    """The job's first slot, said in the right tense; the row's ``next_execution`` is only its *next* slot (after
+    a few runs it is far past the first, which the ledger shows), so it is named as such when the first is
+    unknown."""
+    if f.first_slot is not None:
+        tense = "is" if f.first_slot > f.now else "was"
+        return f"; its first slot {tense} {_fmt(f.first_slot)}"
+    if f.job["next_execution"] is not None:
+        return f"; its next slot is {_fmt(f.job['next_execution'])}"
+    return ""
 
 
 def _from_row(row: dict[str, Any], slot: datetime) -> str:
@@ -276,7 +289,8 @@ def explain(ctx: SiteContext, conn: redis.Redis | None, name: str, at: datetime 
                   scheduler_alive=sched["scheduler_alive"], last_tick=sched["last_tick"], active=active,
                   retention_days=ctx.site.log_retention_days, oldest_log=oldest,
                   tz=ctx.site.time_zone, resume_at=resume_at,
-                  frequent=fires_within_hour(row.frequency, row.cron_format))
+                  frequent=fires_within_hour(row.frequency, row.cron_format),
+                  first_slot=next_slot(row.frequency, row.cron_format, row.created_at, ctx.calendar))
     removed_at = row.removed_at or now if row.removed else None
     return Explanation(job=job, at=at, now=now, slot=slot, verdict=verdict(facts),
                        timeline=timeline(slots, rows, now, removed_at),

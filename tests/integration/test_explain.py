@@ -77,6 +77,20 @@ def test_explain_through_a_day_of_events(bench_factory, db_kind):
     assert x["verdict"].startswith("upcoming at") and "paused" in x["verdict"]
 
 
+def test_a_slot_before_the_job_names_its_first_slot_after_it_has_run(bench_factory):
+    """The job ran at 11:00, 12:00 and 13:00 and its row's next slot is 14:00: a slot before its creation says its
+    first slot was 11:00 (the first ledger row), not 14:00."""
+    bench = bench_factory.make(APPS)
+    ctx, conn = migrated(bench, datetime(2026, 1, 5, 10, 7))
+    for hour in (11, 12, 13):
+        run_pass(ctx, conn, now=datetime(2026, 1, 5, hour, 0, 5))
+        drain(ctx.bench.bench_id, conn)
+    x = _explain(bench, "app1.tasks.ok", "--at", "2026-01-05T10:30")
+    assert x["job"]["next_execution"] == "2026-01-05T14:00:00Z"
+    assert x["verdict"].endswith("its first slot was 2026-01-05 11:00:00 UTC"), x["verdict"]
+    assert x["rows"][0]["scheduled_for"] == "2026-01-05T11:00:00Z"
+
+
 def test_explain_in_the_sites_zone_through_a_process(bench_factory):
     bench = bench_factory.make(APPS, common={"time_zone": "Europe/Berlin"})
     ctx, conn = migrated(bench, datetime(2026, 1, 5, 10, 7))

@@ -136,9 +136,18 @@ def test_an_all_job_just_after_migrate_says_when_it_first_fires():
     created = datetime(2026, 1, 5, 11, 29, 50)
     job = _job(created_at=created, next_execution=created + timedelta(seconds=60))
     before, _ = slots_around("All", "", datetime(2026, 1, 5, 11, 30), UTC_CLOCK, job["next_execution"])
-    text = verdict(_facts(before[-1], job=job))
+    text = verdict(_facts(before[-1], job=job, first_slot=created + timedelta(seconds=60)))
     assert "is the moment the job was created" in text and "never fires at once" in text
     assert "first slot is 2026-01-05 11:30:50" in text and "no record" not in text
+
+
+def test_a_slot_before_a_job_that_has_run_since_names_its_real_first_slot():
+    """After several runs the row's next slot is hours past the first: the verdict names the first slot (in the
+    past tense), not the next one; without a known first slot it says "next slot", which is true."""
+    job = _job(created_at=datetime(2026, 1, 5, 8, 7), next_execution=datetime(2026, 1, 5, 12))
+    text = verdict(_facts(datetime(2026, 1, 5, 8), job=job, first_slot=datetime(2026, 1, 5, 9)))
+    assert text.endswith("its first slot was 2026-01-05 09:00:00 UTC") and "12:00" not in text
+    assert verdict(_facts(datetime(2026, 1, 5, 8), job=job)).endswith("its next slot is 2026-01-05 12:00:00 UTC")
 
 
 def test_a_removed_job_has_no_upcoming_slots():
