@@ -19,7 +19,7 @@ import redis
 from ..broker.connection import check_redis, redis_for
 from ..config import config_notes
 from ..context import SiteContext
-from ..exceptions import HookSchedulerError
+from ..exceptions import BenchError, HookSchedulerError, SchemaError
 from ..schedule.excursion import last_excursion
 from ..schedule.rows import FIX_HINT, row_problem
 from ..security.permissions import loose_permissions
@@ -106,17 +106,30 @@ def _site(ctx: SiteContext, report: Report, now: datetime) -> None:
         add("frappe keys", True, "; ".join(notes))
     _guard(add, "permissions", lambda: _permissions(ctx, add))
     late = overdue_after(ctx.site.tick_interval)
+    # a check whose service is down is listed as not run (SKIP, counted in the summary), never left out: a
+    # missing line reads as "nothing to check there"
+    no_db = ("not checked: the database is unavailable", "fix the database first (see the database check)")
+    no_redis = ("not checked: Redis unreachable", "fix Redis first (see the redis check)")
     if db_ok:
-        _guard(add, "scheduler", lambda: _scheduler(ctx, conn, add, now, late))
-        _guard(add, "overdue jobs", lambda: _overdue(add, now, late))
-        _guard(add, "job rows", lambda: _bad_rows(add))
-        _guard(add, "clock excursion", lambda: _excursion(add, now))
-        _guard(add, "failed runs", lambda: _failed(add, now))
+        _guard(add, "scheduler", lambda: _scheduler(ctx, add))
+    else:
+        add("scheduler", None, *no_db)
+    if conn is not None:
+        _guard(add, "scheduler process", lambda: _process(ctx, conn, add, now, late))
+    else:
+        add("scheduler process", None, *no_redis)
+        add("last tick", None, *no_redis)
+    for name, check in (("overdue jobs", lambda: _overdue(add, now, late)), ("job rows", lambda: _bad_rows(add)),
+                        ("clock excursion", lambda: _excursion(add, now)), ("failed runs", lambda: _failed(add, now))):
+        if db_ok:
+            _guard(add, name, check)
+        else:
+            add(name, None, *no_db)
     if conn is not None:
         _guard(add, "clock", lambda: _clock(conn, add))
         _guard(add, "queues", lambda: _queues(ctx, conn, add, db_ok))
     else:
-        add("queues", None, "not checked: Redis unreachable", "fix Redis first (see the redis check)")
+        add("queues", None, *no_redis)
 
 
 def _guard(add: Callable[..., None], name: str, fn: Callable[[], None]) -> None:
@@ -158,7 +171,7 @@ def _database(ctx: SiteContext, add: Callable[..., None]) -> bool:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         corrupt = any(sign in detail for sign in _CORRUPT)
         add("database", False, f"{url}: {'corrupt: ' if corrupt else ''}{detail}",
-            _RESTORE if corrupt else "run `hookscheduler migrate`, or fix db_url")
+            _RESTORE if corrupt else _db_hint(exc, detail))
         return False
     problems = _integrity(db)
     if problems:
@@ -173,6 +186,33 @@ def _database(ctx: SiteContext, add: Callable[..., None]) -> bool:
     return True
 
 
+#: What a PostgreSQL server that cannot be reached says (libpq's wording), and what a missing database says.
+_UNREACHABLE = ("connection refused", "could not translate host name", "timeout expired", "no route to host",
+                "network is unreachable", "could not connect to server", "is the server running")
+_AUTH = ("password authentication failed", "no password supplied", "role ")
+
+
+def _db_hint(exc: Exception, detail: str) -> str:
+    """The fix that fits why the database could not be opened: ``migrate`` creates a missing SQLite file and
+    the schema, but it cannot start a server, create a PostgreSQL database or fix a password."""
+    low = detail.lower()
+    if isinstance(exc, SchemaError):
+        return "run `hookscheduler migrate` to create it"
+    if isinstance(exc, BenchError):
+        return "pass --bench PATH or set $HOOKSCHEDULER_BENCH to your bench folder"
+    if "does not exist" in low and "database" in low:
+        return ("create the database on the server (createdb, or CREATE DATABASE), or fix db_url's database name; "
+                "then run `hookscheduler migrate`")
+    if any(sign in low for sign in _UNREACHABLE):
+        return ("the database server refuses or does not answer connections: check that it is running and that "
+                "db_url's host and port are right")
+    if any(sign in low for sign in _AUTH):
+        return "check the user and password in db_url (or ~/.pgpass), and that the role exists"
+    if "sqlite" in low:
+        return "check db_url's path and the permissions of the file and its folder"
+    return "check db_url and that the database server is up"
+
+
 #: How SQLite words a damaged file.
 _CORRUPT = ("malformed", "not a database", "disk image", "corrupt")
 _RESTORE = ("stop the scheduler and workers, then restore the database from a backup (or salvage it with "
@@ -184,8 +224,8 @@ def _integrity(db: pw.Database) -> str | None:
     return store_for(db).integrity()
 
 
-def _scheduler(ctx: SiteContext, conn: redis.Redis | None, add: Callable[..., None], now: datetime,
-               late: timedelta) -> None:
+def _scheduler(ctx: SiteContext, add: Callable[..., None]) -> None:
+    """The switches (paused, disabled): read from the database."""
     status, reason = scheduler_state(ctx)
     if status == SchedulerStatus.ENABLED:
         add("scheduler", True, "scheduler enabled")
@@ -193,9 +233,10 @@ def _scheduler(ctx: SiteContext, conn: redis.Redis | None, add: Callable[..., No
         hint = ("`hookscheduler scheduler resume`" if status == SchedulerStatus.PAUSED else
                 "`hookscheduler scheduler enable` (or clear maintenance_mode / disable_scheduler in site_config.json)")
         add("scheduler", False, f"scheduler {status}: {reason}", f"if that is not intended: {hint}")
-    if conn is None:
-        add("scheduler process", None, "not checked: Redis unreachable", "fix Redis first (see the redis check)")
-        return
+
+
+def _process(ctx: SiteContext, conn: redis.Redis, add: Callable[..., None], now: datetime, late: timedelta) -> None:
+    """The ``schedule`` processes and the last tick: read from Redis only, so checked with the database down."""
     procs = [h for h in heartbeats(conn, ctx.bench.bench_id) if h.serves(ctx.name)]
     where = ", ".join(f"{h.host}:{h.pid}" for h in procs)
     tick = last_tick(conn, ctx.bench.bench_id, ctx.name)
@@ -301,6 +342,10 @@ def _queues(ctx: SiteContext, conn: redis.Redis, add: Callable[..., None], db_ok
         detail = (f"queue {q}: {workers[q]} worker(s), {c['queued']} queued, {c['started']} started, "
                   f"{c['failed']} failed, {c['scheduled']} scheduled")
         needed = c["queued"] > 0 or q in used
+        if not db_ok and workers[q] == 0 and not needed:  # whether a job sends to it is in the database
+            add(f"queue {q}", None, f"{detail}; whether jobs use it is not checked: the database is unavailable",
+                "fix the database first (see the database check)")
+            continue
         add(f"queue {q}", workers[q] > 0 or not needed, detail,
             f"start a worker: `hookscheduler worker --queue {q}`")
     total = counts["total"]

@@ -100,12 +100,37 @@ def test_redis_unreachable_is_a_problem_not_a_crash(bench_factory):
     assert "check(s) could not run" in text.out
 
 
+def test_database_unreachable_lists_every_check_that_needs_it_as_not_run(bench_factory, redis_client):
+    """With the database down every check that reads it is listed as SKIP with why, and counted in the summary,
+    as with Redis down; the checks that need only Redis still run; the hint fits a refused connection."""
+    bench = bench_factory.make(APPS)
+    ctx, _ = migrated(bench, utcnow())
+    _alive(redis_client, ctx.bench.bench_id)
+    down = "postgresql://postgres@127.0.0.1:1/x"
+    r = sub(bench, "doctor", "--format", "json", HOOKSCHEDULER_DB_URL=down)
+    assert r.code == 1 and "Traceback" not in r.out + r.err
+    checks = {c["check"]: c for c in r.json()["checks"]}
+    assert set(_problems(r)) == {"database"}
+    hint = checks["database"]["hint"]
+    assert "is running" in hint and "host and port" in hint and "migrate" not in hint
+    for name in ("scheduler", "overdue jobs", "job rows", "clock excursion", "failed runs", "queue default"):
+        assert checks[name]["ok"] is None and "the database is unavailable" in checks[name]["detail"], name
+    assert checks["scheduler process"]["ok"] is True and checks["last tick"]["ok"] is True  # Redis only
+    text = sub(bench, "doctor", HOOKSCHEDULER_DB_URL=down).out
+    assert "SKIP  overdue jobs" in text and "SKIP  scheduler " in text
+    assert text.rstrip().endswith("1 problem(s) found; 8 check(s) could not run")
+
+
 def test_database_missing_or_outdated(bench_factory, db_kind):
     bench = bench_factory.make(APPS, db=db_kind)
     r = run(bench, "doctor", "--format", "json")
     assert r.code == 1
     problem = _problems(r)["database"]
     assert "migrate" in problem["hint"]
+    if db_kind == "postgres":  # a database the server does not have: migrate cannot create it
+        gone = sub(bench, "doctor", "--format", "json", HOOKSCHEDULER_DB_URL="postgresql://postgres@127.0.0.1:5432/"
+                   "hs_no_such_db")
+        assert _problems(gone)["database"]["hint"].startswith("create the database on the server")
     ctx, _ = migrated(bench, utcnow())
     ctx.database()
     set_state("schema_version", "0")
