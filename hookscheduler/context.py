@@ -15,6 +15,7 @@ from typing import Any
 import peewee as pw
 
 from .config import Bench, Site, load_bench, load_site, load_sites
+from .exceptions import SchemaError
 from .store import database as dbmod
 from .timing.calendar import SiteCalendar
 
@@ -60,7 +61,11 @@ class SiteContext:
                             self._db.database, change)
                 self.close()
         if self._db is None or self._db.is_closed():
-            self._db = dbmod.connect(self.site.db_url, base_dir=self.bench.path, create=create)
+            try:
+                self._db = dbmod.connect(self.site.db_url, base_dir=self.bench.path, create=create)
+            except SchemaError:  # a missing SQLite file: migrate makes it, but only in a bench
+                self.bench.require_bench("run the command")
+                raise
             if require_schema and self._schema_seen != self.site.db_url:
                 dbmod.bind(self._db)
                 dbmod.require_schema(self._db)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator
-from pathlib import Path
 
 import click
 import peewee as pw
@@ -14,7 +13,7 @@ from ..config import load_bench
 from ..context import SiteContext
 from ..declare.hooks import JobSpec, load_job_specs
 from ..declare.migrate import Plan, migrate_site, plan_sync
-from ..exceptions import BenchError, SchemaError
+from ..exceptions import SchemaError
 from ..schedule.reanchor import reanchor_if_calendar_changed
 from ..timing.calendar import SiteCalendar
 from .base import CliState, cli, echo, pass_state, print_config_notes, stderr
@@ -28,7 +27,7 @@ from .output import format_option, to_json
 @pass_state
 def migrate(state: CliState, dry_run: bool, prune: bool, fmt: str) -> None:
     """Sync every installed app's scheduler_events into the table (added / updated / removed / unchanged)."""
-    refuse_non_bench(load_bench(state.bench).path)
+    load_bench(state.bench).require_bench("run migrate")
     contexts = state.each()
     print_config_notes([ctx.site for ctx in contexts])
     warnings: list[str] = []
@@ -61,13 +60,6 @@ def without_cyclic_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def refuse_non_bench(path: Path) -> None:
-    """``migrate`` in a folder without ``apps/`` would create a stray site there and report success: refuse."""
-    if not (path / "apps").is_dir():
-        raise BenchError(f"{path} is not a bench (it has no apps/ folder); run migrate in your bench folder, pass "
-                         "--bench PATH or set $HOOKSCHEDULER_BENCH (a bench holds apps/<app>/ and sites/)")
 
 
 def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnings: list[str]) -> list[Plan]:

@@ -179,6 +179,22 @@ def test_migrate_outside_a_bench_refuses_and_writes_nothing(tmp_path, monkeypatc
     assert list(folder.iterdir()) == []
 
 
+def test_reading_outside_a_bench_says_so_instead_of_sending_to_migrate(tmp_path, monkeypatch, capsys):
+    """A command that reads the database in a folder without apps/ is refused as migrate refuses it: "run
+    migrate" there would be refused too."""
+    folder = tmp_path / "not-a-bench"
+    folder.mkdir()
+    monkeypatch.delenv("HOOKSCHEDULER_SITE", raising=False)
+    monkeypatch.delenv("HOOKSCHEDULER_DB_URL", raising=False)
+    for command in (["jobs", "list"], ["jobs", "history"], ["scheduler", "status"]):
+        code, out, err = run(capsys, "--bench", str(folder), *command)
+        assert code == 2 and out == "", command
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and f"{folder} is not a bench (it has no apps/ folder)" in lines[0], command
+        assert "migrate" not in lines[0] and "--bench PATH" in lines[0]
+    assert list(folder.iterdir()) == []
+
+
 # --- which site: currentsite.txt, default_site, --site all, per-site apps.txt  ----------------------------------------
 
 def _site_jobs(capsys: pytest.CaptureFixture[str], *root: str) -> set[str]:
