@@ -32,10 +32,17 @@ class TimeSpecError(HookSchedulerError):
 EARLIEST, LATEST = datetime(1900, 1, 1), datetime(3000, 1, 1)
 
 
-def parse_moment(text: str, now: datetime, tz: ZoneInfo, what: str = "time") -> datetime:
-    """``text`` as naive UTC, relative forms counted from ``now`` (naive UTC); raise TimeSpecError."""
+#: The relative forms an unreadable moment's error lists: a bare duration means the past for ``--since`` or
+#: ``--at``, but the future for ``--until``, so each names the forms that mean what the user wants there.
+_PAST_FORMS = "a relative form such as 30m, 2h, 3d, 1w (ago) or +2h (ahead)"
+_AHEAD_FORMS = "a duration from now such as 30m, 2h, 3d, 1w"
+
+
+def parse_moment(text: str, now: datetime, tz: ZoneInfo, what: str = "time", *, ahead: bool = False) -> datetime:
+    """``text`` as naive UTC, relative forms counted from ``now`` (naive UTC); raise TimeSpecError. ``ahead``:
+    the caller reads a bare duration as that long from now (``--until``), which the error then says."""
     try:
-        moment = _parse(text, now, tz, what)
+        moment = _parse(text, now, tz, what, _AHEAD_FORMS if ahead else _PAST_FORMS)
     except OverflowError:
         moment = None
     if moment is None or not EARLIEST <= moment < LATEST:
@@ -44,7 +51,7 @@ def parse_moment(text: str, now: datetime, tz: ZoneInfo, what: str = "time") -> 
     return moment
 
 
-def _parse(text: str, now: datetime, tz: ZoneInfo, what: str) -> datetime:
+def _parse(text: str, now: datetime, tz: ZoneInfo, what: str, forms: str) -> datetime:
     raw = text.strip().lower()
     if raw == "now":
         return now
@@ -65,7 +72,7 @@ def _parse(text: str, now: datetime, tz: ZoneInfo, what: str) -> datetime:
     except (ValueError, OverflowError):
         raise TimeSpecError(
             f"cannot read the {what} {shown(text)}: use an ISO date or time (2026-01-05, 2026-01-05T10:00, "
-            "2026-01-05T09:00Z) or a relative form such as 30m, 2h, 3d, 1w (ago) or +2h (ahead)"
+            f"2026-01-05T09:00Z) or {forms}"
         ) from None
     return _to_utc(parsed, tz)
 
@@ -82,7 +89,7 @@ def parse_until(text: str, now: datetime, tz: ZoneInfo, what: str = "--until") -
     raw = text.strip()
     if _RELATIVE.match(raw.lower().replace(" ", "")) and not raw.lower().endswith("ago") and not raw.startswith("-"):
         raw = "+" + raw.lstrip("+")  # a duration means that long from now
-    until = parse_moment(raw, now, tz, what)
+    until = parse_moment(raw, now, tz, what, ahead=True)
     shown_at = until.replace(tzinfo=timezone.utc).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
     if until <= now:
         raise TimeSpecError(f"{what} {shown(text)} is {shown_at}, not in the future; give a later time or a "

@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hookscheduler.timing.moments import TimeSpecError, parse_moment
+from hookscheduler.timing.moments import TimeSpecError, parse_moment, parse_until
 
 NOW = datetime(2026, 3, 29, 12, 0)  # naive UTC
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -38,3 +38,16 @@ def test_bad_moment_is_bad_input(text):
         parse_moment(text, NOW, BERLIN, "--since")
     assert exc.value.exit_code == 2
     assert "--since" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_an_unreadable_until_names_the_forms_ahead():
+    """For --until a bare 30m means 30 minutes from now: its error lists the forms ahead, never the "ago" ones
+    that --since lists (which would read as the past there)."""
+    with pytest.raises(TimeSpecError) as exc:
+        parse_until("garbage", NOW, BERLIN, "--until")
+    text = str(exc.value)
+    assert "--until" in text and "a duration from now such as 30m, 2h" in text and "ago" not in text
+    assert "\n" not in text
+    with pytest.raises(TimeSpecError) as exc:
+        parse_moment("garbage", NOW, BERLIN, "--since")
+    assert "30m, 2h, 3d, 1w (ago) or +2h (ahead)" in str(exc.value)
