@@ -83,7 +83,7 @@ def _print_status(ctx: SiteContext, st: sched.SiteStatus, verbose: bool, now: An
     if st.redis_error:
         echo("  Redis unreachable: last tick, scheduler processes and job counts unknown" + unsent)
         return
-    alive = "alive" if st.scheduler_alive else "NOT RUNNING (start `hookscheduler schedule`)"
+    alive = _process_line(st, now, overdue_after(ctx.site.tick_interval))
     tick = f"{local(st.last_tick, ctx.site.time_zone)} ({ago(st.last_tick, now)})" if st.last_tick else "never"
     echo(f"  last tick {tick}; "
          f"scheduler process {alive}; {st.pending} pending, {st.failed} failed job(s)" + unsent)
@@ -93,6 +93,17 @@ def _print_status(ctx: SiteContext, st: sched.SiteStatus, verbose: bool, now: An
                  f"{', '.join(p.sites) if p.sites is not None else 'all'}")
         body = [[q, c["queued"], c["started"], c["failed"], c["scheduled"]] for q, c in st.queues.items()]
         echo("  " + table(body, ["queue", "queued", "started", "failed", "scheduled"]).replace("\n", "\n  "))
+
+
+def _process_line(st: sched.SiteStatus, now: datetime, late: timedelta) -> str:
+    """The ``schedule`` process part of the status line. A bench driven by ``hookscheduler tick`` from cron has
+    no process and needs none: with fresh passes and no live process that is what the line says (as ``--check``
+    and ``doctor`` judge it), and NOT RUNNING, with what to start, is kept for when nothing schedules the site."""
+    if st.scheduler_alive:
+        return "alive"
+    if sched.passes_run(False, st.last_tick, now, late):
+        return "none (driven by `hookscheduler tick`)"
+    return "NOT RUNNING (start `hookscheduler schedule`, or run `hookscheduler tick` from cron)"
 
 
 def _still_inactive(ctx: SiteContext) -> None:

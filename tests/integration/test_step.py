@@ -4,7 +4,7 @@ re-anchor and repair before the pass, reconcile after it, then the site's last t
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import redis
 import time_machine
@@ -71,14 +71,19 @@ def test_tick_writes_the_last_tick_so_doctor_sees_a_cron_driven_site(bench_facto
     assert last_tick(conn, ctx.bench.bench_id, "default") is None
     doctor = run(bench, "doctor", "--format", "json").json()
     assert {"last tick", "scheduler process"} <= {p["check"] for p in doctor["problems"]}
-    assert run(bench, "scheduler", "status", "--check").code == 1  # no process and no pass yet
+    check = run(bench, "scheduler", "status", "--check")
+    assert check.code == 1 and "scheduler process NOT RUNNING (start `hookscheduler schedule`" in check.out
     with _at(T0):
         assert run(bench, "tick").code == 0
         assert last_tick(conn, ctx.bench.bench_id, "default") == T0
         assert 0 < redis_client.ttl(last_tick_key(ctx.bench.bench_id, "default")) <= 7 * 86400
         doctor = run(bench, "doctor", "--format", "json").json()
+    with _at(T0 + timedelta(seconds=12)):
         check = run(bench, "scheduler", "status", "--check")  # judged as doctor judges it
     assert check.code == 0, check.err
+    # the status line says what drives the site, and sends nobody to start a process it does not need
+    assert "(12.0s ago); scheduler process none (driven by `hookscheduler tick`);" in check.out, check.out
+    assert "NOT RUNNING" not in check.out
     checks = {c["check"]: c for c in doctor["checks"]}
     assert checks["last tick"]["ok"] is True, checks["last tick"]
     # no `schedule` process, and none needed: the passes come from cron
