@@ -170,6 +170,9 @@ def _database(ctx: SiteContext, add: Callable[..., None]) -> bool:
     except (HookSchedulerError, pw.PeeweeException) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         corrupt = any(sign in detail for sign in _CORRUPT)
+        # the connection's own error names the database already, with a generic fix the hint says better
+        detail = detail.replace(f"cannot connect to database {url}: ", "cannot connect: ").removesuffix(
+            "; check db_url and that the server is up")
         add("database", False, f"{url}: {'corrupt: ' if corrupt else ''}{detail}",
             _RESTORE if corrupt else _db_hint(exc, detail))
         return False

@@ -113,6 +113,7 @@ def test_database_unreachable_lists_every_check_that_needs_it_as_not_run(bench_f
     assert set(_problems(r)) == {"database"}
     hint = checks["database"]["hint"]
     assert "is running" in hint and "host and port" in hint and "migrate" not in hint
+    assert checks["database"]["detail"].count(down) == 1  # the URL once, not again inside the connect error
     for name in ("scheduler", "overdue jobs", "job rows", "clock excursion", "failed runs", "queue default"):
         assert checks[name]["ok"] is None and "the database is unavailable" in checks[name]["detail"], name
     assert checks["scheduler process"]["ok"] is True and checks["last tick"]["ok"] is True  # Redis only
