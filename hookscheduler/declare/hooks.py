@@ -658,6 +658,16 @@ def _r(value: Any) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, at most 300 characters. A syntax error (an ``IndentationError`` too) also
+    names its file and line, which :func:`traceback.format_exception_only` puts on lines of their own: without
+    them the operator of a bench of many apps does not know which file to open, nor where (a method's module is
+    not the hooks.py the message is about). The location is kept whole when the message is cut."""
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        where = f" ({exc.filename}, line {exc.lineno})"
+        head = f"{type(exc).__name__}: {exc.msg}" if exc.msg else type(exc).__name__
+        head = " ".join(head.split())
+        room = max(300 - len(where), 40)
+        return (head if len(head) <= room else head[:room - 3] + "...") + where
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
     line = text[-1] if text else type(exc).__name__
     return line if len(line) <= 300 else line[:297] + "..."

@@ -137,7 +137,7 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "events-str": ("scheduler_events = 'daily'\n", ["must be a dict", "not str"]),
     "events-int": ("scheduler_events = 0\n", ["must be a dict", "not int"]),
     "hooks-raises": ("raise RuntimeError('hooks exploded')\n", ["hooks.py raised", "hooks exploded"]),
-    "hooks-syntax-error": ("scheduler_events = {'daily': [\n", ["SyntaxError"]),
+    "hooks-syntax-error": ("scheduler_events = {'daily': [\n", ["SyntaxError", "bad/hooks.py, line 1)"]),
     "hooks-sys-exit": ("import sys\nsys.exit(3)\n", ["hooks.py raised", "SystemExit"]),
     "hooks-import-error": ("import no_such_module_hs\n", ["no_such_module_hs"]),
     "hooks-recursion": ("def f():\n    return f()\nf()\n", ["RecursionError"]),
@@ -175,6 +175,16 @@ def test_dry_run_of_malformed_hooks_is_refused_too(bench_factory):
     bench = hostile_bench(bench_factory, CASES["cron-minute-60"][0])
     refused(bench, "migrate", "--dry-run")
     refused(bench, "migrate", "--prune")
+
+
+def test_a_syntax_error_in_a_task_module_is_reported_with_that_file_and_line(bench_factory):
+    """The entry that names the method is in hooks.py; the file to open is the task module, at the line given."""
+    tasks = "def deco(f):\n    return f\n\n\n@deco(\ndef ok():\n    pass\n"
+    bench = bench_factory.make({"bad": {"daily": ["bad.tasks.ok"]}}, tasks=tasks)
+    result = refused(bench, "migrate")
+    [problem] = [ln for ln in result.err.splitlines() if ln.startswith("  - ")]
+    assert problem.endswith("method 'bad.tasks.ok': importing its module raised SyntaxError: '(' was never closed "
+                            f"({bench / 'apps' / 'bad' / 'tasks.py'}, line 5)"), result.err
 
 
 def test_every_problem_of_several_apps_is_listed_at_once(bench_factory):

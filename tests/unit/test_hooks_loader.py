@@ -300,6 +300,35 @@ def test_task_module_that_exits_on_import_is_reported(bench_factory):
     assert "method 'app1.tasks.ok'" in p and "SystemExit" in p
 
 
+@pytest.mark.parametrize("imports", [True, False], ids=["worker", "migrate"])
+def test_a_syntax_error_in_hooks_py_names_its_file_and_line(bench_factory, imports):
+    bench = bench_factory.make({"app1": "scheduler_events = {'hourly': [\n    'app1.tasks.ok',\n"})
+    b = load_bench(bench)
+    with pytest.raises(HookError) as info:
+        load_job_specs(b, load_site(b).queues, imports=imports)
+    [p] = info.value.problems
+    assert p == (f"app1: {hooks_file(bench, 'app1')}: hooks.py raised SyntaxError: '[' was never closed "
+                 f"({hooks_file(bench, 'app1')}, line 1); fix the file"), p
+
+
+@pytest.mark.parametrize("imports", [True, False], ids=["worker", "migrate"])
+@pytest.mark.parametrize(("tasks", "said", "line"), [
+    ("def deco(f):\n    return f\n\n\n@deco(\ndef ok():\n    pass\n", "SyntaxError: '(' was never closed", 5),
+    ("def ok():\n    pass\n\ndef other():\nreturn 1\n",
+     "IndentationError: expected an indented block after function definition on line 4", 5),
+], ids=["syntax", "indentation"])
+def test_a_syntax_error_in_a_task_module_names_that_file_and_line(bench_factory, imports, tasks, said, line):
+    """The problem's location is the hooks.py entry; the task module at fault is another file, named with the line."""
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, tasks=tasks)
+    b = load_bench(bench)
+    with pytest.raises(HookError) as info:
+        load_job_specs(b, load_site(b).queues, imports=imports)
+    [p] = info.value.problems
+    tasks_file = bench / "apps" / "app1" / "tasks.py"
+    assert p == (f"app1: {hooks_file(bench, 'app1')}: scheduler_events['hourly'][0]: method 'app1.tasks.ok': "
+                 f"importing its module raised {said} ({tasks_file}, line {line})"), p
+
+
 def test_same_method_twice_without_names_is_refused_within_and_across_apps(bench_factory):
     bench = bench_factory.make({
         "app1": {"hourly": ["shared_mod.run"], "daily": ["shared_mod.run"]},
