@@ -31,7 +31,9 @@ from rq.job import Job, JobStatus
 
 from ..broker.connection import redis_for
 from ..broker.keys import site_prefix, user_job_id
+from ..config import load_bench
 from ..context import SiteContext, open_site
+from ..declare.hooks import ensure_apps_on_path
 from ..exceptions import HookSchedulerError, QueueNotFound
 from ..schedule.send import rq_queue
 from ..store import ledger_reads
@@ -50,14 +52,22 @@ _SITES: dict[tuple[str | None, str | None], SiteContext] = {}
 
 
 def init(bench: str | os.PathLike[str] | None = None, site: str | None = None) -> None:
-    """Choose the bench and site the API works on (instead of the environment or the current directory)."""
+    """Choose the bench and site the API works on (instead of the environment or the current directory).
+
+    A bench given here has its ``apps/`` put on ``sys.path`` at once, as the CLI and the workers do: a script
+    outside the bench must be able to pass its apps' dotted paths (``enqueue(..., now=True)`` imports the method
+    in this process) and import their modules itself. A bench that cannot be loaded is refused here, by name."""
     _INIT["bench"] = os.fspath(bench) if bench is not None else None
     _INIT["site"] = site
     _SITES.clear()
+    if bench is not None:
+        ensure_apps_on_path(load_bench(bench))
 
 
 def current_site() -> SiteContext:
-    """The site the API acts for: the running job's, else :func:`init`'s, else the environment's."""
+    """The site the API acts for: the running job's, else :func:`init`'s, else the environment's. The bench's
+    ``apps/`` goes on ``sys.path`` when its site is first opened (a bench found by the environment or the current
+    directory, too), so that its apps' dotted paths import here."""
     jctx = job_context()
     if jctx is not None:
         return worker_site(jctx.site)
@@ -65,7 +75,9 @@ def current_site() -> SiteContext:
            _INIT["site"] or os.environ.get("HOOKSCHEDULER_SITE"))
     ctx = _SITES.get(key)
     if ctx is None:
-        ctx = _SITES[key] = open_site(key[0], key[1])
+        ctx = open_site(key[0], key[1])
+        ensure_apps_on_path(ctx.bench)
+        _SITES[key] = ctx
     return ctx
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from rq import Queue
 from rq.job import JobStatus
@@ -9,8 +12,8 @@ from rq.job import JobStatus
 import hookscheduler
 from hookscheduler import enqueue, enqueue_batches, enqueue_doc, get_job_status, is_job_enqueued
 from hookscheduler.broker.keys import queue_name, site_prefix
-from hookscheduler.exceptions import QueueNotFound
-from tests.helpers import drain
+from hookscheduler.exceptions import BenchError, QueueNotFound
+from tests.helpers import drain, env_for
 from tests.integration.bgjobs_support import create_invoice_table, make_bench, out_rows, site
 
 pytestmark = pytest.mark.usefixtures("fresh_api")  # the API forgets the bench a previous test chose
@@ -244,6 +247,35 @@ def test_the_api_finds_its_bench_from_the_environment_or_init(bench_factory, mon
     monkeypatch.chdir(bench)  # as the CLI: the current directory
     hookscheduler.init()
     assert enqueue("bgapp.tasks.ok").id.startswith(site_prefix(bench_factory.bench_ids[-1], "default"))
+
+
+API_SCRIPT = """
+import sys
+import hookscheduler
+if len(sys.argv) > 1:
+    hookscheduler.init(bench=sys.argv[1])
+    import bgapp.tasks  # the app's own modules import once init has chosen the bench
+print(hookscheduler.enqueue("bgapp.tasks.add", now=True, a=2, b=3))
+"""
+
+
+@pytest.mark.parametrize("chosen_by", ["init", "environment"])
+def test_a_script_outside_the_bench_can_use_its_apps_dotted_paths(bench_factory, tmp_path, chosen_by):
+    """A fresh process, not in the bench: the bench's apps/ goes on sys.path as the API opens it, as the CLI
+    and the workers do."""
+    bench = make_bench(bench_factory, migrate=False)
+    env = env_for(bench)
+    if chosen_by == "init":
+        del env["HOOKSCHEDULER_BENCH"]
+    proc = subprocess.run([sys.executable, "-c", API_SCRIPT, *([str(bench)] if chosen_by == "init" else [])],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout) == (0, "5\n"), proc.stderr
+    assert [(r["a"], r["b"]) for r in out_rows(bench, "add")] == [(2, 3)]
+
+
+def test_init_refuses_a_bench_that_does_not_exist(tmp_path):
+    with pytest.raises(BenchError, match=f"bench {tmp_path / 'nowhere'} does not exist"):
+        hookscheduler.init(bench=tmp_path / "nowhere")
 
 
 def test_enqueue_works_on_a_site_that_was_never_migrated(bench_factory):
