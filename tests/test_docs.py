@@ -113,3 +113,38 @@ def test_the_ledger_reasons_the_code_writes_word_for_word_are_in_policies() -> N
     fixed = [reconcile.RESENT, reconcile.REQUEUED, reconcile.UNRECORDED, reconcile.LOST_UNKNOWN, LATE_COMPLETION]
     missing = [reason for reason in fixed if " ".join(reason.split()) not in page]
     assert not missing, f"docs/policies.md does not quote these ledger reasons: {missing}"
+
+
+def _readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"\n## {title}\n")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def _paragraph(section: str, table: str) -> str:
+    """The README paragraph that starts with the table's name in backticks."""
+    start = section.index(f"\n`{table}` — ")
+    end = section.find("\n\n", start + 1)
+    return section[start:end if end > 0 else None]
+
+
+def test_the_readme_tables_section_names_every_table_column_and_ledger_value() -> None:
+    """Operators query the tables with SQL from this section: every table, every column (``scheduler_state`` lists
+    its keys, not its key/value columns), every trigger and status the code writes."""
+    from hookscheduler.states import LedgerStatus, Trigger
+    from hookscheduler.store.models import ALL_MODELS, SchedulerState
+
+    section = _readme_section("The tables")
+    missing = []
+    for model in ALL_MODELS:
+        table = model._meta.table_name
+        if f"\n`{table}` — " not in section:
+            missing.append(table)
+            continue
+        named = set(re.findall(r"`([\w-]+)`", _paragraph(section, table)))
+        columns = [] if model is SchedulerState else [f.column_name for f in model._meta.sorted_fields]
+        missing += [f"{table}.{c}" for c in columns if c not in named]
+    log = set(re.findall(r"`([\w-]+)`", _paragraph(section, "scheduled_job_log")))
+    missing += [f"trigger {t}" for t in Trigger if t.value not in log]
+    missing += [f"status {s}" for s in LedgerStatus if s.value not in log]
+    assert not missing, f"README.md's 'The tables' does not name: {missing}"

@@ -6,6 +6,7 @@ the process boundary matters, as a real ``python -m hookscheduler`` subprocess.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import datetime
@@ -312,6 +313,33 @@ def test_jobs_list_last_status_is_the_newest_run(bench_factory, db_kind, capsys)
     assert (rows["app1.tasks.ok"]["last_status"], rows["app1.tasks.ok"]["last_log_at"]) == (
         "complete", "2026-01-07T11:00:00Z")
     assert rows["app1.tasks.other"]["last_status"] is None
+
+
+def _readme_json_keys(command: str, columns: set[str]) -> set[str]:
+    """The keys README.md's CLI reference says ``command --format json`` gives each row: the table's ``columns``
+    less those after "except", plus those after "plus" (what parentheses explain is left out)."""
+    text = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8").split())
+    start = text.index(f"`{command}`'s")
+    sentence = re.sub(r"\([^()]*\)", "", text[start:text.index(". ", text.index(" plus ", start))])
+    excepted, _, added = sentence.partition(" except ")[2].partition(" plus ")
+    return columns - set(re.findall(r"`(\w+)`", excepted)) | set(re.findall(r"`(\w+)`", added))
+
+
+def test_the_json_of_jobs_list_and_history_holds_the_keys_the_readme_names(bench_factory, capsys):
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}})
+    run(capsys, "migrate")
+    ctx = open_site(str(bench))
+    ctx.database()
+    ok = ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok")
+    ScheduledJobLog.create(job=ok, job_name=ok.name, scheduled_for=datetime(2026, 1, 7, 10), trigger="schedule",
+                           status="failed", traceback="Traceback ...\nRuntimeError: boom\n", rq_job_id="r1")
+    ctx.close()
+    jobs = json.loads(run(capsys, "jobs", "list", "--all", "--format", "json")[1])
+    history = json.loads(run(capsys, "jobs", "history", "--format", "json")[1])
+    job_keys = _readme_json_keys("jobs list", {f.column_name for f in ScheduledJobType._meta.sorted_fields})
+    log_keys = _readme_json_keys("jobs history", {f.column_name for f in ScheduledJobLog._meta.sorted_fields})
+    assert [set(r) for r in jobs] == [job_keys] * 2
+    assert [set(r) for r in history] == [log_keys]
 
 
 def test_jobs_list_shows_times_in_the_site_zone(bench_factory, capsys):
