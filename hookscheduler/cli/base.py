@@ -116,6 +116,12 @@ def run_cli(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 1
+    except click.UsageError as exc:
+        if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):  # a group alone: its help
+            exc.show()
+        else:
+            click.echo(usage_error_line(exc), err=True)
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
@@ -142,6 +148,22 @@ def run_cli(argv: list[str] | None = None) -> int:
             click.echo(redact(traceback.format_exc()).rstrip(), err=True)
         return 1
     return int(result) if isinstance(result, int) else 0
+
+
+#: A usage error's message is cut to this many characters: an argument of 10,000 characters quoted by ``click``
+#: must not become an error of 10,000 characters.
+USAGE_MESSAGE_MAX = 300
+
+
+def usage_error_line(exc: click.UsageError) -> str:
+    """A usage error as the one line every other error is, instead of ``click``'s four (usage, a "Try" line, a
+    blank line, the error): the error itself, then which ``--help`` shows the right usage."""
+    lines = redact(exc.format_message()).splitlines()
+    message = " ".join(line.strip() for line in lines if line.strip()).rstrip(".")
+    if len(message) > USAGE_MESSAGE_MAX:
+        message = message[:USAGE_MESSAGE_MAX - 3] + "..."
+    command = exc.ctx.command_path if exc.ctx is not None else "hookscheduler"
+    return f"Error: {message} (see '{command} --help')"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -189,4 +211,4 @@ def print_config_notes(sites: list[Site]) -> None:
 
 
 __all__ = ["COMMANDS", "CliState", "cli", "echo", "fail", "pass_state", "print_config_notes", "run_cli", "stderr",
-           "sys"]
+           "sys", "usage_error_line"]

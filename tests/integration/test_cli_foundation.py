@@ -74,9 +74,44 @@ def test_version_in_process_and_as_a_subprocess(bench_factory):
 def test_usage_errors_exit_2(bench_factory, capsys):
     bench_factory.make({})
     code, _, err = run(capsys, "no-such-command")
-    assert code == 2 and "No such command" in err and "Traceback" not in err
+    assert code == 2 and one_line_error(err) == "Error: No such command 'no-such-command' (see 'hookscheduler --help')"
     code, _, err = run(capsys, "migrate", "--format", "xml")
-    assert code == 2 and "Invalid value for '--format'" in err
+    assert code == 2 and "Invalid value for '--format'" in one_line_error(err)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["jobs", "backfill", "X", "--from", "1d", "--to", "1h", "--policy", "bogus"],
+         "Error: Invalid value for '--policy': 'bogus' is not one of 'once', 'all' "
+         "(see 'hookscheduler jobs backfill --help')"),
+        (["worker", "--strategy", "bogus"],
+         "Error: Invalid value for '--strategy': 'bogus' is not one of 'default', 'round_robin', 'random' "
+         "(see 'hookscheduler worker --help')"),
+        (["jobs", "backfill"], "Error: Missing argument 'NAME' (see 'hookscheduler jobs backfill --help')"),
+        (["--nope"], "Error: No such option '--nope' (see 'hookscheduler --help')"),
+    ],
+)
+def test_a_usage_error_is_one_line_naming_the_help_to_read(bench_factory, capsys, args, expected):
+    bench_factory.make({})
+    code, out, err = run(capsys, *args)
+    assert (code, out, one_line_error(err)) == (2, "", expected)
+
+
+def test_a_quoted_argument_in_a_usage_error_is_escaped_and_shortened(bench_factory, capsys):
+    bench_factory.make({})
+    code, _, err = run(capsys, "jobs", "backfill", "X", "--policy", "a\nb" + "x" * 5000)
+    line = one_line_error(err)
+    assert code == 2 and "'a\\nb" in line and len(line) < 400
+    assert line.endswith("... (see 'hookscheduler jobs backfill --help')")
+
+
+def test_help_and_a_bare_group_still_show_the_usage(bench_factory, capsys):
+    bench_factory.make({})
+    code, out, _ = run(capsys, "jobs", "backfill", "--help")
+    assert code == 0 and out.startswith("Usage: hookscheduler jobs backfill [OPTIONS] NAME\n\n  Run NAME")
+    code, _, err = run(capsys, "jobs")  # a group without its command: its help, on stderr, exit 2 (click's rule)
+    assert code == 2 and err.startswith("Usage: hookscheduler jobs [OPTIONS] COMMAND") and "backfill" in err
 
 
 # --- migrate --------------------------------------------------------------------------------------------------------
