@@ -191,7 +191,31 @@ def _shown(key: str, value: Any) -> str:
     return "***" if "password" in key else json.dumps(value)
 
 
-@cli.command("set-config")
+class ValueArgumentCommand(click.Command):
+    """A command whose second argument (VALUE) may start with ``-``: ``set-config log_retention_days -1`` must
+    reach the setting's own check (and its one-line error), not die as the unknown option ``-1``. Anywhere
+    else an unknown option is still refused as one, so that a mistyped option is not silently taken as KEY or
+    as an extra argument. (``--`` before KEY still works and lets any text through.)"""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("context_settings", {})["ignore_unknown_options"] = True
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        known = {name for param in self.get_params(ctx) for name in (*param.opts, *param.secondary_opts)}
+        position = 0  # how many arguments came before this token
+        for token in args:
+            if token == "--":
+                break
+            if token.split("=", 1)[0] in known:
+                continue
+            if token.startswith("-") and len(token) > 1 and position != 1:
+                raise click.NoSuchOption(token, ctx=ctx)
+            position += 1
+        return super().parse_args(ctx, args)
+
+
+@cli.command("set-config", cls=ValueArgumentCommand)
 @click.argument("key")
 @click.argument("value")
 @click.option("-g", "--global", "common", is_flag=True, help="Write common_site_config.json (every site).")
@@ -200,7 +224,7 @@ def set_config_cmd(state: CliState, key: str, value: str, common: bool) -> None:
     """Set KEY to VALUE in the site's site_config.json (or, with --global, common_site_config.json).
 
     VALUE is read as JSON when it is JSON (true, 300, "text", {"q": {"timeout": 900}}), else as text;
-    `null` removes the key. Unknown keys and wrong types are refused.
+    `null` removes the key; a VALUE may start with '-' (-1). Unknown keys and wrong types are refused.
     """
     from ..config import update_site_config
 

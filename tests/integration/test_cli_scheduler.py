@@ -132,3 +132,36 @@ def test_set_config(bench_factory):
                           "scheduler_tick_interval", "whole number")
     assert_one_line_error(sub(bench, "set-config", "time_zone", "Mars/Olympus"), 2, "unknown time zone")
     assert json.loads(common.read_text())["time_zone"] == "Europe/Berlin"  # nothing written on refusal
+
+
+def test_set_config_value_may_start_with_a_dash(bench_factory):
+    bench = bench_factory.make(APPS)
+    migrated(bench, utcnow())
+    site_conf = bench / "sites" / "default" / "site_config.json"
+    common = bench / "sites" / "common_site_config.json"
+
+    def files():
+        return [p.read_text() if p.exists() else None for p in (site_conf, common)]
+
+    before = files()
+    # a negative number reaches the setting's own check, with or without -g, before or after it
+    assert_one_line_error(run(bench, "set-config", "log_retention_days", "-1"), 2,
+                          "site_config.json: 'log_retention_days' must be a whole number of days from 1", "got -1")
+    assert_one_line_error(run(bench, "set-config", "log_retention_days", "-1.5", "-g"), 2,
+                          "common_site_config.json: 'log_retention_days'", "got -1.5")
+    assert_one_line_error(run(bench, "set-config", "--global", "log_retention_days", "-7"), 2, "got -7")
+    assert_one_line_error(sub(bench, "set-config", "log_retention_days", "-1"), 2, "got -1")
+    assert files() == before
+    # an unknown option anywhere but VALUE's place is still refused as an option
+    assert_one_line_error(run(bench, "set-config", "--nope", "log_retention_days", "7"), 2,
+                          "No such option '--nope'", "set-config --help")
+    assert_one_line_error(run(bench, "set-config", "log_retention_days", "7", "--nope"), 2, "No such option '--nope'")
+    assert_one_line_error(run(bench, "set-config", "log_retention_days", "7", "--site", "default"), 2,
+                          "No such option '--site'")
+    assert files() == before
+    # the real options still work
+    r = run(bench, "set-config", "log_retention_days", "7", site="default")
+    assert r.code == 0 and "log_retention_days set to 7 in" in r.out
+    assert json.loads(site_conf.read_text())["log_retention_days"] == 7
+    assert run(bench, "set-config", "log_retention_days", "9", "-g").code == 0
+    assert json.loads(common.read_text())["log_retention_days"] == 9
