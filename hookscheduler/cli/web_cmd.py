@@ -9,6 +9,7 @@ import sys
 import click
 
 from ..exceptions import BadInput
+from ..listen import listening_socket
 from .base import CliState, cli, echo, pass_state
 
 
@@ -58,8 +59,20 @@ def dashboard_cmd(state: CliState, host: str, port: int, auth_file: str | None, 
     logging.getLogger("hookscheduler.web.audit").setLevel(logging.INFO)
     app = create_app(state.bench, state.site, auth=auth, live_seconds=live,
                      allowed_hosts=loopback_hosts() if is_loopback(host) else None)
-    echo(f"dashboard on http://{host}:{port}/ ({'sign-in required' if auth else 'localhost, no sign-in'})")
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+    # Bound here, before the line that says where the dashboard is, and handed to uvicorn: a port in use is one
+    # line naming it (exit 2), not "dashboard on ..." followed by uvicorn's own error and exit 3.
+    sock = listening_socket(host, port, "dashboard")
+    try:
+        bound = sock.getsockname()[1]  # the real port when --port 0
+        shown_host = f"[{host.strip('[]')}]" if ":" in host else host
+        echo(f"dashboard on http://{shown_host}:{bound}/ "
+             f"({'sign-in required' if auth else 'localhost, no sign-in'})")
+        config = uvicorn.Config(app, host=host, port=bound, log_level="warning", server_header=False)
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it stopped on: a clean stop, as uvicorn.run has it
+        pass
+    finally:
+        sock.close()
 
 
 @cli.command("metrics")

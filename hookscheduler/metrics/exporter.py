@@ -8,6 +8,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from ..listen import listen_failure
 from .bench import BenchSites
 from .collector import HookschedulerCollector
 
@@ -20,8 +21,13 @@ def registry_for(sites: BenchSites, grace: float = 30.0, **kwargs: Any) -> Colle
 
 
 def serve(sites: BenchSites, host: str, port: int, grace: float = 30.0, ready: Any = None) -> None:
-    """Serve ``/metrics`` on host:port until SIGTERM or SIGINT."""
-    server, thread = start_http_server(port, addr=host, registry=registry_for(sites, grace))
+    """Serve ``/metrics`` on host:port until SIGTERM or SIGINT. A port in use (or any address that cannot be
+    bound) is :class:`~hookscheduler.exceptions.BadInput` naming it, raised before ``ready`` is called."""
+    try:
+        server, thread = start_http_server(port, addr=host.strip("[]"), registry=registry_for(sites, grace))
+    except OSError as exc:  # socket.gaierror included: a --host that does not resolve
+        sites.close()
+        raise listen_failure(exc, host, port, "metrics") from None
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

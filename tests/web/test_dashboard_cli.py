@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -15,8 +16,9 @@ from http.cookiejar import CookieJar
 
 import pytest
 
-from hookscheduler.web.auth import check_password, load_auth
+from hookscheduler.web.auth import check_password, hash_password, load_auth
 from tests.helpers import env_for
+from tests.integration.opcli_support import assert_one_line_error, run
 from tests.web.support import free_port, make_bench
 
 
@@ -69,3 +71,33 @@ def test_hash_password_makes_a_hash_the_auth_file_accepts(bench_factory, tmp_pat
     path = tmp_path / "users.json"
     path.write_text(json.dumps({"users": {"alice": {"role": "operator", "password": stored}}}))
     assert load_auth(path).login("alice", "s3cret") is not None
+
+
+@pytest.mark.parametrize("command", ["dashboard", "metrics"])
+def test_a_port_in_use_is_one_line_naming_it_before_anything_is_served(bench_factory, command):
+    bench = make_bench(bench_factory)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "hookscheduler", command, "--port", str(port)],
+                              env=env_for(bench), capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout) == (2, "")  # no "dashboard on http://..." for a port it never got
+    assert proc.stderr.splitlines() == [f"Error: {command}: 127.0.0.1:{port} is already in use (another process "
+                                        "listens there); choose another --port"]
+
+
+def test_a_host_that_is_not_this_machine_is_one_line(bench_factory):
+    bench = make_bench(bench_factory)
+    assert_one_line_error(run(bench, "metrics", "--host", "no-such-host.invalid", "--port", "0"), 2,
+                          "metrics: --host 'no-such-host.invalid' is not a known host name", "choose another --host")
+    r = run(bench, "dashboard", "--host", "192.0.2.1", "--port", "0", "--auth-file", str(_auth_file(bench)))
+    assert_one_line_error(r, 2, "dashboard: cannot listen on 192.0.2.1:0: '192.0.2.1' is not an address of this "
+                          "machine; choose another --host")
+    assert r.out == ""
+
+
+def _auth_file(bench):
+    path = bench / "users.json"
+    path.write_text(json.dumps({"users": {"alice": {"role": "viewer", "password": hash_password("pw", 1000)}}}))
+    return path
