@@ -153,11 +153,19 @@ def run_cli(argv: list[str] | None = None) -> int:
 #: A usage error's message is cut to this many characters: an argument of 10,000 characters quoted by ``click``
 #: must not become an error of 10,000 characters.
 USAGE_MESSAGE_MAX = 300
+#: The root command's own options, and their metavar: given after a subcommand they are unknown there.
+_ROOT_OPTIONS = {"--bench": "PATH", "--site": "NAME"}
 
 
 def usage_error_line(exc: click.UsageError) -> str:
     """A usage error as the one line every other error is, instead of ``click``'s four (usage, a "Try" line, a
     blank line, the error): the error itself, then which ``--help`` shows the right usage."""
+    if isinstance(exc, click.NoSuchOption) and exc.ctx is not None and exc.ctx.parent is not None:
+        name = exc.option_name.split("=", 1)[0]
+        if name in _ROOT_OPTIONS:  # ``jobs list --site x``: the most common slip, given its own fix
+            root, _, rest = exc.ctx.command_path.partition(" ")
+            return (f"Error: {name} is an option of {root} itself and goes before the command: "
+                    f"'{root} {name} {_ROOT_OPTIONS[name]} {rest} ...' (see '{root} --help')")
     lines = redact(exc.format_message()).splitlines()
     message = " ".join(line.strip() for line in lines if line.strip()).rstrip(".")
     if len(message) > USAGE_MESSAGE_MAX:

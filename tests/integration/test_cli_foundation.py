@@ -90,6 +90,12 @@ def test_usage_errors_exit_2(bench_factory, capsys):
          "(see 'hookscheduler worker --help')"),
         (["jobs", "backfill"], "Error: Missing argument 'NAME' (see 'hookscheduler jobs backfill --help')"),
         (["--nope"], "Error: No such option '--nope' (see 'hookscheduler --help')"),
+        (["jobs", "list", "--site", "default"],  # the root's own option after a subcommand: where it goes
+         "Error: --site is an option of hookscheduler itself and goes before the command: "
+         "'hookscheduler --site NAME jobs list ...' (see 'hookscheduler --help')"),
+        (["migrate", "--bench=/somewhere"],
+         "Error: --bench is an option of hookscheduler itself and goes before the command: "
+         "'hookscheduler --bench PATH migrate ...' (see 'hookscheduler --help')"),
     ],
 )
 def test_a_usage_error_is_one_line_naming_the_help_to_read(bench_factory, capsys, args, expected):
