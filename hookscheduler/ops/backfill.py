@@ -51,6 +51,25 @@ POLICIES: tuple[str, ...] = (CatchUp.ONCE, CatchUp.ALL)
 RAN: tuple[str, ...] = (LedgerStatus.QUEUED, LedgerStatus.STARTED, LedgerStatus.COMPLETE, LedgerStatus.FAILED)
 
 
+@dataclass(frozen=True)
+class Labels:
+    """What the refusals call the user's inputs. The CLI's options are the default; the dashboard passes its
+    form's fields and buttons, so one set of checks gives each interface messages in its own terms (a form has
+    no ``--yes`` to pass, and cannot force a stopped job)."""
+
+    start: str = "--from"
+    end: str = "--to"
+    policy: str = "--policy"
+    confirm: str = "pass --yes to confirm"
+    narrow: str = "narrow --from/--to (--dry-run lists them)"
+    run_now: str = "use `hookscheduler jobs run` to run a job now"
+    #: ``{name}`` is the job's name
+    stopped: str = "pass --force to backfill it anyway, or `hookscheduler jobs enable {name}` first"
+
+
+CLI_LABELS = Labels()
+
+
 class BackfillRefused(HookSchedulerError):
     """A backfill that would need confirmation or exceeds a limit (bad input: exit 2)."""
 
@@ -99,14 +118,14 @@ class BackfillResult:
 
 # --- pure decisions ---------------------------------------------------------------------------------------
 
-def check_range(start: datetime, end: datetime, now: datetime) -> None:
+def check_range(start: datetime, end: datetime, now: datetime, labels: Labels = CLI_LABELS) -> None:
     """Refuse a range that is empty or reaches into the future (naive UTC throughout)."""
     if start > end:
-        raise BadInput(f"--from ({start:%Y-%m-%d %H:%M:%S} UTC) is after --to ({end:%Y-%m-%d %H:%M:%S} UTC); "
-                       "give the earlier moment first")
+        raise BadInput(f"{labels.start} ({start:%Y-%m-%d %H:%M:%S} UTC) is after {labels.end} "
+                       f"({end:%Y-%m-%d %H:%M:%S} UTC); give the earlier moment first")
     if end > now:
-        raise BadInput(f"--to ({end:%Y-%m-%d %H:%M:%S} UTC) is in the future: backfill runs past slots only "
-                       "(use `hookscheduler jobs run` to run a job now)")
+        raise BadInput(f"{labels.end} ({end:%Y-%m-%d %H:%M:%S} UTC) is in the future: backfill runs past slots "
+                       f"only ({labels.run_now})")
 
 
 def range_slots(frequency: str, cron_format: str, start: datetime, end: datetime, calendar: SiteCalendar,
@@ -152,29 +171,30 @@ def group_runs(slots: Sequence[datetime], policy: str) -> list[tuple[datetime, d
     return [(slots[0], slots[-1], len(slots))]
 
 
-def check_cap(count: int, policy: str, confirmed: bool, job_name: str) -> None:
+def check_cap(count: int, policy: str, confirmed: bool, job_name: str, labels: Labels = CLI_LABELS) -> None:
     """More than :data:`BACKFILL_CAP` slots need ``--yes``."""
     if count > BACKFILL_CAP and not confirmed:
         what = f"{count} runs" if policy == CatchUp.ALL else f"one run covering {count} slots"
-        raise BackfillRefused(f"backfill of {job_name} would send {what}, more than {BACKFILL_CAP}: pass --yes to "
-                              "confirm, or narrow --from/--to (--dry-run lists them)")
+        raise BackfillRefused(f"backfill of {job_name} would send {what}, more than {BACKFILL_CAP}: "
+                              f"{labels.confirm}, or {labels.narrow}")
 
 
 # --- the transaction ----------------------------------------------------------------------------------------
 
 def backfill(ctx: SiteContext, conn: redis.Redis | None, name: str, start: datetime, end: datetime,
              policy: str = CatchUp.ONCE, confirmed: bool = False, force: bool = False, dry_run: bool = False,
-             who: str | None = None, now: datetime | None = None) -> BackfillResult:
-    """Record and send the runs of ``name``'s unserved past slots in ``[start, end]`` (naive UTC)."""
+             who: str | None = None, now: datetime | None = None, labels: Labels = CLI_LABELS) -> BackfillResult:
+    """Record and send the runs of ``name``'s unserved past slots in ``[start, end]`` (naive UTC). ``labels``:
+    what the refusals call the inputs (the CLI's options unless the caller has its own)."""
     if policy not in POLICIES:
-        raise BadInput(f"--policy {policy!r} is not one of {', '.join(POLICIES)}")
+        raise BadInput(f"{labels.policy} {policy!r} is not one of {', '.join(POLICIES)}")
     now = now or utcnow()
-    check_range(start, end, now)
+    check_range(start, end, now, labels)
     if conn is None and not dry_run:  # before the transaction: nothing is recorded that cannot be sent
         raise BadInput("backfill needs Redis to send its runs (only a dry run goes without)")
     store = store_for(ctx.database())
     row = get_job(name)
-    _refuse(row, force, now)
+    _refuse(row, force, now, labels)
     result = BackfillResult(row.name, policy, start, end, queue=row.queue, dry_run=dry_run)
     runs: list[send.Run] = []
     # a dry run only reads: no write transaction, no lock (it waits for no writer and holds none up)
@@ -182,14 +202,14 @@ def backfill(ctx: SiteContext, conn: redis.Redis | None, name: str, start: datet
         boundary = store.read_slot(row.id, lock=not dry_run)
         slots = range_slots(row.frequency, row.cron_format, start, end, ctx.calendar, anchor=boundary)
         if len(slots) > MAX_SLOTS:
-            raise BackfillRefused(f"--from/--to hold more than {MAX_SLOTS} slots of {row.name} "
+            raise BackfillRefused(f"{labels.start}/{labels.end} hold more than {MAX_SLOTS} slots of {row.name} "
                                   f"({row.cron_format or row.frequency}); backfill a narrower range at a time")
         result.in_range = len(slots)
         served = store.served_stretches(row.id, slots[0]) if slots else []
         result.eligible, result.already_ran, result.left_to_scheduler = eligible_slots(slots, served, boundary)
         if dry_run or not result.eligible:
             return result
-        check_cap(len(result.eligible), policy, confirmed, row.name)
+        check_cap(len(result.eligible), policy, confirmed, row.name, labels)
         reason = f"backfill by {who or actor()} ({start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC, {policy})"
         rows: list[LedgerValues] = []
         for first, last, count in group_runs(result.eligible, policy):
@@ -205,14 +225,13 @@ def backfill(ctx: SiteContext, conn: redis.Redis | None, name: str, start: datet
     return result
 
 
-def _refuse(row: ScheduledJobType, force: bool, now: datetime) -> None:
+def _refuse(row: ScheduledJobType, force: bool, now: datetime, labels: Labels) -> None:
     if row.removed:
         raise HookSchedulerError(f"job {row.name!r} was removed from hooks; it cannot be backfilled "
                                  "(`hookscheduler migrate` brings it back if it is declared again)")
     if stopped_now(row, now) and not force:
-        raise HookSchedulerError(f"job {row.name!r} is stopped; pass --force to backfill it anyway, or "
-                                 f"`hookscheduler jobs enable {row.name}` first")
+        raise HookSchedulerError(f"job {row.name!r} is stopped; {labels.stopped.format(name=row.name)}")
 
 
-__all__ = ["BACKFILL_CAP", "MAX_SLOTS", "POLICIES", "BackfillRefused", "BackfillResult", "BackfillRun", "backfill",
-           "check_cap", "check_range", "eligible_slots", "group_runs", "range_slots"]
+__all__ = ["BACKFILL_CAP", "CLI_LABELS", "MAX_SLOTS", "POLICIES", "BackfillRefused", "BackfillResult", "BackfillRun",
+           "Labels", "backfill", "check_cap", "check_range", "eligible_slots", "group_runs", "range_slots"]

@@ -1,8 +1,8 @@
 """The dashboard's changes (POST): the CLI's library calls, recorded with the person who made them.
 
 Each action reads its form, calls the same function as its CLI command, writes one audit log line
-(``hookscheduler.web.audit``: who, what, which site, the outcome), and redirects back with a one-line message
-(post/redirect/get). A refused action (the library's one-line error) is reported the same way.
+(``hookscheduler.web.audit``: who, from where, what, which site, the outcome), and redirects back with a one-line
+message (post/redirect/get). A refused action (the library's one-line error) is reported the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 
 from ..broker.connection import check_redis
 from ..exceptions import BadInput, HookSchedulerError
+from ..metrics.bench import UnknownSite
 from ..ops import backfill as backfill_lib
 from ..ops import jobs as jobs_lib
 from ..ops import manual, queues, rq_view
@@ -26,7 +27,7 @@ from ..ops.notes import automatic_end, one_line_note
 from ..security.redact import redact
 from ..store.models import utcnow
 from ..timing.moments import parse_moment
-from .security import Viewer, audit
+from .security import Viewer, audit_change
 
 if TYPE_CHECKING:
     from ..context import SiteContext
@@ -84,6 +85,13 @@ def skip_next(dash: Dashboard, request: Request, site: str, form: dict[str, str]
     return f"skipped {result.job_name}'s run at {result.skipped_slot:%Y-%m-%d %H:%M:%S} UTC"
 
 
+#: The backfill form's fields and buttons, for the library's refusals (which name the CLI's options by default).
+FORM_LABELS = backfill_lib.Labels(
+    start="from", end="to", policy="policy",
+    confirm=f"tick 'more than {backfill_lib.BACKFILL_CAP} slots' to confirm", narrow="narrow from/to",
+    run_now="use Run now to run the job now", stopped="press Enable first")
+
+
 def backfill(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
     conn = _connected(dash, site)
     now = utcnow()
@@ -93,7 +101,7 @@ def backfill(dash: Dashboard, request: Request, site: str, form: dict[str, str],
         end = parse_moment(_need(form, "to"), now, tz, "to")
         result = backfill_lib.backfill(ctx, conn, _need(form, "name"), start, end,
                                        policy=form.get("policy") or "once", confirmed=form.get("yes") == "1",
-                                       who=who.actor, now=now)
+                                       who=who.actor, now=now, labels=FORM_LABELS)
     runs = len(result.runs)
     return (f"backfill of {result.job_name}: {result.in_range} slot(s) in range, {result.already_ran} already ran, "
             f"{result.left_to_scheduler} left to the scheduler; {len(result.eligible)} slot(s) sent in {runs} run(s)")
@@ -144,19 +152,32 @@ ACTIONS: dict[str, Action] = {
 
 
 def handler(path: str, action: Action) -> Callable[[Dashboard, Request], Response]:
-    """The endpoint body of one action (sign-in, role and CSRF were checked by the caller)."""
+    """The endpoint body of one action (sign-in, role and CSRF were checked by the caller).
+
+    An unknown site is refused here, before the action, with the same 400 page as the site's pages: the
+    action's own redirect would lead back to a page of that site. Whatever happens is one audit line, an
+    unexpected error included (it is re-raised for the application's error page), since a change that broke
+    halfway may still have changed something."""
 
     def run(dash: Dashboard, request: Request) -> Response:
         site = request.path_params["site"]
         form: dict[str, str] = request.state.form
         who: Viewer = request.state.viewer
-        dash.sites.get(site)
+        try:
+            dash.sites.get(site)
+        except UnknownSite as exc:
+            audit_change(request, who, path, "refused (400)", str(exc))
+            return dash.render(request, "refused.html", http_status=400, why=str(exc))
         try:
             message, ok = action(dash, request, site, form, who), True
         except (HookSchedulerError, pw.OperationalError, redis.exceptions.RedisError) as exc:
             message, ok = str(exc).splitlines()[0] if str(exc) else type(exc).__name__, False
+        except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            audit_change(request, who, path, "failed", redact(f"internal error {type(exc).__name__}: {first}"))
+            raise
         message = redact(message)
-        audit.info("%s: %s on site %s %s: %s", who.actor, path, site, "done" if ok else "refused", message)
+        audit_change(request, who, path, "done" if ok else "refused", message)
         request.session["flash"] = {"ok": ok, "text": message}
         back = form.get("back", "")
         root = str(request.scope.get("root_path", "")).rstrip("/")

@@ -32,7 +32,7 @@ from ..security.redact import redact
 from ..store.models import utcnow
 from . import actions, present, views
 from .auth import AuthConfig
-from .security import LOOPBACK_NAMES, csrf_ok, csrf_token, viewer
+from .security import LOOPBACK_NAMES, Viewer, audit_change, csrf_ok, csrf_token, viewer
 
 HERE = Path(__file__).parent
 SECURITY_HEADERS = {
@@ -86,23 +86,28 @@ def _root(request: Request) -> str:
 Handler = Callable[[Dashboard, Request], Any]
 
 
-def page(dash: Dashboard, fn: Handler, write: bool = False) -> Callable[[Request], Awaitable[Response]]:
-    """Wrap a handler: sign-in required (when there is auth), operator role and CSRF token for a change."""
+def page(dash: Dashboard, fn: Handler, write: bool = False,
+         action: str = "") -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a handler: sign-in required (when there is auth), operator role and CSRF token for a change.
+
+    A refused change (``write``: the POST of ``action``) is one audit line like a change that was made, so the
+    log shows attempts too; a page that sends you to sign in is not a change and writes none."""
     from starlette.concurrency import run_in_threadpool
 
     async def endpoint(request: Request) -> Response:
         who = viewer(request, dash.auth)
         if who is None:
             if write:
-                return _refused(dash, request, 401, "sign in to change anything")
+                return _refused(dash, request, 401, "sign in to change anything", None, action)
             return RedirectResponse(f"{_root(request)}/login?next={present.url_quote(request.url.path)}", 303)
         if write:
             form = await request.form()
             if not csrf_ok(request, form.get("csrf")):
                 return _refused(dash, request, 403, "the form's security token is missing or stale; reload the "
-                                                    "page and try again")
+                                                    "page and try again", who, action)
             if not who.operator:
-                return _refused(dash, request, 403, f"{who.name} has the viewer role; changes need an operator")
+                return _refused(dash, request, 403, f"{who.name} has the viewer role; changes need an operator",
+                                who, action)
             request.state.form = {k: v for k, v in form.items() if isinstance(v, str)}
         request.state.viewer = who
         return await run_in_threadpool(fn, dash, request)  # type: ignore[no-any-return]
@@ -110,7 +115,9 @@ def page(dash: Dashboard, fn: Handler, write: bool = False) -> Callable[[Request
     return endpoint
 
 
-def _refused(dash: Dashboard, request: Request, status: int, why: str) -> Response:
+def _refused(dash: Dashboard, request: Request, status: int, why: str, who: Viewer | None,
+             action: str) -> Response:
+    audit_change(request, who, action, f"refused ({status})", why)
     return dash.render(request, "refused.html", http_status=status, why=why)
 
 
@@ -183,8 +190,12 @@ def create_app(bench: str | None = None, site: str | None = None, auth: AuthConf
     async def login_page(request: Request) -> Response:
         return login_get(dash, request)
 
-    def r(path: str, fn: Handler, write: bool = False) -> Route:
-        return Route(path, page(dash, fn, write), methods=["POST"] if write else ["GET"])
+    def r(path: str, fn: Handler) -> Route:
+        return Route(path, page(dash, fn), methods=["GET"])
+
+    def change(path: str) -> Route:
+        return Route(f"/sites/{{site}}/{path}", page(dash, actions.handler(path, actions.ACTIONS[path]), True, path),
+                     methods=["POST"])
 
     routes = [
         Route("/", page(dash, views.home)),
@@ -197,7 +208,7 @@ def create_app(bench: str | None = None, site: str | None = None, auth: AuthConf
         r("/sites/{site}/log/{id:int}", views.log),
         r("/sites/{site}/missed", views.missed), r("/sites/{site}/queues", views.queues_page),
         r("/sites/{site}/workers", views.workers), r("/sites/{site}/rq-jobs", views.rq_jobs),
-        *(r(f"/sites/{{site}}/{path}", actions.handler(path, fn), write=True) for path, fn in actions.ACTIONS.items()),
+        *(change(path) for path in actions.ACTIONS),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["*"]),

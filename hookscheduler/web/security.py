@@ -72,6 +72,24 @@ def viewer(request: Request, auth: AuthConfig | None) -> Viewer | None:
     return Viewer(user.name, user.operator, True)
 
 
+def audit_change(request: Request, who: Viewer | None, action: str, outcome: str, message: str) -> None:
+    """Write the one audit line of a change, done or refused: who (``not signed in`` when unknown), from which
+    address, which action on which site, the outcome and its one-line message.
+
+    A refusal is logged as well as a change, because an audit trail that only shows what succeeded hides the
+    attempts (a viewer pressing buttons, a forged post without the token). The form's values, the CSRF token,
+    the cookie and any password are never part of the line, and text the request chose (the site in the path)
+    is escaped, so that a crafted URL cannot forge a second line."""
+    address = request.client.host if request.client else "an unknown address"
+    audit.info("%s from %s: %s on site %s %s: %s", who.actor if who else "not signed in", _one_line(address),
+               action, _one_line(str(request.path_params.get("site", ""))), outcome, _one_line(message))
+
+
+def _one_line(text: str) -> str:
+    """``text`` with its control characters escaped (``\\n``), as it would otherwise break the line in two."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def csrf_token(request: Request) -> str:
     token = request.session.get("csrf")
     if not isinstance(token, str):
@@ -85,4 +103,5 @@ def csrf_ok(request: Request, sent: object) -> bool:
     return isinstance(token, str) and isinstance(sent, str) and hmac.compare_digest(token, sent)
 
 
-__all__ = ["LOOPBACK_NAMES", "Viewer", "audit", "check_bind", "csrf_ok", "csrf_token", "is_loopback", "viewer"]
+__all__ = ["LOOPBACK_NAMES", "Viewer", "audit", "audit_change", "check_bind", "csrf_ok", "csrf_token", "is_loopback",
+           "viewer"]

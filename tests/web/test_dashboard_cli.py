@@ -57,8 +57,8 @@ def test_the_dashboard_command_serves_and_logs_each_change_with_its_actor(bench_
         proc.terminate()
         out, errors = proc.communicate(timeout=30)
     assert "dashboard on http://127.0.0.1:" in out
-    assert re.search(r"\(dashboard\): jobs/disable on site default done: disabled app1.tasks.ok: from the CLI test",
-                     errors), errors
+    assert re.search(r"\(dashboard\) from 127\.0\.0\.1: jobs/disable on site default done: disabled app1.tasks.ok: "
+                     r"from the CLI test", errors), errors
 
 
 def test_hash_password_makes_a_hash_the_auth_file_accepts(bench_factory, tmp_path):

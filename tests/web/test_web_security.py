@@ -100,7 +100,7 @@ def test_sign_in_roles_csrf_and_the_audit_trail(bench_factory, db_kind, caplog):
     assert r.status_code == 200 and "disabled app1.tasks.ok: deploy" in r.text
     row = _stopped(bench, "app1.tasks.ok")
     assert row.stopped and row.stopped_by == "alice (dashboard)" and row.stopped_note == "deploy"
-    assert any("alice (dashboard): jobs/disable on site default done" in m for m in caplog.messages)
+    assert any("alice (dashboard) from testclient: jobs/disable on site default done" in m for m in caplog.messages)
     # the password hash is never rendered, anywhere
     for path in ("/sites/default/jobs", "/scheduler", "/sites/default/queues", "/sites/default/workers"):
         assert "pbkdf2" not in c.get(path).text
