@@ -32,7 +32,7 @@ from ..security.redact import redact
 from ..store.models import utcnow
 from . import actions, present, views
 from .auth import AuthConfig
-from .security import LOOPBACK_NAMES, Viewer, audit_change, csrf_ok, csrf_token, viewer
+from .security import LOOPBACK_NAMES, Viewer, audit_change, audit_sign_in, csrf_ok, csrf_token, viewer
 
 HERE = Path(__file__).parent
 SECURITY_HEADERS = {
@@ -131,11 +131,15 @@ async def login_post(request: Request) -> Response:
     nxt = str(form.get("next") or "")
     if dash.auth is None:
         return RedirectResponse(f"{_root(request)}/", 303)
+    name = str(form.get("user") or "")
     if not csrf_ok(request, form.get("csrf")):
+        audit_sign_in(request, name, "refused (403): the form's security token is missing or stale")
         return dash.render(request, "login.html", http_status=403, next=nxt, error="stale form; try again")
-    user = dash.auth.login(str(form.get("user") or ""), str(form.get("password") or ""))
+    user = dash.auth.login(name, str(form.get("password") or ""))
     if user is None:
+        audit_sign_in(request, name, "refused (401): wrong user name or password")
         return dash.render(request, "login.html", http_status=401, next=nxt, error="wrong user name or password")
+    audit_sign_in(request, user.name, f"done ({user.role})")
     request.session.clear()
     request.session.update(user=user.name, role=user.role)
     target = nxt if nxt.startswith("/") and not nxt.startswith("//") else "/"

@@ -85,6 +85,13 @@ def audit_change(request: Request, who: Viewer | None, action: str, outcome: str
                action, _one_line(str(request.path_params.get("site", ""))), outcome, _one_line(message))
 
 
+def audit_sign_in(request: Request, name: str, outcome: str) -> None:
+    """One audit line per sign-in attempt, made or refused: who it claimed to be (the name typed, escaped, never
+    the password) and from which address. Failed sign-ins are how guessing shows in a log."""
+    address = request.client.host if request.client else "an unknown address"
+    audit.info("%s from %s: sign-in %s", _one_line(name) or "(no user name)", _one_line(address), outcome)
+
+
 def _one_line(text: str) -> str:
     """``text`` with its control characters escaped (``\\n``), as it would otherwise break the line in two."""
     return text if text.isprintable() else repr(text)[1:-1]
@@ -103,5 +110,5 @@ def csrf_ok(request: Request, sent: object) -> bool:
     return isinstance(token, str) and isinstance(sent, str) and hmac.compare_digest(token, sent)
 
 
-__all__ = ["LOOPBACK_NAMES", "Viewer", "audit", "audit_change", "check_bind", "csrf_ok", "csrf_token", "is_loopback",
-           "viewer"]
+__all__ = ["LOOPBACK_NAMES", "Viewer", "audit", "audit_change", "audit_sign_in", "check_bind", "csrf_ok",
+           "csrf_token", "is_loopback", "viewer"]
