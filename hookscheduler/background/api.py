@@ -6,7 +6,9 @@ enqueues for the job's own site (a worker serves every site of its bench).
 
 What is sent to RQ is a call of :func:`hookscheduler.worker.runner.execute_job` with the site, the method's dotted
 path and its keyword arguments: the worker imports the method itself, so a callable must be importable by
-its module and qualified name (no lambdas or nested functions), and the arguments must pickle.
+its module and qualified name (no lambdas or nested functions), and the arguments must pickle. Both are checked
+by the call, with the options, before anything is written (:func:`enqueue`): a worker or the end of a
+transaction would find the mistake later, far from the code that made it.
 
 Queues are the bench's (``<bench_id>:<queue>``): ``short``, ``default``, ``long`` and the custom queues under
 ``workers`` in ``common_site_config.json``. Job ids are namespaced per site (``naming.user_job_id``), so two
@@ -16,6 +18,7 @@ application chose or the full id RQ reports.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -31,10 +34,10 @@ from rq.job import Job, JobStatus
 
 from ..broker.connection import redis_for
 from ..broker.keys import site_prefix, user_job_id
-from ..config import load_bench
+from ..config import MAX_TIMEOUT, load_bench
 from ..context import SiteContext, open_site
-from ..declare.hooks import ensure_apps_on_path
-from ..exceptions import HookSchedulerError, QueueNotFound
+from ..declare.hooks import _one_line, check_method, ensure_apps_on_path
+from ..exceptions import HookSchedulerError, QueueNotFound, shown
 from ..schedule.send import rq_queue
 from ..store import ledger_reads
 from ..store.models import database_proxy
@@ -47,6 +50,9 @@ RUN_DOC = "hookscheduler.runner.run_doc_method"
 #: RQ statuses in which a job is still to run (deduplicate returns None while a twin is in one of them)
 PENDING = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
 
+#: What :meth:`~hookscheduler.config.Bench.require_bench` tells the API's caller to do instead
+_NOT_A_BENCH = ("run your code", "call hookscheduler.init(bench=PATH) or set $HOOKSCHEDULER_BENCH")
+
 _INIT: dict[str, str | None] = {"bench": None, "site": None}
 _SITES: dict[tuple[str | None, str | None], SiteContext] = {}
 
@@ -56,18 +62,23 @@ def init(bench: str | os.PathLike[str] | None = None, site: str | None = None) -
 
     A bench given here has its ``apps/`` put on ``sys.path`` at once, as the CLI and the workers do: a script
     outside the bench must be able to pass its apps' dotted paths (``enqueue(..., now=True)`` imports the method
-    in this process) and import their modules itself. A bench that cannot be loaded is refused here, by name."""
+    in this process) and import their modules itself. A bench that cannot be loaded, or a folder that is not a
+    bench (no ``apps/``), is refused here, by name."""
     _INIT["bench"] = os.fspath(bench) if bench is not None else None
     _INIT["site"] = site
     _SITES.clear()
     if bench is not None:
-        ensure_apps_on_path(load_bench(bench))
+        chosen = load_bench(bench)
+        chosen.require_bench(*_NOT_A_BENCH)
+        ensure_apps_on_path(chosen)
 
 
 def current_site() -> SiteContext:
     """The site the API acts for: the running job's, else :func:`init`'s, else the environment's. The bench's
     ``apps/`` goes on ``sys.path`` when its site is first opened (a bench found by the environment or the current
-    directory, too), so that its apps' dotted paths import here."""
+    directory, too), so that its apps' dotted paths import here. A folder without ``apps/`` is refused: its jobs
+    would go to a bench id (derived from the folder) that no worker serves, and to whatever Redis the defaults
+    name, where they would wait for ever."""
     jctx = job_context()
     if jctx is not None:
         return worker_site(jctx.site)
@@ -76,6 +87,7 @@ def current_site() -> SiteContext:
     ctx = _SITES.get(key)
     if ctx is None:
         ctx = open_site(key[0], key[1])
+        ctx.bench.require_bench(*_NOT_A_BENCH)
         ensure_apps_on_path(ctx.bench)
         _SITES[key] = ctx
     return ctx
@@ -124,29 +136,51 @@ def enqueue(method: str | Callable[..., Any], queue: str = "default", timeout: i
     ``is_async=False``); None when ``deduplicate`` found a twin still queued or started, or when
     ``enqueue_after_commit`` deferred it. ``on_success(job, connection, result)`` and
     ``on_failure(job, connection, type, value, traceback)`` are RQ callbacks (functions or dotted paths).
+
+    Everything is checked here, before anything is written, so that a mistake is reported by the call that
+    made it rather than by a worker later (or, deferred, by the end of a transaction that has committed): the
+    options, that a dotted path imports, that the arguments serialise (the job's payload is built now, and a
+    deferred job sends that payload, so later changes to an argument do not reach it). A ``job_id`` whose job is
+    still queued or running is refused (:class:`~rq.exceptions.DuplicateJobError`) unless ``deduplicate``:
+    RQ would queue the id twice and run the second call's arguments twice. A deferred job that cannot be sent
+    after its commit (Redis down) is logged at ERROR; the commit stands and the other deferred jobs are sent.
     """
     is_async = kwargs.pop("async", is_async)  # Frappe's legacy spelling
+    is_async, now, enqueue_after_commit, at_front, deduplicate = (
+        _flag("enqueue", name, value) for name, value in (
+            ("is_async", is_async), ("now", now), ("enqueue_after_commit", enqueue_after_commit),
+            ("at_front", at_front), ("deduplicate", deduplicate)))
+    _check_options("enqueue", queue, timeout, job_name)
+    _check_text("enqueue", "job_id", job_id)
+    if deduplicate and job_id is None:
+        raise ValueError("deduplicate=True needs a job_id (the identity of the job to deduplicate)")
     ctx = current_site()
     queue_timeout = validate_queue(ctx, queue)
-    rq_id = full_job_id(job_id, ctx) if job_id else None
+    rq_id = full_job_id(job_id, ctx) if job_id is not None else None
     conn = redis_for(ctx.site)
-    if deduplicate:
-        if not rq_id:
-            raise ValueError("deduplicate=True needs a job_id (the identity of the job to deduplicate)")
-        if not _clear_twin(conn, rq_id):
-            log.info("not queueing %s: job %s is already queued or running", _label(method), rq_id)
-            return None
     if now or not is_async:
+        if rq_id is not None and deduplicate and _pending_twin(conn, rq_id, replace=False):
+            log.info("not running %s: job %s is already queued or running", _label(method), rq_id)
+            return None
         return run_inline(ctx, method, job_name, kwargs)
     path = method_path(method)
-
-    def send() -> Job | None:
-        return _send(ctx, conn, path, queue, timeout or queue_timeout, job_name, at_front, rq_id, deduplicate,
-                     on_success, on_failure, kwargs)
-
-    if enqueue_after_commit and _defer_until_commit(send):
-        return None
-    return send()
+    if isinstance(method, str):
+        _require_importable("enqueue", "method", path)
+    callbacks = _callback("on_success", on_success), _callback("on_failure", on_failure)
+    q = rq_queue(conn, ctx.bench.bench_id, queue)
+    job = _build_job(q, ctx, path, timeout or queue_timeout, job_name, rq_id, callbacks, kwargs)
+    db = _open_transaction() if enqueue_after_commit else None
+    if db is None:
+        return _put(q, job, path, at_front, job_id, deduplicate)
+    if rq_id is not None:
+        status = _pending_twin(conn, rq_id, replace=False)
+        if status is not None:
+            if deduplicate:
+                log.info("not queueing %s: job %s is already queued or running", path, rq_id)
+                return None
+            raise _duplicate(job_id, status)
+    db.after_commit(functools.partial(_put_after_commit, q, job, path, at_front, job_id, deduplicate))
+    return None
 
 
 def run_inline(ctx: SiteContext, method: str | Callable[..., Any], job_name: str | None,
@@ -165,47 +199,141 @@ def _label(method: str | Callable[..., Any]) -> str:
     return f"{getattr(method, '__module__', '?')}.{getattr(method, '__qualname__', repr(method))}"
 
 
-def _clear_twin(conn: redis.Redis, rq_id: str) -> bool:
-    """False while a job with this id is pending; otherwise delete a finished/failed twin and return True."""
+def _flag(fn: str, name: str, value: Any) -> bool:
+    """A yes/no option: a bool, 0/1 or None (Frappe's code passes flags that are None when unset). Anything
+    else is refused: the string 'false' is true in Python, and would run a job inline or at the front."""
+    if value is None or isinstance(value, bool) or (type(value) is int and value in (0, 1)):
+        return bool(value)
+    raise ValueError(f"{fn}: {name} must be True or False, got {shown(value)}; nothing was queued")
+
+
+def _check_text(fn: str, name: str, value: Any) -> None:
+    if value is not None and not (isinstance(value, str) and value.strip()):
+        raise ValueError(f"{fn}: {name} must be a non-empty string (or None), got {shown(value)}; nothing was queued")
+
+
+def _check_options(fn: str, queue: Any, timeout: Any, job_name: Any) -> None:
+    """The options every enqueue function takes. ``timeout`` follows hooks.py's rule: RQ takes 0 or less as
+    "never time out", cuts 1.5 to 1 and 0.5 to 0, and reads strings its own way."""
+    if not isinstance(queue, str):
+        raise ValueError(f"{fn}: queue must be a queue's name such as 'default', got {shown(queue)}; "
+                         "nothing was queued")
+    if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool)
+                                or not 0 < timeout <= MAX_TIMEOUT):
+        raise ValueError(f"{fn}: timeout must be a whole number of seconds from 1 to {MAX_TIMEOUT} (or None for "
+                         f"the queue's), got {shown(timeout)}; nothing was queued")
+    _check_text(fn, "job_name", job_name)
+
+
+def _require_importable(fn: str, what: str, path: str) -> None:
+    """Refuse a dotted path that does not resolve: the worker imports it only when the job runs, and would fail
+    there (a callback, after the method ran, failing a job that did its work). Checked as ``migrate`` checks a
+    hooks.py's methods: a module not imported yet whose source defines the name is not imported here."""
+    problem = check_method(path, scan=True)
+    if problem is not None:
+        raise ValueError(f"{fn}: {what}: {problem}; name a module-level function the workers can import "
+                         "(app.module.function); nothing was queued")
+
+
+def _callback(name: str, fn: Callable[..., Any] | str | None) -> Callback | None:
+    if fn is None:
+        return None
+    path = method_path(fn)
+    if isinstance(fn, str):
+        _require_importable("enqueue", name, path)
+    return Callback(path)
+
+
+def _build_job(q: Queue, ctx: SiteContext, path: str, timeout: int, job_name: str | None, rq_id: str | None,
+               callbacks: tuple[Callback | None, Callback | None], kwargs: dict[str, Any]) -> Job:
+    """The job, its payload serialised now: an argument that cannot be is refused by the call that passed it
+    (deferred, it would fail at the commit), and a deferred job keeps the arguments as they were at the call."""
+    job = q.create_job(
+        EXECUTE, kwargs=_job_kwargs(ctx, path, job_name, kwargs), timeout=timeout,
+        job_id=rq_id or f"{site_prefix(ctx.bench.bench_id, ctx.site.name)}{uuid.uuid4().hex}",
+        result_ttl=ctx.site.settings.rq_results_ttl, failure_ttl=ctx.site.settings.rq_job_failure_ttl,
+        description=f"{job_name or path} [site {ctx.site.name}]",
+        meta={"hookscheduler": {"site": ctx.site.name, "job": job_name or path, "method": path}},
+        status=JobStatus.QUEUED, on_success=callbacks[0], on_failure=callbacks[1],
+    )
+    try:
+        job.data  # noqa: B018 - builds and keeps the payload
+    except Exception as exc:
+        raise TypeError(_unserialisable("enqueue", path, kwargs, job.serializer, exc)) from exc
+    return job
+
+
+def _unserialisable(fn: str, path: str, arguments: dict[str, Any], serializer: Any, exc: Exception) -> str:
+    """Which argument could not be serialised, in one line (found only once serialising them all failed)."""
+    for name, value in arguments.items():
+        try:
+            serializer.dumps(value)
+        except Exception as one:
+            return (f"{fn}({shown(path)}): argument {shown(name)} cannot be serialised for the worker "
+                    f"({_one_line(one)}); pass what the job can rebuild it from (ids, strings, numbers, lists, "
+                    "dicts); nothing was queued")
+    return (f"{fn}({shown(path)}): the job cannot be serialised for the worker ({_one_line(exc)}); "
+            "nothing was queued")
+
+
+def _pending_twin(conn: redis.Redis, rq_id: str, replace: bool) -> JobStatus | None:
+    """The status of the job with this id while it is queued, started, deferred or scheduled; else None, and
+    with ``replace`` a finished or failed twin is deleted (rq#793: re-using an id needs the old job gone)."""
     job = Job.fetch_many([rq_id], connection=conn)[0]
     if job is None:
-        return True
-    if job.get_status(refresh=False) in PENDING:
-        return False
-    job.delete()  # a finished or failed twin is replaced (rq#793: re-using an id needs the old job gone)
-    return True
+        return None
+    status = job.get_status(refresh=False)
+    if status in PENDING:
+        return status
+    if replace:
+        job.delete()
+    return None
 
 
-def _defer_until_commit(send: Callable[[], Job | None]) -> bool:
-    """Register ``send`` to run when the site database's current transaction commits (dropped on rollback).
-    False when no transaction is open: then the job is sent at once."""
+def _duplicate(job_id: str | None, status: JobStatus) -> DuplicateJobError:
+    return DuplicateJobError(f"enqueue: job {shown(job_id)} is already {status.value}; pass deduplicate=True to "
+                             "skip the call while it is pending, or choose another job_id; nothing was queued")
+
+
+def _put(q: Queue, job: Job, path: str, at_front: bool, job_id: str | None, deduplicate: bool) -> Job | None:
+    """Write the built job to its queue. A job id the application chose goes through RQ's atomic unique
+    enqueue, which refuses an id already in Redis: a finished or failed twin is then replaced; a pending one
+    makes the call return None (``deduplicate``) or raise (RQ alone would queue the id twice)."""
+    if job_id is None:
+        return q.enqueue_job(job, at_front=at_front)
+    status: JobStatus | None = None
+    for _ in range(2):
+        try:
+            return q.enqueue_job(job, at_front=at_front, unique=True)
+        except DuplicateJobError:
+            status = _pending_twin(q.connection, job.id, replace=True)
+            if status is not None:
+                break
+    if deduplicate:  # a twin pending, or one that came back between our delete and our write
+        log.info("not queueing %s: job %s is already queued or running", path, job.id)
+        return None
+    raise _duplicate(job_id, status or JobStatus.QUEUED)
+
+
+def _put_after_commit(q: Queue, job: Job, path: str, at_front: bool, job_id: str | None,
+                      deduplicate: bool) -> None:
+    """``enqueue_after_commit``'s send, run by the database once the transaction has committed. Its writes
+    stand whatever happens here, so a failure is logged, not raised: raised, it would make the committed
+    transaction look failed, and the database would drop the transaction's other deferred jobs."""
+    try:
+        _put(q, job, path, at_front, job_id, deduplicate)
+    except Exception as exc:
+        log.error("job %s (%s) was not queued after its transaction committed: %s; the transaction's writes "
+                  "stand, so enqueue the job again once the cause is fixed", job.id, path, _one_line(exc))
+
+
+def _open_transaction() -> pw.Database | None:
+    """The site database when a transaction is open on it (a deferred job is sent when it commits, dropped on
+    rollback); None when there is none: the job is then sent at once."""
     db = database_proxy.obj
     if not isinstance(db, pw.Database) or not db.in_transaction():
-        return False
-    db.after_commit(send)
-    return True
-
-
-def _callback(fn: Callable[..., Any] | str | None) -> Callback | None:
-    return Callback(fn if isinstance(fn, str) else method_path(fn)) if fn is not None else None
-
-
-def _send(ctx: SiteContext, conn: redis.Redis, path: str, queue: str, timeout: int, job_name: str | None,
-          at_front: bool, rq_id: str | None, unique: bool, on_success: Callable[..., Any] | str | None,
-          on_failure: Callable[..., Any] | str | None, kwargs: dict[str, Any]) -> Job | None:
-    q = rq_queue(conn, ctx.bench.bench_id, queue)
-    try:
-        return q.enqueue_call(
-            EXECUTE, kwargs=_job_kwargs(ctx, path, job_name, kwargs), timeout=timeout, at_front=at_front,
-            job_id=rq_id or f"{site_prefix(ctx.bench.bench_id, ctx.site.name)}{uuid.uuid4().hex}",
-            result_ttl=ctx.site.settings.rq_results_ttl, failure_ttl=ctx.site.settings.rq_job_failure_ttl,
-            description=f"{job_name or path} [site {ctx.site.name}]",
-            meta={"hookscheduler": {"site": ctx.site.name, "job": job_name or path, "method": path}},
-            on_success=_callback(on_success), on_failure=_callback(on_failure), unique=unique,
-        )
-    except DuplicateJobError:  # a twin was enqueued between our check and our write
-        log.info("not queueing %s: job %s was queued meanwhile", path, rq_id)
         return None
+    return db
 
 
 def _job_kwargs(ctx: SiteContext, path: str, job_name: str | None, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -216,8 +344,18 @@ def enqueue_doc(model: str | type, name: Any, method: str, queue: str = "default
                 now: bool = False, **kwargs: Any) -> Any:
     """Load the record of ``model`` (a peewee model, or its dotted path) with primary key ``name`` in the
     worker and call its ``method(**kwargs)`` there (Frappe's ``enqueue_doc``). The model must be bound to a
-    database in the worker, e.g. declared on ``hookscheduler.models.database_proxy`` (the site's database)."""
+    database in the worker, e.g. declared on ``hookscheduler.models.database_proxy`` (the site's database).
+    A model path that does not import, or a model class without ``method``, is refused here (the worker would
+    fail on it); the options are :func:`enqueue`'s, checked by it."""
     model_path = model if isinstance(model, str) else method_path(model)
+    if not isinstance(method, str) or not method.isidentifier():
+        raise ValueError(f"enqueue_doc: method must be the name of a method of the model, got {shown(method)}; "
+                         "nothing was queued")
+    if isinstance(model, str):
+        _require_importable("enqueue_doc", "model", model_path)
+    elif not callable(getattr(model, method, None)):
+        raise ValueError(f"enqueue_doc: model {model_path} has no method {shown(method)}; name one of its "
+                         "methods; nothing was queued")
     options = {k: kwargs.pop(k) for k in ("job_name", "enqueue_after_commit", "at_front", "job_id", "deduplicate",
                                           "on_success", "on_failure", "is_async") if k in kwargs}
     options.setdefault("job_name", f"{model_path}.{method}")
@@ -229,20 +367,36 @@ def enqueue_batches(method: str | Callable[..., Any], items: Iterable[Any], batc
                     arg_name: str = "items", queue: str = "default", timeout: int | None = None,
                     job_name: str | None = None, at_front: bool = False, **kwargs: Any) -> list[Job]:
     """Split ``items`` into jobs of ``batch_size``: ``method(**{arg_name: batch}, **kwargs)`` per job, sent in
-    one round trip (e.g. 10,000 invoices as 100 jobs of 100). Returns the jobs, in order."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    one round trip (e.g. 10,000 invoices as 100 jobs of 100). Returns the jobs, in order. Checked as
+    :func:`enqueue` checks its call; a batch that cannot be serialised sends none of them."""
+    fn = "enqueue_batches"
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"{fn}: batch_size must be a whole number from 1, got {shown(batch_size)}; "
+                         "nothing was queued")
+    if not isinstance(arg_name, str) or not arg_name.isidentifier():
+        raise ValueError(f"{fn}: arg_name must be the name of the method's parameter that takes a batch, got "
+                         f"{shown(arg_name)}; nothing was queued")
+    at_front = _flag(fn, "at_front", at_front)
+    _check_options(fn, queue, timeout, job_name)
     ctx = current_site()
     queue_timeout = validate_queue(ctx, queue)
     path = method_path(method)
+    if isinstance(method, str):
+        _require_importable(fn, "method", path)
+    try:
+        it = iter(items)
+    except TypeError:
+        raise TypeError(f"{fn}: items must be an iterable of the values to split into batches, got "
+                        f"{shown(items)}; nothing was queued") from None
     conn = redis_for(ctx.site)
     prefix = site_prefix(ctx.bench.bench_id, ctx.site.name)
-    it = iter(items)
     data = []
+    batches = []
     for i in itertools.count():
         batch = list(itertools.islice(it, batch_size))
         if not batch:
             break
+        batches.append(batch)
         name = f"{job_name or path} (batch {i + 1})"
         data.append(Queue.prepare_data(
             EXECUTE, kwargs=_job_kwargs(ctx, path, name, {**kwargs, arg_name: batch}), timeout=timeout or queue_timeout,
@@ -251,10 +405,25 @@ def enqueue_batches(method: str | Callable[..., Any], items: Iterable[Any], batc
             meta={"hookscheduler": {"site": ctx.site.name, "job": name, "method": path}}))
     if not data:
         return []
+    q = rq_queue(conn, ctx.bench.bench_id, queue)
     with conn.pipeline() as pipe:
-        jobs = rq_queue(conn, ctx.bench.bench_id, queue).enqueue_many(data, pipeline=pipe)
+        try:  # the jobs are serialised into the pipeline, which is sent only once they all are
+            jobs = q.enqueue_many(data, pipeline=pipe)
+        except Exception as exc:
+            arguments = {**kwargs, **{f"{arg_name} (batch {i + 1})": b for i, b in enumerate(batches)}}
+            if any(_fails(q.serializer, v) for v in arguments.values()):
+                raise TypeError(_unserialisable(fn, path, arguments, q.serializer, exc)) from exc
+            raise
         pipe.execute()
     return list(jobs)
+
+
+def _fails(serializer: Any, value: Any) -> bool:
+    try:
+        serializer.dumps(value)
+    except Exception:
+        return True
+    return False
 
 
 def get_job(job_id: str) -> Job | None:

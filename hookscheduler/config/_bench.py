@@ -283,13 +283,14 @@ class Bench:
         slug = re.sub(r"[^A-Za-z0-9]+", "-", self.path.resolve().name).strip("-")[:24] or "bench"
         return f"{slug}-{digest}"
 
-    def require_bench(self, doing: str) -> None:
+    def require_bench(self, doing: str, elsewhere: str = "pass --bench PATH or set $HOOKSCHEDULER_BENCH") -> None:
         """Refuse a folder without ``apps/``: ``migrate`` there would create a stray site and report success, and
         a command reading the database there would send the user to ``migrate``, which refuses it.
-        ``doing``: what to do in the bench folder instead ("run migrate")."""
+        ``doing``: what to do in the bench folder instead ("run migrate"); ``elsewhere``: how to name the bench
+        from another folder (the CLI's options by default; the Python API has its own)."""
         if not self.apps_path.is_dir():
             raise BenchError(f"{self.path} is not a bench (it has no apps/ folder); {doing} in your bench folder, "
-                             "pass --bench PATH or set $HOOKSCHEDULER_BENCH (a bench holds apps/<app>/ and sites/)")
+                             f"{elsewhere} (a bench holds apps/<app>/ and sites/)")
 
     def site_names(self) -> list[str]:
         """Every site folder holding a ``site_config.json``; ``['default']`` when there is none."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
+import threading
 
 import pytest
+import redis
 from rq import Queue
+from rq.exceptions import DuplicateJobError
 from rq.job import JobStatus
 
 import hookscheduler
@@ -292,3 +296,202 @@ def open_site_and_redis(bench):
 
     ctx = open_site(str(bench))
     return ctx, redis_for(ctx.site)
+
+
+def _deferred_pair(ctx, invoice, bad_kwargs):
+    """A transaction that writes a row and defers a job with ``bad_kwargs``, then a valid one."""
+    db = ctx.database()
+    with db.atomic():
+        invoice.create(name="INV-AC")
+        enqueue("bgapp.tasks.ok", job_id="ac-bad", enqueue_after_commit=True, **bad_kwargs)
+        enqueue("bgapp.tasks.add", job_id="ac-good", enqueue_after_commit=True, a=1, b=2)
+
+
+@pytest.mark.parametrize("after_commit", [False, True])
+def test_arguments_that_cannot_be_serialised_are_refused_at_the_call(bench_factory, db_kind, after_commit):
+    """Refused by the call that passed them, deferred or not: found at the commit, the error came out of a
+    transaction that had committed and dropped the transaction's other deferred jobs."""
+    bench = make_bench(bench_factory, db_kind)
+    ctx, conn = site(bench)
+    invoice = create_invoice_table(ctx)
+    db = ctx.database()
+    with db.atomic():
+        invoice.create(name="INV-1")
+        with pytest.raises(TypeError) as err:
+            enqueue("bgapp.tasks.ok", job_id="ac-bad", enqueue_after_commit=after_commit, lock=threading.Lock(),
+                    order=1)
+        enqueue("bgapp.tasks.add", job_id="ac-good", enqueue_after_commit=after_commit, a=1, b=2)
+    message = str(err.value)
+    assert "\n" not in message and "'bgapp.tasks.ok'" in message and "argument 'lock'" in message
+    assert "cannot pickle" in message and "nothing was queued" in message
+    assert [r.name for r in invoice.select()] == ["INV-1"]
+    assert get_job_status("ac-bad") is None and get_job_status("ac-good") == JobStatus.QUEUED
+    drain(ctx.bench.bench_id, conn)
+    assert [(r["a"], r["b"]) for r in out_rows(bench, "add")] == [(1, 2)]
+
+
+def test_a_deferred_argument_is_taken_as_it_was_at_the_call(bench_factory):
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    items = ["a"]
+    with ctx.database().atomic():
+        enqueue("bgapp.tasks.process", enqueue_after_commit=True, items=items)
+        items.append("b")  # changed after the call, before the commit
+    drain(ctx.bench.bench_id, conn)
+    assert [r["items"] for r in out_rows(bench, "process")] == [["a"]]
+
+
+def test_a_deferred_send_that_fails_after_the_commit_is_logged_and_the_others_are_sent(bench_factory, db_kind,
+                                                                                      monkeypatch, caplog):
+    """Redis refusing one job at the commit: the transaction stands (no exception from its end), the other
+    deferred jobs are still sent, and the lost one is logged at ERROR with its id and method."""
+    bench = make_bench(bench_factory, db_kind)
+    ctx, _conn = site(bench)
+    invoice = create_invoice_table(ctx)
+    real = Queue.enqueue_job
+
+    def flaky(self, job, *args, **kwargs):
+        if job.id.endswith("ac-bad"):
+            raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        return real(self, job, *args, **kwargs)
+
+    monkeypatch.setattr(Queue, "enqueue_job", flaky)
+    with caplog.at_level(logging.ERROR, logger="hookscheduler.background.api"):
+        _deferred_pair(ctx, invoice, {"order": 1})
+    assert [r.name for r in invoice.select()] == ["INV-AC"]
+    assert get_job_status("ac-bad") is None and get_job_status("ac-good") == JobStatus.QUEUED
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "ac-bad" in errors[0] and "bgapp.tasks.ok" in errors[0]
+    assert "Connection refused" in errors[0] and "committed" in errors[0]
+
+
+def test_enqueue_outside_a_bench_is_refused(bench_factory, monkeypatch, tmp_path, redis_url):
+    """A folder without apps/ is no bench: its jobs would go to a bench id that no worker serves."""
+    bench_factory.make()  # the test Redis for the environment; the bench itself is not used
+    monkeypatch.delenv("HOOKSCHEDULER_BENCH")
+    monkeypatch.setenv("HOOKSCHEDULER_REDIS_URL", redis_url)  # before the fix the job went there, not to db 0
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    hookscheduler.init()
+    with pytest.raises(BenchError) as err:
+        enqueue("badapp.tasks.ok")
+    message = str(err.value)
+    assert "\n" not in message and f"{folder} is not a bench (it has no apps/ folder)" in message
+    assert "hookscheduler.init(bench=" in message and "$HOOKSCHEDULER_BENCH" in message
+    with pytest.raises(BenchError, match="is not a bench"):
+        hookscheduler.init(bench=folder)
+
+
+@pytest.mark.parametrize("timeout", [-5, 0, 0.5, 1.5, "abc", "1h", True, 2**31, [60]])
+def test_a_timeout_that_is_not_a_whole_number_of_seconds_is_refused(bench_factory, timeout):
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    for call in (lambda: enqueue("bgapp.tasks.ok", timeout=timeout),
+                 lambda: enqueue_batches("bgapp.tasks.process", [1], timeout=timeout),
+                 lambda: enqueue_doc("bgapp.tasks.Invoice", "INV-1", "submit", timeout=timeout)):
+        with pytest.raises(ValueError) as err:
+            call()
+        assert "\n" not in str(err.value)
+        assert "timeout must be a whole number of seconds from 1 to 2147483647" in str(err.value)
+    assert _queue(ctx, conn).count == 0
+    assert enqueue("bgapp.tasks.ok", timeout=2**31 - 1).timeout == 2**31 - 1
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ({"job_name": 42}, "job_name must be a non-empty string"),
+    ({"job_name": ""}, "job_name must be a non-empty string"),
+    ({"job_id": 7}, "job_id must be a non-empty string"),
+    ({"job_id": " "}, "job_id must be a non-empty string"),
+    ({"now": "false"}, "now must be True or False"),
+    ({"at_front": "yes"}, "at_front must be True or False"),
+    ({"enqueue_after_commit": 2}, "enqueue_after_commit must be True or False"),
+    ({"deduplicate": "no", "job_id": "x"}, "deduplicate must be True or False"),
+    ({"is_async": "false"}, "is_async must be True or False"),
+    ({"queue": ["default"]}, "queue must be a queue's name"),
+])
+def test_bad_options_are_refused_at_the_call(bench_factory, options, expected):
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    with pytest.raises(ValueError) as err:
+        enqueue("bgapp.tasks.ok", **options)
+    assert expected in str(err.value) and "\n" not in str(err.value)
+    assert _queue(ctx, conn).count == 0 and out_rows(bench) == []
+    assert enqueue("bgapp.tasks.ok", now=None, at_front=0, job_name="fine") is not None  # Frappe's falsy flags
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ({"batch_size": "10"}, "batch_size must be a whole number from 1"),
+    ({"batch_size": True}, "batch_size must be a whole number from 1"),
+    ({"batch_size": 0}, "batch_size must be a whole number from 1"),
+    ({"arg_name": "my items"}, "arg_name must be the name of the method's parameter"),
+    ({"job_name": 3}, "job_name must be a non-empty string"),
+    ({"at_front": "no"}, "at_front must be True or False"),
+])
+def test_bad_batch_options_are_refused_at_the_call(bench_factory, options, expected):
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    with pytest.raises(ValueError) as err:
+        enqueue_batches("bgapp.tasks.process", [1, 2], **options)
+    assert expected in str(err.value) and "\n" not in str(err.value)
+    assert _queue(ctx, conn).count == 0
+
+
+@pytest.mark.parametrize("call", [
+    lambda: enqueue("bgapp.tasks.nope"),
+    lambda: enqueue("nomod.tasks.nope"),
+    lambda: enqueue("bgapp.tasks.nope", enqueue_after_commit=True),
+    lambda: enqueue_batches("bgapp.tasks.nope", [1]),
+    lambda: enqueue("bgapp.tasks.ok", on_success="nonexistent.fn"),
+    lambda: enqueue("bgapp.tasks.ok", on_failure="bgapp.tasks.nope"),
+    lambda: enqueue_doc("bgapp.tasks.NoSuchModel", "INV-1", "submit"),
+], ids=["attribute", "module", "after-commit", "batches", "on_success", "on_failure", "doc-model"])
+def test_a_dotted_path_that_does_not_import_is_refused_at_the_call(bench_factory, call):
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    with pytest.raises(ValueError) as err:
+        call()
+    message = str(err.value)
+    assert "\n" not in message and "does not import" in message and "nothing was queued" in message
+    assert _queue(ctx, conn).count == 0
+
+
+def test_a_method_the_model_does_not_have_is_refused_by_enqueue_doc(bench_factory):
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    invoice = create_invoice_table(ctx)
+    with pytest.raises(ValueError, match="has no method 'sbumit'"):
+        enqueue_doc(invoice, "INV-1", "sbumit")
+    assert _queue(ctx, conn).count == 0
+
+
+def test_reusing_the_job_id_of_a_pending_job_is_refused(bench_factory):
+    """RQ would queue the id twice, overwrite the first call's arguments and run the second call's twice."""
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    first = enqueue("bgapp.tasks.add", job_id="once", a=1, b=1)
+    with pytest.raises(DuplicateJobError) as err:
+        enqueue("bgapp.tasks.add", job_id="once", a=2, b=2)
+    message = str(err.value)
+    assert "\n" not in message and "'once' is already queued" in message and "deduplicate=True" in message
+    with ctx.database().atomic(), pytest.raises(DuplicateJobError):
+        enqueue("bgapp.tasks.add", job_id="once", enqueue_after_commit=True, a=3, b=3)
+    assert _queue(ctx, conn).count == 1
+    drain(ctx.bench.bench_id, conn)
+    assert [r["a"] for r in out_rows(bench, "add")] == [1]
+    again = enqueue("bgapp.tasks.add", job_id="once", a=4, b=4)  # finished: the id is free again
+    assert again.id == first.id
+    drain(ctx.bench.bench_id, conn)
+    assert [r["a"] for r in out_rows(bench, "add")] == [1, 4]
+
+
+def test_a_batch_that_cannot_be_serialised_is_named_and_none_is_sent(bench_factory):
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    items = [1, 2, 3, threading.Lock()]
+    with pytest.raises(TypeError) as err:
+        enqueue_batches("bgapp.tasks.process", items, batch_size=2)
+    message = str(err.value)
+    assert "\n" not in message and "argument 'items (batch 2)' cannot be serialised" in message
+    assert "nothing was queued" in message
+    assert _queue(ctx, conn).count == 0
