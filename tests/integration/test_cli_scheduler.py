@@ -157,7 +157,7 @@ def test_set_config_value_may_start_with_a_dash(bench_factory):
                           "No such option '--nope'", "set-config --help")
     assert_one_line_error(run(bench, "set-config", "log_retention_days", "7", "--nope"), 2, "No such option '--nope'")
     assert_one_line_error(run(bench, "set-config", "log_retention_days", "7", "--site", "default"), 2,
-                          "No such option '--site'")
+                          "--site is an option of hookscheduler itself and goes before the command")
     assert files() == before
     # the real options still work
     r = run(bench, "set-config", "log_retention_days", "7", site="default")
