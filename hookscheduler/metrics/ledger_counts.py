@@ -2,9 +2,12 @@
 
 Counted from ``scheduled_job_log`` because every outcome is already written there, by whichever process
 decided it; kept in Redis because the ledger is pruned (a counter must never drop) and several exporters must
-agree. One Redis hash per site holds a ``cursor`` and the ``pending`` ids of rows still active; a collection
-is one ``WATCH`` transaction, so two exporters never count a row twice. The design, the corner cases (SQLite
-id reuse, PostgreSQL commit order) and the reset semantic: docs/metrics.md.
+agree. One Redis hash per site holds a ``cursor``, a set the ``pending`` ids of rows still active, and a hash
+the ``growing`` skipped rows (row id -> slots counted): a pass extends a job's newest ``skipped`` row while the
+job stays stopped, so such a row is re-read until a newer row of its job passes the cursor, and its new slots
+are counted then (at most one row per job, read by primary key: cheap however long the ledger). A collection is
+one ``WATCH`` transaction, so two exporters never count a row, or a row's growth, twice. The design, the corner
+cases (SQLite id reuse, PostgreSQL commit order) and the reset semantic: docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ def counts_key(bench_id: str, site: str) -> str:
 
 def pending_key(bench_id: str, site: str) -> str:
     return f"hookscheduler:{bench_id}:{site_tag(site)}:metrics:pending"
+
+
+def growing_key(bench_id: str, site: str) -> str:
+    """The hash of the counted ``skipped`` rows that may still grow (row id -> slots counted so far)."""
+    return f"hookscheduler:{bench_id}:{site_tag(site)}:metrics:growing"
 
 
 #: Joins a series' kind and labels into a hash field: a control character, which job names (printable, as
@@ -134,6 +142,39 @@ def scan(rows: Sequence[dict[str, Any]], cursor: int, now: datetime, grace: floa
     return Scan(ended, active, cursor, False)
 
 
+def regrow(tracked: dict[int, int], current: Iterable[dict[str, Any]], born: Iterable[dict[str, Any]],
+           passed: Iterable[dict[str, Any]], into: Fold) -> dict[int, int]:
+    """Pure: count into ``into`` the slots the ``tracked`` rows (id -> slots counted) gained since (``current``:
+    those rows as they are now), and return what to track after this collection.
+
+    Only a pass's extension of a job's newest ``skipped`` row (a job that stays stopped, a run that keeps
+    blocking the next slots) grows a row, so: the ``born`` rows (counted now, passed by the cursor already
+    ``skipped``) are tracked with the slots just counted; a row no longer ``skipped`` or deleted is dropped; and
+    one older than a row of its job among the ``passed`` ones (every row the cursor passed now) is dropped after
+    this last read, since the pass extends only the newest row. A row ending ``skipped`` from the pending set is
+    not tracked: a run canceled, purged or deleted by an operator, a reason no pass's decision writes, so never
+    extended. A count is never lowered (a row shrunk by an SQL edit keeps its count)."""
+    after: dict[int, int] = {}
+    jobs: dict[int, str] = {}
+    by_id = {int(r["id"]): r for r in current}
+    for rid, counted in tracked.items():
+        r = by_id.get(rid)
+        if r is None or r["status"] != "skipped":
+            continue
+        slots = int(r["slots"] or 1)
+        if slots > counted:
+            into.add(field_name("slots", str(r["job_name"]), "skipped", history.reason_kind("skipped", r["reason"])),
+                     slots - counted)
+        after[rid], jobs[rid] = max(slots, counted), str(r["job_name"])
+    for r in born:
+        if r["status"] == "skipped":
+            after[int(r["id"])], jobs[int(r["id"])] = int(r["slots"] or 1), str(r["job_name"])
+    newest: dict[str, int] = {}
+    for r in passed:
+        newest[str(r["job_name"])] = max(newest.get(str(r["job_name"]), 0), int(r["id"]))
+    return {rid: n for rid, n in after.items() if newest.get(jobs[rid], 0) <= rid}
+
+
 def _dicts(tuples: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
     return [dict(zip(history.SCAN_COLUMNS, t, strict=True)) for t in tuples]
 
@@ -158,15 +199,19 @@ def update(conn: redis.Redis, bench_id: str, site: str, now: datetime | None = N
 
 
 def _step(conn: redis.Redis, bench_id: str, site: str, now: datetime, grace: float) -> tuple[bool, int]:
-    key, pkey = counts_key(bench_id, site), pending_key(bench_id, site)
+    key, pkey, gkey = counts_key(bench_id, site), pending_key(bench_id, site), growing_key(bench_id, site)
     for _attempt in range(5):
         with conn.pipeline(transaction=True) as pipe:
             try:
-                pipe.watch(key, pkey)  # type: ignore[no-untyped-call]
+                pipe.watch(key, pkey, gkey)  # type: ignore[no-untyped-call]
                 raw = pipe.hget(key, "cursor")
                 cursor = int(raw) if raw else 0
                 pending = sorted(int(x) for x in pipe.smembers(pkey))  # type: ignore[union-attr]
-                still = _pending_rows(pending) if pending else []
+                tracked = {int(k): int(v) for k, v in pipe.hgetall(gkey).items()}  # type: ignore[union-attr]
+                stale: set[int] = set()
+                reread = _pending_rows(sorted({*pending, *tracked})) if pending or tracked else []
+                waiting = set(pending)
+                still = [r for r in reread if r["id"] in waiting]
                 ended_before = [r for r in still if r["status"] in TERMINAL]
                 gone = set(pending) - {r["id"] for r in still if r["status"] not in TERMINAL}
                 rows = _dicts(history.ledger_after(cursor, BATCH))
@@ -174,9 +219,13 @@ def _step(conn: redis.Redis, bench_id: str, site: str, now: datetime, grace: flo
                     # the newest rows were deleted and SQLite reuses their ids (a ledger pruned empty): the rows
                     # there now are all new
                     cursor, pending, still, ended_before, gone = 0, [], [], [], set(pending)
+                    stale, tracked, reread = set(tracked), {}, []
                     rows = _dicts(history.ledger_after(cursor, BATCH))
                 s = scan(rows, cursor, now, grace)
                 f = fold([*ended_before, *s.ended])
+                active = set(s.active)
+                passed = [*s.ended, *(r for r in rows if r["id"] in active)]
+                follow = regrow(tracked, reread, s.ended, passed, f)
                 current = _current_latest(pipe, key, f)
                 pipe.multi()
                 _write(pipe, key, f, current)
@@ -185,6 +234,12 @@ def _step(conn: redis.Redis, bench_id: str, site: str, now: datetime, grace: flo
                     pipe.srem(pkey, *gone)
                 if s.active:
                     pipe.sadd(pkey, *s.active)
+                dropped = stale | (set(tracked) - set(follow))
+                if dropped:
+                    pipe.hdel(gkey, *dropped)
+                changed = {rid: n for rid, n in follow.items() if tracked.get(rid) != n}
+                if changed:
+                    pipe.hset(gkey, mapping=changed)  # type: ignore[arg-type]
                 pipe.execute()
                 return s.young or len(rows) < BATCH, len(ended_before) + len(s.ended)
             except redis.WatchError:
@@ -235,6 +290,6 @@ def read(conn: redis.Redis, bench_id: str, site: str) -> dict[tuple[str, ...], s
 
 
 __all__ = [
-    "DURATION_BUCKETS", "LATENESS_BUCKETS", "Fold", "Scan", "counts_key", "field_name", "fold", "pending_key",
-    "read", "scan", "update",
+    "DURATION_BUCKETS", "LATENESS_BUCKETS", "Fold", "Scan", "counts_key", "field_name", "fold", "growing_key",
+    "pending_key", "read", "regrow", "scan", "update",
 ]

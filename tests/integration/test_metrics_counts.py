@@ -15,6 +15,7 @@ from hookscheduler.metrics import ledger_counts
 from hookscheduler.metrics.bench import BenchSites
 from hookscheduler.metrics.exporter import registry_for
 from hookscheduler.ops import manual
+from hookscheduler.store import store_for
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, utcnow
 from tests.helpers import env_for
 from tests.integration.opcli_support import migrated
@@ -176,3 +177,33 @@ def test_stored_series_names_survive_any_job_name(redis_client):
                                                      ("slots", weird, "skipped", "stopped"): "2"}
     finally:
         redis_client.delete(key)
+
+
+def test_a_skipped_row_that_grows_after_it_was_counted_counts_its_new_slots_once(bench_factory, db_kind,
+                                                                                  redis_client):
+    bench = bench_factory.make(APPS, db=db_kind)
+    t0 = utcnow() - timedelta(hours=3)
+    ctx, conn = migrated(bench, t0)
+    bench_id = ctx.bench.bench_id
+    ok = ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok")
+    boom = ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.boom")
+    stopped = _add(ok, "skipped", t0, reason="job stopped", first_slot=t0, last_slot=t0)
+    other = _add(boom, "skipped", t0, reason="job stopped", first_slot=t0, last_slot=t0)
+    field = ("slots", ok.name, "skipped", "stopped")
+    assert ledger_counts.update(conn, bench_id, ctx.name, grace=0) == 2
+    assert ledger_counts.read(conn, bench_id, ctx.name)[field] == "1"
+    # the job stays stopped: the passes extend its row (the only way a ledger row grows), 1 -> 3 slots
+    store = store_for(ctx.database())
+    with store.transaction():
+        store.extend_skip(stopped.id, 2, t0 + timedelta(hours=2), t0 + timedelta(hours=2), utcnow())
+    ledger_counts.update(conn, bench_id, ctx.name, grace=0)
+    assert ledger_counts.read(conn, bench_id, ctx.name)[field] == "3"
+    ledger_counts.update(conn, bench_id, ctx.name, grace=0)  # scraping again counts nothing twice
+    assert ledger_counts.read(conn, bench_id, ctx.name)[field] == "3"
+    # a newer row of the job ends the stretch: the old row is read a last time, then no longer followed
+    with store.transaction():
+        store.extend_skip(stopped.id, 1, t0 + timedelta(hours=3), t0 + timedelta(hours=3), utcnow())
+    _add(ok, "complete", t0 + timedelta(hours=3))
+    ledger_counts.update(conn, bench_id, ctx.name, grace=0)
+    assert ledger_counts.read(conn, bench_id, ctx.name)[field] == "4"
+    assert {int(x) for x in conn.hkeys(ledger_counts.growing_key(bench_id, ctx.name))} == {other.id}

@@ -66,3 +66,23 @@ def test_cell_kinds():
     assert cell_kind(_row(1, "missed"), late_after=60) == "missed"
     assert cell_kind(_row(1, "queued"), late_after=60) == "running"
 
+
+
+def test_regrow_counts_a_followed_rows_new_slots_and_stops_following_it_when_a_newer_row_of_its_job_passes():
+    from hookscheduler.metrics.ledger_counts import Fold, regrow
+
+    stopped = "job stopped"
+    f = Fold()
+    grown = _row(1, "skipped", reason=stopped, slots=5)
+    shrunk = _row(2, "skipped", job_name="app.b", reason=stopped, slots=1)
+    rewritten = _row(3, "complete", job_name="app.c")
+    born = [_row(7, "skipped", job_name="app.d", reason=stopped, slots=2), _row(8, "missed", job_name="app.e")]
+    after = regrow({1: 3, 2: 4, 3: 1, 4: 1}, [grown, shrunk, rewritten], born, born, f)
+    # 2 new slots of row 1; row 2 keeps its count (an SQL edit); rows 3 (no longer skipped) and 4 (gone) dropped;
+    # the skipped row just counted is followed, the missed one never grows
+    assert f.ints == {field_name("slots", "app.job", "skipped", "stopped"): 2}
+    assert after == {1: 5, 2: 4, 7: 2}
+    f = Fold()
+    newer = _row(9, "started")
+    assert regrow(after, [_row(1, "skipped", reason=stopped, slots=6), shrunk], [], [newer], f) == {2: 4}
+    assert f.ints == {field_name("slots", "app.job", "skipped", "stopped"): 1}  # read a last time, then dropped
