@@ -12,7 +12,8 @@ within one pass. Slots that pass meanwhile are held; when the scheduler is activ
 policy decides them (one catch-up run by default), and the ledger says they passed while it was inactive. A
 pause may end by itself (``scheduler pause --until T``: ``pause_until`` in ``scheduler_state``).
 
-Liveness comes from Redis: each ``schedule`` process refreshes a heartbeat key with a TTL, and each completed
+Liveness comes from Redis: each ``schedule`` process's loop writes a heartbeat key with a TTL of three tick
+intervals (so up to a tick interval plus a cycle old while the process lives), and each completed
 pass writes the site's last tick time, so ``status`` works across hosts and containers (where Frappe's file
 lock cannot see).
 """

@@ -16,7 +16,8 @@ Design points, each for a complaint users have about other schedulers:
   (the pass's catch-up policy and outbox take care of "once");
 * several ``schedule`` processes may run against the same sites: the claim's compare-and-set makes that safe,
   and on PostgreSQL they share the due rows between them; there is no leader election to get wrong;
-* each process announces itself with a heartbeat key in Redis (with a TTL); each step writes its site's last
+* each process announces itself with a heartbeat key in Redis (with a TTL), written by its cycles (before any
+  sleep that would leave it stale: at most a tick interval plus a cycle old); each step writes its site's last
   tick, for ``scheduler status`` and ``doctor``;
 * SIGTERM / SIGINT finish the current cycle and exit cleanly; runs held for a slot still to come are sent at
   that slot first (at most the claim-ahead window away, :meth:`Scheduler.drain`).
@@ -64,6 +65,8 @@ from .wake import WakeListener
 
 log = logging.getLogger(__name__)
 
+#: The shortest gap (seconds) between two heartbeats while cycles are frequent; a cycle followed by a longer
+#: sleep writes it whatever its age (:meth:`Scheduler._heartbeat`).
 HEARTBEAT_EVERY = 5.0
 MIN_SLEEP = 0.01
 LEAD = 0.1  # seconds before a slot at which the loop wakes to work ahead of its pass
@@ -275,9 +278,12 @@ class Scheduler:
                 target = min(2 * target, SEND_BATCH, state.ctx.site.settings.db_connections)
         self._send_pending(pending, writes, now)
         self._claim_ahead(writes)
-        self._heartbeat(now, writes)
-        self._flush(writes, now)
-        return self._sleep_for(self.now_fn())
+        before = self.now_fn()
+        wait = self._sleep_for(before)  # the heartbeat is written when the sleep to come would leave it stale
+        self._heartbeat(now, writes, wait)
+        if self._flush(writes, now):
+            return self._sleep_for(self.now_fn())
+        return max(MIN_SLEEP, wait - (self.now_fn() - before).total_seconds())  # the flush's time is slept less
 
     def _release(self, now: datetime, writes: dict[int, tuple[SetBatch, list[SiteLoopState]]]) -> None:
         """Send the held runs whose slot has come at ``now``, every site's in one round trip per Redis, then mark
@@ -480,10 +486,13 @@ class Scheduler:
             found = writes[id(conn)] = (SetBatch(conn), [])
         return found
 
-    def _flush(self, writes: dict[int, tuple[SetBatch, list[SiteLoopState]]], now: datetime) -> None:
+    def _flush(self, writes: dict[int, tuple[SetBatch, list[SiteLoopState]]], now: datetime) -> bool:
         """Send the cycle's last ticks and heartbeat: one round trip per Redis, not one per site and key. A
         Redis that fails here fails the steps whose last tick it carried, as a failed write inside the step
-        would: the outage is reported once and the sites back off."""
+        would: the outage is reported once and the sites back off. Returns whether the loop's sleep must be
+        computed again: a site failed (its retry comes sooner) or recovered from a clock excursion (its slots
+        moved)."""
+        again = False
         for batch, states in writes.values():
             try:
                 batch.flush()
@@ -491,12 +500,15 @@ class Scheduler:
                 for state in states:
                     state.step.last_tick_written = None
                     self._fail(state, now, exc)
+                    again = True
                 continue
             for state in states:
                 if state.retry_at is None:  # not failed since its step: the step and its writes both went through
                     self._recovered(state)
                 if state.step.found_excursion is not None:  # the batch carried the clock-excursion checks
                     self._recover(state, batch.conn, now)
+                    again = True
+        return again
 
     @staticmethod
     def _recovered(state: SiteLoopState) -> None:
@@ -673,10 +685,18 @@ class Scheduler:
 
         log.error("%s%s", f"site {site}: " if site else "", redact(message))
 
-    def _heartbeat(self, now: datetime,
-                   writes: dict[int, tuple[SetBatch, list[SiteLoopState]]] | None = None) -> None:
-        """Queue the process's heartbeat on the cycle's batch of writes (or write it now without one)."""
-        if self.last_heartbeat and (now - self.last_heartbeat).total_seconds() < HEARTBEAT_EVERY:
+    def _heartbeat(self, now: datetime, writes: dict[int, tuple[SetBatch, list[SiteLoopState]]] | None = None,
+                   wait: float = 0.0) -> None:
+        """Queue the process's heartbeat on the cycle's batch of writes (or write it now without one), unless
+        the last one is younger than :data:`HEARTBEAT_EVERY` seconds and will still be at the loop's next wake,
+        ``wait`` seconds away.
+
+        The heartbeat is written by the cycle, not by a timer of its own: its age then measures the loop (a
+        cycle stuck on a database lets it age, then expire, and ``scheduler_up`` drops), and an idle process
+        wakes for nothing but its sites. A cycle followed by a long sleep always writes it, so its age stays
+        within the longest sleep (a tick interval) plus a cycle; frequent cycles write it once every
+        :data:`HEARTBEAT_EVERY` seconds, not at each (its value names every site served)."""
+        if self.last_heartbeat and (now - self.last_heartbeat).total_seconds() + wait < HEARTBEAT_EVERY:
             return
         for state in self.sites.values():
             ctx = state.ctx

@@ -191,3 +191,29 @@ def test_the_batch_swaps_keys_in_the_round_trip_of_its_writes(redis_client):
     assert all(0 < redis_client.ttl(k) <= 60 for k in keys)
     assert len(batch) == 0
     redis_client.delete(*keys)
+
+
+def test_a_cycle_before_a_long_sleep_writes_the_heartbeat_so_its_age_stays_within_a_tick_interval(bench_factory,
+                                                                                                  redis_client):
+    """The heartbeat's age is what the exporter reports and what the key's TTL must cover: an idle loop sleeps
+    a tick interval between its cycles, so a cycle followed by such a sleep must not skip the heartbeat because
+    the previous one is a few seconds old (the age then climbed to a tick interval plus that gap)."""
+    bench = _bench(bench_factory, "sqlite")
+    clock = [T0 + timedelta(minutes=1)]
+    sched = Scheduler(bench=str(bench), now_fn=lambda: clock[0])
+    sched.cycle()
+    state = sched.sites["default"]
+    key = heartbeat_key(state.ctx.bench.bench_id, sched.instance)
+    clock[0] += timedelta(seconds=loop_mod.HEARTBEAT_EVERY - 1)  # a wake soon after (a retry, a config change)
+    wait = sched.cycle()  # a full tick interval's sleep follows: the heartbeat is written now
+    assert json.loads(redis_client.get(key))["at"] == clock[0].isoformat()
+    clock[0] += timedelta(seconds=wait)  # the loop's next wake
+    age = (clock[0] - datetime.fromisoformat(json.loads(redis_client.get(key))["at"])).total_seconds()
+    assert age <= state.ctx.site.tick_interval < redis_client.ttl(key)
+    # frequent cycles (the next wake within the gap) do not rewrite it each time: the value names every site
+    written = json.loads(redis_client.get(key))["at"]
+    soon = datetime.fromisoformat(written) + timedelta(seconds=1)
+    sched._heartbeat(soon, None, wait=1.0)
+    assert json.loads(redis_client.get(key))["at"] == written
+    sched._heartbeat(soon, None, wait=float(state.ctx.site.tick_interval))  # unless a long sleep follows
+    assert json.loads(redis_client.get(key))["at"] == soon.isoformat()
