@@ -11,6 +11,10 @@ site, a message when it starts and one when it ends::
      "at": "2026-01-05T11:00:00.123456Z", "duration": 0.25 (finished / failed only),
      "error": "RuntimeError: ..." (failed only), "timed_out": true (failed by timeout only)}
 
+A job whose work horse dies without reporting (killed, out of memory, ``os._exit``) gets its ``failed`` event
+from the worker instead, with the same fields read from the job and ``error`` saying how the horse ended
+(``work horse died (exit code 1)``, ``work horse died (killed by signal 9, SIGKILL)``).
+
 Polling works too (``hookscheduler.get_job_status``, ``hookscheduler job-status ID``); pub/sub is for pages
 that want to update without polling. Redis does not keep messages for absent subscribers: a page that
 reconnects should poll once for the jobs it shows. Publishing is best effort: a Redis error while publishing

@@ -21,10 +21,12 @@ import importlib
 import inspect
 import logging
 import os
+import signal
 import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -39,6 +41,7 @@ from ..broker.keys import queue_name
 from ..config import BUILTIN_QUEUES, Bench, Site, load_bench, load_sites
 from ..declare.hooks import load_job_specs
 from ..exceptions import HookError, QueueNotFound, shown
+from ..schedule.send import RUNNER
 from ..security.redact import redact_failure
 from . import runner
 from .warm import WarmDatabaseWorker
@@ -51,22 +54,68 @@ LOG_FORMAT = "%(asctime)s,%(msecs)03d %(message)s"
 STRATEGIES = ("default", "round_robin", "random")
 
 
-class _HorseDeathEvents:
-    """Publish a ``failed`` event when a work horse dies without reporting (killed, out of memory): the horse
-    could not say so itself, and a page watching the job should not wait for ever."""
+def exit_description(status: int | None) -> str:
+    """Pure: how a work horse ended, from the wait status RQ hands over (``waitpid``'s, where exit code 1 reads
+    256): ``exit code 1``, ``killed by signal 9, SIGKILL``. None: RQ's monitor killed the horse itself after
+    the job's timeout plus a minute without an end, and discarded the status."""
+    if status is None:
+        return "killed by the worker past the job's timeout"
+    try:
+        code = os.waitstatus_to_exitcode(status)
+    except ValueError:
+        return f"wait status {status}"
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"killed by signal {-code}, {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
 
-    def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
+
+def death_fields(func_name: str | None, kwargs: Mapping[str, Any], meta: Mapping[str, Any],
+                 status: int | None) -> dict[str, Any]:
+    """Pure: the event fields of a job whose horse died, as the runner fills them for a run that ends itself
+    (:mod:`hookscheduler.background.events`): a scheduled run's trigger and slot are its arguments (and its
+    meta's), a background job's kind and trigger are fixed (``background``, ``enqueue``)."""
+    ours = meta.get("hookscheduler")
+    ours = ours if isinstance(ours, Mapping) else {}
+    scheduled = func_name == RUNNER
+    slot = (kwargs.get("slot") or ours.get("slot")) if scheduled else None
+    fields: dict[str, Any] = {
+        "job_name": kwargs.get("job_name") or ours.get("job"), "method": kwargs.get("method") or ours.get("method"),
+        "kind": "scheduled" if scheduled else "background",
+        "trigger": (kwargs.get("trigger") or ours.get("trigger")) if scheduled else "enqueue",
+        "slot": datetime.fromisoformat(str(slot)) if slot else None,
+        "error": f"work horse died ({exit_description(status)})",
+    }
+    if status is None:
+        fields["timed_out"] = True
+    return fields
+
+
+class _HorseDeathEvents:
+    """Publish a ``failed`` event when a work horse dies without reporting (killed, out of memory, ``os._exit``):
+    the horse could not say so itself, and a page watching the job should not wait for ever. The event has the
+    fields the runner's own events have, read from the job."""
+
+    def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int | None, rusage: Any) -> None:
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[misc]
         try:
-            kwargs = job.kwargs
+            kwargs = job.kwargs or {}
+            meta = job.meta if isinstance(job.meta, dict) else {}
+            func_name = job.func_name
         except Exception:
             return
         bench_id, _, queue = str(job.origin).rpartition(":")
-        site = kwargs.get("site")
-        if site and bench_id:
-            events.publish(job.connection, bench_id, str(site), "failed", job_id=job.id,
-                           job_name=kwargs.get("job_name"), method=kwargs.get("method"), queue=queue,
-                           error=f"work horse died (exit status {ret_val})")
+        ours = meta.get("hookscheduler")
+        site = kwargs.get("site") or (ours.get("site") if isinstance(ours, dict) else None)
+        if not (site and bench_id):
+            return
+        fields = death_fields(func_name, kwargs, meta, ret_val)
+        if job.started_at is not None and job.ended_at is not None:
+            fields["duration"] = round(max(0.0, (job.ended_at - job.started_at).total_seconds()), 6)
+        events.publish(job.connection, bench_id, str(site), "failed", job_id=job.id, queue=queue,
+                       worker=runner.worker_name(job), **fields)
 
 
 class _RedactedFailure:

@@ -86,6 +86,16 @@ def enqueue_after_commit_then(fail=False):
         raise RuntimeError("the job failed: its deferred enqueue is dropped with its transaction")
 
 
+def exit_now(code=1):
+    """A job whose work horse ends without reporting: ``os._exit`` skips every handler."""
+    os._exit(code)
+
+
+def kill_self():
+    """A job whose work horse is killed (as by the kernel's out-of-memory killer)."""
+    os.kill(os.getpid(), 9)
+
+
 def sleeper():
     note("sleeper")
     time.sleep(float(os.environ.get("HS_TEST_SLOW", "3")))

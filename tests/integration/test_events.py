@@ -12,7 +12,7 @@ from hookscheduler.background.events import listen, publish, subscribe
 from hookscheduler.broker.keys import events_channel
 from hookscheduler.schedule.claim import run_pass
 from tests.helpers import drain
-from tests.integration.bgjobs_support import make_bench, site
+from tests.integration.bgjobs_support import cli, make_bench, site
 
 pytestmark = pytest.mark.usefixtures("fresh_api")  # the API forgets the bench a previous test chose
 
@@ -72,3 +72,24 @@ def test_the_channel_name_and_json_are_what_a_front_end_subscribes_to(redis_clie
     [payload] = list(listen(pubsub, timeout=0.5))
     pubsub.close()
     assert payload["event"] == "finished" and payload["job_id"] == "j1" and payload["site"] == "site.local"
+
+
+def test_a_work_horse_that_dies_announces_its_job_and_how_it_ended(bench_factory):
+    """A horse that exits or is killed cannot report; the worker announces the failure with the same fields
+    as the runner's own events, and says how the horse ended (an exit code, a signal), not a raw wait status."""
+    bench = make_bench(bench_factory, events={"hourly": ["bgapp.tasks.exit_now"]})
+    ctx, conn = site(bench)
+    pubsub = subscribe(conn, ctx.bench.bench_id, ctx.name)
+    run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 0, 1))
+    killed = enqueue("bgapp.tasks.kill_self", job_name="killing")
+    done = cli(bench, "worker", "--burst", timeout=120)
+    assert done.returncode == 0, done.stderr
+    failed = {e["job_name"]: e for e in listen(pubsub, timeout=1) if e["event"] == "failed"}
+    pubsub.close()
+    exited, signalled = failed["bgapp.tasks.exit_now"], failed["killing"]
+    assert (exited["kind"], exited["trigger"], exited["slot"], exited["queue"], exited["method"]) == (
+        "scheduled", "schedule", "2026-01-05T11:00:00Z", "default", "bgapp.tasks.exit_now")
+    assert exited["error"] == "work horse died (exit code 1)" and exited["worker"] and exited["duration"] >= 0
+    assert (signalled["job_id"], signalled["kind"], signalled["trigger"], signalled["slot"]) == (
+        killed.id, "background", "enqueue", None)
+    assert signalled["error"] == "work horse died (killed by signal 9, SIGKILL)"
