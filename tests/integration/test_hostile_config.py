@@ -180,8 +180,8 @@ def test_set_config_with_a_bad_value_refuses_and_leaves_the_file(bench, key, val
     assert_one_line_error(result, 2, str(path), key)
     assert path.stat().st_mode == mode
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # no temp file left behind
-    if key == "rq_password":
-        assert value not in result.err
+    if key == "rq_password":  # the value is not echoed (the path may hold the same digits: pytest-123)
+        assert value not in result.err.replace(str(path), "")
 
 
 def test_set_config_on_an_invalid_file_refuses_without_rewriting_it(bench):
