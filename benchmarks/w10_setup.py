@@ -199,4 +199,11 @@ children's compiling and file creation above it); against Dh, the peer doing the
 figures differ with the host's load more than with the commits. A quick run at 12:38 (commit 65e68c5, 3 runs,
 load 3.2 -> 1.2): SQLite 0.224 / 0.528 s = 2.3x / 2.7x D-sqlite (0.099 / 0.196 s; D's own runs spread from
 0.066 s at 1,000), PostgreSQL 0.403 / 0.669 s = 4.1x / 3.4x.
+
+**On a second machine** (Intel Xeon, 2 cores, load under 1; quick runs, 1,000 and 10,000 jobs; the full run
+above stays the table's): at 17:03 (commit 6841b54, 5 runs) SQLite 0.154 / 0.291 s = 3.3x / 2.6x D-sqlite
+(0.047 / 0.114 s), PostgreSQL 0.188 / 0.333 s = 4.0x / 2.9x; at 18:08 (commit cd5f29d, 3 runs) SQLite 0.145 /
+0.281 s = 3.4x / 2.6x (D-sqlite 0.043 / 0.109 s), PostgreSQL 0.181 / 0.323 s = 4.3x / 3.0x; against Dh-sqlite,
+the peer doing the same work, 2.2x and 0.9-1.0x. The same picture as on the AMD host: missed against D, whose
+whole process is a JSON read; a fresh Python with this venv's `site` costs 29 ms of D's 43-47 ms here.
 """

@@ -155,8 +155,10 @@ is one probe statement and one Redis round trip plus ~0.1 ms of Python; B's iter
 so the two are within the round trips' noise of each other on this VM.
 
 **On a second machine (2026-12-07 17:03-17:06, Intel Xeon, 2 cores, load under 1, commit 6841b54, code of
-the idle step unchanged): met on both databases in five runs out of five.** Four runs of 3 and the run of 5
-recorded above: SQLite 0.6-0.7x B at +60 s/step (0.37-0.41 ms against B's 0.61-0.66 ms), PostgreSQL 0.7-0.8x B
-(0.44-0.51 ms). B's iteration is slower here (0.61-0.66 ms against 0.43-0.55 ms on the AMD host) while the
+the idle step unchanged): met on both databases in five runs out of five.** Four runs of 3 and a run of 5:
+SQLite 0.6-0.7x B at +60 s/step (0.37-0.41 ms against B's 0.61-0.66 ms), PostgreSQL 0.7-0.8x B (0.44-0.51 ms).
+The run recorded above is the session's last code (18:07, commit cd5f29d, whose loop writes the heartbeat by the
+sleep to come and settles a site's recovery after its writes): met again, 0.7x and 0.8x B.
+B's iteration is slower here (0.61-0.66 ms against 0.43-0.55 ms on the AMD host) while the
 probe costs about the same (PostgreSQL 0.18 ms): five Redis round trips against one round trip and one probe,
 so which side wins moves with the ratio of the two round trips' costs on the host."""
