@@ -152,7 +152,7 @@ ANALYSIS = """
 read. The run recorded above is from a second machine (2026-12-07 18:16, Intel Xeon, commit cd5f29d, 5 runs):
 SQLite 0.74 (0.69-0.79), PostgreSQL 0.70 (0.66-0.73), both met; a 3-run pass ten minutes earlier read SQLite
 0.699 (a miss by 0.001) and PostgreSQL 0.707: the margin is within the noise, as below.
-The latest run (final code, quiet machine, 2,000 runs per run, 10,000 per worker and database in all)
+An earlier long run (quiet machine, 2,000 runs per run, 10,000 per worker and database in all)
 meets 0.7x on both databases, SQLite only just: SQLite 0.70 (0.68-0.78), PostgreSQL 0.74 (0.65-0.80); the same
 over RQ's own timestamps. The margins are within run-to-run noise: the run before it (before the start write
 took the job's row first) measured SQLite 0.78 and PostgreSQL 0.71, and earlier runs of this session 0.685 and
