@@ -146,8 +146,8 @@ def test_an_injected_scheduler_and_a_real_worker_under_one_supervisor(bench_fact
     assert out_rows(bench, "add")[0]["a"] == 5
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server on PATH")
 def test_start_brings_a_private_redis_when_none_answers(bench_factory):
+    assert shutil.which("redis-server"), "start's private Redis needs redis-server on PATH (Debian: redis-server)"
     port = free_port()
     bench = make_bench(bench_factory, common={"redis_queue": f"redis://127.0.0.1:{port}/0"})
     proc = spawn(bench, "start", "--no-scheduler")
