@@ -9,6 +9,7 @@ command-line option, environment variable, ``site_config.json``, ``common_site_c
 
 from ._bench import (
     ALL_SITES,
+    BENCH_ONLY_KEYS,
     BUILTIN_QUEUES,
     DEFAULT_SITE,
     KNOWN_KEYS,
@@ -39,8 +40,9 @@ from .settings import (
 
 __all__ = [
     "ALL_SITES",
-    "BUILTIN_QUEUES", "DEFAULT_FAILED_JOBS_LIMIT", "DEFAULT_FAILURE_TTL", "DEFAULT_LOG_RETENTION_DAYS",
-    "DEFAULT_REDIS_URL", "DEFAULT_RESULT_TTL", "DEFAULT_SITE", "DEFAULT_TICK_INTERVAL", "KNOWN_KEYS", "MAX_TIMEOUT",
+    "BENCH_ONLY_KEYS", "BUILTIN_QUEUES", "DEFAULT_FAILED_JOBS_LIMIT", "DEFAULT_FAILURE_TTL",
+    "DEFAULT_LOG_RETENTION_DAYS", "DEFAULT_REDIS_URL", "DEFAULT_RESULT_TTL", "DEFAULT_SITE", "DEFAULT_TICK_INTERVAL",
+    "KNOWN_KEYS", "MAX_TIMEOUT",
     "Bench", "Settings", "Site", "config_notes", "env_settings",
     "hooks_file", "load_bench", "load_site", "load_sites", "load_zone",
     "read_config_file", "system_zone_name", "update_site_config", "validate_settings",

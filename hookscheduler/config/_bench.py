@@ -92,6 +92,16 @@ KNOWN_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "default_site": (lambda v: isinstance(v, str) and _is_site_name(v), "a site name (a folder under sites/)"),
 }
 
+#: Keys read from ``common_site_config.json`` only (the bench's, not a site's): key -> what it is, for the error.
+#: In a site's own file such a key is merged into that site's values and then never read, so ``set-config``
+#: without ``-g`` refuses it rather than report a change that changes nothing. (Every other key is honoured per
+#: site: ``background_workers`` too, as ``start`` runs the most any site asks for.) Files already holding one are
+#: still read, so that an existing bench keeps working; ``set-config KEY null`` removes it.
+BENCH_ONLY_KEYS: dict[str, str] = {
+    "default_site": "the site a command acts on when none is named",
+    "bench_id": "the prefix of the whole bench's queues and job ids",
+}
+
 #: Keys Frappe benches carry that are not hookscheduler's own: accepted (see :mod:`.frappe_keys`).
 IGNORED_KEYS = FRAPPE_KEYS
 
@@ -514,8 +524,14 @@ def config_notes(site: Site) -> list[str]:
 
 
 def update_site_config(site: Site, changes: Mapping[str, Any], common: bool = False) -> Path:
-    """Write keys into ``site_config.json`` (or the common config) atomically: temp file + rename."""
+    """Write keys into ``site_config.json`` (or the common config) atomically: temp file + rename.
+
+    Refused before anything is written (:class:`ConfigError`, the file untouched): what :func:`validate_settings`
+    refuses, a key of :data:`BENCH_ONLY_KEYS` written into a site's own file (it would do nothing there), and a
+    ``default_site`` naming no site of the bench (every command that picks the default site would then fail).
+    """
     path = site.bench.sites_path / "common_site_config.json" if common else site.config_path
+    _check_placement(site.bench, changes, path, common)
     current = read_config_file(path)
     current.update(changes)
     for k in [k for k, v in current.items() if v is None]:
@@ -538,3 +554,23 @@ def update_site_config(site: Site, changes: Mapping[str, Any], common: bool = Fa
             os.unlink(tmp)
         raise
     return path
+
+
+def _check_placement(bench: Bench, changes: Mapping[str, Any], path: Path, common: bool) -> None:
+    """Refuse the bench-wide keys where they mean nothing: the type checks cannot see either case.
+
+    Only the keys being set are checked (removing one with None is always allowed, being the fix), so a stale
+    ``default_site`` left by a deleted site does not block ``set-config -g`` of an unrelated key.
+    """
+    if not common:
+        misplaced = [k for k, v in changes.items() if k in BENCH_ONLY_KEYS and v is not None]
+        if misplaced:
+            key = misplaced[0]
+            raise ConfigError(f"{path}: {key!r} ({BENCH_ONLY_KEYS[key]}) is read only from common_site_config.json "
+                              "and has no effect in a site's own file; set it for the bench with "
+                              f"`hookscheduler set-config -g {key} VALUE`")
+        return
+    default = changes.get("default_site")
+    if isinstance(default, str) and default not in (names := bench.site_names()):
+        raise ConfigError(f"{path}: default_site {shown(default)} is not a site of this bench ({', '.join(names)});"
+                          " name one of them (a site is a folder sites/<name>/ holding site_config.json)")

@@ -184,6 +184,29 @@ def test_set_config_with_a_bad_value_refuses_and_leaves_the_file(bench, key, val
         assert value not in result.err.replace(str(path), "")
 
 
+def test_set_config_refuses_a_default_site_that_is_no_site_and_leaves_the_file(bench):
+    """Written, it made every command that picks the default site fail; refused, the bench keeps working."""
+    path = bench / "sites" / "common_site_config.json"
+    result = refused(bench, "set-config", "-g", "default_site", "nosuch")  # refused() checks the files' bytes
+    assert_one_line_error(result, 2, str(path), "default_site 'nosuch' is not a site of this bench (s1)")
+    assert run(bench, "jobs", "list").code == 0
+    assert run(bench, "set-config", "-g", "default_site", "s1").code == 0
+    assert json.loads(path.read_text())["default_site"] == "s1"
+    assert run(bench, "set-config", "-g", "default_site", "null").code == 0  # removing it is always allowed
+    assert "default_site" not in json.loads(path.read_text() or "{}")
+
+
+@pytest.mark.parametrize(("key", "value"), [("default_site", "s1"), ("bench_id", "mybench")])
+def test_set_config_refuses_a_bench_only_key_in_a_sites_own_file(bench, key, value):
+    """There it would be merged into the site's values and never read: a change reported that changes nothing."""
+    path = bench / "sites" / "s1" / "site_config.json"
+    for site in (None, "s1"):
+        result = refused(bench, "set-config", key, value, site=site)  # refused() checks the files' bytes
+        assert_one_line_error(result, 2, str(path), f"{key!r}", f"set-config -g {key} VALUE")
+    assert run(bench, "set-config", key, "null").code == 0  # removing a stray one from a site's file is allowed
+    assert run(bench, "set-config", "-g", key, value).code == 0
+
+
 def test_set_config_on_an_invalid_file_refuses_without_rewriting_it(bench):
     path = bench / "sites" / "s1" / "site_config.json"
     path.write_text('{"scheduler_tick_interval": "abc", "comment": "hand-written"}')

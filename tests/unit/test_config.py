@@ -395,6 +395,25 @@ def test_update_site_config_is_atomic_validated_and_keeps_mode(tmp_path):
     assert sorted(p.name for p in (bench / "sites").rglob("*tmp*")) == []
 
 
+def test_update_site_config_refuses_bench_only_keys_where_they_mean_nothing(tmp_path):
+    """A ``default_site`` naming no site breaks every command that picks the default site; ``default_site`` or
+    ``bench_id`` in a site's own file is never read. Both are refused before anything is written."""
+    bench = make_bench(tmp_path, sites={"s1": {}, "s2": {}})
+    site = site_of(bench, "s1")
+    common = bench / "sites" / "common_site_config.json"
+    own = bench / "sites" / "s1" / "site_config.json"
+    before = (common.read_bytes() if common.exists() else None, own.read_bytes())
+    with pytest.raises(ConfigError, match=r"default_site 'nosuch' is not a site of this bench \(s1, s2\)"):
+        update_site_config(site, {"default_site": "nosuch"}, common=True)
+    for key, value in (("default_site", "s2"), ("bench_id", "b1")):
+        with pytest.raises(ConfigError, match=f"set-config -g {key} VALUE"):
+            update_site_config(site, {key: value})
+    assert (common.read_bytes() if common.exists() else None, own.read_bytes()) == before
+    update_site_config(site, {"default_site": "s2", "bench_id": "b1"}, common=True)
+    assert site_of(bench).name == "s2"
+    update_site_config(site, {"default_site": None, "bench_id": None})  # removing is the fix: always allowed
+
+
 def test_update_site_config_creates_new_files_owner_only(tmp_path):
     bench = tmp_path / "b"
     bench.mkdir()
