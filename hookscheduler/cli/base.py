@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ import peewee as pw
 from .. import __version__
 from ..config import Site
 from ..context import SiteContext, open_site, open_sites
-from ..exceptions import HookSchedulerError
+from ..exceptions import HookSchedulerError, SchemaError, ServiceUnavailable
 from ..security.logs import install_log_redaction
 from ..security.redact import redact
 from .lazy import LazyCommand, LazyGroup
@@ -200,6 +201,42 @@ def fail(message: str, code: int = 1) -> None:
     raise err
 
 
+#: What one broken site raises: its database or Redis unreachable, missing or refusing us. Caught per site so
+#: that the healthy sites still answer; bad input (:class:`BadInput`) or a broken bench is not about one site.
+SITE_PROBLEMS: tuple[type[BaseException], ...] = (ServiceUnavailable, SchemaError, pw.DatabaseError,
+                                                  sqlite3.DatabaseError)
+
+
+def site_problem(name: str, exc: BaseException) -> str:
+    """One site's problem as one line naming the site (``site s5: cannot connect to database ...``): with
+    several sites, an error that does not say which one failed sends the operator hunting through all of
+    them. Worded as :func:`run_cli` words the same error for one site."""
+    if isinstance(exc, HookSchedulerError):
+        text = _first_line(exc)
+    elif isinstance(exc, pw.OperationalError):
+        text = f"database: {_first_line(exc)}; check db_url and that the server is up"
+    elif isinstance(exc, (pw.DatabaseError, sqlite3.DatabaseError)):
+        text = f"database: {_first_line(exc)}; run `hookscheduler doctor`"
+    else:
+        text = f"{type(exc).__name__}: {_first_line(exc)}"
+    return redact(f"site {name}: {text}")
+
+
+def for_each_site(contexts: list[SiteContext], action: Callable[[SiteContext], None]) -> None:
+    """Run ``action`` on every site; a broken site (:data:`SITE_PROBLEMS`) is one ``Error: site X: ...`` line
+    and does not stop the others -- ``--site all`` with one database down must still reach the rest, and say
+    which site it could not -- and the command then exits 1. Any other error stops at once, as before."""
+    failed = False
+    for ctx in contexts:
+        try:
+            action(ctx)
+        except SITE_PROBLEMS as exc:
+            failed = True
+            stderr(f"Error: {site_problem(ctx.name, exc)}")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
 def echo(text: str = "") -> None:
     click.echo(redact(text))
 
@@ -218,5 +255,5 @@ def print_config_notes(sites: list[Site]) -> None:
         stderr(f"Note: {line}")
 
 
-__all__ = ["COMMANDS", "CliState", "cli", "echo", "fail", "pass_state", "print_config_notes", "run_cli", "stderr",
-           "sys", "usage_error_line"]
+__all__ = ["COMMANDS", "SITE_PROBLEMS", "CliState", "cli", "echo", "fail", "for_each_site", "pass_state",
+           "print_config_notes", "run_cli", "site_problem", "stderr", "sys", "usage_error_line"]

@@ -13,10 +13,10 @@ from ..config import load_bench
 from ..context import SiteContext
 from ..declare.hooks import JobSpec, load_job_specs
 from ..declare.migrate import Plan, migrate_site, plan_sync
-from ..exceptions import SchemaError
+from ..exceptions import HookSchedulerError, SchemaError
 from ..schedule.reanchor import reanchor_if_calendar_changed
 from ..timing.calendar import SiteCalendar
-from .base import CliState, cli, echo, pass_state, print_config_notes, stderr
+from .base import SITE_PROBLEMS, CliState, cli, echo, pass_state, print_config_notes, site_problem, stderr
 from .output import format_option, to_json
 
 
@@ -74,18 +74,19 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnin
     # connection (a new one is a few round trips and an authentication: most of a small migrate's talk with the
     # server).
     dbs: dict[str, pw.Database | None] = {}
-    unreachable: list[BaseException] = []
+    unreachable: list[tuple[str, BaseException]] = []  # (the site, why it could not be reached)
 
     def reach(servers_only: bool = False) -> None:
-        try:
-            for ctx in contexts:
-                if ctx.name in dbs or (servers_only and not ctx.site.on_postgres):
-                    continue
+        for ctx in contexts:
+            if ctx.name in dbs or (servers_only and not ctx.site.on_postgres):
+                continue
+            try:
                 dbs[ctx.name] = _existing_db(ctx)
-                if len(contexts) > 1:
-                    _release(ctx)
-        except Exception as exc:  # raised below, after the hooks' verdict
-            unreachable.append(exc)
+            except Exception as exc:  # raised below, after the hooks' verdict
+                unreachable.append((ctx.name, exc))
+                return
+            if len(contexts) > 1:
+                _release(ctx)
 
     # 1. Everything that can be refused without a database: each site's zone and its hooks (queues and installed
     # apps are per site).
@@ -101,7 +102,7 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnin
     if not unreachable:
         reach()
     if unreachable:
-        raise unreachable[0]
+        raise _blocked(*unreachable[0])
     # 3. Only then create the missing SQLite files.
     if not dry_run:
         for ctx in contexts:
@@ -119,6 +120,18 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnin
                 reanchor_if_calendar_changed(ctx)
             _release(ctx)
     return plans
+
+
+def _blocked(site: str, exc: BaseException) -> BaseException:
+    """The error of a site that blocks the migrate, naming it and saying that no site was written: a refused
+    or unreachable site leaves every site untouched, and with several sites the operator must learn which one
+    to fix and that the healthy ones were not migrated either. Anything but a site's problem is kept as it is
+    (an internal error is still reported as one)."""
+    if not isinstance(exc, SITE_PROBLEMS):
+        return exc
+    error = HookSchedulerError(f"{site_problem(site, exc)}; no site was migrated")
+    error.exit_code = exc.exit_code if isinstance(exc, HookSchedulerError) else 1
+    return error
 
 
 def _release(ctx: SiteContext) -> None:

@@ -16,7 +16,7 @@ from ..ops.doctor import overdue_after
 from ..ops.jobs import actor
 from ..ops.notes import automatic_end
 from ..store.models import utcnow
-from .base import CliState, cli, echo, fail, pass_state
+from .base import SITE_PROBLEMS, CliState, cli, echo, fail, for_each_site, pass_state, site_problem, stderr
 from .common import ago, connect
 from .output import format_option, local, one_line_text, table, to_json
 
@@ -36,25 +36,36 @@ def scheduler() -> None:
 def status_cmd(state: CliState, verbose: bool, check: bool, fmt: str) -> None:
     """Enabled, disabled or paused (and why), last tick, whether a `schedule` process is alive, pending and
     failed jobs. Without --site: every site (JSON: a list). With --check: exit 1 when a site's jobs would not
-    run."""
+    run. A site whose database cannot be reached is one `Error: site NAME: ...` line (JSON: its entry has an
+    `error`) and exit 1; the other sites are still reported."""
     contexts = state.each()
-    statuses = [_status(ctx) for ctx in contexts]
+    statuses: list[tuple[SiteContext, sched.SiteStatus]] = []
+    broken: dict[str, str] = {}  # site -> its problem: the other sites are still reported
+    for ctx in contexts:
+        try:
+            statuses.append((ctx, _status(ctx)))
+        except SITE_PROBLEMS as exc:
+            broken[ctx.name] = site_problem(ctx.name, exc).removeprefix(f"site {ctx.name}: ")
     if fmt == "json":
-        data = [s.as_dict(verbose) for s in statuses]
+        answered = {st.site: st.as_dict(verbose) for _, st in statuses}
+        data = [answered.get(ctx.name) or {"site": ctx.name, "error": broken[ctx.name]} for ctx in contexts]
         echo(to_json(data[0] if len(data) == 1 else data))
     else:
         now = utcnow()
-        for ctx, st in zip(contexts, statuses, strict=True):
+        for ctx, st in statuses:
             _print_status(ctx, st, verbose, now)
-    errors = [s.redis_error for s in statuses if s.redis_error]
+    for name, problem in broken.items():  # one line per broken site, naming it, as `tick` and `doctor` do
+        stderr(f"Error: site {name}: {problem}")
+    errors = [s.redis_error for _, s in statuses if s.redis_error]
     if errors:  # the database half was printed; the command still failed (exit 1, one line)
         fail(errors[0])
     if check:
         now = utcnow()
-        failing = [why for ctx, s in zip(contexts, statuses, strict=True)
-                   if (why := not_running(s, now, overdue_after(ctx.site.tick_interval)))]
+        failing = [why for ctx, s in statuses if (why := not_running(s, now, overdue_after(ctx.site.tick_interval)))]
         if failing:
             fail("; ".join(failing))
+    if broken:
+        raise click.exceptions.Exit(1)
 
 
 def not_running(st: sched.SiteStatus, now: datetime, late: timedelta) -> str | None:
@@ -121,11 +132,17 @@ def _still_inactive(ctx: SiteContext) -> None:
 def pause_cmd(state: CliState, until_text: str | None) -> None:
     """Pause (sets pause_scheduler in site_config.json) until resume, or until T. Slots due meanwhile are held:
     on resume each job's catchup policy applies (default: one catch-up run); stopped jobs stay skipped."""
-    for ctx in state.targets():
-        until = automatic_end(until_text, ctx, utcnow())
+    contexts = state.targets()
+    ends = [automatic_end(until_text, ctx, utcnow()) for ctx in contexts]  # a bad --until: refused before any write
+    until_of = dict(zip((ctx.name for ctx in contexts), ends, strict=True))
+
+    def pause(ctx: SiteContext) -> None:
+        until = until_of[ctx.name]
         sched.set_paused(ctx, True, until)
         end = f" until {local(until, ctx.site.time_zone)}" if until else ""
         echo(f"Scheduler is paused for site {ctx.name}{end}")
+
+    for_each_site(contexts, pause)
 
 
 @scheduler.command("resume")
@@ -133,18 +150,23 @@ def pause_cmd(state: CliState, until_text: str | None) -> None:
 def resume_cmd(state: CliState) -> None:
     """Resume after pause: slots held during the pause are caught up per each job's catchup policy (one run by
     default), then every job fires on its schedule."""
-    for ctx in state.targets():
+    def resume(ctx: SiteContext) -> None:
         sched.set_paused(ctx, False)
         echo(f"Scheduler is resumed for site {ctx.name}")
         _still_inactive(ctx)
 
+    for_each_site(state.targets(), resume)
+
 
 def _enable(state: CliState, enabled: bool, note: str | None, message: str) -> None:
-    for ctx in state.targets():
+    """Switch every target site; a broken one is named and the others are still switched (exit 1)."""
+    def switch(ctx: SiteContext) -> None:
         sched.set_enabled(ctx, enabled, note, who=actor())
         echo(message.format(site=ctx.name))
         if enabled:
             _still_inactive(ctx)
+
+    for_each_site(state.targets(), switch)
 
 
 @scheduler.command("enable")

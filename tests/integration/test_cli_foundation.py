@@ -494,7 +494,7 @@ def test_postgres_password_never_printed(bench_factory, capsys):
         assert "postgres:***@127.0.0.1:1/test" in line and "check db_url and that the server is up" in line
     proc = sub(bench, "migrate")
     assert proc.returncode == 1 and SECRET not in proc.stdout + proc.stderr
-    assert one_line_error(proc.stderr).startswith("Error: cannot connect to database postgresql://postgres:***@")
+    assert one_line_error(proc.stderr).startswith("Error: site s: cannot connect to database postgresql://postgres:***@")
     # the same secret given through the environment, and one with an '@' inside
     tricky = "p@ss" + SECRET
     proc = sub(bench, "migrate", HOOKSCHEDULER_DB_URL=f"postgresql://postgres:{tricky}@127.0.0.1:1/test")
@@ -514,7 +514,7 @@ def test_postgres_wrong_password_is_one_line_without_the_password(bench_factory,
     bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, sites={"s": {"db_url": f"{base}/nosuchdb"}})
     code, out, err = run(capsys, "migrate")
     assert code == 1 and SECRET not in out + err
-    assert one_line_error(err).startswith("Error: cannot connect to database postgresql://nosuchuser:***@")
+    assert one_line_error(err).startswith("Error: site s: cannot connect to database postgresql://nosuchuser:***@")
 
 
 @pytest.mark.parametrize(("text", "expected"), [

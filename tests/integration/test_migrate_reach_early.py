@@ -61,6 +61,7 @@ def test_an_unreachable_database_is_still_one_line_and_writes_nothing(bench_fact
     code = run_cli(["migrate"])
     out, err = capsys.readouterr()
     assert code == 1 and out == ""
-    assert err.startswith("Error: cannot connect to database postgresql://postgres:***@127.0.0.1:1/x")
+    assert err.startswith("Error: site b.site: cannot connect to database postgresql://postgres:***@127.0.0.1:1/x")
+    assert err.rstrip().endswith("; no site was migrated")
     assert len(err.strip().splitlines()) == 1 and SECRET not in err
     assert not (bench / "sites" / "a.site" / "scheduler.sqlite3").exists()
