@@ -33,16 +33,18 @@ from rq.timeouts import JobTimeoutException
 
 from ..background import events
 from ..broker.keys import short_queue
+from ..config import load_bench, load_site
 from ..context import SiteContext, open_site
 from ..declare.hooks import ensure_apps_on_path
 from ..exceptions import HookSchedulerError, SchemaError
 from ..ops.retention import trim_failed_registry
+from ..schedule._watch import Fingerprint, site_fingerprint
 from ..security.redact import redact, redact_failure
 from ..states import LedgerStatus
 from ..store import job_reads
 from ..store.database import raising_real_cause, real_cause
 from ..store.models import utcnow
-from . import ledger, marks
+from . import ledger, marks, warm
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,8 +78,17 @@ class JobContext:
             return None
 
 
+@dataclass
+class _KnownSite:
+    """A site as this process last read it, and the ``stat`` of its config files then (:func:`worker_site`)."""
+
+    ctx: SiteContext
+    seen: Fingerprint | None
+    failing: bool = False  # its config no longer loads (logged once; the previous one is kept meanwhile)
+
+
 _CURRENT: ContextVar[JobContext | None] = ContextVar("hookscheduler_job", default=None)
-_SITES: dict[tuple[str | None, str | None, str], SiteContext] = {}
+_SITES: dict[tuple[str | None, str | None, str], _KnownSite] = {}
 
 
 def job_context() -> JobContext | None:
@@ -95,14 +106,50 @@ def bound_context(ctx: JobContext) -> Iterator[None]:
 
 
 def worker_site(site: str) -> SiteContext:
-    """The site as the worker sees it: its own bench ($HOOKSCHEDULER_BENCH or the working directory)."""
+    """The site as the worker sees it: its own bench ($HOOKSCHEDULER_BENCH or the working directory), with the
+    config its files hold now.
+
+    A worker runs for weeks: a site kept as first read would go on recording runs into its old database after a
+    ``set-config db_url`` (while the scheduler reads the new one), and prune with an old ``log_retention_days``.
+    So each call compares the ``stat`` of the site's two config files with those of the last read (two ``stat``
+    calls per job, the loop's check: :mod:`hookscheduler.schedule._watch`) and reads them again only when they
+    differ. A config that no longer loads does not stop the worker: the previous one is kept, and the problem is
+    logged once, until the files load again."""
     key = (os.environ.get("HOOKSCHEDULER_BENCH"), os.environ.get("HOOKSCHEDULER_DB_URL"), site)
-    ctx = _SITES.get(key)
-    if ctx is None:
+    known = _SITES.get(key)
+    if known is None:
         ctx = open_site(key[0], site)
         ensure_apps_on_path(ctx.bench)
-        _SITES[key] = ctx
-    return ctx
+        _SITES[key] = _KnownSite(ctx, site_fingerprint(ctx.bench.path, ctx.name))
+        return ctx
+    seen = site_fingerprint(known.ctx.bench.path, known.ctx.name)
+    if seen is None or seen != known.seen:
+        _reread(known, key[0], seen)
+    return known.ctx
+
+
+def _reread(known: _KnownSite, bench: str | None, seen: Fingerprint | None) -> None:
+    """Load the site's config again into its context (kept, as the loop keeps its own: the caller may hold it).
+    A new ``db_url`` closes the old database, and the worker lets go of what it kept warm for it (its lent
+    PostgreSQL spare, its held SQLite file: :func:`.warm.forget`), so that nothing is written there again."""
+    ctx = known.ctx
+    try:
+        site = load_site(load_bench(bench), ctx.name)
+    except Exception as exc:  # any failure to load (bad JSON, a bad value, a missing site): keep the last config
+        if not known.failing:
+            log.error("site %s: its config no longer loads (%s); this worker keeps the config it read before",
+                      ctx.name, _one_line(exc))
+        known.failing, known.seen = True, seen
+        return
+    if known.failing:
+        log.warning("site %s: its config loads again; this worker uses it", ctx.name)
+    old_url = ctx.site.db_url
+    if site.db_url != old_url:
+        log.info("site %s: its database changed; this worker records runs in the new one", ctx.name)
+        ctx.close()
+        warm.forget(old_url)
+    ctx.site = site
+    known.failing, known.seen = False, seen
 
 
 def preload(sites: list[str]) -> None:

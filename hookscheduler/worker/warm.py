@@ -225,8 +225,10 @@ def _close_quietly(conn: Any) -> None:
 
 # --- SQLite ----------------------------------------------------------------------------------------------
 
-#: SQLite files this worker holds open (never used; see :func:`keep_open`).
+#: SQLite files this worker holds open (never used; see :func:`keep_open`), and the pid of that worker: a horse
+#: inherits them and must never close them (:func:`forget`).
 _kept: dict[str, sqlite3.Connection] = {}
+_kept_by = 0
 
 
 def keep_open(path: str) -> None:
@@ -252,7 +254,8 @@ def keep_open(path: str) -> None:
         return
     finally:
         os.umask(old_umask)
-    _kept[path] = conn
+    global _kept_by
+    _kept[path], _kept_by = conn, os.getpid()
 
 
 def kept_open(path: str) -> bool:
@@ -264,6 +267,31 @@ def release_kept() -> None:
     """Close every file :func:`keep_open` holds (the worker is stopping)."""
     while _kept:
         _kept.popitem()[1].close()
+
+
+def forget(url: str) -> None:
+    """A site's ``db_url`` changed (:func:`hookscheduler.worker.runner.worker_site`): let go of what this worker
+    keeps warm for the old database (its spare, its held SQLite file, its unconnected database object), so that
+    no horse is lent a connection to it and the old file is not held open for the worker's lifetime.
+
+    Only what this process made: in a horse, which notices the change too when its worker had not yet, the spare
+    and the held file are its parent's (closing them there would send a terminate message on the parent's
+    socket, or drop SQLite locks under it), so nothing is done; the worker lets go of them after the fork, as it
+    reads the new config for the next horse (:meth:`WarmDatabaseWorker._warm_for`). A spare lent to a horse is
+    detached, never closed, as :func:`replenish` does."""
+    global _spare
+    spare = _spare
+    if spare is not None and spare.key == url and spare.owner == os.getpid():
+        _spare = None
+        if spare.lent:
+            _detach(spare.conn)
+        else:
+            _close_quietly(spare.conn)
+    _refused_until.pop(url, None)
+    db = _databases.pop(url, None)
+    path = getattr(db, "database", None)
+    if isinstance(path, str) and path in _kept and _kept_by == os.getpid():
+        _kept.pop(path).close()
 
 
 # --- the worker --------------------------------------------------------------------------------------------

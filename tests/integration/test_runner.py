@@ -207,3 +207,56 @@ def test_the_jobs_transaction_sends_its_begin_with_its_first_statement(bench_fac
         pass
     assert sent == ["BEGIN", "COMMIT"]
     assert db.connection().get_transaction_status() == 0  # idle: nothing left open for the next user
+
+
+def _migrated(bench, db_url: str):
+    """The site with ``db_url`` written into its config (as ``set-config db_url`` does), migrated there."""
+    from hookscheduler.config import update_site_config
+    from hookscheduler.context import open_site
+    from hookscheduler.declare.hooks import load_job_specs
+    from hookscheduler.declare.migrate import migrate_site
+    from tests.integration.bgjobs_support import T0
+
+    update_site_config(open_site(str(bench)).site, {"db_url": db_url})
+    ctx = open_site(str(bench))
+    migrate_site(ctx.database(create=True, require_schema=False), ctx.name, load_job_specs(ctx.bench, ctx.site.queues),
+                 ctx.calendar, now=T0)
+    ctx.close()
+    return site(bench)
+
+
+def test_a_running_worker_records_runs_in_the_database_the_site_config_names_now(bench_factory):
+    """A worker that read the site's config before (here: this process, which drained a run) records the runs it
+    takes after ``set-config db_url`` + ``migrate`` in the new database, not silently in the old one."""
+    bench, old, conn, first = _fire(bench_factory, "sqlite", "bgapp.tasks.seen")
+    drain(old.bench.bench_id, conn)
+    old.close()
+    new, conn = _migrated(bench, f"sqlite:///{bench / 'sites' / 'moved.sqlite3'}")
+    assert run_pass(new, conn, now=AFTER_SLOT.replace(hour=12)).fired == 1  # the new database's own first run
+    [second] = [r.rq_job_id for r in ScheduledJobLog.select()]
+    assert second != first
+    new.close()
+    drain(new.bench.bench_id, conn)
+    new.database()
+    row = ScheduledJobLog.get()
+    assert (row.rq_job_id, row.status) == (second, "complete") and row.worker  # written by the worker, not settled
+    old.database()
+    assert [(r.rq_job_id, r.status) for r in ScheduledJobLog.select()] == [(first, "complete")]
+
+
+def test_a_config_that_no_longer_loads_keeps_the_worker_on_its_last_one_logged_once(bench_factory, caplog):
+    """An invalid config file (a hand edit) must not stop a worker's runs: the config read before is kept, and the
+    problem is logged once, not at every job."""
+    bench, ctx, conn, _ = _fire(bench_factory, "sqlite", "bgapp.tasks.seen")
+    drain(ctx.bench.bench_id, conn)
+    (bench / "sites" / ctx.name / "site_config.json").write_text("{not json")
+    for hour in (12, 13):
+        assert run_pass(ctx, conn, now=AFTER_SLOT.replace(hour=hour)).fired == 1
+        with caplog.at_level("ERROR", logger="hookscheduler.worker.runner"):
+            drain(ctx.bench.bench_id, conn)
+    ctx.database()
+    assert [r.status for r in ScheduledJobLog.select()] == ["complete"] * 3
+    assert [r.getMessage() for r in caplog.records if "no longer loads" in r.getMessage()] == [
+        f"site {ctx.name}: its config no longer loads (ConfigError: {bench / 'sites' / ctx.name / 'site_config.json'}"
+        ": not valid JSON (line 1, column 2: Expecting property name enclosed in double quotes); fix the file); "
+        "this worker keeps the config it read before"]
