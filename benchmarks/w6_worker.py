@@ -149,9 +149,10 @@ def run(cfg: BenchConfig) -> list[Measurement]:
 
 ANALYSIS = """
 **Reading it.** The ratio is taken within each run, with the two workers alternating, and is the figure to
-read. The run recorded above is from a second machine (2026-12-07 18:16, Intel Xeon, commit cd5f29d, 5 runs):
-SQLite 0.74 (0.69-0.79), PostgreSQL 0.70 (0.66-0.73), both met; a 3-run pass ten minutes earlier read SQLite
-0.699 (a miss by 0.001) and PostgreSQL 0.707: the margin is within the noise, as below.
+read. The run recorded above is from a second machine (2026-12-07 19:00, Intel Xeon, commit 6ff6c33, 5 runs,
+with the worker's check of a site's config files before each job, two `stat` calls): SQLite 0.73 (0.70-0.75),
+PostgreSQL 0.70 (0.64-0.71), both met; the same run without that check (18:16, cd5f29d) read 0.74 and 0.70, and
+a 3-run pass at 18:06 SQLite 0.699 (a miss by 0.001) and PostgreSQL 0.707: the margin is within the noise.
 An earlier long run (quiet machine, 2,000 runs per run, 10,000 per worker and database in all)
 meets 0.7x on both databases, SQLite only just: SQLite 0.70 (0.68-0.78), PostgreSQL 0.74 (0.65-0.80); the same
 over RQ's own timestamps. The margins are within run-to-run noise: the run before it (before the start write
