@@ -72,7 +72,12 @@ class QueueNotFound(HookSchedulerError, LookupError):
 
 
 class ServiceUnavailable(HookSchedulerError):
-    """Redis or the database cannot be reached."""
+    """Redis or the database cannot be reached. ``cause``: the client's own one-line reason, when the message
+    wraps it (``doctor`` shows it beside the URL and a hint of its own, instead of the whole message)."""
+
+    def __init__(self, message: str, cause: str | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class SchemaError(HookSchedulerError):

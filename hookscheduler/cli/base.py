@@ -129,11 +129,8 @@ def run_cli(argv: list[str] | None = None) -> int:
     except HookSchedulerError as exc:
         click.echo(f"Error: {redact(str(exc))}", err=True)
         return exc.exit_code
-    except pw.OperationalError as exc:
-        click.echo(f"Error: database: {redact(_first_line(exc))}; check db_url and that the server is up", err=True)
-        return 1
-    except (pw.DatabaseError, sqlite3.DatabaseError) as exc:  # a damaged SQLite file, read past peewee's wrapper
-        click.echo(f"Error: database: {redact(_first_line(exc))}; run `hookscheduler doctor`", err=True)
+    except (pw.DatabaseError, sqlite3.DatabaseError) as exc:  # sqlite3's: a damaged file, read past peewee's wrapper
+        click.echo(f"Error: {redact(_database_problem(exc))}", err=True)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -207,19 +204,29 @@ SITE_PROBLEMS: tuple[type[BaseException], ...] = (ServiceUnavailable, SchemaErro
                                                   sqlite3.DatabaseError)
 
 
+def _database_problem(exc: pw.DatabaseError | sqlite3.DatabaseError) -> str:
+    """A database error as one line with its fix: a server or file that cannot be used (check db_url), or a
+    damaged database (``doctor`` says what to do)."""
+    fix = "check db_url and that the server is up" if isinstance(exc, pw.OperationalError) \
+        else "run `hookscheduler doctor`"
+    return f"database: {_first_line(exc)}; {fix}"
+
+
+def problem_text(exc: BaseException) -> str:
+    """One site's problem (:data:`SITE_PROBLEMS`) as one line, redacted, worded as :func:`run_cli` words the
+    same error when it ends a command."""
+    if isinstance(exc, HookSchedulerError):
+        return redact(_first_line(exc))
+    if isinstance(exc, (pw.DatabaseError, sqlite3.DatabaseError)):
+        return redact(_database_problem(exc))
+    return redact(f"{type(exc).__name__}: {_first_line(exc)}")
+
+
 def site_problem(name: str, exc: BaseException) -> str:
     """One site's problem as one line naming the site (``site s5: cannot connect to database ...``): with
     several sites, an error that does not say which one failed sends the operator hunting through all of
-    them. Worded as :func:`run_cli` words the same error for one site."""
-    if isinstance(exc, HookSchedulerError):
-        text = _first_line(exc)
-    elif isinstance(exc, pw.OperationalError):
-        text = f"database: {_first_line(exc)}; check db_url and that the server is up"
-    elif isinstance(exc, (pw.DatabaseError, sqlite3.DatabaseError)):
-        text = f"database: {_first_line(exc)}; run `hookscheduler doctor`"
-    else:
-        text = f"{type(exc).__name__}: {_first_line(exc)}"
-    return redact(f"site {name}: {text}")
+    them."""
+    return f"site {name}: {problem_text(exc)}"
 
 
 def for_each_site(contexts: list[SiteContext], action: Callable[[SiteContext], None]) -> None:
@@ -256,4 +263,4 @@ def print_config_notes(sites: list[Site]) -> None:
 
 
 __all__ = ["COMMANDS", "SITE_PROBLEMS", "CliState", "cli", "echo", "fail", "for_each_site", "pass_state",
-           "print_config_notes", "run_cli", "site_problem", "stderr", "sys", "usage_error_line"]
+           "print_config_notes", "problem_text", "run_cli", "site_problem", "stderr", "sys", "usage_error_line"]

@@ -16,7 +16,7 @@ from ..ops.doctor import overdue_after
 from ..ops.jobs import actor
 from ..ops.notes import automatic_end
 from ..store.models import utcnow
-from .base import SITE_PROBLEMS, CliState, cli, echo, fail, for_each_site, pass_state, site_problem, stderr
+from .base import SITE_PROBLEMS, CliState, cli, echo, fail, for_each_site, pass_state, problem_text, stderr
 from .common import ago, connect
 from .output import format_option, local, one_line_text, table, to_json
 
@@ -45,7 +45,7 @@ def status_cmd(state: CliState, verbose: bool, check: bool, fmt: str) -> None:
         try:
             statuses.append((ctx, _status(ctx)))
         except SITE_PROBLEMS as exc:
-            broken[ctx.name] = site_problem(ctx.name, exc).removeprefix(f"site {ctx.name}: ")
+            broken[ctx.name] = problem_text(exc)
     if fmt == "json":
         answered = {st.site: st.as_dict(verbose) for _, st in statuses}
         data = [answered.get(ctx.name) or {"site": ctx.name, "error": broken[ctx.name]} for ctx in contexts]

@@ -19,7 +19,7 @@ import redis
 from ..broker.connection import check_redis, redis_for
 from ..config import config_notes
 from ..context import SiteContext
-from ..exceptions import BenchError, HookSchedulerError, SchemaError
+from ..exceptions import BenchError, HookSchedulerError, SchemaError, ServiceUnavailable
 from ..schedule.excursion import last_excursion
 from ..schedule.rows import FIX_HINT, row_problem
 from ..security.permissions import loose_permissions
@@ -170,9 +170,8 @@ def _database(ctx: SiteContext, add: Callable[..., None]) -> bool:
     except (HookSchedulerError, pw.PeeweeException) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         corrupt = any(sign in detail for sign in _CORRUPT)
-        # the connection's own error names the database already, with a generic fix the hint says better
-        detail = detail.replace(f"cannot connect to database {url}: ", "cannot connect: ").removesuffix(
-            "; check db_url and that the server is up")
+        if isinstance(exc, ServiceUnavailable) and exc.cause:  # its message repeats the URL and a generic fix
+            detail = f"cannot connect: {exc.cause}"
         add("database", False, f"{url}: {'corrupt: ' if corrupt else ''}{detail}",
             _RESTORE if corrupt else _db_hint(exc, detail))
         return False

@@ -210,7 +210,7 @@ def connect(url: str, base_dir: Path | None = None, create: bool = False) -> pw.
     except pw.DatabaseError as exc:
         first = redact(_first_line(exc))
         raise ServiceUnavailable(
-            f"cannot connect to database {redact(url)}: {first}; check db_url and that the server is up"
+            f"cannot connect to database {redact(url)}: {first}; check db_url and that the server is up", cause=first
         ) from None
     return db
 
