@@ -86,6 +86,16 @@ class SiteContext:
             self._pinned -= 1
             self._checked = self._checked and self._pinned > 0
 
+    def replace_site(self, site: Site) -> bool:
+        """Take the site's config as read again (the loop and a worker follow edits to the files): a changed
+        ``db_url`` closes the database, so the next use opens the new one and nothing more is written to the old.
+        Returns whether the database changed."""
+        moved = site.db_url != self.site.db_url
+        if moved:
+            self.close()
+        self.site = site
+        return moved
+
     @property
     def is_open(self) -> bool:
         """Whether the site's database is connected (it holds descriptors, or a server connection)."""

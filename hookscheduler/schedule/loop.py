@@ -236,9 +236,7 @@ class Scheduler:
             if state is None:
                 self.sites[site.name] = SiteLoopState(SiteStep(SiteContext(site)))
             else:
-                if state.ctx.site.db_url != site.db_url:
-                    state.ctx.close()
-                state.ctx.site = site
+                state.ctx.replace_site(site)
         for name in [n for n in self.sites if n not in seen]:
             gone = self.sites.pop(name)
             self._mark_quietly(gone)

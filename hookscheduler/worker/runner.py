@@ -144,11 +144,9 @@ def _reread(known: _KnownSite, bench: str | None, seen: Fingerprint | None) -> N
     if known.failing:
         log.warning("site %s: its config loads again; this worker uses it", ctx.name)
     old_url = ctx.site.db_url
-    if site.db_url != old_url:
+    if ctx.replace_site(site):
         log.info("site %s: its database changed; this worker records runs in the new one", ctx.name)
-        ctx.close()
         warm.forget(old_url)
-    ctx.site = site
     known.failing, known.seen = False, seen
 
 
