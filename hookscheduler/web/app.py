@@ -86,13 +86,15 @@ def _root(request: Request) -> str:
 Handler = Callable[[Dashboard, Request], Any]
 
 
-def page(dash: Dashboard, fn: Handler, write: bool = False,
-         action: str = "") -> Callable[[Request], Awaitable[Response]]:
-    """Wrap a handler: sign-in required (when there is auth), operator role and CSRF token for a change.
+def page(dash: Dashboard, fn: Handler, action: str = "") -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a handler: sign-in required (when there is auth), operator role and CSRF token for a change
+    (``action``: the change's path, for the POST of a change; empty for a page).
 
-    A refused change (``write``: the POST of ``action``) is one audit line like a change that was made, so the
-    log shows attempts too; a page that sends you to sign in is not a change and writes none."""
+    A refused change is one audit line like a change that was made, so the log shows attempts too; a page that
+    sends you to sign in is not a change and writes none."""
     from starlette.concurrency import run_in_threadpool
+
+    write = bool(action)
 
     async def endpoint(request: Request) -> Response:
         who = viewer(request, dash.auth)
@@ -198,7 +200,7 @@ def create_app(bench: str | None = None, site: str | None = None, auth: AuthConf
         return Route(path, page(dash, fn), methods=["GET"])
 
     def change(path: str) -> Route:
-        return Route(f"/sites/{{site}}/{path}", page(dash, actions.handler(path, actions.ACTIONS[path]), True, path),
+        return Route(f"/sites/{{site}}/{path}", page(dash, actions.handler(path, actions.ACTIONS[path]), path),
                      methods=["POST"])
 
     routes = [
