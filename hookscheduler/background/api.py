@@ -36,7 +36,7 @@ from ..broker.connection import redis_for
 from ..broker.keys import site_prefix, user_job_id
 from ..config import MAX_TIMEOUT, load_bench
 from ..context import SiteContext, open_site
-from ..declare.hooks import _one_line, check_method, ensure_apps_on_path
+from ..declare.hooks import check_method, ensure_apps_on_path, exception_line
 from ..exceptions import HookSchedulerError, QueueNotFound, shown
 from ..schedule.send import rq_queue
 from ..store import ledger_reads
@@ -259,21 +259,23 @@ def _build_job(q: Queue, ctx: SiteContext, path: str, timeout: int, job_name: st
     try:
         job.data  # noqa: B018 - builds and keeps the payload
     except Exception as exc:
-        raise TypeError(_unserialisable("enqueue", path, kwargs, job.serializer, exc)) from exc
+        raise TypeError(_bad_argument("enqueue", path, kwargs, job.serializer) or (
+            f"enqueue({shown(path)}): the job cannot be serialised for the worker ({exception_line(exc)}); "
+            "nothing was queued")) from exc
     return job
 
 
-def _unserialisable(fn: str, path: str, arguments: dict[str, Any], serializer: Any, exc: Exception) -> str:
-    """Which argument could not be serialised, in one line (found only once serialising them all failed)."""
+def _bad_argument(fn: str, path: str, arguments: dict[str, Any], serializer: Any) -> str | None:
+    """The one-line error naming the first argument that cannot be serialised, or None when each can alone
+    (looked for only once serialising them all failed)."""
     for name, value in arguments.items():
         try:
             serializer.dumps(value)
         except Exception as one:
             return (f"{fn}({shown(path)}): argument {shown(name)} cannot be serialised for the worker "
-                    f"({_one_line(one)}); pass what the job can rebuild it from (ids, strings, numbers, lists, "
+                    f"({exception_line(one)}); pass what the job can rebuild it from (ids, strings, numbers, lists, "
                     "dicts); nothing was queued")
-    return (f"{fn}({shown(path)}): the job cannot be serialised for the worker ({_one_line(exc)}); "
-            "nothing was queued")
+    return None
 
 
 def _pending_twin(conn: redis.Redis, rq_id: str, replace: bool) -> JobStatus | None:
@@ -324,7 +326,7 @@ def _put_after_commit(q: Queue, job: Job, path: str, at_front: bool, job_id: str
         _put(q, job, path, at_front, job_id, deduplicate)
     except Exception as exc:
         log.error("job %s (%s) was not queued after its transaction committed: %s; the transaction's writes "
-                  "stand, so enqueue the job again once the cause is fixed", job.id, path, _one_line(exc))
+                  "stand, so enqueue the job again once the cause is fixed", job.id, path, exception_line(exc))
 
 
 def _open_transaction() -> pw.Database | None:
@@ -411,19 +413,12 @@ def enqueue_batches(method: str | Callable[..., Any], items: Iterable[Any], batc
             jobs = q.enqueue_many(data, pipeline=pipe)
         except Exception as exc:
             arguments = {**kwargs, **{f"{arg_name} (batch {i + 1})": b for i, b in enumerate(batches)}}
-            if any(_fails(q.serializer, v) for v in arguments.values()):
-                raise TypeError(_unserialisable(fn, path, arguments, q.serializer, exc)) from exc
+            bad = _bad_argument(fn, path, arguments, q.serializer)
+            if bad:
+                raise TypeError(bad) from exc
             raise
         pipe.execute()
     return list(jobs)
-
-
-def _fails(serializer: Any, value: Any) -> bool:
-    try:
-        serializer.dumps(value)
-    except Exception:
-        return True
-    return False
 
 
 def get_job(job_id: str) -> Job | None:

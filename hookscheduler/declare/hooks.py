@@ -438,12 +438,12 @@ def _read_events(bench: Bench, app: str, problems: list[str], warnings: list[str
                 warnings.append(f"{app}: installed but has no hooks.py (looked for {guess} and "
                                 f"{bench.apps_path / app / app / 'hooks.py'}); it declares no jobs")
             return None, where
-        problems.append(f"{app}: {where}: importing hooks.py failed: {_one_line(exc)}")
+        problems.append(f"{app}: {where}: importing hooks.py failed: {exception_line(exc)}")
         return None, where
     except KeyboardInterrupt:  # the operator's Ctrl-C
         raise
     except BaseException as exc:  # a hooks.py calling sys.exit() or raising a BaseException must not end migrate
-        problems.append(f"{app}: {where}: hooks.py raised {_one_line(exc)}; fix the file")
+        problems.append(f"{app}: {where}: hooks.py raised {exception_line(exc)}; fix the file")
         return None, where
     where = str(Path(getattr(module, "__file__", where)))
     return _checked_events(app, where, getattr(module, "scheduler_events", None), problems), where
@@ -625,9 +625,9 @@ def check_method(method: str, scan: bool = False) -> str | None:
     try:
         obj = resolve_method(method)
     except (ImportError, AttributeError) as exc:
-        return f"method {_r(method)} does not import: {_one_line(exc)}"
+        return f"method {_r(method)} does not import: {exception_line(exc)}"
     except (Exception, SystemExit) as exc:
-        return f"method {_r(method)}: importing its module raised {_one_line(exc)}"
+        return f"method {_r(method)}: importing its module raised {exception_line(exc)}"
     if not callable(obj):
         return f"method {_r(method)} is not callable (it is a {type(obj).__name__})"
     return None
@@ -657,7 +657,7 @@ def _r(value: Any) -> str:
     return _REPR.repr(value)
 
 
-def _one_line(exc: BaseException) -> str:
+def exception_line(exc: BaseException) -> str:
     """``Type: message`` on one line, at most 300 characters. A syntax error (an ``IndentationError`` too) also
     names its file and line, which :func:`traceback.format_exception_only` puts on lines of their own: without
     them the operator of a bench of many apps does not know which file to open, nor where (a method's module is
