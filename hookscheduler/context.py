@@ -102,6 +102,11 @@ class SiteContext:
         return self._db is not None and not self._db.is_closed()
 
     @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open on the site's database (nothing may close it under its owner)."""
+        return self.is_open and self._db is not None and self._db.in_transaction()
+
+    @property
     def holds_server_connection(self) -> bool:
         """Whether the site's open database is a PostgreSQL connection (counted against a server's budget)."""
         return isinstance(self._db, pw.PostgresqlDatabase) and self.is_open

@@ -20,6 +20,14 @@ def shown(value: object) -> str:
     return _SHOWN.repr(value)
 
 
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, for a log line about a failure the process survives (the full
+    traceback would drown the log of a loop or a worker that meets the same failure many times)."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 class HookSchedulerError(Exception):
     """Base class; the message is shown to the user as is."""
 

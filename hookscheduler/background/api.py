@@ -38,6 +38,7 @@ from ..config import MAX_TIMEOUT, load_bench
 from ..context import SiteContext, open_site
 from ..declare.hooks import check_method, ensure_apps_on_path, exception_line
 from ..exceptions import HookSchedulerError, QueueNotFound, shown
+from ..followed import FollowedSite
 from ..schedule.send import rq_queue
 from ..store import ledger_reads
 from ..store.models import database_proxy
@@ -54,7 +55,7 @@ PENDING = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SC
 _NOT_A_BENCH = ("run your code", "call hookscheduler.init(bench=PATH) or set $HOOKSCHEDULER_BENCH")
 
 _INIT: dict[str, str | None] = {"bench": None, "site": None}
-_SITES: dict[tuple[str | None, str | None], SiteContext] = {}
+_SITES: dict[tuple[str, str | None], FollowedSite] = {}
 
 
 def init(bench: str | os.PathLike[str] | None = None, site: str | None = None) -> None:
@@ -78,18 +79,23 @@ def current_site() -> SiteContext:
     ``apps/`` goes on ``sys.path`` when its site is first opened (a bench found by the environment or the current
     directory, too), so that its apps' dotted paths import here. A folder without ``apps/`` is refused: its jobs
     would go to a bench id (derived from the folder) that no worker serves, and to whatever Redis the defaults
-    name, where they would wait for ever."""
+    name, where they would wait for ever.
+
+    The site is chosen once per process (and per :func:`init`), but its config is followed: an application
+    process lives as long as a worker, and after ``set-config redis_queue`` or ``set-config db_url`` its jobs
+    must go where the workers and the scheduler now look (:class:`~hookscheduler.followed.FollowedSite`)."""
     jctx = job_context()
     if jctx is not None:
         return worker_site(jctx.site)
     key = (_INIT["bench"] or os.environ.get("HOOKSCHEDULER_BENCH") or os.getcwd(),
            _INIT["site"] or os.environ.get("HOOKSCHEDULER_SITE"))
-    ctx = _SITES.get(key)
-    if ctx is None:
-        ctx = open_site(key[0], key[1])
-        ctx.bench.require_bench(*_NOT_A_BENCH)
-        ensure_apps_on_path(ctx.bench)
-        _SITES[key] = ctx
+    known = _SITES.get(key)
+    if known is not None:
+        return known.current()
+    ctx = open_site(key[0], key[1])
+    ctx.bench.require_bench(*_NOT_A_BENCH)
+    ensure_apps_on_path(ctx.bench)
+    _SITES[key] = FollowedSite.start(ctx, key[0], "this process", log)
     return ctx
 
 

@@ -64,9 +64,11 @@ class BenchSites:
             yield ctx
 
     def _refresh(self, ctx: SiteContext) -> None:
-        """Re-read the site's config files (a long-running server must see ``scheduler pause`` made by the CLI,
-        or by itself, as each CLI run does); the database connection is kept."""
-        ctx.site = load_site(load_bench(str(ctx.bench.path)), ctx.name, self.overrides)
+        """Re-read the site's config files: a long-running server must see ``scheduler pause`` made by the CLI,
+        or by itself, as each CLI run does. The database connection is kept unless ``db_url`` changed (``set-config
+        db_url`` + ``migrate``): then the next use opens the new database, so pages and counters never go on
+        reading the one the site left."""
+        ctx.replace_site(load_site(load_bench(str(ctx.bench.path)), ctx.name, self.overrides))
 
     def redis(self, name: str) -> redis.Redis:
         return redis_for(self.get(name).site)

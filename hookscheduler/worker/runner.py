@@ -33,12 +33,11 @@ from rq.timeouts import JobTimeoutException
 
 from ..background import events
 from ..broker.keys import short_queue
-from ..config import load_bench, load_site
 from ..context import SiteContext, open_site
 from ..declare.hooks import ensure_apps_on_path
-from ..exceptions import HookSchedulerError, SchemaError
+from ..exceptions import HookSchedulerError, SchemaError, one_line
+from ..followed import FollowedSite
 from ..ops.retention import trim_failed_registry
-from ..schedule._watch import Fingerprint, site_fingerprint
 from ..security.redact import redact, redact_failure
 from ..states import LedgerStatus
 from ..store import job_reads
@@ -78,17 +77,8 @@ class JobContext:
             return None
 
 
-@dataclass
-class _KnownSite:
-    """A site as this process last read it, and the ``stat`` of its config files then (:func:`worker_site`)."""
-
-    ctx: SiteContext
-    seen: Fingerprint | None
-    failing: bool = False  # its config no longer loads (logged once; the previous one is kept meanwhile)
-
-
 _CURRENT: ContextVar[JobContext | None] = ContextVar("hookscheduler_job", default=None)
-_SITES: dict[tuple[str | None, str | None, str], _KnownSite] = {}
+_SITES: dict[tuple[str | None, str | None, str], FollowedSite] = {}
 
 
 def job_context() -> JobContext | None:
@@ -107,47 +97,18 @@ def bound_context(ctx: JobContext) -> Iterator[None]:
 
 def worker_site(site: str) -> SiteContext:
     """The site as the worker sees it: its own bench ($HOOKSCHEDULER_BENCH or the working directory), with the
-    config its files hold now.
-
-    A worker runs for weeks: a site kept as first read would go on recording runs into its old database after a
-    ``set-config db_url`` (while the scheduler reads the new one), and prune with an old ``log_retention_days``.
-    So each call compares the ``stat`` of the site's two config files with those of the last read (two ``stat``
-    calls per job, the loop's check: :mod:`hookscheduler.schedule._watch`) and reads them again only when they
-    differ. A config that no longer loads does not stop the worker: the previous one is kept, and the problem is
-    logged once, until the files load again."""
+    config its files hold now (:class:`~hookscheduler.followed.FollowedSite`: a worker runs for weeks, and must
+    record runs into the database a ``set-config db_url`` named, and prune with the ``log_retention_days`` set
+    since). A new ``db_url`` also lets go of what the worker kept warm for the old database (its lent PostgreSQL
+    spare, its held SQLite file: :func:`.warm.forget`), so that nothing is written there again."""
     key = (os.environ.get("HOOKSCHEDULER_BENCH"), os.environ.get("HOOKSCHEDULER_DB_URL"), site)
     known = _SITES.get(key)
     if known is None:
         ctx = open_site(key[0], site)
         ensure_apps_on_path(ctx.bench)
-        _SITES[key] = _KnownSite(ctx, site_fingerprint(ctx.bench.path, ctx.name))
+        _SITES[key] = FollowedSite.start(ctx, key[0], "this worker", log)
         return ctx
-    seen = site_fingerprint(known.ctx.bench.path, known.ctx.name)
-    if seen is None or seen != known.seen:
-        _reread(known, key[0], seen)
-    return known.ctx
-
-
-def _reread(known: _KnownSite, bench: str | None, seen: Fingerprint | None) -> None:
-    """Load the site's config again into its context (kept, as the loop keeps its own: the caller may hold it).
-    A new ``db_url`` closes the old database, and the worker lets go of what it kept warm for it (its lent
-    PostgreSQL spare, its held SQLite file: :func:`.warm.forget`), so that nothing is written there again."""
-    ctx = known.ctx
-    try:
-        site = load_site(load_bench(bench), ctx.name)
-    except Exception as exc:  # any failure to load (bad JSON, a bad value, a missing site): keep the last config
-        if not known.failing:
-            log.error("site %s: its config no longer loads (%s); this worker keeps the config it read before",
-                      ctx.name, _one_line(exc))
-        known.failing, known.seen = True, seen
-        return
-    if known.failing:
-        log.warning("site %s: its config loads again; this worker uses it", ctx.name)
-    old_url = ctx.site.db_url
-    if ctx.replace_site(site):
-        log.info("site %s: its database changed; this worker records runs in the new one", ctx.name)
-        warm.forget(old_url)
-    known.failing, known.seen = False, seen
+    return known.current(on_moved=warm.forget)
 
 
 def preload(sites: list[str]) -> None:
@@ -192,7 +153,7 @@ def _connect(ctx: SiteContext) -> pw.Database | None:
         log.debug("site %s has no database yet; the job runs without it", ctx.name)
         return None
     except (pw.PeeweeException, HookSchedulerError) as exc:
-        log.error("site %s: database unavailable (%s); the job runs without it", ctx.name, _one_line(exc))
+        log.error("site %s: database unavailable (%s); the job runs without it", ctx.name, one_line(exc))
         return None
 
 
@@ -232,7 +193,7 @@ def job_transaction(db: pw.Database | None) -> Iterator[None]:
         try:
             txn.__exit__(*sys.exc_info())
         except Exception as exc:
-            log.warning("rollback after the job's failure failed too: %s", _one_line(real_cause(exc)))
+            log.warning("rollback after the job's failure failed too: %s", one_line(real_cause(exc)))
         raise
     with raising_real_cause():  # the commit failed: say why (disk full, read-only), not "cannot rollback"
         txn.__exit__(None, None, None)
@@ -284,7 +245,7 @@ def _record_start(db: pw.Database, rq_id: str | None, job_name: str, who: str, s
             try:
                 state = ledger.record_started(db, rq_id, who, started)  # nested: a savepoint
             except pw.DatabaseError as exc:
-                log.error("could not record the start: %s (the job is not affected)", _one_line(exc))
+                log.error("could not record the start: %s (the job is not affected)", one_line(exc))
         if state != "duplicate":
             ledger.advance_last_execution(db, job_name, started)
     return state
@@ -324,7 +285,7 @@ def _perform(ctx: SiteContext, rq_job: Job | None, jctx: JobContext, call: Calla
             # message that quotes a connection URL must not put its password there
             _finish(ctx, rq_job, jctx.rq_job_id, LedgerStatus.FAILED, redact_failure(tb.format_exc()),
                     reason and redact(reason), owned)
-        _publish(ctx, rq_job, jctx, "failed", started=started, error=_one_line(exc), timed_out=timed_out)
+        _publish(ctx, rq_job, jctx, "failed", started=started, error=one_line(exc), timed_out=timed_out)
         _bound_failed_registry(ctx, rq_job)
         raise
     if scheduled and jctx.rq_job_id:
@@ -381,10 +342,4 @@ def _bound_failed_registry(ctx: SiteContext, rq_job: Job | None) -> None:
     try:
         trim_failed_registry(rq_job.connection, rq_job.origin, ctx.site.settings.rq_failed_jobs_limit, room=1)
     except Exception as exc:  # bounding the registry is housekeeping; it never masks the job's failure
-        log.warning("could not bound the failed registry of %s: %s", rq_job.origin, _one_line(exc))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        log.warning("could not bound the failed registry of %s: %s", rq_job.origin, one_line(exc))

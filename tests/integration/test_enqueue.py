@@ -17,7 +17,7 @@ import hookscheduler
 from hookscheduler import enqueue, enqueue_batches, enqueue_doc, get_job_status, is_job_enqueued
 from hookscheduler.broker.keys import queue_name, site_prefix
 from hookscheduler.exceptions import BenchError, QueueNotFound
-from tests.helpers import drain, env_for
+from tests.helpers import drain, env_for, redis_cleanup
 from tests.integration.bgjobs_support import create_invoice_table, make_bench, out_rows, site
 
 pytestmark = pytest.mark.usefixtures("fresh_api")  # the API forgets the bench a previous test chose
@@ -495,3 +495,33 @@ def test_a_batch_that_cannot_be_serialised_is_named_and_none_is_sent(bench_facto
     assert "\n" not in message and "argument 'items (batch 2)' cannot be serialised" in message
     assert "nothing was queued" in message
     assert _queue(ctx, conn).count == 0
+
+
+def test_a_long_lived_process_follows_a_redis_queue_change_in_the_site_config(bench_factory, redis_url, caplog):
+    """An application process lives as long as a worker: after ``set-config redis_queue`` its jobs go to the
+    Redis the workers now read, not to the one named when the process first enqueued (where they would wait for
+    ever). A config that no longer loads keeps the last one, logged once."""
+    from hookscheduler.config import update_site_config
+
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    first = enqueue("bgapp.tasks.add", a=1, b=1)
+    assert _queue(ctx, conn).job_ids == [first.id]
+    other_url = redis_url.rsplit("/", 1)[0] + "/12"
+    other = redis.Redis.from_url(other_url)
+    try:
+        update_site_config(ctx.site, {"redis_queue": other_url})
+        second = enqueue("bgapp.tasks.add", a=2, b=2)
+        assert _queue(ctx, other).job_ids == [second.id] and _queue(ctx, conn).job_ids == [first.id]
+        config = bench / "sites" / "default" / "site_config.json"
+        good = config.read_text()
+        config.write_text("{not json")
+        with caplog.at_level("ERROR", logger="hookscheduler.background.api"):
+            third, fourth = enqueue("bgapp.tasks.add", a=3, b=3), enqueue("bgapp.tasks.add", a=4, b=4)
+        assert _queue(ctx, other).job_ids == [second.id, third.id, fourth.id]
+        assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["site default: its config no longer loads"]
+        config.write_text(good.replace(other_url, redis_url))
+        fifth = enqueue("bgapp.tasks.add", a=5, b=5)
+        assert _queue(ctx, conn).job_ids == [first.id, fifth.id]
+    finally:
+        redis_cleanup(other, ctx.bench.bench_id)
