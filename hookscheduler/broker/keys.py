@@ -68,6 +68,13 @@ def last_tick_key(bench_id: str, site: str) -> str:
     return f"hookscheduler:{bench_id}:{site_tag(site)}:last_tick"
 
 
+def tick_command_key(bench_id: str, site: str) -> str:
+    """ISO UTC time of the site's last pass made by ``hookscheduler tick`` (system cron, a timer): what tells a
+    bench driven by cron, which needs no ``schedule`` process, from one whose ``schedule`` process has stopped
+    while its last pass is still recent."""
+    return f"hookscheduler:{bench_id}:{site_tag(site)}:tick_command"
+
+
 def events_channel(bench_id: str, site: str) -> str:
     """Pub/sub channel carrying job started/finished/failed events for one site."""
     return f"hookscheduler:{bench_id}:{site}:events"

@@ -9,6 +9,7 @@ import click
 
 from ..broker.connection import check_redis, redis_for
 from ..exceptions import HookSchedulerError
+from ..ops.scheduler import mark_tick_command
 from ..schedule.loop import Scheduler
 from ..schedule.step import SiteStep
 from ..store.models import utcnow
@@ -43,7 +44,10 @@ def tick(state: CliState, fmt: str) -> int:
         try:
             conn = redis_for(ctx.site)
             check_redis(conn, ctx.site.redis_url)  # unreachable or wrong password: the one-line reason and hint
-            result = SiteStep(ctx).run(conn, utcnow(), sweep=True)  # the loop's step, with its sweep
+            now = utcnow()
+            result = SiteStep(ctx).run(conn, now, sweep=True)  # the loop's step, with its sweep
+            if not result.send_error:  # the pass completed, as its last tick says: cron drives this site
+                mark_tick_command(conn, ctx.bench.bench_id, ctx.name, now)
         except Exception as exc:  # one bad site does not stop the others; the exit status says so
             failed += 1
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import click
@@ -12,7 +12,6 @@ from ..config import ALL_SITES, Site, load_bench, load_site
 from ..context import SiteContext
 from ..exceptions import BadInput, ServiceUnavailable
 from ..ops import scheduler as sched
-from ..ops.doctor import overdue_after
 from ..ops.jobs import actor
 from ..ops.notes import automatic_end
 from ..store.models import utcnow
@@ -61,19 +60,23 @@ def status_cmd(state: CliState, verbose: bool, check: bool, fmt: str) -> None:
         fail(errors[0])
     if check:
         now = utcnow()
-        failing = [why for ctx, s in statuses if (why := not_running(s, now, overdue_after(ctx.site.tick_interval)))]
+        failing = [why for _ctx, s in statuses if (why := not_running(s, now))]
         if failing:
             fail("; ".join(failing))
     if broken:
         raise click.exceptions.Exit(1)
 
 
-def not_running(st: sched.SiteStatus, now: datetime, late: timedelta) -> str | None:
+def not_running(st: sched.SiteStatus, now: datetime) -> str | None:
     """Why the site's scheduled jobs would not run now (for ``--check``), or None. As ``doctor`` judges it: a
-    live `schedule` process, or a fresh last pass (``tick`` from cron)."""
+    live `schedule` process, or recent passes made by ``hookscheduler tick`` (cron)."""
     if st.status != sched.ENABLED:
         return f"site {st.site}: scheduler {st.status}" + (f" ({st.reason})" if st.reason else "")
-    if not sched.passes_run(bool(st.scheduler_alive), st.last_tick, now, late):
+    by = st.driver(now)
+    if by == sched.Driver.STOPPED:
+        return (f"site {st.site}: the `hookscheduler schedule` process that made its last pass "
+                f"({ago(st.last_tick, now)}) has stopped, and no `hookscheduler tick` runs")
+    if by not in (sched.Driver.PROCESS, sched.Driver.TICK):
         return (f"site {st.site}: no `hookscheduler schedule` process is alive and no recent scheduling pass "
                 "(`hookscheduler tick`)")
     return None
@@ -94,7 +97,7 @@ def _print_status(ctx: SiteContext, st: sched.SiteStatus, verbose: bool, now: An
     if st.redis_error:
         echo("  Redis unreachable: last tick, scheduler processes and job counts unknown" + unsent)
         return
-    alive = _process_line(st, now, overdue_after(ctx.site.tick_interval))
+    alive = _process_line(st, now)
     tick = f"{local(st.last_tick, ctx.site.time_zone)} ({ago(st.last_tick, now)})" if st.last_tick else "never"
     echo(f"  last tick {tick}; "
          f"scheduler process {alive}; {st.pending} pending, {st.failed} failed job(s)" + unsent)
@@ -106,14 +109,19 @@ def _print_status(ctx: SiteContext, st: sched.SiteStatus, verbose: bool, now: An
         echo("  " + table(body, ["queue", "queued", "started", "failed", "scheduled"]).replace("\n", "\n  "))
 
 
-def _process_line(st: sched.SiteStatus, now: datetime, late: timedelta) -> str:
+def _process_line(st: sched.SiteStatus, now: datetime) -> str:
     """The ``schedule`` process part of the status line. A bench driven by ``hookscheduler tick`` from cron has
-    no process and needs none: with fresh passes and no live process that is what the line says (as ``--check``
-    and ``doctor`` judge it), and NOT RUNNING, with what to start, is kept for when nothing schedules the site."""
-    if st.scheduler_alive:
+    no process and needs none: with recent passes made by ``tick`` that is what the line says (as ``--check``
+    and ``doctor`` judge it). NOT RUNNING, with what to start, is kept for when nothing schedules the site, and
+    says so when a `schedule` process made the last pass and has stopped since."""
+    by = st.driver(now)
+    if by == sched.Driver.PROCESS:
         return "alive"
-    if sched.passes_run(False, st.last_tick, now, late):
+    if by == sched.Driver.TICK:
         return "none (driven by `hookscheduler tick`)"
+    if by == sched.Driver.STOPPED:
+        return ("NOT RUNNING (the `schedule` process that made the last pass has stopped; start "
+                "`hookscheduler schedule`, or run `hookscheduler tick` from cron)")
     return "NOT RUNNING (start `hookscheduler schedule`, or run `hookscheduler tick` from cron)"
 
 

@@ -31,11 +31,8 @@ from ..store.models import utcnow
 from ..timing.clock import SIM
 from .queues import pending_counts
 from .rq_view import workers_per_queue
-from .scheduler import heartbeats, last_tick, passes_run, scheduler_state
+from .scheduler import Driver, driver, fresh, heartbeats, last_tick, last_tick_command, overdue_after, scheduler_state
 
-#: A slot (or a tick) this many tick intervals late means nothing is scheduling the site.
-OVERDUE_TICKS = 3
-MIN_OVERDUE = timedelta(minutes=3)
 FAILED_WINDOW = timedelta(hours=24)
 
 
@@ -78,10 +75,6 @@ class Report:
 
 def _fmt(dt: datetime | None) -> str:
     return dt.strftime("%Y-%m-%d %H:%M:%S UTC") if dt else "never"
-
-
-def overdue_after(tick_interval: int) -> timedelta:
-    return max(timedelta(seconds=OVERDUE_TICKS * tick_interval), MIN_OVERDUE)
 
 
 def diagnose(contexts: list[SiteContext], now: datetime | None = None) -> Report:
@@ -242,17 +235,21 @@ def _process(ctx: SiteContext, conn: redis.Redis, add: Callable[..., None], now:
     procs = [h for h in heartbeats(conn, ctx.bench.bench_id) if h.serves(ctx.name)]
     where = ", ".join(f"{h.host}:{h.pid}" for h in procs)
     tick = last_tick(conn, ctx.bench.bench_id, ctx.name)
-    fresh = passes_run(False, tick, now, late)
-    if not procs and fresh:  # a bench driven by `hookscheduler tick` from cron has no long-running process
+    by = driver(bool(procs), tick, last_tick_command(conn, ctx.bench.bench_id, ctx.name), now, late)
+    start = ("start `hookscheduler schedule` (or `hookscheduler start` in development), or run `hookscheduler tick` "
+             "every minute from cron")
+    if by == Driver.TICK:  # a bench driven by `hookscheduler tick` from cron has no long-running process
         add("scheduler process", True, "no `schedule` process, but scheduling passes run (`hookscheduler tick` "
             "from cron or a timer)")
+    elif by == Driver.STOPPED:
+        add("scheduler process", False, "no `schedule` process alive: the one that made the last pass "
+            f"({_fmt(tick)}) has stopped", start)
     else:
         add("scheduler process", bool(procs),
-            f"{len(procs)} `schedule` process(es) alive{': ' + where if where else ''}",
-            "start `hookscheduler schedule` (or `hookscheduler start` in development), or run `hookscheduler tick` "
-            "every minute from cron")
+            f"{len(procs)} `schedule` process(es) alive{': ' + where if where else ''}", start)
+    ok = fresh(tick, now, late)
     mins = int(late.total_seconds() // 60)
-    add("last tick", fresh, f"last tick {_fmt(tick)}" + ("" if fresh or tick is None else f" (over {mins} min ago)"),
+    add("last tick", ok, f"last tick {_fmt(tick)}" + ("" if ok or tick is None else f" (over {mins} min ago)"),
         "no scheduling pass completed recently: check that `hookscheduler schedule` runs and its log")
 
 

@@ -29,12 +29,13 @@ from typing import Any
 import peewee as pw
 import redis
 
-from ..broker.keys import heartbeat_pattern, last_tick_key
+from ..broker.keys import heartbeat_pattern, last_tick_key, tick_command_key
 from ..config import update_site_config
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError
 from ..schedule.inactivity import PAUSE_UNTIL, inactive_reason, note_switch, read_pause_until, read_switches
-from ..states import SchedulerStatus
+from ..schedule.step import LAST_TICK_TTL
+from ..states import SchedulerStatus, StrEnum
 from ..store.database import set_state, write_txn
 from ..store.models import utcnow
 from .queues import outbox_count, pending_counts
@@ -119,11 +120,54 @@ def activity(ctx: SiteContext, now: datetime | None = None) -> tuple[str | None,
     return reason, (until if reason and until is not None and ctx.site.settings.pause_scheduler else None)
 
 
-def passes_run(alive: bool, tick: datetime | None, now: datetime, late: timedelta) -> bool:
-    """Whether scheduling passes run for a site: a `schedule` process serves it, or its last pass is fresh
-    (a bench driven by `hookscheduler tick` from cron has no long-running process). ``late``: how old a last
-    pass may be (``doctor.overdue_after``)."""
-    return alive or (tick is not None and now - tick <= late)
+#: A slot (or a tick) this many tick intervals late means nothing is scheduling the site.
+OVERDUE_TICKS = 3
+MIN_OVERDUE = timedelta(minutes=3)
+
+
+def overdue_after(tick_interval: int) -> timedelta:
+    """How old a site's last pass (or a due slot) may be before nothing is taken to schedule it."""
+    return max(timedelta(seconds=OVERDUE_TICKS * tick_interval), MIN_OVERDUE)
+
+
+class Driver(StrEnum):
+    """What schedules a site (:func:`driver`)."""
+
+    PROCESS = "process"  # a live `schedule` process serves it
+    TICK = "tick"  # no process, and none needed: `hookscheduler tick` (cron, a timer) made its recent passes
+    STOPPED = "stopped"  # its last pass is recent, but the `schedule` process that made it has stopped
+    NONE = "none"  # no process, and no recent pass
+    UNKNOWN = "unknown"  # Redis unreachable: liveness cannot be read
+
+
+def fresh(tick: datetime | None, now: datetime, late: timedelta) -> bool:
+    """Whether a last pass at ``tick`` is recent at ``now`` (``late``: :func:`overdue_after`)."""
+    return tick is not None and now - tick <= late
+
+
+def driver(alive: bool | None, tick: datetime | None, tick_command: datetime | None, now: datetime,
+           late: timedelta) -> Driver:
+    """Pure: what schedules the site, from its live processes, its last pass (``tick``) and the last pass
+    ``hookscheduler tick`` made (``tick_command``). A recent last pass alone does not say the site is served:
+    a `schedule` process killed a moment ago leaves one behind, and the status would call a dead bench
+    "driven by cron" until the pass grew old; only passes that the `tick` command made count as cron's."""
+    if alive is None:
+        return Driver.UNKNOWN
+    if alive:
+        return Driver.PROCESS
+    if fresh(tick, now, late) and fresh(tick_command, now, late):
+        return Driver.TICK
+    return Driver.STOPPED if fresh(tick, now, late) else Driver.NONE
+
+
+def last_tick_command(conn: redis.Redis, bench_id: str, site: str) -> datetime | None:
+    raw = conn.get(tick_command_key(bench_id, site))
+    return _utc(raw.decode() if isinstance(raw, bytes) else raw)
+
+
+def mark_tick_command(conn: redis.Redis, bench_id: str, site: str, now: datetime) -> None:
+    """Record that ``hookscheduler tick`` made a pass of the site at ``now`` (kept as long as the last tick)."""
+    conn.set(tick_command_key(bench_id, site), now.isoformat(), ex=LAST_TICK_TTL)
 
 
 @dataclass
@@ -142,11 +186,18 @@ class SiteStatus:
     redis_error: str | None = None  # why liveness and counts are unknown
     unsent: int | None = None  # runs claimed and recorded but not yet in Redis (the outbox): from the database
     paused_until: datetime | None = None  # ``scheduler pause --until``: when the pause ends by itself
+    tick_command: datetime | None = None  # the last pass ``hookscheduler tick`` made (cron, a timer)
+    late: timedelta = MIN_OVERDUE  # how old a last pass may be (:func:`overdue_after` of the tick interval)
+
+    def driver(self, now: datetime) -> Driver:
+        """What schedules the site at ``now`` (:func:`driver`)."""
+        return driver(self.scheduler_alive, self.last_tick, self.tick_command, now, self.late)
 
     def as_dict(self, verbose: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"site": self.site, "status": self.status, "reason": self.reason,
                                "last_tick": self.last_tick, "scheduler_alive": self.scheduler_alive,
-                               "pending": self.pending, "failed": self.failed}
+                               "pending": self.pending, "failed": self.failed,
+                               "last_tick_command": self.tick_command}
         if self.paused_until:
             out["paused_until"] = self.paused_until
         if self.redis_error:
@@ -168,14 +219,15 @@ def site_status(ctx: SiteContext, conn: redis.Redis | None, redis_error: str | N
     if conn is None:
         return SiteStatus(site=ctx.name, status=status, reason=reason, last_tick=None, scheduler_alive=None,
                           pending=None, failed=None, redis_error=redis_error or "Redis unreachable", unsent=unsent,
-                          paused_until=until)
+                          paused_until=until, late=overdue_after(ctx.site.tick_interval))
     bench_id = ctx.bench.bench_id
     procs = [h for h in heartbeats(conn, bench_id) if h.serves(ctx.name)]
     counts = pending_counts(conn, bench_id, ctx.name, list(ctx.site.queues))
     return SiteStatus(site=ctx.name, status=status, reason=reason, last_tick=last_tick(conn, bench_id, ctx.name),
                       scheduler_alive=bool(procs), pending=counts["total"]["queued"],
                       failed=counts["total"]["failed"], processes=procs, queues=counts["queues"], unsent=unsent,
-                      paused_until=until)
+                      paused_until=until, tick_command=last_tick_command(conn, bench_id, ctx.name),
+                      late=overdue_after(ctx.site.tick_interval))
 
 
 def _unsent(ctx: SiteContext) -> int | None:
@@ -216,7 +268,7 @@ def set_enabled(ctx: SiteContext, enabled: bool, note: str | None = None, who: s
 
 
 __all__ = [
-    "DISABLED", "ENABLED", "PAUSED", "Heartbeat", "SiteStatus", "activity", "heartbeats", "last_tick",
-    "passes_run", "scheduler_state",
-    "set_enabled", "set_paused", "site_status",
+    "DISABLED", "ENABLED", "PAUSED", "Driver", "Heartbeat", "SiteStatus", "activity", "driver", "fresh", "heartbeats",
+    "last_tick", "last_tick_command", "mark_tick_command", "overdue_after", "scheduler_state", "set_enabled",
+    "set_paused", "site_status",
 ]

@@ -90,6 +90,39 @@ def test_tick_writes_the_last_tick_so_doctor_sees_a_cron_driven_site(bench_facto
     assert checks["scheduler process"]["ok"] is True and "tick" in checks["scheduler process"]["detail"]
 
 
+def test_recent_passes_of_a_stopped_schedule_process_are_not_taken_for_cron(bench_factory, redis_client):
+    """A `schedule` process killed a moment ago leaves a recent last pass behind: status, ``--check``, doctor and
+    the dashboard must say it has stopped, not that cron drives the site (the passes of ``tick`` do)."""
+    from tests.web.support import client
+
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}})
+    ctx, conn = migrated(bench, T0)
+    SiteStep(ctx).run(conn, T0, sweep=True)  # the loop's own step; its process has no heartbeat any more
+    ctx.close()
+    with _at(T0 + timedelta(seconds=12)):
+        check = run(bench, "scheduler", "status", "--check")
+        doctor = run(bench, "doctor", "--format", "json").json()
+        page = client(bench).get("/scheduler").text
+    assert check.code == 1, check.out
+    assert ("scheduler process NOT RUNNING (the `schedule` process that made the last pass has stopped; "
+            "start `hookscheduler schedule`") in check.out, check.out
+    assert ("site default: the `hookscheduler schedule` process that made its last pass (12.0s ago) has stopped, "
+            "and no `hookscheduler tick` runs") in check.err, check.err
+    checks = {c["check"]: c for c in doctor["checks"]}
+    assert checks["scheduler process"]["ok"] is False and "has stopped" in checks["scheduler process"]["detail"]
+    assert checks["last tick"]["ok"] is True  # the pass itself is recent
+    assert "the process that made the last pass has stopped" in page and "driven by" not in page
+    with _at(T0 + timedelta(seconds=20)):
+        assert run(bench, "tick").code == 0  # from now on cron drives it
+    with _at(T0 + timedelta(seconds=30)):
+        check = run(bench, "scheduler", "status", "--check", "--format", "json")
+        page = client(bench).get("/scheduler").text
+    assert check.code == 0, check.err
+    st = json.loads(check.out)
+    assert st["last_tick_command"].startswith("2026-01-05T10:07:20") and st["scheduler_alive"] is False
+    assert "driven by <code>hookscheduler tick</code>, last 10.0 s ago" in page
+
+
 def test_a_step_whose_runs_were_not_sent_neither_reconciles_nor_claims_a_last_tick(
     bench_factory, db_kind, redis_client
 ):
