@@ -81,6 +81,7 @@ class HookschedulerCollector(Collector):
             calendar = ctx.calendar
             queue_names = list(ctx.site.queues)
             per_job = ctx.site.settings.metrics_job_histograms
+            late = scheduler_state.overdue_after(ctx.site.tick_interval)
         _counters(ledger_counts.read(conn, bench_id, name), name, f, per_job)
         intervals: dict[tuple[str, str], float] = {}
         for job, frequency, cron, stopped, nxt in jobs:
@@ -93,11 +94,13 @@ class HookschedulerCollector(Collector):
         for st in SCHEDULER_STATUSES:
             f.sched_status.add_metric([name, st], 1 if st == status else 0)
         procs = [h for h in scheduler_state.heartbeats(conn, bench_id) if h.serves(name)]
-        f.sched_up.add_metric([name], 1 if procs else 0)
+        tick = scheduler_state.last_tick(conn, bench_id, name)
+        by = scheduler_state.driver(bool(procs), tick, scheduler_state.last_tick_command(conn, bench_id, name),
+                                    now, late)
+        f.sched_up.add_metric([name], 1 if by in (scheduler_state.Driver.PROCESS, scheduler_state.Driver.TICK) else 0)
         beats = [h.at for h in procs if h.at is not None]
         if beats:
             f.heartbeat_age.add_metric([name], max(0.0, (now - max(beats)).total_seconds()))
-        tick = scheduler_state.last_tick(conn, bench_id, name)
         if tick is not None:
             f.last_tick.add_metric([name], _epoch(tick))
         counts = queues.pending_counts(conn, bench_id, name, queue_names)
@@ -157,7 +160,8 @@ class _Families:
         self.queue = GaugeMetricFamily(P + "queue_jobs", "The site's jobs per queue and state.",
                                        labels=[*s, "queue", "state"])
         self.workers = GaugeMetricFamily(P + "workers", "RQ workers of the bench, busy or idle.", labels=["state"])
-        self.sched_up = GaugeMetricFamily(P + "scheduler_up", "1 while a schedule process serves the site.",
+        self.sched_up = GaugeMetricFamily(P + "scheduler_up", "1 while the site is scheduled: a schedule process "
+                                          "serves it, or `hookscheduler tick` made its recent passes.",
                                           labels=s)
         self.sched_status = GaugeMetricFamily(P + "scheduler_status", "1 for the site's scheduler status.",
                                               labels=[*s, "status"])

@@ -90,6 +90,23 @@ def test_tick_writes_the_last_tick_so_doctor_sees_a_cron_driven_site(bench_facto
     assert checks["scheduler process"]["ok"] is True and "tick" in checks["scheduler process"]["detail"]
 
 
+def _scheduler_up(bench) -> float:
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from hookscheduler.metrics.bench import BenchSites
+    from hookscheduler.metrics.exporter import registry_for
+
+    sites = BenchSites(str(bench))
+    try:
+        text = generate_latest(registry_for(sites, grace=0)).decode()
+    finally:
+        sites.close()
+    [up] = [s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+            if s.name == "hookscheduler_scheduler_up"]
+    return up
+
+
 def test_recent_passes_of_a_stopped_schedule_process_are_not_taken_for_cron(bench_factory, redis_client):
     """A `schedule` process killed a moment ago leaves a recent last pass behind: status, ``--check``, doctor and
     the dashboard must say it has stopped, not that cron drives the site (the passes of ``tick`` do)."""
@@ -103,7 +120,9 @@ def test_recent_passes_of_a_stopped_schedule_process_are_not_taken_for_cron(benc
         check = run(bench, "scheduler", "status", "--check")
         doctor = run(bench, "doctor", "--format", "json").json()
         page = client(bench).get("/scheduler").text
+        up = _scheduler_up(bench)
     assert check.code == 1, check.out
+    assert up == 0  # the SchedulerDown alert's input
     assert ("scheduler process NOT RUNNING (the `schedule` process that made the last pass has stopped; "
             "start `hookscheduler schedule`") in check.out, check.out
     assert ("site default: the `hookscheduler schedule` process that made its last pass (12.0s ago) has stopped, "
@@ -117,7 +136,9 @@ def test_recent_passes_of_a_stopped_schedule_process_are_not_taken_for_cron(benc
     with _at(T0 + timedelta(seconds=30)):
         check = run(bench, "scheduler", "status", "--check", "--format", "json")
         page = client(bench).get("/scheduler").text
+        up = _scheduler_up(bench)
     assert check.code == 0, check.err
+    assert up == 1  # a cron-driven bench is scheduled: no SchedulerDown alert
     st = json.loads(check.out)
     assert st["last_tick_command"].startswith("2026-01-05T10:07:20") and st["scheduler_alive"] is False
     assert "driven by <code>hookscheduler tick</code>, last 10.0 s ago" in page
