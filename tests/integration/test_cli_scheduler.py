@@ -24,7 +24,7 @@ def test_status_shape_and_liveness(bench_factory, db_kind, redis_client):
     bench = bench_factory.make(APPS, db=db_kind)
     ctx, _ = migrated(bench, utcnow())
     assert _status(bench) == {"site": "default", "status": "enabled", "reason": None, "last_tick": None,
-                              "scheduler_alive": False, "pending": 0, "failed": 0, "last_tick_command": None}
+                              "scheduler_alive": False, "pending": 0, "failed": 0}
     text = run(bench, "scheduler", "status").out
     assert text.splitlines()[0] == "Scheduler is enabled for site default"
     assert "last tick never" in text and "NOT RUNNING" in text
