@@ -8,6 +8,7 @@ An ISO date or time without an offset is read in the site's zone, because that i
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -101,9 +102,31 @@ def parse_until(text: str, now: datetime, tz: ZoneInfo, what: str = "--until") -
 
 
 def _to_utc(value: datetime, tz: ZoneInfo) -> datetime:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=tz)
-    return value.astimezone(timezone.utc).replace(tzinfo=None)
+    """Naive UTC of ``value``, a wall time in ``tz`` unless it carries an offset. Read as the scheduler reads
+    slots: a wall time that occurs twice (autumn) is its first occurrence, and one that does not exist (the
+    spring gap) is the end of the gap, so ``--until 02:30`` on the spring-forward night ends at the moment the
+    02:30 slot fires (03:00), not an hour after it."""
+    if value.tzinfo is not None:
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    first = value.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)
+    if first.astimezone(tz).replace(tzinfo=None) == value:
+        return first.replace(tzinfo=None)
+    return _gap_end(value.replace(tzinfo=tz, fold=1).astimezone(timezone.utc), first, tz)
+
+
+def _gap_end(before: datetime, after: datetime, tz: ZoneInfo) -> datetime:
+    """Naive UTC of the instant the clocks jumped forward over a gap: the first second whose offset is the new
+    one, between ``before`` (the gap's wall time read with the new offset: an instant before the jump) and
+    ``after`` (read with the old offset: an instant after it). Transitions fall on whole seconds."""
+    new_offset = after.astimezone(tz).utcoffset()
+    low, high = math.floor(before.timestamp()), math.ceil(after.timestamp())
+    while high - low > 1:
+        mid = (low + high) // 2
+        if datetime.fromtimestamp(mid, tz).utcoffset() == new_offset:
+            high = mid
+        else:
+            low = mid
+    return datetime.fromtimestamp(high, timezone.utc).replace(tzinfo=None)
 
 
 __all__ = ["MAX_UNTIL", "TimeSpecError", "parse_moment", "parse_until"]

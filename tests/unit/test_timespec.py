@@ -51,3 +51,27 @@ def test_an_unreadable_until_names_the_forms_ahead():
     with pytest.raises(TimeSpecError) as exc:
         parse_moment("garbage", NOW, BERLIN, "--since")
     assert "30m, 2h, 3d, 1w (ago) or +2h (ahead)" in str(exc.value)
+
+
+@pytest.mark.parametrize("zone, wall, expected", [
+    # a wall time inside the spring gap is the end of the gap, where the scheduler fires such a slot
+    ("Europe/Berlin", datetime(2026, 3, 29, 2, 30), datetime(2026, 3, 29, 1, 0)),
+    ("Europe/Berlin", datetime(2026, 3, 29, 2, 0), datetime(2026, 3, 29, 1, 0)),
+    ("America/New_York", datetime(2026, 3, 8, 2, 15), datetime(2026, 3, 8, 7, 0)),
+    ("Australia/Lord_Howe", datetime(2026, 10, 4, 2, 10), datetime(2026, 10, 3, 15, 30)),  # a 30-minute gap
+    ("America/Santiago", datetime(2026, 9, 6, 0, 30), datetime(2026, 9, 6, 4, 0)),  # the gap is at midnight
+    ("Pacific/Apia", datetime(2011, 12, 30, 12, 0), datetime(2011, 12, 30, 10, 0)),  # a whole day skipped
+    # a wall time that occurs twice is its first occurrence; the times around a change are plain
+    ("Europe/Berlin", datetime(2026, 10, 25, 2, 30), datetime(2026, 10, 25, 0, 30)),
+    ("Europe/Berlin", datetime(2026, 3, 29, 3, 0), datetime(2026, 3, 29, 1, 0)),
+    ("Europe/Berlin", datetime(2026, 3, 29, 1, 59, 59), datetime(2026, 3, 29, 0, 59, 59)),
+])
+def test_local_times_read_as_the_scheduler_reads_slots(zone, wall, expected):
+    assert parse_moment(wall.isoformat(), NOW, ZoneInfo(zone)) == expected
+
+
+def test_until_inside_the_spring_gap_ends_when_that_nights_slot_fires():
+    """``--until 02:30`` on the spring-forward night: the job's 02:30 slot fires at 03:00 CEST (the end of the
+    gap), so the stop must end then, not at 03:30 (which would skip that night's run)."""
+    before = datetime(2026, 3, 28, 20, 0)
+    assert parse_until("2026-03-29T02:30", before, BERLIN) == datetime(2026, 3, 29, 1, 0)
