@@ -109,7 +109,7 @@ def _utc(name: str, dt: datetime) -> datetime:
     return dt.astimezone(UTC)
 
 
-def _transition(lo: datetime, hi: datetime, tz: ZoneInfo) -> datetime:
+def transition(lo: datetime, hi: datetime, tz: ZoneInfo) -> datetime:
     """First whole-second UTC instant in ``(lo, hi]`` whose offset in ``tz`` equals ``hi``'s.
 
     zoneinfo exposes no transition table, so we bisect (about 12 steps); this runs only around DST changes.
@@ -148,10 +148,10 @@ def _base_slots(cron: str, after: datetime, tz: ZoneInfo) -> Iterator[datetime]:
         t1 = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
         inst = cand.astimezone(UTC)
         if t0 > t1:  # wall time inside a spring-forward gap
-            inst = _transition(t1, t0, tz)
+            inst = transition(t1, t0, tz)
             it.set_current(inst.astimezone(tz), force=True)
         elif t0 < t1 and inst != t0 and not every_real_hour:  # second copy of a repeated wall time
-            span_end = _transition(t0, t1, tz) + (t1 - t0)
+            span_end = transition(t0, t1, tz) + (t1 - t0)
             it.set_current((span_end - _ONE_SECOND).astimezone(tz), force=True)
             continue
         if inst <= last:
@@ -175,7 +175,7 @@ def _missed_copies(proto: croniter[datetime], lo: datetime, hi: datetime, tz: Zo
     before, after_ = lo.astimezone(tz).utcoffset(), hi.astimezone(tz).utcoffset()
     if before is None or after_ is None or after_ >= before:  # not a fall-back: nothing repeats
         return
-    change = _transition(lo, hi, tz)
+    change = transition(lo, hi, tz)
     span_start = change.astimezone(tz).replace(tzinfo=None)  # first repeated wall time
     walker = copy.copy(proto)
     walker.set_current(span_start - _ONE_SECOND, force=True)

@@ -8,7 +8,6 @@ An ISO date or time without an offset is read in the site's zone, because that i
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -16,6 +15,8 @@ from zoneinfo import ZoneInfo
 from dateutil.parser import isoparse
 
 from ..exceptions import HookSchedulerError, shown
+from .calendar import naive
+from .cron import transition
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _RELATIVE = re.compile(r"^(?P<sign>[+-]?)(?P<body>(?:\d+\s*[smhdw]\s*)+)(?P<ago>ago)?$")
@@ -111,22 +112,8 @@ def _to_utc(value: datetime, tz: ZoneInfo) -> datetime:
     first = value.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)
     if first.astimezone(tz).replace(tzinfo=None) == value:
         return first.replace(tzinfo=None)
-    return _gap_end(value.replace(tzinfo=tz, fold=1).astimezone(timezone.utc), first, tz)
-
-
-def _gap_end(before: datetime, after: datetime, tz: ZoneInfo) -> datetime:
-    """Naive UTC of the instant the clocks jumped forward over a gap: the first second whose offset is the new
-    one, between ``before`` (the gap's wall time read with the new offset: an instant before the jump) and
-    ``after`` (read with the old offset: an instant after it). Transitions fall on whole seconds."""
-    new_offset = after.astimezone(tz).utcoffset()
-    low, high = math.floor(before.timestamp()), math.ceil(after.timestamp())
-    while high - low > 1:
-        mid = (low + high) // 2
-        if datetime.fromtimestamp(mid, tz).utcoffset() == new_offset:
-            high = mid
-        else:
-            low = mid
-    return datetime.fromtimestamp(high, timezone.utc).replace(tzinfo=None)
+    # read with the new offset, the gap's wall time is an instant before the jump; with the old one, after it
+    return naive(transition(value.replace(tzinfo=tz, fold=1).astimezone(timezone.utc), first, tz))
 
 
 __all__ = ["MAX_UNTIL", "TimeSpecError", "parse_moment", "parse_until"]
