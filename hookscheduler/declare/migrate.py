@@ -30,7 +30,7 @@ import peewee as pw
 from ..store import store_for
 from ..store.database import bind, ensure_schema, migrate_lock, schema_version, write_txn
 from ..store.models import database_proxy, utcnow
-from ..timing.calendar import SiteCalendar, next_slot
+from ..timing.calendar import SiteCalendar, next_slot, same_period_slot
 from .hooks import DEFINITION, JobSpec
 
 SCHEDULE_FIELDS = ("frequency", "cron_format")
@@ -176,6 +176,7 @@ def _apply(plan: Plan, rows: dict[str, Any], calendar: SiteCalendar, now: dateti
 
     specs = {s.name: s for s in plan.added}  # one row per name, as the unique index wants
     store = store_for(database_proxy.obj)
+    slots: dict[int, datetime | None] | None = None
     insert_jobs(database_proxy.obj, specs.values(), first_slot, now)
     for change in plan.updated:
         row = rows[change.name]
@@ -185,7 +186,13 @@ def _apply(plan: Plan, rows: dict[str, Any], calendar: SiteCalendar, now: dateti
         if "removed" in values or any(k in change.fields for k in SCHEDULE_FIELDS):
             frequency = values.get("frequency", row.frequency)
             cron_format = values.get("cron_format", row.cron_format)
-            values["next_execution"] = first_slot(frequency, cron_format)
+            kept = None
+            if "removed" not in values:  # a move between a frequency and its maintenance twin keeps the period
+                if slots is None:  # read once, and only when a schedule changed
+                    slots = {job_id: slot for job_id, _f, _c, slot in store.job_slots()}
+                kept = same_period_slot((row.frequency, row.cron_format), (frequency, cron_format),
+                                        slots.get(row.id), now, calendar)
+            values["next_execution"] = kept or first_slot(frequency, cron_format)
         values["modified_at"] = now
         store.update_job(row.id, values)
     if plan.removed:

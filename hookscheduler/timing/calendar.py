@@ -49,6 +49,28 @@ def _offset(frequency: str, calendar: SiteCalendar) -> int:
     return calendar.maintenance_offset if is_maintenance(frequency) else 0
 
 
+def same_period_slot(old: tuple[str, str], new: tuple[str, str], old_next: datetime | None, now: datetime,
+                     calendar: SiteCalendar) -> datetime | None:
+    """Pure: the new schedule's slot for the period the old one was due to serve next, when a job moves between
+    frequencies that differ only by the maintenance offset (``daily`` <-> ``daily_maintenance``, ``hourly`` <->
+    ``hourly_maintenance``); None otherwise, or when that slot has passed.
+
+    Re-anchoring such a move from now would run the job twice in one period: a ``daily`` job that ran at 00:00,
+    moved to ``daily_maintenance`` (00:29 on this site) at 00:10, would run again at 00:29. The same base slot
+    with the other offset keeps one run per period, as Frappe's "base cron, then the offset" does. When that
+    slot has passed while the old one has not (the move goes the other way), the old slot is kept: the period's
+    run still happens, once, and never at once."""
+    if old_next is None or old == new:
+        return None
+    base = calendar.cron_of(*old)
+    if base is None or base != calendar.cron_of(*new):
+        return None
+    shifted = old_next + timedelta(minutes=_offset(new[0], calendar) - _offset(old[0], calendar))
+    if shifted > now:
+        return shifted
+    return old_next if old_next > now else None
+
+
 def next_slot(frequency: str, cron_format: str, after: datetime, calendar: SiteCalendar,
               anchor: datetime | None = None) -> datetime:
     """The first slot strictly after ``after`` (naive UTC in, naive UTC out).

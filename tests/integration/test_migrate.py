@@ -194,6 +194,36 @@ def _add_history(name: str, last: datetime) -> None:
                                status=status, rq_job_id=f"{name}-{i}", queue=row.queue)
 
 
+def test_moving_to_or_from_the_maintenance_twin_keeps_one_run_per_period(bench_factory, db_kind):
+    """``daily`` -> ``daily_maintenance`` (and back, and the hourly pair) keeps the period the job was due to serve:
+    re-anchored from now, a daily job that ran at 00:00 and moved at 00:10 would run again at 00:OFF that day."""
+    bench = bench_factory.make({"app1": {"daily": ["app1.tasks.ok"], "hourly": ["app1.tasks.other"]}}, db=db_kind)
+    ctx = site_ctx(bench)
+    off = slots.maintenance_offset(ctx.name)
+    assert off > 10  # the default site's offset: after the moves below
+    migrate(ctx, datetime(2026, 1, 6, 12, 0))
+    assert job("app1.tasks.ok").next_execution == datetime(2026, 1, 7, 0, 0)  # ran at 00:00 on the 7th, then:
+    ScheduledJobType.update(next_execution=datetime(2026, 1, 8, 0, 0)).where(
+        ScheduledJobType.name == "app1.tasks.ok").execute()
+    ScheduledJobType.update(next_execution=datetime(2026, 1, 7, 1, 0)).where(
+        ScheduledJobType.name == "app1.tasks.other").execute()  # the hourly job ran at 00:00
+    set_hooks(bench, {"daily_maintenance": ["app1.tasks.ok"], "hourly_maintenance": ["app1.tasks.other"]})
+    migrate(ctx, datetime(2026, 1, 7, 0, 10))
+    assert job("app1.tasks.ok").next_execution == datetime(2026, 1, 8, 0, off)  # not 2026-01-07 00:OFF
+    assert job("app1.tasks.other").next_execution == datetime(2026, 1, 7, 1, off)  # not 00:OFF
+    # back again, after that day's base slot but before the maintenance twin's: the day's run is kept, once
+    ScheduledJobType.update(next_execution=datetime(2026, 1, 8, 0, off)).where(
+        ScheduledJobType.name == "app1.tasks.ok").execute()
+    set_hooks(bench, {"daily": ["app1.tasks.ok"], "hourly_maintenance": ["app1.tasks.other"]})
+    migrate(ctx, datetime(2026, 1, 8, 0, 5))
+    assert job("app1.tasks.ok").next_execution == datetime(2026, 1, 8, 0, off)
+    # any other move is re-anchored from now, as before
+    set_hooks(bench, {"weekly": ["app1.tasks.ok"], "hourly_maintenance": ["app1.tasks.other"]})
+    migrate(ctx, datetime(2026, 1, 8, 0, 6))
+    assert job("app1.tasks.ok").next_execution == datetime(2026, 1, 11, 0, 0)
+    ctx.close()
+
+
 def test_moving_a_job_between_sections_updates_in_place(bench_factory, db_kind):
     bench = bench_factory.make({"app1": {"daily": ["app1.tasks.ok"], "hourly": ["app1.tasks.other"]}}, db=db_kind)
     ctx = site_ctx(bench)
