@@ -88,5 +88,10 @@ class ServiceUnavailable(HookSchedulerError):
         self.cause = cause
 
 
+class ReadOnlyDatabase(ServiceUnavailable):
+    """The site's database answers but refuses writes (a read-only file or mount, a PostgreSQL database or
+    session that is read-only, a replica)."""
+
+
 class SchemaError(HookSchedulerError):
     """The site's database has no (or an outdated) schema: run ``hookscheduler migrate``."""

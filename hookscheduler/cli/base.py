@@ -204,9 +204,15 @@ SITE_PROBLEMS: tuple[type[BaseException], ...] = (ServiceUnavailable, SchemaErro
                                                   sqlite3.DatabaseError)
 
 
-def _database_problem(exc: pw.DatabaseError | sqlite3.DatabaseError) -> str:
-    """A database error as one line with its fix: a server or file that cannot be used (check db_url), or a
-    damaged database (``doctor`` says what to do)."""
+def _database_problem(exc: BaseException) -> str:
+    """A database error as one line with its fix: a database that refuses writes (which one, and what makes
+    it read-only), a server or file that cannot be used (check db_url), or a damaged database (``doctor`` says
+    what to do)."""
+    from ..store import database as dbmod
+    from ..store.models import database_proxy
+
+    if dbmod.is_read_only_error(exc):
+        return dbmod.read_only_problem(database_proxy.obj, exc)  # the database the models were bound to
     fix = "check db_url and that the server is up" if isinstance(exc, pw.OperationalError) \
         else "run `hookscheduler doctor`"
     return f"database: {_first_line(exc)}; {fix}"
@@ -217,9 +223,15 @@ def problem_text(exc: BaseException) -> str:
     same error when it ends a command."""
     if isinstance(exc, HookSchedulerError):
         return redact(_first_line(exc))
-    if isinstance(exc, (pw.DatabaseError, sqlite3.DatabaseError)):
+    if isinstance(exc, (pw.DatabaseError, sqlite3.DatabaseError)) or is_driver_error(exc):
         return redact(_database_problem(exc))
     return redact(f"{type(exc).__name__}: {_first_line(exc)}")
+
+
+def is_driver_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is psycopg2's own error (one raised past peewee's wrapper), without importing it."""
+    driver = getattr(pw, "psycopg2", None)
+    return driver is not None and isinstance(exc, driver.Error)
 
 
 def site_problem(name: str, exc: BaseException) -> str:
@@ -262,5 +274,6 @@ def print_config_notes(sites: list[Site]) -> None:
         stderr(f"Note: {line}")
 
 
-__all__ = ["COMMANDS", "SITE_PROBLEMS", "CliState", "cli", "echo", "fail", "for_each_site", "pass_state",
-           "print_config_notes", "problem_text", "run_cli", "site_problem", "stderr", "sys", "usage_error_line"]
+__all__ = ["COMMANDS", "SITE_PROBLEMS", "CliState", "cli", "echo", "fail", "for_each_site", "is_driver_error",
+           "pass_state", "print_config_notes", "problem_text", "run_cli", "site_problem", "stderr", "sys",
+           "usage_error_line"]

@@ -15,8 +15,19 @@ from ..declare.hooks import JobSpec, load_job_specs
 from ..declare.migrate import Plan, migrate_site, plan_sync
 from ..exceptions import HookSchedulerError, SchemaError
 from ..schedule.reanchor import reanchor_if_calendar_changed
+from ..store.database import check_writable
 from ..timing.calendar import SiteCalendar
-from .base import SITE_PROBLEMS, CliState, cli, echo, pass_state, print_config_notes, site_problem, stderr
+from .base import (
+    SITE_PROBLEMS,
+    CliState,
+    cli,
+    echo,
+    is_driver_error,
+    pass_state,
+    print_config_notes,
+    site_problem,
+    stderr,
+)
 from .output import format_option, to_json
 
 
@@ -31,9 +42,12 @@ def migrate(state: CliState, dry_run: bool, prune: bool, fmt: str) -> None:
     contexts = state.each()
     print_config_notes([ctx.site for ctx in contexts])
     warnings: list[str] = []
+    failure: PartlyMigrated | None = None
     try:
         with without_cyclic_gc():
             plans = _migrate_all(contexts, dry_run, prune, warnings)
+    except PartlyMigrated as exc:  # the sites written before one failed: their plans are shown all the same
+        failure, plans = exc, exc.plans
     finally:
         for ctx in contexts:
             ctx.close()
@@ -42,9 +56,31 @@ def migrate(state: CliState, dry_run: bool, prune: bool, fmt: str) -> None:
     if fmt == "json":
         click.echo(to_json([dict(p.as_dict(), dry_run=dry_run) for p in plans]))  # redacted by to_json (once: a
         # 100,000-job plan is 3 MB of text)
-        return
-    for plan in plans:
-        _print_plan(plan, dry_run)
+    else:
+        for plan in plans:
+            _print_plan(plan, dry_run)
+    if failure is not None:
+        raise failure
+
+
+class PartlyMigrated(HookSchedulerError):
+    """A site's write failed after the checks passed (its database turned read-only or went away meanwhile):
+    the sites before it are migrated (``plans``), it and the ones after it are not. One transaction per site,
+    and no transaction spans two databases, so this cannot be undone; a rerun of ``migrate`` finishes the job
+    (the migrated sites are then unchanged)."""
+
+    def __init__(self, site: str, exc: BaseException, plans: list[Plan], rest: list[str], dry_run: bool) -> None:
+        text = site_problem(site, exc)
+        if dry_run:
+            message = text
+        elif not plans:
+            message = f"{text}; no site was migrated"
+        else:
+            message = (f"{text}; migrated: {', '.join(p.site for p in plans)}; NOT migrated: {', '.join(rest)} "
+                       "(each site is written in its own transaction: fix this site, then run `hookscheduler "
+                       "migrate` again to finish)")
+        super().__init__(message)
+        self.plans = plans
 
 
 @contextlib.contextmanager
@@ -81,7 +117,9 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnin
             if ctx.name in dbs or (servers_only and not ctx.site.on_postgres):
                 continue
             try:
-                dbs[ctx.name] = _existing_db(ctx)
+                dbs[ctx.name] = db = _existing_db(ctx)
+                if db is not None and not dry_run:  # one that refuses writes blocks every site, before any is
+                    check_writable(db)                # written (a migrate cannot be atomic across databases)
             except Exception as exc:  # raised below, after the hooks' verdict
                 unreachable.append((ctx.name, exc))
                 return
@@ -108,17 +146,24 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnin
         for ctx in contexts:
             if dbs[ctx.name] is None:
                 dbs[ctx.name] = ctx.database(create=True, require_schema=False)
-    # 4. Write, one transaction per site.
-    plans = []
-    for ctx, calendar, specs in prepared:
+    # 4. Write, one transaction per site. A site that fails now (its database turned read-only or went away
+    # since the checks) stops the migrate there, naming it and the sites already written.
+    plans: list[Plan] = []
+    for i, (ctx, calendar, specs) in enumerate(prepared):
         if dbs[ctx.name] is None:  # --dry-run on a site without a database yet: everything would be added
             plans.append(plan_sync(ctx.name, specs, [], prune))
-        else:
+            continue
+        try:
             db = ctx.database(create=False, require_schema=False)
-            plans.append(migrate_site(db, ctx.name, specs, calendar, dry_run=dry_run, prune=prune))
+            plan = migrate_site(db, ctx.name, specs, calendar, dry_run=dry_run, prune=prune)
             if not dry_run:
                 reanchor_if_calendar_changed(ctx)
-            _release(ctx)
+        except Exception as exc:
+            if not isinstance(exc, SITE_PROBLEMS) and not is_driver_error(exc):
+                raise
+            raise PartlyMigrated(ctx.name, exc, plans, [c.name for c, _, _ in prepared[i:]], dry_run) from None
+        plans.append(plan)
+        _release(ctx)
     return plans
 
 

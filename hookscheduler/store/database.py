@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import peewee as pw
 
 from .._peewee import provide_psycopg2
-from ..exceptions import ConfigError, SchemaError, ServiceUnavailable
+from ..exceptions import ConfigError, ReadOnlyDatabase, SchemaError, ServiceUnavailable
 from ..security.redact import redact, url_error
 from ..worker import warm
 from .models import ALL_MODELS, SchedulerInactivity, SchedulerState, database_proxy, utcnow
@@ -213,6 +213,82 @@ def connect(url: str, base_dir: Path | None = None, create: bool = False) -> pw.
             f"cannot connect to database {redact(url)}: {first}; check db_url and that the server is up", cause=first
         ) from None
     return db
+
+
+def describe(db: pw.Database) -> str:
+    """Which database ``db`` is, for a message: the SQLite file's path, or the PostgreSQL database with its
+    host and port (never the user or the password)."""
+    if isinstance(db, pw.SqliteDatabase):
+        return f"SQLite database {db.database}"
+    params = getattr(db, "connect_params", {}) or {}
+    host, port = params.get("host") or "localhost", params.get("port") or 5432
+    return f"PostgreSQL database {db.database} on {host}:{port}"
+
+
+#: SQLSTATE 25006 (read_only_sql_transaction): PostgreSQL refusing a write in a read-only transaction.
+_PG_READ_ONLY = "25006"
+
+
+def is_read_only_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a database refusing a write because it is read-only: SQLite's "attempt to write a
+    readonly database" (a read-only or immutable file, folder or mount), or PostgreSQL's read-only
+    transaction (``default_transaction_read_only``, a hot standby); peewee's wrapper or the driver's own."""
+    for err in (exc, exc.__cause__, exc.__context__):
+        if err is None:
+            continue
+        if getattr(err, "pgcode", None) == _PG_READ_ONLY or "readonly database" in str(err):
+            return True
+    return False
+
+
+def read_only_fix(db: pw.Database | None) -> str:
+    """What to check when ``db`` refuses writes."""
+    if isinstance(db, pw.PostgresqlDatabase):
+        return ("check that db_url points at the primary, not a replica, and that default_transaction_read_only is "
+                "off for the database and the user (ALTER DATABASE ... SET default_transaction_read_only = off)")
+    return ("check the permissions of the file and its folder, an immutable flag (lsattr; chattr -i) and that "
+            "the filesystem is not mounted read-only")
+
+
+def read_only_problem(db: pw.Database | None, exc: BaseException) -> str:
+    """One line for a database that refused a write: which database, that it is read-only, the driver's words,
+    and what to check."""
+    return str(_read_only(db, redact(_first_line(exc))))
+
+
+def _read_only(db: pw.Database | None, reason: str) -> ReadOnlyDatabase:
+    what = f"{describe(db) if db is not None else 'the database'} is read-only ({reason})"
+    return ReadOnlyDatabase(f"{what}; {read_only_fix(db)}", cause=what)
+
+
+def check_writable(db: pw.Database) -> None:
+    """Raise :class:`~hookscheduler.exceptions.ReadOnlyDatabase` when ``db`` would refuse a write, without
+    writing anything. PostgreSQL: whether a new transaction is read-only (one round trip). SQLite: a write to
+    the file's header inside a transaction that is rolled back (SQLite opens a file it may not write, an
+    immutable one even for root, read-only without a word, and only a write tells)."""
+    try:
+        if isinstance(db, pw.PostgresqlDatabase):
+            row = db.execute_sql("SHOW transaction_read_only").fetchone()  # type: ignore[no-untyped-call]
+            if row and str(row[0]).lower() == "on":
+                raise _read_only(db, "its transactions are read-only")
+            return
+        if not isinstance(db, pw.SqliteDatabase) or db.database == ":memory:":
+            return
+        if db.in_transaction():
+            return  # a caller's transaction: not ours to probe in
+        conn = db.connection()  # type: ignore[no-untyped-call]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(f"PRAGMA user_version = {int(version)}")
+        finally:
+            conn.execute("ROLLBACK")
+    except ReadOnlyDatabase:
+        raise
+    except Exception as exc:
+        if is_read_only_error(exc):
+            raise _read_only(db, redact(_first_line(exc))) from None
+        raise
 
 
 def _file_identity(path: str) -> tuple[int, int] | None:

@@ -303,7 +303,8 @@ class PostgresStore(SqlStore):
         cols = ", ".join(JOB_INSERT_COLUMNS) + ", stopped, removed, created_at, modified_at"
         text = copy_text(rows, f"\tf\tf\t{now.isoformat()}\t{now.isoformat()}\n")
         cursor = self.db.cursor()  # type: ignore[no-untyped-call]
-        cursor.copy_expert(f"COPY scheduled_job_type ({cols}) FROM STDIN", io.StringIO(text))
+        with pw.__exception_wrapper__:  # type: ignore[attr-defined]  # the driver's error as peewee's, as every other statement raises it
+            cursor.copy_expert(f"COPY scheduled_job_type ({cols}) FROM STDIN", io.StringIO(text))
 
     @contextlib.contextmanager
     def ledger_transaction(self) -> Iterator[None]:

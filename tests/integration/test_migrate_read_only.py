@@ -1,0 +1,129 @@
+"""A database that refuses writes: ``migrate`` checks every site before it writes any and names the one that
+cannot be written; a write that fails anyway (the database turned read-only after the check) names the site
+and says which sites were migrated. PostgreSQL databases are made read-only with
+``default_transaction_read_only`` on a database created for the test; SQLite files with the immutable flag
+(root ignores permission bits)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hookscheduler.cli import migrate_cmd
+from tests.conftest import PG_DSN
+from tests.helpers import pg_admin_conn
+from tests.integration.opcli_support import assert_one_line_error, run
+
+TASKS = ["app1.tasks.ok", "app1.tasks.other"]
+
+
+@pytest.fixture
+def pg_db() -> Iterator[str]:
+    """A PostgreSQL database of this test's own (``ALTER DATABASE`` acts on a whole database); its URL."""
+    name = f"hs_ro_{uuid.uuid4().hex[:10]}"
+    admin = pg_admin_conn(PG_DSN)
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_DSN.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def read_only(url: str, on: bool = True) -> None:
+    """New connections to the database start read-only (or no longer do)."""
+    base, name = url.rsplit("/", 1)
+    admin = pg_admin_conn(f"{base}/postgres")
+    with admin.cursor() as cur:
+        cur.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = {"on" if on else "off"}')
+    admin.close()
+
+
+@pytest.fixture
+def immutable() -> Iterator[Any]:
+    """``chattr +i`` on a file (undone afterwards): a file even root cannot write. Skipped where the flag
+    cannot be set (not root, or a filesystem without it)."""
+    flagged: list[Path] = []
+
+    def flag(path: Path) -> None:
+        proc = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot make a SQLite file immutable here (chattr +i: {proc.stderr.strip()})")
+        flagged.append(path)
+
+    try:
+        yield flag
+    finally:
+        for path in flagged:
+            subprocess.run(["chattr", "-i", str(path)], check=False)
+
+
+def set_hooks(bench: Path, methods: list[str]) -> None:
+    (bench / "apps" / "app1" / "hooks.py").write_text(f"scheduler_events = {json.dumps({'daily': methods})}\n")
+
+
+def job_names(bench: Path, site: str) -> list[str]:
+    result = run(bench, "jobs", "list", "--format", "json", site=site)
+    assert result.code == 0, result.err
+    return sorted(j["name"] for j in result.json() if j["name"].startswith("app1."))  # not the built-in job
+
+
+def test_a_read_only_postgres_site_stops_migrate_before_any_site_is_written(bench_factory, pg_db):
+    bench = bench_factory.make({"app1": {"daily": TASKS[:1]}},
+                               sites={"site1": {}, "site2": {"db_url": pg_db}, "site3": {}})
+    assert run(bench, "migrate").code == 0
+    read_only(pg_db)
+    set_hooks(bench, TASKS)
+    result = run(bench, "migrate")
+    assert_one_line_error(result, 1, "site site2: PostgreSQL database", "is read-only",
+                          "default_transaction_read_only", "no site was migrated")
+    assert "internal error" not in result.err and result.out == ""
+    assert job_names(bench, "site1") == job_names(bench, "site3") == ["app1.tasks.ok"]
+    assert run(bench, "migrate", "--dry-run").code == 0  # a dry run writes nothing: a read-only site is fine
+    read_only(pg_db, on=False)
+    assert run(bench, "migrate").code == 0
+    assert job_names(bench, "site1") == job_names(bench, "site2") == job_names(bench, "site3") == sorted(TASKS)
+
+
+def test_an_immutable_sqlite_site_stops_migrate_before_any_site_is_written(bench_factory, immutable):
+    bench = bench_factory.make({"app1": {"daily": TASKS[:1]}}, sites={"site1": {}, "site2": {}})
+    assert run(bench, "migrate").code == 0
+    path = bench / "sites" / "site2" / "scheduler.sqlite3"
+    immutable(path)
+    set_hooks(bench, TASKS)
+    result = run(bench, "migrate")
+    assert_one_line_error(result, 1, f"site site2: SQLite database {path} is read-only", "immutable flag",
+                          "no site was migrated")
+    assert job_names(bench, "site1") == ["app1.tasks.ok"]
+
+
+def test_a_site_that_fails_after_the_check_is_named_with_the_sites_migrated_and_a_rerun_finishes(
+        bench_factory, pg_db, monkeypatch):
+    bench = bench_factory.make({"app1": {"daily": TASKS[:1]}},
+                               sites={"site1": {}, "site2": {"db_url": pg_db}, "site3": {}})
+    assert run(bench, "migrate").code == 0
+    set_hooks(bench, TASKS)
+    read_only(pg_db)
+    # the database turns read-only between the check and the write: the check saw it writable
+    monkeypatch.setattr(migrate_cmd, "check_writable", lambda db: None)
+    result = run(bench, "migrate")
+    assert_one_line_error(result, 1, "site site2: PostgreSQL database", "is read-only", "read-only transaction",
+                          "migrated: site1; NOT migrated: site2, site3", "run `hookscheduler migrate` again")
+    assert "internal error" not in result.err
+    assert result.out.startswith("site site1: 1 added") and "site2" not in result.out  # what was written
+    assert job_names(bench, "site1") == sorted(TASKS)
+    assert job_names(bench, "site2") == job_names(bench, "site3") == ["app1.tasks.ok"]
+    monkeypatch.undo()
+    read_only(pg_db, on=False)
+    again = run(bench, "migrate")
+    assert again.code == 0, again.err
+    assert "site site1: 0 added" in again.out and "site site2: 1 added" in again.out
+    assert "site site3: 1 added" in again.out
