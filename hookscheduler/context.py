@@ -106,6 +106,10 @@ class SiteContext:
         """Whether a transaction is open on the site's database (nothing may close it under its owner)."""
         return self.is_open and self._db is not None and self._db.in_transaction()
 
+    def owns(self, db: object) -> bool:
+        """Whether ``db`` is this site's open database (an error raised through it is this site's)."""
+        return self.is_open and self._db is db
+
     @property
     def holds_server_connection(self) -> bool:
         """Whether the site's open database is a PostgreSQL connection (counted against a server's budget)."""

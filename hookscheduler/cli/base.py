@@ -30,10 +30,14 @@ class CliState:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def one(self) -> SiteContext:
-        return open_site(self.bench, self.site, self.overrides)
+        ctx = open_site(self.bench, self.site, self.overrides)
+        _OPENED.append(ctx)
+        return ctx
 
     def each(self) -> list[SiteContext]:
-        return open_sites(self.bench, self.site, self.overrides)
+        contexts = open_sites(self.bench, self.site, self.overrides)
+        _OPENED.extend(contexts)
+        return contexts
 
     def targets(self) -> list[SiteContext]:
         """The site a one-site command acts on, or every site with ``--site all`` (as Frappe's bench does for
@@ -45,6 +49,9 @@ class CliState:
     def site_config(self) -> Site:
         return self.one().site
 
+
+#: The sites this command opened: a database error that ends it names the one whose database raised it.
+_OPENED: list[SiteContext] = []
 
 _SCHED = ("scheduler_cmd",)
 _QUEUES = ("queues_cmd",)
@@ -112,6 +119,7 @@ def run_cli(argv: list[str] | None = None) -> int:
     """Run the CLI and turn every error into one line and an exit status (0 / 1 / 2)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_log_redaction()
+    _OPENED.clear()
     try:
         result = cli.main(args=argv, prog_name="hookscheduler", standalone_mode=False)
     except click.exceptions.Abort:
@@ -130,7 +138,7 @@ def run_cli(argv: list[str] | None = None) -> int:
         click.echo(f"Error: {redact(str(exc))}", err=True)
         return exc.exit_code
     except (pw.DatabaseError, sqlite3.DatabaseError) as exc:  # sqlite3's: a damaged file, read past peewee's wrapper
-        click.echo(f"Error: {redact(_database_problem(exc))}", err=True)
+        click.echo(f"Error: {redact(_database_problem(exc, name_site=True))}", err=True)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -204,15 +212,19 @@ SITE_PROBLEMS: tuple[type[BaseException], ...] = (ServiceUnavailable, SchemaErro
                                                   sqlite3.DatabaseError)
 
 
-def _database_problem(exc: BaseException) -> str:
+def _database_problem(exc: BaseException, name_site: bool = False) -> str:
     """A database error as one line with its fix: a database that refuses writes (which one, and what makes
     it read-only), a server or file that cannot be used (check db_url), or a damaged database (``doctor`` says
-    what to do)."""
+    what to do). ``name_site``: start with the site whose database raised it (when the command opened it)."""
     from ..store import database as dbmod
     from ..store.models import database_proxy
 
     if dbmod.is_read_only_error(exc):
-        return dbmod.read_only_problem(database_proxy.obj, exc)  # the database the models were bound to
+        db = database_proxy.obj  # the database the models were bound to when it raised
+        site = next((ctx.name for ctx in _OPENED if ctx.owns(db)), None)
+        if site is None and len({ctx.name for ctx in _OPENED}) == 1:  # one site: its database, closed since
+            site = _OPENED[0].name
+        return (f"site {site}: " if name_site and site else "") + dbmod.read_only_problem(db, exc)
     fix = "check db_url and that the server is up" if isinstance(exc, pw.OperationalError) \
         else "run `hookscheduler doctor`"
     return f"database: {_first_line(exc)}; {fix}"

@@ -19,7 +19,7 @@ import redis
 from ..broker.connection import check_redis, redis_for
 from ..config import config_notes
 from ..context import SiteContext
-from ..exceptions import BenchError, HookSchedulerError, SchemaError, ServiceUnavailable
+from ..exceptions import BenchError, HookSchedulerError, ReadOnlyDatabase, SchemaError, ServiceUnavailable
 from ..schedule.excursion import last_excursion
 from ..schedule.rows import FIX_HINT, row_problem
 from ..security.permissions import loose_permissions
@@ -178,6 +178,12 @@ def _database(ctx: SiteContext, add: Callable[..., None]) -> bool:
         return False
     jobs = job_reads.active_count()
     add("database", True, f"{url}: schema version {version}, {jobs} job(s)")
+    try:  # reads work; a database that refuses writes still stops every run from being recorded
+        dbmod.check_writable(db)
+    except ReadOnlyDatabase as exc:
+        add("writable", False, exc.cause or str(exc), dbmod.read_only_fix(db))
+    else:
+        add("writable", True, "accepts writes (checked without writing)")
     return True
 
 

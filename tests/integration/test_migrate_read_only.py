@@ -1,8 +1,8 @@
 """A database that refuses writes: ``migrate`` checks every site before it writes any and names the one that
 cannot be written; a write that fails anyway (the database turned read-only after the check) names the site
-and says which sites were migrated. PostgreSQL databases are made read-only with
-``default_transaction_read_only`` on a database created for the test; SQLite files with the immutable flag
-(root ignores permission bits)."""
+and says which sites were migrated; every other command and ``doctor`` say which database is read-only and
+what to check. PostgreSQL databases are made read-only with ``default_transaction_read_only`` on a database
+created for the test; SQLite files with the immutable flag (root ignores permission bits)."""
 
 from __future__ import annotations
 
@@ -127,3 +127,34 @@ def test_a_site_that_fails_after_the_check_is_named_with_the_sites_migrated_and_
     assert again.code == 0, again.err
     assert "site site1: 0 added" in again.out and "site site2: 1 added" in again.out
     assert "site site3: 1 added" in again.out
+
+
+def test_a_read_only_postgres_site_is_named_by_every_command_and_doctor(bench_factory, pg_db):
+    bench = bench_factory.make({"app1": {"daily": TASKS[:1]}}, sites={"site1": {"db_url": pg_db}})
+    assert run(bench, "migrate").code == 0
+    healthy = run(bench, "doctor", "--format", "json")
+    [check] = [c for c in healthy.json()["checks"] if c["check"] == "writable"]
+    assert check["ok"] is True
+    read_only(pg_db)
+    result = run(bench, "jobs", "disable", "app1.tasks.ok")
+    name = pg_db.rsplit("/", 1)[1]
+    assert_one_line_error(result, 1, f"site site1: PostgreSQL database {name} on 127.0.0.1:5432 is read-only",
+                          "default_transaction_read_only", "replica")
+    assert "server is up" not in result.err
+    doctor = run(bench, "doctor", "--format", "json")
+    assert doctor.code == 1
+    [check] = [c for c in doctor.json()["checks"] if c["check"] == "writable"]
+    assert check["ok"] is False and f"PostgreSQL database {name}" in check["detail"]
+    assert "default_transaction_read_only" in check["hint"]
+
+
+def test_an_immutable_sqlite_site_is_named_by_every_command_and_doctor(bench_factory, immutable):
+    bench = bench_factory.make({"app1": {"daily": TASKS[:1]}}, sites={"site1": {}})
+    assert run(bench, "migrate").code == 0
+    path = bench / "sites" / "site1" / "scheduler.sqlite3"
+    immutable(path)
+    result = run(bench, "jobs", "disable", "app1.tasks.ok")
+    assert_one_line_error(result, 1, f"site site1: SQLite database {path} is read-only", "immutable flag")
+    doctor = run(bench, "doctor")
+    assert doctor.code == 1
+    assert "FAIL  writable" in doctor.out and "chattr -i" in doctor.out
