@@ -89,6 +89,12 @@ def _purge_app_modules(apps: Iterable[str]) -> None:
 _APPS_PATHS: list[str] = []
 
 
+def apps_paths() -> tuple[str, ...]:
+    """The folders the bench's apps are imported from (its ``apps/``, and each app's folder in Frappe's
+    layout), as :func:`ensure_apps_on_path` put them on ``sys.path``."""
+    return tuple(_APPS_PATHS)
+
+
 def ensure_apps_on_path(bench: Bench) -> None:
     """Put this bench's ``apps/`` first on ``sys.path``, and no other bench's.
 

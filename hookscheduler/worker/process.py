@@ -260,8 +260,9 @@ def _import_app_jobs(bench: Bench, queues: Mapping[str, int]) -> None:
     ``sys.modules`` instead of importing them again (a horse's imports die with it)."""
     try:
         load_job_specs(bench, queues, fresh=False, builtin=True)
-    except HookError as exc:  # the jobs that import still run; migrate reports the rest
-        log.warning("some scheduled jobs do not load: %s", str(exc).splitlines()[0])
+    except HookError as exc:  # every job whose method imports still runs; each problem is logged, one a line
+        log.warning("some scheduled jobs do not load (%d problem(s) in scheduler_events):\n%s",
+                    len(exc.problems), "\n".join(str(exc).splitlines()[1:]))  # every problem, as migrate lists them
     # The stored entry points RQ resolves in each horse: the built-in maintenance job and every run's (a horse
     # that found `hookscheduler.runner` missing from sys.modules imported it afresh for each job).
     for path in ("hookscheduler.retention", "hookscheduler.runner"):

@@ -147,3 +147,67 @@ def test_the_child_scans_only_modules_whose_package_is_imported(tmp_path, monkey
         assert scan_modules(["scanpkg_idle.tasks", "scanpkg_ok.tasks"]) == {"scanpkg_ok.tasks": {"ok"}}
     finally:
         sys.modules.pop("scanpkg_ok", None)
+
+
+BROKEN = {
+    "brk": "from app1.tasks import does_not_exist\ndef f(): pass\n",  # a name the app's module does not define
+    "brk2": "def f():\n    pass\nx = 1 +\n",  # a syntax error at top level that no line of it shows alone
+    "brk3": "import app1.no_such_module\ndef f(): pass\n",  # a module of the app that does not exist
+    "brk4": "from app1.no_such_module import f\n",
+    "brk5": "def f():\n    nonlocal y\n",  # a function body the compiler refuses
+}
+
+
+def test_migrate_refuses_a_method_whose_module_does_not_import(bench_factory):
+    from tests.integration.opcli_support import run
+
+    bench = bench_factory.make({"app1": {"daily": [f"app1.{name}.f" for name in BROKEN]}}, sites={"site1": {}})
+    for name, source in BROKEN.items():
+        (bench / "apps" / "app1" / f"{name}.py").write_text(source)
+    result = run(bench, "migrate")
+    assert result.code == 2, (result.out, result.err)
+    assert f"{len(BROKEN)} problem(s) in scheduler_events; nothing was written" in result.err
+    for line in ("method 'app1.brk.f' does not import: ImportError: cannot import name 'does_not_exist'",
+                 f"method 'app1.brk2.f': importing its module raised SyntaxError: invalid syntax "
+                 f"({bench}/apps/app1/brk2.py, line 3)",
+                 "method 'app1.brk3.f' does not import: ModuleNotFoundError: No module named 'app1.no_such_module'",
+                 "method 'app1.brk4.f' does not import: ModuleNotFoundError: No module named 'app1.no_such_module'",
+                 f"no binding for nonlocal 'y' found ({bench}/apps/app1/brk5.py, line 2)"):
+        assert line in result.err, result.err
+    assert not (bench / "sites" / "site1" / "scheduler.sqlite3").exists()
+
+
+def test_imports_of_the_apps_own_modules_that_resolve_are_still_read_not_run(bench_factory):
+    """Imports within the bench's apps are checked without running them: a module, a submodule, a name the module
+    binds (in any branch of its top level), and a module whose names are made at run time, all found."""
+    bench = bench_factory.make({"app1": {"daily": ["app1.plain.f"]}, "app2": {}}, apps_txt=["app1", "app2"])
+    app = bench / "apps" / "app1"
+    (app / "sub").mkdir()
+    (app / "sub" / "__init__.py").write_text("try:\n    import json as codec\nexcept ImportError:\n    codec = None\n")
+    (app / "sub" / "deep.py").write_text("")
+    (app / "lazy.py").write_text("def __getattr__(name):\n    return name\n")
+    (bench / "apps" / "app2" / "util.py").write_text("LIMIT = 3\n")
+    (app / "plain.py").write_text(
+        "import app1.tasks\nimport app1.sub.deep as deep\nfrom app1 import tasks, sub\nfrom app1.tasks import ok\n"
+        "from app1.sub import deep as d2, codec\nfrom app1.lazy import anything\nfrom app2.util import LIMIT\n"
+        "def f():\n    pass\n")
+    assert _load(bench) == ["app1.plain.f"]
+    assert "app1.plain" not in sys.modules and "app1.tasks" not in sys.modules  # read, not imported
+    (app / "plain.py").write_text("from app2.util import LIMITS\ndef f():\n    pass\n")
+    with pytest.raises(HookError) as info:
+        _load(bench)
+    assert "cannot import name 'LIMITS' from 'app2.util'" in info.value.problems[0]
+
+
+def test_a_worker_logs_every_problem_of_the_jobs_that_do_not_load(bench_factory, caplog):
+    from hookscheduler.config import load_bench as bench_of
+    from hookscheduler.worker.process import _import_app_jobs
+
+    bench = bench_factory.make({"app1": {"daily": ["app1.tasks.ok", "app1.brk3.f", "app1.tasks.nope"]}})
+    (bench / "apps" / "app1" / "brk3.py").write_text(BROKEN["brk3"])
+    with caplog.at_level("WARNING"):
+        _import_app_jobs(bench_of(bench), load_site(bench_of(bench)).queues)
+    [record] = [r for r in caplog.records if "scheduled jobs do not load" in r.getMessage()]
+    text = record.getMessage()
+    assert "2 problem(s)" in text and "app1.brk3.f" in text and "app1.tasks.nope" in text
+    assert "nothing was written" not in text
