@@ -265,7 +265,8 @@ def check_writable(db: pw.Database) -> None:
     """Raise :class:`~hookscheduler.exceptions.ReadOnlyDatabase` when ``db`` would refuse a write, without
     writing anything. PostgreSQL: whether a new transaction is read-only (one round trip). SQLite: a write to
     the file's header inside a transaction that is rolled back (SQLite opens a file it may not write, an
-    immutable one even for root, read-only without a word, and only a write tells)."""
+    immutable one even for root, read-only without a word, and only a write tells); before it, that the file and
+    its folder may be written (SQLite makes its -wal and -shm files there)."""
     try:
         if isinstance(db, pw.PostgresqlDatabase):
             row = db.execute_sql("SHOW transaction_read_only").fetchone()  # type: ignore[no-untyped-call]
@@ -276,6 +277,9 @@ def check_writable(db: pw.Database) -> None:
             return
         if db.in_transaction():
             return  # a caller's transaction: not ours to probe in
+        folder = os.path.dirname(os.path.abspath(db.database))
+        if not os.access(db.database, os.W_OK) or not os.access(folder, os.W_OK):  # the folder: for the -wal file
+            raise _read_only(db, "the file or its folder is not writable")
         conn = db.connection()  # type: ignore[no-untyped-call]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         conn.execute("BEGIN IMMEDIATE")

@@ -158,3 +158,21 @@ def test_an_immutable_sqlite_site_is_named_by_every_command_and_doctor(bench_fac
     doctor = run(bench, "doctor")
     assert doctor.code == 1
     assert "FAIL  writable" in doctor.out and "chattr -i" in doctor.out
+
+
+def test_a_sqlite_site_whose_folder_cannot_be_written_stops_migrate(bench_factory, monkeypatch):
+    """SQLite makes its -wal file beside the database: a folder the user may not write (as a non-root user
+    sees one; root may write any folder, so the check's answer is given here) blocks the migrate."""
+    import os
+
+    bench = bench_factory.make({"app1": {"daily": TASKS[:1]}}, sites={"site1": {}, "site2": {}})
+    assert run(bench, "migrate").code == 0
+    folder = str(bench / "sites" / "site2")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: str(path) != folder and real_access(path, mode))
+    set_hooks(bench, TASKS)
+    result = run(bench, "migrate")
+    assert_one_line_error(result, 1, "site site2: SQLite database", "the file or its folder is not writable",
+                          "no site was migrated")
+    monkeypatch.undo()
+    assert job_names(bench, "site1") == ["app1.tasks.ok"]
