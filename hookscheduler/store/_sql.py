@@ -19,6 +19,9 @@ import peewee as pw
 from ..states import SLOT_TRIGGERS, LedgerStatus, Trigger
 from ..timing.frequencies import fires_within_hour
 from .base import (
+    JOB_ABSENT,
+    JOB_PRESENT,
+    JOB_REMOVED,
     LEDGER_COLUMNS,
     ActiveRun,
     ClaimRequest,
@@ -32,7 +35,7 @@ from .base import (
 )
 from .database import write_txn
 from .models import ScheduledJobType
-from .values import flag_or_raw
+from .values import flag, flag_or_raw
 
 PROBE = (
     "SELECT (SELECT next_execution FROM scheduled_job_type WHERE next_execution IS NOT NULL "
@@ -590,8 +593,10 @@ class SqlStore:
             )
         return "duplicate" if known else "unknown"
 
-    def lock_job_row(self, job_name: str) -> None:
-        return None  # SQLite: one writer at a time, nothing to order
+    def lock_job_row(self, job_name: str) -> str:
+        # SQLite: one writer at a time, nothing to order; only read what the job is
+        row = self.sql(f"SELECT removed FROM scheduled_job_type WHERE name = {self.p}", (job_name,)).fetchone()
+        return job_presence(row)
 
     def advance_last_execution(self, job_name: str, started: datetime) -> None:
         at = self.param_dt(started)
@@ -610,6 +615,13 @@ class SqlStore:
 
     def finish_in_one_trip(self, rq_job_id: str, outcome: Outcome) -> bool:
         return False
+
+
+def job_presence(row: Any) -> str:
+    """:data:`JOB_PRESENT`, :data:`JOB_REMOVED` or :data:`JOB_ABSENT` from the job's ``(removed,)`` row, or None."""
+    if row is None:
+        return JOB_ABSENT
+    return JOB_REMOVED if flag(row[0]) else JOB_PRESENT
 
 
 def ledger_columns() -> str:

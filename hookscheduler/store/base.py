@@ -22,6 +22,12 @@ from typing import Any, Protocol
 
 #: The reason a worker's late outcome writes over an "abandoned" verdict.
 LATE_COMPLETION = "completed after the scheduler had declared it abandoned"
+#: What the worker finds of a run's job when the run starts (:meth:`Store.lock_job_row`): the job is there, it
+#: was removed from hooks (``removed``), or its row is gone (``migrate --prune``). The last two are also states
+#: :meth:`Store.start_in_one_trip` returns: such a run is not started.
+JOB_PRESENT = "present"
+JOB_REMOVED = "removed"
+JOB_ABSENT = "pruned"
 
 
 def parse_dt(value: Any) -> Any:
@@ -448,8 +454,9 @@ class Store(Protocol):
         """``queued -> started`` (a compare-and-set): ``started``, ``duplicate`` or ``unknown``."""
         ...
 
-    def lock_job_row(self, job_name: str) -> None:
-        """Inside the start's transaction: lock the job's row before the run's ledger row."""
+    def lock_job_row(self, job_name: str) -> str:
+        """Inside the start's transaction: lock the job's row before the run's ledger row, and say what it is:
+        :data:`JOB_PRESENT`, :data:`JOB_REMOVED` (removed from hooks) or :data:`JOB_ABSENT` (pruned)."""
         ...
 
     def advance_last_execution(self, job_name: str, started: datetime) -> None:
@@ -465,7 +472,8 @@ class Store(Protocol):
         ...
 
     def start_in_one_trip(self, rq_job_id: str, job_name: str, worker: str | None, now: datetime) -> str | None:
-        """The start and ``last_execution`` in one round trip, committed; None: take the careful path."""
+        """The start and ``last_execution`` in one round trip, committed; None: take the careful path. A job
+        removed from hooks or pruned is not started: :data:`JOB_REMOVED` or :data:`JOB_ABSENT`."""
         ...
 
     def finish_in_one_trip(self, rq_job_id: str, outcome: Outcome) -> bool:

@@ -25,8 +25,8 @@ from typing import Any
 import peewee as pw
 
 from ..exceptions import ConfigError
-from ._sql import DECIDED_TRIGGERS, DUE_COLUMNS, FINISH, PROBE, SqlStore, ledger_columns, probe_of
-from .base import JOB_INSERT_COLUMNS, ClaimRequest, LedgerValues, Outcome, Probe, stamps
+from ._sql import DECIDED_TRIGGERS, DUE_COLUMNS, FINISH, PROBE, SqlStore, job_presence, ledger_columns, probe_of
+from .base import JOB_ABSENT, JOB_INSERT_COLUMNS, JOB_REMOVED, ClaimRequest, LedgerValues, Outcome, Probe, stamps
 
 log = logging.getLogger(__name__)
 
@@ -53,22 +53,28 @@ _LEDGER_TYPES = (
 #: The start in one statement. Every part reads the snapshot taken before the UPDATEs, so ``known`` still sees
 #: the row as it was; ``last_execution`` advances unless this is a duplicate delivery (as in the careful path).
 #:
-#: Lock order: the job's row first (``job``, ``FOR UPDATE``, evaluated once as the ledger UPDATE's first
-#: condition, before that UPDATE locks the run's row), then the run's ledger row: the order a scheduler's pass
+#: A run whose job was removed from hooks, or whose job row is gone (pruned), is not started and does not move
+#: ``last_execution``; the last column says which (NULL: no job row).
+#:
+#: Lock order: the job's row first (``job``, ``FOR UPDATE``, read once through an uncorrelated condition of
+#: each UPDATE, evaluated before that UPDATE locks any row), then the run's ledger row: the order a pass
 #: takes them in (:meth:`PostgresStore.select_due` locks due rows, then the pass settles their ledger rows). In
 #: the other order a start write and a pass could each hold what the other waits for (a deadlock, seen once in a
 #: 30-minute chaos run; ``test_the_start_write_takes_the_job_row_before_the_ledger_row``). Data-modifying CTEs
-#: run in no set order, hence the subquery in the WHERE clause rather than a CTE of its own.
+#: run in no set order; ``job`` is a plain (locking, hence materialised once) CTE that both read first.
 _START_ONE_TRIP = (
-    "WITH started AS (UPDATE scheduled_job_log SET status = 'started', started_at = %s, worker = %s, "
+    "WITH job AS (SELECT removed FROM scheduled_job_type WHERE name = %s FOR UPDATE), "
+    "started AS (UPDATE scheduled_job_log SET status = 'started', started_at = %s, worker = %s, "
     "modified_at = %s, enqueued_at = COALESCE(enqueued_at, %s) "
-    "WHERE (SELECT count(*) FROM (SELECT 1 FROM scheduled_job_type WHERE name = %s FOR UPDATE) AS job) >= 0 "
+    "WHERE EXISTS (SELECT 1 FROM job WHERE removed IS NOT TRUE) "
     "AND rq_job_id = %s AND status = 'queued' RETURNING 1), "
     "known AS (SELECT 1 FROM scheduled_job_log WHERE rq_job_id = %s), "
     "advanced AS (UPDATE scheduled_job_type SET last_execution = %s WHERE name = %s "
     "AND (last_execution IS NULL OR last_execution < %s) "
+    "AND EXISTS (SELECT 1 FROM job WHERE removed IS NOT TRUE) "
     "AND (EXISTS (SELECT 1 FROM started) OR NOT EXISTS (SELECT 1 FROM known)) RETURNING 1) "
-    "SELECT EXISTS (SELECT 1 FROM started), EXISTS (SELECT 1 FROM known), (SELECT count(*) FROM advanced)"
+    "SELECT EXISTS (SELECT 1 FROM started), EXISTS (SELECT 1 FROM known), (SELECT count(*) FROM advanced), "
+    "(SELECT CASE WHEN removed IS TRUE THEN 'removed' ELSE 'present' END FROM job)"
 )
 
 #: The change gate's one statement per server and cycle (:mod:`hookscheduler.schedule.gate`): for every database of the
@@ -313,10 +319,11 @@ class PostgresStore(SqlStore):
                 self.sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
             yield
 
-    def lock_job_row(self, job_name: str) -> None:
+    def lock_job_row(self, job_name: str) -> str:
         """The job's row before the run's ledger row, the order a pass takes them in (see
         :data:`_START_ONE_TRIP`)."""
-        self.sql("SELECT 1 FROM scheduled_job_type WHERE name = %s FOR UPDATE", (job_name,))
+        return job_presence(self.sql("SELECT removed FROM scheduled_job_type WHERE name = %s FOR UPDATE",
+                                     (job_name,)).fetchone())
 
     def _one_trip_connection(self) -> Any:
         """The raw psycopg2 connection when a one-trip write applies (no transaction open, autocommit mode as
@@ -335,12 +342,16 @@ class PostgresStore(SqlStore):
             cursor = conn.cursor()
             cursor.execute(
                 _preamble() + _START_ONE_TRIP,
-                (now, worker, now, now, job_name, rq_job_id, rq_job_id, now, job_name, now),
+                (job_name, now, worker, now, now, rq_job_id, rq_job_id, now, job_name, now),
             )
-            started, known, _ = cursor.fetchone()
+            started, known, _, presence = cursor.fetchone()
         except Exception as exc:
             _abandon(conn, "start", exc)
             return None
+        if presence is None:
+            return JOB_ABSENT
+        if presence == JOB_REMOVED:
+            return JOB_REMOVED
         if started:
             return "started"
         return "duplicate" if known else "unknown"

@@ -53,10 +53,11 @@ def record_started(db: pw.Database, rq_job_id: str, worker: str | None, now: dat
     return store_for(db).record_started(rq_job_id, worker, now)
 
 
-def lock_job_row(db: pw.Database, job_name: str) -> None:
+def lock_job_row(db: pw.Database, job_name: str) -> str:
     """Inside the start's transaction: take the job's row before the run's ledger row, the order a scheduler's
-    pass takes them in (PostgreSQL; SQLite has one writer at a time)."""
-    store_for(db).lock_job_row(job_name)
+    pass takes them in (PostgreSQL; SQLite has one writer at a time); return whether the job is present, removed
+    from hooks or gone (``store.base.JOB_*``)."""
+    return store_for(db).lock_job_row(job_name)
 
 
 def advance_last_execution(db: pw.Database, job_name: str, started: datetime) -> None:

@@ -7,7 +7,8 @@
 Both run the method in a transaction on the site's database, expose :func:`job_context`, publish events
 (:mod:`hookscheduler.background.events`) and re-raise, so that RQ's failed registry holds failures too. The
 ledger is never a reason for a job not to run (Frappe #41245): each ledger write is best effort
-(:func:`_ledger`), and the sweep later settles a row the worker could not write.
+(:func:`_ledger`), and the sweep later settles a row the worker could not write. What the database *says* is:
+a run whose job was removed from hooks or pruned while it waited is not run (:func:`_gone`).
 """
 
 from __future__ import annotations
@@ -40,13 +41,19 @@ from ..followed import FollowedSite
 from ..ops.retention import trim_failed_registry
 from ..security.redact import redact, redact_failure
 from ..states import LedgerStatus
-from ..store import job_reads
+from ..store import job_reads, store_for
+from ..store.base import JOB_ABSENT, JOB_PRESENT, JOB_REMOVED
 from ..store.database import raising_real_cause, real_cause
 from ..store.models import utcnow
 from . import ledger, marks, warm
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: The ``reason`` of a run's ledger row when its job was removed from hooks while the run waited in its queue.
+REMOVED_BEFORE_START = "job removed from hooks before its run started"
+#: What such a run's RQ result says when its job was pruned (``migrate --prune``) while it waited.
+PRUNED_BEFORE_START = "job pruned from the database before its run started"
 
 
 @dataclass(frozen=True)
@@ -215,6 +222,8 @@ def run_scheduled_job(site: str, job_name: str, method: str, slot: str, trigger:
     if state == "duplicate":
         log.warning("site %s: %s (%s) already started or finished; not running it twice", site, job_name, rq_id)
         return _refused(ctx, rq_job, started)
+    if state in (JOB_REMOVED, JOB_ABSENT):
+        return _gone(ctx, rq_job, rq_id, job_name, state, started)
     queue = short_queue(rq_job.origin, ctx.bench.bench_id) if rq_job else None
     jctx = JobContext(site, job_name, method, trigger, datetime.fromisoformat(slot) if slot else None, rq_id,
                       queue=queue, kind="scheduled")
@@ -230,17 +239,41 @@ def _refused(ctx: SiteContext, rq_job: Job | None, now: datetime) -> dict[str, s
     return {"skipped": "duplicate delivery: this run already started"}
 
 
+def _gone(ctx: SiteContext, rq_job: Job | None, rq_id: str | None, job_name: str, state: str,
+          now: datetime) -> dict[str, str]:
+    """A run whose job the site's database says is gone ends without running the method, as Frappe, which looks
+    the job up by name, never runs a deleted one. A job removed from hooks keeps its ledger: the run's row is
+    settled ``skipped`` with the reason. A pruned job has no ledger left to write to: the run is logged."""
+    if state == JOB_REMOVED:
+        reason = REMOVED_BEFORE_START
+        log.warning("site %s: %s (%s) was removed from hooks before its run started; not running it",
+                    ctx.name, job_name, rq_id)
+        if rq_id:
+            _ledger("record the skip", ctx, lambda db: store_for(db).skip_queued([rq_id], reason, utcnow()))
+    else:
+        reason = PRUNED_BEFORE_START
+        log.warning("site %s: %s (%s) no longer exists (pruned from the database); not running it",
+                    ctx.name, job_name, rq_id)
+    if rq_job is not None:  # RQ will call this delivery "finished": that is not the run's outcome
+        marks.mark_refused(rq_job.connection, ctx.bench.bench_id, rq_job.id, now)
+    return {"skipped": reason}
+
+
 def _record_start(db: pw.Database, rq_id: str | None, job_name: str, who: str, started: datetime) -> str | None:
     """One transaction for both start writes (each run pays for one commit, not two). The log row's
     ``queued -> started`` runs in a savepoint of its own: a broken log table must not stop ``last_execution``
-    from advancing (Frappe #41245)."""
+    from advancing (Frappe #41245). A run whose job was removed from hooks or pruned is not started: the state
+    is then :data:`JOB_REMOVED` or :data:`JOB_ABSENT`."""
     if rq_id:
         fast = ledger.start_in_one_trip(db, rq_id, job_name, who, started)  # PostgreSQL: one round trip
         if fast is not None:
             return fast
     state = None
     with ledger.ledger_txn(db):
-        ledger.lock_job_row(db, job_name)  # the job's row before the ledger row, as a scheduler's pass does
+        # the job's row before the ledger row, as a scheduler's pass does; and whether the job is still there
+        presence = ledger.lock_job_row(db, job_name)
+        if presence != JOB_PRESENT:
+            return presence
         if rq_id:
             try:
                 state = ledger.record_started(db, rq_id, who, started)  # nested: a savepoint

@@ -9,9 +9,11 @@ from rq import Queue
 from rq.job import Job
 
 from hookscheduler.broker.keys import queue_name, started_mark_key
+from hookscheduler.declare.migrate import migrate_site
 from hookscheduler.schedule.claim import run_pass
 from hookscheduler.schedule.reconcile import reconcile_active
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
+from hookscheduler.worker.runner import REMOVED_BEFORE_START
 from tests.helpers import drain
 from tests.integration.bgjobs_support import create_invoice_table, make_bench, out_rows, site
 
@@ -260,3 +262,50 @@ def test_a_config_that_no_longer_loads_keeps_the_worker_on_its_last_one_logged_o
         f"site {ctx.name}: its config no longer loads (ConfigError: {bench / 'sites' / ctx.name / 'site_config.json'}"
         ": not valid JSON (line 1, column 2: Expecting property name enclosed in double quotes); fix the file); "
         "this worker keeps the config it read before"]
+
+
+def _unhook(ctx, prune: bool) -> None:
+    """The job's hook entry is gone and the site is migrated again (optionally with ``--prune``)."""
+    migrate_site(ctx.database(), ctx.name, [], ctx.calendar, now=AFTER_SLOT, prune=prune)
+    ctx.close()
+
+
+def test_a_run_queued_before_its_job_was_removed_from_hooks_is_skipped_not_run(bench_factory, db_kind):
+    bench, ctx, conn, rq_id = _fire(bench_factory, db_kind, "bgapp.tasks.seen")
+    _unhook(ctx, prune=False)
+    drain(ctx.bench.bench_id, conn)
+    assert out_rows(bench, "seen") == []  # the method did not run
+    ctx.database()
+    row = ScheduledJobLog.get()
+    assert (row.status, row.rq_job_id, row.reason) == ("skipped", rq_id, REMOVED_BEFORE_START)
+    assert row.started_at is None
+    assert ScheduledJobType.get().last_execution is None  # a run that did not start does not move it
+    assert Job.fetch(rq_id, connection=conn).return_value() == {"skipped": REMOVED_BEFORE_START}
+    assert reconcile_active(ctx, conn, now=AFTER_SLOT + timedelta(minutes=1)) == 0  # settled: nothing to repair
+    assert ScheduledJobLog.get().status == "skipped"
+
+
+def test_a_run_queued_before_its_job_was_pruned_is_not_run_and_is_logged(bench_factory, db_kind, caplog):
+    bench, ctx, conn, rq_id = _fire(bench_factory, db_kind, "bgapp.tasks.seen")
+    _unhook(ctx, prune=True)
+    with caplog.at_level("WARNING", logger="hookscheduler.worker.runner"):
+        drain(ctx.bench.bench_id, conn)
+    assert out_rows(bench, "seen") == []
+    [warning] = [r for r in caplog.records if r.name == "hookscheduler.worker.runner"]
+    assert warning.levelname == "WARNING"
+    assert "bgapp.tasks.seen" in warning.getMessage() and rq_id in warning.getMessage()
+    assert "pruned" in warning.getMessage()
+    ctx.database()
+    assert ScheduledJobType.select().count() == 0 and ScheduledJobLog.select().count() == 0  # nothing written
+
+
+def test_a_stopped_jobs_already_queued_run_still_runs(bench_factory, db_kind):
+    """A stop decides the slots the scheduler has yet to serve (they are recorded skipped); a run queued before
+    it, like one ``jobs run --force`` queues for a stopped job, is run."""
+    bench, ctx, conn, _ = _fire(bench_factory, db_kind, "bgapp.tasks.seen")
+    ScheduledJobType.update(stopped=True).execute()
+    ctx.close()
+    drain(ctx.bench.bench_id, conn)
+    assert len(out_rows(bench, "seen")) == 1
+    ctx.database()
+    assert ScheduledJobLog.get().status == "complete"

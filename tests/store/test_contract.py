@@ -11,7 +11,7 @@ import pytest
 
 from hookscheduler.exceptions import ConfigError
 from hookscheduler.store import PostgresStore, SqliteStore, Store, store_for
-from hookscheduler.store.base import ClaimRequest, Outcome, Run
+from hookscheduler.store.base import JOB_ABSENT, JOB_PRESENT, JOB_REMOVED, ClaimRequest, Outcome, Run
 from hookscheduler.store.database import set_state
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, database_proxy
 from hookscheduler.store.sqlite import CHUNK
@@ -644,6 +644,19 @@ def test_the_worker_transitions(store: Store):
         store.record_finished("r1", Outcome("complete", start + timedelta(seconds=3), 3.0))
     row = _row("r1")
     assert (row.status, row.duration, row.finished_at) == ("complete", 3.0, start + timedelta(seconds=3))
+
+
+def test_a_run_of_a_removed_or_pruned_job_is_not_started(store: Store):
+    a, b = _job("a"), _job("b")
+    ScheduledJobType.update(removed=True).where(ScheduledJobType.id == b.id).execute()
+    store.insert_ledger_rows([_ledger_row(a, T0, rq_id="r1"), _ledger_row(b, T0, rq_id="r2")])
+    with store.ledger_transaction():
+        assert [store.lock_job_row(n) for n in ("a", "b", "gone")] == [JOB_PRESENT, JOB_REMOVED, JOB_ABSENT]
+    if isinstance(store, PostgresStore):
+        assert store.start_in_one_trip("r2", "b", "w1", T0) == JOB_REMOVED
+        assert store.start_in_one_trip("r3", "gone", "w1", T0) == JOB_ABSENT
+        assert store.start_in_one_trip("r1", "a", "w1", T0) == "started"
+        assert (_row("r2").status, ScheduledJobType.get_by_id(b.id).last_execution) == ("queued", None)
 
 
 def test_a_late_completion_overrides_an_abandoned_verdict_and_says_so(store: Store):
