@@ -25,6 +25,7 @@ from ._bench import (
     load_zone,
     read_config_file,
     system_zone_name,
+    unknown_key_notes,
     update_site_config,
     validate_settings,
 )
@@ -45,5 +46,5 @@ __all__ = [
     "KNOWN_KEYS", "MAX_TIMEOUT",
     "Bench", "Settings", "Site", "config_notes", "env_settings",
     "hooks_file", "load_bench", "load_site", "load_sites", "load_zone",
-    "read_config_file", "system_zone_name", "update_site_config", "validate_settings",
+    "read_config_file", "system_zone_name", "unknown_key_notes", "update_site_config", "validate_settings",
 ]

@@ -2,9 +2,10 @@
 
 A bench is a folder in Frappe's layout; everything in it is optional. Settings are merged, highest first:
 command-line option, environment variable, ``site_config.json``, ``common_site_config.json``, default.
-Config files are validated when read: an unknown key or a value of the wrong type is refused with the file
-and the key named, because a typo such as ``scheduler_tick_intreval`` silently ignored is exactly the kind
-of surprise an operator never finds.
+Config files are validated when read: a misspelt key (a near miss of one of hookscheduler's) or a value of the
+wrong type is refused with the file and the key named, because a typo such as ``scheduler_tick_intreval``
+silently ignored is exactly the kind of surprise an operator never finds. Keys of Frappe and of Frappe apps are
+accepted (:mod:`.frappe_keys`; ``doctor`` lists the ones it does not know).
 """
 
 from __future__ import annotations
@@ -152,16 +153,19 @@ def _is_site_name(name: str) -> bool:
 
 
 def validate_settings(data: Mapping[str, Any], where: str) -> None:
-    """Refuse unknown keys and values of the wrong type, naming ``where`` and the key.
+    """Refuse misspelt keys and values of the wrong type, naming ``where`` and the key.
 
-    Every unknown key of ``data`` is reported in the one error (each with its closest known key), so that a
-    config written for another tool is fixed in one edit, not one run per key.
+    A key that is neither hookscheduler's nor a known Frappe key is accepted as an app's own (Frappe apps keep
+    their settings in these files and read them with ``frappe.conf.get``), unless it is a near miss of one of
+    hookscheduler's keys (``pause_schedular``) or does not look like a config key at all (:func:`foreign_keys`).
+    Every refused key of ``data`` is reported in the one error (each with its closest key), so that a config is
+    fixed in one edit, not one run per key.
     """
-    unknown = [key for key in data if key not in IGNORED_KEYS and key not in KNOWN_KEYS]
-    if unknown:
-        raise ConfigError(f"{where}: {unknown_keys_message(unknown)}")
+    refused = [key for key in data if key not in IGNORED_KEYS and key not in KNOWN_KEYS and not _app_key(key)]
+    if refused:
+        raise ConfigError(f"{where}: {unknown_keys_message(refused)}")
     for key, value in data.items():
-        if key in IGNORED_KEYS:
+        if key not in KNOWN_KEYS:
             continue
         check, expected = KNOWN_KEYS[key]
         if not check(value):
@@ -173,27 +177,45 @@ def validate_settings(data: Mapping[str, Any], where: str) -> None:
         _validate_workers(data["workers"], where)
 
 
+#: What an app's own config key looks like: Frappe's keys and apps' are snake_case words.
+_APP_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}")
+
+
+def _near_miss(key: str) -> str | None:
+    """The hookscheduler key ``key`` is a close match of (as difflib judges it), or None."""
+    import difflib  # only for keys that are not in any list
+
+    close = difflib.get_close_matches(key[:100], list(KNOWN_KEYS), n=1)
+    return close[0] if close else None
+
+
+def _app_key(key: str) -> bool:
+    """A key that is not hookscheduler's nor a known Frappe key, taken as an app's own: shaped like a config key
+    and not a near miss of one of hookscheduler's keys (that is a typo, refused with a did-you-mean)."""
+    return _APP_KEY.fullmatch(key) is not None and _near_miss(key) is None
+
+
+def foreign_keys(data: Mapping[str, Any]) -> list[str]:
+    """The keys of an accepted config that are neither hookscheduler's nor known Frappe keys: an app's own,
+    which hookscheduler does not read (``doctor`` lists them)."""
+    return sorted(key for key in data if key not in KNOWN_KEYS and key not in IGNORED_KEYS)
+
+
 def unknown_keys_message(keys: list[str]) -> str:
     """``unknown key 'x'; did you mean 'y'?`` for one key; for several, each with its hint, at most 20 named."""
-    candidates = [*KNOWN_KEYS, *sorted(IGNORED_KEYS)]
-
-    def hint(key: str) -> str | None:
-        import difflib  # an error path: not imported by every command
-
-        close = difflib.get_close_matches(key[:100], candidates, n=1)
-        return close[0] if close else None
-
     if len(keys) == 1:
-        close = hint(keys[0])
+        close = _near_miss(keys[0])
         return f"unknown key {shown(keys[0])}; " + (
-            f"did you mean {close!r}?" if close else f"known keys are {', '.join(sorted(KNOWN_KEYS))}")
+            f"did you mean {close!r}?" if close else
+            "a config key is a letter then letters, digits or underscores (at most 100); "
+            f"hookscheduler's keys are {', '.join(sorted(KNOWN_KEYS))}")
     named = []
     for key in keys[:20]:
-        close = hint(key)
+        close = _near_miss(key)
         named.append(shown(key) + (f" (did you mean {close!r}?)" if close else ""))
     more = f" and {len(keys) - 20} more" if len(keys) > 20 else ""
     return (f"{len(keys)} unknown keys: {', '.join(named)}{more}; "
-            f"known keys are {', '.join(sorted(KNOWN_KEYS))}")
+            f"hookscheduler's keys are {', '.join(sorted(KNOWN_KEYS))}")
 
 
 def _json_excerpt(value: Any) -> str:
@@ -513,6 +535,18 @@ def load_sites(
         return [load_site(bench, chosen, overrides, env)]
     names = bench.site_names()
     return [load_site(bench, n, overrides, env, names) for n in names]
+
+
+def unknown_key_notes(site: Site) -> list[str]:
+    """One line per config file of the site that holds keys hookscheduler does not know (an app's own keys,
+    accepted and not read), naming the file and the keys."""
+    common = site.bench.sites_path / "common_site_config.json"
+    out = []
+    for path, values in ((common, site.bench.common_config), (site.config_path, site.own_config)):
+        keys = foreign_keys(values)
+        if keys:
+            out.append(f"{path}: not hookscheduler's nor Frappe's, not read: {', '.join(map(shown, keys))}")
+    return out
 
 
 def config_notes(site: Site) -> list[str]:

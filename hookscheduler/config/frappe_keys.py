@@ -1,9 +1,10 @@
 """The keys a stock Frappe bench writes into its config files, and what hookscheduler does with each.
 
 A bench moved over from Frappe keeps its ``common_site_config.json`` (``bench init`` writes it) and its sites'
-``site_config.json`` files. Refusing their keys one per run would make the first hour miserable; accepting any
-key would let a typo such as ``pause_schedular`` pass unnoticed. So every key Frappe or bench is known to write
-is listed here in one of two classes:
+``site_config.json`` files. Refusing their keys would make every command fail; accepting a typo such as
+``pause_schedular`` would let it pass unnoticed. So the keys Frappe and bench read or write are listed here,
+in one of two classes, and a key in neither list is accepted as a Frappe app's own unless it is a near miss of
+one of hookscheduler's keys (:func:`hookscheduler.config._bench.validate_settings`; ``doctor`` lists such keys):
 
 * :data:`FRAPPE_IGNORED`: about the web server, the database of the Frappe site, sockets, mail, the dev tools.
   They do not touch scheduling, so they are accepted silently.
@@ -28,20 +29,34 @@ FRAPPE_IGNORED = frozenset({
     "restart_supervisor_on_update", "restart_systemd_on_update", "serve_default_site", "rebase_on_pull",
     "frappe_user", "shallow_clone", "use_redis_auth", "live_reload", "gunicorn_workers", "redis_cache",
     "redis_socketio", "webserver_port", "socketio_port", "file_watcher_port",
-    # bench setup / production
+    # bench setup / production (bench/config/nginx.py, supervisor.py, production_setup.py)
     "dns_multitenant", "http_timeout", "ssl_certificate", "ssl_certificate_key", "nginx_port", "domains",
     "wildcard", "strict_nginx", "release_bench", "supervisor_restart_cmd", "maxmemory", "cache_maxmemory",
     "allow_rate_limiting", "webserver_max_requests", "webserver_max_requests_jitter",
-    # a site's database and identity (frappe new-site)
+    # a site's database and identity (frappe new-site; frappe/__init__.py connect, frappe/database)
     "db_name", "db_password", "db_type", "db_host", "db_port", "db_user", "db_socket", "db_ssl_ca",
     "db_ssl_cert", "db_ssl_key", "root_login", "root_password", "admin_password", "encryption_key", "host_name",
-    "installed_apps", "user_type_doctype_limit",
+    "installed_apps", "user_type_doctype_limit", "use_mysqlclient",
+    # read replicas (frappe/__init__.py connect_replica, read_only; frappe/app.py)
+    "read_from_replica", "replica_host", "replica_db_port", "replica_db_name", "replica_db_user",
+    "replica_db_password", "different_credentials_for_replica",
+    # requests, sessions and maintenance reads (frappe/app.py, auth.py, sessions.py, rate_limiter.py)
+    "rate_limit", "deny_multiple_sessions", "disable_session_cache", "disable_async",
+    "allow_reads_during_maintenance", "http_port", "lang",
     # development and the web application
     "developer_mode", "allow_tests", "server_script_enabled", "disable_website_cache", "ignore_csrf",
     "allow_cors", "mute_emails", "auto_email_id", "mail_server", "mail_port", "mail_login", "mail_password",
-    "use_ssl", "use_tls", "limits", "max_file_size", "enable_frappe_logger", "logging", "monitor",
-    "skip_setup_wizard", "keep_backups_for_hours", "backup_path", "redis_cache_sentinel_enabled",
-    "redis_cache_sentinels", "socketio_ping_interval", "socketio_ping_timeout", "max_reports_per_user",
+    "use_ssl", "use_tls", "always_use_account_email_id_as_sender", "always_use_account_name_as_sender_name",
+    "limits", "max_file_size", "enable_frappe_logger", "logging", "monitor", "skip_setup_wizard",
+    "max_reports_per_user", "disable_global_search", "jenv",
+    # backups and their off-site copies (frappe/utils/backups.py, integrations' Dropbox settings)
+    "keep_backups_for_hours", "backup_path", "backup", "backup_encryption_key", "dropbox_access_key",
+    "dropbox_secret_key", "dropbox_broker_site",
+    # error reporting and telemetry (Sentry, PostHog)
+    "sentry_dsn", "posthog_host", "posthog_project_id", "enable_telemetry",
+    # the cache and realtime servers
+    "redis_cache_sentinel_enabled", "redis_cache_sentinels", "redis_cache_master_name", "socketio_ping_interval",
+    "socketio_ping_timeout",
 })
 
 #: Frappe keys that change how Frappe runs background work and that hookscheduler does not honour: accepted,

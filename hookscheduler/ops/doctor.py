@@ -17,7 +17,7 @@ import peewee as pw
 import redis
 
 from ..broker.connection import check_redis, redis_for
-from ..config import config_notes
+from ..config import config_notes, unknown_key_notes
 from ..context import SiteContext
 from ..exceptions import BenchError, HookSchedulerError, ReadOnlyDatabase, SchemaError, ServiceUnavailable
 from ..schedule.excursion import last_excursion
@@ -97,6 +97,9 @@ def _site(ctx: SiteContext, report: Report, now: datetime) -> None:
     notes = config_notes(ctx.site)
     if notes:  # accepted, but Frappe would act on them: never silent
         add("frappe keys", True, "; ".join(notes))
+    others = unknown_key_notes(ctx.site)
+    if others:  # an app's own keys, most likely: a note, not a problem (a misspelt key of ours is refused)
+        add("other keys", True, "; ".join(others))
     _guard(add, "permissions", lambda: _permissions(ctx, add))
     late = overdue_after(ctx.site.tick_interval)
     # a check whose service is down is listed as not run (SKIP, counted in the summary), never left out: a

@@ -5,8 +5,9 @@ and the key, exit 2, and nothing changed; ``set-config`` with a bad value refuse
 Decided and documented (README "The bench"): an empty or blank ``common_site_config.json`` / ``site_config.json``
 is ``{}`` (``touch sites/x/site_config.json`` is how one makes a site); an empty ``sites/apps.txt`` installs no app
 (so ``migrate`` marks the apps' jobs removed: history and operator flags are kept, and listing the apps again
-restores them untouched); keys Frappe benches carry (``db_host``, ``socketio_port``, ...) are accepted and ignored;
-any other unknown key is refused.
+restores them untouched); keys Frappe benches carry (``db_host``, ``socketio_port``, ...) are accepted and ignored,
+and so is a Frappe app's own key; a near miss of one of hookscheduler's keys, or a key that is no identifier, is
+refused.
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ SET_CONFIG_BAD = [
     ("workers", "[]"), ("workers", '{"q1": 5}'), ("workers", '{"long": {"timeout": 1}}'),
     ("log_retention_days", "[1]"), ("log_retention_days", '"30"'), ("time_zone", "Mars/Olympus"),
     ("time_zone", "123"), ("redis_queue", "http://x"), ("db_url", "mysql://x"), ("pause_scheduler", "maybe"),
-    ("bench_id", "a b"), ("no_such_key", "1"), ("rq_password", "123"), ("rq_password", '{"a": 1}'),
+    ("bench_id", "a b"), ("pause_schedular", "1"), ("rq_password", "123"), ("rq_password", '{"a": 1}'),
     ("scheduler_claim_ahead", "-1"), ("scheduler_claim_ahead", "60.5"), ("scheduler_claim_ahead", "soon"),
     ("scheduler_claim_ahead", "Infinity"), ("scheduler_db_connections", "10001"),
 ]

@@ -18,11 +18,14 @@ from hookscheduler.config import (
     DEFAULT_REDIS_URL,
     Bench,
     Site,
+    config_notes,
     load_bench,
     load_site,
     load_sites,
     system_zone_name,
+    unknown_key_notes,
     update_site_config,
+    validate_settings,
 )
 from hookscheduler.exceptions import BenchError, ConfigError
 from hookscheduler.store.database import connect
@@ -229,7 +232,7 @@ BAD_FILES = [
     ('"text"', "must hold a JSON object ({...}), not str"),
     ("null", "must hold a JSON object ({...}), not NoneType"),
     ({"scheduler_tick_intreval": 5}, "unknown key 'scheduler_tick_intreval'; did you mean 'scheduler_tick_interval'?"),
-    ({"zzz": 1}, "unknown key 'zzz'; known keys are background_workers, bench_id, db_url"),
+    ({"_zzz": 1}, "unknown key '_zzz'; a config key is a letter then letters, digits or underscores"),
     ({"scheduler_tick_interval": "60"}, "'scheduler_tick_interval' must be a whole number of seconds from 1 to 86400, "
                                         'got "60"'),
     ({"scheduler_tick_interval": 0}, "'scheduler_tick_interval' must be a whole number"),
@@ -313,6 +316,22 @@ def test_frappe_keys_are_accepted_and_ignored(tmp_path):
     bench = make_bench(tmp_path, common={"db_host": "h", "socketio_port": 9000, "developer_mode": 1},
                        sites={"s": {"db_name": "x", "db_password": "y", "encryption_key": "z"}})
     assert site_of(bench, "s").name == "s"
+
+
+def test_an_apps_own_keys_are_accepted_and_listed_a_near_miss_of_ours_is_refused(tmp_path):
+    """Frappe apps keep their settings in site_config.json (``frappe.conf.get("...")``): not ours to refuse."""
+    app_keys = {"erpnext_api_key": "k", "hrms_settings": {"a": 1}, "zzz": 1}
+    bench = make_bench(tmp_path, common={"payments_enabled": True}, sites={"s": app_keys})
+    site = site_of(bench, "s")
+    assert [n.split(": ", 1)[1] for n in unknown_key_notes(site)] == [
+        "not hookscheduler's nor Frappe's, not read: 'payments_enabled'",
+        "not hookscheduler's nor Frappe's, not read: 'erpnext_api_key', 'hrms_settings', 'zzz'",
+    ]
+    assert config_notes(site) == []  # the commands that run jobs stay quiet about them
+    for typo, ours in (("pause_schedular", "pause_scheduler"), ("maintenance", "maintenance_mode"),
+                       ("timezone", "time_zone")):
+        with pytest.raises(ConfigError, match=f"unknown key '{typo}'; did you mean '{ours}'"):
+            validate_settings({typo: 1}, "f.json")
 
 
 # --- time zone ------------------------------------------------------------------------------------------------------

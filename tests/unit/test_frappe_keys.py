@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hookscheduler.config import KNOWN_KEYS, Settings
+from hookscheduler.config import KNOWN_KEYS, Settings, validate_settings
 from hookscheduler.config.frappe_keys import FRAPPE_IGNORED, FRAPPE_NOTED, ignored_notes
 from hookscheduler.timing.calendar import SiteCalendar, next_slot
 from hookscheduler.web.present import schedule_text
@@ -17,6 +17,20 @@ def test_key_classes_do_not_overlap():
     assert not (set(KNOWN_KEYS) & FRAPPE_IGNORED) and not (set(KNOWN_KEYS) & set(FRAPPE_NOTED))
     assert not (FRAPPE_IGNORED & set(FRAPPE_NOTED))
     assert {"scheduler_interval", "background_workers", "default_site"} <= set(KNOWN_KEYS)  # honoured, not ignored
+
+
+#: Keys stock Frappe reads from a site's config (frappe.conf): each once made every command exit 2.
+STANDARD_SITE_KEYS = {
+    "rate_limit": {"limit": 600, "window": 3600}, "deny_multiple_sessions": 1, "read_from_replica": 1,
+    "replica_host": "10.0.0.2", "allow_reads_during_maintenance": 1, "http_port": 8000,
+    "dropbox_access_key": "k", "disable_session_cache": 1, "sentry_dsn": "https://k@sentry.example/1",
+}
+
+
+@pytest.mark.parametrize("key", sorted(STANDARD_SITE_KEYS))
+def test_standard_frappe_site_keys_are_accepted_silently(key):
+    assert key in FRAPPE_IGNORED
+    validate_settings({key: STANDARD_SITE_KEYS[key]}, "site_config.json")  # no error
 
 
 def test_notes_only_for_truthy_values_and_name_the_file():
