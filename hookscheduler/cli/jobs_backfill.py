@@ -20,7 +20,7 @@ from .output import format_option, local, to_json
 @click.option("--policy", type=click.Choice([str(p) for p in backfill_lib.POLICIES]), default="once", show_default=True,
               help="once: one run covers every slot; all: one run per slot.")
 @click.option("--yes", is_flag=True, help=f"Confirm more than {backfill_lib.BACKFILL_CAP} slots.")
-@click.option("--force", is_flag=True, help="Backfill a stopped job too.")
+@click.option("--force", is_flag=True, help="Backfill a stopped job too, or while the site is in maintenance mode.")
 @click.option("--dry-run", is_flag=True, help="Show the slots that would run; record and send nothing.")
 @format_option
 @pass_state

@@ -40,7 +40,7 @@ from ..store.base import LedgerValues
 from ..store.models import ScheduledJobType, utcnow
 from ..timing.calendar import SiteCalendar, due_slots, next_slot
 from .jobs import actor, get_job, stopped_now
-from .manual import send_recorded
+from .manual import refuse_in_maintenance, send_recorded
 
 #: Slots a backfill may run without ``--yes`` (runs with ``--policy all``, slots one run covers with ``once``).
 BACKFILL_CAP = 100
@@ -65,6 +65,7 @@ class Labels:
     run_now: str = "use `hookscheduler jobs run` to run a job now"
     #: ``{name}`` is the job's name
     stopped: str = "pass --force to backfill it anyway, or `hookscheduler jobs enable {name}` first"
+    maintenance: str = "pass --force to backfill anyway"
 
 
 CLI_LABELS = Labels()
@@ -193,6 +194,8 @@ def backfill(ctx: SiteContext, conn: redis.Redis | None, name: str, start: datet
     if conn is None and not dry_run:  # before the transaction: nothing is recorded that cannot be sent
         raise BadInput("backfill needs Redis to send its runs (only a dry run goes without)")
     store = store_for(ctx.database())
+    if not dry_run:
+        refuse_in_maintenance(ctx, force, "backfill", labels.maintenance)
     row = get_job(name)
     _refuse(row, force, now, labels)
     result = BackfillResult(row.name, policy, start, end, queue=row.queue, dry_run=dry_run)

@@ -7,7 +7,8 @@ A crash between the two leaves an outbox row that the next pass sends, and a sec
 unique enqueue, so an operator's run is neither lost nor doubled. The overlap policy applies as it does to
 the schedule: while a run of the job is queued or running, the request is logged as ``skipped`` (with the
 reason) unless ``force``. Stopped jobs are refused unless ``force``: a job is usually stopped because it
-must not run.
+must not run. So is every request while the site is in maintenance mode (Frappe's wrapper of scheduled runs
+refuses to run any of them then, the "Execute" button's included): :func:`refuse_in_maintenance`.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def run_job(ctx: SiteContext, conn: redis.Redis, name: str, force: bool = False,
     """``jobs run NAME``: enqueue NAME now, logged as trigger ``manual``."""
     ctx.database()
     now = now or utcnow()
+    refuse_in_maintenance(ctx, force, "jobs run")
     row = get_job(name)
     _refuse_unrunnable(row, force, now)
     return enqueue_now(ctx, conn, [row], Trigger.MANUAL, force, f"run by {who or actor()} (jobs run)", now)[0]
@@ -79,6 +81,7 @@ def trigger_event(ctx: SiteContext, conn: redis.Redis, target: str, force: bool 
     job(s) a name or method designates, enqueued now as trigger ``event``."""
     ctx.database()
     now = now or utcnow()
+    refuse_in_maintenance(ctx, force, "trigger-scheduler-event")
     kind, rows = resolve_target(target, include_stopped=force)
     if kind != "event":
         for row in rows:
@@ -89,6 +92,14 @@ def trigger_event(ctx: SiteContext, conn: redis.Redis, target: str, force: bool 
     reason = f"trigger-scheduler-event {target} by {who or actor()}"
     outcomes = enqueue_now(ctx, conn, runnable, Trigger.EVENT, force, reason, now) if runnable else []
     return kind, outcomes + left_out
+
+
+def refuse_in_maintenance(ctx: SiteContext, force: bool, what: str,
+                          hint: str = "pass --force to run it anyway") -> None:
+    """Refuse a request to run jobs now while the site's config sets ``maintenance_mode`` (unless ``force``)."""
+    if ctx.site.settings.maintenance_mode and not force:
+        raise HookSchedulerError(f"site {ctx.name} is in maintenance mode (maintenance_mode is set); {what} "
+                                 f"refused: {hint}, or `hookscheduler set-config maintenance_mode 0` first")
 
 
 def _refuse_unrunnable(row: ScheduledJobType, force: bool, now: datetime) -> None:

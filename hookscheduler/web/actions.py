@@ -89,7 +89,8 @@ def skip_next(dash: Dashboard, request: Request, site: str, form: dict[str, str]
 FORM_LABELS = backfill_lib.Labels(
     start="from", end="to", policy="policy",
     confirm=f"tick 'more than {backfill_lib.BACKFILL_CAP} slots' to confirm", narrow="narrow from/to",
-    run_now="use Run now to run the job now", stopped="press Enable first")
+    run_now="use Run now to run the job now", stopped="press Enable first",
+    maintenance="a backfill cannot be forced from here")
 
 
 def backfill(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:

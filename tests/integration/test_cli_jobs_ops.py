@@ -161,3 +161,23 @@ def test_unknown_job_and_bad_input(bench_factory):
     assert run(bench, "jobs", "next", "app1.tasks.ok", "-n", "0").code == 2
     # the same through a real process
     assert_one_line_error(sub(bench, "jobs", "run", "nope"), 1, "job 'nope' not found")
+
+
+def test_maintenance_mode_refuses_manual_event_and_backfill_runs_unless_forced(bench_factory, db_kind):
+    """As Frappe's wrapper of scheduled runs refuses every run in maintenance mode: nothing is recorded or sent."""
+    bench = bench_factory.make(APPS, db=db_kind)
+    ctx, conn = migrated(bench, utcnow() - timedelta(days=2))
+    assert run(bench, "set-config", "maintenance_mode", "1").code == 0
+    for args in (("jobs", "run", "app1.tasks.ok"), ("trigger-scheduler-event", "hourly"),
+                 ("trigger-scheduler-event", "app1.tasks.ok"),
+                 ("jobs", "backfill", "app1.tasks.ok", "--from", "30h", "--to", "2h", "--yes")):
+        assert_one_line_error(run(bench, *args), 1, "maintenance mode", "--force", "set-config maintenance_mode 0")
+    ctx.database()
+    assert ScheduledJobLog.select().count() == 0  # nothing written
+    assert conn.keys(f"*{ctx.bench.bench_id}*queue*") == []  # nothing sent
+    assert run(bench, "jobs", "run", "app1.tasks.ok", "--force").code == 0
+    drain(ctx.bench.bench_id, conn)
+    ctx.database()
+    assert [(lg.trigger, lg.status) for lg in ScheduledJobLog.select()] == [("manual", "complete")]
+    assert run(bench, "set-config", "maintenance_mode", "0").code == 0
+    assert run(bench, "trigger-scheduler-event", "daily").code == 0
