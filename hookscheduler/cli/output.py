@@ -16,8 +16,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def format_option(func: F) -> F:
-    """The ``--format text|json`` option every listing takes."""
-    return click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+    """The ``-f/--format text|json`` option every listing takes (``-f`` as in Frappe's commands)."""
+    return click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                         show_default=True, help="Output format.")(func)  # type: ignore[return-value]
 
 

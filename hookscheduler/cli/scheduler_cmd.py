@@ -217,6 +217,29 @@ def parse_value(raw: str) -> Any:
         raise BadInput("set-config: VALUE is JSON nested too deeply to be a setting") from None
 
 
+def parse_literal(raw: str) -> Any:
+    """``set-config -p``: VALUE as JSON, else as a Python literal (``True``, ``None``, ``{'q': {'timeout': 900}}``),
+    as Frappe's ``set-config --parse`` reads it; a value that is neither, or that JSON cannot hold, is refused."""
+    import ast
+
+    try:
+        return json.loads(raw)
+    except ValueError:
+        pass
+    except RecursionError:
+        raise BadInput("set-config: VALUE is JSON nested too deeply to be a setting") from None
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise BadInput("set-config --parse: VALUE is neither JSON nor a Python literal; quote a text value "
+                       "or leave out --parse") from None
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError):
+        raise BadInput(f"set-config --parse: VALUE is a Python {type(value).__name__}, which a config file "
+                       "cannot hold; use a number, text, true/false, null, a list or an object") from None
+
+
 def _shown(key: str, value: Any) -> str:
     return "***" if "password" in key else json.dumps(value)
 
@@ -249,16 +272,20 @@ class ValueArgumentCommand(click.Command):
 @click.argument("key")
 @click.argument("value")
 @click.option("-g", "--global", "common", is_flag=True, help="Write common_site_config.json (every site).")
+@click.option("-p", "--parse", "literal", is_flag=True,
+              help="VALUE must parse: as JSON, or as a Python literal (True, None, {'a': 1}), as Frappe's --parse.")
 @pass_state
-def set_config_cmd(state: CliState, key: str, value: str, common: bool) -> None:
+def set_config_cmd(state: CliState, key: str, value: str, common: bool, literal: bool) -> None:
     """Set KEY to VALUE in the site's site_config.json (or, with --global, common_site_config.json).
 
     VALUE is read as JSON when it is JSON (true, 300, "text", {"q": {"timeout": 900}}), else as text;
-    `null` removes the key; a VALUE may start with '-' (-1). Unknown keys and wrong types are refused.
+    with -p/--parse it must be JSON or a Python literal (True, {'q': {'timeout': 900}}), else it is refused.
+    `null` (or None with -p) removes the key; a VALUE may start with '-' (-1). Misspelt keys and wrong types
+    are refused.
     """
     from ..config import update_site_config
 
-    parsed = parse_value(value)
+    parsed = parse_literal(value) if literal else parse_value(value)
     verb = "removed" if parsed is None else f"set to {_shown(key, parsed)}"
     sites = [_target_site(state, common)] if common else [ctx.site for ctx in state.targets()]
     for site in sites:

@@ -76,7 +76,7 @@ def test_usage_errors_exit_2(bench_factory, capsys):
     code, _, err = run(capsys, "no-such-command")
     assert code == 2 and one_line_error(err) == "Error: No such command 'no-such-command' (see 'hookscheduler --help')"
     code, _, err = run(capsys, "migrate", "--format", "xml")
-    assert code == 2 and "Invalid value for '--format'" in one_line_error(err)
+    assert code == 2 and "Invalid value for '-f' / '--format'" in one_line_error(err)
 
 
 @pytest.mark.parametrize(

@@ -165,3 +165,28 @@ def test_set_config_value_may_start_with_a_dash(bench_factory):
     assert json.loads(site_conf.read_text())["log_retention_days"] == 7
     assert run(bench, "set-config", "log_retention_days", "9", "-g").code == 0
     assert json.loads(common.read_text())["log_retention_days"] == 9
+
+
+def test_frappes_short_flags_f_for_format_and_p_for_parse(bench_factory):
+    bench = bench_factory.make(APPS)
+    migrated(bench, utcnow())
+    r = run(bench, "scheduler", "status", "-f", "json")
+    assert r.code == 0 and r.json()["status"] == "enabled"
+    assert run(bench, "jobs", "list", "-f", "json").json()[0]["name"] == "app1.tasks.ok"
+    site_conf = bench / "sites" / "default" / "site_config.json"
+    # -p reads VALUE as Frappe's --parse does (a Python literal), JSON too
+    assert run(bench, "set-config", "-p", "pause_scheduler", "True").code == 0
+    assert json.loads(site_conf.read_text())["pause_scheduler"] is True
+    assert run(bench, "set-config", "-g", "-p", "workers", "{'reports': {'timeout': 900}}").code == 0
+    common = json.loads((bench / "sites" / "common_site_config.json").read_text())
+    assert common["workers"] == {"reports": {"timeout": 900}}
+    assert run(bench, "set-config", "--parse", "scheduler_tick_interval", "120").code == 0
+    assert json.loads(site_conf.read_text())["scheduler_tick_interval"] == 120
+    assert run(bench, "set-config", "-p", "pause_scheduler", "None").out.startswith("pause_scheduler removed")
+    before = site_conf.read_bytes()
+    assert_one_line_error(run(bench, "set-config", "-p", "myapp_label", "not a literal"), 2, "--parse",
+                          "neither JSON nor a Python literal")
+    assert_one_line_error(run(bench, "set-config", "-p", "myapp_pair", "{1, 2}"), 2, "--parse", "set")
+    assert site_conf.read_bytes() == before  # nothing written on refusal
+    assert run(bench, "set-config", "myapp_label", "not a literal").code == 0  # without -p: text
+    assert json.loads(site_conf.read_text())["myapp_label"] == "not a literal"
