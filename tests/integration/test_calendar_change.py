@@ -1,0 +1,79 @@
+"""A change of the site's calendar (``time_zone``, the tick interval) seen by every command: slots already due
+are decided under the job's catchup policy, not dropped; ``migrate`` pins the zone it used; a backfill that
+reaches back before the change is refused; ``set-config`` re-anchors at once; ``skip-next`` of an overdue job
+skips its pending catch-up. SQLite and PostgreSQL, real Redis."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import time_machine
+
+from hookscheduler.context import open_site
+from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
+from tests.integration.opcli_support import run
+
+BERLIN = {"time_zone": "Europe/Berlin"}
+
+
+def _at(moment: datetime) -> time_machine.travel:
+    return time_machine.travel(moment.replace(tzinfo=timezone.utc), tick=False)
+
+
+def _ledger(bench) -> list[tuple[str, str, datetime, int]]:
+    ctx = open_site(str(bench))
+    ctx.database()
+    try:
+        rows = ScheduledJobLog.select().where(ScheduledJobLog.job_name == "app1.tasks.ok").order_by(ScheduledJobLog.id)
+        return [(r.status, r.trigger, r.scheduled_for, r.slots) for r in rows]
+    finally:
+        ctx.close()
+
+
+def _next_execution(bench) -> datetime:
+    ctx = open_site(str(bench))
+    ctx.database()
+    try:
+        return ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok").next_execution
+    finally:
+        ctx.close()
+
+
+def test_a_zone_change_after_a_downtime_catches_the_due_slots_up(bench_factory, db_kind):
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db=db_kind, common=BERLIN)
+    with _at(datetime(2026, 1, 5, 11, 0, 30)):
+        assert run(bench, "migrate").code == 0
+        assert run(bench, "tick", "--format", "json").json()[0]["fired"] == 0
+    # the scheduler is down from here until 15:19; then the operator moves the site to New York
+    with _at(datetime(2026, 1, 5, 15, 19)):
+        r = run(bench, "set-config", "-g", "time_zone", "America/New_York")
+    assert r.code == 0, r.err
+    with _at(datetime(2026, 1, 5, 15, 20)):
+        tick = run(bench, "tick", "--format", "json")
+    assert tick.code == 0, tick.err
+    assert tick.json()[0]["fired"] == 1  # one catch-up run for the four slots 12:00 .. 15:00
+    assert _ledger(bench) == [("queued", "catch-up", datetime(2026, 1, 5, 15, 0), 4)]
+    assert _next_execution(bench) == datetime(2026, 1, 5, 16, 0)
+    with _at(datetime(2026, 1, 5, 15, 21)):
+        assert run(bench, "tick", "--format", "json").json()[0]["fired"] == 0  # once, not again
+
+
+def test_a_zone_change_while_paused_keeps_the_held_slots_for_the_resume(bench_factory, db_kind):
+    bench = bench_factory.make({"app1": {"daily": [{"method": "app1.tasks.ok", "catchup": "skip"}]}},
+                               db=db_kind, common=BERLIN)
+    with _at(datetime(2026, 1, 5, 10, 0)):
+        assert run(bench, "migrate").code == 0
+        assert run(bench, "scheduler", "pause").code == 0
+    assert _next_execution(bench) == datetime(2026, 1, 5, 23, 0)  # Berlin midnight
+    with _at(datetime(2026, 1, 5, 23, 0, 1)):
+        assert run(bench, "tick", "--format", "json").json()[0]["fired"] == 0  # held
+    with _at(datetime(2026, 1, 6, 8, 0)):
+        assert run(bench, "set-config", "-g", "time_zone", "America/New_York").code == 0
+        assert run(bench, "tick").code == 0  # still paused: holds, and keeps, the slot
+        assert run(bench, "scheduler", "resume").code == 0
+    with _at(datetime(2026, 1, 6, 8, 0, 5)):
+        assert run(bench, "tick").code == 0
+    # catchup=skip: the held slots are recorded missed, the Berlin midnight held before the change and New York's
+    # first midnight after it
+    assert _ledger(bench) == [("missed", "schedule", datetime(2026, 1, 6, 5, 0), 2)]
+    assert _next_execution(bench) == datetime(2026, 1, 7, 5, 0)  # New York midnight, in UTC
