@@ -14,7 +14,7 @@ from ..context import SiteContext
 from ..declare.hooks import JobSpec, load_job_specs
 from ..declare.migrate import Plan, migrate_site, plan_sync
 from ..exceptions import HookSchedulerError, SchemaError
-from ..schedule.reanchor import reanchor_if_calendar_changed
+from ..schedule.reanchor import Reanchor, plan_reanchor, reanchor
 from ..store.database import check_writable
 from ..timing.calendar import SiteCalendar
 from .base import (
@@ -42,10 +42,11 @@ def migrate(state: CliState, dry_run: bool, prune: bool, fmt: str) -> None:
     contexts = state.each()
     print_config_notes([ctx.site for ctx in contexts])
     warnings: list[str] = []
+    moved: dict[str, Reanchor] = {}
     failure: PartlyMigrated | None = None
     try:
         with without_cyclic_gc():
-            plans = _migrate_all(contexts, dry_run, prune, warnings)
+            plans = _migrate_all(contexts, dry_run, prune, warnings, moved)
     except PartlyMigrated as exc:  # the sites written before one failed: their plans are shown all the same
         failure, plans = exc, exc.plans
     finally:
@@ -54,11 +55,12 @@ def migrate(state: CliState, dry_run: bool, prune: bool, fmt: str) -> None:
     for line in dict.fromkeys(warnings):
         stderr(f"Warning: {line}")
     if fmt == "json":
-        click.echo(to_json([dict(p.as_dict(), dry_run=dry_run) for p in plans]))  # redacted by to_json (once: a
+        click.echo(to_json([dict(p.as_dict(), dry_run=dry_run, reanchored=_reanchored(moved.get(p.site), dry_run))
+                            for p in plans]))  # redacted by to_json (once: a
         # 100,000-job plan is 3 MB of text)
     else:
         for plan in plans:
-            _print_plan(plan, dry_run)
+            _print_plan(plan, dry_run, moved.get(plan.site))
     if failure is not None:
         raise failure
 
@@ -83,6 +85,13 @@ class PartlyMigrated(HookSchedulerError):
         self.plans = plans
 
 
+def _reanchored(done: Reanchor | None, dry_run: bool) -> dict[str, object] | None:
+    """The re-anchor of a site in ``--format json``: null when its calendar did not change."""
+    if done is None or (shown := done.as_dict()) is None:
+        return None
+    return dict(shown, summary=done.summary(conditional=dry_run))
+
+
 @contextlib.contextmanager
 def without_cyclic_gc() -> Iterator[None]:
     """Python's cyclic collector off for the block, back as it was after it. A migrate allocates a few
@@ -98,8 +107,10 @@ def without_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnings: list[str]) -> list[Plan]:
-    """Check every site before writing to any: a refused or unreachable site leaves all of them untouched."""
+def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnings: list[str],
+                 moved: dict[str, Reanchor]) -> list[Plan]:
+    """Check every site before writing to any: a refused or unreachable site leaves all of them untouched.
+    ``moved`` gets each site's re-anchor after a calendar change (the one it would do, with ``dry_run``)."""
     # 2. Reach every database that exists. The PostgreSQL ones (a connection writes nothing) while the import
     # probe's children compile the first site's hooks, so that psycopg2's import and the connections overlap
     # them; a failure to reach one is raised once the hooks are checked (a refused hooks set is reported first,
@@ -156,8 +167,7 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnin
         try:
             db = ctx.database(create=False, require_schema=False)
             plan = migrate_site(db, ctx.name, specs, calendar, dry_run=dry_run, prune=prune)
-            if not dry_run:
-                reanchor_if_calendar_changed(ctx)
+            moved[ctx.name] = plan_reanchor(ctx) if dry_run else reanchor(ctx).plan
         except Exception as exc:
             if not isinstance(exc, SITE_PROBLEMS) and not is_driver_error(exc):
                 raise
@@ -193,11 +203,12 @@ def _existing_db(ctx: SiteContext) -> pw.Database | None:
         return None
 
 
-def _print_plan(plan: Plan, dry_run: bool) -> None:
+def _print_plan(plan: Plan, dry_run: bool, moved: Reanchor | None = None) -> None:
     prefix = "would be " if dry_run else ""
+    shifted = moved.summary(conditional=dry_run) if moved is not None else None
     echo(f"site {plan.site}: {len(plan.added)} {prefix}added, {len(plan.updated)} {prefix}updated, "
          f"{len(plan.removed)} {prefix}removed, {len(plan.pruned)} {prefix}pruned, {len(plan.unchanged)} unchanged"
-         + (" (dry run: nothing written)" if dry_run else ""))
+         + (f", {shifted}" if shifted else "") + (" (dry run: nothing written)" if dry_run else ""))
     for spec in plan.added:
         sched = f"{spec.frequency} {spec.cron_format}" if spec.cron_format else spec.frequency
         echo(f"  + {spec.name}  [{sched}, queue {spec.queue}]")

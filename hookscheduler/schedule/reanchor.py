@@ -16,10 +16,13 @@ the slot after them from the new calendar. Moving such a row forward would drop 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from ..context import SiteContext
 from ..store import store_for
+from ..store.base import Store
 from ..store.database import get_state, set_state
 from ..store.models import utcnow
 from ..timing.calendar import SiteCalendar, next_slot
@@ -33,34 +36,104 @@ def signature(calendar: SiteCalendar) -> str:
     return base if calendar.all_cron is None else f"{base}|all={calendar.all_cron}"
 
 
-def reanchor_if_calendar_changed(ctx: SiteContext, now: datetime | None = None) -> int:
-    """Recompute next slots if the site's calendar changed since the last check; returns rows re-anchored."""
+_PARTS = ("time_zone", "tick interval", "maintenance offset", "all")
+
+
+def describe(old: str, new: str) -> str:
+    """What changed between two calendar signatures, as an operator reads it: ``Europe/Berlin ->
+    America/New_York`` when only the zone changed, else each changed part by name."""
+    a, b = old.split("|"), new.split("|")
+    a += [""] * (len(b) - len(a))
+    b += [""] * (len(a) - len(b))
+    changed = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    if changed == [0]:
+        return f"{a[0]} -> {b[0]}"
+    return ", ".join(f"{_PARTS[i] if i < len(_PARTS) else 'part ' + str(i)} {a[i] or '-'} -> {b[i] or '-'}"
+                     for i in changed)
+
+
+@dataclass(frozen=True)
+class Reanchor:
+    """What a re-anchor of one site does (or would do): the stored calendar signature (None: never recorded),
+    the current one, and each moved row as ``(job id, old slot, new slot)``."""
+
+    old: str | None
+    new: str
+    moves: tuple[tuple[int, datetime | None, datetime], ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.old is not None and self.old != self.new
+
+    def summary(self, conditional: bool = False) -> str | None:
+        """``N re-anchored (calendar changed: OLD -> NEW)``; None when the calendar did not change."""
+        if not self.changed or self.old is None:
+            return None
+        verb = "would be re-anchored" if conditional else "re-anchored"
+        return f"{len(self.moves)} {verb} (calendar changed: {describe(self.old, self.new)})"
+
+    def as_dict(self) -> dict[str, Any] | None:
+        if not self.changed:
+            return None
+        return {"jobs": len(self.moves), "from": self.old, "to": self.new}
+
+
+def plan_reanchor(ctx: SiteContext, now: datetime | None = None) -> Reanchor:
+    """The re-anchor the site's calendar calls for at ``now``, read only (``migrate --dry-run`` shows it)."""
     now = now or utcnow()
     store = store_for(ctx.database())
-    calendar = ctx.calendar
+    return _plan(store, ctx.calendar, get_state(STATE_KEY), now)
+
+
+def _plan(store: Store, calendar: SiteCalendar, stored: str | None, now: datetime) -> Reanchor:
     current = signature(calendar)
+    if stored is None or stored == current:
+        return Reanchor(stored, current)
+    rows = store.job_slots()
+    # a slot already decided after now (a skip-next, runs claimed ahead of their slot) is not offered
+    # again: the new calendar's first slot after it, as the pass itself would decide (I9)
+    decided = store.covered_after([job_id for job_id, *_ in rows], now)
+    moves = []
+    for job_id, frequency, cron_format, slot in rows:
+        if job_id not in decided and isinstance(slot, datetime) and slot <= now:
+            continue  # due: the pass decides it under the job's catchup policy
+        nxt = next_slot(frequency, cron_format, decided.get(job_id, now), calendar)
+        if nxt != slot:
+            moves.append((job_id, slot, nxt))
+    return Reanchor(stored, current, tuple(moves))
+
+
+def reanchor_if_calendar_changed(ctx: SiteContext, now: datetime | None = None) -> int:
+    """Recompute next slots if the site's calendar changed since the last check; returns rows re-anchored."""
+    return reanchor(ctx, now).moved
+
+
+@dataclass(frozen=True)
+class Done:
+    """A re-anchor as written: the plan, and how many rows it moved (0 when another process did it)."""
+
+    plan: Reanchor
+    moved: int
+
+
+def reanchor(ctx: SiteContext, now: datetime | None = None) -> Done:
+    """Re-anchor the site's rows if its calendar changed since the last check (see the module's docstring)."""
+    now = now or utcnow()
+    store = store_for(ctx.database())
+    current = signature(ctx.calendar)
     stored = get_state(STATE_KEY)
     if stored == current:
-        return 0
-    moved = 0
+        return Done(Reanchor(stored, current), 0)
     with store.transaction():
-        if get_state(STATE_KEY) == current:  # another process did it meanwhile
-            return 0
-        if stored is not None:
-            rows = store.job_slots()
-            # a slot already decided after now (a skip-next, runs claimed ahead of their slot) is not offered
-            # again: the new calendar's first slot after it, as the pass itself would decide (I9)
-            decided = store.covered_after([job_id for job_id, *_ in rows], now)
-            for job_id, frequency, cron_format, slot in rows:
-                if job_id not in decided and isinstance(slot, datetime) and slot <= now:
-                    continue  # due: the pass decides it under the job's catchup policy
-                nxt = next_slot(frequency, cron_format, decided.get(job_id, now), calendar)
-                if nxt != slot:
-                    store.set_slot(job_id, nxt)
-                    moved += 1
+        stored = get_state(STATE_KEY)
+        if stored == current:  # another process did it meanwhile
+            return Done(Reanchor(stored, current), 0)
+        plan = _plan(store, ctx.calendar, stored, now)
+        for job_id, _old, nxt in plan.moves:
+            store.set_slot(job_id, nxt)
         set_state(STATE_KEY, current)
-    if moved:
+    if plan.moves:
         log.warning("site %s: the calendar changed (%s -> %s); %d job(s) re-anchored forward from now "
                     "(slots already due are kept for the next pass)",
-                    ctx.name, stored, current, moved)
-    return moved
+                    ctx.name, stored, current, len(plan.moves))
+    return Done(plan, len(plan.moves))

@@ -77,3 +77,28 @@ def test_a_zone_change_while_paused_keeps_the_held_slots_for_the_resume(bench_fa
     # first midnight after it
     assert _ledger(bench) == [("missed", "schedule", datetime(2026, 1, 6, 5, 0), 2)]
     assert _next_execution(bench) == datetime(2026, 1, 7, 5, 0)  # New York midnight, in UTC
+
+
+def test_migrate_reports_the_re_anchor_of_a_calendar_change_and_the_dry_run_writes_nothing(bench_factory, db_kind):
+    bench = bench_factory.make({"app1": {"daily": ["app1.tasks.ok"]}}, db=db_kind, common=BERLIN)
+    with _at(datetime(2026, 1, 5, 10, 0)):
+        assert run(bench, "migrate").code == 0
+    common = bench / "sites" / "common_site_config.json"
+    common.write_text(common.read_text().replace("Europe/Berlin", "America/New_York"))  # edited by hand
+    with _at(datetime(2026, 1, 5, 11, 0)):
+        dry = run(bench, "migrate", "--dry-run")
+        dry_json = run(bench, "migrate", "--dry-run", "--format", "json")
+    assert dry.code == 0, dry.err
+    # the daily job and the site's maintenance job
+    assert "2 would be re-anchored (calendar changed: Europe/Berlin -> America/New_York)" in dry.out, dry.out
+    [plan] = dry_json.json()
+    assert plan["reanchored"]["jobs"] == 2 and plan["reanchored"]["to"].startswith("America/New_York|")
+    assert _next_execution(bench) == datetime(2026, 1, 5, 23, 0)  # nothing written
+    with _at(datetime(2026, 1, 5, 11, 0)):
+        real = run(bench, "migrate", "--format", "json")
+        again = run(bench, "migrate")
+    assert real.code == 0, real.err
+    [plan] = real.json()
+    assert plan["reanchored"]["summary"] == "2 re-anchored (calendar changed: Europe/Berlin -> America/New_York)"
+    assert _next_execution(bench) == datetime(2026, 1, 6, 5, 0)  # New York midnight, in UTC
+    assert "re-anchored" not in again.out  # done once

@@ -153,7 +153,8 @@ def test_migrate_json(bench_factory, db_kind, capsys):
     code, out, _ = run(capsys, "migrate", "--format", "json")
     assert code == 0
     assert json.loads(out) == [{"site": "default", "added": ["app1.tasks.ok", BUILTIN], "updated": [],
-                                "removed": [], "pruned": [], "unchanged": 0, "dry_run": False}]
+                                "removed": [], "pruned": [], "unchanged": 0, "dry_run": False,
+                                "reanchored": None}]
     code, out, _ = run(capsys, "migrate", "--format", "json", "--dry-run")
     assert json.loads(out)[0]["unchanged"] == 2 and json.loads(out)[0]["dry_run"] is True
 
