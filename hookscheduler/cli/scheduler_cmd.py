@@ -10,7 +10,7 @@ import click
 
 from ..config import ALL_SITES, Site, load_bench, load_site
 from ..context import SiteContext
-from ..exceptions import BadInput, ServiceUnavailable
+from ..exceptions import BadInput, HookSchedulerError, ServiceUnavailable
 from ..ops import scheduler as sched
 from ..ops.jobs import actor
 from ..ops.notes import automatic_end
@@ -291,6 +291,53 @@ def set_config_cmd(state: CliState, key: str, value: str, common: bool, literal:
     for site in sites:
         path = update_site_config(site, {key: parsed}, common=common)
         echo(f"{key} {verb} in {path}")
+    if key in CALENDAR_KEYS:
+        _reanchor_now(state, [s.name for s in sites] if not common else None)
+
+
+#: The settings a site's calendar is made of: changing one moves every job's next slot (docs/dst.md).
+CALENDAR_KEYS = frozenset({"time_zone", "scheduler_tick_interval", "scheduler_interval"})
+
+
+def _reanchor_now(state: CliState, names: list[str] | None) -> None:
+    """Re-anchor at once the sites whose calendar a ``set-config`` just changed (``names``; None: every site of
+    the bench, after ``-g``), so that ``jobs list``, ``next`` and ``explain`` show the new calendar's slots
+    before the next pass. A site whose database cannot be reached is re-anchored by its next pass; one without
+    a database yet has nothing to move."""
+    from ..context import open_site
+    from ..schedule.reanchor import reanchor
+
+    bench = load_bench(state.bench)
+    for name in names if names is not None else bench.site_names():
+        try:
+            ctx = open_site(state.bench, name, state.overrides)
+        except HookSchedulerError as exc:  # another site's own config is broken: its passes say so
+            stderr(f"Note: site {name}: not re-anchored now ({problem_text(exc)}); its next pass does it")
+            continue
+        try:
+            if not ctx.site.on_postgres and not _sqlite_exists(ctx):
+                continue
+            ctx.database()
+            done = reanchor(ctx)
+        except SITE_PROBLEMS as exc:
+            stderr(f"Note: site {name}: database not reachable, so its jobs are re-anchored at its next pass "
+                   f"({problem_text(exc)})")
+            continue
+        finally:
+            ctx.close()
+        summary = done.plan.summary()
+        if summary is not None:
+            echo(f"site {name}: {summary}")
+
+
+def _sqlite_exists(ctx: SiteContext) -> bool:
+    from ..exceptions import SchemaError
+
+    try:
+        ctx.database(require_schema=False)
+    except SchemaError:
+        return False
+    return True
 
 
 def _target_site(state: CliState, common: bool) -> Site:

@@ -102,3 +102,39 @@ def test_migrate_reports_the_re_anchor_of_a_calendar_change_and_the_dry_run_writ
     assert plan["reanchored"]["summary"] == "2 re-anchored (calendar changed: Europe/Berlin -> America/New_York)"
     assert _next_execution(bench) == datetime(2026, 1, 6, 5, 0)  # New York midnight, in UTC
     assert "re-anchored" not in again.out  # done once
+
+
+def test_set_config_of_the_zone_re_anchors_at_once_so_next_shows_the_new_calendar(bench_factory, db_kind):
+    bench = bench_factory.make({"app1": {"daily": ["app1.tasks.ok"]}}, db=db_kind, common=BERLIN)
+    with _at(datetime(2026, 1, 5, 10, 0)):
+        assert run(bench, "migrate").code == 0
+        r = run(bench, "set-config", "-g", "time_zone", "America/New_York")
+        nxt = run(bench, "jobs", "next", "app1.tasks.ok", "-n", "1", "--format", "json")
+    assert r.code == 0, r.err
+    assert "site default: 2 re-anchored (calendar changed: Europe/Berlin -> America/New_York)" in r.out, r.out
+    # no pass ran since: the next slot is already New York's midnight, not Berlin's under the new label
+    assert [p["utc"] for p in nxt.json()] == ["2026-01-06T05:00:00Z"]
+    assert _next_execution(bench) == datetime(2026, 1, 6, 5, 0)
+    with _at(datetime(2026, 1, 5, 10, 1)):
+        same = run(bench, "set-config", "time_zone", "America/New_York")  # the site's own file, same calendar
+        tick = run(bench, "set-config", "scheduler_tick_interval", "30")
+    assert same.code == 0 and "re-anchored" not in same.out
+    assert tick.code == 0 and "tick interval 60 -> 30" in tick.out, tick.out
+
+
+def test_set_config_of_the_zone_with_a_database_down_writes_the_config_and_says_when_it_re_anchors(
+        bench_factory, db_kind, monkeypatch):
+    bench = bench_factory.make({"app1": {"daily": ["app1.tasks.ok"]}}, db=db_kind, common=BERLIN)
+    with _at(datetime(2026, 1, 5, 10, 0)):
+        assert run(bench, "migrate").code == 0
+    with monkeypatch.context() as m, _at(datetime(2026, 1, 5, 10, 0)):
+        m.setenv("HOOKSCHEDULER_DB_URL", "postgresql://postgres@127.0.0.1:1/unreachable")  # the database is down
+        r = run(bench, "set-config", "-g", "time_zone", "America/New_York")
+    assert r.code == 0, r.err
+    assert "time_zone set to" in r.out
+    assert "site default: database not reachable, so its jobs are re-anchored at its next pass" in r.err, r.err
+    assert "America/New_York" in (bench / "sites" / "common_site_config.json").read_text()
+    assert _next_execution(bench) == datetime(2026, 1, 5, 23, 0)  # untouched until then
+    with _at(datetime(2026, 1, 5, 10, 1)):
+        assert run(bench, "tick").code == 0
+    assert _next_execution(bench) == datetime(2026, 1, 6, 5, 0)
