@@ -34,6 +34,7 @@ from ..broker.keys import scheduled_job_id
 from ..context import SiteContext
 from ..exceptions import BadInput, HookSchedulerError
 from ..schedule import send
+from ..schedule.reanchor import describe, last_change
 from ..states import CatchUp, LedgerStatus, Trigger
 from ..store import store_for
 from ..store.base import LedgerValues
@@ -129,6 +130,21 @@ def check_range(start: datetime, end: datetime, now: datetime, labels: Labels = 
                        f"only ({labels.run_now})")
 
 
+def check_calendar(start: datetime, labels: Labels = CLI_LABELS) -> None:
+    """Refuse a range that starts before the site's last calendar change (a new ``time_zone`` or tick
+    interval; the bound database). The slots before it were computed in the old calendar: enumerated in the
+    current one they fall on other instants, so the ledger would not show them as served and slots that already
+    ran would run again."""
+    change = last_change()
+    if change is None or start >= change[0]:
+        return
+    when, old, new = change
+    what = f" ({describe(old, new)})" if old and new else ""
+    raise BackfillRefused(f"{labels.start} ({start:%Y-%m-%d %H:%M:%S} UTC) reaches back before the site's calendar "
+                          f"changed{what} at {when:%Y-%m-%d %H:%M:%S} UTC, and slots of the old calendar cannot be "
+                          f"matched to the ledger: give {labels.start} {when:%Y-%m-%d %H:%M:%S} or later")
+
+
 def range_slots(frequency: str, cron_format: str, start: datetime, end: datetime, calendar: SiteCalendar,
                 anchor: datetime | None, limit: int = MAX_SLOTS) -> list[datetime]:
     """The job's slots in ``[start, end]``, at most ``limit + 1`` (so that the caller can tell it is over).
@@ -194,6 +210,7 @@ def backfill(ctx: SiteContext, conn: redis.Redis | None, name: str, start: datet
     if conn is None and not dry_run:  # before the transaction: nothing is recorded that cannot be sent
         raise BadInput("backfill needs Redis to send its runs (only a dry run goes without)")
     store = store_for(ctx.database())
+    check_calendar(start, labels)
     if not dry_run:
         refuse_in_maintenance(ctx, force, "backfill", labels.maintenance)
     row = get_job(name)
@@ -237,4 +254,5 @@ def _refuse(row: ScheduledJobType, force: bool, now: datetime, labels: Labels) -
 
 
 __all__ = ["BACKFILL_CAP", "CLI_LABELS", "MAX_SLOTS", "POLICIES", "BackfillRefused", "BackfillResult", "BackfillRun",
-           "Labels", "backfill", "check_cap", "check_range", "eligible_slots", "group_runs", "range_slots"]
+           "Labels", "backfill", "check_calendar", "check_cap", "check_range", "eligible_slots", "group_runs",
+           "range_slots"]

@@ -4,9 +4,10 @@ site name behind the maintenance offset).
 ``next_execution`` is stored in UTC, computed in the zone of the moment. If an operator moves a site from
 UTC to Europe/Berlin, the stored slots are an hour off; without this every job would fire once more at the old
 time. The calendar's signature is kept in ``scheduler_state`` (key ``clock_signature``, a stored name); when it
-differs, every active row whose slot still lies ahead is recomputed forward from now, or from the last slot its
-ledger already stands for when that is later (a slot skipped ahead, runs claimed ahead of their slot): never
-backwards, so an edit cannot replay the past nor offer a decided slot again.
+differs, the moment it was seen is kept next to it (key ``clock_changed_at``), and every active row whose slot
+still lies ahead is recomputed forward from now, or from the last slot its ledger already stands for when that
+is later (a slot skipped ahead, runs claimed ahead of their slot): never backwards, so an edit cannot replay the
+past nor offer a decided slot again.
 
 A row whose slot is already due at ``now`` (the scheduler was down, or paused and holding its slots) keeps that
 slot: the next pass decides the due slots under the job's ``catchup`` policy, as after any downtime, and takes
@@ -29,6 +30,23 @@ from ..timing.calendar import SiteCalendar, next_slot
 
 log = logging.getLogger(__name__)
 STATE_KEY = "clock_signature"
+#: When the last calendar change was seen (ISO, naive UTC) and the signature it replaced: ``jobs backfill``
+#: refuses a range reaching back before it (its slots were computed in another calendar).
+CHANGED_AT_KEY = "clock_changed_at"
+PREVIOUS_KEY = "clock_previous_signature"
+
+
+def last_change() -> tuple[datetime, str | None, str | None] | None:
+    """``(when, old signature, new signature)`` of the site's last calendar change (the bound database), or
+    None when its calendar never changed since this was recorded."""
+    raw = get_state(CHANGED_AT_KEY)
+    if not raw:
+        return None
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return when.replace(tzinfo=None), get_state(PREVIOUS_KEY), get_state(STATE_KEY)
 
 
 def signature(calendar: SiteCalendar) -> str:
@@ -132,6 +150,9 @@ def reanchor(ctx: SiteContext, now: datetime | None = None) -> Done:
         for job_id, _old, nxt in plan.moves:
             store.set_slot(job_id, nxt)
         set_state(STATE_KEY, current)
+        if plan.changed:
+            set_state(CHANGED_AT_KEY, now.isoformat())
+            set_state(PREVIOUS_KEY, stored)
     if plan.moves:
         log.warning("site %s: the calendar changed (%s -> %s); %d job(s) re-anchored forward from now "
                     "(slots already due are kept for the next pass)",

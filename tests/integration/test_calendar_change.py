@@ -11,7 +11,7 @@ import time_machine
 
 from hookscheduler.context import open_site
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
-from tests.integration.opcli_support import run
+from tests.integration.opcli_support import assert_one_line_error, run
 
 BERLIN = {"time_zone": "Europe/Berlin"}
 
@@ -138,3 +138,35 @@ def test_set_config_of_the_zone_with_a_database_down_writes_the_config_and_says_
     with _at(datetime(2026, 1, 5, 10, 1)):
         assert run(bench, "tick").code == 0
     assert _next_execution(bench) == datetime(2026, 1, 6, 5, 0)
+
+
+def test_backfill_reaching_back_before_a_zone_change_is_refused_and_runs_nothing(bench_factory, db_kind):
+    """The slots before the change were Berlin midnights; enumerated in New York's calendar they fall on other
+    instants, which the ledger shows as never served: a backfill would run days that already ran."""
+    jobs = {"app1": {"daily": [{"method": "app1.tasks.ok", "overlap": "allow"}]}}
+    bench = bench_factory.make(jobs, db=db_kind, common=BERLIN)
+    with _at(datetime(2026, 1, 4, 12, 0)):
+        assert run(bench, "migrate").code == 0
+    for day in (4, 5):  # Berlin midnight, 23:00 UTC
+        with _at(datetime(2026, 1, day, 23, 0, 1)):
+            assert run(bench, "tick").code == 0
+    with _at(datetime(2026, 1, 6, 10, 0)):
+        assert run(bench, "set-config", "-g", "time_zone", "America/New_York").code == 0
+    with _at(datetime(2026, 1, 7, 5, 0, 1)):  # New York midnight
+        assert run(bench, "tick").code == 0
+    before = _ledger(bench)
+    assert [slot for *_, slot, _n in before] == [datetime(2026, 1, 4, 23), datetime(2026, 1, 5, 23),
+                                                 datetime(2026, 1, 7, 5)]
+    with _at(datetime(2026, 1, 8, 12, 0)):
+        for extra in (["--dry-run"], [], ["--policy", "all", "--yes"]):
+            r = run(bench, "jobs", "backfill", "app1.tasks.ok", "--from", "2026-01-04T00:00:00Z",
+                    "--to", "2026-01-08T00:00:00Z", *extra)
+            assert_one_line_error(r, 2, "--from (2026-01-04 00:00:00 UTC) reaches back before the site's calendar "
+                                  "changed (Europe/Berlin -> America/New_York) at 2026-01-06 10:00:00 UTC",
+                                  "give --from 2026-01-06 10:00:00 or later")
+        assert _ledger(bench) == before  # nothing recorded, nothing queued
+        later = run(bench, "jobs", "backfill", "app1.tasks.ok", "--from", "2026-01-06T10:00:00Z",
+                    "--to", "2026-01-08T00:00:00Z")
+    assert later.code == 0, later.err
+    assert "0 to backfill" in later.out  # New York's first midnight ran
+    assert _ledger(bench) == before
