@@ -40,12 +40,12 @@ def run_cmd(state: CliState, name: str, force: bool) -> None:
 @click.argument("name")
 @pass_state
 def skip_next_cmd(state: CliState, name: str) -> None:
-    """Skip NAME's next slot (logged as skipped); the slot after it fires as usual."""
+    """Skip NAME's next slot (logged as skipped); the slot after it fires as usual. When NAME is overdue, skip
+    the catch-up the next pass would run: every slot due by now, logged as one skipped row."""
     ctx = state.one()
     result = jobs_lib.skip_next(ctx.database(), name, ctx.calendar)
     tz = ctx.site.time_zone
-    echo(f"skipped {result.job_name}'s run at {local(result.skipped_slot, tz)} (site {ctx.name}); "
-         f"next run {local(result.next_execution, tz)}")
+    echo(f"{result.describe(lambda t: local(t, tz))} (site {ctx.name}); next run {local(result.next_execution, tz)}")
 
 
 @jobs.command("next")

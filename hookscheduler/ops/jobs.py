@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import getpass
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import peewee as pw
 
 from ..exceptions import HookSchedulerError, JobNotFound, shown
-from ..schedule.decide import Forecast, JobState, forecast, is_stopped
+from ..schedule.decide import Forecast, JobState, forecast, is_stopped, summarize
 from ..schedule.rows import row_problem
 from ..states import LedgerStatus, Trigger
 from ..store import job_reads, ledger_reads, store_for
@@ -196,16 +197,37 @@ def next_runs(row: ScheduledJobType, calendar: SiteCalendar, count: int, *, grac
 
 @dataclass(frozen=True)
 class SkipResult:
+    """What ``skip-next`` skipped: one slot ahead, or (``overdue``) every due slot up to now, ``slots`` of them
+    from ``first_slot`` to ``skipped_slot``."""
+
     job_name: str
     skipped_slot: datetime
     next_execution: datetime
+    slots: int = 1
+    first_slot: datetime | None = None
+    overdue: bool = False
+    capped: bool = False
+
+    def describe(self, fmt: Callable[[datetime], str]) -> str:
+        """``skipped ...`` in the caller's words for a time (``fmt``)."""
+        if not self.overdue:
+            return f"skipped {self.job_name}'s run at {fmt(self.skipped_slot)}"
+        first = self.first_slot or self.skipped_slot
+        n = f"at least {self.slots}" if self.capped else str(self.slots)
+        return (f"skipped the pending catch-up of {n} slot(s) of {self.job_name} from {fmt(first)} to "
+                f"{fmt(self.skipped_slot)}")
 
 
 def skip_next(db: pw.Database, name: str, calendar: SiteCalendar, who: str | None = None,
               now: datetime | None = None) -> SkipResult:
     """Skip the job's next slot: move ``next_execution`` one slot on (a compare-and-set, like the tick's claim,
     so a tick serving that slot at the same moment either wins and runs it or loses and logs nothing) and
-    record the slot as ``skipped`` by the operator."""
+    record the slot as ``skipped`` by the operator.
+
+    When the job is overdue (its slot has passed: a downtime, a pause), what the next pass would run is the
+    catch-up of every slot due by now, so that is what is skipped: all of them, in one ``skipped`` row that
+    covers them, and the job moves to its first slot after now. Skipping only the oldest would leave the rest
+    to run."""
     now = now or utcnow()
     store = store_for(db)
     with store.transaction():
@@ -213,11 +235,20 @@ def skip_next(db: pw.Database, name: str, calendar: SiteCalendar, who: str | Non
         if row.removed or row.next_execution is None:
             raise HookSchedulerError(f"job {shown(name)} was removed from hooks and has no next slot to skip")
         slot = row.next_execution
-        after = next_slot(row.frequency, row.cron_format, slot, calendar, anchor=slot)
+        by = f"skipped by {who or actor()} (jobs skip-next)"
+        if slot <= now:
+            due = summarize(job_state(row, slot), now, calendar)
+            first, last, count, after = due.first, due.last, due.count, due.next
+            reason = (f"{by}: the pending catch-up of {'at least ' if due.capped else ''}{count} slot(s) from "
+                      f"{first:%Y-%m-%d %H:%M:%S} to {last:%Y-%m-%d %H:%M:%S} UTC")
+        else:
+            first, last, count, reason = slot, slot, 1, by
+            after = next_slot(row.frequency, row.cron_format, slot, calendar, anchor=slot)
         if not store.move_slot(row.id, slot, after, now):
             raise HookSchedulerError(f"job {shown(name)}: its next slot was served by the scheduler just now; "
                                      "run skip-next again to skip the following one")
-        store.add_ledger_row((row.id, row.name, slot, Trigger.SCHEDULE, LedgerStatus.SKIPPED,
-                              f"skipped by {who or actor()} (jobs skip-next)", 1, slot, slot, row.queue, None, now,
-                              now))
+        store.add_ledger_row((row.id, row.name, last, Trigger.SCHEDULE, LedgerStatus.SKIPPED, reason, count, first,
+                              last, row.queue, None, now, now))
+    if slot <= now:
+        return SkipResult(row.name, last, after, count, first, overdue=True, capped=due.capped)
     return SkipResult(row.name, slot, after)

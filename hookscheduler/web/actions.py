@@ -82,7 +82,7 @@ def run_now(dash: Dashboard, request: Request, site: str, form: dict[str, str], 
 def skip_next(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:
     with dash.sites.use(site) as ctx:
         result = jobs_lib.skip_next(ctx.database(), _need(form, "name"), ctx.calendar, who=who.actor)
-    return f"skipped {result.job_name}'s run at {result.skipped_slot:%Y-%m-%d %H:%M:%S} UTC"
+    return result.describe(lambda t: f"{t:%Y-%m-%d %H:%M:%S} UTC")
 
 
 #: The backfill form's fields and buttons, for the library's refusals (which name the CLI's options by default).

@@ -136,9 +136,10 @@ def test_jobs_run_logs_manual_and_respects_overlap(bench_factory, db_kind):
 def test_skip_next(bench_factory, db_kind):
     bench = bench_factory.make(APPS, db=db_kind)
     ctx, conn = migrated(bench, datetime(2026, 1, 5, 10, 7))
-    r = run(bench, "jobs", "skip-next", "app1.tasks.ok")
+    with time_machine.travel(datetime(2026, 1, 5, 10, 7, 5, tzinfo=timezone.utc), tick=False):  # before the slot
+        r = run(bench, "jobs", "skip-next", "app1.tasks.ok")
     assert r.code == 0, r.err
-    assert "2026-01-05 11:00:00 UTC" in r.out and "next run 2026-01-05 12:00:00 UTC" in r.out
+    assert "run at 2026-01-05 11:00:00 UTC" in r.out and "next run 2026-01-05 12:00:00 UTC" in r.out
     ctx.database()
     assert ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok").next_execution == datetime(2026, 1, 5, 12)
     skipped = ScheduledJobLog.get()
@@ -146,6 +147,28 @@ def test_skip_next(bench_factory, db_kind):
     assert "skip-next" in skipped.reason
     assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 0, 1)).fired == 0
     assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 12, 0, 1)).fired == 1
+
+
+def test_skip_next_of_an_overdue_job_skips_its_pending_catch_up(bench_factory, db_kind):
+    """Slots 11:00 .. 15:00 passed with no scheduler running: the next pass would run one catch-up for all five.
+    Skipping only 11:00 (hours ago) would leave the other four to run; skip-next skips what the pass would run."""
+    bench = bench_factory.make(APPS, db=db_kind)
+    ctx, conn = migrated(bench, datetime(2026, 1, 5, 10, 7))
+    with time_machine.travel(datetime(2026, 1, 5, 15, 20, tzinfo=timezone.utc), tick=False):
+        r = run(bench, "jobs", "skip-next", "app1.tasks.ok")
+    assert r.code == 0, r.err
+    assert ("skipped the pending catch-up of 5 slot(s) of app1.tasks.ok from 2026-01-05 11:00:00 UTC to "
+            "2026-01-05 15:00:00 UTC (site default); next run 2026-01-05 16:00:00 UTC") in r.out, r.out
+    ctx.database()
+    assert ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok").next_execution == datetime(2026, 1, 5, 16)
+    [row] = ScheduledJobLog.select().where(ScheduledJobLog.job_name == "app1.tasks.ok")
+    assert (row.status, row.scheduled_for, row.slots, row.first_slot, row.last_slot) == (
+        "skipped", datetime(2026, 1, 5, 15), 5, datetime(2026, 1, 5, 11), datetime(2026, 1, 5, 15))
+    assert "(jobs skip-next): the pending catch-up of 5 slot(s)" in row.reason
+    r = run_pass(ctx, conn, now=datetime(2026, 1, 5, 15, 20, 1))
+    assert (r.fired, r.skipped, r.missed) == (0, 0, 0)  # nothing left to catch up
+    assert ScheduledJobLog.select().where(ScheduledJobLog.job_name == "app1.tasks.ok").count() == 1
+    assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 16, 0, 1)).fired == 1
 
 
 def test_unknown_job_and_bad_input(bench_factory):

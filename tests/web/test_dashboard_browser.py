@@ -93,7 +93,8 @@ def test_an_operator_clicks_through_disable_run_timeline_and_explain(bench_facto
         # skip next, from the job page
         before = _job(bench, "app1.tasks.ok").next_execution
         page.get_by_role("button", name="Skip next").click()
-        expect(page.locator(".flash.ok")).to_contain_text("skipped app1.tasks.ok's run at")
+        # overdue (migrated 80 hours ago, no pass since): the catch-up the next pass would run is skipped
+        expect(page.locator(".flash.ok")).to_contain_text("skipped the pending catch-up of")
         assert _job(bench, "app1.tasks.ok").next_execution > before
         # the other pages render
         for path in ("missed", "queues", "workers", "rq-jobs"):
