@@ -15,7 +15,7 @@ from ..declare.hooks import JobSpec, load_job_specs
 from ..declare.migrate import Plan, migrate_site, plan_sync
 from ..exceptions import HookSchedulerError, SchemaError
 from ..schedule.reanchor import Reanchor, plan_reanchor, reanchor
-from ..store.database import check_writable
+from ..store.database import SCHEMA_VERSION, check_writable, schema_version
 from ..timing.calendar import SiteCalendar
 from .base import (
     SITE_PROBLEMS,
@@ -167,7 +167,10 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnin
         try:
             db = ctx.database(create=False, require_schema=False)
             plan = migrate_site(db, ctx.name, specs, calendar, dry_run=dry_run, prune=prune)
-            moved[ctx.name] = plan_reanchor(ctx) if dry_run else reanchor(ctx).plan
+            if not dry_run:
+                moved[ctx.name] = reanchor(ctx).plan
+            elif schema_version(db) == SCHEMA_VERSION:  # else the tables it reads may not be there yet
+                moved[ctx.name] = plan_reanchor(ctx)
         except Exception as exc:
             if not isinstance(exc, SITE_PROBLEMS) and not is_driver_error(exc):
                 raise

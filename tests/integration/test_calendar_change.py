@@ -104,6 +104,14 @@ def test_migrate_reports_the_re_anchor_of_a_calendar_change_and_the_dry_run_writ
     assert "re-anchored" not in again.out  # done once
 
 
+
+def test_migrate_dry_run_on_a_database_without_its_tables_yet(bench_factory, db_kind):
+    bench = bench_factory.make({"app1": {"daily": ["app1.tasks.ok"]}}, db=db_kind)
+    with _at(datetime(2026, 1, 5, 10, 0)):
+        dry = run(bench, "migrate", "--dry-run", "--format", "json")
+    assert dry.code == 0, dry.err  # no calendar recorded yet: nothing to re-anchor, and no table to read it from
+    assert dry.json()[0]["reanchored"] is None
+
 def test_set_config_of_the_zone_re_anchors_at_once_so_next_shows_the_new_calendar(bench_factory, db_kind):
     bench = bench_factory.make({"app1": {"daily": ["app1.tasks.ok"]}}, db=db_kind, common=BERLIN)
     with _at(datetime(2026, 1, 5, 10, 0)):
@@ -170,3 +178,4 @@ def test_backfill_reaching_back_before_a_zone_change_is_refused_and_runs_nothing
     assert later.code == 0, later.err
     assert "0 to backfill" in later.out  # New York's first midnight ran
     assert _ledger(bench) == before
+
