@@ -54,6 +54,7 @@ def migrate(state: CliState, dry_run: bool, prune: bool, fmt: str) -> None:
             ctx.close()
     for line in dict.fromkeys(warnings):
         stderr(f"Warning: {line}")
+    _pin_zone(contexts, dry_run)
     if fmt == "json":
         click.echo(to_json([dict(p.as_dict(), dry_run=dry_run, reanchored=_reanchored(moved.get(p.site), dry_run))
                             for p in plans]))  # redacted by to_json (once: a
@@ -90,6 +91,30 @@ def _reanchored(done: Reanchor | None, dry_run: bool) -> dict[str, object] | Non
     if done is None or (shown := done.as_dict()) is None:
         return None
     return dict(shown, summary=done.summary(conditional=dry_run))
+
+
+def _pin_zone(contexts: list[SiteContext], dry_run: bool) -> None:
+    """Pin the zone this migrate used into ``common_site_config.json`` when neither a site's own config nor the
+    common one sets ``time_zone``. Without it each process's ``$TZ`` is the calendar: a migrate (or a shell, a
+    cron job) with another ``$TZ`` re-anchors the site, and the next pass with the usual one re-anchors it back,
+    losing a daily run without a trace. Frappe keeps the zone per site, never per process."""
+    from ..config import read_config_file, update_site_config
+
+    unset = [ctx.site for ctx in contexts
+             if "time_zone" not in read_config_file(ctx.site.config_path)
+             and "time_zone" not in read_config_file(ctx.site.bench.sites_path / "common_site_config.json")]
+    if not unset:
+        return
+    zone = unset[0].time_zone.key
+    path = unset[0].bench.sites_path / "common_site_config.json"
+    how = "change it with `hookscheduler set-config -g time_zone ZONE`"
+    if dry_run:
+        stderr(f"Note: no time_zone is configured: migrate would pin this process's zone, time_zone {zone!r}, in "
+               f"{path} so that every process keeps the same calendar (dry run: not written; {how})")
+        return
+    update_site_config(unset[0], {"time_zone": zone}, common=True)
+    stderr(f"Note: no time_zone was configured: pinned this process's zone, time_zone {zone!r}, in {path} so that "
+           f"every process keeps the same calendar ({how})")
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ skips its pending catch-up. SQLite and PostgreSQL, real Redis."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import time_machine
@@ -179,3 +180,34 @@ def test_backfill_reaching_back_before_a_zone_change_is_refused_and_runs_nothing
     assert "0 to backfill" in later.out  # New York's first midnight ran
     assert _ledger(bench) == before
 
+
+def test_migrate_pins_the_system_zone_so_a_process_with_another_tz_keeps_the_calendar(bench_factory, db_kind,
+                                                                                     monkeypatch):
+    bench = bench_factory.make({"app1": {"daily": ["app1.tasks.ok"]}}, db=db_kind)
+    common = bench / "sites" / "common_site_config.json"
+    conf = json.loads(common.read_text())
+    del conf["time_zone"]  # the bench as Frappe's installer leaves it: the zone is the system's
+    common.write_text(json.dumps(conf))
+    with _at(datetime(2026, 1, 5, 10, 0)):
+        monkeypatch.setenv("TZ", "Asia/Kolkata")  # inside: time-machine sets $TZ when it travels
+        dry = run(bench, "migrate", "--dry-run")
+        assert "time_zone" not in json.loads(common.read_text())  # a dry run writes nothing
+        r = run(bench, "migrate", "--format", "json")
+    assert dry.code == 0 and "migrate would pin this process's zone, time_zone 'Asia/Kolkata'" in dry.err, dry.err
+    assert r.code == 0, r.err
+    r.json()  # the note is on stderr: the JSON stays whole
+    [note] = [ln for ln in r.err.splitlines() if "pinned" in ln]
+    assert "time_zone 'Asia/Kolkata'" in note and "set-config -g time_zone ZONE" in note
+    assert json.loads(common.read_text())["time_zone"] == "Asia/Kolkata"
+    assert _next_execution(bench) == datetime(2026, 1, 5, 18, 30)  # Kolkata midnight, in UTC
+    # cron runs tick with another $TZ: the same calendar, nothing re-anchored, the day's run fires at its slot
+    with _at(datetime(2026, 1, 5, 12, 0)):
+        monkeypatch.setenv("TZ", "America/New_York")
+        again = run(bench, "migrate")
+        assert run(bench, "tick").code == 0
+    assert "re-anchored" not in again.out and "pinned" not in again.err
+    assert _next_execution(bench) == datetime(2026, 1, 5, 18, 30)
+    with _at(datetime(2026, 1, 5, 18, 30, 1)):
+        monkeypatch.setenv("TZ", "America/New_York")
+        assert run(bench, "tick").code == 0
+    assert _ledger(bench) == [("queued", "schedule", datetime(2026, 1, 5, 18, 30), 1)]
