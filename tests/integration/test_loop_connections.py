@@ -236,8 +236,8 @@ def test_migrate_over_many_postgresql_sites_holds_one_connection_at_a_time(bench
         return db
 
     monkeypatch.setattr(SiteContext, "database", watched)
-    plans = _migrate_all(contexts, dry_run=False, prune=False, warnings=[])
+    plans = _migrate_all(contexts, dry_run=False, prune=False, warnings=[], moved={})
     assert [len(p.added) > 0 for p in plans] == [True] * 4
     assert max(most) == 1 and not any(c.is_open for c in contexts)
-    plans = _migrate_all(contexts, dry_run=False, prune=False, warnings=[])  # again: nothing to add
+    plans = _migrate_all(contexts, dry_run=False, prune=False, warnings=[], moved={})  # again: nothing to add
     assert all(not p.added and p.unchanged for p in plans) and not any(c.is_open for c in contexts)
