@@ -11,7 +11,7 @@ from ..exceptions import ServiceUnavailable
 from ..ops import explain as explain_lib
 from ..ops import history as history_lib
 from ..store.models import LOG_STATUSES, utcnow
-from .base import CliState, echo, pass_state
+from .base import CliState, echo, pass_state, stderr
 from .common import ago, moment, when
 from .jobs import jobs
 from .output import format_option, humanize_seconds, local, table, to_json
@@ -53,31 +53,48 @@ def history_cmd(state: CliState, name: str | None, status: str | None, since: st
 @jobs.command("missed")
 @click.argument("name", required=False)
 @click.option("--since", metavar="T", help="Only slots at or after T: ISO date/time (site zone) or 2h, 3d, 1w.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True,
+              help="Rows listed (the newest); the per-job counts always cover the whole window.")
 @format_option
 @pass_state
-def missed_cmd(state: CliState, name: str | None, since: str | None, fmt: str) -> None:
+def missed_cmd(state: CliState, name: str | None, since: str | None, limit: int, fmt: str) -> None:
     """Missed and skipped slots with their reasons, and the catch-up runs missed slots were folded into,
-    grouped per job."""
+    grouped per job: each job's counts over the whole window, and the newest --limit rows."""
     ctx = state.one()
     ctx.database()
-    groups = history_lib.missed(moment(ctx, since, "--since"), name)
+    report = history_lib.missed(moment(ctx, since, "--since"), name, limit)
     if fmt == "json":
-        echo(to_json([g.as_dict() for g in groups]))
+        echo(to_json([g.as_dict() for g in report.groups]))
+        if report.truncated:
+            stderr(_truncation(report))
         return
     tz = ctx.site.time_zone
-    if not groups:
+    if not report.groups:
         echo(f"no missed or skipped slots{' since ' + since if since else ''} (site {ctx.name})")
         return
-    for g in groups:
+    if report.truncated:
+        echo(_truncation(report))
+    for g in report.groups:
         echo(f"{g.job_name}: {g.missed_slots} missed, {g.skipped_slots} skipped, {g.caught_up_slots} run late "
-             "in catch-up runs")
+             f"in {g.caught_up_runs} catch-up run(s)")
+        if g.truncated:
+            echo(f"  (the newest {len(g.entries)} of its {g.rows} rows listed)")
+        if not g.entries:
+            continue
         body = []
         for e in g.entries:
             first, last = e["first_slot"] or e["scheduled_for"], e["last_slot"] or e["scheduled_for"]
             span = local(first, tz) if first == last else f"{local(first, tz)} .. {when(last, first, tz)}"
             body.append([span, e["status"], e["slots"], e["outcome"], e["reason"] or ""])
         echo("  " + table(body, ["slot(s)", "status", "slots", "outcome", "reason"]).replace("\n", "\n  "))
+    if report.truncated:
+        echo(_truncation(report))
     echo(f"times in {tz.key}")
+
+
+def _truncation(report: history_lib.MissedReport) -> str:
+    return (f"showing the newest {report.shown} of {report.total} rows (the counts cover them all); "
+            "narrow --since, name a job or raise --limit")
 
 
 @jobs.command("explain")

@@ -125,17 +125,41 @@ def reason_kind(status: str, reason: str | None) -> str:
 
 @dataclass
 class MissedGroup:
-    """The slots of one job that did not run on time: not run at all, or coalesced into a later run."""
+    """The slots of one job that did not run on time: not run at all, or coalesced into a later run. The counts
+    cover the whole window; ``entries`` are the job's rows among the newest shown, so they may be fewer than
+    ``rows``."""
 
     job_name: str
     missed_slots: int = 0  # slots no scheduler pass served on time and that never ran
     skipped_slots: int = 0  # slots deliberately not run (stopped, paused, overlap, operator)
     caught_up_slots: int = 0  # slots that ran late, in catch-up runs (one run may cover several)
+    caught_up_runs: int = 0  # the catch-up runs that covered them
+    rows: int = 0  # ledger rows of the job in the window (missed, skipped and catch-up rows)
     entries: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def truncated(self) -> bool:
+        """Some of the job's rows in the window are not among ``entries``."""
+        return len(self.entries) < self.rows
 
     def as_dict(self) -> dict[str, Any]:
         return {"job_name": self.job_name, "missed_slots": self.missed_slots, "skipped_slots": self.skipped_slots,
-                "caught_up_slots": self.caught_up_slots, "entries": self.entries}
+                "caught_up_slots": self.caught_up_slots, "caught_up_runs": self.caught_up_runs,
+                "total": self.rows, "truncated": self.truncated, "entries": self.entries}
+
+
+@dataclass
+class MissedReport:
+    """Per-job totals over the whole window, and the newest ``limit`` rows of it (``shown`` of ``total``)."""
+
+    groups: list[MissedGroup]
+    total: int  # rows in the window
+    shown: int  # rows among the groups' entries
+    limit: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.shown < self.total
 
 
 def outcome(row: dict[str, Any]) -> str:
@@ -146,12 +170,28 @@ def outcome(row: dict[str, Any]) -> str:
     return f"{what}, {row['status']} (rq {row['rq_job_id'] or '-'})"
 
 
-def missed(since: datetime | None = None, job: str | None = None, limit: int = 1000) -> list[MissedGroup]:
+def missed(since: datetime | None = None, job: str | None = None, limit: int = 1000) -> MissedReport:
     """Every missed or skipped slot and every catch-up run (rows with more than one slot, or trigger
-    ``catch-up``), grouped per job, newest first inside a group, groups by job name. Manual and event runs
-    are left out: they are requests, not slots."""
+    ``catch-up``), grouped per job, groups by job name: each job's counts over the whole window (one grouped
+    query), and the newest ``limit`` rows of the window as the groups' entries, newest first. Manual and event
+    runs are left out: they are requests, not slots."""
     job_id = get_job(job).id if job is not None else None
-    return group_missed(log_dict(r) for r in ledger_reads.slots_not_run_on_time(job_id, since, limit))
+    rows = [log_dict(r) for r in ledger_reads.slots_not_run_on_time(job_id, since, limit)]
+    groups = {g.job_name: g for g in group_missed(rows)}
+    for g in groups.values():  # the counts of the shown rows give way to the window's
+        g.missed_slots = g.skipped_slots = g.caught_up_slots = g.caught_up_runs = g.rows = 0
+    for name, status, count, slots in ledger_reads.slots_not_run_totals(job_id, since):
+        group = groups.setdefault(name, MissedGroup(name))
+        group.rows += count
+        if status == LedgerStatus.MISSED:
+            group.missed_slots += slots
+        elif status == LedgerStatus.SKIPPED:
+            group.skipped_slots += slots
+        else:
+            group.caught_up_slots += slots
+            group.caught_up_runs += count
+    total = sum(g.rows for g in groups.values())
+    return MissedReport([groups[name] for name in sorted(groups)], max(total, len(rows)), len(rows), limit)
 
 
 def group_missed(rows: Iterable[dict[str, Any]]) -> list[MissedGroup]:
@@ -160,6 +200,7 @@ def group_missed(rows: Iterable[dict[str, Any]]) -> list[MissedGroup]:
     for row in rows:
         group = groups.setdefault(row["job_name"], MissedGroup(row["job_name"]))
         slots = int(row["slots"] or 1)
+        group.rows += 1
         if row["status"] == LedgerStatus.MISSED:
             group.missed_slots += slots
         elif row["status"] == LedgerStatus.SKIPPED:
@@ -167,11 +208,18 @@ def group_missed(rows: Iterable[dict[str, Any]]) -> list[MissedGroup]:
         else:
             # a catch-up run covers its missed slots plus, possibly, the on-time one
             group.caught_up_slots += slots
+            group.caught_up_runs += 1
         group.entries.append(dict(row, outcome=outcome(row)))
     return [groups[name] for name in sorted(groups)]
 
 
+def failed_count(since: datetime | None = None) -> int:
+    """How many failed runs have a slot at or after ``since`` (what ``history(status="failed")`` pages through)."""
+    return ledger_reads.count_rows(LedgerStatus.FAILED, since)
+
+
 __all__ = [
-    "CELL_COLUMNS", "LOG_COLUMNS", "SCAN_COLUMNS", "MissedGroup", "cell_kind", "error_summary", "group_missed",
-    "history", "ledger_after", "ledger_max_id", "log_dict", "log_row", "missed", "reason_kind", "slot_cells",
+    "CELL_COLUMNS", "LOG_COLUMNS", "SCAN_COLUMNS", "MissedGroup", "MissedReport", "cell_kind", "error_summary",
+    "failed_count", "group_missed", "history", "ledger_after", "ledger_max_id", "log_dict", "log_row", "missed",
+    "reason_kind", "slot_cells",
 ]

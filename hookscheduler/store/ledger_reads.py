@@ -125,21 +125,50 @@ def failures_since(since: datetime, top: int) -> tuple[int, list[tuple[str, int]
     return int(L.select().where(failed).count()), [(str(name), int(count)) for name, count in most]
 
 
-def slots_not_run_on_time(job_id: int | None = None, since: datetime | None = None,
-                          limit: int = 1000) -> list[ScheduledJobLog]:
-    """Rows of missed or skipped slots and of catch-up runs (trigger ``catch-up``, or a run covering more than
-    one slot), newest first; runs on request (manual, event) are left out: they are requests, not slots.
-    ``since``: the row's latest slot is in the window (a row may cover a stretch)."""
+def _not_run_on_time(query: Any, job_id: int | None, since: datetime | None) -> Any:
     # the literal predicate of the trouble index (implied by the condition after it) lets that index serve this
-    query = L.select().where(pw.SQL(TROUBLE) & (
+    query = query.where(pw.SQL(TROUBLE) & (
         (L.status.in_(NOT_RUN) | (L.slots > 1) | (L.trigger == Trigger.CATCH_UP)) & L.trigger.not_in(REQUEST_TRIGGERS)))
     if job_id is not None:
         query = query.where(L.job == job_id)
     if since is not None:
         query = query.where(L.scheduled_for >= since)
+    return query
+
+
+def slots_not_run_on_time(job_id: int | None = None, since: datetime | None = None,
+                          limit: int = 1000) -> list[ScheduledJobLog]:
+    """Rows of missed or skipped slots and of catch-up runs (trigger ``catch-up``, or a run covering more than
+    one slot), newest first; runs on request (manual, event) are left out: they are requests, not slots.
+    ``since``: the row's latest slot is in the window (a row may cover a stretch)."""
+    query = _not_run_on_time(L.select(), job_id, since)
     return list(query.order_by(L.scheduled_for.desc(), L.id.desc()).limit(limit))
 
 
-__all__ = ["active_rows_of", "failures_since", "latest_in_window", "max_id", "newest_rows", "newest_runs_of",
-           "oldest_kept_slot", "row_by_id", "row_of_run", "rows_by_ids", "rows_from_id", "rows_near",
-           "slots_not_run_on_time"]
+def slots_not_run_totals(job_id: int | None = None,
+                         since: datetime | None = None) -> list[tuple[str, str, int, int]]:
+    """What :func:`slots_not_run_on_time` selects, counted over the whole window whatever its limit: per job
+    name and status, the number of rows and the slots they cover (a row's ``slots``, at least 1), one
+    grouped query read from the trouble index."""
+    slots = pw.Case(None, [(L.slots < 1, 1)], L.slots)
+    query = _not_run_on_time(
+        L.select(L.job_name, L.status, pw.fn.COUNT(L.id), pw.fn.SUM(slots)), job_id, since
+    ).group_by(L.job_name, L.status)
+    found: list[tuple[Any, Any, Any, Any]] = list(query.tuples())  # type: ignore[arg-type]
+    return [(str(name), str(status), int(rows), int(covered)) for name, status, rows, covered in found]
+
+
+def count_rows(status: str, since: datetime | None = None) -> int:
+    """How many ledger rows have this status (and a slot at or after ``since``): the trouble index's count for
+    the statuses it holds."""
+    query = L.select().where(L.status == status)
+    if status in _TROUBLE_STATUSES:
+        query = query.where(pw.SQL(TROUBLE))
+    if since is not None:
+        query = query.where(L.scheduled_for >= since)
+    return int(query.count())
+
+
+__all__ = ["active_rows_of", "count_rows", "failures_since", "latest_in_window", "max_id", "newest_rows",
+           "newest_runs_of", "oldest_kept_slot", "row_by_id", "row_of_run", "rows_by_ids", "rows_from_id", "rows_near",
+           "slots_not_run_on_time", "slots_not_run_totals"]

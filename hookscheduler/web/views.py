@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 PAGE_SIZE = 100
 MAX_CELLS = 3000
+#: The missed-and-failed page lists the newest rows of each kind (its per-job counts cover the whole window).
+MISSED_ROWS = 500
+FAILED_ROWS = 200
 
 
 def status_of(exc: HookSchedulerError) -> int:
@@ -150,10 +153,11 @@ def missed(dash: Dashboard, request: Request) -> Response:
     now = dash.clock()
     with dash.sites.use(site) as ctx:
         since = parse_moment(since_text, now, ctx.site.time_zone, "since")
-        groups = history_lib.missed(since, limit=500)
-        failed = history_lib.history(status="failed", since=since, limit=200)
-    return dash.render(request, "missed.html", site=site, since=since_text, since_at=since, groups=groups,
-                       failed=failed)
+        report = history_lib.missed(since, limit=MISSED_ROWS)
+        failed = history_lib.history(status="failed", since=since, limit=FAILED_ROWS)
+        failed_total = history_lib.failed_count(since) if len(failed) == FAILED_ROWS else len(failed)
+    return dash.render(request, "missed.html", site=site, since=since_text, since_at=since, groups=report.groups,
+                       report=report, failed=failed, failed_total=failed_total)
 
 
 @guarded
