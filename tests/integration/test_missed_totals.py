@@ -91,10 +91,10 @@ def test_the_counts_are_read_from_the_trouble_index(bench_factory, db_kind, monk
             sent.append((sql, tuple(params or ())))
         return real(sql, params, *args, **kwargs)
 
-    monkeypatch.setattr(db, "execute_sql", spy)
-    report = history.missed(now - 24 * H, limit=5)
-    assert history.failed_count(now - 24 * H) == 24
-    monkeypatch.undo()
+    with monkeypatch.context() as m:
+        m.setattr(db, "execute_sql", spy)
+        report = history.missed(now - 24 * H, limit=5)
+        assert history.failed_count(now - 24 * H) == 24
     assert (report.total, report.shown, report.truncated) == (48, 5, True)
     assert len(sent) == 3 and any("GROUP BY" in sql for sql, _ in sent)
     for sql, params in sent:
