@@ -63,8 +63,9 @@ def job_info(row: ScheduledJobType, now: datetime) -> dict[str, Any]:
 def list_jobs(include_removed: bool = False, search: str | None = None, offset: int = 0,
               limit: int | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
     """Every job (or one page of them: ``offset``/``limit``, optionally only names or methods containing
-    ``search``) with its columns plus the status and time of its latest log row. A page costs one indexed
-    lookup per job listed, so a dashboard page over 10,000 jobs reads only the ledger rows it shows."""
+    ``search``) with its columns plus the status and time of its latest run (the run of its newest slot). A
+    page costs one short walk of ``(job_id, scheduled_for)`` per job listed, stopping at its latest run, so a
+    dashboard page over 10,000 jobs reads about one ledger row per job, whatever their history."""
     rows = job_reads.page(include_removed, search, offset, limit)
     latest = ledger_reads.newest_runs_of([r.id for r in rows])
     now = now or utcnow()

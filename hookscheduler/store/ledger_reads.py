@@ -17,7 +17,7 @@ import peewee as pw
 
 from ..states import ACTIVE_STATUSES, NOT_RUN, REQUEST_TRIGGERS, LedgerStatus, Trigger
 from .database import TROUBLE
-from .models import ScheduledJobLog
+from .models import ScheduledJobLog, ScheduledJobType
 
 L = ScheduledJobLog
 #: Statuses the trouble index holds every row of (its predicate is implied by them).
@@ -89,11 +89,23 @@ def max_id() -> int | None:
 
 
 def newest_runs_of(job_ids: Sequence[int]) -> dict[int, ScheduledJobLog]:
-    """The newest run of each job that has one (missed and skipped slots are not runs), in one query."""
-    if not job_ids:
-        return {}
-    newest = L.select(pw.fn.MAX(L.id)).where(L.job.in_(list(job_ids)) & L.status.not_in(NOT_RUN)).group_by(L.job)
-    return {log.job_id: log for log in L.select().where(L.id.in_(newest))}
+    """The newest run of each job that has one (missed and skipped slots are not runs): the run of its latest
+    slot, the last created of those on a tie, as ``jobs history NAME`` lists them first. Two statements per
+    thousand jobs: the run's id, per job one probe of ``(job_id, scheduled_for)`` from its end that stops at the
+    first run (the index carries the row id on SQLite, so the tie-break needs no sort), then those rows by
+    primary key; whatever the jobs' history, it reads about one row per job."""
+    found: dict[int, ScheduledJobLog] = {}
+    ids = list(dict.fromkeys(job_ids))
+    for i in range(0, len(ids), 1000):
+        run = L.alias("run")
+        newest = (run.select(run.id).where((run.job == ScheduledJobType.id) & run.status.not_in(NOT_RUN))
+                  .order_by(run.scheduled_for.desc(), run.id.desc()).limit(1))
+        per_job: list[tuple[Any]] = list(ScheduledJobType.select(newest)  # type: ignore[arg-type]
+                                         .where(ScheduledJobType.id.in_(ids[i:i + 1000])).tuples())
+        run_ids = [int(row[0]) for row in per_job if row[0] is not None]
+        if run_ids:
+            found.update((log.job_id, log) for log in L.select().where(L.id.in_(run_ids)))
+    return found
 
 
 def active_rows_of(job_id: int) -> list[ScheduledJobLog]:
