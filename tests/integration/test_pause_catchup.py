@@ -183,7 +183,7 @@ def test_schema_v4_upgrades_a_v3_database(bench_factory, db_kind):
         db.execute_sql('DROP TABLE "scheduler_inactivity"')
         set_state("schema_version", "3")
     plan = migrate_site(db, ctx.name, load_job_specs(ctx.bench, ctx.site.queues), ctx.calendar, now=JAN5)
-    assert plan.schema_steps == 1 and dbmod.schema_version(db) == dbmod.SCHEMA_VERSION == 4
+    assert plan.schema_steps == dbmod.SCHEMA_VERSION - 3 and dbmod.schema_version(db) == dbmod.SCHEMA_VERSION
     assert "stopped_until" in {c.name for c in db.get_columns("scheduled_job_type")}
     assert db.table_exists("scheduler_inactivity")
     assert "scheduler_inactivity_open" in {ix.name for ix in db.get_indexes("scheduler_inactivity")}
