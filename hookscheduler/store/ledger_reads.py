@@ -129,8 +129,10 @@ def oldest_kept_slot() -> datetime | None:
 
 def failures_since(since: datetime, top: int) -> tuple[int, list[tuple[str, int]]]:
     """How many runs failed (finished) since ``since``, and the ``top`` jobs with most of them, with their
-    counts (most first, then by name)."""
-    failed = (L.status == LedgerStatus.FAILED) & (L.finished_at >= since)
+    counts (most first, then by name). Both read the trouble index (failed rows are in it; its literal predicate,
+    implied by the status, lets SQLite use it), not the whole ledger. Not bounded by slot: a run may end long
+    after its slot (a backfill of old slots, a run that waited in its queue), and it still counts."""
+    failed = pw.SQL(TROUBLE) & (L.status == LedgerStatus.FAILED) & (L.finished_at >= since)
     n = pw.fn.COUNT(L.id)
     most: list[tuple[Any, Any]] = list(L.select(L.job_name, n.alias("n")).where(failed).group_by(L.job_name)  # type: ignore[arg-type]
                                        .order_by(n.desc(), L.job_name).limit(top).tuples())
