@@ -92,14 +92,19 @@ def newest_runs_of(job_ids: Sequence[int]) -> dict[int, ScheduledJobLog]:
     """The newest run of each job that has one (missed and skipped slots are not runs): the run of its latest
     slot, the last created of those on a tie, as ``jobs history NAME`` lists them first. Two statements per
     thousand jobs: the run's id, per job one probe of ``(job_id, scheduled_for)`` from its end that stops at the
-    first run (the index carries the row id on SQLite, so the tie-break needs no sort), then those rows by
-    primary key; whatever the jobs' history, it reads about one row per job."""
+    first run and one equality lookup of that slot's runs (the tie-break, without sorting the job's rows), then
+    those rows by primary key; whatever the jobs' history, it reads about one row per job."""
     found: dict[int, ScheduledJobLog] = {}
     ids = list(dict.fromkeys(job_ids))
     for i in range(0, len(ids), 1000):
-        run = L.alias("run")
-        newest = (run.select(run.id).where((run.job == ScheduledJobType.id) & run.status.not_in(NOT_RUN))
-                  .order_by(run.scheduled_for.desc(), run.id.desc()).limit(1))
+        run, tie = L.alias("run"), L.alias("tie")
+        # the latest slot with a run: the index walked from the job's end, stopping at the first run (ordering
+        # by the slot alone, which the index holds, so that no database sorts the job's rows to break ties) ...
+        slot = (tie.select(tie.scheduled_for).where((tie.job == ScheduledJobType.id) & tie.status.not_in(NOT_RUN))
+                .order_by(tie.scheduled_for.desc()).limit(1))
+        # ... then the last created run of that slot: an equality lookup of the same index
+        newest = run.select(pw.fn.MAX(run.id)).where(
+            (run.job == ScheduledJobType.id) & (run.scheduled_for == slot) & run.status.not_in(NOT_RUN))
         per_job: list[tuple[Any]] = list(ScheduledJobType.select(newest)  # type: ignore[arg-type]
                                          .where(ScheduledJobType.id.in_(ids[i:i + 1000])).tuples())
         run_ids = [int(row[0]) for row in per_job if row[0] is not None]
