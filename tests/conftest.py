@@ -8,14 +8,13 @@ the test session and dropped at the end. PostgreSQL tests never skip: if the ser
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from tests.helpers import BenchFactory, pg_admin_conn, redis_cleanup
+from tests.helpers import BenchFactory, own_pg_database, redis_cleanup
 
 REDIS_URL = os.environ.get("HOOKSCHEDULER_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 PG_DSN = os.environ.get("HOOKSCHEDULER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -36,17 +35,8 @@ def redis_client(redis_url: str) -> redis.Redis:
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A database of our own for this session (dropped at the end); yields its base URL."""
-    name = f"hs_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = pg_admin_conn(PG_DSN)
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    base = PG_DSN.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with own_pg_database(PG_DSN, f"hs_test_{os.getpid()}_") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -25,6 +25,24 @@ def pg_admin_conn(dsn: str) -> Any:
 
 
 @contextmanager
+def own_pg_database(dsn: str, prefix: str) -> Iterator[str]:
+    """A PostgreSQL database made for the block on ``dsn``'s server, dropped (connections and all) after it;
+    yields its URL."""
+    import uuid
+
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
+    admin = pg_admin_conn(dsn)
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{dsn.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@contextmanager
 def closing_sites(*scheds: Any) -> Iterator[None]:
     """Close every site context the given in-process schedulers opened, however the test ends (a test drives
     ``Scheduler.cycle`` itself, so nothing else would close their databases)."""

@@ -131,14 +131,20 @@ def _scan_module(module_name: str) -> frozenset[str] | None:
         raise
     except BaseException:  # a parent package that raises or exits: the real import reports it, in its words
         return None
-    if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader) or not spec.origin:
+    source = _source_of(spec) if spec is not None else None
+    return scan_source(source, str(spec.origin)) if spec is not None and source is not None else None
+
+
+def _source_of(spec: importlib.machinery.ModuleSpec) -> str | None:
+    """The text of a module found on disk as Python source, or None (not source, or unreadable: the real import
+    then reports it)."""
+    if not isinstance(spec.loader, importlib.machinery.SourceFileLoader) or not spec.origin:
         return None
     try:
         with open(spec.origin, "rb") as fh:
-            source = importlib.util.decode_source(fh.read())
+            return importlib.util.decode_source(fh.read())
     except (OSError, SyntaxError, UnicodeDecodeError, LookupError):
         return None
-    return scan_source(source, spec.origin)
 
 
 def _blank(match: re.Match[str]) -> str:
@@ -325,17 +331,11 @@ def _bound_names(spec: importlib.machinery.ModuleSpec) -> frozenset[str] | None:
     """Every name the module's top level may bind (in any branch of its blocks, not inside its functions and
     classes), or None when its source cannot tell (not source, unreadable, or binding names dynamically). A
     source that does not parse binds nothing: importing from it fails."""
-    if not isinstance(spec.loader, importlib.machinery.SourceFileLoader) or not spec.origin:
+    source = _source_of(spec)
+    if source is None or any(sign in source for sign in _DYNAMIC):
         return None
     try:
-        with open(spec.origin, "rb") as fh:
-            source = importlib.util.decode_source(fh.read())
-    except (OSError, SyntaxError, UnicodeDecodeError, LookupError):
-        return None
-    if any(sign in source for sign in _DYNAMIC):
-        return None
-    try:
-        tree = ast.parse(source, spec.origin)
+        tree = ast.parse(source, str(spec.origin))
     except (SyntaxError, ValueError):
         return frozenset()
     names: set[str] = set()

@@ -11,8 +11,9 @@ from datetime import datetime, timezone
 import time_machine
 
 from hookscheduler.context import open_site
-from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
+from hookscheduler.store.models import ScheduledJobLog
 from tests.integration.opcli_support import assert_one_line_error, run
+from tests.integration.test_step import _next_execution
 
 BERLIN = {"time_zone": "Europe/Berlin"}
 
@@ -27,15 +28,6 @@ def _ledger(bench) -> list[tuple[str, str, datetime, int]]:
     try:
         rows = ScheduledJobLog.select().where(ScheduledJobLog.job_name == "app1.tasks.ok").order_by(ScheduledJobLog.id)
         return [(r.status, r.trigger, r.scheduled_for, r.slots) for r in rows]
-    finally:
-        ctx.close()
-
-
-def _next_execution(bench) -> datetime:
-    ctx = open_site(str(bench))
-    ctx.database()
-    try:
-        return ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok").next_execution
     finally:
         ctx.close()
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from hookscheduler.store import ledger_reads
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, utcnow
 from tests.integration.opcli_support import migrated
+from tests.integration.sql_spy import selects
 from tests.integration.test_schema_v3 import _plan
 
 APPS = {"app1": {"hourly": ["app1.tasks.ok", "app1.tasks.other"]}}
@@ -34,16 +35,7 @@ def test_failures_since_reads_the_trouble_index(bench_factory, db_kind, monkeypa
                  "modified_at": now - H})
     ScheduledJobLog.insert_many(rows).execute()
 
-    sent: list[tuple[str, tuple]] = []
-    real = db.execute_sql
-
-    def spy(sql, params=None, *args, **kwargs):
-        if sql.startswith("SELECT") and '"scheduled_job_log"' in sql:
-            sent.append((sql, tuple(params or ())))
-        return real(sql, params, *args, **kwargs)
-
-    with monkeypatch.context() as m:
-        m.setattr(db, "execute_sql", spy)
+    with selects(db, monkeypatch) as sent:
         found = ledger_reads.failures_since(now - 24 * H, 5)
     # slots 5, 10, 15, 20 hours ago failed for both jobs, and the backfill run
     assert found == (9, [("app1.tasks.other", 5), ("app1.tasks.ok", 4)])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 
 from hookscheduler.cli import migrate_cmd
 from tests.conftest import PG_DSN
-from tests.helpers import pg_admin_conn
+from tests.helpers import own_pg_database, pg_admin_conn
 from tests.integration.opcli_support import assert_one_line_error, run
 
 TASKS = ["app1.tasks.ok", "app1.tasks.other"]
@@ -26,16 +25,8 @@ TASKS = ["app1.tasks.ok", "app1.tasks.other"]
 @pytest.fixture
 def pg_db() -> Iterator[str]:
     """A PostgreSQL database of this test's own (``ALTER DATABASE`` acts on a whole database); its URL."""
-    name = f"hs_ro_{uuid.uuid4().hex[:10]}"
-    admin = pg_admin_conn(PG_DSN)
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_DSN.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with own_pg_database(PG_DSN, "hs_ro_") as url:
+        yield url
 
 
 def read_only(url: str, on: bool = True) -> None:

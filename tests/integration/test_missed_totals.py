@@ -9,6 +9,7 @@ from hookscheduler.ops import history
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, utcnow
 from hookscheduler.web import views
 from tests.integration.opcli_support import migrated, run
+from tests.integration.sql_spy import selects
 from tests.integration.test_schema_v3 import _plan
 from tests.web.support import client
 
@@ -83,16 +84,7 @@ def test_the_counts_are_read_from_the_trouble_index(bench_factory, db_kind, monk
     ctx, _ = migrated(bench, now - 50 * H)
     db = ctx.database()
     _seed(now)
-    sent: list[tuple[str, tuple]] = []
-    real = db.execute_sql
-
-    def spy(sql, params=None, *args, **kwargs):
-        if sql.startswith("SELECT") and '"scheduled_job_log"' in sql:
-            sent.append((sql, tuple(params or ())))
-        return real(sql, params, *args, **kwargs)
-
-    with monkeypatch.context() as m:
-        m.setattr(db, "execute_sql", spy)
+    with selects(db, monkeypatch) as sent:
         report = history.missed(now - 24 * H, limit=5)
         assert history.failed_count(now - 24 * H) == 24
     assert (report.total, report.shown, report.truncated) == (48, 5, True)

@@ -11,6 +11,7 @@ from hookscheduler.ops import jobs as jobs_lib
 from hookscheduler.store import database as dbmod
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, utcnow
 from tests.integration.opcli_support import migrated, run
+from tests.integration.sql_spy import selects
 
 APPS = {"app1": {"hourly": ["app1.tasks.ok", "app1.tasks.other"], "daily": ["app1.tasks.boom"]}}
 H = timedelta(hours=1)
@@ -53,16 +54,7 @@ def test_the_newest_run_of_each_job_is_one_probe_per_job(bench_factory, db_kind,
     ctx, _ = migrated(bench, now - 400 * H)
     db = ctx.database()
     ids = _seed(now)
-    sent: list[tuple[str, tuple]] = []
-    real = db.execute_sql
-
-    def spy(sql, params=None, *args, **kwargs):
-        if sql.startswith("SELECT") and '"scheduled_job_log" AS "run"' in sql:
-            sent.append((sql, tuple(params or ())))
-        return real(sql, params, *args, **kwargs)
-
-    with monkeypatch.context() as m:
-        m.setattr(db, "execute_sql", spy)
+    with selects(db, monkeypatch, '"scheduled_job_log" AS "run"') as sent:
         listed = {j["name"]: j for j in jobs_lib.list_jobs()}
     # the run of the latest slot: the missed rows after it are no runs, and a backfill of an old slot is not newer
     assert listed["app1.tasks.ok"]["last_status"] == "failed"

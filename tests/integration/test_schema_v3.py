@@ -9,6 +9,7 @@ from hookscheduler.ops import history
 from hookscheduler.store import database as dbmod
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
 from tests.integration.schema_support import site_at_version, upgrade
+from tests.integration.sql_spy import selects
 
 T0 = datetime(2026, 1, 5, 10, 7)
 
@@ -39,18 +40,9 @@ def test_v2_database_upgrades_and_trouble_queries_use_the_index(bench_factory, d
     groups = history.missed(since).groups
     assert (groups[0].missed_slots, groups[0].skipped_slots, groups[0].caught_up_slots) == (1, 1, 3)
     # and the index can serve both: the statements they send, explained
-    sent: list[tuple[str, tuple]] = []
-    real = db.execute_sql
-
-    def spy(sql, params=None, *args, **kwargs):
-        if sql.startswith("SELECT") and '"scheduled_job_log"' in sql:
-            sent.append((sql, tuple(params or ())))
-        return real(sql, params, *args, **kwargs)
-
-    monkeypatch.setattr(db, "execute_sql", spy)
-    history.history(status="failed", since=since)
-    history.missed(since)
-    monkeypatch.undo()
+    with selects(db, monkeypatch) as sent:
+        history.history(status="failed", since=since)
+        history.missed(since)
     assert len(sent) == 3  # the missed rows, and their counts per job
     for sql, params in sent:
         plan = _plan(db, sql, params)

@@ -10,6 +10,7 @@ from hookscheduler.ops import history
 from hookscheduler.store import database as dbmod
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
 from tests.integration.schema_support import site_at_version, upgrade
+from tests.integration.sql_spy import selects
 from tests.integration.test_schema_v3 import _plan
 
 T0 = datetime(2026, 1, 5, 10, 7)
@@ -33,16 +34,7 @@ def test_v4_database_upgrades_and_the_whole_ledger_s_history_walks_the_slot_inde
     assert [r["id"] for r in history.history(since=T0 - H, limit=10)] == [2, 1, 4, 3]
     assert [r["id"] for r in history.history(status="complete", limit=2, offset=1)] == [4, 3]
 
-    sent: list[tuple[str, tuple]] = []
-    real = db.execute_sql
-
-    def spy(sql, params=None, *args, **kwargs):
-        if sql.startswith("SELECT") and '"scheduled_job_log"' in sql:
-            sent.append((sql, tuple(params or ())))
-        return real(sql, params, *args, **kwargs)
-
-    with monkeypatch.context() as m:
-        m.setattr(db, "execute_sql", spy)
+    with selects(db, monkeypatch) as sent:
         history.history()  # `jobs history`
         history.history(since=T0 - 10 * H)  # `jobs history --since 10h`
         history.history(status="complete")  # `jobs history --status complete`
@@ -57,9 +49,7 @@ def test_v4_database_upgrades_and_the_whole_ledger_s_history_walks_the_slot_inde
         else:  # walked from the index's end, already in order, stopping at the limit
             assert "Index Scan Backward" in plan_text and "Sort" not in plan_text, plan_text
     # a job's own history keeps its (job_id, scheduled_for) range
-    with monkeypatch.context() as m:
-        sent.clear()
-        m.setattr(db, "execute_sql", spy)
+    with selects(db, monkeypatch) as sent:
         history.history(job.name)
     assert "scheduled_job_log_job_id_scheduled_for" in _plan(db, *sent[-1])
     ctx.close()
