@@ -28,8 +28,6 @@ def pg_admin_conn(dsn: str) -> Any:
 def own_pg_database(dsn: str, prefix: str) -> Iterator[str]:
     """A PostgreSQL database made for the block on ``dsn``'s server, dropped (connections and all) after it;
     yields its URL."""
-    import uuid
-
     name = f"{prefix}{uuid.uuid4().hex[:10]}"
     admin = pg_admin_conn(dsn)
     with admin.cursor() as cur:
