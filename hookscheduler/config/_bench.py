@@ -181,11 +181,17 @@ def validate_settings(data: Mapping[str, Any], where: str) -> None:
 _APP_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}")
 
 
+#: How alike (difflib's ratio) a key must be to one of hookscheduler's to be taken for a typo of it: a slip of a
+#: letter or two (``pause_schedular`` 0.93, ``timezone`` 0.94) or a word left off (``maintenance`` 0.81) is;
+#: an app's own key that merely shares a word (``max_workers`` 0.78 to ``workers``) is not, and is accepted.
+NEAR_MISS = 0.8
+
+
 def _near_miss(key: str) -> str | None:
     """The hookscheduler key ``key`` is a close match of (as difflib judges it), or None."""
     import difflib  # only for keys that are not in any list
 
-    close = difflib.get_close_matches(key[:100], list(KNOWN_KEYS), n=1)
+    close = difflib.get_close_matches(key[:100], list(KNOWN_KEYS), n=1, cutoff=NEAR_MISS)
     return close[0] if close else None
 
 

@@ -332,6 +332,8 @@ def test_an_apps_own_keys_are_accepted_and_listed_a_near_miss_of_ours_is_refused
                        ("timezone", "time_zone")):
         with pytest.raises(ConfigError, match=f"unknown key '{typo}'; did you mean '{ours}'"):
             validate_settings({typo: 1}, "f.json")
+    # an app's key that only shares a word with one of ours is the app's
+    validate_settings({"max_workers": 4, "worker_count": 2, "scheduler_enabled_for_reports": True}, "f.json")
 
 
 # --- time zone ------------------------------------------------------------------------------------------------------
