@@ -193,7 +193,7 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnin
             db = ctx.database(create=False, require_schema=False)
             plan = migrate_site(db, ctx.name, specs, calendar, dry_run=dry_run, prune=prune)
             if not dry_run:
-                moved[ctx.name] = reanchor(ctx).plan
+                moved[ctx.name] = reanchor(ctx)
             elif schema_version(db) == SCHEMA_VERSION:  # else the tables it reads may not be there yet
                 moved[ctx.name] = plan_reanchor(ctx)
         except Exception as exc:

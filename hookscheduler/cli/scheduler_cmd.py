@@ -325,7 +325,7 @@ def _reanchor_now(state: CliState, names: list[str] | None) -> None:
             continue
         finally:
             ctx.close()
-        summary = done.plan.summary()
+        summary = done.summary()
         if summary is not None:
             echo(f"site {name}: {summary}")
 

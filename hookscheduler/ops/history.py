@@ -177,40 +177,41 @@ def missed(since: datetime | None = None, job: str | None = None, limit: int = 1
     runs are left out: they are requests, not slots."""
     job_id = get_job(job).id if job is not None else None
     rows = [log_dict(r) for r in ledger_reads.slots_not_run_on_time(job_id, since, limit)]
-    groups = {g.job_name: g for g in group_missed(rows)}
-    for g in groups.values():  # the counts of the shown rows give way to the window's
-        g.missed_slots = g.skipped_slots = g.caught_up_slots = g.caught_up_runs = g.rows = 0
+    groups = _with_entries(rows)  # the counts are the window's, not the shown rows'
     for name, status, count, slots in ledger_reads.slots_not_run_totals(job_id, since):
-        group = groups.setdefault(name, MissedGroup(name))
-        group.rows += count
-        if status == LedgerStatus.MISSED:
-            group.missed_slots += slots
-        elif status == LedgerStatus.SKIPPED:
-            group.skipped_slots += slots
-        else:
-            group.caught_up_slots += slots
-            group.caught_up_runs += count
+        _count(groups.setdefault(name, MissedGroup(name)), status, count, slots)
     total = sum(g.rows for g in groups.values())
     return MissedReport([groups[name] for name in sorted(groups)], max(total, len(rows)), len(rows), limit)
 
 
 def group_missed(rows: Iterable[dict[str, Any]]) -> list[MissedGroup]:
     """Pure: fold log dicts into per-job groups with slot counts."""
+    rows = list(rows)
+    groups = _with_entries(rows)
+    for row in rows:
+        _count(groups[row["job_name"]], row["status"], 1, int(row["slots"] or 1))
+    return [groups[name] for name in sorted(groups)]
+
+
+def _with_entries(rows: list[dict[str, Any]]) -> dict[str, MissedGroup]:
+    """Per-job groups holding the rows as entries, with nothing counted yet."""
     groups: dict[str, MissedGroup] = {}
     for row in rows:
-        group = groups.setdefault(row["job_name"], MissedGroup(row["job_name"]))
-        slots = int(row["slots"] or 1)
-        group.rows += 1
-        if row["status"] == LedgerStatus.MISSED:
-            group.missed_slots += slots
-        elif row["status"] == LedgerStatus.SKIPPED:
-            group.skipped_slots += slots
-        else:
-            # a catch-up run covers its missed slots plus, possibly, the on-time one
-            group.caught_up_slots += slots
-            group.caught_up_runs += 1
-        group.entries.append(dict(row, outcome=outcome(row)))
-    return [groups[name] for name in sorted(groups)]
+        groups.setdefault(row["job_name"], MissedGroup(row["job_name"])).entries.append(
+            dict(row, outcome=outcome(row)))
+    return groups
+
+
+def _count(group: MissedGroup, status: str, rows: int, slots: int) -> None:
+    """Add ``rows`` ledger rows of ``status`` covering ``slots`` slots to the job's counts."""
+    group.rows += rows
+    if status == LedgerStatus.MISSED:
+        group.missed_slots += slots
+    elif status == LedgerStatus.SKIPPED:
+        group.skipped_slots += slots
+    else:  # a catch-up run covers its missed slots plus, possibly, the on-time one
+        group.caught_up_slots += slots
+        group.caught_up_runs += rows
 
 
 def failed_count(since: datetime | None = None) -> int:

@@ -123,29 +123,22 @@ def _plan(store: Store, calendar: SiteCalendar, stored: str | None, now: datetim
 
 def reanchor_if_calendar_changed(ctx: SiteContext, now: datetime | None = None) -> int:
     """Recompute next slots if the site's calendar changed since the last check; returns rows re-anchored."""
-    return reanchor(ctx, now).moved
+    return len(reanchor(ctx, now).moves)
 
 
-@dataclass(frozen=True)
-class Done:
-    """A re-anchor as written: the plan, and how many rows it moved (0 when another process did it)."""
-
-    plan: Reanchor
-    moved: int
-
-
-def reanchor(ctx: SiteContext, now: datetime | None = None) -> Done:
-    """Re-anchor the site's rows if its calendar changed since the last check (see the module's docstring)."""
+def reanchor(ctx: SiteContext, now: datetime | None = None) -> Reanchor:
+    """Re-anchor the site's rows if its calendar changed since the last check (see the module's docstring);
+    returns what it moved (nothing when another process did it meanwhile)."""
     now = now or utcnow()
     store = store_for(ctx.database())
     current = signature(ctx.calendar)
     stored = get_state(STATE_KEY)
     if stored == current:
-        return Done(Reanchor(stored, current), 0)
+        return Reanchor(stored, current)
     with store.transaction():
         stored = get_state(STATE_KEY)
         if stored == current:  # another process did it meanwhile
-            return Done(Reanchor(stored, current), 0)
+            return Reanchor(stored, current)
         plan = _plan(store, ctx.calendar, stored, now)
         for job_id, _old, nxt in plan.moves:
             store.set_slot(job_id, nxt)
@@ -157,4 +150,4 @@ def reanchor(ctx: SiteContext, now: datetime | None = None) -> Done:
         log.warning("site %s: the calendar changed (%s -> %s); %d job(s) re-anchored forward from now "
                     "(slots already due are kept for the next pass)",
                     ctx.name, stored, current, len(plan.moves))
-    return Done(plan, len(plan.moves))
+    return plan
