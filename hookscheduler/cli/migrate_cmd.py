@@ -100,9 +100,9 @@ def _pin_zone(contexts: list[SiteContext], dry_run: bool) -> None:
     losing a daily run without a trace. Frappe keeps the zone per site, never per process."""
     from ..config import read_config_file, update_site_config
 
-    unset = [ctx.site for ctx in contexts
-             if "time_zone" not in read_config_file(ctx.site.config_path)
-             and "time_zone" not in read_config_file(ctx.site.bench.sites_path / "common_site_config.json")]
+    if not contexts or "time_zone" in read_config_file(contexts[0].bench.sites_path / "common_site_config.json"):
+        return
+    unset = [ctx.site for ctx in contexts if "time_zone" not in read_config_file(ctx.site.config_path)]
     if not unset:
         return
     zone = unset[0].time_zone.key
