@@ -86,6 +86,14 @@ class SiteContext:
             self._pinned -= 1
             self._checked = self._checked and self._pinned > 0
 
+    def existing_database(self) -> pw.Database | None:
+        """The site's database, connected without its schema checked, or None when it is a SQLite file that does
+        not exist yet (``migrate`` makes it): for commands that have nothing to do on a site never migrated."""
+        try:
+            return self.database(create=False, require_schema=False)
+        except SchemaError:
+            return None
+
     def replace_site(self, site: Site) -> bool:
         """Take the site's config as read again (the loop and a worker follow edits to the files): a changed
         ``db_url`` closes the database, so the next use opens the new one and nothing more is written to the old.

@@ -13,7 +13,7 @@ from ..config import load_bench
 from ..context import SiteContext
 from ..declare.hooks import JobSpec, load_job_specs
 from ..declare.migrate import Plan, migrate_site, plan_sync
-from ..exceptions import HookSchedulerError, SchemaError
+from ..exceptions import HookSchedulerError
 from ..schedule.reanchor import Reanchor, plan_reanchor, reanchor
 from ..store.database import SCHEMA_VERSION, check_writable, schema_version
 from ..timing.calendar import SiteCalendar
@@ -153,7 +153,7 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnin
             if ctx.name in dbs or (servers_only and not ctx.site.on_postgres):
                 continue
             try:
-                dbs[ctx.name] = db = _existing_db(ctx)
+                dbs[ctx.name] = db = ctx.existing_database()
                 if db is not None and not dry_run:  # one that refuses writes blocks every site, before any is
                     check_writable(db)                # written (a migrate cannot be atomic across databases)
             except Exception as exc:  # raised below, after the hooks' verdict
@@ -221,14 +221,6 @@ def _release(ctx: SiteContext) -> None:
     """Close a PostgreSQL site's connection (a SQLite file costs the server nothing; it stays open)."""
     if ctx.holds_server_connection:
         ctx.close()
-
-
-def _existing_db(ctx: SiteContext) -> pw.Database | None:
-    """The site's database, connected, or None when it is a SQLite file that does not exist yet."""
-    try:
-        return ctx.database(create=False, require_schema=False)
-    except SchemaError:
-        return None
 
 
 def _print_plan(plan: Plan, dry_run: bool, moved: Reanchor | None = None) -> None:

@@ -315,7 +315,7 @@ def _reanchor_now(state: CliState, names: list[str] | None) -> None:
             stderr(f"Note: site {name}: not re-anchored now ({problem_text(exc)}); its next pass does it")
             continue
         try:
-            if not ctx.site.on_postgres and not _sqlite_exists(ctx):
+            if ctx.existing_database() is None:  # never migrated: nothing to move
                 continue
             ctx.database()
             done = reanchor(ctx)
@@ -328,16 +328,6 @@ def _reanchor_now(state: CliState, names: list[str] | None) -> None:
         summary = done.summary()
         if summary is not None:
             echo(f"site {name}: {summary}")
-
-
-def _sqlite_exists(ctx: SiteContext) -> bool:
-    from ..exceptions import SchemaError
-
-    try:
-        ctx.database(require_schema=False)
-    except SchemaError:
-        return False
-    return True
 
 
 def _target_site(state: CliState, common: bool) -> Site:
