@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from hookscheduler.cli import migrate_cmd, run_cli
+from hookscheduler.cli import run_cli
+from hookscheduler.context import SiteContext
 from hookscheduler.declare import hooks
 
 SECRET = "s3cretPW"
@@ -18,7 +19,7 @@ def test_a_server_database_is_reached_once_the_probe_children_run(bench_factory,
     kind = db_kind
     bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}, "app2": {"daily": ["app2.tasks.ok"]}}, db=kind)
     events: list[Any] = []
-    start, wait_for, existing = hooks.ImportProbe.start, hooks.ImportProbe.wait_for, migrate_cmd._existing_db
+    start, wait_for, existing = hooks.ImportProbe.start, hooks.ImportProbe.wait_for, SiteContext.existing_database
 
     def started(self: Any) -> None:
         start(self)
@@ -34,7 +35,7 @@ def test_a_server_database_is_reached_once_the_probe_children_run(bench_factory,
 
     monkeypatch.setattr(hooks.ImportProbe, "start", started)
     monkeypatch.setattr(hooks.ImportProbe, "wait_for", waited)
-    monkeypatch.setattr(migrate_cmd, "_existing_db", reached)
+    monkeypatch.setattr(SiteContext, "existing_database", reached)
     assert run_cli(["migrate"]) == 0, capsys.readouterr().err
     assert events[0] == ("start", [True])  # the child forked (the two apps' hooks in one lane)...
     assert [e[1] for e in events if e[0] == "wait"] == ["app1.hooks", "app2.hooks"]
