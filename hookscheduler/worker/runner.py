@@ -8,7 +8,8 @@ Both run the method in a transaction on the site's database, expose :func:`job_c
 (:mod:`hookscheduler.background.events`) and re-raise, so that RQ's failed registry holds failures too. The
 ledger is never a reason for a job not to run (Frappe #41245): each ledger write is best effort
 (:func:`_ledger`), and the sweep later settles a row the worker could not write. What the database *says* is:
-a run whose job was removed from hooks or pruned while it waited is not run (:func:`_gone`).
+a run whose job was removed from hooks or pruned while it waited is not run (:func:`_gone`). Nor is a run the
+clock sent while the site is in maintenance mode when it starts (:func:`_in_maintenance`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from ..exceptions import HookSchedulerError, SchemaError, one_line
 from ..followed import FollowedSite
 from ..ops.retention import trim_failed_registry
 from ..security.redact import redact, redact_failure
-from ..states import LedgerStatus
+from ..states import LedgerStatus, Trigger
 from ..store import job_reads, store_for
 from ..store.base import JOB_ABSENT, JOB_PRESENT, JOB_REMOVED
 from ..store.database import raising_real_cause, real_cause
@@ -54,6 +55,12 @@ T = TypeVar("T")
 REMOVED_BEFORE_START = "job removed from hooks before its run started"
 #: What such a run's RQ result says when its job was pruned (``migrate --prune``) while it waited.
 PRUNED_BEFORE_START = "job pruned from the database before its run started"
+#: The ``reason`` of a run the clock sent that was to start while the site was in maintenance mode.
+MAINTENANCE_AT_START = ("site in maintenance mode when the run was to start (maintenance_mode is set); "
+                        "`hookscheduler jobs backfill` runs its slot once maintenance is over")
+#: Runs the clock sent (checked against maintenance mode when they start); a person's requests (``jobs run``,
+#: ``trigger-scheduler-event``, ``jobs backfill``) were checked when asked, and ``--force`` was their answer.
+_CLOCK_TRIGGERS = frozenset({Trigger.SCHEDULE.value, Trigger.CATCH_UP.value})
 
 
 @dataclass(frozen=True)
@@ -218,6 +225,8 @@ def run_scheduled_job(site: str, job_name: str, method: str, slot: str, trigger:
     if rq_job is not None and rq_id and not marks.set_start_mark(rq_job.connection, ctx.bench.bench_id, rq_id):
         log.warning("site %s: %s (%s) was started by an earlier delivery; not running it twice", site, job_name, rq_id)
         return _refused(ctx, rq_job, started)
+    if trigger in _CLOCK_TRIGGERS and ctx.site.settings.maintenance_mode:
+        return _in_maintenance(ctx, rq_job, rq_id, job_name, started)
     state = _ledger("record the start", ctx, lambda db: _record_start(db, rq_id, job_name, who, started))
     if state == "duplicate":
         log.warning("site %s: %s (%s) already started or finished; not running it twice", site, job_name, rq_id)
@@ -257,6 +266,22 @@ def _gone(ctx: SiteContext, rq_job: Job | None, rq_id: str | None, job_name: str
     if rq_job is not None:  # RQ will call this delivery "finished": that is not the run's outcome
         marks.mark_refused(rq_job.connection, ctx.bench.bench_id, rq_job.id, now)
     return {"skipped": reason}
+
+
+def _in_maintenance(ctx: SiteContext, rq_job: Job | None, rq_id: str | None, job_name: str,
+                    now: datetime) -> dict[str, str]:
+    """A run the clock sent, about to start while the site's config sets ``maintenance_mode``, is not run, as
+    Frappe's wrapper of scheduled runs refuses them then: the site is being upgraded or restored, and a job must
+    not write into it. The scheduler stops sending runs while maintenance lasts; this is for the runs already
+    queued when it began. The run's row is settled ``skipped`` with the reason, so that the slot shows in
+    ``jobs missed``, and its start mark stays set: a later delivery of the same run is refused too."""
+    log.warning("site %s: %s (%s) not run: the site is in maintenance mode", ctx.name, job_name, rq_id)
+    if rq_id:
+        _ledger("record the skip", ctx,
+                lambda db: store_for(db).skip_queued([rq_id], MAINTENANCE_AT_START, utcnow()))
+    if rq_job is not None:  # RQ will call this delivery "finished": that is not the run's outcome
+        marks.mark_refused(rq_job.connection, ctx.bench.bench_id, rq_job.id, now)
+    return {"skipped": MAINTENANCE_AT_START}
 
 
 def _record_start(db: pw.Database, rq_id: str | None, job_name: str, who: str, started: datetime) -> str | None:

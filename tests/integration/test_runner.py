@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import pytest
@@ -10,10 +11,11 @@ from rq.job import Job
 
 from hookscheduler.broker.keys import queue_name, started_mark_key
 from hookscheduler.declare.migrate import migrate_site
+from hookscheduler.ops.manual import run_job
 from hookscheduler.schedule.claim import run_pass
 from hookscheduler.schedule.reconcile import reconcile_active
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType
-from hookscheduler.worker.runner import REMOVED_BEFORE_START
+from hookscheduler.worker.runner import MAINTENANCE_AT_START, REMOVED_BEFORE_START
 from tests.helpers import drain
 from tests.integration.bgjobs_support import create_invoice_table, make_bench, out_rows, site
 
@@ -309,3 +311,49 @@ def test_a_stopped_jobs_already_queued_run_still_runs(bench_factory, db_kind):
     assert len(out_rows(bench, "seen")) == 1
     ctx.database()
     assert ScheduledJobLog.get().status == "complete"
+
+
+def _set_maintenance(bench, ctx, on: bool) -> None:
+    path = bench / "sites" / ctx.name / "site_config.json"
+    if not path.exists():  # a bench of one site keeps its config in the common file
+        path = bench / "sites" / "common_site_config.json"
+    config = json.loads(path.read_text())
+    config["maintenance_mode"] = 1 if on else 0
+    path.write_text(json.dumps(config, indent=2))
+
+
+def test_a_clock_run_queued_before_maintenance_began_is_skipped_not_run(bench_factory, db_kind):
+    """Maintenance mode holds the schedule; a run the clock had already queued when it began must not write into
+    a site being upgraded either (Frappe's wrapper refuses it). It is settled ``skipped`` with the reason, so the
+    slot shows as not served and ``jobs backfill`` can run it later."""
+    bench, ctx, conn, _ = _fire(bench_factory, db_kind, "bgapp.tasks.seen")
+    drain(ctx.bench.bench_id, conn)  # the worker has this site's config cached from an earlier run
+    assert run_pass(ctx, conn, now=AFTER_SLOT.replace(hour=12)).fired == 1
+    _set_maintenance(bench, ctx, True)
+    drain(ctx.bench.bench_id, conn)
+    assert len(out_rows(bench, "seen")) == 1  # the first run only
+    ctx.database()
+    rows = list(ScheduledJobLog.select().order_by(ScheduledJobLog.scheduled_for))
+    assert [(r.status, r.reason) for r in rows] == [("complete", None), ("skipped", MAINTENANCE_AT_START)]
+    assert rows[1].started_at is None
+    assert ScheduledJobType.get().last_execution == rows[0].started_at  # a run that did not start does not move it
+    [second] = [r.rq_job_id for r in rows[1:]]
+    assert Job.fetch(second, connection=conn).return_value() == {"skipped": MAINTENANCE_AT_START}
+    assert reconcile_active(ctx, conn, now=AFTER_SLOT.replace(hour=12) + timedelta(minutes=1)) == 0
+    assert ScheduledJobLog.get(ScheduledJobLog.rq_job_id == second).status == "skipped"
+
+
+def test_a_forced_request_in_maintenance_still_runs_in_the_worker(bench_factory, db_kind):
+    """A person's request was checked against maintenance mode when it was made; ``--force`` answered it."""
+    bench, ctx, conn, _ = _fire(bench_factory, db_kind, "bgapp.tasks.seen")
+    drain(ctx.bench.bench_id, conn)
+    _set_maintenance(bench, ctx, True)
+    ctx.close()
+    ctx, conn = site(bench)
+    name = ScheduledJobType.get().name
+    outcome = run_job(ctx, conn, name, force=True, now=AFTER_SLOT + timedelta(minutes=5))
+    assert outcome.status == "queued"
+    drain(ctx.bench.bench_id, conn)
+    assert len(out_rows(bench, "seen")) == 2
+    ctx.database()
+    assert ScheduledJobLog.get(ScheduledJobLog.rq_job_id == outcome.rq_job_id).status == "complete"
