@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -74,14 +74,39 @@ def humanize_seconds(value: float | None) -> str:
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     """An aligned plain-text table (no box drawing, so it greps and pipes well)."""
-    cells = [[_cell(c) for c in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in cells:
-        for i, c in enumerate(row):
-            widths[i] = max(widths[i], len(c))
-    lines = ["  ".join(h.upper().ljust(widths[i]) for i, h in enumerate(headers)).rstrip()]
-    lines += ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in cells]
-    return redact("\n".join(lines))
+    cells = [table_cells(row) for row in rows]
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
+    return redact("\n".join([header_line(headers, widths), *(table_line(row, widths) for row in cells)]))
+
+
+def table_cells(row: Sequence[Any]) -> list[str]:
+    """A row's values as the table shows them (``-`` for None, one line, at most 80 characters)."""
+    return [_cell(c) for c in row]
+
+
+def header_line(headers: Sequence[str], widths: Sequence[int]) -> str:
+    return table_line([h.upper() for h in headers], widths)
+
+
+def table_line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    """One line of a table (not redacted: the caller redacts what it prints)."""
+    return "  ".join(c.ljust(widths[i]) for i, c in enumerate(cells)).rstrip()
+
+
+def json_array_chunks(items: Iterable[Any], per_chunk: int = 500) -> Iterator[str]:
+    """``to_json(list(items))`` in pieces of ``per_chunk`` items, redacted, for a listing too long to hold:
+    concatenated, the pieces are exactly that text."""
+    buffer: list[str] = []
+    count = 0
+    for item in items:
+        body = json.dumps(item, indent=2, default=_json_default, ensure_ascii=False).replace("\n", "\n  ")
+        buffer.append(("[\n  " if count == 0 else ",\n  ") + body)
+        count += 1
+        if len(buffer) >= per_chunk:
+            yield redact("".join(buffer))
+            buffer = []
+    buffer.append("[]" if count == 0 else "\n]")
+    yield redact("".join(buffer))
 
 
 def _cell(value: Any) -> str:

@@ -7,7 +7,7 @@ The log is the slot ledger: one row per slot or stretch of slots the scheduler d
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -47,6 +47,20 @@ def history(job: str | None = None, status: str | None = None, since: datetime |
     """Log rows newest first (by slot), optionally of one job (which must exist), one status, a time window."""
     job_id = get_job(job).id if job is not None else None
     return [log_dict(r) for r in ledger_reads.newest_rows(job_id, status, since, until, limit, offset)]
+
+
+def iter_history(job: str | None = None, status: str | None = None, since: datetime | None = None,
+                 limit: int = 50) -> Iterator[dict[str, Any]]:
+    """:func:`history`'s rows one at a time, read a page at a time: a listing of 100,000 rows with their
+    tracebacks must not hold them all (``jobs history --limit 100000``). An unknown job raises
+    :class:`JobNotFound` at the call, before any row."""
+    job_id = get_job(job).id if job is not None else None
+    return _rows(ledger_reads.newest_rows_paged(job_id, status, since, limit))
+
+
+def _rows(pages: Iterable[list[ScheduledJobLog]]) -> Iterator[dict[str, Any]]:
+    for page in pages:
+        yield from (log_dict(r) for r in page)
 
 
 def log_row(row_id: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ index's literal predicate (:data:`~.database.TROUBLE`), the ``(job_id, scheduled
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,9 +24,9 @@ L = ScheduledJobLog
 _TROUBLE_STATUSES: tuple[LedgerStatus, ...] = (*NOT_RUN, LedgerStatus.FAILED)
 
 
-def newest_rows(job_id: int | None = None, status: str | None = None, since: datetime | None = None,
-                until: datetime | None = None, limit: int = 50, offset: int = 0) -> list[ScheduledJobLog]:
-    """Ledger rows newest first (by slot, then id), of one job, one status and a slot window when given."""
+def _listing(job_id: int | None, status: str | None, since: datetime | None,
+             until: datetime | None) -> pw.ModelSelect[ScheduledJobLog]:
+    """The rows a listing filters on: one job, one status, a slot window, each when given."""
     query = L.select()
     if job_id is not None:
         query = query.where(L.job == job_id)
@@ -38,10 +38,40 @@ def newest_rows(job_id: int | None = None, status: str | None = None, since: dat
         query = query.where(L.scheduled_for >= since)
     if until is not None:
         query = query.where(L.scheduled_for <= until)
-    query = query.order_by(L.scheduled_for.desc(), L.id.desc()).limit(limit)
+    return query
+
+
+def newest_rows(job_id: int | None = None, status: str | None = None, since: datetime | None = None,
+                until: datetime | None = None, limit: int = 50, offset: int = 0) -> list[ScheduledJobLog]:
+    """Ledger rows newest first (by slot, then id), of one job, one status and a slot window when given."""
+    query = _listing(job_id, status, since, until).order_by(L.scheduled_for.desc(), L.id.desc()).limit(limit)
     if offset:
         query = query.offset(offset)
     return list(query)
+
+
+def newest_rows_paged(job_id: int | None = None, status: str | None = None, since: datetime | None = None,
+                      limit: int = 50, page: int = 1000) -> Iterator[list[ScheduledJobLog]]:
+    """What :func:`newest_rows` returns, ``page`` rows at a time, so that a listing of 100,000 rows holds one
+    page, not all of them. Each page starts where the last ended, by key (slot, then id: the order and the
+    ``(scheduled_for, id)`` / ``(job_id, scheduled_for)`` indexes), not by offset, which would read every
+    skipped row again. A row written meanwhile above the last row read is not listed: the listing is the
+    ledger from its first page down."""
+    left = limit
+    after: tuple[datetime, int] | None = None
+    while left > 0:
+        query = _listing(job_id, status, since, None)
+        if after is not None:  # the first conjunct bounds the index range; the second breaks ties on the slot
+            query = query.where((L.scheduled_for <= after[0])
+                                & ((L.scheduled_for < after[0]) | (L.id < after[1])))
+        rows = list(query.order_by(L.scheduled_for.desc(), L.id.desc()).limit(min(page, left)))
+        if not rows:
+            return
+        yield rows
+        left -= len(rows)
+        if len(rows) < page:
+            return
+        after = (rows[-1].scheduled_for, rows[-1].id)
 
 
 def row_by_id(row_id: int) -> ScheduledJobLog | None:
@@ -189,5 +219,5 @@ def count_rows(status: str, since: datetime | None = None) -> int:
 
 
 __all__ = ["active_rows_of", "count_rows", "failures_since", "latest_in_window", "max_id", "newest_rows",
-           "newest_runs_of", "oldest_kept_slot", "row_by_id", "row_of_run", "rows_by_ids", "rows_from_id", "rows_near",
-           "slots_not_run_on_time", "slots_not_run_totals"]
+           "newest_rows_paged", "newest_runs_of", "oldest_kept_slot", "row_by_id", "row_of_run", "rows_by_ids",
+           "rows_from_id", "rows_near", "slots_not_run_on_time", "slots_not_run_totals"]

@@ -204,3 +204,38 @@ def test_maintenance_mode_refuses_manual_event_and_backfill_runs_unless_forced(b
     assert [(lg.trigger, lg.status) for lg in ScheduledJobLog.select()] == [("manual", "complete")]
     assert run(bench, "set-config", "maintenance_mode", "0").code == 0
     assert run(bench, "trigger-scheduler-event", "daily").code == 0
+
+
+def test_a_long_history_streams_the_same_listing_in_json_and_text(bench_factory, db_kind):
+    """`jobs history --limit 100000` reads the ledger a page at a time (it held every row and its traceback:
+    300-600 MB for 100,000 rows). The listing must be the one the whole read gave: the same JSON, byte for byte,
+    and a text table aligned over every page."""
+    from hookscheduler.cli.output import to_json
+    from hookscheduler.ops import history as history_lib
+
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok", "app1.tasks.other"]}}, db=db_kind)
+    ctx, _ = migrated(bench, datetime(2026, 1, 5, 10, 7))
+    jobs = list(ScheduledJobType.select().order_by(ScheduledJobType.id))
+    t0 = datetime(2026, 1, 5, 11, 0)
+    ScheduledJobLog.insert_many([
+        {"job": jobs[i % 2].id, "job_name": jobs[i % 2].name, "scheduled_for": t0 - timedelta(hours=i // 4),
+         "trigger": "schedule", "status": "failed" if i % 5 == 0 else "complete", "slots": 1,
+         "traceback": f"Traceback (most recent call last):\n  ...\nRuntimeError: run {i}" if i % 5 == 0 else None,
+         "reason": "x" * (i % 90) if i % 7 == 0 else None, "created_at": t0, "modified_at": t0}
+        for i in range(2_500)]).execute()
+    expected = history_lib.history(limit=100_000)  # the whole listing, read at once
+    ctx.close()
+    r = run(bench, "jobs", "history", "--limit", "100000", "--format", "json")
+    assert r.code == 0, r.err
+    assert r.out == to_json(expected) + "\n"
+    assert len(r.json()) == 2_500
+    text = run(bench, "jobs", "history", "--limit", "100000").out.splitlines()
+    header, rows, footer = text[0], text[1:-1], text[-1]
+    assert len(rows) == 2_500 and footer.startswith("2500 row(s)")
+    starts = [header.index(col) for col in ("SLOT", "TRIGGER", "STATUS", "REASON / ERROR")]
+    for line in rows:  # every column starts where its header does, on every page
+        assert all(line[s - 2:s] == "  " and line[s] != " " for s in starts if len(line) > s), line
+        assert len(line) > starts[2]
+    assert rows[0].split()[0] == "app1.tasks.other" and "RuntimeError: run 0" not in rows[0]
+    assert sum("RuntimeError: run" in line for line in rows) == 500
+    assert run(bench, "jobs", "history", "nope", "--format", "json").code != 0  # an unknown job: an error, no "["

@@ -150,3 +150,21 @@ def test_the_worker_s_metrics_and_the_api_s_reads(store: Store):
                                                    ("s", "Hourly", "", True, None)]
     store.insert_ledger_rows([(a.id, "a", T0, "schedule", "queued", None, 1, T0, T0, "default", "r1", T0, T0)])
     assert ledger_reads.row_of_run("r1").job_name == "a" and ledger_reads.row_of_run("r2") is None
+
+
+def test_paged_listing_is_the_same_listing_whatever_the_page_and_ties_on_a_slot(store: Store):
+    """`jobs history --limit 100000` reads a page at a time, each page starting after the last row by key (slot,
+    then id). Rows sharing a slot straddle the page ends here: a key that compared the slot alone would skip or
+    repeat them."""
+    a, b = _ledger(store)
+    more = [(j.id, j.name, T0 + (i // 3) * H, "schedule", "complete", None, 1, None, None, "default", None, T0, T0)
+            for i, j in enumerate([a, b, a] * 5)]
+    store.insert_ledger_rows(more)  # three rows per slot, in several slots
+    for args in ({}, {"job_id": a.id}, {"status": "complete"}, {"status": "skipped"}, {"since": T0 + 2 * H},
+                 {"job_id": a.id, "status": "complete", "since": T0 + H}):
+        for limit in (1, 4, 7, 50):
+            expected = [r.id for r in ledger_reads.newest_rows(limit=limit, **args)]
+            for page in (1, 2, 3, 5, 1000):
+                pages = list(ledger_reads.newest_rows_paged(limit=limit, page=page, **args))
+                assert [r.id for p in pages for r in p] == expected, (args, limit, page)
+                assert all(len(p) <= page for p in pages)
