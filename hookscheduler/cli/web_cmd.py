@@ -32,13 +32,18 @@ def _need_web() -> None:
               "hashes (docs/dashboard.md); required beyond localhost.")
 @click.option("--live", type=click.IntRange(0, 3600), default=5, show_default=True,
               help="Seconds between live refreshes of a page (0: off).")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME", help="Also answer requests "
+              "whose Host header is NAME (a reverse proxy's public name); repeatable.")
+@click.option("--no-token", is_flag=True, help="Without --auth-file, serve without the access token: any "
+              "local user of this machine can then act as you (docs/dashboard.md).")
 @click.option("--hash-password", is_flag=True, help="Read a password (prompt or stdin) and print its hash for "
               "the auth file, then exit.")
 @pass_state
 def dashboard_cmd(state: CliState, host: str, port: int, auth_file: str | None, live: int,
-                  hash_password: bool) -> None:
+                  allow_hosts: tuple[str, ...], no_token: bool, hash_password: bool) -> None:
     """The web dashboard: jobs, timelines, explain, missed and failed runs, scheduler, queues, workers, RQ
-    jobs, and /metrics. Localhost only unless --auth-file."""
+    jobs, and /metrics. Localhost only unless --auth-file; without it, open the URL it prints (it holds an
+    access token made at each start)."""
     if hash_password:
         from ..web.auth import hash_password as make_hash
 
@@ -50,23 +55,30 @@ def dashboard_cmd(state: CliState, host: str, port: int, auth_file: str | None, 
     _need_web()
     import uvicorn
 
-    from ..web.app import create_app, loopback_hosts
+    from ..hosts import allowed_hosts, checked_names
+    from ..web.access import new_token
+    from ..web.app import create_app
     from ..web.auth import load_auth
-    from ..web.security import check_bind, is_loopback
+    from ..web.security import check_bind
 
+    extra = checked_names(allow_hosts)
     auth = load_auth(auth_file) if auth_file else None
     check_bind(host, auth)
     logging.getLogger("hookscheduler.web.audit").setLevel(logging.INFO)
-    app = create_app(state.bench, state.site, auth=auth, live_seconds=live,
-                     allowed_hosts=loopback_hosts() if is_loopback(host) else None)
+    # Without sign-in, the access token is what keeps the other users of this machine out (loopback does not).
+    token = None if auth or no_token else new_token()
     # Bound here, before the line that says where the dashboard is, and handed to uvicorn: a port in use is one
     # line naming it (exit 2), not "dashboard on ..." followed by uvicorn's own error and exit 3.
     sock = listening_socket(host, port, "dashboard")
     try:
         bound = sock.getsockname()[1]  # the real port when --port 0
+        # cookies are not scoped by port: a second dashboard on this host would overwrite the first's session
+        app = create_app(state.bench, state.site, auth=auth, live_seconds=live, token=token,
+                         allowed_hosts=allowed_hosts(host, extra), session_cookie=f"hookscheduler_session_{bound}")
         shown_host = f"[{host.strip('[]')}]" if ":" in host else host
-        echo(f"dashboard on http://{shown_host}:{bound}/ "
-             f"({'sign-in required' if auth else 'localhost, no sign-in'})")
+        how = "sign-in required" if auth else "localhost, no sign-in, no token: any local user can act as you" \
+            if no_token else "localhost, open this URL: it holds the access token"
+        echo(f"dashboard on http://{shown_host}:{bound}/{f'?token={token}' if token else ''} ({how})")
         config = uvicorn.Config(app, host=host, port=bound, log_level="warning", server_header=False)
         uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it stopped on: a clean stop, as uvicorn.run has it

@@ -27,12 +27,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..hosts import loopback_hosts
 from ..metrics.bench import BenchSites
 from ..security.redact import redact
 from ..store.models import utcnow
 from . import actions, present, views
+from .access import AccessToken
 from .auth import AuthConfig
-from .security import LOOPBACK_NAMES, Viewer, audit_change, audit_sign_in, csrf_ok, csrf_token, viewer
+from .security import Viewer, audit_change, audit_sign_in, csrf_ok, csrf_token, viewer
 
 HERE = Path(__file__).parent
 SECURITY_HEADERS = {
@@ -83,6 +85,17 @@ def _root(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
+def _here(request: Request) -> str:
+    """This page's path and query relative to the app's root (``/sites/shop/jobs``, not
+    ``/scheduler/sites/shop/jobs`` when mounted at ``/scheduler``): sign-in adds the root back when it sends the
+    user on, so a path holding it would arrive at ``/scheduler/scheduler/...``."""
+    path, root = request.url.path, _root(request)
+    if root and (path == root or path.startswith(f"{root}/")):
+        path = path[len(root):] or "/"
+    query = request.url.query
+    return f"{path}?{query}" if query else path
+
+
 Handler = Callable[[Dashboard, Request], Any]
 
 
@@ -101,7 +114,7 @@ def page(dash: Dashboard, fn: Handler, action: str = "") -> Callable[[Request], 
         if who is None:
             if write:
                 return _refused(dash, request, 401, "sign in to change anything", None, action)
-            return RedirectResponse(f"{_root(request)}/login?next={present.url_quote(request.url.path)}", 303)
+            return RedirectResponse(f"{_root(request)}/login?next={present.url_quote(_here(request))}", 303)
         if write:
             form = await request.form()
             if not csrf_ok(request, form.get("csrf")):
@@ -187,10 +200,15 @@ def _basic_ok(auth: AuthConfig, request: Request) -> bool:
 
 def create_app(bench: str | None = None, site: str | None = None, auth: AuthConfig | None = None,
                allowed_hosts: list[str] | None = None, live_seconds: int = 5, clock: Callable[[], Any] = utcnow,
-               metrics_grace: float = 30.0, sites: BenchSites | None = None) -> Starlette:
+               metrics_grace: float = 30.0, sites: BenchSites | None = None, token: str | None = None,
+               session_cookie: str = "hookscheduler_session") -> Starlette:
     """The dashboard for every site of ``bench`` (or only ``site``). ``allowed_hosts``: the Host headers
-    accepted (``hookscheduler dashboard`` on loopback accepts only loopback names, which stops DNS
-    rebinding); ``None`` accepts any."""
+    accepted (``hookscheduler dashboard`` on loopback accepts only loopback names, its bind address and
+    ``--allow-host`` names, which stops DNS rebinding); ``None`` accepts any. ``token``: an access token every
+    browser must bring once (``?token=``, see :mod:`.access`; ``hookscheduler dashboard`` makes one per start
+    when there is no auth file); ``None``, the default for mounting it in your own server, checks none.
+    ``session_cookie``: the cookie's name; cookies are not scoped by port, so two dashboards on one host need
+    two names (the CLI adds the port)."""
     dash = Dashboard(sites or BenchSites(bench, site), auth, live_seconds, clock, metrics_grace)
 
     async def login_page(request: Request) -> Response:
@@ -219,7 +237,11 @@ def create_app(bench: str | None = None, site: str | None = None, auth: AuthConf
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["*"]),
                   Middleware(SessionMiddleware, secret_key=(auth.secret if auth else _random_secret()),
-                             session_cookie="hookscheduler_session", same_site="strict", max_age=12 * 3600)]
+                             session_cookie=session_cookie, same_site="strict", max_age=12 * 3600)]
+    if token is not None:
+        if not token:
+            raise ValueError("create_app: token is empty; pass None for no access token")
+        middleware.append(Middleware(AccessToken, token=token))
     app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={Exception: lambda req, exc: _error(dash, req, exc)})
     app.state.dash = dash
@@ -239,11 +261,6 @@ def _error(dash: Dashboard, request: Request, exc: Exception) -> Response:
     first = str(exc).splitlines()[0] if str(exc) else ""
     return dash.render(request, "refused.html", http_status=500, why=f"internal error {type(exc).__name__}: "
                        f"{redact(first)}")
-
-
-def loopback_hosts() -> list[str]:
-    """The Host header names a loopback-only dashboard accepts (anything else may be DNS rebinding)."""
-    return [*LOOPBACK_NAMES, "[::1]"]
 
 
 __all__ = ["create_app", "loopback_hosts"]

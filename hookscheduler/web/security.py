@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import secrets
 from dataclasses import dataclass
@@ -19,21 +18,11 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from ..exceptions import ConfigError
+from ..hosts import LOOPBACK_NAMES, is_loopback
 from ..ops.jobs import actor
 from .auth import AuthConfig
 
 audit = logging.getLogger("hookscheduler.web.audit")
-
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(host: str, auth: AuthConfig | None) -> None:

@@ -8,7 +8,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -34,16 +33,21 @@ def test_the_dashboard_command_serves_and_logs_each_change_with_its_actor(bench_
                             env=env_for(bench), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
-        for _ in range(200):
-            try:
-                status, html = _get(opener, f"{base}/sites/default/jobs")
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(proc.stderr.read())
-                time.sleep(0.1)
+        printed = proc.stdout.readline()  # the URL with this start's access token
+        url = re.search(r"dashboard on (http://\S+) ", printed)
+        assert url and url.group(1).startswith(f"{base}/?token="), printed or proc.stderr.read()
+        jar = CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        # without the token: a 401 saying where the URL is (another user of this machine has no more)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            opener.open(f"{base}/sites/default/jobs", timeout=10)
+        assert err.value.code == 401 and "hookscheduler dashboard" in err.value.read().decode()
+        with opener.open(url.group(1), timeout=10) as first:  # redirected without the token
+            assert "token" not in first.url and first.status == 200
+        status, html = _get(opener, f"{base}/sites/default/jobs")
         assert status == 200 and "app1.tasks.ok" in html
+        # the session cookie is this dashboard's: another on this host (another port) keeps its own
+        assert [c.name for c in jar] == [f"hookscheduler_session_{port}"]
         token = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
         data = urllib.parse.urlencode({"name": "app1.tasks.ok", "note": "from the CLI test", "csrf": token}).encode()
         with opener.open(urllib.request.Request(f"{base}/sites/default/jobs/disable", data=data), timeout=10) as r:
@@ -56,7 +60,7 @@ def test_the_dashboard_command_serves_and_logs_each_change_with_its_actor(bench_
     finally:
         proc.terminate()
         out, errors = proc.communicate(timeout=30)
-    assert "dashboard on http://127.0.0.1:" in out
+    assert "(localhost, open this URL: it holds the access token)" in printed and "token=" not in out + errors
     assert re.search(r"\(dashboard\) from 127\.0\.0\.1: jobs/disable on site default done: disabled app1.tasks.ok: "
                      r"from the CLI test", errors), errors
 
