@@ -10,7 +10,7 @@ import click
 
 from ..exceptions import BadInput
 from ..listen import listening_socket
-from .base import CliState, cli, echo, pass_state
+from .base import CliState, cli, echo, pass_state, stderr
 
 
 def _need_web() -> None:
@@ -92,16 +92,28 @@ def dashboard_cmd(state: CliState, host: str, port: int, auth_file: str | None, 
 @click.option("--port", type=click.IntRange(0, 65535), default=9464, show_default=True)
 @click.option("--grace", type=click.FloatRange(0, 3600), default=30.0, show_default=True,
               help="Seconds a ledger row waits before it is counted (see docs/metrics.md).")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME", help="Also answer requests "
+              "whose Host header is NAME (a reverse proxy's public name); repeatable.")
 @pass_state
-def metrics_cmd(state: CliState, host: str, port: int, grace: float) -> None:
-    """Serve Prometheus metrics for every site of the bench (or --site) at /metrics."""
+def metrics_cmd(state: CliState, host: str, port: int, grace: float, allow_hosts: tuple[str, ...]) -> None:
+    """Serve Prometheus metrics for every site of the bench (or --site) at /metrics. No sign-in: keep it on
+    loopback, or behind a proxy that authenticates."""
     try:
         import prometheus_client  # noqa: F401
     except ImportError:
         raise BadInput("metrics need prometheus_client: pip install 'hookscheduler[web]'") from None
+    from ..hosts import allowed_hosts, checked_names, is_loopback
     from ..metrics.bench import BenchSites
     from ..metrics.exporter import serve
 
+    extra = checked_names(allow_hosts)
     sites = BenchSites(state.bench, state.site)
-    serve(sites, host, port, grace,
-          ready=lambda addr: echo(f"metrics on http://{addr[0]}:{addr[1]}/metrics (sites: {', '.join(sites.names)})"))
+
+    def ready(addr: tuple[str, int]) -> None:
+        echo(f"metrics on http://{addr[0]}:{addr[1]}/metrics (sites: {', '.join(sites.names)})")
+        if not is_loopback(host):
+            stderr(f"warning: metrics on {host} has no sign-in: anyone who can reach port {addr[1]} reads every "
+                   "site's job names and run counts; listen on 127.0.0.1 behind a proxy with auth and TLS, or "
+                   "scrape the dashboard's /metrics with --auth-file (HTTP basic auth)")
+
+    serve(sites, host, port, grace, ready=ready, allowed_hosts=allowed_hosts(host, extra))

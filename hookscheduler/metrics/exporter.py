@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import signal
+import socket
 import threading
+from collections.abc import Callable, Iterable
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
+from ..hosts import host_ok
 from ..listen import listen_failure
 from .bench import BenchSites
 from .collector import HookschedulerCollector
@@ -20,11 +25,48 @@ def registry_for(sites: BenchSites, grace: float = 30.0, **kwargs: Any) -> Colle
     return registry
 
 
-def serve(sites: BenchSites, host: str, port: int, grace: float = 30.0, ready: Any = None) -> None:
-    """Serve ``/metrics`` on host:port until SIGTERM or SIGINT. A port in use (or any address that cannot be
-    bound) is :class:`~hookscheduler.exceptions.BadInput` naming it, raised before ``ready`` is called."""
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def host_checked(app: WSGIApp, allowed: list[str] | None) -> WSGIApp:
+    """``app`` answering only requests whose Host header names one of ``allowed`` (None: any), else 400 as the
+    dashboard: on a loopback bind this stops a DNS-rebinding page from reading the metrics."""
+
+    def checked(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not host_ok(environ.get("HTTP_HOST"), allowed):
+            start_response("400 Bad Request", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"Invalid host header"]
+        return app(environ, start_response)
+
+    return checked
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log line per scrape."""
+
+
+def _start(host: str, port: int, app: WSGIApp) -> tuple[WSGIServer, threading.Thread]:
+    """A threaded WSGI server for ``app`` on host:port (IPv4 or IPv6 as ``host`` resolves), serving in a daemon
+    thread. Raises :class:`OSError` when it cannot bind."""
+    family = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0][0]
+
+    class Server(ThreadingWSGIServer):
+        address_family = family
+
+    server = make_server(host.strip("[]"), port, app, Server, handler_class=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread
+
+
+def serve(sites: BenchSites, host: str, port: int, grace: float = 30.0, ready: Any = None,
+          allowed_hosts: list[str] | None = None) -> None:
+    """Serve ``/metrics`` on host:port until SIGTERM or SIGINT, answering only the Host names ``allowed_hosts``
+    (None: any). A port in use (or any address that cannot be bound) is
+    :class:`~hookscheduler.exceptions.BadInput` naming it, raised before ``ready`` is called."""
     try:
-        server, thread = start_http_server(port, addr=host.strip("[]"), registry=registry_for(sites, grace))
+        server, thread = _start(host, port, host_checked(make_wsgi_app(registry_for(sites, grace)), allowed_hosts))
     except OSError as exc:  # socket.gaierror included: a --host that does not resolve
         sites.close()
         raise listen_failure(exc, host, port, "metrics") from None

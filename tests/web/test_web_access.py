@@ -3,6 +3,12 @@ sign-in redirect under a mount path, and one session cookie per dashboard."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -11,6 +17,7 @@ from starlette.testclient import TestClient
 from hookscheduler.exceptions import BadInput
 from hookscheduler.hosts import allowed_hosts, checked_names, host_ok
 from hookscheduler.web.app import create_app
+from tests.helpers import env_for
 from tests.web.support import PASSWORD, auth_config, client, csrf_of, make_bench
 
 
@@ -77,3 +84,44 @@ def test_each_dashboard_has_its_own_session_cookie(bench_factory):
     c = client(bench, session_cookie="hookscheduler_session_8766")
     c.get("/sites/default/jobs")
     assert list(c.cookies.keys()) == ["hookscheduler_session_8766"]
+
+
+def _metrics(bench, *args):
+    proc = subprocess.Popen([sys.executable, "-m", "hookscheduler", "metrics", "--port", "0", *args],
+                            env=env_for(bench), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    printed = proc.stdout.readline()
+    found = re.search(r"metrics on http://\S+:(\d+)/metrics", printed)
+    assert found, printed + proc.stderr.read()
+    return proc, int(found.group(1))
+
+
+def test_the_metrics_server_refuses_foreign_host_names_on_loopback(bench_factory):
+    bench = make_bench(bench_factory)
+    proc, port = _metrics(bench, "--allow-host", "prom.example.com")
+    try:
+        def status(host):
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Host": host})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    return r.status
+            except urllib.error.HTTPError as err:
+                return err.code
+
+        assert status(f"127.0.0.1:{port}") == 200 and status("localhost") == 200
+        assert status("prom.example.com") == 200
+        assert status("attacker.example") == 400  # DNS rebinding
+    finally:
+        proc.terminate()
+        _, errors = proc.communicate(timeout=30)
+    assert "warning" not in errors
+
+
+def test_the_metrics_server_warns_when_it_listens_beyond_loopback_without_sign_in(bench_factory):
+    bench = make_bench(bench_factory)
+    proc, _ = _metrics(bench, "--host", "0.0.0.0")
+    try:
+        warning = proc.stderr.readline()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert warning.startswith("warning: metrics on 0.0.0.0 has no sign-in") and "127.0.0.1" in warning, warning
