@@ -139,7 +139,8 @@ def _running(env: dict[str, str]) -> Iterator[str]:
     hs = [sys.executable, "-m", "hookscheduler"]
     procs = [subprocess.Popen([*hs, "schedule"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
              subprocess.Popen([*hs, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-             subprocess.Popen([*hs, "dashboard", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+             # a throwaway bench of example jobs, for a few seconds: no access token, so the browser needs none
+             subprocess.Popen([*hs, "dashboard", "--port", str(port), "--no-token"], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)]
     base = f"http://127.0.0.1:{port}"
     try:
