@@ -35,6 +35,15 @@ if TYPE_CHECKING:
 
 Action = Callable[["Dashboard", Request, str, dict[str, str], Viewer], str]
 
+#: The longest message carried to the next page in the session cookie: a browser refuses a response whose
+#: headers are too big, and the cookie travels with every request (the log line keeps the whole message).
+FLASH_CHARS = 300
+
+
+def flash_text(message: str) -> str:
+    """``message`` cut to :data:`FLASH_CHARS` characters, with an ellipsis when cut."""
+    return message if len(message) <= FLASH_CHARS else message[:FLASH_CHARS - 1] + "\u2026"
+
 
 def _need(form: dict[str, str], key: str) -> str:
     value = form.get(key, "")
@@ -179,7 +188,7 @@ def handler(path: str, action: Action) -> Callable[[Dashboard, Request], Respons
             raise
         message = redact(message)
         audit_change(request, who, path, "done" if ok else "refused", message)
-        request.session["flash"] = {"ok": ok, "text": message}
+        request.session["flash"] = {"ok": ok, "text": flash_text(message)}
         back = form.get("back", "")
         root = str(request.scope.get("root_path", "")).rstrip("/")
         target = back if back.startswith("/") and not back.startswith("//") else f"{root}/sites/{site}/jobs"
@@ -189,4 +198,4 @@ def handler(path: str, action: Action) -> Callable[[Dashboard, Request], Respons
     return run
 
 
-__all__ = ["ACTIONS", "handler"]
+__all__ = ["ACTIONS", "FLASH_CHARS", "flash_text", "handler"]
