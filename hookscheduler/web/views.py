@@ -31,6 +31,8 @@ MAX_CELLS = 3000
 #: The missed-and-failed page lists the newest rows of each kind (its per-job counts cover the whole window).
 MISSED_ROWS = 500
 FAILED_ROWS = 200
+#: The largest row id a database can hold (a signed 64-bit integer): a larger one in a URL names no row.
+MAX_ROW_ID = 2**63 - 1
 
 
 def status_of(exc: HookSchedulerError) -> int:
@@ -140,8 +142,11 @@ def _checked(conn: redis.Redis, ctx: Any) -> redis.Redis | None:
 def log(dash: Dashboard, request: Request) -> Response:
     """One ledger row (where a timeline cell links)."""
     site = request.path_params["site"]
+    row_id = int(request.path_params["id"])
+    if row_id > MAX_ROW_ID:  # the databases cannot even compare it (SQLite: OverflowError)
+        raise JobNotFound(f"log row {row_id} not found (row ids go up to {MAX_ROW_ID})")
     with dash.sites.use(site):
-        row = history_lib.log_row(int(request.path_params["id"]))
+        row = history_lib.log_row(row_id)
     return dash.render(request, "log.html", site=site, row=row)
 
 
