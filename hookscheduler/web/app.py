@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from ..store.models import utcnow
 from . import actions, present, views
 from .access import AccessToken
 from .auth import AuthConfig
-from .security import Viewer, audit_change, audit_sign_in, csrf_ok, csrf_token, viewer
+from .security import Viewer, audit_change, audit_sign_in, csrf_ok, csrf_token, sign_out, viewer
 
 HERE = Path(__file__).parent
 SECURITY_HEADERS = {
@@ -150,21 +151,22 @@ async def login_post(request: Request) -> Response:
     if not csrf_ok(request, form.get("csrf")):
         audit_sign_in(request, name, "refused (403): the form's security token is missing or stale")
         return dash.render(request, "login.html", http_status=403, next=nxt, error="stale form; try again")
-    user = dash.auth.login(name, str(form.get("password") or ""))
+    user = await dash.auth.login_in_thread(name, str(form.get("password") or ""))
     if user is None:
         audit_sign_in(request, name, "refused (401): wrong user name or password")
         return dash.render(request, "login.html", http_status=401, next=nxt, error="wrong user name or password")
     audit_sign_in(request, user.name, f"done ({user.role})")
     request.session.clear()
-    request.session.update(user=user.name, role=user.role)
+    request.session.update(user=user.name, role=user.role, sid=secrets.token_urlsafe(16))
     target = nxt if nxt.startswith("/") and not nxt.startswith("//") else "/"
     return RedirectResponse(f"{_root(request)}{target}", 303)
 
 
 async def logout(request: Request) -> Response:
+    """Sign out: the session's id is revoked in this process, so a copy of the cookie is refused too."""
     form = await request.form()
     if csrf_ok(request, form.get("csrf")):
-        request.session.clear()
+        sign_out(request, request.app.state.dash.auth)
     return RedirectResponse(f"{_root(request)}/login", 303)
 
 
@@ -179,7 +181,7 @@ def metrics_endpoint(dash: Dashboard) -> Callable[[Request], Awaitable[Response]
     registry = registry_for(dash.sites, grace=dash.metrics_grace, clock=dash.clock)
 
     async def endpoint(request: Request) -> Response:
-        if dash.auth is not None and viewer(request, dash.auth) is None and not _basic_ok(dash.auth, request):
+        if dash.auth is not None and viewer(request, dash.auth) is None and not await _basic_ok(dash.auth, request):
             return Response("authentication required\n", 401, headers={"WWW-Authenticate": 'Basic realm="metrics"'})
         body = await run_in_threadpool(generate_latest, registry)
         return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -187,15 +189,31 @@ def metrics_endpoint(dash: Dashboard) -> Callable[[Request], Awaitable[Response]
     return endpoint
 
 
-def _basic_ok(auth: AuthConfig, request: Request) -> bool:
+#: (user, address) pairs whose basic auth on /metrics succeeded, so that only the first scrape is a sign-in line.
+_SCRAPERS: set[tuple[str, str]] = set()
+
+
+async def _basic_ok(auth: AuthConfig, request: Request) -> bool:
+    """HTTP basic auth of any user, checked off the event loop. A refusal is a sign-in line like the form's (it
+    is a password guess as much); a success is one line the first time a user scrapes from an address."""
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("basic "):
         return False
     try:
-        name, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        name, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
+        audit_sign_in(request, "", "refused (401): malformed Authorization header", via="/metrics basic auth")
         return False
-    return auth.login(name, password) is not None
+    user = await auth.login_in_thread(name, password)
+    if user is None:
+        audit_sign_in(request, name, "refused (401): wrong user name or password", via="/metrics basic auth")
+        return False
+    seen = (user.name, request.client.host if request.client else "")
+    if seen not in _SCRAPERS:
+        _SCRAPERS.add(seen)
+        audit_sign_in(request, user.name, f"done ({user.role}); later scrapes from there are not logged",
+                      via="/metrics basic auth")
+    return True
 
 
 def create_app(bench: str | None = None, site: str | None = None, auth: AuthConfig | None = None,
@@ -257,7 +275,9 @@ def _random_secret() -> str:
 def _error(dash: Dashboard, request: Request, exc: Exception) -> Response:
     import logging
 
-    logging.getLogger(__name__).exception("dashboard: %s %s failed", request.method, request.url.path)
+    # not .exception(): this handler runs after the except block, where that would log "NoneType: None"
+    logging.getLogger(__name__).error("dashboard: %s %s failed", request.method, request.url.path,
+                                      exc_info=(type(exc), exc, exc.__traceback__))
     first = str(exc).splitlines()[0] if str(exc) else ""
     return dash.render(request, "refused.html", http_status=500, why=f"internal error {type(exc).__name__}: "
                        f"{redact(first)}")

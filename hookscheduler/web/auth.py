@@ -3,7 +3,11 @@
 ``{"users": {"alice": {"role": "operator", "password": "pbkdf2_sha256$600000$<salt>$<hash>"}}}``; make a hash
 with ``hookscheduler dashboard --hash-password``. Roles: ``viewer`` reads every page, ``operator`` may also
 change things. Without a file the dashboard only serves localhost, and whoever reaches it acts as the local
-user (as the CLI on that machine would). The file holds hashes, never passwords, and they are never rendered.
+user (as the CLI on that machine would). The file holds hashes, never passwords, and they are never rendered;
+its ``secret`` signs session cookies, so whoever reads it can forge one: the file must be owner-only.
+
+A password check costs hundreds of milliseconds of CPU by design, so the web handlers run it off the event loop
+(:meth:`AuthConfig.login_in_thread`), a few at a time, and an unknown user name costs the same as a known one.
 """
 
 from __future__ import annotations
@@ -12,13 +16,24 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import dataclass
+import stat
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+
+import anyio.to_thread
+from anyio import CapacityLimiter
 
 from ..exceptions import ConfigError
 
 ROLES = ("viewer", "operator")
 ITERATIONS = 600_000
+#: Password checks that may run at once; more wait their turn without holding a thread, so a flood of guesses
+#: cannot take every worker thread from the pages.
+HASH_THREADS = 2
+#: How long a session cookie is accepted after it was last signed (the session cookie's max age).
+SESSION_SECONDS = 12 * 3600
 
 
 def hash_password(password: str, iterations: int = ITERATIONS, salt: str | None = None) -> str:
@@ -51,24 +66,74 @@ class User:
         return self.role == "operator"
 
 
+class Revoked:
+    """Session ids signed out in this process, each kept until a cookie carrying it could no longer be accepted.
+
+    A session cookie is signed, not stored, so signing out alone would leave a copied cookie valid; its id is
+    remembered here instead. Only this process knows: a restart, or another dashboard process with the same
+    ``secret``, forgets it (then the cookie's own age is the limit)."""
+
+    def __init__(self, keep_seconds: float = SESSION_SECONDS) -> None:
+        self.keep_seconds = keep_seconds
+        self._until: dict[str, float] = {}
+
+    def revoke(self, session_id: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._until = {sid: end for sid, end in self._until.items() if end > now}
+        self._until[session_id] = now + self.keep_seconds
+
+    def holds(self, session_id: object, now: float | None = None) -> bool:
+        end = self._until.get(session_id) if isinstance(session_id, str) else None
+        return end is not None and end > (time.monotonic() if now is None else now)
+
+
 @dataclass(frozen=True)
 class AuthConfig:
     """The users, and the key that signs session cookies (random per process unless the file sets one)."""
 
     users: dict[str, User]
     secret: str
+    revoked: Revoked = field(default_factory=Revoked, compare=False, repr=False)
+
+    @cached_property
+    def _dummy_hash(self) -> str:
+        """A hash that costs what checking a real user's password costs (the file's largest iteration count)."""
+        counts = [int(parts[1]) for u in self.users.values()
+                  if len(parts := u.password_hash.split("$")) == 4 and parts[1].isdigit()]
+        return hash_password(secrets.token_hex(8), iterations=max(counts, default=ITERATIONS))
 
     def login(self, name: str, password: str) -> User | None:
+        """The user when ``password`` is theirs; an unknown name costs the same work, so timing does not tell
+        which names exist. Blocks for the hash: from async code use :meth:`login_in_thread`."""
         user = self.users.get(name)
         if user is None:
-            check_password(password, hash_password("x", iterations=1000))  # same work either way
+            check_password(password, self._dummy_hash)
             return None
         return user if check_password(password, user.password_hash) else None
 
+    async def login_in_thread(self, name: str, password: str) -> User | None:
+        """:meth:`login` in a worker thread, at most :data:`HASH_THREADS` at once for this file's users."""
+        return await anyio.to_thread.run_sync(self.login, name, password, limiter=self._limiter)
+
+    @cached_property
+    def _limiter(self) -> CapacityLimiter:
+        """Made on first use, from async code (an anyio limiter needs a running event loop to be made)."""
+        return CapacityLimiter(HASH_THREADS)
+
 
 def load_auth(path: str | Path) -> AuthConfig:
-    """Read and validate the auth file; a problem is one ConfigError naming the file and the key."""
+    """Read and validate the auth file; a problem is one ConfigError naming the file and the key.
+
+    Like ssh with a private key, a file that group or others can read or write is refused: its ``secret``
+    signs session cookies and its hashes can be guessed at offline."""
     where = str(path)
+    try:
+        mode = stat.S_IMODE(Path(path).stat().st_mode)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read the dashboard auth file ({exc.strerror})") from None
+    if mode & 0o077:
+        raise ConfigError(f"{where}: the dashboard auth file is {mode:04o}, open to group/others (its secret signs "
+                          f"sessions); make it owner-only: chmod 600 {where}")
     try:
         data = json.loads(Path(path).read_text())
     except OSError as exc:
@@ -94,4 +159,5 @@ def load_auth(path: str | Path) -> AuthConfig:
     return AuthConfig(out, secret or secrets.token_urlsafe(32))
 
 
-__all__ = ["ROLES", "AuthConfig", "User", "check_password", "hash_password", "load_auth"]
+__all__ = ["HASH_THREADS", "ITERATIONS", "ROLES", "SESSION_SECONDS", "AuthConfig", "Revoked", "User", "check_password",
+           "hash_password", "load_auth"]

@@ -1,7 +1,8 @@
 """Sessions, roles and CSRF for the dashboard.
 
 * The session is Starlette's signed cookie (itsdangerous), ``HttpOnly`` and ``SameSite=Strict``; it holds the
-  user name, the role and the CSRF token, never a password.
+  user name, the role, a random session id and the CSRF token, never a password. Signing out revokes the id
+  in this process (:class:`~hookscheduler.web.auth.Revoked`), so a copy of the cookie stops working too.
 * Every state change is a POST that must carry the session's CSRF token (a hidden form field): a page of
   another site cannot post to the dashboard with the user's cookie, even on localhost without auth.
 * Without an auth file every visitor is an operator acting as the local user: the CLI decides that, and only
@@ -55,10 +56,25 @@ def viewer(request: Request, auth: AuthConfig | None) -> Viewer | None:
     if auth is None:
         return Viewer(actor(), True, False)
     name = request.session.get("user")
+    if name is None:
+        return None
+    sid = request.session.get("sid")
+    if not isinstance(sid, str) or auth.revoked.holds(sid):
+        # signed out (or a cookie from before session ids): drop it, so no response signs it afresh
+        request.session.clear()
+        return None
     user = auth.users.get(name) if isinstance(name, str) else None
     if user is None or request.session.get("role") != user.role:
         return None
     return Viewer(user.name, user.operator, True)
+
+
+def sign_out(request: Request, auth: AuthConfig | None) -> None:
+    """End the session: revoke its id in this process and clear the cookie."""
+    sid = request.session.get("sid")
+    if auth is not None and isinstance(sid, str):
+        auth.revoked.revoke(sid)
+    request.session.clear()
 
 
 def audit_change(request: Request, who: Viewer | None, action: str, outcome: str, message: str) -> None:
@@ -74,11 +90,12 @@ def audit_change(request: Request, who: Viewer | None, action: str, outcome: str
                action, _one_line(str(request.path_params.get("site", ""))), outcome, _one_line(message))
 
 
-def audit_sign_in(request: Request, name: str, outcome: str) -> None:
+def audit_sign_in(request: Request, name: str, outcome: str, via: str = "sign-in") -> None:
     """One audit line per sign-in attempt, made or refused: who it claimed to be (the name typed, escaped, never
-    the password) and from which address. Failed sign-ins are how guessing shows in a log."""
+    the password), from which address and how (``sign-in`` for the form, ``/metrics basic auth``). Failed
+    sign-ins are how guessing shows in a log."""
     address = request.client.host if request.client else "an unknown address"
-    audit.info("%s from %s: sign-in %s", _one_line(name) or "(no user name)", _one_line(address), outcome)
+    audit.info("%s from %s: %s %s", _one_line(name) or "(no user name)", _one_line(address), via, outcome)
 
 
 def _one_line(text: str) -> str:
@@ -100,4 +117,4 @@ def csrf_ok(request: Request, sent: object) -> bool:
 
 
 __all__ = ["LOOPBACK_NAMES", "Viewer", "audit", "audit_change", "audit_sign_in", "check_bind", "csrf_ok",
-           "csrf_token", "is_loopback", "viewer"]
+           "csrf_token", "is_loopback", "sign_out", "viewer"]

@@ -74,6 +74,7 @@ def test_hash_password_makes_a_hash_the_auth_file_accepts(bench_factory, tmp_pat
     assert "s3cret" not in stored and check_password("s3cret", stored)
     path = tmp_path / "users.json"
     path.write_text(json.dumps({"users": {"alice": {"role": "operator", "password": stored}}}))
+    path.chmod(0o600)
     assert load_auth(path).login("alice", "s3cret") is not None
 
 
@@ -104,4 +105,5 @@ def test_a_host_that_is_not_this_machine_is_one_line(bench_factory):
 def _auth_file(bench):
     path = bench / "users.json"
     path.write_text(json.dumps({"users": {"alice": {"role": "viewer", "password": hash_password("pw", 1000)}}}))
+    path.chmod(0o600)
     return path

@@ -35,6 +35,7 @@ def test_no_bind_beyond_localhost_without_auth(bench_factory, tmp_path):
 def test_auth_file_is_validated_and_holds_only_hashes(tmp_path):
     bad = tmp_path / "auth.json"
     bad.write_text('{"users": {"alice": {"role": "operator", "password": "plain-text"}}}')
+    bad.chmod(0o600)
     with pytest.raises(ConfigError, match="must be a hash"):
         load_auth(bad)
     bad.write_text('{"users": {"alice": {"role": "root", "password": "x"}}}')

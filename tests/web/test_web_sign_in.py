@@ -1,0 +1,194 @@
+"""Sign-in, sign-out and the dashboard's limits on what a request can cost: password checks off the event loop,
+the same work for an unknown user, /metrics basic auth logged, sessions revoked at sign-out, an owner-only auth
+file, bounded notes and messages, and a row id too large for the database."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import threading
+
+import anyio
+import pytest
+from starlette.testclient import TestClient
+
+from hookscheduler.exceptions import ConfigError
+from hookscheduler.web import views
+from hookscheduler.web.actions import FLASH_CHARS
+from hookscheduler.web.app import create_app
+from hookscheduler.web.auth import HASH_THREADS, ITERATIONS, AuthConfig, Revoked, User, load_auth
+from tests.web.support import PASSWORD, auth_config, client, csrf_of, login, make_bench
+
+LOGGER = "hookscheduler.web.audit"
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_password_checks_run_in_worker_threads_a_few_at_a_time(monkeypatch):
+    auth = auth_config()
+    release = threading.Event()
+    threads: list[str] = []
+
+    def slow_login(self: AuthConfig, name: str, password: str) -> User | None:
+        threads.append(threading.current_thread().name)
+        assert release.wait(30)
+        return None
+
+    monkeypatch.setattr(AuthConfig, "login", slow_login)
+
+    async def flood() -> tuple[float, int]:
+        async with anyio.create_task_group() as tg:
+            for _ in range(HASH_THREADS + 3):
+                tg.start_soon(auth.login_in_thread, "alice", "guess")
+            await anyio.wait_all_tasks_blocked()
+            stats = auth._limiter.statistics()
+            release.set()
+        return stats.borrowed_tokens, stats.tasks_waiting
+
+    borrowed, waiting = anyio.run(flood)
+    assert (borrowed, waiting) == (HASH_THREADS, 3)
+    assert len(threads) == HASH_THREADS + 3 and threading.main_thread().name not in threads
+
+
+def test_the_sign_in_form_and_metrics_do_not_check_passwords_on_the_event_loop(bench_factory, monkeypatch):
+    import asyncio
+
+    on_loop: list[bool] = []
+    real = AuthConfig.login
+
+    def spy(self: AuthConfig, name: str, password: str) -> User | None:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return real(self, name, password)
+
+    monkeypatch.setattr(AuthConfig, "login", spy)
+    c = client(make_bench(bench_factory), auth=auth_config())
+    assert c.get("/metrics", headers=_basic("alice", "wrong")).status_code == 401
+    login(c)
+    assert on_loop == [False, False]
+
+
+def test_an_unknown_user_costs_the_same_hash_work_as_a_known_one(monkeypatch):
+    stored = f"pbkdf2_sha256${ITERATIONS}$salt${'f' * 64}"
+    auth = AuthConfig({"alice": User("alice", "operator", stored)}, "s" * 40)
+    rounds: list[int] = []
+    monkeypatch.setattr(hashlib, "pbkdf2_hmac",
+                        lambda name, pw, salt, iterations: rounds.append(iterations) or b"\0" * 32)
+    assert auth.login("alice", "guess") is None
+    assert auth.login("nobody", "guess") is None
+    assert auth.login("nobody", "again") is None
+    # the known user's check, then the unknown one's: the same iteration count, each time
+    assert rounds[0] == ITERATIONS and all(r == ITERATIONS for r in rounds)
+    assert len(rounds) == 4  # the dummy hash is made once (1), then one check per attempt (3)
+
+
+def test_metrics_basic_auth_attempts_are_sign_in_lines(bench_factory, caplog):
+    c = client(make_bench(bench_factory), auth=auth_config())
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        assert c.get("/metrics", headers=_basic("alice", "wrong")).status_code == 401
+        assert c.get("/metrics", headers=_basic("mallory", "x")).status_code == 401
+        assert c.get("/metrics", headers={"authorization": "Basic !!!"}).status_code == 401
+        assert c.get("/metrics", headers=_basic("victor", PASSWORD)).status_code == 200
+        assert c.get("/metrics", headers=_basic("victor", PASSWORD)).status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+    assert lines[:3] == ["alice from testclient: /metrics basic auth refused (401): wrong user name or password",
+                         "mallory from testclient: /metrics basic auth refused (401): wrong user name or password",
+                         "(no user name) from testclient: /metrics basic auth refused (401): malformed "
+                         "Authorization header"]
+    assert lines[3].startswith("victor from testclient: /metrics basic auth done (viewer)")
+    assert len(lines) == 4  # a second good scrape from the same place is not a line
+    assert all(PASSWORD not in line for line in lines)
+
+
+def test_signing_out_ends_the_session_for_a_copy_of_the_cookie_too(bench_factory):
+    bench = make_bench(bench_factory)
+    auth = auth_config()
+    c = client(bench, auth=auth)
+    login(c)
+    page = c.get("/sites/default/jobs")
+    captured = c.cookies.get("hookscheduler_session")
+    assert captured and "alice · operator" in page.text
+    assert c.post("/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False).status_code == 303
+    thief = TestClient(create_app(str(bench), auth=auth, live_seconds=0), base_url="http://127.0.0.1",
+                       cookies={"hookscheduler_session": captured})
+    r = thief.get("/sites/default/jobs", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    thief.cookies.set("hookscheduler_session", captured)
+    r = thief.post("/sites/default/jobs/disable", data={"name": "app1.tasks.ok", "csrf": csrf_of(page.text)})
+    assert r.status_code == 401
+    # signing in again starts a new session, which works
+    login(c)
+    assert "alice · operator" in c.get("/sites/default/jobs").text
+
+
+def test_a_revoked_session_id_is_kept_as_long_as_a_cookie_could_be_accepted():
+    revoked = Revoked(keep_seconds=100)
+    revoked.revoke("a", now=1000)
+    assert revoked.holds("a", now=1099) and not revoked.holds("b", now=1099)
+    assert not revoked.holds("a", now=1100)
+    revoked.revoke("b", now=1200)  # revoking prunes the ids whose time is over
+    assert list(revoked._until) == ["b"]
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
+def test_an_auth_file_open_to_others_is_refused(tmp_path, mode):
+    path = tmp_path / "users.json"
+    path.write_text('{"users": {"alice": {"role": "operator", "password": "pbkdf2_sha256$1000$s$00"}}}')
+    path.chmod(mode)
+    with pytest.raises(ConfigError) as err:
+        load_auth(path)
+    assert str(err.value) == (f"{path}: the dashboard auth file is {mode:04o}, open to group/others (its secret "
+                              f"signs sessions); make it owner-only: chmod 600 {path}")
+    path.chmod(0o600)
+    assert set(load_auth(path).users) == {"alice"}
+
+
+def test_a_note_too_long_is_refused_and_messages_stay_short_in_the_cookie(bench_factory):
+    from tests.web.test_web_security import _stopped
+
+    bench = make_bench(bench_factory)
+    c = client(bench)
+    page = c.get("/sites/default/jobs")
+    r = c.post("/sites/default/jobs/disable", data={"name": "app1.tasks.ok", "note": "x" * 900_000,
+                                                    "csrf": csrf_of(page.text)}, follow_redirects=False)
+    assert r.status_code == 303 and len(r.headers["set-cookie"]) < 4096
+    assert not _stopped(bench, "app1.tasks.ok").stopped
+    assert "note: 900000 characters, at most 500 are kept" in c.get("/sites/default/jobs").text
+    # the longest note allowed is kept whole, but the message carried in the cookie to the next page is cut
+    note = "日" * 500  # JSON escapes each as six bytes: whole, the cookie would pass a browser's limit
+    r = c.post("/sites/default/jobs/disable", data={"name": "app1.tasks.ok", "note": note,
+                                                    "csrf": csrf_of(page.text)}, follow_redirects=False)
+    assert r.status_code == 303 and len(r.headers["set-cookie"]) < 4096
+    assert _stopped(bench, "app1.tasks.ok").stopped_note == note
+    shown = c.get("/sites/default/jobs").text
+    assert "disabled app1.tasks.ok: " + "日" * (FLASH_CHARS - 25) in shown and note + "</p>" not in shown
+
+
+def test_a_log_id_too_large_for_the_database_is_not_found(bench_factory, db_kind):
+    c = client(make_bench(bench_factory, db_kind))
+    r = c.get("/sites/default/log/99999999999999999999999")
+    assert r.status_code == 404 and "log row 99999999999999999999999 not found" in r.text
+    assert c.get(f"/sites/default/log/{2**63 - 1}").status_code == 404
+
+
+def test_an_unexpected_error_is_logged_once_with_its_traceback(bench_factory, monkeypatch, caplog):
+    bench = make_bench(bench_factory)
+
+    def broken(row_id: int) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(views.history_lib, "log_row", broken)
+    c = TestClient(create_app(str(bench), live_seconds=0), base_url="http://127.0.0.1",
+                   raise_server_exceptions=False)
+    with caplog.at_level(logging.ERROR, logger="hookscheduler.web.app"):
+        r = c.get("/sites/default/log/1")
+    assert r.status_code == 500 and "internal error RuntimeError: boom" in r.text
+    records = [rec for rec in caplog.records if rec.name == "hookscheduler.web.app"]
+    assert len(records) == 1 and records[0].exc_info and isinstance(records[0].exc_info[1], RuntimeError)
+    assert "NoneType: None" not in caplog.text and "RuntimeError: boom" in caplog.text
