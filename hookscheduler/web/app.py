@@ -34,7 +34,7 @@ from ..security.redact import redact
 from ..store.models import utcnow
 from . import actions, present, views
 from .access import AccessToken
-from .auth import AuthConfig
+from .auth import SESSION_SECONDS, AuthConfig
 from .security import Viewer, audit_change, audit_sign_in, csrf_ok, csrf_token, sign_out, viewer
 
 HERE = Path(__file__).parent
@@ -255,7 +255,7 @@ def create_app(bench: str | None = None, site: str | None = None, auth: AuthConf
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["*"]),
                   Middleware(SessionMiddleware, secret_key=(auth.secret if auth else _random_secret()),
-                             session_cookie=session_cookie, same_site="strict", max_age=12 * 3600)]
+                             session_cookie=session_cookie, same_site="strict", max_age=SESSION_SECONDS)]
     if token is not None:
         if not token:
             raise ValueError("create_app: token is empty; pass None for no access token")
