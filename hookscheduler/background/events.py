@@ -19,6 +19,10 @@ Polling works too (``hookscheduler.get_job_status``, ``hookscheduler job-status 
 that want to update without polling. Redis does not keep messages for absent subscribers: a page that
 reconnects should poll once for the jobs it shows. Publishing is best effort: a Redis error while publishing
 is logged and never fails the job.
+
+Every text field is redacted (:func:`~hookscheduler.security.redact.redact`) here, not by the callers: any
+client of the site's Redis can subscribe, and a job's error message quoting a connection URL must not hand it
+the password the ledger, the logs and the dashboard show as ``***``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any
 import redis
 
 from ..broker.keys import events_channel
+from ..security.redact import redact
 from ..store.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -44,12 +49,25 @@ def _iso(value: datetime) -> str:
     return value.isoformat() + "Z"
 
 
+def _field(value: Any) -> Any:
+    """``value`` as published: a datetime in ISO form, text redacted, at any depth of a list or mapping."""
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {str(k): _field(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_field(v) for v in value]
+    return value
+
+
 def publish(conn: redis.Redis, bench_id: str, site: str, event: str, **fields: Any) -> None:
-    """Publish one event for ``site`` (best effort: never raises)."""
+    """Publish one event for ``site`` (best effort: never raises), every text field redacted."""
     payload: dict[str, Any] = {"event": event, "site": site, "at": _iso(utcnow())}
-    payload.update({k: (_iso(v) if isinstance(v, datetime) else v) for k, v in fields.items()})
+    payload.update({k: _field(v) for k, v in fields.items()})
     try:
-        conn.publish(events_channel(bench_id, site), json.dumps(payload, default=str))
+        conn.publish(events_channel(bench_id, site), json.dumps(payload, default=lambda v: redact(str(v))))
     except redis.exceptions.RedisError as exc:
         log.warning("could not publish the %s event of %s: %s", event, fields.get("job_id"), exc)
 

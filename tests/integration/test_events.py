@@ -93,3 +93,33 @@ def test_a_work_horse_that_dies_announces_its_job_and_how_it_ended(bench_factory
     assert (signalled["job_id"], signalled["kind"], signalled["trigger"], signalled["slot"]) == (
         killed.id, "background", "enqueue", None)
     assert signalled["error"] == "work horse died (killed by signal 9, SIGKILL)"
+
+
+LEAKY = "cannot reach redis://user:s3cretpw@db.example.com:6379/0 nor postgresql://u:pgpass123@h/db"
+
+
+def test_a_failed_event_shows_no_password_of_the_error(bench_factory):
+    """Any client of the site's Redis can subscribe: the error of a failed event is redacted as the ledger's."""
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    pubsub = subscribe(conn, ctx.bench.bench_id, ctx.name)
+    bad = enqueue("bgapp.tasks.fail_with", message=LEAKY)
+    drain(ctx.bench.bench_id, conn)
+    [failed] = [e for e in listen(pubsub, timeout=1) if e["event"] == "failed"]
+    pubsub.close()
+    assert failed["job_id"] == bad.id
+    assert failed["error"] == ("ValueError: cannot reach redis://user:***@db.example.com:6379/0 "
+                               "nor postgresql://u:***@h/db")
+
+
+def test_publish_redacts_every_text_field_at_any_depth(redis_client):
+    """Redacting in ``publish`` itself: no caller, present or future, can put a password on the channel."""
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(events_channel("benchx", "site.local"))
+    publish(redis_client, "benchx", "site.local", "failed", job_id="j1", job_name="redis://a:pw1234@h",
+            error=LEAKY, extra={"dsn": ["password=hunter22 host=h"]}, other=ValueError("redis://b:pw5678@h"))
+    [payload] = list(listen(pubsub, timeout=0.5))
+    pubsub.close()
+    text = str(payload)
+    assert not any(secret in text for secret in ("s3cretpw", "pgpass123", "pw1234", "hunter22", "pw5678")), text
+    assert payload["job_name"] == "redis://a:***@h" and payload["extra"] == {"dsn": ["password=*** host=h"]}
