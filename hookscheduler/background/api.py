@@ -102,7 +102,7 @@ def current_site() -> SiteContext:
 def method_path(method: str | Callable[..., Any]) -> str:
     """The dotted path a worker imports ``method`` by; refuses callables it could not import."""
     if isinstance(method, str):
-        if "." not in method.strip(".") or " " in method:
+        if "." not in method.strip(".") or " " in method or not method.isprintable():
             raise ValueError(f"method {method!r} is not a dotted path such as 'my_app.tasks.run'")
         return method
     module = getattr(method, "__module__", None)
@@ -192,7 +192,7 @@ def enqueue(method: str | Callable[..., Any], queue: str = "default", timeout: i
 def run_inline(ctx: SiteContext, method: str | Callable[..., Any], job_name: str | None,
                kwargs: dict[str, Any]) -> Any:
     """``now=True``: call the method here, in the caller's transaction, with a job context."""
-    fn = import_path(method) if isinstance(method, str) else method
+    fn = import_path(method_path(method)) if isinstance(method, str) else method
     name = _label(method)
     jctx = JobContext(ctx.site.name, job_name or name, name, "inline", None, None, kind="background")
     with bound_context(jctx):
@@ -214,8 +214,14 @@ def _flag(fn: str, name: str, value: Any) -> bool:
 
 
 def _check_text(fn: str, name: str, value: Any) -> None:
+    """A job's name or id: text, and printable, as a hooks.py ``name`` must be. Both reach the worker's log lines
+    (RQ prints the job's description and id), where a newline would start a line of the caller's making."""
     if value is not None and not (isinstance(value, str) and value.strip()):
         raise ValueError(f"{fn}: {name} must be a non-empty string (or None), got {shown(value)}; nothing was queued")
+    if value is not None and not value.isprintable():
+        bad = next(c for c in value if not c.isprintable())
+        raise ValueError(f"{fn}: {name} contains the control character {shown(bad)}, got {shown(value)}; pass one "
+                         "line of printable text; nothing was queued")
 
 
 def _check_options(fn: str, queue: Any, timeout: Any, job_name: Any) -> None:

@@ -403,6 +403,12 @@ def test_a_timeout_that_is_not_a_whole_number_of_seconds_is_refused(bench_factor
     ({"job_name": ""}, "job_name must be a non-empty string"),
     ({"job_id": 7}, "job_id must be a non-empty string"),
     ({"job_id": " "}, "job_id must be a non-empty string"),
+    ({"job_name": "nice\n2026-12-07 22:00:00,000 INFO rq.worker: FORGED"},
+     "job_name contains the control character '\\n'"),
+    ({"job_name": "red \x1b[31m"}, "job_name contains the control character '\\x1b'"),
+    ({"job_name": "txt.exe\u202e"}, "job_name contains the control character '\\u202e'"),
+    ({"job_name": "tab\tbed", "now": True}, "job_name contains the control character '\\t'"),
+    ({"job_id": "one\rtwo"}, "job_id contains the control character '\\r'"),
     ({"now": "false"}, "now must be True or False"),
     ({"at_front": "yes"}, "at_front must be True or False"),
     ({"enqueue_after_commit": 2}, "enqueue_after_commit must be True or False"),
@@ -426,6 +432,7 @@ def test_bad_options_are_refused_at_the_call(bench_factory, options, expected):
     ({"batch_size": 0}, "batch_size must be a whole number from 1"),
     ({"arg_name": "my items"}, "arg_name must be the name of the method's parameter"),
     ({"job_name": 3}, "job_name must be a non-empty string"),
+    ({"job_name": "batch\nFORGED"}, "job_name contains the control character '\\n'"),
     ({"at_front": "no"}, "at_front must be True or False"),
 ])
 def test_bad_batch_options_are_refused_at_the_call(bench_factory, options, expected):
@@ -525,3 +532,15 @@ def test_a_long_lived_process_follows_a_redis_queue_change_in_the_site_config(be
         assert _queue(ctx, conn).job_ids == [first.id, fifth.id]
     finally:
         redis_cleanup(other, ctx.bench.bench_id)
+
+
+@pytest.mark.parametrize("method", ["bgapp.tasks.ok\nFORGED LINE", "bgapp.tasks.ok\x1b[2K"])
+def test_a_method_path_with_a_control_character_is_refused(bench_factory, method):
+    """A dotted path reaches the worker's log lines as the job's description: it must be one printable line."""
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    for now in (False, True):
+        with pytest.raises(ValueError) as err:
+            enqueue(method, now=now)
+        assert "is not a dotted path" in str(err.value) and "\n" not in str(err.value)
+    assert _queue(ctx, conn).count == 0
