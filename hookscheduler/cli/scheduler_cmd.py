@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import stat
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -289,10 +291,22 @@ def set_config_cmd(state: CliState, key: str, value: str, common: bool, literal:
     verb = "removed" if parsed is None else f"set to {_shown(key, parsed)}"
     sites = [_target_site(state, common)] if common else [ctx.site for ctx in state.targets()]
     for site in sites:
+        before = _file_mode(site.bench.sites_path / "common_site_config.json" if common else site.config_path)
         path = update_site_config(site, {key: parsed}, common=common)
         echo(f"{key} {verb} in {path}")
+        after = _file_mode(path)
+        if before is not None and after is not None and after != before:
+            echo(f"{path} was {before:04o}, open to other users, and now holds a password: made it {after:04o} "
+                 "(owner only); `chmod g+r` it if a worker of your group must read it")
     if key in CALENDAR_KEYS:
         _reanchor_now(state, [s.name for s in sites] if not common else None)
+
+
+def _file_mode(path: Path) -> int | None:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
 
 
 #: The settings a site's calendar is made of: changing one moves every job's next slot (docs/dst.md).

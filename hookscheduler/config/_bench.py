@@ -23,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..exceptions import BenchError, ConfigError, shown
+from ..security.redact import holds_secret
 from .frappe_keys import FRAPPE_KEYS, ignored_notes
 from .settings import Settings
 
@@ -569,6 +570,11 @@ def update_site_config(site: Site, changes: Mapping[str, Any], common: bool = Fa
     Refused before anything is written (:class:`ConfigError`, the file untouched): what :func:`validate_settings`
     refuses, a key of :data:`BENCH_ONLY_KEYS` written into a site's own file (it would do nothing there), and a
     ``default_site`` naming no site of the bench (every command that picks the default site would then fail).
+
+    The file keeps its mode, and a new one is owner-only (0600), except that writing a secret (``rq_password``,
+    a URL with a password: :func:`~hookscheduler.security.redact.holds_secret`) makes a file that group or others
+    can read owner-only: the README's ``touch`` under a umask of 022 leaves 0644, and the password would be
+    readable by every user. (``doctor`` reports such a file; it is the caller's to say the mode changed.)
     """
     path = site.bench.sites_path / "common_site_config.json" if common else site.config_path
     _check_placement(site.bench, changes, path, common)
@@ -578,9 +584,12 @@ def update_site_config(site: Site, changes: Mapping[str, Any], common: bool = Fa
         del current[k]
     validate_settings(current, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A config may hold db_url or rq_password: keep the file's mode, and make a new one owner-only. A unique
-    # temp file keeps two concurrent writers from interleaving into one file.
+    # A config may hold db_url or rq_password: keep the file's mode, make a new one owner-only, and take group and
+    # others' access away when a secret is written. A unique temp file keeps two concurrent writers from
+    # interleaving into one file.
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+    if holds_secret(dict(changes)):
+        mode = (mode & 0o700) | 0o600
     import tempfile  # only a command that writes the config imports it (with shutil, random, bz2...)
 
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -4,23 +4,19 @@ The SQLite database (and its ``-wal`` / ``-shm`` files) holds tracebacks, which 
 may hold ``rq_password`` or a URL with a password. ``migrate`` creates the database owner-only (0600, folder
 0700) whatever the umask. Files that already exist with looser modes are *reported*, not changed: a deliberate
 group-shared setup (a worker running as another user of the same group) must not be broken by a routine
-command, and an operator who sees the finding can tighten it with the ``chmod`` the hint gives.
+command, and an operator who sees the finding can tighten it with the ``chmod`` the hint gives. The one
+exception is ``set-config`` writing a password, which makes that file owner-only and says so.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import stat
 from pathlib import Path
-from typing import Any
 
 from ..config import Site
 from ..store.database import open_database
-from .redact import redact
-
-#: A config key whose value is a secret whatever it holds.
-_SECRET_KEY = re.compile(r"password|passwd|pwd|secret|encryption_key|token", re.I)
+from .redact import holds_secret
 
 
 def _mode(path: Path) -> int | None:
@@ -46,18 +42,7 @@ def _holds_secret(path: Path) -> bool:
         data = json.loads(path.read_text(encoding="utf-8") or "{}")
     except (OSError, ValueError):
         return False
-    return _secret_in(data)
-
-
-def _secret_in(value: Any) -> bool:
-    """A password in any form: a key named like one (``rq_password``, Frappe's ``db_password``,
-    ``encryption_key``) with a value, or a string holding one (a URL's ``user:pass@``, a ``?password=``)."""
-    if isinstance(value, dict):
-        return any((_SECRET_KEY.search(str(k)) is not None and v not in (None, "", False)) or _secret_in(v)
-                   for k, v in value.items())
-    if isinstance(value, list):
-        return any(_secret_in(v) for v in value)
-    return isinstance(value, str) and redact(value) != value
+    return holds_secret(data)
 
 
 def loose_permissions(site: Site) -> list[str]:

@@ -10,6 +10,7 @@ URL scan is a hand-written pass over ``://``, the other patterns start at a fixe
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 #: The shortest configured secret replaced wherever it appears: a shorter one would garble ordinary text.
@@ -26,6 +27,9 @@ _PASSWORD_PARAM = re.compile(r"(?:password|passwd|pwd)\s*=\s*(?P<pw>'[^']*'|[^&\
 # ... and so do mappings printed as JSON or Python reprs (a job's kwargs, a config excerpt): "password": "x".
 _PASSWORD_ITEM = re.compile(
     r"""(?:password|passwd|pwd)["']\s*:\s*(?P<pw>"[^"\\]*(?:\\.[^"\\]*)*"|'[^'\\]*(?:\\.[^'\\]*)*')""", re.I)
+
+#: A config key whose value is a secret whatever it holds.
+SECRET_KEY_NAME = re.compile(r"password|passwd|pwd|secret|encryption_key|token", re.I)
 
 _secrets: set[str] = set()
 
@@ -66,6 +70,18 @@ def redact(text: str) -> str:
     text = _redact_urls(text)
     text = _PASSWORD_ITEM.sub(lambda m: _masked(m, m["pw"][0] + "***" + m["pw"][0]), text)
     return _PASSWORD_PARAM.sub(lambda m: _masked(m, "***"), text)
+
+
+def holds_secret(value: Any) -> bool:
+    """A password in any form, at any depth of a config's values: a key named like one (``rq_password``, Frappe's
+    ``db_password``, ``encryption_key``) with a value, or a string holding one (a URL's ``user:pass@``, a
+    ``?password=``). ``doctor`` asks it of a config file open to other users, ``set-config`` of what it writes."""
+    if isinstance(value, dict):
+        return any((SECRET_KEY_NAME.search(str(k)) is not None and v not in (None, "", False)) or holds_secret(v)
+                   for k, v in value.items())
+    if isinstance(value, list):
+        return any(holds_secret(v) for v in value)
+    return isinstance(value, str) and redact(value) != value
 
 
 def _masked(match: re.Match[str], replacement: str) -> str:

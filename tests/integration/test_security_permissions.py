@@ -1,6 +1,7 @@
 """The SQLite database, its ``-wal``/``-shm`` files and its folder are created owner-only (0600 / 0700) by the
 real ``migrate`` whatever the umask; existing looser modes are reported by ``doctor`` (with the chmod to run),
-never silently changed (decided: a group-shared setup must not break on a routine command)."""
+never silently changed (decided: a group-shared setup must not break on a routine command). Writing a password
+with ``set-config`` makes its config owner-only, and says so."""
 
 from __future__ import annotations
 
@@ -109,3 +110,43 @@ def test_doctor_reports_a_readable_config_holding_a_password_in_any_form(bench_f
     os.chmod(site_conf, 0o644)
     check = _doctor_permissions(bench)
     assert not check["ok"] and f"{site_conf} is 0644 and holds a password" in check["detail"], check
+
+
+@pytest.mark.parametrize(("argv", "written"), [
+    (["set-config", "rq_password", "S3cret-pw"], "rq_password"),
+    (["set-config", "db_url", "postgresql://app:pgpass123@127.0.0.1:1/x"], "db_url"),
+    (["set-config", "-g", "rq_password", "S3cret-pw"], "rq_password"),
+])
+def test_set_config_of_a_secret_makes_a_readable_config_owner_only_and_says_so(bench_factory, argv, written):
+    """The README's ``touch`` under a umask of 022 leaves a config 0644: writing a password into it must not
+    leave the password readable by every user (doctor would report it only later, if run)."""
+    bench = bench_factory.make({"app1": HOOKS})
+    conf = bench / "sites" / ("common_site_config.json" if "-g" in argv else "default/site_config.json")
+    conf.parent.mkdir(exist_ok=True)
+    conf.touch()
+    os.chmod(conf, 0o644)
+    result = run(bench, *argv)
+    assert result.code == 0, result.err
+    assert mode(conf) == 0o600 and written in json.loads(conf.read_text())
+    lines = result.out.splitlines()
+    assert len(lines) == 2 and lines[1].startswith(f"{conf} was 0644, open to other users, and now holds a password: "
+                                                   "made it 0600 (owner only)"), result.out
+    assert "S3cret-pw" not in result.out + result.err and "pgpass123" not in result.out + result.err
+
+
+def test_set_config_keeps_the_mode_when_it_writes_no_secret(bench_factory):
+    """Only a password moves the mode: a group-shared config stays shared for every other key, and removing a
+    password (null) is not writing one."""
+    bench = bench_factory.make({"app1": HOOKS})
+    conf = bench / "sites" / "default" / "site_config.json"
+    conf.parent.mkdir()
+    conf.write_text(json.dumps({"rq_password": "old-secret"}))
+    os.chmod(conf, 0o640)
+    for argv in (["set-config", "log_retention_days", "9"], ["set-config", "rq_password", "null"],
+                 ["set-config", "redis_queue", "redis://127.0.0.1:6379/3"]):
+        result = run(bench, *argv)
+        assert result.code == 0 and len(result.out.splitlines()) == 1, (argv, result.out, result.err)
+        assert mode(conf) == 0o640, argv
+    os.chmod(conf, 0o600)
+    assert run(bench, "set-config", "rq_password", "new-secret").out.count("\n") == 1  # already owner-only: silent
+    assert mode(conf) == 0o600
