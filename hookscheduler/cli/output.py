@@ -114,5 +114,15 @@ def _cell(value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    text = str(value).replace("\n", " ")
+    text = str(value)
+    if not text.isprintable():
+        text = _printable(text)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _printable(text: str) -> str:
+    """``text`` on one line and inert on a terminal: a line break or a tab becomes a space, any other control
+    character (a carriage return is whitespace too; an escape sequence, a bidi override) its escape (``\\x1b``).
+    A cell holds what a job's error or a row changed with SQL says, and must not start a line of its own, nor
+    rewrite or recolour the lines around it."""
+    return "".join(c if c.isprintable() else " " if c.isspace() else repr(c)[1:-1] for c in text)
