@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import peewee as pw
 
 from ..context import SiteContext
+from ..exceptions import shown
 from ..states import CatchUp, Overlap
 from ..store import store_for
 from ..store.values import flag
@@ -108,7 +109,7 @@ def report_once(site: str, job: str, problem: str) -> bool:
     if key in _reported:
         return False
     _reported.add(key)
-    log.error("site %s: job %s is skipped: %s; %s (the other jobs are not affected)", site, job, problem,
+    log.error("site %s: job %s is skipped: %s; %s (the other jobs are not affected)", site, shown(job), problem,
               FIX_HINT)
     return True
 
@@ -128,7 +129,7 @@ def repair_values(ctx: SiteContext, now: datetime) -> int:
         cleared = store.clear_untimely_slots()
     for name, value in cleared:
         log.warning("site %s: job %s had next_execution %r, not a time; rescheduling it forward from now",
-                    ctx.name, name, value)
+                    ctx.name, shown(name), value)
     return changed + len(cleared)
 
 

@@ -116,3 +116,14 @@ def test_a_next_execution_that_is_not_a_time_is_rescheduled_and_listed(bench_fac
     assert ScheduledJobType.get(ScheduledJobType.name == BAD).next_execution == datetime(2026, 1, 5, 12)
     run_pass(ctx, conn, now=NEXT_SLOT)
     assert ScheduledJobLog.get(ScheduledJobLog.job_name == BAD).scheduled_for == datetime(2026, 1, 5, 12)
+
+
+def test_a_bad_rows_name_cannot_forge_a_log_line(caplog):
+    """A name changed with SQL reaches the log quoted and escaped: a newline in it cannot start a line of its
+    own that looks like the scheduler's."""
+    from hookscheduler.schedule.rows import report_once
+
+    with caplog.at_level("ERROR", logger="hookscheduler.schedule.rows"):
+        assert report_once("s1", "x\n2026-12-07 22:00:00 INFO forged", "bad cron")
+    [message] = [r.getMessage() for r in caplog.records]
+    assert "\n" not in message and "'x\\n2026-12-07 22:00:00 INFO forged'" in message
