@@ -183,7 +183,7 @@ NOTES = {
     "shell": "$(touch PWNED) `touch PWNED` ; rm -rf ~",
     "unicode": "wegen Wartung ✓ 日本語 🚧",
     "percent-format": "%s %d {0} {name} %(x)s",
-    "long": "why " * 2499 + "why",
+    "long": "why " * 124 + "why",  # 499 characters: the longest a note may be is 500
     "empty": "",
 }
 
