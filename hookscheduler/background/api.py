@@ -29,10 +29,11 @@ from typing import Any
 import peewee as pw
 import redis
 from rq import Callback, Queue
-from rq.exceptions import DuplicateJobError
+from rq.exceptions import DuplicateJobError, InvalidJobOperation
 from rq.job import Job, JobStatus
 
 from ..broker.connection import redis_for
+from ..broker.discard import delete_job
 from ..broker.keys import site_prefix, user_job_id
 from ..config import MAX_TIMEOUT, load_bench
 from ..context import SiteContext, open_site
@@ -165,7 +166,7 @@ def enqueue(method: str | Callable[..., Any], queue: str = "default", timeout: i
     rq_id = full_job_id(job_id, ctx) if job_id is not None else None
     conn = redis_for(ctx.site)
     if now or not is_async:
-        if rq_id is not None and deduplicate and _pending_twin(conn, rq_id, replace=False):
+        if rq_id is not None and deduplicate and _pending_twin(conn, rq_id):
             log.info("not running %s: job %s is already queued or running", _label(method), rq_id)
             return None
         return run_inline(ctx, method, job_name, kwargs)
@@ -179,7 +180,7 @@ def enqueue(method: str | Callable[..., Any], queue: str = "default", timeout: i
     if db is None:
         return _put(q, job, path, at_front, job_id, deduplicate)
     if rq_id is not None:
-        status = _pending_twin(conn, rq_id, replace=False)
+        status = _pending_twin(conn, rq_id)
         if status is not None:
             if deduplicate:
                 log.info("not queueing %s: job %s is already queued or running", path, rq_id)
@@ -290,18 +291,13 @@ def _bad_argument(fn: str, path: str, arguments: dict[str, Any], serializer: Any
     return None
 
 
-def _pending_twin(conn: redis.Redis, rq_id: str, replace: bool) -> JobStatus | None:
-    """The status of the job with this id while it is queued, started, deferred or scheduled; else None, and
-    with ``replace`` a finished or failed twin is deleted (rq#793: re-using an id needs the old job gone)."""
+def _pending_twin(conn: redis.Redis, rq_id: str) -> JobStatus | None:
+    """The status of the job with this id while it is queued, started, deferred or scheduled; else None."""
     job = Job.fetch_many([rq_id], connection=conn)[0]
     if job is None:
         return None
     status = job.get_status(refresh=False)
-    if status in PENDING:
-        return status
-    if replace:
-        job.delete()
-    return None
+    return status if status in PENDING else None
 
 
 def _duplicate(job_id: str | None, status: JobStatus) -> DuplicateJobError:
@@ -309,24 +305,59 @@ def _duplicate(job_id: str | None, status: JobStatus) -> DuplicateJobError:
                              "skip the call while it is pending, or choose another job_id; nothing was queued")
 
 
+#: Rounds of (unique enqueue, replace a finished twin) before a call gives up: each lost round means another
+#: process wrote the id in between, whose job is then pending, so a second round normally settles it
+_PUT_ROUNDS = 5
+
+
 def _put(q: Queue, job: Job, path: str, at_front: bool, job_id: str | None, deduplicate: bool) -> Job | None:
     """Write the built job to its queue. A job id the application chose goes through RQ's atomic unique
-    enqueue, which refuses an id already in Redis: a finished or failed twin is then replaced; a pending one
-    makes the call return None (``deduplicate``) or raise (RQ alone would queue the id twice)."""
+    enqueue, which refuses an id already in Redis: a finished or failed twin is then replaced
+    (:func:`_replace_finished`, atomic); a pending one makes the call return None (``deduplicate``) or raise
+    (RQ alone would queue the id twice)."""
     if job_id is None:
         return q.enqueue_job(job, at_front=at_front)
     status: JobStatus | None = None
-    for _ in range(2):
+    for _ in range(_PUT_ROUNDS):
         try:
             return q.enqueue_job(job, at_front=at_front, unique=True)
         except DuplicateJobError:
-            status = _pending_twin(q.connection, job.id, replace=True)
-            if status is not None:
-                break
-    if deduplicate:  # a twin pending, or one that came back between our delete and our write
+            pass
+        replaced, status = _replace_finished(q, job, at_front)
+        if replaced:
+            return job
+        if status is not None:
+            break
+    if deduplicate:  # a twin pending, or one written by another process each time we looked
         log.info("not queueing %s: job %s is already queued or running", path, job.id)
         return None
     raise _duplicate(job_id, status or JobStatus.QUEUED)
+
+
+def _replace_finished(q: Queue, job: Job, at_front: bool) -> tuple[bool, JobStatus | None]:
+    """Replace the finished (or failed, canceled, stopped) job that holds ``job``'s id by ``job``, in one
+    transaction that Redis applies only if the twin's hash is unchanged since it was read (WATCH): of several
+    processes re-using the id at once, exactly one replaces it; the others find its job pending (rq#793:
+    re-using an id needs the old job gone, and each deleting what it had seen finished deleted the job another
+    had just queued, which then ran twice). (True, None) when replaced; (False, status) when the twin is
+    pending; (False, None) when the twin changed or vanished meanwhile (the caller tries again)."""
+    conn = q.connection
+    with conn.pipeline() as pipe:
+        try:
+            pipe.watch(job.key)  # type: ignore[no-untyped-call]
+            twin = Job.fetch_many([job.id], connection=conn)[0]
+            if twin is None:
+                return False, None
+            status = twin.get_status(refresh=False)
+            if status in PENDING:
+                return False, status
+            pipe.multi()
+            delete_job(twin, pipeline=pipe)
+            q.enqueue_job(job, pipeline=pipe, at_front=at_front)
+            pipe.execute()
+        except (redis.WatchError, InvalidJobOperation):  # written or deleted by another process meanwhile
+            return False, None
+    return True, None
 
 
 def _put_after_commit(q: Queue, job: Job, path: str, at_front: bool, job_id: str | None,

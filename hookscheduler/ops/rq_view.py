@@ -20,6 +20,7 @@ from rq.exceptions import InvalidJobOperation
 from rq.job import Job
 from rq.utils import parse_composite_key
 
+from ..broker.discard import delete_job
 from ..broker.keys import short_queue, site_prefix
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError, JobNotFound, shown
@@ -169,7 +170,7 @@ def delete(ctx: SiteContext, conn: redis.Redis, job_id: str, who: str, now: date
     """Delete the job from RQ (queue, registries, hash); a queued scheduled run is logged skipped."""
     job = resolve_job(conn, ctx.bench.bench_id, ctx.name, job_id)
     _ledger(ctx, [job.id], f"deleted from RQ by {who} (rq-jobs delete)", now)
-    job.delete()
+    delete_job(job)  # also a job whose worker was killed, which RQ's own delete refuses for a minute
     return job.id
 
 
