@@ -15,6 +15,8 @@ from datetime import datetime
 from ..states import SLOT_TRIGGERS, Trigger
 
 _JOB_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+#: The longest application job id kept as it is (after the site prefix); a longer one is cut and hashed
+USER_JOB_ID_MAX = 160
 
 
 def queue_name(bench_id: str, queue: str) -> str:
@@ -45,11 +47,19 @@ def scheduled_job_id(bench_id: str, site: str, job_name: str, slot: datetime, tr
 
 
 def user_job_id(bench_id: str, site: str, job_id: str) -> str:
-    """Namespace an application-chosen ``job_id`` (as Frappe's ``create_job_id``), keeping it readable."""
+    """Namespace an application-chosen ``job_id`` (as Frappe's ``create_job_id``), keeping it readable.
+
+    An id that had to be changed ends with a hash of the whole id, so that two ids stay distinct when only
+    their unsafe characters differ, or only their ends past :data:`USER_JOB_ID_MAX` characters (cut without a
+    hash, two long ids that shared their first 160 characters were one job: the second was dropped as a
+    duplicate of the first). An id of safe characters within the limit is kept as it is."""
     safe = _JOB_ID_UNSAFE.sub("-", job_id)
-    if safe != job_id:  # keep ids distinct when only unsafe characters differ
-        safe = f"{safe[:80]}-{hashlib.sha1(job_id.encode()).hexdigest()[:8]}"
-    return f"{site_prefix(bench_id, site)}{safe[:160]}"
+    digest = hashlib.sha1(job_id.encode()).hexdigest()[:8]
+    if safe != job_id:
+        safe = f"{safe[:80]}-{digest}"
+    elif len(safe) > USER_JOB_ID_MAX:
+        safe = f"{safe[:USER_JOB_ID_MAX - len(digest) - 1]}-{digest}"
+    return f"{site_prefix(bench_id, site)}{safe}"
 
 
 def heartbeat_key(bench_id: str, instance: str) -> str:

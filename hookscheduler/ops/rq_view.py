@@ -21,7 +21,7 @@ from rq.job import Job
 from rq.utils import parse_composite_key
 
 from ..broker.discard import delete_job
-from ..broker.keys import short_queue, site_prefix
+from ..broker.keys import short_queue, site_prefix, user_job_id
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError, JobNotFound, shown
 from ..schedule.send import rq_queue
@@ -121,9 +121,10 @@ def list_jobs(conn: redis.Redis, bench_id: str, site: str, queues: Sequence[str]
 
 
 def resolve_job(conn: redis.Redis, bench_id: str, site: str, job_id: str) -> Job:
-    """The site's RQ job with this id (the site prefix may be left out); JobNotFound otherwise."""
+    """The site's RQ job with this id (the site prefix may be left out, and the id given as the application
+    chose it, as ``enqueue(job_id=...)`` stores it); JobNotFound otherwise."""
     prefix = site_prefix(bench_id, site)
-    full = job_id if job_id.startswith(prefix) else prefix + job_id
+    full = job_id if job_id.startswith(prefix) else user_job_id(bench_id, site, job_id)
     if not job_id.startswith(prefix) and job_id.startswith(f"{bench_id}_"):
         full = job_id  # another site's id: never found here
     jobs = Job.fetch_many([full], connection=conn) if full.startswith(prefix) else [None]

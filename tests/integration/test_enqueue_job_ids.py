@@ -136,3 +136,15 @@ def test_rq_jobs_delete_removes_a_job_whose_worker_was_killed(bench_factory):
     assert rq_view.delete(ctx, conn, "rebuild", "tester") == job.id
     assert get_job_status("rebuild") is None
     assert conn.zcard(ExecutionRegistry(job.id, conn).key) == 0
+
+
+def test_long_ids_that_share_their_first_160_characters_are_distinct_jobs(bench_factory):
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    base = "reindex-" + "customer-segment-" * 10
+    a = enqueue("bgapp.tasks.add", job_id=base + "A", deduplicate=True, a=1, b=0)
+    b = enqueue("bgapp.tasks.add", job_id=base + "B", deduplicate=True, a=2, b=0)
+    assert a is not None and b is not None and a.id != b.id
+    assert rq_view.resolve_job(conn, ctx.bench.bench_id, ctx.name, base + "B").id == b.id
+    drain(ctx.bench.bench_id, conn)
+    assert [r["a"] for r in out_rows(bench, "add")] == [1, 2]
