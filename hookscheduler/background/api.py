@@ -19,9 +19,12 @@ application chose or the full id RQ reports.
 from __future__ import annotations
 
 import functools
+import io
 import itertools
 import logging
 import os
+import pickle
+import types
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -270,12 +273,53 @@ def _build_job(q: Queue, ctx: SiteContext, path: str, timeout: int, job_name: st
         status=JobStatus.QUEUED, on_success=callbacks[0], on_failure=callbacks[1],
     )
     try:
-        job.data  # noqa: B018 - builds and keeps the payload
+        data = job.data
     except Exception as exc:
         raise TypeError(_bad_argument("enqueue", path, kwargs, job.serializer) or (
             f"enqueue({shown(path)}): the job cannot be serialised for the worker ({exception_line(exc)}); "
             "nothing was queued")) from exc
+    _refuse_main("enqueue", path, [data], kwargs)
     return job
+
+
+class _FoundMain(Exception):
+    """Raised by :class:`_MainFinder` at the first class or function of ``__main__``."""
+
+
+class _MainFinder(pickle.Pickler):
+    """A pickler that stops at the first class or function it would store by reference to ``__main__``."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, type | types.FunctionType) and getattr(obj, "__module__", None) == "__main__":
+            raise _FoundMain(f"__main__.{getattr(obj, '__qualname__', '?')}")
+        return NotImplemented
+
+
+def _main_reference(value: Any) -> str | None:
+    """``__main__.Name`` of the first class or function of ``__main__`` that pickling ``value`` stores."""
+    try:
+        _MainFinder(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    except _FoundMain as found:
+        return str(found)
+    except Exception:  # what does not pickle is reported by the serialisation itself
+        return None
+    return None
+
+
+def _refuse_main(fn: str, path: str, payloads: Iterable[bytes], arguments: dict[str, Any]) -> None:
+    """Refuse arguments that pickle here but cannot be unpickled by a worker: an instance of a class, or a
+    function, defined in the caller's ``__main__`` (a script) is stored as a reference to ``__main__``, which
+    in the worker is the worker, so the job failed there with a ``DeserializationError`` and no ``failed``
+    event. Only a payload that names ``__main__`` at all is looked at argument by argument."""
+    if not any(b"__main__" in data for data in payloads):
+        return
+    for name, value in arguments.items():
+        ref = _main_reference(value)
+        if ref is not None:
+            raise TypeError(f"{fn}({shown(path)}): argument {shown(name)} holds {ref}, defined in the script "
+                            "that calls, which a worker cannot import; define it in a module of an app, or pass "
+                            "what the job can rebuild it from (ids, strings, numbers, lists, dicts); "
+                            "nothing was queued")
 
 
 def _bad_argument(fn: str, path: str, arguments: dict[str, Any], serializer: Any) -> str | None:
@@ -460,6 +504,8 @@ def enqueue_batches(method: str | Callable[..., Any], items: Iterable[Any], batc
             if bad:
                 raise TypeError(bad) from exc
             raise
+        _refuse_main(fn, path, (job.data for job in jobs),
+                     {**kwargs, **{f"{arg_name} (batch {i + 1})": b for i, b in enumerate(batches)}})
         pipe.execute()
     return list(jobs)
 
@@ -503,10 +549,17 @@ def describe_job(job_id: str, ctx: SiteContext | None = None) -> dict[str, Any] 
 
 
 def _rq_fields(job: Job) -> dict[str, Any]:
-    kwargs = job.kwargs if isinstance(job.kwargs, dict) else {}
+    meta = (job.meta or {}).get("hookscheduler") or {}
+    try:
+        kwargs = job.kwargs if isinstance(job.kwargs, dict) else {}
+        func_name: str | None = job.func_name
+    except Exception:  # an undecodable payload (DeserializationError): the meta still says what the job is
+        kwargs, func_name = {}, None
+    if isinstance(meta, dict):
+        kwargs = {"method": meta.get("method"), "job_name": meta.get("job"), **kwargs}
     out: dict[str, Any] = {
         "status": str(job.get_status(refresh=False).value), "queue": str(job.origin).rpartition(":")[2],
-        "method": kwargs.get("method") or job.func_name, "job_name": kwargs.get("job_name"),
+        "method": kwargs.get("method") or func_name, "job_name": kwargs.get("job_name"),
         "enqueued_at": job.enqueued_at, "started_at": job.started_at, "ended_at": job.ended_at,
         "worker": job.worker_name, "error": None, "result": None,
     }

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
+import sys
 import time
+import zlib
 from typing import Any
 
 import pytest
@@ -13,12 +16,12 @@ from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job, JobStatus
 
 import hookscheduler
-from hookscheduler import enqueue, get_job_status
+from hookscheduler import enqueue, enqueue_batches, get_job_status
 from hookscheduler.background import api
 from hookscheduler.broker.keys import queue_name
 from hookscheduler.ops import rq_view
 from tests.helpers import drain
-from tests.integration.bgjobs_support import make_bench, out_rows, site
+from tests.integration.bgjobs_support import cli, make_bench, out_rows, site
 
 pytestmark = pytest.mark.usefixtures("fresh_api")
 
@@ -148,3 +151,50 @@ def test_long_ids_that_share_their_first_160_characters_are_distinct_jobs(bench_
     assert rq_view.resolve_job(conn, ctx.bench.bench_id, ctx.name, base + "B").id == b.id
     drain(ctx.bench.bench_id, conn)
     assert [r["a"] for r in out_rows(bench, "add")] == [1, 2]
+
+
+def _in_main(monkeypatch, obj):
+    """``obj`` as a script's own class or function: ``__main__.<name>`` (found there by pickle, here only)."""
+    obj.__module__, obj.__qualname__ = "__main__", obj.__name__
+    monkeypatch.setattr(sys.modules["__main__"], obj.__qualname__, obj, raising=False)
+    return obj
+
+
+def test_arguments_a_worker_cannot_unpickle_are_refused_at_the_call(bench_factory, monkeypatch):
+    """A script's dataclass or function pickles (by reference to ``__main__``) but the worker's ``__main__`` is
+    not the script: the job failed there with a DeserializationError and no failed event."""
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+
+    @dataclasses.dataclass
+    class Payload:
+        n: int
+
+    def local_fn() -> None:
+        pass
+
+    payload, fn = _in_main(monkeypatch, Payload), _in_main(monkeypatch, local_fn)
+    for call, named in [(lambda: enqueue("bgapp.tasks.add", a=1, b=payload(1)), "argument 'b' holds __main__.Payload"),
+                        (lambda: enqueue("bgapp.tasks.add", a=fn, b=1), "argument 'a' holds __main__.local_fn"),
+                        (lambda: enqueue("bgapp.tasks.process", items={"x": [payload(2)]}, tag="t",
+                                         enqueue_after_commit=True), "argument 'items' holds __main__.Payload"),
+                        (lambda: enqueue_batches("bgapp.tasks.process", [1, 2, payload(3)], batch_size=2),
+                         "argument 'items (batch 2)' holds __main__.Payload")]:
+        with pytest.raises(TypeError) as err:
+            call()
+        message = str(err.value)
+        assert "\n" not in message and named in message and "nothing was queued" in message
+    assert enqueue("bgapp.tasks.process", items=["__main__"]) is not None  # the word alone is fine
+    assert Queue(queue_name(ctx.bench.bench_id, "default"), connection=conn).count == 1
+
+
+def test_job_status_copes_with_a_job_whose_arguments_cannot_be_decoded(bench_factory):
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    job = enqueue("bgapp.tasks.add", job_id="undecodable", a=1, b=1)
+    conn.hset(job.key, "data", zlib.compress(b"c__main__\nNoSuchPayload\n."))  # as a script's class reads there
+    info = api.describe_job("undecodable", ctx)
+    assert info is not None and info["status"] == "queued" and info["method"] == "bgapp.tasks.add"
+    done = cli(bench, "job-status", "undecodable")
+    assert done.returncode == 0, done.stderr
+    assert "queued" in done.stdout and "bgapp.tasks.add" in done.stdout
