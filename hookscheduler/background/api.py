@@ -40,7 +40,7 @@ from ..broker.discard import delete_job
 from ..broker.keys import site_prefix, user_job_id
 from ..config import MAX_TIMEOUT, load_bench
 from ..context import SiteContext, open_site
-from ..declare.hooks import check_method, ensure_apps_on_path, exception_line
+from ..declare.hooks import check_method, ensure_apps_on_path, exception_line, resolve_method
 from ..exceptions import HookSchedulerError, QueueNotFound, shown
 from ..followed import FollowedSite
 from ..schedule.send import rq_queue
@@ -241,11 +241,12 @@ def _check_options(fn: str, queue: Any, timeout: Any, job_name: Any) -> None:
     _check_text(fn, "job_name", job_name)
 
 
-def _require_importable(fn: str, what: str, path: str) -> None:
+def _require_importable(fn: str, what: str, path: str, scan: bool = True) -> None:
     """Refuse a dotted path that does not resolve: the worker imports it only when the job runs, and would fail
     there (a callback, after the method ran, failing a job that did its work). Checked as ``migrate`` checks a
-    hooks.py's methods: a module not imported yet whose source defines the name is not imported here."""
-    problem = check_method(path, scan=True)
+    hooks.py's methods: a module not imported yet whose source defines the name is not imported here (unless
+    ``scan`` is False: the caller needs the object)."""
+    problem = check_method(path, scan=scan)
     if problem is not None:
         raise ValueError(f"{fn}: {what}: {problem}; name a module-level function the workers can import "
                          "(app.module.function); nothing was queued")
@@ -433,16 +434,18 @@ def enqueue_doc(model: str | type, name: Any, method: str, queue: str = "default
                 now: bool = False, **kwargs: Any) -> Any:
     """Load the record of ``model`` (a peewee model, or its dotted path) with primary key ``name`` in the
     worker and call its ``method(**kwargs)`` there (Frappe's ``enqueue_doc``). The model must be bound to a
-    database in the worker, e.g. declared on ``hookscheduler.models.database_proxy`` (the site's database).
-    A model path that does not import, or a model class without ``method``, is refused here (the worker would
-    fail on it); the options are :func:`enqueue`'s, checked by it."""
+    database in the worker, e.g. declared on ``hookscheduler.store.models.database_proxy`` (the site's database).
+    A model that does not import, or that has no ``method``, is refused here (the worker would fail on it),
+    whether given as a class or as a dotted path (which is imported to look); the options are :func:`enqueue`'s,
+    checked by it."""
     model_path = model if isinstance(model, str) else method_path(model)
     if not isinstance(method, str) or not method.isidentifier():
         raise ValueError(f"enqueue_doc: method must be the name of a method of the model, got {shown(method)}; "
                          "nothing was queued")
     if isinstance(model, str):
-        _require_importable("enqueue_doc", "model", model_path)
-    elif not callable(getattr(model, method, None)):
+        _require_importable("enqueue_doc", "model", model_path, scan=False)
+        model = resolve_method(model_path)
+    if not callable(getattr(model, method, None)):
         raise ValueError(f"enqueue_doc: model {model_path} has no method {shown(method)}; name one of its "
                          "methods; nothing was queued")
     options = {k: kwargs.pop(k) for k in ("job_name", "enqueue_after_commit", "at_front", "job_id", "deduplicate",

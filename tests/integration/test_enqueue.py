@@ -469,7 +469,11 @@ def test_a_method_the_model_does_not_have_is_refused_by_enqueue_doc(bench_factor
     invoice = create_invoice_table(ctx)
     with pytest.raises(ValueError, match="has no method 'sbumit'"):
         enqueue_doc(invoice, "INV-1", "sbumit")
+    with pytest.raises(ValueError) as err:  # the model as a dotted path is checked as its class is
+        enqueue_doc("bgapp.tasks.Invoice", "INV-1", "nope")
+    assert "model bgapp.tasks.Invoice has no method 'nope'" in str(err.value) and "\n" not in str(err.value)
     assert _queue(ctx, conn).count == 0
+    assert enqueue_doc("bgapp.tasks.Invoice", "INV-1", "submit", note_text="n") is not None
 
 
 def test_reusing_the_job_id_of_a_pending_job_is_refused(bench_factory):
