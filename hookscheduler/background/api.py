@@ -139,8 +139,11 @@ def enqueue(method: str | Callable[..., Any], queue: str = "default", timeout: i
             is_async: bool = True, now: bool = False, job_name: str | None = None,
             enqueue_after_commit: bool = False, at_front: bool = False, job_id: str | None = None,
             deduplicate: bool = False, on_success: Callable[..., Any] | str | None = None,
-            on_failure: Callable[..., Any] | str | None = None, **kwargs: Any) -> Any:
+            on_failure: Callable[..., Any] | str | None = None, event: str | None = None, **kwargs: Any) -> Any:
     """Run ``method(**kwargs)`` in a background worker of the current site (Frappe's ``frappe.enqueue``).
+
+    Every keyword of ``frappe.enqueue`` is the call's own, never the method's: ``event`` (a label, Frappe's
+    scheduler event that queued the job) is kept in the job's meta (``job.meta["hookscheduler"]["event"]``).
 
     Returns the RQ :class:`~rq.job.Job`; the method's result when run inline (``now=True`` or
     ``is_async=False``); None when ``deduplicate`` found a twin still queued or started, or when
@@ -162,6 +165,7 @@ def enqueue(method: str | Callable[..., Any], queue: str = "default", timeout: i
             ("at_front", at_front), ("deduplicate", deduplicate)))
     _check_options("enqueue", queue, timeout, job_name)
     _check_text("enqueue", "job_id", job_id)
+    _check_text("enqueue", "event", event)
     if deduplicate and job_id is None:
         raise ValueError("deduplicate=True needs a job_id (the identity of the job to deduplicate)")
     ctx = current_site()
@@ -178,7 +182,7 @@ def enqueue(method: str | Callable[..., Any], queue: str = "default", timeout: i
         _require_importable("enqueue", "method", path)
     callbacks = _callback("on_success", on_success), _callback("on_failure", on_failure)
     q = rq_queue(conn, ctx.bench.bench_id, queue)
-    job = _build_job(q, ctx, path, timeout or queue_timeout, job_name, rq_id, callbacks, kwargs)
+    job = _build_job(q, ctx, path, timeout or queue_timeout, job_name, rq_id, callbacks, kwargs, event)
     db = _open_transaction() if enqueue_after_commit else None
     if db is None:
         return _put(q, job, path, at_front, job_id, deduplicate)
@@ -262,16 +266,19 @@ def _callback(name: str, fn: Callable[..., Any] | str | None) -> Callback | None
 
 
 def _build_job(q: Queue, ctx: SiteContext, path: str, timeout: int, job_name: str | None, rq_id: str | None,
-               callbacks: tuple[Callback | None, Callback | None], kwargs: dict[str, Any]) -> Job:
+               callbacks: tuple[Callback | None, Callback | None], kwargs: dict[str, Any],
+               event: str | None = None) -> Job:
     """The job, its payload serialised now: an argument that cannot be is refused by the call that passed it
     (deferred, it would fail at the commit), and a deferred job keeps the arguments as they were at the call."""
+    meta: dict[str, Any] = {"site": ctx.site.name, "job": job_name or path, "method": path}
+    if event is not None:
+        meta["event"] = event
     job = q.create_job(
         EXECUTE, kwargs=_job_kwargs(ctx, path, job_name, kwargs), timeout=timeout,
         job_id=rq_id or f"{site_prefix(ctx.bench.bench_id, ctx.site.name)}{uuid.uuid4().hex}",
         result_ttl=ctx.site.settings.rq_results_ttl, failure_ttl=ctx.site.settings.rq_job_failure_ttl,
         description=f"{job_name or path} [site {ctx.site.name}]",
-        meta={"hookscheduler": {"site": ctx.site.name, "job": job_name or path, "method": path}},
-        status=JobStatus.QUEUED, on_success=callbacks[0], on_failure=callbacks[1],
+        meta={"hookscheduler": meta}, status=JobStatus.QUEUED, on_success=callbacks[0], on_failure=callbacks[1],
     )
     try:
         data = job.data
@@ -449,7 +456,7 @@ def enqueue_doc(model: str | type, name: Any, method: str, queue: str = "default
         raise ValueError(f"enqueue_doc: model {model_path} has no method {shown(method)}; name one of its "
                          "methods; nothing was queued")
     options = {k: kwargs.pop(k) for k in ("job_name", "enqueue_after_commit", "at_front", "job_id", "deduplicate",
-                                          "on_success", "on_failure", "is_async") if k in kwargs}
+                                          "on_success", "on_failure", "is_async", "event") if k in kwargs}
     options.setdefault("job_name", f"{model_path}.{method}")
     return enqueue(RUN_DOC, queue=queue, timeout=timeout, now=now, doc_model=model_path, doc_name=name,
                    doc_method=method, doc_kwargs=kwargs, **options)

@@ -548,3 +548,19 @@ def test_a_method_path_with_a_control_character_is_refused(bench_factory, method
             enqueue(method, now=now)
         assert "is not a dotted path" in str(err.value) and "\n" not in str(err.value)
     assert _queue(ctx, conn).count == 0
+
+
+def test_frappes_event_keyword_is_kept_by_the_call_not_passed_to_the_method(bench_factory):
+    """``frappe.enqueue(..., event="daily")`` keeps ``event`` for itself: passed on, the method got an
+    unexpected keyword and failed with a TypeError."""
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    job = enqueue("bgapp.tasks.add", event="daily", a=1, b=1)
+    assert job.kwargs["kwargs"] == {"a": 1, "b": 1} and job.meta["hookscheduler"]["event"] == "daily"
+    doc = enqueue_doc("bgapp.tasks.Invoice", "INV-1", "submit", event="hourly", note_text="n")
+    assert doc.kwargs["kwargs"]["doc_kwargs"] == {"note_text": "n"}
+    assert enqueue("bgapp.tasks.add", now=True, event="daily", a=2, b=2) == 4
+    with pytest.raises(ValueError, match="event must be a non-empty string"):
+        enqueue("bgapp.tasks.add", event=5, a=1, b=1)
+    drain(ctx.bench.bench_id, conn)
+    assert job.return_value(refresh=True) == 2
