@@ -507,7 +507,11 @@ def enqueue_batches(method: str | Callable[..., Any], items: Iterable[Any], batc
     q = rq_queue(conn, ctx.bench.bench_id, queue)
     with conn.pipeline() as pipe:
         try:  # the jobs are serialised into the pipeline, which is sent only once they all are
-            jobs = q.enqueue_many(data, pipeline=pipe)
+            # at the front, each job is pushed before the ones already there: the last batch goes first, so
+            # that the batches run in order ahead of the queue
+            jobs = q.enqueue_many(data[::-1] if at_front else data, pipeline=pipe)
+            if at_front:
+                jobs = jobs[::-1]
         except Exception as exc:
             arguments = {**kwargs, **{f"{arg_name} (batch {i + 1})": b for i, b in enumerate(batches)}}
             bad = _bad_argument(fn, path, arguments, q.serializer)

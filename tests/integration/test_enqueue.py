@@ -222,6 +222,18 @@ def test_batches_split_a_large_iterable(bench_factory):
     assert [j.return_value(refresh=True) for j in jobs] == [10, 10, 5]
 
 
+def test_batches_at_the_front_keep_their_order(bench_factory):
+    """Each pushed to the front in turn, they ran last batch first."""
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    waiting = enqueue("bgapp.tasks.add", a=1, b=0)
+    jobs = enqueue_batches("bgapp.tasks.process", range(5), batch_size=2, at_front=True)
+    assert [j.kwargs["job_name"] for j in jobs] == [f"bgapp.tasks.process (batch {i})" for i in (1, 2, 3)]
+    assert _queue(ctx, conn).job_ids == [*(j.id for j in jobs), waiting.id]
+    drain(ctx.bench.bench_id, conn)
+    assert [r["items"] for r in out_rows(bench, "process")] == [[0, 1], [2, 3], [4]]
+
+
 def test_job_status_and_is_job_enqueued(bench_factory):
     bench = make_bench(bench_factory)
     ctx, conn = site(bench)
