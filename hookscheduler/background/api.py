@@ -44,6 +44,7 @@ from ..declare.hooks import check_method, ensure_apps_on_path, exception_line, r
 from ..exceptions import HookSchedulerError, QueueNotFound, shown
 from ..followed import FollowedSite
 from ..schedule.send import rq_queue
+from ..security.redact import redact
 from ..store import ledger_reads
 from ..store.models import database_proxy
 from ..worker.runner import JobContext, bound_context, import_path, job_context, worker_site
@@ -119,6 +120,17 @@ def method_path(method: str | Callable[..., Any]) -> str:
     return f"{module}.{qualname}"
 
 
+def _checked_path(fn: str, what: str, method: Any) -> str:
+    """:func:`method_path` with the refusal of the other options: the call and the parameter named, and that
+    nothing was queued (a bad ``on_failure`` was reported as a bad ``method``)."""
+    try:
+        return method_path(method)
+    except (TypeError, ValueError) as exc:
+        text = str(exc)
+        text = f"{what} {text.removeprefix('method ')}" if text.startswith("method ") else f"{what}: {text}"
+        raise type(exc)(f"{fn}: {text}; nothing was queued") from None
+
+
 def validate_queue(ctx: SiteContext, queue: str) -> int:
     """The queue's default timeout; QueueNotFound listing the valid queues for an unknown one."""
     queues = ctx.site.queues
@@ -177,7 +189,7 @@ def enqueue(method: str | Callable[..., Any], queue: str = "default", timeout: i
             log.info("not running %s: job %s is already queued or running", _label(method), rq_id)
             return None
         return run_inline(ctx, method, job_name, kwargs)
-    path = method_path(method)
+    path = _checked_path("enqueue", "method", method)
     if isinstance(method, str):
         _require_importable("enqueue", "method", path)
     callbacks = _callback("on_success", on_success), _callback("on_failure", on_failure)
@@ -188,6 +200,13 @@ def enqueue(method: str | Callable[..., Any], queue: str = "default", timeout: i
         return _put(q, job, path, at_front, job_id, deduplicate)
     if rq_id is not None:
         status = _pending_twin(conn, rq_id)
+        if status is None and _deferred_in_transaction(db, rq_id):
+            if deduplicate:
+                log.info("not deferring %s: job %s is already deferred by this transaction", path, rq_id)
+                return None
+            raise DuplicateJobError(f"enqueue: job {shown(job_id)} is already deferred by this transaction "
+                                    "(enqueue_after_commit); pass deduplicate=True to skip the call, or choose "
+                                    "another job_id; nothing was queued")
         if status is not None:
             if deduplicate:
                 log.info("not queueing %s: job %s is already queued or running", path, rq_id)
@@ -259,7 +278,7 @@ def _require_importable(fn: str, what: str, path: str, scan: bool = True) -> Non
 def _callback(name: str, fn: Callable[..., Any] | str | None) -> Callback | None:
     if fn is None:
         return None
-    path = method_path(fn)
+    path = _checked_path("enqueue", name, fn)
     if isinstance(fn, str):
         _require_importable("enqueue", name, path)
     return Callback(path)
@@ -421,7 +440,31 @@ def _put_after_commit(q: Queue, job: Job, path: str, at_front: bool, job_id: str
         _put(q, job, path, at_front, job_id, deduplicate)
     except Exception as exc:
         log.error("job %s (%s) was not queued after its transaction committed: %s; the transaction's writes "
-                  "stand, so enqueue the job again once the cause is fixed", job.id, path, exception_line(exc))
+                  "stand, so enqueue the job again once the cause is fixed, with its keyword arguments %s",
+                  job.id, path, exception_line(exc), _logged_arguments(job))
+
+
+#: The most characters of a deferred job's arguments written in the ERROR line of a send that failed
+_LOGGED_ARGUMENTS_MAX = 2000
+
+
+def _logged_arguments(job: Job) -> str:
+    """The method's keyword arguments, for re-enqueueing a lost deferred job by hand: redacted (a password
+    passed to a job is no more logged than one in a URL), on one line, cut when long."""
+    payload = job.kwargs if isinstance(job.kwargs, dict) else {}
+    text = redact(repr(payload.get("kwargs", {}))).replace("\n", "\\n")
+    if len(text) > _LOGGED_ARGUMENTS_MAX:
+        text = f"{text[:_LOGGED_ARGUMENTS_MAX]}... ({len(text) - _LOGGED_ARGUMENTS_MAX} characters cut)"
+    return text
+
+
+def _deferred_in_transaction(db: pw.Database, rq_id: str) -> bool:
+    """True when the open transaction already defers a job with this id: found only after the commit, the
+    second was refused then, logged at ERROR, far from the call that made it. The deferred sends are the
+    database's commit callbacks (peewee clears them on commit and rollback)."""
+    callbacks = getattr(getattr(db, "_state", None), "commit_callbacks", None) or []
+    return any(isinstance(cb, functools.partial) and cb.func is _put_after_commit and cb.args[1].id == rq_id
+               for cb in callbacks)
 
 
 def _open_transaction() -> pw.Database | None:
@@ -479,7 +522,7 @@ def enqueue_batches(method: str | Callable[..., Any], items: Iterable[Any], batc
     _check_options(fn, queue, timeout, job_name)
     ctx = current_site()
     queue_timeout = validate_queue(ctx, queue)
-    path = method_path(method)
+    path = _checked_path(fn, "method", method)
     if isinstance(method, str):
         _require_importable(fn, "method", path)
     try:

@@ -356,7 +356,8 @@ def test_a_deferred_argument_is_taken_as_it_was_at_the_call(bench_factory):
 def test_a_deferred_send_that_fails_after_the_commit_is_logged_and_the_others_are_sent(bench_factory, db_kind,
                                                                                       monkeypatch, caplog):
     """Redis refusing one job at the commit: the transaction stands (no exception from its end), the other
-    deferred jobs are still sent, and the lost one is logged at ERROR with its id and method."""
+    deferred jobs are still sent, and the lost one is logged at ERROR with its id, method and (redacted)
+    keyword arguments, to enqueue it again from the log."""
     bench = make_bench(bench_factory, db_kind)
     ctx, _conn = site(bench)
     invoice = create_invoice_table(ctx)
@@ -369,12 +370,13 @@ def test_a_deferred_send_that_fails_after_the_commit_is_logged_and_the_others_ar
 
     monkeypatch.setattr(Queue, "enqueue_job", flaky)
     with caplog.at_level(logging.ERROR, logger="hookscheduler.background.api"):
-        _deferred_pair(ctx, invoice, {"order": 1})
+        _deferred_pair(ctx, invoice, {"order": 1, "password": "hunter22"})
     assert [r.name for r in invoice.select()] == ["INV-AC"]
     assert get_job_status("ac-bad") is None and get_job_status("ac-good") == JobStatus.QUEUED
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "ac-bad" in errors[0] and "bgapp.tasks.ok" in errors[0]
     assert "Connection refused" in errors[0] and "committed" in errors[0]
+    assert "keyword arguments {'order': 1, 'password': '***'}" in errors[0] and "hunter22" not in errors[0]
 
 
 def test_enqueue_outside_a_bench_is_refused(bench_factory, monkeypatch, tmp_path, redis_url):
@@ -576,3 +578,40 @@ def test_frappes_event_keyword_is_kept_by_the_call_not_passed_to_the_method(benc
         enqueue("bgapp.tasks.add", event=5, a=1, b=1)
     drain(ctx.bench.bench_id, conn)
     assert job.return_value(refresh=True) == 2
+
+
+@pytest.mark.parametrize(("call", "expected"), [
+    (lambda: enqueue("add"), "enqueue: method 'add' is not a dotted path such as 'my_app.tasks.run'"),
+    (lambda: enqueue("bgapp.tasks.ok", on_failure=5), "enqueue: on_failure must be a dotted path or an importable "
+                                                      "function, not int"),
+    (lambda: enqueue("bgapp.tasks.ok", on_success="ok"), "enqueue: on_success 'ok' is not a dotted path"),
+    (lambda: enqueue(lambda: None), "enqueue: method: cannot enqueue"),
+    (lambda: enqueue_batches("process", [1]), "enqueue_batches: method 'process' is not a dotted path"),
+], ids=["method", "on_failure", "on_success", "lambda", "batches"])
+def test_a_bad_method_or_callback_is_refused_naming_the_parameter(bench_factory, call, expected):
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    with pytest.raises((TypeError, ValueError)) as err:
+        call()
+    message = str(err.value)
+    assert message.startswith(expected) and message.endswith("nothing was queued") and "\n" not in message
+    assert _queue(ctx, conn).count == 0
+
+
+def test_a_second_deferred_job_with_the_same_id_in_a_transaction_is_refused_at_the_call(bench_factory, db_kind):
+    """Both were accepted, and the second was refused after the commit, logged at ERROR far from the call."""
+    bench = make_bench(bench_factory, db_kind)
+    ctx, conn = site(bench)
+    with ctx.database().atomic():
+        assert enqueue("bgapp.tasks.add", enqueue_after_commit=True, job_id="dupdef", a=1, b=1) is None
+        with pytest.raises(DuplicateJobError) as err:
+            enqueue("bgapp.tasks.add", enqueue_after_commit=True, job_id="dupdef", a=2, b=2)
+        assert enqueue("bgapp.tasks.add", enqueue_after_commit=True, job_id="dupdef", deduplicate=True,
+                       a=3, b=3) is None
+        enqueue("bgapp.tasks.add", enqueue_after_commit=True, job_id="other", a=4, b=4)
+    message = str(err.value)
+    assert "'dupdef' is already deferred by this transaction" in message and "nothing was queued" in message
+    with ctx.database().atomic(), pytest.raises(DuplicateJobError, match="already queued"):  # a new transaction
+        enqueue("bgapp.tasks.add", enqueue_after_commit=True, job_id="dupdef", a=5, b=5)
+    drain(ctx.bench.bench_id, conn)
+    assert [r["a"] for r in out_rows(bench, "add")] == [1, 4]
