@@ -31,7 +31,9 @@ from typing import Any
 
 import redis
 from rq import Queue
+from rq.callbacks import execute_failure_callback
 from rq.job import Job
+from rq.timeouts import JobTimeoutException
 from rq.worker import DequeueStrategy, RandomWorker, RoundRobinWorker, Worker
 from rq.worker_pool import WorkerPool
 
@@ -40,9 +42,10 @@ from ..broker.connection import check_redis, redis_for
 from ..broker.keys import queue_name
 from ..config import BUILTIN_QUEUES, Bench, Site, load_bench, load_sites
 from ..declare.hooks import load_job_specs
-from ..exceptions import HookError, QueueNotFound, shown
+from ..exceptions import HookError, QueueNotFound, one_line, shown
 from ..schedule.send import RUNNER
 from ..security.redact import redact_failure
+from ..store.models import utcnow
 from . import runner
 from .warm import WarmDatabaseWorker
 
@@ -93,19 +96,52 @@ def death_fields(func_name: str | None, kwargs: Mapping[str, Any], meta: Mapping
     return fields
 
 
+class WorkHorseDied(Exception):
+    """What a job's ``on_failure`` callback receives when its work horse died without reporting (killed, out of
+    memory, ``os._exit``, a crash); a horse the worker killed past the job's timeout gives a
+    :class:`~rq.timeouts.JobTimeoutException` instead."""
+
+
+def death_reason(status: int | None, timeout: Any) -> str:
+    """Pure: the ledger's reason for a run whose work horse died: how it ended, or, for a horse the worker
+    killed (RQ's monitor does so once the job ran its timeout plus a minute: the job caught its timeout and ran
+    on, or was stuck where the timeout could not reach it), that it timed out."""
+    if status is None:
+        return (f"timed out: work horse killed by the worker past the job's timeout ({timeout} seconds, plus RQ's "
+                "minute of grace; the timeout did not end the job)")
+    return f"work horse died ({exit_description(status)})"
+
+
 class _HorseDeathEvents:
-    """Publish a ``failed`` event when a work horse dies without reporting (killed, out of memory, ``os._exit``):
-    the horse could not say so itself, and a page watching the job should not wait for ever. The event has the
-    fields the runner's own events have, read from the job."""
+    """When a work horse dies without reporting (killed, out of memory, ``os._exit``, or killed by the worker
+    past the job's timeout), the worker does what the horse could not: it publishes a ``failed`` event (a page
+    watching the job should not wait for ever) with the fields the runner's own events have, calls the job's
+    ``on_failure`` callback (as RQ does for a job that raised), and settles a scheduled run's ledger row
+    ``failed`` with the cause, the time of the death and the duration (else the sweep would, later, knowing only
+    that RQ says failed)."""
+
+    _death: tuple[Job, str, str, Any] | None = None
+
+    def monitor_work_horse(self, job: Job, queue: Queue, execution: Any) -> None:
+        self._death = None
+        try:
+            super().monitor_work_horse(job, queue, execution)  # type: ignore[misc]
+        finally:
+            # after the lent connection was taken back (WarmDatabaseWorker): the dead horse's session is gone
+            death, self._death = self._death, None
+            if death is not None:
+                runner.record_death(*death)
 
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int | None, rusage: Any) -> None:
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[misc]
+        at = utcnow()
         try:
             kwargs = job.kwargs or {}
             meta = job.meta if isinstance(job.meta, dict) else {}
             func_name = job.func_name
         except Exception:
             return
+        self._fail_callback(job, ret_val)
         bench_id, _, queue = str(job.origin).rpartition(":")
         ours = meta.get("hookscheduler")
         site = kwargs.get("site") or (ours.get("site") if isinstance(ours, dict) else None)
@@ -114,8 +150,21 @@ class _HorseDeathEvents:
         fields = death_fields(func_name, kwargs, meta, ret_val)
         if job.started_at is not None and job.ended_at is not None:
             fields["duration"] = round(max(0.0, (job.ended_at - job.started_at).total_seconds()), 6)
+        # the worker's own name: RQ no longer has it on the job by now
         events.publish(job.connection, bench_id, str(site), "failed", job_id=job.id, queue=queue,
-                       worker=runner.worker_name(job), **fields)
+                       worker=str(self.name), **fields)  # type: ignore[attr-defined]
+        if func_name == RUNNER:
+            self._death = (job, str(site), death_reason(ret_val, job.timeout), at)
+
+    def _fail_callback(self, job: Job, status: int | None) -> None:
+        """The job's ``on_failure`` callback, under its own timeout, as RQ calls it for a job that raised. One
+        that fails is logged: the job's failure is recorded all the same."""
+        exc: Exception = (JobTimeoutException(death_reason(status, job.timeout)) if status is None
+                          else WorkHorseDied(death_reason(status, job.timeout)))
+        try:
+            execute_failure_callback(job, self.death_penalty_class, type(exc), exc, None)  # type: ignore[attr-defined]
+        except Exception as err:
+            log.warning("the on_failure callback of job %s failed: %s", job.id, one_line(err))
 
 
 class _RedactedFailure:
@@ -181,12 +230,13 @@ class HookWorker(_HorseDeathEvents, _RedactedFailure, _PromptUnsubscribe, WarmDa
     """RQ's Worker (queues in priority order)."""
 
 
-class HookRoundRobinWorker(_HorseDeathEvents, _RedactedFailure, _PromptUnsubscribe, WarmDatabaseWorker,
-                           RoundRobinWorker):
+class HookRoundRobinWorker(_HorseDeathEvents, _RedactedFailure, _PromptUnsubscribe,
+                           WarmDatabaseWorker, RoundRobinWorker):
     """RQ's RoundRobinWorker (after a job from one queue, the next queue comes first)."""
 
 
-class HookRandomWorker(_HorseDeathEvents, _RedactedFailure, _PromptUnsubscribe, WarmDatabaseWorker, RandomWorker):
+class HookRandomWorker(_HorseDeathEvents, _RedactedFailure, _PromptUnsubscribe, WarmDatabaseWorker,
+                       RandomWorker):
     """RQ's RandomWorker (queues shuffled after every job)."""
 
 

@@ -43,7 +43,7 @@ from ..ops.retention import trim_failed_registry
 from ..security.redact import redact, redact_failure
 from ..states import LedgerStatus, Trigger
 from ..store import job_reads, store_for
-from ..store.base import JOB_ABSENT, JOB_PRESENT, JOB_REMOVED
+from ..store.base import JOB_ABSENT, JOB_PRESENT, JOB_REMOVED, Outcome
 from ..store.database import raising_real_cause, real_cause
 from ..store.models import utcnow
 from . import ledger, marks, warm
@@ -130,6 +130,33 @@ def preload(sites: list[str]) -> None:
     Never connects to a database (a connection inherited across fork() is shared, and breaks)."""
     for site in sites:
         worker_site(site)
+
+
+def record_death(rq_job: Job, site: str, reason: str, now: datetime) -> None:
+    """In the worker, once a horse died without recording its run (killed, out of memory, ``os._exit``, or
+    killed by the worker past the job's timeout): the run's row is settled ``failed`` with ``reason``, at ``now``
+    (the death), with its duration. Only a row still ``queued`` or ``started``: a horse that recorded its
+    outcome and then died knew better. Best effort, as every ledger write (:func:`_ledger`); the connection is
+    closed afterwards, so that no horse inherits it."""
+    ctx = worker_site(site)
+    reason = redact(reason)
+
+    def write(db: pw.Database) -> bool:
+        store = store_for(db)
+        with store.ledger_transaction():
+            if not store.fail_active(rq_job.id, reason, now):
+                return False
+            _, started = store.started_at(rq_job.id)
+            if started is not None:
+                duration = max((now - started).total_seconds(), 0.0)
+                store.record_finished(rq_job.id, Outcome(LedgerStatus.FAILED, now, duration, None, reason))
+        return True
+
+    try:
+        if _ledger("record the death of the work horse", ctx, write) is None:
+            marks.mark_outcome(rq_job.connection, ctx.bench.bench_id, rq_job.id, LedgerStatus.FAILED)
+    finally:
+        ctx.close()
 
 
 def worker_name(rq_job: Job | None) -> str:

@@ -7,9 +7,10 @@ import signal
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
+import time_machine
 from rq import Queue
 from rq.job import Job
 
@@ -18,7 +19,10 @@ from hookscheduler.background.events import listen, subscribe
 from hookscheduler.broker.keys import queue_name
 from hookscheduler.schedule.claim import run_pass
 from hookscheduler.schedule.reconcile import reconcile_active
+from hookscheduler.store import store_for
 from hookscheduler.store.models import ScheduledJobLog
+from hookscheduler.worker import runner
+from hookscheduler.worker.process import HookWorker
 from tests.helpers import env_for
 from tests.integration.bgjobs_support import cli, make_bench, out_rows, pid_alive, site, spawn, wait_for
 
@@ -165,7 +169,9 @@ def test_a_worker_killed_mid_run_leaves_a_row_that_says_so(bench_factory, db_kin
     assert row.status == "failed" and row.reason.startswith("abandoned") and row.finished_at is not None
 
 
-def test_a_killed_horse_is_recorded_by_its_worker_in_rq_and_announced(bench_factory, db_kind):
+def test_a_killed_horse_is_recorded_by_its_worker_in_rq_the_ledger_and_announced(bench_factory, db_kind):
+    """The worker sees its horse die: RQ says failed, the run's row says why, when and after how long (no need
+    for the sweep to guess later), and the ``failed`` event names the same worker as ``started``."""
     bench = make_bench(bench_factory, db_kind, {"hourly": [{"method": "bgapp.tasks.sleeper", "timeout": 60}]})
     ctx, conn = site(bench)
     rq_id = run_pass(ctx, conn, now=AFTER_SLOT).sent_ids[0]
@@ -174,18 +180,58 @@ def test_a_killed_horse_is_recorded_by_its_worker_in_rq_and_announced(bench_fact
     try:
         [seen] = wait_for(lambda: out_rows(bench, "sleeper"), 30, "the run to start", worker)
         os.kill(seen["pid"], signal.SIGKILL)  # the horse only: the worker sees it die
+        killed_at = datetime.now(timezone.utc).replace(tzinfo=None)
         assert worker.wait(timeout=30) == 0
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
     assert Job.fetch(rq_id, connection=conn).get_status() == "failed"
-    events = [e["event"] for e in listen(pubsub, timeout=2)]
+    events = list(listen(pubsub, timeout=2))
     pubsub.close()
-    assert events == ["started", "failed"]
+    assert [e["event"] for e in events] == ["started", "failed"]
+    assert events[0]["worker"] == events[1]["worker"]
     ctx.database()
-    assert reconcile_active(ctx, conn, now=AFTER_SLOT + timedelta(minutes=1)) == 1  # no need to wait
     row = ScheduledJobLog.get()
-    assert row.status == "failed" and "failed in RQ" in row.reason
+    assert row.status == "failed" and row.reason == "work horse died (killed by signal 9, SIGKILL)"
+    assert row.duration is not None and abs((row.finished_at - killed_at).total_seconds()) < 5
+    assert reconcile_active(ctx, conn, now=AFTER_SLOT + timedelta(minutes=1)) == 0  # nothing left to settle
+
+
+def test_a_horse_that_exits_or_is_killed_calls_on_failure_and_says_why_in_the_ledger(bench_factory, db_kind):
+    bench = make_bench(bench_factory, db_kind, {"hourly": ["bgapp.tasks.exit_now"]})
+    ctx, conn = site(bench)
+    run_pass(ctx, conn, now=AFTER_SLOT)
+    killed = enqueue("bgapp.tasks.kill_self", on_failure="bgapp.tasks.on_fail")
+    exited = enqueue("bgapp.tasks.exit_now", code=5, on_failure="bgapp.tasks.on_fail")
+    done = cli(bench, "worker", "--burst", timeout=120)
+    assert done.returncode == 0, done.stderr
+    calls = {r["job_id"]: r["error"] for r in out_rows(bench, "on_failure")}
+    assert calls == {killed.id: "work horse died (killed by signal 9, SIGKILL)",
+                     exited.id: "work horse died (exit code 5)"}
+    ctx.database()
+    row = ScheduledJobLog.get()
+    assert row.status == "failed" and row.reason == "work horse died (exit code 1)" and row.duration is not None
+
+
+def test_a_horse_killed_past_its_timeout_is_recorded_timed_out(bench_factory, db_kind):
+    """RQ's monitor kills a horse that ran on past its timeout plus a minute (the job caught the timeout and
+    went on): the worker records the run timed out. The kill is the monitor's own, so its outcome is handed to
+    the worker as RQ hands it (no wait status) rather than waited for."""
+    bench = make_bench(bench_factory, db_kind, {"hourly": [{"method": "bgapp.tasks.sleeper", "timeout": 2}]})
+    ctx, conn = site(bench)
+    rq_id = run_pass(ctx, conn, now=AFTER_SLOT).sent_ids[0]
+    job = Job.fetch(rq_id, connection=conn)
+    ctx.database()
+    store_for(ctx.database()).record_started(rq_id, "w", AFTER_SLOT)
+    worker = HookWorker([queue_name(ctx.bench.bench_id, "default")], connection=conn)
+    died = AFTER_SLOT + timedelta(seconds=92)
+    with time_machine.travel(died, tick=False):
+        worker.handle_work_horse_killed(job, 0, None, None)
+    assert worker._death is not None
+    runner.record_death(*worker._death)
+    row = ScheduledJobLog.get()
+    assert row.status == "failed" and row.reason.startswith("timed out: work horse killed by the worker past")
+    assert row.finished_at == died and row.duration == 92
 
 
 def test_worker_pool_runs_n_jobs_on_n_workers_at_once(bench_factory):

@@ -7,7 +7,7 @@ import signal
 from datetime import datetime
 
 from hookscheduler.schedule.send import RUNNER
-from hookscheduler.worker.process import death_fields, exit_description
+from hookscheduler.worker.process import death_fields, death_reason, exit_description
 
 
 def test_an_exit_is_told_by_its_code_and_a_kill_by_its_signal_not_by_the_raw_wait_status():
@@ -33,3 +33,9 @@ def test_a_scheduled_runs_fields_come_from_its_arguments_and_a_background_jobs_a
     assert (background["kind"], background["trigger"], background["slot"], background["job_name"]) == (
         "background", "enqueue", None, "adding")
     assert background["timed_out"] is True
+
+
+def test_the_ledger_reason_of_a_dead_horse_says_how_it_ended_or_that_it_timed_out():
+    assert death_reason(signal.SIGKILL, 60) == "work horse died (killed by signal 9, SIGKILL)"
+    assert death_reason(5 << 8, 60) == "work horse died (exit code 5)"
+    assert death_reason(None, 2).startswith("timed out: work horse killed by the worker past the job's timeout (2 ")
