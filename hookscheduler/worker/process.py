@@ -33,7 +33,7 @@ import redis
 from rq import Queue
 from rq.callbacks import execute_failure_callback
 from rq.job import Job
-from rq.timeouts import JobTimeoutException
+from rq.timeouts import BaseDeathPenalty, JobTimeoutException, UnixSignalDeathPenalty
 from rq.worker import DequeueStrategy, RandomWorker, RoundRobinWorker, Worker
 from rq.worker_pool import WorkerPool
 
@@ -167,6 +167,20 @@ class _HorseDeathEvents:
             log.warning("the on_failure callback of job %s failed: %s", job.id, one_line(err))
 
 
+class _NotedDeathPenalty(UnixSignalDeathPenalty):
+    """RQ's death penalty (``SIGALRM``), which also notes in the horse that the job's timeout fired: a job that
+    catches the timeout and returns is then failed all the same (:func:`hookscheduler.worker.runner.note_timeout`)."""
+
+    def handle_death_penalty(self, signum: int, frame: Any) -> None:
+        if isinstance(self._exception, type) and issubclass(self._exception, JobTimeoutException):
+            runner.note_timeout()
+        super().handle_death_penalty(signum, frame)  # type: ignore[no-untyped-call]
+
+
+class _NotedTimeouts:
+    death_penalty_class: type[BaseDeathPenalty] = _NotedDeathPenalty
+
+
 class _RedactedFailure:
     """RQ keeps its own copy of a failed job's traceback in Redis (``rq-jobs show``, the dashboard, any RQ
     tool reads it): store it redacted and bounded, as the ledger's copy."""
@@ -226,16 +240,16 @@ class _PromptUnsubscribe:
 LISTEN_WAKE = 1.0
 
 
-class HookWorker(_HorseDeathEvents, _RedactedFailure, _PromptUnsubscribe, WarmDatabaseWorker, Worker):
+class HookWorker(_HorseDeathEvents, _NotedTimeouts, _RedactedFailure, _PromptUnsubscribe, WarmDatabaseWorker, Worker):
     """RQ's Worker (queues in priority order)."""
 
 
-class HookRoundRobinWorker(_HorseDeathEvents, _RedactedFailure, _PromptUnsubscribe,
+class HookRoundRobinWorker(_HorseDeathEvents, _NotedTimeouts, _RedactedFailure, _PromptUnsubscribe,
                            WarmDatabaseWorker, RoundRobinWorker):
     """RQ's RoundRobinWorker (after a job from one queue, the next queue comes first)."""
 
 
-class HookRandomWorker(_HorseDeathEvents, _RedactedFailure, _PromptUnsubscribe, WarmDatabaseWorker,
+class HookRandomWorker(_HorseDeathEvents, _NotedTimeouts, _RedactedFailure, _PromptUnsubscribe, WarmDatabaseWorker,
                        RandomWorker):
     """RQ's RandomWorker (queues shuffled after every job)."""
 

@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import sys
+import time
 import traceback as tb
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -130,6 +131,32 @@ def preload(sites: list[str]) -> None:
     Never connects to a database (a connection inherited across fork() is shared, and breaks)."""
     for site in sites:
         worker_site(site)
+
+
+class CaughtTimeout(JobTimeoutException):
+    """The job's timeout fired while it ran, and the job caught the exception and returned. RQ's timeout is an
+    exception raised into the job, which a broad ``except Exception`` swallows; the run is still past its
+    timeout, so it fails as if it had not been caught (its transaction is rolled back)."""
+
+
+#: When a job's timeout last fired in this process (``time.monotonic()``; :func:`note_timeout`), or None.
+_timeout_fired_at: float | None = None
+
+
+def note_timeout() -> None:
+    """In a work horse, as the job's timeout fires (the worker's death penalty calls it before it raises the
+    timeout into the job): :func:`_perform` then fails a run that caught it and returned."""
+    global _timeout_fired_at
+    _timeout_fired_at = time.monotonic()
+
+
+def _raise_if_timed_out(rq_job: Job | None, begun: float) -> None:
+    """Raise :class:`CaughtTimeout` if the job's timeout fired since ``begun`` (the method returned anyway)."""
+    if _timeout_fired_at is None or _timeout_fired_at < begun:
+        return
+    timeout = getattr(rq_job, "timeout", None)
+    raise CaughtTimeout(f"Task exceeded maximum timeout value ({timeout} seconds) (the job caught the timeout "
+                        "and returned)")
 
 
 def record_death(rq_job: Job, site: str, reason: str, now: datetime) -> None:
@@ -359,9 +386,11 @@ def _perform(ctx: SiteContext, rq_job: Job | None, jctx: JobContext, call: Calla
     scheduled = jctx.kind == "scheduled"
     _publish(ctx, rq_job, jctx, "started")
     db = _connect(ctx)
+    begun = time.monotonic()
     try:
         with bound_context(jctx), job_transaction(db):
             result = call()
+            _raise_if_timed_out(rq_job, begun)
     except BaseException as exc:
         timed_out = isinstance(exc, JobTimeoutException)
         reason = f"timed out: {exc}" if timed_out else None

@@ -101,6 +101,16 @@ def sleeper():
     time.sleep(float(os.environ.get("HS_TEST_SLOW", "3")))
 
 
+def swallow_timeout():
+    """A job that catches its timeout (a broad ``except Exception``) and returns."""
+    note("swallow_timeout")
+    try:
+        time.sleep(float(os.environ.get("HS_TEST_SLOW", "3")))
+    except Exception as exc:
+        note("caught", error=type(exc).__name__)
+    return "ok"
+
+
 def barrier():
     """Wait until HS_TEST_BARRIER_N jobs are inside this function at once (proves they run in parallel)."""
     import redis as _redis

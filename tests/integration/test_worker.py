@@ -213,6 +213,27 @@ def test_a_horse_that_exits_or_is_killed_calls_on_failure_and_says_why_in_the_le
     assert row.status == "failed" and row.reason == "work horse died (exit code 1)" and row.duration is not None
 
 
+def test_a_job_that_catches_its_timeout_and_returns_is_failed_as_timed_out(bench_factory, db_kind):
+    """RQ's timeout is an exception raised into the job: one that swallows it and returns is still past its
+    timeout, and is recorded failed: in the ledger, in RQ and to its on_failure callback."""
+    bench = make_bench(bench_factory, db_kind,
+                       {"hourly": [{"method": "bgapp.tasks.swallow_timeout", "timeout": 1}]})
+    ctx, conn = site(bench)
+    rq_id = run_pass(ctx, conn, now=AFTER_SLOT).sent_ids[0]
+    background = enqueue("bgapp.tasks.swallow_timeout", timeout=1, on_failure="bgapp.tasks.on_fail")
+    done = cli(bench, "worker", "--burst", HS_TEST_SLOW="30")
+    assert done.returncode == 0, done.stderr
+    assert [r["error"] for r in out_rows(bench, "caught")] == ["JobTimeoutException"] * 2
+    ctx.database()
+    row = ScheduledJobLog.get()
+    assert row.status == "failed" and row.reason.startswith("timed out: ")
+    assert row.reason.endswith("(the job caught the timeout and returned)") and row.duration < 10
+    assert Job.fetch(rq_id, connection=conn).get_status() == "failed"
+    assert Job.fetch(background.id, connection=conn).get_status() == "failed"
+    [call] = out_rows(bench, "on_failure")
+    assert call["job_id"] == background.id and "caught the timeout" in call["error"]
+
+
 def test_a_horse_killed_past_its_timeout_is_recorded_timed_out(bench_factory, db_kind):
     """RQ's monitor kills a horse that ran on past its timeout plus a minute (the job caught the timeout and
     went on): the worker records the run timed out. The kill is the monitor's own, so its outcome is handed to
