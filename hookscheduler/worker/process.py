@@ -130,7 +130,11 @@ class _HorseDeathEvents:
             # after the lent connection was taken back (WarmDatabaseWorker): the dead horse's session is gone
             death, self._death = self._death, None
             if death is not None:
-                runner.record_death(*death)
+                try:
+                    runner.record_death(*death)
+                except Exception as exc:  # the site no longer loads: the sweep settles the row later
+                    log.error("could not record the death of the work horse of job %s: %s", death[0].id,
+                              one_line(exc))
 
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int | None, rusage: Any) -> None:
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[misc]
