@@ -89,9 +89,9 @@ class BackfillRun:
     slots: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rq_job_id": self.rq_job_id, "scheduled_for": self.scheduled_for.isoformat(),
-                "first_slot": self.first_slot.isoformat(), "last_slot": self.last_slot.isoformat(),
-                "slots": self.slots}
+        """The times stay datetimes: the JSON output writes them as every listing does (ISO 8601 UTC, ``Z``)."""
+        return {"rq_job_id": self.rq_job_id, "scheduled_for": self.scheduled_for,
+                "first_slot": self.first_slot, "last_slot": self.last_slot, "slots": self.slots}
 
 
 @dataclass
@@ -111,10 +111,11 @@ class BackfillResult:
     dry_run: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"job_name": self.job_name, "policy": self.policy, "from": self.start.isoformat(),
-                "to": self.end.isoformat(), "queue": self.queue, "slots_in_range": self.in_range,
+        """The times stay datetimes: the JSON output writes them as every listing does (ISO 8601 UTC, ``Z``)."""
+        return {"job_name": self.job_name, "policy": self.policy, "from": self.start,
+                "to": self.end, "queue": self.queue, "slots_in_range": self.in_range,
                 "already_ran": self.already_ran, "left_to_scheduler": self.left_to_scheduler,
-                "eligible": [s.isoformat() for s in self.eligible], "dry_run": self.dry_run,
+                "eligible": list(self.eligible), "dry_run": self.dry_run,
                 "runs": [r.as_dict() for r in self.runs]}
 
 

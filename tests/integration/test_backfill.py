@@ -121,6 +121,10 @@ def test_backfill_cli_and_its_one_line_errors(bench_factory, db_kind):
     assert r.code == 0, r.err
     data = r.json()
     assert (len(data["runs"]), data["policy"], data["already_ran"]) == (2, "all", 0)
+    # every time in UTC with its Z, as `jobs history -f json` writes them
+    times = [data["from"], data["to"], *data["eligible"],
+             *(run_[k] for run_ in data["runs"] for k in ("scheduled_for", "first_slot", "last_slot"))]
+    assert times and all(t.endswith("Z") for t in times), times
     r = run(bench, "jobs", "backfill", "hourly-ok", "--from", frm, "--to", to)
     assert r.code == 0 and "0 to backfill" in r.out, r.err
     assert_one_line_error(run(bench, "jobs", "backfill", "hourly-ok", "--from", "2h", "--to", "+1h"), 2,
