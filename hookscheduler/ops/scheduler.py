@@ -33,7 +33,7 @@ from ..broker.keys import heartbeat_pattern, last_tick_key, tick_command_key
 from ..config import update_site_config
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError
-from ..schedule.inactivity import PAUSE_UNTIL, inactive_reason, note_switch, read_pause_until, read_switches
+from ..schedule.inactivity import PAUSE_UNTIL, note_switch, read_pause_until, read_switches
 from ..schedule.step import LAST_TICK_TTL
 from ..states import SchedulerStatus, StrEnum
 from ..store.database import set_state, write_txn
@@ -115,9 +115,9 @@ def activity(ctx: SiteContext, now: datetime | None = None) -> tuple[str | None,
     pass's own reading, for forecasts and verdicts."""
     now = now or utcnow()
     ctx.database()
-    until = read_pause_until()
-    reason = inactive_reason(ctx, pause_until=until, now=now)
-    return reason, (until if reason and until is not None and ctx.site.settings.pause_scheduler else None)
+    switches = read_switches(ctx, pause_until=read_pause_until())
+    reason = switches.reason(now)
+    return reason, (switches.pause_until if reason and switches.until_applies() else None)
 
 
 #: A slot (or a tick) this many tick intervals late means nothing is scheduling the site.
@@ -242,13 +242,15 @@ def _unsent(ctx: SiteContext) -> int | None:
 
 def set_paused(ctx: SiteContext, paused: bool, until: datetime | None = None, now: datetime | None = None) -> Path:
     """``scheduler pause [--until T]`` / ``resume``: write ``pause_scheduler`` into the site's
-    ``site_config.json``, and the pause's end (or none) into ``scheduler_state``. The end is written first: a
-    pass in between must not see a new pause with an old end."""
+    ``site_config.json``, and the pause's end (or none) into ``scheduler_state``. The end is written first and
+    its transaction held until the file is written: a pass lifting an old end
+    (:func:`~hookscheduler.schedule.inactivity.settle_pause_end`) waits for both, and never lifts the new pause."""
     db = ctx.database()
     with write_txn(db):
         set_state(PAUSE_UNTIL, until.isoformat(sep=" ") if paused and until is not None else None)
-    path = update_site_config(ctx.site, {"pause_scheduler": paused})
-    ctx.site = replace(ctx.site, values={**ctx.site.values, "pause_scheduler": paused})
+        path = update_site_config(ctx.site, {"pause_scheduler": paused})
+    ctx.site = replace(ctx.site, values={**ctx.site.values, "pause_scheduler": paused},
+                       own_config={**ctx.site.own_config, "pause_scheduler": paused})
     note_switch(ctx, now)
     return path
 

@@ -48,8 +48,14 @@ from ..timing.calendar import SiteCalendar, next_slot
 from ..timing.frequencies import fires_within_hour
 from . import send
 from ._faults import failpoint
-from .decide import Decision, Entry, JobState, Slots, Stretch, decide, pause_expired, stop_over
-from .inactivity import inactive_reason, lift_expired_pause, parse_stamp, recent_stretches, track_inactivity
+from .decide import Decision, Entry, JobState, Slots, Stretch, decide, stop_over
+from .inactivity import (
+    parse_stamp,
+    read_switches,
+    recent_stretches,
+    settle_pause_end,
+    track_inactivity,
+)
 from .judge import Verdict
 from .outbox import resend_outbox, send_claimed
 from .reconcile import active_runs
@@ -121,16 +127,17 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     probe = store.probe()
     result.active, result.unslotted = probe.active, probe.unslotted
     pause_until = parse_stamp(probe.pause_until)
-    result.inactive = inactive_reason(ctx, probe.enabled or "1", pause_until, now)  # no state row: enabled
+    switches = read_switches(ctx, probe.enabled or "1", pause_until)  # no state row: enabled
+    result.inactive = switches.reason(now)
     if ahead_of is not None:
-        result.inactive = result.inactive or inactive_reason(ctx, probe.enabled or "1", pause_until, ahead_of)
+        result.inactive = result.inactive or switches.reason(ahead_of)
         if result.inactive:
             return result  # decided at the slot, by a pass that also records the stretch of inactivity
     if result.inactive != probe.inactive_since:
         track_inactivity(ctx.database(), result.inactive, probe.inactive_since, now)
-    if pause_expired(ctx.site.settings.pause_scheduler, pause_until, now):
-        lift_expired_pause(ctx, now)
-    elif result.inactive and pause_until is not None:
+    if probe.pause_until and (switches.pause_over(now) or switches.stale_until()):
+        settle_pause_end(ctx, probe.pause_until, now)  # the end applies to its own pause only, and only once
+    elif result.inactive and switches.until_applies():
         result.resume_at = pause_until
     if not probe.due(now) and not probe.outbox_due(clock):
         # a run claimed ahead and not sent yet (its claimer may be gone) is owed at its slot (I10)

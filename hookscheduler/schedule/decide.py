@@ -76,7 +76,11 @@ class Switches:
     """The site's scheduler switches as read at one moment: the config files' ``maintenance_mode``,
     ``pause_scheduler`` (with the pause's end, if any) and ``disable_scheduler``, and the state table's
     ``scheduler_enabled`` (with its note). The one reading of them: the pass's reason, ``scheduler status``
-    and the forecasts all derive from it, so they cannot disagree about whether the scheduler fires."""
+    and the forecasts all derive from it, so they cannot disagree about whether the scheduler fires.
+
+    A pause's end (``pause_until``) belongs to the pause ``scheduler pause --until`` set: ``pause_scheduler``
+    in the site's own file (``own_pause``). Any other pause -- the bench-wide one (``bench_pause``), or one set
+    in a file after that end was lifted -- has no end: it holds until someone resumes."""
 
     maintenance: bool = False
     paused: bool = False
@@ -84,11 +88,27 @@ class Switches:
     enabled: bool = True
     disabled_note: str | None = None
     pause_until: datetime | None = None
+    own_pause: bool = True  # ``pause_scheduler`` is set in the site's own file (where ``--until`` sets it)
+    bench_pause: bool = False  # ``pause_scheduler`` is set for the bench: what is left once the site's is lifted
+
+    def until_applies(self) -> bool:
+        """Does ``pause_until`` belong to the pause in force (the site's own)? Otherwise it is stale."""
+        return self.pause_until is not None and self.paused and self.own_pause
+
+    def pause_over(self, now: datetime) -> bool:
+        """Has the site's own pause reached its ``--until`` at ``now``, its flag not yet lifted? The pass then
+        lifts it (:func:`.inactivity.settle_pause_end`)."""
+        return self.until_applies() and self.pause_until is not None and now >= self.pause_until
+
+    def stale_until(self) -> bool:
+        """A ``pause_until`` that no longer belongs to any pause (the site's own flag was cleared another way):
+        the pass forgets it, so that a pause set later is not taken to be over already."""
+        return self.pause_until is not None and not self.until_applies()
 
     def pausing(self, now: datetime) -> bool:
         """Paused at ``now``: a pause with an end (``scheduler pause --until T``) is over from T on, whether or
-        not the flag in ``site_config.json`` has been cleared yet."""
-        return self.paused and (self.pause_until is None or now < self.pause_until)
+        not the flag in ``site_config.json`` has been lifted yet; a bench-wide pause still holds then."""
+        return self.bench_pause if self.pause_over(now) else self.paused
 
     def stopping(self) -> bool:
         """Switched off by something a resume would not change (maintenance, either disable)."""
@@ -101,7 +121,7 @@ class Switches:
         if self.maintenance:
             out.append("maintenance_mode is set")
         if self.pausing(now):
-            end = self.pause_until
+            end = self.pause_until if self.until_applies() and not self.pause_over(now) else None
             out.append("pause_scheduler is set" + (f" until {_fmt(end, tz)}" if end is not None else ""))
         if self.disabled_by_config:
             out.append("disable_scheduler is set")
@@ -115,11 +135,6 @@ class Switches:
         if not causes:
             return None
         return causes[0] if causes[0].startswith("scheduler disabled") else f"scheduler inactive: {causes[0]}"
-
-
-def pause_expired(paused: bool, pause_until: datetime | None, now: datetime) -> bool:
-    """A ``scheduler pause --until T`` whose T has come: the pass lifts it (clears the flag)."""
-    return paused and pause_until is not None and now >= pause_until
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ A pass re-reads the switches every time (:func:`inactive_reason`: the config fil
 change takes effect at the next pass without a restart. While inactive, a pass decides nothing: it records the
 stretch (one ``scheduler_inactivity`` row, :func:`track_inactivity`) and holds the due slots, which the first
 active pass decides with each job's catch-up policy; the stretches word the reasons (:mod:`.decide`). A pause
-with an end (``scheduler pause --until T``) ends by itself at T (:func:`lift_expired_pause`).
+with an end (``scheduler pause --until T``) ends by itself at T (:func:`settle_pause_end`): the end belongs to
+that pause only, so lifting it forgets the end, and a pause set afterwards holds until someone resumes.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from datetime import datetime
 
 import peewee as pw
 
-from ..config import update_site_config
+from ..config import read_config_file, update_site_config
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError
 from ..store import Store, store_for
-from ..store.database import get_state
-from ..store.models import utcnow
+from ..store.database import get_state, write_txn
+from ..store.models import SchedulerState, utcnow
 from .decide import Stretch, Switches
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ def read_switches(ctx: SiteContext, enabled: str | None = None, pause_until: dat
         enabled=not disabled,
         disabled_note=get_state("scheduler_disabled_note") if disabled else None,
         pause_until=pause_until,
+        own_pause=bool(ctx.site.own_config.get("pause_scheduler")),
+        bench_pause=bool(ctx.site.bench.common_config.get("pause_scheduler")),
     )
 
 
@@ -93,11 +96,24 @@ def recent_stretches(store: Store, since: datetime, limit: int = 100) -> list[St
     return [Stretch(*row) for row in store.inactive_stretches(since, limit)]
 
 
-def lift_expired_pause(ctx: SiteContext, now: datetime) -> None:
-    """A ``scheduler pause --until T`` whose T has come is already ignored by the decision; clear the flag in
-    ``site_config.json`` too, so that the files say what happens (best effort: a read-only file is logged)."""
+def settle_pause_end(ctx: SiteContext, text: str, now: datetime) -> None:
+    """Lift a ``scheduler pause --until T`` whose T has come, or forget an end whose pause is gone (``text``:
+    the ``pause_until`` the caller read). The end is forgotten and the site's own ``pause_scheduler`` removed
+    in one write transaction that first checks the end is still ``text``: a ``scheduler pause`` writing a new
+    end meanwhile wins, and a file that cannot be written keeps the end (logged; the pause counts as over
+    anyway). The flag is removed rather than set to false, so that a bench-wide pause (which the end never
+    belonged to) applies again instead of being overridden by the site's file."""
+    until = parse_stamp(text)
     try:
-        update_site_config(ctx.site, {"pause_scheduler": False})
+        with write_txn(ctx.database()):
+            own = read_config_file(ctx.site.config_path)  # as it is now, not as the pass read it
+            if own.get("pause_scheduler") and until is not None and now < until:
+                return  # the pause still runs
+            forgotten = (SchedulerState.update(value=None, modified_at=utcnow())
+                         .where((SchedulerState.key == PAUSE_UNTIL) & (SchedulerState.value == text)).execute())
+            if not forgotten or not own.get("pause_scheduler"):
+                return  # a new pause was set meanwhile, or the end's pause was already gone: nothing to lift
+            update_site_config(ctx.site, {"pause_scheduler": None})
     except (OSError, HookSchedulerError) as exc:
         log.warning(
             "site %s: the pause ended at its --until time but site_config.json could not be "
@@ -106,5 +122,9 @@ def lift_expired_pause(ctx: SiteContext, now: datetime) -> None:
             exc,
         )
         return
-    ctx.site = replace(ctx.site, values={**ctx.site.values, "pause_scheduler": False})
+    own.pop("pause_scheduler")
+    values = {k: v for k, v in ctx.site.values.items() if k != "pause_scheduler"}
+    if "pause_scheduler" in ctx.site.bench.common_config:
+        values["pause_scheduler"] = ctx.site.bench.common_config["pause_scheduler"]
+    ctx.site = replace(ctx.site, values=values, own_config=own)
     log.info("site %s: scheduler pause ended (--until reached); resumed", ctx.name)

@@ -11,14 +11,16 @@ from datetime import datetime, timedelta
 import pytest
 
 from hookscheduler.broker.connection import redis_for
+from hookscheduler.config import update_site_config
 from hookscheduler.context import open_site
 from hookscheduler.declare.hooks import load_job_specs
 from hookscheduler.declare.migrate import migrate_site
 from hookscheduler.ops import jobs as jobs_lib
 from hookscheduler.ops import scheduler as sched
 from hookscheduler.schedule.claim import run_pass
+from hookscheduler.schedule.inactivity import PAUSE_UNTIL, settle_pause_end
 from hookscheduler.store import database as dbmod
-from hookscheduler.store.database import MIGRATIONS, set_state, write_txn
+from hookscheduler.store.database import MIGRATIONS, get_state, set_state, write_txn
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, SchedulerInactivity
 from tests.integration.test_tick import logs, setup_site
 
@@ -154,11 +156,78 @@ def test_scheduler_pause_until_resumes_by_itself_and_clears_the_flag(bench_facto
     assert r.inactive is None and r.fired == 1
     assert logs()[0].trigger == "catch-up" and "pause_scheduler is set until" in logs()[0].reason
     config = json.loads(ctx.site.config_path.read_text())
-    assert config["pause_scheduler"] is False  # the file says what happens
+    assert "pause_scheduler" not in config  # the file says what happens (removed: a bench-wide pause shows through)
+    assert get_state(PAUSE_UNTIL) is None  # the end went with its pause
     assert SchedulerInactivity.get().ended_at == until
     reopened = open_site(str(ctx.bench.path), "s1")
     reopened.database()
     assert sched.scheduler_state(reopened)[0] == "enabled"
+
+
+def _reopened(ctx, **config):
+    """The site as the next command or pass reads it, after ``set-config`` (``common``: ``-g``) wrote ``config``."""
+    common = config.pop("common", False)
+    update_site_config(ctx.site, config, common=common)
+    fresh = open_site(str(ctx.bench.path), ctx.name)
+    fresh.database()
+    return fresh
+
+
+def _ended_pause(bench_factory, db_kind):
+    """`scheduler pause --until 11:20`, and the pass at 11:20 that ends it."""
+    ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.ok"]}, db_kind, sites={"s1": {}})
+    conn = redis_for(ctx.site)
+    sched.set_paused(ctx, True, datetime(2026, 1, 5, 11, 20), now=datetime(2026, 1, 5, 10, 50))
+    assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 20)).inactive is None
+    return ctx, conn
+
+
+@pytest.mark.parametrize("common", [False, True], ids=["site", "bench-wide"])
+def test_a_pause_set_in_config_after_an_until_ended_holds(bench_factory, db_kind, common):
+    ctx, conn = _ended_pause(bench_factory, db_kind)
+    ctx = _reopened(ctx, pause_scheduler=True, common=common)
+    assert sched.scheduler_state(ctx, now=datetime(2026, 1, 5, 12))[0] == "paused"
+    r = run_pass(ctx, conn, now=datetime(2026, 1, 5, 12, 0, 1))
+    assert (r.inactive, r.fired, r.resume_at) == ("scheduler inactive: pause_scheduler is set", 0, None)
+    own = json.loads(ctx.site.config_path.read_text())
+    assert own.get("pause_scheduler") is (None if common else True)  # never false: the bench-wide pause holds
+    assert sched.scheduler_state(_reopened(ctx), now=datetime(2026, 1, 6))[0] == "paused"
+
+
+def test_an_until_ending_leaves_a_bench_wide_pause_alone(bench_factory, db_kind):
+    ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.ok"]}, db_kind, sites={"s1": {}})
+    conn = redis_for(ctx.site)
+    ctx = _reopened(ctx, pause_scheduler=True, common=True)
+    sched.set_paused(ctx, True, datetime(2026, 1, 5, 11, 20), now=datetime(2026, 1, 5, 10, 50))
+    assert sched.scheduler_state(ctx, now=datetime(2026, 1, 5, 11, 20))[0] == "paused"  # the bench's pause has no end
+    r = run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 20))
+    assert (r.inactive, r.fired) == ("scheduler inactive: pause_scheduler is set", 0)
+    assert "pause_scheduler" not in json.loads(ctx.site.config_path.read_text())
+    assert get_state(PAUSE_UNTIL) is None
+    r = run_pass(_reopened(ctx), conn, now=datetime(2026, 1, 5, 12, 0, 1))
+    assert (r.inactive, r.fired) == ("scheduler inactive: pause_scheduler is set", 0)
+
+
+def test_an_until_whose_pause_was_lifted_in_config_is_forgotten(bench_factory, db_kind):
+    ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.ok"]}, db_kind, sites={"s1": {}})
+    conn = redis_for(ctx.site)
+    sched.set_paused(ctx, True, datetime(2026, 1, 5, 11, 20), now=datetime(2026, 1, 5, 10, 50))
+    ctx = _reopened(ctx, pause_scheduler=False)  # resumed by hand, before the end
+    assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 0, 1)).inactive is None
+    assert get_state(PAUSE_UNTIL) is None
+    ctx = _reopened(ctx, pause_scheduler=True)  # a new pause, after the old end: it has no end
+    r = run_pass(ctx, conn, now=datetime(2026, 1, 5, 12, 0, 1))
+    assert (r.inactive, r.fired) == ("scheduler inactive: pause_scheduler is set", 0)
+    assert json.loads(ctx.site.config_path.read_text())["pause_scheduler"] is True
+
+
+def test_a_new_pause_until_set_while_an_old_end_is_lifted_wins(bench_factory, db_kind):
+    ctx, _conn = _ended_pause(bench_factory, db_kind)
+    sched.set_paused(ctx, True, datetime(2026, 1, 5, 11, 20))
+    sched.set_paused(ctx, True, datetime(2026, 1, 5, 13))
+    settle_pause_end(ctx, "2026-01-05 11:20:00", datetime(2026, 1, 5, 12))  # a pass that read the old end
+    assert get_state(PAUSE_UNTIL) == "2026-01-05 13:00:00"
+    assert sched.scheduler_state(_reopened(ctx), now=datetime(2026, 1, 5, 12))[0] == "paused"
 
 
 def test_resume_clears_the_end_and_a_new_pause_without_until_is_open_ended(bench_factory, db_kind):

@@ -65,6 +65,14 @@ def test_is_stopped_and_the_switches_are_pure():
     assert "until 2026-01-05 16:00:00 UTC" in Switches(paused=True, pause_until=NOW + timedelta(minutes=40)).reason(NOW)
     assert Switches(paused=True, pause_until=NOW).reason(NOW) is None
     assert Switches(paused=True, pause_until=NOW, enabled=False).reason(NOW) == "scheduler disabled"
+    # an end belongs to the site's own pause: a bench-wide one has none, and outlives the site's
+    later = NOW + timedelta(minutes=40)
+    bench_only = Switches(paused=True, pause_until=NOW, own_pause=False, bench_pause=True)
+    assert bench_only.reason(NOW) == "scheduler inactive: pause_scheduler is set" and bench_only.stale_until()
+    both = Switches(paused=True, pause_until=NOW, bench_pause=True)
+    assert both.reason(NOW) == "scheduler inactive: pause_scheduler is set" and both.pause_over(NOW)
+    assert "until" in (Switches(paused=True, pause_until=later, bench_pause=True).reason(NOW) or "")
+    assert Switches(pause_until=later).stale_until() and not Switches(paused=True, pause_until=later).stale_until()
 
 
 def test_the_pass_s_reason_and_the_status_are_one_reading_of_the_switches():
