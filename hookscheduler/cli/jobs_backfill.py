@@ -46,6 +46,9 @@ def backfill_cmd(state: CliState, name: str, start: str, end: str, policy: str, 
     tz = ctx.site.time_zone
     echo(f"{result.job_name}: {result.in_range} slot(s) in range, {result.already_ran} already ran, "
          f"{result.left_to_scheduler} left to the scheduler, {len(result.eligible)} to backfill")
+    if result.before_horizon and result.horizon is not None:
+        echo(f"left out {result.before_horizon} slot(s) up to {local(result.horizon.through, tz)}: "
+             f"{result.horizon.why}, so whether they ran is no longer known (`jobs run` runs one by hand)")
     if dry_run:
         for slot in result.eligible:
             echo(f"would run {local(slot, tz)}")

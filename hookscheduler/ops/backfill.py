@@ -4,7 +4,9 @@ Which slots are eligible is a pure function of the job's schedule and its ledger
 no run served (a slot recorded ``missed`` or ``skipped``, or one from before the job existed), and that the
 scheduler has already decided about. A slot at or after the job's ``next_execution`` is the scheduler's to
 decide (its catch-up policy serves it when it is due), so backfill leaves it alone; a slot after now is
-refused outright.
+refused outright. A slot with no row is taken as never run only after the retention horizon
+(:func:`~.retention.pruned_through`): up to it, ``log_retention_days`` or the thinning of a frequent job may
+have deleted the row of a run that did happen, so such a slot is left out, and the result says so.
 
 Exactly once per slot, however many backfills and scheduler processes run at once: the eligible slots are
 computed and the runs recorded in one write transaction that first locks the job's row (``SELECT ... FOR
@@ -42,6 +44,7 @@ from ..store.models import ScheduledJobType, utcnow
 from ..timing.calendar import SiteCalendar, due_slots, next_slot
 from .jobs import actor, get_job, stopped_now
 from .manual import refuse_in_maintenance, send_recorded
+from .retention import Horizon, pruned_through
 
 #: Slots a backfill may run without ``--yes`` (runs with ``--policy all``, slots one run covers with ``once``).
 BACKFILL_CAP = 100
@@ -106,6 +109,8 @@ class BackfillResult:
     in_range: int = 0  # slots of the schedule inside [start, end]
     already_ran: int = 0  # of them, slots a run already served
     left_to_scheduler: int = 0  # of them, slots at or after next_execution: the scheduler decides them
+    before_horizon: int = 0  # of them, slots with no row up to the retention horizon: may have run, left out
+    horizon: Horizon | None = None  # how far retention deleted the job's rows, if it did
     eligible: list[datetime] = field(default_factory=list)
     runs: list[BackfillRun] = field(default_factory=list)
     dry_run: bool = False
@@ -115,6 +120,8 @@ class BackfillResult:
         return {"job_name": self.job_name, "policy": self.policy, "from": self.start,
                 "to": self.end, "queue": self.queue, "slots_in_range": self.in_range,
                 "already_ran": self.already_ran, "left_to_scheduler": self.left_to_scheduler,
+                "before_retention_horizon": self.before_horizon,
+                "retention_horizon": self.horizon.through if self.horizon else None,
                 "eligible": list(self.eligible), "dry_run": self.dry_run,
                 "runs": [r.as_dict() for r in self.runs]}
 
@@ -164,20 +171,23 @@ def range_slots(frequency: str, cron_format: str, start: datetime, end: datetime
 
 
 def eligible_slots(slots: Sequence[datetime], served: Iterable[tuple[datetime, datetime]],
-                   boundary: datetime | None) -> tuple[list[datetime], int, int]:
-    """(slots to backfill, slots already served, slots left to the scheduler). ``served`` holds the
-    ``(first, last)`` stretch of every run that covered slots; ``boundary`` is the job's ``next_execution``."""
+                   boundary: datetime | None, horizon: datetime | None = None) -> tuple[list[datetime], int, int, int]:
+    """(slots to backfill, slots already served, slots left to the scheduler, slots left out for retention).
+    ``served`` holds the ``(first, last)`` stretch of every run that covered slots; ``boundary`` is the job's
+    ``next_execution``; ``horizon``: up to it, a slot with no row may have lost it to retention."""
     stretches = sorted(served)
     out: list[datetime] = []
-    ran = later = 0
+    ran = later = gone = 0
     for slot in slots:
         if boundary is not None and slot >= boundary:
             later += 1
         elif any(first <= slot <= last for first, last in stretches):
             ran += 1
+        elif horizon is not None and slot <= horizon:
+            gone += 1
         else:
             out.append(slot)
-    return out, ran, later
+    return out, ran, later, gone
 
 
 def group_runs(slots: Sequence[datetime], policy: str) -> list[tuple[datetime, datetime, int]]:
@@ -227,7 +237,9 @@ def backfill(ctx: SiteContext, conn: redis.Redis | None, name: str, start: datet
                                   f"({row.cron_format or row.frequency}); backfill a narrower range at a time")
         result.in_range = len(slots)
         served = store.served_stretches(row.id, slots[0]) if slots else []
-        result.eligible, result.already_ran, result.left_to_scheduler = eligible_slots(slots, served, boundary)
+        result.horizon = pruned_through(row.id)
+        result.eligible, result.already_ran, result.left_to_scheduler, result.before_horizon = eligible_slots(
+            slots, served, boundary, result.horizon.through if result.horizon else None)
         if dry_run or not result.eligible:
             return result
         check_cap(len(result.eligible), policy, confirmed, row.name, labels)

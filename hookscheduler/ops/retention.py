@@ -12,6 +12,10 @@
   per queue, deleting the oldest; the worker calls it after every failure, so a job failing every minute
   cannot grow Redis without bound between two daily passes. :func:`truncate_failed_registry` is the same as
   an RQ ``on_failure`` callback, for code ported from Frappe.
+
+Both deletions record how far they reached (:func:`pruned_through`, in ``scheduler_state``, in the transaction
+that deletes): with the rows goes the evidence that a slot ran, and ``jobs backfill`` must not take a slot with
+no row for one that never ran (:mod:`.backfill`).
 """
 
 from __future__ import annotations
@@ -30,12 +34,56 @@ from ..broker.keys import queue_name
 from ..config import DEFAULT_FAILED_JOBS_LIMIT
 from ..exceptions import HookSchedulerError
 from ..store import store_for
+from ..store.database import get_state, set_state
 from ..store.models import utcnow
 from ..timing.frequencies import fires_within_hour
 
 BATCH = 1000  # log rows per DELETE; 100 RQ jobs per pipeline, as Frappe
 #: How long every successful run of a job that fires more than once an hour is kept; after that, one per hour.
 FREQUENT_KEEP = timedelta(hours=24)
+#: ``scheduler_state`` key: the slots up to this moment may have lost their ledger rows to ``log_retention_days``.
+PRUNED_KEY = "pruned_through"
+#: A run claimed ahead has its row written just before its slot: a row created before a prune's cutoff may
+#: serve a slot a little after it.
+CLAIM_SLACK = timedelta(minutes=1)
+
+
+def thinned_key(job_id: int) -> str:
+    """``scheduler_state`` key: the job's latest slot whose run was thinned away."""
+    return f"thinned_through:{job_id}"
+
+
+def _raise_mark(key: str, through: datetime) -> None:
+    """Move a horizon forward (never back), inside the caller's transaction."""
+    current = _stamp(get_state(key))
+    if current is None or through > current:
+        set_state(key, through.isoformat(sep=" "))
+
+
+def _stamp(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """The slots up to ``through`` (inclusive) of a job may have lost their ledger rows, and why."""
+
+    through: datetime
+    why: str
+
+
+def pruned_through(job_id: int) -> Horizon | None:
+    """How far the deletions reached for ``job_id``: the later of the site's ``log_retention_days`` pruning and
+    the thinning of the job's own runs (None: no row of it was ever deleted). Reads ``scheduler_state``."""
+    found = [Horizon(at, why) for at, why in (
+        (_stamp(get_state(PRUNED_KEY)), "log_retention_days deleted the ledger's rows up to then"),
+        (_stamp(get_state(thinned_key(job_id))), "the daily thinning of a job that fires more than hourly deleted "
+                                                 "its successful runs up to then"),
+    ) if at is not None]
+    return max(found, key=lambda h: h.through, default=None)
 
 
 def prune_site_logs(db: pw.Database, retention_days: int, now: datetime | None = None) -> int:
@@ -50,6 +98,8 @@ def prune_site_logs(db: pw.Database, retention_days: int, now: datetime | None =
         with store.transaction():
             # one statement (the first of its transaction is a write: no SQLite read->write upgrade)
             deleted = store.prune_finished(cutoff, BATCH)
+            if deleted:
+                _raise_mark(PRUNED_KEY, cutoff + CLAIM_SLACK)
         total += deleted
         if deleted < BATCH:
             return total
@@ -79,9 +129,12 @@ def thin_frequent_runs(db: pw.Database, now: datetime | None = None, counted: Co
         runs = store.thinnable_runs(job_id, cutoff, counted.below if counted is not None else None)
         pending = counted.pending if counted is not None else frozenset()
         doomed = [i for i in thin(runs) if i not in pending]
+        slot_of = dict(runs)
         for i in range(0, len(doomed), BATCH):
+            chunk = doomed[i:i + BATCH]
             with store.transaction():
-                total += store.delete_ledger_rows(doomed[i:i + BATCH])
+                total += store.delete_ledger_rows(chunk)
+                _raise_mark(thinned_key(job_id), max(slot_of[j] for j in chunk))
     return total
 
 

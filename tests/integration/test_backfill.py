@@ -231,3 +231,65 @@ def test_a_dry_run_only_reads_it_waits_for_no_writer(bench_factory):
     finally:
         writer.rollback()
         writer.close()
+
+
+TEN = {"app1": {"cron": {"*/10 * * * *": [{"method": "app1.tasks.ok", "name": "ten"}]},
+                "hourly": [{"method": "app1.tasks.ok", "name": "hourly-ok"}]}}
+DAY3 = datetime(2026, 1, 8, 12, 0)
+
+
+def _ran(job_name: str, slot: datetime) -> None:
+    from hookscheduler.store.models import ScheduledJobType
+
+    job = ScheduledJobType.get(ScheduledJobType.name == job_name)
+    ScheduledJobLog.create(job=job.id, job_name=job.name, scheduled_for=slot, status="complete", trigger="schedule",
+                           slots=1, queue=job.queue, enqueued_at=slot, finished_at=slot + timedelta(seconds=1),
+                           created_at=slot, modified_at=slot)
+
+
+def _retention_bench(bench_factory, db_kind):
+    """``ten`` (*/10) ran its 10:00..10:50 slots two days before DAY3, and ``hourly-ok`` its 10:00..13:00 slots
+    40 days before; both jobs' next slots are after DAY3, and no other slot has a row."""
+    from hookscheduler.store.models import ScheduledJobType
+
+    bench = bench_factory.make(TEN, db=db_kind)
+    ctx, conn = migrated(bench, DAY3 - timedelta(days=60))
+    ScheduledJobType.update(next_execution=DAY3 + H).execute()
+    for m in range(0, 60, 10):
+        _ran("ten", DAY3 - timedelta(days=2) + timedelta(hours=-2, minutes=m))
+    for h in range(4):
+        _ran("hourly-ok", DAY3 - timedelta(days=40) + timedelta(hours=h - 2))
+    return ctx, conn
+
+
+def test_backfill_never_offers_slots_whose_runs_thinning_deleted(bench_factory, db_kind):
+    from hookscheduler.ops.retention import thin_frequent_runs
+
+    ctx, conn = _retention_bench(bench_factory, db_kind)
+    start = DAY3 - timedelta(days=2, hours=2)  # 10:00 two days before
+    before = bf.backfill(ctx, None, "ten", start, start + timedelta(minutes=50), dry_run=True, now=DAY3)
+    assert (before.already_ran, before.eligible) == (6, [])
+    assert thin_frequent_runs(ctx.database(), now=DAY3) == 5  # 10:50, the hour's last, is kept
+    after = bf.backfill(ctx, None, "ten", start, start + timedelta(minutes=70), dry_run=True, now=DAY3)
+    assert (after.already_ran, after.before_horizon) == (1, 5)
+    assert after.horizon is not None and after.horizon.through == start + timedelta(minutes=40)
+    assert after.eligible == [start + timedelta(minutes=60), start + timedelta(minutes=70)]  # no row, after it
+    done = bf.backfill(ctx, conn, "ten", start, start + timedelta(minutes=50), now=DAY3)
+    assert done.runs == [] and not [r for r in _runs("ten") if r.trigger == "backfill"]
+    # another job's slots are not its horizon's business
+    assert bf.backfill(ctx, None, "hourly-ok", start, start + H, dry_run=True, now=DAY3).horizon is None
+
+
+def test_backfill_never_offers_slots_whose_rows_log_retention_deleted(bench_factory, db_kind):
+    from hookscheduler.ops.retention import prune_site_logs
+
+    ctx, _conn = _retention_bench(bench_factory, db_kind)
+    start = DAY3 - timedelta(days=40, hours=3)  # 09:00, 40 days before: one slot with no row, then four that ran
+    assert bf.backfill(ctx, None, "hourly-ok", start, start + 4 * H, dry_run=True, now=DAY3).eligible == [start]
+    assert prune_site_logs(ctx.database(), 30, now=DAY3) == 4  # the hourly job's rows; ten's are younger
+    after = bf.backfill(ctx, None, "hourly-ok", start, start + 4 * H, dry_run=True, now=DAY3)
+    assert (after.eligible, after.already_ran, after.before_horizon) == ([], 0, 5)
+    assert after.horizon is not None and after.horizon.through == DAY3 - timedelta(days=30) + timedelta(minutes=1)
+    # a slot after the horizon with no row never ran: it is offered
+    late = DAY3 - timedelta(days=20)
+    assert bf.backfill(ctx, None, "hourly-ok", late, late, dry_run=True, now=DAY3).eligible == [late]
