@@ -64,10 +64,19 @@ def enable_cmd(state: CliState, name: str) -> None:
 @pass_state
 def disable_cmd(state: CliState, name: str, note: str | None, until_text: str | None) -> None:
     """Stop NAME: its slots are logged as skipped until it is enabled again (or until T). Stopping a stopped
-    job again keeps its first note and time unless --note is given."""
+    job again keeps its first note and time unless --note is given; its end is the new --until, and without
+    one the stop no longer ends by itself."""
     ctx = state.one()
-    until = automatic_end(until_text, ctx, utcnow())
-    row = jobs_lib.set_stopped(ctx.database(), name, True, note, until=until)
-    end = f" until {local(row.stopped_until, ctx.site.time_zone)}" if row.stopped_until else ""
+    now = utcnow()
+    until = automatic_end(until_text, ctx, now)
+    db = ctx.database()
+    before = jobs_lib.get_job(name)
+    old_end = before.stopped_until if jobs_lib.stopped_now(before, now) else None
+    row = jobs_lib.set_stopped(db, name, True, note, until=until, now=now)
+    tz = ctx.site.time_zone
+    end = f" until {local(row.stopped_until, tz)}" if row.stopped_until else ""
     echo(f"disabled {row.name} (site {ctx.name}) by {row.stopped_by}{end}"
          + (f": {row.stopped_note}" if row.stopped_note else ""))
+    if old_end is not None and until is None:
+        echo(f"its end ({local(old_end, tz)}) is removed: it stays stopped until "
+             f"`hookscheduler jobs enable {row.name}`")

@@ -111,8 +111,9 @@ def set_stopped(db: pw.Database, name: str, stopped: bool, note: str | None = No
     passed while stopped were logged as skipped and ``next_execution`` kept moving forward.
 
     ``until``: the stop ends by itself then (the pass runs the job's slots from ``until`` on). Stopping a job
-    that is already stopped changes only what is given (a new note, a new end): the first note, who stopped it
-    and when are kept, because they are the answer to "since when, and why"."""
+    that is already stopped keeps the first note (unless a new one is given), who stopped it and when, because
+    they are the answer to "since when, and why"; its end is the new one, and none without ``until`` (as
+    ``scheduler pause`` without ``--until``), so that stopping again "for good" does not end by itself."""
     now = now or utcnow()
     store = store_for(db)
     with store.transaction():
@@ -121,8 +122,7 @@ def set_stopped(db: pw.Database, name: str, stopped: bool, note: str | None = No
         if stopped and stopped_now(row, now):
             if note is not None:
                 audit["stopped_note"] = note
-            if until is not None:
-                audit["stopped_until"] = until
+            audit["stopped_until"] = until
         else:
             # The audit columns record the latest toggle either way (who stopped it, or who re-enabled it).
             audit.update(stopped_note=note, stopped_by=who or actor(), stopped_at=now,

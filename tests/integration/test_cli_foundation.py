@@ -574,3 +574,22 @@ def test_migrate_turns_the_cyclic_collector_off_only_while_it_works(bench_factor
     bench_factory.make({"app1": {"dayly": ["app1.tasks.ok"]}})  # a refused migrate: back on all the same
     assert run(capsys, "migrate")[0] == 2
     assert gc.isenabled()
+
+
+def test_jobs_disable_again_without_until_removes_the_end_and_says_so(bench_factory, db_kind, capsys):
+    bench = bench_factory.make({"app1": {"hourly": ["app1.tasks.ok"]}}, db=db_kind)
+    run(capsys, "migrate")
+    code, out, _ = run(capsys, "jobs", "disable", "app1.tasks.ok", "--until", "2h")
+    assert code == 0 and " until " in out
+    code, out, _ = run(capsys, "jobs", "disable", "app1.tasks.ok", "--note", "stop for good")
+    assert code == 0
+    first, second = out.strip().splitlines()
+    assert first == f"disabled app1.tasks.ok (site default) by {actor()}: stop for good"
+    assert second.startswith("its end (") and "is removed: it stays stopped until" in second
+    ctx = open_site(str(bench))
+    ctx.database()
+    row = ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok")
+    assert (row.stopped, row.stopped_until, row.stopped_note) == (True, None, "stop for good")
+    ctx.close()
+    code, out, _ = run(capsys, "jobs", "disable", "app1.tasks.ok")  # no end to remove: nothing more said
+    assert code == 0 and len(out.strip().splitlines()) == 1

@@ -139,6 +139,10 @@ def test_disabling_twice_without_a_note_keeps_the_first_note_and_time(bench_fact
     jobs_lib.set_stopped(db, "app1.tasks.ok", True, "a", now=JAN5, until=JAN5 + timedelta(hours=1))
     row = jobs_lib.set_stopped(db, "app1.tasks.ok", True, who="dave", now=JAN5 + timedelta(hours=2))
     assert (row.stopped_note, row.stopped_by, row.stopped_until) == (None, "dave", None)
+    # stopping a stopped job again without an end removes its end, as a pause without --until does
+    jobs_lib.set_stopped(db, "app1.tasks.ok", True, now=JAN5 + timedelta(hours=3), until=JAN5 + timedelta(hours=5))
+    row = jobs_lib.set_stopped(db, "app1.tasks.ok", True, "for good", now=JAN5 + timedelta(hours=4))
+    assert (row.stopped, row.stopped_until, row.stopped_note, row.stopped_by) == (True, None, "for good", "dave")
 
 
 def test_scheduler_pause_until_resumes_by_itself_and_clears_the_flag(bench_factory, db_kind):
@@ -302,8 +306,8 @@ def test_until_through_the_cli(bench_factory, db_kind):
     listed = run(bench, "jobs", "list").out
     assert "STOPPED until" in listed and "vendor down" in listed
     assert run(bench, "jobs", "list", "--format", "json").json()[0]["stopped_until"]
-    again = run(bench, "jobs", "disable", "app1.tasks.ok")  # a second time, no note: the first one stays
-    assert again.code == 0 and "vendor down" in again.out
+    again = run(bench, "jobs", "disable", "app1.tasks.ok", "--until", "3h")  # again, no note: the first one stays
+    assert again.code == 0 and "vendor down" in again.out and "removed" not in again.out
     assert "until" in run(bench, "jobs", "explain", "app1.tasks.ok").out.split("stopped:")[1].splitlines()[0]
     r = run(bench, "scheduler", "pause", "--until", "45m")
     assert r.code == 0 and r.out.startswith("Scheduler is paused for site default until"), r.err
