@@ -176,8 +176,10 @@ def _database(ctx: SiteContext, add: Callable[..., None]) -> bool:
         add("database", False, f"{url}: corrupt: {problems}", _RESTORE)
         return False
     if version != dbmod.SCHEMA_VERSION:
+        newer = version > dbmod.SCHEMA_VERSION
         add("database", False, f"{url}: schema version {version}, expected {dbmod.SCHEMA_VERSION}",
-            "run `hookscheduler migrate` to bring the schema up to date")
+            "upgrade hookscheduler on this host: a newer one migrated this database (do not run this one's "
+            "`migrate`, it refuses)" if newer else "run `hookscheduler migrate` to bring the schema up to date")
         return False
     jobs = job_reads.active_count()
     add("database", True, f"{url}: schema version {version}, {jobs} job(s)")

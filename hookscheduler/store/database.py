@@ -536,11 +536,20 @@ def schema_version(db: pw.Database) -> int:
     return int(row.value) if row and row.value else 0
 
 
-def _check_not_newer(current: int) -> None:
+def check_not_newer(current: int) -> None:
+    """Refuse a schema that a newer hookscheduler wrote (``migrate`` and its dry run)."""
     if current > SCHEMA_VERSION:
-        raise SchemaError(
-            f"database schema version {current} is newer than this hookscheduler ({SCHEMA_VERSION}); upgrade it"
-        )
+        raise SchemaError(schema_mismatch(current))
+
+
+def schema_mismatch(version: int) -> str:
+    """Why a database at schema ``version`` (not :data:`SCHEMA_VERSION`) is refused, and the fix that fits: an
+    outdated schema is brought up by ``migrate``; a newer one was written by a newer hookscheduler, which this
+    one must not write into (``migrate`` cannot take a schema back), so this one must be upgraded."""
+    if version > SCHEMA_VERSION:
+        return (f"database schema version {version} is newer than this hookscheduler ({SCHEMA_VERSION}); "
+                "upgrade hookscheduler on this host to the version that migrated it")
+    return f"database schema is at version {version}, expected {SCHEMA_VERSION}; run `hookscheduler migrate`"
 
 
 def ensure_schema(db: pw.Database) -> int:
@@ -550,14 +559,14 @@ def ensure_schema(db: pw.Database) -> int:
     """
     bind(db)
     current = schema_version(db)
-    _check_not_newer(current)
+    check_not_newer(current)
     if current == SCHEMA_VERSION:
         return 0
     steps = 0
     with write_txn(db):
         migrate_lock(db)
         current = schema_version(db)  # again, under the lock: another migrate may have done it meanwhile
-        _check_not_newer(current)
+        check_not_newer(current)
         if current == 0 and FRESH_VERSION <= SCHEMA_VERSION and not set(SCHEMA_TABLES) & set(db.get_tables()):
             create_fresh_schema(db)  # a new database: the final schema at once, not every version's steps
             current = steps = FRESH_VERSION
@@ -631,12 +640,11 @@ def migrate_lock(db: pw.Database) -> None:
 
 
 def require_schema(db: pw.Database) -> None:
-    """Refuse to work on a database whose schema ``migrate`` has not brought up to date."""
+    """Refuse to work on a database whose schema ``migrate`` has not brought up to date, or that a newer
+    hookscheduler has already upgraded past this one's (:func:`schema_mismatch`)."""
     version = schema_version(db)
     if version != SCHEMA_VERSION:
-        raise SchemaError(
-            f"database schema is at version {version}, expected {SCHEMA_VERSION}; run `hookscheduler migrate`"
-        )
+        raise SchemaError(schema_mismatch(version))
 
 
 def get_state(key: str, default: str | None = None) -> str | None:
