@@ -15,7 +15,7 @@ from ..declare.hooks import JobSpec, load_job_specs
 from ..declare.migrate import Plan, migrate_site, plan_sync
 from ..exceptions import HookSchedulerError
 from ..schedule.reanchor import Reanchor, plan_reanchor, reanchor
-from ..store.database import SCHEMA_VERSION, check_writable, schema_version
+from ..store.database import check_writable
 from ..timing.calendar import SiteCalendar
 from .base import (
     SITE_PROBLEMS,
@@ -187,15 +187,16 @@ def _migrate_all(contexts: list[SiteContext], dry_run: bool, prune: bool, warnin
     plans: list[Plan] = []
     for i, (ctx, calendar, specs) in enumerate(prepared):
         if dbs[ctx.name] is None:  # --dry-run on a site without a database yet: everything would be added
-            plans.append(plan_sync(ctx.name, specs, [], prune))
+            plans.append(plan := plan_sync(ctx.name, specs, [], prune))
+            plan.schema_from = 0
             continue
         try:
             db = ctx.database(create=False, require_schema=False)
             plan = migrate_site(db, ctx.name, specs, calendar, dry_run=dry_run, prune=prune)
             if not dry_run:
                 moved[ctx.name] = reanchor(ctx)
-            elif schema_version(db) == SCHEMA_VERSION:  # else the tables it reads may not be there yet
-                moved[ctx.name] = plan_reanchor(ctx)
+            elif plan.schema_from != 0:  # the tables it reads (and the stored calendar) are there since version 1:
+                moved[ctx.name] = plan_reanchor(ctx)  # the re-anchor the real migrate does after its schema steps
         except Exception as exc:
             if not isinstance(exc, SITE_PROBLEMS) and not is_driver_error(exc):
                 raise
@@ -228,7 +229,8 @@ def _print_plan(plan: Plan, dry_run: bool, moved: Reanchor | None = None) -> Non
     shifted = moved.summary(conditional=dry_run) if moved is not None else None
     echo(f"site {plan.site}: {len(plan.added)} {prefix}added, {len(plan.updated)} {prefix}updated, "
          f"{len(plan.removed)} {prefix}removed, {len(plan.pruned)} {prefix}pruned, {len(plan.unchanged)} unchanged"
-         + (f", {shifted}" if shifted else "") + (" (dry run: nothing written)" if dry_run else ""))
+         + (f", {shifted}" if shifted else "") + (f", {plan.schema_change}" if plan.schema_change else "")
+         + (" (dry run: nothing written)" if dry_run else ""))
     for spec in plan.added:
         sched = f"{spec.frequency} {spec.cron_format}" if spec.cron_format else spec.frequency
         echo(f"  + {spec.name}  [{sched}, queue {spec.queue}]")

@@ -28,7 +28,15 @@ from typing import Any
 import peewee as pw
 
 from ..store import store_for
-from ..store.database import bind, ensure_schema, migrate_lock, schema_version, write_txn
+from ..store.database import (
+    SCHEMA_VERSION,
+    bind,
+    check_not_newer,
+    ensure_schema,
+    migrate_lock,
+    schema_version,
+    write_txn,
+)
 from ..store.models import database_proxy, utcnow
 from ..timing.calendar import SiteCalendar, next_slot, same_period_slot
 from .hooks import DEFINITION, JobSpec
@@ -59,6 +67,18 @@ class Plan:
     pruned: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     schema_steps: int = 0
+    #: The schema version found before the migrate (0: no tables yet) when it upgrades (or would upgrade) the
+    #: schema, else None. Shown, since an upgrade's steps may lock the ledger for a while (docs/schema.md).
+    schema_from: int | None = None
+
+    @property
+    def schema_change(self) -> str | None:
+        """``schema 1 -> 5``, ``schema created (version 5)``, or None when the schema is already current."""
+        if self.schema_from is None:
+            return None
+        if self.schema_from == 0:
+            return f"schema created (version {SCHEMA_VERSION})"
+        return f"schema {self.schema_from} -> {SCHEMA_VERSION}"
 
     @property
     def changes_anything(self) -> bool:
@@ -73,6 +93,7 @@ class Plan:
             "removed": self.removed,
             "pruned": self.pruned,
             "unchanged": len(self.unchanged),
+            "schema": None if self.schema_from is None else {"from": self.schema_from, "to": SCHEMA_VERSION},
         }
 
 
@@ -125,8 +146,11 @@ def migrate_site(db: pw.Database, site: str, specs: list[JobSpec], calendar: Sit
     bind(db)
     now = now or utcnow()
     if dry_run:
-        rows = _rows() if schema_version(db) else []
-        return plan_sync(site, specs, rows, prune)
+        current = schema_version(db)
+        check_not_newer(current)  # refused as the real migrate refuses it
+        plan = plan_sync(site, specs, _rows() if current else [], prune)
+        plan.schema_from = current if current != SCHEMA_VERSION else None
+        return plan
     steps = ensure_schema(db)
     # Plan from a plain read first: an unchanged re-run (every deploy) then opens no write transaction at all.
     seen = _rows()
@@ -139,6 +163,7 @@ def migrate_site(db: pw.Database, site: str, specs: list[JobSpec], calendar: Sit
                 plan = plan_sync(site, specs, rows, prune)
             _apply(plan, {r.name: r for r in rows}, calendar, now)
     plan.schema_steps = steps
+    plan.schema_from = SCHEMA_VERSION - steps if steps else None  # a new database's steps: all of them
     return plan
 
 
