@@ -225,9 +225,22 @@ def _database_problem(exc: BaseException, name_site: bool = False) -> str:
         if site is None and len({ctx.name for ctx in _OPENED}) == 1:  # one site: its database, closed since
             site = _OPENED[0].name
         return (f"site {site}: " if name_site and site else "") + dbmod.read_only_problem(db, exc)
-    fix = "check db_url and that the server is up" if isinstance(exc, pw.OperationalError) \
-        else "run `hookscheduler doctor`"
-    return f"database: {_first_line(exc)}; {fix}"
+    return f"database: {_first_line(exc)}; {_database_fix(exc, database_proxy.obj)}"
+
+
+def _database_fix(exc: BaseException, db: pw.Database | None) -> str:
+    """What to check for a database error: a name a schema step wants taken by an object hookscheduler did not
+    make; a SQLite file that cannot be used (there is no server to be up); a server that cannot be reached; or,
+    for anything else, what ``doctor`` finds."""
+    text = str(exc)
+    if "there is already a" in text or "already exists" in text:  # SQLite's, PostgreSQL's
+        return ("an object of that name that hookscheduler did not make is in the way in the database: rename or "
+                "drop it (after checking what uses it), then run `hookscheduler migrate` again")
+    if not isinstance(exc, pw.OperationalError):
+        return "run `hookscheduler doctor`"
+    if isinstance(db, pw.SqliteDatabase):
+        return "check db_url, the database file and its folder (`hookscheduler doctor` checks them)"
+    return "check db_url and that the server is up"
 
 
 def problem_text(exc: BaseException) -> str:
