@@ -12,7 +12,7 @@ import click
 
 from ..config import ALL_SITES, Site, load_bench, load_site
 from ..context import SiteContext
-from ..exceptions import BadInput, HookSchedulerError, ServiceUnavailable
+from ..exceptions import BadInput, HookSchedulerError, SchemaError, ServiceUnavailable
 from ..ops import scheduler as sched
 from ..ops.jobs import actor
 from ..ops.notes import automatic_end
@@ -290,6 +290,8 @@ def set_config_cmd(state: CliState, key: str, value: str, common: bool, literal:
     parsed = parse_literal(value) if literal else parse_value(value)
     verb = "removed" if parsed is None else f"set to {_shown(key, parsed)}"
     sites = [_target_site(state, common)] if common else [ctx.site for ctx in state.targets()]
+    if key in CALENDAR_KEYS:  # refused before any file is written: nothing half-done
+        _require_current_schemas(state, key, [s.name for s in sites] if not common else None)
     for site in sites:
         before = _file_mode(site.bench.sites_path / "common_site_config.json" if common else site.config_path)
         path = update_site_config(site, {key: parsed}, common=common)
@@ -313,6 +315,34 @@ def _file_mode(path: Path) -> int | None:
 CALENDAR_KEYS = frozenset({"time_zone", "scheduler_tick_interval", "scheduler_interval"})
 
 
+def _require_current_schemas(state: CliState, key: str, names: list[str] | None) -> None:
+    """Refuse a calendar change for sites whose database's schema is not this hookscheduler's (older: not
+    migrated yet; newer: a newer hookscheduler migrated it): the re-anchor that follows the change rewrites
+    every job's next slot and the stored calendar, which no other command writes into such a schema either.
+    A site without a database yet (a SQLite file not made, a PostgreSQL database without the tables) has
+    nothing to re-anchor; one that cannot be reached is re-anchored by its next pass, which checks the schema
+    itself (:func:`_reanchor_now` says so)."""
+    from ..context import open_site
+    from ..store.database import SCHEMA_VERSION, schema_mismatch, schema_version
+
+    bench = load_bench(state.bench)
+    for name in names if names is not None else bench.site_names():
+        try:
+            ctx = open_site(state.bench, name, state.overrides)
+        except HookSchedulerError:  # another site's own config is broken: _reanchor_now notes it
+            continue
+        try:
+            db = ctx.existing_database()
+            version = schema_version(db) if db is not None else 0
+        except SITE_PROBLEMS:
+            continue
+        finally:
+            ctx.close()
+        if version not in (0, SCHEMA_VERSION):
+            raise SchemaError(f"site {name}: {schema_mismatch(version)}; {key} not set (a calendar change "
+                              "re-anchors the site's jobs)")
+
+
 def _reanchor_now(state: CliState, names: list[str] | None) -> None:
     """Re-anchor at once the sites whose calendar a ``set-config`` just changed (``names``; None: every site of
     the bench, after ``-g``), so that ``jobs list``, ``next`` and ``explain`` show the new calendar's slots
@@ -320,6 +350,7 @@ def _reanchor_now(state: CliState, names: list[str] | None) -> None:
     a database yet has nothing to move."""
     from ..context import open_site
     from ..schedule.reanchor import reanchor
+    from ..store.database import require_schema, schema_version
 
     bench = load_bench(state.bench)
     for name in names if names is not None else bench.site_names():
@@ -329,9 +360,10 @@ def _reanchor_now(state: CliState, names: list[str] | None) -> None:
             stderr(f"Note: site {name}: not re-anchored now ({problem_text(exc)}); its next pass does it")
             continue
         try:
-            if ctx.existing_database() is None:  # never migrated: nothing to move
+            db = ctx.existing_database()
+            if db is None or schema_version(db) == 0:  # never migrated: nothing to move
                 continue
-            ctx.database()
+            require_schema(db)  # changed since the check before the config was written: its next pass does it
             done = reanchor(ctx)
         except SITE_PROBLEMS as exc:
             stderr(f"Note: site {name}: database not reachable, so its jobs are re-anchored at its next pass "

@@ -5,13 +5,13 @@ from __future__ import annotations
 import click
 
 from ..background.api import describe_job
-from ..config import load_bench, load_sites
-from ..exceptions import BadInput, JobNotFound, shown
+from ..config import Site, load_bench, load_sites
+from ..exceptions import BadInput, JobNotFound, SchemaError, shown
 from ..ops import supervisor
 from ..security.redact import register_secret
 from ..security.secret_file import read_secret_file
 from ..worker.process import STRATEGIES, start_worker, start_worker_pool
-from .base import CliState, cli, echo, pass_state, print_config_notes, stderr
+from .base import SITE_PROBLEMS, CliState, cli, echo, pass_state, print_config_notes, stderr
 from .output import format_option, iso_utc, local, to_json
 
 QUEUE_HELP = "Comma-separated queues, in priority order (default: short,default,long, then the custom queues)."
@@ -34,7 +34,9 @@ def worker(state: CliState, queue: str | None, burst: bool, strategy: str, quiet
            rq_password: str | None, rq_password_file: str | None) -> None:
     """Run an RQ worker for every site of the bench (Ctrl-C: finish the current job and stop)."""
     bench = load_bench(state.bench)
-    print_config_notes(load_sites(bench, state.site))
+    sites = load_sites(bench, state.site)
+    print_config_notes(sites)
+    require_current_schemas(sites)
     if rq_password_file is not None:
         if rq_password is not None:
             raise BadInput("give --rq-password or --rq-password-file, not both")
@@ -47,6 +49,28 @@ def worker(state: CliState, queue: str | None, burst: bool, strategy: str, quiet
                  strategy=strategy, bench=state.bench, site=state.site)
 
 
+def require_current_schemas(sites: list[Site]) -> None:
+    """Refuse to start a worker for sites whose database's schema is not this hookscheduler's, as ``tick`` and
+    ``schedule`` refuse them: a run writes its ledger rows, and under a newer schema (a newer hookscheduler
+    migrated it) or an outdated one those writes may go wrong in ways no error reports. Checked once, at start
+    (not per job). A SQLite file not made yet, or a database that cannot be reached now, does not stop the
+    worker: it has nothing to write into until then, and each job opens the database itself."""
+    from ..context import SiteContext
+    from ..store.database import SCHEMA_VERSION, schema_mismatch, schema_version
+
+    for site in sites:
+        ctx = SiteContext(site)
+        try:
+            db = ctx.existing_database()
+            version = schema_version(db) if db is not None else SCHEMA_VERSION
+        except SITE_PROBLEMS:
+            continue
+        finally:
+            ctx.close()
+        if version != SCHEMA_VERSION:
+            raise SchemaError(f"site {site.name}: {schema_mismatch(version)}; no worker started")
+
+
 @cli.command("worker-pool")
 @click.option("--queue", metavar="a,b", help=QUEUE_HELP)
 @click.option("--num-workers", type=click.IntRange(min=1), default=2, show_default=True,
@@ -56,6 +80,7 @@ def worker(state: CliState, queue: str | None, burst: bool, strategy: str, quiet
 @pass_state
 def worker_pool(state: CliState, queue: str | None, num_workers: int, burst: bool, quiet: bool) -> None:
     """Run RQ's WorkerPool: N workers, respawned if one dies."""
+    require_current_schemas(load_sites(load_bench(state.bench), state.site))
     start_worker_pool(queue=queue, num_workers=num_workers, quiet=quiet, burst=burst, bench=state.bench,
                       site=state.site)
 

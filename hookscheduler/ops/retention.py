@@ -174,6 +174,7 @@ def truncate_failed_registry(job: Job, connection: redis.Redis, *exc_info: Any) 
 def prune_logs() -> dict[str, int]:
     """The built-in daily maintenance job of every site (runs in a worker, as a scheduled job)."""
     from ..broker.connection import redis_for
+    from ..store.database import require_schema
     from ..worker.runner import job_context, worker_site  # late: the runner imports this module
 
     jctx = job_context()
@@ -182,6 +183,7 @@ def prune_logs() -> dict[str, int]:
                                  "call prune_site_logs(db, retention_days) directly instead")
     ctx = worker_site(jctx.site)
     db = ctx.database(require_schema=False)
+    require_schema(db)  # deletes nothing under a schema this hookscheduler does not know (newer, or outdated)
     conn = redis_for(ctx.site)
     deleted = prune_site_logs(db, ctx.site.log_retention_days)
     thinned = thin_frequent_runs(db, counted=metrics_counted(conn, ctx.bench.bench_id, ctx.name))
