@@ -21,11 +21,13 @@ from hookscheduler.cli import cli, run_cli
 from hookscheduler.context import open_site
 from hookscheduler.ops.jobs import actor
 from hookscheduler.security.redact import redact
+from hookscheduler.store.database import SCHEMA_VERSION
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, utcnow
 from tests.helpers import env_for
 
 #: the built-in maintenance job (hookscheduler.declare.builtin) that every migrate syncs besides the apps' jobs
 BUILTIN = "hookscheduler.retention.prune_logs"
+SCHEMA = SCHEMA_VERSION  # a new database: "schema created (version N)"
 BUILTIN_ADDED = f"  + {BUILTIN}  [Daily Maintenance, queue long]"
 DOCUMENTED_COLUMNS = {"name", "app", "method", "frequency", "cron_format", "queue", "timeout", "stopped",
                   "last_execution", "next_execution", "created_at", "modified_at"}
@@ -128,7 +130,7 @@ def test_migrate_text_then_unchanged_then_changes(bench_factory, db_kind, capsys
     code, out, err = run(capsys, "migrate")
     assert (code, err) == (0, "")
     assert out.splitlines() == [
-        "site default: 3 added, 0 updated, 0 removed, 0 pruned, 0 unchanged",
+        f"site default: 3 added, 0 updated, 0 removed, 0 pruned, 0 unchanged, schema created (version {SCHEMA})",
         "  + app1.tasks.ok  [Hourly, queue default]",
         "  + app1.tasks.other  [Cron 0 3 * * *, queue default]",
         BUILTIN_ADDED,
@@ -154,9 +156,10 @@ def test_migrate_json(bench_factory, db_kind, capsys):
     assert code == 0
     assert json.loads(out) == [{"site": "default", "added": ["app1.tasks.ok", BUILTIN], "updated": [],
                                 "removed": [], "pruned": [], "unchanged": 0, "dry_run": False,
-                                "reanchored": None}]
+                                "reanchored": None, "schema": {"from": 0, "to": SCHEMA}}]
     code, out, _ = run(capsys, "migrate", "--format", "json", "--dry-run")
     assert json.loads(out)[0]["unchanged"] == 2 and json.loads(out)[0]["dry_run"] is True
+    assert json.loads(out)[0]["schema"] is None  # already current
 
 
 def test_prints_in_app_modules_do_not_corrupt_json_output(bench_factory, capsys):
@@ -182,8 +185,8 @@ def test_migrate_several_sites(bench_factory, db_kind, capsys):
     code, out, _ = run(capsys, "migrate")
     assert code == 0
     assert [line for line in out.splitlines() if line.startswith("site")] == [
-        "site a.site: 2 added, 0 updated, 0 removed, 0 pruned, 0 unchanged",
-        "site b.site: 2 added, 0 updated, 0 removed, 0 pruned, 0 unchanged",
+        f"site a.site: 2 added, 0 updated, 0 removed, 0 pruned, 0 unchanged, schema created (version {SCHEMA})",
+        f"site b.site: 2 added, 0 updated, 0 removed, 0 pruned, 0 unchanged, schema created (version {SCHEMA})",
     ]
     code, out, _ = run(capsys, "--site", "b.site", "migrate")
     assert out.splitlines() == ["site b.site: 0 added, 0 updated, 0 removed, 0 pruned, 2 unchanged"]
