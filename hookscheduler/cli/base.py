@@ -61,7 +61,8 @@ _WORKER = ("worker_cmd",)
 #: tests/integration/test_cli_lazy.py checks this against the commands themselves.
 COMMANDS: dict[str, LazyCommand] = {
     "dashboard": LazyCommand(("web_cmd",), "The web dashboard: jobs, timelines, explain, missed and failed runs, "
-                             "scheduler, queues, workers, RQ jobs, and /metrics. Localhost only unless --auth-file."),
+                             "scheduler, queues, workers, RQ jobs, and /metrics. Localhost only unless --auth-file; "
+                             "without it, open the URL it prints (it holds an access token made at each start)."),
     "disable-scheduler": LazyCommand(_SCHED, "Disable the site's scheduler (as `scheduler disable`)."),
     "doctor": LazyCommand(("doctor_cmd",), "Check Redis, the database and its schema, the scheduler (state, process, "
                           "last tick), overdue jobs, failed runs, and the workers and depth of every queue. Exit 1 "
