@@ -73,7 +73,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "jobs": LazyCommand(("jobs", "jobs_run", "jobs_history", "jobs_backfill"),
                         "Scheduled jobs: list, toggle, run, inspect."),
     "metrics": LazyCommand(("web_cmd",), "Serve Prometheus metrics for every site of the bench (or --site) at "
-                           "/metrics."),
+                           "/metrics. No sign-in: keep it on loopback, or behind a proxy that authenticates."),
     "migrate": LazyCommand(("migrate_cmd",), "Sync every installed app's scheduler_events into the table "
                            "(added / updated / removed / unchanged)."),
     "purge-jobs": LazyCommand(_QUEUES, "Delete the site's queued jobs; their scheduled runs are logged as skipped "
