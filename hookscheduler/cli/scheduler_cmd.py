@@ -292,6 +292,8 @@ def set_config_cmd(state: CliState, key: str, value: str, common: bool, literal:
     sites = [_target_site(state, common)] if common else [ctx.site for ctx in state.targets()]
     if key in CALENDAR_KEYS:  # refused before any file is written: nothing half-done
         _require_current_schemas(state, key, [s.name for s in sites] if not common else None)
+    if key == "pause_scheduler" and not common:
+        _forget_pause_ends(state, [s.name for s in sites])
     for site in sites:
         before = _file_mode(site.bench.sites_path / "common_site_config.json" if common else site.config_path)
         path = update_site_config(site, {key: parsed}, common=common)
@@ -302,6 +304,32 @@ def set_config_cmd(state: CliState, key: str, value: str, common: bool, literal:
                  "(owner only); `chmod g+r` it if a worker of your group must read it")
     if key in CALENDAR_KEYS:
         _reanchor_now(state, [s.name for s in sites] if not common else None)
+
+
+def _forget_pause_ends(state: CliState, names: list[str]) -> None:
+    """A ``pause_scheduler`` written by hand is a pause without an end: forget the end an earlier ``scheduler
+    pause --until T`` left, before the file is written. Otherwise a pass that finds T passed would lift the
+    new pause as the old one's (the file looks the same). Forgotten first, so that a pass meanwhile has no end
+    to act on; a site whose database cannot be reached is told on stderr."""
+    from ..context import open_site
+    from ..schedule.inactivity import PAUSE_UNTIL
+    from ..store.database import set_state, write_txn
+
+    for name in names:
+        try:
+            ctx = open_site(state.bench, name, state.overrides)
+        except HookSchedulerError:
+            continue  # its config does not load: the write below says so
+        try:
+            db = ctx.existing_database()
+            if db is not None:
+                with write_txn(db):
+                    set_state(PAUSE_UNTIL, None)
+        except SITE_PROBLEMS as exc:
+            stderr(f"Note: site {name}: could not clear the end of an earlier `scheduler pause --until` "
+                   f"({problem_text(exc)}); if it had one, `hookscheduler scheduler pause` sets a pause without one")
+        finally:
+            ctx.close()
 
 
 def _file_mode(path: Path) -> int | None:

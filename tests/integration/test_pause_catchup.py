@@ -341,3 +341,23 @@ def test_a_stop_whose_end_has_come_no_longer_refuses_a_manual_run(bench_factory,
         manual.run_job(ctx, conn, "app1.tasks.ok")
     ScheduledJobType.update(stopped_until=utcnow() - timedelta(seconds=1)).execute()  # its end has come
     assert manual.run_job(ctx, conn, "app1.tasks.ok").status == "queued"
+
+
+def test_set_config_of_pause_scheduler_is_a_pause_without_the_old_end(bench_factory, db_kind):
+    """`scheduler pause --until 11:20`, no pass until after 11:20, then `set-config pause_scheduler true`: the
+    file reads as it did, so a pass would take the new pause for the old one and lift it. set-config forgets
+    the old end first: the hand-set pause holds."""
+    from tests.integration.opcli_support import run
+
+    ctx = setup_site(bench_factory, {"hourly": ["app1.tasks.ok"]}, db_kind, sites={"s1": {}})
+    conn = redis_for(ctx.site)
+    sched.set_paused(ctx, True, datetime(2026, 1, 5, 11, 20), now=datetime(2026, 1, 5, 10, 50))
+    ctx.close()
+    r = run(ctx.bench.path, "set-config", "pause_scheduler", "true", site="s1")
+    assert r.code == 0, r.err
+    fresh = open_site(str(ctx.bench.path), "s1")
+    fresh.database()
+    assert get_state(PAUSE_UNTIL) is None
+    r = run_pass(fresh, conn, now=datetime(2026, 1, 5, 12, 0, 1))
+    assert (r.inactive, r.fired) == ("scheduler inactive: pause_scheduler is set", 0)
+    assert json.loads(fresh.site.config_path.read_text())["pause_scheduler"] is True
