@@ -11,7 +11,8 @@ horse per job, RQ's timeouts, heartbeats and registries. What this module adds i
 * before it forks, the worker warms what every horse needs (site settings, the apps' job modules) so that a
   horse does no importing and no config reading; it never uses a database connection itself: on PostgreSQL it
   keeps one warm connection that it lends to each horse and takes back when the horse left it clean, and on
-  SQLite it holds the database file open (:class:`hookscheduler.worker.warm.WarmDatabaseWorker`).
+  SQLite it holds the database file open (:class:`hookscheduler.worker.warm.WarmDatabaseWorker`);
+* a worker whose registration Redis lost (a restart without persistence) registers again at its next heartbeat.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from rq import Queue
+from redis.client import Pipeline
+from rq import Queue, worker_registration
 from rq.callbacks import execute_failure_callback
+from rq.executions import Execution
 from rq.job import Job
 from rq.timeouts import BaseDeathPenalty, JobTimeoutException, UnixSignalDeathPenalty
 from rq.worker import DequeueStrategy, RandomWorker, RoundRobinWorker, Worker
@@ -244,17 +247,62 @@ class _PromptUnsubscribe:
 LISTEN_WAKE = 1.0
 
 
-class HookWorker(_HorseDeathEvents, _NotedTimeouts, _RedactedFailure, _PromptUnsubscribe, WarmDatabaseWorker, Worker):
+class _Reregistered:
+    """A live worker that finds its registration gone registers again, at its next heartbeat.
+
+    RQ lists workers through the sets ``rq:workers`` and ``rq:workers:<queue>`` and describes each with the hash
+    ``rq:worker:<name>``, written once at birth. After a Redis restart without persistence (or a worker frozen past
+    its TTL, whose hash expired and whose set entry RQ's listing then dropped), RQ's heartbeat writes the hash
+    back with its ``last_heartbeat`` alone: the worker runs jobs but ``workers list``, ``doctor`` and the
+    dashboard count none, and ``doctor`` says to start one. So each heartbeat made on its own (the idle loop's,
+    the one after each job) goes out in one pipeline with a check of the worker's membership, and a worker that
+    is no longer a member, or whose hash had to be created, writes its hash (birth, queues, pid, host, state) and
+    set entries again with RQ's own code (:func:`rq.worker_registration.register`). A worker in a long job checks
+    at each of RQ's job-monitoring heartbeats. The cost: none per heartbeat (the heartbeat's three writes now share
+    one round trip with the check), one round trip per job-monitoring interval.
+    """
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        if pipeline is not None:  # part of RQ's own pipeline, which it executes itself
+            super().heartbeat(timeout, pipeline)  # type: ignore[misc]
+            return
+        with self.connection.pipeline(transaction=False) as pipe:  # type: ignore[attr-defined]
+            super().heartbeat(timeout, pipe)  # type: ignore[misc]
+            pipe.sismember(self.redis_workers_keys, self.key)  # type: ignore[attr-defined]
+            replies = pipe.execute()
+        created, member = replies[0], replies[-1]  # HSET says 1 when it made the hash's field afresh
+        if created or not member:
+            self.register_again(timeout or self.worker_ttl + 60)  # type: ignore[attr-defined]
+
+    def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
+        super().maintain_heartbeats(job, execution)  # type: ignore[misc]
+        if not self.connection.sismember(self.redis_workers_keys, self.key):  # type: ignore[attr-defined]
+            self.register_again(self.job_monitoring_interval + 60)  # type: ignore[attr-defined]
+
+    def register_again(self, ttl: int) -> None:
+        """Write the worker's hash and set entries as RQ's ``register_birth`` did, keeping its birth date (RQ's
+        own refuses a name whose hash exists, which the heartbeat just recreated)."""
+        log.warning("worker %s: its registration is gone from Redis (a restart?); registering again",
+                    self.name)  # type: ignore[attr-defined]
+        with self.connection.pipeline() as pipe:  # type: ignore[attr-defined]
+            pipe.hset(self.key, mapping={**self.serialize(), "state": self.get_state()})  # type: ignore[attr-defined]
+            worker_registration.register(self, pipe)  # type: ignore[arg-type]
+            pipe.expire(self.key, ttl)  # type: ignore[attr-defined]
+            pipe.execute()
+
+
+class HookWorker(_HorseDeathEvents, _NotedTimeouts, _RedactedFailure, _PromptUnsubscribe, _Reregistered,
+                 WarmDatabaseWorker, Worker):
     """RQ's Worker (queues in priority order)."""
 
 
-class HookRoundRobinWorker(_HorseDeathEvents, _NotedTimeouts, _RedactedFailure, _PromptUnsubscribe,
+class HookRoundRobinWorker(_HorseDeathEvents, _NotedTimeouts, _RedactedFailure, _PromptUnsubscribe, _Reregistered,
                            WarmDatabaseWorker, RoundRobinWorker):
     """RQ's RoundRobinWorker (after a job from one queue, the next queue comes first)."""
 
 
-class HookRandomWorker(_HorseDeathEvents, _NotedTimeouts, _RedactedFailure, _PromptUnsubscribe, WarmDatabaseWorker,
-                       RandomWorker):
+class HookRandomWorker(_HorseDeathEvents, _NotedTimeouts, _RedactedFailure, _PromptUnsubscribe, _Reregistered,
+                       WarmDatabaseWorker, RandomWorker):
     """RQ's RandomWorker (queues shuffled after every job)."""
 
 
