@@ -20,9 +20,13 @@ that want to update without polling. Redis does not keep messages for absent sub
 reconnects should poll once for the jobs it shows. Publishing is best effort: a Redis error while publishing
 is logged and never fails the job.
 
-Every text field is redacted (:func:`~hookscheduler.security.redact.redact`) here, not by the callers: any
-client of the site's Redis can subscribe, and a job's error message quoting a connection URL must not hand it
-the password the ledger, the logs and the dashboard show as ``***``.
+Every text field but the identifiers is redacted (:func:`~hookscheduler.security.redact.redact`) here, not by
+the callers: any client of the site's Redis can subscribe, and a job's error message quoting a connection URL
+must not hand it the password the ledger, the logs and the dashboard show as ``***``. The identifiers
+(:data:`IDENTIFIERS`: the job's id, name and method, its queue, the worker...) lose only what has the shape of a
+password (a URL's, a ``password=``): a subscriber matches them against the ids it enqueued, and the configured
+passwords are blanked wherever they appear, so one that is also part of a job's name (``backup`` in
+``nightly-backup``) would make the job's events unrecognisable.
 """
 
 from __future__ import annotations
@@ -37,12 +41,14 @@ from typing import Any
 import redis
 
 from ..broker.keys import events_channel
-from ..security.redact import redact
+from ..security.redact import redact, redact_patterns
 from ..store.models import utcnow
 
 log = logging.getLogger(__name__)
 
 EVENTS = ("started", "finished", "failed")
+#: Names and ids a subscriber matches: only what has the shape of a password is taken out of them.
+IDENTIFIERS = frozenset({"job_id", "job_name", "method", "kind", "trigger", "queue", "slot", "worker"})
 
 
 def _iso(value: datetime) -> str:
@@ -63,9 +69,11 @@ def _field(value: Any) -> Any:
 
 
 def publish(conn: redis.Redis, bench_id: str, site: str, event: str, **fields: Any) -> None:
-    """Publish one event for ``site`` (best effort: never raises), every text field redacted."""
+    """Publish one event for ``site`` (best effort: never raises), every text field but the identifiers
+    redacted."""
     payload: dict[str, Any] = {"event": event, "site": site, "at": _iso(utcnow())}
-    payload.update({k: _field(v) for k, v in fields.items()})
+    payload.update({k: redact_patterns(v) if k in IDENTIFIERS and isinstance(v, str) else _field(v)
+                    for k, v in fields.items()})
     try:
         conn.publish(events_channel(bench_id, site), json.dumps(payload, default=lambda v: redact(str(v))))
     except redis.exceptions.RedisError as exc:

@@ -171,11 +171,15 @@ def range_slots(frequency: str, cron_format: str, start: datetime, end: datetime
 
 
 def eligible_slots(slots: Sequence[datetime], served: Iterable[tuple[datetime, datetime]],
-                   boundary: datetime | None, horizon: datetime | None = None) -> tuple[list[datetime], int, int, int]:
+                   boundary: datetime | None, horizon: datetime | None = None,
+                   not_run: Iterable[tuple[datetime, datetime]] = ()) -> tuple[list[datetime], int, int, int]:
     """(slots to backfill, slots already served, slots left to the scheduler, slots left out for retention).
     ``served`` holds the ``(first, last)`` stretch of every run that covered slots; ``boundary`` is the job's
-    ``next_execution``; ``horizon``: up to it, a slot with no row may have lost it to retention."""
+    ``next_execution``; ``horizon``: up to it, a slot with no row may have lost it to retention; ``not_run``: the
+    stretches of ``missed`` and ``skipped`` rows, which thinning keeps, so a slot in one is known not to have run
+    whatever the horizon."""
     stretches = sorted(served)
+    recorded = sorted(not_run)
     out: list[datetime] = []
     ran = later = gone = 0
     for slot in slots:
@@ -183,7 +187,7 @@ def eligible_slots(slots: Sequence[datetime], served: Iterable[tuple[datetime, d
             later += 1
         elif any(first <= slot <= last for first, last in stretches):
             ran += 1
-        elif horizon is not None and slot <= horizon:
+        elif horizon is not None and slot <= horizon and not any(first <= slot <= last for first, last in recorded):
             gone += 1
         else:
             out.append(slot)
@@ -238,8 +242,10 @@ def backfill(ctx: SiteContext, conn: redis.Redis | None, name: str, start: datet
         result.in_range = len(slots)
         served = store.served_stretches(row.id, slots[0]) if slots else []
         result.horizon = pruned_through(row.id)
+        through = result.horizon.through if result.horizon else None
+        not_run = store.not_run_stretches(row.id, slots[0]) if slots and through is not None else []
         result.eligible, result.already_ran, result.left_to_scheduler, result.before_horizon = eligible_slots(
-            slots, served, boundary, result.horizon.through if result.horizon else None)
+            slots, served, boundary, through, not_run)
         if dry_run or not result.eligible:
             return result
         check_cap(len(result.eligible), policy, confirmed, row.name, labels)

@@ -67,6 +67,13 @@ def redact(text: str) -> str:
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, "***")
+    return redact_patterns(text)
+
+
+def redact_patterns(text: str) -> str:
+    """:func:`redact` without the configured secrets: only what has the shape of a password (in a URL, a
+    ``password=`` parameter, a ``"password": ...`` item). For names and ids that something matches (a job's id on
+    the events channel): a configured password of four letters may also be part of a job's name."""
     text = _redact_urls(text)
     text = _PASSWORD_ITEM.sub(lambda m: _masked(m, m["pw"][0] + "***" + m["pw"][0]), text)
     return _PASSWORD_PARAM.sub(lambda m: _masked(m, "***"), text)

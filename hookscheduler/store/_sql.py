@@ -540,11 +540,17 @@ class SqlStore:
         return None if row is None else parse_dt(row[0])
 
     def served_stretches(self, job_id: int, since: datetime) -> list[tuple[datetime, datetime]]:
+        return self._stretches(job_id, since, "('queued', 'started', 'complete', 'failed')")
+
+    def not_run_stretches(self, job_id: int, since: datetime) -> list[tuple[datetime, datetime]]:
+        return self._stretches(job_id, since, "('missed', 'skipped')")
+
+    def _stretches(self, job_id: int, since: datetime, statuses: str) -> list[tuple[datetime, datetime]]:
         triggers = ", ".join(f"'{t.value}'" for t in SLOT_TRIGGERS)
         rows = self.sql(
             "SELECT scheduled_for, first_slot, last_slot FROM scheduled_job_log "
             f"WHERE job_id = {self.p} AND scheduled_for >= {self.p} AND trigger IN ({triggers}) "
-            "AND status IN ('queued', 'started', 'complete', 'failed')",
+            f"AND status IN {statuses}",
             [job_id, self.param_dt(since)],
         ).fetchall()
         return [(parse_dt(r[1] or r[0]), parse_dt(r[2] or r[0])) for r in rows]

@@ -414,6 +414,11 @@ class Store(Protocol):
         the last slot it covers, so this finds every run covering a slot from ``since`` on)."""
         ...
 
+    def not_run_stretches(self, job_id: int, since: datetime) -> list[tuple[datetime, datetime]]:
+        """``(first, last)`` slots of each ``missed`` or ``skipped`` row of a slot trigger of the job, stamped at
+        or after ``since``: slots the ledger says did not run (thinning keeps these rows)."""
+        ...
+
     # --- stretches of inactivity -------------------------------------------------------------------------
     def open_inactivity(self) -> str | None:
         """The reason of the open stretch of inactivity (``scheduler_inactivity``), None when active."""

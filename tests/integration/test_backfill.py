@@ -293,3 +293,23 @@ def test_backfill_never_offers_slots_whose_rows_log_retention_deleted(bench_fact
     # a slot after the horizon with no row never ran: it is offered
     late = DAY3 - timedelta(days=20)
     assert bf.backfill(ctx, None, "hourly-ok", late, late, dry_run=True, now=DAY3).eligible == [late]
+
+
+def test_a_slot_recorded_missed_stays_backfillable_after_thinning(bench_factory, db_kind):
+    """Thinning deletes only completed runs: a slot whose own ``missed`` row is still there is known not to have
+    run, whatever the horizon (the worker's maintenance-mode skip tells the operator to backfill such a slot)."""
+    from hookscheduler.ops.retention import thin_frequent_runs
+    from hookscheduler.store.models import ScheduledJobType
+
+    ctx, _conn = _retention_bench(bench_factory, db_kind)
+    start = DAY3 - timedelta(days=2, hours=2)
+    missed = start + timedelta(minutes=20)
+    row = ScheduledJobLog.get((ScheduledJobLog.job_name == "ten") & (ScheduledJobLog.scheduled_for == missed))
+    ScheduledJobLog.update(status="missed", reason="worker down").where(ScheduledJobLog.id == row.id).execute()
+    job = ScheduledJobType.get(ScheduledJobType.name == "ten")
+    assert bf.backfill(ctx, None, job.name, start, start + timedelta(minutes=50), dry_run=True,
+                       now=DAY3).eligible == [missed]
+    assert thin_frequent_runs(ctx.database(), now=DAY3) == 4
+    after = bf.backfill(ctx, None, job.name, start, start + timedelta(minutes=50), dry_run=True, now=DAY3)
+    assert after.horizon is not None and after.horizon.through >= missed
+    assert (after.eligible, after.before_horizon) == ([missed], 4)  # its row says it did not run

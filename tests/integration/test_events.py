@@ -123,3 +123,20 @@ def test_publish_redacts_every_text_field_at_any_depth(redis_client):
     text = str(payload)
     assert not any(secret in text for secret in ("s3cretpw", "pgpass123", "pw1234", "hunter22", "pw5678")), text
     assert payload["job_name"] == "redis://a:***@h" and payload["extra"] == {"dsn": ["password=*** host=h"]}
+
+
+def test_a_job_id_holding_a_configured_password_as_a_word_reaches_subscribers_unchanged(redis_client):
+    """A subscriber matches the events of the jobs it enqueued by id and name: a configured password that is also
+    a word of them (``backup``) must not blank them, while the error's text is still redacted."""
+    from hookscheduler.security.redact import register_url_secret
+
+    register_url_secret("postgresql://app:backup@db/app")
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(events_channel("benchx", "site.local"))
+    publish(redis_client, "benchx", "site.local", "failed", job_id="benchx_1_nightly-backup-2026-12-07",
+            job_name="nightly-backup", method="app.tasks.backup", error="cannot reach postgresql://app:backup@db")
+    [payload] = list(listen(pubsub, timeout=0.5))
+    pubsub.close()
+    assert (payload["job_id"], payload["job_name"], payload["method"]) == (
+        "benchx_1_nightly-backup-2026-12-07", "nightly-backup", "app.tasks.backup")
+    assert "backup" not in payload["error"]
