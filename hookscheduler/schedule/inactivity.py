@@ -20,8 +20,8 @@ from ..config import read_config_file, update_site_config
 from ..context import SiteContext
 from ..exceptions import HookSchedulerError
 from ..store import Store, store_for
-from ..store.database import get_state, write_txn
-from ..store.models import SchedulerState, utcnow
+from ..store.database import clear_state_if, get_state, write_txn
+from ..store.models import utcnow
 from .decide import Stretch, Switches
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,7 @@ def settle_pause_end(ctx: SiteContext, text: str, now: datetime) -> None:
             own = read_config_file(ctx.site.config_path)  # as it is now, not as the pass read it
             if own.get("pause_scheduler") and until is not None and now < until:
                 return  # the pause still runs
-            forgotten = (SchedulerState.update(value=None, modified_at=utcnow())
-                         .where((SchedulerState.key == PAUSE_UNTIL) & (SchedulerState.value == text)).execute())
+            forgotten = clear_state_if(PAUSE_UNTIL, text)
             if not forgotten or not own.get("pause_scheduler"):
                 return  # a new pause was set meanwhile, or the end's pause was already gone: nothing to lift
             update_site_config(ctx.site, {"pause_scheduler": None})

@@ -661,3 +661,11 @@ def set_state(key: str, value: str | None) -> None:
         )
         .execute()
     )
+
+
+def clear_state_if(key: str, value: str) -> bool:
+    """Clear ``key`` only if it still holds ``value`` (a compare-and-set: a writer that replaced it meanwhile
+    wins); True when it did."""
+    cleared = (SchedulerState.update(value=None, modified_at=utcnow())
+               .where((SchedulerState.key == key) & (SchedulerState.value == value)).execute())
+    return bool(cleared)

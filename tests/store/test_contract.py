@@ -729,3 +729,14 @@ def test_write_counters_are_none_when_postgresql_keeps_no_counts(store: Store):
     finally:
         store.sql(f'DROP ROLE "{role}"')
     assert store.write_counters() is not None
+
+
+def test_clear_state_if_clears_only_the_value_it_was_given(store: Store):
+    from hookscheduler.store.database import clear_state_if, get_state
+
+    set_state("pause_until", "2026-01-05 12:00:00")
+    assert not clear_state_if("pause_until", "2026-01-05 11:00:00")  # replaced meanwhile: the new value wins
+    assert get_state("pause_until") == "2026-01-05 12:00:00"
+    assert clear_state_if("pause_until", "2026-01-05 12:00:00")
+    assert get_state("pause_until") is None
+    assert not clear_state_if("never_set", "x")
