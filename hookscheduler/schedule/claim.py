@@ -21,6 +21,8 @@ beside the code that keeps it:
   claims a slot ahead of it and holds its runs until it (:mod:`.ahead`); a process killed while holding them
   leaves committed outbox rows that any pass sends at or after the slot, never before (docs/exactly-once.md,
   I10, has the failure cases: a kill, Redis down at the release, SIGTERM, the clock going back).
+* **I11**, a claimed run found unsent past the lateness grace is decided by its job's catch-up policy, as a
+  slot no pass served in time: :func:`.outbox.settle_late`.
 
 While the site's scheduler is paused, disabled or in maintenance a pass decides nothing: it records the stretch
 of inactivity and holds the due slots, which the first active pass decides with each job's catch-up policy
@@ -57,7 +59,7 @@ from .inactivity import (
     track_inactivity,
 )
 from .judge import Verdict
-from .outbox import resend_outbox, send_claimed
+from .outbox import late_after, resend_outbox, send_claimed
 from .reconcile import active_runs
 from .rows import report_once, usable
 
@@ -102,8 +104,9 @@ class PassResult:
 
 
 def grace_seconds(ctx: SiteContext) -> float:
-    """How late a slot may be served and still count as on time (one tick interval, at least a minute)."""
-    return float(max(ctx.site.tick_interval, 60))
+    """How late a slot may be served and still count as on time (one tick interval, at least a minute); a
+    claimed run unsent past it is late too (:func:`.outbox.late_after`, I11)."""
+    return late_after(ctx)
 
 
 def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
@@ -144,7 +147,8 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
         result.earliest, result.earliest_known, result.owed = probe.earliest, True, probe.outbox_from
         return result  # the common case: one indexed statement, no transaction
     if probe.outbox_due(clock):  # I3: every pass first sends what an earlier sender claimed and did not send
-        result.resent += result.add_sent(*resend_outbox(ctx, conn, clock))  # I10: only what is due by now
+        # I10: only what is due by now; I11: a claim found late is decided by its job's catch-up policy first
+        result.resent += result.add_sent(*resend_outbox(ctx, conn, clock, decided_at=now))
     if not probe.due(now) or result.inactive:
         return result  # inactive: the due slots are held; the first active pass decides them (catch-up)
     batch = batch or store.batch
@@ -175,7 +179,7 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
         else:
             result.add_sent(*send_claimed(ctx, conn, runs))
         if any(v.resend for vs in verdicts.values() for v in vs):
-            result.resent += result.add_sent(*resend_outbox(ctx, conn, clock))
+            result.resent += result.add_sent(*resend_outbox(ctx, conn, clock, decided_at=now))
         if len(selected) < batch:
             break
     return result

@@ -16,20 +16,42 @@ other process in between must not send them early. Both the probe's flag (the ea
 outbox's selection (:func:`resend_outbox`) compare with ``now``. The RQ job's ``enqueued_at`` and the ledger's are
 stamped when the run is sent (the enqueue script's ``TIME``: :data:`.send.ENQUEUE_MANY`, :func:`record_sent`), so
 at the release, not the claim.
+
+I11: a claim found unsent past the lateness grace is decided by its job's catch-up policy, as a slot no pass
+served in time would be (:func:`settle_late`). A pass claims a slot on time and commits it; if its process then
+dies (or Redis refuses the send) and no sender comes back before the grace (:func:`late_after`, the one the pass
+uses to tell an on-time slot from a missed one), sending it as the on-time run it was claimed as would run a slot
+``catchup = skip`` says not to run, and its queued run would block the job's on-time slot (``overlap = skip``)
+and turn the slots of the outage into overlap skips. So, by ``catchup``:
+
+* ``skip``: the row becomes ``missed`` ("claimed at <t> but never sent ..."), never sent;
+* ``once``: ``missed`` when the job has a slot due (its next run, the catch-up of the outage or an on-time
+  slot, is the one run that covers it); otherwise it is the catch-up itself: sent, trigger ``catch-up``, with
+  a reason saying it was sent late;
+* ``all``: sent, trigger ``catch-up``, with a reason saying it was sent late.
+
+Each is a compare-and-set on the row still being an unsent on-time claim, so two senders cannot both decide it
+(one settles, the other finds nothing to send), and a run that is sent keeps its RQ id: the id is one per slot
+whatever the trigger (:func:`hookscheduler.broker.keys.scheduled_job_id`), so a send before the change and one
+after it are still stored once (I4). Only on-time claims (trigger ``schedule``, no reason) are concerned: runs
+claimed ahead are not late before their slot plus the grace, catch-up and backfill runs are late by design, and
+a run the sweep put back for a re-send (it has a reason) was sent in time once.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import NamedTuple
 
 import redis
 
 from ..context import SiteContext
-from ..store import store_for
+from ..states import CatchUp, LedgerStatus, Trigger
+from ..store import Store, store_for
+from ..store.base import LateClaim
 from ..store.models import utcnow
 from ..worker import marks
 from . import send
@@ -160,8 +182,60 @@ def record_sent(ctx: SiteContext, sent: send.Sent) -> None:
         store_for(ctx.database()).mark_sent(sent.ids, sent.ats)
 
 
-def resend_outbox(ctx: SiteContext, conn: redis.Redis, now: datetime, limit: int = 5000) -> SendOutcome:
+def resend_outbox(ctx: SiteContext, conn: redis.Redis, now: datetime, limit: int = 5000,
+                  decided_at: datetime | None = None) -> SendOutcome:
     """Send every claimed-but-unsent run whose slot has come at ``now`` (a previous sender died, or Redis was
-    down, or lost it). I10: a run claimed ahead of its slot is left alone before it, whoever claimed it."""
-    runs = store_for(ctx.database()).outbox(ctx.name, limit, now)
-    return send_claimed(ctx, conn, runs)
+    down, or lost it). I10: a run claimed ahead of its slot is left alone before it, whoever claimed it. I11: an
+    on-time claim found past the lateness grace is first decided by its job's catch-up policy
+    (:func:`settle_late`; ``decided_at``: the instant the caller's pass decides about, default ``now``)."""
+    store = store_for(ctx.database())
+    runs = store.outbox(ctx.name, limit, now)
+    return send_claimed(ctx, conn, settle_late(ctx, store, runs, now, decided_at or now))
+
+
+def late_after(ctx: SiteContext) -> float:
+    """Seconds after its slot at which a run is late: the grace within which a pass serves a slot on time (one
+    tick interval, at least a minute; :func:`hookscheduler.schedule.claim.grace_seconds`)."""
+    return float(max(ctx.site.tick_interval, 60))
+
+
+def settle_late(ctx: SiteContext, store: Store, runs: list[send.Run], now: datetime,
+                decided_at: datetime) -> list[send.Run]:
+    """I11: the outbox's ``runs`` to send at ``now``, once the on-time claims among them found late are decided
+    by their job's catch-up policy (:func:`late_verdict`): those settled ``missed`` are left out, those sent late
+    go as ``catch-up`` runs. Costs nothing when no run is late (the usual outbox: a holder killed a moment ago,
+    a Redis blip)."""
+    grace = late_after(ctx)
+    late = [r.rq_job_id for r in runs
+            if r.trigger == Trigger.SCHEDULE and (now - r.scheduled_for).total_seconds() > grace]
+    if not late:
+        return runs
+    out: dict[str, send.Run | None] = {}
+    by_id = {r.rq_job_id: r for r in runs}
+    with store.transaction():
+        for claim in store.late_claims(late):
+            run = by_id[claim.rq_job_id]
+            status, trigger, reason = late_verdict(claim, run.scheduled_for, decided_at)
+            if not store.settle_late(claim.rq_job_id, status, trigger, reason, now):
+                out[claim.rq_job_id] = None  # another sender decided it first: its way stands
+                continue
+            out[claim.rq_job_id] = replace(run, trigger=trigger) if status == LedgerStatus.QUEUED else None
+            log.info("site %s: job %s: the run claimed for %s was never sent; %s", ctx.name, run.job_name,
+                     run.scheduled_for.isoformat(sep=" "), reason)
+    return [sent for sent in (out.get(r.rq_job_id, r) for r in runs) if sent is not None]
+
+
+def late_verdict(claim: LateClaim, slot: datetime, decided_at: datetime) -> tuple[str, str, str]:
+    """What becomes of an on-time claim of ``slot`` found unsent past the grace (I11): ``(status, trigger,
+    reason)``, by its job's catch-up policy, as :func:`hookscheduler.schedule.decide.decide` treats a slot no
+    pass served in time. ``decided_at``: the instant the pass decides about (a job due then runs a catch-up or
+    an on-time slot that covers this one)."""
+    claimed = f"claimed at {claim.claimed_at:%Y-%m-%d %H:%M:%S} UTC"
+    why = "the scheduler stopped (or lost Redis) before sending it"
+    if claim.catchup == CatchUp.SKIP:
+        return LedgerStatus.MISSED, Trigger.SCHEDULE, f"{claimed} but never sent: {why}; catchup=skip, so not run"
+    if claim.catchup == CatchUp.ONCE and claim.next_execution is not None and claim.next_execution <= decided_at:
+        return (LedgerStatus.MISSED, Trigger.SCHEDULE, f"{claimed} but never sent: {why}; catchup=once, so the "
+                                                       "job's next run (the catch-up of the slots since) covers it")
+    return (LedgerStatus.QUEUED, Trigger.CATCH_UP,
+            f"sent late: {claimed}, {why} in time; catchup={claim.catchup}, so run late, once")

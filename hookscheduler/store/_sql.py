@@ -26,6 +26,7 @@ from .base import (
     ActiveRun,
     ClaimRequest,
     DueRow,
+    LateClaim,
     LatestRow,
     LedgerValues,
     Outcome,
@@ -68,6 +69,9 @@ _DECIDED = (
     "WHERE l.job_id = scheduled_job_type.id AND l.scheduled_for >= scheduled_job_type.next_execution "
     f"AND l.trigger IN {DECIDED_TRIGGERS})"
 )
+#: An on-time claim never sent (I11 in hookscheduler/schedule/outbox.py): a run the sweep put back for a
+#: re-send has a reason, a catch-up or a run on request another trigger.
+_LATE_CLAIM = ("l.status = 'queued' AND l.enqueued_at IS NULL AND l.trigger = 'schedule' AND l.reason IS NULL")
 _ACTIVE_COLUMNS = "id, job_id, status, rq_job_id, enqueued_at, started_at, finished_at"
 _START = (
     "UPDATE scheduled_job_log SET status = 'started', started_at = {p}, worker = {p}, modified_at = {p}, "
@@ -103,6 +107,12 @@ def _dt_or_raw(value: Any) -> Any:
         return parse_dt(value)
     except ValueError:
         return value
+
+
+def _time_or_none(value: Any) -> datetime | None:
+    """A ``next_execution`` as a time, None when it is NULL or not a time (written by hand)."""
+    value = _dt_or_raw(value)
+    return value if isinstance(value, datetime) else None
 
 
 def _frequent(trigger: Any, frequency: Any, cron_format: Any) -> bool:
@@ -259,6 +269,29 @@ class SqlStore:
                 _frequent(r[6], r[7], r[8]))
             for r in rows
         ]
+
+    def late_claims(self, rq_ids: Sequence[str]) -> list[LateClaim]:
+        out: list[LateClaim] = []
+        for cond, params in self.membership("l.rq_job_id", rq_ids):
+            rows = self.sql(
+                "SELECT l.rq_job_id, l.created_at, t.catchup, t.next_execution "
+                "FROM scheduled_job_log l JOIN scheduled_job_type t ON t.id = l.job_id "
+                f"WHERE {cond} AND {_LATE_CLAIM}",
+                params,
+            ).fetchall()
+            out += [LateClaim(str(r[0]), parse_dt(r[1]), str(r[2]), _time_or_none(r[3])) for r in rows]
+        return out
+
+    def settle_late(self, rq_job_id: str, status: str, trigger: str, reason: str, now: datetime) -> bool:
+        p, at = self.p, self.param_dt(now)
+        finish = f", finished_at = {p}" if status != LedgerStatus.QUEUED else ""
+        return bool(
+            self.sql(
+                f"UPDATE scheduled_job_log SET status = {p}, trigger = {p}, reason = {p}, modified_at = {p}{finish} "
+                f"WHERE rq_job_id = {p} AND {_LATE_CLAIM.replace('l.', '')}",
+                [status, trigger, reason, at, *([at] if finish else []), rq_job_id],
+            ).rowcount
+        )
 
     def mark_sent(self, rq_ids: Sequence[str], at: datetime | Sequence[datetime]) -> None:
         raise NotImplementedError

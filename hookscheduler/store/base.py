@@ -117,6 +117,17 @@ class Run:
 
 
 @dataclass(frozen=True)
+class LateClaim:
+    """An outbox row found late (:func:`hookscheduler.schedule.outbox.settle_late`): when it was claimed, and
+    its job's catch-up policy and next slot, which decide what becomes of it."""
+
+    rq_job_id: str
+    claimed_at: datetime
+    catchup: str
+    next_execution: datetime | None
+
+
+@dataclass(frozen=True)
 class Outcome:
     """How a run ended, as its worker records it: ``status`` at ``at``, after ``duration`` seconds (None: not
     known), with the traceback of a failure and the reason, if any."""
@@ -248,6 +259,18 @@ class Store(Protocol):
     def outbox(self, site: str, limit: int, now: datetime) -> list[Run]:
         """Claimed runs never marked sent whose slot has come (``scheduled_for <= now``), oldest first
         (``site``: the site they are for). I10: a run claimed ahead of its slot is not selected before it."""
+        ...
+
+    def late_claims(self, rq_ids: Sequence[str]) -> list[LateClaim]:
+        """Of the runs ``rq_ids``, the on-time claims still unsent: ``queued``, never sent (``enqueued_at`` NULL),
+        trigger ``schedule`` and no reason (a run the sweep put back for a re-send has one), with their job's
+        ``catchup`` and ``next_execution``."""
+        ...
+
+    def settle_late(self, rq_job_id: str, status: str, trigger: str, reason: str, now: datetime) -> bool:
+        """A late claim (:meth:`late_claims`) becomes ``status`` (``missed``; or ``queued`` to send it late)
+        with ``trigger`` and ``reason``, only if it is still one (a compare-and-set: another process may have
+        sent or settled it meanwhile); returns whether it changed."""
         ...
 
     def mark_sent(self, rq_ids: Sequence[str], at: datetime | Sequence[datetime]) -> None:
