@@ -10,9 +10,10 @@ from datetime import datetime, timedelta
 from hookscheduler.broker.keys import scheduled_job_id
 from hookscheduler.schedule.ahead import MIN_WINDOW
 from hookscheduler.schedule.claim import run_pass
-from hookscheduler.schedule.outbox import resend_outbox
+from hookscheduler.schedule.outbox import resend_outbox, send_claimed
 from hookscheduler.schedule.reconcile import RESENT
 from hookscheduler.store import store_for
+from tests.helpers import drain, read_out
 from tests.integration.opcli_support import migrated, run
 from tests.integration.test_tick import logs, queued_ids
 
@@ -119,6 +120,18 @@ def test_two_senders_of_a_late_claim_decide_it_once(bench_factory, db_kind):
     assert resend_outbox(ctx, conn, BACK).ids == []
     [row] = logs()
     assert row.status == "missed" and queued_ids(ctx) == []
+
+
+def test_a_claimer_that_sends_after_another_sender_settled_it_missed_does_not_run_it(bench_factory, db_kind):
+    bench, ctx, conn = _site(bench_factory, db_kind, catchup="skip")
+    held = _crash_after_commit(ctx, conn)  # the claimer stalls between its commit and its send ...
+    assert resend_outbox(ctx, conn, BACK).ids == []  # ... another sender finds it late: missed
+    send_claimed(ctx, conn, [held])  # the claimer wakes and sends it: RQ has it
+    assert queued_ids(ctx) == [_id(ctx)]
+    drain(ctx.bench.bench_id, conn)
+    assert read_out(bench) == []  # the worker's start compare-and-set refuses a row that is not queued (I5)
+    [row] = logs()
+    assert row.status == "missed"
 
 
 def test_a_claim_within_the_grace_is_sent_as_claimed(bench_factory, db_kind):
