@@ -28,7 +28,8 @@ and turn the slots of the outage into overlap skips. So, by ``catchup``:
 * ``once``: ``missed`` when the job has a slot due (its next run, the catch-up of the outage or an on-time
   slot, is the one run that covers it); otherwise it is the catch-up itself: sent, trigger ``catch-up``, with
   a reason saying it was sent late;
-* ``all``: sent, trigger ``catch-up``, with a reason saying it was sent late.
+* ``all``: sent, trigger ``catch-up``, with a reason saying it was sent late, unless the job's due slots fill
+  its ``catchup_limit`` (they are later: the pass runs them and this one is beyond the limit, ``missed``).
 
 Each is a compare-and-set on the row still being an unsent on-time claim, so two senders cannot both decide it
 (one settles, the other finds nothing to send), and a run that is sent keeps its RQ id: the id is one per slot
@@ -56,6 +57,7 @@ from ..store.models import utcnow
 from ..worker import marks
 from . import send
 from ._faults import failpoint
+from .decide import JobState, summarize
 from .rows import FIX_HINT, report_once
 
 log = logging.getLogger(__name__)
@@ -215,7 +217,8 @@ def settle_late(ctx: SiteContext, store: Store, runs: list[send.Run], now: datet
     with store.transaction():
         for claim in store.late_claims(late):
             run = by_id[claim.rq_job_id]
-            status, trigger, reason = late_verdict(claim, run.scheduled_for, decided_at)
+            status, trigger, reason = late_verdict(claim, run.scheduled_for, decided_at,
+                                                   _due_count(ctx, claim, decided_at))
             if not store.settle_late(claim.rq_job_id, status, trigger, reason, now):
                 out[claim.rq_job_id] = None  # another sender decided it first: its way stands
                 continue
@@ -225,11 +228,25 @@ def settle_late(ctx: SiteContext, store: Store, runs: list[send.Run], now: datet
     return [sent for sent in (out.get(r.rq_job_id, r) for r in runs) if sent is not None]
 
 
-def late_verdict(claim: LateClaim, slot: datetime, decided_at: datetime) -> tuple[str, str, str]:
+def _due_count(ctx: SiteContext, claim: LateClaim, decided_at: datetime) -> int:
+    """How many of the job's slots are due at ``decided_at`` (all later than the late claim's): what
+    ``catchup = all`` runs before this one, up to its limit. 0 when none is, or when the row cannot say (a value
+    written by hand, which the pass reports itself)."""
+    if claim.catchup != CatchUp.ALL or claim.next_execution is None or claim.next_execution > decided_at:
+        return 0
+    job = JobState(0, "", claim.frequency, claim.cron_format, claim.next_execution, catchup=claim.catchup,
+                   catchup_limit=claim.catchup_limit)
+    try:
+        return summarize(job, decided_at, ctx.calendar).count
+    except Exception:  # a row the pass cannot use: it reports it; here the run is only not held back
+        return 0
+
+
+def late_verdict(claim: LateClaim, slot: datetime, decided_at: datetime, due: int = 0) -> tuple[str, str, str]:
     """What becomes of an on-time claim of ``slot`` found unsent past the grace (I11): ``(status, trigger,
     reason)``, by its job's catch-up policy, as :func:`hookscheduler.schedule.decide.decide` treats a slot no
     pass served in time. ``decided_at``: the instant the pass decides about (a job due then runs a catch-up or
-    an on-time slot that covers this one)."""
+    an on-time slot that covers this one); ``due``: how many of the job's (later) slots are due then."""
     claimed = f"claimed at {claim.claimed_at:%Y-%m-%d %H:%M:%S} UTC"
     why = "the scheduler stopped (or lost Redis) before sending it"
     if claim.catchup == CatchUp.SKIP:
@@ -237,5 +254,9 @@ def late_verdict(claim: LateClaim, slot: datetime, decided_at: datetime) -> tupl
     if claim.catchup == CatchUp.ONCE and claim.next_execution is not None and claim.next_execution <= decided_at:
         return (LedgerStatus.MISSED, Trigger.SCHEDULE, f"{claimed} but never sent: {why}; catchup=once, so the "
                                                        "job's next run (the catch-up of the slots since) covers it")
+    if claim.catchup == CatchUp.ALL and due >= claim.catchup_limit:
+        return (LedgerStatus.MISSED, Trigger.SCHEDULE, f"{claimed} but never sent: {why}; beyond "
+                                                       f"catchup_limit={claim.catchup_limit} (the job's {due} slot(s) "
+                                                       "due since come first), so not run")
     return (LedgerStatus.QUEUED, Trigger.CATCH_UP,
             f"sent late: {claimed}, {why} in time; catchup={claim.catchup}, so run late, once")

@@ -115,6 +115,14 @@ def _time_or_none(value: Any) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
+def _int_or(value: Any, default: int) -> int:
+    """An integer column, ``default`` when it is not one (a value written by hand)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
 def _frequent(trigger: Any, frequency: Any, cron_format: Any) -> bool:
     """An outbox run flagged as the pass flags it when it first sends it: a scheduled or catch-up run of a job
     that fires within the hour (runs on request and backfills are sent unflagged). A row changed by hand to an
@@ -274,12 +282,14 @@ class SqlStore:
         out: list[LateClaim] = []
         for cond, params in self.membership("l.rq_job_id", rq_ids):
             rows = self.sql(
-                "SELECT l.rq_job_id, l.created_at, t.catchup, t.next_execution "
+                "SELECT l.rq_job_id, l.created_at, t.catchup, t.next_execution, t.catchup_limit, t.frequency, "
+                "t.cron_format "
                 "FROM scheduled_job_log l JOIN scheduled_job_type t ON t.id = l.job_id "
                 f"WHERE {cond} AND {_LATE_CLAIM}",
                 params,
             ).fetchall()
-            out += [LateClaim(str(r[0]), parse_dt(r[1]), str(r[2]), _time_or_none(r[3])) for r in rows]
+            out += [LateClaim(str(r[0]), parse_dt(r[1]), str(r[2]), _time_or_none(r[3]), _int_or(r[4], 10),
+                              str(r[5] or ""), str(r[6] or "")) for r in rows]
         return out
 
     def settle_late(self, rq_job_id: str, status: str, trigger: str, reason: str, now: datetime) -> bool:

@@ -125,6 +125,9 @@ class LateClaim:
     claimed_at: datetime
     catchup: str
     next_execution: datetime | None
+    catchup_limit: int = 10
+    frequency: str = ""
+    cron_format: str = ""
 
 
 @dataclass(frozen=True)
@@ -264,7 +267,7 @@ class Store(Protocol):
     def late_claims(self, rq_ids: Sequence[str]) -> list[LateClaim]:
         """Of the runs ``rq_ids``, the on-time claims still unsent: ``queued``, never sent (``enqueued_at`` NULL),
         trigger ``schedule`` and no reason (a run the sweep put back for a re-send has one), with their job's
-        ``catchup`` and ``next_execution``."""
+        ``catchup``, ``next_execution``, ``catchup_limit``, ``frequency`` and ``cron_format``."""
         ...
 
     def settle_late(self, rq_job_id: str, status: str, trigger: str, reason: str, now: datetime) -> bool:

@@ -113,6 +113,18 @@ def test_catchup_all_a_late_claim_is_sent_as_a_catch_up_run_once(bench_factory, 
     assert len(queued_ids(ctx)) == 4
 
 
+def test_catchup_all_a_late_claim_beyond_the_limit_is_missed(bench_factory, db_kind):
+    _, ctx, conn = _site(bench_factory, db_kind, catchup="all", catchup_limit=3, overlap="allow")
+    _crash_after_commit(ctx, conn)
+    r = run_pass(ctx, conn, now=BACK)  # 12:00, 13:00 and 14:00 fill the limit: they run, 11:00 does not
+    assert (r.resent, r.fired) == (0, 3)
+    rows = {row.scheduled_for: row for row in logs()}
+    assert rows[SLOT].status == "missed"
+    assert rows[SLOT].reason.endswith("beyond catchup_limit=3 (the job's 3 slot(s) due since come first), so not run")
+    assert [rows[datetime(2026, 1, 5, h)].status for h in (12, 13, 14)] == ["queued"] * 3
+    assert sorted(queued_ids(ctx)) == sorted(_id(ctx, datetime(2026, 1, 5, h)) for h in (12, 13, 14))
+
+
 def test_two_senders_of_a_late_claim_decide_it_once(bench_factory, db_kind):
     _, ctx, conn = _site(bench_factory, db_kind, catchup="skip")
     _crash_after_commit(ctx, conn)
