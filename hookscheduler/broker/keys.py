@@ -39,10 +39,14 @@ def site_prefix(bench_id: str, site: str) -> str:
     return f"{bench_id}_{site_tag(site)}_"
 
 
-def scheduled_job_id(bench_id: str, site: str, job_name: str, slot: datetime, trigger: str = Trigger.SCHEDULE) -> str:
-    """Deterministic id of the run of ``job_name`` for ``slot`` (naive UTC) on ``site``."""
+def scheduled_job_id(bench_id: str, site: str, job_name: str, slot: datetime, trigger: str = Trigger.SCHEDULE,
+                     attempt: int = 0) -> str:
+    """Deterministic id of the run of ``job_name`` for ``slot`` (naive UTC) on ``site``. ``attempt`` > 0: the
+    id of a later run of a slot whose first id a row that did not run holds (a run skipped in maintenance mode
+    or purged from its queue, then backfilled: :func:`hookscheduler.ops.backfill.backfill`)."""
     kind = "slot" if trigger in SLOT_TRIGGERS else trigger  # one id per slot, however it fired
-    digest = hashlib.sha1(f"{job_name}\x00{slot.isoformat()}\x00{kind}".encode()).hexdigest()[:24]
+    again = f"\x00again{attempt}" if attempt else ""
+    digest = hashlib.sha1(f"{job_name}\x00{slot.isoformat()}\x00{kind}{again}".encode()).hexdigest()[:24]
     return f"{site_prefix(bench_id, site)}sched-{digest}"
 
 

@@ -234,7 +234,9 @@ def _database_fix(exc: BaseException, db: pw.Database | None) -> str:
     make; a SQLite file that cannot be used (there is no server to be up); a server that cannot be reached; or,
     for anything else, what ``doctor`` finds."""
     text = str(exc)
-    if "there is already a" in text or "already exists" in text:  # SQLite's, PostgreSQL's
+    # SQLite's and PostgreSQL's words for a name taken; not a duplicate key (an IntegrityError), whose detail says
+    # "already exists" too, and which is no object in the way
+    if not isinstance(exc, pw.IntegrityError) and ("there is already a" in text or "already exists" in text):
         return ("an object of that name that hookscheduler did not make is in the way in the database: rename or "
                 "drop it (after checking what uses it), then run `hookscheduler migrate` again")
     if not isinstance(exc, pw.OperationalError):

@@ -14,7 +14,9 @@ UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` admits one writer at a time
 moves ``next_execution`` and writes its ledger rows under the same row lock, so each side sees everything the
 other committed, and a second backfill of the same range finds the first one's rows and has nothing left to
 run. Each run's RQ id is the slot's own id (the one a scheduled run of that slot has), unique in the ledger
-and in RQ: a belt to the lock's braces. Runs are then sent through the outbox like every other run. A dry run
+and in RQ: a belt to the lock's braces. When a row that did not run holds that id (a run skipped in maintenance
+mode or purged from its queue keeps it), the run takes the slot's next free id instead (:func:`_free_ids`).
+Runs are then sent through the outbox like every other run. A dry run
 (``--dry-run``) only reads: it takes no write transaction and no lock. The statements are the store's.
 
 Policies: ``once`` (default) sends one run that covers every eligible slot (the ledger row counts them and
@@ -38,7 +40,7 @@ from ..exceptions import BadInput, HookSchedulerError
 from ..schedule import send
 from ..schedule.reanchor import describe, last_change
 from ..states import CatchUp, LedgerStatus, Trigger
-from ..store import store_for
+from ..store import Store, store_for
 from ..store.base import LedgerValues
 from ..store.models import ScheduledJobType, utcnow
 from ..timing.calendar import SiteCalendar, due_slots, next_slot
@@ -251,8 +253,9 @@ def backfill(ctx: SiteContext, conn: redis.Redis | None, name: str, start: datet
         check_cap(len(result.eligible), policy, confirmed, row.name, labels)
         reason = f"backfill by {who or actor()} ({start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC, {policy})"
         rows: list[LedgerValues] = []
-        for first, last, count in group_runs(result.eligible, policy):
-            rq_id = scheduled_job_id(ctx.bench.bench_id, ctx.name, row.name, last, Trigger.BACKFILL)
+        grouped = group_runs(result.eligible, policy)
+        ids = _free_ids(store, ctx, row.name, [last for _, last, _ in grouped])
+        for (first, last, count), rq_id in zip(grouped, ids, strict=True):
             rows.append((row.id, row.name, last, Trigger.BACKFILL, LedgerStatus.QUEUED, reason, count, first, last,
                          row.queue, rq_id, now, now))
             result.runs.append(BackfillRun(rq_id, last, first, last, count))
@@ -262,6 +265,24 @@ def backfill(ctx: SiteContext, conn: redis.Redis | None, name: str, start: datet
     assert conn is not None  # checked before anything was written
     send_recorded(ctx, conn, runs)
     return result
+
+
+def _free_ids(store: Store, ctx: SiteContext, job_name: str, slots: Sequence[datetime]) -> list[str]:
+    """The RQ id of each backfill run: its slot's own id, unless a row that did not run holds it (a run skipped
+    in maintenance mode, purged from its queue, a late claim settled missed): then the first free later attempt
+    of the slot's id. Deterministic, and unique in the ledger; the job's row lock keeps two backfills from
+    choosing at once (a second one finds the first one's run and has nothing to backfill)."""
+    ids = {slot: scheduled_job_id(ctx.bench.bench_id, ctx.name, job_name, slot, Trigger.BACKFILL) for slot in slots}
+    attempt = 0
+    while True:
+        taken = store.taken_run_ids(list(ids.values()))
+        if not taken:
+            return [ids[slot] for slot in slots]
+        attempt += 1
+        for slot, rq_id in ids.items():
+            if rq_id in taken:
+                ids[slot] = scheduled_job_id(ctx.bench.bench_id, ctx.name, job_name, slot, Trigger.BACKFILL,
+                                             attempt=attempt)
 
 
 def _refuse(row: ScheduledJobType, force: bool, now: datetime, labels: Labels) -> None:

@@ -214,17 +214,20 @@ def settle_late(ctx: SiteContext, store: Store, runs: list[send.Run], now: datet
         return runs
     out: dict[str, send.Run | None] = {}
     by_id = {r.rq_job_id: r for r in runs}
-    with store.transaction():
-        for claim in store.late_claims(late):
-            run = by_id[claim.rq_job_id]
-            status, trigger, reason = late_verdict(claim, run.scheduled_for, decided_at,
-                                                   _due_count(ctx, claim, decided_at))
-            if not store.settle_late(claim.rq_job_id, status, trigger, reason, now):
-                out[claim.rq_job_id] = None  # another sender decided it first: its way stands
-                continue
-            out[claim.rq_job_id] = replace(run, trigger=trigger) if status == LedgerStatus.QUEUED else None
-            log.info("site %s: job %s: the run claimed for %s was never sent; %s", ctx.name, run.job_name,
-                     run.scheduled_for.isoformat(sep=" "), reason)
+    for claim in store.late_claims(late):
+        run = by_id[claim.rq_job_id]
+        status, trigger, reason = late_verdict(claim, run.scheduled_for, decided_at,
+                                               _due_count(ctx, claim, decided_at))
+        # One transaction per row: holding the first row's lock while waiting for the next could deadlock with a
+        # sender whose clock does not find them late, marking the same rows sent in another order (PostgreSQL).
+        with store.transaction():
+            settled = store.settle_late(claim.rq_job_id, status, trigger, reason, now)
+        if not settled:
+            out[claim.rq_job_id] = None  # another sender decided it first: its way stands
+            continue
+        out[claim.rq_job_id] = replace(run, trigger=trigger) if status == LedgerStatus.QUEUED else None
+        log.info("site %s: job %s: the run claimed for %s was never sent; %s", ctx.name, run.job_name,
+                 run.scheduled_for.isoformat(sep=" "), reason)
     return [sent for sent in (out.get(r.rq_job_id, r) for r in runs) if sent is not None]
 
 

@@ -585,6 +585,13 @@ class SqlStore:
     def served_stretches(self, job_id: int, since: datetime) -> list[tuple[datetime, datetime]]:
         return self._stretches(job_id, since, "('queued', 'started', 'complete', 'failed')")
 
+    def taken_run_ids(self, rq_ids: Sequence[str]) -> set[str]:
+        taken: set[str] = set()
+        for cond, params in self.membership("rq_job_id", rq_ids):
+            taken.update(str(r[0]) for r in self.sql(f"SELECT rq_job_id FROM scheduled_job_log WHERE {cond}",
+                                                     params).fetchall())
+        return taken
+
     def not_run_stretches(self, job_id: int, since: datetime) -> list[tuple[datetime, datetime]]:
         return self._stretches(job_id, since, "('missed', 'skipped')")
 

@@ -440,6 +440,10 @@ class Store(Protocol):
         the last slot it covers, so this finds every run covering a slot from ``since`` on)."""
         ...
 
+    def taken_run_ids(self, rq_ids: Sequence[str]) -> set[str]:
+        """Which of ``rq_ids`` a ledger row already holds (each RQ id is unique in the ledger)."""
+        ...
+
     def not_run_stretches(self, job_id: int, since: datetime) -> list[tuple[datetime, datetime]]:
         """``(first, last)`` slots of each ``missed`` or ``skipped`` row of a slot trigger of the job, stamped at
         or after ``since``: slots the ledger says did not run (thinning keeps these rows)."""

@@ -313,3 +313,39 @@ def test_a_slot_recorded_missed_stays_backfillable_after_thinning(bench_factory,
     after = bf.backfill(ctx, None, job.name, start, start + timedelta(minutes=50), dry_run=True, now=DAY3)
     assert after.horizon is not None and after.horizon.through >= missed
     assert (after.eligible, after.before_horizon) == ([missed], 4)  # its row says it did not run
+
+
+def test_a_slot_whose_skipped_run_kept_its_id_is_backfilled_under_a_new_id(bench_factory, db_kind):
+    """A run skipped by the worker in maintenance mode (or purged from its queue) keeps the slot's RQ id on its
+    row; the backfill of that slot, which the skip's reason recommends, used the same id and failed on the
+    ledger's unique index. It now takes the slot's next free id, once."""
+    from hookscheduler.broker.keys import scheduled_job_id
+    from hookscheduler.store.models import ScheduledJobType
+
+    bench = bench_factory.make(TEN, db=db_kind)
+    ctx, conn = migrated(bench, DAY3 - timedelta(days=1))
+    ScheduledJobType.update(next_execution=DAY3 + H).execute()
+    job = ScheduledJobType.get(ScheduledJobType.name == "ten")
+    slot = DAY3 - 2 * H
+    first = scheduled_job_id(ctx.bench.bench_id, ctx.name, "ten", slot)
+    ScheduledJobLog.create(job=job.id, job_name="ten", scheduled_for=slot, status="skipped", trigger="schedule",
+                           slots=1, queue=job.queue, rq_job_id=first, enqueued_at=slot,
+                           reason="site in maintenance mode when the run was to start", created_at=slot,
+                           modified_at=slot)
+    done = bf.backfill(ctx, conn, "ten", slot, slot, now=DAY3)
+    [run] = done.runs
+    assert run.rq_job_id not in (first, None) and run.rq_job_id == scheduled_job_id(
+        ctx.bench.bench_id, ctx.name, "ten", slot, attempt=1)
+    assert bf.backfill(ctx, conn, "ten", slot, slot, now=DAY3).runs == []  # served now: once
+    drain(ctx.bench.bench_id, conn)
+    ctx.database()
+    rows = {r.rq_job_id: r.status for r in ScheduledJobLog.select().where(ScheduledJobLog.scheduled_for == slot)}
+    assert rows == {first: "skipped", run.rq_job_id: "complete"}
+    # and the CLI says nothing about an object in the way
+    r = run_cli_backfill(bench, slot)
+    assert r.code == 0 and "already ran" in r.out, (r.out, r.err)
+
+
+def run_cli_backfill(bench, slot):
+    return run(bench, "jobs", "backfill", "ten", "--from", f"{slot:%Y-%m-%dT%H:%M}Z", "--to", f"{slot:%Y-%m-%dT%H:%M}Z",
+               "--dry-run")
