@@ -14,10 +14,21 @@ import pytest
 from starlette.testclient import TestClient
 
 from hookscheduler.exceptions import ConfigError
+from hookscheduler.web import app as app_module
 from hookscheduler.web import views
 from hookscheduler.web.actions import FLASH_CHARS
 from hookscheduler.web.app import create_app
-from hookscheduler.web.auth import HASH_THREADS, ITERATIONS, AuthConfig, Revoked, User, load_auth
+from hookscheduler.web.auth import (
+    CHECKS_PER_ADDRESS,
+    HASH_THREADS,
+    ITERATIONS,
+    AuthConfig,
+    ClientGone,
+    Revoked,
+    TooManyChecks,
+    User,
+    load_auth,
+)
 from tests.web.support import PASSWORD, auth_config, client, csrf_of, login, make_bench
 
 LOGGER = "hookscheduler.web.audit"
@@ -41,8 +52,8 @@ def test_password_checks_run_in_worker_threads_a_few_at_a_time(monkeypatch):
 
     async def flood() -> tuple[float, int]:
         async with anyio.create_task_group() as tg:
-            for _ in range(HASH_THREADS + 3):
-                tg.start_soon(auth.login_in_thread, "alice", "guess")
+            for n in range(HASH_THREADS + 3):
+                tg.start_soon(auth.login_in_thread, "alice", "guess", f"192.0.2.{n}")
             await anyio.wait_all_tasks_blocked()
             stats = auth._limiter.statistics()
             release.set()
@@ -51,6 +62,81 @@ def test_password_checks_run_in_worker_threads_a_few_at_a_time(monkeypatch):
     borrowed, waiting = anyio.run(flood)
     assert (borrowed, waiting) == (HASH_THREADS, 3)
     assert len(threads) == HASH_THREADS + 3 and threading.main_thread().name not in threads
+
+
+def test_a_check_whose_client_has_gone_is_not_started(monkeypatch):
+    auth = auth_config()
+    started: list[str] = []
+    monkeypatch.setattr(AuthConfig, "login", lambda self, name, password: started.append(name))
+
+    async def gone() -> bool:
+        return True
+
+    async def here() -> bool:
+        return False
+
+    async def attempts() -> None:
+        with pytest.raises(ClientGone):
+            await auth.login_in_thread("mallory", "guess", "192.0.2.1", gone)
+        await auth.login_in_thread("alice", "guess", "192.0.2.1", here)
+
+    anyio.run(attempts)
+    assert started == ["alice"] and auth._checks == {}
+
+
+def test_one_address_may_have_only_a_few_checks_under_way(monkeypatch):
+    auth = auth_config()
+    release = threading.Event()
+    started: list[str] = []
+
+    def slow_login(self: AuthConfig, name: str, password: str) -> User | None:
+        started.append(name)
+        assert release.wait(30)
+        return None
+
+    monkeypatch.setattr(AuthConfig, "login", slow_login)
+
+    async def flood() -> tuple[int, dict[str, int]]:
+        refused = 0
+        async with anyio.create_task_group() as tg:
+            for _ in range(CHECKS_PER_ADDRESS):
+                tg.start_soon(auth.login_in_thread, "mallory", "guess", "192.0.2.1")
+            await anyio.wait_all_tasks_blocked()
+            for _ in range(50):
+                with pytest.raises(TooManyChecks):
+                    await auth.login_in_thread("mallory", "guess", "192.0.2.1")
+                refused += 1
+            tg.start_soon(auth.login_in_thread, "alice", "guess", "192.0.2.2")  # another address still queues
+            await anyio.wait_all_tasks_blocked()
+            under_way = dict(auth._checks)
+            release.set()
+        return refused, under_way
+
+    refused, under_way = anyio.run(flood)
+    assert refused == 50 and under_way == {"192.0.2.1": CHECKS_PER_ADDRESS, "192.0.2.2": 1}
+    assert started.count("mallory") == CHECKS_PER_ADDRESS and started.count("alice") == 1 and auth._checks == {}
+
+
+def test_a_busy_address_is_refused_at_once_with_429_and_a_sign_in_line(bench_factory, monkeypatch, caplog):
+    auth = auth_config()
+    started: list[str] = []
+    real = AuthConfig.login
+    monkeypatch.setattr(AuthConfig, "login", lambda self, name, pw: started.append(name) or real(self, name, pw))
+    monkeypatch.setattr(app_module, "_SCRAPERS", set())  # this test's good scrape is not another test's first
+    c = client(make_bench(bench_factory), auth=auth)
+    page = c.get("/login")
+    auth._checks["testclient"] = CHECKS_PER_ADDRESS  # as if this address had that many checks waiting
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        r = c.get("/metrics", headers=_basic("victor", PASSWORD))
+        assert r.status_code == 429 and r.headers["retry-after"] == "1"
+        r = c.post("/login", data={"user": "alice", "password": PASSWORD, "csrf": csrf_of(page.text)})
+        assert r.status_code == 429 and "too many password checks from this address" in r.text
+    assert started == []
+    lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+    busy = "refused (429): too many password checks from this address at once; try again in a moment"
+    assert lines == [f"victor from testclient: /metrics basic auth {busy}", f"alice from testclient: sign-in {busy}"]
+    del auth._checks["testclient"]
+    assert c.get("/metrics", headers=_basic("victor", PASSWORD)).status_code == 200
 
 
 def test_the_sign_in_form_and_metrics_do_not_check_passwords_on_the_event_loop(bench_factory, monkeypatch):
