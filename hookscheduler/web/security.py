@@ -112,8 +112,11 @@ def csrf_token(request: Request) -> str:
 
 
 def csrf_ok(request: Request, sent: object) -> bool:
+    """Whether ``sent`` is the session's CSRF token, compared in constant time as bytes (``compare_digest``
+    refuses a ``str`` that is not ASCII, and a form may send anything)."""
     token = request.session.get("csrf")
-    return isinstance(token, str) and isinstance(sent, str) and hmac.compare_digest(token, sent)
+    return isinstance(token, str) and isinstance(sent, str) and \
+        hmac.compare_digest(token.encode(), sent.encode("utf-8", "surrogatepass"))
 
 
 __all__ = ["LOOPBACK_NAMES", "Viewer", "audit", "audit_change", "audit_sign_in", "check_bind", "csrf_ok",
