@@ -168,10 +168,19 @@ async def login_post(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    """Sign out: the session's id is revoked in this process, so a copy of the cookie is refused too."""
+    """Sign out: the session's id is revoked in this process, so a copy of the cookie is refused too. Without the
+    session's CSRF token (a page from before this tab's session was replaced, by signing in again in another
+    tab) nothing is signed out, and the page says so: a redirect to the sign-in form would look like it was."""
+    dash: Dashboard = request.app.state.dash
     form = await request.form()
-    if csrf_ok(request, form.get("csrf")):
-        sign_out(request, request.app.state.dash.auth)
+    if not csrf_ok(request, form.get("csrf")):
+        who = viewer(request, dash.auth)
+        why = "sign-out refused: the page was stale (you signed in again since it was loaded); reload it and " \
+              "sign out again"
+        audit_sign_in(request, who.name if who else "", "refused (403): the form's security token is missing or "
+                      "stale", via="sign-out")
+        return dash.render(request, "refused.html", http_status=403, why=why)
+    sign_out(request, dash.auth)
     return RedirectResponse(f"{_root(request)}/login", 303)
 
 

@@ -213,6 +213,20 @@ def test_signing_out_ends_the_session_for_a_copy_of_the_cookie_too(bench_factory
     assert "alice · operator" in c.get("/sites/default/jobs").text
 
 
+def test_signing_out_from_a_stale_page_says_it_was_refused(bench_factory, caplog):
+    c = client(make_bench(bench_factory), auth=auth_config())
+    login(c)
+    stale = c.get("/sites/default/jobs").text
+    # another tab signs out and in as someone else: this tab's page holds the old session's token
+    assert c.post("/logout", data={"csrf": csrf_of(stale)}, follow_redirects=False).status_code == 303
+    login(c, "victor")
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        r = c.post("/logout", data={"csrf": csrf_of(stale)}, follow_redirects=False)
+    assert r.status_code == 403 and "sign-out refused: the page was stale" in r.text
+    assert "victor · viewer" in c.get("/sites/default/jobs").text  # still signed in, as the page said
+    assert [m for m in caplog.messages if m.startswith("victor from testclient: sign-out refused (403)")]
+
+
 def test_a_revoked_session_id_is_kept_as_long_as_a_cookie_could_be_accepted():
     revoked = Revoked(keep_seconds=100)
     revoked.revoke("a", now=1000)
