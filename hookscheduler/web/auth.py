@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import stat
 import time
@@ -165,16 +166,33 @@ class AuthConfig:
         return CapacityLimiter(HASH_THREADS)
 
 
+def _user_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
 def load_auth(path: str | Path) -> AuthConfig:
     """Read and validate the auth file; a problem is one ConfigError naming the file and the key.
 
     Like ssh with a private key, a file that group or others can read or write is refused: its ``secret``
-    signs session cookies and its hashes can be guessed at offline."""
+    signs session cookies and its hashes can be guessed at offline. So is a file owned by another user than the
+    one serving (or root): its owner could rewrite the users and the secret."""
     where = str(path)
     try:
-        mode = stat.S_IMODE(Path(path).stat().st_mode)
+        info = Path(path).stat()
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read the dashboard auth file ({exc.strerror})") from None
+    mode = stat.S_IMODE(info.st_mode)
+    me = os.geteuid() if hasattr(os, "geteuid") else None
+    if me is not None and info.st_uid not in (me, 0):
+        # its owner could rewrite the users and the secret: owner-only protects nothing if that is someone else
+        raise ConfigError(f"{where}: the dashboard auth file belongs to uid {info.st_uid}, not to the user serving "
+                          f"the dashboard (uid {me}), who could change its users and secret; make it yours: "
+                          f"chown {_user_name(me)} {where}")
     if mode & 0o077:
         raise ConfigError(f"{where}: the dashboard auth file is {mode:04o}, open to group/others (its secret signs "
                           f"sessions); make it owner-only: chmod 600 {where}")

@@ -249,6 +249,27 @@ def test_an_auth_file_open_to_others_is_refused(tmp_path, mode):
     assert set(load_auth(path).users) == {"alice"}
 
 
+def test_an_auth_file_owned_by_another_user_is_refused(tmp_path, monkeypatch):
+    import os
+
+    path = tmp_path / "users.json"
+    path.write_text('{"users": {"alice": {"role": "operator", "password": "pbkdf2_sha256$1000$s$00"}}}')
+    path.chmod(0o600)
+    assert set(load_auth(path).users) == {"alice"}  # the serving user's own file
+    if os.geteuid() == 0:
+        os.chown(path, 65534, -1)  # nobody's
+        owner, me = 65534, 0
+    else:
+        owner, me = os.geteuid(), os.geteuid() + 1
+        monkeypatch.setattr(os, "geteuid", lambda: me)
+    with pytest.raises(ConfigError) as err:
+        load_auth(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: the dashboard auth file belongs to uid {owner}, not to the user serving "
+                              f"the dashboard (uid {me})") and "; make it yours: chown " in message
+    assert "\n" not in message
+
+
 def test_a_note_too_long_is_refused_and_messages_stay_short_in_the_cookie(bench_factory):
     from tests.web.test_web_security import _stopped
 
