@@ -55,7 +55,7 @@ def dashboard_cmd(state: CliState, host: str, port: int, auth_file: str | None, 
     _need_web()
     import uvicorn
 
-    from ..hosts import allowed_hosts, checked_names
+    from ..hosts import allowed_hosts, checked_names, is_address
     from ..web.access import new_token
     from ..web.app import create_app
     from ..web.auth import load_auth
@@ -63,7 +63,8 @@ def dashboard_cmd(state: CliState, host: str, port: int, auth_file: str | None, 
 
     extra = checked_names(allow_hosts)
     auth = load_auth(auth_file) if auth_file else None
-    check_bind(host, auth)
+    if is_address(host):
+        check_bind(host, auth)  # refused before binding it; a name is judged once bound, by its address
     logging.getLogger("hookscheduler.web.audit").setLevel(logging.INFO)
     # Without sign-in, the access token is what keeps the other users of this machine out (loopback does not).
     token = None if auth or no_token else new_token()
@@ -71,10 +72,12 @@ def dashboard_cmd(state: CliState, host: str, port: int, auth_file: str | None, 
     # line naming it (exit 2), not "dashboard on ..." followed by uvicorn's own error and exit 3.
     sock = listening_socket(host, port, "dashboard")
     try:
-        bound = sock.getsockname()[1]  # the real port when --port 0
+        address, bound = sock.getsockname()[:2]  # what --host resolved to; the real port when --port 0
+        check_bind(host, auth, address)
         # cookies are not scoped by port: a second dashboard on this host would overwrite the first's session
         app = create_app(state.bench, state.site, auth=auth, live_seconds=live, token=token,
-                         allowed_hosts=allowed_hosts(host, extra), session_cookie=f"hookscheduler_session_{bound}")
+                         allowed_hosts=allowed_hosts(host, extra, address),
+                         session_cookie=f"hookscheduler_session_{bound}")
         shown_host = f"[{host.strip('[]')}]" if ":" in host else host
         how = "sign-in required" if auth else "localhost, no sign-in, no token: any local user can act as you" \
             if no_token else "localhost, open this URL: it holds the access token"
@@ -110,10 +113,11 @@ def metrics_cmd(state: CliState, host: str, port: int, grace: float, allow_hosts
     sites = BenchSites(state.bench, state.site)
 
     def ready(addr: tuple[str, int]) -> None:
-        echo(f"metrics on http://{addr[0]}:{addr[1]}/metrics (sites: {', '.join(sites.names)})")
-        if not is_loopback(host):
+        shown_host = f"[{addr[0]}]" if ":" in addr[0] else addr[0]
+        echo(f"metrics on http://{shown_host}:{addr[1]}/metrics (sites: {', '.join(sites.names)})")
+        if not is_loopback(addr[0]):  # the address bound, not the name given: --host vm may be loopback
             stderr(f"warning: metrics on {host} has no sign-in: anyone who can reach port {addr[1]} reads every "
                    "site's job names and run counts; listen on 127.0.0.1 behind a proxy with auth and TLS, or "
                    "scrape the dashboard's /metrics with --auth-file (HTTP basic auth)")
 
-    serve(sites, host, port, grace, ready=ready, allowed_hosts=allowed_hosts(host, extra))
+    serve(sites, host, port, grace, ready=ready, allowed_hosts=lambda address: allowed_hosts(host, extra, address))
