@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from ..exceptions import BadInput
+from ..exceptions import BadInput, shown
 from ..listen import listening_socket
 from .base import CliState, cli, echo, pass_state, stderr
 
@@ -34,13 +34,17 @@ def _need_web() -> None:
               help="Seconds between live refreshes of a page (0: off).")
 @click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME", help="Also answer requests "
               "whose Host header is NAME (a reverse proxy's public name); repeatable.")
+@click.option("--forwarded-allow-ips", metavar="IPS", help="Behind a reverse proxy: take the client's address "
+              "(and scheme) from X-Forwarded-For/-Proto when the request comes from one of these comma-separated "
+              "addresses or networks (the proxy's). Off by default: any local client could name any address.")
 @click.option("--no-token", is_flag=True, help="Without --auth-file, serve without the access token: any "
               "local user of this machine can then act as you (docs/dashboard.md).")
 @click.option("--hash-password", is_flag=True, help="Read a password (prompt or stdin) and print its hash for "
               "the auth file, then exit.")
 @pass_state
 def dashboard_cmd(state: CliState, host: str, port: int, auth_file: str | None, live: int,
-                  allow_hosts: tuple[str, ...], no_token: bool, hash_password: bool) -> None:
+                  allow_hosts: tuple[str, ...], forwarded_allow_ips: str | None, no_token: bool,
+                  hash_password: bool) -> None:
     """The web dashboard: jobs, timelines, explain, missed and failed runs, scheduler, queues, workers, RQ
     jobs, and /metrics. Localhost only unless --auth-file; without it, open the URL it prints (it holds an
     access token made at each start)."""
@@ -62,6 +66,7 @@ def dashboard_cmd(state: CliState, host: str, port: int, auth_file: str | None, 
     from ..web.security import check_bind
 
     extra = checked_names(allow_hosts)
+    proxies = _proxies(forwarded_allow_ips)
     auth = load_auth(auth_file) if auth_file else None
     if is_address(host):
         check_bind(host, auth)  # refused before binding it; a name is judged once bound, by its address
@@ -82,12 +87,34 @@ def dashboard_cmd(state: CliState, host: str, port: int, auth_file: str | None, 
         how = "sign-in required" if auth else "localhost, no sign-in, no token: any local user can act as you" \
             if no_token else "localhost, open this URL: it holds the access token"
         echo(f"dashboard on http://{shown_host}:{bound}/{f'?token={token}' if token else ''} ({how})")
-        config = uvicorn.Config(app, host=host, port=bound, log_level="warning", server_header=False)
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: on loopback every client could then choose the
+        # address the log shows for its sign-ins and changes
+        config = uvicorn.Config(app, host=host, port=bound, log_level="warning", server_header=False,
+                                proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None)
         uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it stopped on: a clean stop, as uvicorn.run has it
         pass
     finally:
         sock.close()
+
+
+def _proxies(ips: str | None) -> list[str]:
+    """``--forwarded-allow-ips``: comma-separated addresses or networks, or ``*``; BadInput for anything else."""
+    import ipaddress
+
+    if ips is None:
+        return []
+    items = [item.strip() for item in ips.split(",") if item.strip()]
+    for item in items:
+        try:
+            if item != "*":
+                ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise BadInput(f"--forwarded-allow-ips: {shown(item)} is not an IP address or network; give the reverse "
+                           "proxy's addresses, comma-separated (e.g. 127.0.0.1 or 10.0.0.0/8)") from None
+    if not items:
+        raise BadInput("--forwarded-allow-ips is empty; give the reverse proxy's addresses (e.g. 127.0.0.1)")
+    return items
 
 
 @cli.command("metrics")

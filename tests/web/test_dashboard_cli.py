@@ -147,6 +147,39 @@ def test_metrics_on_ipv6_prints_its_url_with_brackets(bench_factory):
         proc.communicate(timeout=30)
 
 
+@pytest.mark.parametrize("trusted", [False, True])
+def test_a_forwarded_address_is_believed_only_from_forwarded_allow_ips(bench_factory, trusted):
+    bench = make_bench(bench_factory)
+    port = free_port()
+    trust = ["--forwarded-allow-ips", "127.0.0.1"] if trusted else []
+    proc = subprocess.Popen([sys.executable, "-m", "hookscheduler", "dashboard", "--port", str(port), "--auth-file",
+                             str(_auth_file(bench)), *trust],
+                            env=env_for(bench), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "dashboard on" in proc.stdout.readline()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        _, html = _get(opener, f"http://127.0.0.1:{port}/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+        data = urllib.parse.urlencode({"user": "alice", "password": "wrong", "csrf": token}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/login", data=data,
+                                     headers={"X-Forwarded-For": "203.0.113.77"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            opener.open(req, timeout=10)
+        assert err.value.code == 401
+    finally:
+        proc.terminate()
+        _, errors = proc.communicate(timeout=30)
+    shown = "203.0.113.77" if trusted else "127.0.0.1"
+    assert f"alice from {shown}: sign-in refused (401)" in errors, errors
+
+
+def test_forwarded_allow_ips_must_be_addresses(bench_factory):
+    bench = make_bench(bench_factory)
+    assert_one_line_error(run(bench, "dashboard", "--port", "0", "--forwarded-allow-ips", "proxy.example"), 2,
+                          "--forwarded-allow-ips: 'proxy.example' is not an IP address or network",
+                          "comma-separated")
+
+
 def _auth_file(bench):
     path = bench / "users.json"
     path.write_text(json.dumps({"users": {"alice": {"role": "viewer", "password": hash_password("pw", 1000)}}}))
