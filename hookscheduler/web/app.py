@@ -153,7 +153,7 @@ async def login_post(request: Request) -> Response:
         return dash.render(request, "login.html", http_status=403, next=nxt, error="stale form; try again")
     try:
         user = await dash.auth.login_in_thread(name, str(form.get("password") or ""), _address(request),
-                                               request.is_disconnected)
+                                               request.is_disconnected, _hung_up(request))
     except NotChecked as exc:
         audit_sign_in(request, name, _not_checked(exc))
         return dash.render(request, "login.html", http_status=429, next=nxt, error=BUSY)
@@ -215,6 +215,17 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+def _hung_up(request: Request) -> Callable[[], Awaitable[None]]:
+    """What returns when the client of ``request`` hangs up. It reads the request's messages, so only for a
+    request whose body has been read already, or has none that is wanted (``/metrics``)."""
+
+    async def wait() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    return wait
+
+
 def _not_checked(exc: NotChecked) -> str:
     """The outcome of a sign-in line for a password that was not checked."""
     if isinstance(exc, ClientGone):
@@ -240,7 +251,8 @@ async def _basic_ok(auth: AuthConfig, request: Request) -> bool:
         audit_sign_in(request, "", "refused (401): malformed Authorization header", via="/metrics basic auth")
         return False
     try:
-        user = await auth.login_in_thread(name, password, _address(request), request.is_disconnected)
+        user = await auth.login_in_thread(name, password, _address(request), request.is_disconnected,
+                                          _hung_up(request))
     except NotChecked as exc:
         audit_sign_in(request, name, _not_checked(exc), via="/metrics basic auth")
         raise

@@ -135,25 +135,50 @@ class AuthConfig:
         return user if check_password(password, user.password_hash) else None
 
     async def login_in_thread(self, name: str, password: str, address: str = "",
-                              gone: Callable[[], Awaitable[bool]] = _still_here) -> User | None:
+                              gone: Callable[[], Awaitable[bool]] = _still_here,
+                              hung_up: Callable[[], Awaitable[None]] | None = None) -> User | None:
         """:meth:`login` in a worker thread, at most :data:`HASH_THREADS` at once for this file's users.
 
         ``address``: the client's; when it already has :data:`CHECKS_PER_ADDRESS` checks waiting or running,
         :class:`TooManyChecks` at once. ``gone``: whether the client has hung up (Starlette's
         ``request.is_disconnected``), asked once a thread is free: a check nobody waits for is not started
-        (:class:`ClientGone`)."""
+        (:class:`ClientGone`). ``hung_up``: returns when the client hangs up; a check waiting for a thread
+        leaves the queue then (:class:`ClientGone`), so a flood of requests that hang up at once does not hold
+        its address's places, nor anyone's turn."""
         if self._checks.get(address, 0) >= CHECKS_PER_ADDRESS:
             raise TooManyChecks(address)
         self._checks[address] = self._checks.get(address, 0) + 1
         try:
-            async with self._limiter:
+            if not await self._turn(hung_up):
+                raise ClientGone(address)
+            try:
                 if await gone():
                     raise ClientGone(address)
                 return await anyio.to_thread.run_sync(self.login, name, password)
+            finally:
+                self._limiter.release()
         finally:
             self._checks[address] -= 1
             if not self._checks[address]:
                 del self._checks[address]
+
+    async def _turn(self, hung_up: Callable[[], Awaitable[None]] | None) -> bool:
+        """Wait for a place in :attr:`_limiter` (then hold it: True), or until ``hung_up`` returns (False)."""
+        if hung_up is None:
+            await self._limiter.acquire()
+            return True
+        got = False
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                await hung_up()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            await self._limiter.acquire()
+            got = True  # no checkpoint between: a cancel cannot come after the place was taken and before this
+            tg.cancel_scope.cancel()
+        return got
 
     @cached_property
     def _checks(self) -> dict[str, int]:

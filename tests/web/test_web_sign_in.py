@@ -84,6 +84,46 @@ def test_a_check_whose_client_has_gone_is_not_started(monkeypatch):
     assert started == ["alice"] and auth._checks == {}
 
 
+def test_a_waiting_check_leaves_the_queue_when_its_client_hangs_up(monkeypatch):
+    auth = auth_config()
+    release = threading.Event()
+    started: list[str] = []
+
+    def slow_login(self: AuthConfig, name: str, password: str) -> User | None:
+        started.append(name)
+        assert release.wait(30)
+        return None
+
+    monkeypatch.setattr(AuthConfig, "login", slow_login)
+
+    async def flood() -> tuple[list[str], dict[str, int], int]:
+        outcomes: list[str] = []
+        hang_up = anyio.Event()
+
+        async def waiting_guess() -> None:
+            try:
+                await auth.login_in_thread("mallory", "guess", "192.0.2.1", hung_up=hang_up.wait)
+            except ClientGone:
+                outcomes.append("gone")
+
+        async with anyio.create_task_group() as tg:
+            for n in range(HASH_THREADS):  # every thread busy
+                tg.start_soon(auth.login_in_thread, "busy", "guess", f"198.51.100.{n}")
+            await anyio.wait_all_tasks_blocked()
+            for _ in range(CHECKS_PER_ADDRESS):
+                tg.start_soon(waiting_guess)
+            await anyio.wait_all_tasks_blocked()
+            hang_up.set()  # the clients hang up while their checks wait
+            await anyio.wait_all_tasks_blocked()
+            under_way, waiting = dict(auth._checks), auth._limiter.statistics().tasks_waiting
+            release.set()
+        return outcomes, under_way, waiting
+
+    outcomes, under_way, waiting = anyio.run(flood)
+    assert outcomes == ["gone"] * CHECKS_PER_ADDRESS and waiting == 0
+    assert "192.0.2.1" not in under_way and started == ["busy"] * HASH_THREADS
+
+
 def test_one_address_may_have_only_a_few_checks_under_way(monkeypatch):
     auth = auth_config()
     release = threading.Event()
