@@ -28,31 +28,50 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_address(host: str) -> bool:
+    """Whether ``host`` is an IP address (``[::1]`` too) rather than a name to resolve."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def loopback_hosts() -> list[str]:
     """The Host header names a loopback-only server accepts (anything else may be DNS rebinding)."""
     return [*LOOPBACK_NAMES, "[::1]"]
 
 
+def _as_in_host(name: str) -> str:
+    """``name`` as a ``Host`` header carries it: lower-cased, an IPv6 address in brackets."""
+    bare = name.strip("[]").lower()
+    return f"[{bare}]" if ":" in bare else bare
+
+
 def checked_names(names: tuple[str, ...] | list[str], option: str = "--allow-host") -> list[str]:
-    """``names`` as given to ``option``, lower-cased, or :class:`BadInput` for one that is not a bare host name
-    (a URL, a port or a path would never match a ``Host`` header)."""
+    """``names`` as given to ``option``, as a ``Host`` header carries them (lower-cased, a bare IPv6 address in
+    brackets), or :class:`BadInput` for one that is not a bare host name (a URL, a port or a path would never
+    match a ``Host`` header)."""
     for name in names:
         if not _NAME.fullmatch(name):
             raise BadInput(f"{option} {shown(name)} is not a host name; give the bare name the proxy sends in "
                            "its Host header, without scheme, port or path (e.g. scheduler.example.com)")
-    return [name.lower() for name in names]
+    return [_as_in_host(name) for name in names]
 
 
-def allowed_hosts(host: str, extra: list[str] | tuple[str, ...] = ()) -> list[str] | None:
-    """The Host names a server bound to ``host`` answers: on loopback the loopback names, the bind address
-    itself (``--host 127.0.0.2`` prints a URL with that name) and ``extra``; beyond loopback, ``extra`` and the
-    bind address when any are given, else None (any name: the server is reachable by whatever name points at
-    it, and sign-in guards it)."""
-    if not is_loopback(host) and not extra:
+def allowed_hosts(host: str, extra: list[str] | tuple[str, ...] = (), bound: str | None = None) -> list[str] | None:
+    """The Host names a server listening on ``--host host`` answers. ``bound``: the address it is bound to (the
+    socket's ``getsockname()``; default ``host``), which decides whether it is on loopback, as ``--host`` may be
+    a name (``--host vm`` resolving to 127.0.1.1). On loopback: the loopback names, ``--host`` itself and the
+    bound address (``--host 127.0.0.2`` prints a URL with that name) and ``extra``; beyond loopback, ``extra``,
+    ``--host`` and the bound address when any are given, else None (any name: the server is reachable by
+    whatever name points at it, and sign-in guards it)."""
+    address = host if bound is None else bound
+    loopback = is_loopback(address)
+    if not loopback and not extra:
         return None
-    bare = host.strip("[]").lower()
-    own = [f"[{bare}]" if ":" in bare else bare]
-    names = [*loopback_hosts(), *own, *extra] if is_loopback(host) else [*own, *extra]
+    own = [_as_in_host(host), _as_in_host(address)]
+    names = [*loopback_hosts(), *own, *extra] if loopback else [*own, *extra]
     return list(dict.fromkeys(names))
 
 
@@ -82,5 +101,5 @@ def host_ok(header: str | None, allowed: list[str] | None) -> bool:
     return any(name == pattern or (pattern.startswith("*.") and name.endswith(pattern[1:])) for pattern in allowed)
 
 
-__all__ = ["LOOPBACK_NAMES", "allowed_hosts", "checked_names", "host_name", "host_ok", "is_loopback",
+__all__ = ["LOOPBACK_NAMES", "allowed_hosts", "checked_names", "host_name", "host_ok", "is_address", "is_loopback",
            "loopback_hosts"]

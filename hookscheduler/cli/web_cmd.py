@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from ..exceptions import BadInput
+from ..exceptions import BadInput, shown
 from ..listen import listening_socket
 from .base import CliState, cli, echo, pass_state, stderr
 
@@ -34,13 +34,17 @@ def _need_web() -> None:
               help="Seconds between live refreshes of a page (0: off).")
 @click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME", help="Also answer requests "
               "whose Host header is NAME (a reverse proxy's public name); repeatable.")
+@click.option("--forwarded-allow-ips", metavar="IPS", help="Behind a reverse proxy: take the client's address "
+              "(and scheme) from X-Forwarded-For/-Proto when the request comes from one of these comma-separated "
+              "addresses or networks (the proxy's). Off by default: any local client could name any address.")
 @click.option("--no-token", is_flag=True, help="Without --auth-file, serve without the access token: any "
               "local user of this machine can then act as you (docs/dashboard.md).")
 @click.option("--hash-password", is_flag=True, help="Read a password (prompt or stdin) and print its hash for "
               "the auth file, then exit.")
 @pass_state
 def dashboard_cmd(state: CliState, host: str, port: int, auth_file: str | None, live: int,
-                  allow_hosts: tuple[str, ...], no_token: bool, hash_password: bool) -> None:
+                  allow_hosts: tuple[str, ...], forwarded_allow_ips: str | None, no_token: bool,
+                  hash_password: bool) -> None:
     """The web dashboard: jobs, timelines, explain, missed and failed runs, scheduler, queues, workers, RQ
     jobs, and /metrics. Localhost only unless --auth-file; without it, open the URL it prints (it holds an
     access token made at each start)."""
@@ -55,15 +59,17 @@ def dashboard_cmd(state: CliState, host: str, port: int, auth_file: str | None, 
     _need_web()
     import uvicorn
 
-    from ..hosts import allowed_hosts, checked_names
+    from ..hosts import allowed_hosts, checked_names, is_address
     from ..web.access import new_token
     from ..web.app import create_app
     from ..web.auth import load_auth
     from ..web.security import check_bind
 
     extra = checked_names(allow_hosts)
+    proxies = _proxies(forwarded_allow_ips)
     auth = load_auth(auth_file) if auth_file else None
-    check_bind(host, auth)
+    if is_address(host):
+        check_bind(host, auth)  # refused before binding it; a name is judged once bound, by its address
     logging.getLogger("hookscheduler.web.audit").setLevel(logging.INFO)
     # Without sign-in, the access token is what keeps the other users of this machine out (loopback does not).
     token = None if auth or no_token else new_token()
@@ -71,20 +77,44 @@ def dashboard_cmd(state: CliState, host: str, port: int, auth_file: str | None, 
     # line naming it (exit 2), not "dashboard on ..." followed by uvicorn's own error and exit 3.
     sock = listening_socket(host, port, "dashboard")
     try:
-        bound = sock.getsockname()[1]  # the real port when --port 0
+        address, bound = sock.getsockname()[:2]  # what --host resolved to; the real port when --port 0
+        check_bind(host, auth, address)
         # cookies are not scoped by port: a second dashboard on this host would overwrite the first's session
         app = create_app(state.bench, state.site, auth=auth, live_seconds=live, token=token,
-                         allowed_hosts=allowed_hosts(host, extra), session_cookie=f"hookscheduler_session_{bound}")
+                         allowed_hosts=allowed_hosts(host, extra, address),
+                         session_cookie=f"hookscheduler_session_{bound}")
         shown_host = f"[{host.strip('[]')}]" if ":" in host else host
         how = "sign-in required" if auth else "localhost, no sign-in, no token: any local user can act as you" \
             if no_token else "localhost, open this URL: it holds the access token"
         echo(f"dashboard on http://{shown_host}:{bound}/{f'?token={token}' if token else ''} ({how})")
-        config = uvicorn.Config(app, host=host, port=bound, log_level="warning", server_header=False)
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: on loopback every client could then choose the
+        # address the log shows for its sign-ins and changes
+        config = uvicorn.Config(app, host=host, port=bound, log_level="warning", server_header=False,
+                                proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None)
         uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it stopped on: a clean stop, as uvicorn.run has it
         pass
     finally:
         sock.close()
+
+
+def _proxies(ips: str | None) -> list[str]:
+    """``--forwarded-allow-ips``: comma-separated addresses or networks, or ``*``; BadInput for anything else."""
+    import ipaddress
+
+    if ips is None:
+        return []
+    items = [item.strip() for item in ips.split(",") if item.strip()]
+    for item in items:
+        try:
+            if item != "*":
+                ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise BadInput(f"--forwarded-allow-ips: {shown(item)} is not an IP address or network; give the reverse "
+                           "proxy's addresses, comma-separated (e.g. 127.0.0.1 or 10.0.0.0/8)") from None
+    if not items:
+        raise BadInput("--forwarded-allow-ips is empty; give the reverse proxy's addresses (e.g. 127.0.0.1)")
+    return items
 
 
 @cli.command("metrics")
@@ -110,10 +140,11 @@ def metrics_cmd(state: CliState, host: str, port: int, grace: float, allow_hosts
     sites = BenchSites(state.bench, state.site)
 
     def ready(addr: tuple[str, int]) -> None:
-        echo(f"metrics on http://{addr[0]}:{addr[1]}/metrics (sites: {', '.join(sites.names)})")
-        if not is_loopback(host):
+        shown_host = f"[{addr[0]}]" if ":" in addr[0] else addr[0]
+        echo(f"metrics on http://{shown_host}:{addr[1]}/metrics (sites: {', '.join(sites.names)})")
+        if not is_loopback(addr[0]):  # the address bound, not the name given: --host vm may be loopback
             stderr(f"warning: metrics on {host} has no sign-in: anyone who can reach port {addr[1]} reads every "
                    "site's job names and run counts; listen on 127.0.0.1 behind a proxy with auth and TLS, or "
                    "scrape the dashboard's /metrics with --auth-file (HTTP basic auth)")
 
-    serve(sites, host, port, grace, ready=ready, allowed_hosts=allowed_hosts(host, extra))
+    serve(sites, host, port, grace, ready=ready, allowed_hosts=lambda address: allowed_hosts(host, extra, address))

@@ -46,27 +46,37 @@ class _Quiet(WSGIRequestHandler):
         """No access log line per scrape."""
 
 
-def _start(host: str, port: int, app: WSGIApp) -> tuple[WSGIServer, threading.Thread]:
-    """A threaded WSGI server for ``app`` on host:port (IPv4 or IPv6 as ``host`` resolves), serving in a daemon
-    thread. Raises :class:`OSError` when it cannot bind."""
+def _start(host: str, port: int, app_for: Callable[[str], WSGIApp]) -> tuple[WSGIServer, threading.Thread]:
+    """A threaded WSGI server on host:port (IPv4 or IPv6 as ``host`` resolves) serving ``app_for(address)``, the
+    app for the address it was bound to, in a daemon thread. Raises :class:`OSError` when it cannot bind."""
     family = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0][0]
 
     class Server(ThreadingWSGIServer):
         address_family = family
 
-    server = make_server(host.strip("[]"), port, app, Server, handler_class=_Quiet)
+    server = make_server(host.strip("[]"), port, _refuse_all, Server, handler_class=_Quiet)
+    server.set_app(app_for(str(server.server_address[0])))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, thread
 
 
+def _refuse_all(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """The app of a server until its own is set (it serves nothing before)."""
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain; charset=utf-8")])
+    return [b"starting"]
+
+
 def serve(sites: BenchSites, host: str, port: int, grace: float = 30.0, ready: Any = None,
-          allowed_hosts: list[str] | None = None) -> None:
-    """Serve ``/metrics`` on host:port until SIGTERM or SIGINT, answering only the Host names ``allowed_hosts``
-    (None: any). A port in use (or any address that cannot be bound) is
+          allowed_hosts: Callable[[str], list[str] | None] | None = None) -> None:
+    """Serve ``/metrics`` on host:port until SIGTERM or SIGINT, answering only the Host names
+    ``allowed_hosts(address)`` gives for the address ``host`` was bound to (None: any; a name such as
+    ``--host vm`` may resolve to loopback). A port in use (or any address that cannot be bound) is
     :class:`~hookscheduler.exceptions.BadInput` naming it, raised before ``ready`` is called."""
+    app = make_wsgi_app(registry_for(sites, grace))
     try:
-        server, thread = _start(host, port, host_checked(make_wsgi_app(registry_for(sites, grace)), allowed_hosts))
+        server, thread = _start(host, port,
+                                lambda address: host_checked(app, allowed_hosts(address) if allowed_hosts else None))
     except OSError as exc:  # socket.gaierror included: a --host that does not resolve
         sites.close()
         raise listen_failure(exc, host, port, "metrics") from None

@@ -7,6 +7,7 @@ message (post/redirect/get). A refused action (the library's one-line error) is 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -35,14 +36,25 @@ if TYPE_CHECKING:
 
 Action = Callable[["Dashboard", Request, str, dict[str, str], Viewer], str]
 
-#: The longest message carried to the next page in the session cookie: a browser refuses a response whose
-#: headers are too big, and the cookie travels with every request (the log line keeps the whole message).
-FLASH_CHARS = 300
+#: The most bytes a message carried to the next page in the session cookie may take there, as the cookie holds
+#: it (JSON, where a character beyond ASCII is six or twelve bytes): a browser drops a cookie over about 4 KB,
+#: and the cookie travels with every request (the log line keeps the whole message).
+FLASH_BYTES = 1000
+
+
+def _cookie_bytes(text: str) -> int:
+    return len(json.dumps(text))  # ASCII: non-ASCII characters are escaped, as the session cookie stores them
 
 
 def flash_text(message: str) -> str:
-    """``message`` cut to :data:`FLASH_CHARS` characters, with an ellipsis when cut."""
-    return message if len(message) <= FLASH_CHARS else message[:FLASH_CHARS - 1] + "\u2026"
+    """``message`` cut, with an ellipsis, so that it takes at most :data:`FLASH_BYTES` in the cookie."""
+    if _cookie_bytes(message) <= FLASH_BYTES:
+        return message
+    low, high = 0, len(message)  # the longest prefix that fits with its ellipsis: low fits, high does not
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if _cookie_bytes(message[:mid] + "\u2026") <= FLASH_BYTES else (low, mid)
+    return message[:low] + "\u2026"
 
 
 def _need(form: dict[str, str], key: str) -> str:
@@ -198,4 +210,4 @@ def handler(path: str, action: Action) -> Callable[[Dashboard, Request], Respons
     return run
 
 
-__all__ = ["ACTIONS", "FLASH_CHARS", "flash_text", "handler"]
+__all__ = ["ACTIONS", "FLASH_BYTES", "flash_text", "handler"]

@@ -34,7 +34,7 @@ from ..security.redact import redact
 from ..store.models import utcnow
 from . import actions, present, views
 from .access import AccessToken
-from .auth import SESSION_SECONDS, AuthConfig
+from .auth import SESSION_SECONDS, AuthConfig, ClientGone, NotChecked
 from .security import Viewer, audit_change, audit_sign_in, csrf_ok, csrf_token, sign_out, viewer
 
 HERE = Path(__file__).parent
@@ -151,7 +151,12 @@ async def login_post(request: Request) -> Response:
     if not csrf_ok(request, form.get("csrf")):
         audit_sign_in(request, name, "refused (403): the form's security token is missing or stale")
         return dash.render(request, "login.html", http_status=403, next=nxt, error="stale form; try again")
-    user = await dash.auth.login_in_thread(name, str(form.get("password") or ""))
+    try:
+        user = await dash.auth.login_in_thread(name, str(form.get("password") or ""), _address(request),
+                                               request.is_disconnected, _hung_up(request))
+    except NotChecked as exc:
+        audit_sign_in(request, name, _not_checked(exc))
+        return dash.render(request, "login.html", http_status=429, next=nxt, error=BUSY)
     if user is None:
         audit_sign_in(request, name, "refused (401): wrong user name or password")
         return dash.render(request, "login.html", http_status=401, next=nxt, error="wrong user name or password")
@@ -163,10 +168,19 @@ async def login_post(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    """Sign out: the session's id is revoked in this process, so a copy of the cookie is refused too."""
+    """Sign out: the session's id is revoked in this process, so a copy of the cookie is refused too. Without the
+    session's CSRF token (a page from before this tab's session was replaced, by signing in again in another
+    tab) nothing is signed out, and the page says so: a redirect to the sign-in form would look like it was."""
+    dash: Dashboard = request.app.state.dash
     form = await request.form()
-    if csrf_ok(request, form.get("csrf")):
-        sign_out(request, request.app.state.dash.auth)
+    if not csrf_ok(request, form.get("csrf")):
+        who = viewer(request, dash.auth)
+        why = "sign-out refused: the page was stale (you signed in again since it was loaded); reload it and " \
+              "sign out again"
+        audit_sign_in(request, who.name if who else "", "refused (403): the form's security token is missing or "
+                      "stale", via="sign-out")
+        return dash.render(request, "refused.html", http_status=403, why=why)
+    sign_out(request, dash.auth)
     return RedirectResponse(f"{_root(request)}/login", 303)
 
 
@@ -181,12 +195,42 @@ def metrics_endpoint(dash: Dashboard) -> Callable[[Request], Awaitable[Response]
     registry = registry_for(dash.sites, grace=dash.metrics_grace, clock=dash.clock)
 
     async def endpoint(request: Request) -> Response:
-        if dash.auth is not None and viewer(request, dash.auth) is None and not await _basic_ok(dash.auth, request):
+        try:
+            ok = dash.auth is None or viewer(request, dash.auth) is not None or await _basic_ok(dash.auth, request)
+        except NotChecked:
+            return Response(f"{BUSY}\n", 429, headers={"Retry-After": "1"})
+        if not ok:
             return Response("authentication required\n", 401, headers={"WWW-Authenticate": 'Basic realm="metrics"'})
         body = await run_in_threadpool(generate_latest, registry)
         return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     return endpoint
+
+
+#: Why a password check was refused at once (:class:`~.auth.TooManyChecks`).
+BUSY = "too many password checks from this address at once; try again in a moment"
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _hung_up(request: Request) -> Callable[[], Awaitable[None]]:
+    """What returns when the client of ``request`` hangs up. It reads the request's messages, so only for a
+    request whose body has been read already, or has none that is wanted (``/metrics``)."""
+
+    async def wait() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    return wait
+
+
+def _not_checked(exc: NotChecked) -> str:
+    """The outcome of a sign-in line for a password that was not checked."""
+    if isinstance(exc, ClientGone):
+        return "not checked: the client hung up while it waited"
+    return f"refused (429): {BUSY}"
 
 
 #: (user, address) pairs whose basic auth on /metrics succeeded, so that only the first scrape is a sign-in line.
@@ -195,7 +239,9 @@ _SCRAPERS: set[tuple[str, str]] = set()
 
 async def _basic_ok(auth: AuthConfig, request: Request) -> bool:
     """HTTP basic auth of any user, checked off the event loop. A refusal is a sign-in line like the form's (it
-    is a password guess as much); a success is one line the first time a user scrapes from an address."""
+    is a password guess as much); a success is one line the first time a user scrapes from an address.
+    :class:`~.auth.NotChecked` when the password was not checked (too many checks from this address under way,
+    or the client has gone)."""
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("basic "):
         return False
@@ -204,7 +250,12 @@ async def _basic_ok(auth: AuthConfig, request: Request) -> bool:
     except (binascii.Error, UnicodeDecodeError):
         audit_sign_in(request, "", "refused (401): malformed Authorization header", via="/metrics basic auth")
         return False
-    user = await auth.login_in_thread(name, password)
+    try:
+        user = await auth.login_in_thread(name, password, _address(request), request.is_disconnected,
+                                          _hung_up(request))
+    except NotChecked as exc:
+        audit_sign_in(request, name, _not_checked(exc), via="/metrics basic auth")
+        raise
     if user is None:
         audit_sign_in(request, name, "refused (401): wrong user name or password", via="/metrics basic auth")
         return False

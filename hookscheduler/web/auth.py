@@ -8,6 +8,9 @@ its ``secret`` signs session cookies, so whoever reads it can forge one: the fil
 
 A password check costs hundreds of milliseconds of CPU by design, so the web handlers run it off the event loop
 (:meth:`AuthConfig.login_in_thread`), a few at a time, and an unknown user name costs the same as a known one.
+A check waiting its turn is dropped when its client has gone (nobody would read the answer), and one address may
+have only a few checks under way at once (:data:`CHECKS_PER_ADDRESS`): more are refused at once, so a flood from
+one address cannot make everyone else's sign-in and scrape wait behind it.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import stat
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -32,6 +37,8 @@ ITERATIONS = 600_000
 #: Password checks that may run at once; more wait their turn without holding a thread, so a flood of guesses
 #: cannot take every worker thread from the pages.
 HASH_THREADS = 2
+#: Password checks one client address may have waiting or running at once; more are refused at once (HTTP 429).
+CHECKS_PER_ADDRESS = 4
 #: How long a session cookie is accepted after it was last signed (the session cookie's max age).
 SESSION_SECONDS = 12 * 3600
 
@@ -64,6 +71,22 @@ class User:
     @property
     def operator(self) -> bool:
         return self.role == "operator"
+
+
+class NotChecked(Exception):
+    """A password that was not checked: :class:`TooManyChecks` or :class:`ClientGone`."""
+
+
+class TooManyChecks(NotChecked):
+    """One address already has :data:`CHECKS_PER_ADDRESS` password checks waiting or running."""
+
+
+class ClientGone(NotChecked):
+    """The client hung up while its check waited for a thread."""
+
+
+async def _still_here() -> bool:
+    return False
 
 
 class Revoked:
@@ -111,9 +134,56 @@ class AuthConfig:
             return None
         return user if check_password(password, user.password_hash) else None
 
-    async def login_in_thread(self, name: str, password: str) -> User | None:
-        """:meth:`login` in a worker thread, at most :data:`HASH_THREADS` at once for this file's users."""
-        return await anyio.to_thread.run_sync(self.login, name, password, limiter=self._limiter)
+    async def login_in_thread(self, name: str, password: str, address: str = "",
+                              gone: Callable[[], Awaitable[bool]] = _still_here,
+                              hung_up: Callable[[], Awaitable[None]] | None = None) -> User | None:
+        """:meth:`login` in a worker thread, at most :data:`HASH_THREADS` at once for this file's users.
+
+        ``address``: the client's; when it already has :data:`CHECKS_PER_ADDRESS` checks waiting or running,
+        :class:`TooManyChecks` at once. ``gone``: whether the client has hung up (Starlette's
+        ``request.is_disconnected``), asked once a thread is free: a check nobody waits for is not started
+        (:class:`ClientGone`). ``hung_up``: returns when the client hangs up; a check waiting for a thread
+        leaves the queue then (:class:`ClientGone`), so a flood of requests that hang up at once does not hold
+        its address's places, nor anyone's turn."""
+        if self._checks.get(address, 0) >= CHECKS_PER_ADDRESS:
+            raise TooManyChecks(address)
+        self._checks[address] = self._checks.get(address, 0) + 1
+        try:
+            if not await self._turn(hung_up):
+                raise ClientGone(address)
+            try:
+                if await gone():
+                    raise ClientGone(address)
+                return await anyio.to_thread.run_sync(self.login, name, password)
+            finally:
+                self._limiter.release()
+        finally:
+            self._checks[address] -= 1
+            if not self._checks[address]:
+                del self._checks[address]
+
+    async def _turn(self, hung_up: Callable[[], Awaitable[None]] | None) -> bool:
+        """Wait for a place in :attr:`_limiter` (then hold it: True), or until ``hung_up`` returns (False)."""
+        if hung_up is None:
+            await self._limiter.acquire()
+            return True
+        got = False
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                await hung_up()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            await self._limiter.acquire()
+            got = True  # no checkpoint between: a cancel cannot come after the place was taken and before this
+            tg.cancel_scope.cancel()
+        return got
+
+    @cached_property
+    def _checks(self) -> dict[str, int]:
+        """Password checks waiting or running, by client address."""
+        return {}
 
     @cached_property
     def _limiter(self) -> CapacityLimiter:
@@ -121,16 +191,33 @@ class AuthConfig:
         return CapacityLimiter(HASH_THREADS)
 
 
+def _user_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
 def load_auth(path: str | Path) -> AuthConfig:
     """Read and validate the auth file; a problem is one ConfigError naming the file and the key.
 
     Like ssh with a private key, a file that group or others can read or write is refused: its ``secret``
-    signs session cookies and its hashes can be guessed at offline."""
+    signs session cookies and its hashes can be guessed at offline. So is a file owned by another user than the
+    one serving (or root): its owner could rewrite the users and the secret."""
     where = str(path)
     try:
-        mode = stat.S_IMODE(Path(path).stat().st_mode)
+        info = Path(path).stat()
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read the dashboard auth file ({exc.strerror})") from None
+    mode = stat.S_IMODE(info.st_mode)
+    me = os.geteuid() if hasattr(os, "geteuid") else None
+    if me is not None and info.st_uid not in (me, 0):
+        # its owner could rewrite the users and the secret: owner-only protects nothing if that is someone else
+        raise ConfigError(f"{where}: the dashboard auth file belongs to uid {info.st_uid}, not to the user serving "
+                          f"the dashboard (uid {me}), who could change its users and secret; make it yours: "
+                          f"chown {_user_name(me)} {where}")
     if mode & 0o077:
         raise ConfigError(f"{where}: the dashboard auth file is {mode:04o}, open to group/others (its secret signs "
                           f"sessions); make it owner-only: chmod 600 {where}")
@@ -159,5 +246,5 @@ def load_auth(path: str | Path) -> AuthConfig:
     return AuthConfig(out, secret or secrets.token_urlsafe(32))
 
 
-__all__ = ["HASH_THREADS", "ITERATIONS", "ROLES", "SESSION_SECONDS", "AuthConfig", "Revoked", "User", "check_password",
-           "hash_password", "load_auth"]
+__all__ = ["CHECKS_PER_ADDRESS", "HASH_THREADS", "ITERATIONS", "ROLES", "SESSION_SECONDS", "AuthConfig", "ClientGone",
+           "NotChecked", "Revoked", "TooManyChecks", "User", "check_password", "hash_password", "load_auth"]

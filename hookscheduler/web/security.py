@@ -26,9 +26,10 @@ from .auth import AuthConfig
 audit = logging.getLogger("hookscheduler.web.audit")
 
 
-def check_bind(host: str, auth: AuthConfig | None) -> None:
-    """Refuse to serve beyond this machine without authentication."""
-    if auth is None and not is_loopback(host):
+def check_bind(host: str, auth: AuthConfig | None, bound: str | None = None) -> None:
+    """Refuse to serve beyond this machine without authentication. ``bound``: the address ``--host`` was bound
+    to (default ``host``), which is what decides: ``--host vm`` may resolve to a loopback address."""
+    if auth is None and not is_loopback(host if bound is None else bound):
         raise ConfigError(f"dashboard: refusing to listen on {host} without authentication; pass --auth-file "
                           "(see docs/dashboard.md) or listen on 127.0.0.1")
 
@@ -112,8 +113,11 @@ def csrf_token(request: Request) -> str:
 
 
 def csrf_ok(request: Request, sent: object) -> bool:
+    """Whether ``sent`` is the session's CSRF token, compared in constant time as bytes (``compare_digest``
+    refuses a ``str`` that is not ASCII, and a form may send anything)."""
     token = request.session.get("csrf")
-    return isinstance(token, str) and isinstance(sent, str) and hmac.compare_digest(token, sent)
+    return isinstance(token, str) and isinstance(sent, str) and \
+        hmac.compare_digest(token.encode(), sent.encode("utf-8", "surrogatepass"))
 
 
 __all__ = ["LOOPBACK_NAMES", "Viewer", "audit", "audit_change", "audit_sign_in", "check_bind", "csrf_ok",

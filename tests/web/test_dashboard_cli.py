@@ -102,6 +102,84 @@ def test_a_host_that_is_not_this_machine_is_one_line(bench_factory):
     assert r.out == ""
 
 
+def _status(url: str, host: str) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Host": host}), timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+@pytest.mark.parametrize("command", ["metrics", "dashboard"])
+def test_a_host_name_that_resolves_to_loopback_is_served_as_loopback(bench_factory, command):
+    # "127.1" is not an address as written, but resolves to 127.0.0.1, as a name in /etc/hosts (`vm`) or
+    # $(hostname) often does: the server is judged by the address it is bound to
+    bench = make_bench(bench_factory)
+    no_token = ["--no-token"] if command == "dashboard" else []
+    proc = subprocess.Popen([sys.executable, "-m", "hookscheduler", command, "--host", "127.1", "--port", "0",
+                             *no_token], env=env_for(bench), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        printed = proc.stdout.readline()
+        port = re.search(r" on http://127\.(?:0\.0\.)?1:(\d+)/", printed)
+        assert port, printed or proc.stderr.read()
+        path = "/metrics" if command == "metrics" else "/sites/default/jobs"
+        url = f"http://127.0.0.1:{port.group(1)}{path}"
+        assert _status(url, "attacker.example") == 400  # a DNS-rebinding page is refused, as on 127.0.0.1
+        assert _status(url, f"127.1:{port.group(1)}") == 200 and _status(url, "localhost") == 200
+    finally:
+        proc.terminate()
+        _, errors = proc.communicate(timeout=30)
+    assert "warning" not in errors and "refusing" not in errors
+
+
+def test_metrics_on_ipv6_prints_its_url_with_brackets(bench_factory):
+    bench = make_bench(bench_factory)
+    proc = subprocess.Popen([sys.executable, "-m", "hookscheduler", "metrics", "--host", "::1", "--port", "0"],
+                            env=env_for(bench), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        printed = proc.stdout.readline()
+        url = re.search(r"metrics on (http://\[::1\]:\d+/metrics) ", printed)
+        assert url, printed or proc.stderr.read()
+        with urllib.request.urlopen(url.group(1), timeout=10) as resp:
+            assert resp.status == 200
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_a_forwarded_address_is_believed_only_from_forwarded_allow_ips(bench_factory, trusted):
+    bench = make_bench(bench_factory)
+    port = free_port()
+    trust = ["--forwarded-allow-ips", "127.0.0.1"] if trusted else []
+    proc = subprocess.Popen([sys.executable, "-m", "hookscheduler", "dashboard", "--port", str(port), "--auth-file",
+                             str(_auth_file(bench)), *trust],
+                            env=env_for(bench), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "dashboard on" in proc.stdout.readline()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        _, html = _get(opener, f"http://127.0.0.1:{port}/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+        data = urllib.parse.urlencode({"user": "alice", "password": "wrong", "csrf": token}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/login", data=data,
+                                     headers={"X-Forwarded-For": "203.0.113.77"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            opener.open(req, timeout=10)
+        assert err.value.code == 401
+    finally:
+        proc.terminate()
+        _, errors = proc.communicate(timeout=30)
+    shown = "203.0.113.77" if trusted else "127.0.0.1"
+    assert f"alice from {shown}: sign-in refused (401)" in errors, errors
+
+
+def test_forwarded_allow_ips_must_be_addresses(bench_factory):
+    bench = make_bench(bench_factory)
+    assert_one_line_error(run(bench, "dashboard", "--port", "0", "--forwarded-allow-ips", "proxy.example"), 2,
+                          "--forwarded-allow-ips: 'proxy.example' is not an IP address or network",
+                          "comma-separated")
+
+
 def _auth_file(bench):
     path = bench / "users.json"
     path.write_text(json.dumps({"users": {"alice": {"role": "viewer", "password": hash_password("pw", 1000)}}}))

@@ -71,6 +71,13 @@ def test_the_bind_address_and_allowed_names_are_answered(bench_factory):
     assert not host_ok("attacker.example:1", allowed_hosts("127.0.0.1", ["scheduler.example.com"]))
     assert host_ok("scheduler.example.com", allowed_hosts("127.0.0.1", checked_names(["Scheduler.example.com"])))
     assert allowed_hosts("0.0.0.0") is None
+    # a name is judged by the address it was bound to: `--host vm` in /etc/hosts is loopback
+    on_vm = allowed_hosts("vm", [], "127.0.1.1")
+    assert not host_ok("attacker.example", on_vm) and host_ok("vm:9464", on_vm) and host_ok("127.0.1.1", on_vm)
+    assert allowed_hosts("scheduler.example.com", [], "192.0.2.7") is None
+    # a bare IPv6 address is matched as a Host header carries it, in brackets
+    assert checked_names(["2001:DB8::1", "[::2]"]) == ["[2001:db8::1]", "[::2]"]
+    assert host_ok("[2001:db8::1]:9464", allowed_hosts("::", checked_names(["2001:db8::1"])))
     with pytest.raises(BadInput, match=r"--allow-host 'https://x\.example' is not a host name"):
         checked_names(["https://x.example"])
     bench = make_bench(bench_factory)

@@ -126,6 +126,17 @@ def test_a_change_without_the_csrf_token_is_refused_even_on_localhost(bench_fact
     assert not _stopped(bench, "app1.tasks.ok").stopped
 
 
+def test_a_csrf_token_that_is_not_ascii_is_refused_as_a_stale_one(bench_factory, caplog):
+    bench = make_bench(bench_factory)
+    c = client(bench)
+    c.get("/sites/default/jobs")
+    with caplog.at_level(logging.INFO, logger="hookscheduler.web.audit"):
+        r = c.post("/sites/default/jobs/disable", data={"name": "app1.tasks.ok", "csrf": "é"})
+    assert r.status_code == 403 and "security token" in r.text
+    assert not _stopped(bench, "app1.tasks.ok").stopped
+    assert [m for m in caplog.messages if "jobs/disable" in m and "refused (403)" in m]
+
+
 def test_foreign_host_headers_are_refused_on_loopback(bench_factory):
     from hookscheduler.web.app import loopback_hosts
 
