@@ -29,8 +29,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import redis
 
@@ -140,11 +141,12 @@ def check_range(start: datetime, end: datetime, now: datetime, labels: Labels = 
                        f"only ({labels.run_now})")
 
 
-def check_calendar(start: datetime, labels: Labels = CLI_LABELS) -> None:
+def check_calendar(start: datetime, labels: Labels = CLI_LABELS, tz: ZoneInfo | None = None) -> None:
     """Refuse a range that starts before the site's last calendar change (a new ``time_zone`` or tick
     interval; the bound database). The slots before it were computed in the old calendar: enumerated in the
     current one they fall on other instants, so the ledger would not show them as served and slots that already
-    ran would run again."""
+    ran would run again. The refusal names the earliest start it accepts as it can be typed back: in ``tz`` (the
+    site's zone) with its offset, since a time without one is read in the site's zone."""
     change = last_change()
     if change is None or start >= change[0]:
         return
@@ -152,7 +154,18 @@ def check_calendar(start: datetime, labels: Labels = CLI_LABELS) -> None:
     what = f" ({describe(old, new)})" if old and new else ""
     raise BackfillRefused(f"{labels.start} ({start:%Y-%m-%d %H:%M:%S} UTC) reaches back before the site's calendar "
                           f"changed{what} at {when:%Y-%m-%d %H:%M:%S} UTC, and slots of the old calendar cannot be "
-                          f"matched to the ledger: give {labels.start} {when:%Y-%m-%d %H:%M:%S} or later")
+                          f"matched to the ledger: give {labels.start} {typed(when, tz)} or later")
+
+
+def typed(moment: datetime, tz: ZoneInfo | None) -> str:
+    """Naive UTC ``moment`` as a ``--from`` that reads back as no earlier: ISO 8601 with its offset (in ``tz``,
+    else ``Z``), rounded up to the whole second."""
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+    aware = moment.replace(tzinfo=timezone.utc)
+    if tz is None:
+        return f"{aware:%Y-%m-%dT%H:%M:%S}Z"
+    return aware.astimezone(tz).isoformat()
 
 
 def range_slots(frequency: str, cron_format: str, start: datetime, end: datetime, calendar: SiteCalendar,
@@ -227,7 +240,7 @@ def backfill(ctx: SiteContext, conn: redis.Redis | None, name: str, start: datet
     if conn is None and not dry_run:  # before the transaction: nothing is recorded that cannot be sent
         raise BadInput("backfill needs Redis to send its runs (only a dry run goes without)")
     store = store_for(ctx.database())
-    check_calendar(start, labels)
+    check_calendar(start, labels, ctx.site.time_zone)
     if not dry_run:
         refuse_in_maintenance(ctx, force, "backfill", labels.maintenance)
     row = get_job(name)
@@ -295,4 +308,4 @@ def _refuse(row: ScheduledJobType, force: bool, now: datetime, labels: Labels) -
 
 __all__ = ["BACKFILL_CAP", "CLI_LABELS", "MAX_SLOTS", "POLICIES", "BackfillRefused", "BackfillResult", "BackfillRun",
            "Labels", "backfill", "check_calendar", "check_cap", "check_range", "eligible_slots", "group_runs",
-           "range_slots"]
+           "range_slots", "typed"]

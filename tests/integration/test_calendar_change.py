@@ -164,9 +164,12 @@ def test_backfill_reaching_back_before_a_zone_change_is_refused_and_runs_nothing
                     "--to", "2026-01-08T00:00:00Z", *extra)
             assert_one_line_error(r, 2, "--from (2026-01-04 00:00:00 UTC) reaches back before the site's calendar "
                                   "changed (Europe/Berlin -> America/New_York) at 2026-01-06 10:00:00 UTC",
-                                  "give --from 2026-01-06 10:00:00 or later")
+                                  "give --from 2026-01-06T05:00:00-05:00 or later")
         assert _ledger(bench) == before  # nothing recorded, nothing queued
-        later = run(bench, "jobs", "backfill", "app1.tasks.ok", "--from", "2026-01-06T10:00:00Z",
+        # the suggestion is typed back as given: in the site's zone with its offset, so it is not read again
+        # as a New York wall time and refused a second time
+        suggested = r.err.split("give --from ")[1].split(" or later")[0]
+        later = run(bench, "jobs", "backfill", "app1.tasks.ok", "--from", suggested,
                     "--to", "2026-01-08T00:00:00Z")
     assert later.code == 0, later.err
     assert "0 to backfill" in later.out  # New York's first midnight ran

@@ -1,8 +1,9 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from hookscheduler.ops.backfill import typed
 from hookscheduler.timing.moments import TimeSpecError, parse_moment, parse_until
 
 NOW = datetime(2026, 3, 29, 12, 0)  # naive UTC
@@ -75,3 +76,17 @@ def test_until_inside_the_spring_gap_ends_when_that_nights_slot_fires():
     gap), so the stop must end then, not at 03:30 (which would skip that night's run)."""
     before = datetime(2026, 3, 28, 20, 0)
     assert parse_until("2026-03-29T02:30", before, BERLIN) == datetime(2026, 3, 29, 1, 0)
+
+
+@pytest.mark.parametrize("moment, tz, shown", [
+    (datetime(2026, 12, 7, 23, 23, 47), ZoneInfo("Asia/Tokyo"), "2026-12-08T08:23:47+09:00"),
+    (datetime(2026, 12, 7, 23, 23, 47, 400_000), ZoneInfo("Asia/Tokyo"), "2026-12-08T08:23:48+09:00"),
+    (datetime(2026, 3, 29, 1, 30), BERLIN, "2026-03-29T03:30:00+02:00"),
+    (datetime(2026, 12, 7, 23, 23, 47, 1), None, "2026-12-07T23:23:48Z"),
+])
+def test_a_calendar_refusals_earliest_start_reads_back_as_given_and_not_earlier(moment, tz, shown):
+    """The refusal's ``give --from X or later``: X typed back is read as the moment (not as a site-local wall
+    time of the UTC clock), and never before it (a sub-second change time rounds up)."""
+    assert typed(moment, tz) == shown
+    back = parse_moment(shown, NOW, ZoneInfo("America/New_York"), "--from")  # any site zone: the offset rules
+    assert moment <= back < moment.replace(microsecond=0) + timedelta(seconds=1, microseconds=1)
