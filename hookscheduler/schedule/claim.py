@@ -153,7 +153,9 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
         return result  # inactive: the due slots are held; the first active pass decides them (catch-up)
     batch = batch or store.batch
     memo: dict[tuple[str, str, datetime], Slots] = {}
-    stretches: list[Stretch] | None = None  # read once, and only when a batch has a late row
+    # read once, and only when a stretch of inactivity may overlap the slots decided (the probe knows): a
+    # pause shorter than the grace leaves rows that are not late but slots that passed during it
+    stretches: list[Stretch] | None = None
     for _ in range(1000):  # bounded: each batch moves every row it selected past `now`
         with store.transaction():
             selected = store.select_due(now, batch)
@@ -164,7 +166,7 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
             result.due += len(rows)
             verdicts = active_runs(store, [r for r in rows if r.has_active], conn, clock, ctx.bench.bench_id,
                                    decided_at=now)  # the overlap of the slot decided (a stop may end before it)
-            if stretches is None and (now - rows[0].next_execution).total_seconds() > grace_seconds(ctx):
+            if stretches is None and probe.stretch_after(rows[0].next_execution):
                 stretches = recent_stretches(store, rows[0].next_execution)
             decisions = _decide_each(ctx, rows, now, verdicts, memo, stretches or ())
             failpoint("before_claim")

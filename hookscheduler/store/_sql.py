@@ -45,6 +45,7 @@ PROBE = (
     "(SELECT value FROM scheduler_state WHERE key = 'scheduler_enabled'), "
     "(SELECT value FROM scheduler_state WHERE key = 'pause_until'), "
     "(SELECT reason FROM scheduler_inactivity WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1), "
+    "(SELECT ended_at FROM scheduler_inactivity ORDER BY id DESC LIMIT 1), "
     "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status IN ('queued', 'started')), "
     "EXISTS (SELECT 1 FROM scheduled_job_type WHERE next_execution IS NULL AND removed = {false})"
 )
@@ -137,9 +138,9 @@ def _frequent(trigger: Any, frequency: Any, cron_format: Any) -> bool:
 
 def probe_of(row: Sequence[Any]) -> Probe:
     """The probe's one row as a :class:`Probe`."""
-    earliest, outbox_from, enabled, pause_until, inactive_since, active, unslotted = row
+    earliest, outbox_from, enabled, pause_until, inactive_since, inactive_ended, active, unslotted = row
     return Probe(parse_dt(earliest), parse_dt(outbox_from), enabled, pause_until, inactive_since, bool(active),
-                 bool(unslotted))
+                 bool(unslotted), parse_dt(inactive_ended))
 
 
 class SqlStore:

@@ -40,7 +40,9 @@ class Probe:
     """What the one read-only statement a pass starts with says: the earliest next slot of any job (None:
     no job has one), the earliest slot of a claimed run still unsent (the outbox), the state keys
     ``scheduler_enabled`` and ``pause_until``, the reason of the open stretch of inactivity
-    (``scheduler_inactivity``), if any, and whether the sweep has anything to reconcile or repair."""
+    (``scheduler_inactivity``), if any, whether the sweep has anything to reconcile or repair, and when the
+    newest stretch of inactivity ended (the pass reads the stretches, to word its reasons, only when one may
+    overlap the slots it decides)."""
 
     earliest: datetime | None
     #: the earliest slot of a claimed run not yet sent (None: the outbox is empty); a run claimed ahead of its
@@ -51,6 +53,14 @@ class Probe:
     inactive_since: str | None = None
     active: bool = True  # some run is queued or started (the sweep's reconcile has work)
     unslotted: bool = True  # some active job has no next_execution (the sweep's repair has work)
+    #: the end of the newest stretch of inactivity (None: there is none, or it is still open); the stretches
+    #: follow each other, so no stretch ended later
+    inactive_ended: datetime | None = None
+
+    def stretch_after(self, first: datetime) -> bool:
+        """Could a stretch of inactivity overlap slots from ``first`` on? One is open (or was when the probe
+        read it: the pass may just have closed it), or the newest one ended after ``first``."""
+        return self.inactive_since is not None or (self.inactive_ended is not None and self.inactive_ended > first)
 
     def due(self, now: datetime) -> bool:
         return self.earliest is not None and self.earliest <= now

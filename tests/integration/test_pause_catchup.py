@@ -361,3 +361,27 @@ def test_set_config_of_pause_scheduler_is_a_pause_without_the_old_end(bench_fact
     r = run_pass(fresh, conn, now=datetime(2026, 1, 5, 12, 0, 1))
     assert (r.inactive, r.fired) == ("scheduler inactive: pause_scheduler is set", 0)
     assert json.loads(fresh.site.config_path.read_text())["pause_scheduler"] is True
+
+
+def test_slots_held_by_a_pause_shorter_than_the_grace_say_they_passed_while_paused(bench_factory, db_kind):
+    """A 40-second pause of a 10-second job: the oldest held slot is not late (within the 60 s grace), but the
+    slots before the on-time one passed during the pause, and the catch-up row says so."""
+    ctx = setup_site(bench_factory, {"cron": {"* * * * * */10": [
+        {"method": "app1.tasks.ok", "name": "tens", "overlap": "allow"}]}},
+                     db_kind, now=JAN5)
+    conn = redis_for(ctx.site)
+    assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 10, 7, 10, 500_000)).fired == 1
+    _pause(ctx, True)
+    assert run_pass(ctx, conn, now=datetime(2026, 1, 5, 10, 7, 15)).inactive
+    _pause(ctx, False)
+    r = run_pass(ctx, conn, now=datetime(2026, 1, 5, 10, 7, 55))
+    assert r.fired == 1
+    [row] = logs(trigger="catch-up")
+    assert (row.slots, row.first_slot, row.last_slot) == (4, datetime(2026, 1, 5, 10, 7, 20),
+                                                          datetime(2026, 1, 5, 10, 7, 50))
+    assert "3 missed slots coalesced into one run" in row.reason
+    assert "; they passed while the scheduler was inactive (pause_scheduler is set" in row.reason, row.reason
+    # with no stretch after its oldest slot, a late batch words no pause (a downtime, not a pause)
+    r = run_pass(ctx, conn, now=datetime(2026, 1, 5, 10, 9, 5))
+    [late] = logs(trigger="catch-up")[1:]
+    assert "passed while the scheduler was inactive" not in late.reason and late.slots > 1

@@ -120,6 +120,17 @@ def test_probe_reads_the_pause_and_the_open_stretch_of_inactivity(store: Store):
     probe = store.probe()
     assert probe.pause_until == "2026-01-05 12:00:00"
     assert probe.inactive_since == "scheduler inactive: pause_scheduler is set"
+    assert probe.inactive_ended is None and probe.stretch_after(T0 + timedelta(days=1))  # the newest is open
+    with store.transaction():
+        store.switch_inactivity(None, T0 + timedelta(seconds=40))
+    probe = store.probe()
+    assert probe.inactive_since is None and probe.inactive_ended == T0 + timedelta(seconds=40)
+    assert probe.stretch_after(T0 + timedelta(seconds=39)) and not probe.stretch_after(T0 + timedelta(seconds=40))
+
+
+def test_probe_of_a_site_never_inactive_says_no_stretch_can_overlap(store: Store):
+    probe = store.probe()
+    assert (probe.inactive_since, probe.inactive_ended) == (None, None) and not probe.stretch_after(T0)
 
 
 def test_stretches_of_inactivity_opened_ended_and_read_back(store: Store):
