@@ -18,8 +18,8 @@ from .output import format_option, iso_utc, local, table, to_json
 
 @jobs.command("run")
 @click.argument("name")
-@click.option("--force", is_flag=True, help="Run even while a previous run is queued or running, or the job is "
-                                            "stopped.")
+@click.option("--force", is_flag=True, help="Run even while a previous run is queued or running, the job is "
+                                            "stopped, or the site is in maintenance mode.")
 @pass_state
 def run_cmd(state: CliState, name: str, force: bool) -> None:
     """Enqueue NAME now (trigger `manual`, logged in the job's history).

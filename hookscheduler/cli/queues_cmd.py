@@ -174,7 +174,8 @@ def rq_delete_cmd(state: CliState, job_id: str) -> None:
 
 @cli.command("trigger-scheduler-event")
 @click.argument("target", metavar="EVENT|METHOD")
-@click.option("--force", is_flag=True, help="Include stopped jobs, and run even while a previous run is active.")
+@click.option("--force", is_flag=True, help="Include stopped jobs, and run even while a previous run is active or "
+                                            "the site is in maintenance mode.")
 @format_option
 @pass_state
 def trigger_cmd(state: CliState, target: str, force: bool, fmt: str) -> None:

@@ -30,8 +30,9 @@ def scheduler() -> None:
 @scheduler.command("status")
 @click.option("-v", "--verbose", is_flag=True, help="Also the scheduler processes and per-queue counts.")
 @click.option("--check", is_flag=True,
-              help="Exit 1 unless every site's scheduler is enabled and a `schedule` process serving it is alive "
-                   "(for health checks and scripts).")
+              help="Exit 1 unless every site's scheduler is enabled and served: a `schedule` process serving it "
+                   "is alive or, on a bench driven by `hookscheduler tick` from cron, its last pass is recent and "
+                   "was made by `tick` (for health checks and scripts).")
 @format_option
 @pass_state
 def status_cmd(state: CliState, verbose: bool, check: bool, fmt: str) -> None:

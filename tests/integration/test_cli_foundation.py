@@ -122,6 +122,15 @@ def test_help_and_a_bare_group_still_show_the_usage(bench_factory, capsys):
     assert code == 2 and err.startswith("Usage: hookscheduler jobs [OPTIONS] COMMAND") and "backfill" in err
 
 
+def test_help_names_every_case_force_overrides_and_check_counts_tick_driven_passes(bench_factory, capsys):
+    bench_factory.make({})
+    for command in (("jobs", "run"), ("trigger-scheduler-event",)):
+        code, out, _ = run(capsys, *command, "--help")
+        assert code == 0 and "maintenance mode" in " ".join(out.split()), out
+    code, out, _ = run(capsys, "scheduler", "status", "--help")
+    assert code == 0 and "last pass is recent and was made by `tick`" in " ".join(out.split()), out
+
+
 # --- migrate --------------------------------------------------------------------------------------------------------
 
 def test_migrate_text_then_unchanged_then_changes(bench_factory, db_kind, capsys):
