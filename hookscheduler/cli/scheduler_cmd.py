@@ -160,10 +160,16 @@ def pause_cmd(state: CliState, until_text: str | None) -> None:
 @pass_state
 def resume_cmd(state: CliState) -> None:
     """Resume after pause: slots held during the pause are caught up per each job's catchup policy (one run by
-    default), then every job fires on its schedule."""
+    default), then every job fires on its schedule.
+
+    The site's own pause_scheduler is removed, so a later bench-wide pause applies to it; while the bench is
+    paused in common_site_config.json it is set to false instead: this site runs, the others stay paused."""
     def resume(ctx: SiteContext) -> None:
         sched.set_paused(ctx, False)
         echo(f"Scheduler is resumed for site {ctx.name}")
+        if sched.bench_paused(ctx):
+            echo(f"note: site {ctx.name} resumed although the bench is paused in common_site_config.json "
+                 "(its site_config.json sets pause_scheduler false, which overrides the bench's)")
         _still_inactive(ctx)
 
     for_each_site(state.targets(), resume)

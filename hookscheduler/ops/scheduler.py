@@ -244,15 +244,30 @@ def set_paused(ctx: SiteContext, paused: bool, until: datetime | None = None, no
     """``scheduler pause [--until T]`` / ``resume``: write ``pause_scheduler`` into the site's
     ``site_config.json``, and the pause's end (or none) into ``scheduler_state``. The end is written first and
     its transaction held until the file is written: a pass lifting an old end
-    (:func:`~hookscheduler.schedule.inactivity.settle_pause_end`) waits for both, and never lifts the new pause."""
+    (:func:`~hookscheduler.schedule.inactivity.settle_pause_end`) waits for both, and never lifts the new pause.
+
+    Resuming removes the site's key rather than writing false, so that a later bench-wide pause
+    (``set-config -g pause_scheduler 1``) applies to the site too; only while the bench's common config pauses
+    is false written (:func:`bench_paused`): the operator resumes this site explicitly, against the bench."""
     db = ctx.database()
+    value = True if paused else False if bench_paused(ctx) else None  # None: the key is removed
     with write_txn(db):
         set_state(PAUSE_UNTIL, until.isoformat(sep=" ") if paused and until is not None else None)
-        path = update_site_config(ctx.site, {"pause_scheduler": paused})
-    ctx.site = replace(ctx.site, values={**ctx.site.values, "pause_scheduler": paused},
-                       own_config={**ctx.site.own_config, "pause_scheduler": paused})
+        path = update_site_config(ctx.site, {"pause_scheduler": value})
+    own = {k: v for k, v in ctx.site.own_config.items() if k != "pause_scheduler"}
+    values = {k: v for k, v in ctx.site.values.items() if k != "pause_scheduler"}
+    if value is not None:
+        own["pause_scheduler"] = values["pause_scheduler"] = value
+    elif "pause_scheduler" in ctx.site.bench.common_config:
+        values["pause_scheduler"] = ctx.site.bench.common_config["pause_scheduler"]
+    ctx.site = replace(ctx.site, values=values, own_config=own)
     note_switch(ctx, now)
     return path
+
+
+def bench_paused(ctx: SiteContext) -> bool:
+    """Does the bench's ``common_site_config.json`` pause every site (``set-config -g pause_scheduler 1``)?"""
+    return bool(ctx.site.bench.common_config.get("pause_scheduler"))
 
 
 def set_enabled(ctx: SiteContext, enabled: bool, note: str | None = None, who: str | None = None,
@@ -271,7 +286,7 @@ def set_enabled(ctx: SiteContext, enabled: bool, note: str | None = None, who: s
 
 
 __all__ = [
-    "DISABLED", "ENABLED", "PAUSED", "Driver", "Heartbeat", "SiteStatus", "activity", "driver", "fresh", "heartbeats",
-    "last_tick", "last_tick_command", "mark_tick_command", "overdue_after", "scheduler_state", "set_enabled",
-    "set_paused", "site_status",
+    "DISABLED", "ENABLED", "PAUSED", "Driver", "Heartbeat", "SiteStatus", "activity", "bench_paused", "driver",
+    "fresh", "heartbeats", "last_tick", "last_tick_command", "mark_tick_command", "overdue_after", "scheduler_state",
+    "set_enabled", "set_paused", "site_status",
 ]

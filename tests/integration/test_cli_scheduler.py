@@ -190,3 +190,20 @@ def test_frappes_short_flags_f_for_format_and_p_for_parse(bench_factory):
     assert site_conf.read_bytes() == before  # nothing written on refusal
     assert run(bench, "set-config", "myapp_label", "not a literal").code == 0  # without -p: text
     assert json.loads(site_conf.read_text())["myapp_label"] == "not a literal"
+
+
+def test_resume_removes_the_sites_flag_so_a_later_bench_wide_pause_applies(bench_factory):
+    bench = bench_factory.make(APPS)
+    migrated(bench, utcnow())
+    own = bench / "sites" / "default" / "site_config.json"
+    assert run(bench, "scheduler", "pause").code == 0
+    assert run(bench, "scheduler", "resume").out == "Scheduler is resumed for site default\n"
+    assert "pause_scheduler" not in json.loads(own.read_text())  # removed, not false
+    assert run(bench, "set-config", "-g", "pause_scheduler", "1").code == 0
+    assert _status(bench)["status"] == "paused"  # the bench-wide pause reaches the site
+    # resumed against the bench's pause: false, said so, and the site runs while the bench stays paused
+    r = run(bench, "scheduler", "resume")
+    assert r.code == 0 and ("note: site default resumed although the bench is paused in common_site_config.json"
+                            in r.out), r.out
+    assert json.loads(own.read_text())["pause_scheduler"] is False
+    assert _status(bench)["status"] == "enabled"
