@@ -233,3 +233,37 @@ def test_a_served_site_follows_a_db_url_change_to_its_new_database(bench_factory
     assert samples(registry_for(sites, grace=0))[runs] == 3
     with sites.use(ctx.name):
         assert ScheduledJobLog.select().count() == 3
+
+
+def test_a_server_serves_a_site_created_after_it_started_and_drops_a_deleted_one(bench_factory, redis_client):
+    """The exporter and the dashboard follow the sites folder: a new site is served (and counted) from the next
+    request on, without a restart; a deleted one is no longer served."""
+    import os
+    import shutil
+
+    from hookscheduler.metrics.bench import UnknownSite
+
+    bench = bench_factory.make(APPS, sites={"a.example": {}})
+    t0 = utcnow() - timedelta(hours=2)
+    migrated(bench, t0, site="a.example")[0].close()
+    folder = bench / "sites"
+    past = (utcnow() - timedelta(hours=1)).timestamp()
+    os.utime(folder, (past, past))  # a settled folder: listed once, then only a stat per request
+    sites = BenchSites(str(bench))
+    assert sites.names == ["a.example"]
+    (folder / "b.example").mkdir()  # a site's folder first, its config a moment later: both are seen
+    assert sites.names == ["a.example"]
+    (folder / "b.example" / "site_config.json").write_text("{}")
+    new, _conn = migrated(bench, t0, site="b.example")
+    _add(ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok"), "complete", t0)
+    new.close()
+    assert sites.names == ["a.example", "b.example"]
+    with sites.use("b.example"):
+        assert ScheduledJobLog.select().count() == 1
+    runs = ("hookscheduler_job_runs_total",
+            (("job_name", "app1.tasks.ok"), ("site", "b.example"), ("status", "complete")))
+    assert samples(registry_for(sites, grace=0))[runs] == 1
+    shutil.rmtree(folder / "b.example")
+    assert sites.names == ["a.example"]
+    with pytest.raises(UnknownSite, match=r"site 'b\.example' is not served here"):
+        sites.get("b.example")
