@@ -38,6 +38,10 @@ from .database import write_txn
 from .models import ScheduledJobType
 from .values import flag, flag_or_raw
 
+#: The pass's one statement. It also reads ``schema_version`` beside the state keys it reads anyway (one more
+#: lookup in the same primary-key index, no round trip): a running scheduler notices at its next pass that a
+#: ``migrate`` by another hookscheduler (or an operator) left the schema that is not its own, and stops serving
+#: the site until it is again (:func:`hookscheduler.schedule.claim.run_pass`).
 PROBE = (
     "SELECT (SELECT next_execution FROM scheduled_job_type WHERE next_execution IS NOT NULL "
     "AND removed = {false} ORDER BY next_execution LIMIT 1), "
@@ -47,7 +51,8 @@ PROBE = (
     "(SELECT reason FROM scheduler_inactivity WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1), "
     "(SELECT ended_at FROM scheduler_inactivity ORDER BY id DESC LIMIT 1), "
     "EXISTS (SELECT 1 FROM scheduled_job_log WHERE status IN ('queued', 'started')), "
-    "EXISTS (SELECT 1 FROM scheduled_job_type WHERE next_execution IS NULL AND removed = {false})"
+    "EXISTS (SELECT 1 FROM scheduled_job_type WHERE next_execution IS NULL AND removed = {false}), "
+    "(SELECT value FROM scheduler_state WHERE key = 'schema_version')"
 )
 DUE_COLUMNS = (
     "id, name, method, frequency, cron_format, queue, timeout, catchup, catchup_limit, overlap, "
@@ -138,9 +143,9 @@ def _frequent(trigger: Any, frequency: Any, cron_format: Any) -> bool:
 
 def probe_of(row: Sequence[Any]) -> Probe:
     """The probe's one row as a :class:`Probe`."""
-    earliest, outbox_from, enabled, pause_until, inactive_since, inactive_ended, active, unslotted = row
+    earliest, outbox_from, enabled, pause_until, inactive_since, inactive_ended, active, unslotted, schema = row
     return Probe(parse_dt(earliest), parse_dt(outbox_from), enabled, pause_until, inactive_since, bool(active),
-                 bool(unslotted), parse_dt(inactive_ended))
+                 bool(unslotted), parse_dt(inactive_ended), schema)
 
 
 class SqlStore:

@@ -40,9 +40,10 @@ class Probe:
     """What the one read-only statement a pass starts with says: the earliest next slot of any job (None:
     no job has one), the earliest slot of a claimed run still unsent (the outbox), the state keys
     ``scheduler_enabled`` and ``pause_until``, the reason of the open stretch of inactivity
-    (``scheduler_inactivity``), if any, whether the sweep has anything to reconcile or repair, and when the
+    (``scheduler_inactivity``), if any, whether the sweep has anything to reconcile or repair, when the
     newest stretch of inactivity ended (the pass reads the stretches, to word its reasons, only when one may
-    overlap the slots it decides)."""
+    overlap the slots it decides), and the database's ``schema_version`` (the pass serves the site only while it
+    is this hookscheduler's)."""
 
     earliest: datetime | None
     #: the earliest slot of a claimed run not yet sent (None: the outbox is empty); a run claimed ahead of its
@@ -56,11 +57,23 @@ class Probe:
     #: the end of the newest stretch of inactivity (None: there is none, or it is still open); the stretches
     #: follow each other, so no stretch ended later
     inactive_ended: datetime | None = None
+    schema: str | None = None  # the state key ``schema_version`` as stored (None: no such row)
 
     def stretch_after(self, first: datetime) -> bool:
         """Could a stretch of inactivity overlap slots from ``first`` on? One is open (or was when the probe
         read it: the pass may just have closed it), or the newest one ended after ``first``."""
         return self.inactive_since is not None or (self.inactive_ended is not None and self.inactive_ended > first)
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version the probe read, as :func:`~hookscheduler.store.database.schema_version` reads it
+        (no row, or an empty value: 0); -1 when it is not a number (written by hand: no version's own)."""
+        if not self.schema:
+            return 0
+        try:
+            return int(self.schema)
+        except ValueError:
+            return -1
 
     def due(self, now: datetime) -> bool:
         return self.earliest is not None and self.earliest <= now

@@ -12,7 +12,7 @@ import pytest
 from hookscheduler.exceptions import ConfigError
 from hookscheduler.store import PostgresStore, SqliteStore, Store, store_for
 from hookscheduler.store.base import JOB_ABSENT, JOB_PRESENT, JOB_REMOVED, ClaimRequest, Outcome, Run
-from hookscheduler.store.database import set_state
+from hookscheduler.store.database import SCHEMA_VERSION, set_state
 from hookscheduler.store.models import ScheduledJobLog, ScheduledJobType, database_proxy
 from hookscheduler.store.sqlite import CHUNK
 from tests.store.support import T0
@@ -70,6 +70,14 @@ def test_an_old_postgresql_is_refused_with_a_clear_error():
         PostgresStore(db)
     db.server_version = 90500
     assert PostgresStore(db).server_version == 90500  # the version is read once, no connection needed
+
+
+def test_probe_reads_the_schema_version_in_its_one_statement(store: Store):
+    """The pass refuses a schema that is not its own from this answer (schedule/claim.py): no statement more."""
+    assert store.probe().schema_version == SCHEMA_VERSION
+    for stored, read in ((str(SCHEMA_VERSION + 1), SCHEMA_VERSION + 1), ("", 0), (None, 0), ("x", -1)):
+        set_state("schema_version", stored)
+        assert (store.probe().schema, store.probe().schema_version) == (stored, read)
 
 
 def test_probe_on_an_empty_site_and_with_work(store: Store):
