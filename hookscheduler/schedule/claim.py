@@ -42,8 +42,10 @@ import redis
 
 from ..broker.keys import scheduled_job_id
 from ..context import SiteContext
+from ..exceptions import SchemaError
 from ..states import LedgerStatus
 from ..store import Store, store_for
+from ..store import database as dbmod
 from ..store.base import ClaimRequest, DueRow, LatestRow, LedgerValues
 from ..store.models import utcnow
 from ..timing.calendar import SiteCalendar, next_slot
@@ -128,6 +130,13 @@ def run_pass(ctx: SiteContext, conn: redis.Redis, now: datetime | None = None,
     # The probe only says whether to go on: a "no" that races with a claim or a commit means the work is done
     # by the next pass (or by the process that made it due); it never decides that a slot is served.
     probe = store.probe()
+    # The schema is this hookscheduler's, checked at every pass from the probe's own answer (no statement of
+    # its own): a migrate by another version, or a version set by hand, while this process runs, stops the
+    # site here, before anything is decided, claimed or sent. The SchemaError says which fix fits (upgrade
+    # hookscheduler, or run migrate); the loop reports it once and retries the site with back-off, its
+    # reconnect checking the schema again, and serves it again once the schema is its own; other sites go on.
+    if probe.schema_version != dbmod.SCHEMA_VERSION:
+        raise SchemaError(dbmod.schema_mismatch(probe.schema_version))  # as the reconnect's check words it: one report
     result.active, result.unslotted = probe.active, probe.unslotted
     pause_until = parse_stamp(probe.pause_until)
     switches = read_switches(ctx, probe.enabled or "1", pause_until)  # no state row: enabled

@@ -29,6 +29,7 @@ import redis
 from ..broker.batch import SetBatch
 from ..broker.keys import last_tick_key
 from ..context import SiteContext
+from ..store.database import require_schema
 from . import excursion, send
 from .claim import PassResult, run_pass
 from .reanchor import reanchor_if_calendar_changed, signature
@@ -162,11 +163,18 @@ class SiteStep:
     def _sweep_before_pass(self, now: datetime) -> None:
         """The sweep's first half: re-anchor after a calendar change, then repair jobs without a next slot."""
         calendar = signature(self.ctx.calendar)
+        values_due = self.unslotted or self.values_checked is None or \
+            (now - self.values_checked).total_seconds() >= VALUES_EVERY
+        if calendar != self.checked_calendar or self.unslotted or (values_due and not self.ctx.site.on_postgres):
+            # it may write, and it runs before the pass's probe checks the schema (.claim.run_pass): a schema
+            # that is not this hookscheduler's is refused first, by the same check (and words) as the pass's.
+            # Only when there is work: an idle sweep on PostgreSQL needs no database, on SQLite it reads it every
+            # VALUES_EVERY seconds anyway
+            require_schema(self.ctx.database())
         if calendar != self.checked_calendar:
             reanchor_if_calendar_changed(self.ctx, now)
             self.checked_calendar = calendar
-        if self.unslotted or self.values_checked is None or \
-                (now - self.values_checked).total_seconds() >= VALUES_EVERY:
+        if values_due:
             # values written by hand (SQLite keeps any): booleans as words, a next_execution that is not a time
             # (set to NULL here, so the repair below reschedules it)
             self.unslotted |= repair_values(self.ctx, now) > 0
