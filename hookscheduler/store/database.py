@@ -12,6 +12,7 @@ other commands refuse to run on an outdated schema with a hint, rather than fail
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -197,10 +198,10 @@ def connect(url: str, base_dir: Path | None = None, create: bool = False) -> pw.
             db.connect(reuse_if_open=True)
         except (OSError, pw.DatabaseError) as exc:  # a file where a folder should be, no permission, not SQLite
             db.close()
-            raise ServiceUnavailable(
-                f"cannot open SQLite database {db.database}: {_first_line(exc)}; check db_url and the permissions "
-                "of the file and its folder"
-            ) from None
+            fix = ("too many open files: raise the process's descriptor limit (ulimit -n; LimitNOFILE= under "
+                   "systemd)" if out_of_descriptors(exc) else "check db_url and the permissions of the file and "
+                   "its folder")
+            raise ServiceUnavailable(f"cannot open SQLite database {db.database}: {_first_line(exc)}; {fix}") from None
         finally:
             os.umask(old_umask)
         db._hs_identity = _file_identity(db.database)  # type: ignore[attr-defined]
@@ -213,6 +214,28 @@ def connect(url: str, base_dir: Path | None = None, create: bool = False) -> pw.
             f"cannot connect to database {redact(url)}: {first}; check db_url and that the server is up", cause=first
         ) from None
     return db
+
+
+def out_of_descriptors(exc: BaseException) -> bool:
+    """Whether opening a file failed because this process (EMFILE) or the system (ENFILE) has no descriptor to
+    spare. SQLite says only "unable to open database file", the same words as for a missing permission, so
+    that case is told by trying to open as many descriptors as SQLite needs (the database, its WAL, its shared
+    memory: what it opened before failing it has closed again)."""
+    for err in (exc, exc.__cause__, exc.__context__):
+        if isinstance(err, OSError) and err.errno in (errno.EMFILE, errno.ENFILE):
+            return True
+    if "unable to open database file" not in str(exc):
+        return False
+    probes: list[int] = []
+    try:
+        for _ in range(3):
+            probes.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError as probe:
+        return probe.errno in (errno.EMFILE, errno.ENFILE)
+    finally:
+        for fd in probes:
+            os.close(fd)
+    return False
 
 
 def describe(db: pw.Database) -> str:

@@ -8,7 +8,8 @@ worker keeps one warm connection (the *spare*) and lends it at each fork (:func:
 (:func:`report_back`); the worker then takes it back and resets it with ``DISCARD ALL`` (:func:`take_back`), or
 lets go of it without a byte on its socket (:func:`_detach`) and makes a new one while the next horse runs
 (:func:`replenish`). Each function says why its part is safe. On SQLite the worker holds the database file
-open instead (:func:`keep_open`). The cost: one idle server connection per worker between jobs.
+open instead (:func:`keep_open`), as many files as its descriptor budget allows. The cost: one idle server
+connection per worker between jobs.
 """
 
 from __future__ import annotations
@@ -225,14 +226,30 @@ def _close_quietly(conn: Any) -> None:
 
 # --- SQLite ----------------------------------------------------------------------------------------------
 
-#: SQLite files this worker holds open (never used; see :func:`keep_open`), and the pid of that worker: a horse
-#: inherits them and must never close them (:func:`forget`).
+#: SQLite files this worker holds open (never used; see :func:`keep_open`), least recently served first, and the
+#: pid of that worker: a horse inherits them and must never close them (:func:`forget`).
 _kept: dict[str, sqlite3.Connection] = {}
 _kept_by = 0
 
 
-def keep_open(path: str) -> None:
-    """Hold one idle connection to a SQLite site's database for the worker's lifetime.
+def kept_budget() -> int:
+    """How many SQLite files the worker holds open at most: the ``schedule`` loop's budget
+    (:func:`hookscheduler.schedule.loop.open_sites_cap`: a third of the descriptor limit, less a reserve), as
+    each held file costs three descriptors (the database, its WAL, its shared memory) and a horse inherits them
+    all on top of its own. Without it a worker serving many sites runs out of descriptors (EMFILE) and its
+    jobs fail."""
+    from ..schedule.loop import open_sites_cap  # imported here: the store's database module imports this one
+
+    return open_sites_cap()
+
+
+def keep_open(path: str, budget: int | None = None) -> None:
+    """Hold one idle connection to a SQLite site's database while the worker keeps serving that site.
+
+    At most ``budget`` files (:func:`kept_budget`) are held: past it, the least recently served are closed
+    (only this worker's connection, which no job uses: each horse opens its own). ``path`` itself, the site of
+    the job just forked, is the most recently served and is never the one closed. A closed one is opened again
+    when its site's next job comes.
 
     In WAL mode, the last connection to close a database checkpoints it and drops its shared-memory index, and the
     next one to open it must rebuild that index from the whole WAL file. Horses end with ``os._exit``, so when no
@@ -240,8 +257,12 @@ def keep_open(path: str) -> None:
     part of a no-op run's time inside the horse (CHANGELOG.md). This connection never runs a statement after the
     first read and holds no lock but SQLite's shared-memory marker; a horse inherits its descriptor and never uses
     it (it opens its own connection, as SQLite requires after a fork), and never closes it (``os._exit``)."""
-    if path in _kept or not os.path.exists(path):
+    if path in _kept:
+        _kept[path] = _kept.pop(path)  # the most recently served now
         return
+    if not os.path.exists(path):
+        return
+    _evict(max(1, kept_budget() if budget is None else budget) - 1)  # room for this one first
     old_umask = os.umask(0o077)  # a -wal or -shm file it creates is owner-only, like the database
     conn = None
     try:
@@ -256,6 +277,17 @@ def keep_open(path: str) -> None:
         os.umask(old_umask)
     global _kept_by
     _kept[path], _kept_by = conn, os.getpid()
+
+
+def _evict(room: int) -> None:
+    """Close the least recently served held files until at most ``room`` are held. Only in the worker that
+    opened them: in a horse they are its parent's (closing one would drop SQLite's locks there)."""
+    if _kept_by != os.getpid():
+        return
+    while len(_kept) > max(0, room):
+        path = next(iter(_kept))
+        _kept.pop(path).close()
+        log.debug("no longer holding %s open (more SQLite sites than the descriptor budget)", path)
 
 
 def kept_open(path: str) -> bool:
@@ -303,8 +335,8 @@ _databases: dict[str, pw.Database] = {}
 class WarmDatabaseWorker:
     """An RQ worker mixin that keeps the database of the site it last ran a job for warm for the next horse:
     on PostgreSQL it lends its warm connection to each horse and takes it back when the horse left it clean,
-    making one while a horse runs when there is none; on SQLite it holds the database file open. The job's
-    site is the likeliest site of the next job."""
+    making one while a horse runs when there is none; on SQLite it holds the database file open (those of the
+    sites it served last, within a descriptor budget). The job's site is the likeliest site of the next job."""
 
     def fork_work_horse(self, job: Job, queue: Queue) -> None:
         lend()
