@@ -212,8 +212,15 @@ def import_path(path: str) -> Any:
 
 # --- the site's database in the horse --------------------------------------------------------------
 
+#: Seconds during which the same "database unavailable" error of a site is logged once: a job tries its
+#: database up to three times (its start, its outcome, a retry) and a worker's next jobs find it down too.
+UNAVAILABLE_EVERY = 60.0
+_unavailable_said: dict[tuple[str, str], float] = {}  # (site, error) -> when it was last logged (monotonic)
+
+
 def _connect(ctx: SiteContext) -> pw.Database | None:
-    """The site's database, connected and bound, or None (logged) when it cannot be reached."""
+    """The site's database, connected and bound, or None (logged once per site and error per
+    :data:`UNAVAILABLE_EVERY`) when it cannot be reached."""
     try:
         # no schema check in the horse (a query per job); a stale schema shows up as a logged ledger error
         return ctx.database(require_schema=False)
@@ -221,8 +228,22 @@ def _connect(ctx: SiteContext) -> pw.Database | None:
         log.debug("site %s has no database yet; the job runs without it", ctx.name)
         return None
     except (pw.PeeweeException, HookSchedulerError) as exc:
-        log.error("site %s: database unavailable (%s); the job runs without it", ctx.name, one_line(exc))
+        _say_unavailable(ctx.name, one_line(exc), time.monotonic())
         return None
+
+
+def _say_unavailable(site: str, error: str, now: float) -> None:
+    """Log a site's unreachable database at ERROR once per :data:`UNAVAILABLE_EVERY` (per error: a new one is
+    logged at once), at DEBUG in between."""
+    key = (site, error)
+    last = _unavailable_said.get(key)
+    if last is not None and now - last < UNAVAILABLE_EVERY:
+        log.debug("site %s: database unavailable (%s); the job runs without it", site, error)
+        return
+    if len(_unavailable_said) > 1000:  # many sites, many errors: forget the old ones rather than grow
+        _unavailable_said.clear()
+    _unavailable_said[key] = now
+    log.error("site %s: database unavailable (%s); the job runs without it", site, error)
 
 
 def _ledger(what: str, ctx: SiteContext, fn: Callable[[pw.Database], T]) -> T | None:

@@ -129,6 +129,37 @@ def test_an_unreachable_database_does_not_stop_the_run(bench_factory, db_kind, m
     assert ScheduledJobLog.get().status == "failed"
 
 
+def test_an_unreachable_database_is_logged_once_per_job_not_at_each_attempt(bench_factory, monkeypatch, caplog):
+    """A job tries its database for its start, its outcome and a retry: one ERROR line, not three."""
+    from hookscheduler.worker import runner
+
+    monkeypatch.setattr(runner, "_unavailable_said", {}, raising=False)
+    bench, ctx, conn, _rq_id = _fire(bench_factory, "sqlite", "bgapp.tasks.boom")
+    ctx.close()
+    with monkeypatch.context() as env:
+        env.setenv("HOOKSCHEDULER_DB_URL", f"sqlite:///{bench}")  # a folder, not a database: cannot be opened
+        drain(ctx.bench.bench_id, conn)
+    assert len(out_rows(bench, "boom")) == 1
+    said = [r for r in caplog.records if r.levelname == "ERROR" and "database unavailable" in r.getMessage()]
+    assert len(said) == 1, [r.getMessage() for r in said]
+
+
+def test_the_same_unavailable_database_is_logged_again_after_a_minute_and_a_new_error_at_once(monkeypatch,
+                                                                                                caplog):
+    from hookscheduler.worker import runner
+
+    monkeypatch.setattr(runner, "_unavailable_said", {})
+    for name, error, now in (("a", "down", 0.0), ("a", "down", 30.0), ("a", "other", 31.0), ("b", "down", 32.0),
+                             ("a", "down", 61.0)):
+        runner._say_unavailable(name, error, now)
+    assert [r.getMessage().split(" (")[0:2] for r in caplog.records if r.levelname == "ERROR"] == [
+        ["site a: database unavailable", "down); the job runs without it"],
+        ["site a: database unavailable", "other); the job runs without it"],
+        ["site b: database unavailable", "down); the job runs without it"],
+        ["site a: database unavailable", "down); the job runs without it"],
+    ]
+
+
 @pytest.mark.postgres
 def test_a_connection_dropped_during_the_run_still_gets_its_outcome_logged(bench_factory):
     bench, ctx, conn, _ = _fire(bench_factory, "postgres", "bgapp.tasks.kill_own_db_connection")
