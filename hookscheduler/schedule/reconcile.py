@@ -120,8 +120,10 @@ def settle(
 def _ask_redis(conn: redis.Redis, active: Sequence[Run], bench_id: str | None) -> tuple[
         dict[str, str | None], dict[str, bool | None], set[str], datetime, dict[str, marks.Refusal]]:
     """What :func:`settle` needs of Redis, in two round trips: each run's RQ status and worker (one ``HMGET``
-    each), then, in one pipeline, whether those workers are alive, the start marks of the runs RQ lost and the
-    Redis epoch (only when some are lost), and the refusal marks of the runs RQ says are over."""
+    each), then, in one pipeline, whether those workers are alive (a worker's hash that records its death, which
+    RQ keeps a minute after a worker stopped, is a dead worker, as RQ itself judges it), the start marks of the
+    runs RQ lost and the Redis epoch (only when some are lost), and the refusal marks of the runs RQ says are
+    over."""
     ids = [str(a.rq_job_id) for a in active if a.rq_job_id]
     with conn.pipeline(transaction=False) as pipe:
         for jid in ids:
@@ -145,8 +147,9 @@ def _ask_redis(conn: redis.Redis, active: Sequence[Run], bench_id: str | None) -
     if not (known or gone or over):
         return statuses, alive, began, epoch, refused
     with conn.pipeline(transaction=False) as pipe:
-        for jid in known:
+        for jid in known:  # alive as RQ itself judges a registration: its hash, without a recorded death
             pipe.exists(f"rq:worker:{workers[jid]}")
+            pipe.hexists(f"rq:worker:{workers[jid]}", "death")
         if bench_id and gone:
             for jid in gone:
                 pipe.exists(started_mark_key(bench_id, jid))
@@ -158,7 +161,8 @@ def _ask_redis(conn: redis.Redis, active: Sequence[Run], bench_id: str | None) -
                 pipe.get(started_mark_key(bench_id, jid))
         answers = iter(pipe.execute())
     for jid in known:
-        alive[jid] = bool(next(answers))
+        exists, died = next(answers), next(answers)
+        alive[jid] = bool(exists) and not died
     if bench_id and gone:
         began = {jid for jid in gone if next(answers)}
         info, raw = next(answers), next(answers)

@@ -34,9 +34,11 @@ import redis
 from redis.client import Pipeline
 from rq import Queue, worker_registration
 from rq.callbacks import execute_failure_callback
+from rq.exceptions import InvalidJobOperation
 from rq.executions import Execution
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.timeouts import BaseDeathPenalty, JobTimeoutException, UnixSignalDeathPenalty
+from rq.utils import now
 from rq.worker import DequeueStrategy, RandomWorker, RoundRobinWorker, Worker
 from rq.worker_pool import WorkerPool
 
@@ -79,10 +81,12 @@ def exit_description(status: int | None) -> str:
 
 
 def death_fields(func_name: str | None, kwargs: Mapping[str, Any], meta: Mapping[str, Any],
-                 status: int | None) -> dict[str, Any]:
+                 status: int | None, error: str | None = None) -> dict[str, Any]:
     """Pure: the event fields of a job whose horse died, as the runner fills them for a run that ends itself
     (:mod:`hookscheduler.background.events`): a scheduled run's trigger and slot are its arguments (and its
-    meta's), a background job's kind and trigger are fixed (``background``, ``enqueue``)."""
+    meta's), a background job's kind and trigger are fixed (``background``, ``enqueue``). ``error``: the cause
+    when the worker knows it better than the wait status says (it killed the horse itself, in a cold
+    shutdown)."""
     ours = meta.get("hookscheduler")
     ours = ours if isinstance(ours, Mapping) else {}
     scheduled = func_name == RUNNER
@@ -92,9 +96,9 @@ def death_fields(func_name: str | None, kwargs: Mapping[str, Any], meta: Mapping
         "kind": "scheduled" if scheduled else "background",
         "trigger": (kwargs.get("trigger") or ours.get("trigger")) if scheduled else "enqueue",
         "slot": datetime.fromisoformat(str(slot)) if slot else None,
-        "error": f"work horse died ({exit_description(status)})",
+        "error": error or f"work horse died ({exit_description(status)})",
     }
-    if status is None:
+    if status is None and error is None:
         fields["timed_out"] = True
     return fields
 
@@ -115,20 +119,47 @@ def death_reason(status: int | None, timeout: Any) -> str:
     return f"work horse died ({exit_description(status)})"
 
 
+def cold_shutdown_reason(signum: int) -> str:
+    """Pure: the ledger's reason (and the failure callback's message) for a run whose horse the worker killed in
+    a cold shutdown: a second stop signal while the job ran."""
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    return f"killed by the worker's cold shutdown (second {name})"
+
+
+#: The worker's exit status after a cold shutdown that killed a job (a supervisor must see that a job was lost);
+#: a cold shutdown with no job running exits 0, as a warm one does.
+COLD_KILL_STATUS = 1
+
+
 class _HorseDeathEvents:
     """When a work horse dies without reporting (killed, out of memory, ``os._exit``, or killed by the worker
     past the job's timeout), the worker does what the horse could not: it publishes a ``failed`` event (a page
     watching the job should not wait for ever) with the fields the runner's own events have, calls the job's
     ``on_failure`` callback (as RQ does for a job that raised), and settles a scheduled run's ledger row
     ``failed`` with the cause, the time of the death and the duration (else the sweep would, later, knowing only
-    that RQ says failed)."""
+    that RQ says failed).
+
+    A cold shutdown (a second SIGTERM or Ctrl-C while a job runs) is such a death too: RQ kills the horse and
+    exits at once, leaving the job ``started`` in RQ and in the ledger (the scheduler then skipped the job's
+    next slots as "still running" until the sweep found the worker gone). Here the worker first records the job
+    failed, in RQ's failed registry and in the ledger, with the cold shutdown as the cause, then exits with
+    :data:`COLD_KILL_STATUS`."""
 
     _death: tuple[Job, str, str, Any] | None = None
+    _cold_kill: int | None = None  # the signal of a cold shutdown that killed the horse
 
     def monitor_work_horse(self, job: Job, queue: Queue, execution: Any) -> None:
-        self._death = None
+        self._death = self._cold_kill = None
         try:
             super().monitor_work_horse(job, queue, execution)  # type: ignore[misc]
+        except SystemExit:
+            if self._cold_kill is None:
+                raise
+            self._fail_cold_killed(job, queue, execution, self._cold_kill)
+            raise SystemExit(COLD_KILL_STATUS) from None
         finally:
             # after the lent connection was taken back (WarmDatabaseWorker): the dead horse's session is gone
             death, self._death = self._death, None
@@ -139,8 +170,48 @@ class _HorseDeathEvents:
                     log.error("could not record the death of the work horse of job %s: %s", death[0].id,
                               one_line(exc))
 
+    def request_force_stop(self, signum: int, frame: Any) -> None:
+        """RQ's cold shutdown (it kills the horse, waits for it and raises SystemExit), noting whether a horse
+        was killed: :meth:`monitor_work_horse` then records its job."""
+        horse = self.horse_pid  # type: ignore[attr-defined]
+        try:
+            super().request_force_stop(signum, frame)  # type: ignore[misc]
+        except SystemExit:
+            if horse:
+                self._cold_kill = signum
+                # the worker is on its way out: a third signal must not cut short the recording of the job
+                # (SIGKILL still ends it at once)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            raise
+
+    def _fail_cold_killed(self, job: Job, queue: Queue, execution: Any, signum: int) -> None:
+        """A job whose horse the cold shutdown killed: failed in RQ (its failed registry, with the cause as its
+        traceback), announced, its ``on_failure`` called, its ledger row settled (by the caller's ``finally``).
+        Nothing when the horse had recorded an outcome before it was killed."""
+        try:
+            if job.get_status() in (JobStatus.FINISHED, JobStatus.FAILED):
+                return
+        except InvalidJobOperation:  # finished, and its result already expired
+            return
+        reason = cold_shutdown_reason(signum)
+        job.ended_at = now()
+        log.warning("worker %s: job %s %s; recorded failed", self.name, job.id, reason)  # type: ignore[attr-defined]
+        try:
+            self._announce_death(job, None, reason)
+            self.handle_job_failure(job, queue=queue, execution=execution,  # type: ignore[attr-defined]
+                                    exc_string=f"hookscheduler.worker.process.WorkHorseDied: work horse {reason}; "
+                                               "the job did not finish\n")
+        except Exception as exc:  # Redis went away: the sweep settles the run once the worker is gone
+            log.error("could not record job %s failed after the cold shutdown: %s", job.id, one_line(exc))
+
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int | None, rusage: Any) -> None:
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)  # type: ignore[misc]
+        self._announce_death(job, ret_val)
+
+    def _announce_death(self, job: Job, status: int | None, cause: str | None = None) -> None:
+        """The ``failed`` event, the ``on_failure`` callback and (for a scheduled run) the ledger's death to
+        record, for a horse that died with ``status`` (``cause``: what killed it, when the worker knows)."""
         at = utcnow()
         try:
             kwargs = job.kwargs or {}
@@ -148,25 +219,26 @@ class _HorseDeathEvents:
             func_name = job.func_name
         except Exception:
             return
-        self._fail_callback(job, ret_val)
+        self._fail_callback(job, status, cause)
         bench_id, _, queue = str(job.origin).rpartition(":")
         ours = meta.get("hookscheduler")
         site = kwargs.get("site") or (ours.get("site") if isinstance(ours, dict) else None)
         if not (site and bench_id):
             return
-        fields = death_fields(func_name, kwargs, meta, ret_val)
+        fields = death_fields(func_name, kwargs, meta, status, cause)
         if job.started_at is not None and job.ended_at is not None:
             fields["duration"] = round(max(0.0, (job.ended_at - job.started_at).total_seconds()), 6)
         # the worker's own name: RQ no longer has it on the job by now
         events.publish(job.connection, bench_id, str(site), "failed", job_id=job.id, queue=queue,
                        worker=str(self.name), **fields)  # type: ignore[attr-defined]
         if func_name == RUNNER:
-            self._death = (job, str(site), death_reason(ret_val, job.timeout), at)
+            self._death = (job, str(site), cause or death_reason(status, job.timeout), at)
 
-    def _fail_callback(self, job: Job, status: int | None) -> None:
+    def _fail_callback(self, job: Job, status: int | None, cause: str | None = None) -> None:
         """The job's ``on_failure`` callback, under its own timeout, as RQ calls it for a job that raised. One
         that fails is logged: the job's failure is recorded all the same."""
-        exc: Exception = (JobTimeoutException(death_reason(status, job.timeout)) if status is None
+        exc: Exception = (WorkHorseDied(cause) if cause is not None
+                          else JobTimeoutException(death_reason(status, job.timeout)) if status is None
                           else WorkHorseDied(death_reason(status, job.timeout)))
         try:
             execute_failure_callback(job, self.death_penalty_class, type(exc), exc, None)  # type: ignore[attr-defined]

@@ -43,12 +43,17 @@ class Store:
 def test_settle_asks_redis_in_two_round_trips(redis_client, monkeypatch):
     bench = f"hst{uuid.uuid4().hex[:10]}"
     tag = uuid.uuid4().hex[:8]
-    ids = {name: f"{bench}-{tag}-{name}" for name in ("alive", "dead", "lost", "began", "over", "refused")}
+    ids = {name: f"{bench}-{tag}-{name}" for name in ("alive", "dead", "lost", "began", "over", "refused", "stopped")}
     worker = f"w-{tag}"
-    keys = [f"rq:job:{jid}" for jid in ids.values()] + [f"rq:worker:{worker}", redis_epoch_key(bench)]
+    keys = [f"rq:job:{jid}" for jid in ids.values()] + [f"rq:worker:{worker}", f"rq:worker:x-{tag}",
+                                                         redis_epoch_key(bench)]
     try:
         redis_client.hset(f"rq:job:{ids['alive']}", mapping={"status": "started", "worker_name": worker})
-        redis_client.set(f"rq:worker:{worker}", "1")
+        redis_client.hset(f"rq:worker:{worker}", mapping={"birth": "2026-01-05T10:00:00Z"})
+        # a worker that stopped: RQ keeps its hash a minute, with its death
+        redis_client.hset(f"rq:job:{ids['stopped']}", mapping={"status": "started", "worker_name": f"x-{tag}"})
+        redis_client.hset(f"rq:worker:x-{tag}", mapping={"birth": "2026-01-05T10:00:00Z",
+                                                          "death": "2026-01-05T10:50:00Z"})
         redis_client.hset(f"rq:job:{ids['dead']}", mapping={"status": "started", "worker_name": f"gone-{tag}"})
         redis_client.hset(f"rq:job:{ids['over']}", mapping={"status": "finished"})
         redis_client.hset(f"rq:job:{ids['refused']}", mapping={"status": "finished"})
@@ -61,7 +66,8 @@ def test_settle_asks_redis_in_two_round_trips(redis_client, monkeypatch):
                 FakeRun(3, 3, LedgerStatus.QUEUED, ids["lost"], sent),
                 FakeRun(4, 4, LedgerStatus.QUEUED, ids["began"], sent),
                 FakeRun(5, 5, LedgerStatus.STARTED, ids["over"], sent, sent),
-                FakeRun(6, 6, LedgerStatus.STARTED, ids["refused"], sent, sent)]
+                FakeRun(6, 6, LedgerStatus.STARTED, ids["refused"], sent, sent),
+                FakeRun(7, 7, LedgerStatus.STARTED, ids["stopped"], sent, sent)]
         trips: list[int] = []
         real = redis.client.Pipeline.execute
 
@@ -75,6 +81,7 @@ def test_settle_asks_redis_in_two_round_trips(redis_client, monkeypatch):
         assert len(trips) == 2, trips  # (the epoch key's first stamp is one SET more, outside the pipelines)
         assert verdicts[1][0].active  # its worker is alive
         assert not verdicts[2][0].active  # its worker is gone from Redis: abandoned
+        assert not verdicts[7][0].active  # its worker recorded its death: gone too, whatever its hash's TTL
         # lost before any worker started it, sent before the epoch (stamped now, on first sight): not re-sent
         assert store.resend == []
         assert (4, LedgerStatus.FAILED) in store.settled  # began, then lost: never run again
@@ -84,7 +91,7 @@ def test_settle_asks_redis_in_two_round_trips(redis_client, monkeypatch):
         monkeypatch.setattr(redis.client.Pipeline, "execute", real)
         statuses, alive, began, epoch, refused = reconcile._ask_redis(redis_client, runs, bench)
         assert statuses[ids["alive"]] == "started" and statuses[ids["lost"]] is None
-        assert alive == {ids["alive"]: True, ids["dead"]: False}
+        assert alive == {ids["alive"]: True, ids["dead"]: False, ids["stopped"]: False}
         assert began == {ids["began"]}
         assert epoch > datetime(2026, 1, 1) and set(refused) == {ids["refused"]}
     finally:

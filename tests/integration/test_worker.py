@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -194,6 +195,51 @@ def test_a_killed_horse_is_recorded_by_its_worker_in_rq_the_ledger_and_announced
     row = ScheduledJobLog.get()
     assert row.status == "failed" and row.reason == "work horse died (killed by signal 9, SIGKILL)"
     assert row.duration is not None and abs((row.finished_at - killed_at).total_seconds()) < 5
+    assert reconcile_active(ctx, conn, now=AFTER_SLOT + timedelta(minutes=1)) == 0  # nothing left to settle
+
+
+def test_a_cold_shutdown_records_the_job_it_kills_failed_and_exits_non_zero(bench_factory, db_kind):
+    """SIGTERM, then SIGTERM again while a run goes on: RQ kills the horse. The worker records the run failed in
+    RQ (its failed registry, saying why), in the ledger and to watchers, before it exits with status 1; its
+    registration says it died, so the sweep finds nothing to settle and the run's next slot is not held up."""
+    bench = make_bench(bench_factory, db_kind, {"hourly": [{"method": "bgapp.tasks.sleeper", "timeout": 60}]})
+    ctx, conn = site(bench)
+    rq_id = run_pass(ctx, conn, now=AFTER_SLOT).sent_ids[0]
+    pubsub = subscribe(conn, ctx.bench.bench_id, ctx.name)
+    worker = spawn(bench, "worker", HS_TEST_SLOW="300")
+    try:
+        [seen] = wait_for(lambda: out_rows(bench, "sleeper"), 30, "the run to start", worker)
+        os.kill(worker.pid, signal.SIGTERM)  # warm: the worker waits for the job
+        warm = time.monotonic()
+
+        def cold() -> bool:  # RQ ignores a second signal within a second of the first (a pool sends two)
+            if worker.poll() is None and time.monotonic() - warm > 1.2:
+                os.kill(worker.pid, signal.SIGTERM)
+            return worker.poll() is not None
+
+        wait_for(cold, 30, "the cold shutdown")
+        out = worker.stdout.read() if worker.stdout else ""
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    assert worker.returncode == 1, out
+    assert "killed by the worker's cold shutdown (second SIGTERM)" in out
+    assert not pid_alive(seen["pid"])
+    job = Job.fetch(rq_id, connection=conn)
+    assert job.get_status() == "failed"
+    assert rq_id in Queue(job.origin, connection=conn).failed_job_registry.get_job_ids()
+    assert "cold shutdown" in job.latest_result().exc_string
+    worker_key = f"rq:worker:{conn.hget(f'rq:job:{rq_id}', 'worker_name').decode()}"
+    assert not conn.exists(worker_key) or conn.hexists(worker_key, "death")
+    events = list(listen(pubsub, timeout=2))
+    pubsub.close()
+    assert [e["event"] for e in events] == ["started", "failed"]
+    assert events[1]["error"] == "killed by the worker's cold shutdown (second SIGTERM)"
+    ctx.database()
+    row = ScheduledJobLog.get()
+    assert row.status == "failed" and row.reason == "killed by the worker's cold shutdown (second SIGTERM)"
+    assert row.duration is not None and row.finished_at is not None
     assert reconcile_active(ctx, conn, now=AFTER_SLOT + timedelta(minutes=1)) == 0  # nothing left to settle
 
 
