@@ -12,6 +12,12 @@ SIGTERM should ``start`` die without stopping it (SIGKILL, a crash), so no child
 exits on its own, the others are stopped too and ``start`` exits non-zero, so a crash is never hidden behind
 a still-running terminal.
 
+One ``start`` per bench: it holds an exclusive lock (``flock``) on ``<bench>/.hookscheduler/start.lock`` for its
+whole life, and a second ``start`` on the same bench refuses with one line naming the PID that holds it (two
+would run two schedulers and two sets of workers on one database, and, with a private Redis, a second server
+that rewrites the first one's config and URL files). The operating system releases the lock when the holder
+exits, however it exits, so a ``start`` killed outright leaves no stale lock behind.
+
 Redis: if none answers at the configured ``redis_queue`` and ``redis-server`` is on ``PATH``, a private one
 is started on a free local port with its own data directory (``<bench>/.hookscheduler/redis``, owner-only),
 announced, handed to the children through ``$HOOKSCHEDULER_REDIS_URL``, and stopped last. ``.hookscheduler/``
@@ -25,6 +31,7 @@ command fails with one line saying how to get Redis. This is for development; pr
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import os
@@ -44,7 +51,7 @@ from typing import IO, cast
 
 from ..broker.connection import check_redis, connect_redis, redis_for
 from ..config import Bench, Site
-from ..exceptions import ServiceUnavailable
+from ..exceptions import HookSchedulerError, ServiceUnavailable
 from ..security.redact import redact
 from ..worker.process import bench_queues
 
@@ -137,6 +144,41 @@ def ignore_folder(folder: Path) -> None:
     marker = folder / ".gitignore"
     if not marker.exists():
         marker.write_text("# made by hookscheduler start: runtime files (a private Redis), never committed\n*\n")
+
+
+#: The lock file that makes ``start`` one per bench, in the bench's ``.hookscheduler/``.
+LOCK_FILE = "start.lock"
+
+
+class AlreadyRunning(HookSchedulerError):
+    """Another ``hookscheduler start`` holds the bench's lock."""
+
+
+def hold_start_lock(folder: Path) -> int:
+    """Take the bench's ``start`` lock in ``folder`` (``<bench>/.hookscheduler``) and write this PID into it; the
+    lock's file descriptor, to close at exit (the OS releases the lock with it, or when the process dies).
+    Raise :class:`AlreadyRunning`, naming the holder's PID, when another process holds it. The file stays: it
+    is the lock, and removing it would let a third ``start`` lock a new file while the second still holds the
+    old one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore_folder(folder)
+    path = folder / LOCK_FILE
+    try:  # not inherited by the children: a child that outlived ``start`` must not keep the bench locked
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise AlreadyRunning(f"cannot open {path}: {exc.strerror}; is another user running hookscheduler start "
+                             "on this bench?") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode("ascii", "replace").strip()
+        os.close(fd)
+        raise AlreadyRunning(
+            f"hookscheduler start is already running for this bench (pid {holder or 'unknown'}, holding {path}); "
+            "stop it first (one start per bench: two would run two schedulers and two sets of workers)") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+    return fd
 
 
 PR_SET_PDEATHSIG = 1
@@ -299,12 +341,17 @@ def _wait_all(procs: list[tuple[str, subprocess.Popen[str]]], timeout: float) ->
 
 def start(bench: Bench, sites: list[Site], scheduler: bool = True, site: str | None = None,
           out: IO[str] | None = None) -> int:
-    """``hookscheduler start``: Redis (found or private), then the scheduler and the workers, until stopped."""
-    sup = Supervisor(plan(bench, sites, scheduler=scheduler, site=site), out=out or sys.stdout)
-    url, redis_proc = ensure_redis(sites[0], bench.path / ".hookscheduler" / "redis", sup.say)
-    if redis_proc is not None and url is not None:
-        sup.extra.append(("redis", redis_proc))
-        sup.env["HOOKSCHEDULER_REDIS_URL"] = url
-    sup.env["HOOKSCHEDULER_BENCH"] = str(bench.path)
-    sup.env.setdefault("PYTHONUNBUFFERED", "1")
-    return sup.run()
+    """``hookscheduler start``: the bench's lock, Redis (found or private), then the scheduler and the workers,
+    until stopped."""
+    lock = hold_start_lock(bench.path / ".hookscheduler")
+    try:
+        sup = Supervisor(plan(bench, sites, scheduler=scheduler, site=site), out=out or sys.stdout)
+        url, redis_proc = ensure_redis(sites[0], bench.path / ".hookscheduler" / "redis", sup.say)
+        if redis_proc is not None and url is not None:
+            sup.extra.append(("redis", redis_proc))
+            sup.env["HOOKSCHEDULER_REDIS_URL"] = url
+        sup.env["HOOKSCHEDULER_BENCH"] = str(bench.path)
+        sup.env.setdefault("PYTHONUNBUFFERED", "1")
+        return sup.run()
+    finally:
+        os.close(lock)

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import stat
+import subprocess
 import sys
 import threading
 
@@ -18,7 +19,7 @@ from rq import Queue
 from hookscheduler import enqueue, get_job_status
 from hookscheduler.broker.keys import queue_name
 from hookscheduler.config import load_bench, load_sites
-from hookscheduler.ops.supervisor import Proc, Supervisor, free_port, plan
+from hookscheduler.ops.supervisor import Proc, Supervisor, free_port, hold_start_lock, plan
 from hookscheduler.store.models import ScheduledJobLog
 from tests.helpers import env_for
 from tests.integration.bgjobs_support import cli, make_bench, out_rows, pid_alive, site, spawn, wait_for
@@ -193,6 +194,32 @@ def test_start_without_redis_or_redis_server_says_how_to_get_redis(bench_factory
     assert message.startswith(f"Error: cannot reach Redis at redis://user:***@127.0.0.1:{port}/0")
     assert "redis-server is not on PATH" in message and "apt install redis-server" in message
     assert "secret" not in done.stdout + done.stderr and len(message.splitlines()) == 1
+
+
+def test_a_second_start_on_the_bench_is_refused_naming_the_holder_and_a_killed_one_leaves_no_lock(bench_factory):
+    """One start per bench: while a process holds the bench's lock, ``start`` refuses in one line naming its PID,
+    before it looks for Redis (no second private server in the bench's folder, no children). The lock is the
+    OS's: a holder killed outright releases it."""
+    port = free_port()  # nothing answers there: a start that got past the lock would start a private Redis
+    bench = make_bench(bench_factory, common={"redis_queue": f"redis://127.0.0.1:{port}/0"})
+    folder = bench / ".hookscheduler"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from hookscheduler.ops.supervisor import hold_start_lock; "
+                               "hold_start_lock(Path(sys.argv[1])); print('held', flush=True); time.sleep(60)",
+         str(folder)], env=env_for(bench), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        done = cli(bench, "start")
+        assert done.returncode == 1, done.stdout + done.stderr
+        message = done.stderr.strip()
+        assert len(message.splitlines()) == 1 and f"already running for this bench (pid {holder.pid}," in message
+        assert "started" not in done.stdout and not (folder / "redis").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    os.close(hold_start_lock(folder))  # SIGKILLed: its lock went with it
+    assert (folder / ".gitignore").exists()
 
 
 def test_job_status_command(bench_factory):
