@@ -363,18 +363,37 @@ class _Reregistered:
             pipe.execute()
 
 
-class HookWorker(_HorseDeathEvents, _NotedTimeouts, _RedactedFailure, _PromptUnsubscribe, _Reregistered,
-                 WarmDatabaseWorker, Worker):
+class _NoRQScheduler:
+    """Never RQ's scheduler: hookscheduler does its own scheduling, and sends nothing through RQ's (no
+    ``enqueue_in`` / ``enqueue_at``, no retries with intervals). RQ's ``WorkerPool`` starts its workers with
+    ``with_scheduler=True`` whatever it is told: each pool worker that won RQ's scheduler lock forked a scheduler
+    process, which outlived its worker (an orphan of init, holding ``rq:scheduler-lock:*``) when the worker
+    died. So every worker here runs without it, as ``hookscheduler worker`` always did."""
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        if len(args) > _WITH_SCHEDULER:
+            args = (*args[:_WITH_SCHEDULER], False, *args[_WITH_SCHEDULER + 1:])
+        else:
+            kwargs["with_scheduler"] = False
+        return bool(super().work(*args, **kwargs))  # type: ignore[misc]
+
+
+#: The position of ``with_scheduler`` among the arguments of RQ's ``Worker.work``.
+_WITH_SCHEDULER = 6
+
+
+class HookWorker(_NoRQScheduler, _HorseDeathEvents, _NotedTimeouts, _RedactedFailure, _PromptUnsubscribe,
+                 _Reregistered, WarmDatabaseWorker, Worker):
     """RQ's Worker (queues in priority order)."""
 
 
-class HookRoundRobinWorker(_HorseDeathEvents, _NotedTimeouts, _RedactedFailure, _PromptUnsubscribe, _Reregistered,
-                           WarmDatabaseWorker, RoundRobinWorker):
+class HookRoundRobinWorker(_NoRQScheduler, _HorseDeathEvents, _NotedTimeouts, _RedactedFailure,
+                           _PromptUnsubscribe, _Reregistered, WarmDatabaseWorker, RoundRobinWorker):
     """RQ's RoundRobinWorker (after a job from one queue, the next queue comes first)."""
 
 
-class HookRandomWorker(_HorseDeathEvents, _NotedTimeouts, _RedactedFailure, _PromptUnsubscribe, _Reregistered,
-                       WarmDatabaseWorker, RandomWorker):
+class HookRandomWorker(_NoRQScheduler, _HorseDeathEvents, _NotedTimeouts, _RedactedFailure, _PromptUnsubscribe,
+                       _Reregistered, WarmDatabaseWorker, RandomWorker):
     """RQ's RandomWorker (queues shuffled after every job)."""
 
 

@@ -9,11 +9,13 @@ import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import time_machine
 from rq import Queue
 from rq.job import Job
+from rq.worker import Worker
 
 from hookscheduler import enqueue
 from hookscheduler.background.events import listen, subscribe
@@ -311,6 +313,41 @@ def test_worker_pool_runs_n_jobs_on_n_workers_at_once(bench_factory):
     assert done.returncode == 0, done.stderr
     rows = out_rows(bench, "barrier")
     assert len(rows) == 3 and len({r["worker"] for r in rows}) == 3 and len({r["pid"] for r in rows}) == 3
+
+
+def _children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (Linux's /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+def test_worker_pool_workers_run_no_rq_scheduler(bench_factory, redis_client):
+    """hookscheduler schedules itself: a pool worker forks no RQ scheduler (a process that outlived its worker,
+    holding RQ's scheduler lock) and takes no scheduler lock, as ``worker`` does not."""
+    bench = make_bench(bench_factory)
+    ctx, conn = site(bench)
+    queues = [queue_name(ctx.bench.bench_id, q) for q in ("short", "default", "long")]
+    pool = spawn(bench, "worker-pool", "--num-workers", "1")
+    try:
+        [worker] = wait_for(lambda: [w for w in Worker.all(queue=Queue(queues[0], connection=conn))
+                                     if w.get_state() == "idle"], 60, "an idle pool worker", pool)
+        assert not [q for q in queues if conn.exists(f"rq:scheduler-lock:{q}")]
+        assert _children(worker.pid) == []  # no scheduler process (and no horse: it is idle)
+    finally:
+        os.killpg(pool.pid, signal.SIGTERM)
+        try:
+            pool.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(pool.pid, signal.SIGKILL)
+            pool.wait()
 
 
 def test_worker_pool_refuses_an_unknown_queue(bench_factory):
