@@ -9,8 +9,8 @@ job), then, after a grace period, a cold one (RQ kills the work horses), then SI
 their own sessions (a Ctrl-C reaches ``start`` only, which stops them in order), so the terminal's signals
 never reach them directly: ``start`` forwards them, and on Linux each child also asks the kernel to send it
 SIGTERM should ``start`` die without stopping it (SIGKILL, a crash), so no child outlives it. If one child
-exits on its own, the others are stopped too and ``start`` exits non-zero, so a crash is never hidden behind
-a still-running terminal.
+exits on its own, the others are stopped too and ``start`` exits non-zero (the child's status, or 128 plus the
+signal that killed it, as a shell reports it), so a crash is never hidden behind a still-running terminal.
 
 One ``start`` per bench: it holds an exclusive lock (``flock``) on ``<bench>/.hookscheduler/start.lock`` for its
 whole life, and a second ``start`` on the same bench refuses with one line naming the PID that holds it (two
@@ -269,8 +269,8 @@ class Supervisor:
                 exited = [(n, pr) for n, pr in self._running if pr.poll() is not None]
                 if exited:
                     name, proc = exited[0]
-                    self.say(f"{name} exited with status {proc.returncode}; stopping the others")
-                    status = proc.returncode or 1
+                    self.say(f"{name} {ended(proc.returncode)}; stopping the others")
+                    status = exit_status(proc.returncode)
                     break
             return status
         finally:
@@ -310,11 +310,30 @@ class Supervisor:
                 _wait_all(self._running, 5.0)
         for name, proc in self._running:
             if proc.returncode is not None:
-                self.say(f"{name} stopped (status {proc.returncode})")
+                self.say(f"{name} stopped: {ended(proc.returncode)}")
         _signal_all(self.extra, signal.SIGTERM)
         if not _wait_all(self.extra, 10.0):
             _signal_all(self.extra, signal.SIGKILL, group=True)
             _wait_all(self.extra, 5.0)
+
+
+def ended(returncode: int) -> str:
+    """Pure: how a child ended, from its ``Popen.returncode`` (negative: the signal that killed it)."""
+    if returncode >= 0:
+        return f"exited with status {returncode}"
+    try:
+        return f"killed by signal {-returncode}, {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"killed by signal {-returncode}"
+
+
+def exit_status(returncode: int) -> int:
+    """Pure: the status ``start`` exits with when a child ended on its own: the child's, or 128 plus the signal
+    that killed it (as a shell reports it: 137 for SIGKILL; a negative code would reach the OS as 256 minus the
+    signal), and 1 for a child that exited 0 (a child ending on its own is never a success of ``start``)."""
+    if returncode < 0:
+        return 128 - returncode
+    return returncode or 1
 
 
 def _signal_all(procs: list[tuple[str, subprocess.Popen[str]]], sig: signal.Signals, group: bool = False) -> None:

@@ -128,6 +128,19 @@ def test_a_child_that_exits_stops_the_others_and_the_status_says_so(bench_factor
     assert all(p.poll() is not None for _, p in sup._running)
 
 
+def test_a_child_killed_by_a_signal_makes_start_exit_128_plus_the_signal_and_say_which(bench_factory):
+    bench = make_bench(bench_factory)
+    sink = io.StringIO()
+    sup = Supervisor([
+        Proc("scheduler", [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]),
+        Proc("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"]),
+    ], env=env_for(bench), out=sink, stop_grace=5)
+    assert sup.run() == 128 + signal.SIGKILL
+    text = sink.getvalue()
+    assert "scheduler killed by signal 9, SIGKILL; stopping the others" in text
+    assert "sleeper stopped: killed by signal 15, SIGTERM" in text
+
+
 def test_an_injected_scheduler_and_a_real_worker_under_one_supervisor(bench_factory):
     """The scheduler process is a parameter: here a stand-in that enqueues one job, as the tick would."""
     bench = make_bench(bench_factory)
