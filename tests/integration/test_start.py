@@ -11,15 +11,18 @@ import stat
 import subprocess
 import sys
 import threading
+from datetime import datetime
 
 import pytest
 import redis
 from rq import Queue
+from rq.job import Job
 
 from hookscheduler import enqueue, get_job_status
 from hookscheduler.broker.keys import queue_name
 from hookscheduler.config import load_bench, load_sites
 from hookscheduler.ops.supervisor import Proc, Supervisor, free_port, hold_start_lock, plan
+from hookscheduler.schedule.claim import run_pass
 from hookscheduler.store.models import ScheduledJobLog
 from tests.helpers import env_for
 from tests.integration.bgjobs_support import cli, make_bench, out_rows, pid_alive, site, spawn, wait_for
@@ -158,6 +161,30 @@ def test_an_injected_scheduler_and_a_real_worker_under_one_supervisor(bench_fact
     lines = sink.getvalue().splitlines()
     assert any(line.split()[1] == "scheduler" and "| enqueued " in line for line in lines)
     assert out_rows(bench, "add")[0]["a"] == 5
+
+
+def test_a_job_killed_by_starts_cold_shutdown_is_recorded_failed_and_the_worker_says_so(bench_factory):
+    """Stopping ``start`` while a run goes on: past the grace, the second SIGTERM kills the job; the worker
+    records it failed (RQ and the ledger) and exits 1, which ``start`` shows."""
+    bench = make_bench(bench_factory, "sqlite", {"hourly": [{"method": "bgapp.tasks.sleeper", "timeout": 60}]})
+    ctx, conn = site(bench)
+    rq_id = run_pass(ctx, conn, now=datetime(2026, 1, 5, 11, 0, 1)).sent_ids[0]
+    b = load_bench(bench)
+    procs = [p for p in plan(b, load_sites(b), scheduler=False) if p.name == "worker_default"]
+    sink = io.StringIO()
+    sup = Supervisor(procs, env=env_for(bench, HS_TEST_SLOW="300"), out=sink, stop_grace=1.5)
+    watcher = threading.Thread(target=lambda: (wait_for(lambda: out_rows(bench, "sleeper"), 60, "the run"),
+                                               sup.stop()), daemon=True)
+    watcher.start()
+    assert sup.run() == 0  # stopped on request
+    watcher.join(5)
+    text = sink.getvalue()
+    assert "still running after the grace period: cold shutdown" in text
+    assert "worker_default stopped: exited with status 1" in text, text
+    assert Job.fetch(rq_id, connection=conn).get_status() == "failed"
+    ctx.database()
+    row = ScheduledJobLog.get()
+    assert row.status == "failed" and row.reason == "killed by the worker's cold shutdown (second SIGTERM)"
 
 
 def test_start_brings_a_private_redis_when_none_answers(bench_factory):
