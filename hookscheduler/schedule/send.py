@@ -401,24 +401,3 @@ def job_statuses(conn: redis.Redis, job_ids: list[str]) -> dict[str, str | None]
             pipe.hget(f"rq:job:{jid}", "status")
         values = pipe.execute()
     return {jid: (v.decode() if isinstance(v, bytes) else v) for jid, v in zip(job_ids, values, strict=False)}
-
-
-def workers_alive(conn: redis.Redis, job_ids: list[str]) -> dict[str, bool | None]:
-    """For jobs RQ says are started: does the worker running each still have its key in Redis (RQ renews it
-    with every heartbeat; Redis expires it when the worker dies)? None when the job names no worker. Two round
-    trips, and Redis's own timing: no clock of any host is compared."""
-    if not job_ids:
-        return {}
-    with conn.pipeline(transaction=False) as pipe:
-        for jid in job_ids:
-            pipe.hget(f"rq:job:{jid}", "worker_name")
-        names = [(v.decode() if isinstance(v, bytes) else v) for v in pipe.execute()]
-    known = [(jid, name) for jid, name in zip(job_ids, names, strict=True) if name]
-    out: dict[str, bool | None] = {jid: None for jid in job_ids}
-    if known:
-        with conn.pipeline(transaction=False) as pipe:
-            for _, name in known:
-                pipe.exists(f"rq:worker:{name}")
-            for (jid, _), exists in zip(known, pipe.execute(), strict=True):
-                out[jid] = bool(exists)
-    return out
