@@ -24,6 +24,7 @@ import logging
 import os
 import signal
 import socket
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -314,9 +315,33 @@ class _PromptUnsubscribe:
             thread.join(timeout=LISTEN_WAKE + 1)
             self.pubsub.close()
 
+    def _pubsub_exception_handler(self, exc: Exception, pubsub: Any, pubsub_thread: Any) -> None:
+        """The listener lost Redis: wait and let redis-py reconnect, backing off (1, 2, 4 ... 60 s) and saying so
+        once per outage. RQ's own handler logged an ERROR and waited 2 s at each attempt, whatever it said: a
+        minute without Redis was some 30 lines from this thread alone, beside the job loop's own. Anything but
+        a lost connection ends the listener, as RQ's does."""
+        name, say = self.name, self.log  # type: ignore[attr-defined]
+        if not isinstance(exc, redis.exceptions.ConnectionError):
+            say.warning("Worker %s: command listener exiting on %s", name, exc)
+            raise exc
+        at = time.monotonic()
+        delay = getattr(self, "_listen_delay", 0.0)
+        if not delay or at - getattr(self, "_listen_failed_at", 0.0) > 2 * delay + LISTEN_WAKE + 5:
+            delay = 1.0  # a new outage (the last failure is long past): say it once
+            say.error("Worker %s: command listener lost Redis (%s); retrying with back-off, up to %d s apart",
+                      name, one_line(exc), LISTEN_BACKOFF_MAX)
+        else:
+            delay = min(delay * 2, LISTEN_BACKOFF_MAX)
+            say.debug("Worker %s: command listener still without Redis; next try in %.0f s", name, delay)
+        self._listen_delay = delay
+        time.sleep(delay)
+        self._listen_failed_at = time.monotonic()
+
 
 #: Seconds the command listener waits for a message before it checks whether it should stop.
 LISTEN_WAKE = 1.0
+#: The longest wait between two attempts of the command listener to reach a Redis it lost.
+LISTEN_BACKOFF_MAX = 60
 
 
 class _Reregistered:

@@ -444,3 +444,34 @@ def test_worker_stop_survives_a_listener_that_closed_its_connection_first(redis_
     worker.unsubscribe()  # must not raise
     assert not thread.is_alive()
     assert pubsub.connection is None  # closed
+
+
+def test_the_command_listener_backs_off_from_a_lost_redis_and_says_so_once(redis_client, monkeypatch, caplog):
+    """RQ's listener handler logged an ERROR and slept 2 s at every attempt (15 lines in 20 s of outage); ours
+    says it once per outage and waits 1, 2, 4 ... up to a minute. Anything but a lost connection ends it."""
+    import redis as redis_lib
+
+    from hookscheduler.worker import process
+
+    worker = HookWorker([Queue(f"hs-backoff-{uuid.uuid4().hex[:8]}", connection=redis_client)],
+                        connection=redis_client, name=f"hs-backoff-{uuid.uuid4().hex[:8]}")
+    clock = [1000.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(process.time, "sleep", sleep)
+    monkeypatch.setattr(process.time, "monotonic", lambda: clock[0])
+    lost = redis_lib.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6391. Connection refused.")
+    with caplog.at_level("DEBUG", logger=worker.log.name):
+        for _ in range(9):
+            worker._pubsub_exception_handler(lost, None, None)
+        clock[0] += 600  # Redis came back; a new outage ten minutes later is said again
+        worker._pubsub_exception_handler(lost, None, None)
+    assert waits == [1, 2, 4, 8, 16, 32, 60, 60, 60, 1]
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2 and "lost Redis" in errors[0].getMessage()
+    with pytest.raises(ValueError):
+        worker._pubsub_exception_handler(ValueError("not a connection problem"), None, None)
