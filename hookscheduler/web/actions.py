@@ -140,8 +140,10 @@ def resume(dash: Dashboard, request: Request, site: str, form: dict[str, str], w
     with dash.sites.use(site) as ctx:
         scheduler_state.set_paused(ctx, False)
         status, reason = scheduler_state.scheduler_state(ctx)
+        against = scheduler_state.bench_paused(ctx)
     still = f"; note: still {status}: {reason}" if status != scheduler_state.ENABLED else ""
-    return f"scheduler resumed for site {site}{still}"
+    bench = "; note: the bench is paused in common_site_config.json, this site runs anyway" if against else ""
+    return f"scheduler resumed for site {site}{still}{bench}"
 
 
 def purge(dash: Dashboard, request: Request, site: str, form: dict[str, str], who: Viewer) -> str:

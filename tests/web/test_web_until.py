@@ -107,3 +107,19 @@ def test_the_until_field_is_read_at_the_dashboard_s_clock_as_the_cli_reads_it_at
     ctx.database()
     end = ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok").stopped_until
     assert 7100 < (end - (utcnow() + ahead)).total_seconds() <= 7200  # two hours after the dashboard's now
+
+
+def test_resume_against_a_bench_wide_pause_says_this_site_runs_anyway(bench_factory):
+    """The site's own resume overrides a pause of the whole bench (the site's file says false): the dashboard
+    says so, as `scheduler resume` does."""
+    import json
+
+    bench = make_bench(bench_factory, "sqlite", sites={"s1": {}})
+    common = bench / "sites" / "common_site_config.json"
+    common.write_text(json.dumps({**json.loads(common.read_text()), "pause_scheduler": 1}))
+    c = client(bench)
+    page = c.get("/scheduler")
+    r = c.post("/sites/s1/scheduler/resume", data={"csrf": csrf_of(page.text)}, follow_redirects=True)
+    assert "scheduler resumed for site s1" in r.text
+    assert "the bench is paused in common_site_config.json, this site runs anyway" in r.text
+    assert sched.site_status(open_site(str(bench), "s1"), None).status == "enabled"
