@@ -54,8 +54,8 @@ SEP = "\x1f"
 
 
 #: How many labels follow the job name in each kind of field.
-_LABELS_AFTER_JOB = {"runs": 1, "slots": 2, "late_b": 1, "dur_b": 1, "late_sum": 0, "dur_sum": 0, "last_ok": 0,
-                     "last_run": 0}
+_LABELS_AFTER_JOB = {"runs": 1, "slots": 2, "off_time": 0, "late_b": 1, "dur_b": 1, "late_sum": 0, "dur_sum": 0,
+                     "last_ok": 0, "last_run": 0}
 
 
 def field_name(*parts: str) -> str:
@@ -96,12 +96,17 @@ def fold(rows: Iterable[dict[str, Any]], into: Fold | None = None) -> Fold:
     out = into or Fold()
     for r in rows:
         job, status = str(r["job_name"]), str(r["status"])
+        slots = int(r["slots"] or 1)
         if status in NOT_RUN_STATUSES:
-            out.add(field_name("slots", job, status, history.reason_kind(status, r["reason"])), int(r["slots"] or 1))
+            out.add(field_name("slots", job, status, history.reason_kind(status, r["reason"])), slots)
+            if status == "missed":
+                out.add(field_name("off_time", job), slots)
             continue
         if status not in RUN_STATUSES:
             continue
         out.add(field_name("runs", job, status))
+        if r["trigger"] == "catch-up" or slots > 1:  # a catch-up run: its slots ran late (as `jobs missed` counts)
+            out.add(field_name("off_time", job), slots)
         if r["enqueued_at"] is not None and r["trigger"] in ("schedule", "catch-up"):
             late = max(0.0, (r["enqueued_at"] - r["scheduled_for"]).total_seconds())
             out.add(field_name("late_b", job, _bucket(late, LATENESS_BUCKETS)))
@@ -272,6 +277,17 @@ def _write(pipe: Any, key: str, f: Fold, current: dict[str, Any]) -> None:
             pipe.hset(key, name, json.dumps([row_id, status]))
 
 
+def forget(conn: redis.Redis, bench_id: str, site: str, series: dict[tuple[str, ...], str], jobs: set[str]) -> int:
+    """Drop the stored ``series`` (as :func:`read` gave them) of jobs no longer in the jobs table (``jobs``: every
+    name there, removed ones too), so a pruned job's series leave the scrape. Safe against a collection folding
+    at the same time: a job's rows are written after the job, and counted at least ``grace`` seconds later, so a
+    job missing from a table read just before is gone, not new. Returns how many fields were dropped."""
+    stale = [field_name(*key) for key in series if key[1] not in jobs]
+    if stale:
+        conn.hdel(counts_key(bench_id, site), *stale)
+    return len(stale)
+
+
 def read(conn: redis.Redis, bench_id: str, site: str) -> dict[tuple[str, ...], str]:
     """The site's stored series: (kind, *labels) -> value text (``cursor`` left out)."""
     out: dict[tuple[str, ...], str] = {}
@@ -290,6 +306,6 @@ def read(conn: redis.Redis, bench_id: str, site: str) -> dict[tuple[str, ...], s
 
 
 __all__ = [
-    "DURATION_BUCKETS", "LATENESS_BUCKETS", "Fold", "Scan", "counts_key", "field_name", "fold", "growing_key",
+    "DURATION_BUCKETS", "LATENESS_BUCKETS", "Fold", "Scan", "counts_key", "field_name", "fold", "forget", "growing_key",
     "pending_key", "read", "regrow", "scan", "update",
 ]

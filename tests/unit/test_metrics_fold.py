@@ -86,3 +86,9 @@ def test_regrow_counts_a_followed_rows_new_slots_and_stops_following_it_when_a_n
     newer = _row(9, "started")
     assert regrow(after, [_row(1, "skipped", reason=stopped, slots=6), shrunk], [], [newer], f) == {2: 4}
     assert f.ints == {field_name("slots", "app.job", "skipped", "stopped"): 1}  # read a last time, then dropped
+
+
+def test_fold_counts_slots_off_time_missed_and_run_late_by_a_catch_up():
+    f = fold([_row(1, "missed", slots=5), _row(2, "complete", trigger="catch-up", slots=83),
+              _row(3, "failed", trigger="catch-up"), _row(4, "complete"), _row(5, "skipped", slots=9)])
+    assert f.ints[field_name("off_time", "app.job")] == 5 + 83 + 1
