@@ -13,7 +13,7 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -78,11 +78,15 @@ class HookschedulerCollector(Collector):
             ledger_counts.update(conn, bench_id, name, now, self.grace, self.budget)
             status, _reason = scheduler_state.scheduler_state(ctx)
             jobs = job_reads.schedules_shown()
+            known = set(job_reads.names())
             calendar = ctx.calendar
             queue_names = list(ctx.site.queues)
             per_job = ctx.site.settings.metrics_job_histograms
             late = scheduler_state.overdue_after(ctx.site.tick_interval)
-        _counters(ledger_counts.read(conn, bench_id, name), name, f, per_job)
+        stored = ledger_counts.read(conn, bench_id, name)
+        ledger_counts.forget(conn, bench_id, name, stored, known)
+        kept = {key: value for key, value in stored.items() if key[1] in known}
+        _counters(kept, name, f, per_job, [job[0] for job in jobs])
         intervals: dict[tuple[str, str], float] = {}
         for job, frequency, cron, stopped, nxt in jobs:
             f.enabled.add_metric([name, job], 0 if stopped else 1)
@@ -107,6 +111,8 @@ class HookschedulerCollector(Collector):
         for queue, by_state in counts["queues"].items():
             for state in queues.COUNTED:
                 f.queue.add_metric([name, queue, state], by_state[state])
+        for queue, n in rq_view.workers_per_queue(conn, bench_id, queue_names).items():
+            f.queue_workers.add_metric([name, queue], n)
 
     def _workers(self, now: datetime, f: _Families) -> None:
         names = self.sites.names
@@ -137,6 +143,8 @@ class _Families:
                                         labels=[*sj, "status"])
         self.slots = CounterMetricFamily(P + "job_slots_not_run", "Slots missed or skipped, by reason.",
                                          labels=[*sj, "status", "reason"])
+        self.off_time = CounterMetricFamily(P + "job_slots_off_time", "Slots not run on time: missed, or run "
+                                            "late by a catch-up run.", labels=sj)
         self.last_ok = GaugeMetricFamily(P + "job_last_success_timestamp_seconds",
                                          "When the job's last successful run finished (Unix time).", labels=sj)
         self.last_status = GaugeMetricFamily(P + "job_last_run_status",
@@ -160,6 +168,8 @@ class _Families:
         self.queue = GaugeMetricFamily(P + "queue_jobs", "The site's jobs per queue and state.",
                                        labels=[*s, "queue", "state"])
         self.workers = GaugeMetricFamily(P + "workers", "RQ workers of the bench, busy or idle.", labels=["state"])
+        self.queue_workers = GaugeMetricFamily(P + "queue_workers", "Live RQ workers listening on the site's queue.",
+                                               labels=[*s, "queue"])
         self.sched_up = GaugeMetricFamily(P + "scheduler_up", "1 while the site is scheduled: a schedule process "
                                           "serves it, or `hookscheduler tick` made its recent passes.",
                                           labels=s)
@@ -172,20 +182,32 @@ class _Families:
         self.site_up = GaugeMetricFamily(P + "site_up", "1 when the site's database and Redis answered.", labels=s)
 
     def all(self) -> list[Metric]:
-        return [self.runs, self.slots, self.last_ok, self.last_status, self.enabled, self.next_run, self.interval,
-                self.lateness, self.duration, self.site_lateness, self.site_duration, self.queue, self.workers,
+        return [self.runs, self.slots, self.off_time, self.last_ok, self.last_status, self.enabled, self.next_run,
+                self.interval, self.lateness, self.duration, self.site_lateness, self.site_duration, self.queue,
+                self.queue_workers, self.workers,
                 self.sched_up, self.sched_status,
                 self.heartbeat_age, self.last_tick, self.site_up]
 
 
-def _counters(series: dict[tuple[str, ...], str], site: str, f: _Families, per_job: bool = True) -> None:
+def _counters(series: dict[tuple[str, ...], str], site: str, f: _Families, per_job: bool = True,
+              jobs: Sequence[str] = ()) -> None:
     """Adds one site's Redis-kept series to the families. The lateness and duration histograms are always
-    summed into the site's own; per job only when ``per_job`` (``metrics_job_histograms``): they are about
-    22 of the 30 series a job costs, which at 10,000 jobs makes a scrape of hundreds of thousands of lines."""
+    summed into the site's own; per job only when ``per_job`` (``metrics_job_histograms``): they are 25 of the
+    35 series a busy job costs, which at 10,000 jobs makes a scrape of hundreds of thousands of lines.
+
+    The counters the alert rules read (runs by status, slots off time) are given at 0 for every job of ``jobs``
+    that has none yet: ``increase()`` ignores a series' first sample, so a series born at 1 on a job's first
+    failure would never fire an alert."""
     hist: dict[tuple[str, str], dict[str, float]] = {}
+    for job in jobs:
+        for st in ledger_counts.RUN_STATUSES:
+            series.setdefault(("runs", job, st), "0")
+        series.setdefault(("off_time", job), "0")
     for (kind, job, *rest), value in series.items():
         if kind == "runs":
             f.runs.add_metric([site, job, rest[0]], float(value))
+        elif kind == "off_time":
+            f.off_time.add_metric([site, job], float(value))
         elif kind == "slots":
             f.slots.add_metric([site, job, rest[0], rest[1]], float(value))
         elif kind == "last_ok":

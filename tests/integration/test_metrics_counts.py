@@ -267,3 +267,75 @@ def test_a_server_serves_a_site_created_after_it_started_and_drops_a_deleted_one
     assert sites.names == ["a.example"]
     with pytest.raises(UnknownSite, match=r"site 'b\.example' is not served here"):
         sites.get("b.example")
+
+
+def test_alerting_counters_start_at_zero_and_a_catch_up_counts_its_late_slots(bench_factory, db_kind, redis_client):
+    """``increase()`` ignores a series' first sample: the counters the alert rules read must exist at 0 before a
+    job's first failure or first late slots, or those never alert."""
+    bench = bench_factory.make(APPS, db=db_kind)
+    t0 = utcnow() - timedelta(hours=2)
+    ctx, _conn = migrated(bench, t0)
+    ctx.close()
+    sites = BenchSites(str(bench))
+    site = ("site", ctx.name)
+
+    def key(name: str, job: str, *labels: tuple[str, str]):
+        return (name, tuple(sorted((("job_name", job), site, *labels))))
+
+    got = samples(registry_for(sites, grace=0))
+    for job in ("app1.tasks.ok", "app1.tasks.boom"):
+        assert got[key("hookscheduler_job_runs_total", job, ("status", "failed"))] == 0
+        assert got[key("hookscheduler_job_runs_total", job, ("status", "complete"))] == 0
+        assert got[key("hookscheduler_job_slots_off_time_total", job)] == 0
+    with sites.use(ctx.name):
+        ok = ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.ok")
+        boom = ScheduledJobType.get(ScheduledJobType.name == "app1.tasks.boom")
+        _add(boom, "failed", t0, traceback="RuntimeError: x")
+        # catchup=once: an outage's 83 slots run late in one catch-up run; no row is "missed"
+        _add(ok, "complete", t0, trigger="catch-up", slots=83, reason="83 missed slots coalesced into one run")
+        _add(ok, "missed", t0, slots=5, reason="no scheduler pass ran for 5 slots; catchup=skip, so not run")
+    got = samples(registry_for(sites, grace=0))
+    assert got[key("hookscheduler_job_runs_total", "app1.tasks.boom", ("status", "failed"))] == 1
+    assert got[key("hookscheduler_job_slots_off_time_total", "app1.tasks.ok")] == 88
+    assert got[key("hookscheduler_job_slots_off_time_total", "app1.tasks.boom")] == 0
+
+
+def test_the_series_of_a_job_deleted_from_the_table_are_dropped(bench_factory, db_kind, redis_client):
+    """A job only removed from the hooks keeps its counters (it is still in the table and may come back); one
+    pruned from the table (``migrate --prune``) leaves the scrape, while the other jobs' counters stay."""
+    bench = bench_factory.make(APPS, db=db_kind)
+    t0 = utcnow() - timedelta(hours=2)
+    ctx, conn = migrated(bench, t0)
+    ctx.close()
+    sites = BenchSites(str(bench))
+    with sites.use(ctx.name):
+        for name in ("app1.tasks.boom", "app1.tasks.ok"):  # the deleted job's row not the newest (SQLite id reuse)
+            _add(ScheduledJobType.get(ScheduledJobType.name == name), "failed", t0, traceback="RuntimeError: x")
+    registry = registry_for(sites, grace=0)
+
+    def jobs() -> set[str]:
+        return {dict(labels).get("job_name", "") for (_name, labels) in samples(registry)} - {""}
+
+    assert jobs() == {"app1.tasks.ok", "app1.tasks.boom"}
+    with sites.use(ctx.name):
+        ScheduledJobType.update(removed=True).where(ScheduledJobType.name == "app1.tasks.boom").execute()
+    assert jobs() == {"app1.tasks.ok", "app1.tasks.boom"}
+    runs = ("hookscheduler_job_runs_total", (("job_name", "app1.tasks.boom"), ("site", ctx.name), ("status", "failed")))
+    assert samples(registry)[runs] == 1
+    with sites.use(ctx.name):
+        ScheduledJobLog.delete().where(ScheduledJobLog.job_name == "app1.tasks.boom").execute()
+        ScheduledJobType.delete().where(ScheduledJobType.name == "app1.tasks.boom").execute()
+    assert jobs() == {"app1.tasks.ok"}
+    assert not any(ledger_counts.SEP + "app1.tasks.boom" in (k.decode() if isinstance(k, bytes) else k)
+                   for k in conn.hkeys(ledger_counts.counts_key(ctx.bench.bench_id, ctx.name)))
+    kept = ("hookscheduler_job_runs_total", (("job_name", "app1.tasks.ok"), ("site", ctx.name), ("status", "failed")))
+    assert samples(registry)[kept] == 1
+
+
+def test_workers_are_counted_per_queue_of_the_site(bench_factory, redis_client):
+    bench = bench_factory.make(APPS)
+    ctx, _conn = migrated(bench, utcnow())
+    ctx.close()
+    got = samples(registry_for(BenchSites(str(bench)), grace=0))
+    per_queue = {dict(labels)["queue"]: v for (name, labels), v in got.items() if name == "hookscheduler_queue_workers"}
+    assert set(per_queue) == set(ctx.site.queues) and set(per_queue.values()) == {0}
