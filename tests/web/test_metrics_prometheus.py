@@ -30,7 +30,7 @@ PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 def test_the_shipped_alert_rules_check_and_pass_their_unit_tests(tmp_path):
     assert Path(PROMTOOL).exists(), "promtool is missing: apt-get install prometheus (.ci/run does)"
     check = subprocess.run([PROMTOOL, "check", "rules", str(ALERT_RULES)], capture_output=True, text=True)
-    assert check.returncode == 0 and "5 rules found" in check.stdout, check.stdout + check.stderr
+    assert check.returncode == 0 and "6 rules found" in check.stdout, check.stdout + check.stderr
     tests = (Path(__file__).with_name("alerts_test.yml")).read_text().replace("RULES_FILE", str(ALERT_RULES))
     (tmp_path / "alerts_test.yml").write_text(tests)
     run = subprocess.run([PROMTOOL, "test", "rules", str(tmp_path / "alerts_test.yml")], capture_output=True,
@@ -117,7 +117,7 @@ scrape_configs:
                 # the rules loaded and are evaluated against the scraped series
                 rules = json.loads(_wait_http(f"{base}/api/v1/rules"))["data"]["groups"][0]["rules"]
                 assert {r["name"] for r in rules} == {"JobMissedSlots", "JobFailing", "JobNotRunSince",
-                                                      "SchedulerDown", "QueueBacklog"}
+                                                      "SchedulerDown", "QueueBacklog", "NoWorkerForQueue"}
             finally:
                 prom.terminate()
                 prom.wait(timeout=30)
