@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 import peewee as pw
 
@@ -137,39 +137,69 @@ def open_database(url: str, base_dir: Path | None = None) -> pw.Database:
             path = (base_dir or Path.cwd()) / path
         return pw.SqliteDatabase(str(path), pragmas=_SQLITE_PRAGMAS, timeout=30)
     if scheme in ("postgresql", "postgres"):
-        options: dict[str, Any] = dict(parse_qsl(parts.query))
-        dbname = unquote(parts.path.lstrip("/"))
-        if not dbname:
-            raise ConfigError(f"db_url {redact(url)} names no database; use postgresql://user:pass@host:port/db")
+        dbname, options = _postgres_target(url, parts)
         provide_psycopg2()  # when the command line deferred it (hookscheduler._peewee)
         if getattr(pw, "psycopg2", None) is None:  # peewee's import of the driver is optional: say what to install
             raise ConfigError(
                 f"db_url {redact(url)} is PostgreSQL, but its driver (psycopg2) is not installed: "
                 "pip install 'hookscheduler[postgres]'"
             )
-        try:
-            port = parts.port  # urllib checks it only now: "host:abc" or "host:99999" raise ValueError
-        except ValueError as exc:
-            raise ConfigError(
-                f"db_url {redact(url)}: {url_error(exc)}; use postgresql://user:pass@host:port/db"
-            ) from None
-        given = {
-            "user": unquote(parts.username) if parts.username else None,
-            "password": unquote(parts.password) if parts.password else None,
-            "host": parts.hostname or None,
-            "port": port,
-        }
-        for key, value in given.items():
-            if key in options and value is not None:
-                raise ConfigError(
-                    f"db_url {redact(url)} gives the {key} both in the URL and as a ?{key}= parameter; keep one"
-                )
-            options.setdefault(key, value)
-        options.pop("dbname", None)  # libpq's spelling of the path's database; the path wins
         return PostgresqlDatabase(dbname, spare_key=url, **options)
     raise ConfigError(
         f"db_url {redact(url)}: unsupported scheme {parts.scheme!r}; use sqlite:///path or postgresql://..."
     )
+
+
+def _postgres_target(url: str, parts: SplitResult) -> tuple[str, dict[str, Any]]:
+    """The database name and libpq's connection parameters of a PostgreSQL ``db_url``. The host is
+    percent-decoded, case kept: libpq's form for a unix socket names its folder as the host,
+    ``postgresql://user@%2Fvar%2Frun%2Fpostgresql/db``."""
+    options: dict[str, Any] = dict(parse_qsl(parts.query))
+    dbname = unquote(parts.path.lstrip("/"))
+    if not dbname:
+        raise ConfigError(f"db_url {redact(url)} names no database; use postgresql://user:pass@host:port/db")
+    try:
+        port = parts.port  # urllib checks it only now: "host:abc" or "host:99999" raise ValueError
+    except ValueError as exc:
+        raise ConfigError(f"db_url {redact(url)}: {url_error(exc)}; use postgresql://user:pass@host:port/db") from None
+    hostinfo = parts.netloc.rpartition("@")[2]
+    host = hostinfo[1:].partition("]")[0] if hostinfo.startswith("[") else hostinfo.partition(":")[0]
+    given = {
+        "user": unquote(parts.username) if parts.username else None,
+        "password": unquote(parts.password) if parts.password else None,
+        "host": unquote(host) or None,
+        "port": port,
+    }
+    for key, value in given.items():
+        if key in options and value is not None:
+            raise ConfigError(
+                f"db_url {redact(url)} gives the {key} both in the URL and as a ?{key}= parameter; keep one"
+            )
+        options.setdefault(key, value)
+    options.pop("dbname", None)  # libpq's spelling of the path's database; the path wins
+    return dbname, options
+
+
+def database_key(url: str, base_dir: Path | None = None) -> tuple[str, ...] | None:
+    """Which database ``url`` names, for telling two sites that share one: the SQLite file's real path
+    (symbolic links and ``..`` resolved), or the PostgreSQL server's host and port with the database's name and
+    libpq's ``options`` (``?options=-csearch_path%3Dsite1`` gives each site a schema of its own in one
+    database); the user and the password do not make another database. None for an in-memory SQLite database (never
+    shared) and for a URL that cannot be read (its own error is reported where it is opened)."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme == "sqlite":
+            db = open_database(url, base_dir)
+            return None if db.database == ":memory:" else ("sqlite", os.path.realpath(db.database))
+        if scheme in ("postgresql", "postgres"):
+            dbname, options = _postgres_target(url, parts)
+            host = str(options.get("host") or "localhost")
+            return ("postgresql", host if host.startswith("/") else host.lower(), str(options.get("port") or 5432),
+                    dbname, str(options.get("options") or ""))
+    except (ConfigError, ValueError):
+        return None
+    return None
 
 
 _SQLITE_PRAGMAS = {"journal_mode": "wal", "busy_timeout": 30000, "foreign_keys": 1, "synchronous": "normal"}

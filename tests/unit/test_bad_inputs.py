@@ -56,6 +56,17 @@ def test_a_password_given_twice_is_a_clear_error_without_it():
     assert "one1" not in str(e.value) and "two2" not in str(e.value)
 
 
+@pytest.mark.parametrize(("url", "host", "port"), [
+    ("postgresql://app@%2Fvar%2Frun%2Fpostgresql/x", "/var/run/postgresql", None),  # libpq's unix-socket form
+    ("postgresql://app@%2FSrv%2FPG:5433/x", "/Srv/PG", 5433),  # a socket folder's case is kept
+    ("postgresql://app@[::1]:5432/x", "::1", 5432),
+    ("postgresql://app:p@Db.Example/x", "Db.Example", None),
+])
+def test_the_host_of_a_postgresql_url_is_percent_decoded(url, host, port):
+    db = open_database(url)
+    assert (db.connect_params["host"], db.connect_params["port"], db.database) == (host, port, "x")
+
+
 @pytest.mark.parametrize("key", ["rq_results_ttl", "rq_job_failure_ttl", "rq_failed_jobs_limit"])
 def test_absurd_ttls_and_limits_are_refused(key):
     with pytest.raises(ConfigError, match=key):
