@@ -16,6 +16,7 @@ from ..declare.migrate import Plan, migrate_site, plan_sync
 from ..exceptions import HookSchedulerError
 from ..schedule.reanchor import Reanchor, plan_reanchor, reanchor
 from ..store.database import check_writable
+from ..store.shared import refuse_shared
 from ..timing.calendar import SiteCalendar
 from .base import (
     SITE_PROBLEMS,
@@ -40,6 +41,7 @@ def migrate(state: CliState, dry_run: bool, prune: bool, fmt: str) -> None:
     """Sync every installed app's scheduler_events into the table (added / updated / removed / unchanged)."""
     load_bench(state.bench).require_bench("run migrate")
     contexts = state.each()
+    refuse_shared([ctx.site for ctx in contexts])  # before anything is written: one site would move the other's
     print_config_notes([ctx.site for ctx in contexts])
     warnings: list[str] = []
     moved: dict[str, Reanchor] = {}

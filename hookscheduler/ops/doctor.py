@@ -17,7 +17,7 @@ import peewee as pw
 import redis
 
 from ..broker.connection import check_redis, redis_for
-from ..config import config_notes, unknown_key_notes
+from ..config import Site, config_notes, unknown_key_notes
 from ..context import SiteContext
 from ..exceptions import BenchError, HookSchedulerError, ReadOnlyDatabase, SchemaError, ServiceUnavailable
 from ..schedule.excursion import last_excursion
@@ -28,6 +28,7 @@ from ..states import SchedulerStatus
 from ..store import database as dbmod
 from ..store import job_reads, ledger_reads, store_for
 from ..store.models import utcnow
+from ..store.shared import shared_databases, shared_problem, with_bench_sites
 from ..timing.clock import SIM
 from .queues import pending_counts
 from .rq_view import workers_per_queue
@@ -81,12 +82,14 @@ def diagnose(contexts: list[SiteContext], now: datetime | None = None) -> Report
     """Run every check on every site."""
     now = now or utcnow()
     report = Report()
+    shared = {s.name: group for group in shared_databases(with_bench_sites([c.site for c in contexts]))
+              for s in group}
     for ctx in contexts:
-        _site(ctx, report, now)
+        _site(ctx, report, now, shared.get(ctx.name))
     return report
 
 
-def _site(ctx: SiteContext, report: Report, now: datetime) -> None:
+def _site(ctx: SiteContext, report: Report, now: datetime, shared: list[Site] | None = None) -> None:
     site = ctx.name
 
     def add(name: str, ok: bool | None, detail: str, hint: str | None = None) -> None:
@@ -94,6 +97,9 @@ def _site(ctx: SiteContext, report: Report, now: datetime) -> None:
 
     conn = _redis(ctx, add)
     db_ok = _database(ctx, add)
+    if shared is not None:  # the other site's jobs and ledger are this one's: every other check is of both
+        what, fix = shared_problem(shared)
+        add("own database", False, what, fix + f" (`schedule` serves only site {shared[0].name} meanwhile)")
     notes = config_notes(ctx.site)
     if notes:  # accepted, but Frappe would act on them: never silent
         add("frappe keys", True, "; ".join(notes))

@@ -54,6 +54,7 @@ from ..context import SiteContext
 from ..exceptions import HookSchedulerError
 from ..store import store_for
 from ..store.models import utcnow
+from ..store.shared import describe_shared, shared_databases
 from ..timing.clock import SIM, real_seconds
 from . import ahead, send
 from ._watch import Fingerprint, config_fingerprint
@@ -212,22 +213,26 @@ class Scheduler:
     waking_to_claim: bool = False  # the sleep :meth:`_sleep_for` asked for ends at ``claim_wake``
     gate: ChangeGate = field(default_factory=ChangeGate)  # idle PostgreSQL sites skip their probe (:mod:`.gate`)
     fd_cap: int | None = None  # :func:`open_sites_cap`, read once per cycle (:meth:`_begin_cycle`)
+    watched: list[str] = field(default_factory=list)  # every site of the last read, served or not
+    shared_logged: set[tuple[str, ...]] = field(default_factory=set)  # sites sharing a database, once logged
 
     def refresh_sites(self) -> None:
         """Re-read the bench's sites and their config when a file may have changed (checked every cycle, from
         the files' ``stat``: :mod:`._watch`): a pause, a new site or a changed tick interval takes effect at
         once, without a restart."""
         if self.bench_path is not None:
-            seen_files = config_fingerprint(self.bench_path, self.sites)
+            seen_files = config_fingerprint(self.bench_path, self.watched or self.sites)
             if seen_files is not None and seen_files == self.config_seen:
                 return
         else:
             seen_files = None
         bench = load_bench(self.bench)
-        sites = load_sites(bench, self.site)
+        loaded = load_sites(bench, self.site)
+        self.watched = [s.name for s in loaded]  # a site left out below is watched too: its db_url may change
+        sites = self._own_databases(loaded)
         if self.bench_path != bench.path:  # the first read: fingerprint it now (before the next read)
             self.bench_path = bench.path
-            seen_files = config_fingerprint(bench.path, [s.name for s in sites])
+            seen_files = config_fingerprint(bench.path, self.watched)
         self.config_seen = seen_files
         seen = set()
         for site in sites:
@@ -243,6 +248,22 @@ class Scheduler:
             gone.ctx.close()
             self.open_lru.pop(name, None)
             self.open_pg.pop(name, None)
+
+    def _own_databases(self, sites: list[Site]) -> list[Site]:
+        """``sites`` less those that share a database with an earlier one (in the bench's order): serving both
+        would run one tenant's jobs for the other and tick one table twice. The first keeps being served (it
+        is what it was before the second was pointed at its database); the others are logged once as an
+        ERROR and served again as soon as each has a database of its own."""
+        groups = shared_databases(sites)
+        skipped: set[str] = set()
+        for group in groups:
+            skipped.update(s.name for s in group[1:])
+            names = tuple(s.name for s in group)
+            if names not in self.shared_logged:
+                self.shared_logged.add(names)
+                log.error("%s; serving only site %s until then", describe_shared(group), group[0].name)
+        self.shared_logged &= {tuple(s.name for s in g) for g in groups}
+        return [s for s in sites if s.name not in skipped] if skipped else sites
 
     def cycle(self, all_sites: bool = True) -> float:
         """One cycle; returns how long to sleep before the next one (seconds). ``all_sites`` False (the loop
