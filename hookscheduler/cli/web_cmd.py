@@ -51,10 +51,7 @@ def dashboard_cmd(state: CliState, host: str, port: int, auth_file: str | None, 
     if hash_password:
         from ..web.auth import hash_password as make_hash
 
-        password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
-        if not password:
-            raise BadInput("--hash-password: the password is empty")
-        echo(make_hash(password))
+        echo(make_hash(_read_new_password()))
         return
     _need_web()
     import uvicorn
@@ -148,3 +145,17 @@ def metrics_cmd(state: CliState, host: str, port: int, grace: float, allow_hosts
                    "scrape the dashboard's /metrics with --auth-file (HTTP basic auth)")
 
     serve(sites, host, port, grace, ready=ready, allowed_hosts=lambda address: allowed_hosts(host, extra, address))
+
+
+def _read_new_password() -> str:
+    """The password to hash: asked twice on a terminal (a typo there, unseen, would lock the user out),
+    one line from stdin otherwise (a script passes it once)."""
+    if not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if password and getpass.getpass("Password again: ") != password:
+            raise BadInput("--hash-password: the two passwords differ; nothing printed, run it again")
+    if not password:
+        raise BadInput("--hash-password: the password is empty")
+    return password

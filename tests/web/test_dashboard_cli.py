@@ -3,6 +3,7 @@ on stderr, and `--hash-password` for the auth file."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import socket
@@ -63,6 +64,49 @@ def test_the_dashboard_command_serves_and_logs_each_change_with_its_actor(bench_
     assert "(localhost, open this URL: it holds the access token)" in printed and "token=" not in out + errors
     assert re.search(r"\(dashboard\) from 127\.0\.0\.1: jobs/disable on site default done: disabled app1.tasks.ok: "
                      r"from the CLI test", errors), errors
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _typed(monkeypatch, *answers: str) -> list[str]:
+    """A terminal on stdin where the user types ``answers`` at the prompts; returns the prompts shown."""
+    prompts: list[str] = []
+    typed = iter(answers)
+
+    def fake_getpass(prompt: str = "Password: ") -> str:
+        prompts.append(prompt)
+        return next(typed)
+
+    monkeypatch.setattr("sys.stdin", _Terminal())
+    monkeypatch.setattr("getpass.getpass", fake_getpass)
+    return prompts
+
+
+def test_hash_password_on_a_terminal_asks_twice(bench_factory, monkeypatch):
+    bench = make_bench(bench_factory)
+    prompts = _typed(monkeypatch, "s3cret", "s3cret")
+    done = run(bench, "dashboard", "--hash-password")
+    assert done.code == 0 and prompts == ["Password: ", "Password again: "]
+    assert check_password("s3cret", done.out.strip())
+
+
+def test_hash_password_refuses_two_different_passwords(bench_factory, monkeypatch):
+    bench = make_bench(bench_factory)
+    _typed(monkeypatch, "s3cret", "s3cert")
+    done = run(bench, "dashboard", "--hash-password")
+    assert_one_line_error(done, 2, "the two passwords differ")
+    assert done.out == "" and "s3cret" not in done.err and "s3cert" not in done.err
+
+
+def test_hash_password_from_stdin_reads_one_line(bench_factory, monkeypatch):
+    bench = make_bench(bench_factory)
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret\nignored\n"))
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": pytest.fail("no prompt without a terminal"))
+    done = run(bench, "dashboard", "--hash-password")
+    assert done.code == 0 and check_password("s3cret", done.out.strip())
 
 
 def test_hash_password_makes_a_hash_the_auth_file_accepts(bench_factory, tmp_path):
