@@ -79,7 +79,8 @@ COMMANDS: dict[str, LazyCommand] = {
     "purge-jobs": LazyCommand(_QUEUES, "Delete the site's queued jobs; their scheduled runs are logged as skipped "
                               "(purged)."),
     "ready-for-migration": LazyCommand(_QUEUES, "Exit 0 when no job of the site is queued or running (in RQ or the "
-                                       "outbox), else 1."),
+                                       "outbox), else 1. Without --site (or with --site all): every site, ready "
+                                       "only when each one is."),
     "rq-jobs": LazyCommand(_QUEUES, "The site's RQ jobs (the RQ Job view): list, show, cancel, stop, delete."),
     "schedule": LazyCommand(("schedule_cmd",), "Run the scheduler loop in the foreground (SIGTERM / Ctrl-C stop it "
                             "cleanly)."),

@@ -51,15 +51,21 @@ def purge_cmd(state: CliState, queue: str | None, event: str | None) -> None:
 @cli.command("ready-for-migration")
 @pass_state
 def ready_cmd(state: CliState) -> None:
-    """Exit 0 when no job of the site is queued or running (in RQ or the outbox), else 1."""
-    ctx = state.one()
-    r = queues.readiness(ctx, connect(ctx))
-    if r.ready:
-        echo(f"READY for migration: site {ctx.name} does not have any background jobs")
-        return
-    echo(f"NOT READY for migration: site {ctx.name} has pending background jobs "
-         f"({r.queued} queued, {r.started} running, {r.outbox} about to be sent)")
-    click.get_current_context().exit(1)
+    """Exit 0 when no job of the site is queued or running (in RQ or the outbox), else 1. Without --site (or
+    with --site all): every site, ready only when each one is.
+
+    A usage error exits 2, so that a wait loop can tell it from "not ready"."""
+    waiting = 0
+    for ctx in state.each():  # a migrate writes every site: every one must be idle
+        r = queues.readiness(ctx, connect(ctx))
+        if r.ready:
+            echo(f"READY for migration: site {ctx.name} does not have any background jobs")
+            continue
+        waiting += 1
+        echo(f"NOT READY for migration: site {ctx.name} has pending background jobs "
+             f"({r.queued} queued, {r.started} running, {r.outbox} about to be sent)")
+    if waiting:
+        click.get_current_context().exit(1)
 
 
 @cli.group("workers")

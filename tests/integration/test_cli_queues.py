@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from rq import Queue, Worker
@@ -113,6 +115,38 @@ def test_ready_for_migration(bench_factory):
     assert "1 queued" in r.out
     drain(ctx.bench.bench_id, conn)
     assert run(bench, "ready-for-migration").code == 0
+
+
+def test_ready_for_migration_checks_every_site_without_site_or_with_all(bench_factory):
+    bench = bench_factory.make(APPS, sites={"a.example": {}, "b.example": {}})
+    for site in ("a.example", "b.example"):
+        migrated(bench, utcnow() - timedelta(minutes=1), site)
+    for args in ((), ("--site", "all")):
+        r = run(bench, *args, "ready-for-migration")
+        assert r.code == 0 and r.out.count("READY for migration: site") == 2, r
+    run(bench, "jobs", "run", "app1.tasks.ok", site="b.example")
+    for args in ((), ("--site", "all")):
+        r = run(bench, *args, "ready-for-migration")
+        assert r.code == 1, r
+        assert "READY for migration: site a.example" in r.out
+        assert "NOT READY for migration: site b.example has pending background jobs (1 queued" in r.out
+    assert run(bench, "ready-for-migration", site="a.example").code == 0  # one site: only its jobs count
+    assert run(bench, "ready-for-migration", site="nosuch").code == 2  # a usage error, not "not ready"
+
+
+def test_the_documented_wait_loop_stops_on_a_usage_error(bench_factory):
+    """The README's loop waits while the command exits 1 and stops on anything else (0: ready; 2: a typo)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    loop = re.search(r"^(while .*ready-for-migration.*)$", readme, re.M)
+    assert loop, "the README's wait loop"
+    bench = bench_factory.make(APPS)
+    migrated(bench, utcnow() - timedelta(minutes=1))
+    script = loop.group(1).split("   #")[0].replace("--site mysite", "--site nosuch").replace("sleep 10", "exit 99")
+    script = script.replace("hookscheduler", f"{sys.executable} -m hookscheduler")
+    done = subprocess.run(["bash", "-c", script + "; echo status=$?"], env=env_for(bench), capture_output=True,
+                          text=True, timeout=120)
+    assert "status=1" in done.stdout, done.stdout + done.stderr  # ended at once, failing (99: it looped)
+    assert "not found" in done.stderr
 
 
 def test_workers_list(bench_factory, redis_client):
