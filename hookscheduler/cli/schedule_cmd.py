@@ -13,6 +13,7 @@ from ..ops.scheduler import mark_tick_command
 from ..schedule.loop import Scheduler
 from ..schedule.step import SiteStep
 from ..store.models import utcnow
+from ..store.shared import describe_shared, shared_databases
 from .base import CliState, cli, echo, pass_state, print_config_notes, stderr
 from .output import format_option, to_json
 
@@ -40,7 +41,14 @@ def tick(state: CliState, fmt: str) -> int:
     results, failed = [], 0
     contexts = state.each()
     print_config_notes([ctx.site for ctx in contexts])
+    skipped: set[str] = set()
+    for group in shared_databases([ctx.site for ctx in contexts]):  # as the loop does: the first site only
+        failed += 1
+        skipped.update(site.name for site in group[1:])
+        stderr(f"Error: {describe_shared(group)}; stepping only site {group[0].name} until then")
     for ctx in contexts:
+        if ctx.name in skipped:
+            continue
         try:
             conn = redis_for(ctx.site)
             check_redis(conn, ctx.site.redis_url)  # unreachable or wrong password: the one-line reason and hint

@@ -87,6 +87,17 @@ def test_schedule_serves_only_the_first_site_of_a_shared_database(bench_factory,
             state.ctx.close()
 
 
+def test_tick_steps_only_the_first_site_of_a_shared_database(bench_factory, db_kind):
+    bench = _shared_bench(bench_factory, db_kind)
+    (bench / "sites" / "site4" / "site_config.json").write_text("{}")
+    assert run(bench, "migrate").code == 0
+    _share(bench, "site1", "site4")
+    result = run(bench, "tick")
+    assert result.code == 1
+    assert "sites site1, site4 share one database" in result.err and "stepping only site site1" in result.err
+    assert "site site1:" in result.out and "site site2:" in result.out and "site site4:" not in result.out
+
+
 @pytest.mark.parametrize(("a", "b", "same"), [
     ("postgresql://u:p@DB.example:5432/x", "postgres://other@db.example/x", True),
     ("postgresql://u@db/x?options=-csearch_path%3Ds1", "postgresql://u@db/x?options=-csearch_path%3Ds2", False),
