@@ -84,7 +84,9 @@ def test_a_check_whose_client_has_gone_is_not_started(monkeypatch):
     assert started == ["alice"] and auth._checks == {}
 
 
-def test_a_waiting_check_leaves_the_queue_when_its_client_hangs_up(monkeypatch):
+def _held_checks(monkeypatch) -> tuple[AuthConfig, threading.Event, list[str]]:
+    """An auth config whose password checks record the user name and wait for the event: checks that hold
+    their thread until the test lets them go."""
     auth = auth_config()
     release = threading.Event()
     started: list[str] = []
@@ -95,6 +97,11 @@ def test_a_waiting_check_leaves_the_queue_when_its_client_hangs_up(monkeypatch):
         return None
 
     monkeypatch.setattr(AuthConfig, "login", slow_login)
+    return auth, release, started
+
+
+def test_a_waiting_check_leaves_the_queue_when_its_client_hangs_up(monkeypatch):
+    auth, release, started = _held_checks(monkeypatch)
 
     async def flood() -> tuple[list[str], dict[str, int], int]:
         outcomes: list[str] = []
@@ -125,16 +132,7 @@ def test_a_waiting_check_leaves_the_queue_when_its_client_hangs_up(monkeypatch):
 
 
 def test_one_address_may_have_only_a_few_checks_under_way(monkeypatch):
-    auth = auth_config()
-    release = threading.Event()
-    started: list[str] = []
-
-    def slow_login(self: AuthConfig, name: str, password: str) -> User | None:
-        started.append(name)
-        assert release.wait(30)
-        return None
-
-    monkeypatch.setattr(AuthConfig, "login", slow_login)
+    auth, release, started = _held_checks(monkeypatch)
 
     async def flood() -> tuple[int, dict[str, int]]:
         refused = 0
