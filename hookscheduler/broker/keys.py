@@ -17,6 +17,8 @@ from ..states import SLOT_TRIGGERS, Trigger
 _JOB_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 #: The longest application job id kept as it is (after the site prefix); a longer one is cut and hashed
 USER_JOB_ID_MAX = 160
+#: What :func:`user_job_id` makes of an id it had to cut: its first characters, '-', 8 hex digits of a hash.
+_SHORTENED = re.compile(rf".{{{USER_JOB_ID_MAX - 9}}}-[0-9a-f]{{8}}")
 
 
 def queue_name(bench_id: str, queue: str) -> str:
@@ -61,7 +63,9 @@ def user_job_id(bench_id: str, site: str, job_id: str) -> str:
     digest = hashlib.sha1(job_id.encode()).hexdigest()[:8]
     if safe != job_id:
         safe = f"{safe[:80]}-{digest}"
-    elif len(safe) > USER_JOB_ID_MAX:
+    elif len(safe) > USER_JOB_ID_MAX or _SHORTENED.fullmatch(safe):
+        # an id of exactly the shape a cut id takes (151 characters, '-', 8 hex digits) is cut too: kept as it
+        # is, it could be the cut form of a longer id, and the two would be one job
         safe = f"{safe[:USER_JOB_ID_MAX - len(digest) - 1]}-{digest}"
     return f"{site_prefix(bench_id, site)}{safe}"
 

@@ -27,3 +27,12 @@ def test_ids_that_were_fine_before_are_unchanged():
     unsafe = "sync:customers/" + "é" * 200
     assert user_job_id("bench", "site1", unsafe) == (
         PREFIX + ("sync-customers-" + "-" * 200)[:80] + "-" + hashlib.sha1(unsafe.encode()).hexdigest()[:8])
+
+
+def test_an_id_shaped_like_a_cut_id_is_not_taken_for_the_id_it_was_cut_from():
+    """A 160-character id of the very shape a cut id takes would otherwise be kept as it is, and equal the cut form
+    of a longer id: two different ids, one job."""
+    long = "report-" + "x" * 200
+    cut = user_job_id("bench", "site1", long)[len(PREFIX):]
+    assert len(cut) == USER_JOB_ID_MAX
+    assert user_job_id("bench", "site1", cut) != user_job_id("bench", "site1", long)
