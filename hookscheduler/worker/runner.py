@@ -329,18 +329,12 @@ def _gone(ctx: SiteContext, rq_job: Job | None, rq_id: str | None, job_name: str
     the job up by name, never runs a deleted one. A job removed from hooks keeps its ledger: the run's row is
     settled ``skipped`` with the reason. A pruned job has no ledger left to write to: the run is logged."""
     if state == JOB_REMOVED:
-        reason = REMOVED_BEFORE_START
         log.warning("site %s: %s (%s) was removed from hooks before its run started; not running it",
                     ctx.name, job_name, rq_id)
-        if rq_id:
-            _ledger("record the skip", ctx, lambda db: store_for(db).skip_queued([rq_id], reason, utcnow()))
-    else:
-        reason = PRUNED_BEFORE_START
-        log.warning("site %s: %s (%s) no longer exists (pruned from the database); not running it",
-                    ctx.name, job_name, rq_id)
-    if rq_job is not None:  # RQ will call this delivery "finished": that is not the run's outcome
-        marks.mark_refused(rq_job.connection, ctx.bench.bench_id, rq_job.id, now)
-    return {"skipped": reason}
+        return _not_run(ctx, rq_job, rq_id, REMOVED_BEFORE_START, now)
+    log.warning("site %s: %s (%s) no longer exists (pruned from the database); not running it",
+                ctx.name, job_name, rq_id)
+    return _not_run(ctx, rq_job, None, PRUNED_BEFORE_START, now)
 
 
 def _in_maintenance(ctx: SiteContext, rq_job: Job | None, rq_id: str | None, job_name: str,
@@ -351,12 +345,19 @@ def _in_maintenance(ctx: SiteContext, rq_job: Job | None, rq_id: str | None, job
     queued when it began. The run's row is settled ``skipped`` with the reason, so that the slot shows in
     ``jobs missed``, and its start mark stays set: a later delivery of the same run is refused too."""
     log.warning("site %s: %s (%s) not run: the site is in maintenance mode", ctx.name, job_name, rq_id)
-    if rq_id:
-        _ledger("record the skip", ctx,
-                lambda db: store_for(db).skip_queued([rq_id], MAINTENANCE_AT_START, utcnow()))
-    if rq_job is not None:  # RQ will call this delivery "finished": that is not the run's outcome
+    return _not_run(ctx, rq_job, rq_id, MAINTENANCE_AT_START, now)
+
+
+def _not_run(ctx: SiteContext, rq_job: Job | None, skip_id: str | None, reason: str,
+             now: datetime) -> dict[str, str]:
+    """End a run without running its method: its ledger row (``skip_id``, when it has one to write to) settled
+    ``skipped`` with ``reason``, and the refusal mark set, since RQ will call this delivery "finished" and that
+    is not the run's outcome."""
+    if skip_id:
+        _ledger("record the skip", ctx, lambda db: store_for(db).skip_queued([skip_id], reason, utcnow()))
+    if rq_job is not None:
         marks.mark_refused(rq_job.connection, ctx.bench.bench_id, rq_job.id, now)
-    return {"skipped": MAINTENANCE_AT_START}
+    return {"skipped": reason}
 
 
 def _record_start(db: pw.Database, rq_id: str | None, job_name: str, who: str, started: datetime) -> str | None:
