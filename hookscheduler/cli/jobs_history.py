@@ -33,7 +33,7 @@ def _reason(row: dict[str, Any]) -> str:
 
 #: Lines printed per write.
 PAGE = 1000
-#: Joins a kept row's cells (a character no cell shows).
+#: Joins a kept row's cells: a control character, which table_cells never leaves in a cell (it escapes them).
 _SEP = "\x1f"
 
 
@@ -76,7 +76,7 @@ def history_cmd(state: CliState, name: str | None, status: str | None, since: st
     kept: list[str] = []
     widths = [len(h) for h in head]
     for row in rows:
-        shown = [c.replace(_SEP, " ") for c in cells(row)]
+        shown = cells(row)
         widths = [max(w, len(c)) for w, c in zip(widths, shown, strict=True)]
         kept.append(_SEP.join(shown))
     echo(header_line(head, widths))
